@@ -1,0 +1,19 @@
+# Native tests: one executable per file in native/tests, run by ctest.
+# A test file named *_cuda.cpp or *.cu is built only with the CUDA backend.
+file(GLOB TEST_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/tests/test_*.cpp)
+foreach(src ${TEST_SOURCES})
+  get_filename_component(name ${src} NAME_WE)
+  if(name MATCHES "_cuda$")
+    continue()
+  endif()
+  add_executable(${name} ${src})
+  target_include_directories(${name} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/include
+                                             ${CMAKE_CURRENT_SOURCE_DIR}/src
+                                             ${CMAKE_CURRENT_SOURCE_DIR}/tests)
+  target_link_libraries(${name} PRIVATE lora4j Threads::Threads)
+  lora4j_flags(${name})
+  add_test(NAME ${name} COMMAND ${name}
+           WORKING_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/tests)
+  set_tests_properties(${name} PROPERTIES ENVIRONMENT
+    "LORA4J_TESTDATA=${CMAKE_CURRENT_SOURCE_DIR}/../java/src/test/resources/hf-reference")
+endforeach()

@@ -1,0 +1,262 @@
+package dev.lora4j.nativ;
+
+import org.bytedeco.javacpp.BytePointer;
+import org.bytedeco.javacpp.FloatPointer;
+import org.bytedeco.javacpp.IntPointer;
+import org.bytedeco.javacpp.Loader;
+import org.bytedeco.javacpp.LongPointer;
+import org.bytedeco.javacpp.Pointer;
+import org.bytedeco.javacpp.annotation.ByPtrPtr;
+import org.bytedeco.javacpp.annotation.Cast;
+import org.bytedeco.javacpp.annotation.Const;
+import org.bytedeco.javacpp.annotation.Name;
+import org.bytedeco.javacpp.annotation.NoOffset;
+import org.bytedeco.javacpp.annotation.Opaque;
+import org.bytedeco.javacpp.annotation.Platform;
+import org.bytedeco.javacpp.annotation.Properties;
+
+/**
+ * The JavaCPP mapping of {@code native/include/lora4j.h}, one Java method per C function. This
+ * class is the raw boundary: it returns status codes and fills native buffers. Library code uses
+ * {@link NativeEngine}, which owns the handle and turns every non-zero status into a {@link
+ * NativeException}.
+ */
+@Properties(
+    target = "dev.lora4j.nativ.Lora4jLibrary",
+    value = @Platform(
+        value = "linux-x86_64",
+        compiler = "cpp17",
+        include = "lora4j.h",
+        link = "lora4j"))
+public final class Lora4jLibrary {
+  static {
+    Loader.load();
+  }
+
+  private Lora4jLibrary() {}
+
+  public static final int LORA4J_OK = 0;
+  public static final int LORA4J_EINVAL = 1;
+  public static final int LORA4J_ESTATE = 2;
+  public static final int LORA4J_ENOMEM = 3;
+  public static final int LORA4J_EDEVICE = 4;
+  public static final int LORA4J_EUNSUPPORTED = 5;
+  public static final int LORA4J_EINTERNAL = 6;
+
+  public static final int DEVICE_CPU = 0;
+  public static final int DEVICE_CUDA = 1;
+
+  public static final int DTYPE_F32 = 0;
+  public static final int DTYPE_BF16 = 1;
+  public static final int DTYPE_F16 = 2;
+
+  public static final int RECOMPUTE_NONE = 0;
+  public static final int RECOMPUTE_LAYER = 1;
+
+  public static final int STATE_PARAM = 0;
+  public static final int STATE_GRAD = 1;
+  public static final int STATE_EXP_AVG = 2;
+  public static final int STATE_EXP_AVG_SQ = 3;
+
+  /** Opaque engine handle. */
+  @Opaque
+  public static class lora4j_engine extends Pointer {
+    public lora4j_engine() {
+      super((Pointer) null);
+    }
+
+    public lora4j_engine(Pointer p) {
+      super(p);
+    }
+  }
+
+  @NoOffset
+  public static class lora4j_model_config extends Pointer {
+    static {
+      Loader.load();
+    }
+
+    public lora4j_model_config() {
+      super((Pointer) null);
+      allocate();
+    }
+
+    private native void allocate();
+
+    public native int vocab_size(); public native lora4j_model_config vocab_size(int v);
+    public native int hidden_size(); public native lora4j_model_config hidden_size(int v);
+    public native int intermediate_size(); public native lora4j_model_config intermediate_size(int v);
+    public native int num_layers(); public native lora4j_model_config num_layers(int v);
+    public native int num_heads(); public native lora4j_model_config num_heads(int v);
+    public native int num_kv_heads(); public native lora4j_model_config num_kv_heads(int v);
+    public native int head_dim(); public native lora4j_model_config head_dim(int v);
+    public native int sliding_window(); public native lora4j_model_config sliding_window(int v);
+    public native int max_seq_len(); public native lora4j_model_config max_seq_len(int v);
+    public native float rms_norm_eps(); public native lora4j_model_config rms_norm_eps(float v);
+    public native double rope_theta(); public native lora4j_model_config rope_theta(double v);
+  }
+
+  @NoOffset
+  public static class lora4j_engine_options extends Pointer {
+    static {
+      Loader.load();
+    }
+
+    public lora4j_engine_options() {
+      super((Pointer) null);
+      allocate();
+    }
+
+    private native void allocate();
+
+    public native int device(); public native lora4j_engine_options device(int v);
+    public native int device_index(); public native lora4j_engine_options device_index(int v);
+    public native int num_threads(); public native lora4j_engine_options num_threads(int v);
+    public native int recompute(); public native lora4j_engine_options recompute(int v);
+  }
+
+  @NoOffset
+  public static class lora4j_batch extends Pointer {
+    static {
+      Loader.load();
+    }
+
+    public lora4j_batch() {
+      super((Pointer) null);
+      allocate();
+    }
+
+    private native void allocate();
+
+    public native int batch(); public native lora4j_batch batch(int v);
+    public native int seq(); public native lora4j_batch seq(int v);
+    public native @Cast("const int32_t*") IntPointer input_ids(); public native lora4j_batch input_ids(IntPointer v);
+    public native @Cast("const int32_t*") IntPointer attention_mask(); public native lora4j_batch attention_mask(IntPointer v);
+    public native @Cast("const int32_t*") IntPointer labels(); public native lora4j_batch labels(IntPointer v);
+    public native @Cast("const int32_t*") IntPointer position_ids(); public native lora4j_batch position_ids(IntPointer v);
+    public native @Cast("const int32_t*") IntPointer segment_ids(); public native lora4j_batch segment_ids(IntPointer v);
+  }
+
+  @NoOffset
+  public static class lora4j_adamw extends Pointer {
+    static {
+      Loader.load();
+    }
+
+    public lora4j_adamw() {
+      super((Pointer) null);
+      allocate();
+    }
+
+    private native void allocate();
+
+    public native float lr(); public native lora4j_adamw lr(float v);
+    public native float beta1(); public native lora4j_adamw beta1(float v);
+    public native float beta2(); public native lora4j_adamw beta2(float v);
+    public native float eps(); public native lora4j_adamw eps(float v);
+    public native float weight_decay(); public native lora4j_adamw weight_decay(float v);
+    public native float max_grad_norm(); public native lora4j_adamw max_grad_norm(float v);
+  }
+
+  @NoOffset
+  public static class lora4j_step_result extends Pointer {
+    static {
+      Loader.load();
+    }
+
+    public lora4j_step_result() {
+      super((Pointer) null);
+      allocate();
+    }
+
+    private native void allocate();
+
+    public native double grad_norm(); public native lora4j_step_result grad_norm(double v);
+    public native int applied(); public native lora4j_step_result applied(int v);
+    public native long step(); public native lora4j_step_result step(long v);
+  }
+
+  public static native @Cast("const char*") BytePointer lora4j_last_error();
+
+  public static native int lora4j_version(IntPointer major, IntPointer minor, IntPointer patch);
+
+  public static native int lora4j_cuda_available(
+      IntPointer available, @Cast("char*") BytePointer reason, int reasonCap);
+
+  public static native int lora4j_cuda_set_library(@Cast("const char*") BytePointer path);
+
+  public static native int lora4j_engine_create(
+      @Const lora4j_model_config config,
+      @Const lora4j_engine_options options,
+      @ByPtrPtr lora4j_engine out);
+
+  public static native int lora4j_engine_destroy(lora4j_engine engine);
+
+  public static native int lora4j_engine_set_weight(
+      lora4j_engine engine, @Cast("const char*") BytePointer name, int dtype,
+      @Const Pointer data, long numel);
+
+  public static native int lora4j_engine_get_weight(
+      lora4j_engine engine, @Cast("const char*") BytePointer name, FloatPointer out, long numel);
+
+  public static native int lora4j_engine_memory(
+      lora4j_engine engine, @Cast("int64_t*") LongPointer inUse, @Cast("int64_t*") LongPointer peak);
+
+  public static native int lora4j_lora_attach(
+      lora4j_engine engine, int rank, float scale, @Cast("uint32_t") int targets);
+
+  public static native int lora4j_lora_detach(lora4j_engine engine);
+
+  public static native int lora4j_lora_count(lora4j_engine engine, IntPointer count);
+
+  public static native int lora4j_lora_info(
+      lora4j_engine engine, int index, @Cast("char*") BytePointer name, int nameCap,
+      @Cast("int64_t*") LongPointer rows, @Cast("int64_t*") LongPointer cols);
+
+  public static native int lora4j_lora_get(
+      lora4j_engine engine, int kind, @Cast("const char*") BytePointer name, FloatPointer out,
+      long numel);
+
+  public static native int lora4j_lora_set(
+      lora4j_engine engine, int kind, @Cast("const char*") BytePointer name, int dtype,
+      @Const Pointer data, long numel);
+
+  public static native int lora4j_optimizer_get_step(
+      lora4j_engine engine, @Cast("int64_t*") LongPointer step);
+
+  public static native int lora4j_optimizer_set_step(lora4j_engine engine, long step);
+
+  public static native int lora4j_lora_merge(lora4j_engine engine);
+
+  public static native int lora4j_zero_grad(lora4j_engine engine);
+
+  public static native int lora4j_forward_backward(
+      lora4j_engine engine, @Const lora4j_batch batch, float gradScale,
+      double[] lossSum, @Cast("int64_t*") long[] tokens);
+
+  public static native int lora4j_optimizer_step(
+      lora4j_engine engine, @Const lora4j_adamw adamw, lora4j_step_result result);
+
+  public static native int lora4j_train_step(
+      lora4j_engine engine, @Const lora4j_batch batch, @Const lora4j_adamw adamw,
+      double[] loss, lora4j_step_result result);
+
+  public static native int lora4j_eval_loss(
+      lora4j_engine engine, @Const lora4j_batch batch, double[] lossSum,
+      @Cast("int64_t*") long[] tokens);
+
+  public static native int lora4j_logits(
+      lora4j_engine engine, @Const lora4j_batch batch, FloatPointer out, long numel);
+
+  public static native int lora4j_hidden_states(
+      lora4j_engine engine, @Const lora4j_batch batch, FloatPointer out, long numel);
+
+  public static native int lora4j_decode_start(
+      lora4j_engine engine, @Cast("const int32_t*") int[] prompt, int length, float[] logits);
+
+  public static native int lora4j_decode_next(lora4j_engine engine, int token, float[] logits);
+
+  public static native int lora4j_generate_greedy(
+      lora4j_engine engine, @Cast("const int32_t*") int[] prompt, int length, int maxNew,
+      int eosId, @Cast("int32_t*") int[] out, @Cast("int32_t*") int[] produced);
+}

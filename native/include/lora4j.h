@@ -1,0 +1,216 @@
+/*
+ * lora4j.h -- the whole native boundary of lora4j.
+ *
+ * Everything the JVM sees of the native core is declared here: plain C, opaque handles,
+ * fixed-width integers, host pointers. No C++ type crosses this line.
+ *
+ * Conventions
+ *  - Every function returns an int status: LORA4J_OK (0) or one of the LORA4J_E* codes.
+ *    On failure lora4j_last_error() returns a message for the calling thread that names the
+ *    argument, tensor or device call that failed. Nothing here aborts, exits or prints.
+ *  - Handles are created by *_create and released by *_destroy. Destroying NULL is a no-op.
+ *    Passing a destroyed handle is undefined on the C side; the Java owners guard against it.
+ *  - Tensors are named with Hugging Face names:
+ *      frozen weights: "model.embed_tokens.weight", "model.layers.{i}.self_attn.q_proj.weight",
+ *                      "model.layers.{i}.input_layernorm.weight", "model.norm.weight",
+ *                      "lm_head.weight", ...
+ *      LoRA parameters: PEFT's saved key names,
+ *                      "base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight"
+ *                      "base_model.model.model.layers.{i}.mlp.down_proj.lora_B.weight"
+ *  - All float buffers exchanged with the engine are row-major, contiguous, host memory.
+ *  - Token tensors are int32 [batch * seq], row-major.
+ */
+#ifndef LORA4J_H
+#define LORA4J_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- status codes ------------------------------------------------------------------------ */
+#define LORA4J_OK 0
+#define LORA4J_EINVAL 1       /* an argument is invalid: null pointer, wrong size, bad name */
+#define LORA4J_ESTATE 2       /* the call is not valid in the engine's state (weights missing...) */
+#define LORA4J_ENOMEM 3       /* host or device memory could not be allocated */
+#define LORA4J_EDEVICE 4      /* the device, its driver or a device library reported an error */
+#define LORA4J_EUNSUPPORTED 5 /* the backend is not available or does not support the request */
+#define LORA4J_EINTERNAL 6    /* a bug: an invariant of the core did not hold */
+
+/* ---- devices ------------------------------------------------------------------------------ */
+#define LORA4J_DEVICE_CPU 0
+#define LORA4J_DEVICE_CUDA 1
+
+/* ---- dtypes of host buffers handed to the engine ------------------------------------------ */
+#define LORA4J_DTYPE_F32 0
+#define LORA4J_DTYPE_BF16 1
+#define LORA4J_DTYPE_F16 2
+
+/* ---- LoRA target bits ------------------------------------------------------------------- */
+#define LORA4J_TARGET_Q 1u
+#define LORA4J_TARGET_K 2u
+#define LORA4J_TARGET_V 4u
+#define LORA4J_TARGET_O 8u
+#define LORA4J_TARGET_GATE 16u
+#define LORA4J_TARGET_UP 32u
+#define LORA4J_TARGET_DOWN 64u
+
+/* ---- recompute modes ---------------------------------------------------------------------- */
+#define LORA4J_RECOMPUTE_NONE 0
+#define LORA4J_RECOMPUTE_LAYER 1
+
+/* ---- kinds of per-parameter state tensors ------------------------------------------------- */
+#define LORA4J_STATE_PARAM 0 /* the fp32 master LoRA weight */
+#define LORA4J_STATE_GRAD 1  /* its accumulated gradient */
+#define LORA4J_STATE_EXP_AVG 2    /* AdamW first moment */
+#define LORA4J_STATE_EXP_AVG_SQ 3 /* AdamW second moment */
+
+typedef struct lora4j_engine lora4j_engine;
+
+/* Shapes of a Mistral decoder. */
+typedef struct lora4j_model_config {
+  int32_t vocab_size;
+  int32_t hidden_size;
+  int32_t intermediate_size;
+  int32_t num_layers;
+  int32_t num_heads;
+  int32_t num_kv_heads;
+  int32_t head_dim;
+  int32_t sliding_window; /* 0: none; else query i sees key j iff i - W < j <= i */
+  int32_t max_seq_len;    /* largest position the engine must handle (RoPE table, KV cache) */
+  float rms_norm_eps;
+  double rope_theta;
+} lora4j_model_config;
+
+/* Engine options fixed at creation. */
+typedef struct lora4j_engine_options {
+  int32_t device;       /* LORA4J_DEVICE_* */
+  int32_t device_index; /* CUDA ordinal; ignored on CPU */
+  int32_t num_threads;  /* CPU worker threads; 0 = all hardware threads */
+  int32_t recompute;    /* LORA4J_RECOMPUTE_* */
+} lora4j_engine_options;
+
+/* One batch. Rows are [batch, seq]; all pointers are int32 [batch * seq] host arrays.
+ * attention_mask: 1 = real token, 0 = padding (never attended as a key). NULL = all real.
+ * labels:         -100 = not counted. NULL only where no loss is computed.
+ * position_ids:   NULL = 0..seq-1 in every row. Packed rows restart positions per example.
+ * segment_ids:    NULL = one sequence per row. Otherwise attention only between equal ids
+ *                 (packing: examples in one row never see each other). */
+typedef struct lora4j_batch {
+  int32_t batch;
+  int32_t seq;
+  const int32_t* input_ids;
+  const int32_t* attention_mask;
+  const int32_t* labels;
+  const int32_t* position_ids;
+  const int32_t* segment_ids;
+} lora4j_batch;
+
+/* AdamW as torch.optim.AdamW, with global-norm clipping before the update. */
+typedef struct lora4j_adamw {
+  float lr;
+  float beta1;
+  float beta2;
+  float eps;
+  float weight_decay;
+  float max_grad_norm; /* <= 0: no clipping */
+} lora4j_adamw;
+
+/* What one optimizer step did. */
+typedef struct lora4j_step_result {
+  double grad_norm; /* global L2 norm of the gradients before clipping */
+  int32_t applied;  /* 1 when the update was applied; 0 when skipped (gradients not finite) */
+  int64_t step;     /* optimizer steps applied so far (the AdamW bias-correction count) */
+} lora4j_step_result;
+
+/* ---- errors and version --------------------------------------------------------------------- */
+const char* lora4j_last_error(void);
+int lora4j_version(int32_t* major, int32_t* minor, int32_t* patch);
+/* 1 when the CUDA backend library loads and at least one device is present, else 0; *reason
+ * receives a message saying why not (buffer of reason_cap bytes, may be NULL). */
+int lora4j_cuda_available(int32_t* available, char* reason, int32_t reason_cap);
+/* Path of liblora4j_cuda.so to load (before the first CUDA call). Without it the library is
+ * looked for beside liblora4j, then on the loader's path. */
+int lora4j_cuda_set_library(const char* path);
+
+/* ---- engine lifecycle ----------------------------------------------------------------------- */
+int lora4j_engine_create(const lora4j_model_config* config, const lora4j_engine_options* options,
+                         lora4j_engine** out);
+int lora4j_engine_destroy(lora4j_engine* engine);
+
+/* Copies one frozen weight from host memory (converted to the backend's compute type). The
+ * name must be one of the model's and numel its exact element count. All weights must be set
+ * before any forward call. */
+int lora4j_engine_set_weight(lora4j_engine* engine, const char* name, int32_t dtype,
+                             const void* data, int64_t numel);
+/* Reads one frozen weight back as fp32 (after a merge it includes the folded adapter). */
+int lora4j_engine_get_weight(lora4j_engine* engine, const char* name, float* out, int64_t numel);
+/* Bytes of device (or host, for CPU) memory held by the engine now and at peak. */
+int lora4j_engine_memory(lora4j_engine* engine, int64_t* in_use, int64_t* peak);
+
+/* ---- LoRA adapter ----------------------------------------------------------------------------- */
+/* Attaches a zero-initialized adapter of the given rank on the target bits with the given
+ * scale (alpha/r, or alpha/sqrt(r) with rsLoRA). Replaces any adapter attached before.
+ * Callers then set A (and B, when not zero) with lora4j_lora_set. */
+int lora4j_lora_attach(lora4j_engine* engine, int32_t rank, float scale, uint32_t targets);
+/* Removes the adapter (weights unchanged). */
+int lora4j_lora_detach(lora4j_engine* engine);
+/* Number of LoRA tensors, and the PEFT key name and shape of the i-th (in a fixed order:
+ * layer, then q,k,v,o,gate,up,down, then A before B). */
+int lora4j_lora_count(lora4j_engine* engine, int32_t* count);
+int lora4j_lora_info(lora4j_engine* engine, int32_t index, char* name, int32_t name_cap,
+                     int64_t* rows, int64_t* cols);
+/* Reads or writes one state tensor (LORA4J_STATE_*) of one LoRA parameter, fp32. */
+int lora4j_lora_get(lora4j_engine* engine, int32_t kind, const char* name, float* out,
+                    int64_t numel);
+int lora4j_lora_set(lora4j_engine* engine, int32_t kind, const char* name, int32_t dtype,
+                    const void* data, int64_t numel);
+/* The AdamW step count (for resume). */
+int lora4j_optimizer_get_step(lora4j_engine* engine, int64_t* step);
+int lora4j_optimizer_set_step(lora4j_engine* engine, int64_t step);
+/* Folds scale * B A into every targeted frozen weight and detaches the adapter. */
+int lora4j_lora_merge(lora4j_engine* engine);
+
+/* ---- training ----------------------------------------------------------------------------- */
+/* Zeroes the accumulated gradients. */
+int lora4j_zero_grad(lora4j_engine* engine);
+/* Forward and backward on one batch. Adds grad_scale * d(sum of token losses)/d(LoRA params)
+ * to the accumulated gradients. With grad_scale = 1 / (label tokens of the whole optimizer
+ * step) accumulation over micro-batches gives the gradient of the mean loss of the step.
+ * loss_sum receives the sum of the counted tokens' cross-entropies, tokens their count. */
+int lora4j_forward_backward(lora4j_engine* engine, const lora4j_batch* batch, float grad_scale,
+                            double* loss_sum, int64_t* tokens);
+/* Clips, checks finiteness, applies AdamW to every LoRA parameter, zeroes the gradients. */
+int lora4j_optimizer_step(lora4j_engine* engine, const lora4j_adamw* adamw,
+                          lora4j_step_result* result);
+/* One whole optimizer step on one batch: zero_grad, forward_backward with 1/tokens, step.
+ * loss receives the mean loss before the update. */
+int lora4j_train_step(lora4j_engine* engine, const lora4j_batch* batch,
+                      const lora4j_adamw* adamw, double* loss, lora4j_step_result* result);
+
+/* ---- inference -------------------------------------------------------------------------- */
+/* Sum of token cross-entropies and their count, no gradients. */
+int lora4j_eval_loss(lora4j_engine* engine, const lora4j_batch* batch, double* loss_sum,
+                     int64_t* tokens);
+/* Logits fp32 [batch * seq * vocab]. */
+int lora4j_logits(lora4j_engine* engine, const lora4j_batch* batch, float* out, int64_t numel);
+/* Hidden states fp32 [(num_layers + 1) * batch * seq * hidden]: index 0 is the embedding output,
+ * index k the output of layer k, the last one after the final RMSNorm (as Hugging Face). */
+int lora4j_hidden_states(lora4j_engine* engine, const lora4j_batch* batch, float* out,
+                         int64_t numel);
+/* Incremental decoding of one sequence with a KV cache. decode_start runs the prompt and writes
+ * the logits of its last position; decode_next appends one token and writes the next logits.
+ * logits: fp32 [vocab]. The cache holds at most max_seq_len positions. */
+int lora4j_decode_start(lora4j_engine* engine, const int32_t* prompt, int32_t length,
+                        float* logits);
+int lora4j_decode_next(lora4j_engine* engine, int32_t token, float* logits);
+/* Greedy generation: up to max_new tokens after the prompt, stopping after eos_id (< 0: none).
+ * out receives the new tokens, *produced their number. */
+int lora4j_generate_greedy(lora4j_engine* engine, const int32_t* prompt, int32_t length,
+                           int32_t max_new, int32_t eos_id, int32_t* out, int32_t* produced);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LORA4J_H */

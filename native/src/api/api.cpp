@@ -1,0 +1,426 @@
+// The C API of lora4j.h: argument checks, the thread-local error message, backend dispatch.
+// Every entry point runs its body inside guard(), which turns any exception into a status
+// code and a message, so nothing thrown in the core ever reaches the JVM.
+#include <dlfcn.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <mutex>
+#include <vector>
+
+#include <cstring>
+#include <memory>
+#include <new>
+#include <string>
+
+#include "lora4j.h"
+#include "model/engine.h"
+#include "cpu/cpu_engine.h"
+#include "cuda/cuda_entry.h"
+
+struct lora4j_engine {
+  std::unique_ptr<lora4j::Engine> impl;
+};
+
+using lora4j::check_arg;
+
+namespace {
+
+thread_local std::string g_last_error;
+
+template <class F>
+int guard(const char* fn, F&& body) {
+  try {
+    body();
+    g_last_error.clear();
+    return LORA4J_OK;
+  } catch (const lora4j::Error& e) {
+    g_last_error = std::string(fn) + ": " + e.what();
+    return e.code();
+  } catch (const std::bad_alloc&) {
+    g_last_error = std::string(fn) + ": out of host memory";
+    return LORA4J_ENOMEM;
+  } catch (const std::exception& e) {
+    g_last_error = std::string(fn) + ": internal error: " + e.what();
+    return LORA4J_EINTERNAL;
+  } catch (...) {
+    g_last_error = std::string(fn) + ": internal error (unknown exception)";
+    return LORA4J_EINTERNAL;
+  }
+}
+
+lora4j::Engine& eng(lora4j_engine* e) {
+  if (e == nullptr || !e->impl) lora4j::fail(LORA4J_EINVAL, "engine handle is null");
+  return *e->impl;
+}
+
+std::string str(const char* s, const char* what) {
+  if (s == nullptr) lora4j::fail(LORA4J_EINVAL, std::string(what) + " is null");
+  return std::string(s);
+}
+
+template <class T>
+T* nonnull(T* p, const char* what) {
+  if (p == nullptr) lora4j::fail(LORA4J_EINVAL, std::string(what) + " is null");
+  return p;
+}
+
+// ---- the CUDA backend, loaded on demand ----------------------------------------------------
+struct CudaLib {
+  void* handle = nullptr;
+  lora4j_cuda_create_fn create = nullptr;
+  lora4j_cuda_probe_fn probe = nullptr;
+  std::string error;
+  bool tried = false;
+};
+
+std::string self_dir() {
+  Dl_info info;
+  if (dladdr(reinterpret_cast<void*>(&lora4j_last_error), &info) && info.dli_fname) {
+    std::string p(info.dli_fname);
+    auto slash = p.rfind('/');
+    if (slash != std::string::npos) return p.substr(0, slash + 1);
+  }
+  return std::string();
+}
+
+std::mutex g_cuda_path_mutex;
+std::string g_cuda_path;
+
+CudaLib& cuda_lib() {
+  static CudaLib lib;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    lib.tried = true;
+    // Beside this library first (the jar extracts both into one folder), then the loader path.
+    std::string beside = self_dir() + "liblora4j_cuda.so";
+    const char* env = std::getenv("LORA4J_CUDA_LIBRARY");
+    std::string first = env && *env ? std::string(env) : beside;
+    {
+      std::lock_guard<std::mutex> lock(g_cuda_path_mutex);
+      if (!g_cuda_path.empty()) first = g_cuda_path;
+    }
+    void* h = dlopen(first.c_str(), RTLD_NOW | RTLD_LOCAL);
+    std::string err1 = h ? "" : (dlerror() ? dlerror() : "unknown");
+    if (!h) h = dlopen("liblora4j_cuda.so", RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+      const char* e2 = dlerror();
+      lib.error = "the CUDA backend library liblora4j_cuda.so could not be loaded (" + err1 +
+                  (e2 ? std::string("; ") + e2 : std::string()) +
+                  "); it is built only where a CUDA toolkit with cuBLAS is installed";
+      return;
+    }
+    lib.create = reinterpret_cast<lora4j_cuda_create_fn>(dlsym(h, "lora4j_cuda_create_engine"));
+    lib.probe = reinterpret_cast<lora4j_cuda_probe_fn>(dlsym(h, "lora4j_cuda_probe"));
+    if (!lib.create || !lib.probe) {
+      lib.error = "liblora4j_cuda.so lacks its entry points (version mismatch?)";
+      dlclose(h);
+      return;
+    }
+    lib.handle = h;
+  });
+  return lib;
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* lora4j_last_error(void) { return g_last_error.c_str(); }
+
+int lora4j_version(int32_t* major, int32_t* minor, int32_t* patch) {
+  return guard("lora4j_version", [&] {
+    *nonnull(major, "major") = 0;
+    *nonnull(minor, "minor") = 1;
+    *nonnull(patch, "patch") = 0;
+  });
+}
+
+int lora4j_cuda_available(int32_t* available, char* reason, int32_t reason_cap) {
+  return guard("lora4j_cuda_available", [&] {
+    nonnull(available, "available");
+    std::string why;
+    CudaLib& lib = cuda_lib();
+    if (!lib.handle) {
+      why = lib.error;
+      *available = 0;
+    } else {
+      char buf[512] = {0};
+      int n = lib.probe(buf, sizeof buf);
+      *available = n > 0 ? 1 : 0;
+      why = n > 0 ? std::string() : std::string(buf);
+    }
+    if (reason && reason_cap > 0) {
+      std::strncpy(reason, why.c_str(), size_t(reason_cap) - 1);
+      reason[reason_cap - 1] = 0;
+    }
+  });
+}
+
+int lora4j_cuda_set_library(const char* path) {
+  return guard("lora4j_cuda_set_library", [&] {
+    std::lock_guard<std::mutex> lock(g_cuda_path_mutex);
+    g_cuda_path = str(path, "path");
+  });
+}
+
+int lora4j_engine_create(const lora4j_model_config* config, const lora4j_engine_options* options,
+                         lora4j_engine** out) {
+  return guard("lora4j_engine_create", [&] {
+    nonnull(out, "out");
+    *out = nullptr;
+    lora4j::ModelShape shape(*nonnull(config, "config"));
+    lora4j_engine_options opt{};
+    if (options) opt = *options;
+    check_arg(opt.recompute == LORA4J_RECOMPUTE_NONE || opt.recompute == LORA4J_RECOMPUTE_LAYER,
+              "options.recompute must be 0 (none) or 1 (per layer), got " +
+                  std::to_string(opt.recompute));
+    auto handle = std::make_unique<lora4j_engine>();
+    if (opt.device == LORA4J_DEVICE_CPU) {
+      handle->impl = lora4j::make_cpu_engine(shape, opt);
+    } else if (opt.device == LORA4J_DEVICE_CUDA) {
+      CudaLib& lib = cuda_lib();
+      if (!lib.handle) lora4j::fail(LORA4J_EUNSUPPORTED, lib.error);
+      char err[1024] = {0};
+      int code = 0;
+      lora4j::Engine* e = lib.create(&shape.c, &opt, &code, err, sizeof err);
+      if (!e) lora4j::fail(code ? code : LORA4J_EDEVICE, err);
+      handle->impl.reset(e);
+    } else {
+      lora4j::fail(LORA4J_EINVAL, "options.device must be 0 (cpu) or 1 (cuda), got " +
+                                      std::to_string(opt.device));
+    }
+    *out = handle.release();
+  });
+}
+
+int lora4j_engine_destroy(lora4j_engine* engine) {
+  return guard("lora4j_engine_destroy", [&] { delete engine; });
+}
+
+int lora4j_engine_set_weight(lora4j_engine* engine, const char* name, int32_t dtype,
+                             const void* data, int64_t numel) {
+  return guard("lora4j_engine_set_weight", [&] {
+    eng(engine).set_weight(str(name, "name"), dtype, nonnull(data, "data"), numel);
+  });
+}
+
+int lora4j_engine_get_weight(lora4j_engine* engine, const char* name, float* out,
+                             int64_t numel) {
+  return guard("lora4j_engine_get_weight", [&] {
+    eng(engine).get_weight(str(name, "name"), nonnull(out, "out"), numel);
+  });
+}
+
+int lora4j_engine_memory(lora4j_engine* engine, int64_t* in_use, int64_t* peak) {
+  return guard("lora4j_engine_memory", [&] {
+    eng(engine).memory(nonnull(in_use, "in_use"), nonnull(peak, "peak"));
+  });
+}
+
+int lora4j_lora_attach(lora4j_engine* engine, int32_t rank, float scale, uint32_t targets) {
+  return guard("lora4j_lora_attach", [&] { eng(engine).lora_attach(rank, scale, targets); });
+}
+
+int lora4j_lora_detach(lora4j_engine* engine) {
+  return guard("lora4j_lora_detach", [&] { eng(engine).lora_detach(); });
+}
+
+int lora4j_lora_count(lora4j_engine* engine, int32_t* count) {
+  return guard("lora4j_lora_count", [&] {
+    const lora4j::LoraLayout* l = eng(engine).lora();
+    *nonnull(count, "count") = l ? int32_t(l->tensors.size()) : 0;
+  });
+}
+
+int lora4j_lora_info(lora4j_engine* engine, int32_t index, char* name, int32_t name_cap,
+                     int64_t* rows, int64_t* cols) {
+  return guard("lora4j_lora_info", [&] {
+    const lora4j::LoraLayout* l = eng(engine).lora();
+    if (!l) lora4j::fail(LORA4J_ESTATE, "no adapter is attached");
+    check_arg(index >= 0 && size_t(index) < l->tensors.size(),
+              "index " + std::to_string(index) + " out of range [0, " +
+                  std::to_string(l->tensors.size()) + ")");
+    const lora4j::LoraSpec& s = l->tensors[size_t(index)];
+    nonnull(name, "name");
+    check_arg(name_cap > int32_t(s.name.size()), "name buffer too small for " + s.name);
+    std::memcpy(name, s.name.c_str(), s.name.size() + 1);
+    *nonnull(rows, "rows") = s.rows;
+    *nonnull(cols, "cols") = s.cols;
+  });
+}
+
+int lora4j_lora_get(lora4j_engine* engine, int32_t kind, const char* name, float* out,
+                    int64_t numel) {
+  return guard("lora4j_lora_get", [&] {
+    eng(engine).lora_get(kind, str(name, "name"), nonnull(out, "out"), numel);
+  });
+}
+
+int lora4j_lora_set(lora4j_engine* engine, int32_t kind, const char* name, int32_t dtype,
+                    const void* data, int64_t numel) {
+  return guard("lora4j_lora_set", [&] {
+    eng(engine).lora_set(kind, str(name, "name"), dtype, nonnull(data, "data"), numel);
+  });
+}
+
+int lora4j_optimizer_get_step(lora4j_engine* engine, int64_t* step) {
+  return guard("lora4j_optimizer_get_step",
+               [&] { *nonnull(step, "step") = eng(engine).optimizer_step_count(); });
+}
+
+int lora4j_optimizer_set_step(lora4j_engine* engine, int64_t step) {
+  return guard("lora4j_optimizer_set_step", [&] {
+    check_arg(step >= 0, "step must be >= 0, got " + std::to_string(step));
+    eng(engine).set_optimizer_step_count(step);
+  });
+}
+
+int lora4j_lora_merge(lora4j_engine* engine) {
+  return guard("lora4j_lora_merge", [&] { eng(engine).lora_merge(); });
+}
+
+int lora4j_zero_grad(lora4j_engine* engine) {
+  return guard("lora4j_zero_grad", [&] { eng(engine).zero_grad(); });
+}
+
+int lora4j_forward_backward(lora4j_engine* engine, const lora4j_batch* batch, float grad_scale,
+                            double* loss_sum, int64_t* tokens) {
+  return guard("lora4j_forward_backward", [&] {
+    lora4j::Engine& e = eng(engine);
+    nonnull(batch, "batch");
+    lora4j::validate_batch(e.shape(), batch, true);
+    check_arg(std::isfinite(grad_scale), "grad_scale is not finite");
+    e.forward_backward(*batch, grad_scale, nonnull(loss_sum, "loss_sum"),
+                       nonnull(tokens, "tokens"));
+  });
+}
+
+int lora4j_optimizer_step(lora4j_engine* engine, const lora4j_adamw* adamw,
+                          lora4j_step_result* result) {
+  return guard("lora4j_optimizer_step", [&] {
+    eng(engine).optimizer_step(*nonnull(adamw, "adamw"), nonnull(result, "result"));
+  });
+}
+
+int lora4j_train_step(lora4j_engine* engine, const lora4j_batch* batch,
+                      const lora4j_adamw* adamw, double* loss, lora4j_step_result* result) {
+  return guard("lora4j_train_step", [&] {
+    lora4j::Engine& e = eng(engine);
+    nonnull(batch, "batch");
+    nonnull(adamw, "adamw");
+    nonnull(loss, "loss");
+    nonnull(result, "result");
+    lora4j::validate_batch(e.shape(), batch, true);
+    int64_t n = 0;
+    for (int64_t r = 0; r < batch->batch; ++r)
+      for (int64_t t = 1; t < batch->seq; ++t)
+        if (batch->labels[r * batch->seq + t] != -100) ++n;
+    if (n == 0) lora4j::fail(LORA4J_EINVAL, "batch has no label token to train on");
+    e.zero_grad();
+    double sum = 0;
+    int64_t tokens = 0;
+    e.forward_backward(*batch, float(1.0 / double(n)), &sum, &tokens);
+    *loss = sum / double(tokens);
+    e.optimizer_step(*adamw, result);
+  });
+}
+
+int lora4j_eval_loss(lora4j_engine* engine, const lora4j_batch* batch, double* loss_sum,
+                     int64_t* tokens) {
+  return guard("lora4j_eval_loss", [&] {
+    lora4j::Engine& e = eng(engine);
+    nonnull(batch, "batch");
+    lora4j::validate_batch(e.shape(), batch, true);
+    e.eval_loss(*batch, nonnull(loss_sum, "loss_sum"), nonnull(tokens, "tokens"));
+  });
+}
+
+int lora4j_logits(lora4j_engine* engine, const lora4j_batch* batch, float* out, int64_t numel) {
+  return guard("lora4j_logits", [&] {
+    lora4j::Engine& e = eng(engine);
+    nonnull(batch, "batch");
+    lora4j::validate_batch(e.shape(), batch, false);
+    int64_t want = int64_t(batch->batch) * batch->seq * e.shape().c.vocab_size;
+    check_arg(numel == want, "logits buffer holds " + std::to_string(numel) +
+                                 " floats, batch needs " + std::to_string(want));
+    e.logits(*batch, nonnull(out, "out"));
+  });
+}
+
+int lora4j_hidden_states(lora4j_engine* engine, const lora4j_batch* batch, float* out,
+                         int64_t numel) {
+  return guard("lora4j_hidden_states", [&] {
+    lora4j::Engine& e = eng(engine);
+    nonnull(batch, "batch");
+    lora4j::validate_batch(e.shape(), batch, false);
+    int64_t want = int64_t(e.shape().c.num_layers + 1) * batch->batch * batch->seq *
+                   e.shape().c.hidden_size;
+    check_arg(numel == want, "hidden-state buffer holds " + std::to_string(numel) +
+                                 " floats, batch needs " + std::to_string(want));
+    e.hidden_states(*batch, nonnull(out, "out"));
+  });
+}
+
+int lora4j_decode_start(lora4j_engine* engine, const int32_t* prompt, int32_t length,
+                        float* logits) {
+  return guard("lora4j_decode_start", [&] {
+    lora4j::Engine& e = eng(engine);
+    nonnull(prompt, "prompt");
+    check_arg(length >= 1 && length <= e.shape().c.max_seq_len,
+              "prompt length " + std::to_string(length) + " outside [1, " +
+                  std::to_string(e.shape().c.max_seq_len) + "]");
+    for (int32_t i = 0; i < length; ++i)
+      check_arg(prompt[i] >= 0 && prompt[i] < e.shape().c.vocab_size,
+                "prompt token " + std::to_string(prompt[i]) + " at position " +
+                    std::to_string(i) + " outside the vocabulary");
+    e.decode_start(prompt, length, nonnull(logits, "logits"));
+  });
+}
+
+int lora4j_decode_next(lora4j_engine* engine, int32_t token, float* logits) {
+  return guard("lora4j_decode_next", [&] {
+    lora4j::Engine& e = eng(engine);
+    check_arg(token >= 0 && token < e.shape().c.vocab_size,
+              "token " + std::to_string(token) + " outside the vocabulary");
+    e.decode_next(token, nonnull(logits, "logits"));
+  });
+}
+
+int lora4j_generate_greedy(lora4j_engine* engine, const int32_t* prompt, int32_t length,
+                           int32_t max_new, int32_t eos_id, int32_t* out, int32_t* produced) {
+  return guard("lora4j_generate_greedy", [&] {
+    lora4j::Engine& e = eng(engine);
+    nonnull(prompt, "prompt");
+    nonnull(out, "out");
+    nonnull(produced, "produced");
+    check_arg(max_new >= 0, "max_new must be >= 0");
+    check_arg(int64_t(length) + max_new <= e.shape().c.max_seq_len,
+              "prompt (" + std::to_string(length) + ") + max_new (" + std::to_string(max_new) +
+                  ") exceeds max_seq_len " + std::to_string(e.shape().c.max_seq_len));
+    *produced = 0;
+    if (max_new == 0) return;
+    std::vector<float> logits(size_t(e.shape().c.vocab_size));
+    auto argmax = [&] {
+      int32_t best = 0;
+      for (int32_t v = 1; v < e.shape().c.vocab_size; ++v)
+        if (logits[size_t(v)] > logits[size_t(best)]) best = v;
+      return best;
+    };
+    check_arg(length >= 1, "prompt is empty");
+    for (int32_t i = 0; i < length; ++i)
+      check_arg(prompt[i] >= 0 && prompt[i] < e.shape().c.vocab_size,
+                "prompt token " + std::to_string(prompt[i]) + " at position " +
+                    std::to_string(i) + " outside the vocabulary");
+    e.decode_start(prompt, length, logits.data());
+    for (int32_t k = 0; k < max_new; ++k) {
+      int32_t t = argmax();
+      out[k] = t;
+      *produced = k + 1;
+      if (t == eos_id || k + 1 == max_new) break;
+      e.decode_next(t, logits.data());
+    }
+  });
+}
+
+}  // extern "C"

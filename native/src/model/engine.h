@@ -1,0 +1,124 @@
+// The engine interface every backend implements, and the pieces of the Mistral model that do
+// not depend on the backend: validated shapes, the names of the frozen weights, the registry
+// of LoRA parameters (names, shapes, offsets into one flat arena), batch validation.
+//
+// Errors inside the core are thrown as lora4j::Error (status code + message); the C API in
+// src/api catches everything and turns it into a status and a thread-local message.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "lora4j.h"
+
+namespace lora4j {
+
+class Error : public std::runtime_error {
+ public:
+  Error(int code, const std::string& msg) : std::runtime_error(msg), code_(code) {}
+  int code() const { return code_; }
+
+ private:
+  int code_;
+};
+
+[[noreturn]] inline void fail(int code, const std::string& msg) { throw Error(code, msg); }
+inline void check_arg(bool ok, const std::string& msg) {
+  if (!ok) fail(LORA4J_EINVAL, msg);
+}
+
+// Projection slots in a layer, in PEFT/HF order.
+enum Proj { Q = 0, K, V, O, GATE, UP, DOWN, NUM_PROJ };
+const char* proj_module(int p);  // "self_attn.q_proj", ..., "mlp.down_proj"
+const char* proj_short(int p);   // "q_proj", ...
+
+struct ModelShape {
+  lora4j_model_config c;
+  explicit ModelShape(const lora4j_model_config& cfg);  // validates, throws EINVAL
+  int64_t q_dim() const { return int64_t(c.num_heads) * c.head_dim; }
+  int64_t kv_dim() const { return int64_t(c.num_kv_heads) * c.head_dim; }
+  // Input and output features of projection p.
+  int64_t proj_in(int p) const;
+  int64_t proj_out(int p) const;
+};
+
+// One frozen tensor of the model: HF name and shape.
+struct WeightSpec {
+  std::string name;
+  int64_t rows, cols;  // cols = 1 for vectors (norm weights): shape [rows]
+  int layer;           // -1 for embedding, final norm, lm_head
+  int slot;            // Proj for projections; -1 norm/embedding/head
+  int64_t numel() const { return rows * cols; }
+};
+std::vector<WeightSpec> weight_specs(const ModelShape& shape);
+
+// One LoRA tensor: PEFT key, shape, place in the flat arena.
+struct LoraSpec {
+  std::string name;  // base_model.model.model.layers.{i}.{module}.lora_{A,B}.weight
+  int layer;
+  int proj;
+  bool is_b;
+  int64_t rows, cols;  // A: [r, in]; B: [out, r]
+  int64_t offset;      // element offset in the flat arena
+  int64_t numel() const { return rows * cols; }
+};
+struct LoraLayout {
+  int32_t rank = 0;
+  float scale = 0;
+  uint32_t targets = 0;
+  std::vector<LoraSpec> tensors;  // fixed order: layer, proj, A then B
+  int64_t total = 0;              // elements in the arena
+  const LoraSpec& find(const std::string& name) const;  // throws EINVAL naming it
+  // Index of the A tensor of (layer, proj), or -1 when not targeted; B is index + 1.
+  int index_of(int layer, int proj) const;
+  std::vector<int> slot_index;  // [layer * NUM_PROJ + proj] -> index of A or -1
+};
+LoraLayout make_lora_layout(const ModelShape& shape, int32_t rank, float scale, uint32_t targets);
+
+// Validates a batch against the shape; throws EINVAL naming the field and position.
+// need_labels: labels must be present.
+void validate_batch(const ModelShape& shape, const lora4j_batch* b, bool need_labels);
+
+// Converts host data of the given dtype to fp32.
+void to_f32(int32_t dtype, const void* src, float* dst, int64_t n);
+
+// The backend-neutral engine. Implementations: CpuEngine (src/cpu), CudaEngine (src/cuda).
+class Engine {
+ public:
+  virtual ~Engine() = default;
+  const ModelShape& shape() const { return shape_; }
+
+  virtual void set_weight(const std::string& name, int32_t dtype, const void* data,
+                          int64_t numel) = 0;
+  virtual void get_weight(const std::string& name, float* out, int64_t numel) = 0;
+  virtual void memory(int64_t* in_use, int64_t* peak) = 0;
+
+  virtual void lora_attach(int32_t rank, float scale, uint32_t targets) = 0;
+  virtual void lora_detach() = 0;
+  virtual const LoraLayout* lora() const = 0;  // null when none attached
+  virtual void lora_get(int32_t kind, const std::string& name, float* out, int64_t numel) = 0;
+  virtual void lora_set(int32_t kind, const std::string& name, int32_t dtype, const void* data,
+                        int64_t numel) = 0;
+  virtual int64_t optimizer_step_count() const = 0;
+  virtual void set_optimizer_step_count(int64_t step) = 0;
+  virtual void lora_merge() = 0;
+
+  virtual void zero_grad() = 0;
+  virtual void forward_backward(const lora4j_batch& b, float grad_scale, double* loss_sum,
+                                int64_t* tokens) = 0;
+  virtual void optimizer_step(const lora4j_adamw& opt, lora4j_step_result* result) = 0;
+
+  virtual void eval_loss(const lora4j_batch& b, double* loss_sum, int64_t* tokens) = 0;
+  virtual void logits(const lora4j_batch& b, float* out) = 0;
+  virtual void hidden_states(const lora4j_batch& b, float* out) = 0;
+  virtual void decode_start(const int32_t* prompt, int32_t length, float* logits) = 0;
+  virtual void decode_next(int32_t token, float* logits) = 0;
+
+ protected:
+  explicit Engine(const ModelShape& s) : shape_(s) {}
+  ModelShape shape_;
+};
+
+}  // namespace lora4j

@@ -1,0 +1,207 @@
+// Backend-independent pieces of the Mistral model: shape validation, frozen-weight names,
+// the LoRA registry (PEFT key names, shapes, flat-arena offsets), batch validation, dtype
+// conversion. See engine.h.
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "model/engine.h"
+
+namespace lora4j {
+
+namespace {
+const char* const kModules[NUM_PROJ] = {"self_attn.q_proj", "self_attn.k_proj",
+                                        "self_attn.v_proj", "self_attn.o_proj",
+                                        "mlp.gate_proj",    "mlp.up_proj",
+                                        "mlp.down_proj"};
+const char* const kShort[NUM_PROJ] = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
+                                      "gate_proj", "up_proj", "down_proj"};
+
+void positive(int64_t v, const char* key) {
+  if (v <= 0) fail(LORA4J_EINVAL, std::string("config.") + key + " must be > 0, got " +
+                                      std::to_string(v));
+}
+}  // namespace
+
+const char* proj_module(int p) { return kModules[p]; }
+const char* proj_short(int p) { return kShort[p]; }
+
+ModelShape::ModelShape(const lora4j_model_config& cfg) : c(cfg) {
+  positive(c.vocab_size, "vocab_size");
+  positive(c.hidden_size, "hidden_size");
+  positive(c.intermediate_size, "intermediate_size");
+  positive(c.num_layers, "num_hidden_layers");
+  positive(c.num_heads, "num_attention_heads");
+  positive(c.num_kv_heads, "num_key_value_heads");
+  positive(c.head_dim, "head_dim");
+  positive(c.max_seq_len, "max_seq_len");
+  if (c.head_dim % 2 != 0)
+    fail(LORA4J_EINVAL, "config.head_dim must be even for RoPE, got " + std::to_string(c.head_dim));
+  if (c.num_heads % c.num_kv_heads != 0)
+    fail(LORA4J_EINVAL, "config.num_attention_heads (" + std::to_string(c.num_heads) +
+                            ") must be a multiple of num_key_value_heads (" +
+                            std::to_string(c.num_kv_heads) + ")");
+  if (c.sliding_window < 0)
+    fail(LORA4J_EINVAL, "config.sliding_window must be >= 0 (0 = none), got " +
+                            std::to_string(c.sliding_window));
+  if (!(c.rms_norm_eps > 0) || !std::isfinite(c.rms_norm_eps))
+    fail(LORA4J_EINVAL, "config.rms_norm_eps must be a positive finite number");
+  if (!(c.rope_theta > 0) || !std::isfinite(c.rope_theta))
+    fail(LORA4J_EINVAL, "config.rope_theta must be a positive finite number");
+}
+
+int64_t ModelShape::proj_in(int p) const {
+  switch (p) {
+    case O: return q_dim();
+    case DOWN: return c.intermediate_size;
+    default: return c.hidden_size;
+  }
+}
+
+int64_t ModelShape::proj_out(int p) const {
+  switch (p) {
+    case Q: return q_dim();
+    case K:
+    case V: return kv_dim();
+    case GATE:
+    case UP: return c.intermediate_size;
+    default: return c.hidden_size;  // O, DOWN
+  }
+}
+
+std::vector<WeightSpec> weight_specs(const ModelShape& s) {
+  std::vector<WeightSpec> w;
+  w.push_back({"model.embed_tokens.weight", s.c.vocab_size, s.c.hidden_size, -1, -1});
+  for (int l = 0; l < s.c.num_layers; ++l) {
+    std::string p = "model.layers." + std::to_string(l) + ".";
+    w.push_back({p + "input_layernorm.weight", s.c.hidden_size, 1, l, -1});
+    for (int j = 0; j < NUM_PROJ; ++j)
+      w.push_back({p + kModules[j] + ".weight", s.proj_out(j), s.proj_in(j), l, j});
+    w.push_back({p + "post_attention_layernorm.weight", s.c.hidden_size, 1, l, -2});
+  }
+  w.push_back({"model.norm.weight", s.c.hidden_size, 1, -1, -3});
+  w.push_back({"lm_head.weight", s.c.vocab_size, s.c.hidden_size, -1, -4});
+  return w;
+}
+
+const LoraSpec& LoraLayout::find(const std::string& name) const {
+  for (const LoraSpec& t : tensors)
+    if (t.name == name) return t;
+  fail(LORA4J_EINVAL, "no LoRA tensor named '" + name + "' in the attached adapter");
+}
+
+int LoraLayout::index_of(int layer, int proj) const {
+  return slot_index[size_t(layer) * NUM_PROJ + size_t(proj)];
+}
+
+LoraLayout make_lora_layout(const ModelShape& s, int32_t rank, float scale, uint32_t targets) {
+  check_arg(rank > 0, "LoRA rank must be > 0, got " + std::to_string(rank));
+  check_arg(std::isfinite(scale), "LoRA scale must be finite");
+  check_arg(targets != 0 && (targets & ~0x7Fu) == 0,
+            "LoRA targets must be a non-empty set of q,k,v,o,gate,up,down bits, got " +
+                std::to_string(targets));
+  LoraLayout l;
+  l.rank = rank;
+  l.scale = scale;
+  l.targets = targets;
+  l.slot_index.assign(size_t(s.c.num_layers) * NUM_PROJ, -1);
+  int64_t off = 0;
+  for (int layer = 0; layer < s.c.num_layers; ++layer) {
+    for (int p = 0; p < NUM_PROJ; ++p) {
+      if (!(targets & (1u << p))) continue;
+      std::string base = "base_model.model.model.layers." + std::to_string(layer) + "." +
+                         kModules[p] + ".lora_";
+      l.slot_index[size_t(layer) * NUM_PROJ + size_t(p)] = int(l.tensors.size());
+      LoraSpec a{base + "A.weight", layer, p, false, rank, s.proj_in(p), off};
+      off += a.numel();
+      LoraSpec b{base + "B.weight", layer, p, true, s.proj_out(p), rank, off};
+      off += b.numel();
+      l.tensors.push_back(a);
+      l.tensors.push_back(b);
+    }
+  }
+  l.total = off;
+  return l;
+}
+
+void validate_batch(const ModelShape& s, const lora4j_batch* b, bool need_labels) {
+  check_arg(b->batch > 0, "batch.batch must be > 0, got " + std::to_string(b->batch));
+  check_arg(b->seq > 0, "batch.seq must be > 0, got " + std::to_string(b->seq));
+  check_arg(b->seq <= s.c.max_seq_len, "batch.seq " + std::to_string(b->seq) +
+                                           " exceeds the engine's max_seq_len " +
+                                           std::to_string(s.c.max_seq_len));
+  check_arg(b->input_ids != nullptr, "batch.input_ids is null");
+  check_arg(!need_labels || b->labels != nullptr, "batch.labels is null");
+  int64_t n = int64_t(b->batch) * b->seq;
+  for (int64_t i = 0; i < n; ++i) {
+    int32_t t = b->input_ids[i];
+    if (t < 0 || t >= s.c.vocab_size)
+      fail(LORA4J_EINVAL, "batch.input_ids[" + std::to_string(i / b->seq) + "][" +
+                              std::to_string(i % b->seq) + "] = " + std::to_string(t) +
+                              " is outside the vocabulary [0, " + std::to_string(s.c.vocab_size) +
+                              ")");
+    if (b->labels) {
+      int32_t y = b->labels[i];
+      if (y != -100 && (y < 0 || y >= s.c.vocab_size))
+        fail(LORA4J_EINVAL, "batch.labels[" + std::to_string(i / b->seq) + "][" +
+                                std::to_string(i % b->seq) + "] = " + std::to_string(y) +
+                                " is neither -100 nor a token id");
+    }
+    if (b->attention_mask) {
+      int32_t m = b->attention_mask[i];
+      if (m != 0 && m != 1)
+        fail(LORA4J_EINVAL, "batch.attention_mask[" + std::to_string(i / b->seq) + "][" +
+                                std::to_string(i % b->seq) + "] = " + std::to_string(m) +
+                                " must be 0 or 1");
+    }
+    if (b->position_ids) {
+      int32_t p = b->position_ids[i];
+      if (p < 0 || p >= s.c.max_seq_len)
+        fail(LORA4J_EINVAL, "batch.position_ids[" + std::to_string(i / b->seq) + "][" +
+                                std::to_string(i % b->seq) + "] = " + std::to_string(p) +
+                                " outside [0, max_seq_len)");
+    }
+  }
+}
+
+void to_f32(int32_t dtype, const void* src, float* dst, int64_t n) {
+  switch (dtype) {
+    case LORA4J_DTYPE_F32:
+      std::memcpy(dst, src, size_t(n) * sizeof(float));
+      return;
+    case LORA4J_DTYPE_BF16: {
+      const uint16_t* h = static_cast<const uint16_t*>(src);
+      for (int64_t i = 0; i < n; ++i) {
+        uint32_t bits = uint32_t(h[i]) << 16;
+        std::memcpy(&dst[i], &bits, 4);
+      }
+      return;
+    }
+    case LORA4J_DTYPE_F16: {
+      const uint16_t* h = static_cast<const uint16_t*>(src);
+      for (int64_t i = 0; i < n; ++i) {
+        uint32_t x = h[i], sign = (x & 0x8000u) << 16, exp = (x >> 10) & 0x1F, man = x & 0x3FF;
+        uint32_t bits;
+        if (exp == 0) {
+          if (man == 0) {
+            bits = sign;
+          } else {  // subnormal: normalize
+            int e = -1;
+            do { ++e; man <<= 1; } while (!(man & 0x400));
+            bits = sign | uint32_t(127 - 15 - e) << 23 | (man & 0x3FF) << 13;
+          }
+        } else if (exp == 31) {
+          bits = sign | 0x7F800000u | man << 13;
+        } else {
+          bits = sign | (exp + 112) << 23 | man << 13;
+        }
+        std::memcpy(&dst[i], &bits, 4);
+      }
+      return;
+    }
+    default:
+      fail(LORA4J_EINVAL, "unknown dtype code " + std::to_string(dtype));
+  }
+}
+
+}  // namespace lora4j
