@@ -101,7 +101,11 @@ CudaLib& cuda_lib() {
       if (!g_cuda_path.empty()) first = g_cuda_path;
     }
     void* h = dlopen(first.c_str(), RTLD_NOW | RTLD_LOCAL);
-    std::string err1 = h ? "" : (dlerror() ? dlerror() : "unknown");
+    std::string err1;
+    if (!h) {
+      const char* e1 = dlerror();
+      err1 = e1 ? e1 : "unknown error";
+    }
     if (!h) h = dlopen("liblora4j_cuda.so", RTLD_NOW | RTLD_LOCAL);
     if (!h) {
       const char* e2 = dlerror();

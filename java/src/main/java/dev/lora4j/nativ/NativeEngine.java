@@ -1,0 +1,345 @@
+package dev.lora4j.nativ;
+
+import static dev.lora4j.nativ.Lora4jLibrary.*;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import org.bytedeco.javacpp.BytePointer;
+import org.bytedeco.javacpp.FloatPointer;
+import org.bytedeco.javacpp.IntPointer;
+import org.bytedeco.javacpp.LongPointer;
+import org.bytedeco.javacpp.Pointer;
+
+/**
+ * Owner of one native engine handle: a Mistral decoder on one device with frozen weights, an
+ * optional LoRA adapter and its optimizer state. Every method maps one function of lora4j.h and
+ * turns a non-zero status into a {@link NativeException} carrying the core's message.
+ *
+ * <p>Methods are synchronized: one engine runs one call at a time, so two threads sharing it get
+ * correct results in some order. After {@link #close()} every method throws {@link
+ * IllegalStateException}; closing twice is harmless.
+ */
+public final class NativeEngine implements AutoCloseable {
+  /** Shapes handed to the engine at creation. */
+  public record Shape(
+      int vocabSize,
+      int hiddenSize,
+      int intermediateSize,
+      int numLayers,
+      int numHeads,
+      int numKvHeads,
+      int headDim,
+      int slidingWindow,
+      int maxSeqLen,
+      float rmsNormEps,
+      double ropeTheta) {}
+
+  /** One LoRA tensor as the engine lays it out: PEFT key name and shape. */
+  public record LoraTensor(String name, long rows, long cols) {
+    public long numel() {
+      return rows * cols;
+    }
+  }
+
+  /** AdamW settings (torch semantics) with global-norm clipping; maxGradNorm <= 0: none. */
+  public record AdamW(
+      float lr, float beta1, float beta2, float eps, float weightDecay, float maxGradNorm) {}
+
+  /** What one optimizer step did. */
+  public record StepResult(double gradNorm, boolean applied, long step) {}
+
+  /** Sum of token losses and the number of tokens counted. */
+  public record LossSum(double sum, long tokens) {
+    public double mean() {
+      return tokens == 0 ? Double.NaN : sum / tokens;
+    }
+  }
+
+  private final Shape shape;
+  private final int device;
+  private lora4j_engine handle;
+
+  private NativeEngine(Shape shape, int device, lora4j_engine handle) {
+    this.shape = shape;
+    this.device = device;
+    this.handle = handle;
+  }
+
+  /**
+   * Creates an engine. device is {@link Lora4jLibrary#DEVICE_CPU} or {@link
+   * Lora4jLibrary#DEVICE_CUDA}; threads 0 means all hardware threads (CPU only).
+   */
+  public static NativeEngine create(
+      Shape s, int device, int deviceIndex, int threads, int recompute) {
+    NativeLibrary.ensureLoaded();
+    try (lora4j_model_config c = new lora4j_model_config();
+        lora4j_engine_options o = new lora4j_engine_options()) {
+      c.vocab_size(s.vocabSize())
+          .hidden_size(s.hiddenSize())
+          .intermediate_size(s.intermediateSize())
+          .num_layers(s.numLayers())
+          .num_heads(s.numHeads())
+          .num_kv_heads(s.numKvHeads())
+          .head_dim(s.headDim())
+          .sliding_window(s.slidingWindow())
+          .max_seq_len(s.maxSeqLen())
+          .rms_norm_eps(s.rmsNormEps())
+          .rope_theta(s.ropeTheta());
+      o.device(device).device_index(deviceIndex).num_threads(threads).recompute(recompute);
+      lora4j_engine h = new lora4j_engine();
+      check(lora4j_engine_create(c, o, h));
+      return new NativeEngine(s, device, h);
+    }
+  }
+
+  public Shape shape() {
+    return shape;
+  }
+
+  /** {@link Lora4jLibrary#DEVICE_CPU} or {@link Lora4jLibrary#DEVICE_CUDA}. */
+  public int device() {
+    return device;
+  }
+
+  static void check(int status) {
+    if (status != LORA4J_OK) {
+      String msg = lora4j_last_error().getString(StandardCharsets.UTF_8);
+      if (msg.isEmpty()) msg = NativeException.statusName(status);
+      throw new NativeException(status, msg);
+    }
+  }
+
+  private lora4j_engine h() {
+    if (handle == null) throw new IllegalStateException("engine is closed");
+    return handle;
+  }
+
+  // ---- weights ---------------------------------------------------------------------------
+
+  /**
+   * Copies one frozen weight into the engine. data holds numel values of dtype ({@link
+   * Lora4jLibrary#DTYPE_BF16}, F16 or F32), little-endian; a direct or heap buffer.
+   */
+  public synchronized void setWeight(String name, int dtype, ByteBuffer data, long numel) {
+    lora4j_engine e = h();
+    try (BytePointer n = new BytePointer(name);
+        Pointer p = toPointer(data)) {
+      check(lora4j_engine_set_weight(e, n, dtype, p, numel));
+    }
+  }
+
+  /** Reads a frozen weight back as fp32. */
+  public synchronized float[] getWeight(String name, long numel) {
+    lora4j_engine e = h();
+    try (BytePointer n = new BytePointer(name);
+        FloatPointer out = new FloatPointer(numel)) {
+      check(lora4j_engine_get_weight(e, n, out, numel));
+      float[] r = new float[Math.toIntExact(numel)];
+      out.get(r);
+      return r;
+    }
+  }
+
+  /** Bytes held by the engine now ([0]) and at peak ([1]). */
+  public synchronized long[] memory() {
+    lora4j_engine e = h();
+    try (LongPointer a = new LongPointer(1);
+        LongPointer b = new LongPointer(1)) {
+      check(lora4j_engine_memory(e, a, b));
+      return new long[] {a.get(), b.get()};
+    }
+  }
+
+  // ---- adapter ---------------------------------------------------------------------------
+
+  public synchronized void loraAttach(int rank, float scale, int targetBits) {
+    check(lora4j_lora_attach(h(), rank, scale, targetBits));
+  }
+
+  public synchronized void loraDetach() {
+    check(lora4j_lora_detach(h()));
+  }
+
+  /** The LoRA tensors of the attached adapter in the engine's order; empty when none. */
+  public synchronized List<LoraTensor> loraTensors() {
+    lora4j_engine e = h();
+    List<LoraTensor> out = new ArrayList<>();
+    try (IntPointer count = new IntPointer(1);
+        BytePointer name = new BytePointer(512);
+        LongPointer rows = new LongPointer(1);
+        LongPointer cols = new LongPointer(1)) {
+      check(lora4j_lora_count(e, count));
+      for (int i = 0; i < count.get(); i++) {
+        check(lora4j_lora_info(e, i, name, 512, rows, cols));
+        out.add(new LoraTensor(name.getString(StandardCharsets.UTF_8), rows.get(), cols.get()));
+      }
+    }
+    return out;
+  }
+
+  /** Reads one state tensor (STATE_PARAM, STATE_GRAD, STATE_EXP_AVG, STATE_EXP_AVG_SQ). */
+  public synchronized float[] loraGet(int kind, String name, int numel) {
+    lora4j_engine e = h();
+    try (BytePointer n = new BytePointer(name);
+        FloatPointer out = new FloatPointer(numel)) {
+      check(lora4j_lora_get(e, kind, n, out, numel));
+      float[] r = new float[numel];
+      out.get(r);
+      return r;
+    }
+  }
+
+  /** Writes one state tensor from fp32 values. */
+  public synchronized void loraSet(int kind, String name, float[] values) {
+    lora4j_engine e = h();
+    try (BytePointer n = new BytePointer(name);
+        FloatPointer p = new FloatPointer(values)) {
+      check(lora4j_lora_set(e, kind, n, DTYPE_F32, p, values.length));
+    }
+  }
+
+  public synchronized long optimizerStep() {
+    try (LongPointer s = new LongPointer(1)) {
+      check(lora4j_optimizer_get_step(h(), s));
+      return s.get();
+    }
+  }
+
+  public synchronized void setOptimizerStep(long step) {
+    check(lora4j_optimizer_set_step(h(), step));
+  }
+
+  /** Folds the adapter into the frozen weights and detaches it. */
+  public synchronized void loraMerge() {
+    check(lora4j_lora_merge(h()));
+  }
+
+  // ---- training --------------------------------------------------------------------------
+
+  public synchronized void zeroGrad() {
+    check(lora4j_zero_grad(h()));
+  }
+
+  /** Forward and backward; adds gradScale * d(sum of token losses) to the gradients. */
+  public synchronized LossSum forwardBackward(NativeBatch batch, float gradScale) {
+    lora4j_engine e = h();
+    double[] loss = new double[1];
+    long[] tokens = new long[1];
+    try (NativeBatch.Bound b = batch.bind()) {
+      check(lora4j_forward_backward(e, b.struct(), gradScale, loss, tokens));
+    }
+    return new LossSum(loss[0], tokens[0]);
+  }
+
+  public synchronized StepResult optimizerStep(AdamW a) {
+    lora4j_engine e = h();
+    try (lora4j_adamw p = adamw(a);
+        lora4j_step_result r = new lora4j_step_result()) {
+      check(lora4j_optimizer_step(e, p, r));
+      return new StepResult(r.grad_norm(), r.applied() != 0, r.step());
+    }
+  }
+
+  private static lora4j_adamw adamw(AdamW a) {
+    lora4j_adamw p = new lora4j_adamw();
+    p.lr(a.lr())
+        .beta1(a.beta1())
+        .beta2(a.beta2())
+        .eps(a.eps())
+        .weight_decay(a.weightDecay())
+        .max_grad_norm(a.maxGradNorm());
+    return p;
+  }
+
+  // ---- inference -------------------------------------------------------------------------
+
+  public synchronized LossSum evalLoss(NativeBatch batch) {
+    lora4j_engine e = h();
+    double[] loss = new double[1];
+    long[] tokens = new long[1];
+    try (NativeBatch.Bound b = batch.bind()) {
+      check(lora4j_eval_loss(e, b.struct(), loss, tokens));
+    }
+    return new LossSum(loss[0], tokens[0]);
+  }
+
+  /** Logits [batch * seq * vocab] fp32. */
+  public synchronized float[] logits(NativeBatch batch) {
+    lora4j_engine e = h();
+    long n = (long) batch.batch() * batch.seq() * shape.vocabSize();
+    try (NativeBatch.Bound b = batch.bind();
+        FloatPointer out = new FloatPointer(n)) {
+      check(lora4j_logits(e, b.struct(), out, n));
+      float[] r = new float[Math.toIntExact(n)];
+      out.get(r);
+      return r;
+    }
+  }
+
+  /** Hidden states [(layers + 1) * batch * seq * hidden] fp32 (Hugging Face convention). */
+  public synchronized float[] hiddenStates(NativeBatch batch) {
+    lora4j_engine e = h();
+    long n = (long) (shape.numLayers() + 1) * batch.batch() * batch.seq() * shape.hiddenSize();
+    try (NativeBatch.Bound b = batch.bind();
+        FloatPointer out = new FloatPointer(n)) {
+      check(lora4j_hidden_states(e, b.struct(), out, n));
+      float[] r = new float[Math.toIntExact(n)];
+      out.get(r);
+      return r;
+    }
+  }
+
+  /** Runs the prompt into a fresh KV cache; returns the logits of its last position. */
+  public synchronized float[] decodeStart(int[] prompt) {
+    float[] logits = new float[shape.vocabSize()];
+    check(lora4j_decode_start(h(), prompt, prompt.length, logits));
+    return logits;
+  }
+
+  /** Appends one token to the KV cache; returns the next logits. */
+  public synchronized float[] decodeNext(int token) {
+    float[] logits = new float[shape.vocabSize()];
+    check(lora4j_decode_next(h(), token, logits));
+    return logits;
+  }
+
+  /** Greedy decoding in the core; stops after eosId (negative: never). */
+  public synchronized int[] generateGreedy(int[] prompt, int maxNew, int eosId) {
+    int[] out = new int[Math.max(maxNew, 0)];
+    int[] produced = new int[1];
+    check(lora4j_generate_greedy(h(), prompt, prompt.length, maxNew, eosId, out, produced));
+    return java.util.Arrays.copyOf(out, produced[0]);
+  }
+
+  @Override
+  public synchronized void close() {
+    if (handle != null) {
+      lora4j_engine_destroy(handle);
+      handle = null;
+    }
+  }
+
+  public synchronized boolean isClosed() {
+    return handle == null;
+  }
+
+  private static Pointer toPointer(ByteBuffer data) {
+    if (data.isDirect()) {
+      return new BytePointer(data.slice().order(ByteOrder.LITTLE_ENDIAN));
+    }
+    ByteBuffer src = data.slice();
+    BytePointer p = new BytePointer(src.remaining());
+    byte[] tmp = new byte[Math.min(src.remaining(), 1 << 20)];
+    long pos = 0;
+    while (src.hasRemaining()) {
+      int n = Math.min(tmp.length, src.remaining());
+      src.get(tmp, 0, n);
+      p.position(pos).put(tmp, 0, n);
+      pos += n;
+    }
+    return p.position(0);
+  }
+}
