@@ -1,0 +1,73 @@
+package dev.lora4j;
+
+import dev.lora4j.data.TokenizedExample;
+import dev.lora4j.nativ.NativeBatch;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * A batch of rows of equal length, as the engine takes it. Build one with {@link #collate} (rows
+ * right-padded to the longest) or {@link #of}; packed rows carry position and segment ids.
+ *
+ * <p>All arrays are row-major [rows * seq]. attentionMask: 1 real token, 0 padding. labels: -100
+ * where the position does not count. positionIds / segmentIds: null for one sequence per row
+ * starting at position 0.
+ */
+public record Batch(
+    int rows,
+    int seq,
+    int[] inputIds,
+    int[] attentionMask,
+    int[] labels,
+    int[] positionIds,
+    int[] segmentIds) {
+
+  public Batch {
+    // NativeBatch checks the lengths; build it once here so a bad batch fails at construction.
+    new NativeBatch(rows, seq, inputIds, attentionMask, labels, positionIds, segmentIds);
+  }
+
+  /** Right-pads the examples to the longest with padId (mask 0, label -100). */
+  public static Batch collate(List<TokenizedExample> examples, int padId) {
+    if (examples.isEmpty()) throw new IllegalArgumentException("no examples to collate");
+    int seq = 0;
+    for (TokenizedExample e : examples) seq = Math.max(seq, e.length());
+    int rows = examples.size();
+    int[] ids = new int[rows * seq];
+    int[] mask = new int[rows * seq];
+    int[] labels = new int[rows * seq];
+    Arrays.fill(ids, padId);
+    Arrays.fill(labels, TokenizedExample.IGNORE);
+    for (int r = 0; r < rows; r++) {
+      TokenizedExample e = examples.get(r);
+      System.arraycopy(e.inputIds(), 0, ids, r * seq, e.length());
+      System.arraycopy(e.labels(), 0, labels, r * seq, e.length());
+      Arrays.fill(mask, r * seq, r * seq + e.length(), 1);
+    }
+    return new Batch(rows, seq, ids, mask, labels, null, null);
+  }
+
+  /** One row per array, right-padded with 0; labels = input ids (every next token counts). */
+  public static Batch of(int[]... rows) {
+    List<TokenizedExample> ex =
+        Arrays.stream(rows).map(r -> new TokenizedExample(r, null, "row")).toList();
+    return collate(ex, 0);
+  }
+
+  /** Positions whose label counts in the loss after the shift. */
+  public long countedTokens() {
+    return toNative().countedTokens();
+  }
+
+  /** Real (unpadded) tokens. */
+  public long realTokens() {
+    if (attentionMask == null) return (long) rows * seq;
+    long n = 0;
+    for (int m : attentionMask) n += m;
+    return n;
+  }
+
+  public NativeBatch toNative() {
+    return new NativeBatch(rows, seq, inputIds, attentionMask, labels, positionIds, segmentIds);
+  }
+}

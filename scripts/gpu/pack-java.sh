@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Prepares what the GPU machine needs to run the Java tests and the CLI there (it has no Java and
+# no Maven): a Java runtime made with jlink and the jars built here, in .device/ (ignored by git;
+# name it in the device call's carry list).
+#   scripts/gpu/pack-java.sh        # after `mvn -B verify` (or package) here
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+JDK=${JDK25:-/usr/lib/jvm/temurin-25-jdk-amd64}
+mkdir -p .device
+if [ ! -f .device/jre.tar.xz ]; then
+  rm -rf /tmp/lora4j-jre
+  "$JDK/bin/jlink" --add-modules java.base,jdk.unsupported,java.logging,java.management,java.xml,java.desktop \
+    --output /tmp/lora4j-jre --strip-debug --no-man-pages --no-header-files
+  tar -C /tmp -cJf .device/jre.tar.xz lora4j-jre
+fi
+cli=$(ls java/target/lora4j-*-cli.jar | head -1)
+cp "$cli" .device/lora4j-cli.jar
+# Test classes and test dependencies for running the JUnit suite there.
+rm -rf .device/test && mkdir -p .device/test
+cp -r java/target/test-classes .device/test/classes
+(cd java && mvn -q -o dependency:copy-dependencies -DincludeScope=test -DoutputDirectory=../.device/test/lib >/dev/null)
+ls -la .device
