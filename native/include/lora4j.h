@@ -181,6 +181,9 @@ int lora4j_zero_grad(lora4j_engine* engine);
  * loss_sum receives the sum of the counted tokens' cross-entropies, tokens their count. */
 int lora4j_forward_backward(lora4j_engine* engine, const lora4j_batch* batch, float grad_scale,
                             double* loss_sum, int64_t* tokens);
+/* Global L2 norm of the accumulated gradients (nothing applied): lets a caller inspect a step
+ * before deciding to apply it. */
+int lora4j_grad_norm(lora4j_engine* engine, double* norm);
 /* Clips, checks finiteness, applies AdamW to every LoRA parameter, zeroes the gradients. */
 int lora4j_optimizer_step(lora4j_engine* engine, const lora4j_adamw* adamw,
                           lora4j_step_result* result);

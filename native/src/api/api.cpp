@@ -300,6 +300,10 @@ int lora4j_forward_backward(lora4j_engine* engine, const lora4j_batch* batch, fl
   });
 }
 
+int lora4j_grad_norm(lora4j_engine* engine, double* norm) {
+  return guard("lora4j_grad_norm", [&] { *nonnull(norm, "norm") = eng(engine).grad_norm(); });
+}
+
 int lora4j_optimizer_step(lora4j_engine* engine, const lora4j_adamw* adamw,
                           lora4j_step_result* result) {
   return guard("lora4j_optimizer_step", [&] {

@@ -109,6 +109,9 @@ class Engine {
   virtual void forward_backward(const lora4j_batch& b, float grad_scale, double* loss_sum,
                                 int64_t* tokens) = 0;
   virtual void optimizer_step(const lora4j_adamw& opt, lora4j_step_result* result) = 0;
+  // Global L2 norm of the accumulated gradients. The default reads every gradient through
+  // lora_get; backends override it with a device reduction.
+  virtual double grad_norm();
 
   virtual void eval_loss(const lora4j_batch& b, double* loss_sum, int64_t* tokens) = 0;
   virtual void logits(const lora4j_batch& b, float* out) = 0;

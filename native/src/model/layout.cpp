@@ -204,4 +204,17 @@ void to_f32(int32_t dtype, const void* src, float* dst, int64_t n) {
   }
 }
 
+double Engine::grad_norm() {
+  const LoraLayout* l = lora();
+  if (!l) fail(LORA4J_ESTATE, "no adapter is attached");
+  double sum = 0;
+  std::vector<float> buf;
+  for (const LoraSpec& t : l->tensors) {
+    buf.resize(size_t(t.numel()));
+    lora_get(LORA4J_STATE_GRAD, t.name, buf.data(), t.numel());
+    for (float g : buf) sum += double(g) * double(g);
+  }
+  return std::sqrt(sum);
+}
+
 }  // namespace lora4j

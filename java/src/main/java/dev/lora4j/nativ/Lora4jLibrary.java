@@ -234,6 +234,8 @@ public final class Lora4jLibrary {
       lora4j_engine engine, @Const lora4j_batch batch, float gradScale,
       double[] lossSum, @Cast("int64_t*") long[] tokens);
 
+  public static native int lora4j_grad_norm(lora4j_engine engine, double[] norm);
+
   public static native int lora4j_optimizer_step(
       lora4j_engine engine, @Const lora4j_adamw adamw, lora4j_step_result result);
 

@@ -234,6 +234,13 @@ public final class NativeEngine implements AutoCloseable {
     return new LossSum(loss[0], tokens[0]);
   }
 
+  /** Global L2 norm of the accumulated gradients, nothing applied. */
+  public synchronized double gradNorm() {
+    double[] n = new double[1];
+    check(lora4j_grad_norm(h(), n));
+    return n[0];
+  }
+
   public synchronized StepResult optimizerStep(AdamW a) {
     lora4j_engine e = h();
     try (lora4j_adamw p = adamw(a);

@@ -1,0 +1,373 @@
+package dev.lora4j;
+
+import dev.lora4j.model.MistralConfig;
+import dev.lora4j.model.peft.AdapterConfig;
+import dev.lora4j.model.peft.LoraAdapter;
+import dev.lora4j.model.peft.LoraTarget;
+import dev.lora4j.nativ.Lora4jLibrary;
+import dev.lora4j.nativ.NativeEngine;
+import dev.lora4j.safetensors.Checkpoint;
+import dev.lora4j.safetensors.DType;
+import dev.lora4j.safetensors.SafetensorsException;
+import dev.lora4j.safetensors.TensorInfo;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * A Mistral model loaded on a device, with at most one LoRA adapter attached: the low-level API
+ * under {@link LoraTrainer}. It owns the native engine; close it to free the device memory.
+ *
+ * <pre>{@code
+ * try (MistralModel m = MistralModel.load(Path.of("mistral-7b"), Device.auto())) {
+ *   m.attachNewAdapter(LoraConfig.builder().rank(16).alpha(16).build(), 42);
+ *   StepResult r = m.trainStep(batch, AdamWConfig.defaults().withLr(2e-4));
+ *   m.saveAdapter(Path.of("adapter"));
+ * }
+ * }</pre>
+ */
+public final class MistralModel implements AutoCloseable {
+  private final Path dir;
+  private final MistralConfig config;
+  private final Device device;
+  private final NativeEngine engine;
+  private AdapterConfig adapterConfig;
+
+  /** Options of {@link #load(Path, Device, LoadOptions)}. */
+  public record LoadOptions(int maxSeqLength, int threads, Recompute recompute) {
+    /** maxSeqLength 0: min(max_position_embeddings, 4096); threads 0: all cores. */
+    public static LoadOptions defaults() {
+      return new LoadOptions(0, 0, Recompute.NONE);
+    }
+
+    public LoadOptions withMaxSeqLength(int n) {
+      return new LoadOptions(n, threads, recompute);
+    }
+
+    public LoadOptions withThreads(int n) {
+      return new LoadOptions(maxSeqLength, n, recompute);
+    }
+
+    public LoadOptions withRecompute(Recompute r) {
+      return new LoadOptions(maxSeqLength, threads, r);
+    }
+  }
+
+  /** Activation recompute (gradient checkpointing). */
+  public enum Recompute {
+    /** Keep every activation: fastest, most memory. */
+    NONE,
+    /** Keep each layer's input only; recompute the layer in the backward. */
+    LAYER
+  }
+
+  private MistralModel(Path dir, MistralConfig config, Device device, NativeEngine engine) {
+    this.dir = dir;
+    this.config = config;
+    this.device = device;
+    this.engine = engine;
+  }
+
+  /** Loads a Hugging Face model folder (config.json + safetensors) onto the device. */
+  public static MistralModel load(Path dir, Device device) {
+    return load(dir, device, LoadOptions.defaults());
+  }
+
+  /**
+   * Loads a Hugging Face model folder: config.json and model.safetensors or a sharded index.
+   * Every file is validated before use; a bad folder is an exception naming the file and the
+   * tensor or key.
+   */
+  public static MistralModel load(Path dir, Device device, LoadOptions options) {
+    if (!Files.isDirectory(dir)) {
+      throw new Lora4jException("model folder " + dir + " does not exist or is not a folder");
+    }
+    Path cfgFile = dir.resolve("config.json");
+    if (!Files.isRegularFile(cfgFile)) {
+      throw new Lora4jException(
+          "model folder " + dir + " has no config.json: is it a Hugging Face model folder?");
+    }
+    MistralConfig config = MistralConfig.load(cfgFile);
+    try (Checkpoint ckpt = Checkpoint.open(dir)) {
+      List<String[]> plan = checkWeights(config, ckpt);
+      int maxSeq =
+          options.maxSeqLength() > 0
+              ? options.maxSeqLength()
+              : Math.min(config.maxPositionEmbeddings(), 4096);
+      NativeEngine engine =
+          NativeEngine.create(
+              shapeOf(config, maxSeq),
+              device.kind(),
+              device.index(),
+              options.threads(),
+              options.recompute() == Recompute.LAYER
+                  ? Lora4jLibrary.RECOMPUTE_LAYER
+                  : Lora4jLibrary.RECOMPUTE_NONE);
+      try {
+        for (String[] w : plan) {
+          String name = w[0];
+          DType dt = ckpt.dtype(name);
+          TensorInfo info = ckpt.info(name);
+          engine.setWeight(name, nativeDtype(dt), ckpt.data(name), info.numel());
+        }
+      } catch (RuntimeException e) {
+        engine.close();
+        throw e;
+      }
+      return new MistralModel(dir, config, device, engine);
+    }
+  }
+
+  /** Expected weights by Hugging Face name with their shapes, checked against the checkpoint. */
+  static List<String[]> checkWeights(MistralConfig c, Checkpoint ckpt) {
+    Map<String, long[]> want = expectedWeights(c);
+    List<String[]> plan = new ArrayList<>();
+    for (Map.Entry<String, long[]> e : want.entrySet()) {
+      String name = e.getKey();
+      if (!ckpt.contains(name)) {
+        throw new SafetensorsException(
+            "model folder " + ckpt.dir() + ": tensor " + name + " is missing from the checkpoint");
+      }
+      long[] shape = ckpt.shape(name);
+      if (!java.util.Arrays.equals(shape, e.getValue())) {
+        throw new SafetensorsException(
+            ckpt.fileOf(name).path()
+                + ": tensor "
+                + name
+                + " has shape "
+                + java.util.Arrays.toString(shape)
+                + ", config.json implies "
+                + java.util.Arrays.toString(e.getValue()));
+      }
+      DType dt = ckpt.dtype(name);
+      if (dt != DType.BF16 && dt != DType.F16 && dt != DType.F32) {
+        throw new SafetensorsException(
+            ckpt.fileOf(name).path()
+                + ": tensor "
+                + name
+                + " has dtype "
+                + dt
+                + "; weights must be BF16, F16 or F32");
+      }
+      plan.add(new String[] {name});
+    }
+    return plan;
+  }
+
+  /** Hugging Face names and shapes of every frozen weight of a Mistral model. */
+  public static Map<String, long[]> expectedWeights(MistralConfig c) {
+    Map<String, long[]> m = new LinkedHashMap<>();
+    long h = c.hiddenSize();
+    m.put("model.embed_tokens.weight", new long[] {c.vocabSize(), h});
+    for (int l = 0; l < c.numHiddenLayers(); l++) {
+      String p = "model.layers." + l + ".";
+      m.put(p + "input_layernorm.weight", new long[] {h});
+      for (LoraTarget t : LoraTarget.values()) {
+        m.put(p + t.modulePath() + ".weight", new long[] {outFeatures(c, t), inFeatures(c, t)});
+      }
+      m.put(p + "post_attention_layernorm.weight", new long[] {h});
+    }
+    m.put("model.norm.weight", new long[] {h});
+    m.put("lm_head.weight", new long[] {c.vocabSize(), h});
+    return m;
+  }
+
+  static long inFeatures(MistralConfig c, LoraTarget t) {
+    return switch (t) {
+      case O_PROJ -> c.qDim();
+      case DOWN_PROJ -> c.intermediateSize();
+      default -> c.hiddenSize();
+    };
+  }
+
+  static long outFeatures(MistralConfig c, LoraTarget t) {
+    return switch (t) {
+      case Q_PROJ -> c.qDim();
+      case K_PROJ, V_PROJ -> c.kvDim();
+      case GATE_PROJ, UP_PROJ -> c.intermediateSize();
+      case O_PROJ, DOWN_PROJ -> c.hiddenSize();
+    };
+  }
+
+  static NativeEngine.Shape shapeOf(MistralConfig c, int maxSeq) {
+    return new NativeEngine.Shape(
+        c.vocabSize(),
+        c.hiddenSize(),
+        c.intermediateSize(),
+        c.numHiddenLayers(),
+        c.numAttentionHeads(),
+        c.numKeyValueHeads(),
+        c.headDim(),
+        c.slidingWindow() == null ? 0 : c.slidingWindow(),
+        maxSeq,
+        (float) c.rmsNormEps(),
+        c.ropeTheta());
+  }
+
+  static int nativeDtype(DType dt) {
+    return switch (dt) {
+      case BF16 -> Lora4jLibrary.DTYPE_BF16;
+      case F16 -> Lora4jLibrary.DTYPE_F16;
+      case F32 -> Lora4jLibrary.DTYPE_F32;
+      default -> throw new IllegalArgumentException("unsupported weight dtype " + dt);
+    };
+  }
+
+  public MistralConfig config() {
+    return config;
+  }
+
+  public Device device() {
+    return device;
+  }
+
+  /** The folder the model was loaded from. */
+  public Path directory() {
+    return dir;
+  }
+
+  /** The longest sequence (positions) the engine was sized for. */
+  public int maxSeqLength() {
+    return engine.shape().maxSeqLen();
+  }
+
+  /** The native engine, for callers that need its full surface (tests, benchmarks). */
+  public NativeEngine engine() {
+    return engine;
+  }
+
+  // ---- adapters ------------------------------------------------------------------------------
+
+  /** Attaches a fresh adapter initialized as PEFT does (A Kaiming-uniform, B zero). */
+  public void attachNewAdapter(LoraConfig lora, long seed) {
+    LoraAdapter a =
+        LoraAdapter.initNew(
+            config, lora.rank(), lora.alpha(), lora.targets(), lora.rslora(), seed);
+    attachAdapter(a);
+  }
+
+  /** Reads a PEFT adapter folder, validates it against this model and attaches it. */
+  public void attachAdapter(Path adapterDir) {
+    LoraAdapter a = LoraAdapter.read(adapterDir);
+    attachAdapter(a);
+  }
+
+  /** Attaches an adapter held in memory (validated against this model first). */
+  public void attachAdapter(LoraAdapter a) {
+    a.validate(config);
+    AdapterConfig ac = a.config();
+    int bits = 0;
+    for (LoraTarget t : ac.targets()) bits |= t.bit();
+    engine.loraAttach(ac.r(), (float) ac.scale(), bits);
+    for (NativeEngine.LoraTensor t : engine.loraTensors()) {
+      LoraAdapter.Weight w = a.weight(t.name());
+      engine.loraSet(Lora4jLibrary.STATE_PARAM, t.name(), w.values());
+    }
+    adapterConfig = ac;
+  }
+
+  /** Removes the adapter (the frozen weights are unchanged). */
+  public void detachAdapter() {
+    engine.loraDetach();
+    adapterConfig = null;
+  }
+
+  /** The attached adapter's configuration, or null. */
+  public AdapterConfig adapterConfig() {
+    return adapterConfig;
+  }
+
+  /** The attached adapter's current weights (fp32). */
+  public LoraAdapter adapter() {
+    requireAdapter();
+    Map<String, LoraAdapter.Weight> w = new LinkedHashMap<>();
+    for (NativeEngine.LoraTensor t : engine.loraTensors()) {
+      float[] v = engine.loraGet(Lora4jLibrary.STATE_PARAM, t.name(), (int) t.numel());
+      w.put(t.name(), new LoraAdapter.Weight((int) t.rows(), (int) t.cols(), v));
+    }
+    return LoraAdapter.of(adapterConfig, DType.F32, w);
+  }
+
+  /** Writes the attached adapter in PEFT's layout (adapter_config.json + safetensors). */
+  public void saveAdapter(Path out) {
+    adapter().write(out);
+  }
+
+  /** Folds the adapter into the frozen weights (in the engine) and detaches it. */
+  public void mergeAdapter() {
+    requireAdapter();
+    engine.loraMerge();
+    adapterConfig = null;
+  }
+
+  private void requireAdapter() {
+    if (adapterConfig == null) throw new IllegalStateException("no adapter is attached");
+  }
+
+  // ---- training --------------------------------------------------------------------------------
+
+  /**
+   * One optimizer step on one batch: the mean loss over its label tokens, gradients, clipping,
+   * AdamW. The returned loss is the loss before the update.
+   */
+  public StepResult trainStep(Batch batch, AdamWConfig adamw) {
+    return trainStep(List.of(batch), adamw);
+  }
+
+  /**
+   * One optimizer step over micro-batches (gradient accumulation): the loss is the mean over all
+   * label tokens of all micro-batches, so the gradient equals that of one big batch.
+   */
+  public StepResult trainStep(List<Batch> microBatches, AdamWConfig adamw) {
+    requireAdapter();
+    long total = 0;
+    for (Batch b : microBatches) total += b.countedTokens();
+    if (total == 0) throw new Lora4jException("the step's batches have no label token to train on");
+    engine.zeroGrad();
+    double sum = 0;
+    for (Batch b : microBatches) {
+      sum += engine.forwardBackward(b.toNative(), (float) (1.0 / total)).sum();
+    }
+    NativeEngine.StepResult r = engine.optimizerStep(adamw.toNative());
+    return new StepResult(sum / total, r.gradNorm(), r.applied(), r.step(), total);
+  }
+
+  /** Mean loss over the batch's label tokens (no gradients). */
+  public double evalLoss(Batch batch) {
+    return engine.evalLoss(batch.toNative()).mean();
+  }
+
+  /** Sum of token losses and count (to average over several batches). */
+  public NativeEngine.LossSum evalLossSum(Batch batch) {
+    return engine.evalLoss(batch.toNative());
+  }
+
+  /** Logits [rows * seq * vocab]. */
+  public float[] logits(Batch batch) {
+    return engine.logits(batch.toNative());
+  }
+
+  /** Hidden states [(layers + 1) * rows * seq * hidden], Hugging Face's output_hidden_states. */
+  public float[] hiddenStates(Batch batch) {
+    return engine.hiddenStates(batch.toNative());
+  }
+
+  /** Greedy generation of up to maxNew tokens; stops after eosId (negative: never). */
+  public int[] generateGreedy(int[] prompt, int maxNew, int eosId) {
+    return engine.generateGreedy(prompt, maxNew, eosId);
+  }
+
+  @Override
+  public void close() {
+    engine.close();
+  }
+
+  /** Set of every projection LoRA can target. */
+  public static Set<LoraTarget> allLinear() {
+    return java.util.EnumSet.allOf(LoraTarget.class);
+  }
+}

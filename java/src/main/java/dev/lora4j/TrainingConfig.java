@@ -1,0 +1,208 @@
+package dev.lora4j;
+
+import dev.lora4j.data.DataFormat;
+import java.nio.file.Path;
+
+/**
+ * Everything {@link LoraTrainer#fit} needs besides the model and the data. Build one with {@link
+ * #builder()}; every setting has a default that follows Hugging Face's Trainer/TRL where they
+ * have one.
+ *
+ * @param outputDir where the adapter, metrics.jsonl, loss curve and checkpoints go
+ * @param epochs passes over the training data (ignored when maxSteps > 0)
+ * @param maxSteps optimizer steps to run; 0 or less: run the epochs
+ * @param batchSize rows per micro-batch
+ * @param gradientAccumulation micro-batches per optimizer step; the loss is normalized over all
+ *     label tokens of the step
+ * @param learningRate peak learning rate
+ * @param schedule learning-rate schedule (default linear decay, no warmup, as Hugging Face)
+ * @param weightDecay AdamW decoupled weight decay (default 0, as Hugging Face's Trainer)
+ * @param beta1 AdamW beta1
+ * @param beta2 AdamW beta2
+ * @param adamEps AdamW epsilon
+ * @param maxGradNorm global-norm clipping threshold; 0 or less: no clipping
+ * @param lora the adapter to train (ignored when initAdapter is set)
+ * @param initAdapter a PEFT adapter folder to start from instead of a fresh adapter, or null
+ * @param maxSeqLength longest row; longer examples are truncated and counted
+ * @param trainOnCompletionsOnly labels -100 on prompts (and on everything but assistant turns)
+ * @param packing pack several examples into each row (attention never crosses them)
+ * @param dataFormat the data format, or null to detect it per file
+ * @param skipInvalidLines skip and count malformed lines instead of failing
+ * @param shuffleBuffer examples held for shuffling; 0 or 1: file order
+ * @param seed seed of the adapter initialization and the shuffle
+ * @param validationFile a separate validation JSONL file, or null
+ * @param validationFraction fraction of the training file held out for validation (when no
+ *     validation file), 0 for none
+ * @param evalSteps evaluate every N optimizer steps (0: only at the end)
+ * @param loggingSteps log every N optimizer steps
+ * @param saveSteps write a checkpoint every N optimizer steps (0: none)
+ * @param saveTotalLimit checkpoints kept (the oldest are deleted)
+ * @param resume continue from the latest checkpoint in outputDir when there is one
+ * @param guard the poisoned-batch guard
+ */
+public record TrainingConfig(
+    Path outputDir,
+    int epochs,
+    long maxSteps,
+    int batchSize,
+    int gradientAccumulation,
+    double learningRate,
+    Schedule schedule,
+    double weightDecay,
+    double beta1,
+    double beta2,
+    double adamEps,
+    double maxGradNorm,
+    LoraConfig lora,
+    Path initAdapter,
+    int maxSeqLength,
+    boolean trainOnCompletionsOnly,
+    boolean packing,
+    DataFormat dataFormat,
+    boolean skipInvalidLines,
+    int shuffleBuffer,
+    long seed,
+    Path validationFile,
+    double validationFraction,
+    long evalSteps,
+    long loggingSteps,
+    long saveSteps,
+    int saveTotalLimit,
+    boolean resume,
+    GuardConfig guard) {
+
+  public TrainingConfig {
+    if (outputDir == null) throw new IllegalArgumentException("outputDir is required");
+    if (epochs < 1 && maxSteps <= 0) {
+      throw new IllegalArgumentException("epochs must be >= 1 (or set maxSteps)");
+    }
+    if (batchSize < 1) throw new IllegalArgumentException("batchSize must be >= 1: " + batchSize);
+    if (gradientAccumulation < 1) {
+      throw new IllegalArgumentException("gradientAccumulation must be >= 1: " + gradientAccumulation);
+    }
+    if (!(learningRate >= 0)) throw new IllegalArgumentException("learningRate must be >= 0");
+    if (maxSeqLength < 2) throw new IllegalArgumentException("maxSeqLength must be >= 2");
+    if (!(validationFraction >= 0 && validationFraction < 1)) {
+      throw new IllegalArgumentException("validationFraction must be in [0, 1)");
+    }
+    if (loggingSteps < 1) throw new IllegalArgumentException("loggingSteps must be >= 1");
+    if (saveTotalLimit < 1) throw new IllegalArgumentException("saveTotalLimit must be >= 1");
+    if (schedule == null) schedule = Schedule.linear();
+    if (lora == null) lora = LoraConfig.builder().build();
+    if (guard == null) guard = GuardConfig.defaults();
+  }
+
+  public static Builder builder() {
+    return new Builder();
+  }
+
+  public Builder toBuilder() {
+    Builder b = new Builder();
+    b.outputDir = outputDir;
+    b.epochs = epochs;
+    b.maxSteps = maxSteps;
+    b.batchSize = batchSize;
+    b.gradientAccumulation = gradientAccumulation;
+    b.learningRate = learningRate;
+    b.schedule = schedule;
+    b.weightDecay = weightDecay;
+    b.beta1 = beta1;
+    b.beta2 = beta2;
+    b.adamEps = adamEps;
+    b.maxGradNorm = maxGradNorm;
+    b.lora = lora;
+    b.initAdapter = initAdapter;
+    b.maxSeqLength = maxSeqLength;
+    b.trainOnCompletionsOnly = trainOnCompletionsOnly;
+    b.packing = packing;
+    b.dataFormat = dataFormat;
+    b.skipInvalidLines = skipInvalidLines;
+    b.shuffleBuffer = shuffleBuffer;
+    b.seed = seed;
+    b.validationFile = validationFile;
+    b.validationFraction = validationFraction;
+    b.evalSteps = evalSteps;
+    b.loggingSteps = loggingSteps;
+    b.saveSteps = saveSteps;
+    b.saveTotalLimit = saveTotalLimit;
+    b.resume = resume;
+    b.guard = guard;
+    return b;
+  }
+
+  /** The AdamW settings at learning rate lr. */
+  public AdamWConfig adamw(double lr) {
+    return new AdamWConfig(lr, beta1, beta2, adamEps, weightDecay, maxGradNorm);
+  }
+
+  /** Builder with defaults. */
+  public static final class Builder {
+    private Path outputDir;
+    private int epochs = 1;
+    private long maxSteps = 0;
+    private int batchSize = 4;
+    private int gradientAccumulation = 1;
+    private double learningRate = 2e-4;
+    private Schedule schedule = Schedule.linear();
+    private double weightDecay = 0.0;
+    private double beta1 = 0.9;
+    private double beta2 = 0.999;
+    private double adamEps = 1e-8;
+    private double maxGradNorm = 1.0;
+    private LoraConfig lora = LoraConfig.builder().build();
+    private Path initAdapter;
+    private int maxSeqLength = 2048;
+    private boolean trainOnCompletionsOnly;
+    private boolean packing;
+    private DataFormat dataFormat;
+    private boolean skipInvalidLines;
+    private int shuffleBuffer = 10_000;
+    private long seed = 42;
+    private Path validationFile;
+    private double validationFraction;
+    private long evalSteps;
+    private long loggingSteps = 10;
+    private long saveSteps;
+    private int saveTotalLimit = 2;
+    private boolean resume;
+    private GuardConfig guard = GuardConfig.defaults();
+
+    public Builder outputDir(Path v) { outputDir = v; return this; }
+    public Builder epochs(int v) { epochs = v; return this; }
+    public Builder maxSteps(long v) { maxSteps = v; return this; }
+    public Builder batchSize(int v) { batchSize = v; return this; }
+    public Builder gradientAccumulation(int v) { gradientAccumulation = v; return this; }
+    public Builder learningRate(double v) { learningRate = v; return this; }
+    public Builder schedule(Schedule v) { schedule = v; return this; }
+    public Builder weightDecay(double v) { weightDecay = v; return this; }
+    public Builder betas(double b1, double b2) { beta1 = b1; beta2 = b2; return this; }
+    public Builder adamEps(double v) { adamEps = v; return this; }
+    public Builder maxGradNorm(double v) { maxGradNorm = v; return this; }
+    public Builder lora(LoraConfig v) { lora = v; return this; }
+    public Builder initAdapter(Path v) { initAdapter = v; return this; }
+    public Builder maxSeqLength(int v) { maxSeqLength = v; return this; }
+    public Builder trainOnCompletionsOnly(boolean v) { trainOnCompletionsOnly = v; return this; }
+    public Builder packing(boolean v) { packing = v; return this; }
+    public Builder dataFormat(DataFormat v) { dataFormat = v; return this; }
+    public Builder skipInvalidLines(boolean v) { skipInvalidLines = v; return this; }
+    public Builder shuffleBuffer(int v) { shuffleBuffer = v; return this; }
+    public Builder seed(long v) { seed = v; return this; }
+    public Builder validationFile(Path v) { validationFile = v; return this; }
+    public Builder validationFraction(double v) { validationFraction = v; return this; }
+    public Builder evalSteps(long v) { evalSteps = v; return this; }
+    public Builder loggingSteps(long v) { loggingSteps = v; return this; }
+    public Builder saveSteps(long v) { saveSteps = v; return this; }
+    public Builder saveTotalLimit(int v) { saveTotalLimit = v; return this; }
+    public Builder resume(boolean v) { resume = v; return this; }
+    public Builder guard(GuardConfig v) { guard = v; return this; }
+
+    public TrainingConfig build() {
+      return new TrainingConfig(
+          outputDir, epochs, maxSteps, batchSize, gradientAccumulation, learningRate, schedule,
+          weightDecay, beta1, beta2, adamEps, maxGradNorm, lora, initAdapter, maxSeqLength,
+          trainOnCompletionsOnly, packing, dataFormat, skipInvalidLines, shuffleBuffer, seed,
+          validationFile, validationFraction, evalSteps, loggingSteps, saveSteps, saveTotalLimit,
+          resume, guard);
+    }
+  }
+}
