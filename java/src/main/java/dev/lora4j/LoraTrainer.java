@@ -1,0 +1,270 @@
+package dev.lora4j;
+
+import dev.lora4j.data.BatchIterator;
+import dev.lora4j.data.DataBatch;
+import dev.lora4j.data.DataConfig;
+import dev.lora4j.data.DataPosition;
+import dev.lora4j.data.DataStats;
+import dev.lora4j.data.JsonlDataset;
+import dev.lora4j.nativ.NativeEngine;
+import dev.lora4j.train.CheckpointStore;
+import dev.lora4j.train.LossPlot;
+import dev.lora4j.train.MetricsFile;
+import dev.lora4j.train.PoisonGuard;
+import dev.lora4j.train.ProgressListener;
+import dev.lora4j.train.TrainerState;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.logging.Logger;
+
+/**
+ * Fine-tunes a {@link MistralModel} with LoRA on a JSONL dataset: one call from data to a PEFT
+ * adapter.
+ *
+ * <pre>{@code
+ * try (MistralModel base = MistralModel.load(Path.of("mistral-7b"), Device.auto())) {
+ *   TrainingConfig cfg = TrainingConfig.builder().outputDir(Path.of("results"))
+ *       .epochs(1).batchSize(4).gradientAccumulation(4).learningRate(2e-4)
+ *       .schedule(Schedule.cosine().warmupSteps(10)).maxSeqLength(2048)
+ *       .lora(LoraConfig.builder().rank(16).alpha(16).allLinear().build())
+ *       .trainOnCompletionsOnly(true).packing(true).build();
+ *   TrainingResult result = LoraTrainer.fit(base, Dataset.jsonl(Path.of("train.jsonl")), cfg);
+ * }
+ * }</pre>
+ *
+ * <p>Each optimizer step takes {@code gradientAccumulation} batches, normalizes the loss over all
+ * their label tokens (the same gradient as one big batch), clips, and applies AdamW at the
+ * scheduled learning rate. The run writes {@code metrics.jsonl}, {@code loss.png}, checkpoints
+ * every {@code saveSteps} (resumable exactly), and the final adapter to {@code outputDir/adapter}.
+ * Evaluation (every {@code evalSteps} and at the end) reports the validation loss of the
+ * fine-tuned model next to the base model's.
+ *
+ * <p>Any adapter attached to the model when fit starts is replaced by the one trained.
+ */
+public final class LoraTrainer {
+  private static final Logger LOG = Logger.getLogger(LoraTrainer.class.getName());
+
+  private LoraTrainer() {}
+
+  /** Trains with a progress display on the console and the standard output files. */
+  public static TrainingResult fit(MistralModel model, Dataset data, TrainingConfig cfg) {
+    return fit(model, data, cfg, List.of(new ProgressListener(System.err)));
+  }
+
+  /** Trains and reports every event to the listeners (the output files are always written). */
+  public static TrainingResult fit(
+      MistralModel model, Dataset data, TrainingConfig cfg, List<TrainingListener> listeners) {
+    return new Run(model, data, cfg, listeners).run();
+  }
+
+  private static final class Run {
+    final MistralModel model;
+    final Dataset data;
+    final TrainingConfig cfg;
+    final List<TrainingListener> listeners = new ArrayList<>();
+    final CheckpointStore store;
+    final MetricsFile metrics;
+
+    Run(MistralModel model, Dataset data, TrainingConfig cfg, List<TrainingListener> ls) {
+      this.model = model;
+      this.data = data;
+      this.cfg = cfg;
+      try {
+        Files.createDirectories(cfg.outputDir());
+      } catch (IOException e) {
+        throw new Lora4jException("cannot create output folder " + cfg.outputDir() + ": " + e, e);
+      }
+      if (!Files.isWritable(cfg.outputDir())) {
+        throw new Lora4jException("output folder " + cfg.outputDir() + " is not writable");
+      }
+      this.store = new CheckpointStore(cfg.outputDir(), cfg.saveTotalLimit());
+      this.metrics = new MetricsFile(cfg.outputDir().resolve("metrics.jsonl"));
+      listeners.add(metrics);
+      listeners.addAll(ls);
+    }
+
+    DataConfig dataConfig(boolean shuffle) {
+      int maxLen = Math.min(cfg.maxSeqLength(), model.maxSeqLength());
+      return DataConfig.builder()
+          .format(data.format() != null ? data.format() : cfg.dataFormat())
+          .completionsOnly(cfg.trainOnCompletionsOnly())
+          .maxSeqLength(maxLen)
+          .skipInvalid(cfg.skipInvalidLines())
+          .batchSize(cfg.batchSize())
+          .packing(cfg.packing())
+          .shuffleBuffer(shuffle ? cfg.shuffleBuffer() : 0)
+          .seed(cfg.seed())
+          .validationFraction(cfg.validationFile() == null ? cfg.validationFraction() : 0)
+          .prefetch(true)
+          .build();
+    }
+
+    TrainingResult run() {
+      long t0 = System.nanoTime();
+      JsonlDataset all =
+          JsonlDataset.open(data.file(), model.textEncoder(), model.chatEncoder(), dataConfig(true));
+      JsonlDataset train = cfg.validationFraction() > 0 && cfg.validationFile() == null ? all.train() : all;
+      JsonlDataset valid = null;
+      if (cfg.validationFile() != null) {
+        valid =
+            JsonlDataset.open(
+                cfg.validationFile(), model.textEncoder(), model.chatEncoder(), dataConfig(false));
+      } else if (cfg.validationFraction() > 0) {
+        valid = all.validation();
+      }
+
+      // Steps of the run: from the batches of one epoch (a counting pass over the data).
+      long batchesPerEpoch = 0;
+      DataStats scanStats;
+      try (BatchIterator it = train.batches(DataPosition.START, 1)) {
+        while (it.hasNext()) {
+          it.next();
+          batchesPerEpoch++;
+        }
+        scanStats = it.stats();
+      }
+      long stepsPerEpoch = (batchesPerEpoch + cfg.gradientAccumulation() - 1) / cfg.gradientAccumulation();
+      long totalSteps = cfg.maxSteps() > 0 ? cfg.maxSteps() : stepsPerEpoch * cfg.epochs();
+      int epochs = cfg.maxSteps() > 0 ? Integer.MAX_VALUE : cfg.epochs();
+
+      // The base model's validation loss (the forgetting check), before any adapter.
+      if (model.adapterConfig() != null) model.detachAdapter();
+      Double baseLoss = valid == null ? null : evaluate(valid);
+
+      TrainerState state = null;
+      if (cfg.resume()) state = store.loadLatest(model);
+      if (state == null) {
+        if (cfg.initAdapter() != null) model.attachAdapter(cfg.initAdapter());
+        else model.attachNewAdapter(cfg.lora(), cfg.seed());
+        state = TrainerState.fresh(totalSteps);
+        metrics.reset();
+      } else {
+        metrics.truncateAfter(state.step());
+        LOG.info("resuming from step " + state.step() + " at " + state.position());
+      }
+      PoisonGuard guard = new PoisonGuard(cfg.guard(), state.guardHistory());
+      long trainable = 0;
+      for (NativeEngine.LoraTensor t : model.engine().loraTensors()) trainable += t.numel();
+      for (TrainingListener l : listeners) {
+        l.onTrainBegin(
+            new TrainingListener.TrainingPlan(
+                totalSteps, state.step(), scanStats.examples(), model.device().toString(), trainable));
+      }
+
+      List<TrainingListener.Evaluation> evals = new ArrayList<>(state.evaluations());
+      double firstLoss = Double.NaN, lastLoss = Double.NaN;
+      long step = state.step();
+      long skipped = state.skippedSteps();
+      DataPosition pos = state.position();
+      long stepsThisRun = 0;
+      try (BatchIterator it = train.batches(pos, epochs)) {
+        while (step < totalSteps && it.hasNext()) {
+          long ts = System.nanoTime();
+          List<DataBatch> micro = new ArrayList<>(cfg.gradientAccumulation());
+          while (micro.size() < cfg.gradientAccumulation() && it.hasNext()) micro.add(it.next());
+          long labelTokens = 0, realTokens = 0;
+          for (DataBatch b : micro) {
+            labelTokens += b.labelTokens();
+            realTokens += b.batch().realTokens();
+          }
+          DataPosition from = pos;
+          pos = micro.get(micro.size() - 1).next();
+          if (labelTokens == 0) continue;
+          NativeEngine engine = model.engine();
+          engine.zeroGrad();
+          double sum = 0;
+          for (DataBatch b : micro) {
+            sum += engine.forwardBackward(b.batch().toNative(), (float) (1.0 / labelTokens)).sum();
+          }
+          double loss = sum / labelTokens;
+          double lr = cfg.learningRate() * cfg.schedule().factor(step, totalSteps);
+          double norm = engine.gradNorm();
+          String reject = guard.check(loss, norm);
+          if (reject != null) {
+            engine.zeroGrad();
+            skipped++;
+            TrainingListener.SkippedStep s =
+                new TrainingListener.SkippedStep(step + 1, reject, loss, norm, from + " .. " + pos);
+            for (TrainingListener l : listeners) l.onSkippedStep(s);
+            continue;
+          }
+          NativeEngine.StepResult r = engine.optimizerStep(cfg.adamw(lr).toNative());
+          if (!r.applied()) {
+            skipped++;
+            TrainingListener.SkippedStep s =
+                new TrainingListener.SkippedStep(
+                    step + 1, "gradient not finite", loss, r.gradNorm(), from + " .. " + pos);
+            for (TrainingListener l : listeners) l.onSkippedStep(s);
+            continue;
+          }
+          guard.accept(loss, norm);
+          step++;
+          stepsThisRun++;
+          if (Double.isNaN(firstLoss)) firstLoss = loss;
+          lastLoss = loss;
+          double secs = (System.nanoTime() - ts) / 1e9;
+          double epochF = pos.epoch() + (scanStats.examples() == 0 ? 0 : (double) pos.examples() / scanStats.examples());
+          TrainingListener.StepMetrics m =
+              new TrainingListener.StepMetrics(
+                  step, epochF, loss, r.gradNorm(), lr, labelTokens, realTokens / secs,
+                  (System.nanoTime() - t0) / 1e9, engine.memory()[0]);
+          for (TrainingListener l : listeners) l.onStep(m);
+
+          boolean last = step == totalSteps;
+          if (valid != null && cfg.evalSteps() > 0 && step % cfg.evalSteps() == 0 && !last) {
+            evals.add(evaluation(valid, step, baseLoss));
+          }
+          if (cfg.saveSteps() > 0 && step % cfg.saveSteps() == 0) {
+            TrainerState st =
+                new TrainerState(step, totalSteps, pos, skipped, guard.history(), evals);
+            Path dir = store.save(model, st);
+            for (TrainingListener l : listeners) l.onCheckpoint(dir, step);
+          }
+        }
+      }
+      if (valid != null) evals.add(evaluation(valid, step, baseLoss));
+      Path adapterDir = cfg.outputDir().resolve("adapter");
+      model.saveAdapter(adapterDir);
+      LossPlot.write(metrics.path(), cfg.outputDir().resolve("loss.png"));
+      TrainingResult result =
+          new TrainingResult(
+              adapterDir, step, skipped, firstLoss, lastLoss, List.copyOf(evals),
+              (System.nanoTime() - t0) / 1e9, scanStats.truncated(), scanStats.skippedTotal());
+      for (TrainingListener l : listeners) l.onTrainEnd(result);
+      if (stepsThisRun == 0 && step < totalSteps) {
+        LOG.warning("no step ran: the data produced no batch with label tokens");
+      }
+      return result;
+    }
+
+    TrainingListener.Evaluation evaluation(JsonlDataset valid, long step, Double baseLoss) {
+      double loss = evaluate(valid);
+      TrainingListener.Evaluation e =
+          new TrainingListener.Evaluation(step, loss, baseLoss == null ? Double.NaN : baseLoss, lastEvalTokens);
+      for (TrainingListener l : listeners) l.onEvaluate(e);
+      return e;
+    }
+
+    long lastEvalTokens;
+
+    double evaluate(JsonlDataset valid) {
+      double sum = 0;
+      long tokens = 0;
+      try (BatchIterator it = valid.batches(DataPosition.START, 1)) {
+        while (it.hasNext()) {
+          DataBatch b = it.next();
+          if (b.labelTokens() == 0) continue;
+          NativeEngine.LossSum ls = model.engine().evalLoss(b.batch().toNative());
+          sum += ls.sum();
+          tokens += ls.tokens();
+        }
+      }
+      lastEvalTokens = tokens;
+      if (tokens == 0) throw new Lora4jException("the validation data has no label token");
+      return sum / tokens;
+    }
+  }
+}

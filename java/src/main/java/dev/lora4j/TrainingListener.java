@@ -1,0 +1,92 @@
+package dev.lora4j;
+
+import java.nio.file.Path;
+
+/**
+ * Receives the events of a training run. Every method has an empty default; implement the ones
+ * you need. Listeners run on the training thread, between steps.
+ */
+public interface TrainingListener {
+  /** Before the first step: the plan of the run. */
+  default void onTrainBegin(TrainingPlan plan) {}
+
+  /** After every applied optimizer step. */
+  default void onStep(StepMetrics metrics) {}
+
+  /** A step that was not applied (non-finite, or rejected by the poisoned-batch guard). */
+  default void onSkippedStep(SkippedStep skipped) {}
+
+  /** After each evaluation on the validation data. */
+  default void onEvaluate(Evaluation evaluation) {}
+
+  /** After a checkpoint folder was completely written. */
+  default void onCheckpoint(Path checkpoint, long step) {}
+
+  /** After the last step, with the result (the adapter is already written). */
+  default void onTrainEnd(TrainingResult result) {}
+
+  /**
+   * The plan of a run.
+   *
+   * @param totalSteps optimizer steps the run will make
+   * @param startStep the step it starts after (0, or the checkpoint's step when resuming)
+   * @param trainExamples examples in one epoch of the training data
+   * @param device where it runs
+   * @param trainableParameters LoRA parameters trained
+   */
+  record TrainingPlan(
+      long totalSteps, long startStep, long trainExamples, String device, long trainableParameters) {}
+
+  /**
+   * One applied optimizer step.
+   *
+   * @param step 1-based optimizer step
+   * @param epoch fractional epoch reached
+   * @param loss mean loss over the step's label tokens, before the update
+   * @param gradNorm global gradient norm before clipping
+   * @param learningRate learning rate used
+   * @param tokens label tokens of the step
+   * @param tokensPerSecond input tokens per second of this step (real tokens, padding excluded)
+   * @param elapsedSeconds since the start of the run
+   * @param memoryBytes engine memory in use (device memory on CUDA)
+   */
+  record StepMetrics(
+      long step,
+      double epoch,
+      double loss,
+      double gradNorm,
+      double learningRate,
+      long tokens,
+      double tokensPerSecond,
+      double elapsedSeconds,
+      long memoryBytes) {}
+
+  /**
+   * A step that was not applied.
+   *
+   * @param step the optimizer step it would have been (the step count does not advance)
+   * @param reason why
+   * @param loss its loss
+   * @param gradNorm its gradient norm
+   * @param dataPosition where its batches came from in the data
+   */
+  record SkippedStep(long step, String reason, double loss, double gradNorm, String dataPosition) {}
+
+  /**
+   * Validation loss of the fine-tuned model and of the base model (the forgetting check).
+   *
+   * @param step optimizer step after which it ran
+   * @param loss mean validation loss with the adapter
+   * @param baseLoss mean validation loss of the base model without the adapter
+   * @param tokens validation tokens counted
+   */
+  record Evaluation(long step, double loss, double baseLoss, long tokens) {
+    public double perplexity() {
+      return Math.exp(loss);
+    }
+
+    public double basePerplexity() {
+      return Math.exp(baseLoss);
+    }
+  }
+}

@@ -1,0 +1,249 @@
+package dev.lora4j.train;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.lora4j.Lora4jException;
+import dev.lora4j.MistralModel;
+import dev.lora4j.TrainingListener;
+import dev.lora4j.data.DataPosition;
+import dev.lora4j.nativ.Lora4jLibrary;
+import dev.lora4j.nativ.NativeEngine;
+import dev.lora4j.safetensors.DType;
+import dev.lora4j.safetensors.SafetensorsFile;
+import dev.lora4j.safetensors.SafetensorsWriter;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.security.MessageDigest;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.logging.Logger;
+import java.util.stream.Stream;
+
+/**
+ * Checkpoints of a run: {@code outputDir/checkpoint-<step>/} holding the adapter (PEFT layout),
+ * {@code optimizer.safetensors} (AdamW moments and step count), {@code trainer_state.json}
+ * (step, data position, guard history, evaluations) and {@code manifest.json} (SHA-256 and size
+ * of every file). A checkpoint is written under a temporary name and renamed when complete, so a
+ * process killed while writing leaves the previous checkpoints as they were; at most {@code keep}
+ * are kept. Loading takes the newest checkpoint whose manifest checks out; a damaged one is
+ * reported and the one before it used.
+ */
+public final class CheckpointStore {
+  private static final Logger LOG = Logger.getLogger(CheckpointStore.class.getName());
+  private static final ObjectMapper JSON = new ObjectMapper();
+  static final String PREFIX = "checkpoint-";
+  private final Path root;
+  private final int keep;
+
+  public CheckpointStore(Path root, int keep) {
+    this.root = root;
+    this.keep = keep;
+  }
+
+  /** Complete checkpoint folders, oldest first. */
+  public List<Path> list() {
+    List<Path> out = new ArrayList<>();
+    if (!Files.isDirectory(root)) return out;
+    try (DirectoryStream<Path> ds = Files.newDirectoryStream(root, PREFIX + "*")) {
+      for (Path p : ds) {
+        if (Files.isDirectory(p) && stepOf(p) >= 0) out.add(p);
+      }
+    } catch (IOException e) {
+      throw new Lora4jException("cannot list checkpoints in " + root + ": " + e, e);
+    }
+    out.sort(Comparator.comparingLong(CheckpointStore::stepOf));
+    return out;
+  }
+
+  static long stepOf(Path p) {
+    String n = p.getFileName().toString();
+    try {
+      return Long.parseLong(n.substring(PREFIX.length()));
+    } catch (NumberFormatException | IndexOutOfBoundsException e) {
+      return -1;
+    }
+  }
+
+  /** Writes a checkpoint of the model's adapter, optimizer state and the trainer state. */
+  public Path save(MistralModel model, TrainerState state) {
+    Path dir = root.resolve(PREFIX + state.step());
+    Path tmp = root.resolve(".tmp-" + PREFIX + state.step());
+    try {
+      deleteTree(tmp);
+      Files.createDirectories(tmp);
+      model.saveAdapter(tmp);
+      writeOptimizer(model.engine(), tmp.resolve("optimizer.safetensors"));
+      Files.writeString(tmp.resolve("trainer_state.json"), stateJson(state), StandardCharsets.UTF_8);
+      writeManifest(tmp);
+      deleteTree(dir);
+      Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
+    } catch (IOException e) {
+      try {
+        deleteTree(tmp);
+      } catch (IOException ignored) {
+        // the original failure is what matters
+      }
+      throw new Lora4jException(
+          "cannot write checkpoint " + dir + " (previous checkpoints are intact): " + e, e);
+    }
+    List<Path> all = list();
+    for (int i = 0; i + keep < all.size(); i++) {
+      try {
+        deleteTree(all.get(i));
+      } catch (IOException e) {
+        LOG.warning("cannot delete old checkpoint " + all.get(i) + ": " + e);
+      }
+    }
+    return dir;
+  }
+
+  /**
+   * Restores the newest intact checkpoint into the model (adapter, moments, step count) and
+   * returns its trainer state, or null when there is none.
+   */
+  public TrainerState loadLatest(MistralModel model) {
+    List<Path> all = list();
+    for (int i = all.size() - 1; i >= 0; i--) {
+      Path dir = all.get(i);
+      String problem = verify(dir);
+      if (problem != null) {
+        LOG.warning("checkpoint " + dir + " is damaged (" + problem + "); trying the previous one");
+        continue;
+      }
+      model.attachAdapter(dir);
+      readOptimizer(model.engine(), dir.resolve("optimizer.safetensors"));
+      try {
+        return parseState(Files.readString(dir.resolve("trainer_state.json")));
+      } catch (IOException e) {
+        throw new Lora4jException("cannot read " + dir.resolve("trainer_state.json") + ": " + e, e);
+      }
+    }
+    return null;
+  }
+
+  /** Null when every file of the manifest is present with its size and SHA-256; else why not. */
+  public static String verify(Path dir) {
+    Path m = dir.resolve("manifest.json");
+    if (!Files.isRegularFile(m)) return "no manifest.json";
+    try {
+      JsonNode files = JSON.readTree(m.toFile()).path("files");
+      if (!files.isObject() || files.size() == 0) return "manifest.json lists no file";
+      for (Map.Entry<String, JsonNode> e : (Iterable<Map.Entry<String, JsonNode>>) files::fields) {
+        Path f = dir.resolve(e.getKey());
+        if (!Files.isRegularFile(f)) return e.getKey() + " is missing";
+        if (Files.size(f) != e.getValue().path("size").asLong()) return e.getKey() + " has the wrong size";
+        if (!sha256(f).equals(e.getValue().path("sha256").asText())) {
+          return e.getKey() + " does not match its checksum";
+        }
+      }
+      return null;
+    } catch (IOException | RuntimeException e) {
+      return "manifest.json unreadable: " + e.getMessage();
+    }
+  }
+
+  private static void writeManifest(Path dir) throws IOException {
+    ObjectNode files = JSON.createObjectNode();
+    try (Stream<Path> s = Files.list(dir)) {
+      for (Path f : s.sorted().toList()) {
+        if (!Files.isRegularFile(f)) continue;
+        ObjectNode e = files.putObject(f.getFileName().toString());
+        e.put("size", Files.size(f));
+        e.put("sha256", sha256(f));
+      }
+    }
+    ObjectNode root = JSON.createObjectNode();
+    root.set("files", files);
+    Files.writeString(dir.resolve("manifest.json"), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(root));
+  }
+
+  static String sha256(Path f) throws IOException {
+    try (InputStream in = Files.newInputStream(f)) {
+      MessageDigest md = MessageDigest.getInstance("SHA-256");
+      byte[] buf = new byte[1 << 16];
+      int n;
+      while ((n = in.read(buf)) > 0) md.update(buf, 0, n);
+      return HexFormat.of().formatHex(md.digest());
+    } catch (java.security.NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  private static void writeOptimizer(NativeEngine e, Path file) {
+    SafetensorsWriter w = new SafetensorsWriter();
+    Map<String, String> meta = new TreeMap<>();
+    meta.put("format", "pt");
+    meta.put("step", Long.toString(e.optimizerStep()));
+    w.metadata(meta);
+    for (NativeEngine.LoraTensor t : e.loraTensors()) {
+      long[] shape = {t.rows(), t.cols()};
+      int n = (int) t.numel();
+      w.addFloats("exp_avg." + t.name(), DType.F32, shape, e.loraGet(Lora4jLibrary.STATE_EXP_AVG, t.name(), n));
+      w.addFloats("exp_avg_sq." + t.name(), DType.F32, shape, e.loraGet(Lora4jLibrary.STATE_EXP_AVG_SQ, t.name(), n));
+    }
+    w.write(file);
+  }
+
+  private static void readOptimizer(NativeEngine e, Path file) {
+    try (SafetensorsFile f = SafetensorsFile.open(file)) {
+      String step = f.metadata().get("step");
+      if (step == null) throw new Lora4jException(file + ": metadata has no optimizer step");
+      for (NativeEngine.LoraTensor t : e.loraTensors()) {
+        e.loraSet(Lora4jLibrary.STATE_EXP_AVG, t.name(), f.readFloat("exp_avg." + t.name()));
+        e.loraSet(Lora4jLibrary.STATE_EXP_AVG_SQ, t.name(), f.readFloat("exp_avg_sq." + t.name()));
+      }
+      e.setOptimizerStep(Long.parseLong(step));
+    }
+  }
+
+  static String stateJson(TrainerState s) throws IOException {
+    ObjectNode n = JSON.createObjectNode();
+    n.put("step", s.step());
+    n.put("total_steps", s.totalSteps());
+    n.putObject("data_position").put("epoch", s.position().epoch()).put("examples", s.position().examples());
+    n.put("skipped_steps", s.skippedSteps());
+    ArrayNode g = n.putArray("guard_history");
+    for (double[] h : s.guardHistory()) g.addArray().add(h[0]).add(h[1]);
+    ArrayNode ev = n.putArray("evaluations");
+    for (TrainingListener.Evaluation e : s.evaluations()) {
+      ObjectNode o = ev.addObject().put("step", e.step()).put("tokens", e.tokens());
+      MetricsFile.num(o, "loss", e.loss());
+      MetricsFile.num(o, "base_loss", e.baseLoss());
+    }
+    return JSON.writerWithDefaultPrettyPrinter().writeValueAsString(n);
+  }
+
+  static TrainerState parseState(String json) throws IOException {
+    JsonNode n = JSON.readTree(json);
+    List<double[]> g = new ArrayList<>();
+    for (JsonNode h : n.path("guard_history")) g.add(new double[] {h.get(0).asDouble(), h.get(1).asDouble()});
+    List<TrainingListener.Evaluation> ev = new ArrayList<>();
+    for (JsonNode e : n.path("evaluations")) {
+      ev.add(new TrainingListener.Evaluation(
+          e.get("step").asLong(), e.path("loss").asDouble(Double.NaN), e.path("base_loss").asDouble(Double.NaN), e.get("tokens").asLong()));
+    }
+    JsonNode p = n.get("data_position");
+    return new TrainerState(
+        n.get("step").asLong(), n.get("total_steps").asLong(),
+        new DataPosition(p.get("epoch").asInt(), p.get("examples").asLong()),
+        n.get("skipped_steps").asLong(), g, ev);
+  }
+
+  static void deleteTree(Path p) throws IOException {
+    if (!Files.exists(p)) return;
+    try (Stream<Path> s = Files.walk(p)) {
+      for (Path q : s.sorted(Comparator.reverseOrder()).toList()) Files.delete(q);
+    }
+  }
+}

@@ -1,0 +1,120 @@
+package dev.lora4j.train;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.lora4j.Lora4jException;
+import dev.lora4j.TrainingListener;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * metrics.jsonl: one JSON object per line for every applied step ({@code "type":"step"} with
+ * step, epoch, loss, grad_norm, learning_rate, tokens, tokens_per_second, elapsed_s,
+ * memory_bytes), every skipped step ({@code "type":"skipped"}) and every evaluation ({@code
+ * "type":"eval"}). Each line is appended and flushed as it happens.
+ */
+public final class MetricsFile implements TrainingListener {
+  private static final ObjectMapper JSON = new ObjectMapper();
+  private final Path path;
+
+  public MetricsFile(Path path) {
+    this.path = path;
+  }
+
+  public Path path() {
+    return path;
+  }
+
+  /** Starts an empty file (a fresh run). */
+  public void reset() {
+    try {
+      Files.deleteIfExists(path);
+    } catch (IOException e) {
+      throw new Lora4jException("cannot reset " + path + ": " + e, e);
+    }
+  }
+
+  /** Keeps only the lines of steps up to step (a resumed run continues the file). */
+  public void truncateAfter(long step) {
+    if (!Files.exists(path)) return;
+    try {
+      List<String> keep = new ArrayList<>();
+      for (String line : Files.readAllLines(path, StandardCharsets.UTF_8)) {
+        if (line.isBlank()) continue;
+        try {
+          if (JSON.readTree(line).path("step").asLong() <= step) keep.add(line);
+        } catch (IOException bad) {
+          // A line cut by a kill: dropped.
+        }
+      }
+      Files.write(path, keep, StandardCharsets.UTF_8);
+    } catch (IOException e) {
+      throw new Lora4jException("cannot rewrite " + path + ": " + e, e);
+    }
+  }
+
+  /** Non-finite numbers are written as null (JSON has no NaN). */
+  static void num(ObjectNode n, String key, double v) {
+    if (Double.isFinite(v)) n.put(key, v);
+    else n.putNull(key);
+  }
+
+  private void append(ObjectNode n) {
+    try {
+      Files.writeString(
+          path,
+          JSON.writeValueAsString(n) + "\n",
+          StandardCharsets.UTF_8,
+          StandardOpenOption.CREATE,
+          StandardOpenOption.APPEND);
+    } catch (IOException e) {
+      throw new Lora4jException("cannot write " + path + ": " + e, e);
+    }
+  }
+
+  @Override
+  public void onStep(StepMetrics m) {
+    ObjectNode n = JSON.createObjectNode();
+    n.put("type", "step");
+    n.put("step", m.step());
+    num(n, "epoch", m.epoch());
+    num(n, "loss", m.loss());
+    num(n, "grad_norm", m.gradNorm());
+    num(n, "learning_rate", m.learningRate());
+    n.put("tokens", m.tokens());
+    num(n, "tokens_per_second", m.tokensPerSecond());
+    num(n, "elapsed_s", m.elapsedSeconds());
+    n.put("memory_bytes", m.memoryBytes());
+    append(n);
+  }
+
+  @Override
+  public void onSkippedStep(SkippedStep s) {
+    ObjectNode n = JSON.createObjectNode();
+    n.put("type", "skipped");
+    n.put("step", s.step());
+    n.put("reason", s.reason());
+    num(n, "loss", s.loss());
+    num(n, "grad_norm", s.gradNorm());
+    n.put("data_position", s.dataPosition());
+    append(n);
+  }
+
+  @Override
+  public void onEvaluate(Evaluation e) {
+    ObjectNode n = JSON.createObjectNode();
+    n.put("type", "eval");
+    n.put("step", e.step());
+    num(n, "eval_loss", e.loss());
+    num(n, "eval_perplexity", e.perplexity());
+    num(n, "base_eval_loss", e.baseLoss());
+    num(n, "base_eval_perplexity", e.basePerplexity());
+    n.put("eval_tokens", e.tokens());
+    append(n);
+  }
+}

@@ -1,0 +1,101 @@
+package dev.lora4j.train;
+
+import dev.lora4j.TrainingListener;
+import java.io.PrintStream;
+import java.util.Locale;
+
+/**
+ * Shows progress: a bar redrawn in place on a terminal, plain log lines otherwise (every
+ * logging step), plus one line per evaluation, skipped step and checkpoint.
+ */
+public final class ProgressListener implements TrainingListener {
+  private final PrintStream out;
+  private final boolean terminal;
+  private final long logEvery;
+  private long total;
+  private long start;
+  private boolean barShown;
+
+  public ProgressListener(PrintStream out) {
+    this(out, System.console() != null, 10);
+  }
+
+  public ProgressListener(PrintStream out, boolean terminal, long logEvery) {
+    this.out = out;
+    this.terminal = terminal;
+    this.logEvery = Math.max(1, logEvery);
+  }
+
+  @Override
+  public void onTrainBegin(TrainingPlan p) {
+    total = p.totalSteps();
+    start = p.startStep();
+    out.printf(
+        Locale.ROOT,
+        "training %d steps%s on %s: %d trainable LoRA parameters, %d examples per epoch%n",
+        p.totalSteps(), p.startStep() > 0 ? " (resuming after step " + p.startStep() + ")" : "",
+        p.device(), p.trainableParameters(), p.trainExamples());
+  }
+
+  @Override
+  public void onStep(StepMetrics m) {
+    if (terminal) {
+      int width = 30;
+      int filled = total == 0 ? width : (int) (width * m.step() / total);
+      double perStep = m.elapsedSeconds() / Math.max(1, m.step() - start);
+      long eta = (long) (perStep * (total - m.step()));
+      out.printf(
+          Locale.ROOT,
+          "\r[%s%s] %d/%d loss %.4f lr %.2e %.0f tok/s eta %dm%02ds ",
+          "#".repeat(filled), ".".repeat(width - filled), m.step(), total, m.loss(),
+          m.learningRate(), m.tokensPerSecond(), eta / 60, eta % 60);
+      out.flush();
+      barShown = true;
+      if (m.step() == total) endBar();
+    } else if (m.step() % logEvery == 0 || m.step() == total || m.step() == start + 1) {
+      out.printf(
+          Locale.ROOT,
+          "step %d/%d  loss %.4f  grad_norm %.4f  lr %.3e  %.0f tok/s  %.1fs%n",
+          m.step(), total, m.loss(), m.gradNorm(), m.learningRate(), m.tokensPerSecond(),
+          m.elapsedSeconds());
+    }
+  }
+
+  private void endBar() {
+    if (barShown) {
+      out.println();
+      barShown = false;
+    }
+  }
+
+  @Override
+  public void onSkippedStep(SkippedStep s) {
+    endBar();
+    out.printf(
+        Locale.ROOT, "step %d skipped: %s (batches %s)%n", s.step(), s.reason(), s.dataPosition());
+  }
+
+  @Override
+  public void onEvaluate(Evaluation e) {
+    endBar();
+    out.printf(
+        Locale.ROOT,
+        "eval after step %d: loss %.4f (perplexity %.2f); base model %.4f (perplexity %.2f)%n",
+        e.step(), e.loss(), e.perplexity(), e.baseLoss(), e.basePerplexity());
+  }
+
+  @Override
+  public void onCheckpoint(java.nio.file.Path dir, long step) {
+    endBar();
+    out.println("checkpoint " + dir);
+  }
+
+  @Override
+  public void onTrainEnd(dev.lora4j.TrainingResult r) {
+    endBar();
+    out.printf(
+        Locale.ROOT,
+        "done: %d steps (%d skipped) in %.1fs; loss %.4f -> %.4f; adapter in %s%n",
+        r.steps(), r.skippedSteps(), r.seconds(), r.firstLoss(), r.finalLoss(), r.adapterDir());
+  }
+}
