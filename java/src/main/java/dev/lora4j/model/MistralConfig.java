@@ -202,15 +202,15 @@ public record MistralConfig(
           + "); RoPE scaling is not supported");
     }
     double theta = ropeTheta(root, r, sourceName);
-    Integer window = root.has("sliding_window") ? r.optionalInteger("sliding_window") : 4096;
+    Integer window = root.has("sliding_window") ? r.optionalInteger("sliding_window") : Integer.valueOf(4096);
     boolean tie = r.bool("tie_word_embeddings", false, false);
-    Integer bos = root.has("bos_token_id") ? r.optionalInteger("bos_token_id") : 1;
+    Integer bos = root.has("bos_token_id") ? r.optionalInteger("bos_token_id") : Integer.valueOf(1);
     Integer eos;
     JsonNode eosNode = root.get("eos_token_id");
     if (eosNode == null) {
       eos = 2;
     } else if (eosNode.isArray()) {
-      eos = eosNode.isEmpty() ? null : r.intValue("eos_token_id[0]", eosNode.get(0));
+      eos = eosNode.isEmpty() ? null : Integer.valueOf(r.intValue("eos_token_id[0]", eosNode.get(0)));
     } else {
       eos = r.optionalInteger("eos_token_id");
     }
