@@ -1,0 +1,27 @@
+package dev.lora4j.data;
+
+import java.util.List;
+
+/**
+ * Turns a conversation into token ids and labels through a chat template (for Mistral,
+ * {@code <s>[INST] user [/INST]assistant</s>[INST] ...}).
+ *
+ * <p>Message contents are tokenized literally; control tokens come only from the template. When
+ * {@code completionsOnly} is true, every label is -100 ({@link TokenizedExample#IGNORE}) except
+ * the tokens of assistant contents and the end-of-sequence token that closes each assistant turn;
+ * when false every label equals its input id.
+ */
+public interface ChatEncoder {
+
+  /**
+   * Encodes one conversation.
+   *
+   * @param messages the messages, roles already checked to be system, user or assistant
+   * @param completionsOnly whether to mask everything but assistant turns
+   * @param source where the conversation came from ("file:line"), for the example and for errors
+   * @return the example
+   * @throws RuntimeException when the template rejects the conversation (for example roles that do
+   *     not alternate); the dataset reports it with the file and line
+   */
+  TokenizedExample encode(List<ChatMessage> messages, boolean completionsOnly, String source);
+}

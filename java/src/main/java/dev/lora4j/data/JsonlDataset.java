@@ -1,0 +1,245 @@
+package dev.lora4j.data;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Objects;
+import java.util.function.LongPredicate;
+
+/**
+ * A JSONL training file, read as a stream: every pass re-reads the file one line at a time, so a
+ * file larger than memory trains in bounded memory (the shuffle buffer and two prepared batches
+ * are what is held).
+ *
+ * <p>Each line becomes one {@link TokenizedExample} according to its {@link DataFormat}, detected
+ * from the keys of the file's first valid line unless {@link DataConfig#format()} sets it. Text is
+ * tokenized literally. Examples longer than {@link DataConfig#maxSeqLength()} are truncated (or
+ * dropped), examples with no label left are skipped, and both are counted in {@link DataStats}.
+ * A bad line is a {@link DataException} naming file and line, or skipped and counted with {@link
+ * DataConfig#skipInvalid()}. A pass with no valid example is a {@link DataException} naming the
+ * file. Blank lines are ignored.
+ *
+ * <p><b>Validation split.</b> With {@link DataConfig#validationFraction()} {@code f > 0}, {@link
+ * #validation()} takes line {@code n} (1-based, counting every physical line) iff {@code
+ * splitmix64(seed ^ splitmix64(n)) >>> 11} scaled to [0, 1) is below {@code f}, and {@link
+ * #train()} takes every other line: a seeded, deterministic, scattered selection of about {@code
+ * f} of the lines (not the first or last block of the file), the same on every pass and never in
+ * both. A separate validation file is simply another {@code JsonlDataset}.
+ *
+ * <p><b>Epochs and shuffling.</b> Epoch {@code e} reads the file again and shuffles it through a
+ * {@link ShuffleBuffer} of {@link DataConfig#shuffleBuffer()} examples seeded with {@code seed +
+ * e}; the validation split is never shuffled. The same seed gives the same order, which is what
+ * makes {@link DataPosition} resumption exact.
+ */
+public final class JsonlDataset {
+  /** Which lines of the file a dataset view reads. */
+  public enum Split {
+    /** Every line. */
+    ALL,
+    /** The lines not selected for validation. */
+    TRAIN,
+    /** The lines selected for validation. */
+    VALIDATION
+  }
+
+  private final Path file;
+  private final TextEncoder text;
+  private final ChatEncoder chat;
+  private final DataConfig config;
+  private final Split split;
+
+  private JsonlDataset(Path file, TextEncoder text, ChatEncoder chat, DataConfig config, Split split) {
+    this.file = file;
+    this.text = text;
+    this.chat = chat;
+    this.config = config;
+    this.split = split;
+  }
+
+  /**
+   * A dataset over every line of a JSONL file. Nothing is read yet beyond checking that the file
+   * exists.
+   *
+   * @param file the JSONL file
+   * @param text the tokenizer, for literal text and the special ids
+   * @param chat the chat template, or null when the file has no chat lines
+   * @param config how to read and batch
+   * @throws DataException when the file is missing or not a regular file
+   */
+  public static JsonlDataset open(Path file, TextEncoder text, ChatEncoder chat, DataConfig config) {
+    Objects.requireNonNull(file, "file");
+    Objects.requireNonNull(text, "text encoder");
+    Objects.requireNonNull(config, "config");
+    if (!Files.isRegularFile(file)) throw new DataException(file + ": no such dataset file");
+    if (!Files.isReadable(file)) throw new DataException(file + ": dataset file is not readable");
+    return new JsonlDataset(file, text, chat, config, Split.ALL);
+  }
+
+  /** The training lines: all lines not taken by {@link #validation()}. */
+  public JsonlDataset train() {
+    return new JsonlDataset(file, text, chat, config, Split.TRAIN);
+  }
+
+  /**
+   * The validation lines (never shuffled).
+   *
+   * @throws IllegalStateException when the configuration has no validation fraction
+   */
+  public JsonlDataset validation() {
+    if (config.validationFraction() <= 0) {
+      throw new IllegalStateException("DataConfig.validationFraction is 0: no validation split");
+    }
+    return new JsonlDataset(file, text, chat, config, Split.VALIDATION);
+  }
+
+  /** The file. */
+  public Path file() {
+    return file;
+  }
+
+  /** The configuration. */
+  public DataConfig config() {
+    return config;
+  }
+
+  /** Which lines this view reads. */
+  public Split split() {
+    return split;
+  }
+
+  /** The tokenizer this dataset encodes with. */
+  public TextEncoder textEncoder() {
+    return text;
+  }
+
+  /**
+   * Whether line {@code line} (1-based) of a file goes to the validation split for this seed and
+   * fraction (see the class comment).
+   */
+  public static boolean isValidationLine(long line, long seed, double fraction) {
+    if (fraction <= 0) return false;
+    long h = ShuffleBuffer.mix(seed ^ ShuffleBuffer.mix(line));
+    double u = (h >>> 11) * 0x1.0p-53;
+    return u < fraction;
+  }
+
+  /**
+   * The format of the file: {@link DataConfig#format()} when set, else detected from the first
+   * line that is a JSON object whose keys match a format.
+   *
+   * @throws DataException when no line matches any format
+   */
+  public DataFormat format() {
+    if (config.format() != null) return config.format();
+    try (BufferedReader in = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
+      String line;
+      while ((line = in.readLine()) != null) {
+        if (line.isBlank()) continue;
+        try {
+          JsonNode node = JsonlReader.JSON.readTree(line.replace("\uFEFF", ""));
+          DataFormat f = DataFormat.detect(node);
+          if (f != null) return f;
+        } catch (IOException ignored) {
+          // malformed line: keep looking
+        }
+      }
+    } catch (IOException e) {
+      throw new DataException(file + ": cannot read the dataset: " + e, e);
+    }
+    throw new DataException(
+        file + ": no line matches a data format; expected one of " + DataFormat.describeAll());
+  }
+
+  /**
+   * One pass over this view's examples in file order.
+   *
+   * @param stats where to count, or null for a fresh {@link DataStats}
+   */
+  public ExampleStream examplesInFileOrder(DataStats stats) {
+    return new JsonlReader(
+        file,
+        split.name().toLowerCase() + " split",
+        config.format(),
+        new LineEncoder(text, chat, config.completionsOnly()),
+        config,
+        splitPredicate(),
+        stats == null ? new DataStats() : stats);
+  }
+
+  /**
+   * One pass over this view's examples in the order of epoch {@code epoch}: shuffled with seed
+   * {@code seed + epoch} (file order for the validation split or a buffer of 0 or 1).
+   *
+   * @param stats where to count, or null for a fresh {@link DataStats}
+   */
+  public ExampleStream examples(int epoch, DataStats stats) {
+    ExampleStream base = examplesInFileOrder(stats);
+    if (split == Split.VALIDATION || config.shuffleBuffer() <= 1) return base;
+    ShuffleBuffer<TokenizedExample> shuffled =
+        new ShuffleBuffer<>(base, config.shuffleBuffer(), ShuffleBuffer.epochSeed(config.seed(), epoch));
+    return new ExampleStream() {
+      @Override
+      public boolean hasNext() {
+        return shuffled.hasNext();
+      }
+
+      @Override
+      public TokenizedExample next() {
+        return shuffled.next();
+      }
+
+      @Override
+      public DataStats stats() {
+        return base.stats();
+      }
+
+      @Override
+      public void close() {
+        base.close();
+      }
+    };
+  }
+
+  /** Reads this view once, in file order, and returns its counts (tokens, skips, truncations). */
+  public DataStats scan() {
+    DataStats stats = new DataStats();
+    try (ExampleStream s = examplesInFileOrder(stats)) {
+      while (s.hasNext()) s.next();
+    }
+    return stats;
+  }
+
+  /**
+   * Batches from a position to the end of epoch {@code epochs - 1}, prepared on a background
+   * thread when {@link DataConfig#prefetch()} is set. Close the iterator when done.
+   *
+   * @param start where to start (for a resumed run, the position saved with the checkpoint)
+   * @param epochs the number of epochs of the whole run
+   */
+  public BatchIterator batches(DataPosition start, int epochs) {
+    return new BatchIterator(this, start, epochs);
+  }
+
+  /** All batches of one epoch (epoch 0) from the start. */
+  public BatchIterator batches() {
+    return batches(DataPosition.START, 1);
+  }
+
+  private LongPredicate splitPredicate() {
+    double f = config.validationFraction();
+    long seed = config.seed();
+    return switch (split) {
+      case ALL -> n -> true;
+      case TRAIN -> n -> !isValidationLine(n, seed, f);
+      case VALIDATION -> n -> isValidationLine(n, seed, f);
+    };
+  }
+
+  @Override
+  public String toString() {
+    return "JsonlDataset[" + file + ", " + split + "]";
+  }
+}

@@ -1,0 +1,170 @@
+package dev.lora4j.data;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * Turns one parsed JSONL line of a known format into a {@link TokenizedExample}. Problems with the
+ * line are {@link BadLine}s, without location: the reader adds file and line.
+ */
+final class LineEncoder {
+  /** A problem with one line; the message says what, the reader says where. */
+  static final class BadLine extends Exception {
+    private static final long serialVersionUID = 1L;
+
+    BadLine(String message) {
+      super(message, null, false, false);
+    }
+  }
+
+  private final TextEncoder text;
+  private final ChatEncoder chat;
+  private final boolean completionsOnly;
+
+  LineEncoder(TextEncoder text, ChatEncoder chat, boolean completionsOnly) {
+    this.text = text;
+    this.chat = chat;
+    this.completionsOnly = completionsOnly;
+  }
+
+  TokenizedExample encode(JsonNode line, DataFormat format, String source) throws BadLine {
+    if (!line.isObject()) {
+      throw new BadLine("expected a JSON object, got " + kind(line));
+    }
+    return switch (format) {
+      case TEXT -> textExample(string(line, "text", true), source);
+      case PROMPT_COMPLETION ->
+          promptCompletion(string(line, "prompt", true), string(line, "completion", true), source);
+      case ALPACA ->
+          promptCompletion(
+              AlpacaTemplate.prompt(
+                  string(line, "instruction", true), string(line, "input", false)),
+              string(line, "output", true),
+              source);
+      case CHAT -> chatExample(line, source);
+      case PRETOKENIZED -> pretokenized(line, source);
+    };
+  }
+
+  private TokenizedExample textExample(String s, String source) {
+    int[] ids = append(text.encodeText(s, true), text.eosId());
+    return new TokenizedExample(ids, ids.clone(), source);
+  }
+
+  /**
+   * As TRL: tokenize prompt + completion as one text (so the boundary tokenizes as it would in
+   * running text), tokenize the prompt alone, and mask as many leading positions as the prompt
+   * alone has tokens. Then the eos, which counts.
+   */
+  private TokenizedExample promptCompletion(String prompt, String completion, String source) {
+    int[] ids = append(text.encodeText(prompt + completion, true), text.eosId());
+    int[] labels = ids.clone();
+    if (completionsOnly) {
+      int promptLen = Math.min(text.encodeText(prompt, true).length, ids.length);
+      Arrays.fill(labels, 0, promptLen, TokenizedExample.IGNORE);
+    }
+    return new TokenizedExample(ids, labels, source);
+  }
+
+  private TokenizedExample chatExample(JsonNode line, String source) throws BadLine {
+    if (chat == null) {
+      throw new BadLine("chat-format line but the dataset has no chat template (ChatEncoder)");
+    }
+    JsonNode msgs = line.get("messages");
+    if (!msgs.isArray()) throw new BadLine("field 'messages' must be an array, got " + kind(msgs));
+    if (msgs.isEmpty()) throw new BadLine("field 'messages' is empty");
+    List<ChatMessage> messages = new ArrayList<>(msgs.size());
+    for (int i = 0; i < msgs.size(); i++) {
+      JsonNode m = msgs.get(i);
+      String where = "messages[" + i + "]";
+      if (!m.isObject()) throw new BadLine(where + " must be an object, got " + kind(m));
+      String role = string(m, "role", true, where + ".role");
+      String content = string(m, "content", true, where + ".content");
+      if (!ChatMessage.ROLES.contains(role)) {
+        throw new BadLine(
+            where + " has unknown role '" + role + "' (expected system, user or assistant)");
+      }
+      messages.add(new ChatMessage(role, content));
+    }
+    TokenizedExample e;
+    try {
+      e = chat.encode(messages, completionsOnly, source);
+    } catch (DataException ex) {
+      throw ex;
+    } catch (RuntimeException ex) {
+      throw new BadLine("chat template rejected the conversation: " + ex.getMessage());
+    }
+    return e;
+  }
+
+  private TokenizedExample pretokenized(JsonNode line, String source) throws BadLine {
+    int[] ids = intArray(line.get("input_ids"), "input_ids", false);
+    if (ids.length == 0) throw new BadLine("field 'input_ids' is empty");
+    JsonNode l = line.get("labels");
+    int[] labels = null;
+    if (l != null && !l.isNull()) {
+      labels = intArray(l, "labels", true);
+      if (labels.length != ids.length) {
+        throw new BadLine(
+            "field 'labels' has " + labels.length + " values but 'input_ids' has " + ids.length);
+      }
+    }
+    return new TokenizedExample(ids, labels, source);
+  }
+
+  private int[] intArray(JsonNode a, String field, boolean allowIgnore) throws BadLine {
+    if (!a.isArray()) throw new BadLine("field '" + field + "' must be an array of integers, got " + kind(a));
+    int vocab = text.vocabSize();
+    int[] out = new int[a.size()];
+    for (int i = 0; i < out.length; i++) {
+      JsonNode v = a.get(i);
+      if (!v.isIntegralNumber() || !v.canConvertToInt()) {
+        throw new BadLine(field + "[" + i + "] must be an integer, got " + v);
+      }
+      int x = v.intValue();
+      if (!(allowIgnore && x == TokenizedExample.IGNORE)
+          && (x < 0 || (vocab > 0 && x >= vocab))) {
+        throw new BadLine(
+            field + "[" + i + "] = " + x + " is not a token id"
+                + (vocab > 0 ? " (vocabulary size " + vocab + ")" : " (negative)"));
+      }
+      out[i] = x;
+    }
+    return out;
+  }
+
+  private static String string(JsonNode obj, String field, boolean required) throws BadLine {
+    return string(obj, field, required, field);
+  }
+
+  private static String string(JsonNode obj, String field, boolean required, String name)
+      throws BadLine {
+    JsonNode v = obj.get(field);
+    if (v == null || v.isNull()) {
+      if (required) throw new BadLine("missing field '" + name + "'");
+      return null;
+    }
+    if (!v.isTextual()) throw new BadLine("field '" + name + "' must be a string, got " + kind(v));
+    return v.textValue();
+  }
+
+  static String kind(JsonNode v) {
+    return switch (v.getNodeType()) {
+      case ARRAY -> "an array";
+      case OBJECT -> "an object";
+      case NUMBER -> "a number";
+      case BOOLEAN -> "a boolean";
+      case NULL -> "null";
+      case STRING -> "a string";
+      default -> v.getNodeType().toString().toLowerCase();
+    };
+  }
+
+  private static int[] append(int[] a, int x) {
+    int[] r = Arrays.copyOf(a, a.length + 1);
+    r[a.length] = x;
+    return r;
+  }
+}

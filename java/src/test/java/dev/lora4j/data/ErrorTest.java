@@ -1,0 +1,154 @@
+package dev.lora4j.data;
+
+import static dev.lora4j.data.Fakes.*;
+import static org.junit.jupiter.api.Assertions.*;
+
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class ErrorTest {
+  @TempDir Path dir;
+
+  private DataException fails(DataConfig config, String name, String... lines) {
+    Path f = write(dir, name, lines);
+    return assertThrows(DataException.class, () -> readAll(open(f, config)));
+  }
+
+  private static void says(DataException e, String... parts) {
+    for (String p : parts) assertTrue(e.getMessage().contains(p), "'" + p + "' not in: " + e.getMessage());
+  }
+
+  @Test
+  void malformedJsonNamesFileAndLine() {
+    says(fails(cfg().build(), "bad.jsonl", "{\"text\": \"a\"}", "{\"text\": \"b\"}", "{\"text\": \"c\""),
+        "bad.jsonl:3", "malformed JSON");
+    says(fails(cfg().build(), "trail.jsonl", "{\"text\": \"a\"} x"), "trail.jsonl:1", "malformed JSON");
+    says(fails(cfg().build(), "arr.jsonl", "{\"text\": \"a\"}", "[1, 2]"), "arr.jsonl:2", "expected a JSON object");
+  }
+
+  @Test
+  void missingFieldNamesIt() {
+    says(fails(cfg().build(), "miss.jsonl", "{\"prompt\": \"a\", \"completion\": \"b\"}", "{\"prompt\": \"a\"}"),
+        "miss.jsonl:2", "missing field 'completion'");
+    says(fails(cfg().build(), "alp.jsonl", "{\"instruction\": \"a\", \"output\": \"b\"}", "{\"output\": \"b\"}"),
+        "alp.jsonl:2", "'instruction'");
+    says(fails(cfg().build(), "msg.jsonl", "{\"messages\": [{\"role\": \"user\"}]}"),
+        "msg.jsonl:1", "messages[0].content");
+  }
+
+  @Test
+  void wrongTypes() {
+    says(fails(cfg().build(), "t.jsonl", "{\"text\": 5}"), "t.jsonl:1", "'text' must be a string, got a number");
+    says(fails(cfg().build(), "m.jsonl", "{\"messages\": \"hi\"}"), "m.jsonl:1", "'messages' must be an array");
+    says(fails(cfg().build(), "p.jsonl", "{\"input_ids\": \"abc\"}"), "p.jsonl:1", "'input_ids' must be an array");
+    says(fails(cfg().build(), "q.jsonl", "{\"input_ids\": [1, 2.5]}"), "q.jsonl:1", "input_ids[1] must be an integer");
+    says(fails(cfg().build(), "l.jsonl", "{\"input_ids\": [1, 2], \"labels\": [1]}"),
+        "l.jsonl:1", "'labels' has 1 values");
+  }
+
+  @Test
+  void idsOutsideTheVocabulary() {
+    says(fails(cfg().build(), "v.jsonl", "{\"input_ids\": [4, 300]}"), "v.jsonl:1", "input_ids[1] = 300", "259");
+    says(fails(cfg().build(), "n.jsonl", "{\"input_ids\": [4, -100]}"), "n.jsonl:1", "input_ids[1] = -100");
+    says(fails(cfg().build(), "w.jsonl", "{\"input_ids\": [4, 5], \"labels\": [4, -5]}"), "w.jsonl:1", "labels[1] = -5");
+  }
+
+  @Test
+  void unknownRole() {
+    says(fails(cfg().build(), "r.jsonl",
+            "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"assistant\", \"content\": \"b\"}]}",
+            "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"bot\", \"content\": \"b\"}]}"),
+        "r.jsonl:2", "unknown role 'bot'");
+  }
+
+  @Test
+  void undetectableFormat() {
+    says(fails(cfg().build(), "u.jsonl", "{\"foo\": 1}"), "u.jsonl:1", "cannot tell the data format", "[foo]");
+  }
+
+  @Test
+  void emptyDatasetNamesTheFile() {
+    says(fails(cfg().build(), "empty.jsonl"), "empty.jsonl", "no valid example");
+    says(fails(cfg().build(), "blank.jsonl", "", "  "), "blank.jsonl", "no valid example");
+    // every line skipped: still empty
+    says(fails(cfg().skipInvalid(true).build(), "allbad.jsonl", "{", "{"), "allbad.jsonl", "no valid example");
+    says(fails(cfg().build(), "masked.jsonl", "{\"input_ids\": [4, 5], \"labels\": [-100, -100]}"),
+        "masked.jsonl", "no valid example");
+  }
+
+  @Test
+  void skipInvalidCountsAndReportsTheFirstLines() {
+    String good = "{\"text\": \"ok\"}";
+    String[] lines = new String[30];
+    for (int i = 0; i < 30; i++) lines[i] = (i % 2 == 1) ? "{broken" : good;
+    Path f = write(dir, "skip.jsonl", lines);
+    JsonlDataset ds = open(f, cfg().skipInvalid(true).build());
+    DataStats s = ds.scan();
+    assertEquals(15, s.examples());
+    assertEquals(15, s.skipped(DataStats.SkipReason.INVALID));
+    assertEquals(30, s.lines());
+    List<String> first = s.invalidLines();
+    assertEquals(DataStats.MAX_REPORTED_INVALID, first.size());
+    assertTrue(first.get(0).contains("skip.jsonl:2:"), first.get(0));
+    assertTrue(first.get(1).contains("skip.jsonl:4:"), first.get(1));
+    assertTrue(s.toString().contains("15 invalid"), s.toString());
+  }
+
+  @Test
+  void overlongExamplesAreTruncatedAndCounted() {
+    Path f = write(dir, "long.jsonl", "{\"text\": \"abcdef\"}", "{\"text\": \"a\"}");
+    DataStats stats = new DataStats();
+    List<TokenizedExample> all;
+    try (ExampleStream s = open(f, cfg().maxSeqLength(4).build()).examplesInFileOrder(stats)) {
+      all = new java.util.ArrayList<>();
+      s.forEachRemaining(all::add);
+    }
+    assertArrayEquals(new int[] {1, 100, 101, 102}, all.get(0).inputIds());
+    assertArrayEquals(text("a"), all.get(1).inputIds());
+    assertEquals(1, stats.truncated());
+    assertEquals(2, stats.examples());
+    assertEquals(7, stats.tokens());
+    assertEquals(5, stats.labelTokens());
+  }
+
+  @Test
+  void overlongExamplesDroppedWhenConfigured() {
+    Path f = write(dir, "long.jsonl", "{\"text\": \"abcdef\"}", "{\"text\": \"a\"}");
+    DataStats s = open(f, cfg().maxSeqLength(4).dropOverlong(true).build()).scan();
+    assertEquals(1, s.examples());
+    assertEquals(1, s.skipped(DataStats.SkipReason.TOO_LONG));
+    assertEquals(0, s.truncated());
+  }
+
+  @Test
+  void examplesWithoutLabelsAreSkippedAndCounted() {
+    Path f = write(dir, "nolab.jsonl",
+        "{\"prompt\": \"abcdefgh\", \"completion\": \"x\"}",   // prompt fills maxSeqLength: nothing left
+        "{\"prompt\": \"a\", \"completion\": \"x\"}",
+        "{\"prompt\": \"a\", \"completion\": \"x\", \"unused\": 1}");
+    DataStats s = open(f, cfg().maxSeqLength(6).build()).scan();
+    assertEquals(2, s.examples());
+    assertEquals(1, s.skipped(DataStats.SkipReason.NO_LABELS));
+    assertEquals(1, s.truncated());
+  }
+
+  @Test
+  void chatTemplateRejectionNamesTheLine() {
+    ChatEncoder strict = (m, c, src) -> { throw new IllegalArgumentException("roles must alternate"); };
+    Path f = write(dir, "alt.jsonl", "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}]}");
+    DataException e = assertThrows(DataException.class,
+        () -> { try (ExampleStream s = JsonlDataset.open(f, BYTES, strict, cfg().build()).examplesInFileOrder(null)) { s.next(); } });
+    says(e, "alt.jsonl:1", "roles must alternate");
+    DataException none = assertThrows(DataException.class,
+        () -> { try (ExampleStream s = JsonlDataset.open(f, BYTES, null, cfg().build()).examplesInFileOrder(null)) { s.next(); } });
+    says(none, "alt.jsonl:1", "chat template");
+  }
+
+  @Test
+  void missingFile() {
+    DataException e = assertThrows(DataException.class, () -> open(dir.resolve("nope.jsonl"), cfg().build()));
+    says(e, "nope.jsonl");
+  }
+}
