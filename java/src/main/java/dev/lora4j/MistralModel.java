@@ -1,5 +1,8 @@
 package dev.lora4j;
 
+import dev.lora4j.data.ChatEncoder;
+import dev.lora4j.data.DataException;
+import dev.lora4j.data.TextEncoder;
 import dev.lora4j.model.MistralConfig;
 import dev.lora4j.model.peft.AdapterConfig;
 import dev.lora4j.model.peft.LoraAdapter;
@@ -112,7 +115,7 @@ public final class MistralModel implements AutoCloseable {
           String name = w[0];
           DType dt = ckpt.dtype(name);
           TensorInfo info = ckpt.info(name);
-          engine.setWeight(name, nativeDtype(dt), ckpt.data(name), info.numel());
+          engine.setWeight(name, nativeDtype(dt), ckpt.data(name), info.numElements());
         }
       } catch (RuntimeException e) {
         engine.close();
@@ -233,6 +236,46 @@ public final class MistralModel implements AutoCloseable {
   /** The longest sequence (positions) the engine was sized for. */
   public int maxSeqLength() {
     return engine.shape().maxSeqLen();
+  }
+
+  /**
+   * How data text becomes tokens for this model: its tokenizer.json, tokenized literally. A
+   * model folder without a tokenizer can still train on pre-tokenized data.
+   */
+  public TextEncoder textEncoder() {
+    MistralConfig c = config;
+    return new TextEncoder() {
+      @Override
+      public int[] encodeText(String text, boolean addBos) {
+        throw new DataException(
+            "model folder " + dir + " has no tokenizer.json: only pre-tokenized data can be used");
+      }
+
+      @Override
+      public int bosId() {
+        return c.bosTokenId() == null ? 1 : c.bosTokenId();
+      }
+
+      @Override
+      public int eosId() {
+        return c.eosTokenId() == null ? 2 : c.eosTokenId();
+      }
+
+      @Override
+      public int padId() {
+        return 0;
+      }
+
+      @Override
+      public int vocabSize() {
+        return c.vocabSize();
+      }
+    };
+  }
+
+  /** The chat template of the model folder, or null when it has none. */
+  public ChatEncoder chatEncoder() {
+    return null;
   }
 
   /** The native engine, for callers that need its full surface (tests, benchmarks). */

@@ -1,0 +1,83 @@
+package dev.lora4j.cli;
+
+import dev.lora4j.MistralModel;
+import dev.lora4j.data.BatchIterator;
+import dev.lora4j.data.DataBatch;
+import dev.lora4j.data.DataConfig;
+import dev.lora4j.data.DataPosition;
+import dev.lora4j.data.JsonlDataset;
+import dev.lora4j.nativ.NativeEngine;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/** {@code eval}: loss and perplexity of the base model and, with --adapter, of the fine-tuned. */
+@Command(
+    name = "eval",
+    mixinStandardHelpOptions = true,
+    description = "Validation loss and perplexity of the base model and of the model with --adapter.")
+final class EvalCommand implements Callable<Integer> {
+  @Mixin ModelOptions modelOptions;
+
+  @Option(names = "--data", required = true, paramLabel = "FILE.jsonl", description = "evaluation data")
+  Path data;
+
+  @Option(names = "--adapter", paramLabel = "DIR", description = "PEFT adapter to evaluate")
+  Path adapter;
+
+  @Option(names = "--format", description = "data format (default: detected)")
+  String format;
+
+  @Option(names = "--batch-size", defaultValue = "4", description = "rows per batch")
+  int batchSize;
+
+  @Option(names = "--max-seq-length", defaultValue = "2048", description = "longest row")
+  int maxSeqLength;
+
+  @Option(names = "--completions-only", description = "count completions / assistant turns only")
+  boolean completionsOnly;
+
+  @Override
+  public Integer call() {
+    try (MistralModel m = modelOptions.load()) {
+      DataConfig cfg =
+          DataConfig.builder()
+              .format(format == null ? null : TrainCommand.parseFormat(format))
+              .batchSize(batchSize)
+              .maxSeqLength(Math.min(maxSeqLength, m.maxSeqLength()))
+              .completionsOnly(completionsOnly)
+              .shuffleBuffer(0)
+              .build();
+      JsonlDataset ds = JsonlDataset.open(data, m.textEncoder(), m.chatEncoder(), cfg);
+      double[] base = loss(m, ds);
+      System.out.printf(Locale.ROOT, "base model: loss %.4f perplexity %.3f over %d tokens%n",
+          base[0], Math.exp(base[0]), (long) base[1]);
+      if (adapter != null) {
+        m.attachAdapter(adapter);
+        double[] tuned = loss(m, ds);
+        System.out.printf(Locale.ROOT, "with adapter: loss %.4f perplexity %.3f over %d tokens%n",
+            tuned[0], Math.exp(tuned[0]), (long) tuned[1]);
+      }
+    }
+    return 0;
+  }
+
+  static double[] loss(MistralModel m, JsonlDataset ds) {
+    double sum = 0;
+    long n = 0;
+    try (BatchIterator it = ds.batches(DataPosition.START, 1)) {
+      while (it.hasNext()) {
+        DataBatch b = it.next();
+        if (b.labelTokens() == 0) continue;
+        NativeEngine.LossSum ls = m.evalLossSum(b.batch());
+        sum += ls.sum();
+        n += ls.tokens();
+      }
+    }
+    if (n == 0) throw new IllegalArgumentException("the data has no token that counts in the loss");
+    return new double[] {sum / n, n};
+  }
+}

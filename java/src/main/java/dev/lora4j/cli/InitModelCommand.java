@@ -1,0 +1,39 @@
+package dev.lora4j.cli;
+
+import dev.lora4j.model.MistralConfig;
+import dev.lora4j.model.RandomModel;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** {@code init-model}: a model folder with random weights for a config.json. */
+@Command(
+    name = "init-model",
+    mixinStandardHelpOptions = true,
+    description = {
+      "Write a Mistral model folder with random bf16 weights for a config.json",
+      "(normal(0, initializer_range), norms 1), for tests and benchmarks."
+    })
+final class InitModelCommand implements Callable<Integer> {
+  @Option(names = "--config", required = true, paramLabel = "config.json") Path config;
+
+  @Option(names = "--output", required = true, paramLabel = "DIR") Path output;
+
+  @Option(names = "--tokenizer", paramLabel = "DIR",
+      description = "copy tokenizer.json and tokenizer_config.json from this folder")
+  Path tokenizer;
+
+  @Option(names = "--seed", defaultValue = "0") long seed;
+
+  @Option(names = "--std", defaultValue = "0.02", description = "weight standard deviation")
+  double std;
+
+  @Override
+  public Integer call() {
+    MistralConfig c = MistralConfig.load(config);
+    RandomModel.write(c, output, seed, std, tokenizer);
+    System.out.println("model written to " + output);
+    return 0;
+  }
+}

@@ -1,0 +1,70 @@
+package dev.lora4j.cli;
+
+import dev.lora4j.Lora4jException;
+import java.io.PrintWriter;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/**
+ * The lora4j command line: {@code java -jar lora4j-<version>-cli.jar <command> [options]}. Every
+ * command has {@code --help}; a failure prints one line with the reason and exits non-zero (1 for
+ * bad input or a failed run, 2 for a usage error).
+ */
+@Command(
+    name = "lora4j",
+    mixinStandardHelpOptions = true,
+    versionProvider = Main.Version.class,
+    description = "LoRA fine-tuning of Mistral models on the JVM.",
+    subcommands = {
+      TrainCommand.class,
+      EvalCommand.class,
+      MergeCommand.class,
+      InitModelCommand.class,
+      CommandLine.HelpCommand.class
+    })
+public final class Main implements Runnable {
+  @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+  public static void main(String[] args) {
+    System.exit(run(args, new PrintWriter(System.out, true), new PrintWriter(System.err, true)));
+  }
+
+  /** Runs the command line and returns the exit code (for tests and embedding). */
+  public static int run(String[] args, PrintWriter out, PrintWriter err) {
+    CommandLine cl = new CommandLine(new Main());
+    cl.setOut(out);
+    cl.setErr(err);
+    cl.setExecutionExceptionHandler(
+        (ex, cmd, parsed) -> {
+          Throwable t = ex;
+          if (t instanceof Lora4jException || t instanceof IllegalArgumentException
+              || t instanceof IllegalStateException || t instanceof java.io.UncheckedIOException) {
+            err.println("lora4j " + cmd.getCommandName() + ": error: " + oneLine(t.getMessage()));
+          } else {
+            err.println("lora4j " + cmd.getCommandName() + ": error: " + t);
+            if (System.getenv("LORA4J_DEBUG") != null) t.printStackTrace(err);
+          }
+          err.flush();
+          return 1;
+        });
+    return cl.execute(args);
+  }
+
+  static String oneLine(String s) {
+    return s == null ? "(no message)" : s.replace('\n', ' ');
+  }
+
+  @Override
+  public void run() {
+    spec.commandLine().usage(spec.commandLine().getOut());
+  }
+
+  /** Version from the jar manifest. */
+  static final class Version implements CommandLine.IVersionProvider {
+    @Override
+    public String[] getVersion() {
+      String v = Main.class.getPackage().getImplementationVersion();
+      return new String[] {"lora4j " + (v == null ? "(development build)" : v)};
+    }
+  }
+}

@@ -1,0 +1,216 @@
+package dev.lora4j.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.lora4j.Dataset;
+import dev.lora4j.GuardConfig;
+import dev.lora4j.Lora4jException;
+import dev.lora4j.LoraConfig;
+import dev.lora4j.LoraTrainer;
+import dev.lora4j.MistralModel;
+import dev.lora4j.Schedule;
+import dev.lora4j.TrainingConfig;
+import dev.lora4j.TrainingListener;
+import dev.lora4j.TrainingResult;
+import dev.lora4j.data.DataFormat;
+import dev.lora4j.train.ProgressListener;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/** {@code train}: fine-tunes a LoRA adapter on a JSONL file and writes it in PEFT's layout. */
+@Command(
+    name = "train",
+    mixinStandardHelpOptions = true,
+    description = {
+      "Fine-tune a LoRA adapter on a JSONL file; writes OUTPUT/adapter (PEFT layout),",
+      "OUTPUT/metrics.jsonl, OUTPUT/loss.png and checkpoints.",
+      "Settings come from --config FILE.json (keys as TrainingConfig's, snake_case) and the",
+      "flags below; a flag wins over the file."
+    })
+final class TrainCommand implements Callable<Integer> {
+  @Mixin ModelOptions modelOptions;
+
+  @Option(names = "--data", required = true, paramLabel = "FILE.jsonl", description = "training data")
+  Path data;
+
+  @Option(names = "--output", required = true, paramLabel = "DIR", description = "output folder")
+  Path output;
+
+  @Option(names = "--config", paramLabel = "FILE.json", description = "training settings as JSON")
+  Path config;
+
+  @Option(names = "--adapter", paramLabel = "DIR", description = "start from this PEFT adapter")
+  Path adapter;
+
+  @Option(names = "--rank", description = "LoRA rank r (default 8)") Integer rank;
+  @Option(names = "--alpha", description = "LoRA alpha (default 8)") Double alpha;
+  @Option(names = "--targets", paramLabel = "q_proj,...|all-linear",
+      description = "projections to adapt (default q_proj,v_proj)") String targets;
+  @Option(names = "--rslora", description = "scale alpha/sqrt(r) instead of alpha/r") Boolean rslora;
+  @Option(names = "--lr", description = "peak learning rate (default 2e-4)") Double lr;
+  @Option(names = "--schedule", paramLabel = "constant|linear|cosine",
+      description = "learning-rate schedule (default linear)") String schedule;
+  @Option(names = "--warmup-steps", description = "warmup steps (default 0)") Integer warmupSteps;
+  @Option(names = "--weight-decay", description = "AdamW weight decay (default 0)") Double weightDecay;
+  @Option(names = "--adam-beta1", description = "AdamW beta1 (default 0.9)") Double beta1;
+  @Option(names = "--adam-beta2", description = "AdamW beta2 (default 0.999)") Double beta2;
+  @Option(names = "--adam-eps", description = "AdamW epsilon (default 1e-8)") Double eps;
+  @Option(names = "--max-grad-norm", description = "gradient clipping norm, 0 for none (default 1.0)") Double maxGradNorm;
+  @Option(names = "--batch-size", description = "rows per micro-batch (default 4)") Integer batchSize;
+  @Option(names = "--grad-accum", description = "micro-batches per optimizer step (default 1)") Integer gradAccum;
+  @Option(names = "--steps", description = "optimizer steps (default: run the epochs)") Long steps;
+  @Option(names = "--epochs", description = "passes over the data (default 1)") Integer epochs;
+  @Option(names = "--max-seq-length", description = "longest row in tokens (default 2048)") Integer maxSeqLength;
+  @Option(names = "--completions-only", description = "train on completions / assistant turns only") Boolean completionsOnly;
+  @Option(names = "--packing", description = "pack several examples per row") Boolean packing;
+  @Option(names = "--format", paramLabel = "text|prompt_completion|alpaca|chat|pretokenized",
+      description = "data format (default: detected)") String format;
+  @Option(names = "--skip-invalid", description = "skip and count malformed lines") Boolean skipInvalid;
+  @Option(names = "--shuffle-buffer", description = "examples held for shuffling, 0 for file order (default 10000)") Integer shuffleBuffer;
+  @Option(names = "--seed", description = "seed (default 42)") Long seed;
+  @Option(names = "--eval-data", paramLabel = "FILE.jsonl", description = "validation data") Path evalData;
+  @Option(names = "--val-fraction", description = "fraction of --data held out for validation") Double valFraction;
+  @Option(names = "--eval-steps", description = "evaluate every N steps (default: at the end)") Long evalSteps;
+  @Option(names = "--log-steps", description = "log every N steps (default 10)") Long logSteps;
+  @Option(names = "--save-steps", description = "checkpoint every N steps (default: none)") Long saveSteps;
+  @Option(names = "--save-limit", description = "checkpoints kept (default 2)") Integer saveLimit;
+  @Option(names = "--resume", description = "continue from the latest checkpoint in --output") Boolean resume;
+  @Option(names = "--no-guard", description = "turn the poisoned-batch guard off") Boolean noGuard;
+  @Option(names = "--guard-factor", description = "reject steps this many times above the running median (default 5)") Double guardFactor;
+
+  @Override
+  public Integer call() throws Exception {
+    TrainingConfig cfg = settings();
+    try (MistralModel model = modelOptions.load()) {
+      List<TrainingListener> ls = List.of(new ProgressListener(System.err, System.console() != null, cfg.loggingSteps()));
+      TrainingResult r = LoraTrainer.fit(model, Dataset.jsonl(data), cfg, ls);
+      System.out.printf(
+          Locale.ROOT,
+          "adapter: %s%nsteps: %d (skipped %d)%nloss: %.4f -> %.4f%n",
+          r.adapterDir(), r.steps(), r.skippedSteps(), r.firstLoss(), r.finalLoss());
+      if (r.finalEvaluation() != null) {
+        var e = r.finalEvaluation();
+        System.out.printf(
+            Locale.ROOT, "eval loss: %.4f (base model %.4f)%n", e.loss(), e.baseLoss());
+      }
+    }
+    return 0;
+  }
+
+  TrainingConfig settings() throws IOException {
+    TrainingConfig.Builder b = TrainingConfig.builder().outputDir(output);
+    LoraConfig.Builder lb = LoraConfig.builder();
+    GuardConfig guard = GuardConfig.defaults();
+    String sched = "linear";
+    int warmup = 0;
+    if (config != null) {
+      JsonNode root;
+      try {
+        root = new ObjectMapper().readTree(config.toFile());
+      } catch (IOException e) {
+        throw new Lora4jException(config + ": not valid JSON: " + e.getMessage());
+      }
+      if (!root.isObject()) throw new Lora4jException(config + ": must hold a JSON object");
+      for (Iterator<Map.Entry<String, JsonNode>> it = root.fields(); it.hasNext(); ) {
+        Map.Entry<String, JsonNode> e = it.next();
+        JsonNode v = e.getValue();
+        String k = e.getKey();
+        switch (k) {
+          case "epochs" -> b.epochs(v.asInt());
+          case "max_steps" -> b.maxSteps(v.asLong());
+          case "batch_size" -> b.batchSize(v.asInt());
+          case "gradient_accumulation" -> b.gradientAccumulation(v.asInt());
+          case "learning_rate" -> b.learningRate(v.asDouble());
+          case "schedule" -> sched = v.asText();
+          case "warmup_steps" -> warmup = v.asInt();
+          case "weight_decay" -> b.weightDecay(v.asDouble());
+          case "max_grad_norm" -> b.maxGradNorm(v.asDouble());
+          case "adam_eps" -> b.adamEps(v.asDouble());
+          case "max_seq_length" -> b.maxSeqLength(v.asInt());
+          case "train_on_completions_only" -> b.trainOnCompletionsOnly(v.asBoolean());
+          case "packing" -> b.packing(v.asBoolean());
+          case "data_format" -> b.dataFormat(parseFormat(v.asText()));
+          case "skip_invalid_lines" -> b.skipInvalidLines(v.asBoolean());
+          case "shuffle_buffer" -> b.shuffleBuffer(v.asInt());
+          case "seed" -> b.seed(v.asLong());
+          case "validation_file" -> b.validationFile(Path.of(v.asText()));
+          case "validation_fraction" -> b.validationFraction(v.asDouble());
+          case "eval_steps" -> b.evalSteps(v.asLong());
+          case "logging_steps" -> b.loggingSteps(v.asLong());
+          case "save_steps" -> b.saveSteps(v.asLong());
+          case "save_total_limit" -> b.saveTotalLimit(v.asInt());
+          case "resume" -> b.resume(v.asBoolean());
+          case "init_adapter" -> b.initAdapter(Path.of(v.asText()));
+          case "lora_rank" -> lb.rank(v.asInt());
+          case "lora_alpha" -> lb.alpha(v.asDouble());
+          case "lora_targets" -> lb.targets(v.isArray() ? String.join(",", textList(v)) : v.asText());
+          case "use_rslora" -> lb.rslora(v.asBoolean());
+          case "guard" -> guard = v.asBoolean() ? guard : GuardConfig.off();
+          case "guard_factor" -> guard = guard.withFactor(v.asDouble());
+          default -> throw new Lora4jException(config + ": unknown key '" + k + "'");
+        }
+      }
+    }
+    if (adapter != null) b.initAdapter(adapter);
+    if (rank != null) lb.rank(rank);
+    if (alpha != null) lb.alpha(alpha);
+    if (targets != null) lb.targets(targets);
+    if (rslora != null) lb.rslora(rslora);
+    if (lr != null) b.learningRate(lr);
+    if (schedule != null) sched = schedule;
+    if (warmupSteps != null) warmup = warmupSteps;
+    if (weightDecay != null) b.weightDecay(weightDecay);
+    if (beta1 != null || beta2 != null) b.betas(beta1 == null ? 0.9 : beta1, beta2 == null ? 0.999 : beta2);
+    if (eps != null) b.adamEps(eps);
+    if (maxGradNorm != null) b.maxGradNorm(maxGradNorm);
+    if (batchSize != null) b.batchSize(batchSize);
+    if (gradAccum != null) b.gradientAccumulation(gradAccum);
+    if (steps != null) b.maxSteps(steps);
+    if (epochs != null) b.epochs(epochs);
+    if (maxSeqLength != null) b.maxSeqLength(maxSeqLength);
+    if (completionsOnly != null) b.trainOnCompletionsOnly(completionsOnly);
+    if (packing != null) b.packing(packing);
+    if (format != null) b.dataFormat(parseFormat(format));
+    if (skipInvalid != null) b.skipInvalidLines(skipInvalid);
+    if (shuffleBuffer != null) b.shuffleBuffer(shuffleBuffer);
+    if (seed != null) b.seed(seed);
+    if (evalData != null) b.validationFile(evalData);
+    if (valFraction != null) b.validationFraction(valFraction);
+    if (evalSteps != null) b.evalSteps(evalSteps);
+    if (logSteps != null) b.loggingSteps(logSteps);
+    if (saveSteps != null) b.saveSteps(saveSteps);
+    if (saveLimit != null) b.saveTotalLimit(saveLimit);
+    if (resume != null) b.resume(resume);
+    if (Boolean.TRUE.equals(noGuard)) guard = GuardConfig.off();
+    if (guardFactor != null) guard = guard.withFactor(guardFactor);
+    b.schedule(Schedule.parse(sched).warmupSteps(warmup));
+    b.lora(lb.build());
+    b.guard(guard);
+    return b.build();
+  }
+
+  static List<String> textList(JsonNode v) {
+    List<String> out = new java.util.ArrayList<>();
+    v.forEach(x -> out.add(x.asText()));
+    return out;
+  }
+
+  static DataFormat parseFormat(String s) {
+    String v = s.trim().toUpperCase(Locale.ROOT).replace('-', '_').replace('/', '_');
+    if (v.equals("PROMPT_COMPLETION") || v.equals("COMPLETION")) return DataFormat.PROMPT_COMPLETION;
+    try {
+      return DataFormat.valueOf(v);
+    } catch (IllegalArgumentException e) {
+      throw new IllegalArgumentException(
+          "unknown data format '" + s + "': use text, prompt_completion, alpaca, chat or pretokenized");
+    }
+  }
+}

@@ -1,0 +1,90 @@
+package dev.lora4j.model;
+
+import dev.lora4j.Lora4jException;
+import dev.lora4j.model.peft.LoraAdapter;
+import dev.lora4j.model.peft.LoraTarget;
+import dev.lora4j.safetensors.Checkpoint;
+import dev.lora4j.safetensors.DType;
+import dev.lora4j.safetensors.SafetensorsFile;
+import dev.lora4j.safetensors.SafetensorsWriter;
+import dev.lora4j.safetensors.TensorInfo;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.List;
+import java.util.stream.IntStream;
+
+/**
+ * Writes a Hugging Face model folder with a LoRA adapter folded into the weights: every targeted
+ * projection becomes {@code W + scale * B A}, computed in fp32 from the stored weight and rounded
+ * once to the weight's dtype (as PEFT's merge_and_unload into a bf16 model); every other tensor is
+ * copied byte for byte. The shards keep the input's file names and tensor placement, the index,
+ * config.json and the tokenizer files are copied. Works shard by shard, so memory stays near one
+ * shard.
+ */
+public final class MergedExport {
+  private MergedExport() {}
+
+  /** Copied beside the weights when present. */
+  static final List<String> SIDE_FILES =
+      List.of(
+          "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+          "tokenizer.model", "special_tokens_map.json", Checkpoint.INDEX_FILE);
+
+  public static void write(Path modelDir, LoraAdapter adapter, Path outDir) {
+    MistralConfig cfg = MistralConfig.load(modelDir.resolve("config.json"));
+    adapter.validate(cfg);
+    double scale = adapter.config().scale();
+    try (Checkpoint ckpt = Checkpoint.open(modelDir)) {
+      Files.createDirectories(outDir);
+      for (SafetensorsFile shard : ckpt.shards()) {
+        SafetensorsWriter w = new SafetensorsWriter();
+        w.metadata(shard.metadata().isEmpty() ? java.util.Map.of("format", "pt") : shard.metadata());
+        for (TensorInfo t : shard.tensors()) {
+          LoraTarget target = targetOf(t.name(), adapter);
+          if (target == null) {
+            w.add(t.name(), t.dtype(), t.shape(), shard.data(t.name()));
+            continue;
+          }
+          int layer = layerOf(t.name());
+          float[] wv = shard.readFloat(t.name());
+          LoraAdapter.Weight a = adapter.a(layer, target), b = adapter.b(layer, target);
+          int out = (int) t.shape()[0], in = (int) t.shape()[1], r = a.rows();
+          float[] av = a.values(), bv = b.values();
+          IntStream.range(0, out).parallel().forEach(i -> {
+            for (int j = 0; j < in; j++) {
+              float d = 0;
+              for (int k = 0; k < r; k++) d += bv[i * r + k] * av[k * in + j];
+              wv[i * in + j] = (float) (wv[i * in + j] + scale * d);
+            }
+          });
+          w.add(t.name(), t.dtype(), t.shape(), t.dtype().fromFloats(wv));
+        }
+        w.write(outDir.resolve(shard.path().getFileName()));
+      }
+      for (String f : SIDE_FILES) {
+        Path src = modelDir.resolve(f);
+        if (Files.isRegularFile(src)) {
+          Files.copy(src, outDir.resolve(f), StandardCopyOption.REPLACE_EXISTING);
+        }
+      }
+    } catch (IOException e) {
+      throw new Lora4jException("cannot write the merged model to " + outDir + ": " + e, e);
+    }
+  }
+
+  /** The adapted projection a tensor name is, or null. */
+  static LoraTarget targetOf(String name, LoraAdapter adapter) {
+    if (!name.startsWith("model.layers.") || !name.endsWith(".weight")) return null;
+    for (LoraTarget t : adapter.config().targets()) {
+      if (name.endsWith("." + t.modulePath() + ".weight")) return t;
+    }
+    return null;
+  }
+
+  static int layerOf(String name) {
+    String rest = name.substring("model.layers.".length());
+    return Integer.parseInt(rest.substring(0, rest.indexOf('.')));
+  }
+}
