@@ -169,6 +169,10 @@ class BatchTest {
     for (int i = 0; i < n; i++) lens[i] = 2 + r.nextInt(14);
     JsonlDataset ds = open(lengths("res.jsonl", lens), c);
     List<DataBatch> full = allBatches(ds, DataPosition.START, 3);
+    for (int e = 0; e < 3; e++) {
+      final int epoch = e;
+      assertEquals(full.stream().filter(b -> b.epoch() == epoch).count(), ds.countBatches(e), "epoch " + e);
+    }
     assertEquals(2, full.get(full.size() - 1).epoch());
     assertEquals(new DataPosition(3, 0), full.get(full.size() - 1).next());
     for (int k = 1; k <= full.size(); k++) {
