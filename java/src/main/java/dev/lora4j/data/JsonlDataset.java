@@ -223,6 +223,19 @@ public final class JsonlDataset {
     return new BatchIterator(this, start, epochs);
   }
 
+  /**
+   * The number of batches of epoch {@code epoch}, by building them once on the calling thread
+   * (one pass over the file). With packing the count depends on the epoch's shuffle; without it,
+   * it is ceil(examples / batchSize) for every epoch. For learning-rate schedules.
+   */
+  public long countBatches(int epoch) {
+    long n = 0;
+    try (BatchProducer p = new BatchProducer(this, new DataPosition(epoch, 0), epoch + 1, new DataStats())) {
+      while (p.next() != null) n++;
+    }
+    return n;
+  }
+
   /** All batches of one epoch (epoch 0) from the start. */
   public BatchIterator batches() {
     return batches(DataPosition.START, 1);

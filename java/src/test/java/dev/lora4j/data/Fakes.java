@@ -16,7 +16,12 @@ final class Fakes {
 
   /** pad 0, bos 1, eos 2, byte b -> b + 3; literal by construction. */
   static final class ByteEncoder implements TextEncoder {
+    final int vocab;
     int calls;
+
+    ByteEncoder(int vocab) {
+      this.vocab = vocab;
+    }
 
     @Override
     public int[] encodeText(String text, boolean addBos) {
@@ -46,11 +51,14 @@ final class Fakes {
 
     @Override
     public int vocabSize() {
-      return 259;
+      return vocab;
     }
   }
 
-  static final ByteEncoder BYTES = new ByteEncoder();
+  static final ByteEncoder BYTES = new ByteEncoder(259);
+
+  /** The byte encoder with a large vocabulary, for pre-tokenized data with many distinct ids. */
+  static final ByteEncoder WIDE = new ByteEncoder(100_000);
 
   /**
    * bos, then per message the literal header "[role]" and the content; each assistant content is
