@@ -3,6 +3,8 @@ package dev.lora4j;
 import dev.lora4j.data.ChatEncoder;
 import dev.lora4j.data.DataException;
 import dev.lora4j.data.TextEncoder;
+import dev.lora4j.data.TokenizerTextEncoder;
+import dev.lora4j.tokenizer.Tokenizer;
 import dev.lora4j.model.MistralConfig;
 import dev.lora4j.model.peft.AdapterConfig;
 import dev.lora4j.model.peft.LoraAdapter;
@@ -39,6 +41,7 @@ public final class MistralModel implements AutoCloseable {
   private final Device device;
   private final NativeEngine engine;
   private AdapterConfig adapterConfig;
+  private Tokenizer tokenizer;
 
   /** Options of {@link #load(Path, Device, LoadOptions)}. */
   public record LoadOptions(int maxSeqLength, int threads, Recompute recompute) {
@@ -243,6 +246,8 @@ public final class MistralModel implements AutoCloseable {
    * model folder without a tokenizer can still train on pre-tokenized data.
    */
   public TextEncoder textEncoder() {
+    Tokenizer t = tokenizer();
+    if (t != null) return new TokenizerTextEncoder(t);
     MistralConfig c = config;
     return new TextEncoder() {
       @Override
@@ -271,6 +276,19 @@ public final class MistralModel implements AutoCloseable {
         return c.vocabSize();
       }
     };
+  }
+
+  /** The model folder's tokenizer (tokenizer.json), loaded on first use; null when absent. */
+  public synchronized Tokenizer tokenizer() {
+    if (tokenizer == null && Files.isRegularFile(dir.resolve("tokenizer.json"))) {
+      tokenizer = Tokenizer.fromModelDir(dir);
+      if (tokenizer.vocabSize() > config.vocabSize()) {
+        throw new Lora4jException(
+            dir.resolve("tokenizer.json") + ": the tokenizer has " + tokenizer.vocabSize()
+                + " tokens but config.json vocab_size is " + config.vocabSize());
+      }
+    }
+    return tokenizer;
   }
 
   /** The chat template of the model folder, or null when it has none. */

@@ -1,0 +1,224 @@
+package dev.lora4j.train;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.lora4j.Batch;
+import dev.lora4j.Dataset;
+import dev.lora4j.Device;
+import dev.lora4j.GuardConfig;
+import dev.lora4j.LoraConfig;
+import dev.lora4j.LoraTrainer;
+import dev.lora4j.MistralModel;
+import dev.lora4j.Schedule;
+import dev.lora4j.TrainingConfig;
+import dev.lora4j.TrainingListener;
+import dev.lora4j.TrainingResult;
+import dev.lora4j.data.TokenizedExample;
+import dev.lora4j.model.peft.LoraAdapter;
+import dev.lora4j.nativ.Lora4jLibrary;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The training loop on the tiny reference model (CPU): accumulation, resume, checkpoints. */
+class TrainerTest {
+  static final Path MODEL = Path.of("src/test/resources/hf-reference/tiny/model");
+  static final ObjectMapper JSON = new ObjectMapper();
+
+  /** Pre-tokenized rows of random lengths over a small slice of the vocabulary (learnable). */
+  static Path data(Path dir, int n, long seed) throws Exception {
+    SplittableRandom r = new SplittableRandom(seed);
+    StringBuilder sb = new StringBuilder();
+    for (int i = 0; i < n; i++) {
+      int len = 6 + r.nextInt(12);
+      StringBuilder ids = new StringBuilder();
+      int start = 3 + r.nextInt(20);
+      for (int t = 0; t < len; t++) {
+        if (t > 0) ids.append(',');
+        ids.append(3 + (start + t) % 40);
+      }
+      sb.append("{\"input_ids\":[").append(ids).append("]}\n");
+    }
+    Path f = dir.resolve("data.jsonl");
+    Files.writeString(f, sb);
+    return f;
+  }
+
+  static TrainingConfig.Builder cfg(Path out) {
+    return TrainingConfig.builder()
+        .outputDir(out)
+        .batchSize(4)
+        .learningRate(5e-3)
+        .schedule(Schedule.cosine().warmupSteps(2))
+        .lora(LoraConfig.builder().rank(4).alpha(8).allLinear().build())
+        .shuffleBuffer(16)
+        .seed(3)
+        .loggingSteps(100);
+  }
+
+  @Test
+  void lossFallsAndOutputsAreWritten(@TempDir Path tmp) throws Exception {
+    Path d = data(tmp, 64, 1);
+    try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
+      TrainingResult r =
+          LoraTrainer.fit(m, Dataset.jsonl(d), cfg(tmp.resolve("out")).epochs(4).validationFraction(0.2).evalSteps(10).build(), List.of());
+      assertTrue(r.finalLoss() < r.firstLoss() * 0.8, r.firstLoss() + " -> " + r.finalLoss());
+      assertTrue(Files.isRegularFile(r.adapterDir().resolve("adapter_model.safetensors")));
+      assertTrue(Files.size(tmp.resolve("out/loss.png")) > 1000);
+      var e = r.finalEvaluation();
+      assertNotNull(e);
+      assertTrue(e.loss() < e.baseLoss(), "fine-tuned " + e.loss() + " vs base " + e.baseLoss());
+      long stepLines = 0;
+      for (String line : Files.readAllLines(tmp.resolve("out/metrics.jsonl"))) {
+        JsonNode n = JSON.readTree(line);
+        if (n.get("type").asText().equals("step")) {
+          stepLines++;
+          assertEquals(stepLines, n.get("step").asLong());
+          assertTrue(n.get("grad_norm").asDouble() > 0);
+        }
+      }
+      assertEquals(r.steps(), stepLines);
+    }
+  }
+
+  @Test
+  void gradientAccumulationGivesTheGradientOfOneBigBatch() {
+    SplittableRandom r = new SplittableRandom(5);
+    List<TokenizedExample> ex = new ArrayList<>();
+    for (int i = 0; i < 4; i++) {
+      int[] ids = new int[5 + 3 * i];
+      for (int t = 0; t < ids.length; t++) ids[t] = 3 + r.nextInt(500);
+      ex.add(new TokenizedExample(ids, null, "row" + i));
+    }
+    float[][] grads = new float[2][];
+    for (int mode = 0; mode < 2; mode++) {
+      try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
+        m.attachAdapter(Path.of("src/test/resources/hf-reference/tiny/adapter_init"));
+        var e = m.engine();
+        e.zeroGrad();
+        if (mode == 0) {
+          Batch all = Batch.collate(ex, 0);
+          e.forwardBackward(all.toNative(), (float) (1.0 / all.countedTokens()));
+        } else {
+          Batch a = Batch.collate(ex.subList(0, 1), 0), b = Batch.collate(ex.subList(1, 4), 0);
+          long total = a.countedTokens() + b.countedTokens();
+          e.forwardBackward(a.toNative(), (float) (1.0 / total));
+          e.forwardBackward(b.toNative(), (float) (1.0 / total));
+        }
+        var t = e.loraTensors().get(3);
+        grads[mode] = e.loraGet(Lora4jLibrary.STATE_GRAD, t.name(), (int) t.numel());
+      }
+    }
+    double num = 0, den = 0;
+    for (int i = 0; i < grads[0].length; i++) {
+      num += Math.pow(grads[0][i] - grads[1][i], 2);
+      den += Math.pow(grads[0][i], 2);
+    }
+    assertTrue(den > 0);
+    assertTrue(Math.sqrt(num / den) < 1e-5, "accumulated vs big batch " + Math.sqrt(num / den));
+  }
+
+  /** Stops a run right after a given checkpoint, as a killed process would. */
+  static final class Stop extends RuntimeException {
+    Stop() {
+      super("stopped");
+    }
+  }
+
+  @Test
+  void resumedRunEndsBitwiseEqualToTheUninterruptedOne(@TempDir Path tmp) throws Exception {
+    Path d = data(tmp, 40, 2);
+    byte[] full;
+    try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
+      TrainingResult r = LoraTrainer.fit(m, Dataset.jsonl(d), cfg(tmp.resolve("a")).epochs(2).gradientAccumulation(2).build(), List.of());
+      full = Files.readAllBytes(r.adapterDir().resolve("adapter_model.safetensors"));
+    }
+    Path out = tmp.resolve("b");
+    TrainingConfig c = cfg(out).epochs(2).gradientAccumulation(2).saveSteps(2).saveTotalLimit(3).build();
+    try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
+      TrainingListener stopAt4 = new TrainingListener() {
+        @Override
+        public void onCheckpoint(Path dir, long step) {
+          if (step == 4) throw new Stop();
+        }
+      };
+      assertThrows(Stop.class, () -> LoraTrainer.fit(m, Dataset.jsonl(d), c, List.of(stopAt4)));
+    }
+    assertTrue(Files.isDirectory(out.resolve("checkpoint-4")));
+    // A checkpoint cut off while being written is ignored.
+    Files.createDirectories(out.resolve(".tmp-checkpoint-6"));
+    Files.writeString(out.resolve(".tmp-checkpoint-6/adapter_config.json"), "{");
+    try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
+      TrainingResult r = LoraTrainer.fit(m, Dataset.jsonl(d), c.toBuilder().resume(true).build(), List.of());
+      assertArrayEquals(full, Files.readAllBytes(r.adapterDir().resolve("adapter_model.safetensors")));
+    }
+  }
+
+  @Test
+  void damagedLatestCheckpointFallsBackToThePreviousOne(@TempDir Path tmp) throws Exception {
+    Path d = data(tmp, 24, 4);
+    Path out = tmp.resolve("o");
+    TrainingConfig c = cfg(out).maxSteps(4).saveSteps(2).saveTotalLimit(3).build();
+    try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
+      LoraTrainer.fit(m, Dataset.jsonl(d), c, List.of());
+    }
+    Path latest = out.resolve("checkpoint-4/adapter_model.safetensors");
+    byte[] b = Files.readAllBytes(latest);
+    b[b.length - 1] ^= 0x40;
+    Files.write(latest, b);
+    assertNotNull(CheckpointStore.verify(out.resolve("checkpoint-4")));
+    assertNull(CheckpointStore.verify(out.resolve("checkpoint-2")));
+    try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
+      TrainerState s = new CheckpointStore(out, 3).loadLatest(m);
+      assertEquals(2, s.step());
+    }
+  }
+
+  @Test
+  void scheduleMatchesHuggingFace() {
+    Schedule cos = Schedule.cosine().warmupSteps(10);
+    assertEquals(0.0, cos.factor(0, 100));
+    assertEquals(0.5, cos.factor(5, 100), 1e-12);
+    assertEquals(1.0, cos.factor(10, 100), 1e-12);
+    assertEquals(0.5, cos.factor(55, 100), 1e-12);
+    Schedule lin = Schedule.linear();
+    assertEquals(1.0, lin.factor(0, 10), 1e-12);
+    assertEquals(0.5, lin.factor(5, 10), 1e-12);
+    assertEquals(1.0, Schedule.constant().factor(7, 10));
+  }
+
+  @Test
+  void guardRejectsOutliersAndNonFinite() {
+    PoisonGuard g = new PoisonGuard(GuardConfig.defaults(), List.of());
+    assertNotNull(g.check(Double.NaN, 1));
+    assertNotNull(g.check(1, Double.POSITIVE_INFINITY));
+    for (int i = 0; i < 8; i++) {
+      assertNull(g.check(2.0, 1.0));
+      g.accept(2.0, 1.0);
+    }
+    assertNotNull(g.check(11.0, 1.0));
+    assertNotNull(g.check(2.0, 6.0));
+    assertNull(g.check(9.0, 4.0));
+    PoisonGuard off = new PoisonGuard(GuardConfig.off(), List.of());
+    for (int i = 0; i < 8; i++) off.accept(2.0, 1.0);
+    assertNull(off.check(100.0, 100.0));
+  }
+
+  @Test
+  void unwritableOutputFolderIsAClearError(@TempDir Path tmp) throws Exception {
+    Path d = data(tmp, 8, 1);
+    Path file = tmp.resolve("not-a-folder");
+    Files.writeString(file, "x");
+    try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
+      var e = assertThrows(dev.lora4j.Lora4jException.class,
+          () -> LoraTrainer.fit(m, Dataset.jsonl(d), cfg(file.resolve("out")).build(), List.of()));
+      assertTrue(e.getMessage().contains("not-a-folder"), e.getMessage());
+    }
+  }
+}
