@@ -2,6 +2,7 @@ package dev.lora4j;
 
 import dev.lora4j.data.ChatEncoder;
 import dev.lora4j.data.DataException;
+import dev.lora4j.data.TemplateChatEncoder;
 import dev.lora4j.data.TextEncoder;
 import dev.lora4j.data.TokenizerTextEncoder;
 import dev.lora4j.tokenizer.Tokenizer;
@@ -42,6 +43,7 @@ public final class MistralModel implements AutoCloseable {
   private final NativeEngine engine;
   private AdapterConfig adapterConfig;
   private Tokenizer tokenizer;
+  private ChatEncoder chatEncoder;
 
   /** Options of {@link #load(Path, Device, LoadOptions)}. */
   public record LoadOptions(int maxSeqLength, int threads, Recompute recompute) {
@@ -292,8 +294,11 @@ public final class MistralModel implements AutoCloseable {
   }
 
   /** The chat template of the model folder, or null when it has none. */
-  public ChatEncoder chatEncoder() {
-    return null;
+  public synchronized ChatEncoder chatEncoder() {
+    if (chatEncoder == null && tokenizer() != null) {
+      chatEncoder = TemplateChatEncoder.forFolder(dir, tokenizer());
+    }
+    return chatEncoder;
   }
 
   /** The native engine, for callers that need its full surface (tests, benchmarks). */

@@ -1,0 +1,164 @@
+package dev.lora4j;
+
+import dev.lora4j.tokenizer.Tokenizer;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.function.IntConsumer;
+
+/**
+ * Text generation with the model as it is (with its adapter, when attached), one token at a time
+ * through the engine's KV cache.
+ *
+ * <p>Prompts are sanitized: control characters other than newline and tab are removed, the length
+ * is limited, and the text is tokenized literally, so {@code <s>}, {@code </s>} or {@code [INST]}
+ * typed in a prompt never become control tokens. Control tokens come only from the chat template
+ * ({@link #chatPromptIds}) or from the BOS the generator adds.
+ */
+public final class Generator {
+  private final MistralModel model;
+
+  public Generator(MistralModel model) {
+    this.model = model;
+  }
+
+  /** Removes control characters other than newline and tab; refuses over-long prompts. */
+  public static String sanitize(String prompt, int maxChars) {
+    if (prompt == null) throw new IllegalArgumentException("prompt is null");
+    StringBuilder sb = new StringBuilder(prompt.length());
+    prompt.codePoints()
+        .filter(c -> c == '\n' || c == '\t' || !(Character.getType(c) == Character.CONTROL
+            || Character.getType(c) == Character.FORMAT && c != 0x200D))
+        .forEach(sb::appendCodePoint);
+    if (sb.length() > maxChars) {
+      throw new IllegalArgumentException(
+          "prompt has " + sb.length() + " characters, more than the limit " + maxChars);
+    }
+    return sb.toString();
+  }
+
+  /** Token ids of a plain-text prompt: BOS + the sanitized text tokenized literally. */
+  public int[] promptIds(String prompt, GenerationConfig cfg) {
+    Tokenizer t = requireTokenizer();
+    return t.encode(sanitize(prompt, cfg.maxPromptChars()), true);
+  }
+
+  /** Generates from a plain-text prompt; returns the decoded new text. */
+  public String generate(String prompt, GenerationConfig cfg, java.util.function.Consumer<String> onText) {
+    Tokenizer t = requireTokenizer();
+    int[] ids = promptIds(prompt, cfg);
+    List<Integer> out = new ArrayList<>();
+    String[] shown = {""};
+    generate(ids, cfg, tok -> {
+      out.add(tok);
+      if (onText != null) {
+        String text = t.decode(out.stream().mapToInt(Integer::intValue).toArray(), true);
+        if (text.length() > shown[0].length() && !text.endsWith("\uFFFD")) {
+          onText.accept(text.substring(shown[0].length()));
+          shown[0] = text;
+        }
+      }
+    });
+    return t.decode(out.stream().mapToInt(Integer::intValue).toArray(), true);
+  }
+
+  /**
+   * Generates token ids after the prompt ids, calling onToken for each as it is produced; stops
+   * after the end-of-sequence token (included) or maxNewTokens.
+   */
+  public int[] generate(int[] promptIds, GenerationConfig cfg, IntConsumer onToken) {
+    if (promptIds.length == 0) throw new IllegalArgumentException("prompt is empty");
+    if (promptIds.length + cfg.maxNewTokens() > model.maxSeqLength()) {
+      throw new IllegalArgumentException(
+          "prompt (" + promptIds.length + " tokens) + " + cfg.maxNewTokens()
+              + " new tokens exceed the model's " + model.maxSeqLength() + " positions");
+    }
+    int eos = eosId();
+    SplittableRandom rng = new SplittableRandom(cfg.seed());
+    int[] out = new int[cfg.maxNewTokens()];
+    int n = 0;
+    if (cfg.maxNewTokens() == 0) return out;
+    float[] logits = model.engine().decodeStart(promptIds);
+    while (true) {
+      int tok = cfg.temperature() == 0 ? argmax(logits) : sample(logits, cfg, rng);
+      out[n++] = tok;
+      if (onToken != null) onToken.accept(tok);
+      if (tok == eos || n == cfg.maxNewTokens()) break;
+      logits = model.engine().decodeNext(tok);
+    }
+    return Arrays.copyOf(out, n);
+  }
+
+  /**
+   * Token ids of a chat prompt: the sanitized user message rendered with the model's chat
+   * template and the generation prompt; its content tokenized literally.
+   */
+  public int[] chatPromptIds(String userMessage, GenerationConfig cfg) {
+    return chatPromptIds(
+        List.of(new dev.lora4j.data.ChatMessage("user", sanitize(userMessage, cfg.maxPromptChars()))));
+  }
+
+  /** Token ids of a conversation rendered with the chat template and the generation prompt. */
+  public int[] chatPromptIds(List<dev.lora4j.data.ChatMessage> messages) {
+    if (!(model.chatEncoder() instanceof dev.lora4j.data.TemplateChatEncoder t)) {
+      throw new Lora4jException("model folder " + model.directory() + " has no chat template");
+    }
+    return t.promptIds(messages);
+  }
+
+  int eosId() {
+    Tokenizer t = model.tokenizer();
+    if (t != null) return t.eosId();
+    Integer e = model.config().eosTokenId();
+    return e == null ? -1 : e;
+  }
+
+  private Tokenizer requireTokenizer() {
+    Tokenizer t = model.tokenizer();
+    if (t == null) {
+      throw new Lora4jException("model folder " + model.directory() + " has no tokenizer.json");
+    }
+    return t;
+  }
+
+  static int argmax(float[] v) {
+    int best = 0;
+    for (int i = 1; i < v.length; i++) if (v[i] > v[best]) best = i;
+    return best;
+  }
+
+  /** Temperature, then top-k, then top-p over the softmax, then one draw. */
+  static int sample(float[] logits, GenerationConfig cfg, SplittableRandom rng) {
+    int v = logits.length;
+    Integer[] idx = new Integer[v];
+    for (int i = 0; i < v; i++) idx[i] = i;
+    Arrays.sort(idx, (a, b) -> Float.compare(logits[b], logits[a]));
+    int keep = cfg.topK() > 0 ? Math.min(cfg.topK(), v) : v;
+    double max = logits[idx[0]];
+    double[] p = new double[keep];
+    double z = 0;
+    for (int i = 0; i < keep; i++) {
+      p[i] = Math.exp((logits[idx[i]] - max) / cfg.temperature());
+      z += p[i];
+    }
+    double cum = 0;
+    int cut = keep;
+    for (int i = 0; i < keep; i++) {
+      p[i] /= z;
+      cum += p[i];
+      if (cum >= cfg.topP()) {
+        cut = i + 1;
+        break;
+      }
+    }
+    double total = 0;
+    for (int i = 0; i < cut; i++) total += p[i];
+    double u = rng.nextDouble() * total;
+    for (int i = 0; i < cut; i++) {
+      u -= p[i];
+      if (u <= 0) return idx[i];
+    }
+    return idx[cut - 1];
+  }
+}
