@@ -299,10 +299,10 @@ class CpuEngine final : public Engine {
   void decode_next(int32_t token, float* logits) override {
     require_weights();
     if (cache_len_ < 0)
-      fail(LORA4J_ESTATE, "decode_next: no decoding in progress (call decode_start first; "
+      fail(LORA4J_ESTATE, "no decoding in progress (call decode_start first; "
                           "changing weights or the adapter ends a decoding)");
     if (cache_len_ >= shape_.c.max_seq_len)
-      fail(LORA4J_ESTATE, "decode_next: the KV cache is full (max_seq_len " +
+      fail(LORA4J_ESTATE, "the KV cache is full (max_seq_len " +
                               std::to_string(shape_.c.max_seq_len) + " positions)");
     check_arg(token >= 0 && token < shape_.c.vocab_size,
               "token " + std::to_string(token) + " outside the vocabulary");
@@ -397,7 +397,7 @@ class CpuEngine final : public Engine {
   }
 
   void require_lora(const char* what) const {
-    if (!lora_) fail(LORA4J_ESTATE, std::string(what) + ": no LoRA adapter is attached");
+    if (!lora_) fail(LORA4J_ESTATE, std::string("no LoRA adapter is attached (") + what + " needs one)");
   }
 
   const LoraSpec& lora_tensor(const std::string& name, int64_t numel) const {
