@@ -11,23 +11,36 @@ import java.util.Objects;
  * @param content the text; always tokenized literally, never parsed for control tokens
  */
 public record ChatMessage(String role, String content) {
-    /** @throws NullPointerException when role or content is null */
+    /**
+     * @param role the role
+     * @param content the text
+     * @throws NullPointerException when role or content is null
+     */
     public ChatMessage {
         Objects.requireNonNull(role, "role");
         Objects.requireNonNull(content, "content");
     }
 
-    /** @param content the text @return a message with role {@code system} */
+    /**
+     * @param content the text
+     * @return a message with role {@code system}
+     */
     public static ChatMessage system(String content) {
         return new ChatMessage("system", content);
     }
 
-    /** @param content the text @return a message with role {@code user} */
+    /**
+     * @param content the text
+     * @return a message with role {@code user}
+     */
     public static ChatMessage user(String content) {
         return new ChatMessage("user", content);
     }
 
-    /** @param content the text @return a message with role {@code assistant} */
+    /**
+     * @param content the text
+     * @return a message with role {@code assistant}
+     */
     public static ChatMessage assistant(String content) {
         return new ChatMessage("assistant", content);
     }

@@ -763,7 +763,11 @@ public final class Tokenizer {
                 return;
             }
         }
-        int cap = (to - from) * 4;
+        int cap = 0;
+        for (int i = from; i < to; i++) {
+            int c = norm.cp.get(i);
+            cap += charId(c) >= 0 ? 1 : (c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4);
+        }
         int[] sym = new int[cap];
         int[] sStart = new int[cap];   // source span of the symbol
         int[] sEnd = new int[cap];
