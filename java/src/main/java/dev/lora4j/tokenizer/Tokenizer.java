@@ -538,6 +538,14 @@ public final class Tokenizer {
      * source span [start, end) of every token in {@code text} is appended to starts/ends.
      */
     void encodeParsingAddedTokens(String text, int from, int to, IntList ids, IntList starts, IntList ends) {
+        encodeParsingAddedTokens(text, from, to, ids, starts, ends, null);
+    }
+
+    /**
+     * As above; when {@code owners} is not null, an added token is recognized only where every one
+     * of its chars has owner -1 (written by a chat template), so message text stays literal.
+     */
+    void encodeParsingAddedTokens(String text, int from, int to, IntList ids, IntList starts, IntList ends, int[] owners) {
         int pieceStart = from;
         int i = from;
         while (i < to) {
@@ -546,7 +554,8 @@ public final class Tokenizer {
             if (cands != null) {
                 for (AddedToken t : cands) {
                     if (text.startsWith(t.content, i) && i + t.content.length() <= to
-                            && (!t.singleWord || isWordBoundary(text, from, to, i, i + t.content.length()))) {
+                            && (!t.singleWord || isWordBoundary(text, from, to, i, i + t.content.length()))
+                            && (owners == null || allTemplate(owners, i, i + t.content.length()))) {
                         hit = t;
                         break;
                     }
@@ -578,6 +587,15 @@ public final class Tokenizer {
             pieceStart = mEnd;
         }
         encodePiece(text, pieceStart, to, ids, starts, ends);
+    }
+
+    private static boolean allTemplate(int[] owners, int s, int e) {
+        for (int k = s; k < e; k++) {
+            if (owners[k] != -1) {
+                return false;
+            }
+        }
+        return true;
     }
 
     private static boolean isWordBoundary(String text, int from, int to, int s, int e) {
@@ -745,7 +763,11 @@ public final class Tokenizer {
                 return;
             }
         }
-        int cap = (to - from) * 4;
+        int cap = 0;
+        for (int i = from; i < to; i++) {
+            int c = norm.cp.get(i);
+            cap += charId(c) >= 0 ? 1 : (c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4);
+        }
         int[] sym = new int[cap];
         int[] sStart = new int[cap];   // source span of the symbol
         int[] sEnd = new int[cap];

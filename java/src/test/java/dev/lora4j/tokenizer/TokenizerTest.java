@@ -155,6 +155,36 @@ class TokenizerTest {
     }
 
     @Test
+    void metaspacePreTokenizerVariant(@org.junit.jupiter.api.io.TempDir Path tmp) throws IOException {
+        // the layout of newer Mistral/Llama files (legacy=false): no normalizer, a Metaspace
+        // pre-tokenizer that prepends "▁" only to the start of the text and does not split
+        ObjectMapper om = new ObjectMapper();
+        com.fasterxml.jackson.databind.node.ObjectNode root =
+                (com.fasterxml.jackson.databind.node.ObjectNode) om.readTree(DIR.resolve("tokenizer.json").toFile());
+        root.putNull("normalizer");
+        root.set("pre_tokenizer", om.readTree("{\"type\": \"Metaspace\", \"replacement\": \"\u2581\", "
+                + "\"prepend_scheme\": \"first\", \"split\": false}"));
+        root.set("decoder", om.readTree("{\"type\": \"Metaspace\", \"replacement\": \"\u2581\", "
+                + "\"prepend_scheme\": \"first\", \"split\": false}"));
+        Files.writeString(tmp.resolve("tokenizer.json"), om.writeValueAsString(root));
+        Tokenizer meta = Tokenizer.fromModelDir(tmp);
+        // same ids as the legacy pipeline when the text does not start with a space
+        for (JsonNode c : cases) {
+            String text = c.get("text").asText();
+            if (!text.startsWith(" ") && !text.contains("<") ) {
+                assertArrayEquals(ints(c.get("ids")), meta.encode(text, true), text);
+            }
+        }
+        // a leading space is not doubled: " Hello" -> "▁Hello" (legacy: "▁", "▁Hello")
+        assertArrayEquals(new int[] {22557}, meta.encode(" Hello", false));
+        assertArrayEquals(new int[] {28705, 22557}, tok.encode(" Hello", false));
+        // after a control token no "▁" is prepended (prepend_scheme first), unlike the legacy normalizer
+        assertArrayEquals(new int[] {1, 16230}, meta.encodeWithSpecialTokens("<s>Hello", false));
+        assertArrayEquals(new int[] {1, 22557}, tok.encodeWithSpecialTokens("<s>Hello", false));
+        assertEquals("Hello world", meta.decode(meta.encode("Hello world", true), true));
+    }
+
+    @Test
     void encodeSpeed() {
         StringBuilder sb = new StringBuilder();
         while (sb.length() < 4_000_000) {
