@@ -174,7 +174,7 @@ public final class NativeEngine implements AutoCloseable {
       check(lora4j_lora_count(e, count));
       for (int i = 0; i < count.get(); i++) {
         check(lora4j_lora_info(e, i, name, 512, rows, cols));
-        out.add(new LoraTensor(name.getString(StandardCharsets.UTF_8), rows.get(), cols.get()));
+        out.add(new LoraTensor(cString(name), rows.get(), cols.get()));
       }
     }
     return out;
@@ -331,6 +331,14 @@ public final class NativeEngine implements AutoCloseable {
 
   public synchronized boolean isClosed() {
     return handle == null;
+  }
+
+  /** The NUL-terminated string in a buffer (JavaCPP reads up to the limit otherwise). */
+  static String cString(BytePointer p) {
+    long cap = p.capacity();
+    String s = p.limit(0).getString(StandardCharsets.UTF_8);
+    p.limit(cap);
+    return s;
   }
 
   private static Pointer toPointer(ByteBuffer data) {

@@ -56,7 +56,7 @@ public final class NativeLibrary {
     try (IntPointer available = new IntPointer(1);
         BytePointer reason = new BytePointer(1024)) {
       NativeEngine.check(Lora4jLibrary.lora4j_cuda_available(available, reason, 1024));
-      return available.get() != 0 ? null : reason.getString(StandardCharsets.UTF_8);
+      return available.get() != 0 ? null : NativeEngine.cString(reason);
     }
   }
 
