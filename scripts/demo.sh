@@ -7,12 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/ensure-tools.sh
-JAR=$(ls java/target/lora4j-*-cli.jar 2>/dev/null | head -1 || true)
-if [ -z "$JAR" ]; then
-  echo "building lora4j (first run only)..."
-  mvn -B -ntp -q -DskipTests -DskipNativeTests package
-  JAR=$(ls java/target/lora4j-*-cli.jar | head -1)
-fi
+echo "building lora4j (tests skipped; mvn -B -ntp verify runs them)..."
+mvn -B -ntp -q -DskipTests -DskipNativeTests package
+JAR=$(ls java/target/lora4j-*-cli.jar | head -1)
 OUT=${OUT_DIR:-runs/demo}
 rm -rf "$OUT"
 java --enable-native-access=ALL-UNNAMED -jar "$JAR" train \
@@ -21,9 +18,9 @@ java --enable-native-access=ALL-UNNAMED -jar "$JAR" train \
   --output "$OUT" \
   --device auto \
   --rank 16 --alpha 32 --targets all-linear \
-  --lr 3e-3 --schedule cosine --warmup-steps 5 \
-  --batch-size 8 --epochs 3 --completions-only \
-  --val-fraction 0.1 --eval-steps 40 --log-steps 10 --seed 1 "$@"
+  --lr 5e-3 --schedule cosine --warmup-steps 5 \
+  --batch-size 8 --epochs 8 --completions-only \
+  --val-fraction 0.1 --eval-steps 100 --log-steps 20 --seed 1 "$@"
 echo
 echo "generating with the fine-tuned adapter:"
 java --enable-native-access=ALL-UNNAMED -jar "$JAR" generate \

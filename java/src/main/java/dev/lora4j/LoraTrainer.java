@@ -145,7 +145,7 @@ public final class LoraTrainer {
         metrics.truncateAfter(state.step());
         LOG.info("resuming from step " + state.step() + " at " + state.position());
       }
-      PoisonGuard guard = new PoisonGuard(cfg.guard(), state.guardHistory());
+      PoisonGuard guard = new PoisonGuard(cfg.guard(), state.guardHistory(), state.guardRejections());
       long trainable = 0;
       for (NativeEngine.LoraTensor t : model.engine().loraTensors()) trainable += t.numel();
       for (TrainingListener l : listeners) {
@@ -219,7 +219,8 @@ public final class LoraTrainer {
           }
           if (cfg.saveSteps() > 0 && step % cfg.saveSteps() == 0) {
             TrainerState st =
-                new TrainerState(step, totalSteps, pos, skipped, guard.history(), evals);
+                new TrainerState(
+                    step, totalSteps, pos, skipped, guard.history(), guard.consecutiveRejections(), evals);
             Path dir = store.save(model, st);
             for (TrainingListener l : listeners) l.onCheckpoint(dir, step);
           }

@@ -29,10 +29,13 @@ final class InitModelCommand implements Callable<Integer> {
   @Option(names = "--std", defaultValue = "0.02", description = "weight standard deviation")
   double std;
 
+  @Option(names = "--embedding-std", description = "standard deviation of the embedding and LM head (default: --std)")
+  Double embeddingStd;
+
   @Override
   public Integer call() {
     MistralConfig c = MistralConfig.load(config);
-    RandomModel.write(c, output, seed, std, tokenizer);
+    RandomModel.write(c, output, seed, std, embeddingStd == null ? std : embeddingStd, tokenizer);
     System.out.println("model written to " + output);
     return 0;
   }

@@ -18,7 +18,9 @@ import picocli.CommandLine.Command;
     subcommands = {
       TrainCommand.class,
       EvalCommand.class,
+      GenerateCommand.class,
       MergeCommand.class,
+      TokenizeCommand.class,
       InitModelCommand.class,
       CommandLine.HelpCommand.class
     })

@@ -84,7 +84,8 @@ final class TrainCommand implements Callable<Integer> {
   @Option(names = "--save-limit", description = "checkpoints kept (default 2)") Integer saveLimit;
   @Option(names = "--resume", description = "continue from the latest checkpoint in --output") Boolean resume;
   @Option(names = "--no-guard", description = "turn the poisoned-batch guard off") Boolean noGuard;
-  @Option(names = "--guard-factor", description = "reject steps this many times above the running median (default 5)") Double guardFactor;
+  @Option(names = "--guard-loss-factor", description = "reject a step whose loss is this many times the running median (default 3)") Double guardLossFactor;
+  @Option(names = "--guard-grad-factor", description = "reject a step whose gradient norm is this many times the running median (default 10)") Double guardGradFactor;
 
   @Override
   public Integer call() throws Exception {
@@ -154,7 +155,8 @@ final class TrainCommand implements Callable<Integer> {
           case "lora_targets" -> lb.targets(v.isArray() ? String.join(",", textList(v)) : v.asText());
           case "use_rslora" -> lb.rslora(v.asBoolean());
           case "guard" -> guard = v.asBoolean() ? guard : GuardConfig.off();
-          case "guard_factor" -> guard = guard.withFactor(v.asDouble());
+          case "guard_loss_factor" -> guard = guard.withLossFactor(v.asDouble());
+          case "guard_grad_norm_factor" -> guard = guard.withGradNormFactor(v.asDouble());
           default -> throw new Lora4jException(config + ": unknown key '" + k + "'");
         }
       }
@@ -190,7 +192,8 @@ final class TrainCommand implements Callable<Integer> {
     if (saveLimit != null) b.saveTotalLimit(saveLimit);
     if (resume != null) b.resume(resume);
     if (Boolean.TRUE.equals(noGuard)) guard = GuardConfig.off();
-    if (guardFactor != null) guard = guard.withFactor(guardFactor);
+    if (guardLossFactor != null) guard = guard.withLossFactor(guardLossFactor);
+    if (guardGradFactor != null) guard = guard.withGradNormFactor(guardGradFactor);
     b.schedule(Schedule.parse(sched).warmupSteps(warmup));
     b.lora(lb.build());
     b.guard(guard);

@@ -12,13 +12,14 @@ import java.util.Map;
 import java.util.SplittableRandom;
 
 /**
- * A Mistral model folder with random bf16 weights: projections and embeddings normal(0, std),
- * norm weights 1. For tests, benchmarks and the small model the repository ships.
+ * A Mistral model folder with random bf16 weights: projections normal(0, std), the embedding and
+ * the LM head normal(0, embeddingStd), norm weights 1. For tests, benchmarks and the small model the repository ships.
  */
 public final class RandomModel {
   private RandomModel() {}
 
-  public static void write(MistralConfig c, Path dir, long seed, double std, Path tokenizerDir) {
+  public static void write(
+      MistralConfig c, Path dir, long seed, double std, double embeddingStd, Path tokenizerDir) {
     try {
       Files.createDirectories(dir);
       SafetensorsWriter w = new SafetensorsWriter();
@@ -29,7 +30,9 @@ public final class RandomModel {
         for (long s : shape) n *= s;
         float[] v = new float[Math.toIntExact(n)];
         boolean norm = shape.length == 1;
-        for (int i = 0; i < v.length; i++) v[i] = norm ? 1f : (float) (gaussian(rng) * std);
+        boolean vocab = e.getKey().equals("lm_head.weight") || e.getKey().equals("model.embed_tokens.weight");
+        double sd = vocab ? embeddingStd : std;
+        for (int i = 0; i < v.length; i++) v[i] = norm ? 1f : (float) (gaussian(rng) * sd);
         w.addFloats(e.getKey(), DType.BF16, shape, v);
       }
       w.write(dir.resolve("model.safetensors"));

@@ -213,6 +213,7 @@ public final class CheckpointStore {
     n.put("total_steps", s.totalSteps());
     n.putObject("data_position").put("epoch", s.position().epoch()).put("examples", s.position().examples());
     n.put("skipped_steps", s.skippedSteps());
+    n.put("guard_rejections", s.guardRejections());
     ArrayNode g = n.putArray("guard_history");
     for (double[] h : s.guardHistory()) g.addArray().add(h[0]).add(h[1]);
     ArrayNode ev = n.putArray("evaluations");
@@ -237,7 +238,7 @@ public final class CheckpointStore {
     return new TrainerState(
         n.get("step").asLong(), n.get("total_steps").asLong(),
         new DataPosition(p.get("epoch").asInt(), p.get("examples").asLong()),
-        n.get("skipped_steps").asLong(), g, ev);
+        n.get("skipped_steps").asLong(), g, n.path("guard_rejections").asInt(), ev);
   }
 
   static void deleteTree(Path p) throws IOException {

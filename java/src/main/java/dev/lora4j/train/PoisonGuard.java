@@ -14,10 +14,12 @@ import java.util.List;
 public final class PoisonGuard {
   private final GuardConfig cfg;
   private final List<double[]> history; // {loss, gradNorm} of recent applied steps
+  private int consecutive; // rejections in a row by the median test
 
-  public PoisonGuard(GuardConfig cfg, List<double[]> history) {
+  public PoisonGuard(GuardConfig cfg, List<double[]> history, int consecutiveRejections) {
     this.cfg = cfg;
     this.history = new ArrayList<>(history);
+    this.consecutive = consecutiveRejections;
   }
 
   /** Null when the step may be applied, else the reason it may not. */
@@ -25,23 +27,36 @@ public final class PoisonGuard {
     if (!Double.isFinite(loss)) return "loss not finite";
     if (!Double.isFinite(gradNorm)) return "gradient not finite";
     if (!cfg.enabled() || history.size() < cfg.minHistory()) return null;
+    String why = outlier(loss, gradNorm);
+    if (why == null || consecutive >= cfg.maxConsecutive()) return null;
+    consecutive++;
+    return why;
+  }
+
+  private String outlier(double loss, double gradNorm) {
     double ml = median(0), mg = median(1);
-    if (loss > cfg.factor() * ml) {
+    if (loss > cfg.lossFactor() * ml) {
       return String.format(
-          java.util.Locale.ROOT, "loss %.4g above %.3g x running median %.4g", loss, cfg.factor(), ml);
+          java.util.Locale.ROOT, "loss %.4g above %.3g x running median %.4g", loss, cfg.lossFactor(), ml);
     }
-    if (gradNorm > cfg.factor() * mg) {
+    if (gradNorm > cfg.gradNormFactor() * mg) {
       return String.format(
           java.util.Locale.ROOT,
-          "gradient norm %.4g above %.3g x running median %.4g", gradNorm, cfg.factor(), mg);
+          "gradient norm %.4g above %.3g x running median %.4g", gradNorm, cfg.gradNormFactor(), mg);
     }
     return null;
   }
 
   /** Records an applied step. */
   public void accept(double loss, double gradNorm) {
+    consecutive = 0;
     history.add(new double[] {loss, gradNorm});
     while (history.size() > cfg.window()) history.remove(0);
+  }
+
+  /** Rejections in a row so far (part of the trainer state). */
+  public int consecutiveRejections() {
+    return consecutive;
   }
 
   public List<double[]> history() {

@@ -13,6 +13,7 @@ import java.util.List;
  * @param position the data position after the last batch used
  * @param skippedSteps steps not applied so far
  * @param guardHistory the poisoned-batch guard's recent {loss, gradNorm} pairs
+ * @param guardRejections the guard's rejections in a row
  * @param evaluations evaluations so far
  */
 public record TrainerState(
@@ -21,9 +22,10 @@ public record TrainerState(
     DataPosition position,
     long skippedSteps,
     List<double[]> guardHistory,
+    int guardRejections,
     List<TrainingListener.Evaluation> evaluations) {
 
   public static TrainerState fresh(long totalSteps) {
-    return new TrainerState(0, totalSteps, DataPosition.START, 0, List.of(), List.of());
+    return new TrainerState(0, totalSteps, DataPosition.START, 0, List.of(), 0, List.of());
   }
 }

@@ -195,17 +195,26 @@ class TrainerTest {
 
   @Test
   void guardRejectsOutliersAndNonFinite() {
-    PoisonGuard g = new PoisonGuard(GuardConfig.defaults(), List.of());
+    PoisonGuard g = new PoisonGuard(GuardConfig.defaults(), List.of(), 0);
     assertNotNull(g.check(Double.NaN, 1));
     assertNotNull(g.check(1, Double.POSITIVE_INFINITY));
     for (int i = 0; i < 8; i++) {
       assertNull(g.check(2.0, 1.0));
       g.accept(2.0, 1.0);
     }
-    assertNotNull(g.check(11.0, 1.0));
-    assertNotNull(g.check(2.0, 6.0));
-    assertNull(g.check(9.0, 4.0));
-    PoisonGuard off = new PoisonGuard(GuardConfig.off(), List.of());
+    assertNotNull(g.check(6.5, 1.0));
+    assertNotNull(g.check(2.0, 10.5));
+    assertNull(g.check(5.9, 9.0));
+    g.accept(5.9, 9.0);
+    // Three outliers in a row: the third is rejected, the fourth applied (the regime moved).
+    assertNotNull(g.check(2.0, 60.0));
+    assertNotNull(g.check(2.0, 60.0));
+    assertNotNull(g.check(2.0, 60.0));
+    assertEquals(3, g.consecutiveRejections());
+    assertNull(g.check(2.0, 60.0));
+    g.accept(2.0, 60.0);
+    assertEquals(0, g.consecutiveRejections());
+    PoisonGuard off = new PoisonGuard(GuardConfig.off(), List.of(), 0);
     for (int i = 0; i < 8; i++) off.accept(2.0, 1.0);
     assertNull(off.check(100.0, 100.0));
   }
