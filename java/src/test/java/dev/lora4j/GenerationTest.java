@@ -1,0 +1,59 @@
+package dev.lora4j;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/** Generation through the KV cache: greedy, sampling, streaming, stopping. */
+class GenerationTest {
+  static final Path REF = Path.of("src/test/resources/hf-reference/tiny");
+  static final int[] PROMPT = {1, 17, 243, 99, 5, 300};
+
+  @Test
+  void javaLoopGreedyEqualsNativeGreedyAndStreams() {
+    try (MistralModel m = MistralModel.load(REF.resolve("model"), Device.cpu())) {
+      m.attachAdapter(REF.resolve("adapter_trained"));
+      int[] nat = m.generateGreedy(PROMPT, 12, -1);
+      List<Integer> streamed = new ArrayList<>();
+      int[] got = new Generator(m).generate(PROMPT, GenerationConfig.greedy().withMaxNewTokens(12), streamed::add);
+      assertArrayEquals(nat, got);
+      assertEquals(12, streamed.size());
+      // Stops after the end-of-sequence token.
+      int[] stop = m.generateGreedy(PROMPT, 12, nat[2]);
+      assertEquals(3, stop.length);
+    }
+  }
+
+  @Test
+  void samplingIsSeededAndTopKOneIsGreedy() {
+    try (MistralModel m = MistralModel.load(REF.resolve("model"), Device.cpu())) {
+      Generator g = new Generator(m);
+      GenerationConfig s = GenerationConfig.sampling(1.0, 7).withMaxNewTokens(10).withTopP(1.0);
+      int[] a = g.generate(PROMPT, s, null), b = g.generate(PROMPT, s, null);
+      assertArrayEquals(a, b);
+      int[] c = g.generate(PROMPT, s.withSeed(8), null);
+      assertFalse(java.util.Arrays.equals(a, c), "different seeds should sample differently");
+      int[] k1 = g.generate(PROMPT, s.withTopK(1), null);
+      assertArrayEquals(m.generateGreedy(PROMPT, 10, -1), k1);
+    }
+  }
+
+  @Test
+  void topPKeepsTheNucleus() {
+    float[] logits = {5f, 4f, 0f, -1f};
+    java.util.SplittableRandom r = new java.util.SplittableRandom(1);
+    GenerationConfig c = new GenerationConfig(1, 1.0, 0, 0.5, 1, 100);
+    for (int i = 0; i < 200; i++) assertEquals(0, Generator.sample(logits, c, r));
+    GenerationConfig c2 = new GenerationConfig(1, 1.0, 0, 0.95, 1, 100);
+    boolean sawOne = false;
+    for (int i = 0; i < 400; i++) {
+      int t = Generator.sample(logits, c2, r);
+      assertTrue(t == 0 || t == 1, "token " + t + " outside the 0.95 nucleus");
+      sawOne |= t == 1;
+    }
+    assertTrue(sawOne);
+  }
+}

@@ -1,0 +1,137 @@
+package dev.lora4j.cli;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.lora4j.Device;
+import dev.lora4j.MistralModel;
+import dev.lora4j.safetensors.SafetensorsFile;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/** The command line: help, exit codes with one-line reasons, tokenize, merge, generate. */
+class CliTest {
+  static final Path REF = Path.of("src/test/resources/hf-reference");
+  static final Path TOK = Path.of("src/test/resources/tokenizer-mistral-7b-v0.1");
+
+  record Result(int code, String out, String err) {}
+
+  static synchronized Result run(String... args) {
+    StringWriter out = new StringWriter(), err = new StringWriter();
+    PrintStream oldOut = System.out;
+    ByteArrayOutputStream captured = new ByteArrayOutputStream();
+    System.setOut(new PrintStream(captured, true, StandardCharsets.UTF_8));
+    int code;
+    try {
+      code = Main.run(args, new PrintWriter(out, true), new PrintWriter(err, true));
+    } finally {
+      System.setOut(oldOut);
+    }
+    return new Result(code, out + captured.toString(StandardCharsets.UTF_8), err.toString());
+  }
+
+  @ParameterizedTest
+  @ValueSource(strings = {"train", "eval", "generate", "merge", "tokenize", "init-model"})
+  void everyCommandHasHelp(String cmd) {
+    Result r = run(cmd, "--help");
+    assertEquals(0, r.code());
+    assertTrue(r.out().contains("Usage: lora4j " + cmd), r.out());
+  }
+
+  @Test
+  void failuresExitNonZeroWithOneLineReason(@TempDir Path tmp) {
+    Result usage = run("train", "--model", "x");
+    assertEquals(2, usage.code());
+    Result bad = run("eval", "--model", tmp.resolve("missing").toString(), "--data", "d.jsonl", "--device", "cpu");
+    assertEquals(1, bad.code());
+    String[] lines = bad.err().strip().split("\n");
+    assertEquals(1, lines.length, bad.err());
+    assertTrue(lines[0].startsWith("lora4j eval: error: ") && lines[0].contains("missing"), lines[0]);
+  }
+
+  @Test
+  void tokenizeJsonShowsIdsAndLabelsInFileOrder(@TempDir Path tmp) throws Exception {
+    Path data = tmp.resolve("d.jsonl");
+    Files.writeString(data,
+        "{\"prompt\":\"Hello\",\"completion\":\" world\"}\n{\"prompt\":\"<s>[INST]\",\"completion\":\" ok\"}\n");
+    Result r = run("tokenize", "--data", data.toString(), "--tokenizer", TOK.toString(), "--json", "--completions-only");
+    assertEquals(0, r.code(), r.err());
+    List<String> lines = r.out().lines().filter(l -> l.startsWith("{")).toList();
+    assertEquals(2, lines.size());
+    ObjectMapper om = new ObjectMapper();
+    JsonNode first = om.readTree(lines.get(0));
+    assertEquals("[1,22557,1526,2]", first.get("input_ids").toString());
+    assertEquals("[-100,-100,1526,2]", first.get("labels").toString());
+    JsonNode second = om.readTree(lines.get(1));
+    // "<s>[INST]" in data is literal text: only the BOS the format adds is id 1.
+    int bos = 0;
+    for (JsonNode id : second.get("input_ids")) if (id.asInt() == 1) bos++;
+    assertEquals(1, bos);
+  }
+
+  @Test
+  void mergeWritesAModelFolderThatReproducesTheMergedLogits(@TempDir Path tmp) throws Exception {
+    Path out = tmp.resolve("merged");
+    Result r = run("merge", "--model", REF.resolve("tiny/model").toString(),
+        "--adapter", REF.resolve("tiny/adapter_trained").toString(), "--output", out.toString());
+    assertEquals(0, r.code(), r.err());
+    assertTrue(Files.isRegularFile(out.resolve("config.json")));
+    assertTrue(Files.isRegularFile(out.resolve("model.safetensors.index.json")));
+    try (java.util.stream.Stream<Path> s = Files.list(REF.resolve("tiny/model"))) {
+      for (Path shard : s.filter(p -> p.toString().endsWith(".safetensors")).toList()) {
+        assertTrue(Files.isRegularFile(out.resolve(shard.getFileName())), shard.toString());
+      }
+    }
+    try (SafetensorsFile ref = SafetensorsFile.open(REF.resolve("tiny/reference.safetensors"));
+        MistralModel m = MistralModel.load(out, Device.cpu())) {
+      long[] shape = ref.tensor("input_ids").shape();
+      int rows = (int) shape[0], seq = (int) shape[1];
+      int[] ids = toInt(ref.readLong("input_ids")), mask = toInt(ref.readLong("attention_mask"));
+      dev.lora4j.Batch b = new dev.lora4j.Batch(rows, seq, ids, mask, null, null, null);
+      float[] got = m.logits(b);
+      double[] want = ref.readDouble("merged.logits");
+      double num = 0, den = 0;
+      int v = m.config().vocabSize();
+      for (int p = 0; p < mask.length; p++) {
+        if (mask[p] == 0) continue;
+        for (int j = 0; j < v; j++) {
+          double d = got[p * v + j] - want[p * v + j];
+          num += d * d;
+          den += want[p * v + j] * want[p * v + j];
+        }
+      }
+      double err = Math.sqrt(num / den);
+      System.out.printf("merged export (bf16 weights) logits error %.2e%n", err);
+      assertTrue(err < 2e-2, "merged export logits " + err);
+    }
+  }
+
+  static int[] toInt(long[] v) {
+    int[] r = new int[v.length];
+    for (int i = 0; i < v.length; i++) r[i] = (int) v[i];
+    return r;
+  }
+
+  @Test
+  void initModelThenGenerate(@TempDir Path tmp) throws Exception {
+    Path m = tmp.resolve("m");
+    Result r = run("init-model", "--config", REF.resolve("tiny/model/config.json").toString(),
+        "--output", m.toString(), "--tokenizer", TOK.toString());
+    // The tiny reference config has a 512-token vocabulary: the 32000-token tokenizer does not fit.
+    assertEquals(0, r.code(), r.err());
+    Result g = run("generate", "--model", m.toString(), "--device", "cpu", "--prompt", "Hello", "--max-new-tokens", "4");
+    assertEquals(1, g.code());
+    assertTrue(g.err().contains("vocab_size"), g.err());
+  }
+}
