@@ -1,0 +1,545 @@
+/*
+ * Flash attention, forward and backward, on tensor cores (mma.sync m16n8k16, bf16 operands,
+ * fp32 accumulators; runs on sm_80 and sm_90). No [S x S] matrix ever reaches memory.
+ *
+ * Visibility: query i (position q_offset + i) of row b sees key j iff
+ *   j <= q_offset + i                                   (causal)
+ *   key_mask[b, j] != 0                                 (padding keys are never attended)
+ *   segments[b, q_offset + i] == segments[b, j]         (packed examples never see each other)
+ *   q_offset + i - j < window    when window > 0        (Mistral sliding window)
+ * GQA: query head h reads KV head h / (H / KH). Scores are scaled by 1/sqrt(D). A query that
+ * sees no key gets out = 0 and lse = -inf.
+ *
+ * Forward: a block of 4 warps takes 64 queries of one (row, head); each warp owns 16 query rows
+ * and keeps its Q fragments in registers. Key/value tiles of 64 are staged in shared memory;
+ * per tile S = Q K^T, online softmax (running max m and sum l, base-2 exponentials), O += P V
+ * with P converted from the accumulator layout to the A-operand layout in registers.
+ * lse = m + log(l) (natural log) is kept for the backward.
+ *
+ * Backward (FlashAttention-2): delta = rowsum(dO * O) first. Then a block takes 64 keys of one
+ * (row, KV head) and loops over the query heads of its group and the query tiles that can see
+ * them; each warp owns 16 keys: S^T = K Q^T, P^T = exp(S^T - lse), dP^T = V dO^T,
+ * dS^T = P^T (dP^T - delta), dV += P^T dO, dK += dS^T Q; dS goes through shared memory to form
+ * dQ += dS K, added with fp32 atomics into dq_accum, converted to bf16 at the end. dK and dV
+ * belong to one block each, so they are written once, without atomics.
+ */
+#include <cmath>
+
+#include "cuda/kernels/common.cuh"
+
+namespace lora4j {
+namespace cuda {
+
+namespace {
+
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+  __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<uint32_t*>(&v);
+}
+__device__ __forceinline__ uint32_t pack_raw(bf16 lo, bf16 hi) {
+  __nv_bfloat162 v;
+  v.x = lo;
+  v.y = hi;
+  return *reinterpret_cast<uint32_t*>(&v);
+}
+__device__ __forceinline__ uint32_t ld32(const bf16* p) {
+  return *reinterpret_cast<const uint32_t*>(p);
+}
+
+// d[4] += a[4] * b[2]  (m16n8k16, row.col, bf16 -> fp32)
+__device__ __forceinline__ void mma16816(float* d, const uint32_t* a, const uint32_t* b) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+struct Vis {
+  const int32_t* key_mask;
+  const int32_t* seg;
+  int window;
+  // qpos: absolute position of the query; kpos: key index; kok: key real; qseg/kseg.
+  __device__ __forceinline__ bool operator()(int qpos, int kpos, int Sk, bool kok, int qseg,
+                                             int kseg) const {
+    if (kpos >= Sk || kpos > qpos || !kok) return false;
+    if (seg && qseg != kseg) return false;
+    if (window > 0 && qpos - kpos >= window) return false;
+    return true;
+  }
+};
+
+// ------------------------------------------------------------------------------------------
+// forward
+// ------------------------------------------------------------------------------------------
+template <int D>
+__global__ void __launch_bounds__(128) attn_fwd_kernel(AttentionParams p) {
+  constexpr int BR = 64, BC = 64, LD = D + 8;
+  __shared__ __align__(16) bf16 sK[BC * LD];
+  __shared__ __align__(16) bf16 sV[BC * LD];
+  __shared__ int sKok[BC];
+  __shared__ int sKseg[BC];
+
+  const int b = blockIdx.z, h = blockIdx.y, q0 = blockIdx.x * BR;
+  const int kvh = h / (p.H / p.KH);
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+  const int qr[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
+  const bf16* qb = p.q + int64_t(b) * p.q_bstride;
+  const bf16* kb = p.k + int64_t(b) * p.kv_bstride;
+  const bf16* vb = p.v + int64_t(b) * p.kv_bstride;
+  const int64_t qstride = int64_t(p.H) * D, kstride = int64_t(p.KH) * D;
+  const Vis vis{p.key_mask, p.segments, p.window};
+
+  // Q fragments (A operand), rows beyond Sq are zero.
+  uint32_t qf[D / 16][4];
+#pragma unroll
+  for (int kc = 0; kc < D / 16; ++kc) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const bf16* row = qb + int64_t(qr[r]) * qstride + h * D + kc * 16 + 2 * t4;
+      bool ok = qr[r] < p.Sq;
+      qf[kc][r] = ok ? ld32(row) : 0u;
+      qf[kc][r + 2] = ok ? ld32(row + 8) : 0u;
+    }
+  }
+  int qseg[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r)
+    qseg[r] = (p.segments && qr[r] < p.Sq) ? p.segments[int64_t(b) * p.Sk + p.q_offset + qr[r]] : 0;
+
+  float o[D / 8][4];
+#pragma unroll
+  for (int i = 0; i < D / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
+  float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f};
+  const float sl2 = p.scale * kLog2e;
+
+  const int qmax = p.q_offset + min(q0 + BR, p.Sq) - 1;  // last query position of the block
+  const int kend = min(p.Sk, qmax + 1);
+  int kstart = 0;
+  if (p.window > 0) kstart = max(0, p.q_offset + q0 - p.window + 1) / BC * BC;
+
+  for (int kt = kstart; kt < kend; kt += BC) {
+    __syncthreads();
+    for (int i = threadIdx.x; i < BC * (D / 8); i += blockDim.x) {
+      int r = i / (D / 8), c = (i % (D / 8)) * 8;
+      int key = kt + r;
+      uint4 kvv = make_uint4(0, 0, 0, 0), vvv = make_uint4(0, 0, 0, 0);
+      if (key < p.Sk) {
+        kvv = *reinterpret_cast<const uint4*>(kb + int64_t(key) * kstride + kvh * D + c);
+        vvv = *reinterpret_cast<const uint4*>(vb + int64_t(key) * kstride + kvh * D + c);
+      }
+      *reinterpret_cast<uint4*>(&sK[r * LD + c]) = kvv;
+      *reinterpret_cast<uint4*>(&sV[r * LD + c]) = vvv;
+    }
+    for (int i = threadIdx.x; i < BC; i += blockDim.x) {
+      int key = kt + i;
+      bool in = key < p.Sk;
+      sKok[i] = in && (!p.key_mask || p.key_mask[int64_t(b) * p.Sk + key] != 0);
+      sKseg[i] = (in && p.segments) ? p.segments[int64_t(b) * p.Sk + key] : 0;
+    }
+    __syncthreads();
+
+    float s[BC / 8][4];
+#pragma unroll
+    for (int nt = 0; nt < BC / 8; ++nt) {
+      s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
+#pragma unroll
+      for (int kc = 0; kc < D / 16; ++kc) {
+        uint32_t bf[2];
+        const bf16* kr = &sK[(nt * 8 + g) * LD + kc * 16 + 2 * t4];
+        bf[0] = ld32(kr);
+        bf[1] = ld32(kr + 8);
+        mma16816(s[nt], qf[kc], bf);
+      }
+    }
+    // mask, scale (base 2), row max
+    float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int nt = 0; nt < BC / 8; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        int r = e >> 1, kl = nt * 8 + 2 * t4 + (e & 1);
+        bool ok = qr[r] < p.Sq &&
+                  vis(p.q_offset + qr[r], kt + kl, p.Sk, sKok[kl] != 0, qseg[r], sKseg[kl]);
+        float v = ok ? s[nt][e] * sl2 : -INFINITY;
+        s[nt][e] = v;
+        mx[r] = fmaxf(mx[r], v);
+      }
+    float corr[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+      float mnew = fmaxf(mrow[r], mx[r]);
+      corr[r] = (mnew == -INFINITY) ? 1.f : exp2f(mrow[r] - mnew);
+      mrow[r] = mnew;
+      lrow[r] *= corr[r];
+    }
+#pragma unroll
+    for (int nt = 0; nt < BC / 8; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        int r = e >> 1;
+        float pv = (mrow[r] == -INFINITY) ? 0.f : exp2f(s[nt][e] - mrow[r]);
+        s[nt][e] = pv;
+        lrow[r] += pv;
+      }
+#pragma unroll
+    for (int dt = 0; dt < D / 8; ++dt) {
+      o[dt][0] *= corr[0];
+      o[dt][1] *= corr[0];
+      o[dt][2] *= corr[1];
+      o[dt][3] *= corr[1];
+    }
+    // O += P V
+#pragma unroll
+    for (int kc = 0; kc < BC / 16; ++kc) {
+      uint32_t af[4];
+      af[0] = pack_bf16(s[2 * kc][0], s[2 * kc][1]);
+      af[1] = pack_bf16(s[2 * kc][2], s[2 * kc][3]);
+      af[2] = pack_bf16(s[2 * kc + 1][0], s[2 * kc + 1][1]);
+      af[3] = pack_bf16(s[2 * kc + 1][2], s[2 * kc + 1][3]);
+#pragma unroll
+      for (int dt = 0; dt < D / 8; ++dt) {
+        uint32_t bf[2];
+        const bf16* v0 = &sV[(kc * 16 + 2 * t4) * LD + dt * 8 + g];
+        bf[0] = pack_raw(v0[0], v0[LD]);
+        bf[1] = pack_raw(v0[8 * LD], v0[9 * LD]);
+        mma16816(o[dt], af, bf);
+      }
+    }
+  }
+
+  // finish: full row sums over the quad, normalize, write
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    lrow[r] += __shfl_xor_sync(0xffffffffu, lrow[r], 1);
+    lrow[r] += __shfl_xor_sync(0xffffffffu, lrow[r], 2);
+  }
+  bf16* ob = p.o + int64_t(b) * p.q_bstride;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    if (qr[r] >= p.Sq) continue;
+    float inv = lrow[r] > 0.f ? 1.f / lrow[r] : 0.f;
+    bf16* orow = ob + int64_t(qr[r]) * qstride + h * D;
+#pragma unroll
+    for (int dt = 0; dt < D / 8; ++dt) {
+      __nv_bfloat162 v = __floats2bfloat162_rn(o[dt][2 * r] * inv, o[dt][2 * r + 1] * inv);
+      *reinterpret_cast<__nv_bfloat162*>(orow + dt * 8 + 2 * t4) = v;
+    }
+    if (t4 == 0)
+      p.lse[(int64_t(b) * p.H + h) * p.Sq + qr[r]] =
+          lrow[r] > 0.f ? (mrow[r] + log2f(lrow[r])) * kLn2 : -INFINITY;
+  }
+}
+
+// ------------------------------------------------------------------------------------------
+// backward
+// ------------------------------------------------------------------------------------------
+// delta[b, h, i] = sum_d dO[b, i, h, d] * O[b, i, h, d]; one warp per (b, i, h).
+__global__ void attn_bwd_delta_kernel(const bf16* dout, const bf16* out, float* delta, int B,
+                                      int S, int H, int D) {
+  int64_t wid = (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) >> 5;
+  int lane = threadIdx.x & 31;
+  if (wid >= int64_t(B) * S * H) return;
+  int h = int(wid % H);
+  int64_t bi = wid / H;  // b * S + i
+  const bf16* a = dout + wid * D;
+  const bf16* c = out + wid * D;
+  float acc = 0.f;
+  for (int d = lane; d < D; d += 32) acc += __bfloat162float(a[d]) * __bfloat162float(c[d]);
+  acc = warp_sum(acc);
+  if (lane == 0) {
+    int64_t b = bi / S, i = bi % S;
+    delta[(b * H + h) * S + i] = acc;
+  }
+}
+
+template <int D, int BR>
+struct BwdSmem {
+  static constexpr int BC = 64, LD = D + 8, LDS = BR + 8;
+  static constexpr size_t bytes = sizeof(bf16) * (2 * BC * LD + 2 * BR * LD + BC * LDS) +
+                                  sizeof(float) * 2 * BR + sizeof(int) * (2 * BC + BR);
+};
+
+template <int D, int BR>
+__global__ void __launch_bounds__(128) attn_bwd_kernel(AttentionBackwardParams bp) {
+  using SM = BwdSmem<D, BR>;
+  constexpr int BC = SM::BC, LD = SM::LD, LDS = SM::LDS;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  bf16* sK = reinterpret_cast<bf16*>(smem_raw);
+  bf16* sV = sK + BC * LD;
+  bf16* sQ = sV + BC * LD;
+  bf16* sdO = sQ + BR * LD;
+  bf16* sdS = sdO + BR * LD;  // [BC keys][LDS] : dS^T
+  float* sLse = reinterpret_cast<float*>(sdS + BC * LDS);
+  float* sDelta = sLse + BR;
+  int* sKok = reinterpret_cast<int*>(sDelta + BR);
+  int* sKseg = sKok + BC;
+  int* sQseg = sKseg + BC;
+
+  const AttentionParams& p = bp.f;
+  const int b = blockIdx.z, kvh = blockIdx.y, k0 = blockIdx.x * BC;
+  const int G = p.H / p.KH;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+  const int S = p.Sk;
+  const int64_t qstride = int64_t(p.H) * D, kstride = int64_t(p.KH) * D;
+  const bf16* qb = p.q + int64_t(b) * p.q_bstride;
+  const bf16* dob = bp.dout + int64_t(b) * p.q_bstride;
+  const bf16* kb = p.k + int64_t(b) * p.kv_bstride;
+  const bf16* vb = p.v + int64_t(b) * p.kv_bstride;
+  const Vis vis{p.key_mask, p.segments, p.window};
+  const float sl2 = p.scale * kLog2e;
+
+  for (int i = threadIdx.x; i < BC * (D / 8); i += blockDim.x) {
+    int r = i / (D / 8), c = (i % (D / 8)) * 8;
+    int key = k0 + r;
+    uint4 kvv = make_uint4(0, 0, 0, 0), vvv = make_uint4(0, 0, 0, 0);
+    if (key < S) {
+      kvv = *reinterpret_cast<const uint4*>(kb + int64_t(key) * kstride + kvh * D + c);
+      vvv = *reinterpret_cast<const uint4*>(vb + int64_t(key) * kstride + kvh * D + c);
+    }
+    *reinterpret_cast<uint4*>(&sK[r * LD + c]) = kvv;
+    *reinterpret_cast<uint4*>(&sV[r * LD + c]) = vvv;
+  }
+  for (int i = threadIdx.x; i < BC; i += blockDim.x) {
+    int key = k0 + i;
+    bool in = key < S;
+    sKok[i] = in && (!p.key_mask || p.key_mask[int64_t(b) * S + key] != 0);
+    sKseg[i] = (in && p.segments) ? p.segments[int64_t(b) * S + key] : 0;
+  }
+  __syncthreads();
+
+  // this warp's 16 keys
+  const int kl[2] = {warp * 16 + g, warp * 16 + g + 8};
+
+  float dk[D / 8][4], dv[D / 8][4];
+#pragma unroll
+  for (int i = 0; i < D / 8; ++i)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) dk[i][e] = dv[i][e] = 0.f;
+
+  const int kmax = min(k0 + BC, S) - 1;
+  int qstart = k0 / BR * BR;
+  int qend = S;
+  if (p.window > 0) qend = min(S, kmax + p.window);
+
+  for (int gi = 0; gi < G; ++gi) {
+    const int h = kvh * G + gi;
+    for (int qt = qstart; qt < qend; qt += BR) {
+      __syncthreads();
+      for (int i = threadIdx.x; i < BR * (D / 8); i += blockDim.x) {
+        int r = i / (D / 8), c = (i % (D / 8)) * 8;
+        int q = qt + r;
+        uint4 a = make_uint4(0, 0, 0, 0), d = make_uint4(0, 0, 0, 0);
+        if (q < S) {
+          a = *reinterpret_cast<const uint4*>(qb + int64_t(q) * qstride + h * D + c);
+          d = *reinterpret_cast<const uint4*>(dob + int64_t(q) * qstride + h * D + c);
+        }
+        *reinterpret_cast<uint4*>(&sQ[r * LD + c]) = a;
+        *reinterpret_cast<uint4*>(&sdO[r * LD + c]) = d;
+      }
+      for (int i = threadIdx.x; i < BR; i += blockDim.x) {
+        int q = qt + i;
+        bool in = q < S;
+        sLse[i] = in ? p.lse[(int64_t(b) * p.H + h) * S + q] : -INFINITY;
+        sDelta[i] = in ? bp.delta[(int64_t(b) * p.H + h) * S + q] : 0.f;
+        sQseg[i] = (in && p.segments) ? p.segments[int64_t(b) * S + q] : 0;
+      }
+      __syncthreads();
+
+      // S^T and dP^T: [16 keys x BR queries]
+      float st[BR / 8][4], dpt[BR / 8][4];
+#pragma unroll
+      for (int nt = 0; nt < BR / 8; ++nt) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) st[nt][e] = dpt[nt][e] = 0.f;
+#pragma unroll
+        for (int kc = 0; kc < D / 16; ++kc) {
+          uint32_t ak[4], av[4], bq[2], bo[2];
+          const bf16* kr0 = &sK[kl[0] * LD + kc * 16 + 2 * t4];
+          const bf16* kr1 = &sK[kl[1] * LD + kc * 16 + 2 * t4];
+          ak[0] = ld32(kr0);
+          ak[1] = ld32(kr1);
+          ak[2] = ld32(kr0 + 8);
+          ak[3] = ld32(kr1 + 8);
+          const bf16* vr0 = &sV[kl[0] * LD + kc * 16 + 2 * t4];
+          const bf16* vr1 = &sV[kl[1] * LD + kc * 16 + 2 * t4];
+          av[0] = ld32(vr0);
+          av[1] = ld32(vr1);
+          av[2] = ld32(vr0 + 8);
+          av[3] = ld32(vr1 + 8);
+          const bf16* qrow = &sQ[(nt * 8 + g) * LD + kc * 16 + 2 * t4];
+          bq[0] = ld32(qrow);
+          bq[1] = ld32(qrow + 8);
+          const bf16* orow = &sdO[(nt * 8 + g) * LD + kc * 16 + 2 * t4];
+          bo[0] = ld32(orow);
+          bo[1] = ld32(orow + 8);
+          mma16816(st[nt], ak, bq);
+          mma16816(dpt[nt], av, bo);
+        }
+      }
+      // P^T and dS^T in place
+#pragma unroll
+      for (int nt = 0; nt < BR / 8; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          int r = e >> 1, ql = nt * 8 + 2 * t4 + (e & 1);
+          int q = qt + ql, key = k0 + kl[r];
+          bool ok = q < S && vis(q, key, S, sKok[kl[r]] != 0, sQseg[ql], sKseg[kl[r]]) &&
+                    sLse[ql] != -INFINITY;
+          float pv = ok ? exp2f(st[nt][e] * sl2 - sLse[ql] * kLog2e) : 0.f;
+          st[nt][e] = pv;
+          dpt[nt][e] = pv * (dpt[nt][e] - sDelta[ql]);
+        }
+      // dV += P^T dO ; dK += dS^T Q
+#pragma unroll
+      for (int kc = 0; kc < BR / 16; ++kc) {
+        uint32_t ap[4], ads[4];
+        ap[0] = pack_bf16(st[2 * kc][0], st[2 * kc][1]);
+        ap[1] = pack_bf16(st[2 * kc][2], st[2 * kc][3]);
+        ap[2] = pack_bf16(st[2 * kc + 1][0], st[2 * kc + 1][1]);
+        ap[3] = pack_bf16(st[2 * kc + 1][2], st[2 * kc + 1][3]);
+        ads[0] = pack_bf16(dpt[2 * kc][0], dpt[2 * kc][1]);
+        ads[1] = pack_bf16(dpt[2 * kc][2], dpt[2 * kc][3]);
+        ads[2] = pack_bf16(dpt[2 * kc + 1][0], dpt[2 * kc + 1][1]);
+        ads[3] = pack_bf16(dpt[2 * kc + 1][2], dpt[2 * kc + 1][3]);
+#pragma unroll
+        for (int dt = 0; dt < D / 8; ++dt) {
+          uint32_t bo[2], bq[2];
+          const bf16* o0 = &sdO[(kc * 16 + 2 * t4) * LD + dt * 8 + g];
+          bo[0] = pack_raw(o0[0], o0[LD]);
+          bo[1] = pack_raw(o0[8 * LD], o0[9 * LD]);
+          const bf16* q0p = &sQ[(kc * 16 + 2 * t4) * LD + dt * 8 + g];
+          bq[0] = pack_raw(q0p[0], q0p[LD]);
+          bq[1] = pack_raw(q0p[8 * LD], q0p[9 * LD]);
+          mma16816(dv[dt], ap, bo);
+          mma16816(dk[dt], ads, bq);
+        }
+      }
+      // dS^T to shared memory (bf16) for dQ
+#pragma unroll
+      for (int nt = 0; nt < BR / 8; ++nt)
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          __nv_bfloat162 v = __floats2bfloat162_rn(dpt[nt][2 * r], dpt[nt][2 * r + 1]);
+          *reinterpret_cast<__nv_bfloat162*>(&sdS[kl[r] * LDS + nt * 8 + 2 * t4]) = v;
+        }
+      __syncthreads();
+      // dQ [BR x D] += dS [BR x 64 keys] K [64 x D]; items (m-tile, n-tile) over the 4 warps
+      constexpr int MT = BR / 16, NT = D / 8;
+      for (int item = warp; item < MT * NT; item += 4) {
+        int mt = item / NT, ntile = item % NT;
+        float acc[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+        for (int kk = 0; kk < BC / 16; ++kk) {
+          uint32_t a[4], bk[2];
+          // A[row = query][col = key] = sdS[key][query]
+          const bf16* d0 = &sdS[(kk * 16 + 2 * t4) * LDS + mt * 16 + g];
+          a[0] = pack_raw(d0[0], d0[LDS]);
+          a[1] = pack_raw(d0[8], d0[LDS + 8]);
+          a[2] = pack_raw(d0[8 * LDS], d0[9 * LDS]);
+          a[3] = pack_raw(d0[8 * LDS + 8], d0[9 * LDS + 8]);
+          const bf16* k0p = &sK[(kk * 16 + 2 * t4) * LD + ntile * 8 + g];
+          bk[0] = pack_raw(k0p[0], k0p[LD]);
+          bk[1] = pack_raw(k0p[8 * LD], k0p[9 * LD]);
+          mma16816(acc, a, bk);
+        }
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          int q = qt + mt * 16 + g + 8 * r;
+          if (q >= S) continue;
+          float* dst = bp.dq_accum + (int64_t(b) * S + q) * qstride + h * D + ntile * 8 + 2 * t4;
+          atomicAdd(dst, acc[2 * r] * p.scale);
+          atomicAdd(dst + 1, acc[2 * r + 1] * p.scale);
+        }
+      }
+    }
+  }
+  // write dK (scaled) and dV
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    int key = k0 + kl[r];
+    if (key >= S) continue;
+    bf16* dkr = bp.dk + int64_t(b) * p.kv_bstride + int64_t(key) * kstride + kvh * D;
+    bf16* dvr = bp.dv + int64_t(b) * p.kv_bstride + int64_t(key) * kstride + kvh * D;
+#pragma unroll
+    for (int dt = 0; dt < D / 8; ++dt) {
+      *reinterpret_cast<__nv_bfloat162*>(dkr + dt * 8 + 2 * t4) =
+          __floats2bfloat162_rn(dk[dt][2 * r] * p.scale, dk[dt][2 * r + 1] * p.scale);
+      *reinterpret_cast<__nv_bfloat162*>(dvr + dt * 8 + 2 * t4) =
+          __floats2bfloat162_rn(dv[dt][2 * r], dv[dt][2 * r + 1]);
+    }
+  }
+}
+
+__global__ void dq_convert_kernel(const float* acc, bf16* dq, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
+    dq[i] = __float2bfloat16_rn(acc[i]);
+}
+
+template <int D>
+cudaError_t launch_fwd(const AttentionParams& p, cudaStream_t s) {
+  dim3 grid((p.Sq + 63) / 64, p.H, p.B);
+  attn_fwd_kernel<D><<<grid, 128, 0, s>>>(p);
+  return cudaGetLastError();
+}
+
+template <int D>
+cudaError_t launch_bwd(const AttentionBackwardParams& bp, cudaStream_t s) {
+  constexpr int BR = D >= 128 ? 32 : 64;
+  const AttentionParams& p = bp.f;
+  int64_t nq = int64_t(p.B) * p.Sq * p.H * D;
+  cudaError_t e = cudaMemsetAsync(bp.dq_accum, 0, size_t(nq) * sizeof(float), s);
+  if (e != cudaSuccess) return e;
+  int64_t rows = int64_t(p.B) * p.Sq * p.H;
+  attn_bwd_delta_kernel<<<grid_for(rows * 32, 256, int64_t(1) << 30), 256, 0, s>>>(
+      bp.dout, p.o, bp.delta, p.B, p.Sq, p.H, D);
+  e = cudaGetLastError();
+  if (e != cudaSuccess) return e;
+  size_t smem = BwdSmem<D, BR>::bytes;
+  e = cudaFuncSetAttribute(attn_bwd_kernel<D, BR>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                           int(smem));
+  if (e != cudaSuccess) return e;
+  dim3 grid((p.Sk + 63) / 64, p.KH, p.B);
+  attn_bwd_kernel<D, BR><<<grid, 128, smem, s>>>(bp);
+  e = cudaGetLastError();
+  if (e != cudaSuccess) return e;
+  dq_convert_kernel<<<grid_for(nq, 256), 256, 0, s>>>(bp.dq_accum, bp.dq, nq);
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+bool attention_supports(int D) { return D == 16 || D == 32 || D == 64 || D == 128; }
+
+cudaError_t attention_forward(const AttentionParams& p, cudaStream_t s) {
+  if (p.B <= 0 || p.Sq <= 0) return cudaSuccess;
+  switch (p.D) {
+    case 16: return launch_fwd<16>(p, s);
+    case 32: return launch_fwd<32>(p, s);
+    case 64: return launch_fwd<64>(p, s);
+    case 128: return launch_fwd<128>(p, s);
+    default: return cudaErrorInvalidValue;
+  }
+}
+
+cudaError_t attention_backward(const AttentionBackwardParams& bp, cudaStream_t s) {
+  const AttentionParams& p = bp.f;
+  if (p.B <= 0 || p.Sq <= 0) return cudaSuccess;
+  if (p.q_offset != 0 || p.Sq != p.Sk) return cudaErrorInvalidValue;
+  switch (p.D) {
+    case 16: return launch_bwd<16>(bp, s);
+    case 32: return launch_bwd<32>(bp, s);
+    case 64: return launch_bwd<64>(bp, s);
+    case 128: return launch_bwd<128>(bp, s);
+    default: return cudaErrorInvalidValue;
+  }
+}
+
+}  // namespace cuda
+}  // namespace lora4j
