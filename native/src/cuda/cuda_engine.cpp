@@ -29,6 +29,13 @@ namespace {
 
 constexpr size_t kWorkspace = 32u << 20;
 
+// inv_freq[i] = 1 / theta^(float(2i) / D): fp32 power of fp32 operands, as transformers (and the
+// CPU twin) compute it.
+float rope_inv_freq_host(int i, int D, double theta) {
+  float base = float(theta), e = float(2 * i) / float(D);
+  return 1.0f / float(std::pow(double(base), double(e)));
+}
+
 #define KCHECK(call) ::lora4j::cuda::cuda_check((call), #call)
 
 struct LayerActs {
@@ -65,8 +72,7 @@ class CudaEngine final : public Engine {
       int D = shape_.c.head_dim;
       std::vector<float> inv(size_t(D / 2));
       for (int i = 0; i < D / 2; ++i)
-        inv[size_t(i)] =
-            1.0f / std::pow(float(shape_.c.rope_theta), float(2 * i) / float(D));
+        inv[size_t(i)] = rope_inv_freq_host(i, D, shape_.c.rope_theta);
       inv_freq_ = static_cast<float*>(alloc(inv.size() * sizeof(float), "RoPE table"));
       LORA4J_CU(cudaMemcpy(inv_freq_, inv.data(), inv.size() * sizeof(float),
                            cudaMemcpyHostToDevice));
