@@ -38,3 +38,12 @@ if(LORA4J_HAVE_CUDA_BACKEND)
       "LORA4J_TESTDATA=${CMAKE_CURRENT_SOURCE_DIR}/../java/src/test/resources/hf-reference;LORA4J_CUDA_LIBRARY=$<TARGET_FILE:lora4j_cuda>")
   endforeach()
 endif()
+
+# Benchmark executable of the CUDA backend (run by scripts/gpu/run.sh, STEPS=bench).
+if(LORA4J_HAVE_CUDA_BACKEND)
+  add_executable(bench_cuda ${CMAKE_CURRENT_SOURCE_DIR}/bench/bench_cuda.cpp)
+  target_include_directories(bench_cuda PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/include
+                                                ${CMAKE_CURRENT_SOURCE_DIR}/src)
+  target_link_libraries(bench_cuda PRIVATE lora4j lora4j_cuda_kernels CUDA::cudart
+                                           Threads::Threads)
+endif()

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
 #include <random>
 #include <string>
 #include <vector>
@@ -93,7 +94,10 @@ inline std::vector<T> down(const Dev<T>& d) {
 
 // ||got - ref|| / ||ref||; NaN anywhere or an infinity that does not match gives NaN.
 // Elements where ref is -inf and got is -inf count as equal.
-inline double rel_err(const std::vector<float>& got, const std::vector<float>& ref) {
+// floor > 0: the denominator is at least floor * sqrt(n), for references that cancel to
+// (near) zero exactly, such as dq and dk of a query that sees a single key.
+inline double rel_err(const std::vector<float>& got, const std::vector<float>& ref,
+                      double floor = 0) {
   double num = 0, den = 0;
   if (got.size() != ref.size()) return NAN;
   for (size_t i = 0; i < got.size(); ++i) {
@@ -106,6 +110,7 @@ inline double rel_err(const std::vector<float>& got, const std::vector<float>& r
     num += double(g - r) * double(g - r);
     den += double(r) * double(r);
   }
+  den = std::max(den, floor * floor * double(ref.size()));
   if (den == 0) return num == 0 ? 0.0 : INFINITY;
   return std::sqrt(num / den);
 }

@@ -40,8 +40,9 @@ if has java; then
   echo "== java GPU tests: hook (needs a JDK on the GPU machine; not run yet)"
 fi
 if has bench; then
-  echo "== benchmarks: hook (scripts/gpu/bench.sh when it exists)"
-  [ -f "$ROOT/scripts/gpu/bench.sh" ] && bash "$ROOT/scripts/gpu/bench.sh" || true
+  echo "== benchmarks (native/bench/bench_cuda.cpp; reference stack: shared/bench/hf_peft_baseline.py)"
+  LORA4J_CUDA_LIBRARY="$BUILD/liblora4j_cuda.so" timeout 300 "$BUILD/bench_cuda" \
+    > "$OUT/bench.jsonl" 2>&1 || { echo "bench failed"; tail -5 "$OUT/bench.jsonl"; status=1; }
 fi
 
 # ---- summary table (last) -----------------------------------------------------------------
@@ -60,6 +61,7 @@ if [ -f "$OUT/tests.log" ]; then
   echo "----"
   grep -E 'tests passed|tests failed|\*\*\*Failed|Passed +[0-9.]+ sec|Skipped|Not Run' "$OUT/ctest.log" \
     | sed -E 's/^ +//' | tail -12
+  [ -f "$OUT/bench.jsonl" ] && { echo "---- bench"; cat "$OUT/bench.jsonl"; }
   echo "total $(( $(date +%s) - t0 )) s; logs in $OUT"
 fi
 exit $status

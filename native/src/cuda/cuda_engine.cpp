@@ -40,7 +40,7 @@ float rope_inv_freq_host(int i, int D, double theta) {
 
 struct LayerActs {
   bf16 *xn1, *q, *k, *v, *att, *xn2, *gate, *up, *h;
-  float *rstd1, *rstd2, *lse, *xmid;
+  float *rstd1, *rstd2, *lse, *xmid, *att32;
   bf16* xa[NUM_PROJ];
 };
 
@@ -405,6 +405,7 @@ class CudaEngine final : public Engine {
       a.v = c.take<bf16>(n * kvd);
       a.att = c.take<bf16>(n * qd);
       a.lse = c.take<float>(B * H * S);
+      a.att32 = c.take<float>(n * qd);
       a.xmid = c.take<float>(n * d);
       a.xn2 = c.take<bf16>(n * d);
       a.rstd2 = c.take<float>(n);
@@ -548,6 +549,7 @@ class CudaEngine final : public Engine {
     ap.v = v;
     ap.o = a.att;
     ap.lse = a.lse;
+    ap.o_f32 = a.att32;
     ap.B = int(B_);
     ap.Sq = int(S_);
     ap.Sk = Sk;
@@ -656,6 +658,7 @@ class CudaEngine final : public Engine {
       bp.dv = dv_;
       bp.dq_accum = dq_acc_;
       bp.delta = delta_;
+      bp.out_f32 = a.att32;
       KCHECK(attention_backward(bp, stream_));
       KCHECK(rope_backward(dq_, pos_, inv_freq_, n, shape_.c.num_heads, shape_.c.head_dim,
                            stream_));

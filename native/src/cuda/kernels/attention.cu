@@ -16,7 +16,8 @@
  * with P converted from the accumulator layout to the A-operand layout in registers.
  * lse = m + log(l) (natural log) is kept for the backward.
  *
- * Backward (FlashAttention-2): delta = rowsum(dO * O) first. Then a block takes 64 keys of one
+ * Backward (FlashAttention-2): delta = rowsum(dO * O) first (from the fp32 copy of O when the
+ * forward kept one). Then a block takes 64 keys of one
  * (row, KV head) and loops over the query heads of its group and the query tiles that can see
  * them; each warp owns 16 keys: S^T = K Q^T, P^T = exp(S^T - lse), dP^T = V dO^T,
  * dS^T = P^T (dP^T - delta), dV += P^T dO, dK += dS^T Q; dS goes through shared memory to form
@@ -230,6 +231,13 @@ __global__ void __launch_bounds__(128) attn_fwd_kernel(AttentionParams p) {
       __nv_bfloat162 v = __floats2bfloat162_rn(o[dt][2 * r] * inv, o[dt][2 * r + 1] * inv);
       *reinterpret_cast<__nv_bfloat162*>(orow + dt * 8 + 2 * t4) = v;
     }
+    if (p.o_f32) {
+      float* o32 = p.o_f32 + int64_t(b) * p.q_bstride + int64_t(qr[r]) * qstride + h * D;
+#pragma unroll
+      for (int dt = 0; dt < D / 8; ++dt)
+        *reinterpret_cast<float2*>(o32 + dt * 8 + 2 * t4) =
+            make_float2(o[dt][2 * r] * inv, o[dt][2 * r + 1] * inv);
+    }
     if (t4 == 0)
       p.lse[(int64_t(b) * p.H + h) * p.Sq + qr[r]] =
           lrow[r] > 0.f ? (mrow[r] + log2f(lrow[r])) * kLn2 : -INFINITY;
@@ -240,8 +248,8 @@ __global__ void __launch_bounds__(128) attn_fwd_kernel(AttentionParams p) {
 // backward
 // ------------------------------------------------------------------------------------------
 // delta[b, h, i] = sum_d dO[b, i, h, d] * O[b, i, h, d]; one warp per (b, i, h).
-__global__ void attn_bwd_delta_kernel(const bf16* dout, const bf16* out, float* delta, int B,
-                                      int S, int H, int D) {
+__global__ void attn_bwd_delta_kernel(const bf16* dout, const bf16* out, const float* out32,
+                                      float* delta, int B, int S, int H, int D) {
   int64_t wid = (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) >> 5;
   int lane = threadIdx.x & 31;
   if (wid >= int64_t(B) * S * H) return;
@@ -250,7 +258,12 @@ __global__ void attn_bwd_delta_kernel(const bf16* dout, const bf16* out, float* 
   const bf16* a = dout + wid * D;
   const bf16* c = out + wid * D;
   float acc = 0.f;
-  for (int d = lane; d < D; d += 32) acc += __bfloat162float(a[d]) * __bfloat162float(c[d]);
+  if (out32) {
+    const float* c32 = out32 + wid * D;
+    for (int d = lane; d < D; d += 32) acc += __bfloat162float(a[d]) * c32[d];
+  } else {
+    for (int d = lane; d < D; d += 32) acc += __bfloat162float(a[d]) * __bfloat162float(c[d]);
+  }
   acc = warp_sum(acc);
   if (lane == 0) {
     int64_t b = bi / S, i = bi % S;
@@ -498,7 +511,7 @@ cudaError_t launch_bwd(const AttentionBackwardParams& bp, cudaStream_t s) {
   if (e != cudaSuccess) return e;
   int64_t rows = int64_t(p.B) * p.Sq * p.H;
   attn_bwd_delta_kernel<<<grid_for(rows * 32, 256, int64_t(1) << 30), 256, 0, s>>>(
-      bp.dout, p.o, bp.delta, p.B, p.Sq, p.H, D);
+      bp.dout, p.o, bp.out_f32, bp.delta, p.B, p.Sq, p.H, D);
   e = cudaGetLastError();
   if (e != cudaSuccess) return e;
   size_t smem = BwdSmem<D, BR>::bytes;

@@ -56,6 +56,7 @@ struct AttentionParams {
   const bf16* v = nullptr;
   bf16* o = nullptr;        // [B, Sq, H, D]
   float* lse = nullptr;     // [B, H, Sq] natural-log log-sum-exp of the scaled scores
+  float* o_f32 = nullptr;   // optional fp32 copy of the output (kept for the backward's delta)
   int B = 0, Sq = 0, Sk = 0, H = 0, KH = 0, D = 0;
   int64_t q_bstride = 0, kv_bstride = 0;
   int q_offset = 0;                   // query i sits at position q_offset + i among the keys
@@ -72,6 +73,10 @@ struct AttentionBackwardParams {
   bf16* dv = nullptr;
   float* dq_accum = nullptr;          // [B, S, H, D] fp32 scratch
   float* delta = nullptr;             // [B, H, S] fp32 scratch
+  // optional fp32 forward output: delta = rowsum(dO * O) then matches the P and dP of the
+  // kernel to fp32 precision instead of bf16 (dS = P (dP - delta) cancels when attention is
+  // peaked, and a bf16 O costs several percent on dq and dk there).
+  const float* out_f32 = nullptr;
 };
 bool attention_supports(int D);
 cudaError_t attention_forward(const AttentionParams& p, cudaStream_t s);
