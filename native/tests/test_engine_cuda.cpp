@@ -177,6 +177,27 @@ void golden(const std::string& name) {
   lora4j_engine* e = make_engine(g, LORA4J_RECOMPUTE_NONE);
   ct::report(S, name + " base loss", loss_err(g, e, "base.loss"), 1e-2);
   ct::report(S, name + " base logits", logits_err(g, e, "base.logits"), 2e-2);
+  {
+    // hidden states: index 0 embedding, k = output of layer k, last after the final norm
+    lora4j_batch b = batch_of(g);
+    const int64_t L = g.cfg.num_layers, n = int64_t(g.B) * g.S, d = g.cfg.hidden_size;
+    std::vector<float> hs(static_cast<size_t>((L + 1) * n * d));
+    API(lora4j_hidden_states(e, &b, hs.data(), int64_t(hs.size())));
+    double worst = 0;
+    for (int64_t l = 0; l <= L; ++l) {
+      std::vector<float> ref = g.t["base.hidden." + std::to_string(l)].f32(), a, r;
+      for (int64_t i = 0; i < n; ++i)
+        if (g.mask[static_cast<size_t>(i)])
+          for (int64_t j = 0; j < d; ++j) {
+            a.push_back(hs[static_cast<size_t>(l * n * d + i * d + j)]);
+            r.push_back(ref[static_cast<size_t>(i * d + j)]);
+          }
+      double err = ct::rel_err(a, r);
+      std::printf("  %s hidden state %lld err=%.3e\n", name.c_str(), (long long)l, err);
+      worst = std::isnan(err) ? NAN : std::max(worst, err);
+    }
+    ct::report(S, name + " base hidden states (max over layers)", worst, 2e-2);
+  }
   attach(g, e, "adapter_init");
   ct::report(S, name + " lora loss", loss_err(g, e, "lora.loss"), 1e-2);
   ct::report(S, name + " lora logits", logits_err(g, e, "lora.logits"), 2e-2);

@@ -40,14 +40,23 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
   return *reinterpret_cast<uint32_t*>(&v);
 }
-__device__ __forceinline__ uint32_t pack_raw(bf16 lo, bf16 hi) {
-  __nv_bfloat162 v;
-  v.x = lo;
-  v.y = hi;
-  return *reinterpret_cast<uint32_t*>(&v);
-}
 __device__ __forceinline__ uint32_t ld32(const bf16* p) {
   return *reinterpret_cast<const uint32_t*>(p);
+}
+
+// Four 8x8 bf16 matrices from shared memory, transposed: lane l supplies the address of row
+// (l & 7) of matrix (l >> 3); register i of each lane receives its share of matrix i.
+__device__ __forceinline__ void ldsm_x4_t(uint32_t* r, const bf16* addr) {
+  uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(addr));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a));
+}
+// B operands (k16 x n8) of two adjacent n-tiles, n0 and n0 + 8, from a row-major [k][n]
+// shared tile (row stride ld): r = {b0(n0), b1(n0), b0(n0 + 8), b1(n0 + 8)}.
+__device__ __forceinline__ void ldsm_b_pair(uint32_t* r, const bf16* tile, int ld, int k0, int n0,
+                                            int lane) {
+  ldsm_x4_t(r, tile + (k0 + (lane & 15)) * ld + n0 + (lane >> 4) * 8);
 }
 
 // d[4] += a[4] * b[2]  (m16n8k16, row.col, bf16 -> fp32)
@@ -156,19 +165,32 @@ __global__ void __launch_bounds__(128) attn_fwd_kernel(AttentionParams p) {
         mma16816(s[nt], qf[kc], bf);
       }
     }
-    // mask, scale (base 2), row max
+    // mask, scale (base 2), row max. A tile wholly below the diagonal with no padding,
+    // segments or window needs no mask (rows past Sq hold zeros and are never written).
     float mx[2] = {-INFINITY, -INFINITY};
+    const bool full = !p.key_mask && !p.segments && p.window == 0 && kt + BC <= p.Sk &&
+                      kt + BC - 1 <= p.q_offset + q0;
+    if (full) {
 #pragma unroll
-    for (int nt = 0; nt < BC / 8; ++nt)
+      for (int nt = 0; nt < BC / 8; ++nt)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        int r = e >> 1, kl = nt * 8 + 2 * t4 + (e & 1);
-        bool ok = qr[r] < p.Sq &&
-                  vis(p.q_offset + qr[r], kt + kl, p.Sk, sKok[kl] != 0, qseg[r], sKseg[kl]);
-        float v = ok ? s[nt][e] * sl2 : -INFINITY;
-        s[nt][e] = v;
-        mx[r] = fmaxf(mx[r], v);
-      }
+        for (int e = 0; e < 4; ++e) {
+          s[nt][e] *= sl2;
+          mx[e >> 1] = fmaxf(mx[e >> 1], s[nt][e]);
+        }
+    } else {
+#pragma unroll
+      for (int nt = 0; nt < BC / 8; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          int r = e >> 1, kl = nt * 8 + 2 * t4 + (e & 1);
+          bool ok = qr[r] < p.Sq &&
+                    vis(p.q_offset + qr[r], kt + kl, p.Sk, sKok[kl] != 0, qseg[r], sKseg[kl]);
+          float v = ok ? s[nt][e] * sl2 : -INFINITY;
+          s[nt][e] = v;
+          mx[r] = fmaxf(mx[r], v);
+        }
+    }
     float corr[2];
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
@@ -204,12 +226,11 @@ __global__ void __launch_bounds__(128) attn_fwd_kernel(AttentionParams p) {
       af[2] = pack_bf16(s[2 * kc + 1][0], s[2 * kc + 1][1]);
       af[3] = pack_bf16(s[2 * kc + 1][2], s[2 * kc + 1][3]);
 #pragma unroll
-      for (int dt = 0; dt < D / 8; ++dt) {
-        uint32_t bf[2];
-        const bf16* v0 = &sV[(kc * 16 + 2 * t4) * LD + dt * 8 + g];
-        bf[0] = pack_raw(v0[0], v0[LD]);
-        bf[1] = pack_raw(v0[8 * LD], v0[9 * LD]);
+      for (int dt = 0; dt < D / 8; dt += 2) {
+        uint32_t bf[4];
+        ldsm_b_pair(bf, sV, LD, kc * 16, dt * 8, lane);
         mma16816(o[dt], af, bf);
+        mma16816(o[dt + 1], af, bf + 2);
       }
     }
   }
@@ -367,12 +388,13 @@ __global__ void __launch_bounds__(128) attn_bwd_kernel(AttentionBackwardParams b
       // S^T and dP^T: [16 keys x BR queries]
       float st[BR / 8][4], dpt[BR / 8][4];
 #pragma unroll
-      for (int nt = 0; nt < BR / 8; ++nt) {
+      for (int nt = 0; nt < BR / 8; ++nt)
 #pragma unroll
         for (int e = 0; e < 4; ++e) st[nt][e] = dpt[nt][e] = 0.f;
 #pragma unroll
-        for (int kc = 0; kc < D / 16; ++kc) {
-          uint32_t ak[4], av[4], bq[2], bo[2];
+      for (int kc = 0; kc < D / 16; ++kc) {
+        uint32_t ak[4], av[4];
+        {
           const bf16* kr0 = &sK[kl[0] * LD + kc * 16 + 2 * t4];
           const bf16* kr1 = &sK[kl[1] * LD + kc * 16 + 2 * t4];
           ak[0] = ld32(kr0);
@@ -385,6 +407,10 @@ __global__ void __launch_bounds__(128) attn_bwd_kernel(AttentionBackwardParams b
           av[1] = ld32(vr1);
           av[2] = ld32(vr0 + 8);
           av[3] = ld32(vr1 + 8);
+        }
+#pragma unroll
+        for (int nt = 0; nt < BR / 8; ++nt) {
+          uint32_t bq[2], bo[2];
           const bf16* qrow = &sQ[(nt * 8 + g) * LD + kc * 16 + 2 * t4];
           bq[0] = ld32(qrow);
           bq[1] = ld32(qrow + 8);
@@ -421,16 +447,14 @@ __global__ void __launch_bounds__(128) attn_bwd_kernel(AttentionBackwardParams b
         ads[2] = pack_bf16(dpt[2 * kc + 1][0], dpt[2 * kc + 1][1]);
         ads[3] = pack_bf16(dpt[2 * kc + 1][2], dpt[2 * kc + 1][3]);
 #pragma unroll
-        for (int dt = 0; dt < D / 8; ++dt) {
-          uint32_t bo[2], bq[2];
-          const bf16* o0 = &sdO[(kc * 16 + 2 * t4) * LD + dt * 8 + g];
-          bo[0] = pack_raw(o0[0], o0[LD]);
-          bo[1] = pack_raw(o0[8 * LD], o0[9 * LD]);
-          const bf16* q0p = &sQ[(kc * 16 + 2 * t4) * LD + dt * 8 + g];
-          bq[0] = pack_raw(q0p[0], q0p[LD]);
-          bq[1] = pack_raw(q0p[8 * LD], q0p[9 * LD]);
+        for (int dt = 0; dt < D / 8; dt += 2) {
+          uint32_t bo[4], bq[4];
+          ldsm_b_pair(bo, sdO, LD, kc * 16, dt * 8, lane);
+          ldsm_b_pair(bq, sQ, LD, kc * 16, dt * 8, lane);
           mma16816(dv[dt], ap, bo);
+          mma16816(dv[dt + 1], ap, bo + 2);
           mma16816(dk[dt], ads, bq);
+          mma16816(dk[dt + 1], ads, bq + 2);
         }
       }
       // dS^T to shared memory (bf16) for dQ
@@ -443,32 +467,34 @@ __global__ void __launch_bounds__(128) attn_bwd_kernel(AttentionBackwardParams b
         }
       __syncthreads();
       // dQ [BR x D] += dS [BR x 64 keys] K [64 x D]; items (m-tile, n-tile) over the 4 warps
-      constexpr int MT = BR / 16, NT = D / 8;
-      for (int item = warp; item < MT * NT; item += 4) {
-        int mt = item / NT, ntile = item % NT;
-        float acc[4] = {0.f, 0.f, 0.f, 0.f};
+      // items: (16-query m-tile, pair of 8-wide d-tiles)
+      constexpr int MT = BR / 16, NP = D / 16;
+      for (int item = warp; item < MT * NP; item += 4) {
+        int mt = item / NP, np = item % NP;
+        float acc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
 #pragma unroll
         for (int kk = 0; kk < BC / 16; ++kk) {
-          uint32_t a[4], bk[2];
-          // A[row = query][col = key] = sdS[key][query]
-          const bf16* d0 = &sdS[(kk * 16 + 2 * t4) * LDS + mt * 16 + g];
-          a[0] = pack_raw(d0[0], d0[LDS]);
-          a[1] = pack_raw(d0[8], d0[LDS + 8]);
-          a[2] = pack_raw(d0[8 * LDS], d0[9 * LDS]);
-          a[3] = pack_raw(d0[8 * LDS + 8], d0[9 * LDS + 8]);
-          const bf16* k0p = &sK[(kk * 16 + 2 * t4) * LD + ntile * 8 + g];
-          bk[0] = pack_raw(k0p[0], k0p[LD]);
-          bk[1] = pack_raw(k0p[8 * LD], k0p[9 * LD]);
-          mma16816(acc, a, bk);
+          uint32_t a[4], bk[4];
+          // A[row = query][col = key] = sdS[key][query]: transposed loads of the 4 8x8 blocks
+          {
+            int m = lane >> 3;
+            ldsm_x4_t(a, sdS + (kk * 16 + (m >> 1) * 8 + (lane & 7)) * LDS + mt * 16 + (m & 1) * 8);
+          }
+          ldsm_b_pair(bk, sK, LD, kk * 16, np * 16, lane);
+          mma16816(acc[0], a, bk);
+          mma16816(acc[1], a, bk + 2);
         }
 #pragma unroll
-        for (int r = 0; r < 2; ++r) {
-          int q = qt + mt * 16 + g + 8 * r;
-          if (q >= S) continue;
-          float* dst = bp.dq_accum + (int64_t(b) * S + q) * qstride + h * D + ntile * 8 + 2 * t4;
-          atomicAdd(dst, acc[2 * r] * p.scale);
-          atomicAdd(dst + 1, acc[2 * r + 1] * p.scale);
-        }
+        for (int half = 0; half < 2; ++half)
+#pragma unroll
+          for (int r = 0; r < 2; ++r) {
+            int q = qt + mt * 16 + g + 8 * r;
+            if (q >= S) continue;
+            float* dst = bp.dq_accum + (int64_t(b) * S + q) * qstride + h * D + np * 16 +
+                         half * 8 + 2 * t4;
+            atomicAdd(dst, acc[half][2 * r] * p.scale);
+            atomicAdd(dst + 1, acc[half][2 * r + 1] * p.scale);
+          }
       }
     }
   }
