@@ -11,7 +11,8 @@
  * sees no key gets out = 0 and lse = -inf.
  *
  * Forward: a block of 4 warps takes 64 queries of one (row, head); each warp owns 16 query rows
- * and keeps its Q fragments in registers. Key/value tiles of 64 are staged in shared memory;
+ * and keeps its Q fragments in registers. Key/value tiles of 64 are staged in shared memory,
+ * two stages deep with cp.async so the next tile loads while this one is computed;
  * per tile S = Q K^T, online softmax (running max m and sum l, base-2 exponentials), O += P V
  * with P converted from the accumulator layout to the A-operand layout in registers.
  * lse = m + log(l) (natural log) is kept for the backward.
@@ -42,6 +43,18 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
 }
 __device__ __forceinline__ uint32_t ld32(const bf16* p) {
   return *reinterpret_cast<const uint32_t*>(p);
+}
+
+// 16-byte global -> shared copy that bypasses registers; src_bytes 0 writes zeros.
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
+  uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  int n = valid ? 16 : 0;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(a), "l"(gmem), "r"(n));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
 // Four 8x8 bf16 matrices from shared memory, transposed: lane l supplies the address of row
@@ -86,12 +99,20 @@ struct Vis {
 // forward
 // ------------------------------------------------------------------------------------------
 template <int D>
+struct FwdSmem {
+  static constexpr int BC = 64, LD = D + 8;
+  // two stages of K and V tiles, then two stages of key flags and segment ids
+  static constexpr size_t bytes = sizeof(bf16) * 4 * BC * LD + sizeof(int) * 4 * BC;
+};
+
+template <int D>
 __global__ void __launch_bounds__(128) attn_fwd_kernel(AttentionParams p) {
   constexpr int BR = 64, BC = 64, LD = D + 8;
-  __shared__ __align__(16) bf16 sK[BC * LD];
-  __shared__ __align__(16) bf16 sV[BC * LD];
-  __shared__ int sKok[BC];
-  __shared__ int sKseg[BC];
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  bf16* sKbuf = reinterpret_cast<bf16*>(smem_raw);       // [2][BC * LD]
+  bf16* sVbuf = sKbuf + 2 * BC * LD;                      // [2][BC * LD]
+  int* sKokbuf = reinterpret_cast<int*>(sVbuf + 2 * BC * LD);  // [2][BC]
+  int* sKsegbuf = sKokbuf + 2 * BC;                        // [2][BC]
 
   const int b = blockIdx.z, h = blockIdx.y, q0 = blockIdx.x * BR;
   const int kvh = h / (p.H / p.KH);
@@ -131,26 +152,40 @@ __global__ void __launch_bounds__(128) attn_fwd_kernel(AttentionParams p) {
   int kstart = 0;
   if (p.window > 0) kstart = max(0, p.q_offset + q0 - p.window + 1) / BC * BC;
 
-  for (int kt = kstart; kt < kend; kt += BC) {
-    __syncthreads();
+  // Stage loader: K/V rows with cp.async (zero-filled past Sk), key flags with plain stores.
+  auto load_stage = [&](int stage, int kt) {
+    bf16* dK = sKbuf + stage * BC * LD;
+    bf16* dV = sVbuf + stage * BC * LD;
     for (int i = threadIdx.x; i < BC * (D / 8); i += blockDim.x) {
       int r = i / (D / 8), c = (i % (D / 8)) * 8;
       int key = kt + r;
-      uint4 kvv = make_uint4(0, 0, 0, 0), vvv = make_uint4(0, 0, 0, 0);
-      if (key < p.Sk) {
-        kvv = *reinterpret_cast<const uint4*>(kb + int64_t(key) * kstride + kvh * D + c);
-        vvv = *reinterpret_cast<const uint4*>(vb + int64_t(key) * kstride + kvh * D + c);
-      }
-      *reinterpret_cast<uint4*>(&sK[r * LD + c]) = kvv;
-      *reinterpret_cast<uint4*>(&sV[r * LD + c]) = vvv;
+      bool in = key < p.Sk;
+      int64_t off = int64_t(in ? key : 0) * kstride + kvh * D + c;
+      cp_async16(&dK[r * LD + c], kb + off, in);
+      cp_async16(&dV[r * LD + c], vb + off, in);
     }
+    cp_async_commit();
     for (int i = threadIdx.x; i < BC; i += blockDim.x) {
       int key = kt + i;
       bool in = key < p.Sk;
-      sKok[i] = in && (!p.key_mask || p.key_mask[int64_t(b) * p.Sk + key] != 0);
-      sKseg[i] = (in && p.segments) ? p.segments[int64_t(b) * p.Sk + key] : 0;
+      sKokbuf[stage * BC + i] = in && (!p.key_mask || p.key_mask[int64_t(b) * p.Sk + key] != 0);
+      sKsegbuf[stage * BC + i] = (in && p.segments) ? p.segments[int64_t(b) * p.Sk + key] : 0;
+    }
+  };
+  if (kstart < kend) load_stage(0, kstart);
+  for (int kt = kstart, it = 0; kt < kend; kt += BC, ++it) {
+    const int stage = it & 1;
+    if (kt + BC < kend) {
+      load_stage(stage ^ 1, kt + BC);  // the buffer freed by the barrier at the loop's end
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
     }
     __syncthreads();
+    const bf16* sK = sKbuf + stage * BC * LD;
+    const bf16* sV = sVbuf + stage * BC * LD;
+    const int* sKok = sKokbuf + stage * BC;
+    const int* sKseg = sKsegbuf + stage * BC;
 
     float s[BC / 8][4];
 #pragma unroll
@@ -233,6 +268,7 @@ __global__ void __launch_bounds__(128) attn_fwd_kernel(AttentionParams p) {
         mma16816(o[dt + 1], af, bf + 2);
       }
     }
+    __syncthreads();  // this stage may be refilled by the next iteration
   }
 
   // finish: full row sums over the quad, normalize, write
@@ -295,8 +331,10 @@ __global__ void attn_bwd_delta_kernel(const bf16* dout, const bf16* out, const f
 template <int D, int BR>
 struct BwdSmem {
   static constexpr int BC = 64, LD = D + 8, LDS = BR + 8;
-  static constexpr size_t bytes = sizeof(bf16) * (2 * BC * LD + 2 * BR * LD + BC * LDS) +
-                                  sizeof(float) * 2 * BR + sizeof(int) * (2 * BC + BR);
+  // K, V; two stages of (Q, dO); dS^T; two stages of (lse, delta); key flags, key segments,
+  // two stages of query segments
+  static constexpr size_t bytes = sizeof(bf16) * (2 * BC * LD + 4 * BR * LD + BC * LDS) +
+                                  sizeof(float) * 4 * BR + sizeof(int) * (2 * BC + 2 * BR);
 };
 
 template <int D, int BR>
@@ -306,14 +344,14 @@ __global__ void __launch_bounds__(128) attn_bwd_kernel(AttentionBackwardParams b
   extern __shared__ __align__(16) unsigned char smem_raw[];
   bf16* sK = reinterpret_cast<bf16*>(smem_raw);
   bf16* sV = sK + BC * LD;
-  bf16* sQ = sV + BC * LD;
-  bf16* sdO = sQ + BR * LD;
-  bf16* sdS = sdO + BR * LD;  // [BC keys][LDS] : dS^T
-  float* sLse = reinterpret_cast<float*>(sdS + BC * LDS);
-  float* sDelta = sLse + BR;
-  int* sKok = reinterpret_cast<int*>(sDelta + BR);
+  bf16* sQbuf = sV + BC * LD;         // [2][BR * LD]
+  bf16* sdObuf = sQbuf + 2 * BR * LD;  // [2][BR * LD]
+  bf16* sdS = sdObuf + 2 * BR * LD;    // [BC keys][LDS] : dS^T
+  float* sLsebuf = reinterpret_cast<float*>(sdS + BC * LDS);  // [2][BR]
+  float* sDeltabuf = sLsebuf + 2 * BR;                         // [2][BR]
+  int* sKok = reinterpret_cast<int*>(sDeltabuf + 2 * BR);
   int* sKseg = sKok + BC;
-  int* sQseg = sKseg + BC;
+  int* sQsegbuf = sKseg + BC;  // [2][BR]
 
   const AttentionParams& p = bp.f;
   const int b = blockIdx.z, kvh = blockIdx.y, k0 = blockIdx.x * BC;
@@ -361,30 +399,48 @@ __global__ void __launch_bounds__(128) attn_bwd_kernel(AttentionBackwardParams b
   int qend = S;
   if (p.window > 0) qend = min(S, kmax + p.window);
 
-  for (int gi = 0; gi < G; ++gi) {
-    const int h = kvh * G + gi;
-    for (int qt = qstart; qt < qend; qt += BR) {
-      __syncthreads();
-      for (int i = threadIdx.x; i < BR * (D / 8); i += blockDim.x) {
-        int r = i / (D / 8), c = (i % (D / 8)) * 8;
-        int q = qt + r;
-        uint4 a = make_uint4(0, 0, 0, 0), d = make_uint4(0, 0, 0, 0);
-        if (q < S) {
-          a = *reinterpret_cast<const uint4*>(qb + int64_t(q) * qstride + h * D + c);
-          d = *reinterpret_cast<const uint4*>(dob + int64_t(q) * qstride + h * D + c);
-        }
-        *reinterpret_cast<uint4*>(&sQ[r * LD + c]) = a;
-        *reinterpret_cast<uint4*>(&sdO[r * LD + c]) = d;
-      }
-      for (int i = threadIdx.x; i < BR; i += blockDim.x) {
-        int q = qt + i;
-        bool in = q < S;
-        sLse[i] = in ? p.lse[(int64_t(b) * p.H + h) * S + q] : -INFINITY;
-        sDelta[i] = in ? bp.delta[(int64_t(b) * p.H + h) * S + q] : 0.f;
-        sQseg[i] = (in && p.segments) ? p.segments[int64_t(b) * S + q] : 0;
-      }
-      __syncthreads();
-
+  // The (query head, query tile) iterations, flattened so the next tile's Q and dO load
+  // (cp.async, two stages) while this one is computed.
+  const int nqt = qend > qstart ? (qend - qstart + BR - 1) / BR : 0;
+  const int iters = G * nqt;
+  auto load_stage = [&](int stage, int j) {
+    const int hh = kvh * G + j / nqt, qt = qstart + (j % nqt) * BR;
+    bf16* dQ = sQbuf + stage * BR * LD;
+    bf16* dO = sdObuf + stage * BR * LD;
+    for (int i = threadIdx.x; i < BR * (D / 8); i += blockDim.x) {
+      int r = i / (D / 8), c = (i % (D / 8)) * 8;
+      int q = qt + r;
+      bool in = q < S;
+      int64_t off = int64_t(in ? q : 0) * qstride + hh * D + c;
+      cp_async16(&dQ[r * LD + c], qb + off, in);
+      cp_async16(&dO[r * LD + c], dob + off, in);
+    }
+    cp_async_commit();
+    for (int i = threadIdx.x; i < BR; i += blockDim.x) {
+      int q = qt + i;
+      bool in = q < S;
+      sLsebuf[stage * BR + i] = in ? p.lse[(int64_t(b) * p.H + hh) * S + q] : -INFINITY;
+      sDeltabuf[stage * BR + i] = in ? bp.delta[(int64_t(b) * p.H + hh) * S + q] : 0.f;
+      sQsegbuf[stage * BR + i] = (in && p.segments) ? p.segments[int64_t(b) * S + q] : 0;
+    }
+  };
+  if (iters > 0) load_stage(0, 0);
+  for (int j = 0; j < iters; ++j) {
+    const int stage = j & 1;
+    const int h = kvh * G + j / nqt, qt = qstart + (j % nqt) * BR;
+    if (j + 1 < iters) {
+      load_stage(stage ^ 1, j + 1);
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+    const bf16* sQ = sQbuf + stage * BR * LD;
+    const bf16* sdO = sdObuf + stage * BR * LD;
+    const float* sLse = sLsebuf + stage * BR;
+    const float* sDelta = sDeltabuf + stage * BR;
+    const int* sQseg = sQsegbuf + stage * BR;
+    {
       // S^T and dP^T: [16 keys x BR queries]
       float st[BR / 8][4], dpt[BR / 8][4];
 #pragma unroll
@@ -497,6 +553,7 @@ __global__ void __launch_bounds__(128) attn_bwd_kernel(AttentionBackwardParams b
           }
       }
     }
+    __syncthreads();  // this stage and sdS are rewritten by the next iteration
   }
   // write dK (scaled) and dV
 #pragma unroll
@@ -524,7 +581,11 @@ __global__ void dq_convert_kernel(const float* acc, bf16* dq, int64_t n) {
 template <int D>
 cudaError_t launch_fwd(const AttentionParams& p, cudaStream_t s) {
   dim3 grid((p.Sq + 63) / 64, p.H, p.B);
-  attn_fwd_kernel<D><<<grid, 128, 0, s>>>(p);
+  size_t smem = FwdSmem<D>::bytes;
+  cudaError_t e = cudaFuncSetAttribute(attn_fwd_kernel<D>,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+  if (e != cudaSuccess) return e;
+  attn_fwd_kernel<D><<<grid, 128, smem, s>>>(p);
   return cudaGetLastError();
 }
 
