@@ -18,9 +18,10 @@
  * lse = m + log(l) (natural log) is kept for the backward.
  *
  * Backward (FlashAttention-2): delta = rowsum(dO * O) first (from the fp32 copy of O when the
- * forward kept one). Then a block takes 64 keys of one
+ * forward kept one). Then a block takes 128 keys of one
  * (row, KV head) and loops over the query heads of its group and the query tiles that can see
- * them; each warp owns 16 keys: S^T = K Q^T, P^T = exp(S^T - lse), dP^T = V dO^T,
+ * them (two-stage cp.async pipeline over those tiles); 8 warps, each owning 16 of 128 keys:
+ * S^T = K Q^T, P^T = exp(S^T - lse), dP^T = V dO^T,
  * dS^T = P^T (dP^T - delta), dV += P^T dO, dK += dS^T Q; dS goes through shared memory to form
  * dQ += dS K, added with fp32 atomics into dq_accum, converted to bf16 at the end. dK and dV
  * belong to one block each, so they are written once, without atomics.
@@ -330,7 +331,7 @@ __global__ void attn_bwd_delta_kernel(const bf16* dout, const bf16* out, const f
 
 template <int D, int BR>
 struct BwdSmem {
-  static constexpr int BC = 64, LD = D + 8, LDS = BR + 8;
+  static constexpr int NW = 8, BC = 16 * NW, LD = D + 8, LDS = BR + 8;  // 8 warps x 16 keys
   // K, V; two stages of (Q, dO); dS^T; two stages of (lse, delta); key flags, key segments,
   // two stages of query segments
   static constexpr size_t bytes = sizeof(bf16) * (2 * BC * LD + 4 * BR * LD + BC * LDS) +
@@ -338,7 +339,7 @@ struct BwdSmem {
 };
 
 template <int D, int BR>
-__global__ void __launch_bounds__(128) attn_bwd_kernel(AttentionBackwardParams bp) {
+__global__ void __launch_bounds__(256) attn_bwd_kernel(AttentionBackwardParams bp) {
   using SM = BwdSmem<D, BR>;
   constexpr int BC = SM::BC, LD = SM::LD, LDS = SM::LDS;
   extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -525,7 +526,7 @@ __global__ void __launch_bounds__(128) attn_bwd_kernel(AttentionBackwardParams b
       // dQ [BR x D] += dS [BR x 64 keys] K [64 x D]; items (m-tile, n-tile) over the 4 warps
       // items: (16-query m-tile, pair of 8-wide d-tiles)
       constexpr int MT = BR / 16, NP = D / 16;
-      for (int item = warp; item < MT * NP; item += 4) {
+      for (int item = warp; item < MT * NP; item += SM::NW) {
         int mt = item / NP, np = item % NP;
         float acc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
 #pragma unroll
@@ -605,8 +606,9 @@ cudaError_t launch_bwd(const AttentionBackwardParams& bp, cudaStream_t s) {
   e = cudaFuncSetAttribute(attn_bwd_kernel<D, BR>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                            int(smem));
   if (e != cudaSuccess) return e;
-  dim3 grid((p.Sk + 63) / 64, p.KH, p.B);
-  attn_bwd_kernel<D, BR><<<grid, 128, smem, s>>>(bp);
+  constexpr int BC = BwdSmem<D, BR>::BC;
+  dim3 grid((p.Sk + BC - 1) / BC, p.KH, p.B);
+  attn_bwd_kernel<D, BR><<<grid, 32 * BwdSmem<D, BR>::NW, smem, s>>>(bp);
   e = cudaGetLastError();
   if (e != cudaSuccess) return e;
   dq_convert_kernel<<<grid_for(nq, 256), 256, 0, s>>>(bp.dq_accum, bp.dq, nq);
