@@ -66,6 +66,25 @@ __device__ __forceinline__ void ldsm_x4_t(uint32_t* r, const bf16* addr) {
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                : "r"(a));
 }
+__device__ __forceinline__ void ldsm_x4(uint32_t* r, const bf16* addr) {
+  uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(addr));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a));
+}
+// A operand (m16 x k16) from a row-major [m][k] shared tile: rows m0.., columns k0...
+__device__ __forceinline__ void ldsm_a(uint32_t* r, const bf16* tile, int ld, int m0, int k0,
+                                       int lane) {
+  ldsm_x4(r, tile + (m0 + (lane & 7) + ((lane >> 3) & 1) * 8) * ld + k0 + (lane >> 4) * 8);
+}
+// B operands (k16 x n8) of two adjacent n-tiles n0 and n0 + 8 from a [n][k] shared tile (each
+// row n holds its k values contiguously, as K rows do for S = Q K^T):
+// r = {b0(n0), b1(n0), b0(n0 + 8), b1(n0 + 8)}.
+__device__ __forceinline__ void ldsm_bt_pair(uint32_t* r, const bf16* tile, int ld, int n0,
+                                             int k0, int lane) {
+  ldsm_x4(r, tile + (n0 + (lane & 7) + (lane >> 4) * 8) * ld + k0 + ((lane >> 3) & 1) * 8);
+}
+
 // B operands (k16 x n8) of two adjacent n-tiles, n0 and n0 + 8, from a row-major [k][n]
 // shared tile (row stride ld): r = {b0(n0), b1(n0), b0(n0 + 8), b1(n0 + 8)}.
 __device__ __forceinline__ void ldsm_b_pair(uint32_t* r, const bf16* tile, int ld, int k0, int n0,
@@ -190,15 +209,15 @@ __global__ void __launch_bounds__(128) attn_fwd_kernel(AttentionParams p) {
 
     float s[BC / 8][4];
 #pragma unroll
-    for (int nt = 0; nt < BC / 8; ++nt) {
-      s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
+    for (int nt = 0; nt < BC / 8; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
+#pragma unroll
+    for (int nt = 0; nt < BC / 8; nt += 2) {
 #pragma unroll
       for (int kc = 0; kc < D / 16; ++kc) {
-        uint32_t bf[2];
-        const bf16* kr = &sK[(nt * 8 + g) * LD + kc * 16 + 2 * t4];
-        bf[0] = ld32(kr);
-        bf[1] = ld32(kr + 8);
+        uint32_t bf[4];
+        ldsm_bt_pair(bf, sK, LD, nt * 8, kc * 16, lane);
         mma16816(s[nt], qf[kc], bf);
+        mma16816(s[nt + 1], qf[kc], bf + 2);
       }
     }
     // mask, scale (base 2), row max. A tile wholly below the diagonal with no padding,
@@ -451,46 +470,47 @@ __global__ void __launch_bounds__(256) attn_bwd_kernel(AttentionBackwardParams b
 #pragma unroll
       for (int kc = 0; kc < D / 16; ++kc) {
         uint32_t ak[4], av[4];
-        {
-          const bf16* kr0 = &sK[kl[0] * LD + kc * 16 + 2 * t4];
-          const bf16* kr1 = &sK[kl[1] * LD + kc * 16 + 2 * t4];
-          ak[0] = ld32(kr0);
-          ak[1] = ld32(kr1);
-          ak[2] = ld32(kr0 + 8);
-          ak[3] = ld32(kr1 + 8);
-          const bf16* vr0 = &sV[kl[0] * LD + kc * 16 + 2 * t4];
-          const bf16* vr1 = &sV[kl[1] * LD + kc * 16 + 2 * t4];
-          av[0] = ld32(vr0);
-          av[1] = ld32(vr1);
-          av[2] = ld32(vr0 + 8);
-          av[3] = ld32(vr1 + 8);
-        }
+        ldsm_a(ak, sK, LD, warp * 16, kc * 16, lane);
+        ldsm_a(av, sV, LD, warp * 16, kc * 16, lane);
 #pragma unroll
-        for (int nt = 0; nt < BR / 8; ++nt) {
-          uint32_t bq[2], bo[2];
-          const bf16* qrow = &sQ[(nt * 8 + g) * LD + kc * 16 + 2 * t4];
-          bq[0] = ld32(qrow);
-          bq[1] = ld32(qrow + 8);
-          const bf16* orow = &sdO[(nt * 8 + g) * LD + kc * 16 + 2 * t4];
-          bo[0] = ld32(orow);
-          bo[1] = ld32(orow + 8);
+        for (int nt = 0; nt < BR / 8; nt += 2) {
+          uint32_t bq[4], bo[4];
+          ldsm_bt_pair(bq, sQ, LD, nt * 8, kc * 16, lane);
+          ldsm_bt_pair(bo, sdO, LD, nt * 8, kc * 16, lane);
           mma16816(st[nt], ak, bq);
+          mma16816(st[nt + 1], ak, bq + 2);
           mma16816(dpt[nt], av, bo);
+          mma16816(dpt[nt + 1], av, bo + 2);
         }
       }
       // P^T and dS^T in place
+      // a tile wholly below the diagonal with no padding, segments or window needs no mask
+      const bool full = !p.key_mask && !p.segments && p.window == 0 && qt + BR <= S &&
+                        k0 + BC <= S && qt >= k0 + BC - 1;
+      if (full) {
 #pragma unroll
-      for (int nt = 0; nt < BR / 8; ++nt)
+        for (int nt = 0; nt < BR / 8; ++nt)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          int r = e >> 1, ql = nt * 8 + 2 * t4 + (e & 1);
-          int q = qt + ql, key = k0 + kl[r];
-          bool ok = q < S && vis(q, key, S, sKok[kl[r]] != 0, sQseg[ql], sKseg[kl[r]]) &&
-                    sLse[ql] != -INFINITY;
-          float pv = ok ? exp2f(st[nt][e] * sl2 - sLse[ql] * kLog2e) : 0.f;
-          st[nt][e] = pv;
-          dpt[nt][e] = pv * (dpt[nt][e] - sDelta[ql]);
-        }
+          for (int e = 0; e < 4; ++e) {
+            int ql = nt * 8 + 2 * t4 + (e & 1);
+            float pv = exp2f(st[nt][e] * sl2 - sLse[ql] * kLog2e);
+            st[nt][e] = pv;
+            dpt[nt][e] = pv * (dpt[nt][e] - sDelta[ql]);
+          }
+      } else {
+#pragma unroll
+        for (int nt = 0; nt < BR / 8; ++nt)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            int r = e >> 1, ql = nt * 8 + 2 * t4 + (e & 1);
+            int q = qt + ql, key = k0 + kl[r];
+            bool ok = q < S && vis(q, key, S, sKok[kl[r]] != 0, sQseg[ql], sKseg[kl[r]]) &&
+                      sLse[ql] != -INFINITY;
+            float pv = ok ? exp2f(st[nt][e] * sl2 - sLse[ql] * kLog2e) : 0.f;
+            st[nt][e] = pv;
+            dpt[nt][e] = pv * (dpt[nt][e] - sDelta[ql]);
+          }
+      }
       // dV += P^T dO ; dK += dS^T Q
 #pragma unroll
       for (int kc = 0; kc < BR / 16; ++kc) {
