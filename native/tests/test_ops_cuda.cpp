@@ -55,6 +55,17 @@ void test_rmsnorm(ct::Rng& r, int64_t n, int64_t d) {
   ct::report("rmsnorm", "forward y " + tag, ct::rel_err(ct::down_bf16(dyo), y), kTol);
   ct::report("rmsnorm", "forward rstd " + tag, ct::rel_err(ct::down(drstd), rstd), kTol);
   ct::report("rmsnorm", "backward dx " + tag, ct::rel_err(ct::down(ddx), gx), kTol);
+  // accumulating form with the bf16 copy: dx = dx0 + grad
+  auto dx0 = randn(r, static_cast<size_t>(n * d), 1.f, false);
+  ct::up(ddx, dx0);
+  Dev<bf> dxb(x.size());
+  dxb.poison();
+  check(cuda::rmsnorm_backward(ddy.p, dx_.p, dw.p, drstd.p, ddx.p, n, d, true, 0, dxb.p),
+        "rmsnorm_backward accumulate");
+  std::vector<float> acc = dx0;
+  for (size_t i = 0; i < acc.size(); ++i) acc[i] += gx[i];
+  ct::report("rmsnorm", "backward dx accumulate " + tag, ct::rel_err(ct::down(ddx), acc), kTol);
+  ct::report("rmsnorm", "backward dx bf16 copy " + tag, ct::rel_err(ct::down_bf16(dxb), acc), kTol);
 }
 
 std::vector<float> rope_inv(int D, double theta) {

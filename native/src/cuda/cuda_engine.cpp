@@ -503,42 +503,50 @@ class CudaEngine final : public Engine {
     return arena_ + layout_->total + layout_->tensors[size_t(layout_->index_of(l, p)) + 1].offset;
   }
 
-  // y = x W^T (+ C when residual) + s (x A^T) B^T. y bf16, or fp32 when y_f32 (then residual is
-  // added from `residual`, which may be null). skip_main: only the LoRA input xa is formed.
+  // y = x W^T (+ residual) + s (x A^T) B^T. y bf16, or fp32 when y_f32 (then `residual`, which
+  // may be null, is added). skip_main: only the LoRA input xa is formed (recompute).
+  // The small LoRA product is formed first and the large GEMM accumulates onto it in its
+  // epilogue, so the output is written by a memory-bound kernel once instead of read-modify-
+  // written after the large GEMM.
   void proj_forward(int l, int p, const bf16* x, int64_t n, void* y, bool y_f32,
                     const float* residual, bf16* xa, bool skip_main = false) {
     const int64_t in = shape_.proj_in(p), out = shape_.proj_out(p);
-    if (!skip_main) {
-      if (residual && residual != y)
-        LORA4J_CU(cudaMemcpyAsync(y, residual, size_t(n * out) * sizeof(float),
-                                  cudaMemcpyDeviceToDevice, stream_));
-      gemm_.run(false, true, n, out, in, x, in, wproj(l, p), in, y, y_f32, out, 1.f,
-                residual ? 1.f : 0.f, proj_module(p));
-    }
+    float beta = residual ? 1.f : 0.f;
+    const void* c = residual;
     if (has_lora(l, p)) {
       const int64_t r = layout_->rank;
       gemm_.run(false, true, n, r, in, x, in, lora_a(l, p), in, xa, false, r, 1.f, 0.f,
                 "lora_A forward");
-      if (!skip_main)
-        gemm_.run(false, true, n, out, r, xa, r, lora_b(l, p), r, y, y_f32, out, layout_->scale,
-                  1.f, "lora_B forward");
+      if (skip_main) return;
+      gemm_.run(false, true, n, out, r, xa, r, lora_b(l, p), r, y, y_f32, out, layout_->scale,
+                beta, "lora_B forward", c);
+      beta = 1.f;
+      c = nullptr;
     }
+    if (!skip_main)
+      gemm_.run(false, true, n, out, in, x, in, wproj(l, p), in, y, y_f32, out, 1.f, beta,
+                proj_module(p), c);
   }
-  // dx (+)= dy W + s (dy B) A; dA += s (dy B)^T x; dB += s dy^T xa.
+  // dx (+)= dy W + s (dy B) A; dA += s (dy B)^T x; dB += s dy^T xa. The LoRA part of dx goes
+  // first so the large GEMM adds onto it in its epilogue.
   void proj_backward(int l, int p, const bf16* dy, const bf16* x, const bf16* xa, int64_t n,
                      void* dx, bool dx_f32, bool accumulate) {
     const int64_t in = shape_.proj_in(p), out = shape_.proj_out(p);
-    gemm_.run(false, false, n, in, out, dy, out, wproj(l, p), in, dx, dx_f32, in, 1.f,
-              accumulate ? 1.f : 0.f, "dX through frozen W");
-    if (!has_lora(l, p)) return;
-    const int64_t r = layout_->rank;
-    const float s = layout_->scale;
-    gemm_.run(true, false, out, r, n, dy, out, xa, r, grad_b(l, p), true, r, s, 1.f, "dLoRA_B");
-    gemm_.run(false, false, n, r, out, dy, out, lora_b(l, p), r, t_, false, r, 1.f, 0.f,
-              "dy B");
-    gemm_.run(true, false, r, in, n, t_, r, x, in, grad_a(l, p), true, in, s, 1.f, "dLoRA_A");
-    gemm_.run(false, false, n, in, r, t_, r, lora_a(l, p), in, dx, dx_f32, in, s, 1.f,
-              "dX through LoRA");
+    float beta = accumulate ? 1.f : 0.f;
+    if (has_lora(l, p)) {
+      const int64_t r = layout_->rank;
+      const float s = layout_->scale;
+      gemm_.run(true, false, out, r, n, dy, out, xa, r, grad_b(l, p), true, r, s, 1.f,
+                "dLoRA_B");
+      gemm_.run(false, false, n, r, out, dy, out, lora_b(l, p), r, t_, false, r, 1.f, 0.f,
+                "dy B");
+      gemm_.run(true, false, r, in, n, t_, r, x, in, grad_a(l, p), true, in, s, 1.f, "dLoRA_A");
+      gemm_.run(false, false, n, in, r, t_, r, lora_a(l, p), in, dx, dx_f32, in, s, beta,
+                "dX through LoRA");
+      beta = 1.f;
+    }
+    gemm_.run(false, false, n, in, out, dy, out, wproj(l, p), in, dx, dx_f32, in, 1.f, beta,
+              "dX through frozen W");
   }
 
   AttentionParams attn_params(const LayerActs& a, const bf16* k, const bf16* v, int q_offset,
@@ -622,7 +630,7 @@ class CudaEngine final : public Engine {
                               cudaMemcpyDeviceToHost, stream_));
     if (grads)
       KCHECK(rmsnorm_backward(dtmp_, x_[size_t(shape_.c.num_layers)], wfinal(), rstdf_, dres_, n_,
-                              d, false, stream_));
+                              d, false, stream_, dy_));
     LORA4J_CU(cudaStreamSynchronize(stream_));
     double sum = 0;
     int64_t count = 0;
@@ -640,15 +648,13 @@ class CudaEngine final : public Engine {
     for (int l = shape_.c.num_layers - 1; l >= 0; --l) {
       LayerActs& a = set_for(l, true);
       if (opt_.recompute == LORA4J_RECOMPUTE_LAYER) layer_forward(l, a, true);
-      // MLP
-      KCHECK(f32_to_bf16(dres_, dy_, n * d, stream_));
+      // MLP (dy_ = bf16(dres_), written by the norm backward above this layer)
       proj_backward(l, DOWN, dy_, a.h, a.xa[DOWN], n, dtmp_, true, false);
       KCHECK(swiglu_backward(dtmp_, a.gate, a.up, dgate_, dup_, n * I, stream_));
       proj_backward(l, GATE, dgate_, a.xn2, a.xa[GATE], n, dtmp_, true, false);
       proj_backward(l, UP, dup_, a.xn2, a.xa[UP], n, dtmp_, true, true);
-      KCHECK(rmsnorm_backward(dtmp_, a.xmid, wnorm2(l), a.rstd2, dres_, n, d, true, stream_));
+      KCHECK(rmsnorm_backward(dtmp_, a.xmid, wnorm2(l), a.rstd2, dres_, n, d, true, stream_, dy_));
       // attention
-      KCHECK(f32_to_bf16(dres_, dy_, n * d, stream_));
       proj_backward(l, O, dy_, a.att, a.xa[O], n, datt_, false, false);
       AttentionBackwardParams bp;
       bp.f = attn_params(a, a.k, a.v, 0, int(S_));
@@ -668,7 +674,7 @@ class CudaEngine final : public Engine {
       proj_backward(l, K, dk_, a.xn1, a.xa[K], n, dtmp_, true, true);
       proj_backward(l, V, dv_, a.xn1, a.xa[V], n, dtmp_, true, true);
       KCHECK(rmsnorm_backward(dtmp_, x_[size_t(l)], wnorm1(l), a.rstd1, dres_, n, d, true,
-                              stream_));
+                              stream_, dy_));
     }
   }
 

@@ -38,9 +38,10 @@ void Gemm::init(cudaStream_t stream, void* workspace, size_t workspace_bytes) {
 
 void Gemm::run(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const __nv_bfloat16* A,
                int64_t lda, const __nv_bfloat16* B, int64_t ldb, void* D, bool d_f32,
-               int64_t ldd, float alpha, float beta, const char* what) {
+               int64_t ldd, float alpha, float beta, const char* what, const void* C) {
   if (M <= 0 || N <= 0) return;
-  int al = std::min(std::min(align_of(A), align_of(B)), align_of(D));
+  if (!C) C = D;
+  int al = std::min(std::min(align_of(A), align_of(B)), std::min(align_of(D), align_of(C)));
   Key key{ta, tb, M, N, K, lda, ldb, ldd, d_f32, beta != 0.f, al};
   auto it = plans_.find(key);
   if (it == plans_.end()) {
@@ -95,7 +96,7 @@ void Gemm::run(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const __nv_bfl
     it = plans_.emplace(key, pl).first;
   }
   const Plan& pl = it->second;
-  cublasStatus_t st = cublasLtMatmul(lt_, pl.desc, &alpha, B, pl.a, A, pl.b, &beta, D, pl.d, D,
+  cublasStatus_t st = cublasLtMatmul(lt_, pl.desc, &alpha, B, pl.a, A, pl.b, &beta, C, pl.d, D,
                                      pl.d, &pl.algo, ws_, ws_bytes_, stream_);
   if (st != CUBLAS_STATUS_SUCCESS)
     fail(st == CUBLAS_STATUS_ALLOC_FAILED ? LORA4J_ENOMEM : LORA4J_EDEVICE,

@@ -24,9 +24,10 @@ class Gemm {
   // D[M, N] = alpha * op(A)[M, K] * op(B)[K, N] + beta * D, all row-major.
   // op(A) = A^T when ta (A stored [K, M] with row stride lda), else A stored [M, K].
   // op(B) = B^T when tb (B stored [N, K]), else B stored [K, N]. D is bf16 or fp32 (d_f32).
+  // C (same type and layout as D) defaults to D itself.
   void run(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const __nv_bfloat16* A,
            int64_t lda, const __nv_bfloat16* B, int64_t ldb, void* D, bool d_f32, int64_t ldd,
-           float alpha, float beta, const char* what);
+           float alpha, float beta, const char* what, const void* C = nullptr);
 
  private:
   cublasLtHandle_t lt_ = nullptr;

@@ -32,8 +32,10 @@ cudaError_t embedding_forward(const int32_t* ids, const bf16* table, float* out,
 cudaError_t rmsnorm_forward(const float* x, const bf16* w, bf16* y, float* rstd, int64_t n,
                             int64_t d, float eps, cudaStream_t s);
 // dx (+)= d y / d x applied to dy (fp32). accumulate adds into dx (the residual gradient).
+// dx_bf16 (nullable) receives bf16(dx) as well: the operand of the next backward GEMMs.
 cudaError_t rmsnorm_backward(const float* dy, const float* x, const bf16* w, const float* rstd,
-                             float* dx, int64_t n, int64_t d, bool accumulate, cudaStream_t s);
+                             float* dx, int64_t n, int64_t d, bool accumulate, cudaStream_t s,
+                             bf16* dx_bf16 = nullptr);
 
 // ---- RoPE (rope.cu) -------------------------------------------------------------------------
 // x [n, heads, D] bf16 rotated in place (HF rotate_half); inv_freq [D/2] fp32 on the device.

@@ -3,7 +3,8 @@
  *   forward   r = rsqrt(mean(x^2) + eps),  y = bf16(x * r * w)
  *   backward  dx = r * w * dy - x * r^3 / d * sum_j(w_j dy_j x_j)     (w frozen: no dw)
  * x and dy are fp32 (the residual stream and its gradient). The backward accumulates into the
- * residual gradient (dx += ...) when asked, which fuses the residual add. One block per row.
+ * residual gradient (dx += ...) when asked, which fuses the residual add, and can also write
+ * bf16(dx), the operand of the next backward GEMMs, saving a conversion pass. One block per row.
  */
 #include "cuda/kernels/common.cuh"
 
@@ -26,7 +27,8 @@ __global__ void rmsnorm_fwd_kernel(const float* x, const bf16* w, bf16* y, float
 }
 
 __global__ void rmsnorm_bwd_kernel(const float* dy, const float* x, const bf16* w,
-                                   const float* rstd, float* dx, int64_t d, bool accumulate) {
+                                   const float* rstd, float* dx, int64_t d, bool accumulate,
+                                   bf16* dx_bf16) {
   __shared__ float scratch[32];
   int64_t t = blockIdx.x;
   const float* xr = x + t * d;
@@ -40,7 +42,9 @@ __global__ void rmsnorm_bwd_kernel(const float* dy, const float* x, const bf16* 
   float* dxr = dx + t * d;
   for (int64_t i = threadIdx.x; i < d; i += blockDim.x) {
     float g = r * __bfloat162float(w[i]) * dyr[i] - xr[i] * c;
-    dxr[i] = accumulate ? dxr[i] + g : g;
+    float v = accumulate ? dxr[i] + g : g;
+    dxr[i] = v;
+    if (dx_bf16) dx_bf16[t * d + i] = __float2bfloat16_rn(v);
   }
 }
 
@@ -51,9 +55,10 @@ cudaError_t rmsnorm_forward(const float* x, const bf16* w, bf16* y, float* rstd,
   return cudaGetLastError();
 }
 cudaError_t rmsnorm_backward(const float* dy, const float* x, const bf16* w, const float* rstd,
-                             float* dx, int64_t n, int64_t d, bool accumulate, cudaStream_t s) {
+                             float* dx, int64_t n, int64_t d, bool accumulate, cudaStream_t s,
+                             bf16* dx_bf16) {
   if (n <= 0) return cudaSuccess;
-  rmsnorm_bwd_kernel<<<unsigned(n), 256, 0, s>>>(dy, x, w, rstd, dx, d, accumulate);
+  rmsnorm_bwd_kernel<<<unsigned(n), 256, 0, s>>>(dy, x, w, rstd, dx, d, accumulate, dx_bf16);
   return cudaGetLastError();
 }
 
