@@ -17,3 +17,33 @@ foreach(src ${TEST_SOURCES})
   set_tests_properties(${name} PROPERTIES ENVIRONMENT
     "LORA4J_TESTDATA=${CMAKE_CURRENT_SOURCE_DIR}/../java/src/test/resources/hf-reference")
 endforeach()
+
+# CUDA tests: built only with the CUDA backend (cuBLAS present); they exit 77 (skipped) when no
+# device is found at run time.
+if(LORA4J_HAVE_CUDA_BACKEND)
+  foreach(src ${TEST_SOURCES})
+    get_filename_component(name ${src} NAME_WE)
+    if(NOT name MATCHES "_cuda$")
+      continue()
+    endif()
+    add_executable(${name} ${src})
+    target_include_directories(${name} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/include
+                                               ${CMAKE_CURRENT_SOURCE_DIR}/src
+                                               ${CMAKE_CURRENT_SOURCE_DIR}/tests)
+    target_link_libraries(${name} PRIVATE lora4j lora4j_cuda_kernels CUDA::cudart
+                                          Threads::Threads)
+    lora4j_flags(${name})
+    add_test(NAME ${name} COMMAND ${name} WORKING_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/tests)
+    set_tests_properties(${name} PROPERTIES SKIP_RETURN_CODE 77 ENVIRONMENT
+      "LORA4J_TESTDATA=${CMAKE_CURRENT_SOURCE_DIR}/../java/src/test/resources/hf-reference;LORA4J_CUDA_LIBRARY=$<TARGET_FILE:lora4j_cuda>")
+  endforeach()
+endif()
+
+# Benchmark executable of the CUDA backend (run by scripts/gpu/run.sh, STEPS=bench).
+if(LORA4J_HAVE_CUDA_BACKEND)
+  add_executable(bench_cuda ${CMAKE_CURRENT_SOURCE_DIR}/bench/bench_cuda.cpp)
+  target_include_directories(bench_cuda PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/include
+                                                ${CMAKE_CURRENT_SOURCE_DIR}/src)
+  target_link_libraries(bench_cuda PRIVATE lora4j lora4j_cuda_kernels CUDA::cudart
+                                           Threads::Threads)
+endif()

@@ -1,0 +1,31 @@
+// Turning CUDA and cuBLAS status codes into lora4j::Error: out-of-memory becomes
+// LORA4J_ENOMEM, anything else LORA4J_EDEVICE, with the failing call in the message.
+#pragma once
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+
+#include <string>
+
+#include "model/engine.h"
+
+namespace lora4j {
+namespace cuda {
+
+inline void cuda_check(cudaError_t e, const char* call) {
+  if (e == cudaSuccess) return;
+  cudaGetLastError();  // clear a non-sticky error so the engine stays usable
+  int code = (e == cudaErrorMemoryAllocation) ? LORA4J_ENOMEM : LORA4J_EDEVICE;
+  fail(code, std::string(call) + " failed: " + cudaGetErrorName(e) + " (" +
+                 cudaGetErrorString(e) + ")");
+}
+inline void cublas_check(cublasStatus_t s, const char* call) {
+  if (s == CUBLAS_STATUS_SUCCESS) return;
+  int code = (s == CUBLAS_STATUS_ALLOC_FAILED) ? LORA4J_ENOMEM : LORA4J_EDEVICE;
+  fail(code, std::string(call) + " failed: cuBLAS status " + std::to_string(int(s)));
+}
+
+}  // namespace cuda
+}  // namespace lora4j
+
+#define LORA4J_CU(call) ::lora4j::cuda::cuda_check((call), #call)
+#define LORA4J_CUBLAS(call) ::lora4j::cuda::cublas_check((call), #call)

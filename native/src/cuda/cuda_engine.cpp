@@ -1,0 +1,789 @@
+// The CUDA backend: the Mistral LoRA training step on one GPU. Same semantics as the CPU
+// engine (see model/engine.h and lora4j.h); bf16 weights and activations, fp32 residual stream,
+// fp32 LoRA master weights, gradients and AdamW moments.
+//
+// Memory (as llm.c): the frozen weights in ONE bf16 allocation; the LoRA parameters, gradients
+// and moments in ONE fp32 arena laid out as [param | grad | exp_avg | exp_avg_sq], each section
+// in LoraLayout order, plus a bf16 copy of the parameters used by the GEMMs; activations in ONE
+// arena carved for the batch shape and reused every step (grown when a larger batch comes).
+// Recompute LAYER keeps only each layer's input and recomputes the layer in the backward.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "cuda/check.h"
+#include "cuda/cuda_entry.h"
+#include "cuda/gemm.h"
+#include "cuda/kernels/kernels.h"
+#include "model/engine.h"
+
+namespace lora4j {
+namespace cuda {
+namespace {
+
+constexpr size_t kWorkspace = 32u << 20;
+
+// inv_freq[i] = 1 / theta^(float(2i) / D): fp32 power of fp32 operands, as transformers (and the
+// CPU twin) compute it.
+float rope_inv_freq_host(int i, int D, double theta) {
+  float base = float(theta), e = float(2 * i) / float(D);
+  return 1.0f / float(std::pow(double(base), double(e)));
+}
+
+#define KCHECK(call) ::lora4j::cuda::cuda_check((call), #call)
+
+struct LayerActs {
+  bf16 *xn1, *q, *k, *v, *att, *xn2, *gate, *up, *h;
+  float *rstd1, *rstd2, *lse, *xmid, *att32;
+  bf16* xa[NUM_PROJ];
+};
+
+class CudaEngine final : public Engine {
+ public:
+  CudaEngine(const ModelShape& s, const lora4j_engine_options& opt) : Engine(s), opt_(opt) {
+    int count = 0;
+    LORA4J_CU(cudaGetDeviceCount(&count));
+    if (opt.device_index < 0 || opt.device_index >= count)
+      fail(LORA4J_EINVAL, "CUDA device index " + std::to_string(opt.device_index) +
+                              " is out of range: " + std::to_string(count) + " device(s) present");
+    dev_ = opt.device_index;
+    LORA4J_CU(cudaSetDevice(dev_));
+    try {
+      LORA4J_CU(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+      workspace_ = alloc(kWorkspace, "cuBLASLt workspace");
+      gemm_.init(stream_, workspace_, kWorkspace);
+      // frozen weights: one allocation
+      specs_ = weight_specs(shape_);
+      int64_t off = 0;
+      for (size_t i = 0; i < specs_.size(); ++i) {
+        woff_.push_back(off);
+        off += (specs_[i].numel() + 127) / 128 * 128;  // 256-byte aligned tensors
+        index_[specs_[i].name] = int(i);
+      }
+      weights_ = static_cast<bf16*>(alloc(size_t(off) * sizeof(bf16), "frozen weights"));
+      wset_.assign(specs_.size(), false);
+      // RoPE inverse frequencies, fp32 as torch computes them
+      int D = shape_.c.head_dim;
+      std::vector<float> inv(size_t(D / 2));
+      for (int i = 0; i < D / 2; ++i)
+        inv[size_t(i)] = rope_inv_freq_host(i, D, shape_.c.rope_theta);
+      inv_freq_ = static_cast<float*>(alloc(inv.size() * sizeof(float), "RoPE table"));
+      LORA4J_CU(cudaMemcpy(inv_freq_, inv.data(), inv.size() * sizeof(float),
+                           cudaMemcpyHostToDevice));
+      scalars_ = alloc(64, "reduction scalars");
+    } catch (...) {
+      release();
+      throw;
+    }
+  }
+  ~CudaEngine() override { release(); }
+
+  // ---- weights -----------------------------------------------------------------------------
+  void set_weight(const std::string& name, int32_t dtype, const void* data,
+                  int64_t numel) override {
+    device();
+    int i = widx(name);
+    check_arg(numel == specs_[size_t(i)].numel(),
+              "weight '" + name + "' has " + std::to_string(specs_[size_t(i)].numel()) +
+                  " elements, got " + std::to_string(numel));
+    std::vector<uint16_t> host(static_cast<size_t>(numel));
+    if (dtype == LORA4J_DTYPE_BF16) {
+      std::memcpy(host.data(), data, size_t(numel) * 2);
+    } else {
+      std::vector<float> f(static_cast<size_t>(numel));
+      to_f32(dtype, data, f.data(), numel);
+      for (int64_t k = 0; k < numel; ++k) host[size_t(k)] = f32_to_bf16_host(f[size_t(k)]);
+    }
+    LORA4J_CU(cudaMemcpy(weights_ + woff_[size_t(i)], host.data(), size_t(numel) * 2,
+                         cudaMemcpyHostToDevice));
+    wset_[size_t(i)] = true;
+  }
+  void get_weight(const std::string& name, float* out, int64_t numel) override {
+    device();
+    int i = widx(name);
+    check_arg(numel == specs_[size_t(i)].numel(), "weight '" + name + "' has " +
+                                                      std::to_string(specs_[size_t(i)].numel()) +
+                                                      " elements, got " + std::to_string(numel));
+    std::vector<uint16_t> host(static_cast<size_t>(numel));
+    LORA4J_CU(cudaMemcpy(host.data(), weights_ + woff_[size_t(i)], size_t(numel) * 2,
+                         cudaMemcpyDeviceToHost));
+    for (int64_t k = 0; k < numel; ++k) {
+      uint32_t bits = uint32_t(host[size_t(k)]) << 16;
+      std::memcpy(&out[k], &bits, 4);
+    }
+  }
+  void memory(int64_t* in_use, int64_t* peak) override {
+    *in_use = in_use_;
+    *peak = peak_;
+  }
+
+  // ---- LoRA ----------------------------------------------------------------------------------
+  void lora_attach(int32_t rank, float scale, uint32_t targets) override {
+    device();
+    LoraLayout l = make_lora_layout(shape_, rank, scale, targets);
+    lora_detach();
+    arena_ = static_cast<float*>(alloc(size_t(l.total) * 4 * sizeof(float), "LoRA arena"));
+    try {
+      lora_bf16_ = static_cast<bf16*>(alloc(size_t(l.total) * sizeof(bf16), "LoRA bf16 copy"));
+    } catch (...) {
+      free_dev(arena_);
+      arena_ = nullptr;
+      throw;
+    }
+    LORA4J_CU(cudaMemsetAsync(arena_, 0, size_t(l.total) * 4 * sizeof(float), stream_));
+    LORA4J_CU(cudaMemsetAsync(lora_bf16_, 0, size_t(l.total) * sizeof(bf16), stream_));
+    LORA4J_CU(cudaStreamSynchronize(stream_));
+    layout_ = std::make_unique<LoraLayout>(std::move(l));
+    step_ = 0;
+  }
+  void lora_detach() override {
+    if (arena_) free_dev(arena_);
+    if (lora_bf16_) free_dev(lora_bf16_);
+    arena_ = nullptr;
+    lora_bf16_ = nullptr;
+    layout_.reset();
+  }
+  const LoraLayout* lora() const override { return layout_.get(); }
+  void lora_get(int32_t kind, const std::string& name, float* out, int64_t numel) override {
+    device();
+    const LoraSpec& s = spec_for(kind, name, numel);
+    LORA4J_CU(cudaMemcpy(out, arena_ + int64_t(kind) * layout_->total + s.offset,
+                         size_t(numel) * sizeof(float), cudaMemcpyDeviceToHost));
+  }
+  void lora_set(int32_t kind, const std::string& name, int32_t dtype, const void* data,
+                int64_t numel) override {
+    device();
+    const LoraSpec& s = spec_for(kind, name, numel);
+    std::vector<float> f(static_cast<size_t>(numel));
+    to_f32(dtype, data, f.data(), numel);
+    float* dst = arena_ + int64_t(kind) * layout_->total + s.offset;
+    LORA4J_CU(cudaMemcpy(dst, f.data(), size_t(numel) * sizeof(float), cudaMemcpyHostToDevice));
+    if (kind == LORA4J_STATE_PARAM) {
+      KCHECK(f32_to_bf16(dst, lora_bf16_ + s.offset, numel, stream_));
+      LORA4J_CU(cudaStreamSynchronize(stream_));
+    }
+  }
+  int64_t optimizer_step_count() const override { return step_; }
+  void set_optimizer_step_count(int64_t step) override { step_ = step; }
+  void lora_merge() override {
+    device();
+    if (!layout_) fail(LORA4J_ESTATE, "lora_merge: no adapter is attached");
+    require_weights();
+    for (int l = 0; l < shape_.c.num_layers; ++l)
+      for (int p = 0; p < NUM_PROJ; ++p) {
+        int ia = layout_->index_of(l, p);
+        if (ia < 0) continue;
+        const LoraSpec& a = layout_->tensors[size_t(ia)];
+        const LoraSpec& b = layout_->tensors[size_t(ia) + 1];
+        KCHECK(lora_merge_weight(wproj(l, p), arena_ + a.offset, arena_ + b.offset,
+                                 layout_->scale, shape_.proj_out(p), shape_.proj_in(p),
+                                 layout_->rank, stream_));
+      }
+    LORA4J_CU(cudaStreamSynchronize(stream_));
+    lora_detach();
+  }
+
+  // ---- training --------------------------------------------------------------------------------
+  void zero_grad() override {
+    device();
+    if (!layout_) return;
+    LORA4J_CU(cudaMemsetAsync(arena_ + layout_->total, 0, size_t(layout_->total) * sizeof(float),
+                              stream_));
+    LORA4J_CU(cudaStreamSynchronize(stream_));
+  }
+  void forward_backward(const lora4j_batch& b, float grad_scale, double* loss_sum,
+                        int64_t* tokens) override {
+    device();
+    if (!layout_) fail(LORA4J_ESTATE, "forward_backward: no adapter is attached");
+    prepare(b, true);
+    forward(true);
+    head_loss(grad_scale, true, loss_sum, tokens);
+    backward();
+    LORA4J_CU(cudaStreamSynchronize(stream_));
+  }
+  void optimizer_step(const lora4j_adamw& o, lora4j_step_result* r) override {
+    device();
+    if (!layout_) fail(LORA4J_ESTATE, "optimizer_step: no adapter is attached");
+    int64_t n = layout_->total;
+    float* p = arena_;
+    float* g = arena_ + n;
+    float* m = arena_ + 2 * n;
+    float* v = arena_ + 3 * n;
+    double* dsum = static_cast<double*>(scalars_);
+    int* dflag = reinterpret_cast<int*>(static_cast<char*>(scalars_) + 8);
+    KCHECK(grad_sumsq(g, n, dsum, dflag, stream_));
+    double sum = 0;
+    int flag = 0;
+    LORA4J_CU(cudaMemcpyAsync(&sum, dsum, sizeof sum, cudaMemcpyDeviceToHost, stream_));
+    LORA4J_CU(cudaMemcpyAsync(&flag, dflag, sizeof flag, cudaMemcpyDeviceToHost, stream_));
+    LORA4J_CU(cudaStreamSynchronize(stream_));
+    double norm = std::sqrt(sum);
+    r->grad_norm = norm;
+    if (flag || !std::isfinite(norm)) {
+      r->applied = 0;
+    } else {
+      ++step_;
+      float mult = 1.f;
+      if (o.max_grad_norm > 0) {
+        float coef = float(double(o.max_grad_norm) / (norm + 1e-6));
+        mult = std::min(coef, 1.f);
+      }
+      double bc1 = 1.0 - std::pow(double(o.beta1), double(step_));
+      double bc2 = 1.0 - std::pow(double(o.beta2), double(step_));
+      KCHECK(adamw_update(p, g, m, v, n, mult, o.lr, o.beta1, o.beta2, o.eps, o.weight_decay, bc1,
+                          bc2, stream_));
+      KCHECK(f32_to_bf16(p, lora_bf16_, n, stream_));
+      r->applied = 1;
+    }
+    r->step = step_;
+    LORA4J_CU(cudaMemsetAsync(g, 0, size_t(n) * sizeof(float), stream_));
+    LORA4J_CU(cudaStreamSynchronize(stream_));
+  }
+
+  // ---- inference ----------------------------------------------------------------------------
+  void eval_loss(const lora4j_batch& b, double* loss_sum, int64_t* tokens) override {
+    device();
+    prepare(b, true);
+    forward(false);
+    head_loss(0.f, false, loss_sum, tokens);
+  }
+  void logits(const lora4j_batch& b, float* out) override {
+    device();
+    prepare(b, false);
+    forward(false);
+    const int64_t V = shape_.c.vocab_size, d = shape_.c.hidden_size;
+    for (int64_t c0 = 0; c0 < n_; c0 += chunk_) {
+      int64_t c = std::min(chunk_, n_ - c0);
+      gemm_.run(false, true, c, V, d, hn_ + c0 * d, d, wlm(), d, logits_, true, V, 1.f, 0.f,
+                "lm_head");
+      LORA4J_CU(cudaMemcpyAsync(out + c0 * V, logits_, size_t(c * V) * sizeof(float),
+                                cudaMemcpyDeviceToHost, stream_));
+      LORA4J_CU(cudaStreamSynchronize(stream_));
+    }
+  }
+  void hidden_states(const lora4j_batch& b, float* out) override {
+    device();
+    prepare(b, false);
+    forward(false);
+    const int64_t d = shape_.c.hidden_size, L = shape_.c.num_layers;
+    for (int64_t l = 0; l < L; ++l)
+      LORA4J_CU(cudaMemcpyAsync(out + l * n_ * d, x_[size_t(l)], size_t(n_ * d) * sizeof(float),
+                                cudaMemcpyDeviceToHost, stream_));
+    KCHECK(bf16_to_f32(hn_, dtmp_, n_ * d, stream_));
+    LORA4J_CU(cudaMemcpyAsync(out + L * n_ * d, dtmp_, size_t(n_ * d) * sizeof(float),
+                              cudaMemcpyDeviceToHost, stream_));
+    LORA4J_CU(cudaStreamSynchronize(stream_));
+  }
+  void decode_start(const int32_t* prompt, int32_t length, float* logits) override {
+    device();
+    require_weights();
+    ensure_cache();
+    std::vector<int32_t> pos(static_cast<size_t>(length));
+    for (int32_t i = 0; i < length; ++i) pos[size_t(i)] = i;
+    decode_run(prompt, pos.data(), length, 0, logits);
+    cache_len_ = length;
+  }
+  void decode_next(int32_t token, float* logits) override {
+    device();
+    if (cache_len_ <= 0) fail(LORA4J_ESTATE, "decode_next before decode_start");
+    check_arg(cache_len_ < shape_.c.max_seq_len,
+              "the KV cache is full (max_seq_len " + std::to_string(shape_.c.max_seq_len) + ")");
+    int32_t pos = cache_len_;
+    decode_run(&token, &pos, 1, cache_len_, logits);
+    cache_len_ += 1;
+  }
+
+ private:
+  // ---- memory ------------------------------------------------------------------------------
+  void* alloc(size_t bytes, const char* what) {
+    void* p = nullptr;
+    cudaError_t e = cudaMalloc(&p, bytes);
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      fail(e == cudaErrorMemoryAllocation ? LORA4J_ENOMEM : LORA4J_EDEVICE,
+           std::string("cudaMalloc of ") + std::to_string(bytes) + " bytes for " + what +
+               " failed: " + cudaGetErrorString(e));
+    }
+    sizes_[p] = bytes;
+    in_use_ += int64_t(bytes);
+    peak_ = std::max(peak_, in_use_);
+    return p;
+  }
+  void free_dev(void* p) {
+    if (!p) return;
+    auto it = sizes_.find(p);
+    if (it != sizes_.end()) {
+      in_use_ -= int64_t(it->second);
+      sizes_.erase(it);
+    }
+    cudaFree(p);
+  }
+  void release() noexcept {
+    if (dev_ >= 0) cudaSetDevice(dev_);
+    if (stream_) cudaStreamSynchronize(stream_);
+    std::vector<void*> all;
+    for (auto& kv : sizes_) all.push_back(kv.first);
+    for (void* p : all) free_dev(p);
+    arena_ = nullptr;
+    lora_bf16_ = nullptr;
+    if (stream_) cudaStreamDestroy(stream_);
+    stream_ = nullptr;
+  }
+  void device() { LORA4J_CU(cudaSetDevice(dev_)); }
+
+  static uint16_t f32_to_bf16_host(float f) {
+    uint32_t x;
+    std::memcpy(&x, &f, 4);
+    if ((x & 0x7F800000u) == 0x7F800000u && (x & 0x7FFFFFu)) return uint16_t((x >> 16) | 0x40);
+    uint32_t lsb = (x >> 16) & 1u;
+    x += 0x7FFFu + lsb;
+    return uint16_t(x >> 16);
+  }
+
+  int widx(const std::string& name) const {
+    auto it = index_.find(name);
+    if (it == index_.end()) fail(LORA4J_EINVAL, "no frozen weight named '" + name + "'");
+    return it->second;
+  }
+  const LoraSpec& spec_for(int32_t kind, const std::string& name, int64_t numel) const {
+    if (!layout_) fail(LORA4J_ESTATE, "no adapter is attached");
+    check_arg(kind >= 0 && kind <= 3, "state kind must be 0..3, got " + std::to_string(kind));
+    const LoraSpec& s = layout_->find(name);
+    check_arg(numel == s.numel(), "LoRA tensor '" + name + "' has " + std::to_string(s.numel()) +
+                                      " elements, got " + std::to_string(numel));
+    return s;
+  }
+  void require_weights() {
+    for (size_t i = 0; i < specs_.size(); ++i)
+      if (!wset_[i]) fail(LORA4J_ESTATE, "frozen weight '" + specs_[i].name + "' was never set");
+    if (!attention_supports(shape_.c.head_dim))
+      fail(LORA4J_EUNSUPPORTED, "the CUDA attention kernels support head_dim 16, 32, 64, 128; "
+                                "got " + std::to_string(shape_.c.head_dim));
+  }
+
+  // weight pointers: index = 1 + l * 9 + {0 norm1, 1..7 proj, 8 norm2}
+  bf16* wptr(int i) { return weights_ + woff_[size_t(i)]; }
+  bf16* wembed() { return wptr(0); }
+  bf16* wnorm1(int l) { return wptr(1 + l * 9); }
+  bf16* wproj(int l, int p) { return wptr(1 + l * 9 + 1 + p); }
+  bf16* wnorm2(int l) { return wptr(1 + l * 9 + 8); }
+  bf16* wfinal() { return wptr(1 + shape_.c.num_layers * 9); }
+  bf16* wlm() { return wptr(2 + shape_.c.num_layers * 9); }
+
+  // ---- activations ----------------------------------------------------------------------------
+  struct Carver {
+    char* base;
+    size_t off = 0;
+    template <class T>
+    T* take(int64_t n) {
+      size_t at = (off + 255) / 256 * 256;
+      off = at + size_t(n) * sizeof(T);
+      return base ? reinterpret_cast<T*>(base + at) : nullptr;
+    }
+  };
+  // Lays out the activation arena for B x S tokens; with base null only measures it.
+  size_t carve(char* base, int64_t B, int64_t S) {
+    const ModelShape& s = shape_;
+    const int64_t n = B * S, d = s.c.hidden_size, qd = s.q_dim(), kvd = s.kv_dim(),
+                  I = s.c.intermediate_size, L = s.c.num_layers, H = s.c.num_heads,
+                  V = s.c.vocab_size, r = layout_ ? layout_->rank : 0;
+    Carver c{base};
+    int sets = opt_.recompute == LORA4J_RECOMPUTE_NONE ? int(L) : 1;
+    acts_.assign(size_t(sets), LayerActs{});
+    for (int i = 0; i < sets; ++i) {
+      LayerActs& a = acts_[size_t(i)];
+      a.xn1 = c.take<bf16>(n * d);
+      a.rstd1 = c.take<float>(n);
+      a.q = c.take<bf16>(n * qd);
+      a.k = c.take<bf16>(n * kvd);
+      a.v = c.take<bf16>(n * kvd);
+      a.att = c.take<bf16>(n * qd);
+      a.lse = c.take<float>(B * H * S);
+      a.att32 = c.take<float>(n * qd);
+      a.xmid = c.take<float>(n * d);
+      a.xn2 = c.take<bf16>(n * d);
+      a.rstd2 = c.take<float>(n);
+      a.gate = c.take<bf16>(n * I);
+      a.up = c.take<bf16>(n * I);
+      a.h = c.take<bf16>(n * I);
+      for (int p = 0; p < NUM_PROJ; ++p) a.xa[p] = r ? c.take<bf16>(n * r) : nullptr;
+    }
+    x_.assign(size_t(L + 1), nullptr);
+    for (int64_t l = 0; l <= L; ++l) x_[size_t(l)] = c.take<float>(n * d);
+    hn_ = c.take<bf16>(n * d);
+    rstdf_ = c.take<float>(n);
+    int64_t wide = std::max(std::max(d, I), qd);
+    dres_ = c.take<float>(n * d);
+    dy_ = c.take<bf16>(n * wide);
+    dtmp_ = c.take<float>(n * wide);
+    dgate_ = c.take<bf16>(n * I);
+    dup_ = c.take<bf16>(n * I);
+    datt_ = c.take<bf16>(n * qd);
+    dq_ = c.take<bf16>(n * qd);
+    dk_ = c.take<bf16>(n * kvd);
+    dv_ = c.take<bf16>(n * kvd);
+    dq_acc_ = c.take<float>(n * qd);
+    delta_ = c.take<float>(B * H * S);
+    t_ = c.take<bf16>(n * std::max<int64_t>(r, 1));
+    chunk_ = std::max<int64_t>(1, std::min<int64_t>(n, (int64_t(192) << 20) / (V * 6)));
+    logits_ = c.take<float>(chunk_ * V);
+    dlogits_ = c.take<bf16>(chunk_ * V);
+    loss_ = c.take<float>(n);
+    ids_ = c.take<int32_t>(n);
+    mask_ = c.take<int32_t>(n);
+    pos_ = c.take<int32_t>(n);
+    seg_ = c.take<int32_t>(n);
+    tgt_ = c.take<int32_t>(n);
+    return c.off + 256;
+  }
+  void ensure_acts(int64_t B, int64_t S) {
+    size_t need = carve(nullptr, B, S);
+    if (need > act_bytes_) {
+      if (act_) free_dev(act_);
+      act_ = nullptr;
+      act_bytes_ = 0;
+      act_ = static_cast<char*>(
+          alloc(need, ("activations for batch " + std::to_string(B) + " x seq " +
+                       std::to_string(S)).c_str()));
+      act_bytes_ = need;
+    }
+    carve(act_, B, S);
+    B_ = B;
+    S_ = S;
+    n_ = B * S;
+  }
+
+  // Uploads the batch: ids, positions, mask, segments, shifted targets.
+  void prepare(const lora4j_batch& b, bool targets) {
+    require_weights();
+    ensure_acts(b.batch, b.seq);
+    const int64_t n = n_;
+    LORA4J_CU(cudaMemcpyAsync(ids_, b.input_ids, size_t(n) * 4, cudaMemcpyHostToDevice, stream_));
+    host_pos_.resize(size_t(n));
+    for (int64_t i = 0; i < n; ++i)
+      host_pos_[size_t(i)] = b.position_ids ? b.position_ids[i] : int32_t(i % b.seq);
+    LORA4J_CU(cudaMemcpyAsync(pos_, host_pos_.data(), size_t(n) * 4, cudaMemcpyHostToDevice,
+                              stream_));
+    has_mask_ = b.attention_mask != nullptr;
+    has_seg_ = b.segment_ids != nullptr;
+    if (has_mask_)
+      LORA4J_CU(cudaMemcpyAsync(mask_, b.attention_mask, size_t(n) * 4, cudaMemcpyHostToDevice,
+                                stream_));
+    if (has_seg_)
+      LORA4J_CU(cudaMemcpyAsync(seg_, b.segment_ids, size_t(n) * 4, cudaMemcpyHostToDevice,
+                                stream_));
+    host_tgt_.assign(size_t(n), -100);
+    if (targets && b.labels)
+      for (int64_t r = 0; r < b.batch; ++r)
+        for (int64_t t = 0; t + 1 < b.seq; ++t)
+          host_tgt_[size_t(r * b.seq + t)] = b.labels[r * b.seq + t + 1];
+    LORA4J_CU(cudaMemcpyAsync(tgt_, host_tgt_.data(), size_t(n) * 4, cudaMemcpyHostToDevice,
+                              stream_));
+    LORA4J_CU(cudaStreamSynchronize(stream_));  // host vectors may change after return
+  }
+
+  // ---- projections ----------------------------------------------------------------------------
+  bool has_lora(int l, int p) const { return layout_ && layout_->index_of(l, p) >= 0; }
+  const bf16* lora_a(int l, int p) {
+    return lora_bf16_ + layout_->tensors[size_t(layout_->index_of(l, p))].offset;
+  }
+  const bf16* lora_b(int l, int p) {
+    return lora_bf16_ + layout_->tensors[size_t(layout_->index_of(l, p)) + 1].offset;
+  }
+  float* grad_a(int l, int p) {
+    return arena_ + layout_->total + layout_->tensors[size_t(layout_->index_of(l, p))].offset;
+  }
+  float* grad_b(int l, int p) {
+    return arena_ + layout_->total + layout_->tensors[size_t(layout_->index_of(l, p)) + 1].offset;
+  }
+
+  // y = x W^T (+ residual) + s (x A^T) B^T. y bf16, or fp32 when y_f32 (then `residual`, which
+  // may be null, is added). skip_main: only the LoRA input xa is formed (recompute).
+  // The small LoRA product is formed first and the large GEMM accumulates onto it in its
+  // epilogue, so the output is written by a memory-bound kernel once instead of read-modify-
+  // written after the large GEMM.
+  void proj_forward(int l, int p, const bf16* x, int64_t n, void* y, bool y_f32,
+                    const float* residual, bf16* xa, bool skip_main = false) {
+    const int64_t in = shape_.proj_in(p), out = shape_.proj_out(p);
+    float beta = residual ? 1.f : 0.f;
+    const void* c = residual;
+    if (has_lora(l, p)) {
+      const int64_t r = layout_->rank;
+      gemm_.run(false, true, n, r, in, x, in, lora_a(l, p), in, xa, false, r, 1.f, 0.f,
+                "lora_A forward");
+      if (skip_main) return;
+      gemm_.run(false, true, n, out, r, xa, r, lora_b(l, p), r, y, y_f32, out, layout_->scale,
+                beta, "lora_B forward", c);
+      beta = 1.f;
+      c = nullptr;
+    }
+    if (!skip_main)
+      gemm_.run(false, true, n, out, in, x, in, wproj(l, p), in, y, y_f32, out, 1.f, beta,
+                proj_module(p), c);
+  }
+  // dx (+)= dy W + s (dy B) A; dA += s (dy B)^T x; dB += s dy^T xa. The LoRA part of dx goes
+  // first so the large GEMM adds onto it in its epilogue.
+  void proj_backward(int l, int p, const bf16* dy, const bf16* x, const bf16* xa, int64_t n,
+                     void* dx, bool dx_f32, bool accumulate) {
+    const int64_t in = shape_.proj_in(p), out = shape_.proj_out(p);
+    float beta = accumulate ? 1.f : 0.f;
+    if (has_lora(l, p)) {
+      const int64_t r = layout_->rank;
+      const float s = layout_->scale;
+      gemm_.run(true, false, out, r, n, dy, out, xa, r, grad_b(l, p), true, r, s, 1.f,
+                "dLoRA_B");
+      gemm_.run(false, false, n, r, out, dy, out, lora_b(l, p), r, t_, false, r, 1.f, 0.f,
+                "dy B");
+      gemm_.run(true, false, r, in, n, t_, r, x, in, grad_a(l, p), true, in, s, 1.f, "dLoRA_A");
+      gemm_.run(false, false, n, in, r, t_, r, lora_a(l, p), in, dx, dx_f32, in, s, beta,
+                "dX through LoRA");
+      beta = 1.f;
+    }
+    gemm_.run(false, false, n, in, out, dy, out, wproj(l, p), in, dx, dx_f32, in, 1.f, beta,
+              "dX through frozen W");
+  }
+
+  AttentionParams attn_params(const LayerActs& a, const bf16* k, const bf16* v, int q_offset,
+                              int Sk) {
+    AttentionParams ap;
+    ap.q = a.q;
+    ap.k = k;
+    ap.v = v;
+    ap.o = a.att;
+    ap.lse = a.lse;
+    ap.o_f32 = a.att32;
+    ap.B = int(B_);
+    ap.Sq = int(S_);
+    ap.Sk = Sk;
+    ap.H = shape_.c.num_heads;
+    ap.KH = shape_.c.num_kv_heads;
+    ap.D = shape_.c.head_dim;
+    ap.q_bstride = S_ * shape_.q_dim();
+    ap.kv_bstride = int64_t(Sk) * shape_.kv_dim();
+    ap.q_offset = q_offset;
+    ap.key_mask = has_mask_ ? mask_ : nullptr;
+    ap.segments = has_seg_ ? seg_ : nullptr;
+    ap.window = shape_.c.sliding_window;
+    ap.scale = float(1.0 / std::sqrt(double(shape_.c.head_dim)));
+    return ap;
+  }
+
+  // One decoder layer from x_[l]. kcache/vcache: where K and V go (null: the activation set);
+  // recompute: skip writing x_[l+1].
+  void layer_forward(int l, LayerActs& a, bool recompute, bf16* kc = nullptr, bf16* vc = nullptr,
+                     int q_offset = 0) {
+    const int64_t n = n_, d = shape_.c.hidden_size, I = shape_.c.intermediate_size;
+    const float eps = shape_.c.rms_norm_eps;
+    bf16* kout = kc ? kc + int64_t(q_offset) * shape_.kv_dim() : a.k;
+    bf16* vout = vc ? vc + int64_t(q_offset) * shape_.kv_dim() : a.v;
+    KCHECK(rmsnorm_forward(x_[size_t(l)], wnorm1(l), a.xn1, a.rstd1, n, d, eps, stream_));
+    proj_forward(l, Q, a.xn1, n, a.q, false, nullptr, a.xa[Q]);
+    proj_forward(l, K, a.xn1, n, kout, false, nullptr, a.xa[K]);
+    proj_forward(l, V, a.xn1, n, vout, false, nullptr, a.xa[V]);
+    KCHECK(rope_forward(a.q, pos_, inv_freq_, n, shape_.c.num_heads, shape_.c.head_dim, stream_));
+    KCHECK(rope_forward(kout, pos_, inv_freq_, n, shape_.c.num_kv_heads, shape_.c.head_dim,
+                        stream_));
+    AttentionParams ap = kc ? attn_params(a, kc, vc, q_offset, q_offset + int(S_))
+                            : attn_params(a, a.k, a.v, 0, int(S_));
+    KCHECK(attention_forward(ap, stream_));
+    proj_forward(l, O, a.att, n, a.xmid, true, x_[size_t(l)], a.xa[O]);
+    KCHECK(rmsnorm_forward(a.xmid, wnorm2(l), a.xn2, a.rstd2, n, d, eps, stream_));
+    proj_forward(l, GATE, a.xn2, n, a.gate, false, nullptr, a.xa[GATE]);
+    proj_forward(l, UP, a.xn2, n, a.up, false, nullptr, a.xa[UP]);
+    KCHECK(swiglu_forward(a.gate, a.up, a.h, n * I, stream_));
+    proj_forward(l, DOWN, a.h, n, x_[size_t(l) + 1], true, a.xmid, a.xa[DOWN], recompute);
+  }
+
+  LayerActs& set_for(int l, bool training) {
+    return (training && opt_.recompute == LORA4J_RECOMPUTE_NONE) ? acts_[size_t(l)] : acts_[0];
+  }
+
+  void forward(bool training) {
+    const int64_t d = shape_.c.hidden_size;
+    KCHECK(embedding_forward(ids_, wembed(), x_[0], n_, d, stream_));
+    for (int l = 0; l < shape_.c.num_layers; ++l) layer_forward(l, set_for(l, training), false);
+    KCHECK(rmsnorm_forward(x_[size_t(shape_.c.num_layers)], wfinal(), hn_, rstdf_, n_, d,
+                           shape_.c.rms_norm_eps, stream_));
+  }
+
+  // LM head + cross-entropy over chunks of tokens; with grads: dres = d loss / d x_L.
+  void head_loss(float grad_scale, bool grads, double* loss_sum, int64_t* tokens) {
+    const int64_t V = shape_.c.vocab_size, d = shape_.c.hidden_size;
+    for (int64_t c0 = 0; c0 < n_; c0 += chunk_) {
+      int64_t c = std::min(chunk_, n_ - c0);
+      gemm_.run(false, true, c, V, d, hn_ + c0 * d, d, wlm(), d, logits_, true, V, 1.f, 0.f,
+                "lm_head");
+      KCHECK(cross_entropy_chunk(logits_, tgt_ + c0, c, V, grad_scale, loss_ + c0,
+                                 grads ? dlogits_ : nullptr, stream_));
+      if (grads)
+        gemm_.run(false, false, c, d, V, dlogits_, V, wlm(), d, dtmp_ + c0 * d, true, d, 1.f, 0.f,
+                  "lm_head backward");
+    }
+    std::vector<float> loss(static_cast<size_t>(n_));
+    LORA4J_CU(cudaMemcpyAsync(loss.data(), loss_, size_t(n_) * sizeof(float),
+                              cudaMemcpyDeviceToHost, stream_));
+    if (grads)
+      KCHECK(rmsnorm_backward(dtmp_, x_[size_t(shape_.c.num_layers)], wfinal(), rstdf_, dres_, n_,
+                              d, false, stream_, dy_));
+    LORA4J_CU(cudaStreamSynchronize(stream_));
+    double sum = 0;
+    int64_t count = 0;
+    for (int64_t i = 0; i < n_; ++i)
+      if (host_tgt_[size_t(i)] != -100) {
+        sum += double(loss[size_t(i)]);
+        ++count;
+      }
+    *loss_sum = sum;
+    *tokens = count;
+  }
+
+  void backward() {
+    const int64_t n = n_, d = shape_.c.hidden_size, I = shape_.c.intermediate_size;
+    for (int l = shape_.c.num_layers - 1; l >= 0; --l) {
+      LayerActs& a = set_for(l, true);
+      if (opt_.recompute == LORA4J_RECOMPUTE_LAYER) layer_forward(l, a, true);
+      // MLP (dy_ = bf16(dres_), written by the norm backward above this layer)
+      proj_backward(l, DOWN, dy_, a.h, a.xa[DOWN], n, dtmp_, true, false);
+      KCHECK(swiglu_backward(dtmp_, a.gate, a.up, dgate_, dup_, n * I, stream_));
+      proj_backward(l, GATE, dgate_, a.xn2, a.xa[GATE], n, dtmp_, true, false);
+      proj_backward(l, UP, dup_, a.xn2, a.xa[UP], n, dtmp_, true, true);
+      KCHECK(rmsnorm_backward(dtmp_, a.xmid, wnorm2(l), a.rstd2, dres_, n, d, true, stream_, dy_));
+      // attention
+      proj_backward(l, O, dy_, a.att, a.xa[O], n, datt_, false, false);
+      AttentionBackwardParams bp;
+      bp.f = attn_params(a, a.k, a.v, 0, int(S_));
+      bp.dout = datt_;
+      bp.dq = dq_;
+      bp.dk = dk_;
+      bp.dv = dv_;
+      bp.dq_accum = dq_acc_;
+      bp.delta = delta_;
+      bp.out_f32 = a.att32;
+      KCHECK(attention_backward(bp, stream_));
+      KCHECK(rope_backward(dq_, pos_, inv_freq_, n, shape_.c.num_heads, shape_.c.head_dim,
+                           stream_));
+      KCHECK(rope_backward(dk_, pos_, inv_freq_, n, shape_.c.num_kv_heads, shape_.c.head_dim,
+                           stream_));
+      proj_backward(l, Q, dq_, a.xn1, a.xa[Q], n, dtmp_, true, false);
+      proj_backward(l, K, dk_, a.xn1, a.xa[K], n, dtmp_, true, true);
+      proj_backward(l, V, dv_, a.xn1, a.xa[V], n, dtmp_, true, true);
+      KCHECK(rmsnorm_backward(dtmp_, x_[size_t(l)], wnorm1(l), a.rstd1, dres_, n, d, true,
+                              stream_, dy_));
+    }
+  }
+
+  // ---- decoding ---------------------------------------------------------------------------
+  void ensure_cache() {
+    if (kcache_) return;
+    const int64_t L = shape_.c.num_layers, per = int64_t(shape_.c.max_seq_len) * shape_.kv_dim();
+    kcache_ = static_cast<bf16*>(alloc(size_t(2 * L * per) * sizeof(bf16), "KV cache"));
+  }
+  void decode_run(const int32_t* tokens, const int32_t* pos, int32_t len, int32_t q_offset,
+                  float* logits) {
+    ensure_acts(1, len);
+    has_mask_ = has_seg_ = false;
+    LORA4J_CU(cudaMemcpyAsync(ids_, tokens, size_t(len) * 4, cudaMemcpyHostToDevice, stream_));
+    LORA4J_CU(cudaMemcpyAsync(pos_, pos, size_t(len) * 4, cudaMemcpyHostToDevice, stream_));
+    const int64_t d = shape_.c.hidden_size, V = shape_.c.vocab_size,
+                  per = int64_t(shape_.c.max_seq_len) * shape_.kv_dim();
+    KCHECK(embedding_forward(ids_, wembed(), x_[0], n_, d, stream_));
+    for (int l = 0; l < shape_.c.num_layers; ++l)
+      layer_forward(l, acts_[0], false, kcache_ + 2 * l * per, kcache_ + (2 * l + 1) * per,
+                    q_offset);
+    KCHECK(rmsnorm_forward(x_[size_t(shape_.c.num_layers)], wfinal(), hn_, rstdf_, n_, d,
+                           shape_.c.rms_norm_eps, stream_));
+    gemm_.run(false, true, 1, V, d, hn_ + (n_ - 1) * d, d, wlm(), d, logits_, true, V, 1.f, 0.f,
+              "lm_head");
+    LORA4J_CU(cudaMemcpyAsync(logits, logits_, size_t(V) * sizeof(float), cudaMemcpyDeviceToHost,
+                              stream_));
+    LORA4J_CU(cudaStreamSynchronize(stream_));
+  }
+
+  lora4j_engine_options opt_;
+  int dev_ = -1;
+  cudaStream_t stream_ = nullptr;
+  void* workspace_ = nullptr;
+  Gemm gemm_;
+  std::unordered_map<void*, size_t> sizes_;
+  int64_t in_use_ = 0, peak_ = 0;
+
+  std::vector<WeightSpec> specs_;
+  std::vector<int64_t> woff_;
+  std::unordered_map<std::string, int> index_;
+  std::vector<bool> wset_;
+  bf16* weights_ = nullptr;
+  float* inv_freq_ = nullptr;
+  void* scalars_ = nullptr;
+
+  std::unique_ptr<LoraLayout> layout_;
+  float* arena_ = nullptr;
+  bf16* lora_bf16_ = nullptr;
+  int64_t step_ = 0;
+
+  char* act_ = nullptr;
+  size_t act_bytes_ = 0;
+  int64_t B_ = 0, S_ = 0, n_ = 0, chunk_ = 1;
+  std::vector<LayerActs> acts_;
+  std::vector<float*> x_;
+  bf16 *hn_ = nullptr, *dy_ = nullptr, *dgate_ = nullptr, *dup_ = nullptr, *datt_ = nullptr,
+       *dq_ = nullptr, *dk_ = nullptr, *dv_ = nullptr, *t_ = nullptr, *dlogits_ = nullptr;
+  float *rstdf_ = nullptr, *dres_ = nullptr, *dtmp_ = nullptr, *dq_acc_ = nullptr,
+        *delta_ = nullptr, *logits_ = nullptr, *loss_ = nullptr;
+  int32_t *ids_ = nullptr, *mask_ = nullptr, *pos_ = nullptr, *seg_ = nullptr, *tgt_ = nullptr;
+  bool has_mask_ = false, has_seg_ = false;
+  std::vector<int32_t> host_pos_, host_tgt_;
+
+  bf16* kcache_ = nullptr;
+  int32_t cache_len_ = 0;
+};
+
+void copy_err(char* err, int cap, const std::string& msg) {
+  if (!err || cap <= 0) return;
+  std::strncpy(err, msg.c_str(), size_t(cap) - 1);
+  err[cap - 1] = 0;
+}
+
+}  // namespace
+}  // namespace cuda
+}  // namespace lora4j
+
+extern "C" __attribute__((visibility("default"))) lora4j::Engine* lora4j_cuda_create_engine(
+    const lora4j_model_config* config, const lora4j_engine_options* options, int* code, char* err,
+    int err_cap) {
+  try {
+    lora4j::ModelShape shape(*config);
+    auto* e = new lora4j::cuda::CudaEngine(shape, *options);
+    *code = 0;
+    return e;
+  } catch (const lora4j::Error& e) {
+    *code = e.code();
+    lora4j::cuda::copy_err(err, err_cap, e.what());
+  } catch (const std::bad_alloc&) {
+    *code = LORA4J_ENOMEM;
+    lora4j::cuda::copy_err(err, err_cap, "out of host memory");
+  } catch (const std::exception& e) {
+    *code = LORA4J_EINTERNAL;
+    lora4j::cuda::copy_err(err, err_cap, std::string("internal error: ") + e.what());
+  }
+  return nullptr;
+}
+
+extern "C" __attribute__((visibility("default"))) int lora4j_cuda_probe(char* err, int err_cap) {
+  int n = 0;
+  cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    lora4j::cuda::copy_err(err, err_cap,
+                           std::string("cudaGetDeviceCount failed: ") + cudaGetErrorName(e) +
+                               " (" + cudaGetErrorString(e) + ")");
+    return 0;
+  }
+  if (n == 0) lora4j::cuda::copy_err(err, err_cap, "no CUDA device is present");
+  return n;
+}

@@ -1,0 +1,108 @@
+// cuBLASLt row-major GEMM wrapper; see gemm.h. A row-major [M, N] matrix is the column-major
+// [N, M] matrix with the same leading dimension, so D^T = op(B)^T op(A)^T is computed with the
+// operands swapped.
+#include "cuda/gemm.h"
+
+#include <string>
+
+#include "cuda/check.h"
+
+namespace lora4j {
+namespace cuda {
+
+namespace {
+int align_of(const void* p) {
+  uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  int al = 256;
+  while (al > 2 && (a % uintptr_t(al)) != 0) al >>= 1;
+  return al;
+}
+}  // namespace
+
+Gemm::~Gemm() {
+  for (auto& kv : plans_) {
+    cublasLtMatmulDescDestroy(kv.second.desc);
+    cublasLtMatrixLayoutDestroy(kv.second.a);
+    cublasLtMatrixLayoutDestroy(kv.second.b);
+    cublasLtMatrixLayoutDestroy(kv.second.d);
+  }
+  if (lt_) cublasLtDestroy(lt_);
+}
+
+void Gemm::init(cudaStream_t stream, void* workspace, size_t workspace_bytes) {
+  stream_ = stream;
+  ws_ = workspace;
+  ws_bytes_ = workspace_bytes;
+  LORA4J_CUBLAS(cublasLtCreate(&lt_));
+}
+
+void Gemm::run(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const __nv_bfloat16* A,
+               int64_t lda, const __nv_bfloat16* B, int64_t ldb, void* D, bool d_f32,
+               int64_t ldd, float alpha, float beta, const char* what, const void* C) {
+  if (M <= 0 || N <= 0) return;
+  if (!C) C = D;
+  int al = std::min(std::min(align_of(A), align_of(B)), std::min(align_of(D), align_of(C)));
+  Key key{ta, tb, M, N, K, lda, ldb, ldd, d_f32, beta != 0.f, al};
+  auto it = plans_.find(key);
+  if (it == plans_.end()) {
+    Plan pl;
+    try {
+      // column-major problem: m = N, n = M, first operand = B, second = A
+      cublasOperation_t opa = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+      cublasOperation_t opb = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+      LORA4J_CUBLAS(cublasLtMatmulDescCreate(&pl.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+      LORA4J_CUBLAS(cublasLtMatmulDescSetAttribute(pl.desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa,
+                                                   sizeof opa));
+      LORA4J_CUBLAS(cublasLtMatmulDescSetAttribute(pl.desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb,
+                                                   sizeof opb));
+      // stored shapes (column-major rows x cols): first operand op(X) is [N, K]
+      uint64_t a_rows = tb ? uint64_t(K) : uint64_t(N), a_cols = tb ? uint64_t(N) : uint64_t(K);
+      uint64_t b_rows = ta ? uint64_t(M) : uint64_t(K), b_cols = ta ? uint64_t(K) : uint64_t(M);
+      LORA4J_CUBLAS(cublasLtMatrixLayoutCreate(&pl.a, CUDA_R_16BF, a_rows, a_cols, ldb));
+      LORA4J_CUBLAS(cublasLtMatrixLayoutCreate(&pl.b, CUDA_R_16BF, b_rows, b_cols, lda));
+      LORA4J_CUBLAS(cublasLtMatrixLayoutCreate(&pl.d, d_f32 ? CUDA_R_32F : CUDA_R_16BF,
+                                               uint64_t(N), uint64_t(M), ldd));
+      cublasLtMatmulPreference_t pref = nullptr;
+      LORA4J_CUBLAS(cublasLtMatmulPreferenceCreate(&pref));
+      uint64_t ws = ws_bytes_;
+      uint32_t a32 = uint32_t(al);
+      cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
+                                           sizeof ws);
+      cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &a32,
+                                           sizeof a32);
+      cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &a32,
+                                           sizeof a32);
+      cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &a32,
+                                           sizeof a32);
+      cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &a32,
+                                           sizeof a32);
+      cublasLtMatmulHeuristicResult_t res{};
+      int found = 0;
+      cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(lt_, pl.desc, pl.a, pl.b, pl.d, pl.d,
+                                                         pref, 1, &res, &found);
+      cublasLtMatmulPreferenceDestroy(pref);
+      if (st != CUBLAS_STATUS_SUCCESS || found == 0)
+        fail(LORA4J_EDEVICE, std::string("cublasLtMatmulAlgoGetHeuristic found no algorithm for ") +
+                                 what + " [" + std::to_string(M) + "x" + std::to_string(N) + "x" +
+                                 std::to_string(K) + "], status " + std::to_string(int(st)));
+      pl.algo = res.algo;
+    } catch (...) {
+      if (pl.desc) cublasLtMatmulDescDestroy(pl.desc);
+      if (pl.a) cublasLtMatrixLayoutDestroy(pl.a);
+      if (pl.b) cublasLtMatrixLayoutDestroy(pl.b);
+      if (pl.d) cublasLtMatrixLayoutDestroy(pl.d);
+      throw;
+    }
+    it = plans_.emplace(key, pl).first;
+  }
+  const Plan& pl = it->second;
+  cublasStatus_t st = cublasLtMatmul(lt_, pl.desc, &alpha, B, pl.a, A, pl.b, &beta, C, pl.d, D,
+                                     pl.d, &pl.algo, ws_, ws_bytes_, stream_);
+  if (st != CUBLAS_STATUS_SUCCESS)
+    fail(st == CUBLAS_STATUS_ALLOC_FAILED ? LORA4J_ENOMEM : LORA4J_EDEVICE,
+         std::string("cublasLtMatmul (") + what + ") failed: cuBLAS status " +
+             std::to_string(int(st)));
+}
+
+}  // namespace cuda
+}  // namespace lora4j

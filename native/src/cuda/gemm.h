@@ -1,0 +1,48 @@
+// Row-major GEMMs through cuBLASLt: bf16 operands, fp32 accumulation, output bf16 or fp32,
+// optional accumulation into the output (beta = 1). Algorithms are chosen once per shape and
+// cached.
+#pragma once
+#include <cublasLt.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <map>
+#include <tuple>
+
+namespace lora4j {
+namespace cuda {
+
+class Gemm {
+ public:
+  Gemm() = default;
+  ~Gemm();
+  Gemm(const Gemm&) = delete;
+  Gemm& operator=(const Gemm&) = delete;
+  // Creates the handle and workspace (throws lora4j::Error).
+  void init(cudaStream_t stream, void* workspace, size_t workspace_bytes);
+  // D[M, N] = alpha * op(A)[M, K] * op(B)[K, N] + beta * D, all row-major.
+  // op(A) = A^T when ta (A stored [K, M] with row stride lda), else A stored [M, K].
+  // op(B) = B^T when tb (B stored [N, K]), else B stored [K, N]. D is bf16 or fp32 (d_f32).
+  // C (same type and layout as D) defaults to D itself.
+  void run(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const __nv_bfloat16* A,
+           int64_t lda, const __nv_bfloat16* B, int64_t ldb, void* D, bool d_f32, int64_t ldd,
+           float alpha, float beta, const char* what, const void* C = nullptr);
+
+ private:
+  cublasLtHandle_t lt_ = nullptr;
+  cudaStream_t stream_ = nullptr;
+  void* ws_ = nullptr;
+  size_t ws_bytes_ = 0;
+  using Key = std::tuple<int, int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, int,
+                         int>;
+  struct Plan {
+    cublasLtMatmulDesc_t desc = nullptr;
+    cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
+    cublasLtMatmulAlgo_t algo;
+  };
+  std::map<Key, Plan> plans_;
+};
+
+}  // namespace cuda
+}  // namespace lora4j

@@ -1,0 +1,103 @@
+// Host-side launchers of the lora4j CUDA kernels. Every launcher validates nothing beyond what
+// it needs to pick a kernel, launches on the given stream and returns cudaGetLastError(); the
+// engine turns a non-success code into a lora4j::Error naming the launcher.
+//
+// Conventions: row-major contiguous buffers; bf16 activations and weights, fp32 accumulators,
+// residual stream and gradients of the residual stream in fp32. n = tokens, d = features.
+#pragma once
+#include <cstdint>
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+namespace lora4j {
+namespace cuda {
+
+using bf16 = __nv_bfloat16;
+
+// ---- conversion / elementwise (convert.cu) ------------------------------------------------
+cudaError_t f32_to_bf16(const float* x, bf16* y, int64_t n, cudaStream_t s);
+cudaError_t bf16_to_f32(const bf16* x, float* y, int64_t n, cudaStream_t s);
+// w[out, in] = bf16(w + scale * b[out, r] a[r, in])  (LoRA merge, fp32 masters)
+cudaError_t lora_merge_weight(bf16* w, const float* a, const float* b, float scale, int64_t out,
+                              int64_t in, int64_t r, cudaStream_t s);
+
+// ---- embedding (embedding.cu) -------------------------------------------------------------
+// out[t, :] = float(table[ids[t], :])
+cudaError_t embedding_forward(const int32_t* ids, const bf16* table, float* out, int64_t n,
+                              int64_t d, cudaStream_t s);
+
+// ---- RMSNorm (rmsnorm.cu) -----------------------------------------------------------------
+// y = bf16(x * rsqrt(mean(x^2) + eps) * w); rstd[t] keeps the rsqrt.
+cudaError_t rmsnorm_forward(const float* x, const bf16* w, bf16* y, float* rstd, int64_t n,
+                            int64_t d, float eps, cudaStream_t s);
+// dx (+)= d y / d x applied to dy (fp32). accumulate adds into dx (the residual gradient).
+// dx_bf16 (nullable) receives bf16(dx) as well: the operand of the next backward GEMMs.
+cudaError_t rmsnorm_backward(const float* dy, const float* x, const bf16* w, const float* rstd,
+                             float* dx, int64_t n, int64_t d, bool accumulate, cudaStream_t s,
+                             bf16* dx_bf16 = nullptr);
+
+// ---- RoPE (rope.cu) -------------------------------------------------------------------------
+// x [n, heads, D] bf16 rotated in place (HF rotate_half); inv_freq [D/2] fp32 on the device.
+// backward rotates by the negative angle.
+cudaError_t rope_forward(bf16* x, const int32_t* pos, const float* inv_freq, int64_t n,
+                         int64_t heads, int D, cudaStream_t s);
+cudaError_t rope_backward(bf16* dx, const int32_t* pos, const float* inv_freq, int64_t n,
+                          int64_t heads, int D, cudaStream_t s);
+
+// ---- SwiGLU (swiglu.cu) ---------------------------------------------------------------------
+cudaError_t swiglu_forward(const bf16* gate, const bf16* up, bf16* h, int64_t n, cudaStream_t s);
+// dh fp32; dgate, dup bf16 (operands of the next GEMMs)
+cudaError_t swiglu_backward(const float* dh, const bf16* gate, const bf16* up, bf16* dgate,
+                            bf16* dup, int64_t n, cudaStream_t s);
+
+// ---- attention (attention.cu) ---------------------------------------------------------------
+struct AttentionParams {
+  const bf16* q = nullptr;  // [B, Sq, H, D]   (batch stride q_bstride elements)
+  const bf16* k = nullptr;  // [B, Skv, KH, D] (batch stride kv_bstride elements)
+  const bf16* v = nullptr;
+  bf16* o = nullptr;        // [B, Sq, H, D]
+  float* lse = nullptr;     // [B, H, Sq] natural-log log-sum-exp of the scaled scores
+  float* o_f32 = nullptr;   // optional fp32 copy of the output (kept for the backward's delta)
+  int B = 0, Sq = 0, Sk = 0, H = 0, KH = 0, D = 0;
+  int64_t q_bstride = 0, kv_bstride = 0;
+  int q_offset = 0;                   // query i sits at position q_offset + i among the keys
+  const int32_t* key_mask = nullptr;  // [B, Sk] 0 = padding; null = all real
+  const int32_t* segments = nullptr;  // [B, Sk] packed examples; null = one per row
+  int window = 0;                     // 0 = none; else query i sees key j iff i - W < j
+  float scale = 0;                    // 1/sqrt(D)
+};
+struct AttentionBackwardParams {
+  AttentionParams f;                  // q_offset must be 0 and Sq == Sk
+  const bf16* dout = nullptr;         // [B, S, H, D]
+  bf16* dq = nullptr;                 // [B, S, H, D]
+  bf16* dk = nullptr;                 // [B, S, KH, D]
+  bf16* dv = nullptr;
+  float* dq_accum = nullptr;          // [B, S, H, D] fp32 scratch
+  float* delta = nullptr;             // [B, H, S] fp32 scratch
+  // optional fp32 forward output: delta = rowsum(dO * O) then matches the P and dP of the
+  // kernel to fp32 precision instead of bf16 (dS = P (dP - delta) cancels when attention is
+  // peaked, and a bf16 O costs several percent on dq and dk there).
+  const float* out_f32 = nullptr;
+};
+bool attention_supports(int D);
+cudaError_t attention_forward(const AttentionParams& p, cudaStream_t s);
+cudaError_t attention_backward(const AttentionBackwardParams& p, cudaStream_t s);
+
+// ---- LM head cross-entropy (cross_entropy.cu) ----------------------------------------------
+// logits [n, V] fp32 (one chunk of tokens); target [n] (-100 = not counted).
+// loss[t] = logsumexp(logits[t]) - logits[t, target[t]] (0 when not counted);
+// dlogits (nullable) = grad_scale * (softmax - onehot) in bf16, zero rows when not counted.
+cudaError_t cross_entropy_chunk(const float* logits, const int32_t* target, int64_t n, int64_t V,
+                                float grad_scale, float* loss, bf16* dlogits, cudaStream_t s);
+
+// ---- optimizer (adamw.cu) -------------------------------------------------------------------
+// out[0] = sum of g^2 (double), flag[0] = 1 if any g is not finite (both zeroed here first).
+cudaError_t grad_sumsq(const float* g, int64_t n, double* out, int* flag, cudaStream_t s);
+// torch.optim.AdamW over a flat array; bc1 = 1 - b1^t, bc2 = 1 - b2^t computed by the caller.
+cudaError_t adamw_update(float* p, const float* g, float* m, float* v, int64_t n,
+                         float grad_mult, float lr, float beta1, float beta2, float eps,
+                         float weight_decay, double bc1, double bc2, cudaStream_t s);
+
+}  // namespace cuda
+}  // namespace lora4j

@@ -1,0 +1,435 @@
+// End-to-end CUDA engine against the Hugging Face + PEFT golden references (float64) in
+// java/src/test/resources/hf-reference, through the C API of lora4j.h exactly as Java calls it:
+// base and LoRA loss and logits, every LoRA gradient (both recompute modes), three AdamW steps,
+// greedy generation, merge. Then the error paths: a bad device index, an absurd batch (out of
+// memory, engine still usable), and 100 create/destroy cycles that must leave device memory
+// where it started.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "cuda_test_util.h"
+#include "lora4j.h"
+#include "mini_json.h"
+
+namespace {
+
+std::string g_root;
+
+#define API(call)                                                                   \
+  do {                                                                              \
+    int s_ = (call);                                                                \
+    if (s_ != LORA4J_OK) {                                                          \
+      std::printf("%s failed (%d): %s\n", #call, s_, lora4j_last_error());          \
+      std::exit(2);                                                                 \
+    }                                                                               \
+  } while (0)
+
+struct Golden {
+  std::string name, dir;
+  mj::Value ref;
+  lora4j_model_config cfg{};
+  std::map<std::string, mj::Tensor> t;  // reference.safetensors
+  std::vector<int32_t> ids, mask, labels;
+  int B = 0, S = 0;
+};
+
+Golden load_case(const std::string& name) {
+  Golden g;
+  g.name = name;
+  g.dir = g_root + "/" + name;
+  g.ref = mj::parse(mj::read_file(g.dir + "/reference.json"));
+  const mj::Value& c = g.ref["config"];
+  g.cfg.vocab_size = int(c["vocab_size"].num);
+  g.cfg.hidden_size = int(c["hidden_size"].num);
+  g.cfg.intermediate_size = int(c["intermediate_size"].num);
+  g.cfg.num_layers = int(c["num_hidden_layers"].num);
+  g.cfg.num_heads = int(c["num_attention_heads"].num);
+  g.cfg.num_kv_heads = int(c["num_key_value_heads"].num);
+  g.cfg.head_dim = c.has("head_dim") ? int(c["head_dim"].num) : g.cfg.hidden_size / g.cfg.num_heads;
+  g.cfg.sliding_window = c.has("sliding_window") ? int(c["sliding_window"].num) : 0;
+  g.cfg.max_seq_len = int(c["max_position_embeddings"].num);
+  g.cfg.rms_norm_eps = float(c["rms_norm_eps"].num);
+  g.cfg.rope_theta = c.has("rope_theta") ? c["rope_theta"].num : c["rope_parameters"]["rope_theta"].num;
+  g.t = mj::read_safetensors(g.dir + "/reference.safetensors");
+  g.ids = g.t["input_ids"].i32();
+  g.mask = g.t["attention_mask"].i32();
+  g.labels = g.t["labels"].i32();
+  g.B = int(g.t["input_ids"].shape[0]);
+  g.S = int(g.t["input_ids"].shape[1]);
+  return g;
+}
+
+lora4j_engine* make_engine(const Golden& g, int recompute, const lora4j_model_config* cfg = nullptr) {
+  lora4j_engine_options o{};
+  o.device = LORA4J_DEVICE_CUDA;
+  o.device_index = 0;
+  o.recompute = recompute;
+  lora4j_engine* e = nullptr;
+  API(lora4j_engine_create(cfg ? cfg : &g.cfg, &o, &e));
+  mj::Value idx = mj::parse(mj::read_file(g.dir + "/model/model.safetensors.index.json"));
+  std::set<std::string> shards;
+  for (auto& kv : idx["weight_map"].obj) shards.insert(kv.second.str);
+  for (const std::string& s : shards)
+    for (auto& kv : mj::read_safetensors(g.dir + "/model/" + s)) {
+      const mj::Tensor& t = kv.second;
+      int dt = t.dtype == "BF16" ? LORA4J_DTYPE_BF16 : LORA4J_DTYPE_F32;
+      if (t.dtype != "BF16" && t.dtype != "F32") { std::printf("dtype %s\n", t.dtype.c_str()); std::exit(2); }
+      API(lora4j_engine_set_weight(e, kv.first.c_str(), dt, t.raw.data(), t.numel()));
+    }
+  return e;
+}
+
+void load_adapter(const Golden& g, lora4j_engine* e, const std::string& adapter) {
+  for (auto& kv : mj::read_safetensors(g.dir + "/" + adapter + "/adapter_model.safetensors")) {
+    std::vector<float> v = kv.second.f32();
+    API(lora4j_lora_set(e, LORA4J_STATE_PARAM, kv.first.c_str(), LORA4J_DTYPE_F32, v.data(),
+                        int64_t(v.size())));
+  }
+}
+
+void attach(const Golden& g, lora4j_engine* e, const std::string& adapter) {
+  const mj::Value& l = g.ref["lora"];
+  int r = int(l["r"].num);
+  double alpha = l["alpha"].num;
+  float scale = float(l["use_rslora"].b ? alpha / std::sqrt(double(r)) : alpha / r);
+  static const char* names[] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                                "down_proj"};
+  uint32_t targets = 0;
+  for (auto& t : l["targets"].arr)
+    for (int i = 0; i < 7; ++i)
+      if (t.str == names[i]) targets |= 1u << i;
+  API(lora4j_lora_attach(e, r, scale, targets));
+  load_adapter(g, e, adapter);
+}
+
+lora4j_batch batch_of(Golden& g) {
+  lora4j_batch b{};
+  b.batch = g.B;
+  b.seq = g.S;
+  b.input_ids = g.ids.data();
+  b.attention_mask = g.mask.data();
+  b.labels = g.labels.data();
+  return b;
+}
+
+// logits compared only where attention_mask == 1 (padded positions are not meaningful)
+double logits_err(Golden& g, lora4j_engine* e, const std::string& key) {
+  lora4j_batch b = batch_of(g);
+  const int64_t V = g.cfg.vocab_size, n = int64_t(g.B) * g.S;
+  std::vector<float> out(static_cast<size_t>(n * V));
+  API(lora4j_logits(e, &b, out.data(), n * V));
+  std::vector<float> ref = g.t[key].f32(), a, r;
+  for (int64_t i = 0; i < n; ++i)
+    if (g.mask[static_cast<size_t>(i)])
+      for (int64_t v = 0; v < V; ++v) {
+        a.push_back(out[static_cast<size_t>(i * V + v)]);
+        r.push_back(ref[static_cast<size_t>(i * V + v)]);
+      }
+  return ct::rel_err(a, r);
+}
+
+double loss_err(Golden& g, lora4j_engine* e, const std::string& key) {
+  lora4j_batch b = batch_of(g);
+  double sum = 0;
+  int64_t tokens = 0;
+  API(lora4j_eval_loss(e, &b, &sum, &tokens));
+  double ref = g.t[key].f64()[0];
+  std::printf("  %s %s: lora4j %.6f  reference %.6f\n", g.name.c_str(), key.c_str(), sum / tokens, ref);
+  return std::fabs(sum / double(tokens) - ref) / std::fabs(ref);
+}
+
+// every LoRA gradient; prints each, returns the largest relative error
+double grads_err(Golden& g, lora4j_engine* e, const char* mode) {
+  lora4j_batch b = batch_of(g);
+  int64_t n = 0;
+  for (int r = 0; r < g.B; ++r)
+    for (int t = 1; t < g.S; ++t)
+      if (g.labels[static_cast<size_t>(r * g.S + t)] != -100) ++n;
+  API(lora4j_zero_grad(e));
+  double sum = 0;
+  int64_t tokens = 0;
+  API(lora4j_forward_backward(e, &b, float(1.0 / double(n)), &sum, &tokens));
+  int32_t count = 0;
+  API(lora4j_lora_count(e, &count));
+  double worst = 0;
+  for (int32_t i = 0; i < count; ++i) {
+    char name[256];
+    int64_t rows, cols;
+    API(lora4j_lora_info(e, i, name, sizeof name, &rows, &cols));
+    std::vector<float> got(static_cast<size_t>(rows * cols));
+    API(lora4j_lora_get(e, LORA4J_STATE_GRAD, name, got.data(), rows * cols));
+    std::string key = "grad." + std::string(name);
+    key = key.substr(0, key.size() - 7) + ".default.weight";
+    double err = ct::rel_err(got, g.t[key].f32());
+    std::printf("  %s %s grad %s err=%.3e\n", g.name.c_str(), mode, name, err);
+    if (!(err <= worst)) worst = std::isnan(err) ? NAN : std::max(worst, err);
+  }
+  return worst;
+}
+
+void golden(const std::string& name) {
+  Golden g = load_case(name);
+  const char* S = "golden";
+  lora4j_engine* e = make_engine(g, LORA4J_RECOMPUTE_NONE);
+  ct::report(S, name + " base loss", loss_err(g, e, "base.loss"), 1e-2);
+  ct::report(S, name + " base logits", logits_err(g, e, "base.logits"), 2e-2);
+  {
+    // hidden states: index 0 embedding, k = output of layer k, last after the final norm
+    lora4j_batch b = batch_of(g);
+    const int64_t L = g.cfg.num_layers, n = int64_t(g.B) * g.S, d = g.cfg.hidden_size;
+    std::vector<float> hs(static_cast<size_t>((L + 1) * n * d));
+    API(lora4j_hidden_states(e, &b, hs.data(), int64_t(hs.size())));
+    double worst = 0;
+    for (int64_t l = 0; l <= L; ++l) {
+      std::vector<float> ref = g.t["base.hidden." + std::to_string(l)].f32(), a, r;
+      for (int64_t i = 0; i < n; ++i)
+        if (g.mask[static_cast<size_t>(i)])
+          for (int64_t j = 0; j < d; ++j) {
+            a.push_back(hs[static_cast<size_t>(l * n * d + i * d + j)]);
+            r.push_back(ref[static_cast<size_t>(i * d + j)]);
+          }
+      double err = ct::rel_err(a, r);
+      std::printf("  %s hidden state %lld err=%.3e\n", name.c_str(), (long long)l, err);
+      worst = std::isnan(err) ? NAN : std::max(worst, err);
+    }
+    ct::report(S, name + " base hidden states (max over layers)", worst, 2e-2);
+  }
+  attach(g, e, "adapter_init");
+  ct::report(S, name + " lora loss", loss_err(g, e, "lora.loss"), 1e-2);
+  ct::report(S, name + " lora logits", logits_err(g, e, "lora.logits"), 2e-2);
+  ct::report(S, name + " lora grads (max over tensors), recompute none", grads_err(g, e, "none"), 3e-2);
+
+  // three AdamW steps from adapter_init
+  attach(g, e, "adapter_init");
+  const mj::Value& ad = g.ref["adamw"];
+  lora4j_adamw opt{};
+  opt.lr = float(ad["lr"].num);
+  opt.beta1 = float(ad["betas"].arr[0].num);
+  opt.beta2 = float(ad["betas"].arr[1].num);
+  opt.eps = float(ad["eps"].num);
+  opt.weight_decay = float(ad["weight_decay"].num);
+  opt.max_grad_norm = float(ad["clip_norm"].num);
+  std::vector<double> ref_losses = g.t["adamw.losses"].f64(), ref_norms = g.t["adamw.grad_norms"].f64();
+  std::vector<float> got_l, ref_l, got_n, ref_n;
+  lora4j_batch b = batch_of(g);
+  for (size_t s = 0; s < ref_losses.size(); ++s) {
+    double loss = 0;
+    lora4j_step_result res{};
+    API(lora4j_train_step(e, &b, &opt, &loss, &res));
+    std::printf("  %s adamw step %zu: loss %.6f (ref %.6f) grad_norm %.6f (ref %.6f) applied %d\n",
+                name.c_str(), s, loss, ref_losses[s], res.grad_norm, ref_norms[s], res.applied);
+    got_l.push_back(float(loss));
+    ref_l.push_back(float(ref_losses[s]));
+    got_n.push_back(float(res.grad_norm));
+    ref_n.push_back(float(ref_norms[s]));
+  }
+  ct::report(S, name + " adamw 3 steps losses", ct::rel_err(got_l, ref_l), 2e-2);
+  ct::report(S, name + " adamw 3 steps grad norms", ct::rel_err(got_n, ref_n), 3e-2);
+  {
+    int32_t count = 0;
+    API(lora4j_lora_count(e, &count));
+    std::vector<float> a, r;
+    for (int32_t i = 0; i < count; ++i) {
+      char nm[256];
+      int64_t rows, cols;
+      API(lora4j_lora_info(e, i, nm, sizeof nm, &rows, &cols));
+      std::vector<float> got(static_cast<size_t>(rows * cols));
+      API(lora4j_lora_get(e, LORA4J_STATE_PARAM, nm, got.data(), rows * cols));
+      std::string key = std::string(nm);
+      key = "adamw.final." + key.substr(0, key.size() - 7) + ".default.weight";
+      if (!g.t.count(key)) key = "adamw.final." + std::string(nm);
+      std::vector<float> ref = g.t[key].f32();
+      a.insert(a.end(), got.begin(), got.end());
+      r.insert(r.end(), ref.begin(), ref.end());
+    }
+    // AdamW's first steps move each element by about lr * sign(g): elements whose gradient is
+    // near zero flip with bf16 noise, so the parameters are held to a looser bound than losses.
+    ct::report(S, name + " adamw 3 steps final params", ct::rel_err(a, r), 1e-1);
+  }
+
+  // greedy generation and merge with adapter_trained
+  attach(g, e, "adapter_trained");
+  std::vector<int32_t> prompt = g.t["generate.prompt"].i32(), full = g.t["generate.output"].i32();
+  int32_t max_new = int32_t(full.size() - prompt.size());
+  std::vector<int32_t> out(static_cast<size_t>(max_new));
+  int32_t produced = 0;
+  API(lora4j_generate_greedy(e, prompt.data(), int32_t(prompt.size()), max_new, -1, out.data(), &produced));
+  int same = 0;
+  std::string gs, rs;
+  for (int32_t i = 0; i < max_new; ++i) {
+    int32_t ref = full[prompt.size() + static_cast<size_t>(i)];
+    if (i < produced && out[static_cast<size_t>(i)] == ref) ++same;
+    gs += std::to_string(i < produced ? out[static_cast<size_t>(i)] : -1) + " ";
+    rs += std::to_string(ref) + " ";
+  }
+  std::printf("  %s generate: lora4j [%s] reference [%s]\n", name.c_str(), gs.c_str(), rs.c_str());
+  std::string detail = std::to_string(same) + "/" + std::to_string(max_new) + " tokens equal";
+  if (name == "tiny")
+    ct::report_bool(S, name + " greedy generation identical", same == max_new, detail);
+  else
+    std::printf("[%s] %-58s %s  INFO\n", S, (name + " greedy generation").c_str(), detail.c_str());
+  API(lora4j_lora_merge(e));
+  ct::report(S, name + " merged logits", logits_err(g, e, "merged.logits"), 2e-2);
+  int64_t in_use = 0, peak = 0;
+  API(lora4j_engine_memory(e, &in_use, &peak));
+  std::printf("  %s device memory in use %lld peak %lld bytes\n", name.c_str(), (long long)in_use, (long long)peak);
+  API(lora4j_engine_destroy(e));
+
+  // recompute LAYER gives the same gradients
+  e = make_engine(g, LORA4J_RECOMPUTE_LAYER);
+  attach(g, e, "adapter_init");
+  ct::report(S, name + " lora grads (max over tensors), recompute layer", grads_err(g, e, "layer"), 3e-2);
+  API(lora4j_engine_destroy(e));
+}
+
+// Packed rows: two examples packed into one row (segment_ids, restarting position_ids) must
+// give the loss and the LoRA gradients of the same two examples in separate (padded) rows.
+void packing() {
+  const char* S = "packing";
+  Golden g = load_case("tiny");
+  lora4j_engine* e = make_engine(g, LORA4J_RECOMPUTE_NONE);
+  attach(g, e, "adapter_init");
+  const int la = 10, lb = 12, L = lb;
+  std::vector<int32_t> a_ids(g.ids.begin() + 2 * g.S, g.ids.begin() + 2 * g.S + la);
+  std::vector<int32_t> b_ids(g.ids.begin(), g.ids.begin() + lb);
+  std::vector<int32_t> a_lab(a_ids), b_lab(b_ids);
+  a_lab[0] = -100;  // a label at position 0 is never used (nothing predicts it)
+  b_lab[0] = -100;
+  // packed: one row [a | b]
+  std::vector<int32_t> p_ids, p_lab, p_pos, p_seg;
+  for (int i = 0; i < la; ++i) { p_ids.push_back(a_ids[i]); p_lab.push_back(a_lab[i]); p_pos.push_back(i); p_seg.push_back(0); }
+  for (int i = 0; i < lb; ++i) { p_ids.push_back(b_ids[i]); p_lab.push_back(b_lab[i]); p_pos.push_back(i); p_seg.push_back(1); }
+  // separate: two rows of L, a right-padded
+  std::vector<int32_t> u_ids(2 * L, 0), u_lab(2 * L, -100), u_mask(2 * L, 0);
+  for (int i = 0; i < la; ++i) { u_ids[i] = a_ids[i]; u_lab[i] = a_lab[i]; u_mask[i] = 1; }
+  for (int i = 0; i < lb; ++i) { u_ids[L + i] = b_ids[i]; u_lab[L + i] = b_lab[i]; u_mask[L + i] = 1; }
+  auto run = [&](const lora4j_batch& b, double* loss, int64_t* tokens) {
+    API(lora4j_zero_grad(e));
+    API(lora4j_forward_backward(e, &b, 0.05f, loss, tokens));
+    int32_t count = 0;
+    API(lora4j_lora_count(e, &count));
+    std::vector<float> all;
+    for (int32_t i = 0; i < count; ++i) {
+      char nm[256];
+      int64_t rows, cols;
+      API(lora4j_lora_info(e, i, nm, sizeof nm, &rows, &cols));
+      std::vector<float> gr(static_cast<size_t>(rows * cols));
+      API(lora4j_lora_get(e, LORA4J_STATE_GRAD, nm, gr.data(), rows * cols));
+      all.insert(all.end(), gr.begin(), gr.end());
+    }
+    return all;
+  };
+  lora4j_batch pb{};
+  pb.batch = 1;
+  pb.seq = la + lb;
+  pb.input_ids = p_ids.data();
+  pb.labels = p_lab.data();
+  pb.position_ids = p_pos.data();
+  pb.segment_ids = p_seg.data();
+  lora4j_batch ub{};
+  ub.batch = 2;
+  ub.seq = L;
+  ub.input_ids = u_ids.data();
+  ub.labels = u_lab.data();
+  ub.attention_mask = u_mask.data();
+  double lp = 0, lu = 0;
+  int64_t tp = 0, tu = 0;
+  std::vector<float> gp = run(pb, &lp, &tp), gu = run(ub, &lu, &tu);
+  std::printf("  packed loss %.6f over %lld tokens, separate %.6f over %lld\n", lp, (long long)tp,
+              lu, (long long)tu);
+  ct::report_bool(S, "packed row counts the same label tokens", tp == tu,
+                  std::to_string(tp) + " vs " + std::to_string(tu));
+  ct::report(S, "packed row loss = separate rows loss", std::fabs(lp - lu) / std::fabs(lu), 1e-2);
+  ct::report(S, "packed row grads = separate rows grads", ct::rel_err(gp, gu), 1e-2);
+  API(lora4j_engine_destroy(e));
+}
+
+void errors() {
+  const char* S = "errors";
+  Golden g = load_case("tiny");
+  // bad device index
+  {
+    lora4j_engine_options o{};
+    o.device = LORA4J_DEVICE_CUDA;
+    o.device_index = 97;
+    lora4j_engine* e = nullptr;
+    int st = lora4j_engine_create(&g.cfg, &o, &e);
+    ct::report_bool(S, "bad device index is an error", st != LORA4J_OK && e == nullptr,
+                    "status=" + std::to_string(st) + " \"" + lora4j_last_error() + "\"");
+  }
+  // absurd batch: out of memory, then the engine still works
+  {
+    lora4j_model_config big = g.cfg;
+    big.max_seq_len = 1 << 19;
+    lora4j_engine* e = make_engine(g, LORA4J_RECOMPUTE_NONE, &big);
+    attach(g, e, "adapter_init");
+    const int B = 64, S2 = 1 << 19;
+    std::vector<int32_t> ids(static_cast<size_t>(B) * S2, 5), labels(static_cast<size_t>(B) * S2, 7);
+    lora4j_batch b{};
+    b.batch = B;
+    b.seq = S2;
+    b.input_ids = ids.data();
+    b.labels = labels.data();
+    double sum = 0;
+    int64_t tokens = 0;
+    int st = lora4j_forward_backward(e, &b, 1e-6f, &sum, &tokens);
+    ct::report_bool(S, "absurd batch (64 x 524288) is out of memory", st == LORA4J_ENOMEM,
+                    "status=" + std::to_string(st) + " \"" + lora4j_last_error() + "\"");
+    ids.clear();
+    ids.shrink_to_fit();
+    labels.clear();
+    labels.shrink_to_fit();
+    lora4j_batch small = batch_of(g);
+    st = lora4j_eval_loss(e, &small, &sum, &tokens);
+    ct::report_bool(S, "engine usable after out of memory", st == LORA4J_OK && std::isfinite(sum),
+                    "status=" + std::to_string(st));
+    API(lora4j_engine_destroy(e));
+  }
+  // 100 create/destroy cycles
+  {
+    auto cycle = [&] {
+      lora4j_engine* e = make_engine(g, LORA4J_RECOMPUTE_NONE);
+      attach(g, e, "adapter_init");
+      lora4j_batch b = batch_of(g);
+      double sum = 0;
+      int64_t tokens = 0;
+      API(lora4j_forward_backward(e, &b, 0.01f, &sum, &tokens));
+      API(lora4j_engine_destroy(e));
+    };
+    cycle();  // first use loads modules and library state
+    CT_CUDA(cudaDeviceSynchronize());
+    size_t free0 = 0, total = 0, free1 = 0;
+    CT_CUDA(cudaMemGetInfo(&free0, &total));
+    for (int i = 0; i < 100; ++i) cycle();
+    CT_CUDA(cudaDeviceSynchronize());
+    CT_CUDA(cudaMemGetInfo(&free1, &total));
+    long long diff = (long long)free0 - (long long)free1;
+    ct::report_bool(S, "100 create/destroy cycles keep device memory", diff <= (2ll << 20),
+                    "free before " + std::to_string(free0 >> 20) + " MiB, after " +
+                        std::to_string(free1 >> 20) + " MiB, lost " + std::to_string(diff) + " bytes");
+  }
+}
+
+}  // namespace
+
+int main() {
+  ct::skip_without_gpu();
+  const char* root = std::getenv("LORA4J_TESTDATA");
+  g_root = root ? root : "../../java/src/test/resources/hf-reference";
+  int32_t avail = 0;
+  char reason[512];
+  API(lora4j_cuda_available(&avail, reason, sizeof reason));
+  if (!avail) {
+    std::printf("[engine] CUDA backend not available: %s  FAIL\n", reason);
+    return 1;
+  }
+  for (const char* c : {"tiny", "tiny-sliding", "hd128"}) golden(c);
+  packing();
+  errors();
+  std::printf("test_engine_cuda: %d failure(s)\n", ct::failures());
+  return ct::failures() == 0 ? 0 : 1;
+}

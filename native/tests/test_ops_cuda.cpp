@@ -1,0 +1,336 @@
+// Every CUDA kernel, forward and backward, against its fp32 CPU twin (cpu/ops.h) on fresh
+// random inputs, odd shapes included. Outputs are poisoned with NaN before each launch so an
+// unwritten element fails the comparison. Tolerance: norm-wise relative error 1e-2 (bf16).
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "cpu/ops.h"
+#include "cpu/thread_pool.h"
+#include "cuda/kernels/kernels.h"
+#include "cuda_test_util.h"
+
+using namespace lora4j;
+using bf = __nv_bfloat16;
+using ct::Dev;
+
+namespace {
+
+constexpr double kTol = 1e-2;
+cpu::ThreadPool* g_tp = nullptr;
+
+std::vector<float> randn(ct::Rng& r, size_t n, float s = 1.f, bool bf16 = true) {
+  std::vector<float> v(n);
+  for (auto& x : v) x = bf16 ? ct::round_bf16(r.normal(s)) : r.normal(s);
+  return v;
+}
+
+void check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) {
+    std::printf("launch %s failed: %s\n", what, cudaGetErrorString(e));
+    std::exit(2);
+  }
+  CT_CUDA(cudaDeviceSynchronize());
+}
+
+void test_rmsnorm(ct::Rng& r, int64_t n, int64_t d) {
+  auto x = randn(r, static_cast<size_t>(n * d), 1.5f, false);
+  auto w = randn(r, static_cast<size_t>(d));
+  auto dy = randn(r, static_cast<size_t>(n * d), 1.f, false);
+  Dev<float> dx_(x.size()), drstd(n), ddy(dy.size()), ddx(x.size());
+  Dev<bf> dw(w.size()), dyo(x.size());
+  ct::up(dx_, x);
+  ct::up_bf16(dw, w);
+  ct::up(ddy, dy);
+  dyo.poison();
+  drstd.poison();
+  ddx.poison();
+  check(cuda::rmsnorm_forward(dx_.p, dw.p, dyo.p, drstd.p, n, d, 1e-5f, 0), "rmsnorm_forward");
+  check(cuda::rmsnorm_backward(ddy.p, dx_.p, dw.p, drstd.p, ddx.p, n, d, false, 0),
+        "rmsnorm_backward");
+  std::vector<float> y(x.size()), rstd(static_cast<size_t>(n)), gx(x.size());
+  cpu::rmsnorm_forward(g_tp, x.data(), w.data(), y.data(), rstd.data(), n, d, 1e-5f);
+  cpu::rmsnorm_backward(g_tp, dy.data(), x.data(), w.data(), rstd.data(), gx.data(), n, d, false);
+  std::string tag = "n=" + std::to_string(n) + " d=" + std::to_string(d);
+  ct::report("rmsnorm", "forward y " + tag, ct::rel_err(ct::down_bf16(dyo), y), kTol);
+  ct::report("rmsnorm", "forward rstd " + tag, ct::rel_err(ct::down(drstd), rstd), kTol);
+  ct::report("rmsnorm", "backward dx " + tag, ct::rel_err(ct::down(ddx), gx), kTol);
+  // accumulating form with the bf16 copy: dx = dx0 + grad
+  auto dx0 = randn(r, static_cast<size_t>(n * d), 1.f, false);
+  ct::up(ddx, dx0);
+  Dev<bf> dxb(x.size());
+  dxb.poison();
+  check(cuda::rmsnorm_backward(ddy.p, dx_.p, dw.p, drstd.p, ddx.p, n, d, true, 0, dxb.p),
+        "rmsnorm_backward accumulate");
+  std::vector<float> acc = dx0;
+  for (size_t i = 0; i < acc.size(); ++i) acc[i] += gx[i];
+  ct::report("rmsnorm", "backward dx accumulate " + tag, ct::rel_err(ct::down(ddx), acc), kTol);
+  ct::report("rmsnorm", "backward dx bf16 copy " + tag, ct::rel_err(ct::down_bf16(dxb), acc), kTol);
+}
+
+std::vector<float> rope_inv(int D, double theta) {
+  std::vector<float> inv(static_cast<size_t>(D / 2));
+  for (int i = 0; i < D / 2; ++i)
+    inv[static_cast<size_t>(i)] = 1.0f / float(std::pow(double(float(theta)), double(float(2 * i) / float(D))));
+  return inv;
+}
+
+void test_rope(ct::Rng& r, int64_t n, int64_t heads, int D, double theta) {
+  auto x = randn(r, static_cast<size_t>(n * heads * D));
+  std::vector<int32_t> pos(static_cast<size_t>(n));
+  for (auto& p : pos) p = r.integer(0, 8191);
+  Dev<bf> dx(x.size());
+  Dev<int32_t> dpos(pos.size());
+  Dev<float> dinv(static_cast<size_t>(D / 2));
+  ct::up_bf16(dx, x);
+  ct::up(dpos, pos);
+  ct::up(dinv, rope_inv(D, theta));
+  check(cuda::rope_forward(dx.p, dpos.p, dinv.p, n, heads, D, 0), "rope_forward");
+  std::vector<float> y = x;
+  cpu::rope_forward(g_tp, y.data(), pos.data(), n, heads, D, theta);
+  std::string tag = "n=" + std::to_string(n) + " heads=" + std::to_string(heads) +
+                    " D=" + std::to_string(D) + " theta=" + std::to_string(int64_t(theta));
+  ct::report("rope", "forward " + tag, ct::rel_err(ct::down_bf16(dx), y), kTol);
+  ct::up_bf16(dx, x);
+  check(cuda::rope_backward(dx.p, dpos.p, dinv.p, n, heads, D, 0), "rope_backward");
+  std::vector<float> g = x;
+  cpu::rope_backward(g_tp, g.data(), pos.data(), n, heads, D, theta);
+  ct::report("rope", "backward " + tag, ct::rel_err(ct::down_bf16(dx), g), kTol);
+}
+
+void test_swiglu(ct::Rng& r, int64_t n) {
+  auto g = randn(r, static_cast<size_t>(n), 2.f), u = randn(r, static_cast<size_t>(n)), dh = randn(r, static_cast<size_t>(n), 1, false);
+  Dev<bf> dg(n), du(n), dh_out(n), ddg(n), ddu(n);
+  Dev<float> ddh(n);
+  ct::up_bf16(dg, g);
+  ct::up_bf16(du, u);
+  ct::up(ddh, dh);
+  dh_out.poison();
+  ddg.poison();
+  ddu.poison();
+  check(cuda::swiglu_forward(dg.p, du.p, dh_out.p, n, 0), "swiglu_forward");
+  check(cuda::swiglu_backward(ddh.p, dg.p, du.p, ddg.p, ddu.p, n, 0), "swiglu_backward");
+  std::vector<float> h(static_cast<size_t>(n)), rg(static_cast<size_t>(n)), ru(static_cast<size_t>(n));
+  cpu::swiglu_forward(g_tp, g.data(), u.data(), h.data(), n);
+  cpu::swiglu_backward(g_tp, dh.data(), g.data(), u.data(), rg.data(), ru.data(), n);
+  std::string tag = "n=" + std::to_string(n);
+  ct::report("swiglu", "forward " + tag, ct::rel_err(ct::down_bf16(dh_out), h), kTol);
+  ct::report("swiglu", "backward dgate " + tag, ct::rel_err(ct::down_bf16(ddg), rg), kTol);
+  ct::report("swiglu", "backward dup " + tag, ct::rel_err(ct::down_bf16(ddu), ru), kTol);
+}
+
+struct AttnCase {
+  int B, S, H, KH, D, window;
+  bool padding, segments;
+};
+
+void test_attention(ct::Rng& r, const AttnCase& c) {
+  const int64_t B = c.B, S = c.S, H = c.H, KH = c.KH, D = c.D;
+  auto q = randn(r, static_cast<size_t>(B * S * H * D)), k = randn(r, static_cast<size_t>(B * S * KH * D)),
+       v = randn(r, static_cast<size_t>(B * S * KH * D)), dout = randn(r, static_cast<size_t>(B * S * H * D));
+  std::vector<int32_t> mask(static_cast<size_t>(B * S), 1), seg(static_cast<size_t>(B * S), 0);
+  if (c.padding)
+    for (int64_t b = 0; b < B; ++b) {
+      int pad = std::min<int>(int(S) - 1, r.integer(0, int(S / 4) + 1));
+      for (int64_t j = 0; j < pad; ++j)
+        mask[static_cast<size_t>(b * S + ((b % 2) ? j : S - 1 - j))] = 0;  // left pad odd rows, right even
+    }
+  if (c.segments)
+    for (int64_t b = 0; b < B; ++b) {
+      int id = 0;
+      for (int64_t j = 0; j < S; ++j) {
+        if (j > 0 && r.integer(0, int(S / 3) + 1) == 0) ++id;
+        seg[static_cast<size_t>(b * S + j)] = id;
+      }
+    }
+  Dev<bf> dq(q.size()), dk(k.size()), dv(v.size()), dout_(dout.size()), dq_g(q.size()),
+      dk_g(k.size()), dv_g(v.size()), dd_o(q.size());
+  Dev<float> dlse(static_cast<size_t>(B * H * S)), dacc(q.size()), ddelta(static_cast<size_t>(B * H * S));
+  Dev<int32_t> dmask(mask.size()), dseg(seg.size());
+  ct::up_bf16(dq, q);
+  ct::up_bf16(dk, k);
+  ct::up_bf16(dv, v);
+  ct::up_bf16(dout_, dout);
+  ct::up(dmask, mask);
+  ct::up(dseg, seg);
+  dd_o.poison();
+  dlse.poison();
+  dq_g.poison();
+  dk_g.poison();
+  dv_g.poison();
+  dacc.poison();
+  ddelta.poison();
+  cuda::AttentionParams p;
+  p.q = dq.p;
+  p.k = dk.p;
+  p.v = dv.p;
+  p.o = dd_o.p;
+  p.lse = dlse.p;
+  p.B = int(B);
+  p.Sq = p.Sk = int(S);
+  p.H = int(H);
+  p.KH = int(KH);
+  p.D = int(D);
+  p.q_bstride = S * H * D;
+  p.kv_bstride = S * KH * D;
+  p.key_mask = c.padding ? dmask.p : nullptr;
+  p.segments = c.segments ? dseg.p : nullptr;
+  p.window = c.window;
+  p.scale = float(1.0 / std::sqrt(double(D)));
+  Dev<float> do32(q.size());
+  do32.poison();
+  p.o_f32 = (c.S % 2) ? do32.p : nullptr;  // odd S: the fp32-output / fp32-delta path
+  check(cuda::attention_forward(p, 0), "attention_forward");
+  cuda::AttentionBackwardParams bp;
+  bp.f = p;
+  bp.dout = dout_.p;
+  bp.dq = dq_g.p;
+  bp.dk = dk_g.p;
+  bp.dv = dv_g.p;
+  bp.dq_accum = dacc.p;
+  bp.delta = ddelta.p;
+  bp.out_f32 = p.o_f32;
+  check(cuda::attention_backward(bp, 0), "attention_backward");
+
+  // CPU twin on the same (bf16-rounded) inputs; out rounded to bf16 as the GPU keeps it
+  cpu::AttentionMask m;
+  m.key_mask = c.padding ? mask.data() : nullptr;
+  m.segments = c.segments ? seg.data() : nullptr;
+  m.window = c.window;
+  std::vector<float> o(q.size()), lse(static_cast<size_t>(B * H * S)), gq(q.size()), gk(k.size()),
+      gv(v.size());
+  cpu::attention_forward(g_tp, q.data(), k.data(), v.data(), o.data(), lse.data(), m, B, S, H,
+                         KH, D);
+  cpu::attention_backward(g_tp, dout.data(), q.data(), k.data(), v.data(), o.data(), lse.data(),
+                          gq.data(), gk.data(), gv.data(), m, B, S, H, KH, D);
+  char tag[160];
+  std::snprintf(tag, sizeof tag, "B=%d S=%d H=%d KH=%d D=%d W=%d%s%s", c.B, c.S, c.H, c.KH, c.D,
+                c.window, c.padding ? " pad" : "", c.segments ? " seg" : "");
+  ct::report("attention", std::string("fwd out ") + tag, ct::rel_err(ct::down_bf16(dd_o), o), kTol);
+  if (p.o_f32)
+    ct::report("attention", std::string("fwd out32 ") + tag, ct::rel_err(ct::down(do32), o), kTol);
+  ct::report("attention", std::string("fwd lse ") + tag, ct::rel_err(ct::down(dlse), lse), kTol);
+  ct::report("attention", std::string("bwd dq ") + tag, ct::rel_err(ct::down_bf16(dq_g), gq, 1e-3), kTol);
+  ct::report("attention", std::string("bwd dk ") + tag, ct::rel_err(ct::down_bf16(dk_g), gk, 1e-3), kTol);
+  ct::report("attention", std::string("bwd dv ") + tag, ct::rel_err(ct::down_bf16(dv_g), gv), kTol);
+}
+
+// The cross-entropy kernel against cpu::lm_head_cross_entropy with W = identity (then the
+// logits are h and d loss / d h is the gradient of the logits).
+void test_cross_entropy(ct::Rng& r, int64_t n, int64_t V) {
+  auto z = randn(r, static_cast<size_t>(n * V), 3.f, false);
+  std::vector<int32_t> tgt(static_cast<size_t>(n));
+  for (auto& t : tgt) t = r.integer(0, 4) == 0 ? -100 : r.integer(0, int(V) - 1);
+  const float gs = 1.f / 37.f;
+  Dev<float> dz(z.size()), dloss(static_cast<size_t>(n));
+  Dev<int32_t> dt(tgt.size());
+  Dev<bf> dgrad(z.size());
+  ct::up(dz, z);
+  ct::up(dt, tgt);
+  dloss.poison();
+  dgrad.poison();
+  check(cuda::cross_entropy_chunk(dz.p, dt.p, n, V, gs, dloss.p, dgrad.p, 0), "cross_entropy");
+  std::vector<float> eye(static_cast<size_t>(V * V), 0.f), dh(z.size());
+  for (int64_t i = 0; i < V; ++i) eye[static_cast<size_t>(i * V + i)] = 1.f;
+  double ref_sum = 0;
+  int64_t ref_count = 0;
+  cpu::lm_head_cross_entropy(g_tp, z.data(), eye.data(), tgt.data(), n, V, V, gs, &ref_sum,
+                             &ref_count, dh.data());
+  auto loss = ct::down(dloss);
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i)
+    if (tgt[static_cast<size_t>(i)] != -100) sum += loss[static_cast<size_t>(i)];
+  std::string tag = "n=" + std::to_string(n) + " V=" + std::to_string(V);
+  ct::report("cross_entropy", "loss sum " + tag, std::fabs(sum - ref_sum) / std::fabs(ref_sum), kTol);
+  ct::report("cross_entropy", "dlogits " + tag, ct::rel_err(ct::down_bf16(dgrad), dh), kTol);
+}
+
+void test_adamw(ct::Rng& r, int64_t n) {
+  auto p = randn(r, static_cast<size_t>(n), 1, false), g = randn(r, static_cast<size_t>(n), 0.1f, false);
+  auto m = randn(r, static_cast<size_t>(n), 0.01f, false), v = randn(r, static_cast<size_t>(n), 0.01f, false);
+  for (auto& x : v) x = std::fabs(x);
+  Dev<float> dp(static_cast<size_t>(n)), dg(static_cast<size_t>(n)), dm(static_cast<size_t>(n)), dv(static_cast<size_t>(n));
+  Dev<double> dsum(1);
+  Dev<int> dflag(1);
+  ct::up(dp, p);
+  ct::up(dg, g);
+  ct::up(dm, m);
+  ct::up(dv, v);
+  dsum.poison();
+  dflag.poison();
+  check(cuda::grad_sumsq(dg.p, n, dsum.p, dflag.p, 0), "grad_sumsq");
+  double ss = ct::down(dsum)[0];
+  int flag = ct::down(dflag)[0];
+  double ref = cpu::sum_squares(g_tp, g.data(), n);
+  std::string tag = "n=" + std::to_string(n);
+  ct::report("adamw", "grad sum of squares " + tag, std::fabs(ss - ref) / ref, 1e-6);
+  ct::report_bool("adamw", "finite flag clear " + tag, flag == 0, "flag=" + std::to_string(flag));
+  const int64_t step = 3;
+  const float lr = 1e-2f, b1 = 0.9f, b2 = 0.999f, eps = 1e-8f, wd = 0.01f, mult = 0.7f;
+  check(cuda::adamw_update(dp.p, dg.p, dm.p, dv.p, n, mult, lr, b1, b2, eps, wd,
+                           1.0 - std::pow(double(b1), double(step)),
+                           1.0 - std::pow(double(b2), double(step)), 0),
+        "adamw_update");
+  cpu::adamw_update(g_tp, p.data(), g.data(), m.data(), v.data(), n, mult, lr, b1, b2, eps, wd,
+                    step);
+  ct::report("adamw", "param " + tag, ct::rel_err(ct::down(dp), p), 1e-5);
+  ct::report("adamw", "exp_avg " + tag, ct::rel_err(ct::down(dm), m), 1e-5);
+  ct::report("adamw", "exp_avg_sq " + tag, ct::rel_err(ct::down(dv), v), 1e-5);
+  // one non-finite gradient raises the flag
+  float inf = INFINITY;
+  CT_CUDA(cudaMemcpy(dg.p + n / 2, &inf, sizeof inf, cudaMemcpyHostToDevice));
+  check(cuda::grad_sumsq(dg.p, n, dsum.p, dflag.p, 0), "grad_sumsq");
+  flag = ct::down(dflag)[0];
+  ct::report_bool("adamw", "non-finite flag set " + tag, flag == 1, "flag=" + std::to_string(flag));
+}
+
+void test_embedding(ct::Rng& r, int64_t n, int64_t V, int64_t d) {
+  auto table = randn(r, static_cast<size_t>(V * d));
+  std::vector<int32_t> ids(static_cast<size_t>(n));
+  for (auto& t : ids) t = r.integer(0, int(V) - 1);
+  Dev<bf> dt(table.size());
+  Dev<int32_t> di(ids.size());
+  Dev<float> dout(static_cast<size_t>(n * d));
+  ct::up_bf16(dt, table);
+  ct::up(di, ids);
+  dout.poison();
+  check(cuda::embedding_forward(di.p, dt.p, dout.p, n, d, 0), "embedding_forward");
+  std::vector<float> ref(static_cast<size_t>(n * d));
+  for (int64_t i = 0; i < n; ++i)
+    std::copy_n(table.data() + ids[static_cast<size_t>(i)] * d, d, ref.data() + i * d);
+  ct::report("embedding", "gather n=" + std::to_string(n) + " d=" + std::to_string(d),
+             ct::rel_err(ct::down(dout), ref), 0.0);
+}
+
+}  // namespace
+
+int main() {
+  ct::skip_without_gpu();
+  cpu::ThreadPool tp(0);
+  g_tp = &tp;
+  ct::Rng r(20261129);
+
+  test_embedding(r, 97, 1000, 257);
+  for (int64_t n : {1, 97, 1025}) test_rmsnorm(r, n, n == 1 ? 64 : 4096);
+  test_rmsnorm(r, 200, 1000);
+  test_rope(r, 97, 8, 64, 10000.0);
+  test_rope(r, 200, 4, 128, 1e6);
+  test_rope(r, 1025, 2, 16, 10000.0);
+  test_swiglu(r, 97 * 14336 + 3);
+  test_cross_entropy(r, 97, 1000);
+  test_cross_entropy(r, 33, 4099);
+  test_adamw(r, 1000003);
+
+  std::vector<AttnCase> cases = {
+      {1, 1, 4, 4, 64, 0, false, false},    {2, 97, 4, 2, 64, 0, true, false},
+      {2, 200, 8, 2, 128, 0, true, true},   {1, 1025, 4, 1, 128, 0, false, false},
+      {2, 97, 4, 4, 128, 16, true, false},  {1, 1025, 8, 2, 64, 256, false, true},
+      {3, 200, 4, 4, 64, 0, false, true},   {2, 97, 4, 2, 16, 8, true, false},
+      {1, 200, 2, 1, 32, 0, true, true},    {1, 4096, 4, 1, 128, 0, false, false},
+      {1, 4096, 4, 4, 64, 1024, true, true}, {1, 1, 8, 2, 128, 0, true, false},
+  };
+  for (const AttnCase& c : cases) test_attention(r, c);
+
+  std::printf("test_ops_cuda: %d failure(s)\n", ct::failures());
+  return ct::failures() == 0 ? 0 : 1;
+}

@@ -1,0 +1,68 @@
+"""bf16 error model of one Mistral layer against the float64 golden reference.
+
+Runs layer 0 of a golden case (default hd128) in float64 with bf16 rounding applied at exactly
+the points where the CUDA engine keeps bf16 tensors, and reports the relative error of the layer
+output against the reference `base.hidden.1`, for all rounding points together and one at a
+time. Used to show that the CUDA engine's forward error is the bf16 floor, not a bug
+(see native/src/cuda/NOTES.md). Run from a case folder:
+    cd java/src/test/resources/hf-reference/hd128 && python3 ../../../../../../scripts/bf16_error_model.py
+Needs numpy only.
+"""
+import json,struct,numpy as np,glob,sys
+def st(path):
+    f=open(path,'rb'); n=struct.unpack('<Q',f.read(8))[0]; h=json.loads(f.read(n)); data=f.read(); out={}
+    for k,v in h.items():
+        if k=='__metadata__': continue
+        a,b=v['data_offsets']; raw=data[a:b]
+        if v['dtype']=='BF16': arr=(np.frombuffer(raw,np.uint16).astype(np.uint32)<<16).view(np.float32)
+        elif v['dtype']=='F32': arr=np.frombuffer(raw,np.float32)
+        elif v['dtype']=='I64': arr=np.frombuffer(raw,np.int64)
+        else: arr=np.frombuffer(raw,np.float64)
+        out[k]=arr.reshape(v['shape']).astype(np.float64) if v['dtype']!='I64' else arr.reshape(v['shape'])
+    return out
+W={}
+for f in glob.glob('model/*.safetensors'): W.update(st(f))
+R=st('reference.safetensors'); cfg=json.load(open('reference.json'))['config']
+def bf(x):
+    x32=np.asarray(x,np.float32); b=x32.view(np.uint32).astype(np.uint64)
+    b=((b+0x7FFF+((b>>16)&1))>>16)<<16
+    return b.astype(np.uint32).view(np.float32).astype(np.float64)
+H=cfg['num_attention_heads'];KH=cfg['num_key_value_heads'];D=cfg['head_dim'];theta=cfg['rope_parameters']['rope_theta']
+mask=R['attention_mask']; B,S=mask.shape
+inv=np.array([1.0/np.float32(np.float64(np.float32(theta))**np.float64(np.float32(2*i)/np.float32(D))) for i in range(D//2)],np.float32)
+pos=np.arange(S); ang=(pos[:,None].astype(np.float32)*inv[None,:]).astype(np.float32)
+cos=np.cos(ang).astype(np.float64); sin=np.sin(ang).astype(np.float64)
+def rope(x): # [B,S,h,D]
+    a=x[...,:D//2]; b=x[...,D//2:]; c=cos[None,:,None,:]; s=sin[None,:,None,:]
+    return np.concatenate([a*c-b*s, b*c+a*s],-1)
+def layer(x,l,R_):
+    r=lambda name,v: bf(v) if name in R_ else v
+    p='model.layers.%d.'%l
+    def rms(x,w): return x/np.sqrt((x*x).mean(-1,keepdims=True)+1e-5)*w
+    xn=r('xn1',rms(x,W[p+'input_layernorm.weight']))
+    q=r('q',xn@W[p+'self_attn.q_proj.weight'].T).reshape(B,S,H,D); k=r('k',xn@W[p+'self_attn.k_proj.weight'].T).reshape(B,S,KH,D); v=r('v',xn@W[p+'self_attn.v_proj.weight'].T).reshape(B,S,KH,D)
+    q=r('rope',rope(q)); k=r('rope',rope(k))
+    out=np.zeros((B,S,H,D))
+    for b in range(B):
+        for h in range(H):
+            s=q[b,:,h,:]@k[b,:,h//(H//KH),:].T/np.sqrt(D)
+            m=np.tril(np.ones((S,S)))*(mask[b][None,:]>0)
+            s=np.where(m>0,s,-np.inf); mx=s.max(-1,keepdims=True); mx=np.where(np.isfinite(mx),mx,0)
+            e=np.exp(s-mx); l_=e.sum(-1,keepdims=True); l_=np.where(l_>0,l_,1)
+            P=e/l_
+            out[b,:,h,:]=(r('P',e)@v[b,:,h//(H//KH),:])/l_ if 'P' in R_ else P@v[b,:,h//(H//KH),:]
+    att=r('att',out.reshape(B,S,H*D))
+    x2=x+att@W[p+'self_attn.o_proj.weight'].T
+    xn2=r('xn2',rms(x2,W[p+'post_attention_layernorm.weight']))
+    g=r('gate',xn2@W[p+'mlp.gate_proj.weight'].T); u=r('up',xn2@W[p+'mlp.up_proj.weight'].T)
+    hh=r('h',g/(1+np.exp(-g))*u)
+    return x2+hh@W[p+'mlp.down_proj.weight'].T
+x0=R['base.hidden.0']; ref=R['base.hidden.1']
+m=mask.astype(bool)
+def err(a): return np.linalg.norm((a-ref)[m])/np.linalg.norm(ref[m])
+print('exact', err(layer(x0,0,set())))
+allr={'xn1','q','k','v','rope','P','att','xn2','gate','up','h'}
+print('all', err(layer(x0,0,allr)))
+for name in sorted(allr): print('only',name, err(layer(x0,0,{name})))
+print('all but q,k (fp32 GEMM out, rope rounds once)', err(layer(x0,0,allr-{'q','k'})))
+print('all but q,k,gate,up (fp32 GEMM outs, swiglu rounds once)', err(layer(x0,0,allr-{'q','k','gate','up'})))
