@@ -7,11 +7,13 @@ if(NOT CMAKE_CUDA_COMPILER)
   message(STATUS "lora4j: no CUDA compiler found; CUDA backend not built")
   return()
 endif()
-enable_language(CUDA)
-find_package(CUDAToolkit REQUIRED)
-if(NOT CMAKE_CUDA_ARCHITECTURES OR CMAKE_CUDA_ARCHITECTURES STREQUAL "52")
+# A100 (sm_80) and H100/H200 (sm_90) unless the caller names others; set before the language is
+# enabled, which would otherwise pick the compiler's default (sm_75 for nvcc 13).
+if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
   set(CMAKE_CUDA_ARCHITECTURES 80 90)
 endif()
+enable_language(CUDA)
+find_package(CUDAToolkit REQUIRED)
 set(CMAKE_CUDA_STANDARD 17)
 
 file(GLOB CUDA_KERNEL_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/src/cuda/kernels/*.cu)
