@@ -9,14 +9,18 @@ JDK=${JDK25:-/usr/lib/jvm/temurin-25-jdk-amd64}
 mkdir -p .device
 if [ ! -f .device/jre.tar.xz ]; then
   rm -rf /tmp/lora4j-jre
-  "$JDK/bin/jlink" --add-modules java.base,jdk.unsupported,java.logging,java.management,java.xml,java.desktop \
+  "$JDK/bin/jlink" --add-modules java.base,jdk.unsupported,java.logging,java.management,java.xml \
     --output /tmp/lora4j-jre --strip-debug --no-man-pages --no-header-files
   tar -C /tmp -cJf .device/jre.tar.xz lora4j-jre
 fi
 cli=$(ls java/target/lora4j-*-cli.jar | head -1)
 cp "$cli" .device/lora4j-cli.jar
-# Test classes and test dependencies for running the JUnit suite there.
-rm -rf .device/test && mkdir -p .device/test
-cp -r java/target/test-classes .device/test/classes
-(cd java && mvn -q -o dependency:copy-dependencies -DincludeScope=test -DoutputDirectory=../.device/test/lib >/dev/null)
-ls -la .device
+# Test classes (without the fixtures, which travel in the work tree) and the JUnit launcher.
+rm -rf .device/test-classes && mkdir -p .device/test-classes
+(cd java/target/test-classes && find . -name '*.class' -exec cp --parents {} ../../../.device/test-classes/ \;)
+V=6.1.3
+M2=${HOME}/.m2/repository/org/junit/platform/junit-platform-console-standalone/$V
+[ -f "$M2/junit-platform-console-standalone-$V.jar" ] || \
+  mvn -B -q dependency:get -Dartifact=org.junit.platform:junit-platform-console-standalone:$V
+cp "$M2/junit-platform-console-standalone-$V.jar" .device/junit-console.jar
+du -sh .device/*

@@ -37,7 +37,29 @@ if has test; then
 fi
 
 if has java; then
-  echo "== java GPU tests: hook (needs a JDK on the GPU machine; not run yet)"
+  # The GPU machine has no Java: scripts/gpu/pack-java.sh (run on the build machine) leaves a
+  # jlink runtime, the command-line jar, the test classes and the JUnit launcher in .device/.
+  echo "== java GPU tests (GoldenTest and CudaEngineTest on cuda:0) and the demo on the GPU"
+  if [ ! -f "$ROOT/.device/jre.tar.xz" ]; then
+    echo "no .device/jre.tar.xz: run scripts/gpu/pack-java.sh first"; status=1
+  else
+    rm -rf /tmp/lora4j-jre && tar -C /tmp -xJf "$ROOT/.device/jre.tar.xz"
+    JAVA=/tmp/lora4j-jre/bin/java
+    JOPTS=(--enable-native-access=ALL-UNNAMED -Dlora4j.cuda.library="$BUILD/liblora4j_cuda.so"
+           -Dorg.bytedeco.javacpp.cachedir=/tmp/lora4j-javacpp)
+    (cd "$ROOT/java" && "$JAVA" "${JOPTS[@]}" -Dlora4j.test.device=cuda \
+        -cp "$ROOT/.device/test-classes:$ROOT/.device/lora4j-cli.jar:$ROOT/.device/junit-console.jar" \
+        org.junit.platform.console.ConsoleLauncher execute --disable-banner --details=tree \
+        --select-class dev.lora4j.golden.GoldenTest --select-class dev.lora4j.CudaEngineTest) \
+        > "$OUT/java.log" 2>&1 || status=1
+    grep -aE "^golden |cuda vs cpu|tests (successful|failed|skipped)" "$OUT/java.log" > "$OUT/java-summary.log" || true
+    (cd "$ROOT" && OUT_DIR=/tmp/lora4j-demo "$JAVA" "${JOPTS[@]}" -jar .device/lora4j-cli.jar train \
+        --model examples/models/tiny-mistral --data examples/data/sample-chat.jsonl \
+        --output /tmp/lora4j-demo --device cuda --rank 16 --alpha 32 --targets all-linear \
+        --lr 5e-3 --schedule cosine --warmup-steps 5 --batch-size 8 --epochs 8 \
+        --completions-only --val-fraction 0.1 --eval-steps 100 --log-steps 50 --seed 1) \
+        > "$OUT/demo-cuda.log" 2>&1 || status=1
+  fi
 fi
 if has bench; then
   echo "== benchmarks (native/bench/bench_cuda.cpp; reference stack: shared/bench/hf_peft_baseline.py)"
@@ -46,6 +68,13 @@ if has bench; then
 fi
 
 # ---- summary table (last) -----------------------------------------------------------------
+if [ -f "$OUT/java-summary.log" ]; then
+  echo
+  echo "================ java on cuda:0 ================"
+  grep -aE "^golden " "$OUT/java-summary.log" | awk '{ e=$(NF-1); t=$NF; gsub(/[()<= ]/,"",t); st=(e+0 <= t+0) ? "PASS" : "FAIL"; print $0, st }'
+  grep -aE "cuda vs cpu|tests (successful|failed|skipped)" "$OUT/java-summary.log"
+  grep -aE "^(done|eval loss|eval after)" "$OUT/demo-cuda.log" | tail -3
+fi
 if [ -f "$OUT/tests.log" ]; then
   echo
   echo "================ summary ($(cat "$OUT/gpu.txt" | head -1)) ================"

@@ -229,7 +229,12 @@ public final class LoraTrainer {
       if (valid != null) evals.add(evaluation(valid, step, baseLoss));
       Path adapterDir = cfg.outputDir().resolve("adapter");
       model.saveAdapter(adapterDir);
-      LossPlot.write(metrics.path(), cfg.outputDir().resolve("loss.png"));
+      try {
+        LossPlot.write(metrics.path(), cfg.outputDir().resolve("loss.png"));
+      } catch (LinkageError e) {
+        // A minimal Java runtime (jlink without java.desktop) has no image support.
+        LOG.warning("loss.png not written: this Java runtime lacks the java.desktop module");
+      }
       TrainingResult result =
           new TrainingResult(
               adapterDir, step, skipped, firstLoss, lastLoss, List.copyOf(evals),
