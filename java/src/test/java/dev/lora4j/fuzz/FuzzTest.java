@@ -377,11 +377,11 @@ class FuzzTest {
             case 1 -> wm.put(keys.get(rng.nextInt(keys.size())), shardNames[rng.nextInt(shardNames.length)]);
             case 2 -> wm.set(keys.get(rng.nextInt(keys.size())), Mutator.randomValue(rng, d, 1));
             case 3 -> wm.remove(keys.get(rng.nextInt(keys.size())));
-            case 4 -> Files.delete(dir.resolve(shards.get(rng.nextInt(shards.size()))));
+            case 4 -> Files.deleteIfExists(dir.resolve(shards.get(rng.nextInt(shards.size()))));
             case 5 -> { // a shard replaced by a mutated copy
               String s = shards.get(rng.nextInt(shards.size()));
               byte[] b = Files.readAllBytes(base.resolve(s));
-              Files.delete(dir.resolve(s));
+              Files.deleteIfExists(dir.resolve(s));
               Files.write(dir.resolve(s), mutateSafetensors(rng, b));
             }
             default -> Mutator.mutateJsonOnce(rng, d, INDEX_KEYS);
@@ -811,7 +811,7 @@ class FuzzTest {
             .format(rng.nextBoolean() ? null : formats[rng.nextInt(formats.length)])
             .skipInvalid(rng.nextBoolean())
             .completionsOnly(rng.nextBoolean())
-            .maxSeqLength(1 + rng.nextInt(rng.nextBoolean() ? 16 : 512))
+            .maxSeqLength(2 + rng.nextInt(rng.nextBoolean() ? 16 : 512))
             .dropOverlong(rng.nextBoolean())
             .build();
         JsonlDataset ds = JsonlDataset.open(p, text, rng.nextInt(5) == 0 ? null : chat, cfg);
