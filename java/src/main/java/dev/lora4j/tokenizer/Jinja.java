@@ -175,6 +175,9 @@ final class Jinja {
                 p++;
             }
             int c = src.indexOf("%}", p);
+            if (c < 0) {
+                throw new ChatTemplateException("unclosed raw block at line " + line);
+            }
             String body = src.substring(p, c).replace("-", "").trim();
             if (body.equals("endraw")) {
                 return o;
@@ -1022,6 +1025,25 @@ final class Jinja {
         private static final long serialVersionUID = 1L;
     }
 
+    /** Call arguments: asking for one that was not given is a template error, not a crash. */
+    private static final class Args extends ArrayList<Object> {
+        private static final long serialVersionUID = 1L;
+        private final String callee;
+
+        Args(String callee) {
+            this.callee = callee;
+        }
+
+        @Override
+        public Object get(int i) {
+            if (i < 0 || i >= size()) {
+                throw new ChatTemplateException(callee + " needs argument " + (i + 1) + " but got "
+                        + size());
+            }
+            return super.get(i);
+        }
+    }
+
     private static final class BreakSignal extends RuntimeException {
         private static final long serialVersionUID = 1L;
 
@@ -1106,12 +1128,21 @@ final class Jinja {
         globals.vars.put("raise_exception", (Fn) (a, k) -> {
             throw new ChatTemplateException(a.isEmpty() ? "raise_exception() called" : str(a.get(0)).s);
         });
-        globals.vars.put("strftime_now", (Fn) (a, k) -> Str.of(strftime(LocalDateTime.now(), str(a.get(0)).s)));
+        globals.vars.put("strftime_now", (Fn) (a, k) -> {
+            if (a.size() != 1) {
+                throw new ChatTemplateException("strftime_now() takes one format argument, got " + a.size());
+            }
+            return Str.of(strftime(LocalDateTime.now(), str(a.get(0)).s));
+        });
         globals.vars.put("dict", (Fn) (a, k) -> new LinkedHashMap<String, Object>(k));
         Scope scope = new Scope(globals);
         scope.vars.putAll(vars);
         Out out = new Out();
-        exec(root, scope, out);
+        try {
+            exec(root, scope, out);
+        } catch (BreakSignal | ContinueSignal outside) {
+            throw new ChatTemplateException("{% break %} or {% continue %} outside a for loop");
+        }
         return out.toStr();
     }
 
@@ -1284,7 +1315,7 @@ final class Jinja {
         }
         if (e instanceof Call c) {
             Object fn = eval(c.fn, scope);
-            List<Object> args = new ArrayList<>();
+            List<Object> args = new Args(describe(c.fn) + "()");
             for (Expr x : c.args) {
                 args.add(eval(x, scope));
             }
@@ -1297,7 +1328,7 @@ final class Jinja {
         }
         if (e instanceof Filter f) {
             Object v = eval(f.obj, scope);
-            List<Object> args = new ArrayList<>();
+            List<Object> args = new Args("filter '" + f.name + "'");
             for (Expr x : f.args) {
                 args.add(eval(x, scope));
             }
@@ -1307,7 +1338,7 @@ final class Jinja {
         }
         if (e instanceof Test t) {
             Object v = t.name.equals("defined") || t.name.equals("undefined") ? evalQuiet(t.obj, scope) : eval(t.obj, scope);
-            List<Object> args = new ArrayList<>();
+            List<Object> args = new Args("test '" + t.name + "'");
             for (Expr x : t.args) {
                 args.add(eval(x, scope));
             }
@@ -2063,7 +2094,17 @@ final class Jinja {
             }
             out = out.concat(fmt.sub(i, o));
             String idx = f.substring(o + 1, c);
-            Object v = idx.isEmpty() ? args.get(argi++) : args.get(Integer.parseInt(idx));
+            int at;
+            try {
+                at = idx.isEmpty() ? argi++ : Integer.parseInt(idx);
+            } catch (NumberFormatException e) {
+                throw new ChatTemplateException("format(): bad field '{" + idx + "}'");
+            }
+            if (at < 0 || at >= args.size()) {
+                throw new ChatTemplateException("format(): field {" + idx + "} has no argument ("
+                        + args.size() + " given)");
+            }
+            Object v = args.get(at);
             out = out.concat(str(v));
             i = c + 1;
         }

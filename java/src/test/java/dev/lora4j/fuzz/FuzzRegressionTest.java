@@ -73,6 +73,17 @@ class FuzzRegressionTest {
   }
 
   @Test
+  void templateMisplacedConstructsAreRefused() {
+    // were Jinja$BreakSignal escaping render, StringIndexOutOfBounds, IndexOutOfBounds
+    assertTrue(template("{% break %}").getMessage().contains("outside a for loop"));
+    assertTrue(template("{% raw %}x{% endraw").getMessage().contains("unclosed raw block"));
+    assertTrue(template("{{ strftime_now() }}").getMessage().contains("strftime_now()"));
+    assertTrue(template("{{ '{} {}'.format(1) }}").getMessage().contains("has no argument"));
+    assertTrue(template("{{ 'a'|replace('a') }}").getMessage().contains("filter 'replace' needs argument 2"));
+    assertTrue(template("{{ 4 is divisibleby }}").getMessage().contains("test 'divisibleby' needs argument 1"));
+  }
+
+  @Test
   void templateRunawaySizesAreRefused() {
     // were a hang (range materialized 10^11 longs, repetition copied quadratically) or OOM
     assertTrue(template("{% for x in range(99999999999) %}{% endfor %}").getMessage().contains("the limit is"));
