@@ -92,6 +92,10 @@ public record MistralConfig(
     positive(src, "num_key_value_heads", numKeyValueHeads);
     positive(src, "head_dim", headDim);
     positive(src, "max_position_embeddings", maxPositionEmbeddings);
+    if ((long) numAttentionHeads * headDim > Integer.MAX_VALUE) {
+      throw new ConfigException(src + ": num_attention_heads " + numAttentionHeads + " x head_dim "
+          + headDim + " is too large (the q_proj width must fit in an int)");
+    }
     if (numAttentionHeads % numKeyValueHeads != 0) {
       throw new ConfigException(src + ": key 'num_key_value_heads' = " + numKeyValueHeads
           + " does not divide num_attention_heads = " + numAttentionHeads);

@@ -100,8 +100,14 @@ public final class Checkpoint implements AutoCloseable {
             + "' is not a file name string");
       }
       String shard = v.textValue();
-      Path p = dir.resolve(shard).normalize();
-      if (shard.isEmpty() || !p.getParent().equals(dir.normalize())) {
+      Path p;
+      try {
+        p = dir.resolve(shard).normalize();
+      } catch (java.nio.file.InvalidPathException ex) {
+        p = null; // e.g. a NUL character: not a file name on this system
+      }
+      if (shard.isEmpty() || p == null || p.getParent() == null
+          || !p.getParent().equals(dir.normalize())) {
         throw new SafetensorsException(idx + ": weight_map puts tensor '" + e.getKey()
             + "' in '" + shard + "', which is not a file name inside " + dir);
       }

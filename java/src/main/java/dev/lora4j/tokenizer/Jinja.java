@@ -175,6 +175,9 @@ final class Jinja {
                 p++;
             }
             int c = src.indexOf("%}", p);
+            if (c < 0) {
+                throw new ChatTemplateException("unclosed raw block at line " + line);
+            }
             String body = src.substring(p, c).replace("-", "").trim();
             if (body.equals("endraw")) {
                 return o;
@@ -270,7 +273,12 @@ final class Jinja {
                     }
                 }
                 String num = s.substring(i, j).replace("_", "");
-                out.add(isFloat ? new Tok(T.FLOAT, num, Double.parseDouble(num)) : new Tok(T.INT, num, Long.parseLong(num)));
+                try {
+                    out.add(isFloat ? new Tok(T.FLOAT, num, Double.parseDouble(num)) : new Tok(T.INT, num, Long.parseLong(num)));
+                } catch (NumberFormatException e) {
+                    throw new ChatTemplateException("bad number literal '" + num + "' at line " + line
+                            + (isFloat ? "" : " (integers must fit in 64 bits)"));
+                }
                 i = j;
             } else if (c == '\'' || c == '"') {
                 StringBuilder sb = new StringBuilder();
@@ -287,11 +295,11 @@ final class Jinja {
                             case '\'' -> sb.append('\'');
                             case '"' -> sb.append('"');
                             case 'u' -> {
-                                sb.append((char) Integer.parseInt(s.substring(j + 1, j + 5), 16));
+                                sb.append((char) hexEscape(s, j + 1, 4, line));
                                 j += 4;
                             }
                             case 'x' -> {
-                                sb.append((char) Integer.parseInt(s.substring(j + 1, j + 3), 16));
+                                sb.append((char) hexEscape(s, j + 1, 2, line));
                                 j += 2;
                             }
                             default -> sb.append('\\').append(e);
@@ -379,10 +387,41 @@ final class Jinja {
     // parser
     // =============================================================================================
 
+    /** Deepest nesting of expressions or of block statements a template may use. */
+    static final int MAX_NESTING = 200;
+    /** Most nested macro calls during one render. */
+    static final int MAX_CALL_DEPTH = 100;
+    /** Longest list range() may build and longest string repetition may make. */
+    static final long MAX_SIZE = 1_000_000;
+    /** Nested macro calls of the render running on this thread. */
+    private static final ThreadLocal<int[]> CALL_DEPTH = ThreadLocal.withInitial(() -> new int[1]);
+
+    private static int hexEscape(String s, int at, int digits, int line) {
+        int v = 0;
+        for (int k = 0; k < digits; k++) {
+            int d = at + k < s.length() ? Character.digit(s.charAt(at + k), 16) : -1;
+            if (d < 0) {
+                throw new ChatTemplateException("bad escape in a string literal at line " + line
+                        + ": expected " + digits + " hex digits");
+            }
+            v = v * 16 + d;
+        }
+        return v;
+    }
+
     private static final class ExprParser {
         final List<Tok> toks;
         final int line;
         int p;
+        int depth;
+
+        /** counts one level of nesting; the caller decrements {@link #depth} when done */
+        void enter() {
+            if (++depth > MAX_NESTING) {
+                throw new ChatTemplateException("template syntax error at line " + line
+                        + ": expression nested more than " + MAX_NESTING + " levels deep");
+            }
+        }
 
         ExprParser(String src, int line) {
             this.toks = tokenize(src, line);
@@ -451,6 +490,15 @@ final class Jinja {
         }
 
         Expr expression() {
+            enter();
+            try {
+                return expression0();
+            } finally {
+                depth--;
+            }
+        }
+
+        private Expr expression0() {
             Expr e = or();
             if (acceptName("if")) {
                 Expr cond = or();
@@ -499,7 +547,12 @@ final class Jinja {
 
         Expr not() {
             if (acceptName("not")) {
-                return new Unary("not", not());
+                enter();
+                try {
+                    return new Unary("not", not());
+                } finally {
+                    depth--;
+                }
             }
             return compare();
         }
@@ -559,10 +612,15 @@ final class Jinja {
 
         Expr unary(boolean withFilter) {
             Expr e;
-            if (acceptOp("-")) {
-                e = new Unary("-", unary(false));
-            } else if (acceptOp("+")) {
-                e = unary(false);
+            if (acceptOp("-") || acceptOp("+")) {
+                String sign = toks.get(p - 1).text;
+                enter();
+                try {
+                    Expr inner = unary(false);
+                    e = sign.equals("-") ? new Unary("-", inner) : inner;
+                } finally {
+                    depth--;
+                }
             } else {
                 e = postfix(primary());
             }
@@ -761,12 +819,26 @@ final class Jinja {
         final List<Part> parts;
         int p;
 
+        private int depth;
+
         Parser(List<Part> parts) {
             this.parts = parts;
         }
 
         /** parses nodes until a statement whose first word is in {@code stops}; leaves p on it */
         List<Node> nodes(String... stops) {
+            if (++depth > MAX_NESTING) {
+                throw new ChatTemplateException("template syntax error: blocks nested more than "
+                        + MAX_NESTING + " levels deep");
+            }
+            try {
+                return nodes0(stops);
+            } finally {
+                depth--;
+            }
+        }
+
+        private List<Node> nodes0(String... stops) {
             List<Node> out = new ArrayList<>();
             while (p < parts.size()) {
                 Part part = parts.get(p);
@@ -953,6 +1025,25 @@ final class Jinja {
         private static final long serialVersionUID = 1L;
     }
 
+    /** Call arguments: asking for one that was not given is a template error, not a crash. */
+    private static final class Args extends ArrayList<Object> {
+        private static final long serialVersionUID = 1L;
+        private final String callee;
+
+        Args(String callee) {
+            this.callee = callee;
+        }
+
+        @Override
+        public Object get(int i) {
+            if (i < 0 || i >= size()) {
+                throw new ChatTemplateException(callee + " needs argument " + (i + 1) + " but got "
+                        + size());
+            }
+            return super.get(i);
+        }
+    }
+
     private static final class BreakSignal extends RuntimeException {
         private static final long serialVersionUID = 1L;
 
@@ -1037,12 +1128,21 @@ final class Jinja {
         globals.vars.put("raise_exception", (Fn) (a, k) -> {
             throw new ChatTemplateException(a.isEmpty() ? "raise_exception() called" : str(a.get(0)).s);
         });
-        globals.vars.put("strftime_now", (Fn) (a, k) -> Str.of(strftime(LocalDateTime.now(), str(a.get(0)).s)));
+        globals.vars.put("strftime_now", (Fn) (a, k) -> {
+            if (a.size() != 1) {
+                throw new ChatTemplateException("strftime_now() takes one format argument, got " + a.size());
+            }
+            return Str.of(strftime(LocalDateTime.now(), str(a.get(0)).s));
+        });
         globals.vars.put("dict", (Fn) (a, k) -> new LinkedHashMap<String, Object>(k));
         Scope scope = new Scope(globals);
         scope.vars.putAll(vars);
         Out out = new Out();
-        exec(root, scope, out);
+        try {
+            exec(root, scope, out);
+        } catch (BreakSignal | ContinueSignal outside) {
+            throw new ChatTemplateException("{% break %} or {% continue %} outside a for loop");
+        }
         return out.toStr();
     }
 
@@ -1113,7 +1213,17 @@ final class Jinja {
                     ms.vars.put(pn, v);
                 }
                 Out inner = new Out();
-                exec(m.body, ms, inner);
+                int[] calls = CALL_DEPTH.get();
+                if (++calls[0] > MAX_CALL_DEPTH) {
+                    calls[0] = 0;
+                    throw new ChatTemplateException("macro '" + m.name + "' called more than "
+                            + MAX_CALL_DEPTH + " levels deep (runaway recursion?)");
+                }
+                try {
+                    exec(m.body, ms, inner);
+                } finally {
+                    calls[0] = Math.max(0, calls[0] - 1);
+                }
                 return inner.toStr();
             });
         } else if (node instanceof BreakNode) {
@@ -1205,7 +1315,7 @@ final class Jinja {
         }
         if (e instanceof Call c) {
             Object fn = eval(c.fn, scope);
-            List<Object> args = new ArrayList<>();
+            List<Object> args = new Args(describe(c.fn) + "()");
             for (Expr x : c.args) {
                 args.add(eval(x, scope));
             }
@@ -1218,7 +1328,7 @@ final class Jinja {
         }
         if (e instanceof Filter f) {
             Object v = eval(f.obj, scope);
-            List<Object> args = new ArrayList<>();
+            List<Object> args = new Args("filter '" + f.name + "'");
             for (Expr x : f.args) {
                 args.add(eval(x, scope));
             }
@@ -1228,7 +1338,7 @@ final class Jinja {
         }
         if (e instanceof Test t) {
             Object v = t.name.equals("defined") || t.name.equals("undefined") ? evalQuiet(t.obj, scope) : eval(t.obj, scope);
-            List<Object> args = new ArrayList<>();
+            List<Object> args = new Args("test '" + t.name + "'");
             for (Expr x : t.args) {
                 args.add(eval(x, scope));
             }
@@ -1332,9 +1442,19 @@ final class Jinja {
                 break;
             case "*":
                 if (l instanceof Str a && r instanceof Long k) {
+                    if (k > 0 && a.length() > 0 && k > MAX_SIZE / a.length()) {
+                        throw new ChatTemplateException("string repetition would make " + k + " copies of "
+                                + a.length() + " chars; the limit is " + MAX_SIZE + " chars");
+                    }
                     Str out = Str.EMPTY;
-                    for (long i = 0; i < k; i++) {
-                        out = out.concat(a);
+                    Str pow = a; // a repeated 2^bit times: O(result * log k), not O(result * k)
+                    for (long n = k; n > 0; n >>= 1) {
+                        if ((n & 1) != 0) {
+                            out = out.concat(pow);
+                        }
+                        if (n > 1) {
+                            pow = pow.concat(pow);
+                        }
                     }
                     return out;
                 }
@@ -1785,6 +1905,11 @@ final class Jinja {
         if (step == 0) {
             throw new ChatTemplateException("range() step must not be zero");
         }
+        double count = Math.ceil(((double) stop - start) / step);
+        if (count > MAX_SIZE) {
+            throw new ChatTemplateException("range(" + start + ", " + stop + ", " + step + ") has "
+                    + (long) count + " elements; the limit is " + MAX_SIZE);
+        }
         List<Object> out = new ArrayList<>();
         for (long i = start; step > 0 ? i < stop : i > stop; i += step) {
             out.add(i);
@@ -1969,7 +2094,17 @@ final class Jinja {
             }
             out = out.concat(fmt.sub(i, o));
             String idx = f.substring(o + 1, c);
-            Object v = idx.isEmpty() ? args.get(argi++) : args.get(Integer.parseInt(idx));
+            int at;
+            try {
+                at = idx.isEmpty() ? argi++ : Integer.parseInt(idx);
+            } catch (NumberFormatException e) {
+                throw new ChatTemplateException("format(): bad field '{" + idx + "}'");
+            }
+            if (at < 0 || at >= args.size()) {
+                throw new ChatTemplateException("format(): field {" + idx + "} has no argument ("
+                        + args.size() + " given)");
+            }
+            Object v = args.get(at);
             out = out.concat(str(v));
             i = c + 1;
         }
@@ -2095,7 +2230,7 @@ final class Jinja {
                 int width = a.isEmpty() ? 4 : (int) toLong(a.get(0));
                 boolean first = a.size() > 1 && truthy(a.get(1)) || truthy(k.get("first"));
                 Str s = str(v);
-                String pad = " ".repeat(width);
+                String pad = " ".repeat(Math.max(0, width));
                 String[] lines = s.s.split("\n", -1);
                 StringBuilder sb = new StringBuilder();
                 for (int i = 0; i < lines.length; i++) {

@@ -174,15 +174,19 @@ public final class Tokenizer {
         // vocabulary
         vocab = new HashMap<>();
         int maxId = -1;
+        // ids index arrays: each must be an integer below the number of entries of the file, so
+        // a corrupt id can neither index out of bounds nor make us allocate a huge table
+        int idLimit = model.path("vocab").size() + root.path("added_tokens").size();
         for (Iterator<Map.Entry<String, JsonNode>> it = model.path("vocab").fields(); it.hasNext(); ) {
             Map.Entry<String, JsonNode> e = it.next();
-            int id = e.getValue().asInt();
+            int id = tokenId(e.getValue(), idLimit, "model.vocab entry '" + e.getKey() + "'");
             vocab.put(e.getKey(), id);
             maxId = Math.max(maxId, id);
         }
         List<AddedToken> added = new ArrayList<>();
         for (JsonNode a : root.path("added_tokens")) {
-            AddedToken t = new AddedToken(a.path("id").asInt(), a.path("content").asText(),
+            AddedToken t = new AddedToken(tokenId(a.path("id"), idLimit,
+                    "added_tokens entry '" + a.path("content").asText() + "'"), a.path("content").asText(),
                     a.path("special").asBoolean(false), a.path("lstrip").asBoolean(false),
                     a.path("rstrip").asBoolean(false), a.path("single_word").asBoolean(false));
             if (t.content.isEmpty()) {
@@ -227,6 +231,9 @@ public final class Tokenizer {
             String left;
             String right;
             if (m.isArray()) {
+                if (m.size() != 2 || !m.get(0).isTextual() || !m.get(1).isTextual()) {
+                    throw new Lora4jException("malformed merge " + m + " (expected two strings)");
+                }
                 left = m.get(0).asText();
                 right = m.get(1).asText();
             } else {
@@ -270,6 +277,14 @@ public final class Tokenizer {
         int unk = specialId(config, "unk_token", null);
         unkId = unk >= 0 ? unk : modelUnkId;
         padId = specialId(config, "pad_token", null);
+    }
+
+    private static int tokenId(JsonNode n, int limit, String what) {
+        if (!n.isIntegralNumber() || !n.canConvertToInt() || n.intValue() < 0 || n.intValue() >= limit) {
+            throw new Lora4jException(what + " has id " + n + "; ids must be integers from 0 to "
+                    + (limit - 1) + " (the number of vocabulary and added-token entries)");
+        }
+        return n.intValue();
     }
 
     private int specialId(JsonNode config, String field, String fallback) {
@@ -335,6 +350,9 @@ public final class Tokenizer {
             throw new Lora4jException("unsupported pre_tokenizer type '" + type + "' (only Metaspace)");
         }
         String rep = n.path("replacement").asText("\u2581");
+        if (rep.isEmpty()) {
+            throw new Lora4jException("Metaspace pre_tokenizer has an empty replacement");
+        }
         String scheme;
         if (n.has("prepend_scheme")) {
             scheme = n.get("prepend_scheme").asText();
@@ -367,7 +385,13 @@ public final class Tokenizer {
             }
             case "ByteFallback" -> out.add(new DByteFallback());
             case "Fuse" -> out.add(new DFuse());
-            case "Strip" -> out.add(new DStrip(n.path("content").asText(" "), n.path("start").asInt(0), n.path("stop").asInt(0)));
+            case "Strip" -> {
+                String content = n.path("content").asText(" ");
+                if (content.isEmpty()) {
+                    throw new Lora4jException("Strip decoder has an empty content");
+                }
+                out.add(new DStrip(content, n.path("start").asInt(0), n.path("stop").asInt(0)));
+            }
             case "Metaspace" -> {
                 String rep = n.path("replacement").asText("\u2581");
                 String scheme = n.has("prepend_scheme") ? n.get("prepend_scheme").asText()
