@@ -88,14 +88,14 @@ public final class CheckpointStore {
       writeManifest(tmp);
       deleteTree(dir);
       Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
-    } catch (IOException e) {
+    } catch (IOException | RuntimeException e) {
       try {
         deleteTree(tmp);
       } catch (IOException ignored) {
         // the original failure is what matters
       }
       throw new Lora4jException(
-          "cannot write checkpoint " + dir + " (previous checkpoints are intact): " + e, e);
+          "cannot write checkpoint " + dir + " (previous checkpoints are intact): " + e.getMessage(), e);
     }
     List<Path> all = list();
     for (int i = 0; i + keep < all.size(); i++) {
