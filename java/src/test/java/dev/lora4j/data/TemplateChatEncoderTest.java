@@ -1,0 +1,56 @@
+package dev.lora4j.data;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import dev.lora4j.tokenizer.Tokenizer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Chat data through the real Mistral template: labels on assistant turns, template errors. */
+class TemplateChatEncoderTest {
+  static final Path TOK = Path.of("src/test/resources/tokenizer-mistral-7b-v0.1");
+
+  static JsonlDataset open(Path f, boolean completionsOnly) {
+    Tokenizer t = Tokenizer.fromModelDir(TOK);
+    return JsonlDataset.open(f, new TokenizerTextEncoder(t), TemplateChatEncoder.forFolder(TOK, t),
+        DataConfig.builder().completionsOnly(completionsOnly).shuffleBuffer(0).build());
+  }
+
+  @Test
+  void assistantTurnsAndTheirEosAreTheOnlyLabels(@TempDir Path tmp) throws Exception {
+    Path f = tmp.resolve("chat.jsonl");
+    Files.writeString(f, "{\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"},{\"role\":\"assistant\",\"content\":\"Hi there\"}]}\n");
+    try (ExampleStream s = open(f, true).examplesInFileOrder(null)) {
+      TokenizedExample e = s.next();
+      // <s> [INST] Hello [/INST] Hi there </s> (the template writes a space after </s>)
+      assertEquals(1, e.inputIds()[0]);
+      int eos = -1;
+      for (int i = 0; i < e.length(); i++) if (e.inputIds()[i] == 2) eos = i;
+      assertTrue(eos > 0);
+      int counted = 0;
+      for (int l : e.labels()) if (l != TokenizedExample.IGNORE) counted++;
+      Tokenizer t = Tokenizer.fromModelDir(TOK);
+      int[] reply = t.encode("Hi there", false);
+      assertEquals(reply.length + 1, counted, "assistant tokens + closing EOS");
+      assertEquals(2, e.labels()[eos]);
+      assertEquals(TokenizedExample.IGNORE, e.labels()[1]);
+    }
+  }
+
+  @Test
+  void rolesThatDoNotAlternateNameFileAndLine(@TempDir Path tmp) throws Exception {
+    Path f = tmp.resolve("bad.jsonl");
+    Files.writeString(f,
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"assistant\",\"content\":\"b\"}]}\n"
+            + "{\"messages\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"user\",\"content\":\"b\"}]}\n");
+    DataException e = assertThrows(DataException.class, () -> {
+      try (ExampleStream s = open(f, true).examplesInFileOrder(null)) {
+        while (s.hasNext()) s.next();
+      }
+    });
+    assertTrue(e.getMessage().contains("bad.jsonl:2"), e.getMessage());
+    assertTrue(e.getMessage().toLowerCase().contains("alternate"), e.getMessage());
+  }
+}
