@@ -16,8 +16,9 @@ import java.nio.file.Path;
  * Fine-tunes a Mistral model folder on a chat JSONL file and asks the result a question.
  *
  * <pre>
- * mvn -q -pl examples exec:exec -Dexec.mainClass=dev.lora4j.examples.FineTune \
- *     -Dexec.args="examples/models/tiny-mistral examples/data/sample-chat.jsonl runs/example"
+ * mvn -B -ntp -DskipTests package
+ * java -cp java/target/lora4j-0.1.0-SNAPSHOT-cli.jar:examples/target/classes \
+ *     dev.lora4j.examples.FineTune examples/models/tiny-mistral examples/data/sample-chat.jsonl runs/example
  * </pre>
  */
 public final class FineTune {
