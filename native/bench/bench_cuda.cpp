@@ -143,8 +143,17 @@ static void bench_step(int layers, int B, int S, int recompute, uint32_t targets
 
 int main(int argc, char** argv) {
   int layers = std::getenv("LORA4J_BENCH_LAYERS") ? std::atoi(std::getenv("LORA4J_BENCH_LAYERS")) : 4;
+  const char* settings = std::getenv("LORA4J_BENCH_SETTINGS");
   bench_attention(4, 2048);
   bench_attention(1, 8192);
+  if (settings && std::strcmp(settings, "reference") == 0) {
+    // The four settings of the reference stack's script, whole model.
+    bench_step(layers, 4, 2048, 0);
+    bench_step(layers, 4, 2048, 1);
+    bench_step(layers, 1, 8192, 1);
+    bench_step(layers, 8, 4096, 1);
+    return 0;
+  }
   if (layers < 16) bench_step(layers / 2, 4, 2048, 0);  // the difference gives per-layer time
   bench_step(layers, 4, 2048, 0);
   bench_step(layers, 4, 2048, 1);

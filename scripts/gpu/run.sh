@@ -3,7 +3,9 @@
 # Run from the repository root:  bash scripts/gpu/run.sh
 # Builds native/ with the CUDA backend (sm_80 + sm_90), runs every ctest test (CPU and CUDA),
 # writes the logs under $OUT (or ./gpu-out), and prints a short summary table LAST.
-# Steps can be chosen with STEPS (space separated): build test java bench. Default: build test.
+# Steps can be chosen with STEPS (space separated): build test java compare bench.
+# Default: build test. "compare" times the whole step at the reference stack's settings and runs
+# the reference stack (benchmarks/reference/hf_peft_baseline.py) in the same call.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${OUT:-$ROOT/gpu-out}
@@ -61,6 +63,15 @@ if has java; then
         > "$OUT/demo-cuda.log" 2>&1 || status=1
   fi
 fi
+if has compare; then
+  # The whole step at the reference stack's four settings, then the reference stack itself, in
+  # the same call; benchmarks/compare.py prints the ratios.
+  echo "== lora4j vs Hugging Face + PEFT (32 layers, the reference's four settings)"
+  LORA4J_BENCH_LAYERS=32 LORA4J_BENCH_SETTINGS=reference timeout 200 "$BUILD/bench_cuda" \
+    > "$OUT/bench_reference.jsonl" 2>&1 || { echo "bench failed"; tail -5 "$OUT/bench_reference.jsonl"; status=1; }
+  OUT="$OUT" PYTHONUNBUFFERED=1 timeout 330 python3 "$ROOT/benchmarks/reference/hf_peft_baseline.py" \
+    > "$OUT/hf_baseline.log" 2>&1 || { echo "reference stack failed"; tail -5 "$OUT/hf_baseline.log"; status=1; }
+fi
 if has bench; then
   echo "== benchmarks (native/bench/bench_cuda.cpp; reference stack: shared/bench/hf_peft_baseline.py)"
   LORA4J_CUDA_LIBRARY="$BUILD/liblora4j_cuda.so" timeout 300 "$BUILD/bench_cuda" \
@@ -68,6 +79,11 @@ if has bench; then
 fi
 
 # ---- summary table (last) -----------------------------------------------------------------
+if [ -f "$OUT/hf_baseline.json" ] && [ -f "$OUT/bench_reference.jsonl" ]; then
+  echo
+  echo "================ lora4j vs Hugging Face + PEFT (same call) ================"
+  python3 "$ROOT/benchmarks/compare.py" "$OUT/bench_reference.jsonl" "$OUT/hf_baseline.json" | tee "$OUT/compare.txt"
+fi
 if [ -f "$OUT/java-summary.log" ]; then
   echo
   echo "================ java on cuda:0 ================"
