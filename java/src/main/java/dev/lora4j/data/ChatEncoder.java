@@ -20,8 +20,9 @@ public interface ChatEncoder {
    * @param completionsOnly whether to mask everything but assistant turns
    * @param source where the conversation came from ("file:line"), for the example and for errors
    * @return the example
-   * @throws RuntimeException when the template rejects the conversation (for example roles that do
-   *     not alternate); the dataset reports it with the file and line
+   * @throws dev.lora4j.Lora4jException when the template rejects the conversation (for example
+   *     roles that do not alternate); the dataset reports it with the file and line, or skips and
+   *     counts the line when invalid lines are skipped
    */
   TokenizedExample encode(List<ChatMessage> messages, boolean completionsOnly, String source);
 }

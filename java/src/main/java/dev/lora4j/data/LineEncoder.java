@@ -93,7 +93,9 @@ final class LineEncoder {
       e = chat.encode(messages, completionsOnly, source);
     } catch (DataException ex) {
       throw ex;
-    } catch (RuntimeException ex) {
+    } catch (dev.lora4j.Lora4jException ex) {
+      // The template refused the conversation (roles that do not alternate, ...): a bad line,
+      // skipped and counted with skipInvalid. Any other exception is a bug and propagates.
       throw new BadLine("chat template rejected the conversation: " + ex.getMessage());
     }
     return e;

@@ -43,12 +43,9 @@ public final class TemplateChatEncoder implements ChatEncoder {
   public TokenizedExample encode(List<ChatMessage> messages, boolean completionsOnly, String source) {
     List<dev.lora4j.tokenizer.ChatMessage> msgs = new ArrayList<>(messages.size());
     for (ChatMessage m : messages) msgs.add(new dev.lora4j.tokenizer.ChatMessage(m.role(), m.content()));
-    EncodedChat ec;
-    try {
-      ec = template.encode(msgs, false, tokenizer);
-    } catch (ChatTemplateException e) {
-      throw new DataException(source + ": " + e.getMessage(), e);
-    }
+    // A ChatTemplateException (the template refused the conversation) propagates: the dataset
+    // reports it with file and line, or skips and counts the line with skipInvalid.
+    EncodedChat ec = template.encode(msgs, false, tokenizer);
     int[] ids = ec.ids();
     int[] labels = ids.clone();
     if (completionsOnly) {

@@ -136,7 +136,7 @@ class ErrorTest {
 
   @Test
   void chatTemplateRejectionNamesTheLine() {
-    ChatEncoder strict = (m, c, src) -> { throw new IllegalArgumentException("roles must alternate"); };
+    ChatEncoder strict = (m, c, src) -> { throw new dev.lora4j.tokenizer.ChatTemplateException("roles must alternate"); };
     Path f = write(dir, "alt.jsonl", "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}]}");
     DataException e = assertThrows(DataException.class,
         () -> { try (ExampleStream s = JsonlDataset.open(f, BYTES, strict, cfg().build()).examplesInFileOrder(null)) { s.next(); } });
