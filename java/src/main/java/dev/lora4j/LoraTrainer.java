@@ -60,6 +60,30 @@ public final class LoraTrainer {
     return new Run(model, data, cfg, listeners).run();
   }
 
+  /**
+   * Sum of token losses and their count over one pass of a dataset, in file order, with the
+   * model as it is (with its adapter when one is attached).
+   *
+   * @throws Lora4jException when the data has no token that counts in the loss
+   */
+  public static NativeEngine.LossSum evaluate(MistralModel model, JsonlDataset data) {
+    double sum = 0;
+    long tokens = 0;
+    try (BatchIterator it = data.batches(DataPosition.START, 1)) {
+      while (it.hasNext()) {
+        DataBatch b = it.next();
+        if (b.labelTokens() == 0) continue;
+        NativeEngine.LossSum ls = model.evalLossSum(b.batch());
+        sum += ls.sum();
+        tokens += ls.tokens();
+      }
+    }
+    if (tokens == 0) {
+      throw new Lora4jException(data.file() + ": the data has no token that counts in the loss");
+    }
+    return new NativeEngine.LossSum(sum, tokens);
+  }
+
   private static final class Run {
     final MistralModel model;
     final Dataset data;
@@ -257,20 +281,9 @@ public final class LoraTrainer {
     long lastEvalTokens;
 
     double evaluate(JsonlDataset valid) {
-      double sum = 0;
-      long tokens = 0;
-      try (BatchIterator it = valid.batches(DataPosition.START, 1)) {
-        while (it.hasNext()) {
-          DataBatch b = it.next();
-          if (b.labelTokens() == 0) continue;
-          NativeEngine.LossSum ls = model.engine().evalLoss(b.batch().toNative());
-          sum += ls.sum();
-          tokens += ls.tokens();
-        }
-      }
-      lastEvalTokens = tokens;
-      if (tokens == 0) throw new Lora4jException("the validation data has no label token");
-      return sum / tokens;
+      NativeEngine.LossSum ls = LoraTrainer.evaluate(model, valid);
+      lastEvalTokens = ls.tokens();
+      return ls.mean();
     }
   }
 }

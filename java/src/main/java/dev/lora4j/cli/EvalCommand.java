@@ -1,10 +1,8 @@
 package dev.lora4j.cli;
 
+import dev.lora4j.LoraTrainer;
 import dev.lora4j.MistralModel;
-import dev.lora4j.data.BatchIterator;
-import dev.lora4j.data.DataBatch;
 import dev.lora4j.data.DataConfig;
-import dev.lora4j.data.DataPosition;
 import dev.lora4j.data.JsonlDataset;
 import dev.lora4j.nativ.NativeEngine;
 import java.nio.file.Path;
@@ -66,18 +64,7 @@ final class EvalCommand implements Callable<Integer> {
   }
 
   static double[] loss(MistralModel m, JsonlDataset ds) {
-    double sum = 0;
-    long n = 0;
-    try (BatchIterator it = ds.batches(DataPosition.START, 1)) {
-      while (it.hasNext()) {
-        DataBatch b = it.next();
-        if (b.labelTokens() == 0) continue;
-        NativeEngine.LossSum ls = m.evalLossSum(b.batch());
-        sum += ls.sum();
-        n += ls.tokens();
-      }
-    }
-    if (n == 0) throw new IllegalArgumentException("the data has no token that counts in the loss");
-    return new double[] {sum / n, n};
+    NativeEngine.LossSum ls = LoraTrainer.evaluate(m, ds);
+    return new double[] {ls.mean(), ls.tokens()};
   }
 }
