@@ -13,7 +13,7 @@
 
 #include "cuda_test_util.h"
 #include "lora4j.h"
-#include "mini_json.h"
+#include "safetensors_reader.h"
 
 namespace {
 
@@ -30,9 +30,9 @@ std::string g_root;
 
 struct Golden {
   std::string name, dir;
-  mj::Value ref;
+  testutil::Json ref;
   lora4j_model_config cfg{};
-  std::map<std::string, mj::Tensor> t;  // reference.safetensors
+  std::shared_ptr<testutil::Safetensors> t;  // reference.safetensors
   std::vector<int32_t> ids, mask, labels;
   int B = 0, S = 0;
 };
@@ -41,8 +41,8 @@ Golden load_case(const std::string& name) {
   Golden g;
   g.name = name;
   g.dir = g_root + "/" + name;
-  g.ref = mj::parse(mj::read_file(g.dir + "/reference.json"));
-  const mj::Value& c = g.ref["config"];
+  g.ref = testutil::read_json(g.dir + "/reference.json");
+  const testutil::Json& c = g.ref["config"];
   g.cfg.vocab_size = int(c["vocab_size"].num);
   g.cfg.hidden_size = int(c["hidden_size"].num);
   g.cfg.intermediate_size = int(c["intermediate_size"].num);
@@ -54,12 +54,12 @@ Golden load_case(const std::string& name) {
   g.cfg.max_seq_len = int(c["max_position_embeddings"].num);
   g.cfg.rms_norm_eps = float(c["rms_norm_eps"].num);
   g.cfg.rope_theta = c.has("rope_theta") ? c["rope_theta"].num : c["rope_parameters"]["rope_theta"].num;
-  g.t = mj::read_safetensors(g.dir + "/reference.safetensors");
-  g.ids = g.t["input_ids"].i32();
-  g.mask = g.t["attention_mask"].i32();
-  g.labels = g.t["labels"].i32();
-  g.B = int(g.t["input_ids"].shape[0]);
-  g.S = int(g.t["input_ids"].shape[1]);
+  g.t = std::make_shared<testutil::Safetensors>(g.dir + "/reference.safetensors");
+  g.ids = g.t->get("input_ids").as_int32();
+  g.mask = g.t->get("attention_mask").as_int32();
+  g.labels = g.t->get("labels").as_int32();
+  g.B = int(g.t->get("input_ids").shape[0]);
+  g.S = int(g.t->get("input_ids").shape[1]);
   return g;
 }
 
@@ -70,29 +70,32 @@ lora4j_engine* make_engine(const Golden& g, int recompute, const lora4j_model_co
   o.recompute = recompute;
   lora4j_engine* e = nullptr;
   API(lora4j_engine_create(cfg ? cfg : &g.cfg, &o, &e));
-  mj::Value idx = mj::parse(mj::read_file(g.dir + "/model/model.safetensors.index.json"));
+  testutil::Json idx = testutil::read_json(g.dir + "/model/model.safetensors.index.json");
   std::set<std::string> shards;
   for (auto& kv : idx["weight_map"].obj) shards.insert(kv.second.str);
-  for (const std::string& s : shards)
-    for (auto& kv : mj::read_safetensors(g.dir + "/model/" + s)) {
-      const mj::Tensor& t = kv.second;
+  for (const std::string& s : shards) {
+    testutil::Safetensors st(g.dir + "/model/" + s);
+    for (const std::string& name : st.names()) {
+      const testutil::Tensor& t = st.get(name);
       int dt = t.dtype == "BF16" ? LORA4J_DTYPE_BF16 : LORA4J_DTYPE_F32;
       if (t.dtype != "BF16" && t.dtype != "F32") { std::printf("dtype %s\n", t.dtype.c_str()); std::exit(2); }
-      API(lora4j_engine_set_weight(e, kv.first.c_str(), dt, t.raw.data(), t.numel()));
+      API(lora4j_engine_set_weight(e, name.c_str(), dt, t.data, t.numel()));
     }
+  }
   return e;
 }
 
 void load_adapter(const Golden& g, lora4j_engine* e, const std::string& adapter) {
-  for (auto& kv : mj::read_safetensors(g.dir + "/" + adapter + "/adapter_model.safetensors")) {
-    std::vector<float> v = kv.second.f32();
-    API(lora4j_lora_set(e, LORA4J_STATE_PARAM, kv.first.c_str(), LORA4J_DTYPE_F32, v.data(),
+  testutil::Safetensors st(g.dir + "/" + adapter + "/adapter_model.safetensors");
+  for (const std::string& name : st.names()) {
+    std::vector<float> v = st.get(name).as_float();
+    API(lora4j_lora_set(e, LORA4J_STATE_PARAM, name.c_str(), LORA4J_DTYPE_F32, v.data(),
                         int64_t(v.size())));
   }
 }
 
 void attach(const Golden& g, lora4j_engine* e, const std::string& adapter) {
-  const mj::Value& l = g.ref["lora"];
+  const testutil::Json& l = g.ref["lora"];
   int r = int(l["r"].num);
   double alpha = l["alpha"].num;
   float scale = float(l["use_rslora"].b ? alpha / std::sqrt(double(r)) : alpha / r);
@@ -122,7 +125,7 @@ double logits_err(Golden& g, lora4j_engine* e, const std::string& key) {
   const int64_t V = g.cfg.vocab_size, n = int64_t(g.B) * g.S;
   std::vector<float> out(static_cast<size_t>(n * V));
   API(lora4j_logits(e, &b, out.data(), n * V));
-  std::vector<float> ref = g.t[key].f32(), a, r;
+  std::vector<float> ref = g.t->get(key).as_float(), a, r;
   for (int64_t i = 0; i < n; ++i)
     if (g.mask[static_cast<size_t>(i)])
       for (int64_t v = 0; v < V; ++v) {
@@ -137,7 +140,7 @@ double loss_err(Golden& g, lora4j_engine* e, const std::string& key) {
   double sum = 0;
   int64_t tokens = 0;
   API(lora4j_eval_loss(e, &b, &sum, &tokens));
-  double ref = g.t[key].f64()[0];
+  double ref = g.t->get(key).as_double()[0];
   std::printf("  %s %s: lora4j %.6f  reference %.6f\n", g.name.c_str(), key.c_str(), sum / tokens, ref);
   return std::fabs(sum / double(tokens) - ref) / std::fabs(ref);
 }
@@ -164,7 +167,7 @@ double grads_err(Golden& g, lora4j_engine* e, const char* mode) {
     API(lora4j_lora_get(e, LORA4J_STATE_GRAD, name, got.data(), rows * cols));
     std::string key = "grad." + std::string(name);
     key = key.substr(0, key.size() - 7) + ".default.weight";
-    double err = ct::rel_err(got, g.t[key].f32());
+    double err = ct::rel_err(got, g.t->get(key).as_float());
     std::printf("  %s %s grad %s err=%.3e\n", g.name.c_str(), mode, name, err);
     if (!(err <= worst)) worst = std::isnan(err) ? NAN : std::max(worst, err);
   }
@@ -185,7 +188,7 @@ void golden(const std::string& name) {
     API(lora4j_hidden_states(e, &b, hs.data(), int64_t(hs.size())));
     double worst = 0;
     for (int64_t l = 0; l <= L; ++l) {
-      std::vector<float> ref = g.t["base.hidden." + std::to_string(l)].f32(), a, r;
+      std::vector<float> ref = g.t->get("base.hidden." + std::to_string(l)).as_float(), a, r;
       for (int64_t i = 0; i < n; ++i)
         if (g.mask[static_cast<size_t>(i)])
           for (int64_t j = 0; j < d; ++j) {
@@ -205,7 +208,7 @@ void golden(const std::string& name) {
 
   // three AdamW steps from adapter_init
   attach(g, e, "adapter_init");
-  const mj::Value& ad = g.ref["adamw"];
+  const testutil::Json& ad = g.ref["adamw"];
   lora4j_adamw opt{};
   opt.lr = float(ad["lr"].num);
   opt.beta1 = float(ad["betas"].arr[0].num);
@@ -213,7 +216,7 @@ void golden(const std::string& name) {
   opt.eps = float(ad["eps"].num);
   opt.weight_decay = float(ad["weight_decay"].num);
   opt.max_grad_norm = float(ad["clip_norm"].num);
-  std::vector<double> ref_losses = g.t["adamw.losses"].f64(), ref_norms = g.t["adamw.grad_norms"].f64();
+  std::vector<double> ref_losses = g.t->get("adamw.losses").as_double(), ref_norms = g.t->get("adamw.grad_norms").as_double();
   std::vector<float> got_l, ref_l, got_n, ref_n;
   lora4j_batch b = batch_of(g);
   for (size_t s = 0; s < ref_losses.size(); ++s) {
@@ -241,8 +244,8 @@ void golden(const std::string& name) {
       API(lora4j_lora_get(e, LORA4J_STATE_PARAM, nm, got.data(), rows * cols));
       std::string key = std::string(nm);
       key = "adamw.final." + key.substr(0, key.size() - 7) + ".default.weight";
-      if (!g.t.count(key)) key = "adamw.final." + std::string(nm);
-      std::vector<float> ref = g.t[key].f32();
+      if (!g.t->has(key)) key = "adamw.final." + std::string(nm);
+      std::vector<float> ref = g.t->get(key).as_float();
       a.insert(a.end(), got.begin(), got.end());
       r.insert(r.end(), ref.begin(), ref.end());
     }
@@ -253,7 +256,7 @@ void golden(const std::string& name) {
 
   // greedy generation and merge with adapter_trained
   attach(g, e, "adapter_trained");
-  std::vector<int32_t> prompt = g.t["generate.prompt"].i32(), full = g.t["generate.output"].i32();
+  std::vector<int32_t> prompt = g.t->get("generate.prompt").as_int32(), full = g.t->get("generate.output").as_int32();
   int32_t max_new = int32_t(full.size() - prompt.size());
   std::vector<int32_t> out(static_cast<size_t>(max_new));
   int32_t produced = 0;
