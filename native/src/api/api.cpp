@@ -65,6 +65,18 @@ T* nonnull(T* p, const char* what) {
   return p;
 }
 
+// A prompt for decoding: 1..max_seq_len tokens, each in the vocabulary.
+void check_prompt(lora4j::Engine& e, const int32_t* prompt, int32_t length) {
+  nonnull(prompt, "prompt");
+  lora4j::check_arg(length >= 1 && length <= e.shape().c.max_seq_len,
+                    "prompt length " + std::to_string(length) + " outside [1, " +
+                        std::to_string(e.shape().c.max_seq_len) + "]");
+  for (int32_t i = 0; i < length; ++i)
+    lora4j::check_arg(prompt[i] >= 0 && prompt[i] < e.shape().c.vocab_size,
+                      "prompt token " + std::to_string(prompt[i]) + " at position " +
+                          std::to_string(i) + " outside the vocabulary");
+}
+
 // ---- the CUDA backend, loaded on demand ----------------------------------------------------
 struct CudaLib {
   void* handle = nullptr;
@@ -374,14 +386,7 @@ int lora4j_decode_start(lora4j_engine* engine, const int32_t* prompt, int32_t le
                         float* logits) {
   return guard("lora4j_decode_start", [&] {
     lora4j::Engine& e = eng(engine);
-    nonnull(prompt, "prompt");
-    check_arg(length >= 1 && length <= e.shape().c.max_seq_len,
-              "prompt length " + std::to_string(length) + " outside [1, " +
-                  std::to_string(e.shape().c.max_seq_len) + "]");
-    for (int32_t i = 0; i < length; ++i)
-      check_arg(prompt[i] >= 0 && prompt[i] < e.shape().c.vocab_size,
-                "prompt token " + std::to_string(prompt[i]) + " at position " +
-                    std::to_string(i) + " outside the vocabulary");
+    check_prompt(e, prompt, length);
     e.decode_start(prompt, length, nonnull(logits, "logits"));
   });
 }
@@ -415,11 +420,7 @@ int lora4j_generate_greedy(lora4j_engine* engine, const int32_t* prompt, int32_t
         if (logits[size_t(v)] > logits[size_t(best)]) best = v;
       return best;
     };
-    check_arg(length >= 1, "prompt is empty");
-    for (int32_t i = 0; i < length; ++i)
-      check_arg(prompt[i] >= 0 && prompt[i] < e.shape().c.vocab_size,
-                "prompt token " + std::to_string(prompt[i]) + " at position " +
-                    std::to_string(i) + " outside the vocabulary");
+    check_prompt(e, prompt, length);
     e.decode_start(prompt, length, logits.data());
     for (int32_t k = 0; k < max_new; ++k) {
       int32_t t = argmax();

@@ -1,7 +1,6 @@
 package dev.lora4j;
 
 import dev.lora4j.data.TokenizedExample;
-import dev.lora4j.nativ.NativeBatch;
 import java.util.Arrays;
 import java.util.List;
 
@@ -23,8 +22,26 @@ public record Batch(
     int[] segmentIds) {
 
   public Batch {
-    // NativeBatch checks the lengths; build it once here so a bad batch fails at construction.
-    new NativeBatch(rows, seq, inputIds, attentionMask, labels, positionIds, segmentIds);
+    if (rows <= 0 || seq <= 0) {
+      throw new IllegalArgumentException("rows and seq must be > 0, got " + rows + " x " + seq);
+    }
+    long n = (long) rows * seq;
+    check("input_ids", inputIds, n, false);
+    check("attention_mask", attentionMask, n, true);
+    check("labels", labels, n, true);
+    check("position_ids", positionIds, n, true);
+    check("segment_ids", segmentIds, n, true);
+  }
+
+  private static void check(String what, int[] a, long n, boolean nullable) {
+    if (a == null) {
+      if (!nullable) throw new IllegalArgumentException(what + " is null");
+      return;
+    }
+    if (a.length != n) {
+      throw new IllegalArgumentException(
+          what + " has " + a.length + " values, rows x seq needs " + n);
+    }
   }
 
   /** Right-pads the examples to the longest with padId (mask 0, label -100). */
@@ -54,9 +71,16 @@ public record Batch(
     return collate(ex, 0);
   }
 
-  /** Positions whose label counts in the loss after the shift. */
+  /** Positions whose label counts in the loss after the shift (labels[t+1] for t < seq-1). */
   public long countedTokens() {
-    return toNative().countedTokens();
+    if (labels == null) return 0;
+    long c = 0;
+    for (int r = 0; r < rows; r++) {
+      for (int t = 1; t < seq; t++) {
+        if (labels[r * seq + t] != TokenizedExample.IGNORE) c++;
+      }
+    }
+    return c;
   }
 
   /** Real (unpadded) tokens. */
@@ -65,9 +89,5 @@ public record Batch(
     long n = 0;
     for (int m : attentionMask) n += m;
     return n;
-  }
-
-  public NativeBatch toNative() {
-    return new NativeBatch(rows, seq, inputIds, attentionMask, labels, positionIds, segmentIds);
   }
 }

@@ -1,5 +1,6 @@
 package dev.lora4j;
 
+import dev.lora4j.tokenizer.ChatMessage;
 import dev.lora4j.tokenizer.Tokenizer;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -96,11 +97,11 @@ public final class Generator {
    */
   public int[] chatPromptIds(String userMessage, GenerationConfig cfg) {
     return chatPromptIds(
-        List.of(new dev.lora4j.data.ChatMessage("user", sanitize(userMessage, cfg.maxPromptChars()))));
+        List.of(ChatMessage.user(sanitize(userMessage, cfg.maxPromptChars()))));
   }
 
   /** Token ids of a conversation rendered with the chat template and the generation prompt. */
-  public int[] chatPromptIds(List<dev.lora4j.data.ChatMessage> messages) {
+  public int[] chatPromptIds(List<ChatMessage> messages) {
     if (!(model.chatEncoder() instanceof dev.lora4j.data.TemplateChatEncoder t)) {
       throw new Lora4jException("model folder " + model.directory() + " has no chat template");
     }

@@ -141,22 +141,15 @@ public final class LoraTrainer {
       }
 
       // Steps of the run: from the batches of one epoch (a counting pass over the data).
-      long batchesPerEpoch = 0;
-      DataStats scanStats;
-      try (BatchIterator it = train.batches(DataPosition.START, 1)) {
-        while (it.hasNext()) {
-          it.next();
-          batchesPerEpoch++;
-        }
-        scanStats = it.stats();
-      }
+      DataStats scanStats = new DataStats();
+      long batchesPerEpoch = train.countBatches(0, scanStats);
       long stepsPerEpoch = (batchesPerEpoch + cfg.gradientAccumulation() - 1) / cfg.gradientAccumulation();
       long totalSteps = cfg.maxSteps() > 0 ? cfg.maxSteps() : stepsPerEpoch * cfg.epochs();
       int epochs = cfg.maxSteps() > 0 ? Integer.MAX_VALUE : cfg.epochs();
 
       // The base model's validation loss (the forgetting check), before any adapter.
       if (model.adapterConfig() != null) model.detachAdapter();
-      Double baseLoss = valid == null ? null : evaluate(valid);
+      Double baseLoss = valid == null ? null : evaluate(model, valid).mean();
 
       TrainerState state = null;
       if (cfg.resume()) state = store.loadLatest(model);
@@ -201,7 +194,7 @@ public final class LoraTrainer {
           engine.zeroGrad();
           double sum = 0;
           for (DataBatch b : micro) {
-            sum += engine.forwardBackward(b.batch().toNative(), (float) (1.0 / labelTokens)).sum();
+            sum += engine.forwardBackward(b.batch(), (float) (1.0 / labelTokens)).sum();
           }
           double loss = sum / labelTokens;
           double lr = cfg.learningRate() * cfg.schedule().factor(step, totalSteps);
@@ -271,19 +264,12 @@ public final class LoraTrainer {
     }
 
     TrainingListener.Evaluation evaluation(JsonlDataset valid, long step, Double baseLoss) {
-      double loss = evaluate(valid);
+      NativeEngine.LossSum ls = evaluate(model, valid);
       TrainingListener.Evaluation e =
-          new TrainingListener.Evaluation(step, loss, baseLoss == null ? Double.NaN : baseLoss, lastEvalTokens);
+          new TrainingListener.Evaluation(
+              step, ls.mean(), baseLoss == null ? Double.NaN : baseLoss, ls.tokens());
       for (TrainingListener l : listeners) l.onEvaluate(e);
       return e;
-    }
-
-    long lastEvalTokens;
-
-    double evaluate(JsonlDataset valid) {
-      NativeEngine.LossSum ls = LoraTrainer.evaluate(model, valid);
-      lastEvalTokens = ls.tokens();
-      return ls.mean();
     }
   }
 }

@@ -15,10 +15,8 @@ import dev.lora4j.nativ.NativeEngine;
 import dev.lora4j.safetensors.Checkpoint;
 import dev.lora4j.safetensors.DType;
 import dev.lora4j.safetensors.SafetensorsException;
-import dev.lora4j.safetensors.TensorInfo;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -101,7 +99,7 @@ public final class MistralModel implements AutoCloseable {
     }
     MistralConfig config = MistralConfig.load(cfgFile);
     try (Checkpoint ckpt = Checkpoint.open(dir)) {
-      List<String[]> plan = checkWeights(config, ckpt);
+      Set<String> names = checkWeights(config, ckpt);
       int maxSeq =
           options.maxSeqLength() > 0
               ? options.maxSeqLength()
@@ -116,11 +114,9 @@ public final class MistralModel implements AutoCloseable {
                   ? Lora4jLibrary.RECOMPUTE_LAYER
                   : Lora4jLibrary.RECOMPUTE_NONE);
       try {
-        for (String[] w : plan) {
-          String name = w[0];
-          DType dt = ckpt.dtype(name);
-          TensorInfo info = ckpt.info(name);
-          engine.setWeight(name, nativeDtype(dt), ckpt.data(name), info.numElements());
+        for (String name : names) {
+          engine.setWeight(
+              name, nativeDtype(ckpt.dtype(name)), ckpt.data(name), ckpt.info(name).numElements());
         }
       } catch (RuntimeException e) {
         engine.close();
@@ -130,10 +126,12 @@ public final class MistralModel implements AutoCloseable {
     }
   }
 
-  /** Expected weights by Hugging Face name with their shapes, checked against the checkpoint. */
-  static List<String[]> checkWeights(MistralConfig c, Checkpoint ckpt) {
+  /**
+   * Checks every expected weight against the checkpoint (present, shape, float dtype) and
+   * returns their names.
+   */
+  static Set<String> checkWeights(MistralConfig c, Checkpoint ckpt) {
     Map<String, long[]> want = expectedWeights(c);
-    List<String[]> plan = new ArrayList<>();
     for (Map.Entry<String, long[]> e : want.entrySet()) {
       String name = e.getKey();
       if (!ckpt.contains(name)) {
@@ -161,9 +159,8 @@ public final class MistralModel implements AutoCloseable {
                 + dt
                 + "; weights must be BF16, F16 or F32");
       }
-      plan.add(new String[] {name});
     }
-    return plan;
+    return want.keySet();
   }
 
   /** Hugging Face names and shapes of every frozen weight of a Mistral model. */
@@ -175,30 +172,13 @@ public final class MistralModel implements AutoCloseable {
       String p = "model.layers." + l + ".";
       m.put(p + "input_layernorm.weight", new long[] {h});
       for (LoraTarget t : LoraTarget.values()) {
-        m.put(p + t.modulePath() + ".weight", new long[] {outFeatures(c, t), inFeatures(c, t)});
+        m.put(p + t.modulePath() + ".weight", new long[] {t.outFeatures(c), t.inFeatures(c)});
       }
       m.put(p + "post_attention_layernorm.weight", new long[] {h});
     }
     m.put("model.norm.weight", new long[] {h});
     m.put("lm_head.weight", new long[] {c.vocabSize(), h});
     return m;
-  }
-
-  static long inFeatures(MistralConfig c, LoraTarget t) {
-    return switch (t) {
-      case O_PROJ -> c.qDim();
-      case DOWN_PROJ -> c.intermediateSize();
-      default -> c.hiddenSize();
-    };
-  }
-
-  static long outFeatures(MistralConfig c, LoraTarget t) {
-    return switch (t) {
-      case Q_PROJ -> c.qDim();
-      case K_PROJ, V_PROJ -> c.kvDim();
-      case GATE_PROJ, UP_PROJ -> c.intermediateSize();
-      case O_PROJ, DOWN_PROJ -> c.hiddenSize();
-    };
   }
 
   static NativeEngine.Shape shapeOf(MistralConfig c, int maxSeq) {
@@ -396,7 +376,7 @@ public final class MistralModel implements AutoCloseable {
     engine.zeroGrad();
     double sum = 0;
     for (Batch b : microBatches) {
-      sum += engine.forwardBackward(b.toNative(), (float) (1.0 / total)).sum();
+      sum += engine.forwardBackward(b, (float) (1.0 / total)).sum();
     }
     NativeEngine.StepResult r = engine.optimizerStep(adamw.toNative());
     return new StepResult(sum / total, r.gradNorm(), r.applied(), r.step(), total);
@@ -404,22 +384,22 @@ public final class MistralModel implements AutoCloseable {
 
   /** Mean loss over the batch's label tokens (no gradients). */
   public double evalLoss(Batch batch) {
-    return engine.evalLoss(batch.toNative()).mean();
+    return engine.evalLoss(batch).mean();
   }
 
   /** Sum of token losses and count (to average over several batches). */
   public NativeEngine.LossSum evalLossSum(Batch batch) {
-    return engine.evalLoss(batch.toNative());
+    return engine.evalLoss(batch);
   }
 
   /** Logits [rows * seq * vocab]. */
   public float[] logits(Batch batch) {
-    return engine.logits(batch.toNative());
+    return engine.logits(batch);
   }
 
   /** Hidden states [(layers + 1) * rows * seq * hidden], Hugging Face's output_hidden_states. */
   public float[] hiddenStates(Batch batch) {
-    return engine.hiddenStates(batch.toNative());
+    return engine.hiddenStates(batch);
   }
 
   /** Greedy generation of up to maxNew tokens; stops after eosId (negative: never). */
@@ -430,10 +410,5 @@ public final class MistralModel implements AutoCloseable {
   @Override
   public void close() {
     engine.close();
-  }
-
-  /** Set of every projection LoRA can target. */
-  public static Set<LoraTarget> allLinear() {
-    return java.util.EnumSet.allOf(LoraTarget.class);
   }
 }

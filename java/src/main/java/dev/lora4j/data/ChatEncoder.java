@@ -1,5 +1,7 @@
 package dev.lora4j.data;
 
+import dev.lora4j.tokenizer.ChatMessage;
+
 import java.util.List;
 
 /**

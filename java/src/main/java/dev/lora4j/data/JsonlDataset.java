@@ -229,8 +229,13 @@ public final class JsonlDataset {
    * it is ceil(examples / batchSize) for every epoch. For learning-rate schedules.
    */
   public long countBatches(int epoch) {
+    return countBatches(epoch, new DataStats());
+  }
+
+  /** Like {@link #countBatches(int)}, counting what it reads (examples, skips, truncations). */
+  public long countBatches(int epoch, DataStats stats) {
     long n = 0;
-    try (BatchProducer p = new BatchProducer(this, new DataPosition(epoch, 0), epoch + 1, new DataStats())) {
+    try (BatchProducer p = new BatchProducer(this, new DataPosition(epoch, 0), epoch + 1, stats)) {
       while (p.next() != null) n++;
     }
     return n;

@@ -1,5 +1,7 @@
 package dev.lora4j.data;
 
+import dev.lora4j.tokenizer.ChatMessage;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import java.util.ArrayList;
 import java.util.Arrays;

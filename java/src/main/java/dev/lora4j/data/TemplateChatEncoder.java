@@ -1,12 +1,13 @@
 package dev.lora4j.data;
 
+import dev.lora4j.tokenizer.ChatMessage;
+
 import dev.lora4j.tokenizer.ChatTemplate;
 import dev.lora4j.tokenizer.ChatTemplateException;
 import dev.lora4j.tokenizer.EncodedChat;
 import dev.lora4j.tokenizer.Tokenizer;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 
 /**
@@ -41,11 +42,9 @@ public final class TemplateChatEncoder implements ChatEncoder {
 
   @Override
   public TokenizedExample encode(List<ChatMessage> messages, boolean completionsOnly, String source) {
-    List<dev.lora4j.tokenizer.ChatMessage> msgs = new ArrayList<>(messages.size());
-    for (ChatMessage m : messages) msgs.add(new dev.lora4j.tokenizer.ChatMessage(m.role(), m.content()));
     // A ChatTemplateException (the template refused the conversation) propagates: the dataset
     // reports it with file and line, or skips and counts the line with skipInvalid.
-    EncodedChat ec = template.encode(msgs, false, tokenizer);
+    EncodedChat ec = template.encode(messages, false, tokenizer);
     int[] ids = ec.ids();
     int[] labels = ids.clone();
     if (completionsOnly) {
@@ -57,8 +56,6 @@ public final class TemplateChatEncoder implements ChatEncoder {
 
   /** Prompt ids for generation: the conversation with the generation prompt added. */
   public int[] promptIds(List<ChatMessage> messages) {
-    List<dev.lora4j.tokenizer.ChatMessage> msgs = new ArrayList<>(messages.size());
-    for (ChatMessage m : messages) msgs.add(new dev.lora4j.tokenizer.ChatMessage(m.role(), m.content()));
-    return template.encode(msgs, true, tokenizer).ids();
+    return template.encode(messages, true, tokenizer).ids();
   }
 }

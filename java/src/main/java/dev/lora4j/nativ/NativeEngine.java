@@ -2,6 +2,7 @@ package dev.lora4j.nativ;
 
 import static dev.lora4j.nativ.Lora4jLibrary.*;
 
+import dev.lora4j.Batch;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
@@ -224,11 +225,11 @@ public final class NativeEngine implements AutoCloseable {
   }
 
   /** Forward and backward; adds gradScale * d(sum of token losses) to the gradients. */
-  public synchronized LossSum forwardBackward(NativeBatch batch, float gradScale) {
+  public synchronized LossSum forwardBackward(Batch batch, float gradScale) {
     lora4j_engine e = h();
     double[] loss = new double[1];
     long[] tokens = new long[1];
-    try (NativeBatch.Bound b = batch.bind()) {
+    try (BoundBatch b = new BoundBatch(batch)) {
       check(lora4j_forward_backward(e, b.struct(), gradScale, loss, tokens));
     }
     return new LossSum(loss[0], tokens[0]);
@@ -263,21 +264,21 @@ public final class NativeEngine implements AutoCloseable {
 
   // ---- inference -------------------------------------------------------------------------
 
-  public synchronized LossSum evalLoss(NativeBatch batch) {
+  public synchronized LossSum evalLoss(Batch batch) {
     lora4j_engine e = h();
     double[] loss = new double[1];
     long[] tokens = new long[1];
-    try (NativeBatch.Bound b = batch.bind()) {
+    try (BoundBatch b = new BoundBatch(batch)) {
       check(lora4j_eval_loss(e, b.struct(), loss, tokens));
     }
     return new LossSum(loss[0], tokens[0]);
   }
 
   /** Logits [batch * seq * vocab] fp32. */
-  public synchronized float[] logits(NativeBatch batch) {
+  public synchronized float[] logits(Batch batch) {
     lora4j_engine e = h();
-    long n = (long) batch.batch() * batch.seq() * shape.vocabSize();
-    try (NativeBatch.Bound b = batch.bind();
+    long n = (long) batch.rows() * batch.seq() * shape.vocabSize();
+    try (BoundBatch b = new BoundBatch(batch);
         FloatPointer out = new FloatPointer(n)) {
       check(lora4j_logits(e, b.struct(), out, n));
       float[] r = new float[Math.toIntExact(n)];
@@ -287,10 +288,10 @@ public final class NativeEngine implements AutoCloseable {
   }
 
   /** Hidden states [(layers + 1) * batch * seq * hidden] fp32 (Hugging Face convention). */
-  public synchronized float[] hiddenStates(NativeBatch batch) {
+  public synchronized float[] hiddenStates(Batch batch) {
     lora4j_engine e = h();
-    long n = (long) (shape.numLayers() + 1) * batch.batch() * batch.seq() * shape.hiddenSize();
-    try (NativeBatch.Bound b = batch.bind();
+    long n = (long) (shape.numLayers() + 1) * batch.rows() * batch.seq() * shape.hiddenSize();
+    try (BoundBatch b = new BoundBatch(batch);
         FloatPointer out = new FloatPointer(n)) {
       check(lora4j_hidden_states(e, b.struct(), out, n));
       float[] r = new float[Math.toIntExact(n)];

@@ -1,7 +1,6 @@
 package dev.lora4j.nativ;
 
 import java.io.File;
-import java.nio.charset.StandardCharsets;
 import java.util.logging.Logger;
 import org.bytedeco.javacpp.BytePointer;
 import org.bytedeco.javacpp.IntPointer;
@@ -63,15 +62,11 @@ public final class NativeLibrary {
   /** The core's version as major.minor.patch. */
   public static String version() {
     ensureLoaded();
-    int[] a = new int[1], b = new int[1], c = new int[1];
-    try (IntPointer x = new IntPointer(1);
-        IntPointer y = new IntPointer(1);
-        IntPointer z = new IntPointer(1)) {
-      NativeEngine.check(Lora4jLibrary.lora4j_version(x, y, z));
-      a[0] = x.get();
-      b[0] = y.get();
-      c[0] = z.get();
+    try (IntPointer major = new IntPointer(1);
+        IntPointer minor = new IntPointer(1);
+        IntPointer patch = new IntPointer(1)) {
+      NativeEngine.check(Lora4jLibrary.lora4j_version(major, minor, patch));
+      return major.get() + "." + minor.get() + "." + patch.get();
     }
-    return a[0] + "." + b[0] + "." + c[0];
   }
 }

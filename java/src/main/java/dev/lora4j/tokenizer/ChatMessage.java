@@ -1,6 +1,7 @@
 package dev.lora4j.tokenizer;
 
 import java.util.Objects;
+import java.util.Set;
 
 /**
  * One message of a conversation, as the {@code messages} list of Hugging Face
@@ -11,6 +12,9 @@ import java.util.Objects;
  * @param content the text; always tokenized literally, never parsed for control tokens
  */
 public record ChatMessage(String role, String content) {
+    /** The roles a chat line of training data may use. */
+    public static final Set<String> ROLES = Set.of("system", "user", "assistant");
+
     /**
      * @param role the role
      * @param content the text
@@ -43,5 +47,10 @@ public record ChatMessage(String role, String content) {
      */
     public static ChatMessage assistant(String content) {
         return new ChatMessage("assistant", content);
+    }
+
+    /** @return true for an assistant message: the only content that counts when training on completions */
+    public boolean isAssistant() {
+        return "assistant".equals(role);
     }
 }

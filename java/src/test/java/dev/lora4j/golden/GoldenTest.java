@@ -165,7 +165,7 @@ class GoldenTest {
       NativeEngine e = m.engine();
       e.zeroGrad();
       long tokens = r.batch().countedTokens();
-      NativeEngine.LossSum ls = e.forwardBackward(r.batch().toNative(), (float) (1.0 / tokens));
+      NativeEngine.LossSum ls = e.forwardBackward(r.batch(), (float) (1.0 / tokens));
       check(c, "loss (forward_backward)", Math.abs(ls.mean() - r.d("lora.loss")[0]) / r.d("lora.loss")[0], tol(1e-5, 1e-2));
       double worst = 0;
       String worstName = "";

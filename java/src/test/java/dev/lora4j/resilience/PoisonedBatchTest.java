@@ -15,7 +15,7 @@ import dev.lora4j.TrainingConfig;
 import dev.lora4j.TrainingListener;
 import dev.lora4j.TrainingResult;
 import dev.lora4j.data.ChatEncoder;
-import dev.lora4j.data.ChatMessage;
+import dev.lora4j.tokenizer.ChatMessage;
 import dev.lora4j.data.DataFormat;
 import dev.lora4j.data.TokenizedExample;
 import java.nio.file.Files;

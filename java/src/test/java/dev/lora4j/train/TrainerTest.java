@@ -104,12 +104,12 @@ class TrainerTest {
         e.zeroGrad();
         if (mode == 0) {
           Batch all = Batch.collate(ex, 0);
-          e.forwardBackward(all.toNative(), (float) (1.0 / all.countedTokens()));
+          e.forwardBackward(all, (float) (1.0 / all.countedTokens()));
         } else {
           Batch a = Batch.collate(ex.subList(0, 1), 0), b = Batch.collate(ex.subList(1, 4), 0);
           long total = a.countedTokens() + b.countedTokens();
-          e.forwardBackward(a.toNative(), (float) (1.0 / total));
-          e.forwardBackward(b.toNative(), (float) (1.0 / total));
+          e.forwardBackward(a, (float) (1.0 / total));
+          e.forwardBackward(b, (float) (1.0 / total));
         }
         var t = e.loraTensors().get(3);
         grads[mode] = e.loraGet(Lora4jLibrary.STATE_GRAD, t.name(), (int) t.numel());
