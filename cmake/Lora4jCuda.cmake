@@ -31,7 +31,8 @@ endif()
 
 if(TARGET CUDA::cublasLt AND CUDA_ENGINE_SOURCES)
   message(STATUS "lora4j: cuBLASLt found; building liblora4j_cuda")
-  add_library(lora4j_cuda SHARED ${CUDA_ENGINE_SOURCES} ${CMAKE_CURRENT_SOURCE_DIR}/src/model/layout.cpp)
+  add_library(lora4j_cuda SHARED ${CUDA_ENGINE_SOURCES} ${CMAKE_CURRENT_SOURCE_DIR}/src/model/layout.cpp
+                                 ${CMAKE_CURRENT_SOURCE_DIR}/src/model/op_bench.cpp)
   target_include_directories(lora4j_cuda PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/include
                                                  ${CMAKE_CURRENT_SOURCE_DIR}/src)
   target_link_libraries(lora4j_cuda PRIVATE lora4j_cuda_kernels CUDA::cudart_static
