@@ -1,10 +1,12 @@
-"""bf16 error model of one Mistral layer against the float64 golden reference.
+"""bf16 error model of the Mistral forward against the float64 golden reference.
 
-Runs layer 0 of a golden case (default hd128) in float64 with bf16 rounding applied at exactly
-the points where the CUDA engine keeps bf16 tensors, and reports the relative error of the layer
-output against the reference `base.hidden.1`, for all rounding points together and one at a
-time. Used to show that the CUDA engine's forward error is the bf16 floor, not a bug
-(see native/src/cuda/NOTES.md). Run from a case folder:
+Runs a golden case (default hd128) in float64 with rounding applied at exactly the points where
+the CUDA engine keeps 16-bit tensors, and reports the relative error of layer 1's output
+(`base.hidden.1`) for each rounding point alone, and of the logits for the engine's rounding
+sets: `before` (every activation bf16) and `now` (the q/k GEMMs run on the split bf16 hi + lo
+normed input with fp32 outputs, RoPE rounds once to fp16). Shows where the CUDA engine's
+forward error comes from and what each change buys (see native/src/cuda/NOTES.md).
+Run from a case folder:
     cd java/src/test/resources/hf-reference/hd128 && python3 ../../../../../../scripts/bf16_error_model.py
 Needs numpy only.
 """
@@ -39,9 +41,12 @@ def layer(x,l,R_):
     r=lambda name,v: bf(v) if name in R_ else v
     p='model.layers.%d.'%l
     def rms(x,w): return x/np.sqrt((x*x).mean(-1,keepdims=True)+1e-5)*w
-    xn=r('xn1',rms(x,W[p+'input_layernorm.weight']))
-    q=r('q',xn@W[p+'self_attn.q_proj.weight'].T).reshape(B,S,H,D); k=r('k',xn@W[p+'self_attn.k_proj.weight'].T).reshape(B,S,KH,D); v=r('v',xn@W[p+'self_attn.v_proj.weight'].T).reshape(B,S,KH,D)
-    q=r('rope',rope(q)); k=r('rope',rope(k))
+    xn=rms(x,W[p+'input_layernorm.weight'])
+    xq=xn if 'xn1_split' in R_ else r('xn1',xn)
+    q=r('q',xq@W[p+'self_attn.q_proj.weight'].T).reshape(B,S,H,D); k=r('k',xq@W[p+'self_attn.k_proj.weight'].T).reshape(B,S,KH,D); v=r('v',r('xn1',xn)@W[p+'self_attn.v_proj.weight'].T).reshape(B,S,KH,D)
+    h16=lambda a: a.astype(np.float16).astype(np.float64)
+    q=rope(q); k=rope(k)
+    q,k=(h16(q),h16(k)) if 'rope16' in R_ else (r('rope',q),r('rope',k))
     out=np.zeros((B,S,H,D))
     for b in range(B):
         for h in range(H):
@@ -59,10 +64,17 @@ def layer(x,l,R_):
     return x2+hh@W[p+'mlp.down_proj.weight'].T
 x0=R['base.hidden.0']; ref=R['base.hidden.1']
 m=mask.astype(bool)
-def err(a): return np.linalg.norm((a-ref)[m])/np.linalg.norm(ref[m])
-print('exact', err(layer(x0,0,set())))
-allr={'xn1','q','k','v','rope','P','att','xn2','gate','up','h'}
-print('all', err(layer(x0,0,allr)))
-for name in sorted(allr): print('only',name, err(layer(x0,0,{name})))
-print('all but q,k (fp32 GEMM out, rope rounds once)', err(layer(x0,0,allr-{'q','k'})))
-print('all but q,k,gate,up (fp32 GEMM outs, swiglu rounds once)', err(layer(x0,0,allr-{'q','k','gate','up'})))
+def err(a,ref=ref): return np.linalg.norm((a-ref)[m])/np.linalg.norm(ref[m])
+before={'xn1','q','k','v','rope','P','att','xn2','gate','up','h'}
+now=(before-{'q','k','rope'})|{'xn1_split','rope16'}
+print('layer 1 output, exact', err(layer(x0,0,set())))
+print('layer 1 output, before', err(layer(x0,0,before)))
+print('layer 1 output, now', err(layer(x0,0,now)))
+for name in sorted(before): print('  only',name, err(layer(x0,0,{name})))
+def logits(R_):
+    x=x0
+    for l in range(cfg['num_hidden_layers']): x=layer(x,l,R_)
+    xf=bf(x/np.sqrt((x*x).mean(-1,keepdims=True)+1e-5)*W['model.norm.weight'])
+    return xf@W.get('lm_head.weight',W['model.embed_tokens.weight']).T
+print('logits, before', err(logits(before),R['base.logits']))
+print('logits, now', err(logits(now),R['base.logits']))

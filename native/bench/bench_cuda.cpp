@@ -25,7 +25,8 @@ using bf = __nv_bfloat16;
 #define CK(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) { std::printf("%s: %s\n", #x, cudaGetErrorString(e_)); std::exit(2);} } while (0)
 #define API(x) do { int s_ = (x); if (s_) { std::printf("%s: %s\n", #x, lora4j_last_error()); std::exit(2);} } while (0)
 
-static void fill_bf16(std::vector<uint16_t>& v, uint64_t seed, float scale) {
+// Uniform values in [-scale, scale) as bf16 bits, or fp16 bits when half.
+static void fill_bf16(std::vector<uint16_t>& v, uint64_t seed, float scale, bool half = false) {
   unsigned nt = std::max(1u, std::thread::hardware_concurrency());
   std::vector<std::thread> th;
   size_t chunk = (v.size() + nt - 1) / nt;
@@ -36,7 +37,7 @@ static void fill_bf16(std::vector<uint16_t>& v, uint64_t seed, float scale) {
         x ^= x << 13; x ^= x >> 7; x ^= x << 17;
         float f = (float((x >> 40) & 0xFFFFFF) / 16777216.f * 2.f - 1.f) * scale;
         uint32_t b; std::memcpy(&b, &f, 4);
-        v[i] = uint16_t((b + 0x7FFF + ((b >> 16) & 1)) >> 16);
+        v[i] = half ? __half_as_ushort(__float2half_rn(f)) : uint16_t((b + 0x7FFF + ((b >> 16) & 1)) >> 16);
       }
     });
   for (auto& t : th) t.join();
@@ -45,7 +46,8 @@ static void fill_bf16(std::vector<uint16_t>& v, uint64_t seed, float scale) {
 static void bench_attention(int B, int S) {
   const int H = 32, KH = 8, D = 128;
   size_t nq = size_t(B) * S * H * D, nk = size_t(B) * S * KH * D;
-  bf *q, *k, *v, *o, *dq, *dk, *dv, *dout;
+  __half *q, *k;
+  bf *v, *o, *dq, *dk, *dv, *dout;
   float *lse, *acc, *delta, *o32;
   CK(cudaMalloc(&q, nq * 2)); CK(cudaMalloc(&k, nk * 2)); CK(cudaMalloc(&v, nk * 2));
   CK(cudaMalloc(&o, nq * 2)); CK(cudaMalloc(&dq, nq * 2)); CK(cudaMalloc(&dk, nk * 2));
@@ -53,9 +55,9 @@ static void bench_attention(int B, int S) {
   CK(cudaMalloc(&lse, size_t(B) * H * S * 4)); CK(cudaMalloc(&acc, nq * 4));
   CK(cudaMalloc(&delta, size_t(B) * H * S * 4));
   std::vector<uint16_t> h(nq);
-  fill_bf16(h, 1, 1.f); CK(cudaMemcpy(q, h.data(), nq * 2, cudaMemcpyHostToDevice));
-  CK(cudaMemcpy(dout, h.data(), nq * 2, cudaMemcpyHostToDevice));
-  fill_bf16(h, 2, 1.f); CK(cudaMemcpy(k, h.data(), nk * 2, cudaMemcpyHostToDevice));
+  fill_bf16(h, 1, 1.f, true); CK(cudaMemcpy(q, h.data(), nq * 2, cudaMemcpyHostToDevice));
+  fill_bf16(h, 2, 1.f, true); CK(cudaMemcpy(k, h.data(), nk * 2, cudaMemcpyHostToDevice));
+  fill_bf16(h, 3, 1.f); CK(cudaMemcpy(dout, h.data(), nq * 2, cudaMemcpyHostToDevice));
   CK(cudaMemcpy(v, h.data() + nk, nk * 2, cudaMemcpyHostToDevice));
   cuda::AttentionParams p;
   p.q = q; p.k = k; p.v = v; p.o = o; p.lse = lse; p.o_f32 = o32;

@@ -4,6 +4,7 @@
 // and scripts/gpu/run.sh collects those lines into its summary table.
 #pragma once
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <cmath>
@@ -56,6 +57,8 @@ inline float from_bf16_bits(uint16_t h) {
 }
 inline float round_bf16(float f) { return from_bf16_bits(to_bf16_bits(f)); }
 
+inline float round_f16(float f) { return __half2float(__float2half_rn(f)); }
+
 // Device buffer with host mirror helpers.
 template <class T>
 struct Dev {
@@ -79,6 +82,19 @@ inline std::vector<float> down_bf16(const Dev<__nv_bfloat16>& d) {
   CT_CUDA(cudaMemcpy(b.data(), d.p, b.size() * 2, cudaMemcpyDeviceToHost));
   std::vector<float> h(d.n);
   for (size_t i = 0; i < h.size(); ++i) h[i] = from_bf16_bits(b[i]);
+  return h;
+}
+// fp32 host <-> fp16 device
+inline void up_f16(Dev<__half>& d, const std::vector<float>& h) {
+  std::vector<__half> b(h.size());
+  for (size_t i = 0; i < h.size(); ++i) b[i] = __float2half_rn(h[i]);
+  CT_CUDA(cudaMemcpy(d.p, b.data(), b.size() * 2, cudaMemcpyHostToDevice));
+}
+inline std::vector<float> down_f16(const Dev<__half>& d) {
+  std::vector<__half> b(d.n);
+  CT_CUDA(cudaMemcpy(b.data(), d.p, b.size() * 2, cudaMemcpyDeviceToHost));
+  std::vector<float> h(d.n);
+  for (size_t i = 0; i < h.size(); ++i) h[i] = __half2float(b[i]);
   return h;
 }
 template <class T>

@@ -39,7 +39,8 @@ float rope_inv_freq_host(int i, int D, double theta) {
 #define KCHECK(call) ::lora4j::cuda::cuda_check((call), #call)
 
 struct LayerActs {
-  bf16 *xn1, *q, *k, *v, *att, *xn2, *gate, *up, *h;
+  bf16 *xn1, *v, *att, *xn2, *gate, *up, *h;
+  f16 *q, *k;  // rotated, fp16 (the attention scores' operands)
   float *rstd1, *rstd2, *lse, *xmid, *att32;
   bf16* xa[NUM_PROJ];
 };
@@ -400,8 +401,8 @@ class CudaEngine final : public Engine {
       LayerActs& a = acts_[size_t(i)];
       a.xn1 = c.take<bf16>(n * d);
       a.rstd1 = c.take<float>(n);
-      a.q = c.take<bf16>(n * qd);
-      a.k = c.take<bf16>(n * kvd);
+      a.q = c.take<f16>(n * qd);
+      a.k = c.take<f16>(n * kvd);
       a.v = c.take<bf16>(n * kvd);
       a.att = c.take<bf16>(n * qd);
       a.lse = c.take<float>(B * H * S);
@@ -417,6 +418,7 @@ class CudaEngine final : public Engine {
     x_.assign(size_t(L + 1), nullptr);
     for (int64_t l = 0; l <= L; ++l) x_[size_t(l)] = c.take<float>(n * d);
     hn_ = c.take<bf16>(n * d);
+    xlo_ = c.take<bf16>(n * d);
     rstdf_ = c.take<float>(n);
     int64_t wide = std::max(std::max(d, I), qd);
     dres_ = c.take<float>(n * d);
@@ -507,11 +509,14 @@ class CudaEngine final : public Engine {
 
   // y = x W^T (+ residual) + s (x A^T) B^T. y bf16, or fp32 when y_f32 (then `residual`, which
   // may be null, is added). skip_main: only the LoRA input xa is formed (recompute).
+  // x_lo (nullable, needs y_f32): the bf16 rounding residue of x; the frozen GEMM then also
+  // runs on it, so y is as exact as an fp32 x would make it (the LoRA term keeps bf16 x).
   // The small LoRA product is formed first and the large GEMM accumulates onto it in its
   // epilogue, so the output is written by a memory-bound kernel once instead of read-modify-
   // written after the large GEMM.
   void proj_forward(int l, int p, const bf16* x, int64_t n, void* y, bool y_f32,
-                    const float* residual, bf16* xa, bool skip_main = false) {
+                    const float* residual, bf16* xa, bool skip_main = false,
+                    const bf16* x_lo = nullptr) {
     const int64_t in = shape_.proj_in(p), out = shape_.proj_out(p);
     float beta = residual ? 1.f : 0.f;
     const void* c = residual;
@@ -525,9 +530,12 @@ class CudaEngine final : public Engine {
       beta = 1.f;
       c = nullptr;
     }
-    if (!skip_main)
-      gemm_.run(false, true, n, out, in, x, in, wproj(l, p), in, y, y_f32, out, 1.f, beta,
-                proj_module(p), c);
+    if (skip_main) return;
+    gemm_.run(false, true, n, out, in, x, in, wproj(l, p), in, y, y_f32, out, 1.f, beta,
+              proj_module(p), c);
+    if (x_lo)
+      gemm_.run(false, true, n, out, in, x_lo, in, wproj(l, p), in, y, true, out, 1.f, 1.f,
+                proj_module(p));
   }
   // dx (+)= dy W + s (dy B) A; dA += s (dy B)^T x; dB += s dy^T xa. The LoRA part of dx goes
   // first so the large GEMM adds onto it in its epilogue.
@@ -551,7 +559,7 @@ class CudaEngine final : public Engine {
               "dX through frozen W");
   }
 
-  AttentionParams attn_params(const LayerActs& a, const bf16* k, const bf16* v, int q_offset,
+  AttentionParams attn_params(const LayerActs& a, const f16* k, const bf16* v, int q_offset,
                               int Sk) {
     AttentionParams ap;
     ap.q = a.q;
@@ -578,19 +586,24 @@ class CudaEngine final : public Engine {
 
   // One decoder layer from x_[l]. kcache/vcache: where K and V go (null: the activation set);
   // recompute: skip writing x_[l+1].
-  void layer_forward(int l, LayerActs& a, bool recompute, bf16* kc = nullptr, bf16* vc = nullptr,
+  // Precision of the scores: the normed input of the q and k GEMMs is split into bf16 hi + lo
+  // (both GEMMs accumulate in fp32, in dtmp_, free during the forward and at a recompute),
+  // RoPE rounds once, to fp16. On the hd128 reference this halves the bf16 error of the logits
+  // (native/src/cuda/NOTES.md); it costs one more q/k-sized GEMM in the forward.
+  void layer_forward(int l, LayerActs& a, bool recompute, f16* kc = nullptr, bf16* vc = nullptr,
                      int q_offset = 0) {
     const int64_t n = n_, d = shape_.c.hidden_size, I = shape_.c.intermediate_size;
     const float eps = shape_.c.rms_norm_eps;
-    bf16* kout = kc ? kc + int64_t(q_offset) * shape_.kv_dim() : a.k;
+    f16* kout = kc ? kc + int64_t(q_offset) * shape_.kv_dim() : a.k;
     bf16* vout = vc ? vc + int64_t(q_offset) * shape_.kv_dim() : a.v;
-    KCHECK(rmsnorm_forward(x_[size_t(l)], wnorm1(l), a.xn1, a.rstd1, n, d, eps, stream_));
-    proj_forward(l, Q, a.xn1, n, a.q, false, nullptr, a.xa[Q]);
-    proj_forward(l, K, a.xn1, n, kout, false, nullptr, a.xa[K]);
-    proj_forward(l, V, a.xn1, n, vout, false, nullptr, a.xa[V]);
-    KCHECK(rope_forward(a.q, pos_, inv_freq_, n, shape_.c.num_heads, shape_.c.head_dim, stream_));
-    KCHECK(rope_forward(kout, pos_, inv_freq_, n, shape_.c.num_kv_heads, shape_.c.head_dim,
+    KCHECK(rmsnorm_forward(x_[size_t(l)], wnorm1(l), a.xn1, a.rstd1, n, d, eps, stream_, xlo_));
+    proj_forward(l, Q, a.xn1, n, dtmp_, true, nullptr, a.xa[Q], false, xlo_);
+    KCHECK(rope_forward(dtmp_, a.q, pos_, inv_freq_, n, shape_.c.num_heads, shape_.c.head_dim,
                         stream_));
+    proj_forward(l, K, a.xn1, n, dtmp_, true, nullptr, a.xa[K], false, xlo_);
+    KCHECK(rope_forward(dtmp_, kout, pos_, inv_freq_, n, shape_.c.num_kv_heads,
+                        shape_.c.head_dim, stream_));
+    proj_forward(l, V, a.xn1, n, vout, false, nullptr, a.xa[V]);
     AttentionParams ap = kc ? attn_params(a, kc, vc, q_offset, q_offset + int(S_))
                             : attn_params(a, a.k, a.v, 0, int(S_));
     KCHECK(attention_forward(ap, stream_));
@@ -684,7 +697,8 @@ class CudaEngine final : public Engine {
   void ensure_cache() {
     if (kcache_) return;
     const int64_t L = shape_.c.num_layers, per = int64_t(shape_.c.max_seq_len) * shape_.kv_dim();
-    kcache_ = static_cast<bf16*>(alloc(size_t(2 * L * per) * sizeof(bf16), "KV cache"));
+    // per layer: K (fp16) then V (bf16), both 2 bytes per element
+    kcache_ = static_cast<uint16_t*>(alloc(size_t(2 * L * per) * sizeof(uint16_t), "KV cache"));
   }
   void decode_run(const int32_t* tokens, const int32_t* pos, int32_t len, int32_t q_offset,
                   float* logits) {
@@ -696,7 +710,8 @@ class CudaEngine final : public Engine {
                   per = int64_t(shape_.c.max_seq_len) * shape_.kv_dim();
     KCHECK(embedding_forward(ids_, wembed(), x_[0], n_, d, stream_));
     for (int l = 0; l < shape_.c.num_layers; ++l)
-      layer_forward(l, acts_[0], false, kcache_ + 2 * l * per, kcache_ + (2 * l + 1) * per,
+      layer_forward(l, acts_[0], false, reinterpret_cast<f16*>(kcache_ + 2 * l * per),
+                    reinterpret_cast<bf16*>(kcache_ + (2 * l + 1) * per),
                     q_offset);
     KCHECK(rmsnorm_forward(x_[size_t(shape_.c.num_layers)], wfinal(), hn_, rstdf_, n_, d,
                            shape_.c.rms_norm_eps, stream_));
@@ -733,15 +748,15 @@ class CudaEngine final : public Engine {
   int64_t B_ = 0, S_ = 0, n_ = 0, chunk_ = 1;
   std::vector<LayerActs> acts_;
   std::vector<float*> x_;
-  bf16 *hn_ = nullptr, *dy_ = nullptr, *dgate_ = nullptr, *dup_ = nullptr, *datt_ = nullptr,
-       *dq_ = nullptr, *dk_ = nullptr, *dv_ = nullptr, *t_ = nullptr, *dlogits_ = nullptr;
+  bf16 *hn_ = nullptr, *xlo_ = nullptr, *dy_ = nullptr, *dgate_ = nullptr, *dup_ = nullptr,
+       *datt_ = nullptr, *dq_ = nullptr, *dk_ = nullptr, *dv_ = nullptr, *t_ = nullptr, *dlogits_ = nullptr;
   float *rstdf_ = nullptr, *dres_ = nullptr, *dtmp_ = nullptr, *dq_acc_ = nullptr,
         *delta_ = nullptr, *logits_ = nullptr, *loss_ = nullptr;
   int32_t *ids_ = nullptr, *mask_ = nullptr, *pos_ = nullptr, *seg_ = nullptr, *tgt_ = nullptr;
   bool has_mask_ = false, has_seg_ = false;
   std::vector<int32_t> host_pos_, host_tgt_;
 
-  bf16* kcache_ = nullptr;
+  uint16_t* kcache_ = nullptr;
   int32_t cache_len_ = 0;
 };
 

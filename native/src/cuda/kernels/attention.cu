@@ -1,6 +1,9 @@
 /*
- * Flash attention, forward and backward, on tensor cores (mma.sync m16n8k16, bf16 operands,
- * fp32 accumulators; runs on sm_80 and sm_90). No [S x S] matrix ever reaches memory.
+ * Flash attention, forward and backward, on tensor cores (mma.sync m16n8k16, fp32
+ * accumulators; runs on sm_80 and sm_90). No [S x S] matrix ever reaches memory. Q and K are
+ * fp16, so the scores S = Q K^T (the product whose rounding moves the softmax most) keep 11
+ * significant bits per operand; P, V, dO and dS are bf16. The backward's dK = dS^T Q and
+ * dQ = dS K take bf16 copies of the Q and K tiles made once in shared memory.
  *
  * Visibility: query i (position q_offset + i) of row b sees key j iff
  *   j <= q_offset + i                                   (causal)
@@ -42,7 +45,8 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
   return *reinterpret_cast<uint32_t*>(&v);
 }
-__device__ __forceinline__ uint32_t ld32(const bf16* p) {
+template <class T>
+__device__ __forceinline__ uint32_t ld32(const T* p) {
   return *reinterpret_cast<const uint32_t*>(p);
 }
 
@@ -58,36 +62,54 @@ __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
-// Four 8x8 bf16 matrices from shared memory, transposed: lane l supplies the address of row
+// Eight fp16 values (one 16-byte chunk) as eight bf16 values.
+__device__ __forceinline__ uint4 f16x8_to_bf16x8(uint4 v) {
+  const uint32_t* w = reinterpret_cast<const uint32_t*>(&v);
+  uint4 out;
+  uint32_t* o = reinterpret_cast<uint32_t*>(&out);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    float2 f = __half22float2(*reinterpret_cast<const __half2*>(&w[i]));
+    o[i] = pack_bf16(f.x, f.y);
+  }
+  return out;
+}
+
+// Four 8x8 16-bit matrices from shared memory, transposed: lane l supplies the address of row
 // (l & 7) of matrix (l >> 3); register i of each lane receives its share of matrix i.
-__device__ __forceinline__ void ldsm_x4_t(uint32_t* r, const bf16* addr) {
+template <class T>
+__device__ __forceinline__ void ldsm_x4_t(uint32_t* r, const T* addr) {
   uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(addr));
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                : "r"(a));
 }
-__device__ __forceinline__ void ldsm_x4(uint32_t* r, const bf16* addr) {
+template <class T>
+__device__ __forceinline__ void ldsm_x4(uint32_t* r, const T* addr) {
   uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(addr));
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                : "r"(a));
 }
 // A operand (m16 x k16) from a row-major [m][k] shared tile: rows m0.., columns k0...
-__device__ __forceinline__ void ldsm_a(uint32_t* r, const bf16* tile, int ld, int m0, int k0,
+template <class T>
+__device__ __forceinline__ void ldsm_a(uint32_t* r, const T* tile, int ld, int m0, int k0,
                                        int lane) {
   ldsm_x4(r, tile + (m0 + (lane & 7) + ((lane >> 3) & 1) * 8) * ld + k0 + (lane >> 4) * 8);
 }
 // B operands (k16 x n8) of two adjacent n-tiles n0 and n0 + 8 from a [n][k] shared tile (each
 // row n holds its k values contiguously, as K rows do for S = Q K^T):
 // r = {b0(n0), b1(n0), b0(n0 + 8), b1(n0 + 8)}.
-__device__ __forceinline__ void ldsm_bt_pair(uint32_t* r, const bf16* tile, int ld, int n0,
+template <class T>
+__device__ __forceinline__ void ldsm_bt_pair(uint32_t* r, const T* tile, int ld, int n0,
                                              int k0, int lane) {
   ldsm_x4(r, tile + (n0 + (lane & 7) + (lane >> 4) * 8) * ld + k0 + ((lane >> 3) & 1) * 8);
 }
 
 // B operands (k16 x n8) of two adjacent n-tiles, n0 and n0 + 8, from a row-major [k][n]
 // shared tile (row stride ld): r = {b0(n0), b1(n0), b0(n0 + 8), b1(n0 + 8)}.
-__device__ __forceinline__ void ldsm_b_pair(uint32_t* r, const bf16* tile, int ld, int k0, int n0,
+template <class T>
+__device__ __forceinline__ void ldsm_b_pair(uint32_t* r, const T* tile, int ld, int k0, int n0,
                                             int lane) {
   ldsm_x4_t(r, tile + (k0 + (lane & 15)) * ld + n0 + (lane >> 4) * 8);
 }
@@ -96,6 +118,15 @@ __device__ __forceinline__ void ldsm_b_pair(uint32_t* r, const bf16* tile, int l
 __device__ __forceinline__ void mma16816(float* d, const uint32_t* a, const uint32_t* b) {
   asm volatile(
       "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+// d[4] += a[4] * b[2]  (m16n8k16, row.col, fp16 -> fp32): the scores
+__device__ __forceinline__ void mma16816_f16(float* d, const uint32_t* a, const uint32_t* b) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
       "{%8,%9}, {%0,%1,%2,%3};\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
@@ -129,8 +160,8 @@ template <int D>
 __global__ void __launch_bounds__(128) attn_fwd_kernel(AttentionParams p) {
   constexpr int BR = 64, BC = 64, LD = D + 8;
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  bf16* sKbuf = reinterpret_cast<bf16*>(smem_raw);       // [2][BC * LD]
-  bf16* sVbuf = sKbuf + 2 * BC * LD;                      // [2][BC * LD]
+  f16* sKbuf = reinterpret_cast<f16*>(smem_raw);                // [2][BC * LD]
+  bf16* sVbuf = reinterpret_cast<bf16*>(sKbuf + 2 * BC * LD);  // [2][BC * LD]
   int* sKokbuf = reinterpret_cast<int*>(sVbuf + 2 * BC * LD);  // [2][BC]
   int* sKsegbuf = sKokbuf + 2 * BC;                        // [2][BC]
 
@@ -138,8 +169,8 @@ __global__ void __launch_bounds__(128) attn_fwd_kernel(AttentionParams p) {
   const int kvh = h / (p.H / p.KH);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
   const int qr[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
-  const bf16* qb = p.q + int64_t(b) * p.q_bstride;
-  const bf16* kb = p.k + int64_t(b) * p.kv_bstride;
+  const f16* qb = p.q + int64_t(b) * p.q_bstride;
+  const f16* kb = p.k + int64_t(b) * p.kv_bstride;
   const bf16* vb = p.v + int64_t(b) * p.kv_bstride;
   const int64_t qstride = int64_t(p.H) * D, kstride = int64_t(p.KH) * D;
   const Vis vis{p.key_mask, p.segments, p.window};
@@ -150,7 +181,7 @@ __global__ void __launch_bounds__(128) attn_fwd_kernel(AttentionParams p) {
   for (int kc = 0; kc < D / 16; ++kc) {
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      const bf16* row = qb + int64_t(qr[r]) * qstride + h * D + kc * 16 + 2 * t4;
+      const f16* row = qb + int64_t(qr[r]) * qstride + h * D + kc * 16 + 2 * t4;
       bool ok = qr[r] < p.Sq;
       qf[kc][r] = ok ? ld32(row) : 0u;
       qf[kc][r + 2] = ok ? ld32(row + 8) : 0u;
@@ -174,7 +205,7 @@ __global__ void __launch_bounds__(128) attn_fwd_kernel(AttentionParams p) {
 
   // Stage loader: K/V rows with cp.async (zero-filled past Sk), key flags with plain stores.
   auto load_stage = [&](int stage, int kt) {
-    bf16* dK = sKbuf + stage * BC * LD;
+    f16* dK = sKbuf + stage * BC * LD;
     bf16* dV = sVbuf + stage * BC * LD;
     for (int i = threadIdx.x; i < BC * (D / 8); i += blockDim.x) {
       int r = i / (D / 8), c = (i % (D / 8)) * 8;
@@ -202,7 +233,7 @@ __global__ void __launch_bounds__(128) attn_fwd_kernel(AttentionParams p) {
       cp_async_wait<0>();
     }
     __syncthreads();
-    const bf16* sK = sKbuf + stage * BC * LD;
+    const f16* sK = sKbuf + stage * BC * LD;
     const bf16* sV = sVbuf + stage * BC * LD;
     const int* sKok = sKokbuf + stage * BC;
     const int* sKseg = sKsegbuf + stage * BC;
@@ -216,8 +247,8 @@ __global__ void __launch_bounds__(128) attn_fwd_kernel(AttentionParams p) {
       for (int kc = 0; kc < D / 16; ++kc) {
         uint32_t bf[4];
         ldsm_bt_pair(bf, sK, LD, nt * 8, kc * 16, lane);
-        mma16816(s[nt], qf[kc], bf);
-        mma16816(s[nt + 1], qf[kc], bf + 2);
+        mma16816_f16(s[nt], qf[kc], bf);
+        mma16816_f16(s[nt + 1], qf[kc], bf + 2);
       }
     }
     // mask, scale (base 2), row max. A tile wholly below the diagonal with no padding,
@@ -351,9 +382,9 @@ __global__ void attn_bwd_delta_kernel(const bf16* dout, const bf16* out, const f
 template <int D, int BR>
 struct BwdSmem {
   static constexpr int NW = 8, BC = 16 * NW, LD = D + 8, LDS = BR + 8;  // 8 warps x 16 keys
-  // K, V; two stages of (Q, dO); dS^T; two stages of (lse, delta); key flags, key segments,
-  // two stages of query segments
-  static constexpr size_t bytes = sizeof(bf16) * (2 * BC * LD + 4 * BR * LD + BC * LDS) +
+  // K (fp16) and its bf16 copy, V; two stages of (Q fp16, dO); the bf16 copy of this stage's Q;
+  // dS^T; two stages of (lse, delta); key flags, key segments, two stages of query segments
+  static constexpr size_t bytes = sizeof(bf16) * (3 * BC * LD + 5 * BR * LD + BC * LDS) +
                                   sizeof(float) * 4 * BR + sizeof(int) * (2 * BC + 2 * BR);
 };
 
@@ -362,11 +393,13 @@ __global__ void __launch_bounds__(256) attn_bwd_kernel(AttentionBackwardParams b
   using SM = BwdSmem<D, BR>;
   constexpr int BC = SM::BC, LD = SM::LD, LDS = SM::LDS;
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  bf16* sK = reinterpret_cast<bf16*>(smem_raw);
-  bf16* sV = sK + BC * LD;
-  bf16* sQbuf = sV + BC * LD;         // [2][BR * LD]
-  bf16* sdObuf = sQbuf + 2 * BR * LD;  // [2][BR * LD]
-  bf16* sdS = sdObuf + 2 * BR * LD;    // [BC keys][LDS] : dS^T
+  f16* sK = reinterpret_cast<f16*>(smem_raw);                 // scores operand
+  bf16* sKb = reinterpret_cast<bf16*>(sK + BC * LD);           // dQ = dS K operand
+  bf16* sV = sKb + BC * LD;
+  f16* sQbuf = reinterpret_cast<f16*>(sV + BC * LD);          // [2][BR * LD]
+  bf16* sdObuf = reinterpret_cast<bf16*>(sQbuf + 2 * BR * LD);  // [2][BR * LD]
+  bf16* sQb = sdObuf + 2 * BR * LD;                            // [BR * LD] dK = dS^T Q operand
+  bf16* sdS = sQb + BR * LD;                                   // [BC keys][LDS] : dS^T
   float* sLsebuf = reinterpret_cast<float*>(sdS + BC * LDS);  // [2][BR]
   float* sDeltabuf = sLsebuf + 2 * BR;                         // [2][BR]
   int* sKok = reinterpret_cast<int*>(sDeltabuf + 2 * BR);
@@ -379,9 +412,9 @@ __global__ void __launch_bounds__(256) attn_bwd_kernel(AttentionBackwardParams b
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
   const int S = p.Sk;
   const int64_t qstride = int64_t(p.H) * D, kstride = int64_t(p.KH) * D;
-  const bf16* qb = p.q + int64_t(b) * p.q_bstride;
+  const f16* qb = p.q + int64_t(b) * p.q_bstride;
   const bf16* dob = bp.dout + int64_t(b) * p.q_bstride;
-  const bf16* kb = p.k + int64_t(b) * p.kv_bstride;
+  const f16* kb = p.k + int64_t(b) * p.kv_bstride;
   const bf16* vb = p.v + int64_t(b) * p.kv_bstride;
   const Vis vis{p.key_mask, p.segments, p.window};
   const float sl2 = p.scale * kLog2e;
@@ -395,6 +428,7 @@ __global__ void __launch_bounds__(256) attn_bwd_kernel(AttentionBackwardParams b
       vvv = *reinterpret_cast<const uint4*>(vb + int64_t(key) * kstride + kvh * D + c);
     }
     *reinterpret_cast<uint4*>(&sK[r * LD + c]) = kvv;
+    *reinterpret_cast<uint4*>(&sKb[r * LD + c]) = f16x8_to_bf16x8(kvv);
     *reinterpret_cast<uint4*>(&sV[r * LD + c]) = vvv;
   }
   for (int i = threadIdx.x; i < BC; i += blockDim.x) {
@@ -425,7 +459,7 @@ __global__ void __launch_bounds__(256) attn_bwd_kernel(AttentionBackwardParams b
   const int iters = G * nqt;
   auto load_stage = [&](int stage, int j) {
     const int hh = kvh * G + j / nqt, qt = qstart + (j % nqt) * BR;
-    bf16* dQ = sQbuf + stage * BR * LD;
+    f16* dQ = sQbuf + stage * BR * LD;
     bf16* dO = sdObuf + stage * BR * LD;
     for (int i = threadIdx.x; i < BR * (D / 8); i += blockDim.x) {
       int r = i / (D / 8), c = (i % (D / 8)) * 8;
@@ -455,8 +489,14 @@ __global__ void __launch_bounds__(256) attn_bwd_kernel(AttentionBackwardParams b
       cp_async_wait<0>();
     }
     __syncthreads();
-    const bf16* sQ = sQbuf + stage * BR * LD;
+    const f16* sQ = sQbuf + stage * BR * LD;
     const bf16* sdO = sdObuf + stage * BR * LD;
+    // bf16 copy of this Q tile for dK (read after the barrier below the scores)
+    for (int i = threadIdx.x; i < BR * (D / 8); i += blockDim.x) {
+      int r = i / (D / 8), c = (i % (D / 8)) * 8;
+      *reinterpret_cast<uint4*>(&sQb[r * LD + c]) =
+          f16x8_to_bf16x8(*reinterpret_cast<const uint4*>(&sQ[r * LD + c]));
+    }
     const float* sLse = sLsebuf + stage * BR;
     const float* sDelta = sDeltabuf + stage * BR;
     const int* sQseg = sQsegbuf + stage * BR;
@@ -477,8 +517,8 @@ __global__ void __launch_bounds__(256) attn_bwd_kernel(AttentionBackwardParams b
           uint32_t bq[4], bo[4];
           ldsm_bt_pair(bq, sQ, LD, nt * 8, kc * 16, lane);
           ldsm_bt_pair(bo, sdO, LD, nt * 8, kc * 16, lane);
-          mma16816(st[nt], ak, bq);
-          mma16816(st[nt + 1], ak, bq + 2);
+          mma16816_f16(st[nt], ak, bq);
+          mma16816_f16(st[nt + 1], ak, bq + 2);
           mma16816(dpt[nt], av, bo);
           mma16816(dpt[nt + 1], av, bo + 2);
         }
@@ -511,6 +551,7 @@ __global__ void __launch_bounds__(256) attn_bwd_kernel(AttentionBackwardParams b
             dpt[nt][e] = pv * (dpt[nt][e] - sDelta[ql]);
           }
       }
+      __syncthreads();  // sQb complete
       // dV += P^T dO ; dK += dS^T Q
 #pragma unroll
       for (int kc = 0; kc < BR / 16; ++kc) {
@@ -527,7 +568,7 @@ __global__ void __launch_bounds__(256) attn_bwd_kernel(AttentionBackwardParams b
         for (int dt = 0; dt < D / 8; dt += 2) {
           uint32_t bo[4], bq[4];
           ldsm_b_pair(bo, sdO, LD, kc * 16, dt * 8, lane);
-          ldsm_b_pair(bq, sQ, LD, kc * 16, dt * 8, lane);
+          ldsm_b_pair(bq, sQb, LD, kc * 16, dt * 8, lane);
           mma16816(dv[dt], ap, bo);
           mma16816(dv[dt + 1], ap, bo + 2);
           mma16816(dk[dt], ads, bq);
@@ -557,7 +598,7 @@ __global__ void __launch_bounds__(256) attn_bwd_kernel(AttentionBackwardParams b
             int m = lane >> 3;
             ldsm_x4_t(a, sdS + (kk * 16 + (m >> 1) * 8 + (lane & 7)) * LDS + mt * 16 + (m & 1) * 8);
           }
-          ldsm_b_pair(bk, sK, LD, kk * 16, np * 16, lane);
+          ldsm_b_pair(bk, sKb, LD, kk * 16, np * 16, lane);
           mma16816(acc[0], a, bk);
           mma16816(acc[1], a, bk + 2);
         }

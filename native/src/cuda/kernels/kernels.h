@@ -8,12 +8,14 @@
 #include <cstdint>
 
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 namespace lora4j {
 namespace cuda {
 
 using bf16 = __nv_bfloat16;
+using f16 = __half;
 
 // ---- conversion / elementwise (convert.cu) ------------------------------------------------
 cudaError_t f32_to_bf16(const float* x, bf16* y, int64_t n, cudaStream_t s);
@@ -28,9 +30,11 @@ cudaError_t embedding_forward(const int32_t* ids, const bf16* table, float* out,
                               int64_t d, cudaStream_t s);
 
 // ---- RMSNorm (rmsnorm.cu) -----------------------------------------------------------------
-// y = bf16(x * rsqrt(mean(x^2) + eps) * w); rstd[t] keeps the rsqrt.
+// y = bf16(x * rsqrt(mean(x^2) + eps) * w); rstd[t] keeps the rsqrt. y_lo (nullable) receives
+// the rounding residue bf16(exact - y), so that y + y_lo carries ~16 significant bits: GEMMs
+// whose output must be more exact than one bf16 operand allows run on both halves.
 cudaError_t rmsnorm_forward(const float* x, const bf16* w, bf16* y, float* rstd, int64_t n,
-                            int64_t d, float eps, cudaStream_t s);
+                            int64_t d, float eps, cudaStream_t s, bf16* y_lo = nullptr);
 // dx (+)= d y / d x applied to dy (fp32). accumulate adds into dx (the residual gradient).
 // dx_bf16 (nullable) receives bf16(dx) as well: the operand of the next backward GEMMs.
 cudaError_t rmsnorm_backward(const float* dy, const float* x, const bf16* w, const float* rstd,
@@ -38,10 +42,11 @@ cudaError_t rmsnorm_backward(const float* dy, const float* x, const bf16* w, con
                              bf16* dx_bf16 = nullptr);
 
 // ---- RoPE (rope.cu) -------------------------------------------------------------------------
-// x [n, heads, D] bf16 rotated in place (HF rotate_half); inv_freq [D/2] fp32 on the device.
-// backward rotates by the negative angle.
-cudaError_t rope_forward(bf16* x, const int32_t* pos, const float* inv_freq, int64_t n,
-                         int64_t heads, int D, cudaStream_t s);
+// forward: x [n, heads, D] fp32 (the q or k GEMM output) rotated (HF rotate_half) into y in fp16,
+// the attention scores' operand type; inv_freq [D/2] fp32 on the device.
+// backward: the bf16 gradient rotated in place by the negative angle.
+cudaError_t rope_forward(const float* x, f16* y, const int32_t* pos, const float* inv_freq,
+                         int64_t n, int64_t heads, int D, cudaStream_t s);
 cudaError_t rope_backward(bf16* dx, const int32_t* pos, const float* inv_freq, int64_t n,
                           int64_t heads, int D, cudaStream_t s);
 
@@ -53,8 +58,11 @@ cudaError_t swiglu_backward(const float* dh, const bf16* gate, const bf16* up, b
 
 // ---- attention (attention.cu) ---------------------------------------------------------------
 struct AttentionParams {
-  const bf16* q = nullptr;  // [B, Sq, H, D]   (batch stride q_bstride elements)
-  const bf16* k = nullptr;  // [B, Skv, KH, D] (batch stride kv_bstride elements)
+  // q and k are fp16: the scores S = Q K^T are the most error-sensitive product of the layer
+  // and fp16 keeps 3 more mantissa bits than bf16 at the same speed (rotated q/k are O(1..100),
+  // far inside fp16's range). The gradient products use bf16 copies made in shared memory.
+  const f16* q = nullptr;   // [B, Sq, H, D]   (batch stride q_bstride elements)
+  const f16* k = nullptr;   // [B, Skv, KH, D] (batch stride kv_bstride elements)
   const bf16* v = nullptr;
   bf16* o = nullptr;        // [B, Sq, H, D]
   float* lse = nullptr;     // [B, H, Sq] natural-log log-sum-exp of the scaled scores

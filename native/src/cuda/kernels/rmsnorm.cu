@@ -1,6 +1,6 @@
 /*
  * RMSNorm over the last dimension d, as Hugging Face Mistral in fp32:
- *   forward   r = rsqrt(mean(x^2) + eps),  y = bf16(x * r * w)
+ *   forward   r = rsqrt(mean(x^2) + eps),  y = bf16(x * r * w)  (+ optional residue y_lo)
  *   backward  dx = r * w * dy - x * r^3 / d * sum_j(w_j dy_j x_j)     (w frozen: no dw)
  * x and dy are fp32 (the residual stream and its gradient). The backward accumulates into the
  * residual gradient (dx += ...) when asked, which fuses the residual add, and can also write
@@ -12,7 +12,7 @@ namespace lora4j {
 namespace cuda {
 
 __global__ void rmsnorm_fwd_kernel(const float* x, const bf16* w, bf16* y, float* rstd,
-                                   int64_t d, float eps) {
+                                   int64_t d, float eps, bf16* y_lo) {
   __shared__ float scratch[32];
   int64_t t = blockIdx.x;
   const float* xr = x + t * d;
@@ -22,8 +22,12 @@ __global__ void rmsnorm_fwd_kernel(const float* x, const bf16* w, bf16* y, float
   float r = rsqrtf(ss / float(d) + eps);
   if (threadIdx.x == 0) rstd[t] = r;
   bf16* yr = y + t * d;
-  for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
-    yr[i] = __float2bfloat16_rn(xr[i] * r * __bfloat162float(w[i]));
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) {
+    float v = xr[i] * r * __bfloat162float(w[i]);
+    bf16 hi = __float2bfloat16_rn(v);
+    yr[i] = hi;
+    if (y_lo) y_lo[t * d + i] = __float2bfloat16_rn(v - __bfloat162float(hi));
+  }
 }
 
 __global__ void rmsnorm_bwd_kernel(const float* dy, const float* x, const bf16* w,
@@ -49,9 +53,9 @@ __global__ void rmsnorm_bwd_kernel(const float* dy, const float* x, const bf16* 
 }
 
 cudaError_t rmsnorm_forward(const float* x, const bf16* w, bf16* y, float* rstd, int64_t n,
-                            int64_t d, float eps, cudaStream_t s) {
+                            int64_t d, float eps, cudaStream_t s, bf16* y_lo) {
   if (n <= 0) return cudaSuccess;
-  rmsnorm_fwd_kernel<<<unsigned(n), 256, 0, s>>>(x, w, y, rstd, d, eps);
+  rmsnorm_fwd_kernel<<<unsigned(n), 256, 0, s>>>(x, w, y, rstd, d, eps, y_lo);
   return cudaGetLastError();
 }
 cudaError_t rmsnorm_backward(const float* dy, const float* x, const bf16* w, const float* rstd,
