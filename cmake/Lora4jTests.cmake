@@ -47,3 +47,11 @@ if(LORA4J_HAVE_CUDA_BACKEND)
   target_link_libraries(bench_cuda PRIVATE lora4j lora4j_cuda_kernels CUDA::cudart
                                            Threads::Threads)
 endif()
+
+# Timing of every op variant of the single-op benchmarks (lora4j_op_bench_*): CUDA at Mistral-7B
+# shapes on the GPU machine (scripts/gpu/run.sh, STEPS=ops), or the CPU with --device -1. Needs
+# only liblora4j (the CUDA backend is loaded at run time), so it is built everywhere.
+add_executable(bench_ops ${CMAKE_CURRENT_SOURCE_DIR}/bench/bench_ops.cpp)
+target_include_directories(bench_ops PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/include)
+target_link_libraries(bench_ops PRIVATE lora4j)
+lora4j_flags(bench_ops)

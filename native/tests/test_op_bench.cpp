@@ -135,7 +135,7 @@ void test_documented_inputs() {
     check_true("rope_fwd runs", f.status == LORA4J_OK && lora4j_op_bench_run(f.h, 1) == 0);
     std::vector<float> x0(2 * 9 * 3 * 16);
     for (size_t i = 0; i < x0.size(); ++i) x0[i] = lora4j::bench_uniform(seed, 1, i);
-    auto once = f.outputs()["x"];
+    auto once = f.outputs()["y"];
     check_true("rope_fwd rotates", testutil::rel_err(once, x0, x0.size()) > 1e-2);
     double n0 = 0, n1 = 0;
     for (size_t i = 0; i < x0.size(); ++i) n0 += double(x0[i]) * x0[i], n1 += double(once[i]) * once[i];

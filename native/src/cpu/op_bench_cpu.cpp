@@ -361,25 +361,10 @@ class LoraLinear final : public CpuBench {
 };
 
 // ---- AdamW --------------------------------------------------------------------------------------
-// The LoRA arena of L Mistral layers with r on all seven projections: A [r, in], B [out, r].
-std::vector<std::pair<int64_t, int64_t>> lora_tensors(const OpBenchSpec& s) {
-  const int64_t d = s.dim("d"), kvd = s.dim("kvd"), I = s.dim("I"), r = s.dim("r");
-  const int64_t io[7][2] = {{d, d}, {d, kvd}, {d, kvd}, {d, d}, {d, I}, {d, I}, {I, d}};
-  std::vector<std::pair<int64_t, int64_t>> t;  // (offset, numel)
-  int64_t off = 0;
-  for (int64_t l = 0; l < s.dim("L"); ++l)
-    for (const auto& p : io)
-      for (int64_t numel : {r * p[0], p[1] * r}) {
-        t.push_back({off, numel});
-        off += numel;
-      }
-  return t;
-}
-
 class AdamW final : public CpuBench {
  public:
   explicit AdamW(const OpBenchSpec& s)
-      : CpuBench(s), per_tensor_(s.variant == "per_tensor"), tensors_(lora_tensors(s)) {
+      : CpuBench(s), per_tensor_(s.variant == "per_tensor"), tensors_(op_bench_lora_tensors(s)) {
     total_ = tensors_.back().first + tensors_.back().second;
     p_ = input(1, total_, 0.02f);
     g_ = input(2, total_, 1e-3f);
@@ -453,7 +438,7 @@ class Rope final : public CpuBench {
     for (int64_t t = 0; t < B * S; ++t) pos_[size_t(t)] = int32_t(t % S);
     memory += B * S * 4;
     floor(2 * B * S * H * D + B * S, 4);  // read and write x; positions
-    expose(bwd_ ? "dx" : "x", &x_);
+    expose(bwd_ ? "dx" : "y", &x_);
   }
   // In place: every run rotates the tensor once more.
   void step() override {

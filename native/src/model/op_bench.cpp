@@ -128,6 +128,20 @@ double op_bench_flops(const OpBenchSpec& s) {
   return 0;  // memory-bound element-wise ops: only the bytes matter
 }
 
+std::vector<std::pair<int64_t, int64_t>> op_bench_lora_tensors(const OpBenchSpec& s) {
+  const int64_t d = s.dim("d"), kvd = s.dim("kvd"), I = s.dim("I"), r = s.dim("r");
+  const int64_t io[7][2] = {{d, d}, {d, kvd}, {d, kvd}, {d, d}, {d, I}, {d, I}, {I, d}};
+  std::vector<std::pair<int64_t, int64_t>> t;
+  int64_t off = 0;
+  for (int64_t l = 0; l < s.dim("L"); ++l)
+    for (const auto& p : io)
+      for (int64_t numel : {r * p[0], p[1] * r}) {
+        t.push_back({off, numel});
+        off += numel;
+      }
+  return t;
+}
+
 std::string op_bench_label(const OpBenchSpec& s) {
   const OpInfo* o = find(s.op);
   std::string label = s.op + "/" + s.variant;

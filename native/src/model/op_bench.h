@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #if defined(__CUDACC__)
@@ -87,6 +88,9 @@ void resolve_op_bench(OpBenchSpec& spec, bool cuda);
 double op_bench_flops(const OpBenchSpec& spec);
 // "attention_fwd/flash B=4 S=2048 H=32 KH=8 D=128"
 std::string op_bench_label(const OpBenchSpec& spec);
+// The LoRA tensors of the adamw op, as (offset, numel) in one flat arena: for each of L layers,
+// q, k, v, o, gate, up, down (Mistral's in/out features from d, kvd, I), A [r, in] then B [out, r].
+std::vector<std::pair<int64_t, int64_t>> op_bench_lora_tensors(const OpBenchSpec& spec);
 // The CPU implementations (cpu/op_bench_cpu.cpp), on all hardware threads.
 std::unique_ptr<OpBench> make_cpu_op_bench(const OpBenchSpec& spec);
 

@@ -1,0 +1,189 @@
+// The single-op benchmarks on CUDA, through the C API:
+//  - the variants of every op compute the same function (same seed; bf16 operands, so
+//    norm-wise relative error 1e-2, 2e-2 for the attention gradients, where both variants
+//    round P and dS to bf16 and dq/dk cancel; AdamW runs the same kernel: 1e-6);
+//  - every op (and variant) on CUDA against the same op on the CPU on the same seed: the inputs
+//    are the same numbers, so this checks the CUDA wiring (strides, heads, chunks) end to end;
+//  - every op at its Mistral-7B default shape allocates, runs and gives finite outputs;
+//  - a bad device index or an unsupported head_dim is a status with a message.
+// Skips (exit 77) when no CUDA device or no CUDA backend is present.
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "cuda_test_util.h"
+#include "lora4j.h"
+
+namespace {
+
+const char* kSuite = "op_bench";
+
+struct Bench {
+  lora4j_op_bench* h = nullptr;
+  int status = 0;
+  Bench(int32_t device, const char* op, const char* variant, const std::vector<int64_t>& dims,
+        uint64_t seed = 5) {
+    status = lora4j_op_bench_create(device, op, variant, dims.data(), int32_t(dims.size()),
+                                    seed, &h);
+    if (status) std::printf("create %s/%s on %d: %s\n", op, variant ? variant : "", device,
+                            lora4j_last_error());
+  }
+  ~Bench() { lora4j_op_bench_destroy(h); }
+  std::map<std::string, std::vector<float>> outputs(bool first_only = false) {
+    std::map<std::string, std::vector<float>> m;
+    int32_t count = 0;
+    lora4j_op_bench_output_count(h, &count);
+    for (int32_t i = 0; i < (first_only ? std::min(count, 1) : count); ++i) {
+      char name[64];
+      int64_t numel = 0;
+      if (lora4j_op_bench_output_info(h, i, name, sizeof name, &numel) != LORA4J_OK) continue;
+      std::vector<float> v(static_cast<size_t>(numel));
+      if (lora4j_op_bench_output(h, i, v.data(), numel) == LORA4J_OK) m[name] = std::move(v);
+      else std::printf("output %s: %s\n", name, lora4j_last_error());
+    }
+    return m;
+  }
+};
+
+std::string tag_of(const char* op, const std::vector<int64_t>& dims) {
+  std::string t = op;
+  for (int64_t d : dims) t += " " + std::to_string(d);
+  return t;
+}
+
+// Runs a and b once on the same seed and compares every output.
+void compare(int32_t dev_a, const char* var_a, int32_t dev_b, const char* var_b, const char* op,
+             const std::vector<int64_t>& dims, double tol, const std::string& what) {
+  Bench a(dev_a, op, var_a, dims), b(dev_b, op, var_b, dims);
+  std::string tag = what + " " + tag_of(op, dims);
+  if (!ct::report_bool(kSuite, tag + " created", a.status == 0 && b.status == 0, ""))
+    return;
+  bool ran = lora4j_op_bench_run(a.h, 1) == 0 && lora4j_op_bench_run(b.h, 1) == 0;
+  if (!ct::report_bool(kSuite, tag + " runs", ran, ran ? "" : lora4j_last_error())) return;
+  auto oa = a.outputs(), ob = b.outputs();
+  ct::report_bool(kSuite, tag + " outputs", !oa.empty() && oa.size() == ob.size(),
+                  std::to_string(oa.size()) + " / " + std::to_string(ob.size()));
+  for (auto& kv : oa) {
+    auto it = ob.find(kv.first);
+    double err = it == ob.end() ? NAN : ct::rel_err(it->second, kv.second);
+    ct::report(kSuite, tag + " " + kv.first, err, tol);
+  }
+}
+
+void variants() {
+  const std::vector<int64_t> att_small = {2, 200, 8, 2, 64}, att_7b = {1, 1024, 32, 8, 128};
+  for (const auto& dims : {att_small, att_7b}) {
+    compare(0, "flash", 0, "materialized", "attention_fwd", dims, 1e-2, "flash vs materialized");
+    compare(0, "flash", 0, "materialized", "attention_bwd", dims, 2e-2, "flash vs materialized");
+  }
+  compare(0, "fused", 0, "materialized", "cross_entropy", {1000, 256, 5000}, 1e-2,
+          "fused vs materialized");
+  compare(0, "fused", 0, "materialized", "cross_entropy", {2048, 4096, 32768}, 1e-2,
+          "fused vs materialized");
+  for (const char* op : {"lora_linear_fwd", "lora_linear_bwd"}) {
+    compare(0, "fused", 0, "separate", op, {333, 256, 520, 16}, 1e-2, "fused vs separate");
+    compare(0, "fused", 0, "separate", op, {2048, 4096, 14336, 16}, 1e-2, "fused vs separate");
+  }
+  compare(0, "flat", 0, "per_tensor", "adamw", {2, 256, 64, 704, 8}, 1e-6, "flat vs per_tensor");
+}
+
+void against_cpu() {
+  struct Case {
+    const char* op;
+    const char* variant;
+    double tol;
+  };
+  const Case cases[] = {
+      {"attention_fwd", "flash", 1e-2},        {"attention_fwd", "materialized", 1e-2},
+      {"attention_bwd", "flash", 2e-2},        {"attention_bwd", "materialized", 2e-2},
+      {"cross_entropy", "fused", 1e-2},        {"cross_entropy", "materialized", 1e-2},
+      {"lora_linear_fwd", "fused", 1e-2},      {"lora_linear_fwd", "separate", 1e-2},
+      {"lora_linear_bwd", "fused", 1e-2},      {"lora_linear_bwd", "separate", 1e-2},
+      {"adamw", "flat", 1e-4},                 {"adamw", "per_tensor", 1e-4},
+      {"rmsnorm_fwd", "default", 1e-2},        {"rmsnorm_bwd", "default", 1e-2},
+      {"rope_fwd", "default", 1e-2},           {"rope_bwd", "default", 1e-2},
+      {"swiglu_fwd", "default", 1e-2},         {"swiglu_bwd", "default", 1e-2},
+  };
+  for (const Case& c : cases) {
+    // the CPU default shape, given explicitly so both devices use it
+    Bench probe(-1, c.op, c.variant, {});
+    char text[256] = {0};
+    lora4j_op_bench_describe(probe.h, text, sizeof text);
+    std::vector<int64_t> dims;
+    const char* p = std::strchr(text, ' ');
+    while (p && (p = std::strchr(p, '=')) != nullptr) dims.push_back(std::atoll(++p));
+    compare(-1, c.variant, 0, c.variant, c.op, dims, c.tol,
+            std::string("cuda vs cpu ") + c.variant);
+  }
+}
+
+void mistral_defaults() {
+  const char* ops[][2] = {
+      {"attention_fwd", "flash"},   {"attention_fwd", "materialized"},
+      {"attention_bwd", "flash"},   {"attention_bwd", "materialized"},
+      {"cross_entropy", "fused"},   {"cross_entropy", "materialized"},
+      {"lora_linear_fwd", "fused"}, {"lora_linear_fwd", "separate"},
+      {"lora_linear_bwd", "fused"}, {"lora_linear_bwd", "separate"},
+      {"adamw", "flat"},            {"adamw", "per_tensor"},
+      {"rmsnorm_fwd", nullptr},     {"rmsnorm_bwd", nullptr},
+      {"rope_fwd", nullptr},        {"rope_bwd", nullptr},
+      {"swiglu_fwd", nullptr},      {"swiglu_bwd", nullptr},
+  };
+  for (auto& o : ops) {
+    Bench b(0, o[0], o[1], {});
+    std::string tag = std::string("Mistral-7B default ") + o[0] + "/" + (o[1] ? o[1] : "default");
+    if (!ct::report_bool(kSuite, tag + " created", b.status == 0, "")) continue;
+    bool ran = lora4j_op_bench_run(b.h, 2) == 0;
+    double flops = 0, bytes = 0;
+    int64_t memory = 0;
+    lora4j_op_bench_cost(b.h, &flops, &bytes, &memory);
+    bool finite = ran;
+    for (auto& kv : b.outputs(true))
+      for (float x : kv.second) finite = finite && std::isfinite(x);
+    ct::report_bool(kSuite, tag + " runs, finite", finite && bytes > 0,
+                    std::to_string(memory >> 20) + " MiB held");
+  }
+}
+
+void errors() {
+  lora4j_op_bench* h = nullptr;
+  int s = lora4j_op_bench_create(99, "adamw", nullptr, nullptr, 0, 1, &h);
+  ct::report_bool(kSuite, "device index out of range", s == LORA4J_EINVAL &&
+                      std::strstr(lora4j_last_error(), "out of range") != nullptr,
+                  lora4j_last_error());
+  int64_t dims[] = {1, 64, 4, 2, 48};
+  s = lora4j_op_bench_create(0, "attention_fwd", "flash", dims, 5, 1, &h);
+  ct::report_bool(kSuite, "flash with head_dim 48", s == LORA4J_EUNSUPPORTED &&
+                      std::strstr(lora4j_last_error(), "head_dim 48") != nullptr,
+                  lora4j_last_error());
+  s = lora4j_op_bench_create(0, "attention_fwd", "materialized", dims, 5, 1, &h);
+  ct::report_bool(kSuite, "materialized with head_dim 48 runs",
+                  s == 0 && lora4j_op_bench_run(h, 1) == 0, s ? lora4j_last_error() : "");
+  lora4j_op_bench_destroy(h);
+}
+
+}  // namespace
+
+int main() {
+  int32_t available = 0;
+  char reason[512] = {0};
+  lora4j_cuda_available(&available, reason, sizeof reason);
+  if (!available) {
+    std::printf("SKIP: no CUDA device or backend: %s\n", reason);
+    return 77;
+  }
+  errors();
+  variants();
+  against_cpu();
+  mistral_defaults();
+  if (ct::failures()) {
+    std::printf("test_op_bench_cuda: %d check(s) FAILED\n", ct::failures());
+    return 1;
+  }
+  std::printf("test_op_bench_cuda: all checks passed\n");
+  return 0;
+}
