@@ -15,6 +15,8 @@ if [ ! -f .device/jre.tar.xz ]; then
 fi
 cli=$(ls java/target/lora4j-*-cli.jar | head -1)
 cp "$cli" .device/lora4j-cli.jar
+# The JMH benchmarks jar (STEPS=ops runs OpBenchmark with it), when the benchmarks module is built.
+if [ -f benchmarks/target/benchmarks.jar ]; then cp benchmarks/target/benchmarks.jar .device/benchmarks.jar; fi
 # Test classes (without the fixtures, which travel in the work tree) and the JUnit launcher.
 rm -rf .device/test-classes && mkdir -p .device/test-classes
 (cd java/target/test-classes && find . -name '*.class' -exec cp --parents {} ../../../.device/test-classes/ \;)

@@ -3,7 +3,7 @@
 # Run from the repository root:  bash scripts/gpu/run.sh
 # Builds native/ with the CUDA backend (sm_80 + sm_90), runs every ctest test (CPU and CUDA),
 # writes the logs under $OUT (or ./gpu-out), and prints a short summary table LAST.
-# Steps can be chosen with STEPS (space separated): build test java compare bench.
+# Steps can be chosen with STEPS (space separated): build test java compare bench ops.
 # Default: build test. "compare" times the whole step at the reference stack's settings and runs
 # the reference stack (benchmarks/reference/hf_peft_baseline.py) in the same call.
 set -uo pipefail
@@ -76,6 +76,25 @@ if has bench; then
   echo "== benchmarks (native/bench/bench_cuda.cpp; reference stack: shared/bench/hf_peft_baseline.py)"
   LORA4J_CUDA_LIBRARY="$BUILD/liblora4j_cuda.so" timeout 300 "$BUILD/bench_cuda" \
     > "$OUT/bench.jsonl" 2>&1 || { echo "bench failed"; tail -5 "$OUT/bench.jsonl"; status=1; }
+fi
+
+if has ops; then
+  # Every op variant of the single-op benchmarks at Mistral-7B shapes (native/bench/bench_ops.cpp);
+  # then the same through the JMH OpBenchmark when scripts/gpu/pack-java.sh packed
+  # .device/benchmarks.jar (its failure is reported, not counted: the native line is the result).
+  echo "== op variants on cuda:0 (bench_ops)"
+  LORA4J_CUDA_LIBRARY="$BUILD/liblora4j_cuda.so" timeout 500 "$BUILD/bench_ops" \
+    > "$OUT/ops.txt" 2>&1 || { echo "bench_ops failed"; status=1; }
+  cat "$OUT/ops.txt"
+  if [ -f "$ROOT/.device/benchmarks.jar" ] && [ -f "$ROOT/.device/jre.tar.xz" ]; then
+    echo "== JMH OpBenchmark -p device=cuda"
+    [ -x /tmp/lora4j-jre/bin/java ] || tar -C /tmp -xJf "$ROOT/.device/jre.tar.xz"
+    (cd "$ROOT" && timeout 900 /tmp/lora4j-jre/bin/java --enable-native-access=ALL-UNNAMED \
+        -jar .device/benchmarks.jar OpBenchmark -p device=cuda -f 1 -wi 1 -w 1 -i 2 -r 1 \
+        -jvmArgsAppend "-Dlora4j.cuda.library=$BUILD/liblora4j_cuda.so -Dorg.bytedeco.javacpp.cachedir=/tmp/lora4j-javacpp") \
+        > "$OUT/ops-jmh.txt" 2>&1 || echo "JMH OpBenchmark failed (see $OUT/ops-jmh.txt)"
+    grep -aE "on cuda:|^OpBenchmark\.run" "$OUT/ops-jmh.txt" || true
+  fi
 fi
 
 # ---- summary table (last) -----------------------------------------------------------------
