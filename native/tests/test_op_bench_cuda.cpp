@@ -21,6 +21,25 @@
 namespace {
 
 const char* kSuite = "op_bench";
+int g_checks = 0;
+double g_worst = 0;  // largest err / tol
+
+// One line per check; only failures carry the "[op_bench]" prefix that scripts/gpu/run.sh puts
+// in its summary, which gets one line for the whole suite at the end.
+bool report(const std::string& name, double err, double tol) {
+  bool ok = std::isfinite(err) && err <= tol;
+  ++g_checks;
+  g_worst = std::max(g_worst, std::isfinite(err) ? err / tol : INFINITY);
+  if (!ok) return ct::report(kSuite, name, err, tol);
+  std::printf("  op_bench  %-58s err=%.3e  tol=%.0e  PASS\n", name.c_str(), err, tol);
+  return true;
+}
+bool report_bool(const std::string& name, bool ok, const std::string& detail) {
+  ++g_checks;
+  if (!ok) return ct::report_bool(kSuite, name, ok, detail);
+  std::printf("  op_bench  %-58s %s  PASS\n", name.c_str(), detail.c_str());
+  return true;
+}
 
 struct Bench {
   lora4j_op_bench* h = nullptr;
@@ -60,17 +79,17 @@ void compare(int32_t dev_a, const char* var_a, int32_t dev_b, const char* var_b,
              const std::vector<int64_t>& dims, double tol, const std::string& what) {
   Bench a(dev_a, op, var_a, dims), b(dev_b, op, var_b, dims);
   std::string tag = what + " " + tag_of(op, dims);
-  if (!ct::report_bool(kSuite, tag + " created", a.status == 0 && b.status == 0, ""))
+  if (!report_bool(tag + " created", a.status == 0 && b.status == 0, ""))
     return;
   bool ran = lora4j_op_bench_run(a.h, 1) == 0 && lora4j_op_bench_run(b.h, 1) == 0;
-  if (!ct::report_bool(kSuite, tag + " runs", ran, ran ? "" : lora4j_last_error())) return;
+  if (!report_bool(tag + " runs", ran, ran ? "" : lora4j_last_error())) return;
   auto oa = a.outputs(), ob = b.outputs();
-  ct::report_bool(kSuite, tag + " outputs", !oa.empty() && oa.size() == ob.size(),
+  report_bool(tag + " outputs", !oa.empty() && oa.size() == ob.size(),
                   std::to_string(oa.size()) + " / " + std::to_string(ob.size()));
   for (auto& kv : oa) {
     auto it = ob.find(kv.first);
     double err = it == ob.end() ? NAN : ct::rel_err(it->second, kv.second);
-    ct::report(kSuite, tag + " " + kv.first, err, tol);
+    report(tag + " " + kv.first, err, tol);
   }
 }
 
@@ -136,7 +155,7 @@ void mistral_defaults() {
   for (auto& o : ops) {
     Bench b(0, o[0], o[1], {});
     std::string tag = std::string("Mistral-7B default ") + o[0] + "/" + (o[1] ? o[1] : "default");
-    if (!ct::report_bool(kSuite, tag + " created", b.status == 0, "")) continue;
+    if (!report_bool(tag + " created", b.status == 0, "")) continue;
     bool ran = lora4j_op_bench_run(b.h, 2) == 0;
     double flops = 0, bytes = 0;
     int64_t memory = 0;
@@ -144,7 +163,7 @@ void mistral_defaults() {
     bool finite = ran;
     for (auto& kv : b.outputs(true))
       for (float x : kv.second) finite = finite && std::isfinite(x);
-    ct::report_bool(kSuite, tag + " runs, finite", finite && bytes > 0,
+    report_bool(tag + " runs, finite", finite && bytes > 0,
                     std::to_string(memory >> 20) + " MiB held");
   }
 }
@@ -152,16 +171,16 @@ void mistral_defaults() {
 void errors() {
   lora4j_op_bench* h = nullptr;
   int s = lora4j_op_bench_create(99, "adamw", nullptr, nullptr, 0, 1, &h);
-  ct::report_bool(kSuite, "device index out of range", s == LORA4J_EINVAL &&
+  report_bool("device index out of range", s == LORA4J_EINVAL &&
                       std::strstr(lora4j_last_error(), "out of range") != nullptr,
                   lora4j_last_error());
   int64_t dims[] = {1, 64, 4, 2, 48};
   s = lora4j_op_bench_create(0, "attention_fwd", "flash", dims, 5, 1, &h);
-  ct::report_bool(kSuite, "flash with head_dim 48", s == LORA4J_EUNSUPPORTED &&
+  report_bool("flash with head_dim 48", s == LORA4J_EUNSUPPORTED &&
                       std::strstr(lora4j_last_error(), "head_dim 48") != nullptr,
                   lora4j_last_error());
   s = lora4j_op_bench_create(0, "attention_fwd", "materialized", dims, 5, 1, &h);
-  ct::report_bool(kSuite, "materialized with head_dim 48 runs",
+  report_bool("materialized with head_dim 48 runs",
                   s == 0 && lora4j_op_bench_run(h, 1) == 0, s ? lora4j_last_error() : "");
   lora4j_op_bench_destroy(h);
 }
@@ -180,6 +199,9 @@ int main() {
   variants();
   against_cpu();
   mistral_defaults();
+  std::printf("[%s] %d checks (variants agree, cuda vs cpu, Mistral-7B defaults, errors), "
+              "worst err/tol %.2f  %s\n", kSuite, g_checks, g_worst,
+              ct::failures() ? "FAIL" : "PASS");
   if (ct::failures()) {
     std::printf("test_op_bench_cuda: %d check(s) FAILED\n", ct::failures());
     return 1;
