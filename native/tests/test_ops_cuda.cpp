@@ -247,7 +247,7 @@ void test_cross_entropy(ct::Rng& r, int64_t n, int64_t V) {
   ct::up(dt, tgt);
   dloss.poison();
   dgrad.poison();
-  check(cuda::cross_entropy_chunk(dz.p, dt.p, n, V, gs, dloss.p, dgrad.p, 0), "cross_entropy");
+  check(cuda::cross_entropy_chunk(dz.p, dt.p, n, V, gs, dloss.p, dgrad.p, V, 0), "cross_entropy");
   std::vector<float> eye(static_cast<size_t>(V * V), 0.f), dh(z.size());
   for (int64_t i = 0; i < V; ++i) eye[static_cast<size_t>(i * V + i)] = 1.f;
   double ref_sum = 0;
@@ -261,6 +261,21 @@ void test_cross_entropy(ct::Rng& r, int64_t n, int64_t V) {
   std::string tag = "n=" + std::to_string(n) + " V=" + std::to_string(V);
   ct::report("cross_entropy", "loss sum " + tag, std::fabs(sum - ref_sum) / std::fabs(ref_sum), kTol);
   ct::report("cross_entropy", "dlogits " + tag, ct::rel_err(ct::down_bf16(dgrad), dh), kTol);
+  // in place, as the engine runs it: the bf16 gradients of row t overwrite its fp32 logits
+  // (row stride 2V bf16); must match the separate-buffer result bit for bit
+  auto sep = ct::down_bf16(dgrad), sep_loss = ct::down(dloss);
+  dloss.poison();
+  check(cuda::cross_entropy_chunk(dz.p, dt.p, n, V, gs, dloss.p, reinterpret_cast<bf*>(dz.p),
+                                  2 * V, 0),
+        "cross_entropy in place");
+  std::vector<uint16_t> raw(static_cast<size_t>(n * V * 2));
+  CT_CUDA(cudaMemcpy(raw.data(), dz.p, raw.size() * 2, cudaMemcpyDeviceToHost));
+  std::vector<float> inplace(static_cast<size_t>(n * V));
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t i = 0; i < V; ++i)
+      inplace[static_cast<size_t>(t * V + i)] = ct::from_bf16_bits(raw[static_cast<size_t>(t * 2 * V + i)]);
+  ct::report_bool("cross_entropy", "in place = separate buffer " + tag,
+                  inplace == sep && ct::down(dloss) == sep_loss, "bitwise");
 }
 
 void test_adamw(ct::Rng& r, int64_t n) {

@@ -21,6 +21,7 @@
 #include "cuda/cuda_entry.h"
 #include "cuda/gemm.h"
 #include "cuda/kernels/kernels.h"
+#include "cuda/lm_head.h"
 #include "model/engine.h"
 
 namespace lora4j {
@@ -433,11 +434,9 @@ class CudaEngine final : public Engine {
     dq_acc_ = c.take<float>(n * qd);
     delta_ = c.take<float>(B * H * S);
     t_ = c.take<bf16>(n * std::max<int64_t>(r, 1));
-    // fp32 logits + bf16 logit gradients of one chunk: 120 MiB, under 1/8 of the fp32 logits of
-    // 8192 tokens at vocab 32000 (1.0 GB).
-    chunk_ = std::max<int64_t>(1, std::min<int64_t>(n, (int64_t(120) << 20) / (V * 6)));
+    // the fp32 logits of one chunk (their bf16 gradients overwrite them): see lm_head.h
+    chunk_ = lm_head_chunk_tokens(n, V);
     logits_ = c.take<float>(chunk_ * V);
-    dlogits_ = c.take<bf16>(chunk_ * V);
     loss_ = c.take<float>(n);
     ids_ = c.take<int32_t>(n);
     mask_ = c.take<int32_t>(n);
@@ -630,16 +629,8 @@ class CudaEngine final : public Engine {
   // LM head + cross-entropy over chunks of tokens; with grads: dres = d loss / d x_L.
   void head_loss(float grad_scale, bool grads, double* loss_sum, int64_t* tokens) {
     const int64_t V = shape_.c.vocab_size, d = shape_.c.hidden_size;
-    for (int64_t c0 = 0; c0 < n_; c0 += chunk_) {
-      int64_t c = std::min(chunk_, n_ - c0);
-      gemm_.run(false, true, c, V, d, hn_ + c0 * d, d, wlm(), d, logits_, true, V, 1.f, 0.f,
-                "lm_head");
-      KCHECK(cross_entropy_chunk(logits_, tgt_ + c0, c, V, grad_scale, loss_ + c0,
-                                 grads ? dlogits_ : nullptr, stream_));
-      if (grads)
-        gemm_.run(false, false, c, d, V, dlogits_, V, wlm(), d, dtmp_ + c0 * d, true, d, 1.f, 0.f,
-                  "lm_head backward");
-    }
+    lm_head_loss(gemm_, hn_, wlm(), tgt_, n_, d, V, grad_scale, loss_, grads ? dtmp_ : nullptr,
+                 logits_, chunk_, stream_);
     std::vector<float> loss(static_cast<size_t>(n_));
     LORA4J_CU(cudaMemcpyAsync(loss.data(), loss_, size_t(n_) * sizeof(float),
                               cudaMemcpyDeviceToHost, stream_));
@@ -749,7 +740,7 @@ class CudaEngine final : public Engine {
   std::vector<LayerActs> acts_;
   std::vector<float*> x_;
   bf16 *hn_ = nullptr, *xlo_ = nullptr, *dy_ = nullptr, *dgate_ = nullptr, *dup_ = nullptr,
-       *datt_ = nullptr, *dq_ = nullptr, *dk_ = nullptr, *dv_ = nullptr, *t_ = nullptr, *dlogits_ = nullptr;
+       *datt_ = nullptr, *dq_ = nullptr, *dk_ = nullptr, *dv_ = nullptr, *t_ = nullptr;
   float *rstdf_ = nullptr, *dres_ = nullptr, *dtmp_ = nullptr, *dq_acc_ = nullptr,
         *delta_ = nullptr, *logits_ = nullptr, *loss_ = nullptr;
   int32_t *ids_ = nullptr, *mask_ = nullptr, *pos_ = nullptr, *seg_ = nullptr, *tgt_ = nullptr;

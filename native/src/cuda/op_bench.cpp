@@ -32,6 +32,7 @@
 #include "cuda/gemm.h"
 #include "cuda/kernels/bench_baselines.h"
 #include "cuda/kernels/kernels.h"
+#include "cuda/lm_head.h"
 #include "model/engine.h"
 #include "model/op_bench.h"
 
@@ -292,10 +293,8 @@ class CrossEntropy final : public CudaBench {
   explicit CrossEntropy(const OpBenchSpec& s)
       : CudaBench(s), n(s.dim("n")), d(s.dim("d")), V(s.dim("V")) {
     init_gemm();
-    // the engine's chunk: fp32 logits + bf16 logit gradients in 120 MiB
-    chunk_ = s.variant == "materialized"
-                 ? n
-                 : std::max<int64_t>(1, std::min<int64_t>(n, (int64_t(120) << 20) / (V * 6)));
+    // fused: the engine's chunk (lm_head.h); materialized: the fp32 logits of all n tokens
+    chunk_ = s.variant == "materialized" ? n : lm_head_chunk_tokens(n, V);
     h_ = input<bf16>(1, n * d, 1.f, "h");
     w_ = input<bf16>(2, V * d, 0.05f, "lm_head");
     std::vector<int32_t> tgt(static_cast<size_t>(n));
@@ -307,8 +306,7 @@ class CrossEntropy final : public CudaBench {
     grad_scale_ = counted ? float(1.0 / double(counted)) : 0.f;
     tgt_ = alloc<int32_t>(n, "targets");
     LORA4J_CU(cudaMemcpy(tgt_, tgt.data(), size_t(n) * 4, cudaMemcpyHostToDevice));
-    logits_ = alloc<float>(chunk_ * V, "logits");
-    dlogits_ = alloc<bf16>(chunk_ * V, "logit gradients");
+    logits_ = alloc<float>(chunk_ * V, "logits (their bf16 gradients overwrite them)");
     loss_ = alloc<float>(n, "token losses");
     dh_ = alloc<float>(n * d, "dh");
     floor(n * d + V * d, 2);  // h, W
@@ -328,20 +326,12 @@ class CrossEntropy final : public CudaBench {
 
  private:
   void step() override {
-    for (int64_t c0 = 0; c0 < n; c0 += chunk_) {
-      const int64_t c = std::min(chunk_, n - c0);
-      gemm_.run(false, true, c, V, d, h_ + c0 * d, d, w_, d, logits_, true, V, 1.f, 0.f,
-                "lm_head");
-      LORA4J_CU(cross_entropy_chunk(logits_, tgt_ + c0, c, V, grad_scale_, loss_ + c0, dlogits_,
-                                    stream_));
-      gemm_.run(false, false, c, d, V, dlogits_, V, w_, d, dh_ + c0 * d, true, d, 1.f, 0.f,
-                "lm_head backward");
-    }
+    lm_head_loss(gemm_, h_, w_, tgt_, n, d, V, grad_scale_, loss_, dh_, logits_, chunk_, stream_);
   }
 
   int64_t n, d, V, chunk_ = 1;
   float grad_scale_ = 0;
-  bf16 *h_ = nullptr, *w_ = nullptr, *dlogits_ = nullptr;
+  bf16 *h_ = nullptr, *w_ = nullptr;
   int32_t* tgt_ = nullptr;
   float *logits_ = nullptr, *loss_ = nullptr, *dh_ = nullptr;
 };

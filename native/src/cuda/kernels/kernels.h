@@ -95,9 +95,11 @@ cudaError_t attention_backward(const AttentionBackwardParams& p, cudaStream_t s)
 // ---- LM head cross-entropy (cross_entropy.cu) ----------------------------------------------
 // logits [n, V] fp32 (one chunk of tokens); target [n] (-100 = not counted).
 // loss[t] = logsumexp(logits[t]) - logits[t, target[t]] (0 when not counted);
-// dlogits (nullable) = grad_scale * (softmax - onehot) in bf16, zero rows when not counted.
+// dlogits (nullable) = grad_scale * (softmax - onehot) in bf16, zero rows when not counted;
+// row t at dlogits + t * ldd. dlogits may be the logits buffer itself (ldd = 2V): in place.
 cudaError_t cross_entropy_chunk(const float* logits, const int32_t* target, int64_t n, int64_t V,
-                                float grad_scale, float* loss, bf16* dlogits, cudaStream_t s);
+                                float grad_scale, float* loss, bf16* dlogits, int64_t ldd,
+                                cudaStream_t s);
 
 // ---- optimizer (adamw.cu) -------------------------------------------------------------------
 // out[0] = sum of g^2 (double), flag[0] = 1 if any g is not finite (both zeroed here first).

@@ -1,0 +1,41 @@
+// The fused LM head + masked cross-entropy, chunk by chunk over the tokens, so the fp32 logits of
+// the whole batch never exist: per chunk one GEMM to fp32 logits, the cross-entropy kernel (loss
+// per token; bf16 logit gradients written over the logits in place), one GEMM to dh. The engine
+// and the single-op benchmark both run exactly this.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+
+#include "cuda/check.h"
+#include "cuda/gemm.h"
+#include "cuda/kernels/kernels.h"
+
+namespace lora4j {
+namespace cuda {
+
+// Tokens per chunk such that the chunk's fp32 logits fit in budget_bytes. The default, 120 MiB,
+// is under 1/8 of the fp32 logits of 8192 tokens at vocab 32000 or 32768 (1.0 / 1.07 GB).
+inline int64_t lm_head_chunk_tokens(int64_t n, int64_t V,
+                                    int64_t budget_bytes = int64_t(120) << 20) {
+  return std::max<int64_t>(1, std::min<int64_t>(n, budget_bytes / (V * 4)));
+}
+
+// h [n, d] bf16, w [V, d] bf16, tgt [n] (-100: not counted). loss[t] per token (0 when not
+// counted); dh (nullable) [n, d] fp32 = d (grad_scale * sum of counted losses) / d h.
+// logits: scratch of chunk * V floats.
+inline void lm_head_loss(Gemm& gemm, const bf16* h, const bf16* w, const int32_t* tgt, int64_t n,
+                         int64_t d, int64_t V, float grad_scale, float* loss, float* dh,
+                         float* logits, int64_t chunk, cudaStream_t s) {
+  bf16* g = dh ? reinterpret_cast<bf16*>(logits) : nullptr;  // row t at t * 2V bf16
+  for (int64_t c0 = 0; c0 < n; c0 += chunk) {
+    const int64_t c = std::min(chunk, n - c0);
+    gemm.run(false, true, c, V, d, h + c0 * d, d, w, d, logits, true, V, 1.f, 0.f, "lm_head");
+    LORA4J_CU(cross_entropy_chunk(logits, tgt + c0, c, V, grad_scale, loss + c0, g, 2 * V, s));
+    if (g)
+      gemm.run(false, false, c, d, V, g, 2 * V, w, d, dh + c0 * d, true, d, 1.f, 0.f,
+               "lm_head backward");
+  }
+}
+
+}  // namespace cuda
+}  // namespace lora4j
