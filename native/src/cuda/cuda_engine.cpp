@@ -272,11 +272,8 @@ class CudaEngine final : public Engine {
   void hidden_states(const lora4j_batch& b, float* out) override {
     device();
     prepare(b, false);
-    forward(false);
+    forward(false, out);
     const int64_t d = shape_.c.hidden_size, L = shape_.c.num_layers;
-    for (int64_t l = 0; l < L; ++l)
-      LORA4J_CU(cudaMemcpyAsync(out + l * n_ * d, x_[size_t(l)], size_t(n_ * d) * sizeof(float),
-                                cudaMemcpyDeviceToHost, stream_));
     KCHECK(bf16_to_f32(hn_, dtmp_, n_ * d, stream_));
     LORA4J_CU(cudaMemcpyAsync(out + L * n_ * d, dtmp_, size_t(n_ * d) * sizeof(float),
                               cudaMemcpyDeviceToHost, stream_));
@@ -416,8 +413,19 @@ class CudaEngine final : public Engine {
       a.h = c.take<bf16>(n * I);
       for (int p = 0; p < NUM_PROJ; ++p) a.xa[p] = r ? c.take<bf16>(n * r) : nullptr;
     }
+    // The fp32 residual stream. Without recompute every layer input is kept for the backward.
+    // With recompute, two fp32 buffers alternate (x_[l] = buffer l % 2) and each layer input is
+    // checkpointed in bf16 (xck_[l]), as the reference stack's checkpointing keeps it: half the
+    // bytes; the backward recomputes layer l from bf16(x_l) (the forward itself stays fp32).
     x_.assign(size_t(L + 1), nullptr);
-    for (int64_t l = 0; l <= L; ++l) x_[size_t(l)] = c.take<float>(n * d);
+    xck_.assign(size_t(L), nullptr);
+    if (opt_.recompute == LORA4J_RECOMPUTE_NONE) {
+      for (int64_t l = 0; l <= L; ++l) x_[size_t(l)] = c.take<float>(n * d);
+    } else {
+      float* buf[2] = {c.take<float>(n * d), c.take<float>(n * d)};
+      for (int64_t l = 0; l <= L; ++l) x_[size_t(l)] = buf[l % 2];
+      for (int64_t l = 0; l < L; ++l) xck_[size_t(l)] = c.take<bf16>(n * d);
+    }
     hn_ = c.take<bf16>(n * d);
     xlo_ = c.take<bf16>(n * d);
     rstdf_ = c.take<float>(n);
@@ -425,8 +433,6 @@ class CudaEngine final : public Engine {
     dres_ = c.take<float>(n * d);
     dy_ = c.take<bf16>(n * wide);
     dtmp_ = c.take<float>(n * wide);
-    dgate_ = c.take<bf16>(n * I);
-    dup_ = c.take<bf16>(n * I);
     datt_ = c.take<bf16>(n * qd);
     dq_ = c.take<bf16>(n * qd);
     dk_ = c.take<bf16>(n * kvd);
@@ -618,10 +624,19 @@ class CudaEngine final : public Engine {
     return (training && opt_.recompute == LORA4J_RECOMPUTE_NONE) ? acts_[size_t(l)] : acts_[0];
   }
 
-  void forward(bool training) {
+  // hidden (nullable, host): receives every layer input x_[l] (fp32) as it is formed.
+  void forward(bool training, float* hidden = nullptr) {
     const int64_t d = shape_.c.hidden_size;
+    const bool checkpoint = training && opt_.recompute != LORA4J_RECOMPUTE_NONE;
     KCHECK(embedding_forward(ids_, wembed(), x_[0], n_, d, stream_));
-    for (int l = 0; l < shape_.c.num_layers; ++l) layer_forward(l, set_for(l, training), false);
+    for (int l = 0; l < shape_.c.num_layers; ++l) {
+      if (hidden)  // to pageable memory: returns when copied, before x_[l]'s buffer is reused
+        LORA4J_CU(cudaMemcpyAsync(hidden + l * n_ * d, x_[size_t(l)],
+                                  size_t(n_ * d) * sizeof(float), cudaMemcpyDeviceToHost,
+                                  stream_));
+      if (checkpoint) KCHECK(f32_to_bf16(x_[size_t(l)], xck_[size_t(l)], n_ * d, stream_));
+      layer_forward(l, set_for(l, training), false);
+    }
     KCHECK(rmsnorm_forward(x_[size_t(shape_.c.num_layers)], wfinal(), hn_, rstdf_, n_, d,
                            shape_.c.rms_norm_eps, stream_));
   }
@@ -653,12 +668,16 @@ class CudaEngine final : public Engine {
     const int64_t n = n_, d = shape_.c.hidden_size, I = shape_.c.intermediate_size;
     for (int l = shape_.c.num_layers - 1; l >= 0; --l) {
       LayerActs& a = set_for(l, true);
-      if (opt_.recompute == LORA4J_RECOMPUTE_LAYER) layer_forward(l, a, true);
+      if (opt_.recompute == LORA4J_RECOMPUTE_LAYER) {
+        KCHECK(bf16_to_f32(xck_[size_t(l)], x_[size_t(l)], n * d, stream_));
+        layer_forward(l, a, true);
+      }
       // MLP (dy_ = bf16(dres_), written by the norm backward above this layer)
       proj_backward(l, DOWN, dy_, a.h, a.xa[DOWN], n, dtmp_, true, false);
-      KCHECK(swiglu_backward(dtmp_, a.gate, a.up, dgate_, dup_, n * I, stream_));
-      proj_backward(l, GATE, dgate_, a.xn2, a.xa[GATE], n, dtmp_, true, false);
-      proj_backward(l, UP, dup_, a.xn2, a.xa[UP], n, dtmp_, true, true);
+      // in place: d gate and d up overwrite gate and up, which nothing reads afterwards
+      KCHECK(swiglu_backward(dtmp_, a.gate, a.up, a.gate, a.up, n * I, stream_));
+      proj_backward(l, GATE, a.gate, a.xn2, a.xa[GATE], n, dtmp_, true, false);
+      proj_backward(l, UP, a.up, a.xn2, a.xa[UP], n, dtmp_, true, true);
       KCHECK(rmsnorm_backward(dtmp_, a.xmid, wnorm2(l), a.rstd2, dres_, n, d, true, stream_, dy_));
       // attention
       proj_backward(l, O, dy_, a.att, a.xa[O], n, datt_, false, false);
@@ -739,8 +758,8 @@ class CudaEngine final : public Engine {
   int64_t B_ = 0, S_ = 0, n_ = 0, chunk_ = 1;
   std::vector<LayerActs> acts_;
   std::vector<float*> x_;
-  bf16 *hn_ = nullptr, *xlo_ = nullptr, *dy_ = nullptr, *dgate_ = nullptr, *dup_ = nullptr,
-       *datt_ = nullptr, *dq_ = nullptr, *dk_ = nullptr, *dv_ = nullptr, *t_ = nullptr;
+  std::vector<bf16*> xck_;
+  bf16 *hn_ = nullptr, *xlo_ = nullptr, *dy_ = nullptr, *datt_ = nullptr, *dq_ = nullptr, *dk_ = nullptr, *dv_ = nullptr, *t_ = nullptr;
   float *rstdf_ = nullptr, *dres_ = nullptr, *dtmp_ = nullptr, *dq_acc_ = nullptr,
         *delta_ = nullptr, *logits_ = nullptr, *loss_ = nullptr;
   int32_t *ids_ = nullptr, *mask_ = nullptr, *pos_ = nullptr, *seg_ = nullptr, *tgt_ = nullptr;
