@@ -52,6 +52,7 @@ endif()
 # shapes on the GPU machine (scripts/gpu/run.sh, STEPS=ops), or the CPU with --device -1. Needs
 # only liblora4j (the CUDA backend is loaded at run time), so it is built everywhere.
 add_executable(bench_ops ${CMAKE_CURRENT_SOURCE_DIR}/bench/bench_ops.cpp)
-target_include_directories(bench_ops PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/include)
+target_include_directories(bench_ops PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/include
+                                             ${CMAKE_CURRENT_SOURCE_DIR}/tests)  # op_bench_cases.h
 target_link_libraries(bench_ops PRIVATE lora4j)
 lora4j_flags(bench_ops)

@@ -14,20 +14,9 @@
 #include <vector>
 
 #include "lora4j.h"
+#include "op_bench_cases.h"
 
 namespace {
-
-const char* kCases[][2] = {
-    {"attention_fwd", "flash"},   {"attention_fwd", "materialized"},
-    {"attention_bwd", "flash"},   {"attention_bwd", "materialized"},
-    {"cross_entropy", "fused"},   {"cross_entropy", "materialized"},
-    {"lora_linear_fwd", "fused"}, {"lora_linear_fwd", "separate"},
-    {"lora_linear_bwd", "fused"}, {"lora_linear_bwd", "separate"},
-    {"adamw", "flat"},            {"adamw", "per_tensor"},
-    {"rmsnorm_fwd", "default"},   {"rmsnorm_bwd", "default"},
-    {"rope_fwd", "default"},      {"rope_bwd", "default"},
-    {"swiglu_fwd", "default"},    {"swiglu_bwd", "default"},
-};
 
 double seconds_of(lora4j_op_bench* b, int32_t iterations, bool* ok) {
   auto t0 = std::chrono::steady_clock::now();
@@ -51,11 +40,11 @@ int main(int argc, char** argv) {
   int failures = 0;
   std::printf("%-72s %10s %9s %9s %9s\n", "op/variant shape", "ms/call", "TFLOP/s", "GB/s",
               "MiB held");
-  for (auto& c : kCases) {
-    if (!only.empty() && std::find(only.begin(), only.end(), c[0]) == only.end()) continue;
+  for (const auto& c : op_bench_cases::kAll) {
+    if (!only.empty() && std::find(only.begin(), only.end(), c.op) == only.end()) continue;
     lora4j_op_bench* b = nullptr;
-    if (lora4j_op_bench_create(device, c[0], c[1], nullptr, 0, 1, &b) != LORA4J_OK) {
-      std::printf("%s/%s: FAILED %s\n", c[0], c[1], lora4j_last_error());
+    if (lora4j_op_bench_create(device, c.op, c.variant, nullptr, 0, 1, &b) != LORA4J_OK) {
+      std::printf("%s/%s: FAILED %s\n", c.op, c.variant, lora4j_last_error());
       ++failures;
       continue;
     }

@@ -10,43 +10,17 @@
 
 #include "lora4j.h"
 #include "model/op_bench.h"
+#include "op_bench_util.h"
 #include "test_util.h"
 
 using testutil::check_err;
 using testutil::check_true;
+using op_bench_util::Bench;
 
 namespace {
 
 constexpr double kTol = 1e-5;
-
-struct Bench {
-  lora4j_op_bench* h = nullptr;
-  int status = 0;
-  Bench(int32_t device, const char* op, const char* variant, const std::vector<int64_t>& dims,
-        uint64_t seed = 7) {
-    status = lora4j_op_bench_create(device, op, variant, dims.data(), int32_t(dims.size()),
-                                    seed, &h);
-  }
-  ~Bench() { lora4j_op_bench_destroy(h); }
-  std::map<std::string, std::vector<float>> outputs() {
-    std::map<std::string, std::vector<float>> m;
-    int32_t count = 0;
-    lora4j_op_bench_output_count(h, &count);
-    for (int32_t i = 0; i < count; ++i) {
-      char name[64];
-      int64_t numel = 0;
-      if (lora4j_op_bench_output_info(h, i, name, sizeof name, &numel) != LORA4J_OK) continue;
-      std::vector<float> v(static_cast<size_t>(numel));
-      if (lora4j_op_bench_output(h, i, v.data(), numel) == LORA4J_OK) m[name] = std::move(v);
-    }
-    return m;
-  }
-  std::string describe() {
-    char text[256] = {0};
-    lora4j_op_bench_describe(h, text, sizeof text);
-    return text;
-  }
-};
+constexpr uint64_t kSeed = 7;  // of the benchmarks not given a seed of their own
 
 bool finite(const std::vector<float>& v) {
   for (float x : v)
@@ -57,7 +31,7 @@ bool finite(const std::vector<float>& v) {
 // Both variants on the same seed, `iterations` runs each; every output compared.
 void compare_variants(const char* op, const char* a, const char* b,
                       const std::vector<int64_t>& dims, int iterations = 1) {
-  Bench x(-1, op, a, dims), y(-1, op, b, dims);
+  Bench x(-1, op, a, dims, kSeed), y(-1, op, b, dims, kSeed);
   std::string tag = std::string(op) + " " + a + " vs " + b;
   for (int64_t d : dims) tag += " " + std::to_string(d);
   if (!check_true(tag + " created", x.status == LORA4J_OK && y.status == LORA4J_OK,
@@ -149,7 +123,7 @@ void test_all_ops_defaults() {
                        "lora_linear_bwd", "adamw", "rmsnorm_fwd", "rmsnorm_bwd", "rope_fwd",
                        "rope_bwd", "swiglu_fwd", "swiglu_bwd"};
   for (const char* op : ops) {
-    Bench b(-1, op, nullptr, {});
+    Bench b(-1, op, nullptr, {}, kSeed);
     if (!check_true(std::string(op) + " default shape created", b.status == LORA4J_OK,
                     lora4j_last_error()))
       continue;
@@ -168,7 +142,7 @@ void test_all_ops_defaults() {
     for (auto& kv : o) ok = ok && finite(kv.second) && !kv.second.empty();
     check_true(std::string(op) + " outputs finite", ok, b.describe());
   }
-  Bench a(-1, "attention_fwd", "", {});
+  Bench a(-1, "attention_fwd", "", {}, kSeed);
   check_true("default dims and variant in the description",
              a.describe() == "attention_fwd/flash B=1 S=256 H=8 KH=2 D=64 on cpu", a.describe());
   double flops = 0, bytes = 0;
@@ -220,7 +194,7 @@ void test_errors() {
                  lora4j_op_bench_create(0, "adamw", nullptr, nullptr, 0, 1, &h),
                  LORA4J_EUNSUPPORTED, "liblora4j_cuda");
 
-  Bench b(-1, "rmsnorm_fwd", nullptr, {4, 8});
+  Bench b(-1, "rmsnorm_fwd", nullptr, {4, 8}, kSeed);
   expect_error("zero iterations", lora4j_op_bench_run(b.h, 0), LORA4J_EINVAL,
                "iterations must be >= 1");
   expect_error("null handle", lora4j_op_bench_run(nullptr, 1), LORA4J_EINVAL, "handle is null");

@@ -1,5 +1,6 @@
 // Turning CUDA and cuBLAS status codes into lora4j::Error: out-of-memory becomes
-// LORA4J_ENOMEM, anything else LORA4J_EDEVICE, with the failing call in the message.
+// LORA4J_ENOMEM, anything else LORA4J_EDEVICE, with the failing call in the message. And the
+// check of a requested device ordinal, which is the caller's error (LORA4J_EINVAL).
 #pragma once
 #include <cublasLt.h>
 #include <cuda_runtime.h>
@@ -29,3 +30,18 @@ inline void cublas_check(cublasStatus_t s, const char* call) {
 
 #define LORA4J_CU(call) ::lora4j::cuda::cuda_check((call), #call)
 #define LORA4J_CUBLAS(call) ::lora4j::cuda::cublas_check((call), #call)
+
+namespace lora4j {
+namespace cuda {
+
+// Throws LORA4J_EINVAL, with the number of devices present, unless CUDA device `index` exists.
+inline void check_device_index(int index) {
+  int count = 0;
+  LORA4J_CU(cudaGetDeviceCount(&count));
+  if (index < 0 || index >= count)
+    fail(LORA4J_EINVAL, "CUDA device index " + std::to_string(index) + " is out of range: " +
+                            std::to_string(count) + " device(s) present");
+}
+
+}  // namespace cuda
+}  // namespace lora4j

@@ -19,6 +19,7 @@
 
 #include "cuda/check.h"
 #include "cuda/cuda_entry.h"
+#include "cuda/entry_guard.h"
 #include "cuda/gemm.h"
 #include "cuda/kernels/kernels.h"
 #include "cuda/lm_head.h"
@@ -49,11 +50,7 @@ struct LayerActs {
 class CudaEngine final : public Engine {
  public:
   CudaEngine(const ModelShape& s, const lora4j_engine_options& opt) : Engine(s), opt_(opt) {
-    int count = 0;
-    LORA4J_CU(cudaGetDeviceCount(&count));
-    if (opt.device_index < 0 || opt.device_index >= count)
-      fail(LORA4J_EINVAL, "CUDA device index " + std::to_string(opt.device_index) +
-                              " is out of range: " + std::to_string(count) + " device(s) present");
+    check_device_index(opt.device_index);
     dev_ = opt.device_index;
     LORA4J_CU(cudaSetDevice(dev_));
     try {
@@ -770,12 +767,6 @@ class CudaEngine final : public Engine {
   int32_t cache_len_ = 0;
 };
 
-void copy_err(char* err, int cap, const std::string& msg) {
-  if (!err || cap <= 0) return;
-  std::strncpy(err, msg.c_str(), size_t(cap) - 1);
-  err[cap - 1] = 0;
-}
-
 }  // namespace
 }  // namespace cuda
 }  // namespace lora4j
@@ -783,22 +774,10 @@ void copy_err(char* err, int cap, const std::string& msg) {
 extern "C" __attribute__((visibility("default"))) lora4j::Engine* lora4j_cuda_create_engine(
     const lora4j_model_config* config, const lora4j_engine_options* options, int* code, char* err,
     int err_cap) {
-  try {
+  return lora4j::cuda::create_or_error(code, err, err_cap, [&]() -> lora4j::Engine* {
     lora4j::ModelShape shape(*config);
-    auto* e = new lora4j::cuda::CudaEngine(shape, *options);
-    *code = 0;
-    return e;
-  } catch (const lora4j::Error& e) {
-    *code = e.code();
-    lora4j::cuda::copy_err(err, err_cap, e.what());
-  } catch (const std::bad_alloc&) {
-    *code = LORA4J_ENOMEM;
-    lora4j::cuda::copy_err(err, err_cap, "out of host memory");
-  } catch (const std::exception& e) {
-    *code = LORA4J_EINTERNAL;
-    lora4j::cuda::copy_err(err, err_cap, std::string("internal error: ") + e.what());
-  }
-  return nullptr;
+    return new lora4j::cuda::CudaEngine(shape, *options);
+  });
 }
 
 extern "C" __attribute__((visibility("default"))) int lora4j_cuda_probe(char* err, int err_cap) {
@@ -806,11 +785,11 @@ extern "C" __attribute__((visibility("default"))) int lora4j_cuda_probe(char* er
   cudaError_t e = cudaGetDeviceCount(&n);
   if (e != cudaSuccess) {
     cudaGetLastError();
-    lora4j::cuda::copy_err(err, err_cap,
-                           std::string("cudaGetDeviceCount failed: ") + cudaGetErrorName(e) +
-                               " (" + cudaGetErrorString(e) + ")");
+    lora4j::cuda::copy_error(err, err_cap,
+                             std::string("cudaGetDeviceCount failed: ") + cudaGetErrorName(e) +
+                                 " (" + cudaGetErrorString(e) + ")");
     return 0;
   }
-  if (n == 0) lora4j::cuda::copy_err(err, err_cap, "no CUDA device is present");
+  if (n == 0) lora4j::cuda::copy_error(err, err_cap, "no CUDA device is present");
   return n;
 }

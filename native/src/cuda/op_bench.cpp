@@ -29,6 +29,7 @@
 
 #include "cuda/check.h"
 #include "cuda/cuda_entry.h"
+#include "cuda/entry_guard.h"
 #include "cuda/gemm.h"
 #include "cuda/kernels/bench_baselines.h"
 #include "cuda/kernels/kernels.h"
@@ -48,11 +49,7 @@ constexpr size_t kWorkspace = 32u << 20;
 class CudaBench : public OpBench {
  public:
   explicit CudaBench(const OpBenchSpec& s) : spec_(s) {
-    int count = 0;
-    LORA4J_CU(cudaGetDeviceCount(&count));
-    if (s.device_index < 0 || s.device_index >= count)
-      fail(LORA4J_EINVAL, "CUDA device index " + std::to_string(s.device_index) +
-                              " is out of range: " + std::to_string(count) + " device(s) present");
+    check_device_index(s.device_index);
     dev_ = s.device_index;
     LORA4J_CU(cudaSetDevice(dev_));
     LORA4J_CU(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
@@ -590,31 +587,12 @@ OpBench* make(const OpBenchSpec& s) {
   fail(LORA4J_EINTERNAL, "op '" + op + "' has no CUDA implementation");
 }
 
-void copy_error(char* err, int cap, const std::string& msg) {
-  if (!err || cap <= 0) return;
-  std::strncpy(err, msg.c_str(), size_t(cap) - 1);
-  err[cap - 1] = 0;
-}
-
 }  // namespace
 }  // namespace cuda
 }  // namespace lora4j
 
 extern "C" __attribute__((visibility("default"))) lora4j::OpBench* lora4j_cuda_create_op_bench(
     const lora4j::OpBenchSpec* spec, int* code, char* err, int err_cap) {
-  try {
-    lora4j::OpBench* b = lora4j::cuda::make(*spec);
-    *code = 0;
-    return b;
-  } catch (const lora4j::Error& e) {
-    *code = e.code();
-    lora4j::cuda::copy_error(err, err_cap, e.what());
-  } catch (const std::bad_alloc&) {
-    *code = LORA4J_ENOMEM;
-    lora4j::cuda::copy_error(err, err_cap, "out of host memory");
-  } catch (const std::exception& e) {
-    *code = LORA4J_EINTERNAL;
-    lora4j::cuda::copy_error(err, err_cap, std::string("internal error: ") + e.what());
-  }
-  return nullptr;
+  return lora4j::cuda::create_or_error(code, err, err_cap,
+                                       [&] { return lora4j::cuda::make(*spec); });
 }
