@@ -22,25 +22,52 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * On the shipped sample, one batch replaced by garbage (random tokens, every label counted):
- * with the guard on, the step is rejected and the run ends within 2% of the clean run's
- * validation loss; with it off the garbage step is applied. Both figures are printed.
+ * On the shipped sample, one garbage batch among the clean ones: eight rows that are one token
+ * repeated ({@code ▁batteries}, id 25267, a word absent from the sample, 120 times, every label
+ * counted), as a stuck or zero-filled chunk of a tokenized file would look. The clean run and the
+ * two poisoned runs (guard on, guard off) share one recipe: constant learning rate 3e-3 after 5
+ * warmup steps, default clipping at 1.0, AdamW. Seven batches follow the garbage: the rate is at
+ * its peak and the unguarded run has little time to repair the step.
+ *
+ * <p>What it shows: the guard rejects exactly that step, on its gradient norm (about 35x the
+ * running median; its loss, about 2.8x, would not be caught alone), rejects nothing in the clean
+ * run, and the guarded run ends where the clean run ends: with a constant schedule a rejected
+ * step leaves no trace, so the two adapters are bitwise equal. Without the guard the step is
+ * applied and changes the adapter; the three validation losses are printed.
+ *
+ * <p>What it does not show: that the unguarded step does measurable damage. Clipping brings the
+ * garbage gradient to the norm of any other step and AdamW's per-coordinate scaling makes the
+ * batch worth about one ordinary step in a wrong direction, which the following clean steps
+ * repair. Final validation loss against the clean run, guard off, on this recipe with seven
+ * batches after the garbage unless stated: this batch +0.62% (+1.09%, +1.41%, +1.21%, -0.29%
+ * with 6, 5, 3, 2 batches after it, -0.83% at mid-run); uniformly random tokens -0.73%
+ * (2048-token rows -0.96%); other tokens repeated -0.45% and -1.09%; a different token per row
+ * -1.18%; 4-token patterns repeated +0.05% and -0.35%; real inputs with every label
+ * {@code ▁batteries} +1.14% (mid-run -2.18%) or {@code </s>} +0.09%; with another LoRA seed,
+ * 2 or 3 batches after, -2.79% to +6.20%. For scale, one extra batch of clean rows in the same
+ * places lowers the final loss by 1.7% to 4.1% (the run is still learning): the garbage step is
+ * about a wasted step. The first design, uniformly random tokens at 85% of a cosine run at 5e-3,
+ * gave -0.50% guard on and -0.34% guard off, and its loss (12.10) was only 0.8% above the guard's
+ * 3x line. Only at a constant 5e-3, where the clean run is itself unstable, did single batches
+ * move the final loss, from -13% to +31% with the seed and the position, in both directions, so
+ * no threshold on it can be asserted.
  */
 class PoisonedBatchTest {
   static final Path MODEL = Path.of("../examples/models/tiny-mistral");
   static final Path SAMPLE = Path.of("../examples/data/sample-chat.jsonl");
+  /** "▁batteries": absent from the sample; the trained adapter rates it among its least likely. */
+  static final int GARBAGE_TOKEN = 25267;
 
-  record Run(double evalLoss, long steps, long skipped, List<String> skippedAt) {}
+  record Run(double evalLoss, long steps, long skipped, List<String> skippedAt, byte[] adapter) {}
 
-  static Run train(MistralModel m, Path data, Path val, Path out, GuardConfig guard) {
+  static Run train(MistralModel m, Path data, Path val, Path out, GuardConfig guard) throws Exception {
     TrainingConfig cfg = TrainingConfig.builder().outputDir(out)
         .lora(LoraConfig.builder().rank(16).alpha(32).allLinear().build())
-        .learningRate(5e-3).schedule(Schedule.cosine().warmupSteps(5)).batchSize(8).epochs(1)
+        .learningRate(3e-3).schedule(Schedule.constant().warmupSteps(5)).batchSize(8).epochs(1)
         .shuffleBuffer(0).seed(1).dataFormat(DataFormat.PRETOKENIZED).validationFile(val)
         .loggingSteps(1000).guard(guard).build();
     List<String> at = new ArrayList<>();
@@ -51,7 +78,8 @@ class PoisonedBatchTest {
       }
     };
     TrainingResult r = LoraTrainer.fit(m, Dataset.jsonl(data), cfg, List.of(l));
-    return new Run(r.finalEvaluation().loss(), r.steps(), r.skippedSteps(), at);
+    return new Run(r.finalEvaluation().loss(), r.steps(), r.skippedSteps(), at,
+        Files.readAllBytes(r.adapterDir().resolve("adapter_model.safetensors")));
   }
 
   @Test
@@ -76,13 +104,12 @@ class PoisonedBatchTest {
       }
       List<String> val = rows.subList(0, 32), train = new ArrayList<>(rows.subList(32, rows.size()));
       train.addAll(new ArrayList<>(train)); // two passes in one file: the garbage comes once
-      int at = (int) (train.size() * 0.85) / 8 * 8;
-      SplittableRandom r = new SplittableRandom(3);
+      int at = train.size() / 8 * 8 - 6 * 8; // 7 batches follow the garbage (the last of 2 rows)
       List<String> garbage = new ArrayList<>();
       for (int i = 0; i < 8; i++) {
         ObjectNode o = om.createObjectNode();
         var ids = o.putArray("input_ids");
-        for (int t = 0; t < 120; t++) ids.add(3 + r.nextInt(31_997));
+        for (int t = 0; t < 120; t++) ids.add(GARBAGE_TOKEN);
         garbage.add(om.writeValueAsString(o));
       }
       List<String> poisoned = new ArrayList<>(train);
@@ -97,13 +124,17 @@ class PoisonedBatchTest {
       Run off = train(m, bad, valF, tmp.resolve("off"), GuardConfig.off());
       double dOn = (on.evalLoss() - c.evalLoss()) / c.evalLoss();
       double dOff = (off.evalLoss() - c.evalLoss()) / c.evalLoss();
-      System.out.printf("poisoned batch: clean eval loss %.4f; guard on %.4f (%+.2f%%, %d skipped: %s); guard off %.4f (%+.2f%%, %d skipped)%n",
-          c.evalLoss(), on.evalLoss(), 100 * dOn, on.skipped(), on.skippedAt(), off.evalLoss(), 100 * dOff, off.skipped());
+      System.out.printf("poisoned batch: clean eval loss %.4f (%d skipped); guard on %.4f (%+.2f%%, %d skipped: %s); guard off %.4f (%+.2f%%, %d skipped)%n",
+          c.evalLoss(), c.skipped(), on.evalLoss(), 100 * dOn, on.skipped(), on.skippedAt(), off.evalLoss(), 100 * dOff, off.skipped());
+      assertEquals(0, c.skipped(), "the guard rejects nothing in the clean run");
       assertEquals(1, on.skipped(), "the guard rejects exactly the garbage step: " + on.skippedAt());
-      assertTrue(on.skippedAt().get(0).contains("examples=" + (at + 8)), on.skippedAt().toString());
+      assertTrue(on.skippedAt().get(0).startsWith("DataPosition[epoch=0, examples=" + at + "] .. DataPosition[epoch=0, examples=" + (at + 8) + "]: "),
+          on.skippedAt().toString());
       assertTrue(Math.abs(dOn) <= 0.02, "guarded run within 2% of clean: " + dOn);
+      assertArrayEquals(c.adapter(), on.adapter(), "a rejected step leaves no trace: the guarded adapter is the clean one");
       assertEquals(0, off.skipped());
       assertEquals(on.steps() + 1, off.steps(), "without the guard the garbage step is applied");
+      assertFalse(java.util.Arrays.equals(c.adapter(), off.adapter()), "the applied garbage step changes the adapter");
     }
   }
 }
