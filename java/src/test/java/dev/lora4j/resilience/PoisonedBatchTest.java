@@ -28,33 +28,28 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * On the shipped sample, one garbage batch among the clean ones: eight rows that are one token
  * repeated ({@code ▁batteries}, id 25267, a word absent from the sample, 120 times, every label
- * counted), as a stuck or zero-filled chunk of a tokenized file would look. The clean run and the
- * two poisoned runs (guard on, guard off) share one recipe: constant learning rate 3e-3 after 5
- * warmup steps, default clipping at 1.0, AdamW. Seven batches follow the garbage: the rate is at
- * its peak and the unguarded run has little time to repair the step.
+ * counted), as a stuck or zero-filled chunk of a tokenized file would look. All runs share one
+ * recipe: constant learning rate 3e-3 after 5 warmup steps, AdamW, and no gradient clipping (the
+ * default of torchtune's LoRA recipes); the garbage comes 3 batches before the end.
  *
- * <p>What it shows: the guard rejects exactly that step, on its gradient norm (about 35x the
- * running median; its loss, about 2.8x, would not be caught alone), rejects nothing in the clean
- * run, and the guarded run ends where the clean run ends: with a constant schedule a rejected
- * step leaves no trace, so the two adapters are bitwise equal. Without the guard the step is
- * applied and changes the adapter; the three validation losses are printed.
+ * <p>What it shows: the guard rejects exactly that step (its loss is 3.1x and its gradient norm
+ * about 45x the running medians), rejects nothing in the clean run, and the guarded run ends where the clean
+ * run ends: with a constant schedule a rejected step leaves no trace, so the adapters are bitwise
+ * equal. Without the guard the step is applied and the final validation loss is worse: clean
+ * 3.8074, guard on 3.8074, guard off 4.0249 (+5.7%). The damage is the garbage's, not the extra
+ * step's: eight ordinary training rows inserted at the same place move the loss by +0.12%.
+ * Measured with other LoRA seeds (not run here): garbage +49.0% and +9.4%, ordinary rows +0.06%
+ * and -1.10%.
  *
- * <p>What it does not show: that the unguarded step does measurable damage. Clipping brings the
- * garbage gradient to the norm of any other step and AdamW's per-coordinate scaling makes the
- * batch worth about one ordinary step in a wrong direction, which the following clean steps
- * repair. Final validation loss against the clean run, guard off, on this recipe with seven
- * batches after the garbage unless stated: this batch +0.62% (+1.09%, +1.41%, +1.21%, -0.29%
- * with 6, 5, 3, 2 batches after it, -0.83% at mid-run); uniformly random tokens -0.73%
- * (2048-token rows -0.96%); other tokens repeated -0.45% and -1.09%; a different token per row
- * -1.18%; 4-token patterns repeated +0.05% and -0.35%; real inputs with every label
- * {@code ▁batteries} +1.14% (mid-run -2.18%) or {@code </s>} +0.09%; with another LoRA seed,
- * 2 or 3 batches after, -2.79% to +6.20%. For scale, one extra batch of clean rows in the same
- * places lowers the final loss by 1.7% to 4.1% (the run is still learning): the garbage step is
- * about a wasted step. The first design, uniformly random tokens at 85% of a cosine run at 5e-3,
- * gave -0.50% guard on and -0.34% guard off, and its loss (12.10) was only 0.8% above the guard's
- * 3x line. Only at a constant 5e-3, where the clean run is itself unstable, did single batches
- * move the final loss, from -13% to +31% with the seed and the position, in both directions, so
- * no threshold on it can be asserted.
+ * <p>With clipping at 1.0 (the trainer's default) no single garbage batch did measurable damage:
+ * clipping brings its gradient to the norm of any other step and AdamW's per-coordinate scaling
+ * makes it worth about one ordinary step in a wrong direction, which the next clean steps repair.
+ * Final validation loss against clean, guard off, clipped, 3e-3 constant, several positions 2 to
+ * 7 batches before the end: this batch -0.29% to +1.41%; uniformly random tokens -1.13% to
+ * +0.81%; other tokens repeated, 4-token patterns, real inputs with every label one token: -2.18%
+ * to +1.14%; one seed and position +6.20%. One extra batch of clean rows there moves it by -1.7%
+ * to -4.1%. There the guard is insurance against what clipping does not bound (non-finite values,
+ * a run of bad batches); without clipping it is what stands between one bad batch and the model.
  */
 class PoisonedBatchTest {
   static final Path MODEL = Path.of("../examples/models/tiny-mistral");
@@ -67,7 +62,8 @@ class PoisonedBatchTest {
   static Run train(MistralModel m, Path data, Path val, Path out, GuardConfig guard) throws Exception {
     TrainingConfig cfg = TrainingConfig.builder().outputDir(out)
         .lora(LoraConfig.builder().rank(16).alpha(32).allLinear().build())
-        .learningRate(3e-3).schedule(Schedule.constant().warmupSteps(5)).batchSize(8).epochs(1)
+        .learningRate(3e-3).schedule(Schedule.constant().warmupSteps(5)).maxGradNorm(0)
+        .batchSize(8).epochs(1)
         .shuffleBuffer(0).seed(1).dataFormat(DataFormat.PRETOKENIZED).validationFile(val)
         .loggingSteps(1000).guard(guard).build();
     List<String> at = new ArrayList<>();
@@ -104,7 +100,7 @@ class PoisonedBatchTest {
       }
       List<String> val = rows.subList(0, 32), train = new ArrayList<>(rows.subList(32, rows.size()));
       train.addAll(new ArrayList<>(train)); // two passes in one file: the garbage comes once
-      int at = train.size() / 8 * 8 - 6 * 8; // 7 batches follow the garbage (the last of 2 rows)
+      int at = train.size() / 8 * 8 - 2 * 8; // 3 batches follow the garbage (the last of 2 rows)
       List<String> garbage = new ArrayList<>();
       for (int i = 0; i < 8; i++) {
         ObjectNode o = om.createObjectNode();
@@ -112,20 +108,25 @@ class PoisonedBatchTest {
         for (int t = 0; t < 120; t++) ids.add(GARBAGE_TOKEN);
         garbage.add(om.writeValueAsString(o));
       }
-      List<String> poisoned = new ArrayList<>(train);
+      List<String> poisoned = new ArrayList<>(train), benign = new ArrayList<>(train);
       poisoned.addAll(at, garbage);
-      Path valF = tmp.resolve("val.jsonl"), clean = tmp.resolve("clean.jsonl"), bad = tmp.resolve("poisoned.jsonl");
+      benign.addAll(at, train.subList(100, 108)); // eight ordinary rows: the cost of one more step
+      Path valF = tmp.resolve("val.jsonl"), clean = tmp.resolve("clean.jsonl"), bad = tmp.resolve("poisoned.jsonl"),
+          extra = tmp.resolve("benign.jsonl");
       Files.write(valF, val);
       Files.write(clean, train);
       Files.write(bad, poisoned);
+      Files.write(extra, benign);
 
       Run c = train(m, clean, valF, tmp.resolve("c"), GuardConfig.defaults());
       Run on = train(m, bad, valF, tmp.resolve("on"), GuardConfig.defaults());
       Run off = train(m, bad, valF, tmp.resolve("off"), GuardConfig.off());
+      Run plus = train(m, extra, valF, tmp.resolve("plus"), GuardConfig.off());
       double dOn = (on.evalLoss() - c.evalLoss()) / c.evalLoss();
       double dOff = (off.evalLoss() - c.evalLoss()) / c.evalLoss();
-      System.out.printf("poisoned batch: clean eval loss %.4f (%d skipped); guard on %.4f (%+.2f%%, %d skipped: %s); guard off %.4f (%+.2f%%, %d skipped)%n",
-          c.evalLoss(), c.skipped(), on.evalLoss(), 100 * dOn, on.skipped(), on.skippedAt(), off.evalLoss(), 100 * dOff, off.skipped());
+      double dPlus = (plus.evalLoss() - c.evalLoss()) / c.evalLoss();
+      System.out.printf("poisoned batch: clean eval loss %.4f (%d skipped); guard on %.4f (%+.2f%%, %d skipped: %s); guard off %.4f (%+.2f%%, %d skipped); ordinary rows instead %.4f (%+.2f%%)%n",
+          c.evalLoss(), c.skipped(), on.evalLoss(), 100 * dOn, on.skipped(), on.skippedAt(), off.evalLoss(), 100 * dOff, off.skipped(), plus.evalLoss(), 100 * dPlus);
       assertEquals(0, c.skipped(), "the guard rejects nothing in the clean run");
       assertEquals(1, on.skipped(), "the guard rejects exactly the garbage step: " + on.skippedAt());
       assertTrue(on.skippedAt().get(0).startsWith("DataPosition[epoch=0, examples=" + at + "] .. DataPosition[epoch=0, examples=" + (at + 8) + "]: "),
@@ -135,6 +136,8 @@ class PoisonedBatchTest {
       assertEquals(0, off.skipped());
       assertEquals(on.steps() + 1, off.steps(), "without the guard the garbage step is applied");
       assertFalse(java.util.Arrays.equals(c.adapter(), off.adapter()), "the applied garbage step changes the adapter");
+      assertTrue(dOff >= 0.03, "without the guard the garbage step shows in the validation loss: " + dOff);
+      assertTrue(Math.abs(dPlus) <= 0.02, "one more ordinary step alone does not: " + dPlus);
     }
   }
 }
