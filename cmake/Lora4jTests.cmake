@@ -1,43 +1,34 @@
 # Native tests: one executable per file in native/tests, run by ctest.
-# A test file named *_cuda.cpp or *.cu is built only with the CUDA backend.
+# A test file named test_*_cuda.cpp is built only with the CUDA backend (cuBLAS present); it
+# exits 77 (skipped) when no device is found at run time.
 file(GLOB TEST_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/tests/test_*.cpp)
+set(LORA4J_TESTDATA_ENV
+    "LORA4J_TESTDATA=${CMAKE_CURRENT_SOURCE_DIR}/../java/src/test/resources/hf-reference")
 foreach(src ${TEST_SOURCES})
   get_filename_component(name ${src} NAME_WE)
+  set(libs lora4j Threads::Threads)
+  set(env "${LORA4J_TESTDATA_ENV}")
+  set(skip_code 0)
   if(name MATCHES "_cuda$")
-    continue()
+    if(NOT LORA4J_HAVE_CUDA_BACKEND)
+      continue()
+    endif()
+    list(APPEND libs lora4j_cuda_kernels CUDA::cudart)
+    string(APPEND env ";LORA4J_CUDA_LIBRARY=$<TARGET_FILE:lora4j_cuda>")
+    set(skip_code 77)
   endif()
   add_executable(${name} ${src})
   target_include_directories(${name} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/include
                                              ${CMAKE_CURRENT_SOURCE_DIR}/src
                                              ${CMAKE_CURRENT_SOURCE_DIR}/tests)
-  target_link_libraries(${name} PRIVATE lora4j Threads::Threads)
+  target_link_libraries(${name} PRIVATE ${libs})
   lora4j_flags(${name})
-  add_test(NAME ${name} COMMAND ${name}
-           WORKING_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/tests)
-  set_tests_properties(${name} PROPERTIES ENVIRONMENT
-    "LORA4J_TESTDATA=${CMAKE_CURRENT_SOURCE_DIR}/../java/src/test/resources/hf-reference")
+  add_test(NAME ${name} COMMAND ${name} WORKING_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/tests)
+  set_tests_properties(${name} PROPERTIES ENVIRONMENT "${env}")
+  if(skip_code)
+    set_tests_properties(${name} PROPERTIES SKIP_RETURN_CODE ${skip_code})
+  endif()
 endforeach()
-
-# CUDA tests: built only with the CUDA backend (cuBLAS present); they exit 77 (skipped) when no
-# device is found at run time.
-if(LORA4J_HAVE_CUDA_BACKEND)
-  foreach(src ${TEST_SOURCES})
-    get_filename_component(name ${src} NAME_WE)
-    if(NOT name MATCHES "_cuda$")
-      continue()
-    endif()
-    add_executable(${name} ${src})
-    target_include_directories(${name} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/include
-                                               ${CMAKE_CURRENT_SOURCE_DIR}/src
-                                               ${CMAKE_CURRENT_SOURCE_DIR}/tests)
-    target_link_libraries(${name} PRIVATE lora4j lora4j_cuda_kernels CUDA::cudart
-                                          Threads::Threads)
-    lora4j_flags(${name})
-    add_test(NAME ${name} COMMAND ${name} WORKING_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/tests)
-    set_tests_properties(${name} PROPERTIES SKIP_RETURN_CODE 77 ENVIRONMENT
-      "LORA4J_TESTDATA=${CMAKE_CURRENT_SOURCE_DIR}/../java/src/test/resources/hf-reference;LORA4J_CUDA_LIBRARY=$<TARGET_FILE:lora4j_cuda>")
-  endforeach()
-endif()
 
 # Benchmark executable of the CUDA backend (run by scripts/gpu/run.sh, STEPS=bench).
 if(LORA4J_HAVE_CUDA_BACKEND)

@@ -27,6 +27,7 @@
 
 #include "cpu/cpu_engine.h"
 #include "cpu/ops.h"
+#include "cpu/ops_internal.h"
 #include "cpu/thread_pool.h"
 
 namespace lora4j {
@@ -336,14 +337,7 @@ class CpuEngine final : public Engine {
         float* oh = att.data() + hh * D;
         float mx = -INFINITY;
         for (int64_t j = j0; j <= pos; ++j) {
-          const float* kj = kc + j * kv + g * D;
-          float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-          int64_t e = 0;
-          for (; e + 8 <= D; e += 8)
-            for (int u = 0; u < 8; ++u) acc[u] += qh[e + u] * kj[e + u];
-          float dsum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-          for (; e < D; ++e) dsum += qh[e] * kj[e];
-          sc[size_t(j)] = dsum * scale;
+          sc[size_t(j)] = cpu::detail::dot(qh, kc + j * kv + g * D, D) * scale;
           mx = std::max(mx, sc[size_t(j)]);
         }
         double sum = 0;

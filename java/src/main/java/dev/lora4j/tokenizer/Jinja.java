@@ -529,20 +529,32 @@ final class Jinja {
             return new ListLit(items, true);
         }
 
-        Expr or() {
-            Expr e = and();
-            while (acceptName("or")) {
-                e = new Bin("or", e, and());
+        // One left-associative level: operand (op operand)*; ops are names ("or", "and") or
+        // operator tokens.
+        Expr leftAssoc(java.util.function.Supplier<Expr> operand, boolean names, String... ops) {
+            Expr e = operand.get();
+            while (true) {
+                String op = null;
+                for (String o : ops) {
+                    if (names ? isName(o) : isOp(o)) {
+                        op = o;
+                        break;
+                    }
+                }
+                if (op == null) {
+                    return e;
+                }
+                p++;
+                e = new Bin(op, e, operand.get());
             }
-            return e;
+        }
+
+        Expr or() {
+            return leftAssoc(this::and, true, "or");
         }
 
         Expr and() {
-            Expr e = not();
-            while (acceptName("and")) {
-                e = new Bin("and", e, not());
-            }
-            return e;
+            return leftAssoc(this::not, true, "and");
         }
 
         Expr not() {
@@ -577,37 +589,19 @@ final class Jinja {
         }
 
         Expr math1() {
-            Expr e = concat();
-            while (isOp("+") || isOp("-")) {
-                String op = next().text;
-                e = new Bin(op, e, concat());
-            }
-            return e;
+            return leftAssoc(this::concat, false, "+", "-");
         }
 
         Expr concat() {
-            Expr e = math2();
-            while (acceptOp("~")) {
-                e = new Bin("~", e, math2());
-            }
-            return e;
+            return leftAssoc(this::math2, false, "~");
         }
 
         Expr math2() {
-            Expr e = pow();
-            while (isOp("*") || isOp("/") || isOp("//") || isOp("%")) {
-                String op = next().text;
-                e = new Bin(op, e, pow());
-            }
-            return e;
+            return leftAssoc(this::pow, false, "*", "/", "//", "%");
         }
 
         Expr pow() {
-            Expr e = unary(true);
-            while (acceptOp("**")) {
-                e = new Bin("**", e, unary(true));
-            }
-            return e;
+            return leftAssoc(() -> unary(true), false, "**");
         }
 
         Expr unary(boolean withFilter) {
