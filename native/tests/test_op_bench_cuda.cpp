@@ -89,6 +89,19 @@ void variants() {
   compare(0, "flat", 0, "per_tensor", "adamw", {2, 256, 64, 704, 8}, 1e-6, "flat vs per_tensor");
 }
 
+// Every LoRA projection of Mistral-7B at its real width (q/o 4096->4096, k/v 4096->1024,
+// gate/up 4096->14336, down 14336->4096) on CUDA against the CPU on the same inputs, forward and
+// backward, every output: y, dx, dA, dB and the rank-r products x A^T (reduced over `in`) and
+// dy B (reduced over `out`), whose reductions over 14336 the small shapes never exercise.
+void real_widths() {
+  const std::vector<std::vector<int64_t>> shapes = {
+      {512, 4096, 4096, 16}, {512, 4096, 1024, 16}, {512, 4096, 14336, 16},
+      {512, 14336, 4096, 16}, {333, 14336, 4096, 16}};
+  for (const auto& dims : shapes)
+    for (const char* op : {"lora_linear_fwd", "lora_linear_bwd"})
+      compare(-1, "fused", 0, "fused", op, dims, 1e-2, "Mistral-7B width cuda vs cpu");
+}
+
 // The tolerance of an op on CUDA against the CPU: 1e-2 (bf16 operands), 2e-2 for the attention
 // gradients, 1e-4 for AdamW.
 double cpu_tol(const std::string& op) {
@@ -157,6 +170,7 @@ int main() {
   errors();
   variants();
   against_cpu();
+  real_widths();
   mistral_defaults();
   std::printf("[%s] %d checks (variants agree, cuda vs cpu, Mistral-7B defaults, errors), "
               "worst err/tol %.2f  %s\n", kSuite, g_checks, g_worst,

@@ -303,6 +303,7 @@ class LoraLinear final : public CpuBench {
       if (sep_) u_ = zeros(n * out);
       floor(n * in + n * out, 4);  // x, y
       expose("y", &y_);
+      expose("xa", &xa_);  // x A^T [n, r]: the rank-r product, reduced over `in`
       return;
     }
     linear_forward(&tp_, x_.data(), a_.data(), xa_.data(), n, in, r, false);  // kept by forward
@@ -321,6 +322,8 @@ class LoraLinear final : public CpuBench {
     expose("dx", &dx_);
     expose("dA", &da_);
     expose("dB", &db_);
+    expose("xa", &xa_);   // x A^T [n, r], reduced over `in`
+    expose("dyB", &t_);   // dy B [n, r], reduced over `out`
   }
   void step() override {
     const float s = kBenchLoraScale;

@@ -4,7 +4,7 @@
 //   LoRA:    y = x W^T + s * (x A^T) B^T,  A [r, in], B [out, r], s = alpha / r (or rsLoRA)
 //
 // Backward of y = x W^T:  dx = dy W,  dW = dy^T x. For LoRA with u = x A^T [n, r]:
-//   dB = s * dy^T u,   du = s * dy B,   dA = du^T x,   dx = dy W + du A.
+//   dB = s * dy^T u,   t = dy B,   dA = s * t^T x,   dx = dy W + s * t A.
 //
 // Three loop shapes cover everything, each parallel over a dimension whose outputs are
 // disjoint so no two threads ever write the same float:
@@ -129,9 +129,9 @@ void lora_linear_backward(ThreadPool* tp, const float* dy, const float* x, const
   gemm_nn(tp, dy, w, dx, n, in, out, 1.0f, false);  // dx = dy W
   if (a == nullptr || b == nullptr) return;
   if (db) gemm_tn(tp, dy, xa, db, n, r, out, scale);  // dB += s * dy^T u
-  gemm_nn(tp, dy, b, tmp, n, r, out, scale, false);   // du = s * dy B   [n, r]
-  gemm_nn(tp, tmp, a, dx, n, in, r, 1.0f, true);      // dx += du A
-  if (da) gemm_tn(tp, tmp, x, da, n, in, r, 1.0f);    // dA += du^T x
+  gemm_nn(tp, dy, b, tmp, n, r, out, 1.0f, false);    // t = dy B   [n, r]; du = s t
+  gemm_nn(tp, tmp, a, dx, n, in, r, scale, true);     // dx += s t A
+  if (da) gemm_tn(tp, tmp, x, da, n, in, r, scale);   // dA += s t^T x
 }
 
 }  // namespace cpu

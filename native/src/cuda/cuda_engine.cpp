@@ -73,8 +73,7 @@ class CudaEngine final : public Engine {
       for (int i = 0; i < D / 2; ++i)
         inv[size_t(i)] = rope_inv_freq_host(i, D, shape_.c.rope_theta);
       inv_freq_ = static_cast<float*>(alloc(inv.size() * sizeof(float), "RoPE table"));
-      LORA4J_CU(cudaMemcpy(inv_freq_, inv.data(), inv.size() * sizeof(float),
-                           cudaMemcpyHostToDevice));
+      to_device(inv_freq_, inv.data(), inv.size() * sizeof(float));
       scalars_ = alloc(64, "reduction scalars");
     } catch (...) {
       release();
@@ -99,8 +98,7 @@ class CudaEngine final : public Engine {
       to_f32(dtype, data, f.data(), numel);
       for (int64_t k = 0; k < numel; ++k) host[size_t(k)] = f32_to_bf16_host(f[size_t(k)]);
     }
-    LORA4J_CU(cudaMemcpy(weights_ + woff_[size_t(i)], host.data(), size_t(numel) * 2,
-                         cudaMemcpyHostToDevice));
+    to_device(weights_ + woff_[size_t(i)], host.data(), size_t(numel) * 2);
     wset_[size_t(i)] = true;
   }
   void get_weight(const std::string& name, float* out, int64_t numel) override {
@@ -110,8 +108,7 @@ class CudaEngine final : public Engine {
                                                       std::to_string(specs_[size_t(i)].numel()) +
                                                       " elements, got " + std::to_string(numel));
     std::vector<uint16_t> host(static_cast<size_t>(numel));
-    LORA4J_CU(cudaMemcpy(host.data(), weights_ + woff_[size_t(i)], size_t(numel) * 2,
-                         cudaMemcpyDeviceToHost));
+    to_host(host.data(), weights_ + woff_[size_t(i)], size_t(numel) * 2);
     for (int64_t k = 0; k < numel; ++k) {
       uint32_t bits = uint32_t(host[size_t(k)]) << 16;
       std::memcpy(&out[k], &bits, 4);
@@ -152,8 +149,7 @@ class CudaEngine final : public Engine {
   void lora_get(int32_t kind, const std::string& name, float* out, int64_t numel) override {
     device();
     const LoraSpec& s = spec_for(kind, name, numel);
-    LORA4J_CU(cudaMemcpy(out, arena_ + int64_t(kind) * layout_->total + s.offset,
-                         size_t(numel) * sizeof(float), cudaMemcpyDeviceToHost));
+    to_host(out, arena_ + int64_t(kind) * layout_->total + s.offset, size_t(numel) * sizeof(float));
   }
   void lora_set(int32_t kind, const std::string& name, int32_t dtype, const void* data,
                 int64_t numel) override {
@@ -162,11 +158,10 @@ class CudaEngine final : public Engine {
     std::vector<float> f(static_cast<size_t>(numel));
     to_f32(dtype, data, f.data(), numel);
     float* dst = arena_ + int64_t(kind) * layout_->total + s.offset;
-    LORA4J_CU(cudaMemcpy(dst, f.data(), size_t(numel) * sizeof(float), cudaMemcpyHostToDevice));
-    if (kind == LORA4J_STATE_PARAM) {
-      KCHECK(f32_to_bf16(dst, lora_bf16_ + s.offset, numel, stream_));
-      LORA4J_CU(cudaStreamSynchronize(stream_));
-    }
+    LORA4J_CU(cudaMemcpyAsync(dst, f.data(), size_t(numel) * sizeof(float),
+                              cudaMemcpyHostToDevice, stream_));
+    if (kind == LORA4J_STATE_PARAM) KCHECK(f32_to_bf16(dst, lora_bf16_ + s.offset, numel, stream_));
+    LORA4J_CU(cudaStreamSynchronize(stream_));
   }
   int64_t optimizer_step_count() const override { return step_; }
   void set_optimizer_step_count(int64_t step) override { step_ = step; }
@@ -332,6 +327,21 @@ class CudaEngine final : public Engine {
     stream_ = nullptr;
   }
   void device() { LORA4J_CU(cudaSetDevice(dev_)); }
+
+  // Host <-> device copies of the engine's own tensors go through stream_ and return when they
+  // are complete. A plain cudaMemcpy is not enough: from pageable memory it may return before
+  // the DMA has landed, and stream_ is non-blocking (it does not wait for the legacy stream), so
+  // a kernel queued next could read a half-written tensor. That race left the tail of large
+  // LoRA factors (the 14336-wide ones) stale in their bf16 copies and the last frozen weights
+  // half-uploaded at the first step (issue 10).
+  void to_device(void* dst, const void* src, size_t bytes) {
+    LORA4J_CU(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
+    LORA4J_CU(cudaStreamSynchronize(stream_));
+  }
+  void to_host(void* dst, const void* src, size_t bytes) {
+    LORA4J_CU(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
+    LORA4J_CU(cudaStreamSynchronize(stream_));
+  }
 
   static uint16_t f32_to_bf16_host(float f) {
     uint32_t x;

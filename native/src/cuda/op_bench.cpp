@@ -104,6 +104,12 @@ class CudaBench : public OpBench {
   void init_gemm() { gemm_.init(stream_, alloc<char>(int64_t(kWorkspace), "cuBLASLt workspace"), kWorkspace); }
   void sync() { LORA4J_CU(cudaStreamSynchronize(stream_)); }
 
+  // A host -> device copy ordered on stream_ and complete on return (a plain cudaMemcpy from
+  // pageable memory may return before its DMA lands, and stream_ does not wait for it).
+  void to_device(void* dst, const void* src, size_t bytes) {
+    LORA4J_CU(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
+    sync();
+  }
   void expose(const char* name, const float* p, int64_t n) {
     outputs.push_back({name, n});
     readers_.push_back([this, p, n](float* out) {
@@ -302,7 +308,7 @@ class CrossEntropy final : public CudaBench {
     }
     grad_scale_ = counted ? float(1.0 / double(counted)) : 0.f;
     tgt_ = alloc<int32_t>(n, "targets");
-    LORA4J_CU(cudaMemcpy(tgt_, tgt.data(), size_t(n) * 4, cudaMemcpyHostToDevice));
+    to_device(tgt_, tgt.data(), size_t(n) * 4);
     logits_ = alloc<float>(chunk_ * V, "logits (their bf16 gradients overwrite them)");
     loss_ = alloc<float>(n, "token losses");
     dh_ = alloc<float>(n * d, "dh");
@@ -352,6 +358,7 @@ class LoraLinear final : public CudaBench {
       floor(n * in + n * out, 2);  // x, y
       sync();
       expose("y", y_, n * out);
+      expose("xa", xa_, n * r);  // x A^T [n, r]: the rank-r product, reduced over `in`
       return;
     }
     gemm_.run(false, true, n, r, in, x_, in, a_, in, xa_, false, r, 1.f, 0.f, "x A^T");
@@ -367,6 +374,8 @@ class LoraLinear final : public CudaBench {
     expose("dx", static_cast<const float*>(dx_), n * in);
     expose("dA", static_cast<const float*>(da_), r * in);
     expose("dB", static_cast<const float*>(db_), out * r);
+    expose("xa", xa_, n * r);   // x A^T [n, r], reduced over `in`
+    expose("dyB", t_, n * r);   // dy B [n, r], reduced over `out`
   }
 
  private:
@@ -499,8 +508,8 @@ class Rope final : public CudaBench {
                                              double(float(2 * i) / float(D))));
     pos_ = alloc<int32_t>(n, "positions");
     inv_ = alloc<float>(D / 2, "inv_freq");
-    LORA4J_CU(cudaMemcpy(pos_, pos.data(), size_t(n) * 4, cudaMemcpyHostToDevice));
-    LORA4J_CU(cudaMemcpy(inv_, inv.data(), inv.size() * 4, cudaMemcpyHostToDevice));
+    to_device(pos_, pos.data(), size_t(n) * 4);
+    to_device(inv_, inv.data(), inv.size() * 4);
     floor(n, 4);
     const int64_t e = n * H * D;
     if (bwd_) {
