@@ -147,13 +147,20 @@ inline bool report_bool(const char* suite, const std::string& name, bool ok,
   return ok;
 }
 
-// 77: ctest's skip code (see SKIP_RETURN_CODE in the CMake).
+// 77: ctest's skip code (see SKIP_RETURN_CODE in the CMake). With LORA4J_REQUIRE_GPU=1 (the
+// GPU script) a missing device or backend is a failure, never a skip.
+inline void skip(const std::string& why) {
+  const char* req = std::getenv("LORA4J_REQUIRE_GPU");
+  if (req && std::string(req) == "1") {
+    std::printf("FAIL: LORA4J_REQUIRE_GPU=1 but %s\n", why.c_str());
+    std::exit(1);
+  }
+  std::printf("SKIP: %s\n", why.c_str());
+  std::exit(77);
+}
 inline void skip_without_gpu() {
   int n = 0;
-  if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
-    std::printf("SKIP: no CUDA device\n");
-    std::exit(77);
-  }
+  if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) skip("no CUDA device");
 }
 
 }  // namespace ct

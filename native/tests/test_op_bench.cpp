@@ -190,9 +190,9 @@ void test_errors() {
   int32_t available = 0;
   lora4j_cuda_available(&available, nullptr, 0);
   if (!available)
-    expect_error("cuda without the backend",
+    expect_error("cuda without a usable device",
                  lora4j_op_bench_create(0, "adamw", nullptr, nullptr, 0, 1, &h),
-                 LORA4J_EUNSUPPORTED, "liblora4j_cuda");
+                 LORA4J_EUNSUPPORTED, "CUDA");
 
   Bench b(-1, "rmsnorm_fwd", nullptr, {4, 8}, kSeed);
   expect_error("zero iterations", lora4j_op_bench_run(b.h, 0), LORA4J_EINVAL,

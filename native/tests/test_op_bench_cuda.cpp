@@ -163,10 +163,7 @@ int main() {
   int32_t available = 0;
   char reason[512] = {0};
   lora4j_cuda_available(&available, reason, sizeof reason);
-  if (!available) {
-    std::printf("SKIP: no CUDA device or backend: %s\n", reason);
-    return 77;
-  }
+  if (!available) ct::skip(std::string("no CUDA device or backend: ") + reason);
   errors();
   variants();
   against_cpu();

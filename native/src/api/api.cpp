@@ -17,7 +17,7 @@
 #include "model/engine.h"
 #include "model/op_bench.h"
 #include "cpu/cpu_engine.h"
-#include "cuda/cuda_entry.h"
+#include "api/plugin.h"
 
 struct lora4j_engine {
   std::unique_ptr<lora4j::Engine> impl;
@@ -87,68 +87,13 @@ void check_prompt(lora4j::Engine& e, const int32_t* prompt, int32_t length) {
                           std::to_string(i) + " outside the vocabulary");
 }
 
-// ---- the CUDA backend, loaded on demand ----------------------------------------------------
-struct CudaLib {
-  void* handle = nullptr;
-  lora4j_cuda_create_fn create = nullptr;
-  lora4j_cuda_probe_fn probe = nullptr;
-  lora4j_cuda_op_bench_fn op_bench = nullptr;  // optional
-  std::string error;
-  bool tried = false;
-};
-
-std::string self_dir() {
-  Dl_info info;
-  if (dladdr(reinterpret_cast<void*>(&lora4j_last_error), &info) && info.dli_fname) {
-    std::string p(info.dli_fname);
-    auto slash = p.rfind('/');
-    if (slash != std::string::npos) return p.substr(0, slash + 1);
-  }
-  return std::string();
-}
-
-std::mutex g_cuda_path_mutex;
-std::string g_cuda_path;
-
-CudaLib& cuda_lib() {
-  static CudaLib lib;
-  static std::once_flag once;
-  std::call_once(once, [] {
-    lib.tried = true;
-    // Beside this library first (the jar extracts both into one folder), then the loader path.
-    std::string beside = self_dir() + "liblora4j_cuda.so";
-    const char* env = std::getenv("LORA4J_CUDA_LIBRARY");
-    std::string first = env && *env ? std::string(env) : beside;
-    {
-      std::lock_guard<std::mutex> lock(g_cuda_path_mutex);
-      if (!g_cuda_path.empty()) first = g_cuda_path;
-    }
-    void* h = dlopen(first.c_str(), RTLD_NOW | RTLD_LOCAL);
-    std::string err1;
-    if (!h) {
-      const char* e1 = dlerror();
-      err1 = e1 ? e1 : "unknown error";
-    }
-    if (!h) h = dlopen("liblora4j_cuda.so", RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-      const char* e2 = dlerror();
-      lib.error = "the CUDA backend library liblora4j_cuda.so could not be loaded (" + err1 +
-                  (e2 ? std::string("; ") + e2 : std::string()) +
-                  "); it is built only where a CUDA toolkit with cuBLAS is installed";
-      return;
-    }
-    lib.create = reinterpret_cast<lora4j_cuda_create_fn>(dlsym(h, "lora4j_cuda_create_engine"));
-    lib.probe = reinterpret_cast<lora4j_cuda_probe_fn>(dlsym(h, "lora4j_cuda_probe"));
-    if (!lib.create || !lib.probe) {
-      lib.error = "liblora4j_cuda.so lacks its entry points (version mismatch?)";
-      dlclose(h);
-      return;
-    }
-    lib.op_bench =
-        reinterpret_cast<lora4j_cuda_op_bench_fn>(dlsym(h, "lora4j_cuda_create_op_bench"));
-    lib.handle = h;
-  });
-  return lib;
+// A CUDA engine or benchmark needs a usable device: without one (no GPU, no driver, a driver
+// too old for the runtime) the request is unsupported on this machine, with the driver's reason.
+void require_cuda_device(const lora4j_backend_api* api) {
+  int32_t n = 0;
+  if (api->device_count(&n) != LORA4J_OK || n <= 0)
+    lora4j::fail(LORA4J_EUNSUPPORTED,
+                 std::string("no usable CUDA device: ") + api->last_error());
 }
 
 }  // namespace
@@ -169,15 +114,13 @@ int lora4j_cuda_available(int32_t* available, char* reason, int32_t reason_cap) 
   return guard("lora4j_cuda_available", [&] {
     nonnull(available, "available");
     std::string why;
-    CudaLib& lib = cuda_lib();
-    if (!lib.handle) {
-      why = lib.error;
-      *available = 0;
-    } else {
-      char buf[512] = {0};
-      int n = lib.probe(buf, sizeof buf);
-      *available = n > 0 ? 1 : 0;
-      why = n > 0 ? std::string() : std::string(buf);
+    const lora4j_backend_api* api = lora4j::cuda_backend(&why);
+    *available = 0;
+    if (api) {
+      int32_t n = 0;
+      int st = api->device_count(&n);
+      *available = st == LORA4J_OK && n > 0 ? 1 : 0;
+      if (!*available) why = api->last_error();
     }
     if (reason && reason_cap > 0) {
       std::strncpy(reason, why.c_str(), size_t(reason_cap) - 1);
@@ -187,10 +130,8 @@ int lora4j_cuda_available(int32_t* available, char* reason, int32_t reason_cap) 
 }
 
 int lora4j_cuda_set_library(const char* path) {
-  return guard("lora4j_cuda_set_library", [&] {
-    std::lock_guard<std::mutex> lock(g_cuda_path_mutex);
-    g_cuda_path = str(path, "path");
-  });
+  return guard("lora4j_cuda_set_library",
+               [&] { lora4j::set_cuda_backend_path(str(path, "path")); });
 }
 
 int lora4j_engine_create(const lora4j_model_config* config, const lora4j_engine_options* options,
@@ -208,13 +149,11 @@ int lora4j_engine_create(const lora4j_model_config* config, const lora4j_engine_
     if (opt.device == LORA4J_DEVICE_CPU) {
       handle->impl = lora4j::make_cpu_engine(shape, opt);
     } else if (opt.device == LORA4J_DEVICE_CUDA) {
-      CudaLib& lib = cuda_lib();
-      if (!lib.handle) lora4j::fail(LORA4J_EUNSUPPORTED, lib.error);
-      char err[1024] = {0};
-      int code = 0;
-      lora4j::Engine* e = lib.create(&shape.c, &opt, &code, err, sizeof err);
-      if (!e) lora4j::fail(code ? code : LORA4J_EDEVICE, err);
-      handle->impl.reset(e);
+      std::string why;
+      const lora4j_backend_api* api = lora4j::cuda_backend(&why);
+      if (!api) lora4j::fail(LORA4J_EUNSUPPORTED, why);
+      require_cuda_device(api);
+      handle->impl = lora4j::make_plugin_engine(api, shape, opt);
     } else {
       lora4j::fail(LORA4J_EINVAL, "options.device must be 0 (cpu) or 1 (cuda), got " +
                                       std::to_string(opt.device));
@@ -466,16 +405,11 @@ int lora4j_op_bench_create(int32_t device, const char* op, const char* variant,
     if (device < 0) {
       handle->impl = lora4j::make_cpu_op_bench(spec);
     } else {
-      CudaLib& lib = cuda_lib();
-      if (!lib.handle) lora4j::fail(LORA4J_EUNSUPPORTED, lib.error);
-      if (!lib.op_bench)
-        lora4j::fail(LORA4J_EUNSUPPORTED,
-                     "this liblora4j_cuda.so has no op benchmarks (built from an older version)");
-      char err[1024] = {0};
-      int code = 0;
-      lora4j::OpBench* b = lib.op_bench(&spec, &code, err, sizeof err);
-      if (!b) lora4j::fail(code ? code : LORA4J_EDEVICE, err);
-      handle->impl.reset(b);
+      std::string why;
+      const lora4j_backend_api* api = lora4j::cuda_backend(&why);
+      if (!api) lora4j::fail(LORA4J_EUNSUPPORTED, why);
+      require_cuda_device(api);
+      handle->impl = lora4j::make_plugin_op_bench(api, spec);
     }
     handle->impl->flops = lora4j::op_bench_flops(spec);
     handle->impl->description =

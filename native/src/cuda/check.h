@@ -2,11 +2,11 @@
 // LORA4J_ENOMEM, anything else LORA4J_EDEVICE, with the failing call in the message. And the
 // check of a requested device ordinal, which is the caller's error (LORA4J_EINVAL).
 #pragma once
-#include <cublasLt.h>
 #include <cuda_runtime.h>
 
 #include <string>
 
+#include "cuda/cublaslt.h"
 #include "model/engine.h"
 
 namespace lora4j {
@@ -19,9 +19,9 @@ inline void cuda_check(cudaError_t e, const char* call) {
   fail(code, std::string(call) + " failed: " + cudaGetErrorName(e) + " (" +
                  cudaGetErrorString(e) + ")");
 }
-inline void cublas_check(cublasStatus_t s, const char* call) {
-  if (s == CUBLAS_STATUS_SUCCESS) return;
-  int code = (s == CUBLAS_STATUS_ALLOC_FAILED) ? LORA4J_ENOMEM : LORA4J_EDEVICE;
+inline void cublas_check(lt::Status s, const char* call) {
+  if (s == lt::kStatusSuccess) return;
+  int code = (s == lt::kStatusAllocFailed) ? LORA4J_ENOMEM : LORA4J_EDEVICE;
   fail(code, std::string(call) + " failed: cuBLAS status " + std::to_string(int(s)));
 }
 

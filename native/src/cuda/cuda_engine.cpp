@@ -18,8 +18,7 @@
 #include <vector>
 
 #include "cuda/check.h"
-#include "cuda/cuda_entry.h"
-#include "cuda/entry_guard.h"
+#include "cuda/backend.h"
 #include "cuda/gemm.h"
 #include "cuda/kernels/kernels.h"
 #include "cuda/lm_head.h"
@@ -200,6 +199,21 @@ class CudaEngine final : public Engine {
     head_loss(grad_scale, true, loss_sum, tokens);
     backward();
     LORA4J_CU(cudaStreamSynchronize(stream_));
+  }
+  // One reduction over the flat gradient arena on the device (the default in Engine reads
+  // every tensor back to the host). Not finite: NaN.
+  double grad_norm() override {
+    device();
+    if (!layout_) fail(LORA4J_ESTATE, "grad_norm: no adapter is attached");
+    double* dsum = static_cast<double*>(scalars_);
+    int* dflag = reinterpret_cast<int*>(static_cast<char*>(scalars_) + 8);
+    KCHECK(grad_sumsq(arena_ + layout_->total, layout_->total, dsum, dflag, stream_));
+    double sum = 0;
+    int flag = 0;
+    LORA4J_CU(cudaMemcpyAsync(&sum, dsum, sizeof sum, cudaMemcpyDeviceToHost, stream_));
+    LORA4J_CU(cudaMemcpyAsync(&flag, dflag, sizeof flag, cudaMemcpyDeviceToHost, stream_));
+    LORA4J_CU(cudaStreamSynchronize(stream_));
+    return flag ? double(NAN) : std::sqrt(sum);
   }
   void optimizer_step(const lora4j_adamw& o, lora4j_step_result* r) override {
     device();
@@ -781,25 +795,26 @@ class CudaEngine final : public Engine {
 }  // namespace cuda
 }  // namespace lora4j
 
-extern "C" __attribute__((visibility("default"))) lora4j::Engine* lora4j_cuda_create_engine(
-    const lora4j_model_config* config, const lora4j_engine_options* options, int* code, char* err,
-    int err_cap) {
-  return lora4j::cuda::create_or_error(code, err, err_cap, [&]() -> lora4j::Engine* {
-    lora4j::ModelShape shape(*config);
-    return new lora4j::cuda::CudaEngine(shape, *options);
-  });
+namespace lora4j {
+namespace cuda {
+
+Engine* make_engine(const lora4j_model_config& config, const lora4j_engine_options& options) {
+  ModelShape shape(config);
+  return new CudaEngine(shape, options);
 }
 
-extern "C" __attribute__((visibility("default"))) int lora4j_cuda_probe(char* err, int err_cap) {
+int device_count(std::string* why) {
   int n = 0;
   cudaError_t e = cudaGetDeviceCount(&n);
   if (e != cudaSuccess) {
     cudaGetLastError();
-    lora4j::cuda::copy_error(err, err_cap,
-                             std::string("cudaGetDeviceCount failed: ") + cudaGetErrorName(e) +
-                                 " (" + cudaGetErrorString(e) + ")");
+    *why = std::string("cudaGetDeviceCount failed: ") + cudaGetErrorName(e) + " (" +
+           cudaGetErrorString(e) + ")";
     return 0;
   }
-  if (n == 0) lora4j::cuda::copy_error(err, err_cap, "no CUDA device is present");
+  if (n == 0) *why = "no CUDA device is present";
   return n;
 }
+
+}  // namespace cuda
+}  // namespace lora4j

@@ -20,20 +20,22 @@ int align_of(const void* p) {
 }  // namespace
 
 Gemm::~Gemm() {
+  if (!api_) return;
   for (auto& kv : plans_) {
-    cublasLtMatmulDescDestroy(kv.second.desc);
-    cublasLtMatrixLayoutDestroy(kv.second.a);
-    cublasLtMatrixLayoutDestroy(kv.second.b);
-    cublasLtMatrixLayoutDestroy(kv.second.d);
+    api_->cublasLtMatmulDescDestroy(kv.second.desc);
+    api_->cublasLtMatrixLayoutDestroy(kv.second.a);
+    api_->cublasLtMatrixLayoutDestroy(kv.second.b);
+    api_->cublasLtMatrixLayoutDestroy(kv.second.d);
   }
-  if (lt_) cublasLtDestroy(lt_);
+  if (lt_) api_->cublasLtDestroy(lt_);
 }
 
 void Gemm::init(cudaStream_t stream, void* workspace, size_t workspace_bytes) {
   stream_ = stream;
   ws_ = workspace;
   ws_bytes_ = workspace_bytes;
-  LORA4J_CUBLAS(cublasLtCreate(&lt_));
+  api_ = &lt::api();  // throws EUNSUPPORTED naming where libcublasLt was looked for
+  LORA4J_CUBLAS(api_->cublasLtCreate(&lt_));
 }
 
 void Gemm::run(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const __nv_bfloat16* A,
@@ -48,58 +50,58 @@ void Gemm::run(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const __nv_bfl
     Plan pl;
     try {
       // column-major problem: m = N, n = M, first operand = B, second = A
-      cublasOperation_t opa = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
-      cublasOperation_t opb = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
-      LORA4J_CUBLAS(cublasLtMatmulDescCreate(&pl.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-      LORA4J_CUBLAS(cublasLtMatmulDescSetAttribute(pl.desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa,
+      int opa = tb ? lt::kOpT : lt::kOpN;
+      int opb = ta ? lt::kOpT : lt::kOpN;
+      LORA4J_CUBLAS(api_->cublasLtMatmulDescCreate(&pl.desc, lt::kCompute32F, CUDA_R_32F));
+      LORA4J_CUBLAS(api_->cublasLtMatmulDescSetAttribute(pl.desc, lt::kDescTransA, &opa,
                                                    sizeof opa));
-      LORA4J_CUBLAS(cublasLtMatmulDescSetAttribute(pl.desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb,
+      LORA4J_CUBLAS(api_->cublasLtMatmulDescSetAttribute(pl.desc, lt::kDescTransB, &opb,
                                                    sizeof opb));
       // stored shapes (column-major rows x cols): first operand op(X) is [N, K]
       uint64_t a_rows = tb ? uint64_t(K) : uint64_t(N), a_cols = tb ? uint64_t(N) : uint64_t(K);
       uint64_t b_rows = ta ? uint64_t(M) : uint64_t(K), b_cols = ta ? uint64_t(K) : uint64_t(M);
-      LORA4J_CUBLAS(cublasLtMatrixLayoutCreate(&pl.a, CUDA_R_16BF, a_rows, a_cols, ldb));
-      LORA4J_CUBLAS(cublasLtMatrixLayoutCreate(&pl.b, CUDA_R_16BF, b_rows, b_cols, lda));
-      LORA4J_CUBLAS(cublasLtMatrixLayoutCreate(&pl.d, d_f32 ? CUDA_R_32F : CUDA_R_16BF,
+      LORA4J_CUBLAS(api_->cublasLtMatrixLayoutCreate(&pl.a, CUDA_R_16BF, a_rows, a_cols, ldb));
+      LORA4J_CUBLAS(api_->cublasLtMatrixLayoutCreate(&pl.b, CUDA_R_16BF, b_rows, b_cols, lda));
+      LORA4J_CUBLAS(api_->cublasLtMatrixLayoutCreate(&pl.d, d_f32 ? CUDA_R_32F : CUDA_R_16BF,
                                                uint64_t(N), uint64_t(M), ldd));
-      cublasLtMatmulPreference_t pref = nullptr;
-      LORA4J_CUBLAS(cublasLtMatmulPreferenceCreate(&pref));
+      lt::Preference pref = nullptr;
+      LORA4J_CUBLAS(api_->cublasLtMatmulPreferenceCreate(&pref));
       uint64_t ws = ws_bytes_;
       uint32_t a32 = uint32_t(al);
-      cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
+      api_->cublasLtMatmulPreferenceSetAttribute(pref, lt::kPrefMaxWorkspaceBytes, &ws,
                                            sizeof ws);
-      cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &a32,
+      api_->cublasLtMatmulPreferenceSetAttribute(pref, lt::kPrefMinAlignmentABytes, &a32,
                                            sizeof a32);
-      cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &a32,
+      api_->cublasLtMatmulPreferenceSetAttribute(pref, lt::kPrefMinAlignmentBBytes, &a32,
                                            sizeof a32);
-      cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &a32,
+      api_->cublasLtMatmulPreferenceSetAttribute(pref, lt::kPrefMinAlignmentCBytes, &a32,
                                            sizeof a32);
-      cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &a32,
+      api_->cublasLtMatmulPreferenceSetAttribute(pref, lt::kPrefMinAlignmentDBytes, &a32,
                                            sizeof a32);
-      cublasLtMatmulHeuristicResult_t res{};
+      lt::HeuristicResult res{};
       int found = 0;
-      cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(lt_, pl.desc, pl.a, pl.b, pl.d, pl.d,
+      lt::Status st = api_->cublasLtMatmulAlgoGetHeuristic(lt_, pl.desc, pl.a, pl.b, pl.d, pl.d,
                                                          pref, 1, &res, &found);
-      cublasLtMatmulPreferenceDestroy(pref);
-      if (st != CUBLAS_STATUS_SUCCESS || found == 0)
+      api_->cublasLtMatmulPreferenceDestroy(pref);
+      if (st != lt::kStatusSuccess || found == 0)
         fail(LORA4J_EDEVICE, std::string("cublasLtMatmulAlgoGetHeuristic found no algorithm for ") +
                                  what + " [" + std::to_string(M) + "x" + std::to_string(N) + "x" +
                                  std::to_string(K) + "], status " + std::to_string(int(st)));
       pl.algo = res.algo;
     } catch (...) {
-      if (pl.desc) cublasLtMatmulDescDestroy(pl.desc);
-      if (pl.a) cublasLtMatrixLayoutDestroy(pl.a);
-      if (pl.b) cublasLtMatrixLayoutDestroy(pl.b);
-      if (pl.d) cublasLtMatrixLayoutDestroy(pl.d);
+      if (pl.desc) api_->cublasLtMatmulDescDestroy(pl.desc);
+      if (pl.a) api_->cublasLtMatrixLayoutDestroy(pl.a);
+      if (pl.b) api_->cublasLtMatrixLayoutDestroy(pl.b);
+      if (pl.d) api_->cublasLtMatrixLayoutDestroy(pl.d);
       throw;
     }
     it = plans_.emplace(key, pl).first;
   }
   const Plan& pl = it->second;
-  cublasStatus_t st = cublasLtMatmul(lt_, pl.desc, &alpha, B, pl.a, A, pl.b, &beta, C, pl.d, D,
+  lt::Status st = api_->cublasLtMatmul(lt_, pl.desc, &alpha, B, pl.a, A, pl.b, &beta, C, pl.d, D,
                                      pl.d, &pl.algo, ws_, ws_bytes_, stream_);
-  if (st != CUBLAS_STATUS_SUCCESS)
-    fail(st == CUBLAS_STATUS_ALLOC_FAILED ? LORA4J_ENOMEM : LORA4J_EDEVICE,
+  if (st != lt::kStatusSuccess)
+    fail(st == lt::kStatusAllocFailed ? LORA4J_ENOMEM : LORA4J_EDEVICE,
          std::string("cublasLtMatmul (") + what + ") failed: cuBLAS status " +
              std::to_string(int(st)));
 }

@@ -1,14 +1,15 @@
-// Row-major GEMMs through cuBLASLt: bf16 operands, fp32 accumulation, output bf16 or fp32,
-// optional accumulation into the output (beta = 1). Algorithms are chosen once per shape and
-// cached.
+// Row-major GEMMs through cuBLASLt (loaded at run time, cuda/cublaslt.h): bf16 operands, fp32
+// accumulation, output bf16 or fp32, optional accumulation into the output (beta = 1).
+// Algorithms are chosen once per shape and cached.
 #pragma once
-#include <cublasLt.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
 #include <map>
 #include <tuple>
+
+#include "cuda/cublaslt.h"
 
 namespace lora4j {
 namespace cuda {
@@ -30,16 +31,17 @@ class Gemm {
            float alpha, float beta, const char* what, const void* C = nullptr);
 
  private:
-  cublasLtHandle_t lt_ = nullptr;
+  const lt::Api* api_ = nullptr;
+  lt::Handle lt_ = nullptr;
   cudaStream_t stream_ = nullptr;
   void* ws_ = nullptr;
   size_t ws_bytes_ = 0;
   using Key = std::tuple<int, int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, int,
                          int>;
   struct Plan {
-    cublasLtMatmulDesc_t desc = nullptr;
-    cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
-    cublasLtMatmulAlgo_t algo;
+    lt::MatmulDesc desc = nullptr;
+    lt::MatrixLayout a = nullptr, b = nullptr, d = nullptr;
+    lt::Algo algo;
   };
   std::map<Key, Plan> plans_;
 };

@@ -28,8 +28,7 @@
 #include <vector>
 
 #include "cuda/check.h"
-#include "cuda/cuda_entry.h"
-#include "cuda/entry_guard.h"
+#include "cuda/backend.h"
 #include "cuda/gemm.h"
 #include "cuda/kernels/bench_baselines.h"
 #include "cuda/kernels/kernels.h"
@@ -579,7 +578,7 @@ class SwiGlu final : public CudaBench {
   float* dh_ = nullptr;
 };
 
-OpBench* make(const OpBenchSpec& s) {
+OpBench* make_bench(const OpBenchSpec& s) {
   const std::string& op = s.op;
   if (op == "attention_fwd") return new Attention(s, false);
   if (op == "attention_bwd") return new Attention(s, true);
@@ -600,8 +599,8 @@ OpBench* make(const OpBenchSpec& s) {
 }  // namespace cuda
 }  // namespace lora4j
 
-extern "C" __attribute__((visibility("default"))) lora4j::OpBench* lora4j_cuda_create_op_bench(
-    const lora4j::OpBenchSpec* spec, int* code, char* err, int err_cap) {
-  return lora4j::cuda::create_or_error(code, err, err_cap,
-                                       [&] { return lora4j::cuda::make(*spec); });
-}
+namespace lora4j {
+namespace cuda {
+OpBench* make_op_bench(const OpBenchSpec& spec) { return make_bench(spec); }
+}  // namespace cuda
+}  // namespace lora4j

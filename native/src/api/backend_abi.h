@@ -1,0 +1,96 @@
+/*
+ * backend_abi.h -- the plugin boundary between liblora4j (the core) and a backend library that
+ * it loads with dlopen (liblora4j_cuda.so).
+ *
+ * Plain C on purpose: the two libraries may be built on different machines with different
+ * compilers, so nothing but C types crosses here -- opaque handles, fixed-width integers, the
+ * structs of lora4j.h, and function pointers. No C++ object, STL type or exception. Every
+ * function returns a lora4j status code (LORA4J_OK or LORA4J_E*); after a non-zero status the
+ * backend's last_error() gives the message for the calling thread.
+ *
+ * A backend exports exactly one symbol, lora4j_backend_entry, which returns its table. The core
+ * refuses a table whose abi_version differs from LORA4J_BACKEND_ABI_VERSION (with a message
+ * naming both versions and the library's path). Bump the version whenever a field is added,
+ * removed or changes meaning.
+ */
+#ifndef LORA4J_BACKEND_ABI_H
+#define LORA4J_BACKEND_ABI_H
+
+#include <stdint.h>
+
+#include "lora4j.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LORA4J_BACKEND_ABI_VERSION 1u
+
+typedef struct lora4j_backend_engine lora4j_backend_engine;
+typedef struct lora4j_backend_op_bench lora4j_backend_op_bench;
+
+typedef struct lora4j_backend_api {
+  uint32_t abi_version; /* LORA4J_BACKEND_ABI_VERSION of the backend's build */
+  uint32_t table_size;  /* sizeof(lora4j_backend_api) of the backend's build */
+  const char* name;     /* "cuda" */
+
+  /* Message of the last failure on the calling thread (never NULL). */
+  const char* (*last_error)(void);
+  /* Number of usable devices (0 with the reason in last_error when none). */
+  int (*device_count)(int32_t* count);
+
+  /* ---- engine: the semantics of the lora4j.h functions of the same names. The core has
+   * validated every argument (names excepted) before it calls these. */
+  int (*engine_create)(const lora4j_model_config* config, const lora4j_engine_options* options,
+                       lora4j_backend_engine** out);
+  int (*engine_destroy)(lora4j_backend_engine* e);
+  int (*set_weight)(lora4j_backend_engine* e, const char* name, int32_t dtype, const void* data,
+                    int64_t numel);
+  int (*get_weight)(lora4j_backend_engine* e, const char* name, float* out, int64_t numel);
+  int (*memory)(lora4j_backend_engine* e, int64_t* in_use, int64_t* peak);
+  int (*lora_attach)(lora4j_backend_engine* e, int32_t rank, float scale, uint32_t targets);
+  int (*lora_detach)(lora4j_backend_engine* e);
+  int (*lora_get)(lora4j_backend_engine* e, int32_t kind, const char* name, float* out,
+                  int64_t numel);
+  int (*lora_set)(lora4j_backend_engine* e, int32_t kind, const char* name, int32_t dtype,
+                  const void* data, int64_t numel);
+  int (*optimizer_get_step)(lora4j_backend_engine* e, int64_t* step);
+  int (*optimizer_set_step)(lora4j_backend_engine* e, int64_t step);
+  int (*lora_merge)(lora4j_backend_engine* e);
+  int (*zero_grad)(lora4j_backend_engine* e);
+  int (*forward_backward)(lora4j_backend_engine* e, const lora4j_batch* batch, float grad_scale,
+                          double* loss_sum, int64_t* tokens);
+  int (*grad_norm)(lora4j_backend_engine* e, double* norm);
+  int (*optimizer_step)(lora4j_backend_engine* e, const lora4j_adamw* adamw,
+                        lora4j_step_result* result);
+  int (*eval_loss)(lora4j_backend_engine* e, const lora4j_batch* batch, double* loss_sum,
+                   int64_t* tokens);
+  int (*logits)(lora4j_backend_engine* e, const lora4j_batch* batch, float* out);
+  int (*hidden_states)(lora4j_backend_engine* e, const lora4j_batch* batch, float* out);
+  int (*decode_start)(lora4j_backend_engine* e, const int32_t* prompt, int32_t length,
+                      float* logits);
+  int (*decode_next)(lora4j_backend_engine* e, int32_t token, float* logits);
+
+  /* ---- single-op benchmarks (lora4j_op_bench_* in lora4j.h); the core has resolved op,
+   * variant and dims (all given) before it calls op_bench_create. */
+  int (*op_bench_create)(int32_t device_index, const char* op, const char* variant,
+                         const int64_t* dims, int32_t ndims, uint64_t seed,
+                         lora4j_backend_op_bench** out);
+  int (*op_bench_destroy)(lora4j_backend_op_bench* b);
+  int (*op_bench_run)(lora4j_backend_op_bench* b, int32_t iterations);
+  /* bytes: the backend's byte floor per run; memory: bytes held on the device. */
+  int (*op_bench_cost)(lora4j_backend_op_bench* b, double* bytes, int64_t* memory);
+  int (*op_bench_output_count)(lora4j_backend_op_bench* b, int32_t* count);
+  int (*op_bench_output_info)(lora4j_backend_op_bench* b, int32_t index, char* name,
+                              int32_t name_cap, int64_t* numel);
+  int (*op_bench_output)(lora4j_backend_op_bench* b, int32_t index, float* out);
+} lora4j_backend_api;
+
+/* The one symbol a backend library exports. */
+typedef const lora4j_backend_api* (*lora4j_backend_entry_fn)(void);
+#define LORA4J_BACKEND_ENTRY_SYMBOL "lora4j_backend_entry"
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LORA4J_BACKEND_ABI_H */

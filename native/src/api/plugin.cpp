@@ -1,0 +1,218 @@
+// Loading a backend library (liblora4j_cuda.so) and driving it through its plain-C table.
+// See backend_abi.h for why only C crosses the boundary. Every non-zero status that comes back
+// becomes a lora4j::Error with the backend's message, so the C API reports it like any other.
+#include "api/plugin.h"
+
+#include <dlfcn.h>
+
+#include <cstdlib>
+#include <mutex>
+#include <vector>
+
+namespace lora4j {
+namespace {
+
+std::mutex g_path_mutex;
+std::string g_path;
+
+std::string self_dir() {
+  Dl_info info;
+  if (dladdr(reinterpret_cast<void*>(&cuda_backend), &info) && info.dli_fname) {
+    std::string p(info.dli_fname);
+    auto slash = p.rfind('/');
+    if (slash != std::string::npos) return p.substr(0, slash + 1);
+  }
+  return std::string();
+}
+
+struct Loaded {
+  const lora4j_backend_api* api = nullptr;
+  std::string error;
+};
+
+Loaded load() {
+  Loaded r;
+  // -Dlora4j.cuda.library / lora4j_cuda_set_library, then LORA4J_CUDA_LIBRARY, then beside
+  // liblora4j (the jar extracts both into one folder), then the loader's search path.
+  std::vector<std::string> tries;
+  {
+    std::lock_guard<std::mutex> lock(g_path_mutex);
+    if (!g_path.empty()) tries.push_back(g_path);
+  }
+  const char* env = std::getenv("LORA4J_CUDA_LIBRARY");
+  if (env && *env) tries.push_back(env);
+  tries.push_back(self_dir() + "liblora4j_cuda.so");
+  tries.push_back("liblora4j_cuda.so");
+  std::string why;
+  for (const std::string& path : tries) {
+    void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+      const char* e = dlerror();
+      why += (why.empty() ? "" : "; ") + std::string(e ? e : path + ": unknown error");
+      continue;
+    }
+    auto entry = reinterpret_cast<lora4j_backend_entry_fn>(dlsym(h, LORA4J_BACKEND_ENTRY_SYMBOL));
+    const lora4j_backend_api* api = entry ? entry() : nullptr;
+    if (!api) {
+      r.error = path + " is not a lora4j backend (no " LORA4J_BACKEND_ENTRY_SYMBOL ")";
+      dlclose(h);
+      return r;
+    }
+    if (api->abi_version != LORA4J_BACKEND_ABI_VERSION ||
+        api->table_size != sizeof(lora4j_backend_api)) {
+      r.error = path + " has backend ABI version " + std::to_string(api->abi_version) +
+                " (table of " + std::to_string(api->table_size) + " bytes); this liblora4j needs " +
+                std::to_string(LORA4J_BACKEND_ABI_VERSION) + " (" +
+                std::to_string(sizeof(lora4j_backend_api)) +
+                " bytes): use the liblora4j_cuda.so built with it";
+      dlclose(h);
+      return r;
+    }
+    r.api = api;  // kept loaded for the life of the process
+    return r;
+  }
+  r.error = "the CUDA backend library liblora4j_cuda.so could not be loaded (" + why + ")";
+  return r;
+}
+
+// Turns a backend status into a lora4j::Error carrying the backend's message.
+void check(const lora4j_backend_api* api, int status) {
+  if (status != LORA4J_OK) fail(status, api->last_error());
+}
+
+class PluginEngine final : public Engine {
+ public:
+  PluginEngine(const lora4j_backend_api* api, const ModelShape& s,
+               const lora4j_engine_options& o)
+      : Engine(s), api_(api) {
+    check(api_, api_->engine_create(&shape_.c, &o, &h_));
+  }
+  ~PluginEngine() override {
+    if (h_) api_->engine_destroy(h_);
+  }
+  void set_weight(const std::string& name, int32_t dtype, const void* data,
+                  int64_t numel) override {
+    check(api_, api_->set_weight(h_, name.c_str(), dtype, data, numel));
+  }
+  void get_weight(const std::string& name, float* out, int64_t numel) override {
+    check(api_, api_->get_weight(h_, name.c_str(), out, numel));
+  }
+  void memory(int64_t* in_use, int64_t* peak) override {
+    check(api_, api_->memory(h_, in_use, peak));
+  }
+  void lora_attach(int32_t rank, float scale, uint32_t targets) override {
+    LoraLayout l = make_lora_layout(shape_, rank, scale, targets);  // validates first
+    check(api_, api_->lora_attach(h_, rank, scale, targets));
+    layout_ = std::make_unique<LoraLayout>(std::move(l));
+  }
+  void lora_detach() override {
+    check(api_, api_->lora_detach(h_));
+    layout_.reset();
+  }
+  const LoraLayout* lora() const override { return layout_.get(); }
+  void lora_get(int32_t kind, const std::string& name, float* out, int64_t numel) override {
+    check(api_, api_->lora_get(h_, kind, name.c_str(), out, numel));
+  }
+  void lora_set(int32_t kind, const std::string& name, int32_t dtype, const void* data,
+                int64_t numel) override {
+    check(api_, api_->lora_set(h_, kind, name.c_str(), dtype, data, numel));
+  }
+  int64_t optimizer_step_count() const override {
+    int64_t s = 0;
+    check(api_, api_->optimizer_get_step(h_, &s));
+    return s;
+  }
+  void set_optimizer_step_count(int64_t step) override {
+    check(api_, api_->optimizer_set_step(h_, step));
+  }
+  void lora_merge() override {
+    check(api_, api_->lora_merge(h_));
+    layout_.reset();
+  }
+  void zero_grad() override { check(api_, api_->zero_grad(h_)); }
+  void forward_backward(const lora4j_batch& b, float grad_scale, double* loss_sum,
+                        int64_t* tokens) override {
+    check(api_, api_->forward_backward(h_, &b, grad_scale, loss_sum, tokens));
+  }
+  void optimizer_step(const lora4j_adamw& o, lora4j_step_result* r) override {
+    check(api_, api_->optimizer_step(h_, &o, r));
+  }
+  double grad_norm() override {
+    double n = 0;
+    check(api_, api_->grad_norm(h_, &n));
+    return n;
+  }
+  void eval_loss(const lora4j_batch& b, double* loss_sum, int64_t* tokens) override {
+    check(api_, api_->eval_loss(h_, &b, loss_sum, tokens));
+  }
+  void logits(const lora4j_batch& b, float* out) override {
+    check(api_, api_->logits(h_, &b, out));
+  }
+  void hidden_states(const lora4j_batch& b, float* out) override {
+    check(api_, api_->hidden_states(h_, &b, out));
+  }
+  void decode_start(const int32_t* prompt, int32_t length, float* logits) override {
+    check(api_, api_->decode_start(h_, prompt, length, logits));
+  }
+  void decode_next(int32_t token, float* logits) override {
+    check(api_, api_->decode_next(h_, token, logits));
+  }
+
+ private:
+  const lora4j_backend_api* api_;
+  lora4j_backend_engine* h_ = nullptr;
+  std::unique_ptr<LoraLayout> layout_;
+};
+
+class PluginOpBench final : public OpBench {
+ public:
+  PluginOpBench(const lora4j_backend_api* api, const OpBenchSpec& s) : api_(api) {
+    check(api_, api_->op_bench_create(s.device_index, s.op.c_str(), s.variant.c_str(),
+                                      s.dims.data(), int32_t(s.dims.size()), s.seed, &h_));
+    check(api_, api_->op_bench_cost(h_, &bytes, &memory));
+    int32_t count = 0;
+    check(api_, api_->op_bench_output_count(h_, &count));
+    for (int32_t i = 0; i < count; ++i) {
+      char name[256];
+      int64_t numel = 0;
+      check(api_, api_->op_bench_output_info(h_, i, name, sizeof name, &numel));
+      outputs.push_back({name, numel});
+    }
+  }
+  ~PluginOpBench() override {
+    if (h_) api_->op_bench_destroy(h_);
+  }
+  void run(int32_t iterations) override { check(api_, api_->op_bench_run(h_, iterations)); }
+  void output(int i, float* out) override { check(api_, api_->op_bench_output(h_, i, out)); }
+
+ private:
+  const lora4j_backend_api* api_;
+  lora4j_backend_op_bench* h_ = nullptr;
+};
+
+}  // namespace
+
+const lora4j_backend_api* cuda_backend(std::string* error) {
+  static Loaded loaded;
+  static std::once_flag once;
+  std::call_once(once, [] { loaded = load(); });
+  if (!loaded.api && error) *error = loaded.error;
+  return loaded.api;
+}
+
+void set_cuda_backend_path(const std::string& path) {
+  std::lock_guard<std::mutex> lock(g_path_mutex);
+  g_path = path;
+}
+
+std::unique_ptr<Engine> make_plugin_engine(const lora4j_backend_api* api, const ModelShape& shape,
+                                           const lora4j_engine_options& options) {
+  return std::make_unique<PluginEngine>(api, shape, options);
+}
+
+std::unique_ptr<OpBench> make_plugin_op_bench(const lora4j_backend_api* api,
+                                              const OpBenchSpec& spec) {
+  return std::make_unique<PluginOpBench>(api, spec);
+}
+
+}  // namespace lora4j

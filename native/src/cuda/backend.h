@@ -1,0 +1,21 @@
+// What the CUDA backend's C++ parts offer its plugin entry (backend_entry.cpp). Internal to
+// liblora4j_cuda: none of it crosses into the core, which sees only api/backend_abi.h.
+#pragma once
+#include <string>
+
+#include "lora4j.h"
+#include "model/engine.h"
+#include "model/op_bench.h"
+
+namespace lora4j {
+namespace cuda {
+
+// A CUDA engine on options.device_index (throws lora4j::Error).
+Engine* make_engine(const lora4j_model_config& config, const lora4j_engine_options& options);
+// Number of CUDA devices; 0 with the reason in *why.
+int device_count(std::string* why);
+// A single-op benchmark for a resolved spec (throws lora4j::Error).
+OpBench* make_op_bench(const OpBenchSpec& spec);
+
+}  // namespace cuda
+}  // namespace lora4j

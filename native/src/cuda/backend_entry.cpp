@@ -1,0 +1,232 @@
+// The plugin entry of liblora4j_cuda: the one exported symbol, lora4j_backend_entry, and the
+// table of plain C functions behind it (api/backend_abi.h). Each function runs the C++ engine
+// inside a guard that turns every exception into a status code and a thread-local message, so
+// no exception, C++ object or STL type ever reaches the core.
+#include <cstring>
+#include <memory>
+#include <new>
+#include <string>
+
+#include "api/backend_abi.h"
+#include "cuda/backend.h"
+
+struct lora4j_backend_engine {
+  std::unique_ptr<lora4j::Engine> impl;
+};
+struct lora4j_backend_op_bench {
+  std::unique_ptr<lora4j::OpBench> impl;
+};
+
+namespace lora4j {
+namespace cuda {
+namespace {
+
+thread_local std::string t_error;
+
+template <class F>
+int guard(F&& f) noexcept {
+  try {
+    f();
+    return LORA4J_OK;
+  } catch (const Error& e) {
+    t_error = e.what();
+    return e.code();
+  } catch (const std::bad_alloc&) {
+    t_error = "out of host memory";
+    return LORA4J_ENOMEM;
+  } catch (const std::exception& e) {
+    t_error = std::string("internal error in the CUDA backend: ") + e.what();
+    return LORA4J_EINTERNAL;
+  } catch (...) {
+    t_error = "internal error in the CUDA backend: unknown exception";
+    return LORA4J_EINTERNAL;
+  }
+}
+
+Engine& E(lora4j_backend_engine* e) {
+  if (!e || !e->impl) fail(LORA4J_EINVAL, "engine handle is null");
+  return *e->impl;
+}
+OpBench& B(lora4j_backend_op_bench* b) {
+  if (!b || !b->impl) fail(LORA4J_EINVAL, "op bench handle is null");
+  return *b->impl;
+}
+
+const char* last_error() { return t_error.c_str(); }
+
+int device_count_c(int32_t* count) {
+  return guard([&] {
+    std::string why;
+    *count = device_count(&why);
+    t_error = why;
+  });
+}
+
+int engine_create(const lora4j_model_config* c, const lora4j_engine_options* o,
+                  lora4j_backend_engine** out) {
+  return guard([&] {
+    auto h = std::make_unique<lora4j_backend_engine>();
+    h->impl.reset(make_engine(*c, *o));
+    *out = h.release();
+  });
+}
+int engine_destroy(lora4j_backend_engine* e) {
+  return guard([&] { delete e; });
+}
+int set_weight(lora4j_backend_engine* e, const char* name, int32_t dtype, const void* data,
+               int64_t numel) {
+  return guard([&] { E(e).set_weight(name, dtype, data, numel); });
+}
+int get_weight(lora4j_backend_engine* e, const char* name, float* out, int64_t numel) {
+  return guard([&] { E(e).get_weight(name, out, numel); });
+}
+int memory(lora4j_backend_engine* e, int64_t* in_use, int64_t* peak) {
+  return guard([&] { E(e).memory(in_use, peak); });
+}
+int lora_attach(lora4j_backend_engine* e, int32_t rank, float scale, uint32_t targets) {
+  return guard([&] { E(e).lora_attach(rank, scale, targets); });
+}
+int lora_detach(lora4j_backend_engine* e) {
+  return guard([&] { E(e).lora_detach(); });
+}
+int lora_get(lora4j_backend_engine* e, int32_t kind, const char* name, float* out,
+             int64_t numel) {
+  return guard([&] { E(e).lora_get(kind, name, out, numel); });
+}
+int lora_set(lora4j_backend_engine* e, int32_t kind, const char* name, int32_t dtype,
+             const void* data, int64_t numel) {
+  return guard([&] { E(e).lora_set(kind, name, dtype, data, numel); });
+}
+int optimizer_get_step(lora4j_backend_engine* e, int64_t* step) {
+  return guard([&] { *step = E(e).optimizer_step_count(); });
+}
+int optimizer_set_step(lora4j_backend_engine* e, int64_t step) {
+  return guard([&] { E(e).set_optimizer_step_count(step); });
+}
+int lora_merge(lora4j_backend_engine* e) {
+  return guard([&] { E(e).lora_merge(); });
+}
+int zero_grad(lora4j_backend_engine* e) {
+  return guard([&] { E(e).zero_grad(); });
+}
+int forward_backward(lora4j_backend_engine* e, const lora4j_batch* b, float grad_scale,
+                     double* loss_sum, int64_t* tokens) {
+  return guard([&] { E(e).forward_backward(*b, grad_scale, loss_sum, tokens); });
+}
+int grad_norm(lora4j_backend_engine* e, double* norm) {
+  return guard([&] { *norm = E(e).grad_norm(); });
+}
+int optimizer_step(lora4j_backend_engine* e, const lora4j_adamw* o, lora4j_step_result* r) {
+  return guard([&] { E(e).optimizer_step(*o, r); });
+}
+int eval_loss(lora4j_backend_engine* e, const lora4j_batch* b, double* loss_sum,
+              int64_t* tokens) {
+  return guard([&] { E(e).eval_loss(*b, loss_sum, tokens); });
+}
+int logits(lora4j_backend_engine* e, const lora4j_batch* b, float* out) {
+  return guard([&] { E(e).logits(*b, out); });
+}
+int hidden_states(lora4j_backend_engine* e, const lora4j_batch* b, float* out) {
+  return guard([&] { E(e).hidden_states(*b, out); });
+}
+int decode_start(lora4j_backend_engine* e, const int32_t* prompt, int32_t length,
+                 float* logits_out) {
+  return guard([&] { E(e).decode_start(prompt, length, logits_out); });
+}
+int decode_next(lora4j_backend_engine* e, int32_t token, float* logits_out) {
+  return guard([&] { E(e).decode_next(token, logits_out); });
+}
+
+int op_bench_create(int32_t device_index, const char* op, const char* variant,
+                    const int64_t* dims, int32_t ndims, uint64_t seed,
+                    lora4j_backend_op_bench** out) {
+  return guard([&] {
+    OpBenchSpec spec;
+    spec.op = op;
+    spec.variant = variant;
+    spec.dims.assign(dims, dims + ndims);
+    spec.seed = seed;
+    spec.device_index = device_index;
+    auto h = std::make_unique<lora4j_backend_op_bench>();
+    h->impl.reset(make_op_bench(spec));
+    *out = h.release();
+  });
+}
+int op_bench_destroy(lora4j_backend_op_bench* b) {
+  return guard([&] { delete b; });
+}
+int op_bench_run(lora4j_backend_op_bench* b, int32_t iterations) {
+  return guard([&] { B(b).run(iterations); });
+}
+int op_bench_cost(lora4j_backend_op_bench* b, double* bytes, int64_t* mem) {
+  return guard([&] {
+    *bytes = B(b).bytes;
+    *mem = B(b).memory;
+  });
+}
+int op_bench_output_count(lora4j_backend_op_bench* b, int32_t* count) {
+  return guard([&] { *count = int32_t(B(b).outputs.size()); });
+}
+int op_bench_output_info(lora4j_backend_op_bench* b, int32_t index, char* name,
+                         int32_t name_cap, int64_t* numel) {
+  return guard([&] {
+    OpBench& o = B(b);
+    check_arg(index >= 0 && size_t(index) < o.outputs.size(), "output index out of range");
+    const std::string& n = o.outputs[size_t(index)].name;
+    check_arg(name_cap > int32_t(n.size()), "name buffer too small for " + n);
+    std::memcpy(name, n.c_str(), n.size() + 1);
+    *numel = o.outputs[size_t(index)].numel;
+  });
+}
+int op_bench_output(lora4j_backend_op_bench* b, int32_t index, float* out) {
+  return guard([&] {
+    OpBench& o = B(b);
+    check_arg(index >= 0 && size_t(index) < o.outputs.size(), "output index out of range");
+    o.output(index, out);
+  });
+}
+
+const lora4j_backend_api kApi = {
+    LORA4J_BACKEND_ABI_VERSION,
+    sizeof(lora4j_backend_api),
+    "cuda",
+    last_error,
+    device_count_c,
+    engine_create,
+    engine_destroy,
+    set_weight,
+    get_weight,
+    memory,
+    lora_attach,
+    lora_detach,
+    lora_get,
+    lora_set,
+    optimizer_get_step,
+    optimizer_set_step,
+    lora_merge,
+    zero_grad,
+    forward_backward,
+    grad_norm,
+    optimizer_step,
+    eval_loss,
+    logits,
+    hidden_states,
+    decode_start,
+    decode_next,
+    op_bench_create,
+    op_bench_destroy,
+    op_bench_run,
+    op_bench_cost,
+    op_bench_output_count,
+    op_bench_output_info,
+    op_bench_output,
+};
+
+}  // namespace
+}  // namespace cuda
+}  // namespace lora4j
+
+extern "C" __attribute__((visibility("default"))) const lora4j_backend_api* lora4j_backend_entry(
+    void) {
+  return &lora4j::cuda::kApi;
+}
