@@ -11,6 +11,7 @@ import dev.lora4j.train.CheckpointStore;
 import dev.lora4j.train.LossPlot;
 import dev.lora4j.train.MetricsFile;
 import dev.lora4j.train.PoisonGuard;
+import dev.lora4j.train.StepTimes;
 import dev.lora4j.train.ProgressListener;
 import dev.lora4j.train.TrainerState;
 import java.io.IOException;
@@ -177,9 +178,11 @@ public final class LoraTrainer {
       long skipped = state.skippedSteps();
       DataPosition pos = state.position();
       long stepsThisRun = 0;
+      StepTimes times = new StepTimes();
       try (BatchIterator it = train.batches(pos, epochs)) {
         while (step < totalSteps && it.hasNext()) {
           long ts = System.nanoTime();
+          times.begin();
           List<DataBatch> micro = new ArrayList<>(cfg.gradientAccumulation());
           while (micro.size() < cfg.gradientAccumulation() && it.hasNext()) micro.add(it.next());
           long labelTokens = 0, realTokens = 0;
@@ -190,6 +193,7 @@ public final class LoraTrainer {
           DataPosition from = pos;
           pos = micro.get(micro.size() - 1).next();
           if (labelTokens == 0) continue;
+          times.mark(StepTimes.Phase.DATA);
           NativeEngine engine = model.engine();
           engine.zeroGrad();
           double sum = 0;
@@ -197,9 +201,11 @@ public final class LoraTrainer {
             sum += engine.forwardBackward(b.batch(), (float) (1.0 / labelTokens)).sum();
           }
           double loss = sum / labelTokens;
+          times.mark(StepTimes.Phase.FORWARD_BACKWARD);
           double lr = cfg.learningRate() * cfg.schedule().factor(step, totalSteps);
           double norm = engine.gradNorm();
           String reject = guard.check(loss, norm);
+          times.mark(StepTimes.Phase.GRAD_NORM);
           if (reject != null) {
             engine.zeroGrad();
             skipped++;
@@ -209,6 +215,7 @@ public final class LoraTrainer {
             continue;
           }
           NativeEngine.StepResult r = engine.optimizerStep(cfg.adamw(lr).toNative());
+          times.mark(StepTimes.Phase.OPTIMIZER);
           if (!r.applied()) {
             skipped++;
             TrainingListener.SkippedStep s =
@@ -241,8 +248,11 @@ public final class LoraTrainer {
             Path dir = store.save(model, st);
             for (TrainingListener l : listeners) l.onCheckpoint(dir, step);
           }
+          times.mark(StepTimes.Phase.LISTENERS);
+          times.end();
         }
       }
+      if (times.steps() > 0) LOG.info(times.summary());
       if (valid != null) evals.add(evaluation(valid, step, baseLoss));
       Path adapterDir = cfg.outputDir().resolve("adapter");
       model.saveAdapter(adapterDir);
