@@ -143,10 +143,6 @@ public final class DataStats {
     labelTokens += e.countedTokens();
   }
 
-  synchronized void truncatedOne() {
-    truncated++;
-  }
-
   synchronized void truncatedOne(String where, String detail) {
     truncated++;
     note(Issue.TRUNCATED, where, detail);
@@ -159,11 +155,6 @@ public final class DataStats {
   synchronized void skip(SkipReason reason, String where, String detail) {
     skip(reason);
     note(Issue.valueOf(reason.name()), where, detail);
-  }
-
-  synchronized void invalid(String where) {
-    skip(SkipReason.INVALID);
-    if (invalidLines.size() < MAX_REPORTED_INVALID) invalidLines.add(where);
   }
 
   /** An invalid (or, with encoding, undecodable) line skipped: "file:line" and why. */
