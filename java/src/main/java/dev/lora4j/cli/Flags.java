@@ -59,14 +59,14 @@ final class Flags {
   private static final Pattern ANY;
 
   static {
-    StringBuilder sb = new StringBuilder("(?<![-\\w.])(");
+    StringBuilder sb = new StringBuilder("(?<![-\\w./])(");
     boolean first = true;
     for (String k : NAMES.keySet()) {
       if (!first) sb.append('|');
       sb.append(Pattern.quote(k));
       first = false;
     }
-    ANY = Pattern.compile(sb.append(")(?![\\w(])").toString());
+    ANY = Pattern.compile(sb.append(")(?![\\w(/])").toString());
   }
 
   /** The message with every Java setting name replaced by its flag. */

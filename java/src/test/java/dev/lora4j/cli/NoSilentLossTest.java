@@ -359,6 +359,13 @@ class NoSilentLossTest {
   }
 
   @Test
+  void javaNamesBecomeFlagsButPathsStayAsTyped() {
+    assertEquals("/data/epochs/maxSteps.jsonl: --batch-size must be >= 1; use --overwrite or --resume",
+        Flags.translate("/data/epochs/maxSteps.jsonl: batchSize must be >= 1; use overwriteOutput(true) or resume(true)"));
+    assertEquals("raise --epochs or --steps.", Flags.translate("raise epochs or maxSteps."));
+  }
+
+  @Test
   void aModelWithoutTokenizerJsonIsNamedAsSuch(@TempDir Path tmp) throws Exception {
     Path d = tmp.resolve("chat.jsonl");
     Files.writeString(d, "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},{\"role\":\"assistant\",\"content\":\"hello\"}]}\n");
