@@ -38,15 +38,24 @@ public final class Device {
     return new Device(Lora4jLibrary.DEVICE_CUDA, index);
   }
 
-  /** CUDA device 0 when the CUDA backend loads and a GPU is present, else the CPU; logged. */
+  /**
+   * CUDA device 0 when the CUDA backend loads and a GPU is present, else the CPU. The choice is
+   * logged at level FINE, with the reason the CUDA backend could not be used ({@link
+   * #cudaUnavailableReason()} gives it too).
+   */
   public static Device auto() {
     String why = NativeLibrary.cudaUnavailableReason();
     if (why == null) {
-      LOG.info("lora4j: using CUDA device 0");
+      LOG.fine("using CUDA device 0");
       return new Device(Lora4jLibrary.DEVICE_CUDA, 0);
     }
-    LOG.info("lora4j: using the CPU (" + why + ")");
+    LOG.fine("using the CPU: " + why);
     return cpu();
+  }
+
+  /** Null when a CUDA device can be used; else why not (for example the dlopen error). */
+  public static String cudaUnavailableReason() {
+    return NativeLibrary.cudaUnavailableReason();
   }
 
   /** Parses "cpu", "cuda", "cuda:N" or "auto". */

@@ -102,8 +102,15 @@ public final class Generator {
 
   /** Token ids of a conversation rendered with the chat template and the generation prompt. */
   public int[] chatPromptIds(List<ChatMessage> messages) {
+    if (model.tokenizer() == null) {
+      throw new Lora4jException(
+          "model folder " + model.directory() + " has no tokenizer.json: a chat prompt needs the"
+              + " model's tokenizer and chat template");
+    }
     if (!(model.chatEncoder() instanceof dev.lora4j.data.TemplateChatEncoder t)) {
-      throw new Lora4jException("model folder " + model.directory() + " has no chat template");
+      throw new Lora4jException(
+          "model folder " + model.directory() + " has no chat template (no chat_template in its"
+              + " tokenizer_config.json)");
     }
     return t.promptIds(messages);
   }

@@ -4,6 +4,7 @@ import dev.lora4j.data.BatchIterator;
 import dev.lora4j.data.DataBatch;
 import dev.lora4j.data.DataConfig;
 import dev.lora4j.data.DataPosition;
+import dev.lora4j.data.DataReport;
 import dev.lora4j.data.DataStats;
 import dev.lora4j.data.JsonlDataset;
 import dev.lora4j.nativ.NativeEngine;
@@ -12,7 +13,10 @@ import dev.lora4j.train.LossPlot;
 import dev.lora4j.train.MetricsFile;
 import dev.lora4j.train.PoisonGuard;
 import dev.lora4j.train.StepTimes;
+import dev.lora4j.model.peft.AdapterConfig;
 import dev.lora4j.train.ProgressListener;
+import dev.lora4j.train.RunFolder;
+import dev.lora4j.train.RunSettings;
 import dev.lora4j.train.TrainerState;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -68,6 +72,14 @@ public final class LoraTrainer {
    * @throws Lora4jException when the data has no token that counts in the loss
    */
   public static NativeEngine.LossSum evaluate(MistralModel model, JsonlDataset data) {
+    return evaluate(model, data, null);
+  }
+
+  /**
+   * {@link #evaluate(MistralModel, JsonlDataset)}, adding what the pass read (examples, drops,
+   * truncations) to stats when not null.
+   */
+  public static NativeEngine.LossSum evaluate(MistralModel model, JsonlDataset data, DataStats stats) {
     double sum = 0;
     long tokens = 0;
     try (BatchIterator it = data.batches(DataPosition.START, 1)) {
@@ -78,6 +90,7 @@ public final class LoraTrainer {
         sum += ls.sum();
         tokens += ls.tokens();
       }
+      if (stats != null) stats.add(it.stats());
     }
     if (tokens == 0) {
       throw new Lora4jException(data.file() + ": the data has no token that counts in the loss");
@@ -97,6 +110,12 @@ public final class LoraTrainer {
       this.model = model;
       this.data = data;
       this.cfg = cfg;
+      List<Path> dataFiles = new ArrayList<>();
+      dataFiles.add(data.file());
+      dataFiles.add(cfg.validationFile());
+      RunFolder.prepare(
+          cfg.outputDir(), model.directory(), cfg.initAdapter(), dataFiles, cfg.resume(),
+          cfg.overwriteOutput());
       try {
         Files.createDirectories(cfg.outputDir());
       } catch (IOException e) {
@@ -144,24 +163,48 @@ public final class LoraTrainer {
       // Steps of the run: from the batches of one epoch (a counting pass over the data).
       DataStats scanStats = new DataStats();
       long batchesPerEpoch = train.countBatches(0, scanStats);
+      DataReport trainReport = scanStats.report();
       long stepsPerEpoch = (batchesPerEpoch + cfg.gradientAccumulation() - 1) / cfg.gradientAccumulation();
       long totalSteps = cfg.maxSteps() > 0 ? cfg.maxSteps() : stepsPerEpoch * cfg.epochs();
       int epochs = cfg.maxSteps() > 0 ? Integer.MAX_VALUE : cfg.epochs();
+      List<String> warnings = new ArrayList<>(planWarnings(totalSteps, scanStats.examples()));
+
+      // What the run is, to record in checkpoints and to check a resumed checkpoint against.
+      RunSettings settings =
+          cfg.saveSteps() > 0 || cfg.resume()
+              ? RunSettings.of(cfg, model.directory(), data.file(), totalSteps)
+              : null;
+      Path resumeFrom = null;
+      if (cfg.resume()) {
+        resumeFrom = store.latestIntact();
+        if (resumeFrom == null) {
+          throw new Lora4jException(
+              "resume(true) but no checkpoint in " + cfg.outputDir() + " is intact (each fails its"
+                  + " manifest.json checksums): nothing to resume from");
+        }
+        warnings.addAll(checkResume(resumeFrom, settings));
+      }
 
       // The base model's validation loss (the forgetting check), before any adapter.
       if (model.adapterConfig() != null) model.detachAdapter();
-      Double baseLoss = valid == null ? null : evaluate(model, valid).mean();
+      DataReport validReport = null;
+      Double baseLoss = null;
+      if (valid != null) {
+        DataStats vs = new DataStats();
+        baseLoss = evaluate(model, valid, vs).mean();
+        validReport = vs.report();
+      }
 
-      TrainerState state = null;
-      if (cfg.resume()) state = store.loadLatest(model);
-      if (state == null) {
+      TrainerState state;
+      if (resumeFrom == null) {
         if (cfg.initAdapter() != null) model.attachAdapter(cfg.initAdapter());
         else model.attachNewAdapter(cfg.lora(), cfg.seed());
         state = TrainerState.fresh(totalSteps);
         metrics.reset();
       } else {
+        state = store.load(model, resumeFrom);
         metrics.truncateAfter(state.step());
-        LOG.info("resuming from step " + state.step() + " at " + state.position());
+        LOG.fine("resuming from step " + state.step() + " at " + state.position());
       }
       PoisonGuard guard = new PoisonGuard(cfg.guard(), state.guardHistory(), state.guardRejections());
       long trainable = 0;
@@ -169,7 +212,8 @@ public final class LoraTrainer {
       for (TrainingListener l : listeners) {
         l.onTrainBegin(
             new TrainingListener.TrainingPlan(
-                totalSteps, state.step(), scanStats.examples(), model.device().toString(), trainable));
+                totalSteps, state.step(), scanStats.examples(), model.device().toString(), trainable,
+                trainReport, validReport, List.copyOf(warnings)));
       }
 
       List<TrainingListener.Evaluation> evals = new ArrayList<>(state.evaluations());
@@ -245,7 +289,7 @@ public final class LoraTrainer {
             TrainerState st =
                 new TrainerState(
                     step, totalSteps, pos, skipped, guard.history(), guard.consecutiveRejections(), evals);
-            Path dir = store.save(model, st);
+            Path dir = store.save(model, st, settings);
             for (TrainingListener l : listeners) l.onCheckpoint(dir, step);
           }
           times.mark(StepTimes.Phase.LISTENERS);
@@ -255,22 +299,64 @@ public final class LoraTrainer {
       if (times.steps() > 0) LOG.info(times.summary());
       if (valid != null) evals.add(evaluation(valid, step, baseLoss));
       Path adapterDir = cfg.outputDir().resolve("adapter");
-      model.saveAdapter(adapterDir);
+      model.saveAdapter(adapterDir, true);
       try {
         LossPlot.write(metrics.path(), cfg.outputDir().resolve("loss.png"));
       } catch (LinkageError e) {
         // A minimal Java runtime (jlink without java.desktop) has no image support.
         LOG.warning("loss.png not written: this Java runtime lacks the java.desktop module");
       }
+      if (stepsThisRun == 0 && step < totalSteps) {
+        warnings.add("no step ran: the data produced no batch with label tokens");
+      }
       TrainingResult result =
           new TrainingResult(
               adapterDir, step, skipped, firstLoss, lastLoss, List.copyOf(evals),
-              (System.nanoTime() - t0) / 1e9, scanStats.truncated(), scanStats.skippedTotal());
+              (System.nanoTime() - t0) / 1e9, trainReport.truncated(), trainReport.dropped(),
+              trainReport, validReport, List.copyOf(warnings));
       for (TrainingListener l : listeners) l.onTrainEnd(result);
-      if (stepsThisRun == 0 && step < totalSteps) {
-        LOG.warning("no step ran: the data produced no batch with label tokens");
-      }
       return result;
+    }
+
+    /** Warnings about a run whose length makes its settings ineffective. */
+    List<String> planWarnings(long totalSteps, long examples) {
+      List<String> w = new ArrayList<>();
+      int warmup = cfg.schedule().warmup(totalSteps);
+      if (warmup > 0 && warmup >= totalSteps) {
+        w.add("the warmup (" + warmup + " steps) is as long as the run (" + totalSteps
+            + " steps): the learning rate never reaches learningRate " + cfg.learningRate()
+            + "; shorten the warmup or train longer");
+      }
+      if (totalSteps < 10) {
+        w.add("the run has only " + totalSteps + " optimizer steps (" + examples
+            + " examples per epoch, batchSize " + cfg.batchSize() + " x gradientAccumulation "
+            + cfg.gradientAccumulation() + (cfg.maxSteps() > 0 ? ", maxSteps " + cfg.maxSteps()
+                : ", epochs " + cfg.epochs()) + "): too few to learn much; raise epochs or maxSteps");
+      }
+      return w;
+    }
+
+    /**
+     * Refuses a checkpoint made with other fixed settings (naming each); returns notes on the
+     * settings that may change and did.
+     */
+    List<String> checkResume(Path checkpoint, RunSettings now) {
+      List<String> notes = new ArrayList<>();
+      RunSettings recorded = CheckpointStore.readSettings(checkpoint);
+      if (recorded == null) {
+        TrainerState st = CheckpointStore.readState(checkpoint);
+        recorded = RunSettings.fromOldCheckpoint(AdapterConfig.load(checkpoint), st.totalSteps());
+        notes.add(checkpoint + " does not record the run's settings (written by an earlier"
+            + " lora4j): only its LoRA rank, alpha, targets, rsLoRA and number of steps were checked");
+      }
+      List<RunSettings.Difference> diffs = recorded.differences(now);
+      List<RunSettings.Difference> fixed =
+          diffs.stream().filter(d -> d.setting().fixed()).toList();
+      if (!fixed.isEmpty()) throw new RunSettings.MismatchException(checkpoint, fixed);
+      for (RunSettings.Difference d : diffs) {
+        notes.add("resuming with another " + d.describe(false));
+      }
+      return notes;
     }
 
     TrainingListener.Evaluation evaluation(JsonlDataset valid, long step, Double baseLoss) {

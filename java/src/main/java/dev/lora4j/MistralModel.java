@@ -3,6 +3,7 @@ package dev.lora4j;
 import dev.lora4j.data.ChatEncoder;
 import dev.lora4j.data.DataException;
 import dev.lora4j.data.TemplateChatEncoder;
+import dev.lora4j.io.OutputFolder;
 import dev.lora4j.data.TextEncoder;
 import dev.lora4j.data.TokenizerTextEncoder;
 import dev.lora4j.tokenizer.Tokenizer;
@@ -40,6 +41,7 @@ public final class MistralModel implements AutoCloseable {
   private final Device device;
   private final NativeEngine engine;
   private AdapterConfig adapterConfig;
+  private Path adapterSource;
   private Tokenizer tokenizer;
   private ChatEncoder chatEncoder;
 
@@ -231,11 +233,18 @@ public final class MistralModel implements AutoCloseable {
     Tokenizer t = tokenizer();
     if (t != null) return new TokenizerTextEncoder(t);
     MistralConfig c = config;
+    String why =
+        "model folder " + dir + " has no tokenizer.json: text and chat data need it; without it"
+            + " only pre-tokenized data (input_ids) can be used";
     return new TextEncoder() {
       @Override
       public int[] encodeText(String text, boolean addBos) {
-        throw new DataException(
-            "model folder " + dir + " has no tokenizer.json: only pre-tokenized data can be used");
+        throw new DataException(why);
+      }
+
+      @Override
+      public String unavailableReason() {
+        return why;
       }
 
       @Override
@@ -300,6 +309,7 @@ public final class MistralModel implements AutoCloseable {
   public void attachAdapter(Path adapterDir) {
     LoraAdapter a = LoraAdapter.read(adapterDir);
     attachAdapter(a);
+    adapterSource = adapterDir;
   }
 
   /** Attaches an adapter held in memory (validated against this model first). */
@@ -314,12 +324,14 @@ public final class MistralModel implements AutoCloseable {
       engine.loraSet(Lora4jLibrary.STATE_PARAM, t.name(), w.values());
     }
     adapterConfig = ac;
+    adapterSource = null;
   }
 
   /** Removes the adapter (the frozen weights are unchanged). */
   public void detachAdapter() {
     engine.loraDetach();
     adapterConfig = null;
+    adapterSource = null;
   }
 
   /** The attached adapter's configuration, or null. */
@@ -338,9 +350,31 @@ public final class MistralModel implements AutoCloseable {
     return LoraAdapter.of(adapterConfig, DType.F32, w);
   }
 
-  /** Writes the attached adapter in PEFT's layout (adapter_config.json + safetensors). */
+  /**
+   * Writes the attached adapter in PEFT's layout (adapter_config.json + safetensors) to a new or
+   * empty folder; see {@link #saveAdapter(Path, boolean)}.
+   */
   public void saveAdapter(Path out) {
-    adapter().write(out);
+    saveAdapter(out, false);
+  }
+
+  /**
+   * Writes the attached adapter in PEFT's layout (adapter_config.json + safetensors). The folder
+   * must be apart from the model folder and from the folder the adapter was read from (not one of
+   * them, not inside, not containing one); an existing non-empty folder is refused unless
+   * overwrite, and then replaced as a whole. It is written under a temporary name and renamed
+   * into place when complete.
+   */
+  public void saveAdapter(Path out, boolean overwrite) {
+    Map<String, Path> inputs = new LinkedHashMap<>();
+    inputs.put("model folder", dir);
+    inputs.put("adapter folder", adapterSource);
+    OutputFolder.checkApart(out, "adapter output folder", inputs);
+    LoraAdapter a = adapter();
+    try (OutputFolder staged = OutputFolder.stage(out, overwrite)) {
+      a.write(staged.path());
+      staged.commit();
+    }
   }
 
   /** Folds the adapter into the frozen weights (in the engine) and detaches it. */

@@ -37,8 +37,13 @@ import java.nio.file.Path;
  * @param loggingSteps log every N optimizer steps
  * @param saveSteps write a checkpoint every N optimizer steps (0: none)
  * @param saveTotalLimit checkpoints kept (the oldest are deleted)
- * @param resume continue from the latest checkpoint in outputDir when there is one
+ * @param resume continue from the latest checkpoint in outputDir; without a checkpoint there the
+ *     run fails, and a checkpoint made with other settings that shape the run is refused (see
+ *     {@link dev.lora4j.train.RunSettings})
  * @param guard the poisoned-batch guard
+ * @param overwriteOutput delete the files of an earlier run in outputDir before starting (without
+ *     it, and without resume, a folder holding an earlier run is refused); other files in the
+ *     folder are never touched
  */
 public record TrainingConfig(
     Path outputDir,
@@ -69,7 +74,8 @@ public record TrainingConfig(
     long saveSteps,
     int saveTotalLimit,
     boolean resume,
-    GuardConfig guard) {
+    GuardConfig guard,
+    boolean overwriteOutput) {
 
   public TrainingConfig {
     if (outputDir == null) throw new IllegalArgumentException("outputDir is required");
@@ -80,13 +86,19 @@ public record TrainingConfig(
     if (gradientAccumulation < 1) {
       throw new IllegalArgumentException("gradientAccumulation must be >= 1: " + gradientAccumulation);
     }
-    if (!(learningRate >= 0)) throw new IllegalArgumentException("learningRate must be >= 0");
-    if (maxSeqLength < 2) throw new IllegalArgumentException("maxSeqLength must be >= 2");
-    if (!(validationFraction >= 0 && validationFraction < 1)) {
-      throw new IllegalArgumentException("validationFraction must be in [0, 1)");
+    if (!(learningRate >= 0) || Double.isInfinite(learningRate)) {
+      throw new IllegalArgumentException("learningRate must be >= 0: " + learningRate);
     }
-    if (loggingSteps < 1) throw new IllegalArgumentException("loggingSteps must be >= 1");
-    if (saveTotalLimit < 1) throw new IllegalArgumentException("saveTotalLimit must be >= 1");
+    if (shuffleBuffer < 0) throw new IllegalArgumentException("shuffleBuffer must be >= 0: " + shuffleBuffer);
+    new AdamWConfig(learningRate, beta1, beta2, adamEps, weightDecay, maxGradNorm); // checks them
+    if (maxSeqLength < 2) throw new IllegalArgumentException("maxSeqLength must be >= 2: " + maxSeqLength);
+    if (!(validationFraction >= 0 && validationFraction < 1)) {
+      throw new IllegalArgumentException("validationFraction must be in [0, 1): " + validationFraction);
+    }
+    if (loggingSteps < 1) throw new IllegalArgumentException("loggingSteps must be >= 1: " + loggingSteps);
+    if (saveTotalLimit < 1) throw new IllegalArgumentException("saveTotalLimit must be >= 1: " + saveTotalLimit);
+    if (evalSteps < 0) throw new IllegalArgumentException("evalSteps must be >= 0: " + evalSteps);
+    if (saveSteps < 0) throw new IllegalArgumentException("saveSteps must be >= 0: " + saveSteps);
     if (schedule == null) schedule = Schedule.linear();
     if (lora == null) lora = LoraConfig.builder().build();
     if (guard == null) guard = GuardConfig.defaults();
@@ -127,6 +139,7 @@ public record TrainingConfig(
     b.saveTotalLimit = saveTotalLimit;
     b.resume = resume;
     b.guard = guard;
+    b.overwriteOutput = overwriteOutput;
     return b;
   }
 
@@ -166,6 +179,7 @@ public record TrainingConfig(
     private int saveTotalLimit = 2;
     private boolean resume;
     private GuardConfig guard = GuardConfig.defaults();
+    private boolean overwriteOutput;
 
     public Builder outputDir(Path v) { outputDir = v; return this; }
     public Builder epochs(int v) { epochs = v; return this; }
@@ -195,6 +209,7 @@ public record TrainingConfig(
     public Builder saveTotalLimit(int v) { saveTotalLimit = v; return this; }
     public Builder resume(boolean v) { resume = v; return this; }
     public Builder guard(GuardConfig v) { guard = v; return this; }
+    public Builder overwriteOutput(boolean v) { overwriteOutput = v; return this; }
 
     public TrainingConfig build() {
       return new TrainingConfig(
@@ -202,7 +217,7 @@ public record TrainingConfig(
           weightDecay, beta1, beta2, adamEps, maxGradNorm, lora, initAdapter, maxSeqLength,
           trainOnCompletionsOnly, packing, dataFormat, skipInvalidLines, shuffleBuffer, seed,
           validationFile, validationFraction, evalSteps, loggingSteps, saveSteps, saveTotalLimit,
-          resume, guard);
+          resume, guard, overwriteOutput);
     }
   }
 }

@@ -1,6 +1,8 @@
 package dev.lora4j;
 
+import dev.lora4j.data.DataReport;
 import java.nio.file.Path;
+import java.util.List;
 
 /**
  * Receives the events of a training run. Every method has an empty default; implement the ones
@@ -33,9 +35,21 @@ public interface TrainingListener {
    * @param trainExamples examples in one epoch of the training data
    * @param device where it runs
    * @param trainableParameters LoRA parameters trained
+   * @param trainData what the counting pass over the training data read: examples, and the
+   *     lines dropped or cut with the first few of each kind
+   * @param validationData the same for the validation data, or null without validation
+   * @param warnings settings that will not do what they seem to (a warmup longer than the run, a
+   *     run of a few steps), changes on resume; empty when none
    */
   record TrainingPlan(
-      long totalSteps, long startStep, long trainExamples, String device, long trainableParameters) {}
+      long totalSteps,
+      long startStep,
+      long trainExamples,
+      String device,
+      long trainableParameters,
+      DataReport trainData,
+      DataReport validationData,
+      List<String> warnings) {}
 
   /**
    * One applied optimizer step.

@@ -1,5 +1,6 @@
 package dev.lora4j;
 
+import dev.lora4j.data.DataReport;
 import java.nio.file.Path;
 import java.util.List;
 
@@ -13,8 +14,13 @@ import java.util.List;
  * @param finalLoss loss of the last step
  * @param evaluations every evaluation made, in order
  * @param seconds wall time of this run
- * @param truncatedExamples examples cut to the maximum length
- * @param skippedExamples examples skipped (invalid lines, nothing to learn)
+ * @param truncatedExamples examples of one epoch cut to the maximum length
+ * @param skippedExamples lines of one epoch that gave no example (invalid, not UTF-8, too long,
+ *     nothing to learn)
+ * @param trainData what one pass over the training data read, with the first few dropped or
+ *     cut examples of each kind (file, line, reason)
+ * @param validationData the same for the validation data, or null without validation
+ * @param warnings what the run warned about (also in {@link TrainingListener.TrainingPlan})
  */
 public record TrainingResult(
     Path adapterDir,
@@ -25,7 +31,10 @@ public record TrainingResult(
     List<TrainingListener.Evaluation> evaluations,
     double seconds,
     long truncatedExamples,
-    long skippedExamples) {
+    long skippedExamples,
+    DataReport trainData,
+    DataReport validationData,
+    List<String> warnings) {
 
   /** The last evaluation, or null when none ran. */
   public TrainingListener.Evaluation finalEvaluation() {

@@ -36,6 +36,7 @@ public final class FineTune {
           .lora(LoraConfig.builder().rank(16).alpha(32).allLinear().build())
           .trainOnCompletionsOnly(true)
           .validationFraction(0.1)
+          .overwriteOutput(true) // each run of the example replaces the previous one
           .build();
       TrainingResult result = LoraTrainer.fit(base, Dataset.jsonl(data), cfg);
       System.out.printf("validation loss %.3f (base model %.3f)%n",

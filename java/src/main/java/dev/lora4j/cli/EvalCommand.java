@@ -3,6 +3,7 @@ package dev.lora4j.cli;
 import dev.lora4j.LoraTrainer;
 import dev.lora4j.MistralModel;
 import dev.lora4j.data.DataConfig;
+import dev.lora4j.data.DataStats;
 import dev.lora4j.data.JsonlDataset;
 import dev.lora4j.nativ.NativeEngine;
 import java.nio.file.Path;
@@ -20,23 +21,33 @@ import picocli.CommandLine.Option;
 final class EvalCommand implements Callable<Integer> {
   @Mixin ModelOptions modelOptions;
 
-  @Option(names = "--data", required = true, paramLabel = "FILE.jsonl", description = "evaluation data")
+  @Option(names = "--data", required = true, paramLabel = "FILE.jsonl",
+      description = "evaluation data, one JSON example per line (UTF-8)")
   Path data;
 
-  @Option(names = "--adapter", paramLabel = "DIR", description = "PEFT adapter to evaluate")
+  @Option(names = "--adapter", paramLabel = "DIR",
+      description = "PEFT adapter to evaluate next to the base model (default: the base model only)")
   Path adapter;
 
-  @Option(names = "--format", description = "data format (default: detected)")
+  @Option(names = "--format", paramLabel = "text|prompt_completion|alpaca|chat|pretokenized",
+      description = "data format (default: detected from the first valid line)")
   String format;
 
-  @Option(names = "--batch-size", defaultValue = "4", description = "rows per batch")
+  @Option(names = "--batch-size", defaultValue = "4", paramLabel = "N",
+      description = "rows per batch (default: ${DEFAULT-VALUE})")
   int batchSize;
 
-  @Option(names = "--max-seq-length", defaultValue = "2048", description = "longest row")
+  @Option(names = "--max-seq-length", defaultValue = "2048", paramLabel = "N",
+      description = "longest row in tokens; longer examples are cut and reported (default: ${DEFAULT-VALUE})")
   int maxSeqLength;
 
-  @Option(names = "--completions-only", description = "count completions / assistant turns only")
+  @Option(names = "--completions-only",
+      description = "count completions / assistant turns only (default: off, every token counts)")
   boolean completionsOnly;
+
+  @Option(names = "--skip-invalid",
+      description = "skip bad lines (malformed, not UTF-8), count them and report the first few (default: off)")
+  boolean skipInvalid;
 
   @Override
   public Integer call() {
@@ -47,10 +58,14 @@ final class EvalCommand implements Callable<Integer> {
               .batchSize(batchSize)
               .maxSeqLength(Math.min(maxSeqLength, m.maxSeqLength()))
               .completionsOnly(completionsOnly)
+              .skipInvalid(skipInvalid)
               .shuffleBuffer(0)
               .build();
       JsonlDataset ds = JsonlDataset.open(data, m.textEncoder(), m.chatEncoder(), cfg);
-      double[] base = loss(m, ds);
+      DataStats stats = new DataStats();
+      NativeEngine.LossSum ls = LoraTrainer.evaluate(m, ds, stats);
+      double[] base = {ls.mean(), ls.tokens()};
+      System.out.println("data: " + stats.report().describe());
       System.out.printf(Locale.ROOT, "base model: loss %.4f perplexity %.3f over %d tokens%n",
           base[0], Math.exp(base[0]), (long) base[1]);
       if (adapter != null) {

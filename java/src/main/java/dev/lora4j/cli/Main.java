@@ -33,7 +33,9 @@ public final class Main implements Runnable {
 
   /** Runs the command line and returns the exit code (for tests and embedding). */
   public static int run(String[] args, PrintWriter out, PrintWriter err) {
+    ConsoleLog.install();
     CommandLine cl = new CommandLine(new Main());
+    cl.setUsageHelpAutoWidth(true);
     cl.setOut(out);
     cl.setErr(err);
     cl.setExecutionExceptionHandler(
@@ -41,7 +43,8 @@ public final class Main implements Runnable {
           Throwable t = ex;
           if (t instanceof Lora4jException || t instanceof IllegalArgumentException
               || t instanceof IllegalStateException || t instanceof java.io.UncheckedIOException) {
-            err.println("lora4j " + cmd.getCommandName() + ": error: " + oneLine(t.getMessage()));
+            err.println(
+                "lora4j " + cmd.getCommandName() + ": error: " + oneLine(Flags.translate(t.getMessage())));
           } else {
             err.println("lora4j " + cmd.getCommandName() + ": error: " + t);
             if (System.getenv("LORA4J_DEBUG") != null) t.printStackTrace(err);

@@ -12,20 +12,39 @@ final class ModelOptions {
   Path model;
 
   @Option(names = "--device", defaultValue = "auto", paramLabel = "cpu|cuda|cuda:N|auto",
-      description = "where to run (default: ${DEFAULT-VALUE}: the GPU when there is one)")
+      description = "where to run (default: ${DEFAULT-VALUE}, the GPU when one is usable)")
   String device;
 
-  @Option(names = "--threads", defaultValue = "0",
-      description = "CPU threads (0: all cores)")
+  @Option(names = "--threads", defaultValue = "0", paramLabel = "N",
+      description = "CPU threads (default: ${DEFAULT-VALUE}, all cores)")
   int threads;
 
   @Option(names = "--recompute", defaultValue = "none", paramLabel = "none|layer",
-      description = "activation recompute (gradient checkpointing): none or per layer")
+      description = "activation recompute (gradient checkpointing): none or per layer (default: ${DEFAULT-VALUE})")
   String recompute;
 
   @Option(names = "--max-positions", defaultValue = "0", paramLabel = "N",
-      description = "longest sequence the engine is sized for (0: min(max_position_embeddings, 4096))")
+      description = "longest sequence the engine is sized for (default: ${DEFAULT-VALUE}, min(max_position_embeddings, 4096))")
   int maxPositions;
+
+  @Option(names = "--verbose",
+      description = "say more: why --device auto chose the CPU, the library's detail messages (default: off)")
+  boolean verbose;
+
+  /** The device: as typed, or for auto the one chosen, said in one line on standard error. */
+  Device device() {
+    ConsoleLog.verbose(verbose);
+    if (!device.trim().equalsIgnoreCase("auto")) return Device.parse(device);
+    String why = Device.cudaUnavailableReason();
+    if (why == null) {
+      System.err.println("lora4j: device cuda:0 (--device auto found a usable GPU)");
+      return Device.cuda(0);
+    }
+    System.err.println(
+        "lora4j: device cpu (--device auto found no usable CUDA GPU"
+            + (verbose ? ": " + Main.oneLine(why) : "; --verbose says why") + ")");
+    return Device.cpu();
+  }
 
   MistralModel load() {
     MistralModel.Recompute r =
@@ -36,7 +55,7 @@ final class ModelOptions {
         };
     return MistralModel.load(
         model,
-        Device.parse(device),
+        device(),
         MistralModel.LoadOptions.defaults()
             .withThreads(threads)
             .withRecompute(r)

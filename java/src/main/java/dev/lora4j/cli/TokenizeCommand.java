@@ -23,29 +23,40 @@ import picocli.CommandLine.Option;
     name = "tokenize",
     mixinStandardHelpOptions = true,
     description = {
-      "Show a JSONL data file as the model sees it, in file order: per example the tokens and",
-      "which of them count in the loss ([brackets]); with --json one object per example with",
-      "input_ids and labels (-100 where a position does not count)."
+      "Show a JSONL data file as the model sees it, in file order: per example the tokens and"
+          + " which of them count in the loss ([brackets]); with --json one object per example"
+          + " with input_ids and labels (-100 where a position does not count).",
+      ""
     })
 final class TokenizeCommand implements Callable<Integer> {
-  @Option(names = "--data", required = true, paramLabel = "FILE.jsonl") Path data;
+  @Option(names = "--data", required = true, paramLabel = "FILE.jsonl",
+      description = "data file, one JSON example per line (UTF-8)") Path data;
 
-  @Option(names = "--format", description = "data format (default: detected)") String format;
+  @Option(names = "--format", paramLabel = "text|prompt_completion|alpaca|chat|pretokenized",
+      description = "data format (default: detected from the first valid line)") String format;
 
   @ArgGroup(exclusive = true, multiplicity = "1")
   Source source;
 
   static final class Source {
-    @Option(names = "--tokenizer", paramLabel = "DIR", description = "folder with tokenizer.json") Path tokenizer;
-    @Option(names = "--model", paramLabel = "DIR", description = "model folder") Path model;
+    @Option(names = "--tokenizer", paramLabel = "DIR",
+        description = "folder with tokenizer.json (and tokenizer_config.json for chat data)") Path tokenizer;
+    @Option(names = "--model", paramLabel = "DIR", description = "model folder with tokenizer.json") Path model;
   }
 
-  @Option(names = "--json", description = "one JSON object per example") boolean json;
+  @Option(names = "--json", description = "one JSON object per example (default: tokens as text)") boolean json;
 
-  @Option(names = "--completions-only", description = "mask prompts as training with --completions-only would")
+  @Option(names = "--completions-only",
+      description = "mask prompts as training with --completions-only would (default: off)")
   boolean completionsOnly;
 
-  @Option(names = "--max-seq-length", defaultValue = "1000000") int maxSeqLength;
+  @Option(names = "--max-seq-length", defaultValue = "1000000", paramLabel = "N",
+      description = "cut examples to N tokens as training would (default: ${DEFAULT-VALUE})")
+  int maxSeqLength;
+
+  @Option(names = "--skip-invalid",
+      description = "skip bad lines (malformed, not UTF-8) and report them (default: off)")
+  boolean skipInvalid;
 
   @Override
   public Integer call() throws Exception {
@@ -56,6 +67,7 @@ final class TokenizeCommand implements Callable<Integer> {
             .format(format == null ? null : TrainCommand.parseFormat(format))
             .completionsOnly(completionsOnly)
             .maxSeqLength(maxSeqLength)
+            .skipInvalid(skipInvalid)
             .shuffleBuffer(0)
             .build();
     JsonlDataset ds =
@@ -85,7 +97,7 @@ final class TokenizeCommand implements Callable<Integer> {
     } catch (Lora4jException ex) {
       throw ex;
     }
-    System.err.println(stats);
+    System.err.println("data: " + stats.report().describe());
     return 0;
   }
 }

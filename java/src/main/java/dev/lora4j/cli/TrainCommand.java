@@ -13,7 +13,9 @@ import dev.lora4j.TrainingConfig;
 import dev.lora4j.TrainingListener;
 import dev.lora4j.TrainingResult;
 import dev.lora4j.data.DataFormat;
+import dev.lora4j.train.CheckpointStore;
 import dev.lora4j.train.ProgressListener;
+import dev.lora4j.train.RunSettings;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Iterator;
@@ -30,69 +32,109 @@ import picocli.CommandLine.Option;
     name = "train",
     mixinStandardHelpOptions = true,
     description = {
-      "Fine-tune a LoRA adapter on a JSONL file; writes OUTPUT/adapter (PEFT layout),",
-      "OUTPUT/metrics.jsonl, OUTPUT/loss.png and checkpoints.",
-      "Settings come from --config FILE.json (keys as TrainingConfig's, snake_case) and the",
-      "flags below; a flag wins over the file."
+      "Fine-tune a LoRA adapter on a JSONL file; writes OUTPUT/adapter (PEFT layout),"
+          + " OUTPUT/metrics.jsonl, OUTPUT/loss.png and checkpoints.",
+      "Settings come from --config FILE.json (keys as TrainingConfig's, snake_case) and the"
+          + " flags below; a flag wins over the file.",
+      "Lines dropped or cut (invalid, not UTF-8, too long, nothing to learn) are counted, and the"
+          + " first few named, in the progress output, in metrics.jsonl and in the summary.",
+      ""
     })
 final class TrainCommand implements Callable<Integer> {
   @Mixin ModelOptions modelOptions;
 
-  @Option(names = "--data", required = true, paramLabel = "FILE.jsonl", description = "training data")
+  @Option(names = "--data", required = true, paramLabel = "FILE.jsonl",
+      description = "training data, one JSON example per line (UTF-8)")
   Path data;
 
-  @Option(names = "--output", required = true, paramLabel = "DIR", description = "output folder")
+  @Option(names = "--output", required = true, paramLabel = "DIR",
+      description = "output folder: adapter/, metrics.jsonl, loss.png, checkpoint-N/; one holding"
+          + " an earlier run needs --resume or --overwrite")
   Path output;
 
-  @Option(names = "--config", paramLabel = "FILE.json", description = "training settings as JSON")
+  @Option(names = "--overwrite",
+      description = "delete the earlier run in --output first (its adapter, metrics, plot and"
+          + " checkpoints; other files are kept) (default: refuse such a folder)")
+  Boolean overwrite;
+
+  @Option(names = "--config", paramLabel = "FILE.json",
+      description = "training settings as JSON (keys as TrainingConfig's, snake_case; default: none)")
   Path config;
 
-  @Option(names = "--adapter", paramLabel = "DIR", description = "start from this PEFT adapter")
+  @Option(names = "--adapter", paramLabel = "DIR",
+      description = "start from this PEFT adapter instead of a new one (default: a new adapter)")
   Path adapter;
 
-  @Option(names = "--rank", description = "LoRA rank r (default 8)") Integer rank;
-  @Option(names = "--alpha", description = "LoRA alpha (default 8)") Double alpha;
+  @Option(names = "--rank", paramLabel = "R", description = "LoRA rank r (default: 8)") Integer rank;
+  @Option(names = "--alpha", paramLabel = "A", description = "LoRA alpha (default: 8)") Double alpha;
   @Option(names = "--targets", paramLabel = "q_proj,...|all-linear",
-      description = "projections to adapt (default q_proj,v_proj)") String targets;
-  @Option(names = "--rslora", description = "scale alpha/sqrt(r) instead of alpha/r") Boolean rslora;
-  @Option(names = "--lr", description = "peak learning rate (default 2e-4)") Double lr;
+      description = "projections to adapt: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj,"
+          + " down_proj, or all-linear (default: q_proj,v_proj)") String targets;
+  @Option(names = "--rslora", description = "scale by alpha/sqrt(r) instead of alpha/r (default: off)") Boolean rslora;
+  @Option(names = "--lr", paramLabel = "LR", description = "peak learning rate (default: 2e-4)") Double lr;
   @Option(names = "--schedule", paramLabel = "constant|linear|cosine",
-      description = "learning-rate schedule (default linear)") String schedule;
-  @Option(names = "--warmup-steps", description = "warmup steps (default 0)") Integer warmupSteps;
-  @Option(names = "--weight-decay", description = "AdamW weight decay (default 0)") Double weightDecay;
-  @Option(names = "--adam-beta1", description = "AdamW beta1 (default 0.9)") Double beta1;
-  @Option(names = "--adam-beta2", description = "AdamW beta2 (default 0.999)") Double beta2;
-  @Option(names = "--adam-eps", description = "AdamW epsilon (default 1e-8)") Double eps;
-  @Option(names = "--max-grad-norm", description = "gradient clipping norm, 0 for none (default 1.0)") Double maxGradNorm;
-  @Option(names = "--batch-size", description = "rows per micro-batch (default 4)") Integer batchSize;
-  @Option(names = "--grad-accum", description = "micro-batches per optimizer step (default 1)") Integer gradAccum;
-  @Option(names = "--steps", description = "optimizer steps (default: run the epochs)") Long steps;
-  @Option(names = "--epochs", description = "passes over the data (default 1)") Integer epochs;
-  @Option(names = "--max-seq-length", description = "longest row in tokens (default 2048)") Integer maxSeqLength;
-  @Option(names = "--completions-only", description = "train on completions / assistant turns only") Boolean completionsOnly;
-  @Option(names = "--packing", description = "pack several examples per row") Boolean packing;
+      description = "learning-rate schedule after the warmup (default: linear)") String schedule;
+  @Option(names = "--warmup-steps", paramLabel = "N",
+      description = "steps of linear warmup from 0 to --lr (default: 0)") Integer warmupSteps;
+  @Option(names = "--weight-decay", paramLabel = "W", description = "AdamW weight decay (default: 0)") Double weightDecay;
+  @Option(names = "--adam-beta1", paramLabel = "B1", description = "AdamW beta1 (default: 0.9)") Double beta1;
+  @Option(names = "--adam-beta2", paramLabel = "B2", description = "AdamW beta2 (default: 0.999)") Double beta2;
+  @Option(names = "--adam-eps", paramLabel = "EPS", description = "AdamW epsilon (default: 1e-8)") Double eps;
+  @Option(names = "--max-grad-norm", paramLabel = "N",
+      description = "gradient clipping norm, 0 for none (default: 1.0)") Double maxGradNorm;
+  @Option(names = "--batch-size", paramLabel = "N", description = "rows per micro-batch (default: 4)") Integer batchSize;
+  @Option(names = "--grad-accum", paramLabel = "N",
+      description = "micro-batches per optimizer step (default: 1)") Integer gradAccum;
+  @Option(names = "--steps", paramLabel = "N",
+      description = "optimizer steps; replaces --epochs (default: as many as --epochs make)") Long steps;
+  @Option(names = "--epochs", paramLabel = "N", description = "passes over the data (default: 1)") Integer epochs;
+  @Option(names = "--max-seq-length", paramLabel = "N",
+      description = "longest row in tokens; longer examples are cut and reported (default: 2048)") Integer maxSeqLength;
+  @Option(names = "--completions-only",
+      description = "train on completions / assistant turns only; examples with nothing left to"
+          + " learn are dropped and reported (default: off, every token counts)") Boolean completionsOnly;
+  @Option(names = "--packing", description = "pack several examples per row (default: off, one per row)") Boolean packing;
   @Option(names = "--format", paramLabel = "text|prompt_completion|alpaca|chat|pretokenized",
-      description = "data format (default: detected)") String format;
-  @Option(names = "--skip-invalid", description = "skip and count malformed lines") Boolean skipInvalid;
-  @Option(names = "--shuffle-buffer", description = "examples held for shuffling, 0 for file order (default 10000)") Integer shuffleBuffer;
-  @Option(names = "--seed", description = "seed (default 42)") Long seed;
-  @Option(names = "--eval-data", paramLabel = "FILE.jsonl", description = "validation data") Path evalData;
-  @Option(names = "--val-fraction", description = "fraction of --data held out for validation") Double valFraction;
-  @Option(names = "--eval-steps", description = "evaluate every N steps (default: at the end)") Long evalSteps;
-  @Option(names = "--log-steps", description = "log every N steps (default 10)") Long logSteps;
-  @Option(names = "--save-steps", description = "checkpoint every N steps (default: none)") Long saveSteps;
-  @Option(names = "--save-limit", description = "checkpoints kept (default 2)") Integer saveLimit;
-  @Option(names = "--resume", description = "continue from the latest checkpoint in --output") Boolean resume;
-  @Option(names = "--no-guard", description = "turn the poisoned-batch guard off") Boolean noGuard;
-  @Option(names = "--guard-loss-factor", description = "reject a step whose loss is this many times the running median (default 3)") Double guardLossFactor;
-  @Option(names = "--guard-grad-factor", description = "reject a step whose gradient norm is this many times the running median (default 10)") Double guardGradFactor;
+      description = "data format (default: detected from the first valid line)") String format;
+  @Option(names = "--skip-invalid",
+      description = "skip bad lines (malformed, not UTF-8), count them and report the first few"
+          + " (default: off, the first bad line is an error)") Boolean skipInvalid;
+  @Option(names = "--shuffle-buffer", paramLabel = "N",
+      description = "examples held for shuffling, 0 for file order (default: 10000)") Integer shuffleBuffer;
+  @Option(names = "--seed", paramLabel = "N", description = "seed of the adapter and the shuffle (default: 42)") Long seed;
+  @Option(names = "--eval-data", paramLabel = "FILE.jsonl", description = "validation data (default: none)") Path evalData;
+  @Option(names = "--val-fraction", paramLabel = "F",
+      description = "fraction of --data held out for validation (default: 0)") Double valFraction;
+  @Option(names = "--eval-steps", paramLabel = "N",
+      description = "evaluate every N steps (default: 0, at the end only)") Long evalSteps;
+  @Option(names = "--log-steps", paramLabel = "N", description = "log every N steps (default: 10)") Long logSteps;
+  @Option(names = "--save-steps", paramLabel = "N",
+      description = "write a checkpoint every N steps (default: 0, none)") Long saveSteps;
+  @Option(names = "--save-limit", paramLabel = "N", description = "checkpoints kept (default: 2)") Integer saveLimit;
+  @Option(names = "--resume",
+      description = "continue from the latest checkpoint in --output; an error when there is none"
+          + " or when it was made with other settings (default: off)") Boolean resume;
+  @Option(names = "--no-guard", description = "turn the poisoned-batch guard off (default: on)") Boolean noGuard;
+  @Option(names = "--guard-loss-factor", paramLabel = "F",
+      description = "reject a step whose loss is this many times the running median (default: 3)") Double guardLossFactor;
+  @Option(names = "--guard-grad-factor", paramLabel = "F",
+      description = "reject a step whose gradient norm is this many times the running median (default: 10)") Double guardGradFactor;
+
+  /** Settings given in --config (snake_case keys), for telling an explicit value from a default. */
+  private final java.util.Set<String> configKeys = new java.util.HashSet<>();
 
   @Override
   public Integer call() throws Exception {
     TrainingConfig cfg = settings();
+    if (cfg.resume()) checkOptimizerFlagsOnResume(cfg);
     try (MistralModel model = modelOptions.load()) {
       List<TrainingListener> ls = List.of(new ProgressListener(System.err, System.console() != null, cfg.loggingSteps()));
-      TrainingResult r = LoraTrainer.fit(model, Dataset.jsonl(data), cfg, ls);
+      TrainingResult r;
+      try {
+        r = LoraTrainer.fit(model, Dataset.jsonl(data), cfg, ls);
+      } catch (RunSettings.MismatchException e) {
+        throw new Lora4jException(RunSettings.MismatchException.message(e.checkpoint(), e.differences(), true), e);
+      }
       System.out.printf(
           Locale.ROOT,
           "adapter: %s%nsteps: %d (skipped %d)%nloss: %.4f -> %.4f%n",
@@ -102,8 +144,42 @@ final class TrainCommand implements Callable<Integer> {
         System.out.printf(
             Locale.ROOT, "eval loss: %.4f (base model %.4f)%n", e.loss(), e.baseLoss());
       }
+      System.out.println("training data: " + r.trainData().describe());
+      if (r.validationData() != null) System.out.println("validation data: " + r.validationData().describe());
+      for (String w : r.warnings()) System.out.println("warning: " + Flags.translate(w));
     }
     return 0;
+  }
+
+  /**
+   * On --resume, an optimizer setting may differ from the checkpoint's only when typed: a flag
+   * left out (so at its default) that differs from the run being resumed is an error.
+   */
+  void checkOptimizerFlagsOnResume(TrainingConfig cfg) {
+    Path ck = new CheckpointStore(output, Integer.MAX_VALUE).latestIntact();
+    if (ck == null) return; // the trainer reports it
+    RunSettings recorded = CheckpointStore.readSettings(ck);
+    if (recorded == null) return;
+    Map<RunSettings.Setting, Boolean> typed = new java.util.EnumMap<>(RunSettings.Setting.class);
+    typed.put(RunSettings.Setting.LEARNING_RATE, lr != null || configKeys.contains("learning_rate"));
+    typed.put(RunSettings.Setting.WEIGHT_DECAY, weightDecay != null || configKeys.contains("weight_decay"));
+    typed.put(RunSettings.Setting.ADAM_BETA1, beta1 != null);
+    typed.put(RunSettings.Setting.ADAM_BETA2, beta2 != null);
+    typed.put(RunSettings.Setting.ADAM_EPS, eps != null || configKeys.contains("adam_eps"));
+    typed.put(RunSettings.Setting.MAX_GRAD_NORM, maxGradNorm != null || configKeys.contains("max_grad_norm"));
+    Map<RunSettings.Setting, String> now = RunSettings.optimizerValues(cfg);
+    List<String> problems = new java.util.ArrayList<>();
+    for (Map.Entry<RunSettings.Setting, Boolean> e : typed.entrySet()) {
+      String was = recorded.get(e.getKey()), is = now.get(e.getKey());
+      if (!e.getValue() && was != null && !was.equals(is)) {
+        problems.add(e.getKey().label() + " " + was + " in the checkpoint, " + is + " now (the default):"
+            + " give " + e.getKey().flag() + " " + was + " to keep it, or " + e.getKey().flag()
+            + " with a new value to change it");
+      }
+    }
+    if (!problems.isEmpty()) {
+      throw new Lora4jException("cannot resume from " + ck + ": " + String.join("; ", problems));
+    }
   }
 
   TrainingConfig settings() throws IOException {
@@ -124,6 +200,7 @@ final class TrainCommand implements Callable<Integer> {
         Map.Entry<String, JsonNode> e = it.next();
         JsonNode v = e.getValue();
         String k = e.getKey();
+        configKeys.add(k);
         switch (k) {
           case "epochs" -> b.epochs(v.asInt());
           case "max_steps" -> b.maxSteps(v.asLong());
@@ -149,6 +226,7 @@ final class TrainCommand implements Callable<Integer> {
           case "save_steps" -> b.saveSteps(v.asLong());
           case "save_total_limit" -> b.saveTotalLimit(v.asInt());
           case "resume" -> b.resume(v.asBoolean());
+          case "overwrite_output" -> b.overwriteOutput(v.asBoolean());
           case "init_adapter" -> b.initAdapter(Path.of(v.asText()));
           case "lora_rank" -> lb.rank(v.asInt());
           case "lora_alpha" -> lb.alpha(v.asDouble());
@@ -191,6 +269,7 @@ final class TrainCommand implements Callable<Integer> {
     if (saveSteps != null) b.saveSteps(saveSteps);
     if (saveLimit != null) b.saveTotalLimit(saveLimit);
     if (resume != null) b.resume(resume);
+    if (overwrite != null) b.overwriteOutput(overwrite);
     if (Boolean.TRUE.equals(noGuard)) guard = GuardConfig.off();
     if (guardLossFactor != null) guard = guard.withLossFactor(guardLossFactor);
     if (guardGradFactor != null) guard = guard.withGradNormFactor(guardGradFactor);

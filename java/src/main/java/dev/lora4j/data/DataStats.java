@@ -16,6 +16,8 @@ public final class DataStats {
   public enum SkipReason {
     /** Malformed JSON, a missing field, a wrong type, an unknown role, a bad token id. */
     INVALID,
+    /** Not UTF-8 text: undecodable bytes, NUL bytes (binary data or UTF-16). */
+    ENCODING,
     /** Longer than maxSeqLength and the configuration drops such examples. */
     TOO_LONG,
     /** Every label is -100 (after truncation): nothing to learn from. */
@@ -25,6 +27,48 @@ public final class DataStats {
   /** How many invalid lines are remembered for the report. */
   public static final int MAX_REPORTED_INVALID = 10;
 
+  /** How many examples of each kind of drop or alteration are remembered for the report. */
+  public static final int MAX_NOTED = 5;
+
+  /** What happened to an example that was dropped or altered. */
+  public enum Issue {
+    /** Skipped: an invalid line (with skipInvalid). */
+    INVALID("invalid"),
+    /** Skipped: a line that is not UTF-8 text (with skipInvalid). */
+    ENCODING("not UTF-8"),
+    /** Kept, cut to maxSeqLength. */
+    TRUNCATED("truncated"),
+    /** Dropped: longer than maxSeqLength (with dropOverlong). */
+    TOO_LONG("too long"),
+    /** Dropped: no token counts in the loss. */
+    NO_LABELS("nothing to learn");
+
+    private final String words;
+
+    Issue(String words) {
+      this.words = words;
+    }
+
+    /** In words, for reports. */
+    public String words() {
+      return words;
+    }
+  }
+
+  /**
+   * One dropped or altered example.
+   *
+   * @param issue what happened
+   * @param where "file:line"
+   * @param detail why, in words
+   */
+  public record Noted(Issue issue, String where, String detail) {
+    @Override
+    public String toString() {
+      return where + ": " + issue.words() + ": " + detail;
+    }
+  }
+
   private long lines;
   private long examples;
   private long truncated;
@@ -32,6 +76,7 @@ public final class DataStats {
   private long labelTokens;
   private final EnumMap<SkipReason, Long> skipped = new EnumMap<>(SkipReason.class);
   private final List<String> invalidLines = new ArrayList<>();
+  private final EnumMap<Issue, List<Noted>> noted = new EnumMap<>(Issue.class);
 
   /** Creates empty counts. */
   public DataStats() {
@@ -98,17 +143,63 @@ public final class DataStats {
     labelTokens += e.countedTokens();
   }
 
-  synchronized void truncatedOne() {
+  synchronized void truncatedOne(String where, String detail) {
     truncated++;
+    note(Issue.TRUNCATED, where, detail);
   }
 
   synchronized void skip(SkipReason reason) {
     skipped.merge(reason, 1L, Long::sum);
   }
 
-  synchronized void invalid(String where) {
-    skip(SkipReason.INVALID);
-    if (invalidLines.size() < MAX_REPORTED_INVALID) invalidLines.add(where);
+  synchronized void skip(SkipReason reason, String where, String detail) {
+    skip(reason);
+    note(Issue.valueOf(reason.name()), where, detail);
+  }
+
+  /** An invalid (or, with encoding, undecodable) line skipped: "file:line" and why. */
+  synchronized void invalid(String where, String why, boolean encoding) {
+    skip(encoding ? SkipReason.ENCODING : SkipReason.INVALID);
+    if (invalidLines.size() < MAX_REPORTED_INVALID) invalidLines.add(where + ": " + why);
+    note(encoding ? Issue.ENCODING : Issue.INVALID, where, why);
+  }
+
+  /** Adds another pass's counts and noted examples (up to the limits) to these. */
+  public void add(DataStats other) {
+    DataReport r = other.report();
+    synchronized (this) {
+      lines += r.lines();
+      examples += r.examples();
+      tokens += r.tokens();
+      labelTokens += r.labelTokens();
+      truncated += r.truncated();
+      r.skipped().forEach((k, v) -> skipped.merge(k, v, Long::sum));
+      for (Noted n : r.noted()) {
+        note(n.issue(), n.where(), n.detail());
+        if ((n.issue() == Issue.INVALID || n.issue() == Issue.ENCODING)
+            && invalidLines.size() < MAX_REPORTED_INVALID) {
+          invalidLines.add(n.where() + ": " + n.detail());
+        }
+      }
+    }
+  }
+
+  private void note(Issue issue, String where, String detail) {
+    List<Noted> l = noted.computeIfAbsent(issue, k -> new ArrayList<>());
+    if (l.size() < MAX_NOTED) l.add(new Noted(issue, where, detail));
+  }
+
+  /** The first {@link #MAX_NOTED} examples of each kind of drop or alteration, by kind. */
+  public synchronized List<Noted> noted() {
+    List<Noted> out = new ArrayList<>();
+    for (List<Noted> l : noted.values()) out.addAll(l);
+    return out;
+  }
+
+  /** A snapshot of the counts and the noted examples. */
+  public synchronized DataReport report() {
+    return new DataReport(
+        lines, examples, tokens, labelTokens, truncated, Map.copyOf(skipped), noted());
   }
 
   @Override
@@ -127,6 +218,8 @@ public final class DataStats {
             .append(" truncated; skipped: ")
             .append(skipped.get(SkipReason.INVALID))
             .append(" invalid, ")
+            .append(skipped.get(SkipReason.ENCODING))
+            .append(" not UTF-8, ")
             .append(skipped.get(SkipReason.TOO_LONG))
             .append(" too long, ")
             .append(skipped.get(SkipReason.NO_LABELS))

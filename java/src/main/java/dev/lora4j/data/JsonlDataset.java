@@ -1,9 +1,7 @@
 package dev.lora4j.data;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import java.io.BufferedReader;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Objects;
@@ -90,7 +88,7 @@ public final class JsonlDataset {
    */
   public JsonlDataset validation() {
     if (config.validationFraction() <= 0) {
-      throw new IllegalStateException("DataConfig.validationFraction is 0: no validation split");
+      throw new IllegalStateException("validationFraction is 0: no validation split");
     }
     return new JsonlDataset(file, text, chat, config, Split.VALIDATION);
   }
@@ -134,10 +132,10 @@ public final class JsonlDataset {
    */
   public DataFormat format() {
     if (config.format() != null) return config.format();
-    try (BufferedReader in = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
-      String line;
-      while ((line = in.readLine()) != null) {
-        if (line.isBlank()) continue;
+    try (Utf8Lines in = new Utf8Lines(file)) {
+      while (in.next()) {
+        String line = in.text();
+        if (line == null || line.isBlank()) continue;
         try {
           JsonNode node = JsonlReader.JSON.readTree(line.replace("\uFEFF", ""));
           DataFormat f = DataFormat.detect(node);

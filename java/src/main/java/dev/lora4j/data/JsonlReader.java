@@ -4,10 +4,7 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import java.io.BufferedReader;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Iterator;
@@ -33,7 +30,7 @@ final class JsonlReader implements ExampleStream {
   private final LongPredicate inSplit;
   private final DataStats stats;
 
-  private BufferedReader in;
+  private Utf8Lines in;
   private long lineNo;
   private DataFormat format;
   private TokenizedExample next;
@@ -58,7 +55,7 @@ final class JsonlReader implements ExampleStream {
     this.inSplit = inSplit;
     this.stats = stats;
     try {
-      this.in = Files.newBufferedReader(file, StandardCharsets.UTF_8);
+      this.in = new Utf8Lines(file);
     } catch (IOException e) {
       throw new DataException(name + ": cannot open the dataset: " + e, e);
     }
@@ -113,36 +110,54 @@ final class JsonlReader implements ExampleStream {
 
   private TokenizedExample advance() {
     while (true) {
-      String line = readLine();
-      if (line == null) return null;
+      if (!readLine()) return null;
+      String line = in.text();
+      boolean ours = inSplit.test(lineNo);
+      String where = name + ":" + lineNo;
+      if (line == null) {
+        // Not UTF-8: a bad line like any other (of the split that reads it).
+        if (!ours) continue;
+        stats.line();
+        if (!config.skipInvalid()) {
+          throw new DataException(where + ": " + in.problem() + skipHint());
+        }
+        stats.invalid(where, in.problem(), true);
+        continue;
+      }
       if (lineNo == 1 && !line.isEmpty() && line.charAt(0) == '\uFEFF') line = line.substring(1);
       if (line.isBlank()) continue;
-      boolean ours = inSplit.test(lineNo);
       if (!ours) {
         if (format == null) detectQuietly(line);
         continue;
       }
       stats.line();
-      String where = name + ":" + lineNo;
       TokenizedExample e;
       try {
         e = encodeLine(line, where);
       } catch (LineEncoder.BadLine bad) {
-        String msg = where + ": " + bad.getMessage();
-        if (!config.skipInvalid()) throw new DataException(msg);
-        stats.invalid(msg);
+        if (!config.skipInvalid()) throw new DataException(where + ": " + bad.getMessage() + skipHint());
+        stats.invalid(where, bad.getMessage(), false);
         continue;
       }
-      if (e.length() > config.maxSeqLength()) {
+      int fullLength = e.length();
+      if (fullLength > config.maxSeqLength()) {
         if (config.dropOverlong()) {
-          stats.skip(DataStats.SkipReason.TOO_LONG);
+          stats.skip(
+              DataStats.SkipReason.TOO_LONG, where,
+              fullLength + " tokens, longer than maxSeqLength " + config.maxSeqLength());
           continue;
         }
         e = e.truncate(config.maxSeqLength());
-        stats.truncatedOne();
+        stats.truncatedOne(
+            where, fullLength + " tokens cut to maxSeqLength " + config.maxSeqLength());
       }
       if (e.countedTokens() == 0) {
-        stats.skip(DataStats.SkipReason.NO_LABELS);
+        stats.skip(
+            DataStats.SkipReason.NO_LABELS, where,
+            fullLength > config.maxSeqLength()
+                ? "no token counts in the loss within its first " + config.maxSeqLength()
+                    + " tokens (of " + fullLength + "): the part that counts was cut"
+                : "no token counts in the loss");
         continue;
       }
       stats.example(e);
@@ -170,7 +185,7 @@ final class JsonlReader implements ExampleStream {
                 + keys(node)
                 + "; expected one of "
                 + DataFormat.describeAll()
-                + " (or set DataConfig.format)");
+                + " (or set dataFormat)");
       }
       format = f;
     }
@@ -200,12 +215,17 @@ final class JsonlReader implements ExampleStream {
     }
   }
 
-  private String readLine() {
-    if (in == null) return null;
+  /** The hint that ends the message of a bad line that stops the pass. */
+  private static String skipHint() {
+    return " (skipInvalid(true) skips and counts such lines)";
+  }
+
+  private boolean readLine() {
+    if (in == null) return false;
     try {
-      String s = in.readLine();
-      if (s != null) lineNo++;
-      return s;
+      boolean more = in.next();
+      if (more) lineNo = in.number();
+      return more;
     } catch (IOException e) {
       throw new DataException(name + ":" + (lineNo + 1) + ": cannot read the line: " + e, e);
     }

@@ -72,7 +72,12 @@ final class LineEncoder {
 
   private TokenizedExample chatExample(JsonNode line, String source) throws BadLine {
     if (chat == null) {
-      throw new BadLine("chat-format line but the dataset has no chat template (ChatEncoder)");
+      String why = text.unavailableReason();
+      throw new BadLine(
+          why != null
+              ? why
+              : "chat-format line but the model has no chat template (no chat_template in its"
+                  + " tokenizer_config.json)");
     }
     JsonNode msgs = line.get("messages");
     if (!msgs.isArray()) throw new BadLine("field 'messages' must be an array, got " + kind(msgs));

@@ -31,4 +31,12 @@ public interface TextEncoder {
 
   /** Size of the vocabulary, used to validate pre-tokenized ids; 0 or less when unknown. */
   int vocabSize();
+
+  /**
+   * Null when text can be tokenized; else why not (for a model folder without tokenizer.json),
+   * so that chat data fails with the real reason.
+   */
+  default String unavailableReason() {
+    return null;
+  }
 }

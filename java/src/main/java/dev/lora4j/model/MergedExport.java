@@ -1,6 +1,7 @@
 package dev.lora4j.model;
 
 import dev.lora4j.Lora4jException;
+import dev.lora4j.io.OutputFolder;
 import dev.lora4j.model.peft.LoraAdapter;
 import dev.lora4j.model.peft.LoraTarget;
 import dev.lora4j.safetensors.Checkpoint;
@@ -12,7 +13,9 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.stream.IntStream;
 
 /**
@@ -32,15 +35,42 @@ public final class MergedExport {
           "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
           "tokenizer.model", "special_tokens_map.json", Checkpoint.INDEX_FILE);
 
+  /**
+   * Merges the adapter folder into the model folder's weights and writes the result to outDir.
+   * The output must be apart from both inputs (not one of them, not inside, not containing one);
+   * an existing non-empty outDir is refused unless overwrite, and then replaced as a whole. The
+   * folder is written under a temporary name and renamed into place when complete.
+   */
+  public static void write(Path modelDir, Path adapterDir, Path outDir, boolean overwrite) {
+    Map<String, Path> inputs = new LinkedHashMap<>();
+    inputs.put("model folder", modelDir);
+    inputs.put("adapter folder", adapterDir);
+    OutputFolder.checkApart(outDir, "output folder", inputs);
+    write(modelDir, LoraAdapter.read(adapterDir), outDir, overwrite);
+  }
+
+  /** {@link #write(Path, LoraAdapter, Path, boolean)} refusing a non-empty outDir. */
   public static void write(Path modelDir, LoraAdapter adapter, Path outDir) {
+    write(modelDir, adapter, outDir, false);
+  }
+
+  /**
+   * Writes the model folder's weights with the adapter folded in to outDir, which must be apart
+   * from the model folder; a non-empty outDir is refused unless overwrite (then replaced as a
+   * whole). Written under a temporary name and renamed into place when complete, so a failure
+   * leaves nothing at outDir.
+   */
+  public static void write(Path modelDir, LoraAdapter adapter, Path outDir, boolean overwrite) {
+    OutputFolder.checkApart(outDir, "output folder", Map.of("model folder", modelDir));
     MistralConfig cfg = MistralConfig.load(modelDir.resolve("config.json"));
     adapter.validate(cfg);
     double scale = adapter.config().scale();
-    try (Checkpoint ckpt = Checkpoint.open(modelDir)) {
-      Files.createDirectories(outDir);
+    try (Checkpoint ckpt = Checkpoint.open(modelDir);
+        OutputFolder staged = OutputFolder.stage(outDir, overwrite)) {
+      Path dir = staged.path();
       for (SafetensorsFile shard : ckpt.shards()) {
         SafetensorsWriter w = new SafetensorsWriter();
-        w.metadata(shard.metadata().isEmpty() ? java.util.Map.of("format", "pt") : shard.metadata());
+        w.metadata(shard.metadata().isEmpty() ? Map.of("format", "pt") : shard.metadata());
         for (TensorInfo t : shard.tensors()) {
           LoraTarget target = targetOf(t.name(), adapter);
           if (target == null) {
@@ -61,14 +91,15 @@ public final class MergedExport {
           });
           w.add(t.name(), t.dtype(), t.shape(), t.dtype().fromFloats(wv));
         }
-        w.write(outDir.resolve(shard.path().getFileName()));
+        w.write(dir.resolve(shard.path().getFileName()));
       }
       for (String f : SIDE_FILES) {
         Path src = modelDir.resolve(f);
         if (Files.isRegularFile(src)) {
-          Files.copy(src, outDir.resolve(f), StandardCopyOption.REPLACE_EXISTING);
+          Files.copy(src, dir.resolve(f), StandardCopyOption.REPLACE_EXISTING);
         }
       }
+      staged.commit();
     } catch (IOException e) {
       throw new Lora4jException("cannot write the merged model to " + outDir + ": " + e, e);
     }

@@ -77,14 +77,22 @@ public final class CheckpointStore {
 
   /** Writes a checkpoint of the model's adapter, optimizer state and the trainer state. */
   public Path save(MistralModel model, TrainerState state) {
+    return save(model, state, null);
+  }
+
+  /**
+   * Writes a checkpoint of the model's adapter, optimizer state and the trainer state, with the
+   * settings of the run (checked when it is resumed; null: none recorded).
+   */
+  public Path save(MistralModel model, TrainerState state, RunSettings settings) {
     Path dir = root.resolve(PREFIX + state.step());
     Path tmp = root.resolve(".tmp-" + PREFIX + state.step());
     try {
       deleteTree(tmp);
       Files.createDirectories(tmp);
-      model.saveAdapter(tmp);
+      model.adapter().write(tmp);
       writeOptimizer(model.engine(), tmp.resolve("optimizer.safetensors"));
-      Files.writeString(tmp.resolve("trainer_state.json"), stateJson(state), StandardCharsets.UTF_8);
+      Files.writeString(tmp.resolve("trainer_state.json"), stateJson(state, settings), StandardCharsets.UTF_8);
       writeManifest(tmp);
       deleteTree(dir);
       Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
@@ -113,6 +121,15 @@ public final class CheckpointStore {
    * returns its trainer state, or null when there is none.
    */
   public TrainerState loadLatest(MistralModel model) {
+    Path dir = latestIntact();
+    return dir == null ? null : load(model, dir);
+  }
+
+  /**
+   * The newest checkpoint whose manifest checks out (a damaged one is reported and skipped), or
+   * null when there is none.
+   */
+  public Path latestIntact() {
     List<Path> all = list();
     for (int i = all.size() - 1; i >= 0; i--) {
       Path dir = all.get(i);
@@ -121,15 +138,38 @@ public final class CheckpointStore {
         LOG.warning("checkpoint " + dir + " is damaged (" + problem + "); trying the previous one");
         continue;
       }
-      model.attachAdapter(dir);
-      readOptimizer(model.engine(), dir.resolve("optimizer.safetensors"));
-      try {
-        return parseState(Files.readString(dir.resolve("trainer_state.json")));
-      } catch (IOException e) {
-        throw new Lora4jException("cannot read " + dir.resolve("trainer_state.json") + ": " + e, e);
-      }
+      return dir;
     }
     return null;
+  }
+
+  /** Restores a checkpoint into the model (adapter, moments, step count); its trainer state. */
+  public TrainerState load(MistralModel model, Path dir) {
+    model.attachAdapter(dir);
+    readOptimizer(model.engine(), dir.resolve("optimizer.safetensors"));
+    return readState(dir);
+  }
+
+  /** The trainer state of a checkpoint. */
+  public static TrainerState readState(Path dir) {
+    try {
+      return parseState(Files.readString(dir.resolve("trainer_state.json")));
+    } catch (IOException | RuntimeException e) {
+      throw new Lora4jException("cannot read " + dir.resolve("trainer_state.json") + ": " + e, e);
+    }
+  }
+
+  /**
+   * The run settings a checkpoint recorded, or null for a checkpoint written before they were
+   * recorded.
+   */
+  public static RunSettings readSettings(Path dir) {
+    try {
+      JsonNode n = JSON.readTree(Files.readString(dir.resolve("trainer_state.json"))).get("run_settings");
+      return n == null || !n.isObject() ? null : RunSettings.read(n);
+    } catch (IOException e) {
+      throw new Lora4jException("cannot read " + dir.resolve("trainer_state.json") + ": " + e, e);
+    }
   }
 
   /** Null when every file of the manifest is present with its size and SHA-256; else why not. */
@@ -207,7 +247,7 @@ public final class CheckpointStore {
     }
   }
 
-  static String stateJson(TrainerState s) throws IOException {
+  static String stateJson(TrainerState s, RunSettings settings) throws IOException {
     ObjectNode n = JSON.createObjectNode();
     n.put("step", s.step());
     n.put("total_steps", s.totalSteps());
@@ -222,6 +262,7 @@ public final class CheckpointStore {
       MetricsFile.num(o, "loss", e.loss());
       MetricsFile.num(o, "base_loss", e.baseLoss());
     }
+    if (settings != null) settings.writeTo(n.putObject("run_settings"));
     return JSON.writerWithDefaultPrettyPrinter().writeValueAsString(n);
   }
 

@@ -1,9 +1,12 @@
 package dev.lora4j.train;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.lora4j.Lora4jException;
 import dev.lora4j.TrainingListener;
+import dev.lora4j.data.DataReport;
+import dev.lora4j.data.DataStats;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -11,12 +14,16 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 
 /**
  * metrics.jsonl: one JSON object per line for every applied step ({@code "type":"step"} with
  * step, epoch, loss, grad_norm, learning_rate, tokens, tokens_per_second, elapsed_s,
  * memory_bytes), every skipped step ({@code "type":"skipped"}) and every evaluation ({@code
- * "type":"eval"}). Each line is appended and flushed as it happens.
+ * "type":"eval"}). At the start of a run (step: the step it starts after), one {@code
+ * "type":"data"} line per data split (split, lines, examples, truncated, dropped by reason, and
+ * the first few dropped or cut examples with file:line, issue and detail) and one {@code
+ * "type":"warning"} line per warning. Each line is appended and flushed as it happens.
  */
 public final class MetricsFile implements TrainingListener {
   private static final ObjectMapper JSON = new ObjectMapper();
@@ -75,6 +82,43 @@ public final class MetricsFile implements TrainingListener {
     } catch (IOException e) {
       throw new Lora4jException("cannot write " + path + ": " + e, e);
     }
+  }
+
+  @Override
+  public void onTrainBegin(TrainingPlan p) {
+    data(p.startStep(), "train", p.trainData());
+    data(p.startStep(), "validation", p.validationData());
+    for (String w : p.warnings()) {
+      ObjectNode n = JSON.createObjectNode();
+      n.put("type", "warning");
+      n.put("step", p.startStep());
+      n.put("message", w);
+      append(n);
+    }
+  }
+
+  private void data(long step, String split, DataReport r) {
+    if (r == null) return;
+    ObjectNode n = JSON.createObjectNode();
+    n.put("type", "data");
+    n.put("step", step);
+    n.put("split", split);
+    n.put("lines", r.lines());
+    n.put("examples", r.examples());
+    n.put("tokens", r.tokens());
+    n.put("truncated", r.truncated());
+    ObjectNode d = n.putObject("dropped");
+    for (DataStats.SkipReason reason : DataStats.SkipReason.values()) {
+      d.put(reason.name().toLowerCase(Locale.ROOT), r.dropped(reason));
+    }
+    ArrayNode first = n.putArray("first");
+    for (DataStats.Noted x : r.noted()) {
+      first.addObject()
+          .put("where", x.where())
+          .put("issue", x.issue().name().toLowerCase(Locale.ROOT))
+          .put("detail", x.detail());
+    }
+    append(n);
   }
 
   @Override

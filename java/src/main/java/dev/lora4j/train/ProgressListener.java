@@ -35,6 +35,9 @@ public final class ProgressListener implements TrainingListener {
         "training %d steps%s on %s: %d trainable LoRA parameters, %d examples per epoch%n",
         p.totalSteps(), p.startStep() > 0 ? " (resuming after step " + p.startStep() + ")" : "",
         p.device(), p.trainableParameters(), p.trainExamples());
+    if (p.trainData() != null) out.println("training data: " + p.trainData().describe());
+    if (p.validationData() != null) out.println("validation data: " + p.validationData().describe());
+    for (String w : p.warnings()) out.println("warning: " + w);
   }
 
   @Override

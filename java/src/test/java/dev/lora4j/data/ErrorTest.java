@@ -151,4 +151,44 @@ class ErrorTest {
     DataException e = assertThrows(DataException.class, () -> open(dir.resolve("nope.jsonl"), cfg().build()));
     says(e, "nope.jsonl");
   }
+
+  @Test
+  void undecodableLinesAreBadLinesWithTheirNumber() throws Exception {
+    byte[] good = "{\"text\": \"ok\"}\n".getBytes(java.nio.charset.StandardCharsets.UTF_8);
+    java.io.ByteArrayOutputStream b = new java.io.ByteArrayOutputStream();
+    b.write(good);
+    b.write(new byte[] {'{', '"', 't', 'e', 'x', 't', '"', ':', '"', (byte) 0xFF, '"', '}', '\n'});
+    b.write(new byte[] {'{', 0, '"', 't', '"', '}', '\n'});
+    b.write(good);
+    Path f = dir.resolve("enc.jsonl");
+    java.nio.file.Files.write(f, b.toByteArray());
+    DataException e = assertThrows(DataException.class, () -> open(f, cfg().build()).scan());
+    says(e, "enc.jsonl:2", "not UTF-8 text", "byte 0xFF at byte 10");
+    DataStats s = open(f, cfg().skipInvalid(true).build()).scan();
+    assertEquals(2, s.examples());
+    assertEquals(2, s.skipped(DataStats.SkipReason.ENCODING));
+    assertEquals(0, s.skipped(DataStats.SkipReason.INVALID));
+    List<DataStats.Noted> noted = s.noted();
+    assertEquals(2, noted.size());
+    assertTrue(noted.get(0).where().endsWith("enc.jsonl:2") && noted.get(0).issue() == DataStats.Issue.ENCODING, noted.toString());
+    assertTrue(noted.get(1).where().endsWith("enc.jsonl:3") && noted.get(1).detail().contains("NUL byte"), noted.toString());
+    DataReport r = s.report();
+    assertEquals(2, r.dropped());
+    assertTrue(r.describe().startsWith("4 lines: 2 examples; dropped 2 (2 not UTF-8)"), r.describe());
+  }
+
+  @Test
+  void theReportKeepsTheFirstFewOfEachKind() {
+    String[] lines = new String[20];
+    for (int i = 0; i < 20; i++) lines[i] = i % 2 == 0 ? "{\"text\": \"abcdef\"}" : "{broken";
+    DataStats s = open(write(dir, "many.jsonl", lines), cfg().maxSeqLength(4).skipInvalid(true).build()).scan();
+    assertEquals(10, s.truncated());
+    assertEquals(10, s.skipped(DataStats.SkipReason.INVALID));
+    List<DataStats.Noted> noted = s.noted();
+    assertEquals(2 * DataStats.MAX_NOTED, noted.size());
+    assertEquals(DataStats.Issue.INVALID, noted.get(0).issue());
+    assertTrue(noted.get(0).where().endsWith("many.jsonl:2"), noted.get(0).toString());
+    assertTrue(noted.get(DataStats.MAX_NOTED).toString().endsWith("many.jsonl:1: truncated: 8 tokens cut to maxSeqLength 4"),
+        noted.get(DataStats.MAX_NOTED).toString());
+  }
 }

@@ -3,6 +3,7 @@ package dev.lora4j.resilience;
 import static org.junit.jupiter.api.Assertions.*;
 
 import dev.lora4j.cli.Main;
+import dev.lora4j.train.CheckpointStore;
 import java.io.File;
 import java.io.PrintWriter;
 import java.io.StringWriter;
@@ -89,7 +90,9 @@ class KillResumeTest {
         killed++;
         if (inWrite) duringWrite++;
       }
-      runInProcess(new ArrayList<>(args(data, out)) {{ add("--resume"); }});
+      // Killed before its first checkpoint, the run has nothing to resume: it starts again.
+      boolean resumable = !new CheckpointStore(out, Integer.MAX_VALUE).list().isEmpty();
+      runInProcess(new ArrayList<>(args(data, out)) {{ add(resumable ? "--resume" : "--overwrite"); }});
       byte[] got = Files.readAllBytes(out.resolve("adapter/adapter_model.safetensors"));
       assertArrayEquals(want, got, "trial " + trial + " (killed " + (inWrite ? "while writing a checkpoint" : "at a random moment") + ")");
     }

@@ -1,0 +1,131 @@
+package dev.lora4j.train;
+
+import dev.lora4j.Lora4jException;
+import dev.lora4j.io.OutputFolder;
+import java.io.IOException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The output folder of a training run and the files a run writes there: {@code adapter/}, {@code
+ * metrics.jsonl}, {@code loss.png}, {@code checkpoint-N/} and their temporary names. Other files
+ * in the folder are never read, written or deleted.
+ *
+ * <p>Before a run starts: the folder must be apart from the model folder and the adapter it
+ * starts from, and the data files must not be files of the run. A folder that holds an earlier
+ * run is refused unless the run resumes it (then it must hold a checkpoint) or overwriting was
+ * asked for (then the earlier run's files are deleted first, so the two runs never mix).
+ */
+public final class RunFolder {
+  private RunFolder() {}
+
+  /** Names of the run's files and folders in the output folder (temporary names included). */
+  static boolean isRunFile(String name) {
+    return name.equals("adapter")
+        || name.equals("metrics.jsonl")
+        || name.equals("loss.png")
+        || name.equals("loss.png.tmp")
+        || name.startsWith(".adapter.partial-")
+        || name.startsWith(".adapter.old-")
+        || name.startsWith(CheckpointStore.PREFIX)
+        || name.startsWith(".tmp-" + CheckpointStore.PREFIX);
+  }
+
+  /** The files of an earlier run in the folder, sorted by name (empty when none or no folder). */
+  public static List<Path> runFiles(Path out) {
+    List<Path> found = new ArrayList<>();
+    if (!Files.isDirectory(out)) return found;
+    try (DirectoryStream<Path> ds = Files.newDirectoryStream(out)) {
+      for (Path p : ds) if (isRunFile(p.getFileName().toString())) found.add(p);
+    } catch (IOException e) {
+      throw new Lora4jException("cannot list output folder " + out + ": " + e, e);
+    }
+    found.sort(null);
+    return found;
+  }
+
+  /**
+   * Checks the output folder before a run and, with overwrite, deletes the earlier run's files.
+   *
+   * @param out the output folder
+   * @param modelDir the model folder
+   * @param initAdapter the adapter the run starts from, or null
+   * @param dataFiles the training and validation files (nulls ignored)
+   * @param resume whether the run resumes from the folder's latest checkpoint
+   * @param overwrite whether an earlier run in the folder is to be replaced
+   * @throws Lora4jException when the folder overlaps an input, or holds an earlier run that is
+   *     neither resumed nor to be overwritten, or when resuming a folder without a checkpoint
+   */
+  public static void prepare(
+      Path out, Path modelDir, Path initAdapter, List<Path> dataFiles, boolean resume, boolean overwrite) {
+    if (resume && overwrite) {
+      throw new Lora4jException(
+          "resume(true) and overwriteOutput(true) exclude each other: resume continues the run in "
+              + out + ", overwrite deletes it");
+    }
+    if (Files.exists(out) && !Files.isDirectory(out)) {
+      throw new Lora4jException("output folder " + out + " exists and is not a folder");
+    }
+    Map<String, Path> inputs = new LinkedHashMap<>();
+    inputs.put("model folder", modelDir);
+    inputs.put("adapter folder", initAdapter);
+    OutputFolder.checkApart(out, "output folder", inputs);
+    Path o = OutputFolder.canonicalPath(out);
+    for (Path d : dataFiles) {
+      if (d == null) continue;
+      Path rel;
+      Path c = OutputFolder.canonicalPath(d);
+      if (c.startsWith(o) && !(rel = o.relativize(c)).toString().isEmpty()
+          && isRunFile(rel.getName(0).toString())) {
+        throw new Lora4jException(
+            "data file " + d + " is part of the run's outputs in " + out
+                + " (it would be replaced): move it out of the output folder");
+      }
+    }
+    List<Path> earlier = runFiles(out);
+    if (resume) {
+      if (new CheckpointStore(out, Integer.MAX_VALUE).list().isEmpty()) {
+        throw new Lora4jException(
+            "resume(true) but " + out + " holds no checkpoint to resume from"
+                + (earlier.isEmpty()
+                    ? " (no earlier run there)"
+                    : " (the earlier run there wrote " + names(earlier)
+                        + "; checkpoints are written every saveSteps steps)")
+                + ": run without resume(true)"
+                + (earlier.isEmpty() ? "" : " and with overwriteOutput(true) to start again"));
+      }
+      return;
+    }
+    if (earlier.isEmpty()) return;
+    if (!overwrite) {
+      throw new Lora4jException(
+          "output folder " + out + " holds an earlier run (" + names(earlier) + "): use resume(true)"
+              + " to continue it, overwriteOutput(true) to delete it and start again, or choose"
+              + " another folder");
+    }
+    for (Path p : earlier) {
+      try {
+        OutputFolder.deleteTree(p);
+      } catch (IOException e) {
+        throw new Lora4jException("cannot delete " + p + " of the earlier run: " + e, e);
+      }
+    }
+  }
+
+  private static String names(List<Path> files) {
+    List<String> n = new ArrayList<>();
+    for (Path p : files) {
+      if (n.size() == 4) {
+        n.add("...");
+        break;
+      }
+      n.add(p.getFileName().toString());
+    }
+    return String.join(", ", n);
+  }
+}

@@ -1,0 +1,127 @@
+package dev.lora4j.train;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.lora4j.Dataset;
+import dev.lora4j.Device;
+import dev.lora4j.Lora4jException;
+import dev.lora4j.LoraConfig;
+import dev.lora4j.LoraTrainer;
+import dev.lora4j.MistralModel;
+import dev.lora4j.TrainingConfig;
+import dev.lora4j.TrainingResult;
+import dev.lora4j.model.MergedExport;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The Java API's side of issue 13: the same rules as the command line. */
+class RunFolderTest {
+  static final Path MODEL = TrainerTest.MODEL;
+  static final Path ADAPTER = Path.of("src/test/resources/hf-reference/tiny/adapter_trained");
+
+  static Map<String, Long> sizes(Path dir) throws Exception {
+    Map<String, Long> m = new TreeMap<>();
+    try (Stream<Path> s = Files.walk(dir)) {
+      for (Path p : s.filter(Files::isRegularFile).toList()) {
+        m.put(dir.relativize(p) + " " + CheckpointStore.sha256(p), Files.size(p));
+      }
+    }
+    return m;
+  }
+
+  @Test
+  void aSecondFitIntoTheSameFolderIsRefusedUnlessOverwriteOrResume(@TempDir Path tmp) throws Exception {
+    Path d = TrainerTest.data(tmp, 16, 1);
+    Path out = tmp.resolve("out");
+    TrainingConfig c = TrainerTest.cfg(out).maxSteps(2).build();
+    try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
+      LoraTrainer.fit(m, Dataset.jsonl(d), c, List.of());
+      var before = sizes(out);
+      Lora4jException e = assertThrows(Lora4jException.class, () -> LoraTrainer.fit(m, Dataset.jsonl(d), c, List.of()));
+      assertTrue(e.getMessage().contains("holds an earlier run") && e.getMessage().contains("overwriteOutput(true)")
+          && e.getMessage().contains("resume(true)"), e.getMessage());
+      assertEquals(before, sizes(out));
+      Lora4jException both = assertThrows(Lora4jException.class, () -> LoraTrainer.fit(m, Dataset.jsonl(d),
+          c.toBuilder().resume(true).overwriteOutput(true).build(), List.of()));
+      assertTrue(both.getMessage().contains("exclude each other"), both.getMessage());
+      TrainingResult r = LoraTrainer.fit(m, Dataset.jsonl(d), c.toBuilder().overwriteOutput(true).build(), List.of());
+      assertEquals(2, r.steps());
+    }
+  }
+
+  @Test
+  void aTrainingOutputInsideTheModelFolderIsRefused(@TempDir Path tmp) throws Exception {
+    Path d = TrainerTest.data(tmp, 8, 1);
+    try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
+      Lora4jException e = assertThrows(Lora4jException.class, () -> LoraTrainer.fit(m, Dataset.jsonl(d),
+          TrainerTest.cfg(MODEL.resolve("run")).build(), List.of()));
+      assertTrue(e.getMessage().contains("is inside the model folder"), e.getMessage());
+      assertFalse(Files.exists(MODEL.resolve("run")));
+    }
+  }
+
+  @Test
+  void saveAdapterAndMergeRefuseInputsAndNonEmptyFolders(@TempDir Path tmp) throws Exception {
+    try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
+      m.attachAdapter(ADAPTER);
+      for (Path bad : List.of(MODEL, MODEL.resolve("adapter"), ADAPTER)) {
+        assertThrows(Lora4jException.class, () -> m.saveAdapter(bad, true), bad.toString());
+      }
+      m.attachNewAdapter(LoraConfig.builder().rank(2).build(), 1);
+      Path out = Files.createDirectories(tmp.resolve("a"));
+      Files.writeString(out.resolve("other.txt"), "x");
+      Lora4jException e = assertThrows(Lora4jException.class, () -> m.saveAdapter(out));
+      assertTrue(e.getMessage().contains("not empty"), e.getMessage());
+      m.saveAdapter(out, true);
+      try (var s = Files.list(out)) {
+        assertEquals(List.of("adapter_config.json", "adapter_model.safetensors"),
+            s.map(p -> p.getFileName().toString()).sorted().toList());
+      }
+    }
+    Lora4jException e = assertThrows(Lora4jException.class, () -> MergedExport.write(MODEL, ADAPTER, MODEL, true));
+    assertTrue(e.getMessage().contains("is the model folder"), e.getMessage());
+  }
+
+  @Test
+  void aCheckpointWithoutARecordResumesCheckingWhatItCan(@TempDir Path tmp) throws Exception {
+    Path d = TrainerTest.data(tmp, 24, 2);
+    Path out = tmp.resolve("out");
+    TrainingConfig c = TrainerTest.cfg(out).maxSteps(4).saveSteps(2).build();
+    try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
+      LoraTrainer.fit(m, Dataset.jsonl(d), c, List.of());
+    }
+    // As an earlier lora4j wrote it: no run_settings, manifest to match.
+    Path ck = out.resolve("checkpoint-4");
+    ObjectMapper json = new ObjectMapper();
+    ObjectNode state = (ObjectNode) json.readTree(ck.resolve("trainer_state.json").toFile());
+    assertTrue(state.has("run_settings"));
+    state.remove("run_settings");
+    Files.writeString(ck.resolve("trainer_state.json"), json.writeValueAsString(state));
+    ObjectNode manifest = (ObjectNode) json.readTree(ck.resolve("manifest.json").toFile());
+    ((ObjectNode) manifest.get("files").get("trainer_state.json"))
+        .put("size", Files.size(ck.resolve("trainer_state.json")))
+        .put("sha256", CheckpointStore.sha256(ck.resolve("trainer_state.json")));
+    Files.writeString(ck.resolve("manifest.json"), json.writeValueAsString(manifest));
+    assertNull(CheckpointStore.verify(ck));
+    assertNull(CheckpointStore.readSettings(ck));
+
+    try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
+      TrainingConfig rank8 = c.toBuilder().resume(true).lora(LoraConfig.builder().rank(8).alpha(8).allLinear().build()).build();
+      RunSettings.MismatchException e = assertThrows(RunSettings.MismatchException.class,
+          () -> LoraTrainer.fit(m, Dataset.jsonl(d), rank8, List.of()));
+      assertEquals(List.of(RunSettings.Setting.LORA_RANK),
+          e.differences().stream().map(RunSettings.Difference::setting).toList());
+      TrainingResult r = LoraTrainer.fit(m, Dataset.jsonl(d), c.toBuilder().resume(true).build(), List.of());
+      assertEquals(4, r.steps());
+      assertTrue(r.warnings().stream().anyMatch(w -> w.contains("does not record the run's settings")), r.warnings().toString());
+    }
+  }
+}
