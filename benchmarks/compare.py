@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Prints lora4j's whole-step results next to the reference stack's from the same GPU call.
-Usage: compare.py bench_reference.jsonl hf_baseline.json"""
+Usage: compare.py bench_reference.jsonl hf_baseline.json [cli_bench.jsonl]
+With cli_bench.jsonl (benchmarks/cli_bench.py: `lora4j train`, the user's path) a second table
+gives the command line's tokens/s beside the engine's and the reference's."""
 import json
 import sys
 
@@ -29,3 +31,28 @@ for r in ours:
               f"{r['tokens_per_s'] / m['tokens_per_s']:>6.2f}x")
     else:
         print(f"{name:<28}{r['tokens_per_s']:>14,.0f}{r['peak_gib']:>7.1f}{mfu:>6.0%}{'(none)':>11}")
+
+
+if len(sys.argv) > 3:
+    cli = [json.loads(l) for l in open(sys.argv[3]) if l.startswith("{") and '"cli_train"' in l]
+    print()
+    print("the user's path: lora4j train (command line) vs the engine benchmark and the reference")
+    print(f"{'setting':<28}{'train tok/s':>13}{'GiB':>7}{'MFU':>6}{'engine':>9}{'train/eng':>10}"
+          f"{'ref tok/s':>11}{'train/ref':>10}")
+    for c in cli:
+        gc = c["recompute"] == 1
+        name = f"{c['B']} x {c['S']} {'recompute' if gc else 'no recompute'}"
+        tps = c.get("tokens_per_s")
+        if not tps:
+            print(f"{name:<28}{'failed':>13}  {c.get('error', '')} {c.get('tail', '')[-200:]}")
+            continue
+        eng = [r for r in ours if r["B"] == c["B"] and r["S"] == c["S"] and r["recompute"] == c["recompute"]]
+        m = [x for x in ref["runs"] if x["bs"] == c["B"] and x["seq"] == c["S"] and x["grad_ckpt"] == gc
+             and "tokens_per_s" in x]
+        mfu = tps * flops_per_token(c["S"]) / (ceiling * 1e12)
+        e = eng[0]["tokens_per_s"] if eng else float("nan")
+        rt = m[0]["tokens_per_s"] if m else float("nan")
+        print(f"{name:<28}{tps:>13,.0f}{c.get('memory_gib', float('nan')):>7.1f}{mfu:>6.0%}{e:>9,.0f}"
+              f"{tps / e:>9.3f}x{rt:>11,.0f}{tps / rt:>9.2f}x")
+        if c.get("breakdown"):
+            print("    " + c["breakdown"])

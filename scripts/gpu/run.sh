@@ -3,7 +3,8 @@
 # Run from the repository root:  bash scripts/gpu/run.sh
 # Builds native/ with the CUDA backend (sm_80 + sm_90), runs every ctest test (CPU and CUDA),
 # writes the logs under $OUT (or ./gpu-out), and prints a short summary table LAST.
-# Steps can be chosen with STEPS (space separated): build test java compare bench ops.
+# Steps can be chosen with STEPS (space separated): build test java cli compare bench ops.
+# All logs end up in $OUT/logs.tgz (the device tool brings back at most 8 files).
 # Default: build test. "compare" times the whole step at the reference stack's settings and runs
 # the reference stack (benchmarks/reference/hf_peft_baseline.py) in the same call.
 set -uo pipefail
@@ -36,7 +37,9 @@ if has test; then
   echo "== ctest"
   # LORA4J_REALWIDTH_STEPS: AdamW steps of the 2-layer 7B-width model on the CPU and CUDA
   # engines side by side (test_realwidth_cuda), 0 to skip.
-  (cd "$BUILD" && LORA4J_REALWIDTH_STEPS=${REALWIDTH_STEPS:-0} ctest -V --timeout 900) \
+  # LORA4J_REQUIRE_GPU=1: a CUDA test that finds no device fails instead of skipping.
+  (cd "$BUILD" && LORA4J_REQUIRE_GPU=1 LORA4J_REALWIDTH_STEPS=${REALWIDTH_STEPS:-0} \
+     ctest -V --timeout 900 ${CTEST_ARGS:-}) \
     > "$OUT/ctest.log" 2>&1 || status=1
   sed -E 's/^[0-9]+: //' "$OUT/ctest.log" > "$OUT/tests.log"
 fi
@@ -50,8 +53,9 @@ if has java; then
   else
     rm -rf /tmp/lora4j-jre && tar -C /tmp -xJf "$ROOT/.device/jre.tar.xz"
     JAVA=/tmp/lora4j-jre/bin/java
-    JOPTS=(--enable-native-access=ALL-UNNAMED -Dlora4j.cuda.library="$BUILD/liblora4j_cuda.so"
-           -Dorg.bytedeco.javacpp.cachedir=/tmp/lora4j-javacpp)
+    # The CUDA backend comes from the jar itself (built where there is no cuBLAS; it opens the
+    # machine's libcublasLt at run time), not from the build above.
+    JOPTS=(--enable-native-access=ALL-UNNAMED -Dorg.bytedeco.javacpp.cachedir=/tmp/lora4j-javacpp)
     (cd "$ROOT/java" && "$JAVA" "${JOPTS[@]}" -Dlora4j.test.device=cuda \
         -cp "$ROOT/.device/test-classes:$ROOT/.device/lora4j-cli.jar:$ROOT/.device/junit-console.jar" \
         org.junit.platform.console.ConsoleLauncher execute --disable-banner --details=tree \
@@ -65,6 +69,26 @@ if has java; then
         --completions-only --val-fraction 0.1 --eval-steps 100 --log-steps 50 --seed 1) \
         > "$OUT/demo-cuda.log" 2>&1 || status=1
   fi
+fi
+if has cli; then
+  # The user's path: lora4j train (the packed jar, only a Java runtime) on a random 7B-shaped
+  # folder made by lora4j init-model, in the reference stack's four settings (CLI_SETTINGS to
+  # choose), then the engine benchmark and the reference stack in the same call.
+  echo "== lora4j train on a random Mistral-7B folder (benchmarks/cli_bench.py)"
+  [ -x /tmp/lora4j-jre/bin/java ] || { rm -rf /tmp/lora4j-jre && tar -C /tmp -xJf "$ROOT/.device/jre.tar.xz"; }
+  J=/tmp/lora4j-jre/bin/java
+  mkdir -p /tmp/lora4j-cli
+  t1=$(date +%s)
+  if [ ! -f /tmp/lora4j-cli/m7b/config.json ]; then
+    "$J" --enable-native-access=ALL-UNNAMED -jar "$ROOT/.device/lora4j-cli.jar" init-model \
+      --config "$ROOT/benchmarks/reference/mistral-7b-bench-config.json" --output /tmp/lora4j-cli/m7b \
+      > "$OUT/init-model.log" 2>&1 || { tail -5 "$OUT/init-model.log"; status=1; }
+  fi
+  echo "init-model (7.2B parameters, bf16): $(( $(date +%s) - t1 )) s"
+  python3 "$ROOT/benchmarks/cli_bench.py" "$J" "$ROOT/.device/lora4j-cli.jar" /tmp/lora4j-cli/m7b \
+    /tmp/lora4j-cli "${CLI_SETTINGS:-all}" > "$OUT/cli_bench.jsonl" 2>&1 || status=1
+  cat "$OUT/cli_bench.jsonl"
+  cp /tmp/lora4j-cli/cli-*.log "$OUT/" 2>/dev/null || true
 fi
 if has compare; then
   # The whole step at the reference stack's four settings, then the reference stack itself, in
@@ -104,7 +128,8 @@ fi
 if [ -f "$OUT/hf_baseline.json" ] && [ -f "$OUT/bench_reference.jsonl" ]; then
   echo
   echo "================ lora4j vs Hugging Face + PEFT (same call) ================"
-  python3 "$ROOT/benchmarks/compare.py" "$OUT/bench_reference.jsonl" "$OUT/hf_baseline.json" | tee "$OUT/compare.txt"
+  python3 "$ROOT/benchmarks/compare.py" "$OUT/bench_reference.jsonl" "$OUT/hf_baseline.json" \
+    $( [ -f "$OUT/cli_bench.jsonl" ] && echo "$OUT/cli_bench.jsonl" ) | tee "$OUT/compare.txt"
 fi
 if [ -f "$OUT/java-summary.log" ]; then
   echo
@@ -131,5 +156,10 @@ if [ -f "$OUT/tests.log" ]; then
     | sed -E 's/^ +//' | tail -12
   [ -f "$OUT/bench.jsonl" ] && { echo "---- bench"; cat "$OUT/bench.jsonl"; }
   echo "total $(( $(date +%s) - t0 )) s; logs in $OUT"
+fi
+# one archive of every log (the device tool brings back at most 8 files)
+if [ -d "$OUT" ] && tar -czf /tmp/lora4j-logs.tgz -C "$OUT" --exclude=logs.tgz .; then
+  find "$OUT" -mindepth 1 -maxdepth 1 ! -name logs.tgz -exec rm -rf {} +
+  mv /tmp/lora4j-logs.tgz "$OUT/logs.tgz"
 fi
 exit $status
