@@ -45,256 +45,256 @@ import java.util.Map;
  * <p>Instances are immutable and thread-safe.
  */
 public final class ChatTemplate {
-    private static final ObjectMapper JSON = new ObjectMapper();
+  private static final ObjectMapper JSON = new ObjectMapper();
 
-    private final String source;
-    private final Jinja compiled;
-    private final Map<String, String> specialTokens;
+  private final String source;
+  private final Jinja compiled;
+  private final Map<String, String> specialTokens;
 
-    private ChatTemplate(String source, Map<String, String> specialTokens) {
-        this.source = source;
-        String src = source;
-        // Jinja2's default keep_trailing_newline=False drops one trailing newline of the source
-        if (src.endsWith("\r\n")) {
-            src = src.substring(0, src.length() - 2);
-        } else if (src.endsWith("\n")) {
-            src = src.substring(0, src.length() - 1);
-        }
-        this.compiled = Jinja.compile(src);
-        this.specialTokens = Map.copyOf(specialTokens);
+  private ChatTemplate(String source, Map<String, String> specialTokens) {
+    this.source = source;
+    String src = source;
+    // Jinja2's default keep_trailing_newline=False drops one trailing newline of the source
+    if (src.endsWith("\r\n")) {
+      src = src.substring(0, src.length() - 2);
+    } else if (src.endsWith("\n")) {
+      src = src.substring(0, src.length() - 1);
     }
+    this.compiled = Jinja.compile(src);
+    this.specialTokens = Map.copyOf(specialTokens);
+  }
 
-    /**
-     * Compiles a template.
-     *
-     * @param source the Jinja source
-     * @param bosToken the value of {@code bos_token} (null: undefined)
-     * @param eosToken the value of {@code eos_token} (null: undefined)
-     * @return the template
-     * @throws ChatTemplateException when the source does not parse
-     */
-    public static ChatTemplate of(String source, String bosToken, String eosToken) {
-        Map<String, String> special = new LinkedHashMap<>();
-        if (bosToken != null) {
-            special.put("bos_token", bosToken);
-        }
-        if (eosToken != null) {
-            special.put("eos_token", eosToken);
-        }
-        return new ChatTemplate(source, special);
+  /**
+   * Compiles a template.
+   *
+   * @param source the Jinja source
+   * @param bosToken the value of {@code bos_token} (null: undefined)
+   * @param eosToken the value of {@code eos_token} (null: undefined)
+   * @return the template
+   * @throws ChatTemplateException when the source does not parse
+   */
+  public static ChatTemplate of(String source, String bosToken, String eosToken) {
+    Map<String, String> special = new LinkedHashMap<>();
+    if (bosToken != null) {
+      special.put("bos_token", bosToken);
     }
-
-    /**
-     * Loads the {@code chat_template} of a {@code tokenizer_config.json}: a string, or a list of
-     * named templates of which the one named {@code "default"} is taken. {@code bos_token},
-     * {@code eos_token}, {@code unk_token}, {@code pad_token} of the file become template variables.
-     *
-     * @param tokenizerConfigJson path of {@code tokenizer_config.json}
-     * @return the template
-     * @throws Lora4jException when the file cannot be read or has no chat template
-     */
-    public static ChatTemplate fromTokenizerConfig(Path tokenizerConfigJson) {
-        JsonNode config = readConfig(tokenizerConfigJson);
-        JsonNode t = config.path("chat_template");
-        String source = null;
-        if (t.isTextual()) {
-            source = t.asText();
-        } else if (t.isArray()) {
-            for (JsonNode named : t) {
-                if ("default".equals(named.path("name").asText())) {
-                    source = named.path("template").asText();
-                }
-            }
-            if (source == null) {
-                throw new Lora4jException(tokenizerConfigJson + ": chat_template has no template named 'default'");
-            }
-        }
-        if (source == null) {
-            throw new Lora4jException(tokenizerConfigJson + " has no chat_template");
-        }
-        return new ChatTemplate(source, specialTokens(config));
+    if (eosToken != null) {
+      special.put("eos_token", eosToken);
     }
+    return new ChatTemplate(source, special);
+  }
 
-    /**
-     * Loads the chat template of a Hugging Face model folder: {@code chat_template.jinja} when the
-     * folder has one (as {@code transformers} saves it since 4.43), else the {@code chat_template}
-     * of {@code tokenizer_config.json}.
-     *
-     * @param dir the model folder
-     * @return the template
-     * @throws Lora4jException when the folder has no chat template
-     */
-    public static ChatTemplate fromModelDir(Path dir) {
-        Path jinja = dir.resolve("chat_template.jinja");
-        Path config = dir.resolve("tokenizer_config.json");
-        if (Files.isRegularFile(jinja)) {
-            try {
-                String src = Files.readString(jinja, StandardCharsets.UTF_8);
-                return new ChatTemplate(src, Files.isRegularFile(config) ? specialTokens(readConfig(config)) : Map.of());
-            } catch (IOException e) {
-                throw new Lora4jException("cannot read " + jinja + ": " + e.getMessage(), e);
-            }
+  /**
+   * Loads the {@code chat_template} of a {@code tokenizer_config.json}: a string, or a list of
+   * named templates of which the one named {@code "default"} is taken. {@code bos_token},
+   * {@code eos_token}, {@code unk_token}, {@code pad_token} of the file become template variables.
+   *
+   * @param tokenizerConfigJson path of {@code tokenizer_config.json}
+   * @return the template
+   * @throws Lora4jException when the file cannot be read or has no chat template
+   */
+  public static ChatTemplate fromTokenizerConfig(Path tokenizerConfigJson) {
+    JsonNode config = readConfig(tokenizerConfigJson);
+    JsonNode t = config.path("chat_template");
+    String source = null;
+    if (t.isTextual()) {
+      source = t.asText();
+    } else if (t.isArray()) {
+      for (JsonNode named : t) {
+        if ("default".equals(named.path("name").asText())) {
+          source = named.path("template").asText();
         }
-        if (!Files.isRegularFile(config)) {
-            throw new Lora4jException("no chat_template.jinja or tokenizer_config.json in " + dir);
+      }
+      if (source == null) {
+        throw new Lora4jException(tokenizerConfigJson + ": chat_template has no template named 'default'");
+      }
+    }
+    if (source == null) {
+      throw new Lora4jException(tokenizerConfigJson + " has no chat_template");
+    }
+    return new ChatTemplate(source, specialTokens(config));
+  }
+
+  /**
+   * Loads the chat template of a Hugging Face model folder: {@code chat_template.jinja} when the
+   * folder has one (as {@code transformers} saves it since 4.43), else the {@code chat_template}
+   * of {@code tokenizer_config.json}.
+   *
+   * @param dir the model folder
+   * @return the template
+   * @throws Lora4jException when the folder has no chat template
+   */
+  public static ChatTemplate fromModelDir(Path dir) {
+    Path jinja = dir.resolve("chat_template.jinja");
+    Path config = dir.resolve("tokenizer_config.json");
+    if (Files.isRegularFile(jinja)) {
+      try {
+        String src = Files.readString(jinja, StandardCharsets.UTF_8);
+        return new ChatTemplate(src, Files.isRegularFile(config) ? specialTokens(readConfig(config)) : Map.of());
+      } catch (IOException e) {
+        throw new Lora4jException("cannot read " + jinja + ": " + e.getMessage(), e);
+      }
+    }
+    if (!Files.isRegularFile(config)) {
+      throw new Lora4jException("no chat_template.jinja or tokenizer_config.json in " + dir);
+    }
+    return fromTokenizerConfig(config);
+  }
+
+  private static JsonNode readConfig(Path path) {
+    try {
+      return JSON.readTree(path.toFile());
+    } catch (IOException e) {
+      throw new Lora4jException("cannot read " + path + ": " + e.getMessage(), e);
+    }
+  }
+
+  private static Map<String, String> specialTokens(JsonNode config) {
+    Map<String, String> out = new LinkedHashMap<>();
+    for (String name : List.of("bos_token", "eos_token", "unk_token", "pad_token")) {
+      JsonNode n = config.path(name);
+      if (n.isTextual()) {
+        out.put(name, n.asText());
+      } else if (n.isObject() && n.path("content").isTextual()) {
+        out.put(name, n.path("content").asText());
+      }
+    }
+    return out;
+  }
+
+  /** @return the Jinja source of the template */
+  public String source() {
+    return source;
+  }
+
+  /**
+   * Renders a conversation into segments of template text and message text.
+   *
+   * @param messages the conversation
+   * @param addGenerationPrompt the template's {@code add_generation_prompt}: end with the
+   *     prompt of an assistant reply
+   * @return the segments, in order; adjacent segments never have the same origin
+   * @throws ChatTemplateException when the template rejects the conversation (its
+   *     {@code raise_exception} message) or fails
+   */
+  public List<Segment> render(List<ChatMessage> messages, boolean addGenerationPrompt) {
+    Str out = renderStr(messages, addGenerationPrompt);
+    List<Segment> segments = new ArrayList<>();
+    int i = 0;
+    while (i < out.length()) {
+      int owner = out.ownerAt(i);
+      int j = i + 1;
+      while (j < out.length() && out.ownerAt(j) == owner) {
+        j++;
+      }
+      segments.add(segment(out.s.substring(i, j), owner, messages));
+      i = j;
+    }
+    return segments;
+  }
+
+  /**
+   * @param messages the conversation
+   * @param addGenerationPrompt see {@link #render}
+   * @return the rendered string, what {@code apply_chat_template(..., tokenize=False)} returns
+   */
+  public String renderString(List<ChatMessage> messages, boolean addGenerationPrompt) {
+    return renderStr(messages, addGenerationPrompt).s;
+  }
+
+  private static Segment segment(String text, int owner, List<ChatMessage> messages) {
+    if (owner == Str.TEMPLATE) {
+      return new Segment(Segment.Kind.TEMPLATE, text, -1, null);
+    }
+    if (owner >= 0) {
+      return new Segment(Segment.Kind.CONTENT, text, owner, messages.get(owner).role());
+    }
+    int m = -2 - owner;
+    return new Segment(Segment.Kind.MESSAGE_FIELD, text, m, messages.get(m).role());
+  }
+
+  private Str renderStr(List<ChatMessage> messages, boolean addGenerationPrompt) {
+    Map<String, Object> vars = new LinkedHashMap<>();
+    List<Object> msgs = new ArrayList<>();
+    for (int i = 0; i < messages.size(); i++) {
+      ChatMessage m = messages.get(i);
+      Map<String, Object> map = new LinkedHashMap<>();
+      map.put("role", Str.owned(m.role(), Str.fieldOwner(i)));
+      map.put("content", Str.owned(m.content(), i));
+      msgs.add(map);
+    }
+    vars.put("messages", msgs);
+    vars.put("add_generation_prompt", addGenerationPrompt);
+    vars.put("tools", null);
+    vars.put("documents", null);
+    specialTokens.forEach((k, v) -> vars.put(k, Str.of(v)));
+    return compiled.render(vars);
+  }
+
+  /**
+   * Renders and tokenizes a conversation for training or generation. No BOS is added beyond what
+   * the template writes (as {@code apply_chat_template} tokenizes with
+   * {@code add_special_tokens=False}).
+   *
+   * @param messages the conversation
+   * @param addGenerationPrompt see {@link #render}
+   * @param tokenizer the model's tokenizer
+   * @return ids with, per token, the message it came from and the assistant training mask
+   * @throws ChatTemplateException when the template rejects the conversation
+   */
+  public EncodedChat encode(List<ChatMessage> messages, boolean addGenerationPrompt, Tokenizer tokenizer) {
+    Str out = renderStr(messages, addGenerationPrompt);
+    int[] own = new int[out.length()];
+    for (int i = 0; i < own.length; i++) {
+      own[i] = out.ownerAt(i);
+    }
+    Tokenizer.IntList ids = new Tokenizer.IntList(out.length() / 3 + 4);
+    Tokenizer.IntList starts = new Tokenizer.IntList(out.length() / 3 + 4);
+    Tokenizer.IntList ends = new Tokenizer.IntList(out.length() / 3 + 4);
+    tokenizer.encodeParsingAddedTokens(out.s, 0, out.length(), ids, starts, ends, own);
+    int n = ids.size();
+    int[] message = new int[n];
+    boolean[] content = new boolean[n];
+    boolean[] train = new boolean[n];
+    int eos = tokenizer.eosId();
+    int lastMessage = -1;
+    for (int t = 0; t < n; t++) {
+      int s = starts.get(t);
+      int e = ends.get(t);
+      int owner = Str.TEMPLATE;
+      if (e == s) {
+        owner = s < own.length ? own[s] : Str.TEMPLATE;
+      } else {
+        int field = Str.TEMPLATE;
+        for (int c = s; c < e; c++) {
+          if (own[c] >= 0) {
+            owner = own[c];
+            break;
+          }
+          if (own[c] != Str.TEMPLATE && field == Str.TEMPLATE) {
+            field = own[c];
+          }
         }
-        return fromTokenizerConfig(config);
-    }
-
-    private static JsonNode readConfig(Path path) {
-        try {
-            return JSON.readTree(path.toFile());
-        } catch (IOException e) {
-            throw new Lora4jException("cannot read " + path + ": " + e.getMessage(), e);
-        }
-    }
-
-    private static Map<String, String> specialTokens(JsonNode config) {
-        Map<String, String> out = new LinkedHashMap<>();
-        for (String name : List.of("bos_token", "eos_token", "unk_token", "pad_token")) {
-            JsonNode n = config.path(name);
-            if (n.isTextual()) {
-                out.put(name, n.asText());
-            } else if (n.isObject() && n.path("content").isTextual()) {
-                out.put(name, n.path("content").asText());
-            }
-        }
-        return out;
-    }
-
-    /** @return the Jinja source of the template */
-    public String source() {
-        return source;
-    }
-
-    /**
-     * Renders a conversation into segments of template text and message text.
-     *
-     * @param messages the conversation
-     * @param addGenerationPrompt the template's {@code add_generation_prompt}: end with the
-     *     prompt of an assistant reply
-     * @return the segments, in order; adjacent segments never have the same origin
-     * @throws ChatTemplateException when the template rejects the conversation (its
-     *     {@code raise_exception} message) or fails
-     */
-    public List<Segment> render(List<ChatMessage> messages, boolean addGenerationPrompt) {
-        Str out = renderStr(messages, addGenerationPrompt);
-        List<Segment> segments = new ArrayList<>();
-        int i = 0;
-        while (i < out.length()) {
-            int owner = out.ownerAt(i);
-            int j = i + 1;
-            while (j < out.length() && out.ownerAt(j) == owner) {
-                j++;
-            }
-            segments.add(segment(out.s.substring(i, j), owner, messages));
-            i = j;
-        }
-        return segments;
-    }
-
-    /**
-     * @param messages the conversation
-     * @param addGenerationPrompt see {@link #render}
-     * @return the rendered string, what {@code apply_chat_template(..., tokenize=False)} returns
-     */
-    public String renderString(List<ChatMessage> messages, boolean addGenerationPrompt) {
-        return renderStr(messages, addGenerationPrompt).s;
-    }
-
-    private static Segment segment(String text, int owner, List<ChatMessage> messages) {
         if (owner == Str.TEMPLATE) {
-            return new Segment(Segment.Kind.TEMPLATE, text, -1, null);
+          owner = field;
         }
-        if (owner >= 0) {
-            return new Segment(Segment.Kind.CONTENT, text, owner, messages.get(owner).role());
-        }
-        int m = -2 - owner;
-        return new Segment(Segment.Kind.MESSAGE_FIELD, text, m, messages.get(m).role());
+      }
+      if (owner >= 0) {
+        message[t] = owner;
+        content[t] = true;
+        train[t] = messages.get(owner).role().equals("assistant");
+        lastMessage = owner;
+      } else if (owner != Str.TEMPLATE) {
+        message[t] = -2 - owner;
+        lastMessage = message[t];
+      } else if (ids.get(t) == eos && lastMessage >= 0 && messages.get(lastMessage).role().equals("assistant")) {
+        message[t] = lastMessage;
+        train[t] = true;
+        lastMessage = -1;
+      } else {
+        message[t] = -1;
+      }
     }
-
-    private Str renderStr(List<ChatMessage> messages, boolean addGenerationPrompt) {
-        Map<String, Object> vars = new LinkedHashMap<>();
-        List<Object> msgs = new ArrayList<>();
-        for (int i = 0; i < messages.size(); i++) {
-            ChatMessage m = messages.get(i);
-            Map<String, Object> map = new LinkedHashMap<>();
-            map.put("role", Str.owned(m.role(), Str.fieldOwner(i)));
-            map.put("content", Str.owned(m.content(), i));
-            msgs.add(map);
-        }
-        vars.put("messages", msgs);
-        vars.put("add_generation_prompt", addGenerationPrompt);
-        vars.put("tools", null);
-        vars.put("documents", null);
-        specialTokens.forEach((k, v) -> vars.put(k, Str.of(v)));
-        return compiled.render(vars);
-    }
-
-    /**
-     * Renders and tokenizes a conversation for training or generation. No BOS is added beyond what
-     * the template writes (as {@code apply_chat_template} tokenizes with
-     * {@code add_special_tokens=False}).
-     *
-     * @param messages the conversation
-     * @param addGenerationPrompt see {@link #render}
-     * @param tokenizer the model's tokenizer
-     * @return ids with, per token, the message it came from and the assistant training mask
-     * @throws ChatTemplateException when the template rejects the conversation
-     */
-    public EncodedChat encode(List<ChatMessage> messages, boolean addGenerationPrompt, Tokenizer tokenizer) {
-        Str out = renderStr(messages, addGenerationPrompt);
-        int[] own = new int[out.length()];
-        for (int i = 0; i < own.length; i++) {
-            own[i] = out.ownerAt(i);
-        }
-        Tokenizer.IntList ids = new Tokenizer.IntList(out.length() / 3 + 4);
-        Tokenizer.IntList starts = new Tokenizer.IntList(out.length() / 3 + 4);
-        Tokenizer.IntList ends = new Tokenizer.IntList(out.length() / 3 + 4);
-        tokenizer.encodeParsingAddedTokens(out.s, 0, out.length(), ids, starts, ends, own);
-        int n = ids.size();
-        int[] message = new int[n];
-        boolean[] content = new boolean[n];
-        boolean[] train = new boolean[n];
-        int eos = tokenizer.eosId();
-        int lastMessage = -1;
-        for (int t = 0; t < n; t++) {
-            int s = starts.get(t);
-            int e = ends.get(t);
-            int owner = Str.TEMPLATE;
-            if (e == s) {
-                owner = s < own.length ? own[s] : Str.TEMPLATE;
-            } else {
-                int field = Str.TEMPLATE;
-                for (int c = s; c < e; c++) {
-                    if (own[c] >= 0) {
-                        owner = own[c];
-                        break;
-                    }
-                    if (own[c] != Str.TEMPLATE && field == Str.TEMPLATE) {
-                        field = own[c];
-                    }
-                }
-                if (owner == Str.TEMPLATE) {
-                    owner = field;
-                }
-            }
-            if (owner >= 0) {
-                message[t] = owner;
-                content[t] = true;
-                train[t] = messages.get(owner).role().equals("assistant");
-                lastMessage = owner;
-            } else if (owner != Str.TEMPLATE) {
-                message[t] = -2 - owner;
-                lastMessage = message[t];
-            } else if (ids.get(t) == eos && lastMessage >= 0 && messages.get(lastMessage).role().equals("assistant")) {
-                message[t] = lastMessage;
-                train[t] = true;
-                lastMessage = -1;
-            } else {
-                message[t] = -1;
-            }
-        }
-        return new EncodedChat(ids.toArray(), message, content, train, messages);
-    }
+    return new EncodedChat(ids.toArray(), message, content, train, messages);
+  }
 }

@@ -9,10 +9,10 @@ import dev.lora4j.Lora4jException;
  * user/assistant/user/assistant/...").
  */
 public class ChatTemplateException extends Lora4jException {
-    private static final long serialVersionUID = 1L;
+  private static final long serialVersionUID = 1L;
 
-    /** @param message what went wrong, or the message the template raised */
-    public ChatTemplateException(String message) {
-        super(message);
-    }
+  /** @param message what went wrong, or the message the template raised */
+  public ChatTemplateException(String message) {
+    super(message);
+  }
 }

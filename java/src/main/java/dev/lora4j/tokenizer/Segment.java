@@ -12,13 +12,13 @@ package dev.lora4j.tokenizer;
  */
 public record Segment(Kind kind, String text, int messageIndex, String role) {
 
-    /** Where a segment's text came from. */
-    public enum Kind {
-        /** written by the template: the only text whose special-token strings become control tokens */
-        TEMPLATE,
-        /** a message's content, tokenized literally */
-        CONTENT,
-        /** another field of a message the template printed (its role), tokenized literally */
-        MESSAGE_FIELD
-    }
+  /** Where a segment's text came from. */
+  public enum Kind {
+    /** written by the template: the only text whose special-token strings become control tokens */
+    TEMPLATE,
+    /** a message's content, tokenized literally */
+    CONTENT,
+    /** another field of a message the template printed (its role), tokenized literally */
+    MESSAGE_FIELD
+  }
 }

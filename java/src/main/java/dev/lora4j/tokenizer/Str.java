@@ -11,151 +11,151 @@ import java.util.Arrays;
  * never turn into template text (and so never into control tokens).
  */
 final class Str implements Comparable<Str> {
-    static final int TEMPLATE = -1;
-    static final Str EMPTY = new Str("", null);
+  static final int TEMPLATE = -1;
+  static final Str EMPTY = new Str("", null);
 
-    final String s;
-    /** owner of each char, or null when every char belongs to the template */
-    final int[] own;
+  final String s;
+  /** owner of each char, or null when every char belongs to the template */
+  final int[] own;
 
-    Str(String s, int[] own) {
-        this.s = s;
-        this.own = own;
+  Str(String s, int[] own) {
+    this.s = s;
+    this.own = own;
+  }
+
+  static Str of(String s) {
+    return new Str(s, null);
+  }
+
+  static Str owned(String s, int owner) {
+    int[] o = new int[s.length()];
+    Arrays.fill(o, owner);
+    return new Str(s, o);
+  }
+
+  static int fieldOwner(int message) {
+    return -2 - message;
+  }
+
+  int length() {
+    return s.length();
+  }
+
+  int ownerAt(int i) {
+    return own == null ? TEMPLATE : own[i];
+  }
+
+  /** @return the first non-template owner of any char, or TEMPLATE */
+  int firstDataOwner() {
+    if (own == null) {
+      return TEMPLATE;
     }
-
-    static Str of(String s) {
-        return new Str(s, null);
+    for (int o : own) {
+      if (o != TEMPLATE) {
+        return o;
+      }
     }
+    return TEMPLATE;
+  }
 
-    static Str owned(String s, int owner) {
-        int[] o = new int[s.length()];
-        Arrays.fill(o, owner);
-        return new Str(s, o);
+  Str concat(Str o) {
+    if (o.s.isEmpty()) {
+      return this;
     }
+    if (s.isEmpty()) {
+      return o;
+    }
+    int[] no = null;
+    if (own != null || o.own != null) {
+      no = new int[s.length() + o.s.length()];
+      for (int i = 0; i < s.length(); i++) {
+        no[i] = ownerAt(i);
+      }
+      for (int i = 0; i < o.s.length(); i++) {
+        no[s.length() + i] = o.ownerAt(i);
+      }
+    }
+    return new Str(s + o.s, no);
+  }
 
-    static int fieldOwner(int message) {
-        return -2 - message;
-    }
+  Str sub(int a, int b) {
+    return new Str(s.substring(a, b), own == null ? null : Arrays.copyOfRange(own, a, b));
+  }
 
-    int length() {
-        return s.length();
+  /** A new string whose every char is owned by the first non-template owner among the sources. */
+  static Str taint(String result, Str... sources) {
+    for (Str src : sources) {
+      int o = src.firstDataOwner();
+      if (o != TEMPLATE) {
+        return owned(result, o);
+      }
     }
+    return of(result);
+  }
 
-    int ownerAt(int i) {
-        return own == null ? TEMPLATE : own[i];
+  /** Same text transformed char by char (upper, lower...): owners kept when the length is kept. */
+  Str mapText(String result) {
+    if (result.length() == s.length()) {
+      return new Str(result, own);
     }
+    return taint(result, this);
+  }
 
-    /** @return the first non-template owner of any char, or TEMPLATE */
-    int firstDataOwner() {
-        if (own == null) {
-            return TEMPLATE;
-        }
-        for (int o : own) {
-            if (o != TEMPLATE) {
-                return o;
-            }
-        }
-        return TEMPLATE;
+  Str strip(boolean left, boolean right, String chars) {
+    int a = 0;
+    int b = s.length();
+    while (left && a < b && isStripped(s.charAt(a), chars)) {
+      a++;
     }
+    while (right && b > a && isStripped(s.charAt(b - 1), chars)) {
+      b--;
+    }
+    return sub(a, b);
+  }
 
-    Str concat(Str o) {
-        if (o.s.isEmpty()) {
-            return this;
-        }
-        if (s.isEmpty()) {
-            return o;
-        }
-        int[] no = null;
-        if (own != null || o.own != null) {
-            no = new int[s.length() + o.s.length()];
-            for (int i = 0; i < s.length(); i++) {
-                no[i] = ownerAt(i);
-            }
-            for (int i = 0; i < o.s.length(); i++) {
-                no[s.length() + i] = o.ownerAt(i);
-            }
-        }
-        return new Str(s + o.s, no);
-    }
+  private static boolean isStripped(char c, String chars) {
+    return chars == null ? Character.isWhitespace(c) : chars.indexOf(c) >= 0;
+  }
 
-    Str sub(int a, int b) {
-        return new Str(s.substring(a, b), own == null ? null : Arrays.copyOfRange(own, a, b));
+  Str replace(String from, Str to, int count) {
+    if (from.isEmpty()) {
+      return taint(count < 0 ? s.replace("", to.s) : s, this, to);
     }
+    Str out = EMPTY;
+    int i = 0;
+    int done = 0;
+    while (count < 0 || done < count) {
+      int j = s.indexOf(from, i);
+      if (j < 0) {
+        break;
+      }
+      out = out.concat(sub(i, j));
+      // the replacement text takes the owner of the text it replaces when that is message text
+      int o = sub(j, j + from.length()).firstDataOwner();
+      out = out.concat(o == TEMPLATE ? to : owned(to.s, o));
+      i = j + from.length();
+      done++;
+    }
+    return out.concat(sub(i, s.length()));
+  }
 
-    /** A new string whose every char is owned by the first non-template owner among the sources. */
-    static Str taint(String result, Str... sources) {
-        for (Str src : sources) {
-            int o = src.firstDataOwner();
-            if (o != TEMPLATE) {
-                return owned(result, o);
-            }
-        }
-        return of(result);
-    }
+  @Override
+  public boolean equals(Object o) {
+    return o instanceof Str x && x.s.equals(s);
+  }
 
-    /** Same text transformed char by char (upper, lower...): owners kept when the length is kept. */
-    Str mapText(String result) {
-        if (result.length() == s.length()) {
-            return new Str(result, own);
-        }
-        return taint(result, this);
-    }
+  @Override
+  public int hashCode() {
+    return s.hashCode();
+  }
 
-    Str strip(boolean left, boolean right, String chars) {
-        int a = 0;
-        int b = s.length();
-        while (left && a < b && isStripped(s.charAt(a), chars)) {
-            a++;
-        }
-        while (right && b > a && isStripped(s.charAt(b - 1), chars)) {
-            b--;
-        }
-        return sub(a, b);
-    }
+  @Override
+  public int compareTo(Str o) {
+    return s.compareTo(o.s);
+  }
 
-    private static boolean isStripped(char c, String chars) {
-        return chars == null ? Character.isWhitespace(c) : chars.indexOf(c) >= 0;
-    }
-
-    Str replace(String from, Str to, int count) {
-        if (from.isEmpty()) {
-            return taint(count < 0 ? s.replace("", to.s) : s, this, to);
-        }
-        Str out = EMPTY;
-        int i = 0;
-        int done = 0;
-        while (count < 0 || done < count) {
-            int j = s.indexOf(from, i);
-            if (j < 0) {
-                break;
-            }
-            out = out.concat(sub(i, j));
-            // the replacement text takes the owner of the text it replaces when that is message text
-            int o = sub(j, j + from.length()).firstDataOwner();
-            out = out.concat(o == TEMPLATE ? to : owned(to.s, o));
-            i = j + from.length();
-            done++;
-        }
-        return out.concat(sub(i, s.length()));
-    }
-
-    @Override
-    public boolean equals(Object o) {
-        return o instanceof Str x && x.s.equals(s);
-    }
-
-    @Override
-    public int hashCode() {
-        return s.hashCode();
-    }
-
-    @Override
-    public int compareTo(Str o) {
-        return s.compareTo(o.s);
-    }
-
-    @Override
-    public String toString() {
-        return s;
-    }
+  @Override
+  public String toString() {
+    return s;
+  }
 }

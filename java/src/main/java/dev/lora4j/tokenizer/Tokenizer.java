@@ -52,1083 +52,1083 @@ import java.util.Map;
  */
 public final class Tokenizer {
 
-    private static final ObjectMapper JSON = new ObjectMapper();
+  private static final ObjectMapper JSON = new ObjectMapper();
 
-    // ---- model ----
-    private final Map<String, Integer> vocab;
-    private final String[] idToToken;
-    private final int[] bmpCharId;           // id of a one-char token for each BMP char, or -1
-    private final LongIntMap merges;         // (left id, right id) -> rank
-    private final int[] rankNewId;           // rank -> id of the merged token
-    private final int[] byteId;              // byte -> id of <0xNN>, or -1
-    private final boolean byteFallback;
-    private final boolean fuseUnk;
-    private final boolean ignoreMerges;
-    private final int modelUnkId;
+  // ---- model ----
+  private final Map<String, Integer> vocab;
+  private final String[] idToToken;
+  private final int[] bmpCharId;           // id of a one-char token for each BMP char, or -1
+  private final LongIntMap merges;         // (left id, right id) -> rank
+  private final int[] rankNewId;           // rank -> id of the merged token
+  private final int[] byteId;              // byte -> id of <0xNN>, or -1
+  private final boolean byteFallback;
+  private final boolean fuseUnk;
+  private final boolean ignoreMerges;
+  private final int modelUnkId;
 
-    // ---- pipeline ----
-    private final List<NormOp> normalizer;
-    private final Metaspace metaspace;       // null when there is no pre-tokenizer
-    private final List<DecodeOp> decoder;
+  // ---- pipeline ----
+  private final List<NormOp> normalizer;
+  private final Metaspace metaspace;       // null when there is no pre-tokenizer
+  private final List<DecodeOp> decoder;
 
-    // ---- added tokens ----
-    private final AddedToken[] addedById;    // indexed by id, null for ordinary tokens
-    private final Map<Character, AddedToken[]> addedByFirstChar; // longest first
-    private final Map<String, Integer> addedByContent;
+  // ---- added tokens ----
+  private final AddedToken[] addedById;    // indexed by id, null for ordinary tokens
+  private final Map<Character, AddedToken[]> addedByFirstChar; // longest first
+  private final Map<String, Integer> addedByContent;
 
-    // ---- special ids ----
-    private final int bosId;
-    private final int eosId;
-    private final int unkId;
-    private final int padId;
+  // ---- special ids ----
+  private final int bosId;
+  private final int eosId;
+  private final int unkId;
+  private final int padId;
 
-    private record AddedToken(int id, String content, boolean special, boolean lstrip,
-                              boolean rstrip, boolean singleWord) {}
+  private record AddedToken(int id, String content, boolean special, boolean lstrip,
+      boolean rstrip, boolean singleWord) {}
 
-    private sealed interface NormOp permits Prepend, Replace {}
+  private sealed interface NormOp permits Prepend, Replace {}
 
-    private record Prepend(int[] cps) implements NormOp {}
+  private record Prepend(int[] cps) implements NormOp {}
 
-    private record Replace(int[] pattern, int[] content) implements NormOp {}
+  private record Replace(int[] pattern, int[] content) implements NormOp {}
 
-    private record Metaspace(int replacement, String scheme, boolean split) {}
+  private record Metaspace(int replacement, String scheme, boolean split) {}
 
-    private sealed interface DecodeOp permits DReplace, DByteFallback, DFuse, DStrip {}
+  private sealed interface DecodeOp permits DReplace, DByteFallback, DFuse, DStrip {}
 
-    private record DReplace(String pattern, String content) implements DecodeOp {}
+  private record DReplace(String pattern, String content) implements DecodeOp {}
 
-    private record DByteFallback() implements DecodeOp {}
+  private record DByteFallback() implements DecodeOp {}
 
-    private record DFuse() implements DecodeOp {}
+  private record DFuse() implements DecodeOp {}
 
-    private record DStrip(String content, int start, int stop) implements DecodeOp {}
+  private record DStrip(String content, int start, int stop) implements DecodeOp {}
 
-    // ------------------------------------------------------------------------------------------
-    // loading
-    // ------------------------------------------------------------------------------------------
+  // ------------------------------------------------------------------------------------------
+  // loading
+  // ------------------------------------------------------------------------------------------
 
-    /**
-     * Loads a tokenizer from a Hugging Face {@code tokenizer.json}. When a
-     * {@code tokenizer_config.json} lies next to it, the BOS, EOS, UNK and PAD tokens are taken
-     * from it; otherwise BOS is {@code <s>}, EOS {@code </s>} (when they exist), UNK the model's
-     * {@code unk_token}, and there is no PAD.
-     *
-     * @param tokenizerJson path of {@code tokenizer.json}
-     * @return the tokenizer
-     * @throws Lora4jException when the file cannot be read or uses an unsupported component
-     */
-    public static Tokenizer fromFile(Path tokenizerJson) {
-        JsonNode root;
-        try {
-            root = JSON.readTree(tokenizerJson.toFile());
-        } catch (IOException e) {
-            throw new Lora4jException("cannot read tokenizer file " + tokenizerJson + ": " + e.getMessage(), e);
-        }
-        JsonNode config = null;
-        Path parent = tokenizerJson.toAbsolutePath().getParent();
-        Path configPath = parent == null ? null : parent.resolve("tokenizer_config.json");
-        if (configPath != null && Files.isRegularFile(configPath)) {
-            try {
-                config = JSON.readTree(configPath.toFile());
-            } catch (IOException e) {
-                throw new Lora4jException("cannot read " + configPath + ": " + e.getMessage(), e);
-            }
-        }
-        try {
-            return new Tokenizer(root, config);
-        } catch (Lora4jException e) {
-            throw new Lora4jException(tokenizerJson + ": " + e.getMessage(), e);
-        }
+  /**
+   * Loads a tokenizer from a Hugging Face {@code tokenizer.json}. When a
+   * {@code tokenizer_config.json} lies next to it, the BOS, EOS, UNK and PAD tokens are taken
+   * from it; otherwise BOS is {@code <s>}, EOS {@code </s>} (when they exist), UNK the model's
+   * {@code unk_token}, and there is no PAD.
+   *
+   * @param tokenizerJson path of {@code tokenizer.json}
+   * @return the tokenizer
+   * @throws Lora4jException when the file cannot be read or uses an unsupported component
+   */
+  public static Tokenizer fromFile(Path tokenizerJson) {
+    JsonNode root;
+    try {
+      root = JSON.readTree(tokenizerJson.toFile());
+    } catch (IOException e) {
+      throw new Lora4jException("cannot read tokenizer file " + tokenizerJson + ": " + e.getMessage(), e);
     }
-
-    /**
-     * Loads {@code tokenizer.json} (and {@code tokenizer_config.json} when present) from a Hugging
-     * Face model folder.
-     *
-     * @param dir the model folder
-     * @return the tokenizer
-     * @throws Lora4jException when the folder has no readable, supported {@code tokenizer.json}
-     */
-    public static Tokenizer fromModelDir(Path dir) {
-        Path file = dir.resolve("tokenizer.json");
-        if (!Files.isRegularFile(file)) {
-            throw new Lora4jException("no tokenizer.json in " + dir);
-        }
-        return fromFile(file);
+    JsonNode config = null;
+    Path parent = tokenizerJson.toAbsolutePath().getParent();
+    Path configPath = parent == null ? null : parent.resolve("tokenizer_config.json");
+    if (configPath != null && Files.isRegularFile(configPath)) {
+      try {
+        config = JSON.readTree(configPath.toFile());
+      } catch (IOException e) {
+        throw new Lora4jException("cannot read " + configPath + ": " + e.getMessage(), e);
+      }
     }
-
-    private Tokenizer(JsonNode root, JsonNode config) {
-        JsonNode model = root.path("model");
-        String type = model.path("type").asText("BPE");
-        if (!type.equals("BPE")) {
-            throw new Lora4jException("unsupported tokenizer model type '" + type + "' (only BPE)");
-        }
-        if (!model.path("dropout").isNull() && !model.path("dropout").isMissingNode()
-                && model.path("dropout").asDouble(0) != 0) {
-            throw new Lora4jException("BPE dropout is not supported");
-        }
-        if (!model.path("continuing_subword_prefix").isNull() && !model.path("continuing_subword_prefix").isMissingNode()
-                || !model.path("end_of_word_suffix").isNull() && !model.path("end_of_word_suffix").isMissingNode()) {
-            throw new Lora4jException("BPE continuing_subword_prefix / end_of_word_suffix are not supported");
-        }
-        // vocabulary
-        vocab = new HashMap<>();
-        int maxId = -1;
-        // ids index arrays: each must be an integer below the number of entries of the file, so
-        // a corrupt id can neither index out of bounds nor make us allocate a huge table
-        int idLimit = model.path("vocab").size() + root.path("added_tokens").size();
-        for (Iterator<Map.Entry<String, JsonNode>> it = model.path("vocab").fields(); it.hasNext(); ) {
-            Map.Entry<String, JsonNode> e = it.next();
-            int id = tokenId(e.getValue(), idLimit, "model.vocab entry '" + e.getKey() + "'");
-            vocab.put(e.getKey(), id);
-            maxId = Math.max(maxId, id);
-        }
-        List<AddedToken> added = new ArrayList<>();
-        for (JsonNode a : root.path("added_tokens")) {
-            AddedToken t = new AddedToken(tokenId(a.path("id"), idLimit,
-                    "added_tokens entry '" + a.path("content").asText() + "'"), a.path("content").asText(),
-                    a.path("special").asBoolean(false), a.path("lstrip").asBoolean(false),
-                    a.path("rstrip").asBoolean(false), a.path("single_word").asBoolean(false));
-            if (t.content.isEmpty()) {
-                throw new Lora4jException("empty added token with id " + t.id);
-            }
-            added.add(t);
-            maxId = Math.max(maxId, t.id);
-        }
-        idToToken = new String[maxId + 1];
-        for (Map.Entry<String, Integer> e : vocab.entrySet()) {
-            idToToken[e.getValue()] = e.getKey();
-        }
-        addedById = new AddedToken[maxId + 1];
-        Map<Character, List<AddedToken>> byFirst = new HashMap<>();
-        addedByContent = new HashMap<>();
-        for (AddedToken t : added) {
-            idToToken[t.id] = t.content;
-            addedById[t.id] = t;
-            addedByContent.put(t.content, t.id);
-            byFirst.computeIfAbsent(t.content.charAt(0), k -> new ArrayList<>()).add(t);
-        }
-        addedByFirstChar = new HashMap<>();
-        for (Map.Entry<Character, List<AddedToken>> e : byFirst.entrySet()) {
-            AddedToken[] arr = e.getValue().toArray(new AddedToken[0]);
-            Arrays.sort(arr, Comparator.comparingInt((AddedToken t) -> -t.content.length()));
-            addedByFirstChar.put(e.getKey(), arr);
-        }
-        bmpCharId = new int[65536];
-        Arrays.fill(bmpCharId, -1);
-        for (Map.Entry<String, Integer> e : vocab.entrySet()) {
-            String s = e.getKey();
-            if (s.length() == 1) {
-                bmpCharId[s.charAt(0)] = e.getValue();
-            }
-        }
-        // merges, ranked by position
-        JsonNode mergeList = model.path("merges");
-        merges = new LongIntMap(Math.max(16, mergeList.size() * 2));
-        rankNewId = new int[mergeList.size()];
-        int rank = 0;
-        for (JsonNode m : mergeList) {
-            String left;
-            String right;
-            if (m.isArray()) {
-                if (m.size() != 2 || !m.get(0).isTextual() || !m.get(1).isTextual()) {
-                    throw new Lora4jException("malformed merge " + m + " (expected two strings)");
-                }
-                left = m.get(0).asText();
-                right = m.get(1).asText();
-            } else {
-                String s = m.asText();
-                int sp = s.indexOf(' ', 1);
-                if (sp < 0) {
-                    throw new Lora4jException("malformed merge '" + s + "'");
-                }
-                left = s.substring(0, sp);
-                right = s.substring(sp + 1);
-            }
-            Integer a = vocab.get(left);
-            Integer b = vocab.get(right);
-            Integer n = vocab.get(left + right);
-            if (a == null || b == null || n == null) {
-                throw new Lora4jException("merge '" + left + " " + right + "' uses a token outside the vocabulary");
-            }
-            merges.put(pairKey(a, b), rank); // a repeated pair keeps its last rank, as tokenizers does
-            rankNewId[rank] = n;
-            rank++;
-        }
-        byteFallback = model.path("byte_fallback").asBoolean(false);
-        byteId = new int[256];
-        for (int b = 0; b < 256; b++) {
-            Integer id = vocab.get(String.format("<0x%02X>", b));
-            byteId[b] = id == null ? -1 : id;
-        }
-        fuseUnk = model.path("fuse_unk").asBoolean(false);
-        ignoreMerges = model.path("ignore_merges").asBoolean(false);
-        String unkTok = model.path("unk_token").isTextual() ? model.path("unk_token").asText() : null;
-        modelUnkId = unkTok == null ? -1 : vocab.getOrDefault(unkTok, -1);
-
-        normalizer = new ArrayList<>();
-        parseNormalizer(root.path("normalizer"), normalizer);
-        metaspace = parsePreTokenizer(root.path("pre_tokenizer"));
-        decoder = new ArrayList<>();
-        parseDecoder(root.path("decoder"), decoder);
-
-        bosId = specialId(config, "bos_token", "<s>");
-        eosId = specialId(config, "eos_token", "</s>");
-        int unk = specialId(config, "unk_token", null);
-        unkId = unk >= 0 ? unk : modelUnkId;
-        padId = specialId(config, "pad_token", null);
+    try {
+      return new Tokenizer(root, config);
+    } catch (Lora4jException e) {
+      throw new Lora4jException(tokenizerJson + ": " + e.getMessage(), e);
     }
+  }
 
-    private static int tokenId(JsonNode n, int limit, String what) {
-        if (!n.isIntegralNumber() || !n.canConvertToInt() || n.intValue() < 0 || n.intValue() >= limit) {
-            throw new Lora4jException(what + " has id " + n + "; ids must be integers from 0 to "
-                    + (limit - 1) + " (the number of vocabulary and added-token entries)");
-        }
-        return n.intValue();
+  /**
+   * Loads {@code tokenizer.json} (and {@code tokenizer_config.json} when present) from a Hugging
+   * Face model folder.
+   *
+   * @param dir the model folder
+   * @return the tokenizer
+   * @throws Lora4jException when the folder has no readable, supported {@code tokenizer.json}
+   */
+  public static Tokenizer fromModelDir(Path dir) {
+    Path file = dir.resolve("tokenizer.json");
+    if (!Files.isRegularFile(file)) {
+      throw new Lora4jException("no tokenizer.json in " + dir);
     }
+    return fromFile(file);
+  }
 
-    private int specialId(JsonNode config, String field, String fallback) {
-        String content = fallback;
-        if (config != null && config.has(field)) {
-            JsonNode n = config.get(field);
-            if (n.isNull()) {
-                return -1;
-            }
-            content = n.isTextual() ? n.asText() : n.path("content").asText(null);
-            if (content == null) {
-                throw new Lora4jException("tokenizer_config.json: cannot read " + field);
-            }
-            int id = tokenToId(content);
-            if (id < 0) {
-                throw new Lora4jException("tokenizer_config.json: " + field + " '" + content + "' is not in the vocabulary");
-            }
-            return id;
-        }
-        return content == null ? -1 : tokenToId(content);
+  private Tokenizer(JsonNode root, JsonNode config) {
+    JsonNode model = root.path("model");
+    String type = model.path("type").asText("BPE");
+    if (!type.equals("BPE")) {
+      throw new Lora4jException("unsupported tokenizer model type '" + type + "' (only BPE)");
     }
-
-    private static int[] cps(String s) {
-        return s.codePoints().toArray();
+    if (!model.path("dropout").isNull() && !model.path("dropout").isMissingNode()
+        && model.path("dropout").asDouble(0) != 0) {
+      throw new Lora4jException("BPE dropout is not supported");
     }
-
-    private static void parseNormalizer(JsonNode n, List<NormOp> out) {
-        if (n == null || n.isNull() || n.isMissingNode()) {
-            return;
-        }
-        String type = n.path("type").asText();
-        switch (type) {
-            case "Sequence" -> {
-                for (JsonNode c : n.path("normalizers")) {
-                    parseNormalizer(c, out);
-                }
-            }
-            case "Prepend" -> out.add(new Prepend(cps(n.path("prepend").asText())));
-            case "Replace" -> {
-                JsonNode p = n.path("pattern");
-                if (!p.has("String")) {
-                    throw new Lora4jException("unsupported Replace normalizer pattern " + p + " (only String)");
-                }
-                String pat = p.get("String").asText();
-                if (pat.isEmpty()) {
-                    throw new Lora4jException("empty Replace normalizer pattern");
-                }
-                out.add(new Replace(cps(pat), cps(n.path("content").asText())));
-            }
-            default -> throw new Lora4jException("unsupported normalizer type '" + type + "'");
-        }
+    if (!model.path("continuing_subword_prefix").isNull() && !model.path("continuing_subword_prefix").isMissingNode()
+        || !model.path("end_of_word_suffix").isNull() && !model.path("end_of_word_suffix").isMissingNode()) {
+      throw new Lora4jException("BPE continuing_subword_prefix / end_of_word_suffix are not supported");
     }
-
-    private static Metaspace parsePreTokenizer(JsonNode n) {
-        if (n == null || n.isNull() || n.isMissingNode()) {
-            return null;
-        }
-        String type = n.path("type").asText();
-        if (type.equals("Sequence") && n.path("pretokenizers").size() == 1) {
-            return parsePreTokenizer(n.path("pretokenizers").get(0));
-        }
-        if (!type.equals("Metaspace")) {
-            throw new Lora4jException("unsupported pre_tokenizer type '" + type + "' (only Metaspace)");
-        }
-        String rep = n.path("replacement").asText("\u2581");
-        if (rep.isEmpty()) {
-            throw new Lora4jException("Metaspace pre_tokenizer has an empty replacement");
-        }
-        String scheme;
-        if (n.has("prepend_scheme")) {
-            scheme = n.get("prepend_scheme").asText();
-        } else {
-            scheme = n.path("add_prefix_space").asBoolean(true) ? "always" : "never";
-        }
-        if (!scheme.equals("always") && !scheme.equals("first") && !scheme.equals("never")) {
-            throw new Lora4jException("unsupported Metaspace prepend_scheme '" + scheme + "'");
-        }
-        return new Metaspace(rep.codePointAt(0), scheme, n.path("split").asBoolean(true));
+    // vocabulary
+    vocab = new HashMap<>();
+    int maxId = -1;
+    // ids index arrays: each must be an integer below the number of entries of the file, so
+    // a corrupt id can neither index out of bounds nor make us allocate a huge table
+    int idLimit = model.path("vocab").size() + root.path("added_tokens").size();
+    for (Iterator<Map.Entry<String, JsonNode>> it = model.path("vocab").fields(); it.hasNext(); ) {
+      Map.Entry<String, JsonNode> e = it.next();
+      int id = tokenId(e.getValue(), idLimit, "model.vocab entry '" + e.getKey() + "'");
+      vocab.put(e.getKey(), id);
+      maxId = Math.max(maxId, id);
     }
-
-    private static void parseDecoder(JsonNode n, List<DecodeOp> out) {
-        if (n == null || n.isNull() || n.isMissingNode()) {
-            return;
-        }
-        String type = n.path("type").asText();
-        switch (type) {
-            case "Sequence" -> {
-                for (JsonNode c : n.path("decoders")) {
-                    parseDecoder(c, out);
-                }
-            }
-            case "Replace" -> {
-                JsonNode p = n.path("pattern");
-                if (!p.has("String")) {
-                    throw new Lora4jException("unsupported Replace decoder pattern " + p + " (only String)");
-                }
-                out.add(new DReplace(p.get("String").asText(), n.path("content").asText()));
-            }
-            case "ByteFallback" -> out.add(new DByteFallback());
-            case "Fuse" -> out.add(new DFuse());
-            case "Strip" -> {
-                String content = n.path("content").asText(" ");
-                if (content.isEmpty()) {
-                    throw new Lora4jException("Strip decoder has an empty content");
-                }
-                out.add(new DStrip(content, n.path("start").asInt(0), n.path("stop").asInt(0)));
-            }
-            case "Metaspace" -> {
-                String rep = n.path("replacement").asText("\u2581");
-                String scheme = n.has("prepend_scheme") ? n.get("prepend_scheme").asText()
-                        : (n.path("add_prefix_space").asBoolean(true) ? "always" : "never");
-                out.add(new DReplace(rep, " "));
-                out.add(new DFuse());
-                if (!scheme.equals("never")) {
-                    out.add(new DStrip(" ", 1, 0));
-                }
-            }
-            default -> throw new Lora4jException("unsupported decoder type '" + type + "'");
-        }
+    List<AddedToken> added = new ArrayList<>();
+    for (JsonNode a : root.path("added_tokens")) {
+      AddedToken t = new AddedToken(tokenId(a.path("id"), idLimit,
+          "added_tokens entry '" + a.path("content").asText() + "'"), a.path("content").asText(),
+          a.path("special").asBoolean(false), a.path("lstrip").asBoolean(false),
+          a.path("rstrip").asBoolean(false), a.path("single_word").asBoolean(false));
+      if (t.content.isEmpty()) {
+        throw new Lora4jException("empty added token with id " + t.id);
+      }
+      added.add(t);
+      maxId = Math.max(maxId, t.id);
     }
-
-    // ------------------------------------------------------------------------------------------
-    // public API
-    // ------------------------------------------------------------------------------------------
-
-    /**
-     * Tokenizes text as data: special-token text such as {@code <s>}, {@code </s>} or {@code [INST]}
-     * written in {@code text} is tokenized as ordinary characters, never as a control token.
-     * Equals Hugging Face {@code tokenizers} with the same file and an empty {@code added_tokens}
-     * list.
-     *
-     * @param text the text
-     * @param addBos whether to put {@link #bosId()} first (the post-processor of Mistral/Llama);
-     *     an end-of-sequence token is never appended
-     * @return the token ids
-     */
-    public int[] encode(String text, boolean addBos) {
-        IntList ids = new IntList(text.length() / 3 + 4);
-        if (addBos) {
-            requireBos();
-            ids.add(bosId);
-        }
-        encodePiece(text, 0, text.length(), ids, null, null);
-        return ids.toArray();
+    idToToken = new String[maxId + 1];
+    for (Map.Entry<String, Integer> e : vocab.entrySet()) {
+      idToToken[e.getValue()] = e.getKey();
     }
-
-    /**
-     * Tokenizes text the way Hugging Face does by default ({@code split_special_tokens=False}):
-     * every added token written in {@code text} ({@code <s>}, {@code </s>}, {@code <unk>} for
-     * Mistral v0.1) becomes its id, and the text between them is tokenized piece by piece. Meant
-     * for text that comes from a template, never for user data.
-     *
-     * @param text the text
-     * @param addBos whether to put {@link #bosId()} first
-     * @return the token ids
-     */
-    public int[] encodeWithSpecialTokens(String text, boolean addBos) {
-        IntList ids = new IntList(text.length() / 3 + 4);
-        if (addBos) {
-            requireBos();
-            ids.add(bosId);
-        }
-        encodeParsingAddedTokens(text, 0, text.length(), ids, null, null);
-        return ids.toArray();
+    addedById = new AddedToken[maxId + 1];
+    Map<Character, List<AddedToken>> byFirst = new HashMap<>();
+    addedByContent = new HashMap<>();
+    for (AddedToken t : added) {
+      idToToken[t.id] = t.content;
+      addedById[t.id] = t;
+      addedByContent.put(t.content, t.id);
+      byFirst.computeIfAbsent(t.content.charAt(0), k -> new ArrayList<>()).add(t);
     }
-
-    /**
-     * Turns ids back into text as Hugging Face {@code decode} does (with
-     * {@code clean_up_tokenization_spaces=False}): tokens are mapped to their strings and passed
-     * through the decoder of {@code tokenizer.json}; for Mistral v0.1 "▁" becomes a space, runs of
-     * {@code <0xNN>} byte tokens are reassembled into UTF-8 (an invalid run gives one U+FFFD per
-     * byte), and one leading space of the whole text is removed.
-     *
-     * @param ids token ids
-     * @param skipSpecialTokens whether to leave out added tokens marked special ({@code <s>},
-     *     {@code </s>}, {@code <unk>})
-     * @return the text
-     * @throws IllegalArgumentException for an id outside the vocabulary
-     */
-    public String decode(int[] ids, boolean skipSpecialTokens) {
-        List<String> tokens = new ArrayList<>(ids.length);
-        for (int id : ids) {
-            if (skipSpecialTokens && isSpecial(id)) {
-                continue;
-            }
-            tokens.add(idToToken(id));
-        }
-        for (DecodeOp op : decoder) {
-            tokens = applyDecoder(op, tokens);
-        }
-        StringBuilder sb = new StringBuilder();
-        for (String t : tokens) {
-            sb.append(t);
-        }
-        return sb.toString();
+    addedByFirstChar = new HashMap<>();
+    for (Map.Entry<Character, List<AddedToken>> e : byFirst.entrySet()) {
+      AddedToken[] arr = e.getValue().toArray(new AddedToken[0]);
+      Arrays.sort(arr, Comparator.comparingInt((AddedToken t) -> -t.content.length()));
+      addedByFirstChar.put(e.getKey(), arr);
     }
-
-    /**
-     * @param token a token string (a vocabulary entry or an added token)
-     * @return its id, or -1 when there is none
-     */
-    public int tokenToId(String token) {
-        Integer added = addedByContent.get(token);
-        return added != null ? added : vocab.getOrDefault(token, -1);
+    bmpCharId = new int[65536];
+    Arrays.fill(bmpCharId, -1);
+    for (Map.Entry<String, Integer> e : vocab.entrySet()) {
+      String s = e.getKey();
+      if (s.length() == 1) {
+        bmpCharId[s.charAt(0)] = e.getValue();
+      }
     }
-
-    /**
-     * @param id a token id
-     * @return the token's string, as in {@code tokenizer.json} (e.g. {@code "▁the"}, {@code "<0x0A>"})
-     * @throws IllegalArgumentException when the id is outside the vocabulary
-     */
-    public String idToToken(int id) {
-        if (id < 0 || id >= idToToken.length || idToToken[id] == null) {
-            throw new IllegalArgumentException("token id " + id + " is outside the vocabulary of size " + vocabSize());
+    // merges, ranked by position
+    JsonNode mergeList = model.path("merges");
+    merges = new LongIntMap(Math.max(16, mergeList.size() * 2));
+    rankNewId = new int[mergeList.size()];
+    int rank = 0;
+    for (JsonNode m : mergeList) {
+      String left;
+      String right;
+      if (m.isArray()) {
+        if (m.size() != 2 || !m.get(0).isTextual() || !m.get(1).isTextual()) {
+          throw new Lora4jException("malformed merge " + m + " (expected two strings)");
         }
-        return idToToken[id];
+        left = m.get(0).asText();
+        right = m.get(1).asText();
+      } else {
+        String s = m.asText();
+        int sp = s.indexOf(' ', 1);
+        if (sp < 0) {
+          throw new Lora4jException("malformed merge '" + s + "'");
+        }
+        left = s.substring(0, sp);
+        right = s.substring(sp + 1);
+      }
+      Integer a = vocab.get(left);
+      Integer b = vocab.get(right);
+      Integer n = vocab.get(left + right);
+      if (a == null || b == null || n == null) {
+        throw new Lora4jException("merge '" + left + " " + right + "' uses a token outside the vocabulary");
+      }
+      merges.put(pairKey(a, b), rank); // a repeated pair keeps its last rank, as tokenizers does
+      rankNewId[rank] = n;
+      rank++;
     }
-
-    /** @return the id of the beginning-of-sequence token, or -1 when there is none */
-    public int bosId() {
-        return bosId;
+    byteFallback = model.path("byte_fallback").asBoolean(false);
+    byteId = new int[256];
+    for (int b = 0; b < 256; b++) {
+      Integer id = vocab.get(String.format("<0x%02X>", b));
+      byteId[b] = id == null ? -1 : id;
     }
+    fuseUnk = model.path("fuse_unk").asBoolean(false);
+    ignoreMerges = model.path("ignore_merges").asBoolean(false);
+    String unkTok = model.path("unk_token").isTextual() ? model.path("unk_token").asText() : null;
+    modelUnkId = unkTok == null ? -1 : vocab.getOrDefault(unkTok, -1);
 
-    /** @return the id of the end-of-sequence token, or -1 when there is none */
-    public int eosId() {
-        return eosId;
+    normalizer = new ArrayList<>();
+    parseNormalizer(root.path("normalizer"), normalizer);
+    metaspace = parsePreTokenizer(root.path("pre_tokenizer"));
+    decoder = new ArrayList<>();
+    parseDecoder(root.path("decoder"), decoder);
+
+    bosId = specialId(config, "bos_token", "<s>");
+    eosId = specialId(config, "eos_token", "</s>");
+    int unk = specialId(config, "unk_token", null);
+    unkId = unk >= 0 ? unk : modelUnkId;
+    padId = specialId(config, "pad_token", null);
+  }
+
+  private static int tokenId(JsonNode n, int limit, String what) {
+    if (!n.isIntegralNumber() || !n.canConvertToInt() || n.intValue() < 0 || n.intValue() >= limit) {
+      throw new Lora4jException(what + " has id " + n + "; ids must be integers from 0 to "
+          + (limit - 1) + " (the number of vocabulary and added-token entries)");
     }
+    return n.intValue();
+  }
 
-    /** @return the id of the unknown token, or -1 when there is none */
-    public int unkId() {
-        return unkId;
-    }
-
-    /** @return the id of the padding token from {@code tokenizer_config.json}, or -1 when none is set */
-    public int padId() {
-        return padId;
-    }
-
-    /** @return the number of token ids (the largest id plus one, added tokens included) */
-    public int vocabSize() {
-        return idToToken.length;
-    }
-
-    /**
-     * @param id a token id
-     * @return whether the id is an added token marked {@code special} (a control token)
-     */
-    public boolean isSpecial(int id) {
-        return id >= 0 && id < addedById.length && addedById[id] != null && addedById[id].special;
-    }
-
-    /** @return the content of every added token, the strings {@link #encodeWithSpecialTokens} parses */
-    public List<String> addedTokens() {
-        List<String> out = new ArrayList<>();
-        for (AddedToken t : addedById) {
-            if (t != null) {
-                out.add(t.content);
-            }
-        }
-        return out;
-    }
-
-    private void requireBos() {
-        if (bosId < 0) {
-            throw new Lora4jException("this tokenizer has no BOS token");
-        }
-    }
-
-    // ------------------------------------------------------------------------------------------
-    // encoding internals (package-private hooks for ChatTemplate: offsets into the source text)
-    // ------------------------------------------------------------------------------------------
-
-    /**
-     * Encodes {@code text[from, to)} parsing added tokens; when {@code starts} is not null, the
-     * source span [start, end) of every token in {@code text} is appended to starts/ends.
-     */
-    void encodeParsingAddedTokens(String text, int from, int to, IntList ids, IntList starts, IntList ends) {
-        encodeParsingAddedTokens(text, from, to, ids, starts, ends, null);
-    }
-
-    /**
-     * As above; when {@code owners} is not null, an added token is recognized only where every one
-     * of its chars has owner -1 (written by a chat template), so message text stays literal.
-     */
-    void encodeParsingAddedTokens(String text, int from, int to, IntList ids, IntList starts, IntList ends, int[] owners) {
-        int pieceStart = from;
-        int i = from;
-        while (i < to) {
-            AddedToken[] cands = addedByFirstChar.get(text.charAt(i));
-            AddedToken hit = null;
-            if (cands != null) {
-                for (AddedToken t : cands) {
-                    if (text.startsWith(t.content, i) && i + t.content.length() <= to
-                            && (!t.singleWord || isWordBoundary(text, from, to, i, i + t.content.length()))
-                            && (owners == null || allTemplate(owners, i, i + t.content.length()))) {
-                        hit = t;
-                        break;
-                    }
-                }
-            }
-            if (hit == null) {
-                i++;
-                continue;
-            }
-            int mStart = i;
-            int mEnd = i + hit.content.length();
-            if (hit.lstrip) {
-                while (mStart > pieceStart && Character.isWhitespace(text.charAt(mStart - 1))) {
-                    mStart--;
-                }
-            }
-            if (hit.rstrip) {
-                while (mEnd < to && Character.isWhitespace(text.charAt(mEnd))) {
-                    mEnd++;
-                }
-            }
-            encodePiece(text, pieceStart, mStart, ids, starts, ends);
-            ids.add(hit.id);
-            if (starts != null) {
-                starts.add(i);
-                ends.add(i + hit.content.length());
-            }
-            i = mEnd;
-            pieceStart = mEnd;
-        }
-        encodePiece(text, pieceStart, to, ids, starts, ends);
-    }
-
-    private static boolean allTemplate(int[] owners, int s, int e) {
-        for (int k = s; k < e; k++) {
-            if (owners[k] != -1) {
-                return false;
-            }
-        }
-        return true;
-    }
-
-    private static boolean isWordBoundary(String text, int from, int to, int s, int e) {
-        boolean leftOk = s == from || !isWordChar(text.charAt(s - 1));
-        boolean rightOk = e == to || !isWordChar(text.charAt(e));
-        return leftOk && rightOk;
-    }
-
-    private static boolean isWordChar(char c) {
-        return Character.isLetterOrDigit(c) || c == '_';
-    }
-
-    /** Encodes {@code text[from, to)} literally (normalizer, pre-tokenizer, BPE). */
-    void encodePiece(String text, int from, int to, IntList ids, IntList starts, IntList ends) {
-        if (from >= to) {
-            return;
-        }
-        // code points with their source spans
-        int n = text.codePointCount(from, to);
-        IntList cp = new IntList(n + 2);
-        IntList cs = new IntList(n + 2);
-        IntList ce = new IntList(n + 2);
-        for (int i = from; i < to; ) {
-            int c = text.codePointAt(i);
-            int len = Character.charCount(c);
-            cp.add(c);
-            cs.add(i);
-            ce.add(i + len);
-            i += len;
-        }
-        Norm norm = new Norm(cp, cs, ce);
-        for (NormOp op : normalizer) {
-            if (op instanceof Prepend p) {
-                norm.prepend(p.cps);
-            } else if (op instanceof Replace r) {
-                norm.replace(r.pattern, r.content);
-            }
-        }
-        if (metaspace == null) {
-            bpe(norm, 0, norm.cp.size(), ids, starts, ends);
-            return;
-        }
-        norm.replace(new int[] {' '}, new int[] {metaspace.replacement});
-        boolean startsWithRep = norm.cp.size() > 0 && norm.cp.get(0) == metaspace.replacement;
-        if (!startsWithRep && norm.cp.size() > 0 && (metaspace.scheme.equals("always")
-                || metaspace.scheme.equals("first") && from == 0)) {
-            norm.prepend(new int[] {metaspace.replacement});
-        }
-        if (!metaspace.split) {
-            bpe(norm, 0, norm.cp.size(), ids, starts, ends);
-            return;
-        }
-        int wStart = 0;
-        for (int i = 1; i < norm.cp.size(); i++) {
-            if (norm.cp.get(i) == metaspace.replacement) {
-                bpe(norm, wStart, i, ids, starts, ends);
-                wStart = i;
-            }
-        }
-        bpe(norm, wStart, norm.cp.size(), ids, starts, ends);
-    }
-
-    /** A normalized string: code points, each with the source span it came from. */
-    private static final class Norm {
-        IntList cp;
-        IntList s;
-        IntList e;
-
-        Norm(IntList cp, IntList s, IntList e) {
-            this.cp = cp;
-            this.s = s;
-            this.e = e;
-        }
-
-        void prepend(int[] add) {
-            if (cp.size() == 0 || add.length == 0) {
-                return;
-            }
-            int at = s.get(0);
-            IntList ncp = new IntList(cp.size() + add.length);
-            IntList ns = new IntList(cp.size() + add.length);
-            IntList ne = new IntList(cp.size() + add.length);
-            for (int c : add) {
-                ncp.add(c);
-                ns.add(at);
-                ne.add(at);
-            }
-            ncp.addAll(cp);
-            ns.addAll(s);
-            ne.addAll(e);
-            cp = ncp;
-            s = ns;
-            e = ne;
-        }
-
-        void replace(int[] pattern, int[] content) {
-            int n = cp.size();
-            IntList ncp = new IntList(n);
-            IntList ns = new IntList(n);
-            IntList ne = new IntList(n);
-            int i = 0;
-            while (i < n) {
-                if (matches(pattern, i)) {
-                    int st = s.get(i);
-                    int en = e.get(i + pattern.length - 1);
-                    for (int c : content) {
-                        ncp.add(c);
-                        ns.add(st);
-                        ne.add(en);
-                    }
-                    i += pattern.length;
-                } else {
-                    ncp.add(cp.get(i));
-                    ns.add(s.get(i));
-                    ne.add(e.get(i));
-                    i++;
-                }
-            }
-            cp = ncp;
-            s = ns;
-            e = ne;
-        }
-
-        private boolean matches(int[] pattern, int at) {
-            if (at + pattern.length > cp.size()) {
-                return false;
-            }
-            for (int k = 0; k < pattern.length; k++) {
-                if (cp.get(at + k) != pattern[k]) {
-                    return false;
-                }
-            }
-            return true;
-        }
-    }
-
-    private int charId(int c) {
-        if (c < 65536) {
-            return bmpCharId[c];
-        }
-        return vocab.getOrDefault(new String(Character.toChars(c)), -1);
-    }
-
-    /**
-     * BPE of one word, norm.cp[from, to): the algorithm of {@code tokenizers}' {@code Word::merge_all}:
-     * a min-heap of (rank, position); an entry is stale when the pair now at that position no
-     * longer merges into the entry's token.
-     */
-    private void bpe(Norm norm, int from, int to, IntList ids, IntList starts, IntList ends) {
-        if (from >= to) {
-            return;
-        }
-        if (ignoreMerges) {
-            StringBuilder sb = new StringBuilder();
-            for (int i = from; i < to; i++) {
-                sb.appendCodePoint(norm.cp.get(i));
-            }
-            Integer whole = vocab.get(sb.toString());
-            if (whole != null) {
-                ids.add(whole);
-                if (starts != null) {
-                    starts.add(norm.s.get(from));
-                    ends.add(norm.e.get(to - 1));
-                }
-                return;
-            }
-        }
-        int cap = 0;
-        for (int i = from; i < to; i++) {
-            int c = norm.cp.get(i);
-            cap += charId(c) >= 0 ? 1 : (c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4);
-        }
-        int[] sym = new int[cap];
-        int[] sStart = new int[cap];   // source span of the symbol
-        int[] sEnd = new int[cap];
-        int n = 0;
-        boolean lastUnk = false;
-        for (int i = from; i < to; i++) {
-            int c = norm.cp.get(i);
-            int id = charId(c);
-            int st = norm.s.get(i);
-            int en = norm.e.get(i);
-            if (id >= 0) {
-                sym[n] = id;
-                sStart[n] = st;
-                sEnd[n] = en;
-                n++;
-                lastUnk = false;
-                continue;
-            }
-            if (byteFallback) {
-                byte[] bytes = new String(Character.toChars(c)).getBytes(StandardCharsets.UTF_8);
-                boolean all = true;
-                for (byte b : bytes) {
-                    all &= byteId[b & 0xff] >= 0;
-                }
-                if (all) {
-                    for (byte b : bytes) {
-                        sym[n] = byteId[b & 0xff];
-                        sStart[n] = st;
-                        sEnd[n] = en;
-                        n++;
-                    }
-                    lastUnk = false;
-                    continue;
-                }
-            }
-            if (modelUnkId < 0) {
-                throw new Lora4jException("character U+" + Integer.toHexString(c).toUpperCase()
-                        + " is not in the vocabulary and the tokenizer has no unk_token");
-            }
-            if (fuseUnk && lastUnk) {
-                sEnd[n - 1] = en;
-            } else {
-                sym[n] = modelUnkId;
-                sStart[n] = st;
-                sEnd[n] = en;
-                n++;
-            }
-            lastUnk = true;
-        }
-        int[] prev = new int[n];
-        int[] next = new int[n];
-        boolean[] dead = new boolean[n];
-        for (int i = 0; i < n; i++) {
-            prev[i] = i - 1;
-            next[i] = i + 1 < n ? i + 1 : -1;
-        }
-        LongHeap heap = new LongHeap(n);
-        for (int i = 0; i + 1 < n; i++) {
-            int r = merges.get(pairKey(sym[i], sym[i + 1]));
-            if (r >= 0) {
-                heap.push(((long) r << 32) | i);
-            }
-        }
-        while (!heap.isEmpty()) {
-            long top = heap.pop();
-            int rank = (int) (top >>> 32);
-            int pos = (int) top;
-            if (dead[pos] || next[pos] < 0) {
-                continue;
-            }
-            int right = next[pos];
-            int r = merges.get(pairKey(sym[pos], sym[right]));
-            if (r < 0 || rankNewId[r] != rankNewId[rank]) {
-                continue;
-            }
-            sym[pos] = rankNewId[rank];
-            sStart[pos] = Math.min(sStart[pos], sStart[right]);
-            sEnd[pos] = Math.max(sEnd[pos], sEnd[right]);
-            dead[right] = true;
-            next[pos] = next[right];
-            if (next[right] >= 0) {
-                prev[next[right]] = pos;
-            }
-            if (prev[pos] >= 0) {
-                int p = prev[pos];
-                int pr = merges.get(pairKey(sym[p], sym[pos]));
-                if (pr >= 0) {
-                    heap.push(((long) pr << 32) | p);
-                }
-            }
-            if (next[pos] >= 0) {
-                int nr = merges.get(pairKey(sym[pos], sym[next[pos]]));
-                if (nr >= 0) {
-                    heap.push(((long) nr << 32) | pos);
-                }
-            }
-        }
-        for (int i = 0; i >= 0 && n > 0; i = next[i]) {
-            ids.add(sym[i]);
-            if (starts != null) {
-                starts.add(sStart[i]);
-                ends.add(sEnd[i]);
-            }
-        }
-    }
-
-    private static long pairKey(int a, int b) {
-        return ((long) a << 32) | (b & 0xffffffffL);
-    }
-
-    // ------------------------------------------------------------------------------------------
-    // decoding internals
-    // ------------------------------------------------------------------------------------------
-
-    private static List<String> applyDecoder(DecodeOp op, List<String> tokens) {
-        List<String> out = new ArrayList<>(tokens.size());
-        if (op instanceof DReplace r) {
-            for (String t : tokens) {
-                out.add(t.replace(r.pattern, r.content));
-            }
-        } else if (op instanceof DFuse) {
-            StringBuilder sb = new StringBuilder();
-            for (String t : tokens) {
-                sb.append(t);
-            }
-            out.add(sb.toString());
-        } else if (op instanceof DStrip s) {
-            for (String t : tokens) {
-                out.add(strip(t, s));
-            }
-        } else if (op instanceof DByteFallback) {
-            byte[] pending = new byte[16];
-            int np = 0;
-            for (String t : tokens) {
-                int b = byteToken(t);
-                if (b >= 0) {
-                    if (np == pending.length) {
-                        pending = Arrays.copyOf(pending, np * 2);
-                    }
-                    pending[np++] = (byte) b;
-                    continue;
-                }
-                if (np > 0) {
-                    flushBytes(pending, np, out);
-                    np = 0;
-                }
-                out.add(t);
-            }
-            if (np > 0) {
-                flushBytes(pending, np, out);
-            }
-        }
-        return out;
-    }
-
-    private static String strip(String t, DStrip s) {
-        int[] chars = t.codePoints().toArray();
-        int content = s.content.codePointAt(0);
-        int startCut = 0;
-        for (int i = 0; i < Math.min(s.start, chars.length); i++) {
-            if (chars[i] == content) {
-                startCut = i + 1;
-            } else {
-                break;
-            }
-        }
-        int stopCut = chars.length;
-        for (int i = 0; i < s.stop; i++) {
-            int idx = chars.length - i - 1;
-            if (idx < startCut) {
-                break;
-            }
-            if (chars[idx] == content) {
-                stopCut = idx;
-            } else {
-                break;
-            }
-        }
-        return new String(chars, startCut, Math.max(0, stopCut - startCut));
-    }
-
-    private static int byteToken(String t) {
-        if (t.length() == 6 && t.startsWith("<0x") && t.charAt(5) == '>') {
-            int hi = Character.digit(t.charAt(3), 16);
-            int lo = Character.digit(t.charAt(4), 16);
-            if (hi >= 0 && lo >= 0) {
-                return hi * 16 + lo;
-            }
-        }
+  private int specialId(JsonNode config, String field, String fallback) {
+    String content = fallback;
+    if (config != null && config.has(field)) {
+      JsonNode n = config.get(field);
+      if (n.isNull()) {
         return -1;
+      }
+      content = n.isTextual() ? n.asText() : n.path("content").asText(null);
+      if (content == null) {
+        throw new Lora4jException("tokenizer_config.json: cannot read " + field);
+      }
+      int id = tokenToId(content);
+      if (id < 0) {
+        throw new Lora4jException("tokenizer_config.json: " + field + " '" + content + "' is not in the vocabulary");
+      }
+      return id;
+    }
+    return content == null ? -1 : tokenToId(content);
+  }
+
+  private static int[] cps(String s) {
+    return s.codePoints().toArray();
+  }
+
+  private static void parseNormalizer(JsonNode n, List<NormOp> out) {
+    if (n == null || n.isNull() || n.isMissingNode()) {
+      return;
+    }
+    String type = n.path("type").asText();
+    switch (type) {
+      case "Sequence" -> {
+        for (JsonNode c : n.path("normalizers")) {
+          parseNormalizer(c, out);
+        }
+      }
+      case "Prepend" -> out.add(new Prepend(cps(n.path("prepend").asText())));
+      case "Replace" -> {
+        JsonNode p = n.path("pattern");
+        if (!p.has("String")) {
+          throw new Lora4jException("unsupported Replace normalizer pattern " + p + " (only String)");
+        }
+        String pat = p.get("String").asText();
+        if (pat.isEmpty()) {
+          throw new Lora4jException("empty Replace normalizer pattern");
+        }
+        out.add(new Replace(cps(pat), cps(n.path("content").asText())));
+      }
+      default -> throw new Lora4jException("unsupported normalizer type '" + type + "'");
+    }
+  }
+
+  private static Metaspace parsePreTokenizer(JsonNode n) {
+    if (n == null || n.isNull() || n.isMissingNode()) {
+      return null;
+    }
+    String type = n.path("type").asText();
+    if (type.equals("Sequence") && n.path("pretokenizers").size() == 1) {
+      return parsePreTokenizer(n.path("pretokenizers").get(0));
+    }
+    if (!type.equals("Metaspace")) {
+      throw new Lora4jException("unsupported pre_tokenizer type '" + type + "' (only Metaspace)");
+    }
+    String rep = n.path("replacement").asText("\u2581");
+    if (rep.isEmpty()) {
+      throw new Lora4jException("Metaspace pre_tokenizer has an empty replacement");
+    }
+    String scheme;
+    if (n.has("prepend_scheme")) {
+      scheme = n.get("prepend_scheme").asText();
+    } else {
+      scheme = n.path("add_prefix_space").asBoolean(true) ? "always" : "never";
+    }
+    if (!scheme.equals("always") && !scheme.equals("first") && !scheme.equals("never")) {
+      throw new Lora4jException("unsupported Metaspace prepend_scheme '" + scheme + "'");
+    }
+    return new Metaspace(rep.codePointAt(0), scheme, n.path("split").asBoolean(true));
+  }
+
+  private static void parseDecoder(JsonNode n, List<DecodeOp> out) {
+    if (n == null || n.isNull() || n.isMissingNode()) {
+      return;
+    }
+    String type = n.path("type").asText();
+    switch (type) {
+      case "Sequence" -> {
+        for (JsonNode c : n.path("decoders")) {
+          parseDecoder(c, out);
+        }
+      }
+      case "Replace" -> {
+        JsonNode p = n.path("pattern");
+        if (!p.has("String")) {
+          throw new Lora4jException("unsupported Replace decoder pattern " + p + " (only String)");
+        }
+        out.add(new DReplace(p.get("String").asText(), n.path("content").asText()));
+      }
+      case "ByteFallback" -> out.add(new DByteFallback());
+      case "Fuse" -> out.add(new DFuse());
+      case "Strip" -> {
+        String content = n.path("content").asText(" ");
+        if (content.isEmpty()) {
+          throw new Lora4jException("Strip decoder has an empty content");
+        }
+        out.add(new DStrip(content, n.path("start").asInt(0), n.path("stop").asInt(0)));
+      }
+      case "Metaspace" -> {
+        String rep = n.path("replacement").asText("\u2581");
+        String scheme = n.has("prepend_scheme") ? n.get("prepend_scheme").asText()
+            : (n.path("add_prefix_space").asBoolean(true) ? "always" : "never");
+        out.add(new DReplace(rep, " "));
+        out.add(new DFuse());
+        if (!scheme.equals("never")) {
+          out.add(new DStrip(" ", 1, 0));
+        }
+      }
+      default -> throw new Lora4jException("unsupported decoder type '" + type + "'");
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // public API
+  // ------------------------------------------------------------------------------------------
+
+  /**
+   * Tokenizes text as data: special-token text such as {@code <s>}, {@code </s>} or {@code [INST]}
+   * written in {@code text} is tokenized as ordinary characters, never as a control token.
+   * Equals Hugging Face {@code tokenizers} with the same file and an empty {@code added_tokens}
+   * list.
+   *
+   * @param text the text
+   * @param addBos whether to put {@link #bosId()} first (the post-processor of Mistral/Llama);
+   *     an end-of-sequence token is never appended
+   * @return the token ids
+   */
+  public int[] encode(String text, boolean addBos) {
+    IntList ids = new IntList(text.length() / 3 + 4);
+    if (addBos) {
+      requireBos();
+      ids.add(bosId);
+    }
+    encodePiece(text, 0, text.length(), ids, null, null);
+    return ids.toArray();
+  }
+
+  /**
+   * Tokenizes text the way Hugging Face does by default ({@code split_special_tokens=False}):
+   * every added token written in {@code text} ({@code <s>}, {@code </s>}, {@code <unk>} for
+   * Mistral v0.1) becomes its id, and the text between them is tokenized piece by piece. Meant
+   * for text that comes from a template, never for user data.
+   *
+   * @param text the text
+   * @param addBos whether to put {@link #bosId()} first
+   * @return the token ids
+   */
+  public int[] encodeWithSpecialTokens(String text, boolean addBos) {
+    IntList ids = new IntList(text.length() / 3 + 4);
+    if (addBos) {
+      requireBos();
+      ids.add(bosId);
+    }
+    encodeParsingAddedTokens(text, 0, text.length(), ids, null, null);
+    return ids.toArray();
+  }
+
+  /**
+   * Turns ids back into text as Hugging Face {@code decode} does (with
+   * {@code clean_up_tokenization_spaces=False}): tokens are mapped to their strings and passed
+   * through the decoder of {@code tokenizer.json}; for Mistral v0.1 "▁" becomes a space, runs of
+   * {@code <0xNN>} byte tokens are reassembled into UTF-8 (an invalid run gives one U+FFFD per
+   * byte), and one leading space of the whole text is removed.
+   *
+   * @param ids token ids
+   * @param skipSpecialTokens whether to leave out added tokens marked special ({@code <s>},
+   *     {@code </s>}, {@code <unk>})
+   * @return the text
+   * @throws IllegalArgumentException for an id outside the vocabulary
+   */
+  public String decode(int[] ids, boolean skipSpecialTokens) {
+    List<String> tokens = new ArrayList<>(ids.length);
+    for (int id : ids) {
+      if (skipSpecialTokens && isSpecial(id)) {
+        continue;
+      }
+      tokens.add(idToToken(id));
+    }
+    for (DecodeOp op : decoder) {
+      tokens = applyDecoder(op, tokens);
+    }
+    StringBuilder sb = new StringBuilder();
+    for (String t : tokens) {
+      sb.append(t);
+    }
+    return sb.toString();
+  }
+
+  /**
+   * @param token a token string (a vocabulary entry or an added token)
+   * @return its id, or -1 when there is none
+   */
+  public int tokenToId(String token) {
+    Integer added = addedByContent.get(token);
+    return added != null ? added : vocab.getOrDefault(token, -1);
+  }
+
+  /**
+   * @param id a token id
+   * @return the token's string, as in {@code tokenizer.json} (e.g. {@code "▁the"}, {@code "<0x0A>"})
+   * @throws IllegalArgumentException when the id is outside the vocabulary
+   */
+  public String idToToken(int id) {
+    if (id < 0 || id >= idToToken.length || idToToken[id] == null) {
+      throw new IllegalArgumentException("token id " + id + " is outside the vocabulary of size " + vocabSize());
+    }
+    return idToToken[id];
+  }
+
+  /** @return the id of the beginning-of-sequence token, or -1 when there is none */
+  public int bosId() {
+    return bosId;
+  }
+
+  /** @return the id of the end-of-sequence token, or -1 when there is none */
+  public int eosId() {
+    return eosId;
+  }
+
+  /** @return the id of the unknown token, or -1 when there is none */
+  public int unkId() {
+    return unkId;
+  }
+
+  /** @return the id of the padding token from {@code tokenizer_config.json}, or -1 when none is set */
+  public int padId() {
+    return padId;
+  }
+
+  /** @return the number of token ids (the largest id plus one, added tokens included) */
+  public int vocabSize() {
+    return idToToken.length;
+  }
+
+  /**
+   * @param id a token id
+   * @return whether the id is an added token marked {@code special} (a control token)
+   */
+  public boolean isSpecial(int id) {
+    return id >= 0 && id < addedById.length && addedById[id] != null && addedById[id].special;
+  }
+
+  /** @return the content of every added token, the strings {@link #encodeWithSpecialTokens} parses */
+  public List<String> addedTokens() {
+    List<String> out = new ArrayList<>();
+    for (AddedToken t : addedById) {
+      if (t != null) {
+        out.add(t.content);
+      }
+    }
+    return out;
+  }
+
+  private void requireBos() {
+    if (bosId < 0) {
+      throw new Lora4jException("this tokenizer has no BOS token");
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // encoding internals (package-private hooks for ChatTemplate: offsets into the source text)
+  // ------------------------------------------------------------------------------------------
+
+  /**
+   * Encodes {@code text[from, to)} parsing added tokens; when {@code starts} is not null, the
+   * source span [start, end) of every token in {@code text} is appended to starts/ends.
+   */
+  void encodeParsingAddedTokens(String text, int from, int to, IntList ids, IntList starts, IntList ends) {
+    encodeParsingAddedTokens(text, from, to, ids, starts, ends, null);
+  }
+
+  /**
+   * As above; when {@code owners} is not null, an added token is recognized only where every one
+   * of its chars has owner -1 (written by a chat template), so message text stays literal.
+   */
+  void encodeParsingAddedTokens(String text, int from, int to, IntList ids, IntList starts, IntList ends, int[] owners) {
+    int pieceStart = from;
+    int i = from;
+    while (i < to) {
+      AddedToken[] cands = addedByFirstChar.get(text.charAt(i));
+      AddedToken hit = null;
+      if (cands != null) {
+        for (AddedToken t : cands) {
+          if (text.startsWith(t.content, i) && i + t.content.length() <= to
+              && (!t.singleWord || isWordBoundary(text, from, to, i, i + t.content.length()))
+              && (owners == null || allTemplate(owners, i, i + t.content.length()))) {
+            hit = t;
+            break;
+          }
+        }
+      }
+      if (hit == null) {
+        i++;
+        continue;
+      }
+      int mStart = i;
+      int mEnd = i + hit.content.length();
+      if (hit.lstrip) {
+        while (mStart > pieceStart && Character.isWhitespace(text.charAt(mStart - 1))) {
+          mStart--;
+        }
+      }
+      if (hit.rstrip) {
+        while (mEnd < to && Character.isWhitespace(text.charAt(mEnd))) {
+          mEnd++;
+        }
+      }
+      encodePiece(text, pieceStart, mStart, ids, starts, ends);
+      ids.add(hit.id);
+      if (starts != null) {
+        starts.add(i);
+        ends.add(i + hit.content.length());
+      }
+      i = mEnd;
+      pieceStart = mEnd;
+    }
+    encodePiece(text, pieceStart, to, ids, starts, ends);
+  }
+
+  private static boolean allTemplate(int[] owners, int s, int e) {
+    for (int k = s; k < e; k++) {
+      if (owners[k] != -1) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private static boolean isWordBoundary(String text, int from, int to, int s, int e) {
+    boolean leftOk = s == from || !isWordChar(text.charAt(s - 1));
+    boolean rightOk = e == to || !isWordChar(text.charAt(e));
+    return leftOk && rightOk;
+  }
+
+  private static boolean isWordChar(char c) {
+    return Character.isLetterOrDigit(c) || c == '_';
+  }
+
+  /** Encodes {@code text[from, to)} literally (normalizer, pre-tokenizer, BPE). */
+  void encodePiece(String text, int from, int to, IntList ids, IntList starts, IntList ends) {
+    if (from >= to) {
+      return;
+    }
+    // code points with their source spans
+    int n = text.codePointCount(from, to);
+    IntList cp = new IntList(n + 2);
+    IntList cs = new IntList(n + 2);
+    IntList ce = new IntList(n + 2);
+    for (int i = from; i < to; ) {
+      int c = text.codePointAt(i);
+      int len = Character.charCount(c);
+      cp.add(c);
+      cs.add(i);
+      ce.add(i + len);
+      i += len;
+    }
+    Norm norm = new Norm(cp, cs, ce);
+    for (NormOp op : normalizer) {
+      if (op instanceof Prepend p) {
+        norm.prepend(p.cps);
+      } else if (op instanceof Replace r) {
+        norm.replace(r.pattern, r.content);
+      }
+    }
+    if (metaspace == null) {
+      bpe(norm, 0, norm.cp.size(), ids, starts, ends);
+      return;
+    }
+    norm.replace(new int[] {' '}, new int[] {metaspace.replacement});
+    boolean startsWithRep = norm.cp.size() > 0 && norm.cp.get(0) == metaspace.replacement;
+    if (!startsWithRep && norm.cp.size() > 0 && (metaspace.scheme.equals("always")
+        || metaspace.scheme.equals("first") && from == 0)) {
+      norm.prepend(new int[] {metaspace.replacement});
+    }
+    if (!metaspace.split) {
+      bpe(norm, 0, norm.cp.size(), ids, starts, ends);
+      return;
+    }
+    int wStart = 0;
+    for (int i = 1; i < norm.cp.size(); i++) {
+      if (norm.cp.get(i) == metaspace.replacement) {
+        bpe(norm, wStart, i, ids, starts, ends);
+        wStart = i;
+      }
+    }
+    bpe(norm, wStart, norm.cp.size(), ids, starts, ends);
+  }
+
+  /** A normalized string: code points, each with the source span it came from. */
+  private static final class Norm {
+    IntList cp;
+    IntList s;
+    IntList e;
+
+    Norm(IntList cp, IntList s, IntList e) {
+      this.cp = cp;
+      this.s = s;
+      this.e = e;
     }
 
-    private static void flushBytes(byte[] bytes, int n, List<String> out) {
-        try {
-            out.add(StandardCharsets.UTF_8.newDecoder()
-                    .onMalformedInput(CodingErrorAction.REPORT)
-                    .onUnmappableCharacter(CodingErrorAction.REPORT)
-                    .decode(ByteBuffer.wrap(bytes, 0, n)).toString());
-        } catch (CharacterCodingException e) {
-            for (int i = 0; i < n; i++) {
-                out.add("\uFFFD");
-            }
-        }
+    void prepend(int[] add) {
+      if (cp.size() == 0 || add.length == 0) {
+        return;
+      }
+      int at = s.get(0);
+      IntList ncp = new IntList(cp.size() + add.length);
+      IntList ns = new IntList(cp.size() + add.length);
+      IntList ne = new IntList(cp.size() + add.length);
+      for (int c : add) {
+        ncp.add(c);
+        ns.add(at);
+        ne.add(at);
+      }
+      ncp.addAll(cp);
+      ns.addAll(s);
+      ne.addAll(e);
+      cp = ncp;
+      s = ns;
+      e = ne;
     }
 
-    // ------------------------------------------------------------------------------------------
-    // small primitive collections
-    // ------------------------------------------------------------------------------------------
-
-    /** A growable int array. */
-    static final class IntList {
-        private int[] a;
-        private int n;
-
-        IntList(int cap) {
-            a = new int[Math.max(4, cap)];
+    void replace(int[] pattern, int[] content) {
+      int n = cp.size();
+      IntList ncp = new IntList(n);
+      IntList ns = new IntList(n);
+      IntList ne = new IntList(n);
+      int i = 0;
+      while (i < n) {
+        if (matches(pattern, i)) {
+          int st = s.get(i);
+          int en = e.get(i + pattern.length - 1);
+          for (int c : content) {
+            ncp.add(c);
+            ns.add(st);
+            ne.add(en);
+          }
+          i += pattern.length;
+        } else {
+          ncp.add(cp.get(i));
+          ns.add(s.get(i));
+          ne.add(e.get(i));
+          i++;
         }
-
-        void add(int v) {
-            if (n == a.length) {
-                a = Arrays.copyOf(a, n * 2);
-            }
-            a[n++] = v;
-        }
-
-        void addAll(IntList o) {
-            if (n + o.n > a.length) {
-                a = Arrays.copyOf(a, Math.max(n + o.n, n * 2));
-            }
-            System.arraycopy(o.a, 0, a, n, o.n);
-            n += o.n;
-        }
-
-        int get(int i) {
-            return a[i];
-        }
-
-        int size() {
-            return n;
-        }
-
-        int[] toArray() {
-            return Arrays.copyOf(a, n);
-        }
+      }
+      cp = ncp;
+      s = ns;
+      e = ne;
     }
 
-    /** A binary min-heap of longs. */
-    private static final class LongHeap {
-        private long[] h;
-        private int n;
-
-        LongHeap(int cap) {
-            h = new long[Math.max(4, cap)];
+    private boolean matches(int[] pattern, int at) {
+      if (at + pattern.length > cp.size()) {
+        return false;
+      }
+      for (int k = 0; k < pattern.length; k++) {
+        if (cp.get(at + k) != pattern[k]) {
+          return false;
         }
+      }
+      return true;
+    }
+  }
 
-        boolean isEmpty() {
-            return n == 0;
-        }
+  private int charId(int c) {
+    if (c < 65536) {
+      return bmpCharId[c];
+    }
+    return vocab.getOrDefault(new String(Character.toChars(c)), -1);
+  }
 
-        void push(long v) {
-            if (n == h.length) {
-                h = Arrays.copyOf(h, n * 2);
-            }
-            int i = n++;
-            while (i > 0) {
-                int p = (i - 1) >>> 1;
-                if (h[p] <= v) {
-                    break;
-                }
-                h[i] = h[p];
-                i = p;
-            }
-            h[i] = v;
+  /**
+   * BPE of one word, norm.cp[from, to): the algorithm of {@code tokenizers}' {@code Word::merge_all}:
+   * a min-heap of (rank, position); an entry is stale when the pair now at that position no
+   * longer merges into the entry's token.
+   */
+  private void bpe(Norm norm, int from, int to, IntList ids, IntList starts, IntList ends) {
+    if (from >= to) {
+      return;
+    }
+    if (ignoreMerges) {
+      StringBuilder sb = new StringBuilder();
+      for (int i = from; i < to; i++) {
+        sb.appendCodePoint(norm.cp.get(i));
+      }
+      Integer whole = vocab.get(sb.toString());
+      if (whole != null) {
+        ids.add(whole);
+        if (starts != null) {
+          starts.add(norm.s.get(from));
+          ends.add(norm.e.get(to - 1));
         }
+        return;
+      }
+    }
+    int cap = 0;
+    for (int i = from; i < to; i++) {
+      int c = norm.cp.get(i);
+      cap += charId(c) >= 0 ? 1 : (c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4);
+    }
+    int[] sym = new int[cap];
+    int[] sStart = new int[cap];   // source span of the symbol
+    int[] sEnd = new int[cap];
+    int n = 0;
+    boolean lastUnk = false;
+    for (int i = from; i < to; i++) {
+      int c = norm.cp.get(i);
+      int id = charId(c);
+      int st = norm.s.get(i);
+      int en = norm.e.get(i);
+      if (id >= 0) {
+        sym[n] = id;
+        sStart[n] = st;
+        sEnd[n] = en;
+        n++;
+        lastUnk = false;
+        continue;
+      }
+      if (byteFallback) {
+        byte[] bytes = new String(Character.toChars(c)).getBytes(StandardCharsets.UTF_8);
+        boolean all = true;
+        for (byte b : bytes) {
+          all &= byteId[b & 0xff] >= 0;
+        }
+        if (all) {
+          for (byte b : bytes) {
+            sym[n] = byteId[b & 0xff];
+            sStart[n] = st;
+            sEnd[n] = en;
+            n++;
+          }
+          lastUnk = false;
+          continue;
+        }
+      }
+      if (modelUnkId < 0) {
+        throw new Lora4jException("character U+" + Integer.toHexString(c).toUpperCase()
+            + " is not in the vocabulary and the tokenizer has no unk_token");
+      }
+      if (fuseUnk && lastUnk) {
+        sEnd[n - 1] = en;
+      } else {
+        sym[n] = modelUnkId;
+        sStart[n] = st;
+        sEnd[n] = en;
+        n++;
+      }
+      lastUnk = true;
+    }
+    int[] prev = new int[n];
+    int[] next = new int[n];
+    boolean[] dead = new boolean[n];
+    for (int i = 0; i < n; i++) {
+      prev[i] = i - 1;
+      next[i] = i + 1 < n ? i + 1 : -1;
+    }
+    LongHeap heap = new LongHeap(n);
+    for (int i = 0; i + 1 < n; i++) {
+      int r = merges.get(pairKey(sym[i], sym[i + 1]));
+      if (r >= 0) {
+        heap.push(((long) r << 32) | i);
+      }
+    }
+    while (!heap.isEmpty()) {
+      long top = heap.pop();
+      int rank = (int) (top >>> 32);
+      int pos = (int) top;
+      if (dead[pos] || next[pos] < 0) {
+        continue;
+      }
+      int right = next[pos];
+      int r = merges.get(pairKey(sym[pos], sym[right]));
+      if (r < 0 || rankNewId[r] != rankNewId[rank]) {
+        continue;
+      }
+      sym[pos] = rankNewId[rank];
+      sStart[pos] = Math.min(sStart[pos], sStart[right]);
+      sEnd[pos] = Math.max(sEnd[pos], sEnd[right]);
+      dead[right] = true;
+      next[pos] = next[right];
+      if (next[right] >= 0) {
+        prev[next[right]] = pos;
+      }
+      if (prev[pos] >= 0) {
+        int p = prev[pos];
+        int pr = merges.get(pairKey(sym[p], sym[pos]));
+        if (pr >= 0) {
+          heap.push(((long) pr << 32) | p);
+        }
+      }
+      if (next[pos] >= 0) {
+        int nr = merges.get(pairKey(sym[pos], sym[next[pos]]));
+        if (nr >= 0) {
+          heap.push(((long) nr << 32) | pos);
+        }
+      }
+    }
+    for (int i = 0; i >= 0 && n > 0; i = next[i]) {
+      ids.add(sym[i]);
+      if (starts != null) {
+        starts.add(sStart[i]);
+        ends.add(sEnd[i]);
+      }
+    }
+  }
 
-        long pop() {
-            long top = h[0];
-            long last = h[--n];
-            int i = 0;
-            while (true) {
-                int l = 2 * i + 1;
-                if (l >= n) {
-                    break;
-                }
-                int c = l + 1 < n && h[l + 1] < h[l] ? l + 1 : l;
-                if (h[c] >= last) {
-                    break;
-                }
-                h[i] = h[c];
-                i = c;
-            }
-            if (n > 0) {
-                h[i] = last;
-            }
-            return top;
+  private static long pairKey(int a, int b) {
+    return ((long) a << 32) | (b & 0xffffffffL);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // decoding internals
+  // ------------------------------------------------------------------------------------------
+
+  private static List<String> applyDecoder(DecodeOp op, List<String> tokens) {
+    List<String> out = new ArrayList<>(tokens.size());
+    if (op instanceof DReplace r) {
+      for (String t : tokens) {
+        out.add(t.replace(r.pattern, r.content));
+      }
+    } else if (op instanceof DFuse) {
+      StringBuilder sb = new StringBuilder();
+      for (String t : tokens) {
+        sb.append(t);
+      }
+      out.add(sb.toString());
+    } else if (op instanceof DStrip s) {
+      for (String t : tokens) {
+        out.add(strip(t, s));
+      }
+    } else if (op instanceof DByteFallback) {
+      byte[] pending = new byte[16];
+      int np = 0;
+      for (String t : tokens) {
+        int b = byteToken(t);
+        if (b >= 0) {
+          if (np == pending.length) {
+            pending = Arrays.copyOf(pending, np * 2);
+          }
+          pending[np++] = (byte) b;
+          continue;
         }
+        if (np > 0) {
+          flushBytes(pending, np, out);
+          np = 0;
+        }
+        out.add(t);
+      }
+      if (np > 0) {
+        flushBytes(pending, np, out);
+      }
+    }
+    return out;
+  }
+
+  private static String strip(String t, DStrip s) {
+    int[] chars = t.codePoints().toArray();
+    int content = s.content.codePointAt(0);
+    int startCut = 0;
+    for (int i = 0; i < Math.min(s.start, chars.length); i++) {
+      if (chars[i] == content) {
+        startCut = i + 1;
+      } else {
+        break;
+      }
+    }
+    int stopCut = chars.length;
+    for (int i = 0; i < s.stop; i++) {
+      int idx = chars.length - i - 1;
+      if (idx < startCut) {
+        break;
+      }
+      if (chars[idx] == content) {
+        stopCut = idx;
+      } else {
+        break;
+      }
+    }
+    return new String(chars, startCut, Math.max(0, stopCut - startCut));
+  }
+
+  private static int byteToken(String t) {
+    if (t.length() == 6 && t.startsWith("<0x") && t.charAt(5) == '>') {
+      int hi = Character.digit(t.charAt(3), 16);
+      int lo = Character.digit(t.charAt(4), 16);
+      if (hi >= 0 && lo >= 0) {
+        return hi * 16 + lo;
+      }
+    }
+    return -1;
+  }
+
+  private static void flushBytes(byte[] bytes, int n, List<String> out) {
+    try {
+      out.add(StandardCharsets.UTF_8.newDecoder()
+          .onMalformedInput(CodingErrorAction.REPORT)
+          .onUnmappableCharacter(CodingErrorAction.REPORT)
+          .decode(ByteBuffer.wrap(bytes, 0, n)).toString());
+    } catch (CharacterCodingException e) {
+      for (int i = 0; i < n; i++) {
+        out.add("\uFFFD");
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // small primitive collections
+  // ------------------------------------------------------------------------------------------
+
+  /** A growable int array. */
+  static final class IntList {
+    private int[] a;
+    private int n;
+
+    IntList(int cap) {
+      a = new int[Math.max(4, cap)];
     }
 
-    /** Open-addressing map from long keys to non-negative ints; get returns -1 when absent. */
-    private static final class LongIntMap {
-        private final long[] keys;
-        private final int[] vals;
-        private final boolean[] used;
-        private final int mask;
-
-        LongIntMap(int expected) {
-            int cap = Integer.highestOneBit(Math.max(4, expected * 2) - 1) << 1;
-            keys = new long[cap];
-            vals = new int[cap];
-            used = new boolean[cap];
-            mask = cap - 1;
-        }
-
-        private int slot(long k) {
-            long h = k * 0x9E3779B97F4A7C15L;
-            return (int) (h ^ (h >>> 29)) & mask;
-        }
-
-        void put(long k, int v) {
-            int i = slot(k);
-            while (used[i] && keys[i] != k) {
-                i = (i + 1) & mask;
-            }
-            used[i] = true;
-            keys[i] = k;
-            vals[i] = v;
-        }
-
-        int get(long k) {
-            int i = slot(k);
-            while (used[i]) {
-                if (keys[i] == k) {
-                    return vals[i];
-                }
-                i = (i + 1) & mask;
-            }
-            return -1;
-        }
+    void add(int v) {
+      if (n == a.length) {
+        a = Arrays.copyOf(a, n * 2);
+      }
+      a[n++] = v;
     }
+
+    void addAll(IntList o) {
+      if (n + o.n > a.length) {
+        a = Arrays.copyOf(a, Math.max(n + o.n, n * 2));
+      }
+      System.arraycopy(o.a, 0, a, n, o.n);
+      n += o.n;
+    }
+
+    int get(int i) {
+      return a[i];
+    }
+
+    int size() {
+      return n;
+    }
+
+    int[] toArray() {
+      return Arrays.copyOf(a, n);
+    }
+  }
+
+  /** A binary min-heap of longs. */
+  private static final class LongHeap {
+    private long[] h;
+    private int n;
+
+    LongHeap(int cap) {
+      h = new long[Math.max(4, cap)];
+    }
+
+    boolean isEmpty() {
+      return n == 0;
+    }
+
+    void push(long v) {
+      if (n == h.length) {
+        h = Arrays.copyOf(h, n * 2);
+      }
+      int i = n++;
+      while (i > 0) {
+        int p = (i - 1) >>> 1;
+        if (h[p] <= v) {
+          break;
+        }
+        h[i] = h[p];
+        i = p;
+      }
+      h[i] = v;
+    }
+
+    long pop() {
+      long top = h[0];
+      long last = h[--n];
+      int i = 0;
+      while (true) {
+        int l = 2 * i + 1;
+        if (l >= n) {
+          break;
+        }
+        int c = l + 1 < n && h[l + 1] < h[l] ? l + 1 : l;
+        if (h[c] >= last) {
+          break;
+        }
+        h[i] = h[c];
+        i = c;
+      }
+      if (n > 0) {
+        h[i] = last;
+      }
+      return top;
+    }
+  }
+
+  /** Open-addressing map from long keys to non-negative ints; get returns -1 when absent. */
+  private static final class LongIntMap {
+    private final long[] keys;
+    private final int[] vals;
+    private final boolean[] used;
+    private final int mask;
+
+    LongIntMap(int expected) {
+      int cap = Integer.highestOneBit(Math.max(4, expected * 2) - 1) << 1;
+      keys = new long[cap];
+      vals = new int[cap];
+      used = new boolean[cap];
+      mask = cap - 1;
+    }
+
+    private int slot(long k) {
+      long h = k * 0x9E3779B97F4A7C15L;
+      return (int) (h ^ (h >>> 29)) & mask;
+    }
+
+    void put(long k, int v) {
+      int i = slot(k);
+      while (used[i] && keys[i] != k) {
+        i = (i + 1) & mask;
+      }
+      used[i] = true;
+      keys[i] = k;
+      vals[i] = v;
+    }
+
+    int get(long k) {
+      int i = slot(k);
+      while (used[i]) {
+        if (keys[i] == k) {
+          return vals[i];
+        }
+        i = (i + 1) & mask;
+      }
+      return -1;
+    }
+  }
 }

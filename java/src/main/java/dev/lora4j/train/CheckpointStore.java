@@ -177,7 +177,7 @@ public final class CheckpointStore {
     Path m = dir.resolve("manifest.json");
     if (!Files.isRegularFile(m)) return "no manifest.json";
     try {
-      JsonNode files = JSON.readTree(m.toFile()).path("files");
+      JsonNode files = JSON.readTree(Files.readAllBytes(m)).path("files");
       if (!files.isObject() || files.size() == 0) return "manifest.json lists no file";
       for (Map.Entry<String, JsonNode> e : (Iterable<Map.Entry<String, JsonNode>>) files::fields) {
         Path f = dir.resolve(e.getKey());

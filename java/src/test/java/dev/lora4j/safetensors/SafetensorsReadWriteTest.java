@@ -282,4 +282,65 @@ class SafetensorsReadWriteTest {
     assertFalse(before.capacity() == 0);
     f.close(); // idempotent
   }
+
+  /** Chunk k of a tensor whose byte j is (j * 7 + 3) mod 251, for any chunk size. */
+  static SafetensorsWriter.ChunkSource pattern(int chunkBytes) {
+    return (chunk, out) -> {
+      long start = chunk * chunkBytes;
+      for (int j = 0; out.hasRemaining(); j++) out.put((byte) ((start + j) * 7 % 251 + 3));
+    };
+  }
+
+  static byte[] patternBytes(int n) {
+    byte[] b = new byte[n];
+    for (int j = 0; j < n; j++) b[j] = (byte) ((long) j * 7 % 251 + 3);
+    return b;
+  }
+
+  @Test
+  void chunkedTensorsWriteTheSameFileAsBytesForAnyThreadCount() throws IOException {
+    // three tensors: several chunks with a short last one, exactly one chunk, and empty
+    SafetensorsWriter bytes = new SafetensorsWriter()
+        .add("a", DType.BF16, new long[] {37, 41}, patternBytes(37 * 41 * 2))
+        .add("b", DType.F32, new long[] {64}, patternBytes(256))
+        .add("c", DType.F32, new long[] {0, 3}, new byte[0])
+        .addFloats("d", DType.F32, new long[] {2}, new float[] {1f, 2f});
+    byte[] want = bytes.toBytes();
+    for (int threads : new int[] {1, 2, 5}) {
+      SafetensorsWriter w = new SafetensorsWriter().threads(threads)
+          .add("a", DType.BF16, new long[] {37, 41}, 128, pattern(128))
+          .add("b", DType.F32, new long[] {64}, 256, pattern(256))
+          .add("c", DType.F32, new long[] {0, 3}, 8, pattern(8))
+          .addFloats("d", DType.F32, new long[] {2}, new float[] {1f, 2f});
+      assertArrayEquals(want, w.toBytes(), "toBytes");
+      Path f = tmp.resolve("chunked-" + threads + ".safetensors");
+      w.write(f);
+      assertArrayEquals(want, Files.readAllBytes(f), threads + " threads");
+    }
+  }
+
+  @Test
+  void failingChunkLeavesNoFileAndNamesTheTarget() throws IOException {
+    Path f = tmp.resolve("fails.safetensors");
+    Files.write(f, new byte[] {1, 2, 3});
+    SafetensorsWriter w = new SafetensorsWriter().threads(3)
+        .add("a", DType.F32, new long[] {1000}, 64, (chunk, out) -> {
+          if (chunk == 40) throw new java.io.UncheckedIOException(new IOException("source broke"));
+          while (out.hasRemaining()) out.put((byte) 0);
+        });
+    SafetensorsException e = assertThrows(SafetensorsException.class, () -> w.write(f));
+    assertTrue(e.getMessage().contains(f.toAbsolutePath().toString()) && e.getMessage().contains("source broke"),
+        e.getMessage());
+    assertArrayEquals(new byte[] {1, 2, 3}, Files.readAllBytes(f), "the old file is left as it was");
+    try (Stream<Path> s = Files.list(tmp)) {
+      assertEquals(List.of(f), s.toList(), "no temporary file left");
+    }
+    SafetensorsWriter shortFill = new SafetensorsWriter()
+        .add("a", DType.F32, new long[] {4}, 16, (chunk, out) -> out.putInt(7));
+    SafetensorsException e2 = assertThrows(SafetensorsException.class, shortFill::toBytes);
+    assertTrue(e2.getMessage().contains("chunk 0 of 16 bytes was filled with 4"), e2.getMessage());
+    assertThrows(SafetensorsException.class,
+        () -> new SafetensorsWriter().add("a", DType.F32, new long[] {4}, 6, pattern(6)));
+    assertThrows(IllegalArgumentException.class, () -> new SafetensorsWriter().threads(0));
+  }
 }
