@@ -23,7 +23,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv,n
 if has build; then
   echo "== configure + build ($(nproc) cores)"
   if ! cmake -S "$ROOT/native" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-        -DCMAKE_CUDA_ARCHITECTURES="80;90" -DLORA4J_MARCH=native > "$OUT/configure.log" 2>&1; then
+        -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCHS:-80;90}" -DLORA4J_MARCH=native > "$OUT/configure.log" 2>&1; then
     tail -40 "$OUT/configure.log"; echo "CONFIGURE FAILED"; exit 1
   fi
   grep -E "lora4j:" "$OUT/configure.log" || true
