@@ -19,7 +19,7 @@ import time
 java, jar, model, work = sys.argv[1:5]
 only = sys.argv[5] if len(sys.argv) > 5 else "all"
 SETTINGS = [(4, 2048, False), (4, 2048, True), (1, 8192, True), (8, 4096, True)]
-STEPS = 12
+STEPS = 8
 
 
 def rows(path, seq, count, vocab=32000):
@@ -56,9 +56,10 @@ for bs, seq, gc in SETTINGS:
          "wall_s": round(wall, 1)}
     try:
         steps = [json.loads(l) for l in open(os.path.join(out, "metrics.jsonl")) if l.strip()]
-        tps = [s["tokens_per_s"] for s in steps if "tokens_per_s" in s and s.get("step", 0) > 2]
+        tps = [s["tokens_per_second"] for s in steps
+               if s.get("type") == "step" and "tokens_per_second" in s and s.get("step", 0) > 2]
         r["tokens_per_s"] = round(statistics.median(tps)) if tps else None
-        mem = [s.get("memory_bytes") or s.get("device_memory") for s in steps]
+        mem = [s.get("memory_bytes") for s in steps if s.get("type") == "step"]
         mem = [m for m in mem if m]
         if mem:
             r["memory_gib"] = round(max(mem) / 2**30, 2)

@@ -35,6 +35,9 @@ using namespace realwidth;
 
 const char* kSuite = "realwidth";
 constexpr double kLossTol = 1.5e-4, kLogitsTol = 2e-2, kGradTol = 5e-2;
+// 30 AdamW steps on both engines: bf16 rounding moves each step's update a little, so the two
+// trajectories drift apart (measured on the H200: losses 3.0e-4, gradient norms 1.5e-3).
+constexpr double kTrajectoryLossTol = 1e-3, kTrajectoryNormTol = 5e-3;
 
 #define API(call)                                                                   \
   do {                                                                              \
@@ -194,8 +197,8 @@ void trajectory(int steps) {
     nc.push_back(float(r1.grad_norm));
     ng.push_back(float(r2.grad_norm));
   }
-  ct::report(kSuite, "trajectory " + std::to_string(steps) + " steps: losses", ct::rel_err(lg, lc), kLossTol);
-  ct::report(kSuite, "trajectory " + std::to_string(steps) + " steps: grad norms", ct::rel_err(ng, nc), kGradTol);
+  ct::report(kSuite, "trajectory " + std::to_string(steps) + " steps: losses", ct::rel_err(lg, lc), kTrajectoryLossTol);
+  ct::report(kSuite, "trajectory " + std::to_string(steps) + " steps: grad norms", ct::rel_err(ng, nc), kTrajectoryNormTol);
   API(lora4j_engine_destroy(cpu));
   API(lora4j_engine_destroy(gpu));
 }
