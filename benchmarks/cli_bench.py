@@ -39,7 +39,8 @@ for bs, seq, gc in SETTINGS:
     rows(data, seq, bs * (STEPS + 1))
     out = os.path.join(work, "run-" + name)
     subprocess.run(["rm", "-rf", out])
-    cmd = [java, "--enable-native-access=ALL-UNNAMED", "-Xmx16g", "-jar", jar, "train",
+    extra = os.environ.get("CLI_JAVA_OPTS", "").split()
+    cmd = [java, "--enable-native-access=ALL-UNNAMED", "-Xmx16g"] + extra + ["-jar", jar, "train",
            "--model", model, "--data", data, "--output", out, "--device", "cuda",
            "--rank", "16", "--alpha", "16", "--targets", "all-linear",
            "--batch-size", str(bs), "--max-seq-length", str(seq), "--steps", str(STEPS),

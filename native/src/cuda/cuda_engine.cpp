@@ -500,8 +500,18 @@ class CudaEngine final : public Engine {
       host_pos_[size_t(i)] = b.position_ids ? b.position_ids[i] : int32_t(i % b.seq);
     LORA4J_CU(cudaMemcpyAsync(pos_, host_pos_.data(), size_t(n) * 4, cudaMemcpyHostToDevice,
                               stream_));
-    has_mask_ = b.attention_mask != nullptr;
-    has_seg_ = b.segment_ids != nullptr;
+    // A mask of all ones, or rows that each hold one segment, attend exactly as none: drop them,
+    // so the attention kernels take their unmasked tiles (the masked path tests every element;
+    // a collated batch of equal-length rows carries such a mask, which made `lora4j train` 9-13%
+    // slower than the engine at 4 x 2048 and 8 x 4096).
+    has_mask_ = b.attention_mask != nullptr &&
+                std::any_of(b.attention_mask, b.attention_mask + n, [](int32_t m) { return m != 1; });
+    has_seg_ = false;
+    if (b.segment_ids)
+      for (int64_t r = 0; r < b.batch && !has_seg_; ++r) {
+        const int32_t* row = b.segment_ids + r * b.seq;
+        has_seg_ = std::any_of(row, row + b.seq, [&](int32_t v) { return v != row[0]; });
+      }
     if (has_mask_)
       LORA4J_CU(cudaMemcpyAsync(mask_, b.attention_mask, size_t(n) * 4, cudaMemcpyHostToDevice,
                                 stream_));
