@@ -156,9 +156,11 @@ int main() {
     expect("weight_count: null count", lora4j_weight_count(&cfg, nullptr), LORA4J_EINVAL, "count");
     lora4j_model_config odd = cfg;
     odd.head_dim = 5;
-    expect("weight_count: invalid config", lora4j_weight_count(&odd, &n), LORA4J_EINVAL, "head_dim");
+    expect("weight_count: invalid config", lora4j_weight_count(&odd, &n), LORA4J_EINVAL,
+           "head_dim");
     expect("weight_info: index out of range",
-           lora4j_weight_info(&cfg, int32_t(want.size()), nm, sizeof nm, &ndim, shape, &layer, &slot),
+           lora4j_weight_info(&cfg, int32_t(want.size()), nm, sizeof nm, &ndim, shape, &layer,
+                              &slot),
            LORA4J_EINVAL, "index " + std::to_string(want.size()));
     expect("weight_info: name buffer too small",
            lora4j_weight_info(&cfg, 0, nm, 8, &ndim, shape, &layer, &slot), LORA4J_EINVAL,

@@ -78,7 +78,7 @@ public final class Device {
     return kind == Lora4jLibrary.LORA4J_DEVICE_CUDA;
   }
 
-  /** Native device code (Lora4jLibrary.DEVICE_*). */
+  /** Native device code (Lora4jLibrary.LORA4J_DEVICE_*). */
   public int kind() {
     return kind;
   }

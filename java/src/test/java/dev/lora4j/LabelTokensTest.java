@@ -40,7 +40,7 @@ class LabelTokensTest {
         for (Batch b : List.of(padded, packed)) {
           long java = b.countedTokens();
           LossSum ls = m.evalLossSum(b);
-          assertEquals(java, ls.tokens(), "trial " + trial + ": Java and the engine count differently");
+          assertEquals(java, ls.tokens(), "trial " + trial + ": Java and the engine differ");
           if (java > 0) assertTrue(Double.isFinite(ls.sum()) && ls.sum() > 0, "trial " + trial);
           else assertEquals(0.0, ls.sum());
           checked++;

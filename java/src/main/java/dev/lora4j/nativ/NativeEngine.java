@@ -225,7 +225,7 @@ public final class NativeEngine implements AutoCloseable {
     return out;
   }
 
-  /** Reads one state tensor (LORA4J_STATE_PARAM, LORA4J_STATE_GRAD, LORA4J_STATE_EXP_AVG, LORA4J_STATE_EXP_AVG_SQ). */
+  /** Reads one state tensor (LORA4J_STATE_PARAM, _GRAD, _EXP_AVG, _EXP_AVG_SQ). */
   public synchronized float[] loraGet(int kind, String name, int numel) {
     lora4j_engine e = h();
     try (BytePointer n = new BytePointer(name);

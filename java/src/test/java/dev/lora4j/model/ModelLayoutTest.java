@@ -88,6 +88,7 @@ class ModelLayoutTest {
     m.weights().get(0).shape()[0] = 7;
     m.shapes().get("lm_head.weight")[0] = 7;
     assertEquals(100, m.weights().get(0).shape()[0]);
-    assertEquals(100, ModelLayout.of(config(100, 32, 40, 1, 2, 1, 16)).shapes().get("lm_head.weight")[0]);
+    ModelLayout again = ModelLayout.of(config(100, 32, 40, 1, 2, 1, 16));
+    assertEquals(100, again.shapes().get("lm_head.weight")[0]);
   }
 }

@@ -63,7 +63,8 @@ class Lora4jHeaderTest {
     Map<String, Long> java = javaConstants();
     // the include guard has no value and is not a constant
     assertFalse(header.containsKey("LORA4J_H"));
-    assertTrue(header.size() >= 30 && header.containsKey("LORA4J_STATE_EXP_AVG_SQ"), "constants parsed from the header: " + header.keySet());
+    assertTrue(header.size() >= 30 && header.containsKey("LORA4J_STATE_EXP_AVG_SQ"),
+        "constants parsed from the header: " + header.keySet());
     List<String> wrong = new ArrayList<>();
     for (Map.Entry<String, Long> e : header.entrySet()) {
       Long j = java.get(e.getKey());
