@@ -56,6 +56,22 @@ extern "C" {
 #define LORA4J_TARGET_UP 32u
 #define LORA4J_TARGET_DOWN 64u
 
+/* ---- slots of the frozen weights (lora4j_weight_info) -------------------------------------- */
+/* 0..6: the seven projections of a decoder layer, in target order: the projection in slot p is
+ * the one target bit 1u << p adapts (LORA4J_TARGET_Q == 1u << LORA4J_SLOT_Q, ...). */
+#define LORA4J_SLOT_Q 0
+#define LORA4J_SLOT_K 1
+#define LORA4J_SLOT_V 2
+#define LORA4J_SLOT_O 3
+#define LORA4J_SLOT_GATE 4
+#define LORA4J_SLOT_UP 5
+#define LORA4J_SLOT_DOWN 6
+#define LORA4J_SLOT_INPUT_NORM 7     /* model.layers.{i}.input_layernorm.weight [hidden] */
+#define LORA4J_SLOT_POST_ATTN_NORM 8 /* model.layers.{i}.post_attention_layernorm.weight */
+#define LORA4J_SLOT_EMBED 9          /* model.embed_tokens.weight [vocab, hidden] */
+#define LORA4J_SLOT_FINAL_NORM 10    /* model.norm.weight [hidden] */
+#define LORA4J_SLOT_LM_HEAD 11       /* lm_head.weight [vocab, hidden] */
+
 /* ---- recompute modes ---------------------------------------------------------------------- */
 #define LORA4J_RECOMPUTE_NONE 0
 #define LORA4J_RECOMPUTE_LAYER 1
@@ -133,6 +149,21 @@ int lora4j_cuda_available(int32_t* available, char* reason, int32_t reason_cap);
 /* Path of liblora4j_cuda.so to load (before the first CUDA call). Without it the library is
  * looked for beside liblora4j, then on the loader's path. */
 int lora4j_cuda_set_library(const char* path);
+
+/* ---- the model's frozen weights ----------------------------------------------------------- */
+/* The frozen weights a model of this config has, in the engine's fixed order: the embedding;
+ * per layer the input norm, q, k, v, o, gate, up, down and the post-attention norm; the final
+ * norm; the LM head. The config is validated as lora4j_engine_create validates it; no engine
+ * is needed. This is the one definition of the weights' names and shapes: callers read it
+ * rather than writing it again (the Java side checks and writes checkpoints from it). The
+ * LoRA factors of a projection of shape [out, in] are A [r, in] and B [out, r].
+ * weight_info: the Hugging Face name (NUL-terminated, name_cap bytes); ndim (1 for the norm
+ * weights, else 2) and shape[0..ndim) (shape has room for 2; a projection is [out, in]); the
+ * decoder layer (-1 outside the layers); the slot (LORA4J_SLOT_*). */
+int lora4j_weight_count(const lora4j_model_config* config, int32_t* count);
+int lora4j_weight_info(const lora4j_model_config* config, int32_t index, char* name,
+                       int32_t name_cap, int32_t* ndim, int64_t* shape, int32_t* layer,
+                       int32_t* slot);
 
 /* ---- engine lifecycle ----------------------------------------------------------------------- */
 int lora4j_engine_create(const lora4j_model_config* config, const lora4j_engine_options* options,

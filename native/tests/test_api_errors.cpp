@@ -102,6 +102,73 @@ int main() {
     expect("create: negative num_threads", lora4j_engine_create(&cfg, &o2, &e), LORA4J_EINVAL, "num_threads");
   }
   check_true("create failures leave *out null", e == nullptr);
+
+  // ---- the model's frozen weights, without an engine ----
+  {
+    std::vector<std::pair<std::string, int64_t>> want = weight_list(cfg);
+    int32_t n = 0;
+    expect_ok("weight_count", lora4j_weight_count(&cfg, &n));
+    check_true("weight_count = embedding + 2 x 9 + norm + head", n == int32_t(want.size()),
+               std::to_string(n));
+    // slot of each entry of weight_list's order
+    const int32_t layer_slots[9] = {LORA4J_SLOT_INPUT_NORM, LORA4J_SLOT_Q, LORA4J_SLOT_K,
+                                    LORA4J_SLOT_V, LORA4J_SLOT_O, LORA4J_SLOT_GATE,
+                                    LORA4J_SLOT_UP, LORA4J_SLOT_DOWN,
+                                    LORA4J_SLOT_POST_ATTN_NORM};
+    bool all = n == int32_t(want.size());
+    std::string bad;
+    for (int32_t i = 0; all && i < n; ++i) {
+      char nm[128];
+      int32_t ndim = 0, layer = -9, slot = -9;
+      int64_t shape[2] = {0, 0};
+      int rc = lora4j_weight_info(&cfg, i, nm, sizeof nm, &ndim, shape, &layer, &slot);
+      int32_t want_layer = i == 0 || i >= n - 2 ? -1 : (i - 1) / 9;
+      int32_t want_slot = i == 0        ? LORA4J_SLOT_EMBED
+                          : i == n - 2  ? LORA4J_SLOT_FINAL_NORM
+                          : i == n - 1  ? LORA4J_SLOT_LM_HEAD
+                                        : layer_slots[(i - 1) % 9];
+      bool norm = want_slot == LORA4J_SLOT_INPUT_NORM ||
+                  want_slot == LORA4J_SLOT_POST_ATTN_NORM || want_slot == LORA4J_SLOT_FINAL_NORM;
+      int64_t numel = ndim == 1 ? shape[0] : shape[0] * shape[1];
+      bool ok = rc == LORA4J_OK && want[size_t(i)].first == nm &&
+                want[size_t(i)].second == numel && ndim == (norm ? 1 : 2) &&
+                layer == want_layer && slot == want_slot;
+      if (ok && slot == LORA4J_SLOT_O)  // [out, in]: hidden x heads * head_dim
+        ok = shape[0] == cfg.hidden_size && shape[1] == int64_t(cfg.num_heads) * cfg.head_dim;
+      if (ok && slot == LORA4J_SLOT_K)
+        ok = shape[0] == int64_t(cfg.num_kv_heads) * cfg.head_dim && shape[1] == cfg.hidden_size;
+      if (ok && slot == LORA4J_SLOT_DOWN)
+        ok = shape[0] == cfg.hidden_size && shape[1] == cfg.intermediate_size;
+      if (ok && slot == LORA4J_SLOT_LM_HEAD)
+        ok = shape[0] == cfg.vocab_size && shape[1] == cfg.hidden_size;
+      if (!ok) {
+        all = false;
+        bad = "index " + std::to_string(i) + ": " + nm + " ndim " + std::to_string(ndim) +
+              " [" + std::to_string(shape[0]) + ", " + std::to_string(shape[1]) + "] layer " +
+              std::to_string(layer) + " slot " + std::to_string(slot) + " " + lora4j_last_error();
+      }
+    }
+    check_true("weight_info: every name, shape, layer and slot", all, bad);
+    char nm[128];
+    int32_t ndim, layer, slot;
+    int64_t shape[2];
+    expect("weight_count: null config", lora4j_weight_count(nullptr, &n), LORA4J_EINVAL, "config");
+    expect("weight_count: null count", lora4j_weight_count(&cfg, nullptr), LORA4J_EINVAL, "count");
+    lora4j_model_config odd = cfg;
+    odd.head_dim = 5;
+    expect("weight_count: invalid config", lora4j_weight_count(&odd, &n), LORA4J_EINVAL,
+           "head_dim");
+    expect("weight_info: index out of range",
+           lora4j_weight_info(&cfg, int32_t(want.size()), nm, sizeof nm, &ndim, shape, &layer,
+                              &slot),
+           LORA4J_EINVAL, "index " + std::to_string(want.size()));
+    expect("weight_info: name buffer too small",
+           lora4j_weight_info(&cfg, 0, nm, 8, &ndim, shape, &layer, &slot), LORA4J_EINVAL,
+           "too small");
+    expect("weight_info: null shape",
+           lora4j_weight_info(&cfg, 0, nm, sizeof nm, &ndim, nullptr, &layer, &slot),
+           LORA4J_EINVAL, "shape");
+  }
   expect_ok("destroy(NULL) is a no-op", lora4j_engine_destroy(nullptr));
   opt.num_threads = 2;
   expect_ok("create", lora4j_engine_create(&cfg, &opt, &e));

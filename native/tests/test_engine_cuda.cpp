@@ -271,10 +271,9 @@ void golden(const std::string& name) {
   }
   std::printf("  %s generate: lora4j [%s] reference [%s]\n", name.c_str(), gs.c_str(), rs.c_str());
   std::string detail = std::to_string(same) + "/" + std::to_string(max_new) + " tokens equal";
-  if (name == "tiny")
-    ct::report_bool(S, name + " greedy generation identical", same == max_new, detail);
-  else
-    std::printf("[%s] %-58s %s  INFO\n", S, (name + " greedy generation").c_str(), detail.c_str());
+  // Every model: the GPU runs have produced the reference's tokens on all three (12/12 each).
+  ct::report_bool(S, name + " greedy generation identical", same == max_new && produced == max_new,
+                  detail);
   API(lora4j_lora_merge(e));
   ct::report(S, name + " merged logits", logits_err(g, e, "merged.logits"), 2e-2);
   int64_t in_use = 0, peak = 0;

@@ -134,6 +134,39 @@ int lora4j_cuda_set_library(const char* path) {
                [&] { lora4j::set_cuda_backend_path(str(path, "path")); });
 }
 
+int lora4j_weight_count(const lora4j_model_config* config, int32_t* count) {
+  return guard("lora4j_weight_count", [&] {
+    nonnull(count, "count");
+    lora4j::ModelShape shape(*nonnull(config, "config"));
+    *count = int32_t(lora4j::weight_specs(shape).size());
+  });
+}
+
+int lora4j_weight_info(const lora4j_model_config* config, int32_t index, char* name,
+                       int32_t name_cap, int32_t* ndim, int64_t* shape, int32_t* layer,
+                       int32_t* slot) {
+  return guard("lora4j_weight_info", [&] {
+    lora4j::ModelShape ms(*nonnull(config, "config"));
+    std::vector<lora4j::WeightSpec> specs = lora4j::weight_specs(ms);
+    check_arg(index >= 0 && size_t(index) < specs.size(),
+              "index " + std::to_string(index) + " out of range [0, " +
+                  std::to_string(specs.size()) + ")");
+    const lora4j::WeightSpec& w = specs[size_t(index)];
+    nonnull(name, "name");
+    nonnull(ndim, "ndim");
+    nonnull(shape, "shape");
+    nonnull(layer, "layer");
+    nonnull(slot, "slot");
+    check_arg(name_cap > int32_t(w.name.size()), "name buffer too small for " + w.name);
+    std::memcpy(name, w.name.c_str(), w.name.size() + 1);
+    *ndim = w.ndim();
+    shape[0] = w.rows;
+    if (w.ndim() == 2) shape[1] = w.cols;
+    *layer = w.layer;
+    *slot = w.slot;
+  });
+}
+
 int lora4j_engine_create(const lora4j_model_config* config, const lora4j_engine_options* options,
                          lora4j_engine** out) {
   return guard("lora4j_engine_create", [&] {

@@ -65,16 +65,13 @@ class CpuEngine final : public Engine {
       index_[w.name] = int(i);
       woff_.push_back(off);
       off += w.numel();
-      if (w.layer >= 0) {
-        if (w.slot >= 0) proj_[size_t(w.layer) * NUM_PROJ + size_t(w.slot)] = int(i);
-        else if (w.slot == -1) ln1_[size_t(w.layer)] = int(i);
-        else ln2_[size_t(w.layer)] = int(i);
-      } else if (w.slot == -1) {
-        embed_ = int(i);
-      } else if (w.slot == -3) {
-        norm_ = int(i);
-      } else {
-        head_ = int(i);
+      switch (w.slot) {
+        case LORA4J_SLOT_INPUT_NORM: ln1_[size_t(w.layer)] = int(i); break;
+        case LORA4J_SLOT_POST_ATTN_NORM: ln2_[size_t(w.layer)] = int(i); break;
+        case LORA4J_SLOT_EMBED: embed_ = int(i); break;
+        case LORA4J_SLOT_FINAL_NORM: norm_ = int(i); break;
+        case LORA4J_SLOT_LM_HEAD: head_ = int(i); break;
+        default: proj_[size_t(w.layer) * NUM_PROJ + size_t(w.slot)] = int(i);
       }
     }
     weights_.assign(size_t(off), 0.0f);
@@ -370,7 +367,7 @@ class CpuEngine final : public Engine {
  private:
   // ---- helpers -----------------------------------------------------------------------------
   static std::string shape_str(const WeightSpec& w) {
-    return w.cols == 1 ? "[" + std::to_string(w.rows) + "]"
+    return w.ndim() == 1 ? "[" + std::to_string(w.rows) + "]"
                        : "[" + std::to_string(w.rows) + ", " + std::to_string(w.cols) + "]";
   }
 

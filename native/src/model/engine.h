@@ -29,8 +29,18 @@ inline void check_arg(bool ok, const std::string& msg) {
   if (!ok) fail(LORA4J_EINVAL, msg);
 }
 
-// Projection slots in a layer, in PEFT/HF order.
+// Projection slots in a layer, in PEFT/HF order: the LORA4J_SLOT_* of lora4j.h, whose target
+// bit is 1u << slot.
 enum Proj { Q = 0, K, V, O, GATE, UP, DOWN, NUM_PROJ };
+static_assert(Q == LORA4J_SLOT_Q && K == LORA4J_SLOT_K && V == LORA4J_SLOT_V &&
+                  O == LORA4J_SLOT_O && GATE == LORA4J_SLOT_GATE && UP == LORA4J_SLOT_UP &&
+                  DOWN == LORA4J_SLOT_DOWN && NUM_PROJ == LORA4J_SLOT_INPUT_NORM,
+              "Proj must match LORA4J_SLOT_*");
+static_assert((1u << Q) == LORA4J_TARGET_Q && (1u << K) == LORA4J_TARGET_K &&
+                  (1u << V) == LORA4J_TARGET_V && (1u << O) == LORA4J_TARGET_O &&
+                  (1u << GATE) == LORA4J_TARGET_GATE && (1u << UP) == LORA4J_TARGET_UP &&
+                  (1u << DOWN) == LORA4J_TARGET_DOWN,
+              "LORA4J_TARGET_* must be 1u << slot");
 const char* proj_module(int p);  // "self_attn.q_proj", ..., "mlp.down_proj"
 const char* proj_short(int p);   // "q_proj", ...
 
@@ -44,14 +54,21 @@ struct ModelShape {
   int64_t proj_out(int p) const;
 };
 
-// One frozen tensor of the model: HF name and shape.
+// One frozen tensor of the model: HF name and shape (published by lora4j_weight_info).
 struct WeightSpec {
   std::string name;
   int64_t rows, cols;  // cols = 1 for vectors (norm weights): shape [rows]
   int layer;           // -1 for embedding, final norm, lm_head
-  int slot;            // Proj for projections; -1 norm/embedding/head
+  int slot;            // LORA4J_SLOT_*: Proj for the projections, then norms, embedding, head
   int64_t numel() const { return rows * cols; }
+  int ndim() const {
+    return slot == LORA4J_SLOT_INPUT_NORM || slot == LORA4J_SLOT_POST_ATTN_NORM ||
+                   slot == LORA4J_SLOT_FINAL_NORM
+               ? 1
+               : 2;
+  }
 };
+// Every frozen weight in the engine's fixed order (see lora4j_weight_count).
 std::vector<WeightSpec> weight_specs(const ModelShape& shape);
 
 // One LoRA tensor: PEFT key, shape, place in the flat arena.

@@ -71,16 +71,18 @@ int64_t ModelShape::proj_out(int p) const {
 
 std::vector<WeightSpec> weight_specs(const ModelShape& s) {
   std::vector<WeightSpec> w;
-  w.push_back({"model.embed_tokens.weight", s.c.vocab_size, s.c.hidden_size, -1, -1});
+  w.push_back({"model.embed_tokens.weight", s.c.vocab_size, s.c.hidden_size, -1,
+               LORA4J_SLOT_EMBED});
   for (int l = 0; l < s.c.num_layers; ++l) {
     std::string p = "model.layers." + std::to_string(l) + ".";
-    w.push_back({p + "input_layernorm.weight", s.c.hidden_size, 1, l, -1});
+    w.push_back({p + "input_layernorm.weight", s.c.hidden_size, 1, l, LORA4J_SLOT_INPUT_NORM});
     for (int j = 0; j < NUM_PROJ; ++j)
       w.push_back({p + kModules[j] + ".weight", s.proj_out(j), s.proj_in(j), l, j});
-    w.push_back({p + "post_attention_layernorm.weight", s.c.hidden_size, 1, l, -2});
+    w.push_back({p + "post_attention_layernorm.weight", s.c.hidden_size, 1, l,
+                 LORA4J_SLOT_POST_ATTN_NORM});
   }
-  w.push_back({"model.norm.weight", s.c.hidden_size, 1, -1, -3});
-  w.push_back({"lm_head.weight", s.c.vocab_size, s.c.hidden_size, -1, -4});
+  w.push_back({"model.norm.weight", s.c.hidden_size, 1, -1, LORA4J_SLOT_FINAL_NORM});
+  w.push_back({"lm_head.weight", s.c.vocab_size, s.c.hidden_size, -1, LORA4J_SLOT_LM_HEAD});
   return w;
 }
 

@@ -71,15 +71,15 @@ public record Batch(
     return collate(ex, 0);
   }
 
-  /** Positions whose label counts in the loss after the shift (labels[t+1] for t < seq-1). */
+  /**
+   * The label tokens the batch counts in the loss: per row, the positions {@code t >= 1} whose
+   * label is not -100 ({@link TokenizedExample#labelTokens}). Sum it over the micro-batches of an
+   * optimizer step to normalize the loss across gradient accumulation.
+   */
   public long countedTokens() {
     if (labels == null) return 0;
     long c = 0;
-    for (int r = 0; r < rows; r++) {
-      for (int t = 1; t < seq; t++) {
-        if (labels[r * seq + t] != TokenizedExample.IGNORE) c++;
-      }
-    }
+    for (int r = 0; r < rows; r++) c += TokenizedExample.labelTokens(labels, r * seq, seq);
     return c;
   }
 

@@ -21,7 +21,7 @@ public final class Device {
 
   /** The CPU backend. */
   public static Device cpu() {
-    return new Device(Lora4jLibrary.DEVICE_CPU, 0);
+    return new Device(Lora4jLibrary.LORA4J_DEVICE_CPU, 0);
   }
 
   /**
@@ -35,7 +35,7 @@ public final class Device {
       throw new NativeException(
           Lora4jLibrary.LORA4J_EUNSUPPORTED, "CUDA device " + index + " requested but " + why);
     }
-    return new Device(Lora4jLibrary.DEVICE_CUDA, index);
+    return new Device(Lora4jLibrary.LORA4J_DEVICE_CUDA, index);
   }
 
   /**
@@ -47,7 +47,7 @@ public final class Device {
     String why = NativeLibrary.cudaUnavailableReason();
     if (why == null) {
       LOG.fine("using CUDA device 0");
-      return new Device(Lora4jLibrary.DEVICE_CUDA, 0);
+      return new Device(Lora4jLibrary.LORA4J_DEVICE_CUDA, 0);
     }
     LOG.fine("using the CPU: " + why);
     return cpu();
@@ -75,10 +75,10 @@ public final class Device {
   }
 
   public boolean isCuda() {
-    return kind == Lora4jLibrary.DEVICE_CUDA;
+    return kind == Lora4jLibrary.LORA4J_DEVICE_CUDA;
   }
 
-  /** Native device code (Lora4jLibrary.DEVICE_*). */
+  /** Native device code (Lora4jLibrary.LORA4J_DEVICE_*). */
   public int kind() {
     return kind;
   }

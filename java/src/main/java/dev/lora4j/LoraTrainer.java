@@ -7,7 +7,6 @@ import dev.lora4j.data.DataPosition;
 import dev.lora4j.data.DataReport;
 import dev.lora4j.data.DataStats;
 import dev.lora4j.data.JsonlDataset;
-import dev.lora4j.nativ.NativeEngine;
 import dev.lora4j.train.CheckpointStore;
 import dev.lora4j.train.LossPlot;
 import dev.lora4j.train.MetricsFile;
@@ -71,7 +70,7 @@ public final class LoraTrainer {
    *
    * @throws Lora4jException when the data has no token that counts in the loss
    */
-  public static NativeEngine.LossSum evaluate(MistralModel model, JsonlDataset data) {
+  public static LossSum evaluate(MistralModel model, JsonlDataset data) {
     return evaluate(model, data, null);
   }
 
@@ -79,14 +78,14 @@ public final class LoraTrainer {
    * {@link #evaluate(MistralModel, JsonlDataset)}, adding what the pass read (examples, drops,
    * truncations) to stats when not null.
    */
-  public static NativeEngine.LossSum evaluate(MistralModel model, JsonlDataset data, DataStats stats) {
+  public static LossSum evaluate(MistralModel model, JsonlDataset data, DataStats stats) {
     double sum = 0;
     long tokens = 0;
     try (BatchIterator it = data.batches(DataPosition.START, 1)) {
       while (it.hasNext()) {
         DataBatch b = it.next();
         if (b.labelTokens() == 0) continue;
-        NativeEngine.LossSum ls = model.evalLossSum(b.batch());
+        LossSum ls = model.evalLossSum(b.batch());
         sum += ls.sum();
         tokens += ls.tokens();
       }
@@ -95,7 +94,7 @@ public final class LoraTrainer {
     if (tokens == 0) {
       throw new Lora4jException(data.file() + ": the data has no token that counts in the loss");
     }
-    return new NativeEngine.LossSum(sum, tokens);
+    return new LossSum(sum, tokens);
   }
 
   private static final class Run {
@@ -207,8 +206,7 @@ public final class LoraTrainer {
         LOG.fine("resuming from step " + state.step() + " at " + state.position());
       }
       PoisonGuard guard = new PoisonGuard(cfg.guard(), state.guardHistory(), state.guardRejections());
-      long trainable = 0;
-      for (NativeEngine.LoraTensor t : model.engine().loraTensors()) trainable += t.numel();
+      long trainable = model.trainableParameters();
       for (TrainingListener l : listeners) {
         l.onTrainBegin(
             new TrainingListener.TrainingPlan(
@@ -238,27 +236,26 @@ public final class LoraTrainer {
           pos = micro.get(micro.size() - 1).next();
           if (labelTokens == 0) continue;
           times.mark(StepTimes.Phase.DATA);
-          NativeEngine engine = model.engine();
-          engine.zeroGrad();
+          model.zeroGrad();
           double sum = 0;
           for (DataBatch b : micro) {
-            sum += engine.forwardBackward(b.batch(), (float) (1.0 / labelTokens)).sum();
+            sum += model.forwardBackward(b.batch(), 1.0 / labelTokens).sum();
           }
           double loss = sum / labelTokens;
           times.mark(StepTimes.Phase.FORWARD_BACKWARD);
           double lr = cfg.learningRate() * cfg.schedule().factor(step, totalSteps);
-          double norm = engine.gradNorm();
+          double norm = model.gradNorm();
           String reject = guard.check(loss, norm);
           times.mark(StepTimes.Phase.GRAD_NORM);
           if (reject != null) {
-            engine.zeroGrad();
+            model.zeroGrad();
             skipped++;
             TrainingListener.SkippedStep s =
                 new TrainingListener.SkippedStep(step + 1, reject, loss, norm, from + " .. " + pos);
             for (TrainingListener l : listeners) l.onSkippedStep(s);
             continue;
           }
-          NativeEngine.StepResult r = engine.optimizerStep(cfg.adamw(lr).toNative());
+          StepResult r = model.optimizerStep(cfg.adamw(lr));
           times.mark(StepTimes.Phase.OPTIMIZER);
           if (!r.applied()) {
             skipped++;
@@ -278,7 +275,7 @@ public final class LoraTrainer {
           TrainingListener.StepMetrics m =
               new TrainingListener.StepMetrics(
                   step, epochF, loss, r.gradNorm(), lr, labelTokens, realTokens / secs,
-                  (System.nanoTime() - t0) / 1e9, engine.memory()[0]);
+                  (System.nanoTime() - t0) / 1e9, model.memoryInUse());
           for (TrainingListener l : listeners) l.onStep(m);
 
           boolean last = step == totalSteps;
@@ -360,7 +357,7 @@ public final class LoraTrainer {
     }
 
     TrainingListener.Evaluation evaluation(JsonlDataset valid, long step, Double baseLoss) {
-      NativeEngine.LossSum ls = evaluate(model, valid);
+      LossSum ls = evaluate(model, valid);
       TrainingListener.Evaluation e =
           new TrainingListener.Evaluation(
               step, ls.mean(), baseLoss == null ? Double.NaN : baseLoss, ls.tokens());

@@ -8,6 +8,7 @@ import dev.lora4j.data.TextEncoder;
 import dev.lora4j.data.TokenizerTextEncoder;
 import dev.lora4j.tokenizer.Tokenizer;
 import dev.lora4j.model.MistralConfig;
+import dev.lora4j.model.ModelLayout;
 import dev.lora4j.model.peft.AdapterConfig;
 import dev.lora4j.model.peft.LoraAdapter;
 import dev.lora4j.model.peft.LoraTarget;
@@ -44,6 +45,8 @@ public final class MistralModel implements AutoCloseable {
   private Path adapterSource;
   private Tokenizer tokenizer;
   private ChatEncoder chatEncoder;
+  /** Loss sum and label tokens of the forward-backward passes since the gradients were zeroed. */
+  private LossSum accumulated = LossSum.ZERO;
 
   /** Options of {@link #load(Path, Device, LoadOptions)}. */
   public record LoadOptions(int maxSeqLength, int threads, Recompute recompute) {
@@ -108,13 +111,13 @@ public final class MistralModel implements AutoCloseable {
               : Math.min(config.maxPositionEmbeddings(), 4096);
       NativeEngine engine =
           NativeEngine.create(
-              shapeOf(config, maxSeq),
+              NativeEngine.Shape.of(config, maxSeq),
               device.kind(),
               device.index(),
               options.threads(),
               options.recompute() == Recompute.LAYER
-                  ? Lora4jLibrary.RECOMPUTE_LAYER
-                  : Lora4jLibrary.RECOMPUTE_NONE);
+                  ? Lora4jLibrary.LORA4J_RECOMPUTE_LAYER
+                  : Lora4jLibrary.LORA4J_RECOMPUTE_NONE);
       try {
         for (String name : names) {
           engine.setWeight(
@@ -165,44 +168,19 @@ public final class MistralModel implements AutoCloseable {
     return want.keySet();
   }
 
-  /** Hugging Face names and shapes of every frozen weight of a Mistral model. */
+  /**
+   * Hugging Face names and shapes of every frozen weight of a Mistral model, in the engine's
+   * order, as the native core defines them ({@link ModelLayout}).
+   */
   public static Map<String, long[]> expectedWeights(MistralConfig c) {
-    Map<String, long[]> m = new LinkedHashMap<>();
-    long h = c.hiddenSize();
-    m.put("model.embed_tokens.weight", new long[] {c.vocabSize(), h});
-    for (int l = 0; l < c.numHiddenLayers(); l++) {
-      String p = "model.layers." + l + ".";
-      m.put(p + "input_layernorm.weight", new long[] {h});
-      for (LoraTarget t : LoraTarget.values()) {
-        m.put(p + t.modulePath() + ".weight", new long[] {t.outFeatures(c), t.inFeatures(c)});
-      }
-      m.put(p + "post_attention_layernorm.weight", new long[] {h});
-    }
-    m.put("model.norm.weight", new long[] {h});
-    m.put("lm_head.weight", new long[] {c.vocabSize(), h});
-    return m;
-  }
-
-  static NativeEngine.Shape shapeOf(MistralConfig c, int maxSeq) {
-    return new NativeEngine.Shape(
-        c.vocabSize(),
-        c.hiddenSize(),
-        c.intermediateSize(),
-        c.numHiddenLayers(),
-        c.numAttentionHeads(),
-        c.numKeyValueHeads(),
-        c.headDim(),
-        c.slidingWindow() == null ? 0 : c.slidingWindow(),
-        maxSeq,
-        (float) c.rmsNormEps(),
-        c.ropeTheta());
+    return ModelLayout.of(c).shapes();
   }
 
   static int nativeDtype(DType dt) {
     return switch (dt) {
-      case BF16 -> Lora4jLibrary.DTYPE_BF16;
-      case F16 -> Lora4jLibrary.DTYPE_F16;
-      case F32 -> Lora4jLibrary.DTYPE_F32;
+      case BF16 -> Lora4jLibrary.LORA4J_DTYPE_BF16;
+      case F16 -> Lora4jLibrary.LORA4J_DTYPE_F16;
+      case F32 -> Lora4jLibrary.LORA4J_DTYPE_F32;
       default -> throw new IllegalArgumentException("unsupported weight dtype " + dt);
     };
   }
@@ -290,9 +268,32 @@ public final class MistralModel implements AutoCloseable {
     return chatEncoder;
   }
 
-  /** The native engine, for callers that need its full surface (tests, benchmarks). */
-  public NativeEngine engine() {
+  /** The native engine under this model (the package's own callers: decoding). */
+  NativeEngine engine() {
     return engine;
+  }
+
+  /** Bytes of device memory (host memory on the CPU) the model holds now. */
+  public long memoryInUse() {
+    return engine.memory()[0];
+  }
+
+  /** The most bytes of device memory (host memory on the CPU) the model has held. */
+  public long peakMemory() {
+    return engine.memory()[1];
+  }
+
+  /**
+   * Reads one frozen weight back as fp32 (after {@link #mergeAdapter()} it includes the folded
+   * adapter).
+   *
+   * @param name its Hugging Face name, one of {@link #expectedWeights(MistralConfig)}
+   */
+  public float[] weight(String name) {
+    long[] shape = expectedWeights(config).get(name);
+    long numel = 1;
+    if (shape != null) for (long d : shape) numel *= d;
+    return engine.getWeight(name, numel);
   }
 
   // ---- adapters ------------------------------------------------------------------------------
@@ -321,10 +322,11 @@ public final class MistralModel implements AutoCloseable {
     engine.loraAttach(ac.r(), (float) ac.scale(), bits);
     for (NativeEngine.LoraTensor t : engine.loraTensors()) {
       LoraAdapter.Weight w = a.weight(t.name());
-      engine.loraSet(Lora4jLibrary.STATE_PARAM, t.name(), w.values());
+      engine.loraSet(Lora4jLibrary.LORA4J_STATE_PARAM, t.name(), w.values());
     }
     adapterConfig = ac;
     adapterSource = null;
+    accumulated = LossSum.ZERO;
   }
 
   /** Removes the adapter (the frozen weights are unchanged). */
@@ -332,6 +334,7 @@ public final class MistralModel implements AutoCloseable {
     engine.loraDetach();
     adapterConfig = null;
     adapterSource = null;
+    accumulated = LossSum.ZERO;
   }
 
   /** The attached adapter's configuration, or null. */
@@ -341,13 +344,54 @@ public final class MistralModel implements AutoCloseable {
 
   /** The attached adapter's current weights (fp32). */
   public LoraAdapter adapter() {
+    return LoraAdapter.of(adapterConfig, DType.F32, loraState(Lora4jLibrary.LORA4J_STATE_PARAM));
+  }
+
+  /** Trainable parameters of the attached adapter (0 when none is attached). */
+  public long trainableParameters() {
+    long n = 0;
+    for (NativeEngine.LoraTensor t : engine.loraTensors()) n += t.numel();
+    return n;
+  }
+
+  /**
+   * The gradients accumulated since they were last zeroed, one per LoRA tensor of the attached
+   * adapter (PEFT key names, the adapter's shapes), in the engine's order.
+   */
+  public Map<String, LoraAdapter.Weight> gradients() {
+    return loraState(Lora4jLibrary.LORA4J_STATE_GRAD);
+  }
+
+  /** The AdamW state of the attached adapter, to save with a checkpoint. */
+  public OptimizerState optimizerState() {
+    return new OptimizerState(
+        engine.optimizerStep(),
+        loraState(Lora4jLibrary.LORA4J_STATE_EXP_AVG),
+        loraState(Lora4jLibrary.LORA4J_STATE_EXP_AVG_SQ));
+  }
+
+  /**
+   * Restores the AdamW state of the attached adapter (from a checkpoint of the same adapter
+   * shape): every LoRA tensor's moments and the step count.
+   */
+  public void setOptimizerState(OptimizerState s) {
+    requireAdapter();
+    for (NativeEngine.LoraTensor t : engine.loraTensors()) {
+      engine.loraSet(Lora4jLibrary.LORA4J_STATE_EXP_AVG, t.name(), s.moment(s.expAvg(), t.name()));
+      engine.loraSet(
+          Lora4jLibrary.LORA4J_STATE_EXP_AVG_SQ, t.name(), s.moment(s.expAvgSq(), t.name()));
+    }
+    engine.setOptimizerStep(s.step());
+  }
+
+  private Map<String, LoraAdapter.Weight> loraState(int kind) {
     requireAdapter();
     Map<String, LoraAdapter.Weight> w = new LinkedHashMap<>();
     for (NativeEngine.LoraTensor t : engine.loraTensors()) {
-      float[] v = engine.loraGet(Lora4jLibrary.STATE_PARAM, t.name(), (int) t.numel());
+      float[] v = engine.loraGet(kind, t.name(), (int) t.numel());
       w.put(t.name(), new LoraAdapter.Weight((int) t.rows(), (int) t.cols(), v));
     }
-    return LoraAdapter.of(adapterConfig, DType.F32, w);
+    return w;
   }
 
   /**
@@ -400,20 +444,57 @@ public final class MistralModel implements AutoCloseable {
 
   /**
    * One optimizer step over micro-batches (gradient accumulation): the loss is the mean over all
-   * label tokens of all micro-batches, so the gradient equals that of one big batch.
+   * label tokens of all micro-batches, so the gradient equals that of one big batch. The same as
+   * {@link #zeroGrad()}, {@link #forwardBackward} of each micro-batch with 1 / (their label
+   * tokens), then {@link #optimizerStep}.
    */
   public StepResult trainStep(List<Batch> microBatches, AdamWConfig adamw) {
     requireAdapter();
     long total = 0;
     for (Batch b : microBatches) total += b.countedTokens();
     if (total == 0) throw new Lora4jException("the step's batches have no label token to train on");
+    zeroGrad();
+    for (Batch b : microBatches) forwardBackward(b, 1.0 / total);
+    return optimizerStep(adamw);
+  }
+
+  /** Zeroes the accumulated gradients (and the loss accumulated with them). */
+  public void zeroGrad() {
     engine.zeroGrad();
-    double sum = 0;
-    for (Batch b : microBatches) {
-      sum += engine.forwardBackward(b, (float) (1.0 / total)).sum();
-    }
-    NativeEngine.StepResult r = engine.optimizerStep(adamw.toNative());
-    return new StepResult(sum / total, r.gradNorm(), r.applied(), r.step(), total);
+    accumulated = LossSum.ZERO;
+  }
+
+  /**
+   * Forward and backward on one batch: adds {@code gradScale} x the gradient of the sum of its
+   * token losses to the accumulated gradients. With gradScale = 1 / (label tokens of all the
+   * step's batches, {@link Batch#countedTokens()}) the gradients of several batches accumulate to
+   * the gradient of their mean loss.
+   *
+   * @return the batch's loss sum and label tokens
+   */
+  public LossSum forwardBackward(Batch batch, double gradScale) {
+    requireAdapter();
+    LossSum ls = engine.forwardBackward(batch, (float) gradScale);
+    accumulated = accumulated.plus(ls);
+    return ls;
+  }
+
+  /** Global L2 norm of the accumulated gradients, before clipping; nothing is applied. */
+  public double gradNorm() {
+    return engine.gradNorm();
+  }
+
+  /**
+   * Applies the accumulated gradients: global-norm clipping, a finiteness check (a step whose
+   * gradients are not finite is skipped, {@link StepResult#applied()} false), AdamW; then zeroes
+   * the gradients. The result's loss and tokens are those of the forward-backward passes since
+   * the gradients were last zeroed.
+   */
+  public StepResult optimizerStep(AdamWConfig adamw) {
+    requireAdapter();
+    StepResult r = engine.optimizerStep(adamw.toNative(), accumulated);
+    accumulated = LossSum.ZERO;
+    return r;
   }
 
   /** Mean loss over the batch's label tokens (no gradients). */
@@ -422,7 +503,7 @@ public final class MistralModel implements AutoCloseable {
   }
 
   /** Sum of token losses and count (to average over several batches). */
-  public NativeEngine.LossSum evalLossSum(Batch batch) {
+  public LossSum evalLossSum(Batch batch) {
     return engine.evalLoss(batch);
   }
 

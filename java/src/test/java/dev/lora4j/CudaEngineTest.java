@@ -19,14 +19,28 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The CUDA engine from Java: failures come back as exceptions and the JVM goes on; training on
- * the GPU follows the CPU engine. Skipped, with the reason, where no CUDA device can be used.
+ * the GPU follows the CPU engine. Where no CUDA device can be used it is skipped, with the
+ * reason, except when a GPU run asks for CUDA ({@code -Dlora4j.test.device=cuda}, or {@code
+ * LORA4J_REQUIRE_GPU=1} as for the native CUDA tests): then it fails, so a GPU run cannot pass
+ * without having run it.
  */
 class CudaEngineTest {
   static final Path TINY = Path.of("src/test/resources/hf-reference/tiny");
 
+  /** Whether this run must have a CUDA device. */
+  static boolean cudaRequired() {
+    String device = System.getProperty("lora4j.test.device", "cpu").trim();
+    return device.startsWith("cuda") || "1".equals(System.getenv("LORA4J_REQUIRE_GPU"));
+  }
+
   @BeforeAll
   static void needCuda() {
     String why = NativeLibrary.cudaUnavailableReason();
+    if (why != null && cudaRequired()) {
+      fail("a CUDA device is required (-Dlora4j.test.device="
+          + System.getProperty("lora4j.test.device") + ", LORA4J_REQUIRE_GPU="
+          + System.getenv("LORA4J_REQUIRE_GPU") + ") but none can be used: " + why);
+    }
     if (why != null) System.out.println("CudaEngineTest skipped: " + why);
     assumeTrue(why == null, "no CUDA device: " + why);
   }
@@ -35,7 +49,7 @@ class CudaEngineTest {
   void badDeviceIndexIsAnException() {
     NativeEngine.Shape s = new NativeEngine.Shape(512, 64, 176, 2, 4, 2, 16, 0, 64, 1e-5f, 1e4);
     NativeException e = assertThrows(NativeException.class,
-        () -> NativeEngine.create(s, Lora4jLibrary.DEVICE_CUDA, 97, 0, 0));
+        () -> NativeEngine.create(s, Lora4jLibrary.LORA4J_DEVICE_CUDA, 97, 0, 0));
     assertTrue(e.getMessage().contains("97"), e.getMessage());
   }
 
@@ -44,9 +58,9 @@ class CudaEngineTest {
     // About 1.5 TB of bf16 weights: more than any GPU holds.
     NativeEngine.Shape huge = new NativeEngine.Shape(32000, 16384, 65536, 200, 128, 8, 128, 0, 4096, 1e-5f, 1e4);
     NativeException e = assertThrows(NativeException.class, () -> {
-      try (NativeEngine eng = NativeEngine.create(huge, Lora4jLibrary.DEVICE_CUDA, 0, 0, 0)) {
+      try (NativeEngine eng = NativeEngine.create(huge, Lora4jLibrary.LORA4J_DEVICE_CUDA, 0, 0, 0)) {
         java.nio.ByteBuffer one = java.nio.ByteBuffer.allocateDirect(2 * 16384);
-        eng.setWeight("model.norm.weight", Lora4jLibrary.DTYPE_BF16, one, 16384);
+        eng.setWeight("model.norm.weight", Lora4jLibrary.LORA4J_DTYPE_BF16, one, 16384);
       }
     });
     assertTrue(e.isOutOfMemory(), e.status() + ": " + e.getMessage());
@@ -108,10 +122,9 @@ class CudaEngineTest {
   }
 
   static double[] lossAndNorm(MistralModel m, DataBatch b) {
-    NativeEngine e = m.engine();
-    e.zeroGrad();
-    double loss = e.forwardBackward(b.batch(), (float) (1.0 / b.labelTokens())).sum() / b.labelTokens();
-    return new double[] {loss, e.gradNorm()};
+    m.zeroGrad();
+    double loss = m.forwardBackward(b.batch(), 1.0 / b.labelTokens()).mean();
+    return new double[] {loss, m.gradNorm()};
   }
 
   static double[] steps(Device d) {

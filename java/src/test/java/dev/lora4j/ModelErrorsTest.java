@@ -50,7 +50,7 @@ class ModelErrorsTest {
     var e = assertThrows(NativeException.class, () -> m.evalLoss(Batch.of(new int[] {1, 2, 9999})));
     assertTrue(e.getMessage().contains("input_ids") && e.getMessage().contains("9999"), e.getMessage());
     assertThrows(IllegalStateException.class, () -> m.trainStep(Batch.of(new int[] {1, 2, 3}), AdamWConfig.defaults()));
-    var w = assertThrows(NativeException.class, () -> m.engine().getWeight("model.nope.weight", 4));
+    var w = assertThrows(NativeException.class, () -> m.weight("model.nope.weight"));
     assertTrue(w.getMessage().contains("model.nope.weight"), w.getMessage());
     m.close();
     m.close();

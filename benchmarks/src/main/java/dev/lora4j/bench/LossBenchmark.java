@@ -1,8 +1,7 @@
 package dev.lora4j.bench;
 
-import dev.lora4j.Batch;
 import dev.lora4j.Device;
-import dev.lora4j.MistralModel;
+import dev.lora4j.nativ.OpBench;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
@@ -19,10 +18,17 @@ import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
 /**
- * The loss of a batch two ways: {@code materialized} copies the fp32 logits of every position
- * out of the engine ([tokens x vocab]) and takes the cross-entropy in Java; {@code fused} lets the
- * engine compute the LM head and the cross-entropy chunk by chunk, never holding all the logits.
- * Both give the same number; the fused one moves tokens x vocab x 4 bytes less.
+ * The LM head and the loss of a batch two ways, both in the native core on the same device with
+ * the same threads and the same seeded inputs (the core's {@code cross_entropy} op benchmark):
+ * {@code fused} is the engine's path, the LM head and the cross-entropy chunk by chunk, never
+ * holding all the logits; {@code materialized} computes the fp32 logits of every position
+ * ([tokens x vocab]) with one GEMM, then the softmax, the loss and the logits' gradient over that
+ * buffer. Each call is the forward and the backward (the hidden states' gradient), as in a
+ * training step. The two compute the same loss and gradient; the fused one never holds or moves
+ * the tokens x vocab x 4 bytes. The trial's last line gives the memory each held.
+ *
+ * <p>{@code device}: {@code cpu} (all cores) or {@code cuda} / {@code cuda:N}. The default shape
+ * is a small model's head (hidden 128) over a Mistral vocabulary (32000).
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
@@ -40,39 +46,31 @@ public class LossBenchmark {
   @Param({"512"})
   public int tokens;
 
-  MistralModel model;
-  Batch batch;
-  int vocab = 32000;
+  @Param({"128"})
+  public int hidden;
+
+  @Param({"32000"})
+  public int vocab;
+
+  OpBench bench;
 
   @Setup(Level.Trial)
   public void setup() {
-    model = MistralModel.load(BenchModel.write(128, 1, 2, 1, 384, vocab), Device.parse(device),
-        MistralModel.LoadOptions.defaults().withMaxSeqLength(Math.max(tokens, 64)));
-    batch = BenchModel.batch(1, tokens, vocab, 3);
+    bench =
+        OpBench.create(
+            Device.parse(device), "cross_entropy", variant, new long[] {tokens, hidden, vocab}, 3);
   }
 
   @Benchmark
-  public double loss() {
-    if (variant.equals("fused")) return model.evalLoss(batch);
-    float[] logits = model.logits(batch);
-    double sum = 0;
-    int n = 0;
-    int[] labels = batch.labels();
-    for (int t = 0; t + 1 < tokens; t++) {
-      int y = labels[t + 1];
-      if (y == -100) continue;
-      double max = Double.NEGATIVE_INFINITY;
-      for (int v = 0; v < vocab; v++) max = Math.max(max, logits[t * vocab + v]);
-      double z = 0;
-      for (int v = 0; v < vocab; v++) z += Math.exp(logits[t * vocab + v] - max);
-      sum += Math.log(z) + max - logits[t * vocab + y];
-      n++;
-    }
-    return sum / n;
+  public void loss() {
+    bench.run(1);
   }
 
   @TearDown(Level.Trial)
   public void close() {
-    model.close();
+    System.out.printf(
+        "%n%s: loss sum %.6f, %d MiB held%n",
+        bench.description(), bench.output("loss")[0], bench.cost().memory() >> 20);
+    bench.close();
   }
 }

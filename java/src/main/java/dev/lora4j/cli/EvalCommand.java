@@ -1,11 +1,11 @@
 package dev.lora4j.cli;
 
 import dev.lora4j.LoraTrainer;
+import dev.lora4j.LossSum;
 import dev.lora4j.MistralModel;
 import dev.lora4j.data.DataConfig;
 import dev.lora4j.data.DataStats;
 import dev.lora4j.data.JsonlDataset;
-import dev.lora4j.nativ.NativeEngine;
 import java.nio.file.Path;
 import java.util.Locale;
 import java.util.concurrent.Callable;
@@ -63,7 +63,7 @@ final class EvalCommand implements Callable<Integer> {
               .build();
       JsonlDataset ds = JsonlDataset.open(data, m.textEncoder(), m.chatEncoder(), cfg);
       DataStats stats = new DataStats();
-      NativeEngine.LossSum ls = LoraTrainer.evaluate(m, ds, stats);
+      LossSum ls = LoraTrainer.evaluate(m, ds, stats);
       double[] base = {ls.mean(), ls.tokens()};
       System.out.println("data: " + stats.report().describe());
       System.out.printf(Locale.ROOT, "base model: loss %.4f perplexity %.3f over %d tokens%n",
@@ -79,7 +79,7 @@ final class EvalCommand implements Callable<Integer> {
   }
 
   static double[] loss(MistralModel m, JsonlDataset ds) {
-    NativeEngine.LossSum ls = LoraTrainer.evaluate(m, ds);
+    LossSum ls = LoraTrainer.evaluate(m, ds);
     return new double[] {ls.mean(), ls.tokens()};
   }
 }

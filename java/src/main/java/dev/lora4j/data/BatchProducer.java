@@ -121,7 +121,7 @@ final class BatchProducer implements AutoCloseable {
     } else {
       next = new DataPosition(epoch, consumed);
     }
-    return new DataBatch(batch, Collation.labelTokens(batch), examples, batchEpoch, next);
+    return new DataBatch(batch, batch.countedTokens(), examples, batchEpoch, next);
   }
 
   @Override

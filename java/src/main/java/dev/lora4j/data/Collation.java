@@ -70,21 +70,4 @@ public final class Collation {
     }
     return new Batch(n, seq, ids, mask, labels, pos, seg);
   }
-
-  /**
-   * The label tokens a batch counts in the loss: positions {@code t >= 1} of each row whose label
-   * is not -100 (the engine's shifted count). Sum it over the micro-batches of an optimizer step
-   * to normalize the loss across gradient accumulation.
-   */
-  public static long labelTokens(Batch batch) {
-    long c = 0;
-    int[] l = batch.labels();
-    if (l == null) return 0;
-    for (int r = 0; r < batch.rows(); r++) {
-      for (int t = 1; t < batch.seq(); t++) {
-        if (l[r * batch.seq() + t] != TokenizedExample.IGNORE) c++;
-      }
-    }
-    return c;
-  }
 }

@@ -7,7 +7,7 @@ import dev.lora4j.Batch;
  *
  * @param batch the rows for the engine
  * @param labelTokens label tokens the batch counts in the loss (see {@link
- *     Collation#labelTokens}); for normalizing the loss over gradient accumulation
+ *     Batch#countedTokens}); for normalizing the loss over gradient accumulation
  * @param examples examples in the batch
  * @param epoch the epoch the batch belongs to
  * @param next the data position after this batch: save it with a checkpoint taken after this

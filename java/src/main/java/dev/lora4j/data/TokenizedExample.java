@@ -34,8 +34,24 @@ public record TokenizedExample(int[] inputIds, int[] labels, String source) {
 
   /** Number of positions that count in the loss after the shift (labels[1..] not -100). */
   public int countedTokens() {
+    return labelTokens(labels, 0, labels.length);
+  }
+
+  /**
+   * The label tokens of one sequence stored at {@code labels[from, from + length)}: its
+   * positions {@code t >= 1} whose label is not -100 ({@code logits[t - 1]} predicts {@code
+   * labels[t]}, so the first position never counts). The one count of label tokens on the Java
+   * side (examples, batch rows, the normalization of a step's loss); the native core counts the
+   * same, which a test holds on random batches.
+   *
+   * @param labels labels, -100 where a position does not count
+   * @param from index of the sequence's first position
+   * @param length positions in the sequence
+   * @return the number of counted positions
+   */
+  public static int labelTokens(int[] labels, int from, int length) {
     int c = 0;
-    for (int t = 1; t < labels.length; t++) if (labels[t] != IGNORE) c++;
+    for (int t = from + 1; t < from + length; t++) if (labels[t] != IGNORE) c++;
     return c;
   }
 

@@ -13,6 +13,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -65,6 +66,8 @@ public final class MergedExport {
     MistralConfig cfg = MistralConfig.load(modelDir.resolve("config.json"));
     adapter.validate(cfg);
     double scale = adapter.config().scale();
+    Map<String, ModelLayout.Weight> weights = new LinkedHashMap<>();
+    for (ModelLayout.Weight w : ModelLayout.of(cfg).weights()) weights.put(w.name(), w);
     try (Checkpoint ckpt = Checkpoint.open(modelDir);
         OutputFolder staged = OutputFolder.stage(outDir, overwrite)) {
       Path dir = staged.path();
@@ -72,12 +75,18 @@ public final class MergedExport {
         SafetensorsWriter w = new SafetensorsWriter();
         w.metadata(shard.metadata().isEmpty() ? Map.of("format", "pt") : shard.metadata());
         for (TensorInfo t : shard.tensors()) {
-          LoraTarget target = targetOf(t.name(), adapter);
-          if (target == null) {
+          ModelLayout.Weight mw = weights.get(t.name());
+          LoraTarget target = mw == null ? null : mw.projection();
+          if (target == null || !adapter.config().targets().contains(target)) {
             w.add(t.name(), t.dtype(), t.shape(), shard.data(t.name()));
             continue;
           }
-          int layer = layerOf(t.name());
+          if (!Arrays.equals(t.shape(), mw.shape())) {
+            throw new Lora4jException(shard.path() + ": tensor " + t.name() + " has shape "
+                + Arrays.toString(t.shape()) + ", config.json implies "
+                + Arrays.toString(mw.shape()));
+          }
+          int layer = mw.layer();
           float[] wv = shard.readFloat(t.name());
           LoraAdapter.Weight a = adapter.a(layer, target), b = adapter.b(layer, target);
           int out = (int) t.shape()[0], in = (int) t.shape()[1], r = a.rows();
@@ -103,19 +112,5 @@ public final class MergedExport {
     } catch (IOException e) {
       throw new Lora4jException("cannot write the merged model to " + outDir + ": " + e, e);
     }
-  }
-
-  /** The adapted projection a tensor name is, or null. */
-  static LoraTarget targetOf(String name, LoraAdapter adapter) {
-    if (!name.startsWith("model.layers.") || !name.endsWith(".weight")) return null;
-    for (LoraTarget t : adapter.config().targets()) {
-      if (name.endsWith("." + t.modulePath() + ".weight")) return t;
-    }
-    return null;
-  }
-
-  static int layerOf(String name) {
-    String rest = name.substring("model.layers.".length());
-    return Integer.parseInt(rest.substring(0, rest.indexOf('.')));
   }
 }

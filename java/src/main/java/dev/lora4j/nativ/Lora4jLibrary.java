@@ -35,6 +35,9 @@ public final class Lora4jLibrary {
 
   private Lora4jLibrary() {}
 
+  // The #define constants of lora4j.h, under the header's names and in its order.
+  // Lora4jHeaderTest checks both ways that they are exactly the header's.
+
   public static final int LORA4J_OK = 0;
   public static final int LORA4J_EINVAL = 1;
   public static final int LORA4J_ESTATE = 2;
@@ -43,20 +46,41 @@ public final class Lora4jLibrary {
   public static final int LORA4J_EUNSUPPORTED = 5;
   public static final int LORA4J_EINTERNAL = 6;
 
-  public static final int DEVICE_CPU = 0;
-  public static final int DEVICE_CUDA = 1;
+  public static final int LORA4J_DEVICE_CPU = 0;
+  public static final int LORA4J_DEVICE_CUDA = 1;
 
-  public static final int DTYPE_F32 = 0;
-  public static final int DTYPE_BF16 = 1;
-  public static final int DTYPE_F16 = 2;
+  public static final int LORA4J_DTYPE_F32 = 0;
+  public static final int LORA4J_DTYPE_BF16 = 1;
+  public static final int LORA4J_DTYPE_F16 = 2;
 
-  public static final int RECOMPUTE_NONE = 0;
-  public static final int RECOMPUTE_LAYER = 1;
+  public static final int LORA4J_TARGET_Q = 1;
+  public static final int LORA4J_TARGET_K = 2;
+  public static final int LORA4J_TARGET_V = 4;
+  public static final int LORA4J_TARGET_O = 8;
+  public static final int LORA4J_TARGET_GATE = 16;
+  public static final int LORA4J_TARGET_UP = 32;
+  public static final int LORA4J_TARGET_DOWN = 64;
 
-  public static final int STATE_PARAM = 0;
-  public static final int STATE_GRAD = 1;
-  public static final int STATE_EXP_AVG = 2;
-  public static final int STATE_EXP_AVG_SQ = 3;
+  public static final int LORA4J_SLOT_Q = 0;
+  public static final int LORA4J_SLOT_K = 1;
+  public static final int LORA4J_SLOT_V = 2;
+  public static final int LORA4J_SLOT_O = 3;
+  public static final int LORA4J_SLOT_GATE = 4;
+  public static final int LORA4J_SLOT_UP = 5;
+  public static final int LORA4J_SLOT_DOWN = 6;
+  public static final int LORA4J_SLOT_INPUT_NORM = 7;
+  public static final int LORA4J_SLOT_POST_ATTN_NORM = 8;
+  public static final int LORA4J_SLOT_EMBED = 9;
+  public static final int LORA4J_SLOT_FINAL_NORM = 10;
+  public static final int LORA4J_SLOT_LM_HEAD = 11;
+
+  public static final int LORA4J_RECOMPUTE_NONE = 0;
+  public static final int LORA4J_RECOMPUTE_LAYER = 1;
+
+  public static final int LORA4J_STATE_PARAM = 0;
+  public static final int LORA4J_STATE_GRAD = 1;
+  public static final int LORA4J_STATE_EXP_AVG = 2;
+  public static final int LORA4J_STATE_EXP_AVG_SQ = 3;
 
   /** Opaque engine handle. */
   @Opaque
@@ -184,6 +208,14 @@ public final class Lora4jLibrary {
       IntPointer available, @Cast("char*") BytePointer reason, int reasonCap);
 
   public static native int lora4j_cuda_set_library(@Cast("const char*") BytePointer path);
+
+  public static native int lora4j_weight_count(
+      @Const lora4j_model_config config, @Cast("int32_t*") int[] count);
+
+  public static native int lora4j_weight_info(
+      @Const lora4j_model_config config, int index, @Cast("char*") BytePointer name, int nameCap,
+      @Cast("int32_t*") int[] ndim, @Cast("int64_t*") long[] shape, @Cast("int32_t*") int[] layer,
+      @Cast("int32_t*") int[] slot);
 
   public static native int lora4j_engine_create(
       @Const lora4j_model_config config,

@@ -3,6 +3,9 @@ package dev.lora4j.nativ;
 import static dev.lora4j.nativ.Lora4jLibrary.*;
 
 import dev.lora4j.Batch;
+import dev.lora4j.LossSum;
+import dev.lora4j.StepResult;
+import dev.lora4j.model.MistralConfig;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
@@ -36,7 +39,30 @@ public final class NativeEngine implements AutoCloseable {
       int slidingWindow,
       int maxSeqLen,
       float rmsNormEps,
-      double ropeTheta) {}
+      double ropeTheta) {
+    /** The shape of a model config, for sequences of up to maxSeqLen positions. */
+    public static Shape of(MistralConfig c, int maxSeqLen) {
+      return new Shape(
+          c.vocabSize(),
+          c.hiddenSize(),
+          c.intermediateSize(),
+          c.numHiddenLayers(),
+          c.numAttentionHeads(),
+          c.numKeyValueHeads(),
+          c.headDim(),
+          c.slidingWindow() == null ? 0 : c.slidingWindow(),
+          maxSeqLen,
+          (float) c.rmsNormEps(),
+          c.ropeTheta());
+    }
+  }
+
+  /**
+   * One frozen weight as the core defines it ({@code lora4j_weight_info}): Hugging Face name,
+   * shape ([rows] for the norm weights, [out, in] for projections), decoder layer (-1 outside the
+   * layers) and slot ({@code LORA4J_SLOT_*}).
+   */
+  public record WeightSpec(String name, long[] shape, int layer, int slot) {}
 
   /** One LoRA tensor as the engine lays it out: PEFT key name and shape. */
   public record LoraTensor(String name, long rows, long cols) {
@@ -49,16 +75,6 @@ public final class NativeEngine implements AutoCloseable {
   public record AdamW(
       float lr, float beta1, float beta2, float eps, float weightDecay, float maxGradNorm) {}
 
-  /** What one optimizer step did. */
-  public record StepResult(double gradNorm, boolean applied, long step) {}
-
-  /** Sum of token losses and the number of tokens counted. */
-  public record LossSum(double sum, long tokens) {
-    public double mean() {
-      return tokens == 0 ? Double.NaN : sum / tokens;
-    }
-  }
-
   private final Shape shape;
   private final int device;
   private lora4j_engine handle;
@@ -70,25 +86,14 @@ public final class NativeEngine implements AutoCloseable {
   }
 
   /**
-   * Creates an engine. device is {@link Lora4jLibrary#DEVICE_CPU} or {@link
-   * Lora4jLibrary#DEVICE_CUDA}; threads 0 means all hardware threads (CPU only).
+   * Creates an engine. device is {@link Lora4jLibrary#LORA4J_DEVICE_CPU} or {@link
+   * Lora4jLibrary#LORA4J_DEVICE_CUDA}; threads 0 means all hardware threads (CPU only).
    */
   public static NativeEngine create(
       Shape s, int device, int deviceIndex, int threads, int recompute) {
     NativeLibrary.ensureLoaded();
-    try (lora4j_model_config c = new lora4j_model_config();
+    try (lora4j_model_config c = config(s);
         lora4j_engine_options o = new lora4j_engine_options()) {
-      c.vocab_size(s.vocabSize())
-          .hidden_size(s.hiddenSize())
-          .intermediate_size(s.intermediateSize())
-          .num_layers(s.numLayers())
-          .num_heads(s.numHeads())
-          .num_kv_heads(s.numKvHeads())
-          .head_dim(s.headDim())
-          .sliding_window(s.slidingWindow())
-          .max_seq_len(s.maxSeqLen())
-          .rms_norm_eps(s.rmsNormEps())
-          .rope_theta(s.ropeTheta());
       o.device(device).device_index(deviceIndex).num_threads(threads).recompute(recompute);
       lora4j_engine h = new lora4j_engine();
       check(lora4j_engine_create(c, o, h));
@@ -96,11 +101,50 @@ public final class NativeEngine implements AutoCloseable {
     }
   }
 
+  /**
+   * The frozen weights of a model of this shape, in the core's order, as the core defines them
+   * (no engine is created). A shape the core refuses is a {@link NativeException} naming the key.
+   */
+  public static List<WeightSpec> weightSpecs(Shape s) {
+    NativeLibrary.ensureLoaded();
+    List<WeightSpec> out = new ArrayList<>();
+    try (lora4j_model_config c = config(s);
+        BytePointer name = new BytePointer(512)) {
+      int[] count = new int[1];
+      check(lora4j_weight_count(c, count));
+      int[] ndim = new int[1], layer = new int[1], slot = new int[1];
+      long[] dims = new long[2];
+      for (int i = 0; i < count[0]; i++) {
+        check(lora4j_weight_info(c, i, name, 512, ndim, dims, layer, slot));
+        out.add(
+            new WeightSpec(
+                cString(name), java.util.Arrays.copyOf(dims, ndim[0]), layer[0], slot[0]));
+      }
+    }
+    return out;
+  }
+
+  private static lora4j_model_config config(Shape s) {
+    lora4j_model_config c = new lora4j_model_config();
+    c.vocab_size(s.vocabSize())
+        .hidden_size(s.hiddenSize())
+        .intermediate_size(s.intermediateSize())
+        .num_layers(s.numLayers())
+        .num_heads(s.numHeads())
+        .num_kv_heads(s.numKvHeads())
+        .head_dim(s.headDim())
+        .sliding_window(s.slidingWindow())
+        .max_seq_len(s.maxSeqLen())
+        .rms_norm_eps(s.rmsNormEps())
+        .rope_theta(s.ropeTheta());
+    return c;
+  }
+
   public Shape shape() {
     return shape;
   }
 
-  /** {@link Lora4jLibrary#DEVICE_CPU} or {@link Lora4jLibrary#DEVICE_CUDA}. */
+  /** {@link Lora4jLibrary#LORA4J_DEVICE_CPU} or {@link Lora4jLibrary#LORA4J_DEVICE_CUDA}. */
   public int device() {
     return device;
   }
@@ -122,7 +166,7 @@ public final class NativeEngine implements AutoCloseable {
 
   /**
    * Copies one frozen weight into the engine. data holds numel values of dtype ({@link
-   * Lora4jLibrary#DTYPE_BF16}, F16 or F32), little-endian; a direct or heap buffer.
+   * Lora4jLibrary#LORA4J_DTYPE_BF16}, F16 or F32), little-endian; a direct or heap buffer.
    */
   public synchronized void setWeight(String name, int dtype, ByteBuffer data, long numel) {
     lora4j_engine e = h();
@@ -181,7 +225,7 @@ public final class NativeEngine implements AutoCloseable {
     return out;
   }
 
-  /** Reads one state tensor (STATE_PARAM, STATE_GRAD, STATE_EXP_AVG, STATE_EXP_AVG_SQ). */
+  /** Reads one state tensor (LORA4J_STATE_PARAM, _GRAD, _EXP_AVG, _EXP_AVG_SQ). */
   public synchronized float[] loraGet(int kind, String name, int numel) {
     lora4j_engine e = h();
     try (BytePointer n = new BytePointer(name);
@@ -198,7 +242,7 @@ public final class NativeEngine implements AutoCloseable {
     lora4j_engine e = h();
     try (BytePointer n = new BytePointer(name);
         FloatPointer p = new FloatPointer(values)) {
-      check(lora4j_lora_set(e, kind, n, DTYPE_F32, p, values.length));
+      check(lora4j_lora_set(e, kind, n, LORA4J_DTYPE_F32, p, values.length));
     }
   }
 
@@ -242,12 +286,18 @@ public final class NativeEngine implements AutoCloseable {
     return n[0];
   }
 
-  public synchronized StepResult optimizerStep(AdamW a) {
+  /**
+   * Clips, checks finiteness and applies AdamW to the accumulated gradients, then zeroes them.
+   * accumulated: the loss sum and label tokens of the forward-backward passes that made these
+   * gradients, carried into the result.
+   */
+  public synchronized StepResult optimizerStep(AdamW a, LossSum accumulated) {
     lora4j_engine e = h();
     try (lora4j_adamw p = adamw(a);
         lora4j_step_result r = new lora4j_step_result()) {
       check(lora4j_optimizer_step(e, p, r));
-      return new StepResult(r.grad_norm(), r.applied() != 0, r.step());
+      return new StepResult(
+          accumulated.mean(), r.grad_norm(), r.applied() != 0, r.step(), accumulated.tokens());
     }
   }
 

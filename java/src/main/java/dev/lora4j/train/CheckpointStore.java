@@ -6,10 +6,10 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.lora4j.Lora4jException;
 import dev.lora4j.MistralModel;
+import dev.lora4j.OptimizerState;
 import dev.lora4j.TrainingListener;
 import dev.lora4j.data.DataPosition;
-import dev.lora4j.nativ.Lora4jLibrary;
-import dev.lora4j.nativ.NativeEngine;
+import dev.lora4j.model.peft.LoraAdapter;
 import dev.lora4j.safetensors.DType;
 import dev.lora4j.safetensors.SafetensorsFile;
 import dev.lora4j.safetensors.SafetensorsWriter;
@@ -24,6 +24,7 @@ import java.security.MessageDigest;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.HexFormat;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
@@ -91,7 +92,7 @@ public final class CheckpointStore {
       deleteTree(tmp);
       Files.createDirectories(tmp);
       model.adapter().write(tmp);
-      writeOptimizer(model.engine(), tmp.resolve("optimizer.safetensors"));
+      writeOptimizer(model.optimizerState(), tmp.resolve("optimizer.safetensors"));
       Files.writeString(tmp.resolve("trainer_state.json"), stateJson(state, settings), StandardCharsets.UTF_8);
       writeManifest(tmp);
       deleteTree(dir);
@@ -146,7 +147,7 @@ public final class CheckpointStore {
   /** Restores a checkpoint into the model (adapter, moments, step count); its trainer state. */
   public TrainerState load(MistralModel model, Path dir) {
     model.attachAdapter(dir);
-    readOptimizer(model.engine(), dir.resolve("optimizer.safetensors"));
+    model.setOptimizerState(readOptimizer(dir.resolve("optimizer.safetensors")));
     return readState(dir);
   }
 
@@ -220,30 +221,38 @@ public final class CheckpointStore {
     }
   }
 
-  private static void writeOptimizer(NativeEngine e, Path file) {
+  private static void writeOptimizer(OptimizerState s, Path file) {
     SafetensorsWriter w = new SafetensorsWriter();
     Map<String, String> meta = new TreeMap<>();
     meta.put("format", "pt");
-    meta.put("step", Long.toString(e.optimizerStep()));
+    meta.put("step", Long.toString(s.step()));
     w.metadata(meta);
-    for (NativeEngine.LoraTensor t : e.loraTensors()) {
-      long[] shape = {t.rows(), t.cols()};
-      int n = (int) t.numel();
-      w.addFloats("exp_avg." + t.name(), DType.F32, shape, e.loraGet(Lora4jLibrary.STATE_EXP_AVG, t.name(), n));
-      w.addFloats("exp_avg_sq." + t.name(), DType.F32, shape, e.loraGet(Lora4jLibrary.STATE_EXP_AVG_SQ, t.name(), n));
+    for (Map.Entry<String, LoraAdapter.Weight> e : s.expAvg().entrySet()) {
+      LoraAdapter.Weight m = e.getValue(), v = s.expAvgSq().get(e.getKey());
+      w.addFloats("exp_avg." + e.getKey(), DType.F32, m.shape(), m.values());
+      w.addFloats("exp_avg_sq." + e.getKey(), DType.F32, v.shape(), v.values());
     }
     w.write(file);
   }
 
-  private static void readOptimizer(NativeEngine e, Path file) {
+  /** The moments saved by writeOptimizer; the model checks that every LoRA tensor has its own. */
+  private static OptimizerState readOptimizer(Path file) {
     try (SafetensorsFile f = SafetensorsFile.open(file)) {
       String step = f.metadata().get("step");
       if (step == null) throw new Lora4jException(file + ": metadata has no optimizer step");
-      for (NativeEngine.LoraTensor t : e.loraTensors()) {
-        e.loraSet(Lora4jLibrary.STATE_EXP_AVG, t.name(), f.readFloat("exp_avg." + t.name()));
-        e.loraSet(Lora4jLibrary.STATE_EXP_AVG_SQ, t.name(), f.readFloat("exp_avg_sq." + t.name()));
+      Map<String, LoraAdapter.Weight> m = new LinkedHashMap<>(), v = new LinkedHashMap<>();
+      for (String name : f.names()) {
+        Map<String, LoraAdapter.Weight> into =
+            name.startsWith("exp_avg.") ? m : name.startsWith("exp_avg_sq.") ? v : null;
+        if (into == null) continue;
+        long[] shape = f.tensor(name).shape();
+        if (shape.length != 2) {
+          throw new Lora4jException(file + ": " + name + " is not a matrix");
+        }
+        into.put(name.substring(name.indexOf('.') + 1),
+            new LoraAdapter.Weight((int) shape[0], (int) shape[1], f.readFloat(name)));
       }
-      e.setOptimizerStep(Long.parseLong(step));
+      return new OptimizerState(Long.parseLong(step), m, v);
     }
   }
 

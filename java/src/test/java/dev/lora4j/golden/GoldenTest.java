@@ -7,17 +7,17 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.lora4j.AdamWConfig;
 import dev.lora4j.Batch;
 import dev.lora4j.Device;
+import dev.lora4j.LossSum;
 import dev.lora4j.MistralModel;
 import dev.lora4j.StepResult;
 import dev.lora4j.model.peft.LoraAdapter;
-import dev.lora4j.nativ.Lora4jLibrary;
-import dev.lora4j.nativ.NativeEngine;
 import dev.lora4j.safetensors.SafetensorsFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -162,23 +162,22 @@ class GoldenTest {
     try (Ref r = ref(c);
         MistralModel m = load(c)) {
       m.attachAdapter(ROOT.resolve(c).resolve("adapter_init"));
-      NativeEngine e = m.engine();
-      e.zeroGrad();
+      m.zeroGrad();
       long tokens = r.batch().countedTokens();
-      NativeEngine.LossSum ls = e.forwardBackward(r.batch(), (float) (1.0 / tokens));
+      LossSum ls = m.forwardBackward(r.batch(), 1.0 / tokens);
+      assertEquals(tokens, ls.tokens());
       check(c, "loss (forward_backward)", Math.abs(ls.mean() - r.d("lora.loss")[0]) / r.d("lora.loss")[0], tol(1e-5, 1e-2));
       double worst = 0;
       String worstName = "";
       int count = 0;
-      for (NativeEngine.LoraTensor t : e.loraTensors()) {
-        String refName = "grad." + t.name().replace(".weight", ".default.weight");
-        float[] g = e.loraGet(Lora4jLibrary.STATE_GRAD, t.name(), (int) t.numel());
-        double err = relErr(g, r.d(refName));
+      for (Map.Entry<String, LoraAdapter.Weight> t : m.gradients().entrySet()) {
+        String refName = "grad." + t.getKey().replace(".weight", ".default.weight");
+        double err = relErr(t.getValue().values(), r.d(refName));
         if (err > worst) {
           worst = err;
-          worstName = t.name();
+          worstName = t.getKey();
         }
-        assertTrue(err <= tol(1e-4, 3e-2), c + " gradient " + t.name() + " error " + err);
+        assertTrue(err <= tol(1e-4, 3e-2), c + " gradient " + t.getKey() + " error " + err);
         count++;
       }
       assertEquals(r.file().names().stream().filter(s -> s.startsWith("grad.")).count(), count);
@@ -210,7 +209,7 @@ class GoldenTest {
         check(c, "adamw.grad_norm[" + s + "]", Math.abs(res.gradNorm() - norms[s]) / norms[s], tol(1e-4, 3e-2));
       }
       LoraAdapter fin = m.adapter();
-      double num = 0, den = 0;
+      double num = 0, den = 0, norm = 0;
       for (String k : fin.keys()) {
         float[] got = fin.weight(k).values();
         float[] start = init.weight(k).values();
@@ -218,10 +217,15 @@ class GoldenTest {
         for (int i = 0; i < got.length; i++) {
           num += (got[i] - want[i]) * (got[i] - want[i]);
           den += (want[i] - start[i]) * (want[i] - start[i]);
+          norm += want[i] * want[i];
         }
       }
-      // On the GPU, AdamW's first steps move each element by about lr x sign(gradient), so the
-      // elements whose gradient is near zero flip with bf16 noise: reported, not bounded.
+      // The final parameters against the reference's, ||got - ref|| / ||ref|| over every LoRA
+      // tensor: the measure and the bound of native/tests/test_engine_cuda.cpp ("adamw 3 steps
+      // final params", 1e-1 on the GPU). On the GPU, AdamW's first steps move each element by
+      // about lr x sign(gradient), so elements whose gradient is near zero flip with bf16 noise;
+      // measured against the size of the update alone that is reported, not bounded.
+      check(c, "adamw.final params", Math.sqrt(num / norm), tol(5e-4, 1e-1));
       if (cuda()) info(c, "adamw.final (vs update size)", Math.sqrt(num / den));
       else check(c, "adamw.final (vs update size)", Math.sqrt(num / den), 1e-3);
     }
@@ -239,13 +243,10 @@ class GoldenTest {
       int[] all = new int[prompt.length + got.length];
       System.arraycopy(prompt, 0, all, 0, prompt.length);
       System.arraycopy(got, 0, all, prompt.length, got.length);
-      // bf16 logits can swap near-tied tokens: the GPU is held to identical tokens on tiny only.
-      if (!cuda() || c.equals("tiny")) {
-        assertArrayEquals(want, all, c + " greedy tokens");
-        check(c, "generate (tokens differing)", mismatches(want, all), 0);
-      } else {
-        info(c, "generate (tokens differing)", mismatches(want, all));
-      }
+      // Every token as the reference's, on both engines and all three models (as the native
+      // CUDA suite asserts: 12 of 12 on each model in the GPU runs).
+      check(c, "generate (tokens differing)", mismatches(want, all), 0);
+      assertArrayEquals(want, all, c + " greedy tokens");
     }
   }
 

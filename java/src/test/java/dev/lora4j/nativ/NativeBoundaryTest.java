@@ -20,7 +20,7 @@ class NativeBoundaryTest {
     NativeException e =
         assertThrows(
             NativeException.class,
-            () -> NativeEngine.create(shape(3, 2), Lora4jLibrary.DEVICE_CPU, 0, 1, 0));
+            () -> NativeEngine.create(shape(3, 2), Lora4jLibrary.LORA4J_DEVICE_CPU, 0, 1, 0));
     assertEquals(Lora4jLibrary.LORA4J_EINVAL, e.status());
     assertTrue(e.getMessage().contains("num_key_value_heads"), e.getMessage());
   }

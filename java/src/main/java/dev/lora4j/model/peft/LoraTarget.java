@@ -1,36 +1,48 @@
 package dev.lora4j.model.peft;
 
+import static dev.lora4j.nativ.Lora4jLibrary.*;
+
 import dev.lora4j.model.MistralConfig;
+import dev.lora4j.model.ModelLayout;
 import java.util.Collection;
 import java.util.Optional;
 
 /**
- * The linear layers of a Mistral decoder layer that LoRA can adapt. The bit values are those of
- * {@code LORA4J_TARGET_*} in {@code native/include/lora4j.h}.
+ * The linear layers of a Mistral decoder layer that LoRA can adapt. The slots and bits are the
+ * constants {@code LORA4J_SLOT_*} and {@code LORA4J_TARGET_*} of {@code native/include/lora4j.h}
+ * (through {@code Lora4jLibrary}, which a test holds to the header); the widths are the shapes
+ * of the projections the native core defines ({@link ModelLayout}). The module names are PEFT's;
+ * {@link ModelLayout} checks them against the core's weight names.
  */
 public enum LoraTarget {
   /** Query projection, {@code self_attn.q_proj}: hidden to heads x head_dim. */
-  Q_PROJ("q_proj", "self_attn", 1),
+  Q_PROJ("q_proj", "self_attn", LORA4J_SLOT_Q, LORA4J_TARGET_Q),
   /** Key projection, {@code self_attn.k_proj}: hidden to kv_heads x head_dim. */
-  K_PROJ("k_proj", "self_attn", 2),
+  K_PROJ("k_proj", "self_attn", LORA4J_SLOT_K, LORA4J_TARGET_K),
   /** Value projection, {@code self_attn.v_proj}: hidden to kv_heads x head_dim. */
-  V_PROJ("v_proj", "self_attn", 4),
+  V_PROJ("v_proj", "self_attn", LORA4J_SLOT_V, LORA4J_TARGET_V),
   /** Attention output, {@code self_attn.o_proj}: heads x head_dim to hidden. */
-  O_PROJ("o_proj", "self_attn", 8),
+  O_PROJ("o_proj", "self_attn", LORA4J_SLOT_O, LORA4J_TARGET_O),
   /** MLP gate, {@code mlp.gate_proj}: hidden to intermediate. */
-  GATE_PROJ("gate_proj", "mlp", 16),
+  GATE_PROJ("gate_proj", "mlp", LORA4J_SLOT_GATE, LORA4J_TARGET_GATE),
   /** MLP up, {@code mlp.up_proj}: hidden to intermediate. */
-  UP_PROJ("up_proj", "mlp", 32),
+  UP_PROJ("up_proj", "mlp", LORA4J_SLOT_UP, LORA4J_TARGET_UP),
   /** MLP down, {@code mlp.down_proj}: intermediate to hidden. */
-  DOWN_PROJ("down_proj", "mlp", 64);
+  DOWN_PROJ("down_proj", "mlp", LORA4J_SLOT_DOWN, LORA4J_TARGET_DOWN);
 
   private final String moduleName;
   private final String block;
+  private final int slot;
   private final int bit;
 
-  LoraTarget(String moduleName, String block, int bit) {
+  LoraTarget(String moduleName, String block, int slot, int bit) {
+    if (slot != ordinal() || bit != 1 << slot) {
+      throw new IllegalStateException(
+          moduleName + ": slot " + slot + " and bit " + bit + " do not follow the enum order");
+    }
     this.moduleName = moduleName;
     this.block = block;
+    this.slot = slot;
     this.bit = bit;
   }
 
@@ -44,9 +56,14 @@ public enum LoraTarget {
     return block + "." + moduleName;
   }
 
-  /** @return the bit of this target in the native target mask */
+  /** @return the bit of this target in the native target mask ({@code LORA4J_TARGET_*}) */
   public int bit() {
     return bit;
+  }
+
+  /** @return the native weight slot of this projection ({@code LORA4J_SLOT_*}) */
+  public int slot() {
+    return slot;
   }
 
   /**
@@ -54,14 +71,7 @@ public enum LoraTarget {
    * @return the layer's input width (columns of the base weight and of lora_A)
    */
   public int inFeatures(MistralConfig model) {
-    switch (this) {
-      case O_PROJ:
-        return model.qDim();
-      case DOWN_PROJ:
-        return model.intermediateSize();
-      default:
-        return model.hiddenSize();
-    }
+    return ModelLayout.of(model).inFeatures(this);
   }
 
   /**
@@ -69,18 +79,18 @@ public enum LoraTarget {
    * @return the layer's output width (rows of the base weight and of lora_B)
    */
   public int outFeatures(MistralConfig model) {
-    switch (this) {
-      case Q_PROJ:
-        return model.qDim();
-      case K_PROJ:
-      case V_PROJ:
-        return model.kvDim();
-      case GATE_PROJ:
-      case UP_PROJ:
-        return model.intermediateSize();
-      default:
-        return model.hiddenSize();
+    return ModelLayout.of(model).outFeatures(this);
+  }
+
+  /**
+   * @param slot a native weight slot ({@code LORA4J_SLOT_*})
+   * @return the projection in that slot, or empty for the slots of the other weights
+   */
+  public static Optional<LoraTarget> bySlot(int slot) {
+    for (LoraTarget t : values()) {
+      if (t.slot == slot) return Optional.of(t);
     }
+    return Optional.empty();
   }
 
   /**
