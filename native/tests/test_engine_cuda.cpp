@@ -19,6 +19,11 @@ namespace {
 
 std::string g_root;
 
+// Bounds at most ~5x what the H200 measured (benchmarks/results/2026-11-30-realwidth/engine.txt):
+// loss 2.5e-4, logits 1.15e-2, hidden states 8.4e-3, LoRA gradients 2.5e-2, AdamW losses 5.7e-4
+// (norm-wise over the three steps), grad norms 7.8e-3, final params 4.2e-2.
+constexpr double kLossTol = 1.25e-3;
+
 #define API(call)                                                                   \
   do {                                                                              \
     int s_ = (call);                                                                \
@@ -178,7 +183,7 @@ void golden(const std::string& name) {
   Golden g = load_case(name);
   const char* S = "golden";
   lora4j_engine* e = make_engine(g, LORA4J_RECOMPUTE_NONE);
-  ct::report(S, name + " base loss", loss_err(g, e, "base.loss"), 1e-2);
+  ct::report(S, name + " base loss", loss_err(g, e, "base.loss"), kLossTol);
   ct::report(S, name + " base logits", logits_err(g, e, "base.logits"), 2e-2);
   {
     // hidden states: index 0 embedding, k = output of layer k, last after the final norm
@@ -202,7 +207,7 @@ void golden(const std::string& name) {
     ct::report(S, name + " base hidden states (max over layers)", worst, 2e-2);
   }
   attach(g, e, "adapter_init");
-  ct::report(S, name + " lora loss", loss_err(g, e, "lora.loss"), 1e-2);
+  ct::report(S, name + " lora loss", loss_err(g, e, "lora.loss"), kLossTol);
   ct::report(S, name + " lora logits", logits_err(g, e, "lora.logits"), 2e-2);
   ct::report(S, name + " lora grads (max over tensors), recompute none", grads_err(g, e, "none"), 3e-2);
 
@@ -230,7 +235,7 @@ void golden(const std::string& name) {
     got_n.push_back(float(res.grad_norm));
     ref_n.push_back(float(ref_norms[s]));
   }
-  ct::report(S, name + " adamw 3 steps losses", ct::rel_err(got_l, ref_l), 2e-2);
+  ct::report(S, name + " adamw 3 steps losses", ct::rel_err(got_l, ref_l), 3e-3);
   ct::report(S, name + " adamw 3 steps grad norms", ct::rel_err(got_n, ref_n), 3e-2);
   {
     int32_t count = 0;
@@ -345,8 +350,9 @@ void packing() {
               lu, (long long)tu);
   ct::report_bool(S, "packed row counts the same label tokens", tp == tu,
                   std::to_string(tp) + " vs " + std::to_string(tu));
-  ct::report(S, "packed row loss = separate rows loss", std::fabs(lp - lu) / std::fabs(lu), 1e-2);
-  ct::report(S, "packed row grads = separate rows grads", ct::rel_err(gp, gu), 1e-2);
+  ct::report(S, "packed row loss = separate rows loss", std::fabs(lp - lu) / std::fabs(lu), 1e-6);
+  // float atomics in the attention backward leave run-to-run noise near 1e-8
+  ct::report(S, "packed row grads = separate rows grads", ct::rel_err(gp, gu), 1e-7);
   API(lora4j_engine_destroy(e));
 }
 

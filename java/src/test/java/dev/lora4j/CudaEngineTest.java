@@ -75,7 +75,7 @@ class CudaEngineTest {
     for (int i = 0; i < cpu.length; i++) {
       double rel = Math.abs(cpu[i] - gpu[i]) / cpu[i];
       System.out.printf("cuda vs cpu loss step %d: %.4f vs %.4f (rel %.2e)%n", i, gpu[i], cpu[i], rel);
-      assertTrue(rel < 2e-2, "step " + i + " " + rel);
+      assertTrue(rel < 5e-3, "step " + i + " " + rel);  // measured <= 1.1e-3 (H200)
     }
   }
 
@@ -116,8 +116,8 @@ class CudaEngineTest {
       }
       System.out.printf("cuda vs cpu on %d sample batches: worst loss %.2e, worst grad norm %.2e%n", n, worstLoss, worstNorm);
       assertTrue(n > 30, "batches: " + n);
-      assertTrue(worstLoss < 1e-2, "loss " + worstLoss);
-      assertTrue(worstNorm < 5e-2, "grad norm " + worstNorm);
+      assertTrue(worstLoss < 1.1e-3, "loss " + worstLoss);  // measured 2.2e-4 (H200)
+      assertTrue(worstNorm < 2.2e-2, "grad norm " + worstNorm);  // measured 4.5e-3 (H200)
     }
   }
 

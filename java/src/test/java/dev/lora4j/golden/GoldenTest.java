@@ -146,13 +146,13 @@ class GoldenTest {
       }
       check(c, "base.logits", maskedErr(m.logits(r.batch()), r.d("base.logits"), mask, v), tol(1e-5, 2e-2));
       double loss = m.evalLoss(r.batch());
-      check(c, "base.loss", Math.abs(loss - r.d("base.loss")[0]) / r.d("base.loss")[0], tol(1e-5, 1e-2));
+      check(c, "base.loss", Math.abs(loss - r.d("base.loss")[0]) / r.d("base.loss")[0], tol(1e-5, 1.25e-3));
 
       // PEFT's saved adapter, loaded by us, reproduces PEFT's logits and loss.
       m.attachAdapter(ROOT.resolve(c).resolve("adapter_init"));
       check(c, "lora.logits", maskedErr(m.logits(r.batch()), r.d("lora.logits"), mask, v), tol(1e-5, 2e-2));
       double lloss = m.evalLoss(r.batch());
-      check(c, "lora.loss", Math.abs(lloss - r.d("lora.loss")[0]) / r.d("lora.loss")[0], tol(1e-5, 1e-2));
+      check(c, "lora.loss", Math.abs(lloss - r.d("lora.loss")[0]) / r.d("lora.loss")[0], tol(1e-5, 1.25e-3));
     }
   }
 
@@ -166,7 +166,7 @@ class GoldenTest {
       long tokens = r.batch().countedTokens();
       LossSum ls = m.forwardBackward(r.batch(), 1.0 / tokens);
       assertEquals(tokens, ls.tokens());
-      check(c, "loss (forward_backward)", Math.abs(ls.mean() - r.d("lora.loss")[0]) / r.d("lora.loss")[0], tol(1e-5, 1e-2));
+      check(c, "loss (forward_backward)", Math.abs(ls.mean() - r.d("lora.loss")[0]) / r.d("lora.loss")[0], tol(1e-5, 1.25e-3));
       double worst = 0;
       String worstName = "";
       int count = 0;
@@ -205,7 +205,7 @@ class GoldenTest {
       for (int s = 0; s < losses.length; s++) {
         StepResult res = m.trainStep(r.batch(), opt);
         assertTrue(res.applied());
-        check(c, "adamw.loss[" + s + "]", Math.abs(res.loss() - losses[s]) / losses[s], tol(1e-5, 2e-2));
+        check(c, "adamw.loss[" + s + "]", Math.abs(res.loss() - losses[s]) / losses[s], tol(1e-5, 8e-3));
         check(c, "adamw.grad_norm[" + s + "]", Math.abs(res.gradNorm() - norms[s]) / norms[s], tol(1e-4, 3e-2));
       }
       LoraAdapter fin = m.adapter();
