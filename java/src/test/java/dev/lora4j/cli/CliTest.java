@@ -134,4 +134,32 @@ class CliTest {
     assertEquals(1, g.code());
     assertTrue(g.err().contains("vocab_size"), g.err());
   }
+
+  @Test
+  void initModelNeverWritesOverAFolderOrItsInputs(@TempDir Path tmp) throws Exception {
+    Path cfg = tmp.resolve("in/config.json");
+    Files.createDirectories(cfg.getParent());
+    Files.copy(REF.resolve("tiny/model/config.json"), cfg);
+    Path out = tmp.resolve("out");
+    Files.createDirectories(out);
+    Files.writeString(out.resolve("notes.txt"), "mine");
+    Result r = run("init-model", "--config", cfg.toString(), "--output", out.toString());
+    assertEquals(1, r.code(), r.out());
+    assertTrue(r.err().contains("not empty") && r.err().contains("--overwrite"), r.err());
+    assertEquals("mine", Files.readString(out.resolve("notes.txt")));
+    assertFalse(Files.exists(out.resolve("model.safetensors")));
+    // the folder holding --config is an input: refused even with --overwrite
+    Result in = run("init-model", "--config", cfg.toString(), "--output", cfg.getParent().toString(), "--overwrite");
+    assertEquals(1, in.code(), in.out());
+    assertTrue(in.err().contains("--config file"), in.err());
+    assertTrue(Files.exists(cfg));
+    // --overwrite replaces the folder's contents as a whole
+    Result ok = run("init-model", "--config", cfg.toString(), "--output", out.toString(), "--overwrite");
+    assertEquals(0, ok.code(), ok.err());
+    assertTrue(Files.exists(out.resolve("model.safetensors")));
+    assertFalse(Files.exists(out.resolve("notes.txt")));
+    try (var entries = Files.list(tmp)) {
+      assertTrue(entries.noneMatch(p -> p.getFileName().toString().startsWith(".out.")), "no staging folder left");
+    }
+  }
 }
