@@ -29,8 +29,7 @@ target_compile_options(lora4j_cuda_kernels PRIVATE
   $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr -lineinfo>)
 
 message(STATUS "lora4j: building liblora4j_cuda (cuBLASLt loaded at run time)")
-add_library(lora4j_cuda SHARED ${CUDA_ENGINE_SOURCES} ${CMAKE_CURRENT_SOURCE_DIR}/src/model/layout.cpp
-                               ${CMAKE_CURRENT_SOURCE_DIR}/src/model/op_bench.cpp)
+add_library(lora4j_cuda SHARED ${CUDA_ENGINE_SOURCES} ${CMAKE_CURRENT_SOURCE_DIR}/src/model/layout.cpp)
 target_include_directories(lora4j_cuda PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/include
                                                ${CMAKE_CURRENT_SOURCE_DIR}/src)
 # One exported symbol (lora4j_backend_entry): the C++ inside, the static runtime included, stays
@@ -43,6 +42,27 @@ target_link_options(lora4j_cuda PRIVATE -Wl,--exclude-libs,ALL
                     -Wl,--version-script=${CMAKE_CURRENT_SOURCE_DIR}/src/cuda/exports.map)
 lora4j_flags(lora4j_cuda)
 set(LORA4J_HAVE_CUDA_BACKEND ON)
+
+# The CUDA single-op benchmarks (lora4j_bench.h, device >= 0), opened by liblora4j_bench: the
+# engine's kernels and GEMM wrapper plus the baseline variants; not part of the product.
+add_library(lora4j_cuda_bench SHARED
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/bench/cuda/op_bench_cuda.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/bench/cuda/bench_baselines.cu
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/bench/cuda/bench_entry.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/bench/op_bench.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/cuda/gemm.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/cuda/cublaslt.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/model/layout.cpp)
+target_include_directories(lora4j_cuda_bench PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/include
+                                                     ${CMAKE_CURRENT_SOURCE_DIR}/src)
+target_link_libraries(lora4j_cuda_bench PRIVATE lora4j_cuda_kernels CUDA::cudart_static
+                                                Threads::Threads ${CMAKE_DL_LIBS})
+target_compile_options(lora4j_cuda_bench PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr>)
+set_target_properties(lora4j_cuda_bench PROPERTIES CXX_VISIBILITY_PRESET hidden
+                      CUDA_VISIBILITY_PRESET hidden VISIBILITY_INLINES_HIDDEN ON)
+target_link_options(lora4j_cuda_bench PRIVATE -Wl,--exclude-libs,ALL
+                    -Wl,--version-script=${CMAKE_CURRENT_SOURCE_DIR}/src/bench/cuda/exports.map)
+lora4j_flags(lora4j_cuda_bench)
 # The declaration check needs the real cublasLt.h (the GPU machine's toolkit).
 if(TARGET CUDA::cublasLt)
   set(LORA4J_HAVE_CUBLAS_HEADERS ON)

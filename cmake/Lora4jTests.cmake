@@ -8,6 +8,9 @@ set(LORA4J_TESTDATA_ENV
 foreach(src ${TEST_SOURCES})
   get_filename_component(name ${src} NAME_WE)
   set(libs lora4j Threads::Threads)
+  if(name MATCHES "^test_op_bench")  # the single-op benchmarks' library
+    list(APPEND libs lora4j_bench)
+  endif()
   set(env "${LORA4J_TESTDATA_ENV}")
   set(skip_code 0)
   if(name MATCHES "_cuda$")
@@ -22,6 +25,7 @@ foreach(src ${TEST_SOURCES})
     endif()
     list(APPEND libs lora4j_cuda_kernels CUDA::cudart)
     string(APPEND env ";LORA4J_CUDA_LIBRARY=$<TARGET_FILE:lora4j_cuda>")
+    string(APPEND env ";LORA4J_CUDA_BENCH_LIBRARY=$<TARGET_FILE:lora4j_cuda_bench>")
     set(skip_code 77)
   endif()
   add_executable(${name} ${src})
@@ -51,9 +55,9 @@ endif()
 
 # Timing of every op variant of the single-op benchmarks (lora4j_op_bench_*): CUDA at Mistral-7B
 # shapes on the GPU machine (scripts/gpu/run.sh, STEPS=ops), or the CPU with --device -1. Needs
-# only liblora4j (the CUDA backend is loaded at run time), so it is built everywhere.
+# only liblora4j_bench (the CUDA benchmarks are loaded at run time), so it is built everywhere.
 add_executable(bench_ops ${CMAKE_CURRENT_SOURCE_DIR}/bench/bench_ops.cpp)
 target_include_directories(bench_ops PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/include
                                              ${CMAKE_CURRENT_SOURCE_DIR}/tests)  # op_bench_cases.h
-target_link_libraries(bench_ops PRIVATE lora4j)
+target_link_libraries(bench_ops PRIVATE lora4j_bench lora4j)
 lora4j_flags(bench_ops)

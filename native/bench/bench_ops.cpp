@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "lora4j.h"
+#include "lora4j_bench.h"
 #include "op_bench_cases.h"
 
 namespace {
@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
     if (!only.empty() && std::find(only.begin(), only.end(), c.op) == only.end()) continue;
     lora4j_op_bench* b = nullptr;
     if (lora4j_op_bench_create(device, c.op, c.variant, nullptr, 0, 1, &b) != LORA4J_OK) {
-      std::printf("%s/%s: FAILED %s\n", c.op, c.variant, lora4j_last_error());
+      std::printf("%s/%s: FAILED %s\n", c.op, c.variant, lora4j_bench_last_error());
       ++failures;
       continue;
     }
@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
     double best = 1e30;
     for (int rep = 0; rep < 3 && ok; ++rep) best = std::min(best, seconds_of(b, k, &ok) / k);
     if (!ok) {
-      std::printf("%s: FAILED %s\n", text, lora4j_last_error());
+      std::printf("%s: FAILED %s\n", text, lora4j_bench_last_error());
       ++failures;
     } else {
       char tf[32] = "-";

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "lora4j.h"
+#include "lora4j_bench.h"
 
 namespace op_bench_util {
 
@@ -23,7 +23,7 @@ struct Bench {
     status = lora4j_op_bench_create(device, op, variant, dims.data(), int32_t(dims.size()),
                                     seed, &h);
     if (status) std::printf("create %s/%s on %d: %s\n", op, variant ? variant : "", device,
-                            lora4j_last_error());
+                            lora4j_bench_last_error());
   }
   ~Bench() { lora4j_op_bench_destroy(h); }
   Bench(const Bench&) = delete;
@@ -41,7 +41,7 @@ struct Bench {
       if (lora4j_op_bench_output_info(h, i, name, sizeof name, &numel) != LORA4J_OK) continue;
       std::vector<float> v(static_cast<size_t>(numel));
       if (lora4j_op_bench_output(h, i, v.data(), numel) == LORA4J_OK) m[name] = std::move(v);
-      else std::printf("output %s: %s\n", name, lora4j_last_error());
+      else std::printf("output %s: %s\n", name, lora4j_bench_last_error());
     }
     return m;
   }

@@ -13,7 +13,7 @@
 #include <cstdint>
 #include <cstring>
 #include "lora4j.h"
-#include "model/op_bench.h"  // bench_uniform
+#include "bench/op_bench.h"  // bench_uniform
 
 namespace realwidth {
 

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "lora4j.h"
-#include "model/op_bench.h"
+#include "lora4j_bench.h"
+#include "bench/op_bench.h"
 #include "op_bench_util.h"
 #include "test_util.h"
 
@@ -35,7 +35,7 @@ void compare_variants(const char* op, const char* a, const char* b,
   std::string tag = std::string(op) + " " + a + " vs " + b;
   for (int64_t d : dims) tag += " " + std::to_string(d);
   if (!check_true(tag + " created", x.status == LORA4J_OK && y.status == LORA4J_OK,
-                  lora4j_last_error()))
+                  lora4j_bench_last_error()))
     return;
   check_true(tag + " run", lora4j_op_bench_run(x.h, iterations) == LORA4J_OK &&
                                lora4j_op_bench_run(y.h, iterations) == LORA4J_OK);
@@ -125,7 +125,7 @@ void test_all_ops_defaults() {
   for (const char* op : ops) {
     Bench b(-1, op, nullptr, {}, kSeed);
     if (!check_true(std::string(op) + " default shape created", b.status == LORA4J_OK,
-                    lora4j_last_error()))
+                    lora4j_bench_last_error()))
       continue;
     check_true(std::string(op) + " runs twice", lora4j_op_bench_run(b.h, 2) == LORA4J_OK);
     double flops = -1, bytes = -1;
@@ -153,7 +153,7 @@ void test_all_ops_defaults() {
 }
 
 void expect_error(const std::string& what, int status, int want, const std::string& needle) {
-  std::string msg = lora4j_last_error();
+  std::string msg = lora4j_bench_last_error();
   check_true(what, status == want && msg.find(needle) != std::string::npos,
              "status " + std::to_string(status) + ": " + msg);
 }

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "cuda_test_util.h"
-#include "lora4j.h"
+#include "lora4j_bench.h"
 #include "op_bench_cases.h"
 #include "op_bench_util.h"
 
@@ -61,7 +61,7 @@ void compare(int32_t dev_a, const char* var_a, int32_t dev_b, const char* var_b,
   if (!report_bool(tag + " created", a.status == 0 && b.status == 0, ""))
     return;
   bool ran = lora4j_op_bench_run(a.h, 1) == 0 && lora4j_op_bench_run(b.h, 1) == 0;
-  if (!report_bool(tag + " runs", ran, ran ? "" : lora4j_last_error())) return;
+  if (!report_bool(tag + " runs", ran, ran ? "" : lora4j_bench_last_error())) return;
   auto oa = a.outputs(), ob = b.outputs();
   report_bool(tag + " outputs", !oa.empty() && oa.size() == ob.size(),
                   std::to_string(oa.size()) + " / " + std::to_string(ob.size()));
@@ -144,16 +144,16 @@ void errors() {
   lora4j_op_bench* h = nullptr;
   int s = lora4j_op_bench_create(99, "adamw", nullptr, nullptr, 0, 1, &h);
   report_bool("device index out of range", s == LORA4J_EINVAL &&
-                      std::strstr(lora4j_last_error(), "out of range") != nullptr,
-                  lora4j_last_error());
+                      std::strstr(lora4j_bench_last_error(), "out of range") != nullptr,
+                  lora4j_bench_last_error());
   int64_t dims[] = {1, 64, 4, 2, 48};
   s = lora4j_op_bench_create(0, "attention_fwd", "flash", dims, 5, 1, &h);
   report_bool("flash with head_dim 48", s == LORA4J_EUNSUPPORTED &&
-                      std::strstr(lora4j_last_error(), "head_dim 48") != nullptr,
-                  lora4j_last_error());
+                      std::strstr(lora4j_bench_last_error(), "head_dim 48") != nullptr,
+                  lora4j_bench_last_error());
   s = lora4j_op_bench_create(0, "attention_fwd", "materialized", dims, 5, 1, &h);
   report_bool("materialized with head_dim 48 runs",
-                  s == 0 && lora4j_op_bench_run(h, 1) == 0, s ? lora4j_last_error() : "");
+                  s == 0 && lora4j_op_bench_run(h, 1) == 0, s ? lora4j_bench_last_error() : "");
   lora4j_op_bench_destroy(h);
 }
 

@@ -110,7 +110,7 @@ if has ops; then
   # then the same through the JMH OpBenchmark when scripts/gpu/pack-java.sh packed
   # .device/benchmarks.jar (its failure is reported, not counted: the native line is the result).
   echo "== op variants on cuda:0 (bench_ops)"
-  LORA4J_CUDA_LIBRARY="$BUILD/liblora4j_cuda.so" timeout 500 "$BUILD/bench_ops" \
+  LORA4J_CUDA_BENCH_LIBRARY="$BUILD/liblora4j_cuda_bench.so" timeout 500 "$BUILD/bench_ops" \
     > "$OUT/ops.txt" 2>&1 || { echo "bench_ops failed"; status=1; }
   cat "$OUT/ops.txt"
   if [ -f "$ROOT/.device/benchmarks.jar" ] && [ -f "$ROOT/.device/jre.tar.xz" ]; then
@@ -118,7 +118,7 @@ if has ops; then
     [ -x /tmp/lora4j-jre/bin/java ] || tar -C /tmp -xJf "$ROOT/.device/jre.tar.xz"
     (cd "$ROOT" && timeout 900 /tmp/lora4j-jre/bin/java --enable-native-access=ALL-UNNAMED \
         -jar .device/benchmarks.jar OpBenchmark -p device=cuda -f 1 -wi 1 -w 1 -i 2 -r 1 \
-        -jvmArgsAppend "-Dlora4j.cuda.library=$BUILD/liblora4j_cuda.so -Dorg.bytedeco.javacpp.cachedir=/tmp/lora4j-javacpp") \
+        -jvmArgsAppend "-Dorg.bytedeco.javacpp.cachedir=/tmp/lora4j-javacpp") \
         > "$OUT/ops-jmh.txt" 2>&1 || echo "JMH OpBenchmark failed (see $OUT/ops-jmh.txt)"
     grep -aE "on cuda:|^OpBenchmark\.run" "$OUT/ops-jmh.txt" || true
   fi

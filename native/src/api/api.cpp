@@ -15,16 +15,11 @@
 
 #include "lora4j.h"
 #include "model/engine.h"
-#include "model/op_bench.h"
 #include "cpu/cpu_engine.h"
 #include "api/plugin.h"
 
 struct lora4j_engine {
   std::unique_ptr<lora4j::Engine> impl;
-};
-
-struct lora4j_op_bench {
-  std::unique_ptr<lora4j::OpBench> impl;
 };
 
 using lora4j::check_arg;
@@ -52,11 +47,6 @@ int guard(const char* fn, F&& body) {
     g_last_error = std::string(fn) + ": internal error (unknown exception)";
     return LORA4J_EINTERNAL;
   }
-}
-
-lora4j::OpBench& bench(lora4j_op_bench* b) {
-  if (b == nullptr || !b->impl) lora4j::fail(LORA4J_EINVAL, "op bench handle is null");
-  return *b->impl;
 }
 
 lora4j::Engine& eng(lora4j_engine* e) {
@@ -87,7 +77,7 @@ void check_prompt(lora4j::Engine& e, const int32_t* prompt, int32_t length) {
                           std::to_string(i) + " outside the vocabulary");
 }
 
-// A CUDA engine or benchmark needs a usable device: without one (no GPU, no driver, a driver
+// A CUDA engine needs a usable device: without one (no GPU, no driver, a driver
 // too old for the runtime) the request is unsupported on this machine, with the driver's reason.
 void require_cuda_device(const lora4j_backend_api* api) {
   int32_t n = 0;
@@ -417,102 +407,5 @@ int lora4j_generate_greedy(lora4j_engine* engine, const int32_t* prompt, int32_t
   });
 }
 
-
-int lora4j_op_bench_create(int32_t device, const char* op, const char* variant,
-                           const int64_t* dims, int32_t ndims, uint64_t seed,
-                           lora4j_op_bench** out) {
-  return guard("lora4j_op_bench_create", [&] {
-    nonnull(out, "out");
-    *out = nullptr;
-    check_arg(device >= -1, "device must be -1 (cpu) or a CUDA device index >= 0, got " +
-                                std::to_string(device));
-    check_arg(ndims >= 0 && ndims <= 16, "ndims must be in [0, 16], got " + std::to_string(ndims));
-    lora4j::OpBenchSpec spec;
-    spec.op = str(op, "op");
-    spec.variant = variant ? std::string(variant) : std::string();
-    if (ndims > 0) spec.dims.assign(nonnull(dims, "dims"), dims + ndims);
-    spec.seed = seed;
-    spec.device_index = device;
-    lora4j::resolve_op_bench(spec, device >= 0);
-    auto handle = std::make_unique<lora4j_op_bench>();
-    if (device < 0) {
-      handle->impl = lora4j::make_cpu_op_bench(spec);
-    } else {
-      std::string why;
-      const lora4j_backend_api* api = lora4j::cuda_backend(&why);
-      if (!api) lora4j::fail(LORA4J_EUNSUPPORTED, why);
-      require_cuda_device(api);
-      handle->impl = lora4j::make_plugin_op_bench(api, spec);
-    }
-    handle->impl->flops = lora4j::op_bench_flops(spec);
-    handle->impl->description =
-        lora4j::op_bench_label(spec) +
-        (device < 0 ? std::string(" on cpu") : " on cuda:" + std::to_string(device));
-    *out = handle.release();
-  });
-}
-
-int lora4j_op_bench_destroy(lora4j_op_bench* b) {
-  return guard("lora4j_op_bench_destroy", [&] { delete b; });
-}
-
-int lora4j_op_bench_run(lora4j_op_bench* b, int32_t iterations) {
-  return guard("lora4j_op_bench_run", [&] {
-    lora4j::OpBench& o = bench(b);
-    check_arg(iterations >= 1, "iterations must be >= 1, got " + std::to_string(iterations));
-    o.run(iterations);
-  });
-}
-
-int lora4j_op_bench_cost(lora4j_op_bench* b, double* flops, double* bytes, int64_t* memory) {
-  return guard("lora4j_op_bench_cost", [&] {
-    lora4j::OpBench& o = bench(b);
-    *nonnull(flops, "flops") = o.flops;
-    *nonnull(bytes, "bytes") = o.bytes;
-    *nonnull(memory, "memory") = o.memory;
-  });
-}
-
-int lora4j_op_bench_describe(lora4j_op_bench* b, char* text, int32_t text_cap) {
-  return guard("lora4j_op_bench_describe", [&] {
-    const std::string& d = bench(b).description;
-    nonnull(text, "text");
-    check_arg(text_cap > int32_t(d.size()), "text buffer too small for " + d);
-    std::memcpy(text, d.c_str(), d.size() + 1);
-  });
-}
-
-int lora4j_op_bench_output_count(lora4j_op_bench* b, int32_t* count) {
-  return guard("lora4j_op_bench_output_count",
-               [&] { *nonnull(count, "count") = int32_t(bench(b).outputs.size()); });
-}
-
-int lora4j_op_bench_output_info(lora4j_op_bench* b, int32_t index, char* name,
-                                int32_t name_cap, int64_t* numel) {
-  return guard("lora4j_op_bench_output_info", [&] {
-    lora4j::OpBench& o = bench(b);
-    check_arg(index >= 0 && size_t(index) < o.outputs.size(),
-              "output index " + std::to_string(index) + " out of range [0, " +
-                  std::to_string(o.outputs.size()) + ")");
-    const lora4j::OpBench::Output& out = o.outputs[size_t(index)];
-    nonnull(name, "name");
-    check_arg(name_cap > int32_t(out.name.size()), "name buffer too small for " + out.name);
-    std::memcpy(name, out.name.c_str(), out.name.size() + 1);
-    *nonnull(numel, "numel") = out.numel;
-  });
-}
-
-int lora4j_op_bench_output(lora4j_op_bench* b, int32_t index, float* out, int64_t numel) {
-  return guard("lora4j_op_bench_output", [&] {
-    lora4j::OpBench& o = bench(b);
-    check_arg(index >= 0 && size_t(index) < o.outputs.size(),
-              "output index " + std::to_string(index) + " out of range [0, " +
-                  std::to_string(o.outputs.size()) + ")");
-    const lora4j::OpBench::Output& info = o.outputs[size_t(index)];
-    check_arg(numel == info.numel, "output '" + info.name + "' has " + std::to_string(info.numel) +
-                                       " elements, buffer holds " + std::to_string(numel));
-    o.output(index, nonnull(out, "out"));
-  });
-}
 
 }  // extern "C"

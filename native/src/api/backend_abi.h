@@ -24,10 +24,9 @@
 extern "C" {
 #endif
 
-#define LORA4J_BACKEND_ABI_VERSION 1u
+#define LORA4J_BACKEND_ABI_VERSION 2u
 
 typedef struct lora4j_backend_engine lora4j_backend_engine;
-typedef struct lora4j_backend_op_bench lora4j_backend_op_bench;
 
 typedef struct lora4j_backend_api {
   uint32_t abi_version; /* LORA4J_BACKEND_ABI_VERSION of the backend's build */
@@ -71,19 +70,6 @@ typedef struct lora4j_backend_api {
                       float* logits);
   int (*decode_next)(lora4j_backend_engine* e, int32_t token, float* logits);
 
-  /* ---- single-op benchmarks (lora4j_op_bench_* in lora4j.h); the core has resolved op,
-   * variant and dims (all given) before it calls op_bench_create. */
-  int (*op_bench_create)(int32_t device_index, const char* op, const char* variant,
-                         const int64_t* dims, int32_t ndims, uint64_t seed,
-                         lora4j_backend_op_bench** out);
-  int (*op_bench_destroy)(lora4j_backend_op_bench* b);
-  int (*op_bench_run)(lora4j_backend_op_bench* b, int32_t iterations);
-  /* bytes: the backend's byte floor per run; memory: bytes held on the device. */
-  int (*op_bench_cost)(lora4j_backend_op_bench* b, double* bytes, int64_t* memory);
-  int (*op_bench_output_count)(lora4j_backend_op_bench* b, int32_t* count);
-  int (*op_bench_output_info)(lora4j_backend_op_bench* b, int32_t index, char* name,
-                              int32_t name_cap, int64_t* numel);
-  int (*op_bench_output)(lora4j_backend_op_bench* b, int32_t index, float* out);
 } lora4j_backend_api;
 
 /* The one symbol a backend library exports. */

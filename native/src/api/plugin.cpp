@@ -164,32 +164,6 @@ class PluginEngine final : public Engine {
   std::unique_ptr<LoraLayout> layout_;
 };
 
-class PluginOpBench final : public OpBench {
- public:
-  PluginOpBench(const lora4j_backend_api* api, const OpBenchSpec& s) : api_(api) {
-    check(api_, api_->op_bench_create(s.device_index, s.op.c_str(), s.variant.c_str(),
-                                      s.dims.data(), int32_t(s.dims.size()), s.seed, &h_));
-    check(api_, api_->op_bench_cost(h_, &bytes, &memory));
-    int32_t count = 0;
-    check(api_, api_->op_bench_output_count(h_, &count));
-    for (int32_t i = 0; i < count; ++i) {
-      char name[256];
-      int64_t numel = 0;
-      check(api_, api_->op_bench_output_info(h_, i, name, sizeof name, &numel));
-      outputs.push_back({name, numel});
-    }
-  }
-  ~PluginOpBench() override {
-    if (h_) api_->op_bench_destroy(h_);
-  }
-  void run(int32_t iterations) override { check(api_, api_->op_bench_run(h_, iterations)); }
-  void output(int i, float* out) override { check(api_, api_->op_bench_output(h_, i, out)); }
-
- private:
-  const lora4j_backend_api* api_;
-  lora4j_backend_op_bench* h_ = nullptr;
-};
-
 }  // namespace
 
 const lora4j_backend_api* cuda_backend(std::string* error) {
@@ -208,11 +182,6 @@ void set_cuda_backend_path(const std::string& path) {
 std::unique_ptr<Engine> make_plugin_engine(const lora4j_backend_api* api, const ModelShape& shape,
                                            const lora4j_engine_options& options) {
   return std::make_unique<PluginEngine>(api, shape, options);
-}
-
-std::unique_ptr<OpBench> make_plugin_op_bench(const lora4j_backend_api* api,
-                                              const OpBenchSpec& spec) {
-  return std::make_unique<PluginOpBench>(api, spec);
 }
 
 }  // namespace lora4j

@@ -1,12 +1,11 @@
 // The core's side of the plugin boundary (backend_abi.h): loading a backend library and the
-// Engine / OpBench adapters that drive it through its C table.
+// Engine adapter that drive it through its C table.
 #pragma once
 #include <memory>
 #include <string>
 
 #include "api/backend_abi.h"
 #include "model/engine.h"
-#include "model/op_bench.h"
 
 namespace lora4j {
 
@@ -18,7 +17,5 @@ void set_cuda_backend_path(const std::string& path);
 
 std::unique_ptr<Engine> make_plugin_engine(const lora4j_backend_api* api, const ModelShape& shape,
                                            const lora4j_engine_options& options);
-std::unique_ptr<OpBench> make_plugin_op_bench(const lora4j_backend_api* api,
-                                              const OpBenchSpec& spec);
 
 }  // namespace lora4j

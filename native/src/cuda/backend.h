@@ -5,7 +5,6 @@
 
 #include "lora4j.h"
 #include "model/engine.h"
-#include "model/op_bench.h"
 
 namespace lora4j {
 namespace cuda {
@@ -14,8 +13,6 @@ namespace cuda {
 Engine* make_engine(const lora4j_model_config& config, const lora4j_engine_options& options);
 // Number of CUDA devices; 0 with the reason in *why.
 int device_count(std::string* why);
-// A single-op benchmark for a resolved spec (throws lora4j::Error).
-OpBench* make_op_bench(const OpBenchSpec& spec);
 
 }  // namespace cuda
 }  // namespace lora4j

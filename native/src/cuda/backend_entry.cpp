@@ -13,9 +13,6 @@
 struct lora4j_backend_engine {
   std::unique_ptr<lora4j::Engine> impl;
 };
-struct lora4j_backend_op_bench {
-  std::unique_ptr<lora4j::OpBench> impl;
-};
 
 namespace lora4j {
 namespace cuda {
@@ -46,10 +43,6 @@ int guard(F&& f) noexcept {
 Engine& E(lora4j_backend_engine* e) {
   if (!e || !e->impl) fail(LORA4J_EINVAL, "engine handle is null");
   return *e->impl;
-}
-OpBench& B(lora4j_backend_op_bench* b) {
-  if (!b || !b->impl) fail(LORA4J_EINVAL, "op bench handle is null");
-  return *b->impl;
 }
 
 const char* last_error() { return t_error.c_str(); }
@@ -137,55 +130,6 @@ int decode_next(lora4j_backend_engine* e, int32_t token, float* logits_out) {
   return guard([&] { E(e).decode_next(token, logits_out); });
 }
 
-int op_bench_create(int32_t device_index, const char* op, const char* variant,
-                    const int64_t* dims, int32_t ndims, uint64_t seed,
-                    lora4j_backend_op_bench** out) {
-  return guard([&] {
-    OpBenchSpec spec;
-    spec.op = op;
-    spec.variant = variant;
-    spec.dims.assign(dims, dims + ndims);
-    spec.seed = seed;
-    spec.device_index = device_index;
-    auto h = std::make_unique<lora4j_backend_op_bench>();
-    h->impl.reset(make_op_bench(spec));
-    *out = h.release();
-  });
-}
-int op_bench_destroy(lora4j_backend_op_bench* b) {
-  return guard([&] { delete b; });
-}
-int op_bench_run(lora4j_backend_op_bench* b, int32_t iterations) {
-  return guard([&] { B(b).run(iterations); });
-}
-int op_bench_cost(lora4j_backend_op_bench* b, double* bytes, int64_t* mem) {
-  return guard([&] {
-    *bytes = B(b).bytes;
-    *mem = B(b).memory;
-  });
-}
-int op_bench_output_count(lora4j_backend_op_bench* b, int32_t* count) {
-  return guard([&] { *count = int32_t(B(b).outputs.size()); });
-}
-int op_bench_output_info(lora4j_backend_op_bench* b, int32_t index, char* name,
-                         int32_t name_cap, int64_t* numel) {
-  return guard([&] {
-    OpBench& o = B(b);
-    check_arg(index >= 0 && size_t(index) < o.outputs.size(), "output index out of range");
-    const std::string& n = o.outputs[size_t(index)].name;
-    check_arg(name_cap > int32_t(n.size()), "name buffer too small for " + n);
-    std::memcpy(name, n.c_str(), n.size() + 1);
-    *numel = o.outputs[size_t(index)].numel;
-  });
-}
-int op_bench_output(lora4j_backend_op_bench* b, int32_t index, float* out) {
-  return guard([&] {
-    OpBench& o = B(b);
-    check_arg(index >= 0 && size_t(index) < o.outputs.size(), "output index out of range");
-    o.output(index, out);
-  });
-}
-
 const lora4j_backend_api kApi = {
     LORA4J_BACKEND_ABI_VERSION,
     sizeof(lora4j_backend_api),
@@ -213,13 +157,6 @@ const lora4j_backend_api kApi = {
     hidden_states,
     decode_start,
     decode_next,
-    op_bench_create,
-    op_bench_destroy,
-    op_bench_run,
-    op_bench_cost,
-    op_bench_output_count,
-    op_bench_output_info,
-    op_bench_output,
 };
 
 }  // namespace

@@ -1,7 +1,6 @@
 package dev.lora4j.bench;
 
 import dev.lora4j.Device;
-import dev.lora4j.nativ.OpBench;
 import java.util.Arrays;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;

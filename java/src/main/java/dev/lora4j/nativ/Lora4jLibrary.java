@@ -293,43 +293,4 @@ public final class Lora4jLibrary {
   public static native int lora4j_generate_greedy(
       lora4j_engine engine, @Cast("const int32_t*") int[] prompt, int length, int maxNew,
       int eosId, @Cast("int32_t*") int[] out, @Cast("int32_t*") int[] produced);
-
-  // ---- single-op benchmarks (see OpBench) ----------------------------------------------------
-
-  /** Opaque single-op benchmark handle. */
-  @Opaque
-  public static class lora4j_op_bench extends Pointer {
-    public lora4j_op_bench() {
-      super((Pointer) null);
-    }
-
-    public lora4j_op_bench(Pointer p) {
-      super(p);
-    }
-  }
-
-  public static native int lora4j_op_bench_create(
-      int device, @Cast("const char*") BytePointer op, @Cast("const char*") BytePointer variant,
-      @Cast("const int64_t*") long[] dims, int ndims, @Cast("uint64_t") long seed,
-      @ByPtrPtr lora4j_op_bench out);
-
-  public static native int lora4j_op_bench_destroy(lora4j_op_bench bench);
-
-  public static native int lora4j_op_bench_run(lora4j_op_bench bench, int iterations);
-
-  public static native int lora4j_op_bench_cost(
-      lora4j_op_bench bench, double[] flops, double[] bytes, @Cast("int64_t*") long[] memory);
-
-  public static native int lora4j_op_bench_describe(
-      lora4j_op_bench bench, @Cast("char*") BytePointer text, int textCap);
-
-  public static native int lora4j_op_bench_output_count(
-      lora4j_op_bench bench, @Cast("int32_t*") int[] count);
-
-  public static native int lora4j_op_bench_output_info(
-      lora4j_op_bench bench, int index, @Cast("char*") BytePointer name, int nameCap,
-      @Cast("int64_t*") long[] numel);
-
-  public static native int lora4j_op_bench_output(
-      lora4j_op_bench bench, int index, FloatPointer out, long numel);
 }

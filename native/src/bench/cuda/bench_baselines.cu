@@ -5,9 +5,9 @@
  * kept (bf16) for the backward; there dP = dO V^T by GEMM, dS = P (dP - rowsum(P dP)) here,
  * and dQ, dK, dV by GEMMs. One block per score row; the row stays in L1/L2 between its passes.
  */
-#include "cuda/kernels/bench_baselines.h"
+#include "bench/cuda/bench_baselines.h"
 #include "cuda/kernels/common.cuh"
-#include "model/op_bench.h"
+#include "bench/op_bench.h"
 
 namespace lora4j {
 namespace cuda {

@@ -22,7 +22,7 @@
 #include "cpu/ops.h"
 #include "cpu/thread_pool.h"
 #include "model/engine.h"
-#include "model/op_bench.h"
+#include "bench/op_bench.h"
 
 namespace lora4j {
 namespace cpu {

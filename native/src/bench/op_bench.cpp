@@ -1,5 +1,5 @@
 // The op table of the single-op benchmarks: names, dims, variants, default shapes, FLOPs.
-#include "model/op_bench.h"
+#include "bench/op_bench.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,8 +1,10 @@
-package dev.lora4j.nativ;
+package dev.lora4j.bench;
 
 import static org.junit.jupiter.api.Assertions.*;
 
 import dev.lora4j.Device;
+import dev.lora4j.nativ.Lora4jLibrary;
+import dev.lora4j.nativ.NativeException;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 

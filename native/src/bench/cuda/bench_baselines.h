@@ -12,7 +12,7 @@
 namespace lora4j {
 namespace cuda {
 
-// x[i] = bench_uniform(seed, tensor, i) * scale + offset (model/op_bench.h), rounded to the type.
+// x[i] = bench_uniform(seed, tensor, i) * scale + offset (bench/op_bench.h), rounded to the type.
 cudaError_t bench_fill(float* x, int64_t n, uint64_t seed, uint32_t tensor, float scale,
                        float offset, cudaStream_t s);
 cudaError_t bench_fill(__nv_bfloat16* x, int64_t n, uint64_t seed, uint32_t tensor, float scale,

@@ -28,13 +28,12 @@
 #include <vector>
 
 #include "cuda/check.h"
-#include "cuda/backend.h"
 #include "cuda/gemm.h"
-#include "cuda/kernels/bench_baselines.h"
+#include "bench/cuda/bench_baselines.h"
 #include "cuda/kernels/kernels.h"
 #include "cuda/lm_head.h"
 #include "model/engine.h"
-#include "model/op_bench.h"
+#include "bench/op_bench.h"
 
 namespace lora4j {
 namespace cuda {
