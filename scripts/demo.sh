@@ -6,7 +6,7 @@
 #   scripts/demo.sh [extra train flags...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/ensure-tools.sh
+LORA4J_NO_LLAMACPP=1 source scripts/ensure-tools.sh
 echo "building lora4j (tests skipped; mvn -B -ntp verify runs them)..."
 mvn -B -ntp -q -DskipTests -DskipNativeTests package
 JAR=$(ls java/target/lora4j-*-cli.jar | head -1)
