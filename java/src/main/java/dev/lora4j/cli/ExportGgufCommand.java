@@ -35,7 +35,8 @@ final class ExportGgufCommand implements Callable<Integer> {
   Path model;
 
   @Option(names = "--adapter", paramLabel = "DIR",
-      description = "PEFT adapter folder: folded into the weights, or with --lora written as an adapter GGUF")
+      description = "PEFT adapter folder: folded into the weights, or with --lora written as an adapter"
+          + " GGUF (default: none, the base model)")
   Path adapter;
 
   @Option(names = "--output", required = true, paramLabel = "FILE.gguf", description = "the GGUF file to write")
@@ -53,7 +54,8 @@ final class ExportGgufCommand implements Callable<Integer> {
 
   @Option(names = "--base-gguf", paramLabel = "FILE.gguf",
       description = "with --lora: the base model's GGUF for the Modelfile's FROM; written from --model"
-          + " when it does not exist, checked against --model when it does")
+          + " when it does not exist, checked against --model when it does (default: none; needed"
+          + " for the Modelfile)")
   Path baseGguf;
 
   @Option(names = "--no-modelfile", description = "do not write the Ollama Modelfile (default: write it)")
