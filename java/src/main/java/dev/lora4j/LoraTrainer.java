@@ -44,7 +44,8 @@ import java.util.logging.Logger;
  * scheduled learning rate. The run writes {@code metrics.jsonl}, {@code loss.png}, checkpoints
  * every {@code saveSteps} (resumable exactly), and the final adapter to {@code outputDir/adapter}.
  * Evaluation (every {@code evalSteps} and at the end) reports the validation loss of the
- * fine-tuned model next to the base model's.
+ * fine-tuned model next to the base model's and, with {@code forgettingData}, the loss on general
+ * data of both (the forgetting check), warning when it rose by more than {@code forgettingWarn}.
  *
  * <p>Any adapter attached to the model when fit starts is replaced by the one trained.
  */
@@ -97,6 +98,18 @@ public final class LoraTrainer {
     return new LossSum(sum, tokens);
   }
 
+  /** The warning for an evaluation whose general-data loss rose by more than the allowed fraction. */
+  static String forgettingWarning(TrainingListener.Evaluation e, Path file, double allowed) {
+    return String.format(
+        java.util.Locale.ROOT,
+        "possible forgetting after step %d: the loss on the general data %s rose by %.1f%% over the"
+            + " base model's (%.4f -> %.4f), more than the %.1f%% allowed (forgettingWarn)%s; lower"
+            + " the learning rate or the number of steps, or mix general data into the training data",
+        e.step(), file.getFileName(), 100 * e.generalChange(), e.baseGeneralLoss(), e.generalLoss(),
+        100 * allowed,
+        e.hasTask() ? String.format(java.util.Locale.ROOT, " (task loss gain %.4f)", e.taskGain()) : "");
+  }
+
   private static final class Run {
     final MistralModel model;
     final Dataset data;
@@ -112,6 +125,7 @@ public final class LoraTrainer {
       List<Path> dataFiles = new ArrayList<>();
       dataFiles.add(data.file());
       dataFiles.add(cfg.validationFile());
+      dataFiles.add(cfg.forgettingData());
       RunFolder.prepare(
           cfg.outputDir(), model.directory(), cfg.initAdapter(), dataFiles, cfg.resume(),
           cfg.overwriteOutput());
@@ -145,6 +159,18 @@ public final class LoraTrainer {
           .build();
     }
 
+    /** The forgetting data: read whole in file order, every token counts, format detected. */
+    DataConfig forgettingConfig() {
+      return DataConfig.builder()
+          .completionsOnly(false)
+          .shuffleBuffer(0)
+          .maxSeqLength(Math.min(cfg.maxSeqLength(), model.maxSeqLength()))
+          .skipInvalid(cfg.skipInvalidLines())
+          .batchSize(cfg.batchSize())
+          .prefetch(true)
+          .build();
+    }
+
     TrainingResult run() {
       long t0 = System.nanoTime();
       JsonlDataset all =
@@ -158,6 +184,11 @@ public final class LoraTrainer {
       } else if (cfg.validationFraction() > 0) {
         valid = all.validation();
       }
+      JsonlDataset general =
+          cfg.forgettingData() == null
+              ? null
+              : JsonlDataset.open(
+                  cfg.forgettingData(), model.textEncoder(), model.chatEncoder(), forgettingConfig());
 
       // Steps of the run: from the batches of one epoch (a counting pass over the data).
       DataStats scanStats = new DataStats();
@@ -184,15 +215,21 @@ public final class LoraTrainer {
         warnings.addAll(checkResume(resumeFrom, settings));
       }
 
-      // The base model's validation loss (the forgetting check), before any adapter.
+      // The base model's losses on the validation and the forgetting data, before any adapter.
       if (model.adapterConfig() != null) model.detachAdapter();
-      DataReport validReport = null;
-      Double baseLoss = null;
+      DataReport validReport = null, generalReport = null;
+      double baseLoss = Double.NaN, baseGeneral = Double.NaN;
       if (valid != null) {
         DataStats vs = new DataStats();
         baseLoss = evaluate(model, valid, vs).mean();
         validReport = vs.report();
       }
+      if (general != null) {
+        DataStats gs = new DataStats();
+        baseGeneral = evaluate(model, general, gs).mean();
+        generalReport = gs.report();
+      }
+      Evaluator evaluator = new Evaluator(valid, baseLoss, general, baseGeneral);
 
       TrainerState state;
       if (resumeFrom == null) {
@@ -211,7 +248,7 @@ public final class LoraTrainer {
         l.onTrainBegin(
             new TrainingListener.TrainingPlan(
                 totalSteps, state.step(), scanStats.examples(), model.device().toString(), trainable,
-                trainReport, validReport, List.copyOf(warnings)));
+                trainReport, validReport, generalReport, List.copyOf(warnings)));
       }
 
       List<TrainingListener.Evaluation> evals = new ArrayList<>(state.evaluations());
@@ -279,8 +316,8 @@ public final class LoraTrainer {
           for (TrainingListener l : listeners) l.onStep(m);
 
           boolean last = step == totalSteps;
-          if (valid != null && cfg.evalSteps() > 0 && step % cfg.evalSteps() == 0 && !last) {
-            evals.add(evaluation(valid, step, baseLoss));
+          if (evaluator.active() && cfg.evalSteps() > 0 && step % cfg.evalSteps() == 0 && !last) {
+            evals.add(evaluator.evaluate(step));
           }
           if (cfg.saveSteps() > 0 && step % cfg.saveSteps() == 0) {
             TrainerState st =
@@ -294,7 +331,8 @@ public final class LoraTrainer {
         }
       }
       if (times.steps() > 0) LOG.info(times.summary());
-      if (valid != null) evals.add(evaluation(valid, step, baseLoss));
+      if (evaluator.active()) evals.add(evaluator.evaluate(step));
+      if (evaluator.lastWarning != null) warnings.add(evaluator.lastWarning);
       Path adapterDir = cfg.outputDir().resolve("adapter");
       model.saveAdapter(adapterDir, true);
       try {
@@ -310,7 +348,7 @@ public final class LoraTrainer {
           new TrainingResult(
               adapterDir, step, skipped, firstLoss, lastLoss, List.copyOf(evals),
               (System.nanoTime() - t0) / 1e9, trainReport.truncated(), trainReport.dropped(),
-              trainReport, validReport, List.copyOf(warnings));
+              trainReport, validReport, generalReport, List.copyOf(warnings));
       for (TrainingListener l : listeners) l.onTrainEnd(result);
       return result;
     }
@@ -356,13 +394,46 @@ public final class LoraTrainer {
       return notes;
     }
 
-    TrainingListener.Evaluation evaluation(JsonlDataset valid, long step, Double baseLoss) {
-      LossSum ls = evaluate(model, valid);
-      TrainingListener.Evaluation e =
-          new TrainingListener.Evaluation(
-              step, ls.mean(), baseLoss == null ? Double.NaN : baseLoss, ls.tokens());
-      for (TrainingListener l : listeners) l.onEvaluate(e);
-      return e;
+    /** Evaluations: the task's validation loss and the forgetting data's, each beside the base model's. */
+    final class Evaluator {
+      final JsonlDataset valid, general;
+      final double baseLoss, baseGeneral;
+      String lastWarning;
+
+      Evaluator(JsonlDataset valid, double baseLoss, JsonlDataset general, double baseGeneral) {
+        this.valid = valid;
+        this.baseLoss = baseLoss;
+        this.general = general;
+        this.baseGeneral = baseGeneral;
+      }
+
+      boolean active() {
+        return valid != null || general != null;
+      }
+
+      TrainingListener.Evaluation evaluate(long step) {
+        double loss = Double.NaN, generalLoss = Double.NaN;
+        long tokens = 0, generalTokens = 0;
+        if (valid != null) {
+          LossSum ls = LoraTrainer.evaluate(model, valid);
+          loss = ls.mean();
+          tokens = ls.tokens();
+        }
+        if (general != null) {
+          LossSum ls = LoraTrainer.evaluate(model, general);
+          generalLoss = ls.mean();
+          generalTokens = ls.tokens();
+        }
+        TrainingListener.Evaluation e =
+            new TrainingListener.Evaluation(
+                step, loss, baseLoss, tokens, generalLoss, baseGeneral, generalTokens);
+        for (TrainingListener l : listeners) l.onEvaluate(e);
+        if (e.hasGeneral() && e.generalChange() > cfg.forgettingWarn()) {
+          lastWarning = forgettingWarning(e, cfg.forgettingData(), cfg.forgettingWarn());
+          for (TrainingListener l : listeners) l.onWarning(step, lastWarning);
+        }
+        return e;
+      }
     }
   }
 }

@@ -134,8 +134,11 @@ public final class MistralModel implements AutoCloseable {
   /**
    * Checks every expected weight against the checkpoint (present, shape, float dtype) and
    * returns their names.
+   *
+   * @throws dev.lora4j.safetensors.SafetensorsException naming the first tensor missing, of
+   *     another shape than config.json implies, or not of a float dtype
    */
-  static Set<String> checkWeights(MistralConfig c, Checkpoint ckpt) {
+  public static Set<String> checkWeights(MistralConfig c, Checkpoint ckpt) {
     Map<String, long[]> want = expectedWeights(c);
     for (Map.Entry<String, long[]> e : want.entrySet()) {
       String name = e.getKey();

@@ -33,6 +33,11 @@ import java.nio.file.Path;
  * @param validationFile a separate validation JSONL file, or null
  * @param validationFraction fraction of the training file held out for validation (when no
  *     validation file), 0 for none
+ * @param forgettingData general data unrelated to the task (any format the trainer reads,
+ *     typically plain text), or null: its loss is evaluated with the base model once and with the
+ *     adapter at every evaluation, to show forgetting beside the task's gain
+ * @param forgettingWarn warn when the loss on forgettingData rises by more than this fraction of
+ *     the base model's (default 0.05, 5%)
  * @param evalSteps evaluate every N optimizer steps (0: only at the end)
  * @param loggingSteps log every N optimizer steps
  * @param saveSteps write a checkpoint every N optimizer steps (0: none)
@@ -69,6 +74,8 @@ public record TrainingConfig(
     long seed,
     Path validationFile,
     double validationFraction,
+    Path forgettingData,
+    double forgettingWarn,
     long evalSteps,
     long loggingSteps,
     long saveSteps,
@@ -94,6 +101,9 @@ public record TrainingConfig(
     if (maxSeqLength < 2) throw new IllegalArgumentException("maxSeqLength must be >= 2: " + maxSeqLength);
     if (!(validationFraction >= 0 && validationFraction < 1)) {
       throw new IllegalArgumentException("validationFraction must be in [0, 1): " + validationFraction);
+    }
+    if (!(forgettingWarn >= 0) || Double.isInfinite(forgettingWarn)) {
+      throw new IllegalArgumentException("forgettingWarn must be >= 0: " + forgettingWarn);
     }
     if (loggingSteps < 1) throw new IllegalArgumentException("loggingSteps must be >= 1: " + loggingSteps);
     if (saveTotalLimit < 1) throw new IllegalArgumentException("saveTotalLimit must be >= 1: " + saveTotalLimit);
@@ -133,6 +143,8 @@ public record TrainingConfig(
     b.seed = seed;
     b.validationFile = validationFile;
     b.validationFraction = validationFraction;
+    b.forgettingData = forgettingData;
+    b.forgettingWarn = forgettingWarn;
     b.evalSteps = evalSteps;
     b.loggingSteps = loggingSteps;
     b.saveSteps = saveSteps;
@@ -173,6 +185,8 @@ public record TrainingConfig(
     private long seed = 42;
     private Path validationFile;
     private double validationFraction;
+    private Path forgettingData;
+    private double forgettingWarn = 0.05;
     private long evalSteps;
     private long loggingSteps = 10;
     private long saveSteps;
@@ -203,6 +217,8 @@ public record TrainingConfig(
     public Builder seed(long v) { seed = v; return this; }
     public Builder validationFile(Path v) { validationFile = v; return this; }
     public Builder validationFraction(double v) { validationFraction = v; return this; }
+    public Builder forgettingData(Path v) { forgettingData = v; return this; }
+    public Builder forgettingWarn(double v) { forgettingWarn = v; return this; }
     public Builder evalSteps(long v) { evalSteps = v; return this; }
     public Builder loggingSteps(long v) { loggingSteps = v; return this; }
     public Builder saveSteps(long v) { saveSteps = v; return this; }
@@ -216,7 +232,7 @@ public record TrainingConfig(
           outputDir, epochs, maxSteps, batchSize, gradientAccumulation, learningRate, schedule,
           weightDecay, beta1, beta2, adamEps, maxGradNorm, lora, initAdapter, maxSeqLength,
           trainOnCompletionsOnly, packing, dataFormat, skipInvalidLines, shuffleBuffer, seed,
-          validationFile, validationFraction, evalSteps, loggingSteps, saveSteps, saveTotalLimit,
+          validationFile, validationFraction, forgettingData, forgettingWarn, evalSteps, loggingSteps, saveSteps, saveTotalLimit,
           resume, guard, overwriteOutput);
     }
   }

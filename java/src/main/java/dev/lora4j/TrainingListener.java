@@ -21,6 +21,15 @@ public interface TrainingListener {
   /** After each evaluation on the validation data. */
   default void onEvaluate(Evaluation evaluation) {}
 
+  /**
+   * A warning raised during the run (the loss on the forgetting data rose by more than
+   * forgettingWarn); the warnings known before the first step come in {@link TrainingPlan}.
+   *
+   * @param step the optimizer step after which it was raised
+   * @param message what happened, in one line
+   */
+  default void onWarning(long step, String message) {}
+
   /** After a checkpoint folder was completely written. */
   default void onCheckpoint(Path checkpoint, long step) {}
 
@@ -38,6 +47,7 @@ public interface TrainingListener {
    * @param trainData what the counting pass over the training data read: examples, and the
    *     lines dropped or cut with the first few of each kind
    * @param validationData the same for the validation data, or null without validation
+   * @param forgettingData the same for the forgetting data, or null without it
    * @param warnings settings that will not do what they seem to (a warmup longer than the run, a
    *     run of a few steps), changes on resume; empty when none
    */
@@ -49,6 +59,7 @@ public interface TrainingListener {
       long trainableParameters,
       DataReport trainData,
       DataReport validationData,
+      DataReport forgettingData,
       List<String> warnings) {}
 
   /**
@@ -87,20 +98,56 @@ public interface TrainingListener {
   record SkippedStep(long step, String reason, double loss, double gradNorm, String dataPosition) {}
 
   /**
-   * Validation loss of the fine-tuned model and of the base model (the forgetting check).
+   * Validation loss of the fine-tuned model and of the base model, and the loss of both on the
+   * forgetting data (general text unrelated to the task): the task's gain beside what the model
+   * may have lost elsewhere.
    *
    * @param step optimizer step after which it ran
-   * @param loss mean validation loss with the adapter
-   * @param baseLoss mean validation loss of the base model without the adapter
+   * @param loss mean validation loss with the adapter (NaN without validation data)
+   * @param baseLoss mean validation loss of the base model without the adapter (NaN without)
    * @param tokens validation tokens counted
+   * @param generalLoss mean loss on the forgetting data with the adapter (NaN without it)
+   * @param baseGeneralLoss mean loss on the forgetting data of the base model (NaN without it)
+   * @param generalTokens forgetting-data tokens counted
    */
-  record Evaluation(long step, double loss, double baseLoss, long tokens) {
+  record Evaluation(long step, double loss, double baseLoss, long tokens, double generalLoss,
+      double baseGeneralLoss, long generalTokens) {
+
+    /** An evaluation on validation data only. */
+    public Evaluation(long step, double loss, double baseLoss, long tokens) {
+      this(step, loss, baseLoss, tokens, Double.NaN, Double.NaN, 0);
+    }
+
     public double perplexity() {
       return Math.exp(loss);
     }
 
     public double basePerplexity() {
       return Math.exp(baseLoss);
+    }
+
+    /** @return how much the adapter lowered the validation loss: baseLoss - loss (NaN without validation) */
+    public double taskGain() {
+      return baseLoss - loss;
+    }
+
+    /**
+     * @return the relative change of the loss on the forgetting data, (generalLoss -
+     *     baseGeneralLoss) / baseGeneralLoss: positive when the model got worse at general text
+     *     (NaN without forgetting data)
+     */
+    public double generalChange() {
+      return (generalLoss - baseGeneralLoss) / baseGeneralLoss;
+    }
+
+    /** @return whether the run had forgetting data */
+    public boolean hasGeneral() {
+      return !Double.isNaN(generalLoss);
+    }
+
+    /** @return whether the run had validation data */
+    public boolean hasTask() {
+      return !Double.isNaN(loss);
     }
   }
 }

@@ -20,6 +20,7 @@ import java.util.List;
  * @param trainData what one pass over the training data read, with the first few dropped or
  *     cut examples of each kind (file, line, reason)
  * @param validationData the same for the validation data, or null without validation
+ * @param forgettingData the same for the forgetting data, or null without it
  * @param warnings what the run warned about (also in {@link TrainingListener.TrainingPlan})
  */
 public record TrainingResult(
@@ -34,6 +35,7 @@ public record TrainingResult(
     long skippedExamples,
     DataReport trainData,
     DataReport validationData,
+    DataReport forgettingData,
     List<String> warnings) {
 
   /** The last evaluation, or null when none ran. */

@@ -30,6 +30,8 @@ final class Flags {
     NAMES.put("maxSeqLength", "--max-seq-length");
     NAMES.put("validationFraction", "--val-fraction");
     NAMES.put("validationFile", "--eval-data");
+    NAMES.put("forgettingWarn", "--forgetting-warn");
+    NAMES.put("forgettingData", "--forgetting-data");
     NAMES.put("loggingSteps", "--log-steps");
     NAMES.put("saveTotalLimit", "--save-limit");
     NAMES.put("saveSteps", "--save-steps");

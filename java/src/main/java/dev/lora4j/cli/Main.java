@@ -20,6 +20,7 @@ import picocli.CommandLine.Command;
       EvalCommand.class,
       GenerateCommand.class,
       MergeCommand.class,
+      ExportGgufCommand.class,
       TokenizeCommand.class,
       InitModelCommand.class,
       CommandLine.HelpCommand.class

@@ -105,6 +105,13 @@ final class TrainCommand implements Callable<Integer> {
   @Option(names = "--eval-data", paramLabel = "FILE.jsonl", description = "validation data (default: none)") Path evalData;
   @Option(names = "--val-fraction", paramLabel = "F",
       description = "fraction of --data held out for validation (default: 0)") Double valFraction;
+  @Option(names = "--forgetting-data", paramLabel = "FILE.jsonl",
+      description = "general data unrelated to the task (any format --data takes, typically plain"
+          + " text): its loss is evaluated with the base model once and with the adapter at every"
+          + " evaluation, beside the task's (default: none)") Path forgettingData;
+  @Option(names = "--forgetting-warn", paramLabel = "F",
+      description = "warn when the loss on --forgetting-data rises by more than this fraction of the"
+          + " base model's (default: 0.05)") Double forgettingWarn;
   @Option(names = "--eval-steps", paramLabel = "N",
       description = "evaluate every N steps (default: 0, at the end only)") Long evalSteps;
   @Option(names = "--log-steps", paramLabel = "N", description = "log every N steps (default: 10)") Long logSteps;
@@ -141,11 +148,20 @@ final class TrainCommand implements Callable<Integer> {
           r.adapterDir(), r.steps(), r.skippedSteps(), r.firstLoss(), r.finalLoss());
       if (r.finalEvaluation() != null) {
         var e = r.finalEvaluation();
-        System.out.printf(
-            Locale.ROOT, "eval loss: %.4f (base model %.4f)%n", e.loss(), e.baseLoss());
+        if (e.hasTask()) {
+          System.out.printf(
+              Locale.ROOT, "eval loss: %.4f (base model %.4f, task loss gain %.4f)%n", e.loss(),
+              e.baseLoss(), e.taskGain());
+        }
+        if (e.hasGeneral()) {
+          System.out.printf(
+              Locale.ROOT, "general-data loss: %.4f (base model %.4f, %+.1f%%)%n", e.generalLoss(),
+              e.baseGeneralLoss(), 100 * e.generalChange());
+        }
       }
       System.out.println("training data: " + r.trainData().describe());
       if (r.validationData() != null) System.out.println("validation data: " + r.validationData().describe());
+      if (r.forgettingData() != null) System.out.println("forgetting data: " + r.forgettingData().describe());
       for (String w : r.warnings()) System.out.println("warning: " + Flags.translate(w));
     }
     return 0;
@@ -222,6 +238,8 @@ final class TrainCommand implements Callable<Integer> {
           case "validation_file" -> b.validationFile(Path.of(v.asText()));
           case "validation_fraction" -> b.validationFraction(v.asDouble());
           case "eval_steps" -> b.evalSteps(v.asLong());
+          case "forgetting_data" -> b.forgettingData(Path.of(v.asText()));
+          case "forgetting_warn" -> b.forgettingWarn(v.asDouble());
           case "logging_steps" -> b.loggingSteps(v.asLong());
           case "save_steps" -> b.saveSteps(v.asLong());
           case "save_total_limit" -> b.saveTotalLimit(v.asInt());
@@ -265,6 +283,8 @@ final class TrainCommand implements Callable<Integer> {
     if (evalData != null) b.validationFile(evalData);
     if (valFraction != null) b.validationFraction(valFraction);
     if (evalSteps != null) b.evalSteps(evalSteps);
+    if (forgettingData != null) b.forgettingData(forgettingData);
+    if (forgettingWarn != null) b.forgettingWarn(forgettingWarn);
     if (logSteps != null) b.loggingSteps(logSteps);
     if (saveSteps != null) b.saveSteps(saveSteps);
     if (saveLimit != null) b.saveTotalLimit(saveLimit);

@@ -88,16 +88,7 @@ public final class MergedExport {
           }
           int layer = mw.layer();
           float[] wv = shard.readFloat(t.name());
-          LoraAdapter.Weight a = adapter.a(layer, target), b = adapter.b(layer, target);
-          int out = (int) t.shape()[0], in = (int) t.shape()[1], r = a.rows();
-          float[] av = a.values(), bv = b.values();
-          IntStream.range(0, out).parallel().forEach(i -> {
-            for (int j = 0; j < in; j++) {
-              float d = 0;
-              for (int k = 0; k < r; k++) d += bv[i * r + k] * av[k * in + j];
-              wv[i * in + j] = (float) (wv[i * in + j] + scale * d);
-            }
-          });
+          fold(wv, adapter.a(layer, target), adapter.b(layer, target), scale);
           w.add(t.name(), t.dtype(), t.shape(), t.dtype().fromFloats(wv));
         }
         w.write(dir.resolve(shard.path().getFileName()));
@@ -112,5 +103,30 @@ public final class MergedExport {
     } catch (IOException e) {
       throw new Lora4jException("cannot write the merged model to " + outDir + ": " + e, e);
     }
+  }
+
+  /**
+   * Adds {@code scale * B A} to a weight {@code [out, in]} in place, in fp32 (B {@code [out, r]},
+   * A {@code [r, in]}).
+   *
+   * @param w the weight, row-major
+   * @param a lora_A
+   * @param b lora_B
+   * @param scale the LoRA scale
+   */
+  public static void fold(float[] w, LoraAdapter.Weight a, LoraAdapter.Weight b, double scale) {
+    int out = b.rows(), in = a.cols(), r = a.rows();
+    if ((long) out * in != w.length || b.cols() != r) {
+      throw new IllegalArgumentException("lora_A [" + r + ", " + in + "] and lora_B [" + b.rows()
+          + ", " + b.cols() + "] do not fit a weight of " + w.length + " values");
+    }
+    float[] av = a.values(), bv = b.values();
+    IntStream.range(0, out).parallel().forEach(i -> {
+      for (int j = 0; j < in; j++) {
+        float d = 0;
+        for (int k = 0; k < r; k++) d += bv[i * r + k] * av[k * in + j];
+        w[i * in + j] = (float) (w[i * in + j] + scale * d);
+      }
+    });
   }
 }

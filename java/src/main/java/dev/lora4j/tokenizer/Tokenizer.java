@@ -82,6 +82,8 @@ public final class Tokenizer {
   private final int unkId;
   private final int padId;
 
+  private volatile int[] firstMergeRanks;    // id -> rank of its first merge, built on first use
+
   private record AddedToken(int id, String content, boolean special, boolean lstrip,
       boolean rstrip, boolean singleWord) {}
 
@@ -543,6 +545,133 @@ public final class Tokenizer {
       if (t != null) {
         out.add(t.content);
       }
+    }
+    return out;
+  }
+
+  /**
+   * @param id a token id
+   * @return the rank (position in {@code merges}) of the first merge that produces the token, or
+   *     -1 when no merge produces it (single characters, byte tokens, added tokens)
+   */
+  public int firstMergeRank(int id) {
+    int[] first = firstMergeRanks;
+    if (first == null) {
+      first = new int[idToToken.length];
+      Arrays.fill(first, -1);
+      for (int r = rankNewId.length - 1; r >= 0; r--) {
+        first[rankNewId[r]] = r;
+      }
+      firstMergeRanks = first;
+    }
+    return id >= 0 && id < first.length ? first[id] : -1;
+  }
+
+  /** @return whether characters outside the vocabulary become {@code <0xNN>} byte tokens */
+  public boolean byteFallback() {
+    return byteFallback;
+  }
+
+  /**
+   * @param id a token id
+   * @return the byte a {@code <0xNN>} byte-fallback token stands for, or -1 for other tokens
+   */
+  public int byteValue(int id) {
+    for (int b = 0; b < 256; b++) {
+      if (byteId[b] == id) {
+        return b;
+      }
+    }
+    return -1;
+  }
+
+  /**
+   * @param id a token id
+   * @return whether the id is one of {@code added_tokens} (special or not)
+   */
+  public boolean isAddedToken(int id) {
+    return id >= 0 && id < addedById.length && addedById[id] != null;
+  }
+
+  /**
+   * @return whether encoding puts "▁" before the text (a {@code Prepend} normalizer of "▁", or a
+   *     {@code Metaspace} pre-tokenizer that prepends): SentencePiece's {@code add_dummy_prefix}
+   */
+  public boolean prependsSpace() {
+    for (NormOp op : normalizer) {
+      if (op instanceof Prepend p && Arrays.equals(p.cps, new int[] {'\u2581'})) {
+        return true;
+      }
+    }
+    return metaspace != null && !metaspace.scheme.equals("never");
+  }
+
+  /**
+   * Where llama.cpp's SentencePiece tokenizer (which replaces spaces with "▁", prepends one when
+   * {@link #prependsSpace()}, then repeatedly merges the adjacent pair that forms the vocabulary
+   * token of highest score, scores being {@code -firstMergeRank}) would tokenize text differently
+   * from this tokenizer. It reproduces ranked BPE exactly when every pair of tokens that joins into
+   * a token is a merge and the merges of each token are consecutive, as in tokenizers converted
+   * from SentencePiece (Mistral, Llama 2).
+   *
+   * @return the differences found, empty when none
+   */
+  public List<String> sentencePieceDifferences() {
+    List<String> out = new ArrayList<>();
+    if (ignoreMerges) {
+      out.add("the BPE model sets ignore_merges (whole words are looked up first)");
+    }
+    if (!byteFallback) {
+      out.add("the BPE model has no byte_fallback: llama.cpp writes byte tokens where this"
+          + " tokenizer writes the unknown token");
+    }
+    for (NormOp op : normalizer) {
+      boolean ok = op instanceof Prepend p && Arrays.equals(p.cps, new int[] {'\u2581'})
+          || op instanceof Replace r && Arrays.equals(r.pattern, new int[] {' '})
+              && Arrays.equals(r.content, new int[] {'\u2581'});
+      if (!ok) {
+        out.add("the normalizer does more than prepend \"\u2581\" and replace spaces with it");
+        break;
+      }
+    }
+    if (metaspace != null && metaspace.replacement != '\u2581') {
+      out.add("the Metaspace pre-tokenizer replaces spaces with U+"
+          + Integer.toHexString(metaspace.replacement) + ", not \"\u2581\"");
+    }
+    if (metaspace != null && !metaspace.scheme.equals("never")) {
+      out.add("the Metaspace pre-tokenizer does not prepend \"\u2581\" to text that starts with a"
+          + " space; llama.cpp always prepends one");
+    }
+    // merges of one token consecutive, and every joining pair a merge
+    int lastNew = -1;
+    java.util.BitSet seen = new java.util.BitSet(idToToken.length);
+    int scattered = 0;
+    for (int id : rankNewId) {
+      if (id != lastNew && seen.get(id)) {
+        scattered++;
+      }
+      seen.set(id);
+      lastNew = id;
+    }
+    if (scattered > 0) {
+      out.add(scattered + " tokens have merges that are not consecutive in the merge list");
+    }
+    int missing = 0;
+    for (Map.Entry<String, Integer> e : vocab.entrySet()) {
+      if (!seen.get(e.getValue())) {
+        continue;
+      }
+      String s = e.getKey();
+      for (int k = s.offsetByCodePoints(0, 1); k < s.length(); k = s.offsetByCodePoints(k, 1)) {
+        Integer a = vocab.get(s.substring(0, k));
+        Integer b = vocab.get(s.substring(k));
+        if (a != null && b != null && merges.get(pairKey(a, b)) < 0) {
+          missing++;
+        }
+      }
+    }
+    if (missing > 0) {
+      out.add(missing + " pairs of tokens join into a token without being a merge");
     }
     return out;
   }

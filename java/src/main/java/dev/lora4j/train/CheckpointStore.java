@@ -270,9 +270,20 @@ public final class CheckpointStore {
       ObjectNode o = ev.addObject().put("step", e.step()).put("tokens", e.tokens());
       MetricsFile.num(o, "loss", e.loss());
       MetricsFile.num(o, "base_loss", e.baseLoss());
+      if (e.hasGeneral()) {
+        MetricsFile.num(o, "general_loss", e.generalLoss());
+        MetricsFile.num(o, "base_general_loss", e.baseGeneralLoss());
+        o.put("general_tokens", e.generalTokens());
+      }
     }
     if (settings != null) settings.writeTo(n.putObject("run_settings"));
     return JSON.writerWithDefaultPrettyPrinter().writeValueAsString(n);
+  }
+
+  /** A number, NaN when absent or null (JSON has no NaN). */
+  private static double number(JsonNode n, String key) {
+    JsonNode v = n.get(key);
+    return v != null && v.isNumber() ? v.asDouble() : Double.NaN;
   }
 
   static TrainerState parseState(String json) throws IOException {
@@ -282,7 +293,8 @@ public final class CheckpointStore {
     List<TrainingListener.Evaluation> ev = new ArrayList<>();
     for (JsonNode e : n.path("evaluations")) {
       ev.add(new TrainingListener.Evaluation(
-          e.get("step").asLong(), e.path("loss").asDouble(Double.NaN), e.path("base_loss").asDouble(Double.NaN), e.get("tokens").asLong()));
+          e.get("step").asLong(), number(e, "loss"), number(e, "base_loss"), e.get("tokens").asLong(),
+          number(e, "general_loss"), number(e, "base_general_loss"), e.path("general_tokens").asLong(0)));
     }
     JsonNode p = n.get("data_position");
     return new TrainerState(

@@ -20,10 +20,14 @@ import java.util.Locale;
  * metrics.jsonl: one JSON object per line for every applied step ({@code "type":"step"} with
  * step, epoch, loss, grad_norm, learning_rate, tokens, tokens_per_second, elapsed_s,
  * memory_bytes), every skipped step ({@code "type":"skipped"}) and every evaluation ({@code
- * "type":"eval"}). At the start of a run (step: the step it starts after), one {@code
- * "type":"data"} line per data split (split, lines, examples, truncated, dropped by reason, and
- * the first few dropped or cut examples with file:line, issue and detail) and one {@code
- * "type":"warning"} line per warning. Each line is appended and flushed as it happens.
+ * "type":"eval"}: eval_loss, eval_perplexity, base_eval_loss, base_eval_perplexity, eval_tokens,
+ * task_loss_gain = base_eval_loss - eval_loss and, with forgetting data, general_loss,
+ * base_general_loss, general_loss_change (relative: +0.05 is 5% worse than the base model) and
+ * general_tokens). At the start of a run (step: the step it starts after), one {@code
+ * "type":"data"} line per data split (split: train, validation or forgetting; lines, examples,
+ * truncated, dropped by reason, and the first few dropped or cut examples with file:line, issue
+ * and detail) and one {@code "type":"warning"} line per warning; later warnings (forgetting) at
+ * the step they were raised. Each line is appended and flushed as it happens.
  */
 public final class MetricsFile implements TrainingListener {
   private static final ObjectMapper JSON = new ObjectMapper();
@@ -88,6 +92,7 @@ public final class MetricsFile implements TrainingListener {
   public void onTrainBegin(TrainingPlan p) {
     data(p.startStep(), "train", p.trainData());
     data(p.startStep(), "validation", p.validationData());
+    data(p.startStep(), "forgetting", p.forgettingData());
     for (String w : p.warnings()) {
       ObjectNode n = JSON.createObjectNode();
       n.put("type", "warning");
@@ -159,6 +164,22 @@ public final class MetricsFile implements TrainingListener {
     num(n, "base_eval_loss", e.baseLoss());
     num(n, "base_eval_perplexity", e.basePerplexity());
     n.put("eval_tokens", e.tokens());
+    num(n, "task_loss_gain", e.taskGain());
+    if (e.hasGeneral()) {
+      num(n, "general_loss", e.generalLoss());
+      num(n, "base_general_loss", e.baseGeneralLoss());
+      num(n, "general_loss_change", e.generalChange());
+      n.put("general_tokens", e.generalTokens());
+    }
+    append(n);
+  }
+
+  @Override
+  public void onWarning(long step, String message) {
+    ObjectNode n = JSON.createObjectNode();
+    n.put("type", "warning");
+    n.put("step", step);
+    n.put("message", message);
     append(n);
   }
 }

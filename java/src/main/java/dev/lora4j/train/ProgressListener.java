@@ -37,6 +37,7 @@ public final class ProgressListener implements TrainingListener {
         p.device(), p.trainableParameters(), p.trainExamples());
     if (p.trainData() != null) out.println("training data: " + p.trainData().describe());
     if (p.validationData() != null) out.println("validation data: " + p.validationData().describe());
+    if (p.forgettingData() != null) out.println("forgetting data: " + p.forgettingData().describe());
     for (String w : p.warnings()) out.println("warning: " + w);
   }
 
@@ -81,10 +82,32 @@ public final class ProgressListener implements TrainingListener {
   @Override
   public void onEvaluate(Evaluation e) {
     endBar();
-    out.printf(
-        Locale.ROOT,
-        "eval after step %d: loss %.4f (perplexity %.2f); base model %.4f (perplexity %.2f)%n",
-        e.step(), e.loss(), e.perplexity(), e.baseLoss(), e.basePerplexity());
+    out.println("eval after step " + e.step() + ": " + describe(e));
+  }
+
+  /**
+   * One line: the validation loss beside the base model's (the task's gain), and the loss on the
+   * forgetting data beside the base model's (its relative change).
+   */
+  public static String describe(Evaluation e) {
+    StringBuilder b = new StringBuilder();
+    if (e.hasTask()) {
+      b.append(String.format(Locale.ROOT,
+          "loss %.4f (perplexity %.2f); base model %.4f (perplexity %.2f); task loss gain %.4f",
+          e.loss(), e.perplexity(), e.baseLoss(), e.basePerplexity(), e.taskGain()));
+    }
+    if (e.hasGeneral()) {
+      if (b.length() > 0) b.append("; ");
+      b.append(String.format(Locale.ROOT, "general-data loss %.4f, base model %.4f (%+.1f%%)",
+          e.generalLoss(), e.baseGeneralLoss(), 100 * e.generalChange()));
+    }
+    return b.toString();
+  }
+
+  @Override
+  public void onWarning(long step, String message) {
+    endBar();
+    out.println("warning: " + message);
   }
 
   @Override
@@ -100,5 +123,6 @@ public final class ProgressListener implements TrainingListener {
         Locale.ROOT,
         "done: %d steps (%d skipped) in %.1fs; loss %.4f -> %.4f; adapter in %s%n",
         r.steps(), r.skippedSteps(), r.seconds(), r.firstLoss(), r.finalLoss(), r.adapterDir());
+    if (r.finalEvaluation() != null) out.println("final eval: " + describe(r.finalEvaluation()));
   }
 }

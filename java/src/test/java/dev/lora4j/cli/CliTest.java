@@ -42,7 +42,7 @@ class CliTest {
   }
 
   @ParameterizedTest
-  @ValueSource(strings = {"train", "eval", "generate", "merge", "tokenize", "init-model"})
+  @ValueSource(strings = {"train", "eval", "generate", "merge", "export-gguf", "tokenize", "init-model"})
   void everyCommandHasHelp(String cmd) {
     Result r = run(cmd, "--help");
     assertEquals(0, r.code());
