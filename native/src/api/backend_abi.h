@@ -24,7 +24,7 @@
 extern "C" {
 #endif
 
-#define LORA4J_BACKEND_ABI_VERSION 1u
+#define LORA4J_BACKEND_ABI_VERSION 2u
 
 typedef struct lora4j_backend_engine lora4j_backend_engine;
 typedef struct lora4j_backend_op_bench lora4j_backend_op_bench;
@@ -84,6 +84,11 @@ typedef struct lora4j_backend_api {
   int (*op_bench_output_info)(lora4j_backend_op_bench* b, int32_t index, char* name,
                               int32_t name_cap, int64_t* numel);
   int (*op_bench_output)(lora4j_backend_op_bench* b, int32_t index, float* out);
+
+  /* ---- version 2: NF4 frozen weights (lora4j_engine_set_weight_nf4); the core has validated
+   * the weight and its name. */
+  int (*set_weight_nf4)(lora4j_backend_engine* e, const char* name,
+                        const lora4j_nf4_weight* weight);
 } lora4j_backend_api;
 
 /* The one symbol a backend library exports. */

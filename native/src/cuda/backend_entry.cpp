@@ -185,6 +185,9 @@ int op_bench_output(lora4j_backend_op_bench* b, int32_t index, float* out) {
     o.output(index, out);
   });
 }
+int set_weight_nf4(lora4j_backend_engine* e, const char* name, const lora4j_nf4_weight* w) {
+  return guard([&] { E(e).set_weight_nf4(name, *w); });
+}
 
 const lora4j_backend_api kApi = {
     LORA4J_BACKEND_ABI_VERSION,
@@ -220,6 +223,7 @@ const lora4j_backend_api kApi = {
     op_bench_output_count,
     op_bench_output_info,
     op_bench_output,
+    set_weight_nf4,
 };
 
 }  // namespace
