@@ -180,6 +180,46 @@ int lora4j_engine_get_weight(lora4j_engine* engine, const char* name, float* out
 /* Bytes of device (or host, for CPU) memory held by the engine now and at peak. */
 int lora4j_engine_memory(lora4j_engine* engine, int64_t* in_use, int64_t* peak);
 
+/* ---- 4-bit frozen weights: NF4 as bitsandbytes stores it --------------------------------- */
+/* A projection weight [out, in] quantized to 4 bits (QLoRA). Row-major elements are cut into
+ * blocks of `blocksize` (bitsandbytes: 64); each block has a scale, its absmax. Element i is the
+ * 4-bit code c_i in byte i / 2 of `codes`, in the HIGH nibble when i is even (the earlier
+ * element) and in the low nibble when i is odd; it stands for
+ *     w_i = code_table[c_i] * scale[i / blocksize]      (fp32 product)
+ * rounded to `dtype` (LORA4J_DTYPE_BF16, F16 or F32: bitsandbytes' quant_state "dtype", the type
+ * its dequantize_4bit returns). The scales are either plain fp32 (`absmax`, one per block), or
+ * double-quantized (absmax NULL): scale[b] = nested_table[absmax_codes[b]]
+ * * nested_absmax[b / nested_blocksize] + offset, all fp32 (bitsandbytes' compress_statistics:
+ * blocks of 256 over the absmax values less their mean `offset`, with an 8-bit code table).
+ * The tensors are those of a bitsandbytes checkpoint: codes = `weight` (uint8), code_table =
+ * `weight.quant_map`, absmax / absmax_codes = `weight.absmax`, nested_table =
+ * `weight.nested_quant_map`, nested_absmax = `weight.nested_absmax`, offset = nested_offset. */
+typedef struct lora4j_nf4_weight {
+  int64_t numel;                /* elements of the weight */
+  int32_t blocksize;            /* elements per scale; even, >= 2 */
+  int32_t dtype;                /* LORA4J_DTYPE_* the dequantized weight is rounded to */
+  const uint8_t* codes;         /* (numel + 1) / 2 bytes */
+  const float* code_table;      /* 16 values */
+  const float* absmax;          /* [blocks] fp32 scales, or NULL when double-quantized */
+  const uint8_t* absmax_codes;  /* [blocks] 8-bit codes of the scales (absmax NULL) */
+  const float* nested_table;    /* 256 values (absmax NULL) */
+  const float* nested_absmax;   /* [ceil(blocks / nested_blocksize)] (absmax NULL) */
+  int32_t nested_blocksize;     /* scales per nested block, >= 1 (absmax NULL) */
+  float offset;                 /* added to every dequantized scale (absmax NULL) */
+} lora4j_nf4_weight;
+
+/* Gives one projection weight (slots 0..6) to the engine in NF4; numel must be the weight's.
+ * The engine computes with exactly the weight lora4j_nf4_dequantize gives, as if it had been
+ * set with lora4j_engine_set_weight in `dtype`: the CPU engine holds it dequantized (fp32); the
+ * CUDA engine keeps the 4-bit codes and scales on the device and dequantizes one weight at a time
+ * into a reused scratch buffer just before each GEMM that needs it. lora4j_engine_get_weight
+ * returns the dequantized weight; lora4j_lora_merge turns a merged NF4 weight into a 16-bit one. */
+int lora4j_engine_set_weight_nf4(lora4j_engine* engine, const char* name,
+                                 const lora4j_nf4_weight* weight);
+/* The dequantized weight (see lora4j_nf4_weight) as fp32 values of `dtype`: out [numel]. The
+ * arguments are checked as lora4j_engine_set_weight_nf4 checks them. No engine is needed. */
+int lora4j_nf4_dequantize(const lora4j_nf4_weight* weight, float* out);
+
 /* ---- LoRA adapter ----------------------------------------------------------------------------- */
 /* Attaches a zero-initialized adapter of the given rank on the target bits with the given
  * scale (alpha/r, or alpha/sqrt(r) with rsLoRA). Replaces any adapter attached before.

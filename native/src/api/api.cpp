@@ -17,6 +17,7 @@
 #include "model/engine.h"
 #include "cpu/cpu_engine.h"
 #include "api/plugin.h"
+#include "model/nf4.h"
 
 struct lora4j_engine {
   std::unique_ptr<lora4j::Engine> impl;
@@ -193,6 +194,35 @@ int lora4j_engine_set_weight(lora4j_engine* engine, const char* name, int32_t dt
                              const void* data, int64_t numel) {
   return guard("lora4j_engine_set_weight", [&] {
     eng(engine).set_weight(str(name, "name"), dtype, nonnull(data, "data"), numel);
+  });
+}
+
+int lora4j_engine_set_weight_nf4(lora4j_engine* engine, const char* name,
+                                 const lora4j_nf4_weight* weight) {
+  return guard("lora4j_engine_set_weight_nf4", [&] {
+    lora4j::Engine& e = eng(engine);
+    const std::string n = str(name, "name");
+    const lora4j_nf4_weight& w = *nonnull(weight, "weight");
+    const lora4j::WeightSpec* spec = nullptr;
+    std::vector<lora4j::WeightSpec> specs = lora4j::weight_specs(e.shape());
+    for (const lora4j::WeightSpec& s : specs)
+      if (s.name == n) spec = &s;
+    if (spec == nullptr) lora4j::fail(LORA4J_EINVAL, "no frozen weight named '" + n + "'");
+    check_arg(spec->slot < lora4j::NUM_PROJ,
+              "weight '" + n + "' is not a projection: only the seven projections of a layer "
+              "may be NF4 (embeddings, norms and the LM head stay 16-bit)");
+    check_arg(w.numel == spec->numel(),
+              "weight '" + n + "' has " + std::to_string(spec->numel()) + " elements (" +
+                  std::to_string(spec->rows) + " x " + std::to_string(spec->cols) +
+                  "), got numel " + std::to_string(w.numel));
+    lora4j::nf4_validate(w, n);
+    e.set_weight_nf4(n, w);
+  });
+}
+
+int lora4j_nf4_dequantize(const lora4j_nf4_weight* weight, float* out) {
+  return guard("lora4j_nf4_dequantize", [&] {
+    lora4j::nf4_dequantize(*nonnull(weight, "weight"), nonnull(out, "out"), "(argument)");
   });
 }
 

@@ -70,6 +70,10 @@ typedef struct lora4j_backend_api {
                       float* logits);
   int (*decode_next)(lora4j_backend_engine* e, int32_t token, float* logits);
 
+  /* ---- NF4 frozen weights (lora4j_engine_set_weight_nf4); the core has validated
+   * the weight and its name. */
+  int (*set_weight_nf4)(lora4j_backend_engine* e, const char* name,
+                        const lora4j_nf4_weight* weight);
 } lora4j_backend_api;
 
 /* The one symbol a backend library exports. */

@@ -157,6 +157,9 @@ class PluginEngine final : public Engine {
   void decode_next(int32_t token, float* logits) override {
     check(api_, api_->decode_next(h_, token, logits));
   }
+  void set_weight_nf4(const std::string& name, const lora4j_nf4_weight& w) override {
+    check(api_, api_->set_weight_nf4(h_, name.c_str(), &w));
+  }
 
  private:
   const lora4j_backend_api* api_;

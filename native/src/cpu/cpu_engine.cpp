@@ -29,6 +29,7 @@
 #include "cpu/ops.h"
 #include "cpu/ops_internal.h"
 #include "cpu/thread_pool.h"
+#include "model/nf4.h"
 
 namespace lora4j {
 namespace {
@@ -88,6 +89,18 @@ class CpuEngine final : public Engine {
                                       " elements (" + shape_str(w) + "), got numel " +
                                       std::to_string(numel));
     to_f32(dtype, data, weights_.data() + woff_[size_t(i)], numel);
+    wset_[size_t(i)] = 1;
+    invalidate_cache();
+  }
+
+  // The CPU twin computes in fp32 anyway: an NF4 weight is held dequantized, exactly the values
+  // set_weight would hold for lora4j_nf4_dequantize's result.
+  void set_weight_nf4(const std::string& name, const lora4j_nf4_weight& nf4) override {
+    const int i = weight_index(name);
+    check_arg(nf4.numel == specs_[size_t(i)].numel(), "weight '" + name + "': NF4 numel " +
+                                                          std::to_string(nf4.numel) + " != " +
+                                                          std::to_string(specs_[size_t(i)].numel()));
+    nf4_dequantize(nf4, weights_.data() + woff_[size_t(i)], name);
     wset_[size_t(i)] = 1;
     invalidate_cache();
   }

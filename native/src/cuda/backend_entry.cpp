@@ -130,6 +130,10 @@ int decode_next(lora4j_backend_engine* e, int32_t token, float* logits_out) {
   return guard([&] { E(e).decode_next(token, logits_out); });
 }
 
+int set_weight_nf4(lora4j_backend_engine* e, const char* name, const lora4j_nf4_weight* w) {
+  return guard([&] { E(e).set_weight_nf4(name, *w); });
+}
+
 const lora4j_backend_api kApi = {
     LORA4J_BACKEND_ABI_VERSION,
     sizeof(lora4j_backend_api),
@@ -157,6 +161,7 @@ const lora4j_backend_api kApi = {
     hidden_states,
     decode_start,
     decode_next,
+    set_weight_nf4,
 };
 
 }  // namespace

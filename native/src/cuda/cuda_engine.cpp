@@ -2,7 +2,11 @@
 // engine (see model/engine.h and lora4j.h); bf16 weights and activations, fp32 residual stream,
 // fp32 LoRA master weights, gradients and AdamW moments.
 //
-// Memory (as llm.c): the frozen weights in ONE bf16 allocation; the LoRA parameters, gradients
+// Memory (as llm.c): the frozen weights outside the projections (embedding, norms, LM head) in
+// ONE bf16 allocation, and each projection weight in its own: bf16, or NF4 (codes and scales as
+// bitsandbytes stores them, lora4j_nf4_weight) dequantized into one reused bf16 scratch buffer
+// just before each GEMM that reads it, so a 4-bit model never holds a 16-bit copy of its
+// projections; the LoRA parameters, gradients
 // and moments in ONE fp32 arena laid out as [param | grad | exp_avg | exp_avg_sq], each section
 // in LoraLayout order, plus a bf16 copy of the parameters used by the GEMMs; activations in ONE
 // arena carved for the batch shape and reused every step (grown when a larger batch comes).
@@ -23,6 +27,7 @@
 #include "cuda/kernels/kernels.h"
 #include "cuda/lm_head.h"
 #include "model/engine.h"
+#include "model/nf4.h"
 
 namespace lora4j {
 namespace cuda {
@@ -56,16 +61,21 @@ class CudaEngine final : public Engine {
       LORA4J_CU(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
       workspace_ = alloc(kWorkspace, "cuBLASLt workspace");
       gemm_.init(stream_, workspace_, kWorkspace);
-      // frozen weights: one allocation
+      // frozen weights: one allocation for all but the projections, which get theirs when set
       specs_ = weight_specs(shape_);
       int64_t off = 0;
       for (size_t i = 0; i < specs_.size(); ++i) {
+        index_[specs_[i].name] = int(i);
+        if (is_proj(int(i))) {
+          woff_.push_back(-1);
+          continue;
+        }
         woff_.push_back(off);
         off += (specs_[i].numel() + 127) / 128 * 128;  // 256-byte aligned tensors
-        index_[specs_[i].name] = int(i);
       }
       weights_ = static_cast<bf16*>(alloc(size_t(off) * sizeof(bf16), "frozen weights"));
       wset_.assign(specs_.size(), false);
+      proj_.assign(specs_.size(), ProjWeight{});
       // RoPE inverse frequencies, fp32 as torch computes them
       int D = shape_.c.head_dim;
       std::vector<float> inv(size_t(D / 2));
@@ -97,7 +107,73 @@ class CudaEngine final : public Engine {
       to_f32(dtype, data, f.data(), numel);
       for (int64_t k = 0; k < numel; ++k) host[size_t(k)] = f32_to_bf16_host(f[size_t(k)]);
     }
-    to_device(weights_ + woff_[size_t(i)], host.data(), size_t(numel) * 2);
+    to_device(is_proj(i) ? dense_proj(i) : weights_ + woff_[size_t(i)], host.data(),
+              size_t(numel) * 2);
+    wset_[size_t(i)] = true;
+  }
+  // Keeps the weight in NF4 on the device: codes, code table and scales (plain fp32, or the
+  // double-quantized form as given) in one allocation; the bf16 scratch buffer that the GEMMs
+  // read it through is allocated with the first NF4 weight (the largest projection's size).
+  void set_weight_nf4(const std::string& name, const lora4j_nf4_weight& w) override {
+    device();
+    const int i = widx(name);
+    check_arg(is_proj(i) && w.numel == specs_[size_t(i)].numel(),
+              "weight '" + name + "' cannot take an NF4 weight of " + std::to_string(w.numel) +
+                  " elements");
+    const int64_t blocks = nf4_blocks(w), nested = nf4_nested_blocks(w);
+    Carver c{nullptr};
+    auto layout = [&](Carver& k, Nf4Params& p) {
+      p.codes = k.take<uint8_t>(nf4_code_bytes(w.numel));
+      p.code_table = k.take<float>(16);
+      if (w.absmax) {
+        p.absmax = k.take<float>(blocks);
+      } else {
+        p.absmax_codes = k.take<uint8_t>(blocks);
+        p.nested_table = k.take<float>(256);
+        p.nested_absmax = k.take<float>(nested);
+      }
+    };
+    Nf4Params measure;
+    layout(c, measure);
+    const size_t bytes = c.off;
+    std::vector<char> host(bytes, 0);
+    Carver hc{host.data()};
+    Nf4Params hp;
+    layout(hc, hp);
+    auto put = [&](const void* dst, const void* src, size_t n) {
+      std::memcpy(const_cast<void*>(dst), src, n);
+    };
+    put(hp.codes, w.codes, size_t(nf4_code_bytes(w.numel)));
+    put(hp.code_table, w.code_table, 16 * sizeof(float));
+    if (w.absmax) {
+      put(hp.absmax, w.absmax, size_t(blocks) * sizeof(float));
+    } else {
+      put(hp.absmax_codes, w.absmax_codes, size_t(blocks));
+      put(hp.nested_table, w.nested_table, 256 * sizeof(float));
+      put(hp.nested_absmax, w.nested_absmax, size_t(nested) * sizeof(float));
+    }
+    if (!scratch_) {
+      int64_t most = 0;
+      for (int p = 0; p < NUM_PROJ; ++p) most = std::max(most, shape_.proj_out(p) * shape_.proj_in(p));
+      scratch_ = static_cast<bf16*>(alloc(size_t(most) * sizeof(bf16), "NF4 dequantization scratch"));
+    }
+    ProjWeight& pw = proj_[size_t(i)];
+    char* dev = static_cast<char*>(alloc(bytes, ("NF4 weight " + name).c_str()));
+    try {
+      to_device(dev, host.data(), bytes);
+    } catch (...) {
+      free_dev(dev);
+      throw;
+    }
+    drop_proj(i);
+    pw.nf4 = dev;
+    Carver dc{dev};
+    layout(dc, pw.p);
+    pw.p.nested_blocksize = w.absmax ? 1 : w.nested_blocksize;
+    pw.p.offset = w.absmax ? 0.f : w.offset;
+    pw.p.numel = w.numel;
+    pw.p.blocksize = w.blocksize;
+    pw.p.half_first = w.dtype == LORA4J_DTYPE_F16;
     wset_[size_t(i)] = true;
   }
   void get_weight(const std::string& name, float* out, int64_t numel) override {
@@ -107,7 +183,9 @@ class CudaEngine final : public Engine {
                                                       std::to_string(specs_[size_t(i)].numel()) +
                                                       " elements, got " + std::to_string(numel));
     std::vector<uint16_t> host(static_cast<size_t>(numel));
-    to_host(host.data(), weights_ + woff_[size_t(i)], size_t(numel) * 2);
+    if (is_proj(i) && !wset_[size_t(i)]) fail(LORA4J_ESTATE, "weight '" + name + "' has not been set");
+    to_host(host.data(), is_proj(i) ? gemm_weight(i) : weights_ + woff_[size_t(i)],
+            size_t(numel) * 2);
     for (int64_t k = 0; k < numel; ++k) {
       uint32_t bits = uint32_t(host[size_t(k)]) << 16;
       std::memcpy(&out[k], &bits, 4);
@@ -174,7 +252,17 @@ class CudaEngine final : public Engine {
         if (ia < 0) continue;
         const LoraSpec& a = layout_->tensors[size_t(ia)];
         const LoraSpec& b = layout_->tensors[size_t(ia) + 1];
-        KCHECK(lora_merge_weight(wproj(l, p), arena_ + a.offset, arena_ + b.offset,
+        // an NF4 weight becomes bf16 first: merging into 4 bits would lose the adapter
+        const int wi = proj_index(l, p);
+        if (proj_[size_t(wi)].nf4) {
+          bf16* dense = static_cast<bf16*>(
+              alloc(size_t(specs_[size_t(wi)].numel()) * sizeof(bf16), "merged weight"));
+          KCHECK(nf4_dequantize(proj_[size_t(wi)].p, dense, stream_));
+          LORA4J_CU(cudaStreamSynchronize(stream_));
+          drop_proj(wi);
+          proj_[size_t(wi)].dense = dense;
+        }
+        KCHECK(lora_merge_weight(proj_[size_t(wi)].dense, arena_ + a.offset, arena_ + b.offset,
                                  layout_->scale, shape_.proj_out(p), shape_.proj_in(p),
                                  layout_->rank, stream_));
       }
@@ -391,7 +479,41 @@ class CudaEngine final : public Engine {
   bf16* wptr(int i) { return weights_ + woff_[size_t(i)]; }
   bf16* wembed() { return wptr(0); }
   bf16* wnorm1(int l) { return wptr(1 + l * 9); }
-  bf16* wproj(int l, int p) { return wptr(1 + l * 9 + 1 + p); }
+  int proj_index(int l, int p) const { return 1 + l * 9 + 1 + p; }
+  bool is_proj(int i) const { return specs_[size_t(i)].slot < NUM_PROJ; }
+  // The bf16 operand of a GEMM with projection (l, p): the weight itself, or for an NF4 weight
+  // the scratch buffer, dequantized into unless it holds that weight already (the forward's
+  // x and x_lo GEMMs read one weight back to back). All on stream_, so the next dequantization
+  // is ordered after every GEMM queued before it.
+  const bf16* wproj(int l, int p) { return gemm_weight(proj_index(l, p)); }
+  const bf16* gemm_weight(int i) {
+    ProjWeight& pw = proj_[size_t(i)];
+    if (pw.dense) return pw.dense;
+    if (scratch_holds_ != i) {
+      KCHECK(nf4_dequantize(pw.p, scratch_, stream_));
+      scratch_holds_ = i;
+    }
+    return scratch_;
+  }
+  // The bf16 storage of projection i (allocated on first use; an NF4 form is dropped).
+  bf16* dense_proj(int i) {
+    ProjWeight& pw = proj_[size_t(i)];
+    if (!pw.dense) {
+      bf16* d = static_cast<bf16*>(
+          alloc(size_t(specs_[size_t(i)].numel()) * sizeof(bf16), specs_[size_t(i)].name.c_str()));
+      drop_proj(i);
+      pw.dense = d;
+    }
+    return pw.dense;
+  }
+  // Frees projection i's storage, either form.
+  void drop_proj(int i) {
+    ProjWeight& pw = proj_[size_t(i)];
+    if (pw.dense) free_dev(pw.dense);
+    if (pw.nf4) free_dev(pw.nf4);
+    pw = ProjWeight{};
+    if (scratch_holds_ == i) scratch_holds_ = -1;
+  }
   bf16* wnorm2(int l) { return wptr(1 + l * 9 + 8); }
   bf16* wfinal() { return wptr(1 + shape_.c.num_layers * 9); }
   bf16* wlm() { return wptr(2 + shape_.c.num_layers * 9); }
@@ -776,6 +898,15 @@ class CudaEngine final : public Engine {
   std::unordered_map<std::string, int> index_;
   std::vector<bool> wset_;
   bf16* weights_ = nullptr;
+  // One projection weight: bf16 (dense) or NF4 (nf4: the allocation p points into).
+  struct ProjWeight {
+    bf16* dense = nullptr;
+    char* nf4 = nullptr;
+    Nf4Params p;
+  };
+  std::vector<ProjWeight> proj_;
+  bf16* scratch_ = nullptr;  // the bf16 form of one NF4 weight at a time
+  int scratch_holds_ = -1;   // index of the weight it holds, -1: none
   float* inv_freq_ = nullptr;
   void* scalars_ = nullptr;
 

@@ -136,6 +136,10 @@ class Engine {
   virtual void decode_start(const int32_t* prompt, int32_t length, float* logits) = 0;
   virtual void decode_next(int32_t token, float* logits) = 0;
 
+  // A projection weight in NF4 (lora4j_engine_set_weight_nf4); the C API has validated `w`
+  // (nf4_validate) and checked that `name` is a projection of numel w.numel.
+  virtual void set_weight_nf4(const std::string& name, const lora4j_nf4_weight& w) = 0;
+
  protected:
   explicit Engine(const ModelShape& s) : shape_(s) {}
   ModelShape shape_;

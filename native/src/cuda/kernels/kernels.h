@@ -109,5 +109,24 @@ cudaError_t adamw_update(float* p, const float* g, float* m, float* v, int64_t n
                          float grad_mult, float lr, float beta1, float beta2, float eps,
                          float weight_decay, double bc1, double bc2, cudaStream_t s);
 
+// ---- NF4 weights (nf4.cu) -------------------------------------------------------------------
+// The device copy of a lora4j_nf4_weight (lora4j.h); every pointer is device memory. codes must
+// be 4-byte aligned and out 16-byte aligned (cudaMalloc'd buffers are).
+struct Nf4Params {
+  const uint8_t* codes = nullptr;        // (numel + 1) / 2 bytes, earlier element high nibble
+  const float* code_table = nullptr;     // 16
+  const float* absmax = nullptr;         // [blocks], or null: double-quantized
+  const uint8_t* absmax_codes = nullptr; // [blocks]
+  const float* nested_table = nullptr;   // 256
+  const float* nested_absmax = nullptr;  // [ceil(blocks / nested_blocksize)]
+  int nested_blocksize = 256;
+  float offset = 0.f;
+  int64_t numel = 0;
+  int blocksize = 64;
+  bool half_first = false;  // the weight's dtype is fp16: round to fp16, then to bf16
+};
+// out[numel] = bf16(code_table[c_i] * scale[i / blocksize]) (see nf4.cu).
+cudaError_t nf4_dequantize(const Nf4Params& p, bf16* out, cudaStream_t s);
+
 }  // namespace cuda
 }  // namespace lora4j

@@ -9,6 +9,8 @@ import dev.lora4j.data.TokenizerTextEncoder;
 import dev.lora4j.tokenizer.Tokenizer;
 import dev.lora4j.model.MistralConfig;
 import dev.lora4j.model.ModelLayout;
+import dev.lora4j.model.nf4.Bnb4bit;
+import dev.lora4j.model.nf4.Nf4;
 import dev.lora4j.model.peft.AdapterConfig;
 import dev.lora4j.model.peft.LoraAdapter;
 import dev.lora4j.model.peft.LoraTarget;
@@ -48,23 +50,41 @@ public final class MistralModel implements AutoCloseable {
   /** Loss sum and label tokens of the forward-backward passes since the gradients were zeroed. */
   private LossSum accumulated = LossSum.ZERO;
 
-  /** Options of {@link #load(Path, Device, LoadOptions)}. */
-  public record LoadOptions(int maxSeqLength, int threads, Recompute recompute) {
+  /**
+   * Options of {@link #load(Path, Device, LoadOptions)}.
+   *
+   * @param quantization how the projection weights are held ({@link Quantization#nf4()}: 4-bit,
+   *     QLoRA); a checkpoint saved by bitsandbytes in 4 bits loads in 4 bits whatever is asked
+   */
+  public record LoadOptions(
+      int maxSeqLength, int threads, Recompute recompute, Quantization quantization) {
+    public LoadOptions {
+      if (quantization == null) quantization = Quantization.none();
+    }
+
+    public LoadOptions(int maxSeqLength, int threads, Recompute recompute) {
+      this(maxSeqLength, threads, recompute, Quantization.none());
+    }
+
     /** maxSeqLength 0: min(max_position_embeddings, 4096); threads 0: all cores. */
     public static LoadOptions defaults() {
-      return new LoadOptions(0, 0, Recompute.NONE);
+      return new LoadOptions(0, 0, Recompute.NONE, Quantization.none());
     }
 
     public LoadOptions withMaxSeqLength(int n) {
-      return new LoadOptions(n, threads, recompute);
+      return new LoadOptions(n, threads, recompute, quantization);
     }
 
     public LoadOptions withThreads(int n) {
-      return new LoadOptions(maxSeqLength, n, recompute);
+      return new LoadOptions(maxSeqLength, n, recompute, quantization);
     }
 
     public LoadOptions withRecompute(Recompute r) {
-      return new LoadOptions(maxSeqLength, threads, r);
+      return new LoadOptions(maxSeqLength, threads, r, quantization);
+    }
+
+    public LoadOptions withQuantization(Quantization q) {
+      return new LoadOptions(maxSeqLength, threads, recompute, q);
     }
   }
 
@@ -89,6 +109,14 @@ public final class MistralModel implements AutoCloseable {
   }
 
   /**
+   * Loads a model folder with its projection weights held as asked: {@code
+   * Quantization.nf4()} quantizes a 16-bit checkpoint to 4 bits while it loads (QLoRA).
+   */
+  public static MistralModel load(Path dir, Device device, Quantization quantization) {
+    return load(dir, device, LoadOptions.defaults().withQuantization(quantization));
+  }
+
+  /**
    * Loads a Hugging Face model folder: config.json and model.safetensors or a sharded index.
    * Every file is validated before use; a bad folder is an exception naming the file and the
    * tensor or key.
@@ -103,8 +131,12 @@ public final class MistralModel implements AutoCloseable {
           "model folder " + dir + " has no config.json: is it a Hugging Face model folder?");
     }
     MistralConfig config = MistralConfig.load(cfgFile);
+    Bnb4bit.Config bnb = Bnb4bit.readConfig(cfgFile);
     try (Checkpoint ckpt = Checkpoint.open(dir)) {
-      Set<String> names = checkWeights(config, ckpt);
+      // the projections bitsandbytes stored in 4 bits (a skipped module stays 16-bit)
+      Set<String> quantized = quantizedWeights(config, ckpt, bnb != null);
+      Set<String> names = checkWeights(config, ckpt, quantized);
+      Quantization q = options.quantization();
       int maxSeq =
           options.maxSeqLength() > 0
               ? options.maxSeqLength()
@@ -119,9 +151,21 @@ public final class MistralModel implements AutoCloseable {
                   ? Lora4jLibrary.LORA4J_RECOMPUTE_LAYER
                   : Lora4jLibrary.LORA4J_RECOMPUTE_NONE);
       try {
+        Map<String, long[]> shapes = expectedWeights(config);
+        Set<String> projections = new java.util.HashSet<>();
+        for (ModelLayout.Weight w : ModelLayout.of(config).weights()) {
+          if (w.projection() != null) projections.add(w.name());
+        }
         for (String name : names) {
-          engine.setWeight(
-              name, nativeDtype(ckpt.dtype(name)), ckpt.data(name), ckpt.info(name).numElements());
+          if (quantized.contains(name)) {
+            engine.setWeightNf4(name, Bnb4bit.read(ckpt, name, shapes.get(name)));
+          } else if (q.isNf4() && projections.contains(name)) {
+            engine.setWeightNf4(name, Nf4.quantize(ckpt.readFloat(name), shapes.get(name),
+                ckpt.dtype(name), q.blocksize(), q.doubleQuant()));
+          } else {
+            engine.setWeight(name, nativeDtype(ckpt.dtype(name)), ckpt.data(name),
+                ckpt.info(name).numElements());
+          }
         }
       } catch (RuntimeException e) {
         engine.close();
@@ -132,6 +176,23 @@ public final class MistralModel implements AutoCloseable {
   }
 
   /**
+   * The projections a checkpoint holds in bitsandbytes' 4-bit form: those with a quant state,
+   * and, in a model whose config.json says it is quantized, any stored as uint8 (whose missing
+   * quant state {@link Bnb4bit#read} then names).
+   */
+  static Set<String> quantizedWeights(MistralConfig config, Checkpoint ckpt, boolean bnbConfig) {
+    Set<String> quantized = new java.util.LinkedHashSet<>();
+    for (ModelLayout.Weight w : ModelLayout.of(config).weights()) {
+      if (w.projection() == null) continue;
+      if (Bnb4bit.isQuantized(ckpt, w.name())
+          || (bnbConfig && ckpt.contains(w.name()) && ckpt.dtype(w.name()) == DType.U8)) {
+        quantized.add(w.name());
+      }
+    }
+    return quantized;
+  }
+
+  /**
    * Checks every expected weight against the checkpoint (present, shape, float dtype) and
    * returns their names.
    *
@@ -139,9 +200,15 @@ public final class MistralModel implements AutoCloseable {
    *     another shape than config.json implies, or not of a float dtype
    */
   public static Set<String> checkWeights(MistralConfig c, Checkpoint ckpt) {
+    return checkWeights(c, ckpt, Set.of());
+  }
+
+  /** The same, leaving out the 4-bit weights (validated when read: {@link Bnb4bit#read}). */
+  static Set<String> checkWeights(MistralConfig c, Checkpoint ckpt, Set<String> quantized) {
     Map<String, long[]> want = expectedWeights(c);
     for (Map.Entry<String, long[]> e : want.entrySet()) {
       String name = e.getKey();
+      if (quantized.contains(name)) continue;
       if (!ckpt.contains(name)) {
         throw new SafetensorsException(
             "model folder " + ckpt.dir() + ": tensor " + name + " is missing from the checkpoint");

@@ -2,6 +2,7 @@ package dev.lora4j.cli;
 
 import dev.lora4j.Device;
 import dev.lora4j.MistralModel;
+import dev.lora4j.Quantization;
 import java.nio.file.Path;
 import picocli.CommandLine.Option;
 
@@ -26,6 +27,10 @@ final class ModelOptions {
   @Option(names = "--max-positions", defaultValue = "0", paramLabel = "N",
       description = "longest sequence the engine is sized for (default: ${DEFAULT-VALUE}, min(max_position_embeddings, 4096))")
   int maxPositions;
+
+  @Option(names = "--load-in-4bit",
+      description = "hold the projection weights in 4-bit NF4 as bitsandbytes does (QLoRA; blocks of 64, double-quantized absmax); a checkpoint saved by bitsandbytes in 4 bits loads in 4 bits without it (default: off)")
+  boolean loadIn4bit;
 
   @Option(names = "--verbose",
       description = "say more: why --device auto chose the CPU, the library's detail messages (default: off)")
@@ -59,6 +64,7 @@ final class ModelOptions {
         MistralModel.LoadOptions.defaults()
             .withThreads(threads)
             .withRecompute(r)
-            .withMaxSeqLength(maxPositions));
+            .withMaxSeqLength(maxPositions)
+            .withQuantization(loadIn4bit ? Quantization.nf4() : Quantization.none()));
   }
 }

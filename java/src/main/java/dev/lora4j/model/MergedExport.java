@@ -2,6 +2,10 @@ package dev.lora4j.model;
 
 import dev.lora4j.Lora4jException;
 import dev.lora4j.io.OutputFolder;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.lora4j.model.nf4.Bnb4bit;
+import dev.lora4j.model.nf4.Nf4Tensor;
 import dev.lora4j.model.peft.LoraAdapter;
 import dev.lora4j.model.peft.LoraTarget;
 import dev.lora4j.safetensors.Checkpoint;
@@ -10,6 +14,7 @@ import dev.lora4j.safetensors.SafetensorsFile;
 import dev.lora4j.safetensors.SafetensorsWriter;
 import dev.lora4j.safetensors.TensorInfo;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -26,9 +31,17 @@ import java.util.stream.IntStream;
  * copied byte for byte. The shards keep the input's file names and tensor placement, the index,
  * config.json and the tokenizer files are copied. Works shard by shard, so memory stays near one
  * shard.
+ *
+ * <p>A model saved by bitsandbytes in 4 bits ({@link Bnb4bit}) is written as a 16-bit model: every
+ * NF4 projection is dequantized to the dtype it was quantized from (bf16, as bitsandbytes'
+ * dequantize_4bit returns it) and the adapter merged there; the quantization tensors and
+ * config.json's {@code quantization_config} are left out. Merging into 4-bit weights would round
+ * the adapter away, so it is never done.
  */
 public final class MergedExport {
   private MergedExport() {}
+
+  private static final ObjectMapper JSON = new ObjectMapper();
 
   /** Copied beside the weights when present. */
   static final List<String> SIDE_FILES =
@@ -68,15 +81,36 @@ public final class MergedExport {
     double scale = adapter.config().scale();
     Map<String, ModelLayout.Weight> weights = new LinkedHashMap<>();
     for (ModelLayout.Weight w : ModelLayout.of(cfg).weights()) weights.put(w.name(), w);
+    Path cfgFile = modelDir.resolve("config.json");
     try (Checkpoint ckpt = Checkpoint.open(modelDir);
         OutputFolder staged = OutputFolder.stage(outDir, overwrite)) {
       Path dir = staged.path();
+      java.util.Set<String> quantized = new java.util.HashSet<>();
+      for (ModelLayout.Weight mw : weights.values()) {
+        if (mw.projection() != null && Bnb4bit.isQuantized(ckpt, mw.name())) {
+          quantized.add(mw.name());
+        }
+      }
+      boolean fromNf4 = !quantized.isEmpty() || Bnb4bit.readConfig(cfgFile) != null;
+      Map<String, String> weightMap = new LinkedHashMap<>();
+      long total = 0;
       for (SafetensorsFile shard : ckpt.shards()) {
         SafetensorsWriter w = new SafetensorsWriter();
         w.metadata(shard.metadata().isEmpty() ? Map.of("format", "pt") : shard.metadata());
         for (TensorInfo t : shard.tensors()) {
+          if (isQuantCompanion(t.name(), quantized)) continue;
           ModelLayout.Weight mw = weights.get(t.name());
           LoraTarget target = mw == null ? null : mw.projection();
+          if (quantized.contains(t.name())) {
+            // dequantized to its 16-bit dtype, then merged there when targeted
+            Nf4Tensor nf4 = Bnb4bit.read(ckpt, t.name(), mw.shape());
+            float[] wv = nf4.dequantize();
+            if (adapter.config().targets().contains(target)) {
+              fold(wv, adapter.a(mw.layer(), target), adapter.b(mw.layer(), target), scale);
+            }
+            w.add(t.name(), nf4.dtype(), mw.shape(), nf4.dtype().fromFloats(wv));
+            continue;
+          }
           if (target == null || !adapter.config().targets().contains(target)) {
             w.add(t.name(), t.dtype(), t.shape(), shard.data(t.name()));
             continue;
@@ -86,16 +120,35 @@ public final class MergedExport {
                 + Arrays.toString(t.shape()) + ", config.json implies "
                 + Arrays.toString(mw.shape()));
           }
-          int layer = mw.layer();
           float[] wv = shard.readFloat(t.name());
-          fold(wv, adapter.a(layer, target), adapter.b(layer, target), scale);
+          fold(wv, adapter.a(mw.layer(), target), adapter.b(mw.layer(), target), scale);
           w.add(t.name(), t.dtype(), t.shape(), t.dtype().fromFloats(wv));
         }
-        w.write(dir.resolve(shard.path().getFileName()));
+        String file = shard.path().getFileName().toString();
+        w.write(dir.resolve(file));
+        if (fromNf4) {
+          try (SafetensorsFile written = SafetensorsFile.open(dir.resolve(file))) {
+            for (TensorInfo t : written.tensors()) {
+              weightMap.put(t.name(), file);
+              total += t.byteLength();
+            }
+          }
+        }
       }
       for (String f : SIDE_FILES) {
         Path src = modelDir.resolve(f);
-        if (Files.isRegularFile(src)) {
+        if (!Files.isRegularFile(src)) continue;
+        if (fromNf4 && f.equals("config.json")) {
+          ObjectNode config = (ObjectNode) JSON.readTree(Files.readAllBytes(src));
+          config.remove("quantization_config");
+          Files.writeString(dir.resolve(f), Json.pretty(config) + "\n", StandardCharsets.UTF_8);
+        } else if (fromNf4 && f.equals(Checkpoint.INDEX_FILE)) {
+          ObjectNode index = JSON.createObjectNode();
+          index.putObject("metadata").put("total_size", total);
+          ObjectNode wm = index.putObject("weight_map");
+          weightMap.keySet().stream().sorted().forEach(k -> wm.put(k, weightMap.get(k)));
+          Files.writeString(dir.resolve(f), Json.pretty(index) + "\n", StandardCharsets.UTF_8);
+        } else {
           Files.copy(src, dir.resolve(f), StandardCopyOption.REPLACE_EXISTING);
         }
       }
@@ -105,9 +158,20 @@ public final class MergedExport {
     }
   }
 
+  /** Whether name is one of the tensors bitsandbytes stores beside a quantized weight. */
+  private static boolean isQuantCompanion(String name, java.util.Set<String> quantized) {
+    for (String suffix : Bnb4bit.SUFFIXES) {
+      if (name.endsWith(suffix)
+          && quantized.contains(name.substring(0, name.length() - suffix.length()))) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   /**
    * Adds {@code scale * B A} to a weight {@code [out, in]} in place, in fp32 (B {@code [out, r]},
-   * A {@code [r, in]}).
+   * A {@code [r, in]}); the caller rounds to the weight's dtype.
    *
    * @param w the weight, row-major
    * @param a lora_A

@@ -200,6 +200,33 @@ public final class Lora4jLibrary {
     public native long step(); public native lora4j_step_result step(long v);
   }
 
+  /** One NF4 weight in bitsandbytes' layout (lora4j_nf4_weight); pointers to native memory. */
+  @NoOffset
+  public static class lora4j_nf4_weight extends Pointer {
+    static {
+      Loader.load();
+    }
+
+    public lora4j_nf4_weight() {
+      super((Pointer) null);
+      allocate();
+    }
+
+    private native void allocate();
+
+    public native long numel(); public native lora4j_nf4_weight numel(long v);
+    public native int blocksize(); public native lora4j_nf4_weight blocksize(int v);
+    public native int dtype(); public native lora4j_nf4_weight dtype(int v);
+    public native @Cast("const uint8_t*") BytePointer codes(); public native lora4j_nf4_weight codes(BytePointer v);
+    public native @Cast("const float*") FloatPointer code_table(); public native lora4j_nf4_weight code_table(FloatPointer v);
+    public native @Cast("const float*") FloatPointer absmax(); public native lora4j_nf4_weight absmax(FloatPointer v);
+    public native @Cast("const uint8_t*") BytePointer absmax_codes(); public native lora4j_nf4_weight absmax_codes(BytePointer v);
+    public native @Cast("const float*") FloatPointer nested_table(); public native lora4j_nf4_weight nested_table(FloatPointer v);
+    public native @Cast("const float*") FloatPointer nested_absmax(); public native lora4j_nf4_weight nested_absmax(FloatPointer v);
+    public native int nested_blocksize(); public native lora4j_nf4_weight nested_blocksize(int v);
+    public native float offset(); public native lora4j_nf4_weight offset(float v);
+  }
+
   public static native @Cast("const char*") BytePointer lora4j_last_error();
 
   public static native int lora4j_version(IntPointer major, IntPointer minor, IntPointer patch);
@@ -227,6 +254,12 @@ public final class Lora4jLibrary {
   public static native int lora4j_engine_set_weight(
       lora4j_engine engine, @Cast("const char*") BytePointer name, int dtype,
       @Const Pointer data, long numel);
+
+  public static native int lora4j_engine_set_weight_nf4(
+      lora4j_engine engine, @Cast("const char*") BytePointer name,
+      @Const lora4j_nf4_weight weight);
+
+  public static native int lora4j_nf4_dequantize(@Const lora4j_nf4_weight weight, FloatPointer out);
 
   public static native int lora4j_engine_get_weight(
       lora4j_engine engine, @Cast("const char*") BytePointer name, FloatPointer out, long numel);

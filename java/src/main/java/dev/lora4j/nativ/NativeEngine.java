@@ -6,6 +6,7 @@ import dev.lora4j.Batch;
 import dev.lora4j.LossSum;
 import dev.lora4j.StepResult;
 import dev.lora4j.model.MistralConfig;
+import dev.lora4j.model.nf4.Nf4Tensor;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
@@ -173,6 +174,71 @@ public final class NativeEngine implements AutoCloseable {
     try (BytePointer n = new BytePointer(name);
         Pointer p = toPointer(data)) {
       check(lora4j_engine_set_weight(e, n, dtype, p, numel));
+    }
+  }
+
+  /**
+   * Gives one projection weight to the engine in NF4 (bitsandbytes' layout); the engine computes
+   * with exactly {@link #dequantize(Nf4Tensor)}'s values.
+   */
+  public synchronized void setWeightNf4(String name, Nf4Tensor t) {
+    lora4j_engine e = h();
+    try (BytePointer n = new BytePointer(name);
+        Nf4Native w = new Nf4Native(t)) {
+      check(lora4j_engine_set_weight_nf4(e, n, w.weight));
+    }
+  }
+
+  /** The dequantized weight as the core computes it (lora4j_nf4_dequantize). */
+  public static float[] dequantize(Nf4Tensor t) {
+    NativeLibrary.ensureLoaded();
+    try (Nf4Native w = new Nf4Native(t);
+        FloatPointer out = new FloatPointer(t.numel())) {
+      check(lora4j_nf4_dequantize(w.weight, out));
+      float[] r = new float[Math.toIntExact(t.numel())];
+      out.get(r);
+      return r;
+    }
+  }
+
+  /** A lora4j_nf4_weight over native copies of a tensor's arrays, freed on close. */
+  private static final class Nf4Native implements AutoCloseable {
+    final lora4j_nf4_weight weight = new lora4j_nf4_weight();
+    private final List<Pointer> owned = new ArrayList<>();
+
+    Nf4Native(Nf4Tensor t) {
+      weight.numel(t.numel()).blocksize(t.blocksize()).dtype(dtypeCode(t.dtype()));
+      weight.codes(own(new BytePointer(t.codes())));
+      weight.code_table(own(new FloatPointer(t.table())));
+      if (t.isNested()) {
+        weight.absmax_codes(own(new BytePointer(t.absmaxCodes())))
+            .nested_table(own(new FloatPointer(t.nestedTable())))
+            .nested_absmax(own(new FloatPointer(t.nestedAbsmax())))
+            .nested_blocksize(t.nestedBlocksize())
+            .offset(t.offset());
+      } else {
+        weight.absmax(own(new FloatPointer(t.absmax())));
+      }
+    }
+
+    private <P extends Pointer> P own(P p) {
+      owned.add(p);
+      return p;
+    }
+
+    private static int dtypeCode(dev.lora4j.safetensors.DType d) {
+      return switch (d) {
+        case BF16 -> LORA4J_DTYPE_BF16;
+        case F16 -> LORA4J_DTYPE_F16;
+        case F32 -> LORA4J_DTYPE_F32;
+        default -> throw new IllegalArgumentException("NF4 weights round to BF16, F16 or F32, not " + d);
+      };
+    }
+
+    @Override
+    public void close() {
+      for (Pointer p : owned) p.close();
+      weight.close();
     }
   }
 

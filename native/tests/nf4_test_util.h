@@ -1,0 +1,94 @@
+// NF4 test data for the native tests: a weight in bitsandbytes' layout (lora4j_nf4_weight) with
+// random codes and scales, plain or double-quantized, that owns its buffers; and the small model
+// the engine tests run.
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "lora4j.h"
+
+namespace nf4test {
+
+// The 16 NF4 values of bitsandbytes (QLoRA, appendix E), as fp32.
+inline const float* nf4_table() {
+  static const float t[16] = {-1.0f,
+                              -0.6961928009986877f,
+                              -0.5250730514526367f,
+                              -0.39491748809814453f,
+                              -0.28444138169288635f,
+                              -0.18477343022823334f,
+                              -0.09105003625154495f,
+                              0.0f,
+                              0.07958029955625534f,
+                              0.16093020141124725f,
+                              0.24611230194568634f,
+                              0.33791524171829224f,
+                              0.44070982933044434f,
+                              0.5626170039176941f,
+                              0.7229568362236023f,
+                              1.0f};
+  return t;
+}
+
+struct Nf4Data {
+  int64_t numel = 0;
+  int32_t blocksize = 64, nested_blocksize = 256, dtype = LORA4J_DTYPE_BF16;
+  bool nested = false;
+  float offset = 0.f;
+  std::vector<uint8_t> codes, absmax_codes;
+  std::vector<float> table, absmax, nested_table, nested_absmax;
+
+  lora4j_nf4_weight view() const {
+    lora4j_nf4_weight w{};
+    w.numel = numel;
+    w.blocksize = blocksize;
+    w.dtype = dtype;
+    w.codes = codes.data();
+    w.code_table = table.data();
+    if (nested) {
+      w.absmax_codes = absmax_codes.data();
+      w.nested_table = nested_table.data();
+      w.nested_absmax = nested_absmax.data();
+      w.nested_blocksize = nested_blocksize;
+      w.offset = offset;
+    } else {
+      w.absmax = absmax.data();
+    }
+    return w;
+  }
+};
+
+// Random codes; scales around `scale` (plain), or double-quantized: a sorted 256-entry table in
+// [-1, 1], codes, nested absmax values and an offset that keep every scale positive.
+inline Nf4Data random_nf4(int64_t numel, int32_t blocksize, bool nested, uint64_t seed,
+                          float scale = 0.05f, int32_t nested_blocksize = 256) {
+  std::mt19937_64 g(seed);
+  std::uniform_real_distribution<float> u(0.f, 1.f);
+  Nf4Data d;
+  d.numel = numel;
+  d.blocksize = blocksize;
+  d.nested = nested;
+  d.nested_blocksize = nested_blocksize;
+  d.table.assign(nf4_table(), nf4_table() + 16);
+  d.codes.resize(size_t((numel + 1) / 2));
+  for (uint8_t& c : d.codes) c = uint8_t(g() & 0xFF);
+  const int64_t blocks = (numel + blocksize - 1) / blocksize;
+  if (!nested) {
+    d.absmax.resize(size_t(blocks));
+    for (float& a : d.absmax) a = scale * (0.5f + u(g));
+    return d;
+  }
+  d.nested_table.resize(256);
+  for (int i = 0; i < 256; ++i) d.nested_table[size_t(i)] = -1.f + 2.f * float(i) / 255.f;
+  d.absmax_codes.resize(size_t(blocks));
+  for (uint8_t& c : d.absmax_codes) c = uint8_t(g() & 0xFF);
+  d.nested_absmax.resize(size_t((blocks + nested_blocksize - 1) / nested_blocksize));
+  for (float& a : d.nested_absmax) a = 0.4f * scale * (0.5f + u(g));
+  d.offset = scale;  // offset > max |table * nested_absmax|: scales stay positive
+  return d;
+}
+
+}  // namespace nf4test
