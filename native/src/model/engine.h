@@ -136,6 +136,23 @@ class Engine {
   virtual void decode_start(const int32_t* prompt, int32_t length, float* logits) = 0;
   virtual void decode_next(int32_t token, float* logits) = 0;
 
+  // ---- the gradients as one buffer and collectives (issue 14) --------------------------------
+  // Elements of the flat gradient arena (the attached adapter's total); throws ESTATE without one.
+  int64_t grad_numel() const;
+  // Copy the accumulated gradients out of / into the arena's order. The defaults go tensor by
+  // tensor through lora_get / lora_set; backends override them with one copy.
+  virtual void grad_get_flat(float* out, int64_t numel);
+  virtual void grad_set_flat(const float* data, int64_t numel);
+  // Joins a group of world ranks. The default is a group of one (world > 1: EUNSUPPORTED, the
+  // backend has no collectives); the CUDA backend joins an NCCL communicator.
+  virtual void dist_init(const uint8_t* id, int32_t id_bytes, int32_t world, int32_t rank);
+  // Sum of the accumulated gradients over the group, in place (a group of one: nothing).
+  virtual void dist_allreduce_grad();
+  // out[r * numel ..]: rank r's accumulated gradients (a group of one: its own).
+  virtual void dist_allgather_grad(float* out, int64_t numel);
+  // values become their sums over the group (a group of one: unchanged).
+  virtual void dist_allreduce_f64(double* values, int32_t count);
+
  protected:
   explicit Engine(const ModelShape& s) : shape_(s) {}
   ModelShape shape_;
