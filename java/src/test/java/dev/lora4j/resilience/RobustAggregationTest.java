@@ -27,7 +27,7 @@ import org.junit.jupiter.api.io.TempDir;
  * faulty worker (worker 2) under each fault kind, 16 steps, each run's final validation loss
  * compared with the same rule's clean run.
  *
- * <p>Measured (2 cores, 27 runs in 113 s): the mean is wrecked by gradient-scale:-8 (+183%) and
+ * <p>Measured (2 cores, 27 runs in 85 to 113 s): the mean is wrecked by gradient-scale:-8 (+183%) and
  * alie:20 (+120%); Krum never picks the faulty worker and stays within 1.8% under every fault;
  * median, trimmed-mean:1 and centered-clip stay within 0.4% to 15.9% (worst: trimmed-mean under
  * alie:20, +15.9%; most between 2% and 9%). So the issue's target of 2% for every robust rule is
