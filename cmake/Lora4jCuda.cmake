@@ -67,3 +67,6 @@ lora4j_flags(lora4j_cuda_bench)
 if(TARGET CUDA::cublasLt)
   set(LORA4J_HAVE_CUBLAS_HEADERS ON)
 endif()
+# The NCCL declaration check needs the real nccl.h (the GPU machine has it in /usr/include); NCCL
+# itself is opened at run time (src/cuda/nccl.h), so nothing else needs it.
+find_path(LORA4J_NCCL_INCLUDE_DIR nccl.h HINTS $ENV{NCCL_HOME}/include ${CUDAToolkit_INCLUDE_DIRS})

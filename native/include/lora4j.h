@@ -284,6 +284,48 @@ int lora4j_decode_next(lora4j_engine* engine, int32_t token, float* logits);
 int lora4j_generate_greedy(lora4j_engine* engine, const int32_t* prompt, int32_t length,
                            int32_t max_new, int32_t eos_id, int32_t* out, int32_t* produced);
 
+/* ---- gradients as one buffer, robust aggregation, collectives (issue 14) ------------------ */
+/* Aggregation rules of lora4j_aggregate (what each tolerates: native/src/model/aggregate.h). */
+#define LORA4J_AGG_MEAN 0
+#define LORA4J_AGG_MEDIAN 1
+#define LORA4J_AGG_TRIMMED_MEAN 2
+#define LORA4J_AGG_KRUM 3
+#define LORA4J_AGG_CENTERED_CLIP 4
+/* Bytes of a collective group's unique id (NCCL's ncclUniqueId). */
+#define LORA4J_DIST_ID_BYTES 128
+
+/* The accumulated LoRA gradients as one fp32 buffer in the flat arena's order (the tensors of
+ * lora4j_lora_info one after another): *numel their total element count (an adapter must be
+ * attached); get copies them out, set replaces them (numel must equal the total). */
+int lora4j_grad_flat_numel(lora4j_engine* engine, int64_t* numel);
+int lora4j_grad_get_flat(lora4j_engine* engine, float* out, int64_t numel);
+int lora4j_grad_set_flat(lora4j_engine* engine, const float* data, int64_t numel);
+/* Applies an aggregation rule (LORA4J_AGG_*) to the gradients of n workers: workers holds n rows
+ * of numel fp32 values; out receives numel values. f: the faulty workers tolerated
+ * (trimmed-mean and krum; ignored by the others). weights: n values for the mean (the workers'
+ * label tokens), NULL for equal weights; the other rules ignore them. selected: the worker Krum
+ * chose, else -1 (may be NULL). Deterministic: the same bits for the same inputs on every
+ * machine and thread count. A rule outside its tolerance (median and centered-clip need n >= 3,
+ * trimmed-mean 2f < n, krum n > 2f + 2) is LORA4J_EINVAL with a message naming it. No engine. */
+int lora4j_aggregate(int32_t rule, int32_t f, int32_t n, int64_t numel, const float* workers,
+                     const float* weights, float* out, int32_t* selected);
+/* A new unique id for a collective group (NCCL's, from the CUDA backend): rank 0 makes it and
+ * hands it to the others (the Java side's rendezvous); id receives LORA4J_DIST_ID_BYTES bytes. */
+int lora4j_dist_unique_id(uint8_t* id, int32_t id_bytes);
+/* Joins the engine to a group of world ranks as rank (collective: every rank calls it with the
+ * same id). world 1 needs no id (NULL). The CPU backend has no collectives: world > 1 is
+ * LORA4J_EUNSUPPORTED there. */
+int lora4j_dist_init(lora4j_engine* engine, const uint8_t* id, int32_t id_bytes, int32_t world,
+                     int32_t rank);
+/* Collectives over the engine's group (a group of one: nothing to exchange).
+ * allreduce_grad: the accumulated gradients become their sum over the ranks, in place.
+ * allgather_grad: out (world * numel fp32, host) receives every rank's accumulated gradients,
+ *   rank r's at out + r * numel, numel = lora4j_grad_flat_numel.
+ * allreduce_f64: values (count doubles, host) become their sums over the ranks. */
+int lora4j_dist_allreduce_grad(lora4j_engine* engine);
+int lora4j_dist_allgather_grad(lora4j_engine* engine, float* out, int64_t numel);
+int lora4j_dist_allreduce_f64(lora4j_engine* engine, double* values, int32_t count);
+
 #ifdef __cplusplus
 }
 #endif

@@ -18,6 +18,7 @@
 #include "cpu/cpu_engine.h"
 #include "api/plugin.h"
 #include "model/nf4.h"
+#include "model/aggregate.h"
 
 struct lora4j_engine {
   std::unique_ptr<lora4j::Engine> impl;
@@ -437,5 +438,82 @@ int lora4j_generate_greedy(lora4j_engine* engine, const int32_t* prompt, int32_t
   });
 }
 
+
+int lora4j_grad_flat_numel(lora4j_engine* engine, int64_t* numel) {
+  return guard("lora4j_grad_flat_numel",
+               [&] { *nonnull(numel, "numel") = eng(engine).grad_numel(); });
+}
+
+int lora4j_grad_get_flat(lora4j_engine* engine, float* out, int64_t numel) {
+  return guard("lora4j_grad_get_flat",
+               [&] { eng(engine).grad_get_flat(nonnull(out, "out"), numel); });
+}
+
+int lora4j_grad_set_flat(lora4j_engine* engine, const float* data, int64_t numel) {
+  return guard("lora4j_grad_set_flat",
+               [&] { eng(engine).grad_set_flat(nonnull(data, "data"), numel); });
+}
+
+int lora4j_aggregate(int32_t rule, int32_t f, int32_t n, int64_t numel, const float* workers,
+                     const float* weights, float* out, int32_t* selected) {
+  return guard("lora4j_aggregate", [&] {
+    lora4j::check_aggregation(rule, f, n);
+    check_arg(numel >= 1, "numel must be >= 1");
+    nonnull(workers, "workers");
+    nonnull(out, "out");
+    check_arg(out + numel <= workers || out >= workers + int64_t(n) * numel,
+              "out overlaps workers");
+    int32_t k = lora4j::aggregate(rule, f, n, numel, workers, weights, out);
+    if (selected) *selected = k;
+  });
+}
+
+int lora4j_dist_unique_id(uint8_t* id, int32_t id_bytes) {
+  return guard("lora4j_dist_unique_id", [&] {
+    nonnull(id, "id");
+    check_arg(id_bytes == LORA4J_DIST_ID_BYTES,
+              "id_bytes must be LORA4J_DIST_ID_BYTES (" + std::to_string(LORA4J_DIST_ID_BYTES) + ")");
+    std::string why;
+    const lora4j_backend_api* api = lora4j::cuda_backend(&why);
+    if (!api) {
+      lora4j::fail(LORA4J_EUNSUPPORTED,
+                   "a collective group needs the CUDA backend, which did not load: " + why);
+    }
+    lora4j::check_backend(api, api->dist_unique_id(id, id_bytes));
+  });
+}
+
+int lora4j_dist_init(lora4j_engine* engine, const uint8_t* id, int32_t id_bytes, int32_t world,
+                     int32_t rank) {
+  return guard("lora4j_dist_init", [&] {
+    lora4j::Engine& e = eng(engine);
+    check_arg(world >= 1, "world must be >= 1, got " + std::to_string(world));
+    check_arg(rank >= 0 && rank < world,
+              "rank " + std::to_string(rank) + " is outside [0, " + std::to_string(world) + ")");
+    if (world > 1) {
+      nonnull(id, "id");
+      check_arg(id_bytes == LORA4J_DIST_ID_BYTES,
+                "id_bytes must be LORA4J_DIST_ID_BYTES (" + std::to_string(LORA4J_DIST_ID_BYTES) + ")");
+    }
+    e.dist_init(id, id_bytes, world, rank);
+  });
+}
+
+int lora4j_dist_allreduce_grad(lora4j_engine* engine) {
+  return guard("lora4j_dist_allreduce_grad", [&] { eng(engine).dist_allreduce_grad(); });
+}
+
+int lora4j_dist_allgather_grad(lora4j_engine* engine, float* out, int64_t numel) {
+  return guard("lora4j_dist_allgather_grad",
+               [&] { eng(engine).dist_allgather_grad(nonnull(out, "out"), numel); });
+}
+
+int lora4j_dist_allreduce_f64(lora4j_engine* engine, double* values, int32_t count) {
+  return guard("lora4j_dist_allreduce_f64", [&] {
+    check_arg(count >= 0, "count must be >= 0");
+    if (count > 0) nonnull(values, "values");
+    eng(engine).dist_allreduce_f64(values, count);
+  });
+}
 
 }  // extern "C"

@@ -74,6 +74,19 @@ typedef struct lora4j_backend_api {
    * the weight and its name. */
   int (*set_weight_nf4)(lora4j_backend_engine* e, const char* name,
                         const lora4j_nf4_weight* weight);
+
+  /* ---- the gradients as one buffer and collectives, with
+   * the semantics of the lora4j.h functions of the same names (lora4j_grad_get_flat, ...,
+   * lora4j_dist_allreduce_f64); the core has checked the arguments' ranges. dist_unique_id
+   * makes a new NCCL unique id (LORA4J_DIST_ID_BYTES bytes). */
+  int (*grad_get_flat)(lora4j_backend_engine* e, float* out, int64_t numel);
+  int (*grad_set_flat)(lora4j_backend_engine* e, const float* data, int64_t numel);
+  int (*dist_unique_id)(uint8_t* id, int32_t id_bytes);
+  int (*dist_init)(lora4j_backend_engine* e, const uint8_t* id, int32_t id_bytes, int32_t world,
+                   int32_t rank);
+  int (*dist_allreduce_grad)(lora4j_backend_engine* e);
+  int (*dist_allgather_grad)(lora4j_backend_engine* e, float* out, int64_t numel);
+  int (*dist_allreduce_f64)(lora4j_backend_engine* e, double* values, int32_t count);
 } lora4j_backend_api;
 
 /* The one symbol a backend library exports. */

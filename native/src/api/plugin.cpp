@@ -160,6 +160,22 @@ class PluginEngine final : public Engine {
   void set_weight_nf4(const std::string& name, const lora4j_nf4_weight& w) override {
     check(api_, api_->set_weight_nf4(h_, name.c_str(), &w));
   }
+  void grad_get_flat(float* out, int64_t numel) override {
+    check(api_, api_->grad_get_flat(h_, out, numel));
+  }
+  void grad_set_flat(const float* data, int64_t numel) override {
+    check(api_, api_->grad_set_flat(h_, data, numel));
+  }
+  void dist_init(const uint8_t* id, int32_t id_bytes, int32_t world, int32_t rank) override {
+    check(api_, api_->dist_init(h_, id, id_bytes, world, rank));
+  }
+  void dist_allreduce_grad() override { check(api_, api_->dist_allreduce_grad(h_)); }
+  void dist_allgather_grad(float* out, int64_t numel) override {
+    check(api_, api_->dist_allgather_grad(h_, out, numel));
+  }
+  void dist_allreduce_f64(double* values, int32_t count) override {
+    check(api_, api_->dist_allreduce_f64(h_, values, count));
+  }
 
  private:
   const lora4j_backend_api* api_;
@@ -176,6 +192,8 @@ const lora4j_backend_api* cuda_backend(std::string* error) {
   if (!loaded.api && error) *error = loaded.error;
   return loaded.api;
 }
+
+void check_backend(const lora4j_backend_api* api, int status) { check(api, status); }
 
 void set_cuda_backend_path(const std::string& path) {
   std::lock_guard<std::mutex> lock(g_path_mutex);

@@ -14,6 +14,8 @@ namespace lora4j {
 const lora4j_backend_api* cuda_backend(std::string* error);
 // Path of the CUDA backend library to load, before the first use.
 void set_cuda_backend_path(const std::string& path);
+// Turns a backend status into a lora4j::Error carrying the backend's message.
+void check_backend(const lora4j_backend_api* api, int status);
 
 std::unique_ptr<Engine> make_plugin_engine(const lora4j_backend_api* api, const ModelShape& shape,
                                            const lora4j_engine_options& options);

@@ -377,6 +377,20 @@ class CpuEngine final : public Engine {
     ++cache_len_;
   }
 
+  // ---- the gradients as one buffer (issue 14): the arena itself ------------------------------
+  void grad_get_flat(float* out, int64_t numel) override {
+    check_arg(numel == grad_numel(), "numel " + std::to_string(numel) +
+                                         " differs from the gradient arena's " +
+                                         std::to_string(grad_numel()) + " elements (lora4j_grad_flat_numel)");
+    std::copy(grads_.begin(), grads_.end(), out);
+  }
+  void grad_set_flat(const float* data, int64_t numel) override {
+    check_arg(numel == grad_numel(), "numel " + std::to_string(numel) +
+                                         " differs from the gradient arena's " +
+                                         std::to_string(grad_numel()) + " elements (lora4j_grad_flat_numel)");
+    std::copy(data, data + numel, grads_.begin());
+  }
+
  private:
   // ---- helpers -----------------------------------------------------------------------------
   static std::string shape_str(const WeightSpec& w) {

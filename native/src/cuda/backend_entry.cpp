@@ -134,6 +134,29 @@ int set_weight_nf4(lora4j_backend_engine* e, const char* name, const lora4j_nf4_
   return guard([&] { E(e).set_weight_nf4(name, *w); });
 }
 
+int grad_get_flat(lora4j_backend_engine* e, float* out, int64_t numel) {
+  return guard([&] { E(e).grad_get_flat(out, numel); });
+}
+int grad_set_flat(lora4j_backend_engine* e, const float* data, int64_t numel) {
+  return guard([&] { E(e).grad_set_flat(data, numel); });
+}
+int dist_unique_id(uint8_t* id, int32_t id_bytes) {
+  return guard([&] { make_unique_id(id, id_bytes); });
+}
+int dist_init(lora4j_backend_engine* e, const uint8_t* id, int32_t id_bytes, int32_t world,
+              int32_t rank) {
+  return guard([&] { E(e).dist_init(id, id_bytes, world, rank); });
+}
+int dist_allreduce_grad(lora4j_backend_engine* e) {
+  return guard([&] { E(e).dist_allreduce_grad(); });
+}
+int dist_allgather_grad(lora4j_backend_engine* e, float* out, int64_t numel) {
+  return guard([&] { E(e).dist_allgather_grad(out, numel); });
+}
+int dist_allreduce_f64(lora4j_backend_engine* e, double* values, int32_t count) {
+  return guard([&] { E(e).dist_allreduce_f64(values, count); });
+}
+
 const lora4j_backend_api kApi = {
     LORA4J_BACKEND_ABI_VERSION,
     sizeof(lora4j_backend_api),
@@ -162,6 +185,13 @@ const lora4j_backend_api kApi = {
     decode_start,
     decode_next,
     set_weight_nf4,
+    grad_get_flat,
+    grad_set_flat,
+    dist_unique_id,
+    dist_init,
+    dist_allreduce_grad,
+    dist_allgather_grad,
+    dist_allreduce_f64,
 };
 
 }  // namespace

@@ -26,8 +26,13 @@
 #include "cuda/gemm.h"
 #include "cuda/kernels/kernels.h"
 #include "cuda/lm_head.h"
+#include "cuda/nccl.h"
 #include "model/engine.h"
 #include "model/nf4.h"
+
+#include <chrono>
+#include <cstdlib>
+#include <thread>
 
 namespace lora4j {
 namespace cuda {
@@ -392,7 +397,149 @@ class CudaEngine final : public Engine {
     cache_len_ += 1;
   }
 
+  // ---- the gradients as one buffer, collectives over NCCL (issue 14) -------------------------
+  void grad_get_flat(float* out, int64_t numel) override {
+    device();
+    check_flat(numel);
+    to_host(out, arena_ + layout_->total, size_t(numel) * sizeof(float));
+  }
+  void grad_set_flat(const float* data, int64_t numel) override {
+    device();
+    check_flat(numel);
+    to_device(arena_ + layout_->total, data, size_t(numel) * sizeof(float));
+  }
+  // A group of one needs no communicator; larger groups join an NCCL communicator on this
+  // engine's device (ncclCommInitRank returns when every rank has joined).
+  void dist_init(const uint8_t* id, int32_t, int32_t world, int32_t rank) override {
+    device();
+    check_arg(comm_ == nullptr, "dist_init: the engine is already in a group of " +
+                                    std::to_string(world_) + " ranks");
+    if (world == 1) return;
+    const nccl::Api& a = nccl::api();
+    nccl::UniqueId uid;
+    std::memcpy(uid.internal, id, sizeof uid.internal);
+    nccl::Comm c = nullptr;
+    nccl::Result r = a.ncclCommInitRank(&c, world, uid, rank);
+    if (r != nccl::kSuccess) {
+      fail(LORA4J_EDEVICE, "ncclCommInitRank (rank " + std::to_string(rank) + " of " +
+                               std::to_string(world) + ") failed: " + a.ncclGetErrorString(r) +
+                               " (" + a.ncclGetLastError(nullptr) + ")");
+    }
+    comm_ = c;
+    world_ = world;
+    rank_ = rank;
+  }
+  void dist_allreduce_grad() override {
+    device();
+    if (!layout_) fail(LORA4J_ESTATE, "dist_allreduce_grad: no adapter is attached");
+    if (world_ == 1) return;
+    float* g = arena_ + layout_->total;
+    nccl_check(nccl::api().ncclAllReduce(g, g, size_t(layout_->total), nccl::kFloat32, nccl::kSum,
+                                         comm_, stream_),
+               "ncclAllReduce of the gradients");
+    wait_collective("the all-reduce of the gradients");
+  }
+  void dist_allgather_grad(float* out, int64_t numel) override {
+    device();
+    check_flat(numel);
+    if (world_ == 1) {
+      grad_get_flat(out, numel);
+      return;
+    }
+    const size_t bytes = size_t(world_) * size_t(numel) * sizeof(float);
+    if (gathered_bytes_ < bytes) {
+      free_dev(gathered_);
+      gathered_ = nullptr;
+      gathered_bytes_ = 0;
+      gathered_ = static_cast<float*>(alloc(bytes, "gathered worker gradients"));
+      gathered_bytes_ = bytes;
+    }
+    nccl_check(nccl::api().ncclAllGather(arena_ + layout_->total, gathered_, size_t(numel),
+                                         nccl::kFloat32, comm_, stream_),
+               "ncclAllGather of the gradients");
+    wait_collective("the all-gather of the gradients");
+    to_host(out, gathered_, bytes);
+  }
+  void dist_allreduce_f64(double* values, int32_t count) override {
+    device();
+    if (world_ == 1 || count == 0) return;
+    const size_t bytes = size_t(count) * sizeof(double);
+    if (f64_bytes_ < bytes) {
+      free_dev(f64_);
+      f64_ = nullptr;
+      f64_bytes_ = 0;
+      f64_ = static_cast<double*>(alloc(bytes, "all-reduce scalars"));
+      f64_bytes_ = bytes;
+    }
+    LORA4J_CU(cudaMemcpyAsync(f64_, values, bytes, cudaMemcpyHostToDevice, stream_));
+    nccl_check(nccl::api().ncclAllReduce(f64_, f64_, size_t(count), nccl::kFloat64, nccl::kSum,
+                                         comm_, stream_),
+               "ncclAllReduce of the step's sums");
+    wait_collective("the all-reduce of the step's sums");
+    to_host(values, f64_, bytes);
+  }
+
  private:
+  void check_flat(int64_t numel) {
+    if (!layout_) fail(LORA4J_ESTATE, "no adapter is attached");
+    check_arg(numel == layout_->total,
+              "numel " + std::to_string(numel) + " differs from the gradient arena's " +
+                  std::to_string(layout_->total) + " elements (lora4j_grad_flat_numel)");
+  }
+  void nccl_check(nccl::Result r, const char* what) {
+    if (r == nccl::kSuccess || r == nccl::kInProgress) return;
+    const nccl::Api& a = nccl::api();
+    std::string msg = std::string(what) + " failed on rank " + std::to_string(rank_) + ": " +
+                      a.ncclGetErrorString(r) + " (" + a.ncclGetLastError(comm_) + ")";
+    abort_comm();
+    fail(LORA4J_EDEVICE, msg);
+  }
+  // Waits for the collective queued on stream_ without blocking inside NCCL: polls the stream
+  // and the communicator's asynchronous error, so that a lost peer (NCCL reports a remote or
+  // system error) or a collective that never completes (LORA4J_DIST_TIMEOUT_S seconds, default
+  // 600) aborts the communicator and comes back as an error instead of a hang.
+  void wait_collective(const char* what) {
+    const nccl::Api& a = nccl::api();
+    double limit = 600;
+    if (const char* t = std::getenv("LORA4J_DIST_TIMEOUT_S")) {
+      double v = std::atof(t);
+      if (v > 0) limit = v;
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    for (;;) {
+      cudaError_t q = cudaStreamQuery(stream_);
+      if (q == cudaSuccess) return;
+      if (q != cudaErrorNotReady) LORA4J_CU(q);
+      nccl::Result ae = nccl::kSuccess;
+      nccl::Result r = a.ncclCommGetAsyncError(comm_, &ae);
+      if (r != nccl::kSuccess || (ae != nccl::kSuccess && ae != nccl::kInProgress)) {
+        nccl::Result bad = r != nccl::kSuccess ? r : ae;
+        std::string msg = std::string(what) + " failed on rank " + std::to_string(rank_) + " of " +
+                          std::to_string(world_) + ": " + a.ncclGetErrorString(bad) + " (" +
+                          a.ncclGetLastError(comm_) + "); another rank was probably lost";
+        abort_comm();
+        fail(LORA4J_EDEVICE, msg);
+      }
+      double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (secs > limit) {
+        abort_comm();
+        fail(LORA4J_EDEVICE, std::string(what) + " did not complete in " + std::to_string(int(limit)) +
+                                 " s on rank " + std::to_string(rank_) + " of " +
+                                 std::to_string(world_) +
+                                 ": a rank is lost or stalled (LORA4J_DIST_TIMEOUT_S sets the limit)");
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+  }
+  // After an abort the engine is alone again; its stream may hold the aborted collective.
+  void abort_comm() noexcept {
+    if (!comm_) return;
+    nccl::api().ncclCommAbort(comm_);
+    comm_ = nullptr;
+    world_ = 1;
+    rank_ = 0;
+  }
+
   // ---- memory ------------------------------------------------------------------------------
   void* alloc(size_t bytes, const char* what) {
     void* p = nullptr;
@@ -419,6 +566,10 @@ class CudaEngine final : public Engine {
   }
   void release() noexcept {
     if (dev_ >= 0) cudaSetDevice(dev_);
+    if (comm_) {
+      nccl::api().ncclCommDestroy(comm_);
+      comm_ = nullptr;
+    }
     if (stream_) cudaStreamSynchronize(stream_);
     std::vector<void*> all;
     for (auto& kv : sizes_) all.push_back(kv.first);
@@ -930,6 +1081,13 @@ class CudaEngine final : public Engine {
 
   uint16_t* kcache_ = nullptr;
   int32_t cache_len_ = 0;
+
+  nccl::Comm comm_ = nullptr;  // null: a group of one
+  int32_t world_ = 1, rank_ = 0;
+  float* gathered_ = nullptr;
+  size_t gathered_bytes_ = 0;
+  double* f64_ = nullptr;
+  size_t f64_bytes_ = 0;
 };
 
 }  // namespace
@@ -942,6 +1100,19 @@ namespace cuda {
 Engine* make_engine(const lora4j_model_config& config, const lora4j_engine_options& options) {
   ModelShape shape(config);
   return new CudaEngine(shape, options);
+}
+
+void make_unique_id(uint8_t* id, int32_t id_bytes) {
+  check_arg(size_t(id_bytes) == nccl::kUniqueIdBytes, "a unique id has " +
+                                                          std::to_string(nccl::kUniqueIdBytes) + " bytes");
+  const nccl::Api& a = nccl::api();
+  nccl::UniqueId uid{};
+  nccl::Result r = a.ncclGetUniqueId(&uid);
+  if (r != nccl::kSuccess) {
+    fail(LORA4J_EDEVICE, std::string("ncclGetUniqueId failed: ") + a.ncclGetErrorString(r) + " (" +
+                             a.ncclGetLastError(nullptr) + ")");
+  }
+  std::memcpy(id, uid.internal, sizeof uid.internal);
 }
 
 int device_count(std::string* why) {

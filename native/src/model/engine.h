@@ -139,6 +139,22 @@ class Engine {
   // A projection weight in NF4 (lora4j_engine_set_weight_nf4); the C API has validated `w`
   // (nf4_validate) and checked that `name` is a projection of numel w.numel.
   virtual void set_weight_nf4(const std::string& name, const lora4j_nf4_weight& w) = 0;
+  // ---- the gradients as one buffer and collectives (issue 14) --------------------------------
+  // Elements of the flat gradient arena (the attached adapter's total); throws ESTATE without one.
+  int64_t grad_numel() const;
+  // Copy the accumulated gradients out of / into the arena's order. The defaults go tensor by
+  // tensor through lora_get / lora_set; backends override them with one copy.
+  virtual void grad_get_flat(float* out, int64_t numel);
+  virtual void grad_set_flat(const float* data, int64_t numel);
+  // Joins a group of world ranks. The default is a group of one (world > 1: EUNSUPPORTED, the
+  // backend has no collectives); the CUDA backend joins an NCCL communicator.
+  virtual void dist_init(const uint8_t* id, int32_t id_bytes, int32_t world, int32_t rank);
+  // Sum of the accumulated gradients over the group, in place (a group of one: nothing).
+  virtual void dist_allreduce_grad();
+  // out[r * numel ..]: rank r's accumulated gradients (a group of one: its own).
+  virtual void dist_allgather_grad(float* out, int64_t numel);
+  // values become their sums over the group (a group of one: unchanged).
+  virtual void dist_allreduce_f64(double* values, int32_t count);
 
  protected:
   explicit Engine(const ModelShape& s) : shape_(s) {}

@@ -219,4 +219,50 @@ double Engine::grad_norm() {
   return std::sqrt(sum);
 }
 
+int64_t Engine::grad_numel() const {
+  const LoraLayout* l = lora();
+  if (!l) fail(LORA4J_ESTATE, "no adapter is attached");
+  return l->total;
+}
+
+namespace {
+void check_flat_numel(const Engine& e, int64_t numel) {
+  const int64_t total = e.grad_numel();
+  check_arg(numel == total, "numel " + std::to_string(numel) +
+                                " differs from the gradient arena's " + std::to_string(total) +
+                                " elements (lora4j_grad_flat_numel)");
+}
+}  // namespace
+
+void Engine::grad_get_flat(float* out, int64_t numel) {
+  check_flat_numel(*this, numel);
+  for (const LoraSpec& t : lora()->tensors) lora_get(LORA4J_STATE_GRAD, t.name, out + t.offset, t.numel());
+}
+
+void Engine::grad_set_flat(const float* data, int64_t numel) {
+  check_flat_numel(*this, numel);
+  for (const LoraSpec& t : lora()->tensors) {
+    lora_set(LORA4J_STATE_GRAD, t.name, LORA4J_DTYPE_F32, data + t.offset, t.numel());
+  }
+}
+
+void Engine::dist_init(const uint8_t*, int32_t, int32_t world, int32_t rank) {
+  check_arg(world >= 1 && rank >= 0 && rank < world,
+            "rank " + std::to_string(rank) + " is not in a group of " + std::to_string(world));
+  if (world > 1) {
+    fail(LORA4J_EUNSUPPORTED, "this backend has no collectives: a group of " +
+                                  std::to_string(world) +
+                                  " ranks needs the CUDA backend (NCCL); the CPU backend trains "
+                                  "alone (world size 1, virtual workers for robust aggregation)");
+  }
+}
+
+void Engine::dist_allreduce_grad() { grad_numel(); }
+
+void Engine::dist_allgather_grad(float* out, int64_t numel) { grad_get_flat(out, numel); }
+
+void Engine::dist_allreduce_f64(double*, int32_t count) {
+  check_arg(count >= 0, "count must be >= 0");
+}
+
 }  // namespace lora4j

@@ -7,6 +7,7 @@ import dev.lora4j.data.DataPosition;
 import dev.lora4j.data.DataReport;
 import dev.lora4j.data.DataStats;
 import dev.lora4j.data.JsonlDataset;
+import dev.lora4j.dist.Rendezvous;
 import dev.lora4j.train.CheckpointStore;
 import dev.lora4j.train.LossPlot;
 import dev.lora4j.train.MetricsFile;
@@ -17,7 +18,13 @@ import dev.lora4j.train.ProgressListener;
 import dev.lora4j.train.RunFolder;
 import dev.lora4j.train.RunSettings;
 import dev.lora4j.train.TrainerState;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
+import java.nio.file.StandardOpenOption;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -51,6 +58,7 @@ import java.util.logging.Logger;
  */
 public final class LoraTrainer {
   private static final Logger LOG = Logger.getLogger(LoraTrainer.class.getName());
+  private static final ObjectMapper JSON = new ObjectMapper();
 
   private LoraTrainer() {}
 
@@ -117,6 +125,8 @@ public final class LoraTrainer {
     final List<TrainingListener> listeners = new ArrayList<>();
     final CheckpointStore store;
     final MetricsFile metrics;
+    /** Rank 0 (or a run alone) writes the run's files; the other ranks write nothing. */
+    final boolean writer;
 
     Run(MistralModel model, Dataset data, TrainingConfig cfg, List<TrainingListener> ls) {
       this.model = model;
@@ -126,20 +136,28 @@ public final class LoraTrainer {
       dataFiles.add(data.file());
       dataFiles.add(cfg.validationFile());
       dataFiles.add(cfg.forgettingData());
-      RunFolder.prepare(
-          cfg.outputDir(), model.directory(), cfg.initAdapter(), dataFiles, cfg.resume(),
-          cfg.overwriteOutput());
-      try {
-        Files.createDirectories(cfg.outputDir());
-      } catch (IOException e) {
-        throw new Lora4jException("cannot create output folder " + cfg.outputDir() + ": " + e, e);
-      }
-      if (!Files.isWritable(cfg.outputDir())) {
-        throw new Lora4jException("output folder " + cfg.outputDir() + " is not writable");
+      // The settings that need the run's workers are checked before anything is written.
+      String workersFrom = cfg.distributed().worldSize() + " rank(s) x gradientAccumulation "
+          + cfg.gradientAccumulation();
+      cfg.aggregation().check(cfg.workers(), workersFrom);
+      cfg.injectFaults().check(cfg.workers(), workersFrom);
+      this.writer = cfg.distributed().writesFiles();
+      if (writer) {
+        RunFolder.prepare(
+            cfg.outputDir(), model.directory(), cfg.initAdapter(), dataFiles, cfg.resume(),
+            cfg.overwriteOutput());
+        try {
+          Files.createDirectories(cfg.outputDir());
+        } catch (IOException e) {
+          throw new Lora4jException("cannot create output folder " + cfg.outputDir() + ": " + e, e);
+        }
+        if (!Files.isWritable(cfg.outputDir())) {
+          throw new Lora4jException("output folder " + cfg.outputDir() + " is not writable");
+        }
       }
       this.store = new CheckpointStore(cfg.outputDir(), cfg.saveTotalLimit());
       this.metrics = new MetricsFile(cfg.outputDir().resolve("metrics.jsonl"));
-      listeners.add(metrics);
+      if (writer) listeners.add(metrics);
       listeners.addAll(ls);
     }
 
@@ -194,7 +212,7 @@ public final class LoraTrainer {
       DataStats scanStats = new DataStats();
       long batchesPerEpoch = train.countBatches(0, scanStats);
       DataReport trainReport = scanStats.report();
-      long stepsPerEpoch = (batchesPerEpoch + cfg.gradientAccumulation() - 1) / cfg.gradientAccumulation();
+      long stepsPerEpoch = (batchesPerEpoch + cfg.workers() - 1) / cfg.workers();
       long totalSteps = cfg.maxSteps() > 0 ? cfg.maxSteps() : stepsPerEpoch * cfg.epochs();
       int epochs = cfg.maxSteps() > 0 ? Integer.MAX_VALUE : cfg.epochs();
       List<String> warnings = new ArrayList<>(planWarnings(totalSteps, scanStats.examples()));
@@ -230,17 +248,26 @@ public final class LoraTrainer {
         generalReport = gs.report();
       }
       Evaluator evaluator = new Evaluator(valid, baseLoss, general, baseGeneral);
+      this.evaluator = evaluator;
 
       TrainerState state;
       if (resumeFrom == null) {
         if (cfg.initAdapter() != null) model.attachAdapter(cfg.initAdapter());
         else model.attachNewAdapter(cfg.lora(), cfg.seed());
         state = TrainerState.fresh(totalSteps);
-        metrics.reset();
+        if (writer) metrics.reset();
       } else {
         state = store.load(model, resumeFrom);
-        metrics.truncateAfter(state.step());
+        if (writer) metrics.truncateAfter(state.step());
         LOG.fine("resuming from step " + state.step() + " at " + state.position());
+      }
+      if (!cfg.distributed().isSingle()) {
+        // Rank 0 makes the collective group's id and hands it to the others; every rank checks
+        // that the others run the same settings (the digest) before the group forms.
+        DistributedConfig d = cfg.distributed();
+        byte[] id = Rendezvous.exchange(d, MistralModel::newGroupId, Rendezvous.digest(groupSettings()));
+        model.joinGroup(id, d.worldSize(), d.rank());
+        LOG.fine("rank " + d.rank() + " of " + d.worldSize() + " joined the group");
       }
       PoisonGuard guard = new PoisonGuard(cfg.guard(), state.guardHistory(), state.guardRejections());
       long trainable = model.trainableParameters();
@@ -252,94 +279,100 @@ public final class LoraTrainer {
       }
 
       List<TrainingListener.Evaluation> evals = new ArrayList<>(state.evaluations());
+      this.evals = evals;
+      this.guard = guard;
+      this.totalSteps = totalSteps;
+      this.settings = settings;
+      this.baseLoss = baseLoss;
+      this.valid = valid;
+      this.t0 = t0;
+      this.examplesPerEpoch = scanStats.examples();
       double firstLoss = Double.NaN, lastLoss = Double.NaN;
-      long step = state.step();
-      long skipped = state.skippedSteps();
+      step = state.step();
+      skipped = state.skippedSteps();
+      rejected = state.rejectedBatches();
       DataPosition pos = state.position();
       long stepsThisRun = 0;
       StepTimes times = new StepTimes();
+      final int perStep = cfg.workers();
+      // Rejected steps waiting for their retry (read again from their position after a resume).
+      List<Retry> pending = new ArrayList<>();
+      for (TrainerState.PendingRetry r : state.pendingRetries()) {
+        List<DataBatch> micro = new ArrayList<>();
+        try (BatchIterator again = train.batches(r.from(), epochs)) {
+          while (micro.size() < r.microBatches() && again.hasNext()) micro.add(again.next());
+        }
+        pending.add(new Retry(r, micro));
+      }
       try (BatchIterator it = train.batches(pos, epochs)) {
+        int retryEpoch = pos.epoch();
         while (step < totalSteps && it.hasNext()) {
           long ts = System.nanoTime();
           times.begin();
-          List<DataBatch> micro = new ArrayList<>(cfg.gradientAccumulation());
-          while (micro.size() < cfg.gradientAccumulation() && it.hasNext()) micro.add(it.next());
-          long labelTokens = 0, realTokens = 0;
-          for (DataBatch b : micro) {
-            labelTokens += b.labelTokens();
-            realTokens += b.batch().realTokens();
-          }
+          List<DataBatch> micro = new ArrayList<>(perStep);
+          while (micro.size() < perStep && it.hasNext()) micro.add(it.next());
           DataPosition from = pos;
           pos = micro.get(micro.size() - 1).next();
-          if (labelTokens == 0) continue;
+          this.pos = pos;
           times.mark(StepTimes.Phase.DATA);
-          model.zeroGrad();
-          double sum = 0;
-          for (DataBatch b : micro) {
-            sum += model.forwardBackward(b.batch(), 1.0 / labelTokens).sum();
+          Attempt a = attempt(micro, times);
+          if (a != null) {
+            if (a.reject() != null) {
+              skipped++;
+              TrainingListener.SkippedStep s =
+                  new TrainingListener.SkippedStep(step + 1, a.reject(), a.loss(), a.norm(), from + " .. " + pos);
+              for (TrainingListener l : listeners) l.onSkippedStep(s);
+              pending.add(new Retry(
+                  new TrainerState.PendingRetry(from, micro.size(), step + 1, a.reject()), micro));
+            } else {
+              stepsThisRun++;
+              if (Double.isNaN(firstLoss)) firstLoss = a.loss();
+              lastLoss = a.loss();
+              applied(a, ts, pending);
+            }
           }
-          double loss = sum / labelTokens;
-          times.mark(StepTimes.Phase.FORWARD_BACKWARD);
-          double lr = cfg.learningRate() * cfg.schedule().factor(step, totalSteps);
-          double norm = model.gradNorm();
-          String reject = guard.check(loss, norm);
-          times.mark(StepTimes.Phase.GRAD_NORM);
-          if (reject != null) {
-            model.zeroGrad();
-            skipped++;
-            TrainingListener.SkippedStep s =
-                new TrainingListener.SkippedStep(step + 1, reject, loss, norm, from + " .. " + pos);
-            for (TrainingListener l : listeners) l.onSkippedStep(s);
-            continue;
+          // The end of an epoch: each step rejected in it gets its one retry.
+          if (!pending.isEmpty() && (pos.epoch() != retryEpoch || !it.hasNext())) {
+            for (Retry r : List.copyOf(pending)) {
+              pending.remove(r);
+              if (step >= totalSteps) {
+                reject(r, r.info().reason() + "; not retried: the run had reached its last step", null);
+                continue;
+              }
+              long tr = System.nanoTime();
+              times.begin();
+              Attempt again = attempt(r.micro(), times);
+              if (again == null) continue;
+              if (again.reject() != null) {
+                skipped++;
+                reject(r, r.info().reason() + "; rejected again on its retry: " + again.reject(), again);
+              } else {
+                stepsThisRun++;
+                lastLoss = again.loss();
+                applied(again, tr, pending);
+              }
+            }
           }
-          StepResult r = model.optimizerStep(cfg.adamw(lr));
-          times.mark(StepTimes.Phase.OPTIMIZER);
-          if (!r.applied()) {
-            skipped++;
-            TrainingListener.SkippedStep s =
-                new TrainingListener.SkippedStep(
-                    step + 1, "gradient not finite", loss, r.gradNorm(), from + " .. " + pos);
-            for (TrainingListener l : listeners) l.onSkippedStep(s);
-            continue;
-          }
-          guard.accept(loss, norm);
-          step++;
-          stepsThisRun++;
-          if (Double.isNaN(firstLoss)) firstLoss = loss;
-          lastLoss = loss;
-          double secs = (System.nanoTime() - ts) / 1e9;
-          double epochF = pos.epoch() + (scanStats.examples() == 0 ? 0 : (double) pos.examples() / scanStats.examples());
-          TrainingListener.StepMetrics m =
-              new TrainingListener.StepMetrics(
-                  step, epochF, loss, r.gradNorm(), lr, labelTokens, realTokens / secs,
-                  (System.nanoTime() - t0) / 1e9, model.memoryInUse());
-          for (TrainingListener l : listeners) l.onStep(m);
-
-          boolean last = step == totalSteps;
-          if (evaluator.active() && cfg.evalSteps() > 0 && step % cfg.evalSteps() == 0 && !last) {
-            evals.add(evaluator.evaluate(step));
-          }
-          if (cfg.saveSteps() > 0 && step % cfg.saveSteps() == 0) {
-            TrainerState st =
-                new TrainerState(
-                    step, totalSteps, pos, skipped, guard.history(), guard.consecutiveRejections(), evals);
-            Path dir = store.save(model, st, settings);
-            for (TrainingListener l : listeners) l.onCheckpoint(dir, step);
-          }
+          if (pos.epoch() != retryEpoch) retryEpoch = pos.epoch();
           times.mark(StepTimes.Phase.LISTENERS);
           times.end();
         }
+      }
+      for (Retry r : pending) {
+        reject(r, r.info().reason() + "; not retried: the run had reached its last step", null);
       }
       if (times.steps() > 0) LOG.info(times.summary());
       if (evaluator.active()) evals.add(evaluator.evaluate(step));
       if (evaluator.lastWarning != null) warnings.add(evaluator.lastWarning);
       Path adapterDir = cfg.outputDir().resolve("adapter");
-      model.saveAdapter(adapterDir, true);
-      try {
-        LossPlot.write(metrics.path(), cfg.outputDir().resolve("loss.png"));
-      } catch (LinkageError e) {
-        // A minimal Java runtime (jlink without java.desktop) has no image support.
-        LOG.warning("loss.png not written: this Java runtime lacks the java.desktop module");
+      if (writer) {
+        model.saveAdapter(adapterDir, true);
+        try {
+          LossPlot.write(metrics.path(), cfg.outputDir().resolve("loss.png"));
+        } catch (LinkageError e) {
+          // A minimal Java runtime (jlink without java.desktop) has no image support.
+          LOG.warning("loss.png not written: this Java runtime lacks the java.desktop module");
+        }
       }
       if (stepsThisRun == 0 && step < totalSteps) {
         warnings.add("no step ran: the data produced no batch with label tokens");
@@ -348,9 +381,193 @@ public final class LoraTrainer {
           new TrainingResult(
               adapterDir, step, skipped, firstLoss, lastLoss, List.copyOf(evals),
               (System.nanoTime() - t0) / 1e9, trainReport.truncated(), trainReport.dropped(),
-              trainReport, validReport, generalReport, List.copyOf(warnings));
+              trainReport, validReport, generalReport, List.copyOf(warnings), rejected);
       for (TrainingListener l : listeners) l.onTrainEnd(result);
       return result;
+    }
+
+    // ---- the state of the step loop, shared with its helpers ----------------------------------
+    List<TrainingListener.Evaluation> evals;
+    PoisonGuard guard;
+    long totalSteps, step, skipped, rejected, examplesPerEpoch, t0;
+    RunSettings settings;
+    Double baseLoss;
+    JsonlDataset valid;
+    Evaluator evaluator;
+    DataPosition pos;
+    /** Per-worker gradients (rows of gradientCount values) and their aggregate; direct buffers. */
+    FloatBuffer workerRows, aggregate;
+
+    /** A step tried: its loss and gradient norm, and why it was not applied (null: applied). */
+    record Attempt(double loss, double norm, long labelTokens, long realTokens, String reject, StepResult result) {}
+
+    /** What every rank of a group must agree on (compared at the rendezvous). */
+    String groupSettings() {
+      LoraConfig l = cfg.lora();
+      return String.join("|", "world=" + cfg.distributed().worldSize(), "data=" + data.file().getFileName(),
+          "model=" + model.config(), "batch=" + cfg.batchSize(), "accum=" + cfg.gradientAccumulation(),
+          "lr=" + cfg.learningRate(), "schedule=" + cfg.schedule(), "steps=" + cfg.maxSteps(),
+          "epochs=" + cfg.epochs(), "seed=" + cfg.seed(), "maxlen=" + cfg.maxSeqLength(),
+          "packing=" + cfg.packing(), "completions=" + cfg.trainOnCompletionsOnly(),
+          "shuffle=" + cfg.shuffleBuffer(), "clip=" + cfg.maxGradNorm(), "wd=" + cfg.weightDecay(),
+          "lora=" + l.rank() + "/" + l.alpha() + "/" + new java.util.TreeSet<>(l.targets()) + "/" + l.rslora(),
+          "adapter=" + cfg.initAdapter(), "aggregation=" + cfg.aggregation(), "faults=" + cfg.injectFaults(),
+          "resume=" + cfg.resume(), "guard=" + cfg.guard());
+    }
+
+    /** A rejected step waiting for its retry, with its micro-batches. */
+    record Retry(TrainerState.PendingRetry info, List<DataBatch> micro) {}
+
+    /**
+     * One optimizer step on the step's micro-batches (this rank takes those whose index modulo the
+     * world size is its rank): the gradients (accumulated, or per worker and aggregated), the
+     * guard, AdamW. Null when the batches have no label token.
+     */
+    Attempt attempt(List<DataBatch> micro, StepTimes times) {
+      long labelTokens = 0, realTokens = 0;
+      for (DataBatch b : micro) {
+        labelTokens += b.labelTokens();
+        realTokens += b.batch().realTokens();
+      }
+      if (labelTokens == 0) return null;
+      DistributedConfig d = cfg.distributed();
+      boolean perWorker = cfg.aggregation().robust() || !cfg.injectFaults().isEmpty();
+      double sum;
+      String reject = null;
+      if (!perWorker) {
+        model.zeroGrad();
+        sum = 0;
+        for (int i = d.rank(); i < micro.size(); i += d.worldSize()) {
+          sum += model.forwardBackward(micro.get(i).batch(), 1.0 / labelTokens).sum();
+        }
+        if (!d.isSingle()) {
+          double[] v = {sum};
+          model.allReduceSums(v);
+          sum = v[0];
+          model.allReduceGradients();
+        }
+      } else {
+        int n = micro.size();
+        if (n < cfg.workers()) {
+          try {
+            cfg.aggregation().check(n, "the epoch's last step has " + n + " micro-batches");
+          } catch (IllegalArgumentException e) {
+            reject = e.getMessage();
+          }
+        }
+        sum = reject != null ? Double.NaN : workerGradients(micro);
+      }
+      double loss = sum / labelTokens;
+      times.mark(StepTimes.Phase.FORWARD_BACKWARD);
+      double lr = cfg.learningRate() * cfg.schedule().factor(step, totalSteps);
+      double norm = reject != null ? Double.NaN : model.gradNorm();
+      if (reject == null) reject = guard.check(loss, norm);
+      times.mark(StepTimes.Phase.GRAD_NORM);
+      if (reject != null) {
+        model.zeroGrad();
+        return new Attempt(loss, norm, labelTokens, realTokens, reject, null);
+      }
+      StepResult r = model.optimizerStep(cfg.adamw(lr));
+      times.mark(StepTimes.Phase.OPTIMIZER);
+      if (!r.applied()) return new Attempt(loss, r.gradNorm(), labelTokens, realTokens, "gradient not finite", r);
+      guard.accept(loss, norm);
+      return new Attempt(loss, norm, labelTokens, realTokens, null, r);
+    }
+
+    /**
+     * Each worker's gradient (its micro-batch's mean-loss gradient), gathered from every rank,
+     * the injected faults, the aggregation rule; the result replaces the accumulated gradients.
+     * Returns the step's loss sum over all ranks.
+     */
+    double workerGradients(List<DataBatch> micro) {
+      DistributedConfig d = cfg.distributed();
+      int world = d.worldSize(), n = micro.size();
+      long count = model.gradientCount();
+      int rounds = (n + world - 1) / world;
+      long rows = (long) rounds * world;
+      if (workerRows == null || workerRows.capacity() < rows * count) {
+        workerRows = ByteBuffer.allocateDirect(Math.toIntExact(rows * count * Float.BYTES))
+            .order(ByteOrder.nativeOrder()).asFloatBuffer();
+        aggregate = ByteBuffer.allocateDirect(Math.toIntExact(count * Float.BYTES))
+            .order(ByteOrder.nativeOrder()).asFloatBuffer();
+      }
+      float[] weights = new float[n];
+      double sum = 0;
+      for (int m = 0; m < rounds; m++) {
+        int i = m * world + d.rank();
+        model.zeroGrad();
+        if (i < n) {
+          DataBatch b = micro.get(i);
+          Batch batch = cfg.injectFaults().batch(b.batch(), i, step, cfg.seed(), model.config().vocabSize());
+          if (b.labelTokens() > 0) sum += model.forwardBackward(batch, 1.0 / b.labelTokens()).sum();
+        }
+        if (world == 1) {
+          model.readGradients(workerRows.slice(Math.toIntExact(i * count), Math.toIntExact(count)));
+        } else {
+          model.allGatherGradients(workerRows, (long) m * world * count, world);
+        }
+      }
+      for (int i = 0; i < n; i++) weights[i] = micro.get(i).labelTokens();
+      if (!d.isSingle()) {
+        double[] v = {sum};
+        model.allReduceSums(v);
+        sum = v[0];
+      }
+      cfg.injectFaults().corrupt(workerRows, n, count, step, cfg.seed());
+      cfg.aggregation().apply(n, count, workerRows, weights, aggregate);
+      model.writeGradients(aggregate);
+      return sum;
+    }
+
+    /** After an applied step: metrics, evaluation, checkpoint. */
+    void applied(Attempt a, long ts, List<Retry> pending) {
+      step++;
+      double secs = (System.nanoTime() - ts) / 1e9;
+      double epochF = pos.epoch() + (examplesPerEpoch == 0 ? 0 : (double) pos.examples() / examplesPerEpoch);
+      TrainingListener.StepMetrics m =
+          new TrainingListener.StepMetrics(
+              step, epochF, a.loss(), a.result().gradNorm(),
+              cfg.learningRate() * cfg.schedule().factor(step - 1, totalSteps), a.labelTokens(),
+              a.realTokens() / secs, (System.nanoTime() - t0) / 1e9, model.memoryInUse());
+      for (TrainingListener l : listeners) l.onStep(m);
+      boolean last = step == totalSteps;
+      if (evaluator.active() && cfg.evalSteps() > 0 && step % cfg.evalSteps() == 0 && !last) {
+        evals.add(evaluator.evaluate(step));
+      }
+      if (cfg.saveSteps() > 0 && step % cfg.saveSteps() == 0 && writer) {
+        TrainerState st =
+            new TrainerState(
+                step, totalSteps, pos, skipped, guard.history(), guard.consecutiveRejections(), evals,
+                pending.stream().map(Retry::info).toList(), rejected);
+        Path dir = store.save(model, st, settings);
+        for (TrainingListener l : listeners) l.onCheckpoint(dir, step);
+      }
+    }
+
+    /** A step rejected twice (or never retried): one line per micro-batch in rejected.jsonl. */
+    void reject(Retry r, String reason, Attempt again) {
+      DataPosition start = r.info().from();
+      for (DataBatch b : r.micro()) {
+        rejected++;
+        if (writer) {
+          ObjectNode o = JSON.createObjectNode();
+          o.put("step", r.info().step());
+          o.putObject("from").put("epoch", start.epoch()).put("examples", start.examples());
+          o.putObject("to").put("epoch", b.next().epoch()).put("examples", b.next().examples());
+          o.put("examples", b.examples()).put("label_tokens", b.labelTokens()).put("reason", reason);
+          if (again != null && Double.isFinite(again.loss())) o.put("retry_loss", again.loss());
+          if (again != null && Double.isFinite(again.norm())) o.put("retry_grad_norm", again.norm());
+          try {
+            Files.writeString(cfg.outputDir().resolve("rejected.jsonl"), JSON.writeValueAsString(o) + "\n",
+                StandardOpenOption.CREATE, StandardOpenOption.APPEND);
+          } catch (IOException e) {
+            throw new Lora4jException("cannot write " + cfg.outputDir().resolve("rejected.jsonl") + ": " + e, e);
+          }
+        }
+        start = b.next();
+      }
+      LOG.warning(r.micro().size() + " batch(es) from data position " + r.info().from()
+          + " rejected twice, not trained on (" + reason + "); written to rejected.jsonl");
     }
 
     /** Warnings about a run whose length makes its settings ineffective. */

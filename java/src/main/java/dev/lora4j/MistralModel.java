@@ -20,6 +20,7 @@ import dev.lora4j.safetensors.Checkpoint;
 import dev.lora4j.safetensors.DType;
 import dev.lora4j.safetensors.SafetensorsException;
 import java.nio.file.Files;
+import java.nio.FloatBuffer;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -547,6 +548,64 @@ public final class MistralModel implements AutoCloseable {
     LossSum ls = engine.forwardBackward(batch, (float) gradScale);
     accumulated = accumulated.plus(ls);
     return ls;
+  }
+
+  /**
+   * Elements of the accumulated gradients as one buffer: every LoRA tensor of the adapter, in
+   * the order of {@link #gradients()}, one after another.
+   */
+  public long gradientCount() {
+    requireAdapter();
+    return engine.gradFlatNumel();
+  }
+
+  /** Copies the accumulated gradients into out (a direct buffer, from index 0). */
+  public void readGradients(FloatBuffer out) {
+    requireAdapter();
+    engine.gradGetFlat(out, engine.gradFlatNumel());
+  }
+
+  /**
+   * Replaces the accumulated gradients with those in data (a direct buffer, from index 0), e.g.
+   * an {@link Aggregation} of several workers' gradients.
+   */
+  public void writeGradients(FloatBuffer data) {
+    requireAdapter();
+    engine.gradSetFlat(data, engine.gradFlatNumel());
+  }
+
+  /**
+   * Joins a group of world ranks as rank (every rank calls it with the same id, made by rank 0
+   * with {@link #newGroupId()}); a group of one needs no id. Groups of several need the CUDA
+   * backend (NCCL).
+   */
+  public void joinGroup(byte[] id, int world, int rank) {
+    engine.distInit(id, world, rank);
+  }
+
+  /** A new id for {@link #joinGroup} (NCCL's unique id; needs the CUDA backend and NCCL). */
+  public static byte[] newGroupId() {
+    return NativeEngine.distUniqueId();
+  }
+
+  /** The accumulated gradients become their sum over the group. */
+  public void allReduceGradients() {
+    requireAdapter();
+    engine.distAllreduceGrad();
+  }
+
+  /**
+   * Every rank's accumulated gradients into out (direct): rank r's {@link #gradientCount()}
+   * values at index offset + r x gradientCount().
+   */
+  public void allGatherGradients(FloatBuffer out, long offset, int world) {
+    requireAdapter();
+    engine.distAllgatherGrad(out, offset, engine.gradFlatNumel(), world);
+  }
+
+  /** values become their sums over the group. */
+  public void allReduceSums(double[] values) {
+    engine.distAllreduceF64(values);
   }
 
   /** Global L2 norm of the accumulated gradients, before clipping; nothing is applied. */

@@ -49,6 +49,11 @@ import java.nio.file.Path;
  * @param overwriteOutput delete the files of an earlier run in outputDir before starting (without
  *     it, and without resume, a folder holding an earlier run is refused); other files in the
  *     folder are never touched
+ * @param aggregation how the step's virtual workers' gradients are combined (default mean; see
+ *     {@link Aggregation}); a rule outside its tolerance for the run's workers is refused when
+ *     the run starts
+ * @param injectFaults faulty workers on purpose, for testing robust aggregation (default none)
+ * @param distributed the group of processes this run is one rank of (default: a group of one)
  */
 public record TrainingConfig(
     Path outputDir,
@@ -82,7 +87,10 @@ public record TrainingConfig(
     int saveTotalLimit,
     boolean resume,
     GuardConfig guard,
-    boolean overwriteOutput) {
+    boolean overwriteOutput,
+    Aggregation aggregation,
+    FaultInjection injectFaults,
+    DistributedConfig distributed) {
 
   public TrainingConfig {
     if (outputDir == null) throw new IllegalArgumentException("outputDir is required");
@@ -112,6 +120,17 @@ public record TrainingConfig(
     if (schedule == null) schedule = Schedule.linear();
     if (lora == null) lora = LoraConfig.builder().build();
     if (guard == null) guard = GuardConfig.defaults();
+    if (aggregation == null) aggregation = Aggregation.mean();
+    if (injectFaults == null) injectFaults = FaultInjection.none();
+    if (distributed == null) distributed = DistributedConfig.single();
+  }
+
+  /**
+   * The virtual workers of one optimizer step: ranks x gradientAccumulation (each (rank,
+   * micro-batch) pair is one).
+   */
+  public int workers() {
+    return distributed.worldSize() * gradientAccumulation;
   }
 
   public static Builder builder() {
@@ -152,6 +171,9 @@ public record TrainingConfig(
     b.resume = resume;
     b.guard = guard;
     b.overwriteOutput = overwriteOutput;
+    b.aggregation = aggregation;
+    b.injectFaults = injectFaults;
+    b.distributed = distributed;
     return b;
   }
 
@@ -194,6 +216,9 @@ public record TrainingConfig(
     private boolean resume;
     private GuardConfig guard = GuardConfig.defaults();
     private boolean overwriteOutput;
+    private Aggregation aggregation = Aggregation.mean();
+    private FaultInjection injectFaults = FaultInjection.none();
+    private DistributedConfig distributed = DistributedConfig.single();
 
     public Builder outputDir(Path v) { outputDir = v; return this; }
     public Builder epochs(int v) { epochs = v; return this; }
@@ -226,14 +251,22 @@ public record TrainingConfig(
     public Builder resume(boolean v) { resume = v; return this; }
     public Builder guard(GuardConfig v) { guard = v; return this; }
     public Builder overwriteOutput(boolean v) { overwriteOutput = v; return this; }
+    public Builder aggregation(Aggregation v) { aggregation = v; return this; }
+    /** {@code mean}, {@code median}, {@code trimmed-mean[:f]}, {@code krum[:f]}, {@code centered-clip}. */
+    public Builder aggregation(String v) { aggregation = Aggregation.parse(v); return this; }
+    public Builder injectFaults(FaultInjection v) { injectFaults = v; return this; }
+    /** {@code KIND[:ARG]@WORKER[,...]}, see {@link FaultInjection}. */
+    public Builder injectFaults(String v) { injectFaults = FaultInjection.parse(v); return this; }
+    public Builder distributed(DistributedConfig v) { distributed = v; return this; }
 
     public TrainingConfig build() {
       return new TrainingConfig(
           outputDir, epochs, maxSteps, batchSize, gradientAccumulation, learningRate, schedule,
           weightDecay, beta1, beta2, adamEps, maxGradNorm, lora, initAdapter, maxSeqLength,
           trainOnCompletionsOnly, packing, dataFormat, skipInvalidLines, shuffleBuffer, seed,
-          validationFile, validationFraction, forgettingData, forgettingWarn, evalSteps, loggingSteps, saveSteps, saveTotalLimit,
-          resume, guard, overwriteOutput);
+          validationFile, validationFraction, forgettingData, forgettingWarn, evalSteps, loggingSteps,
+          saveSteps, saveTotalLimit, resume, guard, overwriteOutput, aggregation, injectFaults,
+          distributed);
     }
   }
 }

@@ -22,6 +22,9 @@ import java.util.List;
  * @param validationData the same for the validation data, or null without validation
  * @param forgettingData the same for the forgetting data, or null without it
  * @param warnings what the run warned about (also in {@link TrainingListener.TrainingPlan})
+ * @param rejectedBatches batches the guard rejected twice (first rejection, then its retry at the
+ *     end of the epoch), each written with its data position and reasons to
+ *     outputDir/rejected.jsonl
  */
 public record TrainingResult(
     Path adapterDir,
@@ -36,7 +39,18 @@ public record TrainingResult(
     DataReport trainData,
     DataReport validationData,
     DataReport forgettingData,
-    List<String> warnings) {
+    List<String> warnings,
+    long rejectedBatches) {
+
+  /** A result with no rejected batch. */
+  public TrainingResult(
+      Path adapterDir, long steps, long skippedSteps, double firstLoss, double finalLoss,
+      List<TrainingListener.Evaluation> evaluations, double seconds, long truncatedExamples,
+      long skippedExamples, DataReport trainData, DataReport validationData,
+      DataReport forgettingData, List<String> warnings) {
+    this(adapterDir, steps, skippedSteps, firstLoss, finalLoss, evaluations, seconds,
+        truncatedExamples, skippedExamples, trainData, validationData, forgettingData, warnings, 0);
+  }
 
   /** The last evaluation, or null when none ran. */
   public TrainingListener.Evaluation finalEvaluation() {

@@ -56,6 +56,8 @@ final class Flags {
     NAMES.put("topK", "--top-k");
     NAMES.put("topP", "--top-p");
     NAMES.put("initAdapter", "--adapter");
+    NAMES.put("aggregation", "--aggregation");
+    NAMES.put("injectFaults", "--inject-fault");
   }
 
   private static final Pattern ANY;

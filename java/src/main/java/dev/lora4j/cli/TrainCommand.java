@@ -127,6 +127,14 @@ final class TrainCommand implements Callable<Integer> {
   @Option(names = "--guard-grad-factor", paramLabel = "F",
       description = "reject a step whose gradient norm is this many times the running median (default: 10)") Double guardGradFactor;
 
+  @Option(names = "--aggregation", paramLabel = "mean|median|trimmed-mean[:f]|krum[:f]|centered-clip",
+      description = "how the gradients of a step's workers (each rank x micro-batch) are combined;"
+          + " median and trimmed-mean tolerate f < n/2 faulty workers, krum needs n > 2f + 2"
+          + " (default: mean)") String aggregation;
+  @Option(names = "--inject-fault", paramLabel = "KIND[:ARG]@WORKER[,...]",
+      description = "faulty workers on purpose, for testing: gradient-scale:S, gradient-noise:SIGMA,"
+          + " nan, random-tokens, alie:Z (default: none)") String injectFault;
+
   /** Settings given in --config (snake_case keys), for telling an explicit value from a default. */
   private final java.util.Set<String> configKeys = new java.util.HashSet<>();
 
@@ -158,6 +166,10 @@ final class TrainCommand implements Callable<Integer> {
               Locale.ROOT, "general-data loss: %.4f (base model %.4f, %+.1f%%)%n", e.generalLoss(),
               e.baseGeneralLoss(), 100 * e.generalChange());
         }
+      }
+      if (r.rejectedBatches() > 0) {
+        System.out.println("rejected batches: " + r.rejectedBatches() + " (rejected twice by the guard,"
+            + " not trained on; each with its data position in " + output.resolve("rejected.jsonl") + ")");
       }
       System.out.println("training data: " + r.trainData().describe());
       if (r.validationData() != null) System.out.println("validation data: " + r.validationData().describe());
@@ -253,6 +265,8 @@ final class TrainCommand implements Callable<Integer> {
           case "guard" -> guard = v.asBoolean() ? guard : GuardConfig.off();
           case "guard_loss_factor" -> guard = guard.withLossFactor(v.asDouble());
           case "guard_grad_norm_factor" -> guard = guard.withGradNormFactor(v.asDouble());
+          case "aggregation" -> b.aggregation(v.asText());
+          case "inject_faults" -> b.injectFaults(v.asText());
           default -> throw new Lora4jException(config + ": unknown key '" + k + "'");
         }
       }
@@ -293,6 +307,8 @@ final class TrainCommand implements Callable<Integer> {
     if (Boolean.TRUE.equals(noGuard)) guard = GuardConfig.off();
     if (guardLossFactor != null) guard = guard.withLossFactor(guardLossFactor);
     if (guardGradFactor != null) guard = guard.withGradNormFactor(guardGradFactor);
+    if (aggregation != null) b.aggregation(aggregation);
+    if (injectFault != null) b.injectFaults(injectFault);
     b.schedule(Schedule.parse(sched).warmupSteps(warmup));
     b.lora(lb.build());
     b.guard(guard);

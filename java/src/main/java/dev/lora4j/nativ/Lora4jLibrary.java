@@ -82,6 +82,13 @@ public final class Lora4jLibrary {
   public static final int LORA4J_STATE_EXP_AVG = 2;
   public static final int LORA4J_STATE_EXP_AVG_SQ = 3;
 
+  public static final int LORA4J_AGG_MEAN = 0;
+  public static final int LORA4J_AGG_MEDIAN = 1;
+  public static final int LORA4J_AGG_TRIMMED_MEAN = 2;
+  public static final int LORA4J_AGG_KRUM = 3;
+  public static final int LORA4J_AGG_CENTERED_CLIP = 4;
+  public static final int LORA4J_DIST_ID_BYTES = 128;
+
   /** Opaque engine handle. */
   @Opaque
   public static class lora4j_engine extends Pointer {
@@ -326,4 +333,30 @@ public final class Lora4jLibrary {
   public static native int lora4j_generate_greedy(
       lora4j_engine engine, @Cast("const int32_t*") int[] prompt, int length, int maxNew,
       int eosId, @Cast("int32_t*") int[] out, @Cast("int32_t*") int[] produced);
+
+  // ---- gradients as one buffer, robust aggregation, collectives ------------------------------
+
+  public static native int lora4j_grad_flat_numel(
+      lora4j_engine engine, @Cast("int64_t*") long[] numel);
+
+  public static native int lora4j_grad_get_flat(lora4j_engine engine, FloatPointer out, long numel);
+
+  public static native int lora4j_grad_set_flat(
+      lora4j_engine engine, @Const FloatPointer data, long numel);
+
+  public static native int lora4j_aggregate(
+      int rule, int f, int n, long numel, @Const FloatPointer workers, @Const FloatPointer weights,
+      FloatPointer out, @Cast("int32_t*") int[] selected);
+
+  public static native int lora4j_dist_unique_id(@Cast("uint8_t*") byte[] id, int idBytes);
+
+  public static native int lora4j_dist_init(
+      lora4j_engine engine, @Cast("const uint8_t*") byte[] id, int idBytes, int world, int rank);
+
+  public static native int lora4j_dist_allreduce_grad(lora4j_engine engine);
+
+  public static native int lora4j_dist_allgather_grad(
+      lora4j_engine engine, FloatPointer out, long numel);
+
+  public static native int lora4j_dist_allreduce_f64(lora4j_engine engine, double[] values, int count);
 }

@@ -9,6 +9,7 @@ import dev.lora4j.model.MistralConfig;
 import dev.lora4j.model.nf4.Nf4Tensor;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
@@ -364,6 +365,86 @@ public final class NativeEngine implements AutoCloseable {
       check(lora4j_optimizer_step(e, p, r));
       return new StepResult(
           accumulated.mean(), r.grad_norm(), r.applied() != 0, r.step(), accumulated.tokens());
+    }
+  }
+
+  // ---- the gradients as one buffer, aggregation, collectives ----------------------------------
+
+  /** Elements of the flat gradient arena (an adapter must be attached). */
+  public synchronized long gradFlatNumel() {
+    long[] n = new long[1];
+    check(lora4j_grad_flat_numel(h(), n));
+    return n[0];
+  }
+
+  /** Copies the accumulated gradients into out (direct, from index 0, numel values). */
+  public synchronized void gradGetFlat(FloatBuffer out, long numel) {
+    checkDirect(out, numel, "out");
+    check(lora4j_grad_get_flat(h(), new FloatPointer(out), numel));
+  }
+
+  /** Replaces the accumulated gradients with data (direct, from index 0, numel values). */
+  public synchronized void gradSetFlat(FloatBuffer data, long numel) {
+    checkDirect(data, numel, "data");
+    check(lora4j_grad_set_flat(h(), new FloatPointer(data), numel));
+  }
+
+  /**
+   * {@code lora4j_aggregate}: rule LORA4J_AGG_* over n rows of numel values in workers (direct,
+   * from index 0) into out (direct); weights may be null. Returns Krum's worker, else -1.
+   */
+  public static int aggregate(
+      int rule, int f, int n, long numel, FloatBuffer workers, float[] weights, FloatBuffer out) {
+    NativeLibrary.ensureLoaded();
+    checkDirect(workers, (long) n * numel, "workers");
+    checkDirect(out, numel, "out");
+    if (weights != null && weights.length != n) {
+      throw new IllegalArgumentException("weights has " + weights.length + " values for " + n + " workers");
+    }
+    int[] selected = {-1};
+    try (FloatPointer w = weights == null ? null : new FloatPointer(weights)) {
+      check(lora4j_aggregate(rule, f, n, numel, new FloatPointer(workers), w, new FloatPointer(out), selected));
+    }
+    return selected[0];
+  }
+
+  /** A new unique id for a collective group (the CUDA backend's NCCL). */
+  public static byte[] distUniqueId() {
+    NativeLibrary.ensureLoaded();
+    byte[] id = new byte[LORA4J_DIST_ID_BYTES];
+    check(lora4j_dist_unique_id(id, id.length));
+    return id;
+  }
+
+  /** Joins a group of world ranks as rank (id: null for a group of one). */
+  public synchronized void distInit(byte[] id, int world, int rank) {
+    check(lora4j_dist_init(h(), id, id == null ? 0 : id.length, world, rank));
+  }
+
+  /** The accumulated gradients become their sum over the group. */
+  public synchronized void distAllreduceGrad() {
+    check(lora4j_dist_allreduce_grad(h()));
+  }
+
+  /**
+   * Every rank's accumulated gradients into out (direct): rank r's numel values at index
+   * offset + r * numel.
+   */
+  public synchronized void distAllgatherGrad(FloatBuffer out, long offset, long numel, int world) {
+    checkDirect(out, offset + (long) world * numel, "out");
+    FloatPointer p = new FloatPointer(out);
+    check(lora4j_dist_allgather_grad(h(), p.position(offset), numel));
+  }
+
+  /** values become their sums over the group. */
+  public synchronized void distAllreduceF64(double[] values) {
+    check(lora4j_dist_allreduce_f64(h(), values, values.length));
+  }
+
+  private static void checkDirect(FloatBuffer b, long numel, String what) {
+    if (b == null || !b.isDirect()) throw new IllegalArgumentException(what + " must be a direct FloatBuffer");
+    if (b.capacity() < numel) {
+      throw new IllegalArgumentException(what + " holds " + b.capacity() + " values, " + numel + " needed");
     }
   }
 

@@ -276,6 +276,13 @@ public final class CheckpointStore {
         o.put("general_tokens", e.generalTokens());
       }
     }
+    ArrayNode pr = n.putArray("pending_retries");
+    for (TrainerState.PendingRetry r : s.pendingRetries()) {
+      ObjectNode o = pr.addObject();
+      o.putObject("from").put("epoch", r.from().epoch()).put("examples", r.from().examples());
+      o.put("micro_batches", r.microBatches()).put("step", r.step()).put("reason", r.reason());
+    }
+    n.put("rejected_batches", s.rejectedBatches());
     if (settings != null) settings.writeTo(n.putObject("run_settings"));
     return JSON.writerWithDefaultPrettyPrinter().writeValueAsString(n);
   }
@@ -300,7 +307,19 @@ public final class CheckpointStore {
     return new TrainerState(
         n.get("step").asLong(), n.get("total_steps").asLong(),
         new DataPosition(p.get("epoch").asInt(), p.get("examples").asLong()),
-        n.get("skipped_steps").asLong(), g, n.path("guard_rejections").asInt(), ev);
+        n.get("skipped_steps").asLong(), g, n.path("guard_rejections").asInt(), ev,
+        pendingRetries(n.path("pending_retries")), n.path("rejected_batches").asLong(0));
+  }
+
+  private static List<TrainerState.PendingRetry> pendingRetries(JsonNode arr) {
+    List<TrainerState.PendingRetry> out = new ArrayList<>();
+    for (JsonNode r : arr) {
+      JsonNode f = r.get("from");
+      out.add(new TrainerState.PendingRetry(
+          new DataPosition(f.get("epoch").asInt(), f.get("examples").asLong()),
+          r.get("micro_batches").asInt(), r.get("step").asLong(), r.get("reason").asText()));
+    }
+    return out;
   }
 
   static void deleteTree(Path p) throws IOException {

@@ -15,6 +15,9 @@ import java.util.List;
  * @param guardHistory the poisoned-batch guard's recent {loss, gradNorm} pairs
  * @param guardRejections the guard's rejections in a row
  * @param evaluations evaluations so far
+ * @param pendingRetries steps the guard rejected once, waiting for their retry at the end of the
+ *     epoch (their data is read again from the recorded position on resume)
+ * @param rejectedBatches batches rejected twice so far (written to rejected.jsonl)
  */
 public record TrainerState(
     long step,
@@ -23,7 +26,26 @@ public record TrainerState(
     long skippedSteps,
     List<double[]> guardHistory,
     int guardRejections,
-    List<TrainingListener.Evaluation> evaluations) {
+    List<TrainingListener.Evaluation> evaluations,
+    List<PendingRetry> pendingRetries,
+    long rejectedBatches) {
+
+  /**
+   * A rejected step waiting for its retry: its first micro-batch starts at from, it has
+   * microBatches of them; step and reason are those of the first rejection.
+   */
+  public record PendingRetry(DataPosition from, int microBatches, long step, String reason) {}
+
+  public TrainerState {
+    pendingRetries = pendingRetries == null ? List.of() : List.copyOf(pendingRetries);
+  }
+
+  /** A state with no pending retry and no rejected batch. */
+  public TrainerState(
+      long step, long totalSteps, DataPosition position, long skippedSteps,
+      List<double[]> guardHistory, int guardRejections, List<TrainingListener.Evaluation> evaluations) {
+    this(step, totalSteps, position, skippedSteps, guardHistory, guardRejections, evaluations, List.of(), 0);
+  }
 
   public static TrainerState fresh(long totalSteps) {
     return new TrainerState(0, totalSteps, DataPosition.START, 0, List.of(), 0, List.of());

@@ -57,7 +57,8 @@ class PoisonedBatchTest {
   /** "▁batteries": absent from the sample; the trained adapter rates it among its least likely. */
   static final int GARBAGE_TOKEN = 25267;
 
-  record Run(double evalLoss, long steps, long skipped, List<String> skippedAt, byte[] adapter) {}
+  record Run(double evalLoss, long steps, long skipped, List<String> skippedAt, byte[] adapter,
+      long rejected, List<String> rejectedLines) {}
 
   static Run train(MistralModel m, Path data, Path val, Path out, GuardConfig guard) throws Exception {
     TrainingConfig cfg = TrainingConfig.builder().outputDir(out)
@@ -74,8 +75,10 @@ class PoisonedBatchTest {
       }
     };
     TrainingResult r = LoraTrainer.fit(m, Dataset.jsonl(data), cfg, List.of(l));
+    Path rej = out.resolve("rejected.jsonl");
     return new Run(r.finalEvaluation().loss(), r.steps(), r.skippedSteps(), at,
-        Files.readAllBytes(r.adapterDir().resolve("adapter_model.safetensors")));
+        Files.readAllBytes(r.adapterDir().resolve("adapter_model.safetensors")),
+        r.rejectedBatches(), Files.exists(rej) ? Files.readAllLines(rej) : List.of());
   }
 
   @Test
@@ -128,7 +131,16 @@ class PoisonedBatchTest {
       System.out.printf("poisoned batch: clean eval loss %.4f (%d skipped); guard on %.4f (%+.2f%%, %d skipped: %s); guard off %.4f (%+.2f%%, %d skipped); ordinary rows instead %.4f (%+.2f%%)%n",
           c.evalLoss(), c.skipped(), on.evalLoss(), 100 * dOn, on.skipped(), on.skippedAt(), off.evalLoss(), 100 * dOff, off.skipped(), plus.evalLoss(), 100 * dPlus);
       assertEquals(0, c.skipped(), "the guard rejects nothing in the clean run");
-      assertEquals(1, on.skipped(), "the guard rejects exactly the garbage step: " + on.skippedAt());
+      // The garbage step is rejected, retried once at the end of the epoch, rejected again, and
+      // written with its data position to rejected.jsonl.
+      assertEquals(2, on.skipped(), "the guard rejects exactly the garbage step and its retry: " + on.skippedAt());
+      assertEquals(1, on.rejected(), "one batch rejected twice");
+      assertEquals(0, c.rejected());
+      assertEquals(1, on.rejectedLines().size(), on.rejectedLines().toString());
+      var rl = new ObjectMapper().readTree(on.rejectedLines().get(0));
+      assertEquals(at, rl.get("from").get("examples").asLong(), rl.toString());
+      assertEquals(at + 8, rl.get("to").get("examples").asLong(), rl.toString());
+      assertTrue(rl.get("reason").asText().contains("rejected again on its retry"), rl.toString());
       assertTrue(on.skippedAt().get(0).startsWith("DataPosition[epoch=0, examples=" + at + "] .. DataPosition[epoch=0, examples=" + (at + 8) + "]: "),
           on.skippedAt().toString());
       assertTrue(Math.abs(dOn) <= 0.02, "guarded run within 2% of clean: " + dOn);

@@ -1,0 +1,282 @@
+// The aggregation rules of aggregate.h. Plain loops over host memory, split over threads in fixed
+// chunks of coordinates; see the header for what each rule computes and tolerates.
+#include "model/aggregate.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <thread>
+#include <vector>
+
+#include "lora4j.h"
+#include "model/engine.h"
+
+namespace lora4j {
+namespace {
+
+constexpr int64_t kChunk = int64_t(1) << 15;  // coordinates per chunk (fixed: determinism)
+
+// Runs body(chunk, begin, end) for every chunk of [0, numel), chunks spread over threads. The
+// result may depend on the chunk index, never on which thread ran it.
+template <class F>
+void for_chunks(int64_t numel, F&& body) {
+  const int64_t chunks = (numel + kChunk - 1) / kChunk;
+  unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+  int64_t threads = std::min<int64_t>(std::min<int64_t>(hw, 32), chunks);
+  auto run = [&](int64_t t) {
+    for (int64_t c = t; c < chunks; c += threads) {
+      body(c, c * kChunk, std::min(numel, (c + 1) * kChunk));
+    }
+  };
+  if (threads <= 1) {
+    run(0);
+    return;
+  }
+  std::vector<std::thread> pool;
+  pool.reserve(size_t(threads - 1));
+  for (int64_t t = 1; t < threads; ++t) pool.emplace_back(run, t);
+  run(0);
+  for (auto& th : pool) th.join();
+}
+
+int64_t chunk_count(int64_t numel) { return (numel + kChunk - 1) / kChunk; }
+
+// A total order with NaN above everything (+inf included); NaNs are equivalent.
+bool nan_last_less(float a, float b) {
+  if (std::isnan(a)) return false;
+  if (std::isnan(b)) return true;
+  return a < b;
+}
+
+void median_into(int32_t n, int64_t numel, const float* x, float* out) {
+  for_chunks(numel, [&](int64_t, int64_t b, int64_t e) {
+    std::vector<float> v(static_cast<size_t>(n));
+    for (int64_t j = b; j < e; ++j) {
+      for (int32_t i = 0; i < n; ++i) v[size_t(i)] = x[int64_t(i) * numel + j];
+      std::sort(v.begin(), v.end(), nan_last_less);
+      out[j] = n % 2 == 1 ? v[size_t(n / 2)]
+                          : float(0.5 * (double(v[size_t(n / 2 - 1)]) + double(v[size_t(n / 2)])));
+    }
+  });
+}
+
+void trimmed_mean_into(int32_t n, int32_t f, int64_t numel, const float* x, float* out) {
+  for_chunks(numel, [&](int64_t, int64_t b, int64_t e) {
+    std::vector<float> v(static_cast<size_t>(n));
+    for (int64_t j = b; j < e; ++j) {
+      for (int32_t i = 0; i < n; ++i) v[size_t(i)] = x[int64_t(i) * numel + j];
+      std::sort(v.begin(), v.end(), nan_last_less);
+      double s = 0;
+      for (int32_t i = f; i < n - f; ++i) s += double(v[size_t(i)]);
+      out[j] = float(s / double(n - 2 * f));
+    }
+  });
+}
+
+void mean_into(int32_t n, int64_t numel, const float* x, const float* weights, float* out) {
+  std::vector<double> w(size_t(n), 1.0 / double(n));
+  if (weights) {
+    double total = 0;
+    for (int32_t i = 0; i < n; ++i) total += double(weights[i]);
+    for (int32_t i = 0; i < n; ++i) w[size_t(i)] = double(weights[i]) / total;
+  }
+  for_chunks(numel, [&](int64_t, int64_t b, int64_t e) {
+    for (int64_t j = b; j < e; ++j) {
+      double s = 0;
+      for (int32_t i = 0; i < n; ++i) s += w[size_t(i)] * double(x[int64_t(i) * numel + j]);
+      out[j] = float(s);
+    }
+  });
+}
+
+// Squared distances between every pair of rows: d[i * n + j]. Non-finite: +inf.
+std::vector<double> pair_distances(int32_t n, int64_t numel, const float* x) {
+  const int64_t chunks = chunk_count(numel);
+  const size_t pairs = size_t(n) * size_t(n);
+  std::vector<double> part(size_t(chunks) * pairs, 0.0);
+  for_chunks(numel, [&](int64_t c, int64_t b, int64_t e) {
+    double* p = part.data() + size_t(c) * pairs;
+    for (int32_t i = 0; i < n; ++i)
+      for (int32_t k = i + 1; k < n; ++k) {
+        const float* xi = x + int64_t(i) * numel;
+        const float* xk = x + int64_t(k) * numel;
+        double s = 0;
+        for (int64_t j = b; j < e; ++j) {
+          double d = double(xi[j]) - double(xk[j]);
+          s += d * d;
+        }
+        p[size_t(i) * size_t(n) + size_t(k)] = s;
+      }
+  });
+  std::vector<double> d(pairs, 0.0);
+  for (int32_t i = 0; i < n; ++i)
+    for (int32_t k = i + 1; k < n; ++k) {
+      double s = 0;
+      for (int64_t c = 0; c < chunks; ++c) s += part[size_t(c) * pairs + size_t(i) * size_t(n) + size_t(k)];
+      if (!std::isfinite(s)) s = std::numeric_limits<double>::infinity();
+      d[size_t(i) * size_t(n) + size_t(k)] = s;
+      d[size_t(k) * size_t(n) + size_t(i)] = s;
+    }
+  return d;
+}
+
+int32_t krum_select(int32_t n, int32_t f, int64_t numel, const float* x) {
+  std::vector<double> d = pair_distances(n, numel, x);
+  const int32_t m = n - f - 2;  // neighbours counted
+  int32_t best = 0;
+  double best_score = std::numeric_limits<double>::infinity();
+  bool found = false;
+  std::vector<double> row;
+  for (int32_t i = 0; i < n; ++i) {
+    row.clear();
+    for (int32_t k = 0; k < n; ++k)
+      if (k != i) row.push_back(d[size_t(i) * size_t(n) + size_t(k)]);
+    std::sort(row.begin(), row.end());
+    double s = 0;
+    for (int32_t k = 0; k < m; ++k) s += row[size_t(k)];
+    if (!std::isfinite(s)) s = std::numeric_limits<double>::infinity();
+    if (!found || s < best_score) {  // ties: the lowest index
+      best = i;
+      best_score = s;
+      found = true;
+    }
+  }
+  return best;
+}
+
+// Distance of every row to v (fixed chunk order). Non-finite: +inf.
+std::vector<double> distances_to(int32_t n, int64_t numel, const float* x, const std::vector<double>& v) {
+  const int64_t chunks = chunk_count(numel);
+  std::vector<double> part(size_t(chunks) * size_t(n), 0.0);
+  for_chunks(numel, [&](int64_t c, int64_t b, int64_t e) {
+    for (int32_t i = 0; i < n; ++i) {
+      const float* xi = x + int64_t(i) * numel;
+      double s = 0;
+      for (int64_t j = b; j < e; ++j) {
+        double dd = double(xi[j]) - v[size_t(j)];
+        s += dd * dd;
+      }
+      part[size_t(c) * size_t(n) + size_t(i)] = s;
+    }
+  });
+  std::vector<double> dist(static_cast<size_t>(n));
+  for (int32_t i = 0; i < n; ++i) {
+    double s = 0;
+    for (int64_t c = 0; c < chunks; ++c) s += part[size_t(c) * size_t(n) + size_t(i)];
+    dist[size_t(i)] = std::isfinite(s) ? std::sqrt(s) : std::numeric_limits<double>::infinity();
+  }
+  return dist;
+}
+
+constexpr int kCenteredClipIterations = 3;
+
+void centered_clip_into(int32_t n, int64_t numel, const float* x, float* out) {
+  median_into(n, numel, x, out);
+  std::vector<double> v(static_cast<size_t>(numel));
+  for (int64_t j = 0; j < numel; ++j) v[size_t(j)] = double(out[j]);
+  std::vector<double> d0 = distances_to(n, numel, x, v);
+  std::vector<double> sorted = d0;
+  std::sort(sorted.begin(), sorted.end());
+  const double tau = n % 2 == 1 ? sorted[size_t(n / 2)]
+                                : 0.5 * (sorted[size_t(n / 2 - 1)] + sorted[size_t(n / 2)]);
+  if (!(tau > 0) || !std::isfinite(tau)) return;  // half the workers agree exactly: the median
+  for (int it = 0; it < kCenteredClipIterations; ++it) {
+    std::vector<double> d = it == 0 ? d0 : distances_to(n, numel, x, v);
+    std::vector<double> c(static_cast<size_t>(n));
+    for (int32_t i = 0; i < n; ++i) {
+      double di = d[size_t(i)];
+      c[size_t(i)] = !std::isfinite(di) ? 0.0 : (di <= tau ? 1.0 : tau / di);
+    }
+    for_chunks(numel, [&](int64_t, int64_t b, int64_t e) {
+      for (int64_t j = b; j < e; ++j) {
+        double s = 0;
+        for (int32_t i = 0; i < n; ++i) {
+          if (c[size_t(i)] == 0.0) continue;
+          s += c[size_t(i)] * (double(x[int64_t(i) * numel + j]) - v[size_t(j)]);
+        }
+        v[size_t(j)] += s / double(n);
+      }
+    });
+  }
+  for (int64_t j = 0; j < numel; ++j) out[j] = float(v[size_t(j)]);
+}
+
+std::string nf(int32_t n, int32_t f) {
+  return "n = " + std::to_string(n) + " workers, f = " + std::to_string(f);
+}
+
+}  // namespace
+
+const char* aggregation_name(int32_t rule) {
+  switch (rule) {
+    case LORA4J_AGG_MEAN: return "mean";
+    case LORA4J_AGG_MEDIAN: return "median";
+    case LORA4J_AGG_TRIMMED_MEAN: return "trimmed-mean";
+    case LORA4J_AGG_KRUM: return "krum";
+    case LORA4J_AGG_CENTERED_CLIP: return "centered-clip";
+    default: return "unknown";
+  }
+}
+
+void check_aggregation(int32_t rule, int32_t f, int32_t n) {
+  check_arg(n >= 1, "aggregation needs at least one worker, got n = " + std::to_string(n));
+  switch (rule) {
+    case LORA4J_AGG_MEAN:
+      return;
+    case LORA4J_AGG_MEDIAN:
+    case LORA4J_AGG_CENTERED_CLIP:
+      check_arg(n >= 3, std::string(aggregation_name(rule)) +
+                            " tolerates f < n/2 faulty workers and needs n >= 3 to tolerate one;"
+                            " got n = " + std::to_string(n) + " workers");
+      return;
+    case LORA4J_AGG_TRIMMED_MEAN:
+      check_arg(f >= 0 && 2 * int64_t(f) < n,
+                "trimmed-mean:f needs 0 <= f < n/2 (it drops f values at each end); got " + nf(n, f));
+      return;
+    case LORA4J_AGG_KRUM:
+      check_arg(f >= 0 && int64_t(n) > 2 * int64_t(f) + 2,
+                "krum:f needs n > 2f + 2 workers; got " + nf(n, f));
+      return;
+    default:
+      fail(LORA4J_EINVAL, "unknown aggregation rule " + std::to_string(rule) +
+                              " (LORA4J_AGG_MEAN .. LORA4J_AGG_CENTERED_CLIP)");
+  }
+}
+
+int32_t aggregate(int32_t rule, int32_t f, int32_t n, int64_t numel, const float* workers,
+                  const float* weights, float* out) {
+  check_aggregation(rule, f, n);
+  check_arg(numel >= 0, "numel must be >= 0");
+  if (rule == LORA4J_AGG_MEAN && weights) {
+    double total = 0;
+    for (int32_t i = 0; i < n; ++i) {
+      check_arg(std::isfinite(weights[i]) && weights[i] >= 0,
+                "weights[" + std::to_string(i) + "] must be finite and >= 0");
+      total += double(weights[i]);
+    }
+    check_arg(total > 0, "the weights sum to 0");
+  }
+  switch (rule) {
+    case LORA4J_AGG_MEAN:
+      mean_into(n, numel, workers, weights, out);
+      return -1;
+    case LORA4J_AGG_MEDIAN:
+      median_into(n, numel, workers, out);
+      return -1;
+    case LORA4J_AGG_TRIMMED_MEAN:
+      trimmed_mean_into(n, f, numel, workers, out);
+      return -1;
+    case LORA4J_AGG_KRUM: {
+      int32_t k = krum_select(n, f, numel, workers);
+      std::copy(workers + int64_t(k) * numel, workers + int64_t(k + 1) * numel, out);
+      return k;
+    }
+    case LORA4J_AGG_CENTERED_CLIP:
+      centered_clip_into(n, numel, workers, out);
+      return -1;
+    default:
+      fail(LORA4J_EINTERNAL, "aggregate: unhandled rule");
+  }
+}
+
+}  // namespace lora4j

@@ -1,0 +1,44 @@
+// Robust aggregation of the gradients of n virtual workers (issue 14): every (rank, micro-batch)
+// of an optimizer step is one worker with its own LoRA gradient (one row of `numel` fp32 values,
+// the flat gradient arena's layout). A rule turns the n rows into the one gradient the optimizer
+// applies. Every rule is deterministic: the same inputs give the same bits on every rank and for
+// every thread count (coordinate-wise work is split in fixed chunks, and every sum over
+// coordinates is taken chunk by chunk in a fixed order), which keeps the ranks of a group
+// bitwise identical without a further collective.
+//
+// The rules and what each tolerates (f = faulty workers among n):
+//   mean            sum_i w_i x_i / sum_i w_i (w: the workers' label tokens, so that it is the
+//                   gradient of the whole step's mean loss); tolerates none.
+//   median          coordinate-wise median (the mean of the two middle values for even n);
+//                   tolerates f < n/2; needs n >= 3.
+//   trimmed-mean:f  per coordinate, drop the f largest and f smallest values, average the rest;
+//                   needs 2f < n.
+//   krum:f          the worker whose summed squared distance to its n - f - 2 nearest others is
+//                   smallest (Blanchard et al., 2017); needs n > 2f + 2.
+//   centered-clip   start at the coordinate-wise median v; three times, v += mean_i of (x_i - v)
+//                   clipped to length tau, tau the median of the workers' distances to the
+//                   starting point (Karimireddy et al., 2021, made stateless and scale-free);
+//                   tolerates f < n/2; needs n >= 3.
+// Non-finite values: the order used by median and trimmed mean puts NaN above +inf, so one NaN
+// worker is trimmed like any outlier; Krum gives a worker with a non-finite distance an infinite
+// score; centered clipping gives a worker at a non-finite distance no weight. The mean propagates
+// them, and the step is then refused as not finite.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace lora4j {
+
+// Throws EINVAL with a message naming the rule, n and f when the rule cannot run with them.
+void check_aggregation(int32_t rule, int32_t f, int32_t n);
+// The rule's name as the command line writes it ("trimmed-mean").
+const char* aggregation_name(int32_t rule);
+
+// Applies the rule to n rows of numel values (workers, row-major) into out (numel values; may not
+// alias workers). weights: n non-negative values with a positive sum for the mean, NULL for equal
+// weights; the other rules ignore them. Returns the index of the worker Krum selected, else -1.
+int32_t aggregate(int32_t rule, int32_t f, int32_t n, int64_t numel, const float* workers,
+                  const float* weights, float* out);
+
+}  // namespace lora4j
