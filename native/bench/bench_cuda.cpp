@@ -22,8 +22,22 @@
 using namespace lora4j;
 using bf = __nv_bfloat16;
 
-#define CK(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) { std::printf("%s: %s\n", #x, cudaGetErrorString(e_)); std::exit(2);} } while (0)
-#define API(x) do { int s_ = (x); if (s_) { std::printf("%s: %s\n", #x, lora4j_last_error()); std::exit(2);} } while (0)
+#define CK(x)                                              \
+  do {                                                     \
+    cudaError_t e_ = (x);                                  \
+    if (e_ != cudaSuccess) {                               \
+      std::printf("%s: %s\n", #x, cudaGetErrorString(e_)); \
+      std::exit(2);                                        \
+    }                                                      \
+  } while (0)
+#define API(x)                                          \
+  do {                                                  \
+    int s_ = (x);                                       \
+    if (s_) {                                           \
+      std::printf("%s: %s\n", #x, lora4j_last_error()); \
+      std::exit(2);                                     \
+    }                                                   \
+  } while (0)
 
 // Uniform values in [-scale, scale) as bf16 bits, or fp16 bits when half.
 static void fill_bf16(std::vector<uint16_t>& v, uint64_t seed, float scale, bool half = false) {
@@ -34,10 +48,14 @@ static void fill_bf16(std::vector<uint16_t>& v, uint64_t seed, float scale, bool
     th.emplace_back([&, t] {
       uint64_t x = seed * 0x9E3779B97F4A7C15ull + t * 0xBF58476D1CE4E5B9ull + 1;
       for (size_t i = t * chunk; i < std::min(v.size(), (t + 1) * chunk); ++i) {
-        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
         float f = (float((x >> 40) & 0xFFFFFF) / 16777216.f * 2.f - 1.f) * scale;
-        uint32_t b; std::memcpy(&b, &f, 4);
-        v[i] = half ? __half_as_ushort(__float2half_rn(f)) : uint16_t((b + 0x7FFF + ((b >> 16) & 1)) >> 16);
+        uint32_t b;
+        std::memcpy(&b, &f, 4);
+        v[i] = half ? __half_as_ushort(__float2half_rn(f))
+                    : uint16_t((b + 0x7FFF + ((b >> 16) & 1)) >> 16);
       }
     });
   for (auto& t : th) t.join();
@@ -49,26 +67,53 @@ static void bench_attention(int B, int S) {
   __half *q, *k;
   bf *v, *o, *dq, *dk, *dv, *dout;
   float *lse, *acc, *delta, *o32;
-  CK(cudaMalloc(&q, nq * 2)); CK(cudaMalloc(&k, nk * 2)); CK(cudaMalloc(&v, nk * 2));
-  CK(cudaMalloc(&o, nq * 2)); CK(cudaMalloc(&dq, nq * 2)); CK(cudaMalloc(&dk, nk * 2));
-  CK(cudaMalloc(&dv, nk * 2)); CK(cudaMalloc(&dout, nq * 2)); CK(cudaMalloc(&o32, nq * 4));
-  CK(cudaMalloc(&lse, size_t(B) * H * S * 4)); CK(cudaMalloc(&acc, nq * 4));
+  CK(cudaMalloc(&q, nq * 2));
+  CK(cudaMalloc(&k, nk * 2));
+  CK(cudaMalloc(&v, nk * 2));
+  CK(cudaMalloc(&o, nq * 2));
+  CK(cudaMalloc(&dq, nq * 2));
+  CK(cudaMalloc(&dk, nk * 2));
+  CK(cudaMalloc(&dv, nk * 2));
+  CK(cudaMalloc(&dout, nq * 2));
+  CK(cudaMalloc(&o32, nq * 4));
+  CK(cudaMalloc(&lse, size_t(B) * H * S * 4));
+  CK(cudaMalloc(&acc, nq * 4));
   CK(cudaMalloc(&delta, size_t(B) * H * S * 4));
   std::vector<uint16_t> h(nq);
-  fill_bf16(h, 1, 1.f, true); CK(cudaMemcpy(q, h.data(), nq * 2, cudaMemcpyHostToDevice));
-  fill_bf16(h, 2, 1.f, true); CK(cudaMemcpy(k, h.data(), nk * 2, cudaMemcpyHostToDevice));
-  fill_bf16(h, 3, 1.f); CK(cudaMemcpy(dout, h.data(), nq * 2, cudaMemcpyHostToDevice));
+  fill_bf16(h, 1, 1.f, true);
+  CK(cudaMemcpy(q, h.data(), nq * 2, cudaMemcpyHostToDevice));
+  fill_bf16(h, 2, 1.f, true);
+  CK(cudaMemcpy(k, h.data(), nk * 2, cudaMemcpyHostToDevice));
+  fill_bf16(h, 3, 1.f);
+  CK(cudaMemcpy(dout, h.data(), nq * 2, cudaMemcpyHostToDevice));
   CK(cudaMemcpy(v, h.data() + nk, nk * 2, cudaMemcpyHostToDevice));
   cuda::AttentionParams p;
-  p.q = q; p.k = k; p.v = v; p.o = o; p.lse = lse; p.o_f32 = o32;
-  p.B = B; p.Sq = p.Sk = S; p.H = H; p.KH = KH; p.D = D;
-  p.q_bstride = int64_t(S) * H * D; p.kv_bstride = int64_t(S) * KH * D;
+  p.q = q;
+  p.k = k;
+  p.v = v;
+  p.o = o;
+  p.lse = lse;
+  p.o_f32 = o32;
+  p.B = B;
+  p.Sq = p.Sk = S;
+  p.H = H;
+  p.KH = KH;
+  p.D = D;
+  p.q_bstride = int64_t(S) * H * D;
+  p.kv_bstride = int64_t(S) * KH * D;
   p.scale = 1.f / std::sqrt(float(D));
   cuda::AttentionBackwardParams bp;
-  bp.f = p; bp.dout = dout; bp.dq = dq; bp.dk = dk; bp.dv = dv; bp.dq_accum = acc; bp.delta = delta;
+  bp.f = p;
+  bp.dout = dout;
+  bp.dq = dq;
+  bp.dk = dk;
+  bp.dv = dv;
+  bp.dq_accum = acc;
+  bp.delta = delta;
   bp.out_f32 = o32;
   cudaEvent_t e0, e1;
-  CK(cudaEventCreate(&e0)); CK(cudaEventCreate(&e1));
+  CK(cudaEventCreate(&e0));
+  CK(cudaEventCreate(&e1));
   double flops_f = 4.0 * B * H * double(S) * S * D / 2;  // causal
   for (int pass = 0; pass < 2; ++pass) {
     for (int i = 0; i < 3; ++i) {
@@ -80,7 +125,9 @@ static void bench_attention(int B, int S) {
       CK(pass ? cuda::attention_backward(bp, 0) : cuda::attention_forward(p, 0));
       CK(cudaEventRecord(e1));
       CK(cudaEventSynchronize(e1));
-      float ms; CK(cudaEventElapsedTime(&ms, e0, e1)); ts.push_back(ms);
+      float ms;
+      CK(cudaEventElapsedTime(&ms, e0, e1));
+      ts.push_back(ms);
     }
     std::sort(ts.begin(), ts.end());
     double ms = ts[ts.size() / 2];
@@ -88,44 +135,77 @@ static void bench_attention(int B, int S) {
     std::printf("{\"bench\":\"attention_%s\",\"B\":%d,\"S\":%d,\"ms\":%.3f,\"tflops\":%.1f}\n",
                 pass ? "bwd" : "fwd", B, S, ms, fl / ms / 1e9);
   }
-  cudaFree(q); cudaFree(k); cudaFree(v); cudaFree(o); cudaFree(dq); cudaFree(dk); cudaFree(dv);
-  cudaFree(dout); cudaFree(lse); cudaFree(acc); cudaFree(delta); cudaFree(o32);
+  cudaFree(q);
+  cudaFree(k);
+  cudaFree(v);
+  cudaFree(o);
+  cudaFree(dq);
+  cudaFree(dk);
+  cudaFree(dv);
+  cudaFree(dout);
+  cudaFree(lse);
+  cudaFree(acc);
+  cudaFree(delta);
+  cudaFree(o32);
 }
 
 static void bench_step(int layers, int B, int S, int recompute, uint32_t targets = 0x7F) {
   lora4j_model_config c{};
-  c.vocab_size = 32000; /* as shared/bench/hf_peft_baseline.py */ c.hidden_size = 4096; c.intermediate_size = 14336; c.num_layers = layers;
-  c.num_heads = 32; c.num_kv_heads = 8; c.head_dim = 128; c.sliding_window = 0;
-  c.max_seq_len = 32768; c.rms_norm_eps = 1e-5f; c.rope_theta = 1e6;
+  c.vocab_size = 32000; /* as shared/bench/hf_peft_baseline.py */
+  c.hidden_size = 4096;
+  c.intermediate_size = 14336;
+  c.num_layers = layers;
+  c.num_heads = 32;
+  c.num_kv_heads = 8;
+  c.head_dim = 128;
+  c.sliding_window = 0;
+  c.max_seq_len = 32768;
+  c.rms_norm_eps = 1e-5f;
+  c.rope_theta = 1e6;
   lora4j_engine_options o{};
-  o.device = LORA4J_DEVICE_CUDA; o.recompute = recompute;
+  o.device = LORA4J_DEVICE_CUDA;
+  o.recompute = recompute;
   lora4j_engine* e = nullptr;
   API(lora4j_engine_create(&c, &o, &e));
   // weights: every name, random bf16 (norms ~1)
-  const char* proj[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
-  int64_t outs[] = {4096, 1024, 1024, 4096, 14336, 14336, 4096}, ins[] = {4096, 4096, 4096, 4096, 4096, 4096, 14336};
+  const char* proj[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                        "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
+                        "mlp.down_proj"};
+  int64_t outs[] = {4096, 1024, 1024, 4096, 14336, 14336, 4096},
+          ins[] = {4096, 4096, 4096, 4096, 4096, 4096, 14336};
   std::vector<uint16_t> w(size_t(14336) * 4096);
   fill_bf16(w, 7, 0.02f);
   std::vector<uint16_t> emb(size_t(32000) * 4096);
   fill_bf16(emb, 9, 0.02f);
-  API(lora4j_engine_set_weight(e, "model.embed_tokens.weight", LORA4J_DTYPE_BF16, emb.data(), 32000LL * 4096));
+  API(lora4j_engine_set_weight(e, "model.embed_tokens.weight", LORA4J_DTYPE_BF16, emb.data(),
+                               32000LL * 4096));
   API(lora4j_engine_set_weight(e, "lm_head.weight", LORA4J_DTYPE_BF16, emb.data(), 32000LL * 4096));
   std::vector<uint16_t> ones(4096, 0x3F80);
   API(lora4j_engine_set_weight(e, "model.norm.weight", LORA4J_DTYPE_BF16, ones.data(), 4096));
   for (int l = 0; l < layers; ++l) {
     std::string p = "model.layers." + std::to_string(l) + ".";
-    API(lora4j_engine_set_weight(e, (p + "input_layernorm.weight").c_str(), LORA4J_DTYPE_BF16, ones.data(), 4096));
-    API(lora4j_engine_set_weight(e, (p + "post_attention_layernorm.weight").c_str(), LORA4J_DTYPE_BF16, ones.data(), 4096));
+    API(lora4j_engine_set_weight(e, (p + "input_layernorm.weight").c_str(), LORA4J_DTYPE_BF16,
+                                 ones.data(), 4096));
+    API(lora4j_engine_set_weight(e, (p + "post_attention_layernorm.weight").c_str(),
+                                 LORA4J_DTYPE_BF16, ones.data(), 4096));
     for (int j = 0; j < 7; ++j)
-      API(lora4j_engine_set_weight(e, (p + proj[j] + ".weight").c_str(), LORA4J_DTYPE_BF16, w.data(), outs[j] * ins[j]));
+      API(lora4j_engine_set_weight(e, (p + proj[j] + ".weight").c_str(), LORA4J_DTYPE_BF16,
+                                   w.data(), outs[j] * ins[j]));
   }
   API(lora4j_lora_attach(e, 16, 1.f, targets));
   std::vector<int32_t> ids(size_t(B) * S), labels(size_t(B) * S);
-  for (size_t i = 0; i < ids.size(); ++i) { ids[i] = int32_t((i * 2654435761u) % 32000); labels[i] = ids[i]; }
+  for (size_t i = 0; i < ids.size(); ++i) {
+    ids[i] = int32_t((i * 2654435761u) % 32000);
+    labels[i] = ids[i];
+  }
   lora4j_batch b{};
-  b.batch = B; b.seq = S; b.input_ids = ids.data(); b.labels = labels.data();
+  b.batch = B;
+  b.seq = S;
+  b.input_ids = ids.data();
+  b.labels = labels.data();
   lora4j_adamw opt{1e-4f, 0.9f, 0.999f, 1e-8f, 0.01f, 1.f};
-  double loss; lora4j_step_result r;
+  double loss;
+  lora4j_step_result r;
   for (int i = 0; i < 2; ++i) API(lora4j_train_step(e, &b, &opt, &loss, &r));
   std::vector<double> ts;
   for (int i = 0; i < 5; ++i) {
@@ -137,14 +217,17 @@ static void bench_step(int layers, int B, int S, int recompute, uint32_t targets
   double s = ts[ts.size() / 2];
   int64_t in_use, peak;
   API(lora4j_engine_memory(e, &in_use, &peak));
-  std::printf("{\"bench\":\"train_step\",\"layers\":%d,\"B\":%d,\"S\":%d,\"recompute\":%d,\"targets\":%u,\"s\":%.4f,"
-              "\"tokens_per_s\":%.0f,\"peak_gib\":%.2f,\"loss\":%.4f}\n",
-              layers, B, S, recompute, targets, s, B * S / s, peak / 1073741824.0, loss);
+  std::printf(
+      "{\"bench\":\"train_step\",\"layers\":%d,\"B\":%d,\"S\":%d,\"recompute\":%d,\"targets\":%u,"
+      "\"s\":%.4f,"
+      "\"tokens_per_s\":%.0f,\"peak_gib\":%.2f,\"loss\":%.4f}\n",
+      layers, B, S, recompute, targets, s, B * S / s, peak / 1073741824.0, loss);
   API(lora4j_engine_destroy(e));
 }
 
 int main(int argc, char** argv) {
-  int layers = std::getenv("LORA4J_BENCH_LAYERS") ? std::atoi(std::getenv("LORA4J_BENCH_LAYERS")) : 4;
+  int layers =
+      std::getenv("LORA4J_BENCH_LAYERS") ? std::atoi(std::getenv("LORA4J_BENCH_LAYERS")) : 4;
   const char* settings = std::getenv("LORA4J_BENCH_SETTINGS");
   bench_attention(4, 2048);
   bench_attention(1, 8192);

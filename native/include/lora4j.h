@@ -77,8 +77,8 @@ extern "C" {
 #define LORA4J_RECOMPUTE_LAYER 1
 
 /* ---- kinds of per-parameter state tensors ------------------------------------------------- */
-#define LORA4J_STATE_PARAM 0 /* the fp32 master LoRA weight */
-#define LORA4J_STATE_GRAD 1  /* its accumulated gradient */
+#define LORA4J_STATE_PARAM 0      /* the fp32 master LoRA weight */
+#define LORA4J_STATE_GRAD 1       /* its accumulated gradient */
 #define LORA4J_STATE_EXP_AVG 2    /* AdamW first moment */
 #define LORA4J_STATE_EXP_AVG_SQ 3 /* AdamW second moment */
 
@@ -195,17 +195,17 @@ int lora4j_engine_memory(lora4j_engine* engine, int64_t* in_use, int64_t* peak);
  * `weight.quant_map`, absmax / absmax_codes = `weight.absmax`, nested_table =
  * `weight.nested_quant_map`, nested_absmax = `weight.nested_absmax`, offset = nested_offset. */
 typedef struct lora4j_nf4_weight {
-  int64_t numel;                /* elements of the weight */
-  int32_t blocksize;            /* elements per scale; even, >= 2 */
-  int32_t dtype;                /* LORA4J_DTYPE_* the dequantized weight is rounded to */
-  const uint8_t* codes;         /* (numel + 1) / 2 bytes */
-  const float* code_table;      /* 16 values */
-  const float* absmax;          /* [blocks] fp32 scales, or NULL when double-quantized */
-  const uint8_t* absmax_codes;  /* [blocks] 8-bit codes of the scales (absmax NULL) */
-  const float* nested_table;    /* 256 values (absmax NULL) */
-  const float* nested_absmax;   /* [ceil(blocks / nested_blocksize)] (absmax NULL) */
-  int32_t nested_blocksize;     /* scales per nested block, >= 1 (absmax NULL) */
-  float offset;                 /* added to every dequantized scale (absmax NULL) */
+  int64_t numel;               /* elements of the weight */
+  int32_t blocksize;           /* elements per scale; even, >= 2 */
+  int32_t dtype;               /* LORA4J_DTYPE_* the dequantized weight is rounded to */
+  const uint8_t* codes;        /* (numel + 1) / 2 bytes */
+  const float* code_table;     /* 16 values */
+  const float* absmax;         /* [blocks] fp32 scales, or NULL when double-quantized */
+  const uint8_t* absmax_codes; /* [blocks] 8-bit codes of the scales (absmax NULL) */
+  const float* nested_table;   /* 256 values (absmax NULL) */
+  const float* nested_absmax;  /* [ceil(blocks / nested_blocksize)] (absmax NULL) */
+  int32_t nested_blocksize;    /* scales per nested block, >= 1 (absmax NULL) */
+  float offset;                /* added to every dequantized scale (absmax NULL) */
 } lora4j_nf4_weight;
 
 /* Gives one projection weight (slots 0..6) to the engine in NF4; numel must be the weight's.
@@ -220,7 +220,8 @@ int lora4j_engine_set_weight_nf4(lora4j_engine* engine, const char* name,
  * arguments are checked as lora4j_engine_set_weight_nf4 checks them. No engine is needed. */
 int lora4j_nf4_dequantize(const lora4j_nf4_weight* weight, float* out);
 
-/* ---- LoRA adapter ----------------------------------------------------------------------------- */
+/* ---- LoRA adapter -----------------------------------------------------------------------------
+ */
 /* Attaches a zero-initialized adapter of the given rank on the target bits with the given
  * scale (alpha/r, or alpha/sqrt(r) with rsLoRA). Replaces any adapter attached before.
  * Callers then set A (and B, when not zero) with lora4j_lora_set. */
@@ -260,8 +261,8 @@ int lora4j_optimizer_step(lora4j_engine* engine, const lora4j_adamw* adamw,
                           lora4j_step_result* result);
 /* One whole optimizer step on one batch: zero_grad, forward_backward with 1/tokens, step.
  * loss receives the mean loss before the update. */
-int lora4j_train_step(lora4j_engine* engine, const lora4j_batch* batch,
-                      const lora4j_adamw* adamw, double* loss, lora4j_step_result* result);
+int lora4j_train_step(lora4j_engine* engine, const lora4j_batch* batch, const lora4j_adamw* adamw,
+                      double* loss, lora4j_step_result* result);
 
 /* ---- inference -------------------------------------------------------------------------- */
 /* Sum of token cross-entropies and their count, no gradients. */

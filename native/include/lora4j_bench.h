@@ -43,9 +43,8 @@ int lora4j_bench_set_cuda_library(const char* path);
  * (hidden 4096, 32 heads, 8 KV heads, head_dim 128, MLP 14336, vocab 32768, r 16), small
  * shapes on the CPU. device: -1 = CPU, >= 0 = that CUDA device. */
 typedef struct lora4j_op_bench lora4j_op_bench;
-int lora4j_op_bench_create(int32_t device, const char* op, const char* variant,
-                           const int64_t* dims, int32_t ndims, uint64_t seed,
-                           lora4j_op_bench** out);
+int lora4j_op_bench_create(int32_t device, const char* op, const char* variant, const int64_t* dims,
+                           int32_t ndims, uint64_t seed, lora4j_op_bench** out);
 int lora4j_op_bench_destroy(lora4j_op_bench* bench);
 /* Runs the op `iterations` (>= 1) times and returns when the device has finished. Ops that
  * update state (adamw, the gradient accumulators of lora_linear_bwd, rope in place) continue
@@ -61,8 +60,8 @@ int lora4j_op_bench_describe(lora4j_op_bench* bench, char* text, int32_t text_ca
 /* The op's outputs (out, lse / dq, dk, dv / loss, dh / ...): their number, the name and element
  * count of the i-th, and a copy of it as fp32. */
 int lora4j_op_bench_output_count(lora4j_op_bench* bench, int32_t* count);
-int lora4j_op_bench_output_info(lora4j_op_bench* bench, int32_t index, char* name,
-                                int32_t name_cap, int64_t* numel);
+int lora4j_op_bench_output_info(lora4j_op_bench* bench, int32_t index, char* name, int32_t name_cap,
+                                int64_t* numel);
 int lora4j_op_bench_output(lora4j_op_bench* bench, int32_t index, float* out, int64_t numel);
 
 #ifdef __cplusplus

@@ -24,14 +24,14 @@ inline int& failures() {
   return f;
 }
 
-#define CT_CUDA(call)                                                                  \
-  do {                                                                                 \
-    cudaError_t e_ = (call);                                                           \
-    if (e_ != cudaSuccess) {                                                           \
-      std::printf("CUDA error %s at %s:%d: %s\n", cudaGetErrorString(e_), __FILE__,   \
-                  __LINE__, #call);                                                    \
-      std::exit(2);                                                                    \
-    }                                                                                  \
+#define CT_CUDA(call)                                                                         \
+  do {                                                                                        \
+    cudaError_t e_ = (call);                                                                  \
+    if (e_ != cudaSuccess) {                                                                  \
+      std::printf("CUDA error %s at %s:%d: %s\n", cudaGetErrorString(e_), __FILE__, __LINE__, \
+                  #call);                                                                     \
+      std::exit(2);                                                                           \
+    }                                                                                         \
   } while (0)
 
 struct Rng {
@@ -64,7 +64,9 @@ template <class T>
 struct Dev {
   T* p = nullptr;
   size_t n = 0;
-  explicit Dev(size_t count) : n(count) { CT_CUDA(cudaMalloc(&p, std::max<size_t>(1, n) * sizeof(T))); }
+  explicit Dev(size_t count) : n(count) {
+    CT_CUDA(cudaMalloc(&p, std::max<size_t>(1, n) * sizeof(T)));
+  }
   ~Dev() { cudaFree(p); }
   Dev(const Dev&) = delete;
   void poison() { CT_CUDA(cudaMemset(p, 0xFF, n * sizeof(T))); }  // NaN in fp32 and bf16

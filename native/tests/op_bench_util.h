@@ -20,10 +20,11 @@ struct Bench {
   // Prints the error when the create fails.
   Bench(int32_t device, const char* op, const char* variant, const std::vector<int64_t>& dims,
         uint64_t seed) {
-    status = lora4j_op_bench_create(device, op, variant, dims.data(), int32_t(dims.size()),
-                                    seed, &h);
-    if (status) std::printf("create %s/%s on %d: %s\n", op, variant ? variant : "", device,
-                            lora4j_bench_last_error());
+    status =
+        lora4j_op_bench_create(device, op, variant, dims.data(), int32_t(dims.size()), seed, &h);
+    if (status)
+      std::printf("create %s/%s on %d: %s\n", op, variant ? variant : "", device,
+                  lora4j_bench_last_error());
   }
   ~Bench() { lora4j_op_bench_destroy(h); }
   Bench(const Bench&) = delete;
@@ -40,8 +41,10 @@ struct Bench {
       int64_t numel = 0;
       if (lora4j_op_bench_output_info(h, i, name, sizeof name, &numel) != LORA4J_OK) continue;
       std::vector<float> v(static_cast<size_t>(numel));
-      if (lora4j_op_bench_output(h, i, v.data(), numel) == LORA4J_OK) m[name] = std::move(v);
-      else std::printf("output %s: %s\n", name, lora4j_bench_last_error());
+      if (lora4j_op_bench_output(h, i, v.data(), numel) == LORA4J_OK)
+        m[name] = std::move(v);
+      else
+        std::printf("output %s: %s\n", name, lora4j_bench_last_error());
     }
     return m;
   }

@@ -24,13 +24,13 @@ inline uint16_t bf16_bits(float f) {  // round to nearest even
   return uint16_t(x >> 16);
 }
 
-#define RW_API(call)                                                                \
-  do {                                                                              \
-    int s_ = (call);                                                                \
-    if (s_ != LORA4J_OK) {                                                          \
-      std::printf("%s failed (%d): %s\n", #call, s_, lora4j_last_error());          \
-      std::exit(2);                                                                 \
-    }                                                                               \
+#define RW_API(call)                                                       \
+  do {                                                                     \
+    int s_ = (call);                                                       \
+    if (s_ != LORA4J_OK) {                                                 \
+      std::printf("%s failed (%d): %s\n", #call, s_, lora4j_last_error()); \
+      std::exit(2);                                                        \
+    }                                                                      \
   } while (0)
 
 inline lora4j_model_config mistral7b_v03(int layers) {
@@ -67,7 +67,7 @@ inline lora4j_model_config nemo_like(int layers) {
 struct WeightDef {
   std::string name;
   int64_t numel;
-  float std;     // 0: norm weight (1 + small noise)
+  float std;  // 0: norm weight (1 + small noise)
 };
 inline std::vector<WeightDef> weight_defs(const lora4j_model_config& c) {
   const int64_t d = c.hidden_size, I = c.intermediate_size, qd = int64_t(c.num_heads) * c.head_dim,
@@ -164,13 +164,13 @@ inline Batch make_batch(uint64_t seed, int B, int S, int vocab, Shape shape) {
 
 // Same random weights and adapter on every engine.
 inline void load_all(const lora4j_model_config& c, const std::vector<lora4j_engine*>& engines,
-              uint64_t seed) {
+                     uint64_t seed) {
   std::vector<WeightDef> defs = weight_defs(c);
   for (size_t t = 0; t < defs.size(); ++t) {
     std::vector<uint16_t> w = random_bf16(seed, uint32_t(t), defs[t].numel, defs[t].std);
     for (lora4j_engine* e : engines)
       RW_API(lora4j_engine_set_weight(e, defs[t].name.c_str(), LORA4J_DTYPE_BF16, w.data(),
-                                   defs[t].numel));
+                                      defs[t].numel));
   }
   const int r = 16;
   const float scale = 32.f / float(r);
@@ -189,7 +189,7 @@ inline void load_all(const lora4j_model_config& c, const std::vector<lora4j_engi
       v[k] = bound * lora4j::bench_uniform(seed + 1, uint32_t(1000 + i), k);
     for (lora4j_engine* e : engines)
       RW_API(lora4j_lora_set(e, LORA4J_STATE_PARAM, name, LORA4J_DTYPE_F32, v.data(),
-                          int64_t(v.size())));
+                             int64_t(v.size())));
   }
 }
 

@@ -54,13 +54,27 @@ struct Json {
       if (c == '\\') {
         char e = s[p++];
         switch (e) {
-          case 'n': out += '\n'; break;
-          case 't': out += '\t'; break;
-          case 'r': out += '\r'; break;
-          case 'b': out += '\b'; break;
-          case 'f': out += '\f'; break;
-          case 'u': out += '?'; p += 4; break;  // not needed by the fixtures
-          default: out += e;
+          case 'n':
+            out += '\n';
+            break;
+          case 't':
+            out += '\t';
+            break;
+          case 'r':
+            out += '\r';
+            break;
+          case 'b':
+            out += '\b';
+            break;
+          case 'f':
+            out += '\f';
+            break;
+          case 'u':
+            out += '?';
+            p += 4;
+            break;  // not needed by the fixtures
+          default:
+            out += e;
         }
       } else {
         out += c;
@@ -78,7 +92,10 @@ struct Json {
       j.type = OBJ;
       ++p;
       ws(s, p);
-      if (s[p] == '}') { ++p; return j; }
+      if (s[p] == '}') {
+        ++p;
+        return j;
+      }
       for (;;) {
         ws(s, p);
         std::string k = parse_string(s, p);
@@ -86,20 +103,35 @@ struct Json {
         if (s[p++] != ':') throw std::runtime_error("json: expected ':'");
         j.obj.emplace_back(k, parse_value(s, p));
         ws(s, p);
-        if (s[p] == ',') { ++p; continue; }
-        if (s[p] == '}') { ++p; break; }
+        if (s[p] == ',') {
+          ++p;
+          continue;
+        }
+        if (s[p] == '}') {
+          ++p;
+          break;
+        }
         throw std::runtime_error("json: expected ',' or '}'");
       }
     } else if (c == '[') {
       j.type = ARR;
       ++p;
       ws(s, p);
-      if (s[p] == ']') { ++p; return j; }
+      if (s[p] == ']') {
+        ++p;
+        return j;
+      }
       for (;;) {
         j.arr.push_back(parse_value(s, p));
         ws(s, p);
-        if (s[p] == ',') { ++p; continue; }
-        if (s[p] == ']') { ++p; break; }
+        if (s[p] == ',') {
+          ++p;
+          continue;
+        }
+        if (s[p] == ']') {
+          ++p;
+          break;
+        }
         throw std::runtime_error("json: expected ',' or ']'");
       }
     } else if (c == '"') {
@@ -108,9 +140,12 @@ struct Json {
     } else if (s.compare(p, 4, "null") == 0) {
       p += 4;
     } else if (s.compare(p, 4, "true") == 0) {
-      j.type = BOOL; j.b = true; p += 4;
+      j.type = BOOL;
+      j.b = true;
+      p += 4;
     } else if (s.compare(p, 5, "false") == 0) {
-      j.type = BOOL; p += 5;
+      j.type = BOOL;
+      p += 5;
     } else {
       j.type = NUM;
       size_t end = p;
@@ -146,14 +181,31 @@ struct Tensor {
   std::vector<double> as_double() const {
     std::vector<double> out(static_cast<size_t>(numel()));
     for (size_t i = 0; i < out.size(); ++i) {
-      if (dtype == "F64") { double v; std::memcpy(&v, data + 8 * i, 8); out[i] = v; }
-      else if (dtype == "F32") { float v; std::memcpy(&v, data + 4 * i, 4); out[i] = v; }
-      else if (dtype == "I64") { int64_t v; std::memcpy(&v, data + 8 * i, 8); out[i] = double(v); }
-      else if (dtype == "I32") { int32_t v; std::memcpy(&v, data + 4 * i, 4); out[i] = v; }
-      else if (dtype == "BF16") {
-        uint16_t h; std::memcpy(&h, data + 2 * i, 2);
-        uint32_t bits = uint32_t(h) << 16; float v; std::memcpy(&v, &bits, 4); out[i] = v;
-      } else throw std::runtime_error("unsupported dtype " + dtype);
+      if (dtype == "F64") {
+        double v;
+        std::memcpy(&v, data + 8 * i, 8);
+        out[i] = v;
+      } else if (dtype == "F32") {
+        float v;
+        std::memcpy(&v, data + 4 * i, 4);
+        out[i] = v;
+      } else if (dtype == "I64") {
+        int64_t v;
+        std::memcpy(&v, data + 8 * i, 8);
+        out[i] = double(v);
+      } else if (dtype == "I32") {
+        int32_t v;
+        std::memcpy(&v, data + 4 * i, 4);
+        out[i] = v;
+      } else if (dtype == "BF16") {
+        uint16_t h;
+        std::memcpy(&h, data + 2 * i, 2);
+        uint32_t bits = uint32_t(h) << 16;
+        float v;
+        std::memcpy(&v, &bits, 4);
+        out[i] = v;
+      } else
+        throw std::runtime_error("unsupported dtype " + dtype);
     }
     return out;
   }
@@ -184,7 +236,8 @@ class Safetensors {
       Tensor t;
       t.dtype = kv.second["dtype"].str;
       for (auto& s : kv.second["shape"].arr) t.shape.push_back(int64_t(s.num));
-      size_t a = size_t(kv.second["data_offsets"][0].num), b = size_t(kv.second["data_offsets"][1].num);
+      size_t a = size_t(kv.second["data_offsets"][0].num),
+             b = size_t(kv.second["data_offsets"][1].num);
       if (a > b || b > avail) throw std::runtime_error(path + ": bad offsets for " + kv.first);
       t.data = base + a;
       t.nbytes = b - a;

@@ -41,7 +41,8 @@ Rows ref_median(const Rows& x, int n, int64_t m) {
   Rows out(static_cast<size_t>(m));
   for (int64_t j = 0; j < m; ++j) {
     auto v = column(x, n, m, j);
-    out[size_t(j)] = n % 2 ? v[size_t(n / 2)] : float(0.5 * (double(v[size_t(n / 2 - 1)]) + double(v[size_t(n / 2)])));
+    out[size_t(j)] = n % 2 ? v[size_t(n / 2)]
+                           : float(0.5 * (double(v[size_t(n / 2 - 1)]) + double(v[size_t(n / 2)])));
   }
   return out;
 }
@@ -152,7 +153,8 @@ Rows run(int rule, int f, int n, int64_t m, const Rows& x, const float* w, int* 
 Rows make_rows(testutil::Rng& rng, int n, int64_t m, bool levels, bool duplicates) {
   Rows x(static_cast<size_t>(n * m));
   for (float& v : x) v = levels ? float(rng.below(5) - 2) * 0.5f : rng.uniform(-1, 1);
-  if (duplicates && n >= 3) std::copy(x.begin(), x.begin() + m, x.begin() + 2 * m);  // row 2 = row 0
+  if (duplicates && n >= 3)
+    std::copy(x.begin(), x.begin() + m, x.begin() + 2 * m);  // row 2 = row 0
   return x;
 }
 
@@ -198,11 +200,15 @@ void engine_flat_buffer() {
     int64_t shape[2] = {1, 1};
     lora4j_weight_info(&c, i, name, sizeof name, &ndim, shape, &layer, &slot);
     std::vector<float> w(size_t(shape[0] * (ndim == 2 ? shape[1] : 1)));
-    if (ndim == 1) std::fill(w.begin(), w.end(), 1.f); else rng.fill(w, -0.2f, 0.2f);
+    if (ndim == 1)
+      std::fill(w.begin(), w.end(), 1.f);
+    else
+      rng.fill(w, -0.2f, 0.2f);
     lora4j_engine_set_weight(e, name, LORA4J_DTYPE_F32, w.data(), int64_t(w.size()));
   }
   int64_t numel = 0;
-  check_true("grad_flat_numel without adapter refused", lora4j_grad_flat_numel(e, &numel) == LORA4J_ESTATE);
+  check_true("grad_flat_numel without adapter refused",
+             lora4j_grad_flat_numel(e, &numel) == LORA4J_ESTATE);
   lora4j_lora_attach(e, 4, 2.f, 0x7fu);
   lora4j_grad_flat_numel(e, &numel);
   int32_t ntensors = 0;
@@ -232,13 +238,15 @@ void engine_flat_buffer() {
   lora4j_zero_grad(e);
   lora4j_forward_backward(e, &b, 0.1f, &sum, &tokens);
   std::vector<float> flat(static_cast<size_t>(numel)), pieces;
-  check_true("grad_get_flat", lora4j_grad_get_flat(e, flat.data(), numel) == LORA4J_OK, lora4j_last_error());
+  check_true("grad_get_flat", lora4j_grad_get_flat(e, flat.data(), numel) == LORA4J_OK,
+             lora4j_last_error());
   for (auto& t : tensors) {
     std::vector<float> g(size_t(t.second));
     lora4j_lora_get(e, LORA4J_STATE_GRAD, t.first.c_str(), g.data(), t.second);
     pieces.insert(pieces.end(), g.begin(), g.end());
   }
-  check_true("grad_get_flat equals the tensors' gradients in lora_info order", bitwise(flat, pieces));
+  check_true("grad_get_flat equals the tensors' gradients in lora_info order",
+             bitwise(flat, pieces));
   double norm0 = 0;
   lora4j_grad_norm(e, &norm0);
   std::vector<float> twice(flat);
@@ -251,10 +259,11 @@ void engine_flat_buffer() {
   lora4j_grad_get_flat(e, back.data(), numel);
   check_true("grad_set_flat then get_flat round-trips bitwise", bitwise(back, twice));
   int rc = lora4j_grad_get_flat(e, back.data(), numel - 1);
-  check_true("grad_get_flat with a wrong numel refused",
-             rc == LORA4J_EINVAL &&
-                 std::string(lora4j_last_error()).find("lora4j_grad_flat_numel") != std::string::npos,
-             lora4j_last_error());
+  check_true(
+      "grad_get_flat with a wrong numel refused",
+      rc == LORA4J_EINVAL &&
+          std::string(lora4j_last_error()).find("lora4j_grad_flat_numel") != std::string::npos,
+      lora4j_last_error());
   // a group of one: the collectives change nothing; a CPU group of two is refused
   uint8_t id[LORA4J_DIST_ID_BYTES] = {};
   rc = lora4j_dist_init(e, id, LORA4J_DIST_ID_BYTES, 2, 1);
@@ -269,7 +278,8 @@ void engine_flat_buffer() {
   lora4j_dist_allreduce_grad(e);
   std::vector<float> gathered(static_cast<size_t>(numel));
   lora4j_dist_allgather_grad(e, gathered.data(), numel);
-  check_true("group of one: all-reduce and all-gather leave the gradients", bitwise(gathered, twice));
+  check_true("group of one: all-reduce and all-gather leave the gradients",
+             bitwise(gathered, twice));
   double vals[2] = {1.5, -2};
   lora4j_dist_allreduce_f64(e, vals, 2);
   check_true("group of one: all-reduce of doubles leaves them", vals[0] == 1.5 && vals[1] == -2);
@@ -288,10 +298,12 @@ int main() {
       Rows x = make_rows(rng, n, m, levels, dup);
       std::string tag = " n=" + std::to_string(n) + (levels ? " ties" : "") + (dup ? " dup" : "") +
                         " m=" + std::to_string(m);
-      check_true("median" + tag, bitwise(run(LORA4J_AGG_MEDIAN, 0, n, m, x, nullptr, nullptr), ref_median(x, n, m)));
+      check_true("median" + tag, bitwise(run(LORA4J_AGG_MEDIAN, 0, n, m, x, nullptr, nullptr),
+                                         ref_median(x, n, m)));
       for (int f = 0; 2 * f < n; ++f) {  // up to f at its bound
         check_true("trimmed-mean:" + std::to_string(f) + tag,
-                   bitwise(run(LORA4J_AGG_TRIMMED_MEAN, f, n, m, x, nullptr, nullptr), ref_trimmed(x, n, f, m)));
+                   bitwise(run(LORA4J_AGG_TRIMMED_MEAN, f, n, m, x, nullptr, nullptr),
+                           ref_trimmed(x, n, f, m)));
       }
       for (int f = 0; n > 2 * f + 2; ++f) {
         int sel = -1;
@@ -302,14 +314,20 @@ int main() {
                    "selected " + std::to_string(sel) + ", reference " + std::to_string(want));
       }
       Rows cc = run(LORA4J_AGG_CENTERED_CLIP, 0, n, m, x, nullptr, nullptr);
-      check_err("centered-clip" + tag, testutil::rel_err(cc, ref_centered_clip(x, n, m), size_t(m)), 1e-6);
+      check_err("centered-clip" + tag, testutil::rel_err(cc, ref_centered_clip(x, n, m), size_t(m)),
+                1e-6);
       std::vector<float> w(static_cast<size_t>(n));
       for (float& v : w) v = float(1 + rng.below(50));
-      check_true("mean (token weights)" + tag, bitwise(run(LORA4J_AGG_MEAN, 0, n, m, x, w.data(), nullptr), ref_mean(x, n, m, w)));
+      check_true(
+          "mean (token weights)" + tag,
+          bitwise(run(LORA4J_AGG_MEAN, 0, n, m, x, w.data(), nullptr), ref_mean(x, n, m, w)));
       std::vector<float> ones(size_t(n), 1.f);
-      check_true("mean (equal weights)" + tag, bitwise(run(LORA4J_AGG_MEAN, 0, n, m, x, nullptr, nullptr), ref_mean(x, n, m, ones)));
+      check_true(
+          "mean (equal weights)" + tag,
+          bitwise(run(LORA4J_AGG_MEAN, 0, n, m, x, nullptr, nullptr), ref_mean(x, n, m, ones)));
       // determinism: a second call gives the same bits
-      check_true("centered-clip deterministic" + tag, bitwise(cc, run(LORA4J_AGG_CENTERED_CLIP, 0, n, m, x, nullptr, nullptr)));
+      check_true("centered-clip deterministic" + tag,
+                 bitwise(cc, run(LORA4J_AGG_CENTERED_CLIP, 0, n, m, x, nullptr, nullptr)));
     }
   }
 
@@ -322,7 +340,8 @@ int main() {
       for (int64_t j = 0; j < m; ++j) x[size_t(i * m + j)] = i < 4 ? 1.f : float(10 + i);
     int sel = -1;
     run(LORA4J_AGG_KRUM, 1, n, m, x, nullptr, &sel);
-    check_true("krum: identical best rows, lowest index selected", sel == 0, "selected " + std::to_string(sel));
+    check_true("krum: identical best rows, lowest index selected", sel == 0,
+               "selected " + std::to_string(sel));
   }
 
   // One faulty worker with NaN, one with +inf, one scaled by -100: robust rules stay finite and
@@ -334,32 +353,44 @@ int main() {
     for (int i = 0; i < n; ++i)
       for (int64_t j = 0; j < m; ++j) x[size_t(i * m + j)] = 1.f + 0.01f * rng.uniform(-1, 1);
     Rows bad = x;
-    for (int64_t j = 0; j < m; ++j) bad[size_t(1 * m + j)] = std::numeric_limits<float>::quiet_NaN();
+    for (int64_t j = 0; j < m; ++j)
+      bad[size_t(1 * m + j)] = std::numeric_limits<float>::quiet_NaN();
     for (int64_t j = 0; j < m; ++j) bad[size_t(4 * m + j)] = std::numeric_limits<float>::infinity();
     for (int64_t j = 0; j < m; ++j) bad[size_t(6 * m + j)] *= -100.f;
     auto near_one = [&](const Rows& r) {
       double worst = 0;
-      for (float v : r) worst = std::max(worst, std::isfinite(v) ? std::fabs(double(v) - 1.0) : 1e30);
+      for (float v : r)
+        worst = std::max(worst, std::isfinite(v) ? std::fabs(double(v) - 1.0) : 1e30);
       return worst;
     };
-    check_err("median with NaN, inf and -100x workers: |g - 1|", near_one(run(LORA4J_AGG_MEDIAN, 0, n, m, bad, nullptr, nullptr)), 0.011);
-    check_true("median with NaN workers matches the reference", bitwise(run(LORA4J_AGG_MEDIAN, 0, n, m, bad, nullptr, nullptr), ref_median(bad, n, m)));
-    check_err("trimmed-mean:3 with NaN, inf and -100x workers: |g - 1|", near_one(run(LORA4J_AGG_TRIMMED_MEAN, 3, n, m, bad, nullptr, nullptr)), 0.011);
-    check_true("trimmed-mean:2 with NaN workers matches the reference", bitwise(run(LORA4J_AGG_TRIMMED_MEAN, 2, n, m, bad, nullptr, nullptr), ref_trimmed(bad, n, 2, m)));
+    check_err("median with NaN, inf and -100x workers: |g - 1|",
+              near_one(run(LORA4J_AGG_MEDIAN, 0, n, m, bad, nullptr, nullptr)), 0.011);
+    check_true(
+        "median with NaN workers matches the reference",
+        bitwise(run(LORA4J_AGG_MEDIAN, 0, n, m, bad, nullptr, nullptr), ref_median(bad, n, m)));
+    check_err("trimmed-mean:3 with NaN, inf and -100x workers: |g - 1|",
+              near_one(run(LORA4J_AGG_TRIMMED_MEAN, 3, n, m, bad, nullptr, nullptr)), 0.011);
+    check_true("trimmed-mean:2 with NaN workers matches the reference",
+               bitwise(run(LORA4J_AGG_TRIMMED_MEAN, 2, n, m, bad, nullptr, nullptr),
+                       ref_trimmed(bad, n, 2, m)));
     int sel = -1;
     run(LORA4J_AGG_KRUM, 2, n, m, bad, nullptr, &sel);
-    check_true("krum:2 selects an honest worker", sel != 1 && sel != 4 && sel != 6, "selected " + std::to_string(sel));
+    check_true("krum:2 selects an honest worker", sel != 1 && sel != 4 && sel != 6,
+               "selected " + std::to_string(sel));
     Rows cc = run(LORA4J_AGG_CENTERED_CLIP, 0, n, m, bad, nullptr, nullptr);
     check_err("centered-clip with NaN, inf and -100x workers: |g - 1|", near_one(cc), 0.011);
-    check_err("centered-clip with NaN workers vs the reference", testutil::rel_err(cc, ref_centered_clip(bad, n, m), size_t(m)), 1e-6);
+    check_err("centered-clip with NaN workers vs the reference",
+              testutil::rel_err(cc, ref_centered_clip(bad, n, m), size_t(m)), 1e-6);
     Rows mean = run(LORA4J_AGG_MEAN, 0, n, m, bad, nullptr, nullptr);
     check_true("mean with a NaN worker is NaN", std::isnan(mean[0]));
   }
 
   // Refusals outside each rule's tolerance, naming the rule.
   expect_refused("median over 2 workers refused", LORA4J_AGG_MEDIAN, 0, 2, "median");
-  expect_refused("centered-clip over 2 workers refused", LORA4J_AGG_CENTERED_CLIP, 0, 2, "centered-clip");
-  expect_refused("trimmed-mean:3 over 6 workers refused (2f < n)", LORA4J_AGG_TRIMMED_MEAN, 3, 6, "trimmed-mean");
+  expect_refused("centered-clip over 2 workers refused", LORA4J_AGG_CENTERED_CLIP, 0, 2,
+                 "centered-clip");
+  expect_refused("trimmed-mean:3 over 6 workers refused (2f < n)", LORA4J_AGG_TRIMMED_MEAN, 3, 6,
+                 "trimmed-mean");
   expect_refused("trimmed-mean:-1 refused", LORA4J_AGG_TRIMMED_MEAN, -1, 6, "trimmed-mean");
   expect_refused("krum:2 over 6 workers refused (n > 2f + 2)", LORA4J_AGG_KRUM, 2, 6, "n > 2f + 2");
   expect_refused("krum:0 over 2 workers refused", LORA4J_AGG_KRUM, 0, 2, "krum");
@@ -375,9 +406,11 @@ int main() {
     check_true("out overlapping the workers refused", rc == LORA4J_EINVAL, lora4j_last_error());
   }
   check_true("trimmed-mean:2 over 5 workers accepted (f at its bound)",
-             lora4j_aggregate(LORA4J_AGG_TRIMMED_MEAN, 2, 5, 4, Rows(20, 1.f).data(), nullptr, Rows(4).data(), nullptr) == LORA4J_OK);
+             lora4j_aggregate(LORA4J_AGG_TRIMMED_MEAN, 2, 5, 4, Rows(20, 1.f).data(), nullptr,
+                              Rows(4).data(), nullptr) == LORA4J_OK);
   check_true("krum:1 over 5 workers accepted (n = 2f + 3)",
-             lora4j_aggregate(LORA4J_AGG_KRUM, 1, 5, 4, Rows(20, 1.f).data(), nullptr, Rows(4).data(), nullptr) == LORA4J_OK);
+             lora4j_aggregate(LORA4J_AGG_KRUM, 1, 5, 4, Rows(20, 1.f).data(), nullptr,
+                              Rows(4).data(), nullptr) == LORA4J_OK);
 
   engine_flat_buffer();
   return testutil::finish("test_aggregate");

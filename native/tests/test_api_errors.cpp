@@ -18,8 +18,9 @@ namespace {
 void expect(const std::string& what, int rc, int code, const std::string& needle) {
   std::string msg = lora4j_last_error();
   bool ok = rc == code && msg.find(needle) != std::string::npos;
-  check_true(what, ok, "status " + std::to_string(rc) + " (want " + std::to_string(code) +
-                           "), message: " + msg);
+  check_true(
+      what, ok,
+      "status " + std::to_string(rc) + " (want " + std::to_string(code) + "), message: " + msg);
 }
 
 void expect_ok(const std::string& what, int rc) {
@@ -78,28 +79,35 @@ int main() {
   {
     lora4j_model_config bad = cfg;
     bad.hidden_size = 0;
-    expect("create: hidden_size 0", lora4j_engine_create(&bad, &opt, &e), LORA4J_EINVAL, "hidden_size");
+    expect("create: hidden_size 0", lora4j_engine_create(&bad, &opt, &e), LORA4J_EINVAL,
+           "hidden_size");
     bad = cfg;
     bad.num_kv_heads = 3;
-    expect("create: heads not a multiple of kv heads", lora4j_engine_create(&bad, &opt, &e), LORA4J_EINVAL, "num_key_value_heads");
+    expect("create: heads not a multiple of kv heads", lora4j_engine_create(&bad, &opt, &e),
+           LORA4J_EINVAL, "num_key_value_heads");
     bad = cfg;
     bad.head_dim = 5;
     expect("create: odd head_dim", lora4j_engine_create(&bad, &opt, &e), LORA4J_EINVAL, "head_dim");
     bad = cfg;
     bad.rope_theta = -1;
-    expect("create: negative rope_theta", lora4j_engine_create(&bad, &opt, &e), LORA4J_EINVAL, "rope_theta");
+    expect("create: negative rope_theta", lora4j_engine_create(&bad, &opt, &e), LORA4J_EINVAL,
+           "rope_theta");
     bad = cfg;
     bad.sliding_window = -2;
-    expect("create: negative sliding_window", lora4j_engine_create(&bad, &opt, &e), LORA4J_EINVAL, "sliding_window");
+    expect("create: negative sliding_window", lora4j_engine_create(&bad, &opt, &e), LORA4J_EINVAL,
+           "sliding_window");
     lora4j_engine_options o2 = opt;
     o2.device = 7;
-    expect("create: unknown device", lora4j_engine_create(&cfg, &o2, &e), LORA4J_EINVAL, "options.device");
+    expect("create: unknown device", lora4j_engine_create(&cfg, &o2, &e), LORA4J_EINVAL,
+           "options.device");
     o2 = opt;
     o2.recompute = 9;
-    expect("create: unknown recompute mode", lora4j_engine_create(&cfg, &o2, &e), LORA4J_EINVAL, "recompute");
+    expect("create: unknown recompute mode", lora4j_engine_create(&cfg, &o2, &e), LORA4J_EINVAL,
+           "recompute");
     o2 = opt;
     o2.num_threads = -1;
-    expect("create: negative num_threads", lora4j_engine_create(&cfg, &o2, &e), LORA4J_EINVAL, "num_threads");
+    expect("create: negative num_threads", lora4j_engine_create(&cfg, &o2, &e), LORA4J_EINVAL,
+           "num_threads");
   }
   check_true("create failures leave *out null", e == nullptr);
 
@@ -111,10 +119,10 @@ int main() {
     check_true("weight_count = embedding + 2 x 9 + norm + head", n == int32_t(want.size()),
                std::to_string(n));
     // slot of each entry of weight_list's order
-    const int32_t layer_slots[9] = {LORA4J_SLOT_INPUT_NORM, LORA4J_SLOT_Q, LORA4J_SLOT_K,
-                                    LORA4J_SLOT_V, LORA4J_SLOT_O, LORA4J_SLOT_GATE,
-                                    LORA4J_SLOT_UP, LORA4J_SLOT_DOWN,
-                                    LORA4J_SLOT_POST_ATTN_NORM};
+    const int32_t layer_slots[9] = {
+        LORA4J_SLOT_INPUT_NORM, LORA4J_SLOT_Q,    LORA4J_SLOT_K,
+        LORA4J_SLOT_V,          LORA4J_SLOT_O,    LORA4J_SLOT_GATE,
+        LORA4J_SLOT_UP,         LORA4J_SLOT_DOWN, LORA4J_SLOT_POST_ATTN_NORM};
     bool all = n == int32_t(want.size());
     std::string bad;
     for (int32_t i = 0; all && i < n; ++i) {
@@ -123,16 +131,15 @@ int main() {
       int64_t shape[2] = {0, 0};
       int rc = lora4j_weight_info(&cfg, i, nm, sizeof nm, &ndim, shape, &layer, &slot);
       int32_t want_layer = i == 0 || i >= n - 2 ? -1 : (i - 1) / 9;
-      int32_t want_slot = i == 0        ? LORA4J_SLOT_EMBED
-                          : i == n - 2  ? LORA4J_SLOT_FINAL_NORM
-                          : i == n - 1  ? LORA4J_SLOT_LM_HEAD
-                                        : layer_slots[(i - 1) % 9];
-      bool norm = want_slot == LORA4J_SLOT_INPUT_NORM ||
-                  want_slot == LORA4J_SLOT_POST_ATTN_NORM || want_slot == LORA4J_SLOT_FINAL_NORM;
+      int32_t want_slot = i == 0       ? LORA4J_SLOT_EMBED
+                          : i == n - 2 ? LORA4J_SLOT_FINAL_NORM
+                          : i == n - 1 ? LORA4J_SLOT_LM_HEAD
+                                       : layer_slots[(i - 1) % 9];
+      bool norm = want_slot == LORA4J_SLOT_INPUT_NORM || want_slot == LORA4J_SLOT_POST_ATTN_NORM ||
+                  want_slot == LORA4J_SLOT_FINAL_NORM;
       int64_t numel = ndim == 1 ? shape[0] : shape[0] * shape[1];
-      bool ok = rc == LORA4J_OK && want[size_t(i)].first == nm &&
-                want[size_t(i)].second == numel && ndim == (norm ? 1 : 2) &&
-                layer == want_layer && slot == want_slot;
+      bool ok = rc == LORA4J_OK && want[size_t(i)].first == nm && want[size_t(i)].second == numel &&
+                ndim == (norm ? 1 : 2) && layer == want_layer && slot == want_slot;
       if (ok && slot == LORA4J_SLOT_O)  // [out, in]: hidden x heads * head_dim
         ok = shape[0] == cfg.hidden_size && shape[1] == int64_t(cfg.num_heads) * cfg.head_dim;
       if (ok && slot == LORA4J_SLOT_K)
@@ -143,8 +150,8 @@ int main() {
         ok = shape[0] == cfg.vocab_size && shape[1] == cfg.hidden_size;
       if (!ok) {
         all = false;
-        bad = "index " + std::to_string(i) + ": " + nm + " ndim " + std::to_string(ndim) +
-              " [" + std::to_string(shape[0]) + ", " + std::to_string(shape[1]) + "] layer " +
+        bad = "index " + std::to_string(i) + ": " + nm + " ndim " + std::to_string(ndim) + " [" +
+              std::to_string(shape[0]) + ", " + std::to_string(shape[1]) + "] layer " +
               std::to_string(layer) + " slot " + std::to_string(slot) + " " + lora4j_last_error();
       }
     }
@@ -158,16 +165,16 @@ int main() {
     odd.head_dim = 5;
     expect("weight_count: invalid config", lora4j_weight_count(&odd, &n), LORA4J_EINVAL,
            "head_dim");
-    expect("weight_info: index out of range",
-           lora4j_weight_info(&cfg, int32_t(want.size()), nm, sizeof nm, &ndim, shape, &layer,
-                              &slot),
-           LORA4J_EINVAL, "index " + std::to_string(want.size()));
+    expect(
+        "weight_info: index out of range",
+        lora4j_weight_info(&cfg, int32_t(want.size()), nm, sizeof nm, &ndim, shape, &layer, &slot),
+        LORA4J_EINVAL, "index " + std::to_string(want.size()));
     expect("weight_info: name buffer too small",
            lora4j_weight_info(&cfg, 0, nm, 8, &ndim, shape, &layer, &slot), LORA4J_EINVAL,
            "too small");
     expect("weight_info: null shape",
-           lora4j_weight_info(&cfg, 0, nm, sizeof nm, &ndim, nullptr, &layer, &slot),
-           LORA4J_EINVAL, "shape");
+           lora4j_weight_info(&cfg, 0, nm, sizeof nm, &ndim, nullptr, &layer, &slot), LORA4J_EINVAL,
+           "shape");
   }
   expect_ok("destroy(NULL) is a no-op", lora4j_engine_destroy(nullptr));
   opt.num_threads = 2;
@@ -184,119 +191,183 @@ int main() {
   int64_t tokens = 0, step = 0;
   float one = 1;
   std::vector<float> logits(6 * 37);
-  expect("set_weight: null engine", lora4j_engine_set_weight(nullptr, "lm_head.weight", 0, &one, 1), LORA4J_EINVAL, "engine handle is null");
-  expect("forward_backward: null engine", lora4j_forward_backward(nullptr, &b, 1, &sum, &tokens), LORA4J_EINVAL, "engine handle is null");
-  expect("logits: null engine", lora4j_logits(nullptr, &b, logits.data(), 6 * 37), LORA4J_EINVAL, "engine handle is null");
-  expect("optimizer_get_step: null engine", lora4j_optimizer_get_step(nullptr, &step), LORA4J_EINVAL, "engine handle is null");
-  expect("decode_next: null engine", lora4j_decode_next(nullptr, 1, logits.data()), LORA4J_EINVAL, "engine handle is null");
+  expect("set_weight: null engine", lora4j_engine_set_weight(nullptr, "lm_head.weight", 0, &one, 1),
+         LORA4J_EINVAL, "engine handle is null");
+  expect("forward_backward: null engine", lora4j_forward_backward(nullptr, &b, 1, &sum, &tokens),
+         LORA4J_EINVAL, "engine handle is null");
+  expect("logits: null engine", lora4j_logits(nullptr, &b, logits.data(), 6 * 37), LORA4J_EINVAL,
+         "engine handle is null");
+  expect("optimizer_get_step: null engine", lora4j_optimizer_get_step(nullptr, &step),
+         LORA4J_EINVAL, "engine handle is null");
+  expect("decode_next: null engine", lora4j_decode_next(nullptr, 1, logits.data()), LORA4J_EINVAL,
+         "engine handle is null");
 
   // ---- weights ----
-  expect("forward before weights are set", lora4j_logits(e, &b, logits.data(), 6 * 37), LORA4J_ESTATE, "model.embed_tokens.weight");
+  expect("forward before weights are set", lora4j_logits(e, &b, logits.data(), 6 * 37),
+         LORA4J_ESTATE, "model.embed_tokens.weight");
   std::vector<float> w(37 * 16, 0.01f);
-  expect("set_weight: unknown name", lora4j_engine_set_weight(e, "model.layers.9.mlp.up_proj.weight", LORA4J_DTYPE_F32, w.data(), 10), LORA4J_EINVAL, "model.layers.9.mlp.up_proj.weight");
-  expect("set_weight: wrong numel", lora4j_engine_set_weight(e, "lm_head.weight", LORA4J_DTYPE_F32, w.data(), 37 * 16 - 1), LORA4J_EINVAL, "lm_head.weight");
-  expect("set_weight: null name", lora4j_engine_set_weight(e, nullptr, LORA4J_DTYPE_F32, w.data(), 1), LORA4J_EINVAL, "name");
-  expect("set_weight: null data", lora4j_engine_set_weight(e, "lm_head.weight", LORA4J_DTYPE_F32, nullptr, 37 * 16), LORA4J_EINVAL, "data");
-  expect("set_weight: unknown dtype", lora4j_engine_set_weight(e, "lm_head.weight", 9, w.data(), 37 * 16), LORA4J_EINVAL, "dtype");
-  expect("get_weight: not set yet", lora4j_engine_get_weight(e, "model.norm.weight", w.data(), 16), LORA4J_ESTATE, "model.norm.weight");
+  expect("set_weight: unknown name",
+         lora4j_engine_set_weight(e, "model.layers.9.mlp.up_proj.weight", LORA4J_DTYPE_F32,
+                                  w.data(), 10),
+         LORA4J_EINVAL, "model.layers.9.mlp.up_proj.weight");
+  expect("set_weight: wrong numel",
+         lora4j_engine_set_weight(e, "lm_head.weight", LORA4J_DTYPE_F32, w.data(), 37 * 16 - 1),
+         LORA4J_EINVAL, "lm_head.weight");
+  expect("set_weight: null name",
+         lora4j_engine_set_weight(e, nullptr, LORA4J_DTYPE_F32, w.data(), 1), LORA4J_EINVAL,
+         "name");
+  expect("set_weight: null data",
+         lora4j_engine_set_weight(e, "lm_head.weight", LORA4J_DTYPE_F32, nullptr, 37 * 16),
+         LORA4J_EINVAL, "data");
+  expect("set_weight: unknown dtype",
+         lora4j_engine_set_weight(e, "lm_head.weight", 9, w.data(), 37 * 16), LORA4J_EINVAL,
+         "dtype");
+  expect("get_weight: not set yet", lora4j_engine_get_weight(e, "model.norm.weight", w.data(), 16),
+         LORA4J_ESTATE, "model.norm.weight");
   testutil::Rng rng(5);
   auto all = weight_list(cfg);
   for (size_t i = 0; i + 1 < all.size(); ++i) {
     std::vector<float> v(size_t(all[i].second));
     rng.fill(v, -0.3f, 0.3f);
-    if (all[i].first.find("norm") != std::string::npos) for (auto& x : v) x = 1.0f;
-    lora4j_engine_set_weight(e, all[i].first.c_str(), LORA4J_DTYPE_F32, v.data(), int64_t(v.size()));
+    if (all[i].first.find("norm") != std::string::npos)
+      for (auto& x : v) x = 1.0f;
+    lora4j_engine_set_weight(e, all[i].first.c_str(), LORA4J_DTYPE_F32, v.data(),
+                             int64_t(v.size()));
   }
-  expect("forward with one weight missing names it", lora4j_logits(e, &b, logits.data(), 6 * 37), LORA4J_ESTATE, "lm_head.weight");
+  expect("forward with one weight missing names it", lora4j_logits(e, &b, logits.data(), 6 * 37),
+         LORA4J_ESTATE, "lm_head.weight");
   {
     std::vector<float> v(37 * 16);
     rng.fill(v, -0.3f, 0.3f);
-    expect_ok("set last weight", lora4j_engine_set_weight(e, "lm_head.weight", LORA4J_DTYPE_F32, v.data(), 37 * 16));
+    expect_ok("set last weight",
+              lora4j_engine_set_weight(e, "lm_head.weight", LORA4J_DTYPE_F32, v.data(), 37 * 16));
     std::vector<float> back(37 * 16);
     expect_ok("get_weight", lora4j_engine_get_weight(e, "lm_head.weight", back.data(), 37 * 16));
     check_true("get_weight returns what was set", back == v);
-    expect("get_weight: wrong numel", lora4j_engine_get_weight(e, "lm_head.weight", back.data(), 5), LORA4J_EINVAL, "lm_head.weight");
+    expect("get_weight: wrong numel", lora4j_engine_get_weight(e, "lm_head.weight", back.data(), 5),
+           LORA4J_EINVAL, "lm_head.weight");
   }
   expect_ok("logits", lora4j_logits(e, &b, logits.data(), 6 * 37));
-  expect("logits: wrong buffer size", lora4j_logits(e, &b, logits.data(), 6 * 37 + 1), LORA4J_EINVAL, "logits buffer");
-  expect("hidden_states: wrong buffer size", lora4j_hidden_states(e, &b, logits.data(), 3), LORA4J_EINVAL, "hidden-state buffer");
+  expect("logits: wrong buffer size", lora4j_logits(e, &b, logits.data(), 6 * 37 + 1),
+         LORA4J_EINVAL, "logits buffer");
+  expect("hidden_states: wrong buffer size", lora4j_hidden_states(e, &b, logits.data(), 3),
+         LORA4J_EINVAL, "hidden-state buffer");
 
   // ---- batches ----
   {
     lora4j_batch bb = b;
     int32_t bad_ids[6] = {1, 2, 37, 4, 5, 6};
     bb.input_ids = bad_ids;
-    expect("batch: token id = vocab_size", lora4j_eval_loss(e, &bb, &sum, &tokens), LORA4J_EINVAL, "input_ids[0][2]");
+    expect("batch: token id = vocab_size", lora4j_eval_loss(e, &bb, &sum, &tokens), LORA4J_EINVAL,
+           "input_ids[0][2]");
     bad_ids[2] = -1;
-    expect("batch: negative token id", lora4j_logits(e, &bb, logits.data(), 6 * 37), LORA4J_EINVAL, "input_ids[0][2]");
+    expect("batch: negative token id", lora4j_logits(e, &bb, logits.data(), 6 * 37), LORA4J_EINVAL,
+           "input_ids[0][2]");
     bb = b;
     bb.labels = nullptr;
-    expect("eval_loss: labels missing", lora4j_eval_loss(e, &bb, &sum, &tokens), LORA4J_EINVAL, "labels");
+    expect("eval_loss: labels missing", lora4j_eval_loss(e, &bb, &sum, &tokens), LORA4J_EINVAL,
+           "labels");
     bb = b;
     int32_t bad_labels[6] = {-100, 2, 3, 99, 5, 6};
     bb.labels = bad_labels;
-    expect("batch: label out of vocab", lora4j_eval_loss(e, &bb, &sum, &tokens), LORA4J_EINVAL, "labels[0][3]");
+    expect("batch: label out of vocab", lora4j_eval_loss(e, &bb, &sum, &tokens), LORA4J_EINVAL,
+           "labels[0][3]");
     bb = b;
     int32_t mask[6] = {1, 1, 2, 1, 1, 1};
     bb.attention_mask = mask;
-    expect("batch: attention_mask value 2", lora4j_eval_loss(e, &bb, &sum, &tokens), LORA4J_EINVAL, "attention_mask[0][2]");
+    expect("batch: attention_mask value 2", lora4j_eval_loss(e, &bb, &sum, &tokens), LORA4J_EINVAL,
+           "attention_mask[0][2]");
     bb = b;
     int32_t pos[6] = {0, 1, 2, 12, 4, 5};
     bb.position_ids = pos;
-    expect("batch: position id >= max_seq_len", lora4j_eval_loss(e, &bb, &sum, &tokens), LORA4J_EINVAL, "position_ids[0][3]");
+    expect("batch: position id >= max_seq_len", lora4j_eval_loss(e, &bb, &sum, &tokens),
+           LORA4J_EINVAL, "position_ids[0][3]");
     bb = b;
     bb.seq = 13;
-    expect("batch: seq > max_seq_len", lora4j_eval_loss(e, &bb, &sum, &tokens), LORA4J_EINVAL, "max_seq_len");
+    expect("batch: seq > max_seq_len", lora4j_eval_loss(e, &bb, &sum, &tokens), LORA4J_EINVAL,
+           "max_seq_len");
     bb = b;
     bb.batch = 0;
     expect("batch: batch 0", lora4j_eval_loss(e, &bb, &sum, &tokens), LORA4J_EINVAL, "batch.batch");
     bb = b;
     bb.input_ids = nullptr;
-    expect("batch: null input_ids", lora4j_eval_loss(e, &bb, &sum, &tokens), LORA4J_EINVAL, "input_ids");
-    expect("eval_loss: null batch", lora4j_eval_loss(e, nullptr, &sum, &tokens), LORA4J_EINVAL, "batch");
+    expect("batch: null input_ids", lora4j_eval_loss(e, &bb, &sum, &tokens), LORA4J_EINVAL,
+           "input_ids");
+    expect("eval_loss: null batch", lora4j_eval_loss(e, nullptr, &sum, &tokens), LORA4J_EINVAL,
+           "batch");
   }
 
   // ---- adapter ----
   float out4[4];
   lora4j_adamw adam{0.01f, 0.9f, 0.999f, 1e-8f, 0.01f, 1.0f};
   lora4j_step_result res{};
-  expect("forward_backward without adapter", lora4j_forward_backward(e, &b, 1, &sum, &tokens), LORA4J_ESTATE, "adapter");
-  expect("optimizer_step without adapter", lora4j_optimizer_step(e, &adam, &res), LORA4J_ESTATE, "adapter");
-  expect("lora_get without adapter", lora4j_lora_get(e, LORA4J_STATE_PARAM, "x", out4, 4), LORA4J_ESTATE, "adapter");
+  expect("forward_backward without adapter", lora4j_forward_backward(e, &b, 1, &sum, &tokens),
+         LORA4J_ESTATE, "adapter");
+  expect("optimizer_step without adapter", lora4j_optimizer_step(e, &adam, &res), LORA4J_ESTATE,
+         "adapter");
+  expect("lora_get without adapter", lora4j_lora_get(e, LORA4J_STATE_PARAM, "x", out4, 4),
+         LORA4J_ESTATE, "adapter");
   expect("lora_merge without adapter", lora4j_lora_merge(e), LORA4J_ESTATE, "adapter");
-  expect("lora_info without adapter", lora4j_lora_info(e, 0, nullptr, 0, nullptr, nullptr), LORA4J_ESTATE, "adapter");
+  expect("lora_info without adapter", lora4j_lora_info(e, 0, nullptr, 0, nullptr, nullptr),
+         LORA4J_ESTATE, "adapter");
   expect("attach: rank 0", lora4j_lora_attach(e, 0, 2.0f, LORA4J_TARGET_Q), LORA4J_EINVAL, "rank");
   expect("attach: no targets", lora4j_lora_attach(e, 4, 2.0f, 0), LORA4J_EINVAL, "targets");
-  expect("attach: unknown target bit", lora4j_lora_attach(e, 4, 2.0f, 0x80u), LORA4J_EINVAL, "targets");
-  expect("attach: NaN scale", lora4j_lora_attach(e, 4, std::nanf(""), LORA4J_TARGET_Q), LORA4J_EINVAL, "scale");
+  expect("attach: unknown target bit", lora4j_lora_attach(e, 4, 2.0f, 0x80u), LORA4J_EINVAL,
+         "targets");
+  expect("attach: NaN scale", lora4j_lora_attach(e, 4, std::nanf(""), LORA4J_TARGET_Q),
+         LORA4J_EINVAL, "scale");
   expect_ok("attach q,v rank 2", lora4j_lora_attach(e, 2, 2.0f, LORA4J_TARGET_Q | LORA4J_TARGET_V));
   int32_t count = 0;
   expect_ok("lora_count", lora4j_lora_count(e, &count));
   check_true("lora_count = 2 layers x 2 projections x (A, B)", count == 8);
   char name[128];
   int64_t rows = 0, cols = 0;
-  expect("lora_info: index out of range", lora4j_lora_info(e, 8, name, 128, &rows, &cols), LORA4J_EINVAL, "index 8");
-  expect("lora_info: name buffer too small", lora4j_lora_info(e, 0, name, 8, &rows, &cols), LORA4J_EINVAL, "too small");
+  expect("lora_info: index out of range", lora4j_lora_info(e, 8, name, 128, &rows, &cols),
+         LORA4J_EINVAL, "index 8");
+  expect("lora_info: name buffer too small", lora4j_lora_info(e, 0, name, 8, &rows, &cols),
+         LORA4J_EINVAL, "too small");
   expect_ok("lora_info 0", lora4j_lora_info(e, 0, name, 128, &rows, &cols));
-  check_true("lora_info 0 is layer 0 q_proj A [2, 16]",
-             std::string(name) == "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight" && rows == 2 && cols == 16, name);
+  check_true(
+      "lora_info 0 is layer 0 q_proj A [2, 16]",
+      std::string(name) == "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight" &&
+          rows == 2 && cols == 16,
+      name);
   const char* qa = "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight";
   std::vector<float> a(32);
-  expect("lora_set: unknown name", lora4j_lora_set(e, LORA4J_STATE_PARAM, "base_model.model.model.layers.0.self_attn.k_proj.lora_A.weight", LORA4J_DTYPE_F32, a.data(), 32), LORA4J_EINVAL, "k_proj.lora_A");
-  expect("lora_set: wrong numel", lora4j_lora_set(e, LORA4J_STATE_PARAM, qa, LORA4J_DTYPE_F32, a.data(), 31), LORA4J_EINVAL, "q_proj.lora_A");
-  expect("lora_set: unknown state kind", lora4j_lora_set(e, 7, qa, LORA4J_DTYPE_F32, a.data(), 32), LORA4J_EINVAL, "kind");
-  expect("lora_get: null out", lora4j_lora_get(e, LORA4J_STATE_GRAD, qa, nullptr, 32), LORA4J_EINVAL, "out");
-  expect("lora_get: wrong numel", lora4j_lora_get(e, LORA4J_STATE_EXP_AVG_SQ, qa, a.data(), 33), LORA4J_EINVAL, "q_proj.lora_A");
+  expect("lora_set: unknown name",
+         lora4j_lora_set(e, LORA4J_STATE_PARAM,
+                         "base_model.model.model.layers.0.self_attn.k_proj.lora_A.weight",
+                         LORA4J_DTYPE_F32, a.data(), 32),
+         LORA4J_EINVAL, "k_proj.lora_A");
+  expect("lora_set: wrong numel",
+         lora4j_lora_set(e, LORA4J_STATE_PARAM, qa, LORA4J_DTYPE_F32, a.data(), 31), LORA4J_EINVAL,
+         "q_proj.lora_A");
+  expect("lora_set: unknown state kind", lora4j_lora_set(e, 7, qa, LORA4J_DTYPE_F32, a.data(), 32),
+         LORA4J_EINVAL, "kind");
+  expect("lora_get: null out", lora4j_lora_get(e, LORA4J_STATE_GRAD, qa, nullptr, 32),
+         LORA4J_EINVAL, "out");
+  expect("lora_get: wrong numel", lora4j_lora_get(e, LORA4J_STATE_EXP_AVG_SQ, qa, a.data(), 33),
+         LORA4J_EINVAL, "q_proj.lora_A");
   expect("optimizer_set_step: negative", lora4j_optimizer_set_step(e, -1), LORA4J_EINVAL, "step");
   rng.fill(a, -0.2f, 0.2f);
-  expect_ok("lora_set A", lora4j_lora_set(e, LORA4J_STATE_PARAM, qa, LORA4J_DTYPE_F32, a.data(), 32));
-  expect("forward_backward: labels missing", [&] { lora4j_batch bb = b; bb.labels = nullptr; return lora4j_forward_backward(e, &bb, 1, &sum, &tokens); }(), LORA4J_EINVAL, "labels");
-  expect("forward_backward: NaN grad_scale", lora4j_forward_backward(e, &b, std::nanf(""), &sum, &tokens), LORA4J_EINVAL, "grad_scale");
+  expect_ok("lora_set A",
+            lora4j_lora_set(e, LORA4J_STATE_PARAM, qa, LORA4J_DTYPE_F32, a.data(), 32));
+  expect(
+      "forward_backward: labels missing",
+      [&] {
+        lora4j_batch bb = b;
+        bb.labels = nullptr;
+        return lora4j_forward_backward(e, &bb, 1, &sum, &tokens);
+      }(),
+      LORA4J_EINVAL, "labels");
+  expect("forward_backward: NaN grad_scale",
+         lora4j_forward_backward(e, &b, std::nanf(""), &sum, &tokens), LORA4J_EINVAL, "grad_scale");
   {
     lora4j_batch bb = b;
     int32_t none[6] = {-100, -100, -100, -100, -100, -100};
     bb.labels = none;
-    expect("train_step: no label token", lora4j_train_step(e, &bb, &adam, &sum, &res), LORA4J_EINVAL, "no label");
+    expect("train_step: no label token", lora4j_train_step(e, &bb, &adam, &sum, &res),
+           LORA4J_EINVAL, "no label");
   }
   lora4j_adamw bad = adam;
   bad.beta2 = 1.0f;
@@ -304,7 +375,8 @@ int main() {
   bad = adam;
   bad.lr = -1;
   expect("optimizer_step: negative lr", lora4j_optimizer_step(e, &bad, &res), LORA4J_EINVAL, "lr");
-  expect("optimizer_step: null adamw", lora4j_optimizer_step(e, nullptr, &res), LORA4J_EINVAL, "adamw");
+  expect("optimizer_step: null adamw", lora4j_optimizer_step(e, nullptr, &res), LORA4J_EINVAL,
+         "adamw");
 
   // ---- a step whose gradients are not finite is skipped ----
   expect_ok("train_step", lora4j_train_step(e, &b, &adam, &sum, &res));
@@ -332,21 +404,29 @@ int main() {
 
   // ---- decoding ----
   std::vector<float> lg(37);
-  expect("decode_next before decode_start", lora4j_decode_next(e, 1, lg.data()), LORA4J_ESTATE, "decode_start");
-  expect("decode_start: empty prompt", lora4j_decode_start(e, ids, 0, lg.data()), LORA4J_EINVAL, "prompt length");
+  expect("decode_next before decode_start", lora4j_decode_next(e, 1, lg.data()), LORA4J_ESTATE,
+         "decode_start");
+  expect("decode_start: empty prompt", lora4j_decode_start(e, ids, 0, lg.data()), LORA4J_EINVAL,
+         "prompt length");
   int32_t badp[2] = {1, 40};
-  expect("decode_start: token out of vocab", lora4j_decode_start(e, badp, 2, lg.data()), LORA4J_EINVAL, "vocabulary");
-  expect("decode_start: null logits", lora4j_decode_start(e, ids, 2, nullptr), LORA4J_EINVAL, "logits");
+  expect("decode_start: token out of vocab", lora4j_decode_start(e, badp, 2, lg.data()),
+         LORA4J_EINVAL, "vocabulary");
+  expect("decode_start: null logits", lora4j_decode_start(e, ids, 2, nullptr), LORA4J_EINVAL,
+         "logits");
   expect_ok("decode_start", lora4j_decode_start(e, ids, 6, lg.data()));
-  expect("decode_next: token out of vocab", lora4j_decode_next(e, 37, lg.data()), LORA4J_EINVAL, "vocabulary");
-  for (int i = 0; i < 6; ++i) expect_ok("decode_next " + std::to_string(i), lora4j_decode_next(e, 1, lg.data()));
+  expect("decode_next: token out of vocab", lora4j_decode_next(e, 37, lg.data()), LORA4J_EINVAL,
+         "vocabulary");
+  for (int i = 0; i < 6; ++i)
+    expect_ok("decode_next " + std::to_string(i), lora4j_decode_next(e, 1, lg.data()));
   expect("decode_next: KV cache full", lora4j_decode_next(e, 1, lg.data()), LORA4J_ESTATE, "full");
   int32_t gen[16], produced = 0;
-  expect("generate_greedy: prompt + max_new > max_seq_len", lora4j_generate_greedy(e, ids, 6, 7, -1, gen, &produced), LORA4J_EINVAL, "max_seq_len");
+  expect("generate_greedy: prompt + max_new > max_seq_len",
+         lora4j_generate_greedy(e, ids, 6, 7, -1, gen, &produced), LORA4J_EINVAL, "max_seq_len");
   expect_ok("generate_greedy", lora4j_generate_greedy(e, ids, 6, 6, -1, gen, &produced));
   check_true("generate_greedy produced 6", produced == 6);
   expect_ok("lora_set", lora4j_lora_set(e, LORA4J_STATE_PARAM, qa, LORA4J_DTYPE_F32, a.data(), 32));
-  expect("decode_next after the adapter changed", lora4j_decode_next(e, 1, lg.data()), LORA4J_ESTATE, "decode_start");
+  expect("decode_next after the adapter changed", lora4j_decode_next(e, 1, lg.data()),
+         LORA4J_ESTATE, "decode_start");
 
   // ---- memory, merge ----
   int64_t in_use = 0, peak = 0;

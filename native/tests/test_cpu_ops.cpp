@@ -50,7 +50,9 @@ void test_linear(ThreadPool* tp) {
   testutil::Rng rng(11);
   const int64_t n = 13, in = 37, out = 19;
   Vec x(n * in), w(out * in), y(n * out), c(n * out);
-  rng.fill(x); rng.fill(w); rng.fill(c);
+  rng.fill(x);
+  rng.fill(w);
+  rng.fill(c);
   linear_forward(tp, x.data(), w.data(), y.data(), n, in, out, false);
   std::vector<double> ref(n * out);
   for (int64_t i = 0; i < n; ++i)
@@ -87,7 +89,11 @@ void test_lora_linear(ThreadPool* tp) {
   const int64_t n = 11, in = 21, out = 17, r = 5;
   const float s = 1.7f;
   Vec x(n * in), w(out * in), a(r * in), b(out * r), xa(n * r), y(n * out), c(n * out);
-  rng.fill(x); rng.fill(w); rng.fill(a); rng.fill(b); rng.fill(c);
+  rng.fill(x);
+  rng.fill(w);
+  rng.fill(a);
+  rng.fill(b);
+  rng.fill(c);
   lora_linear_forward(tp, x.data(), w.data(), a.data(), b.data(), s, xa.data(), y.data(), n, in,
                       out, r);
   std::vector<double> ref(n * out);
@@ -106,8 +112,8 @@ void test_lora_linear(ThreadPool* tp) {
 
   auto L = [&] {
     Vec xa2(n * r);
-    lora_linear_forward(nullptr, x.data(), w.data(), a.data(), b.data(), s, xa2.data(), y.data(),
-                        n, in, out, r);
+    lora_linear_forward(nullptr, x.data(), w.data(), a.data(), b.data(), s, xa2.data(), y.data(), n,
+                        in, out, r);
     return dotd(c, y);
   };
   lora_linear_forward(tp, x.data(), w.data(), a.data(), b.data(), s, xa.data(), y.data(), n, in,
@@ -129,8 +135,8 @@ void test_lora_linear(ThreadPool* tp) {
   Vec yl(n * out);
   linear_forward(nullptr, x.data(), w.data(), yl.data(), n, in, out, false);
   check_err("lora_linear_forward without adapter = linear", rel_err(y0, yl, y0.size()), 0);
-  lora_linear_backward(tp, c.data(), x.data(), w.data(), nullptr, nullptr, nullptr, s,
-                       dx0.data(), nullptr, nullptr, nullptr, n, in, out, r);
+  lora_linear_backward(tp, c.data(), x.data(), w.data(), nullptr, nullptr, nullptr, s, dx0.data(),
+                       nullptr, nullptr, nullptr, n, in, out, r);
   Vec dxl(n * in);
   linear_backward_input(nullptr, c.data(), w.data(), dxl.data(), n, in, out, false);
   check_err("lora_linear_backward without adapter = linear", rel_err(dx0, dxl, dx0.size()), 0);
@@ -141,7 +147,9 @@ void test_rmsnorm(ThreadPool* tp) {
   const int64_t n = 9, d = 35;
   const float eps = 1e-5f;
   Vec x(n * d), w(d), y(n * d), rstd(n), c(n * d);
-  rng.fill(x, -2, 2); rng.fill(w, 0.5f, 1.5f); rng.fill(c);
+  rng.fill(x, -2, 2);
+  rng.fill(w, 0.5f, 1.5f);
+  rng.fill(c);
   rmsnorm_forward(tp, x.data(), w.data(), y.data(), rstd.data(), n, d, eps);
   std::vector<double> ref(n * d);
   for (int64_t i = 0; i < n; ++i) {
@@ -170,7 +178,8 @@ void test_rope(ThreadPool* tp) {
   for (double theta : {10000.0, 1e6}) {
     const int64_t n = 10, heads = 3, D = 12;
     Vec x(n * heads * D), c(x.size());
-    rng.fill(x); rng.fill(c);
+    rng.fill(x);
+    rng.fill(c);
     std::vector<int32_t> pos(n);
     for (int64_t t = 0; t < n; ++t) pos[t] = int32_t(rng.below(200));
     Vec y = x;
@@ -182,7 +191,8 @@ void test_rope(ThreadPool* tp) {
         for (int64_t i = 0; i < D / 2; ++i) {
           float inv = 1.0f / float(std::pow(double(float(theta)), double(float(2 * i) / float(D))));
           float ang = float(pos[t]) * inv;
-          double cs = double(float(std::cos(double(ang)))), sn = double(float(std::sin(double(ang))));
+          double cs = double(float(std::cos(double(ang)))),
+                 sn = double(float(std::sin(double(ang))));
           const float* xh = x.data() + (t * heads + h) * D;
           double* rh = ref.data() + (t * heads + h) * D;
           rh[i] = xh[i] * cs - xh[i + D / 2] * sn;
@@ -247,8 +257,8 @@ void test_attention(ThreadPool* tp) {
         std::vector<int32_t> mask(B * S, 1), seg(B * S, 0);
         AttentionMask m;
         m.window = window;
-        std::string name = "attention H=4 KH=" + std::to_string(KH) +
-                           " window=" + std::to_string(window);
+        std::string name =
+            "attention H=4 KH=" + std::to_string(KH) + " window=" + std::to_string(window);
         if (variant == 1) {
           // row 0 right padding, row 1 left padding (its first query sees no key)
           mask[5] = mask[6] = 0;
@@ -266,7 +276,10 @@ void test_attention(ThreadPool* tp) {
         }
         Vec q(B * S * H * D), k(B * S * KH * D), v(B * S * KH * D), out(q.size()), lse(B * H * S);
         Vec c(q.size());
-        rng.fill(q, -1.5f, 1.5f); rng.fill(k, -1.5f, 1.5f); rng.fill(v); rng.fill(c);
+        rng.fill(q, -1.5f, 1.5f);
+        rng.fill(k, -1.5f, 1.5f);
+        rng.fill(v);
+        rng.fill(c);
         attention_forward(tp, q.data(), k.data(), v.data(), out.data(), lse.data(), m, B, S, H, KH,
                           D);
         std::vector<double> ref;
@@ -279,8 +292,8 @@ void test_attention(ThreadPool* tp) {
         }
         auto L = [&] {
           Vec o2(q.size()), l2(lse.size());
-          attention_forward(nullptr, q.data(), k.data(), v.data(), o2.data(), l2.data(), m, B, S,
-                            H, KH, D);
+          attention_forward(nullptr, q.data(), k.data(), v.data(), o2.data(), l2.data(), m, B, S, H,
+                            KH, D);
           return dotd(c, o2);
         };
         Vec dq(q.size(), 7.0f), dk(k.size(), 7.0f), dv(v.size(), 7.0f);
@@ -298,7 +311,9 @@ void test_swiglu(ThreadPool* tp) {
   testutil::Rng rng(16);
   const int64_t n = 101;
   Vec g(n), u(n), h(n), c(n);
-  rng.fill(g, -4, 4); rng.fill(u, -2, 2); rng.fill(c);
+  rng.fill(g, -4, 4);
+  rng.fill(u, -2, 2);
+  rng.fill(c);
   swiglu_forward(tp, g.data(), u.data(), h.data(), n);
   std::vector<double> ref(n);
   for (int64_t i = 0; i < n; ++i) ref[i] = double(g[i]) / (1 + std::exp(-double(g[i]))) * u[i];
@@ -318,14 +333,14 @@ void test_lm_head(ThreadPool* tp) {
   const int64_t n = 21, d = 19, V = 53;
   const float gs = 0.37f;
   Vec h(n * d), w(V * d);
-  rng.fill(h); rng.fill(w);
+  rng.fill(h);
+  rng.fill(w);
   std::vector<int32_t> tgt(n);
   for (int64_t t = 0; t < n; ++t) tgt[t] = (t % 5 == 2) ? -100 : int32_t(rng.below(V));
   double loss = 0.5;  // it accumulates
   int64_t count = 3;
   Vec dh(n * d, 9.0f);
-  lm_head_cross_entropy(tp, h.data(), w.data(), tgt.data(), n, d, V, gs, &loss, &count,
-                        dh.data());
+  lm_head_cross_entropy(tp, h.data(), w.data(), tgt.data(), n, d, V, gs, &loss, &count, dh.data());
   double ref = 0;
   int64_t rc = 0;
   for (int64_t t = 0; t < n; ++t) {
@@ -354,8 +369,7 @@ void test_lm_head(ThreadPool* tp) {
   auto L = [&] {
     double l = 0;
     int64_t cnt = 0;
-    lm_head_cross_entropy(nullptr, h.data(), w.data(), tgt.data(), n, d, V, gs, &l, &cnt,
-                          nullptr);
+    lm_head_cross_entropy(nullptr, h.data(), w.data(), tgt.data(), n, d, V, gs, &l, &cnt, nullptr);
     return l * gs;
   };
   check_err("lm_head_cross_entropy dh vs FD", rel_err(dh, fd_grad(h, L), dh.size()), kFdTol);
@@ -365,14 +379,16 @@ void test_adamw(ThreadPool* tp) {
   testutil::Rng rng(18);
   const int64_t n = 10001;
   Vec p(n), g1(n), g2(n), m(n, 0.0f), v(n, 0.0f);
-  rng.fill(p); rng.fill(g1); rng.fill(g2);
+  rng.fill(p);
+  rng.fill(g1);
+  rng.fill(g2);
   std::vector<double> rp(p.begin(), p.end()), rm(n, 0), rv(n, 0);
   const double lr = 0.01, b1 = 0.9, b2 = 0.999, eps = 1e-8, wd = 0.01;
   const float mults[2] = {1.0f, 0.5f};
   Vec* gs[2] = {&g1, &g2};
   for (int t = 1; t <= 2; ++t) {
-    adamw_update(tp, p.data(), gs[t - 1]->data(), m.data(), v.data(), n, mults[t - 1], 0.01f,
-                 0.9f, 0.999f, 1e-8f, 0.01f, t);
+    adamw_update(tp, p.data(), gs[t - 1]->data(), m.data(), v.data(), n, mults[t - 1], 0.01f, 0.9f,
+                 0.999f, 1e-8f, 0.01f, t);
     // textbook AdamW (Loshchilov & Hutter, as torch documents it)
     for (int64_t i = 0; i < n; ++i) {
       double g = double((*gs[t - 1])[i]) * mults[t - 1];
@@ -405,19 +421,20 @@ void test_determinism() {
   ThreadPool tp(3);
   testutil::Rng rng(19);
   const int64_t B = 2, S = 33, H = 4, KH = 2, D = 16;
-  Vec q(B * S * H * D), k(B * S * KH * D), v(k.size()), o1(q.size()), o2(q.size()),
-      l1(B * H * S), l2(B * H * S);
-  rng.fill(q); rng.fill(k); rng.fill(v);
+  Vec q(B * S * H * D), k(B * S * KH * D), v(k.size()), o1(q.size()), o2(q.size()), l1(B * H * S),
+      l2(B * H * S);
+  rng.fill(q);
+  rng.fill(k);
+  rng.fill(v);
   AttentionMask m;
   m.window = 5;
   attention_forward(&tp, q.data(), k.data(), v.data(), o1.data(), l1.data(), m, B, S, H, KH, D);
-  attention_forward(nullptr, q.data(), k.data(), v.data(), o2.data(), l2.data(), m, B, S, H, KH,
-                    D);
+  attention_forward(nullptr, q.data(), k.data(), v.data(), o2.data(), l2.data(), m, B, S, H, KH, D);
   check_true("attention_forward: 3 threads bitwise equal to 1",
              std::memcmp(o1.data(), o2.data(), o1.size() * 4) == 0);
   Vec dq1(q.size()), dk1(k.size()), dv1(k.size()), dq2(q.size()), dk2(k.size()), dv2(k.size());
-  attention_backward(&tp, q.data(), q.data(), k.data(), v.data(), o1.data(), l1.data(),
-                     dq1.data(), dk1.data(), dv1.data(), m, B, S, H, KH, D);
+  attention_backward(&tp, q.data(), q.data(), k.data(), v.data(), o1.data(), l1.data(), dq1.data(),
+                     dk1.data(), dv1.data(), m, B, S, H, KH, D);
   attention_backward(nullptr, q.data(), q.data(), k.data(), v.data(), o1.data(), l1.data(),
                      dq2.data(), dk2.data(), dv2.data(), m, B, S, H, KH, D);
   check_true("attention_backward: 3 threads bitwise equal to 1",
@@ -426,7 +443,8 @@ void test_determinism() {
                  std::memcmp(dv1.data(), dv2.data(), dv1.size() * 4) == 0);
   const int64_t n = 301, in = 67, out = 129;
   Vec x(n * in), w(out * in), y1(n * out), y2(n * out), dw1(out * in, 0), dw2(out * in, 0);
-  rng.fill(x); rng.fill(w);
+  rng.fill(x);
+  rng.fill(w);
   linear_forward(&tp, x.data(), w.data(), y1.data(), n, in, out, false);
   linear_forward(nullptr, x.data(), w.data(), y2.data(), n, in, out, false);
   linear_backward_weight(&tp, y1.data(), x.data(), dw1.data(), n, in, out);

@@ -14,8 +14,8 @@
 namespace lt = lora4j::cuda::lt;
 
 template <class T>
-using Erase = std::conditional_t<std::is_pointer_v<T>, void*,
-                                 std::conditional_t<std::is_enum_v<T>, int, T>>;
+using Erase =
+    std::conditional_t<std::is_pointer_v<T>, void*, std::conditional_t<std::is_enum_v<T>, int, T>>;
 template <class F>
 struct Sig;
 template <class R, class... A>
@@ -25,7 +25,7 @@ struct Sig<R(A...)> {
 template <class R, class... A>
 struct Sig<R (*)(A...)> : Sig<R(A...)> {};
 
-#define SAME_SIGNATURE(fn)                                                              \
+#define SAME_SIGNATURE(fn)                                                                   \
   static_assert(std::is_same_v<Sig<decltype(::fn)>::type, Sig<decltype(lt::Api::fn)>::type>, \
                 #fn " differs from cublasLt.h")
 

@@ -24,13 +24,13 @@ std::string g_root;
 // (norm-wise over the three steps), grad norms 7.8e-3, final params 4.2e-2.
 constexpr double kLossTol = 1.25e-3;
 
-#define API(call)                                                                   \
-  do {                                                                              \
-    int s_ = (call);                                                                \
-    if (s_ != LORA4J_OK) {                                                          \
-      std::printf("%s failed (%d): %s\n", #call, s_, lora4j_last_error());          \
-      std::exit(2);                                                                 \
-    }                                                                               \
+#define API(call)                                                          \
+  do {                                                                     \
+    int s_ = (call);                                                       \
+    if (s_ != LORA4J_OK) {                                                 \
+      std::printf("%s failed (%d): %s\n", #call, s_, lora4j_last_error()); \
+      std::exit(2);                                                        \
+    }                                                                      \
   } while (0)
 
 struct Golden {
@@ -58,7 +58,8 @@ Golden load_case(const std::string& name) {
   g.cfg.sliding_window = c.has("sliding_window") ? int(c["sliding_window"].num) : 0;
   g.cfg.max_seq_len = int(c["max_position_embeddings"].num);
   g.cfg.rms_norm_eps = float(c["rms_norm_eps"].num);
-  g.cfg.rope_theta = c.has("rope_theta") ? c["rope_theta"].num : c["rope_parameters"]["rope_theta"].num;
+  g.cfg.rope_theta =
+      c.has("rope_theta") ? c["rope_theta"].num : c["rope_parameters"]["rope_theta"].num;
   g.t = std::make_shared<testutil::Safetensors>(g.dir + "/reference.safetensors");
   g.ids = g.t->get("input_ids").as_int32();
   g.mask = g.t->get("attention_mask").as_int32();
@@ -68,7 +69,8 @@ Golden load_case(const std::string& name) {
   return g;
 }
 
-lora4j_engine* make_engine(const Golden& g, int recompute, const lora4j_model_config* cfg = nullptr) {
+lora4j_engine* make_engine(const Golden& g, int recompute,
+                           const lora4j_model_config* cfg = nullptr) {
   lora4j_engine_options o{};
   o.device = LORA4J_DEVICE_CUDA;
   o.device_index = 0;
@@ -83,7 +85,10 @@ lora4j_engine* make_engine(const Golden& g, int recompute, const lora4j_model_co
     for (const std::string& name : st.names()) {
       const testutil::Tensor& t = st.get(name);
       int dt = t.dtype == "BF16" ? LORA4J_DTYPE_BF16 : LORA4J_DTYPE_F32;
-      if (t.dtype != "BF16" && t.dtype != "F32") { std::printf("dtype %s\n", t.dtype.c_str()); std::exit(2); }
+      if (t.dtype != "BF16" && t.dtype != "F32") {
+        std::printf("dtype %s\n", t.dtype.c_str());
+        std::exit(2);
+      }
       API(lora4j_engine_set_weight(e, name.c_str(), dt, t.data, t.numel()));
     }
   }
@@ -104,8 +109,8 @@ void attach(const Golden& g, lora4j_engine* e, const std::string& adapter) {
   int r = int(l["r"].num);
   double alpha = l["alpha"].num;
   float scale = float(l["use_rslora"].b ? alpha / std::sqrt(double(r)) : alpha / r);
-  static const char* names[] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
-                                "down_proj"};
+  static const char* names[] = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
+                                "gate_proj", "up_proj", "down_proj"};
   uint32_t targets = 0;
   for (auto& t : l["targets"].arr)
     for (int i = 0; i < 7; ++i)
@@ -146,7 +151,8 @@ double loss_err(Golden& g, lora4j_engine* e, const std::string& key) {
   int64_t tokens = 0;
   API(lora4j_eval_loss(e, &b, &sum, &tokens));
   double ref = g.t->get(key).as_double()[0];
-  std::printf("  %s %s: lora4j %.6f  reference %.6f\n", g.name.c_str(), key.c_str(), sum / tokens, ref);
+  std::printf("  %s %s: lora4j %.6f  reference %.6f\n", g.name.c_str(), key.c_str(), sum / tokens,
+              ref);
   return std::fabs(sum / double(tokens) - ref) / std::fabs(ref);
 }
 
@@ -209,7 +215,8 @@ void golden(const std::string& name) {
   attach(g, e, "adapter_init");
   ct::report(S, name + " lora loss", loss_err(g, e, "lora.loss"), kLossTol);
   ct::report(S, name + " lora logits", logits_err(g, e, "lora.logits"), 2e-2);
-  ct::report(S, name + " lora grads (max over tensors), recompute none", grads_err(g, e, "none"), 3e-2);
+  ct::report(S, name + " lora grads (max over tensors), recompute none", grads_err(g, e, "none"),
+             3e-2);
 
   // three AdamW steps from adapter_init
   attach(g, e, "adapter_init");
@@ -221,7 +228,8 @@ void golden(const std::string& name) {
   opt.eps = float(ad["eps"].num);
   opt.weight_decay = float(ad["weight_decay"].num);
   opt.max_grad_norm = float(ad["clip_norm"].num);
-  std::vector<double> ref_losses = g.t->get("adamw.losses").as_double(), ref_norms = g.t->get("adamw.grad_norms").as_double();
+  std::vector<double> ref_losses = g.t->get("adamw.losses").as_double(),
+                      ref_norms = g.t->get("adamw.grad_norms").as_double();
   std::vector<float> got_l, ref_l, got_n, ref_n;
   lora4j_batch b = batch_of(g);
   for (size_t s = 0; s < ref_losses.size(); ++s) {
@@ -261,11 +269,13 @@ void golden(const std::string& name) {
 
   // greedy generation and merge with adapter_trained
   attach(g, e, "adapter_trained");
-  std::vector<int32_t> prompt = g.t->get("generate.prompt").as_int32(), full = g.t->get("generate.output").as_int32();
+  std::vector<int32_t> prompt = g.t->get("generate.prompt").as_int32(),
+                       full = g.t->get("generate.output").as_int32();
   int32_t max_new = int32_t(full.size() - prompt.size());
   std::vector<int32_t> out(static_cast<size_t>(max_new));
   int32_t produced = 0;
-  API(lora4j_generate_greedy(e, prompt.data(), int32_t(prompt.size()), max_new, -1, out.data(), &produced));
+  API(lora4j_generate_greedy(e, prompt.data(), int32_t(prompt.size()), max_new, -1, out.data(),
+                             &produced));
   int same = 0;
   std::string gs, rs;
   for (int32_t i = 0; i < max_new; ++i) {
@@ -283,13 +293,15 @@ void golden(const std::string& name) {
   ct::report(S, name + " merged logits", logits_err(g, e, "merged.logits"), 2e-2);
   int64_t in_use = 0, peak = 0;
   API(lora4j_engine_memory(e, &in_use, &peak));
-  std::printf("  %s device memory in use %lld peak %lld bytes\n", name.c_str(), (long long)in_use, (long long)peak);
+  std::printf("  %s device memory in use %lld peak %lld bytes\n", name.c_str(), (long long)in_use,
+              (long long)peak);
   API(lora4j_engine_destroy(e));
 
   // recompute LAYER gives the same gradients
   e = make_engine(g, LORA4J_RECOMPUTE_LAYER);
   attach(g, e, "adapter_init");
-  ct::report(S, name + " lora grads (max over tensors), recompute layer", grads_err(g, e, "layer"), 3e-2);
+  ct::report(S, name + " lora grads (max over tensors), recompute layer", grads_err(g, e, "layer"),
+             3e-2);
   API(lora4j_engine_destroy(e));
 }
 
@@ -308,12 +320,30 @@ void packing() {
   b_lab[0] = -100;
   // packed: one row [a | b]
   std::vector<int32_t> p_ids, p_lab, p_pos, p_seg;
-  for (int i = 0; i < la; ++i) { p_ids.push_back(a_ids[i]); p_lab.push_back(a_lab[i]); p_pos.push_back(i); p_seg.push_back(0); }
-  for (int i = 0; i < lb; ++i) { p_ids.push_back(b_ids[i]); p_lab.push_back(b_lab[i]); p_pos.push_back(i); p_seg.push_back(1); }
+  for (int i = 0; i < la; ++i) {
+    p_ids.push_back(a_ids[i]);
+    p_lab.push_back(a_lab[i]);
+    p_pos.push_back(i);
+    p_seg.push_back(0);
+  }
+  for (int i = 0; i < lb; ++i) {
+    p_ids.push_back(b_ids[i]);
+    p_lab.push_back(b_lab[i]);
+    p_pos.push_back(i);
+    p_seg.push_back(1);
+  }
   // separate: two rows of L, a right-padded
   std::vector<int32_t> u_ids(2 * L, 0), u_lab(2 * L, -100), u_mask(2 * L, 0);
-  for (int i = 0; i < la; ++i) { u_ids[i] = a_ids[i]; u_lab[i] = a_lab[i]; u_mask[i] = 1; }
-  for (int i = 0; i < lb; ++i) { u_ids[L + i] = b_ids[i]; u_lab[L + i] = b_lab[i]; u_mask[L + i] = 1; }
+  for (int i = 0; i < la; ++i) {
+    u_ids[i] = a_ids[i];
+    u_lab[i] = a_lab[i];
+    u_mask[i] = 1;
+  }
+  for (int i = 0; i < lb; ++i) {
+    u_ids[L + i] = b_ids[i];
+    u_lab[L + i] = b_lab[i];
+    u_mask[L + i] = 1;
+  }
   auto run = [&](const lora4j_batch& b, double* loss, int64_t* tokens) {
     API(lora4j_zero_grad(e));
     API(lora4j_forward_backward(e, &b, 0.05f, loss, tokens));
@@ -376,7 +406,8 @@ void errors() {
     lora4j_engine* e = make_engine(g, LORA4J_RECOMPUTE_NONE, &big);
     attach(g, e, "adapter_init");
     const int B = 64, S2 = 1 << 19;
-    std::vector<int32_t> ids(static_cast<size_t>(B) * S2, 5), labels(static_cast<size_t>(B) * S2, 7);
+    std::vector<int32_t> ids(static_cast<size_t>(B) * S2, 5),
+        labels(static_cast<size_t>(B) * S2, 7);
     lora4j_batch b{};
     b.batch = B;
     b.seq = S2;
@@ -418,7 +449,8 @@ void errors() {
     long long diff = (long long)free0 - (long long)free1;
     ct::report_bool(S, "100 create/destroy cycles keep device memory", diff <= (2ll << 20),
                     "free before " + std::to_string(free0 >> 20) + " MiB, after " +
-                        std::to_string(free1 >> 20) + " MiB, lost " + std::to_string(diff) + " bytes");
+                        std::to_string(free1 >> 20) + " MiB, lost " + std::to_string(diff) +
+                        " bytes");
   }
 }
 

@@ -24,12 +24,12 @@ using testutil::Safetensors;
 
 namespace {
 
-#define API(call)                                                                        \
-  do {                                                                                   \
-    int rc_ = (call);                                                                    \
-    if (rc_ != LORA4J_OK)                                                                \
+#define API(call)                                                                         \
+  do {                                                                                    \
+    int rc_ = (call);                                                                     \
+    if (rc_ != LORA4J_OK)                                                                 \
       throw std::runtime_error(std::string(#call) + " -> " + std::to_string(rc_) + ": " + \
-                               lora4j_last_error());                                     \
+                               lora4j_last_error());                                      \
   } while (0)
 
 struct Engine {
@@ -38,13 +38,14 @@ struct Engine {
 };
 
 // rel error over the positions whose attention mask is 1; rows of `width` floats per token
-double masked_rel(const float* got, const std::vector<double>& ref, const std::vector<int32_t>& mask,
-                  int64_t width) {
+double masked_rel(const float* got, const std::vector<double>& ref,
+                  const std::vector<int32_t>& mask, int64_t width) {
   double num = 0, den = 0;
   for (size_t t = 0; t < mask.size(); ++t) {
     if (!mask[t]) continue;
     for (int64_t k = 0; k < width; ++k) {
-      double r = ref[t * size_t(width) + size_t(k)], d = double(got[t * size_t(width) + size_t(k)]) - r;
+      double r = ref[t * size_t(width) + size_t(k)],
+             d = double(got[t * size_t(width) + size_t(k)]) - r;
       num += d * d;
       den += r * r;
     }
@@ -52,7 +53,8 @@ double masked_rel(const float* got, const std::vector<double>& ref, const std::v
   return std::sqrt(num / den);
 }
 
-std::string peft_live_name(const std::string& saved) {  // ...lora_A.weight -> ...lora_A.default.weight
+std::string peft_live_name(
+    const std::string& saved) {  // ...lora_A.weight -> ...lora_A.default.weight
   std::string s = saved;
   size_t p = s.rfind(".weight");
   return s.substr(0, p) + ".default.weight";
@@ -81,19 +83,19 @@ struct Case {
     mc.num_layers = int32_t(cfg["num_hidden_layers"].num);
     mc.num_heads = int32_t(cfg["num_attention_heads"].num);
     mc.num_kv_heads = int32_t(cfg["num_key_value_heads"].num);
-    mc.head_dim = cfg.has("head_dim") && !cfg["head_dim"].is_null()
-                      ? int32_t(cfg["head_dim"].num)
-                      : mc.hidden_size / mc.num_heads;
+    mc.head_dim = cfg.has("head_dim") && !cfg["head_dim"].is_null() ? int32_t(cfg["head_dim"].num)
+                                                                    : mc.hidden_size / mc.num_heads;
     mc.sliding_window = cfg["sliding_window"].is_null() ? 0 : int32_t(cfg["sliding_window"].num);
     mc.max_seq_len = int32_t(cfg["max_position_embeddings"].num);
     mc.rms_norm_eps = float(cfg["rms_norm_eps"].num);
-    mc.rope_theta = cfg.has("rope_theta") ? cfg["rope_theta"].num
-                                          : cfg["rope_parameters"]["rope_theta"].num;
+    mc.rope_theta =
+        cfg.has("rope_theta") ? cfg["rope_theta"].num : cfg["rope_parameters"]["rope_theta"].num;
     rank = int32_t(adapter_cfg["r"].num);
     double alpha = adapter_cfg["lora_alpha"].num;
     bool rs = adapter_cfg.has("use_rslora") && adapter_cfg["use_rslora"].b;
     scale = float(rs ? alpha / std::sqrt(double(rank)) : alpha / rank);
-    const char* shorts[] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+    const char* shorts[] = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
+                            "gate_proj", "up_proj", "down_proj"};
     for (auto& t : adapter_cfg["target_modules"].arr)
       for (int p = 0; p < 7; ++p)
         if (t.str == shorts[p]) targets |= 1u << p;
@@ -186,7 +188,8 @@ struct Case {
     }
     std::vector<float> logits(size_t(n * V));
     API(lora4j_logits(base.e, &batch, logits.data(), int64_t(logits.size())));
-    check_err(tag("base.logits"), masked_rel(logits.data(), ref->get("base.logits").as_double(), mask, V), 1e-5);
+    check_err(tag("base.logits"),
+              masked_rel(logits.data(), ref->get("base.logits").as_double(), mask, V), 1e-5);
     double sum = 0;
     int64_t tokens = 0;
     API(lora4j_eval_loss(base.e, &batch, &sum, &tokens));
@@ -198,7 +201,8 @@ struct Case {
     create(lo, LORA4J_RECOMPUTE_NONE, 0);
     attach(lo, "adapter_init");
     API(lora4j_logits(lo.e, &batch, logits.data(), int64_t(logits.size())));
-    check_err(tag("lora.logits"), masked_rel(logits.data(), ref->get("lora.logits").as_double(), mask, V), 1e-5);
+    check_err(tag("lora.logits"),
+              masked_rel(logits.data(), ref->get("lora.logits").as_double(), mask, V), 1e-5);
     API(lora4j_eval_loss(lo.e, &batch, &sum, &tokens));
     rl = ref->get("lora.loss").as_double()[0];
     check_err(tag("lora.loss (eval_loss)"), std::fabs(sum / double(tokens) - rl) / rl, 1e-5);
@@ -227,7 +231,8 @@ struct Case {
       API(lora4j_forward_backward(rc.e, &batch, float(1.0 / double(tokens)), &s2, &t2));
       bool same = s2 == sum && t2 == tokens;
       for (const std::string& nm : names) {
-        std::vector<float> a = lora_state(lo, LORA4J_STATE_GRAD, nm), b = lora_state(rc, LORA4J_STATE_GRAD, nm);
+        std::vector<float> a = lora_state(lo, LORA4J_STATE_GRAD, nm),
+                           b = lora_state(rc, LORA4J_STATE_GRAD, nm);
         same = same && std::memcmp(a.data(), b.data(), a.size() * 4) == 0;
       }
       check_true(tag("RECOMPUTE_LAYER (1 thread) grads bitwise equal to NONE (all threads)"), same);
@@ -253,9 +258,12 @@ struct Case {
         double loss = 0;
         lora4j_step_result res{};
         API(lora4j_train_step(tr.e, &batch, &opt, &loss, &res));
-        check_err(tag("adamw step " + std::to_string(s) + " loss"), std::fabs(loss - losses[size_t(s)]) / losses[size_t(s)], 1e-5);
-        check_err(tag("adamw step " + std::to_string(s) + " grad norm"), std::fabs(res.grad_norm - norms[size_t(s)]) / norms[size_t(s)], 1e-4);
-        check_true(tag("adamw step " + std::to_string(s) + " applied, count"), res.applied == 1 && res.step == s + 1);
+        check_err(tag("adamw step " + std::to_string(s) + " loss"),
+                  std::fabs(loss - losses[size_t(s)]) / losses[size_t(s)], 1e-5);
+        check_err(tag("adamw step " + std::to_string(s) + " grad norm"),
+                  std::fabs(res.grad_norm - norms[size_t(s)]) / norms[size_t(s)], 1e-4);
+        check_true(tag("adamw step " + std::to_string(s) + " applied, count"),
+                   res.applied == 1 && res.step == s + 1);
       }
       Safetensors init(dir + "/adapter_init/adapter_model.safetensors");
       double num = 0, den = 0, worst_t = 0;
@@ -273,9 +281,13 @@ struct Case {
         num += tn;
         den += td;
         double te = std::sqrt(tn / td);
-        if (te > worst_t) { worst_t = te; worst_name = nm.substr(std::strlen("base_model.model.model.")); }
+        if (te > worst_t) {
+          worst_t = te;
+          worst_name = nm.substr(std::strlen("base_model.model.model."));
+        }
       }
-      check_err(tag("adamw final weights ||final-ref||/||ref-init|| (all)"), std::sqrt(num / den), 1e-3);
+      check_err(tag("adamw final weights ||final-ref||/||ref-init|| (all)"), std::sqrt(num / den),
+                1e-3);
       // Per tensor the bound is looser: Adam's early steps move an element by about lr * sign(g)
       // whatever |g| is, so elements whose gradient is nearly zero amplify the fp32-vs-fp64
       // difference of the gradient; a tensor with many of them sits above the global figure.
@@ -299,7 +311,9 @@ struct Case {
         eq = eq && out[size_t(i)] == want[size_t(plen + i)];
         got += std::to_string(out[size_t(i)]) + " ";
       }
-      check_true(tag("greedy generation (" + std::to_string(max_new) + " tokens) == generate.output"), eq, got);
+      check_true(
+          tag("greedy generation (" + std::to_string(max_new) + " tokens) == generate.output"), eq,
+          got);
       // decode logits at every step vs the full forward of the whole sequence
       const int32_t total = int32_t(want.size());
       lora4j_batch one{};
@@ -310,9 +324,11 @@ struct Case {
       API(lora4j_logits(gen.e, &one, full.data(), int64_t(full.size())));
       API(lora4j_decode_start(gen.e, want.data(), plen, dec.data()));
       for (int32_t t = plen; t < total; ++t)
-        API(lora4j_decode_next(gen.e, want[size_t(t)], dec.data() + size_t(t - plen + 1) * size_t(V)));
+        API(lora4j_decode_next(gen.e, want[size_t(t)],
+                               dec.data() + size_t(t - plen + 1) * size_t(V)));
       std::vector<float> ref_rows(full.begin() + (plen - 1) * V, full.end());
-      check_err(tag("KV-cache decode logits vs full forward"), testutil::rel_err(dec, ref_rows, dec.size()), 1e-5);
+      check_err(tag("KV-cache decode logits vs full forward"),
+                testutil::rel_err(dec, ref_rows, dec.size()), 1e-5);
     }
 
     // ---- merged ----
@@ -321,7 +337,8 @@ struct Case {
     API(lora4j_lora_count(gen.e, &count));
     check_true(tag("merge detaches the adapter"), count == 0);
     API(lora4j_logits(gen.e, &batch, logits.data(), int64_t(logits.size())));
-    check_err(tag("merged.logits"), masked_rel(logits.data(), ref->get("merged.logits").as_double(), mask, V), 1e-5);
+    check_err(tag("merged.logits"),
+              masked_rel(logits.data(), ref->get("merged.logits").as_double(), mask, V), 1e-5);
   }
 };
 

@@ -17,8 +17,7 @@ namespace nc = lora4j::cuda::nccl;
 template <class T>
 using Erase = std::conditional_t<
     std::is_same_v<T, ncclUniqueId>, nc::UniqueId,
-    std::conditional_t<std::is_pointer_v<T>, void*,
-                       std::conditional_t<std::is_enum_v<T>, int, T>>>;
+    std::conditional_t<std::is_pointer_v<T>, void*, std::conditional_t<std::is_enum_v<T>, int, T>>>;
 template <class F>
 struct Sig;
 template <class R, class... A>
@@ -28,7 +27,7 @@ struct Sig<R(A...)> {
 template <class R, class... A>
 struct Sig<R (*)(A...)> : Sig<R(A...)> {};
 
-#define SAME_SIGNATURE(fn)                                                              \
+#define SAME_SIGNATURE(fn)                                                                   \
   static_assert(std::is_same_v<Sig<decltype(::fn)>::type, Sig<decltype(nc::Api::fn)>::type>, \
                 #fn " differs from nccl.h")
 
@@ -77,8 +76,9 @@ int main() {
   nc::Result r = a.ncclGetUniqueId(&id);
   nc::UniqueId zero{};
   bool made = r == nc::kSuccess && std::memcmp(&id, &zero, sizeof id) != 0;
-  std::printf("[nccl] declarations match nccl.h %d.%d.%d; loaded %s, version %d; unique id %s  %s\n",
-              NCCL_MAJOR, NCCL_MINOR, NCCL_PATCH, nc::loaded_path(), v,
-              made ? "made" : a.ncclGetErrorString(r), made && v / 10000 == NCCL_MAJOR ? "PASS" : "FAIL");
+  std::printf(
+      "[nccl] declarations match nccl.h %d.%d.%d; loaded %s, version %d; unique id %s  %s\n",
+      NCCL_MAJOR, NCCL_MINOR, NCCL_PATCH, nc::loaded_path(), v,
+      made ? "made" : a.ncclGetErrorString(r), made && v / 10000 == NCCL_MAJOR ? "PASS" : "FAIL");
   return made && v / 10000 == NCCL_MAJOR ? 0 : 1;
 }

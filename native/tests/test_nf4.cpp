@@ -22,17 +22,18 @@ namespace {
 void expect(const std::string& what, int rc, int code, const std::string& needle) {
   std::string msg = lora4j_last_error();
   bool ok = rc == code && msg.find(needle) != std::string::npos;
-  check_true(what, ok, "status " + std::to_string(rc) + " (want " + std::to_string(code) +
-                           "), message: " + msg);
+  check_true(
+      what, ok,
+      "status " + std::to_string(rc) + " (want " + std::to_string(code) + "), message: " + msg);
 }
 
-#define API(call)                                                             \
-  do {                                                                        \
-    int s_ = (call);                                                          \
-    if (s_ != LORA4J_OK) {                                                    \
-      std::printf("%s failed (%d): %s\n", #call, s_, lora4j_last_error());    \
-      std::exit(2);                                                           \
-    }                                                                         \
+#define API(call)                                                          \
+  do {                                                                     \
+    int s_ = (call);                                                       \
+    if (s_ != LORA4J_OK) {                                                 \
+      std::printf("%s failed (%d): %s\n", #call, s_, lora4j_last_error()); \
+      std::exit(2);                                                        \
+    }                                                                      \
   } while (0)
 
 float bf16_round(float f) {
@@ -111,8 +112,8 @@ void random_against_reference() {
     for (int32_t bs : {64, 128, 6})
       for (bool nested : {false, true})
         for (int32_t dtype : {LORA4J_DTYPE_F32, LORA4J_DTYPE_BF16, LORA4J_DTYPE_F16}) {
-          nf4test::Nf4Data d = nf4test::random_nf4(numel, bs, nested, ++seed, 0.05f,
-                                                   nested && bs == 6 ? 7 : 256);
+          nf4test::Nf4Data d =
+              nf4test::random_nf4(numel, bs, nested, ++seed, 0.05f, nested && bs == 6 ? 7 : 256);
           d.dtype = dtype;
           lora4j_nf4_weight w = d.view();
           std::vector<float> out(static_cast<size_t>(numel));
@@ -120,7 +121,9 @@ void random_against_reference() {
           char name[160];
           std::snprintf(name, sizeof name, "dequantize = definition: numel %lld, block %d, %s, %s",
                         (long long)numel, bs, nested ? "double-quantized" : "plain",
-                        dtype == LORA4J_DTYPE_F32 ? "f32" : dtype == LORA4J_DTYPE_BF16 ? "bf16" : "f16");
+                        dtype == LORA4J_DTYPE_F32    ? "f32"
+                        : dtype == LORA4J_DTYPE_BF16 ? "bf16"
+                                                     : "f16");
           check_true(name, bitwise_equal(out, reference(d)));
         }
 }
@@ -168,9 +171,8 @@ void errors() {
   const std::string q = "model.layers.0.self_attn.q_proj.weight";
   nf4test::Nf4Data d = nf4test::random_nf4(16 * 16, 64, true, 7);
   lora4j_nf4_weight w = d.view();
-  expect("nf4: a norm weight is refused",
-         lora4j_engine_set_weight_nf4(e, "model.norm.weight", &w), LORA4J_EINVAL,
-         "not a projection");
+  expect("nf4: a norm weight is refused", lora4j_engine_set_weight_nf4(e, "model.norm.weight", &w),
+         LORA4J_EINVAL, "not a projection");
   expect("nf4: the LM head is refused", lora4j_engine_set_weight_nf4(e, "lm_head.weight", &w),
          LORA4J_EINVAL, "not a projection");
   expect("nf4: an unknown name is refused",
@@ -178,8 +180,8 @@ void errors() {
          LORA4J_EINVAL, "no frozen weight named");
   lora4j_nf4_weight bad = w;
   bad.numel = 255;
-  expect("nf4: a wrong element count names the weight", lora4j_engine_set_weight_nf4(e, q.c_str(), &bad),
-         LORA4J_EINVAL, q + "' has 256 elements");
+  expect("nf4: a wrong element count names the weight",
+         lora4j_engine_set_weight_nf4(e, q.c_str(), &bad), LORA4J_EINVAL, q + "' has 256 elements");
   bad = w;
   bad.blocksize = 63;
   expect("nf4: an odd blocksize is refused", lora4j_engine_set_weight_nf4(e, q.c_str(), &bad),

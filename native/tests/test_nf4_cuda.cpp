@@ -20,13 +20,13 @@ namespace {
 
 using lora4j::cuda::bf16;
 
-#define API(call)                                                             \
-  do {                                                                        \
-    int s_ = (call);                                                          \
-    if (s_ != LORA4J_OK) {                                                    \
-      std::printf("%s failed (%d): %s\n", #call, s_, lora4j_last_error());    \
-      std::exit(2);                                                           \
-    }                                                                         \
+#define API(call)                                                          \
+  do {                                                                     \
+    int s_ = (call);                                                       \
+    if (s_ != LORA4J_OK) {                                                 \
+      std::printf("%s failed (%d): %s\n", #call, s_, lora4j_last_error()); \
+      std::exit(2);                                                        \
+    }                                                                      \
   } while (0)
 
 void kernel_case(int64_t numel, int32_t bs, bool nested, int32_t dtype, uint64_t seed,
@@ -127,8 +127,8 @@ std::vector<float> lora_state(lora4j_engine* e, int32_t kind) {
 }
 
 void engine_case(bool nested, int recompute) {
-  const std::string tag = std::string(nested ? " nested" : " plain") +
-                          (recompute ? " recompute" : "");
+  const std::string tag =
+      std::string(nested ? " nested" : " plain") + (recompute ? " recompute" : "");
   lora4j_model_config c = small_config();
   lora4j_engine_options o{};
   o.device = LORA4J_DEVICE_CUDA;
@@ -149,8 +149,7 @@ void engine_case(bool nested, int recompute) {
       API(lora4j_engine_set_weight(b, w.name.c_str(), LORA4J_DTYPE_F32, deq.data(), w.numel));
       bf16_proj_bytes += 2 * w.numel;
       nf4_payload += int64_t(d.codes.size() + d.absmax_codes.size()) + 4 * 16 +
-                     4 * int64_t(d.absmax.size() + d.nested_absmax.size()) +
-                     (nested ? 4 * 256 : 0);
+                     4 * int64_t(d.absmax.size() + d.nested_absmax.size()) + (nested ? 4 * 256 : 0);
       largest = std::max(largest, w.numel);
       ++projections;
     } else {
@@ -170,8 +169,8 @@ void engine_case(bool nested, int recompute) {
   const int64_t want = ub - bf16_proj_bytes + nf4_payload + 2 * largest;
   ct::report_bool("nf4", "device memory: 4-bit weights + one scratch" + tag,
                   ua >= want && ua <= want + projections * 5 * 256,
-                  std::to_string(ua) + " bytes, bf16 engine " + std::to_string(ub) +
-                      ", expected " + std::to_string(want) + " + alignment");
+                  std::to_string(ua) + " bytes, bf16 engine " + std::to_string(ub) + ", expected " +
+                      std::to_string(want) + " + alignment");
   for (lora4j_engine* e : {a, b}) API(lora4j_lora_attach(e, 8, 2.f, 127u));
   int32_t n = 0;
   API(lora4j_lora_count(a, &n));

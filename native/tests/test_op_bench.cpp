@@ -13,9 +13,9 @@
 #include "op_bench_util.h"
 #include "test_util.h"
 
+using op_bench_util::Bench;
 using testutil::check_err;
 using testutil::check_true;
-using op_bench_util::Bench;
 
 namespace {
 
@@ -43,12 +43,12 @@ void compare_variants(const char* op, const char* a, const char* b,
   check_true(tag + " same outputs", ox.size() == oy.size() && !ox.empty());
   for (auto& kv : ox) {
     auto it = oy.find(kv.first);
-    if (!check_true(tag + " has " + kv.first, it != oy.end() && it->second.size() == kv.second.size()))
+    if (!check_true(tag + " has " + kv.first,
+                    it != oy.end() && it->second.size() == kv.second.size()))
       continue;
     bool ok = finite(kv.second) && finite(it->second);
-    check_err(tag + " " + kv.first, ok ? testutil::rel_err(it->second, kv.second, kv.second.size())
-                                       : NAN,
-              kTol);
+    check_err(tag + " " + kv.first,
+              ok ? testutil::rel_err(it->second, kv.second, kv.second.size()) : NAN, kTol);
   }
 }
 
@@ -112,16 +112,17 @@ void test_documented_inputs() {
     auto once = f.outputs()["y"];
     check_true("rope_fwd rotates", testutil::rel_err(once, x0, x0.size()) > 1e-2);
     double n0 = 0, n1 = 0;
-    for (size_t i = 0; i < x0.size(); ++i) n0 += double(x0[i]) * x0[i], n1 += double(once[i]) * once[i];
+    for (size_t i = 0; i < x0.size(); ++i)
+      n0 += double(x0[i]) * x0[i], n1 += double(once[i]) * once[i];
     check_err("rope_fwd keeps the norm", std::fabs(std::sqrt(n1 / n0) - 1.0), kTol);
   }
 }
 
 // Every op runs with its defaults, reports a cost and finite outputs.
 void test_all_ops_defaults() {
-  const char* ops[] = {"attention_fwd", "attention_bwd", "cross_entropy", "lora_linear_fwd",
-                       "lora_linear_bwd", "adamw", "rmsnorm_fwd", "rmsnorm_bwd", "rope_fwd",
-                       "rope_bwd", "swiglu_fwd", "swiglu_bwd"};
+  const char* ops[] = {"attention_fwd",   "attention_bwd", "cross_entropy", "lora_linear_fwd",
+                       "lora_linear_bwd", "adamw",         "rmsnorm_fwd",   "rmsnorm_bwd",
+                       "rope_fwd",        "rope_bwd",      "swiglu_fwd",    "swiglu_bwd"};
   for (const char* op : ops) {
     Bench b(-1, op, nullptr, {}, kSeed);
     if (!check_true(std::string(op) + " default shape created", b.status == LORA4J_OK,
@@ -133,8 +134,8 @@ void test_all_ops_defaults() {
     lora4j_op_bench_cost(b.h, &flops, &bytes, &memory);
     bool gemm = std::strncmp(op, "attention", 9) == 0 || std::strncmp(op, "cross", 5) == 0 ||
                 std::strncmp(op, "lora", 4) == 0;
-    check_true(std::string(op) + " cost", (gemm ? flops > 0 : flops == 0) && bytes > 0 &&
-                                              memory >= int64_t(bytes / 7),
+    check_true(std::string(op) + " cost",
+               (gemm ? flops > 0 : flops == 0) && bytes > 0 && memory >= int64_t(bytes / 7),
                std::to_string(flops) + " flops " + std::to_string(bytes) + " bytes " +
                    std::to_string(memory) + " held");
     auto o = b.outputs();
@@ -168,8 +169,8 @@ void test_errors() {
                lora4j_op_bench_create(-1, "attention_fwd", "fast", nullptr, 0, 1, &h),
                LORA4J_EINVAL, "no variant 'fast'; variants: flash, materialized");
   expect_error("wrong number of dims",
-               lora4j_op_bench_create(-1, "attention_fwd", nullptr, dims5, 3, 1, &h),
-               LORA4J_EINVAL, "takes 5 dims (B, S, H, KH, D), got 3");
+               lora4j_op_bench_create(-1, "attention_fwd", nullptr, dims5, 3, 1, &h), LORA4J_EINVAL,
+               "takes 5 dims (B, S, H, KH, D), got 3");
   int64_t zero[] = {1, 0, 4, 2, 8};
   expect_error("zero dim", lora4j_op_bench_create(-1, "attention_fwd", nullptr, zero, 5, 1, &h),
                LORA4J_EINVAL, "dim S of op 'attention_fwd' must be > 0, got 0");
@@ -179,8 +180,8 @@ void test_errors() {
                "multiple of KH");
   int64_t huge[] = {1 << 20, 1 << 20, 1 << 20, 1, 8};
   expect_error("dims too large",
-               lora4j_op_bench_create(-1, "attention_fwd", nullptr, huge, 5, 1, &h),
-               LORA4J_EINVAL, "too large");
+               lora4j_op_bench_create(-1, "attention_fwd", nullptr, huge, 5, 1, &h), LORA4J_EINVAL,
+               "too large");
   expect_error("null op", lora4j_op_bench_create(-1, nullptr, nullptr, nullptr, 0, 1, &h),
                LORA4J_EINVAL, "op is null");
   expect_error("null out", lora4j_op_bench_create(-1, "adamw", nullptr, nullptr, 0, 1, nullptr),
@@ -200,8 +201,8 @@ void test_errors() {
   expect_error("null handle", lora4j_op_bench_run(nullptr, 1), LORA4J_EINVAL, "handle is null");
   char name[8];
   int64_t numel = 0;
-  expect_error("output index", lora4j_op_bench_output_info(b.h, 1, name, 8, &numel),
-               LORA4J_EINVAL, "output index 1 out of range [0, 1)");
+  expect_error("output index", lora4j_op_bench_output_info(b.h, 1, name, 8, &numel), LORA4J_EINVAL,
+               "output index 1 out of range [0, 1)");
   float out[4];
   expect_error("output size", lora4j_op_bench_output(b.h, 0, out, 4), LORA4J_EINVAL,
                "output 'y' has 32 elements, buffer holds 4");

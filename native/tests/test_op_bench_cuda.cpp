@@ -58,13 +58,12 @@ void compare(int32_t dev_a, const char* var_a, int32_t dev_b, const char* var_b,
              const std::vector<int64_t>& dims, double tol, const std::string& what) {
   Bench a(dev_a, op, var_a, dims, kSeed), b(dev_b, op, var_b, dims, kSeed);
   std::string tag = what + " " + tag_of(op, dims);
-  if (!report_bool(tag + " created", a.status == 0 && b.status == 0, ""))
-    return;
+  if (!report_bool(tag + " created", a.status == 0 && b.status == 0, "")) return;
   bool ran = lora4j_op_bench_run(a.h, 1) == 0 && lora4j_op_bench_run(b.h, 1) == 0;
   if (!report_bool(tag + " runs", ran, ran ? "" : lora4j_bench_last_error())) return;
   auto oa = a.outputs(), ob = b.outputs();
   report_bool(tag + " outputs", !oa.empty() && oa.size() == ob.size(),
-                  std::to_string(oa.size()) + " / " + std::to_string(ob.size()));
+              std::to_string(oa.size()) + " / " + std::to_string(ob.size()));
   for (auto& kv : oa) {
     auto it = ob.find(kv.first);
     double err = it == ob.end() ? NAN : ct::rel_err(it->second, kv.second);
@@ -94,9 +93,11 @@ void variants() {
 // backward, every output: y, dx, dA, dB and the rank-r products x A^T (reduced over `in`) and
 // dy B (reduced over `out`), whose reductions over 14336 the small shapes never exercise.
 void real_widths() {
-  const std::vector<std::vector<int64_t>> shapes = {
-      {512, 4096, 4096, 16}, {512, 4096, 1024, 16}, {512, 4096, 14336, 16},
-      {512, 14336, 4096, 16}, {333, 14336, 4096, 16}};
+  const std::vector<std::vector<int64_t>> shapes = {{512, 4096, 4096, 16},
+                                                    {512, 4096, 1024, 16},
+                                                    {512, 4096, 14336, 16},
+                                                    {512, 14336, 4096, 16},
+                                                    {333, 14336, 4096, 16}};
   for (const auto& dims : shapes)
     for (const char* op : {"lora_linear_fwd", "lora_linear_bwd"})
       compare(-1, "fused", 0, "fused", op, dims, 1e-2, "Mistral-7B width cuda vs cpu");
@@ -136,24 +137,26 @@ void mistral_defaults() {
     for (auto& kv : b.outputs(true))
       for (float x : kv.second) finite = finite && std::isfinite(x);
     report_bool(tag + " runs, finite", finite && bytes > 0,
-                    std::to_string(memory >> 20) + " MiB held");
+                std::to_string(memory >> 20) + " MiB held");
   }
 }
 
 void errors() {
   lora4j_op_bench* h = nullptr;
   int s = lora4j_op_bench_create(99, "adamw", nullptr, nullptr, 0, 1, &h);
-  report_bool("device index out of range", s == LORA4J_EINVAL &&
-                      std::strstr(lora4j_bench_last_error(), "out of range") != nullptr,
-                  lora4j_bench_last_error());
+  report_bool(
+      "device index out of range",
+      s == LORA4J_EINVAL && std::strstr(lora4j_bench_last_error(), "out of range") != nullptr,
+      lora4j_bench_last_error());
   int64_t dims[] = {1, 64, 4, 2, 48};
   s = lora4j_op_bench_create(0, "attention_fwd", "flash", dims, 5, 1, &h);
-  report_bool("flash with head_dim 48", s == LORA4J_EUNSUPPORTED &&
-                      std::strstr(lora4j_bench_last_error(), "head_dim 48") != nullptr,
-                  lora4j_bench_last_error());
+  report_bool(
+      "flash with head_dim 48",
+      s == LORA4J_EUNSUPPORTED && std::strstr(lora4j_bench_last_error(), "head_dim 48") != nullptr,
+      lora4j_bench_last_error());
   s = lora4j_op_bench_create(0, "attention_fwd", "materialized", dims, 5, 1, &h);
-  report_bool("materialized with head_dim 48 runs",
-                  s == 0 && lora4j_op_bench_run(h, 1) == 0, s ? lora4j_bench_last_error() : "");
+  report_bool("materialized with head_dim 48 runs", s == 0 && lora4j_op_bench_run(h, 1) == 0,
+              s ? lora4j_bench_last_error() : "");
   lora4j_op_bench_destroy(h);
 }
 
@@ -169,9 +172,10 @@ int main() {
   against_cpu();
   real_widths();
   mistral_defaults();
-  std::printf("[%s] %d checks (variants agree, cuda vs cpu, Mistral-7B defaults, errors), "
-              "worst err/tol %.2f  %s\n", kSuite, g_checks, g_worst,
-              ct::failures() ? "FAIL" : "PASS");
+  std::printf(
+      "[%s] %d checks (variants agree, cuda vs cpu, Mistral-7B defaults, errors), "
+      "worst err/tol %.2f  %s\n",
+      kSuite, g_checks, g_worst, ct::failures() ? "FAIL" : "PASS");
   if (ct::failures()) {
     std::printf("test_op_bench_cuda: %d check(s) FAILED\n", ct::failures());
     return 1;

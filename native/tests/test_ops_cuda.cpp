@@ -80,7 +80,8 @@ void test_rmsnorm(ct::Rng& r, int64_t n, int64_t d) {
 std::vector<float> rope_inv(int D, double theta) {
   std::vector<float> inv(static_cast<size_t>(D / 2));
   for (int i = 0; i < D / 2; ++i)
-    inv[static_cast<size_t>(i)] = 1.0f / float(std::pow(double(float(theta)), double(float(2 * i) / float(D))));
+    inv[static_cast<size_t>(i)] =
+        1.0f / float(std::pow(double(float(theta)), double(float(2 * i) / float(D))));
   return inv;
 }
 
@@ -113,7 +114,8 @@ void test_rope(ct::Rng& r, int64_t n, int64_t heads, int D, double theta) {
 }
 
 void test_swiglu(ct::Rng& r, int64_t n) {
-  auto g = randn(r, static_cast<size_t>(n), 2.f), u = randn(r, static_cast<size_t>(n)), dh = randn(r, static_cast<size_t>(n), 1, false);
+  auto g = randn(r, static_cast<size_t>(n), 2.f), u = randn(r, static_cast<size_t>(n)),
+       dh = randn(r, static_cast<size_t>(n), 1, false);
   Dev<bf> dg(n), du(n), dh_out(n), ddg(n), ddu(n);
   Dev<float> ddh(n);
   ct::up_bf16(dg, g);
@@ -124,7 +126,8 @@ void test_swiglu(ct::Rng& r, int64_t n) {
   ddu.poison();
   check(cuda::swiglu_forward(dg.p, du.p, dh_out.p, n, 0), "swiglu_forward");
   check(cuda::swiglu_backward(ddh.p, dg.p, du.p, ddg.p, ddu.p, n, 0), "swiglu_backward");
-  std::vector<float> h(static_cast<size_t>(n)), rg(static_cast<size_t>(n)), ru(static_cast<size_t>(n));
+  std::vector<float> h(static_cast<size_t>(n)), rg(static_cast<size_t>(n)),
+      ru(static_cast<size_t>(n));
   cpu::swiglu_forward(g_tp, g.data(), u.data(), h.data(), n);
   cpu::swiglu_backward(g_tp, dh.data(), g.data(), u.data(), rg.data(), ru.data(), n);
   std::string tag = "n=" + std::to_string(n);
@@ -140,14 +143,17 @@ struct AttnCase {
 
 void test_attention(ct::Rng& r, const AttnCase& c) {
   const int64_t B = c.B, S = c.S, H = c.H, KH = c.KH, D = c.D;
-  auto q = randn(r, static_cast<size_t>(B * S * H * D)), k = randn(r, static_cast<size_t>(B * S * KH * D)),
-       v = randn(r, static_cast<size_t>(B * S * KH * D)), dout = randn(r, static_cast<size_t>(B * S * H * D));
+  auto q = randn(r, static_cast<size_t>(B * S * H * D)),
+       k = randn(r, static_cast<size_t>(B * S * KH * D)),
+       v = randn(r, static_cast<size_t>(B * S * KH * D)),
+       dout = randn(r, static_cast<size_t>(B * S * H * D));
   std::vector<int32_t> mask(static_cast<size_t>(B * S), 1), seg(static_cast<size_t>(B * S), 0);
   if (c.padding)
     for (int64_t b = 0; b < B; ++b) {
       int pad = std::min<int>(int(S) - 1, r.integer(0, int(S / 4) + 1));
       for (int64_t j = 0; j < pad; ++j)
-        mask[static_cast<size_t>(b * S + ((b % 2) ? j : S - 1 - j))] = 0;  // left pad odd rows, right even
+        mask[static_cast<size_t>(b * S + ((b % 2) ? j : S - 1 - j))] =
+            0;  // left pad odd rows, right even
     }
   if (c.segments)
     for (int64_t b = 0; b < B; ++b) {
@@ -163,7 +169,8 @@ void test_attention(ct::Rng& r, const AttnCase& c) {
   Dev<__half> dq(q.size()), dk(k.size());
   Dev<bf> dv(v.size()), dout_(dout.size()), dq_g(q.size()), dk_g(k.size()), dv_g(v.size()),
       dd_o(q.size());
-  Dev<float> dlse(static_cast<size_t>(B * H * S)), dacc(q.size()), ddelta(static_cast<size_t>(B * H * S));
+  Dev<float> dlse(static_cast<size_t>(B * H * S)), dacc(q.size()),
+      ddelta(static_cast<size_t>(B * H * S));
   Dev<int32_t> dmask(mask.size()), dseg(seg.size());
   ct::up_f16(dq, q);
   ct::up_f16(dk, k);
@@ -217,8 +224,8 @@ void test_attention(ct::Rng& r, const AttnCase& c) {
   m.window = c.window;
   std::vector<float> o(q.size()), lse(static_cast<size_t>(B * H * S)), gq(q.size()), gk(k.size()),
       gv(v.size());
-  cpu::attention_forward(g_tp, q.data(), k.data(), v.data(), o.data(), lse.data(), m, B, S, H,
-                         KH, D);
+  cpu::attention_forward(g_tp, q.data(), k.data(), v.data(), o.data(), lse.data(), m, B, S, H, KH,
+                         D);
   cpu::attention_backward(g_tp, dout.data(), q.data(), k.data(), v.data(), o.data(), lse.data(),
                           gq.data(), gk.data(), gv.data(), m, B, S, H, KH, D);
   char tag[160];
@@ -228,8 +235,10 @@ void test_attention(ct::Rng& r, const AttnCase& c) {
   if (p.o_f32)
     ct::report("attention", std::string("fwd out32 ") + tag, ct::rel_err(ct::down(do32), o), kTol);
   ct::report("attention", std::string("fwd lse ") + tag, ct::rel_err(ct::down(dlse), lse), kTol);
-  ct::report("attention", std::string("bwd dq ") + tag, ct::rel_err(ct::down_bf16(dq_g), gq, 1e-3), kTol);
-  ct::report("attention", std::string("bwd dk ") + tag, ct::rel_err(ct::down_bf16(dk_g), gk, 1e-3), kTol);
+  ct::report("attention", std::string("bwd dq ") + tag, ct::rel_err(ct::down_bf16(dq_g), gq, 1e-3),
+             kTol);
+  ct::report("attention", std::string("bwd dk ") + tag, ct::rel_err(ct::down_bf16(dk_g), gk, 1e-3),
+             kTol);
   ct::report("attention", std::string("bwd dv ") + tag, ct::rel_err(ct::down_bf16(dv_g), gv), kTol);
 }
 
@@ -259,30 +268,35 @@ void test_cross_entropy(ct::Rng& r, int64_t n, int64_t V) {
   for (int64_t i = 0; i < n; ++i)
     if (tgt[static_cast<size_t>(i)] != -100) sum += loss[static_cast<size_t>(i)];
   std::string tag = "n=" + std::to_string(n) + " V=" + std::to_string(V);
-  ct::report("cross_entropy", "loss sum " + tag, std::fabs(sum - ref_sum) / std::fabs(ref_sum), kTol);
+  ct::report("cross_entropy", "loss sum " + tag, std::fabs(sum - ref_sum) / std::fabs(ref_sum),
+             kTol);
   ct::report("cross_entropy", "dlogits " + tag, ct::rel_err(ct::down_bf16(dgrad), dh), kTol);
   // in place, as the engine runs it: the bf16 gradients of row t overwrite its fp32 logits
   // (row stride 2V bf16); must match the separate-buffer result bit for bit
   auto sep = ct::down_bf16(dgrad), sep_loss = ct::down(dloss);
   dloss.poison();
-  check(cuda::cross_entropy_chunk(dz.p, dt.p, n, V, gs, dloss.p, reinterpret_cast<bf*>(dz.p),
-                                  2 * V, 0),
+  check(cuda::cross_entropy_chunk(dz.p, dt.p, n, V, gs, dloss.p, reinterpret_cast<bf*>(dz.p), 2 * V,
+                                  0),
         "cross_entropy in place");
   std::vector<uint16_t> raw(static_cast<size_t>(n * V * 2));
   CT_CUDA(cudaMemcpy(raw.data(), dz.p, raw.size() * 2, cudaMemcpyDeviceToHost));
   std::vector<float> inplace(static_cast<size_t>(n * V));
   for (int64_t t = 0; t < n; ++t)
     for (int64_t i = 0; i < V; ++i)
-      inplace[static_cast<size_t>(t * V + i)] = ct::from_bf16_bits(raw[static_cast<size_t>(t * 2 * V + i)]);
+      inplace[static_cast<size_t>(t * V + i)] =
+          ct::from_bf16_bits(raw[static_cast<size_t>(t * 2 * V + i)]);
   ct::report_bool("cross_entropy", "in place = separate buffer " + tag,
                   inplace == sep && ct::down(dloss) == sep_loss, "bitwise");
 }
 
 void test_adamw(ct::Rng& r, int64_t n) {
-  auto p = randn(r, static_cast<size_t>(n), 1, false), g = randn(r, static_cast<size_t>(n), 0.1f, false);
-  auto m = randn(r, static_cast<size_t>(n), 0.01f, false), v = randn(r, static_cast<size_t>(n), 0.01f, false);
+  auto p = randn(r, static_cast<size_t>(n), 1, false),
+       g = randn(r, static_cast<size_t>(n), 0.1f, false);
+  auto m = randn(r, static_cast<size_t>(n), 0.01f, false),
+       v = randn(r, static_cast<size_t>(n), 0.01f, false);
   for (auto& x : v) x = std::fabs(x);
-  Dev<float> dp(static_cast<size_t>(n)), dg(static_cast<size_t>(n)), dm(static_cast<size_t>(n)), dv(static_cast<size_t>(n));
+  Dev<float> dp(static_cast<size_t>(n)), dg(static_cast<size_t>(n)), dm(static_cast<size_t>(n)),
+      dv(static_cast<size_t>(n));
   Dev<double> dsum(1);
   Dev<int> dflag(1);
   ct::up(dp, p);
@@ -355,11 +369,11 @@ int main() {
   test_adamw(r, 1000003);
 
   std::vector<AttnCase> cases = {
-      {1, 1, 4, 4, 64, 0, false, false},    {2, 97, 4, 2, 64, 0, true, false},
-      {2, 200, 8, 2, 128, 0, true, true},   {1, 1025, 4, 1, 128, 0, false, false},
-      {2, 97, 4, 4, 128, 16, true, false},  {1, 1025, 8, 2, 64, 256, false, true},
-      {3, 200, 4, 4, 64, 0, false, true},   {2, 97, 4, 2, 16, 8, true, false},
-      {1, 200, 2, 1, 32, 0, true, true},    {1, 4096, 4, 1, 128, 0, false, false},
+      {1, 1, 4, 4, 64, 0, false, false},     {2, 97, 4, 2, 64, 0, true, false},
+      {2, 200, 8, 2, 128, 0, true, true},    {1, 1025, 4, 1, 128, 0, false, false},
+      {2, 97, 4, 4, 128, 16, true, false},   {1, 1025, 8, 2, 64, 256, false, true},
+      {3, 200, 4, 4, 64, 0, false, true},    {2, 97, 4, 2, 16, 8, true, false},
+      {1, 200, 2, 1, 32, 0, true, true},     {1, 4096, 4, 1, 128, 0, false, false},
       {1, 4096, 4, 4, 64, 1024, true, true}, {1, 1, 8, 2, 128, 0, true, false},
   };
   for (const AttnCase& c : cases) test_attention(r, c);

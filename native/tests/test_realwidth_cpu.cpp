@@ -149,8 +149,9 @@ int main() {
   auto t0 = std::chrono::steady_clock::now();
   Snapshot got = compute();
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("CPU engine at 7B widths, 1 layer, 2 x 24 tokens: %.1f s, loss %.7f over %lld tokens\n",
-              secs, got.loss, (long long)got.tokens);
+  std::printf(
+      "CPU engine at 7B widths, 1 layer, 2 x 24 tokens: %.1f s, loss %.7f over %lld tokens\n", secs,
+      got.loss, (long long)got.tokens);
   const char* out = std::getenv("LORA4J_REALWIDTH_WRITE");
   if (out && *out) {
     write(got, out);
@@ -158,13 +159,15 @@ int main() {
     return 0;
   }
   const char* root = std::getenv("LORA4J_TESTDATA");
-  std::string dir = root ? std::string(root) + "/../realwidth" : "../../java/src/test/resources/realwidth";
+  std::string dir =
+      root ? std::string(root) + "/../realwidth" : "../../java/src/test/resources/realwidth";
   Snapshot ref = read(dir + "/cpu-7b-1layer.txt");
   testutil::check_true("label tokens", got.tokens == ref.tokens,
                        std::to_string(got.tokens) + " vs " + std::to_string(ref.tokens));
   testutil::check_err("loss", std::fabs(got.loss - ref.loss) / std::fabs(ref.loss), 1e-5);
-  testutil::check_true("same tensors", got.order == ref.order,
-                       std::to_string(got.order.size()) + " vs " + std::to_string(ref.order.size()));
+  testutil::check_true(
+      "same tensors", got.order == ref.order,
+      std::to_string(got.order.size()) + " vs " + std::to_string(ref.order.size()));
   double worst_norm = 0, worst_elems = 0, worst_logits = 0;
   for (const std::string& name : ref.order) {
     auto it = got.values.find(name);

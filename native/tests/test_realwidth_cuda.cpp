@@ -39,13 +39,13 @@ constexpr double kLossTol = 1.5e-4, kLogitsTol = 2e-2, kGradTol = 5e-2;
 // trajectories drift apart (measured on the H200: losses 3.0e-4, gradient norms 1.5e-3).
 constexpr double kTrajectoryLossTol = 1e-3, kTrajectoryNormTol = 5e-3;
 
-#define API(call)                                                                   \
-  do {                                                                              \
-    int s_ = (call);                                                                \
-    if (s_ != LORA4J_OK) {                                                          \
-      std::printf("%s failed (%d): %s\n", #call, s_, lora4j_last_error());          \
-      std::exit(2);                                                                 \
-    }                                                                               \
+#define API(call)                                                          \
+  do {                                                                     \
+    int s_ = (call);                                                       \
+    if (s_ != LORA4J_OK) {                                                 \
+      std::printf("%s failed (%d): %s\n", #call, s_, lora4j_last_error()); \
+      std::exit(2);                                                        \
+    }                                                                      \
   } while (0)
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -77,8 +77,7 @@ Result run(lora4j_engine* e, const Batch& b, const lora4j_model_config& c) {
   std::vector<float> all(static_cast<size_t>(n * V));
   API(lora4j_logits(e, &v, all.data(), n * V));
   for (int64_t i = 0; i < n; ++i)
-    if (b.real(i))
-      r.logits.insert(r.logits.end(), all.begin() + i * V, all.begin() + (i + 1) * V);
+    if (b.real(i)) r.logits.insert(r.logits.end(), all.begin() + i * V, all.begin() + (i + 1) * V);
   int64_t counted = 0;
   for (int row = 0; row < b.B; ++row)
     for (int t = 1; t < b.S; ++t)
@@ -133,9 +132,10 @@ void compare(const std::string& tag, const Result& got, const Result& ref) {
     if (fresh || std::isnan(err) || err > w.first) w = {err, ratio};
   }
   for (const std::string& k : kinds)
-    ct::report(kSuite, tag + " grad " + k + " (norm ratio " +
-                           std::to_string(worst[k].second).substr(0, 5) + ")",
-               worst[k].first, kGradTol);
+    ct::report(
+        kSuite,
+        tag + " grad " + k + " (norm ratio " + std::to_string(worst[k].second).substr(0, 5) + ")",
+        worst[k].first, kGradTol);
 }
 
 struct Case {
@@ -174,7 +174,8 @@ void trajectory(int steps) {
   lora4j_engine* gpu = create(c, LORA4J_DEVICE_CUDA, LORA4J_RECOMPUTE_NONE);
   load_all(c, {cpu, gpu}, 43);
   std::vector<Batch> data;
-  for (int i = 0; i < 4; ++i) data.push_back(make_batch(100 + uint64_t(i), 1, 128, c.vocab_size, Shape::PLAIN));
+  for (int i = 0; i < 4; ++i)
+    data.push_back(make_batch(100 + uint64_t(i), 1, 128, c.vocab_size, Shape::PLAIN));
   lora4j_adamw o{};
   o.lr = 1e-3f;
   o.beta1 = 0.9f;
@@ -184,7 +185,8 @@ void trajectory(int steps) {
   o.max_grad_norm = 1.0f;
   std::vector<float> lc, lg, nc, ng;
   std::printf("  trajectory: 2-layer 7B widths, 1 x 128 tokens, AdamW lr 1e-3, clip 1.0\n");
-  std::printf("  %4s %12s %12s %14s %14s\n", "step", "loss cpu", "loss cuda", "gnorm cpu", "gnorm cuda");
+  std::printf("  %4s %12s %12s %14s %14s\n", "step", "loss cpu", "loss cuda", "gnorm cpu",
+              "gnorm cuda");
   for (int s = 0; s < steps; ++s) {
     lora4j_batch v = data[size_t(s) % data.size()].view();
     double l1 = 0, l2 = 0;
@@ -197,8 +199,10 @@ void trajectory(int steps) {
     nc.push_back(float(r1.grad_norm));
     ng.push_back(float(r2.grad_norm));
   }
-  ct::report(kSuite, "trajectory " + std::to_string(steps) + " steps: losses", ct::rel_err(lg, lc), kTrajectoryLossTol);
-  ct::report(kSuite, "trajectory " + std::to_string(steps) + " steps: grad norms", ct::rel_err(ng, nc), kTrajectoryNormTol);
+  ct::report(kSuite, "trajectory " + std::to_string(steps) + " steps: losses", ct::rel_err(lg, lc),
+             kTrajectoryLossTol);
+  ct::report(kSuite, "trajectory " + std::to_string(steps) + " steps: grad norms",
+             ct::rel_err(ng, nc), kTrajectoryNormTol);
   API(lora4j_engine_destroy(cpu));
   API(lora4j_engine_destroy(gpu));
 }

@@ -84,8 +84,7 @@ void check_prompt(lora4j::Engine& e, const int32_t* prompt, int32_t length) {
 void require_cuda_device(const lora4j_backend_api* api) {
   int32_t n = 0;
   if (api->device_count(&n) != LORA4J_OK || n <= 0)
-    lora4j::fail(LORA4J_EUNSUPPORTED,
-                 std::string("no usable CUDA device: ") + api->last_error());
+    lora4j::fail(LORA4J_EUNSUPPORTED, std::string("no usable CUDA device: ") + api->last_error());
 }
 
 }  // namespace
@@ -140,9 +139,9 @@ int lora4j_weight_info(const lora4j_model_config* config, int32_t index, char* n
   return guard("lora4j_weight_info", [&] {
     lora4j::ModelShape ms(*nonnull(config, "config"));
     std::vector<lora4j::WeightSpec> specs = lora4j::weight_specs(ms);
-    check_arg(index >= 0 && size_t(index) < specs.size(),
-              "index " + std::to_string(index) + " out of range [0, " +
-                  std::to_string(specs.size()) + ")");
+    check_arg(index >= 0 && size_t(index) < specs.size(), "index " + std::to_string(index) +
+                                                              " out of range [0, " +
+                                                              std::to_string(specs.size()) + ")");
     const lora4j::WeightSpec& w = specs[size_t(index)];
     nonnull(name, "name");
     nonnull(ndim, "ndim");
@@ -180,8 +179,8 @@ int lora4j_engine_create(const lora4j_model_config* config, const lora4j_engine_
       require_cuda_device(api);
       handle->impl = lora4j::make_plugin_engine(api, shape, opt);
     } else {
-      lora4j::fail(LORA4J_EINVAL, "options.device must be 0 (cpu) or 1 (cuda), got " +
-                                      std::to_string(opt.device));
+      lora4j::fail(LORA4J_EINVAL,
+                   "options.device must be 0 (cpu) or 1 (cuda), got " + std::to_string(opt.device));
     }
     *out = handle.release();
   });
@@ -210,12 +209,13 @@ int lora4j_engine_set_weight_nf4(lora4j_engine* engine, const char* name,
       if (s.name == n) spec = &s;
     if (spec == nullptr) lora4j::fail(LORA4J_EINVAL, "no frozen weight named '" + n + "'");
     check_arg(spec->slot < lora4j::NUM_PROJ,
-              "weight '" + n + "' is not a projection: only the seven projections of a layer "
-              "may be NF4 (embeddings, norms and the LM head stay 16-bit)");
-    check_arg(w.numel == spec->numel(),
-              "weight '" + n + "' has " + std::to_string(spec->numel()) + " elements (" +
-                  std::to_string(spec->rows) + " x " + std::to_string(spec->cols) +
-                  "), got numel " + std::to_string(w.numel));
+              "weight '" + n +
+                  "' is not a projection: only the seven projections of a layer "
+                  "may be NF4 (embeddings, norms and the LM head stay 16-bit)");
+    check_arg(w.numel == spec->numel(), "weight '" + n + "' has " + std::to_string(spec->numel()) +
+                                            " elements (" + std::to_string(spec->rows) + " x " +
+                                            std::to_string(spec->cols) + "), got numel " +
+                                            std::to_string(w.numel));
     lora4j::nf4_validate(w, n);
     e.set_weight_nf4(n, w);
   });
@@ -227,17 +227,14 @@ int lora4j_nf4_dequantize(const lora4j_nf4_weight* weight, float* out) {
   });
 }
 
-int lora4j_engine_get_weight(lora4j_engine* engine, const char* name, float* out,
-                             int64_t numel) {
-  return guard("lora4j_engine_get_weight", [&] {
-    eng(engine).get_weight(str(name, "name"), nonnull(out, "out"), numel);
-  });
+int lora4j_engine_get_weight(lora4j_engine* engine, const char* name, float* out, int64_t numel) {
+  return guard("lora4j_engine_get_weight",
+               [&] { eng(engine).get_weight(str(name, "name"), nonnull(out, "out"), numel); });
 }
 
 int lora4j_engine_memory(lora4j_engine* engine, int64_t* in_use, int64_t* peak) {
-  return guard("lora4j_engine_memory", [&] {
-    eng(engine).memory(nonnull(in_use, "in_use"), nonnull(peak, "peak"));
-  });
+  return guard("lora4j_engine_memory",
+               [&] { eng(engine).memory(nonnull(in_use, "in_use"), nonnull(peak, "peak")); });
 }
 
 int lora4j_lora_attach(lora4j_engine* engine, int32_t rank, float scale, uint32_t targets) {
@@ -274,9 +271,8 @@ int lora4j_lora_info(lora4j_engine* engine, int32_t index, char* name, int32_t n
 
 int lora4j_lora_get(lora4j_engine* engine, int32_t kind, const char* name, float* out,
                     int64_t numel) {
-  return guard("lora4j_lora_get", [&] {
-    eng(engine).lora_get(kind, str(name, "name"), nonnull(out, "out"), numel);
-  });
+  return guard("lora4j_lora_get",
+               [&] { eng(engine).lora_get(kind, str(name, "name"), nonnull(out, "out"), numel); });
 }
 
 int lora4j_lora_set(lora4j_engine* engine, int32_t kind, const char* name, int32_t dtype,
@@ -329,8 +325,8 @@ int lora4j_optimizer_step(lora4j_engine* engine, const lora4j_adamw* adamw,
   });
 }
 
-int lora4j_train_step(lora4j_engine* engine, const lora4j_batch* batch,
-                      const lora4j_adamw* adamw, double* loss, lora4j_step_result* result) {
+int lora4j_train_step(lora4j_engine* engine, const lora4j_batch* batch, const lora4j_adamw* adamw,
+                      double* loss, lora4j_step_result* result) {
   return guard("lora4j_train_step", [&] {
     lora4j::Engine& e = eng(engine);
     nonnull(batch, "batch");
@@ -380,8 +376,8 @@ int lora4j_hidden_states(lora4j_engine* engine, const lora4j_batch* batch, float
     lora4j::Engine& e = eng(engine);
     nonnull(batch, "batch");
     lora4j::validate_batch(e.shape(), batch, false);
-    int64_t want = int64_t(e.shape().c.num_layers + 1) * batch->batch * batch->seq *
-                   e.shape().c.hidden_size;
+    int64_t want =
+        int64_t(e.shape().c.num_layers + 1) * batch->batch * batch->seq * e.shape().c.hidden_size;
     check_arg(numel == want, "hidden-state buffer holds " + std::to_string(numel) +
                                  " floats, batch needs " + std::to_string(want));
     e.hidden_states(*batch, nonnull(out, "out"));
@@ -438,7 +434,6 @@ int lora4j_generate_greedy(lora4j_engine* engine, const int32_t* prompt, int32_t
   });
 }
 
-
 int lora4j_grad_flat_numel(lora4j_engine* engine, int64_t* numel) {
   return guard("lora4j_grad_flat_numel",
                [&] { *nonnull(numel, "numel") = eng(engine).grad_numel(); });
@@ -471,8 +466,8 @@ int lora4j_aggregate(int32_t rule, int32_t f, int32_t n, int64_t numel, const fl
 int lora4j_dist_unique_id(uint8_t* id, int32_t id_bytes) {
   return guard("lora4j_dist_unique_id", [&] {
     nonnull(id, "id");
-    check_arg(id_bytes == LORA4J_DIST_ID_BYTES,
-              "id_bytes must be LORA4J_DIST_ID_BYTES (" + std::to_string(LORA4J_DIST_ID_BYTES) + ")");
+    check_arg(id_bytes == LORA4J_DIST_ID_BYTES, "id_bytes must be LORA4J_DIST_ID_BYTES (" +
+                                                    std::to_string(LORA4J_DIST_ID_BYTES) + ")");
     std::string why;
     const lora4j_backend_api* api = lora4j::cuda_backend(&why);
     if (!api) {
@@ -492,8 +487,8 @@ int lora4j_dist_init(lora4j_engine* engine, const uint8_t* id, int32_t id_bytes,
               "rank " + std::to_string(rank) + " is outside [0, " + std::to_string(world) + ")");
     if (world > 1) {
       nonnull(id, "id");
-      check_arg(id_bytes == LORA4J_DIST_ID_BYTES,
-                "id_bytes must be LORA4J_DIST_ID_BYTES (" + std::to_string(LORA4J_DIST_ID_BYTES) + ")");
+      check_arg(id_bytes == LORA4J_DIST_ID_BYTES, "id_bytes must be LORA4J_DIST_ID_BYTES (" +
+                                                      std::to_string(LORA4J_DIST_ID_BYTES) + ")");
     }
     e.dist_init(id, id_bytes, world, rank);
   });

@@ -82,8 +82,7 @@ void check(const lora4j_backend_api* api, int status) {
 
 class PluginEngine final : public Engine {
  public:
-  PluginEngine(const lora4j_backend_api* api, const ModelShape& s,
-               const lora4j_engine_options& o)
+  PluginEngine(const lora4j_backend_api* api, const ModelShape& s, const lora4j_engine_options& o)
       : Engine(s), api_(api) {
     check(api_, api_->engine_create(&shape_.c, &o, &h_));
   }

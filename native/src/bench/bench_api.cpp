@@ -100,8 +100,8 @@ const lora4j_cuda_bench_api* cuda_bench(std::string* error) {
         why += (why.empty() ? "" : "; ") + std::string(e ? e : path + ": unknown error");
         continue;
       }
-      auto entry = reinterpret_cast<lora4j_cuda_bench_entry_fn>(
-          dlsym(h, LORA4J_CUDA_BENCH_ENTRY_SYMBOL));
+      auto entry =
+          reinterpret_cast<lora4j_cuda_bench_entry_fn>(dlsym(h, LORA4J_CUDA_BENCH_ENTRY_SYMBOL));
       const lora4j_cuda_bench_api* a = entry ? entry() : nullptr;
       if (!a || a->abi_version != LORA4J_CUDA_BENCH_ABI_VERSION ||
           a->table_size != sizeof(lora4j_cuda_bench_api)) {
@@ -113,7 +113,8 @@ const lora4j_cuda_bench_api* cuda_bench(std::string* error) {
       api = a;
       return;
     }
-    load_error = "the CUDA benchmark library liblora4j_cuda_bench.so could not be loaded (" + why + ")";
+    load_error =
+        "the CUDA benchmark library liblora4j_cuda_bench.so could not be loaded (" + why + ")";
   });
   if (!api && error) *error = load_error;
   return api;
@@ -172,14 +173,13 @@ int lora4j_bench_set_cuda_library(const char* path) {
   });
 }
 
-int lora4j_op_bench_create(int32_t device, const char* op, const char* variant,
-                           const int64_t* dims, int32_t ndims, uint64_t seed,
-                           lora4j_op_bench** out) {
+int lora4j_op_bench_create(int32_t device, const char* op, const char* variant, const int64_t* dims,
+                           int32_t ndims, uint64_t seed, lora4j_op_bench** out) {
   return guard("lora4j_op_bench_create", [&] {
     nonnull(out, "out");
     *out = nullptr;
-    check_arg(device >= -1, "device must be -1 (cpu) or a CUDA device index >= 0, got " +
-                                std::to_string(device));
+    check_arg(device >= -1,
+              "device must be -1 (cpu) or a CUDA device index >= 0, got " + std::to_string(device));
     check_arg(ndims >= 0 && ndims <= 16, "ndims must be in [0, 16], got " + std::to_string(ndims));
     lora4j::OpBenchSpec spec;
     spec.op = str(op, "op");
@@ -237,8 +237,8 @@ int lora4j_op_bench_output_count(lora4j_op_bench* b, int32_t* count) {
                [&] { *nonnull(count, "count") = int32_t(bench(b).outputs.size()); });
 }
 
-int lora4j_op_bench_output_info(lora4j_op_bench* b, int32_t index, char* name,
-                                int32_t name_cap, int64_t* numel) {
+int lora4j_op_bench_output_info(lora4j_op_bench* b, int32_t index, char* name, int32_t name_cap,
+                                int64_t* numel) {
   return guard("lora4j_op_bench_output_info", [&] {
     lora4j::OpBench& o = bench(b);
     check_arg(index >= 0 && size_t(index) < o.outputs.size(),

@@ -19,17 +19,35 @@ struct OpInfo {
 
 const std::vector<OpInfo>& table() {
   static const std::vector<OpInfo> ops = {
-      {"attention_fwd", {"B", "S", "H", "KH", "D"}, {"flash", "materialized"},
-       {1, 256, 8, 2, 64}, {4, 2048, 32, 8, 128}},
-      {"attention_bwd", {"B", "S", "H", "KH", "D"}, {"flash", "materialized"},
-       {1, 256, 8, 2, 64}, {4, 2048, 32, 8, 128}},
-      {"cross_entropy", {"n", "d", "V"}, {"fused", "materialized"}, {256, 128, 4096},
+      {"attention_fwd",
+       {"B", "S", "H", "KH", "D"},
+       {"flash", "materialized"},
+       {1, 256, 8, 2, 64},
+       {4, 2048, 32, 8, 128}},
+      {"attention_bwd",
+       {"B", "S", "H", "KH", "D"},
+       {"flash", "materialized"},
+       {1, 256, 8, 2, 64},
+       {4, 2048, 32, 8, 128}},
+      {"cross_entropy",
+       {"n", "d", "V"},
+       {"fused", "materialized"},
+       {256, 128, 4096},
        {8192, 4096, 32768}},
-      {"lora_linear_fwd", {"n", "in", "out", "r"}, {"fused", "separate"}, {256, 512, 512, 16},
+      {"lora_linear_fwd",
+       {"n", "in", "out", "r"},
+       {"fused", "separate"},
+       {256, 512, 512, 16},
        {8192, 4096, 4096, 16}},
-      {"lora_linear_bwd", {"n", "in", "out", "r"}, {"fused", "separate"}, {256, 512, 512, 16},
+      {"lora_linear_bwd",
+       {"n", "in", "out", "r"},
+       {"fused", "separate"},
+       {256, 512, 512, 16},
        {8192, 4096, 4096, 16}},
-      {"adamw", {"L", "d", "kvd", "I", "r"}, {"flat", "per_tensor"}, {4, 256, 64, 704, 8},
+      {"adamw",
+       {"L", "d", "kvd", "I", "r"},
+       {"flat", "per_tensor"},
+       {4, 256, 64, 704, 8},
        {32, 4096, 1024, 14336, 16}},
       {"rmsnorm_fwd", {"n", "d"}, {"default"}, {256, 512}, {8192, 4096}},
       {"rmsnorm_bwd", {"n", "d"}, {"default"}, {256, 512}, {8192, 4096}},
@@ -63,7 +81,8 @@ static double largest_tensor(const OpBenchSpec& s) {
   if (op.rfind("attention", 0) == 0)  // B S H D and the materialized B H S S
     return d[0] * d[1] * d[2] * std::max(d[1], d[4]);
   if (op == "cross_entropy") return std::max(d[0], d[1]) * d[2] + d[0] * d[1];
-  if (op.rfind("lora_linear", 0) == 0) return std::max(d[0], d[1]) * std::max(d[1], d[2]) + d[0] * d[2];
+  if (op.rfind("lora_linear", 0) == 0)
+    return std::max(d[0], d[1]) * std::max(d[1], d[2]) + d[0] * d[2];
   if (op == "adamw") return d[0] * d[4] * (10 * d[1] + 2 * d[2] + 3 * d[3]);
   double p = 1;
   for (double x : d) p *= x;
@@ -101,9 +120,9 @@ void resolve_op_bench(OpBenchSpec& spec, bool cuda) {
   check_arg(largest_tensor(spec) < std::ldexp(1.0, 40),
             "the dims of op '" + spec.op + "' are too large");
   if (spec.op.rfind("attention", 0) == 0)
-    check_arg(spec.dim("H") % spec.dim("KH") == 0,
-              "H (" + std::to_string(spec.dim("H")) + ") must be a multiple of KH (" +
-                  std::to_string(spec.dim("KH")) + ")");
+    check_arg(spec.dim("H") % spec.dim("KH") == 0, "H (" + std::to_string(spec.dim("H")) +
+                                                       ") must be a multiple of KH (" +
+                                                       std::to_string(spec.dim("KH")) + ")");
   if (spec.op.rfind("rope", 0) == 0)
     check_arg(spec.dim("D") % 2 == 0, "D of op '" + spec.op + "' must be even");
 }

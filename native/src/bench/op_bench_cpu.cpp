@@ -79,8 +79,14 @@ void add_scaled(ThreadPool* tp, float* y, const float* x, float c, int64_t n) {
 class Attention final : public CpuBench {
  public:
   Attention(const OpBenchSpec& s, bool backward)
-      : CpuBench(s), bwd_(backward), mat_(s.variant == "materialized"),
-        B(s.dim("B")), S(s.dim("S")), H(s.dim("H")), KH(s.dim("KH")), D(s.dim("D")) {
+      : CpuBench(s),
+        bwd_(backward),
+        mat_(s.variant == "materialized"),
+        B(s.dim("B")),
+        S(s.dim("S")),
+        H(s.dim("H")),
+        KH(s.dim("KH")),
+        D(s.dim("D")) {
     const int64_t nq = B * S * H * D, nk = B * S * KH * D;
     q_ = input(1, nq, 1.f);
     k_ = input(2, nk, 1.f);
@@ -171,8 +177,8 @@ class Attention final : public CpuBench {
   void backward() {
     if (!mat_) {
       attention_backward(&tp_, dout_.data(), q_.data(), k_.data(), v_.data(), out_.data(),
-                         lse_.data(), dq_.data(), dk_.data(), dv_.data(), AttentionMask{}, B, S,
-                         H, KH, D);
+                         lse_.data(), dq_.data(), dk_.data(), dv_.data(), AttentionMask{}, B, S, H,
+                         KH, D);
       return;
     }
     const float scale = float(1.0 / std::sqrt(double(D)));
@@ -222,7 +228,10 @@ class Attention final : public CpuBench {
 class CrossEntropy final : public CpuBench {
  public:
   explicit CrossEntropy(const OpBenchSpec& s)
-      : CpuBench(s), mat_(s.variant == "materialized"), n(s.dim("n")), d(s.dim("d")),
+      : CpuBench(s),
+        mat_(s.variant == "materialized"),
+        n(s.dim("n")),
+        d(s.dim("d")),
         V(s.dim("V")) {
     h_ = input(1, n * d, 1.f);
     w_ = input(2, V * d, 0.05f);
@@ -290,8 +299,13 @@ class CrossEntropy final : public CpuBench {
 class LoraLinear final : public CpuBench {
  public:
   LoraLinear(const OpBenchSpec& s, bool backward)
-      : CpuBench(s), bwd_(backward), sep_(s.variant == "separate"), n(s.dim("n")),
-        in(s.dim("in")), out(s.dim("out")), r(s.dim("r")) {
+      : CpuBench(s),
+        bwd_(backward),
+        sep_(s.variant == "separate"),
+        n(s.dim("n")),
+        in(s.dim("in")),
+        out(s.dim("out")),
+        r(s.dim("r")) {
     x_ = input(1, n * in, 1.f);
     w_ = input(2, out * in, 0.02f);
     a_ = input(3, r * in, 0.02f);
@@ -317,13 +331,13 @@ class LoraLinear final : public CpuBench {
       da_t_ = zeros(r * in);
       db_t_ = zeros(out * r);
     }
-    floor(n * out + n * in + n * r, 4);  // dy, x, xa
+    floor(n * out + n * in + n * r, 4);   // dy, x, xa
     floor(n * in + r * in + out * r, 4);  // dx, dA, dB
     expose("dx", &dx_);
     expose("dA", &da_);
     expose("dB", &db_);
-    expose("xa", &xa_);   // x A^T [n, r], reduced over `in`
-    expose("dyB", &t_);   // dy B [n, r], reduced over `out`
+    expose("xa", &xa_);  // x A^T [n, r], reduced over `in`
+    expose("dyB", &t_);  // dy B [n, r], reduced over `out`
   }
   void step() override {
     const float s = kBenchLoraScale;
@@ -340,9 +354,8 @@ class LoraLinear final : public CpuBench {
       return;
     }
     if (!sep_) {
-      lora_linear_backward(&tp_, dy_.data(), x_.data(), w_.data(), a_.data(), b_.data(),
-                           xa_.data(), s, dx_.data(), da_.data(), db_.data(), t_.data(), n, in,
-                           out, r);
+      lora_linear_backward(&tp_, dy_.data(), x_.data(), w_.data(), a_.data(), b_.data(), xa_.data(),
+                           s, dx_.data(), da_.data(), db_.data(), t_.data(), n, in, out, r);
       return;
     }
     linear_backward_input(&tp_, dy_.data(), w_.data(), dx_.data(), n, in, out, false);
@@ -388,8 +401,8 @@ class AdamW final : public CpuBench {
 
  private:
   void update(int64_t off, int64_t n) {
-    adamw_update(&tp_, p_.data() + off, g_.data() + off, m_.data() + off, v_.data() + off, n,
-                 1.f, 1e-4f, 0.9f, 0.999f, 1e-8f, 0.01f, t_);
+    adamw_update(&tp_, p_.data() + off, g_.data() + off, m_.data() + off, v_.data() + off, n, 1.f,
+                 1e-4f, 0.9f, 0.999f, 1e-8f, 0.01f, t_);
   }
   bool per_tensor_;
   std::vector<std::pair<int64_t, int64_t>> tensors_;
@@ -434,8 +447,7 @@ class RmsNorm final : public CpuBench {
 class Rope final : public CpuBench {
  public:
   Rope(const OpBenchSpec& s, bool backward)
-      : CpuBench(s), bwd_(backward), B(s.dim("B")), S(s.dim("S")), H(s.dim("H")),
-        D(s.dim("D")) {
+      : CpuBench(s), bwd_(backward), B(s.dim("B")), S(s.dim("S")), H(s.dim("H")), D(s.dim("D")) {
     x_ = input(bwd_ ? 2 : 1, B * S * H * D, 1.f);
     pos_.resize(size_t(B * S));
     for (int64_t t = 0; t < B * S; ++t) pos_[size_t(t)] = int32_t(t % S);

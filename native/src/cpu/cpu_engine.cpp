@@ -43,8 +43,8 @@ struct LayerActs {
       xa_up, h, xa_down;
   template <class F>
   void each(F&& f) {
-    for (Buf* b : {&ln1, &rstd1, &q, &k, &v, &xa_q, &xa_k, &xa_v, &att, &lse, &xa_o, &mid, &ln2,
-                   &rstd2, &gate, &up, &xa_gate, &xa_up, &h, &xa_down})
+    for (Buf* b : {&ln1,  &rstd1, &q,   &k,     &v,    &xa_q, &xa_k,    &xa_v,  &att, &lse,
+                   &xa_o, &mid,   &ln2, &rstd2, &gate, &up,   &xa_gate, &xa_up, &h,   &xa_down})
       f(*b);
   }
 };
@@ -67,12 +67,23 @@ class CpuEngine final : public Engine {
       woff_.push_back(off);
       off += w.numel();
       switch (w.slot) {
-        case LORA4J_SLOT_INPUT_NORM: ln1_[size_t(w.layer)] = int(i); break;
-        case LORA4J_SLOT_POST_ATTN_NORM: ln2_[size_t(w.layer)] = int(i); break;
-        case LORA4J_SLOT_EMBED: embed_ = int(i); break;
-        case LORA4J_SLOT_FINAL_NORM: norm_ = int(i); break;
-        case LORA4J_SLOT_LM_HEAD: head_ = int(i); break;
-        default: proj_[size_t(w.layer) * NUM_PROJ + size_t(w.slot)] = int(i);
+        case LORA4J_SLOT_INPUT_NORM:
+          ln1_[size_t(w.layer)] = int(i);
+          break;
+        case LORA4J_SLOT_POST_ATTN_NORM:
+          ln2_[size_t(w.layer)] = int(i);
+          break;
+        case LORA4J_SLOT_EMBED:
+          embed_ = int(i);
+          break;
+        case LORA4J_SLOT_FINAL_NORM:
+          norm_ = int(i);
+          break;
+        case LORA4J_SLOT_LM_HEAD:
+          head_ = int(i);
+          break;
+        default:
+          proj_[size_t(w.layer) * NUM_PROJ + size_t(w.slot)] = int(i);
       }
     }
     weights_.assign(size_t(off), 0.0f);
@@ -97,9 +108,9 @@ class CpuEngine final : public Engine {
   // set_weight would hold for lora4j_nf4_dequantize's result.
   void set_weight_nf4(const std::string& name, const lora4j_nf4_weight& nf4) override {
     const int i = weight_index(name);
-    check_arg(nf4.numel == specs_[size_t(i)].numel(), "weight '" + name + "': NF4 numel " +
-                                                          std::to_string(nf4.numel) + " != " +
-                                                          std::to_string(specs_[size_t(i)].numel()));
+    check_arg(nf4.numel == specs_[size_t(i)].numel(),
+              "weight '" + name + "': NF4 numel " + std::to_string(nf4.numel) +
+                  " != " + std::to_string(specs_[size_t(i)].numel()));
     nf4_dequantize(nf4, weights_.data() + woff_[size_t(i)], name);
     wset_[size_t(i)] = 1;
     invalidate_cache();
@@ -171,7 +182,8 @@ class CpuEngine final : public Engine {
     for (size_t t = 0; t < l.tensors.size(); t += 2) {
       const LoraSpec& a = l.tensors[t];
       const LoraSpec& b = l.tensors[t + 1];
-      float* w = weights_.data() + woff_[size_t(proj_[size_t(a.layer) * NUM_PROJ + size_t(a.proj)])];
+      float* w =
+          weights_.data() + woff_[size_t(proj_[size_t(a.layer) * NUM_PROJ + size_t(a.proj)])];
       const float* A = params_.data() + a.offset;
       const float* B = params_.data() + b.offset;
       const int64_t out = b.rows, in = a.cols, r = a.rows;
@@ -274,8 +286,7 @@ class CpuEngine final : public Engine {
     forward(b);
     const int64_t nd = n_ * shape_.c.hidden_size;
     const int L = shape_.c.num_layers;
-    for (int l = 0; l < L; ++l)
-      std::memcpy(out + l * nd, res(l), size_t(nd) * sizeof(float));
+    for (int l = 0; l < L; ++l) std::memcpy(out + l * nd, res(l), size_t(nd) * sizeof(float));
     std::memcpy(out + int64_t(L) * nd, normed_.data(), size_t(nd) * sizeof(float));
   }
 
@@ -299,8 +310,10 @@ class CpuEngine final : public Engine {
     for (int l = 0; l < L; ++l) {
       LayerActs& a = acts(l);
       layer_forward(l, res(l), res(l + 1), a);
-      std::memcpy(kcache_.data() + cache_off(l, 0), a.k.data(), size_t(length * kv) * sizeof(float));
-      std::memcpy(vcache_.data() + cache_off(l, 0), a.v.data(), size_t(length * kv) * sizeof(float));
+      std::memcpy(kcache_.data() + cache_off(l, 0), a.k.data(),
+                  size_t(length * kv) * sizeof(float));
+      std::memcpy(vcache_.data() + cache_off(l, 0), a.v.data(),
+                  size_t(length * kv) * sizeof(float));
     }
     head_last(res(L) + int64_t(length - 1) * shape_.c.hidden_size, logits);
     cache_len_ = length;
@@ -310,8 +323,9 @@ class CpuEngine final : public Engine {
   void decode_next(int32_t token, float* logits) override {
     require_weights();
     if (cache_len_ < 0)
-      fail(LORA4J_ESTATE, "no decoding in progress (call decode_start first; "
-                          "changing weights or the adapter ends a decoding)");
+      fail(LORA4J_ESTATE,
+           "no decoding in progress (call decode_start first; "
+           "changing weights or the adapter ends a decoding)");
     if (cache_len_ >= shape_.c.max_seq_len)
       fail(LORA4J_ESTATE, "the KV cache is full (max_seq_len " +
                               std::to_string(shape_.c.max_seq_len) + " positions)");
@@ -328,7 +342,8 @@ class CpuEngine final : public Engine {
         down(sz(d)), xa(sz(r)), sc(sz(pos + 1));
     float rstd;
     const float scale = float(1.0 / std::sqrt(double(D)));
-    const int64_t j0 = s.c.sliding_window > 0 ? std::max<int64_t>(0, pos - s.c.sliding_window + 1) : 0;
+    const int64_t j0 =
+        s.c.sliding_window > 0 ? std::max<int64_t>(0, pos - s.c.sliding_window + 1) : 0;
     for (int l = 0; l < s.c.num_layers; ++l) {
       float* kc = kcache_.data() + cache_off(l, 0);
       float* vc = vcache_.data() + cache_off(l, 0);
@@ -379,15 +394,15 @@ class CpuEngine final : public Engine {
 
   // ---- the gradients as one buffer (issue 14): the arena itself ------------------------------
   void grad_get_flat(float* out, int64_t numel) override {
-    check_arg(numel == grad_numel(), "numel " + std::to_string(numel) +
-                                         " differs from the gradient arena's " +
-                                         std::to_string(grad_numel()) + " elements (lora4j_grad_flat_numel)");
+    check_arg(numel == grad_numel(),
+              "numel " + std::to_string(numel) + " differs from the gradient arena's " +
+                  std::to_string(grad_numel()) + " elements (lora4j_grad_flat_numel)");
     std::copy(grads_.begin(), grads_.end(), out);
   }
   void grad_set_flat(const float* data, int64_t numel) override {
-    check_arg(numel == grad_numel(), "numel " + std::to_string(numel) +
-                                         " differs from the gradient arena's " +
-                                         std::to_string(grad_numel()) + " elements (lora4j_grad_flat_numel)");
+    check_arg(numel == grad_numel(),
+              "numel " + std::to_string(numel) + " differs from the gradient arena's " +
+                  std::to_string(grad_numel()) + " elements (lora4j_grad_flat_numel)");
     std::copy(data, data + numel, grads_.begin());
   }
 
@@ -395,7 +410,7 @@ class CpuEngine final : public Engine {
   // ---- helpers -----------------------------------------------------------------------------
   static std::string shape_str(const WeightSpec& w) {
     return w.ndim() == 1 ? "[" + std::to_string(w.rows) + "]"
-                       : "[" + std::to_string(w.rows) + ", " + std::to_string(w.cols) + "]";
+                         : "[" + std::to_string(w.rows) + ", " + std::to_string(w.cols) + "]";
   }
 
   int weight_index(const std::string& name) const {
@@ -415,7 +430,8 @@ class CpuEngine final : public Engine {
   }
 
   void require_lora(const char* what) const {
-    if (!lora_) fail(LORA4J_ESTATE, std::string("no LoRA adapter is attached (") + what + " needs one)");
+    if (!lora_)
+      fail(LORA4J_ESTATE, std::string("no LoRA adapter is attached (") + what + " needs one)");
   }
 
   const LoraSpec& lora_tensor(const std::string& name, int64_t numel) const {
@@ -430,10 +446,14 @@ class CpuEngine final : public Engine {
 
   Buf& state(int32_t kind) {
     switch (kind) {
-      case LORA4J_STATE_PARAM: return params_;
-      case LORA4J_STATE_GRAD: return grads_;
-      case LORA4J_STATE_EXP_AVG: return exp_avg_;
-      case LORA4J_STATE_EXP_AVG_SQ: return exp_avg_sq_;
+      case LORA4J_STATE_PARAM:
+        return params_;
+      case LORA4J_STATE_GRAD:
+        return grads_;
+      case LORA4J_STATE_EXP_AVG:
+        return exp_avg_;
+      case LORA4J_STATE_EXP_AVG_SQ:
+        return exp_avg_sq_;
       default:
         fail(LORA4J_EINVAL, "unknown LoRA state kind " + std::to_string(kind) +
                                 " (0 param, 1 grad, 2 exp_avg, 3 exp_avg_sq)");
@@ -448,9 +468,10 @@ class CpuEngine final : public Engine {
 
   int64_t bytes_now() {
     int64_t b = 0;
-    for (Buf* x : {&weights_, &params_, &grads_, &exp_avg_, &exp_avg_sq_, &res_, &normed_,
-                   &rstdf_, &rec_out_, &dres_, &dmid_, &dln_, &dtmp_, &datt_, &dq_, &dk_, &dv_,
-                   &dh_, &dgate_, &dup_, &dxa_, &kcache_, &vcache_})
+    for (Buf* x :
+         {&weights_, &params_, &grads_, &exp_avg_, &exp_avg_sq_, &res_,    &normed_, &rstdf_,
+          &rec_out_, &dres_,   &dmid_,  &dln_,     &dtmp_,       &datt_,   &dq_,     &dk_,
+          &dv_,      &dh_,     &dgate_, &dup_,     &dxa_,        &kcache_, &vcache_})
       b += bytes_of(*x);
     for (LayerActs& a : acts_) a.each([&](Buf& x) { b += bytes_of(x); });
     b += int64_t(targets_.capacity() + positions_.capacity()) * 4;
@@ -476,24 +497,42 @@ class CpuEngine final : public Engine {
     const size_t N = size_t(cap_n_), R = size_t(std::max<int64_t>(cap_r_, 1));
     acts_.resize(recompute_ ? 1 : size_t(L));
     for (LayerActs& a : acts_) {
-      a.ln1.resize(N * size_t(d)); a.rstd1.resize(N);
-      a.q.resize(N * size_t(qd)); a.k.resize(N * size_t(kv)); a.v.resize(N * size_t(kv));
-      a.xa_q.resize(N * R); a.xa_k.resize(N * R); a.xa_v.resize(N * R);
-      a.att.resize(N * size_t(qd)); a.lse.resize(N * size_t(H)); a.xa_o.resize(N * R);
-      a.mid.resize(N * size_t(d)); a.ln2.resize(N * size_t(d)); a.rstd2.resize(N);
-      a.gate.resize(N * size_t(I)); a.up.resize(N * size_t(I));
-      a.xa_gate.resize(N * R); a.xa_up.resize(N * R);
-      a.h.resize(N * size_t(I)); a.xa_down.resize(N * R);
+      a.ln1.resize(N * size_t(d));
+      a.rstd1.resize(N);
+      a.q.resize(N * size_t(qd));
+      a.k.resize(N * size_t(kv));
+      a.v.resize(N * size_t(kv));
+      a.xa_q.resize(N * R);
+      a.xa_k.resize(N * R);
+      a.xa_v.resize(N * R);
+      a.att.resize(N * size_t(qd));
+      a.lse.resize(N * size_t(H));
+      a.xa_o.resize(N * R);
+      a.mid.resize(N * size_t(d));
+      a.ln2.resize(N * size_t(d));
+      a.rstd2.resize(N);
+      a.gate.resize(N * size_t(I));
+      a.up.resize(N * size_t(I));
+      a.xa_gate.resize(N * R);
+      a.xa_up.resize(N * R);
+      a.h.resize(N * size_t(I));
+      a.xa_down.resize(N * R);
     }
     res_.resize(size_t(L + 1) * N * size_t(d));
     normed_.resize(N * size_t(d));
     rstdf_.resize(N);
     if (recompute_) rec_out_.resize(N * size_t(d));
-    dres_.resize(N * size_t(d)); dmid_.resize(N * size_t(d)); dln_.resize(N * size_t(d));
+    dres_.resize(N * size_t(d));
+    dmid_.resize(N * size_t(d));
+    dln_.resize(N * size_t(d));
     dtmp_.resize(N * size_t(std::max(d, I)));
-    datt_.resize(N * size_t(qd)); dq_.resize(N * size_t(qd));
-    dk_.resize(N * size_t(kv)); dv_.resize(N * size_t(kv));
-    dh_.resize(N * size_t(I)); dgate_.resize(N * size_t(I)); dup_.resize(N * size_t(I));
+    datt_.resize(N * size_t(qd));
+    dq_.resize(N * size_t(qd));
+    dk_.resize(N * size_t(kv));
+    dv_.resize(N * size_t(kv));
+    dh_.resize(N * size_t(I));
+    dgate_.resize(N * size_t(I));
+    dup_.resize(N * size_t(I));
     dxa_.resize(N * R);
     targets_.resize(N);
     positions_.resize(N);
@@ -554,12 +593,11 @@ class CpuEngine final : public Engine {
   }
 
   void proj_backward(int l, int p, const float* dy, const float* x, const float* xa, float* dx) {
-    cpu::lora_linear_backward(&tp_, dy, x, W(proj_[size_t(l) * NUM_PROJ + size_t(p)]),
-                              lora_a(params_, l, p), lora_b(params_, l, p), xa,
-                              lora_ ? lora_->scale : 0.0f, dx,
-                              const_cast<float*>(lora_a(grads_, l, p)),
-                              const_cast<float*>(lora_b(grads_, l, p)), dxa_.data(), n_,
-                              shape_.proj_in(p), shape_.proj_out(p), lora_ ? lora_->rank : 0);
+    cpu::lora_linear_backward(
+        &tp_, dy, x, W(proj_[size_t(l) * NUM_PROJ + size_t(p)]), lora_a(params_, l, p),
+        lora_b(params_, l, p), xa, lora_ ? lora_->scale : 0.0f, dx,
+        const_cast<float*>(lora_a(grads_, l, p)), const_cast<float*>(lora_b(grads_, l, p)),
+        dxa_.data(), n_, shape_.proj_in(p), shape_.proj_out(p), lora_ ? lora_->rank : 0);
   }
 
   void layer_forward(int l, const float* x, float* out, LayerActs& a) {
@@ -578,8 +616,8 @@ class CpuEngine final : public Engine {
                            mask_, B_, S_, s.c.num_heads, s.c.num_kv_heads, s.c.head_dim);
     proj_forward(l, O, a.att.data(), a.xa_o.data(), a.mid.data(), n);
     for (int64_t i = 0; i < n * d; ++i) a.mid[size_t(i)] += x[i];
-    cpu::rmsnorm_forward(&tp_, a.mid.data(), W(ln2_[size_t(l)]), a.ln2.data(), a.rstd2.data(), n,
-                         d, eps);
+    cpu::rmsnorm_forward(&tp_, a.mid.data(), W(ln2_[size_t(l)]), a.ln2.data(), a.rstd2.data(), n, d,
+                         eps);
     proj_forward(l, GATE, a.ln2.data(), a.xa_gate.data(), a.gate.data(), n);
     proj_forward(l, UP, a.ln2.data(), a.xa_up.data(), a.up.data(), n);
     cpu::swiglu_forward(&tp_, a.gate.data(), a.up.data(), a.h.data(), n * I);
@@ -620,8 +658,8 @@ class CpuEngine final : public Engine {
     add(dln_.data(), dtmp_.data(), n * d);
     if (!need_dx) return;
     std::memcpy(dres_.data(), dmid_.data(), size_t(n * d) * sizeof(float));
-    cpu::rmsnorm_backward(&tp_, dln_.data(), x, W(ln1_[size_t(l)]), a.rstd1.data(), dres_.data(),
-                          n, d, true);
+    cpu::rmsnorm_backward(&tp_, dln_.data(), x, W(ln1_[size_t(l)]), a.rstd1.data(), dres_.data(), n,
+                          d, true);
   }
 
   // Final norm and LM head of one position (decoding).

@@ -17,14 +17,14 @@ class ThreadPool;  // defined in cpu/thread_pool.h
 
 // ---- dense algebra -------------------------------------------------------------------------
 // y[n, out] (+)= x[n, in] * w[out, in]^T.  accumulate=false overwrites y.
-void linear_forward(ThreadPool* tp, const float* x, const float* w, float* y, int64_t n,
-                    int64_t in, int64_t out, bool accumulate);
+void linear_forward(ThreadPool* tp, const float* x, const float* w, float* y, int64_t n, int64_t in,
+                    int64_t out, bool accumulate);
 // dx[n, in] (+)= dy[n, out] * w[out, in]
-void linear_backward_input(ThreadPool* tp, const float* dy, const float* w, float* dx,
-                           int64_t n, int64_t in, int64_t out, bool accumulate);
+void linear_backward_input(ThreadPool* tp, const float* dy, const float* w, float* dx, int64_t n,
+                           int64_t in, int64_t out, bool accumulate);
 // dw[out, in] += dy[n, out]^T * x[n, in]
-void linear_backward_weight(ThreadPool* tp, const float* dy, const float* x, float* dw,
-                            int64_t n, int64_t in, int64_t out);
+void linear_backward_weight(ThreadPool* tp, const float* dy, const float* x, float* dw, int64_t n,
+                            int64_t in, int64_t out);
 
 // ---- LoRA linear ---------------------------------------------------------------------------
 // y = x W^T + scale * (x A^T) B^T, with A [r, in], B [out, r]. xa [n, r] receives x A^T (kept
@@ -36,9 +36,9 @@ void lora_linear_forward(ThreadPool* tp, const float* x, const float* w, const f
 // scale * (dy B)^T x; dB [out, r] += scale * dy^T xa. tmp: scratch of n * r floats.
 // A, B, dA, dB null: only dx through W.
 void lora_linear_backward(ThreadPool* tp, const float* dy, const float* x, const float* w,
-                          const float* a, const float* b, const float* xa, float scale,
-                          float* dx, float* da, float* db, float* tmp, int64_t n, int64_t in,
-                          int64_t out, int64_t r);
+                          const float* a, const float* b, const float* xa, float scale, float* dx,
+                          float* da, float* db, float* tmp, int64_t n, int64_t in, int64_t out,
+                          int64_t r);
 
 // ---- RMSNorm -------------------------------------------------------------------------------
 // y = x * rsqrt(mean(x^2) + eps) * w over the last dim d; rstd [n] keeps the rsqrt.
@@ -54,8 +54,8 @@ void rmsnorm_backward(ThreadPool* tp, const float* dy, const float* x, const flo
 // x [n, heads, D] rotated in place; positions [n]. backward rotates by the negative angle.
 void rope_forward(ThreadPool* tp, float* x, const int32_t* positions, int64_t n, int64_t heads,
                   int64_t D, double theta);
-void rope_backward(ThreadPool* tp, float* dx, const int32_t* positions, int64_t n,
-                   int64_t heads, int64_t D, double theta);
+void rope_backward(ThreadPool* tp, float* dx, const int32_t* positions, int64_t n, int64_t heads,
+                   int64_t D, double theta);
 
 // ---- attention -----------------------------------------------------------------------------
 // Which keys a query sees. Query i of row b sees key j iff j <= i, mask[b, j] != 0 (when mask
@@ -69,14 +69,14 @@ struct AttentionMask {
 // q [B, S, H, D], k, v [B, S, KH, D]; out [B, S, H, D]; lse [B, H, S] receives the log-sum-exp
 // of the scaled scores per query (for the backward). Query head h reads KV head h / (H / KH).
 // Scores are scaled by 1 / sqrt(D). A query that sees no key gets out = 0, lse = -inf.
-void attention_forward(ThreadPool* tp, const float* q, const float* k, const float* v,
-                       float* out, float* lse, const AttentionMask& m, int64_t B, int64_t S,
-                       int64_t H, int64_t KH, int64_t D);
+void attention_forward(ThreadPool* tp, const float* q, const float* k, const float* v, float* out,
+                       float* lse, const AttentionMask& m, int64_t B, int64_t S, int64_t H,
+                       int64_t KH, int64_t D);
 // From dout [B, S, H, D]: dq [B, S, H, D], dk, dv [B, S, KH, D] (all overwritten).
 void attention_backward(ThreadPool* tp, const float* dout, const float* q, const float* k,
-                        const float* v, const float* out, const float* lse, float* dq,
-                        float* dk, float* dv, const AttentionMask& m, int64_t B, int64_t S,
-                        int64_t H, int64_t KH, int64_t D);
+                        const float* v, const float* out, const float* lse, float* dq, float* dk,
+                        float* dv, const AttentionMask& m, int64_t B, int64_t S, int64_t H,
+                        int64_t KH, int64_t D);
 
 // ---- SwiGLU --------------------------------------------------------------------------------
 // h = silu(gate) * up, elementwise over n values.

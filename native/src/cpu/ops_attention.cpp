@@ -56,9 +56,9 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 }  // namespace
 
-void attention_forward(ThreadPool* tp, const float* q, const float* k, const float* v,
-                       float* out, float* lse, const AttentionMask& m, int64_t B, int64_t S,
-                       int64_t H, int64_t KH, int64_t D) {
+void attention_forward(ThreadPool* tp, const float* q, const float* k, const float* v, float* out,
+                       float* lse, const AttentionMask& m, int64_t B, int64_t S, int64_t H,
+                       int64_t KH, int64_t D) {
   const Visibility vis{m, S};
   const int64_t group = H / KH;
   const float scale = float(1.0 / std::sqrt(double(D)));
@@ -103,9 +103,9 @@ void attention_forward(ThreadPool* tp, const float* q, const float* k, const flo
 }
 
 void attention_backward(ThreadPool* tp, const float* dout, const float* q, const float* k,
-                        const float* v, const float* out, const float* lse, float* dq,
-                        float* dk, float* dv, const AttentionMask& m, int64_t B, int64_t S,
-                        int64_t H, int64_t KH, int64_t D) {
+                        const float* v, const float* out, const float* lse, float* dq, float* dk,
+                        float* dv, const AttentionMask& m, int64_t B, int64_t S, int64_t H,
+                        int64_t KH, int64_t D) {
   const Visibility vis{m, S};
   const int64_t group = H / KH;
   const float scale = float(1.0 / std::sqrt(double(D)));

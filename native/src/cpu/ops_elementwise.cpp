@@ -107,8 +107,8 @@ void rope_forward(ThreadPool* tp, float* x, const int32_t* positions, int64_t n,
   rope_apply(tp, x, positions, n, heads, D, theta, 1.0f);
 }
 
-void rope_backward(ThreadPool* tp, float* dx, const int32_t* positions, int64_t n,
-                   int64_t heads, int64_t D, double theta) {
+void rope_backward(ThreadPool* tp, float* dx, const int32_t* positions, int64_t n, int64_t heads,
+                   int64_t D, double theta) {
   rope_apply(tp, dx, positions, n, heads, D, theta, -1.0f);
 }
 

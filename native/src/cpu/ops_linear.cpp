@@ -49,9 +49,15 @@ void gemm_nt(ThreadPool* tp, const float* x, const float* w, float* y, int64_t n
           float s2 = alpha * dot(x2, wo, in), s3 = alpha * dot(x3, wo, in);
           float* yo = y + i * out + o;
           if (accumulate) {
-            yo[0] += s0; yo[out] += s1; yo[2 * out] += s2; yo[3 * out] += s3;
+            yo[0] += s0;
+            yo[out] += s1;
+            yo[2 * out] += s2;
+            yo[3 * out] += s3;
           } else {
-            yo[0] = s0; yo[out] = s1; yo[2 * out] = s2; yo[3 * out] = s3;
+            yo[0] = s0;
+            yo[out] = s1;
+            yo[2 * out] = s2;
+            yo[3 * out] = s3;
           }
         }
       }
@@ -59,7 +65,10 @@ void gemm_nt(ThreadPool* tp, const float* x, const float* w, float* y, int64_t n
         const float* xi = x + i * in;
         for (int64_t o = ob; o < oe; ++o) {
           float s = alpha * dot(xi, w + o * in, in);
-          if (accumulate) y[i * out + o] += s; else y[i * out + o] = s;
+          if (accumulate)
+            y[i * out + o] += s;
+          else
+            y[i * out + o] = s;
         }
       }
     }
@@ -98,18 +107,18 @@ void gemm_tn(ThreadPool* tp, const float* a, const float* x, float* y, int64_t n
 
 }  // namespace
 
-void linear_forward(ThreadPool* tp, const float* x, const float* w, float* y, int64_t n,
-                    int64_t in, int64_t out, bool accumulate) {
+void linear_forward(ThreadPool* tp, const float* x, const float* w, float* y, int64_t n, int64_t in,
+                    int64_t out, bool accumulate) {
   gemm_nt(tp, x, w, y, n, in, out, 1.0f, accumulate);
 }
 
-void linear_backward_input(ThreadPool* tp, const float* dy, const float* w, float* dx,
-                           int64_t n, int64_t in, int64_t out, bool accumulate) {
+void linear_backward_input(ThreadPool* tp, const float* dy, const float* w, float* dx, int64_t n,
+                           int64_t in, int64_t out, bool accumulate) {
   gemm_nn(tp, dy, w, dx, n, in, out, 1.0f, accumulate);
 }
 
-void linear_backward_weight(ThreadPool* tp, const float* dy, const float* x, float* dw,
-                            int64_t n, int64_t in, int64_t out) {
+void linear_backward_weight(ThreadPool* tp, const float* dy, const float* x, float* dw, int64_t n,
+                            int64_t in, int64_t out) {
   gemm_tn(tp, dy, x, dw, n, in, out, 1.0f);
 }
 
@@ -118,14 +127,14 @@ void lora_linear_forward(ThreadPool* tp, const float* x, const float* w, const f
                          int64_t out, int64_t r) {
   gemm_nt(tp, x, w, y, n, in, out, 1.0f, false);
   if (a == nullptr || b == nullptr) return;
-  gemm_nt(tp, x, a, xa, n, in, r, 1.0f, false);       // u = x A^T
-  gemm_nt(tp, xa, b, y, n, r, out, scale, true);      // y += s * u B^T
+  gemm_nt(tp, x, a, xa, n, in, r, 1.0f, false);   // u = x A^T
+  gemm_nt(tp, xa, b, y, n, r, out, scale, true);  // y += s * u B^T
 }
 
 void lora_linear_backward(ThreadPool* tp, const float* dy, const float* x, const float* w,
-                          const float* a, const float* b, const float* xa, float scale,
-                          float* dx, float* da, float* db, float* tmp, int64_t n, int64_t in,
-                          int64_t out, int64_t r) {
+                          const float* a, const float* b, const float* xa, float scale, float* dx,
+                          float* da, float* db, float* tmp, int64_t n, int64_t in, int64_t out,
+                          int64_t r) {
   gemm_nn(tp, dy, w, dx, n, in, out, 1.0f, false);  // dx = dy W
   if (a == nullptr || b == nullptr) return;
   if (db) gemm_tn(tp, dy, xa, db, n, r, out, scale);  // dB += s * dy^T u

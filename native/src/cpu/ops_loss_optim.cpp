@@ -57,8 +57,7 @@ void lm_head_cross_entropy(ThreadPool* tp, const float* h, const float* w, const
         const int32_t y = target[tok[a]];
         loss += lse - double(za[y]);
         if (dh) {  // za becomes grad_scale * (softmax - onehot)
-          for (int64_t v = 0; v < V; ++v)
-            za[v] = float(std::exp(double(za[v]) - lse)) * grad_scale;
+          for (int64_t v = 0; v < V; ++v) za[v] = float(std::exp(double(za[v]) - lse)) * grad_scale;
           za[y] -= grad_scale;
         }
       }

@@ -82,8 +82,7 @@ int lora_attach(lora4j_backend_engine* e, int32_t rank, float scale, uint32_t ta
 int lora_detach(lora4j_backend_engine* e) {
   return guard([&] { E(e).lora_detach(); });
 }
-int lora_get(lora4j_backend_engine* e, int32_t kind, const char* name, float* out,
-             int64_t numel) {
+int lora_get(lora4j_backend_engine* e, int32_t kind, const char* name, float* out, int64_t numel) {
   return guard([&] { E(e).lora_get(kind, name, out, numel); });
 }
 int lora_set(lora4j_backend_engine* e, int32_t kind, const char* name, int32_t dtype,
@@ -112,8 +111,7 @@ int grad_norm(lora4j_backend_engine* e, double* norm) {
 int optimizer_step(lora4j_backend_engine* e, const lora4j_adamw* o, lora4j_step_result* r) {
   return guard([&] { E(e).optimizer_step(*o, r); });
 }
-int eval_loss(lora4j_backend_engine* e, const lora4j_batch* b, double* loss_sum,
-              int64_t* tokens) {
+int eval_loss(lora4j_backend_engine* e, const lora4j_batch* b, double* loss_sum, int64_t* tokens) {
   return guard([&] { E(e).eval_loss(*b, loss_sum, tokens); });
 }
 int logits(lora4j_backend_engine* e, const lora4j_batch* b, float* out) {

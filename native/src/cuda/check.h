@@ -16,8 +16,8 @@ inline void cuda_check(cudaError_t e, const char* call) {
   if (e == cudaSuccess) return;
   cudaGetLastError();  // clear a non-sticky error so the engine stays usable
   int code = (e == cudaErrorMemoryAllocation) ? LORA4J_ENOMEM : LORA4J_EDEVICE;
-  fail(code, std::string(call) + " failed: " + cudaGetErrorName(e) + " (" +
-                 cudaGetErrorString(e) + ")");
+  fail(code,
+       std::string(call) + " failed: " + cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ")");
 }
 inline void cublas_check(lt::Status s, const char* call) {
   if (s == lt::kStatusSuccess) return;
@@ -39,8 +39,8 @@ inline void check_device_index(int index) {
   int count = 0;
   LORA4J_CU(cudaGetDeviceCount(&count));
   if (index < 0 || index >= count)
-    fail(LORA4J_EINVAL, "CUDA device index " + std::to_string(index) + " is out of range: " +
-                            std::to_string(count) + " device(s) present");
+    fail(LORA4J_EINVAL, "CUDA device index " + std::to_string(index) +
+                            " is out of range: " + std::to_string(count) + " device(s) present");
 }
 
 }  // namespace cuda

@@ -30,11 +30,12 @@ std::vector<std::string> folders() {
   std::vector<std::string> patterns = {"/usr/local/cuda-1[0-9]*/lib64"};
   if (!env("CONDA_PREFIX").empty()) dirs.push_back(env("CONDA_PREFIX") + "/lib");
   std::vector<std::string> sites;
-  if (!env("VIRTUAL_ENV").empty()) sites.push_back(env("VIRTUAL_ENV") + "/lib/python3*/site-packages");
+  if (!env("VIRTUAL_ENV").empty())
+    sites.push_back(env("VIRTUAL_ENV") + "/lib/python3*/site-packages");
   if (!env("HOME").empty()) sites.push_back(env("HOME") + "/.local/lib/python3*/site-packages");
-  for (const char* s : {"/usr/local/lib/python3*/dist-packages", "/usr/local/lib/python3*/site-packages",
-                        "/usr/lib/python3/dist-packages", "/usr/lib/python3*/site-packages",
-                        "/opt/conda/lib/python3*/site-packages"})
+  for (const char* s : {"/usr/local/lib/python3*/dist-packages",
+                        "/usr/local/lib/python3*/site-packages", "/usr/lib/python3/dist-packages",
+                        "/usr/lib/python3*/site-packages", "/opt/conda/lib/python3*/site-packages"})
     sites.push_back(s);
   for (const std::string& s : sites) {
     patterns.push_back(s + "/nvidia/cu13/lib");
@@ -88,9 +89,10 @@ Loaded load() {
       if (h) break;
     }
   if (!h) {
-    r.error = "the CUDA backend needs cuBLASLt (libcublasLt.so.13 from the CUDA 13 toolkit or "
-              "the nvidia-cublas wheel) and found none; looked in " + looked +
-              ". Install the CUDA 13 runtime libraries or set LD_LIBRARY_PATH or CUDA_HOME";
+    r.error =
+        "the CUDA backend needs cuBLASLt (libcublasLt.so.13 from the CUDA 13 toolkit or "
+        "the nvidia-cublas wheel) and found none; looked in " +
+        looked + ". Install the CUDA 13 runtime libraries or set LD_LIBRARY_PATH or CUDA_HOME";
     return r;
   }
   std::string missing;

@@ -33,7 +33,7 @@ using Preference = void*;    // cublasLtMatmulPreference_t
 constexpr int kCompute32F = 68;  // cublasComputeType_t CUBLAS_COMPUTE_32F
 constexpr int kOpN = 0;          // cublasOperation_t
 constexpr int kOpT = 1;
-constexpr int kDescTransA = 3;   // cublasLtMatmulDescAttributes_t
+constexpr int kDescTransA = 3;  // cublasLtMatmulDescAttributes_t
 constexpr int kDescTransB = 4;
 constexpr int kPrefMaxWorkspaceBytes = 1;  // cublasLtMatmulPreferenceAttributes_t
 constexpr int kPrefMinAlignmentABytes = 5;
@@ -57,11 +57,9 @@ struct Api {
   Status (*cublasLtCreate)(Handle* handle);
   Status (*cublasLtDestroy)(Handle handle);
   size_t (*cublasLtGetVersion)(void);
-  Status (*cublasLtMatmulDescCreate)(MatmulDesc* desc, int compute_type,
-                                     cudaDataType_t scale_type);
+  Status (*cublasLtMatmulDescCreate)(MatmulDesc* desc, int compute_type, cudaDataType_t scale_type);
   Status (*cublasLtMatmulDescDestroy)(MatmulDesc desc);
-  Status (*cublasLtMatmulDescSetAttribute)(MatmulDesc desc, int attr, const void* buf,
-                                           size_t size);
+  Status (*cublasLtMatmulDescSetAttribute)(MatmulDesc desc, int attr, const void* buf, size_t size);
   Status (*cublasLtMatrixLayoutCreate)(MatrixLayout* layout, cudaDataType_t type, uint64_t rows,
                                        uint64_t cols, int64_t ld);
   Status (*cublasLtMatrixLayoutDestroy)(MatrixLayout layout);
@@ -71,8 +69,8 @@ struct Api {
                                                  size_t size);
   Status (*cublasLtMatmulAlgoGetHeuristic)(Handle handle, MatmulDesc desc, MatrixLayout a,
                                            MatrixLayout b, MatrixLayout c, MatrixLayout d,
-                                           Preference pref, int requested,
-                                           HeuristicResult* results, int* returned);
+                                           Preference pref, int requested, HeuristicResult* results,
+                                           int* returned);
   Status (*cublasLtMatmul)(Handle handle, MatmulDesc desc, const void* alpha, const void* a,
                            MatrixLayout a_desc, const void* b, MatrixLayout b_desc,
                            const void* beta, const void* c, MatrixLayout c_desc, void* d,

@@ -101,9 +101,9 @@ class CudaEngine final : public Engine {
                   int64_t numel) override {
     device();
     int i = widx(name);
-    check_arg(numel == specs_[size_t(i)].numel(),
-              "weight '" + name + "' has " + std::to_string(specs_[size_t(i)].numel()) +
-                  " elements, got " + std::to_string(numel));
+    check_arg(numel == specs_[size_t(i)].numel(), "weight '" + name + "' has " +
+                                                      std::to_string(specs_[size_t(i)].numel()) +
+                                                      " elements, got " + std::to_string(numel));
     std::vector<uint16_t> host(static_cast<size_t>(numel));
     if (dtype == LORA4J_DTYPE_BF16) {
       std::memcpy(host.data(), data, size_t(numel) * 2);
@@ -159,8 +159,10 @@ class CudaEngine final : public Engine {
     }
     if (!scratch_) {
       int64_t most = 0;
-      for (int p = 0; p < NUM_PROJ; ++p) most = std::max(most, shape_.proj_out(p) * shape_.proj_in(p));
-      scratch_ = static_cast<bf16*>(alloc(size_t(most) * sizeof(bf16), "NF4 dequantization scratch"));
+      for (int p = 0; p < NUM_PROJ; ++p)
+        most = std::max(most, shape_.proj_out(p) * shape_.proj_in(p));
+      scratch_ =
+          static_cast<bf16*>(alloc(size_t(most) * sizeof(bf16), "NF4 dequantization scratch"));
     }
     ProjWeight& pw = proj_[size_t(i)];
     char* dev = static_cast<char*>(alloc(bytes, ("NF4 weight " + name).c_str()));
@@ -188,7 +190,8 @@ class CudaEngine final : public Engine {
                                                       std::to_string(specs_[size_t(i)].numel()) +
                                                       " elements, got " + std::to_string(numel));
     std::vector<uint16_t> host(static_cast<size_t>(numel));
-    if (is_proj(i) && !wset_[size_t(i)]) fail(LORA4J_ESTATE, "weight '" + name + "' has not been set");
+    if (is_proj(i) && !wset_[size_t(i)])
+      fail(LORA4J_ESTATE, "weight '" + name + "' has not been set");
     to_host(host.data(), is_proj(i) ? gemm_weight(i) : weights_ + woff_[size_t(i)],
             size_t(numel) * 2);
     for (int64_t k = 0; k < numel; ++k) {
@@ -240,8 +243,8 @@ class CudaEngine final : public Engine {
     std::vector<float> f(static_cast<size_t>(numel));
     to_f32(dtype, data, f.data(), numel);
     float* dst = arena_ + int64_t(kind) * layout_->total + s.offset;
-    LORA4J_CU(cudaMemcpyAsync(dst, f.data(), size_t(numel) * sizeof(float),
-                              cudaMemcpyHostToDevice, stream_));
+    LORA4J_CU(cudaMemcpyAsync(dst, f.data(), size_t(numel) * sizeof(float), cudaMemcpyHostToDevice,
+                              stream_));
     if (kind == LORA4J_STATE_PARAM) KCHECK(f32_to_bf16(dst, lora_bf16_ + s.offset, numel, stream_));
     LORA4J_CU(cudaStreamSynchronize(stream_));
   }
@@ -523,10 +526,10 @@ class CudaEngine final : public Engine {
       double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       if (secs > limit) {
         abort_comm();
-        fail(LORA4J_EDEVICE, std::string(what) + " did not complete in " + std::to_string(int(limit)) +
-                                 " s on rank " + std::to_string(rank_) + " of " +
-                                 std::to_string(world_) +
-                                 ": a rank is lost or stalled (LORA4J_DIST_TIMEOUT_S sets the limit)");
+        fail(LORA4J_EDEVICE,
+             std::string(what) + " did not complete in " + std::to_string(int(limit)) +
+                 " s on rank " + std::to_string(rank_) + " of " + std::to_string(world_) +
+                 ": a rank is lost or stalled (LORA4J_DIST_TIMEOUT_S sets the limit)");
       }
       std::this_thread::sleep_for(std::chrono::microseconds(50));
     }
@@ -622,8 +625,10 @@ class CudaEngine final : public Engine {
     for (size_t i = 0; i < specs_.size(); ++i)
       if (!wset_[i]) fail(LORA4J_ESTATE, "frozen weight '" + specs_[i].name + "' was never set");
     if (!attention_supports(shape_.c.head_dim))
-      fail(LORA4J_EUNSUPPORTED, "the CUDA attention kernels support head_dim 16, 32, 64, 128; "
-                                "got " + std::to_string(shape_.c.head_dim));
+      fail(LORA4J_EUNSUPPORTED,
+           "the CUDA attention kernels support head_dim 16, 32, 64, 128; "
+           "got " +
+               std::to_string(shape_.c.head_dim));
   }
 
   // weight pointers: index = 1 + l * 9 + {0 norm1, 1..7 proj, 8 norm2}
@@ -751,9 +756,9 @@ class CudaEngine final : public Engine {
       if (act_) free_dev(act_);
       act_ = nullptr;
       act_bytes_ = 0;
-      act_ = static_cast<char*>(
-          alloc(need, ("activations for batch " + std::to_string(B) + " x seq " +
-                       std::to_string(S)).c_str()));
+      act_ = static_cast<char*>(alloc(
+          need,
+          ("activations for batch " + std::to_string(B) + " x seq " + std::to_string(S)).c_str()));
       act_bytes_ = need;
     }
     carve(act_, B, S);
@@ -771,14 +776,14 @@ class CudaEngine final : public Engine {
     host_pos_.resize(size_t(n));
     for (int64_t i = 0; i < n; ++i)
       host_pos_[size_t(i)] = b.position_ids ? b.position_ids[i] : int32_t(i % b.seq);
-    LORA4J_CU(cudaMemcpyAsync(pos_, host_pos_.data(), size_t(n) * 4, cudaMemcpyHostToDevice,
-                              stream_));
+    LORA4J_CU(
+        cudaMemcpyAsync(pos_, host_pos_.data(), size_t(n) * 4, cudaMemcpyHostToDevice, stream_));
     // A mask of all ones, or rows that each hold one segment, attend exactly as none: drop them,
     // so the attention kernels take their unmasked tiles (the masked path tests every element;
     // a collated batch of equal-length rows carries such a mask, which made `lora4j train` 9-13%
     // slower than the engine at 4 x 2048 and 8 x 4096).
-    has_mask_ = b.attention_mask != nullptr &&
-                std::any_of(b.attention_mask, b.attention_mask + n, [](int32_t m) { return m != 1; });
+    has_mask_ = b.attention_mask != nullptr && std::any_of(b.attention_mask, b.attention_mask + n,
+                                                           [](int32_t m) { return m != 1; });
     has_seg_ = false;
     if (b.segment_ids)
       for (int64_t r = 0; r < b.batch && !has_seg_; ++r) {
@@ -786,18 +791,18 @@ class CudaEngine final : public Engine {
         has_seg_ = std::any_of(row, row + b.seq, [&](int32_t v) { return v != row[0]; });
       }
     if (has_mask_)
-      LORA4J_CU(cudaMemcpyAsync(mask_, b.attention_mask, size_t(n) * 4, cudaMemcpyHostToDevice,
-                                stream_));
+      LORA4J_CU(
+          cudaMemcpyAsync(mask_, b.attention_mask, size_t(n) * 4, cudaMemcpyHostToDevice, stream_));
     if (has_seg_)
-      LORA4J_CU(cudaMemcpyAsync(seg_, b.segment_ids, size_t(n) * 4, cudaMemcpyHostToDevice,
-                                stream_));
+      LORA4J_CU(
+          cudaMemcpyAsync(seg_, b.segment_ids, size_t(n) * 4, cudaMemcpyHostToDevice, stream_));
     host_tgt_.assign(size_t(n), -100);
     if (targets && b.labels)
       for (int64_t r = 0; r < b.batch; ++r)
         for (int64_t t = 0; t + 1 < b.seq; ++t)
           host_tgt_[size_t(r * b.seq + t)] = b.labels[r * b.seq + t + 1];
-    LORA4J_CU(cudaMemcpyAsync(tgt_, host_tgt_.data(), size_t(n) * 4, cudaMemcpyHostToDevice,
-                              stream_));
+    LORA4J_CU(
+        cudaMemcpyAsync(tgt_, host_tgt_.data(), size_t(n) * 4, cudaMemcpyHostToDevice, stream_));
     LORA4J_CU(cudaStreamSynchronize(stream_));  // host vectors may change after return
   }
 
@@ -834,8 +839,8 @@ class CudaEngine final : public Engine {
       gemm_.run(false, true, n, r, in, x, in, lora_a(l, p), in, xa, false, r, 1.f, 0.f,
                 "lora_A forward");
       if (skip_main) return;
-      gemm_.run(false, true, n, out, r, xa, r, lora_b(l, p), r, y, y_f32, out, layout_->scale,
-                beta, "lora_B forward", c);
+      gemm_.run(false, true, n, out, r, xa, r, lora_b(l, p), r, y, y_f32, out, layout_->scale, beta,
+                "lora_B forward", c);
       beta = 1.f;
       c = nullptr;
     }
@@ -855,10 +860,8 @@ class CudaEngine final : public Engine {
     if (has_lora(l, p)) {
       const int64_t r = layout_->rank;
       const float s = layout_->scale;
-      gemm_.run(true, false, out, r, n, dy, out, xa, r, grad_b(l, p), true, r, s, 1.f,
-                "dLoRA_B");
-      gemm_.run(false, false, n, r, out, dy, out, lora_b(l, p), r, t_, false, r, 1.f, 0.f,
-                "dy B");
+      gemm_.run(true, false, out, r, n, dy, out, xa, r, grad_b(l, p), true, r, s, 1.f, "dLoRA_B");
+      gemm_.run(false, false, n, r, out, dy, out, lora_b(l, p), r, t_, false, r, 1.f, 0.f, "dy B");
       gemm_.run(true, false, r, in, n, t_, r, x, in, grad_a(l, p), true, in, s, 1.f, "dLoRA_A");
       gemm_.run(false, false, n, in, r, t_, r, lora_a(l, p), in, dx, dx_f32, in, s, beta,
                 "dX through LoRA");
@@ -910,8 +913,8 @@ class CudaEngine final : public Engine {
     KCHECK(rope_forward(dtmp_, a.q, pos_, inv_freq_, n, shape_.c.num_heads, shape_.c.head_dim,
                         stream_));
     proj_forward(l, K, a.xn1, n, dtmp_, true, nullptr, a.xa[K], false, xlo_);
-    KCHECK(rope_forward(dtmp_, kout, pos_, inv_freq_, n, shape_.c.num_kv_heads,
-                        shape_.c.head_dim, stream_));
+    KCHECK(rope_forward(dtmp_, kout, pos_, inv_freq_, n, shape_.c.num_kv_heads, shape_.c.head_dim,
+                        stream_));
     proj_forward(l, V, a.xn1, n, vout, false, nullptr, a.xa[V]);
     AttentionParams ap = kc ? attn_params(a, kc, vc, q_offset, q_offset + int(S_))
                             : attn_params(a, a.k, a.v, 0, int(S_));
@@ -936,8 +939,7 @@ class CudaEngine final : public Engine {
     for (int l = 0; l < shape_.c.num_layers; ++l) {
       if (hidden)  // to pageable memory: returns when copied, before x_[l]'s buffer is reused
         LORA4J_CU(cudaMemcpyAsync(hidden + l * n_ * d, x_[size_t(l)],
-                                  size_t(n_ * d) * sizeof(float), cudaMemcpyDeviceToHost,
-                                  stream_));
+                                  size_t(n_ * d) * sizeof(float), cudaMemcpyDeviceToHost, stream_));
       if (checkpoint) KCHECK(f32_to_bf16(x_[size_t(l)], xck_[size_t(l)], n_ * d, stream_));
       layer_forward(l, set_for(l, training), false);
     }
@@ -995,15 +997,15 @@ class CudaEngine final : public Engine {
       bp.delta = delta_;
       bp.out_f32 = a.att32;
       KCHECK(attention_backward(bp, stream_));
-      KCHECK(rope_backward(dq_, pos_, inv_freq_, n, shape_.c.num_heads, shape_.c.head_dim,
-                           stream_));
+      KCHECK(
+          rope_backward(dq_, pos_, inv_freq_, n, shape_.c.num_heads, shape_.c.head_dim, stream_));
       KCHECK(rope_backward(dk_, pos_, inv_freq_, n, shape_.c.num_kv_heads, shape_.c.head_dim,
                            stream_));
       proj_backward(l, Q, dq_, a.xn1, a.xa[Q], n, dtmp_, true, false);
       proj_backward(l, K, dk_, a.xn1, a.xa[K], n, dtmp_, true, true);
       proj_backward(l, V, dv_, a.xn1, a.xa[V], n, dtmp_, true, true);
-      KCHECK(rmsnorm_backward(dtmp_, x_[size_t(l)], wnorm1(l), a.rstd1, dres_, n, d, true,
-                              stream_, dy_));
+      KCHECK(rmsnorm_backward(dtmp_, x_[size_t(l)], wnorm1(l), a.rstd1, dres_, n, d, true, stream_,
+                              dy_));
     }
   }
 
@@ -1025,8 +1027,7 @@ class CudaEngine final : public Engine {
     KCHECK(embedding_forward(ids_, wembed(), x_[0], n_, d, stream_));
     for (int l = 0; l < shape_.c.num_layers; ++l)
       layer_forward(l, acts_[0], false, reinterpret_cast<f16*>(kcache_ + 2 * l * per),
-                    reinterpret_cast<bf16*>(kcache_ + (2 * l + 1) * per),
-                    q_offset);
+                    reinterpret_cast<bf16*>(kcache_ + (2 * l + 1) * per), q_offset);
     KCHECK(rmsnorm_forward(x_[size_t(shape_.c.num_layers)], wfinal(), hn_, rstdf_, n_, d,
                            shape_.c.rms_norm_eps, stream_));
     gemm_.run(false, true, 1, V, d, hn_ + (n_ - 1) * d, d, wlm(), d, logits_, true, V, 1.f, 0.f,
@@ -1072,7 +1073,8 @@ class CudaEngine final : public Engine {
   std::vector<LayerActs> acts_;
   std::vector<float*> x_;
   std::vector<bf16*> xck_;
-  bf16 *hn_ = nullptr, *xlo_ = nullptr, *dy_ = nullptr, *datt_ = nullptr, *dq_ = nullptr, *dk_ = nullptr, *dv_ = nullptr, *t_ = nullptr;
+  bf16 *hn_ = nullptr, *xlo_ = nullptr, *dy_ = nullptr, *datt_ = nullptr, *dq_ = nullptr,
+       *dk_ = nullptr, *dv_ = nullptr, *t_ = nullptr;
   float *rstdf_ = nullptr, *dres_ = nullptr, *dtmp_ = nullptr, *dq_acc_ = nullptr,
         *delta_ = nullptr, *logits_ = nullptr, *loss_ = nullptr;
   int32_t *ids_ = nullptr, *mask_ = nullptr, *pos_ = nullptr, *seg_ = nullptr, *tgt_ = nullptr;
@@ -1103,8 +1105,8 @@ Engine* make_engine(const lora4j_model_config& config, const lora4j_engine_optio
 }
 
 void make_unique_id(uint8_t* id, int32_t id_bytes) {
-  check_arg(size_t(id_bytes) == nccl::kUniqueIdBytes, "a unique id has " +
-                                                          std::to_string(nccl::kUniqueIdBytes) + " bytes");
+  check_arg(size_t(id_bytes) == nccl::kUniqueIdBytes,
+            "a unique id has " + std::to_string(nccl::kUniqueIdBytes) + " bytes");
   const nccl::Api& a = nccl::api();
   nccl::UniqueId uid{};
   nccl::Result r = a.ncclGetUniqueId(&uid);

@@ -39,8 +39,8 @@ void Gemm::init(cudaStream_t stream, void* workspace, size_t workspace_bytes) {
 }
 
 void Gemm::run(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const __nv_bfloat16* A,
-               int64_t lda, const __nv_bfloat16* B, int64_t ldb, void* D, bool d_f32,
-               int64_t ldd, float alpha, float beta, const char* what, const void* C) {
+               int64_t lda, const __nv_bfloat16* B, int64_t ldb, void* D, bool d_f32, int64_t ldd,
+               float alpha, float beta, const char* what, const void* C) {
   if (M <= 0 || N <= 0) return;
   if (!C) C = D;
   int al = std::min(std::min(align_of(A), align_of(B)), std::min(align_of(D), align_of(C)));
@@ -53,35 +53,34 @@ void Gemm::run(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const __nv_bfl
       int opa = tb ? lt::kOpT : lt::kOpN;
       int opb = ta ? lt::kOpT : lt::kOpN;
       LORA4J_CUBLAS(api_->cublasLtMatmulDescCreate(&pl.desc, lt::kCompute32F, CUDA_R_32F));
-      LORA4J_CUBLAS(api_->cublasLtMatmulDescSetAttribute(pl.desc, lt::kDescTransA, &opa,
-                                                   sizeof opa));
-      LORA4J_CUBLAS(api_->cublasLtMatmulDescSetAttribute(pl.desc, lt::kDescTransB, &opb,
-                                                   sizeof opb));
+      LORA4J_CUBLAS(
+          api_->cublasLtMatmulDescSetAttribute(pl.desc, lt::kDescTransA, &opa, sizeof opa));
+      LORA4J_CUBLAS(
+          api_->cublasLtMatmulDescSetAttribute(pl.desc, lt::kDescTransB, &opb, sizeof opb));
       // stored shapes (column-major rows x cols): first operand op(X) is [N, K]
       uint64_t a_rows = tb ? uint64_t(K) : uint64_t(N), a_cols = tb ? uint64_t(N) : uint64_t(K);
       uint64_t b_rows = ta ? uint64_t(M) : uint64_t(K), b_cols = ta ? uint64_t(K) : uint64_t(M);
       LORA4J_CUBLAS(api_->cublasLtMatrixLayoutCreate(&pl.a, CUDA_R_16BF, a_rows, a_cols, ldb));
       LORA4J_CUBLAS(api_->cublasLtMatrixLayoutCreate(&pl.b, CUDA_R_16BF, b_rows, b_cols, lda));
       LORA4J_CUBLAS(api_->cublasLtMatrixLayoutCreate(&pl.d, d_f32 ? CUDA_R_32F : CUDA_R_16BF,
-                                               uint64_t(N), uint64_t(M), ldd));
+                                                     uint64_t(N), uint64_t(M), ldd));
       lt::Preference pref = nullptr;
       LORA4J_CUBLAS(api_->cublasLtMatmulPreferenceCreate(&pref));
       uint64_t ws = ws_bytes_;
       uint32_t a32 = uint32_t(al);
-      api_->cublasLtMatmulPreferenceSetAttribute(pref, lt::kPrefMaxWorkspaceBytes, &ws,
-                                           sizeof ws);
+      api_->cublasLtMatmulPreferenceSetAttribute(pref, lt::kPrefMaxWorkspaceBytes, &ws, sizeof ws);
       api_->cublasLtMatmulPreferenceSetAttribute(pref, lt::kPrefMinAlignmentABytes, &a32,
-                                           sizeof a32);
+                                                 sizeof a32);
       api_->cublasLtMatmulPreferenceSetAttribute(pref, lt::kPrefMinAlignmentBBytes, &a32,
-                                           sizeof a32);
+                                                 sizeof a32);
       api_->cublasLtMatmulPreferenceSetAttribute(pref, lt::kPrefMinAlignmentCBytes, &a32,
-                                           sizeof a32);
+                                                 sizeof a32);
       api_->cublasLtMatmulPreferenceSetAttribute(pref, lt::kPrefMinAlignmentDBytes, &a32,
-                                           sizeof a32);
+                                                 sizeof a32);
       lt::HeuristicResult res{};
       int found = 0;
       lt::Status st = api_->cublasLtMatmulAlgoGetHeuristic(lt_, pl.desc, pl.a, pl.b, pl.d, pl.d,
-                                                         pref, 1, &res, &found);
+                                                           pref, 1, &res, &found);
       api_->cublasLtMatmulPreferenceDestroy(pref);
       if (st != lt::kStatusSuccess || found == 0)
         fail(LORA4J_EDEVICE, std::string("cublasLtMatmulAlgoGetHeuristic found no algorithm for ") +
@@ -99,7 +98,7 @@ void Gemm::run(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const __nv_bfl
   }
   const Plan& pl = it->second;
   lt::Status st = api_->cublasLtMatmul(lt_, pl.desc, &alpha, B, pl.a, A, pl.b, &beta, C, pl.d, D,
-                                     pl.d, &pl.algo, ws_, ws_bytes_, stream_);
+                                       pl.d, &pl.algo, ws_, ws_bytes_, stream_);
   if (st != lt::kStatusSuccess)
     fail(st == lt::kStatusAllocFailed ? LORA4J_ENOMEM : LORA4J_EDEVICE,
          std::string("cublasLtMatmul (") + what + ") failed: cuBLAS status " +

@@ -26,9 +26,9 @@ class Gemm {
   // op(A) = A^T when ta (A stored [K, M] with row stride lda), else A stored [M, K].
   // op(B) = B^T when tb (B stored [N, K]), else B stored [K, N]. D is bf16 or fp32 (d_f32).
   // C (same type and layout as D) defaults to D itself.
-  void run(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const __nv_bfloat16* A,
-           int64_t lda, const __nv_bfloat16* B, int64_t ldb, void* D, bool d_f32, int64_t ldd,
-           float alpha, float beta, const char* what, const void* C = nullptr);
+  void run(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const __nv_bfloat16* A, int64_t lda,
+           const __nv_bfloat16* B, int64_t ldb, void* D, bool d_f32, int64_t ldd, float alpha,
+           float beta, const char* what, const void* C = nullptr);
 
  private:
   const lt::Api* api_ = nullptr;
@@ -36,8 +36,8 @@ class Gemm {
   cudaStream_t stream_ = nullptr;
   void* ws_ = nullptr;
   size_t ws_bytes_ = 0;
-  using Key = std::tuple<int, int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, int,
-                         int>;
+  using Key =
+      std::tuple<int, int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, int, int>;
   struct Plan {
     lt::MatmulDesc desc = nullptr;
     lt::MatrixLayout a = nullptr, b = nullptr, d = nullptr;

@@ -32,11 +32,12 @@ std::vector<std::string> folders() {
   std::vector<std::string> patterns = {"/usr/local/cuda-1[0-9]*/lib64"};
   if (!env("CONDA_PREFIX").empty()) dirs.push_back(env("CONDA_PREFIX") + "/lib");
   std::vector<std::string> sites;
-  if (!env("VIRTUAL_ENV").empty()) sites.push_back(env("VIRTUAL_ENV") + "/lib/python3*/site-packages");
+  if (!env("VIRTUAL_ENV").empty())
+    sites.push_back(env("VIRTUAL_ENV") + "/lib/python3*/site-packages");
   if (!env("HOME").empty()) sites.push_back(env("HOME") + "/.local/lib/python3*/site-packages");
-  for (const char* s : {"/usr/local/lib/python3*/dist-packages", "/usr/local/lib/python3*/site-packages",
-                        "/usr/lib/python3/dist-packages", "/usr/lib/python3*/site-packages",
-                        "/opt/conda/lib/python3*/site-packages"})
+  for (const char* s : {"/usr/local/lib/python3*/dist-packages",
+                        "/usr/local/lib/python3*/site-packages", "/usr/lib/python3/dist-packages",
+                        "/usr/lib/python3*/site-packages", "/opt/conda/lib/python3*/site-packages"})
     sites.push_back(s);
   for (const std::string& s : sites) {
     patterns.push_back(s + "/nvidia/nccl/lib");
@@ -97,7 +98,8 @@ Loaded load() {
   sym(h, "ncclAllReduce", a.ncclAllReduce, &missing);
   sym(h, "ncclAllGather", a.ncclAllGather, &missing);
   if (!missing.empty()) {
-    r.error = r.path + " lacks " + missing + " (NCCL 2.x with ncclGetLastError, 2.13 or later, needed)";
+    r.error =
+        r.path + " lacks " + missing + " (NCCL 2.x with ncclGetLastError, 2.13 or later, needed)";
     dlclose(h);
     return r;
   }

@@ -44,8 +44,8 @@ struct Api {
   Result (*ncclCommGetAsyncError)(Comm comm, Result* async_error);
   const char* (*ncclGetErrorString)(Result result);
   const char* (*ncclGetLastError)(Comm comm);
-  Result (*ncclAllReduce)(const void* sendbuff, void* recvbuff, size_t count, int datatype,
-                          int op, Comm comm, cudaStream_t stream);
+  Result (*ncclAllReduce)(const void* sendbuff, void* recvbuff, size_t count, int datatype, int op,
+                          Comm comm, cudaStream_t stream);
   Result (*ncclAllGather)(const void* sendbuff, void* recvbuff, size_t sendcount, int datatype,
                           Comm comm, cudaStream_t stream);
 };

@@ -112,7 +112,8 @@ std::vector<double> pair_distances(int32_t n, int64_t numel, const float* x) {
   for (int32_t i = 0; i < n; ++i)
     for (int32_t k = i + 1; k < n; ++k) {
       double s = 0;
-      for (int64_t c = 0; c < chunks; ++c) s += part[size_t(c) * pairs + size_t(i) * size_t(n) + size_t(k)];
+      for (int64_t c = 0; c < chunks; ++c)
+        s += part[size_t(c) * pairs + size_t(i) * size_t(n) + size_t(k)];
       if (!std::isfinite(s)) s = std::numeric_limits<double>::infinity();
       d[size_t(i) * size_t(n) + size_t(k)] = s;
       d[size_t(k) * size_t(n) + size_t(i)] = s;
@@ -145,7 +146,8 @@ int32_t krum_select(int32_t n, int32_t f, int64_t numel, const float* x) {
 }
 
 // Distance of every row to v (fixed chunk order). Non-finite: +inf.
-std::vector<double> distances_to(int32_t n, int64_t numel, const float* x, const std::vector<double>& v) {
+std::vector<double> distances_to(int32_t n, int64_t numel, const float* x,
+                                 const std::vector<double>& v) {
   const int64_t chunks = chunk_count(numel);
   std::vector<double> part(size_t(chunks) * size_t(n), 0.0);
   for_chunks(numel, [&](int64_t c, int64_t b, int64_t e) {
@@ -209,12 +211,18 @@ std::string nf(int32_t n, int32_t f) {
 
 const char* aggregation_name(int32_t rule) {
   switch (rule) {
-    case LORA4J_AGG_MEAN: return "mean";
-    case LORA4J_AGG_MEDIAN: return "median";
-    case LORA4J_AGG_TRIMMED_MEAN: return "trimmed-mean";
-    case LORA4J_AGG_KRUM: return "krum";
-    case LORA4J_AGG_CENTERED_CLIP: return "centered-clip";
-    default: return "unknown";
+    case LORA4J_AGG_MEAN:
+      return "mean";
+    case LORA4J_AGG_MEDIAN:
+      return "median";
+    case LORA4J_AGG_TRIMMED_MEAN:
+      return "trimmed-mean";
+    case LORA4J_AGG_KRUM:
+      return "krum";
+    case LORA4J_AGG_CENTERED_CLIP:
+      return "centered-clip";
+    default:
+      return "unknown";
   }
 }
 
@@ -227,11 +235,13 @@ void check_aggregation(int32_t rule, int32_t f, int32_t n) {
     case LORA4J_AGG_CENTERED_CLIP:
       check_arg(n >= 3, std::string(aggregation_name(rule)) +
                             " tolerates f < n/2 faulty workers and needs n >= 3 to tolerate one;"
-                            " got n = " + std::to_string(n) + " workers");
+                            " got n = " +
+                            std::to_string(n) + " workers");
       return;
     case LORA4J_AGG_TRIMMED_MEAN:
-      check_arg(f >= 0 && 2 * int64_t(f) < n,
-                "trimmed-mean:f needs 0 <= f < n/2 (it drops f values at each end); got " + nf(n, f));
+      check_arg(
+          f >= 0 && 2 * int64_t(f) < n,
+          "trimmed-mean:f needs 0 <= f < n/2 (it drops f values at each end); got " + nf(n, f));
       return;
     case LORA4J_AGG_KRUM:
       check_arg(f >= 0 && int64_t(n) > 2 * int64_t(f) + 2,

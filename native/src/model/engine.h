@@ -85,8 +85,8 @@ struct LoraLayout {
   int32_t rank = 0;
   float scale = 0;
   uint32_t targets = 0;
-  std::vector<LoraSpec> tensors;  // fixed order: layer, proj, A then B
-  int64_t total = 0;              // elements in the arena
+  std::vector<LoraSpec> tensors;                        // fixed order: layer, proj, A then B
+  int64_t total = 0;                                    // elements in the arena
   const LoraSpec& find(const std::string& name) const;  // throws EINVAL naming it
   // Index of the A tensor of (layer, proj), or -1 when not targeted; B is index + 1.
   int index_of(int layer, int proj) const;

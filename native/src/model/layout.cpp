@@ -10,16 +10,15 @@
 namespace lora4j {
 
 namespace {
-const char* const kModules[NUM_PROJ] = {"self_attn.q_proj", "self_attn.k_proj",
-                                        "self_attn.v_proj", "self_attn.o_proj",
-                                        "mlp.gate_proj",    "mlp.up_proj",
+const char* const kModules[NUM_PROJ] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                                        "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
                                         "mlp.down_proj"};
 const char* const kShort[NUM_PROJ] = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
                                       "gate_proj", "up_proj", "down_proj"};
 
 void positive(int64_t v, const char* key) {
-  if (v <= 0) fail(LORA4J_EINVAL, std::string("config.") + key + " must be > 0, got " +
-                                      std::to_string(v));
+  if (v <= 0)
+    fail(LORA4J_EINVAL, std::string("config.") + key + " must be > 0, got " + std::to_string(v));
 }
 }  // namespace
 
@@ -42,8 +41,8 @@ ModelShape::ModelShape(const lora4j_model_config& cfg) : c(cfg) {
                             ") must be a multiple of num_key_value_heads (" +
                             std::to_string(c.num_kv_heads) + ")");
   if (c.sliding_window < 0)
-    fail(LORA4J_EINVAL, "config.sliding_window must be >= 0 (0 = none), got " +
-                            std::to_string(c.sliding_window));
+    fail(LORA4J_EINVAL,
+         "config.sliding_window must be >= 0 (0 = none), got " + std::to_string(c.sliding_window));
   if (!(c.rms_norm_eps > 0) || !std::isfinite(c.rms_norm_eps))
     fail(LORA4J_EINVAL, "config.rms_norm_eps must be a positive finite number");
   if (!(c.rope_theta > 0) || !std::isfinite(c.rope_theta))
@@ -52,34 +51,41 @@ ModelShape::ModelShape(const lora4j_model_config& cfg) : c(cfg) {
 
 int64_t ModelShape::proj_in(int p) const {
   switch (p) {
-    case O: return q_dim();
-    case DOWN: return c.intermediate_size;
-    default: return c.hidden_size;
+    case O:
+      return q_dim();
+    case DOWN:
+      return c.intermediate_size;
+    default:
+      return c.hidden_size;
   }
 }
 
 int64_t ModelShape::proj_out(int p) const {
   switch (p) {
-    case Q: return q_dim();
+    case Q:
+      return q_dim();
     case K:
-    case V: return kv_dim();
+    case V:
+      return kv_dim();
     case GATE:
-    case UP: return c.intermediate_size;
-    default: return c.hidden_size;  // O, DOWN
+    case UP:
+      return c.intermediate_size;
+    default:
+      return c.hidden_size;  // O, DOWN
   }
 }
 
 std::vector<WeightSpec> weight_specs(const ModelShape& s) {
   std::vector<WeightSpec> w;
-  w.push_back({"model.embed_tokens.weight", s.c.vocab_size, s.c.hidden_size, -1,
-               LORA4J_SLOT_EMBED});
+  w.push_back(
+      {"model.embed_tokens.weight", s.c.vocab_size, s.c.hidden_size, -1, LORA4J_SLOT_EMBED});
   for (int l = 0; l < s.c.num_layers; ++l) {
     std::string p = "model.layers." + std::to_string(l) + ".";
     w.push_back({p + "input_layernorm.weight", s.c.hidden_size, 1, l, LORA4J_SLOT_INPUT_NORM});
     for (int j = 0; j < NUM_PROJ; ++j)
       w.push_back({p + kModules[j] + ".weight", s.proj_out(j), s.proj_in(j), l, j});
-    w.push_back({p + "post_attention_layernorm.weight", s.c.hidden_size, 1, l,
-                 LORA4J_SLOT_POST_ATTN_NORM});
+    w.push_back(
+        {p + "post_attention_layernorm.weight", s.c.hidden_size, 1, l, LORA4J_SLOT_POST_ATTN_NORM});
   }
   w.push_back({"model.norm.weight", s.c.hidden_size, 1, -1, LORA4J_SLOT_FINAL_NORM});
   w.push_back({"lm_head.weight", s.c.vocab_size, s.c.hidden_size, -1, LORA4J_SLOT_LM_HEAD});
@@ -111,8 +117,8 @@ LoraLayout make_lora_layout(const ModelShape& s, int32_t rank, float scale, uint
   for (int layer = 0; layer < s.c.num_layers; ++layer) {
     for (int p = 0; p < NUM_PROJ; ++p) {
       if (!(targets & (1u << p))) continue;
-      std::string base = "base_model.model.model.layers." + std::to_string(layer) + "." +
-                         kModules[p] + ".lora_";
+      std::string base =
+          "base_model.model.model.layers." + std::to_string(layer) + "." + kModules[p] + ".lora_";
       l.slot_index[size_t(layer) * NUM_PROJ + size_t(p)] = int(l.tensors.size());
       LoraSpec a{base + "A.weight", layer, p, false, rank, s.proj_in(p), off};
       off += a.numel();
@@ -189,7 +195,10 @@ void to_f32(int32_t dtype, const void* src, float* dst, int64_t n) {
             bits = sign;
           } else {  // subnormal: normalize
             int e = -1;
-            do { ++e; man <<= 1; } while (!(man & 0x400));
+            do {
+              ++e;
+              man <<= 1;
+            } while (!(man & 0x400));
             bits = sign | uint32_t(127 - 15 - e) << 23 | (man & 0x3FF) << 13;
           }
         } else if (exp == 31) {
@@ -236,7 +245,8 @@ void check_flat_numel(const Engine& e, int64_t numel) {
 
 void Engine::grad_get_flat(float* out, int64_t numel) {
   check_flat_numel(*this, numel);
-  for (const LoraSpec& t : lora()->tensors) lora_get(LORA4J_STATE_GRAD, t.name, out + t.offset, t.numel());
+  for (const LoraSpec& t : lora()->tensors)
+    lora_get(LORA4J_STATE_GRAD, t.name, out + t.offset, t.numel());
 }
 
 void Engine::grad_set_flat(const float* data, int64_t numel) {

@@ -59,9 +59,9 @@ void nf4_validate(const lora4j_nf4_weight& w, const std::string& what) {
   check_arg(w.numel > 0, n + "numel must be > 0, got " + std::to_string(w.numel));
   check_arg(w.blocksize >= 2 && w.blocksize % 2 == 0,
             n + "blocksize must be even and >= 2, got " + std::to_string(w.blocksize));
-  check_arg(w.dtype == LORA4J_DTYPE_BF16 || w.dtype == LORA4J_DTYPE_F16 ||
-                w.dtype == LORA4J_DTYPE_F32,
-            n + "dtype must be LORA4J_DTYPE_BF16, F16 or F32, got " + std::to_string(w.dtype));
+  check_arg(
+      w.dtype == LORA4J_DTYPE_BF16 || w.dtype == LORA4J_DTYPE_F16 || w.dtype == LORA4J_DTYPE_F32,
+      n + "dtype must be LORA4J_DTYPE_BF16, F16 or F32, got " + std::to_string(w.dtype));
   check_arg(w.codes != nullptr, n + "codes is null");
   check_arg(w.code_table != nullptr, n + "code_table is null");
   for (int i = 0; i < 16; ++i)
@@ -96,9 +96,9 @@ void nf4_scales(const lora4j_nf4_weight& w, float* scales) {
     return;
   }
   for (int64_t b = 0; b < blocks; ++b) {
-    scales[b] = add_rn(mul_rn(w.nested_table[w.absmax_codes[b]],
-                              w.nested_absmax[b / w.nested_blocksize]),
-                       w.offset);
+    scales[b] =
+        add_rn(mul_rn(w.nested_table[w.absmax_codes[b]], w.nested_absmax[b / w.nested_blocksize]),
+               w.offset);
   }
 }
 

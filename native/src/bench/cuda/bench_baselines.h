@@ -29,9 +29,8 @@ cudaError_t bench_to_f32(const __half* x, float* y, int64_t n, cudaStream_t s);
 cudaError_t causal_softmax_rows(const float* s, __nv_bfloat16* p, float* lse, int64_t rows,
                                 int64_t S, cudaStream_t st);
 // Its backward: ds[r, j] = p[r, j] (dp[r, j] - sum_k p[r, k] dp[r, k])  (bf16).
-cudaError_t causal_softmax_backward_rows(const __nv_bfloat16* p, const float* dp,
-                                         __nv_bfloat16* ds, int64_t rows, int64_t S,
-                                         cudaStream_t st);
+cudaError_t causal_softmax_backward_rows(const __nv_bfloat16* p, const float* dp, __nv_bfloat16* ds,
+                                         int64_t rows, int64_t S, cudaStream_t st);
 
 // y += x (bf16, summed in fp32) and y += c * x (fp32).
 cudaError_t add_inplace(__nv_bfloat16* y, const __nv_bfloat16* x, int64_t n, cudaStream_t s);

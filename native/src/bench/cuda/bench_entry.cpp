@@ -115,8 +115,17 @@ int output(lora4j_cuda_op_bench* b, int32_t index, float* out) {
 }
 
 const lora4j_cuda_bench_api kApi = {
-    LORA4J_CUDA_BENCH_ABI_VERSION, sizeof(lora4j_cuda_bench_api), last_error, device_count,
-    create, destroy, run, cost, output_count, output_info, output,
+    LORA4J_CUDA_BENCH_ABI_VERSION,
+    sizeof(lora4j_cuda_bench_api),
+    last_error,
+    device_count,
+    create,
+    destroy,
+    run,
+    cost,
+    output_count,
+    output_info,
+    output,
 };
 
 }  // namespace

@@ -99,7 +99,9 @@ class CudaBench : public OpBench {
     LORA4J_CU(cudaMemsetAsync(p, 0, size_t(n) * sizeof(T), stream_));
     return p;
   }
-  void init_gemm() { gemm_.init(stream_, alloc<char>(int64_t(kWorkspace), "cuBLASLt workspace"), kWorkspace); }
+  void init_gemm() {
+    gemm_.init(stream_, alloc<char>(int64_t(kWorkspace), "cuBLASLt workspace"), kWorkspace);
+  }
   void sync() { LORA4J_CU(cudaStreamSynchronize(stream_)); }
 
   // A host -> device copy ordered on stream_ and complete on return (a plain cudaMemcpy from
@@ -111,8 +113,8 @@ class CudaBench : public OpBench {
   void expose(const char* name, const float* p, int64_t n) {
     outputs.push_back({name, n});
     readers_.push_back([this, p, n](float* out) {
-      LORA4J_CU(cudaMemcpyAsync(out, p, size_t(n) * sizeof(float), cudaMemcpyDeviceToHost,
-                                stream_));
+      LORA4J_CU(
+          cudaMemcpyAsync(out, p, size_t(n) * sizeof(float), cudaMemcpyDeviceToHost, stream_));
       sync();
     });
   }
@@ -124,8 +126,8 @@ class CudaBench : public OpBench {
       LORA4J_CU(cudaMalloc(&tmp, size_t(n) * sizeof(float)));
       std::unique_ptr<float, decltype(&cudaFree)> guard(tmp, &cudaFree);
       LORA4J_CU(bench_to_f32(p, tmp, n, stream_));
-      LORA4J_CU(cudaMemcpyAsync(out, tmp, size_t(n) * sizeof(float), cudaMemcpyDeviceToHost,
-                                stream_));
+      LORA4J_CU(
+          cudaMemcpyAsync(out, tmp, size_t(n) * sizeof(float), cudaMemcpyDeviceToHost, stream_));
       sync();
     });
   }
@@ -148,12 +150,18 @@ class CudaBench : public OpBench {
 class Attention final : public CudaBench {
  public:
   Attention(const OpBenchSpec& s, bool backward)
-      : CudaBench(s), bwd_(backward), mat_(s.variant == "materialized"), B(s.dim("B")),
-        S(s.dim("S")), H(s.dim("H")), KH(s.dim("KH")), D(s.dim("D")),
+      : CudaBench(s),
+        bwd_(backward),
+        mat_(s.variant == "materialized"),
+        B(s.dim("B")),
+        S(s.dim("S")),
+        H(s.dim("H")),
+        KH(s.dim("KH")),
+        D(s.dim("D")),
         scale_(float(1.0 / std::sqrt(double(D)))) {
     if (!mat_ && !attention_supports(int(D)))
-      fail(LORA4J_EUNSUPPORTED, "the flash attention kernels do not support head_dim " +
-                                    std::to_string(D));
+      fail(LORA4J_EUNSUPPORTED,
+           "the flash attention kernels do not support head_dim " + std::to_string(D));
     const int64_t nq = B * S * H * D, nk = B * S * KH * D, rows = B * H * S;
     if (mat_) {
       init_gemm();
@@ -284,8 +292,8 @@ class Attention final : public CudaBench {
   QK *q_ = nullptr, *k_ = nullptr;
   bf16 *qb_ = nullptr, *kb_ = nullptr, *v_ = nullptr, *o_ = nullptr, *p_ = nullptr,
        *dout_ = nullptr, *dq_ = nullptr, *dk_ = nullptr, *dv_ = nullptr, *ds_ = nullptr;
-  float *o32_ = nullptr, *lse_ = nullptr, *scores_ = nullptr, *dq_acc_ = nullptr,
-        *delta_ = nullptr, *dk32_ = nullptr, *dv32_ = nullptr;
+  float *o32_ = nullptr, *lse_ = nullptr, *scores_ = nullptr, *dq_acc_ = nullptr, *delta_ = nullptr,
+        *dk32_ = nullptr, *dv32_ = nullptr;
 };
 
 // ---- LM head + cross-entropy (forward and backward) ----------------------------------------
@@ -341,8 +349,13 @@ class CrossEntropy final : public CudaBench {
 class LoraLinear final : public CudaBench {
  public:
   LoraLinear(const OpBenchSpec& s, bool backward)
-      : CudaBench(s), bwd_(backward), sep_(s.variant == "separate"), n(s.dim("n")),
-        in(s.dim("in")), out(s.dim("out")), r(s.dim("r")) {
+      : CudaBench(s),
+        bwd_(backward),
+        sep_(s.variant == "separate"),
+        n(s.dim("n")),
+        in(s.dim("in")),
+        out(s.dim("out")),
+        r(s.dim("r")) {
     init_gemm();
     x_ = input<bf16>(1, n * in, 1.f, "x");
     w_ = input<bf16>(2, out * in, 0.02f, "W");
@@ -366,14 +379,14 @@ class LoraLinear final : public CudaBench {
     db_ = zeros<float>(out * r, "dB");
     t_ = alloc<bf16>(n * r, "dy B");
     if (sep_) dxl_ = alloc<float>(n * in, "low-rank dx");
-    floor(n * out + n * in + n * r, 2);  // dy, x, xa
+    floor(n * out + n * in + n * r, 2);   // dy, x, xa
     floor(n * in + r * in + out * r, 4);  // dx, dA, dB
     sync();
     expose("dx", static_cast<const float*>(dx_), n * in);
     expose("dA", static_cast<const float*>(da_), r * in);
     expose("dB", static_cast<const float*>(db_), out * r);
-    expose("xa", xa_, n * r);   // x A^T [n, r], reduced over `in`
-    expose("dyB", t_, n * r);   // dy B [n, r], reduced over `out`
+    expose("xa", xa_, n * r);  // x A^T [n, r], reduced over `in`
+    expose("dyB", t_, n * r);  // dy B [n, r], reduced over `out`
   }
 
  private:
@@ -396,12 +409,10 @@ class LoraLinear final : public CudaBench {
       gemm_.run(false, false, n, r, out, dy_, out, b_, r, t_, false, r, 1.f, 0.f, "dy B");
       gemm_.run(true, false, r, in, n, t_, r, x_, in, da_, true, in, s, 1.f, "dLoRA_A");
       if (sep_) {
-        gemm_.run(false, false, n, in, r, t_, r, a_, in, dxl_, true, in, s, 0.f,
-                  "dX through LoRA");
+        gemm_.run(false, false, n, in, r, t_, r, a_, in, dxl_, true, in, s, 0.f, "dX through LoRA");
         LORA4J_CU(add_inplace(dx_, dxl_, 1.f, n * in, stream_));
       } else {
-        gemm_.run(false, false, n, in, r, t_, r, a_, in, dx_, true, in, s, 0.f,
-                  "dX through LoRA");
+        gemm_.run(false, false, n, in, r, t_, r, a_, in, dx_, true, in, s, 0.f, "dX through LoRA");
         gemm_.run(false, false, n, in, out, dy_, out, w_, in, dx_, true, in, 1.f, 1.f,
                   "dX through frozen W");
       }
@@ -496,14 +507,17 @@ class RmsNorm final : public CudaBench {
 class Rope final : public CudaBench {
  public:
   Rope(const OpBenchSpec& s, bool backward)
-      : CudaBench(s), bwd_(backward), n(s.dim("B") * s.dim("S")), H(s.dim("H")),
+      : CudaBench(s),
+        bwd_(backward),
+        n(s.dim("B") * s.dim("S")),
+        H(s.dim("H")),
         D(int(s.dim("D"))) {
     std::vector<int32_t> pos(static_cast<size_t>(n));
     for (int64_t t = 0; t < n; ++t) pos[size_t(t)] = int32_t(t % s.dim("S"));
     std::vector<float> inv(static_cast<size_t>(D / 2));
     for (int i = 0; i < D / 2; ++i)  // fp32 as the engine and transformers compute it
-      inv[size_t(i)] = 1.0f / float(std::pow(double(float(kBenchRopeTheta)),
-                                             double(float(2 * i) / float(D))));
+      inv[size_t(i)] =
+          1.0f / float(std::pow(double(float(kBenchRopeTheta)), double(float(2 * i) / float(D))));
     pos_ = alloc<int32_t>(n, "positions");
     inv_ = alloc<float>(D / 2, "inv_freq");
     to_device(pos_, pos.data(), size_t(n) * 4);

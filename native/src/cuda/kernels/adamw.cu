@@ -64,9 +64,9 @@ cudaError_t grad_sumsq(const float* g, int64_t n, double* out, int* flag, cudaSt
   return cudaGetLastError();
 }
 
-cudaError_t adamw_update(float* p, const float* g, float* m, float* v, int64_t n,
-                         float grad_mult, float lr, float beta1, float beta2, float eps,
-                         float weight_decay, double bc1, double bc2, cudaStream_t s) {
+cudaError_t adamw_update(float* p, const float* g, float* m, float* v, int64_t n, float grad_mult,
+                         float lr, float beta1, float beta2, float eps, float weight_decay,
+                         double bc1, double bc2, cudaStream_t s) {
   if (n <= 0) return cudaSuccess;
   float step_size = float(double(lr) / bc1);
   float bc2_sqrt = float(std::sqrt(bc2));

@@ -101,8 +101,8 @@ __device__ __forceinline__ void ldsm_a(uint32_t* r, const T* tile, int ld, int m
 // row n holds its k values contiguously, as K rows do for S = Q K^T):
 // r = {b0(n0), b1(n0), b0(n0 + 8), b1(n0 + 8)}.
 template <class T>
-__device__ __forceinline__ void ldsm_bt_pair(uint32_t* r, const T* tile, int ld, int n0,
-                                             int k0, int lane) {
+__device__ __forceinline__ void ldsm_bt_pair(uint32_t* r, const T* tile, int ld, int n0, int k0,
+                                             int lane) {
   ldsm_x4(r, tile + (n0 + (lane & 7) + (lane >> 4) * 8) * ld + k0 + ((lane >> 3) & 1) * 8);
 }
 
@@ -160,10 +160,10 @@ template <int D>
 __global__ void __launch_bounds__(128) attn_fwd_kernel(AttentionParams p) {
   constexpr int BR = 64, BC = 64, LD = D + 8;
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  f16* sKbuf = reinterpret_cast<f16*>(smem_raw);                // [2][BC * LD]
+  f16* sKbuf = reinterpret_cast<f16*>(smem_raw);               // [2][BC * LD]
   bf16* sVbuf = reinterpret_cast<bf16*>(sKbuf + 2 * BC * LD);  // [2][BC * LD]
   int* sKokbuf = reinterpret_cast<int*>(sVbuf + 2 * BC * LD);  // [2][BC]
-  int* sKsegbuf = sKokbuf + 2 * BC;                        // [2][BC]
+  int* sKsegbuf = sKokbuf + 2 * BC;                            // [2][BC]
 
   const int b = blockIdx.z, h = blockIdx.y, q0 = blockIdx.x * BR;
   const int kvh = h / (p.H / p.KH);
@@ -393,15 +393,15 @@ __global__ void __launch_bounds__(256) attn_bwd_kernel(AttentionBackwardParams b
   using SM = BwdSmem<D, BR>;
   constexpr int BC = SM::BC, LD = SM::LD, LDS = SM::LDS;
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  f16* sK = reinterpret_cast<f16*>(smem_raw);                 // scores operand
-  bf16* sKb = reinterpret_cast<bf16*>(sK + BC * LD);           // dQ = dS K operand
+  f16* sK = reinterpret_cast<f16*>(smem_raw);         // scores operand
+  bf16* sKb = reinterpret_cast<bf16*>(sK + BC * LD);  // dQ = dS K operand
   bf16* sV = sKb + BC * LD;
-  f16* sQbuf = reinterpret_cast<f16*>(sV + BC * LD);          // [2][BR * LD]
+  f16* sQbuf = reinterpret_cast<f16*>(sV + BC * LD);            // [2][BR * LD]
   bf16* sdObuf = reinterpret_cast<bf16*>(sQbuf + 2 * BR * LD);  // [2][BR * LD]
-  bf16* sQb = sdObuf + 2 * BR * LD;                            // [BR * LD] dK = dS^T Q operand
-  bf16* sdS = sQb + BR * LD;                                   // [BC keys][LDS] : dS^T
-  float* sLsebuf = reinterpret_cast<float*>(sdS + BC * LDS);  // [2][BR]
-  float* sDeltabuf = sLsebuf + 2 * BR;                         // [2][BR]
+  bf16* sQb = sdObuf + 2 * BR * LD;                             // [BR * LD] dK = dS^T Q operand
+  bf16* sdS = sQb + BR * LD;                                    // [BC keys][LDS] : dS^T
+  float* sLsebuf = reinterpret_cast<float*>(sdS + BC * LDS);    // [2][BR]
+  float* sDeltabuf = sLsebuf + 2 * BR;                          // [2][BR]
   int* sKok = reinterpret_cast<int*>(sDeltabuf + 2 * BR);
   int* sKseg = sKok + BC;
   int* sQsegbuf = sKseg + BC;  // [2][BR]
@@ -552,7 +552,7 @@ __global__ void __launch_bounds__(256) attn_bwd_kernel(AttentionBackwardParams b
           }
       }
       __syncthreads();  // sQb complete
-      // dV += P^T dO ; dK += dS^T Q
+                        // dV += P^T dO ; dK += dS^T Q
 #pragma unroll
       for (int kc = 0; kc < BR / 16; ++kc) {
         uint32_t ap[4], ads[4];
@@ -608,8 +608,8 @@ __global__ void __launch_bounds__(256) attn_bwd_kernel(AttentionBackwardParams b
           for (int r = 0; r < 2; ++r) {
             int q = qt + mt * 16 + g + 8 * r;
             if (q >= S) continue;
-            float* dst = bp.dq_accum + (int64_t(b) * S + q) * qstride + h * D + np * 16 +
-                         half * 8 + 2 * t4;
+            float* dst =
+                bp.dq_accum + (int64_t(b) * S + q) * qstride + h * D + np * 16 + half * 8 + 2 * t4;
             atomicAdd(dst, acc[half][2 * r] * p.scale);
             atomicAdd(dst + 1, acc[half][2 * r + 1] * p.scale);
           }
@@ -683,11 +683,16 @@ bool attention_supports(int D) { return D == 16 || D == 32 || D == 64 || D == 12
 cudaError_t attention_forward(const AttentionParams& p, cudaStream_t s) {
   if (p.B <= 0 || p.Sq <= 0) return cudaSuccess;
   switch (p.D) {
-    case 16: return launch_fwd<16>(p, s);
-    case 32: return launch_fwd<32>(p, s);
-    case 64: return launch_fwd<64>(p, s);
-    case 128: return launch_fwd<128>(p, s);
-    default: return cudaErrorInvalidValue;
+    case 16:
+      return launch_fwd<16>(p, s);
+    case 32:
+      return launch_fwd<32>(p, s);
+    case 64:
+      return launch_fwd<64>(p, s);
+    case 128:
+      return launch_fwd<128>(p, s);
+    default:
+      return cudaErrorInvalidValue;
   }
 }
 
@@ -696,11 +701,16 @@ cudaError_t attention_backward(const AttentionBackwardParams& bp, cudaStream_t s
   if (p.B <= 0 || p.Sq <= 0) return cudaSuccess;
   if (p.q_offset != 0 || p.Sq != p.Sk) return cudaErrorInvalidValue;
   switch (p.D) {
-    case 16: return launch_bwd<16>(bp, s);
-    case 32: return launch_bwd<32>(bp, s);
-    case 64: return launch_bwd<64>(bp, s);
-    case 128: return launch_bwd<128>(bp, s);
-    default: return cudaErrorInvalidValue;
+    case 16:
+      return launch_bwd<16>(bp, s);
+    case 32:
+      return launch_bwd<32>(bp, s);
+    case 64:
+      return launch_bwd<64>(bp, s);
+    case 128:
+      return launch_bwd<128>(bp, s);
+    default:
+      return cudaErrorInvalidValue;
   }
 }
 

@@ -18,8 +18,8 @@ __global__ void bf16_to_f32_kernel(const bf16* x, float* y, int64_t n) {
        i += int64_t(gridDim.x) * blockDim.x)
     y[i] = __bfloat162float(x[i]);
 }
-__global__ void lora_merge_kernel(bf16* w, const float* a, const float* b, float scale,
-                                  int64_t out, int64_t in, int64_t r) {
+__global__ void lora_merge_kernel(bf16* w, const float* a, const float* b, float scale, int64_t out,
+                                  int64_t in, int64_t r) {
   int64_t n = out * in;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {

@@ -20,9 +20,9 @@ namespace cuda {
 namespace {
 constexpr int kThreads = 512, kPer = 4;  // a tile: 2048 elements
 
-__global__ void __launch_bounds__(kThreads) ce_kernel(const float* logits, const int32_t* target,
-                                                      int64_t V, float grad_scale, float* loss,
-                                                      bf16* dlogits, int64_t ldd) {
+__global__ void __launch_bounds__(kThreads)
+    ce_kernel(const float* logits, const int32_t* target, int64_t V, float grad_scale, float* loss,
+              bf16* dlogits, int64_t ldd) {
   __shared__ float scratch[32];
   const int64_t t = blockIdx.x;
   const int32_t y = target[t];

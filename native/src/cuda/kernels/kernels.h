@@ -61,12 +61,12 @@ struct AttentionParams {
   // q and k are fp16: the scores S = Q K^T are the most error-sensitive product of the layer
   // and fp16 keeps 3 more mantissa bits than bf16 at the same speed (rotated q/k are O(1..100),
   // far inside fp16's range). The gradient products use bf16 copies made in shared memory.
-  const f16* q = nullptr;   // [B, Sq, H, D]   (batch stride q_bstride elements)
-  const f16* k = nullptr;   // [B, Skv, KH, D] (batch stride kv_bstride elements)
+  const f16* q = nullptr;  // [B, Sq, H, D]   (batch stride q_bstride elements)
+  const f16* k = nullptr;  // [B, Skv, KH, D] (batch stride kv_bstride elements)
   const bf16* v = nullptr;
-  bf16* o = nullptr;        // [B, Sq, H, D]
-  float* lse = nullptr;     // [B, H, Sq] natural-log log-sum-exp of the scaled scores
-  float* o_f32 = nullptr;   // optional fp32 copy of the output (kept for the backward's delta)
+  bf16* o = nullptr;       // [B, Sq, H, D]
+  float* lse = nullptr;    // [B, H, Sq] natural-log log-sum-exp of the scaled scores
+  float* o_f32 = nullptr;  // optional fp32 copy of the output (kept for the backward's delta)
   int B = 0, Sq = 0, Sk = 0, H = 0, KH = 0, D = 0;
   int64_t q_bstride = 0, kv_bstride = 0;
   int q_offset = 0;                   // query i sits at position q_offset + i among the keys
@@ -76,13 +76,13 @@ struct AttentionParams {
   float scale = 0;                    // 1/sqrt(D)
 };
 struct AttentionBackwardParams {
-  AttentionParams f;                  // q_offset must be 0 and Sq == Sk
-  const bf16* dout = nullptr;         // [B, S, H, D]
-  bf16* dq = nullptr;                 // [B, S, H, D]
-  bf16* dk = nullptr;                 // [B, S, KH, D]
+  AttentionParams f;           // q_offset must be 0 and Sq == Sk
+  const bf16* dout = nullptr;  // [B, S, H, D]
+  bf16* dq = nullptr;          // [B, S, H, D]
+  bf16* dk = nullptr;          // [B, S, KH, D]
   bf16* dv = nullptr;
-  float* dq_accum = nullptr;          // [B, S, H, D] fp32 scratch
-  float* delta = nullptr;             // [B, H, S] fp32 scratch
+  float* dq_accum = nullptr;  // [B, S, H, D] fp32 scratch
+  float* delta = nullptr;     // [B, H, S] fp32 scratch
   // optional fp32 forward output: delta = rowsum(dO * O) then matches the P and dP of the
   // kernel to fp32 precision instead of bf16 (dS = P (dP - delta) cancels when attention is
   // peaked, and a bf16 O costs several percent on dq and dk there).
@@ -105,20 +105,20 @@ cudaError_t cross_entropy_chunk(const float* logits, const int32_t* target, int6
 // out[0] = sum of g^2 (double), flag[0] = 1 if any g is not finite (both zeroed here first).
 cudaError_t grad_sumsq(const float* g, int64_t n, double* out, int* flag, cudaStream_t s);
 // torch.optim.AdamW over a flat array; bc1 = 1 - b1^t, bc2 = 1 - b2^t computed by the caller.
-cudaError_t adamw_update(float* p, const float* g, float* m, float* v, int64_t n,
-                         float grad_mult, float lr, float beta1, float beta2, float eps,
-                         float weight_decay, double bc1, double bc2, cudaStream_t s);
+cudaError_t adamw_update(float* p, const float* g, float* m, float* v, int64_t n, float grad_mult,
+                         float lr, float beta1, float beta2, float eps, float weight_decay,
+                         double bc1, double bc2, cudaStream_t s);
 
 // ---- NF4 weights (nf4.cu) -------------------------------------------------------------------
 // The device copy of a lora4j_nf4_weight (lora4j.h); every pointer is device memory. codes must
 // be 4-byte aligned and out 16-byte aligned (cudaMalloc'd buffers are).
 struct Nf4Params {
-  const uint8_t* codes = nullptr;        // (numel + 1) / 2 bytes, earlier element high nibble
-  const float* code_table = nullptr;     // 16
-  const float* absmax = nullptr;         // [blocks], or null: double-quantized
-  const uint8_t* absmax_codes = nullptr; // [blocks]
-  const float* nested_table = nullptr;   // 256
-  const float* nested_absmax = nullptr;  // [ceil(blocks / nested_blocksize)]
+  const uint8_t* codes = nullptr;         // (numel + 1) / 2 bytes, earlier element high nibble
+  const float* code_table = nullptr;      // 16
+  const float* absmax = nullptr;          // [blocks], or null: double-quantized
+  const uint8_t* absmax_codes = nullptr;  // [blocks]
+  const float* nested_table = nullptr;    // 256
+  const float* nested_absmax = nullptr;   // [ceil(blocks / nested_blocksize)]
   int nested_blocksize = 256;
   float offset = 0.f;
   int64_t numel = 0;

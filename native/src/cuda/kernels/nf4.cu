@@ -22,7 +22,8 @@ namespace {
 __device__ __forceinline__ float nf4_scale(const Nf4Params& p, const float* nested_table,
                                            int64_t b) {
   if (p.absmax) return p.absmax[b];
-  const float v = __fmul_rn(nested_table[p.absmax_codes[b]], p.nested_absmax[b / p.nested_blocksize]);
+  const float v =
+      __fmul_rn(nested_table[p.absmax_codes[b]], p.nested_absmax[b / p.nested_blocksize]);
   return __fadd_rn(v, p.offset);
 }
 
@@ -40,7 +41,7 @@ __global__ void nf4_dequantize_kernel(Nf4Params p, bf16* out) {
   if (!p.absmax)
     for (int i = threadIdx.x; i < 256; i += blockDim.x) nested[i] = p.nested_table[i];
   __syncthreads();
-  const int64_t groups = p.numel / 8;  // whole groups of 8 elements (4 code bytes)
+  const int64_t groups = p.numel / 8;           // whole groups of 8 elements (4 code bytes)
   const bool one_block = p.blocksize % 8 == 0;  // a group never straddles two scale blocks
   for (int64_t g = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; g < groups;
        g += int64_t(gridDim.x) * blockDim.x) {

@@ -11,8 +11,8 @@
 namespace lora4j {
 namespace cuda {
 
-__global__ void rmsnorm_fwd_kernel(const float* x, const bf16* w, bf16* y, float* rstd,
-                                   int64_t d, float eps, bf16* y_lo) {
+__global__ void rmsnorm_fwd_kernel(const float* x, const bf16* w, bf16* y, float* rstd, int64_t d,
+                                   float eps, bf16* y_lo) {
   __shared__ float scratch[32];
   int64_t t = blockIdx.x;
   const float* xr = x + t * d;

@@ -41,15 +41,15 @@ __global__ void rope_kernel(const In* x, Out* y, const int32_t* pos, const float
 cudaError_t rope_forward(const float* x, f16* y, const int32_t* pos, const float* inv_freq,
                          int64_t n, int64_t heads, int D, cudaStream_t s) {
   if (n <= 0) return cudaSuccess;
-  rope_kernel<<<grid_for(n * heads * (D / 2), 256), 256, 0, s>>>(x, y, pos, inv_freq, n, heads,
-                                                                 D, 1.f);
+  rope_kernel<<<grid_for(n * heads * (D / 2), 256), 256, 0, s>>>(x, y, pos, inv_freq, n, heads, D,
+                                                                 1.f);
   return cudaGetLastError();
 }
 cudaError_t rope_backward(bf16* dx, const int32_t* pos, const float* inv_freq, int64_t n,
                           int64_t heads, int D, cudaStream_t s) {
   if (n <= 0) return cudaSuccess;
-  rope_kernel<<<grid_for(n * heads * (D / 2), 256), 256, 0, s>>>(dx, dx, pos, inv_freq, n, heads,
-                                                                 D, -1.f);
+  rope_kernel<<<grid_for(n * heads * (D / 2), 256), 256, 0, s>>>(dx, dx, pos, inv_freq, n, heads, D,
+                                                                 -1.f);
   return cudaGetLastError();
 }
 

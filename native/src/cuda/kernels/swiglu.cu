@@ -16,8 +16,8 @@ __global__ void swiglu_fwd_kernel(const bf16* g, const bf16* u, bf16* h, int64_t
     h[i] = __float2bfloat16_rn(a * sg * b);
   }
 }
-__global__ void swiglu_bwd_kernel(const float* dh, const bf16* g, const bf16* u, bf16* dg,
-                                  bf16* du, int64_t n) {
+__global__ void swiglu_bwd_kernel(const float* dh, const bf16* g, const bf16* u, bf16* dg, bf16* du,
+                                  int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
     float a = __bfloat162float(g[i]), b = __bfloat162float(u[i]), d = dh[i];

@@ -3,18 +3,22 @@ package dev.lora4j;
 import dev.lora4j.nativ.NativeEngine;
 
 /**
- * AdamW as torch.optim.AdamW (decoupled weight decay, bias correction), with global-norm
- * gradient clipping before the update (maxGradNorm <= 0: none).
+ * AdamW as torch.optim.AdamW (decoupled weight decay, bias correction), with global-norm gradient
+ * clipping before the update (maxGradNorm <= 0: none).
  */
 public record AdamWConfig(
     double lr, double beta1, double beta2, double eps, double weightDecay, double maxGradNorm) {
 
   public AdamWConfig {
-    if (!(lr >= 0) || Double.isInfinite(lr)) throw new IllegalArgumentException("lr must be >= 0: " + lr);
-    if (!(beta1 >= 0 && beta1 < 1)) throw new IllegalArgumentException("beta1 must be in [0, 1): " + beta1);
-    if (!(beta2 >= 0 && beta2 < 1)) throw new IllegalArgumentException("beta2 must be in [0, 1): " + beta2);
+    if (!(lr >= 0) || Double.isInfinite(lr))
+      throw new IllegalArgumentException("lr must be >= 0: " + lr);
+    if (!(beta1 >= 0 && beta1 < 1))
+      throw new IllegalArgumentException("beta1 must be in [0, 1): " + beta1);
+    if (!(beta2 >= 0 && beta2 < 1))
+      throw new IllegalArgumentException("beta2 must be in [0, 1): " + beta2);
     if (!(eps > 0)) throw new IllegalArgumentException("eps must be > 0: " + eps);
-    if (!(weightDecay >= 0)) throw new IllegalArgumentException("weight decay must be >= 0: " + weightDecay);
+    if (!(weightDecay >= 0))
+      throw new IllegalArgumentException("weight decay must be >= 0: " + weightDecay);
   }
 
   /** torch's defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight decay 0.01; clip at 1.0. */
@@ -44,7 +48,11 @@ public record AdamWConfig(
 
   NativeEngine.AdamW toNative() {
     return new NativeEngine.AdamW(
-        (float) lr, (float) beta1, (float) beta2, (float) eps, (float) weightDecay,
+        (float) lr,
+        (float) beta1,
+        (float) beta2,
+        (float) eps,
+        (float) weightDecay,
         (float) maxGradNorm);
   }
 }

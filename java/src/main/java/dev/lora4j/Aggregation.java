@@ -6,27 +6,28 @@ import java.nio.FloatBuffer;
 import java.util.Locale;
 
 /**
- * How the gradients of an optimizer step's virtual workers become the one gradient applied.
- * Every (rank, micro-batch) pair of a step is one worker: one process with gradient accumulation
- * k has k workers, R ranks with accumulation k have R x k. Each worker's gradient is the gradient
- * of its own micro-batch's mean loss; the rule combines them, identically on every rank, before
- * clipping, the poisoned-batch guard and AdamW see the result.
+ * How the gradients of an optimizer step's virtual workers become the one gradient applied. Every
+ * (rank, micro-batch) pair of a step is one worker: one process with gradient accumulation k has k
+ * workers, R ranks with accumulation k have R x k. Each worker's gradient is the gradient of its
+ * own micro-batch's mean loss; the rule combines them, identically on every rank, before clipping,
+ * the poisoned-batch guard and AdamW see the result.
  *
  * <ul>
  *   <li>{@code mean} (default): the label-token weighted mean, the same gradient as one big batch;
  *       tolerates no faulty worker.
- *   <li>{@code median}: coordinate-wise median; tolerates f &lt; n/2 faulty workers, needs n &ge; 3.
+ *   <li>{@code median}: coordinate-wise median; tolerates f &lt; n/2 faulty workers, needs n &ge;
+ *       3.
  *   <li>{@code trimmed-mean:f} (f default 1): per coordinate, the mean after dropping the f largest
  *       and f smallest values; needs 2f &lt; n.
  *   <li>{@code krum:f} (f default 1): the gradient of the worker closest to its n - f - 2 nearest
  *       others (Blanchard et al., 2017); needs n &gt; 2f + 2.
  *   <li>{@code centered-clip}: from the coordinate-wise median, three rounds of averaging the
- *       workers' differences clipped to the median distance (Karimireddy et al., 2021);
- *       tolerates f &lt; n/2, needs n &ge; 3.
+ *       workers' differences clipped to the median distance (Karimireddy et al., 2021); tolerates f
+ *       &lt; n/2, needs n &ge; 3.
  * </ul>
  *
- * The rules run in the native core ({@code lora4j_aggregate}) and are deterministic: the same
- * bits on every rank, machine and thread count.
+ * The rules run in the native core ({@code lora4j_aggregate}) and are deterministic: the same bits
+ * on every rank, machine and thread count.
  *
  * @param rule the rule
  * @param f the faulty workers tolerated (trimmed-mean and krum; 0 for the others)
@@ -64,9 +65,11 @@ public record Aggregation(Rule rule, int f) {
   public Aggregation {
     if (rule == null) throw new IllegalArgumentException("aggregation rule is null");
     if (!rule.takesF() && f != 0) {
-      throw new IllegalArgumentException("aggregation " + rule.label + " takes no f (got " + f + ")");
+      throw new IllegalArgumentException(
+          "aggregation " + rule.label + " takes no f (got " + f + ")");
     }
-    if (f < 0) throw new IllegalArgumentException("aggregation " + rule.label + ":f needs f >= 0, got " + f);
+    if (f < 0)
+      throw new IllegalArgumentException("aggregation " + rule.label + ":f needs f >= 0, got " + f);
   }
 
   public static Aggregation mean() {
@@ -111,13 +114,19 @@ public record Aggregation(Rule rule, int f) {
       if (r.label.equals(name)) {
         if (f != null && !r.takesF()) {
           throw new IllegalArgumentException(
-              "aggregation '" + text + "': " + r.label + " takes no f (only trimmed-mean:f and krum:f do)");
+              "aggregation '"
+                  + text
+                  + "': "
+                  + r.label
+                  + " takes no f (only trimmed-mean:f and krum:f do)");
         }
         return new Aggregation(r, f != null ? f : (r.takesF() ? 1 : 0));
       }
     }
     throw new IllegalArgumentException(
-        "unknown aggregation '" + text + "': use mean, median, trimmed-mean[:f], krum[:f] or centered-clip");
+        "unknown aggregation '"
+            + text
+            + "': use mean, median, trimmed-mean[:f], krum[:f] or centered-clip");
   }
 
   /** Whether the rule needs each worker's gradient separately (every rule but the mean). */
@@ -135,13 +144,13 @@ public record Aggregation(Rule rule, int f) {
   }
 
   /**
-   * Refuses n workers outside the rule's tolerance with a message naming the setting, the rule
-   * and where n comes from (e.g. "1 rank x gradientAccumulation 4").
+   * Refuses n workers outside the rule's tolerance with a message naming the setting, the rule and
+   * where n comes from (e.g. "1 rank x gradientAccumulation 4").
    */
   public void check(int n, String workersFrom) {
     String why = null;
     switch (rule) {
-      case MEAN -> { }
+      case MEAN -> {}
       case MEDIAN, CENTERED_CLIP -> {
         if (n < 3) why = "tolerates f < n/2 faulty workers and needs n >= 3 to tolerate one";
       }
@@ -154,7 +163,14 @@ public record Aggregation(Rule rule, int f) {
     }
     if (why != null) {
       throw new IllegalArgumentException(
-          "aggregation " + this + " " + why + ", but the run has n = " + n + " workers (" + workersFrom
+          "aggregation "
+              + this
+              + " "
+              + why
+              + ", but the run has n = "
+              + n
+              + " workers ("
+              + workersFrom
               + "); raise gradientAccumulation or the number of ranks, or choose another rule");
     }
   }
@@ -162,8 +178,8 @@ public record Aggregation(Rule rule, int f) {
   /**
    * Applies the rule to n workers' gradients: rows of {@code numel} values one after another in
    * {@code workers} (a direct buffer, from index 0); out (direct, numel values) receives the
-   * result. weights: the workers' label tokens (used by the mean; null for equal weights).
-   * Returns the worker Krum selected, else -1.
+   * result. weights: the workers' label tokens (used by the mean; null for equal weights). Returns
+   * the worker Krum selected, else -1.
    */
   public int apply(int n, long numel, FloatBuffer workers, float[] weights, FloatBuffer out) {
     return NativeEngine.aggregate(rule.code(), f, n, numel, workers, weights, out);

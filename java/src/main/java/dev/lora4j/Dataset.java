@@ -5,8 +5,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 
 /**
- * Training data: a JSONL file, read as a stream. The format (text, prompt/completion, Alpaca,
- * chat messages, pre-tokenized) is detected from the file unless set here or in {@link
+ * Training data: a JSONL file, read as a stream. The format (text, prompt/completion, Alpaca, chat
+ * messages, pre-tokenized) is detected from the file unless set here or in {@link
  * TrainingConfig#dataFormat()}.
  */
 public final class Dataset {

@@ -25,8 +25,8 @@ public final class Device {
   }
 
   /**
-   * CUDA device {@code index}. Throws when the CUDA backend cannot be loaded or no GPU is
-   * present, with the reason.
+   * CUDA device {@code index}. Throws when the CUDA backend cannot be loaded or no GPU is present,
+   * with the reason.
    */
   public static Device cuda(int index) {
     if (index < 0) throw new IllegalArgumentException("CUDA device index must be >= 0: " + index);

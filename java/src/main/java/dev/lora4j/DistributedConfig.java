@@ -11,9 +11,9 @@ import java.util.Map;
  *
  * <p>Each rank reads a disjoint share of every optimizer step's micro-batches: the step's
  * micro-batches are numbered 0 .. worldSize x gradientAccumulation - 1 in data order, and rank r
- * takes those whose number modulo worldSize is r. So the step's virtual workers, their data and
- * the applied update are those of one process with worldSize x gradientAccumulation micro-batches.
- * Rank 0 alone writes files.
+ * takes those whose number modulo worldSize is r. So the step's virtual workers, their data and the
+ * applied update are those of one process with worldSize x gradientAccumulation micro-batches. Rank
+ * 0 alone writes files.
  */
 public record DistributedConfig(
     int worldSize, int rank, int localRank, String masterAddr, int masterPort) {
@@ -21,11 +21,14 @@ public record DistributedConfig(
   public static final int DEFAULT_PORT = 29500;
 
   public DistributedConfig {
-    if (worldSize < 1) throw new IllegalArgumentException("WORLD_SIZE must be >= 1, got " + worldSize);
+    if (worldSize < 1)
+      throw new IllegalArgumentException("WORLD_SIZE must be >= 1, got " + worldSize);
     if (rank < 0 || rank >= worldSize) {
-      throw new IllegalArgumentException("RANK " + rank + " is outside 0 .. WORLD_SIZE - 1 (" + (worldSize - 1) + ")");
+      throw new IllegalArgumentException(
+          "RANK " + rank + " is outside 0 .. WORLD_SIZE - 1 (" + (worldSize - 1) + ")");
     }
-    if (localRank < 0) throw new IllegalArgumentException("LOCAL_RANK must be >= 0, got " + localRank);
+    if (localRank < 0)
+      throw new IllegalArgumentException("LOCAL_RANK must be >= 0, got " + localRank);
     if (masterAddr == null || masterAddr.isBlank()) masterAddr = "127.0.0.1";
     if (masterPort < 1 || masterPort > 65535) {
       throw new IllegalArgumentException("MASTER_PORT must be in 1 .. 65535, got " + masterPort);
@@ -68,7 +71,8 @@ public record DistributedConfig(
   private static int intVar(Map<String, String> env, String name, Integer dflt) {
     String v = env.get(name);
     if (v == null || v.isBlank()) {
-      if (dflt == null) throw new IllegalArgumentException("WORLD_SIZE is set but " + name + " is not");
+      if (dflt == null)
+        throw new IllegalArgumentException("WORLD_SIZE is set but " + name + " is not");
       return dflt;
     }
     try {

@@ -9,10 +9,10 @@ import java.util.Set;
 import java.util.SplittableRandom;
 
 /**
- * Faulty workers on purpose, for testing robust aggregation: {@code KIND[:ARG]@WORKER[,...]} on
- * the command line ({@code --inject-fault}), {@link TrainingConfig.Builder#injectFaults} in Java.
- * Workers are numbered within each optimizer step, 0 .. n-1 (see {@link Aggregation}); a fault
- * acts on that worker in every step.
+ * Faulty workers on purpose, for testing robust aggregation: {@code KIND[:ARG]@WORKER[,...]} on the
+ * command line ({@code --inject-fault}), {@link TrainingConfig.Builder#injectFaults} in Java.
+ * Workers are numbered within each optimizer step, 0 .. n-1 (see {@link Aggregation}); a fault acts
+ * on that worker in every step.
  *
  * <ul>
  *   <li>{@code gradient-scale:S}: the worker's gradient times S (S may be negative).
@@ -21,8 +21,8 @@ import java.util.SplittableRandom;
  *   <li>{@code nan}: every coordinate of the worker's gradient NaN.
  *   <li>{@code random-tokens}: the worker's batch replaced by uniformly random token ids (at the
  *       same real positions; the counted labels follow the new ids).
- *   <li>{@code alie:Z}: "a little is enough" (Baruch et al., 2019): the worker sends mean - Z x
- *       std of the honest workers' gradients, per coordinate (honest: workers with no fault).
+ *   <li>{@code alie:Z}: "a little is enough" (Baruch et al., 2019): the worker sends mean - Z x std
+ *       of the honest workers' gradients, per coordinate (honest: workers with no fault).
  * </ul>
  *
  * Random draws are seeded by the run's seed, the step and the worker, so a run with faults is
@@ -54,10 +54,14 @@ public record FaultInjection(List<Fault> faults) {
   public record Fault(Kind kind, double arg, int worker) {
     public Fault {
       if (kind == null) throw new IllegalArgumentException("fault kind is null");
-      if (worker < 0) throw new IllegalArgumentException("injectFaults: worker must be >= 0, got " + worker);
-      if (!Double.isFinite(arg)) throw new IllegalArgumentException("injectFaults: " + kind.label + " needs a finite argument");
+      if (worker < 0)
+        throw new IllegalArgumentException("injectFaults: worker must be >= 0, got " + worker);
+      if (!Double.isFinite(arg))
+        throw new IllegalArgumentException(
+            "injectFaults: " + kind.label + " needs a finite argument");
       if (kind == Kind.GRADIENT_NOISE && !(arg > 0)) {
-        throw new IllegalArgumentException("injectFaults: gradient-noise:SIGMA needs SIGMA > 0, got " + arg);
+        throw new IllegalArgumentException(
+            "injectFaults: gradient-noise:SIGMA needs SIGMA > 0, got " + arg);
       }
     }
 
@@ -94,13 +98,16 @@ public record FaultInjection(List<Fault> faults) {
       int at = p.lastIndexOf('@');
       if (at < 0) {
         throw new IllegalArgumentException(
-            "injectFaults '" + part.trim() + "': expected KIND[:ARG]@WORKER (e.g. gradient-scale:-10@2)");
+            "injectFaults '"
+                + part.trim()
+                + "': expected KIND[:ARG]@WORKER (e.g. gradient-scale:-10@2)");
       }
       int worker;
       try {
         worker = Integer.parseInt(p.substring(at + 1).trim());
       } catch (NumberFormatException e) {
-        throw new IllegalArgumentException("injectFaults '" + part.trim() + "': WORKER must be a whole number");
+        throw new IllegalArgumentException(
+            "injectFaults '" + part.trim() + "': WORKER must be a whole number");
       }
       String spec = p.substring(0, at).trim();
       String name = spec;
@@ -114,20 +121,29 @@ public record FaultInjection(List<Fault> faults) {
       for (Kind k : Kind.values()) if (k.label.equals(name)) kind = k;
       if (kind == null) {
         throw new IllegalArgumentException(
-            "injectFaults '" + part.trim() + "': unknown kind '" + name
+            "injectFaults '"
+                + part.trim()
+                + "': unknown kind '"
+                + name
                 + "' (gradient-scale:S, gradient-noise:SIGMA, nan, random-tokens, alie:Z)");
       }
       if (kind.takesArg != (arg != null)) {
         throw new IllegalArgumentException(
-            "injectFaults '" + part.trim() + "': " + kind.label
-                + (kind.takesArg ? " needs an argument (" + kind.label + ":X)" : " takes no argument"));
+            "injectFaults '"
+                + part.trim()
+                + "': "
+                + kind.label
+                + (kind.takesArg
+                    ? " needs an argument (" + kind.label + ":X)"
+                    : " takes no argument"));
       }
       double v = 0;
       if (arg != null) {
         try {
           v = Double.parseDouble(arg);
         } catch (NumberFormatException e) {
-          throw new IllegalArgumentException("injectFaults '" + part.trim() + "': '" + arg + "' is not a number");
+          throw new IllegalArgumentException(
+              "injectFaults '" + part.trim() + "': '" + arg + "' is not a number");
         }
       }
       out.add(new Fault(kind, v, worker));
@@ -140,12 +156,19 @@ public record FaultInjection(List<Fault> faults) {
     for (Fault f : faults) {
       if (f.worker() >= n) {
         throw new IllegalArgumentException(
-            "injectFaults names worker " + f.worker() + ", but the run has n = " + n + " workers ("
-                + workersFrom + "), numbered 0 .. " + (n - 1));
+            "injectFaults names worker "
+                + f.worker()
+                + ", but the run has n = "
+                + n
+                + " workers ("
+                + workersFrom
+                + "), numbered 0 .. "
+                + (n - 1));
       }
     }
     if (faults.stream().anyMatch(f -> f.kind() == Kind.ALIE) && honest(n).isEmpty()) {
-      throw new IllegalArgumentException("injectFaults: alie needs at least one worker without a fault");
+      throw new IllegalArgumentException(
+          "injectFaults: alie needs at least one worker without a fault");
     }
   }
 
@@ -173,12 +196,13 @@ public record FaultInjection(List<Fault> faults) {
       ids[i] = rng.nextInt(vocabSize);
       if (labels != null && labels[i] != -100) labels[i] = ids[i];
     }
-    return new Batch(b.rows(), b.seq(), ids, b.attentionMask(), labels, b.positionIds(), b.segmentIds());
+    return new Batch(
+        b.rows(), b.seq(), ids, b.attentionMask(), labels, b.positionIds(), b.segmentIds());
   }
 
   /**
-   * Corrupts the gradients of the faulty workers among n rows of numel values (workers from index
-   * 0 of the buffer): scale, noise and NaN first, then the ALIE rows from the honest ones.
+   * Corrupts the gradients of the faulty workers among n rows of numel values (workers from index 0
+   * of the buffer): scale, noise and NaN first, then the ALIE rows from the honest ones.
    */
   public void corrupt(FloatBuffer workers, int n, long numel, long step, long seed) {
     int m = Math.toIntExact(numel);
@@ -199,10 +223,11 @@ public record FaultInjection(List<Fault> faults) {
         case NAN -> {
           for (int j = 0; j < m; j++) workers.put(base + j, Float.NaN);
         }
-        default -> { }
+        default -> {}
       }
     }
-    List<Fault> alie = faults.stream().filter(f -> f.kind() == Kind.ALIE && f.worker() < n).toList();
+    List<Fault> alie =
+        faults.stream().filter(f -> f.kind() == Kind.ALIE && f.worker() < n).toList();
     if (alie.isEmpty()) return;
     List<Integer> honest = honest(n);
     if (honest.isEmpty()) throw new IllegalStateException("alie needs at least one honest worker");
@@ -222,7 +247,8 @@ public record FaultInjection(List<Fault> faults) {
   }
 
   private static SplittableRandom rng(long seed, long step, int worker) {
-    return new SplittableRandom(seed * 0x9E3779B97F4A7C15L ^ (step * 1_000_003L + worker) * 0xC2B2AE3D27D4EB4FL);
+    return new SplittableRandom(
+        seed * 0x9E3779B97F4A7C15L ^ (step * 1_000_003L + worker) * 0xC2B2AE3D27D4EB4FL);
   }
 
   static String fmt(double v) {

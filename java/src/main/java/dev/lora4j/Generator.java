@@ -28,9 +28,14 @@ public final class Generator {
   public static String sanitize(String prompt, int maxChars) {
     if (prompt == null) throw new IllegalArgumentException("prompt is null");
     StringBuilder sb = new StringBuilder(prompt.length());
-    prompt.codePoints()
-        .filter(c -> c == '\n' || c == '\t' || !(Character.getType(c) == Character.CONTROL
-            || Character.getType(c) == Character.FORMAT && c != 0x200D))
+    prompt
+        .codePoints()
+        .filter(
+            c ->
+                c == '\n'
+                    || c == '\t'
+                    || !(Character.getType(c) == Character.CONTROL
+                        || Character.getType(c) == Character.FORMAT && c != 0x200D))
         .forEach(sb::appendCodePoint);
     if (sb.length() > maxChars) {
       throw new IllegalArgumentException(
@@ -46,21 +51,25 @@ public final class Generator {
   }
 
   /** Generates from a plain-text prompt; returns the decoded new text. */
-  public String generate(String prompt, GenerationConfig cfg, java.util.function.Consumer<String> onText) {
+  public String generate(
+      String prompt, GenerationConfig cfg, java.util.function.Consumer<String> onText) {
     Tokenizer t = requireTokenizer();
     int[] ids = promptIds(prompt, cfg);
     List<Integer> out = new ArrayList<>();
     String[] shown = {""};
-    generate(ids, cfg, tok -> {
-      out.add(tok);
-      if (onText != null) {
-        String text = t.decode(out.stream().mapToInt(Integer::intValue).toArray(), true);
-        if (text.length() > shown[0].length() && !text.endsWith("\uFFFD")) {
-          onText.accept(text.substring(shown[0].length()));
-          shown[0] = text;
-        }
-      }
-    });
+    generate(
+        ids,
+        cfg,
+        tok -> {
+          out.add(tok);
+          if (onText != null) {
+            String text = t.decode(out.stream().mapToInt(Integer::intValue).toArray(), true);
+            if (text.length() > shown[0].length() && !text.endsWith("\uFFFD")) {
+              onText.accept(text.substring(shown[0].length()));
+              shown[0] = text;
+            }
+          }
+        });
     return t.decode(out.stream().mapToInt(Integer::intValue).toArray(), true);
   }
 
@@ -72,8 +81,13 @@ public final class Generator {
     if (promptIds.length == 0) throw new IllegalArgumentException("prompt is empty");
     if (promptIds.length + cfg.maxNewTokens() > model.maxSeqLength()) {
       throw new IllegalArgumentException(
-          "prompt (" + promptIds.length + " tokens) + " + cfg.maxNewTokens()
-              + " new tokens exceed the model's " + model.maxSeqLength() + " positions");
+          "prompt ("
+              + promptIds.length
+              + " tokens) + "
+              + cfg.maxNewTokens()
+              + " new tokens exceed the model's "
+              + model.maxSeqLength()
+              + " positions");
     }
     int eos = eosId();
     SplittableRandom rng = new SplittableRandom(cfg.seed());
@@ -92,24 +106,27 @@ public final class Generator {
   }
 
   /**
-   * Token ids of a chat prompt: the sanitized user message rendered with the model's chat
-   * template and the generation prompt; its content tokenized literally.
+   * Token ids of a chat prompt: the sanitized user message rendered with the model's chat template
+   * and the generation prompt; its content tokenized literally.
    */
   public int[] chatPromptIds(String userMessage, GenerationConfig cfg) {
-    return chatPromptIds(
-        List.of(ChatMessage.user(sanitize(userMessage, cfg.maxPromptChars()))));
+    return chatPromptIds(List.of(ChatMessage.user(sanitize(userMessage, cfg.maxPromptChars()))));
   }
 
   /** Token ids of a conversation rendered with the chat template and the generation prompt. */
   public int[] chatPromptIds(List<ChatMessage> messages) {
     if (model.tokenizer() == null) {
       throw new Lora4jException(
-          "model folder " + model.directory() + " has no tokenizer.json: a chat prompt needs the"
+          "model folder "
+              + model.directory()
+              + " has no tokenizer.json: a chat prompt needs the"
               + " model's tokenizer and chat template");
     }
     if (!(model.chatEncoder() instanceof dev.lora4j.data.TemplateChatEncoder t)) {
       throw new Lora4jException(
-          "model folder " + model.directory() + " has no chat template (no chat_template in its"
+          "model folder "
+              + model.directory()
+              + " has no chat template (no chat_template in its"
               + " tokenizer_config.json)");
     }
     return t.promptIds(messages);

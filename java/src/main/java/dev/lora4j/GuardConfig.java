@@ -1,10 +1,11 @@
 package dev.lora4j;
 
 /**
- * The poisoned-batch guard: a step whose loss or gradient norm is not finite, or whose loss
- * exceeds {@code lossFactor} times, or gradient norm {@code gradNormFactor} times, the running
- * median of the last {@code window} applied steps, is not applied. Such a step is counted and reported with the data position of
- * its batches. The median test starts once {@code minHistory} steps have been applied.
+ * The poisoned-batch guard: a step whose loss or gradient norm is not finite, or whose loss exceeds
+ * {@code lossFactor} times, or gradient norm {@code gradNormFactor} times, the running median of
+ * the last {@code window} applied steps, is not applied. Such a step is counted and reported with
+ * the data position of its batches. The median test starts once {@code minHistory} steps have been
+ * applied.
  *
  * @param enabled the guard is on (default); off, only non-finite gradients are skipped (always)
  * @param lossFactor how far above the running median of the loss a step is rejected
@@ -21,9 +22,11 @@ public record GuardConfig(
     int minHistory,
     int maxConsecutive) {
   public GuardConfig {
-    if (!(lossFactor > 1)) throw new IllegalArgumentException("guard loss factor must be > 1: " + lossFactor);
+    if (!(lossFactor > 1))
+      throw new IllegalArgumentException("guard loss factor must be > 1: " + lossFactor);
     if (!(gradNormFactor > 1)) {
-      throw new IllegalArgumentException("guard gradient-norm factor must be > 1: " + gradNormFactor);
+      throw new IllegalArgumentException(
+          "guard gradient-norm factor must be > 1: " + gradNormFactor);
     }
     if (window < 1) throw new IllegalArgumentException("guard window must be >= 1: " + window);
     if (minHistory < 1) throw new IllegalArgumentException("guard minHistory must be >= 1");

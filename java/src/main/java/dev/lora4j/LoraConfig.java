@@ -7,8 +7,8 @@ import java.util.Locale;
 import java.util.Set;
 
 /**
- * The adapter to train: rank, alpha, the projections it targets, rsLoRA. Defaults follow PEFT:
- * r 8, alpha 8, q_proj and v_proj (PEFT's default targets for Mistral).
+ * The adapter to train: rank, alpha, the projections it targets, rsLoRA. Defaults follow PEFT: r 8,
+ * alpha 8, q_proj and v_proj (PEFT's default targets for Mistral).
  */
 public record LoraConfig(int rank, double alpha, Set<LoraTarget> targets, boolean rslora) {
   public LoraConfig {
@@ -45,7 +45,9 @@ public record LoraConfig(int rank, double alpha, Set<LoraTarget> targets, boolea
       }
       if (found == null) {
         throw new IllegalArgumentException(
-            "unknown LoRA target '" + p + "': use q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj or all-linear");
+            "unknown LoRA target '"
+                + p
+                + "': use q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj or all-linear");
       }
       out.add(found);
     }

@@ -1,5 +1,7 @@
 package dev.lora4j;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.lora4j.data.BatchIterator;
 import dev.lora4j.data.DataBatch;
 import dev.lora4j.data.DataConfig;
@@ -8,25 +10,23 @@ import dev.lora4j.data.DataReport;
 import dev.lora4j.data.DataStats;
 import dev.lora4j.data.JsonlDataset;
 import dev.lora4j.dist.Rendezvous;
+import dev.lora4j.model.peft.AdapterConfig;
 import dev.lora4j.train.CheckpointStore;
 import dev.lora4j.train.LossPlot;
 import dev.lora4j.train.MetricsFile;
 import dev.lora4j.train.PoisonGuard;
-import dev.lora4j.train.StepTimes;
-import dev.lora4j.model.peft.AdapterConfig;
 import dev.lora4j.train.ProgressListener;
 import dev.lora4j.train.RunFolder;
 import dev.lora4j.train.RunSettings;
+import dev.lora4j.train.StepTimes;
 import dev.lora4j.train.TrainerState;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
-import java.nio.file.StandardOpenOption;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.logging.Logger;
@@ -50,9 +50,9 @@ import java.util.logging.Logger;
  * their label tokens (the same gradient as one big batch), clips, and applies AdamW at the
  * scheduled learning rate. The run writes {@code metrics.jsonl}, {@code loss.png}, checkpoints
  * every {@code saveSteps} (resumable exactly), and the final adapter to {@code outputDir/adapter}.
- * Evaluation (every {@code evalSteps} and at the end) reports the validation loss of the
- * fine-tuned model next to the base model's and, with {@code forgettingData}, the loss on general
- * data of both (the forgetting check), warning when it rose by more than {@code forgettingWarn}.
+ * Evaluation (every {@code evalSteps} and at the end) reports the validation loss of the fine-tuned
+ * model next to the base model's and, with {@code forgettingData}, the loss on general data of both
+ * (the forgetting check), warning when it rose by more than {@code forgettingWarn}.
  *
  * <p>Any adapter attached to the model when fit starts is replaced by the one trained.
  */
@@ -74,8 +74,8 @@ public final class LoraTrainer {
   }
 
   /**
-   * Sum of token losses and their count over one pass of a dataset, in file order, with the
-   * model as it is (with its adapter when one is attached).
+   * Sum of token losses and their count over one pass of a dataset, in file order, with the model
+   * as it is (with its adapter when one is attached).
    *
    * @throws Lora4jException when the data has no token that counts in the loss
    */
@@ -106,16 +106,25 @@ public final class LoraTrainer {
     return new LossSum(sum, tokens);
   }
 
-  /** The warning for an evaluation whose general-data loss rose by more than the allowed fraction. */
+  /**
+   * The warning for an evaluation whose general-data loss rose by more than the allowed fraction.
+   */
   static String forgettingWarning(TrainingListener.Evaluation e, Path file, double allowed) {
     return String.format(
         java.util.Locale.ROOT,
         "possible forgetting after step %d: the loss on the general data %s rose by %.1f%% over the"
             + " base model's (%.4f -> %.4f), more than the %.1f%% allowed (forgettingWarn)%s; lower"
-            + " the learning rate or the number of steps, or mix general data into the training data",
-        e.step(), file.getFileName(), 100 * e.generalChange(), e.baseGeneralLoss(), e.generalLoss(),
+            + " the learning rate or the number of steps, or mix general data into the training"
+            + " data",
+        e.step(),
+        file.getFileName(),
+        100 * e.generalChange(),
+        e.baseGeneralLoss(),
+        e.generalLoss(),
         100 * allowed,
-        e.hasTask() ? String.format(java.util.Locale.ROOT, " (task loss gain %.4f)", e.taskGain()) : "");
+        e.hasTask()
+            ? String.format(java.util.Locale.ROOT, " (task loss gain %.4f)", e.taskGain())
+            : "");
   }
 
   private static final class Run {
@@ -125,6 +134,7 @@ public final class LoraTrainer {
     final List<TrainingListener> listeners = new ArrayList<>();
     final CheckpointStore store;
     final MetricsFile metrics;
+
     /** Rank 0 (or a run alone) writes the run's files; the other ranks write nothing. */
     final boolean writer;
 
@@ -137,14 +147,20 @@ public final class LoraTrainer {
       dataFiles.add(cfg.validationFile());
       dataFiles.add(cfg.forgettingData());
       // The settings that need the run's workers are checked before anything is written.
-      String workersFrom = cfg.distributed().worldSize() + " rank(s) x gradientAccumulation "
-          + cfg.gradientAccumulation();
+      String workersFrom =
+          cfg.distributed().worldSize()
+              + " rank(s) x gradientAccumulation "
+              + cfg.gradientAccumulation();
       cfg.aggregation().check(cfg.workers(), workersFrom);
       cfg.injectFaults().check(cfg.workers(), workersFrom);
       this.writer = cfg.distributed().writesFiles();
       if (writer) {
         RunFolder.prepare(
-            cfg.outputDir(), model.directory(), cfg.initAdapter(), dataFiles, cfg.resume(),
+            cfg.outputDir(),
+            model.directory(),
+            cfg.initAdapter(),
+            dataFiles,
+            cfg.resume(),
             cfg.overwriteOutput());
         try {
           Files.createDirectories(cfg.outputDir());
@@ -192,8 +208,10 @@ public final class LoraTrainer {
     TrainingResult run() {
       long t0 = System.nanoTime();
       JsonlDataset all =
-          JsonlDataset.open(data.file(), model.textEncoder(), model.chatEncoder(), dataConfig(true));
-      JsonlDataset train = cfg.validationFraction() > 0 && cfg.validationFile() == null ? all.train() : all;
+          JsonlDataset.open(
+              data.file(), model.textEncoder(), model.chatEncoder(), dataConfig(true));
+      JsonlDataset train =
+          cfg.validationFraction() > 0 && cfg.validationFile() == null ? all.train() : all;
       JsonlDataset valid = null;
       if (cfg.validationFile() != null) {
         valid =
@@ -206,7 +224,10 @@ public final class LoraTrainer {
           cfg.forgettingData() == null
               ? null
               : JsonlDataset.open(
-                  cfg.forgettingData(), model.textEncoder(), model.chatEncoder(), forgettingConfig());
+                  cfg.forgettingData(),
+                  model.textEncoder(),
+                  model.chatEncoder(),
+                  forgettingConfig());
 
       // Steps of the run: from the batches of one epoch (a counting pass over the data).
       DataStats scanStats = new DataStats();
@@ -227,7 +248,9 @@ public final class LoraTrainer {
         resumeFrom = store.latestIntact();
         if (resumeFrom == null) {
           throw new Lora4jException(
-              "resume(true) but no checkpoint in " + cfg.outputDir() + " is intact (each fails its"
+              "resume(true) but no checkpoint in "
+                  + cfg.outputDir()
+                  + " is intact (each fails its"
                   + " manifest.json checksums): nothing to resume from");
         }
         warnings.addAll(checkResume(resumeFrom, settings));
@@ -265,17 +288,26 @@ public final class LoraTrainer {
         // Rank 0 makes the collective group's id and hands it to the others; every rank checks
         // that the others run the same settings (the digest) before the group forms.
         DistributedConfig d = cfg.distributed();
-        byte[] id = Rendezvous.exchange(d, MistralModel::newGroupId, Rendezvous.digest(groupSettings()));
+        byte[] id =
+            Rendezvous.exchange(d, MistralModel::newGroupId, Rendezvous.digest(groupSettings()));
         model.joinGroup(id, d.worldSize(), d.rank());
         LOG.fine("rank " + d.rank() + " of " + d.worldSize() + " joined the group");
       }
-      PoisonGuard guard = new PoisonGuard(cfg.guard(), state.guardHistory(), state.guardRejections());
+      PoisonGuard guard =
+          new PoisonGuard(cfg.guard(), state.guardHistory(), state.guardRejections());
       long trainable = model.trainableParameters();
       for (TrainingListener l : listeners) {
         l.onTrainBegin(
             new TrainingListener.TrainingPlan(
-                totalSteps, state.step(), scanStats.examples(), model.device().toString(), trainable,
-                trainReport, validReport, generalReport, List.copyOf(warnings)));
+                totalSteps,
+                state.step(),
+                scanStats.examples(),
+                model.device().toString(),
+                trainable,
+                trainReport,
+                validReport,
+                generalReport,
+                List.copyOf(warnings)));
       }
 
       List<TrainingListener.Evaluation> evals = new ArrayList<>(state.evaluations());
@@ -320,10 +352,13 @@ public final class LoraTrainer {
             if (a.reject() != null) {
               skipped++;
               TrainingListener.SkippedStep s =
-                  new TrainingListener.SkippedStep(step + 1, a.reject(), a.loss(), a.norm(), from + " .. " + pos);
+                  new TrainingListener.SkippedStep(
+                      step + 1, a.reject(), a.loss(), a.norm(), from + " .. " + pos);
               for (TrainingListener l : listeners) l.onSkippedStep(s);
-              pending.add(new Retry(
-                  new TrainerState.PendingRetry(from, micro.size(), step + 1, a.reject()), micro));
+              pending.add(
+                  new Retry(
+                      new TrainerState.PendingRetry(from, micro.size(), step + 1, a.reject()),
+                      micro));
             } else {
               stepsThisRun++;
               if (Double.isNaN(firstLoss)) firstLoss = a.loss();
@@ -336,7 +371,10 @@ public final class LoraTrainer {
             for (Retry r : List.copyOf(pending)) {
               pending.remove(r);
               if (step >= totalSteps) {
-                reject(r, r.info().reason() + "; not retried: the run had reached its last step", null);
+                reject(
+                    r,
+                    r.info().reason() + "; not retried: the run had reached its last step",
+                    null);
                 continue;
               }
               long tr = System.nanoTime();
@@ -345,7 +383,10 @@ public final class LoraTrainer {
               if (again == null) continue;
               if (again.reject() != null) {
                 skipped++;
-                reject(r, r.info().reason() + "; rejected again on its retry: " + again.reject(), again);
+                reject(
+                    r,
+                    r.info().reason() + "; rejected again on its retry: " + again.reject(),
+                    again);
               } else {
                 stepsThisRun++;
                 lastLoss = again.loss();
@@ -379,9 +420,20 @@ public final class LoraTrainer {
       }
       TrainingResult result =
           new TrainingResult(
-              adapterDir, step, skipped, firstLoss, lastLoss, List.copyOf(evals),
-              (System.nanoTime() - t0) / 1e9, trainReport.truncated(), trainReport.dropped(),
-              trainReport, validReport, generalReport, List.copyOf(warnings), rejected);
+              adapterDir,
+              step,
+              skipped,
+              firstLoss,
+              lastLoss,
+              List.copyOf(evals),
+              (System.nanoTime() - t0) / 1e9,
+              trainReport.truncated(),
+              trainReport.dropped(),
+              trainReport,
+              validReport,
+              generalReport,
+              List.copyOf(warnings),
+              rejected);
       for (TrainingListener l : listeners) l.onTrainEnd(result);
       return result;
     }
@@ -395,24 +447,53 @@ public final class LoraTrainer {
     JsonlDataset valid;
     Evaluator evaluator;
     DataPosition pos;
+
     /** Per-worker gradients (rows of gradientCount values) and their aggregate; direct buffers. */
     FloatBuffer workerRows, aggregate;
 
     /** A step tried: its loss and gradient norm, and why it was not applied (null: applied). */
-    record Attempt(double loss, double norm, long labelTokens, long realTokens, String reject, StepResult result) {}
+    record Attempt(
+        double loss,
+        double norm,
+        long labelTokens,
+        long realTokens,
+        String reject,
+        StepResult result) {}
 
     /** What every rank of a group must agree on (compared at the rendezvous). */
     String groupSettings() {
       LoraConfig l = cfg.lora();
-      return String.join("|", "world=" + cfg.distributed().worldSize(), "data=" + data.file().getFileName(),
-          "model=" + model.config(), "batch=" + cfg.batchSize(), "accum=" + cfg.gradientAccumulation(),
-          "lr=" + cfg.learningRate(), "schedule=" + cfg.schedule(), "steps=" + cfg.maxSteps(),
-          "epochs=" + cfg.epochs(), "seed=" + cfg.seed(), "maxlen=" + cfg.maxSeqLength(),
-          "packing=" + cfg.packing(), "completions=" + cfg.trainOnCompletionsOnly(),
-          "shuffle=" + cfg.shuffleBuffer(), "clip=" + cfg.maxGradNorm(), "wd=" + cfg.weightDecay(),
-          "lora=" + l.rank() + "/" + l.alpha() + "/" + new java.util.TreeSet<>(l.targets()) + "/" + l.rslora(),
-          "adapter=" + cfg.initAdapter(), "aggregation=" + cfg.aggregation(), "faults=" + cfg.injectFaults(),
-          "resume=" + cfg.resume(), "guard=" + cfg.guard());
+      return String.join(
+          "|",
+          "world=" + cfg.distributed().worldSize(),
+          "data=" + data.file().getFileName(),
+          "model=" + model.config(),
+          "batch=" + cfg.batchSize(),
+          "accum=" + cfg.gradientAccumulation(),
+          "lr=" + cfg.learningRate(),
+          "schedule=" + cfg.schedule(),
+          "steps=" + cfg.maxSteps(),
+          "epochs=" + cfg.epochs(),
+          "seed=" + cfg.seed(),
+          "maxlen=" + cfg.maxSeqLength(),
+          "packing=" + cfg.packing(),
+          "completions=" + cfg.trainOnCompletionsOnly(),
+          "shuffle=" + cfg.shuffleBuffer(),
+          "clip=" + cfg.maxGradNorm(),
+          "wd=" + cfg.weightDecay(),
+          "lora="
+              + l.rank()
+              + "/"
+              + l.alpha()
+              + "/"
+              + new java.util.TreeSet<>(l.targets())
+              + "/"
+              + l.rslora(),
+          "adapter=" + cfg.initAdapter(),
+          "aggregation=" + cfg.aggregation(),
+          "faults=" + cfg.injectFaults(),
+          "resume=" + cfg.resume(),
+          "guard=" + cfg.guard());
     }
 
     /** A rejected step waiting for its retry, with its micro-batches. */
@@ -469,15 +550,16 @@ public final class LoraTrainer {
       }
       StepResult r = model.optimizerStep(cfg.adamw(lr));
       times.mark(StepTimes.Phase.OPTIMIZER);
-      if (!r.applied()) return new Attempt(loss, r.gradNorm(), labelTokens, realTokens, "gradient not finite", r);
+      if (!r.applied())
+        return new Attempt(loss, r.gradNorm(), labelTokens, realTokens, "gradient not finite", r);
       guard.accept(loss, norm);
       return new Attempt(loss, norm, labelTokens, realTokens, null, r);
     }
 
     /**
-     * Each worker's gradient (its micro-batch's mean-loss gradient), gathered from every rank,
-     * the injected faults, the aggregation rule; the result replaces the accumulated gradients.
-     * Returns the step's loss sum over all ranks.
+     * Each worker's gradient (its micro-batch's mean-loss gradient), gathered from every rank, the
+     * injected faults, the aggregation rule; the result replaces the accumulated gradients. Returns
+     * the step's loss sum over all ranks.
      */
     double workerGradients(List<DataBatch> micro) {
       DistributedConfig d = cfg.distributed();
@@ -486,10 +568,14 @@ public final class LoraTrainer {
       int rounds = (n + world - 1) / world;
       long rows = (long) rounds * world;
       if (workerRows == null || workerRows.capacity() < rows * count) {
-        workerRows = ByteBuffer.allocateDirect(Math.toIntExact(rows * count * Float.BYTES))
-            .order(ByteOrder.nativeOrder()).asFloatBuffer();
-        aggregate = ByteBuffer.allocateDirect(Math.toIntExact(count * Float.BYTES))
-            .order(ByteOrder.nativeOrder()).asFloatBuffer();
+        workerRows =
+            ByteBuffer.allocateDirect(Math.toIntExact(rows * count * Float.BYTES))
+                .order(ByteOrder.nativeOrder())
+                .asFloatBuffer();
+        aggregate =
+            ByteBuffer.allocateDirect(Math.toIntExact(count * Float.BYTES))
+                .order(ByteOrder.nativeOrder())
+                .asFloatBuffer();
       }
       float[] weights = new float[n];
       double sum = 0;
@@ -498,7 +584,8 @@ public final class LoraTrainer {
         model.zeroGrad();
         if (i < n) {
           DataBatch b = micro.get(i);
-          Batch batch = cfg.injectFaults().batch(b.batch(), i, step, cfg.seed(), model.config().vocabSize());
+          Batch batch =
+              cfg.injectFaults().batch(b.batch(), i, step, cfg.seed(), model.config().vocabSize());
           if (b.labelTokens() > 0) sum += model.forwardBackward(batch, 1.0 / b.labelTokens()).sum();
         }
         if (world == 1) {
@@ -523,12 +610,19 @@ public final class LoraTrainer {
     void applied(Attempt a, long ts, List<Retry> pending) {
       step++;
       double secs = (System.nanoTime() - ts) / 1e9;
-      double epochF = pos.epoch() + (examplesPerEpoch == 0 ? 0 : (double) pos.examples() / examplesPerEpoch);
+      double epochF =
+          pos.epoch() + (examplesPerEpoch == 0 ? 0 : (double) pos.examples() / examplesPerEpoch);
       TrainingListener.StepMetrics m =
           new TrainingListener.StepMetrics(
-              step, epochF, a.loss(), a.result().gradNorm(),
-              cfg.learningRate() * cfg.schedule().factor(step - 1, totalSteps), a.labelTokens(),
-              a.realTokens() / secs, (System.nanoTime() - t0) / 1e9, model.memoryInUse());
+              step,
+              epochF,
+              a.loss(),
+              a.result().gradNorm(),
+              cfg.learningRate() * cfg.schedule().factor(step - 1, totalSteps),
+              a.labelTokens(),
+              a.realTokens() / secs,
+              (System.nanoTime() - t0) / 1e9,
+              model.memoryInUse());
       for (TrainingListener l : listeners) l.onStep(m);
       boolean last = step == totalSteps;
       if (evaluator.active() && cfg.evalSteps() > 0 && step % cfg.evalSteps() == 0 && !last) {
@@ -537,8 +631,15 @@ public final class LoraTrainer {
       if (cfg.saveSteps() > 0 && step % cfg.saveSteps() == 0 && writer) {
         TrainerState st =
             new TrainerState(
-                step, totalSteps, pos, skipped, guard.history(), guard.consecutiveRejections(), evals,
-                pending.stream().map(Retry::info).toList(), rejected);
+                step,
+                totalSteps,
+                pos,
+                skipped,
+                guard.history(),
+                guard.consecutiveRejections(),
+                evals,
+                pending.stream().map(Retry::info).toList(),
+                rejected);
         Path dir = store.save(model, st, settings);
         for (TrainingListener l : listeners) l.onCheckpoint(dir, step);
       }
@@ -554,20 +655,32 @@ public final class LoraTrainer {
           o.put("step", r.info().step());
           o.putObject("from").put("epoch", start.epoch()).put("examples", start.examples());
           o.putObject("to").put("epoch", b.next().epoch()).put("examples", b.next().examples());
-          o.put("examples", b.examples()).put("label_tokens", b.labelTokens()).put("reason", reason);
+          o.put("examples", b.examples())
+              .put("label_tokens", b.labelTokens())
+              .put("reason", reason);
           if (again != null && Double.isFinite(again.loss())) o.put("retry_loss", again.loss());
-          if (again != null && Double.isFinite(again.norm())) o.put("retry_grad_norm", again.norm());
+          if (again != null && Double.isFinite(again.norm()))
+            o.put("retry_grad_norm", again.norm());
           try {
-            Files.writeString(cfg.outputDir().resolve("rejected.jsonl"), JSON.writeValueAsString(o) + "\n",
-                StandardOpenOption.CREATE, StandardOpenOption.APPEND);
+            Files.writeString(
+                cfg.outputDir().resolve("rejected.jsonl"),
+                JSON.writeValueAsString(o) + "\n",
+                StandardOpenOption.CREATE,
+                StandardOpenOption.APPEND);
           } catch (IOException e) {
-            throw new Lora4jException("cannot write " + cfg.outputDir().resolve("rejected.jsonl") + ": " + e, e);
+            throw new Lora4jException(
+                "cannot write " + cfg.outputDir().resolve("rejected.jsonl") + ": " + e, e);
           }
         }
         start = b.next();
       }
-      LOG.warning(r.micro().size() + " batch(es) from data position " + r.info().from()
-          + " rejected twice, not trained on (" + reason + "); written to rejected.jsonl");
+      LOG.warning(
+          r.micro().size()
+              + " batch(es) from data position "
+              + r.info().from()
+              + " rejected twice, not trained on ("
+              + reason
+              + "); written to rejected.jsonl");
     }
 
     /** Warnings about a run whose length makes its settings ineffective. */
@@ -575,15 +688,27 @@ public final class LoraTrainer {
       List<String> w = new ArrayList<>();
       int warmup = cfg.schedule().warmup(totalSteps);
       if (warmup > 0 && warmup >= totalSteps) {
-        w.add("the warmup (" + warmup + " steps) is as long as the run (" + totalSteps
-            + " steps): the learning rate never reaches learningRate " + cfg.learningRate()
-            + "; shorten the warmup or train longer");
+        w.add(
+            "the warmup ("
+                + warmup
+                + " steps) is as long as the run ("
+                + totalSteps
+                + " steps): the learning rate never reaches learningRate "
+                + cfg.learningRate()
+                + "; shorten the warmup or train longer");
       }
       if (totalSteps < 10) {
-        w.add("the run has only " + totalSteps + " optimizer steps (" + examples
-            + " examples per epoch, batchSize " + cfg.batchSize() + " x gradientAccumulation "
-            + cfg.gradientAccumulation() + (cfg.maxSteps() > 0 ? ", maxSteps " + cfg.maxSteps()
-                : ", epochs " + cfg.epochs()) + "): too few to learn much; raise epochs or maxSteps");
+        w.add(
+            "the run has only "
+                + totalSteps
+                + " optimizer steps ("
+                + examples
+                + " examples per epoch, batchSize "
+                + cfg.batchSize()
+                + " x gradientAccumulation "
+                + cfg.gradientAccumulation()
+                + (cfg.maxSteps() > 0 ? ", maxSteps " + cfg.maxSteps() : ", epochs " + cfg.epochs())
+                + "): too few to learn much; raise epochs or maxSteps");
       }
       return w;
     }
@@ -598,12 +723,13 @@ public final class LoraTrainer {
       if (recorded == null) {
         TrainerState st = CheckpointStore.readState(checkpoint);
         recorded = RunSettings.fromOldCheckpoint(AdapterConfig.load(checkpoint), st.totalSteps());
-        notes.add(checkpoint + " does not record the run's settings (written by an earlier"
-            + " lora4j): only its LoRA rank, alpha, targets, rsLoRA and number of steps were checked");
+        notes.add(
+            checkpoint
+                + " does not record the run's settings (written by an earlier lora4j): only its"
+                + " LoRA rank, alpha, targets, rsLoRA and number of steps were checked");
       }
       List<RunSettings.Difference> diffs = recorded.differences(now);
-      List<RunSettings.Difference> fixed =
-          diffs.stream().filter(d -> d.setting().fixed()).toList();
+      List<RunSettings.Difference> fixed = diffs.stream().filter(d -> d.setting().fixed()).toList();
       if (!fixed.isEmpty()) throw new RunSettings.MismatchException(checkpoint, fixed);
       for (RunSettings.Difference d : diffs) {
         notes.add("resuming with another " + d.describe(false));
@@ -611,7 +737,10 @@ public final class LoraTrainer {
       return notes;
     }
 
-    /** Evaluations: the task's validation loss and the forgetting data's, each beside the base model's. */
+    /**
+     * Evaluations: the task's validation loss and the forgetting data's, each beside the base
+     * model's.
+     */
     final class Evaluator {
       final JsonlDataset valid, general;
       final double baseLoss, baseGeneral;

@@ -3,10 +3,9 @@ package dev.lora4j;
 import dev.lora4j.data.ChatEncoder;
 import dev.lora4j.data.DataException;
 import dev.lora4j.data.TemplateChatEncoder;
-import dev.lora4j.io.OutputFolder;
 import dev.lora4j.data.TextEncoder;
 import dev.lora4j.data.TokenizerTextEncoder;
-import dev.lora4j.tokenizer.Tokenizer;
+import dev.lora4j.io.OutputFolder;
 import dev.lora4j.model.MistralConfig;
 import dev.lora4j.model.ModelLayout;
 import dev.lora4j.model.nf4.Bnb4bit;
@@ -19,8 +18,9 @@ import dev.lora4j.nativ.NativeEngine;
 import dev.lora4j.safetensors.Checkpoint;
 import dev.lora4j.safetensors.DType;
 import dev.lora4j.safetensors.SafetensorsException;
-import java.nio.file.Files;
+import dev.lora4j.tokenizer.Tokenizer;
 import java.nio.FloatBuffer;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -48,6 +48,7 @@ public final class MistralModel implements AutoCloseable {
   private Path adapterSource;
   private Tokenizer tokenizer;
   private ChatEncoder chatEncoder;
+
   /** Loss sum and label tokens of the forward-backward passes since the gradients were zeroed. */
   private LossSum accumulated = LossSum.ZERO;
 
@@ -110,17 +111,17 @@ public final class MistralModel implements AutoCloseable {
   }
 
   /**
-   * Loads a model folder with its projection weights held as asked: {@code
-   * Quantization.nf4()} quantizes a 16-bit checkpoint to 4 bits while it loads (QLoRA).
+   * Loads a model folder with its projection weights held as asked: {@code Quantization.nf4()}
+   * quantizes a 16-bit checkpoint to 4 bits while it loads (QLoRA).
    */
   public static MistralModel load(Path dir, Device device, Quantization quantization) {
     return load(dir, device, LoadOptions.defaults().withQuantization(quantization));
   }
 
   /**
-   * Loads a Hugging Face model folder: config.json and model.safetensors or a sharded index.
-   * Every file is validated before use; a bad folder is an exception naming the file and the
-   * tensor or key.
+   * Loads a Hugging Face model folder: config.json and model.safetensors or a sharded index. Every
+   * file is validated before use; a bad folder is an exception naming the file and the tensor or
+   * key.
    */
   public static MistralModel load(Path dir, Device device, LoadOptions options) {
     if (!Files.isDirectory(dir)) {
@@ -161,10 +162,19 @@ public final class MistralModel implements AutoCloseable {
           if (quantized.contains(name)) {
             engine.setWeightNf4(name, Bnb4bit.read(ckpt, name, shapes.get(name)));
           } else if (q.isNf4() && projections.contains(name)) {
-            engine.setWeightNf4(name, Nf4.quantize(ckpt.readFloat(name), shapes.get(name),
-                ckpt.dtype(name), q.blocksize(), q.doubleQuant()));
+            engine.setWeightNf4(
+                name,
+                Nf4.quantize(
+                    ckpt.readFloat(name),
+                    shapes.get(name),
+                    ckpt.dtype(name),
+                    q.blocksize(),
+                    q.doubleQuant()));
           } else {
-            engine.setWeight(name, nativeDtype(ckpt.dtype(name)), ckpt.data(name),
+            engine.setWeight(
+                name,
+                nativeDtype(ckpt.dtype(name)),
+                ckpt.data(name),
                 ckpt.info(name).numElements());
           }
         }
@@ -177,9 +187,9 @@ public final class MistralModel implements AutoCloseable {
   }
 
   /**
-   * The projections a checkpoint holds in bitsandbytes' 4-bit form: those with a quant state,
-   * and, in a model whose config.json says it is quantized, any stored as uint8 (whose missing
-   * quant state {@link Bnb4bit#read} then names).
+   * The projections a checkpoint holds in bitsandbytes' 4-bit form: those with a quant state, and,
+   * in a model whose config.json says it is quantized, any stored as uint8 (whose missing quant
+   * state {@link Bnb4bit#read} then names).
    */
   static Set<String> quantizedWeights(MistralConfig config, Checkpoint ckpt, boolean bnbConfig) {
     Set<String> quantized = new java.util.LinkedHashSet<>();
@@ -194,11 +204,11 @@ public final class MistralModel implements AutoCloseable {
   }
 
   /**
-   * Checks every expected weight against the checkpoint (present, shape, float dtype) and
-   * returns their names.
+   * Checks every expected weight against the checkpoint (present, shape, float dtype) and returns
+   * their names.
    *
-   * @throws dev.lora4j.safetensors.SafetensorsException naming the first tensor missing, of
-   *     another shape than config.json implies, or not of a float dtype
+   * @throws dev.lora4j.safetensors.SafetensorsException naming the first tensor missing, of another
+   *     shape than config.json implies, or not of a float dtype
    */
   public static Set<String> checkWeights(MistralConfig c, Checkpoint ckpt) {
     return checkWeights(c, ckpt, Set.of());
@@ -240,8 +250,8 @@ public final class MistralModel implements AutoCloseable {
   }
 
   /**
-   * Hugging Face names and shapes of every frozen weight of a Mistral model, in the engine's
-   * order, as the native core defines them ({@link ModelLayout}).
+   * Hugging Face names and shapes of every frozen weight of a Mistral model, in the engine's order,
+   * as the native core defines them ({@link ModelLayout}).
    */
   public static Map<String, long[]> expectedWeights(MistralConfig c) {
     return ModelLayout.of(c).shapes();
@@ -275,15 +285,17 @@ public final class MistralModel implements AutoCloseable {
   }
 
   /**
-   * How data text becomes tokens for this model: its tokenizer.json, tokenized literally. A
-   * model folder without a tokenizer can still train on pre-tokenized data.
+   * How data text becomes tokens for this model: its tokenizer.json, tokenized literally. A model
+   * folder without a tokenizer can still train on pre-tokenized data.
    */
   public TextEncoder textEncoder() {
     Tokenizer t = tokenizer();
     if (t != null) return new TokenizerTextEncoder(t);
     MistralConfig c = config;
     String why =
-        "model folder " + dir + " has no tokenizer.json: text and chat data need it; without it"
+        "model folder "
+            + dir
+            + " has no tokenizer.json: text and chat data need it; without it"
             + " only pre-tokenized data (input_ids) can be used";
     return new TextEncoder() {
       @Override
@@ -324,8 +336,11 @@ public final class MistralModel implements AutoCloseable {
       tokenizer = Tokenizer.fromModelDir(dir);
       if (tokenizer.vocabSize() > config.vocabSize()) {
         throw new Lora4jException(
-            dir.resolve("tokenizer.json") + ": the tokenizer has " + tokenizer.vocabSize()
-                + " tokens but config.json vocab_size is " + config.vocabSize());
+            dir.resolve("tokenizer.json")
+                + ": the tokenizer has "
+                + tokenizer.vocabSize()
+                + " tokens but config.json vocab_size is "
+                + config.vocabSize());
       }
     }
     return tokenizer;
@@ -372,8 +387,7 @@ public final class MistralModel implements AutoCloseable {
   /** Attaches a fresh adapter initialized as PEFT does (A Kaiming-uniform, B zero). */
   public void attachNewAdapter(LoraConfig lora, long seed) {
     LoraAdapter a =
-        LoraAdapter.initNew(
-            config, lora.rank(), lora.alpha(), lora.targets(), lora.rslora(), seed);
+        LoraAdapter.initNew(config, lora.rank(), lora.alpha(), lora.targets(), lora.rslora(), seed);
     attachAdapter(a);
   }
 
@@ -442,8 +456,8 @@ public final class MistralModel implements AutoCloseable {
   }
 
   /**
-   * Restores the AdamW state of the attached adapter (from a checkpoint of the same adapter
-   * shape): every LoRA tensor's moments and the step count.
+   * Restores the AdamW state of the attached adapter (from a checkpoint of the same adapter shape):
+   * every LoRA tensor's moments and the step count.
    */
   public void setOptimizerState(OptimizerState s) {
     requireAdapter();
@@ -477,8 +491,8 @@ public final class MistralModel implements AutoCloseable {
    * Writes the attached adapter in PEFT's layout (adapter_config.json + safetensors). The folder
    * must be apart from the model folder and from the folder the adapter was read from (not one of
    * them, not inside, not containing one); an existing non-empty folder is refused unless
-   * overwrite, and then replaced as a whole. It is written under a temporary name and renamed
-   * into place when complete.
+   * overwrite, and then replaced as a whole. It is written under a temporary name and renamed into
+   * place when complete.
    */
   public void saveAdapter(Path out, boolean overwrite) {
     Map<String, Path> inputs = new LinkedHashMap<>();
@@ -537,9 +551,9 @@ public final class MistralModel implements AutoCloseable {
 
   /**
    * Forward and backward on one batch: adds {@code gradScale} x the gradient of the sum of its
-   * token losses to the accumulated gradients. With gradScale = 1 / (label tokens of all the
-   * step's batches, {@link Batch#countedTokens()}) the gradients of several batches accumulate to
-   * the gradient of their mean loss.
+   * token losses to the accumulated gradients. With gradScale = 1 / (label tokens of all the step's
+   * batches, {@link Batch#countedTokens()}) the gradients of several batches accumulate to the
+   * gradient of their mean loss.
    *
    * @return the batch's loss sum and label tokens
    */
@@ -551,8 +565,8 @@ public final class MistralModel implements AutoCloseable {
   }
 
   /**
-   * Elements of the accumulated gradients as one buffer: every LoRA tensor of the adapter, in
-   * the order of {@link #gradients()}, one after another.
+   * Elements of the accumulated gradients as one buffer: every LoRA tensor of the adapter, in the
+   * order of {@link #gradients()}, one after another.
    */
   public long gradientCount() {
     requireAdapter();
@@ -566,8 +580,8 @@ public final class MistralModel implements AutoCloseable {
   }
 
   /**
-   * Replaces the accumulated gradients with those in data (a direct buffer, from index 0), e.g.
-   * an {@link Aggregation} of several workers' gradients.
+   * Replaces the accumulated gradients with those in data (a direct buffer, from index 0), e.g. an
+   * {@link Aggregation} of several workers' gradients.
    */
   public void writeGradients(FloatBuffer data) {
     requireAdapter();
@@ -575,9 +589,9 @@ public final class MistralModel implements AutoCloseable {
   }
 
   /**
-   * Joins a group of world ranks as rank (every rank calls it with the same id, made by rank 0
-   * with {@link #newGroupId()}); a group of one needs no id. Groups of several need the CUDA
-   * backend (NCCL).
+   * Joins a group of world ranks as rank (every rank calls it with the same id, made by rank 0 with
+   * {@link #newGroupId()}); a group of one needs no id. Groups of several need the CUDA backend
+   * (NCCL).
    */
   public void joinGroup(byte[] id, int world, int rank) {
     engine.distInit(id, world, rank);
@@ -595,8 +609,8 @@ public final class MistralModel implements AutoCloseable {
   }
 
   /**
-   * Every rank's accumulated gradients into out (direct): rank r's {@link #gradientCount()}
-   * values at index offset + r x gradientCount().
+   * Every rank's accumulated gradients into out (direct): rank r's {@link #gradientCount()} values
+   * at index offset + r x gradientCount().
    */
   public void allGatherGradients(FloatBuffer out, long offset, int world) {
     requireAdapter();
@@ -616,8 +630,8 @@ public final class MistralModel implements AutoCloseable {
   /**
    * Applies the accumulated gradients: global-norm clipping, a finiteness check (a step whose
    * gradients are not finite is skipped, {@link StepResult#applied()} false), AdamW; then zeroes
-   * the gradients. The result's loss and tokens are those of the forward-backward passes since
-   * the gradients were last zeroed.
+   * the gradients. The result's loss and tokens are those of the forward-backward passes since the
+   * gradients were last zeroed.
    */
   public StepResult optimizerStep(AdamWConfig adamw) {
     requireAdapter();

@@ -6,9 +6,9 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
- * The AdamW state of an adapter: the step count (for bias correction) and the fp32 first and
- * second moments of every LoRA tensor, keyed by PEFT key name. Saved with a checkpoint so that
- * resuming continues the same optimizer trajectory.
+ * The AdamW state of an adapter: the step count (for bias correction) and the fp32 first and second
+ * moments of every LoRA tensor, keyed by PEFT key name. Saved with a checkpoint so that resuming
+ * continues the same optimizer trajectory.
  *
  * @param step optimizer steps applied so far
  * @param expAvg first moment per LoRA tensor (in the order given)

@@ -1,12 +1,12 @@
 package dev.lora4j;
 
 /**
- * How the frozen projection weights are held: 16-bit as stored ({@link #none()}), or 4-bit NF4
- * as bitsandbytes stores it ({@link #nf4()}, QLoRA). Embeddings, norms and the LM head always
- * stay 16-bit, as bitsandbytes leaves them.
+ * How the frozen projection weights are held: 16-bit as stored ({@link #none()}), or 4-bit NF4 as
+ * bitsandbytes stores it ({@link #nf4()}, QLoRA). Embeddings, norms and the LM head always stay
+ * 16-bit, as bitsandbytes leaves them.
  *
- * <p>A checkpoint saved by bitsandbytes (a {@code quantization_config} in config.json) loads in
- * 4 bits whatever is asked: its weights exist only in that form. A 16-bit checkpoint is quantized
+ * <p>A checkpoint saved by bitsandbytes (a {@code quantization_config} in config.json) loads in 4
+ * bits whatever is asked: its weights exist only in that form. A 16-bit checkpoint is quantized
  * while it loads when NF4 is asked.
  *
  * @param kind NONE or NF4
@@ -50,7 +50,9 @@ public record Quantization(Kind kind, int blocksize, boolean doubleQuant) {
     return new Quantization(kind, n, doubleQuant);
   }
 
-  /** @return whether the weights are 4-bit */
+  /**
+   * @return whether the weights are 4-bit
+   */
   public boolean isNf4() {
     return kind == Kind.NF4;
   }

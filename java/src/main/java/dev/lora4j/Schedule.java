@@ -1,9 +1,9 @@
 package dev.lora4j;
 
 /**
- * Learning-rate schedule, as Hugging Face's {@code get_*_schedule_with_warmup}: the optimizer
- * step with 0-based index s uses {@code lr * factor(s)}. Warmup rises linearly from 0 over the
- * warmup steps (step 0 of a warmup has factor 0, as in Hugging Face).
+ * Learning-rate schedule, as Hugging Face's {@code get_*_schedule_with_warmup}: the optimizer step
+ * with 0-based index s uses {@code lr * factor(s)}. Warmup rises linearly from 0 over the warmup
+ * steps (step 0 of a warmup has factor 0, as in Hugging Face).
  */
 public final class Schedule {
   /** The shape after warmup. */
@@ -48,8 +48,9 @@ public final class Schedule {
       case "constant" -> constant();
       case "linear" -> linear();
       case "cosine" -> cosine();
-      default -> throw new IllegalArgumentException(
-          "unknown schedule '" + s + "': use constant, linear or cosine");
+      default ->
+          throw new IllegalArgumentException(
+              "unknown schedule '" + s + "': use constant, linear or cosine");
     };
   }
 

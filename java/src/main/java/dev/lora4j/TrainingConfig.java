@@ -5,8 +5,8 @@ import java.nio.file.Path;
 
 /**
  * Everything {@link LoraTrainer#fit} needs besides the model and the data. Build one with {@link
- * #builder()}; every setting has a default that follows Hugging Face's Trainer/TRL where they
- * have one.
+ * #builder()}; every setting has a default that follows Hugging Face's Trainer/TRL where they have
+ * one.
  *
  * @param outputDir where the adapter, metrics.jsonl, loss curve and checkpoints go
  * @param epochs passes over the training data (ignored when maxSteps > 0)
@@ -33,9 +33,9 @@ import java.nio.file.Path;
  * @param validationFile a separate validation JSONL file, or null
  * @param validationFraction fraction of the training file held out for validation (when no
  *     validation file), 0 for none
- * @param forgettingData general data unrelated to the task (any format the trainer reads,
- *     typically plain text), or null: its loss is evaluated with the base model once and with the
- *     adapter at every evaluation, to show forgetting beside the task's gain
+ * @param forgettingData general data unrelated to the task (any format the trainer reads, typically
+ *     plain text), or null: its loss is evaluated with the base model once and with the adapter at
+ *     every evaluation, to show forgetting beside the task's gain
  * @param forgettingWarn warn when the loss on forgettingData rises by more than this fraction of
  *     the base model's (default 0.05, 5%)
  * @param evalSteps evaluate every N optimizer steps (0: only at the end)
@@ -50,8 +50,8 @@ import java.nio.file.Path;
  *     it, and without resume, a folder holding an earlier run is refused); other files in the
  *     folder are never touched
  * @param aggregation how the step's virtual workers' gradients are combined (default mean; see
- *     {@link Aggregation}); a rule outside its tolerance for the run's workers is refused when
- *     the run starts
+ *     {@link Aggregation}); a rule outside its tolerance for the run's workers is refused when the
+ *     run starts
  * @param injectFaults faulty workers on purpose, for testing robust aggregation (default none)
  * @param distributed the group of processes this run is one rank of (default: a group of one)
  */
@@ -99,22 +99,28 @@ public record TrainingConfig(
     }
     if (batchSize < 1) throw new IllegalArgumentException("batchSize must be >= 1: " + batchSize);
     if (gradientAccumulation < 1) {
-      throw new IllegalArgumentException("gradientAccumulation must be >= 1: " + gradientAccumulation);
+      throw new IllegalArgumentException(
+          "gradientAccumulation must be >= 1: " + gradientAccumulation);
     }
     if (!(learningRate >= 0) || Double.isInfinite(learningRate)) {
       throw new IllegalArgumentException("learningRate must be >= 0: " + learningRate);
     }
-    if (shuffleBuffer < 0) throw new IllegalArgumentException("shuffleBuffer must be >= 0: " + shuffleBuffer);
+    if (shuffleBuffer < 0)
+      throw new IllegalArgumentException("shuffleBuffer must be >= 0: " + shuffleBuffer);
     new AdamWConfig(learningRate, beta1, beta2, adamEps, weightDecay, maxGradNorm); // checks them
-    if (maxSeqLength < 2) throw new IllegalArgumentException("maxSeqLength must be >= 2: " + maxSeqLength);
+    if (maxSeqLength < 2)
+      throw new IllegalArgumentException("maxSeqLength must be >= 2: " + maxSeqLength);
     if (!(validationFraction >= 0 && validationFraction < 1)) {
-      throw new IllegalArgumentException("validationFraction must be in [0, 1): " + validationFraction);
+      throw new IllegalArgumentException(
+          "validationFraction must be in [0, 1): " + validationFraction);
     }
     if (!(forgettingWarn >= 0) || Double.isInfinite(forgettingWarn)) {
       throw new IllegalArgumentException("forgettingWarn must be >= 0: " + forgettingWarn);
     }
-    if (loggingSteps < 1) throw new IllegalArgumentException("loggingSteps must be >= 1: " + loggingSteps);
-    if (saveTotalLimit < 1) throw new IllegalArgumentException("saveTotalLimit must be >= 1: " + saveTotalLimit);
+    if (loggingSteps < 1)
+      throw new IllegalArgumentException("loggingSteps must be >= 1: " + loggingSteps);
+    if (saveTotalLimit < 1)
+      throw new IllegalArgumentException("saveTotalLimit must be >= 1: " + saveTotalLimit);
     if (evalSteps < 0) throw new IllegalArgumentException("evalSteps must be >= 0: " + evalSteps);
     if (saveSteps < 0) throw new IllegalArgumentException("saveSteps must be >= 0: " + saveSteps);
     if (schedule == null) schedule = Schedule.linear();
@@ -220,52 +226,228 @@ public record TrainingConfig(
     private FaultInjection injectFaults = FaultInjection.none();
     private DistributedConfig distributed = DistributedConfig.single();
 
-    public Builder outputDir(Path v) { outputDir = v; return this; }
-    public Builder epochs(int v) { epochs = v; return this; }
-    public Builder maxSteps(long v) { maxSteps = v; return this; }
-    public Builder batchSize(int v) { batchSize = v; return this; }
-    public Builder gradientAccumulation(int v) { gradientAccumulation = v; return this; }
-    public Builder learningRate(double v) { learningRate = v; return this; }
-    public Builder schedule(Schedule v) { schedule = v; return this; }
-    public Builder weightDecay(double v) { weightDecay = v; return this; }
-    public Builder betas(double b1, double b2) { beta1 = b1; beta2 = b2; return this; }
-    public Builder adamEps(double v) { adamEps = v; return this; }
-    public Builder maxGradNorm(double v) { maxGradNorm = v; return this; }
-    public Builder lora(LoraConfig v) { lora = v; return this; }
-    public Builder initAdapter(Path v) { initAdapter = v; return this; }
-    public Builder maxSeqLength(int v) { maxSeqLength = v; return this; }
-    public Builder trainOnCompletionsOnly(boolean v) { trainOnCompletionsOnly = v; return this; }
-    public Builder packing(boolean v) { packing = v; return this; }
-    public Builder dataFormat(DataFormat v) { dataFormat = v; return this; }
-    public Builder skipInvalidLines(boolean v) { skipInvalidLines = v; return this; }
-    public Builder shuffleBuffer(int v) { shuffleBuffer = v; return this; }
-    public Builder seed(long v) { seed = v; return this; }
-    public Builder validationFile(Path v) { validationFile = v; return this; }
-    public Builder validationFraction(double v) { validationFraction = v; return this; }
-    public Builder forgettingData(Path v) { forgettingData = v; return this; }
-    public Builder forgettingWarn(double v) { forgettingWarn = v; return this; }
-    public Builder evalSteps(long v) { evalSteps = v; return this; }
-    public Builder loggingSteps(long v) { loggingSteps = v; return this; }
-    public Builder saveSteps(long v) { saveSteps = v; return this; }
-    public Builder saveTotalLimit(int v) { saveTotalLimit = v; return this; }
-    public Builder resume(boolean v) { resume = v; return this; }
-    public Builder guard(GuardConfig v) { guard = v; return this; }
-    public Builder overwriteOutput(boolean v) { overwriteOutput = v; return this; }
-    public Builder aggregation(Aggregation v) { aggregation = v; return this; }
-    /** {@code mean}, {@code median}, {@code trimmed-mean[:f]}, {@code krum[:f]}, {@code centered-clip}. */
-    public Builder aggregation(String v) { aggregation = Aggregation.parse(v); return this; }
-    public Builder injectFaults(FaultInjection v) { injectFaults = v; return this; }
+    public Builder outputDir(Path v) {
+      outputDir = v;
+      return this;
+    }
+
+    public Builder epochs(int v) {
+      epochs = v;
+      return this;
+    }
+
+    public Builder maxSteps(long v) {
+      maxSteps = v;
+      return this;
+    }
+
+    public Builder batchSize(int v) {
+      batchSize = v;
+      return this;
+    }
+
+    public Builder gradientAccumulation(int v) {
+      gradientAccumulation = v;
+      return this;
+    }
+
+    public Builder learningRate(double v) {
+      learningRate = v;
+      return this;
+    }
+
+    public Builder schedule(Schedule v) {
+      schedule = v;
+      return this;
+    }
+
+    public Builder weightDecay(double v) {
+      weightDecay = v;
+      return this;
+    }
+
+    public Builder betas(double b1, double b2) {
+      beta1 = b1;
+      beta2 = b2;
+      return this;
+    }
+
+    public Builder adamEps(double v) {
+      adamEps = v;
+      return this;
+    }
+
+    public Builder maxGradNorm(double v) {
+      maxGradNorm = v;
+      return this;
+    }
+
+    public Builder lora(LoraConfig v) {
+      lora = v;
+      return this;
+    }
+
+    public Builder initAdapter(Path v) {
+      initAdapter = v;
+      return this;
+    }
+
+    public Builder maxSeqLength(int v) {
+      maxSeqLength = v;
+      return this;
+    }
+
+    public Builder trainOnCompletionsOnly(boolean v) {
+      trainOnCompletionsOnly = v;
+      return this;
+    }
+
+    public Builder packing(boolean v) {
+      packing = v;
+      return this;
+    }
+
+    public Builder dataFormat(DataFormat v) {
+      dataFormat = v;
+      return this;
+    }
+
+    public Builder skipInvalidLines(boolean v) {
+      skipInvalidLines = v;
+      return this;
+    }
+
+    public Builder shuffleBuffer(int v) {
+      shuffleBuffer = v;
+      return this;
+    }
+
+    public Builder seed(long v) {
+      seed = v;
+      return this;
+    }
+
+    public Builder validationFile(Path v) {
+      validationFile = v;
+      return this;
+    }
+
+    public Builder validationFraction(double v) {
+      validationFraction = v;
+      return this;
+    }
+
+    public Builder forgettingData(Path v) {
+      forgettingData = v;
+      return this;
+    }
+
+    public Builder forgettingWarn(double v) {
+      forgettingWarn = v;
+      return this;
+    }
+
+    public Builder evalSteps(long v) {
+      evalSteps = v;
+      return this;
+    }
+
+    public Builder loggingSteps(long v) {
+      loggingSteps = v;
+      return this;
+    }
+
+    public Builder saveSteps(long v) {
+      saveSteps = v;
+      return this;
+    }
+
+    public Builder saveTotalLimit(int v) {
+      saveTotalLimit = v;
+      return this;
+    }
+
+    public Builder resume(boolean v) {
+      resume = v;
+      return this;
+    }
+
+    public Builder guard(GuardConfig v) {
+      guard = v;
+      return this;
+    }
+
+    public Builder overwriteOutput(boolean v) {
+      overwriteOutput = v;
+      return this;
+    }
+
+    public Builder aggregation(Aggregation v) {
+      aggregation = v;
+      return this;
+    }
+
+    /**
+     * {@code mean}, {@code median}, {@code trimmed-mean[:f]}, {@code krum[:f]}, {@code
+     * centered-clip}.
+     */
+    public Builder aggregation(String v) {
+      aggregation = Aggregation.parse(v);
+      return this;
+    }
+
+    public Builder injectFaults(FaultInjection v) {
+      injectFaults = v;
+      return this;
+    }
+
     /** {@code KIND[:ARG]@WORKER[,...]}, see {@link FaultInjection}. */
-    public Builder injectFaults(String v) { injectFaults = FaultInjection.parse(v); return this; }
-    public Builder distributed(DistributedConfig v) { distributed = v; return this; }
+    public Builder injectFaults(String v) {
+      injectFaults = FaultInjection.parse(v);
+      return this;
+    }
+
+    public Builder distributed(DistributedConfig v) {
+      distributed = v;
+      return this;
+    }
 
     public TrainingConfig build() {
       return new TrainingConfig(
-          outputDir, epochs, maxSteps, batchSize, gradientAccumulation, learningRate, schedule,
-          weightDecay, beta1, beta2, adamEps, maxGradNorm, lora, initAdapter, maxSeqLength,
-          trainOnCompletionsOnly, packing, dataFormat, skipInvalidLines, shuffleBuffer, seed,
-          validationFile, validationFraction, forgettingData, forgettingWarn, evalSteps, loggingSteps,
-          saveSteps, saveTotalLimit, resume, guard, overwriteOutput, aggregation, injectFaults,
+          outputDir,
+          epochs,
+          maxSteps,
+          batchSize,
+          gradientAccumulation,
+          learningRate,
+          schedule,
+          weightDecay,
+          beta1,
+          beta2,
+          adamEps,
+          maxGradNorm,
+          lora,
+          initAdapter,
+          maxSeqLength,
+          trainOnCompletionsOnly,
+          packing,
+          dataFormat,
+          skipInvalidLines,
+          shuffleBuffer,
+          seed,
+          validationFile,
+          validationFraction,
+          forgettingData,
+          forgettingWarn,
+          evalSteps,
+          loggingSteps,
+          saveSteps,
+          saveTotalLimit,
+          resume,
+          guard,
+          overwriteOutput,
+          aggregation,
+          injectFaults,
           distributed);
     }
   }

@@ -5,8 +5,8 @@ import java.nio.file.Path;
 import java.util.List;
 
 /**
- * Receives the events of a training run. Every method has an empty default; implement the ones
- * you need. Listeners run on the training thread, between steps.
+ * Receives the events of a training run. Every method has an empty default; implement the ones you
+ * need. Listeners run on the training thread, between steps.
  */
 public interface TrainingListener {
   /** Before the first step: the plan of the run. */
@@ -44,8 +44,8 @@ public interface TrainingListener {
    * @param trainExamples examples in one epoch of the training data
    * @param device where it runs
    * @param trainableParameters LoRA parameters trained
-   * @param trainData what the counting pass over the training data read: examples, and the
-   *     lines dropped or cut with the first few of each kind
+   * @param trainData what the counting pass over the training data read: examples, and the lines
+   *     dropped or cut with the first few of each kind
    * @param validationData the same for the validation data, or null without validation
    * @param forgettingData the same for the forgetting data, or null without it
    * @param warnings settings that will not do what they seem to (a warmup longer than the run, a
@@ -99,8 +99,8 @@ public interface TrainingListener {
 
   /**
    * Validation loss of the fine-tuned model and of the base model, and the loss of both on the
-   * forgetting data (general text unrelated to the task): the task's gain beside what the model
-   * may have lost elsewhere.
+   * forgetting data (general text unrelated to the task): the task's gain beside what the model may
+   * have lost elsewhere.
    *
    * @param step optimizer step after which it ran
    * @param loss mean validation loss with the adapter (NaN without validation data)
@@ -110,8 +110,14 @@ public interface TrainingListener {
    * @param baseGeneralLoss mean loss on the forgetting data of the base model (NaN without it)
    * @param generalTokens forgetting-data tokens counted
    */
-  record Evaluation(long step, double loss, double baseLoss, long tokens, double generalLoss,
-      double baseGeneralLoss, long generalTokens) {
+  record Evaluation(
+      long step,
+      double loss,
+      double baseLoss,
+      long tokens,
+      double generalLoss,
+      double baseGeneralLoss,
+      long generalTokens) {
 
     /** An evaluation on validation data only. */
     public Evaluation(long step, double loss, double baseLoss, long tokens) {
@@ -126,7 +132,10 @@ public interface TrainingListener {
       return Math.exp(baseLoss);
     }
 
-    /** @return how much the adapter lowered the validation loss: baseLoss - loss (NaN without validation) */
+    /**
+     * @return how much the adapter lowered the validation loss: baseLoss - loss (NaN without
+     *     validation)
+     */
     public double taskGain() {
       return baseLoss - loss;
     }
@@ -140,12 +149,16 @@ public interface TrainingListener {
       return (generalLoss - baseGeneralLoss) / baseGeneralLoss;
     }
 
-    /** @return whether the run had forgetting data */
+    /**
+     * @return whether the run had forgetting data
+     */
     public boolean hasGeneral() {
       return !Double.isNaN(generalLoss);
     }
 
-    /** @return whether the run had validation data */
+    /**
+     * @return whether the run had validation data
+     */
     public boolean hasTask() {
       return !Double.isNaN(loss);
     }

@@ -17,8 +17,8 @@ import java.util.List;
  * @param truncatedExamples examples of one epoch cut to the maximum length
  * @param skippedExamples lines of one epoch that gave no example (invalid, not UTF-8, too long,
  *     nothing to learn)
- * @param trainData what one pass over the training data read, with the first few dropped or
- *     cut examples of each kind (file, line, reason)
+ * @param trainData what one pass over the training data read, with the first few dropped or cut
+ *     examples of each kind (file, line, reason)
  * @param validationData the same for the validation data, or null without validation
  * @param forgettingData the same for the forgetting data, or null without it
  * @param warnings what the run warned about (also in {@link TrainingListener.TrainingPlan})
@@ -44,12 +44,34 @@ public record TrainingResult(
 
   /** A result with no rejected batch. */
   public TrainingResult(
-      Path adapterDir, long steps, long skippedSteps, double firstLoss, double finalLoss,
-      List<TrainingListener.Evaluation> evaluations, double seconds, long truncatedExamples,
-      long skippedExamples, DataReport trainData, DataReport validationData,
-      DataReport forgettingData, List<String> warnings) {
-    this(adapterDir, steps, skippedSteps, firstLoss, finalLoss, evaluations, seconds,
-        truncatedExamples, skippedExamples, trainData, validationData, forgettingData, warnings, 0);
+      Path adapterDir,
+      long steps,
+      long skippedSteps,
+      double firstLoss,
+      double finalLoss,
+      List<TrainingListener.Evaluation> evaluations,
+      double seconds,
+      long truncatedExamples,
+      long skippedExamples,
+      DataReport trainData,
+      DataReport validationData,
+      DataReport forgettingData,
+      List<String> warnings) {
+    this(
+        adapterDir,
+        steps,
+        skippedSteps,
+        firstLoss,
+        finalLoss,
+        evaluations,
+        seconds,
+        truncatedExamples,
+        skippedExamples,
+        trainData,
+        validationData,
+        forgettingData,
+        warnings,
+        0);
   }
 
   /** The last evaluation, or null when none ran. */

@@ -3,24 +3,24 @@ package dev.lora4j;
 import static org.junit.jupiter.api.Assertions.*;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-import dev.lora4j.nativ.Lora4jLibrary;
-import dev.lora4j.nativ.NativeEngine;
-import dev.lora4j.nativ.NativeException;
-import dev.lora4j.nativ.NativeLibrary;
+import dev.lora4j.data.BatchIterator;
 import dev.lora4j.data.DataBatch;
 import dev.lora4j.data.DataConfig;
 import dev.lora4j.data.DataPosition;
 import dev.lora4j.data.JsonlDataset;
-import dev.lora4j.data.BatchIterator;
+import dev.lora4j.nativ.Lora4jLibrary;
+import dev.lora4j.nativ.NativeEngine;
+import dev.lora4j.nativ.NativeException;
+import dev.lora4j.nativ.NativeLibrary;
 import java.nio.file.Path;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The CUDA engine from Java: failures come back as exceptions and the JVM goes on; training on
- * the GPU follows the CPU engine. Where no CUDA device can be used it is skipped, with the
- * reason, except when a GPU run asks for CUDA ({@code -Dlora4j.test.device=cuda}, or {@code
+ * The CUDA engine from Java: failures come back as exceptions and the JVM goes on; training on the
+ * GPU follows the CPU engine. Where no CUDA device can be used it is skipped, with the reason,
+ * except when a GPU run asks for CUDA ({@code -Dlora4j.test.device=cuda}, or {@code
  * LORA4J_REQUIRE_GPU=1} as for the native CUDA tests): then it fails, so a GPU run cannot pass
  * without having run it.
  */
@@ -37,9 +37,13 @@ class CudaEngineTest {
   static void needCuda() {
     String why = NativeLibrary.cudaUnavailableReason();
     if (why != null && cudaRequired()) {
-      fail("a CUDA device is required (-Dlora4j.test.device="
-          + System.getProperty("lora4j.test.device") + ", LORA4J_REQUIRE_GPU="
-          + System.getenv("LORA4J_REQUIRE_GPU") + ") but none can be used: " + why);
+      fail(
+          "a CUDA device is required (-Dlora4j.test.device="
+              + System.getProperty("lora4j.test.device")
+              + ", LORA4J_REQUIRE_GPU="
+              + System.getenv("LORA4J_REQUIRE_GPU")
+              + ") but none can be used: "
+              + why);
     }
     if (why != null) System.out.println("CudaEngineTest skipped: " + why);
     assumeTrue(why == null, "no CUDA device: " + why);
@@ -48,21 +52,28 @@ class CudaEngineTest {
   @Test
   void badDeviceIndexIsAnException() {
     NativeEngine.Shape s = new NativeEngine.Shape(512, 64, 176, 2, 4, 2, 16, 0, 64, 1e-5f, 1e4);
-    NativeException e = assertThrows(NativeException.class,
-        () -> NativeEngine.create(s, Lora4jLibrary.LORA4J_DEVICE_CUDA, 97, 0, 0));
+    NativeException e =
+        assertThrows(
+            NativeException.class,
+            () -> NativeEngine.create(s, Lora4jLibrary.LORA4J_DEVICE_CUDA, 97, 0, 0));
     assertTrue(e.getMessage().contains("97"), e.getMessage());
   }
 
   @Test
   void outOfMemoryIsAnExceptionAndTheJvmGoesOn() {
     // About 1.5 TB of bf16 weights: more than any GPU holds.
-    NativeEngine.Shape huge = new NativeEngine.Shape(32000, 16384, 65536, 200, 128, 8, 128, 0, 4096, 1e-5f, 1e4);
-    NativeException e = assertThrows(NativeException.class, () -> {
-      try (NativeEngine eng = NativeEngine.create(huge, Lora4jLibrary.LORA4J_DEVICE_CUDA, 0, 0, 0)) {
-        java.nio.ByteBuffer one = java.nio.ByteBuffer.allocateDirect(2 * 16384);
-        eng.setWeight("model.norm.weight", Lora4jLibrary.LORA4J_DTYPE_BF16, one, 16384);
-      }
-    });
+    NativeEngine.Shape huge =
+        new NativeEngine.Shape(32000, 16384, 65536, 200, 128, 8, 128, 0, 4096, 1e-5f, 1e4);
+    NativeException e =
+        assertThrows(
+            NativeException.class,
+            () -> {
+              try (NativeEngine eng =
+                  NativeEngine.create(huge, Lora4jLibrary.LORA4J_DEVICE_CUDA, 0, 0, 0)) {
+                java.nio.ByteBuffer one = java.nio.ByteBuffer.allocateDirect(2 * 16384);
+                eng.setWeight("model.norm.weight", Lora4jLibrary.LORA4J_DTYPE_BF16, one, 16384);
+              }
+            });
     assertTrue(e.isOutOfMemory(), e.status() + ": " + e.getMessage());
     try (MistralModel m = MistralModel.load(TINY.resolve("model"), Device.cuda(0))) {
       assertTrue(Double.isFinite(m.evalLoss(Batch.of(new int[] {1, 5, 9, 33, 2}))));
@@ -74,8 +85,9 @@ class CudaEngineTest {
     double[] cpu = steps(Device.cpu()), gpu = steps(Device.cuda(0));
     for (int i = 0; i < cpu.length; i++) {
       double rel = Math.abs(cpu[i] - gpu[i]) / cpu[i];
-      System.out.printf("cuda vs cpu loss step %d: %.4f vs %.4f (rel %.2e)%n", i, gpu[i], cpu[i], rel);
-      assertTrue(rel < 5e-3, "step " + i + " " + rel);  // measured <= 1.1e-3 (H200)
+      System.out.printf(
+          "cuda vs cpu loss step %d: %.4f vs %.4f (rel %.2e)%n", i, gpu[i], cpu[i], rel);
+      assertTrue(rel < 5e-3, "step " + i + " " + rel); // measured <= 1.1e-3 (H200)
     }
   }
 
@@ -86,19 +98,30 @@ class CudaEngineTest {
    */
   @Test
   void sampleBatchesFollowTheCpuEngine(@TempDir Path tmp) {
-    Path model = Path.of("../examples/models/tiny-mistral"), data = Path.of("../examples/data/sample-chat.jsonl");
+    Path model = Path.of("../examples/models/tiny-mistral"),
+        data = Path.of("../examples/data/sample-chat.jsonl");
     try (MistralModel cpu = MistralModel.load(model, Device.cpu())) {
-      TrainingConfig cfg = TrainingConfig.builder().outputDir(tmp)
-          .lora(LoraConfig.builder().rank(16).alpha(32).allLinear().build())
-          .learningRate(5e-3).schedule(Schedule.cosine().warmupSteps(5)).batchSize(8).maxSteps(60)
-          .trainOnCompletionsOnly(true).validationFraction(0).seed(1).loggingSteps(1000).build();
+      TrainingConfig cfg =
+          TrainingConfig.builder()
+              .outputDir(tmp)
+              .lora(LoraConfig.builder().rank(16).alpha(32).allLinear().build())
+              .learningRate(5e-3)
+              .schedule(Schedule.cosine().warmupSteps(5))
+              .batchSize(8)
+              .maxSteps(60)
+              .trainOnCompletionsOnly(true)
+              .validationFraction(0)
+              .seed(1)
+              .loggingSteps(1000)
+              .build();
       LoraTrainer.fit(cpu, Dataset.jsonl(data), cfg);
     }
     try (MistralModel cpu = MistralModel.load(model, Device.cpu());
         MistralModel gpu = MistralModel.load(model, Device.cuda(0))) {
       cpu.attachAdapter(tmp.resolve("adapter"));
       gpu.attachAdapter(tmp.resolve("adapter"));
-      DataConfig dc = DataConfig.builder().completionsOnly(true).batchSize(8).shuffleBuffer(0).build();
+      DataConfig dc =
+          DataConfig.builder().completionsOnly(true).batchSize(8).shuffleBuffer(0).build();
       JsonlDataset ds = JsonlDataset.open(data, cpu.textEncoder(), cpu.chatEncoder(), dc);
       double worstLoss = 0, worstNorm = 0;
       int n = 0;
@@ -108,16 +131,20 @@ class CudaEngineTest {
           if (b.labelTokens() == 0) continue;
           double[] c = lossAndNorm(cpu, b), g = lossAndNorm(gpu, b);
           double dl = Math.abs(c[0] - g[0]) / c[0], dn = Math.abs(c[1] - g[1]) / c[1];
-          System.out.printf("sample batch %d (seq %d): loss cpu %.4f cuda %.4f (%.1e); grad norm cpu %.4f cuda %.4f (%.1e)%n",
+          System.out.printf(
+              "sample batch %d (seq %d): loss cpu %.4f cuda %.4f (%.1e); grad norm cpu %.4f cuda"
+                  + " %.4f (%.1e)%n",
               n++, b.batch().seq(), c[0], g[0], dl, c[1], g[1], dn);
           worstLoss = Math.max(worstLoss, dl);
           worstNorm = Math.max(worstNorm, dn);
         }
       }
-      System.out.printf("cuda vs cpu on %d sample batches: worst loss %.2e, worst grad norm %.2e%n", n, worstLoss, worstNorm);
+      System.out.printf(
+          "cuda vs cpu on %d sample batches: worst loss %.2e, worst grad norm %.2e%n",
+          n, worstLoss, worstNorm);
       assertTrue(n > 30, "batches: " + n);
-      assertTrue(worstLoss < 1.1e-3, "loss " + worstLoss);  // measured 2.2e-4 (H200)
-      assertTrue(worstNorm < 2.2e-2, "grad norm " + worstNorm);  // measured 4.5e-3 (H200)
+      assertTrue(worstLoss < 1.1e-3, "loss " + worstLoss); // measured 2.2e-4 (H200)
+      assertTrue(worstNorm < 2.2e-2, "grad norm " + worstNorm); // measured 4.5e-3 (H200)
     }
   }
 

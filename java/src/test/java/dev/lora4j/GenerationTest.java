@@ -18,7 +18,9 @@ class GenerationTest {
       m.attachAdapter(REF.resolve("adapter_trained"));
       int[] nat = m.generateGreedy(PROMPT, 12, -1);
       List<Integer> streamed = new ArrayList<>();
-      int[] got = new Generator(m).generate(PROMPT, GenerationConfig.greedy().withMaxNewTokens(12), streamed::add);
+      int[] got =
+          new Generator(m)
+              .generate(PROMPT, GenerationConfig.greedy().withMaxNewTokens(12), streamed::add);
       assertArrayEquals(nat, got);
       assertEquals(12, streamed.size());
       // Stops after the end-of-sequence token.

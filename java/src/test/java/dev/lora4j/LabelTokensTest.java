@@ -11,10 +11,10 @@ import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
 
 /**
- * The count of label tokens is written once in Java ({@link TokenizedExample#labelTokens}, used
- * by examples, batches and the trainer) and once in the native core (the tokens lora4j_eval_loss
- * and lora4j_forward_backward return). This test holds the two together on random batches:
- * padded and packed, labels masked at random, rows with no label at all, one-token rows.
+ * The count of label tokens is written once in Java ({@link TokenizedExample#labelTokens}, used by
+ * examples, batches and the trainer) and once in the native core (the tokens lora4j_eval_loss and
+ * lora4j_forward_backward return). This test holds the two together on random batches: padded and
+ * packed, labels masked at random, rows with no label at all, one-token rows.
  */
 class LabelTokensTest {
   static final Path MODEL = Path.of("src/test/resources/hf-reference/tiny/model");
@@ -59,7 +59,9 @@ class LabelTokensTest {
     assertEquals(3, TokenizedExample.labelTokens(l, 0, 6), "position 0 never counts");
     assertEquals(2, TokenizedExample.labelTokens(l, 1, 4), "a row from index 1: 7 and 8");
     assertEquals(0, TokenizedExample.labelTokens(l, 2, 1), "a one-token row counts nothing");
-    assertEquals(2, new Batch(2, 3, new int[6], null, l, null, null).countedTokens(),
+    assertEquals(
+        2,
+        new Batch(2, 3, new int[6], null, l, null, null).countedTokens(),
         "rows [5, -100, 7] and [8, -100, 9]: 7 and 9");
   }
 

@@ -15,11 +15,21 @@ final class BenchModel {
 
   /** A model folder with the given shape (written to a temporary folder). */
   static Path write(int hidden, int layers, int heads, int kvHeads, int intermediate, int vocab) {
-    String json = "{\"model_type\":\"mistral\",\"vocab_size\":" + vocab + ",\"hidden_size\":" + hidden
-        + ",\"intermediate_size\":" + intermediate + ",\"num_hidden_layers\":" + layers
-        + ",\"num_attention_heads\":" + heads + ",\"num_key_value_heads\":" + kvHeads
-        + ",\"max_position_embeddings\":4096,\"rms_norm_eps\":1e-5,\"rope_theta\":10000.0"
-        + ",\"sliding_window\":null,\"tie_word_embeddings\":false}";
+    String json =
+        "{\"model_type\":\"mistral\",\"vocab_size\":"
+            + vocab
+            + ",\"hidden_size\":"
+            + hidden
+            + ",\"intermediate_size\":"
+            + intermediate
+            + ",\"num_hidden_layers\":"
+            + layers
+            + ",\"num_attention_heads\":"
+            + heads
+            + ",\"num_key_value_heads\":"
+            + kvHeads
+            + ",\"max_position_embeddings\":4096,\"rms_norm_eps\":1e-5,\"rope_theta\":10000.0"
+            + ",\"sliding_window\":null,\"tie_word_embeddings\":false}";
     try {
       Path dir = Files.createTempDirectory("lora4j-bench-model");
       RandomModel.write(MistralConfig.parse(json, "benchmark config"), dir, 1, 0.02, 0.02, null);

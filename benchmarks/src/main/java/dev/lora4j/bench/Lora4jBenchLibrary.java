@@ -18,14 +18,15 @@ import org.bytedeco.javacpp.annotation.Properties;
  */
 @Properties(
     target = "dev.lora4j.bench.Lora4jBenchLibrary",
-    value = @Platform(
-        value = "linux-x86_64",
-        compiler = "cpp17",
-        include = "lora4j_bench.h",
-        link = "lora4j_bench"))
+    value =
+        @Platform(
+            value = "linux-x86_64",
+            compiler = "cpp17",
+            include = "lora4j_bench.h",
+            link = "lora4j_bench"))
 public final class Lora4jBenchLibrary {
   static {
-    NativeLibrary.ensureLoaded();  // liblora4j first: liblora4j_bench links it
+    NativeLibrary.ensureLoaded(); // liblora4j first: liblora4j_bench links it
     Loader.load();
   }
 
@@ -48,8 +49,12 @@ public final class Lora4jBenchLibrary {
   }
 
   public static native int lora4j_op_bench_create(
-      int device, @Cast("const char*") BytePointer op, @Cast("const char*") BytePointer variant,
-      @Cast("const int64_t*") long[] dims, int ndims, @Cast("uint64_t") long seed,
+      int device,
+      @Cast("const char*") BytePointer op,
+      @Cast("const char*") BytePointer variant,
+      @Cast("const int64_t*") long[] dims,
+      int ndims,
+      @Cast("uint64_t") long seed,
       @ByPtrPtr lora4j_op_bench out);
 
   public static native int lora4j_op_bench_destroy(lora4j_op_bench bench);
@@ -66,7 +71,10 @@ public final class Lora4jBenchLibrary {
       lora4j_op_bench bench, @Cast("int32_t*") int[] count);
 
   public static native int lora4j_op_bench_output_info(
-      lora4j_op_bench bench, int index, @Cast("char*") BytePointer name, int nameCap,
+      lora4j_op_bench bench,
+      int index,
+      @Cast("char*") BytePointer name,
+      int nameCap,
       @Cast("int64_t*") long[] numel);
 
   public static native int lora4j_op_bench_output(

@@ -13,11 +13,10 @@ import org.bytedeco.javacpp.Loader;
 
 /**
  * Owner of one single-op benchmark ({@code lora4j_op_bench_*} in lora4j_bench.h, a library apart
- * from the product's):
- * one op of the training step (attention, cross-entropy, LoRA linear, AdamW, RMSNorm, RoPE,
- * SwiGLU) in one of its variants, on inputs the core allocates on the device and fills from a
- * seed. Used by the JMH {@code OpBenchmark} and by tests that check that the variants of an op
- * compute the same function.
+ * from the product's): one op of the training step (attention, cross-entropy, LoRA linear, AdamW,
+ * RMSNorm, RoPE, SwiGLU) in one of its variants, on inputs the core allocates on the device and
+ * fills from a seed. Used by the JMH {@code OpBenchmark} and by tests that check that the variants
+ * of an op compute the same function.
  *
  * <p>Methods are synchronized; after {@link #close()} they throw {@link IllegalStateException}.
  * Every non-zero status of the core is a {@link NativeException} carrying its message.
@@ -25,8 +24,8 @@ import org.bytedeco.javacpp.Loader;
 public final class OpBench implements AutoCloseable {
   /**
    * Per run of the op: its algorithmic FLOPs (the same for every variant; 0 for the memory-bound
-   * element-wise ops), the byte floor (each input read and each output written once), and the
-   * bytes the benchmark holds on its device, scratch included.
+   * element-wise ops), the byte floor (each input read and each output written once), and the bytes
+   * the benchmark holds on its device, scratch included.
    */
   public record Cost(double flops, double bytes, long memory) {}
 
@@ -39,9 +38,9 @@ public final class OpBench implements AutoCloseable {
   /**
    * Creates the benchmark of {@code op} (attention_fwd, attention_bwd, cross_entropy,
    * lora_linear_fwd, lora_linear_bwd, adamw, rmsnorm_fwd, rmsnorm_bwd, rope_fwd, rope_bwd,
-   * swiglu_fwd, swiglu_bwd) in {@code variant} (null: the op's default) on {@code device}.
-   * {@code dims} empty or null: the device's default shape (Mistral-7B on CUDA, small on the
-   * CPU); see lora4j.h for the dims of each op.
+   * swiglu_fwd, swiglu_bwd) in {@code variant} (null: the op's default) on {@code device}. {@code
+   * dims} empty or null: the device's default shape (Mistral-7B on CUDA, small on the CPU); see
+   * lora4j.h for the dims of each op.
    */
   public static OpBench create(Device device, String op, String variant, long[] dims, long seed) {
     ensureLoaded();
@@ -50,8 +49,7 @@ public final class OpBench implements AutoCloseable {
     try (BytePointer o = op == null ? null : new BytePointer(op);
         BytePointer v = variant == null ? null : new BytePointer(variant)) {
       lora4j_op_bench h = new lora4j_op_bench();
-      check(
-          lora4j_op_bench_create(dev, o, v, d, d == null ? 0 : d.length, seed, h));
+      check(lora4j_op_bench_create(dev, o, v, d, d == null ? 0 : d.length, seed, h));
       return new OpBench(h);
     }
   }
@@ -59,8 +57,8 @@ public final class OpBench implements AutoCloseable {
   private static boolean loaded;
 
   /**
-   * Loads the benchmark library once and points it at the CUDA benchmarks packed beside it (or
-   * at {@code -Dlora4j.cuda.bench.library}).
+   * Loads the benchmark library once and points it at the CUDA benchmarks packed beside it (or at
+   * {@code -Dlora4j.cuda.bench.library}).
    */
   private static synchronized void ensureLoaded() {
     if (loaded) return;
@@ -68,11 +66,12 @@ public final class OpBench implements AutoCloseable {
     String path = System.getProperty("lora4j.cuda.bench.library");
     if (path == null || path.isEmpty()) {
       try {
-        File f = Loader.cacheResource(
-            Lora4jBenchLibrary.class, Loader.getPlatform() + "/liblora4j_cuda_bench.so");
+        File f =
+            Loader.cacheResource(
+                Lora4jBenchLibrary.class, Loader.getPlatform() + "/liblora4j_cuda_bench.so");
         if (f != null) path = f.getAbsolutePath();
       } catch (Exception e) {
-        path = null;  // not packed: CUDA benchmarks report that the library is missing
+        path = null; // not packed: CUDA benchmarks report that the library is missing
       }
     }
     if (path != null && !path.isEmpty()) {

@@ -21,26 +21,28 @@ import org.openjdk.jmh.infra.IterationParams;
 import org.openjdk.jmh.runner.IterationType;
 
 /**
- * One op of the training step per benchmark, in each of its variants, through the core's
- * single-op benchmarks ({@link OpBench}): attention flash vs materialized scores (forward and
- * backward), LM head + cross-entropy fused and chunked vs materialized fp32 logits, LoRA linear
- * fused vs separate low-rank path (forward and backward), AdamW one flat launch vs one per
- * tensor, and RMSNorm, RoPE, SwiGLU forward and backward.
+ * One op of the training step per benchmark, in each of its variants, through the core's single-op
+ * benchmarks ({@link OpBench}): attention flash vs materialized scores (forward and backward), LM
+ * head + cross-entropy fused and chunked vs materialized fp32 logits, LoRA linear fused vs separate
+ * low-rank path (forward and backward), AdamW one flat launch vs one per tensor, and RMSNorm, RoPE,
+ * SwiGLU forward and backward.
  *
- * <p>{@code device}: {@code cpu} (small shapes) or {@code cuda} / {@code cuda:N} (Mistral-7B
- * v0.3 at 4 x 2048 tokens: hidden 4096, 32 heads, 8 KV heads, head_dim 128, MLP 14336, vocab
- * 32768, LoRA r 16). {@code shape}: {@code default} or the op's dims joined by {@code x}, in the
- * order lora4j.h gives them (for example {@code -p op=attention_fwd/flash -p
- * shape=1x8192x32x8x128}; JMH splits parameter values at commas). The score is the time per call of the op; each trial ends with a line
- * giving TFLOP/s (the op's algorithmic FLOPs, the same for every variant), GB/s against the byte
- * floor and the memory the benchmark held, from the measurement iterations.
+ * <p>{@code device}: {@code cpu} (small shapes) or {@code cuda} / {@code cuda:N} (Mistral-7B v0.3
+ * at 4 x 2048 tokens: hidden 4096, 32 heads, 8 KV heads, head_dim 128, MLP 14336, vocab 32768, LoRA
+ * r 16). {@code shape}: {@code default} or the op's dims joined by {@code x}, in the order lora4j.h
+ * gives them (for example {@code -p op=attention_fwd/flash -p shape=1x8192x32x8x128}; JMH splits
+ * parameter values at commas). The score is the time per call of the op; each trial ends with a
+ * line giving TFLOP/s (the op's algorithmic FLOPs, the same for every variant), GB/s against the
+ * byte floor and the memory the benchmark held, from the measurement iterations.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.MILLISECONDS)
 @Warmup(iterations = 2, time = 1)
 @Measurement(iterations = 3, time = 2)
-@Fork(value = 1, jvmArgs = {"--enable-native-access=ALL-UNNAMED"})
+@Fork(
+    value = 1,
+    jvmArgs = {"--enable-native-access=ALL-UNNAMED"})
 public class OpBenchmark {
   /** Calls of the op per benchmark invocation (one device synchronization per invocation). */
   static final int CALLS = 4;
@@ -78,7 +80,11 @@ public class OpBenchmark {
             : Arrays.stream(shape.split("x")).mapToLong(s -> Long.parseLong(s.trim())).toArray();
     bench =
         OpBench.create(
-            Device.parse(device), opVariant[0], opVariant.length > 1 ? opVariant[1] : null, dims, 1);
+            Device.parse(device),
+            opVariant[0],
+            opVariant.length > 1 ? opVariant[1] : null,
+            dims,
+            1);
   }
 
   @Setup(Level.Iteration)

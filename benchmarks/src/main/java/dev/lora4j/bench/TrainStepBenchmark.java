@@ -21,16 +21,18 @@ import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
 /**
- * One whole optimizer step (forward, backward to every LoRA parameter, AdamW) through the Java
- * API, LoRA r=16 on all seven projections, with and without per-layer recompute. Device from
- * {@code -p device=cpu|cuda}; the shapes are small enough for the CPU backend.
+ * One whole optimizer step (forward, backward to every LoRA parameter, AdamW) through the Java API,
+ * LoRA r=16 on all seven projections, with and without per-layer recompute. Device from {@code -p
+ * device=cpu|cuda}; the shapes are small enough for the CPU backend.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.MILLISECONDS)
 @Warmup(iterations = 2, time = 2)
 @Measurement(iterations = 3, time = 3)
-@Fork(value = 1, jvmArgs = {"--enable-native-access=ALL-UNNAMED"})
+@Fork(
+    value = 1,
+    jvmArgs = {"--enable-native-access=ALL-UNNAMED"})
 public class TrainStepBenchmark {
   @Param({"cpu"})
   public String device;
@@ -49,9 +51,15 @@ public class TrainStepBenchmark {
 
   @Setup(Level.Trial)
   public void setup() {
-    java.nio.file.Path dir = BenchModel.write(hidden, 4, hidden / 64, Math.max(1, hidden / 256), hidden * 3, 8000);
-    model = MistralModel.load(dir, Device.parse(device),
-        MistralModel.LoadOptions.defaults().withRecompute(recompute).withMaxSeqLength(Math.max(seq, 64)));
+    java.nio.file.Path dir =
+        BenchModel.write(hidden, 4, hidden / 64, Math.max(1, hidden / 256), hidden * 3, 8000);
+    model =
+        MistralModel.load(
+            dir,
+            Device.parse(device),
+            MistralModel.LoadOptions.defaults()
+                .withRecompute(recompute)
+                .withMaxSeqLength(Math.max(seq, 64)));
     model.attachNewAdapter(LoraConfig.builder().rank(16).alpha(16).allLinear().build(), 1);
     batch = BenchModel.batch(4, seq, 8000, 2);
   }

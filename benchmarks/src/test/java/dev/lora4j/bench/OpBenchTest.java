@@ -63,8 +63,7 @@ class OpBenchTest {
     assertTrue(e.getMessage().contains("attention_fwd"), e.getMessage());
     e =
         assertThrows(
-            NativeException.class,
-            () -> OpBench.create(Device.cpu(), "adamw", "fused", null, 1));
+            NativeException.class, () -> OpBench.create(Device.cpu(), "adamw", "fused", null, 1));
     assertTrue(e.getMessage().contains("variants: flat, per_tensor"), e.getMessage());
     e =
         assertThrows(

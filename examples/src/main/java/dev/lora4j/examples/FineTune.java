@@ -27,19 +27,21 @@ public final class FineTune {
     Path data = Path.of(args.length > 1 ? args[1] : "examples/data/sample-chat.jsonl");
     Path out = Path.of(args.length > 2 ? args[2] : "runs/example");
     try (MistralModel base = MistralModel.load(model, Device.auto())) {
-      TrainingConfig cfg = TrainingConfig.builder()
-          .outputDir(out)
-          .epochs(4)
-          .batchSize(8)
-          .learningRate(5e-3)
-          .schedule(Schedule.cosine().warmupSteps(5))
-          .lora(LoraConfig.builder().rank(16).alpha(32).allLinear().build())
-          .trainOnCompletionsOnly(true)
-          .validationFraction(0.1)
-          .overwriteOutput(true) // each run of the example replaces the previous one
-          .build();
+      TrainingConfig cfg =
+          TrainingConfig.builder()
+              .outputDir(out)
+              .epochs(4)
+              .batchSize(8)
+              .learningRate(5e-3)
+              .schedule(Schedule.cosine().warmupSteps(5))
+              .lora(LoraConfig.builder().rank(16).alpha(32).allLinear().build())
+              .trainOnCompletionsOnly(true)
+              .validationFraction(0.1)
+              .overwriteOutput(true) // each run of the example replaces the previous one
+              .build();
       TrainingResult result = LoraTrainer.fit(base, Dataset.jsonl(data), cfg);
-      System.out.printf("validation loss %.3f (base model %.3f)%n",
+      System.out.printf(
+          "validation loss %.3f (base model %.3f)%n",
           result.finalEvaluation().loss(), result.finalEvaluation().baseLoss());
       Generator g = new Generator(base);
       GenerationConfig gen = GenerationConfig.greedy().withMaxNewTokens(24);

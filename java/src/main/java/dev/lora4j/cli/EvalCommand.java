@@ -17,36 +17,56 @@ import picocli.CommandLine.Option;
 @Command(
     name = "eval",
     mixinStandardHelpOptions = true,
-    description = "Validation loss and perplexity of the base model and of the model with --adapter.")
+    description =
+        "Validation loss and perplexity of the base model and of the model with --adapter.")
 final class EvalCommand implements Callable<Integer> {
   @Mixin ModelOptions modelOptions;
 
-  @Option(names = "--data", required = true, paramLabel = "FILE.jsonl",
+  @Option(
+      names = "--data",
+      required = true,
+      paramLabel = "FILE.jsonl",
       description = "evaluation data, one JSON example per line (UTF-8)")
   Path data;
 
-  @Option(names = "--adapter", paramLabel = "DIR",
-      description = "PEFT adapter to evaluate next to the base model (default: the base model only)")
+  @Option(
+      names = "--adapter",
+      paramLabel = "DIR",
+      description =
+          "PEFT adapter to evaluate next to the base model (default: the base model only)")
   Path adapter;
 
-  @Option(names = "--format", paramLabel = "text|prompt_completion|alpaca|chat|pretokenized",
+  @Option(
+      names = "--format",
+      paramLabel = "text|prompt_completion|alpaca|chat|pretokenized",
       description = "data format (default: detected from the first valid line)")
   String format;
 
-  @Option(names = "--batch-size", defaultValue = "4", paramLabel = "N",
+  @Option(
+      names = "--batch-size",
+      defaultValue = "4",
+      paramLabel = "N",
       description = "rows per batch (default: ${DEFAULT-VALUE})")
   int batchSize;
 
-  @Option(names = "--max-seq-length", defaultValue = "2048", paramLabel = "N",
-      description = "longest row in tokens; longer examples are cut and reported (default: ${DEFAULT-VALUE})")
+  @Option(
+      names = "--max-seq-length",
+      defaultValue = "2048",
+      paramLabel = "N",
+      description =
+          "longest row in tokens; longer examples are cut and reported (default: ${DEFAULT-VALUE})")
   int maxSeqLength;
 
-  @Option(names = "--completions-only",
+  @Option(
+      names = "--completions-only",
       description = "count completions / assistant turns only (default: off, every token counts)")
   boolean completionsOnly;
 
-  @Option(names = "--skip-invalid",
-      description = "skip bad lines (malformed, not UTF-8), count them and report the first few (default: off)")
+  @Option(
+      names = "--skip-invalid",
+      description =
+          "skip bad lines (malformed, not UTF-8), count them and report the first few (default:"
+              + " off)")
   boolean skipInvalid;
 
   @Override
@@ -66,13 +86,21 @@ final class EvalCommand implements Callable<Integer> {
       LossSum ls = LoraTrainer.evaluate(m, ds, stats);
       double[] base = {ls.mean(), ls.tokens()};
       System.out.println("data: " + stats.report().describe());
-      System.out.printf(Locale.ROOT, "base model: loss %.4f perplexity %.3f over %d tokens%n",
-          base[0], Math.exp(base[0]), (long) base[1]);
+      System.out.printf(
+          Locale.ROOT,
+          "base model: loss %.4f perplexity %.3f over %d tokens%n",
+          base[0],
+          Math.exp(base[0]),
+          (long) base[1]);
       if (adapter != null) {
         m.attachAdapter(adapter);
         double[] tuned = loss(m, ds);
-        System.out.printf(Locale.ROOT, "with adapter: loss %.4f perplexity %.3f over %d tokens%n",
-            tuned[0], Math.exp(tuned[0]), (long) tuned[1]);
+        System.out.printf(
+            Locale.ROOT,
+            "with adapter: loss %.4f perplexity %.3f over %d tokens%n",
+            tuned[0],
+            Math.exp(tuned[0]),
+            (long) tuned[1]);
       }
     }
     return 0;

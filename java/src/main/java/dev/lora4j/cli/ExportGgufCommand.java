@@ -15,7 +15,10 @@ import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-/** {@code export-gguf}: writes a model (merged or not) or an adapter as GGUF for llama.cpp and Ollama. */
+/**
+ * {@code export-gguf}: writes a model (merged or not) or an adapter as GGUF for llama.cpp and
+ * Ollama.
+ */
 @Command(
     name = "export-gguf",
     mixinStandardHelpOptions = true,
@@ -30,35 +33,57 @@ import picocli.CommandLine.Option;
       ""
     })
 final class ExportGgufCommand implements Callable<Integer> {
-  @Option(names = "--model", required = true, paramLabel = "DIR",
-      description = "base model folder (config.json, safetensors, tokenizer.json); never written to")
+  @Option(
+      names = "--model",
+      required = true,
+      paramLabel = "DIR",
+      description =
+          "base model folder (config.json, safetensors, tokenizer.json); never written to")
   Path model;
 
-  @Option(names = "--adapter", paramLabel = "DIR",
-      description = "PEFT adapter folder: folded into the weights, or with --lora written as an adapter"
-          + " GGUF (default: none, the base model)")
+  @Option(
+      names = "--adapter",
+      paramLabel = "DIR",
+      description =
+          "PEFT adapter folder: folded into the weights, or with --lora written as an adapter"
+              + " GGUF (default: none, the base model)")
   Path adapter;
 
-  @Option(names = "--output", required = true, paramLabel = "FILE.gguf", description = "the GGUF file to write")
+  @Option(
+      names = "--output",
+      required = true,
+      paramLabel = "FILE.gguf",
+      description = "the GGUF file to write")
   Path output;
 
-  @Option(names = "--type", paramLabel = "f16|bf16|q8_0|f32",
-      description = "weight type: f16, bf16, q8_0 (8-bit blocks, about half of f16) or f32"
-          + " (default: f16; with --lora the adapter's factors are f32 unless f16 or bf16 is given,"
-          + " and this type is that of a --base-gguf written)")
+  @Option(
+      names = "--type",
+      paramLabel = "f16|bf16|q8_0|f32",
+      description =
+          "weight type: f16, bf16, q8_0 (8-bit blocks, about half of f16) or f32 (default: f16;"
+              + " with --lora the adapter's factors are f32 unless f16 or bf16 is given, and this"
+              + " type is that of a --base-gguf written)")
   String type;
 
-  @Option(names = "--lora",
-      description = "write --adapter as a llama.cpp LoRA adapter GGUF instead of a merged model (default: off)")
+  @Option(
+      names = "--lora",
+      description =
+          "write --adapter as a llama.cpp LoRA adapter GGUF instead of a merged model (default:"
+              + " off)")
   boolean lora;
 
-  @Option(names = "--base-gguf", paramLabel = "FILE.gguf",
-      description = "with --lora: the base model's GGUF for the Modelfile's FROM; written from --model"
-          + " when it does not exist, checked against --model when it does (default: none; needed"
-          + " for the Modelfile)")
+  @Option(
+      names = "--base-gguf",
+      paramLabel = "FILE.gguf",
+      description =
+          "with --lora: the base model's GGUF for the Modelfile's FROM; written from --model when"
+              + " it does not exist, checked against --model when it does (default: none; needed"
+              + " for the Modelfile)")
   Path baseGguf;
 
-  @Option(names = "--no-modelfile", description = "do not write the Ollama Modelfile (default: write it)")
+  @Option(
+      names = "--no-modelfile",
+      description = "do not write the Ollama Modelfile (default: write it)")
   boolean noModelfile;
 
   @Option(names = "--overwrite", description = "replace existing output files (default: refuse)")
@@ -82,18 +107,21 @@ final class ExportGgufCommand implements Callable<Integer> {
       }
       GgufExport.Result r = GgufExport.writeModel(model, adapter, output, t, overwrite);
       report(r, adapter == null ? "model" : "merged model");
-      if (modelfile != null) notes.addAll(OllamaModelfile.write(modelfile, output, null, model, overwrite));
+      if (modelfile != null)
+        notes.addAll(OllamaModelfile.write(modelfile, output, null, model, overwrite));
     } else {
       if (adapter == null) throw new IllegalArgumentException("--lora needs --adapter DIR");
       if (baseGguf == null && modelfile != null) {
-        throw new IllegalArgumentException("--lora needs --base-gguf FILE.gguf, the base model's GGUF that"
-            + " the adapter applies to (written from --model when it does not exist; the Modelfile's"
-            + " FROM), or --no-modelfile");
+        throw new IllegalArgumentException(
+            "--lora needs --base-gguf FILE.gguf, the base model's GGUF that the adapter applies to"
+                + " (written from --model when it does not exist; the Modelfile's FROM), or"
+                + " --no-modelfile");
       }
       GgufExport.Type adapterType = type == null ? GgufExport.Type.F32 : t;
       if (adapterType == GgufExport.Type.Q8_0) {
-        throw new IllegalArgumentException("--type q8_0 does not go with --lora: the adapter's factors are"
-            + " f32, f16 or bf16 (write a q8_0 base with a separate export-gguf without --lora)");
+        throw new IllegalArgumentException(
+            "--type q8_0 does not go with --lora: the adapter's factors are f32, f16 or bf16 (write"
+                + " a q8_0 base with a separate export-gguf without --lora)");
       }
       OutputFile.checkApart(output, "--output", inputs);
       OutputFile.checkWritable(output, overwrite);
@@ -111,14 +139,16 @@ final class ExportGgufCommand implements Callable<Integer> {
         OutputFile.checkApart(modelfile, "the Modelfile", all);
         OutputFile.checkWritable(modelfile, overwrite);
       }
-      // the adapter first: it checks the adapter against the model before the (large) base is written
+      // the adapter first: it checks the adapter against the model before the (large) base is
+      // written
       GgufExport.Result r = GgufExport.writeAdapter(model, adapter, output, adapterType, overwrite);
       report(r, "LoRA adapter");
       if (writeBase) {
         GgufExport.Type baseType = type == null ? GgufExport.Type.F16 : t;
         report(GgufExport.writeModel(model, null, baseGguf, baseType, false), "base model");
       }
-      if (modelfile != null) notes.addAll(OllamaModelfile.write(modelfile, baseGguf, output, model, overwrite));
+      if (modelfile != null)
+        notes.addAll(OllamaModelfile.write(modelfile, baseGguf, output, model, overwrite));
     }
     if (modelfile != null) System.out.println("Ollama Modelfile written to " + modelfile);
     for (String n : notes) System.err.println("lora4j: warning: " + n);
@@ -130,7 +160,12 @@ final class ExportGgufCommand implements Callable<Integer> {
   }
 
   private static void report(GgufExport.Result r, String what) {
-    System.out.printf(Locale.ROOT, "%s written to %s (%d tensors, %.1f MB)%n", what, r.file(), r.tensors(),
+    System.out.printf(
+        Locale.ROOT,
+        "%s written to %s (%d tensors, %.1f MB)%n",
+        what,
+        r.file(),
+        r.tensors(),
         r.bytes() / 1e6);
   }
 }

@@ -42,10 +42,15 @@ public final class Main implements Runnable {
     cl.setExecutionExceptionHandler(
         (ex, cmd, parsed) -> {
           Throwable t = ex;
-          if (t instanceof Lora4jException || t instanceof IllegalArgumentException
-              || t instanceof IllegalStateException || t instanceof java.io.UncheckedIOException) {
+          if (t instanceof Lora4jException
+              || t instanceof IllegalArgumentException
+              || t instanceof IllegalStateException
+              || t instanceof java.io.UncheckedIOException) {
             err.println(
-                "lora4j " + cmd.getCommandName() + ": error: " + oneLine(Flags.translate(t.getMessage())));
+                "lora4j "
+                    + cmd.getCommandName()
+                    + ": error: "
+                    + oneLine(Flags.translate(t.getMessage())));
           } else {
             err.println("lora4j " + cmd.getCommandName() + ": error: " + t);
             if (System.getenv("LORA4J_DEBUG") != null) t.printStackTrace(err);

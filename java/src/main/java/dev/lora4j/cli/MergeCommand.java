@@ -1,8 +1,8 @@
 package dev.lora4j.cli;
 
+import dev.lora4j.io.OutputFolder;
 import dev.lora4j.model.MergedExport;
 import dev.lora4j.model.peft.LoraAdapter;
-import dev.lora4j.io.OutputFolder;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -22,19 +22,29 @@ import picocli.CommandLine.Option;
       ""
     })
 final class MergeCommand implements Callable<Integer> {
-  @Option(names = "--model", required = true, paramLabel = "DIR",
+  @Option(
+      names = "--model",
+      required = true,
+      paramLabel = "DIR",
       description = "base model folder (config.json and safetensors); never written to")
   Path model;
 
-  @Option(names = "--adapter", required = true, paramLabel = "DIR",
+  @Option(
+      names = "--adapter",
+      required = true,
+      paramLabel = "DIR",
       description = "PEFT adapter folder (adapter_config.json, adapter_model.safetensors)")
   Path adapter;
 
-  @Option(names = "--output", required = true, paramLabel = "DIR",
+  @Option(
+      names = "--output",
+      required = true,
+      paramLabel = "DIR",
       description = "merged model folder to create: new or empty, apart from the inputs")
   Path output;
 
-  @Option(names = "--overwrite",
+  @Option(
+      names = "--overwrite",
       description = "replace the contents of a non-empty --output folder (default: refuse)")
   boolean overwrite;
 

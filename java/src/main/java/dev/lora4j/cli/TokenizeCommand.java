@@ -4,11 +4,11 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.lora4j.Lora4jException;
-import dev.lora4j.data.TemplateChatEncoder;
 import dev.lora4j.data.DataConfig;
 import dev.lora4j.data.DataStats;
 import dev.lora4j.data.ExampleStream;
 import dev.lora4j.data.JsonlDataset;
+import dev.lora4j.data.TemplateChatEncoder;
 import dev.lora4j.data.TokenizedExample;
 import dev.lora4j.data.TokenizerTextEncoder;
 import dev.lora4j.tokenizer.Tokenizer;
@@ -29,32 +29,50 @@ import picocli.CommandLine.Option;
       ""
     })
 final class TokenizeCommand implements Callable<Integer> {
-  @Option(names = "--data", required = true, paramLabel = "FILE.jsonl",
-      description = "data file, one JSON example per line (UTF-8)") Path data;
+  @Option(
+      names = "--data",
+      required = true,
+      paramLabel = "FILE.jsonl",
+      description = "data file, one JSON example per line (UTF-8)")
+  Path data;
 
-  @Option(names = "--format", paramLabel = "text|prompt_completion|alpaca|chat|pretokenized",
-      description = "data format (default: detected from the first valid line)") String format;
+  @Option(
+      names = "--format",
+      paramLabel = "text|prompt_completion|alpaca|chat|pretokenized",
+      description = "data format (default: detected from the first valid line)")
+  String format;
 
   @ArgGroup(exclusive = true, multiplicity = "1")
   Source source;
 
   static final class Source {
-    @Option(names = "--tokenizer", paramLabel = "DIR",
-        description = "folder with tokenizer.json (and tokenizer_config.json for chat data)") Path tokenizer;
-    @Option(names = "--model", paramLabel = "DIR", description = "model folder with tokenizer.json") Path model;
+    @Option(
+        names = "--tokenizer",
+        paramLabel = "DIR",
+        description = "folder with tokenizer.json (and tokenizer_config.json for chat data)")
+    Path tokenizer;
+
+    @Option(names = "--model", paramLabel = "DIR", description = "model folder with tokenizer.json")
+    Path model;
   }
 
-  @Option(names = "--json", description = "one JSON object per example (default: tokens as text)") boolean json;
+  @Option(names = "--json", description = "one JSON object per example (default: tokens as text)")
+  boolean json;
 
-  @Option(names = "--completions-only",
+  @Option(
+      names = "--completions-only",
       description = "mask prompts as training with --completions-only would (default: off)")
   boolean completionsOnly;
 
-  @Option(names = "--max-seq-length", defaultValue = "1000000", paramLabel = "N",
+  @Option(
+      names = "--max-seq-length",
+      defaultValue = "1000000",
+      paramLabel = "N",
       description = "cut examples to N tokens as training would (default: ${DEFAULT-VALUE})")
   int maxSeqLength;
 
-  @Option(names = "--skip-invalid",
+  @Option(
+      names = "--skip-invalid",
       description = "skip bad lines (malformed, not UTF-8) and report them (default: off)")
   boolean skipInvalid;
 
@@ -71,7 +89,8 @@ final class TokenizeCommand implements Callable<Integer> {
             .shuffleBuffer(0)
             .build();
     JsonlDataset ds =
-        JsonlDataset.open(data, new TokenizerTextEncoder(tok), TemplateChatEncoder.forFolder(dir, tok), cfg);
+        JsonlDataset.open(
+            data, new TokenizerTextEncoder(tok), TemplateChatEncoder.forFolder(dir, tok), cfg);
     ObjectMapper om = new ObjectMapper();
     DataStats stats = new DataStats();
     try (ExampleStream s = ds.examplesInFileOrder(stats)) {
@@ -89,7 +108,8 @@ final class TokenizeCommand implements Callable<Integer> {
           StringBuilder sb = new StringBuilder(e.source()).append(": ");
           for (int i = 0; i < e.length(); i++) {
             String piece = tok.idToToken(e.inputIds()[i]);
-            sb.append(e.labels()[i] == TokenizedExample.IGNORE ? piece : "[" + piece + "]").append(' ');
+            sb.append(e.labels()[i] == TokenizedExample.IGNORE ? piece : "[" + piece + "]")
+                .append(' ');
           }
           System.out.println(sb.toString().trim());
         }

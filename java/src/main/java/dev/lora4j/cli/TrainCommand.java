@@ -43,97 +43,247 @@ import picocli.CommandLine.Option;
 final class TrainCommand implements Callable<Integer> {
   @Mixin ModelOptions modelOptions;
 
-  @Option(names = "--data", required = true, paramLabel = "FILE.jsonl",
+  @Option(
+      names = "--data",
+      required = true,
+      paramLabel = "FILE.jsonl",
       description = "training data, one JSON example per line (UTF-8)")
   Path data;
 
-  @Option(names = "--output", required = true, paramLabel = "DIR",
-      description = "output folder: adapter/, metrics.jsonl, loss.png, checkpoint-N/; one holding"
-          + " an earlier run needs --resume or --overwrite")
+  @Option(
+      names = "--output",
+      required = true,
+      paramLabel = "DIR",
+      description =
+          "output folder: adapter/, metrics.jsonl, loss.png, checkpoint-N/; one holding"
+              + " an earlier run needs --resume or --overwrite")
   Path output;
 
-  @Option(names = "--overwrite",
-      description = "delete the earlier run in --output first (its adapter, metrics, plot and"
-          + " checkpoints; other files are kept) (default: refuse such a folder)")
+  @Option(
+      names = "--overwrite",
+      description =
+          "delete the earlier run in --output first (its adapter, metrics, plot and"
+              + " checkpoints; other files are kept) (default: refuse such a folder)")
   Boolean overwrite;
 
-  @Option(names = "--config", paramLabel = "FILE.json",
-      description = "training settings as JSON (keys as TrainingConfig's, snake_case; default: none)")
+  @Option(
+      names = "--config",
+      paramLabel = "FILE.json",
+      description =
+          "training settings as JSON (keys as TrainingConfig's, snake_case; default: none)")
   Path config;
 
-  @Option(names = "--adapter", paramLabel = "DIR",
+  @Option(
+      names = "--adapter",
+      paramLabel = "DIR",
       description = "start from this PEFT adapter instead of a new one (default: a new adapter)")
   Path adapter;
 
-  @Option(names = "--rank", paramLabel = "R", description = "LoRA rank r (default: 8)") Integer rank;
-  @Option(names = "--alpha", paramLabel = "A", description = "LoRA alpha (default: 8)") Double alpha;
-  @Option(names = "--targets", paramLabel = "q_proj,...|all-linear",
-      description = "projections to adapt: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj,"
-          + " down_proj, or all-linear (default: q_proj,v_proj)") String targets;
-  @Option(names = "--rslora", description = "scale by alpha/sqrt(r) instead of alpha/r (default: off)") Boolean rslora;
-  @Option(names = "--lr", paramLabel = "LR", description = "peak learning rate (default: 2e-4)") Double lr;
-  @Option(names = "--schedule", paramLabel = "constant|linear|cosine",
-      description = "learning-rate schedule after the warmup (default: linear)") String schedule;
-  @Option(names = "--warmup-steps", paramLabel = "N",
-      description = "steps of linear warmup from 0 to --lr (default: 0)") Integer warmupSteps;
-  @Option(names = "--weight-decay", paramLabel = "W", description = "AdamW weight decay (default: 0)") Double weightDecay;
-  @Option(names = "--adam-beta1", paramLabel = "B1", description = "AdamW beta1 (default: 0.9)") Double beta1;
-  @Option(names = "--adam-beta2", paramLabel = "B2", description = "AdamW beta2 (default: 0.999)") Double beta2;
-  @Option(names = "--adam-eps", paramLabel = "EPS", description = "AdamW epsilon (default: 1e-8)") Double eps;
-  @Option(names = "--max-grad-norm", paramLabel = "N",
-      description = "gradient clipping norm, 0 for none (default: 1.0)") Double maxGradNorm;
-  @Option(names = "--batch-size", paramLabel = "N", description = "rows per micro-batch (default: 4)") Integer batchSize;
-  @Option(names = "--grad-accum", paramLabel = "N",
-      description = "micro-batches per optimizer step (default: 1)") Integer gradAccum;
-  @Option(names = "--steps", paramLabel = "N",
-      description = "optimizer steps; replaces --epochs (default: as many as --epochs make)") Long steps;
-  @Option(names = "--epochs", paramLabel = "N", description = "passes over the data (default: 1)") Integer epochs;
-  @Option(names = "--max-seq-length", paramLabel = "N",
-      description = "longest row in tokens; longer examples are cut and reported (default: 2048)") Integer maxSeqLength;
-  @Option(names = "--completions-only",
-      description = "train on completions / assistant turns only; examples with nothing left to"
-          + " learn are dropped and reported (default: off, every token counts)") Boolean completionsOnly;
-  @Option(names = "--packing", description = "pack several examples per row (default: off, one per row)") Boolean packing;
-  @Option(names = "--format", paramLabel = "text|prompt_completion|alpaca|chat|pretokenized",
-      description = "data format (default: detected from the first valid line)") String format;
-  @Option(names = "--skip-invalid",
-      description = "skip bad lines (malformed, not UTF-8), count them and report the first few"
-          + " (default: off, the first bad line is an error)") Boolean skipInvalid;
-  @Option(names = "--shuffle-buffer", paramLabel = "N",
-      description = "examples held for shuffling, 0 for file order (default: 10000)") Integer shuffleBuffer;
-  @Option(names = "--seed", paramLabel = "N", description = "seed of the adapter and the shuffle (default: 42)") Long seed;
-  @Option(names = "--eval-data", paramLabel = "FILE.jsonl", description = "validation data (default: none)") Path evalData;
-  @Option(names = "--val-fraction", paramLabel = "F",
-      description = "fraction of --data held out for validation (default: 0)") Double valFraction;
-  @Option(names = "--forgetting-data", paramLabel = "FILE.jsonl",
-      description = "general data unrelated to the task (any format --data takes, typically plain"
-          + " text): its loss is evaluated with the base model once and with the adapter at every"
-          + " evaluation, beside the task's (default: none)") Path forgettingData;
-  @Option(names = "--forgetting-warn", paramLabel = "F",
-      description = "warn when the loss on --forgetting-data rises by more than this fraction of the"
-          + " base model's (default: 0.05)") Double forgettingWarn;
-  @Option(names = "--eval-steps", paramLabel = "N",
-      description = "evaluate every N steps (default: 0, at the end only)") Long evalSteps;
-  @Option(names = "--log-steps", paramLabel = "N", description = "log every N steps (default: 10)") Long logSteps;
-  @Option(names = "--save-steps", paramLabel = "N",
-      description = "write a checkpoint every N steps (default: 0, none)") Long saveSteps;
-  @Option(names = "--save-limit", paramLabel = "N", description = "checkpoints kept (default: 2)") Integer saveLimit;
-  @Option(names = "--resume",
-      description = "continue from the latest checkpoint in --output; an error when there is none"
-          + " or when it was made with other settings (default: off)") Boolean resume;
-  @Option(names = "--no-guard", description = "turn the poisoned-batch guard off (default: on)") Boolean noGuard;
-  @Option(names = "--guard-loss-factor", paramLabel = "F",
-      description = "reject a step whose loss is this many times the running median (default: 3)") Double guardLossFactor;
-  @Option(names = "--guard-grad-factor", paramLabel = "F",
-      description = "reject a step whose gradient norm is this many times the running median (default: 10)") Double guardGradFactor;
+  @Option(names = "--rank", paramLabel = "R", description = "LoRA rank r (default: 8)")
+  Integer rank;
 
-  @Option(names = "--aggregation", paramLabel = "mean|median|trimmed-mean[:f]|krum[:f]|centered-clip",
-      description = "how the gradients of a step's workers (each rank x micro-batch) are combined;"
-          + " median and trimmed-mean tolerate f < n/2 faulty workers, krum needs n > 2f + 2"
-          + " (default: mean)") String aggregation;
-  @Option(names = "--inject-fault", paramLabel = "KIND[:ARG]@WORKER[,...]",
-      description = "faulty workers on purpose, for testing: gradient-scale:S, gradient-noise:SIGMA,"
-          + " nan, random-tokens, alie:Z (default: none)") String injectFault;
+  @Option(names = "--alpha", paramLabel = "A", description = "LoRA alpha (default: 8)")
+  Double alpha;
+
+  @Option(
+      names = "--targets",
+      paramLabel = "q_proj,...|all-linear",
+      description =
+          "projections to adapt: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj,"
+              + " down_proj, or all-linear (default: q_proj,v_proj)")
+  String targets;
+
+  @Option(
+      names = "--rslora",
+      description = "scale by alpha/sqrt(r) instead of alpha/r (default: off)")
+  Boolean rslora;
+
+  @Option(names = "--lr", paramLabel = "LR", description = "peak learning rate (default: 2e-4)")
+  Double lr;
+
+  @Option(
+      names = "--schedule",
+      paramLabel = "constant|linear|cosine",
+      description = "learning-rate schedule after the warmup (default: linear)")
+  String schedule;
+
+  @Option(
+      names = "--warmup-steps",
+      paramLabel = "N",
+      description = "steps of linear warmup from 0 to --lr (default: 0)")
+  Integer warmupSteps;
+
+  @Option(
+      names = "--weight-decay",
+      paramLabel = "W",
+      description = "AdamW weight decay (default: 0)")
+  Double weightDecay;
+
+  @Option(names = "--adam-beta1", paramLabel = "B1", description = "AdamW beta1 (default: 0.9)")
+  Double beta1;
+
+  @Option(names = "--adam-beta2", paramLabel = "B2", description = "AdamW beta2 (default: 0.999)")
+  Double beta2;
+
+  @Option(names = "--adam-eps", paramLabel = "EPS", description = "AdamW epsilon (default: 1e-8)")
+  Double eps;
+
+  @Option(
+      names = "--max-grad-norm",
+      paramLabel = "N",
+      description = "gradient clipping norm, 0 for none (default: 1.0)")
+  Double maxGradNorm;
+
+  @Option(
+      names = "--batch-size",
+      paramLabel = "N",
+      description = "rows per micro-batch (default: 4)")
+  Integer batchSize;
+
+  @Option(
+      names = "--grad-accum",
+      paramLabel = "N",
+      description = "micro-batches per optimizer step (default: 1)")
+  Integer gradAccum;
+
+  @Option(
+      names = "--steps",
+      paramLabel = "N",
+      description = "optimizer steps; replaces --epochs (default: as many as --epochs make)")
+  Long steps;
+
+  @Option(names = "--epochs", paramLabel = "N", description = "passes over the data (default: 1)")
+  Integer epochs;
+
+  @Option(
+      names = "--max-seq-length",
+      paramLabel = "N",
+      description = "longest row in tokens; longer examples are cut and reported (default: 2048)")
+  Integer maxSeqLength;
+
+  @Option(
+      names = "--completions-only",
+      description =
+          "train on completions / assistant turns only; examples with nothing left to"
+              + " learn are dropped and reported (default: off, every token counts)")
+  Boolean completionsOnly;
+
+  @Option(
+      names = "--packing",
+      description = "pack several examples per row (default: off, one per row)")
+  Boolean packing;
+
+  @Option(
+      names = "--format",
+      paramLabel = "text|prompt_completion|alpaca|chat|pretokenized",
+      description = "data format (default: detected from the first valid line)")
+  String format;
+
+  @Option(
+      names = "--skip-invalid",
+      description =
+          "skip bad lines (malformed, not UTF-8), count them and report the first few"
+              + " (default: off, the first bad line is an error)")
+  Boolean skipInvalid;
+
+  @Option(
+      names = "--shuffle-buffer",
+      paramLabel = "N",
+      description = "examples held for shuffling, 0 for file order (default: 10000)")
+  Integer shuffleBuffer;
+
+  @Option(
+      names = "--seed",
+      paramLabel = "N",
+      description = "seed of the adapter and the shuffle (default: 42)")
+  Long seed;
+
+  @Option(
+      names = "--eval-data",
+      paramLabel = "FILE.jsonl",
+      description = "validation data (default: none)")
+  Path evalData;
+
+  @Option(
+      names = "--val-fraction",
+      paramLabel = "F",
+      description = "fraction of --data held out for validation (default: 0)")
+  Double valFraction;
+
+  @Option(
+      names = "--forgetting-data",
+      paramLabel = "FILE.jsonl",
+      description =
+          "general data unrelated to the task (any format --data takes, typically plain text): its"
+              + " loss is evaluated with the base model once and with the adapter at every"
+              + " evaluation, beside the task's (default: none)")
+  Path forgettingData;
+
+  @Option(
+      names = "--forgetting-warn",
+      paramLabel = "F",
+      description =
+          "warn when the loss on --forgetting-data rises by more than this fraction of the"
+              + " base model's (default: 0.05)")
+  Double forgettingWarn;
+
+  @Option(
+      names = "--eval-steps",
+      paramLabel = "N",
+      description = "evaluate every N steps (default: 0, at the end only)")
+  Long evalSteps;
+
+  @Option(names = "--log-steps", paramLabel = "N", description = "log every N steps (default: 10)")
+  Long logSteps;
+
+  @Option(
+      names = "--save-steps",
+      paramLabel = "N",
+      description = "write a checkpoint every N steps (default: 0, none)")
+  Long saveSteps;
+
+  @Option(names = "--save-limit", paramLabel = "N", description = "checkpoints kept (default: 2)")
+  Integer saveLimit;
+
+  @Option(
+      names = "--resume",
+      description =
+          "continue from the latest checkpoint in --output; an error when there is none"
+              + " or when it was made with other settings (default: off)")
+  Boolean resume;
+
+  @Option(names = "--no-guard", description = "turn the poisoned-batch guard off (default: on)")
+  Boolean noGuard;
+
+  @Option(
+      names = "--guard-loss-factor",
+      paramLabel = "F",
+      description = "reject a step whose loss is this many times the running median (default: 3)")
+  Double guardLossFactor;
+
+  @Option(
+      names = "--guard-grad-factor",
+      paramLabel = "F",
+      description =
+          "reject a step whose gradient norm is this many times the running median (default: 10)")
+  Double guardGradFactor;
+
+  @Option(
+      names = "--aggregation",
+      paramLabel = "mean|median|trimmed-mean[:f]|krum[:f]|centered-clip",
+      description =
+          "how the gradients of a step's workers (each rank x micro-batch) are combined;"
+              + " median and trimmed-mean tolerate f < n/2 faulty workers, krum needs n > 2f + 2"
+              + " (default: mean)")
+  String aggregation;
+
+  @Option(
+      names = "--inject-fault",
+      paramLabel = "KIND[:ARG]@WORKER[,...]",
+      description =
+          "faulty workers on purpose, for testing: gradient-scale:S, gradient-noise:SIGMA,"
+              + " nan, random-tokens, alie:Z (default: none)")
+  String injectFault;
 
   /** Settings given in --config (snake_case keys), for telling an explicit value from a default. */
   private final java.util.Set<String> configKeys = new java.util.HashSet<>();
@@ -143,45 +293,64 @@ final class TrainCommand implements Callable<Integer> {
     TrainingConfig cfg = settings();
     if (cfg.resume()) checkOptimizerFlagsOnResume(cfg);
     try (MistralModel model = modelOptions.load()) {
-      List<TrainingListener> ls = List.of(new ProgressListener(System.err, System.console() != null, cfg.loggingSteps()));
+      List<TrainingListener> ls =
+          List.of(new ProgressListener(System.err, System.console() != null, cfg.loggingSteps()));
       TrainingResult r;
       try {
         r = LoraTrainer.fit(model, Dataset.jsonl(data), cfg, ls);
       } catch (RunSettings.MismatchException e) {
-        throw new Lora4jException(RunSettings.MismatchException.message(e.checkpoint(), e.differences(), true), e);
+        throw new Lora4jException(
+            RunSettings.MismatchException.message(e.checkpoint(), e.differences(), true), e);
       }
       System.out.printf(
           Locale.ROOT,
           "adapter: %s%nsteps: %d (skipped %d)%nloss: %.4f -> %.4f%n",
-          r.adapterDir(), r.steps(), r.skippedSteps(), r.firstLoss(), r.finalLoss());
+          r.adapterDir(),
+          r.steps(),
+          r.skippedSteps(),
+          r.firstLoss(),
+          r.finalLoss());
       if (r.finalEvaluation() != null) {
         var e = r.finalEvaluation();
         if (e.hasTask()) {
           System.out.printf(
-              Locale.ROOT, "eval loss: %.4f (base model %.4f, task loss gain %.4f)%n", e.loss(),
-              e.baseLoss(), e.taskGain());
+              Locale.ROOT,
+              "eval loss: %.4f (base model %.4f, task loss gain %.4f)%n",
+              e.loss(),
+              e.baseLoss(),
+              e.taskGain());
         }
         if (e.hasGeneral()) {
           System.out.printf(
-              Locale.ROOT, "general-data loss: %.4f (base model %.4f, %+.1f%%)%n", e.generalLoss(),
-              e.baseGeneralLoss(), 100 * e.generalChange());
+              Locale.ROOT,
+              "general-data loss: %.4f (base model %.4f, %+.1f%%)%n",
+              e.generalLoss(),
+              e.baseGeneralLoss(),
+              100 * e.generalChange());
         }
       }
       if (r.rejectedBatches() > 0) {
-        System.out.println("rejected batches: " + r.rejectedBatches() + " (rejected twice by the guard,"
-            + " not trained on; each with its data position in " + output.resolve("rejected.jsonl") + ")");
+        System.out.println(
+            "rejected batches: "
+                + r.rejectedBatches()
+                + " (rejected twice by the guard,"
+                + " not trained on; each with its data position in "
+                + output.resolve("rejected.jsonl")
+                + ")");
       }
       System.out.println("training data: " + r.trainData().describe());
-      if (r.validationData() != null) System.out.println("validation data: " + r.validationData().describe());
-      if (r.forgettingData() != null) System.out.println("forgetting data: " + r.forgettingData().describe());
+      if (r.validationData() != null)
+        System.out.println("validation data: " + r.validationData().describe());
+      if (r.forgettingData() != null)
+        System.out.println("forgetting data: " + r.forgettingData().describe());
       for (String w : r.warnings()) System.out.println("warning: " + Flags.translate(w));
     }
     return 0;
   }
 
   /**
-   * On --resume, an optimizer setting may differ from the checkpoint's only when typed: a flag
-   * left out (so at its default) that differs from the run being resumed is an error.
+   * On --resume, an optimizer setting may differ from the checkpoint's only when typed: a flag left
+   * out (so at its default) that differs from the run being resumed is an error.
    */
   void checkOptimizerFlagsOnResume(TrainingConfig cfg) {
     Path ck = new CheckpointStore(output, Integer.MAX_VALUE).latestIntact();
@@ -189,20 +358,36 @@ final class TrainCommand implements Callable<Integer> {
     RunSettings recorded = CheckpointStore.readSettings(ck);
     if (recorded == null) return;
     Map<RunSettings.Setting, Boolean> typed = new java.util.EnumMap<>(RunSettings.Setting.class);
-    typed.put(RunSettings.Setting.LEARNING_RATE, lr != null || configKeys.contains("learning_rate"));
-    typed.put(RunSettings.Setting.WEIGHT_DECAY, weightDecay != null || configKeys.contains("weight_decay"));
+    typed.put(
+        RunSettings.Setting.LEARNING_RATE, lr != null || configKeys.contains("learning_rate"));
+    typed.put(
+        RunSettings.Setting.WEIGHT_DECAY,
+        weightDecay != null || configKeys.contains("weight_decay"));
     typed.put(RunSettings.Setting.ADAM_BETA1, beta1 != null);
     typed.put(RunSettings.Setting.ADAM_BETA2, beta2 != null);
     typed.put(RunSettings.Setting.ADAM_EPS, eps != null || configKeys.contains("adam_eps"));
-    typed.put(RunSettings.Setting.MAX_GRAD_NORM, maxGradNorm != null || configKeys.contains("max_grad_norm"));
+    typed.put(
+        RunSettings.Setting.MAX_GRAD_NORM,
+        maxGradNorm != null || configKeys.contains("max_grad_norm"));
     Map<RunSettings.Setting, String> now = RunSettings.optimizerValues(cfg);
     List<String> problems = new java.util.ArrayList<>();
     for (Map.Entry<RunSettings.Setting, Boolean> e : typed.entrySet()) {
       String was = recorded.get(e.getKey()), is = now.get(e.getKey());
       if (!e.getValue() && was != null && !was.equals(is)) {
-        problems.add(e.getKey().label() + " " + was + " in the checkpoint, " + is + " now (the default):"
-            + " give " + e.getKey().flag() + " " + was + " to keep it, or " + e.getKey().flag()
-            + " with a new value to change it");
+        problems.add(
+            e.getKey().label()
+                + " "
+                + was
+                + " in the checkpoint, "
+                + is
+                + " now (the default):"
+                + " give "
+                + e.getKey().flag()
+                + " "
+                + was
+                + " to keep it, or "
+                + e.getKey().flag()
+                + " with a new value to change it");
       }
     }
     if (!problems.isEmpty()) {
@@ -260,7 +445,8 @@ final class TrainCommand implements Callable<Integer> {
           case "init_adapter" -> b.initAdapter(Path.of(v.asText()));
           case "lora_rank" -> lb.rank(v.asInt());
           case "lora_alpha" -> lb.alpha(v.asDouble());
-          case "lora_targets" -> lb.targets(v.isArray() ? String.join(",", textList(v)) : v.asText());
+          case "lora_targets" ->
+              lb.targets(v.isArray() ? String.join(",", textList(v)) : v.asText());
           case "use_rslora" -> lb.rslora(v.asBoolean());
           case "guard" -> guard = v.asBoolean() ? guard : GuardConfig.off();
           case "guard_loss_factor" -> guard = guard.withLossFactor(v.asDouble());
@@ -280,7 +466,8 @@ final class TrainCommand implements Callable<Integer> {
     if (schedule != null) sched = schedule;
     if (warmupSteps != null) warmup = warmupSteps;
     if (weightDecay != null) b.weightDecay(weightDecay);
-    if (beta1 != null || beta2 != null) b.betas(beta1 == null ? 0.9 : beta1, beta2 == null ? 0.999 : beta2);
+    if (beta1 != null || beta2 != null)
+      b.betas(beta1 == null ? 0.9 : beta1, beta2 == null ? 0.999 : beta2);
     if (eps != null) b.adamEps(eps);
     if (maxGradNorm != null) b.maxGradNorm(maxGradNorm);
     if (batchSize != null) b.batchSize(batchSize);
@@ -323,12 +510,15 @@ final class TrainCommand implements Callable<Integer> {
 
   static DataFormat parseFormat(String s) {
     String v = s.trim().toUpperCase(Locale.ROOT).replace('-', '_').replace('/', '_');
-    if (v.equals("PROMPT_COMPLETION") || v.equals("COMPLETION")) return DataFormat.PROMPT_COMPLETION;
+    if (v.equals("PROMPT_COMPLETION") || v.equals("COMPLETION"))
+      return DataFormat.PROMPT_COMPLETION;
     try {
       return DataFormat.valueOf(v);
     } catch (IllegalArgumentException e) {
       throw new IllegalArgumentException(
-          "unknown data format '" + s + "': use text, prompt_completion, alpaca, chat or pretokenized");
+          "unknown data format '"
+              + s
+              + "': use text, prompt_completion, alpaca, chat or pretokenized");
     }
   }
 }

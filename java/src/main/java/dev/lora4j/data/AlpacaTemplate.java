@@ -29,8 +29,8 @@ package dev.lora4j.data;
  * ### Response:\n
  * </pre>
  *
- * ({@code \n} is one newline; the prompt ends with the newline after "### Response:"). The
- * output follows directly, then the end-of-sequence token.
+ * ({@code \n} is one newline; the prompt ends with the newline after "### Response:"). The output
+ * follows directly, then the end-of-sequence token.
  */
 public final class AlpacaTemplate {
   /** The header when the example has an input. */

@@ -10,12 +10,12 @@ import java.util.concurrent.TimeUnit;
  * The batches of a training run, from a {@link DataPosition} to the end of the last epoch (see
  * {@link JsonlDataset#batches(DataPosition, int)}).
  *
- * <p>With {@link DataConfig#prefetch()} a background thread ("lora4j-batches") reads, tokenizes
- * and collates ahead of the caller into a queue of at most 2 batches, so the next batch is ready
- * while the device runs the current one. An exception on that thread ends the iteration: the next
- * {@link #hasNext()} or {@link #next()} throws a {@link DataException} with the same message (the
- * original as its cause). {@link #close()} stops the thread and closes the file; always close the
- * iterator (try-with-resources).
+ * <p>With {@link DataConfig#prefetch()} a background thread ("lora4j-batches") reads, tokenizes and
+ * collates ahead of the caller into a queue of at most 2 batches, so the next batch is ready while
+ * the device runs the current one. An exception on that thread ends the iteration: the next {@link
+ * #hasNext()} or {@link #next()} throws a {@link DataException} with the same message (the original
+ * as its cause). {@link #close()} stops the thread and closes the file; always close the iterator
+ * (try-with-resources).
  *
  * <p>The batch order depends only on the file, the {@link DataConfig} and the start position, not
  * on the threading: the same position always gives the same batches.

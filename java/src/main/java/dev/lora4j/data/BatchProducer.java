@@ -9,9 +9,9 @@ import java.util.List;
  *
  * <p>Without packing a batch is the next batchSize examples. With packing, examples are placed
  * greedily in stream order into the first of the batch's rows with room for them (first fit; a new
- * row is opened while the batch has fewer than batchSize rows); the first example that fits
- * nowhere closes the batch and starts the next one. A batch never spans two epochs: the last
- * batch of an epoch may be partial.
+ * row is opened while the batch has fewer than batchSize rows); the first example that fits nowhere
+ * closes the batch and starts the next one. A batch never spans two epochs: the last batch of an
+ * epoch may be partial.
  */
 final class BatchProducer implements AutoCloseable {
   private final JsonlDataset dataset;
@@ -54,8 +54,13 @@ final class BatchProducer implements AutoCloseable {
     for (; toSkip > 0; toSkip--) {
       if (!stream.hasNext()) {
         throw new DataException(
-            dataset.file() + ": data position (epoch " + epoch + ", " + (consumed + toSkip)
-                + " examples) is past the end of the epoch, which has " + consumed
+            dataset.file()
+                + ": data position (epoch "
+                + epoch
+                + ", "
+                + (consumed + toSkip)
+                + " examples) is past the end of the epoch, which has "
+                + consumed
                 + " examples; was the file or the data configuration changed?");
       }
       stream.next();

@@ -1,17 +1,16 @@
 package dev.lora4j.data;
 
 import dev.lora4j.tokenizer.ChatMessage;
-
 import java.util.List;
 
 /**
- * Turns a conversation into token ids and labels through a chat template (for Mistral,
- * {@code <s>[INST] user [/INST]assistant</s>[INST] ...}).
+ * Turns a conversation into token ids and labels through a chat template (for Mistral, {@code
+ * <s>[INST] user [/INST]assistant</s>[INST] ...}).
  *
  * <p>Message contents are tokenized literally; control tokens come only from the template. When
- * {@code completionsOnly} is true, every label is -100 ({@link TokenizedExample#IGNORE}) except
- * the tokens of assistant contents and the end-of-sequence token that closes each assistant turn;
- * when false every label equals its input id.
+ * {@code completionsOnly} is true, every label is -100 ({@link TokenizedExample#IGNORE}) except the
+ * tokens of assistant contents and the end-of-sequence token that closes each assistant turn; when
+ * false every label equals its input id.
  */
 public interface ChatEncoder {
 

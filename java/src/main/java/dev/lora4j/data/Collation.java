@@ -5,12 +5,12 @@ import java.util.Arrays;
 import java.util.List;
 
 /**
- * Turns examples into {@link Batch}es: one right-padded example per row, or several examples
- * packed into each row.
+ * Turns examples into {@link Batch}es: one right-padded example per row, or several examples packed
+ * into each row.
  *
  * <p><b>Padding</b>: rows are right-padded to the longest example of the batch with the pad id;
- * padding has attention mask 0 and label -100; position and segment ids are left null (one
- * sequence per row, positions 0, 1, 2, ...).
+ * padding has attention mask 0 and label -100; position and segment ids are left null (one sequence
+ * per row, positions 0, 1, 2, ...).
  *
  * <p><b>Packing</b>: each row is exactly {@code seq} tokens: its examples one after another, then
  * padding. Position ids restart at 0 at the first token of each example. Segment ids number the
@@ -18,8 +18,8 @@ import java.util.List;
  * engine attends only within a segment, so no example sees another. Because the loss is shifted
  * ({@code logits[t]} predicts {@code labels[t + 1]}), the label at the first position of every
  * packed example is set to -100: otherwise the last token of the previous example would be trained
- * to predict the first token of the next one. (The first position of a row never counts anyway,
- * so a packed row counts exactly the tokens its examples count alone.)
+ * to predict the first token of the next one. (The first position of a row never counts anyway, so
+ * a packed row counts exactly the tokens its examples count alone.)
  */
 public final class Collation {
   private Collation() {}

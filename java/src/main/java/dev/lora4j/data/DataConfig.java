@@ -13,8 +13,8 @@ package dev.lora4j.data;
  * @param skipInvalid skip and count invalid lines instead of failing on the first one (default
  *     false)
  * @param batchSize rows per batch (default 1)
- * @param packing pack several examples into each row of exactly maxSeqLength tokens instead of
- *     one right-padded example per row (default false)
+ * @param packing pack several examples into each row of exactly maxSeqLength tokens instead of one
+ *     right-padded example per row (default false)
  * @param shuffleBuffer examples held by the shuffle buffer; 0 or 1 keeps the file order (default
  *     10000)
  * @param seed seed of the shuffle and of the validation split (default 42)
@@ -36,11 +36,15 @@ public record DataConfig(
     boolean prefetch) {
 
   public DataConfig {
-    if (maxSeqLength < 2) throw new IllegalArgumentException("maxSeqLength must be >= 2, got " + maxSeqLength);
-    if (batchSize < 1) throw new IllegalArgumentException("batchSize must be >= 1, got " + batchSize);
-    if (shuffleBuffer < 0) throw new IllegalArgumentException("shuffleBuffer must be >= 0, got " + shuffleBuffer);
+    if (maxSeqLength < 2)
+      throw new IllegalArgumentException("maxSeqLength must be >= 2, got " + maxSeqLength);
+    if (batchSize < 1)
+      throw new IllegalArgumentException("batchSize must be >= 1, got " + batchSize);
+    if (shuffleBuffer < 0)
+      throw new IllegalArgumentException("shuffleBuffer must be >= 0, got " + shuffleBuffer);
     if (!(validationFraction >= 0 && validationFraction < 1)) {
-      throw new IllegalArgumentException("validationFraction must be in [0, 1), got " + validationFraction);
+      throw new IllegalArgumentException(
+          "validationFraction must be in [0, 1), got " + validationFraction);
     }
   }
 
@@ -87,21 +91,74 @@ public record DataConfig(
 
     private Builder() {}
 
-    public Builder format(DataFormat v) { format = v; return this; }
-    public Builder completionsOnly(boolean v) { completionsOnly = v; return this; }
-    public Builder maxSeqLength(int v) { maxSeqLength = v; return this; }
-    public Builder dropOverlong(boolean v) { dropOverlong = v; return this; }
-    public Builder skipInvalid(boolean v) { skipInvalid = v; return this; }
-    public Builder batchSize(int v) { batchSize = v; return this; }
-    public Builder packing(boolean v) { packing = v; return this; }
-    public Builder shuffleBuffer(int v) { shuffleBuffer = v; return this; }
-    public Builder seed(long v) { seed = v; return this; }
-    public Builder validationFraction(double v) { validationFraction = v; return this; }
-    public Builder prefetch(boolean v) { prefetch = v; return this; }
+    public Builder format(DataFormat v) {
+      format = v;
+      return this;
+    }
+
+    public Builder completionsOnly(boolean v) {
+      completionsOnly = v;
+      return this;
+    }
+
+    public Builder maxSeqLength(int v) {
+      maxSeqLength = v;
+      return this;
+    }
+
+    public Builder dropOverlong(boolean v) {
+      dropOverlong = v;
+      return this;
+    }
+
+    public Builder skipInvalid(boolean v) {
+      skipInvalid = v;
+      return this;
+    }
+
+    public Builder batchSize(int v) {
+      batchSize = v;
+      return this;
+    }
+
+    public Builder packing(boolean v) {
+      packing = v;
+      return this;
+    }
+
+    public Builder shuffleBuffer(int v) {
+      shuffleBuffer = v;
+      return this;
+    }
+
+    public Builder seed(long v) {
+      seed = v;
+      return this;
+    }
+
+    public Builder validationFraction(double v) {
+      validationFraction = v;
+      return this;
+    }
+
+    public Builder prefetch(boolean v) {
+      prefetch = v;
+      return this;
+    }
 
     public DataConfig build() {
-      return new DataConfig(format, completionsOnly, maxSeqLength, dropOverlong, skipInvalid,
-          batchSize, packing, shuffleBuffer, seed, validationFraction, prefetch);
+      return new DataConfig(
+          format,
+          completionsOnly,
+          maxSeqLength,
+          dropOverlong,
+          skipInvalid,
+          batchSize,
+          packing,
+          shuffleBuffer,
+          seed,
+          validationFraction,
+          prefetch);
     }
   }
 }

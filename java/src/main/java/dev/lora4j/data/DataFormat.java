@@ -23,8 +23,7 @@ public enum DataFormat {
   ALPACA(List.of("instruction", "output"), List.of("input")),
   /**
    * {@code {"messages": [{"role": ..., "content": ...}, ...]}}: through the chat template; only
-   * assistant contents and the eos closing each assistant turn count when training on
-   * completions.
+   * assistant contents and the eos closing each assistant turn count when training on completions.
    */
   CHAT(List.of("messages"), List.of()),
   /**

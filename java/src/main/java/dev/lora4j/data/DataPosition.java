@@ -5,9 +5,9 @@ package dev.lora4j.data;
  * (deterministically shuffled) example stream the batches so far have consumed.
  *
  * <p>Saved in a checkpoint and given back to {@link JsonlDataset#batches(DataPosition, int)}, it
- * reproduces exactly the batches the uninterrupted run would have produced next: the epoch's
- * stream is re-read and re-shuffled with the same seed and its first {@code examples} examples
- * are skipped. The position after the last batch of an epoch is {@code (epoch + 1, 0)}.
+ * reproduces exactly the batches the uninterrupted run would have produced next: the epoch's stream
+ * is re-read and re-shuffled with the same seed and its first {@code examples} examples are
+ * skipped. The position after the last batch of an epoch is {@code (epoch + 1, 0)}.
  *
  * @param epoch the epoch, from 0
  * @param examples examples of that epoch already consumed, from 0

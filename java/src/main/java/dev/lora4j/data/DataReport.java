@@ -6,16 +6,16 @@ import java.util.Locale;
 import java.util.Map;
 
 /**
- * What one pass over a data file did to its lines: how many became examples, how many were
- * dropped and why, how many were cut, and the first few of each kind with file, line and reason
- * (see {@link DataStats}).
+ * What one pass over a data file did to its lines: how many became examples, how many were dropped
+ * and why, how many were cut, and the first few of each kind with file, line and reason (see {@link
+ * DataStats}).
  *
  * @param lines non-blank lines read (of this split)
  * @param examples examples produced
  * @param tokens tokens of the examples produced
  * @param labelTokens tokens that count in the loss
- * @param truncated examples cut to the maximum length (kept, or dropped after the cut left
- *     nothing to learn)
+ * @param truncated examples cut to the maximum length (kept, or dropped after the cut left nothing
+ *     to learn)
  * @param skipped lines that produced no example, by reason
  * @param noted the first few dropped or altered examples of each kind
  */
@@ -64,7 +64,11 @@ public record DataReport(
         long n = dropped(r);
         if (n > 0) why.add(n + " " + words(r));
       }
-      sb.append("; dropped ").append(dropped()).append(" (").append(String.join(", ", why)).append(')');
+      sb.append("; dropped ")
+          .append(dropped())
+          .append(" (")
+          .append(String.join(", ", why))
+          .append(')');
     }
     if (truncated > 0) sb.append("; truncated ").append(truncated);
     for (DataStats.Noted n : noted) sb.append("\n  ").append(n);

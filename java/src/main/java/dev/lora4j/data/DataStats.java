@@ -8,8 +8,8 @@ import java.util.Map;
 /**
  * What reading a dataset found: examples produced, lines skipped and why, examples truncated,
  * tokens. Counts add up over every pass that shares this object (a {@link BatchIterator} counts
- * every epoch it reads). Thread-safe: the background batch thread updates it while the caller
- * reads it.
+ * every epoch it reads). Thread-safe: the background batch thread updates it while the caller reads
+ * it.
  */
 public final class DataStats {
   /** Why a line produced no example. */

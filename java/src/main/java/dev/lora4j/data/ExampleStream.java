@@ -3,8 +3,8 @@ package dev.lora4j.data;
 import java.util.Iterator;
 
 /**
- * One pass over a dataset's examples, read from the file as they are asked for. Close it to
- * release the file (a pass read to the end closes itself).
+ * One pass over a dataset's examples, read from the file as they are asked for. Close it to release
+ * the file (a pass read to the end closes itself).
  *
  * <p>{@link #hasNext()} and {@link #next()} throw {@link DataException} for a bad line (unless
  * skipInvalid), and at the end of a pass that produced no example at all.

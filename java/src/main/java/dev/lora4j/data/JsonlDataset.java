@@ -9,23 +9,23 @@ import java.util.function.LongPredicate;
 
 /**
  * A JSONL training file, read as a stream: every pass re-reads the file one line at a time, so a
- * file larger than memory trains in bounded memory (the shuffle buffer and two prepared batches
- * are what is held).
+ * file larger than memory trains in bounded memory (the shuffle buffer and two prepared batches are
+ * what is held).
  *
  * <p>Each line becomes one {@link TokenizedExample} according to its {@link DataFormat}, detected
  * from the keys of the file's first valid line unless {@link DataConfig#format()} sets it. Text is
  * tokenized literally. Examples longer than {@link DataConfig#maxSeqLength()} are truncated (or
- * dropped), examples with no label left are skipped, and both are counted in {@link DataStats}.
- * A bad line is a {@link DataException} naming file and line, or skipped and counted with {@link
+ * dropped), examples with no label left are skipped, and both are counted in {@link DataStats}. A
+ * bad line is a {@link DataException} naming file and line, or skipped and counted with {@link
  * DataConfig#skipInvalid()}. A pass with no valid example is a {@link DataException} naming the
  * file. Blank lines are ignored.
  *
  * <p><b>Validation split.</b> With {@link DataConfig#validationFraction()} {@code f > 0}, {@link
  * #validation()} takes line {@code n} (1-based, counting every physical line) iff {@code
  * splitmix64(seed ^ splitmix64(n)) >>> 11} scaled to [0, 1) is below {@code f}, and {@link
- * #train()} takes every other line: a seeded, deterministic, scattered selection of about {@code
- * f} of the lines (not the first or last block of the file), the same on every pass and never in
- * both. A separate validation file is simply another {@code JsonlDataset}.
+ * #train()} takes every other line: a seeded, deterministic, scattered selection of about {@code f}
+ * of the lines (not the first or last block of the file), the same on every pass and never in both.
+ * A separate validation file is simply another {@code JsonlDataset}.
  *
  * <p><b>Epochs and shuffling.</b> Epoch {@code e} reads the file again and shuffles it through a
  * {@link ShuffleBuffer} of {@link DataConfig#shuffleBuffer()} examples seeded with {@code seed +
@@ -49,7 +49,8 @@ public final class JsonlDataset {
   private final DataConfig config;
   private final Split split;
 
-  private JsonlDataset(Path file, TextEncoder text, ChatEncoder chat, DataConfig config, Split split) {
+  private JsonlDataset(
+      Path file, TextEncoder text, ChatEncoder chat, DataConfig config, Split split) {
     this.file = file;
     this.text = text;
     this.chat = chat;
@@ -67,7 +68,8 @@ public final class JsonlDataset {
    * @param config how to read and batch
    * @throws DataException when the file is missing or not a regular file
    */
-  public static JsonlDataset open(Path file, TextEncoder text, ChatEncoder chat, DataConfig config) {
+  public static JsonlDataset open(
+      Path file, TextEncoder text, ChatEncoder chat, DataConfig config) {
     Objects.requireNonNull(file, "file");
     Objects.requireNonNull(text, "text encoder");
     Objects.requireNonNull(config, "config");
@@ -125,8 +127,8 @@ public final class JsonlDataset {
   }
 
   /**
-   * The format of the file: {@link DataConfig#format()} when set, else detected from the first
-   * line that is a JSON object whose keys match a format.
+   * The format of the file: {@link DataConfig#format()} when set, else detected from the first line
+   * that is a JSON object whose keys match a format.
    *
    * @throws DataException when no line matches any format
    */
@@ -177,7 +179,8 @@ public final class JsonlDataset {
     ExampleStream base = examplesInFileOrder(stats);
     if (split == Split.VALIDATION || config.shuffleBuffer() <= 1) return base;
     ShuffleBuffer<TokenizedExample> shuffled =
-        new ShuffleBuffer<>(base, config.shuffleBuffer(), ShuffleBuffer.epochSeed(config.seed(), epoch));
+        new ShuffleBuffer<>(
+            base, config.shuffleBuffer(), ShuffleBuffer.epochSeed(config.seed(), epoch));
     return new ExampleStream() {
       @Override
       public boolean hasNext() {
@@ -211,8 +214,8 @@ public final class JsonlDataset {
   }
 
   /**
-   * Batches from a position to the end of epoch {@code epochs - 1}, prepared on a background
-   * thread when {@link DataConfig#prefetch()} is set. Close the iterator when done.
+   * Batches from a position to the end of epoch {@code epochs - 1}, prepared on a background thread
+   * when {@link DataConfig#prefetch()} is set. Close the iterator when done.
    *
    * @param start where to start (for a resumed run, the position saved with the checkpoint)
    * @param epochs the number of epochs of the whole run
@@ -222,9 +225,9 @@ public final class JsonlDataset {
   }
 
   /**
-   * The number of batches of epoch {@code epoch}, by building them once on the calling thread
-   * (one pass over the file). With packing the count depends on the epoch's shuffle; without it,
-   * it is ceil(examples / batchSize) for every epoch. For learning-rate schedules.
+   * The number of batches of epoch {@code epoch}, by building them once on the calling thread (one
+   * pass over the file). With packing the count depends on the epoch's shuffle; without it, it is
+   * ceil(examples / batchSize) for every epoch. For learning-rate schedules.
    */
   public long countBatches(int epoch) {
     return countBatches(epoch, new DataStats());

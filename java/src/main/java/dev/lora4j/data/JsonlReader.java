@@ -13,9 +13,9 @@ import java.util.NoSuchElementException;
 import java.util.function.LongPredicate;
 
 /**
- * One streamed pass over a JSONL file in file order: one line at a time is read, parsed with
- * {@link ObjectMapper#readTree(String)}, encoded, truncated or dropped, and handed out. Nothing
- * else of the file is held.
+ * One streamed pass over a JSONL file in file order: one line at a time is read, parsed with {@link
+ * ObjectMapper#readTree(String)}, encoded, truncated or dropped, and handed out. Nothing else of
+ * the file is held.
  */
 final class JsonlReader implements ExampleStream {
   static final ObjectMapper JSON =
@@ -135,7 +135,8 @@ final class JsonlReader implements ExampleStream {
       try {
         e = encodeLine(line, where);
       } catch (LineEncoder.BadLine bad) {
-        if (!config.skipInvalid()) throw new DataException(where + ": " + bad.getMessage() + skipHint());
+        if (!config.skipInvalid())
+          throw new DataException(where + ": " + bad.getMessage() + skipHint());
         stats.invalid(where, bad.getMessage(), false);
         continue;
       }
@@ -143,7 +144,8 @@ final class JsonlReader implements ExampleStream {
       if (fullLength > config.maxSeqLength()) {
         if (config.dropOverlong()) {
           stats.skip(
-              DataStats.SkipReason.TOO_LONG, where,
+              DataStats.SkipReason.TOO_LONG,
+              where,
               fullLength + " tokens, longer than maxSeqLength " + config.maxSeqLength());
           continue;
         }
@@ -153,10 +155,14 @@ final class JsonlReader implements ExampleStream {
       }
       if (e.countedTokens() == 0) {
         stats.skip(
-            DataStats.SkipReason.NO_LABELS, where,
+            DataStats.SkipReason.NO_LABELS,
+            where,
             fullLength > config.maxSeqLength()
-                ? "no token counts in the loss within its first " + config.maxSeqLength()
-                    + " tokens (of " + fullLength + "): the part that counts was cut"
+                ? "no token counts in the loss within its first "
+                    + config.maxSeqLength()
+                    + " tokens (of "
+                    + fullLength
+                    + "): the part that counts was cut"
                 : "no token counts in the loss");
         continue;
       }
@@ -192,7 +198,12 @@ final class JsonlReader implements ExampleStream {
     for (String k : format.requiredKeys()) {
       if (!node.has(k)) {
         throw new LineEncoder.BadLine(
-            "missing field '" + k + "' (format " + format + (fixedFormat == null ? ", detected from the first valid line" : "") + ")");
+            "missing field '"
+                + k
+                + "' (format "
+                + format
+                + (fixedFormat == null ? ", detected from the first valid line" : "")
+                + ")");
       }
     }
     try {
@@ -236,5 +247,4 @@ final class JsonlReader implements ExampleStream {
     for (Iterator<String> it = node.fieldNames(); it.hasNext(); ) k.add(it.next());
     return k;
   }
-
 }

@@ -1,8 +1,7 @@
 package dev.lora4j.data;
 
-import dev.lora4j.tokenizer.ChatMessage;
-
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.lora4j.tokenizer.ChatMessage;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -124,7 +123,8 @@ final class LineEncoder {
   }
 
   private int[] intArray(JsonNode a, String field, boolean allowIgnore) throws BadLine {
-    if (!a.isArray()) throw new BadLine("field '" + field + "' must be an array of integers, got " + kind(a));
+    if (!a.isArray())
+      throw new BadLine("field '" + field + "' must be an array of integers, got " + kind(a));
     int vocab = text.vocabSize();
     int[] out = new int[a.size()];
     for (int i = 0; i < out.length; i++) {
@@ -133,10 +133,14 @@ final class LineEncoder {
         throw new BadLine(field + "[" + i + "] must be an integer, got " + v);
       }
       int x = v.intValue();
-      if (!(allowIgnore && x == TokenizedExample.IGNORE)
-          && (x < 0 || (vocab > 0 && x >= vocab))) {
+      if (!(allowIgnore && x == TokenizedExample.IGNORE) && (x < 0 || (vocab > 0 && x >= vocab))) {
         throw new BadLine(
-            field + "[" + i + "] = " + x + " is not a token id"
+            field
+                + "["
+                + i
+                + "] = "
+                + x
+                + " is not a token id"
                 + (vocab > 0 ? " (vocabulary size " + vocab + ")" : " (negative)"));
       }
       out[i] = x;

@@ -11,9 +11,9 @@ import java.util.Random;
  * source; at the end the buffer drains in random order. At most {@code size} items are held. The
  * order depends only on the source order and the seed.
  *
- * <p>With a buffer smaller than the stream, an item moves at most about {@code size} places
- * towards the front; items far apart in the file stay roughly in file order. Make the buffer as
- * large as memory allows for a well mixed epoch.
+ * <p>With a buffer smaller than the stream, an item moves at most about {@code size} places towards
+ * the front; items far apart in the file stay roughly in file order. Make the buffer as large as
+ * memory allows for a well mixed epoch.
  */
 public final class ShuffleBuffer<T> implements Iterator<T> {
   private final Iterator<T> source;

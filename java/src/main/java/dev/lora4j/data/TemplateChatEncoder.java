@@ -1,7 +1,6 @@
 package dev.lora4j.data;
 
 import dev.lora4j.tokenizer.ChatMessage;
-
 import dev.lora4j.tokenizer.ChatTemplate;
 import dev.lora4j.tokenizer.ChatTemplateException;
 import dev.lora4j.tokenizer.EncodedChat;
@@ -41,7 +40,8 @@ public final class TemplateChatEncoder implements ChatEncoder {
   }
 
   @Override
-  public TokenizedExample encode(List<ChatMessage> messages, boolean completionsOnly, String source) {
+  public TokenizedExample encode(
+      List<ChatMessage> messages, boolean completionsOnly, String source) {
     // A ChatTemplateException (the template refused the conversation) propagates: the dataset
     // reports it with file and line, or skips and counts the line with skipInvalid.
     EncodedChat ec = template.encode(messages, false, tokenizer);

@@ -4,10 +4,10 @@ package dev.lora4j.data;
  * What the data pipeline needs from a tokenizer: literal tokenization of data text and the ids of
  * the special tokens.
  *
- * <p>{@link #encodeText} must be <em>literal</em>: {@code <s>}, {@code </s>}, {@code [INST]} or
- * any other control-token spelling inside the text are tokenized as ordinary characters, never
- * turned into control tokens. Control tokens enter a sequence only through {@link #bosId()},
- * {@link #eosId()} and the chat template.
+ * <p>{@link #encodeText} must be <em>literal</em>: {@code <s>}, {@code </s>}, {@code [INST]} or any
+ * other control-token spelling inside the text are tokenized as ordinary characters, never turned
+ * into control tokens. Control tokens enter a sequence only through {@link #bosId()}, {@link
+ * #eosId()} and the chat template.
  */
 public interface TextEncoder {
 
@@ -33,8 +33,8 @@ public interface TextEncoder {
   int vocabSize();
 
   /**
-   * Null when text can be tokenized; else why not (for a model folder without tokenizer.json),
-   * so that chat data fails with the real reason.
+   * Null when text can be tokenized; else why not (for a model folder without tokenizer.json), so
+   * that chat data fails with the real reason.
    */
   default String unavailableReason() {
     return null;

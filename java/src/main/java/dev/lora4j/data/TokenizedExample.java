@@ -3,9 +3,9 @@ package dev.lora4j.data;
 import java.util.Arrays;
 
 /**
- * One training example as the model sees it: token ids and, per position, the label (-100 where
- * the position does not count in the loss). labels[t] is the token the model should predict at
- * position t; the engine shifts (logits[t] predicts labels[t + 1]) as Hugging Face does.
+ * One training example as the model sees it: token ids and, per position, the label (-100 where the
+ * position does not count in the loss). labels[t] is the token the model should predict at position
+ * t; the engine shifts (logits[t] predicts labels[t + 1]) as Hugging Face does.
  *
  * @param source where the example came from ("file:line"), for error messages and reports
  */
@@ -38,11 +38,11 @@ public record TokenizedExample(int[] inputIds, int[] labels, String source) {
   }
 
   /**
-   * The label tokens of one sequence stored at {@code labels[from, from + length)}: its
-   * positions {@code t >= 1} whose label is not -100 ({@code logits[t - 1]} predicts {@code
-   * labels[t]}, so the first position never counts). The one count of label tokens on the Java
-   * side (examples, batch rows, the normalization of a step's loss); the native core counts the
-   * same, which a test holds on random batches.
+   * The label tokens of one sequence stored at {@code labels[from, from + length)}: its positions
+   * {@code t >= 1} whose label is not -100 ({@code logits[t - 1]} predicts {@code labels[t]}, so
+   * the first position never counts). The one count of label tokens on the Java side (examples,
+   * batch rows, the normalization of a step's loss); the native core counts the same, which a test
+   * holds on random batches.
    *
    * @param labels labels, -100 where a position does not count
    * @param from index of the sequence's first position
@@ -58,7 +58,6 @@ public record TokenizedExample(int[] inputIds, int[] labels, String source) {
   /** The first n positions. */
   public TokenizedExample truncate(int n) {
     if (n >= inputIds.length) return this;
-    return new TokenizedExample(
-        Arrays.copyOf(inputIds, n), Arrays.copyOf(labels, n), source);
+    return new TokenizedExample(Arrays.copyOf(inputIds, n), Arrays.copyOf(labels, n), source);
   }
 }

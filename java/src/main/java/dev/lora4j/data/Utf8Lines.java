@@ -14,10 +14,10 @@ import java.nio.file.Path;
 import java.util.Arrays;
 
 /**
- * The lines of a file, each decoded as UTF-8 on its own, so that one undecodable line is a
- * problem of that line (named with its number) and not of the whole file. Lines end at {@code
- * \n}; a {@code \r} before it is dropped. A line with bytes that are not UTF-8, or with NUL bytes
- * (binary data, or UTF-16 text), has no text but a {@link #problem()}.
+ * The lines of a file, each decoded as UTF-8 on its own, so that one undecodable line is a problem
+ * of that line (named with its number) and not of the whole file. Lines end at {@code \n}; a {@code
+ * \r} before it is dropped. A line with bytes that are not UTF-8, or with NUL bytes (binary data,
+ * or UTF-16 text), has no text but a {@link #problem()}.
  */
 final class Utf8Lines implements Closeable {
   private final InputStream in;
@@ -92,7 +92,8 @@ final class Utf8Lines implements Closeable {
   private void decode() {
     text = null;
     problem = null;
-    if (number == 1 && len >= 2
+    if (number == 1
+        && len >= 2
         && ((line[0] == (byte) 0xFF && line[1] == (byte) 0xFE)
             || (line[0] == (byte) 0xFE && line[1] == (byte) 0xFF))) {
       problem = "not UTF-8 text: the file starts with a UTF-16 byte-order mark (save it as UTF-8)";
@@ -117,7 +118,8 @@ final class Utf8Lines implements Closeable {
     int nul = s.indexOf('\0');
     if (nul >= 0) {
       problem =
-          "not UTF-8 text: NUL byte at character " + (nul + 1)
+          "not UTF-8 text: NUL byte at character "
+              + (nul + 1)
               + " (binary data, or UTF-16 text; the data must be UTF-8)";
       return;
     }

@@ -20,13 +20,13 @@ import java.util.function.Supplier;
 /**
  * How the ranks of a group meet before training: rank 0 listens at MASTER_PORT, every other rank
  * connects to MASTER_ADDR:MASTER_PORT and sends its rank, the world size and a digest of the
- * settings that shape the run; when all have come and agree, rank 0 makes the collective
- * library's id (NCCL's unique id) and sends it to each. Only the id travels here: every
- * collective of the training runs through NCCL.
+ * settings that shape the run; when all have come and agree, rank 0 makes the collective library's
+ * id (NCCL's unique id) and sends it to each. Only the id travels here: every collective of the
+ * training runs through NCCL.
  *
- * <p>A rank that does not come within the timeout (LORA4J_RENDEZVOUS_TIMEOUT_S, default 300 s),
- * a duplicate rank, another world size or other settings end the rendezvous with an error naming
- * the rank, on rank 0 and on the ranks that did come.
+ * <p>A rank that does not come within the timeout (LORA4J_RENDEZVOUS_TIMEOUT_S, default 300 s), a
+ * duplicate rank, another world size or other settings end the rendezvous with an error naming the
+ * rank, on rank 0 and on the ranks that did come.
  */
 public final class Rendezvous {
   private static final int MAGIC = 0x4c344a52; // "L4JR"
@@ -62,21 +62,33 @@ public final class Rendezvous {
   }
 
   /**
-   * Rank 0: waits for every other rank, checks them, makes the id with makeId and sends it to
-   * each. Other ranks: connect (retrying until the timeout, since rank 0 may start later), send
-   * their rank, receive the id. Returns the id on every rank.
+   * Rank 0: waits for every other rank, checks them, makes the id with makeId and sends it to each.
+   * Other ranks: connect (retrying until the timeout, since rank 0 may start later), send their
+   * rank, receive the id. Returns the id on every rank.
    */
-  public static byte[] exchange(DistributedConfig d, Supplier<byte[]> makeId, byte[] digest, long timeoutMillis) {
+  public static byte[] exchange(
+      DistributedConfig d, Supplier<byte[]> makeId, byte[] digest, long timeoutMillis) {
     if (d.isSingle()) return null;
     try {
-      return d.rank() == 0 ? serve(d, makeId, digest, timeoutMillis) : join(d, digest, timeoutMillis);
+      return d.rank() == 0
+          ? serve(d, makeId, digest, timeoutMillis)
+          : join(d, digest, timeoutMillis);
     } catch (IOException e) {
       throw new Lora4jException(
-          "rendezvous of rank " + d.rank() + " at " + d.masterAddr() + ":" + d.masterPort() + " failed: " + e, e);
+          "rendezvous of rank "
+              + d.rank()
+              + " at "
+              + d.masterAddr()
+              + ":"
+              + d.masterPort()
+              + " failed: "
+              + e,
+          e);
     }
   }
 
-  private static byte[] serve(DistributedConfig d, Supplier<byte[]> makeId, byte[] digest, long timeoutMillis)
+  private static byte[] serve(
+      DistributedConfig d, Supplier<byte[]> makeId, byte[] digest, long timeoutMillis)
       throws IOException {
     long deadline = System.currentTimeMillis() + timeoutMillis;
     List<Socket> peers = new ArrayList<>();
@@ -90,8 +102,16 @@ public final class Rendezvous {
         if (left <= 0) {
           List<Integer> missing = new ArrayList<>();
           for (int r = 1; r < d.worldSize(); r++) if (byRank[r] == null) missing.add(r);
-          String msg = "rank(s) " + missing + " of " + d.worldSize() + " did not reach the rendezvous at port "
-              + d.masterPort() + " within " + timeoutMillis / 1000.0 + " s";
+          String msg =
+              "rank(s) "
+                  + missing
+                  + " of "
+                  + d.worldSize()
+                  + " did not reach the rendezvous at port "
+                  + d.masterPort()
+                  + " within "
+                  + timeoutMillis / 1000.0
+                  + " s";
           fail(peers, msg);
           throw new Lora4jException(msg);
         }
@@ -103,7 +123,8 @@ public final class Rendezvous {
           continue;
         }
         peers.add(s);
-        s.setSoTimeout((int) Math.max(1000, Math.min(deadline - System.currentTimeMillis(), 60_000)));
+        s.setSoTimeout(
+            (int) Math.max(1000, Math.min(deadline - System.currentTimeMillis(), 60_000)));
         DataInputStream in = new DataInputStream(s.getInputStream());
         int magic = in.readInt();
         int rank = in.readInt();
@@ -111,16 +132,21 @@ public final class Rendezvous {
         byte[] theirs = new byte[in.readInt() & 0xff];
         in.readFully(theirs);
         String problem = null;
-        if (magic != MAGIC) problem = "a connection that is not a lora4j rank came to port " + d.masterPort();
+        if (magic != MAGIC)
+          problem = "a connection that is not a lora4j rank came to port " + d.masterPort();
         else if (world != d.worldSize()) {
           problem = "rank " + rank + " has WORLD_SIZE " + world + ", rank 0 has " + d.worldSize();
         } else if (rank <= 0 || rank >= d.worldSize()) {
-          problem = "a rank " + rank + " outside 1 .. " + (d.worldSize() - 1) + " came to the rendezvous";
+          problem =
+              "a rank " + rank + " outside 1 .. " + (d.worldSize() - 1) + " came to the rendezvous";
         } else if (byRank[rank] != null) {
           problem = "rank " + rank + " came to the rendezvous twice";
         } else if (!Arrays.equals(theirs, digest)) {
-          problem = "rank " + rank + " runs with other settings than rank 0 (every rank must get the same"
-              + " model, data and training flags)";
+          problem =
+              "rank "
+                  + rank
+                  + " runs with other settings than rank 0 (every rank must get the same"
+                  + " model, data and training flags)";
         }
         if (problem != null) {
           fail(peers, problem);
@@ -156,12 +182,14 @@ public final class Rendezvous {
     }
   }
 
-  private static byte[] join(DistributedConfig d, byte[] digest, long timeoutMillis) throws IOException {
+  private static byte[] join(DistributedConfig d, byte[] digest, long timeoutMillis)
+      throws IOException {
     long deadline = System.currentTimeMillis() + timeoutMillis;
     IOException last = null;
     while (System.currentTimeMillis() < deadline) {
       try (Socket s = new Socket()) {
-        s.connect(new InetSocketAddress(d.masterAddr(), d.masterPort()),
+        s.connect(
+            new InetSocketAddress(d.masterAddr(), d.masterPort()),
             (int) Math.max(1, Math.min(5000, deadline - System.currentTimeMillis())));
         s.setSoTimeout((int) Math.max(1000, deadline - System.currentTimeMillis()));
         DataOutputStream out = new DataOutputStream(s.getOutputStream());
@@ -176,16 +204,27 @@ public final class Rendezvous {
         try {
           status = in.readInt();
         } catch (SocketTimeoutException e) {
-          throw new Lora4jException("rank " + d.rank() + ": rank 0 at " + d.masterAddr() + ":" + d.masterPort()
-              + " did not answer within " + timeoutMillis / 1000.0 + " s (another rank did not come?)");
+          throw new Lora4jException(
+              "rank "
+                  + d.rank()
+                  + ": rank 0 at "
+                  + d.masterAddr()
+                  + ":"
+                  + d.masterPort()
+                  + " did not answer within "
+                  + timeoutMillis / 1000.0
+                  + " s (another rank did not come?)");
         }
         if (status != OK) {
-          throw new Lora4jException("rank " + d.rank() + ": the rendezvous failed on rank 0: " + in.readUTF());
+          throw new Lora4jException(
+              "rank " + d.rank() + ": the rendezvous failed on rank 0: " + in.readUTF());
         }
         byte[] id = new byte[in.readInt()];
         in.readFully(id);
         return id;
-      } catch (java.net.ConnectException | java.net.NoRouteToHostException | java.net.UnknownHostException
+      } catch (java.net.ConnectException
+          | java.net.NoRouteToHostException
+          | java.net.UnknownHostException
           | SocketTimeoutException e) {
         last = e;
         try {
@@ -196,7 +235,16 @@ public final class Rendezvous {
         }
       }
     }
-    throw new Lora4jException("rank " + d.rank() + " could not reach rank 0 at " + d.masterAddr() + ":"
-        + d.masterPort() + " within " + timeoutMillis / 1000.0 + " s" + (last == null ? "" : " (" + last + ")"));
+    throw new Lora4jException(
+        "rank "
+            + d.rank()
+            + " could not reach rank 0 at "
+            + d.masterAddr()
+            + ":"
+            + d.masterPort()
+            + " within "
+            + timeoutMillis / 1000.0
+            + " s"
+            + (last == null ? "" : " (" + last + ")"));
   }
 }

@@ -32,22 +32,30 @@ public enum GgmlType {
     this.typeSize = typeSize;
   }
 
-  /** @return ggml's numeric id of the type (the value stored in a GGUF tensor info) */
+  /**
+   * @return ggml's numeric id of the type (the value stored in a GGUF tensor info)
+   */
   public int id() {
     return id;
   }
 
-  /** @return elements per block (32 for Q8_0, else 1) */
+  /**
+   * @return elements per block (32 for Q8_0, else 1)
+   */
   public int blockSize() {
     return blockSize;
   }
 
-  /** @return bytes per block */
+  /**
+   * @return bytes per block
+   */
   public int typeSize() {
     return typeSize;
   }
 
-  /** @return the type with this ggml id, or null when lora4j does not know it */
+  /**
+   * @return the type with this ggml id, or null when lora4j does not know it
+   */
   public static GgmlType byId(int id) {
     for (GgmlType t : values()) {
       if (t.id == id) return t;
@@ -55,7 +63,9 @@ public enum GgmlType {
     return null;
   }
 
-  /** @return whether a row of n elements can be stored in this type */
+  /**
+   * @return whether a row of n elements can be stored in this type
+   */
   public boolean fitsRow(long n) {
     return n % blockSize == 0;
   }
@@ -66,7 +76,8 @@ public enum GgmlType {
    */
   public long bytes(long elements) {
     if (elements % blockSize != 0) {
-      throw new IllegalArgumentException(elements + " elements is not a whole number of " + this + " blocks");
+      throw new IllegalArgumentException(
+          elements + " elements is not a whole number of " + this + " blocks");
     }
     return elements / blockSize * typeSize;
   }
@@ -82,24 +93,29 @@ public enum GgmlType {
     // slices of whole blocks, encoded in parallel (a 7B model has 7e9 weights to convert)
     int slice = blockSize * 4096;
     int slices = (x.length + slice - 1) / slice;
-    IntStream.range(0, slices).parallel().forEach(s -> {
-      int from = s * slice, to = Math.min(x.length, from + slice);
-      ByteBuffer b = ByteBuffer.wrap(out, (int) bytes(from), (int) bytes(to - from)).order(ByteOrder.LITTLE_ENDIAN);
-      switch (this) {
-        case F32 -> {
-          for (int i = from; i < to; i++) b.putFloat(x[i]);
-        }
-        case F16 -> {
-          for (int i = from; i < to; i++) b.putShort(DType.floatToF16(x[i]));
-        }
-        case BF16 -> {
-          for (int i = from; i < to; i++) b.putShort(DType.floatToBf16(x[i]));
-        }
-        case Q8_0 -> {
-          for (int i = from; i < to; i += QK8_0) quantizeBlockQ8_0(x, i, b);
-        }
-      }
-    });
+    IntStream.range(0, slices)
+        .parallel()
+        .forEach(
+            s -> {
+              int from = s * slice, to = Math.min(x.length, from + slice);
+              ByteBuffer b =
+                  ByteBuffer.wrap(out, (int) bytes(from), (int) bytes(to - from))
+                      .order(ByteOrder.LITTLE_ENDIAN);
+              switch (this) {
+                case F32 -> {
+                  for (int i = from; i < to; i++) b.putFloat(x[i]);
+                }
+                case F16 -> {
+                  for (int i = from; i < to; i++) b.putShort(DType.floatToF16(x[i]));
+                }
+                case BF16 -> {
+                  for (int i = from; i < to; i++) b.putShort(DType.floatToBf16(x[i]));
+                }
+                case Q8_0 -> {
+                  for (int i = from; i < to; i += QK8_0) quantizeBlockQ8_0(x, i, b);
+                }
+              }
+            });
     return out;
   }
 
@@ -114,7 +130,8 @@ public enum GgmlType {
     ByteBuffer in = data.duplicate().order(ByteOrder.LITTLE_ENDIAN);
     int blocks = in.remaining() / typeSize;
     if (in.remaining() % typeSize != 0) {
-      throw new IllegalArgumentException(in.remaining() + " bytes is not a whole number of " + this + " blocks");
+      throw new IllegalArgumentException(
+          in.remaining() + " bytes is not a whole number of " + this + " blocks");
     }
     float[] x = new float[blocks * blockSize];
     switch (this) {

@@ -38,9 +38,9 @@ import java.util.logging.Logger;
  * <p><b>Model file.</b> Architecture {@code llama} (llama.cpp runs Mistral 7B as llama) with
  * context length, embedding and feed-forward widths, blocks, heads, KV heads, head size, RMSNorm
  * epsilon, RoPE base and, where config.json sets one, the sliding window (llama.cpp's llama
- * architecture attends to the whole context: outputs agree up to the window's length). Tensors
- * are renamed as llama.cpp's converter names them ({@code token_embd}, {@code blk.N.attn_q},
- * {@code output}, ...). The query and key weights are permuted from Hugging Face's RoPE layout
+ * architecture attends to the whole context: outputs agree up to the window's length). Tensors are
+ * renamed as llama.cpp's converter names them ({@code token_embd}, {@code blk.N.attn_q}, {@code
+ * output}, ...). The query and key weights are permuted from Hugging Face's RoPE layout
  * (rotate_half: element {@code i} pairs with {@code i + d/2} within a head) to llama.cpp's
  * (adjacent pairs {@code 2i, 2i+1}): within each head, row {@code 2i + s} of the GGUF weight is row
  * {@code s * d/2 + i} of the Hugging Face weight; the attention scores are unchanged because
@@ -56,11 +56,11 @@ import java.util.logging.Logger;
  * converter gives every token of a tokenizer.json-only model the same score, -1000, so that its
  * merges follow text order instead.)
  *
- * <p><b>Adapter file.</b> {@code general.type = "adapter"}, {@code adapter.type = "lora"},
- * {@code adapter.lora.alpha}, and per adapted weight {@code blk.N.attn_q.weight.lora_a} (A,
- * {@code [r, in]}) and {@code .lora_b} (B, {@code [out, r]}), B's rows permuted like the base
- * weight's for queries and keys. llama.cpp scales by alpha / r; for rsLoRA (alpha / sqrt(r)) the
- * alpha written is alpha * sqrt(r).
+ * <p><b>Adapter file.</b> {@code general.type = "adapter"}, {@code adapter.type = "lora"}, {@code
+ * adapter.lora.alpha}, and per adapted weight {@code blk.N.attn_q.weight.lora_a} (A, {@code [r,
+ * in]}) and {@code .lora_b} (B, {@code [out, r]}), B's rows permuted like the base weight's for
+ * queries and keys. llama.cpp scales by alpha / r; for rsLoRA (alpha / sqrt(r)) the alpha written
+ * is alpha * sqrt(r).
  *
  * <p>Every output is written under a temporary name beside it and renamed when complete; an
  * existing file is refused unless overwrite. Inputs are checked before anything is written: the
@@ -71,8 +71,12 @@ public final class GgufExport {
   private static final ObjectMapper JSON = new ObjectMapper();
 
   /** llama.cpp token types ({@code llama_token_type}). */
-  static final int TOKEN_NORMAL = 1, TOKEN_UNKNOWN = 2, TOKEN_CONTROL = 3, TOKEN_USER_DEFINED = 4,
-      TOKEN_UNUSED = 5, TOKEN_BYTE = 6;
+  static final int TOKEN_NORMAL = 1,
+      TOKEN_UNKNOWN = 2,
+      TOKEN_CONTROL = 3,
+      TOKEN_USER_DEFINED = 4,
+      TOKEN_UNUSED = 5,
+      TOKEN_BYTE = 6;
 
   private GgufExport() {}
 
@@ -95,12 +99,16 @@ public final class GgufExport {
       this.fileType = fileType;
     }
 
-    /** @return the ggml type of the matrices */
+    /**
+     * @return the ggml type of the matrices
+     */
     public GgmlType ggml() {
       return ggml;
     }
 
-    /** @return llama.cpp's {@code general.file_type} (llama_ftype) of a model of this type */
+    /**
+     * @return llama.cpp's {@code general.file_type} (llama_ftype) of a model of this type
+     */
     public int fileType() {
       return fileType;
     }
@@ -114,7 +122,8 @@ public final class GgufExport {
       try {
         return valueOf(s.trim().toUpperCase(Locale.ROOT));
       } catch (IllegalArgumentException e) {
-        throw new IllegalArgumentException("unknown GGUF type '" + s + "': use f16, bf16, q8_0 or f32");
+        throw new IllegalArgumentException(
+            "unknown GGUF type '" + s + "': use f16, bf16, q8_0 or f32");
       }
     }
 
@@ -152,7 +161,8 @@ public final class GgufExport {
    * @throws Lora4jException for a bad input (a missing tensor, an adapter of another model, a
    *     weight that does not fit the type); nothing is left at output then
    */
-  public static Result writeModel(Path modelDir, Path adapterDir, Path output, Type type, boolean overwrite) {
+  public static Result writeModel(
+      Path modelDir, Path adapterDir, Path output, Type type, boolean overwrite) {
     Map<String, Path> inputs = new LinkedHashMap<>();
     inputs.put("model folder", modelDir);
     inputs.put("adapter folder", adapterDir);
@@ -166,8 +176,11 @@ public final class GgufExport {
     }
     List<String> notes = new ArrayList<>();
     GgufWriter w = new GgufWriter();
-    String name = modelDir.toAbsolutePath().normalize().getFileName().toString()
-        + (adapterDir == null ? "" : " + " + adapterDir.toAbsolutePath().normalize().getFileName());
+    String name =
+        modelDir.toAbsolutePath().normalize().getFileName().toString()
+            + (adapterDir == null
+                ? ""
+                : " + " + adapterDir.toAbsolutePath().normalize().getFileName());
     try (Checkpoint ckpt = Checkpoint.open(modelDir)) {
       MistralModel.checkWeights(cfg, ckpt);
       modelMetadata(w, cfg, name, type, notes);
@@ -179,26 +192,38 @@ public final class GgufExport {
         String gg = ggufName(hf);
         LoraTarget target = targetOf(hf);
         int layer = target == null ? -1 : layerOf(hf);
-        boolean fold = adapter != null && target != null && adapter.config().targets().contains(target);
+        boolean fold =
+            adapter != null && target != null && adapter.config().targets().contains(target);
         GgmlType t = shape.length == 1 ? GgmlType.F32 : type.ggml();
         if (!t.fitsRow(shape[shape.length - 1])) {
-          notes.add(gg + ": rows of " + shape[shape.length - 1] + " are not a multiple of "
-              + t.blockSize() + ", kept in f16");
+          notes.add(
+              gg
+                  + ": rows of "
+                  + shape[shape.length - 1]
+                  + " are not a multiple of "
+                  + t.blockSize()
+                  + ", kept in f16");
           t = GgmlType.F16;
         }
         final GgmlType tt = t;
         final LoraAdapter ad = adapter;
         long[] ne = shape.length == 1 ? new long[] {shape[0]} : new long[] {shape[1], shape[0]};
-        w.tensor(gg, tt, ne, () -> {
-          float[] v = ckpt.readFloat(hf);
-          if (fold) {
-            MergedExport.fold(v, ad.a(layer, target), ad.b(layer, target), ad.config().scale());
-          }
-          check(v, hf, tt);
-          if (target == LoraTarget.Q_PROJ) v = permuteRope(v, (int) shape[0], (int) shape[1], cfg.numAttentionHeads());
-          if (target == LoraTarget.K_PROJ) v = permuteRope(v, (int) shape[0], (int) shape[1], cfg.numKeyValueHeads());
-          return tt.encode(v);
-        });
+        w.tensor(
+            gg,
+            tt,
+            ne,
+            () -> {
+              float[] v = ckpt.readFloat(hf);
+              if (fold) {
+                MergedExport.fold(v, ad.a(layer, target), ad.b(layer, target), ad.config().scale());
+              }
+              check(v, hf, tt);
+              if (target == LoraTarget.Q_PROJ)
+                v = permuteRope(v, (int) shape[0], (int) shape[1], cfg.numAttentionHeads());
+              if (target == LoraTarget.K_PROJ)
+                v = permuteRope(v, (int) shape[0], (int) shape[1], cfg.numKeyValueHeads());
+              return tt.encode(v);
+            });
         count++;
       }
       return write(w, output, overwrite, count, notes);
@@ -216,10 +241,12 @@ public final class GgufExport {
    * @return what was written
    * @throws Lora4jException for an adapter of another model or an unusable type
    */
-  public static Result writeAdapter(Path modelDir, Path adapterDir, Path output, Type type, boolean overwrite) {
+  public static Result writeAdapter(
+      Path modelDir, Path adapterDir, Path output, Type type, boolean overwrite) {
     if (type == Type.Q8_0) {
-      throw new IllegalArgumentException("a LoRA adapter GGUF holds f32, f16 or bf16 factors, not q8_0"
-          + " (q8_0 blocks need rows of 32 values; lora_B rows are the rank)");
+      throw new IllegalArgumentException(
+          "a LoRA adapter GGUF holds f32, f16 or bf16 factors, not q8_0"
+              + " (q8_0 blocks need rows of 32 values; lora_B rows are the rank)");
     }
     Map<String, Path> inputs = new LinkedHashMap<>();
     inputs.put("model folder", modelDir);
@@ -243,20 +270,30 @@ public final class GgufExport {
       for (LoraTarget t : adapter.config().targets()) {
         String base = "blk." + layer + "." + ggufModule(t) + ".weight";
         LoraAdapter.Weight a = adapter.a(layer, t), b = adapter.b(layer, t);
-        int heads = t == LoraTarget.Q_PROJ ? cfg.numAttentionHeads()
-            : t == LoraTarget.K_PROJ ? cfg.numKeyValueHeads() : 0;
+        int heads =
+            t == LoraTarget.Q_PROJ
+                ? cfg.numAttentionHeads()
+                : t == LoraTarget.K_PROJ ? cfg.numKeyValueHeads() : 0;
         GgmlType gt = type.ggml();
         final int l = layer;
-        w.tensor(base + ".lora_a", gt, new long[] {a.cols(), a.rows()}, () -> {
-          check(a.values(), LoraAdapter.key(l, t, false), gt);
-          return gt.encode(a.values());
-        });
-        w.tensor(base + ".lora_b", gt, new long[] {b.cols(), b.rows()}, () -> {
-          float[] v = b.values();
-          check(v, LoraAdapter.key(l, t, true), gt);
-          if (heads > 0) v = permuteRope(v, b.rows(), b.cols(), heads);
-          return gt.encode(v);
-        });
+        w.tensor(
+            base + ".lora_a",
+            gt,
+            new long[] {a.cols(), a.rows()},
+            () -> {
+              check(a.values(), LoraAdapter.key(l, t, false), gt);
+              return gt.encode(a.values());
+            });
+        w.tensor(
+            base + ".lora_b",
+            gt,
+            new long[] {b.cols(), b.rows()},
+            () -> {
+              float[] v = b.values();
+              check(v, LoraAdapter.key(l, t, true), gt);
+              if (heads > 0) v = permuteRope(v, b.rows(), b.cols(), heads);
+              return gt.encode(v);
+            });
         count += 2;
       }
     }
@@ -275,7 +312,8 @@ public final class GgufExport {
     try (GgufFile f = GgufFile.open(gguf)) {
       String arch = f.string("general.architecture");
       if (!"llama".equals(arch)) {
-        throw new Lora4jException(gguf + " has architecture " + arch + ", not llama: it is not a GGUF of " + modelDir);
+        throw new Lora4jException(
+            gguf + " has architecture " + arch + ", not llama: it is not a GGUF of " + modelDir);
       }
       Map<String, Long> want = new LinkedHashMap<>();
       want.put("llama.embedding_length", (long) cfg.hiddenSize());
@@ -286,8 +324,17 @@ public final class GgufExport {
       for (Map.Entry<String, Long> e : want.entrySet()) {
         Long v = f.integer(e.getKey());
         if (!e.getValue().equals(v)) {
-          throw new Lora4jException(gguf + ": " + e.getKey() + " is " + v + " but " + modelDir
-              + " has " + e.getValue() + ": it is not a GGUF of that model");
+          throw new Lora4jException(
+              gguf
+                  + ": "
+                  + e.getKey()
+                  + " is "
+                  + v
+                  + " but "
+                  + modelDir
+                  + " has "
+                  + e.getValue()
+                  + ": it is not a GGUF of that model");
         }
       }
       for (Map.Entry<String, long[]> e : MistralModel.expectedWeights(cfg).entrySet()) {
@@ -296,15 +343,26 @@ public final class GgufExport {
         long[] s = e.getValue();
         long[] ne = s.length == 1 ? new long[] {s[0]} : new long[] {s[1], s[0]};
         if (t == null || !java.util.Arrays.equals(t.ne(), ne)) {
-          throw new Lora4jException(gguf + ": tensor " + gg + (t == null ? " is missing"
-              : " has shape " + java.util.Arrays.toString(t.ne()) + ", " + modelDir + " needs "
-                  + java.util.Arrays.toString(ne)) + ": it is not a GGUF of that model");
+          throw new Lora4jException(
+              gguf
+                  + ": tensor "
+                  + gg
+                  + (t == null
+                      ? " is missing"
+                      : " has shape "
+                          + java.util.Arrays.toString(t.ne())
+                          + ", "
+                          + modelDir
+                          + " needs "
+                          + java.util.Arrays.toString(ne))
+                  + ": it is not a GGUF of that model");
         }
       }
     }
   }
 
-  private static Result write(GgufWriter w, Path output, boolean overwrite, int tensors, List<String> notes) {
+  private static Result write(
+      GgufWriter w, Path output, boolean overwrite, int tensors, List<String> notes) {
     try (OutputFile out = OutputFile.stage(output, overwrite)) {
       w.write(out.path());
       long bytes = Files.size(out.path());
@@ -319,7 +377,8 @@ public final class GgufExport {
   private static MistralConfig loadConfig(Path modelDir) {
     Path f = modelDir.resolve("config.json");
     if (!Files.isRegularFile(f)) {
-      throw new Lora4jException("model folder " + modelDir + " has no config.json: is it a Hugging Face model folder?");
+      throw new Lora4jException(
+          "model folder " + modelDir + " has no config.json: is it a Hugging Face model folder?");
     }
     return MistralConfig.load(f);
   }
@@ -328,16 +387,23 @@ public final class GgufExport {
   private static void check(float[] v, String name, GgmlType t) {
     for (float x : v) {
       if (!Float.isFinite(x)) {
-        throw new Lora4jException("tensor " + name + " holds a value that is not finite (" + x + ")");
+        throw new Lora4jException(
+            "tensor " + name + " holds a value that is not finite (" + x + ")");
       }
       if (t == GgmlType.F16 && Math.abs(x) > 65504f) {
-        throw new Lora4jException("tensor " + name + " holds " + x + ", beyond the range of f16"
-            + " (65504): export as bf16 or f32");
+        throw new Lora4jException(
+            "tensor "
+                + name
+                + " holds "
+                + x
+                + ", beyond the range of f16"
+                + " (65504): export as bf16 or f32");
       }
     }
   }
 
-  static void modelMetadata(GgufWriter w, MistralConfig c, String name, Type type, List<String> notes) {
+  static void modelMetadata(
+      GgufWriter w, MistralConfig c, String name, Type type, List<String> notes) {
     w.putString("general.architecture", "llama");
     w.putString("general.type", "model");
     w.putString("general.name", name);
@@ -358,10 +424,13 @@ public final class GgufExport {
     if (c.slidingWindow() != null) {
       w.putU32("llama.attention.sliding_window", c.slidingWindow());
       if (c.slidingWindow() < c.maxPositionEmbeddings()) {
-        notes.add("config.json sets sliding_window " + c.slidingWindow() + " (written as"
-            + " llama.attention.sliding_window), but llama.cpp's llama architecture attends to the"
-            + " whole context: outputs agree with lora4j for sequences of up to "
-            + c.slidingWindow() + " tokens");
+        notes.add(
+            "config.json sets sliding_window "
+                + c.slidingWindow()
+                + " (written as llama.attention.sliding_window), but llama.cpp's llama architecture"
+                + " attends to the whole context: outputs agree with lora4j for sequences of up to "
+                + c.slidingWindow()
+                + " tokens");
       }
     }
   }
@@ -369,13 +438,20 @@ public final class GgufExport {
   /** Vocabulary, scores, token types, special ids and the chat template of the model folder. */
   static void tokenizerMetadata(GgufWriter w, Path modelDir, MistralConfig c, List<String> notes) {
     if (!Files.isRegularFile(modelDir.resolve("tokenizer.json"))) {
-      throw new Lora4jException("model folder " + modelDir + " has no tokenizer.json: a GGUF file"
-          + " carries the vocabulary, and llama.cpp needs it");
+      throw new Lora4jException(
+          "model folder "
+              + modelDir
+              + " has no tokenizer.json: a GGUF file"
+              + " carries the vocabulary, and llama.cpp needs it");
     }
     Tokenizer tok = Tokenizer.fromModelDir(modelDir);
     if (tok.vocabSize() > c.vocabSize()) {
-      throw new Lora4jException(modelDir.resolve("tokenizer.json") + ": the tokenizer has "
-          + tok.vocabSize() + " tokens but config.json vocab_size is " + c.vocabSize());
+      throw new Lora4jException(
+          modelDir.resolve("tokenizer.json")
+              + ": the tokenizer has "
+              + tok.vocabSize()
+              + " tokens but config.json vocab_size is "
+              + c.vocabSize());
     }
     for (String d : tok.sentencePieceDifferences()) {
       notes.add("llama.cpp may tokenize some text differently from this tokenizer: " + d);
@@ -385,7 +461,8 @@ public final class GgufExport {
     float[] scores = new float[n];
     int[] types = new int[n];
     int merges = 0;
-    for (int id = 0; id < tok.vocabSize(); id++) merges = Math.max(merges, tok.firstMergeRank(id) + 1);
+    for (int id = 0; id < tok.vocabSize(); id++)
+      merges = Math.max(merges, tok.firstMergeRank(id) + 1);
     for (int id = 0; id < n; id++) {
       String text = null;
       if (id < tok.vocabSize()) {
@@ -423,7 +500,8 @@ public final class GgufExport {
     if (tok.unkId() >= 0) w.putU32("tokenizer.ggml.unknown_token_id", tok.unkId());
     if (tok.padId() >= 0) w.putU32("tokenizer.ggml.padding_token_id", tok.padId());
     w.putBool("tokenizer.ggml.add_bos_token", addBos(tc));
-    w.putBool("tokenizer.ggml.add_eos_token", tc != null && tc.path("add_eos_token").asBoolean(false));
+    w.putBool(
+        "tokenizer.ggml.add_eos_token", tc != null && tc.path("add_eos_token").asBoolean(false));
     w.putBool("tokenizer.ggml.add_space_prefix", tok.prependsSpace());
     String template = chatTemplateSource(modelDir);
     if (template != null) w.putString("tokenizer.chat_template", template);
@@ -449,7 +527,10 @@ public final class GgufExport {
   static String chatTemplateSource(Path modelDir) {
     boolean has = Files.isRegularFile(modelDir.resolve("chat_template.jinja"));
     JsonNode tc = readTokenizerConfig(modelDir);
-    if (!has && (tc == null || tc.path("chat_template").isMissingNode() || tc.path("chat_template").isNull())) {
+    if (!has
+        && (tc == null
+            || tc.path("chat_template").isMissingNode()
+            || tc.path("chat_template").isNull())) {
       return null;
     }
     return ChatTemplate.fromModelDir(modelDir).source();
@@ -479,7 +560,9 @@ public final class GgufExport {
     }
     if (hfName.startsWith("model.layers.") && hfName.endsWith(".weight")) {
       int layer = layerOf(hfName);
-      String rest = hfName.substring(("model.layers." + layer + ".").length(), hfName.length() - ".weight".length());
+      String rest =
+          hfName.substring(
+              ("model.layers." + layer + ".").length(), hfName.length() - ".weight".length());
       if (rest.equals("input_layernorm")) return "blk." + layer + ".attn_norm.weight";
       if (rest.equals("post_attention_layernorm")) return "blk." + layer + ".ffn_norm.weight";
       for (LoraTarget t : LoraTarget.values()) {
@@ -489,7 +572,10 @@ public final class GgufExport {
     throw new IllegalArgumentException("not a Mistral weight: " + hfName);
   }
 
-  /** @return llama.cpp's name of a projection: attn_q, attn_k, attn_v, attn_output, ffn_gate, ffn_up, ffn_down */
+  /**
+   * @return llama.cpp's name of a projection: attn_q, attn_k, attn_v, attn_output, ffn_gate,
+   *     ffn_up, ffn_down
+   */
   public static String ggufModule(LoraTarget t) {
     return switch (t) {
       case Q_PROJ -> "attn_q";
@@ -504,7 +590,8 @@ public final class GgufExport {
 
   private static LoraTarget targetOf(String hfName) {
     for (LoraTarget t : LoraTarget.values()) {
-      if (hfName.startsWith("model.layers.") && hfName.endsWith("." + t.modulePath() + ".weight")) return t;
+      if (hfName.startsWith("model.layers.") && hfName.endsWith("." + t.modulePath() + ".weight"))
+        return t;
     }
     return null;
   }
@@ -516,8 +603,8 @@ public final class GgufExport {
 
   /**
    * Reorders the rows of a query or key projection (or of its lora_B) from Hugging Face's RoPE
-   * layout to llama.cpp's: within each head of d rows, new row {@code 2i + s} is old row
-   * {@code s * d/2 + i} (s = 0, 1; i &lt; d/2).
+   * layout to llama.cpp's: within each head of d rows, new row {@code 2i + s} is old row {@code s *
+   * d/2 + i} (s = 0, 1; i &lt; d/2).
    *
    * @param w the matrix, row-major {@code [rows, cols]}
    * @param rows heads x head size
@@ -527,7 +614,8 @@ public final class GgufExport {
    */
   public static float[] permuteRope(float[] w, int rows, int cols, int heads) {
     if (rows % heads != 0 || (rows / heads) % 2 != 0) {
-      throw new IllegalArgumentException(rows + " rows do not split into " + heads + " heads of even size");
+      throw new IllegalArgumentException(
+          rows + " rows do not split into " + heads + " heads of even size");
     }
     int d = rows / heads, half = d / 2;
     float[] out = new float[w.length];

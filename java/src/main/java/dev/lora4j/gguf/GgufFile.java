@@ -38,12 +38,16 @@ public final class GgufFile implements AutoCloseable {
    * @param offset offset of its data from the start of the data section
    */
   public record TensorInfo(String name, int typeId, long[] ne, long offset) {
-    /** @return the type, or null for a ggml type lora4j does not read */
+    /**
+     * @return the type, or null for a ggml type lora4j does not read
+     */
     public GgmlType type() {
       return GgmlType.byId(typeId);
     }
 
-    /** @return the number of elements */
+    /**
+     * @return the number of elements
+     */
     public long elements() {
       long n = 1;
       for (long d : ne) n *= d;
@@ -58,8 +62,13 @@ public final class GgufFile implements AutoCloseable {
   private final Map<String, TensorInfo> tensors;
   private final long dataStart;
 
-  private GgufFile(Path path, FileChannel channel, int version, Map<String, Object> metadata,
-      Map<String, TensorInfo> tensors, long dataStart) {
+  private GgufFile(
+      Path path,
+      FileChannel channel,
+      int version,
+      Map<String, Object> metadata,
+      Map<String, TensorInfo> tensors,
+      long dataStart) {
     this.path = path;
     this.channel = channel;
     this.version = version;
@@ -99,7 +108,8 @@ public final class GgufFile implements AutoCloseable {
       }
       int version = r.u32("the version");
       if (version != 2 && version != 3) {
-        throw new Lora4jException(path + ": GGUF version " + version + " is not supported (2 or 3)");
+        throw new Lora4jException(
+            path + ": GGUF version " + version + " is not supported (2 or 3)");
       }
       long nTensors = r.count("the tensor count", 8 + 4 + 4 + 8 + 8);
       long nKv = r.count("the metadata count", 8 + 4);
@@ -115,11 +125,13 @@ public final class GgufFile implements AutoCloseable {
       for (long i = 0; i < nTensors; i++) {
         String name = r.string("tensor name " + i);
         int nd = r.u32("the dimensions of " + name);
-        if (nd < 1 || nd > 4) throw new Lora4jException(path + ": tensor " + name + " has " + nd + " dimensions");
+        if (nd < 1 || nd > 4)
+          throw new Lora4jException(path + ": tensor " + name + " has " + nd + " dimensions");
         long[] ne = new long[nd];
         for (int d = 0; d < nd; d++) {
           ne[d] = r.u64("a dimension of " + name);
-          if (ne[d] < 0) throw new Lora4jException(path + ": tensor " + name + " has a negative dimension");
+          if (ne[d] < 0)
+            throw new Lora4jException(path + ": tensor " + name + " has a negative dimension");
         }
         int type = r.u32("the type of " + name);
         long off = r.u64("the offset of " + name);
@@ -130,12 +142,19 @@ public final class GgufFile implements AutoCloseable {
       long alignment = 32;
       Object a = meta.get("general.alignment");
       if (a instanceof Long l) {
-        if (l <= 0 || Long.bitCount(l) != 1) throw new Lora4jException(path + ": general.alignment " + l + " is not a power of two");
+        if (l <= 0 || Long.bitCount(l) != 1)
+          throw new Lora4jException(path + ": general.alignment " + l + " is not a power of two");
         alignment = l;
       }
       long dataStart = (b.position() + alignment - 1) / alignment * alignment;
-      GgufFile f = new GgufFile(path, ch, version, Collections.unmodifiableMap(meta),
-          Collections.unmodifiableMap(infos), dataStart);
+      GgufFile f =
+          new GgufFile(
+              path,
+              ch,
+              version,
+              Collections.unmodifiableMap(meta),
+              Collections.unmodifiableMap(infos),
+              dataStart);
       for (TensorInfo t : infos.values()) {
         GgmlType gt = t.type();
         if (gt == null) continue;
@@ -143,8 +162,12 @@ public final class GgufFile implements AutoCloseable {
         for (long d : t.ne) n = Math.multiplyExact(n, d);
         long end = dataStart + t.offset + gt.bytes(n);
         if (t.offset % alignment != 0 || end > size || end < dataStart) {
-          throw new Lora4jException(path + ": the data of tensor " + t.name + " lies outside the file"
-              + " or is not aligned (the file may be cut short)");
+          throw new Lora4jException(
+              path
+                  + ": the data of tensor "
+                  + t.name
+                  + " lies outside the file"
+                  + " or is not aligned (the file may be cut short)");
         }
       }
       return f;
@@ -171,7 +194,8 @@ public final class GgufFile implements AutoCloseable {
 
     void need(long n, String what) {
       if (n < 0 || n > b.remaining()) {
-        throw new Lora4jException(path + ": the file ends inside " + what + " (cut short, or not GGUF)");
+        throw new Lora4jException(
+            path + ": the file ends inside " + what + " (cut short, or not GGUF)");
       }
     }
 
@@ -200,10 +224,12 @@ public final class GgufFile implements AutoCloseable {
       byte[] s = new byte[(int) n];
       b.get(s);
       try {
-        return StandardCharsets.UTF_8.newDecoder()
+        return StandardCharsets.UTF_8
+            .newDecoder()
             .onMalformedInput(CodingErrorAction.REPORT)
             .onUnmappableCharacter(CodingErrorAction.REPORT)
-            .decode(ByteBuffer.wrap(s)).toString();
+            .decode(ByteBuffer.wrap(s))
+            .toString();
       } catch (CharacterCodingException e) {
         throw new Lora4jException(path + ": " + what + " is not UTF-8");
       }
@@ -228,7 +254,8 @@ public final class GgufFile implements AutoCloseable {
           case UINT64, INT64 -> b.getLong();
           case FLOAT64 -> b.getDouble();
           case ARRAY -> {
-            if (depth > 4) throw new Lora4jException(path + ": metadata " + key + " nests arrays too deep");
+            if (depth > 4)
+              throw new Lora4jException(path + ": metadata " + key + " nests arrays too deep");
             int et = u32("the element type of " + key);
             long n = count("the length of " + key, 1);
             List<Object> out = new ArrayList<>((int) Math.min(n, 1 << 20));
@@ -250,27 +277,37 @@ public final class GgufFile implements AutoCloseable {
     return version;
   }
 
-  /** @return every metadata key and value, in file order */
+  /**
+   * @return every metadata key and value, in file order
+   */
   public Map<String, Object> metadata() {
     return metadata;
   }
 
-  /** @return the value of a metadata key, or null */
+  /**
+   * @return the value of a metadata key, or null
+   */
   public Object get(String key) {
     return metadata.get(key);
   }
 
-  /** @return a string value, or null when absent or not a string */
+  /**
+   * @return a string value, or null when absent or not a string
+   */
   public String string(String key) {
     return metadata.get(key) instanceof String s ? s : null;
   }
 
-  /** @return an integer value, or null when absent or not an integer */
+  /**
+   * @return an integer value, or null when absent or not an integer
+   */
   public Long integer(String key) {
     return metadata.get(key) instanceof Long l ? l : null;
   }
 
-  /** @return the tensor infos by name, in file order */
+  /**
+   * @return the tensor infos by name, in file order
+   */
   public Map<String, TensorInfo> tensors() {
     return tensors;
   }
@@ -284,7 +321,14 @@ public final class GgufFile implements AutoCloseable {
     TensorInfo t = tensors.get(name);
     if (t == null) throw new Lora4jException(path + " has no tensor " + name);
     GgmlType type = t.type();
-    if (type == null) throw new Lora4jException(path + ": tensor " + name + " has ggml type " + t.typeId + ", which lora4j does not read");
+    if (type == null)
+      throw new Lora4jException(
+          path
+              + ": tensor "
+              + name
+              + " has ggml type "
+              + t.typeId
+              + ", which lora4j does not read");
     long bytes = type.bytes(t.elements());
     try {
       MappedByteBuffer m = channel.map(FileChannel.MapMode.READ_ONLY, dataStart + t.offset, bytes);
@@ -305,6 +349,14 @@ public final class GgufFile implements AutoCloseable {
 
   @Override
   public String toString() {
-    return "GgufFile[" + path + ", v" + version + ", " + metadata.size() + " keys, " + tensors.size() + " tensors]";
+    return "GgufFile["
+        + path
+        + ", v"
+        + version
+        + ", "
+        + metadata.size()
+        + " keys, "
+        + tensors.size()
+        + " tensors]";
   }
 }

@@ -26,12 +26,25 @@ import java.util.function.Supplier;
 public final class GgufWriter {
   /** GGUF format version written. */
   public static final int VERSION = 3;
+
   /** Alignment of the data section and of every tensor in it. */
   public static final int ALIGNMENT = 32;
 
   /** GGUF metadata value types. */
   enum ValueType {
-    UINT8, INT8, UINT16, INT16, UINT32, INT32, FLOAT32, BOOL, STRING, ARRAY, UINT64, INT64, FLOAT64
+    UINT8,
+    INT8,
+    UINT16,
+    INT16,
+    UINT32,
+    INT32,
+    FLOAT32,
+    BOOL,
+    STRING,
+    ARRAY,
+    UINT64,
+    INT64,
+    FLOAT64
   }
 
   private record Value(ValueType type, ValueType elementType, Object value) {}
@@ -46,7 +59,8 @@ public final class GgufWriter {
   }
 
   public GgufWriter putU32(String key, long v) {
-    if (v < 0 || v > 0xFFFFFFFFL) throw new IllegalArgumentException(key + " = " + v + " does not fit in u32");
+    if (v < 0 || v > 0xFFFFFFFFL)
+      throw new IllegalArgumentException(key + " = " + v + " does not fit in u32");
     return put(key, new Value(ValueType.UINT32, null, v));
   }
 
@@ -71,7 +85,8 @@ public final class GgufWriter {
   }
 
   private GgufWriter put(String key, Value v) {
-    if (metadata.containsKey(key)) throw new IllegalArgumentException("metadata key " + key + " set twice");
+    if (metadata.containsKey(key))
+      throw new IllegalArgumentException("metadata key " + key + " set twice");
     metadata.put(key, v);
     return this;
   }
@@ -83,17 +98,19 @@ public final class GgufWriter {
    * @param type its ggml type
    * @param ne dimensions, innermost (contiguous) first: a Hugging Face {@code [out, in]} weight is
    *     {@code {in, out}}
-   * @param data produces the tensor's bytes when the file is written; must return exactly
-   *     {@code type.bytes(product of ne)} bytes
+   * @param data produces the tensor's bytes when the file is written; must return exactly {@code
+   *     type.bytes(product of ne)} bytes
    */
   public GgufWriter tensor(String name, GgmlType type, long[] ne, Supplier<byte[]> data) {
     long n = 1;
     for (long d : ne) n = Math.multiplyExact(n, d);
     if (!type.fitsRow(ne[0])) {
-      throw new IllegalArgumentException(name + ": rows of " + ne[0] + " cannot be stored as " + type);
+      throw new IllegalArgumentException(
+          name + ": rows of " + ne[0] + " cannot be stored as " + type);
     }
     for (Tensor t : tensors) {
-      if (t.name.equals(name)) throw new IllegalArgumentException("tensor " + name + " added twice");
+      if (t.name.equals(name))
+        throw new IllegalArgumentException("tensor " + name + " added twice");
     }
     tensors.add(new Tensor(name, type, ne.clone(), type.bytes(n), data));
     return this;
@@ -102,14 +119,19 @@ public final class GgufWriter {
   /** Writes the file (the caller stages it under a temporary name). */
   public void write(Path file) throws IOException {
     ByteBuffer head = header();
-    try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE,
-        StandardOpenOption.TRUNCATE_EXISTING, StandardOpenOption.WRITE)) {
+    try (FileChannel ch =
+        FileChannel.open(
+            file,
+            StandardOpenOption.CREATE,
+            StandardOpenOption.TRUNCATE_EXISTING,
+            StandardOpenOption.WRITE)) {
       writeFully(ch, head);
       long pos = head.limit();
       for (Tensor t : tensors) {
         byte[] data = t.data.get();
         if (data.length != t.bytes) {
-          throw new IllegalStateException(t.name + ": " + data.length + " bytes produced, " + t.bytes + " expected");
+          throw new IllegalStateException(
+              t.name + ": " + data.length + " bytes produced, " + t.bytes + " expected");
         }
         writeFully(ch, ByteBuffer.wrap(data));
         pos += data.length;
@@ -245,7 +267,12 @@ public final class GgufWriter {
 
   @Override
   public String toString() {
-    return "GgufWriter[" + metadata.size() + " keys, " + tensors.size() + " tensors: "
-        + Arrays.toString(tensors.stream().map(Tensor::name).limit(4).toArray()) + "...]";
+    return "GgufWriter["
+        + metadata.size()
+        + " keys, "
+        + tensors.size()
+        + " tensors: "
+        + Arrays.toString(tensors.stream().map(Tensor::name).limit(4).toArray())
+        + "...]";
   }
 }

@@ -22,8 +22,8 @@ import java.util.Set;
  * of a user turn).
  *
  * <p>The Go template is derived, not hand-written: the Jinja template is rendered with marker
- * messages, the text around each message is cut out (the text that opens and closes a user turn,
- * an assistant turn, a system message, the generation prompt), and the pieces are checked by
+ * messages, the text around each message is cut out (the text that opens and closes a user turn, an
+ * assistant turn, a system message, the generation prompt), and the pieces are checked by
  * rebuilding the Jinja output of conversations of one to five turns, with and without the
  * generation prompt. A template whose output does not decompose so (one that moves the system
  * message into the last user turn, say) gets no TEMPLATE line and a comment saying why; system
@@ -38,9 +38,8 @@ public final class OllamaModelfile {
   private OllamaModelfile() {}
 
   /**
-   * The pieces of a chat template: a conversation renders as {@code start}, then per message
-   * {@code pre + content + post} of its role, then {@code generationPrompt} after a final user
-   * message.
+   * The pieces of a chat template: a conversation renders as {@code start}, then per message {@code
+   * pre + content + post} of its role, then {@code generationPrompt} after a final user message.
    *
    * @param start text before the first message (BOS left out)
    * @param userPre text before a user message
@@ -51,8 +50,15 @@ public final class OllamaModelfile {
    * @param systemPost text after a system message, or null
    * @param generationPrompt what add_generation_prompt adds after a final user message
    */
-  public record Pieces(String start, String userPre, String userPost, String assistantPre,
-      String assistantPost, String systemPre, String systemPost, String generationPrompt) {
+  public record Pieces(
+      String start,
+      String userPre,
+      String userPost,
+      String assistantPre,
+      String assistantPost,
+      String systemPre,
+      String systemPost,
+      String generationPrompt) {
 
     /** The conversation as these pieces render it (the last assistant message closed). */
     String render(List<ChatMessage> conv, boolean generationPrompt) {
@@ -65,7 +71,8 @@ public final class OllamaModelfile {
           default -> throw new IllegalArgumentException(m.role());
         }
       }
-      if (generationPrompt && conv.get(conv.size() - 1).role().equals("user")) sb.append(this.generationPrompt);
+      if (generationPrompt && conv.get(conv.size() - 1).role().equals("user"))
+        sb.append(this.generationPrompt);
       return sb.toString();
     }
 
@@ -78,15 +85,22 @@ public final class OllamaModelfile {
       t.append(lit(start));
       t.append("{{ range $i, $m := .Messages }}{{ $last := eq (len (slice $.Messages $i)) 1 }}");
       if (systemPre != null) {
-        t.append("{{ if eq $m.Role \"system\" }}").append(lit(systemPre)).append("{{ $m.Content }}")
-            .append(lit(systemPost)).append("{{ else if eq $m.Role \"user\" }}");
+        t.append("{{ if eq $m.Role \"system\" }}")
+            .append(lit(systemPre))
+            .append("{{ $m.Content }}")
+            .append(lit(systemPost))
+            .append("{{ else if eq $m.Role \"user\" }}");
       } else {
         t.append("{{ if eq $m.Role \"user\" }}");
       }
       t.append(lit(userPre)).append("{{ $m.Content }}").append(lit(userPost));
-      if (!generationPrompt.isEmpty()) t.append("{{ if $last }}").append(lit(generationPrompt)).append("{{ end }}");
-      t.append("{{ else if eq $m.Role \"assistant\" }}").append(lit(assistantPre)).append("{{ $m.Content }}");
-      if (!assistantPost.isEmpty()) t.append("{{ if not $last }}").append(lit(assistantPost)).append("{{ end }}");
+      if (!generationPrompt.isEmpty())
+        t.append("{{ if $last }}").append(lit(generationPrompt)).append("{{ end }}");
+      t.append("{{ else if eq $m.Role \"assistant\" }}")
+          .append(lit(assistantPre))
+          .append("{{ $m.Content }}");
+      if (!assistantPost.isEmpty())
+        t.append("{{ if not $last }}").append(lit(assistantPost)).append("{{ end }}");
       t.append("{{ end }}{{ end }}");
       return t.toString();
     }
@@ -102,8 +116,12 @@ public final class OllamaModelfile {
    * @throws Lora4jException saying why the template does not decompose
    */
   public static Pieces derive(ChatTemplate template, String bosToken, boolean addBos) {
-    List<ChatMessage> four = List.of(ChatMessage.user(U1), ChatMessage.assistant(A1),
-        ChatMessage.user(U2), ChatMessage.assistant(A2));
+    List<ChatMessage> four =
+        List.of(
+            ChatMessage.user(U1),
+            ChatMessage.assistant(A1),
+            ChatMessage.user(U2),
+            ChatMessage.assistant(A2));
     String r4 = render(template, four, false);
     int[] at = positions(r4, U1, A1, U2, A2);
     String t0 = r4.substring(0, at[0]);
@@ -111,7 +129,9 @@ public final class OllamaModelfile {
     String t2 = r4.substring(at[1] + A1.length(), at[2]);
     String t3 = r4.substring(at[2] + U2.length(), at[3]);
     String t4 = r4.substring(at[3] + A2.length());
-    if (!t1.equals(t3)) throw new Lora4jException("the text between a user and an assistant message differs from turn to turn");
+    if (!t1.equals(t3))
+      throw new Lora4jException(
+          "the text between a user and an assistant message differs from turn to turn");
     String ru = render(template, List.of(ChatMessage.user(U1)), false);
     String rg = render(template, List.of(ChatMessage.user(U1)), true);
     if (!ru.startsWith(t0 + U1) || !rg.startsWith(t0 + U1)) {
@@ -125,31 +145,54 @@ public final class OllamaModelfile {
     String assistantPre = t1.substring(userPost.length());
     String generationPrompt = genTail.substring(userPost.length());
     String assistantPost = t4;
-    if (!t2.startsWith(assistantPost)) throw new Lora4jException("the end of an assistant turn depends on what follows it");
+    if (!t2.startsWith(assistantPost))
+      throw new Lora4jException("the end of an assistant turn depends on what follows it");
     String userPre = t2.substring(assistantPost.length());
-    if (!t0.endsWith(userPre)) throw new Lora4jException("the first user turn opens differently from the later ones");
+    if (!t0.endsWith(userPre))
+      throw new Lora4jException("the first user turn opens differently from the later ones");
     String start = t0.substring(0, t0.length() - userPre.length());
-    Pieces p = new Pieces(start, userPre, userPost, assistantPre, assistantPost, null, null, generationPrompt);
-    List<List<ChatMessage>> convs = List.of(
-        List.of(ChatMessage.user(U1)),
-        List.of(ChatMessage.user(U1), ChatMessage.assistant(A1)),
-        List.of(ChatMessage.user(U1), ChatMessage.assistant(A1), ChatMessage.user(U2)),
-        four,
-        List.of(ChatMessage.user(U1), ChatMessage.assistant(A1), ChatMessage.user(U2),
-            ChatMessage.assistant(A2), ChatMessage.user(U3)));
+    Pieces p =
+        new Pieces(
+            start, userPre, userPost, assistantPre, assistantPost, null, null, generationPrompt);
+    List<List<ChatMessage>> convs =
+        List.of(
+            List.of(ChatMessage.user(U1)),
+            List.of(ChatMessage.user(U1), ChatMessage.assistant(A1)),
+            List.of(ChatMessage.user(U1), ChatMessage.assistant(A1), ChatMessage.user(U2)),
+            four,
+            List.of(
+                ChatMessage.user(U1),
+                ChatMessage.assistant(A1),
+                ChatMessage.user(U2),
+                ChatMessage.assistant(A2),
+                ChatMessage.user(U3)));
     verify(template, p, convs);
     p = withSystem(template, p);
     if (addBos && bosToken != null && !bosToken.isEmpty() && p.start.startsWith(bosToken)) {
-      p = new Pieces(p.start.substring(bosToken.length()), p.userPre, p.userPost, p.assistantPre,
-          p.assistantPost, p.systemPre, p.systemPost, p.generationPrompt);
+      p =
+          new Pieces(
+              p.start.substring(bosToken.length()),
+              p.userPre,
+              p.userPost,
+              p.assistantPre,
+              p.assistantPost,
+              p.systemPre,
+              p.systemPost,
+              p.generationPrompt);
     }
     return p;
   }
 
-  /** The pieces with system messages when the template's system turn decomposes, else as they are. */
+  /**
+   * The pieces with system messages when the template's system turn decomposes, else as they are.
+   */
   private static Pieces withSystem(ChatTemplate template, Pieces p) {
-    List<ChatMessage> conv = List.of(ChatMessage.system(S1), ChatMessage.user(U1),
-        ChatMessage.assistant(A1), ChatMessage.user(U2));
+    List<ChatMessage> conv =
+        List.of(
+            ChatMessage.system(S1),
+            ChatMessage.user(U1),
+            ChatMessage.assistant(A1),
+            ChatMessage.user(U2));
     String rs;
     try {
       rs = template.renderString(conv, false);
@@ -162,8 +205,16 @@ public final class OllamaModelfile {
     String before = rs.substring(p.start.length(), s);
     String after = rs.substring(s + S1.length(), u);
     if (!after.endsWith(p.userPre)) return p;
-    Pieces q = new Pieces(p.start, p.userPre, p.userPost, p.assistantPre, p.assistantPost, before,
-        after.substring(0, after.length() - p.userPre.length()), p.generationPrompt);
+    Pieces q =
+        new Pieces(
+            p.start,
+            p.userPre,
+            p.userPost,
+            p.assistantPre,
+            p.assistantPost,
+            before,
+            after.substring(0, after.length() - p.userPre.length()),
+            p.generationPrompt);
     try {
       verify(template, q, List.of(List.of(ChatMessage.system(S1), ChatMessage.user(U1)), conv));
     } catch (Lora4jException e) {
@@ -179,9 +230,15 @@ public final class OllamaModelfile {
         String want = render(template, c, gen);
         String got = p.render(c, gen);
         if (!want.equals(got)) {
-          throw new Lora4jException("a conversation of " + c.size() + " messages"
-              + (gen ? " with the generation prompt" : "") + " renders as " + quote(want)
-              + ", the turn pieces give " + quote(got));
+          throw new Lora4jException(
+              "a conversation of "
+                  + c.size()
+                  + " messages"
+                  + (gen ? " with the generation prompt" : "")
+                  + " renders as "
+                  + quote(want)
+                  + ", the turn pieces give "
+                  + quote(got));
         }
       }
     }
@@ -191,7 +248,8 @@ public final class OllamaModelfile {
     try {
       return t.renderString(conv, gen);
     } catch (ChatTemplateException e) {
-      throw new Lora4jException("the template rejects a plain user/assistant conversation: " + e.getMessage(), e);
+      throw new Lora4jException(
+          "the template rejects a plain user/assistant conversation: " + e.getMessage(), e);
     }
   }
 
@@ -201,7 +259,8 @@ public final class OllamaModelfile {
     for (int i = 0; i < parts.length; i++) {
       at[i] = s.indexOf(parts[i], from);
       if (at[i] < 0 || s.indexOf(parts[i], at[i] + 1) >= 0) {
-        throw new Lora4jException("the template does not write each message's content once, in order");
+        throw new Lora4jException(
+            "the template does not write each message's content once, in order");
       }
       from = at[i] + parts[i].length();
     }
@@ -248,7 +307,8 @@ public final class OllamaModelfile {
    */
   public static String text(Path dir, Path model, Path adapter, Path modelDir, List<String> notes) {
     StringBuilder m = new StringBuilder();
-    m.append("# Ollama Modelfile written by lora4j export-gguf from ").append(modelDir.toAbsolutePath().normalize());
+    m.append("# Ollama Modelfile written by lora4j export-gguf from ")
+        .append(modelDir.toAbsolutePath().normalize());
     m.append("\n# use: ollama create NAME -f ").append("<this file>").append("\n");
     m.append("FROM ").append(ref(dir, model)).append('\n');
     if (adapter != null) m.append("ADAPTER ").append(ref(dir, adapter)).append('\n');
@@ -266,22 +326,30 @@ public final class OllamaModelfile {
         Pieces p = derive(ChatTemplate.fromModelDir(modelDir), bos, GgufExport.addBos(tc));
         m.append("TEMPLATE \"\"\"").append(p.goTemplate()).append("\"\"\"\n");
         if (p.systemPre == null) {
-          m.append("# system messages are left out: the chat template has no separate system turn\n");
+          m.append(
+              "# system messages are left out: the chat template has no separate system turn\n");
         }
         String userOpen = p.userPre.strip();
-        if (bos != null && userOpen.startsWith(bos)) userOpen = userOpen.substring(bos.length()).strip();
+        if (bos != null && userOpen.startsWith(bos))
+          userOpen = userOpen.substring(bos.length()).strip();
         if (!userOpen.isEmpty()) stops.add(userOpen);
       } catch (Lora4jException e) {
         m.append("# TEMPLATE: not written: the chat template does not split into turns (")
-            .append(e.getMessage().replace('\n', ' ')).append("); write one by hand (Ollama may"
-            + " recognize the GGUF's tokenizer.chat_template by itself)\n");
-        notes.add("the Modelfile has no TEMPLATE: the chat template does not split into turns: " + e.getMessage());
+            .append(e.getMessage().replace('\n', ' '))
+            .append(
+                "); write one by hand (Ollama may"
+                    + " recognize the GGUF's tokenizer.chat_template by itself)\n");
+        notes.add(
+            "the Modelfile has no TEMPLATE: the chat template does not split into turns: "
+                + e.getMessage());
       }
     }
     for (String s : stops) {
       if (s.contains("\"\"\"")) continue;
       boolean plain = !s.contains("\"") && !s.contains("\n");
-      m.append("PARAMETER stop ").append(plain ? "\"" + s + "\"" : "\"\"\"" + s + "\"\"\"").append('\n');
+      m.append("PARAMETER stop ")
+          .append(plain ? "\"" + s + "\"" : "\"\"\"" + s + "\"\"\"")
+          .append('\n');
     }
     return m.toString();
   }
@@ -308,7 +376,8 @@ public final class OllamaModelfile {
    * @param overwrite whether an existing file may be replaced
    * @return notes for the user (empty when the Modelfile is complete)
    */
-  public static List<String> write(Path modelfile, Path model, Path adapter, Path modelDir, boolean overwrite) {
+  public static List<String> write(
+      Path modelfile, Path model, Path adapter, Path modelDir, boolean overwrite) {
     List<String> notes = new ArrayList<>();
     Path dir = modelfile.toAbsolutePath().normalize().getParent();
     String text = text(dir, model, adapter, modelDir, notes);
@@ -321,10 +390,13 @@ public final class OllamaModelfile {
     return notes;
   }
 
-  /** @return the Modelfile path beside a GGUF file: {@code NAME.gguf} gives {@code NAME.Modelfile} */
+  /**
+   * @return the Modelfile path beside a GGUF file: {@code NAME.gguf} gives {@code NAME.Modelfile}
+   */
   public static Path besides(Path gguf) {
     String n = gguf.getFileName().toString();
-    String stem = n.toLowerCase(java.util.Locale.ROOT).endsWith(".gguf") ? n.substring(0, n.length() - 5) : n;
+    String stem =
+        n.toLowerCase(java.util.Locale.ROOT).endsWith(".gguf") ? n.substring(0, n.length() - 5) : n;
     return gguf.resolveSibling(stem + ".Modelfile");
   }
 }

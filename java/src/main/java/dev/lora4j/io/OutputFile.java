@@ -11,9 +11,9 @@ import java.util.Map;
 
 /**
  * A file a command writes as a whole (a GGUF export, a Modelfile): written under a temporary name
- * beside it ({@code .NAME.partial-PID}) and renamed into place when complete, so a failed or
- * killed command leaves nothing half-written at the output path. An existing file is refused
- * unless overwriting was asked for; then it is replaced by the rename, never written into.
+ * beside it ({@code .NAME.partial-PID}) and renamed into place when complete, so a failed or killed
+ * command leaves nothing half-written at the output path. An existing file is refused unless
+ * overwriting was asked for; then it is replaced by the rename, never written into.
  *
  * <pre>{@code
  * OutputFile.checkApart(out, "--output", Map.of("--model folder", modelDir));
@@ -35,8 +35,8 @@ public final class OutputFile implements AutoCloseable {
 
   /**
    * Refuses an output file that is one of the inputs (a file or folder read by the command), or an
-   * existing file inside an input folder (which may be one the command reads). A new file inside
-   * an input folder is allowed: it cannot destroy anything. Symbolic links are resolved.
+   * existing file inside an input folder (which may be one the command reads). A new file inside an
+   * input folder is allowed: it cannot destroy anything. Symbolic links are resolved.
    *
    * @param out the output file
    * @param outName how the output is named in the message ("--output")
@@ -49,12 +49,24 @@ public final class OutputFile implements AutoCloseable {
       if (e.getValue() == null) continue;
       Path in = OutputFolder.canonicalPath(e.getValue());
       String how =
-          o.equals(in) ? "is" : in.startsWith(o) ? "contains"
-              : o.startsWith(in) && Files.exists(o, LinkOption.NOFOLLOW_LINKS) ? "is an existing file inside"
-              : null;
+          o.equals(in)
+              ? "is"
+              : in.startsWith(o)
+                  ? "contains"
+                  : o.startsWith(in) && Files.exists(o, LinkOption.NOFOLLOW_LINKS)
+                      ? "is an existing file inside"
+                      : null;
       if (how != null) {
         throw new Lora4jException(
-            outName + " " + out + " " + how + " the " + e.getKey() + " " + e.getValue()
+            outName
+                + " "
+                + out
+                + " "
+                + how
+                + " the "
+                + e.getKey()
+                + " "
+                + e.getValue()
                 + ": writing there could destroy it; choose an output file apart from the inputs");
       }
     }
@@ -95,7 +107,9 @@ public final class OutputFile implements AutoCloseable {
     }
     if (!overwrite && Files.exists(target, LinkOption.NOFOLLOW_LINKS)) {
       throw new Lora4jException(
-          out + " exists: choose a new file name, or use " + OutputFolder.OVERWRITE_OPTION
+          out
+              + " exists: choose a new file name, or use "
+              + OutputFolder.OVERWRITE_OPTION
               + " to replace it");
     }
   }
@@ -112,7 +126,8 @@ public final class OutputFile implements AutoCloseable {
       Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
       committed = true;
     } catch (IOException e) {
-      throw new Lora4jException("cannot move the written file into place at " + target + ": " + e, e);
+      throw new Lora4jException(
+          "cannot move the written file into place at " + target + ": " + e, e);
     }
   }
 

@@ -14,11 +14,11 @@ import java.util.Map;
 import java.util.stream.Stream;
 
 /**
- * A folder a command writes as a whole (a merged model, an adapter): written under a temporary
- * name beside it ({@code .NAME.partial-PID}) and renamed into place when complete, so a failed or
- * killed command leaves nothing half-written at the output path. An output folder that exists and
- * is not empty is refused unless overwriting was asked for; then its old contents are replaced as
- * a whole by the new ones (never mixed with them).
+ * A folder a command writes as a whole (a merged model, an adapter): written under a temporary name
+ * beside it ({@code .NAME.partial-PID}) and renamed into place when complete, so a failed or killed
+ * command leaves nothing half-written at the output path. An output folder that exists and is not
+ * empty is refused unless overwriting was asked for; then its old contents are replaced as a whole
+ * by the new ones (never mixed with them).
  *
  * <pre>{@code
  * OutputFolder.checkApart(out, "output folder", Map.of("model folder", modelDir));
@@ -56,11 +56,22 @@ public final class OutputFolder implements AutoCloseable {
       if (e.getValue() == null) continue;
       Path in = canonicalPath(e.getValue());
       String how =
-          o.equals(in) ? "is" : o.startsWith(in) ? "is inside" : in.startsWith(o) ? "contains" : null;
+          o.equals(in)
+              ? "is"
+              : o.startsWith(in) ? "is inside" : in.startsWith(o) ? "contains" : null;
       if (how != null) {
         throw new Lora4jException(
-            outName + " " + out + " " + how + " the " + e.getKey() + " " + e.getValue()
-                + ": writing there could destroy it; choose an output folder apart from the inputs");
+            outName
+                + " "
+                + out
+                + " "
+                + how
+                + " the "
+                + e.getKey()
+                + " "
+                + e.getValue()
+                + ": writing there could destroy it; choose an output folder apart from the"
+                + " inputs");
       }
     }
   }
@@ -80,8 +91,12 @@ public final class OutputFolder implements AutoCloseable {
       List<String> entries = entries(target, 3);
       if (!entries.isEmpty()) {
         throw new Lora4jException(
-            "output folder " + out + " is not empty (it holds " + String.join(", ", entries)
-                + "): choose a new or empty folder, or use " + OVERWRITE_OPTION
+            "output folder "
+                + out
+                + " is not empty (it holds "
+                + String.join(", ", entries)
+                + "): choose a new or empty folder, or use "
+                + OVERWRITE_OPTION
                 + " to replace its contents");
       }
     }
@@ -107,7 +122,8 @@ public final class OutputFolder implements AutoCloseable {
   /** Puts the written folder in place of the output path (replacing what was there). */
   public void commit() {
     if (committed) return;
-    Path old = target.resolveSibling("." + target.getFileName() + ".old-" + ProcessHandle.current().pid());
+    Path old =
+        target.resolveSibling("." + target.getFileName() + ".old-" + ProcessHandle.current().pid());
     try {
       if (Files.exists(target, LinkOption.NOFOLLOW_LINKS)) {
         deleteTree(old);
@@ -117,7 +133,8 @@ public final class OutputFolder implements AutoCloseable {
       committed = true;
       deleteTree(old);
     } catch (IOException e) {
-      throw new Lora4jException("cannot move the written folder into place at " + target + ": " + e, e);
+      throw new Lora4jException(
+          "cannot move the written folder into place at " + target + ": " + e, e);
     }
   }
 
@@ -164,7 +181,8 @@ public final class OutputFolder implements AutoCloseable {
 
   /** Leftovers of killed writers of the same folder (their process is gone). */
   private static void removeStale(Path parent, String name) throws IOException {
-    try (DirectoryStream<Path> ds = Files.newDirectoryStream(parent, "." + name + ".{partial,old}-*")) {
+    try (DirectoryStream<Path> ds =
+        Files.newDirectoryStream(parent, "." + name + ".{partial,old}-*")) {
       for (Path p : ds) {
         String n = p.getFileName().toString();
         long pid;

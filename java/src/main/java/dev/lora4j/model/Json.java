@@ -23,19 +23,20 @@ public final class Json {
    */
   public static String pretty(JsonNode node) {
     DefaultIndenter indenter = new DefaultIndenter("  ", "\n");
-    Separators seps = Separators.createDefaultInstance()
-        .withObjectFieldValueSpacing(Separators.Spacing.AFTER)
-        .withObjectEmptySeparator("")
-        .withArrayEmptySeparator("");
-    DefaultPrettyPrinter pp = new DefaultPrettyPrinter(seps)
-        .withObjectIndenter(indenter)
-        .withArrayIndenter(indenter);
+    Separators seps =
+        Separators.createDefaultInstance()
+            .withObjectFieldValueSpacing(Separators.Spacing.AFTER)
+            .withObjectEmptySeparator("")
+            .withArrayEmptySeparator("");
+    DefaultPrettyPrinter pp =
+        new DefaultPrettyPrinter(seps).withObjectIndenter(indenter).withArrayIndenter(indenter);
     try {
-      return MAPPER.writer(pp).without(JsonGenerator.Feature.ESCAPE_NON_ASCII)
+      return MAPPER
+          .writer(pp)
+          .without(JsonGenerator.Feature.ESCAPE_NON_ASCII)
           .writeValueAsString(node);
     } catch (JsonProcessingException e) {
       throw new IllegalStateException("cannot format JSON", e);
     }
   }
-
 }

@@ -1,15 +1,14 @@
 package dev.lora4j.model;
 
-import dev.lora4j.Lora4jException;
-import dev.lora4j.io.OutputFolder;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.lora4j.Lora4jException;
+import dev.lora4j.io.OutputFolder;
 import dev.lora4j.model.nf4.Bnb4bit;
 import dev.lora4j.model.nf4.Nf4Tensor;
 import dev.lora4j.model.peft.LoraAdapter;
 import dev.lora4j.model.peft.LoraTarget;
 import dev.lora4j.safetensors.Checkpoint;
-import dev.lora4j.safetensors.DType;
 import dev.lora4j.safetensors.SafetensorsFile;
 import dev.lora4j.safetensors.SafetensorsWriter;
 import dev.lora4j.safetensors.TensorInfo;
@@ -46,14 +45,19 @@ public final class MergedExport {
   /** Copied beside the weights when present. */
   static final List<String> SIDE_FILES =
       List.of(
-          "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
-          "tokenizer.model", "special_tokens_map.json", Checkpoint.INDEX_FILE);
+          "config.json",
+          "generation_config.json",
+          "tokenizer.json",
+          "tokenizer_config.json",
+          "tokenizer.model",
+          "special_tokens_map.json",
+          Checkpoint.INDEX_FILE);
 
   /**
-   * Merges the adapter folder into the model folder's weights and writes the result to outDir.
-   * The output must be apart from both inputs (not one of them, not inside, not containing one);
-   * an existing non-empty outDir is refused unless overwrite, and then replaced as a whole. The
-   * folder is written under a temporary name and renamed into place when complete.
+   * Merges the adapter folder into the model folder's weights and writes the result to outDir. The
+   * output must be apart from both inputs (not one of them, not inside, not containing one); an
+   * existing non-empty outDir is refused unless overwrite, and then replaced as a whole. The folder
+   * is written under a temporary name and renamed into place when complete.
    */
   public static void write(Path modelDir, Path adapterDir, Path outDir, boolean overwrite) {
     Map<String, Path> inputs = new LinkedHashMap<>();
@@ -116,9 +120,14 @@ public final class MergedExport {
             continue;
           }
           if (!Arrays.equals(t.shape(), mw.shape())) {
-            throw new Lora4jException(shard.path() + ": tensor " + t.name() + " has shape "
-                + Arrays.toString(t.shape()) + ", config.json implies "
-                + Arrays.toString(mw.shape()));
+            throw new Lora4jException(
+                shard.path()
+                    + ": tensor "
+                    + t.name()
+                    + " has shape "
+                    + Arrays.toString(t.shape())
+                    + ", config.json implies "
+                    + Arrays.toString(mw.shape()));
           }
           float[] wv = shard.readFloat(t.name());
           fold(wv, adapter.a(mw.layer(), target), adapter.b(mw.layer(), target), scale);
@@ -170,8 +179,8 @@ public final class MergedExport {
   }
 
   /**
-   * Adds {@code scale * B A} to a weight {@code [out, in]} in place, in fp32 (B {@code [out, r]},
-   * A {@code [r, in]}); the caller rounds to the weight's dtype.
+   * Adds {@code scale * B A} to a weight {@code [out, in]} in place, in fp32 (B {@code [out, r]}, A
+   * {@code [r, in]}); the caller rounds to the weight's dtype.
    *
    * @param w the weight, row-major
    * @param a lora_A
@@ -181,16 +190,29 @@ public final class MergedExport {
   public static void fold(float[] w, LoraAdapter.Weight a, LoraAdapter.Weight b, double scale) {
     int out = b.rows(), in = a.cols(), r = a.rows();
     if ((long) out * in != w.length || b.cols() != r) {
-      throw new IllegalArgumentException("lora_A [" + r + ", " + in + "] and lora_B [" + b.rows()
-          + ", " + b.cols() + "] do not fit a weight of " + w.length + " values");
+      throw new IllegalArgumentException(
+          "lora_A ["
+              + r
+              + ", "
+              + in
+              + "] and lora_B ["
+              + b.rows()
+              + ", "
+              + b.cols()
+              + "] do not fit a weight of "
+              + w.length
+              + " values");
     }
     float[] av = a.values(), bv = b.values();
-    IntStream.range(0, out).parallel().forEach(i -> {
-      for (int j = 0; j < in; j++) {
-        float d = 0;
-        for (int k = 0; k < r; k++) d += bv[i * r + k] * av[k * in + j];
-        w[i * in + j] = (float) (w[i * in + j] + scale * d);
-      }
-    });
+    IntStream.range(0, out)
+        .parallel()
+        .forEach(
+            i -> {
+              for (int j = 0; j < in; j++) {
+                float d = 0;
+                for (int k = 0; k < r; k++) d += bv[i * r + k] * av[k * in + j];
+                w[i * in + j] = (float) (w[i * in + j] + scale * d);
+              }
+            });
   }
 }

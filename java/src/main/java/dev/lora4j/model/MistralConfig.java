@@ -16,16 +16,16 @@ import java.util.TreeMap;
  *
  * <p>Defaults follow transformers' {@code MistralConfig} exactly, so that a folder means the same
  * model here as in Python: {@code head_dim} absent or null = {@code hidden_size /
- * num_attention_heads}; {@code num_key_value_heads} null = {@code num_attention_heads} but absent
- * = 8 (transformers' default); {@code sliding_window} null = no window but absent = 4096
+ * num_attention_heads}; {@code num_key_value_heads} null = {@code num_attention_heads} but absent =
+ * 8 (transformers' default); {@code sliding_window} null = no window but absent = 4096
  * (transformers' default); {@code max_position_embeddings} 131072; {@code rms_norm_eps} 1e-6;
  * {@code bos_token_id} 1, {@code eos_token_id} 2 (a list: its first entry). RoPE base: the
  * top-level {@code rope_theta} real Mistral releases write, or {@code rope_parameters.rope_theta}
  * transformers 5 writes (both present must agree), else 10000.
  *
- * <p>Required keys: {@code model_type} ("mistral"), {@code vocab_size}, {@code hidden_size},
- * {@code intermediate_size}, {@code num_hidden_layers}, {@code num_attention_heads}. Rejected with
- * a {@link ConfigException} naming the file and key: a missing required key, a value of the wrong
+ * <p>Required keys: {@code model_type} ("mistral"), {@code vocab_size}, {@code hidden_size}, {@code
+ * intermediate_size}, {@code num_hidden_layers}, {@code num_attention_heads}. Rejected with a
+ * {@link ConfigException} naming the file and key: a missing required key, a value of the wrong
  * type, a size that is not positive, query heads not a multiple of KV heads, {@code hidden_size}
  * not divisible by the heads when {@code head_dim} is absent, another {@code model_type}, tied
  * embeddings, an activation other than silu, and RoPE scaling.
@@ -66,23 +66,49 @@ public record MistralConfig(
   /** The model type this class accepts. */
   public static final String MODEL_TYPE = "mistral";
 
-  private static final ObjectMapper JSON = new ObjectMapper()
-      .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
+  private static final ObjectMapper JSON =
+      new ObjectMapper().enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
 
   /** Checks the invariants (positive sizes, head counts, model type, no tied embeddings). */
   public MistralConfig {
-    check("config", vocabSize, hiddenSize, intermediateSize, numHiddenLayers, numAttentionHeads,
-        numKeyValueHeads, headDim, maxPositionEmbeddings, rmsNormEps, ropeTheta, slidingWindow,
-        tieWordEmbeddings, modelType);
+    check(
+        "config",
+        vocabSize,
+        hiddenSize,
+        intermediateSize,
+        numHiddenLayers,
+        numAttentionHeads,
+        numKeyValueHeads,
+        headDim,
+        maxPositionEmbeddings,
+        rmsNormEps,
+        ropeTheta,
+        slidingWindow,
+        tieWordEmbeddings,
+        modelType);
   }
 
-  private static void check(String src, int vocabSize, int hiddenSize, int intermediateSize,
-      int numHiddenLayers, int numAttentionHeads, int numKeyValueHeads, int headDim,
-      int maxPositionEmbeddings, double rmsNormEps, double ropeTheta, Integer slidingWindow,
-      boolean tieWordEmbeddings, String modelType) {
+  private static void check(
+      String src,
+      int vocabSize,
+      int hiddenSize,
+      int intermediateSize,
+      int numHiddenLayers,
+      int numAttentionHeads,
+      int numKeyValueHeads,
+      int headDim,
+      int maxPositionEmbeddings,
+      double rmsNormEps,
+      double ropeTheta,
+      Integer slidingWindow,
+      boolean tieWordEmbeddings,
+      String modelType) {
     if (!MODEL_TYPE.equals(modelType)) {
-      throw new ConfigException(src + ": key 'model_type' is '" + modelType
-          + "'; lora4j supports only \"mistral\" models");
+      throw new ConfigException(
+          src
+              + ": key 'model_type' is '"
+              + modelType
+              + "'; lora4j supports only \"mistral\" models");
     }
     positive(src, "vocab_size", vocabSize);
     positive(src, "hidden_size", hiddenSize);
@@ -93,25 +119,36 @@ public record MistralConfig(
     positive(src, "head_dim", headDim);
     positive(src, "max_position_embeddings", maxPositionEmbeddings);
     if ((long) numAttentionHeads * headDim > Integer.MAX_VALUE) {
-      throw new ConfigException(src + ": num_attention_heads " + numAttentionHeads + " x head_dim "
-          + headDim + " is too large (the q_proj width must fit in an int)");
+      throw new ConfigException(
+          src
+              + ": num_attention_heads "
+              + numAttentionHeads
+              + " x head_dim "
+              + headDim
+              + " is too large (the q_proj width must fit in an int)");
     }
     if (numAttentionHeads % numKeyValueHeads != 0) {
-      throw new ConfigException(src + ": key 'num_key_value_heads' = " + numKeyValueHeads
-          + " does not divide num_attention_heads = " + numAttentionHeads);
+      throw new ConfigException(
+          src
+              + ": key 'num_key_value_heads' = "
+              + numKeyValueHeads
+              + " does not divide num_attention_heads = "
+              + numAttentionHeads);
     }
     if (!(rmsNormEps > 0) || Double.isInfinite(rmsNormEps)) {
-      throw new ConfigException(src + ": key 'rms_norm_eps' = " + rmsNormEps
-          + " must be a positive number");
+      throw new ConfigException(
+          src + ": key 'rms_norm_eps' = " + rmsNormEps + " must be a positive number");
     }
     if (!(ropeTheta > 0) || Double.isInfinite(ropeTheta)) {
-      throw new ConfigException(src + ": key 'rope_theta' = " + ropeTheta
-          + " must be a positive number");
+      throw new ConfigException(
+          src + ": key 'rope_theta' = " + ropeTheta + " must be a positive number");
     }
     if (slidingWindow != null) positive(src, "sliding_window", slidingWindow);
     if (tieWordEmbeddings) {
-      throw new ConfigException(src + ": key 'tie_word_embeddings' is true; lora4j supports "
-          + "only Mistral models with a separate LM head (tie_word_embeddings false)");
+      throw new ConfigException(
+          src
+              + ": key 'tie_word_embeddings' is true; lora4j supports "
+              + "only Mistral models with a separate LM head (tie_word_embeddings false)");
     }
   }
 
@@ -121,12 +158,16 @@ public record MistralConfig(
     }
   }
 
-  /** @return {@code numAttentionHeads * headDim}, the width of q_proj's output */
+  /**
+   * @return {@code numAttentionHeads * headDim}, the width of q_proj's output
+   */
   public int qDim() {
     return numAttentionHeads * headDim;
   }
 
-  /** @return {@code numKeyValueHeads * headDim}, the width of k_proj's and v_proj's output */
+  /**
+   * @return {@code numKeyValueHeads * headDim}, the width of k_proj's and v_proj's output
+   */
   public int kvDim() {
     return numKeyValueHeads * headDim;
   }
@@ -170,8 +211,11 @@ public record MistralConfig(
     Reader r = new Reader(root, sourceName);
     String modelType = r.string("model_type", true, null);
     if (!MODEL_TYPE.equals(modelType)) {
-      throw new ConfigException(sourceName + ": key 'model_type' is '" + modelType
-          + "'; lora4j supports only \"mistral\" models");
+      throw new ConfigException(
+          sourceName
+              + ": key 'model_type' is '"
+              + modelType
+              + "'; lora4j supports only \"mistral\" models");
     }
     int vocab = r.integer("vocab_size", true, 0);
     int hidden = r.integer("hidden_size", true, 0);
@@ -180,16 +224,22 @@ public record MistralConfig(
     int heads = r.integer("num_attention_heads", true, 0);
     positive(sourceName, "hidden_size", hidden);
     positive(sourceName, "num_attention_heads", heads);
-    int kvHeads = root.has("num_key_value_heads") && root.get("num_key_value_heads").isNull()
-        ? heads : r.integer("num_key_value_heads", false, 8);
+    int kvHeads =
+        root.has("num_key_value_heads") && root.get("num_key_value_heads").isNull()
+            ? heads
+            : r.integer("num_key_value_heads", false, 8);
     Integer headDimOrNull = r.optionalInteger("head_dim");
     int headDim;
     if (headDimOrNull != null) {
       headDim = headDimOrNull;
     } else {
       if (hidden % heads != 0) {
-        throw new ConfigException(sourceName + ": key 'head_dim' is absent and hidden_size "
-            + hidden + " is not divisible by num_attention_heads " + heads);
+        throw new ConfigException(
+            sourceName
+                + ": key 'head_dim' is absent and hidden_size "
+                + hidden
+                + " is not divisible by num_attention_heads "
+                + heads);
       }
       headDim = hidden / heads;
     }
@@ -197,16 +247,23 @@ public record MistralConfig(
     double eps = r.number("rms_norm_eps", false, 1e-6);
     String act = r.string("hidden_act", false, "silu");
     if (!"silu".equals(act)) {
-      throw new ConfigException(sourceName + ": key 'hidden_act' is '" + act
-          + "'; Mistral models use \"silu\" and lora4j supports only that");
+      throw new ConfigException(
+          sourceName
+              + ": key 'hidden_act' is '"
+              + act
+              + "'; Mistral models use \"silu\" and lora4j supports only that");
     }
     JsonNode scaling = root.get("rope_scaling");
     if (scaling != null && !scaling.isNull()) {
-      throw new ConfigException(sourceName + ": key 'rope_scaling' is set (" + scaling
-          + "); RoPE scaling is not supported");
+      throw new ConfigException(
+          sourceName
+              + ": key 'rope_scaling' is set ("
+              + scaling
+              + "); RoPE scaling is not supported");
     }
     double theta = ropeTheta(root, r, sourceName);
-    Integer window = root.has("sliding_window") ? r.optionalInteger("sliding_window") : Integer.valueOf(4096);
+    Integer window =
+        root.has("sliding_window") ? r.optionalInteger("sliding_window") : Integer.valueOf(4096);
     boolean tie = r.bool("tie_word_embeddings", false, false);
     Integer bos = root.has("bos_token_id") ? r.optionalInteger("bos_token_id") : Integer.valueOf(1);
     Integer eos;
@@ -214,19 +271,36 @@ public record MistralConfig(
     if (eosNode == null) {
       eos = 2;
     } else if (eosNode.isArray()) {
-      eos = eosNode.isEmpty() ? null : Integer.valueOf(r.intValue("eos_token_id[0]", eosNode.get(0)));
+      eos =
+          eosNode.isEmpty() ? null : Integer.valueOf(r.intValue("eos_token_id[0]", eosNode.get(0)));
     } else {
       eos = r.optionalInteger("eos_token_id");
     }
-    check(sourceName, vocab, hidden, inter, layers, heads, kvHeads, headDim, maxPos, eps, theta,
-        window, tie, modelType);
-    return new MistralConfig(vocab, hidden, inter, layers, heads, kvHeads, headDim, maxPos, eps,
-        theta, window, tie, bos, eos, modelType);
+    check(
+        sourceName,
+        vocab,
+        hidden,
+        inter,
+        layers,
+        heads,
+        kvHeads,
+        headDim,
+        maxPos,
+        eps,
+        theta,
+        window,
+        tie,
+        modelType);
+    return new MistralConfig(
+        vocab, hidden, inter, layers, heads, kvHeads, headDim, maxPos, eps, theta, window, tie, bos,
+        eos, modelType);
   }
 
   private static double ropeTheta(JsonNode root, Reader r, String src) {
-    Double top = root.has("rope_theta") && !root.get("rope_theta").isNull()
-        ? r.number("rope_theta", true, 0) : null;
+    Double top =
+        root.has("rope_theta") && !root.get("rope_theta").isNull()
+            ? r.number("rope_theta", true, 0)
+            : null;
     Double nested = null;
     JsonNode rp = root.get("rope_parameters");
     if (rp != null && !rp.isNull()) {
@@ -235,21 +309,28 @@ public record MistralConfig(
       }
       JsonNode type = rp.get("rope_type");
       if (type != null && !type.isNull() && !"default".equals(type.asText())) {
-        throw new ConfigException(src + ": key 'rope_parameters.rope_type' is '" + type.asText()
-            + "'; only \"default\" RoPE is supported");
+        throw new ConfigException(
+            src
+                + ": key 'rope_parameters.rope_type' is '"
+                + type.asText()
+                + "'; only \"default\" RoPE is supported");
       }
       JsonNode t = rp.get("rope_theta");
       if (t != null && !t.isNull()) {
         if (!t.isNumber()) {
-          throw new ConfigException(src + ": key 'rope_parameters.rope_theta' must be a number,"
-              + " found " + t);
+          throw new ConfigException(
+              src + ": key 'rope_parameters.rope_theta' must be a number," + " found " + t);
         }
         nested = t.doubleValue();
       }
     }
     if (top != null && nested != null && top.doubleValue() != nested.doubleValue()) {
-      throw new ConfigException(src + ": key 'rope_theta' = " + top
-          + " disagrees with 'rope_parameters.rope_theta' = " + nested);
+      throw new ConfigException(
+          src
+              + ": key 'rope_theta' = "
+              + top
+              + " disagrees with 'rope_parameters.rope_theta' = "
+              + nested);
     }
     return nested != null ? nested : top != null ? top : 10000.0;
   }

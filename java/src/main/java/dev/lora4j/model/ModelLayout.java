@@ -10,12 +10,12 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * The frozen weights of a Mistral model of a given config: the Hugging Face name, shape and
- * decoder layer of each, and which projection it is. They are read from the native core
- * ({@code lora4j_weight_count} / {@code lora4j_weight_info} in lora4j.h), the one place the
- * model's layout is written: the engine loads exactly these tensors, checkpoints are checked
- * against them, {@link RandomModel} writes them, and the LoRA widths of {@link LoraTarget} are
- * the shapes of the projections here.
+ * The frozen weights of a Mistral model of a given config: the Hugging Face name, shape and decoder
+ * layer of each, and which projection it is. They are read from the native core ({@code
+ * lora4j_weight_count} / {@code lora4j_weight_info} in lora4j.h), the one place the model's layout
+ * is written: the engine loads exactly these tensors, checkpoints are checked against them, {@link
+ * RandomModel} writes them, and the LoRA widths of {@link LoraTarget} are the shapes of the
+ * projections here.
  *
  * <p>Layouts are immutable and cached per config (a few recent ones).
  */
@@ -30,13 +30,17 @@ public final class ModelLayout {
    * @param projection the projection this weight is (its LoRA target), or null for the others
    */
   public record Weight(String name, long[] shape, int layer, LoraTarget projection) {
-    /** @return a copy of the shape */
+    /**
+     * @return a copy of the shape
+     */
     @Override
     public long[] shape() {
       return shape.clone();
     }
 
-    /** @return the number of elements */
+    /**
+     * @return the number of elements
+     */
     public long numel() {
       long n = 1;
       for (long d : shape) n *= d;
@@ -69,8 +73,17 @@ public final class ModelLayout {
         String want = "model.layers." + s.layer() + "." + t.modulePath() + ".weight";
         if (!want.equals(s.name()) || s.shape().length != 2) {
           throw new IllegalStateException(
-              "the native core names slot " + s.slot() + " of layer " + s.layer() + " '"
-                  + s.name() + "', LoraTarget " + t + " expects '" + want + "'");
+              "the native core names slot "
+                  + s.slot()
+                  + " of layer "
+                  + s.layer()
+                  + " '"
+                  + s.name()
+                  + "', LoraTarget "
+                  + t
+                  + " expects '"
+                  + want
+                  + "'");
         }
         projections[s.layer() * targets.length + t.ordinal()] = x;
       } else if (s.slot() < Lora4jLibrary.LORA4J_SLOT_INPUT_NORM
@@ -82,7 +95,9 @@ public final class ModelLayout {
     for (int i = 0; i < projections.length; i++) {
       if (projections[i] == null) {
         throw new IllegalStateException(
-            "the native core lists no " + targets[i % targets.length] + " weight for layer "
+            "the native core lists no "
+                + targets[i % targets.length]
+                + " weight for layer "
                 + i / targets.length);
       }
     }
@@ -94,25 +109,30 @@ public final class ModelLayout {
    *
    * @param c the config
    * @return its frozen weights
-   * @throws dev.lora4j.Lora4jException when the native core refuses the config (for example an
-   *     odd head_dim, which RoPE cannot rotate), with the core's message
+   * @throws dev.lora4j.Lora4jException when the native core refuses the config (for example an odd
+   *     head_dim, which RoPE cannot rotate), with the core's message
    */
   public static ModelLayout of(MistralConfig c) {
     ModelLayout l = CACHE.get(c);
     if (l == null) {
-      l = new ModelLayout(c, NativeEngine.weightSpecs(NativeEngine.Shape.of(c,
-          c.maxPositionEmbeddings())));
+      l =
+          new ModelLayout(
+              c, NativeEngine.weightSpecs(NativeEngine.Shape.of(c, c.maxPositionEmbeddings())));
       CACHE.put(c, l);
     }
     return l;
   }
 
-  /** @return every frozen weight, in the core's order */
+  /**
+   * @return every frozen weight, in the core's order
+   */
   public List<Weight> weights() {
     return weights;
   }
 
-  /** @return name to shape of every frozen weight, in the core's order (a fresh map) */
+  /**
+   * @return name to shape of every frozen weight, in the core's order (a fresh map)
+   */
   public Map<String, long[]> shapes() {
     Map<String, long[]> m = new LinkedHashMap<>();
     for (Weight w : weights) m.put(w.name(), w.shape().clone());

@@ -12,7 +12,8 @@ final class BoundBatch implements AutoCloseable {
   BoundBatch(Batch b) {
     struct.batch(b.rows()).seq(b.seq());
     struct.input_ids(owned[0] = new IntPointer(b.inputIds()));
-    if (b.attentionMask() != null) struct.attention_mask(owned[1] = new IntPointer(b.attentionMask()));
+    if (b.attentionMask() != null)
+      struct.attention_mask(owned[1] = new IntPointer(b.attentionMask()));
     if (b.labels() != null) struct.labels(owned[2] = new IntPointer(b.labels()));
     if (b.positionIds() != null) struct.position_ids(owned[3] = new IntPointer(b.positionIds()));
     if (b.segmentIds() != null) struct.segment_ids(owned[4] = new IntPointer(b.segmentIds()));

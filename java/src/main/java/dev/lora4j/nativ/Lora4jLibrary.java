@@ -9,7 +9,6 @@ import org.bytedeco.javacpp.Pointer;
 import org.bytedeco.javacpp.annotation.ByPtrPtr;
 import org.bytedeco.javacpp.annotation.Cast;
 import org.bytedeco.javacpp.annotation.Const;
-import org.bytedeco.javacpp.annotation.Name;
 import org.bytedeco.javacpp.annotation.NoOffset;
 import org.bytedeco.javacpp.annotation.Opaque;
 import org.bytedeco.javacpp.annotation.Platform;
@@ -23,11 +22,12 @@ import org.bytedeco.javacpp.annotation.Properties;
  */
 @Properties(
     target = "dev.lora4j.nativ.Lora4jLibrary",
-    value = @Platform(
-        value = "linux-x86_64",
-        compiler = "cpp17",
-        include = "lora4j.h",
-        link = "lora4j"))
+    value =
+        @Platform(
+            value = "linux-x86_64",
+            compiler = "cpp17",
+            include = "lora4j.h",
+            link = "lora4j"))
 public final class Lora4jLibrary {
   static {
     Loader.load();
@@ -114,17 +114,49 @@ public final class Lora4jLibrary {
 
     private native void allocate();
 
-    public native int vocab_size(); public native lora4j_model_config vocab_size(int v);
-    public native int hidden_size(); public native lora4j_model_config hidden_size(int v);
-    public native int intermediate_size(); public native lora4j_model_config intermediate_size(int v);
-    public native int num_layers(); public native lora4j_model_config num_layers(int v);
-    public native int num_heads(); public native lora4j_model_config num_heads(int v);
-    public native int num_kv_heads(); public native lora4j_model_config num_kv_heads(int v);
-    public native int head_dim(); public native lora4j_model_config head_dim(int v);
-    public native int sliding_window(); public native lora4j_model_config sliding_window(int v);
-    public native int max_seq_len(); public native lora4j_model_config max_seq_len(int v);
-    public native float rms_norm_eps(); public native lora4j_model_config rms_norm_eps(float v);
-    public native double rope_theta(); public native lora4j_model_config rope_theta(double v);
+    public native int vocab_size();
+
+    public native lora4j_model_config vocab_size(int v);
+
+    public native int hidden_size();
+
+    public native lora4j_model_config hidden_size(int v);
+
+    public native int intermediate_size();
+
+    public native lora4j_model_config intermediate_size(int v);
+
+    public native int num_layers();
+
+    public native lora4j_model_config num_layers(int v);
+
+    public native int num_heads();
+
+    public native lora4j_model_config num_heads(int v);
+
+    public native int num_kv_heads();
+
+    public native lora4j_model_config num_kv_heads(int v);
+
+    public native int head_dim();
+
+    public native lora4j_model_config head_dim(int v);
+
+    public native int sliding_window();
+
+    public native lora4j_model_config sliding_window(int v);
+
+    public native int max_seq_len();
+
+    public native lora4j_model_config max_seq_len(int v);
+
+    public native float rms_norm_eps();
+
+    public native lora4j_model_config rms_norm_eps(float v);
+
+    public native double rope_theta();
+
+    public native lora4j_model_config rope_theta(double v);
   }
 
   @NoOffset
@@ -140,10 +172,21 @@ public final class Lora4jLibrary {
 
     private native void allocate();
 
-    public native int device(); public native lora4j_engine_options device(int v);
-    public native int device_index(); public native lora4j_engine_options device_index(int v);
-    public native int num_threads(); public native lora4j_engine_options num_threads(int v);
-    public native int recompute(); public native lora4j_engine_options recompute(int v);
+    public native int device();
+
+    public native lora4j_engine_options device(int v);
+
+    public native int device_index();
+
+    public native lora4j_engine_options device_index(int v);
+
+    public native int num_threads();
+
+    public native lora4j_engine_options num_threads(int v);
+
+    public native int recompute();
+
+    public native lora4j_engine_options recompute(int v);
   }
 
   @NoOffset
@@ -159,13 +202,33 @@ public final class Lora4jLibrary {
 
     private native void allocate();
 
-    public native int batch(); public native lora4j_batch batch(int v);
-    public native int seq(); public native lora4j_batch seq(int v);
-    public native @Cast("const int32_t*") IntPointer input_ids(); public native lora4j_batch input_ids(IntPointer v);
-    public native @Cast("const int32_t*") IntPointer attention_mask(); public native lora4j_batch attention_mask(IntPointer v);
-    public native @Cast("const int32_t*") IntPointer labels(); public native lora4j_batch labels(IntPointer v);
-    public native @Cast("const int32_t*") IntPointer position_ids(); public native lora4j_batch position_ids(IntPointer v);
-    public native @Cast("const int32_t*") IntPointer segment_ids(); public native lora4j_batch segment_ids(IntPointer v);
+    public native int batch();
+
+    public native lora4j_batch batch(int v);
+
+    public native int seq();
+
+    public native lora4j_batch seq(int v);
+
+    public native @Cast("const int32_t*") IntPointer input_ids();
+
+    public native lora4j_batch input_ids(IntPointer v);
+
+    public native @Cast("const int32_t*") IntPointer attention_mask();
+
+    public native lora4j_batch attention_mask(IntPointer v);
+
+    public native @Cast("const int32_t*") IntPointer labels();
+
+    public native lora4j_batch labels(IntPointer v);
+
+    public native @Cast("const int32_t*") IntPointer position_ids();
+
+    public native lora4j_batch position_ids(IntPointer v);
+
+    public native @Cast("const int32_t*") IntPointer segment_ids();
+
+    public native lora4j_batch segment_ids(IntPointer v);
   }
 
   @NoOffset
@@ -181,12 +244,29 @@ public final class Lora4jLibrary {
 
     private native void allocate();
 
-    public native float lr(); public native lora4j_adamw lr(float v);
-    public native float beta1(); public native lora4j_adamw beta1(float v);
-    public native float beta2(); public native lora4j_adamw beta2(float v);
-    public native float eps(); public native lora4j_adamw eps(float v);
-    public native float weight_decay(); public native lora4j_adamw weight_decay(float v);
-    public native float max_grad_norm(); public native lora4j_adamw max_grad_norm(float v);
+    public native float lr();
+
+    public native lora4j_adamw lr(float v);
+
+    public native float beta1();
+
+    public native lora4j_adamw beta1(float v);
+
+    public native float beta2();
+
+    public native lora4j_adamw beta2(float v);
+
+    public native float eps();
+
+    public native lora4j_adamw eps(float v);
+
+    public native float weight_decay();
+
+    public native lora4j_adamw weight_decay(float v);
+
+    public native float max_grad_norm();
+
+    public native lora4j_adamw max_grad_norm(float v);
   }
 
   @NoOffset
@@ -202,9 +282,17 @@ public final class Lora4jLibrary {
 
     private native void allocate();
 
-    public native double grad_norm(); public native lora4j_step_result grad_norm(double v);
-    public native int applied(); public native lora4j_step_result applied(int v);
-    public native long step(); public native lora4j_step_result step(long v);
+    public native double grad_norm();
+
+    public native lora4j_step_result grad_norm(double v);
+
+    public native int applied();
+
+    public native lora4j_step_result applied(int v);
+
+    public native long step();
+
+    public native lora4j_step_result step(long v);
   }
 
   /** One NF4 weight in bitsandbytes' layout (lora4j_nf4_weight); pointers to native memory. */
@@ -221,17 +309,49 @@ public final class Lora4jLibrary {
 
     private native void allocate();
 
-    public native long numel(); public native lora4j_nf4_weight numel(long v);
-    public native int blocksize(); public native lora4j_nf4_weight blocksize(int v);
-    public native int dtype(); public native lora4j_nf4_weight dtype(int v);
-    public native @Cast("const uint8_t*") BytePointer codes(); public native lora4j_nf4_weight codes(BytePointer v);
-    public native @Cast("const float*") FloatPointer code_table(); public native lora4j_nf4_weight code_table(FloatPointer v);
-    public native @Cast("const float*") FloatPointer absmax(); public native lora4j_nf4_weight absmax(FloatPointer v);
-    public native @Cast("const uint8_t*") BytePointer absmax_codes(); public native lora4j_nf4_weight absmax_codes(BytePointer v);
-    public native @Cast("const float*") FloatPointer nested_table(); public native lora4j_nf4_weight nested_table(FloatPointer v);
-    public native @Cast("const float*") FloatPointer nested_absmax(); public native lora4j_nf4_weight nested_absmax(FloatPointer v);
-    public native int nested_blocksize(); public native lora4j_nf4_weight nested_blocksize(int v);
-    public native float offset(); public native lora4j_nf4_weight offset(float v);
+    public native long numel();
+
+    public native lora4j_nf4_weight numel(long v);
+
+    public native int blocksize();
+
+    public native lora4j_nf4_weight blocksize(int v);
+
+    public native int dtype();
+
+    public native lora4j_nf4_weight dtype(int v);
+
+    public native @Cast("const uint8_t*") BytePointer codes();
+
+    public native lora4j_nf4_weight codes(BytePointer v);
+
+    public native @Cast("const float*") FloatPointer code_table();
+
+    public native lora4j_nf4_weight code_table(FloatPointer v);
+
+    public native @Cast("const float*") FloatPointer absmax();
+
+    public native lora4j_nf4_weight absmax(FloatPointer v);
+
+    public native @Cast("const uint8_t*") BytePointer absmax_codes();
+
+    public native lora4j_nf4_weight absmax_codes(BytePointer v);
+
+    public native @Cast("const float*") FloatPointer nested_table();
+
+    public native lora4j_nf4_weight nested_table(FloatPointer v);
+
+    public native @Cast("const float*") FloatPointer nested_absmax();
+
+    public native lora4j_nf4_weight nested_absmax(FloatPointer v);
+
+    public native int nested_blocksize();
+
+    public native lora4j_nf4_weight nested_blocksize(int v);
+
+    public native float offset();
+
+    public native lora4j_nf4_weight offset(float v);
   }
 
   public static native @Cast("const char*") BytePointer lora4j_last_error();
@@ -247,8 +367,13 @@ public final class Lora4jLibrary {
       @Const lora4j_model_config config, @Cast("int32_t*") int[] count);
 
   public static native int lora4j_weight_info(
-      @Const lora4j_model_config config, int index, @Cast("char*") BytePointer name, int nameCap,
-      @Cast("int32_t*") int[] ndim, @Cast("int64_t*") long[] shape, @Cast("int32_t*") int[] layer,
+      @Const lora4j_model_config config,
+      int index,
+      @Cast("char*") BytePointer name,
+      int nameCap,
+      @Cast("int32_t*") int[] ndim,
+      @Cast("int64_t*") long[] shape,
+      @Cast("int32_t*") int[] layer,
       @Cast("int32_t*") int[] slot);
 
   public static native int lora4j_engine_create(
@@ -259,12 +384,14 @@ public final class Lora4jLibrary {
   public static native int lora4j_engine_destroy(lora4j_engine engine);
 
   public static native int lora4j_engine_set_weight(
-      lora4j_engine engine, @Cast("const char*") BytePointer name, int dtype,
-      @Const Pointer data, long numel);
+      lora4j_engine engine,
+      @Cast("const char*") BytePointer name,
+      int dtype,
+      @Const Pointer data,
+      long numel);
 
   public static native int lora4j_engine_set_weight_nf4(
-      lora4j_engine engine, @Cast("const char*") BytePointer name,
-      @Const lora4j_nf4_weight weight);
+      lora4j_engine engine, @Cast("const char*") BytePointer name, @Const lora4j_nf4_weight weight);
 
   public static native int lora4j_nf4_dequantize(@Const lora4j_nf4_weight weight, FloatPointer out);
 
@@ -272,7 +399,9 @@ public final class Lora4jLibrary {
       lora4j_engine engine, @Cast("const char*") BytePointer name, FloatPointer out, long numel);
 
   public static native int lora4j_engine_memory(
-      lora4j_engine engine, @Cast("int64_t*") LongPointer inUse, @Cast("int64_t*") LongPointer peak);
+      lora4j_engine engine,
+      @Cast("int64_t*") LongPointer inUse,
+      @Cast("int64_t*") LongPointer peak);
 
   public static native int lora4j_lora_attach(
       lora4j_engine engine, int rank, float scale, @Cast("uint32_t") int targets);
@@ -282,16 +411,27 @@ public final class Lora4jLibrary {
   public static native int lora4j_lora_count(lora4j_engine engine, IntPointer count);
 
   public static native int lora4j_lora_info(
-      lora4j_engine engine, int index, @Cast("char*") BytePointer name, int nameCap,
-      @Cast("int64_t*") LongPointer rows, @Cast("int64_t*") LongPointer cols);
+      lora4j_engine engine,
+      int index,
+      @Cast("char*") BytePointer name,
+      int nameCap,
+      @Cast("int64_t*") LongPointer rows,
+      @Cast("int64_t*") LongPointer cols);
 
   public static native int lora4j_lora_get(
-      lora4j_engine engine, int kind, @Cast("const char*") BytePointer name, FloatPointer out,
+      lora4j_engine engine,
+      int kind,
+      @Cast("const char*") BytePointer name,
+      FloatPointer out,
       long numel);
 
   public static native int lora4j_lora_set(
-      lora4j_engine engine, int kind, @Cast("const char*") BytePointer name, int dtype,
-      @Const Pointer data, long numel);
+      lora4j_engine engine,
+      int kind,
+      @Cast("const char*") BytePointer name,
+      int dtype,
+      @Const Pointer data,
+      long numel);
 
   public static native int lora4j_optimizer_get_step(
       lora4j_engine engine, @Cast("int64_t*") LongPointer step);
@@ -303,8 +443,11 @@ public final class Lora4jLibrary {
   public static native int lora4j_zero_grad(lora4j_engine engine);
 
   public static native int lora4j_forward_backward(
-      lora4j_engine engine, @Const lora4j_batch batch, float gradScale,
-      double[] lossSum, @Cast("int64_t*") long[] tokens);
+      lora4j_engine engine,
+      @Const lora4j_batch batch,
+      float gradScale,
+      double[] lossSum,
+      @Cast("int64_t*") long[] tokens);
 
   public static native int lora4j_grad_norm(lora4j_engine engine, double[] norm);
 
@@ -312,11 +455,16 @@ public final class Lora4jLibrary {
       lora4j_engine engine, @Const lora4j_adamw adamw, lora4j_step_result result);
 
   public static native int lora4j_train_step(
-      lora4j_engine engine, @Const lora4j_batch batch, @Const lora4j_adamw adamw,
-      double[] loss, lora4j_step_result result);
+      lora4j_engine engine,
+      @Const lora4j_batch batch,
+      @Const lora4j_adamw adamw,
+      double[] loss,
+      lora4j_step_result result);
 
   public static native int lora4j_eval_loss(
-      lora4j_engine engine, @Const lora4j_batch batch, double[] lossSum,
+      lora4j_engine engine,
+      @Const lora4j_batch batch,
+      double[] lossSum,
       @Cast("int64_t*") long[] tokens);
 
   public static native int lora4j_logits(
@@ -331,8 +479,13 @@ public final class Lora4jLibrary {
   public static native int lora4j_decode_next(lora4j_engine engine, int token, float[] logits);
 
   public static native int lora4j_generate_greedy(
-      lora4j_engine engine, @Cast("const int32_t*") int[] prompt, int length, int maxNew,
-      int eosId, @Cast("int32_t*") int[] out, @Cast("int32_t*") int[] produced);
+      lora4j_engine engine,
+      @Cast("const int32_t*") int[] prompt,
+      int length,
+      int maxNew,
+      int eosId,
+      @Cast("int32_t*") int[] out,
+      @Cast("int32_t*") int[] produced);
 
   // ---- gradients as one buffer, robust aggregation, collectives ------------------------------
 
@@ -345,8 +498,14 @@ public final class Lora4jLibrary {
       lora4j_engine engine, @Const FloatPointer data, long numel);
 
   public static native int lora4j_aggregate(
-      int rule, int f, int n, long numel, @Const FloatPointer workers, @Const FloatPointer weights,
-      FloatPointer out, @Cast("int32_t*") int[] selected);
+      int rule,
+      int f,
+      int n,
+      long numel,
+      @Const FloatPointer workers,
+      @Const FloatPointer weights,
+      FloatPointer out,
+      @Cast("int32_t*") int[] selected);
 
   public static native int lora4j_dist_unique_id(@Cast("uint8_t*") byte[] id, int idBytes);
 
@@ -358,5 +517,6 @@ public final class Lora4jLibrary {
   public static native int lora4j_dist_allgather_grad(
       lora4j_engine engine, FloatPointer out, long numel);
 
-  public static native int lora4j_dist_allreduce_f64(lora4j_engine engine, double[] values, int count);
+  public static native int lora4j_dist_allreduce_f64(
+      lora4j_engine engine, double[] values, int count);
 }

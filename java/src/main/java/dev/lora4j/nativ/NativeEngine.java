@@ -60,9 +60,9 @@ public final class NativeEngine implements AutoCloseable {
   }
 
   /**
-   * One frozen weight as the core defines it ({@code lora4j_weight_info}): Hugging Face name,
-   * shape ([rows] for the norm weights, [out, in] for projections), decoder layer (-1 outside the
-   * layers) and slot ({@code LORA4J_SLOT_*}).
+   * One frozen weight as the core defines it ({@code lora4j_weight_info}): Hugging Face name, shape
+   * ([rows] for the norm weights, [out, in] for projections), decoder layer (-1 outside the layers)
+   * and slot ({@code LORA4J_SLOT_*}).
    */
   public record WeightSpec(String name, long[] shape, int layer, int slot) {}
 
@@ -104,8 +104,8 @@ public final class NativeEngine implements AutoCloseable {
   }
 
   /**
-   * The frozen weights of a model of this shape, in the core's order, as the core defines them
-   * (no engine is created). A shape the core refuses is a {@link NativeException} naming the key.
+   * The frozen weights of a model of this shape, in the core's order, as the core defines them (no
+   * engine is created). A shape the core refuses is a {@link NativeException} naming the key.
    */
   public static List<WeightSpec> weightSpecs(Shape s) {
     NativeLibrary.ensureLoaded();
@@ -212,7 +212,8 @@ public final class NativeEngine implements AutoCloseable {
       weight.codes(own(new BytePointer(t.codes())));
       weight.code_table(own(new FloatPointer(t.table())));
       if (t.isNested()) {
-        weight.absmax_codes(own(new BytePointer(t.absmaxCodes())))
+        weight
+            .absmax_codes(own(new BytePointer(t.absmaxCodes())))
             .nested_table(own(new FloatPointer(t.nestedTable())))
             .nested_absmax(own(new FloatPointer(t.nestedAbsmax())))
             .nested_blocksize(t.nestedBlocksize())
@@ -232,7 +233,8 @@ public final class NativeEngine implements AutoCloseable {
         case BF16 -> LORA4J_DTYPE_BF16;
         case F16 -> LORA4J_DTYPE_F16;
         case F32 -> LORA4J_DTYPE_F32;
-        default -> throw new IllegalArgumentException("NF4 weights round to BF16, F16 or F32, not " + d);
+        default ->
+            throw new IllegalArgumentException("NF4 weights round to BF16, F16 or F32, not " + d);
       };
     }
 
@@ -399,11 +401,14 @@ public final class NativeEngine implements AutoCloseable {
     checkDirect(workers, (long) n * numel, "workers");
     checkDirect(out, numel, "out");
     if (weights != null && weights.length != n) {
-      throw new IllegalArgumentException("weights has " + weights.length + " values for " + n + " workers");
+      throw new IllegalArgumentException(
+          "weights has " + weights.length + " values for " + n + " workers");
     }
     int[] selected = {-1};
     try (FloatPointer w = weights == null ? null : new FloatPointer(weights)) {
-      check(lora4j_aggregate(rule, f, n, numel, new FloatPointer(workers), w, new FloatPointer(out), selected));
+      check(
+          lora4j_aggregate(
+              rule, f, n, numel, new FloatPointer(workers), w, new FloatPointer(out), selected));
     }
     return selected[0];
   }
@@ -427,8 +432,8 @@ public final class NativeEngine implements AutoCloseable {
   }
 
   /**
-   * Every rank's accumulated gradients into out (direct): rank r's numel values at index
-   * offset + r * numel.
+   * Every rank's accumulated gradients into out (direct): rank r's numel values at index offset + r
+   * * numel.
    */
   public synchronized void distAllgatherGrad(FloatBuffer out, long offset, long numel, int world) {
     checkDirect(out, offset + (long) world * numel, "out");
@@ -442,9 +447,11 @@ public final class NativeEngine implements AutoCloseable {
   }
 
   private static void checkDirect(FloatBuffer b, long numel, String what) {
-    if (b == null || !b.isDirect()) throw new IllegalArgumentException(what + " must be a direct FloatBuffer");
+    if (b == null || !b.isDirect())
+      throw new IllegalArgumentException(what + " must be a direct FloatBuffer");
     if (b.capacity() < numel) {
-      throw new IllegalArgumentException(what + " holds " + b.capacity() + " values, " + numel + " needed");
+      throw new IllegalArgumentException(
+          what + " holds " + b.capacity() + " values, " + numel + " needed");
     }
   }
 

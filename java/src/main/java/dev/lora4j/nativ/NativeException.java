@@ -27,13 +27,20 @@ public class NativeException extends Lora4jException {
 
   static String statusName(int status) {
     switch (status) {
-      case Lora4jLibrary.LORA4J_EINVAL: return "invalid argument";
-      case Lora4jLibrary.LORA4J_ESTATE: return "invalid state";
-      case Lora4jLibrary.LORA4J_ENOMEM: return "out of memory";
-      case Lora4jLibrary.LORA4J_EDEVICE: return "device error";
-      case Lora4jLibrary.LORA4J_EUNSUPPORTED: return "unsupported";
-      case Lora4jLibrary.LORA4J_EINTERNAL: return "internal error";
-      default: return "status " + status;
+      case Lora4jLibrary.LORA4J_EINVAL:
+        return "invalid argument";
+      case Lora4jLibrary.LORA4J_ESTATE:
+        return "invalid state";
+      case Lora4jLibrary.LORA4J_ENOMEM:
+        return "out of memory";
+      case Lora4jLibrary.LORA4J_EDEVICE:
+        return "device error";
+      case Lora4jLibrary.LORA4J_EUNSUPPORTED:
+        return "unsupported";
+      case Lora4jLibrary.LORA4J_EINTERNAL:
+        return "internal error";
+      default:
+        return "status " + status;
     }
   }
 }

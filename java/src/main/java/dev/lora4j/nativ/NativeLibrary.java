@@ -7,9 +7,9 @@ import org.bytedeco.javacpp.IntPointer;
 import org.bytedeco.javacpp.Loader;
 
 /**
- * Loads the native core from the jar, and finds the CUDA backend library: the one packed in the
- * jar (extracted beside the core), or the file named by the system property {@code
- * lora4j.cuda.library} or the environment variable {@code LORA4J_CUDA_LIBRARY}.
+ * Loads the native core from the jar, and finds the CUDA backend library: the one packed in the jar
+ * (extracted beside the core), or the file named by the system property {@code lora4j.cuda.library}
+ * or the environment variable {@code LORA4J_CUDA_LIBRARY}.
  */
 public final class NativeLibrary {
   private static final Logger LOG = Logger.getLogger(NativeLibrary.class.getName());
@@ -34,8 +34,7 @@ public final class NativeLibrary {
     if (path == null || path.isEmpty()) {
       try {
         File f =
-            Loader.cacheResource(
-                Lora4jLibrary.class, Loader.getPlatform() + "/liblora4j_cuda.so");
+            Loader.cacheResource(Lora4jLibrary.class, Loader.getPlatform() + "/liblora4j_cuda.so");
         if (f != null) path = f.getAbsolutePath();
       } catch (Exception e) {
         LOG.fine("no CUDA backend packed in the jar: " + e.getMessage());

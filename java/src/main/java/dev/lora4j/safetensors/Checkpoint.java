@@ -19,29 +19,31 @@ import java.util.Map;
  * The weights of a Hugging Face model folder: either one {@code model.safetensors}, or {@code
  * model.safetensors.index.json} plus the shards its {@code weight_map} names.
  *
- * <p>{@link #open(Path)} validates before anything is read: the index is a JSON object whose
- * {@code weight_map} maps every tensor name to a shard file name inside the folder; every shard
- * exists and is a valid safetensors file ({@link SafetensorsFile}); every tensor of the map is in
- * its shard; no tensor is held by two shards and no shard holds a tensor the index does not list.
- * Each failure is a {@link SafetensorsException} naming the index or shard file and the tensor.
+ * <p>{@link #open(Path)} validates before anything is read: the index is a JSON object whose {@code
+ * weight_map} maps every tensor name to a shard file name inside the folder; every shard exists and
+ * is a valid safetensors file ({@link SafetensorsFile}); every tensor of the map is in its shard;
+ * no tensor is held by two shards and no shard holds a tensor the index does not list. Each failure
+ * is a {@link SafetensorsException} naming the index or shard file and the tensor.
  */
 public final class Checkpoint implements AutoCloseable {
   /** File name of a single-file checkpoint. */
   public static final String SINGLE_FILE = "model.safetensors";
+
   /** File name of a sharded checkpoint's index. */
   public static final String INDEX_FILE = "model.safetensors.index.json";
 
-  private static final ObjectMapper JSON = new ObjectMapper()
-      .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION)
-      .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
+  private static final ObjectMapper JSON =
+      new ObjectMapper()
+          .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION)
+          .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
 
   private final Path dir;
   private final Path index; // null for a single file
   private final Map<String, SafetensorsFile> byTensor; // weight_map order
   private final List<SafetensorsFile> shards;
 
-  private Checkpoint(Path dir, Path index, Map<String, SafetensorsFile> byTensor,
-      List<SafetensorsFile> shards) {
+  private Checkpoint(
+      Path dir, Path index, Map<String, SafetensorsFile> byTensor, List<SafetensorsFile> shards) {
     this.dir = dir;
     this.index = index;
     this.byTensor = byTensor;
@@ -51,8 +53,8 @@ public final class Checkpoint implements AutoCloseable {
   /**
    * Opens the weights of a model folder.
    *
-   * @param dir folder holding {@code model.safetensors.index.json} (preferred when both exist)
-   *     or {@code model.safetensors}
+   * @param dir folder holding {@code model.safetensors.index.json} (preferred when both exist) or
+   *     {@code model.safetensors}
    * @return the open checkpoint; close it when done
    * @throws SafetensorsException when the folder, the index or a shard is missing or invalid
    */
@@ -68,8 +70,13 @@ public final class Checkpoint implements AutoCloseable {
       for (String n : f.names()) map.put(n, f);
       return new Checkpoint(dir, null, Collections.unmodifiableMap(map), List.of(f));
     }
-    throw new SafetensorsException(dir + ": no " + INDEX_FILE + " and no " + SINGLE_FILE
-        + " in this folder; is it a Hugging Face model folder with safetensors weights?");
+    throw new SafetensorsException(
+        dir
+            + ": no "
+            + INDEX_FILE
+            + " and no "
+            + SINGLE_FILE
+            + " in this folder; is it a Hugging Face model folder with safetensors weights?");
   }
 
   private static Checkpoint openSharded(Path dir, Path idx) {
@@ -96,8 +103,8 @@ public final class Checkpoint implements AutoCloseable {
     for (Map.Entry<String, JsonNode> e : wm.properties()) {
       JsonNode v = e.getValue();
       if (!v.isTextual()) {
-        throw new SafetensorsException(idx + ": weight_map entry for tensor '" + e.getKey()
-            + "' is not a file name string");
+        throw new SafetensorsException(
+            idx + ": weight_map entry for tensor '" + e.getKey() + "' is not a file name string");
       }
       String shard = v.textValue();
       Path p;
@@ -106,10 +113,18 @@ public final class Checkpoint implements AutoCloseable {
       } catch (java.nio.file.InvalidPathException ex) {
         p = null; // e.g. a NUL character: not a file name on this system
       }
-      if (shard.isEmpty() || p == null || p.getParent() == null
+      if (shard.isEmpty()
+          || p == null
+          || p.getParent() == null
           || !p.getParent().equals(dir.normalize())) {
-        throw new SafetensorsException(idx + ": weight_map puts tensor '" + e.getKey()
-            + "' in '" + shard + "', which is not a file name inside " + dir);
+        throw new SafetensorsException(
+            idx
+                + ": weight_map puts tensor '"
+                + e.getKey()
+                + "' in '"
+                + shard
+                + "', which is not a file name inside "
+                + dir);
       }
       wanted.computeIfAbsent(shard, k -> new ArrayList<>()).add(e.getKey());
     }
@@ -119,17 +134,31 @@ public final class Checkpoint implements AutoCloseable {
       for (Map.Entry<String, List<String>> e : wanted.entrySet()) {
         Path p = dir.resolve(e.getKey());
         if (!Files.isRegularFile(p)) {
-          throw new SafetensorsException(idx + ": shard file '" + e.getKey()
-              + "' is missing (it should hold tensor '" + e.getValue().get(0) + "' and "
-              + (e.getValue().size() - 1) + " more); looked for " + p);
+          throw new SafetensorsException(
+              idx
+                  + ": shard file '"
+                  + e.getKey()
+                  + "' is missing (it should hold tensor '"
+                  + e.getValue().get(0)
+                  + "' and "
+                  + (e.getValue().size() - 1)
+                  + " more); looked for "
+                  + p);
         }
         SafetensorsFile f = SafetensorsFile.open(p);
         opened.add(f);
         byShard.put(e.getKey(), f);
         for (String t : e.getValue()) {
           if (!f.contains(t)) {
-            throw new SafetensorsException(idx + ": tensor '" + t + "' is mapped to shard '"
-                + e.getKey() + "', but " + p + " does not hold it");
+            throw new SafetensorsException(
+                idx
+                    + ": tensor '"
+                    + t
+                    + "' is mapped to shard '"
+                    + e.getKey()
+                    + "', but "
+                    + p
+                    + " does not hold it");
           }
         }
       }
@@ -137,12 +166,24 @@ public final class Checkpoint implements AutoCloseable {
         for (String t : e.getValue().names()) {
           JsonNode owner = wm.get(t);
           if (owner == null) {
-            throw new SafetensorsException(idx + ": shard '" + e.getKey() + "' holds tensor '"
-                + t + "', which the weight_map does not list");
+            throw new SafetensorsException(
+                idx
+                    + ": shard '"
+                    + e.getKey()
+                    + "' holds tensor '"
+                    + t
+                    + "', which the weight_map does not list");
           }
           if (!owner.textValue().equals(e.getKey())) {
-            throw new SafetensorsException(idx + ": tensor '" + t + "' is in two shards, '"
-                + owner.textValue() + "' and '" + e.getKey() + "'");
+            throw new SafetensorsException(
+                idx
+                    + ": tensor '"
+                    + t
+                    + "' is in two shards, '"
+                    + owner.textValue()
+                    + "' and '"
+                    + e.getKey()
+                    + "'");
           }
         }
       }
@@ -157,22 +198,30 @@ public final class Checkpoint implements AutoCloseable {
     }
   }
 
-  /** @return the model folder */
+  /**
+   * @return the model folder
+   */
   public Path dir() {
     return dir;
   }
 
-  /** @return whether the weights are sharded (an index file is present) */
+  /**
+   * @return whether the weights are sharded (an index file is present)
+   */
   public boolean isSharded() {
     return index != null;
   }
 
-  /** @return the open shard files (one for a single-file checkpoint) */
+  /**
+   * @return the open shard files (one for a single-file checkpoint)
+   */
   public List<SafetensorsFile> shards() {
     return shards;
   }
 
-  /** @return every tensor name, in the order of the index (or of the single file) */
+  /**
+   * @return every tensor name, in the order of the index (or of the single file)
+   */
   public List<String> names() {
     return List.copyOf(byTensor.keySet());
   }
@@ -193,8 +242,8 @@ public final class Checkpoint implements AutoCloseable {
   public SafetensorsFile fileOf(String name) {
     SafetensorsFile f = byTensor.get(name);
     if (f == null) {
-      throw new SafetensorsException((index != null ? index : dir.resolve(SINGLE_FILE))
-          + ": no tensor named '" + name + "'");
+      throw new SafetensorsException(
+          (index != null ? index : dir.resolve(SINGLE_FILE)) + ": no tensor named '" + name + "'");
     }
     return f;
   }
@@ -249,7 +298,12 @@ public final class Checkpoint implements AutoCloseable {
 
   @Override
   public String toString() {
-    return "Checkpoint[" + dir + ", " + byTensor.size() + " tensors in " + shards.size()
+    return "Checkpoint["
+        + dir
+        + ", "
+        + byTensor.size()
+        + " tensors in "
+        + shards.size()
         + " file(s)]";
   }
 }

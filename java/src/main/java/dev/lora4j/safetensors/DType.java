@@ -51,12 +51,16 @@ public enum DType {
     this.floatingPoint = floatingPoint;
   }
 
-  /** @return bytes per element */
+  /**
+   * @return bytes per element
+   */
   public int byteSize() {
     return byteSize;
   }
 
-  /** @return whether this is a floating-point type (F16, BF16, F32, F64) */
+  /**
+   * @return whether this is a floating-point type (F16, BF16, F32, F64)
+   */
   public boolean isFloatingPoint() {
     return floatingPoint;
   }
@@ -198,8 +202,9 @@ public enum DType {
    * @throws IllegalArgumentException for an integer type
    */
   public byte[] fromFloats(float[] values) {
-    ByteBuffer b = ByteBuffer.allocate(Math.multiplyExact(values.length, byteSize))
-        .order(ByteOrder.LITTLE_ENDIAN);
+    ByteBuffer b =
+        ByteBuffer.allocate(Math.multiplyExact(values.length, byteSize))
+            .order(ByteOrder.LITTLE_ENDIAN);
     switch (this) {
       case BF16:
         for (float v : values) b.putShort(floatToBf16(v));
@@ -230,8 +235,9 @@ public enum DType {
     if (floatingPoint) {
       throw new IllegalArgumentException("cannot encode integers as " + this);
     }
-    ByteBuffer b = ByteBuffer.allocate(Math.multiplyExact(values.length, byteSize))
-        .order(ByteOrder.LITTLE_ENDIAN);
+    ByteBuffer b =
+        ByteBuffer.allocate(Math.multiplyExact(values.length, byteSize))
+            .order(ByteOrder.LITTLE_ENDIAN);
     for (long v : values) {
       switch (this) {
         case BOOL:
@@ -332,8 +338,8 @@ public enum DType {
   }
 
   /**
-   * Float to IEEE half, rounding to nearest with ties to even; overflow gives infinity, NaN stays
-   * a (quiet) NaN.
+   * Float to IEEE half, rounding to nearest with ties to even; overflow gives infinity, NaN stays a
+   * (quiet) NaN.
    *
    * @param value the float
    * @return the f16 bit pattern

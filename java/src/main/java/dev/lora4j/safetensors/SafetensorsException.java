@@ -9,7 +9,9 @@ import dev.lora4j.Lora4jException;
 public class SafetensorsException extends Lora4jException {
   private static final long serialVersionUID = 1L;
 
-  /** @param message what is wrong, naming file and tensor or key */
+  /**
+   * @param message what is wrong, naming file and tensor or key
+   */
   public SafetensorsException(String message) {
     super(message);
   }

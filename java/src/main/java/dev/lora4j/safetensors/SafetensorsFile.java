@@ -24,14 +24,14 @@ import java.util.Map;
  * demand.
  *
  * <p>Layout: 8 bytes little-endian u64 {@code N}, then {@code N} bytes of UTF-8 JSON (an object
- * mapping tensor names to {@code {"dtype", "shape", "data_offsets"}}, plus an optional
- * {@code "__metadata__"} string map), then the data section. Before anything is returned, {@link
- * #open} checks: the file holds at least 8 bytes; {@code 0 < N <= 100 MB} and {@code N} fits in the
- * file (an unsigned value of 2^63 or more is rejected, not wrapped); the header is one JSON object
- * with no duplicate keys; every tensor has a known dtype, non-negative integer dimensions whose
- * product (times the element size) does not overflow, offsets {@code 0 <= begin <= end <= data
- * size} and {@code end - begin == size(dtype) * product(shape)}; tensors do not overlap. Every
- * failure is a {@link SafetensorsException} naming the file and the tensor or key.
+ * mapping tensor names to {@code {"dtype", "shape", "data_offsets"}}, plus an optional {@code
+ * "__metadata__"} string map), then the data section. Before anything is returned, {@link #open}
+ * checks: the file holds at least 8 bytes; {@code 0 < N <= 100 MB} and {@code N} fits in the file
+ * (an unsigned value of 2^63 or more is rejected, not wrapped); the header is one JSON object with
+ * no duplicate keys; every tensor has a known dtype, non-negative integer dimensions whose product
+ * (times the element size) does not overflow, offsets {@code 0 <= begin <= end <= data size} and
+ * {@code end - begin == size(dtype) * product(shape)}; tensors do not overlap. Every failure is a
+ * {@link SafetensorsException} naming the file and the tensor or key.
  *
  * <p>Data is mapped read-only per tensor, so files larger than 2 GiB work; a single tensor must be
  * smaller than 2 GiB for {@link #data(String)}, larger ones are read in pieces with {@link
@@ -44,9 +44,10 @@ public final class SafetensorsFile implements AutoCloseable {
 
   static final String METADATA_KEY = "__metadata__";
 
-  private static final ObjectMapper JSON = new ObjectMapper()
-      .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION)
-      .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
+  private static final ObjectMapper JSON =
+      new ObjectMapper()
+          .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION)
+          .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
 
   private final Path path;
   private final FileChannel channel;
@@ -56,8 +57,13 @@ public final class SafetensorsFile implements AutoCloseable {
   private final Map<String, String> metadata;
   private volatile boolean closed;
 
-  private SafetensorsFile(Path path, FileChannel channel, long fileSize, long dataStart,
-      Map<String, TensorInfo> tensors, Map<String, String> metadata) {
+  private SafetensorsFile(
+      Path path,
+      FileChannel channel,
+      long fileSize,
+      long dataStart,
+      Map<String, TensorInfo> tensors,
+      Map<String, String> metadata) {
     this.path = path;
     this.channel = channel;
     this.fileSize = fileSize;
@@ -94,19 +100,32 @@ public final class SafetensorsFile implements AutoCloseable {
   private static SafetensorsFile parse(Path path, FileChannel ch) throws IOException {
     long size = ch.size();
     if (size < 8) {
-      throw new SafetensorsException(path + ": file is " + size
-          + " bytes, too short for the 8-byte header length of a safetensors file");
+      throw new SafetensorsException(
+          path
+              + ": file is "
+              + size
+              + " bytes, too short for the 8-byte header length of a safetensors file");
     }
     ByteBuffer lenBuf = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN);
     readFully(ch, lenBuf, 0);
     long n = lenBuf.getLong(0);
     if (n <= 0 || n > MAX_HEADER_BYTES) {
-      throw new SafetensorsException(path + ": header length " + Long.toUnsignedString(n)
-          + " is out of range (must be 1 to " + MAX_HEADER_BYTES + " bytes)");
+      throw new SafetensorsException(
+          path
+              + ": header length "
+              + Long.toUnsignedString(n)
+              + " is out of range (must be 1 to "
+              + MAX_HEADER_BYTES
+              + " bytes)");
     }
     if (n > size - 8) {
-      throw new SafetensorsException(path + ": header length " + n
-          + " runs past the end of the file (" + size + " bytes); the file is truncated or corrupt");
+      throw new SafetensorsException(
+          path
+              + ": header length "
+              + n
+              + " runs past the end of the file ("
+              + size
+              + " bytes); the file is truncated or corrupt");
     }
     ByteBuffer hdr = ByteBuffer.allocate((int) n);
     readFully(ch, hdr, 8);
@@ -114,8 +133,8 @@ public final class SafetensorsFile implements AutoCloseable {
     try {
       root = JSON.readTree(hdr.array());
     } catch (JsonProcessingException e) {
-      throw new SafetensorsException(path + ": header is not valid JSON: "
-          + e.getOriginalMessage(), e);
+      throw new SafetensorsException(
+          path + ": header is not valid JSON: " + e.getOriginalMessage(), e);
     }
     if (root == null || !root.isObject()) {
       throw new SafetensorsException(path + ": header is not a JSON object");
@@ -137,9 +156,21 @@ public final class SafetensorsFile implements AutoCloseable {
     TensorInfo prev = null;
     for (TensorInfo t : list) {
       if (prev != null && t.begin() < prev.end()) {
-        throw new SafetensorsException(path + ": tensor '" + t.name() + "' (bytes [" + t.begin()
-            + ", " + t.end() + ")) overlaps tensor '" + prev.name() + "' (bytes [" + prev.begin()
-            + ", " + prev.end() + "))");
+        throw new SafetensorsException(
+            path
+                + ": tensor '"
+                + t.name()
+                + "' (bytes ["
+                + t.begin()
+                + ", "
+                + t.end()
+                + ")) overlaps tensor '"
+                + prev.name()
+                + "' (bytes ["
+                + prev.begin()
+                + ", "
+                + prev.end()
+                + "))");
       }
       if (t.end() > t.begin()) prev = t;
     }
@@ -151,16 +182,22 @@ public final class SafetensorsFile implements AutoCloseable {
   private static Map<String, String> parseMetadata(Path path, JsonNode node) {
     if (node.isNull()) return Map.of();
     if (!node.isObject()) {
-      throw new SafetensorsException(path + ": header key '" + METADATA_KEY
-          + "' must be an object of strings");
+      throw new SafetensorsException(
+          path + ": header key '" + METADATA_KEY + "' must be an object of strings");
     }
     Map<String, String> m = new LinkedHashMap<>();
     Iterator<Map.Entry<String, JsonNode>> it = node.properties().iterator();
     while (it.hasNext()) {
       Map.Entry<String, JsonNode> e = it.next();
       if (!e.getValue().isTextual()) {
-        throw new SafetensorsException(path + ": header key '" + METADATA_KEY + "." + e.getKey()
-            + "' must be a string, found " + e.getValue().getNodeType());
+        throw new SafetensorsException(
+            path
+                + ": header key '"
+                + METADATA_KEY
+                + "."
+                + e.getKey()
+                + "' must be a string, found "
+                + e.getValue().getNodeType());
       }
       m.put(e.getKey(), e.getValue().textValue());
     }
@@ -176,8 +213,12 @@ public final class SafetensorsFile implements AutoCloseable {
     if (dt == null || !dt.isTextual()) {
       throw new SafetensorsException(where + ": 'dtype' is missing or not a string");
     }
-    DType dtype = DType.byName(dt.textValue()).orElseThrow(() -> new SafetensorsException(
-        where + ": unsupported dtype '" + dt.textValue() + "'"));
+    DType dtype =
+        DType.byName(dt.textValue())
+            .orElseThrow(
+                () ->
+                    new SafetensorsException(
+                        where + ": unsupported dtype '" + dt.textValue() + "'"));
     JsonNode sh = node.get("shape");
     if (sh == null || !sh.isArray()) {
       throw new SafetensorsException(where + ": 'shape' is missing or not an array");
@@ -187,8 +228,8 @@ public final class SafetensorsFile implements AutoCloseable {
     for (int i = 0; i < shape.length; i++) {
       JsonNode d = sh.get(i);
       if (!d.isIntegralNumber() || !d.canConvertToLong() || d.longValue() < 0) {
-        throw new SafetensorsException(where + ": shape " + sh
-            + " has a dimension that is not a non-negative integer");
+        throw new SafetensorsException(
+            where + ": shape " + sh + " has a dimension that is not a non-negative integer");
       }
       shape[i] = d.longValue();
       try {
@@ -209,20 +250,39 @@ public final class SafetensorsFile implements AutoCloseable {
     }
     for (JsonNode o : off) {
       if (!o.isIntegralNumber() || !o.canConvertToLong() || o.longValue() < 0) {
-        throw new SafetensorsException(where + ": data_offsets " + off
-            + " are not non-negative integers");
+        throw new SafetensorsException(
+            where + ": data_offsets " + off + " are not non-negative integers");
       }
     }
     long begin = off.get(0).longValue();
     long end = off.get(1).longValue();
     if (begin > end || end > dataSize) {
-      throw new SafetensorsException(where + ": data_offsets [" + begin + ", " + end
-          + "] are outside the data section of " + dataSize + " bytes"
-          + (end > dataSize ? " (file truncated?)" : ""));
+      throw new SafetensorsException(
+          where
+              + ": data_offsets ["
+              + begin
+              + ", "
+              + end
+              + "] are outside the data section of "
+              + dataSize
+              + " bytes"
+              + (end > dataSize ? " (file truncated?)" : ""));
     }
     if (end - begin != nbytes) {
-      throw new SafetensorsException(where + ": " + dtype + " x shape " + sh + " needs " + nbytes
-          + " bytes but data_offsets [" + begin + ", " + end + "] hold " + (end - begin));
+      throw new SafetensorsException(
+          where
+              + ": "
+              + dtype
+              + " x shape "
+              + sh
+              + " needs "
+              + nbytes
+              + " bytes but data_offsets ["
+              + begin
+              + ", "
+              + end
+              + "] hold "
+              + (end - begin));
     }
     return new TensorInfo(name, dtype, shape, begin, end);
   }
@@ -244,27 +304,37 @@ public final class SafetensorsFile implements AutoCloseable {
     }
   }
 
-  /** @return the file this was opened from */
+  /**
+   * @return the file this was opened from
+   */
   public Path path() {
     return path;
   }
 
-  /** @return the file's size in bytes */
+  /**
+   * @return the file's size in bytes
+   */
   public long fileSize() {
     return fileSize;
   }
 
-  /** @return byte offset of the data section in the file ({@code 8 + header length}) */
+  /**
+   * @return byte offset of the data section in the file ({@code 8 + header length})
+   */
   public long dataStart() {
     return dataStart;
   }
 
-  /** @return every tensor, in the order of their data in the file (unmodifiable) */
+  /**
+   * @return every tensor, in the order of their data in the file (unmodifiable)
+   */
   public List<TensorInfo> tensors() {
     return List.copyOf(tensors.values());
   }
 
-  /** @return the tensor names, in the order of their data in the file */
+  /**
+   * @return the tensor names, in the order of their data in the file
+   */
   public List<String> names() {
     return List.copyOf(tensors.keySet());
   }
@@ -290,7 +360,9 @@ public final class SafetensorsFile implements AutoCloseable {
     return t;
   }
 
-  /** @return the {@code __metadata__} string map, empty when absent (unmodifiable) */
+  /**
+   * @return the {@code __metadata__} string map, empty when absent (unmodifiable)
+   */
   public Map<String, String> metadata() {
     return metadata;
   }
@@ -307,8 +379,14 @@ public final class SafetensorsFile implements AutoCloseable {
   public ByteBuffer data(String name) {
     TensorInfo t = tensor(name);
     if (t.byteLength() > Integer.MAX_VALUE) {
-      throw new SafetensorsException(path + ": tensor '" + name + "' is " + t.byteLength()
-          + " bytes, too large for one buffer; read it in pieces with data(name, offset, length)");
+      throw new SafetensorsException(
+          path
+              + ": tensor '"
+              + name
+              + "' is "
+              + t.byteLength()
+              + " bytes, too large for one buffer; read it in pieces with data(name, offset,"
+              + " length)");
     }
     return map(t, 0, (int) t.byteLength());
   }
@@ -325,8 +403,17 @@ public final class SafetensorsFile implements AutoCloseable {
   public ByteBuffer data(String name, long offset, int length) {
     TensorInfo t = tensor(name);
     if (offset < 0 || length < 0 || offset > t.byteLength() - length) {
-      throw new SafetensorsException(path + ": tensor '" + name + "': bytes [" + offset + ", "
-          + (offset + length) + ") are outside its " + t.byteLength() + " bytes");
+      throw new SafetensorsException(
+          path
+              + ": tensor '"
+              + name
+              + "': bytes ["
+              + offset
+              + ", "
+              + (offset + length)
+              + ") are outside its "
+              + t.byteLength()
+              + " bytes");
     }
     return map(t, offset, length);
   }
@@ -339,7 +426,8 @@ public final class SafetensorsFile implements AutoCloseable {
       return ByteBuffer.allocate(0).order(ByteOrder.LITTLE_ENDIAN);
     }
     try {
-      return channel.map(FileChannel.MapMode.READ_ONLY, dataStart + t.begin() + offset, length)
+      return channel
+          .map(FileChannel.MapMode.READ_ONLY, dataStart + t.begin() + offset, length)
           .order(ByteOrder.LITTLE_ENDIAN);
     } catch (IOException e) {
       throw new SafetensorsException(path + ": cannot map tensor '" + t.name() + "': " + e, e);
@@ -378,8 +466,8 @@ public final class SafetensorsFile implements AutoCloseable {
   public long[] readLong(String name) {
     TensorInfo t = tensor(name);
     if (t.dtype().isFloatingPoint()) {
-      throw new SafetensorsException(path + ": tensor '" + name + "' is " + t.dtype()
-          + ", not an integer type");
+      throw new SafetensorsException(
+          path + ": tensor '" + name + "' is " + t.dtype() + ", not an integer type");
     }
     return t.dtype().toLongs(data(name));
   }
@@ -396,8 +484,15 @@ public final class SafetensorsFile implements AutoCloseable {
     int[] out = new int[l.length];
     for (int i = 0; i < l.length; i++) {
       if (l[i] != (int) l[i]) {
-        throw new SafetensorsException(path + ": tensor '" + name + "' element " + i + " = "
-            + l[i] + " does not fit in an int");
+        throw new SafetensorsException(
+            path
+                + ": tensor '"
+                + name
+                + "' element "
+                + i
+                + " = "
+                + l[i]
+                + " does not fit in an int");
       }
       out[i] = (int) l[i];
     }

@@ -24,10 +24,10 @@ import java.util.Objects;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
- * Collects named tensors and writes them as one safetensors file laid out as the Python
- * {@code safetensors} library lays it out: tensors sorted by dtype (descending alignment, {@link
- * DType} order) then by name; a compact JSON header with {@code __metadata__} first, padded with
- * spaces to a multiple of 8 bytes; the data back to back.
+ * Collects named tensors and writes them as one safetensors file laid out as the Python {@code
+ * safetensors} library lays it out: tensors sorted by dtype (descending alignment, {@link DType}
+ * order) then by name; a compact JSON header with {@code __metadata__} first, padded with spaces to
+ * a multiple of 8 bytes; the data back to back.
  *
  * <pre>{@code
  * new SafetensorsWriter()
@@ -56,8 +56,8 @@ public final class SafetensorsWriter {
   public interface ChunkSource {
     /**
      * Puts chunk {@code index} into {@code out}: exactly {@code out.remaining()} bytes,
-     * little-endian, from its position on. May be called from any of the writer's threads, and
-     * for the chunks of one tensor in any order and concurrently.
+     * little-endian, from its position on. May be called from any of the writer's threads, and for
+     * the chunks of one tensor in any order and concurrently.
      *
      * @param index the chunk number, from 0
      * @param out a little-endian buffer with room for exactly this chunk
@@ -66,8 +66,14 @@ public final class SafetensorsWriter {
   }
 
   /** Data is either {@code data} (referenced bytes) or {@code source} in chunks of chunkBytes. */
-  private record Entry(String name, DType dtype, long[] shape, long bytes, ByteBuffer data,
-      int chunkBytes, ChunkSource source) {
+  private record Entry(
+      String name,
+      DType dtype,
+      long[] shape,
+      long bytes,
+      ByteBuffer data,
+      int chunkBytes,
+      ChunkSource source) {
     long chunks() {
       return data != null ? 1 : (bytes + chunkBytes - 1) / chunkBytes;
     }
@@ -105,8 +111,17 @@ public final class SafetensorsWriter {
   public SafetensorsWriter add(String name, DType dtype, long[] shape, ByteBuffer data) {
     long bytes = checkNew(name, dtype, shape);
     if (bytes != data.remaining()) {
-      throw new SafetensorsException("tensor '" + name + "': " + dtype + " x shape "
-          + Arrays.toString(shape) + " needs " + bytes + " bytes, got " + data.remaining());
+      throw new SafetensorsException(
+          "tensor '"
+              + name
+              + "': "
+              + dtype
+              + " x shape "
+              + Arrays.toString(shape)
+              + " needs "
+              + bytes
+              + " bytes, got "
+              + data.remaining());
     }
     entries.put(name, new Entry(name, dtype, shape.clone(), bytes, data.slice(), 0, null));
     return this;
@@ -124,13 +139,19 @@ public final class SafetensorsWriter {
    * @throws SafetensorsException when the name is taken or reserved, or the chunk size is not a
    *     positive multiple of the element size
    */
-  public SafetensorsWriter add(String name, DType dtype, long[] shape, int chunkBytes,
-      ChunkSource source) {
+  public SafetensorsWriter add(
+      String name, DType dtype, long[] shape, int chunkBytes, ChunkSource source) {
     Objects.requireNonNull(source, "source");
     long bytes = checkNew(name, dtype, shape);
     if (chunkBytes <= 0 || chunkBytes % dtype.byteSize() != 0) {
-      throw new SafetensorsException("tensor '" + name + "': chunk size " + chunkBytes
-          + " is not a positive multiple of the " + dtype + " element size");
+      throw new SafetensorsException(
+          "tensor '"
+              + name
+              + "': chunk size "
+              + chunkBytes
+              + " is not a positive multiple of the "
+              + dtype
+              + " element size");
     }
     entries.put(name, new Entry(name, dtype, shape.clone(), bytes, null, chunkBytes, source));
     return this;
@@ -149,8 +170,8 @@ public final class SafetensorsWriter {
     long n = 1;
     for (long d : shape) {
       if (d < 0) {
-        throw new SafetensorsException("tensor '" + name + "': negative dimension in shape "
-            + Arrays.toString(shape));
+        throw new SafetensorsException(
+            "tensor '" + name + "': negative dimension in shape " + Arrays.toString(shape));
       }
       n = Math.multiplyExact(n, d);
     }
@@ -158,14 +179,15 @@ public final class SafetensorsWriter {
   }
 
   /**
-   * Sets how many threads {@link #write(Path)} uses to produce and write the data (default 1).
-   * The file is the same whatever the number.
+   * Sets how many threads {@link #write(Path)} uses to produce and write the data (default 1). The
+   * file is the same whatever the number.
    *
    * @param threads at least 1
    * @return this
    */
   public SafetensorsWriter threads(int threads) {
-    if (threads < 1) throw new IllegalArgumentException("threads must be at least 1, got " + threads);
+    if (threads < 1)
+      throw new IllegalArgumentException("threads must be at least 1, got " + threads);
     this.threads = threads;
     return this;
   }
@@ -210,15 +232,16 @@ public final class SafetensorsWriter {
     return add(name, dtype, shape, dtype.fromLongs(values));
   }
 
-  /** @return the number of tensors added */
+  /**
+   * @return the number of tensors added
+   */
   public int size() {
     return entries.size();
   }
 
   private List<Entry> ordered() {
     List<Entry> list = new ArrayList<>(entries.values());
-    list.sort(Comparator.comparing((Entry e) -> e.dtype).reversed()
-        .thenComparing(e -> e.name));
+    list.sort(Comparator.comparing((Entry e) -> e.dtype).reversed().thenComparing(e -> e.name));
     return list;
   }
 
@@ -290,8 +313,15 @@ public final class SafetensorsWriter {
     int len = out.remaining();
     e.source.fill(chunk, out);
     if (out.position() != len) {
-      throw new SafetensorsException("tensor '" + e.name + "': chunk " + chunk + " of " + len
-          + " bytes was filled with " + out.position());
+      throw new SafetensorsException(
+          "tensor '"
+              + e.name
+              + "': chunk "
+              + chunk
+              + " of "
+              + len
+              + " bytes was filled with "
+              + out.position());
     }
   }
 
@@ -310,10 +340,16 @@ public final class SafetensorsWriter {
     try {
       // not Files.createTempFile: that makes the file owner-only (0600), and the rename would
       // keep those permissions; CREATE_NEW uses the process umask like any other new file
-      Path candidate = dir.resolve("." + abs.getFileName() + "." + Long.toUnsignedString(
-          java.util.concurrent.ThreadLocalRandom.current().nextLong(), 36) + ".tmp");
-      FileChannel ch = FileChannel.open(candidate, StandardOpenOption.WRITE,
-          StandardOpenOption.CREATE_NEW);
+      Path candidate =
+          dir.resolve(
+              "."
+                  + abs.getFileName()
+                  + "."
+                  + Long.toUnsignedString(
+                      java.util.concurrent.ThreadLocalRandom.current().nextLong(), 36)
+                  + ".tmp");
+      FileChannel ch =
+          FileChannel.open(candidate, StandardOpenOption.WRITE, StandardOpenOption.CREATE_NEW);
       tmp = candidate;
       try (ch) {
         byte[] header = headerBytes();
@@ -345,8 +381,8 @@ public final class SafetensorsWriter {
 
   /**
    * Writes every tensor's data after the header: the pieces are taken in file order by {@code
-   * threads} workers, each filling its own buffer and writing it at the piece's offset, so the
-   * file does not depend on which worker took which piece.
+   * threads} workers, each filling its own buffer and writing it at the piece's offset, so the file
+   * does not depend on which worker took which piece.
    */
   private void writeData(FileChannel ch, long start) throws IOException {
     List<Piece> pieces = new ArrayList<>();
@@ -421,8 +457,10 @@ public final class SafetensorsWriter {
 
     @Override
     public void run() {
-      ByteBuffer buf = bufferBytes == 0 ? null
-          : ByteBuffer.allocateDirect(bufferBytes).order(ByteOrder.LITTLE_ENDIAN);
+      ByteBuffer buf =
+          bufferBytes == 0
+              ? null
+              : ByteBuffer.allocateDirect(bufferBytes).order(ByteOrder.LITTLE_ENDIAN);
       try {
         for (int i = next.getAndIncrement(); i < pieces.size(); i = next.getAndIncrement()) {
           Piece p = pieces.get(i);

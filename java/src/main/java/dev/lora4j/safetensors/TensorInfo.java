@@ -24,13 +24,17 @@ public record TensorInfo(String name, DType dtype, long[] shape, long begin, lon
     }
   }
 
-  /** @return a copy of the dimensions */
+  /**
+   * @return a copy of the dimensions
+   */
   @Override
   public long[] shape() {
     return shape.clone();
   }
 
-  /** @return the number of dimensions */
+  /**
+   * @return the number of dimensions
+   */
   public int rank() {
     return shape.length;
   }
@@ -43,14 +47,18 @@ public record TensorInfo(String name, DType dtype, long[] shape, long begin, lon
     return shape[i];
   }
 
-  /** @return the product of the dimensions (1 for a scalar) */
+  /**
+   * @return the product of the dimensions (1 for a scalar)
+   */
   public long numElements() {
     long n = 1;
     for (long d : shape) n = Math.multiplyExact(n, d);
     return n;
   }
 
-  /** @return {@code end - begin} */
+  /**
+   * @return {@code end - begin}
+   */
   public long byteLength() {
     return end - begin;
   }

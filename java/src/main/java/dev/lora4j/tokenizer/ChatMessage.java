@@ -4,9 +4,9 @@ import java.util.Objects;
 import java.util.Set;
 
 /**
- * One message of a conversation, as the {@code messages} list of Hugging Face
- * {@code apply_chat_template}: a role ({@code "system"}, {@code "user"}, {@code "assistant"}, ...)
- * and its text content.
+ * One message of a conversation, as the {@code messages} list of Hugging Face {@code
+ * apply_chat_template}: a role ({@code "system"}, {@code "user"}, {@code "assistant"}, ...) and its
+ * text content.
  *
  * @param role the role; which roles are accepted is up to the chat template
  * @param content the text; always tokenized literally, never parsed for control tokens
@@ -49,7 +49,10 @@ public record ChatMessage(String role, String content) {
     return new ChatMessage("assistant", content);
   }
 
-  /** @return true for an assistant message: the only content that counts when training on completions */
+  /**
+   * @return true for an assistant message: the only content that counts when training on
+   *     completions
+   */
   public boolean isAssistant() {
     return "assistant".equals(role);
   }

@@ -3,7 +3,6 @@ package dev.lora4j.tokenizer;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.lora4j.Lora4jException;
-
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -19,6 +18,7 @@ import java.util.Map;
  * text the template wrote and which came from a message.
  *
  * <h2>Control tokens come only from the template</h2>
+ *
  * {@code apply_chat_template(..., tokenize=True)} renders the conversation to one string and
  * tokenizes it with special tokens parsed, so a user who writes {@code </s>} or {@code [INST]} in a
  * message forges control tokens. {@link #encode} gives the same ids as Hugging Face for every
@@ -29,18 +29,19 @@ import java.util.Map;
  * them separately would add a SentencePiece "▁" at every boundary and merge differently).
  *
  * <h2>The template engine</h2>
+ *
  * Templates run on lora4j's own small Jinja2 interpreter (package-private), not on a Java Jinja
  * library from Maven Central. The reasons: (1) it tracks, for every character of the output,
  * whether it came from the template or from a message, through concatenation, {@code trim},
  * slicing, {@code replace} and the rest, which is what makes the split between control text and
- * literal text exact rather than a sentinel-string heuristic that breaks when a template
- * transforms the content; (2) Python semantics where chat templates rely on them ({@code +} on
- * strings, {@code str.strip()}, {@code split}, {@code startswith}, {@code items()}, truthiness,
- * {@code tojson}) and the environment {@code transformers} uses ({@code trim_blocks},
- * {@code lstrip_blocks}, loop controls, {@code raise_exception}, {@code namespace},
- * {@code strftime_now}); (3) no dependency: Jinjava, the usual choice, brings Guava and a dozen
- * other jars and has Java (JUEL) rather than Python expression semantics. An unsupported construct
- * is a {@link ChatTemplateException} naming it, never a silent difference.
+ * literal text exact rather than a sentinel-string heuristic that breaks when a template transforms
+ * the content; (2) Python semantics where chat templates rely on them ({@code +} on strings, {@code
+ * str.strip()}, {@code split}, {@code startswith}, {@code items()}, truthiness, {@code tojson}) and
+ * the environment {@code transformers} uses ({@code trim_blocks}, {@code lstrip_blocks}, loop
+ * controls, {@code raise_exception}, {@code namespace}, {@code strftime_now}); (3) no dependency:
+ * Jinjava, the usual choice, brings Guava and a dozen other jars and has Java (JUEL) rather than
+ * Python expression semantics. An unsupported construct is a {@link ChatTemplateException} naming
+ * it, never a silent difference.
  *
  * <p>Instances are immutable and thread-safe.
  */
@@ -86,8 +87,8 @@ public final class ChatTemplate {
 
   /**
    * Loads the {@code chat_template} of a {@code tokenizer_config.json}: a string, or a list of
-   * named templates of which the one named {@code "default"} is taken. {@code bos_token},
-   * {@code eos_token}, {@code unk_token}, {@code pad_token} of the file become template variables.
+   * named templates of which the one named {@code "default"} is taken. {@code bos_token}, {@code
+   * eos_token}, {@code unk_token}, {@code pad_token} of the file become template variables.
    *
    * @param tokenizerConfigJson path of {@code tokenizer_config.json}
    * @return the template
@@ -106,7 +107,8 @@ public final class ChatTemplate {
         }
       }
       if (source == null) {
-        throw new Lora4jException(tokenizerConfigJson + ": chat_template has no template named 'default'");
+        throw new Lora4jException(
+            tokenizerConfigJson + ": chat_template has no template named 'default'");
       }
     }
     if (source == null) {
@@ -117,8 +119,8 @@ public final class ChatTemplate {
 
   /**
    * Loads the chat template of a Hugging Face model folder: {@code chat_template.jinja} when the
-   * folder has one (as {@code transformers} saves it since 4.43), else the {@code chat_template}
-   * of {@code tokenizer_config.json}.
+   * folder has one (as {@code transformers} saves it since 4.43), else the {@code chat_template} of
+   * {@code tokenizer_config.json}.
    *
    * @param dir the model folder
    * @return the template
@@ -130,7 +132,8 @@ public final class ChatTemplate {
     if (Files.isRegularFile(jinja)) {
       try {
         String src = Files.readString(jinja, StandardCharsets.UTF_8);
-        return new ChatTemplate(src, Files.isRegularFile(config) ? specialTokens(readConfig(config)) : Map.of());
+        return new ChatTemplate(
+            src, Files.isRegularFile(config) ? specialTokens(readConfig(config)) : Map.of());
       } catch (IOException e) {
         throw new Lora4jException("cannot read " + jinja + ": " + e.getMessage(), e);
       }
@@ -162,7 +165,9 @@ public final class ChatTemplate {
     return out;
   }
 
-  /** @return the Jinja source of the template */
+  /**
+   * @return the Jinja source of the template
+   */
   public String source() {
     return source;
   }
@@ -171,11 +176,11 @@ public final class ChatTemplate {
    * Renders a conversation into segments of template text and message text.
    *
    * @param messages the conversation
-   * @param addGenerationPrompt the template's {@code add_generation_prompt}: end with the
-   *     prompt of an assistant reply
+   * @param addGenerationPrompt the template's {@code add_generation_prompt}: end with the prompt of
+   *     an assistant reply
    * @return the segments, in order; adjacent segments never have the same origin
-   * @throws ChatTemplateException when the template rejects the conversation (its
-   *     {@code raise_exception} message) or fails
+   * @throws ChatTemplateException when the template rejects the conversation (its {@code
+   *     raise_exception} message) or fails
    */
   public List<Segment> render(List<ChatMessage> messages, boolean addGenerationPrompt) {
     Str out = renderStr(messages, addGenerationPrompt);
@@ -233,8 +238,8 @@ public final class ChatTemplate {
 
   /**
    * Renders and tokenizes a conversation for training or generation. No BOS is added beyond what
-   * the template writes (as {@code apply_chat_template} tokenizes with
-   * {@code add_special_tokens=False}).
+   * the template writes (as {@code apply_chat_template} tokenizes with {@code
+   * add_special_tokens=False}).
    *
    * @param messages the conversation
    * @param addGenerationPrompt see {@link #render}
@@ -242,7 +247,8 @@ public final class ChatTemplate {
    * @return ids with, per token, the message it came from and the assistant training mask
    * @throws ChatTemplateException when the template rejects the conversation
    */
-  public EncodedChat encode(List<ChatMessage> messages, boolean addGenerationPrompt, Tokenizer tokenizer) {
+  public EncodedChat encode(
+      List<ChatMessage> messages, boolean addGenerationPrompt, Tokenizer tokenizer) {
     Str out = renderStr(messages, addGenerationPrompt);
     int[] own = new int[out.length()];
     for (int i = 0; i < own.length; i++) {
@@ -287,7 +293,9 @@ public final class ChatTemplate {
       } else if (owner != Str.TEMPLATE) {
         message[t] = -2 - owner;
         lastMessage = message[t];
-      } else if (ids.get(t) == eos && lastMessage >= 0 && messages.get(lastMessage).role().equals("assistant")) {
+      } else if (ids.get(t) == eos
+          && lastMessage >= 0
+          && messages.get(lastMessage).role().equals("assistant")) {
         message[t] = lastMessage;
         train[t] = true;
         lastMessage = -1;

@@ -11,7 +11,9 @@ import dev.lora4j.Lora4jException;
 public class ChatTemplateException extends Lora4jException {
   private static final long serialVersionUID = 1L;
 
-  /** @param message what went wrong, or the message the template raised */
+  /**
+   * @param message what went wrong, or the message the template raised
+   */
   public ChatTemplateException(String message) {
     super(message);
   }

@@ -7,11 +7,11 @@ import java.util.List;
  * A conversation rendered by a {@link ChatTemplate} and tokenized: the input ids and, per token,
  * the message it came from, so that a trainer can compute the loss on assistant replies only.
  *
- * <p>A token belongs to message {@code m} when any of its characters came from {@code m}'s
- * content ({@link Segment.Kind#CONTENT}); tokens made only of template text belong to no message
- * (-1), except the EOS token that the template writes right after an assistant message, which
- * belongs to that message: it is what teaches the model to stop. {@link #trainMask()} is true
- * exactly on assistant content tokens and those closing EOS tokens.
+ * <p>A token belongs to message {@code m} when any of its characters came from {@code m}'s content
+ * ({@link Segment.Kind#CONTENT}); tokens made only of template text belong to no message (-1),
+ * except the EOS token that the template writes right after an assistant message, which belongs to
+ * that message: it is what teaches the model to stop. {@link #trainMask()} is true exactly on
+ * assistant content tokens and those closing EOS tokens.
  */
 public final class EncodedChat {
   private final int[] ids;
@@ -20,7 +20,8 @@ public final class EncodedChat {
   private final boolean[] train;
   private final List<ChatMessage> messages;
 
-  EncodedChat(int[] ids, int[] message, boolean[] content, boolean[] train, List<ChatMessage> messages) {
+  EncodedChat(
+      int[] ids, int[] message, boolean[] content, boolean[] train, List<ChatMessage> messages) {
     this.ids = ids;
     this.message = message;
     this.content = content;
@@ -28,12 +29,16 @@ public final class EncodedChat {
     this.messages = List.copyOf(messages);
   }
 
-  /** @return the input ids (a copy) */
+  /**
+   * @return the input ids (a copy)
+   */
   public int[] ids() {
     return ids.clone();
   }
 
-  /** @return the number of tokens */
+  /**
+   * @return the number of tokens
+   */
   public int length() {
     return ids.length;
   }
@@ -62,12 +67,17 @@ public final class EncodedChat {
     return content[token];
   }
 
-  /** @return per token: assistant content, or the EOS that closes an assistant turn (a copy) */
+  /**
+   * @return per token: assistant content, or the EOS that closes an assistant turn (a copy)
+   */
   public boolean[] trainMask() {
     return train.clone();
   }
 
-  /** @return the labels for training on assistant replies: the id where {@link #trainMask()}, else -100 */
+  /**
+   * @return the labels for training on assistant replies: the id where {@link #trainMask()}, else
+   *     -100
+   */
   public int[] labels() {
     int[] out = new int[ids.length];
     for (int i = 0; i < ids.length; i++) {
@@ -76,7 +86,9 @@ public final class EncodedChat {
     return out;
   }
 
-  /** @return the messages this was encoded from */
+  /**
+   * @return the messages this was encoded from
+   */
   public List<ChatMessage> messages() {
     return messages;
   }

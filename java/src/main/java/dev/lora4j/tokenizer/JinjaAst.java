@@ -43,11 +43,14 @@ final class JinjaAst {
 
   record IfNode(List<Expr> conds, List<List<Node>> bodies, List<Node> orElse) implements Node {}
 
-  record ForNode(List<String> targets, Expr iter, Expr filter, List<Node> body, List<Node> orElse, int line) implements Node {}
+  record ForNode(
+      List<String> targets, Expr iter, Expr filter, List<Node> body, List<Node> orElse, int line)
+      implements Node {}
 
   record SetNode(List<String> targets, String attr, Expr value, List<Node> body) implements Node {}
 
-  record MacroNode(String name, List<String> params, List<Expr> defaults, List<Node> body) implements Node {}
+  record MacroNode(String name, List<String> params, List<Expr> defaults, List<Node> body)
+      implements Node {}
 
   record BreakNode() implements Node {}
 

@@ -37,31 +37,42 @@ final class JinjaBuiltins {
   private JinjaBuiltins() {}
 
   /**
-   * The global functions: {@code range}, {@code namespace}, {@code raise_exception},
-   * {@code strftime_now}, {@code dict}.
+   * The global functions: {@code range}, {@code namespace}, {@code raise_exception}, {@code
+   * strftime_now}, {@code dict}.
    */
   static Map<String, Object> globals() {
     Map<String, Object> globals = new LinkedHashMap<>();
     globals.put("range", (Fn) (a, k) -> range(a));
-    globals.put("namespace", (Fn) (a, k) -> {
-      Namespace ns = new Namespace();
-      for (Object o : a) {
-        if (o instanceof Map<?, ?> m) {
-          m.forEach((kk, vv) -> ns.put(String.valueOf(kk), vv));
-        }
-      }
-      ns.putAll(k);
-      return ns;
-    });
-    globals.put("raise_exception", (Fn) (a, k) -> {
-      throw new ChatTemplateException(a.isEmpty() ? "raise_exception() called" : str(a.get(0)).s);
-    });
-    globals.put("strftime_now", (Fn) (a, k) -> {
-      if (a.size() != 1) {
-        throw new ChatTemplateException("strftime_now() takes one format argument, got " + a.size());
-      }
-      return Str.of(strftime(LocalDateTime.now(), str(a.get(0)).s));
-    });
+    globals.put(
+        "namespace",
+        (Fn)
+            (a, k) -> {
+              Namespace ns = new Namespace();
+              for (Object o : a) {
+                if (o instanceof Map<?, ?> m) {
+                  m.forEach((kk, vv) -> ns.put(String.valueOf(kk), vv));
+                }
+              }
+              ns.putAll(k);
+              return ns;
+            });
+    globals.put(
+        "raise_exception",
+        (Fn)
+            (a, k) -> {
+              throw new ChatTemplateException(
+                  a.isEmpty() ? "raise_exception() called" : str(a.get(0)).s);
+            });
+    globals.put(
+        "strftime_now",
+        (Fn)
+            (a, k) -> {
+              if (a.size() != 1) {
+                throw new ChatTemplateException(
+                    "strftime_now() takes one format argument, got " + a.size());
+              }
+              return Str.of(strftime(LocalDateTime.now(), str(a.get(0)).s));
+            });
     globals.put("dict", (Fn) (a, k) -> new LinkedHashMap<String, Object>(k));
     return globals;
   }
@@ -133,7 +144,8 @@ final class JinjaBuiltins {
       newline(sb, indent, depth);
       sb.append('}');
     } else {
-      throw new ChatTemplateException("object of type " + typeName(o) + " is not JSON serializable");
+      throw new ChatTemplateException(
+          "object of type " + typeName(o) + " is not JSON serializable");
     }
   }
 
@@ -161,8 +173,17 @@ final class JinjaBuiltins {
     }
     double count = Math.ceil(((double) stop - start) / step);
     if (count > MAX_SIZE) {
-      throw new ChatTemplateException("range(" + start + ", " + stop + ", " + step + ") has "
-          + (long) count + " elements; the limit is " + MAX_SIZE);
+      throw new ChatTemplateException(
+          "range("
+              + start
+              + ", "
+              + stop
+              + ", "
+              + step
+              + ") has "
+              + (long) count
+              + " elements; the limit is "
+              + MAX_SIZE);
     }
     List<Object> out = new ArrayList<>();
     for (long i = start; step > 0 ? i < stop : i > stop; i += step) {
@@ -180,20 +201,21 @@ final class JinjaBuiltins {
         continue;
       }
       char d = fmt.charAt(++i);
-      String pattern = switch (d) {
-        case 'Y' -> "yyyy";
-        case 'm' -> "MM";
-        case 'd' -> "dd";
-        case 'H' -> "HH";
-        case 'M' -> "mm";
-        case 'S' -> "ss";
-        case 'b' -> "MMM";
-        case 'B' -> "MMMM";
-        case 'a' -> "EEE";
-        case 'A' -> "EEEE";
-        case 'y' -> "yy";
-        default -> null;
-      };
+      String pattern =
+          switch (d) {
+            case 'Y' -> "yyyy";
+            case 'm' -> "MM";
+            case 'd' -> "dd";
+            case 'H' -> "HH";
+            case 'M' -> "mm";
+            case 'S' -> "ss";
+            case 'b' -> "MMM";
+            case 'B' -> "MMMM";
+            case 'a' -> "EEE";
+            case 'A' -> "EEEE";
+            case 'y' -> "yy";
+            default -> null;
+          };
       if (pattern == null) {
         sb.append('%').append(d);
       } else {
@@ -207,18 +229,30 @@ final class JinjaBuiltins {
   static Fn method(Object o, String name) {
     if (o instanceof Str s) {
       return switch (name) {
-        case "strip" -> (a, k) -> s.strip(true, true, a.isEmpty() || a.get(0) == null ? null : str(a.get(0)).s);
-        case "lstrip" -> (a, k) -> s.strip(true, false, a.isEmpty() || a.get(0) == null ? null : str(a.get(0)).s);
-        case "rstrip" -> (a, k) -> s.strip(false, true, a.isEmpty() || a.get(0) == null ? null : str(a.get(0)).s);
+        case "strip" ->
+            (a, k) -> s.strip(true, true, a.isEmpty() || a.get(0) == null ? null : str(a.get(0)).s);
+        case "lstrip" ->
+            (a, k) ->
+                s.strip(true, false, a.isEmpty() || a.get(0) == null ? null : str(a.get(0)).s);
+        case "rstrip" ->
+            (a, k) ->
+                s.strip(false, true, a.isEmpty() || a.get(0) == null ? null : str(a.get(0)).s);
         case "upper" -> (a, k) -> s.mapText(s.s.toUpperCase(Locale.ROOT));
         case "lower" -> (a, k) -> s.mapText(s.s.toLowerCase(Locale.ROOT));
         case "title" -> (a, k) -> s.mapText(title(s.s));
         case "capitalize" -> (a, k) -> s.mapText(capitalize(s.s));
         case "startswith" -> (a, k) -> startsOrEnds(s, a.get(0), true);
         case "endswith" -> (a, k) -> startsOrEnds(s, a.get(0), false);
-        case "replace" -> (a, k) -> s.replace(str(a.get(0)).s, str(a.get(1)), a.size() > 2 ? (int) toLong(a.get(2)) : -1);
-        case "split" -> (a, k) -> split(s, a.isEmpty() || a.get(0) == null ? null : str(a.get(0)).s,
-            a.size() > 1 ? (int) toLong(a.get(1)) : -1);
+        case "replace" ->
+            (a, k) ->
+                s.replace(
+                    str(a.get(0)).s, str(a.get(1)), a.size() > 2 ? (int) toLong(a.get(2)) : -1);
+        case "split" ->
+            (a, k) ->
+                split(
+                    s,
+                    a.isEmpty() || a.get(0) == null ? null : str(a.get(0)).s,
+                    a.size() > 1 ? (int) toLong(a.get(1)) : -1);
         case "find" -> (a, k) -> (long) s.s.indexOf(str(a.get(0)).s);
         case "count" -> (a, k) -> (long) countOccurrences(s.s, str(a.get(0)).s);
         case "join" -> (a, k) -> join(iterate(a.get(0)), s);
@@ -228,22 +262,25 @@ final class JinjaBuiltins {
     }
     if (o instanceof Map<?, ?> m) {
       return switch (name) {
-        case "items" -> (a, k) -> {
-          List<Object> out = new ArrayList<>();
-          m.forEach((kk, vv) -> {
-            List<Object> pair = new ArrayList<>();
-            pair.add(Str.of(String.valueOf(kk)));
-            pair.add(vv);
-            out.add(pair);
-          });
-          return out;
-        };
+        case "items" ->
+            (a, k) -> {
+              List<Object> out = new ArrayList<>();
+              m.forEach(
+                  (kk, vv) -> {
+                    List<Object> pair = new ArrayList<>();
+                    pair.add(Str.of(String.valueOf(kk)));
+                    pair.add(vv);
+                    out.add(pair);
+                  });
+              return out;
+            };
         case "keys" -> (a, k) -> iterate(m);
         case "values" -> (a, k) -> new ArrayList<Object>(m.values());
-        case "get" -> (a, k) -> {
-          String key = str(a.get(0)).s;
-          return m.containsKey(key) ? m.get(key) : (a.size() > 1 ? a.get(1) : null);
-        };
+        case "get" ->
+            (a, k) -> {
+              String key = str(a.get(0)).s;
+              return m.containsKey(key) ? m.get(key) : (a.size() > 1 ? a.get(1) : null);
+            };
         default -> null;
       };
     }
@@ -351,8 +388,8 @@ final class JinjaBuiltins {
         throw new ChatTemplateException("format(): bad field '{" + idx + "}'");
       }
       if (at < 0 || at >= args.size()) {
-        throw new ChatTemplateException("format(): field {" + idx + "} has no argument ("
-            + args.size() + " given)");
+        throw new ChatTemplateException(
+            "format(): field {" + idx + "} has no argument (" + args.size() + " given)");
       }
       Object v = args.get(at);
       out = out.concat(str(v));
@@ -372,7 +409,9 @@ final class JinjaBuiltins {
   }
 
   private static String capitalize(String s) {
-    return s.isEmpty() ? s : Character.toUpperCase(s.charAt(0)) + s.substring(1).toLowerCase(Locale.ROOT);
+    return s.isEmpty()
+        ? s
+        : Character.toUpperCase(s.charAt(0)) + s.substring(1).toLowerCase(Locale.ROOT);
   }
 
   static Object filter(String name, Object v, List<Object> a, Map<String, Object> k) {
@@ -429,131 +468,156 @@ final class JinjaBuiltins {
         return v instanceof Double d ? (Object) Math.abs(d) : (Object) Math.abs(toLong(v));
       case "list":
         return iterate(v);
-      case "first": {
-        List<Object> l = iterate(v);
-        return l.isEmpty() ? Undefined.INSTANCE : l.get(0);
-      }
-      case "last": {
-        List<Object> l = iterate(v);
-        return l.isEmpty() ? Undefined.INSTANCE : l.get(l.size() - 1);
-      }
-      case "reverse": {
-        if (v instanceof Str s) {
-          return slice(s, null, null, -1L);
+      case "first":
+        {
+          List<Object> l = iterate(v);
+          return l.isEmpty() ? Undefined.INSTANCE : l.get(0);
         }
-        List<Object> l = iterate(v);
-        java.util.Collections.reverse(l);
-        return l;
-      }
-      case "join": {
-        List<Object> items = iterate(v);
-        if (k.containsKey("attribute")) {
-          List<Object> mapped = new ArrayList<>();
-          for (Object o : items) {
-            mapped.add(getAttr(o, str(k.get("attribute")).s));
+      case "last":
+        {
+          List<Object> l = iterate(v);
+          return l.isEmpty() ? Undefined.INSTANCE : l.get(l.size() - 1);
+        }
+      case "reverse":
+        {
+          if (v instanceof Str s) {
+            return slice(s, null, null, -1L);
           }
-          items = mapped;
+          List<Object> l = iterate(v);
+          java.util.Collections.reverse(l);
+          return l;
         }
-        return join(items, a.isEmpty() ? Str.EMPTY : str(a.get(0)));
-      }
+      case "join":
+        {
+          List<Object> items = iterate(v);
+          if (k.containsKey("attribute")) {
+            List<Object> mapped = new ArrayList<>();
+            for (Object o : items) {
+              mapped.add(getAttr(o, str(k.get("attribute")).s));
+            }
+            items = mapped;
+          }
+          return join(items, a.isEmpty() ? Str.EMPTY : str(a.get(0)));
+        }
       case "default":
-      case "d": {
-        boolean boolMode = a.size() > 1 && truthy(a.get(1)) || truthy(k.get("boolean"));
-        Object dflt = a.isEmpty() ? (k.containsKey("default_value") ? k.get("default_value") : Str.EMPTY) : a.get(0);
-        if (v instanceof Undefined || boolMode && !truthy(v)) {
-          return dflt;
+      case "d":
+        {
+          boolean boolMode = a.size() > 1 && truthy(a.get(1)) || truthy(k.get("boolean"));
+          Object dflt =
+              a.isEmpty()
+                  ? (k.containsKey("default_value") ? k.get("default_value") : Str.EMPTY)
+                  : a.get(0);
+          if (v instanceof Undefined || boolMode && !truthy(v)) {
+            return dflt;
+          }
+          return v;
         }
-        return v;
-      }
       case "replace":
-        return str(v).replace(str(a.get(0)).s, str(a.get(1)), a.size() > 2 ? (int) toLong(a.get(2)) : -1);
-      case "tojson": {
-        StringBuilder sb = new StringBuilder();
-        List<Str> sources = new ArrayList<>();
-        Object ind = k.containsKey("indent") ? k.get("indent") : (a.isEmpty() ? null : a.get(0));
-        toJson(v, sb, sources, ind == null ? null : (int) toLong(ind), 0);
-        return Str.taint(sb.toString(), sources.toArray(new Str[0]));
-      }
+        return str(v)
+            .replace(str(a.get(0)).s, str(a.get(1)), a.size() > 2 ? (int) toLong(a.get(2)) : -1);
+      case "tojson":
+        {
+          StringBuilder sb = new StringBuilder();
+          List<Str> sources = new ArrayList<>();
+          Object ind = k.containsKey("indent") ? k.get("indent") : (a.isEmpty() ? null : a.get(0));
+          toJson(v, sb, sources, ind == null ? null : (int) toLong(ind), 0);
+          return Str.taint(sb.toString(), sources.toArray(new Str[0]));
+        }
       case "items":
         return ((Fn) method(v instanceof Map ? v : Map.of(), "items")).call(List.of(), Map.of());
-      case "indent": {
-        int width = a.isEmpty() ? 4 : (int) toLong(a.get(0));
-        boolean first = a.size() > 1 && truthy(a.get(1)) || truthy(k.get("first"));
-        Str s = str(v);
-        String pad = " ".repeat(Math.max(0, width));
-        String[] lines = s.s.split("\n", -1);
-        StringBuilder sb = new StringBuilder();
-        for (int i = 0; i < lines.length; i++) {
-          if (i > 0) {
-            sb.append('\n');
+      case "indent":
+        {
+          int width = a.isEmpty() ? 4 : (int) toLong(a.get(0));
+          boolean first = a.size() > 1 && truthy(a.get(1)) || truthy(k.get("first"));
+          Str s = str(v);
+          String pad = " ".repeat(Math.max(0, width));
+          String[] lines = s.s.split("\n", -1);
+          StringBuilder sb = new StringBuilder();
+          for (int i = 0; i < lines.length; i++) {
+            if (i > 0) {
+              sb.append('\n');
+            }
+            if ((i > 0 || first) && !lines[i].isEmpty()) {
+              sb.append(pad);
+            }
+            sb.append(lines[i]);
           }
-          if ((i > 0 || first) && !lines[i].isEmpty()) {
-            sb.append(pad);
-          }
-          sb.append(lines[i]);
+          return Str.taint(sb.toString(), s);
         }
-        return Str.taint(sb.toString(), s);
-      }
-      case "map": {
-        List<Object> out = new ArrayList<>();
-        for (Object o : iterate(v)) {
-          if (k.containsKey("attribute")) {
-            Object x = getItem(o, k.get("attribute"));
-            out.add(x instanceof Undefined && k.containsKey("default") ? k.get("default") : x);
-          } else {
-            out.add(filter(str(a.get(0)).s, o, a.subList(1, a.size()), Map.of()));
+      case "map":
+        {
+          List<Object> out = new ArrayList<>();
+          for (Object o : iterate(v)) {
+            if (k.containsKey("attribute")) {
+              Object x = getItem(o, k.get("attribute"));
+              out.add(x instanceof Undefined && k.containsKey("default") ? k.get("default") : x);
+            } else {
+              out.add(filter(str(a.get(0)).s, o, a.subList(1, a.size()), Map.of()));
+            }
           }
+          return out;
         }
-        return out;
-      }
       case "select":
       case "reject":
       case "selectattr":
-      case "rejectattr": {
-        boolean attr = name.endsWith("attr");
-        boolean keep = name.startsWith("select");
-        List<Object> out = new ArrayList<>();
-        for (Object o : iterate(v)) {
-          Object x = attr ? getItem(o, a.get(0)) : o;
-          int ti = attr ? 1 : 0;
-          boolean ok = a.size() > ti ? test(str(a.get(ti)).s, x, a.subList(ti + 1, a.size())) : truthy(x);
-          if (ok == keep) {
-            out.add(o);
+      case "rejectattr":
+        {
+          boolean attr = name.endsWith("attr");
+          boolean keep = name.startsWith("select");
+          List<Object> out = new ArrayList<>();
+          for (Object o : iterate(v)) {
+            Object x = attr ? getItem(o, a.get(0)) : o;
+            int ti = attr ? 1 : 0;
+            boolean ok =
+                a.size() > ti ? test(str(a.get(ti)).s, x, a.subList(ti + 1, a.size())) : truthy(x);
+            if (ok == keep) {
+              out.add(o);
+            }
           }
+          return out;
         }
-        return out;
-      }
-      case "unique": {
-        List<Object> out = new ArrayList<>();
-        for (Object o : iterate(v)) {
-          if (!contains(out, o)) {
-            out.add(o);
+      case "unique":
+        {
+          List<Object> out = new ArrayList<>();
+          for (Object o : iterate(v)) {
+            if (!contains(out, o)) {
+              out.add(o);
+            }
           }
+          return out;
         }
-        return out;
-      }
-      case "sort": {
-        List<Object> l = iterate(v);
-        boolean rev = truthy(k.get("reverse"));
-        Object attrName = k.get("attribute");
-        l.sort((x, y) -> compare(attrName == null ? x : getItem(x, attrName), attrName == null ? y : getItem(y, attrName)));
-        if (rev) {
-          java.util.Collections.reverse(l);
+      case "sort":
+        {
+          List<Object> l = iterate(v);
+          boolean rev = truthy(k.get("reverse"));
+          Object attrName = k.get("attribute");
+          l.sort(
+              (x, y) ->
+                  compare(
+                      attrName == null ? x : getItem(x, attrName),
+                      attrName == null ? y : getItem(y, attrName)));
+          if (rev) {
+            java.util.Collections.reverse(l);
+          }
+          return l;
         }
-        return l;
-      }
-      case "round": {
-        int prec = a.isEmpty() ? 0 : (int) toLong(a.get(0));
-        double f = Math.pow(10, prec);
-        return Math.round(toDouble(v) * f) / f;
-      }
+      case "round":
+        {
+          int prec = a.isEmpty() ? 0 : (int) toLong(a.get(0));
+          double f = Math.pow(10, prec);
+          return Math.round(toDouble(v) * f) / f;
+        }
       default:
         throw new ChatTemplateException("unsupported template filter '" + name + "'");
     }
   }
 
   private static String escapeHtml(String s) {
-    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\"", "&#34;").replace("'", "&#39;");
+    return s.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace("\"", "&#34;")
+        .replace("'", "&#39;");
   }
 
   static boolean test(String name, Object v, List<Object> a) {

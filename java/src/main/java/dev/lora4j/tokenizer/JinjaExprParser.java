@@ -35,8 +35,12 @@ final class JinjaExprParser {
   /** counts one level of nesting; the caller decrements {@link #depth} when done */
   void enter() {
     if (++depth > MAX_NESTING) {
-      throw new ChatTemplateException("template syntax error at line " + line
-          + ": expression nested more than " + MAX_NESTING + " levels deep");
+      throw new ChatTemplateException(
+          "template syntax error at line "
+              + line
+              + ": expression nested more than "
+              + MAX_NESTING
+              + " levels deep");
     }
   }
 
@@ -96,8 +100,12 @@ final class JinjaExprParser {
 
   ChatTemplateException error(String msg) {
     Tok t = peek();
-    return new ChatTemplateException("template syntax error at line " + line + ": " + msg
-        + (t.type() == T.END ? " at end of expression" : " near '" + t.text() + "'"));
+    return new ChatTemplateException(
+        "template syntax error at line "
+            + line
+            + ": "
+            + msg
+            + (t.type() == T.END ? " at end of expression" : " near '" + t.text() + "'"));
   }
 
   void expectEnd() {
@@ -196,7 +204,9 @@ final class JinjaExprParser {
       } else if (isName("in")) {
         p++;
         e = new Bin("in", e, math1());
-      } else if (isName("not") && toks.get(p + 1).type() == T.NAME && toks.get(p + 1).text().equals("in")) {
+      } else if (isName("not")
+          && toks.get(p + 1).type() == T.NAME
+          && toks.get(p + 1).text().equals("in")) {
         p += 2;
         e = new Bin("not in", e, math1());
       } else {
@@ -259,9 +269,14 @@ final class JinjaExprParser {
           callArgs(args, new LinkedHashMap<>());
         } else {
           Tok t = peek();
-          boolean startsArg = t.type() == T.STRING || t.type() == T.INT || t.type() == T.FLOAT
-              || t.type() == T.NAME && !List.of("and", "or", "else", "if", "in", "not", "is").contains(t.text())
-              || t.type() == T.OP && (t.text().equals("[") || t.text().equals("{") || t.text().equals("-"));
+          boolean startsArg =
+              t.type() == T.STRING
+                  || t.type() == T.INT
+                  || t.type() == T.FLOAT
+                  || t.type() == T.NAME
+                      && !List.of("and", "or", "else", "if", "in", "not", "is").contains(t.text())
+                  || t.type() == T.OP
+                      && (t.text().equals("[") || t.text().equals("{") || t.text().equals("-"));
           if (startsArg) {
             args.add(postfix(primary()));
           }
@@ -290,7 +305,9 @@ final class JinjaExprParser {
   /** after "(": arguments up to and including ")" */
   void callArgs(List<Expr> args, Map<String, Expr> kwargs) {
     while (!acceptOp(")")) {
-      if (peek().type() == T.NAME && toks.get(p + 1).type() == T.OP && toks.get(p + 1).text().equals("=")) {
+      if (peek().type() == T.NAME
+          && toks.get(p + 1).type() == T.OP
+          && toks.get(p + 1).text().equals("=")) {
         String k = next().text();
         p++;
         kwargs.put(k, expression());
@@ -374,12 +391,10 @@ final class JinjaExprParser {
             }
             return new DictLit(keys, values);
           }
-          default -> {
-          }
+          default -> {}
         }
       }
-      default -> {
-      }
+      default -> {}
     }
     p--;
     throw error("unexpected token");

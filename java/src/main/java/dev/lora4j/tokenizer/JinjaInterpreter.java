@@ -51,9 +51,9 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Runs a compiled template: statements write to an {@link Out} that records, per char, whether
- * it came from the template or from a message; expressions evaluate to runtime values with
- * Python's semantics ({@link JinjaRuntime}) and call the built-ins ({@link JinjaBuiltins}).
+ * Runs a compiled template: statements write to an {@link Out} that records, per char, whether it
+ * came from the template or from a message; expressions evaluate to runtime values with Python's
+ * semantics ({@link JinjaRuntime}) and call the built-ins ({@link JinjaBuiltins}).
  */
 final class JinjaInterpreter {
   private JinjaInterpreter() {}
@@ -73,8 +73,8 @@ final class JinjaInterpreter {
     @Override
     public Object get(int i) {
       if (i < 0 || i >= size()) {
-        throw new ChatTemplateException(callee + " needs argument " + (i + 1) + " but got "
-            + size());
+        throw new ChatTemplateException(
+            callee + " needs argument " + (i + 1) + " but got " + size());
       }
       return super.get(i);
     }
@@ -131,7 +131,9 @@ final class JinjaInterpreter {
     }
   }
 
-  /** Renders with the given variables (values already converted: Str, Long, Double, List, Map...). */
+  /**
+   * Renders with the given variables (values already converted: Str, Long, Double, List, Map...).
+   */
   static Str render(List<Node> root, Map<String, Object> vars) {
     Scope globals = new Scope(null);
     globals.vars.putAll(JinjaBuiltins.globals());
@@ -179,8 +181,12 @@ final class JinjaInterpreter {
       if (s.attr() != null) {
         Object ns = scope.get(s.targets().get(0));
         if (!(ns instanceof Namespace nsm)) {
-          throw new ChatTemplateException("cannot assign attribute '" + s.attr() + "' of '" + s.targets().get(0)
-              + "': not a namespace");
+          throw new ChatTemplateException(
+              "cannot assign attribute '"
+                  + s.attr()
+                  + "' of '"
+                  + s.targets().get(0)
+                  + "': not a namespace");
         }
         nsm.put(s.attr(), value);
       } else if (s.targets().size() == 1) {
@@ -188,7 +194,8 @@ final class JinjaInterpreter {
       } else {
         List<Object> vals = iterate(value);
         if (vals.size() != s.targets().size()) {
-          throw new ChatTemplateException("cannot unpack " + vals.size() + " values into " + s.targets().size());
+          throw new ChatTemplateException(
+              "cannot unpack " + vals.size() + " values into " + s.targets().size());
         }
         for (int i = 0; i < vals.size(); i++) {
           scope.vars.put(s.targets().get(i), vals.get(i));
@@ -196,36 +203,43 @@ final class JinjaInterpreter {
       }
     } else if (node instanceof MacroNode m) {
       Scope defScope = scope;
-      scope.vars.put(m.name(), (Fn) (args, kwargs) -> {
-        Scope ms = new Scope(defScope);
-        for (int i = 0; i < m.params().size(); i++) {
-          String pn = m.params().get(i);
-          Object v;
-          if (i < args.size()) {
-            v = args.get(i);
-          } else if (kwargs.containsKey(pn)) {
-            v = kwargs.get(pn);
-          } else if (m.defaults().get(i) != null) {
-            v = eval(m.defaults().get(i), ms);
-          } else {
-            v = Undefined.INSTANCE;
-          }
-          ms.vars.put(pn, v);
-        }
-        Out inner = new Out();
-        int[] calls = CALL_DEPTH.get();
-        if (++calls[0] > MAX_CALL_DEPTH) {
-          calls[0] = 0;
-          throw new ChatTemplateException("macro '" + m.name() + "' called more than "
-              + MAX_CALL_DEPTH + " levels deep (runaway recursion?)");
-        }
-        try {
-          exec(m.body(), ms, inner);
-        } finally {
-          calls[0] = Math.max(0, calls[0] - 1);
-        }
-        return inner.toStr();
-      });
+      scope.vars.put(
+          m.name(),
+          (Fn)
+              (args, kwargs) -> {
+                Scope ms = new Scope(defScope);
+                for (int i = 0; i < m.params().size(); i++) {
+                  String pn = m.params().get(i);
+                  Object v;
+                  if (i < args.size()) {
+                    v = args.get(i);
+                  } else if (kwargs.containsKey(pn)) {
+                    v = kwargs.get(pn);
+                  } else if (m.defaults().get(i) != null) {
+                    v = eval(m.defaults().get(i), ms);
+                  } else {
+                    v = Undefined.INSTANCE;
+                  }
+                  ms.vars.put(pn, v);
+                }
+                Out inner = new Out();
+                int[] calls = CALL_DEPTH.get();
+                if (++calls[0] > MAX_CALL_DEPTH) {
+                  calls[0] = 0;
+                  throw new ChatTemplateException(
+                      "macro '"
+                          + m.name()
+                          + "' called more than "
+                          + MAX_CALL_DEPTH
+                          + " levels deep (runaway recursion?)");
+                }
+                try {
+                  exec(m.body(), ms, inner);
+                } finally {
+                  calls[0] = Math.max(0, calls[0] - 1);
+                }
+                return inner.toStr();
+              });
     } else if (node instanceof BreakNode) {
       throw new BreakSignal();
     } else if (node instanceof ContinueNode) {
@@ -284,8 +298,14 @@ final class JinjaInterpreter {
     }
     List<Object> vals = iterate(item);
     if (vals.size() != f.targets().size()) {
-      throw new ChatTemplateException("cannot unpack " + vals.size() + " values into " + f.targets().size()
-          + " loop variables (line " + f.line() + ")");
+      throw new ChatTemplateException(
+          "cannot unpack "
+              + vals.size()
+              + " values into "
+              + f.targets().size()
+              + " loop variables (line "
+              + f.line()
+              + ")");
     }
     for (int i = 0; i < vals.size(); i++) {
       s.vars.put(f.targets().get(i), vals.get(i));
@@ -306,8 +326,11 @@ final class JinjaInterpreter {
       return getItem(eval(it.obj(), scope), eval(it.key(), scope));
     }
     if (e instanceof Slice s) {
-      return slice(eval(s.obj(), scope), s.start() == null ? null : eval(s.start(), scope),
-          s.stop() == null ? null : eval(s.stop(), scope), s.step() == null ? null : eval(s.step(), scope));
+      return slice(
+          eval(s.obj(), scope),
+          s.start() == null ? null : eval(s.start(), scope),
+          s.stop() == null ? null : eval(s.stop(), scope),
+          s.step() == null ? null : eval(s.step(), scope));
     }
     if (e instanceof Call c) {
       Object fn = eval(c.fn(), scope);
@@ -333,7 +356,10 @@ final class JinjaInterpreter {
       return filter(f.name(), v, args, kwargs);
     }
     if (e instanceof Test t) {
-      Object v = t.name().equals("defined") || t.name().equals("undefined") ? evalQuiet(t.obj(), scope) : eval(t.obj(), scope);
+      Object v =
+          t.name().equals("defined") || t.name().equals("undefined")
+              ? evalQuiet(t.obj(), scope)
+              : eval(t.obj(), scope);
       List<Object> args = new Args("test '" + t.name() + "'");
       for (Expr x : t.args()) {
         args.add(eval(x, scope));
@@ -384,7 +410,10 @@ final class JinjaInterpreter {
     throw new IllegalStateException("unknown expression " + e);
   }
 
-  /** evaluates for "is defined": a missing attribute of an undefined value is undefined, not an error */
+  /**
+   * evaluates for "is defined": a missing attribute of an undefined value is undefined, not an
+   * error
+   */
   private static Object evalQuiet(Expr e, Scope scope) {
     try {
       return eval(e, scope);
@@ -439,8 +468,14 @@ final class JinjaInterpreter {
       case "*":
         if (l instanceof Str a && r instanceof Long k) {
           if (k > 0 && a.length() > 0 && k > MAX_SIZE / a.length()) {
-            throw new ChatTemplateException("string repetition would make " + k + " copies of "
-                + a.length() + " chars; the limit is " + MAX_SIZE + " chars");
+            throw new ChatTemplateException(
+                "string repetition would make "
+                    + k
+                    + " copies of "
+                    + a.length()
+                    + " chars; the limit is "
+                    + MAX_SIZE
+                    + " chars");
           }
           Str out = Str.EMPTY;
           Str pow = a; // a repeated 2^bit times: O(result * log k), not O(result * k)
@@ -483,13 +518,16 @@ final class JinjaInterpreter {
           if (b == 0) {
             throw new ChatTemplateException("modulo by zero");
           }
-          return ints ? (Object) Math.floorMod(toLong(l), toLong(r)) : (Object) (a - Math.floor(a / b) * b);
+          return ints
+              ? (Object) Math.floorMod(toLong(l), toLong(r))
+              : (Object) (a - Math.floor(a / b) * b);
         case "**":
           return ints && toLong(r) >= 0 ? (Object) (long) Math.pow(a, b) : (Object) Math.pow(a, b);
         default:
           break;
       }
     }
-    throw new ChatTemplateException("unsupported operand types for " + op + ": " + typeName(l) + " and " + typeName(r));
+    throw new ChatTemplateException(
+        "unsupported operand types for " + op + ": " + typeName(l) + " and " + typeName(r));
   }
 }

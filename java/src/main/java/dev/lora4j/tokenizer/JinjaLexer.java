@@ -13,7 +13,11 @@ import java.util.List;
 final class JinjaLexer {
   private JinjaLexer() {}
 
-  enum PartKind { TEXT, OUTPUT, STATEMENT }
+  enum PartKind {
+    TEXT,
+    OUTPUT,
+    STATEMENT
+  }
 
   record Part(PartKind kind, String text, int line) {}
 
@@ -22,8 +26,8 @@ final class JinjaLexer {
     StringBuilder text = new StringBuilder();
     int i = 0;
     int n = src.length();
-    boolean stripNextLeading = false;   // a "-" closed the previous tag
-    boolean trimNextNewline = false;    // trim_blocks after a block or comment
+    boolean stripNextLeading = false; // a "-" closed the previous tag
+    boolean trimNextNewline = false; // trim_blocks after a block or comment
     while (i < n) {
       int open = findOpen(src, i);
       String chunk = src.substring(i, open < 0 ? n : open);
@@ -51,7 +55,8 @@ final class JinjaLexer {
       } else if (kind != '{') {
         // lstrip_blocks: spaces and tabs between the start of a line and a block tag
         int k = 0;
-        while (open - k - 1 >= 0 && (src.charAt(open - k - 1) == ' ' || src.charAt(open - k - 1) == '\t')) {
+        while (open - k - 1 >= 0
+            && (src.charAt(open - k - 1) == ' ' || src.charAt(open - k - 1) == '\t')) {
           k++;
         }
         boolean lineStart = open - k == 0 || src.charAt(open - k - 1) == '\n';
@@ -118,7 +123,9 @@ final class JinjaLexer {
   }
 
   private static int findOpen(String src, int from) {
-    for (int i = src.indexOf('{', from); i >= 0 && i + 1 < src.length(); i = src.indexOf('{', i + 1)) {
+    for (int i = src.indexOf('{', from);
+        i >= 0 && i + 1 < src.length();
+        i = src.indexOf('{', i + 1)) {
       char c = src.charAt(i + 1);
       if (c == '{' || c == '%' || c == '#') {
         return i;
@@ -204,12 +211,21 @@ final class JinjaLexer {
     return s.substring(0, k);
   }
 
-  enum T { NAME, STRING, INT, FLOAT, OP, END }
+  enum T {
+    NAME,
+    STRING,
+    INT,
+    FLOAT,
+    OP,
+    END
+  }
 
   record Tok(T type, String text, Object value) {}
 
-  private static final String[] OPS = {"**", "//", "==", "!=", "<=", ">=", "(", ")", "[", "]", "{", "}",
-    ",", ".", ":", "|", "~", "+", "-", "*", "/", "%", "<", ">", "=", "!"};
+  private static final String[] OPS = {
+    "**", "//", "==", "!=", "<=", ">=", "(", ")", "[", "]", "{", "}", ",", ".", ":", "|", "~", "+",
+    "-", "*", "/", "%", "<", ">", "=", "!"
+  };
 
   static List<Tok> tokenize(String s, int line) {
     List<Tok> out = new ArrayList<>();
@@ -250,10 +266,17 @@ final class JinjaLexer {
         }
         String num = s.substring(i, j).replace("_", "");
         try {
-          out.add(isFloat ? new Tok(T.FLOAT, num, Double.parseDouble(num)) : new Tok(T.INT, num, Long.parseLong(num)));
+          out.add(
+              isFloat
+                  ? new Tok(T.FLOAT, num, Double.parseDouble(num))
+                  : new Tok(T.INT, num, Long.parseLong(num)));
         } catch (NumberFormatException e) {
-          throw new ChatTemplateException("bad number literal '" + num + "' at line " + line
-              + (isFloat ? "" : " (integers must fit in 64 bits)"));
+          throw new ChatTemplateException(
+              "bad number literal '"
+                  + num
+                  + "' at line "
+                  + line
+                  + (isFloat ? "" : " (integers must fit in 64 bits)"));
         }
         i = j;
       } else if (c == '\'' || c == '"') {
@@ -314,8 +337,12 @@ final class JinjaLexer {
     for (int k = 0; k < digits; k++) {
       int d = at + k < s.length() ? Character.digit(s.charAt(at + k), 16) : -1;
       if (d < 0) {
-        throw new ChatTemplateException("bad escape in a string literal at line " + line
-            + ": expected " + digits + " hex digits");
+        throw new ChatTemplateException(
+            "bad escape in a string literal at line "
+                + line
+                + ": expected "
+                + digits
+                + " hex digits");
       }
       v = v * 16 + d;
     }

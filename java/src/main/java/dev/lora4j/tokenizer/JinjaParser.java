@@ -31,8 +31,8 @@ final class JinjaParser {
   /** parses nodes until a statement whose first word is in {@code stops}; leaves p on it */
   List<Node> nodes(String... stops) {
     if (++depth > MAX_NESTING) {
-      throw new ChatTemplateException("template syntax error: blocks nested more than "
-          + MAX_NESTING + " levels deep");
+      throw new ChatTemplateException(
+          "template syntax error: blocks nested more than " + MAX_NESTING + " levels deep");
     }
     try {
       return nodes0(stops);
@@ -70,7 +70,8 @@ final class JinjaParser {
       }
     }
     if (stops.length > 0) {
-      throw new ChatTemplateException("template syntax error: missing {% " + stops[stops.length - 1] + " %}");
+      throw new ChatTemplateException(
+          "template syntax error: missing {% " + stops[stops.length - 1] + " %}");
     }
     return out;
   }
@@ -191,8 +192,9 @@ final class JinjaParser {
       case "continue" -> {
         return new ContinueNode();
       }
-      default -> throw new ChatTemplateException("unsupported template statement '{% " + part.text()
-          + " %}' at line " + line);
+      default ->
+          throw new ChatTemplateException(
+              "unsupported template statement '{% " + part.text() + " %}' at line " + line);
     }
   }
 

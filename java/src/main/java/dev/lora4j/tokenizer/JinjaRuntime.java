@@ -37,7 +37,6 @@ final class JinjaRuntime {
     private static final long serialVersionUID = 1L;
   }
 
-
   static boolean isNumber(Object o) {
     return o instanceof Long || o instanceof Double || o instanceof Integer || o instanceof Boolean;
   }
@@ -158,7 +157,8 @@ final class JinjaRuntime {
     if (container instanceof Undefined) {
       return false;
     }
-    throw new ChatTemplateException("argument of type '" + typeName(container) + "' is not iterable");
+    throw new ChatTemplateException(
+        "argument of type '" + typeName(container) + "' is not iterable");
   }
 
   static List<Object> iterate(Object o) {
@@ -227,7 +227,9 @@ final class JinjaRuntime {
   private static void repr(Object o, StringBuilder sb, List<Str> sources) {
     if (o instanceof Str s) {
       sources.add(s);
-      sb.append('\'').append(s.s.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n")).append('\'');
+      sb.append('\'')
+          .append(s.s.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n"))
+          .append('\'');
     } else if (o instanceof List<?> l) {
       sb.append('[');
       for (int i = 0; i < l.size(); i++) {

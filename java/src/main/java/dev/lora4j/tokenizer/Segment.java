@@ -2,8 +2,8 @@ package dev.lora4j.tokenizer;
 
 /**
  * A piece of a rendered chat: text written by the template, or text that came from a message.
- * Concatenating the texts of all segments gives the string Hugging Face
- * {@code apply_chat_template(..., tokenize=False)} returns.
+ * Concatenating the texts of all segments gives the string Hugging Face {@code
+ * apply_chat_template(..., tokenize=False)} returns.
  *
  * @param kind where the text came from
  * @param text the text (never empty)

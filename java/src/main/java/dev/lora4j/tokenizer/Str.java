@@ -15,6 +15,7 @@ final class Str implements Comparable<Str> {
   static final Str EMPTY = new Str("", null);
 
   final String s;
+
   /** owner of each char, or null when every char belongs to the template */
   final int[] own;
 
@@ -45,7 +46,9 @@ final class Str implements Comparable<Str> {
     return own == null ? TEMPLATE : own[i];
   }
 
-  /** @return the first non-template owner of any char, or TEMPLATE */
+  /**
+   * @return the first non-template owner of any char, or TEMPLATE
+   */
   int firstDataOwner() {
     if (own == null) {
       return TEMPLATE;

@@ -3,14 +3,13 @@ package dev.lora4j.tokenizer;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.lora4j.Lora4jException;
-
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
@@ -25,23 +24,23 @@ import java.util.Map;
  * Hugging Face {@code tokenizers}:
  *
  * <ul>
- *   <li><b>added tokens</b> ({@code added_tokens}): in {@link #encodeWithSpecialTokens} every
- *       added token written in the text is split out first (leftmost-longest match, honouring
- *       {@code lstrip}, {@code rstrip}, {@code single_word}) and becomes its id, as Hugging Face
- *       does by default; the text between them is normalized and tokenized piece by piece. In
- *       {@link #encode} the text is never searched for added tokens: {@code <s>}, {@code </s>},
- *       {@code [INST]} written in data are ordinary characters (see DESIGN.md).</li>
- *   <li><b>normalizer</b>: {@code Sequence}, {@code Prepend} (only on a non-empty piece),
- *       {@code Replace} with a string pattern. Mistral v0.1 uses Prepend "▁" + Replace " " → "▁".</li>
- *   <li><b>pre-tokenizer</b>: none, or {@code Metaspace} ({@code replacement},
- *       {@code prepend_scheme} always/first/never, {@code split}).</li>
+ *   <li><b>added tokens</b> ({@code added_tokens}): in {@link #encodeWithSpecialTokens} every added
+ *       token written in the text is split out first (leftmost-longest match, honouring {@code
+ *       lstrip}, {@code rstrip}, {@code single_word}) and becomes its id, as Hugging Face does by
+ *       default; the text between them is normalized and tokenized piece by piece. In {@link
+ *       #encode} the text is never searched for added tokens: {@code <s>}, {@code </s>}, {@code
+ *       [INST]} written in data are ordinary characters (see DESIGN.md).
+ *   <li><b>normalizer</b>: {@code Sequence}, {@code Prepend} (only on a non-empty piece), {@code
+ *       Replace} with a string pattern. Mistral v0.1 uses Prepend "▁" + Replace " " → "▁".
+ *   <li><b>pre-tokenizer</b>: none, or {@code Metaspace} ({@code replacement}, {@code
+ *       prepend_scheme} always/first/never, {@code split}).
  *   <li><b>model</b>: {@code BPE} with ranked merges, {@code byte_fallback} ({@code <0xNN>}
  *       tokens), {@code unk_token} with {@code fuse_unk}, {@code ignore_merges}. The merge loop is
  *       the one of {@code tokenizers} (a priority queue of (rank, position) over a linked list of
  *       symbols), O(n log n) in the length of a word, so a whole document that normalizes to one
- *       word is still fast.</li>
+ *       word is still fast.
  *   <li><b>decoder</b>: {@code Sequence} of {@code Replace}, {@code ByteFallback}, {@code Fuse},
- *       {@code Strip}; or {@code Metaspace}.</li>
+ *       {@code Strip}; or {@code Metaspace}.
  * </ul>
  *
  * <p>Any other component type in the file is rejected with a {@link Lora4jException} naming it,
@@ -57,10 +56,10 @@ public final class Tokenizer {
   // ---- model ----
   private final Map<String, Integer> vocab;
   private final String[] idToToken;
-  private final int[] bmpCharId;           // id of a one-char token for each BMP char, or -1
-  private final LongIntMap merges;         // (left id, right id) -> rank
-  private final int[] rankNewId;           // rank -> id of the merged token
-  private final int[] byteId;              // byte -> id of <0xNN>, or -1
+  private final int[] bmpCharId; // id of a one-char token for each BMP char, or -1
+  private final LongIntMap merges; // (left id, right id) -> rank
+  private final int[] rankNewId; // rank -> id of the merged token
+  private final int[] byteId; // byte -> id of <0xNN>, or -1
   private final boolean byteFallback;
   private final boolean fuseUnk;
   private final boolean ignoreMerges;
@@ -68,11 +67,11 @@ public final class Tokenizer {
 
   // ---- pipeline ----
   private final List<NormOp> normalizer;
-  private final Metaspace metaspace;       // null when there is no pre-tokenizer
+  private final Metaspace metaspace; // null when there is no pre-tokenizer
   private final List<DecodeOp> decoder;
 
   // ---- added tokens ----
-  private final AddedToken[] addedById;    // indexed by id, null for ordinary tokens
+  private final AddedToken[] addedById; // indexed by id, null for ordinary tokens
   private final Map<Character, AddedToken[]> addedByFirstChar; // longest first
   private final Map<String, Integer> addedByContent;
 
@@ -82,10 +81,15 @@ public final class Tokenizer {
   private final int unkId;
   private final int padId;
 
-  private volatile int[] firstMergeRanks;    // id -> rank of its first merge, built on first use
+  private volatile int[] firstMergeRanks; // id -> rank of its first merge, built on first use
 
-  private record AddedToken(int id, String content, boolean special, boolean lstrip,
-      boolean rstrip, boolean singleWord) {}
+  private record AddedToken(
+      int id,
+      String content,
+      boolean special,
+      boolean lstrip,
+      boolean rstrip,
+      boolean singleWord) {}
 
   private sealed interface NormOp permits Prepend, Replace {}
 
@@ -110,10 +114,10 @@ public final class Tokenizer {
   // ------------------------------------------------------------------------------------------
 
   /**
-   * Loads a tokenizer from a Hugging Face {@code tokenizer.json}. When a
-   * {@code tokenizer_config.json} lies next to it, the BOS, EOS, UNK and PAD tokens are taken
-   * from it; otherwise BOS is {@code <s>}, EOS {@code </s>} (when they exist), UNK the model's
-   * {@code unk_token}, and there is no PAD.
+   * Loads a tokenizer from a Hugging Face {@code tokenizer.json}. When a {@code
+   * tokenizer_config.json} lies next to it, the BOS, EOS, UNK and PAD tokens are taken from it;
+   * otherwise BOS is {@code <s>}, EOS {@code </s>} (when they exist), UNK the model's {@code
+   * unk_token}, and there is no PAD.
    *
    * @param tokenizerJson path of {@code tokenizer.json}
    * @return the tokenizer
@@ -124,7 +128,8 @@ public final class Tokenizer {
     try {
       root = JSON.readTree(tokenizerJson.toFile());
     } catch (IOException e) {
-      throw new Lora4jException("cannot read tokenizer file " + tokenizerJson + ": " + e.getMessage(), e);
+      throw new Lora4jException(
+          "cannot read tokenizer file " + tokenizerJson + ": " + e.getMessage(), e);
     }
     JsonNode config = null;
     Path parent = tokenizerJson.toAbsolutePath().getParent();
@@ -165,13 +170,17 @@ public final class Tokenizer {
     if (!type.equals("BPE")) {
       throw new Lora4jException("unsupported tokenizer model type '" + type + "' (only BPE)");
     }
-    if (!model.path("dropout").isNull() && !model.path("dropout").isMissingNode()
+    if (!model.path("dropout").isNull()
+        && !model.path("dropout").isMissingNode()
         && model.path("dropout").asDouble(0) != 0) {
       throw new Lora4jException("BPE dropout is not supported");
     }
-    if (!model.path("continuing_subword_prefix").isNull() && !model.path("continuing_subword_prefix").isMissingNode()
-        || !model.path("end_of_word_suffix").isNull() && !model.path("end_of_word_suffix").isMissingNode()) {
-      throw new Lora4jException("BPE continuing_subword_prefix / end_of_word_suffix are not supported");
+    if (!model.path("continuing_subword_prefix").isNull()
+            && !model.path("continuing_subword_prefix").isMissingNode()
+        || !model.path("end_of_word_suffix").isNull()
+            && !model.path("end_of_word_suffix").isMissingNode()) {
+      throw new Lora4jException(
+          "BPE continuing_subword_prefix / end_of_word_suffix are not supported");
     }
     // vocabulary
     vocab = new HashMap<>();
@@ -187,10 +196,15 @@ public final class Tokenizer {
     }
     List<AddedToken> added = new ArrayList<>();
     for (JsonNode a : root.path("added_tokens")) {
-      AddedToken t = new AddedToken(tokenId(a.path("id"), idLimit,
-          "added_tokens entry '" + a.path("content").asText() + "'"), a.path("content").asText(),
-          a.path("special").asBoolean(false), a.path("lstrip").asBoolean(false),
-          a.path("rstrip").asBoolean(false), a.path("single_word").asBoolean(false));
+      AddedToken t =
+          new AddedToken(
+              tokenId(
+                  a.path("id"), idLimit, "added_tokens entry '" + a.path("content").asText() + "'"),
+              a.path("content").asText(),
+              a.path("special").asBoolean(false),
+              a.path("lstrip").asBoolean(false),
+              a.path("rstrip").asBoolean(false),
+              a.path("single_word").asBoolean(false));
       if (t.content.isEmpty()) {
         throw new Lora4jException("empty added token with id " + t.id);
       }
@@ -251,7 +265,8 @@ public final class Tokenizer {
       Integer b = vocab.get(right);
       Integer n = vocab.get(left + right);
       if (a == null || b == null || n == null) {
-        throw new Lora4jException("merge '" + left + " " + right + "' uses a token outside the vocabulary");
+        throw new Lora4jException(
+            "merge '" + left + " " + right + "' uses a token outside the vocabulary");
       }
       merges.put(pairKey(a, b), rank); // a repeated pair keeps its last rank, as tokenizers does
       rankNewId[rank] = n;
@@ -282,9 +297,17 @@ public final class Tokenizer {
   }
 
   private static int tokenId(JsonNode n, int limit, String what) {
-    if (!n.isIntegralNumber() || !n.canConvertToInt() || n.intValue() < 0 || n.intValue() >= limit) {
-      throw new Lora4jException(what + " has id " + n + "; ids must be integers from 0 to "
-          + (limit - 1) + " (the number of vocabulary and added-token entries)");
+    if (!n.isIntegralNumber()
+        || !n.canConvertToInt()
+        || n.intValue() < 0
+        || n.intValue() >= limit) {
+      throw new Lora4jException(
+          what
+              + " has id "
+              + n
+              + "; ids must be integers from 0 to "
+              + (limit - 1)
+              + " (the number of vocabulary and added-token entries)");
     }
     return n.intValue();
   }
@@ -302,7 +325,8 @@ public final class Tokenizer {
       }
       int id = tokenToId(content);
       if (id < 0) {
-        throw new Lora4jException("tokenizer_config.json: " + field + " '" + content + "' is not in the vocabulary");
+        throw new Lora4jException(
+            "tokenizer_config.json: " + field + " '" + content + "' is not in the vocabulary");
       }
       return id;
     }
@@ -328,7 +352,8 @@ public final class Tokenizer {
       case "Replace" -> {
         JsonNode p = n.path("pattern");
         if (!p.has("String")) {
-          throw new Lora4jException("unsupported Replace normalizer pattern " + p + " (only String)");
+          throw new Lora4jException(
+              "unsupported Replace normalizer pattern " + p + " (only String)");
         }
         String pat = p.get("String").asText();
         if (pat.isEmpty()) {
@@ -396,8 +421,10 @@ public final class Tokenizer {
       }
       case "Metaspace" -> {
         String rep = n.path("replacement").asText("\u2581");
-        String scheme = n.has("prepend_scheme") ? n.get("prepend_scheme").asText()
-            : (n.path("add_prefix_space").asBoolean(true) ? "always" : "never");
+        String scheme =
+            n.has("prepend_scheme")
+                ? n.get("prepend_scheme").asText()
+                : (n.path("add_prefix_space").asBoolean(true) ? "always" : "never");
         out.add(new DReplace(rep, " "));
         out.add(new DFuse());
         if (!scheme.equals("never")) {
@@ -414,13 +441,12 @@ public final class Tokenizer {
 
   /**
    * Tokenizes text as data: special-token text such as {@code <s>}, {@code </s>} or {@code [INST]}
-   * written in {@code text} is tokenized as ordinary characters, never as a control token.
-   * Equals Hugging Face {@code tokenizers} with the same file and an empty {@code added_tokens}
-   * list.
+   * written in {@code text} is tokenized as ordinary characters, never as a control token. Equals
+   * Hugging Face {@code tokenizers} with the same file and an empty {@code added_tokens} list.
    *
    * @param text the text
-   * @param addBos whether to put {@link #bosId()} first (the post-processor of Mistral/Llama);
-   *     an end-of-sequence token is never appended
+   * @param addBos whether to put {@link #bosId()} first (the post-processor of Mistral/Llama); an
+   *     end-of-sequence token is never appended
    * @return the token ids
    */
   public int[] encode(String text, boolean addBos) {
@@ -434,10 +460,10 @@ public final class Tokenizer {
   }
 
   /**
-   * Tokenizes text the way Hugging Face does by default ({@code split_special_tokens=False}):
-   * every added token written in {@code text} ({@code <s>}, {@code </s>}, {@code <unk>} for
-   * Mistral v0.1) becomes its id, and the text between them is tokenized piece by piece. Meant
-   * for text that comes from a template, never for user data.
+   * Tokenizes text the way Hugging Face does by default ({@code split_special_tokens=False}): every
+   * added token written in {@code text} ({@code <s>}, {@code </s>}, {@code <unk>} for Mistral v0.1)
+   * becomes its id, and the text between them is tokenized piece by piece. Meant for text that
+   * comes from a template, never for user data.
    *
    * @param text the text
    * @param addBos whether to put {@link #bosId()} first
@@ -454,15 +480,15 @@ public final class Tokenizer {
   }
 
   /**
-   * Turns ids back into text as Hugging Face {@code decode} does (with
-   * {@code clean_up_tokenization_spaces=False}): tokens are mapped to their strings and passed
-   * through the decoder of {@code tokenizer.json}; for Mistral v0.1 "▁" becomes a space, runs of
-   * {@code <0xNN>} byte tokens are reassembled into UTF-8 (an invalid run gives one U+FFFD per
-   * byte), and one leading space of the whole text is removed.
+   * Turns ids back into text as Hugging Face {@code decode} does (with {@code
+   * clean_up_tokenization_spaces=False}): tokens are mapped to their strings and passed through the
+   * decoder of {@code tokenizer.json}; for Mistral v0.1 "▁" becomes a space, runs of {@code <0xNN>}
+   * byte tokens are reassembled into UTF-8 (an invalid run gives one U+FFFD per byte), and one
+   * leading space of the whole text is removed.
    *
    * @param ids token ids
-   * @param skipSpecialTokens whether to leave out added tokens marked special ({@code <s>},
-   *     {@code </s>}, {@code <unk>})
+   * @param skipSpecialTokens whether to leave out added tokens marked special ({@code <s>}, {@code
+   *     </s>}, {@code <unk>})
    * @return the text
    * @throws IllegalArgumentException for an id outside the vocabulary
    */
@@ -495,37 +521,49 @@ public final class Tokenizer {
 
   /**
    * @param id a token id
-   * @return the token's string, as in {@code tokenizer.json} (e.g. {@code "▁the"}, {@code "<0x0A>"})
+   * @return the token's string, as in {@code tokenizer.json} (e.g. {@code "▁the"}, {@code
+   *     "<0x0A>"})
    * @throws IllegalArgumentException when the id is outside the vocabulary
    */
   public String idToToken(int id) {
     if (id < 0 || id >= idToToken.length || idToToken[id] == null) {
-      throw new IllegalArgumentException("token id " + id + " is outside the vocabulary of size " + vocabSize());
+      throw new IllegalArgumentException(
+          "token id " + id + " is outside the vocabulary of size " + vocabSize());
     }
     return idToToken[id];
   }
 
-  /** @return the id of the beginning-of-sequence token, or -1 when there is none */
+  /**
+   * @return the id of the beginning-of-sequence token, or -1 when there is none
+   */
   public int bosId() {
     return bosId;
   }
 
-  /** @return the id of the end-of-sequence token, or -1 when there is none */
+  /**
+   * @return the id of the end-of-sequence token, or -1 when there is none
+   */
   public int eosId() {
     return eosId;
   }
 
-  /** @return the id of the unknown token, or -1 when there is none */
+  /**
+   * @return the id of the unknown token, or -1 when there is none
+   */
   public int unkId() {
     return unkId;
   }
 
-  /** @return the id of the padding token from {@code tokenizer_config.json}, or -1 when none is set */
+  /**
+   * @return the id of the padding token from {@code tokenizer_config.json}, or -1 when none is set
+   */
   public int padId() {
     return padId;
   }
 
-  /** @return the number of token ids (the largest id plus one, added tokens included) */
+  /**
+   * @return the number of token ids (the largest id plus one, added tokens included)
+   */
   public int vocabSize() {
     return idToToken.length;
   }
@@ -538,7 +576,9 @@ public final class Tokenizer {
     return id >= 0 && id < addedById.length && addedById[id] != null && addedById[id].special;
   }
 
-  /** @return the content of every added token, the strings {@link #encodeWithSpecialTokens} parses */
+  /**
+   * @return the content of every added token, the strings {@link #encodeWithSpecialTokens} parses
+   */
   public List<String> addedTokens() {
     List<String> out = new ArrayList<>();
     for (AddedToken t : addedById) {
@@ -551,8 +591,8 @@ public final class Tokenizer {
 
   /**
    * @param id a token id
-   * @return the rank (position in {@code merges}) of the first merge that produces the token, or
-   *     -1 when no merge produces it (single characters, byte tokens, added tokens)
+   * @return the rank (position in {@code merges}) of the first merge that produces the token, or -1
+   *     when no merge produces it (single characters, byte tokens, added tokens)
    */
   public int firstMergeRank(int id) {
     int[] first = firstMergeRanks;
@@ -567,7 +607,9 @@ public final class Tokenizer {
     return id >= 0 && id < first.length ? first[id] : -1;
   }
 
-  /** @return whether characters outside the vocabulary become {@code <0xNN>} byte tokens */
+  /**
+   * @return whether characters outside the vocabulary become {@code <0xNN>} byte tokens
+   */
   public boolean byteFallback() {
     return byteFallback;
   }
@@ -622,25 +664,31 @@ public final class Tokenizer {
       out.add("the BPE model sets ignore_merges (whole words are looked up first)");
     }
     if (!byteFallback) {
-      out.add("the BPE model has no byte_fallback: llama.cpp writes byte tokens where this"
-          + " tokenizer writes the unknown token");
+      out.add(
+          "the BPE model has no byte_fallback: llama.cpp writes byte tokens where this"
+              + " tokenizer writes the unknown token");
     }
     for (NormOp op : normalizer) {
-      boolean ok = op instanceof Prepend p && Arrays.equals(p.cps, new int[] {'\u2581'})
-          || op instanceof Replace r && Arrays.equals(r.pattern, new int[] {' '})
-              && Arrays.equals(r.content, new int[] {'\u2581'});
+      boolean ok =
+          op instanceof Prepend p && Arrays.equals(p.cps, new int[] {'\u2581'})
+              || op instanceof Replace r
+                  && Arrays.equals(r.pattern, new int[] {' '})
+                  && Arrays.equals(r.content, new int[] {'\u2581'});
       if (!ok) {
         out.add("the normalizer does more than prepend \"\u2581\" and replace spaces with it");
         break;
       }
     }
     if (metaspace != null && metaspace.replacement != '\u2581') {
-      out.add("the Metaspace pre-tokenizer replaces spaces with U+"
-          + Integer.toHexString(metaspace.replacement) + ", not \"\u2581\"");
+      out.add(
+          "the Metaspace pre-tokenizer replaces spaces with U+"
+              + Integer.toHexString(metaspace.replacement)
+              + ", not \"\u2581\"");
     }
     if (metaspace != null && !metaspace.scheme.equals("never")) {
-      out.add("the Metaspace pre-tokenizer does not prepend \"\u2581\" to text that starts with a"
-          + " space; llama.cpp always prepends one");
+      out.add(
+          "the Metaspace pre-tokenizer does not prepend \"\u2581\" to text that starts with a"
+              + " space; llama.cpp always prepends one");
     }
     // merges of one token consecutive, and every joining pair a merge
     int lastNew = -1;
@@ -690,15 +738,17 @@ public final class Tokenizer {
    * Encodes {@code text[from, to)} parsing added tokens; when {@code starts} is not null, the
    * source span [start, end) of every token in {@code text} is appended to starts/ends.
    */
-  void encodeParsingAddedTokens(String text, int from, int to, IntList ids, IntList starts, IntList ends) {
+  void encodeParsingAddedTokens(
+      String text, int from, int to, IntList ids, IntList starts, IntList ends) {
     encodeParsingAddedTokens(text, from, to, ids, starts, ends, null);
   }
 
   /**
-   * As above; when {@code owners} is not null, an added token is recognized only where every one
-   * of its chars has owner -1 (written by a chat template), so message text stays literal.
+   * As above; when {@code owners} is not null, an added token is recognized only where every one of
+   * its chars has owner -1 (written by a chat template), so message text stays literal.
    */
-  void encodeParsingAddedTokens(String text, int from, int to, IntList ids, IntList starts, IntList ends, int[] owners) {
+  void encodeParsingAddedTokens(
+      String text, int from, int to, IntList ids, IntList starts, IntList ends, int[] owners) {
     int pieceStart = from;
     int i = from;
     while (i < to) {
@@ -706,7 +756,8 @@ public final class Tokenizer {
       AddedToken hit = null;
       if (cands != null) {
         for (AddedToken t : cands) {
-          if (text.startsWith(t.content, i) && i + t.content.length() <= to
+          if (text.startsWith(t.content, i)
+              && i + t.content.length() <= to
               && (!t.singleWord || isWordBoundary(text, from, to, i, i + t.content.length()))
               && (owners == null || allTemplate(owners, i, i + t.content.length()))) {
             hit = t;
@@ -793,8 +844,9 @@ public final class Tokenizer {
     }
     norm.replace(new int[] {' '}, new int[] {metaspace.replacement});
     boolean startsWithRep = norm.cp.size() > 0 && norm.cp.get(0) == metaspace.replacement;
-    if (!startsWithRep && norm.cp.size() > 0 && (metaspace.scheme.equals("always")
-        || metaspace.scheme.equals("first") && from == 0)) {
+    if (!startsWithRep
+        && norm.cp.size() > 0
+        && (metaspace.scheme.equals("always") || metaspace.scheme.equals("first") && from == 0)) {
       norm.prepend(new int[] {metaspace.replacement});
     }
     if (!metaspace.split) {
@@ -893,9 +945,9 @@ public final class Tokenizer {
   }
 
   /**
-   * BPE of one word, norm.cp[from, to): the algorithm of {@code tokenizers}' {@code Word::merge_all}:
-   * a min-heap of (rank, position); an entry is stale when the pair now at that position no
-   * longer merges into the entry's token.
+   * BPE of one word, norm.cp[from, to): the algorithm of {@code tokenizers}' {@code
+   * Word::merge_all}: a min-heap of (rank, position); an entry is stale when the pair now at that
+   * position no longer merges into the entry's token.
    */
   private void bpe(Norm norm, int from, int to, IntList ids, IntList starts, IntList ends) {
     if (from >= to) {
@@ -922,7 +974,7 @@ public final class Tokenizer {
       cap += charId(c) >= 0 ? 1 : (c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4);
     }
     int[] sym = new int[cap];
-    int[] sStart = new int[cap];   // source span of the symbol
+    int[] sStart = new int[cap]; // source span of the symbol
     int[] sEnd = new int[cap];
     int n = 0;
     boolean lastUnk = false;
@@ -957,8 +1009,10 @@ public final class Tokenizer {
         }
       }
       if (modelUnkId < 0) {
-        throw new Lora4jException("character U+" + Integer.toHexString(c).toUpperCase()
-            + " is not in the vocabulary and the tokenizer has no unk_token");
+        throw new Lora4jException(
+            "character U+"
+                + Integer.toHexString(c).toUpperCase()
+                + " is not in the vocabulary and the tokenizer has no unk_token");
       }
       if (fuseUnk && lastUnk) {
         sEnd[n - 1] = en;
@@ -1115,10 +1169,13 @@ public final class Tokenizer {
 
   private static void flushBytes(byte[] bytes, int n, List<String> out) {
     try {
-      out.add(StandardCharsets.UTF_8.newDecoder()
-          .onMalformedInput(CodingErrorAction.REPORT)
-          .onUnmappableCharacter(CodingErrorAction.REPORT)
-          .decode(ByteBuffer.wrap(bytes, 0, n)).toString());
+      out.add(
+          StandardCharsets.UTF_8
+              .newDecoder()
+              .onMalformedInput(CodingErrorAction.REPORT)
+              .onUnmappableCharacter(CodingErrorAction.REPORT)
+              .decode(ByteBuffer.wrap(bytes, 0, n))
+              .toString());
     } catch (CharacterCodingException e) {
       for (int i = 0; i < n; i++) {
         out.add("\uFFFD");

@@ -33,12 +33,12 @@ import java.util.stream.Stream;
 
 /**
  * Checkpoints of a run: {@code outputDir/checkpoint-<step>/} holding the adapter (PEFT layout),
- * {@code optimizer.safetensors} (AdamW moments and step count), {@code trainer_state.json}
- * (step, data position, guard history, evaluations) and {@code manifest.json} (SHA-256 and size
- * of every file). A checkpoint is written under a temporary name and renamed when complete, so a
- * process killed while writing leaves the previous checkpoints as they were; at most {@code keep}
- * are kept. Loading takes the newest checkpoint whose manifest checks out; a damaged one is
- * reported and the one before it used.
+ * {@code optimizer.safetensors} (AdamW moments and step count), {@code trainer_state.json} (step,
+ * data position, guard history, evaluations) and {@code manifest.json} (SHA-256 and size of every
+ * file). A checkpoint is written under a temporary name and renamed when complete, so a process
+ * killed while writing leaves the previous checkpoints as they were; at most {@code keep} are kept.
+ * Loading takes the newest checkpoint whose manifest checks out; a damaged one is reported and the
+ * one before it used.
  */
 public final class CheckpointStore {
   private static final Logger LOG = Logger.getLogger(CheckpointStore.class.getName());
@@ -93,7 +93,8 @@ public final class CheckpointStore {
       Files.createDirectories(tmp);
       model.adapter().write(tmp);
       writeOptimizer(model.optimizerState(), tmp.resolve("optimizer.safetensors"));
-      Files.writeString(tmp.resolve("trainer_state.json"), stateJson(state, settings), StandardCharsets.UTF_8);
+      Files.writeString(
+          tmp.resolve("trainer_state.json"), stateJson(state, settings), StandardCharsets.UTF_8);
       writeManifest(tmp);
       deleteTree(dir);
       Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
@@ -104,7 +105,11 @@ public final class CheckpointStore {
         // the original failure is what matters
       }
       throw new Lora4jException(
-          "cannot write checkpoint " + dir + " (previous checkpoints are intact): " + e.getMessage(), e);
+          "cannot write checkpoint "
+              + dir
+              + " (previous checkpoints are intact): "
+              + e.getMessage(),
+          e);
     }
     List<Path> all = list();
     for (int i = 0; i + keep < all.size(); i++) {
@@ -118,8 +123,8 @@ public final class CheckpointStore {
   }
 
   /**
-   * Restores the newest intact checkpoint into the model (adapter, moments, step count) and
-   * returns its trainer state, or null when there is none.
+   * Restores the newest intact checkpoint into the model (adapter, moments, step count) and returns
+   * its trainer state, or null when there is none.
    */
   public TrainerState loadLatest(MistralModel model) {
     Path dir = latestIntact();
@@ -166,7 +171,8 @@ public final class CheckpointStore {
    */
   public static RunSettings readSettings(Path dir) {
     try {
-      JsonNode n = JSON.readTree(Files.readString(dir.resolve("trainer_state.json"))).get("run_settings");
+      JsonNode n =
+          JSON.readTree(Files.readString(dir.resolve("trainer_state.json"))).get("run_settings");
       return n == null || !n.isObject() ? null : RunSettings.read(n);
     } catch (IOException e) {
       throw new Lora4jException("cannot read " + dir.resolve("trainer_state.json") + ": " + e, e);
@@ -183,7 +189,8 @@ public final class CheckpointStore {
       for (Map.Entry<String, JsonNode> e : (Iterable<Map.Entry<String, JsonNode>>) files::fields) {
         Path f = dir.resolve(e.getKey());
         if (!Files.isRegularFile(f)) return e.getKey() + " is missing";
-        if (Files.size(f) != e.getValue().path("size").asLong()) return e.getKey() + " has the wrong size";
+        if (Files.size(f) != e.getValue().path("size").asLong())
+          return e.getKey() + " has the wrong size";
         if (!sha256(f).equals(e.getValue().path("sha256").asText())) {
           return e.getKey() + " does not match its checksum";
         }
@@ -206,7 +213,9 @@ public final class CheckpointStore {
     }
     ObjectNode root = JSON.createObjectNode();
     root.set("files", files);
-    Files.writeString(dir.resolve("manifest.json"), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(root));
+    Files.writeString(
+        dir.resolve("manifest.json"),
+        JSON.writerWithDefaultPrettyPrinter().writeValueAsString(root));
   }
 
   static String sha256(Path f) throws IOException {
@@ -249,7 +258,8 @@ public final class CheckpointStore {
         if (shape.length != 2) {
           throw new Lora4jException(file + ": " + name + " is not a matrix");
         }
-        into.put(name.substring(name.indexOf('.') + 1),
+        into.put(
+            name.substring(name.indexOf('.') + 1),
             new LoraAdapter.Weight((int) shape[0], (int) shape[1], f.readFloat(name)));
       }
       return new OptimizerState(Long.parseLong(step), m, v);
@@ -260,7 +270,9 @@ public final class CheckpointStore {
     ObjectNode n = JSON.createObjectNode();
     n.put("step", s.step());
     n.put("total_steps", s.totalSteps());
-    n.putObject("data_position").put("epoch", s.position().epoch()).put("examples", s.position().examples());
+    n.putObject("data_position")
+        .put("epoch", s.position().epoch())
+        .put("examples", s.position().examples());
     n.put("skipped_steps", s.skippedSteps());
     n.put("guard_rejections", s.guardRejections());
     ArrayNode g = n.putArray("guard_history");
@@ -296,28 +308,43 @@ public final class CheckpointStore {
   static TrainerState parseState(String json) throws IOException {
     JsonNode n = JSON.readTree(json);
     List<double[]> g = new ArrayList<>();
-    for (JsonNode h : n.path("guard_history")) g.add(new double[] {h.get(0).asDouble(), h.get(1).asDouble()});
+    for (JsonNode h : n.path("guard_history"))
+      g.add(new double[] {h.get(0).asDouble(), h.get(1).asDouble()});
     List<TrainingListener.Evaluation> ev = new ArrayList<>();
     for (JsonNode e : n.path("evaluations")) {
-      ev.add(new TrainingListener.Evaluation(
-          e.get("step").asLong(), number(e, "loss"), number(e, "base_loss"), e.get("tokens").asLong(),
-          number(e, "general_loss"), number(e, "base_general_loss"), e.path("general_tokens").asLong(0)));
+      ev.add(
+          new TrainingListener.Evaluation(
+              e.get("step").asLong(),
+              number(e, "loss"),
+              number(e, "base_loss"),
+              e.get("tokens").asLong(),
+              number(e, "general_loss"),
+              number(e, "base_general_loss"),
+              e.path("general_tokens").asLong(0)));
     }
     JsonNode p = n.get("data_position");
     return new TrainerState(
-        n.get("step").asLong(), n.get("total_steps").asLong(),
+        n.get("step").asLong(),
+        n.get("total_steps").asLong(),
         new DataPosition(p.get("epoch").asInt(), p.get("examples").asLong()),
-        n.get("skipped_steps").asLong(), g, n.path("guard_rejections").asInt(), ev,
-        pendingRetries(n.path("pending_retries")), n.path("rejected_batches").asLong(0));
+        n.get("skipped_steps").asLong(),
+        g,
+        n.path("guard_rejections").asInt(),
+        ev,
+        pendingRetries(n.path("pending_retries")),
+        n.path("rejected_batches").asLong(0));
   }
 
   private static List<TrainerState.PendingRetry> pendingRetries(JsonNode arr) {
     List<TrainerState.PendingRetry> out = new ArrayList<>();
     for (JsonNode r : arr) {
       JsonNode f = r.get("from");
-      out.add(new TrainerState.PendingRetry(
-          new DataPosition(f.get("epoch").asInt(), f.get("examples").asLong()),
-          r.get("micro_batches").asInt(), r.get("step").asLong(), r.get("reason").asText()));
+      out.add(
+          new TrainerState.PendingRetry(
+              new DataPosition(f.get("epoch").asInt(), f.get("examples").asLong()),
+              r.get("micro_batches").asInt(),
+              r.get("step").asLong(),
+              r.get("reason").asText()));
     }
     return out;
   }

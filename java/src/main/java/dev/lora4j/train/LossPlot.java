@@ -33,7 +33,8 @@ public final class LossPlot {
         if (line.isBlank()) continue;
         JsonNode n = json.readTree(line);
         String type = n.path("type").asText();
-        if (type.equals("step")) train.add(new double[] {n.get("step").asDouble(), n.get("loss").asDouble()});
+        if (type.equals("step"))
+          train.add(new double[] {n.get("step").asDouble(), n.get("loss").asDouble()});
         if (type.equals("eval")) {
           eval.add(new double[] {n.get("step").asDouble(), n.get("eval_loss").asDouble()});
           if (n.get("base_eval_loss").isNumber()) {
@@ -114,7 +115,10 @@ public final class LossPlot {
     try {
       Path tmp = png.resolveSibling(png.getFileName() + ".tmp");
       ImageIO.write(img, "png", tmp.toFile());
-      Files.move(tmp, png, java.nio.file.StandardCopyOption.REPLACE_EXISTING,
+      Files.move(
+          tmp,
+          png,
+          java.nio.file.StandardCopyOption.REPLACE_EXISTING,
           java.nio.file.StandardCopyOption.ATOMIC_MOVE);
     } catch (IOException e) {
       throw new Lora4jException("cannot write " + png + ": " + e, e);

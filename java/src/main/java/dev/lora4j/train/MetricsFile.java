@@ -17,17 +17,17 @@ import java.util.List;
 import java.util.Locale;
 
 /**
- * metrics.jsonl: one JSON object per line for every applied step ({@code "type":"step"} with
- * step, epoch, loss, grad_norm, learning_rate, tokens, tokens_per_second, elapsed_s,
- * memory_bytes), every skipped step ({@code "type":"skipped"}) and every evaluation ({@code
- * "type":"eval"}: eval_loss, eval_perplexity, base_eval_loss, base_eval_perplexity, eval_tokens,
- * task_loss_gain = base_eval_loss - eval_loss and, with forgetting data, general_loss,
- * base_general_loss, general_loss_change (relative: +0.05 is 5% worse than the base model) and
- * general_tokens). At the start of a run (step: the step it starts after), one {@code
- * "type":"data"} line per data split (split: train, validation or forgetting; lines, examples,
- * truncated, dropped by reason, and the first few dropped or cut examples with file:line, issue
- * and detail) and one {@code "type":"warning"} line per warning; later warnings (forgetting) at
- * the step they were raised. Each line is appended and flushed as it happens.
+ * metrics.jsonl: one JSON object per line for every applied step ({@code "type":"step"} with step,
+ * epoch, loss, grad_norm, learning_rate, tokens, tokens_per_second, elapsed_s, memory_bytes), every
+ * skipped step ({@code "type":"skipped"}) and every evaluation ({@code "type":"eval"}: eval_loss,
+ * eval_perplexity, base_eval_loss, base_eval_perplexity, eval_tokens, task_loss_gain =
+ * base_eval_loss - eval_loss and, with forgetting data, general_loss, base_general_loss,
+ * general_loss_change (relative: +0.05 is 5% worse than the base model) and general_tokens). At the
+ * start of a run (step: the step it starts after), one {@code "type":"data"} line per data split
+ * (split: train, validation or forgetting; lines, examples, truncated, dropped by reason, and the
+ * first few dropped or cut examples with file:line, issue and detail) and one {@code
+ * "type":"warning"} line per warning; later warnings (forgetting) at the step they were raised.
+ * Each line is appended and flushed as it happens.
  */
 public final class MetricsFile implements TrainingListener {
   private static final ObjectMapper JSON = new ObjectMapper();
@@ -118,7 +118,8 @@ public final class MetricsFile implements TrainingListener {
     }
     ArrayNode first = n.putArray("first");
     for (DataStats.Noted x : r.noted()) {
-      first.addObject()
+      first
+          .addObject()
           .put("where", x.where())
           .put("issue", x.issue().name().toLowerCase(Locale.ROOT))
           .put("detail", x.detail());

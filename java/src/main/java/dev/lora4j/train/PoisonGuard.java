@@ -7,9 +7,9 @@ import java.util.List;
 
 /**
  * Decides whether a step may be applied: not when its loss or gradient norm is not finite, and,
- * with the guard on, not when either exceeds the configured factor times the running median of
- * the recent applied steps. Its history is part of the trainer state so that a resumed run
- * decides exactly as the uninterrupted one.
+ * with the guard on, not when either exceeds the configured factor times the running median of the
+ * recent applied steps. Its history is part of the trainer state so that a resumed run decides
+ * exactly as the uninterrupted one.
  */
 public final class PoisonGuard {
   private final GuardConfig cfg;
@@ -37,12 +37,19 @@ public final class PoisonGuard {
     double ml = median(0), mg = median(1);
     if (loss > cfg.lossFactor() * ml) {
       return String.format(
-          java.util.Locale.ROOT, "loss %.4g above %.3g x running median %.4g", loss, cfg.lossFactor(), ml);
+          java.util.Locale.ROOT,
+          "loss %.4g above %.3g x running median %.4g",
+          loss,
+          cfg.lossFactor(),
+          ml);
     }
     if (gradNorm > cfg.gradNormFactor() * mg) {
       return String.format(
           java.util.Locale.ROOT,
-          "gradient norm %.4g above %.3g x running median %.4g", gradNorm, cfg.gradNormFactor(), mg);
+          "gradient norm %.4g above %.3g x running median %.4g",
+          gradNorm,
+          cfg.gradNormFactor(),
+          mg);
     }
     return null;
   }

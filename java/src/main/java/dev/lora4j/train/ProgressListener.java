@@ -5,8 +5,8 @@ import java.io.PrintStream;
 import java.util.Locale;
 
 /**
- * Shows progress: a bar redrawn in place on a terminal, plain log lines otherwise (every
- * logging step), plus one line per evaluation, skipped step and checkpoint.
+ * Shows progress: a bar redrawn in place on a terminal, plain log lines otherwise (every logging
+ * step), plus one line per evaluation, skipped step and checkpoint.
  */
 public final class ProgressListener implements TrainingListener {
   private final PrintStream out;
@@ -33,11 +33,16 @@ public final class ProgressListener implements TrainingListener {
     out.printf(
         Locale.ROOT,
         "training %d steps%s on %s: %d trainable LoRA parameters, %d examples per epoch%n",
-        p.totalSteps(), p.startStep() > 0 ? " (resuming after step " + p.startStep() + ")" : "",
-        p.device(), p.trainableParameters(), p.trainExamples());
+        p.totalSteps(),
+        p.startStep() > 0 ? " (resuming after step " + p.startStep() + ")" : "",
+        p.device(),
+        p.trainableParameters(),
+        p.trainExamples());
     if (p.trainData() != null) out.println("training data: " + p.trainData().describe());
-    if (p.validationData() != null) out.println("validation data: " + p.validationData().describe());
-    if (p.forgettingData() != null) out.println("forgetting data: " + p.forgettingData().describe());
+    if (p.validationData() != null)
+      out.println("validation data: " + p.validationData().describe());
+    if (p.forgettingData() != null)
+      out.println("forgetting data: " + p.forgettingData().describe());
     for (String w : p.warnings()) out.println("warning: " + w);
   }
 
@@ -51,8 +56,15 @@ public final class ProgressListener implements TrainingListener {
       out.printf(
           Locale.ROOT,
           "\r[%s%s] %d/%d loss %.4f lr %.2e %.0f tok/s eta %dm%02ds ",
-          "#".repeat(filled), ".".repeat(width - filled), m.step(), total, m.loss(),
-          m.learningRate(), m.tokensPerSecond(), eta / 60, eta % 60);
+          "#".repeat(filled),
+          ".".repeat(width - filled),
+          m.step(),
+          total,
+          m.loss(),
+          m.learningRate(),
+          m.tokensPerSecond(),
+          eta / 60,
+          eta % 60);
       out.flush();
       barShown = true;
       if (m.step() == total) endBar();
@@ -60,7 +72,12 @@ public final class ProgressListener implements TrainingListener {
       out.printf(
           Locale.ROOT,
           "step %d/%d  loss %.4f  grad_norm %.4f  lr %.3e  %.0f tok/s  %.1fs%n",
-          m.step(), total, m.loss(), m.gradNorm(), m.learningRate(), m.tokensPerSecond(),
+          m.step(),
+          total,
+          m.loss(),
+          m.gradNorm(),
+          m.learningRate(),
+          m.tokensPerSecond(),
           m.elapsedSeconds());
     }
   }
@@ -92,14 +109,25 @@ public final class ProgressListener implements TrainingListener {
   public static String describe(Evaluation e) {
     StringBuilder b = new StringBuilder();
     if (e.hasTask()) {
-      b.append(String.format(Locale.ROOT,
-          "loss %.4f (perplexity %.2f); base model %.4f (perplexity %.2f); task loss gain %.4f",
-          e.loss(), e.perplexity(), e.baseLoss(), e.basePerplexity(), e.taskGain()));
+      b.append(
+          String.format(
+              Locale.ROOT,
+              "loss %.4f (perplexity %.2f); base model %.4f (perplexity %.2f); task loss gain %.4f",
+              e.loss(),
+              e.perplexity(),
+              e.baseLoss(),
+              e.basePerplexity(),
+              e.taskGain()));
     }
     if (e.hasGeneral()) {
       if (b.length() > 0) b.append("; ");
-      b.append(String.format(Locale.ROOT, "general-data loss %.4f, base model %.4f (%+.1f%%)",
-          e.generalLoss(), e.baseGeneralLoss(), 100 * e.generalChange()));
+      b.append(
+          String.format(
+              Locale.ROOT,
+              "general-data loss %.4f, base model %.4f (%+.1f%%)",
+              e.generalLoss(),
+              e.baseGeneralLoss(),
+              100 * e.generalChange()));
     }
     return b.toString();
   }
@@ -122,7 +150,12 @@ public final class ProgressListener implements TrainingListener {
     out.printf(
         Locale.ROOT,
         "done: %d steps (%d skipped) in %.1fs; loss %.4f -> %.4f; adapter in %s%n",
-        r.steps(), r.skippedSteps(), r.seconds(), r.firstLoss(), r.finalLoss(), r.adapterDir());
+        r.steps(),
+        r.skippedSteps(),
+        r.seconds(),
+        r.firstLoss(),
+        r.finalLoss(),
+        r.adapterDir());
     if (r.finalEvaluation() != null) out.println("final eval: " + describe(r.finalEvaluation()));
   }
 }

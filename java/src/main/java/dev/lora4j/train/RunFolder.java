@@ -13,13 +13,13 @@ import java.util.Map;
 
 /**
  * The output folder of a training run and the files a run writes there: {@code adapter/}, {@code
- * metrics.jsonl}, {@code loss.png}, {@code checkpoint-N/} and their temporary names. Other files
- * in the folder are never read, written or deleted.
+ * metrics.jsonl}, {@code loss.png}, {@code checkpoint-N/} and their temporary names. Other files in
+ * the folder are never read, written or deleted.
  *
- * <p>Before a run starts: the folder must be apart from the model folder and the adapter it
- * starts from, and the data files must not be files of the run. A folder that holds an earlier
- * run is refused unless the run resumes it (then it must hold a checkpoint) or overwriting was
- * asked for (then the earlier run's files are deleted first, so the two runs never mix).
+ * <p>Before a run starts: the folder must be apart from the model folder and the adapter it starts
+ * from, and the data files must not be files of the run. A folder that holds an earlier run is
+ * refused unless the run resumes it (then it must hold a checkpoint) or overwriting was asked for
+ * (then the earlier run's files are deleted first, so the two runs never mix).
  */
 public final class RunFolder {
   private RunFolder() {}
@@ -62,11 +62,17 @@ public final class RunFolder {
    *     neither resumed nor to be overwritten, or when resuming a folder without a checkpoint
    */
   public static void prepare(
-      Path out, Path modelDir, Path initAdapter, List<Path> dataFiles, boolean resume, boolean overwrite) {
+      Path out,
+      Path modelDir,
+      Path initAdapter,
+      List<Path> dataFiles,
+      boolean resume,
+      boolean overwrite) {
     if (resume && overwrite) {
       throw new Lora4jException(
           "resume(true) and overwriteOutput(true) exclude each other: resume continues the run in "
-              + out + ", overwrite deletes it");
+              + out
+              + ", overwrite deletes it");
     }
     if (Files.exists(out) && !Files.isDirectory(out)) {
       throw new Lora4jException("output folder " + out + " exists and is not a folder");
@@ -80,10 +86,14 @@ public final class RunFolder {
       if (d == null) continue;
       Path rel;
       Path c = OutputFolder.canonicalPath(d);
-      if (c.startsWith(o) && !(rel = o.relativize(c)).toString().isEmpty()
+      if (c.startsWith(o)
+          && !(rel = o.relativize(c)).toString().isEmpty()
           && isRunFile(rel.getName(0).toString())) {
         throw new Lora4jException(
-            "data file " + d + " is part of the run's outputs in " + out
+            "data file "
+                + d
+                + " is part of the run's outputs in "
+                + out
                 + " (it would be replaced): move it out of the output folder");
       }
     }
@@ -91,10 +101,13 @@ public final class RunFolder {
     if (resume) {
       if (new CheckpointStore(out, Integer.MAX_VALUE).list().isEmpty()) {
         throw new Lora4jException(
-            "resume(true) but " + out + " holds no checkpoint to resume from"
+            "resume(true) but "
+                + out
+                + " holds no checkpoint to resume from"
                 + (earlier.isEmpty()
                     ? " (no earlier run there)"
-                    : " (the earlier run there wrote " + names(earlier)
+                    : " (the earlier run there wrote "
+                        + names(earlier)
                         + "; checkpoints are written every saveSteps steps)")
                 + ": run without resume(true)"
                 + (earlier.isEmpty() ? "" : " and with overwriteOutput(true) to start again"));
@@ -104,7 +117,11 @@ public final class RunFolder {
     if (earlier.isEmpty()) return;
     if (!overwrite) {
       throw new Lora4jException(
-          "output folder " + out + " holds an earlier run (" + names(earlier) + "): use resume(true)"
+          "output folder "
+              + out
+              + " holds an earlier run ("
+              + names(earlier)
+              + "): use resume(true)"
               + " to continue it, overwriteOutput(true) to delete it and start again, or choose"
               + " another folder");
     }

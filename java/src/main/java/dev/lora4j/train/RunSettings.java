@@ -34,24 +34,43 @@ public record RunSettings(Map<Setting, String> values) {
     LORA_ALPHA("lora_alpha", "LoRA alpha", "--alpha", "LoraConfig.alpha", true),
     LORA_TARGETS("lora_targets", "LoRA targets", "--targets", "LoraConfig.targets", true),
     USE_RSLORA("use_rslora", "rsLoRA", "--rslora", "LoraConfig.rslora", true),
-    INIT_ADAPTER("init_adapter_sha256", "starting adapter (SHA-256 of its weights)", "--adapter", "initAdapter", true),
+    INIT_ADAPTER(
+        "init_adapter_sha256",
+        "starting adapter (SHA-256 of its weights)",
+        "--adapter",
+        "initAdapter",
+        true),
     SEED("seed", "seed", "--seed", "seed", true),
     DATA_SIZE("data_size", "training data size in bytes", "--data", "the Dataset", true),
     DATA_SHA256("data_sha256", "training data (SHA-256)", "--data", "the Dataset", true),
     DATA_FORMAT("data_format", "data format", "--format", "dataFormat", true),
     BATCH_SIZE("batch_size", "batch size", "--batch-size", "batchSize", true),
-    GRADIENT_ACCUMULATION("gradient_accumulation", "gradient accumulation", "--grad-accum", "gradientAccumulation", true),
+    GRADIENT_ACCUMULATION(
+        "gradient_accumulation",
+        "gradient accumulation",
+        "--grad-accum",
+        "gradientAccumulation",
+        true),
     SCHEDULE("schedule", "learning-rate schedule", "--schedule/--warmup-steps", "schedule", true),
     MAX_STEPS("max_steps", "maximum steps", "--steps", "maxSteps", true),
     EPOCHS("epochs", "epochs", "--epochs", "epochs", true),
     TOTAL_STEPS("total_steps", "steps of the run", "--steps/--epochs", "maxSteps/epochs", true),
-    MAX_SEQ_LENGTH("max_seq_length", "maximum sequence length", "--max-seq-length", "maxSeqLength", true),
-    COMPLETIONS_ONLY("train_on_completions_only", "training on completions only", "--completions-only", "trainOnCompletionsOnly", true),
+    MAX_SEQ_LENGTH(
+        "max_seq_length", "maximum sequence length", "--max-seq-length", "maxSeqLength", true),
+    COMPLETIONS_ONLY(
+        "train_on_completions_only",
+        "training on completions only",
+        "--completions-only",
+        "trainOnCompletionsOnly",
+        true),
     PACKING("packing", "packing", "--packing", "packing", true),
-    SKIP_INVALID("skip_invalid_lines", "skipping invalid lines", "--skip-invalid", "skipInvalidLines", true),
+    SKIP_INVALID(
+        "skip_invalid_lines", "skipping invalid lines", "--skip-invalid", "skipInvalidLines", true),
     SHUFFLE_BUFFER("shuffle_buffer", "shuffle buffer", "--shuffle-buffer", "shuffleBuffer", true),
-    VALIDATION_FRACTION("validation_fraction", "validation fraction", "--val-fraction", "validationFraction", true),
-    MODEL_CONFIG("model_config_sha256", "model (SHA-256 of config.json)", "--model", "the model", true),
+    VALIDATION_FRACTION(
+        "validation_fraction", "validation fraction", "--val-fraction", "validationFraction", true),
+    MODEL_CONFIG(
+        "model_config_sha256", "model (SHA-256 of config.json)", "--model", "the model", true),
     LEARNING_RATE("learning_rate", "learning rate", "--lr", "learningRate", false),
     WEIGHT_DECAY("weight_decay", "weight decay", "--weight-decay", "weightDecay", false),
     ADAM_BETA1("adam_beta1", "AdamW beta1", "--adam-beta1", "betas", false),
@@ -103,8 +122,14 @@ public record RunSettings(Map<Setting, String> values) {
   public record Difference(Setting setting, String checkpoint, String now) {
     /** "LoRA rank (LoraConfig.rank): 8 in the checkpoint, 4 now", with the Java or flag name. */
     public String describe(boolean flags) {
-      return setting.label() + " (" + (flags ? setting.flag() : setting.javaName()) + "): "
-          + checkpoint + " in the checkpoint, " + now + " now";
+      return setting.label()
+          + " ("
+          + (flags ? setting.flag() : setting.javaName())
+          + "): "
+          + checkpoint
+          + " in the checkpoint, "
+          + now
+          + " now";
     }
   }
 
@@ -134,9 +159,13 @@ public record RunSettings(Map<Setting, String> values) {
     public static String message(Path checkpoint, List<Difference> differences, boolean flags) {
       StringJoiner j = new StringJoiner("; ");
       for (Difference d : differences) j.add(d.describe(flags));
-      return "cannot resume from " + checkpoint + ": it was made with other settings: " + j
+      return "cannot resume from "
+          + checkpoint
+          + ": it was made with other settings: "
+          + j
           + ". Resume with the checkpoint's settings, or start again with "
-          + (flags ? "--overwrite" : "overwriteOutput(true)") + " or another output folder";
+          + (flags ? "--overwrite" : "overwriteOutput(true)")
+          + " or another output folder";
     }
   }
 
@@ -164,7 +193,9 @@ public record RunSettings(Map<Setting, String> values) {
       throw new Lora4jException("cannot read " + dataFile + ": " + e, e);
     }
     v.put(Setting.DATA_SHA256, sha256(dataFile));
-    v.put(Setting.DATA_FORMAT, cfg.dataFormat() == null ? "detected" : cfg.dataFormat().name().toLowerCase());
+    v.put(
+        Setting.DATA_FORMAT,
+        cfg.dataFormat() == null ? "detected" : cfg.dataFormat().name().toLowerCase());
     v.put(Setting.BATCH_SIZE, Integer.toString(cfg.batchSize()));
     v.put(Setting.GRADIENT_ACCUMULATION, Integer.toString(cfg.gradientAccumulation()));
     v.put(Setting.SCHEDULE, cfg.schedule().toString());
@@ -176,7 +207,8 @@ public record RunSettings(Map<Setting, String> values) {
     v.put(Setting.PACKING, Boolean.toString(cfg.packing()));
     v.put(Setting.SKIP_INVALID, Boolean.toString(cfg.skipInvalidLines()));
     v.put(Setting.SHUFFLE_BUFFER, Integer.toString(cfg.shuffleBuffer()));
-    v.put(Setting.VALIDATION_FRACTION,
+    v.put(
+        Setting.VALIDATION_FRACTION,
         Double.toString(cfg.validationFile() == null ? cfg.validationFraction() : 0));
     v.put(Setting.MODEL_CONFIG, sha256(modelDir.resolve("config.json")));
     v.putAll(optimizerValues(cfg));
@@ -223,8 +255,8 @@ public record RunSettings(Map<Setting, String> values) {
   }
 
   /**
-   * The settings recorded here (a checkpoint's) that differ from now's, fixed ones first then
-   * those that may change; settings recorded on one side only are not compared.
+   * The settings recorded here (a checkpoint's) that differ from now's, fixed ones first then those
+   * that may change; settings recorded on one side only are not compared.
    */
   public List<Difference> differences(RunSettings now) {
     List<Difference> out = new ArrayList<>();
@@ -232,7 +264,8 @@ public record RunSettings(Map<Setting, String> values) {
       for (Map.Entry<Setting, String> e : values.entrySet()) {
         if (e.getKey().fixed() != fixed) continue;
         String n = now.values.get(e.getKey());
-        if (n != null && !n.equals(e.getValue())) out.add(new Difference(e.getKey(), e.getValue(), n));
+        if (n != null && !n.equals(e.getValue()))
+          out.add(new Difference(e.getKey(), e.getValue(), n));
       }
     }
     // One cause, one line: a different file also has a different checksum, other step settings
@@ -241,8 +274,9 @@ public record RunSettings(Map<Setting, String> values) {
     boolean otherFixed =
         out.stream().anyMatch(d -> d.setting().fixed() && d.setting() != Setting.TOTAL_STEPS);
     out.removeIf(
-        d -> (sizeDiffers && d.setting() == Setting.DATA_SHA256)
-            || (otherFixed && d.setting() == Setting.TOTAL_STEPS));
+        d ->
+            (sizeDiffers && d.setting() == Setting.DATA_SHA256)
+                || (otherFixed && d.setting() == Setting.TOTAL_STEPS));
     return out;
   }
 

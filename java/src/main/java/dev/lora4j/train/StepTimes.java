@@ -4,9 +4,9 @@ import java.util.Locale;
 
 /**
  * Where the wall time of the optimizer steps goes: waiting for the data, the forward and backward
- * passes, the gradient norm (with the poisoned-batch guard), the optimizer step, and the
- * listeners (progress, metrics, checkpoints, evaluation). The first step (device warm-up, kernel
- * selection) is left out of the means, so that the figures describe the steady state.
+ * passes, the gradient norm (with the poisoned-batch guard), the optimizer step, and the listeners
+ * (progress, metrics, checkpoints, evaluation). The first step (device warm-up, kernel selection)
+ * is left out of the means, so that the figures describe the steady state.
  */
 public final class StepTimes {
   /** The phases of one optimizer step. */

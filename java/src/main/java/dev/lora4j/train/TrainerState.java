@@ -5,8 +5,8 @@ import dev.lora4j.data.DataPosition;
 import java.util.List;
 
 /**
- * Where a run stands after an optimizer step: what a checkpoint stores besides the adapter and
- * the optimizer moments, so that a resumed run continues exactly.
+ * Where a run stands after an optimizer step: what a checkpoint stores besides the adapter and the
+ * optimizer moments, so that a resumed run continues exactly.
  *
  * @param step optimizer steps applied
  * @param totalSteps steps of the whole run (the schedule depends on it)
@@ -42,9 +42,23 @@ public record TrainerState(
 
   /** A state with no pending retry and no rejected batch. */
   public TrainerState(
-      long step, long totalSteps, DataPosition position, long skippedSteps,
-      List<double[]> guardHistory, int guardRejections, List<TrainingListener.Evaluation> evaluations) {
-    this(step, totalSteps, position, skippedSteps, guardHistory, guardRejections, evaluations, List.of(), 0);
+      long step,
+      long totalSteps,
+      DataPosition position,
+      long skippedSteps,
+      List<double[]> guardHistory,
+      int guardRejections,
+      List<TrainingListener.Evaluation> evaluations) {
+    this(
+        step,
+        totalSteps,
+        position,
+        skippedSteps,
+        guardHistory,
+        guardRejections,
+        evaluations,
+        List.of(),
+        0);
   }
 
   public static TrainerState fresh(long totalSteps) {

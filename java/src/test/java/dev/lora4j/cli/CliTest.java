@@ -42,7 +42,8 @@ class CliTest {
   }
 
   @ParameterizedTest
-  @ValueSource(strings = {"train", "eval", "generate", "merge", "export-gguf", "tokenize", "init-model"})
+  @ValueSource(
+      strings = {"train", "eval", "generate", "merge", "export-gguf", "tokenize", "init-model"})
   void everyCommandHasHelp(String cmd) {
     Result r = run(cmd, "--help");
     assertEquals(0, r.code());
@@ -53,19 +54,38 @@ class CliTest {
   void failuresExitNonZeroWithOneLineReason(@TempDir Path tmp) {
     Result usage = run("train", "--model", "x");
     assertEquals(2, usage.code());
-    Result bad = run("eval", "--model", tmp.resolve("missing").toString(), "--data", "d.jsonl", "--device", "cpu");
+    Result bad =
+        run(
+            "eval",
+            "--model",
+            tmp.resolve("missing").toString(),
+            "--data",
+            "d.jsonl",
+            "--device",
+            "cpu");
     assertEquals(1, bad.code());
     String[] lines = bad.err().strip().split("\n");
     assertEquals(1, lines.length, bad.err());
-    assertTrue(lines[0].startsWith("lora4j eval: error: ") && lines[0].contains("missing"), lines[0]);
+    assertTrue(
+        lines[0].startsWith("lora4j eval: error: ") && lines[0].contains("missing"), lines[0]);
   }
 
   @Test
   void tokenizeJsonShowsIdsAndLabelsInFileOrder(@TempDir Path tmp) throws Exception {
     Path data = tmp.resolve("d.jsonl");
-    Files.writeString(data,
-        "{\"prompt\":\"Hello\",\"completion\":\" world\"}\n{\"prompt\":\"<s>[INST]\",\"completion\":\" ok\"}\n");
-    Result r = run("tokenize", "--data", data.toString(), "--tokenizer", TOK.toString(), "--json", "--completions-only");
+    Files.writeString(
+        data,
+        "{\"prompt\":\"Hello\",\"completion\":\" world\"}\n"
+            + "{\"prompt\":\"<s>[INST]\",\"completion\":\" ok\"}\n");
+    Result r =
+        run(
+            "tokenize",
+            "--data",
+            data.toString(),
+            "--tokenizer",
+            TOK.toString(),
+            "--json",
+            "--completions-only");
     assertEquals(0, r.code(), r.err());
     List<String> lines = r.out().lines().filter(l -> l.startsWith("{")).toList();
     assertEquals(2, lines.size());
@@ -83,8 +103,15 @@ class CliTest {
   @Test
   void mergeWritesAModelFolderThatReproducesTheMergedLogits(@TempDir Path tmp) throws Exception {
     Path out = tmp.resolve("merged");
-    Result r = run("merge", "--model", REF.resolve("tiny/model").toString(),
-        "--adapter", REF.resolve("tiny/adapter_trained").toString(), "--output", out.toString());
+    Result r =
+        run(
+            "merge",
+            "--model",
+            REF.resolve("tiny/model").toString(),
+            "--adapter",
+            REF.resolve("tiny/adapter_trained").toString(),
+            "--output",
+            out.toString());
     assertEquals(0, r.code(), r.err());
     assertTrue(Files.isRegularFile(out.resolve("config.json")));
     assertTrue(Files.isRegularFile(out.resolve("model.safetensors.index.json")));
@@ -126,11 +153,28 @@ class CliTest {
   @Test
   void initModelThenGenerate(@TempDir Path tmp) throws Exception {
     Path m = tmp.resolve("m");
-    Result r = run("init-model", "--config", REF.resolve("tiny/model/config.json").toString(),
-        "--output", m.toString(), "--tokenizer", TOK.toString());
+    Result r =
+        run(
+            "init-model",
+            "--config",
+            REF.resolve("tiny/model/config.json").toString(),
+            "--output",
+            m.toString(),
+            "--tokenizer",
+            TOK.toString());
     // The tiny reference config has a 512-token vocabulary: the 32000-token tokenizer does not fit.
     assertEquals(0, r.code(), r.err());
-    Result g = run("generate", "--model", m.toString(), "--device", "cpu", "--prompt", "Hello", "--max-new-tokens", "4");
+    Result g =
+        run(
+            "generate",
+            "--model",
+            m.toString(),
+            "--device",
+            "cpu",
+            "--prompt",
+            "Hello",
+            "--max-new-tokens",
+            "4");
     assertEquals(1, g.code());
     assertTrue(g.err().contains("vocab_size"), g.err());
   }
@@ -149,17 +193,27 @@ class CliTest {
     assertEquals("mine", Files.readString(out.resolve("notes.txt")));
     assertFalse(Files.exists(out.resolve("model.safetensors")));
     // the folder holding --config is an input: refused even with --overwrite
-    Result in = run("init-model", "--config", cfg.toString(), "--output", cfg.getParent().toString(), "--overwrite");
+    Result in =
+        run(
+            "init-model",
+            "--config",
+            cfg.toString(),
+            "--output",
+            cfg.getParent().toString(),
+            "--overwrite");
     assertEquals(1, in.code(), in.out());
     assertTrue(in.err().contains("--config file"), in.err());
     assertTrue(Files.exists(cfg));
     // --overwrite replaces the folder's contents as a whole
-    Result ok = run("init-model", "--config", cfg.toString(), "--output", out.toString(), "--overwrite");
+    Result ok =
+        run("init-model", "--config", cfg.toString(), "--output", out.toString(), "--overwrite");
     assertEquals(0, ok.code(), ok.err());
     assertTrue(Files.exists(out.resolve("model.safetensors")));
     assertFalse(Files.exists(out.resolve("notes.txt")));
     try (var entries = Files.list(tmp)) {
-      assertTrue(entries.noneMatch(p -> p.getFileName().toString().startsWith(".out.")), "no staging folder left");
+      assertTrue(
+          entries.noneMatch(p -> p.getFileName().toString().startsWith(".out.")),
+          "no staging folder left");
     }
   }
 }

@@ -59,7 +59,9 @@ class NoSilentLossTest {
     try (Stream<Path> s = Files.walk(dir)) {
       for (Path p : s.filter(Files::isRegularFile).toList()) {
         MessageDigest md = MessageDigest.getInstance("SHA-256");
-        m.put(dir.relativize(p).toString(), HexFormat.of().formatHex(md.digest(Files.readAllBytes(p))));
+        m.put(
+            dir.relativize(p).toString(),
+            HexFormat.of().formatHex(md.digest(Files.readAllBytes(p))));
       }
     }
     return m;
@@ -91,10 +93,32 @@ class NoSilentLossTest {
   }
 
   static List<String> train(Path model, Path data, Path out, String... more) {
-    List<String> a = new ArrayList<>(List.of(
-        "train", "--model", model.toString(), "--data", data.toString(), "--output", out.toString(),
-        "--device", "cpu", "--threads", "1", "--rank", "4", "--alpha", "8", "--lr", "5e-3",
-        "--batch-size", "4", "--log-steps", "1000", "--seed", "5"));
+    List<String> a =
+        new ArrayList<>(
+            List.of(
+                "train",
+                "--model",
+                model.toString(),
+                "--data",
+                data.toString(),
+                "--output",
+                out.toString(),
+                "--device",
+                "cpu",
+                "--threads",
+                "1",
+                "--rank",
+                "4",
+                "--alpha",
+                "8",
+                "--lr",
+                "5e-3",
+                "--batch-size",
+                "4",
+                "--log-steps",
+                "1000",
+                "--seed",
+                "5"));
     a.addAll(List.of(more));
     return a;
   }
@@ -130,7 +154,15 @@ class NoSilentLossTest {
       {adapter.toString(), "is the --adapter folder"},
     };
     for (String[] c : cases) {
-      Result r = run("merge", "--model", model.toString(), "--adapter", adapter.toString(), "--output", c[0]);
+      Result r =
+          run(
+              "merge",
+              "--model",
+              model.toString(),
+              "--adapter",
+              adapter.toString(),
+              "--output",
+              c[0]);
       assertEquals(1, r.code(), r.err());
       String line = errorLine(r);
       assertTrue(line.contains(c[1]) && line.contains("--output"), line);
@@ -146,21 +178,44 @@ class NoSilentLossTest {
     Files.writeString(other.resolve("model.safetensors.index.json"), "{\"weight_map\":{}}");
     Files.writeString(other.resolve("model.safetensors"), "another model");
     var before = snapshot(other);
-    Result r = run("merge", "--model", model.toString(), "--adapter", adapter.toString(), "--output", other.toString());
+    Result r =
+        run(
+            "merge",
+            "--model",
+            model.toString(),
+            "--adapter",
+            adapter.toString(),
+            "--output",
+            other.toString());
     assertEquals(1, r.code());
     String line = errorLine(r);
     assertTrue(line.contains("not empty") && line.contains("--overwrite"), line);
     assertEquals(before, snapshot(other));
 
-    Result ok = run("merge", "--model", model.toString(), "--adapter", adapter.toString(),
-        "--output", other.toString(), "--overwrite");
+    Result ok =
+        run(
+            "merge",
+            "--model",
+            model.toString(),
+            "--adapter",
+            adapter.toString(),
+            "--output",
+            other.toString(),
+            "--overwrite");
     assertEquals(0, ok.code(), ok.err());
-    assertFalse(Files.exists(other.resolve("model.safetensors")), "the old model's file is gone, not mixed in");
+    assertFalse(
+        Files.exists(other.resolve("model.safetensors")),
+        "the old model's file is gone, not mixed in");
     try (var s = Files.list(tmp)) {
-      assertEquals(List.of("other"), s.map(p -> p.getFileName().toString()).toList(), "no temporary folder left");
+      assertEquals(
+          List.of("other"),
+          s.map(p -> p.getFileName().toString()).toList(),
+          "no temporary folder left");
     }
-    assertEquals(Files.readString(model.resolve("model.safetensors.index.json")),
-        Files.readString(other.resolve("model.safetensors.index.json")), "the merged model's own index");
+    assertEquals(
+        Files.readString(model.resolve("model.safetensors.index.json")),
+        Files.readString(other.resolve("model.safetensors.index.json")),
+        "the merged model's own index");
     try (MistralModel m = MistralModel.load(other, Device.cpu())) {
       assertNotNull(m.config(), "the replaced folder loads");
     }
@@ -179,18 +234,25 @@ class NoSilentLossTest {
     Result again = run(train(model, d, out));
     assertEquals(1, again.code());
     String line = errorLine(again);
-    assertTrue(line.contains("holds an earlier run") && line.contains("--resume")
-        && line.contains("--overwrite"), line);
+    assertTrue(
+        line.contains("holds an earlier run")
+            && line.contains("--resume")
+            && line.contains("--overwrite"),
+        line);
     assertEquals(before, snapshot(out), "the earlier run is untouched");
 
     Result over = run(train(model, d, out, "--overwrite", "--steps", "2"));
     assertEquals(0, over.code(), over.err());
     try (var s = Files.list(out)) {
-      assertTrue(s.noneMatch(p -> p.getFileName().toString().startsWith("checkpoint-")),
+      assertTrue(
+          s.noneMatch(p -> p.getFileName().toString().startsWith("checkpoint-")),
           "the earlier run's checkpoints are deleted, not left beside the new adapter");
     }
     assertEquals("mine", Files.readString(out.resolve("notes.txt")), "other files are kept");
-    long steps = Files.readAllLines(out.resolve("metrics.jsonl")).stream().filter(l -> l.contains("\"type\":\"step\"")).count();
+    long steps =
+        Files.readAllLines(out.resolve("metrics.jsonl")).stream()
+            .filter(l -> l.contains("\"type\":\"step\""))
+            .count();
     assertEquals(2, steps, "metrics.jsonl holds the new run only");
   }
 
@@ -211,7 +273,11 @@ class NoSilentLossTest {
     Result again = run(train(model, d, done, "--resume"));
     assertEquals(1, again.code());
     String line = errorLine(again);
-    assertTrue(line.contains("no checkpoint") && line.contains("--save-steps") && line.contains("--overwrite"), line);
+    assertTrue(
+        line.contains("no checkpoint")
+            && line.contains("--save-steps")
+            && line.contains("--overwrite"),
+        line);
     assertEquals(before, snapshot(done), "the earlier adapter is not overwritten");
   }
 
@@ -256,8 +322,10 @@ class NoSilentLossTest {
     Result r = run(noLr);
     assertEquals(1, r.code());
     String line = errorLine(r);
-    assertTrue(line.contains("learning rate 0.005 in the checkpoint, 2.0E-4 now (the default)")
-        && line.contains("give --lr"), line);
+    assertTrue(
+        line.contains("learning rate 0.005 in the checkpoint, 2.0E-4 now (the default)")
+            && line.contains("give --lr"),
+        line);
     assertEquals(before, snapshot(out));
 
     List<String> newLr = new ArrayList<>(args);
@@ -265,7 +333,12 @@ class NoSilentLossTest {
     newLr.add("--resume");
     Result ok = run(newLr);
     assertEquals(0, ok.code(), ok.err());
-    assertTrue(ok.out().contains("warning: resuming with another learning rate (--lr): 0.005 in the checkpoint, 0.001 now"), ok.out());
+    assertTrue(
+        ok.out()
+            .contains(
+                "warning: resuming with another learning rate (--lr): 0.005 in the checkpoint,"
+                    + " 0.001 now"),
+        ok.out());
   }
 
   // ---- 3. every dropped or altered example is reported ------------------------------------------
@@ -275,20 +348,34 @@ class NoSilentLossTest {
     Path model = TINY.resolve("model");
     StringBuilder sb = new StringBuilder();
     for (int i = 0; i < 20; i++) sb.append("{\"input_ids\":[3,4,5,6,7,8,9,10]}\n");
-    sb.insert(0, "{\"input_ids\":[3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20]}\n"); // line 1: cut
+    sb.insert(
+        0, "{\"input_ids\":[3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20]}\n"); // line 1: cut
     sb.append("{\"input_ids\": broken\n"); // line 22: invalid
-    sb.append("{\"input_ids\":[3,4,5,6,7,8,9,10,11,12,13,14],\"labels\":"
-        + "[-100,-100,-100,-100,-100,-100,-100,-100,-100,-100,13,14]}\n"); // line 23: nothing left
+    sb.append(
+        "{\"input_ids\":[3,4,5,6,7,8,9,10,11,12,13,14],\"labels\":"
+            + "[-100,-100,-100,-100,-100,-100,-100,-100,-100,-100,13,14]}\n"); // line 23: nothing
+    // left
     Path d = tmp.resolve("d.jsonl");
     Files.writeString(d, sb);
     Path out = tmp.resolve("run");
-    Result r = run(train(model, d, out, "--max-seq-length", "10", "--skip-invalid", "--steps", "2"));
+    Result r =
+        run(train(model, d, out, "--max-seq-length", "10", "--skip-invalid", "--steps", "2"));
     assertEquals(0, r.code(), r.err());
     // summary
-    assertTrue(r.out().contains("training data: 23 lines: 21 examples; dropped 2 (1 invalid, 1 with nothing to learn); truncated 2"), r.out());
+    assertTrue(
+        r.out()
+            .contains(
+                "training data: 23 lines: 21 examples; dropped 2 (1 invalid, 1 with nothing to"
+                    + " learn); truncated 2"),
+        r.out());
     assertTrue(r.out().contains("d.jsonl:22: invalid: malformed JSON"), r.out());
     assertTrue(r.out().contains("d.jsonl:1: truncated: 18 tokens cut to maxSeqLength 10"), r.out());
-    assertTrue(r.out().contains("d.jsonl:23: nothing to learn: no token counts in the loss within its first 10 tokens (of 12)"), r.out());
+    assertTrue(
+        r.out()
+            .contains(
+                "d.jsonl:23: nothing to learn: no token counts in the loss within its first 10"
+                    + " tokens (of 12)"),
+        r.out());
     // progress output
     assertTrue(r.err().contains("training data: 23 lines: 21 examples"), r.err());
     assertTrue(r.err().contains("d.jsonl:22: invalid"), r.err());
@@ -304,7 +391,12 @@ class NoSilentLossTest {
     assertEquals(1, dataLine.get("dropped").get("no_labels").asLong());
     assertEquals(2, dataLine.get("truncated").asLong());
     List<String> where = new ArrayList<>();
-    dataLine.get("first").forEach(n -> where.add(n.get("where").asText().replaceAll(".*:", "") + " " + n.get("issue").asText()));
+    dataLine
+        .get("first")
+        .forEach(
+            n ->
+                where.add(
+                    n.get("where").asText().replaceAll(".*:", "") + " " + n.get("issue").asText()));
     assertEquals(List.of("22 invalid", "1 truncated", "23 truncated", "23 no_labels"), where);
   }
 
@@ -314,26 +406,37 @@ class NoSilentLossTest {
     byte[] good = "{\"input_ids\":[3,4,5,6,7,8]}\n".getBytes(StandardCharsets.UTF_8);
     ByteArrayOutputStream b = new ByteArrayOutputStream();
     for (int i = 0; i < 8; i++) b.write(good);
-    b.write(new byte[] {'{', '"', 't', 'e', 'x', 't', '"', ':', '"', (byte) 0xC3, (byte) 0x28, '"', '}', '\n'});
+    b.write(
+        new byte[] {
+          '{', '"', 't', 'e', 'x', 't', '"', ':', '"', (byte) 0xC3, (byte) 0x28, '"', '}', '\n'
+        });
     b.write(good);
     Path d = tmp.resolve("bin.jsonl");
     Files.write(d, b.toByteArray());
     Result bad = run(train(model, d, tmp.resolve("a"), "--steps", "1"));
     assertEquals(1, bad.code());
     String line = errorLine(bad);
-    assertTrue(line.contains("bin.jsonl:9: not UTF-8 text: byte 0xC3") && line.contains("--skip-invalid"), line);
+    assertTrue(
+        line.contains("bin.jsonl:9: not UTF-8 text: byte 0xC3") && line.contains("--skip-invalid"),
+        line);
     assertFalse(line.contains("MalformedInputException"), line);
 
     Result skipped = run(train(model, d, tmp.resolve("b"), "--steps", "1", "--skip-invalid"));
     assertEquals(0, skipped.code(), skipped.err());
-    assertTrue(skipped.out().contains("dropped 1 (1 not UTF-8)") && skipped.out().contains("bin.jsonl:9: not UTF-8"), skipped.out());
+    assertTrue(
+        skipped.out().contains("dropped 1 (1 not UTF-8)")
+            && skipped.out().contains("bin.jsonl:9: not UTF-8"),
+        skipped.out());
 
     // UTF-16 text: every line is a bad line; the message says what the file is.
     Path u16 = tmp.resolve("u16.jsonl");
     Files.write(u16, "{\"input_ids\":[3,4,5]}\n".getBytes(StandardCharsets.UTF_16));
     Result r16 = run(train(model, u16, tmp.resolve("c"), "--steps", "1"));
     assertEquals(1, r16.code());
-    assertTrue(errorLine(r16).contains("u16.jsonl:1: not UTF-8 text: the file starts with a UTF-16 byte-order mark"), r16.err());
+    assertTrue(
+        errorLine(r16)
+            .contains("u16.jsonl:1: not UTF-8 text: the file starts with a UTF-16 byte-order mark"),
+        r16.err());
   }
 
   // ---- 4. messages speak the user's language --------------------------------------------------
@@ -352,7 +455,9 @@ class NoSilentLossTest {
     Files.writeString(odd, "{\"question\":\"a\"}\n");
     Result fmt = run(train(model, odd, tmp.resolve("c")));
     String line = errorLine(fmt);
-    assertTrue(line.contains("--format") && !line.contains("DataConfig") && !line.contains("dataFormat"), line);
+    assertTrue(
+        line.contains("--format") && !line.contains("DataConfig") && !line.contains("dataFormat"),
+        line);
     for (Result r : List.of(lr, bs, beta, fmt)) {
       assertFalse(r.err().matches("(?s).*\\b(learningRate|batchSize|DataConfig)\\b.*"), r.err());
     }
@@ -360,15 +465,20 @@ class NoSilentLossTest {
 
   @Test
   void javaNamesBecomeFlagsButPathsStayAsTyped() {
-    assertEquals("/data/epochs/maxSteps.jsonl: --batch-size must be >= 1; use --overwrite or --resume",
-        Flags.translate("/data/epochs/maxSteps.jsonl: batchSize must be >= 1; use overwriteOutput(true) or resume(true)"));
+    assertEquals(
+        "/data/epochs/maxSteps.jsonl: --batch-size must be >= 1; use --overwrite or --resume",
+        Flags.translate(
+            "/data/epochs/maxSteps.jsonl: batchSize must be >= 1; use overwriteOutput(true) or"
+                + " resume(true)"));
     assertEquals("raise --epochs or --steps.", Flags.translate("raise epochs or maxSteps."));
   }
 
   @Test
   void aModelWithoutTokenizerJsonIsNamedAsSuch(@TempDir Path tmp) throws Exception {
     Path d = tmp.resolve("chat.jsonl");
-    Files.writeString(d, "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},{\"role\":\"assistant\",\"content\":\"hello\"}]}\n");
+    Files.writeString(
+        d,
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},{\"role\":\"assistant\",\"content\":\"hello\"}]}\n");
     Result r = run(train(TINY.resolve("model"), d, tmp.resolve("o")));
     assertEquals(1, r.code());
     String line = errorLine(r);
@@ -379,20 +489,39 @@ class NoSilentLossTest {
   @Test
   void theAutoDeviceChoiceIsOneShortLine(@TempDir Path tmp) throws Exception {
     Path d = data(tmp, 4);
-    Result r = run("eval", "--model", TINY.resolve("model").toString(), "--data", d.toString(), "--device", "auto");
+    Result r =
+        run(
+            "eval",
+            "--model",
+            TINY.resolve("model").toString(),
+            "--data",
+            d.toString(),
+            "--device",
+            "auto");
     assertEquals(0, r.code(), r.err());
     List<String> device = r.err().lines().filter(l -> l.contains("device")).toList();
     assertEquals(1, device.size(), r.err());
     String why = Device.cudaUnavailableReason();
     if (why != null) {
-      assertEquals("lora4j: device cpu (--device auto found no usable CUDA GPU; --verbose says why)", device.get(0));
+      assertEquals(
+          "lora4j: device cpu (--device auto found no usable CUDA GPU; --verbose says why)",
+          device.get(0));
       assertFalse(r.err().contains(why), "the loader's detail only with --verbose");
-      Result v = run("eval", "--model", TINY.resolve("model").toString(), "--data", d.toString(),
-          "--device", "auto", "--verbose");
+      Result v =
+          run(
+              "eval",
+              "--model",
+              TINY.resolve("model").toString(),
+              "--data",
+              d.toString(),
+              "--device",
+              "auto",
+              "--verbose");
       assertTrue(v.err().contains(Main.oneLine(why)), v.err());
     }
     for (String l : r.err().lines().toList()) {
-      assertFalse(l.startsWith("INFO") || l.matches("[A-Z][a-z]{2} \\d{1,2}, \\d{4} .*"),
+      assertFalse(
+          l.startsWith("INFO") || l.matches("[A-Z][a-z]{2} \\d{1,2}, \\d{4} .*"),
           "no java.util.logging timestamp lines: " + r.err());
     }
   }
@@ -402,9 +531,13 @@ class NoSilentLossTest {
     Path d = data(tmp, 8);
     Result r = run(train(TINY.resolve("model"), d, tmp.resolve("o"), "--warmup-steps", "500"));
     assertEquals(0, r.code(), r.err());
-    assertTrue(r.out().contains("warning: the warmup (500 steps) is as long as the run (2 steps)"), r.out());
+    assertTrue(
+        r.out().contains("warning: the warmup (500 steps) is as long as the run (2 steps)"),
+        r.out());
     assertTrue(r.out().contains("warning: the run has only 2 optimizer steps"), r.out());
-    assertTrue(r.err().contains("warning: the warmup (500 steps)"), "in the progress output too: " + r.err());
+    assertTrue(
+        r.err().contains("warning: the warmup (500 steps)"),
+        "in the progress output too: " + r.err());
     Result quiet = run(train(TINY.resolve("model"), d, tmp.resolve("p"), "--epochs", "5"));
     assertFalse(quiet.out().contains("warning"), quiet.out());
   }
@@ -419,7 +552,9 @@ class NoSilentLossTest {
         String text = String.join(" ", o.description());
         assertFalse(text.isBlank(), e.getKey() + " " + o.longestName() + " has no description");
         if (!o.required()) {
-          assertTrue(text.contains("default"), e.getKey() + " " + o.longestName() + " names no default: " + text);
+          assertTrue(
+              text.contains("default"),
+              e.getKey() + " " + o.longestName() + " names no default: " + text);
         }
       }
       // Each paragraph of the command's description is one element (picocli wraps it); an

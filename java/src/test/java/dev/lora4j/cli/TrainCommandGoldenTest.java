@@ -31,7 +31,9 @@ class TrainCommandGoldenTest {
   void threeStepsThroughTheCommandLine(String c, @TempDir Path tmp) throws Exception {
     Path dir = ROOT.resolve(c);
     try (SafetensorsFile ref = SafetensorsFile.open(dir.resolve("reference.safetensors"))) {
-      long[] ids = ref.readLong("input_ids"), mask = ref.readLong("attention_mask"), labels = ref.readLong("labels");
+      long[] ids = ref.readLong("input_ids"),
+          mask = ref.readLong("attention_mask"),
+          labels = ref.readLong("labels");
       long[] shape = ref.tensor("input_ids").shape();
       int rows = (int) shape[0], seq = (int) shape[1];
       StringBuilder jsonl = new StringBuilder();
@@ -53,14 +55,37 @@ class TrainCommandGoldenTest {
       int code =
           Main.run(
               new String[] {
-                "train", "--model", dir.resolve("model").toString(), "--data", data.toString(),
-                "--output", out.toString(), "--adapter", dir.resolve("adapter_init").toString(),
-                "--lr", cfg.get("lr").asText(), "--weight-decay", cfg.get("weight_decay").asText(),
-                "--max-grad-norm", cfg.get("clip_norm").asText(), "--batch-size", Integer.toString(rows),
-                "--steps", "3", "--schedule", "constant", "--shuffle-buffer", "0",
-                "--device", "cpu", "--format", "pretokenized", "--no-guard"
+                "train",
+                "--model",
+                dir.resolve("model").toString(),
+                "--data",
+                data.toString(),
+                "--output",
+                out.toString(),
+                "--adapter",
+                dir.resolve("adapter_init").toString(),
+                "--lr",
+                cfg.get("lr").asText(),
+                "--weight-decay",
+                cfg.get("weight_decay").asText(),
+                "--max-grad-norm",
+                cfg.get("clip_norm").asText(),
+                "--batch-size",
+                Integer.toString(rows),
+                "--steps",
+                "3",
+                "--schedule",
+                "constant",
+                "--shuffle-buffer",
+                "0",
+                "--device",
+                "cpu",
+                "--format",
+                "pretokenized",
+                "--no-guard"
               },
-              new PrintWriter(new StringWriter()), new PrintWriter(err));
+              new PrintWriter(new StringWriter()),
+              new PrintWriter(err));
       assertEquals(0, code, err.toString());
 
       double[] losses = ref.readDouble("adamw.losses"), norms = ref.readDouble("adamw.grad_norms");

@@ -39,7 +39,8 @@ class BatchTest {
 
   @Test
   void paddingRightPadsWithPadIdMaskAndIgnore() {
-    Path f = write(dir, "p.jsonl", "{\"text\": \"abc\"}", "{\"text\": \"a\"}", "{\"text\": \"ab\"}");
+    Path f =
+        write(dir, "p.jsonl", "{\"text\": \"abc\"}", "{\"text\": \"a\"}", "{\"text\": \"ab\"}");
     List<DataBatch> b = allBatches(open(f, cfg().batchSize(2).build()), DataPosition.START, 1);
     assertEquals(2, b.size(), "the last partial batch is kept");
     Batch first = b.get(0).batch();
@@ -63,13 +64,21 @@ class BatchTest {
     // rows of 10, 2 rows a batch: 6 -> row 0; 2 -> row 0; 5 -> row 1; 2 -> row 0; 4 -> row 1;
     // 7 fits nowhere -> closes the batch and opens the next
     Path f = lengths("ff.jsonl", 6, 2, 5, 2, 4, 7);
-    List<DataBatch> b = allBatches(open(f, cfg().packing(true).maxSeqLength(10).batchSize(2).build()), DataPosition.START, 1);
+    List<DataBatch> b =
+        allBatches(
+            open(f, cfg().packing(true).maxSeqLength(10).batchSize(2).build()),
+            DataPosition.START,
+            1);
     assertEquals(2, b.size());
     Batch p = b.get(0).batch();
     assertEquals(5, b.get(0).examples());
     assertEquals(new DataPosition(0, 5), b.get(0).next());
-    assertArrayEquals(new int[] {1, 1, 1, 1, 1, 1, 2, 2, 3, 3, /**/ 1, 1, 1, 1, 1, 2, 2, 2, 2, 0}, p.segmentIds());
-    assertArrayEquals(new int[] {0, 1, 2, 3, 4, 5, 0, 1, 0, 1, /**/ 0, 1, 2, 3, 4, 0, 1, 2, 3, 0}, p.positionIds());
+    assertArrayEquals(
+        new int[] {1, 1, 1, 1, 1, 1, 2, 2, 3, 3, /**/ 1, 1, 1, 1, 1, 2, 2, 2, 2, 0},
+        p.segmentIds());
+    assertArrayEquals(
+        new int[] {0, 1, 2, 3, 4, 5, 0, 1, 0, 1, /**/ 0, 1, 2, 3, 4, 0, 1, 2, 3, 0},
+        p.positionIds());
     int[] ids = p.inputIds();
     assertEquals(10, ids[0]);
     assertEquals(11, ids[6]);
@@ -91,7 +100,8 @@ class BatchTest {
     lens[7] = 64; // exactly a row
     Path f = lengths("inv.jsonl", lens);
     int seq = 64;
-    JsonlDataset ds = open(f, cfg().packing(true).maxSeqLength(seq).batchSize(4).shuffleBuffer(16).build());
+    JsonlDataset ds =
+        open(f, cfg().packing(true).maxSeqLength(seq).batchSize(4).shuffleBuffer(16).build());
     List<TokenizedExample> expected = readEpoch(ds, 0);
     List<String> rebuilt = new ArrayList<>();
     long labelTokens = 0;
@@ -137,7 +147,8 @@ class BatchTest {
       }
     }
     assertEquals(n, examples);
-    List<String> want = new ArrayList<>(expected.stream().map(e -> Arrays.toString(e.inputIds())).toList());
+    List<String> want =
+        new ArrayList<>(expected.stream().map(e -> Arrays.toString(e.inputIds())).toList());
     List<String> got = new ArrayList<>(rebuilt);
     want.sort(null);
     got.sort(null);
@@ -154,12 +165,14 @@ class BatchTest {
   @Test
   void packRejectsOverfullRows() {
     TokenizedExample e = new TokenizedExample(new int[] {5, 6, 7}, null, "x");
-    assertThrows(IllegalArgumentException.class, () -> Collation.pack(List.of(List.of(e, e)), 5, 0));
+    assertThrows(
+        IllegalArgumentException.class, () -> Collation.pack(List.of(List.of(e, e)), 5, 0));
   }
 
   private void assertSameBatches(List<DataBatch> want, List<DataBatch> got, String what) {
     assertEquals(want.size(), got.size(), what);
-    for (int i = 0; i < want.size(); i++) assertEquals(describe(want.get(i)), describe(got.get(i)), what + " batch " + i);
+    for (int i = 0; i < want.size(); i++)
+      assertEquals(describe(want.get(i)), describe(got.get(i)), what + " batch " + i);
   }
 
   private void resumesExactly(DataConfig c) {
@@ -171,13 +184,15 @@ class BatchTest {
     List<DataBatch> full = allBatches(ds, DataPosition.START, 3);
     for (int e = 0; e < 3; e++) {
       final int epoch = e;
-      assertEquals(full.stream().filter(b -> b.epoch() == epoch).count(), ds.countBatches(e), "epoch " + e);
+      assertEquals(
+          full.stream().filter(b -> b.epoch() == epoch).count(), ds.countBatches(e), "epoch " + e);
     }
     assertEquals(2, full.get(full.size() - 1).epoch());
     assertEquals(new DataPosition(3, 0), full.get(full.size() - 1).next());
     for (int k = 1; k <= full.size(); k++) {
       DataPosition at = full.get(k - 1).next();
-      assertSameBatches(full.subList(k, full.size()), allBatches(ds, at, 3), "resumed after " + k + " at " + at);
+      assertSameBatches(
+          full.subList(k, full.size()), allBatches(ds, at, 3), "resumed after " + k + " at " + at);
     }
     // the position is the iterator's too
     try (BatchIterator it = ds.batches(DataPosition.START, 3)) {
@@ -186,12 +201,24 @@ class BatchTest {
       assertEquals(full.get(4).next(), it.position());
     }
     // the same batches with and without the background thread
-    assertSameBatches(full, allBatches(open(ds.file(), c.toBuilder().prefetch(!c.prefetch()).build()), DataPosition.START, 3), "threading");
+    assertSameBatches(
+        full,
+        allBatches(
+            open(ds.file(), c.toBuilder().prefetch(!c.prefetch()).build()), DataPosition.START, 3),
+        "threading");
   }
 
   @Test
   void resumeGivesTheUninterruptedBatchesPacked() {
-    resumesExactly(cfg().packing(true).maxSeqLength(24).batchSize(3).shuffleBuffer(7).seed(4).prefetch(true).build());
+    resumesExactly(
+        cfg()
+            .packing(true)
+            .maxSeqLength(24)
+            .batchSize(3)
+            .shuffleBuffer(7)
+            .seed(4)
+            .prefetch(true)
+            .build());
   }
 
   @Test
@@ -202,7 +229,8 @@ class BatchTest {
   @Test
   void positionPastTheEpochIsAnError() {
     JsonlDataset ds = open(lengths("short.jsonl", 3, 3, 3), cfg().build());
-    DataException e = assertThrows(DataException.class, () -> allBatches(ds, new DataPosition(0, 5), 1));
+    DataException e =
+        assertThrows(DataException.class, () -> allBatches(ds, new DataPosition(0, 5), 1));
     assertTrue(e.getMessage().contains("short.jsonl"), e.getMessage());
     assertTrue(allBatches(ds, new DataPosition(0, 3), 1).isEmpty());
     assertTrue(allBatches(ds, new DataPosition(1, 0), 1).isEmpty());
@@ -211,7 +239,8 @@ class BatchTest {
   @Test
   void producerExceptionsReachTheConsumerWithTheirMessage() {
     String[] lines = new String[60];
-    for (int i = 0; i < 60; i++) lines[i] = i == 49 ? "{\"text\": 1}" : "{\"text\": \"t" + i + "\"}";
+    for (int i = 0; i < 60; i++)
+      lines[i] = i == 49 ? "{\"text\": 1}" : "{\"text\": \"t" + i + "\"}";
     Path f = write(dir, "late.jsonl", lines);
     int got = 0;
     DataException e = null;

@@ -17,55 +17,117 @@ class ErrorTest {
   }
 
   private static void says(DataException e, String... parts) {
-    for (String p : parts) assertTrue(e.getMessage().contains(p), "'" + p + "' not in: " + e.getMessage());
+    for (String p : parts)
+      assertTrue(e.getMessage().contains(p), "'" + p + "' not in: " + e.getMessage());
   }
 
   @Test
   void malformedJsonNamesFileAndLine() {
-    says(fails(cfg().build(), "bad.jsonl", "{\"text\": \"a\"}", "{\"text\": \"b\"}", "{\"text\": \"c\""),
-        "bad.jsonl:3", "malformed JSON");
-    says(fails(cfg().build(), "trail.jsonl", "{\"text\": \"a\"} x"), "trail.jsonl:1", "malformed JSON");
-    says(fails(cfg().build(), "arr.jsonl", "{\"text\": \"a\"}", "[1, 2]"), "arr.jsonl:2", "expected a JSON object");
+    says(
+        fails(
+            cfg().build(),
+            "bad.jsonl",
+            "{\"text\": \"a\"}",
+            "{\"text\": \"b\"}",
+            "{\"text\": \"c\""),
+        "bad.jsonl:3",
+        "malformed JSON");
+    says(
+        fails(cfg().build(), "trail.jsonl", "{\"text\": \"a\"} x"),
+        "trail.jsonl:1",
+        "malformed JSON");
+    says(
+        fails(cfg().build(), "arr.jsonl", "{\"text\": \"a\"}", "[1, 2]"),
+        "arr.jsonl:2",
+        "expected a JSON object");
   }
 
   @Test
   void missingFieldNamesIt() {
-    says(fails(cfg().build(), "miss.jsonl", "{\"prompt\": \"a\", \"completion\": \"b\"}", "{\"prompt\": \"a\"}"),
-        "miss.jsonl:2", "missing field 'completion'");
-    says(fails(cfg().build(), "alp.jsonl", "{\"instruction\": \"a\", \"output\": \"b\"}", "{\"output\": \"b\"}"),
-        "alp.jsonl:2", "'instruction'");
-    says(fails(cfg().build(), "msg.jsonl", "{\"messages\": [{\"role\": \"user\"}]}"),
-        "msg.jsonl:1", "messages[0].content");
+    says(
+        fails(
+            cfg().build(),
+            "miss.jsonl",
+            "{\"prompt\": \"a\", \"completion\": \"b\"}",
+            "{\"prompt\": \"a\"}"),
+        "miss.jsonl:2",
+        "missing field 'completion'");
+    says(
+        fails(
+            cfg().build(),
+            "alp.jsonl",
+            "{\"instruction\": \"a\", \"output\": \"b\"}",
+            "{\"output\": \"b\"}"),
+        "alp.jsonl:2",
+        "'instruction'");
+    says(
+        fails(cfg().build(), "msg.jsonl", "{\"messages\": [{\"role\": \"user\"}]}"),
+        "msg.jsonl:1",
+        "messages[0].content");
   }
 
   @Test
   void wrongTypes() {
-    says(fails(cfg().build(), "t.jsonl", "{\"text\": 5}"), "t.jsonl:1", "'text' must be a string, got a number");
-    says(fails(cfg().build(), "m.jsonl", "{\"messages\": \"hi\"}"), "m.jsonl:1", "'messages' must be an array");
-    says(fails(cfg().build(), "p.jsonl", "{\"input_ids\": \"abc\"}"), "p.jsonl:1", "'input_ids' must be an array");
-    says(fails(cfg().build(), "q.jsonl", "{\"input_ids\": [1, 2.5]}"), "q.jsonl:1", "input_ids[1] must be an integer");
-    says(fails(cfg().build(), "l.jsonl", "{\"input_ids\": [1, 2], \"labels\": [1]}"),
-        "l.jsonl:1", "'labels' has 1 values");
+    says(
+        fails(cfg().build(), "t.jsonl", "{\"text\": 5}"),
+        "t.jsonl:1",
+        "'text' must be a string, got a number");
+    says(
+        fails(cfg().build(), "m.jsonl", "{\"messages\": \"hi\"}"),
+        "m.jsonl:1",
+        "'messages' must be an array");
+    says(
+        fails(cfg().build(), "p.jsonl", "{\"input_ids\": \"abc\"}"),
+        "p.jsonl:1",
+        "'input_ids' must be an array");
+    says(
+        fails(cfg().build(), "q.jsonl", "{\"input_ids\": [1, 2.5]}"),
+        "q.jsonl:1",
+        "input_ids[1] must be an integer");
+    says(
+        fails(cfg().build(), "l.jsonl", "{\"input_ids\": [1, 2], \"labels\": [1]}"),
+        "l.jsonl:1",
+        "'labels' has 1 values");
   }
 
   @Test
   void idsOutsideTheVocabulary() {
-    says(fails(cfg().build(), "v.jsonl", "{\"input_ids\": [4, 300]}"), "v.jsonl:1", "input_ids[1] = 300", "259");
-    says(fails(cfg().build(), "n.jsonl", "{\"input_ids\": [4, -100]}"), "n.jsonl:1", "input_ids[1] = -100");
-    says(fails(cfg().build(), "w.jsonl", "{\"input_ids\": [4, 5], \"labels\": [4, -5]}"), "w.jsonl:1", "labels[1] = -5");
+    says(
+        fails(cfg().build(), "v.jsonl", "{\"input_ids\": [4, 300]}"),
+        "v.jsonl:1",
+        "input_ids[1] = 300",
+        "259");
+    says(
+        fails(cfg().build(), "n.jsonl", "{\"input_ids\": [4, -100]}"),
+        "n.jsonl:1",
+        "input_ids[1] = -100");
+    says(
+        fails(cfg().build(), "w.jsonl", "{\"input_ids\": [4, 5], \"labels\": [4, -5]}"),
+        "w.jsonl:1",
+        "labels[1] = -5");
   }
 
   @Test
   void unknownRole() {
-    says(fails(cfg().build(), "r.jsonl",
-            "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"assistant\", \"content\": \"b\"}]}",
-            "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"bot\", \"content\": \"b\"}]}"),
-        "r.jsonl:2", "unknown role 'bot'");
+    says(
+        fails(
+            cfg().build(),
+            "r.jsonl",
+            "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"assistant\","
+                + " \"content\": \"b\"}]}",
+            "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"bot\","
+                + " \"content\": \"b\"}]}"),
+        "r.jsonl:2",
+        "unknown role 'bot'");
   }
 
   @Test
   void undetectableFormat() {
-    says(fails(cfg().build(), "u.jsonl", "{\"foo\": 1}"), "u.jsonl:1", "cannot tell the data format", "[foo]");
+    says(
+        fails(cfg().build(), "u.jsonl", "{\"foo\": 1}"),
+        "u.jsonl:1",
+        "cannot tell the data format",
+        "[foo]");
   }
 
   @Test
@@ -73,9 +135,14 @@ class ErrorTest {
     says(fails(cfg().build(), "empty.jsonl"), "empty.jsonl", "no valid example");
     says(fails(cfg().build(), "blank.jsonl", "", "  "), "blank.jsonl", "no valid example");
     // every line skipped: still empty
-    says(fails(cfg().skipInvalid(true).build(), "allbad.jsonl", "{", "{"), "allbad.jsonl", "no valid example");
-    says(fails(cfg().build(), "masked.jsonl", "{\"input_ids\": [4, 5], \"labels\": [-100, -100]}"),
-        "masked.jsonl", "no valid example");
+    says(
+        fails(cfg().skipInvalid(true).build(), "allbad.jsonl", "{", "{"),
+        "allbad.jsonl",
+        "no valid example");
+    says(
+        fails(cfg().build(), "masked.jsonl", "{\"input_ids\": [4, 5], \"labels\": [-100, -100]}"),
+        "masked.jsonl",
+        "no valid example");
   }
 
   @Test
@@ -124,10 +191,14 @@ class ErrorTest {
 
   @Test
   void examplesWithoutLabelsAreSkippedAndCounted() {
-    Path f = write(dir, "nolab.jsonl",
-        "{\"prompt\": \"abcdefgh\", \"completion\": \"x\"}",   // prompt fills maxSeqLength: nothing left
-        "{\"prompt\": \"a\", \"completion\": \"x\"}",
-        "{\"prompt\": \"a\", \"completion\": \"x\", \"unused\": 1}");
+    Path f =
+        write(
+            dir,
+            "nolab.jsonl",
+            "{\"prompt\": \"abcdefgh\", \"completion\": \"x\"}", // prompt fills maxSeqLength:
+            // nothing left
+            "{\"prompt\": \"a\", \"completion\": \"x\"}",
+            "{\"prompt\": \"a\", \"completion\": \"x\", \"unused\": 1}");
     DataStats s = open(f, cfg().maxSeqLength(6).build()).scan();
     assertEquals(2, s.examples());
     assertEquals(1, s.skipped(DataStats.SkipReason.NO_LABELS));
@@ -136,19 +207,37 @@ class ErrorTest {
 
   @Test
   void chatTemplateRejectionNamesTheLine() {
-    ChatEncoder strict = (m, c, src) -> { throw new dev.lora4j.tokenizer.ChatTemplateException("roles must alternate"); };
+    ChatEncoder strict =
+        (m, c, src) -> {
+          throw new dev.lora4j.tokenizer.ChatTemplateException("roles must alternate");
+        };
     Path f = write(dir, "alt.jsonl", "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}]}");
-    DataException e = assertThrows(DataException.class,
-        () -> { try (ExampleStream s = JsonlDataset.open(f, BYTES, strict, cfg().build()).examplesInFileOrder(null)) { s.next(); } });
+    DataException e =
+        assertThrows(
+            DataException.class,
+            () -> {
+              try (ExampleStream s =
+                  JsonlDataset.open(f, BYTES, strict, cfg().build()).examplesInFileOrder(null)) {
+                s.next();
+              }
+            });
     says(e, "alt.jsonl:1", "roles must alternate");
-    DataException none = assertThrows(DataException.class,
-        () -> { try (ExampleStream s = JsonlDataset.open(f, BYTES, null, cfg().build()).examplesInFileOrder(null)) { s.next(); } });
+    DataException none =
+        assertThrows(
+            DataException.class,
+            () -> {
+              try (ExampleStream s =
+                  JsonlDataset.open(f, BYTES, null, cfg().build()).examplesInFileOrder(null)) {
+                s.next();
+              }
+            });
     says(none, "alt.jsonl:1", "chat template");
   }
 
   @Test
   void missingFile() {
-    DataException e = assertThrows(DataException.class, () -> open(dir.resolve("nope.jsonl"), cfg().build()));
+    DataException e =
+        assertThrows(DataException.class, () -> open(dir.resolve("nope.jsonl"), cfg().build()));
     says(e, "nope.jsonl");
   }
 
@@ -170,25 +259,37 @@ class ErrorTest {
     assertEquals(0, s.skipped(DataStats.SkipReason.INVALID));
     List<DataStats.Noted> noted = s.noted();
     assertEquals(2, noted.size());
-    assertTrue(noted.get(0).where().endsWith("enc.jsonl:2") && noted.get(0).issue() == DataStats.Issue.ENCODING, noted.toString());
-    assertTrue(noted.get(1).where().endsWith("enc.jsonl:3") && noted.get(1).detail().contains("NUL byte"), noted.toString());
+    assertTrue(
+        noted.get(0).where().endsWith("enc.jsonl:2")
+            && noted.get(0).issue() == DataStats.Issue.ENCODING,
+        noted.toString());
+    assertTrue(
+        noted.get(1).where().endsWith("enc.jsonl:3") && noted.get(1).detail().contains("NUL byte"),
+        noted.toString());
     DataReport r = s.report();
     assertEquals(2, r.dropped());
-    assertTrue(r.describe().startsWith("4 lines: 2 examples; dropped 2 (2 not UTF-8)"), r.describe());
+    assertTrue(
+        r.describe().startsWith("4 lines: 2 examples; dropped 2 (2 not UTF-8)"), r.describe());
   }
 
   @Test
   void theReportKeepsTheFirstFewOfEachKind() {
     String[] lines = new String[20];
     for (int i = 0; i < 20; i++) lines[i] = i % 2 == 0 ? "{\"text\": \"abcdef\"}" : "{broken";
-    DataStats s = open(write(dir, "many.jsonl", lines), cfg().maxSeqLength(4).skipInvalid(true).build()).scan();
+    DataStats s =
+        open(write(dir, "many.jsonl", lines), cfg().maxSeqLength(4).skipInvalid(true).build())
+            .scan();
     assertEquals(10, s.truncated());
     assertEquals(10, s.skipped(DataStats.SkipReason.INVALID));
     List<DataStats.Noted> noted = s.noted();
     assertEquals(2 * DataStats.MAX_NOTED, noted.size());
     assertEquals(DataStats.Issue.INVALID, noted.get(0).issue());
     assertTrue(noted.get(0).where().endsWith("many.jsonl:2"), noted.get(0).toString());
-    assertTrue(noted.get(DataStats.MAX_NOTED).toString().endsWith("many.jsonl:1: truncated: 8 tokens cut to maxSeqLength 4"),
+    assertTrue(
+        noted
+            .get(DataStats.MAX_NOTED)
+            .toString()
+            .endsWith("many.jsonl:1: truncated: 8 tokens cut to maxSeqLength 4"),
         noted.get(DataStats.MAX_NOTED).toString());
   }
 }

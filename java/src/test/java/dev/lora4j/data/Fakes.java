@@ -1,8 +1,7 @@
 package dev.lora4j.data;
 
-import dev.lora4j.tokenizer.ChatMessage;
-
 import dev.lora4j.Batch;
+import dev.lora4j.tokenizer.ChatMessage;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
@@ -168,16 +167,31 @@ final class Fakes {
   }
 
   static String describe(Batch b) {
-    return b.rows() + "x" + b.seq() + " ids=" + Arrays.toString(b.inputIds())
-        + " mask=" + Arrays.toString(b.attentionMask())
-        + " labels=" + Arrays.toString(b.labels())
-        + " pos=" + Arrays.toString(b.positionIds())
-        + " seg=" + Arrays.toString(b.segmentIds());
+    return b.rows()
+        + "x"
+        + b.seq()
+        + " ids="
+        + Arrays.toString(b.inputIds())
+        + " mask="
+        + Arrays.toString(b.attentionMask())
+        + " labels="
+        + Arrays.toString(b.labels())
+        + " pos="
+        + Arrays.toString(b.positionIds())
+        + " seg="
+        + Arrays.toString(b.segmentIds());
   }
 
   /** Equal content (Batch is a record of arrays, whose equals compares references). */
   static String describe(DataBatch b) {
-    return describe(b.batch()) + " tokens=" + b.labelTokens() + " examples=" + b.examples()
-        + " epoch=" + b.epoch() + " next=" + b.next();
+    return describe(b.batch())
+        + " tokens="
+        + b.labelTokens()
+        + " examples="
+        + b.examples()
+        + " epoch="
+        + b.epoch()
+        + " next="
+        + b.next();
   }
 }

@@ -74,7 +74,8 @@ class FormatTest {
             + " further context. Write a response that appropriately completes the request.\n\n"
             + "### Instruction:\nAdd\n\n### Input:\n1 2\n\n### Response:\n";
     TokenizedExample e = one("{\"instruction\": \"Add\", \"input\": \"1 2\", \"output\": \"3\"}");
-    assertArrayEquals(concat(new int[] {1}, bytes(prompt), bytes("3"), new int[] {2}), e.inputIds());
+    assertArrayEquals(
+        concat(new int[] {1}, bytes(prompt), bytes("3"), new int[] {2}), e.inputIds());
     assertArrayEquals(
         concat(ignore(1 + bytes(prompt).length), bytes("3"), new int[] {2}), e.labels());
   }
@@ -82,11 +83,17 @@ class FormatTest {
   @Test
   void chatCountsOnlyAssistantTurnsAndTheirEos() {
     TokenizedExample e =
-        one("{\"messages\": [{\"role\": \"system\", \"content\": \"s\"},"
-            + " {\"role\": \"user\", \"content\": \"q\"},"
-            + " {\"role\": \"assistant\", \"content\": \"a\"}]}");
+        one(
+            "{\"messages\": [{\"role\": \"system\", \"content\": \"s\"},"
+                + " {\"role\": \"user\", \"content\": \"q\"},"
+                + " {\"role\": \"assistant\", \"content\": \"a\"}]}");
     int[] ids =
-        concat(new int[] {1}, bytes("[system]s"), bytes("[user]q"), bytes("[assistant]a"), new int[] {2});
+        concat(
+            new int[] {1},
+            bytes("[system]s"),
+            bytes("[user]q"),
+            bytes("[assistant]a"),
+            new int[] {2});
     assertArrayEquals(ids, e.inputIds());
     int masked = 1 + bytes("[system]s[user]q[assistant]").length;
     assertArrayEquals(concat(ignore(masked), bytes("a"), new int[] {2}), e.labels());
@@ -107,7 +114,11 @@ class FormatTest {
       {"{\"text\": \"x\"}", "TEXT"},
       {"{\"prompt\": \"x\", \"completion\": \"y\"}", "PROMPT_COMPLETION"},
       {"{\"instruction\": \"x\", \"output\": \"y\"}", "ALPACA"},
-      {"{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}, {\"role\": \"assistant\", \"content\": \"y\"}]}", "CHAT"},
+      {
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}, {\"role\": \"assistant\","
+            + " \"content\": \"y\"}]}",
+        "CHAT"
+      },
       {"{\"input_ids\": [4, 5]}", "PRETOKENIZED"},
     };
     for (String[] c : cases) {
@@ -123,7 +134,8 @@ class FormatTest {
     Path f = write(dir, "both.jsonl", line);
     assertEquals(DataFormat.PROMPT_COMPLETION, open(f, cfg().build()).format());
     assertArrayEquals(
-        new int[] {1, bytes("p")[0], bytes("c")[0], 2}, readAll(open(f, cfg().build())).get(0).inputIds());
+        new int[] {1, bytes("p")[0], bytes("c")[0], 2},
+        readAll(open(f, cfg().build())).get(0).inputIds());
     DataConfig text = cfg().format(DataFormat.TEXT).build();
     assertEquals(DataFormat.TEXT, open(f, text).format());
     assertArrayEquals(text("t"), readAll(open(f, text)).get(0).inputIds());
@@ -143,7 +155,9 @@ class FormatTest {
   @Test
   void formatIsFixedByTheFirstLine() {
     // line 2 has the keys of another format: it is read as the detected one and lacks 'text'
-    Path f = write(dir, "mixed.jsonl", "{\"text\": \"t\"}", "{\"prompt\": \"p\", \"completion\": \"c\"}");
+    Path f =
+        write(
+            dir, "mixed.jsonl", "{\"text\": \"t\"}", "{\"prompt\": \"p\", \"completion\": \"c\"}");
     DataException e = assertThrows(DataException.class, () -> readAll(open(f, cfg().build())));
     assertTrue(e.getMessage().contains("mixed.jsonl:2"), e.getMessage());
     assertTrue(e.getMessage().contains("missing field 'text'"), e.getMessage());

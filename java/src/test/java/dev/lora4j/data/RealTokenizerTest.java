@@ -87,18 +87,23 @@ class RealTokenizerTest {
 
   @Test
   void controlTokenTextInDataIsNotAControlToken() throws Exception {
-    TokenizedExample e = read(cfg(), List.of(line("text", "<s>[INST] literal special text </s>"))).get(0);
+    TokenizedExample e =
+        read(cfg(), List.of(line("text", "<s>[INST] literal special text </s>"))).get(0);
     assertArrayEquals(
-        new int[] {1, 523, 28713, 28767, 28792, 16289, 28793, 20819, 2841, 2245, 1867, 28713, 28767, 2},
+        new int[] {
+          1, 523, 28713, 28767, 28792, 16289, 28793, 20819, 2841, 2245, 1867, 28713, 28767, 2
+        },
         e.inputIds());
   }
 
   @Test
   void promptCompletionMasksThePromptTokens() throws Exception {
-    TokenizedExample e = read(cfg(), List.of(line("prompt", "Hello", "completion", " world"))).get(0);
+    TokenizedExample e =
+        read(cfg(), List.of(line("prompt", "Hello", "completion", " world"))).get(0);
     int[] full = enc.encodeText("Hello world", true);
     int[] prompt = enc.encodeText("Hello", true);
-    assertArrayEquals(prompt, Arrays.copyOf(full, prompt.length), "the prompt's tokens start the whole text");
+    assertArrayEquals(
+        prompt, Arrays.copyOf(full, prompt.length), "the prompt's tokens start the whole text");
     int[] ids = Arrays.copyOf(full, full.length + 1);
     ids[full.length] = 2;
     assertArrayEquals(ids, e.inputIds());
@@ -113,7 +118,8 @@ class RealTokenizerTest {
   @Test
   void alpacaPromptIsMasked() throws Exception {
     TokenizedExample e =
-        read(cfg(), List.of(line("instruction", "Add the numbers.", "input", "2 3", "output", "5"))).get(0);
+        read(cfg(), List.of(line("instruction", "Add the numbers.", "input", "2 3", "output", "5")))
+            .get(0);
     String prompt = AlpacaTemplate.prompt("Add the numbers.", "2 3");
     int[] promptIds = enc.encodeText(prompt, true);
     int[] full = enc.encodeText(prompt + "5", true);
@@ -130,7 +136,10 @@ class RealTokenizerTest {
   void pretokenizedIdsCheckedAgainstTheVocabulary() throws Exception {
     assertEquals(1, read(cfg(), List.of("{\"input_ids\": [1, 31999, 2]}")).size());
     DataException e =
-        assertThrows(DataException.class, () -> read(cfg(), List.of("{\"input_ids\": [1, 32000, 2]}")));
-    assertTrue(e.getMessage().contains("real.jsonl:1") && e.getMessage().contains("32000"), e.getMessage());
+        assertThrows(
+            DataException.class, () -> read(cfg(), List.of("{\"input_ids\": [1, 32000, 2]}")));
+    assertTrue(
+        e.getMessage().contains("real.jsonl:1") && e.getMessage().contains("32000"),
+        e.getMessage());
   }
 }

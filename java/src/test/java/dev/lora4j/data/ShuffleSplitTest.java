@@ -101,7 +101,8 @@ class ShuffleSplitTest {
     assertNotEquals(e0, e1, "another epoch: another order");
     assertEquals(new HashSet<>(e0), new HashSet<>(e1), "same examples");
     assertNotEquals(sources(readAll(ds)), e0, "shuffled");
-    List<String> otherSeed = sources(readEpoch(open(f, cfg().shuffleBuffer(50).seed(12).build()), 0));
+    List<String> otherSeed =
+        sources(readEpoch(open(f, cfg().shuffleBuffer(50).seed(12).build()), 0));
     assertNotEquals(e0, otherSeed);
   }
 
@@ -127,9 +128,11 @@ class ShuffleSplitTest {
     }
     // same seed: same split; another seed: another split
     assertEquals(val, new HashSet<>(sources(readAll(open(f, c).validation()))));
-    assertNotEquals(val, new HashSet<>(sources(readAll(open(f, c.toBuilder().seed(6).build()).validation()))));
+    assertNotEquals(
+        val, new HashSet<>(sources(readAll(open(f, c.toBuilder().seed(6).build()).validation()))));
     // validation lines are scattered through the file, not a block
-    List<Integer> lines = valList.stream().map(s -> Integer.parseInt(s.substring(s.lastIndexOf(':') + 1))).toList();
+    List<Integer> lines =
+        valList.stream().map(s -> Integer.parseInt(s.substring(s.lastIndexOf(':') + 1))).toList();
     assertTrue(lines.get(0) < 200 && lines.get(lines.size() - 1) > 1800, lines.toString());
   }
 

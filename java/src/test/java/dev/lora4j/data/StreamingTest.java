@@ -21,7 +21,15 @@ class StreamingTest {
       String filler = "the quick brown fox jumps over the lazy dog and then some more words ";
       for (int i = 1; i <= LINES; i++) {
         if (i == badLine) w.write("{\"text\": ");
-        else w.write("{\"prompt\": \"question " + i + ": " + filler + "\", \"completion\": \" answer " + i + "\"}");
+        else
+          w.write(
+              "{\"prompt\": \"question "
+                  + i
+                  + ": "
+                  + filler
+                  + "\", \"completion\": \" answer "
+                  + i
+                  + "\"}");
         w.write('\n');
       }
     }
@@ -42,7 +50,13 @@ class StreamingTest {
   void twoHundredThousandLinesInBoundedMemory() throws Exception {
     Path f = big("big.jsonl", -1);
     // about 90 tokens a line, two int arrays each: materializing the file would take > 150 MB
-    DataConfig c = DataConfig.builder().maxSeqLength(256).batchSize(8).shuffleBuffer(1000).prefetch(true).build();
+    DataConfig c =
+        DataConfig.builder()
+            .maxSeqLength(256)
+            .batchSize(8)
+            .shuffleBuffer(1000)
+            .prefetch(true)
+            .build();
     JsonlDataset ds = open(f, c);
     long base = usedAfterGc();
     long peak = 0;

@@ -14,14 +14,20 @@ class TemplateChatEncoderTest {
 
   static JsonlDataset open(Path f, boolean completionsOnly) {
     Tokenizer t = Tokenizer.fromModelDir(TOK);
-    return JsonlDataset.open(f, new TokenizerTextEncoder(t), TemplateChatEncoder.forFolder(TOK, t),
+    return JsonlDataset.open(
+        f,
+        new TokenizerTextEncoder(t),
+        TemplateChatEncoder.forFolder(TOK, t),
         DataConfig.builder().completionsOnly(completionsOnly).shuffleBuffer(0).build());
   }
 
   @Test
   void assistantTurnsAndTheirEosAreTheOnlyLabels(@TempDir Path tmp) throws Exception {
     Path f = tmp.resolve("chat.jsonl");
-    Files.writeString(f, "{\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"},{\"role\":\"assistant\",\"content\":\"Hi there\"}]}\n");
+    Files.writeString(
+        f,
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"},{\"role\":\"assistant\",\"content\":\"Hi"
+            + " there\"}]}\n");
     try (ExampleStream s = open(f, true).examplesInFileOrder(null)) {
       TokenizedExample e = s.next();
       // <s> [INST] Hello [/INST] Hi there </s> (the template writes a space after </s>)
@@ -42,14 +48,18 @@ class TemplateChatEncoderTest {
   @Test
   void rolesThatDoNotAlternateNameFileAndLine(@TempDir Path tmp) throws Exception {
     Path f = tmp.resolve("bad.jsonl");
-    Files.writeString(f,
+    Files.writeString(
+        f,
         "{\"messages\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"assistant\",\"content\":\"b\"}]}\n"
             + "{\"messages\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"user\",\"content\":\"b\"}]}\n");
-    DataException e = assertThrows(DataException.class, () -> {
-      try (ExampleStream s = open(f, true).examplesInFileOrder(null)) {
-        while (s.hasNext()) s.next();
-      }
-    });
+    DataException e =
+        assertThrows(
+            DataException.class,
+            () -> {
+              try (ExampleStream s = open(f, true).examplesInFileOrder(null)) {
+                while (s.hasNext()) s.next();
+              }
+            });
     assertTrue(e.getMessage().contains("bad.jsonl:2"), e.getMessage());
     assertTrue(e.getMessage().toLowerCase().contains("alternate"), e.getMessage());
   }

@@ -22,8 +22,10 @@ import java.util.function.Predicate;
 final class FuzzRunner {
   /** Base seed of every target; override with -Dlora4j.fuzz.seed. */
   static final long SEED = Long.getLong("lora4j.fuzz.seed", 0x10A4_F022L);
+
   /** Multiplies every target's input count; -Dlora4j.fuzz.scale=10 for a longer local run. */
   static final double SCALE = Double.parseDouble(System.getProperty("lora4j.fuzz.scale", "1"));
+
   static final String ONLY_TARGET = System.getProperty("lora4j.fuzz.target");
   static final int ONLY_INDEX = Integer.getInteger("lora4j.fuzz.index", -1);
   private static final int MAX_REPORTED = 20;
@@ -50,8 +52,10 @@ final class FuzzRunner {
     }
 
     String summary() {
-      return String.format("fuzz %-22s inputs=%7d parsed-valid=%7d rejected-typed=%7d failures=%d"
-          + " time=%.1fs seed=0x%X", name, inputs, valid, rejected, failures.size(), seconds, seed);
+      return String.format(
+          "fuzz %-22s inputs=%7d parsed-valid=%7d rejected-typed=%7d failures=%d"
+              + " time=%.1fs seed=0x%X",
+          name, inputs, valid, rejected, failures.size(), seconds, seed);
     }
   }
 
@@ -68,8 +72,13 @@ final class FuzzRunner {
     return (int) Math.max(1, Math.round(count * SCALE));
   }
 
-  static Result run(String name, int count, long timeoutMs, long maxAllocBytes,
-      Predicate<Throwable> alsoAllowed, Case c) {
+  static Result run(
+      String name,
+      int count,
+      long timeoutMs,
+      long maxAllocBytes,
+      Predicate<Throwable> alsoAllowed,
+      Case c) {
     long seed = mix(SEED, name.hashCode());
     Result res = new Result(name, seed);
     if (ONLY_TARGET != null && !ONLY_TARGET.equals(name)) return res;
@@ -95,8 +104,11 @@ final class FuzzRunner {
           stopThread(w);
           synchronized (res) {
             res.inputs++;
-            res.failures.add(describe(name, seed, stuck) + ": no result after " + timeoutMs
-                + " ms (hang or runaway loop)");
+            res.failures.add(
+                describe(name, seed, stuck)
+                    + ": no result after "
+                    + timeoutMs
+                    + " ms (hang or runaway loop)");
           }
           w.abandoned = true;
           break;
@@ -118,8 +130,17 @@ final class FuzzRunner {
   }
 
   static String describe(String name, long seed, int index) {
-    return "target " + name + " input #" + index + " (rng seed 0x" + Long.toHexString(mix(seed, index))
-        + "; rerun with -Dlora4j.fuzz.target=" + name + " -Dlora4j.fuzz.index=" + index + ")";
+    return "target "
+        + name
+        + " input #"
+        + index
+        + " (rng seed 0x"
+        + Long.toHexString(mix(seed, index))
+        + "; rerun with -Dlora4j.fuzz.target="
+        + name
+        + " -Dlora4j.fuzz.index="
+        + index
+        + ")";
   }
 
   private static final class Worker extends Thread {
@@ -134,7 +155,13 @@ final class FuzzRunner {
     volatile long inputStart;
     volatile boolean abandoned;
 
-    Worker(Result res, long seed, int from, int end, long maxAlloc, Predicate<Throwable> alsoAllowed,
+    Worker(
+        Result res,
+        long seed,
+        int from,
+        int end,
+        long maxAlloc,
+        Predicate<Throwable> alsoAllowed,
         Case c) {
       this.res = res;
       this.seed = seed;
@@ -172,8 +199,12 @@ final class FuzzRunner {
         inputStart = 0;
         long alloc = mx.getCurrentThreadAllocatedBytes() - alloc0;
         if (failure == null && alloc > maxAlloc) {
-          failure = "allocated " + (alloc >> 20) + " MiB for one input (limit " + (maxAlloc >> 20)
-              + " MiB)";
+          failure =
+              "allocated "
+                  + (alloc >> 20)
+                  + " MiB for one input (limit "
+                  + (maxAlloc >> 20)
+                  + " MiB)";
         }
         synchronized (res) {
           if (abandoned) return;
@@ -195,7 +226,8 @@ final class FuzzRunner {
     StringBuilder sb = new StringBuilder(t.toString());
     StackTraceElement[] st = t.getStackTrace();
     for (int i = 0; i < Math.min(6, st.length); i++) sb.append("\n      at ").append(st[i]);
-    if (t.getCause() != null && t.getCause() != t) sb.append("\n    caused by ").append(t.getCause());
+    if (t.getCause() != null && t.getCause() != t)
+      sb.append("\n    caused by ").append(t.getCause());
     return sb.toString();
   }
 }

@@ -25,31 +25,115 @@ import java.util.SplittableRandom;
  */
 final class Mutator {
   static final JsonNodeFactory F = JsonNodeFactory.instance;
-  /** Reads the seeds; raw values are spliced in after serialization, so writing never nests deep. */
+
+  /**
+   * Reads the seeds; raw values are spliced in after serialization, so writing never nests deep.
+   */
   static final ObjectMapper JSON = new ObjectMapper();
 
   static {
-    JSON.getFactory().setStreamReadConstraints(StreamReadConstraints.builder()
-        .maxStringLength(200_000_000).build());
+    JSON.getFactory()
+        .setStreamReadConstraints(
+            StreamReadConstraints.builder().maxStringLength(200_000_000).build());
   }
 
   /** Tokens that often break parsers: JSON specials, extreme numbers, delimiters. */
   static final String[] TOKENS = {
-    "NaN", "Infinity", "-Infinity", "null", "true", "false", "[]", "{}", "[", "]", "{", "}", ",",
-    ":", "\"", "\\", "\\u0000", "\\ud800", "\u0000", "-1", "0", "-0", "1e309", "-1e309", "1e-400",
-    "2147483647", "2147483648", "-2147483649", "9223372036854775807", "9223372036854775808",
-    "-9223372036854775809", "18446744073709551615", "18446744073709551616", "1099511627776",
-    "4294967296", "0.5", "1.0", "3.4e38", "123456789012345678901234567890", "\"\"", "\"x\"",
-    "\ufffd", "\ud83d\ude00", "\r\n", "\t", "//", "/*", "00", "0x10", "+1", ".5", "1.", "1e"
+    "NaN",
+    "Infinity",
+    "-Infinity",
+    "null",
+    "true",
+    "false",
+    "[]",
+    "{}",
+    "[",
+    "]",
+    "{",
+    "}",
+    ",",
+    ":",
+    "\"",
+    "\\",
+    "\\u0000",
+    "\\ud800",
+    "\u0000",
+    "-1",
+    "0",
+    "-0",
+    "1e309",
+    "-1e309",
+    "1e-400",
+    "2147483647",
+    "2147483648",
+    "-2147483649",
+    "9223372036854775807",
+    "9223372036854775808",
+    "-9223372036854775809",
+    "18446744073709551615",
+    "18446744073709551616",
+    "1099511627776",
+    "4294967296",
+    "0.5",
+    "1.0",
+    "3.4e38",
+    "123456789012345678901234567890",
+    "\"\"",
+    "\"x\"",
+    "\ufffd",
+    "\ud83d\ude00",
+    "\r\n",
+    "\t",
+    "//",
+    "/*",
+    "00",
+    "0x10",
+    "+1",
+    ".5",
+    "1.",
+    "1e"
   };
 
   /** Numbers at the edges of int, long, unsigned long and double. */
   static final String[] NUMBERS = {
-    "0", "-0", "1", "-1", "2", "7", "255", "256", "65535", "65536", "2147483647", "2147483648",
-    "-2147483648", "-2147483649", "4294967295", "4294967296", "1099511627776", "4611686018427387904",
-    "9223372036854775807", "9223372036854775808", "-9223372036854775808", "18446744073709551615",
-    "18446744073709551616", "99999999999999999999999999", "1e308", "1e309", "-1e309", "4.9e-324",
-    "1e-400", "0.0", "-0.0", "0.5", "1.5", "3.0", "1E2", "NaN", "Infinity", "-Infinity"
+    "0",
+    "-0",
+    "1",
+    "-1",
+    "2",
+    "7",
+    "255",
+    "256",
+    "65535",
+    "65536",
+    "2147483647",
+    "2147483648",
+    "-2147483648",
+    "-2147483649",
+    "4294967295",
+    "4294967296",
+    "1099511627776",
+    "4611686018427387904",
+    "9223372036854775807",
+    "9223372036854775808",
+    "-9223372036854775808",
+    "18446744073709551615",
+    "18446744073709551616",
+    "99999999999999999999999999",
+    "1e308",
+    "1e309",
+    "-1e309",
+    "4.9e-324",
+    "1e-400",
+    "0.0",
+    "-0.0",
+    "0.5",
+    "1.5",
+    "3.0",
+    "1E2",
+    "NaN",
+    "Infinity",
+    "-Infinity"
   };
 
   private Mutator() {}
@@ -76,7 +160,25 @@ final class Mutator {
         if (n > 0) b[rng.nextInt(n)] = (byte) rng.nextInt(256);
       }
       case 2 -> { // interesting byte
-        byte[] v = {0, -1, 0x7f, (byte) 0x80, '"', '\\', '{', '}', '[', ']', ',', ':', '\n', ' ', '0', '9', '-'};
+        byte[] v = {
+          0,
+          -1,
+          0x7f,
+          (byte) 0x80,
+          '"',
+          '\\',
+          '{',
+          '}',
+          '[',
+          ']',
+          ',',
+          ':',
+          '\n',
+          ' ',
+          '0',
+          '9',
+          '-'
+        };
         if (n > 0) b[rng.nextInt(n)] = v[rng.nextInt(v.length)];
       }
       case 3 -> { // insert random bytes
@@ -85,8 +187,11 @@ final class Mutator {
         b = insert(b, n == 0 ? 0 : rng.nextInt(n + 1), ins);
       }
       case 4 -> { // insert a token
-        b = insert(b, n == 0 ? 0 : rng.nextInt(n + 1),
-            TOKENS[rng.nextInt(TOKENS.length)].getBytes(StandardCharsets.UTF_8));
+        b =
+            insert(
+                b,
+                n == 0 ? 0 : rng.nextInt(n + 1),
+                TOKENS[rng.nextInt(TOKENS.length)].getBytes(StandardCharsets.UTF_8));
       }
       case 5 -> { // delete a range
         if (n > 0) {
@@ -138,8 +243,8 @@ final class Mutator {
 
   /** Byte-level mutation of a string's UTF-8 (invalid UTF-8 decodes to U+FFFD). */
   static String mutateText(SplittableRandom rng, String s, int maxOps) {
-    return new String(mutateBytes(rng, s.getBytes(StandardCharsets.UTF_8), maxOps),
-        StandardCharsets.UTF_8);
+    return new String(
+        mutateBytes(rng, s.getBytes(StandardCharsets.UTF_8), maxOps), StandardCharsets.UTF_8);
   }
 
   // ------------------------------------------------------------------------------------------
@@ -199,15 +304,20 @@ final class Mutator {
     if (c instanceof ObjectNode o) {
       List<String> names = new ArrayList<>();
       o.fieldNames().forEachRemaining(names::add);
-      String name = names.isEmpty() || rng.nextInt(6) == 0
-          ? (keys.length > 0 && rng.nextBoolean() ? keys[rng.nextInt(keys.length)] : "k" + rng.nextInt(9))
-          : names.get(rng.nextInt(names.size()));
+      String name =
+          names.isEmpty() || rng.nextInt(6) == 0
+              ? (keys.length > 0 && rng.nextBoolean()
+                  ? keys[rng.nextInt(keys.length)]
+                  : "k" + rng.nextInt(9))
+              : names.get(rng.nextInt(names.size()));
       switch (rng.nextInt(6)) {
         case 0 -> o.remove(name);
         case 1 -> { // rename
           JsonNode v = o.remove(name);
-          if (v != null) o.set(keys.length > 0 && rng.nextBoolean() ? keys[rng.nextInt(keys.length)]
-              : name + "_", v);
+          if (v != null)
+            o.set(
+                keys.length > 0 && rng.nextBoolean() ? keys[rng.nextInt(keys.length)] : name + "_",
+                v);
         }
         case 2 -> { // duplicate key, written raw after the others
           JsonNode v = o.get(name);
@@ -220,10 +330,16 @@ final class Mutator {
       ArrayNode a = (ArrayNode) c;
       int n = a.size();
       switch (rng.nextInt(5)) {
-        case 0 -> { if (n > 0) a.remove(rng.nextInt(n)); }
+        case 0 -> {
+          if (n > 0) a.remove(rng.nextInt(n));
+        }
         case 1 -> a.insert(n == 0 ? 0 : rng.nextInt(n + 1), randomValue(rng, d, 2));
-        case 2 -> { if (n > 0) a.set(rng.nextInt(n), randomValue(rng, d, 2)); }
-        case 3 -> { if (n > 0) a.add(a.get(rng.nextInt(n)).deepCopy()); }
+        case 2 -> {
+          if (n > 0) a.set(rng.nextInt(n), randomValue(rng, d, 2));
+        }
+        case 3 -> {
+          if (n > 0) a.add(a.get(rng.nextInt(n)).deepCopy());
+        }
         default -> a.removeAll();
       }
     }
@@ -238,38 +354,49 @@ final class Mutator {
   /** A random JSON value, sometimes raw text (NaN, huge numbers, deep nesting, huge arrays). */
   static JsonNode randomValue(SplittableRandom rng, Doc d, int depth) {
     switch (rng.nextInt(depth <= 0 ? 8 : 12)) {
-      case 0: return F.nullNode();
-      case 1: return F.booleanNode(rng.nextBoolean());
-      case 2: return d.raw(NUMBERS[rng.nextInt(NUMBERS.length)]);
-      case 3: return F.numberNode(rng.nextInt(-3, 70000));
-      case 4: return F.numberNode(rng.nextDouble() * Math.pow(10, rng.nextInt(-5, 6)));
-      case 5: return F.textNode(randomString(rng, 12));
-      case 6: return d.raw(rng.nextBoolean() ? "NaN" : "-Infinity");
-      case 7: { // deep nesting
-        int depthN = rng.nextBoolean() ? 1 + rng.nextInt(40) : 500 + rng.nextInt(2000);
-        String open = rng.nextBoolean() ? "[" : "{\"a\":";
-        String close = open.equals("[") ? "]" : "}";
-        return d.raw(open.repeat(depthN) + "1" + close.repeat(depthN));
-      }
-      case 8: { // huge array
-        int n = rng.nextBoolean() ? rng.nextInt(10) : 1000 + rng.nextInt(20_000);
-        StringBuilder sb = new StringBuilder("[");
-        String v = NUMBERS[rng.nextInt(NUMBERS.length)];
-        for (int i = 0; i < n; i++) sb.append(i == 0 ? "" : ",").append(v);
-        return d.raw(sb.append(']').toString());
-      }
-      case 9: {
-        ArrayNode a = F.arrayNode();
-        int n = rng.nextInt(4);
-        for (int i = 0; i < n; i++) a.add(randomValue(rng, d, depth - 1));
-        return a;
-      }
-      default: {
-        ObjectNode o = F.objectNode();
-        int n = rng.nextInt(4);
-        for (int i = 0; i < n; i++) o.set(randomString(rng, 4), randomValue(rng, d, depth - 1));
-        return o;
-      }
+      case 0:
+        return F.nullNode();
+      case 1:
+        return F.booleanNode(rng.nextBoolean());
+      case 2:
+        return d.raw(NUMBERS[rng.nextInt(NUMBERS.length)]);
+      case 3:
+        return F.numberNode(rng.nextInt(-3, 70000));
+      case 4:
+        return F.numberNode(rng.nextDouble() * Math.pow(10, rng.nextInt(-5, 6)));
+      case 5:
+        return F.textNode(randomString(rng, 12));
+      case 6:
+        return d.raw(rng.nextBoolean() ? "NaN" : "-Infinity");
+      case 7:
+        { // deep nesting
+          int depthN = rng.nextBoolean() ? 1 + rng.nextInt(40) : 500 + rng.nextInt(2000);
+          String open = rng.nextBoolean() ? "[" : "{\"a\":";
+          String close = open.equals("[") ? "]" : "}";
+          return d.raw(open.repeat(depthN) + "1" + close.repeat(depthN));
+        }
+      case 8:
+        { // huge array
+          int n = rng.nextBoolean() ? rng.nextInt(10) : 1000 + rng.nextInt(20_000);
+          StringBuilder sb = new StringBuilder("[");
+          String v = NUMBERS[rng.nextInt(NUMBERS.length)];
+          for (int i = 0; i < n; i++) sb.append(i == 0 ? "" : ",").append(v);
+          return d.raw(sb.append(']').toString());
+        }
+      case 9:
+        {
+          ArrayNode a = F.arrayNode();
+          int n = rng.nextInt(4);
+          for (int i = 0; i < n; i++) a.add(randomValue(rng, d, depth - 1));
+          return a;
+        }
+      default:
+        {
+          ObjectNode o = F.objectNode();
+          int n = rng.nextInt(4);
+          for (int i = 0; i < n; i++) o.set(randomString(rng, 4), randomValue(rng, d, depth - 1));
+          return o;
+        }
     }
   }
 

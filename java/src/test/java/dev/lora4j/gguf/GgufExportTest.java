@@ -75,14 +75,15 @@ class GgufExportTest {
   void writerAndReaderAgree(@TempDir Path tmp) throws Exception {
     float[] v = new float[96];
     for (int i = 0; i < v.length; i++) v[i] = i * 0.25f - 7;
-    GgufWriter w = new GgufWriter()
-        .putString("general.architecture", "llama")
-        .putU32("n", 4000000000L)
-        .putF32("f", 0.5)
-        .putBool("b", true)
-        .putStrings("s", List.of("a", "▁b", ""))
-        .putF32s("fs", new float[] {1, -2})
-        .putI32s("is", new int[] {-1, 6});
+    GgufWriter w =
+        new GgufWriter()
+            .putString("general.architecture", "llama")
+            .putU32("n", 4000000000L)
+            .putF32("f", 0.5)
+            .putBool("b", true)
+            .putStrings("s", List.of("a", "▁b", ""))
+            .putF32s("fs", new float[] {1, -2})
+            .putI32s("is", new int[] {-1, 6});
     w.tensor("t32", GgmlType.F32, new long[] {3}, () -> GgmlType.F32.encode(new float[] {1, 2, 3}));
     w.tensor("t16", GgmlType.F16, new long[] {32, 3}, () -> GgmlType.F16.encode(v));
     w.tensor("tb", GgmlType.BF16, new long[] {96}, () -> GgmlType.BF16.encode(v));
@@ -115,7 +116,9 @@ class GgufExportTest {
     Path cut = tmp.resolve("cut.gguf");
     Files.write(cut, java.util.Arrays.copyOf(raw, raw.length - 40));
     Lora4jException e = assertThrows(Lora4jException.class, () -> GgufFile.open(cut));
-    assertTrue(e.getMessage().contains("tq") && e.getMessage().contains("outside the file"), e.getMessage());
+    assertTrue(
+        e.getMessage().contains("tq") && e.getMessage().contains("outside the file"),
+        e.getMessage());
     Files.write(cut, java.util.Arrays.copyOf(raw, 30));
     assertThrows(Lora4jException.class, () -> GgufFile.open(cut));
   }
@@ -129,14 +132,26 @@ class GgufExportTest {
   void permutedQueryAndKeyGiveTheSameScoresUnderLlamaCppRope() {
     int heads = 4, kvHeads = 2, d = 8, cols = 5, pos = 7;
     SplittableRandom r = new SplittableRandom(3);
-    float[] wq = new float[heads * d * cols], wk = new float[kvHeads * d * cols], x = new float[cols];
+    float[] wq = new float[heads * d * cols],
+        wk = new float[kvHeads * d * cols],
+        x = new float[cols];
     for (int i = 0; i < wq.length; i++) wq[i] = (float) r.nextGaussian();
     for (int i = 0; i < wk.length; i++) wk[i] = (float) r.nextGaussian();
     for (int i = 0; i < cols; i++) x[i] = (float) r.nextGaussian();
     double[] qHf = ropeHalf(matvec(wq, x, heads * d), heads, d, pos);
     double[] kHf = ropeHalf(matvec(wk, x, kvHeads * d), kvHeads, d, pos - 3);
-    double[] qLl = ropeAdjacent(matvec(GgufExport.permuteRope(wq, heads * d, cols, heads), x, heads * d), heads, d, pos);
-    double[] kLl = ropeAdjacent(matvec(GgufExport.permuteRope(wk, kvHeads * d, cols, kvHeads), x, kvHeads * d), kvHeads, d, pos - 3);
+    double[] qLl =
+        ropeAdjacent(
+            matvec(GgufExport.permuteRope(wq, heads * d, cols, heads), x, heads * d),
+            heads,
+            d,
+            pos);
+    double[] kLl =
+        ropeAdjacent(
+            matvec(GgufExport.permuteRope(wk, kvHeads * d, cols, kvHeads), x, kvHeads * d),
+            kvHeads,
+            d,
+            pos - 3);
     for (int h = 0; h < heads; h++) {
       int kh = h / (heads / kvHeads);
       double sHf = 0, sLl = 0;
@@ -155,7 +170,8 @@ class GgufExportTest {
 
   static double[] matvec(float[] w, float[] x, int rows) {
     double[] y = new double[rows];
-    for (int i = 0; i < rows; i++) for (int j = 0; j < x.length; j++) y[i] += w[i * x.length + j] * x[j];
+    for (int i = 0; i < rows; i++)
+      for (int j = 0; j < x.length; j++) y[i] += w[i * x.length + j] * x[j];
     return y;
   }
 
@@ -196,11 +212,30 @@ class GgufExportTest {
     assertEquals(2 + 1 + cfg.numHiddenLayers() * 9, res.tensors());
     assertEquals(List.of(), res.notes());
     Tokenizer tok = Tokenizer.fromModelDir(MODEL);
-    try (GgufFile g = GgufFile.open(f); SafetensorsFile st = SafetensorsFile.open(MODEL.resolve("model.safetensors"))) {
-      Map<String, Long> ints = Map.of("llama.context_length", 512L, "llama.embedding_length", 128L,
-          "llama.block_count", 4L, "llama.feed_forward_length", 384L, "llama.attention.head_count", 4L,
-          "llama.attention.head_count_kv", 2L, "llama.rope.dimension_count", 32L, "general.file_type", 0L,
-          "tokenizer.ggml.bos_token_id", 1L, "tokenizer.ggml.eos_token_id", 2L);
+    try (GgufFile g = GgufFile.open(f);
+        SafetensorsFile st = SafetensorsFile.open(MODEL.resolve("model.safetensors"))) {
+      Map<String, Long> ints =
+          Map.of(
+              "llama.context_length",
+              512L,
+              "llama.embedding_length",
+              128L,
+              "llama.block_count",
+              4L,
+              "llama.feed_forward_length",
+              384L,
+              "llama.attention.head_count",
+              4L,
+              "llama.attention.head_count_kv",
+              2L,
+              "llama.rope.dimension_count",
+              32L,
+              "general.file_type",
+              0L,
+              "tokenizer.ggml.bos_token_id",
+              1L,
+              "tokenizer.ggml.eos_token_id",
+              2L);
       ints.forEach((k, v) -> assertEquals(v, g.integer(k), k));
       assertEquals("llama", g.string("general.architecture"));
       assertEquals(10000.0, (Double) g.get("llama.rope.freq_base"));
@@ -218,7 +253,8 @@ class GgufExportTest {
       assertEquals(32000, tokens.size());
       assertEquals("▁t", tokens.get(tok.tokenToId("▁t")));
       assertEquals(0.0, scores.get(tok.tokenToId("▁t")), "the first merge scores highest");
-      assertEquals((double) -tok.firstMergeRank(tok.tokenToId("▁the")), scores.get(tok.tokenToId("▁the")));
+      assertEquals(
+          (double) -tok.firstMergeRank(tok.tokenToId("▁the")), scores.get(tok.tokenToId("▁the")));
       assertEquals(2L, types.get(0), "<unk>");
       assertEquals(3L, types.get(1), "<s>");
       assertEquals(3L, types.get(2), "</s>");
@@ -229,8 +265,11 @@ class GgufExportTest {
       assertArrayEquals(new long[] {128, 32000}, g.tensors().get("token_embd.weight").ne());
       assertArrayEquals(new long[] {128}, g.tensors().get("blk.3.ffn_norm.weight").ne());
       assertEquals(GgmlType.F32, g.tensors().get("blk.3.ffn_norm.weight").type());
-      assertArrayEquals(st.readFloat("model.embed_tokens.weight"), g.readFloats("token_embd.weight"));
-      assertArrayEquals(st.readFloat("model.layers.2.post_attention_layernorm.weight"), g.readFloats("blk.2.ffn_norm.weight"));
+      assertArrayEquals(
+          st.readFloat("model.embed_tokens.weight"), g.readFloats("token_embd.weight"));
+      assertArrayEquals(
+          st.readFloat("model.layers.2.post_attention_layernorm.weight"),
+          g.readFloats("blk.2.ffn_norm.weight"));
       for (LoraTarget t : LoraTarget.values()) {
         String hf = "model.layers.1." + t.modulePath() + ".weight";
         float[] want = st.readFloat(hf);
@@ -244,7 +283,8 @@ class GgufExportTest {
             src = h * d + s * d / 2 + i;
           }
           for (int c = 0; c < cols; c++) {
-            assertEquals(want[src * cols + c], got[row * cols + c], t + " row " + row + " col " + c);
+            assertEquals(
+                want[src * cols + c], got[row * cols + c], t + " row " + row + " col " + c);
           }
         }
       }
@@ -252,8 +292,11 @@ class GgufExportTest {
     // the adapter changed the weights: the base export differs from the merged one
     Path base = tmp.resolve("base.gguf");
     GgufExport.writeModel(MODEL, null, base, GgufExport.Type.F32, false);
-    try (GgufFile a = GgufFile.open(f); GgufFile b = GgufFile.open(base)) {
-      assertFalse(java.util.Arrays.equals(a.readFloats("blk.0.attn_v.weight"), b.readFloats("blk.0.attn_v.weight")));
+    try (GgufFile a = GgufFile.open(f);
+        GgufFile b = GgufFile.open(base)) {
+      assertFalse(
+          java.util.Arrays.equals(
+              a.readFloats("blk.0.attn_v.weight"), b.readFloats("blk.0.attn_v.weight")));
       assertArrayEquals(a.readFloats("output.weight"), b.readFloats("output.weight"));
     }
   }
@@ -277,7 +320,8 @@ class GgufExportTest {
     GgufExport.writeModel(MODEL, null, q, GgufExport.Type.Q8_0, false);
     GgufExport.writeModel(MODEL, null, h, GgufExport.Type.F16, false);
     assertTrue(Files.size(q) < 0.6 * Files.size(h), Files.size(q) + " vs " + Files.size(h));
-    try (GgufFile gq = GgufFile.open(q); GgufFile gh = GgufFile.open(h);
+    try (GgufFile gq = GgufFile.open(q);
+        GgufFile gh = GgufFile.open(h);
         SafetensorsFile st = SafetensorsFile.open(MODEL.resolve("model.safetensors"))) {
       assertEquals(7L, gq.integer("general.file_type"));
       assertEquals(2L, gq.integer("general.quantization_version"));
@@ -286,7 +330,8 @@ class GgufExportTest {
       assertEquals(GgmlType.F16, gh.tensors().get("blk.0.ffn_down.weight").type());
       assertEquals(GgmlType.F32, gq.tensors().get("output_norm.weight").type());
       float[] w = st.readFloat("model.layers.0.mlp.down_proj.weight");
-      float[] wq = gq.readFloats("blk.0.ffn_down.weight"), wh = gh.readFloats("blk.0.ffn_down.weight");
+      float[] wq = gq.readFloats("blk.0.ffn_down.weight"),
+          wh = gh.readFloats("blk.0.ffn_down.weight");
       for (int b = 0; b < w.length / 32; b++) {
         float amax = 0;
         for (int j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(w[b * 32 + j]));
@@ -319,22 +364,31 @@ class GgufExportTest {
         GgufFile.TensorInfo b = g.tensors().get("blk.2.ffn_down.weight.lora_b");
         assertArrayEquals(new long[] {384, 4}, a.ne(), "lora_a: ne {in, r}");
         assertArrayEquals(new long[] {4, 128}, b.ne(), "lora_b: ne {r, out}");
-        assertArrayEquals(adapter.a(2, LoraTarget.DOWN_PROJ).values(), g.readFloats("blk.2.ffn_down.weight.lora_a"));
+        assertArrayEquals(
+            adapter.a(2, LoraTarget.DOWN_PROJ).values(),
+            g.readFloats("blk.2.ffn_down.weight.lora_a"));
         float[] bq = adapter.b(3, LoraTarget.Q_PROJ).values();
-        assertArrayEquals(GgufExport.permuteRope(bq, 128, 4, 4), g.readFloats("blk.3.attn_q.weight.lora_b"));
+        assertArrayEquals(
+            GgufExport.permuteRope(bq, 128, 4, 4), g.readFloats("blk.3.attn_q.weight.lora_b"));
         float[] bk = adapter.b(3, LoraTarget.K_PROJ).values();
-        assertArrayEquals(GgufExport.permuteRope(bk, 64, 4, 2), g.readFloats("blk.3.attn_k.weight.lora_b"));
-        assertArrayEquals(adapter.b(3, LoraTarget.V_PROJ).values(), g.readFloats("blk.3.attn_v.weight.lora_b"));
+        assertArrayEquals(
+            GgufExport.permuteRope(bk, 64, 4, 2), g.readFloats("blk.3.attn_k.weight.lora_b"));
+        assertArrayEquals(
+            adapter.b(3, LoraTarget.V_PROJ).values(), g.readFloats("blk.3.attn_v.weight.lora_b"));
       }
     }
-    assertThrows(IllegalArgumentException.class,
-        () -> GgufExport.writeAdapter(MODEL, tmp.resolve("afalse"), tmp.resolve("q.gguf"), GgufExport.Type.Q8_0, false));
+    assertThrows(
+        IllegalArgumentException.class,
+        () ->
+            GgufExport.writeAdapter(
+                MODEL, tmp.resolve("afalse"), tmp.resolve("q.gguf"), GgufExport.Type.Q8_0, false));
   }
 
   static void assertNothingWritten(Path dir, Path out) throws Exception {
     assertFalse(Files.exists(out), out + " was left behind");
     try (Stream<Path> s = Files.list(dir)) {
-      assertEquals(List.of(), s.filter(p -> p.getFileName().toString().contains(".partial")).toList());
+      assertEquals(
+          List.of(), s.filter(p -> p.getFileName().toString().contains(".partial")).toList());
     }
   }
 
@@ -344,39 +398,60 @@ class GgufExportTest {
     Path broken = tmp.resolve("broken");
     copyModel(broken, "model.layers.1.mlp.up_proj.weight", null);
     Path out = tmp.resolve("out.gguf");
-    Exception e = assertThrows(Lora4jException.class,
-        () -> GgufExport.writeModel(broken, null, out, GgufExport.Type.F16, false));
-    assertTrue(e.getMessage().contains("model.layers.1.mlp.up_proj.weight") && e.getMessage().contains("missing"), e.getMessage());
+    Exception e =
+        assertThrows(
+            Lora4jException.class,
+            () -> GgufExport.writeModel(broken, null, out, GgufExport.Type.F16, false));
+    assertTrue(
+        e.getMessage().contains("model.layers.1.mlp.up_proj.weight")
+            && e.getMessage().contains("missing"),
+        e.getMessage());
     assertNothingWritten(tmp, out);
 
     // an adapter trained for another model
-    e = assertThrows(Lora4jException.class,
-        () -> GgufExport.writeModel(MODEL, OTHER_ADAPTER, out, GgufExport.Type.F16, false));
-    assertTrue(e.getMessage().contains("shape") || e.getMessage().contains("layers"), e.getMessage());
+    e =
+        assertThrows(
+            Lora4jException.class,
+            () -> GgufExport.writeModel(MODEL, OTHER_ADAPTER, out, GgufExport.Type.F16, false));
+    assertTrue(
+        e.getMessage().contains("shape") || e.getMessage().contains("layers"), e.getMessage());
     assertNothingWritten(tmp, out);
-    assertThrows(Lora4jException.class,
+    assertThrows(
+        Lora4jException.class,
         () -> GgufExport.writeAdapter(MODEL, OTHER_ADAPTER, out, GgufExport.Type.F32, false));
     assertNothingWritten(tmp, out);
 
     // a failure while the file is being written (a weight that is not finite): no partial file
     Path nan = tmp.resolve("nan");
     copyModel(nan, null, "model.layers.3.self_attn.o_proj.weight");
-    e = assertThrows(Lora4jException.class, () -> GgufExport.writeModel(nan, null, out, GgufExport.Type.Q8_0, false));
-    assertTrue(e.getMessage().contains("model.layers.3.self_attn.o_proj.weight") && e.getMessage().contains("not finite"),
+    e =
+        assertThrows(
+            Lora4jException.class,
+            () -> GgufExport.writeModel(nan, null, out, GgufExport.Type.Q8_0, false));
+    assertTrue(
+        e.getMessage().contains("model.layers.3.self_attn.o_proj.weight")
+            && e.getMessage().contains("not finite"),
         e.getMessage());
     assertNothingWritten(tmp, out);
 
     // an existing file is refused without overwrite, replaced with it; an input is never an output
     Files.writeString(out, "keep");
-    e = assertThrows(Lora4jException.class, () -> GgufExport.writeModel(MODEL, null, out, GgufExport.Type.F16, false));
+    e =
+        assertThrows(
+            Lora4jException.class,
+            () -> GgufExport.writeModel(MODEL, null, out, GgufExport.Type.F16, false));
     assertTrue(e.getMessage().contains("exists"), e.getMessage());
     assertEquals("keep", Files.readString(out));
     GgufExport.writeModel(MODEL, null, out, GgufExport.Type.F16, true);
     assertEquals("GGUF", new String(Files.readAllBytes(out), 0, 4, StandardCharsets.US_ASCII));
     Path copy = tmp.resolve("copy");
     copyModel(copy, null, null);
-    e = assertThrows(Lora4jException.class,
-        () -> GgufExport.writeModel(copy, null, copy.resolve("config.json"), GgufExport.Type.F16, true));
+    e =
+        assertThrows(
+            Lora4jException.class,
+            () ->
+                GgufExport.writeModel(
+                    copy, null, copy.resolve("config.json"), GgufExport.Type.F16, true));
     assertTrue(e.getMessage().contains("destroy"), e.getMessage());
     assertTrue(Files.readString(copy.resolve("config.json")).contains("mistral"));
     // a new file inside the model folder is fine (llama.cpp's converter writes there too)
@@ -410,7 +485,8 @@ class GgufExportTest {
     Path base = tmp.resolve("base.gguf");
     GgufExport.writeModel(MODEL, null, base, GgufExport.Type.Q8_0, false);
     GgufExport.checkBaseModel(base, MODEL);
-    Lora4jException e = assertThrows(Lora4jException.class, () -> GgufExport.checkBaseModel(base, OTHER_MODEL));
+    Lora4jException e =
+        assertThrows(Lora4jException.class, () -> GgufExport.checkBaseModel(base, OTHER_MODEL));
     assertTrue(e.getMessage().contains("not a GGUF of"), e.getMessage());
   }
 
@@ -424,13 +500,19 @@ class GgufExportTest {
     assertEquals("", p.assistantPre());
     assertEquals("</s> ", p.assistantPost());
     assertNull(p.systemPre(), "the template raises on a system message");
-    assertEquals("{{ range $i, $m := .Messages }}{{ $last := eq (len (slice $.Messages $i)) 1 }}"
-        + "{{ if eq $m.Role \"user\" }}[INST] {{ $m.Content }} [/INST]{{ else if eq $m.Role \"assistant\" }}"
-        + "{{ $m.Content }}{{ if not $last }}</s> {{ end }}{{ end }}{{ end }}", p.goTemplate());
+    assertEquals(
+        "{{ range $i, $m := .Messages }}{{ $last := eq (len (slice $.Messages $i)) 1 }}{{ if eq"
+            + " $m.Role \"user\" }}[INST] {{ $m.Content }} [/INST]{{ else if eq $m.Role"
+            + " \"assistant\" }}{{ $m.Content }}{{ if not $last }}</s> {{ end }}{{ end }}{{ end }}",
+        p.goTemplate());
 
-    ChatTemplate chatml = ChatTemplate.of("{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content']"
-        + " + '<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}",
-        null, "<|im_end|>");
+    ChatTemplate chatml =
+        ChatTemplate.of(
+            "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n"
+                + "' + m['content'] + '<|im_end|>\\n"
+                + "' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n"
+                + "' }}{% endif %}",
+            null, "<|im_end|>");
     OllamaModelfile.Pieces c = OllamaModelfile.derive(chatml, null, false);
     assertEquals("<|im_start|>user\n", c.userPre());
     assertEquals("<|im_end|>\n", c.userPost());
@@ -441,7 +523,9 @@ class GgufExportTest {
 
     // a template that moves the system message into the last user turn does not split into
     // turns with a system piece; one that writes the conversation out of order not at all
-    ChatTemplate odd = ChatTemplate.of("{% for m in messages|reverse %}{{ m['content'] }}{% endfor %}", null, null);
+    ChatTemplate odd =
+        ChatTemplate.of(
+            "{% for m in messages|reverse %}{{ m['content'] }}{% endfor %}", null, null);
     assertThrows(Lora4jException.class, () -> OllamaModelfile.derive(odd, null, false));
   }
 
@@ -465,34 +549,92 @@ class GgufExportTest {
     Path adapter = tmp.resolve("adapter");
     trainedLikeAdapter(cfg, false).write(adapter);
     Path out = tmp.resolve("gguf/adapter.gguf"), base = tmp.resolve("gguf/base-q8_0.gguf");
-    String r = runCli("export-gguf", "--model", MODEL.toString(), "--adapter", adapter.toString(), "--lora",
-        "--output", out.toString(), "--base-gguf", base.toString(), "--type", "q8_0");
+    String r =
+        runCli(
+            "export-gguf",
+            "--model",
+            MODEL.toString(),
+            "--adapter",
+            adapter.toString(),
+            "--lora",
+            "--output",
+            out.toString(),
+            "--base-gguf",
+            base.toString(),
+            "--type",
+            "q8_0");
     assertTrue(r.startsWith("1\n") && r.contains("q8_0 does not go with --lora"), r);
-    r = runCli("export-gguf", "--model", MODEL.toString(), "--adapter", adapter.toString(), "--lora",
-        "--output", out.toString(), "--base-gguf", base.toString());
+    r =
+        runCli(
+            "export-gguf",
+            "--model",
+            MODEL.toString(),
+            "--adapter",
+            adapter.toString(),
+            "--lora",
+            "--output",
+            out.toString(),
+            "--base-gguf",
+            base.toString());
     assertTrue(r.startsWith("0\n"), r);
     assertTrue(Files.isRegularFile(out) && Files.isRegularFile(base), r);
     String mf = Files.readString(tmp.resolve("gguf/adapter.Modelfile"));
-    assertTrue(mf.contains("\nFROM ./base-q8_0.gguf\nADAPTER ./adapter.gguf\nTEMPLATE \"\"\"{{ range"), mf);
+    assertTrue(
+        mf.contains("\nFROM ./base-q8_0.gguf\nADAPTER ./adapter.gguf\nTEMPLATE \"\"\"{{ range"),
+        mf);
     assertTrue(mf.contains("PARAMETER stop \"</s>\"\nPARAMETER stop \"[INST]\"\n"), mf);
     try (GgufFile g = GgufFile.open(base)) {
-      assertEquals(1L, g.integer("general.file_type"), "the base is f16 unless --type says otherwise");
+      assertEquals(
+          1L, g.integer("general.file_type"), "the base is f16 unless --type says otherwise");
     }
     // again: the outputs exist
-    r = runCli("export-gguf", "--model", MODEL.toString(), "--adapter", adapter.toString(), "--lora",
-        "--output", out.toString(), "--base-gguf", base.toString());
+    r =
+        runCli(
+            "export-gguf",
+            "--model",
+            MODEL.toString(),
+            "--adapter",
+            adapter.toString(),
+            "--lora",
+            "--output",
+            out.toString(),
+            "--base-gguf",
+            base.toString());
     assertTrue(r.startsWith("1\n") && r.contains("exists") && r.contains("--overwrite"), r);
-    // with --overwrite the adapter and Modelfile are replaced and the existing base is checked, not rewritten
+    // with --overwrite the adapter and Modelfile are replaced and the existing base is checked, not
+    // rewritten
     long baseTime = Files.getLastModifiedTime(base).toMillis();
-    r = runCli("export-gguf", "--model", MODEL.toString(), "--adapter", adapter.toString(), "--lora",
-        "--output", out.toString(), "--base-gguf", base.toString(), "--overwrite");
+    r =
+        runCli(
+            "export-gguf",
+            "--model",
+            MODEL.toString(),
+            "--adapter",
+            adapter.toString(),
+            "--lora",
+            "--output",
+            out.toString(),
+            "--base-gguf",
+            base.toString(),
+            "--overwrite");
     assertTrue(r.startsWith("0\n"), r);
     assertEquals(baseTime, Files.getLastModifiedTime(base).toMillis());
     // a merged q8_0 model with its Modelfile
     Path merged = tmp.resolve("gguf/merged.gguf");
-    r = runCli("export-gguf", "--model", MODEL.toString(), "--adapter", adapter.toString(),
-        "--output", merged.toString(), "--type", "q8_0");
+    r =
+        runCli(
+            "export-gguf",
+            "--model",
+            MODEL.toString(),
+            "--adapter",
+            adapter.toString(),
+            "--output",
+            merged.toString(),
+            "--type",
+            "q8_0");
     assertTrue(r.startsWith("0\n") && r.contains("merged model written"), r);
-    assertTrue(Files.readString(tmp.resolve("gguf/merged.Modelfile")).contains("\nFROM ./merged.gguf\nTEMPLATE"));
+    assertTrue(
+        Files.readString(tmp.resolve("gguf/merged.Modelfile"))
+            .contains("\nFROM ./merged.gguf\nTEMPLATE"));
   }
 }

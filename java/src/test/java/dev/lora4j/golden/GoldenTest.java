@@ -25,8 +25,8 @@ import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * The engine against Hugging Face transformers + PEFT computed in float64
- * (src/test/resources/hf-reference, see its README). Every comparison is norm-wise,
- * ||got - ref|| / ||ref||, and is printed so the measured errors are on record.
+ * (src/test/resources/hf-reference, see its README). Every comparison is norm-wise, ||got - ref|| /
+ * ||ref||, and is printed so the measured errors are on record.
  */
 class GoldenTest {
   static final Path ROOT = Path.of("src/test/resources/hf-reference");
@@ -64,8 +64,13 @@ class GoldenTest {
     int rows = (int) shape[0], seq = (int) shape[1];
     Batch b =
         new Batch(
-            rows, seq, ints(f.readLong("input_ids")), ints(f.readLong("attention_mask")),
-            ints(f.readLong("labels")), null, null);
+            rows,
+            seq,
+            ints(f.readLong("input_ids")),
+            ints(f.readLong("attention_mask")),
+            ints(f.readLong("labels")),
+            null,
+            null);
     return new Ref(f, json, b);
   }
 
@@ -142,17 +147,37 @@ class GoldenTest {
       float[] hs = m.hiddenStates(r.batch());
       for (int k = 0; k <= m.config().numHiddenLayers(); k++) {
         float[] layer = java.util.Arrays.copyOfRange(hs, k * n * h, (k + 1) * n * h);
-        check(c, "base.hidden." + k, maskedErr(layer, r.d("base.hidden." + k), mask, h), tol(1e-5, 2e-2));
+        check(
+            c,
+            "base.hidden." + k,
+            maskedErr(layer, r.d("base.hidden." + k), mask, h),
+            tol(1e-5, 2e-2));
       }
-      check(c, "base.logits", maskedErr(m.logits(r.batch()), r.d("base.logits"), mask, v), tol(1e-5, 2e-2));
+      check(
+          c,
+          "base.logits",
+          maskedErr(m.logits(r.batch()), r.d("base.logits"), mask, v),
+          tol(1e-5, 2e-2));
       double loss = m.evalLoss(r.batch());
-      check(c, "base.loss", Math.abs(loss - r.d("base.loss")[0]) / r.d("base.loss")[0], tol(1e-5, 1.25e-3));
+      check(
+          c,
+          "base.loss",
+          Math.abs(loss - r.d("base.loss")[0]) / r.d("base.loss")[0],
+          tol(1e-5, 1.25e-3));
 
       // PEFT's saved adapter, loaded by us, reproduces PEFT's logits and loss.
       m.attachAdapter(ROOT.resolve(c).resolve("adapter_init"));
-      check(c, "lora.logits", maskedErr(m.logits(r.batch()), r.d("lora.logits"), mask, v), tol(1e-5, 2e-2));
+      check(
+          c,
+          "lora.logits",
+          maskedErr(m.logits(r.batch()), r.d("lora.logits"), mask, v),
+          tol(1e-5, 2e-2));
       double lloss = m.evalLoss(r.batch());
-      check(c, "lora.loss", Math.abs(lloss - r.d("lora.loss")[0]) / r.d("lora.loss")[0], tol(1e-5, 1.25e-3));
+      check(
+          c,
+          "lora.loss",
+          Math.abs(lloss - r.d("lora.loss")[0]) / r.d("lora.loss")[0],
+          tol(1e-5, 1.25e-3));
     }
   }
 
@@ -166,7 +191,11 @@ class GoldenTest {
       long tokens = r.batch().countedTokens();
       LossSum ls = m.forwardBackward(r.batch(), 1.0 / tokens);
       assertEquals(tokens, ls.tokens());
-      check(c, "loss (forward_backward)", Math.abs(ls.mean() - r.d("lora.loss")[0]) / r.d("lora.loss")[0], tol(1e-5, 1.25e-3));
+      check(
+          c,
+          "loss (forward_backward)",
+          Math.abs(ls.mean() - r.d("lora.loss")[0]) / r.d("lora.loss")[0],
+          tol(1e-5, 1.25e-3));
       double worst = 0;
       String worstName = "";
       int count = 0;
@@ -189,8 +218,12 @@ class GoldenTest {
   static AdamWConfig adamw(JsonNode j) {
     JsonNode a = j.get("adamw");
     return new AdamWConfig(
-        a.get("lr").asDouble(), a.get("betas").get(0).asDouble(), a.get("betas").get(1).asDouble(),
-        a.get("eps").asDouble(), a.get("weight_decay").asDouble(), a.get("clip_norm").asDouble());
+        a.get("lr").asDouble(),
+        a.get("betas").get(0).asDouble(),
+        a.get("betas").get(1).asDouble(),
+        a.get("eps").asDouble(),
+        a.get("weight_decay").asDouble(),
+        a.get("clip_norm").asDouble());
   }
 
   @ParameterizedTest
@@ -205,8 +238,16 @@ class GoldenTest {
       for (int s = 0; s < losses.length; s++) {
         StepResult res = m.trainStep(r.batch(), opt);
         assertTrue(res.applied());
-        check(c, "adamw.loss[" + s + "]", Math.abs(res.loss() - losses[s]) / losses[s], tol(1e-5, 8e-3));
-        check(c, "adamw.grad_norm[" + s + "]", Math.abs(res.gradNorm() - norms[s]) / norms[s], tol(1e-4, 3e-2));
+        check(
+            c,
+            "adamw.loss[" + s + "]",
+            Math.abs(res.loss() - losses[s]) / losses[s],
+            tol(1e-5, 8e-3));
+        check(
+            c,
+            "adamw.grad_norm[" + s + "]",
+            Math.abs(res.gradNorm() - norms[s]) / norms[s],
+            tol(1e-4, 3e-2));
       }
       LoraAdapter fin = m.adapter();
       double num = 0, den = 0, norm = 0;
@@ -264,7 +305,11 @@ class GoldenTest {
       m.attachAdapter(ROOT.resolve(c).resolve("adapter_trained"));
       m.mergeAdapter();
       int v = m.config().vocabSize();
-      check(c, "merged.logits", maskedErr(m.logits(r.batch()), r.d("merged.logits"), r.batch().attentionMask(), v), tol(1e-5, 2e-2));
+      check(
+          c,
+          "merged.logits",
+          maskedErr(m.logits(r.batch()), r.d("merged.logits"), r.batch().attentionMask(), v),
+          tol(1e-5, 2e-2));
     }
   }
 
@@ -279,7 +324,8 @@ class GoldenTest {
       assertTrue(Files.isRegularFile(out.resolve("adapter_config.json")));
       try (SafetensorsFile ours = SafetensorsFile.open(out.resolve("adapter_model.safetensors"));
           SafetensorsFile peft =
-              SafetensorsFile.open(ROOT.resolve(c).resolve("adapter_init/adapter_model.safetensors"))) {
+              SafetensorsFile.open(
+                  ROOT.resolve(c).resolve("adapter_init/adapter_model.safetensors"))) {
         assertEquals(new java.util.TreeSet<>(peft.names()), new java.util.TreeSet<>(ours.names()));
         for (String k : peft.names()) {
           assertArrayEquals(peft.tensor(k).shape(), ours.tensor(k).shape(), k);
@@ -287,8 +333,19 @@ class GoldenTest {
       }
       ObjectMapper om = new ObjectMapper();
       JsonNode a = om.readTree(out.resolve("adapter_config.json").toFile());
-      JsonNode b = om.readTree(ROOT.resolve(c).resolve("adapter_init/adapter_config.json").toFile());
-      for (String key : List.of("r", "lora_alpha", "peft_type", "task_type", "use_rslora", "bias", "lora_dropout", "fan_in_fan_out", "use_dora")) {
+      JsonNode b =
+          om.readTree(ROOT.resolve(c).resolve("adapter_init/adapter_config.json").toFile());
+      for (String key :
+          List.of(
+              "r",
+              "lora_alpha",
+              "peft_type",
+              "task_type",
+              "use_rslora",
+              "bias",
+              "lora_dropout",
+              "fan_in_fan_out",
+              "use_dora")) {
         assertEquals(b.get(key).asText(), a.get(key).asText(), key);
       }
       assertEquals(
@@ -297,8 +354,14 @@ class GoldenTest {
       // Our saved adapter reproduces PEFT's logits when loaded back.
       try (MistralModel m2 = load(c)) {
         m2.attachAdapter(out);
-        check(c, "saved adapter reloaded logits",
-            maskedErr(m2.logits(r.batch()), r.d("lora.logits"), r.batch().attentionMask(), m2.config().vocabSize()),
+        check(
+            c,
+            "saved adapter reloaded logits",
+            maskedErr(
+                m2.logits(r.batch()),
+                r.d("lora.logits"),
+                r.batch().attentionMask(),
+                m2.config().vocabSize()),
             tol(1e-5, 2e-2));
       }
     }

@@ -19,30 +19,37 @@ class OutputFolderTest {
   }
 
   @Test
-  void aFailedWriteLeavesNothingAtTheOutputAndNoTemporaryFolder(@TempDir Path tmp) throws Exception {
+  void aFailedWriteLeavesNothingAtTheOutputAndNoTemporaryFolder(@TempDir Path tmp)
+      throws Exception {
     Path out = tmp.resolve("out");
     RuntimeException boom = new RuntimeException("disk full");
-    RuntimeException e = assertThrows(RuntimeException.class, () -> {
-      try (OutputFolder f = OutputFolder.stage(out, false)) {
-        Files.writeString(f.path().resolve("half.safetensors"), "half");
-        throw boom;
-      }
-    });
+    RuntimeException e =
+        assertThrows(
+            RuntimeException.class,
+            () -> {
+              try (OutputFolder f = OutputFolder.stage(out, false)) {
+                Files.writeString(f.path().resolve("half.safetensors"), "half");
+                throw boom;
+              }
+            });
     assertSame(boom, e);
     assertEquals(List.of(), names(tmp), "neither the output nor the temporary folder exists");
   }
 
   @Test
-  void aFailedOverwriteKeepsTheOldContentsAndACommittedOneReplacesThemWhole(@TempDir Path tmp) throws Exception {
+  void aFailedOverwriteKeepsTheOldContentsAndACommittedOneReplacesThemWhole(@TempDir Path tmp)
+      throws Exception {
     Path out = tmp.resolve("out");
     Files.createDirectories(out);
     Files.writeString(out.resolve("old.txt"), "old");
-    assertThrows(IllegalStateException.class, () -> {
-      try (OutputFolder f = OutputFolder.stage(out, true)) {
-        Files.writeString(f.path().resolve("new.txt"), "new");
-        throw new IllegalStateException("interrupted");
-      }
-    });
+    assertThrows(
+        IllegalStateException.class,
+        () -> {
+          try (OutputFolder f = OutputFolder.stage(out, true)) {
+            Files.writeString(f.path().resolve("new.txt"), "new");
+            throw new IllegalStateException("interrupted");
+          }
+        });
     assertEquals(List.of("old.txt"), names(out));
     try (OutputFolder f = OutputFolder.stage(out, true)) {
       Files.writeString(f.path().resolve("new.txt"), "new");
@@ -58,8 +65,11 @@ class OutputFolderTest {
     Files.createDirectories(out);
     Files.writeString(out.resolve("keep.txt"), "mine");
     Lora4jException e = assertThrows(Lora4jException.class, () -> OutputFolder.stage(out, false));
-    assertTrue(e.getMessage().contains("not empty") && e.getMessage().contains("keep.txt")
-        && e.getMessage().contains(OutputFolder.OVERWRITE_OPTION), e.getMessage());
+    assertTrue(
+        e.getMessage().contains("not empty")
+            && e.getMessage().contains("keep.txt")
+            && e.getMessage().contains(OutputFolder.OVERWRITE_OPTION),
+        e.getMessage());
     assertEquals("mine", Files.readString(out.resolve("keep.txt")));
     Files.delete(out.resolve("keep.txt"));
     try (OutputFolder f = OutputFolder.stage(out, false)) {
@@ -74,8 +84,11 @@ class OutputFolderTest {
     Path link = Files.createSymbolicLink(tmp.resolve("link"), model);
     Map<String, Path> in = Map.of("model folder", model);
     for (Path out : List.of(model, link, link.resolve("x/y"), tmp, model.resolve("."))) {
-      Lora4jException e = assertThrows(Lora4jException.class,
-          () -> OutputFolder.checkApart(out, "output folder", in), out.toString());
+      Lora4jException e =
+          assertThrows(
+              Lora4jException.class,
+              () -> OutputFolder.checkApart(out, "output folder", in),
+              out.toString());
       assertTrue(e.getMessage().contains("model folder"), e.getMessage());
     }
     OutputFolder.checkApart(tmp.resolve("model2"), "output folder", in);

@@ -24,8 +24,10 @@ class MistralConfigTest {
   @Test
   void fixtureConfigsInTransformers5Style() {
     MistralConfig tiny = MistralConfig.load(Fixtures.hf("tiny", "model"));
-    assertEquals(new MistralConfig(512, 64, 176, 2, 4, 2, 16, 256, 1e-5, 10000.0, null, false, 1,
-        2, "mistral"), tiny);
+    assertEquals(
+        new MistralConfig(
+            512, 64, 176, 2, 4, 2, 16, 256, 1e-5, 10000.0, null, false, 1, 2, "mistral"),
+        tiny);
     assertEquals(64, tiny.qDim());
     assertEquals(32, tiny.kvDim());
     MistralConfig sliding = MistralConfig.load(Fixtures.hf("tiny-sliding", "model/config.json"));
@@ -43,12 +45,14 @@ class MistralConfigTest {
 
   @Test
   void realMistralConfigsWithTopLevelRopeTheta() {
-    MistralConfig v1 = MistralConfig.load(Fixtures.resource(
-        "mistral-configs/mistral-7b-v0.1.config.json"));
-    assertEquals(new MistralConfig(32000, 4096, 14336, 32, 32, 8, 128, 32768, 1e-5, 10000.0, 4096,
-        false, 1, 2, "mistral"), v1);
-    MistralConfig v3 = MistralConfig.load(Fixtures.resource(
-        "mistral-configs/mistral-7b-v0.3.config.json"));
+    MistralConfig v1 =
+        MistralConfig.load(Fixtures.resource("mistral-configs/mistral-7b-v0.1.config.json"));
+    assertEquals(
+        new MistralConfig(
+            32000, 4096, 14336, 32, 32, 8, 128, 32768, 1e-5, 10000.0, 4096, false, 1, 2, "mistral"),
+        v1);
+    MistralConfig v3 =
+        MistralConfig.load(Fixtures.resource("mistral-configs/mistral-7b-v0.3.config.json"));
     assertEquals(32768, v3.vocabSize());
     assertEquals(1e6, v3.ropeTheta());
     assertNull(v3.slidingWindow());
@@ -65,8 +69,15 @@ class MistralConfigTest {
   }
 
   @ParameterizedTest
-  @ValueSource(strings = {"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
-      "num_attention_heads", "model_type"})
+  @ValueSource(
+      strings = {
+        "vocab_size",
+        "hidden_size",
+        "intermediate_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "model_type"
+      })
   void missingRequiredKey(String key) throws Exception {
     ObjectNode n = tiny();
     n.remove(key);
@@ -122,10 +133,14 @@ class MistralConfigTest {
     n = tiny();
     n.put("sliding_window", 0);
     assertMessage(fails(n, "c.json"), "'sliding_window'", "positive");
-    assertMessage(assertThrows(ConfigException.class,
-        () -> MistralConfig.parse("[1]", "c.json")), "c.json", "not a JSON object");
-    assertMessage(assertThrows(ConfigException.class,
-        () -> MistralConfig.load(tmp.resolve("none.json"))), "none.json", "cannot read");
+    assertMessage(
+        assertThrows(ConfigException.class, () -> MistralConfig.parse("[1]", "c.json")),
+        "c.json",
+        "not a JSON object");
+    assertMessage(
+        assertThrows(ConfigException.class, () -> MistralConfig.load(tmp.resolve("none.json"))),
+        "none.json",
+        "cannot read");
   }
 
   private static void assertMessage(Exception e, String... parts) {
@@ -137,9 +152,18 @@ class MistralConfigTest {
   @Test
   void defaultsFollowTransformers() throws Exception {
     ObjectNode n = tiny();
-    for (String k : new String[] {"head_dim", "num_key_value_heads", "sliding_window",
-        "rope_parameters", "rms_norm_eps", "max_position_embeddings", "bos_token_id",
-        "eos_token_id", "tie_word_embeddings"}) {
+    for (String k :
+        new String[] {
+          "head_dim",
+          "num_key_value_heads",
+          "sliding_window",
+          "rope_parameters",
+          "rms_norm_eps",
+          "max_position_embeddings",
+          "bos_token_id",
+          "eos_token_id",
+          "tie_word_embeddings"
+        }) {
       n.remove(k);
     }
     n.put("num_attention_heads", 8);
@@ -163,10 +187,14 @@ class MistralConfigTest {
   }
 
   @ParameterizedTest
-  @ValueSource(strings = {"hf-reference/tiny/model/config.json",
-      "hf-reference/tiny-sliding/model/config.json", "hf-reference/hd128/model/config.json",
-      "mistral-configs/mistral-7b-v0.1.config.json",
-      "mistral-configs/mistral-7b-v0.3.config.json"})
+  @ValueSource(
+      strings = {
+        "hf-reference/tiny/model/config.json",
+        "hf-reference/tiny-sliding/model/config.json",
+        "hf-reference/hd128/model/config.json",
+        "mistral-configs/mistral-7b-v0.1.config.json",
+        "mistral-configs/mistral-7b-v0.3.config.json"
+      })
   void toJsonRoundTrips(String resource) throws Exception {
     MistralConfig c = MistralConfig.load(Fixtures.resource(resource));
     String json = c.toJson();
@@ -176,7 +204,7 @@ class MistralConfigTest {
     assertEquals(c.ropeTheta(), n.get("rope_parameters").get("rope_theta").doubleValue());
     assertEquals("MistralForCausalLM", n.get("architectures").get(0).textValue());
     assertTrue(n.has("sliding_window"), "sliding_window written even when null");
-    assertTrue(json.startsWith("{\n  \"architectures\": [\n    \"MistralForCausalLM\"\n  ],"),
-        json);
+    assertTrue(
+        json.startsWith("{\n  \"architectures\": [\n    \"MistralForCausalLM\"\n  ],"), json);
   }
 }

@@ -10,25 +10,39 @@ import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
 
 /**
- * The model's frozen weights come from the native core (lora4j_weight_info): here they are held
- * to Hugging Face's Mistral layout written out independently, on random shapes (GQA, head_dim
- * apart from hidden / heads, one or several layers).
+ * The model's frozen weights come from the native core (lora4j_weight_info): here they are held to
+ * Hugging Face's Mistral layout written out independently, on random shapes (GQA, head_dim apart
+ * from hidden / heads, one or several layers).
  */
 class ModelLayoutTest {
-  static MistralConfig config(int vocab, int hidden, int inter, int layers, int heads, int kv,
-      int headDim) {
-    return MistralConfig.parse("{\"model_type\":\"mistral\",\"vocab_size\":" + vocab
-        + ",\"hidden_size\":" + hidden + ",\"intermediate_size\":" + inter
-        + ",\"num_hidden_layers\":" + layers + ",\"num_attention_heads\":" + heads
-        + ",\"num_key_value_heads\":" + kv + ",\"head_dim\":" + headDim
-        + ",\"max_position_embeddings\":64,\"tie_word_embeddings\":false}", "test config");
+  static MistralConfig config(
+      int vocab, int hidden, int inter, int layers, int heads, int kv, int headDim) {
+    return MistralConfig.parse(
+        "{\"model_type\":\"mistral\",\"vocab_size\":"
+            + vocab
+            + ",\"hidden_size\":"
+            + hidden
+            + ",\"intermediate_size\":"
+            + inter
+            + ",\"num_hidden_layers\":"
+            + layers
+            + ",\"num_attention_heads\":"
+            + heads
+            + ",\"num_key_value_heads\":"
+            + kv
+            + ",\"head_dim\":"
+            + headDim
+            + ",\"max_position_embeddings\":64,\"tie_word_embeddings\":false}",
+        "test config");
   }
 
   /** Hugging Face's MistralForCausalLM state dict, in the engine's order. */
   static List<String> expected(MistralConfig c) {
     List<String> w = new ArrayList<>();
-    long h = c.hiddenSize(), q = (long) c.numAttentionHeads() * c.headDim(),
-        kv = (long) c.numKeyValueHeads() * c.headDim(), in = c.intermediateSize();
+    long h = c.hiddenSize(),
+        q = (long) c.numAttentionHeads() * c.headDim(),
+        kv = (long) c.numKeyValueHeads() * c.headDim(),
+        in = c.intermediateSize();
     w.add("model.embed_tokens.weight [" + c.vocabSize() + ", " + h + "] -1 null");
     for (int l = 0; l < c.numHiddenLayers(); l++) {
       String p = "model.layers." + l + ".";
@@ -50,8 +64,14 @@ class ModelLayoutTest {
   static List<String> actual(ModelLayout m) {
     List<String> w = new ArrayList<>();
     for (ModelLayout.Weight x : m.weights()) {
-      w.add(x.name() + " " + java.util.Arrays.toString(x.shape()) + " " + x.layer() + " "
-          + x.projection());
+      w.add(
+          x.name()
+              + " "
+              + java.util.Arrays.toString(x.shape())
+              + " "
+              + x.layer()
+              + " "
+              + x.projection());
     }
     return w;
   }
@@ -61,8 +81,15 @@ class ModelLayoutTest {
     SplittableRandom r = new SplittableRandom(4);
     for (int i = 0; i < 20; i++) {
       int kv = 1 + r.nextInt(4), heads = kv * (1 + r.nextInt(4)), headDim = 2 * (1 + r.nextInt(40));
-      MistralConfig c = config(3 + r.nextInt(5000), 1 + r.nextInt(300), 1 + r.nextInt(700),
-          1 + r.nextInt(4), heads, kv, headDim);
+      MistralConfig c =
+          config(
+              3 + r.nextInt(5000),
+              1 + r.nextInt(300),
+              1 + r.nextInt(700),
+              1 + r.nextInt(4),
+              heads,
+              kv,
+              headDim);
       ModelLayout m = ModelLayout.of(c);
       assertEquals(expected(c), actual(m), c.toString());
       for (LoraTarget t : LoraTarget.values()) {

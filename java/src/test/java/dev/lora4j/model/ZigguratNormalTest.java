@@ -44,7 +44,8 @@ class ZigguratNormalTest {
     }
     double chi2 = 0;
     for (int b = 0; b < bins + 2; b++) {
-      double p = b == 0 || b == bins + 1 ? mass(-12, lo) : mass(lo + (b - 1) * width, lo + b * width);
+      double p =
+          b == 0 || b == bins + 1 ? mass(-12, lo) : mass(lo + (b - 1) * width, lo + b * width);
       double expected = p * N;
       chi2 += (count[b] - expected) * (count[b] - expected) / expected;
     }

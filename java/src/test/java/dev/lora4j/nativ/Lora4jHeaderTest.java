@@ -18,16 +18,16 @@ import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 
 /**
- * {@link Lora4jLibrary} is written by hand from {@code native/include/lora4j.h}; this test ties
- * the two: every {@code #define LORA4J_*} constant of the header exists in Java with the same
- * value, Java has no {@code LORA4J_*} constant the header lacks, and every function the header
- * declares has its native method.
+ * {@link Lora4jLibrary} is written by hand from {@code native/include/lora4j.h}; this test ties the
+ * two: every {@code #define LORA4J_*} constant of the header exists in Java with the same value,
+ * Java has no {@code LORA4J_*} constant the header lacks, and every function the header declares
+ * has its native method.
  */
 class Lora4jHeaderTest {
   static final Path HEADER = Path.of("../native/include/lora4j.h");
   static final Pattern DEFINE =
-      Pattern.compile("^#define\\s+(LORA4J_\\w+)\\s+(-?(?:0[xX][0-9a-fA-F]+|\\d+))[uU]?\\b",
-          Pattern.MULTILINE);
+      Pattern.compile(
+          "^#define\\s+(LORA4J_\\w+)\\s+(-?(?:0[xX][0-9a-fA-F]+|\\d+))[uU]?\\b", Pattern.MULTILINE);
   static final Pattern FUNCTION = Pattern.compile("\\b(lora4j_\\w+)\\s*\\(");
 
   /** The header's integer constants, in order. */
@@ -36,8 +36,10 @@ class Lora4jHeaderTest {
     Matcher d = DEFINE.matcher(text);
     while (d.find()) {
       String v = d.group(2);
-      long value = v.startsWith("0x") || v.startsWith("0X")
-          ? Long.parseLong(v.substring(2), 16) : Long.parseLong(v);
+      long value =
+          v.startsWith("0x") || v.startsWith("0X")
+              ? Long.parseLong(v.substring(2), 16)
+              : Long.parseLong(v);
       assertNull(m.put(d.group(1), value), "defined twice: " + d.group(1));
     }
     return m;
@@ -48,7 +50,8 @@ class Lora4jHeaderTest {
     for (Field f : Lora4jLibrary.class.getDeclaredFields()) {
       int mod = f.getModifiers();
       if (!f.getName().startsWith("LORA4J_")) continue;
-      assertTrue(Modifier.isPublic(mod) && Modifier.isStatic(mod) && Modifier.isFinal(mod),
+      assertTrue(
+          Modifier.isPublic(mod) && Modifier.isStatic(mod) && Modifier.isFinal(mod),
           f.getName() + " must be public static final");
       assertEquals(int.class, f.getType(), f.getName() + " must be an int");
       m.put(f.getName(), (long) f.getInt(null));
@@ -63,7 +66,8 @@ class Lora4jHeaderTest {
     Map<String, Long> java = javaConstants();
     // the include guard has no value and is not a constant
     assertFalse(header.containsKey("LORA4J_H"));
-    assertTrue(header.size() >= 30 && header.containsKey("LORA4J_STATE_EXP_AVG_SQ"),
+    assertTrue(
+        header.size() >= 30 && header.containsKey("LORA4J_STATE_EXP_AVG_SQ"),
         "constants parsed from the header: " + header.keySet());
     List<String> wrong = new ArrayList<>();
     for (Map.Entry<String, Long> e : header.entrySet()) {
@@ -85,7 +89,8 @@ class Lora4jHeaderTest {
     Set<String> declared = new TreeSet<>();
     Matcher f = FUNCTION.matcher(text);
     while (f.find()) declared.add(f.group(1));
-    assertTrue(declared.contains("lora4j_weight_info") && declared.size() >= 30,
+    assertTrue(
+        declared.contains("lora4j_weight_info") && declared.size() >= 30,
         "functions parsed from the header: " + declared);
     Set<String> bound = new TreeSet<>();
     for (Method m : Lora4jLibrary.class.getDeclaredMethods()) {
@@ -104,9 +109,10 @@ class Lora4jHeaderTest {
   /** The parser itself: a wrong or missing value is seen, the include guard is not a constant. */
   @Test
   void theParserReadsValuesAndSuffixes() {
-    Map<String, Long> m = headerConstants(
-        "#ifndef LORA4J_H\n#define LORA4J_H\n#define LORA4J_A 7\n#define LORA4J_B 64u /* x */\n"
-            + "#define LORA4J_C 0x10\n#define OTHER 3\n  #define LORA4J_IN_TEXT 5\n");
+    Map<String, Long> m =
+        headerConstants(
+            "#ifndef LORA4J_H\n#define LORA4J_H\n#define LORA4J_A 7\n#define LORA4J_B 64u /* x */\n"
+                + "#define LORA4J_C 0x10\n#define OTHER 3\n  #define LORA4J_IN_TEXT 5\n");
     assertEquals(Map.of("LORA4J_A", 7L, "LORA4J_B", 64L, "LORA4J_C", 16L), m);
   }
 }

@@ -20,7 +20,8 @@ class ConcurrencyTest {
 
   @Test
   void concurrentCallsGiveTheSequentialResults() throws Exception {
-    Batch a = Batch.of(new int[] {1, 17, 243, 99, 5, 300, 7}), b = Batch.of(new int[] {1, 400, 3, 9});
+    Batch a = Batch.of(new int[] {1, 17, 243, 99, 5, 300, 7}),
+        b = Batch.of(new int[] {1, 400, 3, 9});
     try (MistralModel m = MistralModel.load(TINY.resolve("model"), Device.cpu())) {
       m.attachAdapter(TINY.resolve("adapter_init"));
       double la = m.evalLoss(a), lb = m.evalLoss(b);
@@ -28,11 +29,13 @@ class ConcurrencyTest {
       try {
         List<Future<double[]>> fs = new ArrayList<>();
         for (int t = 0; t < 8; t++) {
-          fs.add(ex.submit(() -> {
-            double[] r = new double[40];
-            for (int i = 0; i < r.length; i++) r[i] = m.evalLoss(i % 2 == 0 ? a : b);
-            return r;
-          }));
+          fs.add(
+              ex.submit(
+                  () -> {
+                    double[] r = new double[40];
+                    for (int i = 0; i < r.length; i++) r[i] = m.evalLoss(i % 2 == 0 ? a : b);
+                    return r;
+                  }));
         }
         for (Future<double[]> f : fs) {
           double[] r = f.get();
@@ -51,18 +54,20 @@ class ConcurrencyTest {
     Batch a = Batch.of(new int[] {1, 17, 243, 99, 5, 300, 7});
     ExecutorService ex = Executors.newFixedThreadPool(2);
     try {
-      Future<Integer> user = ex.submit(() -> {
-        int done = 0;
-        try {
-          for (int i = 0; i < 10_000; i++) {
-            m.trainStep(a, AdamWConfig.defaults());
-            done++;
-          }
-        } catch (IllegalStateException closed) {
-          assertTrue(closed.getMessage().contains("closed"), closed.getMessage());
-        }
-        return done;
-      });
+      Future<Integer> user =
+          ex.submit(
+              () -> {
+                int done = 0;
+                try {
+                  for (int i = 0; i < 10_000; i++) {
+                    m.trainStep(a, AdamWConfig.defaults());
+                    done++;
+                  }
+                } catch (IllegalStateException closed) {
+                  assertTrue(closed.getMessage().contains("closed"), closed.getMessage());
+                }
+                return done;
+              });
       Thread.sleep(200);
       m.close();
       int steps = user.get();

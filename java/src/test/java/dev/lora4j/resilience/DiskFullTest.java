@@ -24,8 +24,8 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * A disk that fills up while a checkpoint is written: a clear error, no partial checkpoint left,
- * and the previous checkpoint stays intact and usable. The full disk is a {@link SmallDisk}, a
- * file system over the real one that runs out of space at a set size, so no root is needed.
+ * and the previous checkpoint stays intact and usable. The full disk is a {@link SmallDisk}, a file
+ * system over the real one that runs out of space at a set size, so no root is needed.
  */
 class DiskFullTest {
   static final Path MODEL = Path.of("src/test/resources/hf-reference/tiny/model");
@@ -44,9 +44,16 @@ class DiskFullTest {
   }
 
   static TrainingConfig config(Path out) {
-    return TrainingConfig.builder().outputDir(out).batchSize(2).maxSteps(4)
-        .saveSteps(1).saveTotalLimit(1).dataFormat(DataFormat.PRETOKENIZED).loggingSteps(100)
-        .lora(LoraConfig.builder().rank(4).alpha(8).allLinear().build()).build();
+    return TrainingConfig.builder()
+        .outputDir(out)
+        .batchSize(2)
+        .maxSteps(4)
+        .saveSteps(1)
+        .saveTotalLimit(1)
+        .dataFormat(DataFormat.PRETOKENIZED)
+        .loggingSteps(100)
+        .lora(LoraConfig.builder().rank(4).alpha(8).allLinear().build())
+        .build();
   }
 
   static long folderBytes(Path dir) throws Exception {
@@ -63,7 +70,8 @@ class DiskFullTest {
     // The size of one checkpoint, from a run on the ordinary disk.
     Path measure = tmp.resolve("measure");
     try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
-      LoraTrainer.fit(m, Dataset.jsonl(data), config(measure).toBuilder().maxSteps(1).build(), List.of());
+      LoraTrainer.fit(
+          m, Dataset.jsonl(data), config(measure).toBuilder().maxSteps(1).build(), List.of());
     }
     long checkpoint = folderBytes(measure.resolve("checkpoint-1"));
     assertTrue(checkpoint > 10_000, "checkpoint of " + checkpoint + " bytes");
@@ -71,10 +79,14 @@ class DiskFullTest {
     Path disk = SmallDisk.mount(tmp.resolve("small-disk"), checkpoint * 3 / 2);
     TrainingConfig cfg = config(disk);
     try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
-      Lora4jException e = assertThrows(Lora4jException.class,
-          () -> LoraTrainer.fit(m, Dataset.jsonl(data), cfg, List.of()));
+      Lora4jException e =
+          assertThrows(
+              Lora4jException.class, () -> LoraTrainer.fit(m, Dataset.jsonl(data), cfg, List.of()));
       String msg = e.getMessage();
-      assertTrue(msg.contains("cannot write checkpoint " + disk.resolve("checkpoint-2")) && msg.contains("intact"), msg);
+      assertTrue(
+          msg.contains("cannot write checkpoint " + disk.resolve("checkpoint-2"))
+              && msg.contains("intact"),
+          msg);
       assertTrue(msg.contains(SmallDisk.FULL), msg);
       System.out.println("full disk: " + msg);
     }
@@ -82,7 +94,9 @@ class DiskFullTest {
     assertEquals(List.of(disk.resolve("checkpoint-1")), left);
     assertNull(CheckpointStore.verify(left.get(0)), "the previous checkpoint is intact");
     try (var s = Files.list(disk)) {
-      assertTrue(s.noneMatch(p -> p.getFileName().toString().startsWith(".tmp-")), "no partial checkpoint left");
+      assertTrue(
+          s.noneMatch(p -> p.getFileName().toString().startsWith(".tmp-")),
+          "no partial checkpoint left");
     }
     // It resumes from there once space is available again.
     Path copy = tmp.resolve("copy");
@@ -93,17 +107,23 @@ class DiskFullTest {
       for (Path f : s.toList()) Files.copy(f, ck.resolve(f.getFileName().toString()));
     }
     try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
-      var res = LoraTrainer.fit(m, Dataset.jsonl(data),
-          cfg.toBuilder().outputDir(copy).saveSteps(0).resume(true).build(), List.of());
+      var res =
+          LoraTrainer.fit(
+              m,
+              Dataset.jsonl(data),
+              cfg.toBuilder().outputDir(copy).saveSteps(0).resume(true).build(),
+              List.of());
       assertEquals(4, res.steps());
     }
   }
 
   @Test
-  void smallDiskFailsWritesBeyondItsCapacityAndFreesDeletedFiles(@TempDir Path tmp) throws Exception {
+  void smallDiskFailsWritesBeyondItsCapacityAndFreesDeletedFiles(@TempDir Path tmp)
+      throws Exception {
     Path disk = SmallDisk.mount(tmp.resolve("d"), 1000);
     Files.write(disk.resolve("a"), new byte[600]);
-    IOException e = assertThrows(IOException.class, () -> Files.write(disk.resolve("b"), new byte[600]));
+    IOException e =
+        assertThrows(IOException.class, () -> Files.write(disk.resolve("b"), new byte[600]));
     assertEquals(SmallDisk.FULL, e.getMessage());
     assertEquals(400, Files.size(tmp.resolve("d/b")), "what fitted was written");
     // overwriting inside a file needs no new space; growing it does

@@ -27,15 +27,48 @@ class KillResumeTest {
 
   static List<String> args(Path data, Path out) {
     return List.of(
-        "train", "--model", MODEL.toString(), "--data", data.toString(), "--output", out.toString(),
-        "--device", "cpu", "--threads", "1", "--rank", "4", "--alpha", "8", "--targets", "all-linear",
-        "--lr", "5e-3", "--batch-size", "2", "--epochs", "1", "--save-steps", "1", "--save-limit", "2",
-        "--shuffle-buffer", "8", "--seed", "5", "--format", "pretokenized", "--log-steps", "1000");
+        "train",
+        "--model",
+        MODEL.toString(),
+        "--data",
+        data.toString(),
+        "--output",
+        out.toString(),
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--rank",
+        "4",
+        "--alpha",
+        "8",
+        "--targets",
+        "all-linear",
+        "--lr",
+        "5e-3",
+        "--batch-size",
+        "2",
+        "--epochs",
+        "1",
+        "--save-steps",
+        "1",
+        "--save-limit",
+        "2",
+        "--shuffle-buffer",
+        "8",
+        "--seed",
+        "5",
+        "--format",
+        "pretokenized",
+        "--log-steps",
+        "1000");
   }
 
   static int runInProcess(List<String> a) {
     StringWriter err = new StringWriter();
-    int code = Main.run(a.toArray(new String[0]), new PrintWriter(new StringWriter()), new PrintWriter(err));
+    int code =
+        Main.run(
+            a.toArray(new String[0]), new PrintWriter(new StringWriter()), new PrintWriter(err));
     assertEquals(0, code, err.toString());
     return code;
   }
@@ -70,18 +103,30 @@ class KillResumeTest {
     for (int trial = 0; trial < TRIALS; trial++) {
       Path out = tmp.resolve("t" + trial);
       Files.createDirectories(out);
-      List<String> cmd = new ArrayList<>(List.of(java, "--enable-native-access=ALL-UNNAMED",
-          "-Dorg.bytedeco.javacpp.cachedir=" + System.getProperty("org.bytedeco.javacpp.cachedir",
-              System.getProperty("java.io.tmpdir") + File.separator + "lora4j-javacpp"),
-          "-cp", cp, Main.class.getName()));
+      List<String> cmd =
+          new ArrayList<>(
+              List.of(
+                  java,
+                  "--enable-native-access=ALL-UNNAMED",
+                  "-Dorg.bytedeco.javacpp.cachedir="
+                      + System.getProperty(
+                          "org.bytedeco.javacpp.cachedir",
+                          System.getProperty("java.io.tmpdir") + File.separator + "lora4j-javacpp"),
+                  "-cp",
+                  cp,
+                  Main.class.getName()));
       cmd.addAll(args(data, out));
-      Process p = new ProcessBuilder(cmd).redirectErrorStream(true)
-          .redirectOutput(out.resolve("log.txt").toFile()).start();
+      Process p =
+          new ProcessBuilder(cmd)
+              .redirectErrorStream(true)
+              .redirectOutput(out.resolve("log.txt").toFile())
+              .start();
       boolean waitForWrite = trial % 2 == 0;
       long deadline = System.nanoTime() + (long) ((0.8 + 2.5 * r.nextDouble()) * 1e9);
       boolean inWrite = false;
       while (p.isAlive()) {
-        if (waitForWrite ? (inWrite = checkpointBeingWritten(out)) : System.nanoTime() > deadline) break;
+        if (waitForWrite ? (inWrite = checkpointBeingWritten(out)) : System.nanoTime() > deadline)
+          break;
         if (waitForWrite && System.nanoTime() > deadline + 3_000_000_000L) break;
         Thread.onSpinWait();
       }
@@ -92,11 +137,25 @@ class KillResumeTest {
       }
       // Killed before its first checkpoint, the run has nothing to resume: it starts again.
       boolean resumable = !new CheckpointStore(out, Integer.MAX_VALUE).list().isEmpty();
-      runInProcess(new ArrayList<>(args(data, out)) {{ add(resumable ? "--resume" : "--overwrite"); }});
+      runInProcess(
+          new ArrayList<>(args(data, out)) {
+            {
+              add(resumable ? "--resume" : "--overwrite");
+            }
+          });
       byte[] got = Files.readAllBytes(out.resolve("adapter/adapter_model.safetensors"));
-      assertArrayEquals(want, got, "trial " + trial + " (killed " + (inWrite ? "while writing a checkpoint" : "at a random moment") + ")");
+      assertArrayEquals(
+          want,
+          got,
+          "trial "
+              + trial
+              + " (killed "
+              + (inWrite ? "while writing a checkpoint" : "at a random moment")
+              + ")");
     }
-    System.out.printf("kill trials: %d runs, %d killed (%d while a checkpoint was being written), all resumed bitwise equal%n",
+    System.out.printf(
+        "kill trials: %d runs, %d killed (%d while a checkpoint was being written), all resumed"
+            + " bitwise equal%n",
         TRIALS, killed, duringWrite);
     assertTrue(killed >= TRIALS / 2, "too few runs were killed before finishing: " + killed);
     assertTrue(duringWrite >= 3, "too few kills landed inside a checkpoint write: " + duringWrite);

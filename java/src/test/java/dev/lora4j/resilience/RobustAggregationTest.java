@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.*;
 import dev.lora4j.Aggregation;
 import dev.lora4j.Dataset;
 import dev.lora4j.Device;
-import dev.lora4j.FaultInjection;
 import dev.lora4j.LoraConfig;
 import dev.lora4j.LoraTrainer;
 import dev.lora4j.MistralModel;
@@ -22,13 +21,13 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * Byzantine-robust aggregation on the CPU with virtual workers: the shipped model and chat
- * sample, gradient accumulation 6 (six workers per step, one micro-batch of one row each), one
- * faulty worker (worker 2) under each fault kind, 16 steps, each run's final validation loss
- * compared with the same rule's clean run.
+ * Byzantine-robust aggregation on the CPU with virtual workers: the shipped model and chat sample,
+ * gradient accumulation 6 (six workers per step, one micro-batch of one row each), one faulty
+ * worker (worker 2) under each fault kind, 16 steps, each run's final validation loss compared with
+ * the same rule's clean run.
  *
- * <p>Measured (2 cores, 27 runs in 85 to 113 s): the mean is wrecked by gradient-scale:-8 (+183%) and
- * alie:20 (+120%); Krum never picks the faulty worker and stays within 1.8% under every fault;
+ * <p>Measured (2 cores, 27 runs in 85 to 113 s): the mean is wrecked by gradient-scale:-8 (+183%)
+ * and alie:20 (+120%); Krum never picks the faulty worker and stays within 1.8% under every fault;
  * median, trimmed-mean:1 and centered-clip stay within 0.4% to 15.9% (worst: trimmed-mean under
  * alie:20, +15.9%; most between 2% and 9%). So the issue's target of 2% for every robust rule is
  * NOT met at this length: 16 steps of batch 1 are early in training (loss 5.3 to 6.7, falling
@@ -54,20 +53,36 @@ class RobustAggregationTest {
   }
 
   static double train(MistralModel m, Path out, Aggregation agg, String faults) {
-    TrainingConfig cfg = TrainingConfig.builder().outputDir(out)
-        .lora(LoraConfig.builder().rank(8).alpha(16).allLinear().build())
-        .learningRate(5e-3).schedule(Schedule.constant().warmupSteps(2))
-        .batchSize(1).gradientAccumulation(6).maxSteps(STEPS).maxSeqLength(128)
-        .trainOnCompletionsOnly(true).validationFraction(0.1).shuffleBuffer(0).seed(3)
-        .loggingSteps(1000).aggregation(agg).injectFaults(faults).build();
+    TrainingConfig cfg =
+        TrainingConfig.builder()
+            .outputDir(out)
+            .lora(LoraConfig.builder().rank(8).alpha(16).allLinear().build())
+            .learningRate(5e-3)
+            .schedule(Schedule.constant().warmupSteps(2))
+            .batchSize(1)
+            .gradientAccumulation(6)
+            .maxSteps(STEPS)
+            .maxSeqLength(128)
+            .trainOnCompletionsOnly(true)
+            .validationFraction(0.1)
+            .shuffleBuffer(0)
+            .seed(3)
+            .loggingSteps(1000)
+            .aggregation(agg)
+            .injectFaults(faults)
+            .build();
     TrainingResult r = LoraTrainer.fit(m, Dataset.jsonl(SAMPLE), cfg, List.of());
     return r.finalEvaluation().loss();
   }
 
   @Test
   void robustRulesWithstandOneFaultyWorkerTheMeanDoesNot(@TempDir Path tmp) {
-    List<Aggregation> robust = List.of(
-        Aggregation.median(), Aggregation.trimmedMean(1), Aggregation.krum(1), Aggregation.centeredClip());
+    List<Aggregation> robust =
+        List.of(
+            Aggregation.median(),
+            Aggregation.trimmedMean(1),
+            Aggregation.krum(1),
+            Aggregation.centeredClip());
     List<String> table = new ArrayList<>();
     List<String> failures = new ArrayList<>();
     try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
@@ -76,26 +91,39 @@ class RobustAggregationTest {
       Map<Aggregation, Double> clean = new LinkedHashMap<>();
       clean.put(Aggregation.mean(), train(m, tmp.resolve("r" + k++), Aggregation.mean(), ""));
       for (Aggregation a : robust) clean.put(a, train(m, tmp.resolve("r" + k++), a, ""));
-      clean.forEach((a, v) -> table.add(String.format(Locale.ROOT, "%-16s %-14s %.4f", "clean", a, v)));
+      clean.forEach(
+          (a, v) -> table.add(String.format(Locale.ROOT, "%-16s %-14s %.4f", "clean", a, v)));
       for (Map.Entry<String, String> f : FAULTS.entrySet()) {
         if (f.getKey().equals("gradient-scale") || f.getKey().equals("alie")) {
           double mean = train(m, tmp.resolve("r" + k++), Aggregation.mean(), f.getValue());
           double d = (mean - clean.get(Aggregation.mean())) / clean.get(Aggregation.mean());
-          table.add(String.format(Locale.ROOT, "%-16s %-14s %.4f (%+.2f%%)", f.getKey(), "mean", mean, 100 * d));
+          table.add(
+              String.format(
+                  Locale.ROOT, "%-16s %-14s %.4f (%+.2f%%)", f.getKey(), "mean", mean, 100 * d));
           if (!(d > 0.50)) failures.add("mean under " + f.getValue() + " shows no damage: " + d);
         }
         for (Aggregation a : robust) {
           double v = train(m, tmp.resolve("r" + k++), a, f.getValue());
           double d = (v - clean.get(a)) / clean.get(a);
-          table.add(String.format(Locale.ROOT, "%-16s %-14s %.4f (%+.2f%%)", f.getKey(), a, v, 100 * d));
+          table.add(
+              String.format(Locale.ROOT, "%-16s %-14s %.4f (%+.2f%%)", f.getKey(), a, v, 100 * d));
           double bound = a.rule() == Aggregation.Rule.KRUM ? 0.02 : 0.20;
-          if (!(Math.abs(d) <= bound)) failures.add(a + " under " + f.getValue() + ": " + d + " (bound " + bound + ")");
+          if (!(Math.abs(d) <= bound))
+            failures.add(a + " under " + f.getValue() + ": " + d + " (bound " + bound + ")");
         }
       }
-      table.add(String.format(Locale.ROOT, "%d runs of %d steps in %.1f s", k, STEPS, (System.nanoTime() - t) / 1e9));
+      table.add(
+          String.format(
+              Locale.ROOT,
+              "%d runs of %d steps in %.1f s",
+              k,
+              STEPS,
+              (System.nanoTime() - t) / 1e9));
     }
-    System.out.println("robust aggregation, final validation loss (change against the same rule without faults):\n  "
-        + String.join("\n  ", table));
+    System.out.println(
+        "robust aggregation, final validation loss (change against the same rule without faults):\n"
+            + "  "
+            + String.join("\n  ", table));
     assertTrue(failures.isEmpty(), String.join("; ", failures));
   }
 }

@@ -102,7 +102,8 @@ final class SmallDisk extends FileSystem {
 
   static Path unwrap(Path p) {
     if (p == null) return null;
-    if (!(p instanceof DiskPath d)) throw new ProviderMismatchException("not a small-disk path: " + p);
+    if (!(p instanceof DiskPath d))
+      throw new ProviderMismatchException("not a small-disk path: " + p);
     return d.real;
   }
 
@@ -258,7 +259,8 @@ final class SmallDisk extends FileSystem {
     }
 
     @Override
-    public WatchKey register(WatchService watcher, WatchEvent.Kind<?>[] events, WatchEvent.Modifier... modifiers) {
+    public WatchKey register(
+        WatchService watcher, WatchEvent.Kind<?>[] events, WatchEvent.Modifier... modifiers) {
       throw new UnsupportedOperationException("no watch service on the small disk");
     }
 
@@ -306,22 +308,25 @@ final class SmallDisk extends FileSystem {
     }
 
     @Override
-    public SeekableByteChannel newByteChannel(Path path, Set<? extends OpenOption> options,
-        FileAttribute<?>... attrs) throws IOException {
+    public SeekableByteChannel newByteChannel(
+        Path path, Set<? extends OpenOption> options, FileAttribute<?>... attrs)
+        throws IOException {
       return newFileChannel(path, options, attrs);
     }
 
     @Override
-    public FileChannel newFileChannel(Path path, Set<? extends OpenOption> options,
-        FileAttribute<?>... attrs) throws IOException {
+    public FileChannel newFileChannel(
+        Path path, Set<? extends OpenOption> options, FileAttribute<?>... attrs)
+        throws IOException {
       FileChannel ch = FileChannel.open(unwrap(path), options, attrs);
-      boolean writes = options.contains(StandardOpenOption.WRITE) || options.contains(StandardOpenOption.APPEND);
+      boolean writes =
+          options.contains(StandardOpenOption.WRITE) || options.contains(StandardOpenOption.APPEND);
       return writes ? new LimitedChannel(ch, options.contains(StandardOpenOption.APPEND)) : ch;
     }
 
     @Override
-    public DirectoryStream<Path> newDirectoryStream(Path dir, DirectoryStream.Filter<? super Path> filter)
-        throws IOException {
+    public DirectoryStream<Path> newDirectoryStream(
+        Path dir, DirectoryStream.Filter<? super Path> filter) throws IOException {
       DirectoryStream<Path> ds = Files.newDirectoryStream(unwrap(dir), p -> filter.accept(wrap(p)));
       return new DirectoryStream<>() {
         @Override
@@ -396,13 +401,14 @@ final class SmallDisk extends FileSystem {
     }
 
     @Override
-    public <V extends FileAttributeView> V getFileAttributeView(Path path, Class<V> type, LinkOption... options) {
+    public <V extends FileAttributeView> V getFileAttributeView(
+        Path path, Class<V> type, LinkOption... options) {
       return Files.getFileAttributeView(unwrap(path), type, options);
     }
 
     @Override
-    public <A extends BasicFileAttributes> A readAttributes(Path path, Class<A> type, LinkOption... options)
-        throws IOException {
+    public <A extends BasicFileAttributes> A readAttributes(
+        Path path, Class<A> type, LinkOption... options) throws IOException {
       return Files.readAttributes(unwrap(path), type, options);
     }
 
@@ -474,7 +480,8 @@ final class SmallDisk extends FileSystem {
     }
 
     @Override
-    public long transferFrom(ReadableByteChannel src, long position, long count) throws IOException {
+    public long transferFrom(ReadableByteChannel src, long position, long count)
+        throws IOException {
       ByteBuffer buf = ByteBuffer.allocate((int) Math.min(count, 1 << 16));
       long done = 0;
       while (done < count) {
@@ -539,7 +546,8 @@ final class SmallDisk extends FileSystem {
     }
 
     @Override
-    public long transferTo(long position, long count, WritableByteChannel target) throws IOException {
+    public long transferTo(long position, long count, WritableByteChannel target)
+        throws IOException {
       return ch.transferTo(position, count, target);
     }
 

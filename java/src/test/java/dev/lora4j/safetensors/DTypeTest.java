@@ -101,12 +101,12 @@ class DTypeTest {
     assertArrayEquals(new long[] {-3, 1L << 40}, DType.I64.toLongs(le));
     assertEquals(0, le.position(), "source position unchanged");
     assertArrayEquals(new long[] {255, 1}, DType.U8.toLongs(ByteBuffer.wrap(new byte[] {-1, 1})));
-    assertArrayEquals(new int[] {-1, 7},
+    assertArrayEquals(
+        new int[] {-1, 7},
         DType.I32.toInts(ByteBuffer.wrap(DType.I32.fromLongs(new long[] {-1, 7}))));
     assertThrows(ArithmeticException.class, () -> DType.I64.toInts(le));
     assertThrows(IllegalArgumentException.class, () -> DType.F32.toLongs(le));
     assertThrows(IllegalArgumentException.class, () -> DType.I32.fromLongs(new long[] {1L << 40}));
-    assertThrows(IllegalArgumentException.class,
-        () -> DType.F32.toFloats(ByteBuffer.allocate(6)));
+    assertThrows(IllegalArgumentException.class, () -> DType.F32.toFloats(ByteBuffer.allocate(6)));
   }
 }

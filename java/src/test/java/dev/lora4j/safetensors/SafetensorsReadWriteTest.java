@@ -74,15 +74,20 @@ class SafetensorsReadWriteTest {
         }
       }
       // the index's metadata says how many parameters there are
-      assertEquals(switch (testCase) {
-        case "hd128" -> 2L * 1024 * 256 + 256 + 2 * (2 * 256 + 256 * 256 + 2 * 128 * 256
-            + 256 * 256 + 3 * 256 * 512);
-        default -> 158016L;
-      }, params);
+      assertEquals(
+          switch (testCase) {
+            case "hd128" ->
+                2L * 1024 * 256
+                    + 256
+                    + 2 * (2 * 256 + 256 * 256 + 2 * 128 * 256 + 256 * 256 + 3 * 256 * 512);
+            default -> 158016L;
+          },
+          params);
       // the fixtures randomise the norm weights (so that a wrong norm shows): not all equal
       float[] norm = ck.readFloat("model.norm.weight");
-      assertTrue(java.util.stream.IntStream.range(1, norm.length)
-          .anyMatch(i -> norm[i] != norm[0]), "norm weights differ from each other");
+      assertTrue(
+          java.util.stream.IntStream.range(1, norm.length).anyMatch(i -> norm[i] != norm[0]),
+          "norm weights differ from each other");
       float[] emb = ck.readFloat("model.embed_tokens.weight");
       double sumSq = 0;
       for (float v : emb) sumSq += v * v;
@@ -119,8 +124,8 @@ class SafetensorsReadWriteTest {
       assertEquals(3, losses.length);
       assertTrue(losses[2] < losses[0], "training lowers the loss");
       assertEquals(f.readLong("generate.prompt")[0], input[0]);
-      SafetensorsException e = assertThrows(SafetensorsException.class,
-          () -> f.readLong("base.loss"));
+      SafetensorsException e =
+          assertThrows(SafetensorsException.class, () -> f.readLong("base.loss"));
       assertTrue(e.getMessage().contains("base.loss") && e.getMessage().contains("F32"));
     }
   }
@@ -129,8 +134,11 @@ class SafetensorsReadWriteTest {
   @Test
   void matchesTheReferenceSerializerByteForByte() {
     byte[] data = DType.F32.fromFloats(new float[] {0, 1, 2, 3, 4, 5});
-    byte[] out = new SafetensorsWriter().metadata(null)
-        .add("attn.0", DType.F32, new long[] {1, 2, 3}, data).toBytes();
+    byte[] out =
+        new SafetensorsWriter()
+            .metadata(null)
+            .add("attn.0", DType.F32, new long[] {1, 2, 3}, data)
+            .toBytes();
     String header = "{\"attn.0\":{\"dtype\":\"F32\",\"shape\":[1,2,3],\"data_offsets\":[0,24]}}";
     assertEquals(64, out[0]);
     for (int i = 1; i < 8; i++) assertEquals(0, out[i]);
@@ -139,7 +147,8 @@ class SafetensorsReadWriteTest {
     assertEquals(72 + 24, out.length);
     assertArrayEquals(data, java.util.Arrays.copyOfRange(out, 72, 96));
     // no tensors, no metadata: "{}" plus 6 spaces
-    assertArrayEquals(new byte[] {8, 0, 0, 0, 0, 0, 0, 0, '{', '}', ' ', ' ', ' ', ' ', ' ', ' '},
+    assertArrayEquals(
+        new byte[] {8, 0, 0, 0, 0, 0, 0, 0, '{', '}', ' ', ' ', ' ', ' ', ' ', ' '},
         new SafetensorsWriter().metadata(null).toBytes());
   }
 
@@ -154,8 +163,8 @@ class SafetensorsReadWriteTest {
     for (Path p : files) {
       byte[] original = Files.readAllBytes(p);
       try (SafetensorsFile f = SafetensorsFile.open(p)) {
-        SafetensorsWriter w = new SafetensorsWriter()
-            .metadata(f.metadata().isEmpty() ? null : f.metadata());
+        SafetensorsWriter w =
+            new SafetensorsWriter().metadata(f.metadata().isEmpty() ? null : f.metadata());
         for (TensorInfo t : f.tensors()) w.add(t.name(), t.dtype(), t.shape(), f.data(t.name()));
         Path copy = tmp.resolve(p.getFileName());
         w.write(copy);
@@ -187,12 +196,14 @@ class SafetensorsReadWriteTest {
     try (SafetensorsFile f = SafetensorsFile.open(file)) {
       assertEquals(Map.of("format", "pt"), f.metadata());
       // data order: I64, F64, F32 (by name), I32, BF16, F16, BOOL - descending dtype, then name
-      assertEquals(List.of("y.i64", "b.f64", "empty", "scalar", "z.f32", "c.i32", "a.bf16",
-          "m.f16", "flag"), f.names());
+      assertEquals(
+          List.of("y.i64", "b.f64", "empty", "scalar", "z.f32", "c.i32", "a.bf16", "m.f16", "flag"),
+          f.names());
       assertArrayEquals(vals, f.readFloat("z.f32"));
       assertArrayEquals(vals, f.readFloat("b.f64"));
-      assertArrayEquals(new float[] {0.10009765625f, -7.25f, 29952f, -1.0013580322265625e-5f, 1f,
-          2f}, f.readFloat("a.bf16"));
+      assertArrayEquals(
+          new float[] {0.10009765625f, -7.25f, 29952f, -1.0013580322265625e-5f, 1f, 2f},
+          f.readFloat("a.bf16"));
       float[] half = f.readFloat("m.f16");
       assertEquals(30000f, half[2]);
       assertEquals(-7.25f, half[1]);
@@ -209,7 +220,8 @@ class SafetensorsReadWriteTest {
   void writeReplacesAtomicallyAndLeavesNoTemporaryFiles() throws IOException {
     Path file = tmp.resolve("a.safetensors");
     new SafetensorsWriter().addFloats("x", DType.F32, new long[] {1}, new float[] {1}).write(file);
-    new SafetensorsWriter().addFloats("x", DType.F32, new long[] {2}, new float[] {2, 3})
+    new SafetensorsWriter()
+        .addFloats("x", DType.F32, new long[] {2}, new float[] {2, 3})
         .write(file);
     try (SafetensorsFile f = SafetensorsFile.open(file)) {
       assertArrayEquals(new float[] {2, 3}, f.readFloat("x"));
@@ -219,9 +231,13 @@ class SafetensorsReadWriteTest {
     }
     // a failed write leaves the target untouched
     Path missingDir = tmp.resolve("no/such/dir/x.safetensors");
-    SafetensorsException e = assertThrows(SafetensorsException.class, () ->
-        new SafetensorsWriter().addFloats("x", DType.F32, new long[] {1}, new float[] {1})
-            .write(missingDir));
+    SafetensorsException e =
+        assertThrows(
+            SafetensorsException.class,
+            () ->
+                new SafetensorsWriter()
+                    .addFloats("x", DType.F32, new long[] {1}, new float[] {1})
+                    .write(missingDir));
     assertTrue(e.getMessage().contains(missingDir.toString()));
   }
 
@@ -229,26 +245,36 @@ class SafetensorsReadWriteTest {
   void writerRejectsInconsistentInput() {
     SafetensorsWriter w = new SafetensorsWriter();
     w.add("a", DType.F32, new long[] {2}, new byte[8]);
-    SafetensorsException dup = assertThrows(SafetensorsException.class,
-        () -> w.add("a", DType.F32, new long[] {2}, new byte[8]));
+    SafetensorsException dup =
+        assertThrows(
+            SafetensorsException.class, () -> w.add("a", DType.F32, new long[] {2}, new byte[8]));
     assertTrue(dup.getMessage().contains("'a'"));
-    SafetensorsException size = assertThrows(SafetensorsException.class,
-        () -> w.add("b", DType.BF16, new long[] {3}, new byte[8]));
+    SafetensorsException size =
+        assertThrows(
+            SafetensorsException.class, () -> w.add("b", DType.BF16, new long[] {3}, new byte[8]));
     assertTrue(size.getMessage().contains("'b'") && size.getMessage().contains("6 bytes"));
-    assertThrows(SafetensorsException.class,
+    assertThrows(
+        SafetensorsException.class,
         () -> w.add("__metadata__", DType.F32, new long[] {0}, new byte[0]));
   }
 
   /**
-   * A file larger than 2 GiB (sparse, so it costs no disk): tensors past 2 GiB are mapped on
-   * their own, and a tensor of 2 GiB or more is read in pieces.
+   * A file larger than 2 GiB (sparse, so it costs no disk): tensors past 2 GiB are mapped on their
+   * own, and a tensor of 2 GiB or more is read in pieces.
    */
   @Test
   void filesLargerThan2GiBAreMappedPerTensor() throws IOException {
     long big = (1L << 31) + 16;
-    String json = "{\"big\":{\"dtype\":\"U8\",\"shape\":[" + big + "],\"data_offsets\":[0," + big
-        + "]},\"tail\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[" + big + ","
-        + (big + 8) + "]}}";
+    String json =
+        "{\"big\":{\"dtype\":\"U8\",\"shape\":["
+            + big
+            + "],\"data_offsets\":[0,"
+            + big
+            + "]},\"tail\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":["
+            + big
+            + ","
+            + (big + 8)
+            + "]}}";
     byte[] h = json.getBytes(StandardCharsets.UTF_8);
     Path file = tmp.resolve("big.safetensors");
     try (RandomAccessFile raf = new RandomAccessFile(file.toFile(), "rw")) {
@@ -273,8 +299,8 @@ class SafetensorsReadWriteTest {
 
   @Test
   void closedFileHandsOutNoMoreBuffers() {
-    SafetensorsFile f = SafetensorsFile.open(Fixtures.hf("tiny", "adapter_init/"
-        + "adapter_model.safetensors"));
+    SafetensorsFile f =
+        SafetensorsFile.open(Fixtures.hf("tiny", "adapter_init/" + "adapter_model.safetensors"));
     String name = f.names().get(0);
     ByteBuffer before = f.data(name);
     f.close();
@@ -300,18 +326,21 @@ class SafetensorsReadWriteTest {
   @Test
   void chunkedTensorsWriteTheSameFileAsBytesForAnyThreadCount() throws IOException {
     // three tensors: several chunks with a short last one, exactly one chunk, and empty
-    SafetensorsWriter bytes = new SafetensorsWriter()
-        .add("a", DType.BF16, new long[] {37, 41}, patternBytes(37 * 41 * 2))
-        .add("b", DType.F32, new long[] {64}, patternBytes(256))
-        .add("c", DType.F32, new long[] {0, 3}, new byte[0])
-        .addFloats("d", DType.F32, new long[] {2}, new float[] {1f, 2f});
+    SafetensorsWriter bytes =
+        new SafetensorsWriter()
+            .add("a", DType.BF16, new long[] {37, 41}, patternBytes(37 * 41 * 2))
+            .add("b", DType.F32, new long[] {64}, patternBytes(256))
+            .add("c", DType.F32, new long[] {0, 3}, new byte[0])
+            .addFloats("d", DType.F32, new long[] {2}, new float[] {1f, 2f});
     byte[] want = bytes.toBytes();
     for (int threads : new int[] {1, 2, 5}) {
-      SafetensorsWriter w = new SafetensorsWriter().threads(threads)
-          .add("a", DType.BF16, new long[] {37, 41}, 128, pattern(128))
-          .add("b", DType.F32, new long[] {64}, 256, pattern(256))
-          .add("c", DType.F32, new long[] {0, 3}, 8, pattern(8))
-          .addFloats("d", DType.F32, new long[] {2}, new float[] {1f, 2f});
+      SafetensorsWriter w =
+          new SafetensorsWriter()
+              .threads(threads)
+              .add("a", DType.BF16, new long[] {37, 41}, 128, pattern(128))
+              .add("b", DType.F32, new long[] {64}, 256, pattern(256))
+              .add("c", DType.F32, new long[] {0, 3}, 8, pattern(8))
+              .addFloats("d", DType.F32, new long[] {2}, new float[] {1f, 2f});
       assertArrayEquals(want, w.toBytes(), "toBytes");
       Path f = tmp.resolve("chunked-" + threads + ".safetensors");
       w.write(f);
@@ -323,23 +352,36 @@ class SafetensorsReadWriteTest {
   void failingChunkLeavesNoFileAndNamesTheTarget() throws IOException {
     Path f = tmp.resolve("fails.safetensors");
     Files.write(f, new byte[] {1, 2, 3});
-    SafetensorsWriter w = new SafetensorsWriter().threads(3)
-        .add("a", DType.F32, new long[] {1000}, 64, (chunk, out) -> {
-          if (chunk == 40) throw new java.io.UncheckedIOException(new IOException("source broke"));
-          while (out.hasRemaining()) out.put((byte) 0);
-        });
+    SafetensorsWriter w =
+        new SafetensorsWriter()
+            .threads(3)
+            .add(
+                "a",
+                DType.F32,
+                new long[] {1000},
+                64,
+                (chunk, out) -> {
+                  if (chunk == 40)
+                    throw new java.io.UncheckedIOException(new IOException("source broke"));
+                  while (out.hasRemaining()) out.put((byte) 0);
+                });
     SafetensorsException e = assertThrows(SafetensorsException.class, () -> w.write(f));
-    assertTrue(e.getMessage().contains(f.toAbsolutePath().toString()) && e.getMessage().contains("source broke"),
+    assertTrue(
+        e.getMessage().contains(f.toAbsolutePath().toString())
+            && e.getMessage().contains("source broke"),
         e.getMessage());
-    assertArrayEquals(new byte[] {1, 2, 3}, Files.readAllBytes(f), "the old file is left as it was");
+    assertArrayEquals(
+        new byte[] {1, 2, 3}, Files.readAllBytes(f), "the old file is left as it was");
     try (Stream<Path> s = Files.list(tmp)) {
       assertEquals(List.of(f), s.toList(), "no temporary file left");
     }
-    SafetensorsWriter shortFill = new SafetensorsWriter()
-        .add("a", DType.F32, new long[] {4}, 16, (chunk, out) -> out.putInt(7));
+    SafetensorsWriter shortFill =
+        new SafetensorsWriter()
+            .add("a", DType.F32, new long[] {4}, 16, (chunk, out) -> out.putInt(7));
     SafetensorsException e2 = assertThrows(SafetensorsException.class, shortFill::toBytes);
     assertTrue(e2.getMessage().contains("chunk 0 of 16 bytes was filled with 4"), e2.getMessage());
-    assertThrows(SafetensorsException.class,
+    assertThrows(
+        SafetensorsException.class,
         () -> new SafetensorsWriter().add("a", DType.F32, new long[] {4}, 6, pattern(6)));
     assertThrows(IllegalArgumentException.class, () -> new SafetensorsWriter().threads(0));
   }

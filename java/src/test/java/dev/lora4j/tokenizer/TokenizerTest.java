@@ -76,8 +76,12 @@ class TokenizerTest {
       if (java.util.Arrays.equals(expected, got)) {
         ok++;
       } else if (failures.size() < 5) {
-        failures.add(text + "\n expected " + java.util.Arrays.toString(expected)
-            + "\n got      " + java.util.Arrays.toString(got));
+        failures.add(
+            text
+                + "\n expected "
+                + java.util.Arrays.toString(expected)
+                + "\n got      "
+                + java.util.Arrays.toString(got));
       }
     }
     assertEquals(cases.size(), ok, String.join("\n", failures));
@@ -89,9 +93,13 @@ class TokenizerTest {
     for (JsonNode c : cases) {
       if (c.has("ids_special_tokens_parsed")) {
         String text = c.get("text").asText();
-        assertArrayEquals(ints(c.get("ids_special_tokens_parsed")), tok.encodeWithSpecialTokens(text, true), text);
+        assertArrayEquals(
+            ints(c.get("ids_special_tokens_parsed")),
+            tok.encodeWithSpecialTokens(text, true),
+            text);
         // and the literal ids differ: the text was not allowed to forge control tokens
-        assertFalse(java.util.Arrays.equals(ints(c.get("ids")), tok.encodeWithSpecialTokens(text, true)));
+        assertFalse(
+            java.util.Arrays.equals(ints(c.get("ids")), tok.encodeWithSpecialTokens(text, true)));
         n++;
       } else {
         // without special-token text both ways agree
@@ -151,7 +159,9 @@ class TokenizerTest {
     assertTrue(found);
     assertEquals(text, tok.decode(ids, true));
     // an invalid byte run decodes to one U+FFFD per byte, as HF's ByteFallback decoder does
-    assertEquals("a\uFFFD\uFFFD", tok.decode(new int[] {tok.tokenToId("a"), f0, tok.tokenToId("<0x9F>")}, true));
+    assertEquals(
+        "a\uFFFD\uFFFD",
+        tok.decode(new int[] {tok.tokenToId("a"), f0, tok.tokenToId("<0x9F>")}, true));
   }
 
   @Test
@@ -160,25 +170,33 @@ class TokenizerTest {
     // pre-tokenizer that prepends "▁" only to the start of the text and does not split
     ObjectMapper om = new ObjectMapper();
     com.fasterxml.jackson.databind.node.ObjectNode root =
-        (com.fasterxml.jackson.databind.node.ObjectNode) om.readTree(DIR.resolve("tokenizer.json").toFile());
+        (com.fasterxml.jackson.databind.node.ObjectNode)
+            om.readTree(DIR.resolve("tokenizer.json").toFile());
     root.putNull("normalizer");
-    root.set("pre_tokenizer", om.readTree("{\"type\": \"Metaspace\", \"replacement\": \"\u2581\", "
-        + "\"prepend_scheme\": \"first\", \"split\": false}"));
-    root.set("decoder", om.readTree("{\"type\": \"Metaspace\", \"replacement\": \"\u2581\", "
-        + "\"prepend_scheme\": \"first\", \"split\": false}"));
+    root.set(
+        "pre_tokenizer",
+        om.readTree(
+            "{\"type\": \"Metaspace\", \"replacement\": \"\u2581\", "
+                + "\"prepend_scheme\": \"first\", \"split\": false}"));
+    root.set(
+        "decoder",
+        om.readTree(
+            "{\"type\": \"Metaspace\", \"replacement\": \"\u2581\", "
+                + "\"prepend_scheme\": \"first\", \"split\": false}"));
     Files.writeString(tmp.resolve("tokenizer.json"), om.writeValueAsString(root));
     Tokenizer meta = Tokenizer.fromModelDir(tmp);
     // same ids as the legacy pipeline when the text does not start with a space
     for (JsonNode c : cases) {
       String text = c.get("text").asText();
-      if (!text.startsWith(" ") && !text.contains("<") ) {
+      if (!text.startsWith(" ") && !text.contains("<")) {
         assertArrayEquals(ints(c.get("ids")), meta.encode(text, true), text);
       }
     }
     // a leading space is not doubled: " Hello" -> "▁Hello" (legacy: "▁", "▁Hello")
     assertArrayEquals(new int[] {22557}, meta.encode(" Hello", false));
     assertArrayEquals(new int[] {28705, 22557}, tok.encode(" Hello", false));
-    // after a control token no "▁" is prepended (prepend_scheme first), unlike the legacy normalizer
+    // after a control token no "▁" is prepended (prepend_scheme first), unlike the legacy
+    // normalizer
     assertArrayEquals(new int[] {1, 16230}, meta.encodeWithSpecialTokens("<s>Hello", false));
     assertArrayEquals(new int[] {1, 22557}, tok.encodeWithSpecialTokens("<s>Hello", false));
     assertEquals("Hello world", meta.decode(meta.encode("Hello world", true), true));
@@ -204,9 +222,17 @@ class TokenizerTest {
     long t1 = System.nanoTime();
     int[] whole = tok.encode(text, false); // one 4 MB document: one BPE "word" of 4M symbols
     double s2 = (System.nanoTime() - t1) / 1e9;
-    System.out.printf("encode speed: %d lines, %.1f MB, %d tokens in %.2f s = %.0f tokens/s; "
+    System.out.printf(
+        "encode speed: %d lines, %.1f MB, %d tokens in %.2f s = %.0f tokens/s; "
             + "as one document %d tokens in %.2f s = %.0f tokens/s%n",
-        lines.length, text.length() / 1e6, tokens, s1, tokens / s1, whole.length, s2, whole.length / s2);
+        lines.length,
+        text.length() / 1e6,
+        tokens,
+        s1,
+        tokens / s1,
+        whole.length,
+        s2,
+        whole.length / s2);
     assertEquals(text, tok.decode(whole, true));
     assertTrue(tokens / s1 > 100_000, "too slow: " + tokens / s1 + " tokens/s");
   }

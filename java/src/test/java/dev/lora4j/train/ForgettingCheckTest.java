@@ -73,17 +73,43 @@ class ForgettingCheckTest {
     ByteArrayOutputStream progress = new ByteArrayOutputStream();
     TrainingResult r;
     try (MistralModel model = MistralModel.load(MODEL, Device.cpu())) {
-      TrainingConfig cfg = TrainingConfig.builder().outputDir(tmp.resolve("run"))
-          .maxSteps(20).batchSize(8).learningRate(5e-3).schedule(Schedule.cosine().warmupSteps(2))
-          .lora(LoraConfig.builder().rank(8).alpha(16).allLinear().build())
-          .trainOnCompletionsOnly(true).validationFraction(0.1).evalSteps(10)
-          .forgettingData(general).forgettingWarn(0.5).seed(3).build();
-      r = LoraTrainer.fit(model, Dataset.jsonl(SAMPLE), cfg,
-          List.of(rec, new ProgressListener(new PrintStream(progress, true, StandardCharsets.UTF_8), false, 10)));
+      TrainingConfig cfg =
+          TrainingConfig.builder()
+              .outputDir(tmp.resolve("run"))
+              .maxSteps(20)
+              .batchSize(8)
+              .learningRate(5e-3)
+              .schedule(Schedule.cosine().warmupSteps(2))
+              .lora(LoraConfig.builder().rank(8).alpha(16).allLinear().build())
+              .trainOnCompletionsOnly(true)
+              .validationFraction(0.1)
+              .evalSteps(10)
+              .forgettingData(general)
+              .forgettingWarn(0.5)
+              .seed(3)
+              .build();
+      r =
+          LoraTrainer.fit(
+              model,
+              Dataset.jsonl(SAMPLE),
+              cfg,
+              List.of(
+                  rec,
+                  new ProgressListener(
+                      new PrintStream(progress, true, StandardCharsets.UTF_8), false, 10)));
 
       // the numbers are the losses of the base model and of the trained adapter on that data
-      JsonlDataset data = JsonlDataset.open(general, model.textEncoder(), model.chatEncoder(),
-          DataConfig.builder().completionsOnly(false).shuffleBuffer(0).maxSeqLength(2048).batchSize(3).build());
+      JsonlDataset data =
+          JsonlDataset.open(
+              general,
+              model.textEncoder(),
+              model.chatEncoder(),
+              DataConfig.builder()
+                  .completionsOnly(false)
+                  .shuffleBuffer(0)
+                  .maxSeqLength(2048)
+                  .batchSize(3)
+                  .build());
       double withAdapter = LoraTrainer.evaluate(model, data).mean();
       model.detachAdapter();
       double base = LoraTrainer.evaluate(model, data).mean();
@@ -99,15 +125,26 @@ class ForgettingCheckTest {
     for (TrainingListener.Evaluation e : r.evaluations()) {
       assertTrue(e.hasTask() && e.hasGeneral());
       assertTrue(e.generalTokens() > 1000, "tokens " + e.generalTokens());
-      assertEquals(r.evaluations().get(0).baseGeneralLoss(), e.baseGeneralLoss(), "the base is evaluated once");
+      assertEquals(
+          r.evaluations().get(0).baseGeneralLoss(),
+          e.baseGeneralLoss(),
+          "the base is evaluated once");
       assertTrue(e.taskGain() > 0, "the task loss fell: " + e);
-      assertEquals((e.generalLoss() - e.baseGeneralLoss()) / e.baseGeneralLoss(), e.generalChange(), 1e-12);
+      assertEquals(
+          (e.generalLoss() - e.baseGeneralLoss()) / e.baseGeneralLoss(), e.generalChange(), 1e-12);
     }
     List<JsonNode> lines = new ArrayList<>();
-    for (String l : Files.readAllLines(tmp.resolve("run/metrics.jsonl"))) lines.add(JSON.readTree(l));
-    assertTrue(lines.stream().anyMatch(n -> n.path("type").asText().equals("data")
-        && n.path("split").asText().equals("forgetting") && n.path("examples").asLong() == 40));
-    List<JsonNode> evals = lines.stream().filter(n -> n.path("type").asText().equals("eval")).toList();
+    for (String l : Files.readAllLines(tmp.resolve("run/metrics.jsonl")))
+      lines.add(JSON.readTree(l));
+    assertTrue(
+        lines.stream()
+            .anyMatch(
+                n ->
+                    n.path("type").asText().equals("data")
+                        && n.path("split").asText().equals("forgetting")
+                        && n.path("examples").asLong() == 40));
+    List<JsonNode> evals =
+        lines.stream().filter(n -> n.path("type").asText().equals("eval")).toList();
     assertEquals(2, evals.size());
     for (int i = 0; i < 2; i++) {
       TrainingListener.Evaluation e = r.evaluations().get(i);
@@ -130,7 +167,8 @@ class ForgettingCheckTest {
   void aRiseBeyondTheAllowedFractionIsAWarningEverywhere(@TempDir Path tmp) throws Exception {
     // one token over and over: the model learns to predict it everywhere and gets worse at text
     StringBuilder sb = new StringBuilder();
-    for (int i = 0; i < 64; i++) sb.append("{\"input_ids\":[").append("5,".repeat(40)).append("5]}\n");
+    for (int i = 0; i < 64; i++)
+      sb.append("{\"input_ids\":[").append("5,".repeat(40)).append("5]}\n");
     Path poison = tmp.resolve("poison.jsonl");
     Files.writeString(poison, sb);
     Path general = general(tmp, 12);
@@ -143,21 +181,52 @@ class ForgettingCheckTest {
     System.setErr(new PrintStream(stderr, true, StandardCharsets.UTF_8));
     int code;
     try {
-      code = Main.run(new String[] {"train", "--model", MODEL.toString(), "--data", poison.toString(),
-          "--output", out.toString(), "--device", "cpu", "--steps", "12", "--batch-size", "8",
-          "--lr", "1e-2", "--rank", "8", "--alpha", "16", "--targets", "all-linear", "--no-guard",
-          "--forgetting-data", general.toString(), "--eval-steps", "6"},
-          new PrintWriter(new StringWriter(), true), new PrintWriter(err, true));
+      code =
+          Main.run(
+              new String[] {
+                "train",
+                "--model",
+                MODEL.toString(),
+                "--data",
+                poison.toString(),
+                "--output",
+                out.toString(),
+                "--device",
+                "cpu",
+                "--steps",
+                "12",
+                "--batch-size",
+                "8",
+                "--lr",
+                "1e-2",
+                "--rank",
+                "8",
+                "--alpha",
+                "16",
+                "--targets",
+                "all-linear",
+                "--no-guard",
+                "--forgetting-data",
+                general.toString(),
+                "--eval-steps",
+                "6"
+              },
+              new PrintWriter(new StringWriter(), true),
+              new PrintWriter(err, true));
     } finally {
       System.setOut(oldOut);
       System.setErr(oldErr);
     }
-    String so = stdout.toString(StandardCharsets.UTF_8), se = stderr.toString(StandardCharsets.UTF_8);
+    String so = stdout.toString(StandardCharsets.UTF_8),
+        se = stderr.toString(StandardCharsets.UTF_8);
     assertEquals(0, code, err + se);
     // the summary: general-data loss beside the base model's, and the warning in the flags' words
     assertTrue(so.contains("general-data loss: "), so);
     assertFalse(so.contains("eval loss: "), "no validation data, no task line: " + so);
-    assertTrue(so.contains("warning: possible forgetting after step 12") && so.contains("(--forgetting-warn)"), so);
+    assertTrue(
+        so.contains("warning: possible forgetting after step 12")
+            && so.contains("(--forgetting-warn)"),
+        so);
     // the progress display warned at each evaluation
     assertTrue(se.contains("warning: possible forgetting after step 6"), se);
     List<JsonNode> warnings = new ArrayList<>();

@@ -38,21 +38,36 @@ class RunFolderTest {
   }
 
   @Test
-  void aSecondFitIntoTheSameFolderIsRefusedUnlessOverwriteOrResume(@TempDir Path tmp) throws Exception {
+  void aSecondFitIntoTheSameFolderIsRefusedUnlessOverwriteOrResume(@TempDir Path tmp)
+      throws Exception {
     Path d = TrainerTest.data(tmp, 16, 1);
     Path out = tmp.resolve("out");
     TrainingConfig c = TrainerTest.cfg(out).maxSteps(2).build();
     try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
       LoraTrainer.fit(m, Dataset.jsonl(d), c, List.of());
       var before = sizes(out);
-      Lora4jException e = assertThrows(Lora4jException.class, () -> LoraTrainer.fit(m, Dataset.jsonl(d), c, List.of()));
-      assertTrue(e.getMessage().contains("holds an earlier run") && e.getMessage().contains("overwriteOutput(true)")
-          && e.getMessage().contains("resume(true)"), e.getMessage());
+      Lora4jException e =
+          assertThrows(
+              Lora4jException.class, () -> LoraTrainer.fit(m, Dataset.jsonl(d), c, List.of()));
+      assertTrue(
+          e.getMessage().contains("holds an earlier run")
+              && e.getMessage().contains("overwriteOutput(true)")
+              && e.getMessage().contains("resume(true)"),
+          e.getMessage());
       assertEquals(before, sizes(out));
-      Lora4jException both = assertThrows(Lora4jException.class, () -> LoraTrainer.fit(m, Dataset.jsonl(d),
-          c.toBuilder().resume(true).overwriteOutput(true).build(), List.of()));
+      Lora4jException both =
+          assertThrows(
+              Lora4jException.class,
+              () ->
+                  LoraTrainer.fit(
+                      m,
+                      Dataset.jsonl(d),
+                      c.toBuilder().resume(true).overwriteOutput(true).build(),
+                      List.of()));
       assertTrue(both.getMessage().contains("exclude each other"), both.getMessage());
-      TrainingResult r = LoraTrainer.fit(m, Dataset.jsonl(d), c.toBuilder().overwriteOutput(true).build(), List.of());
+      TrainingResult r =
+          LoraTrainer.fit(
+              m, Dataset.jsonl(d), c.toBuilder().overwriteOutput(true).build(), List.of());
       assertEquals(2, r.steps());
     }
   }
@@ -61,8 +76,15 @@ class RunFolderTest {
   void aTrainingOutputInsideTheModelFolderIsRefused(@TempDir Path tmp) throws Exception {
     Path d = TrainerTest.data(tmp, 8, 1);
     try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
-      Lora4jException e = assertThrows(Lora4jException.class, () -> LoraTrainer.fit(m, Dataset.jsonl(d),
-          TrainerTest.cfg(MODEL.resolve("run")).build(), List.of()));
+      Lora4jException e =
+          assertThrows(
+              Lora4jException.class,
+              () ->
+                  LoraTrainer.fit(
+                      m,
+                      Dataset.jsonl(d),
+                      TrainerTest.cfg(MODEL.resolve("run")).build(),
+                      List.of()));
       assertTrue(e.getMessage().contains("is inside the model folder"), e.getMessage());
       assertFalse(Files.exists(MODEL.resolve("run")));
     }
@@ -82,11 +104,13 @@ class RunFolderTest {
       assertTrue(e.getMessage().contains("not empty"), e.getMessage());
       m.saveAdapter(out, true);
       try (var s = Files.list(out)) {
-        assertEquals(List.of("adapter_config.json", "adapter_model.safetensors"),
+        assertEquals(
+            List.of("adapter_config.json", "adapter_model.safetensors"),
             s.map(p -> p.getFileName().toString()).sorted().toList());
       }
     }
-    Lora4jException e = assertThrows(Lora4jException.class, () -> MergedExport.write(MODEL, ADAPTER, MODEL, true));
+    Lora4jException e =
+        assertThrows(Lora4jException.class, () -> MergedExport.write(MODEL, ADAPTER, MODEL, true));
     assertTrue(e.getMessage().contains("is the model folder"), e.getMessage());
   }
 
@@ -114,14 +138,24 @@ class RunFolderTest {
     assertNull(CheckpointStore.readSettings(ck));
 
     try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
-      TrainingConfig rank8 = c.toBuilder().resume(true).lora(LoraConfig.builder().rank(8).alpha(8).allLinear().build()).build();
-      RunSettings.MismatchException e = assertThrows(RunSettings.MismatchException.class,
-          () -> LoraTrainer.fit(m, Dataset.jsonl(d), rank8, List.of()));
-      assertEquals(List.of(RunSettings.Setting.LORA_RANK),
+      TrainingConfig rank8 =
+          c.toBuilder()
+              .resume(true)
+              .lora(LoraConfig.builder().rank(8).alpha(8).allLinear().build())
+              .build();
+      RunSettings.MismatchException e =
+          assertThrows(
+              RunSettings.MismatchException.class,
+              () -> LoraTrainer.fit(m, Dataset.jsonl(d), rank8, List.of()));
+      assertEquals(
+          List.of(RunSettings.Setting.LORA_RANK),
           e.differences().stream().map(RunSettings.Difference::setting).toList());
-      TrainingResult r = LoraTrainer.fit(m, Dataset.jsonl(d), c.toBuilder().resume(true).build(), List.of());
+      TrainingResult r =
+          LoraTrainer.fit(m, Dataset.jsonl(d), c.toBuilder().resume(true).build(), List.of());
       assertEquals(4, r.steps());
-      assertTrue(r.warnings().stream().anyMatch(w -> w.contains("does not record the run's settings")), r.warnings().toString());
+      assertTrue(
+          r.warnings().stream().anyMatch(w -> w.contains("does not record the run's settings")),
+          r.warnings().toString());
     }
   }
 }

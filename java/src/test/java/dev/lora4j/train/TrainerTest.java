@@ -16,7 +16,6 @@ import dev.lora4j.TrainingConfig;
 import dev.lora4j.TrainingListener;
 import dev.lora4j.TrainingResult;
 import dev.lora4j.data.TokenizedExample;
-import dev.lora4j.model.peft.LoraAdapter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -66,7 +65,11 @@ class TrainerTest {
     Path d = data(tmp, 64, 1);
     try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
       TrainingResult r =
-          LoraTrainer.fit(m, Dataset.jsonl(d), cfg(tmp.resolve("out")).epochs(4).validationFraction(0.2).evalSteps(10).build(), List.of());
+          LoraTrainer.fit(
+              m,
+              Dataset.jsonl(d),
+              cfg(tmp.resolve("out")).epochs(4).validationFraction(0.2).evalSteps(10).build(),
+              List.of());
       assertTrue(r.finalLoss() < r.firstLoss() * 0.8, r.firstLoss() + " -> " + r.finalLoss());
       assertTrue(Files.isRegularFile(r.adapterDir().resolve("adapter_model.safetensors")));
       assertTrue(Files.size(tmp.resolve("out/loss.png")) > 1000);
@@ -133,18 +136,25 @@ class TrainerTest {
     Path d = data(tmp, 40, 2);
     byte[] full;
     try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
-      TrainingResult r = LoraTrainer.fit(m, Dataset.jsonl(d), cfg(tmp.resolve("a")).epochs(2).gradientAccumulation(2).build(), List.of());
+      TrainingResult r =
+          LoraTrainer.fit(
+              m,
+              Dataset.jsonl(d),
+              cfg(tmp.resolve("a")).epochs(2).gradientAccumulation(2).build(),
+              List.of());
       full = Files.readAllBytes(r.adapterDir().resolve("adapter_model.safetensors"));
     }
     Path out = tmp.resolve("b");
-    TrainingConfig c = cfg(out).epochs(2).gradientAccumulation(2).saveSteps(2).saveTotalLimit(3).build();
+    TrainingConfig c =
+        cfg(out).epochs(2).gradientAccumulation(2).saveSteps(2).saveTotalLimit(3).build();
     try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
-      TrainingListener stopAt4 = new TrainingListener() {
-        @Override
-        public void onCheckpoint(Path dir, long step) {
-          if (step == 4) throw new Stop();
-        }
-      };
+      TrainingListener stopAt4 =
+          new TrainingListener() {
+            @Override
+            public void onCheckpoint(Path dir, long step) {
+              if (step == 4) throw new Stop();
+            }
+          };
       assertThrows(Stop.class, () -> LoraTrainer.fit(m, Dataset.jsonl(d), c, List.of(stopAt4)));
     }
     assertTrue(Files.isDirectory(out.resolve("checkpoint-4")));
@@ -152,8 +162,10 @@ class TrainerTest {
     Files.createDirectories(out.resolve(".tmp-checkpoint-6"));
     Files.writeString(out.resolve(".tmp-checkpoint-6/adapter_config.json"), "{");
     try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
-      TrainingResult r = LoraTrainer.fit(m, Dataset.jsonl(d), c.toBuilder().resume(true).build(), List.of());
-      assertArrayEquals(full, Files.readAllBytes(r.adapterDir().resolve("adapter_model.safetensors")));
+      TrainingResult r =
+          LoraTrainer.fit(m, Dataset.jsonl(d), c.toBuilder().resume(true).build(), List.of());
+      assertArrayEquals(
+          full, Files.readAllBytes(r.adapterDir().resolve("adapter_model.safetensors")));
     }
   }
 
@@ -222,8 +234,12 @@ class TrainerTest {
     Path file = tmp.resolve("not-a-folder");
     Files.writeString(file, "x");
     try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
-      var e = assertThrows(dev.lora4j.Lora4jException.class,
-          () -> LoraTrainer.fit(m, Dataset.jsonl(d), cfg(file.resolve("out")).build(), List.of()));
+      var e =
+          assertThrows(
+              dev.lora4j.Lora4jException.class,
+              () ->
+                  LoraTrainer.fit(
+                      m, Dataset.jsonl(d), cfg(file.resolve("out")).build(), List.of()));
       assertTrue(e.getMessage().contains("not-a-folder"), e.getMessage());
     }
   }

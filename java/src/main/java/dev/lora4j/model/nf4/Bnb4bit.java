@@ -25,9 +25,9 @@ import java.util.Map;
  * Hugging Face checkpoints saved by bitsandbytes in 4 bits (transformers with {@code
  * BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4")}, the "-bnb-4bit" uploads).
  *
- * <p>config.json carries a {@code quantization_config} ({@code quant_method} "bitsandbytes",
- * {@code load_in_4bit} true, {@code bnb_4bit_quant_type} "nf4"). Each quantized linear weight
- * {@code W} is stored as the tensors
+ * <p>config.json carries a {@code quantization_config} ({@code quant_method} "bitsandbytes", {@code
+ * load_in_4bit} true, {@code bnb_4bit_quant_type} "nf4"). Each quantized linear weight {@code W} is
+ * stored as the tensors
  *
  * <ul>
  *   <li>{@code W}: uint8 [(numel + 1) / 2, 1], two codes per byte, the earlier element high;
@@ -40,14 +40,15 @@ import java.util.Map;
  *       nested_blocksize}, {@code nested_dtype}, {@code nested_offset}.
  * </ul>
  *
- * Every one is validated (dtype, shape, size, finite values, a code table that is NF4's); a bad
- * one is a {@link SafetensorsException} naming the file and the tensor.
+ * Every one is validated (dtype, shape, size, finite values, a code table that is NF4's); a bad one
+ * is a {@link SafetensorsException} naming the file and the tensor.
  */
 public final class Bnb4bit {
   private Bnb4bit() {}
 
   /** Suffix of the quant-state tensor of an NF4 weight. */
   public static final String QUANT_STATE = ".quant_state.bitsandbytes__nf4";
+
   /** The suffixes of every tensor bitsandbytes adds beside a quantized weight. */
   public static final List<String> SUFFIXES =
       List.of(".absmax", ".quant_map", ".nested_absmax", ".nested_quant_map", QUANT_STATE);
@@ -87,28 +88,38 @@ public final class Bnb4bit {
     if (!q.isObject()) throw new SafetensorsException(where + " is not an object");
     String method = text(q, "quant_method", where);
     if (!"bitsandbytes".equals(method)) {
-      throw new SafetensorsException(where + ".quant_method is '" + method
-          + "'; lora4j loads 4-bit bitsandbytes (NF4) checkpoints only");
+      throw new SafetensorsException(
+          where
+              + ".quant_method is '"
+              + method
+              + "'; lora4j loads 4-bit bitsandbytes (NF4) checkpoints only");
     }
     if (bool(q, "load_in_8bit", where)) {
-      throw new SafetensorsException(where
-          + ".load_in_8bit is true: 8-bit (LLM.int8) checkpoints are not supported; lora4j loads"
-          + " NF4 4-bit checkpoints");
+      throw new SafetensorsException(
+          where
+              + ".load_in_8bit is true: 8-bit (LLM.int8) checkpoints are not supported; lora4j"
+              + " loads NF4 4-bit checkpoints");
     }
     if (!bool(q, "load_in_4bit", where)) {
       throw new SafetensorsException(where + ".load_in_4bit is not true");
     }
     String type = q.has("bnb_4bit_quant_type") ? text(q, "bnb_4bit_quant_type", where) : "fp4";
     if (!"nf4".equals(type)) {
-      throw new SafetensorsException(where + ".bnb_4bit_quant_type is '" + type
-          + "': only nf4 is supported");
+      throw new SafetensorsException(
+          where + ".bnb_4bit_quant_type is '" + type + "': only nf4 is supported");
     }
-    if (q.has("bnb_4bit_quant_storage") && !"uint8".equals(text(q, "bnb_4bit_quant_storage", where))) {
-      throw new SafetensorsException(where + ".bnb_4bit_quant_storage is '"
-          + q.get("bnb_4bit_quant_storage").asText() + "': only uint8 storage is supported");
+    if (q.has("bnb_4bit_quant_storage")
+        && !"uint8".equals(text(q, "bnb_4bit_quant_storage", where))) {
+      throw new SafetensorsException(
+          where
+              + ".bnb_4bit_quant_storage is '"
+              + q.get("bnb_4bit_quant_storage").asText()
+              + "': only uint8 storage is supported");
     }
-    String compute = q.has("bnb_4bit_compute_dtype") && !q.get("bnb_4bit_compute_dtype").isNull()
-        ? q.get("bnb_4bit_compute_dtype").asText() : "float32";
+    String compute =
+        q.has("bnb_4bit_compute_dtype") && !q.get("bnb_4bit_compute_dtype").isNull()
+            ? q.get("bnb_4bit_compute_dtype").asText()
+            : "float32";
     return new Config(bool(q, "bnb_4bit_use_double_quant", where), compute);
   }
 
@@ -174,22 +185,32 @@ public final class Bnb4bit {
     if (blocksize < 2 || blocksize % 2 != 0) {
       throw new SafetensorsException(at + ": blocksize " + blocksize + " is not even and >= 2");
     }
-    DType dtype = switch (stateText(qs, "dtype", at)) {
-      case "bfloat16" -> DType.BF16;
-      case "float16" -> DType.F16;
-      case "float32" -> DType.F32;
-      default -> throw new SafetensorsException(at + ": dtype '" + qs.get("dtype").asText()
-          + "' is not bfloat16, float16 or float32");
-    };
+    DType dtype =
+        switch (stateText(qs, "dtype", at)) {
+          case "bfloat16" -> DType.BF16;
+          case "float16" -> DType.F16;
+          case "float32" -> DType.F32;
+          default ->
+              throw new SafetensorsException(
+                  at
+                      + ": dtype '"
+                      + qs.get("dtype").asText()
+                      + "' is not bfloat16, float16 or float32");
+        };
     JsonNode sh = qs.get("shape");
     long[] stated = null;
     if (sh != null && sh.isArray()) {
       stated = new long[sh.size()];
-      for (int i = 0; i < sh.size(); i++) stated[i] = sh.get(i).isIntegralNumber() ? sh.get(i).asLong() : -1;
+      for (int i = 0; i < sh.size(); i++)
+        stated[i] = sh.get(i).isIntegralNumber() ? sh.get(i).asLong() : -1;
     }
     if (stated == null || !Arrays.equals(stated, shape)) {
-      throw new SafetensorsException(at + ": shape " + (sh == null ? "is missing" : sh.toString())
-          + ", config.json implies " + Arrays.toString(shape));
+      throw new SafetensorsException(
+          at
+              + ": shape "
+              + (sh == null ? "is missing" : sh.toString())
+              + ", config.json implies "
+              + Arrays.toString(shape));
     }
     boolean nested = qs.has("nested_blocksize");
     int blocks = Math.toIntExact((numel + blocksize - 1) / blocksize);
@@ -199,16 +220,28 @@ public final class Bnb4bit {
     float[] nf4 = Nf4.table();
     for (int i = 0; i < 16; i++) {
       if (!(Math.abs(table[i] - nf4[i]) <= 1e-6f)) {
-        throw new SafetensorsException(ckpt.fileOf(weight + ".quant_map").path() + ": tensor "
-            + weight + ".quant_map holds " + table[i] + " at " + i + "; NF4's value is " + nf4[i]
-            + " (is it an FP4 checkpoint?)");
+        throw new SafetensorsException(
+            ckpt.fileOf(weight + ".quant_map").path()
+                + ": tensor "
+                + weight
+                + ".quant_map holds "
+                + table[i]
+                + " at "
+                + i
+                + "; NF4's value is "
+                + nf4[i]
+                + " (is it an FP4 checkpoint?)");
       }
     }
     if (!nested) {
       for (String s : List.of(".nested_absmax", ".nested_quant_map")) {
         if (ckpt.contains(weight + s)) {
-          throw new SafetensorsException(at + " has no nested_blocksize, but tensor " + weight + s
-              + " is present: is the quant state of another weight?");
+          throw new SafetensorsException(
+              at
+                  + " has no nested_blocksize, but tensor "
+                  + weight
+                  + s
+                  + " is present: is the quant state of another weight?");
         }
       }
       float[] absmax = floats(ckpt, weight + ".absmax", new long[] {blocks});
@@ -218,8 +251,8 @@ public final class Bnb4bit {
     int nbs = stateInt(qs, "nested_blocksize", at);
     if (nbs < 1) throw new SafetensorsException(at + ": nested_blocksize " + nbs + " is < 1");
     if (!"float32".equals(stateText(qs, "nested_dtype", at))) {
-      throw new SafetensorsException(at + ": nested_dtype is '" + qs.get("nested_dtype").asText()
-          + "', expected float32");
+      throw new SafetensorsException(
+          at + ": nested_dtype is '" + qs.get("nested_dtype").asText() + "', expected float32");
     }
     JsonNode off = qs.get("nested_offset");
     if (off == null || !off.isNumber() || !Double.isFinite(off.asDouble())) {
@@ -230,23 +263,36 @@ public final class Bnb4bit {
     float[] nestedTable = floats(ckpt, weight + ".nested_quant_map", new long[] {256});
     for (int i = 0; i < 256; i++) {
       if (!(Math.abs(nestedTable[i]) <= 1f)) {
-        throw new SafetensorsException(ckpt.fileOf(weight + ".nested_quant_map").path()
-            + ": tensor " + weight + ".nested_quant_map holds " + nestedTable[i] + " at " + i
-            + ", outside [-1, 1]");
+        throw new SafetensorsException(
+            ckpt.fileOf(weight + ".nested_quant_map").path()
+                + ": tensor "
+                + weight
+                + ".nested_quant_map holds "
+                + nestedTable[i]
+                + " at "
+                + i
+                + ", outside [-1, 1]");
       }
     }
     int nestedBlocks = (blocks + nbs - 1) / nbs;
     float[] nestedAbsmax = floats(ckpt, weight + ".nested_absmax", new long[] {nestedBlocks});
     checkScales(ckpt, weight + ".nested_absmax", nestedAbsmax);
-    return Nf4Tensor.nested(shape, dtype, blocksize, codes, table, absmaxCodes, nestedTable,
-        nestedAbsmax, nbs, offset);
+    return Nf4Tensor.nested(
+        shape, dtype, blocksize, codes, table, absmaxCodes, nestedTable, nestedAbsmax, nbs, offset);
   }
 
   private static void checkScales(Checkpoint ckpt, String name, float[] v) {
     for (int i = 0; i < v.length; i++) {
       if (!(v[i] >= 0f) || Float.isInfinite(v[i])) {
-        throw new SafetensorsException(ckpt.fileOf(name).path() + ": tensor " + name + " holds "
-            + v[i] + " at " + i + "; an absmax is finite and >= 0");
+        throw new SafetensorsException(
+            ckpt.fileOf(name).path()
+                + ": tensor "
+                + name
+                + " holds "
+                + v[i]
+                + " at "
+                + i
+                + "; an absmax is finite and >= 0");
       }
     }
   }
@@ -270,17 +316,33 @@ public final class Bnb4bit {
   /** The tensor's bytes after checking presence, dtype and (when given) shape. */
   private static ByteBuffer tensor(Checkpoint ckpt, String name, DType dtype, long[] shape) {
     if (!ckpt.contains(name)) {
-      throw new SafetensorsException("model folder " + ckpt.dir() + ": tensor " + name
-          + " is missing (a 4-bit bitsandbytes weight needs it)");
+      throw new SafetensorsException(
+          "model folder "
+              + ckpt.dir()
+              + ": tensor "
+              + name
+              + " is missing (a 4-bit bitsandbytes weight needs it)");
     }
     DType dt = ckpt.dtype(name);
     if (dt != dtype) {
-      throw new SafetensorsException(ckpt.fileOf(name).path() + ": tensor " + name + " has dtype "
-          + dt + ", expected " + dtype);
+      throw new SafetensorsException(
+          ckpt.fileOf(name).path()
+              + ": tensor "
+              + name
+              + " has dtype "
+              + dt
+              + ", expected "
+              + dtype);
     }
     if (shape != null && !Arrays.equals(ckpt.shape(name), shape)) {
-      throw new SafetensorsException(ckpt.fileOf(name).path() + ": tensor " + name + " has shape "
-          + Arrays.toString(ckpt.shape(name)) + ", expected " + Arrays.toString(shape));
+      throw new SafetensorsException(
+          ckpt.fileOf(name).path()
+              + ": tensor "
+              + name
+              + " has shape "
+              + Arrays.toString(ckpt.shape(name))
+              + ", expected "
+              + Arrays.toString(shape));
     }
     return ckpt.data(name);
   }
@@ -289,8 +351,8 @@ public final class Bnb4bit {
     float[] v = DType.F32.toFloats(tensor(ckpt, name, DType.F32, shape));
     for (int i = 0; i < v.length; i++) {
       if (!Float.isFinite(v[i])) {
-        throw new SafetensorsException(ckpt.fileOf(name).path() + ": tensor " + name + " holds "
-            + v[i] + " at " + i);
+        throw new SafetensorsException(
+            ckpt.fileOf(name).path() + ": tensor " + name + " holds " + v[i] + " at " + i);
       }
     }
     return v;
@@ -315,17 +377,22 @@ public final class Bnb4bit {
     ObjectNode qs = JSON.createObjectNode();
     qs.put("quant_type", "nf4");
     qs.put("blocksize", t.blocksize());
-    qs.put("dtype", switch (t.dtype()) {
-      case BF16 -> "bfloat16";
-      case F16 -> "float16";
-      default -> "float32";
-    });
+    qs.put(
+        "dtype",
+        switch (t.dtype()) {
+          case BF16 -> "bfloat16";
+          case F16 -> "float16";
+          default -> "float32";
+        });
     qs.putArray("shape").add(t.shape()[0]).add(t.shape()[1]);
     if (t.isNested()) {
       w.add(weight + ".absmax", DType.U8, new long[] {t.absmaxCodes().length}, t.absmaxCodes());
       w.addFloats(weight + ".nested_quant_map", DType.F32, new long[] {256}, t.nestedTable());
-      w.addFloats(weight + ".nested_absmax", DType.F32,
-          new long[] {t.nestedAbsmax().length}, t.nestedAbsmax());
+      w.addFloats(
+          weight + ".nested_absmax",
+          DType.F32,
+          new long[] {t.nestedAbsmax().length},
+          t.nestedAbsmax());
       qs.put("nested_blocksize", t.nestedBlocksize());
       qs.put("nested_dtype", "float32");
       qs.put("nested_offset", (double) t.offset());

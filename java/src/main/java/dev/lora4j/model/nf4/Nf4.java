@@ -9,14 +9,14 @@ import java.util.stream.IntStream;
  * bitsandbytes.functional.quantize_4bit} with {@code quant_type="nf4"}):
  *
  * <ul>
- *   <li>the row-major elements are cut into blocks of {@code blocksize} (64); each block's scale
- *       is its absmax, the largest |x| (fp32);
- *   <li>each element becomes the 4-bit index of the NF4 value nearest to {@code x * (1 /
- *       absmax)} (fp32, clamped to [-1, 1]); the decision thresholds are the midpoints of
- *       neighbouring values, and a value on a midpoint takes the lower code, as bitsandbytes'
- *       CUDA kernel decides; a block of zeros is all code 7 (0.0);
- *   <li>two codes per byte, the earlier element in the high nibble; an odd count pads the last
- *       low nibble with 0;
+ *   <li>the row-major elements are cut into blocks of {@code blocksize} (64); each block's scale is
+ *       its absmax, the largest |x| (fp32);
+ *   <li>each element becomes the 4-bit index of the NF4 value nearest to {@code x * (1 / absmax)}
+ *       (fp32, clamped to [-1, 1]); the decision thresholds are the midpoints of neighbouring
+ *       values, and a value on a midpoint takes the lower code, as bitsandbytes' CUDA kernel
+ *       decides; a block of zeros is all code 7 (0.0);
+ *   <li>two codes per byte, the earlier element in the high nibble; an odd count pads the last low
+ *       nibble with 0;
  *   <li>double quantization ({@code compress_statistics}): the absmax values less their mean
  *       ({@code offset}, fp32) are quantized again in blocks of 256 with the 8-bit signed dynamic
  *       code ({@code create_dynamic_map()}): each to the nearest of its 256 values (a midpoint
@@ -30,6 +30,7 @@ public final class Nf4 {
 
   /** Weights per absmax in bitsandbytes' 4-bit quantization. */
   public static final int BLOCKSIZE = 64;
+
   /** Absmax values per nested absmax in bitsandbytes' double quantization. */
   public static final int NESTED_BLOCKSIZE = 256;
 
@@ -61,7 +62,9 @@ public final class Nf4 {
     for (int k = 0; k < 15; k++) MID[k] = (float) (((double) TABLE[k] + TABLE[k + 1]) / 2);
   }
 
-  /** @return a copy of the 16 NF4 values (bitsandbytes' {@code quant_map} of an nf4 weight) */
+  /**
+   * @return a copy of the 16 NF4 values (bitsandbytes' {@code quant_map} of an nf4 weight)
+   */
   public static float[] table() {
     return TABLE.clone();
   }
@@ -142,8 +145,8 @@ public final class Nf4 {
    *
    * @param values the weight's elements, row-major (exactly the checkpoint's values)
    * @param shape its shape, [out, in]
-   * @param dtype the dtype it was stored in (bitsandbytes' quant_state "dtype": what
-   *     dequantization rounds to)
+   * @param dtype the dtype it was stored in (bitsandbytes' quant_state "dtype": what dequantization
+   *     rounds to)
    * @param blocksize elements per absmax (64)
    * @param doubleQuant quantize the absmax values again (blocks of 256, 8-bit dynamic code)
    * @return the NF4 tensor
@@ -164,18 +167,22 @@ public final class Nf4 {
     float[] absmax = new float[blocks];
     byte[] codes = new byte[(n + 1) / 2];
     // blocksize is even: a block covers whole bytes, so blocks can be done in parallel
-    IntStream.range(0, blocks).parallel().forEach(b -> {
-      int lo = b * blocksize, hi = Math.min(n, lo + blocksize);
-      float m = 0f;
-      for (int i = lo; i < hi; i++) m = Math.max(m, Math.abs(values[i]));
-      absmax[b] = m;
-      float inv = 1.0f / m; // bitsandbytes multiplies by the reciprocal
-      for (int i = lo; i < hi; i += 2) {
-        int c0 = m == 0f ? ZERO_CODE : code(normalize(values[i], inv));
-        int c1 = i + 1 >= hi ? 0 : m == 0f ? ZERO_CODE : code(normalize(values[i + 1], inv));
-        codes[i >> 1] = (byte) (c0 << 4 | c1);
-      }
-    });
+    IntStream.range(0, blocks)
+        .parallel()
+        .forEach(
+            b -> {
+              int lo = b * blocksize, hi = Math.min(n, lo + blocksize);
+              float m = 0f;
+              for (int i = lo; i < hi; i++) m = Math.max(m, Math.abs(values[i]));
+              absmax[b] = m;
+              float inv = 1.0f / m; // bitsandbytes multiplies by the reciprocal
+              for (int i = lo; i < hi; i += 2) {
+                int c0 = m == 0f ? ZERO_CODE : code(normalize(values[i], inv));
+                int c1 =
+                    i + 1 >= hi ? 0 : m == 0f ? ZERO_CODE : code(normalize(values[i + 1], inv));
+                codes[i >> 1] = (byte) (c0 << 4 | c1);
+              }
+            });
     if (!doubleQuant) {
       return Nf4Tensor.plain(shape, dtype, blocksize, codes, TABLE.clone(), absmax);
     }
@@ -196,14 +203,22 @@ public final class Nf4 {
       }
     }
     return Nf4Tensor.nested(
-        shape, dtype, blocksize, codes, TABLE.clone(), absmaxCodes, DYNAMIC.clone(),
-        nestedAbsmax, NESTED_BLOCKSIZE, offset);
+        shape,
+        dtype,
+        blocksize,
+        codes,
+        TABLE.clone(),
+        absmaxCodes,
+        DYNAMIC.clone(),
+        nestedAbsmax,
+        NESTED_BLOCKSIZE,
+        offset);
   }
 
   /**
    * The code of 0.0. An all-zero block takes it for every element, so that it dequantizes to
-   * exactly 0 even when its double-quantized scale is not 0 (bitsandbytes' kernel computes 0 * (1
-   * / 0) = NaN there and stores code 0, -1.0, which a double-quantized scale of about 1.8e-3 x the
+   * exactly 0 even when its double-quantized scale is not 0 (bitsandbytes' kernel computes 0 * (1 /
+   * 0) = NaN there and stores code 0, -1.0, which a double-quantized scale of about 1.8e-3 x the
    * nested absmax turns into small non-zero weights).
    */
   static final int ZERO_CODE = 7;

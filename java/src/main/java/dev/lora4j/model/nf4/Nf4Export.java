@@ -23,20 +23,24 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Writes a 16-bit Hugging Face model folder in bitsandbytes' 4-bit layout: every projection
- * weight of the decoder layers quantized to NF4 ({@link Nf4}) and stored as {@link Bnb4bit}
- * describes, every other tensor (embedding, norms, LM head) copied byte for byte, config.json
- * given bitsandbytes' {@code quantization_config}. The shards keep the input's file names; a
- * sharded input gets a new index. Such a folder loads in transformers with bitsandbytes and in
- * lora4j ({@code MistralModel.load}) in 4 bits.
+ * Writes a 16-bit Hugging Face model folder in bitsandbytes' 4-bit layout: every projection weight
+ * of the decoder layers quantized to NF4 ({@link Nf4}) and stored as {@link Bnb4bit} describes,
+ * every other tensor (embedding, norms, LM head) copied byte for byte, config.json given
+ * bitsandbytes' {@code quantization_config}. The shards keep the input's file names; a sharded
+ * input gets a new index. Such a folder loads in transformers with bitsandbytes and in lora4j
+ * ({@code MistralModel.load}) in 4 bits.
  */
 public final class Nf4Export {
   private Nf4Export() {}
 
   private static final ObjectMapper JSON = new ObjectMapper();
   private static final List<String> SIDE_FILES =
-      List.of("generation_config.json", "tokenizer.json", "tokenizer_config.json",
-          "tokenizer.model", "special_tokens_map.json");
+      List.of(
+          "generation_config.json",
+          "tokenizer.json",
+          "tokenizer_config.json",
+          "tokenizer.model",
+          "special_tokens_map.json");
 
   /**
    * Quantizes modelDir's projections and writes the folder to outDir (apart from modelDir; a
@@ -53,8 +57,8 @@ public final class Nf4Export {
     Path cfgFile = modelDir.resolve("config.json");
     MistralConfig cfg = MistralConfig.load(cfgFile);
     if (Bnb4bit.readConfig(cfgFile) != null) {
-      throw new Lora4jException(cfgFile + " already has a quantization_config: " + modelDir
-          + " is quantized");
+      throw new Lora4jException(
+          cfgFile + " already has a quantization_config: " + modelDir + " is quantized");
     }
     Map<String, ModelLayout.Weight> projections = new LinkedHashMap<>();
     for (ModelLayout.Weight w : ModelLayout.of(cfg).weights()) {
@@ -76,15 +80,24 @@ public final class Nf4Export {
             w.add(t.name(), t.dtype(), t.shape(), shard.data(t.name()));
             continue;
           }
-          if (!java.util.Arrays.equals(t.shape(), pw.shape()) || !t.dtype().isFloatingPoint()
+          if (!java.util.Arrays.equals(t.shape(), pw.shape())
+              || !t.dtype().isFloatingPoint()
               || t.dtype() == DType.F64) {
-            throw new Lora4jException(shard.path() + ": tensor " + t.name() + " is "
-                + t.dtype() + java.util.Arrays.toString(t.shape()) + ", expected a BF16, F16 or"
-                + " F32 weight of shape " + java.util.Arrays.toString(pw.shape()));
+            throw new Lora4jException(
+                shard.path()
+                    + ": tensor "
+                    + t.name()
+                    + " is "
+                    + t.dtype()
+                    + java.util.Arrays.toString(t.shape())
+                    + ", expected a BF16, F16 or"
+                    + " F32 weight of shape "
+                    + java.util.Arrays.toString(pw.shape()));
           }
           if (t.dtype() == DType.F16) computeDtype = "float16";
-          Nf4Tensor nf4 = Nf4.quantize(shard.readFloat(t.name()), t.shape(), t.dtype(),
-              q.blocksize(), q.doubleQuant());
+          Nf4Tensor nf4 =
+              Nf4.quantize(
+                  shard.readFloat(t.name()), t.shape(), t.dtype(), q.blocksize(), q.doubleQuant());
           Bnb4bit.add(w, t.name(), nf4);
         }
         w.write(dir.resolve(file));
@@ -100,13 +113,13 @@ public final class Nf4Export {
         index.putObject("metadata").put("total_size", total);
         ObjectNode wm = index.putObject("weight_map");
         weightMap.keySet().stream().sorted().forEach(k -> wm.put(k, weightMap.get(k)));
-        Files.writeString(dir.resolve(Checkpoint.INDEX_FILE), Json.pretty(index) + "\n",
-            StandardCharsets.UTF_8);
+        Files.writeString(
+            dir.resolve(Checkpoint.INDEX_FILE), Json.pretty(index) + "\n", StandardCharsets.UTF_8);
       }
       ObjectNode config = (ObjectNode) JSON.readTree(Files.readAllBytes(cfgFile));
       config.set("quantization_config", Bnb4bit.configJson(q, computeDtype));
-      Files.writeString(dir.resolve("config.json"), Json.pretty(config) + "\n",
-          StandardCharsets.UTF_8);
+      Files.writeString(
+          dir.resolve("config.json"), Json.pretty(config) + "\n", StandardCharsets.UTF_8);
       for (String f : SIDE_FILES) {
         Path src = modelDir.resolve(f);
         if (Files.isRegularFile(src)) {

@@ -7,8 +7,8 @@ import java.util.Arrays;
  * One weight in NF4, as bitsandbytes stores it: the packed codes ({@code weight}), the 16-value
  * code table ({@code weight.quant_map}), and the block scales, either plain fp32 ({@code
  * weight.absmax}) or double-quantized ({@code weight.absmax} as uint8 codes, {@code
- * weight.nested_quant_map}, {@code weight.nested_absmax} and the {@code nested_offset} of the
- * quant state). See {@link Nf4} for the definition.
+ * weight.nested_quant_map}, {@code weight.nested_absmax} and the {@code nested_offset} of the quant
+ * state). See {@link Nf4} for the definition.
  *
  * @param shape the weight's shape, [out, in]
  * @param dtype the dtype dequantization rounds to (bitsandbytes' quant_state "dtype")
@@ -45,11 +45,28 @@ public record Nf4Tensor(
   }
 
   static Nf4Tensor nested(
-      long[] shape, DType dtype, int blocksize, byte[] codes, float[] table, byte[] absmaxCodes,
-      float[] nestedTable, float[] nestedAbsmax, int nestedBlocksize, float offset) {
+      long[] shape,
+      DType dtype,
+      int blocksize,
+      byte[] codes,
+      float[] table,
+      byte[] absmaxCodes,
+      float[] nestedTable,
+      float[] nestedAbsmax,
+      int nestedBlocksize,
+      float offset) {
     return new Nf4Tensor(
-        shape, dtype, blocksize, codes, table, null, absmaxCodes, nestedTable, nestedAbsmax,
-        nestedBlocksize, offset);
+        shape,
+        dtype,
+        blocksize,
+        codes,
+        table,
+        null,
+        absmaxCodes,
+        nestedTable,
+        nestedAbsmax,
+        nestedBlocksize,
+        offset);
   }
 
   @Override
@@ -57,24 +74,32 @@ public record Nf4Tensor(
     return shape.clone();
   }
 
-  /** @return whether the scales are double-quantized */
+  /**
+   * @return whether the scales are double-quantized
+   */
   public boolean isNested() {
     return absmax == null;
   }
 
-  /** @return the number of elements */
+  /**
+   * @return the number of elements
+   */
   public long numel() {
     long n = 1;
     for (long d : shape) n *= d;
     return n;
   }
 
-  /** @return the number of scale blocks, ceil(numel / blocksize) */
+  /**
+   * @return the number of scale blocks, ceil(numel / blocksize)
+   */
   public int blocks() {
     return (int) ((numel() + blocksize - 1) / blocksize);
   }
 
-  /** @return the 4-bit code of element i */
+  /**
+   * @return the 4-bit code of element i
+   */
   public int code(long i) {
     int b = codes[(int) (i >>> 1)] & 0xFF;
     return (i & 1) == 0 ? b >>> 4 : b & 0x0F;
@@ -108,18 +133,19 @@ public record Nf4Tensor(
     float[] out = new float[n];
     for (int i = 0; i < n; i++) {
       float v = table[code(i)] * s[i / blocksize];
-      out[i] = switch (dtype) {
-        case BF16 -> DType.bf16ToFloat(DType.floatToBf16(v));
-        case F16 -> DType.f16ToFloat(DType.floatToF16(v));
-        default -> v;
-      };
+      out[i] =
+          switch (dtype) {
+            case BF16 -> DType.bf16ToFloat(DType.floatToBf16(v));
+            case F16 -> DType.f16ToFloat(DType.floatToF16(v));
+            default -> v;
+          };
     }
     return out;
   }
 
   /**
-   * Bytes this weight takes in 4 bits: the codes, the code table, and the scales (fp32 each, or
-   * one byte each plus the nested table and absmax values).
+   * Bytes this weight takes in 4 bits: the codes, the code table, and the scales (fp32 each, or one
+   * byte each plus the nested table and absmax values).
    *
    * @return the bytes of its bitsandbytes tensors, the quant state's JSON excepted
    */
@@ -166,7 +192,12 @@ public record Nf4Tensor(
 
   @Override
   public String toString() {
-    return "Nf4Tensor" + Arrays.toString(shape) + " " + dtype + " block " + blocksize
+    return "Nf4Tensor"
+        + Arrays.toString(shape)
+        + " "
+        + dtype
+        + " block "
+        + blocksize
         + (isNested() ? " double-quantized" : "");
   }
 }

@@ -65,22 +65,23 @@ public record AdapterConfig(
 
   /** File name of the config inside an adapter folder. */
   public static final String FILE_NAME = "adapter_config.json";
+
   /** The PEFT version whose file layout {@link #toJson()} reproduces. */
   public static final String PEFT_LAYOUT_VERSION = "0.21.0";
 
-  private static final ObjectMapper JSON = new ObjectMapper()
-      .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
+  private static final ObjectMapper JSON =
+      new ObjectMapper().enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
 
   /** Checks rank, alpha, dropout and targets; copies the target list. */
   public AdapterConfig {
     if (r <= 0) throw new ConfigException("adapter config: r = " + r + " must be positive");
     if (!(loraAlpha > 0) || Double.isInfinite(loraAlpha)) {
-      throw new ConfigException("adapter config: lora_alpha = " + loraAlpha
-          + " must be a positive number");
+      throw new ConfigException(
+          "adapter config: lora_alpha = " + loraAlpha + " must be a positive number");
     }
     if (!(loraDropout >= 0 && loraDropout < 1)) {
-      throw new ConfigException("adapter config: lora_dropout = " + loraDropout
-          + " must be in [0, 1)");
+      throw new ConfigException(
+          "adapter config: lora_dropout = " + loraDropout + " must be in [0, 1)");
     }
     targetModules = List.copyOf(targetModules);
     if (targetModules.isEmpty()) {
@@ -88,8 +89,11 @@ public record AdapterConfig(
     }
     for (String t : targetModules) {
       if (LoraTarget.byModuleName(t).isEmpty()) {
-        throw new ConfigException("adapter config: target module '" + t + "' is not one of "
-            + "q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj");
+        throw new ConfigException(
+            "adapter config: target module '"
+                + t
+                + "' is not one of "
+                + "q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj");
       }
     }
     bias = Objects.requireNonNullElse(bias, "none");
@@ -109,8 +113,21 @@ public record AdapterConfig(
   public static AdapterConfig of(int r, double alpha, Set<LoraTarget> targets, boolean rslora) {
     List<String> names = new ArrayList<>();
     for (LoraTarget t : EnumSet.copyOf(targets)) names.add(t.moduleName());
-    return new AdapterConfig(r, alpha, names, 0.0, rslora, "none", "LORA", "CAUSAL_LM", false,
-        true, true, null, null, PEFT_LAYOUT_VERSION);
+    return new AdapterConfig(
+        r,
+        alpha,
+        names,
+        0.0,
+        rslora,
+        "none",
+        "LORA",
+        "CAUSAL_LM",
+        false,
+        true,
+        true,
+        null,
+        null,
+        PEFT_LAYOUT_VERSION);
   }
 
   /**
@@ -118,16 +135,33 @@ public record AdapterConfig(
    * @return a copy with {@code base_model_name_or_path} set
    */
   public AdapterConfig withBaseModel(String baseModel) {
-    return new AdapterConfig(r, loraAlpha, targetModules, loraDropout, useRslora, bias, peftType,
-        taskType, fanInFanOut, inferenceMode, initLoraWeights, baseModel, revision, peftVersion);
+    return new AdapterConfig(
+        r,
+        loraAlpha,
+        targetModules,
+        loraDropout,
+        useRslora,
+        bias,
+        peftType,
+        taskType,
+        fanInFanOut,
+        inferenceMode,
+        initLoraWeights,
+        baseModel,
+        revision,
+        peftVersion);
   }
 
-  /** @return the LoRA scale: {@code alpha / r}, or {@code alpha / sqrt(r)} with rsLoRA */
+  /**
+   * @return the LoRA scale: {@code alpha / r}, or {@code alpha / sqrt(r)} with rsLoRA
+   */
   public double scale() {
     return useRslora ? loraAlpha / Math.sqrt(r) : loraAlpha / r;
   }
 
-  /** @return the targets, in {@link LoraTarget} order */
+  /**
+   * @return the targets, in {@link LoraTarget} order
+   */
   public Set<LoraTarget> targets() {
     EnumSet<LoraTarget> s = EnumSet.noneOf(LoraTarget.class);
     for (String t : targetModules) s.add(LoraTarget.byModuleName(t).orElseThrow());
@@ -172,8 +206,8 @@ public record AdapterConfig(
     }
     String peftType = text(root, src, "peft_type", "LORA");
     if (!"LORA".equals(peftType)) {
-      throw new ConfigException(src + ": key 'peft_type' is '" + peftType
-          + "'; lora4j reads only LORA adapters");
+      throw new ConfigException(
+          src + ": key 'peft_type' is '" + peftType + "'; lora4j reads only LORA adapters");
     }
     JsonNode rNode = root.get("r");
     if (rNode == null || rNode.isNull()) {
@@ -195,35 +229,62 @@ public record AdapterConfig(
     boolean rslora = bool(root, src, "use_rslora", false);
     String bias = text(root, src, "bias", "none");
     if (!"none".equals(bias)) {
-      throw new ConfigException(src + ": key 'bias' is '" + bias
-          + "'; only \"none\" is supported (no trainable biases)");
+      throw new ConfigException(
+          src + ": key 'bias' is '" + bias + "'; only \"none\" is supported (no trainable biases)");
     }
     if (bool(root, src, "use_dora", false)) {
       throw new ConfigException(src + ": key 'use_dora' is true; DoRA is not supported");
     }
     if (bool(root, src, "fan_in_fan_out", false)) {
-      throw new ConfigException(src + ": key 'fan_in_fan_out' is true; Mistral's layers are "
-          + "nn.Linear and need false");
+      throw new ConfigException(
+          src
+              + ": key 'fan_in_fan_out' is true; Mistral's layers are "
+              + "nn.Linear and need false");
     }
     if (bool(root, src, "lora_bias", false)) {
       throw new ConfigException(src + ": key 'lora_bias' is true; LoRA biases are not supported");
     }
-    for (String k : List.of("rank_pattern", "alpha_pattern", "modules_to_save",
-        "layers_to_transform", "layers_pattern", "layer_replication", "exclude_modules",
-        "target_parameters", "trainable_token_indices")) {
+    for (String k :
+        List.of(
+            "rank_pattern",
+            "alpha_pattern",
+            "modules_to_save",
+            "layers_to_transform",
+            "layers_pattern",
+            "layer_replication",
+            "exclude_modules",
+            "target_parameters",
+            "trainable_token_indices")) {
       JsonNode n = root.get(k);
       if (n != null && !n.isNull() && !(n.isContainerNode() && n.isEmpty())) {
-        throw new ConfigException(src + ": key '" + k + "' is set (" + n
-            + "); this PEFT feature is not supported by lora4j");
+        throw new ConfigException(
+            src
+                + ": key '"
+                + k
+                + "' is set ("
+                + n
+                + "); this PEFT feature is not supported by lora4j");
       }
     }
     String task = text(root, src, "task_type", null);
     boolean inference = bool(root, src, "inference_mode", true);
     JsonNode init = root.get("init_lora_weights");
     boolean initWeights = init == null || !init.isBoolean() || init.booleanValue();
-    return new AdapterConfig(r, alpha, targets, dropout, rslora, bias, peftType, task, false,
-        inference, initWeights, text(root, src, "base_model_name_or_path", null),
-        text(root, src, "revision", null), text(root, src, "peft_version", null));
+    return new AdapterConfig(
+        r,
+        alpha,
+        targets,
+        dropout,
+        rslora,
+        bias,
+        peftType,
+        task,
+        false,
+        inference,
+        initWeights,
+        text(root, src, "base_model_name_or_path", null),
+        text(root, src, "revision", null),
+        text(root, src, "peft_version", null));
   }
 
   private static List<String> targets(JsonNode root, String src) {
@@ -234,20 +295,27 @@ public record AdapterConfig(
     List<String> out = new ArrayList<>();
     if (n.isTextual()) {
       if (!"all-linear".equals(n.textValue())) {
-        throw new ConfigException(src + ": key 'target_modules' is the regex '" + n.textValue()
-            + "'; give a list of module names (q_proj, ..., down_proj) or \"all-linear\"");
+        throw new ConfigException(
+            src
+                + ": key 'target_modules' is the regex '"
+                + n.textValue()
+                + "'; give a list of module names (q_proj, ..., down_proj) or \"all-linear\"");
       }
       for (LoraTarget t : LoraTarget.values()) out.add(t.moduleName());
       return out;
     }
     if (!n.isArray() || n.isEmpty()) {
-      throw new ConfigException(src + ": key 'target_modules' must be a non-empty list of "
-          + "module names, found " + n);
+      throw new ConfigException(
+          src + ": key 'target_modules' must be a non-empty list of " + "module names, found " + n);
     }
     for (JsonNode e : n) {
       if (!e.isTextual() || LoraTarget.byModuleName(e.textValue()).isEmpty()) {
-        throw new ConfigException(src + ": key 'target_modules' has " + e + "; supported are "
-            + "q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj");
+        throw new ConfigException(
+            src
+                + ": key 'target_modules' has "
+                + e
+                + "; supported are "
+                + "q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj");
       }
       if (out.contains(e.textValue())) {
         throw new ConfigException(src + ": key 'target_modules' lists " + e + " twice");
@@ -285,19 +353,34 @@ public record AdapterConfig(
   }
 
   /**
-   * The config as PEFT 0.21 writes it: every key PEFT writes, sorted, two-space indent, no
-   * trailing newline. Keys lora4j does not model get PEFT's defaults.
+   * The config as PEFT 0.21 writes it: every key PEFT writes, sorted, two-space indent, no trailing
+   * newline. Keys lora4j does not model get PEFT's defaults.
    *
    * @return the JSON text
    */
   public String toJson() {
     JsonNodeFactory f = JsonNodeFactory.instance;
     TreeMap<String, JsonNode> m = new TreeMap<>();
-    for (String k : List.of("alora_invocation_tokens", "arrow_config", "auto_mapping",
-        "corda_config", "eva_config", "exclude_modules", "kasa_config", "layer_replication",
-        "layers_pattern", "layers_to_transform", "lora_ga_config", "megatron_config",
-        "modules_to_save", "monteclora_config", "target_parameters", "trainable_token_indices",
-        "use_bdlora", "velora_config")) {
+    for (String k :
+        List.of(
+            "alora_invocation_tokens",
+            "arrow_config",
+            "auto_mapping",
+            "corda_config",
+            "eva_config",
+            "exclude_modules",
+            "kasa_config",
+            "layer_replication",
+            "layers_pattern",
+            "layers_to_transform",
+            "lora_ga_config",
+            "megatron_config",
+            "modules_to_save",
+            "monteclora_config",
+            "target_parameters",
+            "trainable_token_indices",
+            "use_bdlora",
+            "velora_config")) {
       m.put(k, f.nullNode());
     }
     m.put("alpha_pattern", f.objectNode());
@@ -314,8 +397,11 @@ public record AdapterConfig(
     m.put("fan_in_fan_out", f.booleanNode(fanInFanOut));
     m.put("inference_mode", f.booleanNode(inferenceMode));
     m.put("init_lora_weights", f.booleanNode(initLoraWeights));
-    m.put("lora_alpha", loraAlpha == Math.rint(loraAlpha) && Math.abs(loraAlpha) < 1e15
-        ? f.numberNode((long) loraAlpha) : f.numberNode(loraAlpha));
+    m.put(
+        "lora_alpha",
+        loraAlpha == Math.rint(loraAlpha) && Math.abs(loraAlpha) < 1e15
+            ? f.numberNode((long) loraAlpha)
+            : f.numberNode(loraAlpha));
     m.put("lora_dropout", f.numberNode(loraDropout));
     m.put("peft_type", f.textNode(peftType));
     m.put("peft_version", textOrNull(f, peftVersion));
@@ -347,7 +433,10 @@ public record AdapterConfig(
       Files.createDirectories(dir);
       Path tmp = dir.resolve("." + FILE_NAME + ".tmp");
       Files.writeString(tmp, toJson(), StandardCharsets.UTF_8);
-      Files.move(tmp, target, java.nio.file.StandardCopyOption.REPLACE_EXISTING,
+      Files.move(
+          tmp,
+          target,
+          java.nio.file.StandardCopyOption.REPLACE_EXISTING,
           java.nio.file.StandardCopyOption.ATOMIC_MOVE);
     } catch (IOException e) {
       throw new ConfigException(target + ": cannot write adapter config: " + e, e);

@@ -9,7 +9,9 @@ import dev.lora4j.Lora4jException;
 public class AdapterException extends Lora4jException {
   private static final long serialVersionUID = 1L;
 
-  /** @param message what is wrong, naming file and tensor */
+  /**
+   * @param message what is wrong, naming file and tensor
+   */
   public AdapterException(String message) {
     super(message);
   }

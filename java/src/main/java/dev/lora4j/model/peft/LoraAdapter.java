@@ -32,9 +32,10 @@ public final class LoraAdapter {
   /** File name of the weights inside an adapter folder. */
   public static final String WEIGHTS_FILE = "adapter_model.safetensors";
 
-  private static final Pattern KEY = Pattern.compile(
-      "base_model\\.model\\.model\\.layers\\.(0|[1-9][0-9]{0,8})\\.(self_attn|mlp)\\."
-          + "([a-z_]+)\\.lora_([AB])\\.weight");
+  private static final Pattern KEY =
+      Pattern.compile(
+          "base_model\\.model\\.model\\.layers\\.(0|[1-9][0-9]{0,8})\\.(self_attn|mlp)\\."
+              + "([a-z_]+)\\.lora_([AB])\\.weight");
 
   /**
    * One LoRA matrix, row-major.
@@ -48,12 +49,21 @@ public final class LoraAdapter {
     public Weight {
       Objects.requireNonNull(values, "values");
       if (rows < 0 || cols < 0 || (long) rows * cols != values.length) {
-        throw new IllegalArgumentException("weight of shape [" + rows + ", " + cols + "] cannot "
-            + "hold " + values.length + " values");
+        throw new IllegalArgumentException(
+            "weight of shape ["
+                + rows
+                + ", "
+                + cols
+                + "] cannot "
+                + "hold "
+                + values.length
+                + " values");
       }
     }
 
-    /** @return {@code {rows, cols}} */
+    /**
+     * @return {@code {rows, cols}}
+     */
     public long[] shape() {
       return new long[] {rows, cols};
     }
@@ -64,8 +74,8 @@ public final class LoraAdapter {
   private final Map<String, Weight> weights; // sorted by key
   private final String source;
 
-  private LoraAdapter(AdapterConfig config, DType dtype, Map<String, Weight> weights,
-      String source) {
+  private LoraAdapter(
+      AdapterConfig config, DType dtype, Map<String, Weight> weights, String source) {
     this.config = config;
     this.dtype = dtype;
     this.weights = Collections.unmodifiableMap(new TreeMap<>(weights));
@@ -95,8 +105,13 @@ public final class LoraAdapter {
    * @return e.g. {@code base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight}
    */
   public static String key(int layer, LoraTarget target, boolean b) {
-    return "base_model.model.model.layers." + layer + "." + target.modulePath() + ".lora_"
-        + (b ? "B" : "A") + ".weight";
+    return "base_model.model.model.layers."
+        + layer
+        + "."
+        + target.modulePath()
+        + ".lora_"
+        + (b ? "B" : "A")
+        + ".weight";
   }
 
   /**
@@ -113,8 +128,10 @@ public final class LoraAdapter {
     AdapterConfig cfg = AdapterConfig.load(dir.resolve(AdapterConfig.FILE_NAME));
     Path file = dir.resolve(WEIGHTS_FILE);
     if (!Files.isRegularFile(file)) {
-      String extra = Files.exists(dir.resolve("adapter_model.bin"))
-          ? " (adapter_model.bin, a pickle, is not read: convert it to safetensors)" : "";
+      String extra =
+          Files.exists(dir.resolve("adapter_model.bin"))
+              ? " (adapter_model.bin, a pickle, is not read: convert it to safetensors)"
+              : "";
       throw new AdapterException(file + ": adapter weights file is missing" + extra);
     }
     Map<String, Weight> w = new TreeMap<>();
@@ -126,19 +143,37 @@ public final class LoraAdapter {
         if (dtype == null) {
           dtype = t.dtype();
         } else if (dtype != t.dtype()) {
-          throw new AdapterException(file + ": tensor '" + t.name() + "' is " + t.dtype()
-              + " but the tensors before it are " + dtype);
+          throw new AdapterException(
+              file
+                  + ": tensor '"
+                  + t.name()
+                  + "' is "
+                  + t.dtype()
+                  + " but the tensors before it are "
+                  + dtype);
         }
         if (t.rank() != 2) {
-          throw new AdapterException(file + ": tensor '" + t.name() + "' has shape "
-              + java.util.Arrays.toString(t.shape()) + "; LoRA weights are 2-D");
+          throw new AdapterException(
+              file
+                  + ": tensor '"
+                  + t.name()
+                  + "' has shape "
+                  + java.util.Arrays.toString(t.shape())
+                  + "; LoRA weights are 2-D");
         }
         boolean isB = t.name().endsWith(".lora_B.weight");
         long rDim = isB ? t.dim(1) : t.dim(0);
         if (rDim != cfg.r()) {
-          throw new AdapterException(file + ": tensor '" + t.name() + "' has shape "
-              + java.util.Arrays.toString(t.shape()) + " but r = " + cfg.r() + " in "
-              + AdapterConfig.FILE_NAME);
+          throw new AdapterException(
+              file
+                  + ": tensor '"
+                  + t.name()
+                  + "' has shape "
+                  + java.util.Arrays.toString(t.shape())
+                  + " but r = "
+                  + cfg.r()
+                  + " in "
+                  + AdapterConfig.FILE_NAME);
         }
         w.put(t.name(), new Weight((int) t.dim(0), (int) t.dim(1), f.readFloat(t.name())));
       }
@@ -151,8 +186,13 @@ public final class LoraAdapter {
 
   private static void requireFloat(DType dtype, String src, String tensor) {
     if (!dtype.isFloatingPoint()) {
-      throw new AdapterException(src + ": tensor '" + tensor + "' is " + dtype
-          + "; LoRA weights must be a floating-point type");
+      throw new AdapterException(
+          src
+              + ": tensor '"
+              + tensor
+              + "' is "
+              + dtype
+              + "; LoRA weights must be a floating-point type");
     }
   }
 
@@ -160,20 +200,31 @@ public final class LoraAdapter {
   private static int[] parseKey(String src, String key) {
     Matcher m = KEY.matcher(key);
     if (!m.matches()) {
-      throw new AdapterException(src + ": unexpected tensor '" + key + "'; LoRA keys look like "
-          + "'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight'");
+      throw new AdapterException(
+          src
+              + ": unexpected tensor '"
+              + key
+              + "'; LoRA keys look like "
+              + "'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight'");
     }
     LoraTarget t = LoraTarget.byModuleName(m.group(3)).orElse(null);
     if (t == null || !t.modulePath().equals(m.group(2) + "." + m.group(3))) {
-      throw new AdapterException(src + ": unexpected tensor '" + key + "': '" + m.group(2) + "."
-          + m.group(3) + "' is not a LoRA target of a Mistral layer");
+      throw new AdapterException(
+          src
+              + ": unexpected tensor '"
+              + key
+              + "': '"
+              + m.group(2)
+              + "."
+              + m.group(3)
+              + "' is not a LoRA target of a Mistral layer");
     }
     return new int[] {Integer.parseInt(m.group(1)), t.ordinal(), m.group(4).equals("B") ? 1 : 0};
   }
 
   /**
-   * Checks the adapter against a model: for every layer and every target in the config, lora_A
-   * is {@code [r, in]} and lora_B is {@code [out, r]}; no other tensor is present.
+   * Checks the adapter against a model: for every layer and every target in the config, lora_A is
+   * {@code [r, in]} and lora_B is {@code [out, r]}; no other tensor is present.
    *
    * @param model the base model's config
    * @throws AdapterException naming the adapter file and the first tensor that is missing,
@@ -185,12 +236,23 @@ public final class LoraAdapter {
       int[] p = parseKey(source, k);
       LoraTarget t = LoraTarget.values()[p[1]];
       if (p[0] >= model.numHiddenLayers()) {
-        throw new AdapterException(source + ": unexpected tensor '" + k + "': the model has "
-            + model.numHiddenLayers() + " layers");
+        throw new AdapterException(
+            source
+                + ": unexpected tensor '"
+                + k
+                + "': the model has "
+                + model.numHiddenLayers()
+                + " layers");
       }
       if (!targets.contains(t)) {
-        throw new AdapterException(source + ": unexpected tensor '" + k + "': " + t.moduleName()
-            + " is not in target_modules " + config.targetModules());
+        throw new AdapterException(
+            source
+                + ": unexpected tensor '"
+                + k
+                + "': "
+                + t.moduleName()
+                + " is not in target_modules "
+                + config.targetModules());
       }
     }
     int r = config.r();
@@ -205,21 +267,37 @@ public final class LoraAdapter {
   private void check(String key, int rows, int cols, LoraTarget t) {
     Weight w = weights.get(key);
     if (w == null) {
-      throw new AdapterException(source + ": tensor '" + key + "' is missing (" + t.moduleName()
-          + " is in target_modules)");
+      throw new AdapterException(
+          source
+              + ": tensor '"
+              + key
+              + "' is missing ("
+              + t.moduleName()
+              + " is in target_modules)");
     }
     if (w.rows() != rows || w.cols() != cols) {
-      throw new AdapterException(source + ": tensor '" + key + "' has shape [" + w.rows() + ", "
-          + w.cols() + "] but the model needs [" + rows + ", " + cols + "]");
+      throw new AdapterException(
+          source
+              + ": tensor '"
+              + key
+              + "' has shape ["
+              + w.rows()
+              + ", "
+              + w.cols()
+              + "] but the model needs ["
+              + rows
+              + ", "
+              + cols
+              + "]");
     }
   }
 
   /**
-   * A new adapter initialised as PEFT does with {@code init_lora_weights=True}: lora_A from
-   * {@code kaiming_uniform_(a=sqrt(5))}, which for fan_in = in_features is U(-b, b) with b =
-   * sqrt(6 / ((1 + a^2) fan_in)) = 1 / sqrt(in_features); lora_B zero. The random stream is a
-   * seeded {@link SplittableRandom} (not torch's generator), filled layer by layer, targets in
-   * {@link LoraTarget} order, row-major.
+   * A new adapter initialised as PEFT does with {@code init_lora_weights=True}: lora_A from {@code
+   * kaiming_uniform_(a=sqrt(5))}, which for fan_in = in_features is U(-b, b) with b = sqrt(6 / ((1
+   * + a^2) fan_in)) = 1 / sqrt(in_features); lora_B zero. The random stream is a seeded {@link
+   * SplittableRandom} (not torch's generator), filled layer by layer, targets in {@link LoraTarget}
+   * order, row-major.
    *
    * @param model the base model's config
    * @param r rank
@@ -229,8 +307,13 @@ public final class LoraAdapter {
    * @param seed random seed
    * @return the adapter, dtype F32
    */
-  public static LoraAdapter initNew(MistralConfig model, int r, double alpha,
-      Set<LoraTarget> targets, boolean rslora, long seed) {
+  public static LoraAdapter initNew(
+      MistralConfig model,
+      int r,
+      double alpha,
+      Set<LoraTarget> targets,
+      boolean rslora,
+      long seed) {
     AdapterConfig cfg = AdapterConfig.of(r, alpha, targets, rslora);
     SplittableRandom rng = new SplittableRandom(seed);
     Map<String, Weight> w = new TreeMap<>();
@@ -263,12 +346,16 @@ public final class LoraAdapter {
     return gain * Math.sqrt(3.0 / fanIn);
   }
 
-  /** @return the adapter config */
+  /**
+   * @return the adapter config
+   */
   public AdapterConfig config() {
     return config;
   }
 
-  /** @return the dtype the weights are written in */
+  /**
+   * @return the dtype the weights are written in
+   */
   public DType dtype() {
     return dtype;
   }
@@ -282,17 +369,23 @@ public final class LoraAdapter {
     return new LoraAdapter(config, newDtype, weights, source);
   }
 
-  /** @return where the adapter came from (a file path), for messages */
+  /**
+   * @return where the adapter came from (a file path), for messages
+   */
   public String source() {
     return source;
   }
 
-  /** @return every PEFT key, sorted */
+  /**
+   * @return every PEFT key, sorted
+   */
   public Set<String> keys() {
     return weights.keySet();
   }
 
-  /** @return key to matrix, sorted by key (unmodifiable) */
+  /**
+   * @return key to matrix, sorted by key (unmodifiable)
+   */
   public Map<String, Weight> weights() {
     return weights;
   }
@@ -348,8 +441,18 @@ public final class LoraAdapter {
 
   @Override
   public String toString() {
-    return "LoraAdapter[" + source + ", r=" + config.r() + ", alpha=" + config.loraAlpha()
-        + ", targets=" + config.targetModules() + ", " + weights.size() + " tensors, " + dtype
+    return "LoraAdapter["
+        + source
+        + ", r="
+        + config.r()
+        + ", alpha="
+        + config.loraAlpha()
+        + ", targets="
+        + config.targetModules()
+        + ", "
+        + weights.size()
+        + " tensors, "
+        + dtype
         + "]";
   }
 }

@@ -10,8 +10,8 @@ import java.util.Optional;
 /**
  * The linear layers of a Mistral decoder layer that LoRA can adapt. The slots and bits are the
  * constants {@code LORA4J_SLOT_*} and {@code LORA4J_TARGET_*} of {@code native/include/lora4j.h}
- * (through {@code Lora4jLibrary}, which a test holds to the header); the widths are the shapes
- * of the projections the native core defines ({@link ModelLayout}). The module names are PEFT's;
+ * (through {@code Lora4jLibrary}, which a test holds to the header); the widths are the shapes of
+ * the projections the native core defines ({@link ModelLayout}). The module names are PEFT's;
  * {@link ModelLayout} checks them against the core's weight names.
  */
 public enum LoraTarget {
@@ -46,22 +46,30 @@ public enum LoraTarget {
     this.bit = bit;
   }
 
-  /** @return the module's name as in PEFT's {@code target_modules}, e.g. {@code "q_proj"} */
+  /**
+   * @return the module's name as in PEFT's {@code target_modules}, e.g. {@code "q_proj"}
+   */
   public String moduleName() {
     return moduleName;
   }
 
-  /** @return the path inside a decoder layer, e.g. {@code "self_attn.q_proj"} */
+  /**
+   * @return the path inside a decoder layer, e.g. {@code "self_attn.q_proj"}
+   */
   public String modulePath() {
     return block + "." + moduleName;
   }
 
-  /** @return the bit of this target in the native target mask ({@code LORA4J_TARGET_*}) */
+  /**
+   * @return the bit of this target in the native target mask ({@code LORA4J_TARGET_*})
+   */
   public int bit() {
     return bit;
   }
 
-  /** @return the native weight slot of this projection ({@code LORA4J_SLOT_*}) */
+  /**
+   * @return the native weight slot of this projection ({@code LORA4J_SLOT_*})
+   */
   public int slot() {
     return slot;
   }

@@ -39,9 +39,9 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * 4-bit checkpoints in bitsandbytes' layout: written by {@link Nf4Export}, read back and
- * validated by {@link Bnb4bit}, loaded by {@link MistralModel}; QLoRA on the CPU equal to the bf16
- * path on the dequantized weights; merged export through bf16; the memory of a 7B model.
+ * 4-bit checkpoints in bitsandbytes' layout: written by {@link Nf4Export}, read back and validated
+ * by {@link Bnb4bit}, loaded by {@link MistralModel}; QLoRA on the CPU equal to the bf16 path on
+ * the dequantized weights; merged export through bf16; the memory of a 7B model.
  */
 class Nf4CheckpointTest {
   @TempDir Path tmp;
@@ -52,8 +52,8 @@ class Nf4CheckpointTest {
   /** The tiny reference model (4 shards) written in 4 bits. */
   Path bnbTiny(boolean doubleQuant) {
     Path out = tmp.resolve("bnb-" + doubleQuant);
-    Nf4Export.write(Fixtures.hf("tiny", "model"), out,
-        Quantization.nf4().withDoubleQuant(doubleQuant), false);
+    Nf4Export.write(
+        Fixtures.hf("tiny", "model"), out, Quantization.nf4().withDoubleQuant(doubleQuant), false);
     return out;
   }
 
@@ -88,8 +88,13 @@ class Nf4CheckpointTest {
       assertEquals("float32", state.get("nested_dtype").asText());
       assertTrue(state.get("nested_offset").isNumber());
       // 16-bit tensors stay as they were
-      for (String n : new String[] {"model.embed_tokens.weight", "lm_head.weight", "model.norm.weight",
-          "model.layers.1.input_layernorm.weight"}) {
+      for (String n :
+          new String[] {
+            "model.embed_tokens.weight",
+            "lm_head.weight",
+            "model.norm.weight",
+            "model.layers.1.input_layernorm.weight"
+          }) {
         assertEquals(DType.BF16, ck.dtype(n), n);
       }
       // every quantized weight reads back as what the quantizer made of the original
@@ -114,9 +119,10 @@ class Nf4CheckpointTest {
           Checkpoint ck = Checkpoint.open(dir);
           Checkpoint orig = Checkpoint.open(Fixtures.hf("tiny", "model"))) {
         for (ModelLayout.Weight w : ModelLayout.of(cfg).weights()) {
-          float[] want = w.projection() != null
-              ? Bnb4bit.read(ck, w.name(), w.shape()).dequantize()
-              : orig.readFloat(w.name());
+          float[] want =
+              w.projection() != null
+                  ? Bnb4bit.read(ck, w.name(), w.shape()).dequantize()
+                  : orig.readFloat(w.name());
           assertArrayEquals(want, pre.weight(w.name()), "pre-quantized " + w.name());
           assertArrayEquals(want, onLoad.weight(w.name()), "quantized on load " + w.name());
         }
@@ -132,8 +138,9 @@ class Nf4CheckpointTest {
   }
 
   static LoraAdapter zeroAdapter(MistralConfig cfg) {
-    LoraAdapter a = LoraAdapter.initNew(cfg, 4, 8, LoraConfig.builder().allLinear().build().targets(),
-        false, 1);
+    LoraAdapter a =
+        LoraAdapter.initNew(
+            cfg, 4, 8, LoraConfig.builder().allLinear().build().targets(), false, 1);
     Map<String, LoraAdapter.Weight> w = new LinkedHashMap<>();
     for (Map.Entry<String, LoraAdapter.Weight> e : a.weights().entrySet()) {
       LoraAdapter.Weight x = e.getValue();
@@ -143,8 +150,9 @@ class Nf4CheckpointTest {
   }
 
   static LoraAdapter randomAdapter(MistralConfig cfg, long seed) {
-    LoraAdapter a = LoraAdapter.initNew(cfg, 4, 8, LoraConfig.builder().allLinear().build().targets(),
-        false, seed);
+    LoraAdapter a =
+        LoraAdapter.initNew(
+            cfg, 4, 8, LoraConfig.builder().allLinear().build().targets(), false, seed);
     SplittableRandom r = new SplittableRandom(seed);
     Map<String, LoraAdapter.Weight> w = new LinkedHashMap<>();
     for (Map.Entry<String, LoraAdapter.Weight> e : a.weights().entrySet()) {
@@ -180,8 +188,8 @@ class Nf4CheckpointTest {
     }
     Batch batch = new Batch(rows, seq, ids, null, labels, null, null);
     AdamWConfig opt = AdamWConfig.defaults().withLr(1e-2);
-    try (MistralModel q = MistralModel.load(Fixtures.hf("tiny", "model"), Device.cpu(),
-            Quantization.nf4());
+    try (MistralModel q =
+            MistralModel.load(Fixtures.hf("tiny", "model"), Device.cpu(), Quantization.nf4());
         MistralModel b = MistralModel.load(deq, Device.cpu())) {
       q.attachAdapter(adapter);
       b.attachAdapter(adapter);
@@ -217,8 +225,11 @@ class Nf4CheckpointTest {
     MergedExport.write(bnb, adapter, fromNf4);
     MergedExport.write(deq, adapter, fromBf16);
     assertFalse(JSON.readTree(fromNf4.resolve("config.json").toFile()).has("quantization_config"));
-    try (Checkpoint a = Checkpoint.open(fromNf4); Checkpoint b = Checkpoint.open(fromBf16)) {
-      assertEquals(b.names().stream().sorted().toList(), a.names().stream().sorted().toList(),
+    try (Checkpoint a = Checkpoint.open(fromNf4);
+        Checkpoint b = Checkpoint.open(fromBf16)) {
+      assertEquals(
+          b.names().stream().sorted().toList(),
+          a.names().stream().sorted().toList(),
           "no quantization tensor is left");
       for (String n : b.names()) {
         assertEquals(b.dtype(n), a.dtype(n), n);
@@ -274,7 +285,8 @@ class Nf4CheckpointTest {
   void expectRefused(Consumer<Path> corrupt, String... needles) {
     Path dir = bnbSingleFile();
     corrupt.accept(dir);
-    Exception e = assertThrows(RuntimeException.class, () -> MistralModel.load(dir, Device.cpu()).close());
+    Exception e =
+        assertThrows(RuntimeException.class, () -> MistralModel.load(dir, Device.cpu()).close());
     for (String n : needles) {
       assertTrue(e.getMessage().contains(n), "message should name '" + n + "': " + e.getMessage());
     }
@@ -285,62 +297,88 @@ class Nf4CheckpointTest {
   void badQuantizationTensorsAreRefusedNamingTheTensor() {
     float[] fp4 = Nf4.table();
     fp4[3] = 0.25f;
-    expectRefused(d -> replace(d, Q0 + ".quant_map", DType.F32, new long[] {16}, floats(fp4)),
-        Q0 + ".quant_map", "NF4");
-    expectRefused(d -> replace(d, Q0 + ".absmax", DType.U8, new long[] {63}, new byte[63]),
-        Q0 + ".absmax", "shape [63]");
-    expectRefused(d -> replace(d, Q0, DType.U8, new long[] {2047, 1}, new byte[2047]),
-        Q0, "shape [2047, 1]");
-    expectRefused(d -> replace(d, Q0, DType.I8, new long[] {2048, 1}, new byte[2048]),
-        Q0, "dtype I8");
-    expectRefused(d -> replace(d, Q0 + ".nested_quant_map", null, null, null),
-        Q0 + ".nested_quant_map", "missing");
-    expectRefused(d -> replace(d, Q0 + ".nested_absmax", DType.F32, new long[] {1},
-        floats(Float.NaN)), Q0 + ".nested_absmax", "NaN");
-    String badState = "{\"quant_type\":\"fp4\",\"blocksize\":64,\"dtype\":\"bfloat16\","
-        + "\"shape\":[64,64],\"nested_blocksize\":256,\"nested_dtype\":\"float32\","
-        + "\"nested_offset\":0.01}";
+    expectRefused(
+        d -> replace(d, Q0 + ".quant_map", DType.F32, new long[] {16}, floats(fp4)),
+        Q0 + ".quant_map",
+        "NF4");
+    expectRefused(
+        d -> replace(d, Q0 + ".absmax", DType.U8, new long[] {63}, new byte[63]),
+        Q0 + ".absmax",
+        "shape [63]");
+    expectRefused(
+        d -> replace(d, Q0, DType.U8, new long[] {2047, 1}, new byte[2047]), Q0, "shape [2047, 1]");
+    expectRefused(
+        d -> replace(d, Q0, DType.I8, new long[] {2048, 1}, new byte[2048]), Q0, "dtype I8");
+    expectRefused(
+        d -> replace(d, Q0 + ".nested_quant_map", null, null, null),
+        Q0 + ".nested_quant_map",
+        "missing");
+    expectRefused(
+        d -> replace(d, Q0 + ".nested_absmax", DType.F32, new long[] {1}, floats(Float.NaN)),
+        Q0 + ".nested_absmax",
+        "NaN");
+    String badState =
+        "{\"quant_type\":\"fp4\",\"blocksize\":64,\"dtype\":\"bfloat16\","
+            + "\"shape\":[64,64],\"nested_blocksize\":256,\"nested_dtype\":\"float32\","
+            + "\"nested_offset\":0.01}";
     byte[] js = badState.getBytes(StandardCharsets.UTF_8);
-    expectRefused(d -> replace(d, Q0 + Bnb4bit.QUANT_STATE, DType.U8, new long[] {js.length}, js),
-        Q0 + Bnb4bit.QUANT_STATE, "quant_type is 'fp4'");
-    byte[] js2 = badState.replace("fp4", "nf4").replace("[64,64]", "[64,32]")
-        .getBytes(StandardCharsets.UTF_8);
-    expectRefused(d -> replace(d, Q0 + Bnb4bit.QUANT_STATE, DType.U8, new long[] {js2.length}, js2),
-        Q0 + Bnb4bit.QUANT_STATE, "shape [64,32]", "[64, 64]");
+    expectRefused(
+        d -> replace(d, Q0 + Bnb4bit.QUANT_STATE, DType.U8, new long[] {js.length}, js),
+        Q0 + Bnb4bit.QUANT_STATE,
+        "quant_type is 'fp4'");
+    byte[] js2 =
+        badState
+            .replace("fp4", "nf4")
+            .replace("[64,64]", "[64,32]")
+            .getBytes(StandardCharsets.UTF_8);
+    expectRefused(
+        d -> replace(d, Q0 + Bnb4bit.QUANT_STATE, DType.U8, new long[] {js2.length}, js2),
+        Q0 + Bnb4bit.QUANT_STATE,
+        "shape [64,32]",
+        "[64, 64]");
     byte[] js3 = "{not json".getBytes(StandardCharsets.UTF_8);
-    expectRefused(d -> replace(d, Q0 + Bnb4bit.QUANT_STATE, DType.U8, new long[] {js3.length}, js3),
-        Q0 + Bnb4bit.QUANT_STATE, "not a JSON object");
+    expectRefused(
+        d -> replace(d, Q0 + Bnb4bit.QUANT_STATE, DType.U8, new long[] {js3.length}, js3),
+        Q0 + Bnb4bit.QUANT_STATE,
+        "not a JSON object");
     // a uint8 weight whose quant state is gone
-    expectRefused(d -> replace(d, Q0 + Bnb4bit.QUANT_STATE, null, null, null),
-        Q0 + Bnb4bit.QUANT_STATE, "missing");
+    expectRefused(
+        d -> replace(d, Q0 + Bnb4bit.QUANT_STATE, null, null, null),
+        Q0 + Bnb4bit.QUANT_STATE,
+        "missing");
   }
 
   @Test
   void unsupportedQuantizationConfigsAreRefused() throws Exception {
-    for (String[] c : new String[][] {
-        {"bnb_4bit_quant_type", "\"fp4\"", "only nf4"},
-        {"load_in_8bit", "true", "8-bit"},
-        {"quant_method", "\"gptq\"", "'gptq'"},
-        {"bnb_4bit_quant_storage", "\"bfloat16\"", "uint8"}}) {
+    for (String[] c :
+        new String[][] {
+          {"bnb_4bit_quant_type", "\"fp4\"", "only nf4"},
+          {"load_in_8bit", "true", "8-bit"},
+          {"quant_method", "\"gptq\"", "'gptq'"},
+          {"bnb_4bit_quant_storage", "\"bfloat16\"", "uint8"}
+        }) {
       Path dir = bnbSingleFile();
       Path cfg = dir.resolve("config.json");
       ObjectNode root = (ObjectNode) JSON.readTree(cfg.toFile());
       ((ObjectNode) root.get("quantization_config")).set(c[0], JSON.readTree(c[1]));
       Files.writeString(cfg, root.toString());
-      Exception e = assertThrows(SafetensorsException.class,
-          () -> MistralModel.load(dir, Device.cpu()).close());
-      assertTrue(e.getMessage().contains("quantization_config") && e.getMessage().contains(c[2]),
+      Exception e =
+          assertThrows(
+              SafetensorsException.class, () -> MistralModel.load(dir, Device.cpu()).close());
+      assertTrue(
+          e.getMessage().contains("quantization_config") && e.getMessage().contains(c[2]),
           e.getMessage());
       FileTreeDelete.delete(tmp);
     }
   }
 
-  // ---- memory ------------------------------------------------------------------------------------
+  // ---- memory
+  // ------------------------------------------------------------------------------------
 
   @Test
   void mistral7bWeightMemoryPerTensor() {
-    MistralConfig cfg = MistralConfig.load(
-        Fixtures.resource("mistral-configs/mistral-7b-v0.3.config.json"));
+    MistralConfig cfg =
+        MistralConfig.load(Fixtures.resource("mistral-configs/mistral-7b-v0.3.config.json"));
     WeightMemory bf16 = WeightMemory.of(cfg, Quantization.none());
     WeightMemory nf4 = WeightMemory.of(cfg, Quantization.nf4());
     WeightMemory plain = WeightMemory.of(cfg, Quantization.nf4().withDoubleQuant(false));
@@ -350,7 +388,8 @@ class Nf4CheckpointTest {
     // without double quantization: 262,144 fp32 absmax
     assertEquals(8_388_608L + 64 + 1_048_576, plain.perTensor().get(Q0));
     // gate_proj 14336 x 4096: 29,360,128 codes, 917,504 blocks, 3,584 nested blocks
-    assertEquals(29_360_128L + 64 + 917_504 + 1_024 + 14_336,
+    assertEquals(
+        29_360_128L + 64 + 917_504 + 1_024 + 14_336,
         nf4.perTensor().get("model.layers.31.mlp.gate_proj.weight"));
     // 16-bit: the embedding, the LM head (32768 x 4096) and the norms
     assertEquals(268_435_456L, nf4.perTensor().get("lm_head.weight"));
@@ -360,10 +399,11 @@ class Nf4CheckpointTest {
     assertEquals(0L, bf16.scratch());
     // totals: 7,248,023,552 parameters; bf16 14,496,047,104 bytes
     assertEquals(14_496_047_104L, bf16.total());
-    long perLayer = 2 * (8_388_608L + 64 + 262_144 + 1_024 + 4_096)
-        + 2 * (2_097_152L + 64 + 65_536 + 1_024 + 1_024)
-        + 3 * (29_360_128L + 64 + 917_504 + 1_024 + 14_336)
-        + 2 * 8_192;
+    long perLayer =
+        2 * (8_388_608L + 64 + 262_144 + 1_024 + 4_096)
+            + 2 * (2_097_152L + 64 + 65_536 + 1_024 + 1_024)
+            + 3 * (29_360_128L + 64 + 917_504 + 1_024 + 14_336)
+            + 2 * 8_192;
     long want = 32 * perLayer + 2 * 268_435_456L + 8_192 + 2L * 14336 * 4096;
     assertEquals(want, nf4.total());
     assertEquals(4_255_504_384L, nf4.total(), "3.96 GiB, the scratch buffer included");

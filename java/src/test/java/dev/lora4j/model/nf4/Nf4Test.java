@@ -14,16 +14,28 @@ import org.junit.jupiter.api.Test;
 /**
  * {@link Nf4} against a reference written here from the published definition (QLoRA; bitsandbytes'
  * quantize_4bit / quantize_blockwise): nearest value by exhaustive search instead of thresholds,
- * nibbles packed by hand, the double quantization's mean, blocks of 256 and 8-bit codes; and
- * the dequantization of the Java side, the reference and the native core, bit for bit.
+ * nibbles packed by hand, the double quantization's mean, blocks of 256 and 8-bit codes; and the
+ * dequantization of the Java side, the reference and the native core, bit for bit.
  */
 class Nf4Test {
   /** The NF4 values as published (QLoRA, appendix E / bitsandbytes' get_4bit_type("nf4")). */
   static final double[] NF4 = {
-    -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635,
-    -0.18477343022823334, -0.09105003625154495, 0.0, 0.07958029955625534, 0.16093020141124725,
-    0.24611230194568634, 0.33791524171829224, 0.44070982933044434, 0.5626170039176941,
-    0.7229568362236023, 1.0
+    -1.0,
+    -0.6961928009986877,
+    -0.5250730514526367,
+    -0.39491748809814453,
+    -0.28444138169288635,
+    -0.18477343022823334,
+    -0.09105003625154495,
+    0.0,
+    0.07958029955625534,
+    0.16093020141124725,
+    0.24611230194568634,
+    0.33791524171829224,
+    0.44070982933044434,
+    0.5626170039176941,
+    0.7229568362236023,
+    1.0
   };
 
   /** Index of the nearest table value; the lower index on a tie (argmin's first). */
@@ -40,7 +52,8 @@ class Nf4Test {
     return best;
   }
 
-  record Ref(byte[] codes, float[] absmax, byte[] absmaxCodes, float[] nestedAbsmax, float offset) {}
+  record Ref(
+      byte[] codes, float[] absmax, byte[] absmaxCodes, float[] nestedAbsmax, float offset) {}
 
   static Ref reference(float[] x, int bs, boolean nested) {
     float[] table = new float[16];
@@ -157,7 +170,8 @@ class Nf4Test {
           float[] x = randomWeights(n, ++seed);
           Nf4Tensor t = Nf4.quantize(x, shape, DType.BF16, bs, nested);
           Ref r = reference(x, bs, nested);
-          String what = java.util.Arrays.toString(shape) + " block " + bs + (nested ? " nested" : "");
+          String what =
+              java.util.Arrays.toString(shape) + " block " + bs + (nested ? " nested" : "");
           assertArrayEquals(r.codes(), t.codes(), "codes " + what);
           if (nested) {
             assertNull(t.absmax());
@@ -187,13 +201,16 @@ class Nf4Test {
         float[] want = new float[x.length];
         for (int i = 0; i < x.length; i++) {
           int b = i / 64;
-          float scale = nested
-              ? dyn[r.absmaxCodes()[b] & 0xFF] * r.nestedAbsmax()[b / 256] + r.offset()
-              : r.absmax()[b];
+          float scale =
+              nested
+                  ? dyn[r.absmaxCodes()[b] & 0xFF] * r.nestedAbsmax()[b / 256] + r.offset()
+                  : r.absmax()[b];
           int c = (i % 2 == 0 ? (r.codes()[i / 2] >> 4) : r.codes()[i / 2]) & 15;
           float v = table[c] * scale;
-          want[i] = dt == DType.BF16 ? DType.bf16ToFloat(DType.floatToBf16(v))
-              : dt == DType.F16 ? DType.f16ToFloat(DType.floatToF16(v)) : v;
+          want[i] =
+              dt == DType.BF16
+                  ? DType.bf16ToFloat(DType.floatToBf16(v))
+                  : dt == DType.F16 ? DType.f16ToFloat(DType.floatToF16(v)) : v;
         }
         String what = dt + (nested ? " nested" : " plain");
         float[] java = t.dequantize();
@@ -205,7 +222,8 @@ class Nf4Test {
           float a = r.absmax()[i / 64], sc = scales[i / 64];
           // half the widest NF4 gap, the scale's own quantization error, the dtype's rounding
           float tol = 0.152f * a + Math.abs(sc - a) + Math.abs(sc) / 128 + 1e-7f;
-          assertTrue(Math.abs(java[i] - x[i]) <= tol,
+          assertTrue(
+              Math.abs(java[i] - x[i]) <= tol,
               what + ": element " + i + " " + x[i] + " -> " + java[i]);
         }
       }

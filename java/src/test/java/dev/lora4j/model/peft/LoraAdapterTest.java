@@ -50,11 +50,12 @@ class LoraAdapterTest {
     LoraAdapter a = LoraAdapter.read(dir);
     a.validate(model);
     AdapterConfig c = a.config();
-    int r = switch (testCase) {
-      case "tiny" -> 8;
-      case "tiny-sliding" -> 4;
-      default -> 16;
-    };
+    int r =
+        switch (testCase) {
+          case "tiny" -> 8;
+          case "tiny-sliding" -> 4;
+          default -> 16;
+        };
     assertEquals(r, c.r());
     assertEquals(2.0 * r, c.loraAlpha());
     assertEquals(2.0, c.scale());
@@ -83,10 +84,14 @@ class LoraAdapterTest {
     // written back: the same files PEFT wrote, byte for byte
     Path out = tmp.resolve("out");
     a.write(out);
-    assertArrayEquals(Files.readAllBytes(file), Files.readAllBytes(out.resolve(
-        LoraAdapter.WEIGHTS_FILE)), "adapter_model.safetensors identical to PEFT's");
-    assertEquals(Files.readString(dir.resolve(AdapterConfig.FILE_NAME)),
-        Files.readString(out.resolve(AdapterConfig.FILE_NAME)), "adapter_config.json identical");
+    assertArrayEquals(
+        Files.readAllBytes(file),
+        Files.readAllBytes(out.resolve(LoraAdapter.WEIGHTS_FILE)),
+        "adapter_model.safetensors identical to PEFT's");
+    assertEquals(
+        Files.readString(dir.resolve(AdapterConfig.FILE_NAME)),
+        Files.readString(out.resolve(AdapterConfig.FILE_NAME)),
+        "adapter_config.json identical");
     try (SafetensorsFile f = SafetensorsFile.open(out.resolve(LoraAdapter.WEIGHTS_FILE))) {
       assertEquals(Map.of("format", "pt"), f.metadata());
     }
@@ -153,10 +158,10 @@ class LoraAdapterTest {
       assertTrue(max > 0.9 * bound, e.getKey());
     }
     // deterministic per seed, different across seeds
-    LoraAdapter same = LoraAdapter.initNew(model, 8, 16, EnumSet.allOf(LoraTarget.class), false,
-        42);
-    LoraAdapter other = LoraAdapter.initNew(model, 8, 16, EnumSet.allOf(LoraTarget.class), false,
-        43);
+    LoraAdapter same =
+        LoraAdapter.initNew(model, 8, 16, EnumSet.allOf(LoraTarget.class), false, 42);
+    LoraAdapter other =
+        LoraAdapter.initNew(model, 8, 16, EnumSet.allOf(LoraTarget.class), false, 43);
     String k = LoraAdapter.key(0, LoraTarget.Q_PROJ, false);
     assertArrayEquals(a.weight(k).values(), same.weight(k).values());
     assertNotEquals(a.weight(k).values()[0], other.weight(k).values()[0]);
@@ -171,10 +176,12 @@ class LoraAdapterTest {
     }
     assertEquals(a.config(), back.config());
     Set<String> peftKeys = new HashSet<>();
-    JSON.readTree(Fixtures.hf("tiny", "adapter_init/adapter_config.json").toFile()).fieldNames()
+    JSON.readTree(Fixtures.hf("tiny", "adapter_init/adapter_config.json").toFile())
+        .fieldNames()
         .forEachRemaining(peftKeys::add);
     Set<String> ourKeys = new HashSet<>();
-    JSON.readTree(out.resolve(AdapterConfig.FILE_NAME).toFile()).fieldNames()
+    JSON.readTree(out.resolve(AdapterConfig.FILE_NAME).toFile())
+        .fieldNames()
         .forEachRemaining(ourKeys::add);
     assertEquals(peftKeys, ourKeys);
   }
@@ -182,8 +189,9 @@ class LoraAdapterTest {
   @Test
   void rsloraScaleAndTargetSubsetAndMask() {
     MistralConfig model = MistralConfig.load(Fixtures.hf("hd128", "model"));
-    LoraAdapter a = LoraAdapter.initNew(model, 16, 32,
-        EnumSet.of(LoraTarget.V_PROJ, LoraTarget.Q_PROJ), true, 1);
+    LoraAdapter a =
+        LoraAdapter.initNew(
+            model, 16, 32, EnumSet.of(LoraTarget.V_PROJ, LoraTarget.Q_PROJ), true, 1);
     assertEquals(8.0, a.config().scale(), 1e-12);
     assertEquals(List.of("q_proj", "v_proj"), a.config().targetModules());
     assertEquals(2 * 2 * 2, a.keys().size());
@@ -206,8 +214,12 @@ class LoraAdapterTest {
   }
 
   /** Rewrites the adapter's weights file with a change to its tensor map. */
-  private static void rewriteWeights(Path dir, java.util.function.Consumer<Map<String,
-      TensorInfo>> edit, String addName, long[] addShape) throws Exception {
+  private static void rewriteWeights(
+      Path dir,
+      java.util.function.Consumer<Map<String, TensorInfo>> edit,
+      String addName,
+      long[] addShape)
+      throws Exception {
     Path file = dir.resolve(LoraAdapter.WEIGHTS_FILE);
     byte[] bytes = Files.readAllBytes(file);
     try (SafetensorsFile f = SafetensorsFile.open(file)) {
@@ -216,8 +228,12 @@ class LoraAdapterTest {
       edit.accept(keep);
       SafetensorsWriter w = new SafetensorsWriter();
       for (TensorInfo t : keep.values()) {
-        w.add(t.name(), t.dtype(), t.shape(), java.nio.ByteBuffer.wrap(bytes,
-            (int) (f.dataStart() + t.begin()), (int) t.byteLength()).slice());
+        w.add(
+            t.name(),
+            t.dtype(),
+            t.shape(),
+            java.nio.ByteBuffer.wrap(bytes, (int) (f.dataStart() + t.begin()), (int) t.byteLength())
+                .slice());
       }
       if (addName != null) {
         long n = addShape[0] * addShape[1];
@@ -233,22 +249,26 @@ class LoraAdapterTest {
     LoraAdapter tiny = LoraAdapter.read(Fixtures.hf("tiny", "adapter_init"));
     MistralConfig hd128 = MistralConfig.load(Fixtures.hf("hd128", "model"));
     AdapterException e = assertThrows(AdapterException.class, () -> tiny.validate(hd128));
-    assertMessage(e, Fixtures.hf("tiny", "adapter_init").resolve(LoraAdapter.WEIGHTS_FILE)
-        .toString(), "base_model.model.model.layers.0.", "has shape [", "model needs [");
+    assertMessage(
+        e,
+        Fixtures.hf("tiny", "adapter_init").resolve(LoraAdapter.WEIGHTS_FILE).toString(),
+        "base_model.model.model.layers.0.",
+        "has shape [",
+        "model needs [");
     // a B matrix with the wrong output size
     Path dir = copyAdapter("tiny");
     String key = "base_model.model.model.layers.1.self_attn.k_proj.lora_B.weight";
     rewriteWeights(dir, m -> m.remove(key), key, new long[] {64, 8});
-    AdapterException e2 = assertThrows(AdapterException.class, () -> LoraAdapter.read(dir)
-        .validate(MistralConfig.load(Fixtures.hf("tiny", "model"))));
-    assertMessage(e2, dir.resolve(LoraAdapter.WEIGHTS_FILE).toString(), key, "[64, 8]",
-        "[32, 8]");
+    AdapterException e2 =
+        assertThrows(
+            AdapterException.class,
+            () -> LoraAdapter.read(dir).validate(MistralConfig.load(Fixtures.hf("tiny", "model"))));
+    assertMessage(e2, dir.resolve(LoraAdapter.WEIGHTS_FILE).toString(), key, "[64, 8]", "[32, 8]");
     // a rank that disagrees with r in the config fails on read
     Path dir3 = copyAdapter("tiny");
     String a = "base_model.model.model.layers.0.mlp.up_proj.lora_A.weight";
     rewriteWeights(dir3, m -> m.remove(a), a, new long[] {4, 64});
-    assertMessage(assertThrows(AdapterException.class, () -> LoraAdapter.read(dir3)), a,
-        "r = 8");
+    assertMessage(assertThrows(AdapterException.class, () -> LoraAdapter.read(dir3)), a, "r = 8");
   }
 
   @Test
@@ -258,23 +278,33 @@ class LoraAdapterTest {
     String key = "base_model.model.model.layers.1.mlp.down_proj.lora_A.weight";
     rewriteWeights(dir, m -> m.remove(key), null, null);
     LoraAdapter a = LoraAdapter.read(dir);
-    assertMessage(assertThrows(AdapterException.class, () -> a.validate(model)),
-        dir.resolve(LoraAdapter.WEIGHTS_FILE).toString(), key, "missing");
+    assertMessage(
+        assertThrows(AdapterException.class, () -> a.validate(model)),
+        dir.resolve(LoraAdapter.WEIGHTS_FILE).toString(),
+        key,
+        "missing");
     Path dir2 = copyAdapter("tiny");
     String extra = "base_model.model.model.layers.2.self_attn.q_proj.lora_A.weight";
-    rewriteWeights(dir2, m -> { }, extra, new long[] {8, 64});
+    rewriteWeights(dir2, m -> {}, extra, new long[] {8, 64});
     LoraAdapter b = LoraAdapter.read(dir2);
-    assertMessage(assertThrows(AdapterException.class, () -> b.validate(model)), extra,
-        "unexpected", "2 layers");
+    assertMessage(
+        assertThrows(AdapterException.class, () -> b.validate(model)),
+        extra,
+        "unexpected",
+        "2 layers");
     Path dir3 = copyAdapter("tiny");
     String odd = "base_model.model.model.layers.0.self_attn.q_proj.lora_embedding_A";
-    rewriteWeights(dir3, m -> { }, odd, new long[] {8, 64});
-    assertMessage(assertThrows(AdapterException.class, () -> LoraAdapter.read(dir3)), odd,
+    rewriteWeights(dir3, m -> {}, odd, new long[] {8, 64});
+    assertMessage(
+        assertThrows(AdapterException.class, () -> LoraAdapter.read(dir3)),
+        odd,
         "unexpected tensor");
     Path dir4 = copyAdapter("tiny");
     Files.delete(dir4.resolve(LoraAdapter.WEIGHTS_FILE));
-    assertMessage(assertThrows(AdapterException.class, () -> LoraAdapter.read(dir4)),
-        LoraAdapter.WEIGHTS_FILE, "missing");
+    assertMessage(
+        assertThrows(AdapterException.class, () -> LoraAdapter.read(dir4)),
+        LoraAdapter.WEIGHTS_FILE,
+        "missing");
   }
 
   @Test
@@ -294,8 +324,11 @@ class LoraAdapterTest {
     for (Map.Entry<String, Object> e : bad.entrySet()) {
       ObjectNode n = (ObjectNode) JSON.readTree(src);
       n.set(e.getKey(), JSON.valueToTree(e.getValue()));
-      ConfigException ex = assertThrows(ConfigException.class,
-          () -> AdapterConfig.parse(n.toString(), "/a/adapter_config.json"), e.getKey());
+      ConfigException ex =
+          assertThrows(
+              ConfigException.class,
+              () -> AdapterConfig.parse(n.toString(), "/a/adapter_config.json"),
+              e.getKey());
       assertMessage(ex, "/a/adapter_config.json", "'" + e.getKey() + "'");
     }
     ObjectNode n = (ObjectNode) JSON.readTree(src);
@@ -307,14 +340,36 @@ class LoraAdapterTest {
     assertEquals(16 / Math.sqrt(8), c.scale(), 1e-12);
     ObjectNode m = (ObjectNode) JSON.readTree(src);
     m.remove("r");
-    assertMessage(assertThrows(ConfigException.class,
-        () -> AdapterConfig.parse(m.toString(), "a.json")), "a.json", "'r'", "missing");
+    assertMessage(
+        assertThrows(ConfigException.class, () -> AdapterConfig.parse(m.toString(), "a.json")),
+        "a.json",
+        "'r'",
+        "missing");
     ObjectNode t = (ObjectNode) JSON.readTree(src);
     t.putArray("target_modules").add("q_proj").add("lm_head");
-    assertMessage(assertThrows(ConfigException.class,
-        () -> AdapterConfig.parse(t.toString(), "a.json")), "'target_modules'", "lm_head");
-    assertMessage(assertThrows(ConfigException.class, () -> new AdapterConfig(8, 16,
-        new ArrayList<>(), 0, false, "none", "LORA", "CAUSAL_LM", false, true, true, null, null,
-        null)), "target_modules is empty");
+    assertMessage(
+        assertThrows(ConfigException.class, () -> AdapterConfig.parse(t.toString(), "a.json")),
+        "'target_modules'",
+        "lm_head");
+    assertMessage(
+        assertThrows(
+            ConfigException.class,
+            () ->
+                new AdapterConfig(
+                    8,
+                    16,
+                    new ArrayList<>(),
+                    0,
+                    false,
+                    "none",
+                    "LORA",
+                    "CAUSAL_LM",
+                    false,
+                    true,
+                    true,
+                    null,
+                    null,
+                    null)),
+        "target_modules is empty");
   }
 }
