@@ -52,6 +52,7 @@ add_library(lora4j_cuda_bench SHARED
   ${CMAKE_CURRENT_SOURCE_DIR}/src/bench/op_bench.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/cuda/gemm.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/cuda/cublaslt.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/cuda/dynlib.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/model/layout.cpp)
 target_include_directories(lora4j_cuda_bench PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/include
                                                      ${CMAKE_CURRENT_SOURCE_DIR}/src)

@@ -15,6 +15,7 @@
 
 #include "lora4j.h"
 #include "model/engine.h"
+#include "model/status.h"
 #include "cpu/cpu_engine.h"
 #include "api/plugin.h"
 #include "model/nf4.h"
@@ -32,23 +33,9 @@ thread_local std::string g_last_error;
 
 template <class F>
 int guard(const char* fn, F&& body) {
-  try {
-    body();
-    g_last_error.clear();
-    return LORA4J_OK;
-  } catch (const lora4j::Error& e) {
-    g_last_error = std::string(fn) + ": " + e.what();
-    return e.code();
-  } catch (const std::bad_alloc&) {
-    g_last_error = std::string(fn) + ": out of host memory";
-    return LORA4J_ENOMEM;
-  } catch (const std::exception& e) {
-    g_last_error = std::string(fn) + ": internal error: " + e.what();
-    return LORA4J_EINTERNAL;
-  } catch (...) {
-    g_last_error = std::string(fn) + ": internal error (unknown exception)";
-    return LORA4J_EINTERNAL;
-  }
+  int status = lora4j::run_status(&g_last_error, std::string(fn) + ": ", "internal error: ", body);
+  if (status == LORA4J_OK) g_last_error.clear();
+  return status;
 }
 
 lora4j::Engine& eng(lora4j_engine* e) {

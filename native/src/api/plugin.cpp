@@ -3,6 +3,8 @@
 // becomes a lora4j::Error with the backend's message, so the C API reports it like any other.
 #include "api/plugin.h"
 
+#include "api/plugin_open.h"
+
 #include <dlfcn.h>
 
 #include <cstdlib>
@@ -15,16 +17,6 @@ namespace {
 std::mutex g_path_mutex;
 std::string g_path;
 
-std::string self_dir() {
-  Dl_info info;
-  if (dladdr(reinterpret_cast<void*>(&cuda_backend), &info) && info.dli_fname) {
-    std::string p(info.dli_fname);
-    auto slash = p.rfind('/');
-    if (slash != std::string::npos) return p.substr(0, slash + 1);
-  }
-  return std::string();
-}
-
 struct Loaded {
   const lora4j_backend_api* api = nullptr;
   std::string error;
@@ -32,46 +24,36 @@ struct Loaded {
 
 Loaded load() {
   Loaded r;
-  // -Dlora4j.cuda.library / lora4j_cuda_set_library, then LORA4J_CUDA_LIBRARY, then beside
-  // liblora4j (the jar extracts both into one folder), then the loader's search path.
-  std::vector<std::string> tries;
+  std::string set_path;
   {
     std::lock_guard<std::mutex> lock(g_path_mutex);
-    if (!g_path.empty()) tries.push_back(g_path);
+    set_path = g_path;
   }
-  const char* env = std::getenv("LORA4J_CUDA_LIBRARY");
-  if (env && *env) tries.push_back(env);
-  tries.push_back(self_dir() + "liblora4j_cuda.so");
-  tries.push_back("liblora4j_cuda.so");
-  std::string why;
-  for (const std::string& path : tries) {
-    void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-      const char* e = dlerror();
-      why += (why.empty() ? "" : "; ") + std::string(e ? e : path + ": unknown error");
-      continue;
-    }
-    auto entry = reinterpret_cast<lora4j_backend_entry_fn>(dlsym(h, LORA4J_BACKEND_ENTRY_SYMBOL));
-    const lora4j_backend_api* api = entry ? entry() : nullptr;
-    if (!api) {
-      r.error = path + " is not a lora4j backend (no " LORA4J_BACKEND_ENTRY_SYMBOL ")";
-      dlclose(h);
-      return r;
-    }
-    if (api->abi_version != LORA4J_BACKEND_ABI_VERSION ||
-        api->table_size != sizeof(lora4j_backend_api)) {
-      r.error = path + " has backend ABI version " + std::to_string(api->abi_version) +
-                " (table of " + std::to_string(api->table_size) + " bytes); this liblora4j needs " +
-                std::to_string(LORA4J_BACKEND_ABI_VERSION) + " (" +
-                std::to_string(sizeof(lora4j_backend_api)) +
-                " bytes): use the liblora4j_cuda.so built with it";
-      dlclose(h);
-      return r;
-    }
-    r.api = api;  // kept loaded for the life of the process
+  OpenedPlugin p =
+      open_plugin(plugin_paths(set_path, "LORA4J_CUDA_LIBRARY",
+                               reinterpret_cast<const void*>(&cuda_backend), "liblora4j_cuda.so"),
+                  LORA4J_BACKEND_ENTRY_SYMBOL);
+  if (!p.handle) {
+    r.error = "the CUDA backend library liblora4j_cuda.so could not be loaded (" + p.why + ")";
     return r;
   }
-  r.error = "the CUDA backend library liblora4j_cuda.so could not be loaded (" + why + ")";
+  auto api = static_cast<const lora4j_backend_api*>(p.table);
+  if (!api) {
+    r.error = p.path + " is not a lora4j backend (no " LORA4J_BACKEND_ENTRY_SYMBOL ")";
+    dlclose(p.handle);
+    return r;
+  }
+  if (api->abi_version != LORA4J_BACKEND_ABI_VERSION ||
+      api->table_size != sizeof(lora4j_backend_api)) {
+    r.error = p.path + " has backend ABI version " + std::to_string(api->abi_version) +
+              " (table of " + std::to_string(api->table_size) + " bytes); this liblora4j needs " +
+              std::to_string(LORA4J_BACKEND_ABI_VERSION) + " (" +
+              std::to_string(sizeof(lora4j_backend_api)) +
+              " bytes): use the liblora4j_cuda.so built with it";
+    dlclose(p.handle);
+    return r;
+  }
+  r.api = api;  // kept loaded for the life of the process
   return r;
 }
 

@@ -12,10 +12,12 @@
 #include <string>
 #include <vector>
 
+#include "api/plugin_open.h"
 #include "bench/cuda_bench_abi.h"
 #include "bench/op_bench.h"
 #include "lora4j_bench.h"
 #include "model/engine.h"
+#include "model/status.h"
 
 struct lora4j_op_bench {
   std::unique_ptr<lora4j::OpBench> impl;
@@ -29,23 +31,9 @@ thread_local std::string g_last_error;
 
 template <class F>
 int guard(const char* fn, F&& body) {
-  try {
-    body();
-    g_last_error.clear();
-    return LORA4J_OK;
-  } catch (const lora4j::Error& e) {
-    g_last_error = std::string(fn) + ": " + e.what();
-    return e.code();
-  } catch (const std::bad_alloc&) {
-    g_last_error = std::string(fn) + ": out of host memory";
-    return LORA4J_ENOMEM;
-  } catch (const std::exception& e) {
-    g_last_error = std::string(fn) + ": internal error: " + e.what();
-    return LORA4J_EINTERNAL;
-  } catch (...) {
-    g_last_error = std::string(fn) + ": internal error (unknown exception)";
-    return LORA4J_EINTERNAL;
-  }
+  int status = lora4j::run_status(&g_last_error, std::string(fn) + ": ", "internal error: ", body);
+  if (status == LORA4J_OK) g_last_error.clear();
+  return status;
 }
 
 lora4j::OpBench& bench(lora4j_op_bench* b) {
@@ -68,53 +56,35 @@ T* nonnull(T* p, const char* what) {
 std::mutex g_path_mutex;
 std::string g_path;
 
-std::string self_dir() {
-  Dl_info info;
-  if (dladdr(reinterpret_cast<void*>(&lora4j_bench_last_error), &info) && info.dli_fname) {
-    std::string p(info.dli_fname);
-    auto slash = p.rfind('/');
-    if (slash != std::string::npos) return p.substr(0, slash + 1);
-  }
-  return std::string();
-}
-
 const lora4j_cuda_bench_api* cuda_bench(std::string* error) {
   static const lora4j_cuda_bench_api* api = nullptr;
   static std::string load_error;
   static std::once_flag once;
   std::call_once(once, [] {
-    std::vector<std::string> tries;
+    std::string set_path;
     {
       std::lock_guard<std::mutex> lock(g_path_mutex);
-      if (!g_path.empty()) tries.push_back(g_path);
+      set_path = g_path;
     }
-    const char* env = std::getenv("LORA4J_CUDA_BENCH_LIBRARY");
-    if (env && *env) tries.push_back(env);
-    tries.push_back(self_dir() + "liblora4j_cuda_bench.so");
-    tries.push_back("liblora4j_cuda_bench.so");
-    std::string why;
-    for (const std::string& path : tries) {
-      void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-      if (!h) {
-        const char* e = dlerror();
-        why += (why.empty() ? "" : "; ") + std::string(e ? e : path + ": unknown error");
-        continue;
-      }
-      auto entry =
-          reinterpret_cast<lora4j_cuda_bench_entry_fn>(dlsym(h, LORA4J_CUDA_BENCH_ENTRY_SYMBOL));
-      const lora4j_cuda_bench_api* a = entry ? entry() : nullptr;
-      if (!a || a->abi_version != LORA4J_CUDA_BENCH_ABI_VERSION ||
-          a->table_size != sizeof(lora4j_cuda_bench_api)) {
-        load_error = path + " is not a CUDA benchmark library of this version (ABI " +
-                     std::to_string(LORA4J_CUDA_BENCH_ABI_VERSION) + ")";
-        dlclose(h);
-        return;
-      }
-      api = a;
+    lora4j::OpenedPlugin p = lora4j::open_plugin(
+        lora4j::plugin_paths(set_path, "LORA4J_CUDA_BENCH_LIBRARY",
+                             reinterpret_cast<const void*>(&lora4j_bench_last_error),
+                             "liblora4j_cuda_bench.so"),
+        LORA4J_CUDA_BENCH_ENTRY_SYMBOL);
+    if (!p.handle) {
+      load_error =
+          "the CUDA benchmark library liblora4j_cuda_bench.so could not be loaded (" + p.why + ")";
       return;
     }
-    load_error =
-        "the CUDA benchmark library liblora4j_cuda_bench.so could not be loaded (" + why + ")";
+    auto a = static_cast<const lora4j_cuda_bench_api*>(p.table);
+    if (!a || a->abi_version != LORA4J_CUDA_BENCH_ABI_VERSION ||
+        a->table_size != sizeof(lora4j_cuda_bench_api)) {
+      load_error = p.path + " is not a CUDA benchmark library of this version (ABI " +
+                   std::to_string(LORA4J_CUDA_BENCH_ABI_VERSION) + ")";
+      dlclose(p.handle);
+      return;
+    }
+    api = a;
   });
   if (!api && error) *error = load_error;
   return api;

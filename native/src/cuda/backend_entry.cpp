@@ -9,6 +9,7 @@
 
 #include "api/backend_abi.h"
 #include "cuda/backend.h"
+#include "model/status.h"
 
 struct lora4j_backend_engine {
   std::unique_ptr<lora4j::Engine> impl;
@@ -22,22 +23,7 @@ thread_local std::string t_error;
 
 template <class F>
 int guard(F&& f) noexcept {
-  try {
-    f();
-    return LORA4J_OK;
-  } catch (const Error& e) {
-    t_error = e.what();
-    return e.code();
-  } catch (const std::bad_alloc&) {
-    t_error = "out of host memory";
-    return LORA4J_ENOMEM;
-  } catch (const std::exception& e) {
-    t_error = std::string("internal error in the CUDA backend: ") + e.what();
-    return LORA4J_EINTERNAL;
-  } catch (...) {
-    t_error = "internal error in the CUDA backend: unknown exception";
-    return LORA4J_EINTERNAL;
-  }
+  return run_status(&t_error, "", "internal error in the CUDA backend: ", f);
 }
 
 Engine& E(lora4j_backend_engine* e) {

@@ -10,6 +10,7 @@
 
 #include "bench/cuda_bench_abi.h"
 #include "model/engine.h"
+#include "model/status.h"
 #include "bench/op_bench.h"
 
 struct lora4j_cuda_op_bench {
@@ -26,22 +27,7 @@ thread_local std::string t_error;
 
 template <class F>
 int guard(F&& f) noexcept {
-  try {
-    f();
-    return LORA4J_OK;
-  } catch (const Error& e) {
-    t_error = e.what();
-    return e.code();
-  } catch (const std::bad_alloc&) {
-    t_error = "out of host memory";
-    return LORA4J_ENOMEM;
-  } catch (const std::exception& e) {
-    t_error = std::string("internal error in the CUDA benchmarks: ") + e.what();
-    return LORA4J_EINTERNAL;
-  } catch (...) {
-    t_error = "internal error in the CUDA benchmarks: unknown exception";
-    return LORA4J_EINTERNAL;
-  }
+  return run_status(&t_error, "", "internal error in the CUDA benchmarks: ", f);
 }
 
 OpBench& B(lora4j_cuda_op_bench* b) {
