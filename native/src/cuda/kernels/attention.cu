@@ -159,6 +159,7 @@ struct FwdSmem {
 template <int D>
 __global__ void __launch_bounds__(128) attn_fwd_kernel(AttentionParams p) {
   constexpr int BR = 64, BC = 64, LD = D + 8;
+  static_assert(BC <= 128, "thread i < BC loads key i's flags (128 threads)");
   extern __shared__ __align__(16) unsigned char smem_raw[];
   f16* sKbuf = reinterpret_cast<f16*>(smem_raw);               // [2][BC * LD]
   bf16* sVbuf = reinterpret_cast<bf16*>(sKbuf + 2 * BC * LD);  // [2][BC * LD]
@@ -191,6 +192,13 @@ __global__ void __launch_bounds__(128) attn_fwd_kernel(AttentionParams p) {
 #pragma unroll
   for (int r = 0; r < 2; ++r)
     qseg[r] = (p.segments && qr[r] < p.Sq) ? p.segments[int64_t(b) * p.Sk + p.q_offset + qr[r]] : 0;
+
+  // Whether every query of the block lies in the segment of its first query (packed rows: the
+  // tiles of a block inside one example need no mask either).
+  const int qseg0 = p.segments ? p.segments[int64_t(b) * p.Sk + p.q_offset + q0] : 0;
+  const bool qsame =
+      __syncthreads_and((qr[0] >= p.Sq || qseg[0] == qseg0) && (qr[1] >= p.Sq || qseg[1] == qseg0));
+  const int qlast = p.q_offset + min(q0 + BR, p.Sq) - 1;
 
   float o[D / 8][4];
 #pragma unroll
@@ -232,7 +240,12 @@ __global__ void __launch_bounds__(128) attn_fwd_kernel(AttentionParams p) {
     } else {
       cp_async_wait<0>();
     }
-    __syncthreads();
+    // Every key of the tile real and in the block's segment: thread i < BC wrote key i's flags
+    // itself (load_stage), so it reads them before the barrier that makes the tile visible.
+    const int tid = threadIdx.x;
+    const bool keys_ok =
+        __syncthreads_and(tid >= BC || (sKokbuf[stage * BC + tid] != 0 &&
+                                        (!p.segments || sKsegbuf[stage * BC + tid] == qseg0)));
     const f16* sK = sKbuf + stage * BC * LD;
     const bf16* sV = sVbuf + stage * BC * LD;
     const int* sKok = sKokbuf + stage * BC;
@@ -251,11 +264,12 @@ __global__ void __launch_bounds__(128) attn_fwd_kernel(AttentionParams p) {
         mma16816_f16(s[nt + 1], qf[kc], bf + 2);
       }
     }
-    // mask, scale (base 2), row max. A tile wholly below the diagonal with no padding,
-    // segments or window needs no mask (rows past Sq hold zeros and are never written).
+    // mask, scale (base 2), row max. A tile needs no mask when it lies wholly below the
+    // diagonal, inside the window of every query of the block, and its keys are all real and in
+    // the one segment of the block's queries (rows past Sq hold zeros and are never written).
     float mx[2] = {-INFINITY, -INFINITY};
-    const bool full = !p.key_mask && !p.segments && p.window == 0 && kt + BC <= p.Sk &&
-                      kt + BC - 1 <= p.q_offset + q0;
+    const bool full = keys_ok && qsame && kt + BC <= p.Sk && kt + BC - 1 <= p.q_offset + q0 &&
+                      (p.window == 0 || qlast - kt < p.window);
     if (full) {
 #pragma unroll
       for (int nt = 0; nt < BC / 8; ++nt)
@@ -392,6 +406,7 @@ template <int D, int BR>
 __global__ void __launch_bounds__(256) attn_bwd_kernel(AttentionBackwardParams bp) {
   using SM = BwdSmem<D, BR>;
   constexpr int BC = SM::BC, LD = SM::LD, LDS = SM::LDS;
+  static_assert(BC <= 256 && BR <= 256, "thread i loads key i's and query i's flags");
   extern __shared__ __align__(16) unsigned char smem_raw[];
   f16* sK = reinterpret_cast<f16*>(smem_raw);         // scores operand
   bf16* sKb = reinterpret_cast<bf16*>(sK + BC * LD);  // dQ = dS K operand
@@ -437,7 +452,12 @@ __global__ void __launch_bounds__(256) attn_bwd_kernel(AttentionBackwardParams b
     sKok[i] = in && (!p.key_mask || p.key_mask[int64_t(b) * S + key] != 0);
     sKseg[i] = (in && p.segments) ? p.segments[int64_t(b) * S + key] : 0;
   }
-  __syncthreads();
+  // Whether every key of the block is real and in the segment of its first key: thread i < BC
+  // wrote key i's flags itself, so it reads them before the barrier.
+  const int kseg0 = p.segments ? p.segments[int64_t(b) * S + k0] : 0;
+  const bool keys_ok =
+      __syncthreads_and(int(threadIdx.x) >= BC ||
+                        (sKok[threadIdx.x] != 0 && (!p.segments || sKseg[threadIdx.x] == kseg0)));
 
   // this warp's 16 keys
   const int kl[2] = {warp * 16 + g, warp * 16 + g + 8};
@@ -488,7 +508,9 @@ __global__ void __launch_bounds__(256) attn_bwd_kernel(AttentionBackwardParams b
     } else {
       cp_async_wait<0>();
     }
-    __syncthreads();
+    // Every query of the tile in the keys' segment (thread i < BR wrote query i's segment).
+    const bool qsame = __syncthreads_and(!p.segments || int(threadIdx.x) >= BR ||
+                                         sQsegbuf[stage * BR + threadIdx.x] == kseg0);
     const f16* sQ = sQbuf + stage * BR * LD;
     const bf16* sdO = sdObuf + stage * BR * LD;
     // bf16 copy of this Q tile for dK (read after the barrier below the scores)
@@ -524,9 +546,10 @@ __global__ void __launch_bounds__(256) attn_bwd_kernel(AttentionBackwardParams b
         }
       }
       // P^T and dS^T in place
-      // a tile wholly below the diagonal with no padding, segments or window needs no mask
-      const bool full = !p.key_mask && !p.segments && p.window == 0 && qt + BR <= S &&
-                        k0 + BC <= S && qt >= k0 + BC - 1;
+      // No mask for a tile wholly below the diagonal, inside the window of every pair, its keys
+      // all real and every query and key in one segment.
+      const bool full = keys_ok && qsame && qt + BR <= S && k0 + BC <= S && qt >= k0 + BC - 1 &&
+                        (p.window == 0 || qt + BR - 1 - k0 < p.window);
       if (full) {
 #pragma unroll
         for (int nt = 0; nt < BR / 8; ++nt)
