@@ -3,7 +3,7 @@
 # Run from the repository root:  bash scripts/gpu/run.sh
 # Builds native/ with the CUDA backend (sm_80 + sm_90), runs every ctest test (CPU and CUDA),
 # writes the logs under $OUT (or ./gpu-out), and prints a short summary table LAST.
-# Steps can be chosen with STEPS (space separated): build test java cli compare bench ops.
+# Steps can be chosen with STEPS (space separated): build test java cli compare bench profile ops.
 # All logs end up in $OUT/logs.tgz (the device tool brings back at most 8 files).
 # Default: build test. "compare" times the whole step at the reference stack's settings and runs
 # the reference stack (benchmarks/reference/hf_peft_baseline.py) in the same call.
@@ -105,6 +105,33 @@ if has bench; then
     > "$OUT/bench.jsonl" 2>&1 || { echo "bench failed"; tail -5 "$OUT/bench.jsonl"; status=1; }
 fi
 
+if has profile; then
+  # Where the step's time goes, kernel by kernel: bench_cuda (4 layers, its default settings)
+  # under Nsight Systems, the GPU kernels summed by name (top 40) in $OUT/profile.txt.
+  echo "== kernel time breakdown (nsys, bench_cuda with 4 layers)"
+  NSYS=$(command -v nsys || ls /usr/local/cuda/bin/nsys /opt/nvidia/nsight-systems/*/bin/nsys 2>/dev/null | head -1)
+  if [ -z "$NSYS" ]; then
+    echo "no nsys on this machine" | tee "$OUT/profile.txt"
+  else
+    LORA4J_CUDA_LIBRARY="$BUILD/liblora4j_cuda.so" timeout 300 "$NSYS" profile -t cuda -o /tmp/lora4j-prof \
+      --force-overwrite true "$BUILD/bench_cuda" > "$OUT/profile-run.log" 2>&1 || status=1
+    "$NSYS" stats -r cuda_gpu_kern_sum -f csv -o /tmp/lora4j-prof-k /tmp/lora4j-prof.nsys-rep \
+      > /dev/null 2>&1 || true
+    python3 - "$OUT/profile.txt" <<'PY'
+import csv, glob, sys
+f = sorted(glob.glob("/tmp/lora4j-prof-k*.csv"))
+rows = list(csv.DictReader(open(f[0]))) if f else []
+tot = sum(float(r["Total Time (ns)"]) for r in rows) or 1
+with open(sys.argv[1], "w") as o:
+    o.write("%6s %10s %8s %10s  %s\n" % ("share", "total ms", "calls", "mean us", "kernel"))
+    for r in rows[:40]:
+        t = float(r["Total Time (ns)"])
+        o.write("%5.1f%% %10.2f %8s %10.1f  %s\n" % (100 * t / tot, t / 1e6, r["Instances"],
+                float(r["Avg (ns)"]) / 1e3, r["Name"][:110]))
+print(open(sys.argv[1]).read() if rows else "no kernel summary")
+PY
+  fi
+fi
 if has ops; then
   # Every op variant of the single-op benchmarks at Mistral-7B shapes (native/bench/bench_ops.cpp);
   # then the same through the JMH OpBenchmark when scripts/gpu/pack-java.sh packed
