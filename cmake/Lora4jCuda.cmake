@@ -29,7 +29,8 @@ target_compile_options(lora4j_cuda_kernels PRIVATE
   $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr -lineinfo>)
 
 message(STATUS "lora4j: building liblora4j_cuda (cuBLASLt loaded at run time)")
-add_library(lora4j_cuda SHARED ${CUDA_ENGINE_SOURCES} ${CMAKE_CURRENT_SOURCE_DIR}/src/model/layout.cpp)
+add_library(lora4j_cuda SHARED ${CUDA_ENGINE_SOURCES} ${CMAKE_CURRENT_SOURCE_DIR}/src/model/layout.cpp
+                               ${CMAKE_CURRENT_SOURCE_DIR}/src/model/aggregate.cpp)
 target_include_directories(lora4j_cuda PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/include
                                                ${CMAKE_CURRENT_SOURCE_DIR}/src)
 # One exported symbol (lora4j_backend_entry): the C++ inside, the static runtime included, stays

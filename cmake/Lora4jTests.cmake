@@ -63,6 +63,13 @@ if(LORA4J_HAVE_CUDA_BACKEND)
                                                 ${CMAKE_CURRENT_SOURCE_DIR}/src)
   target_link_libraries(bench_cuda PRIVATE lora4j lora4j_cuda_kernels CUDA::cudart
                                            Threads::Threads)
+  # Time of each robust aggregation rule on the device at Mistral-7B rank-16 size (issue 14).
+  add_executable(bench_aggregate_cuda ${CMAKE_CURRENT_SOURCE_DIR}/bench/bench_aggregate_cuda.cpp)
+  target_include_directories(bench_aggregate_cuda PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/include
+                                                          ${CMAKE_CURRENT_SOURCE_DIR}/src)
+  target_link_libraries(bench_aggregate_cuda PRIVATE lora4j lora4j_cuda_kernels CUDA::cudart
+                                                     Threads::Threads)
+  lora4j_flags(bench_aggregate_cuda)
 endif()
 
 # Timing of every op variant of the single-op benchmarks (lora4j_op_bench_*): CUDA at Mistral-7B

@@ -327,6 +327,29 @@ int lora4j_dist_allreduce_grad(lora4j_engine* engine);
 int lora4j_dist_allgather_grad(lora4j_engine* engine, float* out, int64_t numel);
 int lora4j_dist_allreduce_f64(lora4j_engine* engine, double* values, int32_t count);
 
+/* Worker rows: the per-worker gradients of robust aggregation kept where the engine keeps its
+ * gradients (device memory on CUDA, so a step's aggregation never goes through the host). A
+ * step with n workers: reserve n rows once; per round, compute one micro-batch's gradients and
+ * gather them into the next rows; then aggregate, which replaces the accumulated gradients with
+ * the rule's result (the same rules, tolerances and results as lora4j_aggregate: median,
+ * trimmed mean and the mean bit for bit on every backend, Krum's choice and centered clipping
+ * up to the order of sums over coordinates). An adapter must be attached.
+ * reserve: room for rows (<= LORA4J_MAX_WORKERS) rows of lora4j_grad_flat_numel values; 0 frees
+ *   it; the rows' contents are undefined after it.
+ * gather: collective over the engine's group (every rank calls it with the same first): rank
+ *   r's accumulated gradients go to row first + r (a group of one: its own into row first).
+ * read / write: rows first .. first + count - 1 to / from host memory (count * numel values),
+ *   e.g. to corrupt a worker on purpose (fault injection) or to inspect one.
+ * aggregate: the rule over rows 0 .. n - 1 (n <= the reserved rows); weights and selected as
+ *   for lora4j_aggregate. Deterministic: every rank of a group computes the same bits. */
+#define LORA4J_MAX_WORKERS 64
+int lora4j_workers_reserve(lora4j_engine* engine, int32_t rows);
+int lora4j_workers_gather(lora4j_engine* engine, int32_t first);
+int lora4j_workers_read(lora4j_engine* engine, int32_t first, int32_t count, float* out);
+int lora4j_workers_write(lora4j_engine* engine, int32_t first, int32_t count, const float* data);
+int lora4j_workers_aggregate(lora4j_engine* engine, int32_t rule, int32_t f, int32_t n,
+                             const float* weights, int32_t* selected);
+
 #ifdef __cplusplus
 }
 #endif

@@ -283,6 +283,49 @@ void engine_flat_buffer() {
   double vals[2] = {1.5, -2};
   lora4j_dist_allreduce_f64(e, vals, 2);
   check_true("group of one: all-reduce of doubles leaves them", vals[0] == 1.5 && vals[1] == -2);
+
+  // Worker rows (lora4j_workers_*): rows written from the host and one gathered from the
+  // gradients; every rule over them replaces the gradients with lora4j_aggregate's result.
+  const int n = 5;
+  Rows x = make_rows(rng, n, numel, false, false);
+  rc = lora4j_workers_aggregate(e, LORA4J_AGG_MEDIAN, 0, n, nullptr, nullptr);
+  check_true(
+      "workers_aggregate before workers_reserve refused",
+      rc == LORA4J_EINVAL && std::string(lora4j_last_error()).find("reserved") != std::string::npos,
+      lora4j_last_error());
+  check_true("workers_reserve", lora4j_workers_reserve(e, n) == LORA4J_OK);
+  lora4j_workers_write(e, 0, n - 1, x.data());
+  lora4j_grad_set_flat(e, x.data() + (n - 1) * numel, numel);
+  check_true("workers_gather", lora4j_workers_gather(e, n - 1) == LORA4J_OK, lora4j_last_error());
+  Rows rows_back(x.size());
+  lora4j_workers_read(e, 0, n, rows_back.data());
+  check_true("workers write + gather + read round-trip bitwise", bitwise(rows_back, x));
+  std::vector<float> w = {3, 1, 4, 1, 5};
+  for (int rule : {LORA4J_AGG_MEAN, LORA4J_AGG_MEDIAN, LORA4J_AGG_TRIMMED_MEAN, LORA4J_AGG_KRUM,
+                   LORA4J_AGG_CENTERED_CLIP}) {
+    const int f = rule == LORA4J_AGG_TRIMMED_MEAN ? 2 : (rule == LORA4J_AGG_KRUM ? 1 : 0);
+    const float* wp = rule == LORA4J_AGG_MEAN ? w.data() : nullptr;
+    int32_t sel = -2;
+    rc = lora4j_workers_aggregate(e, rule, f, n, wp, &sel);
+    Rows got(static_cast<size_t>(numel));
+    lora4j_grad_get_flat(e, got.data(), numel);
+    int want_sel = -2;
+    Rows want = run(rule, f, n, numel, x, wp, &want_sel);
+    check_true("workers_aggregate rule " + std::to_string(rule) + " equals lora4j_aggregate",
+               rc == LORA4J_OK && sel == want_sel && bitwise(got, want), lora4j_last_error());
+  }
+  rc = lora4j_workers_gather(e, n);
+  check_true("workers_gather beyond the reserved rows refused", rc == LORA4J_EINVAL,
+             lora4j_last_error());
+  rc = lora4j_workers_reserve(e, LORA4J_MAX_WORKERS + 1);
+  check_true("workers_reserve above LORA4J_MAX_WORKERS refused", rc == LORA4J_EINVAL,
+             lora4j_last_error());
+  rc = lora4j_workers_aggregate(e, LORA4J_AGG_KRUM, 2, n, nullptr, nullptr);
+  check_true("workers_aggregate krum:2 over 5 workers refused",
+             rc == LORA4J_EINVAL &&
+                 std::string(lora4j_last_error()).find("n > 2f + 2") != std::string::npos,
+             lora4j_last_error());
+  check_true("workers_reserve(0) frees the rows", lora4j_workers_reserve(e, 0) == LORA4J_OK);
   lora4j_engine_destroy(e);
 }
 

@@ -103,6 +103,11 @@ if has bench; then
   echo "== benchmarks (native/bench/bench_cuda.cpp; reference stack: shared/bench/hf_peft_baseline.py)"
   LORA4J_CUDA_LIBRARY="$BUILD/liblora4j_cuda.so" timeout 300 "$BUILD/bench_cuda" \
     > "$OUT/bench.jsonl" 2>&1 || { echo "bench failed"; tail -5 "$OUT/bench.jsonl"; status=1; }
+  # Robust aggregation rules on the device at the 7B rank-16 size, 8 workers (issue 14).
+  echo "== robust aggregation on cuda:0 (native/bench/bench_aggregate_cuda.cpp, n = 8)"
+  timeout 300 "$BUILD/bench_aggregate_cuda" 41943040 8 10 > "$OUT/bench_aggregate.jsonl" 2>&1 \
+    || { echo "bench_aggregate_cuda failed"; status=1; }
+  cat "$OUT/bench_aggregate.jsonl"
 fi
 
 if has profile; then

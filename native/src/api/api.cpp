@@ -74,6 +74,17 @@ void require_cuda_device(const lora4j_backend_api* api) {
     lora4j::fail(LORA4J_EUNSUPPORTED, std::string("no usable CUDA device: ") + api->last_error());
 }
 
+// The mean's weights: n finite values >= 0 with a positive sum (NULL: equal weights).
+void check_weights(const float* weights, int32_t n) {
+  if (!weights) return;
+  double total = 0;
+  for (int32_t i = 0; i < n; ++i) {
+    check_arg(std::isfinite(weights[i]) && weights[i] >= 0,
+              "weights[" + std::to_string(i) + "] must be finite and >= 0");
+    total += double(weights[i]);
+  }
+  check_arg(total > 0, "the weights sum to 0");
+}
 }  // namespace
 
 extern "C" {
@@ -495,6 +506,50 @@ int lora4j_dist_allreduce_f64(lora4j_engine* engine, double* values, int32_t cou
     check_arg(count >= 0, "count must be >= 0");
     if (count > 0) nonnull(values, "values");
     eng(engine).dist_allreduce_f64(values, count);
+  });
+}
+
+int lora4j_workers_reserve(lora4j_engine* engine, int32_t rows) {
+  return guard("lora4j_workers_reserve", [&] {
+    check_arg(rows >= 0 && rows <= LORA4J_MAX_WORKERS,
+              "rows must be in [0, LORA4J_MAX_WORKERS = " + std::to_string(LORA4J_MAX_WORKERS) +
+                  "], got " + std::to_string(rows));
+    eng(engine).workers_reserve(rows);
+  });
+}
+
+int lora4j_workers_gather(lora4j_engine* engine, int32_t first) {
+  return guard("lora4j_workers_gather", [&] {
+    check_arg(first >= 0, "first must be >= 0, got " + std::to_string(first));
+    eng(engine).workers_gather(first);
+  });
+}
+
+int lora4j_workers_read(lora4j_engine* engine, int32_t first, int32_t count, float* out) {
+  return guard("lora4j_workers_read", [&] {
+    check_arg(first >= 0 && count >= 1, "first must be >= 0 and count >= 1");
+    eng(engine).workers_read(first, count, nonnull(out, "out"));
+  });
+}
+
+int lora4j_workers_write(lora4j_engine* engine, int32_t first, int32_t count, const float* data) {
+  return guard("lora4j_workers_write", [&] {
+    check_arg(first >= 0 && count >= 1, "first must be >= 0 and count >= 1");
+    eng(engine).workers_write(first, count, nonnull(data, "data"));
+  });
+}
+
+int lora4j_workers_aggregate(lora4j_engine* engine, int32_t rule, int32_t f, int32_t n,
+                             const float* weights, int32_t* selected) {
+  return guard("lora4j_workers_aggregate", [&] {
+    lora4j::check_aggregation(rule, f, n);
+    check_arg(n <= LORA4J_MAX_WORKERS, "n = " + std::to_string(n) +
+                                           " workers is above LORA4J_MAX_WORKERS (" +
+                                           std::to_string(LORA4J_MAX_WORKERS) + ")");
+    if (rule == LORA4J_AGG_MEAN) check_weights(weights, n);
+    int32_t k =
+        eng(engine).workers_aggregate(rule, f, n, rule == LORA4J_AGG_MEAN ? weights : nullptr);
+    if (selected) *selected = k;
   });
 }
 

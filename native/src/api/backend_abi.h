@@ -24,7 +24,7 @@
 extern "C" {
 #endif
 
-#define LORA4J_BACKEND_ABI_VERSION 2u
+#define LORA4J_BACKEND_ABI_VERSION 3u
 
 typedef struct lora4j_backend_engine lora4j_backend_engine;
 
@@ -87,6 +87,17 @@ typedef struct lora4j_backend_api {
   int (*dist_allreduce_grad)(lora4j_backend_engine* e);
   int (*dist_allgather_grad)(lora4j_backend_engine* e, float* out, int64_t numel);
   int (*dist_allreduce_f64)(lora4j_backend_engine* e, double* values, int32_t count);
+
+  /* ---- worker rows of robust aggregation (ABI 3), the semantics of lora4j_workers_*; the core
+   * has checked rows <= LORA4J_MAX_WORKERS, the rule's tolerance, n <= LORA4J_MAX_WORKERS and
+   * the mean's weights (NULL for the other rules); the backend checks the rows against what is
+   * reserved. workers_aggregate writes Krum's selection (else -1) to *selected. */
+  int (*workers_reserve)(lora4j_backend_engine* e, int32_t rows);
+  int (*workers_gather)(lora4j_backend_engine* e, int32_t first);
+  int (*workers_read)(lora4j_backend_engine* e, int32_t first, int32_t count, float* out);
+  int (*workers_write)(lora4j_backend_engine* e, int32_t first, int32_t count, const float* data);
+  int (*workers_aggregate)(lora4j_backend_engine* e, int32_t rule, int32_t f, int32_t n,
+                           const float* weights, int32_t* selected);
 } lora4j_backend_api;
 
 /* The one symbol a backend library exports. */

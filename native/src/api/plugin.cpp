@@ -157,6 +157,19 @@ class PluginEngine final : public Engine {
   void dist_allreduce_f64(double* values, int32_t count) override {
     check(api_, api_->dist_allreduce_f64(h_, values, count));
   }
+  void workers_reserve(int32_t rows) override { check(api_, api_->workers_reserve(h_, rows)); }
+  void workers_gather(int32_t first) override { check(api_, api_->workers_gather(h_, first)); }
+  void workers_read(int32_t first, int32_t count, float* out) override {
+    check(api_, api_->workers_read(h_, first, count, out));
+  }
+  void workers_write(int32_t first, int32_t count, const float* data) override {
+    check(api_, api_->workers_write(h_, first, count, data));
+  }
+  int32_t workers_aggregate(int32_t rule, int32_t f, int32_t n, const float* weights) override {
+    int32_t selected = -1;
+    check(api_, api_->workers_aggregate(h_, rule, f, n, weights, &selected));
+    return selected;
+  }
 
  private:
   const lora4j_backend_api* api_;

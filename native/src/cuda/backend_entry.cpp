@@ -141,6 +141,23 @@ int dist_allreduce_f64(lora4j_backend_engine* e, double* values, int32_t count) 
   return guard([&] { E(e).dist_allreduce_f64(values, count); });
 }
 
+int workers_reserve(lora4j_backend_engine* e, int32_t rows) {
+  return guard([&] { E(e).workers_reserve(rows); });
+}
+int workers_gather(lora4j_backend_engine* e, int32_t first) {
+  return guard([&] { E(e).workers_gather(first); });
+}
+int workers_read(lora4j_backend_engine* e, int32_t first, int32_t count, float* out) {
+  return guard([&] { E(e).workers_read(first, count, out); });
+}
+int workers_write(lora4j_backend_engine* e, int32_t first, int32_t count, const float* data) {
+  return guard([&] { E(e).workers_write(first, count, data); });
+}
+int workers_aggregate(lora4j_backend_engine* e, int32_t rule, int32_t f, int32_t n,
+                      const float* weights, int32_t* selected) {
+  return guard([&] { *selected = E(e).workers_aggregate(rule, f, n, weights); });
+}
+
 const lora4j_backend_api kApi = {
     LORA4J_BACKEND_ABI_VERSION,
     sizeof(lora4j_backend_api),
@@ -176,6 +193,11 @@ const lora4j_backend_api kApi = {
     dist_allreduce_grad,
     dist_allgather_grad,
     dist_allreduce_f64,
+    workers_reserve,
+    workers_gather,
+    workers_read,
+    workers_write,
+    workers_aggregate,
 };
 
 }  // namespace

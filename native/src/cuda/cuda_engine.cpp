@@ -24,6 +24,7 @@
 #include "cuda/check.h"
 #include "cuda/backend.h"
 #include "cuda/gemm.h"
+#include "cuda/kernels/aggregate.h"
 #include "cuda/kernels/kernels.h"
 #include "cuda/lm_head.h"
 #include "cuda/nccl.h"
@@ -400,6 +401,70 @@ class CudaEngine final : public Engine {
     cache_len_ += 1;
   }
 
+  // ---- worker rows of robust aggregation, on the device (issue 14) ---------------------------
+  // The rows live beside the arena; gather copies (a group: all-gathers) the accumulated
+  // gradients into them device to device, and the rule's kernels write the arena directly.
+  void workers_reserve(int32_t rows) override {
+    device();
+    check_arg(rows >= 0 && rows <= LORA4J_MAX_WORKERS, "worker rows must be in [0, " +
+                                                           std::to_string(LORA4J_MAX_WORKERS) +
+                                                           "], got " + std::to_string(rows));
+    const size_t bytes = rows > 0 ? size_t(rows) * size_t(grad_numel()) * sizeof(float) : 0;
+    if (bytes == 0 || bytes > dev_workers_bytes_) {
+      free_dev(dev_workers_);
+      dev_workers_ = nullptr;
+      dev_workers_bytes_ = 0;
+      worker_capacity_ = 0;
+      if (bytes > 0) {
+        dev_workers_ = static_cast<float*>(alloc(bytes, "worker gradients"));
+        dev_workers_bytes_ = bytes;
+      }
+    }
+    worker_capacity_ = rows;
+    dev_workers_numel_ = rows > 0 ? grad_numel() : 0;
+  }
+  void workers_gather(int32_t first) override {
+    device();
+    float* dst = worker_row(first, world_);
+    const float* g = arena_ + layout_->total;
+    const size_t numel = size_t(layout_->total);
+    if (world_ == 1) {
+      LORA4J_CU(cudaMemcpyAsync(dst, g, numel * sizeof(float), cudaMemcpyDeviceToDevice, stream_));
+      return;
+    }
+    nccl_check(nccl::api().ncclAllGather(g, dst, numel, nccl::kFloat32, comm_, stream_),
+               "ncclAllGather of the worker gradients");
+    wait_collective("the all-gather of the worker gradients");
+  }
+  void workers_read(int32_t first, int32_t count, float* out) override {
+    device();
+    const float* src = worker_row(first, count);
+    to_host(out, src, size_t(count) * size_t(layout_->total) * sizeof(float));
+  }
+  void workers_write(int32_t first, int32_t count, const float* data) override {
+    device();
+    float* dst = worker_row(first, count);
+    to_device(dst, data, size_t(count) * size_t(layout_->total) * sizeof(float));
+  }
+  int32_t workers_aggregate(int32_t rule, int32_t f, int32_t n, const float* weights) override {
+    device();
+    const float* rows = worker_row(0, n);
+    const int64_t numel = layout_->total;
+    const size_t ws = aggregate_workspace_bytes(rule, n, numel);
+    if (ws > agg_ws_bytes_) {
+      free_dev(agg_ws_);
+      agg_ws_ = nullptr;
+      agg_ws_bytes_ = 0;
+      agg_ws_ = alloc(ws, "aggregation workspace");
+      agg_ws_bytes_ = ws;
+    }
+    int32_t selected = -1;
+    KCHECK(aggregate_rows(rule, f, n, numel, rows, weights, arena_ + numel, agg_ws_, &selected,
+                          stream_));
+    LORA4J_CU(cudaStreamSynchronize(stream_));
+    return selected;
+  }
+
   // ---- the gradients as one buffer, collectives over NCCL (issue 14) -------------------------
   void grad_get_flat(float* out, int64_t numel) override {
     device();
@@ -483,6 +548,18 @@ class CudaEngine final : public Engine {
   }
 
  private:
+  // Row `first` of the device worker rows after checking that rows first .. first + count - 1
+  // are reserved for the attached adapter.
+  float* worker_row(int32_t first, int32_t count) {
+    if (!layout_) fail(LORA4J_ESTATE, "no adapter is attached");
+    check_worker_rows(worker_capacity_, first, count);
+    if (dev_workers_numel_ != layout_->total) {
+      fail(LORA4J_ESTATE,
+           "the worker rows were reserved for another adapter; call "
+           "lora4j_workers_reserve again");
+    }
+    return dev_workers_ + size_t(first) * size_t(layout_->total);
+  }
   void check_flat(int64_t numel) {
     if (!layout_) fail(LORA4J_ESTATE, "no adapter is attached");
     check_arg(numel == layout_->total,
@@ -1090,6 +1167,11 @@ class CudaEngine final : public Engine {
   size_t gathered_bytes_ = 0;
   double* f64_ = nullptr;
   size_t f64_bytes_ = 0;
+  float* dev_workers_ = nullptr;  // worker rows of robust aggregation
+  size_t dev_workers_bytes_ = 0;
+  int64_t dev_workers_numel_ = 0;
+  void* agg_ws_ = nullptr;  // the rules' workspace (aggregate_workspace_bytes)
+  size_t agg_ws_bytes_ = 0;
 };
 
 }  // namespace

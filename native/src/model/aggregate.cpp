@@ -9,12 +9,13 @@
 #include <vector>
 
 #include "lora4j.h"
+#include "model/aggregate_rules.h"
 #include "model/engine.h"
 
 namespace lora4j {
 namespace {
 
-constexpr int64_t kChunk = int64_t(1) << 15;  // coordinates per chunk (fixed: determinism)
+using agg::kChunk;  // coordinates per chunk (fixed: determinism)
 
 // Runs body(chunk, begin, end) for every chunk of [0, numel), chunks spread over threads. The
 // result may depend on the chunk index, never on which thread ran it.
@@ -41,19 +42,12 @@ void for_chunks(int64_t numel, F&& body) {
 
 int64_t chunk_count(int64_t numel) { return (numel + kChunk - 1) / kChunk; }
 
-// A total order with NaN above everything (+inf included); NaNs are equivalent.
-bool nan_last_less(float a, float b) {
-  if (std::isnan(a)) return false;
-  if (std::isnan(b)) return true;
-  return a < b;
-}
-
 void median_into(int32_t n, int64_t numel, const float* x, float* out) {
   for_chunks(numel, [&](int64_t, int64_t b, int64_t e) {
     std::vector<float> v(static_cast<size_t>(n));
     for (int64_t j = b; j < e; ++j) {
       for (int32_t i = 0; i < n; ++i) v[size_t(i)] = x[int64_t(i) * numel + j];
-      std::sort(v.begin(), v.end(), nan_last_less);
+      std::sort(v.begin(), v.end(), agg::order_less);
       out[j] = n % 2 == 1 ? v[size_t(n / 2)]
                           : float(0.5 * (double(v[size_t(n / 2 - 1)]) + double(v[size_t(n / 2)])));
     }
@@ -65,7 +59,7 @@ void trimmed_mean_into(int32_t n, int32_t f, int64_t numel, const float* x, floa
     std::vector<float> v(static_cast<size_t>(n));
     for (int64_t j = b; j < e; ++j) {
       for (int32_t i = 0; i < n; ++i) v[size_t(i)] = x[int64_t(i) * numel + j];
-      std::sort(v.begin(), v.end(), nan_last_less);
+      std::sort(v.begin(), v.end(), agg::order_less);
       double s = 0;
       for (int32_t i = f; i < n - f; ++i) s += double(v[size_t(i)]);
       out[j] = float(s / double(n - 2 * f));
@@ -123,26 +117,7 @@ std::vector<double> pair_distances(int32_t n, int64_t numel, const float* x) {
 
 int32_t krum_select(int32_t n, int32_t f, int64_t numel, const float* x) {
   std::vector<double> d = pair_distances(n, numel, x);
-  const int32_t m = n - f - 2;  // neighbours counted
-  int32_t best = 0;
-  double best_score = std::numeric_limits<double>::infinity();
-  bool found = false;
-  std::vector<double> row;
-  for (int32_t i = 0; i < n; ++i) {
-    row.clear();
-    for (int32_t k = 0; k < n; ++k)
-      if (k != i) row.push_back(d[size_t(i) * size_t(n) + size_t(k)]);
-    std::sort(row.begin(), row.end());
-    double s = 0;
-    for (int32_t k = 0; k < m; ++k) s += row[size_t(k)];
-    if (!std::isfinite(s)) s = std::numeric_limits<double>::infinity();
-    if (!found || s < best_score) {  // ties: the lowest index
-      best = i;
-      best_score = s;
-      found = true;
-    }
-  }
-  return best;
+  return agg::krum_pick(n, f, d.data());
 }
 
 // Distance of every row to v (fixed chunk order). Non-finite: +inf.
@@ -162,33 +137,20 @@ std::vector<double> distances_to(int32_t n, int64_t numel, const float* x,
     }
   });
   std::vector<double> dist(static_cast<size_t>(n));
-  for (int32_t i = 0; i < n; ++i) {
-    double s = 0;
-    for (int64_t c = 0; c < chunks; ++c) s += part[size_t(c) * size_t(n) + size_t(i)];
-    dist[size_t(i)] = std::isfinite(s) ? std::sqrt(s) : std::numeric_limits<double>::infinity();
-  }
+  agg::sum_chunks(part.data(), chunks, n, n, true, dist.data());
   return dist;
 }
-
-constexpr int kCenteredClipIterations = 3;
 
 void centered_clip_into(int32_t n, int64_t numel, const float* x, float* out) {
   median_into(n, numel, x, out);
   std::vector<double> v(static_cast<size_t>(numel));
   for (int64_t j = 0; j < numel; ++j) v[size_t(j)] = double(out[j]);
   std::vector<double> d0 = distances_to(n, numel, x, v);
-  std::vector<double> sorted = d0;
-  std::sort(sorted.begin(), sorted.end());
-  const double tau = n % 2 == 1 ? sorted[size_t(n / 2)]
-                                : 0.5 * (sorted[size_t(n / 2 - 1)] + sorted[size_t(n / 2)]);
+  const double tau = agg::centered_clip_tau(d0);
   if (!(tau > 0) || !std::isfinite(tau)) return;  // half the workers agree exactly: the median
-  for (int it = 0; it < kCenteredClipIterations; ++it) {
-    std::vector<double> d = it == 0 ? d0 : distances_to(n, numel, x, v);
-    std::vector<double> c(static_cast<size_t>(n));
-    for (int32_t i = 0; i < n; ++i) {
-      double di = d[size_t(i)];
-      c[size_t(i)] = !std::isfinite(di) ? 0.0 : (di <= tau ? 1.0 : tau / di);
-    }
+  for (int it = 0; it < agg::kCenteredClipIterations; ++it) {
+    std::vector<double> c =
+        agg::centered_clip_weights(it == 0 ? d0 : distances_to(n, numel, x, v), tau);
     for_chunks(numel, [&](int64_t, int64_t b, int64_t e) {
       for (int64_t j = b; j < e; ++j) {
         double s = 0;
@@ -287,6 +249,57 @@ int32_t aggregate(int32_t rule, int32_t f, int32_t n, int64_t numel, const float
     default:
       fail(LORA4J_EINTERNAL, "aggregate: unhandled rule");
   }
+}
+
+// ---- the default worker rows: host memory (the CPU backend's; CUDA keeps them on the device) --
+
+void Engine::check_worker_rows(int32_t reserved, int32_t first, int32_t count) {
+  check_arg(first >= 0 && count >= 0 && int64_t(first) + count <= reserved,
+            "worker rows " + std::to_string(first) + " .. " + std::to_string(first + count - 1) +
+                " are outside the " + std::to_string(reserved) +
+                " reserved (lora4j_workers_reserve)");
+}
+
+void Engine::workers_reserve(int32_t rows) {
+  check_arg(rows >= 0 && rows <= LORA4J_MAX_WORKERS, "worker rows must be in [0, " +
+                                                         std::to_string(LORA4J_MAX_WORKERS) +
+                                                         "], got " + std::to_string(rows));
+  const int64_t numel = rows > 0 ? grad_numel() : 0;
+  if (rows == 0) {
+    std::vector<float>().swap(worker_rows_);
+  } else {
+    worker_rows_.resize(size_t(rows) * size_t(numel));
+  }
+  worker_capacity_ = rows;
+}
+
+void Engine::workers_gather(int32_t first) {
+  check_worker_rows(worker_capacity_, first, 1);
+  const int64_t numel = grad_numel();
+  grad_get_flat(worker_rows_.data() + size_t(first) * size_t(numel), numel);
+}
+
+void Engine::workers_read(int32_t first, int32_t count, float* out) {
+  check_worker_rows(worker_capacity_, first, count);
+  const size_t numel = size_t(grad_numel());
+  std::copy(worker_rows_.begin() + std::ptrdiff_t(size_t(first) * numel),
+            worker_rows_.begin() + std::ptrdiff_t(size_t(first + count) * numel), out);
+}
+
+void Engine::workers_write(int32_t first, int32_t count, const float* data) {
+  check_worker_rows(worker_capacity_, first, count);
+  const size_t numel = size_t(grad_numel());
+  std::copy(data, data + size_t(count) * numel,
+            worker_rows_.begin() + std::ptrdiff_t(size_t(first) * numel));
+}
+
+int32_t Engine::workers_aggregate(int32_t rule, int32_t f, int32_t n, const float* weights) {
+  check_worker_rows(worker_capacity_, 0, n);
+  const int64_t numel = grad_numel();
+  std::vector<float> out(static_cast<size_t>(numel));
+  int32_t k = aggregate(rule, f, n, numel, worker_rows_.data(), weights, out.data());
+  grad_set_flat(out.data(), numel);
+  return k;
 }
 
 }  // namespace lora4j

@@ -155,10 +155,29 @@ class Engine {
   virtual void dist_allgather_grad(float* out, int64_t numel);
   // values become their sums over the group (a group of one: unchanged).
   virtual void dist_allreduce_f64(double* values, int32_t count);
+  // ---- worker rows for robust aggregation (issue 14; lora4j_workers_*) --------------------
+  // Room for `rows` worker gradients (rows of grad_numel() fp32) where the gradients live (the
+  // device on CUDA), kept until the next call; 0 frees it.
+  virtual void workers_reserve(int32_t rows);
+  // Collective: every rank's accumulated gradients into rows first .. first + world - 1 (rank r's
+  // into row first + r), device to device.
+  virtual void workers_gather(int32_t first);
+  // Rows first .. first + count - 1 to / from host memory (count x grad_numel() values).
+  virtual void workers_read(int32_t first, int32_t count, float* out);
+  virtual void workers_write(int32_t first, int32_t count, const float* data);
+  // The rule (aggregate.h) over rows 0 .. n - 1; the result replaces the accumulated gradients.
+  // weights: n values for the mean, validated by the caller, or null. Returns the worker Krum
+  // selected, else -1.
+  virtual int32_t workers_aggregate(int32_t rule, int32_t f, int32_t n, const float* weights);
 
  protected:
   explicit Engine(const ModelShape& s) : shape_(s) {}
+  // Throws unless rows first .. first + count - 1 lie within `reserved` worker rows.
+  static void check_worker_rows(int32_t reserved, int32_t first, int32_t count);
   ModelShape shape_;
+  // The host worker rows of the default workers_* (the CPU backend's).
+  std::vector<float> worker_rows_;
+  int32_t worker_capacity_ = 0;
 };
 
 }  // namespace lora4j

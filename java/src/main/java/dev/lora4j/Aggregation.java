@@ -185,6 +185,10 @@ public record Aggregation(Rule rule, int f) {
     return NativeEngine.aggregate(rule.code(), f, n, numel, workers, weights, out);
   }
 
+  int applyToWorkerRows(NativeEngine engine, int n, float[] weights) {
+    return engine.workersAggregate(rule.code(), f, n, rule == Rule.MEAN ? weights : null);
+  }
+
   @Override
   public String toString() {
     return rule.takesF() ? rule.label + ":" + f : rule.label;

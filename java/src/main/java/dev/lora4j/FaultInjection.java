@@ -184,6 +184,11 @@ public record FaultInjection(List<Fault> faults) {
     return h;
   }
 
+  /** Whether a fault changes gradients (all but random-tokens, which changes the batch). */
+  public boolean corruptsGradients() {
+    return faults.stream().anyMatch(f -> f.kind() != Kind.RANDOM_TOKENS);
+  }
+
   /** The batch worker w trains on: random ids at the real positions for random-tokens. */
   public Batch batch(Batch b, int worker, long step, long seed, int vocabSize) {
     Fault f = of(worker);

@@ -11,6 +11,7 @@ import dev.lora4j.data.DataStats;
 import dev.lora4j.data.JsonlDataset;
 import dev.lora4j.dist.Rendezvous;
 import dev.lora4j.model.peft.AdapterConfig;
+import dev.lora4j.nativ.Lora4jLibrary;
 import dev.lora4j.train.CheckpointStore;
 import dev.lora4j.train.LossPlot;
 import dev.lora4j.train.MetricsFile;
@@ -153,6 +154,19 @@ public final class LoraTrainer {
               + cfg.gradientAccumulation();
       cfg.aggregation().check(cfg.workers(), workersFrom);
       cfg.injectFaults().check(cfg.workers(), workersFrom);
+      if ((cfg.aggregation().robust() || !cfg.injectFaults().isEmpty())
+          && cfg.workers() > Lora4jLibrary.LORA4J_MAX_WORKERS) {
+        throw new IllegalArgumentException(
+            "aggregation "
+                + cfg.aggregation()
+                + " keeps one gradient per worker and takes at most "
+                + Lora4jLibrary.LORA4J_MAX_WORKERS
+                + " workers, but the run has n = "
+                + cfg.workers()
+                + " ("
+                + workersFrom
+                + "); lower gradientAccumulation");
+      }
       this.writer = cfg.distributed().writesFiles();
       if (writer) {
         RunFolder.prepare(
@@ -403,6 +417,10 @@ public final class LoraTrainer {
         reject(r, r.info().reason() + "; not retried: the run had reached its last step", null);
       }
       if (times.steps() > 0) LOG.info(times.summary());
+      if (reservedRows > 0) {
+        model.reserveWorkerRows(0); // n gradients' worth of device memory back before evaluation
+        reservedRows = 0;
+      }
       if (evaluator.active()) evals.add(evaluator.evaluate(step));
       if (evaluator.lastWarning != null) warnings.add(evaluator.lastWarning);
       Path adapterDir = cfg.outputDir().resolve("adapter");
@@ -448,8 +466,10 @@ public final class LoraTrainer {
     Evaluator evaluator;
     DataPosition pos;
 
-    /** Per-worker gradients (rows of gradientCount values) and their aggregate; direct buffers. */
-    FloatBuffer workerRows, aggregate;
+    /** Worker rows reserved in the engine; the host copy used only to inject faults. */
+    int reservedRows;
+
+    FloatBuffer faultRows;
 
     /** A step tried: its loss and gradient norm, and why it was not applied (null: applied). */
     record Attempt(
@@ -557,25 +577,20 @@ public final class LoraTrainer {
     }
 
     /**
-     * Each worker's gradient (its micro-batch's mean-loss gradient), gathered from every rank, the
-     * injected faults, the aggregation rule; the result replaces the accumulated gradients. Returns
-     * the step's loss sum over all ranks.
+     * Each worker's gradient (its micro-batch's mean-loss gradient) gathered from every rank into
+     * the engine's worker rows (device memory on CUDA, device to device), the injected faults, the
+     * aggregation rule applied where the rows are; the result replaces the accumulated gradients.
+     * Faults that corrupt gradients are a testing feature and go through host memory. Returns the
+     * step's loss sum over all ranks.
      */
     double workerGradients(List<DataBatch> micro) {
       DistributedConfig d = cfg.distributed();
       int world = d.worldSize(), n = micro.size();
-      long count = model.gradientCount();
       int rounds = (n + world - 1) / world;
-      long rows = (long) rounds * world;
-      if (workerRows == null || workerRows.capacity() < rows * count) {
-        workerRows =
-            ByteBuffer.allocateDirect(Math.toIntExact(rows * count * Float.BYTES))
-                .order(ByteOrder.nativeOrder())
-                .asFloatBuffer();
-        aggregate =
-            ByteBuffer.allocateDirect(Math.toIntExact(count * Float.BYTES))
-                .order(ByteOrder.nativeOrder())
-                .asFloatBuffer();
+      int rows = rounds * world;
+      if (reservedRows < rows) {
+        model.reserveWorkerRows(rows);
+        reservedRows = rows;
       }
       float[] weights = new float[n];
       double sum = 0;
@@ -588,11 +603,7 @@ public final class LoraTrainer {
               cfg.injectFaults().batch(b.batch(), i, step, cfg.seed(), model.config().vocabSize());
           if (b.labelTokens() > 0) sum += model.forwardBackward(batch, 1.0 / b.labelTokens()).sum();
         }
-        if (world == 1) {
-          model.readGradients(workerRows.slice(Math.toIntExact(i * count), Math.toIntExact(count)));
-        } else {
-          model.allGatherGradients(workerRows, (long) m * world * count, world);
-        }
+        model.gatherWorkerRows(m * world);
       }
       for (int i = 0; i < n; i++) weights[i] = micro.get(i).labelTokens();
       if (!d.isSingle()) {
@@ -600,9 +611,19 @@ public final class LoraTrainer {
         model.allReduceSums(v);
         sum = v[0];
       }
-      cfg.injectFaults().corrupt(workerRows, n, count, step, cfg.seed());
-      cfg.aggregation().apply(n, count, workerRows, weights, aggregate);
-      model.writeGradients(aggregate);
+      if (cfg.injectFaults().corruptsGradients()) {
+        long count = model.gradientCount();
+        if (faultRows == null || faultRows.capacity() < n * count) {
+          faultRows =
+              ByteBuffer.allocateDirect(Math.toIntExact(n * count * Float.BYTES))
+                  .order(ByteOrder.nativeOrder())
+                  .asFloatBuffer();
+        }
+        model.readWorkerRows(0, n, faultRows);
+        cfg.injectFaults().corrupt(faultRows, n, count, step, cfg.seed());
+        model.writeWorkerRows(0, n, faultRows);
+      }
+      model.aggregateWorkerRows(cfg.aggregation(), n, weights);
       return sum;
     }
 

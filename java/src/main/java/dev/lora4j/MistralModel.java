@@ -617,6 +617,47 @@ public final class MistralModel implements AutoCloseable {
     engine.distAllgatherGrad(out, offset, engine.gradFlatNumel(), world);
   }
 
+  /**
+   * Room for rows worker gradients (rows of {@link #gradientCount()} values) where the engine keeps
+   * its gradients: device memory on CUDA, so robust aggregation never copies gradients through the
+   * host. At most {@code LORA4J_MAX_WORKERS} (64) rows.
+   */
+  public void reserveWorkerRows(int rows) {
+    requireAdapter();
+    engine.workersReserve(rows);
+  }
+
+  /**
+   * Every rank's accumulated gradients into worker row first + rank (a collective: every rank calls
+   * it with the same first; a group of one copies its own into row first).
+   */
+  public void gatherWorkerRows(int first) {
+    requireAdapter();
+    engine.workersGather(first);
+  }
+
+  /** Worker rows first .. first + count - 1 into out (direct, from index 0). */
+  public void readWorkerRows(int first, int count, FloatBuffer out) {
+    requireAdapter();
+    engine.workersRead(first, count, out, engine.gradFlatNumel());
+  }
+
+  /** Worker rows first .. first + count - 1 replaced by data (direct, from index 0). */
+  public void writeWorkerRows(int first, int count, FloatBuffer data) {
+    requireAdapter();
+    engine.workersWrite(first, count, data, engine.gradFlatNumel());
+  }
+
+  /**
+   * Applies the aggregation rule to worker rows 0 .. n - 1; the result replaces the accumulated
+   * gradients. weights: the workers' label tokens for the mean (null: equal weights). Returns the
+   * worker Krum selected, else -1.
+   */
+  public int aggregateWorkerRows(Aggregation rule, int n, float[] weights) {
+    requireAdapter();
+    return rule.applyToWorkerRows(engine, n, weights);
+  }
+
   /** values become their sums over the group. */
   public void allReduceSums(double[] values) {
     engine.distAllreduceF64(values);

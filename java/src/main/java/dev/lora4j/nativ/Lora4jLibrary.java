@@ -519,4 +519,26 @@ public final class Lora4jLibrary {
 
   public static native int lora4j_dist_allreduce_f64(
       lora4j_engine engine, double[] values, int count);
+
+  // ---- worker rows of robust aggregation (on the engine's device) ----------------------------
+
+  public static final int LORA4J_MAX_WORKERS = 64;
+
+  public static native int lora4j_workers_reserve(lora4j_engine engine, int rows);
+
+  public static native int lora4j_workers_gather(lora4j_engine engine, int first);
+
+  public static native int lora4j_workers_read(
+      lora4j_engine engine, int first, int count, FloatPointer out);
+
+  public static native int lora4j_workers_write(
+      lora4j_engine engine, int first, int count, @Const FloatPointer data);
+
+  public static native int lora4j_workers_aggregate(
+      lora4j_engine engine,
+      int rule,
+      int f,
+      int n,
+      @Const FloatPointer weights,
+      @Cast("int32_t*") int[] selected);
 }

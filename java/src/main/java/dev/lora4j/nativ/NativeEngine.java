@@ -446,6 +446,44 @@ public final class NativeEngine implements AutoCloseable {
     check(lora4j_dist_allreduce_f64(h(), values, values.length));
   }
 
+  /** Room for rows worker gradients where the engine keeps its gradients (0 frees it). */
+  public synchronized void workersReserve(int rows) {
+    check(lora4j_workers_reserve(h(), rows));
+  }
+
+  /** Every rank's accumulated gradients into worker rows first + rank (a collective). */
+  public synchronized void workersGather(int first) {
+    check(lora4j_workers_gather(h(), first));
+  }
+
+  /** Worker rows first .. first + count - 1 into out (direct, from index 0). */
+  public synchronized void workersRead(int first, int count, FloatBuffer out, long numel) {
+    checkDirect(out, (long) count * numel, "out");
+    check(lora4j_workers_read(h(), first, count, new FloatPointer(out)));
+  }
+
+  /** Worker rows first .. first + count - 1 from data (direct, from index 0). */
+  public synchronized void workersWrite(int first, int count, FloatBuffer data, long numel) {
+    checkDirect(data, (long) count * numel, "data");
+    check(lora4j_workers_write(h(), first, count, new FloatPointer(data)));
+  }
+
+  /**
+   * The rule over worker rows 0 .. n - 1 into the accumulated gradients; weights may be null.
+   * Returns Krum's worker, else -1.
+   */
+  public synchronized int workersAggregate(int rule, int f, int n, float[] weights) {
+    if (weights != null && weights.length != n) {
+      throw new IllegalArgumentException(
+          "weights has " + weights.length + " values for " + n + " workers");
+    }
+    int[] selected = {-1};
+    try (FloatPointer w = weights == null ? null : new FloatPointer(weights)) {
+      check(lora4j_workers_aggregate(h(), rule, f, n, w, selected));
+    }
+    return selected[0];
+  }
+
   private static void checkDirect(FloatBuffer b, long numel, String what) {
     if (b == null || !b.isDirect())
       throw new IllegalArgumentException(what + " must be a direct FloatBuffer");

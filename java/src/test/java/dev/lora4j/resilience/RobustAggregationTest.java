@@ -30,17 +30,24 @@ import org.junit.jupiter.api.io.TempDir;
  * and alie:20 (+120%); Krum never picks the faulty worker and stays within 1.8% under every fault;
  * median, trimmed-mean:1 and centered-clip stay within 0.4% to 15.9% (worst: trimmed-mean under
  * alie:20, +15.9%; most between 2% and 9%). So the issue's target of 2% for every robust rule is
- * NOT met at this length: 16 steps of batch 1 are early in training (loss 5.3 to 6.7, falling
- * fast), where one worker's changed gradient moves which values are medians and the trajectory
- * diverges; whether longer runs close the gap is not measured yet. What is asserted is what was
- * measured, with a margin: the mean's damage above 50%, Krum within 2%, every other robust rule
- * within 20%. Clean, the robust rules learn slower than the mean here (median +9%, trimmed mean
- * +5%, centered clipping +3.6%, Krum +26% above the clean mean).
+ * NOT met. Training longer does not close it: one epoch (-Dlora4j.test.robustSteps=48
+ * -Dlora4j.test.robustSchedule=cosine, 345 s) gives median +0.9% to +19.5%, trimmed-mean:1 +2.4% to
+ * +35.4%, centered-clip +0.1% to +7.1%, Krum -1.4% to -3.4%, the mean +279% and +168%; the worst
+ * are nan and alie under median and trimmed mean, where a worker that is always the largest value
+ * biases every coordinate the same way (n = 6 workers of one example each) and AdamW turns that
+ * bias into a steady drift. What is asserted is what was measured at 16 steps, with a margin: the
+ * mean's damage above 50%, Krum within 2%, every other robust rule within 20%
+ * (lora4j.test.robustBound). Clean, the robust rules learn slower than the mean here (median +9%,
+ * trimmed mean +5%, centered clipping +3.6%, Krum +26% above the clean mean).
  */
 class RobustAggregationTest {
   static final Path MODEL = Path.of("../examples/models/tiny-mistral");
   static final Path SAMPLE = Path.of("../examples/data/sample-chat.jsonl");
   static final int STEPS = Integer.getInteger("lora4j.test.robustSteps", 16);
+  static final double LR = Double.parseDouble(System.getProperty("lora4j.test.robustLr", "5e-3"));
+  static final String SCHEDULE = System.getProperty("lora4j.test.robustSchedule", "constant");
+  static final double BOUND =
+      Double.parseDouble(System.getProperty("lora4j.test.robustBound", "0.20"));
 
   static final Map<String, String> FAULTS = new LinkedHashMap<>();
 
@@ -57,8 +64,8 @@ class RobustAggregationTest {
         TrainingConfig.builder()
             .outputDir(out)
             .lora(LoraConfig.builder().rank(8).alpha(16).allLinear().build())
-            .learningRate(5e-3)
-            .schedule(Schedule.constant().warmupSteps(2))
+            .learningRate(LR)
+            .schedule(Schedule.parse(SCHEDULE).warmupSteps(2))
             .batchSize(1)
             .gradientAccumulation(6)
             .maxSteps(STEPS)
@@ -107,7 +114,7 @@ class RobustAggregationTest {
           double d = (v - clean.get(a)) / clean.get(a);
           table.add(
               String.format(Locale.ROOT, "%-16s %-14s %.4f (%+.2f%%)", f.getKey(), a, v, 100 * d));
-          double bound = a.rule() == Aggregation.Rule.KRUM ? 0.02 : 0.20;
+          double bound = a.rule() == Aggregation.Rule.KRUM ? 0.02 : BOUND;
           if (!(Math.abs(d) <= bound))
             failures.add(a + " under " + f.getValue() + ": " + d + " (bound " + bound + ")");
         }

@@ -1,0 +1,271 @@
+// Robust aggregation kernels (aggregate.h): coordinate-wise rules (mean, median, trimmed mean,
+// the centered-clipping update) with one thread per coordinate, and the sums over coordinates
+// that Krum and centered clipping decide from as per-chunk partial sums, one block per (chunk,
+// pair or worker), reduced in a fixed tree so that every run gives the same bits.
+#include "cuda/kernels/aggregate.h"
+
+#include <vector>
+
+#include "cuda/kernels/common.cuh"
+#include "lora4j.h"
+#include "model/aggregate_rules.h"
+
+namespace lora4j {
+namespace cuda {
+namespace {
+
+constexpr int kMaxRows = LORA4J_MAX_WORKERS;
+constexpr int kThreads = 128;       // coordinate-wise kernels (a local array of n values each)
+constexpr int kReduceThreads = 256;  // per-chunk sums
+
+// Per-worker factors passed by value (the mean's weights, centered clipping's weights).
+struct RowFactors {
+  double v[kMaxRows];
+};
+
+// Every operation below that the host also performs is written with the rounded intrinsics,
+// which the compiler never fuses into an FMA: the host build turns contraction off for
+// aggregate.cpp, so both sides round every product and sum alike.
+
+// Median (mode 0) or trimmed mean (mode 1, dropping f at each end) of each coordinate.
+template <int kMode>
+__global__ void sorted_rule_kernel(const float* __restrict__ rows, int32_t n, int32_t f,
+                                   int64_t numel, float* __restrict__ out) {
+  float v[kMaxRows];
+  for (int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; j < numel;
+       j += int64_t(gridDim.x) * blockDim.x) {
+    for (int32_t i = 0; i < n; ++i) v[i] = rows[int64_t(i) * numel + j];
+    for (int32_t i = 1; i < n; ++i) {  // insertion sort: the order is total, so it is unique
+      float x = v[i];
+      int32_t k = i - 1;
+      while (k >= 0 && agg::order_less(x, v[k])) {
+        v[k + 1] = v[k];
+        --k;
+      }
+      v[k + 1] = x;
+    }
+    if (kMode == 0) {
+      out[j] = n % 2 == 1 ? v[n / 2]
+                          : float(__dmul_rn(0.5, __dadd_rn(double(v[n / 2 - 1]), double(v[n / 2]))));
+    } else {
+      double s = 0;
+      for (int32_t i = f; i < n - f; ++i) s = __dadd_rn(s, double(v[i]));
+      out[j] = float(__ddiv_rn(s, double(n - 2 * f)));
+    }
+  }
+}
+
+__global__ void mean_kernel(const float* __restrict__ rows, int32_t n, int64_t numel, RowFactors w,
+                            float* __restrict__ out) {
+  for (int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; j < numel;
+       j += int64_t(gridDim.x) * blockDim.x) {
+    double s = 0;
+    for (int32_t i = 0; i < n; ++i)
+      s = __dadd_rn(s, __dmul_rn(w.v[i], double(rows[int64_t(i) * numel + j])));
+    out[j] = float(s);
+  }
+}
+
+__device__ __forceinline__ double block_sum_f64(double v, double* scratch /*[kReduceThreads]*/) {
+  scratch[threadIdx.x] = v;
+  __syncthreads();
+  for (int o = blockDim.x / 2; o > 0; o >>= 1) {
+    if (int(threadIdx.x) < o) scratch[threadIdx.x] += scratch[threadIdx.x + o];
+    __syncthreads();
+  }
+  double r = scratch[0];
+  __syncthreads();
+  return r;
+}
+
+// part[c * pairs + p] = sum over chunk c of (x_i - x_k)^2 for the p-th pair i < k (row-major
+// over i, then k).
+__global__ void pair_partial_kernel(const float* __restrict__ rows, int32_t n, int64_t numel,
+                                    int64_t chunks, double* __restrict__ part) {
+  __shared__ double scratch[kReduceThreads];
+  const int32_t pairs = n * (n - 1) / 2;
+  int32_t p = int32_t(blockIdx.x), i = 0;
+  while (p >= n - 1 - i) {
+    p -= n - 1 - i;
+    ++i;
+  }
+  const int32_t k = i + 1 + p;
+  const float* xi = rows + int64_t(i) * numel;
+  const float* xk = rows + int64_t(k) * numel;
+  for (int64_t c = blockIdx.y; c < chunks; c += gridDim.y) {
+    const int64_t b = c * agg::kChunk, e = min(numel, b + agg::kChunk);
+    double s = 0;
+    for (int64_t j = b + threadIdx.x; j < e; j += blockDim.x) {
+      double d = double(xi[j]) - double(xk[j]);
+      s += d * d;
+    }
+    s = block_sum_f64(s, scratch);
+    if (threadIdx.x == 0) part[c * pairs + blockIdx.x] = s;
+  }
+}
+
+// part[c * n + i] = sum over chunk c of (x_i - v)^2.
+__global__ void center_partial_kernel(const float* __restrict__ rows, const double* __restrict__ v,
+                                      int32_t n, int64_t numel, int64_t chunks,
+                                      double* __restrict__ part) {
+  __shared__ double scratch[kReduceThreads];
+  const float* xi = rows + int64_t(blockIdx.x) * numel;
+  for (int64_t c = blockIdx.y; c < chunks; c += gridDim.y) {
+    const int64_t b = c * agg::kChunk, e = min(numel, b + agg::kChunk);
+    double s = 0;
+    for (int64_t j = b + threadIdx.x; j < e; j += blockDim.x) {
+      double d = double(xi[j]) - v[j];
+      s += d * d;
+    }
+    s = block_sum_f64(s, scratch);
+    if (threadIdx.x == 0) part[c * n + blockIdx.x] = s;
+  }
+}
+
+__global__ void widen_kernel(const float* __restrict__ x, double* __restrict__ y, int64_t numel) {
+  for (int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; j < numel;
+       j += int64_t(gridDim.x) * blockDim.x)
+    y[j] = double(x[j]);
+}
+
+__global__ void narrow_kernel(const double* __restrict__ x, float* __restrict__ y, int64_t numel) {
+  for (int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; j < numel;
+       j += int64_t(gridDim.x) * blockDim.x)
+    y[j] = float(x[j]);
+}
+
+// One round of centered clipping: v += sum_i c_i (x_i - v) / n (workers with c_i = 0 skipped).
+__global__ void clip_update_kernel(const float* __restrict__ rows, int32_t n, int64_t numel,
+                                   RowFactors c, double* __restrict__ v) {
+  for (int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; j < numel;
+       j += int64_t(gridDim.x) * blockDim.x) {
+    const double vj = v[j];
+    double s = 0;
+    for (int32_t i = 0; i < n; ++i) {
+      if (c.v[i] == 0.0) continue;
+      s = __dadd_rn(s, __dmul_rn(c.v[i], __dsub_rn(double(rows[int64_t(i) * numel + j]), vj)));
+    }
+    v[j] = __dadd_rn(vj, __ddiv_rn(s, double(n)));
+  }
+}
+
+int64_t chunk_count(int64_t numel) { return (numel + agg::kChunk - 1) / agg::kChunk; }
+unsigned chunk_grid(int64_t chunks) { return unsigned(chunks < 65535 ? chunks : 65535); }
+size_t align_up(size_t b) { return (b + 255) / 256 * 256; }
+
+#define AGG_TRY(call)                     \
+  do {                                    \
+    cudaError_t agg_e_ = (call);          \
+    if (agg_e_ != cudaSuccess) return agg_e_; \
+  } while (0)
+
+cudaError_t to_host(std::vector<double>* h, const double* d, size_t count, cudaStream_t s) {
+  h->resize(count);
+  AGG_TRY(cudaMemcpyAsync(h->data(), d, count * sizeof(double), cudaMemcpyDeviceToHost, s));
+  return cudaStreamSynchronize(s);
+}
+
+// Distances of every row to the centre v (device): chunk sums on the device, totals on the host.
+cudaError_t center_distances(const float* rows, const double* v, int32_t n, int64_t numel,
+                             double* part, std::vector<double>* dist, cudaStream_t s) {
+  const int64_t chunks = chunk_count(numel);
+  center_partial_kernel<<<dim3(unsigned(n), chunk_grid(chunks)), kReduceThreads, 0, s>>>(
+      rows, v, n, numel, chunks, part);
+  AGG_TRY(cudaGetLastError());
+  std::vector<double> h;
+  AGG_TRY(to_host(&h, part, size_t(chunks) * size_t(n), s));
+  dist->assign(size_t(n), 0.0);
+  agg::sum_chunks(h.data(), chunks, n, n, true, dist->data());
+  return cudaSuccess;
+}
+
+}  // namespace
+
+size_t aggregate_workspace_bytes(int32_t rule, int32_t n, int64_t numel) {
+  const size_t chunks = size_t(chunk_count(numel));
+  switch (rule) {
+    case LORA4J_AGG_KRUM:
+      return align_up(chunks * size_t(n) * size_t(n - 1) / 2 * sizeof(double));
+    case LORA4J_AGG_CENTERED_CLIP:
+      return align_up(size_t(numel) * sizeof(double)) + align_up(chunks * size_t(n) * sizeof(double));
+    default:
+      return 0;
+  }
+}
+
+cudaError_t aggregate_rows(int32_t rule, int32_t f, int32_t n, int64_t numel, const float* rows,
+                           const float* weights, float* out, void* workspace, int32_t* selected,
+                           cudaStream_t s) {
+  *selected = -1;
+  if (n < 1 || n > kMaxRows || numel < 1) return cudaErrorInvalidValue;
+  const unsigned grid = grid_for(numel, kThreads);
+  switch (rule) {
+    case LORA4J_AGG_MEAN: {
+      RowFactors w{};
+      double total = 0;
+      if (weights)
+        for (int32_t i = 0; i < n; ++i) total += double(weights[i]);
+      for (int32_t i = 0; i < n; ++i) w.v[i] = weights ? double(weights[i]) / total : 1.0 / double(n);
+      mean_kernel<<<grid, kThreads, 0, s>>>(rows, n, numel, w, out);
+      return cudaGetLastError();
+    }
+    case LORA4J_AGG_MEDIAN:
+      sorted_rule_kernel<0><<<grid, kThreads, 0, s>>>(rows, n, 0, numel, out);
+      return cudaGetLastError();
+    case LORA4J_AGG_TRIMMED_MEAN:
+      sorted_rule_kernel<1><<<grid, kThreads, 0, s>>>(rows, n, f, numel, out);
+      return cudaGetLastError();
+    case LORA4J_AGG_KRUM: {
+      const int64_t chunks = chunk_count(numel);
+      const int32_t pairs = n * (n - 1) / 2;
+      double* part = static_cast<double*>(workspace);
+      pair_partial_kernel<<<dim3(unsigned(pairs), chunk_grid(chunks)), kReduceThreads, 0, s>>>(
+          rows, n, numel, chunks, part);
+      AGG_TRY(cudaGetLastError());
+      std::vector<double> h;
+      AGG_TRY(to_host(&h, part, size_t(chunks) * size_t(pairs), s));
+      std::vector<double> tot(static_cast<size_t>(pairs));
+      agg::sum_chunks(h.data(), chunks, pairs, pairs, false, tot.data());
+      std::vector<double> d(size_t(n) * size_t(n), 0.0);
+      for (int32_t i = 0, p = 0; i < n; ++i)
+        for (int32_t k = i + 1; k < n; ++k, ++p) {
+          d[size_t(i) * size_t(n) + size_t(k)] = tot[size_t(p)];
+          d[size_t(k) * size_t(n) + size_t(i)] = tot[size_t(p)];
+        }
+      const int32_t k = agg::krum_pick(n, f, d.data());
+      AGG_TRY(cudaMemcpyAsync(out, rows + int64_t(k) * numel, size_t(numel) * sizeof(float),
+                              cudaMemcpyDeviceToDevice, s));
+      *selected = k;
+      return cudaSuccess;
+    }
+    case LORA4J_AGG_CENTERED_CLIP: {
+      double* v = static_cast<double*>(workspace);
+      double* part = reinterpret_cast<double*>(static_cast<char*>(workspace) +
+                                               align_up(size_t(numel) * sizeof(double)));
+      sorted_rule_kernel<0><<<grid, kThreads, 0, s>>>(rows, n, 0, numel, out);
+      AGG_TRY(cudaGetLastError());
+      widen_kernel<<<grid_for(numel, 256), 256, 0, s>>>(out, v, numel);
+      AGG_TRY(cudaGetLastError());
+      std::vector<double> d0;
+      AGG_TRY(center_distances(rows, v, n, numel, part, &d0, s));
+      const double tau = agg::centered_clip_tau(d0);
+      if (!(tau > 0) || !std::isfinite(tau)) return cudaSuccess;  // the median stands
+      for (int it = 0; it < agg::kCenteredClipIterations; ++it) {
+        std::vector<double> d;
+        if (it > 0) AGG_TRY(center_distances(rows, v, n, numel, part, &d, s));
+        std::vector<double> c = agg::centered_clip_weights(it == 0 ? d0 : d, tau);
+        RowFactors rc{};
+        for (int32_t i = 0; i < n; ++i) rc.v[i] = c[size_t(i)];
+        clip_update_kernel<<<grid, kThreads, 0, s>>>(rows, n, numel, rc, v);
+        AGG_TRY(cudaGetLastError());
+      }
+      narrow_kernel<<<grid_for(numel, 256), 256, 0, s>>>(v, out, numel);
+      return cudaGetLastError();
+    }
+    default:
+      return cudaErrorInvalidValue;
+  }
+}
+
+}  // namespace cuda
+}  // namespace lora4j

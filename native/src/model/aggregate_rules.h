@@ -1,0 +1,105 @@
+// The parts of the aggregation rules (aggregate.h) that the host loops (aggregate.cpp) and the
+// CUDA kernels (cuda/kernels/aggregate.cu) must share to compute the same thing: the order of
+// values, the chunks in which sums over coordinates are taken, Krum's choice from the pairwise
+// distances and centered clipping's radius and weights from the distances to the centre. Kept
+// in one header so that the two implementations cannot drift apart.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#ifdef __CUDACC__
+#define LORA4J_AGG_HD __host__ __device__
+#else
+#define LORA4J_AGG_HD
+#endif
+
+namespace lora4j {
+namespace agg {
+
+// Coordinates per chunk: every sum over coordinates is a sum of per-chunk partial sums taken in
+// chunk order (fixed, so the result does not depend on threads or blocks).
+constexpr int64_t kChunk = int64_t(1) << 15;
+// Rounds of centered clipping.
+constexpr int kCenteredClipIterations = 3;
+
+// A total order on floats: NaN above everything (+inf included; NaNs are equivalent), and -0
+// below +0. Sorting with it gives one sequence for a given multiset of values whatever the
+// algorithm, so the median and trimmed mean are the same bits on the CPU and the GPU.
+LORA4J_AGG_HD inline bool order_less(float a, float b) {
+  if (a != a) return false;  // a is NaN
+  if (b != b) return true;   // b is NaN
+  if (a < b) return true;
+  if (b < a) return false;
+#ifdef __CUDA_ARCH__
+  return (__float_as_uint(a) >> 31) > (__float_as_uint(b) >> 31);
+#else
+  return std::signbit(a) && !std::signbit(b);
+#endif
+}
+
+// Krum's choice from the n x n squared distances d (row-major, +inf where non-finite): the
+// worker whose n - f - 2 smallest distances to others have the smallest sum; ties go to the
+// lowest index, a non-finite sum counts as +inf.
+inline int32_t krum_pick(int32_t n, int32_t f, const double* d) {
+  const int32_t m = n - f - 2;  // neighbours counted
+  int32_t best = 0;
+  double best_score = std::numeric_limits<double>::infinity();
+  bool found = false;
+  std::vector<double> row;
+  for (int32_t i = 0; i < n; ++i) {
+    row.clear();
+    for (int32_t k = 0; k < n; ++k)
+      if (k != i) row.push_back(d[size_t(i) * size_t(n) + size_t(k)]);
+    std::sort(row.begin(), row.end());
+    double s = 0;
+    for (int32_t k = 0; k < m; ++k) s += row[size_t(k)];
+    if (!std::isfinite(s)) s = std::numeric_limits<double>::infinity();
+    if (!found || s < best_score) {
+      best = i;
+      best_score = s;
+      found = true;
+    }
+  }
+  return best;
+}
+
+// Centered clipping's radius: the median of the workers' distances to the starting point.
+// Not positive or not finite: clipping is skipped and the median is the result.
+inline double centered_clip_tau(std::vector<double> dist) {
+  const size_t n = dist.size();
+  std::sort(dist.begin(), dist.end());
+  return n % 2 == 1 ? dist[n / 2] : 0.5 * (dist[n / 2 - 1] + dist[n / 2]);
+}
+
+// The weight of each worker in one round of centered clipping: 1 within tau of the centre,
+// tau / distance beyond it, 0 at a non-finite distance.
+inline std::vector<double> centered_clip_weights(const std::vector<double>& dist, double tau) {
+  std::vector<double> c(dist.size());
+  for (size_t i = 0; i < dist.size(); ++i) {
+    const double di = dist[i];
+    c[i] = !std::isfinite(di) ? 0.0 : (di <= tau ? 1.0 : tau / di);
+  }
+  return c;
+}
+
+// Sums per-chunk partial sums (part[c * stride + k], chunks in order) into totals[k]; a
+// non-finite total becomes +inf, sqrt_total takes the square root (a distance, not a square).
+inline void sum_chunks(const double* part, int64_t chunks, int64_t stride, int64_t count,
+                       bool sqrt_total, double* totals) {
+  for (int64_t k = 0; k < count; ++k) {
+    double s = 0;
+    for (int64_t c = 0; c < chunks; ++c) s += part[c * stride + k];
+    if (!std::isfinite(s))
+      s = std::numeric_limits<double>::infinity();
+    else if (sqrt_total)
+      s = std::sqrt(s);
+    totals[k] = s;
+  }
+}
+
+}  // namespace agg
+}  // namespace lora4j
