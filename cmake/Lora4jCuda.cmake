@@ -20,6 +20,12 @@ file(GLOB CUDA_KERNEL_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/src/
 file(GLOB CUDA_ENGINE_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/src/cuda/*.cu
                                                 ${CMAKE_CURRENT_SOURCE_DIR}/src/cuda/*.cpp)
 
+# The Hopper attention forward (wgmma, bulk tensor copies) is sm_90a machine code only: it is
+# built apart, for that one target, so no other device finds an image of it and the run-time
+# selection (attention.cu) falls back to the mma.sync kernel there. The -gencode form, because
+# nvcc 13.0's -arch=sm_90a shorthand also runs a plain sm_90 pass that rejects wgmma.
+set(LORA4J_SM90A_SOURCE ${CMAKE_CURRENT_SOURCE_DIR}/src/cuda/kernels/attention_sm90.cu)
+list(REMOVE_ITEM CUDA_KERNEL_SOURCES ${LORA4J_SM90A_SOURCE})
 add_library(lora4j_cuda_kernels STATIC ${CUDA_KERNEL_SOURCES})
 target_include_directories(lora4j_cuda_kernels PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/include
                                                       ${CMAKE_CURRENT_SOURCE_DIR}/src)
@@ -27,6 +33,20 @@ set_target_properties(lora4j_cuda_kernels PROPERTIES POSITION_INDEPENDENT_CODE O
                       CUDA_VISIBILITY_PRESET hidden)
 target_compile_options(lora4j_cuda_kernels PRIVATE
   $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr -lineinfo>)
+if(CMAKE_CUDA_COMPILER_VERSION VERSION_GREATER_EQUAL 12.3)
+  add_library(lora4j_cuda_sm90a OBJECT ${LORA4J_SM90A_SOURCE})
+  target_include_directories(lora4j_cuda_sm90a PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/include
+                                                       ${CMAKE_CURRENT_SOURCE_DIR}/src)
+  set_target_properties(lora4j_cuda_sm90a PROPERTIES CUDA_ARCHITECTURES OFF
+                        POSITION_INDEPENDENT_CODE ON CUDA_VISIBILITY_PRESET hidden)
+  target_compile_options(lora4j_cuda_sm90a PRIVATE
+    -gencode=arch=compute_90a,code=sm_90a --expt-relaxed-constexpr -lineinfo)
+  target_sources(lora4j_cuda_kernels PRIVATE $<TARGET_OBJECTS:lora4j_cuda_sm90a>)
+  target_compile_definitions(lora4j_cuda_kernels PRIVATE LORA4J_HAVE_SM90A=1)
+  message(STATUS "lora4j: Hopper attention kernel built for sm_90a")
+else()
+  message(STATUS "lora4j: nvcc ${CMAKE_CUDA_COMPILER_VERSION} < 12.3: no sm_90a attention kernel")
+endif()
 
 message(STATUS "lora4j: building liblora4j_cuda (cuBLASLt loaded at run time)")
 add_library(lora4j_cuda SHARED ${CUDA_ENGINE_SOURCES} ${CMAKE_CURRENT_SOURCE_DIR}/src/model/layout.cpp

@@ -1,7 +1,8 @@
 // Times every op variant of the single-op benchmarks (lora4j_op_bench_*, the same ones the JMH
 // OpBenchmark runs) at the device's default shapes: Mistral-7B on CUDA, small on the CPU.
-// Prints one line per op/variant: time per call, TFLOP/s (the op's algorithmic FLOPs, the same
-// for every variant), GB/s against the byte floor, and the memory the benchmark holds.
+// Prints one line per op/variant (the attention forward's flash kernels also at 1 x 8192): time per
+// call, TFLOP/s (the op's algorithmic FLOPs, the same for every variant), GB/s against the byte
+// floor, and the memory the benchmark holds.
 //   bench_ops [--device N] [op ...]     N = -1: CPU; default 0 (CUDA device 0)
 //   LORA4J_OPS_SECONDS: time per measurement (default 0.3 s; the best of 3 is reported)
 // Run by scripts/gpu/run.sh with STEPS containing "ops".
@@ -40,13 +41,12 @@ int main(int argc, char** argv) {
   int failures = 0;
   std::printf("%-72s %10s %9s %9s %9s\n", "op/variant shape", "ms/call", "TFLOP/s", "GB/s",
               "MiB held");
-  for (const auto& c : op_bench_cases::kAll) {
-    if (!only.empty() && std::find(only.begin(), only.end(), c.op) == only.end()) continue;
+  auto time_case = [&](const char* op, const char* variant, const int64_t* dims, int32_t ndims) {
     lora4j_op_bench* b = nullptr;
-    if (lora4j_op_bench_create(device, c.op, c.variant, nullptr, 0, 1, &b) != LORA4J_OK) {
-      std::printf("%s/%s: FAILED %s\n", c.op, c.variant, lora4j_bench_last_error());
+    if (lora4j_op_bench_create(device, op, variant, dims, ndims, 1, &b) != LORA4J_OK) {
+      std::printf("%s/%s: FAILED %s\n", op, variant, lora4j_bench_last_error());
       ++failures;
-      continue;
+      return;
     }
     char text[256] = {0};
     lora4j_op_bench_describe(b, text, sizeof text);
@@ -70,6 +70,16 @@ int main(int argc, char** argv) {
     }
     std::fflush(stdout);
     lora4j_op_bench_destroy(b);
+  };
+  auto wanted = [&](const char* op) {
+    return only.empty() || std::find(only.begin(), only.end(), op) != only.end();
+  };
+  for (const auto& c : op_bench_cases::kAll)
+    if (wanted(c.op)) time_case(c.op, c.variant, nullptr, 0);
+  // The attention forward's two kernels also at one long row (1 x 8192, Mistral's heads) on CUDA.
+  if (device >= 0 && wanted("attention_fwd")) {
+    const int64_t long_row[5] = {1, 8192, 32, 8, 128};
+    for (const char* v : {"flash", "flash_mma"}) time_case("attention_fwd", v, long_row, 5);
   }
   return failures ? 1 : 0;
 }

@@ -32,6 +32,8 @@ int lora4j_bench_set_cuda_library(const char* path);
  * compute the same function. Ops, their dims (in this order) and variants (the first is the
  * default, taken when variant is NULL or ""):
  *   attention_fwd, attention_bwd  B, S, H, KH, D   flash | materialized    (causal, GQA)
+ *                                                  attention_fwd also flash_mma: the mma.sync
+ *                                                  kernel where flash takes the wgmma one
  *   cross_entropy                 n, d, V          fused | materialized    (LM head + loss,
  *                                                                          forward + backward)
  *   lora_linear_fwd, _bwd         n, in, out, r    fused | separate

@@ -11,23 +11,15 @@ struct OpCase {
 };
 
 inline constexpr OpCase kAll[] = {
-    {"attention_fwd", "flash"},
-    {"attention_fwd", "materialized"},
-    {"attention_bwd", "flash"},
-    {"attention_bwd", "materialized"},
-    {"cross_entropy", "fused"},
-    {"cross_entropy", "materialized"},
-    {"lora_linear_fwd", "fused"},
-    {"lora_linear_fwd", "separate"},
-    {"lora_linear_bwd", "fused"},
-    {"lora_linear_bwd", "separate"},
-    {"adamw", "flat"},
-    {"adamw", "per_tensor"},
-    {"rmsnorm_fwd", "default"},
-    {"rmsnorm_bwd", "default"},
-    {"rope_fwd", "default"},
-    {"rope_bwd", "default"},
-    {"swiglu_fwd", "default"},
+    {"attention_fwd", "flash"},        {"attention_fwd", "materialized"},
+    {"attention_fwd", "flash_mma"},    {"attention_bwd", "flash"},
+    {"attention_bwd", "materialized"}, {"cross_entropy", "fused"},
+    {"cross_entropy", "materialized"}, {"lora_linear_fwd", "fused"},
+    {"lora_linear_fwd", "separate"},   {"lora_linear_bwd", "fused"},
+    {"lora_linear_bwd", "separate"},   {"adamw", "flat"},
+    {"adamw", "per_tensor"},           {"rmsnorm_fwd", "default"},
+    {"rmsnorm_bwd", "default"},        {"rope_fwd", "default"},
+    {"rope_bwd", "default"},           {"swiglu_fwd", "default"},
     {"swiglu_bwd", "default"},
 };
 

@@ -2,6 +2,9 @@
 // random inputs, odd shapes included. Outputs are poisoned with NaN before each launch so an
 // unwritten element fails the comparison. Tolerance: norm-wise relative error 1e-2 (bf16).
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -141,6 +144,89 @@ struct AttnCase {
   bool padding, segments;
 };
 
+// The first element further from the reference than bf16 rounding explains (or NaN), for the
+// log of a failing comparison.
+std::string first_mismatch(const std::vector<float>& got, const std::vector<float>& ref) {
+  for (size_t i = 0; i < got.size() && i < ref.size(); ++i) {
+    float g = got[i], r = ref[i];
+    if (std::isnan(g) || std::isnan(r) || std::fabs(g - r) > 2e-2 + 2e-2 * std::fabs(r)) {
+      char b[128];
+      std::snprintf(b, sizeof b, "first mismatch at %zu: got %.6g, want %.6g", i, g, r);
+      return b;
+    }
+  }
+  return "no single element off by more than 2e-2 + 2e-2 |ref|";
+}
+bool report_diff(const std::string& name, const std::vector<float>& got,
+                 const std::vector<float>& ref, double tol) {
+  bool ok = ct::report("attention", name, ct::rel_err(got, ref), tol);
+  if (!ok) std::printf("    %s: %s\n", name.c_str(), first_mismatch(got, ref).c_str());
+  return ok;
+}
+
+bool is_sm90() {
+  int dev = 0, major = 0, minor = 0;
+  CT_CUDA(cudaGetDevice(&dev));
+  CT_CUDA(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+  CT_CUDA(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
+  return major == 9 && minor == 0;
+}
+bool forced_mma() {
+  const char* v = std::getenv("LORA4J_ATTENTION");
+  return v && std::string(v) == "mma";
+}
+
+// The calls the Hopper kernel takes (attention_sm90.cu): on an sm_90 device the forward must
+// choose it for them (a build without it, or a selection that misses it, fails here).
+void check_selection(const cuda::AttentionParams& p, bool wgmma_class, const std::string& tag) {
+  if (!is_sm90() || forced_mma()) return;
+  const bool chosen = cuda::attention_forward_kernel(p) == cuda::AttentionKernel::kWgmma;
+  const bool accepts = cuda::attention_wgmma_accepts(p);
+  std::string detail = std::string("built=") + (cuda::attention_wgmma_built() ? "yes" : "no") +
+                       " accepts=" + (accepts ? "yes" : "no") +
+                       " chosen=" + (chosen ? "wgmma" : "mma");
+  ct::report_bool("attention", "kernel choice on sm_90 " + tag, wgmma_class ? chosen : !chosen,
+                  detail + (wgmma_class ? " (want wgmma)" : " (want mma)"));
+}
+
+// Runs the forward through each kernel that takes p (mma.sync always; wgmma where it accepts p)
+// into fresh poisoned outputs; the rows [row0, row0 + p.Sq) of the reference o / lse (laid out
+// [B, rows, H, D] and [B, H, rows]) are compared.
+void forward_both(const cuda::AttentionParams& p0, const std::vector<float>& o_ref,
+                  const std::vector<float>& lse_ref, int rows, int row0, const std::string& tag) {
+  const int64_t B = p0.B, Sq = p0.Sq, H = p0.H, D = p0.D;
+  std::vector<float> want_o(static_cast<size_t>(B * Sq * H * D)),
+      want_lse(static_cast<size_t>(B * H * Sq));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t i = 0; i < Sq; ++i) {
+      for (int64_t c = 0; c < H * D; ++c)
+        want_o[static_cast<size_t>((b * Sq + i) * H * D + c)] =
+            o_ref[static_cast<size_t>((b * rows + row0 + i) * H * D + c)];
+      for (int64_t h = 0; h < H; ++h)
+        want_lse[static_cast<size_t>((b * H + h) * Sq + i)] =
+            lse_ref[static_cast<size_t>((b * H + h) * rows + row0 + i)];
+    }
+  for (int kernel = 0; kernel < 2; ++kernel) {
+    if (kernel == 1 && !cuda::attention_wgmma_accepts(p0)) continue;
+    const char* name = kernel == 0 ? "mma" : "wgmma";
+    Dev<bf> o(want_o.size());
+    Dev<float> lse(want_lse.size()), o32(want_o.size());
+    o.poison();
+    lse.poison();
+    o32.poison();
+    cuda::AttentionParams p = p0;
+    p.o = o.p;
+    p.lse = lse.p;
+    p.o_f32 = o32.p;
+    check(kernel == 0 ? cuda::attention_forward_mma(p, 0) : cuda::attention_forward_wgmma(p, 0),
+          kernel == 0 ? "attention_forward_mma" : "attention_forward_wgmma");
+    const std::string k = std::string("fwd-") + name;
+    report_diff(k + " out " + tag, ct::down_bf16(o), want_o, kTol);
+    report_diff(k + " out32 " + tag, ct::down(o32), want_o, kTol);
+    report_diff(k + " lse " + tag, ct::down(lse), want_lse, kTol);
+  }
+}
+
 void test_attention(ct::Rng& r, const AttnCase& c) {
   const int64_t B = c.B, S = c.S, H = c.H, KH = c.KH, D = c.D;
   auto q = randn(r, static_cast<size_t>(B * S * H * D)),
@@ -231,6 +317,9 @@ void test_attention(ct::Rng& r, const AttnCase& c) {
   char tag[160];
   std::snprintf(tag, sizeof tag, "B=%d S=%d H=%d KH=%d D=%d W=%d%s%s", c.B, c.S, c.H, c.KH, c.D,
                 c.window, c.padding ? " pad" : "", c.segments ? " seg" : "");
+  const bool wgmma_class = (D == 64 || D == 128) && !c.padding && !c.segments && c.window == 0;
+  check_selection(p, wgmma_class, tag);
+  forward_both(p, o, lse, int(S), 0, tag);
   ct::report("attention", std::string("fwd out ") + tag, ct::rel_err(ct::down_bf16(dd_o), o), kTol);
   if (p.o_f32)
     ct::report("attention", std::string("fwd out32 ") + tag, ct::rel_err(ct::down(do32), o), kTol);
@@ -240,6 +329,47 @@ void test_attention(ct::Rng& r, const AttnCase& c) {
   ct::report("attention", std::string("bwd dk ") + tag, ct::rel_err(ct::down_bf16(dk_g), gk, 1e-3),
              kTol);
   ct::report("attention", std::string("bwd dv ") + tag, ct::rel_err(ct::down_bf16(dv_g), gv), kTol);
+}
+
+// Decoding: the last nq queries of a row of S keys (q_offset = S - nq) against the last rows of
+// the full causal attention on the CPU, through both forward kernels.
+void test_attention_decode(ct::Rng& r, int B, int S, int H, int KH, int D, int nq) {
+  auto q = randn(r, static_cast<size_t>(int64_t(B) * S * H * D)),
+       k = randn(r, static_cast<size_t>(int64_t(B) * S * KH * D)),
+       v = randn(r, static_cast<size_t>(int64_t(B) * S * KH * D));
+  for (auto& x : q) x = ct::round_f16(x);
+  for (auto& x : k) x = ct::round_f16(x);
+  std::vector<float> qtail(static_cast<size_t>(int64_t(B) * nq * H * D));
+  for (int64_t b = 0; b < B; ++b)
+    std::copy_n(q.data() + (b * S + S - nq) * H * D, int64_t(nq) * H * D,
+                qtail.data() + b * nq * H * D);
+  Dev<__half> dq(qtail.size()), dk(k.size());
+  Dev<bf> dv(v.size());
+  ct::up_f16(dq, qtail);
+  ct::up_f16(dk, k);
+  ct::up_bf16(dv, v);
+  cuda::AttentionParams p;
+  p.q = dq.p;
+  p.k = dk.p;
+  p.v = dv.p;
+  p.B = B;
+  p.Sq = nq;
+  p.Sk = S;
+  p.H = H;
+  p.KH = KH;
+  p.D = D;
+  p.q_bstride = int64_t(nq) * H * D;
+  p.kv_bstride = int64_t(S) * KH * D;
+  p.q_offset = S - nq;
+  p.scale = float(1.0 / std::sqrt(double(D)));
+  cpu::AttentionMask m;
+  std::vector<float> o(q.size()), lse(static_cast<size_t>(int64_t(B) * H * S));
+  cpu::attention_forward(g_tp, q.data(), k.data(), v.data(), o.data(), lse.data(), m, B, S, H, KH,
+                         D);
+  char tag[160];
+  std::snprintf(tag, sizeof tag, "B=%d S=%d H=%d KH=%d D=%d decode %d", B, S, H, KH, D, nq);
+  check_selection(p, D == 64 || D == 128, tag);
+  forward_both(p, o, lse, S, S - nq, tag);
 }
 
 // The cross-entropy kernel against cpu::lm_head_cross_entropy with W = identity (then the
@@ -369,14 +499,30 @@ int main() {
   test_adamw(r, 1000003);
 
   std::vector<AttnCase> cases = {
-      {1, 1, 4, 4, 64, 0, false, false},     {2, 97, 4, 2, 64, 0, true, false},
-      {2, 200, 8, 2, 128, 0, true, true},    {1, 1025, 4, 1, 128, 0, false, false},
-      {2, 97, 4, 4, 128, 16, true, false},   {1, 1025, 8, 2, 64, 256, false, true},
-      {3, 200, 4, 4, 64, 0, false, true},    {2, 97, 4, 2, 16, 8, true, false},
-      {1, 200, 2, 1, 32, 0, true, true},     {1, 4096, 4, 1, 128, 0, false, false},
-      {1, 4096, 4, 4, 64, 1024, true, true}, {1, 1, 8, 2, 128, 0, true, false},
+      {1, 1, 4, 4, 64, 0, false, false},
+      {2, 97, 4, 2, 64, 0, true, false},
+      {2, 200, 8, 2, 128, 0, true, true},
+      {1, 1025, 4, 1, 128, 0, false, false},
+      {2, 97, 4, 4, 128, 16, true, false},
+      {1, 1025, 8, 2, 64, 256, false, true},
+      {3, 200, 4, 4, 64, 0, false, true},
+      {2, 97, 4, 2, 16, 8, true, false},
+      {1, 200, 2, 1, 32, 0, true, true},
+      {1, 4096, 4, 1, 128, 0, false, false},
+      {1, 4096, 4, 4, 64, 1024, true, true},
+      {1, 1, 8, 2, 128, 0, true, false},
+      // causal, GQA 4, no mask: the cases the Hopper forward takes (both kernels run)
+      {1, 1, 8, 2, 128, 0, false, false},
+      {3, 97, 8, 2, 128, 0, false, false},
+      {2, 200, 8, 2, 128, 0, false, false},
+      {4, 2048, 8, 2, 128, 0, false, false},
+      {2, 4096, 4, 1, 128, 0, false, false},
+      {2, 1025, 8, 2, 64, 0, false, false},
   };
   for (const AttnCase& c : cases) test_attention(r, c);
+  test_attention_decode(r, 2, 1025, 8, 2, 128, 1);
+  test_attention_decode(r, 1, 300, 8, 2, 128, 77);
+  test_attention_decode(r, 1, 2048, 8, 2, 64, 130);
 
   std::printf("test_ops_cuda: %d failure(s)\n", ct::failures());
   return ct::failures() == 0 ? 0 : 1;

@@ -21,7 +21,7 @@ const std::vector<OpInfo>& table() {
   static const std::vector<OpInfo> ops = {
       {"attention_fwd",
        {"B", "S", "H", "KH", "D"},
-       {"flash", "materialized"},
+       {"flash", "materialized", "flash_mma"},
        {1, 256, 8, 2, 64},
        {4, 2048, 32, 8, 128}},
       {"attention_bwd",

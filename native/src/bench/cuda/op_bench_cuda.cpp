@@ -2,11 +2,14 @@
  * default. Every op goes through the kernel launchers of kernels.h and the Gemm wrapper, with
  * the operand types the engine uses (bf16 activations, fp32 accumulators; the attention's q and
  * k in the type its launcher takes). The variants:
- *  - attention  flash: the engine's kernels (scores never stored); materialized: per head an
- *               fp32 [S, S] scores GEMM, the causal softmax kernel (P bf16, kept for the
- *               backward), a P V GEMM; the backward dP, dS, dQ, dK, dV with GEMMs and one kernel
- *               (bench_baselines.cu). The GEMMs are per head (Gemm has no batched form), so the
- *               materialized variant also pays B x H launches per GEMM.
+ *  - attention  flash: the engine's kernels (scores never stored), the forward as
+ *               attention_forward selects it (the wgmma kernel on sm_90 for the calls it takes,
+ *               else mma.sync; LORA4J_ATTENTION=mma forces mma.sync); flash_mma (forward only):
+ *               the mma.sync kernel on every device, the A/B partner of flash; materialized: per
+ * head an fp32 [S, S] scores GEMM, the causal softmax kernel (P bf16, kept for the backward), a P V
+ * GEMM; the backward dP, dS, dQ, dK, dV with GEMMs and one kernel (bench_baselines.cu). The GEMMs
+ * are per head (Gemm has no batched form), so the materialized variant also pays B x H launches per
+ * GEMM.
  *  - cross_entropy  fused: the engine's LM head loop, fp32 logits of one chunk of tokens at a
  *               time (the engine's 120 MiB budget); materialized: the same kernels on all
  *               [n, V] logits at once.
@@ -153,6 +156,7 @@ class Attention final : public CudaBench {
       : CudaBench(s),
         bwd_(backward),
         mat_(s.variant == "materialized"),
+        mma_only_(s.variant == "flash_mma"),
         B(s.dim("B")),
         S(s.dim("S")),
         H(s.dim("H")),
@@ -235,7 +239,8 @@ class Attention final : public CudaBench {
 
   void forward() {
     if (!mat_) {
-      LORA4J_CU(attention_forward(params(), stream_));
+      LORA4J_CU(mma_only_ ? attention_forward_mma(params(), stream_)
+                          : attention_forward(params(), stream_));
       return;
     }
     const int64_t group = H / KH;
@@ -286,7 +291,7 @@ class Attention final : public CudaBench {
     LORA4J_CU(f32_to_bf16(dv32_, dv_, B * S * KH * D, stream_));
   }
 
-  bool bwd_, mat_;
+  bool bwd_, mat_, mma_only_;
   int64_t B, S, H, KH, D;
   float scale_;
   QK *q_ = nullptr, *k_ = nullptr;

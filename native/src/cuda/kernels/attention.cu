@@ -30,6 +30,9 @@
  * belong to one block each, so they are written once, without atomics.
  */
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 #include "cuda/kernels/common.cuh"
 
@@ -703,7 +706,62 @@ cudaError_t launch_bwd(const AttentionBackwardParams& bp, cudaStream_t s) {
 
 bool attention_supports(int D) { return D == 16 || D == 32 || D == 64 || D == 128; }
 
+namespace {
+// LORA4J_ATTENTION, read once: 0 auto, 1 mma, 2 wgmma, -1 not understood.
+int attention_env() {
+  static const int mode = [] {
+    const char* v = std::getenv("LORA4J_ATTENTION");
+    if (!v || !*v || std::strcmp(v, "auto") == 0) return 0;
+    if (std::strcmp(v, "mma") == 0) return 1;
+    if (std::strcmp(v, "wgmma") == 0) return 2;
+    std::fprintf(stderr, "lora4j: LORA4J_ATTENTION=%s is not one of auto, mma, wgmma\n", v);
+    return -1;
+  }();
+  return mode;
+}
+}  // namespace
+
+bool attention_wgmma_built() {
+#ifdef LORA4J_HAVE_SM90A
+  return true;
+#else
+  return false;
+#endif
+}
+
+bool attention_wgmma_accepts(const AttentionParams& p) {
+#ifdef LORA4J_HAVE_SM90A
+  return attention_sm90_accepts(p);
+#else
+  (void)p;
+  return false;
+#endif
+}
+
+cudaError_t attention_forward_wgmma(const AttentionParams& p, cudaStream_t s) {
+  if (p.B <= 0 || p.Sq <= 0) return cudaSuccess;
+#ifdef LORA4J_HAVE_SM90A
+  return attention_forward_sm90(p, s);
+#else
+  (void)s;
+  return cudaErrorNotSupported;
+#endif
+}
+
+AttentionKernel attention_forward_kernel(const AttentionParams& p) {
+  const int mode = attention_env();
+  if (mode == 1) return AttentionKernel::kMma;
+  if (mode == 2) return AttentionKernel::kWgmma;
+  return attention_wgmma_accepts(p) ? AttentionKernel::kWgmma : AttentionKernel::kMma;
+}
+
 cudaError_t attention_forward(const AttentionParams& p, cudaStream_t s) {
+  if (attention_env() < 0) return cudaErrorInvalidValue;
+  if (attention_forward_kernel(p) == AttentionKernel::kWgmma) return attention_forward_wgmma(p, s);
+  return attention_forward_mma(p, s);
+}
+
+cudaError_t attention_forward_mma(const AttentionParams& p, cudaStream_t s) {
   if (p.B <= 0 || p.Sq <= 0) return cudaSuccess;
   switch (p.D) {
     case 16:

@@ -89,7 +89,27 @@ struct AttentionBackwardParams {
   const float* out_f32 = nullptr;
 };
 bool attention_supports(int D);
+// The forward takes one of two kernels: the Hopper kernel (wgmma + bulk tensor copies, built for
+// sm_90a in attention_sm90.cu) when the build has it, the device is sm_90 and the call is one it
+// accepts (head_dim 64 or 128, causal with GQA and any q_offset, no key mask, no segments, no
+// window, 16-byte aligned tensors); else the mma.sync kernel (sm_80 and later, every case).
+// LORA4J_ATTENTION=mma forces the mma.sync kernel; =wgmma makes a call the Hopper kernel cannot
+// take fail with cudaErrorNotSupported; unset or =auto chooses as above; any other value fails
+// every call with cudaErrorInvalidValue (and says so on stderr).
+enum class AttentionKernel { kMma, kWgmma };
 cudaError_t attention_forward(const AttentionParams& p, cudaStream_t s);
+// The kernel attention_forward takes for p on the current device, LORA4J_ATTENTION included.
+AttentionKernel attention_forward_kernel(const AttentionParams& p);
+// The two kernels directly (tests and benchmarks); the Hopper one returns cudaErrorNotSupported
+// for a call it cannot take.
+cudaError_t attention_forward_mma(const AttentionParams& p, cudaStream_t s);
+cudaError_t attention_forward_wgmma(const AttentionParams& p, cudaStream_t s);
+bool attention_wgmma_built();                            // the library holds sm_90a code
+bool attention_wgmma_accepts(const AttentionParams& p);  // built, sm_90 device, supported call
+// attention_sm90.cu (present when attention_wgmma_built()).
+bool attention_sm90_device();
+bool attention_sm90_accepts(const AttentionParams& p);
+cudaError_t attention_forward_sm90(const AttentionParams& p, cudaStream_t s);
 cudaError_t attention_backward(const AttentionBackwardParams& p, cudaStream_t s);
 
 // ---- LM head cross-entropy (cross_entropy.cu) ----------------------------------------------

@@ -1,0 +1,465 @@
+/*
+ * Flash attention forward for Hopper (sm_90a): warpgroup MMA (wgmma) with operands in shared
+ * memory, tiles brought in by the tensor memory accelerator (cp.async.bulk.tensor) and a
+ * producer/consumer split of the block's warpgroups synchronised by mbarriers.
+ *
+ * It computes the same function as attn_fwd_kernel in attention.cu (fp16 Q and K for the scores,
+ * bf16 P and V, fp32 accumulation, base-2 online softmax, bf16 out, natural-log lse, optional fp32
+ * copy of out) for the calls it accepts: causal attention with GQA and a query offset, no key
+ * padding mask, no packed segments, no sliding window, head_dim 64 or 128. attention.cu routes
+ * every other call (and every call on a device that is not sm_90, or when LORA4J_ATTENTION=mma)
+ * to the mma.sync kernel.
+ *
+ * Block: 3 warpgroups, 128 queries of one (row, head). Warpgroup 0 is the producer (one thread
+ * issues every bulk tensor copy; the warpgroup gives its registers away with setmaxnreg);
+ * warpgroups 1 and 2 are consumers, each owning 64 query rows. Key/value tiles of 128 keys pass
+ * through a two-stage ring: K[s] and V[s] each complete on their own "full" barrier (transaction
+ * bytes), and the 8 consumer warps release stage s on its "empty" barrier after their last read.
+ * Per tile a consumer warpgroup computes S = Q K^T (wgmma m64n128k16, f16, both operands in shared
+ * memory, K-major, 128-byte swizzle), masks the diagonal tile, updates the running max and sum,
+ * rescales O, converts P to bf16 A fragments in registers and computes O += P V (wgmma
+ * m64nDk16, bf16, A from registers, V MN-major in shared memory).
+ *
+ * Shared-memory layout: every tile is stored as D/64 column panels of [rows][64] 16-bit values,
+ * 128 bytes per row, swizzled by the copy engine in 1024-byte atoms (8 rows); the wgmma
+ * descriptors read those atoms directly. A panel of 128 rows is 16 KB.
+ */
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <cuda.h>
+
+#include "cuda/kernels/common.cuh"
+
+namespace lora4j {
+namespace cuda {
+
+namespace {
+
+constexpr int kBM = 128;      // queries per block (2 consumer warpgroups x 64)
+constexpr int kBN = 128;      // keys per tile
+constexpr int kStages = 2;    // K/V ring depth
+constexpr int kThreads = 384; // producer warpgroup + 2 consumer warpgroups
+constexpr int kPanelBytes = 128 * 128;  // [128 rows][64 values] x 2 bytes
+
+template <int D>
+struct Sm90Smem {
+  static constexpr int kTileBytes = (D / 64) * kPanelBytes;  // one Q, K or V tile
+  static constexpr int kQ = 0;
+  static constexpr int kK = kQ + kTileBytes;
+  static constexpr int kV = kK + kStages * kTileBytes;
+  static constexpr int kBar = kV + kStages * kTileBytes;  // q_full, k_full[S], v_full[S], empty[S]
+  static constexpr int kBytes = kBar + 8 * (1 + 3 * kStages);
+  static constexpr int kAlloc = kBytes + 1024;  // the dynamic base is aligned up to 1024 bytes
+};
+
+struct Sm90Params {
+  CUtensorMap tq, tk, tv;  // 4-d maps {D, heads, rows, batch}, box {64, 1, 128, 1}
+  AttentionParams p;
+};
+
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define LORA4J_SM90A_DEVICE 1
+#endif
+
+#ifdef LORA4J_SM90A_DEVICE
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+__device__ __forceinline__ uint32_t smem_u32(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes)
+               : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+// Waits until the barrier's phase with the given parity has completed.
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+  uint32_t done;
+  do {
+    asm volatile(
+        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+        "selp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(bar), "r"(parity)
+        : "memory");
+  } while (!done);
+}
+// One box of a 4-d tensor map into shared memory, completing on bar.
+__device__ __forceinline__ void tma_load_4d(uint32_t dst, const CUtensorMap* map, uint32_t bar,
+                                            int c0, int c1, int c2, int c3) {
+  asm volatile(
+      "cp.async.bulk.tensor.4d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, "
+      "%3, %4, %5}], [%6];\n" ::"r"(dst),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(bar)
+      : "memory");
+}
+__device__ __forceinline__ void wgmma_fence() {
+  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+}
+__device__ __forceinline__ void wgmma_commit() {
+  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+}
+__device__ __forceinline__ void wgmma_wait0() {
+  asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+}
+// Shared-memory matrix descriptor, 128-byte swizzle. K-major operands: sbo = 1024 (next 8 rows),
+// lbo unused (1). MN-major operands: lbo = next 64-value panel, sbo = 1024 (next 8 rows of K).
+__device__ __forceinline__ uint64_t sw128_desc(uint32_t addr, uint32_t lbo, uint32_t sbo) {
+  return uint64_t((addr & 0x3FFFF) >> 4) | (uint64_t((lbo & 0x3FFFF) >> 4) << 16) |
+         (uint64_t((sbo & 0x3FFFF) >> 4) << 32) | (uint64_t(1) << 62);
+}
+// Ties accumulator registers to this point, so the compiler neither reads them before the
+// wgmma wait nor writes them after the wgmma issue.
+template <int N>
+__device__ __forceinline__ void fence_regs(float (&r)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) asm volatile("" : "+f"(r[i])::"memory");
+}
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+  __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<uint32_t*>(&v);
+}
+
+// d[64] (+)= A (m64 x k16, fp16, K-major in shared memory) * B (k16 x n128, fp16, K-major)
+__device__ __forceinline__ void wgmma_ss_f16_n128(float (&d)[64], uint64_t da, uint64_t db,
+                                                  int accumulate) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "l"(da), "l"(db), "r"(accumulate));
+}
+
+// d[64] += A (m64 x k16, bf16, registers) * B (k16 x n128, bf16, MN-major in shared memory)
+__device__ __forceinline__ void wgmma_rs_bf16_n128(float (&d)[64], const uint32_t (&a)[4], uint64_t db) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.eq.u32 p, 1, 1;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db));
+}
+
+// d[32] += A (m64 x k16, bf16, registers) * B (k16 x n64, bf16, MN-major in shared memory)
+__device__ __forceinline__ void wgmma_rs_bf16_n64(float (&d)[32], const uint32_t (&a)[4], uint64_t db) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.eq.u32 p, 1, 1;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db));
+}
+
+// O accumulator update for one 16-key step: n = D.
+template <int D>
+__device__ __forceinline__ void wgmma_pv(float (&o)[D / 2], const uint32_t (&a)[4], uint64_t db);
+template <>
+__device__ __forceinline__ void wgmma_pv<128>(float (&o)[64], const uint32_t (&a)[4],
+                                              uint64_t db) {
+  wgmma_rs_bf16_n128(o, a, db);
+}
+template <>
+__device__ __forceinline__ void wgmma_pv<64>(float (&o)[32], const uint32_t (&a)[4], uint64_t db) {
+  wgmma_rs_bf16_n64(o, a, db);
+}
+#endif  // LORA4J_SM90A_DEVICE
+
+template <int D>
+__global__ void __launch_bounds__(kThreads, 1) attn_fwd_sm90_kernel(const __grid_constant__
+                                                                    Sm90Params prm) {
+#ifdef LORA4J_SM90A_DEVICE
+  using SM = Sm90Smem<D>;
+  constexpr int kPanels = D / 64;
+  extern __shared__ unsigned char smem_raw[];
+  const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
+  const uint32_t sQ = base + SM::kQ, sK = base + SM::kK, sV = base + SM::kV;
+  const uint32_t bar_q = base + SM::kBar;
+  auto bar_k = [&](int s) { return bar_q + 8u * (1 + s); };
+  auto bar_v = [&](int s) { return bar_q + 8u * (1 + kStages + s); };
+  auto bar_empty = [&](int s) { return bar_q + 8u * (1 + 2 * kStages + s); };
+
+  const AttentionParams& p = prm.p;
+  const int b = blockIdx.z, h = blockIdx.y;
+  const int q0 = (gridDim.x - 1 - blockIdx.x) * kBM;  // the longest causal rows start first
+  const int kvh = h / (p.H / p.KH);
+  const int qlast = p.q_offset + min(q0 + kBM, p.Sq) - 1;  // last query position of the block
+  const int kend = min(p.Sk, qlast + 1);
+  const int ntiles = (kend + kBN - 1) / kBN;
+  const int wg = threadIdx.x / 128, tid = threadIdx.x % 128;
+
+  if (threadIdx.x == 0) {
+    mbar_init(bar_q, 1);
+    for (int s = 0; s < kStages; ++s) {
+      mbar_init(bar_k(s), 1);
+      mbar_init(bar_v(s), 1);
+      mbar_init(bar_empty(s), 8);  // one arrival per consumer warp
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+
+  if (wg == 0) {
+    // ---- producer ----
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n");
+    if (tid == 0) {
+      constexpr uint32_t kTile = SM::kTileBytes;
+      mbar_expect_tx(bar_q, kTile);
+      for (int c = 0; c < kPanels; ++c)
+        tma_load_4d(sQ + c * kPanelBytes, &prm.tq, bar_q, c * 64, h, q0, b);
+      for (int it = 0; it < ntiles; ++it) {
+        const int s = it % kStages;
+        mbar_wait(bar_empty(s), ((it / kStages) & 1) ^ 1);  // first pass: passes at once
+        const int kt = it * kBN;
+        mbar_expect_tx(bar_k(s), kTile);
+        for (int c = 0; c < kPanels; ++c)
+          tma_load_4d(sK + s * kTile + c * kPanelBytes, &prm.tk, bar_k(s), c * 64, kvh, kt, b);
+        mbar_expect_tx(bar_v(s), kTile);
+        for (int c = 0; c < kPanels; ++c)
+          tma_load_4d(sV + s * kTile + c * kPanelBytes, &prm.tv, bar_v(s), c * 64, kvh, kt, b);
+      }
+    }
+    return;
+  }
+
+  // ---- consumers: warpgroup cw owns query rows q0 + 64 cw .. + 63 ----
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 240;\n");
+  const int cw = wg - 1;
+  const int warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
+  const int qr[2] = {q0 + cw * 64 + warp * 16 + g, q0 + cw * 64 + warp * 16 + g + 8};
+  const int qwg = p.q_offset + q0 + cw * 64;  // first query position of this warpgroup
+  const float sl2 = p.scale * kLog2e;
+
+  float o[D / 2];
+#pragma unroll
+  for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
+  float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f};
+
+  mbar_wait(bar_q, 0);
+  // Q rows of this warpgroup: 64 rows x 128 bytes = 8 KB into each panel.
+  const uint32_t qbase = sQ + cw * 64 * 128;
+
+  for (int it = 0; it < ntiles; ++it) {
+    const int s = it % kStages;
+    const uint32_t par = (it / kStages) & 1;
+    const int kt = it * kBN;
+    const uint32_t kbase = sK + s * SM::kTileBytes, vbase = sV + s * SM::kTileBytes;
+
+    // S = Q K^T over D in steps of 16 (32 bytes inside a 128-byte swizzled row).
+    float sc[64];
+    mbar_wait(bar_k(s), par);
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      const uint32_t off = (kk / 4) * kPanelBytes + (kk % 4) * 32;
+      wgmma_ss_f16_n128(sc, sw128_desc(qbase + off, 16, 1024), sw128_desc(kbase + off, 16, 1024),
+                        kk > 0);
+    }
+    wgmma_commit();
+    wgmma_wait0();
+    fence_regs(sc);
+
+    // Mask (only tiles that reach past the warpgroup's first query or past Sk), scale to base 2,
+    // row max. Accumulator layout: sc[4 j + e] is row g + 8 (e >> 1), key 8 j + 2 t4 + (e & 1).
+    float mx[2] = {-INFINITY, -INFINITY};
+    if (kt + kBN - 1 <= qwg && kt + kBN <= p.Sk) {
+#pragma unroll
+      for (int i = 0; i < 64; ++i) {
+        sc[i] *= sl2;
+        mx[(i >> 1) & 1] = fmaxf(mx[(i >> 1) & 1], sc[i]);
+      }
+    } else {
+#pragma unroll
+      for (int i = 0; i < 64; ++i) {
+        const int r = (i >> 1) & 1, key = kt + 8 * (i >> 2) + 2 * t4 + (i & 1);
+        const bool ok = key < p.Sk && key <= p.q_offset + qr[r];
+        const float v = ok ? sc[i] * sl2 : -INFINITY;
+        sc[i] = v;
+        mx[r] = fmaxf(mx[r], v);
+      }
+    }
+    float corr[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+      const float mnew = fmaxf(mrow[r], mx[r]);
+      corr[r] = (mnew == -INFINITY) ? 1.f : exp2f(mrow[r] - mnew);
+      mrow[r] = mnew;
+      lrow[r] *= corr[r];
+    }
+#pragma unroll
+    for (int i = 0; i < 64; ++i) {
+      const int r = (i >> 1) & 1;
+      const float pv = (mrow[r] == -INFINITY) ? 0.f : exp2f(sc[i] - mrow[r]);
+      sc[i] = pv;
+      lrow[r] += pv;
+    }
+#pragma unroll
+    for (int i = 0; i < D / 2; ++i) o[i] *= corr[(i >> 1) & 1];
+    // P as A fragments: 16-key step kk takes n8 blocks 2 kk and 2 kk + 1.
+    uint32_t pa[kBN / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < kBN / 16; ++kk) {
+      pa[kk][0] = pack_bf16(sc[8 * kk + 0], sc[8 * kk + 1]);
+      pa[kk][1] = pack_bf16(sc[8 * kk + 2], sc[8 * kk + 3]);
+      pa[kk][2] = pack_bf16(sc[8 * kk + 4], sc[8 * kk + 5]);
+      pa[kk][3] = pack_bf16(sc[8 * kk + 6], sc[8 * kk + 7]);
+    }
+
+    // O += P V: 16 keys (two 1024-byte atoms of V) per step; N = D spans D/64 panels (lbo).
+    mbar_wait(bar_v(s), par);
+    fence_regs(o);
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < kBN / 16; ++kk)
+      wgmma_pv<D>(o, pa[kk], sw128_desc(vbase + kk * 2048, kPanelBytes, 1024));
+    wgmma_commit();
+    wgmma_wait0();
+    fence_regs(o);
+    __syncwarp();
+    if (lane == 0) mbar_arrive(bar_empty(s));
+  }
+
+  // finish: row sums over the quad, normalize, write out (bf16, optional fp32) and lse
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    lrow[r] += __shfl_xor_sync(0xffffffffu, lrow[r], 1);
+    lrow[r] += __shfl_xor_sync(0xffffffffu, lrow[r], 2);
+  }
+  const int64_t qstride = int64_t(p.H) * D;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    if (qr[r] >= p.Sq) continue;
+    const float inv = lrow[r] > 0.f ? 1.f / lrow[r] : 0.f;
+    const int64_t row = int64_t(b) * p.q_bstride + int64_t(qr[r]) * qstride + int64_t(h) * D;
+    bf16* orow = p.o + row;
+#pragma unroll
+    for (int j = 0; j < D / 8; ++j)
+      *reinterpret_cast<__nv_bfloat162*>(orow + 8 * j + 2 * t4) =
+          __floats2bfloat162_rn(o[4 * j + 2 * r] * inv, o[4 * j + 2 * r + 1] * inv);
+    if (p.o_f32) {
+      float* o32 = p.o_f32 + row;
+#pragma unroll
+      for (int j = 0; j < D / 8; ++j)
+        *reinterpret_cast<float2*>(o32 + 8 * j + 2 * t4) =
+            make_float2(o[4 * j + 2 * r] * inv, o[4 * j + 2 * r + 1] * inv);
+    }
+    if (t4 == 0)
+      p.lse[(int64_t(b) * p.H + h) * p.Sq + qr[r]] =
+          lrow[r] > 0.f ? (mrow[r] + log2f(lrow[r])) * kLn2 : -INFINITY;
+  }
+#endif  // LORA4J_SM90A_DEVICE
+}
+
+// ---- host side ----------------------------------------------------------------------------
+
+using EncodeTiledFn = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*,
+                                   const cuuint64_t*, const cuuint64_t*, const cuuint32_t*,
+                                   const cuuint32_t*, CUtensorMapInterleave, CUtensorMapSwizzle,
+                                   CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+
+// cuTensorMapEncodeTiled from the driver through the runtime (no link against libcuda).
+EncodeTiledFn encode_tiled() {
+  static EncodeTiledFn fn = [] {
+    void* f = nullptr;
+    cudaDriverEntryPointQueryResult q = cudaDriverEntryPointSymbolNotFound;
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault,
+                                         &q) != cudaSuccess ||
+        q != cudaDriverEntryPointSuccess) {
+      cudaGetLastError();
+      f = nullptr;
+    }
+    return reinterpret_cast<EncodeTiledFn>(f);
+  }();
+  return fn;
+}
+
+// {D, heads, rows, batch} of 16-bit values, box {64, 1, 128, 1}, 128-byte swizzle; rows past
+// the tensor read as zeros.
+bool make_map(CUtensorMap* m, CUtensorMapDataType type, const void* ptr, int D, int heads,
+              int rows, int batch, int64_t bstride) {
+  const cuuint64_t dims[4] = {cuuint64_t(D), cuuint64_t(heads), cuuint64_t(rows),
+                              cuuint64_t(batch)};
+  const cuuint64_t strides[3] = {cuuint64_t(D) * 2, cuuint64_t(heads) * D * 2,
+                                 cuuint64_t(bstride) * 2};
+  const cuuint32_t box[4] = {64, 1, 128, 1};
+  const cuuint32_t estr[4] = {1, 1, 1, 1};
+  return encode_tiled()(m, type, 4, const_cast<void*>(ptr), dims, strides, box, estr,
+                        CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                        CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                        CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+template <int D>
+cudaError_t launch_sm90(const AttentionParams& p, cudaStream_t s) {
+  Sm90Params prm;
+  std::memset(&prm, 0, sizeof prm);
+  prm.p = p;
+  if (!make_map(&prm.tq, CU_TENSOR_MAP_DATA_TYPE_FLOAT16, p.q, D, p.H, p.Sq, p.B, p.q_bstride) ||
+      !make_map(&prm.tk, CU_TENSOR_MAP_DATA_TYPE_FLOAT16, p.k, D, p.KH, p.Sk, p.B, p.kv_bstride) ||
+      !make_map(&prm.tv, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, p.v, D, p.KH, p.Sk, p.B,
+                p.kv_bstride))
+    return cudaErrorInvalidValue;
+  constexpr int smem = Sm90Smem<D>::kAlloc;
+  cudaError_t e = cudaFuncSetAttribute(attn_fwd_sm90_kernel<D>,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  if (e != cudaSuccess) return e;
+  dim3 grid((p.Sq + kBM - 1) / kBM, p.H, p.B);
+  attn_fwd_sm90_kernel<D><<<grid, kThreads, smem, s>>>(prm);
+  return cudaGetLastError();
+}
+
+// Whether the current device runs this file's sm_90a image: compute capability 9.0 and a
+// loadable image of the kernel (the file is built for sm_90a only, so other devices have none).
+bool device_ok() {
+  static std::atomic<int> state[64];  // per device: 0 unknown, 1 yes, 2 no
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) {
+    cudaGetLastError();
+    return false;
+  }
+  int st = state[dev].load(std::memory_order_relaxed);
+  if (st == 0) {
+    int major = 0, minor = 0;
+    bool ok = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) ==
+                  cudaSuccess &&
+              cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) ==
+                  cudaSuccess &&
+              major == 9 && minor == 0;
+    cudaFuncAttributes a;
+    ok = ok && cudaFuncGetAttributes(&a, attn_fwd_sm90_kernel<128>) == cudaSuccess &&
+         encode_tiled() != nullptr;
+    cudaGetLastError();  // a missing image is an answer here, not an error of the caller's
+    st = ok ? 1 : 2;
+    state[dev].store(st, std::memory_order_relaxed);
+  }
+  return st == 1;
+}
+
+}  // namespace
+
+bool attention_sm90_device() { return device_ok(); }
+
+bool attention_sm90_accepts(const AttentionParams& p) {
+  return (p.D == 64 || p.D == 128) && !p.key_mask && !p.segments && p.window == 0 && p.B > 0 &&
+         p.Sq > 0 && p.Sk > 0 && p.q_offset >= 0 && p.KH > 0 && p.H % p.KH == 0 &&
+         aligned16(p.q) && aligned16(p.k) && aligned16(p.v) && p.q_bstride % 8 == 0 &&
+         p.kv_bstride % 8 == 0 && device_ok();
+}
+
+cudaError_t attention_forward_sm90(const AttentionParams& p, cudaStream_t s) {
+  if (!attention_sm90_accepts(p)) return cudaErrorNotSupported;
+  return p.D == 128 ? launch_sm90<128>(p, s) : launch_sm90<64>(p, s);
+}
+
+}  // namespace cuda
+}  // namespace lora4j
