@@ -157,6 +157,9 @@ class PluginEngine final : public Engine {
   void dist_allreduce_f64(double* values, int32_t count) override {
     check(api_, api_->dist_allreduce_f64(h_, values, count));
   }
+  void dist_reduce_in_backward(bool on) override {
+    check(api_, api_->dist_reduce_in_backward(h_, on ? 1 : 0));
+  }
 
  private:
   const lora4j_backend_api* api_;
