@@ -519,4 +519,6 @@ public final class Lora4jLibrary {
 
   public static native int lora4j_dist_allreduce_f64(
       lora4j_engine engine, double[] values, int count);
+
+  public static native int lora4j_dist_reduce_in_backward(lora4j_engine engine, int on);
 }
