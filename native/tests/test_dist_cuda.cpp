@@ -55,14 +55,14 @@ using namespace realwidth;
 const char* kSuite = "dist";
 constexpr int kWorld = 2;
 
-#define API(call)                                                                       \
-  do {                                                                                  \
-    int s_ = (call);                                                                    \
-    if (s_ != LORA4J_OK) {                                                              \
-      std::printf("%s failed (%d): %s  FAIL\n", #call, s_, lora4j_last_error());         \
-      std::fflush(stdout);                                                              \
-      std::exit(1);                                                                     \
-    }                                                                                   \
+#define API(call)                                                                \
+  do {                                                                           \
+    int s_ = (call);                                                             \
+    if (s_ != LORA4J_OK) {                                                       \
+      std::printf("%s failed (%d): %s  FAIL\n", #call, s_, lora4j_last_error()); \
+      std::fflush(stdout);                                                       \
+      std::exit(1);                                                              \
+    }                                                                            \
   } while (0)
 
 using Clock = std::chrono::steady_clock;
@@ -207,9 +207,9 @@ void equivalence(int recompute, const char* bucket_mb, const char* label) {
   const lora4j_model_config c = small_config();
   lora4j_engine* e[kWorld] = {create(c, 0, recompute), create(c, 1, recompute)};
   load_all(c, {e[0], e[1]}, 7);
-  const std::string tag = std::string(recompute == LORA4J_RECOMPUTE_NONE ? "recompute=none" :
-                                                                           "recompute=layer") +
-                          " buckets=" + label;
+  const std::string tag =
+      std::string(recompute == LORA4J_RECOMPUTE_NONE ? "recompute=none" : "recompute=layer") +
+      " buckets=" + label;
   const float scale = 1.f / 500.f;
   Batch b[kWorld][2] = {{batch_of(0, 0, c), batch_of(0, 1, c)},
                         {batch_of(1, 0, c), batch_of(1, 1, c)}};
@@ -333,10 +333,10 @@ void gathers() {
                     std::to_string(f64[r][0]) + " " + std::to_string(f64[r][1]) + " " +
                         std::to_string(f64[r][2]));
     for (int q = 0; q < kWorld; ++q)
-      check_bits(rk + " all-gather after an armed backward: row " + std::to_string(q) + " = sum",
-                 std::vector<float>(after_armed[r].begin() + q * n,
-                                    after_armed[r].begin() + (q + 1) * n),
-                 sum);
+      check_bits(
+          rk + " all-gather after an armed backward: row " + std::to_string(q) + " = sum",
+          std::vector<float>(after_armed[r].begin() + q * n, after_armed[r].begin() + (q + 1) * n),
+          sum);
     check_bits(rk + " all-reduce after it waits only (not summed twice)", reduced[r], sum);
   }
   for (lora4j_engine* x : e) API(lora4j_engine_destroy(x));
@@ -431,8 +431,7 @@ void load_bench(const lora4j_model_config& c, lora4j_engine* e,
     const bool is_a = std::strstr(name, "lora_A") != nullptr;
     const float bound = is_a ? 1.f / std::sqrt(float(cols)) : 0.02f * std::sqrt(3.f);
     std::vector<float> v(size_t(rows * cols));
-    for (size_t k = 0; k < v.size(); ++k)
-      v[k] = bound * lora4j::bench_uniform(6, uint32_t(i), k);
+    for (size_t k = 0; k < v.size(); ++k) v[k] = bound * lora4j::bench_uniform(6, uint32_t(i), k);
     API(lora4j_lora_set(e, LORA4J_STATE_PARAM, name, LORA4J_DTYPE_F32, v.data(),
                         int64_t(v.size())));
   }
@@ -485,9 +484,9 @@ int bench() {
         transport, layers, B, S, recompute == LORA4J_RECOMPUTE_NONE ? "none" : "layer",
         static_cast<long long>(numel), med[0], med[1], med[2], med[1] - med[0], med[2] - med[0],
         med[1] - med[2], iters);
-    std::printf("# %s: %s %.2f ms, %s %.2f ms, %s %.2f ms (medians of %d on rank 0)\n",
-                recompute == LORA4J_RECOMPUTE_NONE ? "no recompute" : "recompute=layer", modes[0],
-                med[0], modes[1], med[1], modes[2], med[2], iters);
+    std::printf("# %s, %s: %s %.2f ms, %s %.2f ms, %s %.2f ms (medians of %d on rank 0)\n",
+                transport, recompute == LORA4J_RECOMPUTE_NONE ? "no recompute" : "recompute=layer",
+                modes[0], med[0], modes[1], med[1], modes[2], med[2], iters);
     std::fflush(stdout);
     for (lora4j_engine* x : e) API(lora4j_engine_destroy(x));
   }

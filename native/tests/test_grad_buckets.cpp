@@ -57,8 +57,8 @@ void check_plan(const std::string& name, const lora4j::ModelShape& s, uint32_t t
                 int64_t bucket_elems, int expect_buckets) {
   lora4j::LoraLayout l = lora4j::make_lora_layout(s, 16, 2.f, targets);
   std::vector<lora4j::GradBucket> b = lora4j::grad_buckets(l, s.c.num_layers, bucket_elems);
-  bool ok = !b.empty() && b.front().end == l.total && b.back().begin == 0 &&
-            b.back().ready_after == 0;
+  bool ok =
+      !b.empty() && b.front().end == l.total && b.back().begin == 0 && b.back().ready_after == 0;
   std::string why;
   for (size_t i = 0; i < b.size() && ok; ++i) {
     const lora4j::GradBucket& k = b[i];
@@ -81,18 +81,18 @@ void check_plan(const std::string& name, const lora4j::ModelShape& s, uint32_t t
                  (why.empty() ? "" : ": " + why));
 }
 
-#define API(call)                                                            \
-  do {                                                                       \
-    int s_ = (call);                                                         \
-    if (s_ != LORA4J_OK) {                                                   \
+#define API(call)                                                                \
+  do {                                                                           \
+    int s_ = (call);                                                             \
+    if (s_ != LORA4J_OK) {                                                       \
       std::printf("%s failed (%d): %s  FAIL\n", #call, s_, lora4j_last_error()); \
-      return;                                                                \
-    }                                                                        \
+      return;                                                                    \
+    }                                                                            \
   } while (0)
 
 void check_api() {
-  check_true("null engine is EINVAL",
-             lora4j_dist_reduce_in_backward(nullptr, 1) == LORA4J_EINVAL, lora4j_last_error());
+  check_true("null engine is EINVAL", lora4j_dist_reduce_in_backward(nullptr, 1) == LORA4J_EINVAL,
+             lora4j_last_error());
   lora4j_model_config c = small(3);
   lora4j_engine_options o{};
   o.device = LORA4J_DEVICE_CPU;

@@ -173,6 +173,11 @@ if [ -f "$OUT/tests.log" ]; then
   [ -f "$OUT/bench.jsonl" ] && { echo "---- bench"; cat "$OUT/bench.jsonl"; }
   echo "total $(( $(date +%s) - t0 )) s; logs in $OUT"
 fi
+if [ -f "$OUT/dist_bench.jsonl" ]; then
+  echo
+  echo "================ gradient all-reduce, plain vs overlapped (2 GPUs) ================"
+  grep -aE '^# |failed' "$OUT/dist_bench.jsonl" || tail -5 "$OUT/dist_bench.jsonl"
+fi
 # one archive of every log (the device tool brings back at most 8 files)
 if [ -d "$OUT" ] && tar -czf /tmp/lora4j-logs.tgz -C "$OUT" --exclude=logs.tgz .; then
   find "$OUT" -mindepth 1 -maxdepth 1 ! -name logs.tgz -exec rm -rf {} +
