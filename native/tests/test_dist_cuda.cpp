@@ -241,7 +241,7 @@ void equivalence(int recompute, const char* bucket_mb, const char* label) {
   unsetenv("LORA4J_DIST_BUCKET_MB");
 
   // plain, one micro-batch
-  std::vector<float> plain1[kWorld], plain2[kWorld], over1[kWorld], over2[kWorld];
+  std::vector<float> plain1[kWorld], plain2[kWorld], over1[kWorld], over2[kWorld], mid2[kWorld];
   double sums[kWorld][2];
   on_both([&](int r) {
     API(lora4j_zero_grad(e[r]));
@@ -268,6 +268,7 @@ void equivalence(int recompute, const char* bucket_mb, const char* label) {
     fb(e[r], b[r][0], scale);
     API(lora4j_dist_reduce_in_backward(e[r], 1));
     fb(e[r], b[r][1], scale);
+    mid2[r] = flat(e[r]);  // reduced during the backward already
     API(lora4j_dist_allreduce_grad(e[r]));
     over2[r] = flat(e[r]);
   });
@@ -279,6 +280,7 @@ void equivalence(int recompute, const char* bucket_mb, const char* label) {
     check_close(rk + " plain all-reduce, 2 micro-batches = alone sum", plain2[r], sum2);
     check_bits(rk + " overlapped = plain, 2 micro-batches", over2[r], plain2[r]);
     check_close(rk + " overlapped, 2 micro-batches = alone sum", over2[r], sum2);
+    check_bits(rk + " summed before the all-reduce call, not summed twice", mid2[r], over2[r]);
     ct::report_bool(kSuite, rk + " loss sum all-reduced after an armed backward",
                     sums[r][0] == loss1[0] + loss1[1] && sums[r][1] == 3.0,
                     "got " + std::to_string(sums[r][0]) + ", " + std::to_string(sums[r][1]));
