@@ -326,6 +326,15 @@ int lora4j_dist_init(lora4j_engine* engine, const uint8_t* id, int32_t id_bytes,
 int lora4j_dist_allreduce_grad(lora4j_engine* engine);
 int lora4j_dist_allgather_grad(lora4j_engine* engine, float* out, int64_t numel);
 int lora4j_dist_allreduce_f64(lora4j_engine* engine, double* values, int32_t count);
+/* on 1: the engine's NEXT lora4j_forward_backward also sums the accumulated gradients (those of
+ * earlier passes included) over the group while its backward runs: each bucket of layers is
+ * all-reduced as soon as the backward has finished it, on a second stream, overlapped with the
+ * backward of the layers below (buckets of about LORA4J_DIST_BUCKET_MB MiB, default 25, 0: one
+ * per layer; every rank must set the same, lora4j_dist_init checks it). The
+ * lora4j_dist_allreduce_grad that must follow then only waits for those reductions. Arm only the
+ * step's last pass, on every rank (the same collectives in the same order). on 0 disarms. A group
+ * of one, and the CPU backend, accept it and ignore it. */
+int lora4j_dist_reduce_in_backward(lora4j_engine* engine, int32_t on);
 
 /* Worker rows: the per-worker gradients of robust aggregation kept where the engine keeps its
  * gradients (device memory on CUDA, so a step's aggregation never goes through the host). A

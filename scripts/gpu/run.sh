@@ -3,7 +3,7 @@
 # Run from the repository root:  bash scripts/gpu/run.sh
 # Builds native/ with the CUDA backend (sm_80 + sm_90), runs every ctest test (CPU and CUDA),
 # writes the logs under $OUT (or ./gpu-out), and prints a short summary table LAST.
-# Steps can be chosen with STEPS (space separated): build test java cli compare bench profile ops.
+# Steps can be chosen with STEPS (space separated): build test java cli compare bench profile dist distbench ops.
 # All logs end up in $OUT/logs.tgz (the device tool brings back at most 8 files).
 # Default: build test. "compare" times the whole step at the reference stack's settings and runs
 # the reference stack (benchmarks/reference/hf_peft_baseline.py) in the same call.
@@ -38,7 +38,10 @@ if has test; then
   # LORA4J_REALWIDTH_STEPS: AdamW steps of the 2-layer 7B-width model on the CPU and CUDA
   # engines side by side (test_realwidth_cuda), 0 to skip.
   # LORA4J_REQUIRE_GPU=1: a CUDA test that finds no device fails instead of skipping.
-  (cd "$BUILD" && LORA4J_REQUIRE_GPU=1 LORA4J_REALWIDTH_STEPS=${REALWIDTH_STEPS:-0} \
+  # LORA4J_REQUIRE_GPUS (REQUIRE_GPUS, default 1): test_dist_cuda needs 2 devices and skips with
+  # fewer unless this is 2 or more (REQUIRE_GPUS=2 on the 2-GPU machine), then it fails.
+  (cd "$BUILD" && LORA4J_REQUIRE_GPU=1 LORA4J_REQUIRE_GPUS=${REQUIRE_GPUS:-1} \
+     LORA4J_REALWIDTH_STEPS=${REALWIDTH_STEPS:-0} \
      ctest -V --timeout 900 ${CTEST_ARGS:-}) \
     > "$OUT/ctest.log" 2>&1 || status=1
   sed -E 's/^[0-9]+: //' "$OUT/ctest.log" > "$OUT/tests.log"
@@ -137,6 +140,19 @@ print(open(sys.argv[1]).read() if rows else "no kernel summary")
 PY
   fi
 fi
+if has distbench; then
+  # 2 GPUs: forward_backward + the gradient all-reduce at Mistral-7B shapes (41,943,040 LoRA
+  # gradients), without and with the overlap, both recompute modes; NCCL's default transport
+  # (NVLink), then its socket transport (the path between hosts).
+  echo "== gradient all-reduce overlapped with the backward (test_dist_cuda bench, 2 GPUs)"
+  LORA4J_CUDA_LIBRARY="$BUILD/liblora4j_cuda.so" timeout 280 "$BUILD/test_dist_cuda" bench \
+    > "$OUT/dist_bench.jsonl" 2>&1 || { echo "dist bench failed"; status=1; }
+  NCCL_P2P_DISABLE=1 NCCL_SHM_DISABLE=1 LORA4J_CUDA_LIBRARY="$BUILD/liblora4j_cuda.so" \
+    timeout 280 "$BUILD/test_dist_cuda" bench >> "$OUT/dist_bench.jsonl" 2>&1 \
+    || { echo "dist bench (socket transport) failed"; status=1; }
+  cat "$OUT/dist_bench.jsonl"
+fi
+
 if has ops; then
   # Every op variant of the single-op benchmarks at Mistral-7B shapes (native/bench/bench_ops.cpp);
   # then the same through the JMH OpBenchmark when scripts/gpu/pack-java.sh packed
@@ -188,6 +204,11 @@ if [ -f "$OUT/tests.log" ]; then
     | sed -E 's/^ +//' | tail -12
   [ -f "$OUT/bench.jsonl" ] && { echo "---- bench"; cat "$OUT/bench.jsonl"; }
   echo "total $(( $(date +%s) - t0 )) s; logs in $OUT"
+fi
+if [ -f "$OUT/dist_bench.jsonl" ]; then
+  echo
+  echo "================ gradient all-reduce, plain vs overlapped (2 GPUs) ================"
+  grep -aE '^# |failed' "$OUT/dist_bench.jsonl" || tail -5 "$OUT/dist_bench.jsonl"
 fi
 # one archive of every log (the device tool brings back at most 8 files)
 if [ -d "$OUT" ] && tar -czf /tmp/lora4j-logs.tgz -C "$OUT" --exclude=logs.tgz .; then

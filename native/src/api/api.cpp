@@ -553,4 +553,12 @@ int lora4j_workers_aggregate(lora4j_engine* engine, int32_t rule, int32_t f, int
   });
 }
 
+int lora4j_dist_reduce_in_backward(lora4j_engine* engine, int32_t on) {
+  return guard("lora4j_dist_reduce_in_backward", [&] {
+    lora4j::Engine& e = eng(engine);
+    check_arg(on == 0 || on == 1, "on must be 0 or 1, got " + std::to_string(on));
+    e.dist_reduce_in_backward(on == 1);
+  });
+}
+
 }  // extern "C"

@@ -98,6 +98,8 @@ typedef struct lora4j_backend_api {
   int (*workers_write)(lora4j_backend_engine* e, int32_t first, int32_t count, const float* data);
   int (*workers_aggregate)(lora4j_backend_engine* e, int32_t rule, int32_t f, int32_t n,
                            const float* weights, int32_t* selected);
+  /* ---- version 3: lora4j_dist_reduce_in_backward (the core has checked on is 0 or 1). */
+  int (*dist_reduce_in_backward)(lora4j_backend_engine* e, int32_t on);
 } lora4j_backend_api;
 
 /* The one symbol a backend library exports. */

@@ -170,6 +170,9 @@ class PluginEngine final : public Engine {
     check(api_, api_->workers_aggregate(h_, rule, f, n, weights, &selected));
     return selected;
   }
+  void dist_reduce_in_backward(bool on) override {
+    check(api_, api_->dist_reduce_in_backward(h_, on ? 1 : 0));
+  }
 
  private:
   const lora4j_backend_api* api_;

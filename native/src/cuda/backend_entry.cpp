@@ -140,6 +140,9 @@ int dist_allgather_grad(lora4j_backend_engine* e, float* out, int64_t numel) {
 int dist_allreduce_f64(lora4j_backend_engine* e, double* values, int32_t count) {
   return guard([&] { E(e).dist_allreduce_f64(values, count); });
 }
+int dist_reduce_in_backward(lora4j_backend_engine* e, int32_t on) {
+  return guard([&] { E(e).dist_reduce_in_backward(on != 0); });
+}
 
 int workers_reserve(lora4j_backend_engine* e, int32_t rows) {
   return guard([&] { E(e).workers_reserve(rows); });
@@ -198,6 +201,7 @@ const lora4j_backend_api kApi = {
     workers_read,
     workers_write,
     workers_aggregate,
+    dist_reduce_in_backward,
 };
 
 }  // namespace

@@ -11,6 +11,9 @@
 // in LoraLayout order, plus a bf16 copy of the parameters used by the GEMMs; activations in ONE
 // arena carved for the batch shape and reused every step (grown when a larger batch comes).
 // Recompute LAYER keeps only each layer's input and recomputes the layer in the backward.
+// In a group of ranks (NCCL), a backward armed by dist_reduce_in_backward all-reduces the LoRA
+// gradients bucket by bucket on a second stream (comm_stream_) while it computes the layers
+// below; see the collectives section.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -208,6 +211,7 @@ class CudaEngine final : public Engine {
   // ---- LoRA ----------------------------------------------------------------------------------
   void lora_attach(int32_t rank, float scale, uint32_t targets) override {
     device();
+    settle("the reductions of the last backward");
     LoraLayout l = make_lora_layout(shape_, rank, scale, targets);
     lora_detach();
     arena_ = static_cast<float*>(alloc(size_t(l.total) * 4 * sizeof(float), "LoRA arena"));
@@ -225,6 +229,8 @@ class CudaEngine final : public Engine {
     step_ = 0;
   }
   void lora_detach() override {
+    settle("the reductions of the last backward");
+    reduced_ = false;
     if (arena_) free_dev(arena_);
     if (lora_bf16_) free_dev(lora_bf16_);
     arena_ = nullptr;
@@ -235,12 +241,15 @@ class CudaEngine final : public Engine {
   void lora_get(int32_t kind, const std::string& name, float* out, int64_t numel) override {
     device();
     const LoraSpec& s = spec_for(kind, name, numel);
+    settle("the reductions of the last backward");
     to_host(out, arena_ + int64_t(kind) * layout_->total + s.offset, size_t(numel) * sizeof(float));
   }
   void lora_set(int32_t kind, const std::string& name, int32_t dtype, const void* data,
                 int64_t numel) override {
     device();
     const LoraSpec& s = spec_for(kind, name, numel);
+    settle("the reductions of the last backward");
+    if (kind == LORA4J_STATE_GRAD) reduced_ = false;
     std::vector<float> f(static_cast<size_t>(numel));
     to_f32(dtype, data, f.data(), numel);
     float* dst = arena_ + int64_t(kind) * layout_->total + s.offset;
@@ -283,6 +292,8 @@ class CudaEngine final : public Engine {
   void zero_grad() override {
     device();
     if (!layout_) return;
+    settle("the reductions of the last backward");
+    reduced_ = false;
     LORA4J_CU(cudaMemsetAsync(arena_ + layout_->total, 0, size_t(layout_->total) * sizeof(float),
                               stream_));
     LORA4J_CU(cudaStreamSynchronize(stream_));
@@ -290,18 +301,41 @@ class CudaEngine final : public Engine {
   void forward_backward(const lora4j_batch& b, float grad_scale, double* loss_sum,
                         int64_t* tokens) override {
     device();
+    const bool reduce = arm_next_ && world_ > 1;  // the arming is for this call only
+    arm_next_ = false;
     if (!layout_) fail(LORA4J_ESTATE, "forward_backward: no adapter is attached");
+    settle("the reductions of the last backward");
+    reduced_ = false;
     prepare(b, true);
     forward(true);
     head_loss(grad_scale, true, loss_sum, tokens);
-    backward();
-    LORA4J_CU(cudaStreamSynchronize(stream_));
+    if (!reduce) {
+      backward(false);
+      LORA4J_CU(cudaStreamSynchronize(stream_));
+      return;
+    }
+    try {
+      buckets_ = grad_buckets(*layout_, shape_.c.num_layers, bucket_elems_);
+      while (bucket_ready_.size() < buckets_.size()) {
+        cudaEvent_t ev = nullptr;
+        LORA4J_CU(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
+        bucket_ready_.push_back(ev);
+      }
+      backward(true);
+      LORA4J_CU(cudaStreamSynchronize(stream_));
+    } catch (...) {
+      // some buckets may be queued and others not: the group's collectives are out of step
+      abort_comm();
+      throw;
+    }
+    reduced_ = true;
   }
   // One reduction over the flat gradient arena on the device (the default in Engine reads
   // every tensor back to the host). Not finite: NaN.
   double grad_norm() override {
     device();
     if (!layout_) fail(LORA4J_ESTATE, "grad_norm: no adapter is attached");
+    settle("the reductions of the last backward");
     double* dsum = static_cast<double*>(scalars_);
     int* dflag = reinterpret_cast<int*>(static_cast<char*>(scalars_) + 8);
     KCHECK(grad_sumsq(arena_ + layout_->total, layout_->total, dsum, dflag, stream_));
@@ -315,6 +349,8 @@ class CudaEngine final : public Engine {
   void optimizer_step(const lora4j_adamw& o, lora4j_step_result* r) override {
     device();
     if (!layout_) fail(LORA4J_ESTATE, "optimizer_step: no adapter is attached");
+    settle("the reductions of the last backward");
+    reduced_ = false;
     int64_t n = layout_->total;
     float* p = arena_;
     float* g = arena_ + n;
@@ -469,11 +505,14 @@ class CudaEngine final : public Engine {
   void grad_get_flat(float* out, int64_t numel) override {
     device();
     check_flat(numel);
+    settle("the reductions of the last backward");
     to_host(out, arena_ + layout_->total, size_t(numel) * sizeof(float));
   }
   void grad_set_flat(const float* data, int64_t numel) override {
     device();
     check_flat(numel);
+    settle("the reductions of the last backward");
+    reduced_ = false;
     to_device(arena_ + layout_->total, data, size_t(numel) * sizeof(float));
   }
   // A group of one needs no communicator; larger groups join an NCCL communicator on this
@@ -496,11 +535,47 @@ class CudaEngine final : public Engine {
     comm_ = c;
     world_ = world;
     rank_ = rank;
+    // the stream of the reductions overlapped with the backward, at the highest priority so
+    // that NCCL's kernels get SMs while the backward's fill the device
+    if (!comm_stream_) {
+      int least = 0, greatest = 0;
+      LORA4J_CU(cudaDeviceGetStreamPriorityRange(&least, &greatest));
+      LORA4J_CU(cudaStreamCreateWithPriority(&comm_stream_, cudaStreamNonBlocking, greatest));
+      LORA4J_CU(cudaEventCreateWithFlags(&comm_done_, cudaEventDisableTiming));
+    }
+    // Every rank must cut the same buckets (the same collectives in the same order): the
+    // setting is summed over the group, with its square, and equal sums mean equal settings. A
+    // rank with an unreadable setting takes part with -1, so that every rank fails at once.
+    std::string bad;
+    const int64_t kib = bucket_kib_setting(&bad);
+    double v[2] = {double(kib), double(kib) * double(kib)};
+    dist_allreduce_f64(v, 2);
+    if (!bad.empty()) {
+      abort_comm();
+      fail(LORA4J_EINVAL, bad);
+    }
+    if (v[0] != double(world) * double(kib) || v[1] != double(world) * double(kib) * double(kib)) {
+      abort_comm();
+      fail(LORA4J_EINVAL, "LORA4J_DIST_BUCKET_MB differs between the ranks of the group (rank " +
+                              std::to_string(rank) + " has " + std::to_string(double(kib) / 1024) +
+                              " MiB): set the same value for every rank");
+    }
+    bucket_elems_ = kib * 1024 / int64_t(sizeof(float));
+  }
+  // Overlapped reduction (lora4j_dist_reduce_in_backward): the next forward_backward only.
+  void dist_reduce_in_backward(bool on) override {
+    device();
+    arm_next_ = on && world_ > 1;  // a group of one has nothing to reduce
   }
   void dist_allreduce_grad() override {
     device();
     if (!layout_) fail(LORA4J_ESTATE, "dist_allreduce_grad: no adapter is attached");
     if (world_ == 1) return;
+    if (reduced_) {  // an armed backward queued the reductions: wait for them
+      settle("the all-reduce of the gradients");
+      reduced_ = false;
+      return;
+    }
     float* g = arena_ + layout_->total;
     nccl_check(nccl::api().ncclAllReduce(g, g, size_t(layout_->total), nccl::kFloat32, nccl::kSum,
                                          comm_, stream_),
@@ -514,6 +589,7 @@ class CudaEngine final : public Engine {
       grad_get_flat(out, numel);
       return;
     }
+    settle("the reductions of the last backward");
     const size_t bytes = size_t(world_) * size_t(numel) * sizeof(float);
     if (gathered_bytes_ < bytes) {
       free_dev(gathered_);
@@ -540,6 +616,8 @@ class CudaEngine final : public Engine {
       f64_bytes_ = bytes;
     }
     LORA4J_CU(cudaMemcpyAsync(f64_, values, bytes, cudaMemcpyHostToDevice, stream_));
+    // after the reductions an armed backward queued (the same order on every rank)
+    if (in_flight_) LORA4J_CU(cudaStreamWaitEvent(stream_, comm_done_, 0));
     nccl_check(nccl::api().ncclAllReduce(f64_, f64_, size_t(count), nccl::kFloat64, nccl::kSum,
                                          comm_, stream_),
                "ncclAllReduce of the step's sums");
@@ -577,8 +655,9 @@ class CudaEngine final : public Engine {
   // Waits for the collective queued on stream_ without blocking inside NCCL: polls the stream
   // and the communicator's asynchronous error, so that a lost peer (NCCL reports a remote or
   // system error) or a collective that never completes (LORA4J_DIST_TIMEOUT_S seconds, default
-  // 600) aborts the communicator and comes back as an error instead of a hang.
-  void wait_collective(const char* what) {
+  // 600) aborts the communicator and comes back as an error instead of a hang. also (nullable):
+  // a second stream waited for as well (comm_stream_, the overlapped reductions).
+  void wait_collective(const char* what, cudaStream_t also = nullptr) {
     const nccl::Api& a = nccl::api();
     double limit = 600;
     if (const char* t = std::getenv("LORA4J_DIST_TIMEOUT_S")) {
@@ -588,6 +667,7 @@ class CudaEngine final : public Engine {
     const auto t0 = std::chrono::steady_clock::now();
     for (;;) {
       cudaError_t q = cudaStreamQuery(stream_);
+      if (q == cudaSuccess && also) q = cudaStreamQuery(also);
       if (q == cudaSuccess) return;
       if (q != cudaErrorNotReady) LORA4J_CU(q);
       nccl::Result ae = nccl::kSuccess;
@@ -618,6 +698,50 @@ class CudaEngine final : public Engine {
     comm_ = nullptr;
     world_ = 1;
     rank_ = 0;
+    arm_next_ = in_flight_ = reduced_ = false;
+  }
+  // Waits until the reductions queued by an armed backward are complete (as wait_collective:
+  // polled, with the lost-peer and timeout handling) and orders stream_ after them. Every use of
+  // the gradient arena calls it first.
+  void settle(const char* what) {
+    if (!in_flight_) return;
+    wait_collective(what, comm_stream_);
+    LORA4J_CU(cudaStreamWaitEvent(stream_, comm_done_, 0));
+    in_flight_ = false;
+  }
+  // LORA4J_DIST_BUCKET_MB in KiB: the size of the overlapped reductions' buckets (default 25
+  // MiB, 0: one bucket per layer); -1 with the reason in *bad when it is not such a number.
+  static int64_t bucket_kib_setting(std::string* bad) {
+    const char* t = std::getenv("LORA4J_DIST_BUCKET_MB");
+    if (!t || !*t) return 25 * 1024;
+    char* end = nullptr;
+    double mb = std::strtod(t, &end);
+    if (end == t || *end != '\0' || !(mb >= 0) || mb > 4096) {
+      *bad = std::string(
+                 "LORA4J_DIST_BUCKET_MB must be a number of MiB from 0 to 4096 (0: one "
+                 "bucket per layer), got '") +
+             t + "'";
+      return -1;
+    }
+    return int64_t(std::llround(mb * 1024));
+  }
+  // Queues the all-reduce of every bucket that is final once the backward has finished `layer`
+  // (-1: after the whole backward, every bucket left): an event on stream_, comm_stream_ waits
+  // for it, NCCL reduces the bucket in place on comm_stream_.
+  void reduce_buckets(int layer, size_t* next) {
+    for (; *next < buckets_.size() && (layer < 0 || buckets_[*next].ready_after == layer);
+         ++*next) {
+      const GradBucket& k = buckets_[*next];
+      cudaEvent_t ev = bucket_ready_[*next];
+      LORA4J_CU(cudaEventRecord(ev, stream_));
+      LORA4J_CU(cudaStreamWaitEvent(comm_stream_, ev, 0));
+      float* g = arena_ + layout_->total + k.begin;
+      in_flight_ = true;
+      nccl_check(nccl::api().ncclAllReduce(g, g, size_t(k.end - k.begin), nccl::kFloat32,
+                                           nccl::kSum, comm_, comm_stream_),
+                 "ncclAllReduce of a gradient bucket");
+    }
+    if (layer < 0 && in_flight_) LORA4J_CU(cudaEventRecord(comm_done_, comm_stream_));
   }
 
   // ---- memory ------------------------------------------------------------------------------
@@ -647,9 +771,20 @@ class CudaEngine final : public Engine {
   void release() noexcept {
     if (dev_ >= 0) cudaSetDevice(dev_);
     if (comm_) {
-      nccl::api().ncclCommDestroy(comm_);
+      // reductions still queued may wait for peers that will not come: abort, not destroy
+      if (in_flight_)
+        nccl::api().ncclCommAbort(comm_);
+      else
+        nccl::api().ncclCommDestroy(comm_);
       comm_ = nullptr;
     }
+    if (comm_stream_) cudaStreamSynchronize(comm_stream_);
+    for (cudaEvent_t ev : bucket_ready_) cudaEventDestroy(ev);
+    bucket_ready_.clear();
+    if (comm_done_) cudaEventDestroy(comm_done_);
+    comm_done_ = nullptr;
+    if (comm_stream_) cudaStreamDestroy(comm_stream_);
+    comm_stream_ = nullptr;
     if (stream_) cudaStreamSynchronize(stream_);
     std::vector<void*> all;
     for (auto& kv : sizes_) all.push_back(kv.first);
@@ -1047,8 +1182,10 @@ class CudaEngine final : public Engine {
     *tokens = count;
   }
 
-  void backward() {
+  // reduce: queue the all-reduce of each bucket of buckets_ as soon as its layers are done.
+  void backward(bool reduce) {
     const int64_t n = n_, d = shape_.c.hidden_size, I = shape_.c.intermediate_size;
+    size_t next_bucket = 0;
     for (int l = shape_.c.num_layers - 1; l >= 0; --l) {
       LayerActs& a = set_for(l, true);
       if (opt_.recompute == LORA4J_RECOMPUTE_LAYER) {
@@ -1081,9 +1218,12 @@ class CudaEngine final : public Engine {
       proj_backward(l, Q, dq_, a.xn1, a.xa[Q], n, dtmp_, true, false);
       proj_backward(l, K, dk_, a.xn1, a.xa[K], n, dtmp_, true, true);
       proj_backward(l, V, dv_, a.xn1, a.xa[V], n, dtmp_, true, true);
+      // every LoRA gradient of layer l is final: nothing below writes them
+      if (reduce) reduce_buckets(l, &next_bucket);
       KCHECK(rmsnorm_backward(dtmp_, x_[size_t(l)], wnorm1(l), a.rstd1, dres_, n, d, true, stream_,
                               dy_));
     }
+    if (reduce) reduce_buckets(-1, &next_bucket);
   }
 
   // ---- decoding ---------------------------------------------------------------------------
@@ -1172,6 +1312,15 @@ class CudaEngine final : public Engine {
   int64_t dev_workers_numel_ = 0;
   void* agg_ws_ = nullptr;  // the rules' workspace (aggregate_workspace_bytes)
   size_t agg_ws_bytes_ = 0;
+  // the reductions overlapped with the backward (dist_reduce_in_backward)
+  cudaStream_t comm_stream_ = nullptr;
+  cudaEvent_t comm_done_ = nullptr;         // recorded on comm_stream_ after the last bucket
+  std::vector<cudaEvent_t> bucket_ready_;   // per bucket: its layers' backward is done
+  std::vector<GradBucket> buckets_;         // of the armed backward
+  int64_t bucket_elems_ = 25 * 1024 * 256;  // LORA4J_DIST_BUCKET_MB, read by dist_init
+  bool arm_next_ = false;                   // the next forward_backward reduces during its backward
+  bool in_flight_ = false;  // reductions queued on comm_stream_ and not yet waited for
+  bool reduced_ = false;    // the arena holds (or will, once settled) the group's sum
 };
 
 }  // namespace

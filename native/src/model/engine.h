@@ -94,6 +94,23 @@ struct LoraLayout {
 };
 LoraLayout make_lora_layout(const ModelShape& shape, int32_t rank, float scale, uint32_t targets);
 
+// One collective of the gradients reduced during the backward (lora4j_dist_reduce_in_backward):
+// the flat-arena range [begin, end) holds every LoRA gradient of layers ready_after ..
+// (some higher layer), so it is final once the backward has finished layer ready_after (the
+// backward runs from the last layer to the first). ready_after -1: gradients of no layer,
+// reduced after the whole backward.
+struct GradBucket {
+  int64_t begin, end;
+  int ready_after;
+};
+// The buckets of a layout in the order the backward completes them: consecutive layers, from the
+// last, gathered until a bucket holds at least bucket_elems elements (<= 0: one bucket per
+// layer), the first layer closing the last bucket. Together they cover [0, total) exactly once.
+// Each layer's tensors must be one contiguous range of the arena (make_lora_layout lays them out
+// layer by layer); anything else is EINTERNAL.
+std::vector<GradBucket> grad_buckets(const LoraLayout& layout, int num_layers,
+                                     int64_t bucket_elems);
+
 // Validates a batch against the shape; throws EINVAL naming the field and position.
 // need_labels: labels must be present.
 void validate_batch(const ModelShape& shape, const lora4j_batch* b, bool need_labels);
@@ -169,6 +186,11 @@ class Engine {
   // weights: n values for the mean, validated by the caller, or null. Returns the worker Krum
   // selected, else -1.
   virtual int32_t workers_aggregate(int32_t rule, int32_t f, int32_t n, const float* weights);
+  // on: the next forward_backward reduces the accumulated gradients over the group during its
+  // backward, bucket by bucket (grad_buckets) as the layers finish, and the dist_allreduce_grad
+  // that follows only waits for those reductions. The default (a group of one, the CPU backend)
+  // ignores it.
+  virtual void dist_reduce_in_backward(bool on) {}
 
  protected:
   explicit Engine(const ModelShape& s) : shape_(s) {}

@@ -1,6 +1,7 @@
 // Backend-independent pieces of the Mistral model: shape validation, frozen-weight names,
 // the LoRA registry (PEFT key names, shapes, flat-arena offsets), batch validation, dtype
 // conversion. See engine.h.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -265,6 +266,55 @@ void Engine::dist_init(const uint8_t*, int32_t, int32_t world, int32_t rank) {
                                   " ranks needs the CUDA backend (NCCL); the CPU backend trains "
                                   "alone (world size 1, virtual workers for robust aggregation)");
   }
+}
+
+std::vector<GradBucket> grad_buckets(const LoraLayout& layout, int num_layers,
+                                     int64_t bucket_elems) {
+  // each layer's range of the arena, checked to be contiguous and in layer order
+  std::vector<int64_t> lo(size_t(num_layers), -1), hi(size_t(num_layers), -1),
+      numel(size_t(num_layers), 0);
+  for (const LoraSpec& t : layout.tensors) {
+    if (t.layer < 0 || t.layer >= num_layers)
+      fail(LORA4J_EINTERNAL, "LoRA tensor '" + t.name + "' has no layer of the model");
+    const size_t l = size_t(t.layer);
+    lo[l] = lo[l] < 0 ? t.offset : std::min(lo[l], t.offset);
+    hi[l] = std::max(hi[l], t.offset + t.numel());
+    numel[l] += t.numel();
+  }
+  int64_t next = -1;  // where the layer above begins
+  for (int l = num_layers - 1; l >= 0; --l) {
+    const size_t i = size_t(l);
+    if (lo[i] < 0) continue;
+    if (hi[i] - lo[i] != numel[i] || (next >= 0 && hi[i] != next))
+      fail(LORA4J_EINTERNAL, "the LoRA gradients of layer " + std::to_string(l) +
+                                 " are not one range of the flat arena just below the next "
+                                 "layer's; buckets cannot be formed");
+    next = lo[i];
+  }
+  std::vector<GradBucket> out;
+  int64_t top = -1;  // end of the bucket being gathered, -1: none open
+  int64_t low = layout.total, high = 0;
+  for (int l = num_layers - 1; l >= 0; --l) {
+    const size_t i = size_t(l);
+    if (lo[i] < 0) continue;
+    if (top < 0) top = hi[i];
+    low = std::min(low, lo[i]);
+    high = std::max(high, hi[i]);
+    int below = l - 1;  // the next layer that holds LoRA tensors, or -1
+    while (below >= 0 && lo[size_t(below)] < 0) --below;
+    if (below < 0 || top - lo[i] >= bucket_elems) {
+      out.push_back({lo[i], top, l});
+      top = -1;
+    }
+  }
+  // what no layer holds (nothing in today's layout): reduced after the whole backward
+  if (out.empty()) {
+    if (layout.total > 0) out.push_back({0, layout.total, -1});
+  } else {
+    if (high < layout.total) out.push_back({high, layout.total, -1});
+    if (low > 0) out.push_back({0, low, -1});
+  }
+  return out;
 }
 
 void Engine::dist_allreduce_grad() { grad_numel(); }

@@ -538,14 +538,19 @@ public final class LoraTrainer {
       if (!perWorker) {
         model.zeroGrad();
         sum = 0;
+        // The rank's last pass sums the gradients over the group during its backward, overlapped
+        // with it. Only when every rank has a pass this step: a rank without one could not issue
+        // the same bucket reductions (every rank knows micro.size()).
+        boolean overlap = !d.isSingle() && micro.size() >= d.worldSize();
         for (int i = d.rank(); i < micro.size(); i += d.worldSize()) {
+          if (overlap && i + d.worldSize() >= micro.size()) model.reduceGradientsInBackward();
           sum += model.forwardBackward(micro.get(i).batch(), 1.0 / labelTokens).sum();
         }
         if (!d.isSingle()) {
           double[] v = {sum};
           model.allReduceSums(v);
           sum = v[0];
-          model.allReduceGradients();
+          model.allReduceGradients(); // after an armed pass: waits for its reductions
         }
       } else {
         int n = micro.size();

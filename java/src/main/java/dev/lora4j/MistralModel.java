@@ -663,6 +663,17 @@ public final class MistralModel implements AutoCloseable {
     engine.distAllreduceF64(values);
   }
 
+  /**
+   * The next {@link #forwardBackward} also sums the accumulated gradients (the earlier passes'
+   * included) over the group while its backward runs, bucket by bucket as the layers finish; the
+   * {@link #allReduceGradients} that must follow then only waits for those reductions. Every rank
+   * arms the same pass (the step's last). A group of one ignores it.
+   */
+  void reduceGradientsInBackward() {
+    requireAdapter();
+    engine.distReduceInBackward(true);
+  }
+
   /** Global L2 norm of the accumulated gradients, before clipping; nothing is applied. */
   public double gradNorm() {
     return engine.gradNorm();

@@ -541,4 +541,6 @@ public final class Lora4jLibrary {
       int n,
       @Const FloatPointer weights,
       @Cast("int32_t*") int[] selected);
+
+  public static native int lora4j_dist_reduce_in_backward(lora4j_engine engine, int on);
 }

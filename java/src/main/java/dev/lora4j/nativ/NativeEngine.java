@@ -484,6 +484,15 @@ public final class NativeEngine implements AutoCloseable {
     return selected[0];
   }
 
+  /**
+   * on: the next {@link #forwardBackward} also sums the accumulated gradients over the group during
+   * its backward (bucket by bucket, overlapped with it); the {@link #distAllreduceGrad} that
+   * follows only waits for it. A group of one ignores it.
+   */
+  public synchronized void distReduceInBackward(boolean on) {
+    check(lora4j_dist_reduce_in_backward(h(), on ? 1 : 0));
+  }
+
   private static void checkDirect(FloatBuffer b, long numel, String what) {
     if (b == null || !b.isDirect())
       throw new IllegalArgumentException(what + " must be a direct FloatBuffer");
