@@ -3,8 +3,9 @@
 // random inputs: continuous values, ties (a few levels, signed zeros included), duplicate
 // workers, f at its bound, NaN and infinite workers, more coordinates than one chunk, n up to
 // LORA4J_MAX_WORKERS. The mean, median and trimmed mean must be the same bits; Krum must choose
-// the same worker (and copy it exactly); centered clipping must agree to 1e-12 (the sums over
-// coordinates are taken in another order inside each chunk). Then the engine path on a CUDA
+// the same worker (and copy it exactly); centered clipping must agree to 1e-6, a few fp32 roundings
+// (the sums over coordinates are taken in another order inside each chunk, so an element of the
+// result can round the other way; measured 2.1e-8 on an H200). Then the engine path on a CUDA
 // engine: lora4j_workers_write / gather / read / aggregate against the same rule on the CPU
 // engine, and refusals. Runs on the GPU machine; skips elsewhere unless LORA4J_REQUIRE_GPU=1.
 #include <cmath>
@@ -132,18 +133,19 @@ void compare_rules(ct::Rng& rng, int n, int64_t m, bool levels, bool dup, bool f
       if (f < 0 || n <= 2 * f + 2) continue;
       Result d = device_rule(LORA4J_AGG_KRUM, f, n, m, rows, nullptr);
       Result h = host_rule(LORA4J_AGG_KRUM, f, n, m, x, nullptr);
-      ct::report_bool(kSuite, "krum:" + std::to_string(f) + tag,
-                      d.selected == h.selected && bitwise(d.out, h.out),
-                      "selected " + std::to_string(d.selected) + ", host " +
-                          std::to_string(h.selected));
+      ct::report_bool(
+          kSuite, "krum:" + std::to_string(f) + tag,
+          d.selected == h.selected && bitwise(d.out, h.out),
+          "selected " + std::to_string(d.selected) + ", host " + std::to_string(h.selected));
     }
   }
   Result dc = device_rule(LORA4J_AGG_CENTERED_CLIP, 0, n, m, rows, nullptr);
   Result hc = host_rule(LORA4J_AGG_CENTERED_CLIP, 0, n, m, x, nullptr);
-  ct::report(kSuite, "centered-clip" + tag, rel_err_finite(dc.out, hc.out), 1e-12);
-  ct::report_bool(kSuite, "centered-clip deterministic" + tag,
-                  bitwise(dc.out, device_rule(LORA4J_AGG_CENTERED_CLIP, 0, n, m, rows, nullptr).out),
-                  "two runs");
+  ct::report(kSuite, "centered-clip" + tag, rel_err_finite(dc.out, hc.out), 1e-6);
+  ct::report_bool(
+      kSuite, "centered-clip deterministic" + tag,
+      bitwise(dc.out, device_rule(LORA4J_AGG_CENTERED_CLIP, 0, n, m, rows, nullptr).out),
+      "two runs");
 }
 
 lora4j_model_config small_config() {
@@ -229,7 +231,7 @@ void engine_path(ct::Rng& rng) {
     lora4j_grad_get_flat(c, out_c.data(), numel);
     const std::string name = "engine: rule " + std::to_string(rule) + " cuda vs cpu";
     if (rule == LORA4J_AGG_CENTERED_CLIP) {
-      ct::report(kSuite, name, rc == LORA4J_OK ? rel_err_finite(out_g, out_c) : NAN, 1e-12);
+      ct::report(kSuite, name, rc == LORA4J_OK ? rel_err_finite(out_g, out_c) : NAN, 1e-6);
     } else {
       ct::report_bool(kSuite, name, rc == LORA4J_OK && sel_g == sel_c && bitwise(out_g, out_c),
                       "selected " + std::to_string(sel_g) + "/" + std::to_string(sel_c));
@@ -237,18 +239,18 @@ void engine_path(ct::Rng& rng) {
   }
   // refusals: rows beyond the reserved ones, a rule outside its tolerance, too many workers
   int rc = lora4j_workers_aggregate(g, LORA4J_AGG_MEDIAN, 0, n + 1, nullptr, nullptr);
-  ct::report_bool(kSuite, "engine: aggregate over unreserved rows refused",
-                  rc == LORA4J_EINVAL &&
-                      std::string(lora4j_last_error()).find("reserved") != std::string::npos,
-                  lora4j_last_error());
+  ct::report_bool(
+      kSuite, "engine: aggregate over unreserved rows refused",
+      rc == LORA4J_EINVAL && std::string(lora4j_last_error()).find("reserved") != std::string::npos,
+      lora4j_last_error());
   rc = lora4j_workers_aggregate(g, LORA4J_AGG_KRUM, 3, n, nullptr, nullptr);
   ct::report_bool(kSuite, "engine: krum:3 over 7 workers refused",
                   rc == LORA4J_EINVAL &&
                       std::string(lora4j_last_error()).find("n > 2f + 2") != std::string::npos,
                   lora4j_last_error());
   rc = lora4j_workers_reserve(g, LORA4J_MAX_WORKERS + 1);
-  ct::report_bool(kSuite, "engine: more than LORA4J_MAX_WORKERS rows refused",
-                  rc == LORA4J_EINVAL, lora4j_last_error());
+  ct::report_bool(kSuite, "engine: more than LORA4J_MAX_WORKERS rows refused", rc == LORA4J_EINVAL,
+                  lora4j_last_error());
   lora4j_engine_destroy(g);
   lora4j_engine_destroy(c);
 }

@@ -15,7 +15,7 @@ namespace cuda {
 namespace {
 
 constexpr int kMaxRows = LORA4J_MAX_WORKERS;
-constexpr int kThreads = 128;       // coordinate-wise kernels (a local array of n values each)
+constexpr int kThreads = 128;        // coordinate-wise kernels (a local array of n values each)
 constexpr int kReduceThreads = 256;  // per-chunk sums
 
 // Per-worker factors passed by value (the mean's weights, centered clipping's weights).
@@ -45,8 +45,9 @@ __global__ void sorted_rule_kernel(const float* __restrict__ rows, int32_t n, in
       v[k + 1] = x;
     }
     if (kMode == 0) {
-      out[j] = n % 2 == 1 ? v[n / 2]
-                          : float(__dmul_rn(0.5, __dadd_rn(double(v[n / 2 - 1]), double(v[n / 2]))));
+      out[j] = n % 2 == 1
+                   ? v[n / 2]
+                   : float(__dmul_rn(0.5, __dadd_rn(double(v[n / 2 - 1]), double(v[n / 2]))));
     } else {
       double s = 0;
       for (int32_t i = f; i < n - f; ++i) s = __dadd_rn(s, double(v[i]));
@@ -153,9 +154,9 @@ int64_t chunk_count(int64_t numel) { return (numel + agg::kChunk - 1) / agg::kCh
 unsigned chunk_grid(int64_t chunks) { return unsigned(chunks < 65535 ? chunks : 65535); }
 size_t align_up(size_t b) { return (b + 255) / 256 * 256; }
 
-#define AGG_TRY(call)                     \
-  do {                                    \
-    cudaError_t agg_e_ = (call);          \
+#define AGG_TRY(call)                         \
+  do {                                        \
+    cudaError_t agg_e_ = (call);              \
     if (agg_e_ != cudaSuccess) return agg_e_; \
   } while (0)
 
@@ -187,7 +188,8 @@ size_t aggregate_workspace_bytes(int32_t rule, int32_t n, int64_t numel) {
     case LORA4J_AGG_KRUM:
       return align_up(chunks * size_t(n) * size_t(n - 1) / 2 * sizeof(double));
     case LORA4J_AGG_CENTERED_CLIP:
-      return align_up(size_t(numel) * sizeof(double)) + align_up(chunks * size_t(n) * sizeof(double));
+      return align_up(size_t(numel) * sizeof(double)) +
+             align_up(chunks * size_t(n) * sizeof(double));
     default:
       return 0;
   }
@@ -205,7 +207,8 @@ cudaError_t aggregate_rows(int32_t rule, int32_t f, int32_t n, int64_t numel, co
       double total = 0;
       if (weights)
         for (int32_t i = 0; i < n; ++i) total += double(weights[i]);
-      for (int32_t i = 0; i < n; ++i) w.v[i] = weights ? double(weights[i]) / total : 1.0 / double(n);
+      for (int32_t i = 0; i < n; ++i)
+        w.v[i] = weights ? double(weights[i]) / total : 1.0 / double(n);
       mean_kernel<<<grid, kThreads, 0, s>>>(rows, n, numel, w, out);
       return cudaGetLastError();
     }
