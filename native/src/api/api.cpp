@@ -498,4 +498,8 @@ int lora4j_dist_allreduce_f64(lora4j_engine* engine, double* values, int32_t cou
   });
 }
 
+int lora4j_dist_abort(lora4j_engine* engine, const char* reason) {
+  return guard("lora4j_dist_abort", [&] { eng(engine).dist_abort(str(reason, "reason")); });
+}
+
 }  // extern "C"

@@ -24,7 +24,7 @@
 extern "C" {
 #endif
 
-#define LORA4J_BACKEND_ABI_VERSION 2u
+#define LORA4J_BACKEND_ABI_VERSION 3u
 
 typedef struct lora4j_backend_engine lora4j_backend_engine;
 
@@ -87,6 +87,10 @@ typedef struct lora4j_backend_api {
   int (*dist_allreduce_grad)(lora4j_backend_engine* e);
   int (*dist_allgather_grad)(lora4j_backend_engine* e, float* out, int64_t numel);
   int (*dist_allreduce_f64)(lora4j_backend_engine* e, double* values, int32_t count);
+
+  /* ---- version 3: lora4j_dist_abort. Thread-safe, unlike every other entry: called from any
+   * thread while another may wait inside a collective of e; reason is non-NULL. */
+  int (*dist_abort)(lora4j_backend_engine* e, const char* reason);
 } lora4j_backend_api;
 
 /* The one symbol a backend library exports. */

@@ -157,6 +157,10 @@ class PluginEngine final : public Engine {
   void dist_allreduce_f64(double* values, int32_t count) override {
     check(api_, api_->dist_allreduce_f64(h_, values, count));
   }
+  void dist_abort(const std::string& reason) override {
+    Engine::dist_abort(reason);
+    check(api_, api_->dist_abort(h_, reason.c_str()));
+  }
 
  private:
   const lora4j_backend_api* api_;

@@ -140,6 +140,9 @@ int dist_allgather_grad(lora4j_backend_engine* e, float* out, int64_t numel) {
 int dist_allreduce_f64(lora4j_backend_engine* e, double* values, int32_t count) {
   return guard([&] { E(e).dist_allreduce_f64(values, count); });
 }
+int dist_abort(lora4j_backend_engine* e, const char* reason) {
+  return guard([&] { E(e).dist_abort(reason); });
+}
 
 const lora4j_backend_api kApi = {
     LORA4J_BACKEND_ABI_VERSION,
@@ -176,6 +179,7 @@ const lora4j_backend_api kApi = {
     dist_allreduce_grad,
     dist_allgather_grad,
     dist_allreduce_f64,
+    dist_abort,
 };
 
 }  // namespace

@@ -519,4 +519,7 @@ public final class Lora4jLibrary {
 
   public static native int lora4j_dist_allreduce_f64(
       lora4j_engine engine, double[] values, int count);
+
+  public static native int lora4j_dist_abort(
+      lora4j_engine engine, @Cast("const char*") BytePointer reason);
 }
