@@ -9,6 +9,7 @@ import dev.lora4j.data.DataPosition;
 import dev.lora4j.data.DataReport;
 import dev.lora4j.data.DataStats;
 import dev.lora4j.data.JsonlDataset;
+import dev.lora4j.dist.GroupLink;
 import dev.lora4j.dist.Rendezvous;
 import dev.lora4j.model.peft.AdapterConfig;
 import dev.lora4j.train.CheckpointStore;
@@ -205,7 +206,45 @@ public final class LoraTrainer {
           .build();
     }
 
+    /** The liveness channel of a group (null alone): lost ranks and the adapters' comparison. */
+    GroupLink link;
+
+    /** The step whose adapters the ranks last compared (-1: none yet). */
+    long lastCompared = -1;
+
+    /**
+     * The run; in a group, a failure after a rank was lost names that rank (the collective it
+     * broke, or the check between steps, only says that the group was aborted).
+     */
     TrainingResult run() {
+      try {
+        return runSteps();
+      } catch (RuntimeException e) {
+        String why = link == null ? null : link.lost();
+        if (why == null || String.valueOf(e.getMessage()).contains(why)) throw e;
+        throw new Lora4jException(
+            why + "; rank " + cfg.distributed().rank() + " stopped: " + e.getMessage(), e);
+      } finally {
+        if (link != null) link.close();
+      }
+    }
+
+    /**
+     * In a group: every rank's adapter hashed (SHA-256 of its bytes) and compared by rank 0, which
+     * fails the run naming the ranks that differ.
+     */
+    void compareAdapters(boolean last) {
+      if (link == null || lastCompared == step) return;
+      String line =
+          link.compareAdapters(step, model.adapterSha256(), Rendezvous.defaultTimeoutMillis());
+      lastCompared = step;
+      if (writer) {
+        if (last) LOG.info(line);
+        else LOG.fine(line);
+      }
+    }
+
+    TrainingResult runSteps() {
       long t0 = System.nanoTime();
       JsonlDataset all =
           JsonlDataset.open(
@@ -287,10 +326,19 @@ public final class LoraTrainer {
       if (!cfg.distributed().isSingle()) {
         // Rank 0 makes the collective group's id and hands it to the others; every rank checks
         // that the others run the same settings (the digest) before the group forms.
+        // The rendezvous' connections stay open as the liveness channel: a lost rank (killed,
+        // stopped, cut off) aborts the collectives on every other rank instead of a hang.
         DistributedConfig d = cfg.distributed();
-        byte[] id =
-            Rendezvous.exchange(d, MistralModel::newGroupId, Rendezvous.digest(groupSettings()));
-        model.joinGroup(id, d.worldSize(), d.rank());
+        link =
+            Rendezvous.meet(
+                d,
+                MistralModel::newGroupId,
+                Rendezvous.digest(groupSettings()),
+                Rendezvous.defaultTimeoutMillis(),
+                GroupLink.defaultIntervalMillis(),
+                GroupLink.defaultSilenceMillis());
+        link.onLost(model::abortGroup);
+        model.joinGroup(link.id(), d.worldSize(), d.rank());
         LOG.fine("rank " + d.rank() + " of " + d.worldSize() + " joined the group");
       }
       PoisonGuard guard =
@@ -339,6 +387,7 @@ public final class LoraTrainer {
       try (BatchIterator it = train.batches(pos, epochs)) {
         int retryEpoch = pos.epoch();
         while (step < totalSteps && it.hasNext()) {
+          if (link != null) link.checkAlive();
           long ts = System.nanoTime();
           times.begin();
           List<DataBatch> micro = new ArrayList<>(perStep);
@@ -402,6 +451,8 @@ public final class LoraTrainer {
       for (Retry r : pending) {
         reject(r, r.info().reason() + "; not retried: the run had reached its last step", null);
       }
+      compareAdapters(true);
+      if (link != null) link.finish();
       if (times.steps() > 0) LOG.info(times.summary());
       if (evaluator.active()) evals.add(evaluator.evaluate(step));
       if (evaluator.lastWarning != null) warnings.add(evaluator.lastWarning);
@@ -628,6 +679,7 @@ public final class LoraTrainer {
       if (evaluator.active() && cfg.evalSteps() > 0 && step % cfg.evalSteps() == 0 && !last) {
         evals.add(evaluator.evaluate(step));
       }
+      if (cfg.saveSteps() > 0 && step % cfg.saveSteps() == 0) compareAdapters(false);
       if (cfg.saveSteps() > 0 && step % cfg.saveSteps() == 0 && writer) {
         TrainerState st =
             new TrainerState(
