@@ -3,10 +3,11 @@
 # Run from the repository root:  bash scripts/gpu/run.sh
 # Builds native/ with the CUDA backend (sm_80 + sm_90), runs every ctest test (CPU and CUDA),
 # writes the logs under $OUT (or ./gpu-out), and prints a short summary table LAST.
-# Steps can be chosen with STEPS (space separated): build test java cli compare bench ops.
+# Steps can be chosen with STEPS (space separated): build test java cli compare bench ops dist.
 # All logs end up in $OUT/logs.tgz (the device tool brings back at most 8 files).
 # Default: build test. "compare" times the whole step at the reference stack's settings and runs
-# the reference stack (benchmarks/reference/hf_peft_baseline.py) in the same call.
+# the reference stack (benchmarks/reference/hf_peft_baseline.py) in the same call. "dist" runs
+# the 2-GPU checks of distributed training (scripts/gpu/dist.sh; needs 2 GPUs and .device/).
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${OUT:-$ROOT/gpu-out}
@@ -124,6 +125,13 @@ if has ops; then
   fi
 fi
 
+if has dist; then
+  # The 2-GPU checks (equivalence, bitwise adapters, kill trial, two nodes over sockets, one
+  # faulty rank); its table is printed again in the summary below.
+  echo "== distributed training on 2 GPUs (scripts/gpu/dist.sh)"
+  OUT="$OUT" bash "$ROOT/scripts/gpu/dist.sh" > "$OUT/dist.txt" 2>&1 || status=1
+fi
+
 # ---- summary table (last) -----------------------------------------------------------------
 if [ -f "$OUT/hf_baseline.json" ] && [ -f "$OUT/bench_reference.jsonl" ]; then
   echo
@@ -156,6 +164,11 @@ if [ -f "$OUT/tests.log" ]; then
     | sed -E 's/^ +//' | tail -12
   [ -f "$OUT/bench.jsonl" ] && { echo "---- bench"; cat "$OUT/bench.jsonl"; }
   echo "total $(( $(date +%s) - t0 )) s; logs in $OUT"
+fi
+if [ -f "$OUT/dist.txt" ]; then
+  echo
+  sed -n '/^================ distributed/,$p' "$OUT/dist.txt"
+  grep -q '^================ distributed' "$OUT/dist.txt" || tail -20 "$OUT/dist.txt"
 fi
 # one archive of every log (the device tool brings back at most 8 files)
 if [ -d "$OUT" ] && tar -czf /tmp/lora4j-logs.tgz -C "$OUT" --exclude=logs.tgz .; then

@@ -5,9 +5,9 @@ import java.util.Map;
 
 /**
  * What the launcher flags of {@code train} (--nnodes, --node-rank, --master-addr, --master-port,
- * --nproc-per-node) and torchrun's environment variables make of one process: a run alone, one
- * rank of a group, or a supervisor that starts --nproc-per-node ranks on this host. Every
- * combination that makes no sense is refused here, naming the flag, before anything starts.
+ * --nproc-per-node) and torchrun's environment variables make of one process: a run alone, one rank
+ * of a group, or a supervisor that starts --nproc-per-node ranks on this host. Every combination
+ * that makes no sense is refused here, naming the flag, before anything starts.
  *
  * @param group the group this process is a rank of (RANK), or the first rank's (SUPERVISOR: rank
  *     node_rank x nproc, the others follow)
@@ -53,7 +53,8 @@ record LaunchPlan(Mode mode, DistributedConfig group, int nodeRank, int nproc, i
     try {
       fromEnv = DistributedConfig.fromEnvironment(env);
     } catch (IllegalArgumentException e) {
-      throw new IllegalArgumentException("the environment describes no valid group: " + e.getMessage());
+      throw new IllegalArgumentException(
+          "the environment describes no valid group: " + e.getMessage());
     }
     if (fromEnv != null) {
       String set = "WORLD_SIZE=" + fromEnv.worldSize() + " is set in the environment";
@@ -94,11 +95,7 @@ record LaunchPlan(Mode mode, DistributedConfig group, int nodeRank, int nproc, i
       }
       int onHost = intOr(env.get("LOCAL_WORLD_SIZE"), fromEnv.localRank() > 0 ? 2 : 1);
       return new LaunchPlan(
-          fromEnv.isSingle() ? Mode.ALONE : Mode.RANK,
-          fromEnv,
-          fromEnv.rank() / per,
-          1,
-          onHost);
+          fromEnv.isSingle() ? Mode.ALONE : Mode.RANK, fromEnv, fromEnv.rank() / per, 1, onHost);
     }
     int nodes = nnodes == null ? 1 : nnodes;
     int node = nodeRank == null ? 0 : nodeRank;
@@ -152,8 +149,8 @@ record LaunchPlan(Mode mode, DistributedConfig group, int nodeRank, int nproc, i
               + typed
               + " would put all "
               + ranksOnHost
-              + " ranks of this host on one GPU: give --device cuda (each rank uses cuda:LOCAL_RANK)"
-              + " or give each rank its own CUDA_VISIBLE_DEVICES");
+              + " ranks of this host on one GPU: give --device cuda (each rank uses"
+              + " cuda:LOCAL_RANK) or give each rank its own CUDA_VISIBLE_DEVICES");
     }
     return typed;
   }

@@ -21,8 +21,8 @@ import java.util.Set;
  * LOCAL_RANK, MASTER_ADDR, MASTER_PORT) and the same command line minus the launcher flags. It
  * prefixes each worker's output lines with {@code [rank i]}, keeps their last lines, forwards
  * SIGINT and SIGTERM (its shutdown hook stops the workers, forcibly after a grace period), and when
- * a worker exits with a non-zero status stops the others and fails naming that rank, its status
- * and its last lines.
+ * a worker exits with a non-zero status stops the others and fails naming that rank, its status and
+ * its last lines.
  */
 final class Supervisor {
   /** The launcher's own flags, which the workers do not get (each takes a value). */
@@ -213,7 +213,8 @@ final class Supervisor {
             .append(status)
             .append(status > 128 ? " (killed by signal " + (status - 128) + ")" : "")
             .append("; the other workers were stopped. Its last lines:");
-    for (String l : last) sb.append(System.lineSeparator()).append("  [rank ").append(rank).append("] ").append(l);
+    for (String l : last)
+      sb.append(System.lineSeparator()).append("  [rank ").append(rank).append("] ").append(l);
     if (last.isEmpty()) sb.append(" (none)");
     err.println(sb);
     return status > 0 && status < 256 ? status : 1;

@@ -25,17 +25,17 @@ import java.util.logging.Logger;
  * The connections of the rendezvous (rank 0 to every other rank), kept open for the whole run as a
  * liveness channel beside the collectives. Each side sends a heartbeat every interval (default 2
  * s); a peer whose connection closes, or that sends nothing for the silence limit (default 20 s),
- * is lost. Rank 0 then tells every other rank which rank was lost, and every rank runs the
- * handlers given to {@link #onLost} (the trainer aborts its collective group, which a dead peer
- * may otherwise leave waiting forever: over NVLink or shared memory NCCL need not notice).
+ * is lost. Rank 0 then tells every other rank which rank was lost, and every rank runs the handlers
+ * given to {@link #onLost} (the trainer aborts its collective group, which a dead peer may
+ * otherwise leave waiting forever: over NVLink or shared memory NCCL need not notice).
  *
  * <p>The channel also carries the check that the ranks hold the same adapter: each rank sends the
- * SHA-256 of its adapter's bytes ({@link #compareAdapters}), rank 0 compares them and answers
- * every rank with the verdict.
+ * SHA-256 of its adapter's bytes ({@link #compareAdapters}), rank 0 compares them and answers every
+ * rank with the verdict.
  *
  * <p>A run that ends well says so ({@link #finish}) before it closes, so that its closing
- * connection is not taken for a lost rank; a run that fails just closes, and the others learn it
- * as a lost rank.
+ * connection is not taken for a lost rank; a run that fails just closes, and the others learn it as
+ * a lost rank.
  */
 public final class GroupLink implements AutoCloseable {
   private static final Logger LOG = Logger.getLogger(GroupLink.class.getName());
@@ -56,6 +56,7 @@ public final class GroupLink implements AutoCloseable {
   private final long intervalMs, silenceMs;
   private final AtomicReference<String> lost = new AtomicReference<>();
   private final List<Consumer<String>> handlers = new CopyOnWriteArrayList<>();
+
   /** The peers that said goodbye ({@link #finish}): their closing connection is no loss. */
   private final java.util.Set<Integer> said = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
@@ -143,8 +144,8 @@ public final class GroupLink implements AutoCloseable {
   }
 
   /**
-   * Runs handler (at once when a rank is already lost) with the reason when a rank is lost; it
-   * runs on the link's thread and must not block.
+   * Runs handler (at once when a rank is already lost) with the reason when a rank is lost; it runs
+   * on the link's thread and must not block.
    */
   public void onLost(Consumer<String> handler) {
     handlers.add(handler);

@@ -53,9 +53,13 @@ class LaunchTest {
 
   @Test
   void nonsenseIsRefusedNamingTheFlag() {
-    assertTrue(refused(() -> plan(2, 2, null, null, 1)).startsWith("--node-rank 2 must be below --nnodes 2"));
-    assertTrue(refused(() -> plan(null, 1, null, null, 2)).startsWith("--node-rank 1 must be below"));
-    assertTrue(refused(() -> plan(null, null, null, null, 0)).startsWith("--nproc-per-node must be >= 1"));
+    assertTrue(
+        refused(() -> plan(2, 2, null, null, 1))
+            .startsWith("--node-rank 2 must be below --nnodes 2"));
+    assertTrue(
+        refused(() -> plan(null, 1, null, null, 2)).startsWith("--node-rank 1 must be below"));
+    assertTrue(
+        refused(() -> plan(null, null, null, null, 0)).startsWith("--nproc-per-node must be >= 1"));
     assertTrue(refused(() -> plan(0, null, null, null, 1)).startsWith("--nnodes must be >= 1"));
     assertTrue(refused(() -> plan(null, null, null, 70000, 1)).startsWith("--master-port must be"));
     assertTrue(refused(() -> plan(null, -1, null, null, 1)).startsWith("--node-rank must be >= 0"));
@@ -71,15 +75,21 @@ class LaunchTest {
     assertEquals(new DistributedConfig(4, 3, 1, "h0", 555), p.group());
     // flags that agree are accepted
     assertEquals(p.group(), plan(2, 1, "h0", 555, null, env).group());
-    assertTrue(refused(() -> plan(null, null, null, null, 2, env)).startsWith("--nproc-per-node starts its own"));
+    assertTrue(
+        refused(() -> plan(null, null, null, null, 2, env))
+            .startsWith("--nproc-per-node starts its own"));
     assertEquals(
         "--master-addr h1 disagrees with MASTER_ADDR=h0",
         refused(() -> plan(null, null, "h1", null, null, env)));
     assertEquals(
         "--master-port 556 disagrees with MASTER_PORT=555",
         refused(() -> plan(null, null, null, 556, null, env)));
-    assertTrue(refused(() -> plan(3, null, null, null, null, env)).startsWith("--nnodes 3 disagrees with WORLD_SIZE=4"));
-    assertTrue(refused(() -> plan(2, 0, null, null, null, env)).startsWith("--node-rank 0 disagrees with RANK=3"));
+    assertTrue(
+        refused(() -> plan(3, null, null, null, null, env))
+            .startsWith("--nnodes 3 disagrees with WORLD_SIZE=4"));
+    assertTrue(
+        refused(() -> plan(2, 0, null, null, null, env))
+            .startsWith("--node-rank 0 disagrees with RANK=3"));
     assertTrue(
         refused(() -> plan(null, null, null, null, null, "WORLD_SIZE", "2", "RANK", "1"))
             .contains("MASTER_ADDR is not set"));
@@ -92,16 +102,35 @@ class LaunchTest {
     LaunchPlan sup = plan(null, null, null, null, 2);
     assertEquals("cuda:1", sup.device("cuda", 1));
     assertEquals("cuda:0", sup.device("auto", 0));
-    assertTrue(refused(() -> sup.device("cpu", 0)).startsWith("--device cpu cannot train in a group of 2"));
-    assertTrue(refused(() -> sup.device("cuda:1", 0)).startsWith("--device cuda:1 would put all 2 ranks"));
+    assertTrue(
+        refused(() -> sup.device("cpu", 0))
+            .startsWith("--device cpu cannot train in a group of 2"));
+    assertTrue(
+        refused(() -> sup.device("cuda:1", 0)).startsWith("--device cuda:1 would put all 2 ranks"));
     // one rank on this host (one per node): an explicit GPU is kept
     LaunchPlan node = plan(2, 0, null, null, 1);
     assertEquals("cuda:1", node.device("cuda:1", 0));
     LaunchPlan alone = plan(null, null, null, null, null);
     assertEquals("cpu", alone.device("cpu", 0));
     LaunchPlan torch =
-        plan(null, null, null, null, null, "WORLD_SIZE", "2", "RANK", "1", "LOCAL_RANK", "1",
-            "LOCAL_WORLD_SIZE", "2", "MASTER_ADDR", "a", "MASTER_PORT", "1");
+        plan(
+            null,
+            null,
+            null,
+            null,
+            null,
+            "WORLD_SIZE",
+            "2",
+            "RANK",
+            "1",
+            "LOCAL_RANK",
+            "1",
+            "LOCAL_WORLD_SIZE",
+            "2",
+            "MASTER_ADDR",
+            "a",
+            "MASTER_PORT",
+            "1");
     assertEquals("cuda:1", torch.device("cuda", 1));
     assertTrue(refused(() -> torch.device("cuda:0", 1)).contains("would put all 2 ranks"));
   }
@@ -112,8 +141,19 @@ class LaunchTest {
         List.of("--model", "m", "--data=d", "--device", "cuda"),
         Supervisor.withoutLauncherFlags(
             List.of(
-                "--nproc-per-node", "2", "--model", "m", "--nnodes=1", "--data=d",
-                "--node-rank", "0", "--master-addr", "h", "--master-port=9", "--device", "cuda")));
+                "--nproc-per-node",
+                "2",
+                "--model",
+                "m",
+                "--nnodes=1",
+                "--data=d",
+                "--node-rank",
+                "0",
+                "--master-addr",
+                "h",
+                "--master-port=9",
+                "--device",
+                "cuda")));
   }
 
   record Result(int code, String out, String err) {}
@@ -133,24 +173,44 @@ class LaunchTest {
       System.setErr(oldErr);
     }
     return new Result(
-        code,
-        out + o.toString(StandardCharsets.UTF_8),
-        err + e.toString(StandardCharsets.UTF_8));
+        code, out + o.toString(StandardCharsets.UTF_8), err + e.toString(StandardCharsets.UTF_8));
   }
 
   @Test
   void aCpuGroupIsRefusedBeforeAnythingStarts(@TempDir Path tmp) {
     Path outDir = tmp.resolve("out");
     Result r =
-        run("train", "--nproc-per-node", "2", "--device", "cpu", "--model", MODEL, "--data", DATA,
-            "--output", outDir.toString());
+        run(
+            "train",
+            "--nproc-per-node",
+            "2",
+            "--device",
+            "cpu",
+            "--model",
+            MODEL,
+            "--data",
+            DATA,
+            "--output",
+            outDir.toString());
     assertEquals(1, r.code(), r.err());
     assertTrue(r.err().contains("error: --device cpu cannot train in a group of 2 ranks"), r.err());
     assertFalse(r.err().contains("[rank "), "no worker started: " + r.err());
     assertFalse(Files.exists(outDir));
     Result n =
-        run("train", "--nnodes", "2", "--node-rank", "2", "--nproc-per-node", "1", "--model", MODEL,
-            "--data", DATA, "--output", outDir.toString());
+        run(
+            "train",
+            "--nnodes",
+            "2",
+            "--node-rank",
+            "2",
+            "--nproc-per-node",
+            "1",
+            "--model",
+            MODEL,
+            "--data",
+            DATA,
+            "--output",
+            outDir.toString());
     assertEquals(1, n.code());
     assertTrue(n.err().contains("error: --node-rank 2 must be below --nnodes 2"), n.err());
   }
@@ -161,15 +221,28 @@ class LaunchTest {
     // a GPU they may fail earlier, at --device cuda): the supervisor exits non-zero naming a rank,
     // its exit status and its last lines, each prefixed with its rank
     Result r =
-        run("train", "--nproc-per-node", "2", "--device", "cuda", "--master-port",
-            Integer.toString(29_700 + (int) (ProcessHandle.current().pid() % 200)), "--model",
-            MODEL, "--data", tmp.resolve("missing.jsonl").toString(), "--output",
+        run(
+            "train",
+            "--nproc-per-node",
+            "2",
+            "--device",
+            "cuda",
+            "--master-port",
+            Integer.toString(29_700 + (int) (ProcessHandle.current().pid() % 200)),
+            "--model",
+            MODEL,
+            "--data",
+            tmp.resolve("missing.jsonl").toString(),
+            "--output",
             tmp.resolve("out").toString());
     assertEquals(1, r.code(), r.err());
     assertTrue(r.err().contains("started 2 worker(s), ranks 0 .. 1 of 2"), r.err());
     assertTrue(
-        r.err().matches("(?s).*lora4j train: error: rank [01] \\(local rank [01] of this host's 2\\)"
-            + " exited with status 1; the other workers were stopped\\. Its last lines:\n.*"),
+        r.err()
+            .matches(
+                "(?s).*lora4j train: error: rank [01] \\(local rank [01] of this host's 2\\) exited"
+                    + " with status 1; the other workers were stopped\\. Its last lines:\n"
+                    + ".*"),
         r.err());
     String tail = r.err().substring(r.err().indexOf("Its last lines:"));
     assertTrue(tail.matches("(?s).*\n  \\[rank [01]\\] lora4j train: error: .*"), tail);
@@ -179,9 +252,24 @@ class LaunchTest {
   void aSupervisedRunOfOneTrainsAsAlone(@TempDir Path tmp) throws Exception {
     Path outDir = tmp.resolve("out");
     Result r =
-        run("train", "--nproc-per-node", "1", "--device", "cpu", "--model", MODEL, "--data", DATA,
-            "--output", outDir.toString(), "--steps", "2", "--batch-size", "1",
-            "--max-seq-length", "64");
+        run(
+            "train",
+            "--nproc-per-node",
+            "1",
+            "--device",
+            "cpu",
+            "--model",
+            MODEL,
+            "--data",
+            DATA,
+            "--output",
+            outDir.toString(),
+            "--steps",
+            "2",
+            "--batch-size",
+            "1",
+            "--max-seq-length",
+            "64");
     assertEquals(0, r.code(), r.err());
     assertTrue(r.out().contains("[rank 0] adapter: "), r.out());
     assertTrue(Files.exists(outDir.resolve("adapter/adapter_model.safetensors")));

@@ -2,8 +2,13 @@ package dev.lora4j.dist;
 
 import static org.junit.jupiter.api.Assertions.*;
 
+import dev.lora4j.Device;
 import dev.lora4j.DistributedConfig;
 import dev.lora4j.Lora4jException;
+import dev.lora4j.LoraConfig;
+import dev.lora4j.MistralModel;
+import dev.lora4j.nativ.NativeException;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -184,6 +189,31 @@ class GroupLinkTest {
     } finally {
       ex.shutdownNow();
       for (GroupLink l : g) l.close();
+    }
+  }
+
+  @Test
+  void abortingTheGroupFromAnotherThreadFailsTheCollectivesWithTheReason() throws Exception {
+    try (MistralModel m =
+        MistralModel.load(Path.of("../examples/models/tiny-mistral"), Device.cpu())) {
+      m.attachNewAdapter(LoraConfig.builder().rank(4).alpha(8).build(), 7);
+      byte[] before = m.adapterSha256();
+      assertArrayEquals(before, m.adapterSha256(), "the hash is a function of the adapter");
+      m.joinGroup(null, 1, 0);
+      m.allReduceGradients(); // a group of one: nothing to exchange
+      Thread t = new Thread(() -> m.abortGroup("rank 3 was lost: test"));
+      t.start();
+      t.join();
+      NativeException e = assertThrows(NativeException.class, m::allReduceGradients);
+      assertTrue(e.getMessage().contains("rank 3 was lost: test"), e.getMessage());
+      e = assertThrows(NativeException.class, () -> m.allReduceSums(new double[] {1}));
+      assertTrue(e.getMessage().contains("rank 3 was lost: test"), e.getMessage());
+      assertArrayEquals(before, m.adapterSha256(), "the engine still works");
+      m.attachNewAdapter(LoraConfig.builder().rank(4).alpha(8).build(), 8);
+      assertFalse(
+          java.util.Arrays.equals(before, m.adapterSha256()), "another adapter, another hash");
+      m.close();
+      m.abortGroup("after close: nothing to abort"); // no exception, no crash
     }
   }
 
