@@ -230,6 +230,41 @@ public final class LoraTrainer {
     }
 
     /**
+     * With the system property lora4j.dist.haltAfterLostSeconds (the command line sets 30): a rank
+     * that has not ended that long after a rank was lost halts its JVM (status 1, the reason on
+     * standard error). The abort frees a waiting collective; this bounds what it cannot free (a
+     * rank stuck joining NCCL's communicator, or in a driver call). A library caller that does not
+     * set the property gets the exception only.
+     */
+    static void haltAfterLoss(GroupLink link) {
+      Long secs = Long.getLong("lora4j.dist.haltAfterLostSeconds");
+      if (secs == null || secs <= 0) return;
+      link.onLost(
+          why -> {
+            Thread t =
+                new Thread(
+                    () -> {
+                      try {
+                        Thread.sleep(secs * 1000);
+                      } catch (InterruptedException e) {
+                        return;
+                      }
+                      System.err.println(
+                          "lora4j: error: "
+                              + why
+                              + "; this rank did not stop within "
+                              + secs
+                              + " s of it and halts");
+                      System.err.flush();
+                      Runtime.getRuntime().halt(1);
+                    },
+                    "lora4j-halt-after-loss");
+            t.setDaemon(true);
+            t.start();
+          });
+    }
+
+    /**
      * In a group: every rank's adapter hashed (SHA-256 of its bytes) and compared by rank 0, which
      * fails the run naming the ranks that differ.
      */
@@ -338,6 +373,7 @@ public final class LoraTrainer {
                 GroupLink.defaultIntervalMillis(),
                 GroupLink.defaultSilenceMillis());
         link.onLost(model::abortGroup);
+        haltAfterLoss(link);
         model.joinGroup(link.id(), d.worldSize(), d.rank());
         LOG.fine("rank " + d.rank() + " of " + d.worldSize() + " joined the group");
       }

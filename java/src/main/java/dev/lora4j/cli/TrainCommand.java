@@ -345,6 +345,9 @@ final class TrainCommand implements Callable<Integer> {
     watchSupervisor();
     if (plan.mode() == LaunchPlan.Mode.RANK) {
       cfg = cfg.toBuilder().distributed(plan.group()).build();
+      // A rank that outlives a lost peer by 30 s (stuck where the abort cannot reach) halts.
+      if (System.getProperty("lora4j.dist.haltAfterLostSeconds") == null)
+        System.setProperty("lora4j.dist.haltAfterLostSeconds", "30");
     }
     if (cfg.resume()) checkOptimizerFlagsOnResume(cfg);
     try (MistralModel model = modelOptions.load(typedDevice)) {
