@@ -359,6 +359,15 @@ int lora4j_workers_write(lora4j_engine* engine, int32_t first, int32_t count, co
 int lora4j_workers_aggregate(lora4j_engine* engine, int32_t rule, int32_t f, int32_t n,
                              const float* weights, int32_t* selected);
 
+/* Aborts the engine's collective group, for a rank that learnt (from outside the collectives,
+ * e.g. a lost heartbeat) that another rank is gone. Thread-safe: may be called from any thread,
+ * also while another thread waits inside a collective of this engine; it does not wait for that
+ * call. The waiting collective (CUDA: within milliseconds) and every later one fail with
+ * LORA4J_EDEVICE and a message containing reason (non-NULL, UTF-8). A group of one (the CPU
+ * backend) records the reason: its later collectives fail likewise. The engine stays usable for
+ * everything but collectives, and lora4j_engine_destroy works as usual. */
+int lora4j_dist_abort(lora4j_engine* engine, const char* reason);
+
 #ifdef __cplusplus
 }
 #endif

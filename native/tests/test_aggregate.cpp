@@ -11,6 +11,7 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "lora4j.h"
@@ -326,7 +327,33 @@ void engine_flat_buffer() {
                  std::string(lora4j_last_error()).find("n > 2f + 2") != std::string::npos,
              lora4j_last_error());
   check_true("workers_reserve(0) frees the rows", lora4j_workers_reserve(e, 0) == LORA4J_OK);
+
+  // lora4j_dist_abort: thread-safe (called here from another thread); the reason is kept and
+  // every later collective fails with it; the rest of the engine keeps working
+  check_true("dist_abort with a null reason refused",
+             lora4j_dist_abort(e, nullptr) == LORA4J_EINVAL, lora4j_last_error());
+  int abort_rc = -1;
+  std::thread aborter([&] { abort_rc = lora4j_dist_abort(e, "rank 1 was lost (test)"); });
+  aborter.join();
+  check_true("dist_abort from another thread", abort_rc == LORA4J_OK);
+  check_true("dist_abort a second time", lora4j_dist_abort(e, "later reason") == LORA4J_OK);
+  auto names_reason = [&](int status) {
+    return status == LORA4J_EDEVICE &&
+           std::string(lora4j_last_error()).find("rank 1 was lost (test)") != std::string::npos;
+  };
+  check_true("after dist_abort the all-reduce fails naming the reason",
+             names_reason(lora4j_dist_allreduce_grad(e)), lora4j_last_error());
+  check_true("after dist_abort the all-gather fails naming the reason",
+             names_reason(lora4j_dist_allgather_grad(e, gathered.data(), numel)),
+             lora4j_last_error());
+  check_true("after dist_abort the scalar all-reduce fails naming the reason",
+             names_reason(lora4j_dist_allreduce_f64(e, vals, 2)), lora4j_last_error());
+  double norm2 = 0;
+  check_true("after dist_abort the engine still computes",
+             lora4j_grad_norm(e, &norm2) == LORA4J_OK && norm2 == norm1, lora4j_last_error());
   lora4j_engine_destroy(e);
+  check_true("dist_abort on a null engine refused",
+             lora4j_dist_abort(nullptr, "x") == LORA4J_EINVAL, lora4j_last_error());
 }
 
 }  // namespace

@@ -6,7 +6,8 @@
 # Steps can be chosen with STEPS (space separated): build test java cli compare bench profile dist distbench ops.
 # All logs end up in $OUT/logs.tgz (the device tool brings back at most 8 files).
 # Default: build test. "compare" times the whole step at the reference stack's settings and runs
-# the reference stack (benchmarks/reference/hf_peft_baseline.py) in the same call.
+# the reference stack (benchmarks/reference/hf_peft_baseline.py) in the same call. "dist" runs
+# the 2-GPU checks of distributed training (scripts/gpu/dist.sh; needs 2 GPUs and .device/).
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${OUT:-$ROOT/gpu-out}
@@ -172,6 +173,13 @@ if has ops; then
   fi
 fi
 
+if has dist; then
+  # The 2-GPU checks (equivalence, bitwise adapters, kill trial, two nodes over sockets, one
+  # faulty rank); its table is printed again in the summary below.
+  echo "== distributed training on 2 GPUs (scripts/gpu/dist.sh)"
+  OUT="$OUT" bash "$ROOT/scripts/gpu/dist.sh" > "$OUT/dist.txt" 2>&1 || status=1
+fi
+
 # ---- summary table (last) -----------------------------------------------------------------
 if [ -f "$OUT/hf_baseline.json" ] && [ -f "$OUT/bench_reference.jsonl" ]; then
   echo
@@ -209,6 +217,11 @@ if [ -f "$OUT/dist_bench.jsonl" ]; then
   echo
   echo "================ gradient all-reduce, plain vs overlapped (2 GPUs) ================"
   grep -aE '^# |failed' "$OUT/dist_bench.jsonl" || tail -5 "$OUT/dist_bench.jsonl"
+fi
+if [ -f "$OUT/dist.txt" ]; then
+  echo
+  sed -n '/^================ distributed/,$p' "$OUT/dist.txt"
+  grep -q '^================ distributed' "$OUT/dist.txt" || tail -20 "$OUT/dist.txt"
 fi
 # one archive of every log (the device tool brings back at most 8 files)
 if [ -d "$OUT" ] && tar -czf /tmp/lora4j-logs.tgz -C "$OUT" --exclude=logs.tgz .; then

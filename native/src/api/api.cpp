@@ -561,4 +561,8 @@ int lora4j_dist_reduce_in_backward(lora4j_engine* engine, int32_t on) {
   });
 }
 
+int lora4j_dist_abort(lora4j_engine* engine, const char* reason) {
+  return guard("lora4j_dist_abort", [&] { eng(engine).dist_abort(str(reason, "reason")); });
+}
+
 }  // extern "C"

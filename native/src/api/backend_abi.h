@@ -100,6 +100,9 @@ typedef struct lora4j_backend_api {
                            const float* weights, int32_t* selected);
   /* ---- version 3: lora4j_dist_reduce_in_backward (the core has checked on is 0 or 1). */
   int (*dist_reduce_in_backward)(lora4j_backend_engine* e, int32_t on);
+  /* ---- version 3: lora4j_dist_abort. Thread-safe, unlike every other entry: called from any
+   * thread while another may wait inside a collective of e; reason is non-NULL. */
+  int (*dist_abort)(lora4j_backend_engine* e, const char* reason);
 } lora4j_backend_api;
 
 /* The one symbol a backend library exports. */

@@ -173,6 +173,10 @@ class PluginEngine final : public Engine {
   void dist_reduce_in_backward(bool on) override {
     check(api_, api_->dist_reduce_in_backward(h_, on ? 1 : 0));
   }
+  void dist_abort(const std::string& reason) override {
+    Engine::dist_abort(reason);
+    check(api_, api_->dist_abort(h_, reason.c_str()));
+  }
 
  private:
   const lora4j_backend_api* api_;

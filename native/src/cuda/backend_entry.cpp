@@ -160,6 +160,9 @@ int workers_aggregate(lora4j_backend_engine* e, int32_t rule, int32_t f, int32_t
                       const float* weights, int32_t* selected) {
   return guard([&] { *selected = E(e).workers_aggregate(rule, f, n, weights); });
 }
+int dist_abort(lora4j_backend_engine* e, const char* reason) {
+  return guard([&] { E(e).dist_abort(reason); });
+}
 
 const lora4j_backend_api kApi = {
     LORA4J_BACKEND_ABI_VERSION,
@@ -202,6 +205,7 @@ const lora4j_backend_api kApi = {
     workers_write,
     workers_aggregate,
     dist_reduce_in_backward,
+    dist_abort,
 };
 
 }  // namespace

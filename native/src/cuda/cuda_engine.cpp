@@ -569,6 +569,7 @@ class CudaEngine final : public Engine {
   }
   void dist_allreduce_grad() override {
     device();
+    check_not_aborted("the all-reduce of the gradients");
     if (!layout_) fail(LORA4J_ESTATE, "dist_allreduce_grad: no adapter is attached");
     if (world_ == 1) return;
     if (reduced_) {  // an armed backward queued the reductions: wait for them
@@ -584,6 +585,7 @@ class CudaEngine final : public Engine {
   }
   void dist_allgather_grad(float* out, int64_t numel) override {
     device();
+    check_not_aborted("the all-gather of the gradients");
     check_flat(numel);
     if (world_ == 1) {
       grad_get_flat(out, numel);
@@ -606,6 +608,7 @@ class CudaEngine final : public Engine {
   }
   void dist_allreduce_f64(double* values, int32_t count) override {
     device();
+    check_not_aborted("the all-reduce of the step's sums");
     if (world_ == 1 || count == 0) return;
     const size_t bytes = size_t(count) * sizeof(double);
     if (f64_bytes_ < bytes) {
@@ -670,6 +673,14 @@ class CudaEngine final : public Engine {
       if (q == cudaSuccess && also) q = cudaStreamQuery(also);
       if (q == cudaSuccess) return;
       if (q != cudaErrorNotReady) LORA4J_CU(q);
+      if (abort_requested()) {
+        // lora4j_dist_abort from another thread: a peer is known lost outside NCCL (the
+        // collective may never see it, e.g. over P2P or shared memory).
+        std::string msg = std::string(what) + " aborted on rank " + std::to_string(rank_) + " of " +
+                          std::to_string(world_) + ": " + abort_reason();
+        abort_comm();
+        fail(LORA4J_EDEVICE, msg);
+      }
       nccl::Result ae = nccl::kSuccess;
       nccl::Result r = a.ncclCommGetAsyncError(comm_, &ae);
       if (r != nccl::kSuccess || (ae != nccl::kSuccess && ae != nccl::kInProgress)) {

@@ -6,7 +6,9 @@
 // src/api catches everything and turns it into a status and a thread-local message.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -192,14 +194,31 @@ class Engine {
   // ignores it.
   virtual void dist_reduce_in_backward(bool on) {}
 
+  // Aborts the group (lora4j_dist_abort). Thread-safe, unlike the rest of the engine: records
+  // the reason and raises a flag; it never waits for nor touches a collective in progress. The
+  // collectives check the flag (check_not_aborted) and fail with the reason; the CUDA engine also
+  // polls it while it waits and then aborts its communicator from the waiting thread. The
+  // plugin engine of the core overrides it to forward the abort to its backend.
+  virtual void dist_abort(const std::string& reason);
+  // The reason given to dist_abort, or "" when the group was not aborted.
+  std::string abort_reason() const;
+
  protected:
   explicit Engine(const ModelShape& s) : shape_(s) {}
+  // Throws EDEVICE naming `what` and the abort's reason when dist_abort was called.
+  void check_not_aborted(const char* what) const;
+  bool abort_requested() const { return aborted_.load(std::memory_order_acquire); }
+  ModelShape shape_;
   // Throws unless rows first .. first + count - 1 lie within `reserved` worker rows.
   static void check_worker_rows(int32_t reserved, int32_t first, int32_t count);
-  ModelShape shape_;
   // The host worker rows of the default workers_* (the CPU backend's).
   std::vector<float> worker_rows_;
   int32_t worker_capacity_ = 0;
+
+ private:
+  std::atomic<bool> aborted_{false};
+  mutable std::mutex abort_mutex_;
+  std::string abort_reason_;
 };
 
 }  // namespace lora4j

@@ -317,12 +317,38 @@ std::vector<GradBucket> grad_buckets(const LoraLayout& layout, int num_layers,
   return out;
 }
 
-void Engine::dist_allreduce_grad() { grad_numel(); }
+void Engine::dist_allreduce_grad() {
+  grad_numel();
+  check_not_aborted("the all-reduce of the gradients");
+}
 
-void Engine::dist_allgather_grad(float* out, int64_t numel) { grad_get_flat(out, numel); }
+void Engine::dist_allgather_grad(float* out, int64_t numel) {
+  check_not_aborted("the all-gather of the gradients");
+  grad_get_flat(out, numel);
+}
 
 void Engine::dist_allreduce_f64(double*, int32_t count) {
   check_arg(count >= 0, "count must be >= 0");
+  check_not_aborted("the all-reduce of the step's sums");
+}
+
+void Engine::dist_abort(const std::string& reason) {
+  {
+    std::lock_guard<std::mutex> lock(abort_mutex_);
+    if (!aborted_.load(std::memory_order_relaxed)) abort_reason_ = reason;
+  }
+  aborted_.store(true, std::memory_order_release);
+}
+
+std::string Engine::abort_reason() const {
+  std::lock_guard<std::mutex> lock(abort_mutex_);
+  return abort_reason_;
+}
+
+void Engine::check_not_aborted(const char* what) const {
+  if (!abort_requested()) return;
+  fail(LORA4J_EDEVICE,
+       std::string(what) + " cannot run: the group was aborted (" + abort_reason() + ")");
 }
 
 }  // namespace lora4j

@@ -9,6 +9,7 @@ import dev.lora4j.data.DataPosition;
 import dev.lora4j.data.DataReport;
 import dev.lora4j.data.DataStats;
 import dev.lora4j.data.JsonlDataset;
+import dev.lora4j.dist.GroupLink;
 import dev.lora4j.dist.Rendezvous;
 import dev.lora4j.model.peft.AdapterConfig;
 import dev.lora4j.nativ.Lora4jLibrary;
@@ -219,7 +220,80 @@ public final class LoraTrainer {
           .build();
     }
 
+    /** The liveness channel of a group (null alone): lost ranks and the adapters' comparison. */
+    GroupLink link;
+
+    /** The step whose adapters the ranks last compared (-1: none yet). */
+    long lastCompared = -1;
+
+    /**
+     * The run; in a group, a failure after a rank was lost names that rank (the collective it
+     * broke, or the check between steps, only says that the group was aborted).
+     */
     TrainingResult run() {
+      try {
+        return runSteps();
+      } catch (RuntimeException e) {
+        String why = link == null ? null : link.lost();
+        if (why == null || String.valueOf(e.getMessage()).contains(why)) throw e;
+        throw new Lora4jException(
+            why + "; rank " + cfg.distributed().rank() + " stopped: " + e.getMessage(), e);
+      } finally {
+        if (link != null) link.close();
+      }
+    }
+
+    /**
+     * With the system property lora4j.dist.haltAfterLostSeconds (the command line sets 30): a rank
+     * that has not ended that long after a rank was lost halts its JVM (status 1, the reason on
+     * standard error). The abort frees a waiting collective; this bounds what it cannot free (a
+     * rank stuck joining NCCL's communicator, or in a driver call). A library caller that does not
+     * set the property gets the exception only.
+     */
+    static void haltAfterLoss(GroupLink link) {
+      Long secs = Long.getLong("lora4j.dist.haltAfterLostSeconds");
+      if (secs == null || secs <= 0) return;
+      link.onLost(
+          why -> {
+            Thread t =
+                new Thread(
+                    () -> {
+                      try {
+                        Thread.sleep(secs * 1000);
+                      } catch (InterruptedException e) {
+                        return;
+                      }
+                      System.err.println(
+                          "lora4j: error: "
+                              + why
+                              + "; this rank did not stop within "
+                              + secs
+                              + " s of it and halts");
+                      System.err.flush();
+                      Runtime.getRuntime().halt(1);
+                    },
+                    "lora4j-halt-after-loss");
+            t.setDaemon(true);
+            t.start();
+          });
+    }
+
+    /**
+     * In a group: every rank's adapter hashed (SHA-256 of its bytes) and compared by rank 0, which
+     * fails the run naming the ranks that differ.
+     */
+    void compareAdapters(boolean last) {
+      if (link == null || lastCompared == step) return;
+      String line =
+          link.compareAdapters(step, model.adapterSha256(), Rendezvous.defaultTimeoutMillis());
+      lastCompared = step;
+      if (writer) {
+        if (last) LOG.info(line);
+        else LOG.fine(line);
+      }
+    }
+
+    TrainingResult runSteps() {
       long t0 = System.nanoTime();
       JsonlDataset all =
           JsonlDataset.open(
@@ -301,10 +375,20 @@ public final class LoraTrainer {
       if (!cfg.distributed().isSingle()) {
         // Rank 0 makes the collective group's id and hands it to the others; every rank checks
         // that the others run the same settings (the digest) before the group forms.
+        // The rendezvous' connections stay open as the liveness channel: a lost rank (killed,
+        // stopped, cut off) aborts the collectives on every other rank instead of a hang.
         DistributedConfig d = cfg.distributed();
-        byte[] id =
-            Rendezvous.exchange(d, MistralModel::newGroupId, Rendezvous.digest(groupSettings()));
-        model.joinGroup(id, d.worldSize(), d.rank());
+        link =
+            Rendezvous.meet(
+                d,
+                MistralModel::newGroupId,
+                Rendezvous.digest(groupSettings()),
+                Rendezvous.defaultTimeoutMillis(),
+                GroupLink.defaultIntervalMillis(),
+                GroupLink.defaultSilenceMillis());
+        link.onLost(model::abortGroup);
+        haltAfterLoss(link);
+        model.joinGroup(link.id(), d.worldSize(), d.rank());
         LOG.fine("rank " + d.rank() + " of " + d.worldSize() + " joined the group");
       }
       PoisonGuard guard =
@@ -353,6 +437,7 @@ public final class LoraTrainer {
       try (BatchIterator it = train.batches(pos, epochs)) {
         int retryEpoch = pos.epoch();
         while (step < totalSteps && it.hasNext()) {
+          if (link != null) link.checkAlive();
           long ts = System.nanoTime();
           times.begin();
           List<DataBatch> micro = new ArrayList<>(perStep);
@@ -416,6 +501,8 @@ public final class LoraTrainer {
       for (Retry r : pending) {
         reject(r, r.info().reason() + "; not retried: the run had reached its last step", null);
       }
+      compareAdapters(true);
+      if (link != null) link.finish();
       if (times.steps() > 0) LOG.info(times.summary());
       if (reservedRows > 0) {
         model.reserveWorkerRows(0); // n gradients' worth of device memory back before evaluation
@@ -654,6 +741,7 @@ public final class LoraTrainer {
       if (evaluator.active() && cfg.evalSteps() > 0 && step % cfg.evalSteps() == 0 && !last) {
         evals.add(evaluator.evaluate(step));
       }
+      if (cfg.saveSteps() > 0 && step % cfg.saveSteps() == 0) compareAdapters(false);
       if (cfg.saveSteps() > 0 && step % cfg.saveSteps() == 0 && writer) {
         TrainerState st =
             new TrainerState(

@@ -674,6 +674,37 @@ public final class MistralModel implements AutoCloseable {
     engine.distReduceInBackward(true);
   }
 
+  /**
+   * Aborts the group from any thread, also while another thread waits in a collective of this
+   * model: that collective and every later one fail with an exception whose message contains
+   * reason. For a rank that learnt from outside the collectives that another rank is lost.
+   */
+  public void abortGroup(String reason) {
+    engine.distAbort(reason);
+  }
+
+  /** SHA-256 of the attached adapter's weights (names, shapes and fp32 bits, in name order). */
+  public byte[] adapterSha256() {
+    requireAdapter();
+    java.security.MessageDigest md;
+    try {
+      md = java.security.MessageDigest.getInstance("SHA-256");
+    } catch (java.security.NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
+    }
+    Map<String, LoraAdapter.Weight> w = new java.util.TreeMap<>(adapter().weights());
+    for (Map.Entry<String, LoraAdapter.Weight> e : w.entrySet()) {
+      md.update(e.getKey().getBytes(java.nio.charset.StandardCharsets.UTF_8));
+      float[] v = e.getValue().values();
+      java.nio.ByteBuffer b =
+          java.nio.ByteBuffer.allocate(8 + 4 * v.length).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+      b.putInt(e.getValue().rows()).putInt(e.getValue().cols());
+      for (float f : v) b.putInt(Float.floatToRawIntBits(f));
+      md.update(b.array());
+    }
+    return md.digest();
+  }
+
   /** Global L2 norm of the accumulated gradients, before clipping; nothing is applied. */
   public double gradNorm() {
     return engine.gradNorm();

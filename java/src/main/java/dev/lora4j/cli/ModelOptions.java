@@ -63,8 +63,12 @@ final class ModelOptions {
 
   /** The device: as typed, or for auto the one chosen, said in one line on standard error. */
   Device device() {
+    return device(device);
+  }
+
+  Device device(String typed) {
     ConsoleLog.verbose(verbose);
-    if (!device.trim().equalsIgnoreCase("auto")) return Device.parse(device);
+    if (!typed.trim().equalsIgnoreCase("auto")) return Device.parse(typed);
     String why = Device.cudaUnavailableReason();
     if (why == null) {
       System.err.println("lora4j: device cuda:0 (--device auto found a usable GPU)");
@@ -78,6 +82,11 @@ final class ModelOptions {
   }
 
   MistralModel load() {
+    return load(device);
+  }
+
+  /** The model on the device typed (cpu, cuda, cuda:N, auto). */
+  MistralModel load(String typedDevice) {
     MistralModel.Recompute r =
         switch (recompute.toLowerCase(java.util.Locale.ROOT)) {
           case "none" -> MistralModel.Recompute.NONE;
@@ -86,7 +95,7 @@ final class ModelOptions {
         };
     return MistralModel.load(
         model,
-        device(),
+        device(typedDevice),
         MistralModel.LoadOptions.defaults()
             .withThreads(threads)
             .withRecompute(r)

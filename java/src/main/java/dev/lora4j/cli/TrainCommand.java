@@ -23,6 +23,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -285,14 +286,71 @@ final class TrainCommand implements Callable<Integer> {
               + " nan, random-tokens, alie:Z (default: none)")
   String injectFault;
 
+  @Option(
+      names = "--nproc-per-node",
+      paramLabel = "K",
+      description =
+          "start K worker processes on this host, one per GPU (rank i uses cuda:i), and supervise"
+              + " them: their output prefixed [rank i]; if one fails the others are stopped"
+              + " (default: none, this process trains)")
+  Integer nprocPerNode;
+
+  @Option(
+      names = "--nnodes",
+      paramLabel = "N",
+      description =
+          "hosts in the group; the group has N x --nproc-per-node ranks (default: 1, or as"
+              + " WORLD_SIZE says)")
+  Integer nnodes;
+
+  @Option(
+      names = "--node-rank",
+      paramLabel = "R",
+      description = "this host's number, 0 .. N - 1; node 0 holds rank 0 (default: 0)")
+  Integer nodeRank;
+
+  @Option(
+      names = "--master-addr",
+      paramLabel = "HOST",
+      description =
+          "address of node 0, where the ranks meet (default: MASTER_ADDR, else 127.0.0.1)")
+  String masterAddr;
+
+  @Option(
+      names = "--master-port",
+      paramLabel = "PORT",
+      description = "port of the rendezvous on node 0 (default: MASTER_PORT, else 29500)")
+  Integer masterPort;
+
+  @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
   /** Settings given in --config (snake_case keys), for telling an explicit value from a default. */
   private final java.util.Set<String> configKeys = new java.util.HashSet<>();
 
   @Override
   public Integer call() throws Exception {
+    LaunchPlan plan =
+        LaunchPlan.resolve(nnodes, nodeRank, masterAddr, masterPort, nprocPerNode, System.getenv());
+    // Refused before anything starts: a device that cannot serve the group.
+    String typedDevice = plan.device(modelOptions.device, plan.group().localRank());
     TrainingConfig cfg = settings();
+    if (plan.mode() == LaunchPlan.Mode.SUPERVISOR) {
+      for (int i = 0; i < plan.nproc(); i++) plan.device(modelOptions.device, i);
+      List<String> args =
+          new java.util.ArrayList<>(spec.commandLine().getParseResult().originalArgs());
+      if (!args.isEmpty() && args.get(0).equals(spec.name())) args.remove(0);
+      return new Supervisor(plan, Supervisor.withoutLauncherFlags(args), System.out, System.err)
+          .run();
+    }
+    watchSupervisor();
+    if (plan.mode() == LaunchPlan.Mode.RANK) {
+      cfg = cfg.toBuilder().distributed(plan.group()).build();
+      // A rank that outlives a lost peer by 30 s (stuck where the abort cannot reach) halts.
+      if (System.getProperty("lora4j.dist.haltAfterLostSeconds") == null)
+        System.setProperty("lora4j.dist.haltAfterLostSeconds", "30");
+    }
     if (cfg.resume()) checkOptimizerFlagsOnResume(cfg);
-    try (MistralModel model = modelOptions.load()) {
+    try (MistralModel model = modelOptions.load(typedDevice)) {
       List<TrainingListener> ls =
           List.of(new ProgressListener(System.err, System.console() != null, cfg.loggingSteps()));
       TrainingResult r;
@@ -346,6 +404,31 @@ final class TrainCommand implements Callable<Integer> {
       for (String w : r.warnings()) System.out.println("warning: " + Flags.translate(w));
     }
     return 0;
+  }
+
+  /**
+   * A worker of {@code --nproc-per-node} ends when its supervisor is gone (killed with SIGKILL, it
+   * could not stop its workers), instead of training on alone.
+   */
+  static void watchSupervisor() {
+    String pid = System.getenv("LORA4J_SUPERVISOR_PID");
+    if (pid == null || pid.isBlank()) return;
+    java.util.Optional<ProcessHandle> sup;
+    try {
+      sup = ProcessHandle.of(Long.parseLong(pid.trim()));
+    } catch (NumberFormatException e) {
+      return;
+    }
+    Runnable gone =
+        () -> {
+          System.err.println(
+              "lora4j train: error: the supervisor (process "
+                  + pid
+                  + ") is gone; this worker stops");
+          Runtime.getRuntime().halt(1);
+        };
+    if (sup.isEmpty()) gone.run();
+    else sup.get().onExit().thenRun(gone);
   }
 
   /**

@@ -22,7 +22,8 @@ import java.util.function.Supplier;
  * connects to MASTER_ADDR:MASTER_PORT and sends its rank, the world size and a digest of the
  * settings that shape the run; when all have come and agree, rank 0 makes the collective library's
  * id (NCCL's unique id) and sends it to each. Only the id travels here: every collective of the
- * training runs through NCCL.
+ * training runs through NCCL. The connections then stay open as the group's liveness channel
+ * ({@link GroupLink}, made by {@link #meet}).
  *
  * <p>A rank that does not come within the timeout (LORA4J_RENDEZVOUS_TIMEOUT_S, default 300 s), a
  * duplicate rank, another world size or other settings end the rendezvous with an error naming the
@@ -64,15 +65,43 @@ public final class Rendezvous {
   /**
    * Rank 0: waits for every other rank, checks them, makes the id with makeId and sends it to each.
    * Other ranks: connect (retrying until the timeout, since rank 0 may start later), send their
-   * rank, receive the id. Returns the id on every rank.
+   * rank, receive the id. Returns the id on every rank; the connections are closed.
    */
   public static byte[] exchange(
       DistributedConfig d, Supplier<byte[]> makeId, byte[] digest, long timeoutMillis) {
     if (d.isSingle()) return null;
+    try (GroupLink link =
+        meet(d, makeId, digest, timeoutMillis, GroupLink.DEFAULT_INTERVAL_MS, 10 * 60_000)) {
+      link.finish();
+      return link.id();
+    }
+  }
+
+  /**
+   * The rendezvous of {@link #exchange}, whose connections then stay open as the group's liveness
+   * channel (heartbeat every intervalMillis, a peer silent for silenceMillis is lost). Null for a
+   * group of one.
+   */
+  public static GroupLink meet(
+      DistributedConfig d,
+      Supplier<byte[]> makeId,
+      byte[] digest,
+      long timeoutMillis,
+      long intervalMillis,
+      long silenceMillis) {
+    if (d.isSingle()) return null;
     try {
-      return d.rank() == 0
-          ? serve(d, makeId, digest, timeoutMillis)
-          : join(d, digest, timeoutMillis);
+      Socket[] peers = new Socket[d.rank() == 0 ? d.worldSize() : 1];
+      byte[] id =
+          d.rank() == 0
+              ? serve(d, makeId, digest, timeoutMillis, peers)
+              : join(d, digest, timeoutMillis, peers);
+      try {
+        return new GroupLink(d, id, peers, intervalMillis, silenceMillis);
+      } catch (IOException | RuntimeException e) {
+        for (Socket s : peers) if (s != null) s.close();
+        throw e;
+      }
     } catch (IOException e) {
       throw new Lora4jException(
           "rendezvous of rank "
@@ -88,11 +117,16 @@ public final class Rendezvous {
   }
 
   private static byte[] serve(
-      DistributedConfig d, Supplier<byte[]> makeId, byte[] digest, long timeoutMillis)
+      DistributedConfig d,
+      Supplier<byte[]> makeId,
+      byte[] digest,
+      long timeoutMillis,
+      Socket[] keep)
       throws IOException {
     long deadline = System.currentTimeMillis() + timeoutMillis;
     List<Socket> peers = new ArrayList<>();
     Socket[] byRank = new Socket[d.worldSize()];
+    boolean kept = false;
     try (ServerSocket server = new ServerSocket()) {
       server.setReuseAddress(true);
       server.bind(new InetSocketAddress(d.masterPort()));
@@ -163,9 +197,11 @@ public final class Rendezvous {
         out.write(id);
         out.flush();
       }
+      System.arraycopy(byRank, 0, keep, 0, byRank.length);
+      kept = true;
       return id;
     } finally {
-      for (Socket s : peers) s.close();
+      if (!kept) for (Socket s : peers) s.close();
     }
   }
 
@@ -182,12 +218,14 @@ public final class Rendezvous {
     }
   }
 
-  private static byte[] join(DistributedConfig d, byte[] digest, long timeoutMillis)
+  private static byte[] join(DistributedConfig d, byte[] digest, long timeoutMillis, Socket[] keep)
       throws IOException {
     long deadline = System.currentTimeMillis() + timeoutMillis;
     IOException last = null;
     while (System.currentTimeMillis() < deadline) {
-      try (Socket s = new Socket()) {
+      Socket s = new Socket();
+      boolean kept = false;
+      try {
         s.connect(
             new InetSocketAddress(d.masterAddr(), d.masterPort()),
             (int) Math.max(1, Math.min(5000, deadline - System.currentTimeMillis())));
@@ -221,6 +259,8 @@ public final class Rendezvous {
         }
         byte[] id = new byte[in.readInt()];
         in.readFully(id);
+        keep[0] = s;
+        kept = true;
         return id;
       } catch (java.net.ConnectException
           | java.net.NoRouteToHostException
@@ -233,6 +273,8 @@ public final class Rendezvous {
           Thread.currentThread().interrupt();
           throw new Lora4jException("rank " + d.rank() + ": interrupted while waiting for rank 0");
         }
+      } finally {
+        if (!kept) s.close();
       }
     }
     throw new Lora4jException(

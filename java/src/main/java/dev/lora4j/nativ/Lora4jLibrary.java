@@ -543,4 +543,7 @@ public final class Lora4jLibrary {
       @Cast("int32_t*") int[] selected);
 
   public static native int lora4j_dist_reduce_in_backward(lora4j_engine engine, int on);
+
+  public static native int lora4j_dist_abort(
+      lora4j_engine engine, @Cast("const char*") BytePointer reason);
 }

@@ -81,10 +81,16 @@ public final class NativeEngine implements AutoCloseable {
   private final int device;
   private lora4j_engine handle;
 
+  /** The handle for {@link #distAbort}, which does not take the engine's lock; null once closed. */
+  private final Object abortLock = new Object();
+
+  private lora4j_engine abortHandle;
+
   private NativeEngine(Shape shape, int device, lora4j_engine handle) {
     this.shape = shape;
     this.device = device;
     this.handle = handle;
+    this.abortHandle = handle;
   }
 
   /**
@@ -493,6 +499,21 @@ public final class NativeEngine implements AutoCloseable {
     check(lora4j_dist_reduce_in_backward(h(), on ? 1 : 0));
   }
 
+  /**
+   * Aborts the group: the collective another thread may be waiting in, and every later one, fail
+   * with a {@link NativeException} whose message contains reason. Unlike the other methods this one
+   * does not wait for the engine's current call (it is how a thread that learnt of a lost rank
+   * frees the one stuck in a collective); after {@link #close} it does nothing.
+   */
+  public void distAbort(String reason) {
+    synchronized (abortLock) {
+      if (abortHandle == null) return;
+      try (BytePointer r = new BytePointer(reason, StandardCharsets.UTF_8)) {
+        check(lora4j_dist_abort(abortHandle, r));
+      }
+    }
+  }
+
   private static void checkDirect(FloatBuffer b, long numel, String what) {
     if (b == null || !b.isDirect())
       throw new IllegalArgumentException(what + " must be a direct FloatBuffer");
@@ -575,6 +596,9 @@ public final class NativeEngine implements AutoCloseable {
 
   @Override
   public synchronized void close() {
+    synchronized (abortLock) {
+      abortHandle = null;
+    }
     if (handle != null) {
       lora4j_engine_destroy(handle);
       handle = null;
