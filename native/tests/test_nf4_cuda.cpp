@@ -165,7 +165,7 @@ void engine_case(bool nested, int recompute) {
   int64_t ua = 0, pa = 0, ub = 0, pb = 0;
   API(lora4j_engine_memory(a, &ua, &pa));
   API(lora4j_engine_memory(b, &ub, &pb));
-  // every NF4 allocation rounds each of its (up to five) pieces to 256 bytes
+  // every NF4 slot of the engine's region rounds each of its (up to five) pieces to 256 bytes
   const int64_t want = ub - bf16_proj_bytes + nf4_payload + 2 * largest;
   ct::report_bool("nf4", "device memory: 4-bit weights + one scratch" + tag,
                   ua >= want && ua <= want + projections * 5 * 256,
