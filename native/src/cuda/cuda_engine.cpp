@@ -714,18 +714,20 @@ class CudaEngine final : public Engine {
   // nvidia-smi sees and the engine's count does not. A weight that does not fit its slot
   // (another form) gets an allocation of its own.
   void reserve_nf4_region(const lora4j_nf4_weight& first) {
-    nf4_slot_off_.assign(specs_.size(), 0);
-    nf4_slot_size_.assign(specs_.size(), 0);
+    std::vector<size_t> off(specs_.size(), 0), size(specs_.size(), 0);
     size_t total = 0;
     for (size_t j = 0; j < specs_.size(); ++j) {
       if (!is_proj(int(j)) || proj_[j].dense) continue;
       lora4j_nf4_weight form = first;
       form.numel = specs_[j].numel();
-      nf4_slot_off_[j] = total;
-      nf4_slot_size_[j] = nf4_bytes(form);
-      total += (nf4_slot_size_[j] + 255) / 256 * 256;
+      off[j] = total;
+      size[j] = nf4_bytes(form);
+      total += (size[j] + 255) / 256 * 256;
     }
-    nf4_region_ = static_cast<char*>(alloc(total, "NF4 weights (every projection)"));
+    // nothing to reserve when every projection is bf16 already: the weight gets its own
+    if (total > 0) nf4_region_ = static_cast<char*>(alloc(total, "NF4 weights (every projection)"));
+    nf4_slot_off_ = std::move(off);
+    nf4_slot_size_ = std::move(size);
     nf4_region_users_ = 0;
   }
   void release_unused_nf4_region() {

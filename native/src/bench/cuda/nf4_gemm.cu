@@ -42,8 +42,8 @@ static_assert(kBK * kLdb <= kBN * kLds, "one B buffer holds either layout");
 // One K step of one block: the raw global data of its A tile and B codes, held in registers
 // between the load (before the MMAs of the previous step) and the store to shared memory.
 struct Stage {
-  uint4 a[2];          // two 8-element chunks of A
-  uint32_t codes[2];   // two groups of 8 codes (fast path)
+  uint4 a[2];         // two 8-element chunks of A
+  uint32_t codes[2];  // two groups of 8 codes (fast path)
   bool a_fast[2], b_fast[2];
 };
 
