@@ -15,6 +15,11 @@ QLORA_MEMORY_TARGET = {(1, 2048): 6.0, (4, 2048): 10.0}
 QLORA_SPEED_TARGET = 0.85
 
 
+def smi_of(r):
+    """nvidia-smi's peak of a run: the process's, else GPU 0's rise during it (GiB)."""
+    return r.get("smi_peak_gib", r.get("gpu0_delta_peak_gib"))
+
+
 def qlora(path):
     runs = [json.loads(l) for l in open(path) if l.startswith("{") and '"cli_train"' in l]
     q4 = [r for r in runs if r.get("load_in_4bit") == 1]
@@ -35,23 +40,24 @@ def qlora(path):
         tps, btps = r.get("tokens_per_s"), b.get("tokens_per_s")
         ratio = tps / btps if tps and btps else None
         limit = QLORA_MEMORY_TARGET.get(key) if r["recompute"] == 1 else None
-        # judged on nvidia-smi's figure (what a card must have), the engine's when smi gave none
-        used = r.get("smi_peak_gib", r.get("engine_peak_gib"))
+        # judged on nvidia-smi's figure (what a card must have): the process's, else GPU 0's
+        # rise during the run (a container hides the pid), else the engine's count
+        used = smi_of(r) if smi_of(r) is not None else r.get("engine_peak_gib")
         mem_ok = None if limit is None or used is None else used <= limit
         speed_ok = None if ratio is None else ratio >= QLORA_SPEED_TARGET
         bad += (mem_ok is False) + (speed_ok is False) + (tps is None)
         name = f"{r['B']} x {r['S']} {'recompute' if r['recompute'] else 'no recompute'}"
         mem_t = f"<= {limit:g} GiB {verdict(mem_ok)}" if limit else "-"
         print(f"{name:<22}{fmt(tps, ',.0f'):>12}{fmt(btps, ',.0f'):>11}{fmt(ratio, '.3f'):>7}"
-              f"{fmt(r.get('engine_peak_gib'), '.2f'):>11}{fmt(r.get('smi_peak_gib'), '.2f'):>9}"
-              f"{fmt(b.get('smi_peak_gib'), '.2f'):>9}{mem_t:>22}"
+              f"{fmt(r.get('engine_peak_gib'), '.2f'):>11}{fmt(smi_of(r), '.2f'):>9}"
+              f"{fmt(smi_of(b), '.2f'):>9}{mem_t:>22}"
               f"{'>= 0.85x ' + verdict(speed_ok):>18}")
         if tps is None:
             print(f"    4-bit run failed: {r.get('error', '')} {r.get('tail', '')[-300:]}")
         rows.append(f"| {name} | {fmt(tps, ',.0f')} | {fmt(btps, ',.0f')} | "
                     f"{fmt(ratio, '.3f') + 'x' if ratio else '-'} | "
-                    f"{fmt(r.get('engine_peak_gib'), '.2f')} | {fmt(r.get('smi_peak_gib'), '.2f')} | "
-                    f"{fmt(b.get('engine_peak_gib'), '.2f')} | {fmt(b.get('smi_peak_gib'), '.2f')} | "
+                    f"{fmt(r.get('engine_peak_gib'), '.2f')} | {fmt(smi_of(r), '.2f')} | "
+                    f"{fmt(b.get('engine_peak_gib'), '.2f')} | {fmt(smi_of(b), '.2f')} | "
                     f"{mem_t} | >= 0.85x {verdict(speed_ok)} |")
     print()
     print("rows for benchmarks/RESULTS.md:")

@@ -1,7 +1,7 @@
 // Times every op variant of the single-op benchmarks (lora4j_op_bench_*, the same ones the JMH
 // OpBenchmark runs) at the device's default shapes: Mistral-7B on CUDA, small on the CPU; the
-// frozen GEMMs (bf16, nf4-scratch, nf4-fused) on CUDA at every Mistral-7B projection shape and
-// 2048 and 8192 tokens (op_bench_cases::kFrozenShapes).
+// frozen GEMMs (bf16, nf4-scratch, nf4-fused), when named on the command line, on CUDA at every
+// Mistral-7B projection shape and 2048 and 8192 tokens (op_bench_cases::kFrozenShapes).
 // Prints one line per op/variant: time per call, TFLOP/s (the op's algorithmic FLOPs, the same
 // for every variant), GB/s against the byte floor, and the memory the benchmark holds.
 //   bench_ops [--device N] [op ...]     N = -1: CPU; default 0 (CUDA device 0); ops: only these
@@ -79,10 +79,10 @@ int main(int argc, char** argv) {
               "MiB held");
   for (const auto& c : op_bench_cases::kAll) {
     if (!only.empty() && std::find(only.begin(), only.end(), c.op) == only.end()) continue;
-    // the frozen GEMMs at every Mistral-7B projection shape and both token counts; the other
-    // ops at the default shape (one empty dims list)
+    // the frozen GEMMs, when named, at every Mistral-7B projection shape and both token
+    // counts; every other op (and the frozen GEMMs in a run of all ops) at the default shape
     std::vector<std::vector<int64_t>> shapes = {{}};
-    if (std::strncmp(c.op, "frozen_linear", 13) == 0 && device >= 0) {
+    if (std::strncmp(c.op, "frozen_linear", 13) == 0 && device >= 0 && !only.empty()) {
       shapes.clear();
       for (const auto& f : op_bench_cases::kFrozenShapes) shapes.push_back({f[0], f[1], f[2]});
     }
