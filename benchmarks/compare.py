@@ -1,10 +1,77 @@
 #!/usr/bin/env python3
 """Prints lora4j's whole-step results next to the reference stack's from the same GPU call.
 Usage: compare.py bench_reference.jsonl hf_baseline.json [cli_bench.jsonl]
+       compare.py --qlora cli_bench.jsonl
 With cli_bench.jsonl (benchmarks/cli_bench.py: `lora4j train`, the user's path) a second table
-gives the command line's tokens/s beside the engine's and the reference's."""
+gives the command line's tokens/s beside the engine's and the reference's. --qlora prints the
+QLoRA rows (cli_bench.py ... qlora): each 4-bit run beside the bf16 run of the same setting, the
+ratio of their tokens/s, both peaks (the engine's count and nvidia-smi's for the process) and
+issue 15's targets, then the same as rows for benchmarks/RESULTS.md."""
 import json
 import sys
+
+# issue 15: peak memory (GiB) at B x S with recompute, and 4-bit tokens/s over bf16 tokens/s
+QLORA_MEMORY_TARGET = {(1, 2048): 6.0, (4, 2048): 10.0}
+QLORA_SPEED_TARGET = 0.85
+
+
+def smi_of(r):
+    """nvidia-smi's peak of a run: the process's, else GPU 0's rise during it (GiB)."""
+    return r.get("smi_peak_gib", r.get("gpu0_delta_peak_gib"))
+
+
+def qlora(path):
+    runs = [json.loads(l) for l in open(path) if l.startswith("{") and '"cli_train"' in l]
+    q4 = [r for r in runs if r.get("load_in_4bit") == 1]
+    if not q4:
+        print(f"no --load-in-4bit runs in {path}")
+        return 1
+    fmt = lambda v, f: format(v, f) if isinstance(v, (int, float)) else "-"
+    verdict = lambda ok: "-" if ok is None else ("met" if ok else "NOT met")
+    rows, bad = [], 0
+    print("QLoRA: lora4j train --load-in-4bit vs the bf16 base, same call, recompute layer")
+    print(f"{'setting':<22}{'4-bit tok/s':>12}{'bf16 tok/s':>11}{'ratio':>7}{'engine GiB':>11}"
+          f"{'smi GiB':>9}{'bf16 smi':>9}{'memory target':>22}{'speed target':>18}")
+    for r in q4:
+        key = (r["B"], r["S"])
+        base = [b for b in runs if b.get("load_in_4bit") == 0 and (b["B"], b["S"]) == key
+                and b["recompute"] == r["recompute"]]
+        b = base[0] if base else {}
+        tps, btps = r.get("tokens_per_s"), b.get("tokens_per_s")
+        ratio = tps / btps if tps and btps else None
+        limit = QLORA_MEMORY_TARGET.get(key) if r["recompute"] == 1 else None
+        # judged on nvidia-smi's figure (what a card must have): the process's, else GPU 0's
+        # rise during the run (a container hides the pid), else the engine's count
+        used = smi_of(r) if smi_of(r) is not None else r.get("engine_peak_gib")
+        mem_ok = None if limit is None or used is None else used <= limit
+        speed_ok = None if ratio is None else ratio >= QLORA_SPEED_TARGET
+        bad += (mem_ok is False) + (speed_ok is False) + (tps is None)
+        name = f"{r['B']} x {r['S']} {'recompute' if r['recompute'] else 'no recompute'}"
+        mem_t = f"<= {limit:g} GiB {verdict(mem_ok)}" if limit else "-"
+        print(f"{name:<22}{fmt(tps, ',.0f'):>12}{fmt(btps, ',.0f'):>11}{fmt(ratio, '.3f'):>7}"
+              f"{fmt(r.get('engine_peak_gib'), '.2f'):>11}{fmt(smi_of(r), '.2f'):>9}"
+              f"{fmt(smi_of(b), '.2f'):>9}{mem_t:>22}"
+              f"{'>= 0.85x ' + verdict(speed_ok):>18}")
+        if tps is None:
+            print(f"    4-bit run failed: {r.get('error', '')} {r.get('tail', '')[-300:]}")
+        rows.append(f"| {name} | {fmt(tps, ',.0f')} | {fmt(btps, ',.0f')} | "
+                    f"{fmt(ratio, '.3f') + 'x' if ratio else '-'} | "
+                    f"{fmt(r.get('engine_peak_gib'), '.2f')} | {fmt(smi_of(r), '.2f')} | "
+                    f"{fmt(b.get('engine_peak_gib'), '.2f')} | {fmt(smi_of(b), '.2f')} | "
+                    f"{mem_t} | >= 0.85x {verdict(speed_ok)} |")
+    print()
+    print("rows for benchmarks/RESULTS.md:")
+    print("| setting | 4-bit tok/s | bf16 tok/s | 4-bit / bf16 | 4-bit engine peak GiB | "
+          "4-bit nvidia-smi GiB | bf16 engine peak GiB | bf16 nvidia-smi GiB | memory target "
+          "(nvidia-smi) | speed target |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for row in rows:
+        print(row)
+    return 1 if bad else 0
+
+
+if len(sys.argv) > 1 and sys.argv[1] == "--qlora":
+    sys.exit(qlora(sys.argv[2]))
 
 ours = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{") and '"train_step"' in l]
 ref = json.load(open(sys.argv[2]))
@@ -34,7 +101,8 @@ for r in ours:
 
 
 if len(sys.argv) > 3:
-    cli = [json.loads(l) for l in open(sys.argv[3]) if l.startswith("{") and '"cli_train"' in l]
+    cli = [json.loads(l) for l in open(sys.argv[3]) if l.startswith("{") and '"cli_train"' in l
+           and not json.loads(l).get("load_in_4bit")]
     print()
     print("the user's path: lora4j train (command line) vs the engine benchmark and the reference")
     print(f"{'setting':<28}{'train tok/s':>13}{'GiB':>7}{'MFU':>6}{'engine':>9}{'train/eng':>10}"

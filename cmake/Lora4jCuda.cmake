@@ -69,6 +69,7 @@ set(LORA4J_HAVE_CUDA_BACKEND ON)
 add_library(lora4j_cuda_bench SHARED
   ${CMAKE_CURRENT_SOURCE_DIR}/src/bench/cuda/op_bench_cuda.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/bench/cuda/bench_baselines.cu
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/bench/cuda/nf4_gemm.cu
   ${CMAKE_CURRENT_SOURCE_DIR}/src/bench/cuda/bench_entry.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/bench/op_bench.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/cuda/gemm.cpp

@@ -1,11 +1,13 @@
 // Times every op variant of the single-op benchmarks (lora4j_op_bench_*, the same ones the JMH
-// OpBenchmark runs) at the device's default shapes: Mistral-7B on CUDA, small on the CPU.
+// OpBenchmark runs) at the device's default shapes: Mistral-7B on CUDA, small on the CPU; the
+// frozen GEMMs (bf16, nf4-scratch, nf4-fused), when named on the command line, on CUDA at every
+// Mistral-7B projection shape and 2048 and 8192 tokens (op_bench_cases::kFrozenShapes).
 // Prints one line per op/variant (the attention forward's flash kernels also at 1 x 8192): time per
 // call, TFLOP/s (the op's algorithmic FLOPs, the same for every variant), GB/s against the byte
 // floor, and the memory the benchmark holds.
-//   bench_ops [--device N] [op ...]     N = -1: CPU; default 0 (CUDA device 0)
+//   bench_ops [--device N] [op ...]     N = -1: CPU; default 0 (CUDA device 0); ops: only these
 //   LORA4J_OPS_SECONDS: time per measurement (default 0.3 s; the best of 3 is reported)
-// Run by scripts/gpu/run.sh with STEPS containing "ops".
+// Run by scripts/gpu/run.sh with STEPS containing "ops" (every op) or "qlora" (the frozen GEMMs).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -25,6 +27,41 @@ double seconds_of(lora4j_op_bench* b, int32_t iterations, bool* ok) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// Times one op variant at one shape (dims empty: the device's default); returns 1 on failure.
+int time_one(int32_t device, const char* op, const char* variant, const std::vector<int64_t>& dims,
+             double target) {
+  lora4j_op_bench* b = nullptr;
+  if (lora4j_op_bench_create(device, op, variant, dims.empty() ? nullptr : dims.data(),
+                             int32_t(dims.size()), 1, &b) != LORA4J_OK) {
+    std::printf("%s/%s: FAILED %s\n", op, variant, lora4j_bench_last_error());
+    return 1;
+  }
+  int failures = 0;
+  char text[256] = {0};
+  lora4j_op_bench_describe(b, text, sizeof text);
+  double flops = 0, bytes = 0;
+  int64_t memory = 0;
+  lora4j_op_bench_cost(b, &flops, &bytes, &memory);
+  bool ok = true;
+  double once = seconds_of(b, 1, &ok);  // warm-up (plans, caches)
+  if (ok) once = seconds_of(b, 1, &ok);
+  int32_t k = int32_t(std::min(1e6, std::max(1.0, target / std::max(once, 1e-7))));
+  double best = 1e30;
+  for (int rep = 0; rep < 3 && ok; ++rep) best = std::min(best, seconds_of(b, k, &ok) / k);
+  if (!ok) {
+    std::printf("%s: FAILED %s\n", text, lora4j_bench_last_error());
+    failures = 1;
+  } else {
+    char tf[32] = "-";
+    if (flops > 0) std::snprintf(tf, sizeof tf, "%.3g", flops / best * 1e-12);
+    std::printf("%-96s %10.4f %9s %9.3g %9lld\n", text, best * 1e3, tf, bytes / best * 1e-9,
+                static_cast<long long>(memory >> 20));
+  }
+  std::fflush(stdout);
+  lora4j_op_bench_destroy(b);
+  return failures;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -39,47 +76,24 @@ int main(int argc, char** argv) {
   const char* env = std::getenv("LORA4J_OPS_SECONDS");
   const double target = env ? std::max(0.01, std::atof(env)) : 0.3;
   int failures = 0;
-  std::printf("%-72s %10s %9s %9s %9s\n", "op/variant shape", "ms/call", "TFLOP/s", "GB/s",
+  std::printf("%-96s %10s %9s %9s %9s\n", "op/variant shape", "ms/call", "TFLOP/s", "GB/s",
               "MiB held");
-  auto time_case = [&](const char* op, const char* variant, const int64_t* dims, int32_t ndims) {
-    lora4j_op_bench* b = nullptr;
-    if (lora4j_op_bench_create(device, op, variant, dims, ndims, 1, &b) != LORA4J_OK) {
-      std::printf("%s/%s: FAILED %s\n", op, variant, lora4j_bench_last_error());
-      ++failures;
-      return;
+  for (const auto& c : op_bench_cases::kAll) {
+    if (!only.empty() && std::find(only.begin(), only.end(), c.op) == only.end()) continue;
+    // the frozen GEMMs, when named, at every Mistral-7B projection shape and both token
+    // counts; every other op (and the frozen GEMMs in a run of all ops) at the default shape
+    std::vector<std::vector<int64_t>> shapes = {{}};
+    if (std::strncmp(c.op, "frozen_linear", 13) == 0 && device >= 0 && !only.empty()) {
+      shapes.clear();
+      for (const auto& f : op_bench_cases::kFrozenShapes) shapes.push_back({f[0], f[1], f[2]});
     }
-    char text[256] = {0};
-    lora4j_op_bench_describe(b, text, sizeof text);
-    double flops = 0, bytes = 0;
-    int64_t memory = 0;
-    lora4j_op_bench_cost(b, &flops, &bytes, &memory);
-    bool ok = true;
-    double once = seconds_of(b, 1, &ok);  // warm-up (plans, caches)
-    if (ok) once = seconds_of(b, 1, &ok);
-    int32_t k = int32_t(std::min(1e6, std::max(1.0, target / std::max(once, 1e-7))));
-    double best = 1e30;
-    for (int rep = 0; rep < 3 && ok; ++rep) best = std::min(best, seconds_of(b, k, &ok) / k);
-    if (!ok) {
-      std::printf("%s: FAILED %s\n", text, lora4j_bench_last_error());
-      ++failures;
-    } else {
-      char tf[32] = "-";
-      if (flops > 0) std::snprintf(tf, sizeof tf, "%.3g", flops / best * 1e-12);
-      std::printf("%-72s %10.4f %9s %9.3g %9lld\n", text, best * 1e3, tf, bytes / best * 1e-9,
-                  static_cast<long long>(memory >> 20));
-    }
-    std::fflush(stdout);
-    lora4j_op_bench_destroy(b);
-  };
-  auto wanted = [&](const char* op) {
-    return only.empty() || std::find(only.begin(), only.end(), op) != only.end();
-  };
-  for (const auto& c : op_bench_cases::kAll)
-    if (wanted(c.op)) time_case(c.op, c.variant, nullptr, 0);
+    for (const auto& dims : shapes) failures += time_one(device, c.op, c.variant, dims, target);
+  }
   // The attention forward's two kernels also at one long row (1 x 8192, Mistral's heads) on CUDA.
-  if (device >= 0 && wanted("attention_fwd")) {
-    const int64_t long_row[5] = {1, 8192, 32, 8, 128};
-    for (const char* v : {"flash", "flash_mma"}) time_case("attention_fwd", v, long_row, 5);
+  if (device >= 0 && (only.empty() || std::find(only.begin(), only.end(),
+                                                std::string("attention_fwd")) != only.end())) {
+    for (const char* v : {"flash", "flash_mma"})
+      failures += time_one(device, "attention_fwd", v, {1, 8192, 32, 8, 128}, target);
   }
   return failures ? 1 : 0;
 }

@@ -37,6 +37,9 @@ int lora4j_bench_set_cuda_library(const char* path);
  *   cross_entropy                 n, d, V          fused | materialized    (LM head + loss,
  *                                                                          forward + backward)
  *   lora_linear_fwd, _bwd         n, in, out, r    fused | separate
+ *   frozen_linear_fwd, _bwd       n, in, out       bf16 | nf4-scratch | nf4-fused  (the frozen
+ *                                                  GEMM y = x W^T / dx = dy W with a bf16 or
+ *                                                  NF4 weight; its description adds the floors)
  *   adamw                         L, d, kvd, I, r  flat | per_tensor       (r on all 7 proj.)
  *   rmsnorm_fwd, rmsnorm_bwd      n, d             default
  *   rope_fwd, rope_bwd            B, S, H, D       default

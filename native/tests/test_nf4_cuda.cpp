@@ -165,12 +165,24 @@ void engine_case(bool nested, int recompute) {
   int64_t ua = 0, pa = 0, ub = 0, pb = 0;
   API(lora4j_engine_memory(a, &ua, &pa));
   API(lora4j_engine_memory(b, &ub, &pb));
-  // every NF4 allocation rounds each of its (up to five) pieces to 256 bytes
+  // every NF4 slot of the engine's region rounds each of its (up to five) pieces to 256 bytes
   const int64_t want = ub - bf16_proj_bytes + nf4_payload + 2 * largest;
   ct::report_bool("nf4", "device memory: 4-bit weights + one scratch" + tag,
                   ua >= want && ua <= want + projections * 5 * 256,
                   std::to_string(ua) + " bytes, bf16 engine " + std::to_string(ub) + ", expected " +
                       std::to_string(want) + " + alignment");
+  // one projection set again in the other form (plain scales for double-quantized ones and the
+  // reverse): it may not fit the slot the engine's NF4 region keeps for it, and computes alike
+  {
+    const char* g = "model.layers.0.mlp.gate_proj.weight";
+    const int64_t gn = int64_t(c.intermediate_size) * c.hidden_size;
+    nf4test::Nf4Data d = nf4test::random_nf4(gn, 64, !nested, ++seed, 0.2f);
+    lora4j_nf4_weight v = d.view();
+    std::vector<float> deq(static_cast<size_t>(gn));
+    API(lora4j_nf4_dequantize(&v, deq.data()));
+    API(lora4j_engine_set_weight_nf4(a, g, &v));
+    API(lora4j_engine_set_weight(b, g, LORA4J_DTYPE_F32, deq.data(), gn));
+  }
   for (lora4j_engine* e : {a, b}) API(lora4j_lora_attach(e, 8, 2.f, 127u));
   int32_t n = 0;
   API(lora4j_lora_count(a, &n));
@@ -223,6 +235,13 @@ void engine_case(bool nested, int recompute) {
   API(lora4j_engine_get_weight(b, q, wb.data(), qn));
   ct::report("nf4", "merged weight (NF4 turned bf16, then merged)" + tag, ct::rel_err(wa, wb),
              1e-6);
+  // merged, every projection is bf16 in both engines: the NF4 region is gone, the scratch stays
+  API(lora4j_engine_memory(a, &ua, &pa));
+  API(lora4j_engine_memory(b, &ub, &pb));
+  ct::report_bool("nf4", "after the merge: bf16 weights + the scratch, no NF4 region" + tag,
+                  ua == ub + 2 * largest,
+                  std::to_string(ua) + " bytes, bf16 engine " + std::to_string(ub) + " + scratch " +
+                      std::to_string(2 * largest));
   lora4j_engine_destroy(a);
   lora4j_engine_destroy(b);
 }

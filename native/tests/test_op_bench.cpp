@@ -10,6 +10,7 @@
 
 #include "lora4j_bench.h"
 #include "bench/op_bench.h"
+#include "model/nf4.h"
 #include "op_bench_util.h"
 #include "test_util.h"
 
@@ -64,6 +65,8 @@ void test_variants() {
   compare_variants("lora_linear_fwd", "fused", "separate", {33, 70, 45, 5});
   compare_variants("lora_linear_bwd", "fused", "separate", {256, 512, 512, 16});
   compare_variants("lora_linear_bwd", "fused", "separate", {33, 70, 45, 5}, 2);
+  compare_variants("frozen_linear_fwd", "nf4-scratch", "nf4-fused", {256, 512, 384});
+  compare_variants("frozen_linear_bwd", "nf4-scratch", "nf4-fused", {37, 201, 77});
   compare_variants("adamw", "flat", "per_tensor", {4, 256, 64, 704, 8}, 3);
   compare_variants("adamw", "flat", "per_tensor", {2, 30, 10, 50, 3});
 }
@@ -120,9 +123,11 @@ void test_documented_inputs() {
 
 // Every op runs with its defaults, reports a cost and finite outputs.
 void test_all_ops_defaults() {
-  const char* ops[] = {"attention_fwd",   "attention_bwd", "cross_entropy", "lora_linear_fwd",
-                       "lora_linear_bwd", "adamw",         "rmsnorm_fwd",   "rmsnorm_bwd",
-                       "rope_fwd",        "rope_bwd",      "swiglu_fwd",    "swiglu_bwd"};
+  const char* ops[] = {"attention_fwd",     "attention_bwd",   "cross_entropy",
+                       "lora_linear_fwd",   "lora_linear_bwd", "frozen_linear_fwd",
+                       "frozen_linear_bwd", "adamw",           "rmsnorm_fwd",
+                       "rmsnorm_bwd",       "rope_fwd",        "rope_bwd",
+                       "swiglu_fwd",        "swiglu_bwd"};
   for (const char* op : ops) {
     Bench b(-1, op, nullptr, {}, kSeed);
     if (!check_true(std::string(op) + " default shape created", b.status == LORA4J_OK,
@@ -133,7 +138,7 @@ void test_all_ops_defaults() {
     int64_t memory = -1;
     lora4j_op_bench_cost(b.h, &flops, &bytes, &memory);
     bool gemm = std::strncmp(op, "attention", 9) == 0 || std::strncmp(op, "cross", 5) == 0 ||
-                std::strncmp(op, "lora", 4) == 0;
+                std::strncmp(op, "lora", 4) == 0 || std::strncmp(op, "frozen", 6) == 0;
     check_true(std::string(op) + " cost",
                (gemm ? flops > 0 : flops == 0) && bytes > 0 && memory >= int64_t(bytes / 7),
                std::to_string(flops) + " flops " + std::to_string(bytes) + " bytes " +
@@ -151,6 +156,60 @@ void test_all_ops_defaults() {
   lora4j_op_bench_cost(a.h, &flops, &bytes, &mem);
   check_true("attention_fwd flops = 4 B H D S(S+1)/2",
              flops == 4.0 * 1 * 8 * 64 * 256.0 * 257.0 / 2.0, std::to_string(flops));
+}
+
+// The frozen GEMM on the documented inputs: y = x W^T and dx = dy W in double, with W from
+// bench_uniform (bf16 variant) or the bench's NF4 weight dequantized here from its definition
+// (code table value of the nibble, times nested_table[absmax code] * nested_absmax + offset,
+// rounded to bf16), so the layout (high nibble first, block and nested block of each element)
+// is checked on its own; the description carries the floors.
+void test_frozen_linear() {
+  const uint64_t seed = 13;
+  const int64_t n = 9, in = 131, out = 70;  // odd: blocks straddle rows
+  for (const char* variant : {"bf16", "nf4-scratch", "nf4-fused"}) {
+    std::vector<double> w(size_t(out * in));
+    const bool nf4 = variant[0] == 'n';
+    const lora4j::BenchNf4 q = lora4j::make_bench_nf4(seed, 6, out * in);
+    for (int64_t i = 0; i < out * in; ++i) {
+      if (!nf4) {
+        w[size_t(i)] = 0.02 * double(lora4j::bench_uniform(seed, 2, uint64_t(i)));
+        continue;
+      }
+      const uint8_t byte = q.codes[size_t(i / 2)];
+      const int code = i % 2 == 0 ? byte >> 4 : byte & 15;
+      const int64_t b = i / 64;
+      volatile float prod = q.nested_table[q.absmax_codes[size_t(b)]] *
+                            q.nested_absmax[size_t(b / 256)];  // rounded: no FMA
+      const float scale = prod + q.offset;
+      w[size_t(i)] = double(lora4j::round_to_bf16(q.table[size_t(code)] * scale));
+    }
+    for (bool bwd : {false, true}) {
+      const char* op = bwd ? "frozen_linear_bwd" : "frozen_linear_fwd";
+      Bench b(-1, op, variant, {n, in, out}, seed);
+      const std::string tag = std::string(op) + "/" + variant;
+      if (!check_true(tag + " runs", b.status == LORA4J_OK && lora4j_op_bench_run(b.h, 1) == 0))
+        continue;
+      const int64_t rows_in = bwd ? out : in, rows_out = bwd ? in : out;
+      std::vector<float> ref(size_t(n * rows_out));
+      for (int64_t t = 0; t < n; ++t)
+        for (int64_t o = 0; o < rows_out; ++o) {
+          double acc = 0;
+          for (int64_t k = 0; k < rows_in; ++k) {
+            const double a = lora4j::bench_uniform(seed, bwd ? 5 : 1, uint64_t(t * rows_in + k));
+            acc += a * (bwd ? w[size_t(k * in + o)] : w[size_t(o * in + k)]);
+          }
+          ref[size_t(t * rows_out + o)] = float(acc);
+        }
+      auto o = b.outputs();
+      check_err(tag + " = the documented product",
+                testutil::rel_err(o[bwd ? "dx" : "y"], ref, ref.size()), kTol);
+      const std::string d = b.describe();
+      check_true(
+          tag + " description carries the floors",
+          d.find("on cpu (floors ") != std::string::npos && d.find(" GFLOP, ") != std::string::npos,
+          d);
+    }
+  }
 }
 
 void expect_error(const std::string& what, int status, int want, const std::string& needle) {
@@ -218,6 +277,7 @@ int main() {
   test_errors();
   test_variants();
   test_documented_inputs();
+  test_frozen_linear();
   test_all_ops_defaults();
   return testutil::finish("test_op_bench");
 }

@@ -86,12 +86,22 @@ void variants() {
     compare(0, "fused", 0, "separate", op, {2048, 4096, 14336, 16}, 1e-2, "fused vs separate");
   }
   compare(0, "flat", 0, "per_tensor", "adamw", {2, 256, 64, 704, 8}, 1e-6, "flat vs per_tensor");
+  // the fused NF4 GEMM against dequantize-then-cuBLASLt: the same bf16 operands, fp32
+  // accumulation in another order (1e-3: y rounds to bf16, a rare last-bit flip); odd shapes
+  // (W rows not a multiple of 8, tiles cut by every edge) take its per-element path
+  for (const char* op : {"frozen_linear_fwd", "frozen_linear_bwd"})
+    for (const auto& dims : std::vector<std::vector<int64_t>>{{333, 256, 520},
+                                                              {37, 201, 77},
+                                                              {130, 136, 264},
+                                                              {2048, 4096, 14336},
+                                                              {8192, 14336, 4096}})
+      compare(0, "nf4-scratch", 0, "nf4-fused", op, dims, 1e-3, "nf4 scratch vs fused");
 }
 
-// Every LoRA projection of Mistral-7B at its real width (q/o 4096->4096, k/v 4096->1024,
-// gate/up 4096->14336, down 14336->4096) on CUDA against the CPU on the same inputs, forward and
-// backward, every output: y, dx, dA, dB and the rank-r products x A^T (reduced over `in`) and
-// dy B (reduced over `out`), whose reductions over 14336 the small shapes never exercise.
+// Every LoRA projection (and frozen GEMM) of Mistral-7B at its real width (q/o 4096->4096, k/v
+// 4096->1024, gate/up 4096->14336, down 14336->4096) on CUDA against the CPU on the same inputs,
+// forward and backward, every output: y, dx, dA, dB and the rank-r products x A^T (reduced over
+// `in`) and dy B (reduced over `out`), whose reductions over 14336 the small shapes never exercise.
 void real_widths() {
   const std::vector<std::vector<int64_t>> shapes = {{512, 4096, 4096, 16},
                                                     {512, 4096, 1024, 16},
@@ -101,6 +111,14 @@ void real_widths() {
   for (const auto& dims : shapes)
     for (const char* op : {"lora_linear_fwd", "lora_linear_bwd"})
       compare(-1, "fused", 0, "fused", op, dims, 1e-2, "Mistral-7B width cuda vs cpu");
+  // the frozen GEMM with an NF4 weight, both CUDA variants against the CPU twin (the weight
+  // dequantized by model/nf4.cpp, an fp32 GEMM), at every projection shape, and odd shapes
+  const std::vector<std::vector<int64_t>> frozen = {
+      {256, 4096, 4096}, {256, 4096, 1024}, {256, 4096, 14336}, {256, 14336, 4096}, {37, 201, 77}};
+  for (const auto& dims : frozen)
+    for (const char* op : {"frozen_linear_fwd", "frozen_linear_bwd"})
+      for (const char* v : {"nf4-scratch", "nf4-fused"})
+        compare(-1, v, 0, v, op, dims, 1e-2, std::string("Mistral-7B width cuda vs cpu ") + v);
 }
 
 // The tolerance of an op on CUDA against the CPU: 1e-2 (bf16 operands), 2e-2 for the attention

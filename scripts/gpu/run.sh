@@ -3,11 +3,15 @@
 # Run from the repository root:  bash scripts/gpu/run.sh
 # Builds native/ with the CUDA backend (sm_80 + sm_90), runs every ctest test (CPU and CUDA),
 # writes the logs under $OUT (or ./gpu-out), and prints a short summary table LAST.
-# Steps can be chosen with STEPS (space separated): build test java cli compare bench profile dist distbench ops.
+# Steps can be chosen with STEPS (space separated): build test java cli compare bench profile
+# dist distbench ops qlora.
 # All logs end up in $OUT/logs.tgz (the device tool brings back at most 8 files).
 # Default: build test. "compare" times the whole step at the reference stack's settings and runs
 # the reference stack (benchmarks/reference/hf_peft_baseline.py) in the same call. "dist" runs
 # the 2-GPU checks of distributed training (scripts/gpu/dist.sh; needs 2 GPUs and .device/).
+# "qlora" (after build; needs .device/ from scripts/gpu/pack-java.sh): the frozen GEMM bf16 vs NF4 scratch vs NF4
+# fused at Mistral-7B's projection shapes, then `lora4j train --load-in-4bit` beside the bf16 base
+# at 1 x 2048 and 4 x 2048 with recompute (benchmarks/compare.py --qlora prints the targets).
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${OUT:-$ROOT/gpu-out}
@@ -74,11 +78,8 @@ if has java; then
         > "$OUT/demo-cuda.log" 2>&1 || status=1
   fi
 fi
-if has cli; then
-  # The user's path: lora4j train (the packed jar, only a Java runtime) on a random 7B-shaped
-  # folder made by lora4j init-model, in the reference stack's four settings (CLI_SETTINGS to
-  # choose), then the engine benchmark and the reference stack in the same call.
-  echo "== lora4j train on a random Mistral-7B folder (benchmarks/cli_bench.py)"
+# The random 7B-shaped folder of the cli and qlora steps (lora4j init-model, once per machine).
+cli_model() {
   [ -x /tmp/lora4j-jre/bin/java ] || { rm -rf /tmp/lora4j-jre && tar -C /tmp -xJf "$ROOT/.device/jre.tar.xz"; }
   J=/tmp/lora4j-jre/bin/java
   mkdir -p /tmp/lora4j-cli
@@ -89,6 +90,13 @@ if has cli; then
       > "$OUT/init-model.log" 2>&1 || { tail -5 "$OUT/init-model.log"; status=1; }
   fi
   echo "init-model (7.2B parameters, bf16): $(( $(date +%s) - t1 )) s"
+}
+if has cli; then
+  # The user's path: lora4j train (the packed jar, only a Java runtime) on a random 7B-shaped
+  # folder made by lora4j init-model, in the reference stack's four settings (CLI_SETTINGS to
+  # choose), then the engine benchmark and the reference stack in the same call.
+  echo "== lora4j train on a random Mistral-7B folder (benchmarks/cli_bench.py)"
+  cli_model
   python3 "$ROOT/benchmarks/cli_bench.py" "$J" "$ROOT/.device/lora4j-cli.jar" /tmp/lora4j-cli/m7b \
     /tmp/lora4j-cli "${CLI_SETTINGS:-all}" > "$OUT/cli_bench.jsonl" 2>&1 || status=1
   cat "$OUT/cli_bench.jsonl"
@@ -179,6 +187,42 @@ if has dist; then
   echo "== distributed training on 2 GPUs (scripts/gpu/dist.sh)"
   OUT="$OUT" bash "$ROOT/scripts/gpu/dist.sh" > "$OUT/dist.txt" 2>&1 || status=1
 fi
+part() { [[ " ${QLORA_PARTS:-ops jmh cli} " == *" $1 "* ]]; }
+if has qlora; then
+  # Issue 15 (QLORA_PARTS chooses among ops jmh cli, to fit one call's time). The frozen GEMM (y = x W^T and dx = dy W) with a bf16 weight, an NF4 weight
+  # dequantized into a bf16 scratch first (the engine's path) and an NF4 weight dequantized
+  # inside the GEMM, at every Mistral-7B projection shape and 2048 / 8192 tokens (bench_ops);
+  # the same through JMH when .device/benchmarks.jar is there. Their agreement with each other
+  # and with the CPU twin is checked by test_op_bench_cuda (STEPS=test).
+  if part ops; then
+    echo "== frozen GEMM: bf16 vs nf4-scratch vs nf4-fused (bench_ops)"
+    LORA4J_CUDA_BENCH_LIBRARY="$BUILD/liblora4j_cuda_bench.so" timeout 300 "$BUILD/bench_ops" \
+      frozen_linear_fwd frozen_linear_bwd > "$OUT/qlora-ops.txt" 2>&1 || { echo "bench_ops failed"; status=1; }
+    cat "$OUT/qlora-ops.txt"
+  fi
+  if part jmh && [ -f "$ROOT/.device/benchmarks.jar" ] && [ -f "$ROOT/.device/jre.tar.xz" ]; then
+    echo "== JMH OpBenchmark, frozen GEMMs at the Mistral-7B projection shapes"
+    [ -x /tmp/lora4j-jre/bin/java ] || tar -C /tmp -xJf "$ROOT/.device/jre.tar.xz"
+    ops=frozen_linear_fwd/bf16,frozen_linear_fwd/nf4-scratch,frozen_linear_fwd/nf4-fused
+    ops=$ops,frozen_linear_bwd/bf16,frozen_linear_bwd/nf4-scratch,frozen_linear_bwd/nf4-fused
+    shapes=2048x4096x4096,2048x4096x1024,2048x4096x14336,2048x14336x4096
+    shapes=$shapes,8192x4096x4096,8192x4096x1024,8192x4096x14336,8192x14336x4096
+    (cd "$ROOT" && timeout 900 /tmp/lora4j-jre/bin/java --enable-native-access=ALL-UNNAMED \
+        -jar .device/benchmarks.jar OpBenchmark -p device=cuda -p op=$ops -p shape=$shapes \
+        -f 1 -wi 1 -w 1 -i 2 -r 1 -jvmArgsAppend "-Dorg.bytedeco.javacpp.cachedir=/tmp/lora4j-javacpp") \
+        > "$OUT/qlora-jmh.txt" 2>&1 || echo "JMH OpBenchmark failed (see $OUT/qlora-jmh.txt)"
+    grep -aE "on cuda:" "$OUT/qlora-jmh.txt" || true
+  fi
+  if part cli; then
+    # The command line on the random 7B folder: each setting in 4 bits and in bf16, same call.
+    echo "== lora4j train --load-in-4bit vs bf16, 1 x 2048 and 4 x 2048 with recompute"
+    cli_model
+    python3 "$ROOT/benchmarks/cli_bench.py" "$J" "$ROOT/.device/lora4j-cli.jar" /tmp/lora4j-cli/m7b \
+      /tmp/lora4j-cli "${QLORA_SETTINGS:-qlora}" > "$OUT/qlora_bench.jsonl" 2>&1 || status=1
+    cat "$OUT/qlora_bench.jsonl"
+    for f in /tmp/lora4j-cli/cli-*-recompute*.log; do cp "$f" "$OUT/qlora-$(basename "$f")" 2>/dev/null; done
+  fi
+fi
 
 # ---- summary table (last) -----------------------------------------------------------------
 if [ -f "$OUT/hf_baseline.json" ] && [ -f "$OUT/bench_reference.jsonl" ]; then
@@ -186,6 +230,11 @@ if [ -f "$OUT/hf_baseline.json" ] && [ -f "$OUT/bench_reference.jsonl" ]; then
   echo "================ lora4j vs Hugging Face + PEFT (same call) ================"
   python3 "$ROOT/benchmarks/compare.py" "$OUT/bench_reference.jsonl" "$OUT/hf_baseline.json" \
     $( [ -f "$OUT/cli_bench.jsonl" ] && echo "$OUT/cli_bench.jsonl" ) | tee "$OUT/compare.txt"
+fi
+if [ -f "$OUT/qlora_bench.jsonl" ]; then
+  echo
+  echo "================ QLoRA (issue 15): 4-bit vs bf16, same call ================"
+  python3 "$ROOT/benchmarks/compare.py" --qlora "$OUT/qlora_bench.jsonl" | tee "$OUT/qlora.txt" || status=1
 fi
 if [ -f "$OUT/java-summary.log" ]; then
   echo

@@ -4,6 +4,7 @@
 // (bench/cuda_bench_abi.h), as the core drives the CUDA backend.
 #include <dlfcn.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -168,6 +169,14 @@ int lora4j_op_bench_create(int32_t device, const char* op, const char* variant, 
     handle->impl->description =
         lora4j::op_bench_label(spec) +
         (device < 0 ? std::string(" on cpu") : " on cuda:" + std::to_string(device));
+    // the frozen GEMM's variants differ in the bytes they must move (a 4-bit or a 16-bit
+    // weight), so their description carries both floors
+    if (spec.op.rfind("frozen_linear", 0) == 0) {
+      char floors[96];
+      std::snprintf(floors, sizeof floors, " (floors %.4g GFLOP, %.4g MB)",
+                    handle->impl->flops * 1e-9, handle->impl->bytes * 1e-6);
+      handle->impl->description += floors;
+    }
     *out = handle.release();
   });
 }

@@ -44,6 +44,16 @@ const std::vector<OpInfo>& table() {
        {"fused", "separate"},
        {256, 512, 512, 16},
        {8192, 4096, 4096, 16}},
+      {"frozen_linear_fwd",
+       {"n", "in", "out"},
+       {"bf16", "nf4-scratch", "nf4-fused"},
+       {256, 512, 384},
+       {8192, 4096, 4096}},
+      {"frozen_linear_bwd",
+       {"n", "in", "out"},
+       {"bf16", "nf4-scratch", "nf4-fused"},
+       {256, 512, 384},
+       {8192, 4096, 4096}},
       {"adamw",
        {"L", "d", "kvd", "I", "r"},
        {"flat", "per_tensor"},
@@ -83,6 +93,8 @@ static double largest_tensor(const OpBenchSpec& s) {
   if (op == "cross_entropy") return std::max(d[0], d[1]) * d[2] + d[0] * d[1];
   if (op.rfind("lora_linear", 0) == 0)
     return std::max(d[0], d[1]) * std::max(d[1], d[2]) + d[0] * d[2];
+  if (op.rfind("frozen_linear", 0) == 0)
+    return std::max(std::max(d[0] * d[1], d[0] * d[2]), d[1] * d[2]);
   if (op == "adamw") return d[0] * d[4] * (10 * d[1] + 2 * d[2] + 3 * d[3]);
   double p = 1;
   for (double x : d) p *= x;
@@ -144,7 +156,73 @@ double op_bench_flops(const OpBenchSpec& s) {
     // frozen GEMM; the low-rank GEMMs: forward x A^T and xa B^T; backward dB, dy B, dA, dx
     return 2 * n * in * out + (op == "lora_linear_fwd" ? 2.0 : 4.0) * n * r * (in + out);
   }
+  if (op == "frozen_linear_fwd" || op == "frozen_linear_bwd")  // y = x W^T or dx = dy W
+    return 2.0 * double(s.dim("n")) * double(s.dim("in")) * double(s.dim("out"));
   return 0;  // memory-bound element-wise ops: only the bytes matter
+}
+
+namespace {
+// The 16 NF4 values (QLoRA, appendix E; bitsandbytes' table), as fp32.
+constexpr float kNf4Table[16] = {-1.0f,
+                                 -0.6961928009986877f,
+                                 -0.5250730514526367f,
+                                 -0.39491748809814453f,
+                                 -0.28444138169288635f,
+                                 -0.18477343022823334f,
+                                 -0.09105003625154495f,
+                                 0.0f,
+                                 0.07958029955625534f,
+                                 0.16093020141124725f,
+                                 0.24611230194568634f,
+                                 0.33791524171829224f,
+                                 0.44070982933044434f,
+                                 0.5626170039176941f,
+                                 0.7229568362236023f,
+                                 1.0f};
+constexpr int32_t kBenchNf4Block = 64, kBenchNf4Nested = 256;
+
+uint8_t bench_byte(uint64_t seed, uint32_t tensor, uint64_t i) {
+  const int v = int((bench_uniform(seed, tensor, i) * 0.5f + 0.5f) * 256.f);
+  return uint8_t(std::min(v, 255));
+}
+}  // namespace
+
+BenchNf4 make_bench_nf4(uint64_t seed, uint32_t tensor, int64_t numel) {
+  BenchNf4 q;
+  q.numel = numel;
+  q.table.assign(kNf4Table, kNf4Table + 16);
+  q.codes.resize(size_t((numel + 1) / 2));
+  for (size_t i = 0; i < q.codes.size(); ++i) q.codes[i] = bench_byte(seed, tensor, i);
+  const int64_t blocks = (numel + kBenchNf4Block - 1) / kBenchNf4Block;
+  q.absmax_codes.resize(size_t(blocks));
+  for (int64_t b = 0; b < blocks; ++b) q.absmax_codes[size_t(b)] = bench_byte(seed, tensor + 1, b);
+  q.nested_table.resize(256);
+  for (int j = 0; j < 256; ++j) q.nested_table[size_t(j)] = float(2 * j - 255) / 255.f;
+  q.nested_absmax.resize(size_t((blocks + kBenchNf4Nested - 1) / kBenchNf4Nested));
+  for (size_t j = 0; j < q.nested_absmax.size(); ++j)  // [0.005, 0.015]
+    q.nested_absmax[j] = 0.01f * (1.f + 0.5f * bench_uniform(seed, tensor + 2, j));
+  q.offset = 0.02f;  // scales nested_table * nested_absmax + offset in [0.005, 0.035]
+  return q;
+}
+
+lora4j_nf4_weight BenchNf4::view() const {
+  lora4j_nf4_weight w{};
+  w.numel = numel;
+  w.blocksize = kBenchNf4Block;
+  w.dtype = LORA4J_DTYPE_BF16;
+  w.codes = codes.data();
+  w.code_table = table.data();
+  w.absmax_codes = absmax_codes.data();
+  w.nested_table = nested_table.data();
+  w.nested_absmax = nested_absmax.data();
+  w.nested_blocksize = kBenchNf4Nested;
+  w.offset = offset;
+  return w;
+}
+
+int64_t BenchNf4::bytes() const {
+  return int64_t(codes.size() + absmax_codes.size()) +
+         4 * int64_t(table.size() + nested_table.size() + nested_absmax.size());
 }
 
 std::vector<std::pair<int64_t, int64_t>> op_bench_lora_tensors(const OpBenchSpec& s) {

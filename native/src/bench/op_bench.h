@@ -17,6 +17,8 @@
 #include <utility>
 #include <vector>
 
+#include "lora4j.h"
+
 #if defined(__CUDACC__)
 #define LORA4J_HD __host__ __device__
 #else
@@ -91,6 +93,26 @@ std::string op_bench_label(const OpBenchSpec& spec);
 // The LoRA tensors of the adamw op, as (offset, numel) in one flat arena: for each of L layers,
 // q, k, v, o, gate, up, down (Mistral's in/out features from d, kvd, I), A [r, in] then B [out, r].
 std::vector<std::pair<int64_t, int64_t>> op_bench_lora_tensors(const OpBenchSpec& spec);
+// The NF4 weight [out, in] of the frozen_linear benchmarks' nf4 variants, in bitsandbytes'
+// layout as its checkpoints hold it: blocks of 64, double-quantized (uint8 absmax codes into a
+// sorted 256-entry table, one nested absmax per 256 blocks, plus an offset), the 16 NF4 values
+// as code table. Every byte and scale comes from bench_uniform(seed, tensor.., i): random codes
+// (the GEMMs cost the same for any codes), block scales in [0.005, 0.035]. The same numbers on
+// every device; each backend dequantizes it with its own code (model/nf4.cpp, cuda/kernels).
+struct BenchNf4 {
+  int64_t numel = 0;
+  std::vector<uint8_t> codes, absmax_codes;
+  std::vector<float> table, nested_table, nested_absmax;
+  float offset = 0.f;
+  lora4j_nf4_weight view() const;
+  // Bytes of the quantized form (codes, absmax codes, tables, nested absmax): the weight's
+  // share of the byte floor.
+  int64_t bytes() const;
+};
+BenchNf4 make_bench_nf4(uint64_t seed, uint32_t tensor, int64_t numel);
+// True for the frozen_linear variants that read an NF4 weight.
+inline bool op_bench_nf4(const OpBenchSpec& s) { return s.variant.rfind("nf4", 0) == 0; }
+
 // The CPU implementations (cpu/op_bench_cpu.cpp), on all hardware threads.
 std::unique_ptr<OpBench> make_cpu_op_bench(const OpBenchSpec& spec);
 

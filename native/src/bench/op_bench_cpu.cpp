@@ -12,6 +12,10 @@
  *               logits, then the loss and its gradient row by row, then dh with one GEMM.
  *  - lora_linear  fused: the engine's (the low-rank product accumulated into the frozen
  *               output); separate: frozen GEMM, low-rank GEMMs into a temporary, then an add.
+ *  - frozen_linear  the frozen projection's GEMM alone, y = x W^T or dx = dy W: bf16: W from
+ *               bench_uniform; nf4-scratch and nf4-fused: W the bench's NF4 weight dequantized
+ *               by model/nf4.cpp (the engine's CPU twin), then the same fp32 GEMM: on the CPU
+ *               the two NF4 variants are one computation, the twin of both CUDA variants.
  *  - adamw      flat: one update over the whole arena; per_tensor: one per LoRA tensor.
  * Inputs are bench_uniform() values, so the variants (and the CUDA side) see the same numbers.
  */
@@ -25,6 +29,7 @@
 #include "cpu/thread_pool.h"
 #include "model/engine.h"
 #include "bench/op_bench.h"
+#include "model/nf4.h"
 
 namespace lora4j {
 namespace cpu {
@@ -378,6 +383,44 @@ class LoraLinear final : public CpuBench {
   Buf x_, w_, a_, b_, xa_, y_, u_, dy_, dx_, da_, db_, t_, dxl_, da_t_, db_t_;
 };
 
+// ---- frozen linear (bf16 or NF4 weight) ------------------------------------------------------
+class FrozenLinear final : public CpuBench {
+ public:
+  FrozenLinear(const OpBenchSpec& s, bool backward)
+      : CpuBench(s), bwd_(backward), n(s.dim("n")), in(s.dim("in")), out(s.dim("out")) {
+    if (op_bench_nf4(s)) {
+      const BenchNf4 q = make_bench_nf4(s.seed, 6, out * in);
+      w_ = zeros(out * in);
+      nf4_dequantize(q.view(), w_.data(), "the frozen_linear weight");
+    } else {
+      w_ = input(2, out * in, 0.02f);
+    }
+    floor(out * in, 4);  // W as the CPU holds it (fp32)
+    if (!bwd_) {
+      x_ = input(1, n * in, 1.f);
+      y_ = zeros(n * out);
+      floor(n * in + n * out, 4);
+      expose("y", &y_);
+    } else {
+      dy_ = input(5, n * out, 1.f);
+      dx_ = zeros(n * in);
+      floor(n * out + n * in, 4);
+      expose("dx", &dx_);
+    }
+  }
+  void step() override {
+    if (bwd_)
+      linear_backward_input(&tp_, dy_.data(), w_.data(), dx_.data(), n, in, out, false);
+    else
+      linear_forward(&tp_, x_.data(), w_.data(), y_.data(), n, in, out, false);
+  }
+
+ private:
+  bool bwd_;
+  int64_t n, in, out;
+  Buf w_, x_, y_, dy_, dx_;
+};
+
 // ---- AdamW --------------------------------------------------------------------------------------
 class AdamW final : public CpuBench {
  public:
@@ -514,6 +557,8 @@ std::unique_ptr<OpBench> make_cpu_op_bench(const OpBenchSpec& s) {
   if (op == "cross_entropy") return std::make_unique<cpu::CrossEntropy>(s);
   if (op == "lora_linear_fwd") return std::make_unique<cpu::LoraLinear>(s, false);
   if (op == "lora_linear_bwd") return std::make_unique<cpu::LoraLinear>(s, true);
+  if (op == "frozen_linear_fwd") return std::make_unique<cpu::FrozenLinear>(s, false);
+  if (op == "frozen_linear_bwd") return std::make_unique<cpu::FrozenLinear>(s, true);
   if (op == "adamw") return std::make_unique<cpu::AdamW>(s);
   if (op == "rmsnorm_fwd") return std::make_unique<cpu::RmsNorm>(s, false);
   if (op == "rmsnorm_bwd") return std::make_unique<cpu::RmsNorm>(s, true);

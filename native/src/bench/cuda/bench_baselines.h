@@ -1,13 +1,15 @@
 // Kernels of the single-op benchmarks (cuda/op_bench.cpp) that the engine does not use: seeded
 // input fills, conversions for reading outputs back, and the pieces of the baseline variants the
 // engine's kernels are compared against (the softmax of materialized attention and its backward,
-// the add of the separate LoRA path). Not in the training step.
+// the add of the separate LoRA path, the fused NF4 GEMM). Not in the training step.
 #pragma once
 #include <cstdint>
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
+
+#include "cuda/kernels/kernels.h"
 
 namespace lora4j {
 namespace cuda {
@@ -35,6 +37,14 @@ cudaError_t causal_softmax_backward_rows(const __nv_bfloat16* p, const float* dp
 // y += x (bf16, summed in fp32) and y += c * x (fp32).
 cudaError_t add_inplace(__nv_bfloat16* y, const __nv_bfloat16* x, int64_t n, cudaStream_t s);
 cudaError_t add_inplace(float* y, const float* x, float c, int64_t n, cudaStream_t s);
+
+// The fused NF4 GEMMs (nf4_gemm.cu), W [out, in] in NF4: y = x W^T (bf16 out) and dx = dy W
+// (fp32 out), the weight dequantized in the GEMM's operand path to the bf16 values
+// nf4_dequantize writes. x, dy 16-byte aligned.
+cudaError_t nf4_gemm_forward(const Nf4Params& w, const __nv_bfloat16* x, __nv_bfloat16* y,
+                             int64_t n, int64_t in, int64_t out, cudaStream_t s);
+cudaError_t nf4_gemm_backward_input(const Nf4Params& w, const __nv_bfloat16* dy, float* dx,
+                                    int64_t n, int64_t in, int64_t out, cudaStream_t s);
 
 }  // namespace cuda
 }  // namespace lora4j

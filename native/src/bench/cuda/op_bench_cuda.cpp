@@ -16,6 +16,12 @@
  *  - lora_linear  fused: the engine's projection (the low-rank product first, the frozen GEMM
  *               accumulating onto it in its epilogue; backward likewise); separate: frozen GEMM,
  *               low-rank GEMMs into a temporary, an add kernel.
+ *  - frozen_linear  the frozen projection's GEMM alone, forward y = x W^T (y bf16) or input
+ *               gradient dx = dy W (dx fp32): bf16: W bf16, one cuBLASLt GEMM (the 16-bit
+ *               engine); nf4-scratch: W in NF4 (make_bench_nf4), dequantized into a bf16
+ *               scratch of W's size by the engine's kernel, then the same GEMM (the QLoRA
+ *               engine); nf4-fused: one kernel whose GEMM dequantizes the codes in its operand
+ *               path (nf4_gemm.cu), no scratch.
  *  - adamw      flat: one launch over the arena (the engine); per_tensor: one per LoRA tensor.
  * Inputs come from bench_fill (the same numbers as on the CPU, rounded to the operand type).
  */
@@ -431,6 +437,80 @@ class LoraLinear final : public CudaBench {
   float *dx_ = nullptr, *da_ = nullptr, *db_ = nullptr, *dxl_ = nullptr;
 };
 
+// ---- frozen linear (bf16 or NF4 weight) ------------------------------------------------------
+class FrozenLinear final : public CudaBench {
+ public:
+  FrozenLinear(const OpBenchSpec& s, bool backward)
+      : CudaBench(s),
+        bwd_(backward),
+        nf4_(op_bench_nf4(s)),
+        fused_(s.variant == "nf4-fused"),
+        n(s.dim("n")),
+        in(s.dim("in")),
+        out(s.dim("out")) {
+    if (!fused_) init_gemm();
+    if (nf4_) {
+      const BenchNf4 q = make_bench_nf4(s.seed, 6, out * in);
+      p_.codes = upload(q.codes, "NF4 codes");
+      p_.code_table = upload(q.table, "NF4 code table");
+      p_.absmax_codes = upload(q.absmax_codes, "NF4 absmax codes");
+      p_.nested_table = upload(q.nested_table, "NF4 nested table");
+      p_.nested_absmax = upload(q.nested_absmax, "NF4 nested absmax");
+      const lora4j_nf4_weight v = q.view();
+      p_.nested_blocksize = v.nested_blocksize;
+      p_.offset = v.offset;
+      p_.numel = v.numel;
+      p_.blocksize = v.blocksize;
+      floor(q.bytes(), 1);
+      if (!fused_) w_ = alloc<bf16>(out * in, "bf16 dequantization scratch");
+    } else {
+      w_ = input<bf16>(2, out * in, 0.02f, "W");
+      floor(out * in, 2);
+    }
+    if (!bwd_) {
+      x_ = input<bf16>(1, n * in, 1.f, "x");
+      y_ = alloc<bf16>(n * out, "y");
+      floor(n * in + n * out, 2);
+      sync();
+      expose("y", y_, n * out);
+    } else {
+      dy_ = input<bf16>(5, n * out, 1.f, "dy");
+      dx_ = alloc<float>(n * in, "dx");
+      floor(n * out, 2);
+      floor(n * in, 4);
+      sync();
+      expose("dx", static_cast<const float*>(dx_), n * in);
+    }
+  }
+
+ private:
+  template <class T>
+  const T* upload(const std::vector<T>& v, const char* what) {
+    T* p = alloc<T>(int64_t(v.size()), what);
+    to_device(p, v.data(), v.size() * sizeof(T));
+    return p;
+  }
+  void step() override {
+    if (fused_) {
+      LORA4J_CU(bwd_ ? nf4_gemm_backward_input(p_, dy_, dx_, n, in, out, stream_)
+                     : nf4_gemm_forward(p_, x_, y_, n, in, out, stream_));
+      return;
+    }
+    if (nf4_) LORA4J_CU(nf4_dequantize(p_, w_, stream_));
+    if (bwd_)
+      gemm_.run(false, false, n, in, out, dy_, out, w_, in, dx_, true, in, 1.f, 0.f,
+                "dX through frozen W");
+    else
+      gemm_.run(false, true, n, out, in, x_, in, w_, in, y_, false, out, 1.f, 0.f, "frozen");
+  }
+
+  bool bwd_, nf4_, fused_;
+  int64_t n, in, out;
+  Nf4Params p_;
+  bf16 *w_ = nullptr, *x_ = nullptr, *y_ = nullptr, *dy_ = nullptr;
+  float* dx_ = nullptr;
+};
+
 // ---- AdamW --------------------------------------------------------------------------------------
 class AdamW final : public CudaBench {
  public:
@@ -603,6 +683,8 @@ OpBench* make_bench(const OpBenchSpec& s) {
   if (op == "cross_entropy") return new CrossEntropy(s);
   if (op == "lora_linear_fwd") return new LoraLinear(s, false);
   if (op == "lora_linear_bwd") return new LoraLinear(s, true);
+  if (op == "frozen_linear_fwd") return new FrozenLinear(s, false);
+  if (op == "frozen_linear_bwd") return new FrozenLinear(s, true);
   if (op == "adamw") return new AdamW(s);
   if (op == "rmsnorm_fwd") return new RmsNorm(s, false);
   if (op == "rmsnorm_bwd") return new RmsNorm(s, true);

@@ -13,26 +13,12 @@
  * Each thread turns 4 code bytes into 8 weights with one 16-byte store.
  */
 #include "cuda/kernels/common.cuh"
+#include "cuda/kernels/nf4.cuh"
 
 namespace lora4j {
 namespace cuda {
 
 namespace {
-
-__device__ __forceinline__ float nf4_scale(const Nf4Params& p, const float* nested_table,
-                                           int64_t b) {
-  if (p.absmax) return p.absmax[b];
-  const float v =
-      __fmul_rn(nested_table[p.absmax_codes[b]], p.nested_absmax[b / p.nested_blocksize]);
-  return __fadd_rn(v, p.offset);
-}
-
-__device__ __forceinline__ bf16 nf4_value(const Nf4Params& p, const float* table, int code,
-                                          float scale) {
-  float v = __fmul_rn(table[code], scale);
-  if (p.half_first) v = __half2float(__float2half_rn(v));
-  return __float2bfloat16_rn(v);
-}
 
 __global__ void nf4_dequantize_kernel(Nf4Params p, bf16* out) {
   __shared__ float table[16];

@@ -31,6 +31,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 import java.util.logging.Logger;
 
 /**
@@ -508,6 +509,15 @@ public final class LoraTrainer {
         model.reserveWorkerRows(0); // n gradients' worth of device memory back before evaluation
         reservedRows = 0;
       }
+      // what the model's engine allocated at most (weights, adapter, optimizer, activations):
+      // the figure to set against a card's memory; the driver's context comes on top
+      long peak = model.peakMemory();
+      LOG.info(
+          String.format(
+              Locale.ROOT,
+              "peak memory of the engine: %d bytes (%.2f GiB)",
+              peak,
+              peak / (double) (1L << 30)));
       if (evaluator.active()) evals.add(evaluator.evaluate(step));
       if (evaluator.lastWarning != null) warnings.add(evaluator.lastWarning);
       Path adapterDir = cfg.outputDir().resolve("adapter");

@@ -13,10 +13,10 @@ import org.bytedeco.javacpp.Loader;
 
 /**
  * Owner of one single-op benchmark ({@code lora4j_op_bench_*} in lora4j_bench.h, a library apart
- * from the product's): one op of the training step (attention, cross-entropy, LoRA linear, AdamW,
- * RMSNorm, RoPE, SwiGLU) in one of its variants, on inputs the core allocates on the device and
- * fills from a seed. Used by the JMH {@code OpBenchmark} and by tests that check that the variants
- * of an op compute the same function.
+ * from the product's): one op of the training step (attention, cross-entropy, LoRA linear, the
+ * frozen GEMM with a bf16 or NF4 weight, AdamW, RMSNorm, RoPE, SwiGLU) in one of its variants, on
+ * inputs the core allocates on the device and fills from a seed. Used by the JMH {@code
+ * OpBenchmark} and by tests that check that the variants of an op compute the same function.
  *
  * <p>Methods are synchronized; after {@link #close()} they throw {@link IllegalStateException}.
  * Every non-zero status of the core is a {@link NativeException} carrying its message.
@@ -37,10 +37,10 @@ public final class OpBench implements AutoCloseable {
 
   /**
    * Creates the benchmark of {@code op} (attention_fwd, attention_bwd, cross_entropy,
-   * lora_linear_fwd, lora_linear_bwd, adamw, rmsnorm_fwd, rmsnorm_bwd, rope_fwd, rope_bwd,
-   * swiglu_fwd, swiglu_bwd) in {@code variant} (null: the op's default) on {@code device}. {@code
-   * dims} empty or null: the device's default shape (Mistral-7B on CUDA, small on the CPU); see
-   * lora4j.h for the dims of each op.
+   * lora_linear_fwd, lora_linear_bwd, frozen_linear_fwd, frozen_linear_bwd, adamw, rmsnorm_fwd,
+   * rmsnorm_bwd, rope_fwd, rope_bwd, swiglu_fwd, swiglu_bwd) in {@code variant} (null: the op's
+   * default) on {@code device}. {@code dims} empty or null: the device's default shape (Mistral-7B
+   * on CUDA, small on the CPU); see lora4j_bench.h for the dims of each op.
    */
   public static OpBench create(Device device, String op, String variant, long[] dims, long seed) {
     ensureLoaded();

@@ -24,16 +24,21 @@ import org.openjdk.jmh.runner.IterationType;
  * One op of the training step per benchmark, in each of its variants, through the core's single-op
  * benchmarks ({@link OpBench}): attention flash vs materialized scores (forward and backward), LM
  * head + cross-entropy fused and chunked vs materialized fp32 logits, LoRA linear fused vs separate
- * low-rank path (forward and backward), AdamW one flat launch vs one per tensor, and RMSNorm, RoPE,
+ * low-rank path (forward and backward), the frozen projection GEMM with a bf16 weight vs an NF4
+ * weight dequantized into a bf16 scratch first vs dequantized inside the GEMM (QLoRA; forward y = x
+ * W^T and input gradient dx = dy W), AdamW one flat launch vs one per tensor, and RMSNorm, RoPE,
  * SwiGLU forward and backward.
  *
  * <p>{@code device}: {@code cpu} (small shapes) or {@code cuda} / {@code cuda:N} (Mistral-7B v0.3
  * at 4 x 2048 tokens: hidden 4096, 32 heads, 8 KV heads, head_dim 128, MLP 14336, vocab 32768, LoRA
  * r 16). {@code shape}: {@code default} or the op's dims joined by {@code x}, in the order lora4j.h
  * gives them (for example {@code -p op=attention_fwd/flash -p shape=1x8192x32x8x128}; JMH splits
- * parameter values at commas). The score is the time per call of the op; each trial ends with a
- * line giving TFLOP/s (the op's algorithmic FLOPs, the same for every variant), GB/s against the
- * byte floor and the memory the benchmark held, from the measurement iterations.
+ * parameter values at commas; the frozen GEMMs at Mistral-7B's projection shapes: {@code -p
+ * op=frozen_linear_fwd/bf16,frozen_linear_fwd/nf4-scratch,... -p
+ * shape=2048x4096x4096,2048x4096x1024,...}, dims n x in x out). The score is the time per call of
+ * the op; each trial ends with a line giving TFLOP/s (the op's algorithmic FLOPs, the same for
+ * every variant), GB/s against the byte floor and the memory the benchmark held, from the
+ * measurement iterations.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
@@ -51,15 +56,30 @@ public class OpBenchmark {
   public String device;
 
   @Param({
-    "attention_fwd/flash", "attention_fwd/materialized",
-    "attention_bwd/flash", "attention_bwd/materialized",
-    "cross_entropy/fused", "cross_entropy/materialized",
-    "lora_linear_fwd/fused", "lora_linear_fwd/separate",
-    "lora_linear_bwd/fused", "lora_linear_bwd/separate",
-    "adamw/flat", "adamw/per_tensor",
-    "rmsnorm_fwd/default", "rmsnorm_bwd/default",
-    "rope_fwd/default", "rope_bwd/default",
-    "swiglu_fwd/default", "swiglu_bwd/default"
+    "attention_fwd/flash",
+    "attention_fwd/materialized",
+    "attention_bwd/flash",
+    "attention_bwd/materialized",
+    "cross_entropy/fused",
+    "cross_entropy/materialized",
+    "lora_linear_fwd/fused",
+    "lora_linear_fwd/separate",
+    "lora_linear_bwd/fused",
+    "lora_linear_bwd/separate",
+    "frozen_linear_fwd/bf16",
+    "frozen_linear_fwd/nf4-scratch",
+    "frozen_linear_fwd/nf4-fused",
+    "frozen_linear_bwd/bf16",
+    "frozen_linear_bwd/nf4-scratch",
+    "frozen_linear_bwd/nf4-fused",
+    "adamw/flat",
+    "adamw/per_tensor",
+    "rmsnorm_fwd/default",
+    "rmsnorm_bwd/default",
+    "rope_fwd/default",
+    "rope_bwd/default",
+    "swiglu_fwd/default",
+    "swiglu_bwd/default"
   })
   public String op;
 

@@ -42,6 +42,28 @@ class OpBenchTest {
   }
 
   @Test
+  void frozenGemmVariantsOnTheCpu() {
+    long[] dims = {7, 96, 40};
+    try (OpBench bf16 = OpBench.create(Device.cpu(), "frozen_linear_fwd", "bf16", dims, 5);
+        OpBench scratch =
+            OpBench.create(Device.cpu(), "frozen_linear_fwd", "nf4-scratch", dims, 5);
+        OpBench fused = OpBench.create(Device.cpu(), "frozen_linear_fwd", "nf4-fused", dims, 5)) {
+      for (OpBench b : List.of(bf16, scratch, fused)) b.run(1);
+      float[] y = scratch.output("y");
+      assertEquals(7 * 40, y.length);
+      // the CPU twin of both NF4 variants is one computation; the bf16 variant has another W
+      assertArrayEquals(y, fused.output("y"));
+      assertTrue(relErr(bf16.output("y"), y) > 0.1, "bf16 and NF4 weights differ");
+      assertEquals(2.0 * 7 * 96 * 40, scratch.cost().flops(), 1e-6);
+      assertTrue(
+          scratch
+              .description()
+              .startsWith("frozen_linear_fwd/nf4-scratch n=7 in=96 out=40 on cpu (floors "),
+          scratch.description());
+    }
+  }
+
+  @Test
   void defaultShapeAndVariant() {
     try (OpBench b = OpBench.create(Device.cpu(), "swiglu_fwd", null, null, 1)) {
       b.run(3);
