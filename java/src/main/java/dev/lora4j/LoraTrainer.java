@@ -141,6 +141,12 @@ public final class LoraTrainer {
     /** Rank 0 (or a run alone) writes the run's files; the other ranks write nothing. */
     final boolean writer;
 
+    /**
+     * The mean rule's all-reduce overlaps the backward
+     * (DistributedConfig#overlapsGradientReduction).
+     */
+    final boolean overlapReduce;
+
     Run(MistralModel model, Dataset data, TrainingConfig cfg, List<TrainingListener> ls) {
       this.model = model;
       this.data = data;
@@ -170,6 +176,7 @@ public final class LoraTrainer {
                 + "); lower gradientAccumulation");
       }
       this.writer = cfg.distributed().writesFiles();
+      this.overlapReduce = cfg.distributed().overlapsGradientReduction(System.getenv());
       if (writer) {
         RunFolder.prepare(
             cfg.outputDir(),
@@ -638,7 +645,7 @@ public final class LoraTrainer {
         // The rank's last pass sums the gradients over the group during its backward, overlapped
         // with it. Only when every rank has a pass this step: a rank without one could not issue
         // the same bucket reductions (every rank knows micro.size()).
-        boolean overlap = !d.isSingle() && micro.size() >= d.worldSize();
+        boolean overlap = overlapReduce && micro.size() >= d.worldSize();
         for (int i = d.rank(); i < micro.size(); i += d.worldSize()) {
           if (overlap && i + d.worldSize() >= micro.size()) model.reduceGradientsInBackward();
           sum += model.forwardBackward(micro.get(i).batch(), 1.0 / labelTokens).sum();

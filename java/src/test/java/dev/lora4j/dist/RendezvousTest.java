@@ -197,4 +197,25 @@ class RendezvousTest {
     // the only honest worker is 2: mean 7, 8, 9 and std 0
     assertArrayEquals(new float[] {7, 8, 9}, new float[] {rows.get(9), rows.get(10), rows.get(11)});
   }
+
+  @Test
+  void overlapOfTheGradientReductionFollowsTheTransport() {
+    DistributedConfig two = new DistributedConfig(2, 0, 0, "127.0.0.1", 29500);
+    assertFalse(DistributedConfig.single().overlapsGradientReduction(Map.of()));
+    // one host with peer-to-peer (or nothing known): after the backward
+    assertFalse(two.overlapsGradientReduction(Map.of()));
+    assertFalse(two.overlapsGradientReduction(Map.of("LOCAL_WORLD_SIZE", "2")));
+    // several hosts, or peer-to-peer off: overlapped
+    assertTrue(two.overlapsGradientReduction(Map.of("LOCAL_WORLD_SIZE", "1")));
+    assertTrue(two.overlapsGradientReduction(Map.of("NCCL_P2P_DISABLE", "1")));
+    // the setting overrides
+    assertTrue(two.overlapsGradientReduction(Map.of("LORA4J_DIST_OVERLAP", "1")));
+    assertFalse(
+        two.overlapsGradientReduction(Map.of("LORA4J_DIST_OVERLAP", "0", "NCCL_P2P_DISABLE", "1")));
+    IllegalArgumentException e =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> two.overlapsGradientReduction(Map.of("LORA4J_DIST_OVERLAP", "yes")));
+    assertTrue(e.getMessage().contains("LORA4J_DIST_OVERLAP"), e.getMessage());
+  }
 }
