@@ -19,13 +19,13 @@
 
 namespace {
 
-#define BENCH_CUDA(call)                                                                   \
-  do {                                                                                     \
-    cudaError_t e_ = (call);                                                               \
-    if (e_ != cudaSuccess) {                                                               \
-      std::fprintf(stderr, "CUDA error %s: %s\n", cudaGetErrorString(e_), #call);          \
-      std::exit(1);                                                                        \
-    }                                                                                      \
+#define BENCH_CUDA(call)                                                          \
+  do {                                                                            \
+    cudaError_t e_ = (call);                                                      \
+    if (e_ != cudaSuccess) {                                                      \
+      std::fprintf(stderr, "CUDA error %s: %s\n", cudaGetErrorString(e_), #call); \
+      std::exit(1);                                                               \
+    }                                                                             \
   } while (0)
 
 }  // namespace
@@ -74,9 +74,10 @@ int main(int argc, char** argv) {
     float ms = 0;
     BENCH_CUDA(cudaEventElapsedTime(&ms, a, b));
     ms /= float(iters);
-    std::printf("{\"rule\": \"gather-copy\", \"n\": 1, \"numel\": %lld, \"ms\": %.4f, "
-                "\"gb_per_s\": %.1f}\n",
-                (long long)numel, ms, 2.0 * double(numel) * 4 / (ms * 1e6));
+    std::printf(
+        "{\"rule\": \"gather-copy\", \"n\": 1, \"numel\": %lld, \"ms\": %.4f, "
+        "\"gb_per_s\": %.1f}\n",
+        (long long)numel, ms, 2.0 * double(numel) * 4 / (ms * 1e6));
   }
   const struct {
     int rule, f;
@@ -90,17 +91,17 @@ int main(int argc, char** argv) {
     size_t ws = lora4j::cuda::aggregate_workspace_bytes(r.rule, n, numel);
     void* work = nullptr;
     if (ws) BENCH_CUDA(cudaMalloc(&work, ws));
-    int32_t sel = -1;
+    int32_t sel = -1, nonfinite = 0;
     BENCH_CUDA(lora4j::cuda::aggregate_rows(r.rule, r.f, n, numel, rows, nullptr, out, work, &sel,
-                                            s));  // warm-up
+                                            &nonfinite, s));  // warm-up
     BENCH_CUDA(cudaStreamSynchronize(s));
     // Krum and centered clipping synchronize inside (their decisions are taken on the host), so
     // the time is the wall time of the call, as a training step sees it.
     double total = 0;
     for (int it = 0; it < iters; ++it) {
       BENCH_CUDA(cudaEventRecord(a, s));
-      BENCH_CUDA(lora4j::cuda::aggregate_rows(r.rule, r.f, n, numel, rows, nullptr, out, work,
-                                              &sel, s));
+      BENCH_CUDA(lora4j::cuda::aggregate_rows(r.rule, r.f, n, numel, rows, nullptr, out, work, &sel,
+                                              &nonfinite, s));
       BENCH_CUDA(cudaEventRecord(b, s));
       BENCH_CUDA(cudaEventSynchronize(b));
       float ms = 0;
@@ -108,9 +109,10 @@ int main(int argc, char** argv) {
       total += ms;
     }
     const double ms = total / iters;
-    std::printf("{\"rule\": \"%s\", \"n\": %d, \"numel\": %lld, \"ms\": %.4f, \"gb_per_s\": %.1f, "
-                "\"selected\": %d, \"of_0.8s_step_percent\": %.3f}\n",
-                r.name, n, (long long)numel, ms, bytes / (ms * 1e6), sel, ms / 800.0 * 100.0);
+    std::printf(
+        "{\"rule\": \"%s\", \"n\": %d, \"numel\": %lld, \"ms\": %.4f, \"gb_per_s\": %.1f, "
+        "\"selected\": %d, \"of_0.8s_step_percent\": %.3f}\n",
+        r.name, n, (long long)numel, ms, bytes / (ms * 1e6), sel, ms / 800.0 * 100.0);
     std::fflush(stdout);
     if (work) BENCH_CUDA(cudaFree(work));
   }
