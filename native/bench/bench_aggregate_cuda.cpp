@@ -91,17 +91,17 @@ int main(int argc, char** argv) {
     size_t ws = lora4j::cuda::aggregate_workspace_bytes(r.rule, n, numel);
     void* work = nullptr;
     if (ws) BENCH_CUDA(cudaMalloc(&work, ws));
-    int32_t sel = -1;
+    int32_t sel = -1, nonfinite = 0;
     BENCH_CUDA(lora4j::cuda::aggregate_rows(r.rule, r.f, n, numel, rows, nullptr, out, work, &sel,
-                                            s));  // warm-up
+                                            &nonfinite, s));  // warm-up
     BENCH_CUDA(cudaStreamSynchronize(s));
     // Krum and centered clipping synchronize inside (their decisions are taken on the host), so
     // the time is the wall time of the call, as a training step sees it.
     double total = 0;
     for (int it = 0; it < iters; ++it) {
       BENCH_CUDA(cudaEventRecord(a, s));
-      BENCH_CUDA(
-          lora4j::cuda::aggregate_rows(r.rule, r.f, n, numel, rows, nullptr, out, work, &sel, s));
+      BENCH_CUDA(lora4j::cuda::aggregate_rows(r.rule, r.f, n, numel, rows, nullptr, out, work, &sel,
+                                              &nonfinite, s));
       BENCH_CUDA(cudaEventRecord(b, s));
       BENCH_CUDA(cudaEventSynchronize(b));
       float ms = 0;

@@ -37,6 +37,7 @@ extern "C" {
 #define LORA4J_EDEVICE 4      /* the device, its driver or a device library reported an error */
 #define LORA4J_EUNSUPPORTED 5 /* the backend is not available or does not support the request */
 #define LORA4J_EINTERNAL 6    /* a bug: an invariant of the core did not hold */
+#define LORA4J_EFAULTY 7      /* more workers sent non-finite gradients than the rule tolerates */
 
 /* ---- devices ------------------------------------------------------------------------------ */
 #define LORA4J_DEVICE_CPU 0
@@ -307,7 +308,12 @@ int lora4j_grad_set_flat(lora4j_engine* engine, const float* data, int64_t numel
  * label tokens), NULL for equal weights; the other rules ignore them. selected: the worker Krum
  * chose, else -1 (may be NULL). Deterministic: the same bits for the same inputs on every
  * machine and thread count. A rule outside its tolerance (median and centered-clip need n >= 3,
- * trimmed-mean 2f < n, krum n > 2f + 2) is LORA4J_EINVAL with a message naming it. No engine. */
+ * trimmed-mean 2f < n, krum n > 2f + 2) is LORA4J_EINVAL with a message naming it. No engine.
+ * Non-finite workers: the robust rules (all but the mean) set aside every worker with a NaN or
+ * infinite value and run on the others, counting the d set aside against the tolerance:
+ * trimmed-mean:f and krum:f use f - d and refuse d > f, median and centered-clip refuse 2d >= n;
+ * a refusal is LORA4J_EFAULTY with a message naming the rule, d and n, and out is not written.
+ * The mean keeps them (its result is then not finite). */
 int lora4j_aggregate(int32_t rule, int32_t f, int32_t n, int64_t numel, const float* workers,
                      const float* weights, float* out, int32_t* selected);
 /* A new unique id for a collective group (NCCL's, from the CUDA backend): rank 0 makes it and
@@ -350,7 +356,8 @@ int lora4j_dist_reduce_in_backward(lora4j_engine* engine, int32_t on);
  * read / write: rows first .. first + count - 1 to / from host memory (count * numel values),
  *   e.g. to corrupt a worker on purpose (fault injection) or to inspect one.
  * aggregate: the rule over rows 0 .. n - 1 (n <= the reserved rows); weights and selected as
- *   for lora4j_aggregate. Deterministic: every rank of a group computes the same bits. */
+ *   for lora4j_aggregate, non-finite workers and LORA4J_EFAULTY too. Deterministic: every rank
+ *   of a group computes the same bits. */
 #define LORA4J_MAX_WORKERS 64
 int lora4j_workers_reserve(lora4j_engine* engine, int32_t rows);
 int lora4j_workers_gather(lora4j_engine* engine, int32_t first);

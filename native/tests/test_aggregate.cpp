@@ -3,7 +3,10 @@
 // ties (values drawn from a few levels), duplicate workers, f at its bound, NaN and infinite
 // workers, more coordinates than one chunk (so the threaded split is exercised). Coordinate-wise
 // rules and Krum must match bitwise; centered clipping (sums over coordinates taken in another
-// order) to 1e-6. Also: refusals outside each rule's tolerance, run-to-run bitwise determinism,
+// order) to 1e-6. Workers with NaN or infinite values are set aside by the robust rules, which
+// must then equal the references over the other workers with f lowered by as many (and refuse
+// with LORA4J_EFAULTY when more are set aside than the rule tolerates). Also: refusals outside
+// each rule's tolerance, run-to-run bitwise determinism,
 // and the engine's flat gradient buffer (lora4j_grad_get_flat / set_flat, the group-of-one
 // collectives, a CPU group of two refused).
 #include <algorithm>
@@ -132,6 +135,21 @@ Rows ref_centered_clip(const Rows& x, int n, int64_t m) {
     v = nv;
   }
   return Rows(v.begin(), v.end());
+}
+
+// The workers whose values are all finite (the robust rules set the others aside): their rows
+// and how many.
+Rows finite_workers(const Rows& x, int n, int64_t m, int* kept) {
+  Rows out;
+  *kept = 0;
+  for (int i = 0; i < n; ++i) {
+    bool ok = true;
+    for (int64_t j = 0; j < m; ++j) ok = ok && std::isfinite(at(x, i, m, j));
+    if (!ok) continue;
+    out.insert(out.end(), x.begin() + i * m, x.begin() + (i + 1) * m);
+    ++*kept;
+  }
+  return out;
 }
 
 bool bitwise(const Rows& a, const Rows& b) {
@@ -438,24 +456,112 @@ int main() {
     };
     check_err("median with NaN, inf and -100x workers: |g - 1|",
               near_one(run(LORA4J_AGG_MEDIAN, 0, n, m, bad, nullptr, nullptr)), 0.011);
-    check_true(
-        "median with NaN workers matches the reference",
-        bitwise(run(LORA4J_AGG_MEDIAN, 0, n, m, bad, nullptr, nullptr), ref_median(bad, n, m)));
+    int kept = 0;
+    Rows good = finite_workers(bad, n, m, &kept);
+    check_true("median with NaN and inf workers: the median of the other 5",
+               kept == 5 && bitwise(run(LORA4J_AGG_MEDIAN, 0, n, m, bad, nullptr, nullptr),
+                                    ref_median(good, 5, m)));
     check_err("trimmed-mean:3 with NaN, inf and -100x workers: |g - 1|",
               near_one(run(LORA4J_AGG_TRIMMED_MEAN, 3, n, m, bad, nullptr, nullptr)), 0.011);
-    check_true("trimmed-mean:2 with NaN workers matches the reference",
+    check_true("trimmed-mean:3 with NaN and inf workers: trimmed-mean:1 of the other 5",
+               bitwise(run(LORA4J_AGG_TRIMMED_MEAN, 3, n, m, bad, nullptr, nullptr),
+                       ref_trimmed(good, 5, 1, m)));
+    check_true("trimmed-mean:2 with NaN and inf workers: the mean of the other 5",
                bitwise(run(LORA4J_AGG_TRIMMED_MEAN, 2, n, m, bad, nullptr, nullptr),
-                       ref_trimmed(bad, n, 2, m)));
+                       ref_trimmed(good, 5, 0, m)));
     int sel = -1;
     run(LORA4J_AGG_KRUM, 2, n, m, bad, nullptr, &sel);
     check_true("krum:2 selects an honest worker", sel != 1 && sel != 4 && sel != 6,
                "selected " + std::to_string(sel));
     Rows cc = run(LORA4J_AGG_CENTERED_CLIP, 0, n, m, bad, nullptr, nullptr);
     check_err("centered-clip with NaN, inf and -100x workers: |g - 1|", near_one(cc), 0.011);
-    check_err("centered-clip with NaN workers vs the reference",
-              testutil::rel_err(cc, ref_centered_clip(bad, n, m), size_t(m)), 1e-6);
+    check_err("centered-clip with NaN and inf workers vs the reference over the other 5",
+              testutil::rel_err(cc, ref_centered_clip(good, 5, m), size_t(m)), 1e-6);
     Rows mean = run(LORA4J_AGG_MEAN, 0, n, m, bad, nullptr, nullptr);
     check_true("mean with a NaN worker is NaN", std::isnan(mean[0]));
+  }
+
+  // Random inputs with d non-finite workers (NaN or +-inf, in whole rows or single values): every
+  // robust rule equals its reference over the finite workers with f - d, up to f = d; one more
+  // than the rule tolerates is refused with LORA4J_EFAULTY, out not written.
+  for (int n : {3, 5, 6, 8, 9}) {
+    const int64_t m = n == 8 ? 70000 : 301;
+    for (int d = 1; 2 * d < n + 2; ++d) {
+      Rows x = make_rows(rng, n, m, d % 2 == 0, false);
+      std::vector<int> order(static_cast<size_t>(n));
+      for (int i = 0; i < n; ++i) order[size_t(i)] = i;
+      for (int i = n - 1; i > 0; --i) std::swap(order[size_t(i)], order[rng.below(i + 1)]);
+      for (int k = 0; k < d; ++k) {
+        const int row = order[size_t(k)];
+        const float bad_value = k % 3 == 0   ? std::numeric_limits<float>::quiet_NaN()
+                                : k % 3 == 1 ? std::numeric_limits<float>::infinity()
+                                             : -std::numeric_limits<float>::infinity();
+        if (k % 2 == 0) {
+          for (int64_t j = 0; j < m; ++j) x[size_t(row * m + j)] = bad_value;
+        } else {
+          x[size_t(row * m + rng.below(int(m)))] = bad_value;  // one value is enough
+        }
+      }
+      int kept = 0;
+      Rows good = finite_workers(x, n, m, &kept);
+      const std::string tag = " n=" + std::to_string(n) + " d=" + std::to_string(d);
+      std::string why;
+      auto refused = [&](int rule, int f) {
+        Rows out(size_t(m), -7.f);
+        int rc = lora4j_aggregate(rule, f, n, m, x.data(), nullptr, out.data(), nullptr);
+        std::string msg = lora4j_last_error();
+        why = msg;
+        return rc == LORA4J_EFAULTY &&
+               msg.find(std::to_string(d) + " of " + std::to_string(n) + " workers") !=
+                   std::string::npos &&
+               out[0] == -7.f;
+      };
+      check_true("kept workers" + tag, kept == n - d);
+      if (2 * d < n) {
+        check_true("median" + tag, bitwise(run(LORA4J_AGG_MEDIAN, 0, n, m, x, nullptr, nullptr),
+                                           ref_median(good, kept, m)));
+        check_err("centered-clip" + tag,
+                  testutil::rel_err(run(LORA4J_AGG_CENTERED_CLIP, 0, n, m, x, nullptr, nullptr),
+                                    ref_centered_clip(good, kept, m), size_t(m)),
+                  1e-6);
+      } else {
+        bool r = refused(LORA4J_AGG_MEDIAN, 0);
+        check_true("median refused" + tag, r, why);
+        r = refused(LORA4J_AGG_CENTERED_CLIP, 0);
+        check_true("centered-clip refused" + tag, r, why);
+      }
+      for (int f = 0; 2 * f < n; ++f) {
+        const std::string tf = ":" + std::to_string(f) + tag;
+        if (d > f) {
+          bool r = refused(LORA4J_AGG_TRIMMED_MEAN, f);
+          check_true("trimmed-mean refused" + tf, r, why);
+        } else {
+          check_true("trimmed-mean" + tf,
+                     bitwise(run(LORA4J_AGG_TRIMMED_MEAN, f, n, m, x, nullptr, nullptr),
+                             ref_trimmed(good, kept, f - d, m)));
+        }
+      }
+      for (int f = 0; n > 2 * f + 2; ++f) {
+        const std::string tf = ":" + std::to_string(f) + tag;
+        if (d > f) {
+          bool r = refused(LORA4J_AGG_KRUM, f);
+          check_true("krum refused" + tf, r, why);
+          continue;
+        }
+        int sel = -1;
+        Rows got = run(LORA4J_AGG_KRUM, f, n, m, x, nullptr, &sel);
+        int want = ref_krum(good, kept, f - d, m);  // an index among the finite workers
+        int want_row = -1;
+        for (int i = 0, seen = 0; i < n; ++i) {
+          bool ok = true;
+          for (int64_t j = 0; j < m; ++j) ok = ok && std::isfinite(at(x, i, m, j));
+          if (ok && seen++ == want) want_row = i;
+        }
+        Rows wrow(x.begin() + want_row * m, x.begin() + (want_row + 1) * m);
+        check_true("krum" + tf, sel == want_row && bitwise(got, wrow),
+                   "selected " + std::to_string(sel) + ", reference " + std::to_string(want_row));
+      }
+    }
   }
 
   // Refusals outside each rule's tolerance, naming the rule.

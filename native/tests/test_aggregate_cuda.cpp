@@ -3,11 +3,12 @@
 // random inputs: continuous values, ties (a few levels, signed zeros included), duplicate
 // workers, f at its bound, NaN and infinite workers, more coordinates than one chunk, n up to
 // LORA4J_MAX_WORKERS. The mean, median and trimmed mean must be the same bits; Krum must choose
-// the same worker (and copy it exactly); centered clipping must agree to 1e-6, a few fp32 roundings
-// (the sums over coordinates are taken in another order inside each chunk, so an element of the
-// result can round the other way; measured 2.1e-8 on an H200). Then the engine path on a CUDA
-// engine: lora4j_workers_write / gather / read / aggregate against the same rule on the CPU
-// engine, and refusals. Runs on the GPU machine; skips elsewhere unless LORA4J_REQUIRE_GPU=1.
+// the same worker (and copy it exactly); centered clipping must agree to 1e-12 (the sums over
+// coordinates are taken in another order inside each chunk); both sides must set aside the same
+// non-finite workers and refuse the same settings (more of them than the rule tolerates). Then
+// the engine path on a CUDA engine: lora4j_workers_write / gather / read / aggregate against the
+// same rule on the CPU engine, with and without a NaN worker, and refusals. Runs on the GPU
+// machine; skips elsewhere unless LORA4J_REQUIRE_GPU=1.
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -50,12 +51,25 @@ double rel_err_finite(const Rows& a, const Rows& b) {
 struct Result {
   Rows out;
   int32_t selected = -1;
+  int32_t nonfinite = -1;  // the workers the device set aside (-1: the host, which does not say)
+  bool refused = false;    // too many non-finite workers for the rule (LORA4J_EFAULTY)
 };
+
+// Direct statement of the tolerance for d non-finite workers (lora4j.h): trimmed-mean:f and
+// krum:f refuse d > f, median and centered-clip refuse 2d >= n, the mean never refuses.
+bool refuses(int rule, int f, int n, int d) {
+  if (rule == LORA4J_AGG_MEAN) return false;
+  if (rule == LORA4J_AGG_TRIMMED_MEAN || rule == LORA4J_AGG_KRUM) return d > f;
+  return 2 * d >= n;
+}
 
 Result host_rule(int rule, int f, int n, int64_t m, const Rows& x, const float* w) {
   Result r;
   r.out.assign(size_t(m), -7.f);
-  if (lora4j_aggregate(rule, f, n, m, x.data(), w, r.out.data(), &r.selected) != LORA4J_OK) {
+  const int rc = lora4j_aggregate(rule, f, n, m, x.data(), w, r.out.data(), &r.selected);
+  if (rc == LORA4J_EFAULTY) {
+    r.refused = true;
+  } else if (rc != LORA4J_OK) {
     std::printf("lora4j_aggregate failed: %s\n", lora4j_last_error());
     std::exit(2);
   }
@@ -69,9 +83,10 @@ Result device_rule(int rule, int f, int n, int64_t m, const ct::Dev<float>& rows
   ct::Dev<char> work{ws};
   Result r;
   CT_CUDA(lora4j::cuda::aggregate_rows(rule, f, n, m, rows.p, w, out.p, ws ? work.p : nullptr,
-                                       &r.selected, nullptr));
+                                       &r.selected, &r.nonfinite, nullptr));
   CT_CUDA(cudaDeviceSynchronize());
   r.out = ct::down(out);
+  r.refused = refuses(rule, f, n, r.nonfinite);
   return r;
 }
 
@@ -115,15 +130,27 @@ void compare_rules(ct::Rng& rng, int n, int64_t m, bool levels, bool dup, bool f
                             host_rule(LORA4J_AGG_MEAN, 0, n, m, x, nullptr).out),
                     "bitwise");
   }
-  ct::report_bool(kSuite, "median" + tag,
-                  bitwise(device_rule(LORA4J_AGG_MEDIAN, 0, n, m, rows, nullptr).out,
-                          host_rule(LORA4J_AGG_MEDIAN, 0, n, m, x, nullptr).out),
-                  "bitwise");
+  // The same non-finite workers set aside, the same refusals, then the same bits.
+  const int32_t bad = faulty && n >= 5 ? 2 : 0;  // the NaN and the infinite worker
+  auto same = [&](const Result& d, const Result& h, bool exact) {
+    if (d.nonfinite != bad || d.refused != h.refused) return false;
+    return h.refused || (exact ? d.selected == h.selected && bitwise(d.out, h.out) : true);
+  };
+  auto detail = [](const Result& d, const Result& h) {
+    return "set aside " + std::to_string(d.nonfinite) + ", refused " + std::to_string(d.refused) +
+           "/" + std::to_string(h.refused) + ", selected " + std::to_string(d.selected) + "/" +
+           std::to_string(h.selected);
+  };
+  {
+    Result d = device_rule(LORA4J_AGG_MEDIAN, 0, n, m, rows, nullptr);
+    Result h = host_rule(LORA4J_AGG_MEDIAN, 0, n, m, x, nullptr);
+    ct::report_bool(kSuite, "median" + tag, same(d, h, true), "bitwise; " + detail(d, h));
+  }
   for (int f = 0; 2 * f < n; f += (f + 1 < (n - 1) / 2 ? std::max(1, n / 8) : 1)) {
-    ct::report_bool(kSuite, "trimmed-mean:" + std::to_string(f) + tag,
-                    bitwise(device_rule(LORA4J_AGG_TRIMMED_MEAN, f, n, m, rows, nullptr).out,
-                            host_rule(LORA4J_AGG_TRIMMED_MEAN, f, n, m, x, nullptr).out),
-                    "bitwise");
+    Result d = device_rule(LORA4J_AGG_TRIMMED_MEAN, f, n, m, rows, nullptr);
+    Result h = host_rule(LORA4J_AGG_TRIMMED_MEAN, f, n, m, x, nullptr);
+    ct::report_bool(kSuite, "trimmed-mean:" + std::to_string(f) + tag, same(d, h, true),
+                    "bitwise; " + detail(d, h));
   }
   // Krum: f = 0, 1 and at its bound. Continuous inputs only: with levels, several workers can
   // tie in score up to rounding, and the choice among them is not defined beyond the host's
@@ -133,19 +160,20 @@ void compare_rules(ct::Rng& rng, int n, int64_t m, bool levels, bool dup, bool f
       if (f < 0 || n <= 2 * f + 2) continue;
       Result d = device_rule(LORA4J_AGG_KRUM, f, n, m, rows, nullptr);
       Result h = host_rule(LORA4J_AGG_KRUM, f, n, m, x, nullptr);
-      ct::report_bool(
-          kSuite, "krum:" + std::to_string(f) + tag,
-          d.selected == h.selected && bitwise(d.out, h.out),
-          "selected " + std::to_string(d.selected) + ", host " + std::to_string(h.selected));
+      ct::report_bool(kSuite, "krum:" + std::to_string(f) + tag, same(d, h, true), detail(d, h));
     }
   }
   Result dc = device_rule(LORA4J_AGG_CENTERED_CLIP, 0, n, m, rows, nullptr);
   Result hc = host_rule(LORA4J_AGG_CENTERED_CLIP, 0, n, m, x, nullptr);
-  ct::report(kSuite, "centered-clip" + tag, rel_err_finite(dc.out, hc.out), 1e-6);
-  ct::report_bool(
-      kSuite, "centered-clip deterministic" + tag,
-      bitwise(dc.out, device_rule(LORA4J_AGG_CENTERED_CLIP, 0, n, m, rows, nullptr).out),
-      "two runs");
+  ct::report_bool(kSuite, "centered-clip set aside / refused" + tag, same(dc, hc, false),
+                  detail(dc, hc));
+  if (!hc.refused) {
+    ct::report(kSuite, "centered-clip" + tag, rel_err_finite(dc.out, hc.out), 1e-6);
+    ct::report_bool(
+        kSuite, "centered-clip deterministic" + tag,
+        bitwise(dc.out, device_rule(LORA4J_AGG_CENTERED_CLIP, 0, n, m, rows, nullptr).out),
+        "two runs");
+  }
 }
 
 lora4j_model_config small_config() {
@@ -237,8 +265,28 @@ void engine_path(ct::Rng& rng) {
                       "selected " + std::to_string(sel_g) + "/" + std::to_string(sel_c));
     }
   }
+  // A NaN worker: set aside on both engines (the same bits), and refused by trimmed-mean:0.
+  Rows nan_row(static_cast<size_t>(numel), std::numeric_limits<float>::quiet_NaN());
+  for (lora4j_engine* e : {g, c}) lora4j_workers_write(e, 2, 1, nan_row.data());
+  {
+    Rows out_g(static_cast<size_t>(numel)), out_c(static_cast<size_t>(numel));
+    int rg = lora4j_workers_aggregate(g, LORA4J_AGG_MEDIAN, 0, n, nullptr, nullptr);
+    int rcpu = lora4j_workers_aggregate(c, LORA4J_AGG_MEDIAN, 0, n, nullptr, nullptr);
+    lora4j_grad_get_flat(g, out_g.data(), numel);
+    lora4j_grad_get_flat(c, out_c.data(), numel);
+    bool finite = true;
+    for (float v : out_g) finite = finite && std::isfinite(v);
+    ct::report_bool(kSuite, "engine: median with a NaN worker, cuda vs cpu",
+                    rg == LORA4J_OK && rcpu == LORA4J_OK && finite && bitwise(out_g, out_c),
+                    "finite and bitwise");
+  }
+  int rc = lora4j_workers_aggregate(g, LORA4J_AGG_TRIMMED_MEAN, 0, n, nullptr, nullptr);
+  ct::report_bool(kSuite, "engine: trimmed-mean:0 with a NaN worker refused",
+                  rc == LORA4J_EFAULTY &&
+                      std::string(lora4j_last_error()).find("1 of 7 workers") != std::string::npos,
+                  lora4j_last_error());
   // refusals: rows beyond the reserved ones, a rule outside its tolerance, too many workers
-  int rc = lora4j_workers_aggregate(g, LORA4J_AGG_MEDIAN, 0, n + 1, nullptr, nullptr);
+  rc = lora4j_workers_aggregate(g, LORA4J_AGG_MEDIAN, 0, n + 1, nullptr, nullptr);
   ct::report_bool(
       kSuite, "engine: aggregate over unreserved rows refused",
       rc == LORA4J_EINVAL && std::string(lora4j_last_error()).find("reserved") != std::string::npos,

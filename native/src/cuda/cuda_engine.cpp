@@ -31,6 +31,7 @@
 #include "cuda/kernels/kernels.h"
 #include "cuda/lm_head.h"
 #include "cuda/nccl.h"
+#include "model/aggregate_rules.h"
 #include "model/engine.h"
 #include "model/nf4.h"
 
@@ -492,10 +493,12 @@ class CudaEngine final : public Engine {
       agg_ws_ = alloc(ws, "aggregation workspace");
       agg_ws_bytes_ = ws;
     }
-    int32_t selected = -1;
+    int32_t selected = -1, nonfinite = 0;
     KCHECK(aggregate_rows(rule, f, n, numel, rows, weights, arena_ + numel, agg_ws_, &selected,
-                          stream_));
+                          &nonfinite, stream_));
     LORA4J_CU(cudaStreamSynchronize(stream_));
+    if (rule != LORA4J_AGG_MEAN && agg::f_after_nonfinite(rule, f, n, nonfinite) < 0)
+      fail(LORA4J_EFAULTY, agg::nonfinite_refusal(rule, f, n, nonfinite));
     return selected;
   }
 

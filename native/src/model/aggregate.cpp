@@ -42,11 +42,15 @@ void for_chunks(int64_t numel, F&& body) {
 
 int64_t chunk_count(int64_t numel) { return (numel + kChunk - 1) / kChunk; }
 
-void median_into(int32_t n, int64_t numel, const float* x, float* out) {
+// The rows a robust rule works on: pointers to the workers' gradients, in worker order.
+using Rows = std::vector<const float*>;
+
+void median_into(const Rows& x, int64_t numel, float* out) {
+  const int32_t n = int32_t(x.size());
   for_chunks(numel, [&](int64_t, int64_t b, int64_t e) {
     std::vector<float> v(static_cast<size_t>(n));
     for (int64_t j = b; j < e; ++j) {
-      for (int32_t i = 0; i < n; ++i) v[size_t(i)] = x[int64_t(i) * numel + j];
+      for (int32_t i = 0; i < n; ++i) v[size_t(i)] = x[size_t(i)][j];
       std::sort(v.begin(), v.end(), agg::order_less);
       out[j] = n % 2 == 1 ? v[size_t(n / 2)]
                           : float(0.5 * (double(v[size_t(n / 2 - 1)]) + double(v[size_t(n / 2)])));
@@ -54,11 +58,12 @@ void median_into(int32_t n, int64_t numel, const float* x, float* out) {
   });
 }
 
-void trimmed_mean_into(int32_t n, int32_t f, int64_t numel, const float* x, float* out) {
+void trimmed_mean_into(const Rows& x, int32_t f, int64_t numel, float* out) {
+  const int32_t n = int32_t(x.size());
   for_chunks(numel, [&](int64_t, int64_t b, int64_t e) {
     std::vector<float> v(static_cast<size_t>(n));
     for (int64_t j = b; j < e; ++j) {
-      for (int32_t i = 0; i < n; ++i) v[size_t(i)] = x[int64_t(i) * numel + j];
+      for (int32_t i = 0; i < n; ++i) v[size_t(i)] = x[size_t(i)][j];
       std::sort(v.begin(), v.end(), agg::order_less);
       double s = 0;
       for (int32_t i = f; i < n - f; ++i) s += double(v[size_t(i)]);
@@ -83,8 +88,32 @@ void mean_into(int32_t n, int64_t numel, const float* x, const float* weights, f
   });
 }
 
-// Squared distances between every pair of rows: d[i * n + j]. Non-finite: +inf.
-std::vector<double> pair_distances(int32_t n, int64_t numel, const float* x) {
+// The workers whose n rows of numel values are all finite, in order.
+std::vector<int32_t> finite_rows(int32_t n, int64_t numel, const float* x) {
+  const int64_t chunks = chunk_count(numel);
+  std::vector<char> bad(size_t(chunks) * size_t(n), 0);
+  for_chunks(numel, [&](int64_t c, int64_t b, int64_t e) {
+    for (int32_t i = 0; i < n; ++i) {
+      const float* xi = x + int64_t(i) * numel;
+      for (int64_t j = b; j < e; ++j)
+        if (!std::isfinite(xi[j])) {
+          bad[size_t(c) * size_t(n) + size_t(i)] = 1;
+          break;
+        }
+    }
+  });
+  std::vector<int32_t> keep;
+  for (int32_t i = 0; i < n; ++i) {
+    bool ok = true;
+    for (int64_t c = 0; c < chunks && ok; ++c) ok = !bad[size_t(c) * size_t(n) + size_t(i)];
+    if (ok) keep.push_back(i);
+  }
+  return keep;
+}
+
+// Squared distances between every pair of rows: d[i * n + j].
+std::vector<double> pair_distances(const Rows& x, int64_t numel) {
+  const int32_t n = int32_t(x.size());
   const int64_t chunks = chunk_count(numel);
   const size_t pairs = size_t(n) * size_t(n);
   std::vector<double> part(size_t(chunks) * pairs, 0.0);
@@ -92,8 +121,8 @@ std::vector<double> pair_distances(int32_t n, int64_t numel, const float* x) {
     double* p = part.data() + size_t(c) * pairs;
     for (int32_t i = 0; i < n; ++i)
       for (int32_t k = i + 1; k < n; ++k) {
-        const float* xi = x + int64_t(i) * numel;
-        const float* xk = x + int64_t(k) * numel;
+        const float* xi = x[size_t(i)];
+        const float* xk = x[size_t(k)];
         double s = 0;
         for (int64_t j = b; j < e; ++j) {
           double d = double(xi[j]) - double(xk[j]);
@@ -115,19 +144,14 @@ std::vector<double> pair_distances(int32_t n, int64_t numel, const float* x) {
   return d;
 }
 
-int32_t krum_select(int32_t n, int32_t f, int64_t numel, const float* x) {
-  std::vector<double> d = pair_distances(n, numel, x);
-  return agg::krum_pick(n, f, d.data());
-}
-
 // Distance of every row to v (fixed chunk order). Non-finite: +inf.
-std::vector<double> distances_to(int32_t n, int64_t numel, const float* x,
-                                 const std::vector<double>& v) {
+std::vector<double> distances_to(const Rows& x, int64_t numel, const std::vector<double>& v) {
+  const int32_t n = int32_t(x.size());
   const int64_t chunks = chunk_count(numel);
   std::vector<double> part(size_t(chunks) * size_t(n), 0.0);
   for_chunks(numel, [&](int64_t c, int64_t b, int64_t e) {
     for (int32_t i = 0; i < n; ++i) {
-      const float* xi = x + int64_t(i) * numel;
+      const float* xi = x[size_t(i)];
       double s = 0;
       for (int64_t j = b; j < e; ++j) {
         double dd = double(xi[j]) - v[size_t(j)];
@@ -141,22 +165,23 @@ std::vector<double> distances_to(int32_t n, int64_t numel, const float* x,
   return dist;
 }
 
-void centered_clip_into(int32_t n, int64_t numel, const float* x, float* out) {
-  median_into(n, numel, x, out);
+void centered_clip_into(const Rows& x, int64_t numel, float* out) {
+  const int32_t n = int32_t(x.size());
+  median_into(x, numel, out);
   std::vector<double> v(static_cast<size_t>(numel));
   for (int64_t j = 0; j < numel; ++j) v[size_t(j)] = double(out[j]);
-  std::vector<double> d0 = distances_to(n, numel, x, v);
+  std::vector<double> d0 = distances_to(x, numel, v);
   const double tau = agg::centered_clip_tau(d0);
   if (!(tau > 0) || !std::isfinite(tau)) return;  // half the workers agree exactly: the median
   for (int it = 0; it < agg::kCenteredClipIterations; ++it) {
     std::vector<double> c =
-        agg::centered_clip_weights(it == 0 ? d0 : distances_to(n, numel, x, v), tau);
+        agg::centered_clip_weights(it == 0 ? d0 : distances_to(x, numel, v), tau);
     for_chunks(numel, [&](int64_t, int64_t b, int64_t e) {
       for (int64_t j = b; j < e; ++j) {
         double s = 0;
         for (int32_t i = 0; i < n; ++i) {
           if (c[size_t(i)] == 0.0) continue;
-          s += c[size_t(i)] * (double(x[int64_t(i) * numel + j]) - v[size_t(j)]);
+          s += c[size_t(i)] * (double(x[size_t(i)][j]) - v[size_t(j)]);
         }
         v[size_t(j)] += s / double(n);
       }
@@ -171,22 +196,7 @@ std::string nf(int32_t n, int32_t f) {
 
 }  // namespace
 
-const char* aggregation_name(int32_t rule) {
-  switch (rule) {
-    case LORA4J_AGG_MEAN:
-      return "mean";
-    case LORA4J_AGG_MEDIAN:
-      return "median";
-    case LORA4J_AGG_TRIMMED_MEAN:
-      return "trimmed-mean";
-    case LORA4J_AGG_KRUM:
-      return "krum";
-    case LORA4J_AGG_CENTERED_CLIP:
-      return "centered-clip";
-    default:
-      return "unknown";
-  }
-}
+const char* aggregation_name(int32_t rule) { return agg::rule_label(rule); }
 
 void check_aggregation(int32_t rule, int32_t f, int32_t n) {
   check_arg(n >= 1, "aggregation needs at least one worker, got n = " + std::to_string(n));
@@ -228,23 +238,32 @@ int32_t aggregate(int32_t rule, int32_t f, int32_t n, int64_t numel, const float
     }
     check_arg(total > 0, "the weights sum to 0");
   }
+  if (rule == LORA4J_AGG_MEAN) {
+    mean_into(n, numel, workers, weights, out);
+    return -1;
+  }
+  // The robust rules: workers with a value that is not finite set aside, counted against f.
+  const std::vector<int32_t> keep = finite_rows(n, numel, workers);
+  const int32_t dropped = n - int32_t(keep.size());
+  const int32_t f_left = agg::f_after_nonfinite(rule, f, n, dropped);
+  if (f_left < 0) fail(LORA4J_EFAULTY, agg::nonfinite_refusal(rule, f, n, dropped));
+  Rows rows;
+  for (int32_t i : keep) rows.push_back(workers + int64_t(i) * numel);
   switch (rule) {
-    case LORA4J_AGG_MEAN:
-      mean_into(n, numel, workers, weights, out);
-      return -1;
     case LORA4J_AGG_MEDIAN:
-      median_into(n, numel, workers, out);
+      median_into(rows, numel, out);
       return -1;
     case LORA4J_AGG_TRIMMED_MEAN:
-      trimmed_mean_into(n, f, numel, workers, out);
+      trimmed_mean_into(rows, f_left, numel, out);
       return -1;
     case LORA4J_AGG_KRUM: {
-      int32_t k = krum_select(n, f, numel, workers);
+      std::vector<double> d = pair_distances(rows, numel);
+      const int32_t k = keep[size_t(agg::krum_pick(int32_t(rows.size()), f_left, d.data()))];
       std::copy(workers + int64_t(k) * numel, workers + int64_t(k + 1) * numel, out);
       return k;
     }
     case LORA4J_AGG_CENTERED_CLIP:
-      centered_clip_into(n, numel, workers, out);
+      centered_clip_into(rows, numel, out);
       return -1;
     default:
       fail(LORA4J_EINTERNAL, "aggregate: unhandled rule");

@@ -19,10 +19,12 @@
 //                   clipped to length tau, tau the median of the workers' distances to the
 //                   starting point (Karimireddy et al., 2021, made stateless and scale-free);
 //                   tolerates f < n/2; needs n >= 3.
-// Non-finite values: the order used by median and trimmed mean puts NaN above +inf, so one NaN
-// worker is trimmed like any outlier; Krum gives a worker with a non-finite distance an infinite
-// score; centered clipping gives a worker at a non-finite distance no weight. The mean propagates
-// them, and the step is then refused as not finite.
+// Non-finite values: a worker whose row has a NaN or an infinite value is faulty beyond doubt;
+// the robust rules set such workers aside and run on the others, counting the d set aside
+// against their tolerance (trimmed-mean:f and krum:f then use f - d and refuse d > f; median and
+// centered-clip refuse 2d >= n): a refusal throws LORA4J_EFAULTY naming the rule, d and n
+// (agg::f_after_nonfinite). The mean keeps them, its result is then not finite, and the step is
+// refused as not finite. The order used by median and trimmed mean still puts NaN above +inf.
 #pragma once
 
 #include <cstdint>
@@ -38,6 +40,7 @@ const char* aggregation_name(int32_t rule);
 // Applies the rule to n rows of numel values (workers, row-major) into out (numel values; may not
 // alias workers). weights: n non-negative values with a positive sum for the mean, NULL for equal
 // weights; the other rules ignore them. Returns the index of the worker Krum selected, else -1.
+// Throws LORA4J_EFAULTY when more workers are not finite than the rule tolerates.
 int32_t aggregate(int32_t rule, int32_t f, int32_t n, int64_t numel, const float* workers,
                   const float* weights, float* out);
 

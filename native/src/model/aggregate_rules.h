@@ -9,7 +9,10 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <string>
 #include <vector>
+
+#include "lora4j.h"
 
 #ifdef __CUDACC__
 #define LORA4J_AGG_HD __host__ __device__
@@ -25,6 +28,50 @@ namespace agg {
 constexpr int64_t kChunk = int64_t(1) << 15;
 // Rounds of centered clipping.
 constexpr int kCenteredClipIterations = 3;
+
+// The rule's name as the command line writes it ("trimmed-mean").
+inline const char* rule_label(int32_t rule) {
+  switch (rule) {
+    case LORA4J_AGG_MEAN:
+      return "mean";
+    case LORA4J_AGG_MEDIAN:
+      return "median";
+    case LORA4J_AGG_TRIMMED_MEAN:
+      return "trimmed-mean";
+    case LORA4J_AGG_KRUM:
+      return "krum";
+    case LORA4J_AGG_CENTERED_CLIP:
+      return "centered-clip";
+    default:
+      return "unknown";
+  }
+}
+
+// The robust rules (all but the mean) first set aside every worker whose gradient has a value
+// that is not finite (NaN or +-inf): such a worker is faulty beyond doubt, so it is dropped and
+// counted against the rule's tolerance, and the rule runs on the other n - d workers (in their
+// order). Returns the f the rule then uses (trimmed mean and Krum: f - d, which keeps their
+// conditions 2f < n and n > 2f + 2 true; median and centered clipping have no f: 0), or -1 when
+// d is more than the rule tolerates (trimmed mean and Krum: d > f; median and centered
+// clipping: 2d >= n), which refuses the step.
+inline int32_t f_after_nonfinite(int32_t rule, int32_t f, int32_t n, int32_t d) {
+  switch (rule) {
+    case LORA4J_AGG_TRIMMED_MEAN:
+    case LORA4J_AGG_KRUM:
+      return d > f ? -1 : f - d;
+    default:
+      return 2 * int64_t(d) >= n ? -1 : 0;
+  }
+}
+
+// The message of a step refused by f_after_nonfinite.
+inline std::string nonfinite_refusal(int32_t rule, int32_t f, int32_t n, int32_t d) {
+  const bool takes_f = rule == LORA4J_AGG_TRIMMED_MEAN || rule == LORA4J_AGG_KRUM;
+  return std::to_string(d) + " of " + std::to_string(n) +
+         " workers sent gradients that are not finite, more than " + rule_label(rule) +
+         (takes_f ? ":" + std::to_string(f) + " tolerates (f = " + std::to_string(f) + ")"
+                  : " tolerates (fewer than half)");
+}
 
 // A total order on floats: NaN above everything (+inf included; NaNs are equivalent), and -0
 // below +0. Sorting with it gives one sequence for a given multiset of values whatever the

@@ -32,11 +32,14 @@ size_t aggregate_workspace_bytes(int32_t rule, int32_t n, int64_t numel);
 // [numel] (device, not overlapping rows). weights: n host values for the mean or null (equal
 // weights); validated by the caller, as are n (3 <= ..., <= LORA4J_MAX_WORKERS) and f.
 // workspace: aggregate_workspace_bytes(rule, n, numel) device bytes (null when that is 0).
-// *selected: the worker Krum chose, else -1. Work is queued on s; Krum and centered clipping
-// synchronize s, the other rules return with their kernels queued.
+// *selected: the worker Krum chose, else -1. The robust rules first find the rows with a value
+// that is not finite (*nonfinite: how many) and run on the others (agg::f_after_nonfinite);
+// when that refuses, nothing is written and the caller reports it. Work is queued on s; the
+// mean returns with its kernel queued, the robust rules synchronize s to read which rows are
+// finite (Krum and centered clipping again for their sums) and return with the rest queued.
 cudaError_t aggregate_rows(int32_t rule, int32_t f, int32_t n, int64_t numel, const float* rows,
                            const float* weights, float* out, void* workspace, int32_t* selected,
-                           cudaStream_t s);
+                           int32_t* nonfinite, cudaStream_t s);
 
 }  // namespace cuda
 }  // namespace lora4j

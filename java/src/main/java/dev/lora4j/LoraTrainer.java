@@ -13,6 +13,7 @@ import dev.lora4j.dist.GroupLink;
 import dev.lora4j.dist.Rendezvous;
 import dev.lora4j.model.peft.AdapterConfig;
 import dev.lora4j.nativ.Lora4jLibrary;
+import dev.lora4j.nativ.NativeException;
 import dev.lora4j.train.CheckpointStore;
 import dev.lora4j.train.LossPlot;
 import dev.lora4j.train.MetricsFile;
@@ -665,7 +666,16 @@ public final class LoraTrainer {
             reject = e.getMessage();
           }
         }
-        sum = reject != null ? Double.NaN : workerGradients(micro);
+        sum = Double.NaN;
+        if (reject == null) {
+          sum = workerGradients(micro);
+          try {
+            model.aggregateWorkerRows(cfg.aggregation(), n, workerWeights(micro));
+          } catch (NativeException e) {
+            if (!e.isTooManyFaultyWorkers()) throw e;
+            reject = e.getMessage();
+          }
+        }
       }
       double loss = sum / labelTokens;
       times.mark(StepTimes.Phase.FORWARD_BACKWARD);
@@ -685,12 +695,19 @@ public final class LoraTrainer {
       return new Attempt(loss, norm, labelTokens, realTokens, null, r);
     }
 
+    /** The workers' weights for the mean: their label tokens. */
+    static float[] workerWeights(List<DataBatch> micro) {
+      float[] weights = new float[micro.size()];
+      for (int i = 0; i < weights.length; i++) weights[i] = micro.get(i).labelTokens();
+      return weights;
+    }
+
     /**
      * Each worker's gradient (its micro-batch's mean-loss gradient) gathered from every rank into
-     * the engine's worker rows (device memory on CUDA, device to device), the injected faults, the
-     * aggregation rule applied where the rows are; the result replaces the accumulated gradients.
-     * Faults that corrupt gradients are a testing feature and go through host memory. Returns the
-     * step's loss sum over all ranks.
+     * the engine's worker rows (device memory on CUDA, device to device) and the injected faults;
+     * the caller then applies the aggregation rule where the rows are, whose result replaces the
+     * accumulated gradients. Faults that corrupt gradients are a testing feature and go through
+     * host memory. Returns the step's loss sum over all ranks.
      */
     double workerGradients(List<DataBatch> micro) {
       DistributedConfig d = cfg.distributed();
@@ -701,7 +718,6 @@ public final class LoraTrainer {
         model.reserveWorkerRows(rows);
         reservedRows = rows;
       }
-      float[] weights = new float[n];
       double sum = 0;
       for (int m = 0; m < rounds; m++) {
         int i = m * world + d.rank();
@@ -714,7 +730,6 @@ public final class LoraTrainer {
         }
         model.gatherWorkerRows(m * world);
       }
-      for (int i = 0; i < n; i++) weights[i] = micro.get(i).labelTokens();
       if (!d.isSingle()) {
         double[] v = {sum};
         model.allReduceSums(v);
@@ -732,7 +747,6 @@ public final class LoraTrainer {
         cfg.injectFaults().corrupt(faultRows, n, count, step, cfg.seed());
         model.writeWorkerRows(0, n, faultRows);
       }
-      model.aggregateWorkerRows(cfg.aggregation(), n, weights);
       return sum;
     }
 

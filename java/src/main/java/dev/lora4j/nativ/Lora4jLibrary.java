@@ -45,6 +45,7 @@ public final class Lora4jLibrary {
   public static final int LORA4J_EDEVICE = 4;
   public static final int LORA4J_EUNSUPPORTED = 5;
   public static final int LORA4J_EINTERNAL = 6;
+  public static final int LORA4J_EFAULTY = 7;
 
   public static final int LORA4J_DEVICE_CPU = 0;
   public static final int LORA4J_DEVICE_CUDA = 1;

@@ -20,6 +20,14 @@ public class NativeException extends Lora4jException {
     return status;
   }
 
+  /**
+   * True when an aggregation rule refused a step because more workers sent non-finite gradients
+   * than it tolerates (LORA4J_EFAULTY).
+   */
+  public boolean isTooManyFaultyWorkers() {
+    return status == Lora4jLibrary.LORA4J_EFAULTY;
+  }
+
   /** True when the failure was an allocation that did not fit (host or device memory). */
   public boolean isOutOfMemory() {
     return status == Lora4jLibrary.LORA4J_ENOMEM;
@@ -39,6 +47,8 @@ public class NativeException extends Lora4jException {
         return "unsupported";
       case Lora4jLibrary.LORA4J_EINTERNAL:
         return "internal error";
+      case Lora4jLibrary.LORA4J_EFAULTY:
+        return "too many faulty workers";
       default:
         return "status " + status;
     }

@@ -11,6 +11,7 @@ import dev.lora4j.MistralModel;
 import dev.lora4j.Schedule;
 import dev.lora4j.TrainingConfig;
 import dev.lora4j.TrainingResult;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -22,34 +23,53 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Byzantine-robust aggregation on the CPU with virtual workers: the shipped model and chat sample,
- * gradient accumulation 6 (six workers per step, one micro-batch of one row each), one faulty
- * worker (worker 2) under each fault kind, 16 steps, each run's final validation loss compared with
- * the same rule's clean run.
+ * gradient accumulation 6 (six workers per step) with micro-batches of 4 rows, one epoch (12 steps,
+ * learning rate 5e-3 with 2 warmup steps and cosine decay, as the sample's demo), one faulty worker
+ * (worker 2) under each fault kind, each run's final validation loss compared with the same rule's
+ * clean run. The clean runs are shared by the faults: 27 runs, 125 s on 2 cores (218 s of CPU).
  *
- * <p>Measured (2 cores, 27 runs in 85 to 113 s): the mean is wrecked by gradient-scale:-8 (+183%)
- * and alie:20 (+120%); Krum never picks the faulty worker and stays within 1.8% under every fault;
- * median, trimmed-mean:1 and centered-clip stay within 0.4% to 15.9% (worst: trimmed-mean under
- * alie:20, +15.9%; most between 2% and 9%). So the issue's target of 2% for every robust rule is
- * NOT met. Training longer does not close it: one epoch (-Dlora4j.test.robustSteps=48
- * -Dlora4j.test.robustSchedule=cosine, 345 s) gives median +0.9% to +19.5%, trimmed-mean:1 +2.4% to
- * +35.4%, centered-clip +0.1% to +7.1%, Krum -1.4% to -3.4%, the mean +279% and +168%; the worst
- * are nan and alie under median and trimmed mean, where a worker that is always the largest value
- * biases every coordinate the same way (n = 6 workers of one example each) and AdamW turns that
- * bias into a steady drift. What is asserted is what was measured at 16 steps, with a margin: the
- * mean's damage above 50%, Krum within 2%, every other robust rule within 20%
- * (lora4j.test.robustBound). Clean, the robust rules learn slower than the mean here (median +9%,
- * trimmed mean +5%, centered clipping +3.6%, Krum +26% above the clean mean).
+ * <p>Measured (deterministic: the CPU engine gives the same bits on every thread count): the mean
+ * is wrecked by gradient-scale:-8 (+133.5%) and alie:20 (+74.8%); Krum stays within 0.9% under
+ * every fault; median, trimmed-mean:1 and centered-clip within 2% in 12 of the 15 cells (nan: the
+ * worker is set aside, -0.3% to +0.7%). Three cells miss the 2% target and are asserted at their
+ * own, stated bounds (MISSES): median (+2.02%) and trimmed-mean:1 (+2.13%) under gradient-scale:-8,
+ * whose worker is the extreme value of nearly every coordinate and moves both rules by a fraction
+ * of the honest spread, always the same way; and centered-clip under gradient-noise:0.05 (+4.0%),
+ * where the noisy worker is clipped to the median distance tau but not dropped, so each of the
+ * three rounds adds noise of length tau / n. Larger micro-batches do not close them (6 rows: +1.8%,
+ * +2.3%, +4.2%), and more steps make the rules drift further (2 rows and 24 steps: median +6.1%
+ * under gradient-scale). Settings: lora4j.test.robustBatch, robustSteps, robustLr, robustSchedule,
+ * robustBound (the target, 0.02), robustRules and robustFaults (';'-separated subsets, for
+ * measuring one cell).
  */
 class RobustAggregationTest {
   static final Path MODEL = Path.of("../examples/models/tiny-mistral");
   static final Path SAMPLE = Path.of("../examples/data/sample-chat.jsonl");
-  static final int STEPS = Integer.getInteger("lora4j.test.robustSteps", 16);
+  static final int STEPS = Integer.getInteger("lora4j.test.robustSteps", 12);
+  static final int BATCH = Integer.getInteger("lora4j.test.robustBatch", 4);
+  static final String ONLY_RULES = System.getProperty("lora4j.test.robustRules", "");
+  static final String ONLY_FAULTS = System.getProperty("lora4j.test.robustFaults", "");
   static final double LR = Double.parseDouble(System.getProperty("lora4j.test.robustLr", "5e-3"));
-  static final String SCHEDULE = System.getProperty("lora4j.test.robustSchedule", "constant");
+  static final String SCHEDULE = System.getProperty("lora4j.test.robustSchedule", "cosine");
   static final double BOUND =
-      Double.parseDouble(System.getProperty("lora4j.test.robustBound", "0.20"));
+      Double.parseDouble(System.getProperty("lora4j.test.robustBound", "0.02"));
 
   static final Map<String, String> FAULTS = new LinkedHashMap<>();
+
+  /**
+   * The cells that miss the 2% target at the default settings (see the class comment), each with
+   * the bound asserted for it instead: the measured change with a margin. Only at the default
+   * settings; with other settings every cell is held to robustBound.
+   */
+  static final Map<String, Double> MISSES =
+      Map.of(
+          "median|gradient-scale", 0.03,
+          "trimmed-mean:1|gradient-scale", 0.03,
+          "centered-clip|gradient-noise", 0.05);
+
+  static boolean defaults() {
+    return STEPS == 12 && BATCH == 4 && SCHEDULE.equals("cosine") && LR == 5e-3 && BOUND == 0.02;
+  }
 
   static {
     FAULTS.put("gradient-scale", "gradient-scale:-8@2");
@@ -66,7 +86,7 @@ class RobustAggregationTest {
             .lora(LoraConfig.builder().rank(8).alpha(16).allLinear().build())
             .learningRate(LR)
             .schedule(Schedule.parse(SCHEDULE).warmupSteps(2))
-            .batchSize(1)
+            .batchSize(BATCH)
             .gradientAccumulation(6)
             .maxSteps(STEPS)
             .maxSeqLength(128)
@@ -82,6 +102,61 @@ class RobustAggregationTest {
     return r.finalEvaluation().loss();
   }
 
+  static long cpu() {
+    return ((com.sun.management.OperatingSystemMXBean)
+            java.lang.management.ManagementFactory.getOperatingSystemMXBean())
+        .getProcessCpuTime();
+  }
+
+  /**
+   * Workers whose gradients are not finite are set aside by the robust rules and counted against
+   * their tolerance: two NaN workers of six leave the median's steps finite, but are more than
+   * trimmed-mean:1 tolerates, whose steps are then refused and written to rejected.jsonl with the
+   * reason.
+   */
+  @Test
+  void nonFiniteWorkersAreSetAsideWithinTheToleranceAndRefusedBeyondIt(@TempDir Path tmp)
+      throws Exception {
+    Path data = tmp.resolve("d.jsonl");
+    Files.write(data, Files.readAllLines(SAMPLE).subList(0, 12));
+    try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
+      Map<Aggregation, TrainingResult> results = new LinkedHashMap<>();
+      for (Aggregation a : List.of(Aggregation.median(), Aggregation.trimmedMean(1))) {
+        TrainingConfig cfg =
+            TrainingConfig.builder()
+                .outputDir(tmp.resolve(a.rule().name()))
+                .lora(LoraConfig.builder().rank(4).alpha(8).build())
+                .learningRate(5e-3)
+                .batchSize(1)
+                .gradientAccumulation(6)
+                .epochs(1)
+                .validationFraction(0)
+                .maxSeqLength(64)
+                .trainOnCompletionsOnly(true)
+                .shuffleBuffer(0)
+                .seed(3)
+                .aggregation(a)
+                .injectFaults("nan@1,nan@4")
+                .build();
+        results.put(a, LoraTrainer.fit(m, Dataset.jsonl(data), cfg, List.of()));
+      }
+      TrainingResult median = results.get(Aggregation.median());
+      assertEquals(2, median.steps());
+      assertEquals(0, median.rejectedBatches());
+      assertTrue(Double.isFinite(median.finalLoss()), "median: " + median.finalLoss());
+      TrainingResult trimmed = results.get(Aggregation.trimmedMean(1));
+      assertEquals(0, trimmed.steps());
+      assertEquals(12, trimmed.rejectedBatches());
+      Path rejected = tmp.resolve(Aggregation.Rule.TRIMMED_MEAN.name()).resolve("rejected.jsonl");
+      String lines = Files.readString(rejected);
+      assertTrue(
+          lines.contains(
+              "2 of 6 workers sent gradients that are not finite, more than trimmed-mean:1"
+                  + " tolerates"),
+          lines);
+    }
+  }
+
   @Test
   void robustRulesWithstandOneFaultyWorkerTheMeanDoesNot(@TempDir Path tmp) {
     List<Aggregation> robust =
@@ -90,10 +165,16 @@ class RobustAggregationTest {
             Aggregation.trimmedMean(1),
             Aggregation.krum(1),
             Aggregation.centeredClip());
+    if (!ONLY_RULES.isBlank())
+      robust =
+          robust.stream()
+              .filter(a -> List.of(ONLY_RULES.split(";")).contains(a.toString()))
+              .toList();
     List<String> table = new ArrayList<>();
     List<String> failures = new ArrayList<>();
     try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
       long t = System.nanoTime();
+      long c0 = cpu();
       int k = 0;
       Map<Aggregation, Double> clean = new LinkedHashMap<>();
       clean.put(Aggregation.mean(), train(m, tmp.resolve("r" + k++), Aggregation.mean(), ""));
@@ -101,6 +182,8 @@ class RobustAggregationTest {
       clean.forEach(
           (a, v) -> table.add(String.format(Locale.ROOT, "%-16s %-14s %.4f", "clean", a, v)));
       for (Map.Entry<String, String> f : FAULTS.entrySet()) {
+        if (!ONLY_FAULTS.isBlank() && !List.of(ONLY_FAULTS.split(";")).contains(f.getKey()))
+          continue;
         if (f.getKey().equals("gradient-scale") || f.getKey().equals("alie")) {
           double mean = train(m, tmp.resolve("r" + k++), Aggregation.mean(), f.getValue());
           double d = (mean - clean.get(Aggregation.mean())) / clean.get(Aggregation.mean());
@@ -113,8 +196,15 @@ class RobustAggregationTest {
           double v = train(m, tmp.resolve("r" + k++), a, f.getValue());
           double d = (v - clean.get(a)) / clean.get(a);
           table.add(
-              String.format(Locale.ROOT, "%-16s %-14s %.4f (%+.2f%%)", f.getKey(), a, v, 100 * d));
-          double bound = a.rule() == Aggregation.Rule.KRUM ? 0.02 : BOUND;
+              String.format(
+                  Locale.ROOT,
+                  "%-16s %-14s %.4f (%+.2f%%)%s",
+                  f.getKey(),
+                  a,
+                  v,
+                  100 * d,
+                  Math.abs(d) > BOUND ? " beyond the target" : ""));
+          double bound = defaults() ? MISSES.getOrDefault(a + "|" + f.getKey(), BOUND) : BOUND;
           if (!(Math.abs(d) <= bound))
             failures.add(a + " under " + f.getValue() + ": " + d + " (bound " + bound + ")");
         }
@@ -122,10 +212,12 @@ class RobustAggregationTest {
       table.add(
           String.format(
               Locale.ROOT,
-              "%d runs of %d steps in %.1f s",
+              "%d runs of %d steps (batch %d) in %.1f s, %.1f s cpu",
               k,
               STEPS,
-              (System.nanoTime() - t) / 1e9));
+              BATCH,
+              (System.nanoTime() - t) / 1e9,
+              (cpu() - c0) / 1e9));
     }
     System.out.println(
         "robust aggregation, final validation loss (change against the same rule without faults):\n"
