@@ -59,7 +59,9 @@ target_link_libraries(lora4j_cuda PRIVATE lora4j_cuda_kernels CUDA::cudart_stati
                                           Threads::Threads ${CMAKE_DL_LIBS})
 set_target_properties(lora4j_cuda PROPERTIES CXX_VISIBILITY_PRESET hidden
                       VISIBILITY_INLINES_HIDDEN ON)
-target_link_options(lora4j_cuda PRIVATE -Wl,--exclude-libs,ALL
+# -Wl,--no-undefined: a definition missing from the plugin fails the link here instead of the
+# dlopen on a user's machine (where the core's own copy of the model code is not visible to it).
+target_link_options(lora4j_cuda PRIVATE -Wl,--exclude-libs,ALL -Wl,--no-undefined
                     -Wl,--version-script=${CMAKE_CURRENT_SOURCE_DIR}/src/cuda/exports.map)
 lora4j_flags(lora4j_cuda)
 set(LORA4J_HAVE_CUDA_BACKEND ON)
@@ -75,7 +77,8 @@ add_library(lora4j_cuda_bench SHARED
   ${CMAKE_CURRENT_SOURCE_DIR}/src/cuda/gemm.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/cuda/cublaslt.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/cuda/dynlib.cpp
-  ${CMAKE_CURRENT_SOURCE_DIR}/src/model/layout.cpp)
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/model/layout.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/model/aggregate.cpp)
 target_include_directories(lora4j_cuda_bench PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/include
                                                      ${CMAKE_CURRENT_SOURCE_DIR}/src)
 target_link_libraries(lora4j_cuda_bench PRIVATE lora4j_cuda_kernels CUDA::cudart_static
@@ -83,7 +86,7 @@ target_link_libraries(lora4j_cuda_bench PRIVATE lora4j_cuda_kernels CUDA::cudart
 target_compile_options(lora4j_cuda_bench PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr>)
 set_target_properties(lora4j_cuda_bench PROPERTIES CXX_VISIBILITY_PRESET hidden
                       CUDA_VISIBILITY_PRESET hidden VISIBILITY_INLINES_HIDDEN ON)
-target_link_options(lora4j_cuda_bench PRIVATE -Wl,--exclude-libs,ALL
+target_link_options(lora4j_cuda_bench PRIVATE -Wl,--exclude-libs,ALL -Wl,--no-undefined
                     -Wl,--version-script=${CMAKE_CURRENT_SOURCE_DIR}/src/bench/cuda/exports.map)
 lora4j_flags(lora4j_cuda_bench)
 # The declaration check needs the real cublasLt.h (the GPU machine's toolkit).
