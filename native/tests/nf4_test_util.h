@@ -9,29 +9,12 @@
 #include <vector>
 
 #include "lora4j.h"
+#include "model/nf4.h"
 
 namespace nf4test {
 
 // The 16 NF4 values of bitsandbytes (QLoRA, appendix E), as fp32.
-inline const float* nf4_table() {
-  static const float t[16] = {-1.0f,
-                              -0.6961928009986877f,
-                              -0.5250730514526367f,
-                              -0.39491748809814453f,
-                              -0.28444138169288635f,
-                              -0.18477343022823334f,
-                              -0.09105003625154495f,
-                              0.0f,
-                              0.07958029955625534f,
-                              0.16093020141124725f,
-                              0.24611230194568634f,
-                              0.33791524171829224f,
-                              0.44070982933044434f,
-                              0.5626170039176941f,
-                              0.7229568362236023f,
-                              1.0f};
-  return t;
-}
+inline const float* nf4_table() { return lora4j::kNf4Table; }
 
 struct Nf4Data {
   int64_t numel = 0;

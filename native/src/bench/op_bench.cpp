@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "model/engine.h"
+#include "model/nf4.h"
 
 namespace lora4j {
 namespace {
@@ -162,23 +163,6 @@ double op_bench_flops(const OpBenchSpec& s) {
 }
 
 namespace {
-// The 16 NF4 values (QLoRA, appendix E; bitsandbytes' table), as fp32.
-constexpr float kNf4Table[16] = {-1.0f,
-                                 -0.6961928009986877f,
-                                 -0.5250730514526367f,
-                                 -0.39491748809814453f,
-                                 -0.28444138169288635f,
-                                 -0.18477343022823334f,
-                                 -0.09105003625154495f,
-                                 0.0f,
-                                 0.07958029955625534f,
-                                 0.16093020141124725f,
-                                 0.24611230194568634f,
-                                 0.33791524171829224f,
-                                 0.44070982933044434f,
-                                 0.5626170039176941f,
-                                 0.7229568362236023f,
-                                 1.0f};
 constexpr int32_t kBenchNf4Block = 64, kBenchNf4Nested = 256;
 
 uint8_t bench_byte(uint64_t seed, uint32_t tensor, uint64_t i) {
@@ -190,7 +174,7 @@ uint8_t bench_byte(uint64_t seed, uint32_t tensor, uint64_t i) {
 BenchNf4 make_bench_nf4(uint64_t seed, uint32_t tensor, int64_t numel) {
   BenchNf4 q;
   q.numel = numel;
-  q.table.assign(kNf4Table, kNf4Table + 16);
+  q.table.assign(lora4j::kNf4Table, lora4j::kNf4Table + 16);
   q.codes.resize(size_t((numel + 1) / 2));
   for (size_t i = 0; i < q.codes.size(); ++i) q.codes[i] = bench_byte(seed, tensor, i);
   const int64_t blocks = (numel + kBenchNf4Block - 1) / kBenchNf4Block;

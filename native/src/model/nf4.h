@@ -12,6 +12,26 @@
 
 namespace lora4j {
 
+// The 16 values of the NF4 code (QLoRA, appendix E; bitsandbytes' table), as fp32. The engine
+// takes the table of each weight from its checkpoint (quant_map); this one makes weights for the
+// benchmarks and tests.
+constexpr float kNf4Table[16] = {-1.0f,
+                                 -0.6961928009986877f,
+                                 -0.5250730514526367f,
+                                 -0.39491748809814453f,
+                                 -0.28444138169288635f,
+                                 -0.18477343022823334f,
+                                 -0.09105003625154495f,
+                                 0.0f,
+                                 0.07958029955625534f,
+                                 0.16093020141124725f,
+                                 0.24611230194568634f,
+                                 0.33791524171829224f,
+                                 0.44070982933044434f,
+                                 0.5626170039176941f,
+                                 0.7229568362236023f,
+                                 1.0f};
+
 // Number of scale blocks of a weight: ceil(numel / blocksize).
 inline int64_t nf4_blocks(const lora4j_nf4_weight& w) {
   return (w.numel + w.blocksize - 1) / w.blocksize;
