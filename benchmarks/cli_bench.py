@@ -6,31 +6,107 @@ from the run's metrics.jsonl (median over the steps after the first two) and the
 time breakdown. Run by scripts/gpu/run.sh (STEPS=cli), which then compares it with bench_cuda and
 the reference stack measured in the same call (benchmarks/compare.py).
 
-settings: "all" (the four above), "qlora" (QLoRA, issue 15: 1 x 2048 and 4 x 2048 with recompute,
-each with --load-in-4bit and in bf16, in the same call; STEPS=qlora), or names joined by commas
-("4x2048-recompute", "1x2048-recompute-4bit", ...). Every line also carries the engine's peak
-(the trainer's "peak memory of the engine" line) and nvidia-smi's peak for the process, sampled
-every 0.2 s (the engine's allocations plus the CUDA context and library handles), and GPU 0's
-peak less its use before the run (the same where nvidia-smi cannot see the process's pid).
+settings, one or more joined by commas, each a group or a setting's name:
+  "all"    the reference stack's four settings on one GPU (4x2048, 4x2048-recompute,
+           1x8192-recompute, 8x4096-recompute)
+  "qlora"  QLoRA (issue 15): 1 x 2048 and 4 x 2048 with recompute, each with --load-in-4bit and
+           in bf16 (1x2048-recompute-4bit, ...; STEPS=qlora)
+  "ddp"    data parallel (issue 14): 4 x 2048 per GPU with and without --recompute layer, on one
+           GPU and on two (--nproc-per-node 2: 4x2048-2gpu, 4x2048-recompute-2gpu); STEPS=ddp
+  "robust" the cost of robust aggregation (issue 14): 2 GPUs x --grad-accum 4 (8 virtual workers)
+           at 4 x 2048 with recompute, --aggregation mean and median in the same call
+           (4x2048-recompute-2gpu-accum4-mean, 4x2048-recompute-2gpu-accum4-median)
+In a group of ranks, rank 0 writes metrics.jsonl, and its tokens_per_second is the step's real
+tokens over all ranks and micro-batches (every rank collates the whole step's micro-batches and
+computes its share) divided by rank 0's wall time of the step: global tokens/s. Every line also
+carries the engine's peak ("peak memory of the engine", logged by each rank: the largest, and one
+per rank in a group), nvidia-smi's peak for the run's processes (the launcher and its worker
+JVMs), sampled every 0.2 s (the engine's allocations plus the CUDA context and library handles),
+and each used GPU's peak less its use before the run (the same where nvidia-smi cannot see the
+processes' pids).
 
-Usage: cli_bench.py JAVA CLI_JAR MODEL_DIR WORK_DIR [settings]"""
+Usage: cli_bench.py JAVA CLI_JAR MODEL_DIR WORK_DIR [settings]
+Environment: CLI_JAVA_OPTS (more JVM options), CLI_RUN_TIMEOUT_S (each run's limit, default 300 s:
+the run's processes are stopped and the line says timed_out). Exits 1 when a run failed or gave
+no tokens/s."""
+import collections
 import json
 import os
 import random
 import re
+import signal
 import statistics
 import subprocess
 import sys
 import threading
 import time
 
-java, jar, model, work = sys.argv[1:5]
-only = sys.argv[5] if len(sys.argv) > 5 else "all"
-# (batch, seq, recompute, 4-bit base)
-SETTINGS = [(4, 2048, False, False), (4, 2048, True, False), (1, 8192, True, False),
-            (8, 4096, True, False)]
-QLORA = [(1, 2048, True, False), (1, 2048, True, True), (4, 2048, True, False), (4, 2048, True, True)]
+Setting = collections.namedtuple("Setting", "bs seq recompute q4 nproc accum aggregation",
+                                 defaults=(1, 1, None))
+
+
+def one_gpu(bs, seq, recompute, q4=False):
+    return Setting(bs, seq, recompute, q4)
+
+
+SETTINGS = [one_gpu(4, 2048, False), one_gpu(4, 2048, True), one_gpu(1, 8192, True),
+            one_gpu(8, 4096, True)]
+QLORA = [one_gpu(1, 2048, True), one_gpu(1, 2048, True, True), one_gpu(4, 2048, True),
+         one_gpu(4, 2048, True, True)]
+# each 2-GPU run right after the 1-GPU run it is compared with
+DDP = [one_gpu(4, 2048, False), Setting(4, 2048, False, False, 2),
+       one_gpu(4, 2048, True), Setting(4, 2048, True, False, 2)]
+ROBUST = [Setting(4, 2048, True, False, 2, 4, "mean"), Setting(4, 2048, True, False, 2, 4, "median")]
+GROUPS = {"all": SETTINGS, "qlora": QLORA, "ddp": DDP, "robust": ROBUST}
 STEPS = 8
+MASTER_PORT = 29700  # the first group's rendezvous port; each run takes the next
+
+
+def name_of(s):
+    n = f"{s.bs}x{s.seq}{'-recompute' if s.recompute else ''}{'-4bit' if s.q4 else ''}"
+    if s.nproc > 1:
+        n += f"-{s.nproc}gpu"
+    if s.accum > 1:
+        n += f"-accum{s.accum}"
+    if s.aggregation:
+        n += f"-{s.aggregation}"
+    return n
+
+
+def choose(spec):
+    """The settings a comma-separated list of groups and names asks for, in order, once each."""
+    known = {name_of(s): s for g in GROUPS.values() for s in g}
+    chosen = []
+    for word in [w for w in spec.split(",") if w]:
+        if word in GROUPS:
+            chosen += GROUPS[word]
+        elif word in known:
+            chosen.append(known[word])
+        else:
+            sys.exit(f"cli_bench.py: unknown setting {word!r}; groups: {', '.join(GROUPS)}; "
+                     f"names: {', '.join(known)}")
+    return list(dict.fromkeys(chosen))
+
+
+def command(java, jar, model, data, out, s, port):
+    """The `lora4j train` command line of setting s (port: the rendezvous port of a group)."""
+    extra = os.environ.get("CLI_JAVA_OPTS", "").split()
+    cmd = [java, "--enable-native-access=ALL-UNNAMED", "-Xmx16g"] + extra + ["-jar", jar, "train",
+           "--model", model, "--data", data, "--output", out, "--device", "cuda",
+           "--rank", "16", "--alpha", "16", "--targets", "all-linear",
+           "--batch-size", str(s.bs), "--max-seq-length", str(s.seq), "--steps", str(STEPS),
+           "--lr", "1e-4", "--log-steps", "1", "--warmup-steps", "0"]
+    if s.recompute:
+        cmd += ["--recompute", "layer"]
+    if s.q4:
+        cmd += ["--load-in-4bit"]
+    if s.nproc > 1:
+        cmd += ["--nproc-per-node", str(s.nproc), "--master-port", str(port)]
+    if s.accum > 1:
+        cmd += ["--grad-accum", str(s.accum)]
+    if s.aggregation:
+        cmd += ["--aggregation", s.aggregation]
+    return cmd
 
 
 def smi(args):
@@ -38,109 +114,207 @@ def smi(args):
                           capture_output=True, text=True, timeout=10).stdout
 
 
-def gpu0_used_mib():
-    """Memory in use on GPU 0 (the runs' cuda:0) by every process, MiB; None when unknown."""
+def gpus_used_mib():
+    """Memory in use on each GPU by every process, MiB, by index; empty when unknown."""
     try:
-        v = smi(["-i", "0", "--query-gpu=memory.used"]).strip()
-        return int(v) if v.isdigit() else None
+        used = {}
+        for line in smi(["--query-gpu=index,memory.used"]).splitlines():
+            f = [x.strip() for x in line.split(",")]
+            if len(f) == 2 and f[0].isdigit() and f[1].isdigit():
+                used[int(f[0])] = int(f[1])
+        return used
     except (OSError, subprocess.SubprocessError):
-        return None
+        return {}
+
+
+def tree(root):
+    """root and its descendants' pids (from /proc)."""
+    children = collections.defaultdict(list)
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                stat = f.read()
+            ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children[ppid].append(int(d))
+    found, todo = set(), [root]
+    while todo:
+        p = todo.pop()
+        if p not in found:
+            found.add(p)
+            todo += children.get(p, [])
+    return found
 
 
 def smi_peak(pid, stop, out):
-    """The most memory nvidia-smi reports for process pid until stop is set (MiB), and the most
-    in use on GPU 0 (where a container hides the process's pid from nvidia-smi)."""
-    peak, gpu = 0, 0
+    """Until stop is set: the most memory nvidia-smi reports for any of the run's processes (pid
+    and its descendants: a launcher's workers each hold one GPU), MiB, and the most in use on each
+    GPU (where a container hides the processes' pids from nvidia-smi)."""
+    peak, gpus = 0, {}
     while not stop.is_set():
         try:
+            pids = {str(p) for p in tree(pid)}
             for line in smi(["--query-compute-apps=pid,used_memory"]).splitlines():
                 f = [x.strip() for x in line.split(",")]
-                if len(f) == 2 and f[0] == str(pid) and f[1].isdigit():
+                if len(f) == 2 and f[0] in pids and f[1].isdigit():
                     peak = max(peak, int(f[1]))
         except (OSError, subprocess.SubprocessError):
             out["smi_error"] = "nvidia-smi could not be run"
             return
-        gpu = max(gpu, gpu0_used_mib() or 0)
+        for i, used in gpus_used_mib().items():
+            gpus[i] = max(gpus.get(i, 0), used)
         stop.wait(0.2)
     if peak > 0:
         out["smi_peak_mib"] = peak
     else:
-        out["smi_error"] = "nvidia-smi reported no memory for the process"
-    out["gpu_peak_mib"] = gpu
+        out["smi_error"] = "nvidia-smi reported no memory for the run's processes"
+    out["gpu_peak_mib"] = gpus
 
 
 def rows(path, seq, count, vocab=32000):
+    """count rows of seq random ids in path; the same first rows whatever the count (a shorter
+    file is written again, longer)."""
     if os.path.exists(path):
-        return
+        with open(path) as f:
+            if sum(1 for _ in f) >= count:
+                return
     rng = random.Random(seq)
     with open(path, "w") as f:
         for _ in range(count):
             f.write(json.dumps({"input_ids": [rng.randrange(3, vocab) for _ in range(seq)]}) + "\n")
 
 
-if only == "all":
-    chosen = SETTINGS
-elif only == "qlora":
-    chosen = QLORA
-else:
-    chosen = [s for s in SETTINGS + QLORA
-              if f"{s[0]}x{s[1]}{'-recompute' if s[2] else ''}{'-4bit' if s[3] else ''}"
-              in only.split(",")]
-    chosen = list(dict.fromkeys(chosen))
-for bs, seq, gc, q4 in chosen:
-    name = f"{bs}x{seq}{'-recompute' if gc else ''}{'-4bit' if q4 else ''}"
-    data = os.path.join(work, f"rows-{seq}.jsonl")
-    rows(data, seq, bs * (STEPS + 1))
-    out = os.path.join(work, "run-" + name)
-    subprocess.run(["rm", "-rf", out])
-    extra = os.environ.get("CLI_JAVA_OPTS", "").split()
-    cmd = [java, "--enable-native-access=ALL-UNNAMED", "-Xmx16g"] + extra + ["-jar", jar, "train",
-           "--model", model, "--data", data, "--output", out, "--device", "cuda",
-           "--rank", "16", "--alpha", "16", "--targets", "all-linear",
-           "--batch-size", str(bs), "--max-seq-length", str(seq), "--steps", str(STEPS),
-           "--lr", "1e-4", "--log-steps", "1", "--warmup-steps", "0"]
-    if gc:
-        cmd += ["--recompute", "layer"]
-    if q4:
-        cmd += ["--load-in-4bit"]
-    before = gpu0_used_mib()
+RUNNING = []  # the run in progress, for the SIGTERM handler
+
+
+def stop_group(p):
+    """SIGTERM to the process group of run p (its launcher and workers), SIGKILL to what is left
+    of it 15 s later."""
+    try:
+        os.killpg(p.pid, signal.SIGTERM)
+        for _ in range(150):
+            p.poll()  # reaps the launcher: a zombie would keep the group alive
+            os.killpg(p.pid, 0)
+            time.sleep(0.1)
+        os.killpg(p.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def terminated(signum, frame):
+    """Stopped from outside (run.sh's timeout): the run in progress goes with it."""
+    for p in RUNNING:
+        stop_group(p)
+    sys.exit(128 + signum)
+
+
+def run(cmd, timeout):
+    """Runs cmd in its own process group; returns (exit status or None, output, timed out,
+    wall s, nvidia-smi figures)."""
     t = time.time()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         start_new_session=True)
+    RUNNING[:] = [p]
     stop, watch = threading.Event(), {}
     watcher = threading.Thread(target=smi_peak, args=(p.pid, stop, watch))
     watcher.start()
-    log, _ = p.communicate()
+    timed_out = False
+    try:
+        log, _ = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        # its output is read meanwhile: a launcher blocked on a full pipe would not end
+        killer = threading.Thread(target=stop_group, args=(p,))
+        killer.start()
+        log, _ = p.communicate()
+        killer.join()
+    RUNNING.clear()
     stop.set()
     watcher.join()
-    wall = time.time() - t
-    with open(os.path.join(work, f"cli-{name}.log"), "w") as f:
-        f.write(" ".join(cmd) + "\n" + log)
-    r = {"bench": "cli_train", "B": bs, "S": seq, "recompute": int(gc), "load_in_4bit": int(q4),
-         "exit": p.returncode, "wall_s": round(wall, 1)}
-    m = re.search(r"peak memory of the engine: (\d+) bytes", log)
-    if m:
-        r["engine_peak_gib"] = round(int(m.group(1)) / 2**30, 3)
-    if "smi_peak_mib" in watch:
-        r["smi_peak_gib"] = round(watch["smi_peak_mib"] / 1024, 3)
-    elif "smi_error" in watch:
-        r["smi_error"] = watch["smi_error"]
-    if before is not None and watch.get("gpu_peak_mib"):
-        # GPU 0's peak during the run less what was in use before it
-        r["gpu0_delta_peak_gib"] = round((watch["gpu_peak_mib"] - before) / 1024, 3)
-    try:
-        steps = [json.loads(l) for l in open(os.path.join(out, "metrics.jsonl")) if l.strip()]
-        tps = [s["tokens_per_second"] for s in steps
-               if s.get("type") == "step" and "tokens_per_second" in s and s.get("step", 0) > 2]
-        r["tokens_per_s"] = round(statistics.median(tps)) if tps else None
-        mem = [s.get("memory_bytes") for s in steps if s.get("type") == "step"]
-        mem = [m for m in mem if m]
-        if mem:
-            r["memory_gib"] = round(max(mem) / 2**30, 2)
-    except (OSError, ValueError, KeyError) as e:
-        r["error"] = str(e)
-    m = re.search(r"time per optimizer step.*", log)
-    if m:
-        r["breakdown"] = m.group(0)
-    if p.returncode != 0:
-        r["tail"] = log[-600:]
-    print(json.dumps(r), flush=True)
+    return p.returncode, log, timed_out, time.time() - t, watch
+
+
+def main():
+    signal.signal(signal.SIGTERM, terminated)
+    java, jar, model, work = sys.argv[1:5]
+    chosen = choose(sys.argv[5] if len(sys.argv) > 5 else "all")
+    timeout = float(os.environ.get("CLI_RUN_TIMEOUT_S", "300"))
+    # one file per sequence length, long enough for the setting that needs most rows, so that
+    # the runs of one length read the same file
+    need = collections.Counter()
+    for s in chosen:
+        need[s.seq] = max(need[s.seq], s.bs * s.nproc * s.accum * (STEPS + 1))
+    for seq, count in need.items():
+        rows(os.path.join(work, f"rows-{seq}.jsonl"), seq, count)
+    failed = 0
+    for i, s in enumerate(chosen):
+        name = name_of(s)
+        workers = s.nproc * s.accum
+        data = os.path.join(work, f"rows-{s.seq}.jsonl")
+        out = os.path.join(work, "run-" + name)
+        subprocess.run(["rm", "-rf", out])
+        cmd = command(java, jar, model, data, out, s, MASTER_PORT + i)
+        before = gpus_used_mib()
+        status, log, timed_out, wall, watch = run(cmd, timeout)
+        with open(os.path.join(work, f"cli-{name}.log"), "w") as f:
+            f.write(" ".join(cmd) + "\n" + log)
+        r = {"bench": "cli_train", "setting": name, "B": s.bs, "S": s.seq,
+             "recompute": int(s.recompute), "load_in_4bit": int(s.q4), "nproc": s.nproc,
+             "grad_accum": s.accum, "aggregation": s.aggregation or "mean", "workers": workers,
+             "exit": status, "wall_s": round(wall, 1)}
+        if timed_out:
+            r["timed_out"] = True
+        # every rank logs its engine's peak; alone, without the "[rank i] " prefix
+        peaks = {int(m.group(1) or 0): int(m.group(2)) for m in re.finditer(
+            r"^(?:\[rank (\d+)\] )?(?:lora4j: )?peak memory of the engine: (\d+) bytes", log, re.M)}
+        if peaks:
+            r["engine_peak_gib"] = round(max(peaks.values()) / 2**30, 3)
+            if s.nproc > 1:
+                r["engine_peak_gib_per_rank"] = [round(peaks[k] / 2**30, 3) for k in sorted(peaks)]
+        if "smi_peak_mib" in watch:
+            r["smi_peak_gib"] = round(watch["smi_peak_mib"] / 1024, 3)
+        elif "smi_error" in watch:
+            r["smi_error"] = watch["smi_error"]
+        used = watch.get("gpu_peak_mib", {})
+        # each GPU's peak during the run less what was in use before it (the run's GPUs 0..n-1)
+        delta = [round((used[g] - before[g]) / 1024, 3) for g in range(s.nproc)
+                 if g in used and g in before]
+        if delta and len(delta) == s.nproc:
+            r["gpu0_delta_peak_gib"] = delta[0]
+            if s.nproc > 1:
+                r["gpu_delta_peak_gib"] = delta
+        try:
+            with open(os.path.join(out, "metrics.jsonl")) as f:
+                steps = [json.loads(l) for l in f if l.strip()]
+            tps = [m["tokens_per_second"] for m in steps
+                   if m.get("type") == "step" and "tokens_per_second" in m and m.get("step", 0) > 2]
+            r["tokens_per_s"] = round(statistics.median(tps)) if tps else None
+            if tps:
+                # rows of exactly S tokens: every step has B x S x workers real tokens
+                r["step_s"] = round(s.bs * s.seq * workers / statistics.median(tps), 4)
+            mem = [m.get("memory_bytes") for m in steps if m.get("type") == "step"]
+            mem = [m for m in mem if m]
+            if mem:
+                r["memory_gib"] = round(max(mem) / 2**30, 2)
+        except (OSError, ValueError, KeyError) as e:
+            r["error"] = str(e)
+        # rank 0's lines (alone: the unprefixed ones)
+        m = re.search(r"^(?:\[rank 0\] )?(?:lora4j: )?(time per optimizer step.*)", log, re.M)
+        if m:
+            r["breakdown"] = m.group(1)
+        m = re.search(r"^(?:\[rank 0\] )?done: (\d+) steps \((\d+) skipped\) in ([\d.]+)s", log, re.M)
+        if m:
+            r["skipped"] = int(m.group(2))
+            r["train_s"] = float(m.group(3))
+        if status != 0 or not r.get("tokens_per_s"):
+            r["tail"] = log[-600:]
+            failed += 1
+        print(json.dumps(r), flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

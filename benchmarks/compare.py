@@ -3,19 +3,30 @@
 Usage: compare.py bench_reference.jsonl hf_baseline.json [cli_bench.jsonl]
        compare.py --qlora cli_bench.jsonl
        compare.py --cli cli_bench.jsonl hf_baseline.json
+       compare.py --ddp ddp_bench.jsonl hf_ddp_baseline_w1.json hf_ddp_baseline_w2.json
 With cli_bench.jsonl (benchmarks/cli_bench.py: `lora4j train`, the user's path) a second table
 gives the command line's tokens/s beside the engine's and the reference's. --qlora prints the
 QLoRA rows (cli_bench.py ... qlora): each 4-bit run beside the bf16 run of the same setting, the
 ratio of their tokens/s, both peaks (the engine's count and nvidia-smi's for the process) and
 issue 15's targets, then the same as rows for benchmarks/RESULTS.md. --cli prints the command
 line's runs beside the reference's settings that ran in the same call (HF_SETTINGS may have run a
-subset), with issue 12's targets."""
+subset), with issue 12's targets. --ddp prints data parallel's rows (cli_bench.py ... ddp,robust
+beside benchmarks/reference/hf_ddp_baseline.py run by torchrun on 1 and 2 GPUs in the same call):
+`lora4j train` on 1 and 2 GPUs at 4 x 2048 per GPU with and without recompute, the scaling, the
+ratio to torch DDP's 2-GPU figure, the engine's peak per GPU, and the median-over-8-workers
+aggregation's cost in step time against the mean's, with issue 14's targets; it exits 1 when a
+figure is missing (a run failed), not when a target is missed (the rows say so)."""
 import json
 import sys
 
 # issue 15: peak memory (GiB) at B x S with recompute, and 4-bit tokens/s over bf16 tokens/s
 QLORA_MEMORY_TARGET = {(1, 2048): 6.0, (4, 2048): 10.0}
 QLORA_SPEED_TARGET = 0.85
+
+
+def single(r):
+    """A one-process run without gradient accumulation (the --cli, --qlora and engine tables)."""
+    return r.get("nproc", 1) == 1 and r.get("grad_accum", 1) == 1
 
 
 def smi_of(r):
@@ -25,6 +36,7 @@ def smi_of(r):
 
 def qlora(path):
     runs = [json.loads(l) for l in open(path) if l.startswith("{") and '"cli_train"' in l]
+    runs = [r for r in runs if single(r)]
     q4 = [r for r in runs if r.get("load_in_4bit") == 1]
     if not q4:
         print(f"no --load-in-4bit runs in {path}")
@@ -80,6 +92,7 @@ CLI_TARGET = {(4, 2048, 0): 1.6, (4, 2048, 1): 1.5, (1, 8192, 1): 1.3, (8, 4096,
 
 def cli_vs_reference(cli_path, ref_path):
     runs = [json.loads(l) for l in open(cli_path) if l.startswith("{") and '"cli_train"' in l]
+    runs = [r for r in runs if single(r)]
     ref = json.load(open(ref_path))
     print("| setting | `lora4j train` tok/s | engine peak GiB | reference tok/s | reference GiB "
           "| ratio | target |")
@@ -101,6 +114,113 @@ def cli_vs_reference(cli_path, ref_path):
     return 0
 
 
+# issue 14: 2-GPU tokens/s over our 1-GPU figure, over the reference's 2-GPU figure, and the
+# robust aggregation's (median over 8 workers) cost in step time
+DDP_SCALING_TARGET = 1.95
+DDP_REFERENCE_TARGET = 1.5
+ROBUST_COST_TARGET = 0.05
+
+
+def ddp(bench_path, ref_paths):
+    runs = [json.loads(l) for l in open(bench_path) if l.startswith("{") and '"cli_train"' in l]
+    refs, missing = {}, 0
+    for p in ref_paths:
+        try:
+            r = json.load(open(p))
+            refs[r["world"]] = r
+        except (OSError, ValueError, KeyError) as e:
+            print(f"reference {p}: {e}")
+            missing += 1
+    fmt = lambda v, f: format(v, f) if isinstance(v, (int, float)) else "-"
+    verdict = lambda v, ok: "-" if v is None else f"{v}: {'met' if ok else 'NOT met'}"
+
+    def ours(bs, seq, gc, nproc, accum=1, rule="mean"):
+        m = [r for r in runs if (r["B"], r["S"], r["recompute"], r.get("nproc", 1),
+                                 r.get("grad_accum", 1), r.get("aggregation", "mean"),
+                                 r.get("load_in_4bit", 0)) == (bs, seq, gc, nproc, accum, rule, 0)]
+        return m[-1] if m else None
+
+    def theirs(world, bs, seq, gc):
+        m = [x for x in refs.get(world, {}).get("runs", [])
+             if (x["bs_per_gpu"], x["seq"], int(x["grad_ckpt"])) == (bs, seq, gc)]
+        return m[0] if m else None
+
+    def tps(r):
+        return r.get("tokens_per_s") if r else None
+
+    def failed(r, what):
+        nonlocal missing
+        if r is None:
+            print(f"    {what}: no such run in {bench_path}")
+        elif not r.get("tokens_per_s"):
+            print(f"    {what} failed (exit {r.get('exit')}): {r.get('error', '')} "
+                  f"{r.get('tail', '')[-300:]}")
+        else:
+            if r.get("skipped"):
+                print(f"    {what}: {r['skipped']} step(s) skipped by the guard")
+            return
+        missing += 1
+
+    r2 = refs.get(2, {})
+    gpu = r2.get("gpu") or refs.get(1, {}).get("gpu") or "?"
+    print(f"Data parallel (issue 14): lora4j train on 1 and 2 GPUs beside torch DDP, same call; {gpu}")
+    if "allreduce_168MB_ms" in r2:
+        print(f"reference's NCCL all-reduce of 41,943,040 fp32 on 2 GPUs: "
+              f"{r2['allreduce_168MB_ms']:.2f} ms ({r2['busbw_GBps']:.0f} GB/s bus bandwidth)")
+    table = []
+    for gc in (0, 1):
+        name = f"4 x 2048, {'recompute' if gc else 'no recompute'}"
+        one, two = ours(4, 2048, gc, 1), ours(4, 2048, gc, 2)
+        failed(one, f"{name}, 1 GPU")
+        failed(two, f"{name}, 2 GPUs")
+        h1, h2 = theirs(1, 4, 2048, gc), theirs(2, 4, 2048, gc)
+        if h2 is None:
+            print(f"    {name}: no 2-GPU reference figure")
+            missing += 1
+        scaling = tps(two) / tps(one) if tps(one) and tps(two) else None
+        h1t, h2t = (h1 or {}).get("global_tokens_per_s"), (h2 or {}).get("global_tokens_per_s")
+        h_scaling = h2t / h1t if h1t and h2t else None
+        ratio = tps(two) / h2t if tps(two) and h2t else None
+        mem = lambda r: fmt((r or {}).get("engine_peak_gib"), ".1f")
+        hmem = lambda h: fmt((h or {}).get("peak_mem_GiB"), ".1f")
+        table.append(
+            f"| {name} | {fmt(tps(one), ',.0f')} | {fmt(tps(two), ',.0f')} | "
+            f"{verdict(fmt(scaling, '.3f') + 'x' if scaling else None, (scaling or 0) >= DDP_SCALING_TARGET)} | "
+            f"{fmt(h1t, ',.0f')} | {fmt(h2t, ',.0f')} | {fmt(h_scaling, '.3f') + 'x' if h_scaling else '-'} | "
+            f"{verdict(fmt(ratio, '.2f') + 'x' if ratio else None, (ratio or 0) >= DDP_REFERENCE_TARGET)} | "
+            f"{mem(one)} / {mem(two)} | {hmem(h1)} / {hmem(h2)} |")
+    print()
+    print("rows for benchmarks/RESULTS.md:")
+    print(f"| setting (per GPU) | lora4j 1 GPU tok/s | lora4j 2 GPUs tok/s | scaling (target >= "
+          f"{DDP_SCALING_TARGET:g}x) | reference 1 GPU tok/s | reference 2 GPUs tok/s | reference "
+          f"scaling | lora4j / reference, 2 GPUs (target >= {DDP_REFERENCE_TARGET:g}x) | lora4j "
+          f"engine peak GiB per GPU, 1 / 2 GPUs | reference GiB per GPU, 1 / 2 GPUs |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for row in table:
+        print(row)
+    mean, median = ours(4, 2048, 1, 2, 4, "mean"), ours(4, 2048, 1, 2, 4, "median")
+    if mean is not None or median is not None:
+        name = "2 GPUs x --grad-accum 4 (8 workers), 4 x 2048 recompute"
+        failed(mean, f"{name}, mean")
+        failed(median, f"{name}, median")
+        cost = (mean["tokens_per_s"] / median["tokens_per_s"] - 1
+                if tps(mean) and tps(median) else None)
+        print()
+        print("| robust aggregation | mean tok/s | median tok/s | mean step s | median step s | "
+              f"median's cost in step time (target <= {ROBUST_COST_TARGET:.0%}) | engine peak GiB "
+              f"per GPU, mean / median |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        c = None if cost is None else f"{cost:+.2%}"
+        print(f"| {name} | {fmt(tps(mean), ',.0f')} | {fmt(tps(median), ',.0f')} | "
+              f"{fmt((mean or {}).get('step_s'), '.3f')} | {fmt((median or {}).get('step_s'), '.3f')} | "
+              f"{verdict(c, (cost if cost is not None else 1) <= ROBUST_COST_TARGET)} | "
+              f"{fmt((mean or {}).get('engine_peak_gib'), '.1f')} / "
+              f"{fmt((median or {}).get('engine_peak_gib'), '.1f')} |")
+    return 1 if missing else 0
+
+
+if len(sys.argv) > 1 and sys.argv[1] == "--ddp":
+    sys.exit(ddp(sys.argv[2], sys.argv[3:]))
 if len(sys.argv) > 1 and sys.argv[1] == "--qlora":
     sys.exit(qlora(sys.argv[2]))
 if len(sys.argv) > 1 and sys.argv[1] == "--cli":
@@ -135,7 +255,7 @@ for r in ours:
 
 if len(sys.argv) > 3:
     cli = [json.loads(l) for l in open(sys.argv[3]) if l.startswith("{") and '"cli_train"' in l
-           and not json.loads(l).get("load_in_4bit")]
+           and not json.loads(l).get("load_in_4bit") and single(json.loads(l))]
     print()
     print("the user's path: lora4j train (command line) vs the engine benchmark and the reference")
     print(f"{'setting':<28}{'train tok/s':>13}{'GiB':>7}{'MFU':>6}{'engine':>9}{'train/eng':>10}"

@@ -1,0 +1,266 @@
+#!/usr/bin/env python3
+"""Checks, without a GPU or Java, the data-parallel benchmark's scripts: cli_bench.py's command
+lines and readings for the "ddp" and "robust" settings (against a stand-in for java that answers
+like `lora4j train`: metrics.jsonl from rank 0, "[rank i]"-prefixed lines from a launcher), its
+failure and time-limit paths, and compare.py --ddp's rows on hand-made inputs.
+Run: python3 benchmarks/test_ddp_bench.py"""
+import json
+import os
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CLI_BENCH = os.path.join(HERE, "cli_bench.py")
+COMPARE = os.path.join(HERE, "compare.py")
+
+# The stand-in for java: records its arguments, then writes what `lora4j train` writes. Step time
+# per GPU of one 4 x 2048 micro-batch: 0.48 s, 0.64 s with recompute; 1% more on 2 GPUs; times the
+# accumulation; 8 ms more with the median. The first two steps take twice as long.
+FAKE_JAVA = r'''#!/usr/bin/env python3
+import json, os, sys, time
+a = sys.argv[1:]
+with open(os.environ["FAKE_JAVA_LOG"], "a") as f:
+    f.write(json.dumps(a) + "\n")
+def flag(name, default=None):
+    return a[a.index(name) + 1] if name in a else default
+if os.environ.get("FAKE_JAVA_HANG"):
+    # a launcher whose worker hangs: the worker's pid in the file named by FAKE_JAVA_HANG
+    import subprocess
+    w = subprocess.Popen(["sleep", "60"])
+    with open(os.environ["FAKE_JAVA_HANG"], "w") as f:
+        f.write(str(w.pid))
+    w.wait()
+out = flag("--output")
+bs, seq, steps = int(flag("--batch-size")), int(flag("--max-seq-length")), int(flag("--steps"))
+nproc, accum = int(flag("--nproc-per-node", 1)), int(flag("--grad-accum", 1))
+rule, recompute = flag("--aggregation", "mean"), "--recompute" in a
+pre = (lambda r: f"[rank {r}] ") if nproc > 1 else (lambda r: "")
+if rule == os.environ.get("FAKE_JAVA_FAIL"):
+    print(pre(1) + "error: out of memory on cuda:1")
+    sys.exit(3)
+step = (0.64 if recompute else 0.48) * (1.01 if nproc > 1 else 1) * accum
+step += 0.008 if rule == "median" else 0
+tokens = bs * seq * nproc * accum
+os.makedirs(out, exist_ok=True)
+with open(os.path.join(out, "metrics.jsonl"), "w") as f:
+    for s in range(1, steps + 1):
+        t = step * (2 if s <= 2 else 1)
+        f.write(json.dumps({"type": "step", "step": s, "loss": 11.0, "tokens": tokens - bs,
+                            "tokens_per_second": tokens / t, "memory_bytes": 10 * 2**30}) + "\n")
+peak = (19.0 if recompute else 57.7) + (1.25 if rule == "median" else 0)
+if nproc > 1:
+    print(f"lora4j: started {nproc} worker(s), ranks 0 .. {nproc - 1} of {nproc}")
+for r in reversed(range(nproc)):
+    print(pre(r) + f"lora4j: time per optimizer step (mean of 7 steps after the first): "
+          f"{step * 1e3:.1f} ms = data 0.0, forward+backward {step * 1e3 - 2:.1f}")
+    print(pre(r) + f"lora4j: peak memory of the engine: {int((peak - 0.01 * r) * 2**30)} bytes")
+    print(pre(r) + f"done: {steps} steps (0 skipped) in 4.9s; loss 11.0 -> 10.9")
+'''
+
+REF_W1 = {"world": 1, "gpu": "NVIDIA H200", "allreduce_168MB_ms": 0.01, "busbw_GBps": 0.0,
+          "runs": [{"world": 1, "bs_per_gpu": 4, "seq": 2048, "grad_ckpt": False, "step_s": 0.7218,
+                    "global_tokens_per_s": 11350.0, "peak_mem_GiB": 70.1},
+                   {"world": 1, "bs_per_gpu": 4, "seq": 2048, "grad_ckpt": True, "step_s": 1.0307,
+                    "global_tokens_per_s": 7948.0, "peak_mem_GiB": 19.2}]}
+REF_W2 = {"world": 2, "gpu": "NVIDIA H200", "allreduce_168MB_ms": 0.58, "busbw_GBps": 291.0,
+          "runs": [{"world": 2, "bs_per_gpu": 4, "seq": 2048, "grad_ckpt": False, "step_s": 0.7297,
+                    "global_tokens_per_s": 22454.0, "peak_mem_GiB": 70.4},
+                   {"world": 2, "bs_per_gpu": 4, "seq": 2048, "grad_ckpt": True, "step_s": 0.9362,
+                    "global_tokens_per_s": 17500.0, "peak_mem_GiB": 19.5}]}
+
+
+class DdpBenchTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="ddp-bench-test-")
+        self.java = os.path.join(self.dir, "java")
+        with open(self.java, "w") as f:
+            f.write(FAKE_JAVA)
+        os.chmod(self.java, os.stat(self.java).st_mode | stat.S_IEXEC)
+        self.log = os.path.join(self.dir, "argv.jsonl")
+        self.env = dict(os.environ, FAKE_JAVA_LOG=self.log, PATH="/usr/bin:/bin")
+        for w, ref in ((1, REF_W1), (2, REF_W2)):
+            with open(os.path.join(self.dir, f"hf_ddp_baseline_w{w}.json"), "w") as f:
+                json.dump(ref, f)
+
+    def bench(self, settings, **env):
+        p = subprocess.run([sys.executable, CLI_BENCH, self.java, "/x/lora4j-cli.jar", "/x/m7b",
+                            self.dir, settings], capture_output=True, text=True,
+                           env=dict(self.env, **env), timeout=120)
+        lines = [json.loads(l) for l in p.stdout.splitlines() if l.startswith("{")]
+        with open(os.path.join(self.dir, "ddp_bench.jsonl"), "w") as f:
+            f.write(p.stdout)
+        return p, lines
+
+    def compare(self, *refs):
+        refs = refs or ("hf_ddp_baseline_w1.json", "hf_ddp_baseline_w2.json")
+        return subprocess.run([sys.executable, COMPARE, "--ddp",
+                               os.path.join(self.dir, "ddp_bench.jsonl")]
+                              + [os.path.join(self.dir, r) for r in refs],
+                              capture_output=True, text=True, timeout=60)
+
+    def argvs(self):
+        with open(self.log) as f:
+            return [json.loads(l) for l in f]
+
+    def test_commands_and_readings(self):
+        p, runs = self.bench("ddp,robust")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual([r["setting"] for r in runs],
+                         ["4x2048", "4x2048-2gpu", "4x2048-recompute", "4x2048-recompute-2gpu",
+                          "4x2048-recompute-2gpu-accum4-mean", "4x2048-recompute-2gpu-accum4-median"])
+        argvs = self.argvs()
+        self.assertEqual(len(argvs), 6)
+        for a, r in zip(argvs, runs):
+            self.assertEqual(a[a.index("-jar") + 1:a.index("-jar") + 3], ["/x/lora4j-cli.jar", "train"])
+            self.assertEqual(a[a.index("--batch-size") + 1], "4")
+            self.assertEqual(a[a.index("--max-seq-length") + 1], "2048")
+            self.assertEqual(a[a.index("--device") + 1], "cuda")
+            self.assertEqual("--recompute" in a, r["recompute"] == 1)
+            if r["recompute"]:
+                self.assertEqual(a[a.index("--recompute") + 1], "layer")
+            if r["nproc"] == 2:
+                self.assertEqual(a[a.index("--nproc-per-node") + 1], "2")
+                self.assertIn("--master-port", a)
+            else:
+                self.assertNotIn("--nproc-per-node", a)
+            if r["grad_accum"] == 4:
+                self.assertEqual(a[a.index("--grad-accum") + 1], "4")
+                self.assertEqual(a[a.index("--aggregation") + 1], r["aggregation"])
+            else:
+                self.assertNotIn("--grad-accum", a)
+                self.assertNotIn("--aggregation", a)
+        ports = [a[a.index("--master-port") + 1] for a in argvs if "--master-port" in a]
+        self.assertEqual(len(set(ports)), 4, "each group its own rendezvous port")
+        # one data file, rows for the run that needs most: 4 rows x 8 workers x 9 steps
+        with open(os.path.join(self.dir, "rows-2048.jsonl")) as f:
+            rows = [json.loads(l)["input_ids"] for l in f]
+        self.assertEqual(len(rows), 288)
+        self.assertTrue(all(len(r) == 2048 for r in rows))
+        # global tokens/s: the median of steps 3..8, B x S x ranks x accumulation over the step
+        by = {r["setting"]: r for r in runs}
+        self.assertEqual(by["4x2048"]["tokens_per_s"], round(8192 / 0.48))
+        self.assertEqual(by["4x2048-2gpu"]["tokens_per_s"], round(16384 / (0.48 * 1.01)))
+        self.assertAlmostEqual(by["4x2048-recompute-2gpu-accum4-median"]["step_s"],
+                               0.64 * 1.01 * 4 + 0.008, places=3)
+        # rank 0's breakdown, the largest engine peak, one per rank in a group
+        self.assertTrue(by["4x2048-2gpu"]["breakdown"].startswith(
+            "time per optimizer step (mean of 7 steps after the first): 484.8 ms"))
+        self.assertEqual(by["4x2048-2gpu"]["engine_peak_gib_per_rank"], [57.7, 57.69])
+        self.assertEqual(by["4x2048-2gpu"]["engine_peak_gib"], 57.7)
+        self.assertEqual(by["4x2048"]["engine_peak_gib"], 57.7)
+        self.assertNotIn("engine_peak_gib_per_rank", by["4x2048"])
+        self.assertEqual(by["4x2048-recompute-2gpu-accum4-median"]["engine_peak_gib"], 20.25)
+        self.assertEqual(by["4x2048"]["skipped"], 0)
+
+        c = self.compare()
+        self.assertEqual(c.returncode, 0, c.stdout + c.stderr)
+        out = c.stdout
+        s_nr = round(16384 / 0.4848) / round(8192 / 0.48)
+        self.assertIn(f"| 4 x 2048, no recompute | 17,067 | 33,795 | {s_nr:.3f}x: met | 11,350 | "
+                      f"22,454 | {22454 / 11350:.3f}x | {33795 / 22454:.2f}x: met | 57.7 / 57.7 | "
+                      f"70.1 / 70.4 |", out)
+        t1, t2 = round(8192 / 0.64), round(16384 / 0.6464)
+        self.assertIn(f"| 4 x 2048, recompute | {t1:,} | {t2:,} | {t2 / t1:.3f}x: met | 7,948 | "
+                      f"17,500 | {17500 / 7948:.3f}x | {t2 / 17500:.2f}x: NOT met | 19.0 / 19.0 | "
+                      f"19.2 / 19.5 |", out)
+        mean, median = round(65536 / 2.5856), round(65536 / 2.5936)
+        self.assertIn(f"| {mean:,} | {median:,} | 2.586 | 2.594 | {mean / median - 1:+.2%}: met | "
+                      f"19.0 / 20.2 |", out)
+        self.assertIn("0.58 ms (291 GB/s bus bandwidth)", out)
+
+    def test_scaling_below_target_and_costly_rule(self):
+        # hand-made lines: 1.9x scaling (not met) and a median costing 6% (not met)
+        lines = [
+            {"bench": "cli_train", "B": 4, "S": 2048, "recompute": 0, "nproc": 1, "grad_accum": 1,
+             "aggregation": "mean", "tokens_per_s": 10000, "engine_peak_gib": 57.7},
+            {"bench": "cli_train", "B": 4, "S": 2048, "recompute": 0, "nproc": 2, "grad_accum": 1,
+             "aggregation": "mean", "tokens_per_s": 19000, "engine_peak_gib": 57.8},
+            {"bench": "cli_train", "B": 4, "S": 2048, "recompute": 1, "nproc": 1, "grad_accum": 1,
+             "aggregation": "mean", "tokens_per_s": 8000, "engine_peak_gib": 19.0},
+            {"bench": "cli_train", "B": 4, "S": 2048, "recompute": 1, "nproc": 2, "grad_accum": 1,
+             "aggregation": "mean", "tokens_per_s": 15960, "engine_peak_gib": 19.1},
+            {"bench": "cli_train", "B": 4, "S": 2048, "recompute": 1, "nproc": 2, "grad_accum": 4,
+             "aggregation": "mean", "tokens_per_s": 15900, "step_s": 4.1, "engine_peak_gib": 19.1},
+            {"bench": "cli_train", "B": 4, "S": 2048, "recompute": 1, "nproc": 2, "grad_accum": 4,
+             "aggregation": "median", "tokens_per_s": 15000, "step_s": 4.4, "engine_peak_gib": 20.4},
+        ]
+        with open(os.path.join(self.dir, "ddp_bench.jsonl"), "w") as f:
+            f.write("== a line that is not JSON\n")
+            f.writelines(json.dumps(l) + "\n" for l in lines)
+        c = self.compare()
+        self.assertEqual(c.returncode, 0, c.stdout + c.stderr)
+        self.assertIn("| 10,000 | 19,000 | 1.900x: NOT met | 11,350 | 22,454 |", c.stdout)
+        self.assertIn("| 8,000 | 15,960 | 1.995x: met |", c.stdout)
+        self.assertIn(f"| 15,900 | 15,000 | 4.100 | 4.400 | {15900 / 15000 - 1:+.2%}: NOT met |",
+                      c.stdout)
+
+    def test_failed_run(self):
+        p, runs = self.bench("robust", FAKE_JAVA_FAIL="median")
+        self.assertEqual(p.returncode, 1, "a failed run fails the benchmark")
+        failed = [r for r in runs if r["aggregation"] == "median"][0]
+        self.assertEqual(failed["exit"], 3)
+        self.assertIsNone(failed.get("tokens_per_s"))
+        self.assertIn("metrics.jsonl", failed["error"])
+        self.assertIn("[rank 1] error: out of memory on cuda:1", failed["tail"])
+        c = self.compare()
+        self.assertEqual(c.returncode, 1)
+        self.assertIn("median failed (exit 3)", c.stdout)
+        self.assertIn("4 x 2048, no recompute, 1 GPU: no such run", c.stdout)
+
+    def test_missing_reference(self):
+        self.bench("ddp")
+        c = self.compare("hf_ddp_baseline_w1.json", "absent.json")
+        self.assertEqual(c.returncode, 1)
+        self.assertIn("absent.json", c.stdout)
+        self.assertIn("no 2-GPU reference figure", c.stdout)
+
+    def gone(self, pid_file):
+        with open(pid_file) as f:
+            pid = int(f.read())
+        for _ in range(50):
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    if f.read().split(")")[-1].split()[0] == "Z":
+                        return True  # ended, not yet reaped by its new parent
+            except OSError:
+                return True
+            time.sleep(0.1)
+        return False
+
+    def test_time_limit(self):
+        t = time.time()
+        pid_file = os.path.join(self.dir, "worker.pid")
+        p, runs = self.bench("4x2048-2gpu", FAKE_JAVA_HANG=pid_file, CLI_RUN_TIMEOUT_S="1")
+        self.assertLess(time.time() - t, 30)
+        self.assertEqual(p.returncode, 1)
+        self.assertTrue(runs[0]["timed_out"])
+        self.assertNotEqual(runs[0]["exit"], 0)
+        self.assertTrue(self.gone(pid_file), "the launcher's worker was stopped with it")
+
+    def test_stopped_from_outside(self):
+        pid_file = os.path.join(self.dir, "worker.pid")
+        p = subprocess.Popen([sys.executable, CLI_BENCH, self.java, "J", "M", self.dir, "ddp"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=dict(self.env, FAKE_JAVA_HANG=pid_file))
+        for _ in range(100):
+            if os.path.exists(pid_file) and os.path.getsize(pid_file):
+                break
+            time.sleep(0.1)
+        p.terminate()
+        p.communicate(timeout=30)
+        self.assertEqual(p.returncode, 128 + 15)
+        self.assertTrue(self.gone(pid_file), "the run in progress was stopped with cli_bench.py")
+
+    def test_unknown_setting(self):
+        p, _ = self.bench("ddp,4x2048-3gpu")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("unknown setting '4x2048-3gpu'", p.stderr)
+        self.assertFalse(os.path.exists(self.log), "nothing ran")
+
+
+if __name__ == "__main__":
+    unittest.main()
