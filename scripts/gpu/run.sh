@@ -4,7 +4,7 @@
 # Builds native/ with the CUDA backend (sm_80 + sm_90), runs every ctest test (CPU and CUDA),
 # writes the logs under $OUT (or ./gpu-out), and prints a short summary table LAST.
 # Steps can be chosen with STEPS (space separated): build test java cli compare bench profile
-# dist distbench ops qlora.
+# dist distbench ops qlora ddp.
 # All logs end up in $OUT/logs.tgz (the device tool brings back at most 8 files).
 # Default: build test. "compare" times the whole step at the reference stack's settings and runs
 # the reference stack (benchmarks/reference/hf_peft_baseline.py) in the same call. "dist" runs
@@ -12,6 +12,11 @@
 # "qlora" (after build; needs .device/ from scripts/gpu/pack-java.sh): the frozen GEMM bf16 vs NF4 scratch vs NF4
 # fused at Mistral-7B's projection shapes, then `lora4j train --load-in-4bit` beside the bf16 base
 # at 1 x 2048 and 4 x 2048 with recompute (benchmarks/compare.py --qlora prints the targets).
+# "ddp" (2 GPUs and .device/; needs no native build: the jar carries the CUDA backend): issue 14's
+# benchmark, the torch DDP reference (benchmarks/reference/hf_ddp_baseline.py under torchrun on 2
+# GPUs and on 1) and `lora4j train` on 1 and 2 GPUs at 4 x 2048 per GPU with and without
+# recompute, then 2 GPUs x --grad-accum 4 with --aggregation mean and median, in the same call
+# (benchmarks/compare.py --ddp prints the rows and the targets).
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${OUT:-$ROOT/gpu-out}
@@ -187,6 +192,40 @@ if has dist; then
   echo "== distributed training on 2 GPUs (scripts/gpu/dist.sh)"
   OUT="$OUT" bash "$ROOT/scripts/gpu/dist.sh" > "$OUT/dist.txt" 2>&1 || status=1
 fi
+if has ddp; then
+  # Issue 14's benchmark, one call on nvidia-h200-x2. Time (about 5 minutes): the random 7B
+  # folder once per machine (init-model, 14 s); each torchrun of the reference about a minute
+  # (torch's import, the model built on the GPU, 2 x 11 steps of 0.7-1.0 s); each `lora4j train`
+  # about 15 s to start and load the 14.5 GB folder (13-16 s in the committed cli logs; the 2
+  # ranks load theirs at once) plus 8 steps: 0.5-0.65 s each, 2.6 s with --grad-accum 4, so
+  # about 20, 25, 25, 30, 45 and 45 s for the six runs. The limits below end a run that hangs.
+  echo "== data parallel: torch DDP and lora4j train on 1 and 2 GPUs, same call (issue 14)"
+  ngpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | wc -l)
+  if [ "$ngpu" -lt 2 ]; then
+    echo "FAIL ddp: needs 2 GPUs, this machine has $ngpu"; status=1
+  elif [ ! -f "$ROOT/.device/jre.tar.xz" ] || [ ! -f "$ROOT/.device/lora4j-cli.jar" ]; then
+    echo "FAIL ddp: no .device/jre.tar.xz or .device/lora4j-cli.jar: run scripts/gpu/pack-java.sh first"
+    status=1
+  else
+    t1=$(date +%s)
+    # the reference: rank 0 prints global tokens/s and writes $OUT/hf_ddp_baseline_w{1,2}.json
+    for w in 2 1; do
+      OUT="$OUT" PYTHONUNBUFFERED=1 timeout 150 python3 -m torch.distributed.run --standalone \
+        --nproc_per_node $w "$ROOT/benchmarks/reference/hf_ddp_baseline.py" > "$OUT/hf_ddp_w$w.log" 2>&1 \
+        || { echo "torch DDP reference on $w GPU(s) failed"; tail -5 "$OUT/hf_ddp_w$w.log"; status=1; }
+      grep -a '^{' "$OUT/hf_ddp_w$w.log"
+    done
+    echo "reference: $(( $(date +%s) - t1 )) s"
+    cli_model
+    t1=$(date +%s)
+    CLI_RUN_TIMEOUT_S=120 timeout 330 python3 "$ROOT/benchmarks/cli_bench.py" "$J" \
+      "$ROOT/.device/lora4j-cli.jar" /tmp/lora4j-cli/m7b /tmp/lora4j-cli "${DDP_SETTINGS:-ddp,robust}" \
+      > "$OUT/ddp_bench.jsonl" 2>&1 || status=1
+    cat "$OUT/ddp_bench.jsonl"
+    echo "lora4j train runs: $(( $(date +%s) - t1 )) s"
+    for f in /tmp/lora4j-cli/cli-4x2048*.log; do cp "$f" "$OUT/ddp-$(basename "$f")" 2>/dev/null; done
+  fi
+fi
 part() { [[ " ${QLORA_PARTS:-ops jmh cli} " == *" $1 "* ]]; }
 if has qlora; then
   # Issue 15 (QLORA_PARTS chooses among ops jmh cli, to fit one call's time). The frozen GEMM (y = x W^T and dx = dy W) with a bf16 weight, an NF4 weight
@@ -235,6 +274,12 @@ if [ -f "$OUT/qlora_bench.jsonl" ]; then
   echo
   echo "================ QLoRA (issue 15): 4-bit vs bf16, same call ================"
   python3 "$ROOT/benchmarks/compare.py" --qlora "$OUT/qlora_bench.jsonl" | tee "$OUT/qlora.txt" || status=1
+fi
+if [ -f "$OUT/ddp_bench.jsonl" ]; then
+  echo
+  echo "================ data parallel (issue 14): 1 and 2 GPUs beside torch DDP, same call ================"
+  python3 "$ROOT/benchmarks/compare.py" --ddp "$OUT/ddp_bench.jsonl" "$OUT/hf_ddp_baseline_w1.json" \
+    "$OUT/hf_ddp_baseline_w2.json" | tee "$OUT/ddp.txt" || status=1
 fi
 if [ -f "$OUT/java-summary.log" ]; then
   echo
