@@ -163,7 +163,8 @@ def ddp(bench_path, ref_paths):
 
     r2 = refs.get(2, {})
     gpu = r2.get("gpu") or refs.get(1, {}).get("gpu") or "?"
-    print(f"Data parallel (issue 14): lora4j train on 1 and 2 GPUs beside torch DDP, same call; {gpu}")
+    print("Data parallel (issue 14): lora4j train on 1 and 2 GPUs beside torch DDP, same call; "
+          + gpu)
     if "allreduce_168MB_ms" in r2:
         print(f"reference's NCCL all-reduce of 41,943,040 fp32 on 2 GPUs: "
               f"{r2['allreduce_168MB_ms']:.2f} ms ({r2['busbw_GBps']:.0f} GB/s bus bandwidth)")
@@ -183,11 +184,14 @@ def ddp(bench_path, ref_paths):
         ratio = tps(two) / h2t if tps(two) and h2t else None
         mem = lambda r: fmt((r or {}).get("engine_peak_gib"), ".1f")
         hmem = lambda h: fmt((h or {}).get("peak_mem_GiB"), ".1f")
+        scaled = verdict(fmt(scaling, ".3f") + "x" if scaling else None,
+                         (scaling or 0) >= DDP_SCALING_TARGET)
+        h_scaled = fmt(h_scaling, ".3f") + "x" if h_scaling else "-"
+        vs_ref = verdict(fmt(ratio, ".2f") + "x" if ratio else None,
+                         (ratio or 0) >= DDP_REFERENCE_TARGET)
         table.append(
-            f"| {name} | {fmt(tps(one), ',.0f')} | {fmt(tps(two), ',.0f')} | "
-            f"{verdict(fmt(scaling, '.3f') + 'x' if scaling else None, (scaling or 0) >= DDP_SCALING_TARGET)} | "
-            f"{fmt(h1t, ',.0f')} | {fmt(h2t, ',.0f')} | {fmt(h_scaling, '.3f') + 'x' if h_scaling else '-'} | "
-            f"{verdict(fmt(ratio, '.2f') + 'x' if ratio else None, (ratio or 0) >= DDP_REFERENCE_TARGET)} | "
+            f"| {name} | {fmt(tps(one), ',.0f')} | {fmt(tps(two), ',.0f')} | {scaled} | "
+            f"{fmt(h1t, ',.0f')} | {fmt(h2t, ',.0f')} | {h_scaled} | {vs_ref} | "
             f"{mem(one)} / {mem(two)} | {hmem(h1)} / {hmem(h2)} |")
     print()
     print("rows for benchmarks/RESULTS.md:")
@@ -210,12 +214,12 @@ def ddp(bench_path, ref_paths):
               f"median's cost in step time (target <= {ROBUST_COST_TARGET:.0%}) | engine peak GiB "
               f"per GPU, mean / median |")
         print("| --- | --- | --- | --- | --- | --- | --- |")
-        c = None if cost is None else f"{cost:+.2%}"
+        costs = verdict(None if cost is None else f"{cost:+.2%}",
+                        cost is not None and cost <= ROBUST_COST_TARGET)
+        of = lambda r, k, f: fmt((r or {}).get(k), f)
         print(f"| {name} | {fmt(tps(mean), ',.0f')} | {fmt(tps(median), ',.0f')} | "
-              f"{fmt((mean or {}).get('step_s'), '.3f')} | {fmt((median or {}).get('step_s'), '.3f')} | "
-              f"{verdict(c, (cost if cost is not None else 1) <= ROBUST_COST_TARGET)} | "
-              f"{fmt((mean or {}).get('engine_peak_gib'), '.1f')} / "
-              f"{fmt((median or {}).get('engine_peak_gib'), '.1f')} |")
+              f"{of(mean, 'step_s', '.3f')} | {of(median, 'step_s', '.3f')} | {costs} | "
+              f"{of(mean, 'engine_peak_gib', '.1f')} / {of(median, 'engine_peak_gib', '.1f')} |")
     return 1 if missing else 0
 
 
