@@ -6,6 +6,7 @@ failure and time-limit paths, and compare.py --ddp's rows on hand-made inputs.
 Run: python3 benchmarks/test_ddp_bench.py"""
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -76,6 +77,7 @@ REF_W2 = {"world": 2, "gpu": "NVIDIA H200", "allreduce_168MB_ms": 0.58, "busbw_G
 class DdpBenchTest(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="ddp-bench-test-")
+        self.addCleanup(shutil.rmtree, self.dir, ignore_errors=True)
         self.java = os.path.join(self.dir, "java")
         with open(self.java, "w") as f:
             f.write(FAKE_JAVA)
