@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what building lora4j needs on a Debian/Ubuntu machine that lacks it: a JDK (17+),
-# Maven, CMake and a C++ compiler; and, for the llama.cpp check of the GGUF export, Node.js and
+# Maven, CMake, a C++ compiler and Python 3 (the benchmark scripts' tests); and, for the llama.cpp check of the GGUF export, Node.js and
 # node-llama-cpp (below). Sourced by .ci/run and scripts/demo.sh.
 need=()
 command -v javac >/dev/null || need+=(openjdk-17-jdk-headless)
