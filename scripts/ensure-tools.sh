@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building lora4j needs on a Debian/Ubuntu machine that lacks it: a JDK (17+),
-# Maven, CMake, a C++ compiler and Python 3 (the benchmark scripts' tests); and, for the llama.cpp check of the GGUF export, Node.js and
-# node-llama-cpp (below). Sourced by .ci/run and scripts/demo.sh.
+# Maven, CMake, a C++ compiler and Python 3 (the benchmark scripts' tests); and, for the
+# llama.cpp check of the GGUF export, Node.js and node-llama-cpp (below). Sourced by .ci/run and scripts/demo.sh.
 need=()
 command -v javac >/dev/null || need+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null || need+=(maven)
