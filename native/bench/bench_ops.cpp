@@ -2,9 +2,9 @@
 // OpBenchmark runs) at the device's default shapes: Mistral-7B on CUDA, small on the CPU; the
 // frozen GEMMs (bf16, nf4-scratch, nf4-fused), when named on the command line, on CUDA at every
 // Mistral-7B projection shape and 2048 and 8192 tokens (op_bench_cases::kFrozenShapes).
-// Prints one line per op/variant (the attention forward's flash kernels also at 1 x 8192): time per
-// call, TFLOP/s (the op's algorithmic FLOPs, the same for every variant), GB/s against the byte
-// floor, and the memory the benchmark holds.
+// Prints one line per op/variant (the attention's flash kernels, forward and backward, also at
+// 1 x 8192): time per call, TFLOP/s (the op's algorithmic FLOPs, the same for every variant), GB/s
+// against the byte floor, and the memory the benchmark holds.
 //   bench_ops [--device N] [op ...]     N = -1: CPU; default 0 (CUDA device 0); ops: only these
 //   LORA4J_OPS_SECONDS: time per measurement (default 0.3 s; the best of 3 is reported)
 // Run by scripts/gpu/run.sh with STEPS containing "ops" (every op) or "qlora" (the frozen GEMMs).
@@ -89,11 +89,14 @@ int main(int argc, char** argv) {
     }
     for (const auto& dims : shapes) failures += time_one(device, c.op, c.variant, dims, target);
   }
-  // The attention forward's two kernels also at one long row (1 x 8192, Mistral's heads) on CUDA.
-  if (device >= 0 && (only.empty() || std::find(only.begin(), only.end(),
-                                                std::string("attention_fwd")) != only.end())) {
+  // The attention's two kernels, forward and backward, also at one long row (1 x 8192, Mistral's
+  // heads) on CUDA.
+  for (const char* op : {"attention_fwd", "attention_bwd"}) {
+    if (device < 0 ||
+        (!only.empty() && std::find(only.begin(), only.end(), std::string(op)) == only.end()))
+      continue;
     for (const char* v : {"flash", "flash_mma"})
-      failures += time_one(device, "attention_fwd", v, {1, 8192, 32, 8, 128}, target);
+      failures += time_one(device, op, v, {1, 8192, 32, 8, 128}, target);
   }
   return failures ? 1 : 0;
 }

@@ -31,9 +31,9 @@ int lora4j_bench_set_cuda_library(const char* path);
  * for JMH and the native driver to time and for tests to check that the variants of an op
  * compute the same function. Ops, their dims (in this order) and variants (the first is the
  * default, taken when variant is NULL or ""):
- *   attention_fwd, attention_bwd  B, S, H, KH, D   flash | materialized    (causal, GQA)
- *                                                  attention_fwd also flash_mma: the mma.sync
- *                                                  kernel where flash takes the wgmma one
+ *   attention_fwd, attention_bwd  B, S, H, KH, D   flash | materialized | flash_mma  (causal,
+ *                                                  GQA; flash_mma: the mma.sync kernels where
+ *                                                  flash takes the wgmma ones)
  *   cross_entropy                 n, d, V          fused | materialized    (LM head + loss,
  *                                                                          forward + backward)
  *   lora_linear_fwd, _bwd         n, in, out, r    fused | separate

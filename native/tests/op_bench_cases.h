@@ -18,6 +18,7 @@ inline constexpr OpCase kAll[] = {
     {"attention_fwd", "flash_mma"},
     {"attention_bwd", "flash"},
     {"attention_bwd", "materialized"},
+    {"attention_bwd", "flash_mma"},
     {"cross_entropy", "fused"},
     {"cross_entropy", "materialized"},
     {"lora_linear_fwd", "fused"},

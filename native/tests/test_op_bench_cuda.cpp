@@ -76,6 +76,10 @@ void variants() {
   for (const auto& dims : {att_small, att_7b}) {
     compare(0, "flash", 0, "materialized", "attention_fwd", dims, 1e-2, "flash vs materialized");
     compare(0, "flash", 0, "materialized", "attention_bwd", dims, 2e-2, "flash vs materialized");
+    // on sm_90 flash takes the wgmma kernels, flash_mma the mma.sync ones: the same rounding
+    // points, sums in another order
+    compare(0, "flash", 0, "flash_mma", "attention_fwd", dims, 1e-2, "flash vs flash_mma");
+    compare(0, "flash", 0, "flash_mma", "attention_bwd", dims, 1e-2, "flash vs flash_mma");
   }
   compare(0, "fused", 0, "materialized", "cross_entropy", {1000, 256, 5000}, 1e-2,
           "fused vs materialized");

@@ -158,8 +158,8 @@ std::string first_mismatch(const std::vector<float>& got, const std::vector<floa
   return "no single element off by more than 2e-2 + 2e-2 |ref|";
 }
 bool report_diff(const std::string& name, const std::vector<float>& got,
-                 const std::vector<float>& ref, double tol) {
-  bool ok = ct::report("attention", name, ct::rel_err(got, ref), tol);
+                 const std::vector<float>& ref, double tol, double floor = 0) {
+  bool ok = ct::report("attention", name, ct::rel_err(got, ref, floor), tol);
   if (!ok) std::printf("    %s: %s\n", name.c_str(), first_mismatch(got, ref).c_str());
   return ok;
 }
@@ -176,17 +176,60 @@ bool forced_mma() {
   return v && std::string(v) == "mma";
 }
 
-// The calls the Hopper kernel takes (attention_sm90.cu): on an sm_90 device the forward must
-// choose it for them (a build without it, or a selection that misses it, fails here).
-void check_selection(const cuda::AttentionParams& p, bool wgmma_class, const std::string& tag) {
+// The calls the Hopper kernels take (attention_sm90.cu): on an sm_90 device the forward, and the
+// backward where bp is given, must choose them (a build without them, or a selection that misses
+// them, fails here).
+void check_selection(const cuda::AttentionParams& p, bool wgmma_class, const std::string& tag,
+                     const cuda::AttentionBackwardParams* bp = nullptr) {
   if (!is_sm90() || forced_mma()) return;
+  const std::string built = std::string("built=") + (cuda::attention_wgmma_built() ? "yes" : "no");
+  const std::string want = wgmma_class ? " (want wgmma)" : " (want mma)";
   const bool chosen = cuda::attention_forward_kernel(p) == cuda::AttentionKernel::kWgmma;
   const bool accepts = cuda::attention_wgmma_accepts(p);
-  std::string detail = std::string("built=") + (cuda::attention_wgmma_built() ? "yes" : "no") +
-                       " accepts=" + (accepts ? "yes" : "no") +
-                       " chosen=" + (chosen ? "wgmma" : "mma");
   ct::report_bool("attention", "kernel choice on sm_90 " + tag, wgmma_class ? chosen : !chosen,
-                  detail + (wgmma_class ? " (want wgmma)" : " (want mma)"));
+                  built + " accepts=" + (accepts ? "yes" : "no") +
+                      " chosen=" + (chosen ? "wgmma" : "mma") + want);
+  if (!bp) return;
+  const bool bchosen = cuda::attention_backward_kernel(*bp) == cuda::AttentionKernel::kWgmma;
+  const bool baccepts = cuda::attention_wgmma_accepts_backward(*bp);
+  ct::report_bool("attention", "bwd kernel choice on sm_90 " + tag,
+                  wgmma_class ? bchosen : !bchosen,
+                  built + " accepts=" + (baccepts ? "yes" : "no") +
+                      " chosen=" + (bchosen ? "wgmma" : "mma") + want);
+}
+
+// Runs the backward through each kernel that takes bp0 (mma.sync always; wgmma where it accepts
+// bp0) into fresh poisoned dq, dk, dv and scratch, against the CPU twin's gradients.
+void backward_both(const cuda::AttentionBackwardParams& bp0, const std::vector<float>& gq,
+                   const std::vector<float>& gk, const std::vector<float>& gv,
+                   const std::string& tag) {
+  const cuda::AttentionParams& p = bp0.f;
+  const size_t nq = static_cast<size_t>(int64_t(p.B) * p.Sq * p.H * p.D),
+               nk = static_cast<size_t>(int64_t(p.B) * p.Sk * p.KH * p.D),
+               rows = static_cast<size_t>(int64_t(p.B) * p.H * p.Sq);
+  for (int kernel = 0; kernel < 2; ++kernel) {
+    if (kernel == 1 && !cuda::attention_wgmma_accepts_backward(bp0)) continue;
+    const char* name = kernel == 0 ? "mma" : "wgmma";
+    Dev<bf> dq(nq), dk(nk), dv(nk);
+    Dev<float> acc(nq), delta(rows);
+    dq.poison();
+    dk.poison();
+    dv.poison();
+    acc.poison();
+    delta.poison();
+    cuda::AttentionBackwardParams bp = bp0;
+    bp.dq = dq.p;
+    bp.dk = dk.p;
+    bp.dv = dv.p;
+    bp.dq_accum = acc.p;
+    bp.delta = delta.p;
+    check(kernel == 0 ? cuda::attention_backward_mma(bp, 0) : cuda::attention_backward_wgmma(bp, 0),
+          kernel == 0 ? "attention_backward_mma" : "attention_backward_wgmma");
+    const std::string k = std::string("bwd-") + name;
+    report_diff(k + " dq " + tag, ct::down_bf16(dq), gq, kTol, 1e-3);
+    report_diff(k + " dk " + tag, ct::down_bf16(dk), gk, kTol, 1e-3);
+    report_diff(k + " dv " + tag, ct::down_bf16(dv), gv, kTol);
+  }
 }
 
 // Runs the forward through each kernel that takes p (mma.sync always; wgmma where it accepts p)
@@ -318,8 +361,9 @@ void test_attention(ct::Rng& r, const AttnCase& c) {
   std::snprintf(tag, sizeof tag, "B=%d S=%d H=%d KH=%d D=%d W=%d%s%s", c.B, c.S, c.H, c.KH, c.D,
                 c.window, c.padding ? " pad" : "", c.segments ? " seg" : "");
   const bool wgmma_class = (D == 64 || D == 128) && !c.padding && !c.segments && c.window == 0;
-  check_selection(p, wgmma_class, tag);
+  check_selection(p, wgmma_class, tag, &bp);
   forward_both(p, o, lse, int(S), 0, tag);
+  backward_both(bp, gq, gk, gv, tag);
   ct::report("attention", std::string("fwd out ") + tag, ct::rel_err(ct::down_bf16(dd_o), o), kTol);
   if (p.o_f32)
     ct::report("attention", std::string("fwd out32 ") + tag, ct::rel_err(ct::down(do32), o), kTol);
@@ -511,13 +555,15 @@ int main() {
       {1, 4096, 4, 1, 128, 0, false, false},
       {1, 4096, 4, 4, 64, 1024, true, true},
       {1, 1, 8, 2, 128, 0, true, false},
-      // causal, GQA 4, no mask: the cases the Hopper forward takes (both kernels run)
+      // causal, GQA, no mask: the cases the Hopper forward and backward take (both kernels run)
       {1, 1, 8, 2, 128, 0, false, false},
       {3, 97, 8, 2, 128, 0, false, false},
       {2, 200, 8, 2, 128, 0, false, false},
       {4, 2048, 8, 2, 128, 0, false, false},
       {2, 4096, 4, 1, 128, 0, false, false},
       {2, 1025, 8, 2, 64, 0, false, false},
+      {2, 300, 4, 4, 128, 0, false, false},  // one head per KV group, a partial last key block
+      {1, 333, 8, 1, 64, 0, false, false},   // eight heads per KV group at hd64
   };
   for (const AttnCase& c : cases) test_attention(r, c);
   test_attention_decode(r, 2, 1025, 8, 2, 128, 1);

@@ -27,7 +27,7 @@ const std::vector<OpInfo>& table() {
        {4, 2048, 32, 8, 128}},
       {"attention_bwd",
        {"B", "S", "H", "KH", "D"},
-       {"flash", "materialized"},
+       {"flash", "materialized", "flash_mma"},
        {1, 256, 8, 2, 64},
        {4, 2048, 32, 8, 128}},
       {"cross_entropy",

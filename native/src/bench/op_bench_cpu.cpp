@@ -6,8 +6,8 @@
  *  - attention  flash: the engine's kernel (one query row of scores at a time, recomputed in
  *               the backward); materialized: every head's full [S, S] scores with GEMMs, a
  *               causal softmax over them, P kept for the backward (as an eager framework);
- *               flash_mma (forward): the CUDA A/B partner of flash, the same kernel as flash here
- *               (the CPU has one flash kernel).
+ *               flash_mma (forward and backward): the CUDA A/B partner of flash, the same kernel
+ *               as flash here (the CPU has one flash kernel).
  *  - cross_entropy  fused: the engine's chunked LM head + loss; materialized: all [n, V] fp32
  *               logits, then the loss and its gradient row by row, then dh with one GEMM.
  *  - lora_linear  fused: the engine's (the low-rank product accumulated into the frozen

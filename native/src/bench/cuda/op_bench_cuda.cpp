@@ -2,14 +2,14 @@
  * default. Every op goes through the kernel launchers of kernels.h and the Gemm wrapper, with
  * the operand types the engine uses (bf16 activations, fp32 accumulators; the attention's q and
  * k in the type its launcher takes). The variants:
- *  - attention  flash: the engine's kernels (scores never stored), the forward as
- *               attention_forward selects it (the wgmma kernel on sm_90 for the calls it takes,
- *               else mma.sync; LORA4J_ATTENTION=mma forces mma.sync); flash_mma (forward only):
- *               the mma.sync kernel on every device, the A/B partner of flash; materialized: per
- * head an fp32 [S, S] scores GEMM, the causal softmax kernel (P bf16, kept for the backward), a P V
- * GEMM; the backward dP, dS, dQ, dK, dV with GEMMs and one kernel (bench_baselines.cu). The GEMMs
- * are per head (Gemm has no batched form), so the materialized variant also pays B x H launches per
- * GEMM.
+ *  - attention  flash: the engine's kernels (scores never stored), forward and backward as
+ *               attention_forward / attention_backward select them (the wgmma kernels on sm_90
+ *               for the calls they take, else mma.sync; LORA4J_ATTENTION=mma forces mma.sync);
+ *               flash_mma: the mma.sync kernels on every device, the A/B partner of flash;
+ * materialized: per head an fp32 [S, S] scores GEMM, the causal softmax kernel (P bf16, kept for
+ * the backward), a P V GEMM; the backward dP, dS, dQ, dK, dV with GEMMs and one kernel
+ * (bench_baselines.cu). The GEMMs are per head (Gemm has no batched form), so the materialized
+ * variant also pays B x H launches per GEMM.
  *  - cross_entropy  fused: the engine's LM head loop, fp32 logits of one chunk of tokens at a
  *               time (the engine's 120 MiB budget); materialized: the same kernels on all
  *               [n, V] logits at once.
@@ -272,7 +272,7 @@ class Attention final : public CudaBench {
       bp.dq_accum = dq_acc_;
       bp.delta = delta_;
       bp.out_f32 = o32_;
-      LORA4J_CU(attention_backward(bp, stream_));
+      LORA4J_CU(mma_only_ ? attention_backward_mma(bp, stream_) : attention_backward(bp, stream_));
       return;
     }
     const int64_t group = H / KH;

@@ -27,7 +27,9 @@
  * S^T = K Q^T, P^T = exp(S^T - lse), dP^T = V dO^T,
  * dS^T = P^T (dP^T - delta), dV += P^T dO, dK += dS^T Q; dS goes through shared memory to form
  * dQ += dS K, added with fp32 atomics into dq_accum, converted to bf16 at the end. dK and dV
- * belong to one block each, so they are written once, without atomics.
+ * belong to one block each, so they are written once, without atomics. On sm_90 the calls the
+ * Hopper forward takes run the wgmma backward of attention_sm90.cu instead (same pre-pass, same
+ * dq_accum and conversion); attention_backward chooses as attention_forward does.
  */
 #include <cmath>
 #include <cstdio>
@@ -587,28 +589,36 @@ cudaError_t launch_fwd(const AttentionParams& p, cudaStream_t s) {
   return cudaGetLastError();
 }
 
+// The steps around the main backward kernel, common to both kernels: dq_accum zeroed and delta
+// before it, dq = bf16(dq_accum) after it.
+cudaError_t bwd_prepare(const AttentionBackwardParams& bp, cudaStream_t s) {
+  const AttentionParams& p = bp.f;
+  const int64_t nq = int64_t(p.B) * p.Sq * p.H * p.D;
+  cudaError_t e = cudaMemsetAsync(bp.dq_accum, 0, size_t(nq) * sizeof(float), s);
+  if (e != cudaSuccess) return e;
+  const int64_t rows = int64_t(p.B) * p.Sq * p.H;
+  attn_bwd_delta_kernel<<<grid_for(rows * 32, 256, int64_t(1) << 30), 256, 0, s>>>(
+      bp.dout, p.o, bp.out_f32, bp.delta, p.B, p.Sq, p.H, p.D);
+  return cudaGetLastError();
+}
+cudaError_t bwd_finish(const AttentionBackwardParams& bp, cudaStream_t s) {
+  const AttentionParams& p = bp.f;
+  const int64_t nq = int64_t(p.B) * p.Sq * p.H * p.D;
+  dq_convert_kernel<<<grid_for(nq, 256), 256, 0, s>>>(bp.dq_accum, bp.dq, nq);
+  return cudaGetLastError();
+}
+
 template <int D>
 cudaError_t launch_bwd(const AttentionBackwardParams& bp, cudaStream_t s) {
   constexpr int BR = D >= 128 ? 32 : 64;
   const AttentionParams& p = bp.f;
-  int64_t nq = int64_t(p.B) * p.Sq * p.H * D;
-  cudaError_t e = cudaMemsetAsync(bp.dq_accum, 0, size_t(nq) * sizeof(float), s);
-  if (e != cudaSuccess) return e;
-  int64_t rows = int64_t(p.B) * p.Sq * p.H;
-  attn_bwd_delta_kernel<<<grid_for(rows * 32, 256, int64_t(1) << 30), 256, 0, s>>>(
-      bp.dout, p.o, bp.out_f32, bp.delta, p.B, p.Sq, p.H, D);
-  e = cudaGetLastError();
-  if (e != cudaSuccess) return e;
   size_t smem = BwdSmem<D, BR>::bytes;
-  e = cudaFuncSetAttribute(attn_bwd_kernel<D, BR>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                           int(smem));
+  cudaError_t e = cudaFuncSetAttribute(attn_bwd_kernel<D, BR>,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
   if (e != cudaSuccess) return e;
   constexpr int BC = BwdSmem<D, BR>::BC;
   dim3 grid((p.Sk + BC - 1) / BC, p.KH, p.B);
   attn_bwd_kernel<D, BR><<<grid, 32 * BwdSmem<D, BR>::NW, smem, s>>>(bp);
-  e = cudaGetLastError();
-  if (e != cudaSuccess) return e;
-  dq_convert_kernel<<<grid_for(nq, 256), 256, 0, s>>>(bp.dq_accum, bp.dq, nq);
   return cudaGetLastError();
 }
 
@@ -687,22 +697,69 @@ cudaError_t attention_forward_mma(const AttentionParams& p, cudaStream_t s) {
   }
 }
 
+bool attention_wgmma_accepts_backward(const AttentionBackwardParams& bp) {
+#ifdef LORA4J_HAVE_SM90A
+  return attention_sm90_backward_accepts(bp);
+#else
+  (void)bp;
+  return false;
+#endif
+}
+
+AttentionKernel attention_backward_kernel(const AttentionBackwardParams& bp) {
+  const int mode = attention_env();
+  if (mode == 1) return AttentionKernel::kMma;
+  if (mode == 2) return AttentionKernel::kWgmma;
+  return attention_wgmma_accepts_backward(bp) ? AttentionKernel::kWgmma : AttentionKernel::kMma;
+}
+
 cudaError_t attention_backward(const AttentionBackwardParams& bp, cudaStream_t s) {
+  if (attention_env() < 0) return cudaErrorInvalidValue;
+  if (attention_backward_kernel(bp) == AttentionKernel::kWgmma)
+    return attention_backward_wgmma(bp, s);
+  return attention_backward_mma(bp, s);
+}
+
+cudaError_t attention_backward_wgmma(const AttentionBackwardParams& bp, cudaStream_t s) {
   const AttentionParams& p = bp.f;
   if (p.B <= 0 || p.Sq <= 0) return cudaSuccess;
   if (p.q_offset != 0 || p.Sq != p.Sk) return cudaErrorInvalidValue;
+#ifdef LORA4J_HAVE_SM90A
+  if (!attention_sm90_backward_accepts(bp)) return cudaErrorNotSupported;
+  cudaError_t e = bwd_prepare(bp, s);
+  if (e != cudaSuccess) return e;
+  e = attention_backward_sm90(bp, s);
+  if (e != cudaSuccess) return e;
+  return bwd_finish(bp, s);
+#else
+  (void)s;
+  return cudaErrorNotSupported;
+#endif
+}
+
+cudaError_t attention_backward_mma(const AttentionBackwardParams& bp, cudaStream_t s) {
+  const AttentionParams& p = bp.f;
+  if (p.B <= 0 || p.Sq <= 0) return cudaSuccess;
+  if (p.q_offset != 0 || p.Sq != p.Sk) return cudaErrorInvalidValue;
+  if (!attention_supports(p.D)) return cudaErrorInvalidValue;
+  cudaError_t e = bwd_prepare(bp, s);
+  if (e != cudaSuccess) return e;
   switch (p.D) {
     case 16:
-      return launch_bwd<16>(bp, s);
+      e = launch_bwd<16>(bp, s);
+      break;
     case 32:
-      return launch_bwd<32>(bp, s);
+      e = launch_bwd<32>(bp, s);
+      break;
     case 64:
-      return launch_bwd<64>(bp, s);
-    case 128:
-      return launch_bwd<128>(bp, s);
+      e = launch_bwd<64>(bp, s);
+      break;
     default:
-      return cudaErrorInvalidValue;
+      e = launch_bwd<128>(bp, s);
+      break;
   }
+  if (e != cudaSuccess) return e;
+  return bwd_finish(bp, s);
 }
 
 }  // namespace cuda

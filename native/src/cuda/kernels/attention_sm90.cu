@@ -202,6 +202,78 @@ template <>
 __device__ __forceinline__ void wgmma_pv<64>(float (&o)[32], const uint32_t (&a)[4], uint64_t db) {
   wgmma_rs_bf16_n64(o, a, db);
 }
+
+// ---- helpers of the backward ----
+__device__ __forceinline__ void fence_proxy_async() {
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+// Named barrier 1 over the two consumer warpgroups (256 threads); barrier 0 is __syncthreads.
+__device__ __forceinline__ void consumers_sync() {
+  asm volatile("bar.sync 1, 256;\n" ::: "memory");
+}
+__device__ __forceinline__ uint4 lds128(uint32_t addr) {
+  uint4 v;
+  asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "r"(addr));
+  return v;
+}
+__device__ __forceinline__ void sts128(uint32_t addr, uint4 v) {
+  asm volatile("st.shared.v4.u32 [%0], {%1, %2, %3, %4};\n" ::"r"(addr), "r"(v.x), "r"(v.y),
+               "r"(v.z), "r"(v.w)
+               : "memory");
+}
+__device__ __forceinline__ void sts32(uint32_t addr, uint32_t v) {
+  asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(addr), "r"(v) : "memory");
+}
+__device__ __forceinline__ uint32_t f16x2_to_bf16x2(uint32_t w) {
+  const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&w));
+  return pack_bf16(f.x, f.y);
+}
+// bytes [0, n) of the fp16 tile at src rewritten as bf16 at dst (same swizzled positions: the
+// conversion keeps every value where it was), 16 bytes per step over `threads` threads.
+__device__ __forceinline__ void convert_f16_bf16(uint32_t src, uint32_t dst, int n, int t,
+                                                 int threads) {
+  for (int off = 16 * t; off < n; off += 16 * threads) {
+    const uint4 v = lds128(src + off);
+    sts128(dst + off, make_uint4(f16x2_to_bf16x2(v.x), f16x2_to_bf16x2(v.y), f16x2_to_bf16x2(v.z),
+                                 f16x2_to_bf16x2(v.w)));
+  }
+}
+
+#define LORA4J_WGMMA_D32                                                                          \
+  "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+      "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]),    \
+      "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]),  \
+      "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]),  \
+      "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+#define LORA4J_WGMMA_SS_N64(TYPE, TRANS)                                                        \
+  asm volatile(                                                                                 \
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"                                              \
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPE "." TYPE                               \
+      " {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, " \
+      "%19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, "      \
+      "1, " TRANS ";\n}\n"                                                                      \
+      : LORA4J_WGMMA_D32                                                                        \
+      : "l"(da), "l"(db), "r"(accumulate))
+
+// d[32] (+)= A (m64 x k16) * B (k16 x n64), both in shared memory, both K-major: fp16 (scores)
+__device__ __forceinline__ void wgmma_ss_f16_n64(float (&d)[32], uint64_t da, uint64_t db,
+                                                 int accumulate) {
+  LORA4J_WGMMA_SS_N64("f16", "0, 0");
+}
+// the same in bf16 (dP^T = V dO^T)
+__device__ __forceinline__ void wgmma_ss_bf16_n64(float (&d)[32], uint64_t da, uint64_t db,
+                                                  int accumulate) {
+  LORA4J_WGMMA_SS_N64("bf16", "0, 0");
+}
+// bf16, both operands MN-major (dQ = dS K: A read from dS^T, B = K's bf16 copy)
+__device__ __forceinline__ void wgmma_ss_bf16_n64_mn(float (&d)[32], uint64_t da, uint64_t db,
+                                                     int accumulate) {
+  LORA4J_WGMMA_SS_N64("bf16", "1, 1");
+}
+#undef LORA4J_WGMMA_SS_N64
+#undef LORA4J_WGMMA_D32
 #endif  // LORA4J_SM90A_DEVICE
 
 template <int D>
@@ -391,6 +463,294 @@ __global__ void __launch_bounds__(kThreads, 1)
 #endif  // LORA4J_SM90A_DEVICE
 }
 
+// ---- backward ---------------------------------------------------------------------------------
+// Block: 128 keys of one (row, KV head); loop over the query heads of the KV group and the
+// 64-query tiles that can see those keys. Warpgroup 0: warp 0 issues the bulk tensor copies (K
+// and V once, Q and dO per iteration through a two-stage ring), warp 1 copies the tile's lse and
+// delta values into shared memory. Consumer warpgroup w owns keys k0 + 64 w .. + 63:
+//   S^T = K_w Q^T (fp16), dP^T = V_w dO^T, P^T = exp(S^T - lse), dS^T = P^T (dP^T - delta),
+//   dV_w += P^T dO, dK_w += dS^T Qb, and a part of dQ = dS Kb (hd128: columns 64 w .. + 63 of dQ
+//   over all 128 keys; hd64: all columns over the warpgroup's 64 keys), added to dq_accum with
+//   float2 atomics. Qb and Kb are bf16 copies of the Q and K tiles made in shared memory (the
+//   gradient products are bf16, as in attn_bwd_kernel); dS^T goes through shared memory
+//   ([128 keys][64 queries], 128-byte swizzle) for dQ, whose A operand it is, read transposed.
+constexpr int kBwdBN = 128;                    // keys per block
+constexpr int kBwdBM = 64;                     // queries per tile
+constexpr int kBwdStages = 2;                  // Q/dO ring depth
+constexpr int kQPanelBytes = 64 * 128;         // [64 rows][64 values] x 2 bytes
+constexpr int kDsBytes = kBwdBN * kBwdBM * 2;  // dS^T, bf16
+
+template <int D>
+struct Sm90BwdSmem {
+  static constexpr int kKVTile = (D / 64) * kPanelBytes;  // 128 rows
+  static constexpr int kQTile = (D / 64) * kQPanelBytes;  // 64 rows
+  static constexpr int kK = 0;                            // fp16, the scores' operand
+  static constexpr int kKb = kK + kKVTile;                // bf16 copy, dQ's operand
+  static constexpr int kV = kKb + kKVTile;
+  static constexpr int kQ = kV + kKVTile;                        // [stages]
+  static constexpr int kDO = kQ + kBwdStages * kQTile;           // [stages]
+  static constexpr int kQb = kDO + kBwdStages * kQTile;          // [2] bf16 copies of Q
+  static constexpr int kDS = kQb + 2 * kQTile;                   // [2]
+  static constexpr int kLse = kDS + 2 * kDsBytes;                // [stages][64] fp32, times log2(e)
+  static constexpr int kDelta = kLse + kBwdStages * kBwdBM * 4;  // [stages][64]
+  static constexpr int kBar = kDelta + kBwdStages * kBwdBM * 4;  // kv, qdo[S], ld[S], empty[S]
+  static constexpr int kBytes = kBar + 8 * (1 + 3 * kBwdStages);
+  static constexpr int kAlloc = kBytes + 1024;
+  static_assert(kAlloc <= 227 * 1024, "one block per SM must fit");
+};
+
+struct Sm90BwdParams {
+  CUtensorMap tq, tdo;  // {D, H, S, B}, box {64, 1, 64, 1}
+  CUtensorMap tk, tv;   // {D, KH, S, B}, box {64, 1, 128, 1}
+  AttentionBackwardParams p;
+};
+
+template <int D>
+__global__ void __launch_bounds__(kThreads, 1)
+    attn_bwd_sm90_kernel(const __grid_constant__ Sm90BwdParams prm) {
+#ifdef LORA4J_SM90A_DEVICE
+  using SM = Sm90BwdSmem<D>;
+  constexpr int kPanels = D / 64;
+  extern __shared__ unsigned char smem_raw[];
+  const uint32_t raw = smem_u32(smem_raw);
+  const uint32_t base = (raw + 1023u) & ~1023u;
+  float* lse_s = reinterpret_cast<float*>(smem_raw + (base - raw) + SM::kLse);
+  float* delta_s = reinterpret_cast<float*>(smem_raw + (base - raw) + SM::kDelta);
+  const uint32_t sK = base + SM::kK, sKb = base + SM::kKb, sV = base + SM::kV;
+  const uint32_t sQ = base + SM::kQ, sDO = base + SM::kDO, sQb = base + SM::kQb,
+                 sDS = base + SM::kDS;
+  const uint32_t bar_kv = base + SM::kBar;
+  auto bar_qdo = [&](int s) { return bar_kv + 8u * (1 + s); };
+  auto bar_ld = [&](int s) { return bar_kv + 8u * (1 + kBwdStages + s); };
+  auto bar_empty = [&](int s) { return bar_kv + 8u * (1 + 2 * kBwdStages + s); };
+
+  const AttentionBackwardParams& bp = prm.p;
+  const AttentionParams& p = bp.f;
+  const int b = blockIdx.z, kvh = blockIdx.y, k0 = blockIdx.x * kBwdBN;
+  const int S = p.Sk, G = p.H / p.KH;
+  const int nqt = (S - k0 + kBwdBM - 1) / kBwdBM;  // query tiles k0 .. S (causal)
+  const int iters = G * nqt;
+  const int wg = threadIdx.x / 128, tid = threadIdx.x % 128;
+
+  if (threadIdx.x == 0) {
+    mbar_init(bar_kv, 1);
+    for (int s = 0; s < kBwdStages; ++s) {
+      mbar_init(bar_qdo(s), 1);
+      mbar_init(bar_ld(s), 32);    // the lanes of the loader warp
+      mbar_init(bar_empty(s), 8);  // one arrival per consumer warp
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+
+  if (wg == 0) {
+    // ---- producer ----
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n");
+    const int warp = tid / 32, lane = tid % 32;
+    if (warp == 0 && lane == 0) {
+      mbar_expect_tx(bar_kv, 2 * SM::kKVTile);
+      for (int c = 0; c < kPanels; ++c) {
+        tma_load_4d(sK + c * kPanelBytes, &prm.tk, bar_kv, c * 64, kvh, k0, b);
+        tma_load_4d(sV + c * kPanelBytes, &prm.tv, bar_kv, c * 64, kvh, k0, b);
+      }
+      for (int it = 0; it < iters; ++it) {
+        const int s = it % kBwdStages;
+        mbar_wait(bar_empty(s), ((it / kBwdStages) & 1) ^ 1);  // first pass: passes at once
+        const int hh = kvh * G + it / nqt, qt = k0 + (it % nqt) * kBwdBM;
+        mbar_expect_tx(bar_qdo(s), 2 * SM::kQTile);
+        for (int c = 0; c < kPanels; ++c) {
+          tma_load_4d(sQ + s * SM::kQTile + c * kQPanelBytes, &prm.tq, bar_qdo(s), c * 64, hh, qt,
+                      b);
+          tma_load_4d(sDO + s * SM::kQTile + c * kQPanelBytes, &prm.tdo, bar_qdo(s), c * 64, hh, qt,
+                      b);
+        }
+      }
+    } else if (warp == 1) {
+      // lse in base 2 (+inf past S and for a query that saw no key: P = 0 there) and delta
+      for (int it = 0; it < iters; ++it) {
+        const int s = it % kBwdStages;
+        mbar_wait(bar_empty(s), ((it / kBwdStages) & 1) ^ 1);
+        const int hh = kvh * G + it / nqt, qt = k0 + (it % nqt) * kBwdBM;
+        const int64_t row = (int64_t(b) * p.H + hh) * S;
+        for (int i = lane; i < kBwdBM; i += 32) {
+          const int q = qt + i;
+          float l = INFINITY, dl = 0.f;
+          if (q < S) {
+            l = p.lse[row + q];
+            l = l == -INFINITY ? INFINITY : l * kLog2e;
+            dl = bp.delta[row + q];
+          }
+          lse_s[s * kBwdBM + i] = l;
+          delta_s[s * kBwdBM + i] = dl;
+        }
+        mbar_arrive(bar_ld(s));
+      }
+    }
+    return;
+  }
+
+  // ---- consumers: warpgroup cw owns keys kw0 .. kw0 + 63 ----
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 240;\n");
+  const int cw = wg - 1, ct = threadIdx.x - 128;  // ct: 0 .. 255 over both consumers
+  const int warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
+  const int kw0 = k0 + cw * 64;
+  const float sl2 = p.scale * kLog2e;
+  const int64_t qstride = int64_t(p.H) * D;
+
+  float dv[D / 2], dk[D / 2];
+#pragma unroll
+  for (int i = 0; i < D / 2; ++i) dv[i] = dk[i] = 0.f;
+
+  mbar_wait(bar_kv, 0);
+  // bf16 copy of K; published to the async proxy by the fence and the first consumers_sync
+  convert_f16_bf16(sK, sKb, SM::kKVTile, ct, 256);
+  fence_proxy_async();
+
+  // this warpgroup's 64 rows of K and V in every panel
+  const uint32_t kA = sK + cw * 64 * 128, vA = sV + cw * 64 * 128;
+
+  for (int it = 0; it < iters; ++it) {
+    const int s = it % kBwdStages;
+    const uint32_t par = (it / kBwdStages) & 1;
+    const int hh = kvh * G + it / nqt, qt = k0 + (it % nqt) * kBwdBM;
+    const uint32_t q_s = sQ + s * SM::kQTile, do_s = sDO + s * SM::kQTile;
+    const uint32_t qb = sQb + (it & 1) * SM::kQTile, ds = sDS + (it & 1) * kDsBytes;
+
+    mbar_wait(bar_qdo(s), par);
+    convert_f16_bf16(q_s, qb, SM::kQTile, ct, 256);  // the bf16 Q of dK = dS^T Q
+    fence_proxy_async();
+
+    // S^T = K_w Q^T and dP^T = V_w dO^T over D in steps of 16 (32 bytes of a swizzled row)
+    float st[32], dpt[32];
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      const uint32_t oa = (kk / 4) * kPanelBytes + (kk % 4) * 32;
+      const uint32_t ob = (kk / 4) * kQPanelBytes + (kk % 4) * 32;
+      wgmma_ss_f16_n64(st, sw128_desc(kA + oa, 16, 1024), sw128_desc(q_s + ob, 16, 1024), kk > 0);
+    }
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      const uint32_t oa = (kk / 4) * kPanelBytes + (kk % 4) * 32;
+      const uint32_t ob = (kk / 4) * kQPanelBytes + (kk % 4) * 32;
+      wgmma_ss_bf16_n64(dpt, sw128_desc(vA + oa, 16, 1024), sw128_desc(do_s + ob, 16, 1024),
+                        kk > 0);
+    }
+    wgmma_commit();
+    mbar_wait(bar_ld(s), par);
+    wgmma_wait0();
+    fence_regs(st);
+    fence_regs(dpt);
+
+    // P^T and dS^T. Accumulator layout: element i is key row 16 warp + g + 8 ((i >> 1) & 1) of
+    // the warpgroup, query column 8 (i >> 2) + 2 t4 + (i & 1) of the tile. Only a tile with a
+    // key above its first query takes the causal mask.
+    const float* lse2 = lse_s + s * kBwdBM;
+    const float* dlt = delta_s + s * kBwdBM;
+    if (kw0 + 63 <= qt) {
+#pragma unroll
+      for (int i = 0; i < 32; ++i) {
+        const int c = 8 * (i >> 2) + 2 * t4 + (i & 1);
+        const float pv = exp2f(st[i] * sl2 - lse2[c]);
+        st[i] = pv;
+        dpt[i] = pv * (dpt[i] - dlt[c]);
+      }
+    } else {
+#pragma unroll
+      for (int i = 0; i < 32; ++i) {
+        const int c = 8 * (i >> 2) + 2 * t4 + (i & 1);
+        const int key = kw0 + 16 * warp + g + 8 * ((i >> 1) & 1);
+        const float pv = key <= qt + c ? exp2f(st[i] * sl2 - lse2[c]) : 0.f;
+        st[i] = pv;
+        dpt[i] = pv * (dpt[i] - dlt[c]);
+      }
+    }
+    // A fragments (16-query step kk takes n8 blocks 2 kk and 2 kk + 1)
+    uint32_t pa[4][4], da[4][4];
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        pa[kk][e] = pack_bf16(st[8 * kk + 2 * e], st[8 * kk + 2 * e + 1]);
+        da[kk][e] = pack_bf16(dpt[8 * kk + 2 * e], dpt[8 * kk + 2 * e + 1]);
+      }
+      // dS^T into shared memory: key row kr (of 128), queries 8 j + 2 t4 and + 1 in 16-byte chunk
+      // j, stored at chunk j ^ (kr % 8) as the copy engine's 128-byte swizzle places it
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int kr = cw * 64 + 16 * warp + g + 8 * h;
+        sts32(ds + kr * 128 + ((j ^ (kr & 7)) << 4) + 4 * t4, da[j >> 1][2 * (j & 1) + h]);
+      }
+    fence_proxy_async();
+    consumers_sync();  // dS^T, Qb (and the first time Kb) of both warpgroups are complete
+
+    // dV += P^T dO, dK += dS^T Qb (B MN-major: 16 queries = two 1024-byte atoms per step, N = D
+    // over D/64 panels), dQ part = dS Kb (A = dS^T read MN-major)
+    float dq[32];
+    fence_regs(dv);
+    fence_regs(dk);
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk)
+      wgmma_pv<D>(dv, pa[kk], sw128_desc(do_s + kk * 2048, kQPanelBytes, 1024));
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk)
+      wgmma_pv<D>(dk, da[kk], sw128_desc(qb + kk * 2048, kQPanelBytes, 1024));
+    if constexpr (D == 128) {
+#pragma unroll
+      for (int kk = 0; kk < kBwdBN / 16; ++kk)
+        wgmma_ss_bf16_n64_mn(dq, sw128_desc(ds + kk * 2048, kQPanelBytes, 1024),
+                             sw128_desc(sKb + cw * kPanelBytes + kk * 2048, kPanelBytes, 1024),
+                             kk > 0);
+    } else {
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk)
+        wgmma_ss_bf16_n64_mn(dq, sw128_desc(ds + cw * 8192 + kk * 2048, kQPanelBytes, 1024),
+                             sw128_desc(sKb + cw * 8192 + kk * 2048, kPanelBytes, 1024), kk > 0);
+    }
+    wgmma_commit();
+    wgmma_wait0();
+    fence_regs(dv);
+    fence_regs(dk);
+    fence_regs(dq);
+    __syncwarp();
+    if (lane == 0) mbar_arrive(bar_empty(s));
+
+    // dQ * scale into the fp32 accumulator: query row 16 warp + g + 8 r, column c0 + 8 j + 2 t4
+    const int c0 = D == 128 ? cw * 64 : 0;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int q = qt + 16 * warp + g + 8 * r;
+      if (q >= S) continue;
+      float* dst = bp.dq_accum + (int64_t(b) * S + q) * qstride + int64_t(hh) * D + c0 + 2 * t4;
+#pragma unroll
+      for (int j = 0; j < 8; ++j)
+        atomicAdd(reinterpret_cast<float2*>(dst + 8 * j),
+                  make_float2(dq[4 * j + 2 * r] * p.scale, dq[4 * j + 2 * r + 1] * p.scale));
+    }
+  }
+
+  // dK (scaled) and dV of this warpgroup's keys
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int key = kw0 + 16 * warp + g + 8 * r;
+    if (key >= S) continue;
+    const int64_t row = int64_t(b) * p.kv_bstride + (int64_t(key) * p.KH + kvh) * D;
+    bf16* dkr = bp.dk + row;
+    bf16* dvr = bp.dv + row;
+#pragma unroll
+    for (int j = 0; j < D / 8; ++j) {
+      *reinterpret_cast<__nv_bfloat162*>(dkr + 8 * j + 2 * t4) =
+          __floats2bfloat162_rn(dk[4 * j + 2 * r] * p.scale, dk[4 * j + 2 * r + 1] * p.scale);
+      *reinterpret_cast<__nv_bfloat162*>(dvr + 8 * j + 2 * t4) =
+          __floats2bfloat162_rn(dv[4 * j + 2 * r], dv[4 * j + 2 * r + 1]);
+    }
+  }
+#endif  // LORA4J_SM90A_DEVICE
+}
+
 // ---- host side ----------------------------------------------------------------------------
 
 using EncodeTiledFn = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*,
@@ -414,15 +774,15 @@ EncodeTiledFn encode_tiled() {
   return fn;
 }
 
-// {D, heads, rows, batch} of 16-bit values, box {64, 1, 128, 1}, 128-byte swizzle; rows past
-// the tensor read as zeros.
+// {D, heads, rows, batch} of 16-bit values, box {64, 1, box_rows, 1}, 128-byte swizzle; rows
+// past the tensor read as zeros.
 bool make_map(CUtensorMap* m, CUtensorMapDataType type, const void* ptr, int D, int heads, int rows,
-              int batch, int64_t bstride) {
+              int batch, int64_t bstride, unsigned box_rows = 128) {
   const cuuint64_t dims[4] = {cuuint64_t(D), cuuint64_t(heads), cuuint64_t(rows),
                               cuuint64_t(batch)};
   const cuuint64_t strides[3] = {cuuint64_t(D) * 2, cuuint64_t(heads) * D * 2,
                                  cuuint64_t(bstride) * 2};
-  const cuuint32_t box[4] = {64, 1, 128, 1};
+  const cuuint32_t box[4] = {64, 1, box_rows, 1};
   const cuuint32_t estr[4] = {1, 1, 1, 1};
   return encode_tiled()(m, type, 4, const_cast<void*>(ptr), dims, strides, box, estr,
                         CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
@@ -447,6 +807,28 @@ cudaError_t launch_sm90(const AttentionParams& p, cudaStream_t s) {
   if (e != cudaSuccess) return e;
   dim3 grid((p.Sq + kBM - 1) / kBM, p.H, p.B);
   attn_fwd_sm90_kernel<D><<<grid, kThreads, smem, s>>>(prm);
+  return cudaGetLastError();
+}
+
+template <int D>
+cudaError_t launch_bwd_sm90(const AttentionBackwardParams& bp, cudaStream_t s) {
+  const AttentionParams& p = bp.f;
+  Sm90BwdParams prm;
+  std::memset(&prm, 0, sizeof prm);
+  prm.p = bp;
+  if (!make_map(&prm.tq, CU_TENSOR_MAP_DATA_TYPE_FLOAT16, p.q, D, p.H, p.Sq, p.B, p.q_bstride,
+                kBwdBM) ||
+      !make_map(&prm.tdo, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, bp.dout, D, p.H, p.Sq, p.B, p.q_bstride,
+                kBwdBM) ||
+      !make_map(&prm.tk, CU_TENSOR_MAP_DATA_TYPE_FLOAT16, p.k, D, p.KH, p.Sk, p.B, p.kv_bstride) ||
+      !make_map(&prm.tv, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, p.v, D, p.KH, p.Sk, p.B, p.kv_bstride))
+    return cudaErrorInvalidValue;
+  constexpr int smem = Sm90BwdSmem<D>::kAlloc;
+  cudaError_t e = cudaFuncSetAttribute(attn_bwd_sm90_kernel<D>,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  if (e != cudaSuccess) return e;
+  dim3 grid((p.Sk + kBwdBN - 1) / kBwdBN, p.KH, p.B);
+  attn_bwd_sm90_kernel<D><<<grid, kThreads, smem, s>>>(prm);
   return cudaGetLastError();
 }
 
@@ -490,6 +872,21 @@ bool attention_sm90_accepts(const AttentionParams& p) {
 cudaError_t attention_forward_sm90(const AttentionParams& p, cudaStream_t s) {
   if (!attention_sm90_accepts(p)) return cudaErrorNotSupported;
   return p.D == 128 ? launch_sm90<128>(p, s) : launch_sm90<64>(p, s);
+}
+
+bool attention_sm90_backward_accepts(const AttentionBackwardParams& bp) {
+  const AttentionParams& p = bp.f;
+  auto aligned = [](const void* q, uintptr_t a) {
+    return (reinterpret_cast<uintptr_t>(q) & (a - 1)) == 0;
+  };
+  return p.q_offset == 0 && p.Sq == p.Sk && bp.dout && bp.dq_accum && bp.dk && bp.dv && p.lse &&
+         bp.delta && aligned16(bp.dout) && aligned(bp.dq_accum, 8) && aligned(bp.dk, 4) &&
+         aligned(bp.dv, 4) && p.kv_bstride % 2 == 0 && attention_sm90_accepts(p);
+}
+
+cudaError_t attention_backward_sm90(const AttentionBackwardParams& bp, cudaStream_t s) {
+  if (!attention_sm90_backward_accepts(bp)) return cudaErrorNotSupported;
+  return bp.f.D == 128 ? launch_bwd_sm90<128>(bp, s) : launch_bwd_sm90<64>(bp, s);
 }
 
 }  // namespace cuda

@@ -110,7 +110,19 @@ bool attention_wgmma_accepts(const AttentionParams& p);  // built, sm_90 device,
 bool attention_sm90_device();
 bool attention_sm90_accepts(const AttentionParams& p);
 cudaError_t attention_forward_sm90(const AttentionParams& p, cudaStream_t s);
+// The backward likewise takes the Hopper kernel (attn_bwd_sm90_kernel, attention_sm90.cu) for the
+// calls the Hopper forward takes (and Sq == Sk, q_offset 0, as every backward), else the
+// mma.sync kernel; LORA4J_ATTENTION chooses as for the forward. Both share the delta pre-pass,
+// the zeroed fp32 dq_accum they add dQ into and its conversion to bf16 dq; dK and dV are summed
+// over the query heads of a KV group inside one block and written once.
 cudaError_t attention_backward(const AttentionBackwardParams& p, cudaStream_t s);
+AttentionKernel attention_backward_kernel(const AttentionBackwardParams& p);
+cudaError_t attention_backward_mma(const AttentionBackwardParams& p, cudaStream_t s);
+cudaError_t attention_backward_wgmma(const AttentionBackwardParams& p, cudaStream_t s);
+bool attention_wgmma_accepts_backward(const AttentionBackwardParams& p);
+// attention_sm90.cu: the main kernel only (the caller runs the pre-pass and the conversion).
+bool attention_sm90_backward_accepts(const AttentionBackwardParams& p);
+cudaError_t attention_backward_sm90(const AttentionBackwardParams& p, cudaStream_t s);
 
 // ---- LM head cross-entropy (cross_entropy.cu) ----------------------------------------------
 // logits [n, V] fp32 (one chunk of tokens); target [n] (-100 = not counted).
