@@ -57,7 +57,9 @@ QLORA = [one_gpu(1, 2048, True), one_gpu(1, 2048, True, True), one_gpu(4, 2048, 
 DDP = [one_gpu(4, 2048, False), Setting(4, 2048, False, False, 2),
        one_gpu(4, 2048, True), Setting(4, 2048, True, False, 2)]
 ROBUST = [Setting(4, 2048, True, False, 2, 4, "mean"), Setting(4, 2048, True, False, 2, 4, "median")]
-GROUPS = {"all": SETTINGS, "qlora": QLORA, "ddp": DDP, "robust": ROBUST}
+# long context (issue 12 item 4): one row of 32768 tokens with recompute
+LONG = [one_gpu(1, 32768, True)]
+GROUPS = {"all": SETTINGS, "qlora": QLORA, "ddp": DDP, "robust": ROBUST, "long": LONG}
 STEPS = 8
 MASTER_PORT = 29700  # the first group's rendezvous port; each run takes the next
 

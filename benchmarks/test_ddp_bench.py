@@ -264,5 +264,56 @@ class DdpBenchTest(unittest.TestCase):
         self.assertFalse(os.path.exists(self.log), "nothing ran")
 
 
+class CompareModes(unittest.TestCase):
+    """compare.py's --attention and --cli rows from hand-made logs."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp()
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp)
+
+    def write(self, name, text):
+        path = os.path.join(self.tmp, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def run_compare(self, *args):
+        return subprocess.run([sys.executable, COMPARE, *args], capture_output=True, text=True)
+
+    def test_attention_beside_cudnn(self):
+        ops = self.write("ops.txt", "\n".join([
+            "attention_fwd/flash B=4 S=2048 H=32 KH=8 D=128 on cuda:0   0.4   500   390   289",
+            "attention_fwd/flash_mma B=4 S=2048 H=32 KH=8 D=128 on cuda:0   0.9   151   185   289",
+            "attention_bwd/flash B=4 S=2048 H=32 KH=8 D=128 on cuda:0   1.4   239   234   578",
+            "attention_bwd/flash_mma B=4 S=2048 H=32 KH=8 D=128 on cuda:0   3.3   103   101   578",
+            ""]))
+        anchors = self.write("anchors.json", json.dumps({"attention": [
+            {"B": 4, "S": 2048, "backend": "cudnn", "fwd_tflops": 489.0, "bwd_tflops": 344.0},
+            {"B": 4, "S": 2048, "backend": "flash", "fwd_tflops": 999.0, "bwd_tflops": 999.0}]}))
+        p = self.run_compare("--attention", ops, anchors)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("| 4 x 2048 | fwd | 500 | 151 | 489 | 1.02x | >= 450 and above cuDNN: met |",
+                      p.stdout)
+        self.assertIn("| 4 x 2048 | bwd | 239 | 103 | 344 | 0.69x | >= 300 and above cuDNN: not met |",
+                      p.stdout)
+
+    def test_cli_rows_and_a_failed_reference(self):
+        cli = self.write("cli.jsonl", "\n".join(json.dumps(r) for r in [
+            {"bench": "cli_train", "B": 4, "S": 2048, "recompute": 1, "load_in_4bit": 0,
+             "tokens_per_s": 12000, "engine_peak_gib": 19.0},
+            {"bench": "cli_train", "B": 1, "S": 32768, "recompute": 1, "load_in_4bit": 0,
+             "tokens_per_s": 5000, "engine_peak_gib": 30.1}]) + "\n")
+        ref = self.write("hf.json", json.dumps({"runs": [
+            {"bs": 4, "seq": 2048, "grad_ckpt": True, "tokens_per_s": 8000.0, "peak_mem_GiB": 19.2},
+            {"bs": 1, "seq": 32768, "grad_ckpt": True, "error": "OOM"}]}))
+        p = self.run_compare("--cli", cli, ref)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("| 4 x 2048, recompute | 12,000 | 19.0 | 8,000 | 19.2 | 1.50x | 1.5x: met |",
+                      p.stdout)
+        self.assertIn("| 1 x 32768, recompute | 5,000 | 30.1 | OOM | - | - | - |", p.stdout)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -175,6 +175,14 @@ if has ops; then
   LORA4J_CUDA_BENCH_LIBRARY="$BUILD/liblora4j_cuda_bench.so" timeout 500 "$BUILD/bench_ops" \
     > "$OUT/ops.txt" 2>&1 || { echo "bench_ops failed"; status=1; }
   cat "$OUT/ops.txt"
+  # torch's scaled_dot_product_attention (cuDNN, FA2, efficient backends) at the same shapes in
+  # the same call (benchmarks/reference/torch_ops_baseline.py); compare.py --attention sets our
+  # attention kernels beside cuDNN's.
+  echo "== torch SDPA attention, same call (benchmarks/reference/torch_ops_baseline.py)"
+  OUT="$OUT" timeout 300 python3 "$ROOT/benchmarks/reference/torch_ops_baseline.py" \
+    > "$OUT/torch_ops.log" 2>&1 || { echo "torch_ops_baseline failed"; tail -3 "$OUT/torch_ops.log"; }
+  [ -f "$OUT/anchors_ops.json" ] && python3 "$ROOT/benchmarks/compare.py" --attention \
+    "$OUT/ops.txt" "$OUT/anchors_ops.json" | tee "$OUT/attention-vs-cudnn.txt"
   if [ -f "$ROOT/.device/benchmarks.jar" ] && [ -f "$ROOT/.device/jre.tar.xz" ]; then
     echo "== JMH OpBenchmark -p device=cuda"
     [ -x /tmp/lora4j-jre/bin/java ] || tar -C /tmp -xJf "$ROOT/.device/jre.tar.xz"
