@@ -43,16 +43,8 @@ lora4j::Engine& eng(lora4j_engine* e) {
   return *e->impl;
 }
 
-std::string str(const char* s, const char* what) {
-  if (s == nullptr) lora4j::fail(LORA4J_EINVAL, std::string(what) + " is null");
-  return std::string(s);
-}
-
-template <class T>
-T* nonnull(T* p, const char* what) {
-  if (p == nullptr) lora4j::fail(LORA4J_EINVAL, std::string(what) + " is null");
-  return p;
-}
+using lora4j::nonnull;
+using lora4j::str;
 
 // A prompt for decoding: 1..max_seq_len tokens, each in the vocabulary.
 void check_prompt(lora4j::Engine& e, const int32_t* prompt, int32_t length) {

@@ -42,16 +42,8 @@ lora4j::OpBench& bench(lora4j_op_bench* b) {
   return *b->impl;
 }
 
-std::string str(const char* s, const char* what) {
-  if (s == nullptr) lora4j::fail(LORA4J_EINVAL, std::string(what) + " is null");
-  return std::string(s);
-}
-
-template <class T>
-T* nonnull(T* p, const char* what) {
-  if (p == nullptr) lora4j::fail(LORA4J_EINVAL, std::string(what) + " is null");
-  return p;
-}
+using lora4j::nonnull;
+using lora4j::str;
 
 // ---- liblora4j_cuda_bench, loaded on first use ------------------------------------------------
 std::mutex g_path_mutex;

@@ -14,11 +14,7 @@ namespace cuda {
 namespace lt {
 namespace {
 
-struct Loaded {
-  Api api{};
-  std::string path, error;
-  bool ok = false;
-};
+using Loaded = LoadedApi<Api>;
 
 Loaded load() {
   Loaded r;
@@ -61,17 +57,12 @@ Loaded load() {
   return r;
 }
 
-Loaded& loaded() {
-  static Loaded l;
-  static std::once_flag once;
-  std::call_once(once, [] { l = load(); });
-  return l;
-}
+const Loaded& loaded() { return load_once<Api, load>(); }
 
 }  // namespace
 
 const Api& api() {
-  Loaded& l = loaded();
+  const Loaded& l = loaded();
   if (!l.ok) fail(LORA4J_EUNSUPPORTED, l.error);
   return l.api;
 }

@@ -4,6 +4,7 @@
 #pragma once
 #include <dlfcn.h>
 
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,24 @@ template <class F>
 void resolve_symbol(void* h, const char* name, F& f, std::string* missing) {
   f = reinterpret_cast<F>(dlsym(h, name));
   if (!f) *missing += std::string(missing->empty() ? "" : ", ") + name;
+}
+
+// A library's functions as a loader fills them: ok, or the error saying what is missing.
+template <class Api>
+struct LoadedApi {
+  Api api{};
+  std::string path, error;
+  bool ok = false;
+};
+
+// Load() run once for the life of the process (the library stays loaded); every later call
+// returns its result.
+template <class Api, LoadedApi<Api> (*Load)()>
+const LoadedApi<Api>& load_once() {
+  static LoadedApi<Api> l;
+  static std::once_flag once;
+  std::call_once(once, [] { l = Load(); });
+  return l;
 }
 
 }  // namespace cuda

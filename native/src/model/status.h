@@ -1,6 +1,6 @@
 // Turning whatever a body throws into a lora4j status code and a message: the one place every C
 // entry point (lora4j.h, lora4j_bench.h, the backend tables) catches, since no C++ exception may
-// cross a C boundary.
+// cross a C boundary; and the null checks of their pointer arguments.
 #pragma once
 
 #include <new>
@@ -33,6 +33,18 @@ int run_status(std::string* message, const std::string& prefix, const char* inte
     *message = prefix + internal + "unknown exception";
     return LORA4J_EINTERNAL;
   }
+}
+
+// The argument checks every C entry point makes of its pointers: a null one is LORA4J_EINVAL
+// naming the argument.
+inline std::string str(const char* s, const char* what) {
+  if (s == nullptr) fail(LORA4J_EINVAL, std::string(what) + " is null");
+  return std::string(s);
+}
+template <class T>
+T* nonnull(T* p, const char* what) {
+  if (p == nullptr) fail(LORA4J_EINVAL, std::string(what) + " is null");
+  return p;
 }
 
 }  // namespace lora4j
