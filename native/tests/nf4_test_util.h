@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <string>
 #include <vector>
@@ -72,6 +74,35 @@ inline Nf4Data random_nf4(int64_t numel, int32_t blocksize, bool nested, uint64_
   for (float& a : d.nested_absmax) a = 0.4f * scale * (0.5f + u(g));
   d.offset = scale;  // offset > max |table * nested_absmax|: scales stay positive
   return d;
+}
+
+// The frozen weights of a model config as the core lists them (lora4j_weight_info): name,
+// element count and projection slot (-1: not a projection).
+struct Weight {
+  std::string name;
+  int64_t numel;
+  int slot;
+};
+
+inline std::vector<Weight> weights(const lora4j_model_config& c) {
+  auto ok = [](int status, const char* call) {
+    if (status != LORA4J_OK) {
+      std::printf("%s failed (%d): %s\n", call, status, lora4j_last_error());
+      std::exit(2);
+    }
+  };
+  std::vector<Weight> w;
+  int32_t count = 0;
+  ok(lora4j_weight_count(&c, &count), "lora4j_weight_count");
+  for (int32_t i = 0; i < count; ++i) {
+    char name[256];
+    int32_t ndim = 0, layer = 0, slot = 0;
+    int64_t shape[2] = {1, 1};
+    ok(lora4j_weight_info(&c, i, name, sizeof name, &ndim, shape, &layer, &slot),
+       "lora4j_weight_info");
+    w.push_back({name, shape[0] * (ndim == 2 ? shape[1] : 1), slot});
+  }
+  return w;
 }
 
 }  // namespace nf4test

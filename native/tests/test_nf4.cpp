@@ -143,25 +143,8 @@ lora4j_model_config small_config() {
   return c;
 }
 
-struct Weight {
-  std::string name;
-  int64_t numel;
-  int slot;
-};
-
-std::vector<Weight> weights(const lora4j_model_config& c) {
-  std::vector<Weight> w;
-  int32_t count = 0;
-  API(lora4j_weight_count(&c, &count));
-  for (int32_t i = 0; i < count; ++i) {
-    char name[256];
-    int32_t ndim = 0, layer = 0, slot = 0;
-    int64_t shape[2] = {1, 1};
-    API(lora4j_weight_info(&c, i, name, sizeof name, &ndim, shape, &layer, &slot));
-    w.push_back({name, shape[0] * (ndim == 2 ? shape[1] : 1), slot});
-  }
-  return w;
-}
+using nf4test::Weight;
+using nf4test::weights;
 
 void errors() {
   lora4j_model_config c = small_config();
