@@ -311,7 +311,11 @@ def main():
         if m:
             r["skipped"] = int(m.group(2))
             r["train_s"] = float(m.group(3))
-        if status != 0 or not r.get("tokens_per_s"):
+        # a row cut short means the setting did not run at its length (the engine's positions)
+        m = re.search(r"tokens cut to maxSeqLength (\d+)", log)
+        if m:
+            r["error"] = f"rows cut to {m.group(1)} tokens: not the setting's {s.seq}"
+        if status != 0 or not r.get("tokens_per_s") or m:
             r["tail"] = log[-600:]
             failed += 1
         print(json.dumps(r), flush=True)

@@ -40,6 +40,10 @@ bs, seq, steps = int(flag("--batch-size")), int(flag("--max-seq-length")), int(f
 nproc, accum = int(flag("--nproc-per-node", 1)), int(flag("--grad-accum", 1))
 rule, recompute = flag("--aggregation", "mean"), "--recompute" in a
 pre = (lambda r: f"[rank {r}] ") if nproc > 1 else (lambda r: "")
+cut = int(os.environ.get("FAKE_JAVA_CUT", "0"))
+if cut and seq > cut:
+    print(f"  /x/rows-{seq}.jsonl:1: truncated: {seq} tokens cut to maxSeqLength {cut}")
+    seq = cut
 if rule == os.environ.get("FAKE_JAVA_FAIL"):
     print(pre(1) + "error: out of memory on cuda:1")
     sys.exit(3)
@@ -212,6 +216,15 @@ class DdpBenchTest(unittest.TestCase):
         self.assertEqual(c.returncode, 1)
         self.assertIn("median failed (exit 3)", c.stdout)
         self.assertIn("4 x 2048, no recompute, 1 GPU: no such run", c.stdout)
+
+    def test_rows_cut_short(self):
+        p, runs = self.bench("long", FAKE_JAVA_CUT="4096")
+        self.assertEqual(p.returncode, 1, "a setting that ran at another length fails")
+        self.assertEqual(runs[0]["S"], 32768)
+        self.assertIn("rows cut to 4096 tokens: not the setting's 32768", runs[0]["error"])
+        p, runs = self.bench("long", FAKE_JAVA_CUT="65536")
+        self.assertEqual(p.returncode, 0)
+        self.assertNotIn("error", runs[0])
 
     def test_missing_reference(self):
         self.bench("ddp")

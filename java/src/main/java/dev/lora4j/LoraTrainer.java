@@ -333,7 +333,8 @@ public final class LoraTrainer {
       long stepsPerEpoch = (batchesPerEpoch + cfg.workers() - 1) / cfg.workers();
       long totalSteps = cfg.maxSteps() > 0 ? cfg.maxSteps() : stepsPerEpoch * cfg.epochs();
       int epochs = cfg.maxSteps() > 0 ? Integer.MAX_VALUE : cfg.epochs();
-      List<String> warnings = new ArrayList<>(planWarnings(totalSteps, scanStats.examples()));
+      List<String> warnings =
+          new ArrayList<>(planWarnings(totalSteps, scanStats.examples(), scanStats.truncated()));
 
       // What the run is, to record in checkpoints and to check a resumed checkpoint against.
       RunSettings settings =
@@ -829,8 +830,20 @@ public final class LoraTrainer {
     }
 
     /** Warnings about a run whose length makes its settings ineffective. */
-    List<String> planWarnings(long totalSteps, long examples) {
+    List<String> planWarnings(long totalSteps, long examples, long truncated) {
       List<String> w = new ArrayList<>();
+      if (truncated > 0 && cfg.maxSeqLength() > model.maxSeqLength()) {
+        w.add(
+            truncated
+                + " example(s) cut to the engine's length: maxSeqLength "
+                + cfg.maxSeqLength()
+                + " is longer than the "
+                + model.maxSeqLength()
+                + " positions the model was loaded with; load the model with"
+                + " LoadOptions.withMaxSeqLength("
+                + cfg.maxSeqLength()
+                + ") (--max-positions) to train on the whole rows");
+      }
       int warmup = cfg.schedule().warmup(totalSteps);
       if (warmup > 0 && warmup >= totalSteps) {
         w.add(

@@ -71,7 +71,7 @@ final class EvalCommand implements Callable<Integer> {
 
   @Override
   public Integer call() {
-    try (MistralModel m = modelOptions.load()) {
+    try (MistralModel m = modelOptions.load(modelOptions.device, maxSeqLength)) {
       DataConfig cfg =
           DataConfig.builder()
               .format(format == null ? null : TrainCommand.parseFormat(format))

@@ -3,6 +3,7 @@ package dev.lora4j.cli;
 import dev.lora4j.Device;
 import dev.lora4j.MistralModel;
 import dev.lora4j.Quantization;
+import dev.lora4j.model.MistralConfig;
 import java.nio.file.Path;
 import picocli.CommandLine.Option;
 
@@ -43,8 +44,9 @@ final class ModelOptions {
       defaultValue = "0",
       paramLabel = "N",
       description =
-          "longest sequence the engine is sized for (default: ${DEFAULT-VALUE},"
-              + " min(max_position_embeddings, 4096))")
+          "longest sequence the engine is sized for (default: ${DEFAULT-VALUE}: the command's"
+              + " --max-seq-length, at least min(max_position_embeddings, 4096) and at most"
+              + " max_position_embeddings)")
   int maxPositions;
 
   @Option(
@@ -60,6 +62,13 @@ final class ModelOptions {
       description =
           "say more: why --device auto chose the CPU, the library's detail messages (default: off)")
   boolean verbose;
+
+  /** The engine's positions: --max-positions, else what rows of rowLength need (0: default). */
+  int positions(int rowLength) {
+    if (maxPositions > 0 || rowLength <= 4096) return maxPositions;
+    int modelMax = MistralConfig.load(model.resolve("config.json")).maxPositionEmbeddings();
+    return Math.max(Math.min(rowLength, modelMax), Math.min(modelMax, 4096));
+  }
 
   /** The device: as typed, or for auto the one chosen, said in one line on standard error. */
   Device device() {
@@ -87,6 +96,15 @@ final class ModelOptions {
 
   /** The model on the device typed (cpu, cuda, cuda:N, auto). */
   MistralModel load(String typedDevice) {
+    return load(typedDevice, 0);
+  }
+
+  /**
+   * The model on the device typed, its engine sized for rows of {@code rowLength} tokens when
+   * --max-positions is not given: a --max-seq-length longer than the default engine (4096) is
+   * honoured up to the model's max_position_embeddings instead of cutting the rows to 4096.
+   */
+  MistralModel load(String typedDevice, int rowLength) {
     MistralModel.Recompute r =
         switch (recompute.toLowerCase(java.util.Locale.ROOT)) {
           case "none" -> MistralModel.Recompute.NONE;
@@ -99,7 +117,7 @@ final class ModelOptions {
         MistralModel.LoadOptions.defaults()
             .withThreads(threads)
             .withRecompute(r)
-            .withMaxSeqLength(maxPositions)
+            .withMaxSeqLength(positions(rowLength))
             .withQuantization(loadIn4bit ? Quantization.nf4() : Quantization.none()));
   }
 }

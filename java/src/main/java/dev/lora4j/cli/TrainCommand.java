@@ -350,7 +350,7 @@ final class TrainCommand implements Callable<Integer> {
         System.setProperty("lora4j.dist.haltAfterLostSeconds", "30");
     }
     if (cfg.resume()) checkOptimizerFlagsOnResume(cfg);
-    try (MistralModel model = modelOptions.load(typedDevice)) {
+    try (MistralModel model = modelOptions.load(typedDevice, cfg.maxSeqLength())) {
       List<TrainingListener> ls =
           List.of(new ProgressListener(System.err, System.console() != null, cfg.loggingSteps()));
       TrainingResult r;

@@ -1,0 +1,53 @@
+package dev.lora4j.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The engine's positions follow --max-seq-length (train, eval) unless --max-positions is given. */
+class ModelOptionsTest {
+  @TempDir Path dir;
+
+  private ModelOptions options(int maxPositionEmbeddings, int maxPositions) throws Exception {
+    // the shipped tiny model's config with its max_position_embeddings replaced
+    String tiny =
+        Files.readString(Path.of("..", "examples", "models", "tiny-mistral", "config.json"));
+    Files.writeString(
+        dir.resolve("config.json"),
+        tiny.replaceAll(
+            "\"max_position_embeddings\": *[0-9]+",
+            "\"max_position_embeddings\": " + maxPositionEmbeddings));
+    ModelOptions o = new ModelOptions();
+    o.model = dir;
+    o.maxPositions = maxPositions;
+    return o;
+  }
+
+  @Test
+  void rowsUpToTheDefaultKeepTheDefaultEngine() throws Exception {
+    assertEquals(0, options(32768, 0).positions(2048));
+    assertEquals(0, options(32768, 0).positions(4096));
+  }
+
+  @Test
+  void longerRowsSizeTheEngineForThem() throws Exception {
+    // the 1 x 8192 and 1 x 32768 settings were cut to 4096 tokens before this
+    assertEquals(8192, options(32768, 0).positions(8192));
+    assertEquals(32768, options(32768, 0).positions(32768));
+  }
+
+  @Test
+  void neverBeyondTheModelsPositions() throws Exception {
+    assertEquals(32768, options(32768, 0).positions(65536));
+    assertEquals(2048, options(2048, 0).positions(8192));
+  }
+
+  @Test
+  void maxPositionsWins() throws Exception {
+    assertEquals(1000, options(32768, 1000).positions(8192));
+    assertEquals(16384, options(32768, 16384).positions(2048));
+  }
+}
