@@ -328,5 +328,64 @@ class CompareModes(unittest.TestCase):
         self.assertIn("| 1 x 32768, recompute | 5,000 | 30.1 | OOM | - | - | - |", p.stdout)
 
 
+class PhasesTable(unittest.TestCase):
+    """phases.py: the engine's LORA4J_PHASE_TIMES blocks set beside bench_cuda's settings."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
+
+    def write(self, name, rows):
+        path = os.path.join(self.tmp, name)
+        with open(path, "w") as f:
+            f.write("".join(json.dumps(r) + "\n" for r in rows))
+        return path
+
+    def run_phases(self, bench, phases):
+        return subprocess.run([sys.executable, os.path.join(HERE, "phases.py"), bench, phases],
+                              capture_output=True, text=True, timeout=60)
+
+    def block(self, ops):
+        total = sum(ms for _, ms, _ in ops)
+        return [{"phase_times": "(step)", "steps": 3, "ms_per_step": total}] + [
+            {"phase_times": n, "ms_per_step": ms, "calls_per_step": c, "share": ms / total}
+            for n, ms, c in ops]
+
+    def test_groups_per_setting(self):
+        bench = self.write("bench.jsonl", [
+            {"bench": "attention", "B": 4},
+            {"bench": "train_step", "layers": 2, "B": 4, "S": 2048, "recompute": 0, "s": 0.04},
+            {"bench": "train_step", "layers": 2, "B": 1, "S": 8192, "recompute": 1, "s": 0.05}])
+        ops = [("self_attn.q_proj", 4.0, 4), ("mlp.down_proj dX", 3.0, 2),
+               ("attention forward", 2.0, 2), ("attention backward", 5.0, 2),
+               ("lora_A forward", 1.0, 14), ("dLoRA_B", 1.0, 14), ("swiglu forward", 0.5, 2),
+               ("rmsnorm backward", 1.5, 5), ("lm_head", 6.0, 4), ("lm head loss kernels", 1.0, 1)]
+        phases = self.write("phases.jsonl", self.block(ops) + self.block(ops[:3]))
+        p = self.run_phases(bench, phases)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("4 x 2048, no recompute, 2 layers: 25.0 ms per step with events "
+                      "(40.0 ms without, bench_cuda), 3 steps", p.stdout)
+        self.assertIn("1 x 8192, recompute, 2 layers: 9.0 ms", p.stdout)
+        line = [l for l in p.stdout.splitlines() if l.startswith("attention (forward + backward)")]
+        self.assertEqual(line[0].split()[-3:], ["7.0", "3.50", "28.0%"])
+        line = [l for l in p.stdout.splitlines() if l.startswith("LoRA GEMMs")]
+        self.assertEqual(line[0].split()[-3:], ["2.0", "1.00", "8.0%"])
+        line = [l for l in p.stdout.splitlines() if l.startswith("LM head + loss")]
+        self.assertEqual(line[0].split()[-3:], ["7.0", "3.50", "28.0%"])
+        line = [l for l in p.stdout.splitlines() if l.startswith("element-wise")]
+        self.assertEqual(line[0].split()[-3:], ["2.0", "1.00", "8.0%"])
+
+    def test_blocks_and_settings_disagree(self):
+        bench = self.write("bench.jsonl", [
+            {"bench": "train_step", "layers": 2, "B": 4, "S": 2048, "recompute": 0, "s": 0.04}])
+        phases = self.write("phases.jsonl", self.block([("a", 1.0, 1)]) * 2)
+        p = self.run_phases(bench, phases)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("2 blocks of phase times but 1 train_step lines", p.stdout)
+        p = self.run_phases(bench, self.write("empty.jsonl", []))
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("no LORA4J_PHASE_TIMES lines", p.stdout)
+
+
 if __name__ == "__main__":
     unittest.main()

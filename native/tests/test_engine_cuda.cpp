@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include "cuda_test_util.h"
 #include "lora4j.h"
 #include "safetensors_reader.h"
@@ -456,6 +458,64 @@ void errors() {
 
 }  // namespace
 
+// LORA4J_PHASE_TIMES: the engine writes, at destruction, one line per op of forward_backward
+// (milliseconds per step, calls, share); the shares sum to 1, the ops sum to the step, the
+// attention and every projection appear, and without the variable nothing is written.
+double field(const std::string& line, const std::string& key) {
+  size_t at = line.find("\"" + key + "\": ");
+  return at == std::string::npos ? NAN : std::atof(line.c_str() + at + key.size() + 4);
+}
+
+void phase_times() {
+  Golden g = load_case("hd128");
+  const std::string path = "/tmp/lora4j-phase-times-" + std::to_string(getpid()) + ".jsonl";
+  std::remove(path.c_str());
+  auto steps = [&](int n) {
+    lora4j_engine* e = make_engine(g, LORA4J_RECOMPUTE_LAYER);
+    attach(g, e, "adapter_init");
+    lora4j_batch b = batch_of(g);
+    for (int i = 0; i < n; ++i) {
+      double sum = 0;
+      int64_t tokens = 0;
+      API(lora4j_forward_backward(e, &b, 1.f, &sum, &tokens));
+    }
+    lora4j_engine_destroy(e);
+  };
+  steps(2);  // the variable unset
+  FILE* f = std::fopen(path.c_str(), "r");
+  ct::report_bool("phase", "nothing written without LORA4J_PHASE_TIMES", f == nullptr, "");
+  if (f) std::fclose(f);
+  setenv("LORA4J_PHASE_TIMES", path.c_str(), 1);
+  steps(3);
+  unsetenv("LORA4J_PHASE_TIMES");
+  f = std::fopen(path.c_str(), "r");
+  std::vector<std::string> lines;
+  char buf[1024];
+  while (f && std::fgets(buf, sizeof buf, f)) lines.emplace_back(buf);
+  if (f) std::fclose(f);
+  std::remove(path.c_str());
+  bool head = !lines.empty() && lines[0].find("\"(step)\"") != std::string::npos;
+  ct::report_bool("phase", "a step line first", head, std::to_string(lines.size()) + " lines");
+  if (!head) return;
+  ct::report("phase", "steps counted (3)", std::fabs(field(lines[0], "steps") - 3), 0);
+  double step = field(lines[0], "ms_per_step"), ms = 0, share = 0;
+  std::set<std::string> names;
+  for (size_t i = 1; i < lines.size(); ++i) {
+    size_t a = lines[i].find(": \"") + 3, z = lines[i].find('"', a);
+    names.insert(lines[i].substr(a, z - a));
+    ms += field(lines[i], "ms_per_step");
+    share += field(lines[i], "share");
+  }
+  ct::report("phase", "ops sum to the step", std::fabs(ms - step) / step, 1e-3);
+  ct::report("phase", "shares sum to 1", std::fabs(share - 1), 1e-3);
+  for (const char* want :
+       {"attention forward", "attention backward", "rmsnorm forward", "rmsnorm backward",
+        "rope forward", "rope backward", "swiglu forward", "swiglu backward", "embedding",
+        "recompute checkpoint", "self_attn.q_proj", "mlp.down_proj dX", "lora_A forward", "dLoRA_A",
+        "lm head loss kernels"})
+    ct::report_bool("phase", std::string("op listed: ") + want, names.count(want) == 1, "");
+}
+
 int main() {
   ct::skip_without_gpu();
   const char* root = std::getenv("LORA4J_TESTDATA");
@@ -470,6 +530,7 @@ int main() {
   for (const char* c : {"tiny", "tiny-sliding", "hd128"}) golden(c);
   packing();
   errors();
+  phase_times();
   std::printf("test_engine_cuda: %d failure(s)\n", ct::failures());
   return ct::failures() == 0 ? 0 : 1;
 }

@@ -4,7 +4,8 @@
 # Builds native/ with the CUDA backend (sm_80 + sm_90), runs every ctest test (CPU and CUDA),
 # writes the logs under $OUT (or ./gpu-out), and prints a short summary table LAST.
 # Steps can be chosen with STEPS (space separated): build test java cli compare bench profile
-# dist distbench ops qlora ddp.
+# phases dist distbench ops qlora ddp. "phases": the time of every op of the step
+# (LORA4J_PHASE_TIMES, benchmarks/phases.py), the breakdown nsys would give.
 # All logs end up in $OUT/logs.tgz (the device tool brings back at most 8 files).
 # Default: build test. "compare" times the whole step at the reference stack's settings and runs
 # the reference stack (benchmarks/reference/hf_peft_baseline.py) in the same call. "dist" runs
@@ -153,6 +154,17 @@ with open(sys.argv[1], "w") as o:
 print(open(sys.argv[1]).read() if rows else "no kernel summary")
 PY
   fi
+fi
+if has phases; then
+  # Where the step's time goes, op by op (no profiler needed): bench_cuda at the reference
+  # settings with LORA4J_PHASE_TIMES (a CUDA event after every GEMM and kernel; the engine writes
+  # the sums when destroyed), then benchmarks/phases.py's tables.
+  echo "== time per op (LORA4J_PHASE_TIMES, bench_cuda, 32 layers, the reference settings)"
+  rm -f "$OUT/phases.jsonl"
+  LORA4J_PHASE_TIMES="$OUT/phases.jsonl" LORA4J_BENCH_LAYERS=32 LORA4J_BENCH_SETTINGS=reference \
+    timeout 300 "$BUILD/bench_cuda" > "$OUT/bench_phases.jsonl" 2>&1 || { echo "bench failed"; status=1; }
+  python3 "$ROOT/benchmarks/phases.py" "$OUT/bench_phases.jsonl" "$OUT/phases.jsonl" \
+    | tee "$OUT/phases.txt" || status=1
 fi
 if has distbench; then
   # 2 GPUs: forward_backward + the gradient all-reduce at Mistral-7B shapes (41,943,040 LoRA

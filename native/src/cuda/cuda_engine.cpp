@@ -27,6 +27,7 @@
 #include "cuda/check.h"
 #include "cuda/backend.h"
 #include "cuda/gemm.h"
+#include "cuda/phase_times.h"
 #include "cuda/kernels/aggregate.h"
 #include "cuda/kernels/kernels.h"
 #include "cuda/lm_head.h"
@@ -71,6 +72,10 @@ class CudaEngine final : public Engine {
       LORA4J_CU(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
       workspace_ = alloc(kWorkspace, "cuBLASLt workspace");
       gemm_.init(stream_, workspace_, kWorkspace);
+      phases_.reset(PhaseTimes::from_env(stream_));
+      if (phases_)
+        gemm_.set_after([](void* c, const char* w) { static_cast<PhaseTimes*>(c)->mark(w); },
+                        phases_.get());
       // frozen weights: one allocation for all but the projections, which get theirs when set
       specs_ = weight_specs(shape_);
       int64_t off = 0;
@@ -306,11 +311,13 @@ class CudaEngine final : public Engine {
     settle("the reductions of the last backward");
     reduced_ = false;
     prepare(b, true);
+    if (phases_) phases_->start();
     forward(true);
     head_loss(grad_scale, true, loss_sum, tokens);
     if (!reduce) {
       backward(false);
       LORA4J_CU(cudaStreamSynchronize(stream_));
+      if (phases_) phases_->finish();
       return;
     }
     try {
@@ -322,6 +329,7 @@ class CudaEngine final : public Engine {
       }
       backward(true);
       LORA4J_CU(cudaStreamSynchronize(stream_));
+      if (phases_) phases_->finish();
     } catch (...) {
       // some buckets may be queued and others not: the group's collectives are out of step
       abort_comm();
@@ -782,6 +790,7 @@ class CudaEngine final : public Engine {
   }
   void release() noexcept {
     if (dev_ >= 0) cudaSetDevice(dev_);
+    phases_.reset();  // writes the LORA4J_PHASE_TIMES lines while the stream exists
     if (comm_) {
       // reductions still queued may wait for peers that will not come: abort, not destroy
       if (in_flight_)
@@ -1146,7 +1155,7 @@ class CudaEngine final : public Engine {
       beta = 1.f;
     }
     gemm_.run(false, false, n, in, out, dy, out, wproj(l, p), in, dx, dx_f32, in, 1.f, beta,
-              "dX through frozen W");
+              dx_label(p));
   }
 
   AttentionParams attn_params(const LayerActs& a, const f16* k, const bf16* v, int q_offset,
@@ -1187,21 +1196,27 @@ class CudaEngine final : public Engine {
     f16* kout = kc ? kc + int64_t(q_offset) * shape_.kv_dim() : a.k;
     bf16* vout = vc ? vc + int64_t(q_offset) * shape_.kv_dim() : a.v;
     KCHECK(rmsnorm_forward(x_[size_t(l)], wnorm1(l), a.xn1, a.rstd1, n, d, eps, stream_, xlo_));
+    tm("rmsnorm forward");
     proj_forward(l, Q, a.xn1, n, dtmp_, true, nullptr, a.xa[Q], false, xlo_);
     KCHECK(rope_forward(dtmp_, a.q, pos_, inv_freq_, n, shape_.c.num_heads, shape_.c.head_dim,
                         stream_));
+    tm("rope forward");
     proj_forward(l, K, a.xn1, n, dtmp_, true, nullptr, a.xa[K], false, xlo_);
     KCHECK(rope_forward(dtmp_, kout, pos_, inv_freq_, n, shape_.c.num_kv_heads, shape_.c.head_dim,
                         stream_));
+    tm("rope forward");
     proj_forward(l, V, a.xn1, n, vout, false, nullptr, a.xa[V]);
     AttentionParams ap = kc ? attn_params(a, kc, vc, q_offset, q_offset + int(S_))
                             : attn_params(a, a.k, a.v, 0, int(S_));
     KCHECK(attention_forward(ap, stream_));
+    tm("attention forward");
     proj_forward(l, O, a.att, n, a.xmid, true, x_[size_t(l)], a.xa[O]);
     KCHECK(rmsnorm_forward(a.xmid, wnorm2(l), a.xn2, a.rstd2, n, d, eps, stream_));
+    tm("rmsnorm forward");
     proj_forward(l, GATE, a.xn2, n, a.gate, false, nullptr, a.xa[GATE]);
     proj_forward(l, UP, a.xn2, n, a.up, false, nullptr, a.xa[UP]);
     KCHECK(swiglu_forward(a.gate, a.up, a.h, n * I, stream_));
+    tm("swiglu forward");
     proj_forward(l, DOWN, a.h, n, x_[size_t(l) + 1], true, a.xmid, a.xa[DOWN], recompute);
   }
 
@@ -1214,15 +1229,18 @@ class CudaEngine final : public Engine {
     const int64_t d = shape_.c.hidden_size;
     const bool checkpoint = training && opt_.recompute != LORA4J_RECOMPUTE_NONE;
     KCHECK(embedding_forward(ids_, wembed(), x_[0], n_, d, stream_));
+    tm("embedding");
     for (int l = 0; l < shape_.c.num_layers; ++l) {
       if (hidden)  // to pageable memory: returns when copied, before x_[l]'s buffer is reused
         LORA4J_CU(cudaMemcpyAsync(hidden + l * n_ * d, x_[size_t(l)],
                                   size_t(n_ * d) * sizeof(float), cudaMemcpyDeviceToHost, stream_));
       if (checkpoint) KCHECK(f32_to_bf16(x_[size_t(l)], xck_[size_t(l)], n_ * d, stream_));
+      tm("recompute checkpoint");
       layer_forward(l, set_for(l, training), false);
     }
     KCHECK(rmsnorm_forward(x_[size_t(shape_.c.num_layers)], wfinal(), hn_, rstdf_, n_, d,
                            shape_.c.rms_norm_eps, stream_));
+    tm("rmsnorm forward");
   }
 
   // LM head + cross-entropy over chunks of tokens; with grads: dres = d loss / d x_L.
@@ -1230,12 +1248,15 @@ class CudaEngine final : public Engine {
     const int64_t V = shape_.c.vocab_size, d = shape_.c.hidden_size;
     lm_head_loss(gemm_, hn_, wlm(), tgt_, n_, d, V, grad_scale, loss_, grads ? dtmp_ : nullptr,
                  logits_, chunk_, stream_);
+    tm("lm head loss kernels");
     std::vector<float> loss(static_cast<size_t>(n_));
     LORA4J_CU(cudaMemcpyAsync(loss.data(), loss_, size_t(n_) * sizeof(float),
                               cudaMemcpyDeviceToHost, stream_));
-    if (grads)
+    if (grads) {
       KCHECK(rmsnorm_backward(dtmp_, x_[size_t(shape_.c.num_layers)], wfinal(), rstdf_, dres_, n_,
                               d, false, stream_, dy_));
+      tm("rmsnorm backward");
+    }
     LORA4J_CU(cudaStreamSynchronize(stream_));
     double sum = 0;
     int64_t count = 0;
@@ -1256,15 +1277,18 @@ class CudaEngine final : public Engine {
       LayerActs& a = set_for(l, true);
       if (opt_.recompute == LORA4J_RECOMPUTE_LAYER) {
         KCHECK(bf16_to_f32(xck_[size_t(l)], x_[size_t(l)], n * d, stream_));
+        tm("recompute checkpoint");
         layer_forward(l, a, true);
       }
       // MLP (dy_ = bf16(dres_), written by the norm backward above this layer)
       proj_backward(l, DOWN, dy_, a.h, a.xa[DOWN], n, dtmp_, true, false);
       // in place: d gate and d up overwrite gate and up, which nothing reads afterwards
       KCHECK(swiglu_backward(dtmp_, a.gate, a.up, a.gate, a.up, n * I, stream_));
+      tm("swiglu backward");
       proj_backward(l, GATE, a.gate, a.xn2, a.xa[GATE], n, dtmp_, true, false);
       proj_backward(l, UP, a.up, a.xn2, a.xa[UP], n, dtmp_, true, true);
       KCHECK(rmsnorm_backward(dtmp_, a.xmid, wnorm2(l), a.rstd2, dres_, n, d, true, stream_, dy_));
+      tm("rmsnorm backward");
       // attention
       proj_backward(l, O, dy_, a.att, a.xa[O], n, datt_, false, false);
       AttentionBackwardParams bp;
@@ -1277,10 +1301,13 @@ class CudaEngine final : public Engine {
       bp.delta = delta_;
       bp.out_f32 = a.att32;
       KCHECK(attention_backward(bp, stream_));
+      tm("attention backward");
       KCHECK(
           rope_backward(dq_, pos_, inv_freq_, n, shape_.c.num_heads, shape_.c.head_dim, stream_));
+      tm("rope backward");
       KCHECK(rope_backward(dk_, pos_, inv_freq_, n, shape_.c.num_kv_heads, shape_.c.head_dim,
                            stream_));
+      tm("rope backward");
       proj_backward(l, Q, dq_, a.xn1, a.xa[Q], n, dtmp_, true, false);
       proj_backward(l, K, dk_, a.xn1, a.xa[K], n, dtmp_, true, true);
       proj_backward(l, V, dv_, a.xn1, a.xa[V], n, dtmp_, true, true);
@@ -1288,6 +1315,7 @@ class CudaEngine final : public Engine {
       if (reduce) reduce_buckets(l, &next_bucket);
       KCHECK(rmsnorm_backward(dtmp_, x_[size_t(l)], wnorm1(l), a.rstd1, dres_, n, d, true, stream_,
                               dy_));
+      tm("rmsnorm backward");
     }
     if (reduce) reduce_buckets(-1, &next_bucket);
   }
@@ -1320,7 +1348,23 @@ class CudaEngine final : public Engine {
     LORA4J_CU(cudaStreamSynchronize(stream_));
   }
 
+  // The frozen input-gradient GEMM's name ("self_attn.q_proj dX", ...), for errors and timings.
+  static const char* dx_label(int p) {
+    static const std::vector<std::string> names = [] {
+      std::vector<std::string> v;
+      for (int i = 0; i < NUM_PROJ; ++i) v.push_back(std::string(proj_module(i)) + " dX");
+      return v;
+    }();
+    return names[size_t(p)].c_str();
+  }
+
+  // LORA4J_PHASE_TIMES: the interval since the last mark was spent in `name` (no-op when off)
+  void tm(const char* name) {
+    if (phases_) phases_->mark(name);
+  }
+
   lora4j_engine_options opt_;
+  std::unique_ptr<PhaseTimes> phases_;
   int dev_ = -1;
   cudaStream_t stream_ = nullptr;
   void* workspace_ = nullptr;

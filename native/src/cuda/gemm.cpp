@@ -103,6 +103,7 @@ void Gemm::run(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const __nv_bfl
     fail(st == lt::kStatusAllocFailed ? LORA4J_ENOMEM : LORA4J_EDEVICE,
          std::string("cublasLtMatmul (") + what + ") failed: cuBLAS status " +
              std::to_string(int(st)));
+  if (after_) after_(after_ctx_, what);
 }
 
 }  // namespace cuda

@@ -29,8 +29,15 @@ class Gemm {
   void run(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const __nv_bfloat16* A, int64_t lda,
            const __nv_bfloat16* B, int64_t ldb, void* D, bool d_f32, int64_t ldd, float alpha,
            float beta, const char* what, const void* C = nullptr);
+  // Called after every GEMM is queued, with its `what` (the engine's LORA4J_PHASE_TIMES).
+  void set_after(void (*fn)(void* ctx, const char* what), void* ctx) {
+    after_ = fn;
+    after_ctx_ = ctx;
+  }
 
  private:
+  void (*after_)(void*, const char*) = nullptr;
+  void* after_ctx_ = nullptr;
   const lt::Api* api_ = nullptr;
   lt::Handle lt_ = nullptr;
   cudaStream_t stream_ = nullptr;
