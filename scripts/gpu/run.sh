@@ -337,9 +337,15 @@ if [ -f "$OUT/dist.txt" ]; then
   sed -n '/^================ distributed/,$p' "$OUT/dist.txt"
   grep -q '^================ distributed' "$OUT/dist.txt" || tail -20 "$OUT/dist.txt"
 fi
-# one archive of every log (the device tool brings back at most 8 files)
-if [ -d "$OUT" ] && tar -czf /tmp/lora4j-logs.tgz -C "$OUT" --exclude=logs.tgz .; then
-  find "$OUT" -mindepth 1 -maxdepth 1 ! -name logs.tgz -exec rm -rf {} +
-  mv /tmp/lora4j-logs.tgz "$OUT/logs.tgz"
+# one archive of every log (the device tool brings back at most 8 files). A second run.sh in the
+# same call archives into logs-2.tgz, and so on: an earlier run's archive is never replaced.
+if [ -d "$OUT" ]; then
+  archive=logs.tgz
+  k=1
+  while [ -e "$OUT/$archive" ]; do k=$((k + 1)); archive=logs-$k.tgz; done
+  if tar -czf /tmp/lora4j-logs.tgz -C "$OUT" --exclude='logs.tgz' --exclude='logs-*.tgz' .; then
+    find "$OUT" -mindepth 1 -maxdepth 1 ! -name 'logs.tgz' ! -name 'logs-*.tgz' -exec rm -rf {} +
+    mv /tmp/lora4j-logs.tgz "$OUT/$archive"
+  fi
 fi
 exit $status
