@@ -13,8 +13,8 @@ import java.util.Random;
 import org.junit.jupiter.api.Test;
 
 /**
- * Nearest-neighbour mixing before the median and the trimmed mean, the default of those rules:
- * the settings (parsed, printed, refused where a rule does not mix) and {@link Aggregation#apply}
+ * Nearest-neighbour mixing before the median and the trimmed mean, the default of those rules: the
+ * settings (parsed, printed, refused where a rule does not mix) and {@link Aggregation#apply}
  * against a reference written here from the definition (each worker replaced by the mean of itself
  * and its nearest others, n - f in all, then the rule per coordinate), bit for bit on random
  * inputs, continuous and with ties.
@@ -92,8 +92,7 @@ class AggregationMixingTest {
       for (int i = 0; i < n; i++) col[i] = x[i][j];
       Arrays.sort(col); // -0 below +0, as the core's order
       if (f < 0) {
-        out[j] =
-            n % 2 == 1 ? col[n / 2] : (float) (0.5 * ((double) col[n / 2 - 1] + col[n / 2]));
+        out[j] = n % 2 == 1 ? col[n / 2] : (float) (0.5 * ((double) col[n / 2 - 1] + col[n / 2]));
       } else {
         double s = 0;
         for (int i = f; i < n - f; i++) s += col[i];
@@ -109,7 +108,8 @@ class AggregationMixingTest {
         ByteBuffer.allocateDirect(n * m * 4).order(ByteOrder.nativeOrder()).asFloatBuffer();
     for (float[] r : x) rows.put(r);
     rows.flip();
-    FloatBuffer out = ByteBuffer.allocateDirect(m * 4).order(ByteOrder.nativeOrder()).asFloatBuffer();
+    FloatBuffer out =
+        ByteBuffer.allocateDirect(m * 4).order(ByteOrder.nativeOrder()).asFloatBuffer();
     a.apply(n, m, rows, null, out);
     float[] o = new float[m];
     out.get(0, o);
