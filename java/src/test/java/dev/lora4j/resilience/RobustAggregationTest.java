@@ -29,7 +29,7 @@ import org.junit.jupiter.api.io.TempDir;
  * (worker 2) under each fault kind, each run's final validation loss compared with the same rule's
  * clean run. The clean runs are shared by the faults: 27 runs, 135 s on 2 cores (215 s of CPU; 226
  * s on busy cores). The rules are the defaults: median, trimmed-mean:1 and centered-clip mix first
- * (nearest- neighbour mixing, see {@link Aggregation}), Krum does not.
+ * (nearest-neighbour mixing, see {@link Aggregation}), Krum does not.
  *
  * <p>Measured (deterministic: the CPU engine gives the same bits on every thread count): the mean
  * is wrecked by gradient-scale:-8 (+133.5%) and alie:20 (+74.8%); every robust cell is within 2%:
