@@ -86,7 +86,10 @@ int main(int argc, char** argv) {
                {LORA4J_AGG_MEDIAN, 0, "median"},
                {LORA4J_AGG_TRIMMED_MEAN, 1, "trimmed-mean:1"},
                {LORA4J_AGG_KRUM, 1, "krum:1"},
-               {LORA4J_AGG_CENTERED_CLIP, 0, "centered-clip"}};
+               {LORA4J_AGG_CENTERED_CLIP, 0, "centered-clip"},
+               {LORA4J_AGG_MEDIAN | LORA4J_AGG_MIX, 0, "median (mixed)"},
+               {LORA4J_AGG_TRIMMED_MEAN | LORA4J_AGG_MIX, 1, "trimmed-mean:1 (mixed)"},
+               {LORA4J_AGG_CENTERED_CLIP | LORA4J_AGG_MIX, 0, "centered-clip (mixed)"}};
   for (const auto& r : rules) {
     size_t ws = lora4j::cuda::aggregate_workspace_bytes(r.rule, n, numel);
     void* work = nullptr;

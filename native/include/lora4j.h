@@ -293,6 +293,13 @@ int lora4j_generate_greedy(lora4j_engine* engine, const int32_t* prompt, int32_t
 #define LORA4J_AGG_TRIMMED_MEAN 2
 #define LORA4J_AGG_KRUM 3
 #define LORA4J_AGG_CENTERED_CLIP 4
+/* OR'd into LORA4J_AGG_MEDIAN, _TRIMMED_MEAN or _CENTERED_CLIP: nearest-neighbour mixing before
+ * the rule (Allouah et al., 2023): every worker's gradient is first replaced by the mean of its
+ * own and its nearest others' (Euclidean distance), n - f of them in all, f the faulty workers the
+ * rule tolerates (trimmed-mean:f: f; median and centered-clip: (n - 1) / 2). The honest workers'
+ * mixtures then lie close together, which shrinks the bias one faulty worker leaves in the rule;
+ * the tolerance stays the rule's. With the mean or Krum: LORA4J_EINVAL. */
+#define LORA4J_AGG_MIX 256
 /* Bytes of a collective group's unique id (NCCL's ncclUniqueId). */
 #define LORA4J_DIST_ID_BYTES 128
 
@@ -313,7 +320,8 @@ int lora4j_grad_set_flat(lora4j_engine* engine, const float* data, int64_t numel
  * infinite value and run on the others, counting the d set aside against the tolerance:
  * trimmed-mean:f and krum:f use f - d and refuse d > f, median and centered-clip refuse 2d >= n;
  * a refusal is LORA4J_EFAULTY with a message naming the rule, d and n, and out is not written.
- * The mean keeps them (its result is then not finite). */
+ * The mean keeps them (its result is then not finite); with LORA4J_AGG_MIX, mixing runs on the
+ * others with the d set aside counted against its f too. */
 int lora4j_aggregate(int32_t rule, int32_t f, int32_t n, int64_t numel, const float* workers,
                      const float* weights, float* out, int32_t* selected);
 /* A new unique id for a collective group (NCCL's, from the CUDA backend): rank 0 makes it and

@@ -6,7 +6,9 @@
 // the same worker (and copy it exactly); centered clipping must agree to 1e-6, a few fp32 roundings
 // (the sums over coordinates are taken in another order inside each chunk, so an element can round
 // the other way; 2.1e-8 measured on an H200); both sides must set aside the same non-finite workers
-// and refuse the same settings (more of them than the rule tolerates). Then the engine path on a
+// and refuse the same settings (more of them than the rule tolerates). The same with
+// nearest-neighbour mixing first (LORA4J_AGG_MIX; mixtures the same bits, so the mixed median and
+// trimmed mean too). Then the engine path on a
 // CUDA engine: lora4j_workers_write / gather / read / aggregate against the same rule on the CPU
 // engine, with and without a NaN worker, and refusals. Runs on the GPU machine; skips elsewhere
 // unless LORA4J_REQUIRE_GPU=1.
@@ -59,6 +61,7 @@ struct Result {
 // Direct statement of the tolerance for d non-finite workers (lora4j.h): trimmed-mean:f and
 // krum:f refuse d > f, median and centered-clip refuse 2d >= n, the mean never refuses.
 bool refuses(int rule, int f, int n, int d) {
+  rule &= ~LORA4J_AGG_MIX;  // mixing runs on the finite workers; the rule's tolerance applies
   if (rule == LORA4J_AGG_MEAN) return false;
   if (rule == LORA4J_AGG_TRIMMED_MEAN || rule == LORA4J_AGG_KRUM) return d > f;
   return 2 * d >= n;
@@ -164,6 +167,32 @@ void compare_rules(ct::Rng& rng, int n, int64_t m, bool levels, bool dup, bool f
       ct::report_bool(kSuite, "krum:" + std::to_string(f) + tag, same(d, h, true), detail(d, h));
     }
   }
+  // Nearest-neighbour mixing first: the same neighbours from the pair distances (summed in
+  // another order inside a chunk: the inputs have no near-ties, and the levels' sums are exact),
+  // then the same mixtures and the same bits.
+  {
+    const int rule = LORA4J_AGG_MEDIAN | LORA4J_AGG_MIX;
+    Result d = device_rule(rule, 0, n, m, rows, nullptr);
+    Result h = host_rule(rule, 0, n, m, x, nullptr);
+    ct::report_bool(kSuite, "median, mixed" + tag, same(d, h, true), "bitwise; " + detail(d, h));
+  }
+  for (int f : {0, 1, (n - 1) / 2}) {
+    if (2 * f >= n) continue;
+    const int rule = LORA4J_AGG_TRIMMED_MEAN | LORA4J_AGG_MIX;
+    Result d = device_rule(rule, f, n, m, rows, nullptr);
+    Result h = host_rule(rule, f, n, m, x, nullptr);
+    ct::report_bool(kSuite, "trimmed-mean:" + std::to_string(f) + ", mixed" + tag, same(d, h, true),
+                    "bitwise; " + detail(d, h));
+  }
+  {
+    const int rule = LORA4J_AGG_CENTERED_CLIP | LORA4J_AGG_MIX;
+    Result d = device_rule(rule, 0, n, m, rows, nullptr);
+    Result h = host_rule(rule, 0, n, m, x, nullptr);
+    ct::report_bool(kSuite, "centered-clip, mixed, set aside / refused" + tag, same(d, h, false),
+                    detail(d, h));
+    if (!h.refused)
+      ct::report(kSuite, "centered-clip, mixed" + tag, rel_err_finite(d.out, h.out), 1e-6);
+  }
   Result dc = device_rule(LORA4J_AGG_CENTERED_CLIP, 0, n, m, rows, nullptr);
   Result hc = host_rule(LORA4J_AGG_CENTERED_CLIP, 0, n, m, x, nullptr);
   ct::report_bool(kSuite, "centered-clip set aside / refused" + tag, same(dc, hc, false),
@@ -245,12 +274,19 @@ void engine_path(ct::Rng& rng) {
   Rows back(x.size());
   lora4j_workers_read(g, 0, n, back.data());
   ct::report_bool(kSuite, "engine: write + gather + read round-trip", bitwise(back, x), "bitwise");
-  const int rules[] = {LORA4J_AGG_MEAN, LORA4J_AGG_MEDIAN, LORA4J_AGG_TRIMMED_MEAN, LORA4J_AGG_KRUM,
-                       LORA4J_AGG_CENTERED_CLIP};
+  const int rules[] = {LORA4J_AGG_MEAN,
+                       LORA4J_AGG_MEDIAN,
+                       LORA4J_AGG_TRIMMED_MEAN,
+                       LORA4J_AGG_KRUM,
+                       LORA4J_AGG_CENTERED_CLIP,
+                       LORA4J_AGG_MEDIAN | LORA4J_AGG_MIX,
+                       LORA4J_AGG_TRIMMED_MEAN | LORA4J_AGG_MIX,
+                       LORA4J_AGG_CENTERED_CLIP | LORA4J_AGG_MIX};
   std::vector<float> w(static_cast<size_t>(n));
   for (float& v : w) v = float(rng.integer(1, 9));
   for (int rule : rules) {
-    const int f = rule == LORA4J_AGG_KRUM ? 2 : (rule == LORA4J_AGG_TRIMMED_MEAN ? 3 : 0);
+    const int base = rule & ~LORA4J_AGG_MIX;
+    const int f = base == LORA4J_AGG_KRUM ? 2 : (base == LORA4J_AGG_TRIMMED_MEAN ? 3 : 0);
     Rows out_g(static_cast<size_t>(numel)), out_c(static_cast<size_t>(numel));
     int32_t sel_g = -2, sel_c = -2;
     const float* wp = rule == LORA4J_AGG_MEAN ? w.data() : nullptr;
@@ -259,7 +295,7 @@ void engine_path(ct::Rng& rng) {
     lora4j_grad_get_flat(g, out_g.data(), numel);
     lora4j_grad_get_flat(c, out_c.data(), numel);
     const std::string name = "engine: rule " + std::to_string(rule) + " cuda vs cpu";
-    if (rule == LORA4J_AGG_CENTERED_CLIP) {
+    if (base == LORA4J_AGG_CENTERED_CLIP) {
       ct::report(kSuite, name, rc == LORA4J_OK ? rel_err_finite(out_g, out_c) : NAN, 1e-6);
     } else {
       ct::report_bool(kSuite, name, rc == LORA4J_OK && sel_g == sel_c && bitwise(out_g, out_c),

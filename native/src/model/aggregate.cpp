@@ -165,6 +165,33 @@ std::vector<double> distances_to(const Rows& x, int64_t numel, const std::vector
   return dist;
 }
 
+// Nearest-neighbour mixing: each of the rows replaced by the mean of itself and its nearest
+// others (agg::mix_neighbours with fm), written to store; returns the mixed rows, in order.
+Rows mix_rows(const Rows& x, int32_t fm, int64_t numel, std::vector<float>* store) {
+  const int32_t m = int32_t(x.size());
+  const std::vector<double> d = pair_distances(x, numel);
+  const std::vector<uint64_t> mask = agg::mix_neighbours(m, fm, d.data());
+  store->assign(size_t(m) * size_t(numel), 0.f);
+  float* y = store->data();
+  for_chunks(numel, [&](int64_t, int64_t b, int64_t e) {
+    for (int32_t i = 0; i < m; ++i) {
+      float* yi = y + int64_t(i) * numel;
+      const uint64_t bits = mask[size_t(i)];
+      int32_t count = 0;
+      for (int32_t k = 0; k < m; ++k) count += int32_t((bits >> k) & 1u);
+      for (int64_t j = b; j < e; ++j) {
+        double s = 0;
+        for (int32_t k = 0; k < m; ++k)
+          if ((bits >> k) & 1u) s += double(x[size_t(k)][j]);
+        yi[j] = float(s / double(count));
+      }
+    }
+  });
+  Rows mixed;
+  for (int32_t i = 0; i < m; ++i) mixed.push_back(y + int64_t(i) * numel);
+  return mixed;
+}
+
 void centered_clip_into(const Rows& x, int64_t numel, float* out) {
   const int32_t n = int32_t(x.size());
   median_into(x, numel, out);
@@ -200,7 +227,13 @@ const char* aggregation_name(int32_t rule) { return agg::rule_label(rule); }
 
 void check_aggregation(int32_t rule, int32_t f, int32_t n) {
   check_arg(n >= 1, "aggregation needs at least one worker, got n = " + std::to_string(n));
-  switch (rule) {
+  const int32_t base = agg::base_rule(rule);
+  if (agg::mixes(rule))
+    check_arg(base != LORA4J_AGG_MEAN && base != LORA4J_AGG_KRUM,
+              std::string("nearest-neighbour mixing (LORA4J_AGG_MIX) goes with median,"
+                          " trimmed-mean and centered-clip, not ") +
+                  aggregation_name(base));
+  switch (base) {
     case LORA4J_AGG_MEAN:
       return;
     case LORA4J_AGG_MEDIAN:
@@ -221,7 +254,8 @@ void check_aggregation(int32_t rule, int32_t f, int32_t n) {
       return;
     default:
       fail(LORA4J_EINVAL, "unknown aggregation rule " + std::to_string(rule) +
-                              " (LORA4J_AGG_MEAN .. LORA4J_AGG_CENTERED_CLIP)");
+                              " (LORA4J_AGG_MEAN .. LORA4J_AGG_CENTERED_CLIP, the robust ones"
+                              " but Krum optionally | LORA4J_AGG_MIX)");
   }
 }
 
@@ -242,6 +276,7 @@ int32_t aggregate(int32_t rule, int32_t f, int32_t n, int64_t numel, const float
     mean_into(n, numel, workers, weights, out);
     return -1;
   }
+  const int32_t base = agg::base_rule(rule);
   // The robust rules: workers with a value that is not finite set aside, counted against f.
   const std::vector<int32_t> keep = finite_rows(n, numel, workers);
   const int32_t dropped = n - int32_t(keep.size());
@@ -249,7 +284,10 @@ int32_t aggregate(int32_t rule, int32_t f, int32_t n, int64_t numel, const float
   if (f_left < 0) fail(LORA4J_EFAULTY, agg::nonfinite_refusal(rule, f, n, dropped));
   Rows rows;
   for (int32_t i : keep) rows.push_back(workers + int64_t(i) * numel);
-  switch (rule) {
+  std::vector<float> mixed;
+  if (agg::mixes(rule))
+    rows = mix_rows(rows, agg::mixing_f(rule, f_left, n, dropped), numel, &mixed);
+  switch (base) {
     case LORA4J_AGG_MEDIAN:
       median_into(rows, numel, out);
       return -1;

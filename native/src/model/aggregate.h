@@ -19,6 +19,14 @@
 //                   clipped to length tau, tau the median of the workers' distances to the
 //                   starting point (Karimireddy et al., 2021, made stateless and scale-free);
 //                   tolerates f < n/2; needs n >= 3.
+// Nearest-neighbour mixing (rule | LORA4J_AGG_MIX, for median, trimmed-mean and centered-clip;
+// Allouah et al., 2023, "Fixing by mixing"): before the rule, each worker's row is replaced by
+// the mean of its own and its nearest others' rows (Euclidean distance), n - f rows in all, f the
+// faulty workers the rule tolerates (trimmed-mean:f: f; median and centered-clip: (n - 1) / 2).
+// A faulty row far from the honest ones enters no honest mixture, and the honest mixtures lie
+// close together, so what the rule lets through of the faulty row shrinks with the honest spread
+// (with n = 6: one scaled worker moves the plain median by a fraction of that spread every step).
+// The tolerance stays the rule's. The Java side and the command line use it by default.
 // Non-finite values: a worker whose row has a NaN or an infinite value is faulty beyond doubt;
 // the robust rules set such workers aside and run on the others, counting the d set aside
 // against their tolerance (trimmed-mean:f and krum:f then use f - d and refuse d > f; median and

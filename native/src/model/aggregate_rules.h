@@ -29,9 +29,13 @@ constexpr int64_t kChunk = int64_t(1) << 15;
 // Rounds of centered clipping.
 constexpr int kCenteredClipIterations = 3;
 
-// The rule's name as the command line writes it ("trimmed-mean").
+// The rule without the LORA4J_AGG_MIX flag, and whether the flag is set.
+inline int32_t base_rule(int32_t rule) { return rule & ~int32_t(LORA4J_AGG_MIX); }
+inline bool mixes(int32_t rule) { return (rule & LORA4J_AGG_MIX) != 0; }
+
+// The rule's name as the command line writes it ("trimmed-mean"), without the mixing flag.
 inline const char* rule_label(int32_t rule) {
-  switch (rule) {
+  switch (base_rule(rule)) {
     case LORA4J_AGG_MEAN:
       return "mean";
     case LORA4J_AGG_MEDIAN:
@@ -55,7 +59,7 @@ inline const char* rule_label(int32_t rule) {
 // d is more than the rule tolerates (trimmed mean and Krum: d > f; median and centered
 // clipping: 2d >= n), which refuses the step.
 inline int32_t f_after_nonfinite(int32_t rule, int32_t f, int32_t n, int32_t d) {
-  switch (rule) {
+  switch (base_rule(rule)) {
     case LORA4J_AGG_TRIMMED_MEAN:
     case LORA4J_AGG_KRUM:
       return d > f ? -1 : f - d;
@@ -66,11 +70,44 @@ inline int32_t f_after_nonfinite(int32_t rule, int32_t f, int32_t n, int32_t d) 
 
 // The message of a step refused by f_after_nonfinite.
 inline std::string nonfinite_refusal(int32_t rule, int32_t f, int32_t n, int32_t d) {
-  const bool takes_f = rule == LORA4J_AGG_TRIMMED_MEAN || rule == LORA4J_AGG_KRUM;
+  const bool takes_f =
+      base_rule(rule) == LORA4J_AGG_TRIMMED_MEAN || base_rule(rule) == LORA4J_AGG_KRUM;
   return std::to_string(d) + " of " + std::to_string(n) +
          " workers sent gradients that are not finite, more than " + rule_label(rule) +
          (takes_f ? ":" + std::to_string(f) + " tolerates (f = " + std::to_string(f) + ")"
                   : " tolerates (fewer than half)");
+}
+
+// Nearest-neighbour mixing (LORA4J_AGG_MIX) runs on the m = n - d finite workers and allows for
+// the faulty workers the rule still tolerates among them: trimmed-mean:f f - d (f_left, from
+// f_after_nonfinite), median and centered clipping (n - 1) / 2 - d. So each mixture averages
+// n - (n - 1) / 2 workers for the median, whatever d.
+inline int32_t mixing_f(int32_t rule, int32_t f_left, int32_t n, int32_t d) {
+  return base_rule(rule) == LORA4J_AGG_TRIMMED_MEAN ? f_left : (n - 1) / 2 - d;
+}
+
+// The neighbours each of m rows is mixed with, from the m x m squared distances d (row-major;
+// +inf where non-finite): the row itself and its m - fm - 1 nearest others, nearer first and ties
+// to the lower index. Returned as bit masks (bit k of mask[i]: row k is in row i's mixture; m is
+// at most LORA4J_MAX_WORKERS = 64). A mixture is the mean of its rows' values summed in index
+// order, in double, rounded once to float.
+inline std::vector<uint64_t> mix_neighbours(int32_t m, int32_t fm, const double* d) {
+  static_assert(LORA4J_MAX_WORKERS <= 64, "a neighbour mask is one 64-bit word");
+  std::vector<uint64_t> mask(static_cast<size_t>(m), 0);
+  const int32_t keep = m - fm;
+  std::vector<int32_t> others;
+  for (int32_t i = 0; i < m; ++i) {
+    others.clear();
+    for (int32_t k = 0; k < m; ++k)
+      if (k != i) others.push_back(k);
+    const double* di = d + size_t(i) * size_t(m);
+    std::stable_sort(others.begin(), others.end(),
+                     [di](int32_t a, int32_t b) { return di[a] < di[b]; });
+    uint64_t bits = uint64_t(1) << i;
+    for (int32_t k = 0; k + 1 < keep; ++k) bits |= uint64_t(1) << others[size_t(k)];
+    mask[size_t(i)] = bits;
+  }
+  return mask;
 }
 
 // A total order on floats: NaN above everything (+inf included; NaNs are equivalent), and -0

@@ -29,6 +29,12 @@ struct RowIndex {
   int32_t v[kMaxRows];
 };
 
+// Nearest-neighbour mixing: bit k of v[i] set when row k is in row i's mixture
+// (agg::mix_neighbours), passed by value.
+struct Neighbours {
+  uint64_t v[kMaxRows];
+};
+
 // Every operation below that the host also performs is written with the rounded intrinsics,
 // which the compiler never fuses into an FMA: the host build turns contraction off for
 // aggregate.cpp, so both sides round every product and sum alike.
@@ -168,6 +174,28 @@ __global__ void clip_update_kernel(const float* __restrict__ rows, RowIndex r, i
   }
 }
 
+// Nearest-neighbour mixing: mixed row i (of m, one after another) = the mean of the rows in its
+// mask, summed in index order in double and rounded once, as aggregate.cpp does.
+__global__ void mix_kernel(const float* __restrict__ rows, RowIndex r, int32_t m, int64_t numel,
+                           Neighbours nb, float* __restrict__ mixed) {
+  float x[kMaxRows];
+  for (int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; j < numel;
+       j += int64_t(gridDim.x) * blockDim.x) {
+    for (int32_t k = 0; k < m; ++k) x[k] = rows[int64_t(r.v[k]) * numel + j];
+    for (int32_t i = 0; i < m; ++i) {
+      const uint64_t bits = nb.v[i];
+      double s = 0;
+      int32_t count = 0;
+      for (int32_t k = 0; k < m; ++k)
+        if ((bits >> k) & 1u) {
+          s = __dadd_rn(s, double(x[k]));
+          ++count;
+        }
+      mixed[int64_t(i) * numel + j] = float(__ddiv_rn(s, double(count)));
+    }
+  }
+}
+
 int64_t chunk_count(int64_t numel) { return (numel + agg::kChunk - 1) / agg::kChunk; }
 unsigned chunk_grid(int64_t chunks) { return unsigned(chunks < 65535 ? chunks : 65535); }
 size_t align_up(size_t b) { return (b + 255) / 256 * 256; }
@@ -199,24 +227,58 @@ cudaError_t center_distances(const float* rows, const RowIndex& r, const double*
   return cudaSuccess;
 }
 
+// The squared distances between every pair of the m rows r (m x m, row-major, +inf where not
+// finite): chunk sums on the device (part: chunks x m(m-1)/2 doubles), totals on the host.
+cudaError_t pair_distance_matrix(const float* rows, const RowIndex& r, int32_t m, int64_t numel,
+                                 double* part, std::vector<double>* d, cudaStream_t s) {
+  const int64_t chunks = chunk_count(numel);
+  const int32_t pairs = m * (m - 1) / 2;
+  d->assign(size_t(m) * size_t(m), 0.0);
+  if (pairs == 0) return cudaSuccess;
+  pair_partial_kernel<<<dim3(unsigned(pairs), chunk_grid(chunks)), kReduceThreads, 0, s>>>(
+      rows, r, m, numel, chunks, part);
+  AGG_TRY(cudaGetLastError());
+  std::vector<double> h;
+  AGG_TRY(to_host(&h, part, size_t(chunks) * size_t(pairs), s));
+  std::vector<double> tot(static_cast<size_t>(pairs));
+  agg::sum_chunks(h.data(), chunks, pairs, pairs, false, tot.data());
+  for (int32_t i = 0, p = 0; i < m; ++i)
+    for (int32_t k = i + 1; k < m; ++k, ++p) {
+      (*d)[size_t(i) * size_t(m) + size_t(k)] = tot[size_t(p)];
+      (*d)[size_t(k) * size_t(m) + size_t(i)] = tot[size_t(p)];
+    }
+  return cudaSuccess;
+}
+
+size_t pair_part_bytes(int32_t n, int64_t numel) {
+  return align_up(size_t(chunk_count(numel)) * size_t(n) * size_t(n - 1) / 2 * sizeof(double));
+}
+
+// Bytes of nearest-neighbour mixing's part of the workspace: the n mixed rows and the pair sums.
+size_t mix_bytes(int32_t rule, int32_t n, int64_t numel) {
+  if (!agg::mixes(rule)) return 0;
+  return align_up(size_t(n) * size_t(numel) * sizeof(float)) + pair_part_bytes(n, numel);
+}
+
 }  // namespace
 
-// The robust rules' workspace starts with the non-finite flags of the rows; what a rule needs
-// beyond them follows.
+// The robust rules' workspace starts with the non-finite flags of the rows, then (with mixing)
+// the mixed rows and their pair sums; what the rule needs beyond them follows.
 constexpr size_t kFlagBytes = (kMaxRows * sizeof(int32_t) + 255) / 256 * 256;
 
 size_t aggregate_workspace_bytes(int32_t rule, int32_t n, int64_t numel) {
   const size_t chunks = size_t(chunk_count(numel));
-  switch (rule) {
+  const size_t head = kFlagBytes + mix_bytes(rule, n, numel);
+  switch (agg::base_rule(rule)) {
     case LORA4J_AGG_MEAN:
       return 0;
     case LORA4J_AGG_KRUM:
-      return kFlagBytes + align_up(chunks * size_t(n) * size_t(n - 1) / 2 * sizeof(double));
+      return head + pair_part_bytes(n, numel);
     case LORA4J_AGG_CENTERED_CLIP:
-      return kFlagBytes + align_up(size_t(numel) * sizeof(double)) +
+      return head + align_up(size_t(numel) * sizeof(double)) +
              align_up(chunks * size_t(n) * sizeof(double));
     default:
-      return kFlagBytes;
+      return head;
   }
 }
 
@@ -238,7 +300,7 @@ cudaError_t aggregate_rows(int32_t rule, int32_t f, int32_t n, int64_t numel, co
   }
   // The robust rules: workers with a value that is not finite set aside, counted against f.
   int32_t* flags = static_cast<int32_t*>(workspace);
-  void* rest = static_cast<char*>(workspace) + kFlagBytes;
+  void* rest = static_cast<char*>(workspace) + kFlagBytes + mix_bytes(rule, n, numel);
   AGG_TRY(cudaMemsetAsync(flags, 0, size_t(n) * sizeof(int32_t), s));
   const unsigned blocks_per_row = std::max(1u, grid_for(numel, 256) / unsigned(n));
   nonfinite_rows_kernel<<<dim3(blocks_per_row, unsigned(n)), 256, 0, s>>>(rows, numel, flags);
@@ -253,7 +315,24 @@ cudaError_t aggregate_rows(int32_t rule, int32_t f, int32_t n, int64_t numel, co
   *nonfinite = n - m;
   const int32_t fl = agg::f_after_nonfinite(rule, f, n, n - m);
   if (fl < 0) return cudaSuccess;  // refused: the caller reports it, out is not written
-  switch (rule) {
+  if (agg::mixes(rule)) {
+    // The finite rows mixed into m rows at the start of the mixing workspace; the rule then runs
+    // on those, in order.
+    float* mixed = reinterpret_cast<float*>(static_cast<char*>(workspace) + kFlagBytes);
+    double* part = reinterpret_cast<double*>(static_cast<char*>(workspace) + kFlagBytes +
+                                             align_up(size_t(n) * size_t(numel) * sizeof(float)));
+    std::vector<double> d;
+    AGG_TRY(pair_distance_matrix(rows, r, m, numel, part, &d, s));
+    const std::vector<uint64_t> mask =
+        agg::mix_neighbours(m, agg::mixing_f(rule, fl, n, n - m), d.data());
+    Neighbours nb{};
+    for (int32_t i = 0; i < m; ++i) nb.v[i] = mask[size_t(i)];
+    mix_kernel<<<grid, kThreads, 0, s>>>(rows, r, m, numel, nb, mixed);
+    AGG_TRY(cudaGetLastError());
+    rows = mixed;
+    for (int32_t i = 0; i < m; ++i) r.v[i] = i;
+  }
+  switch (agg::base_rule(rule)) {
     case LORA4J_AGG_MEDIAN:
       sorted_rule_kernel<0><<<grid, kThreads, 0, s>>>(rows, r, m, 0, numel, out);
       return cudaGetLastError();
@@ -261,22 +340,8 @@ cudaError_t aggregate_rows(int32_t rule, int32_t f, int32_t n, int64_t numel, co
       sorted_rule_kernel<1><<<grid, kThreads, 0, s>>>(rows, r, m, fl, numel, out);
       return cudaGetLastError();
     case LORA4J_AGG_KRUM: {
-      const int64_t chunks = chunk_count(numel);
-      const int32_t pairs = m * (m - 1) / 2;
-      double* part = static_cast<double*>(rest);
-      pair_partial_kernel<<<dim3(unsigned(pairs), chunk_grid(chunks)), kReduceThreads, 0, s>>>(
-          rows, r, m, numel, chunks, part);
-      AGG_TRY(cudaGetLastError());
-      std::vector<double> h;
-      AGG_TRY(to_host(&h, part, size_t(chunks) * size_t(pairs), s));
-      std::vector<double> tot(static_cast<size_t>(pairs));
-      agg::sum_chunks(h.data(), chunks, pairs, pairs, false, tot.data());
-      std::vector<double> d(size_t(m) * size_t(m), 0.0);
-      for (int32_t i = 0, p = 0; i < m; ++i)
-        for (int32_t k = i + 1; k < m; ++k, ++p) {
-          d[size_t(i) * size_t(m) + size_t(k)] = tot[size_t(p)];
-          d[size_t(k) * size_t(m) + size_t(i)] = tot[size_t(p)];
-        }
+      std::vector<double> d;
+      AGG_TRY(pair_distance_matrix(rows, r, m, numel, static_cast<double*>(rest), &d, s));
       const int32_t k = r.v[agg::krum_pick(m, fl, d.data())];
       AGG_TRY(cudaMemcpyAsync(out, rows + int64_t(k) * numel, size_t(numel) * sizeof(float),
                               cudaMemcpyDeviceToDevice, s));

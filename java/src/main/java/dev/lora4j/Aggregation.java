@@ -26,13 +26,23 @@ import java.util.Locale;
  *       &lt; n/2, needs n &ge; 3.
  * </ul>
  *
- * The rules run in the native core ({@code lora4j_aggregate}) and are deterministic: the same bits
- * on every rank, machine and thread count.
+ * <p>Median, trimmed mean and centered clipping mix first by default (nearest-neighbour mixing,
+ * Allouah et al., 2023): each worker's gradient is replaced by the mean of its own and its nearest
+ * others', n - f in all, f the faulty workers the rule tolerates (trimmed-mean:f: f; median and
+ * centered-clip: (n - 1) / 2), and the rule runs on the mixtures. A faulty worker far from the
+ * honest ones enters no honest mixture and the honest mixtures lie close together, so the bias one
+ * faulty worker leaves in the rule shrinks with the honest spread; the tolerance is the rule's.
+ * {@code median:no-mixing} (Java: {@link #withoutMixing()}) applies the rule to the workers' own
+ * gradients. Krum selects one worker's own gradient and does not mix.
+ *
+ * <p>The rules run in the native core ({@code lora4j_aggregate}) and are deterministic: the same
+ * bits on every rank, machine and thread count.
  *
  * @param rule the rule
  * @param f the faulty workers tolerated (trimmed-mean and krum; 0 for the others)
+ * @param mixing nearest-neighbour mixing before the rule (median, trimmed-mean, centered-clip)
  */
-public record Aggregation(Rule rule, int f) {
+public record Aggregation(Rule rule, int f, boolean mixing) {
   /** The rules, by their command-line names. */
   public enum Rule {
     MEAN("mean", Lora4jLibrary.LORA4J_AGG_MEAN),
@@ -60,10 +70,29 @@ public record Aggregation(Rule rule, int f) {
     boolean takesF() {
       return this == TRIMMED_MEAN || this == KRUM;
     }
+
+    /**
+     * Whether the rule can mix first (and does by default): median, trimmed mean, centered clip.
+     */
+    public boolean mixes() {
+      return this == MEDIAN || this == TRIMMED_MEAN || this == CENTERED_CLIP;
+    }
+  }
+
+  /** The rule with its default: mixing first where the rule mixes. */
+  public Aggregation(Rule rule, int f) {
+    this(rule, f, rule != null && rule.mixes());
   }
 
   public Aggregation {
     if (rule == null) throw new IllegalArgumentException("aggregation rule is null");
+    if (mixing && !rule.mixes()) {
+      throw new IllegalArgumentException(
+          "aggregation "
+              + rule.label
+              + " does not mix (nearest-neighbour mixing goes with median, trimmed-mean and"
+              + " centered-clip)");
+    }
     if (!rule.takesF() && f != 0) {
       throw new IllegalArgumentException(
           "aggregation " + rule.label + " takes no f (got " + f + ")");
@@ -92,12 +121,23 @@ public record Aggregation(Rule rule, int f) {
     return new Aggregation(Rule.CENTERED_CLIP, 0);
   }
 
+  /** The same rule applied to the workers' own gradients, without mixing first. */
+  public Aggregation withoutMixing() {
+    return new Aggregation(rule, f, false);
+  }
+
   /**
    * {@code mean}, {@code median}, {@code trimmed-mean[:f]}, {@code krum[:f]} or {@code
-   * centered-clip} (f defaults to 1).
+   * centered-clip} (f defaults to 1); median, trimmed-mean and centered-clip may end in {@code
+   * :no-mixing} ({@code trimmed-mean:2:no-mixing}).
    */
   public static Aggregation parse(String text) {
     String s = text.trim().toLowerCase(Locale.ROOT);
+    boolean noMixing = false;
+    if (s.endsWith(":no-mixing")) {
+      noMixing = true;
+      s = s.substring(0, s.length() - ":no-mixing".length());
+    }
     String name = s;
     Integer f = null;
     int colon = s.indexOf(':');
@@ -107,7 +147,10 @@ public record Aggregation(Rule rule, int f) {
         f = Integer.parseInt(s.substring(colon + 1).trim());
       } catch (NumberFormatException e) {
         throw new IllegalArgumentException(
-            "aggregation '" + text + "': f after ':' must be a whole number");
+            "aggregation '"
+                + text
+                + "': after ':' comes f (a whole number) or no-mixing, e.g. trimmed-mean:2"
+                + " or median:no-mixing");
       }
     }
     for (Rule r : Rule.values()) {
@@ -120,13 +163,28 @@ public record Aggregation(Rule rule, int f) {
                   + r.label
                   + " takes no f (only trimmed-mean:f and krum:f do)");
         }
-        return new Aggregation(r, f != null ? f : (r.takesF() ? 1 : 0));
+        if (noMixing && !r.mixes()) {
+          throw new IllegalArgumentException(
+              "aggregation '"
+                  + text
+                  + "': "
+                  + r.label
+                  + " does not mix, so it takes no :no-mixing (only median, trimmed-mean and"
+                  + " centered-clip do)");
+        }
+        return new Aggregation(r, f != null ? f : (r.takesF() ? 1 : 0), r.mixes() && !noMixing);
       }
     }
     throw new IllegalArgumentException(
         "unknown aggregation '"
             + text
-            + "': use mean, median, trimmed-mean[:f], krum[:f] or centered-clip");
+            + "': use mean, median, trimmed-mean[:f], krum[:f] or centered-clip (the robust"
+            + " ones but krum optionally ending in :no-mixing)");
+  }
+
+  /** The rule's code for the native core, with LORA4J_AGG_MIX when it mixes. */
+  int code() {
+    return rule.code() | (mixing ? Lora4jLibrary.LORA4J_AGG_MIX : 0);
   }
 
   /** Whether the rule needs each worker's gradient separately (every rule but the mean). */
@@ -182,15 +240,16 @@ public record Aggregation(Rule rule, int f) {
    * the worker Krum selected, else -1.
    */
   public int apply(int n, long numel, FloatBuffer workers, float[] weights, FloatBuffer out) {
-    return NativeEngine.aggregate(rule.code(), f, n, numel, workers, weights, out);
+    return NativeEngine.aggregate(code(), f, n, numel, workers, weights, out);
   }
 
   int applyToWorkerRows(NativeEngine engine, int n, float[] weights) {
-    return engine.workersAggregate(rule.code(), f, n, rule == Rule.MEAN ? weights : null);
+    return engine.workersAggregate(code(), f, n, rule == Rule.MEAN ? weights : null);
   }
 
   @Override
   public String toString() {
-    return rule.takesF() ? rule.label + ":" + f : rule.label;
+    String s = rule.takesF() ? rule.label + ":" + f : rule.label;
+    return rule.mixes() && !mixing ? s + ":no-mixing" : s;
   }
 }

@@ -389,7 +389,8 @@ public record TrainingConfig(
 
     /**
      * {@code mean}, {@code median}, {@code trimmed-mean[:f]}, {@code krum[:f]}, {@code
-     * centered-clip}.
+     * centered-clip}; median, trimmed-mean and centered-clip mix first unless they end in {@code
+     * :no-mixing} (see {@link Aggregation}).
      */
     public Builder aggregation(String v) {
       aggregation = Aggregation.parse(v);

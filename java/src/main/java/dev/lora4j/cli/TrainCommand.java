@@ -274,8 +274,9 @@ final class TrainCommand implements Callable<Integer> {
       paramLabel = "mean|median|trimmed-mean[:f]|krum[:f]|centered-clip",
       description =
           "how the gradients of a step's workers (each rank x micro-batch) are combined;"
-              + " median and trimmed-mean tolerate f < n/2 faulty workers, krum needs n > 2f + 2"
-              + " (default: mean)")
+              + " median and trimmed-mean tolerate f < n/2 faulty workers, krum needs n > 2f + 2;"
+              + " median, trimmed-mean and centered-clip first mix each worker with its nearest"
+              + " others unless the rule ends in :no-mixing (default: mean)")
   String aggregation;
 
   @Option(

@@ -88,6 +88,7 @@ public final class Lora4jLibrary {
   public static final int LORA4J_AGG_TRIMMED_MEAN = 2;
   public static final int LORA4J_AGG_KRUM = 3;
   public static final int LORA4J_AGG_CENTERED_CLIP = 4;
+  public static final int LORA4J_AGG_MIX = 256;
   public static final int LORA4J_DIST_ID_BYTES = 128;
 
   /** Opaque engine handle. */
