@@ -75,27 +75,41 @@ class RobustAggregationTest {
     FAULTS.put("alie", "alie:20@2");
   }
 
+  /**
+   * The settings every robust-aggregation run on the shipped sample shares (this test's and
+   * EightWorkersTest's): LoRA r 8 on all linear layers, the sample demo's learning rate and
+   * schedule, completions only, a tenth held out; the caller sets the workers and the length.
+   */
+  static TrainingConfig.Builder settings(Path out, Aggregation agg, String faults) {
+    return TrainingConfig.builder()
+        .outputDir(out)
+        .lora(LoraConfig.builder().rank(8).alpha(16).allLinear().build())
+        .learningRate(LR)
+        .schedule(Schedule.parse(SCHEDULE).warmupSteps(2))
+        .maxSeqLength(128)
+        .trainOnCompletionsOnly(true)
+        .validationFraction(0.1)
+        .shuffleBuffer(0)
+        .seed(3)
+        .loggingSteps(1000)
+        .aggregation(agg)
+        .injectFaults(faults);
+  }
+
+  /** The final validation loss of a run with those settings. */
+  static double finalLoss(MistralModel m, TrainingConfig cfg) {
+    TrainingResult r = LoraTrainer.fit(m, Dataset.jsonl(SAMPLE), cfg, List.of());
+    return r.finalEvaluation().loss();
+  }
+
   static double train(MistralModel m, Path out, Aggregation agg, String faults) {
-    TrainingConfig cfg =
-        TrainingConfig.builder()
-            .outputDir(out)
-            .lora(LoraConfig.builder().rank(8).alpha(16).allLinear().build())
-            .learningRate(LR)
-            .schedule(Schedule.parse(SCHEDULE).warmupSteps(2))
+    return finalLoss(
+        m,
+        settings(out, agg, faults)
             .batchSize(BATCH)
             .gradientAccumulation(6)
             .maxSteps(STEPS)
-            .maxSeqLength(128)
-            .trainOnCompletionsOnly(true)
-            .validationFraction(0.1)
-            .shuffleBuffer(0)
-            .seed(3)
-            .loggingSteps(1000)
-            .aggregation(agg)
-            .injectFaults(faults)
-            .build();
-    TrainingResult r = LoraTrainer.fit(m, Dataset.jsonl(SAMPLE), cfg, List.of());
-    return r.finalEvaluation().loss();
+            .build());
   }
 
   static long cpu() {
