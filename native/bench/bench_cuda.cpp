@@ -226,6 +226,8 @@ static void bench_step(int layers, int B, int S, int recompute, uint32_t targets
 }
 
 int main(int argc, char** argv) {
+  // one line at a time: a run stopped by a time limit keeps the settings it finished
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   int layers =
       std::getenv("LORA4J_BENCH_LAYERS") ? std::atoi(std::getenv("LORA4J_BENCH_LAYERS")) : 4;
   const char* settings = std::getenv("LORA4J_BENCH_SETTINGS");
