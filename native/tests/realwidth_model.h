@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstring>
 #include "lora4j.h"
+#include "model_config.h"
 #include "bench/op_bench.h"  // bench_uniform
 
 namespace realwidth {
@@ -34,19 +35,7 @@ inline uint16_t bf16_bits(float f) {  // round to nearest even
   } while (0)
 
 inline lora4j_model_config mistral7b_v03(int layers) {
-  lora4j_model_config c{};
-  c.vocab_size = 32768;
-  c.hidden_size = 4096;
-  c.intermediate_size = 14336;
-  c.num_layers = layers;
-  c.num_heads = 32;
-  c.num_kv_heads = 8;
-  c.head_dim = 128;
-  c.sliding_window = 0;
-  c.max_seq_len = 32768;
-  c.rms_norm_eps = 1e-5f;
-  c.rope_theta = 1e6;
-  return c;
+  return testutil::model_config(32768, 4096, 14336, layers, 32, 8, 128, 32768, 1e6);
 }
 // v0.1: vocab 32000, rope 1e4, sliding window. The checkpoint's window is 4096; here it is 1024
 // so that a 2048-token row actually crosses it.

@@ -21,6 +21,7 @@
 
 #include "lora4j.h"
 #include "test_util.h"
+#include "model_config.h"
 
 using testutil::check_err;
 using testutil::check_true;
@@ -211,23 +212,8 @@ void expect_refused(const std::string& what, int rule, int f, int n, const std::
              "status " + std::to_string(rc) + ", message: " + msg);
 }
 
-lora4j_model_config small_config() {
-  lora4j_model_config c{};
-  c.vocab_size = 37;
-  c.hidden_size = 16;
-  c.intermediate_size = 24;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.num_kv_heads = 2;
-  c.head_dim = 4;
-  c.max_seq_len = 12;
-  c.rms_norm_eps = 1e-5f;
-  c.rope_theta = 10000.0;
-  return c;
-}
-
 void engine_flat_buffer() {
-  lora4j_model_config c = small_config();
+  lora4j_model_config c = testutil::tiny_config();
   lora4j_engine_options o{};
   o.device = LORA4J_DEVICE_CPU;
   o.num_threads = 2;

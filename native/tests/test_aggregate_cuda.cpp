@@ -21,6 +21,7 @@
 #include "cuda/kernels/aggregate.h"
 #include "cuda_test_util.h"
 #include "lora4j.h"
+#include "model_config.h"
 
 namespace {
 
@@ -206,23 +207,8 @@ void compare_rules(ct::Rng& rng, int n, int64_t m, bool levels, bool dup, bool f
   }
 }
 
-lora4j_model_config small_config() {
-  lora4j_model_config c{};
-  c.vocab_size = 37;
-  c.hidden_size = 16;
-  c.intermediate_size = 24;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.num_kv_heads = 2;
-  c.head_dim = 4;
-  c.max_seq_len = 12;
-  c.rms_norm_eps = 1e-5f;
-  c.rope_theta = 10000.0;
-  return c;
-}
-
 lora4j_engine* make_engine(int device, int64_t* numel) {
-  lora4j_model_config c = small_config();
+  lora4j_model_config c = testutil::tiny_config();
   lora4j_engine_options o{};
   o.device = device;
   o.num_threads = 2;

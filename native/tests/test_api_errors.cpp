@@ -10,6 +10,7 @@
 
 #include "lora4j.h"
 #include "test_util.h"
+#include "model_config.h"
 
 using testutil::check_true;
 
@@ -27,23 +28,7 @@ void expect_ok(const std::string& what, int rc) {
   check_true(what, rc == LORA4J_OK, rc == LORA4J_OK ? "" : lora4j_last_error());
 }
 
-lora4j_model_config small_config() {
-  lora4j_model_config c{};
-  c.vocab_size = 37;
-  c.hidden_size = 16;
-  c.intermediate_size = 24;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.num_kv_heads = 2;
-  c.head_dim = 4;
-  c.sliding_window = 0;
-  c.max_seq_len = 12;
-  c.rms_norm_eps = 1e-5f;
-  c.rope_theta = 10000.0;
-  return c;
-}
-
-// All HF weight names and sizes of small_config().
+// All HF weight names and sizes of testutil::tiny_config().
 std::vector<std::pair<std::string, int64_t>> weight_list(const lora4j_model_config& c) {
   std::vector<std::pair<std::string, int64_t>> w;
   int64_t d = c.hidden_size, I = c.intermediate_size, q = int64_t(c.num_heads) * c.head_dim,
@@ -69,7 +54,7 @@ std::vector<std::pair<std::string, int64_t>> weight_list(const lora4j_model_conf
 }  // namespace
 
 int main() {
-  lora4j_model_config cfg = small_config();
+  lora4j_model_config cfg = testutil::tiny_config();
   lora4j_engine_options opt{};
   lora4j_engine* e = nullptr;
 

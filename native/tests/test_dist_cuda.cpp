@@ -48,6 +48,7 @@
 #include "cuda_test_util.h"
 #include "lora4j.h"
 #include "realwidth_model.h"
+#include "model_config.h"
 
 namespace {
 
@@ -99,19 +100,7 @@ class Barrier {
 };
 
 lora4j_model_config small_config() {
-  lora4j_model_config c{};
-  c.vocab_size = 512;
-  c.hidden_size = 128;
-  c.intermediate_size = 320;
-  c.num_layers = 4;
-  c.num_heads = 4;
-  c.num_kv_heads = 2;
-  c.head_dim = 32;
-  c.sliding_window = 0;
-  c.max_seq_len = 256;
-  c.rms_norm_eps = 1e-5f;
-  c.rope_theta = 1e4;
-  return c;
+  return testutil::model_config(512, 128, 320, 4, 4, 2, 32, 256);
 }
 
 lora4j_engine* create(const lora4j_model_config& c, int device, int recompute) {

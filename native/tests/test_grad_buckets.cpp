@@ -20,24 +20,14 @@
 #include "model/engine.h"
 #include "realwidth_model.h"
 #include "test_util.h"
+#include "model_config.h"
 
 using testutil::check_true;
 
 namespace {
 
 lora4j_model_config small(int layers) {
-  lora4j_model_config c{};
-  c.vocab_size = 300;
-  c.hidden_size = 64;
-  c.intermediate_size = 160;
-  c.num_layers = layers;
-  c.num_heads = 4;
-  c.num_kv_heads = 2;
-  c.head_dim = 16;
-  c.max_seq_len = 128;
-  c.rms_norm_eps = 1e-5f;
-  c.rope_theta = 1e4;
-  return c;
+  return testutil::model_config(300, 64, 160, layers, 4, 2, 16, 128);
 }
 
 // First element of layer l's tensors, and the element count of layer l.

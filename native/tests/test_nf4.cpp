@@ -13,6 +13,7 @@
 #include "lora4j.h"
 #include "nf4_test_util.h"
 #include "test_util.h"
+#include "model_config.h"
 
 using testutil::check_err;
 using testutil::check_true;
@@ -128,26 +129,11 @@ void random_against_reference() {
         }
 }
 
-lora4j_model_config small_config() {
-  lora4j_model_config c{};
-  c.vocab_size = 37;
-  c.hidden_size = 16;
-  c.intermediate_size = 24;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.num_kv_heads = 2;
-  c.head_dim = 4;
-  c.max_seq_len = 12;
-  c.rms_norm_eps = 1e-5f;
-  c.rope_theta = 10000.0;
-  return c;
-}
-
 using nf4test::Weight;
 using nf4test::weights;
 
 void errors() {
-  lora4j_model_config c = small_config();
+  lora4j_model_config c = testutil::tiny_config();
   lora4j_engine_options o{};
   lora4j_engine* e = nullptr;
   API(lora4j_engine_create(&c, &o, &e));
@@ -203,7 +189,7 @@ void errors() {
 
 // Two CPU engines: `a` holds the projections in NF4, `b` the dequantized weights given as fp32.
 void engine_equivalence(bool nested) {
-  lora4j_model_config c = small_config();
+  lora4j_model_config c = testutil::tiny_config();
   lora4j_engine_options o{};
   lora4j_engine *a = nullptr, *b = nullptr;
   API(lora4j_engine_create(&c, &o, &a));

@@ -15,6 +15,7 @@
 #include "cuda_test_util.h"
 #include "lora4j.h"
 #include "nf4_test_util.h"
+#include "model_config.h"
 
 namespace {
 
@@ -76,21 +77,6 @@ void kernel_case(int64_t numel, int32_t bs, bool nested, int32_t dtype, uint64_t
   ct::report_bool("nf4", name, diff == 0, std::to_string(diff) + " elements differ");
 }
 
-lora4j_model_config small_config() {
-  lora4j_model_config c{};
-  c.vocab_size = 101;
-  c.hidden_size = 64;
-  c.intermediate_size = 96;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.num_kv_heads = 2;
-  c.head_dim = 16;
-  c.max_seq_len = 32;
-  c.rms_norm_eps = 1e-5f;
-  c.rope_theta = 10000.0;
-  return c;
-}
-
 using nf4test::Weight;
 using nf4test::weights;
 
@@ -112,7 +98,7 @@ std::vector<float> lora_state(lora4j_engine* e, int32_t kind) {
 void engine_case(bool nested, int recompute) {
   const std::string tag =
       std::string(nested ? " nested" : " plain") + (recompute ? " recompute" : "");
-  lora4j_model_config c = small_config();
+  lora4j_model_config c = testutil::model_config(101, 64, 96, 2, 4, 2, 16, 32);
   lora4j_engine_options o{};
   o.device = LORA4J_DEVICE_CUDA;
   o.recompute = recompute;
