@@ -1,13 +1,10 @@
 package dev.lora4j.cli;
 
+import static dev.lora4j.cli.InProcessCli.run;
 import static org.junit.jupiter.api.Assertions.*;
 
 import dev.lora4j.DistributedConfig;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.io.PrintWriter;
-import java.io.StringWriter;
-import java.nio.charset.StandardCharsets;
+import dev.lora4j.cli.InProcessCli.Result;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashMap;
@@ -154,26 +151,6 @@ class LaunchTest {
                 "--master-port=9",
                 "--device",
                 "cuda")));
-  }
-
-  record Result(int code, String out, String err) {}
-
-  /** The command line in this JVM, with System.out and System.err captured. */
-  static synchronized Result run(String... args) {
-    StringWriter out = new StringWriter(), err = new StringWriter();
-    PrintStream oldOut = System.out, oldErr = System.err;
-    ByteArrayOutputStream o = new ByteArrayOutputStream(), e = new ByteArrayOutputStream();
-    System.setOut(new PrintStream(o, true, StandardCharsets.UTF_8));
-    System.setErr(new PrintStream(e, true, StandardCharsets.UTF_8));
-    int code;
-    try {
-      code = Main.run(args, new PrintWriter(out, true), new PrintWriter(err, true));
-    } finally {
-      System.setOut(oldOut);
-      System.setErr(oldErr);
-    }
-    return new Result(
-        code, out + o.toString(StandardCharsets.UTF_8), err + e.toString(StandardCharsets.UTF_8));
   }
 
   @Test

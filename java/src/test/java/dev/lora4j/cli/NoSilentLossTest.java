@@ -6,10 +6,8 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.lora4j.Device;
 import dev.lora4j.MistralModel;
+import dev.lora4j.cli.InProcessCli.Result;
 import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -33,24 +31,8 @@ class NoSilentLossTest {
   static final Path TINY = Path.of("src/test/resources/hf-reference/tiny");
   static final ObjectMapper JSON = new ObjectMapper();
 
-  record Result(int code, String out, String err) {}
-
-  /** Runs the command line in process, capturing System.out and System.err too. */
-  static synchronized Result run(String... args) {
-    StringWriter out = new StringWriter(), err = new StringWriter();
-    PrintStream oldOut = System.out, oldErr = System.err;
-    ByteArrayOutputStream so = new ByteArrayOutputStream(), se = new ByteArrayOutputStream();
-    System.setOut(new PrintStream(so, true, StandardCharsets.UTF_8));
-    System.setErr(new PrintStream(se, true, StandardCharsets.UTF_8));
-    int code;
-    try {
-      code = Main.run(args, new PrintWriter(out, true), new PrintWriter(err, true));
-    } finally {
-      System.setOut(oldOut);
-      System.setErr(oldErr);
-    }
-    return new Result(
-        code, out + so.toString(StandardCharsets.UTF_8), err + se.toString(StandardCharsets.UTF_8));
+  static Result run(String... args) {
+    return InProcessCli.run(args);
   }
 
   /** Relative path to SHA-256 of every file under dir (sorted). */
