@@ -66,17 +66,6 @@ void require_cuda_device(const lora4j_backend_api* api) {
     lora4j::fail(LORA4J_EUNSUPPORTED, std::string("no usable CUDA device: ") + api->last_error());
 }
 
-// The mean's weights: n finite values >= 0 with a positive sum (NULL: equal weights).
-void check_weights(const float* weights, int32_t n) {
-  if (!weights) return;
-  double total = 0;
-  for (int32_t i = 0; i < n; ++i) {
-    check_arg(std::isfinite(weights[i]) && weights[i] >= 0,
-              "weights[" + std::to_string(i) + "] must be finite and >= 0");
-    total += double(weights[i]);
-  }
-  check_arg(total > 0, "the weights sum to 0");
-}
 }  // namespace
 
 extern "C" {
@@ -538,7 +527,7 @@ int lora4j_workers_aggregate(lora4j_engine* engine, int32_t rule, int32_t f, int
     check_arg(n <= LORA4J_MAX_WORKERS, "n = " + std::to_string(n) +
                                            " workers is above LORA4J_MAX_WORKERS (" +
                                            std::to_string(LORA4J_MAX_WORKERS) + ")");
-    if (rule == LORA4J_AGG_MEAN) check_weights(weights, n);
+    if (rule == LORA4J_AGG_MEAN) lora4j::check_mean_weights(weights, n);
     int32_t k =
         eng(engine).workers_aggregate(rule, f, n, rule == LORA4J_AGG_MEAN ? weights : nullptr);
     if (selected) *selected = k;

@@ -259,19 +259,22 @@ void check_aggregation(int32_t rule, int32_t f, int32_t n) {
   }
 }
 
+void check_mean_weights(const float* weights, int32_t n) {
+  if (!weights) return;
+  double total = 0;
+  for (int32_t i = 0; i < n; ++i) {
+    check_arg(std::isfinite(weights[i]) && weights[i] >= 0,
+              "weights[" + std::to_string(i) + "] must be finite and >= 0");
+    total += double(weights[i]);
+  }
+  check_arg(total > 0, "the weights sum to 0");
+}
+
 int32_t aggregate(int32_t rule, int32_t f, int32_t n, int64_t numel, const float* workers,
                   const float* weights, float* out) {
   check_aggregation(rule, f, n);
   check_arg(numel >= 0, "numel must be >= 0");
-  if (rule == LORA4J_AGG_MEAN && weights) {
-    double total = 0;
-    for (int32_t i = 0; i < n; ++i) {
-      check_arg(std::isfinite(weights[i]) && weights[i] >= 0,
-                "weights[" + std::to_string(i) + "] must be finite and >= 0");
-      total += double(weights[i]);
-    }
-    check_arg(total > 0, "the weights sum to 0");
-  }
+  if (rule == LORA4J_AGG_MEAN) check_mean_weights(weights, n);
   if (rule == LORA4J_AGG_MEAN) {
     mean_into(n, numel, workers, weights, out);
     return -1;

@@ -42,6 +42,9 @@ namespace lora4j {
 
 // Throws EINVAL with a message naming the rule, n and f when the rule cannot run with them.
 void check_aggregation(int32_t rule, int32_t f, int32_t n);
+// The mean's weights: n finite values >= 0 with a positive sum (null: equal weights); throws
+// EINVAL naming the first bad one.
+void check_mean_weights(const float* weights, int32_t n);
 // The rule's name as the command line writes it ("trimmed-mean").
 const char* aggregation_name(int32_t rule);
 
