@@ -152,15 +152,10 @@ inline Batch make_batch(uint64_t seed, int B, int S, int vocab, Shape shape) {
 }
 
 // Same random weights and adapter on every engine.
-inline void load_all(const lora4j_model_config& c, const std::vector<lora4j_engine*>& engines,
-                     uint64_t seed) {
-  std::vector<WeightDef> defs = weight_defs(c);
-  for (size_t t = 0; t < defs.size(); ++t) {
-    std::vector<uint16_t> w = random_bf16(seed, uint32_t(t), defs[t].numel, defs[t].std);
-    for (lora4j_engine* e : engines)
-      RW_API(lora4j_engine_set_weight(e, defs[t].name.c_str(), LORA4J_DTYPE_BF16, w.data(),
-                                      defs[t].numel));
-  }
+// Attaches LoRA r 16 (alpha 32) on all seven projections to every engine, the same random
+// non-zero values on each: A within PEFT's Kaiming-uniform bound 1/sqrt(in), B with std 0.02 (a
+// trained adapter's size).
+inline void random_adapter(const std::vector<lora4j_engine*>& engines, uint64_t seed) {
   const int r = 16;
   const float scale = 32.f / float(r);
   for (lora4j_engine* e : engines) RW_API(lora4j_lora_attach(e, r, scale, 127u));
@@ -170,16 +165,27 @@ inline void load_all(const lora4j_model_config& c, const std::vector<lora4j_engi
     char name[256];
     int64_t rows, cols;
     RW_API(lora4j_lora_info(engines[0], i, name, sizeof name, &rows, &cols));
-    // A: PEFT's Kaiming-uniform bound 1/sqrt(in); B: non-zero, std 0.02 (a trained adapter's size)
     bool is_a = std::string(name).find("lora_A") != std::string::npos;
     float bound = is_a ? 1.f / std::sqrt(float(cols)) : 0.02f * std::sqrt(3.f);
     std::vector<float> v(static_cast<size_t>(rows * cols));
     for (size_t k = 0; k < v.size(); ++k)
-      v[k] = bound * lora4j::bench_uniform(seed + 1, uint32_t(1000 + i), k);
+      v[k] = bound * lora4j::bench_uniform(seed, uint32_t(1000 + i), k);
     for (lora4j_engine* e : engines)
       RW_API(lora4j_lora_set(e, LORA4J_STATE_PARAM, name, LORA4J_DTYPE_F32, v.data(),
                              int64_t(v.size())));
   }
+}
+
+inline void load_all(const lora4j_model_config& c, const std::vector<lora4j_engine*>& engines,
+                     uint64_t seed) {
+  std::vector<WeightDef> defs = weight_defs(c);
+  for (size_t t = 0; t < defs.size(); ++t) {
+    std::vector<uint16_t> w = random_bf16(seed, uint32_t(t), defs[t].numel, defs[t].std);
+    for (lora4j_engine* e : engines)
+      RW_API(lora4j_engine_set_weight(e, defs[t].name.c_str(), LORA4J_DTYPE_BF16, w.data(),
+                                      defs[t].numel));
+  }
+  random_adapter(engines, seed + 1);
 }
 
 }  // namespace realwidth

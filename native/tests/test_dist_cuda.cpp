@@ -412,20 +412,7 @@ void load_bench(const lora4j_model_config& c, lora4j_engine* e,
     }
     API(lora4j_engine_set_weight(e, w.name.c_str(), LORA4J_DTYPE_BF16, data->data(), w.numel));
   }
-  API(lora4j_lora_attach(e, 16, 2.f, 127u));
-  int32_t count = 0;
-  API(lora4j_lora_count(e, &count));
-  for (int32_t i = 0; i < count; ++i) {
-    char name[256];
-    int64_t rows, cols;
-    API(lora4j_lora_info(e, i, name, sizeof name, &rows, &cols));
-    const bool is_a = std::strstr(name, "lora_A") != nullptr;
-    const float bound = is_a ? 1.f / std::sqrt(float(cols)) : 0.02f * std::sqrt(3.f);
-    std::vector<float> v(size_t(rows * cols));
-    for (size_t k = 0; k < v.size(); ++k) v[k] = bound * lora4j::bench_uniform(6, uint32_t(i), k);
-    API(lora4j_lora_set(e, LORA4J_STATE_PARAM, name, LORA4J_DTYPE_F32, v.data(),
-                        int64_t(v.size())));
-  }
+  random_adapter({e}, 6);  // r 16, alpha 32 (scale 2)
 }
 
 int bench() {
