@@ -5,7 +5,9 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "cpu/ops.h"
@@ -523,6 +525,309 @@ void test_embedding(ct::Rng& r, int64_t n, int64_t V, int64_t d) {
              ct::rel_err(ct::down(dout), ref), 0.0);
 }
 
+// ---- vectorized element-wise kernels against the scalar ones, bit for bit ----------------------
+// swiglu, rmsnorm and rope launch a vectorized kernel where *_is_vectorized() holds and the scalar
+// kernel otherwise; both must give the same bits (the same arithmetic per element). Each case
+// runs the launcher and the *_scalar entry on the same fresh inputs into separate poisoned
+// outputs; err is the fraction of elements whose bits differ (tol 0), and the path the launcher
+// takes is checked against the one the case expects (a 16-byte-misaligned offset, a row or head
+// size off the vector width: scalar). At Mistral-7B shapes the two kernels are also timed.
+
+// Fast reproducible fill (splitmix64): the 117 M-element SwiGLU buffers in well under a second.
+struct Fill {
+  uint64_t s;
+  explicit Fill(uint64_t seed) : s(seed) {}
+  uint64_t bits() {
+    uint64_t z = (s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+  // uniform in (-scale, scale), cubed so that small magnitudes are common as well
+  float value(float scale) {
+    float u = float(int64_t(bits() >> 40) - (int64_t(1) << 23)) / float(1 << 23);
+    return scale * u * u * u;
+  }
+};
+template <class T>
+void fill_dev(Dev<T>& d, size_t offset, size_t n, Fill& f, float scale) {
+  std::vector<T> h(n);
+  for (auto& x : h) {
+    float v = f.value(scale);
+    if constexpr (std::is_same_v<T, float>)
+      x = v;
+    else if constexpr (std::is_same_v<T, bf>)
+      x = __float2bfloat16_rn(v);
+    else
+      x = __float2half_rn(v);
+  }
+  CT_CUDA(cudaMemcpy(d.p + offset, h.data(), n * sizeof(T), cudaMemcpyHostToDevice));
+}
+template <class T>
+void copy_dev(Dev<T>& dst, const Dev<T>& src) {
+  CT_CUDA(cudaMemcpy(dst.p, src.p, src.n * sizeof(T), cudaMemcpyDeviceToDevice));
+}
+// Fraction of the n elements at offset whose bits differ between a and b.
+template <class T>
+double bit_diff(const Dev<T>& a, const Dev<T>& b, size_t offset, size_t n) {
+  std::vector<T> ha(n), hb(n);
+  CT_CUDA(cudaMemcpy(ha.data(), a.p + offset, n * sizeof(T), cudaMemcpyDeviceToHost));
+  CT_CUDA(cudaMemcpy(hb.data(), b.p + offset, n * sizeof(T), cudaMemcpyDeviceToHost));
+  size_t bad = 0;
+  for (size_t i = 0; i < n; ++i) bad += std::memcmp(&ha[i], &hb[i], sizeof(T)) != 0;
+  return n ? double(bad) / double(n) : 0.0;
+}
+void check_path(const char* suite, const std::string& tag, bool vectorized, bool want) {
+  ct::report_bool(suite, "path " + tag, vectorized == want,
+                  std::string(vectorized ? "vectorized" : "scalar") +
+                      (want ? " (want vectorized)" : " (want scalar)"));
+}
+// Milliseconds per call of fn (best of 3 runs of 10 calls after a warm-up call).
+template <class Fn>
+double time_ms(Fn fn) {
+  cudaEvent_t a, b;
+  CT_CUDA(cudaEventCreate(&a));
+  CT_CUDA(cudaEventCreate(&b));
+  check(fn(), "timed call");
+  double best = 1e30;
+  for (int rep = 0; rep < 3; ++rep) {
+    CT_CUDA(cudaEventRecord(a));
+    for (int i = 0; i < 10; ++i) fn();
+    CT_CUDA(cudaEventRecord(b));
+    CT_CUDA(cudaEventSynchronize(b));
+    float ms = 0;
+    CT_CUDA(cudaEventElapsedTime(&ms, a, b));
+    best = std::min(best, double(ms) / 10);
+  }
+  check(cudaGetLastError(), "timed calls");
+  CT_CUDA(cudaEventDestroy(a));
+  CT_CUDA(cudaEventDestroy(b));
+  return best;
+}
+// bytes: what one call must move at least; the floor is that at 4.3 TB/s (H200 copy bandwidth).
+template <class Vec, class Sca>
+void report_time(const char* suite, const std::string& name, double bytes, Vec vec, Sca sca) {
+  double tv = time_ms(vec), ts = time_ms(sca);
+  std::printf("[%s] timing %-50s vectorized %.4f ms  scalar %.4f ms  floor %.4f ms (%.0f MB)\n",
+              suite, name.c_str(), tv, ts, bytes / 4.3e12 * 1e3, bytes * 1e-6);
+  std::fflush(stdout);
+}
+
+// off: element offset of every buffer (0 keeps cudaMalloc's 256-byte alignment; 1 breaks it).
+void vec_swiglu(uint64_t seed, int64_t n, int64_t off, bool want_vector, bool timing) {
+  const size_t N = size_t(n + off), o = size_t(off), m = size_t(n);
+  Fill f(seed);
+  Dev<bf> g(N), u(N), h_v(N), h_s(N), dg_v(N), du_v(N), dg_s(N), du_s(N);
+  Dev<float> dh(N);
+  fill_dev(g, o, m, f, 8.f);
+  fill_dev(u, o, m, f, 3.f);
+  fill_dev(dh, o, m, f, 2.f);
+  for (auto* d : {&h_v, &h_s, &dg_v, &du_v, &dg_s, &du_s}) d->poison();
+  std::string tag = "n=" + std::to_string(n) + " offset=" + std::to_string(off);
+  check_path("swiglu", "forward " + tag,
+             cuda::swiglu_forward_is_vectorized(g.p + o, u.p + o, h_v.p + o), want_vector);
+  check_path(
+      "swiglu", "backward " + tag,
+      cuda::swiglu_backward_is_vectorized(dh.p + o, g.p + o, u.p + o, dg_v.p + o, du_v.p + o),
+      want_vector);
+  check(cuda::swiglu_forward(g.p + o, u.p + o, h_v.p + o, n, 0), "swiglu_forward");
+  check(cuda::swiglu_forward_scalar(g.p + o, u.p + o, h_s.p + o, n, 0), "swiglu_forward_scalar");
+  ct::report("swiglu", "vectorized = scalar forward h " + tag, bit_diff(h_v, h_s, o, m), 0);
+  check(cuda::swiglu_backward(dh.p + o, g.p + o, u.p + o, dg_v.p + o, du_v.p + o, n, 0),
+        "swiglu_backward");
+  check(cuda::swiglu_backward_scalar(dh.p + o, g.p + o, u.p + o, dg_s.p + o, du_s.p + o, n, 0),
+        "swiglu_backward_scalar");
+  ct::report("swiglu", "vectorized = scalar backward dgate " + tag, bit_diff(dg_v, dg_s, o, m), 0);
+  ct::report("swiglu", "vectorized = scalar backward dup " + tag, bit_diff(du_v, du_s, o, m), 0);
+  if (timing) {
+    const double e = double(n);
+    report_time(
+        "swiglu", "forward " + tag, e * 6,
+        [&] { return cuda::swiglu_forward(g.p + o, u.p + o, h_v.p + o, n, 0); },
+        [&] { return cuda::swiglu_forward_scalar(g.p + o, u.p + o, h_s.p + o, n, 0); });
+    report_time(
+        "swiglu", "backward " + tag, e * 12,
+        [&] {
+          return cuda::swiglu_backward(dh.p + o, g.p + o, u.p + o, dg_v.p + o, du_v.p + o, n, 0);
+        },
+        [&] {
+          return cuda::swiglu_backward_scalar(dh.p + o, g.p + o, u.p + o, dg_s.p + o, du_s.p + o, n,
+                                              0);
+        });
+  }
+  // in place, as the engine runs it (dgate = gate, dup = up)
+  check(cuda::swiglu_backward(dh.p + o, g.p + o, u.p + o, g.p + o, u.p + o, n, 0),
+        "swiglu_backward in place");
+  ct::report("swiglu", "vectorized in place = scalar dgate " + tag, bit_diff(g, dg_s, o, m), 0);
+  ct::report("swiglu", "vectorized in place = scalar dup " + tag, bit_diff(u, du_s, o, m), 0);
+}
+
+void vec_rmsnorm(uint64_t seed, int64_t n, int64_t d, int64_t off, bool want_fwd, bool want_bwd,
+                 bool timing) {
+  const size_t N = size_t(n * d + off), o = size_t(off), m = size_t(n * d);
+  Fill f(seed);
+  Dev<float> x(N), dy(N), dx0(N), rstd_v(static_cast<size_t>(n)), rstd_s(static_cast<size_t>(n)),
+      dx_v(N), dx_s(N);
+  Dev<bf> w(static_cast<size_t>(d + off)), y_v(N), y_s(N), lo_v(N), lo_s(N), dxb_v(N), dxb_s(N);
+  fill_dev(x, o, m, f, 4.f);
+  fill_dev(dy, o, m, f, 1.f);
+  fill_dev(dx0, o, m, f, 1.f);
+  fill_dev(w, o, size_t(d), f, 2.f);
+  for (auto* b : {&y_v, &y_s, &lo_v, &lo_s, &dxb_v, &dxb_s}) b->poison();
+  rstd_v.poison();
+  rstd_s.poison();
+  std::string tag =
+      "n=" + std::to_string(n) + " d=" + std::to_string(d) + " offset=" + std::to_string(off);
+  const float eps = 1e-5f;
+  float *xo = x.p + o, *dyo = dy.p + o;
+  bf* wo = w.p + o;
+  check_path("rmsnorm", "forward " + tag,
+             cuda::rmsnorm_forward_is_vectorized(xo, wo, y_v.p + o, d, lo_v.p + o), want_fwd);
+  check_path("rmsnorm", "backward " + tag,
+             cuda::rmsnorm_backward_is_vectorized(dyo, xo, wo, dx_v.p + o, d, dxb_v.p + o),
+             want_bwd);
+  // forward with the residue, then without (y only)
+  check(cuda::rmsnorm_forward(xo, wo, y_v.p + o, rstd_v.p, n, d, eps, 0, lo_v.p + o),
+        "rmsnorm_forward");
+  check(cuda::rmsnorm_forward_scalar(xo, wo, y_s.p + o, rstd_s.p, n, d, eps, 0, lo_s.p + o),
+        "rmsnorm_forward_scalar");
+  ct::report("rmsnorm", "vectorized = scalar forward y " + tag, bit_diff(y_v, y_s, o, m), 0);
+  ct::report("rmsnorm", "vectorized = scalar forward y_lo " + tag, bit_diff(lo_v, lo_s, o, m), 0);
+  ct::report("rmsnorm", "vectorized = scalar forward rstd " + tag,
+             bit_diff(rstd_v, rstd_s, 0, size_t(n)), 0);
+  y_v.poison();
+  check(cuda::rmsnorm_forward(xo, wo, y_v.p + o, rstd_v.p, n, d, eps, 0), "rmsnorm_forward");
+  ct::report("rmsnorm", "vectorized = scalar forward y (no y_lo) " + tag, bit_diff(y_v, y_s, o, m),
+             0);
+  // backward: plain, then accumulating into dx0 with the bf16 copy (as the engine runs it)
+  dx_v.poison();
+  dx_s.poison();
+  check(cuda::rmsnorm_backward(dyo, xo, wo, rstd_s.p, dx_v.p + o, n, d, false, 0),
+        "rmsnorm_backward");
+  check(cuda::rmsnorm_backward_scalar(dyo, xo, wo, rstd_s.p, dx_s.p + o, n, d, false, 0),
+        "rmsnorm_backward_scalar");
+  ct::report("rmsnorm", "vectorized = scalar backward dx " + tag, bit_diff(dx_v, dx_s, o, m), 0);
+  copy_dev(dx_v, dx0);
+  copy_dev(dx_s, dx0);
+  check(cuda::rmsnorm_backward(dyo, xo, wo, rstd_s.p, dx_v.p + o, n, d, true, 0, dxb_v.p + o),
+        "rmsnorm_backward accumulate");
+  check(
+      cuda::rmsnorm_backward_scalar(dyo, xo, wo, rstd_s.p, dx_s.p + o, n, d, true, 0, dxb_s.p + o),
+      "rmsnorm_backward_scalar accumulate");
+  ct::report("rmsnorm", "vectorized = scalar backward dx accumulate " + tag,
+             bit_diff(dx_v, dx_s, o, m), 0);
+  ct::report("rmsnorm", "vectorized = scalar backward dx bf16 copy " + tag,
+             bit_diff(dxb_v, dxb_s, o, m), 0);
+  if (timing) {
+    const double e = double(n) * double(d);
+    report_time(
+        "rmsnorm", "forward (y, y_lo) " + tag, e * 8,
+        [&] {
+          return cuda::rmsnorm_forward(xo, wo, y_v.p + o, rstd_v.p, n, d, eps, 0, lo_v.p + o);
+        },
+        [&] {
+          return cuda::rmsnorm_forward_scalar(xo, wo, y_s.p + o, rstd_s.p, n, d, eps, 0,
+                                              lo_s.p + o);
+        });
+    report_time(
+        "rmsnorm", "forward (y) " + tag, e * 6,
+        [&] { return cuda::rmsnorm_forward(xo, wo, y_v.p + o, rstd_v.p, n, d, eps, 0); },
+        [&] { return cuda::rmsnorm_forward_scalar(xo, wo, y_s.p + o, rstd_s.p, n, d, eps, 0); });
+    report_time(
+        "rmsnorm", "backward accumulate + bf16 " + tag, e * 18,
+        [&] {
+          return cuda::rmsnorm_backward(dyo, xo, wo, rstd_s.p, dx_v.p + o, n, d, true, 0,
+                                        dxb_v.p + o);
+        },
+        [&] {
+          return cuda::rmsnorm_backward_scalar(dyo, xo, wo, rstd_s.p, dx_s.p + o, n, d, true, 0,
+                                               dxb_s.p + o);
+        });
+  }
+}
+
+// off_x, off_y: element offsets of the forward's fp32 input and fp16 output and of the
+// backward's bf16 gradient (off_x).
+void vec_rope(uint64_t seed, int64_t n, int64_t heads, int D, int64_t off_x, int64_t off_y,
+              bool want_fwd, bool want_bwd, bool timing) {
+  const size_t m = size_t(n * heads * D);
+  Fill f(seed);
+  Dev<float> x(m + size_t(off_x)), inv(static_cast<size_t>(D / 2));
+  Dev<__half> y_v(m + size_t(off_y)), y_s(m + size_t(off_y));
+  Dev<bf> g_v(m + size_t(off_x)), g_s(m + size_t(off_x));
+  Dev<int32_t> pos(static_cast<size_t>(n));
+  fill_dev(x, size_t(off_x), m, f, 40.f);
+  fill_dev(g_v, size_t(off_x), m, f, 2.f);
+  copy_dev(g_s, g_v);
+  std::vector<int32_t> hp(static_cast<size_t>(n));
+  for (auto& p : hp) p = int32_t(f.bits() % 8192);
+  ct::up(pos, hp);
+  ct::up(inv, rope_inv(D, 1e6));
+  y_v.poison();
+  y_s.poison();
+  std::string tag = "n=" + std::to_string(n) + " heads=" + std::to_string(heads) +
+                    " D=" + std::to_string(D) + " offsets=" + std::to_string(off_x) + "," +
+                    std::to_string(off_y);
+  float* xo = x.p + off_x;
+  __half* yv = y_v.p + off_y;
+  __half* ys = y_s.p + off_y;
+  bf* gv = g_v.p + off_x;
+  bf* gs = g_s.p + off_x;
+  check_path("rope", "forward " + tag, cuda::rope_forward_is_vectorized(xo, yv, D), want_fwd);
+  check_path("rope", "backward " + tag, cuda::rope_backward_is_vectorized(gv, D), want_bwd);
+  check(cuda::rope_forward(xo, yv, pos.p, inv.p, n, heads, D, 0), "rope_forward");
+  check(cuda::rope_forward_scalar(xo, ys, pos.p, inv.p, n, heads, D, 0), "rope_forward_scalar");
+  ct::report("rope", "vectorized = scalar forward " + tag, bit_diff(y_v, y_s, size_t(off_y), m), 0);
+  check(cuda::rope_backward(gv, pos.p, inv.p, n, heads, D, 0), "rope_backward");
+  check(cuda::rope_backward_scalar(gs, pos.p, inv.p, n, heads, D, 0), "rope_backward_scalar");
+  ct::report("rope", "vectorized = scalar backward " + tag, bit_diff(g_v, g_s, size_t(off_x), m),
+             0);
+  if (timing) {
+    const double e = double(m);
+    report_time(
+        "rope", "forward " + tag, e * 6,
+        [&] { return cuda::rope_forward(xo, yv, pos.p, inv.p, n, heads, D, 0); },
+        [&] { return cuda::rope_forward_scalar(xo, ys, pos.p, inv.p, n, heads, D, 0); });
+    report_time(
+        "rope", "backward " + tag, e * 4,
+        [&] { return cuda::rope_backward(gv, pos.p, inv.p, n, heads, D, 0); },
+        [&] { return cuda::rope_backward_scalar(gs, pos.p, inv.p, n, heads, D, 0); });
+  }
+}
+
+void test_vectorized(ct::Rng& r) {
+  auto seed = [&] { return uint64_t(r.integer(0, 1 << 30)); };
+  // Mistral-7B, 4 x 2048 tokens: SwiGLU n * I, RMSNorm d 4096, RoPE q (32 heads) and k (8)
+  vec_swiglu(seed(), int64_t(8192) * 14336, 0, true, true);
+  vec_rmsnorm(seed(), 8192, 4096, 0, true, true, true);
+  vec_rope(seed(), 8192, 32, 128, 0, 0, true, true, true);
+  vec_rope(seed(), 8192, 8, 128, 0, 0, true, true, true);
+  // tails, odd sizes and offsets that break 16-byte alignment
+  for (int64_t n : {1, 5, 8, 77, 1003}) vec_swiglu(seed(), n, 0, true, false);
+  vec_swiglu(seed(), 97 * 14336 + 3, 8, true, false);  // 16 bytes in: still aligned
+  vec_swiglu(seed(), 1003, 1, false, false);
+  vec_swiglu(seed(), 1003, 4, false, false);
+  vec_rmsnorm(seed(), 5, 72, 0, true, true, false);
+  vec_rmsnorm(seed(), 3, 1000, 0, true, true, false);
+  vec_rmsnorm(seed(), 97, 64, 0, true, true, false);
+  vec_rmsnorm(seed(), 33, 5120, 0, true, true, false);  // 5 chunks per thread
+  vec_rmsnorm(seed(), 9, 6144, 0, true, true, false);
+  vec_rmsnorm(seed(), 9, 8192, 0, true, false, false);  // backward: past its shared memory
+  vec_rmsnorm(seed(), 9, 8200, 0, false, false, false);
+  vec_rmsnorm(seed(), 7, 70, 0, false, false, false);  // d % 4 != 0
+  vec_rmsnorm(seed(), 7, 77, 0, false, false, false);
+  vec_rmsnorm(seed(), 5, 72, 1, false, false, false);
+  vec_rmsnorm(seed(), 5, 72, 8, true, true, false);  // 32 bytes in: aligned
+  vec_rope(seed(), 97, 8, 64, 0, 0, true, true, false);
+  vec_rope(seed(), 1025, 2, 16, 0, 0, true, true, false);
+  vec_rope(seed(), 5, 3, 72, 0, 0, true, false, false);   // half 36: bf16 needs 8 per access
+  vec_rope(seed(), 13, 5, 128, 0, 0, true, true, false);  // heads not a multiple of 4
+  vec_rope(seed(), 7, 4, 12, 0, 0, false, false, false);
+  vec_rope(seed(), 31, 8, 128, 1, 0, false, false, false);
+  vec_rope(seed(), 31, 8, 128, 0, 4, false, true, false);  // fp16 output 8 bytes in
+  vec_rope(seed(), 31, 8, 128, 8, 8, true, true, false);
+}
+
 }  // namespace
 
 int main() {
@@ -538,6 +843,7 @@ int main() {
   test_rope(r, 200, 4, 128, 1e6);
   test_rope(r, 1025, 2, 16, 10000.0);
   test_swiglu(r, 97 * 14336 + 3);
+  test_vectorized(r);
   test_cross_entropy(r, 97, 1000);
   test_cross_entropy(r, 33, 4099);
   test_adamw(r, 1000003);

@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include "cuda/kernels/kernels.h"
@@ -37,6 +38,47 @@ __device__ __forceinline__ float block_max(float v, float* scratch /*[32]*/) {
   __syncthreads();
   float t = lane < nw ? scratch[lane] : -INFINITY;
   return warp_max(t);
+}
+
+// Vector accesses of the element-wise kernels (swiglu.cu, rmsnorm.cu, rope.cu): 16 bytes of
+// bf16 (uint4) or fp32 (float4), 8 bytes of bf16 / fp16 next to a float4 of fp32. The launchers
+// take these kernels only where every pointer is 16-byte aligned (ptr_aligned16()).
+inline bool ptr_aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+union Bf16x8 {
+  uint4 raw;
+  bf16 v[8];
+};
+union Bf16x4 {
+  uint2 raw;
+  bf16 v[4];
+};
+union F16x4 {
+  uint2 raw;
+  f16 v[4];
+};
+__device__ __forceinline__ Bf16x8 load_bf16x8(const bf16* p) {
+  Bf16x8 r;
+  r.raw = *reinterpret_cast<const uint4*>(p);
+  return r;
+}
+__device__ __forceinline__ void store_bf16x8(bf16* p, const Bf16x8& v) {
+  *reinterpret_cast<uint4*>(p) = v.raw;
+}
+__device__ __forceinline__ Bf16x4 load_bf16x4(const bf16* p) {
+  Bf16x4 r;
+  r.raw = *reinterpret_cast<const uint2*>(p);
+  return r;
+}
+__device__ __forceinline__ void store_bf16x4(bf16* p, const Bf16x4& v) {
+  *reinterpret_cast<uint2*>(p) = v.raw;
+}
+__device__ __forceinline__ void store_f16x4(f16* p, const F16x4& v) {
+  *reinterpret_cast<uint2*>(p) = v.raw;
+}
+__device__ __forceinline__ void load_f32x8(const float* p, float* out /*[8]*/) {
+  float4 a = reinterpret_cast<const float4*>(p)[0], b = reinterpret_cast<const float4*>(p)[1];
+  out[0] = a.x, out[1] = a.y, out[2] = a.z, out[3] = a.w;
+  out[4] = b.x, out[5] = b.y, out[6] = b.z, out[7] = b.w;
 }
 
 inline unsigned grid_for(int64_t n, int threads, int64_t cap = 65535 * 16) {

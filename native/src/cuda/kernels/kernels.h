@@ -56,6 +56,36 @@ cudaError_t swiglu_forward(const bf16* gate, const bf16* up, bf16* h, int64_t n,
 cudaError_t swiglu_backward(const float* dh, const bf16* gate, const bf16* up, bf16* dgate,
                             bf16* dup, int64_t n, cudaStream_t s);
 
+// ---- element-wise kernels: the path the launchers above take (tests) -----------------------
+// swiglu, rmsnorm and rope each have a vectorized kernel (16-byte accesses) and a scalar one
+// (one element or pair per thread) with the same per-element arithmetic, hence the same bits.
+// A launcher takes the vectorized kernel when *_is_vectorized() holds for its arguments (every
+// pointer 16-byte aligned, null ones included; rmsnorm: d % 4 == 0 and d <= 8192 forward, 6144
+// backward; rope: (D / 2) % 4 == 0 forward, (D / 2) % 8 == 0 backward), else the scalar one.
+bool swiglu_forward_is_vectorized(const bf16* gate, const bf16* up, const bf16* h);
+bool swiglu_backward_is_vectorized(const float* dh, const bf16* gate, const bf16* up,
+                                   const bf16* dgate, const bf16* dup);
+bool rmsnorm_forward_is_vectorized(const float* x, const bf16* w, const bf16* y, int64_t d,
+                                   const bf16* y_lo = nullptr);
+bool rmsnorm_backward_is_vectorized(const float* dy, const float* x, const bf16* w, const float* dx,
+                                    int64_t d, const bf16* dx_bf16 = nullptr);
+bool rope_forward_is_vectorized(const float* x, const f16* y, int D);
+bool rope_backward_is_vectorized(const bf16* dx, int D);
+// The scalar kernels whatever the arguments: the bitwise reference of test_ops_cuda.
+cudaError_t swiglu_forward_scalar(const bf16* gate, const bf16* up, bf16* h, int64_t n,
+                                  cudaStream_t s);
+cudaError_t swiglu_backward_scalar(const float* dh, const bf16* gate, const bf16* up, bf16* dgate,
+                                   bf16* dup, int64_t n, cudaStream_t s);
+cudaError_t rmsnorm_forward_scalar(const float* x, const bf16* w, bf16* y, float* rstd, int64_t n,
+                                   int64_t d, float eps, cudaStream_t s, bf16* y_lo = nullptr);
+cudaError_t rmsnorm_backward_scalar(const float* dy, const float* x, const bf16* w,
+                                    const float* rstd, float* dx, int64_t n, int64_t d,
+                                    bool accumulate, cudaStream_t s, bf16* dx_bf16 = nullptr);
+cudaError_t rope_forward_scalar(const float* x, f16* y, const int32_t* pos, const float* inv_freq,
+                                int64_t n, int64_t heads, int D, cudaStream_t s);
+cudaError_t rope_backward_scalar(bf16* dx, const int32_t* pos, const float* inv_freq, int64_t n,
+                                 int64_t heads, int D, cudaStream_t s);
+
 // ---- attention (attention.cu) ---------------------------------------------------------------
 struct AttentionParams {
   // q and k are fp16: the scores S = Q K^T are the most error-sensitive product of the layer

@@ -4,15 +4,25 @@
  *   backward  dx = r * w * dy - x * r^3 / d * sum_j(w_j dy_j x_j)     (w frozen: no dw)
  * x and dy are fp32 (the residual stream and its gradient). The backward accumulates into the
  * residual gradient (dx += ...) when asked, which fuses the residual add, and can also write
- * bf16(dx), the operand of the next backward GEMMs, saving a conversion pass. One block per row.
+ * bf16(dx), the operand of the next backward GEMMs, saving a conversion pass. One block of 256
+ * threads per row.
+ *
+ * Two kernels with the same arithmetic, hence the same bits. The scalar one (one element per
+ * thread per step, each pass reading the row again) is kept for rows that are not a multiple of
+ * 4 elements, unaligned pointers, wide rows, and as the tests' reference. The vectorized one
+ * reads the row once, in float4 (and bf16 x 4) accesses, into registers and stages it in
+ * shared memory; the reduction then reads the shared copy with the scalar kernel's
+ * element-to-thread assignment (thread i sums elements i, i + 256, ... in that order), so
+ * block_sum adds the same partial sums in the same order; the element-wise pass runs on the
+ * registers.
  */
 #include "cuda/kernels/common.cuh"
 
 namespace lora4j {
 namespace cuda {
 
-__global__ void rmsnorm_fwd_kernel(const float* x, const bf16* w, bf16* y, float* rstd, int64_t d,
-                                   float eps, bf16* y_lo) {
+__global__ void rmsnorm_fwd_scalar_kernel(const float* x, const bf16* w, bf16* y, float* rstd,
+                                          int64_t d, float eps, bf16* y_lo) {
   __shared__ float scratch[32];
   int64_t t = blockIdx.x;
   const float* xr = x + t * d;
@@ -30,9 +40,9 @@ __global__ void rmsnorm_fwd_kernel(const float* x, const bf16* w, bf16* y, float
   }
 }
 
-__global__ void rmsnorm_bwd_kernel(const float* dy, const float* x, const bf16* w,
-                                   const float* rstd, float* dx, int64_t d, bool accumulate,
-                                   bf16* dx_bf16) {
+__global__ void rmsnorm_bwd_scalar_kernel(const float* dy, const float* x, const bf16* w,
+                                          const float* rstd, float* dx, int64_t d, bool accumulate,
+                                          bf16* dx_bf16) {
   __shared__ float scratch[32];
   int64_t t = blockIdx.x;
   const float* xr = x + t * d;
@@ -52,17 +62,212 @@ __global__ void rmsnorm_bwd_kernel(const float* dy, const float* x, const bf16* 
   }
 }
 
+namespace {
+
+constexpr int kThreads = 256;  // both kernels: the reduction order depends on it
+constexpr int kMaxChunks = 8;  // 4-element chunks per thread: d <= 4 * 256 * 8 = 8192
+// Shared memory of the vectorized kernels: d floats (forward), 2 d (backward); within the
+// default 48 KiB a block may take without opting in.
+constexpr int64_t kMaxForwardD = 4 * kThreads * kMaxChunks;  // 8192: 32 KiB
+constexpr int64_t kMaxBackwardD = 6144;                      // 48 KiB
+
+// Chunk j of thread tid: elements 4 c .. 4 c + 3 with c = tid + j * kThreads, c < d / 4.
+template <int NCH>
+__global__ void __launch_bounds__(kThreads)
+    rmsnorm_fwd_vec_kernel(const float* x, const bf16* w, bf16* y, float* rstd, int64_t d,
+                           float eps, bf16* y_lo) {
+  extern __shared__ float4 staged[];  // the row, d floats
+  __shared__ float scratch[32];
+  const float* sx = reinterpret_cast<const float*>(staged);
+  int64_t t = blockIdx.x;
+  const int chunks = int(d / 4);
+  const float4* xr = reinterpret_cast<const float4*>(x + t * d);
+  float4 xv[NCH];
+  Bf16x4 wv[NCH];
+#pragma unroll
+  for (int j = 0; j < NCH; ++j) {
+    int c = threadIdx.x + j * kThreads;
+    if (c < chunks) {
+      xv[j] = xr[c];
+      wv[j] = load_bf16x4(w + 4 * c);
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < NCH; ++j) {
+    int c = threadIdx.x + j * kThreads;
+    if (c < chunks) staged[c] = xv[j];
+  }
+  __syncthreads();
+  float ss = 0.f;
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) ss += sx[i] * sx[i];
+  ss = block_sum(ss, scratch);
+  float r = rsqrtf(ss / float(d) + eps);
+  if (threadIdx.x == 0) rstd[t] = r;
+  bf16* yr = y + t * d;
+#pragma unroll
+  for (int j = 0; j < NCH; ++j) {
+    int c = threadIdx.x + j * kThreads;
+    if (c >= chunks) continue;
+    const float xs[4] = {xv[j].x, xv[j].y, xv[j].z, xv[j].w};
+    Bf16x4 hv, lv;
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      float v = xs[e] * r * __bfloat162float(wv[j].v[e]);
+      bf16 hi = __float2bfloat16_rn(v);
+      hv.v[e] = hi;
+      lv.v[e] = __float2bfloat16_rn(v - __bfloat162float(hi));
+    }
+    store_bf16x4(yr + 4 * c, hv);
+    if (y_lo) store_bf16x4(y_lo + t * d + 4 * c, lv);
+  }
+}
+
+// The reduction's terms are float(w_i) * dy_i * x_i, i.e. (float(w_i) * dy_i) * x_i: the first
+// product, rounded to fp32, is what the staged copy holds (the scalar kernel rounds it the same
+// way before the second multiply, which it fuses into the sum).
+template <int NCH>
+__global__ void __launch_bounds__(kThreads)
+    rmsnorm_bwd_vec_kernel(const float* dy, const float* x, const bf16* w, const float* rstd,
+                           float* dx, int64_t d, bool accumulate, bf16* dx_bf16) {
+  extern __shared__ float4 staged[];  // [d] float(w) * dy, then [d] x
+  __shared__ float scratch[32];
+  const float* swdy = reinterpret_cast<const float*>(staged);
+  const float* sx = swdy + d;
+  int64_t t = blockIdx.x;
+  const int chunks = int(d / 4);
+  const float4* xr = reinterpret_cast<const float4*>(x + t * d);
+  const float4* dyr = reinterpret_cast<const float4*>(dy + t * d);
+  float4* dxr = reinterpret_cast<float4*>(dx + t * d);
+  float4 xv[NCH], dyv[NCH], dxv[NCH] = {};  // dxv: read only when accumulating
+  Bf16x4 wv[NCH];
+#pragma unroll
+  for (int j = 0; j < NCH; ++j) {
+    int c = threadIdx.x + j * kThreads;
+    if (c < chunks) {
+      xv[j] = xr[c];
+      dyv[j] = dyr[c];
+      wv[j] = load_bf16x4(w + 4 * c);
+      if (accumulate) dxv[j] = dxr[c];
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < NCH; ++j) {
+    int c = threadIdx.x + j * kThreads;
+    if (c < chunks) {
+      staged[c] = make_float4(
+          __bfloat162float(wv[j].v[0]) * dyv[j].x, __bfloat162float(wv[j].v[1]) * dyv[j].y,
+          __bfloat162float(wv[j].v[2]) * dyv[j].z, __bfloat162float(wv[j].v[3]) * dyv[j].w);
+      staged[chunks + c] = xv[j];
+    }
+  }
+  __syncthreads();
+  float dot = 0.f;
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) dot += swdy[i] * sx[i];
+  dot = block_sum(dot, scratch);
+  float r = rstd[t];
+  float c = dot * r * r * r / float(d);
+#pragma unroll
+  for (int j = 0; j < NCH; ++j) {
+    int ch = threadIdx.x + j * kThreads;
+    if (ch >= chunks) continue;
+    const float xs[4] = {xv[j].x, xv[j].y, xv[j].z, xv[j].w};
+    const float dys[4] = {dyv[j].x, dyv[j].y, dyv[j].z, dyv[j].w};
+    const float dxs[4] = {dxv[j].x, dxv[j].y, dxv[j].z, dxv[j].w};
+    float out[4];
+    Bf16x4 ob;
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      float g = r * __bfloat162float(wv[j].v[e]) * dys[e] - xs[e] * c;
+      float v = accumulate ? dxs[e] + g : g;
+      out[e] = v;
+      ob.v[e] = __float2bfloat16_rn(v);
+    }
+    dxr[ch] = make_float4(out[0], out[1], out[2], out[3]);
+    if (dx_bf16) store_bf16x4(dx_bf16 + t * d + 4 * ch, ob);
+  }
+}
+
+template <int NCH>
+cudaError_t launch_fwd(const float* x, const bf16* w, bf16* y, float* rstd, int64_t n, int64_t d,
+                       float eps, cudaStream_t s, bf16* y_lo) {
+  rmsnorm_fwd_vec_kernel<NCH>
+      <<<unsigned(n), kThreads, size_t(d) * sizeof(float), s>>>(x, w, y, rstd, d, eps, y_lo);
+  return cudaGetLastError();
+}
+template <int NCH>
+cudaError_t launch_bwd(const float* dy, const float* x, const bf16* w, const float* rstd, float* dx,
+                       int64_t n, int64_t d, bool accumulate, cudaStream_t s, bf16* dx_bf16) {
+  rmsnorm_bwd_vec_kernel<NCH><<<unsigned(n), kThreads, 2 * size_t(d) * sizeof(float), s>>>(
+      dy, x, w, rstd, dx, d, accumulate, dx_bf16);
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+bool rmsnorm_forward_is_vectorized(const float* x, const bf16* w, const bf16* y, int64_t d,
+                                   const bf16* y_lo) {
+  return d > 0 && d % 4 == 0 && d <= kMaxForwardD && ptr_aligned16(x) && ptr_aligned16(w) &&
+         ptr_aligned16(y) && ptr_aligned16(y_lo);
+}
+bool rmsnorm_backward_is_vectorized(const float* dy, const float* x, const bf16* w, const float* dx,
+                                    int64_t d, const bf16* dx_bf16) {
+  return d > 0 && d % 4 == 0 && d <= kMaxBackwardD && ptr_aligned16(dy) && ptr_aligned16(x) &&
+         ptr_aligned16(w) && ptr_aligned16(dx) && ptr_aligned16(dx_bf16);
+}
+
 cudaError_t rmsnorm_forward(const float* x, const bf16* w, bf16* y, float* rstd, int64_t n,
                             int64_t d, float eps, cudaStream_t s, bf16* y_lo) {
   if (n <= 0) return cudaSuccess;
-  rmsnorm_fwd_kernel<<<unsigned(n), 256, 0, s>>>(x, w, y, rstd, d, eps, y_lo);
-  return cudaGetLastError();
+  if (!rmsnorm_forward_is_vectorized(x, w, y, d, y_lo))
+    return rmsnorm_forward_scalar(x, w, y, rstd, n, d, eps, s, y_lo);
+  switch ((d + 4 * kThreads - 1) / (4 * kThreads)) {
+    case 1:
+      return launch_fwd<1>(x, w, y, rstd, n, d, eps, s, y_lo);
+    case 2:
+      return launch_fwd<2>(x, w, y, rstd, n, d, eps, s, y_lo);
+    case 3:
+      return launch_fwd<3>(x, w, y, rstd, n, d, eps, s, y_lo);
+    case 4:
+      return launch_fwd<4>(x, w, y, rstd, n, d, eps, s, y_lo);
+    case 5:
+    case 6:
+      return launch_fwd<6>(x, w, y, rstd, n, d, eps, s, y_lo);
+    default:
+      return launch_fwd<kMaxChunks>(x, w, y, rstd, n, d, eps, s, y_lo);
+  }
 }
 cudaError_t rmsnorm_backward(const float* dy, const float* x, const bf16* w, const float* rstd,
                              float* dx, int64_t n, int64_t d, bool accumulate, cudaStream_t s,
                              bf16* dx_bf16) {
   if (n <= 0) return cudaSuccess;
-  rmsnorm_bwd_kernel<<<unsigned(n), 256, 0, s>>>(dy, x, w, rstd, dx, d, accumulate, dx_bf16);
+  if (!rmsnorm_backward_is_vectorized(dy, x, w, dx, d, dx_bf16))
+    return rmsnorm_backward_scalar(dy, x, w, rstd, dx, n, d, accumulate, s, dx_bf16);
+  switch ((d + 4 * kThreads - 1) / (4 * kThreads)) {
+    case 1:
+      return launch_bwd<1>(dy, x, w, rstd, dx, n, d, accumulate, s, dx_bf16);
+    case 2:
+      return launch_bwd<2>(dy, x, w, rstd, dx, n, d, accumulate, s, dx_bf16);
+    case 3:
+      return launch_bwd<3>(dy, x, w, rstd, dx, n, d, accumulate, s, dx_bf16);
+    case 4:
+      return launch_bwd<4>(dy, x, w, rstd, dx, n, d, accumulate, s, dx_bf16);
+    default:
+      return launch_bwd<6>(dy, x, w, rstd, dx, n, d, accumulate, s, dx_bf16);
+  }
+}
+
+cudaError_t rmsnorm_forward_scalar(const float* x, const bf16* w, bf16* y, float* rstd, int64_t n,
+                                   int64_t d, float eps, cudaStream_t s, bf16* y_lo) {
+  if (n <= 0) return cudaSuccess;
+  rmsnorm_fwd_scalar_kernel<<<unsigned(n), kThreads, 0, s>>>(x, w, y, rstd, d, eps, y_lo);
+  return cudaGetLastError();
+}
+cudaError_t rmsnorm_backward_scalar(const float* dy, const float* x, const bf16* w,
+                                    const float* rstd, float* dx, int64_t n, int64_t d,
+                                    bool accumulate, cudaStream_t s, bf16* dx_bf16) {
+  if (n <= 0) return cudaSuccess;
+  rmsnorm_bwd_scalar_kernel<<<unsigned(n), kThreads, 0, s>>>(dy, x, w, rstd, dx, d, accumulate,
+                                                             dx_bf16);
   return cudaGetLastError();
 }
 

@@ -1,14 +1,20 @@
 /*
  * SwiGLU: h = silu(g) * u with silu(g) = g * sigmoid(g), elementwise.
  *   backward  dg = dh * u * sigmoid(g) * (1 + g * (1 - sigmoid(g))),  du = dh * silu(g)
- * Inputs bf16 (GEMM outputs), dh fp32, outputs bf16 (they feed the next GEMMs).
+ * Inputs bf16 (GEMM outputs), dh fp32, outputs bf16 (they feed the next GEMMs). The engine runs
+ * the backward in place (dgate = gate, dup = up): each element is read and written by one thread.
+ *
+ * Two kernels with the same per-element arithmetic, hence the same bits: the vectorized one
+ * (8 elements per 16-byte access, two chunks per thread per iteration; the launchers take it
+ * when every pointer is 16-byte aligned, the n % 8 tail handled element by element) and the
+ * scalar one (one element per thread), kept for any other pointer and as the tests' reference.
  */
 #include "cuda/kernels/common.cuh"
 
 namespace lora4j {
 namespace cuda {
 
-__global__ void swiglu_fwd_kernel(const bf16* g, const bf16* u, bf16* h, int64_t n) {
+__global__ void swiglu_fwd_scalar_kernel(const bf16* g, const bf16* u, bf16* h, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
     float a = __bfloat162float(g[i]), b = __bfloat162float(u[i]);
@@ -16,8 +22,8 @@ __global__ void swiglu_fwd_kernel(const bf16* g, const bf16* u, bf16* h, int64_t
     h[i] = __float2bfloat16_rn(a * sg * b);
   }
 }
-__global__ void swiglu_bwd_kernel(const float* dh, const bf16* g, const bf16* u, bf16* dg, bf16* du,
-                                  int64_t n) {
+__global__ void swiglu_bwd_scalar_kernel(const float* dh, const bf16* g, const bf16* u, bf16* dg,
+                                         bf16* du, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
     float a = __bfloat162float(g[i]), b = __bfloat162float(u[i]), d = dh[i];
@@ -27,15 +33,135 @@ __global__ void swiglu_bwd_kernel(const float* dh, const bf16* g, const bf16* u,
   }
 }
 
+namespace {
+
+constexpr int kUnroll = 2;  // 8-element chunks per thread per iteration
+
+__device__ __forceinline__ void swiglu_fwd_chunk(const Bf16x8& g, const Bf16x8& u, Bf16x8& h) {
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+    float a = __bfloat162float(g.v[j]), b = __bfloat162float(u.v[j]);
+    float sg = 1.f / (1.f + expf(-a));
+    h.v[j] = __float2bfloat16_rn(a * sg * b);
+  }
+}
+__device__ __forceinline__ void swiglu_bwd_chunk(const float* dh8, const Bf16x8& g, const Bf16x8& u,
+                                                 Bf16x8& dg, Bf16x8& du) {
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+    float a = __bfloat162float(g.v[j]), b = __bfloat162float(u.v[j]), d = dh8[j];
+    float sg = 1.f / (1.f + expf(-a));
+    dg.v[j] = __float2bfloat16_rn(d * b * sg * (1.f + a * (1.f - sg)));
+    du.v[j] = __float2bfloat16_rn(d * a * sg);
+  }
+}
+
+// Chunks c = first + k * stride (k < kUnroll) are all loaded before any is stored: the stores may
+// alias the inputs (in place), so the compiler could not move later loads above them itself.
+__global__ void __launch_bounds__(256)
+    swiglu_fwd_vec_kernel(const bf16* g, const bf16* u, bf16* h, int64_t n) {
+  const int64_t chunks = n / 8, stride = int64_t(gridDim.x) * blockDim.x;
+  const int64_t tid = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  for (int64_t c0 = tid; c0 < chunks; c0 += kUnroll * stride) {
+    Bf16x8 gv[kUnroll], uv[kUnroll], hv[kUnroll];
+#pragma unroll
+    for (int k = 0; k < kUnroll; ++k) {
+      int64_t c = c0 + k * stride;
+      if (c < chunks) {
+        gv[k] = load_bf16x8(g + 8 * c);
+        uv[k] = load_bf16x8(u + 8 * c);
+      }
+    }
+#pragma unroll
+    for (int k = 0; k < kUnroll; ++k) {
+      int64_t c = c0 + k * stride;
+      if (c < chunks) {
+        swiglu_fwd_chunk(gv[k], uv[k], hv[k]);
+        store_bf16x8(h + 8 * c, hv[k]);
+      }
+    }
+  }
+  for (int64_t i = chunks * 8 + tid; i < n; i += stride) {  // the n % 8 tail
+    float a = __bfloat162float(g[i]), b = __bfloat162float(u[i]);
+    float sg = 1.f / (1.f + expf(-a));
+    h[i] = __float2bfloat16_rn(a * sg * b);
+  }
+}
+
+__global__ void __launch_bounds__(256)
+    swiglu_bwd_vec_kernel(const float* dh, const bf16* g, const bf16* u, bf16* dg, bf16* du,
+                          int64_t n) {
+  const int64_t chunks = n / 8, stride = int64_t(gridDim.x) * blockDim.x;
+  const int64_t tid = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  for (int64_t c0 = tid; c0 < chunks; c0 += kUnroll * stride) {
+    Bf16x8 gv[kUnroll], uv[kUnroll], dgv[kUnroll], duv[kUnroll];
+    float dv[kUnroll][8];
+#pragma unroll
+    for (int k = 0; k < kUnroll; ++k) {
+      int64_t c = c0 + k * stride;
+      if (c < chunks) {
+        gv[k] = load_bf16x8(g + 8 * c);
+        uv[k] = load_bf16x8(u + 8 * c);
+        load_f32x8(dh + 8 * c, dv[k]);
+      }
+    }
+#pragma unroll
+    for (int k = 0; k < kUnroll; ++k) {
+      int64_t c = c0 + k * stride;
+      if (c < chunks) {
+        swiglu_bwd_chunk(dv[k], gv[k], uv[k], dgv[k], duv[k]);
+        store_bf16x8(dg + 8 * c, dgv[k]);
+        store_bf16x8(du + 8 * c, duv[k]);
+      }
+    }
+  }
+  for (int64_t i = chunks * 8 + tid; i < n; i += stride) {  // the n % 8 tail
+    float a = __bfloat162float(g[i]), b = __bfloat162float(u[i]), d = dh[i];
+    float sg = 1.f / (1.f + expf(-a));
+    dg[i] = __float2bfloat16_rn(d * b * sg * (1.f + a * (1.f - sg)));
+    du[i] = __float2bfloat16_rn(d * a * sg);
+  }
+}
+
+// kUnroll chunks per thread (a grid-stride loop beyond grid_for's cap).
+unsigned vec_grid(int64_t n) { return grid_for((n / 8 + kUnroll - 1) / kUnroll, 256); }
+
+}  // namespace
+
+bool swiglu_forward_is_vectorized(const bf16* gate, const bf16* up, const bf16* h) {
+  return ptr_aligned16(gate) && ptr_aligned16(up) && ptr_aligned16(h);
+}
+bool swiglu_backward_is_vectorized(const float* dh, const bf16* gate, const bf16* up,
+                                   const bf16* dgate, const bf16* dup) {
+  return ptr_aligned16(dh) && ptr_aligned16(gate) && ptr_aligned16(up) && ptr_aligned16(dgate) &&
+         ptr_aligned16(dup);
+}
+
 cudaError_t swiglu_forward(const bf16* gate, const bf16* up, bf16* h, int64_t n, cudaStream_t s) {
   if (n <= 0) return cudaSuccess;
-  swiglu_fwd_kernel<<<grid_for(n, 256), 256, 0, s>>>(gate, up, h, n);
+  if (!swiglu_forward_is_vectorized(gate, up, h)) return swiglu_forward_scalar(gate, up, h, n, s);
+  swiglu_fwd_vec_kernel<<<vec_grid(n), 256, 0, s>>>(gate, up, h, n);
   return cudaGetLastError();
 }
 cudaError_t swiglu_backward(const float* dh, const bf16* gate, const bf16* up, bf16* dgate,
                             bf16* dup, int64_t n, cudaStream_t s) {
   if (n <= 0) return cudaSuccess;
-  swiglu_bwd_kernel<<<grid_for(n, 256), 256, 0, s>>>(dh, gate, up, dgate, dup, n);
+  if (!swiglu_backward_is_vectorized(dh, gate, up, dgate, dup))
+    return swiglu_backward_scalar(dh, gate, up, dgate, dup, n, s);
+  swiglu_bwd_vec_kernel<<<vec_grid(n), 256, 0, s>>>(dh, gate, up, dgate, dup, n);
+  return cudaGetLastError();
+}
+
+cudaError_t swiglu_forward_scalar(const bf16* gate, const bf16* up, bf16* h, int64_t n,
+                                  cudaStream_t s) {
+  if (n <= 0) return cudaSuccess;
+  swiglu_fwd_scalar_kernel<<<grid_for(n, 256), 256, 0, s>>>(gate, up, h, n);
+  return cudaGetLastError();
+}
+cudaError_t swiglu_backward_scalar(const float* dh, const bf16* gate, const bf16* up, bf16* dgate,
+                                   bf16* dup, int64_t n, cudaStream_t s) {
+  if (n <= 0) return cudaSuccess;
+  swiglu_bwd_scalar_kernel<<<grid_for(n, 256), 256, 0, s>>>(dh, gate, up, dgate, dup, n);
   return cudaGetLastError();
 }
 
