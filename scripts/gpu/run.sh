@@ -184,7 +184,7 @@ if has ops; then
   # then the same through the JMH OpBenchmark when scripts/gpu/pack-java.sh packed
   # .device/benchmarks.jar (its failure is reported, not counted: the native line is the result).
   echo "== op variants on cuda:0 (bench_ops)"
-  LORA4J_CUDA_BENCH_LIBRARY="$BUILD/liblora4j_cuda_bench.so" timeout 500 "$BUILD/bench_ops" \
+  LORA4J_CUDA_BENCH_LIBRARY="$BUILD/liblora4j_cuda_bench.so" timeout 500 "$BUILD/bench_ops" ${OPS_ARGS:-} \
     > "$OUT/ops.txt" 2>&1 || { echo "bench_ops failed"; status=1; }
   cat "$OUT/ops.txt"
   # torch's scaled_dot_product_attention (cuDNN, FA2, efficient backends) at the same shapes in

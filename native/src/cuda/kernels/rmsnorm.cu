@@ -16,6 +16,8 @@
  * block_sum adds the same partial sums in the same order; the element-wise pass runs on the
  * registers.
  */
+#include <algorithm>
+
 #include "cuda/kernels/common.cuh"
 
 namespace lora4j {
@@ -66,8 +68,8 @@ namespace {
 
 constexpr int kThreads = 256;  // both kernels: the reduction order depends on it
 constexpr int kMaxChunks = 8;  // 4-element chunks per thread: d <= 4 * 256 * 8 = 8192
-// Shared memory of the vectorized kernels: d floats (forward), 2 d (backward); within the
-// default 48 KiB a block may take without opting in.
+// Shared memory of the vectorized kernels: d floats (forward, within the 48 KiB a block may take
+// without opting in), 2 d (backward: launch_bwd opts in for d = 6144).
 constexpr int64_t kMaxForwardD = 4 * kThreads * kMaxChunks;  // 8192: 32 KiB
 constexpr int64_t kMaxBackwardD = 6144;                      // 48 KiB
 
@@ -197,6 +199,12 @@ cudaError_t launch_fwd(const float* x, const bf16* w, bf16* y, float* rstd, int6
 template <int NCH>
 cudaError_t launch_bwd(const float* dy, const float* x, const bf16* w, const float* rstd, float* dx,
                        int64_t n, int64_t d, bool accumulate, cudaStream_t s, bf16* dx_bf16) {
+  // 48 KiB of staging at d = 6144 plus the kernel's static scratch is past the 48 KiB a block
+  // gets without opting in: raise this instance's dynamic limit once, to its largest d.
+  static const cudaError_t opt_in = cudaFuncSetAttribute(
+      rmsnorm_bwd_vec_kernel<NCH>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+      int(2 * std::min<int64_t>(int64_t(4) * kThreads * NCH, kMaxBackwardD) * sizeof(float)));
+  if (opt_in != cudaSuccess) return opt_in;
   rmsnorm_bwd_vec_kernel<NCH><<<unsigned(n), kThreads, 2 * size_t(d) * sizeof(float), s>>>(
       dy, x, w, rstd, dx, d, accumulate, dx_bf16);
   return cudaGetLastError();
