@@ -43,6 +43,12 @@ foreach(src ${TEST_SOURCES})
     target_sources(${name} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src/cuda/cublaslt.cpp
                                    ${CMAKE_CURRENT_SOURCE_DIR}/src/cuda/dynlib.cpp)
   endif()
+  if(name STREQUAL "test_gemm_cuda")  # the GEMM wrapper itself, outside the plugin
+    target_sources(${name} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src/cuda/gemm.cpp
+                                   ${CMAKE_CURRENT_SOURCE_DIR}/src/cuda/cublaslt.cpp
+                                   ${CMAKE_CURRENT_SOURCE_DIR}/src/cuda/dynlib.cpp)
+    target_link_libraries(${name} PRIVATE ${CMAKE_DL_LIBS})
+  endif()
   if(name STREQUAL "test_nccl_decls_cuda")
     target_sources(${name} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src/cuda/nccl.cpp
                                    ${CMAKE_CURRENT_SOURCE_DIR}/src/cuda/dynlib.cpp)

@@ -1,0 +1,167 @@
+// The GEMM wrapper (cuda/gemm.h) with tuning on, against an fp64 CPU product of the same bf16
+// operands, at the engine's LoRA shapes (skinny outputs tuned in the scratch, wide outputs tuned
+// in place) and at a small frozen-projection shape:
+// - every form the engine uses (plain, A^T, B^T; bf16 and fp32 outputs; beta 0 and 1, with a
+//   separate C), so a tuning run that wrote the real output, or left it accumulated twice, fails;
+// - a second Gemm on the same device takes the cached choice: its outputs are bitwise the first's;
+// - the tuning log (LORA4J_GEMM_TUNE_LOG) has one line per tuned shape, and the chosen
+//   algorithm is the heuristic's first or one measured faster than it.
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "cuda/gemm.h"
+#include "cuda_test_util.h"
+
+using bf = __nv_bfloat16;
+using ct::Dev;
+using lora4j::cuda::Gemm;
+
+namespace {
+
+struct Case {
+  const char* what;
+  bool ta, tb;
+  int64_t M, N, K;
+  bool d_f32;
+  float alpha, beta;
+  bool separate_c;  // C given apart from D (the engine's residual add)
+};
+
+// D = alpha op(A) op(B) + beta C, row-major, in fp64 from the bf16 operands.
+std::vector<float> reference(const Case& c, const std::vector<float>& a, const std::vector<float>& b,
+                             const std::vector<float>& c0) {
+  std::vector<float> d(size_t(c.M * c.N));
+  for (int64_t i = 0; i < c.M; ++i)
+    for (int64_t j = 0; j < c.N; ++j) {
+      double s = 0;
+      for (int64_t k = 0; k < c.K; ++k) {
+        double x = c.ta ? a[size_t(k * c.M + i)] : a[size_t(i * c.K + k)];
+        double y = c.tb ? b[size_t(j * c.K + k)] : b[size_t(k * c.N + j)];
+        s += x * y;
+      }
+      d[size_t(i * c.N + j)] = float(c.alpha * s + c.beta * double(c0[size_t(i * c.N + j)]));
+    }
+  return d;
+}
+
+// Runs case c on gemm with fresh device buffers holding a, b and (for beta != 0) c0; returns D.
+std::vector<float> run(Gemm& gemm, const Case& c, const std::vector<float>& a,
+                       const std::vector<float>& b, const std::vector<float>& c0) {
+  Dev<bf> da(a.size()), db(b.size());
+  ct::up_bf16(da, a);
+  ct::up_bf16(db, b);
+  const size_t nd = size_t(c.M * c.N);
+  const int64_t lda = c.ta ? c.M : c.K, ldb = c.tb ? c.K : c.N;
+  std::vector<float> got;
+  if (c.d_f32) {
+    Dev<float> dd(nd), dc(nd);
+    if (c.beta != 0.f) ct::up(c.separate_c ? dc : dd, c0);
+    if (c.separate_c || c.beta == 0.f) dd.poison();
+    gemm.run(c.ta, c.tb, c.M, c.N, c.K, da.p, lda, db.p, ldb, dd.p, true, c.N, c.alpha, c.beta,
+             c.what, c.separate_c ? dc.p : nullptr);
+    CT_CUDA(cudaDeviceSynchronize());
+    got = ct::down(dd);
+  } else {
+    Dev<bf> dd(nd), dc(nd);
+    if (c.beta != 0.f) ct::up_bf16(c.separate_c ? dc : dd, c0);
+    if (c.separate_c || c.beta == 0.f) dd.poison();
+    gemm.run(c.ta, c.tb, c.M, c.N, c.K, da.p, lda, db.p, ldb, dd.p, false, c.N, c.alpha, c.beta,
+             c.what, c.separate_c ? dc.p : nullptr);
+    CT_CUDA(cudaDeviceSynchronize());
+    got = ct::down_bf16(dd);
+  }
+  return got;
+}
+
+int count_lines(const std::string& path) {
+  std::ifstream f(path);
+  int n = 0;
+  for (std::string line; std::getline(f, line);) n += line.empty() ? 0 : 1;
+  return n;
+}
+
+}  // namespace
+
+int main() {
+  ct::skip_without_gpu();
+  const std::string log = "/tmp/lora4j-test-gemm-tune." + std::to_string(getpid()) + ".jsonl";
+  std::remove(log.c_str());
+  setenv("LORA4J_GEMM_TUNE_LOG", log.c_str(), 1);
+  const char* tune_env = std::getenv("LORA4J_GEMM_TUNE");
+  const bool tuning = !(tune_env && std::string(tune_env) == "0");
+
+  cudaStream_t stream;
+  CT_CUDA(cudaStreamCreate(&stream));
+  constexpr size_t kWs = 32u << 20, kScratch = 8u << 20;
+  Dev<char> ws1(kWs + kScratch), ws2(kWs + kScratch);
+  Gemm g1, g2;
+  try {
+    g1.init(stream, ws1.p, kWs, ws1.p + kWs, kScratch);
+    g2.init(stream, ws2.p, kWs, ws2.p + kWs, kScratch);
+  } catch (const std::exception& e) {
+    ct::skip(std::string("no cuBLASLt: ") + e.what());
+  }
+
+  // n = 1000 tokens, in = 1024, out = 768, rank 16: the engine's LoRA GEMMs and a frozen one
+  const int64_t n = 1000, in = 1024, out = 768, r = 16;
+  const std::vector<Case> cases = {
+      {"lora_A forward", false, true, n, r, in, false, 1.f, 0.f, false},
+      {"lora_B forward (fp32, residual)", false, true, n, out, r, true, 0.5f, 1.f, true},
+      {"lora_B forward (bf16)", false, true, n, out, r, false, 0.5f, 0.f, false},
+      {"dLoRA_B", true, false, out, r, n, true, 0.5f, 1.f, false},
+      {"dy B", false, false, n, r, out, false, 1.f, 0.f, false},
+      {"dLoRA_A", true, false, r, in, n, true, 0.5f, 1.f, false},
+      {"dX through LoRA", false, false, n, in, r, true, 0.5f, 0.f, false},
+      {"frozen forward, accumulating", false, true, n, out, in, true, 1.f, 1.f, false},
+      {"frozen dX, accumulating", false, false, n, in, out, true, 1.f, 1.f, false},
+  };
+  ct::Rng rng(20261130);
+  for (const Case& c : cases) {
+    std::vector<float> a(size_t(c.M * c.K)), b(size_t(c.K * c.N)), c0(size_t(c.M * c.N));
+    for (auto& x : a) x = ct::round_bf16(rng.normal());
+    for (auto& x : b) x = ct::round_bf16(rng.normal(0.05f));
+    for (auto& x : c0) x = c.d_f32 ? rng.normal() : ct::round_bf16(rng.normal());
+    const auto ref = reference(c, a, b, c0);
+    const auto got1 = run(g1, c, a, b, c0);
+    ct::report("gemm", std::string(c.what) + " vs fp64", ct::rel_err(got1, ref),
+               c.d_f32 ? 1e-5 : 1e-2);
+    const auto got2 = run(g2, c, a, b, c0);
+    bool same = got1.size() == got2.size() &&
+                std::memcmp(got1.data(), got2.data(), got1.size() * sizeof(float)) == 0;
+    ct::report_bool("gemm", std::string(c.what) + ": second Gemm bitwise", same,
+                    same ? "identical" : "differs");
+  }
+
+  // The log: one line per tuned shape of the first Gemm (the second takes the cached choices),
+  // each naming a chosen algorithm no slower than the heuristic's first.
+  const int lines = count_lines(log);
+  ct::report_bool("gemm", "tuning log lines", tuning ? lines > 0 && lines <= int(cases.size())
+                                                     : lines == 0,
+                  std::to_string(lines) + " lines for " + std::to_string(cases.size()) +
+                      " shapes (tuning " + (tuning ? "on" : "off") + ")");
+  std::ifstream f(log);
+  for (std::string line; std::getline(f, line);) {
+    std::printf("  %s\n", line.c_str());
+    auto num = [&](const char* key) {
+      size_t at = line.find(std::string("\"") + key + "\": ");
+      return at == std::string::npos ? -1.0 : std::atof(line.c_str() + at + std::strlen(key) + 4);
+    };
+    const double h = num("heuristic_ms"), ch = num("chosen_ms"), idx = num("chosen");
+    ct::report_bool("gemm", "chosen algorithm: the first, or faster than it",
+                    h > 0 && ch > 0 && (idx == 0 ? ch == h : ch < 0.97 * h),
+                    "heuristic " + std::to_string(h) + " ms, chosen #" +
+                        std::to_string(int(idx)) + " " + std::to_string(ch) + " ms");
+  }
+  std::remove(log.c_str());
+  CT_CUDA(cudaStreamDestroy(stream));
+  std::printf("%d failures\n", ct::failures());
+  return ct::failures() ? 1 : 0;
+}
