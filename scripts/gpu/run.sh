@@ -162,7 +162,6 @@ if has phases; then
   echo "== time per op (LORA4J_PHASE_TIMES, bench_cuda, 32 layers, the reference settings)"
   rm -f "$OUT/phases.jsonl"
   LORA4J_PHASE_TIMES="$OUT/phases.jsonl" LORA4J_BENCH_LAYERS=32 LORA4J_BENCH_SETTINGS=reference \
-    LORA4J_GEMM_TUNE_LOG="$OUT/gemm_tune.jsonl" \
     timeout 300 "$BUILD/bench_cuda" > "$OUT/bench_phases.jsonl" 2>&1 || { echo "bench failed"; status=1; }
   python3 "$ROOT/benchmarks/phases.py" "$OUT/bench_phases.jsonl" "$OUT/phases.jsonl" \
     | tee "$OUT/phases.txt" || status=1

@@ -45,9 +45,6 @@ namespace cuda {
 namespace {
 
 constexpr size_t kWorkspace = 32u << 20;
-// Outputs up to this size are tuned in a scratch buffer (gemm.h): the LoRA GEMMs' n x r, r x in
-// and out x r outputs up to 32,768 tokens at rank 64 (4 MiB) and 14,336 x 64 fp32 (3.5 MiB).
-constexpr size_t kTuneScratch = 8u << 20;
 
 // inv_freq[i] = 1 / theta^(float(2i) / D): fp32 power of fp32 operands, as transformers (and the
 // CPU twin) compute it.
@@ -73,10 +70,8 @@ class CudaEngine final : public Engine {
     LORA4J_CU(cudaSetDevice(dev_));
     try {
       LORA4J_CU(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-      // cuBLASLt's workspace, then the scratch that GEMM tuning writes small outputs to
-      workspace_ = alloc(kWorkspace + kTuneScratch, "cuBLASLt workspace");
-      gemm_.init(stream_, workspace_, kWorkspace, static_cast<char*>(workspace_) + kWorkspace,
-                 kTuneScratch);
+      workspace_ = alloc(kWorkspace, "cuBLASLt workspace");
+      gemm_.init(stream_, workspace_, kWorkspace);
       phases_.reset(PhaseTimes::from_env(stream_));
       if (phases_)
         gemm_.set_after([](void* c, const char* w) { static_cast<PhaseTimes*>(c)->mark(w); },

@@ -1,13 +1,6 @@
 // Row-major GEMMs through cuBLASLt (loaded at run time, cuda/cublaslt.h): bf16 operands, fp32
 // accumulation, output bf16 or fp32, optional accumulation into the output (beta = 1).
-// Algorithms are chosen once per shape and cached. Tuning: where the output can be written
-// without changing the result (a small output goes to a scratch buffer; an output that the GEMM
-// overwrites, beta 0 and C = D, is written in place before the real run overwrites it), up to
-// kTuneCandidates of cuBLASLt's heuristic algorithms are timed on the first call of a shape and
-// the fastest is kept. The choice is cached for the whole process (per device), so every engine
-// of a process computes a shape with the same algorithm and repeats its results bitwise.
-// LORA4J_GEMM_TUNE=0 keeps the heuristic's first choice; LORA4J_GEMM_TUNE_LOG=FILE appends one
-// JSON line per tuned shape (its label, shape, the heuristic's time, the chosen one's).
+// Algorithms are chosen once per shape and cached.
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -27,11 +20,8 @@ class Gemm {
   ~Gemm();
   Gemm(const Gemm&) = delete;
   Gemm& operator=(const Gemm&) = delete;
-  // Creates the handle and workspace (throws lora4j::Error). tune_scratch (tune_bytes, may be
-  // null): where the tuning runs of a small output write.
-  void init(cudaStream_t stream, void* workspace, size_t workspace_bytes,
-            void* tune_scratch = nullptr, size_t tune_bytes = 0);
-  static constexpr int kTuneCandidates = 8;
+  // Creates the handle and workspace (throws lora4j::Error).
+  void init(cudaStream_t stream, void* workspace, size_t workspace_bytes);
   // D[M, N] = alpha * op(A)[M, K] * op(B)[K, N] + beta * D, all row-major.
   // op(A) = A^T when ta (A stored [K, M] with row stride lda), else A stored [M, K].
   // op(B) = B^T when tb (B stored [N, K]), else B stored [K, N]. D is bf16 or fp32 (d_f32).
@@ -53,9 +43,6 @@ class Gemm {
   cudaStream_t stream_ = nullptr;
   void* ws_ = nullptr;
   size_t ws_bytes_ = 0;
-  void* tune_ = nullptr;
-  size_t tune_bytes_ = 0;
-  int device_ = 0;
   using Key =
       std::tuple<int, int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, int, int>;
   struct Plan {
@@ -63,10 +50,6 @@ class Gemm {
     lt::MatrixLayout a = nullptr, b = nullptr, d = nullptr;
     lt::Algo algo;
   };
-  // Times the candidates on D (or the scratch), returns the fastest; see the class comment.
-  lt::Algo tune(const Plan& pl, const lt::HeuristicResult* cand, int found, const Key& key,
-                const void* A, const void* B, void* D, const void* C, size_t d_bytes, float alpha,
-                float beta, const char* what);
   std::map<Key, Plan> plans_;
 };
 
