@@ -241,6 +241,10 @@ int main(int argc, char** argv) {
     bench_step(layers, 8, 4096, 1);
     return 0;
   }
+  if (settings && std::strcmp(settings, "1x8192") == 0) {  // beside `lora4j train` at 1 x 8192
+    bench_step(layers, 1, 8192, 1);
+    return 0;
+  }
   if (layers < 16) bench_step(layers / 2, 4, 2048, 0);  // the difference gives per-layer time
   bench_step(layers, 4, 2048, 0);
   bench_step(layers, 4, 2048, 1);
