@@ -1,7 +1,8 @@
 // The GEMM wrapper (cuda/gemm.h) against an fp64 CPU product of the same bf16 operands, in every
 // form the engine uses (plain, A^T, B^T; bf16 and fp32 outputs; alpha, beta 0 and 1, a separate
 // C), at the engine's LoRA shapes and a small frozen-projection shape; and a second Gemm on the
-// same device gives bitwise the same outputs (the engine's runs repeat exactly).
+// same device gives bitwise the same outputs (the engine's runs repeat exactly). Also the LM
+// head's chunk sizes (lm_head.h): within the logits budget, whole 128-row tiles.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "cuda/gemm.h"
+#include "cuda/lm_head.h"
 #include "cuda_test_util.h"
 
 using bf = __nv_bfloat16;
@@ -121,6 +123,17 @@ int main() {
                     same ? "identical" : "differs");
   }
 
+  // LM-head chunks: {tokens, vocab, expected chunk}
+  const int64_t chunks[][3] = {{8192, 32768, 896}, {8192, 32000, 896}, {8192, 131072, 128},
+                               {4096, 32768, 896}, {900, 32768, 900},  {960, 32768, 960},
+                               {100, 32768, 100},  {200, 262144, 120}, {8192, 1 << 22, 7}};
+  for (const auto& c : chunks) {
+    const int64_t got = lora4j::cuda::lm_head_chunk_tokens(c[0], c[1]);
+    const bool fits = got * c[1] * 4 <= (int64_t(120) << 20) || got == 1;
+    ct::report_bool(
+        "gemm", "lm_head chunk " + std::to_string(c[0]) + " tokens, vocab " + std::to_string(c[1]),
+        got == c[2] && fits, std::to_string(got) + " (want " + std::to_string(c[2]) + ")");
+  }
   CT_CUDA(cudaStreamDestroy(stream));
   std::printf("%d failures\n", ct::failures());
   return ct::failures() ? 1 : 0;
