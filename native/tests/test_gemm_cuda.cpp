@@ -2,7 +2,7 @@
 // form the engine uses (plain, A^T, B^T; bf16 and fp32 outputs; alpha, beta 0 and 1, a separate
 // C), at the engine's LoRA shapes and a small frozen-projection shape; and a second Gemm on the
 // same device gives bitwise the same outputs (the engine's runs repeat exactly). Also the LM
-// head's chunk sizes (lm_head.h): within the logits budget, whole 128-row tiles.
+// head's chunk sizes (lm_head.h): the most tokens whose fp32 logits fit the budget.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
