@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "cuda/gemm.h"
@@ -48,33 +49,40 @@ std::vector<float> reference(const Case& c, const std::vector<float>& a,
   return d;
 }
 
+// The output half of run(): D (and a separate C) of type T, poisoned where the GEMM must write
+// every element; returns D as floats.
+template <class T>
+std::vector<float> run_out(Gemm& gemm, const Case& c, const bf* a, int64_t lda, const bf* b,
+                           int64_t ldb, const std::vector<float>& c0) {
+  constexpr bool f32 = std::is_same<T, float>::value;
+  const size_t nd = size_t(c.M * c.N);
+  Dev<T> dd(nd), dc(nd);
+  auto upload = [&](Dev<T>& d) {
+    if constexpr (f32)
+      ct::up(d, c0);
+    else
+      ct::up_bf16(d, c0);
+  };
+  if (c.beta != 0.f) upload(c.separate_c ? dc : dd);
+  if (c.separate_c || c.beta == 0.f) dd.poison();
+  gemm.run(c.ta, c.tb, c.M, c.N, c.K, a, lda, b, ldb, dd.p, f32, c.N, c.alpha, c.beta, c.what,
+           c.separate_c ? dc.p : nullptr);
+  CT_CUDA(cudaDeviceSynchronize());
+  if constexpr (f32)
+    return ct::down(dd);
+  else
+    return ct::down_bf16(dd);
+}
+
 // Runs case c on gemm with fresh device buffers holding a, b and (for beta != 0) c0; returns D.
 std::vector<float> run(Gemm& gemm, const Case& c, const std::vector<float>& a,
                        const std::vector<float>& b, const std::vector<float>& c0) {
   Dev<bf> da(a.size()), db(b.size());
   ct::up_bf16(da, a);
   ct::up_bf16(db, b);
-  const size_t nd = size_t(c.M * c.N);
   const int64_t lda = c.ta ? c.M : c.K, ldb = c.tb ? c.K : c.N;
-  std::vector<float> got;
-  if (c.d_f32) {
-    Dev<float> dd(nd), dc(nd);
-    if (c.beta != 0.f) ct::up(c.separate_c ? dc : dd, c0);
-    if (c.separate_c || c.beta == 0.f) dd.poison();
-    gemm.run(c.ta, c.tb, c.M, c.N, c.K, da.p, lda, db.p, ldb, dd.p, true, c.N, c.alpha, c.beta,
-             c.what, c.separate_c ? dc.p : nullptr);
-    CT_CUDA(cudaDeviceSynchronize());
-    got = ct::down(dd);
-  } else {
-    Dev<bf> dd(nd), dc(nd);
-    if (c.beta != 0.f) ct::up_bf16(c.separate_c ? dc : dd, c0);
-    if (c.separate_c || c.beta == 0.f) dd.poison();
-    gemm.run(c.ta, c.tb, c.M, c.N, c.K, da.p, lda, db.p, ldb, dd.p, false, c.N, c.alpha, c.beta,
-             c.what, c.separate_c ? dc.p : nullptr);
-    CT_CUDA(cudaDeviceSynchronize());
-    got = ct::down_bf16(dd);
-  }
-  return got;
+  return c.d_f32 ? run_out<float>(gemm, c, da.p, lda, db.p, ldb, c0)
+                 : run_out<bf>(gemm, c, da.p, lda, db.p, ldb, c0);
 }
 
 }  // namespace
