@@ -305,6 +305,12 @@ void golden(const std::string& name) {
   ct::report(S, name + " lora grads (max over tensors), recompute layer", grads_err(g, e, "layer"),
              3e-2);
   API(lora4j_engine_destroy(e));
+  // and SELECTIVE (the attention output and lse kept, delta from the bf16 output)
+  e = make_engine(g, LORA4J_RECOMPUTE_SELECTIVE);
+  attach(g, e, "adapter_init");
+  ct::report(S, name + " lora grads (max over tensors), recompute selective",
+             grads_err(g, e, "selective"), 3e-2);
+  API(lora4j_engine_destroy(e));
 }
 
 // Packed rows: two examples packed into one row (segment_ids, restarting position_ids) must
