@@ -16,7 +16,6 @@
  * block_sum adds the same partial sums in the same order; the element-wise pass runs on the
  * registers.
  */
-#include <algorithm>
 
 #include "cuda/kernels/common.cuh"
 
@@ -199,14 +198,17 @@ cudaError_t launch_fwd(const float* x, const bf16* w, bf16* y, float* rstd, int6
 template <int NCH>
 cudaError_t launch_bwd(const float* dy, const float* x, const bf16* w, const float* rstd, float* dx,
                        int64_t n, int64_t d, bool accumulate, cudaStream_t s, bf16* dx_bf16) {
-  // 48 KiB of staging at d = 6144 plus the kernel's static scratch is past the 48 KiB a block
-  // gets without opting in: raise this instance's dynamic limit once, to its largest d.
-  static const cudaError_t opt_in = cudaFuncSetAttribute(
-      rmsnorm_bwd_vec_kernel<NCH>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-      int(2 * std::min<int64_t>(int64_t(4) * kThreads * NCH, kMaxBackwardD) * sizeof(float)));
-  if (opt_in != cudaSuccess) return opt_in;
-  rmsnorm_bwd_vec_kernel<NCH><<<unsigned(n), kThreads, 2 * size_t(d) * sizeof(float), s>>>(
-      dy, x, w, rstd, dx, d, accumulate, dx_bf16);
+  // Staging past 47 KiB (d above 6016) plus the kernel's static scratch is past the 48 KiB a
+  // block gets without opting in. The limit is a property of the function on the current
+  // device, so it is raised at each such launch (a process may drive several devices).
+  const size_t smem = 2 * size_t(d) * sizeof(float);
+  if (smem > 47 * 1024) {
+    const cudaError_t e = cudaFuncSetAttribute(
+        rmsnorm_bwd_vec_kernel<NCH>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+    if (e != cudaSuccess) return e;
+  }
+  rmsnorm_bwd_vec_kernel<NCH>
+      <<<unsigned(n), kThreads, smem, s>>>(dy, x, w, rstd, dx, d, accumulate, dx_bf16);
   return cudaGetLastError();
 }
 

@@ -14,23 +14,30 @@
 namespace lora4j {
 namespace cuda {
 
+// The per-element arithmetic, written once for the scalar kernels, the vectorized chunks and
+// their tails (the same expressions, so the same bits).
+__device__ __forceinline__ bf16 swiglu_fwd_one(bf16 g, bf16 u) {
+  float a = __bfloat162float(g), b = __bfloat162float(u);
+  float sg = 1.f / (1.f + expf(-a));
+  return __float2bfloat16_rn(a * sg * b);
+}
+__device__ __forceinline__ void swiglu_bwd_one(float d, bf16 g, bf16 u, bf16& dg, bf16& du) {
+  float a = __bfloat162float(g), b = __bfloat162float(u);
+  float sg = 1.f / (1.f + expf(-a));
+  dg = __float2bfloat16_rn(d * b * sg * (1.f + a * (1.f - sg)));
+  du = __float2bfloat16_rn(d * a * sg);
+}
+
 __global__ void swiglu_fwd_scalar_kernel(const bf16* g, const bf16* u, bf16* h, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(gridDim.x) * blockDim.x) {
-    float a = __bfloat162float(g[i]), b = __bfloat162float(u[i]);
-    float sg = 1.f / (1.f + expf(-a));
-    h[i] = __float2bfloat16_rn(a * sg * b);
-  }
+       i += int64_t(gridDim.x) * blockDim.x)
+    h[i] = swiglu_fwd_one(g[i], u[i]);
 }
 __global__ void swiglu_bwd_scalar_kernel(const float* dh, const bf16* g, const bf16* u, bf16* dg,
                                          bf16* du, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(gridDim.x) * blockDim.x) {
-    float a = __bfloat162float(g[i]), b = __bfloat162float(u[i]), d = dh[i];
-    float sg = 1.f / (1.f + expf(-a));
-    dg[i] = __float2bfloat16_rn(d * b * sg * (1.f + a * (1.f - sg)));
-    du[i] = __float2bfloat16_rn(d * a * sg);
-  }
+       i += int64_t(gridDim.x) * blockDim.x)
+    swiglu_bwd_one(dh[i], g[i], u[i], dg[i], du[i]);
 }
 
 namespace {
@@ -39,21 +46,12 @@ constexpr int kUnroll = 2;  // 8-element chunks per thread per iteration
 
 __device__ __forceinline__ void swiglu_fwd_chunk(const Bf16x8& g, const Bf16x8& u, Bf16x8& h) {
 #pragma unroll
-  for (int j = 0; j < 8; ++j) {
-    float a = __bfloat162float(g.v[j]), b = __bfloat162float(u.v[j]);
-    float sg = 1.f / (1.f + expf(-a));
-    h.v[j] = __float2bfloat16_rn(a * sg * b);
-  }
+  for (int j = 0; j < 8; ++j) h.v[j] = swiglu_fwd_one(g.v[j], u.v[j]);
 }
 __device__ __forceinline__ void swiglu_bwd_chunk(const float* dh8, const Bf16x8& g, const Bf16x8& u,
                                                  Bf16x8& dg, Bf16x8& du) {
 #pragma unroll
-  for (int j = 0; j < 8; ++j) {
-    float a = __bfloat162float(g.v[j]), b = __bfloat162float(u.v[j]), d = dh8[j];
-    float sg = 1.f / (1.f + expf(-a));
-    dg.v[j] = __float2bfloat16_rn(d * b * sg * (1.f + a * (1.f - sg)));
-    du.v[j] = __float2bfloat16_rn(d * a * sg);
-  }
+  for (int j = 0; j < 8; ++j) swiglu_bwd_one(dh8[j], g.v[j], u.v[j], dg.v[j], du.v[j]);
 }
 
 // Chunks c = first + k * stride (k < kUnroll) are all loaded before any is stored: the stores may
@@ -81,11 +79,8 @@ __global__ void __launch_bounds__(256)
       }
     }
   }
-  for (int64_t i = chunks * 8 + tid; i < n; i += stride) {  // the n % 8 tail
-    float a = __bfloat162float(g[i]), b = __bfloat162float(u[i]);
-    float sg = 1.f / (1.f + expf(-a));
-    h[i] = __float2bfloat16_rn(a * sg * b);
-  }
+  for (int64_t i = chunks * 8 + tid; i < n; i += stride)  // the n % 8 tail
+    h[i] = swiglu_fwd_one(g[i], u[i]);
 }
 
 __global__ void __launch_bounds__(256)
@@ -115,12 +110,8 @@ __global__ void __launch_bounds__(256)
       }
     }
   }
-  for (int64_t i = chunks * 8 + tid; i < n; i += stride) {  // the n % 8 tail
-    float a = __bfloat162float(g[i]), b = __bfloat162float(u[i]), d = dh[i];
-    float sg = 1.f / (1.f + expf(-a));
-    dg[i] = __float2bfloat16_rn(d * b * sg * (1.f + a * (1.f - sg)));
-    du[i] = __float2bfloat16_rn(d * a * sg);
-  }
+  for (int64_t i = chunks * 8 + tid; i < n; i += stride)  // the n % 8 tail
+    swiglu_bwd_one(dh[i], g[i], u[i], dg[i], du[i]);
 }
 
 // kUnroll chunks per thread (a grid-stride loop beyond grid_for's cap).
