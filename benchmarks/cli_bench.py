@@ -13,6 +13,8 @@ settings, one or more joined by commas, each a group or a setting's name:
            in bf16 (1x2048-recompute-4bit, ...; STEPS=qlora)
   "ddp"    data parallel (issue 14): 4 x 2048 per GPU with and without --recompute layer, on one
            GPU and on two (--nproc-per-node 2: 4x2048-2gpu, 4x2048-recompute-2gpu); STEPS=ddp
+  "selective" --recompute selective (each layer's attention output kept) at 1 x 8192 and 4 x 2048
+           (1x8192-selective, 4x2048-selective), to set beside 1x8192-recompute and 4x2048-recompute
   "robust" the cost of robust aggregation (issue 14): 2 GPUs x --grad-accum 4 (8 virtual workers)
            at 4 x 2048 with recompute, --aggregation mean and median in the same call
            (4x2048-recompute-2gpu-accum4-mean, 4x2048-recompute-2gpu-accum4-median)
@@ -45,6 +47,11 @@ Setting = collections.namedtuple("Setting", "bs seq recompute q4 nproc accum agg
                                  defaults=(1, 1, None))
 
 
+# recompute: False / True (--recompute layer) or SELECTIVE (--recompute selective); the JSON line's
+# "recompute" is 0, 1 or 2, as bench_cuda's
+SELECTIVE = 2
+
+
 def one_gpu(bs, seq, recompute, q4=False):
     return Setting(bs, seq, recompute, q4)
 
@@ -59,13 +66,16 @@ DDP = [one_gpu(4, 2048, False), Setting(4, 2048, False, False, 2),
 ROBUST = [Setting(4, 2048, True, False, 2, 4, "mean"), Setting(4, 2048, True, False, 2, 4, "median")]
 # long context (issue 12 item 4): one row of 32768 tokens with recompute
 LONG = [one_gpu(1, 32768, True)]
-GROUPS = {"all": SETTINGS, "qlora": QLORA, "ddp": DDP, "robust": ROBUST, "long": LONG}
+SELECTIVE_SETTINGS = [one_gpu(1, 8192, SELECTIVE), one_gpu(4, 2048, SELECTIVE)]
+GROUPS = {"all": SETTINGS, "qlora": QLORA, "ddp": DDP, "robust": ROBUST, "long": LONG,
+          "selective": SELECTIVE_SETTINGS}
 STEPS = 8
 MASTER_PORT = 29700  # the first group's rendezvous port; each run takes the next
 
 
 def name_of(s):
-    n = f"{s.bs}x{s.seq}{'-recompute' if s.recompute else ''}{'-4bit' if s.q4 else ''}"
+    rc = "-selective" if s.recompute == SELECTIVE else "-recompute" if s.recompute else ""
+    n = f"{s.bs}x{s.seq}{rc}{'-4bit' if s.q4 else ''}"
     if s.nproc > 1:
         n += f"-{s.nproc}gpu"
     if s.accum > 1:
@@ -99,7 +109,7 @@ def command(java, jar, model, data, out, s, port):
            "--batch-size", str(s.bs), "--max-seq-length", str(s.seq), "--steps", str(STEPS),
            "--lr", "1e-4", "--log-steps", "1", "--warmup-steps", "0"]
     if s.recompute:
-        cmd += ["--recompute", "layer"]
+        cmd += ["--recompute", "selective" if s.recompute == SELECTIVE else "layer"]
     if s.q4:
         cmd += ["--load-in-4bit"]
     if s.nproc > 1:

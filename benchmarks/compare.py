@@ -285,11 +285,17 @@ def flops_per_token(seq, h=4096, L=32, I=14336, V=32000, kvd=1024):
 
 print(f"GPU {ref['gpu']}; bf16 matmul ceiling {ceiling:.0f} TFLOP/s, copy {ref['copy_TBps']:.2f} TB/s")
 print(f"{'setting':<28}{'lora4j tok/s':>14}{'GiB':>7}{'MFU':>6}{'ref tok/s':>11}{'GiB':>7}{'MFU':>6}{'ratio':>7}")
+def mode_name(recompute):
+    """bench_cuda's and cli_bench.py's recompute field: 0 none, 1 per layer, 2 selective (set
+    beside the reference's gradient-checkpointed run, as per-layer recompute is)."""
+    return {0: "no recompute", 1: "recompute", 2: "selective"}.get(recompute, str(recompute))
+
+
 for r in ours:
-    gc = r["recompute"] == 1
+    gc = r["recompute"] >= 1
     match = [x for x in ref["runs"] if x["bs"] == r["B"] and x["seq"] == r["S"] and x["grad_ckpt"] == gc]
     mfu = r["tokens_per_s"] * flops_per_token(r["S"]) / (ceiling * 1e12)
-    name = f"{r['B']} x {r['S']} {'recompute' if gc else 'no recompute'}"
+    name = f"{r['B']} x {r['S']} {mode_name(r['recompute'])}"
     if match and "tokens_per_s" in match[0]:
         m = match[0]
         print(f"{name:<28}{r['tokens_per_s']:>14,.0f}{r['peak_gib']:>7.1f}{mfu:>6.0%}"
@@ -307,8 +313,8 @@ if len(sys.argv) > 3:
     print(f"{'setting':<28}{'train tok/s':>13}{'GiB':>7}{'MFU':>6}{'engine':>9}{'train/eng':>10}"
           f"{'ref tok/s':>11}{'train/ref':>10}")
     for c in cli:
-        gc = c["recompute"] == 1
-        name = f"{c['B']} x {c['S']} {'recompute' if gc else 'no recompute'}"
+        gc = c["recompute"] >= 1
+        name = f"{c['B']} x {c['S']} {mode_name(c['recompute'])}"
         tps = c.get("tokens_per_s")
         if not tps:
             print(f"{name:<28}{'failed':>13}  {c.get('error', '')} {c.get('tail', '')[-200:]}")

@@ -112,6 +112,15 @@ class DdpBenchTest(unittest.TestCase):
         with open(self.log) as f:
             return [json.loads(l) for l in f]
 
+    def test_selective_settings(self):
+        p, runs = self.bench("selective,1x8192-recompute")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual([r["setting"] for r in runs],
+                         ["1x8192-selective", "4x2048-selective", "1x8192-recompute"])
+        self.assertEqual([r["recompute"] for r in runs], [2, 2, 1])
+        modes = [a[a.index("--recompute") + 1] for a in self.argvs()]
+        self.assertEqual(modes, ["selective", "selective", "layer"])
+
     def test_commands_and_readings(self):
         p, runs = self.bench("ddp,robust")
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)

@@ -245,6 +245,12 @@ int main(int argc, char** argv) {
     bench_step(layers, 1, 8192, 1);
     return 0;
   }
+  if (settings && std::strcmp(settings, "selective") == 0) {
+    // recompute per layer with the attention output kept (2) beside plain per-layer (1)
+    for (int S : {8192, 2048})
+      for (int rc : {1, 2}) bench_step(layers, 8192 / S, S, rc);
+    return 0;
+  }
   if (layers < 16) bench_step(layers / 2, 4, 2048, 0);  // the difference gives per-layer time
   bench_step(layers, 4, 2048, 0);
   bench_step(layers, 4, 2048, 1);

@@ -76,6 +76,10 @@ extern "C" {
 /* ---- recompute modes ---------------------------------------------------------------------- */
 #define LORA4J_RECOMPUTE_NONE 0
 #define LORA4J_RECOMPUTE_LAYER 1
+/* per layer, but the attention output and its log-sum-exp are kept: the backward re-runs every
+ * layer op except the attention forward (on the CUDA backend; the CPU backend recomputes the
+ * layer as with LORA4J_RECOMPUTE_LAYER, the same function). */
+#define LORA4J_RECOMPUTE_SELECTIVE 2
 
 /* ---- kinds of per-parameter state tensors ------------------------------------------------- */
 #define LORA4J_STATE_PARAM 0      /* the fp32 master LoRA weight */

@@ -221,10 +221,10 @@ struct Case {
     }
     std::printf("%-72s err %.3e (worst of %zu)\n", tag("grad worst").c_str(), worst, names.size());
 
-    // ---- RECOMPUTE_LAYER (one thread) gives the same gradients, bitwise ----
-    {
+    // ---- RECOMPUTE_LAYER and _SELECTIVE (one thread) give the same gradients, bitwise ----
+    for (int mode : {LORA4J_RECOMPUTE_LAYER, LORA4J_RECOMPUTE_SELECTIVE}) {
       Engine rc;
-      create(rc, LORA4J_RECOMPUTE_LAYER, 1);
+      create(rc, mode, 1);
       attach(rc, "adapter_init");
       double s2 = 0;
       int64_t t2 = 0;
@@ -235,7 +235,10 @@ struct Case {
                            b = lora_state(rc, LORA4J_STATE_GRAD, nm);
         same = same && std::memcmp(a.data(), b.data(), a.size() * 4) == 0;
       }
-      check_true(tag("RECOMPUTE_LAYER (1 thread) grads bitwise equal to NONE (all threads)"), same);
+      check_true(tag(std::string(mode == LORA4J_RECOMPUTE_LAYER ? "RECOMPUTE_LAYER"
+                                                                : "RECOMPUTE_SELECTIVE") +
+                     " (1 thread) grads bitwise equal to NONE (all threads)"),
+                 same);
     }
 
     // ---- three AdamW steps with clipping ----

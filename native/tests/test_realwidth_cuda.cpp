@@ -5,7 +5,7 @@
 // alpha 32) on all seven projections. The CPU engine computes in fp32 and matches Hugging Face +
 // PEFT at these widths (within 1.5e-5 per LoRA gradient), so it is the reference here.
 //
-// Compared, for every case and both recompute modes: the loss, the logits of the real tokens,
+// Compared, for every case and every recompute mode: the loss, the logits of the real tokens,
 // and EVERY LoRA gradient tensor (norm-wise relative error, reported per kind as the worst over
 // layers, with the ratio of the gradient norms). The bounds are set from what Hugging Face's own
 // bf16 autocast gets at these shapes (2.2e-2 to 3.9e-2 per LoRA gradient on the 2-layer 7B-width
@@ -150,20 +150,24 @@ void run_case(const Case& k) {
   lora4j_engine* cpu = create(k.cfg, LORA4J_DEVICE_CPU, LORA4J_RECOMPUTE_NONE);
   lora4j_engine* none = create(k.cfg, LORA4J_DEVICE_CUDA, LORA4J_RECOMPUTE_NONE);
   lora4j_engine* layer = create(k.cfg, LORA4J_DEVICE_CUDA, LORA4J_RECOMPUTE_LAYER);
-  load_all(k.cfg, {cpu, none, layer}, 42);
+  lora4j_engine* sel = create(k.cfg, LORA4J_DEVICE_CUDA, LORA4J_RECOMPUTE_SELECTIVE);
+  load_all(k.cfg, {cpu, none, layer, sel}, 42);
   Batch b = make_batch(7, k.B, k.S, k.cfg.vocab_size, k.shape);
   auto t1 = std::chrono::steady_clock::now();
   Result ref = run(cpu, b, k.cfg);
   double cpu_s = seconds_since(t1);
   Result g_none = run(none, b, k.cfg);
   Result g_layer = run(layer, b, k.cfg);
+  Result g_sel = run(sel, b, k.cfg);
   std::printf("  %s: %d x %d tokens, cpu reference %.1f s, total %.1f s\n", k.name.c_str(), k.B,
               k.S, cpu_s, seconds_since(t0));
   compare(k.name + " recompute none", g_none, ref);
   compare(k.name + " recompute layer", g_layer, ref);
+  compare(k.name + " recompute selective", g_sel, ref);
   API(lora4j_engine_destroy(cpu));
   API(lora4j_engine_destroy(none));
   API(lora4j_engine_destroy(layer));
+  API(lora4j_engine_destroy(sel));
 }
 
 // N AdamW steps of the 2-layer 7B-width model on both engines, from the same weights and

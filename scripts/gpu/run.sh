@@ -112,7 +112,9 @@ if has compare; then
   # The whole step at the reference stack's four settings, then the reference stack itself, in
   # the same call; benchmarks/compare.py prints the ratios.
   echo "== lora4j vs Hugging Face + PEFT (32 layers, the reference's four settings)"
-  LORA4J_BENCH_LAYERS=32 LORA4J_BENCH_SETTINGS=reference timeout 200 "$BUILD/bench_cuda" \
+  # BENCH_SETTINGS: bench_cuda's settings (default reference; "selective" times per-layer and
+  # selective recompute at 1 x 8192 and 4 x 2048 for CLI_SETTINGS=selective).
+  LORA4J_BENCH_LAYERS=32 LORA4J_BENCH_SETTINGS=${BENCH_SETTINGS:-reference} timeout 200 "$BUILD/bench_cuda" \
     > "$OUT/bench_reference.jsonl" 2>&1 || { echo "bench failed"; tail -5 "$OUT/bench_reference.jsonl"; status=1; }
   OUT="$OUT" PYTHONUNBUFFERED=1 timeout 330 python3 "$ROOT/benchmarks/reference/hf_peft_baseline.py" \
     > "$OUT/hf_baseline.log" 2>&1 || { echo "reference stack failed"; tail -5 "$OUT/hf_baseline.log"; status=1; }

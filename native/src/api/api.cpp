@@ -145,8 +145,10 @@ int lora4j_engine_create(const lora4j_model_config* config, const lora4j_engine_
     lora4j::ModelShape shape(*nonnull(config, "config"));
     lora4j_engine_options opt{};
     if (options) opt = *options;
-    check_arg(opt.recompute == LORA4J_RECOMPUTE_NONE || opt.recompute == LORA4J_RECOMPUTE_LAYER,
-              "options.recompute must be 0 (none) or 1 (per layer), got " +
+    check_arg(opt.recompute == LORA4J_RECOMPUTE_NONE || opt.recompute == LORA4J_RECOMPUTE_LAYER ||
+                  opt.recompute == LORA4J_RECOMPUTE_SELECTIVE,
+              "options.recompute must be 0 (none), 1 (per layer) or 2 (per layer, attention "
+              "kept), got " +
                   std::to_string(opt.recompute));
     auto handle = std::make_unique<lora4j_engine>();
     if (opt.device == LORA4J_DEVICE_CPU) {

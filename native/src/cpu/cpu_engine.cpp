@@ -8,8 +8,9 @@
 //    The residual stream after every layer is always kept ((L + 1) x tokens x hidden). With
 //    RECOMPUTE_NONE every layer keeps its own activations for the backward; with
 //    RECOMPUTE_LAYER a single set is shared and each layer's forward is re-run from its kept
-//    input just before its backward. The forward is deterministic, so both modes give
-//    bitwise-identical gradients.
+//    input just before its backward (RECOMPUTE_SELECTIVE the same here: keeping the attention
+//    output saves time only on the CUDA backend). The forward is deterministic, so the modes
+//    give bitwise-identical gradients.
 //  - KV cache for decoding: keys (after RoPE) and values of max_seq_len positions per layer.
 //
 // One layer (x: residual stream [n, d]):
@@ -54,7 +55,7 @@ int64_t bytes_of(const Buf& b) { return int64_t(b.capacity() * sizeof(float)); }
 class CpuEngine final : public Engine {
  public:
   CpuEngine(const ModelShape& s, const lora4j_engine_options& opt)
-      : Engine(s), tp_(opt.num_threads), recompute_(opt.recompute == LORA4J_RECOMPUTE_LAYER) {
+      : Engine(s), tp_(opt.num_threads), recompute_(opt.recompute != LORA4J_RECOMPUTE_NONE) {
     specs_ = weight_specs(shape_);
     int64_t off = 0;
     const int L = shape_.c.num_layers;

@@ -1012,6 +1012,19 @@ class CudaEngine final : public Engine {
       for (int64_t l = 0; l <= L; ++l) x_[size_t(l)] = buf[l % 2];
       for (int64_t l = 0; l < L; ++l) xck_[size_t(l)] = c.take<bf16>(n * d);
     }
+    // RECOMPUTE_SELECTIVE: each layer's attention output (bf16) and log-sum-exp are kept too, so
+    // the backward's re-run skips the attention forward; its delta = rowsum(dO * O) then comes
+    // from the bf16 output (no fp32 copy kept). The shared set's own buffers serve evaluation.
+    attck_.assign(size_t(L), nullptr);
+    lseck_.assign(size_t(L), nullptr);
+    if (opt_.recompute == LORA4J_RECOMPUTE_SELECTIVE)
+      for (int64_t l = 0; l < L; ++l) {
+        attck_[size_t(l)] = c.take<bf16>(n * qd);
+        lseck_[size_t(l)] = c.take<float>(B * H * S);
+      }
+    shared_att_ = acts_[0].att;
+    shared_lse_ = acts_[0].lse;
+    shared_att32_ = acts_[0].att32;
     hn_ = c.take<bf16>(n * d);
     xlo_ = c.take<bf16>(n * d);
     rstdf_ = c.take<float>(n);
@@ -1184,7 +1197,8 @@ class CudaEngine final : public Engine {
   }
 
   // One decoder layer from x_[l]. kcache/vcache: where K and V go (null: the activation set);
-  // recompute: skip writing x_[l+1].
+  // recompute: skip writing x_[l+1], and with RECOMPUTE_SELECTIVE the attention forward (its
+  // output and lse are the ones the forward kept, set_for).
   // Precision of the scores: the normed input of the q and k GEMMs is split into bf16 hi + lo
   // (both GEMMs accumulate in fp32, in dtmp_, free during the forward and at a recompute),
   // RoPE rounds once, to fp16. On the hd128 reference this halves the bf16 error of the logits
@@ -1208,8 +1222,11 @@ class CudaEngine final : public Engine {
     proj_forward(l, V, a.xn1, n, vout, false, nullptr, a.xa[V]);
     AttentionParams ap = kc ? attn_params(a, kc, vc, q_offset, q_offset + int(S_))
                             : attn_params(a, a.k, a.v, 0, int(S_));
-    KCHECK(attention_forward(ap, stream_));
-    tm("attention forward");
+    // the backward's re-run of a layer whose attention output was kept skips the attention
+    if (!(recompute && opt_.recompute == LORA4J_RECOMPUTE_SELECTIVE)) {
+      KCHECK(attention_forward(ap, stream_));
+      tm("attention forward");
+    }
     proj_forward(l, O, a.att, n, a.xmid, true, x_[size_t(l)], a.xa[O]);
     KCHECK(rmsnorm_forward(a.xmid, wnorm2(l), a.xn2, a.rstd2, n, d, eps, stream_));
     tm("rmsnorm forward");
@@ -1221,7 +1238,13 @@ class CudaEngine final : public Engine {
   }
 
   LayerActs& set_for(int l, bool training) {
-    return (training && opt_.recompute == LORA4J_RECOMPUTE_NONE) ? acts_[size_t(l)] : acts_[0];
+    if (training && opt_.recompute == LORA4J_RECOMPUTE_NONE) return acts_[size_t(l)];
+    LayerActs& a = acts_[0];
+    const bool keep = training && opt_.recompute == LORA4J_RECOMPUTE_SELECTIVE;
+    a.att = keep ? attck_[size_t(l)] : shared_att_;
+    a.lse = keep ? lseck_[size_t(l)] : shared_lse_;
+    a.att32 = keep ? nullptr : shared_att32_;
+    return a;
   }
 
   // hidden (nullable, host): receives every layer input x_[l] (fp32) as it is formed.
@@ -1275,7 +1298,7 @@ class CudaEngine final : public Engine {
     size_t next_bucket = 0;
     for (int l = shape_.c.num_layers - 1; l >= 0; --l) {
       LayerActs& a = set_for(l, true);
-      if (opt_.recompute == LORA4J_RECOMPUTE_LAYER) {
+      if (opt_.recompute != LORA4J_RECOMPUTE_NONE) {
         KCHECK(bf16_to_f32(xck_[size_t(l)], x_[size_t(l)], n * d, stream_));
         tm("recompute checkpoint");
         layer_forward(l, a, true);
@@ -1337,7 +1360,7 @@ class CudaEngine final : public Engine {
                   per = int64_t(shape_.c.max_seq_len) * shape_.kv_dim();
     KCHECK(embedding_forward(ids_, wembed(), x_[0], n_, d, stream_));
     for (int l = 0; l < shape_.c.num_layers; ++l)
-      layer_forward(l, acts_[0], false, reinterpret_cast<f16*>(kcache_ + 2 * l * per),
+      layer_forward(l, set_for(l, false), false, reinterpret_cast<f16*>(kcache_ + 2 * l * per),
                     reinterpret_cast<bf16*>(kcache_ + (2 * l + 1) * per), q_offset);
     KCHECK(rmsnorm_forward(x_[size_t(shape_.c.num_layers)], wfinal(), hn_, rstdf_, n_, d,
                            shape_.c.rms_norm_eps, stream_));
@@ -1404,6 +1427,11 @@ class CudaEngine final : public Engine {
   std::vector<LayerActs> acts_;
   std::vector<float*> x_;
   std::vector<bf16*> xck_;
+  std::vector<bf16*> attck_;  // RECOMPUTE_SELECTIVE: per layer attention output and lse
+  std::vector<float*> lseck_;
+  bf16* shared_att_ = nullptr;  // the shared activation set's own attention buffers
+  float* shared_lse_ = nullptr;
+  float* shared_att32_ = nullptr;
   bf16 *hn_ = nullptr, *xlo_ = nullptr, *dy_ = nullptr, *datt_ = nullptr, *dq_ = nullptr,
        *dk_ = nullptr, *dv_ = nullptr, *t_ = nullptr;
   float *rstdf_ = nullptr, *dres_ = nullptr, *dtmp_ = nullptr, *dq_acc_ = nullptr,

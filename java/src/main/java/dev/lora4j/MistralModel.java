@@ -95,7 +95,14 @@ public final class MistralModel implements AutoCloseable {
     /** Keep every activation: fastest, most memory. */
     NONE,
     /** Keep each layer's input only; recompute the layer in the backward. */
-    LAYER
+    LAYER,
+    /**
+     * As {@link #LAYER}, but each layer's attention output and log-sum-exp are kept too, so the
+     * backward re-runs every op of the layer except the attention forward: faster where attention
+     * is a large part of the step (long rows), for 2 x rows x heads x head_dim bytes more per
+     * layer. The CPU backend computes it as {@link #LAYER}.
+     */
+    SELECTIVE
   }
 
   private MistralModel(Path dir, MistralConfig config, Device device, NativeEngine engine) {
@@ -149,9 +156,11 @@ public final class MistralModel implements AutoCloseable {
               device.kind(),
               device.index(),
               options.threads(),
-              options.recompute() == Recompute.LAYER
-                  ? Lora4jLibrary.LORA4J_RECOMPUTE_LAYER
-                  : Lora4jLibrary.LORA4J_RECOMPUTE_NONE);
+              switch (options.recompute()) {
+                case NONE -> Lora4jLibrary.LORA4J_RECOMPUTE_NONE;
+                case LAYER -> Lora4jLibrary.LORA4J_RECOMPUTE_LAYER;
+                case SELECTIVE -> Lora4jLibrary.LORA4J_RECOMPUTE_SELECTIVE;
+              });
       try {
         Map<String, long[]> shapes = expectedWeights(config);
         Set<String> projections = new java.util.HashSet<>();

@@ -150,6 +150,23 @@ class CudaEngineTest {
     }
   }
 
+  /**
+   * Selective recompute (each layer's attention output and lse kept, the backward's delta from the
+   * bf16 output) trains as keeping every activation does, within the GPU tolerance.
+   */
+  @Test
+  void selectiveRecomputeFollowsNoRecompute() {
+    double[] none = RecomputeModesTest.steps(Device.cuda(0), MistralModel.Recompute.NONE),
+        sel = RecomputeModesTest.steps(Device.cuda(0), MistralModel.Recompute.SELECTIVE);
+    for (int i = 0; i < none.length; i++) {
+      double rel = Math.abs(none[i] - sel[i]) / none[i];
+      System.out.printf(
+          "cuda selective vs none loss step %d: %.4f vs %.4f (rel %.2e)%n",
+          i, sel[i], none[i], rel);
+      assertTrue(rel < 5e-3, "step " + i + " " + rel);
+    }
+  }
+
   static double[] lossAndNorm(MistralModel m, DataBatch b) {
     m.zeroGrad();
     double loss = m.forwardBackward(b.batch(), 1.0 / b.labelTokens()).mean();

@@ -33,10 +33,11 @@ final class ModelOptions {
   @Option(
       names = "--recompute",
       defaultValue = "none",
-      paramLabel = "none|layer",
+      paramLabel = "none|layer|selective",
       description =
-          "activation recompute (gradient checkpointing): none or per layer (default:"
-              + " ${DEFAULT-VALUE})")
+          "activation recompute (gradient checkpointing): none, per layer, or selective (per"
+              + " layer, keeping each layer's attention output: faster on long rows, more"
+              + " memory) (default: ${DEFAULT-VALUE})")
   String recompute;
 
   @Option(
@@ -104,13 +105,20 @@ final class ModelOptions {
    * --max-positions is not given: a --max-seq-length longer than the default engine (4096) is
    * honoured up to the model's max_position_embeddings instead of cutting the rows to 4096.
    */
+  /** The --recompute value: none, layer or selective (any case). */
+  static MistralModel.Recompute recomputeOf(String value) {
+    return switch (value.toLowerCase(java.util.Locale.ROOT)) {
+      case "none" -> MistralModel.Recompute.NONE;
+      case "layer" -> MistralModel.Recompute.LAYER;
+      case "selective" -> MistralModel.Recompute.SELECTIVE;
+      default ->
+          throw new IllegalArgumentException(
+              "--recompute must be none, layer or selective, got '" + value + "'");
+    };
+  }
+
   MistralModel load(String typedDevice, int rowLength) {
-    MistralModel.Recompute r =
-        switch (recompute.toLowerCase(java.util.Locale.ROOT)) {
-          case "none" -> MistralModel.Recompute.NONE;
-          case "layer" -> MistralModel.Recompute.LAYER;
-          default -> throw new IllegalArgumentException("--recompute must be none or layer");
-        };
+    MistralModel.Recompute r = recomputeOf(recompute);
     return MistralModel.load(
         model,
         device(typedDevice),

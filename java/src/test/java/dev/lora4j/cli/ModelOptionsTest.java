@@ -1,7 +1,10 @@
 package dev.lora4j.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.lora4j.MistralModel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
@@ -43,6 +46,16 @@ class ModelOptionsTest {
   void neverBeyondTheModelsPositions() throws Exception {
     assertEquals(32768, options(32768, 0).positions(65536));
     assertEquals(2048, options(2048, 0).positions(8192));
+  }
+
+  @Test
+  void recomputeModes() {
+    assertEquals(MistralModel.Recompute.NONE, ModelOptions.recomputeOf("none"));
+    assertEquals(MistralModel.Recompute.LAYER, ModelOptions.recomputeOf("Layer"));
+    assertEquals(MistralModel.Recompute.SELECTIVE, ModelOptions.recomputeOf("selective"));
+    IllegalArgumentException e =
+        assertThrows(IllegalArgumentException.class, () -> ModelOptions.recomputeOf("attention"));
+    assertTrue(e.getMessage().contains("'attention'"), e.getMessage());
   }
 
   @Test
