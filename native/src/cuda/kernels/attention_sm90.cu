@@ -489,12 +489,12 @@ struct Sm90BwdSmem {
   static constexpr int kV = kKb + kKVTile;
   static constexpr int kQ = kV + kKVTile;                        // [stages]
   static constexpr int kDO = kQ + kBwdStages * kQTile;           // [stages]
-  static constexpr int kQb = kDO + kBwdStages * kQTile;          // [2] bf16 copies of Q
+  static constexpr int kQb = kDO + kBwdStages * kQTile;          // [stages] bf16 copies of Q
   static constexpr int kDS = kQb + 2 * kQTile;                   // [2]
   static constexpr int kLse = kDS + 2 * kDsBytes;                // [stages][64] fp32, times log2(e)
   static constexpr int kDelta = kLse + kBwdStages * kBwdBM * 4;  // [stages][64]
-  static constexpr int kBar = kDelta + kBwdStages * kBwdBM * 4;  // kv, qdo[S], ld[S], empty[S]
-  static constexpr int kBytes = kBar + 8 * (1 + 3 * kBwdStages);
+  static constexpr int kBar = kDelta + kBwdStages * kBwdBM * 4;  // kv, qdo, ld, empty, qb [S]
+  static constexpr int kBytes = kBar + 8 * (1 + 4 * kBwdStages);
   static constexpr int kAlloc = kBytes + 1024;
   static_assert(kAlloc <= 227 * 1024, "one block per SM must fit");
 };
@@ -523,6 +523,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   auto bar_qdo = [&](int s) { return bar_kv + 8u * (1 + s); };
   auto bar_ld = [&](int s) { return bar_kv + 8u * (1 + kBwdStages + s); };
   auto bar_empty = [&](int s) { return bar_kv + 8u * (1 + 2 * kBwdStages + s); };
+  auto bar_qb = [&](int s) { return bar_kv + 8u * (1 + 3 * kBwdStages + s); };
 
   const AttentionBackwardParams& bp = prm.p;
   const AttentionParams& p = bp.f;
@@ -538,6 +539,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       mbar_init(bar_qdo(s), 1);
       mbar_init(bar_ld(s), 32);    // the lanes of the loader warp
       mbar_init(bar_empty(s), 8);  // one arrival per consumer warp
+      mbar_init(bar_qb(s), 64);    // the lanes of the converting warps
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
@@ -585,13 +587,27 @@ __global__ void __launch_bounds__(kThreads, 1)
         }
         mbar_arrive(bar_ld(s));
       }
+    } else if (warp >= 2) {
+      // warps 2-3: Kb once, then Qb of each stage (bf16, for dK = dS^T Qb and dQ = dS Kb). Qb[s]
+      // is free again when the Q tile of stage s arrives: the copy was issued after the
+      // consumers' empty arrival, which follows their last read of Qb[s].
+      const int t2 = tid - 64;
+      mbar_wait(bar_kv, 0);
+      convert_f16_bf16(sK, sKb, SM::kKVTile, t2, 64);
+      for (int it = 0; it < iters; ++it) {
+        const int s = it % kBwdStages;
+        mbar_wait(bar_qdo(s), (it / kBwdStages) & 1);
+        convert_f16_bf16(sQ + s * SM::kQTile, sQb + s * SM::kQTile, SM::kQTile, t2, 64);
+        fence_proxy_async();
+        mbar_arrive(bar_qb(s));
+      }
     }
     return;
   }
 
   // ---- consumers: warpgroup cw owns keys kw0 .. kw0 + 63 ----
   asm volatile("setmaxnreg.inc.sync.aligned.u32 240;\n");
-  const int cw = wg - 1, ct = threadIdx.x - 128;  // ct: 0 .. 255 over both consumers
+  const int cw = wg - 1;
   const int warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
   const int kw0 = k0 + cw * 64;
   const float sl2 = p.scale * kLog2e;
@@ -602,9 +618,6 @@ __global__ void __launch_bounds__(kThreads, 1)
   for (int i = 0; i < D / 2; ++i) dv[i] = dk[i] = 0.f;
 
   mbar_wait(bar_kv, 0);
-  // bf16 copy of K; published to the async proxy by the fence and the first consumers_sync
-  convert_f16_bf16(sK, sKb, SM::kKVTile, ct, 256);
-  fence_proxy_async();
 
   // this warpgroup's 64 rows of K and V in every panel
   const uint32_t kA = sK + cw * 64 * 128, vA = sV + cw * 64 * 128;
@@ -614,14 +627,16 @@ __global__ void __launch_bounds__(kThreads, 1)
     const uint32_t par = (it / kBwdStages) & 1;
     const int hh = kvh * G + it / nqt, qt = k0 + (it % nqt) * kBwdBM;
     const uint32_t q_s = sQ + s * SM::kQTile, do_s = sDO + s * SM::kQTile;
-    const uint32_t qb = sQb + (it & 1) * SM::kQTile, ds = sDS + (it & 1) * kDsBytes;
+    const uint32_t qb = sQb + s * SM::kQTile, ds = sDS + (it & 1) * kDsBytes;
 
     mbar_wait(bar_qdo(s), par);
-    convert_f16_bf16(q_s, qb, SM::kQTile, ct, 256);  // the bf16 Q of dK = dS^T Q
-    fence_proxy_async();
 
     // S^T = K_w Q^T and dP^T = V_w dO^T over D in steps of 16 (32 bytes of a swizzled row)
+    // zeroed although the first product overwrites them: left undefined, ptxas serializes the
+    // wgmma here for want of registers (C7511) when no conversion precedes it
     float st[32], dpt[32];
+#pragma unroll
+    for (int i = 0; i < 32; ++i) st[i] = dpt[i] = 0.f;
     wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
@@ -684,7 +699,8 @@ __global__ void __launch_bounds__(kThreads, 1)
         sts32(ds + kr * 128 + ((j ^ (kr & 7)) << 4) + 4 * t4, da[j >> 1][2 * (j & 1) + h]);
       }
     fence_proxy_async();
-    consumers_sync();  // dS^T, Qb (and the first time Kb) of both warpgroups are complete
+    consumers_sync();           // dS^T of both warpgroups is complete
+    mbar_wait(bar_qb(s), par);  // Qb[s] (and, the first time, Kb) written by warps 2-3
 
     // dV += P^T dO, dK += dS^T Qb (B MN-major: 16 queries = two 1024-byte atoms per step, N = D
     // over D/64 panels), dQ part = dS Kb (A = dS^T read MN-major)
