@@ -297,8 +297,12 @@ __global__ void __launch_bounds__(kThreads, 1)
   auto bar_vempty = [&](int s) { return bar_q + 8u * (1 + 3 * kStages + s); };
 
   const AttentionParams& p = prm.p;
-  const int b = blockIdx.z, h = blockIdx.y;
-  const int q0 = (gridDim.x - 1 - blockIdx.x) * kBM;  // the longest causal rows start first
+  // One block per (query block, head, row) on a 1-d grid, the query blocks with the most key
+  // tiles first over all heads and rows, so the block scheduler fills the SMs longest-first and
+  // the short diagonal blocks close the last wave.
+  const int nq = (p.Sq + kBM - 1) / kBM, per = p.H * p.B;
+  const int h = int(blockIdx.x % per) % p.H, b = int(blockIdx.x % per) / p.H;
+  const int q0 = (nq - 1 - int(blockIdx.x / per)) * kBM;
   const int kvh = h / (p.H / p.KH);
   const int qlast = p.q_offset + min(q0 + kBM, p.Sq) - 1;  // last query position of the block
   const int kend = min(p.Sk, qlast + 1);
@@ -572,7 +576,11 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   const AttentionBackwardParams& bp = prm.p;
   const AttentionParams& p = bp.f;
-  const int b = blockIdx.z, kvh = blockIdx.y, k0 = blockIdx.x * kBwdBN;
+  // A 1-d grid of (key block, KV head, row), the key blocks that the most query tiles see first
+  // over all heads and rows (longest-first for the block scheduler; see the forward).
+  const int per = p.KH * p.B;
+  const int kvh = int(blockIdx.x % per) % p.KH, b = int(blockIdx.x % per) / p.KH;
+  const int k0 = int(blockIdx.x / per) * kBwdBN;
   const int S = p.Sk, G = p.H / p.KH;
   const int nqt = (S - k0 + kBwdBM - 1) / kBwdBM;  // query tiles k0 .. S (causal)
   const int iters = G * nqt;
@@ -866,7 +874,7 @@ cudaError_t launch_sm90(const AttentionParams& p, cudaStream_t s) {
   cudaError_t e = cudaFuncSetAttribute(attn_fwd_sm90_kernel<D>,
                                        cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (e != cudaSuccess) return e;
-  dim3 grid((p.Sq + kBM - 1) / kBM, p.H, p.B);
+  const unsigned grid = unsigned((p.Sq + kBM - 1) / kBM) * unsigned(p.H) * unsigned(p.B);
   attn_fwd_sm90_kernel<D><<<grid, kThreads, smem, s>>>(prm);
   return cudaGetLastError();
 }
@@ -888,7 +896,7 @@ cudaError_t launch_bwd_sm90(const AttentionBackwardParams& bp, cudaStream_t s) {
   cudaError_t e = cudaFuncSetAttribute(attn_bwd_sm90_kernel<D>,
                                        cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (e != cudaSuccess) return e;
-  dim3 grid((p.Sk + kBwdBN - 1) / kBwdBN, p.KH, p.B);
+  const unsigned grid = unsigned((p.Sk + kBwdBN - 1) / kBwdBN) * unsigned(p.KH) * unsigned(p.B);
   attn_bwd_sm90_kernel<D><<<grid, kThreads, smem, s>>>(prm);
   return cudaGetLastError();
 }
@@ -927,6 +935,7 @@ bool attention_sm90_accepts(const AttentionParams& p) {
   return (p.D == 64 || p.D == 128) && !p.key_mask && !p.segments && p.window == 0 && p.B > 0 &&
          p.Sq > 0 && p.Sk > 0 && p.q_offset >= 0 && p.KH > 0 && p.H % p.KH == 0 && aligned16(p.q) &&
          aligned16(p.k) && aligned16(p.v) && p.q_bstride % 8 == 0 && p.kv_bstride % 8 == 0 &&
+         (int64_t(p.Sq) + kBM - 1) / kBM * p.H * p.B <= int64_t(INT32_MAX) &&  // 1-d grids
          device_ok();
 }
 
