@@ -14,12 +14,11 @@
  * issues every bulk tensor copy; the warpgroup gives its registers away with setmaxnreg);
  * warpgroups 1 and 2 are consumers, each owning 64 query rows. Key/value tiles of 128 keys pass
  * through a two-stage ring: K[s] and V[s] each complete on their own "full" barrier (transaction
- * bytes), and the 8 consumer warps release K[s] and V[s] on their own "empty" barriers after
- * their last read. Per tile a consumer warpgroup computes S = Q K^T (wgmma m64n128k16, f16, both
- * operands in shared memory, K-major, 128-byte swizzle), masks the diagonal tile, updates the
- * running max and sum, rescales O, converts P to bf16 A fragments in registers and computes
- * O += P V (wgmma m64nDk16, bf16, A from registers, V MN-major in shared memory). The P V product
- * of a tile is issued behind the next tile's S and runs while that S's softmax is computed.
+ * bytes), and the 8 consumer warps release stage s on its "empty" barrier after their last read.
+ * Per tile a consumer warpgroup computes S = Q K^T (wgmma m64n128k16, f16, both operands in shared
+ * memory, K-major, 128-byte swizzle), masks the diagonal tile, updates the running max and sum,
+ * rescales O, converts P to bf16 A fragments in registers and computes O += P V (wgmma
+ * m64nDk16, bf16, A from registers, V MN-major in shared memory).
  *
  * Shared-memory layout: every tile is stored as D/64 column panels of [rows][64] 16-bit values,
  * 128 bytes per row, swizzled by the copy engine in 1024-byte atoms (8 rows); the wgmma
@@ -51,9 +50,8 @@ struct Sm90Smem {
   static constexpr int kQ = 0;
   static constexpr int kK = kQ + kTileBytes;
   static constexpr int kV = kK + kStages * kTileBytes;
-  // q_full, k_full[S], v_full[S], k_empty[S], v_empty[S]
-  static constexpr int kBar = kV + kStages * kTileBytes;
-  static constexpr int kBytes = kBar + 8 * (1 + 4 * kStages);
+  static constexpr int kBar = kV + kStages * kTileBytes;  // q_full, k_full[S], v_full[S], empty[S]
+  static constexpr int kBytes = kBar + 8 * (1 + 3 * kStages);
   static constexpr int kAlloc = kBytes + 1024;  // the dynamic base is aligned up to 1024 bytes
 };
 
@@ -112,9 +110,6 @@ __device__ __forceinline__ void wgmma_commit() {
 }
 __device__ __forceinline__ void wgmma_wait0() {
   asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
-}
-__device__ __forceinline__ void wgmma_wait1() {
-  asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
 }
 // Shared-memory matrix descriptor, 128-byte swizzle. K-major operands: sbo = 1024 (next 8 rows),
 // lbo unused (1). MN-major operands: lbo = next 64-value panel, sbo = 1024 (next 8 rows of K).
@@ -293,16 +288,11 @@ __global__ void __launch_bounds__(kThreads, 1)
   const uint32_t bar_q = base + SM::kBar;
   auto bar_k = [&](int s) { return bar_q + 8u * (1 + s); };
   auto bar_v = [&](int s) { return bar_q + 8u * (1 + kStages + s); };
-  auto bar_kempty = [&](int s) { return bar_q + 8u * (1 + 2 * kStages + s); };
-  auto bar_vempty = [&](int s) { return bar_q + 8u * (1 + 3 * kStages + s); };
+  auto bar_empty = [&](int s) { return bar_q + 8u * (1 + 2 * kStages + s); };
 
   const AttentionParams& p = prm.p;
-  // One block per (query block, head, row) on a 1-d grid, the query blocks with the most key
-  // tiles first over all heads and rows, so the block scheduler fills the SMs longest-first and
-  // the short diagonal blocks close the last wave.
-  const int nq = (p.Sq + kBM - 1) / kBM, per = p.H * p.B;
-  const int h = int(blockIdx.x % per) % p.H, b = int(blockIdx.x % per) / p.H;
-  const int q0 = (nq - 1 - int(blockIdx.x / per)) * kBM;
+  const int b = blockIdx.z, h = blockIdx.y;
+  const int q0 = (gridDim.x - 1 - blockIdx.x) * kBM;  // the longest causal rows start first
   const int kvh = h / (p.H / p.KH);
   const int qlast = p.q_offset + min(q0 + kBM, p.Sq) - 1;  // last query position of the block
   const int kend = min(p.Sk, qlast + 1);
@@ -314,8 +304,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     for (int s = 0; s < kStages; ++s) {
       mbar_init(bar_k(s), 1);
       mbar_init(bar_v(s), 1);
-      mbar_init(bar_kempty(s), 8);  // one arrival per consumer warp
-      mbar_init(bar_vempty(s), 8);
+      mbar_init(bar_empty(s), 8);  // one arrival per consumer warp
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
@@ -331,13 +320,11 @@ __global__ void __launch_bounds__(kThreads, 1)
         tma_load_4d(sQ + c * kPanelBytes, &prm.tq, bar_q, c * 64, h, q0, b);
       for (int it = 0; it < ntiles; ++it) {
         const int s = it % kStages;
-        const uint32_t free_par = ((it / kStages) & 1) ^ 1;  // first pass: passes at once
+        mbar_wait(bar_empty(s), ((it / kStages) & 1) ^ 1);  // first pass: passes at once
         const int kt = it * kBN;
-        mbar_wait(bar_kempty(s), free_par);
         mbar_expect_tx(bar_k(s), kTile);
         for (int c = 0; c < kPanels; ++c)
           tma_load_4d(sK + s * kTile + c * kPanelBytes, &prm.tk, bar_k(s), c * 64, kvh, kt, b);
-        mbar_wait(bar_vempty(s), free_par);
         mbar_expect_tx(bar_v(s), kTile);
         for (int c = 0; c < kPanels; ++c)
           tma_load_4d(sV + s * kTile + c * kPanelBytes, &prm.tv, bar_v(s), c * 64, kvh, kt, b);
@@ -363,16 +350,16 @@ __global__ void __launch_bounds__(kThreads, 1)
   // Q rows of this warpgroup: 64 rows x 128 bytes = 8 KB into each panel.
   const uint32_t qbase = sQ + cw * 64 * 128;
 
-  // Software pipeline (FlashAttention-3's intra-warpgroup overlap): iteration it issues
-  // S_it = Q K_it^T, then O += P_{it-1} V_{it-1} behind it, and computes the softmax of S_it
-  // while the P V product runs; O is rescaled once that product has completed. The operations on
-  // O, l and m come in the same order as without the pipeline, so the result is the same.
-  // K stage s is released as soon as its S has completed, V stage s after its P V product.
-  uint32_t pa[kBN / 16][4];  // P_{it-1} as bf16 A fragments (16-key step kk: n8 blocks 2 kk, 2 kk + 1)
-  float sc[64];
-  float corr[2];
-  // S = Q K^T over D in steps of 16 (32 bytes inside a 128-byte swizzled row).
-  auto issue_s = [&](uint32_t kbase) {
+  for (int it = 0; it < ntiles; ++it) {
+    const int s = it % kStages;
+    const uint32_t par = (it / kStages) & 1;
+    const int kt = it * kBN;
+    const uint32_t kbase = sK + s * SM::kTileBytes, vbase = sV + s * SM::kTileBytes;
+
+    // S = Q K^T over D in steps of 16 (32 bytes inside a 128-byte swizzled row).
+    float sc[64];
+    mbar_wait(bar_k(s), par);
+    wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
       const uint32_t off = (kk / 4) * kPanelBytes + (kk % 4) * 32;
@@ -380,18 +367,11 @@ __global__ void __launch_bounds__(kThreads, 1)
                         kk > 0);
     }
     wgmma_commit();
-  };
-  // O += P V: 16 keys (two 1024-byte atoms of V) per step; N = D spans D/64 panels (lbo).
-  auto issue_pv = [&](uint32_t vbase) {
-#pragma unroll
-    for (int kk = 0; kk < kBN / 16; ++kk)
-      wgmma_pv<D>(o, pa[kk], sw128_desc(vbase + kk * 2048, kPanelBytes, 1024));
-    wgmma_commit();
-  };
-  // Mask (only tiles that reach past the warpgroup's first query or past Sk), scale to base 2,
-  // row max, P = exp2(S - max), row sums; corr rescales what came before. Accumulator layout:
-  // sc[4 j + e] is row g + 8 (e >> 1), key 8 j + 2 t4 + (e & 1).
-  auto softmax = [&](int kt) {
+    wgmma_wait0();
+    fence_regs(sc);
+
+    // Mask (only tiles that reach past the warpgroup's first query or past Sk), scale to base 2,
+    // row max. Accumulator layout: sc[4 j + e] is row g + 8 (e >> 1), key 8 j + 2 t4 + (e & 1).
     float mx[2] = {-INFINITY, -INFINITY};
     if (kt + kBN - 1 <= qwg && kt + kBN <= p.Sk) {
 #pragma unroll
@@ -409,6 +389,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         mx[r] = fmaxf(mx[r], v);
       }
     }
+    float corr[2];
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
@@ -425,10 +406,10 @@ __global__ void __launch_bounds__(kThreads, 1)
       sc[i] = pv;
       lrow[r] += pv;
     }
-  };
-  auto rescale_and_pack = [&] {
 #pragma unroll
     for (int i = 0; i < D / 2; ++i) o[i] *= corr[(i >> 1) & 1];
+    // P as A fragments: 16-key step kk takes n8 blocks 2 kk and 2 kk + 1.
+    uint32_t pa[kBN / 16][4];
 #pragma unroll
     for (int kk = 0; kk < kBN / 16; ++kk) {
       pa[kk][0] = pack_bf16(sc[8 * kk + 0], sc[8 * kk + 1]);
@@ -436,49 +417,19 @@ __global__ void __launch_bounds__(kThreads, 1)
       pa[kk][2] = pack_bf16(sc[8 * kk + 4], sc[8 * kk + 5]);
       pa[kk][3] = pack_bf16(sc[8 * kk + 6], sc[8 * kk + 7]);
     }
-  };
-  auto release = [&](uint32_t bar) {
-    __syncwarp();
-    if (lane == 0) mbar_arrive(bar);
-  };
 
-  if (ntiles > 0) {
-    mbar_wait(bar_k(0), 0);
-    wgmma_fence();
-    issue_s(sK);
-    wgmma_wait0();
-    fence_regs(sc);
-    release(bar_kempty(0));
-    softmax(0);
-    rescale_and_pack();
-  }
-  for (int it = 1; it < ntiles; ++it) {
-    const int s = it % kStages, sp = (it - 1) % kStages;
-    mbar_wait(bar_k(s), (it / kStages) & 1);
-    mbar_wait(bar_v(sp), ((it - 1) / kStages) & 1);
+    // O += P V: 16 keys (two 1024-byte atoms of V) per step; N = D spans D/64 panels (lbo).
+    mbar_wait(bar_v(s), par);
     fence_regs(o);
     wgmma_fence();
-    issue_s(sK + s * SM::kTileBytes);
-    issue_pv(sV + sp * SM::kTileBytes);
-    wgmma_wait1();  // S (the older group) has completed; P V may still run
-    fence_regs(sc);
-    release(bar_kempty(s));
-    softmax(it * kBN);
-    wgmma_wait0();  // P_{it-1} V_{it-1} has completed: O and pa are free
-    fence_regs(o);
-    fence_regs(sc);  // the new fragments are packed after the wait, not into live registers
-    release(bar_vempty(sp));
-    rescale_and_pack();
-  }
-  if (ntiles > 0) {
-    const int sp = (ntiles - 1) % kStages;
-    mbar_wait(bar_v(sp), ((ntiles - 1) / kStages) & 1);
-    fence_regs(o);
-    wgmma_fence();
-    issue_pv(sV + sp * SM::kTileBytes);
+#pragma unroll
+    for (int kk = 0; kk < kBN / 16; ++kk)
+      wgmma_pv<D>(o, pa[kk], sw128_desc(vbase + kk * 2048, kPanelBytes, 1024));
+    wgmma_commit();
     wgmma_wait0();
     fence_regs(o);
-    release(bar_vempty(sp));
+    __syncwarp();
+    if (lane == 0) mbar_arrive(bar_empty(s));
   }
 
   // finish: row sums over the quad, normalize, write out (bf16, optional fp32) and lse
@@ -577,7 +528,9 @@ __global__ void __launch_bounds__(kThreads, 1)
   const AttentionBackwardParams& bp = prm.p;
   const AttentionParams& p = bp.f;
   // A 1-d grid of (key block, KV head, row), the key blocks that the most query tiles see first
-  // over all heads and rows (longest-first for the block scheduler; see the forward).
+  // over all heads and rows, so the block scheduler packs the SMs longest-first and the short
+  // blocks of the last keys close the last wave (the forward keeps its 3-d grid: ordered this
+  // way it ran 8% slower).
   const int per = p.KH * p.B;
   const int kvh = int(blockIdx.x % per) % p.KH, b = int(blockIdx.x % per) / p.KH;
   const int k0 = int(blockIdx.x / per) * kBwdBN;
@@ -874,7 +827,7 @@ cudaError_t launch_sm90(const AttentionParams& p, cudaStream_t s) {
   cudaError_t e = cudaFuncSetAttribute(attn_fwd_sm90_kernel<D>,
                                        cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (e != cudaSuccess) return e;
-  const unsigned grid = unsigned((p.Sq + kBM - 1) / kBM) * unsigned(p.H) * unsigned(p.B);
+  dim3 grid((p.Sq + kBM - 1) / kBM, p.H, p.B);
   attn_fwd_sm90_kernel<D><<<grid, kThreads, smem, s>>>(prm);
   return cudaGetLastError();
 }
@@ -935,7 +888,6 @@ bool attention_sm90_accepts(const AttentionParams& p) {
   return (p.D == 64 || p.D == 128) && !p.key_mask && !p.segments && p.window == 0 && p.B > 0 &&
          p.Sq > 0 && p.Sk > 0 && p.q_offset >= 0 && p.KH > 0 && p.H % p.KH == 0 && aligned16(p.q) &&
          aligned16(p.k) && aligned16(p.v) && p.q_bstride % 8 == 0 && p.kv_bstride % 8 == 0 &&
-         (int64_t(p.Sq) + kBM - 1) / kBM * p.H * p.B <= int64_t(INT32_MAX) &&  // 1-d grids
          device_ok();
 }
 
@@ -949,7 +901,9 @@ bool attention_sm90_backward_accepts(const AttentionBackwardParams& bp) {
   auto aligned = [](const void* q, uintptr_t a) {
     return (reinterpret_cast<uintptr_t>(q) & (a - 1)) == 0;
   };
-  return p.q_offset == 0 && p.Sq == p.Sk && bp.dout && bp.dq_accum && bp.dk && bp.dv && p.lse &&
+  return p.q_offset == 0 && p.Sq == p.Sk &&
+         (int64_t(p.Sk) + kBwdBN - 1) / kBwdBN * p.KH * p.B <= int64_t(INT32_MAX) &&  // 1-d grid
+         bp.dout && bp.dq_accum && bp.dk && bp.dv && p.lse &&
          bp.delta && aligned16(bp.dout) && aligned(bp.dq_accum, 8) && aligned(bp.dk, 4) &&
          aligned(bp.dv, 4) && p.kv_bstride % 2 == 0 && attention_sm90_accepts(p);
 }
