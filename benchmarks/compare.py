@@ -323,9 +323,11 @@ if len(sys.argv) > 3:
         m = [x for x in ref["runs"] if x["bs"] == c["B"] and x["seq"] == c["S"] and x["grad_ckpt"] == gc
              and "tokens_per_s" in x]
         mfu = tps * flops_per_token(c["S"]) / (ceiling * 1e12)
-        e = eng[0]["tokens_per_s"] if eng else float("nan")
-        rt = m[0]["tokens_per_s"] if m else float("nan")
-        print(f"{name:<28}{tps:>13,.0f}{c.get('memory_gib', float('nan')):>7.1f}{mfu:>6.0%}{e:>9,.0f}"
-              f"{tps / e:>9.3f}x{rt:>11,.0f}{tps / rt:>9.2f}x")
+        # a setting the engine benchmark or the reference did not run this call shows "-"
+        e = f"{eng[0]['tokens_per_s']:>9,.0f}{tps / eng[0]['tokens_per_s']:>9.3f}x" if eng \
+            else f"{'-':>9}{'-':>10}"
+        rt = f"{m[0]['tokens_per_s']:>11,.0f}{tps / m[0]['tokens_per_s']:>9.2f}x" if m \
+            else f"{'-':>11}{'-':>10}"
+        print(f"{name:<28}{tps:>13,.0f}{c.get('memory_gib', float('nan')):>7.1f}{mfu:>6.0%}{e}{rt}")
         if c.get("breakdown"):
             print("    " + c["breakdown"])

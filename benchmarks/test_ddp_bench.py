@@ -337,6 +337,31 @@ class CompareModes(unittest.TestCase):
         self.assertIn("| 1 x 32768, recompute | 5,000 | 30.1 | OOM | - | - | - |", p.stdout)
 
 
+    def test_user_path_without_an_engine_figure(self):
+        bench = self.write("bench.jsonl", json.dumps(
+            {"bench": "train_step", "B": 1, "S": 8192, "recompute": 1, "tokens_per_s": 9500,
+             "peak_gib": 19.0}) + "\n")
+        ref = self.write("hf.json", json.dumps({
+            "gpu": "H200", "bf16_matmul_tflops": 790.0, "copy_TBps": 4.3, "runs": [
+                {"bs": 1, "seq": 8192, "grad_ckpt": True, "tokens_per_s": 7250.0,
+                 "peak_mem_GiB": 19.2, "mfu_vs_measured_ceiling": 0.33}]}))
+        cli = self.write("cli.jsonl", "\n".join(json.dumps(r) for r in [
+            {"bench": "cli_train", "B": 1, "S": 8192, "recompute": 1, "load_in_4bit": 0,
+             "nproc": 1, "grad_accum": 1, "workers": 1, "tokens_per_s": 9310, "memory_gib": 19.0},
+            {"bench": "cli_train", "B": 1, "S": 8192, "recompute": 2, "load_in_4bit": 0,
+             "nproc": 1, "grad_accum": 1, "workers": 1, "tokens_per_s": 9730, "memory_gib": 21.0},
+            {"bench": "cli_train", "B": 2, "S": 1024, "recompute": 2, "load_in_4bit": 0,
+             "nproc": 1, "grad_accum": 1, "workers": 1, "tokens_per_s": 5000,
+             "memory_gib": 15.0}]) + "\n")
+        p = self.run_compare(bench, ref, cli)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        rows = {l[:28].strip(): l[28:].split() for l in p.stdout.splitlines()[-3:]}
+        self.assertEqual(rows["1 x 8192 recompute"][3:], ["9,500", "0.980x", "7,250", "1.28x"])
+        self.assertEqual(rows["1 x 8192 selective"][3:], ["-", "-", "7,250", "1.34x"])
+        self.assertEqual(rows["2 x 1024 selective"][3:], ["-", "-", "-", "-"])
+        self.assertNotIn("nan", p.stdout)
+
+
 class PhasesTable(unittest.TestCase):
     """phases.py: the engine's LORA4J_PHASE_TIMES blocks set beside bench_cuda's settings."""
 
