@@ -903,9 +903,9 @@ bool attention_sm90_backward_accepts(const AttentionBackwardParams& bp) {
   };
   return p.q_offset == 0 && p.Sq == p.Sk &&
          (int64_t(p.Sk) + kBwdBN - 1) / kBwdBN * p.KH * p.B <= int64_t(INT32_MAX) &&  // 1-d grid
-         bp.dout && bp.dq_accum && bp.dk && bp.dv && p.lse &&
-         bp.delta && aligned16(bp.dout) && aligned(bp.dq_accum, 8) && aligned(bp.dk, 4) &&
-         aligned(bp.dv, 4) && p.kv_bstride % 2 == 0 && attention_sm90_accepts(p);
+         bp.dout && bp.dq_accum && bp.dk && bp.dv && p.lse && bp.delta && aligned16(bp.dout) &&
+         aligned(bp.dq_accum, 8) && aligned(bp.dk, 4) && aligned(bp.dv, 4) &&
+         p.kv_bstride % 2 == 0 && attention_sm90_accepts(p);
 }
 
 cudaError_t attention_backward_sm90(const AttentionBackwardParams& bp, cudaStream_t s) {
