@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
@@ -71,10 +72,10 @@ Golden load_case(const std::string& name) {
   return g;
 }
 
-lora4j_engine* make_engine(const Golden& g, int recompute,
-                           const lora4j_model_config* cfg = nullptr) {
+lora4j_engine* make_engine(const Golden& g, int recompute, const lora4j_model_config* cfg = nullptr,
+                           int device = LORA4J_DEVICE_CUDA) {
   lora4j_engine_options o{};
-  o.device = LORA4J_DEVICE_CUDA;
+  o.device = device;
   o.device_index = 0;
   o.recompute = recompute;
   lora4j_engine* e = nullptr;
@@ -394,6 +395,84 @@ void packing() {
   API(lora4j_engine_destroy(e));
 }
 
+// LoRA input groups: the CUDA engine forms x A^T of q, k, v (and of gate, up) in one GEMM and
+// adds their s (dy B) A input gradients in one GEMM after the group, over whichever of them are
+// targeted. For several target sets, against the CPU engine (fp32, one projection at a time):
+// loss and every LoRA gradient, with A and B large enough that the LoRA path carries as much of
+// each projection as the frozen weight (a member's term left out or misplaced is an O(1) error).
+void target_sets() {
+  const char* S = "groups";
+  Golden g = load_case("tiny");
+  static const char* names[] = {"q", "k", "v", "o", "gate", "up", "down"};
+  auto run = [&](uint32_t targets, int recompute, const char* note) {
+    {
+      std::string label;
+      for (int p = 0; p < 7; ++p)
+        if (targets & (1u << p)) label += std::string(label.empty() ? "" : "+") + names[p];
+      label += recompute ? ", recompute layer" : ", no recompute";
+      label += note;
+      lora4j_engine* gpu = make_engine(g, recompute);
+      lora4j_engine* cpu = make_engine(g, recompute, nullptr, LORA4J_DEVICE_CPU);
+      const int r = 4;
+      for (lora4j_engine* e : {gpu, cpu}) API(lora4j_lora_attach(e, r, 1.5f, targets));
+      int32_t count = 0;
+      API(lora4j_lora_count(gpu, &count));
+      std::mt19937 rng(targets * 2 + uint32_t(recompute));
+      std::vector<std::string> tensor;
+      for (int32_t i = 0; i < count; ++i) {
+        char nm[256];
+        int64_t rows, cols;
+        API(lora4j_lora_info(gpu, i, nm, sizeof nm, &rows, &cols));
+        // A [r, in]: std 1/sqrt(in); B [out, r]: std 1/sqrt(r)
+        std::normal_distribution<float> nd(0.f, 1.f / std::sqrt(float(cols)));
+        std::vector<float> v(static_cast<size_t>(rows * cols));
+        for (float& x : v) x = nd(rng);
+        for (lora4j_engine* e : {gpu, cpu})
+          API(lora4j_lora_set(e, LORA4J_STATE_PARAM, nm, LORA4J_DTYPE_F32, v.data(), rows * cols));
+        tensor.push_back(nm);
+      }
+      lora4j_batch b = batch_of(g);
+      double loss[2];
+      int64_t tokens[2];
+      for (int k = 0; k < 2; ++k) {
+        lora4j_engine* e = k ? cpu : gpu;
+        API(lora4j_zero_grad(e));
+        API(lora4j_forward_backward(e, &b, 0.01f, &loss[k], &tokens[k]));
+      }
+      ct::report(S, label + ": loss", std::fabs(loss[0] - loss[1]) / std::fabs(loss[1]), 1e-3);
+      double worst = 0;
+      std::string where;
+      for (const std::string& nm : tensor) {
+        char buf[256];
+        int64_t rows, cols;
+        int32_t i = int32_t(&nm - tensor.data());
+        API(lora4j_lora_info(gpu, i, buf, sizeof buf, &rows, &cols));
+        std::vector<float> a(static_cast<size_t>(rows * cols)), c(a.size());
+        API(lora4j_lora_get(gpu, LORA4J_STATE_GRAD, nm.c_str(), a.data(), rows * cols));
+        API(lora4j_lora_get(cpu, LORA4J_STATE_GRAD, nm.c_str(), c.data(), rows * cols));
+        double err = ct::rel_err(a, c);
+        if (!(err <= worst)) {
+          worst = std::isnan(err) ? NAN : err;
+          where = nm;
+        }
+      }
+      std::printf("  %s: worst gradient %s\n", label.c_str(), where.c_str());
+      ct::report(S, label + ": worst of " + std::to_string(tensor.size()) + " LoRA grads", worst,
+                 3e-2);
+      API(lora4j_engine_destroy(gpu));
+      API(lora4j_engine_destroy(cpu));
+    }
+  };
+  const uint32_t sets[] = {0x7F, 0x05, 0x02, 0x37, 0x60, 0x1B};  // all, q+v, k, qkv+gate+up, ...
+  for (uint32_t targets : sets)
+    for (int recompute : {LORA4J_RECOMPUTE_NONE, LORA4J_RECOMPUTE_LAYER})
+      run(targets, recompute, "");
+  // the benchmark switch: one GEMM per projection
+  setenv("LORA4J_LORA_GROUPS", "0", 1);
+  run(0x7F, LORA4J_RECOMPUTE_NONE, ", LORA4J_LORA_GROUPS=0");
+  unsetenv("LORA4J_LORA_GROUPS");
+}
+
 void errors() {
   const char* S = "errors";
   Golden g = load_case("tiny");
@@ -539,6 +618,7 @@ int main() {
   }
   for (const char* c : {"tiny", "tiny-sliding", "hd128"}) golden(c);
   packing();
+  target_sets();
   errors();
   phase_times();
   std::printf("test_engine_cuda: %d failure(s)\n", ct::failures());
