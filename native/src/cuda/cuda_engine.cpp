@@ -55,6 +55,14 @@ float rope_inv_freq_host(int i, int D, double theta) {
 
 #define KCHECK(call) ::lora4j::cuda::cuda_check((call), #call)
 
+// Projections that read the same input form a LoRA input group: q, k and v (the normed layer
+// input), gate and up (the normed sum after attention); o and down stand alone. The targeted
+// members of a group form their x A^T in one GEMM over their A matrices stacked, and add their
+// s (dy B) A input gradients in one GEMM after the frozen ones: one pass over x and one read-
+// modify-write of the fp32 input gradient per group instead of one per projection.
+constexpr int kGroups = 4;
+constexpr int kGroupOf[NUM_PROJ] = {0, 0, 0, 1, 2, 2, 3};
+
 struct LayerActs {
   bf16 *xn1, *v, *att, *xn2, *gate, *up, *h;
   f16 *q, *k;  // rotated, fp16 (the attention scores' operands)
@@ -217,27 +225,69 @@ class CudaEngine final : public Engine {
     settle("the reductions of the last backward");
     LoraLayout l = make_lora_layout(shape_, rank, scale, targets);
     lora_detach();
+    // the groups: members in projection order. LORA4J_LORA_GROUPS=0 makes every projection its
+    // own group (one GEMM per projection, as before the groups), to time the two in one process.
+    const char* env = std::getenv("LORA4J_LORA_GROUPS");
+    const bool grouped = !(env && std::strcmp(env, "0") == 0);
+    int members[NUM_PROJ] = {};
+    for (int p = 0; p < NUM_PROJ; ++p) {
+      const int g = grouped ? kGroupOf[p] : p;
+      grp_pos_[p] = (targets & (1u << p)) ? members[g]++ : 0;
+    }
+    for (int p = 0; p < NUM_PROJ; ++p) {
+      grp_id_[p] = grouped ? kGroupOf[p] : p;
+      grp_size_[p] = members[grp_id_[p]];
+    }
+    const int64_t L = shape_.c.num_layers;
+    grp_a_off_.assign(size_t(L * kGroups), -1);
+    int64_t grp_total = 0;
+    for (int64_t layer = 0; layer < L; ++layer)
+      for (int p = 0; p < NUM_PROJ; ++p)
+        if (grp_size_[p] >= 2 && grp_pos_[p] == 0 && (targets & (1u << p))) {
+          grp_a_off_[size_t(layer * kGroups + kGroupOf[p])] = grp_total;
+          grp_total += int64_t(grp_size_[p]) * rank * shape_.proj_in(p);
+        }
     arena_ = static_cast<float*>(alloc(size_t(l.total) * 4 * sizeof(float), "LoRA arena"));
     try {
       lora_bf16_ = static_cast<bf16*>(alloc(size_t(l.total) * sizeof(bf16), "LoRA bf16 copy"));
+      if (grp_total > 0)
+        grp_a_ = static_cast<bf16*>(
+            alloc(size_t(grp_total) * sizeof(bf16), "LoRA A matrices stacked per input group"));
     } catch (...) {
       free_dev(arena_);
       arena_ = nullptr;
+      if (lora_bf16_) free_dev(lora_bf16_);
+      lora_bf16_ = nullptr;
       throw;
     }
     LORA4J_CU(cudaMemsetAsync(arena_, 0, size_t(l.total) * 4 * sizeof(float), stream_));
     LORA4J_CU(cudaMemsetAsync(lora_bf16_, 0, size_t(l.total) * sizeof(bf16), stream_));
+    if (grp_a_) LORA4J_CU(cudaMemsetAsync(grp_a_, 0, size_t(grp_total) * sizeof(bf16), stream_));
     LORA4J_CU(cudaStreamSynchronize(stream_));
     layout_ = std::make_unique<LoraLayout>(std::move(l));
     step_ = 0;
+  }
+  // The stacked copy of A of (layer, proj), from its bf16 copy (no-op outside a group of two or
+  // more); every write of lora_bf16_'s A matrices is followed by this.
+  void refresh_grp_a(int l, int p) {
+    if (!has_lora(l, p) || grp_size_[p] < 2) return;
+    const int64_t r = layout_->rank, in = shape_.proj_in(p);
+    LORA4J_CU(cudaMemcpyAsync(grp_a(l, kGroupOf[p]) + int64_t(grp_pos_[p]) * r * in, lora_a(l, p),
+                              size_t(r * in) * sizeof(bf16), cudaMemcpyDeviceToDevice, stream_));
   }
   void lora_detach() override {
     settle("the reductions of the last backward");
     reduced_ = false;
     if (arena_) free_dev(arena_);
     if (lora_bf16_) free_dev(lora_bf16_);
+    if (grp_a_) free_dev(grp_a_);
     arena_ = nullptr;
     lora_bf16_ = nullptr;
+    grp_a_ = nullptr;
+    grp_a_off_.clear();
+    std::fill(grp_id_, grp_id_ + NUM_PROJ, 0);
+    std::fill(grp_size_, grp_size_ + NUM_PROJ, 0);
+    std::fill(grp_pos_, grp_pos_ + NUM_PROJ, 0);
     layout_.reset();
   }
   const LoraLayout* lora() const override { return layout_.get(); }
@@ -258,7 +308,10 @@ class CudaEngine final : public Engine {
     float* dst = arena_ + int64_t(kind) * layout_->total + s.offset;
     LORA4J_CU(cudaMemcpyAsync(dst, f.data(), size_t(numel) * sizeof(float), cudaMemcpyHostToDevice,
                               stream_));
-    if (kind == LORA4J_STATE_PARAM) KCHECK(f32_to_bf16(dst, lora_bf16_ + s.offset, numel, stream_));
+    if (kind == LORA4J_STATE_PARAM) {
+      KCHECK(f32_to_bf16(dst, lora_bf16_ + s.offset, numel, stream_));
+      if (!s.is_b) refresh_grp_a(s.layer, s.proj);
+    }
     LORA4J_CU(cudaStreamSynchronize(stream_));
   }
   int64_t optimizer_step_count() const override { return step_; }
@@ -387,6 +440,8 @@ class CudaEngine final : public Engine {
       KCHECK(adamw_update(p, g, m, v, n, mult, o.lr, o.beta1, o.beta2, o.eps, o.weight_decay, bc1,
                           bc2, stream_));
       KCHECK(f32_to_bf16(p, lora_bf16_, n, stream_));
+      for (int l = 0; l < shape_.c.num_layers; ++l)
+        for (int q = 0; q < NUM_PROJ; ++q) refresh_grp_a(l, q);
       r->applied = 1;
     }
     r->step = step_;
@@ -812,6 +867,7 @@ class CudaEngine final : public Engine {
     for (void* p : all) free_dev(p);
     arena_ = nullptr;
     lora_bf16_ = nullptr;
+    grp_a_ = nullptr;
     nf4_region_ = nullptr;
     if (stream_) cudaStreamDestroy(stream_);
     stream_ = nullptr;
@@ -997,7 +1053,15 @@ class CudaEngine final : public Engine {
       a.gate = c.take<bf16>(n * I);
       a.up = c.take<bf16>(n * I);
       a.h = c.take<bf16>(n * I);
-      for (int p = 0; p < NUM_PROJ; ++p) a.xa[p] = r ? c.take<bf16>(n * r) : nullptr;
+      // the LoRA inputs x A^T of a group side by side: [n, members x r], member j at column j r
+      for (int p = 0; p < NUM_PROJ; ++p) a.xa[p] = nullptr;
+      for (int p = 0; r && p < NUM_PROJ; ++p)
+        if ((layout_->targets & (1u << p)) && grp_pos_[p] == 0) {
+          bf16* base = c.take<bf16>(n * r * grp_size_[p]);
+          for (int q = p; q < NUM_PROJ; ++q)
+            if (grp_id_[q] == grp_id_[p] && (layout_->targets & (1u << q)))
+              a.xa[q] = base + int64_t(grp_pos_[q]) * r;
+        }
     }
     // The fp32 residual stream. Without recompute every layer input is kept for the backward.
     // With recompute, two fp32 buffers alternate (x_[l] = buffer l % 2) and each layer input is
@@ -1038,7 +1102,9 @@ class CudaEngine final : public Engine {
     dv_ = c.take<bf16>(n * kvd);
     dq_acc_ = c.take<float>(n * qd);
     delta_ = c.take<float>(B * H * S);
-    t_ = c.take<bf16>(n * std::max<int64_t>(r, 1));
+    int widest = 1;  // t_ holds (dy B) of a whole group side by side, like xa
+    for (int p = 0; p < NUM_PROJ; ++p) widest = std::max(widest, grp_size_[p]);
+    t_ = c.take<bf16>(n * std::max<int64_t>(r, 1) * widest);
     // the fp32 logits of one chunk (their bf16 gradients overwrite them): see lm_head.h
     chunk_ = lm_head_chunk_tokens(n, V);
     logits_ = c.take<float>(chunk_ * V);
@@ -1120,55 +1186,80 @@ class CudaEngine final : public Engine {
   float* grad_b(int l, int p) {
     return arena_ + layout_->total + layout_->tensors[size_t(layout_->index_of(l, p)) + 1].offset;
   }
+  // The group's A matrices stacked, [members x r, in] (a lone member: its own A).
+  bf16* grp_a(int l, int g) { return grp_a_ + grp_a_off_[size_t(l) * kGroups + size_t(g)]; }
+  // The leading dimension of xa[p] and of p's slice of t_: the group's members x rank.
+  int64_t xa_ld(int p) const { return int64_t(grp_size_[p]) * layout_->rank; }
 
-  // y = x W^T (+ residual) + s (x A^T) B^T. y bf16, or fp32 when y_f32 (then `residual`, which
-  // may be null, is added). skip_main: only the LoRA input xa is formed (recompute).
+  // xa = x A^T for the targeted projections that read input x (kGroupOf == g): one GEMM per
+  // group over its stacked A, from its first member (whose xa is the group's first column);
+  // a: the activation set whose xa receives it.
+  void lora_a_forward(int l, int g, const bf16* x, int64_t n, LayerActs& a) {
+    for (int p = 0; p < NUM_PROJ; ++p) {
+      if (kGroupOf[p] != g || !has_lora(l, p) || grp_pos_[p] != 0) continue;
+      const int64_t in = shape_.proj_in(p), w = xa_ld(p);
+      const bf16* A = grp_size_[p] >= 2 ? grp_a(l, g) : lora_a(l, p);
+      gemm_.run(false, true, n, w, in, x, in, A, in, a.xa[p], false, w, 1.f, 0.f, "lora_A forward");
+    }
+  }
+
+  // y = x W^T (+ residual) + s xa B^T, xa = x A^T formed by lora_a_forward. y bf16, or fp32
+  // when y_f32 (then `residual`, which may be null, is added).
   // x_lo (nullable, needs y_f32): the bf16 rounding residue of x; the frozen GEMM then also
   // runs on it, so y is as exact as an fp32 x would make it (the LoRA term keeps bf16 x).
   // The small LoRA product is formed first and the large GEMM accumulates onto it in its
   // epilogue, so the output is written by a memory-bound kernel once instead of read-modify-
   // written after the large GEMM.
   void proj_forward(int l, int p, const bf16* x, int64_t n, void* y, bool y_f32,
-                    const float* residual, bf16* xa, bool skip_main = false,
-                    const bf16* x_lo = nullptr) {
+                    const float* residual, const bf16* xa, const bf16* x_lo = nullptr) {
     const int64_t in = shape_.proj_in(p), out = shape_.proj_out(p);
     float beta = residual ? 1.f : 0.f;
     const void* c = residual;
     if (has_lora(l, p)) {
       const int64_t r = layout_->rank;
-      gemm_.run(false, true, n, r, in, x, in, lora_a(l, p), in, xa, false, r, 1.f, 0.f,
-                "lora_A forward");
-      if (skip_main) return;
-      gemm_.run(false, true, n, out, r, xa, r, lora_b(l, p), r, y, y_f32, out, layout_->scale, beta,
-                "lora_B forward", c);
+      gemm_.run(false, true, n, out, r, xa, xa_ld(p), lora_b(l, p), r, y, y_f32, out,
+                layout_->scale, beta, "lora_B forward", c);
       beta = 1.f;
       c = nullptr;
     }
-    if (skip_main) return;
     gemm_.run(false, true, n, out, in, x, in, wproj(l, p), in, y, y_f32, out, 1.f, beta,
               proj_module(p), c);
     if (x_lo)
       gemm_.run(false, true, n, out, in, x_lo, in, wproj(l, p), in, y, true, out, 1.f, 1.f,
                 proj_module(p));
   }
-  // dx (+)= dy W + s (dy B) A; dA += s (dy B)^T x; dB += s dy^T xa. The LoRA part of dx goes
-  // first so the large GEMM adds onto it in its epilogue.
+  // dx (+)= dy W + s (dy B) A; dA += s (dy B)^T x; dB += s dy^T xa. (dy B) goes to p's slice
+  // of t_. A lone member's LoRA part of dx goes first so the large GEMM adds onto it in its
+  // epilogue; a member of a group of two or more leaves it to group_lora_dx, after the group.
   void proj_backward(int l, int p, const bf16* dy, const bf16* x, const bf16* xa, int64_t n,
                      void* dx, bool dx_f32, bool accumulate) {
     const int64_t in = shape_.proj_in(p), out = shape_.proj_out(p);
     float beta = accumulate ? 1.f : 0.f;
     if (has_lora(l, p)) {
-      const int64_t r = layout_->rank;
+      const int64_t r = layout_->rank, w = xa_ld(p);
       const float s = layout_->scale;
-      gemm_.run(true, false, out, r, n, dy, out, xa, r, grad_b(l, p), true, r, s, 1.f, "dLoRA_B");
-      gemm_.run(false, false, n, r, out, dy, out, lora_b(l, p), r, t_, false, r, 1.f, 0.f, "dy B");
-      gemm_.run(true, false, r, in, n, t_, r, x, in, grad_a(l, p), true, in, s, 1.f, "dLoRA_A");
-      gemm_.run(false, false, n, in, r, t_, r, lora_a(l, p), in, dx, dx_f32, in, s, beta,
-                "dX through LoRA");
-      beta = 1.f;
+      bf16* t = t_ + int64_t(grp_pos_[p]) * r;
+      gemm_.run(true, false, out, r, n, dy, out, xa, w, grad_b(l, p), true, r, s, 1.f, "dLoRA_B");
+      gemm_.run(false, false, n, r, out, dy, out, lora_b(l, p), r, t, false, w, 1.f, 0.f, "dy B");
+      gemm_.run(true, false, r, in, n, t, w, x, in, grad_a(l, p), true, in, s, 1.f, "dLoRA_A");
+      if (grp_size_[p] < 2) {
+        gemm_.run(false, false, n, in, r, t, w, lora_a(l, p), in, dx, dx_f32, in, s, beta,
+                  "dX through LoRA");
+        beta = 1.f;
+      }
     }
     gemm_.run(false, false, n, in, out, dy, out, wproj(l, p), in, dx, dx_f32, in, 1.f, beta,
               dx_label(p));
+  }
+  // dx += s T A_g for group g of two or more members, T = their (dy B) side by side in t_ and
+  // A_g their A matrices stacked: one GEMM after the members' proj_backward (dx fp32).
+  void group_lora_dx(int l, int g, int64_t n, float* dx) {
+    for (int p = 0; p < NUM_PROJ; ++p) {
+      if (kGroupOf[p] != g || !has_lora(l, p) || grp_pos_[p] != 0 || grp_size_[p] < 2) continue;
+      const int64_t in = shape_.proj_in(p), w = xa_ld(p);
+      gemm_.run(false, false, n, in, w, t_, w, grp_a(l, g), in, dx, true, in, layout_->scale, 1.f,
+                "dX through LoRA");
+    }
   }
 
   AttentionParams attn_params(const LayerActs& a, const f16* k, const bf16* v, int q_offset,
@@ -1211,11 +1302,12 @@ class CudaEngine final : public Engine {
     bf16* vout = vc ? vc + int64_t(q_offset) * shape_.kv_dim() : a.v;
     KCHECK(rmsnorm_forward(x_[size_t(l)], wnorm1(l), a.xn1, a.rstd1, n, d, eps, stream_, xlo_));
     tm("rmsnorm forward");
-    proj_forward(l, Q, a.xn1, n, dtmp_, true, nullptr, a.xa[Q], false, xlo_);
+    lora_a_forward(l, kGroupOf[Q], a.xn1, n, a);
+    proj_forward(l, Q, a.xn1, n, dtmp_, true, nullptr, a.xa[Q], xlo_);
     KCHECK(rope_forward(dtmp_, a.q, pos_, inv_freq_, n, shape_.c.num_heads, shape_.c.head_dim,
                         stream_));
     tm("rope forward");
-    proj_forward(l, K, a.xn1, n, dtmp_, true, nullptr, a.xa[K], false, xlo_);
+    proj_forward(l, K, a.xn1, n, dtmp_, true, nullptr, a.xa[K], xlo_);
     KCHECK(rope_forward(dtmp_, kout, pos_, inv_freq_, n, shape_.c.num_kv_heads, shape_.c.head_dim,
                         stream_));
     tm("rope forward");
@@ -1227,14 +1319,18 @@ class CudaEngine final : public Engine {
       KCHECK(attention_forward(ap, stream_));
       tm("attention forward");
     }
+    lora_a_forward(l, kGroupOf[O], a.att, n, a);
     proj_forward(l, O, a.att, n, a.xmid, true, x_[size_t(l)], a.xa[O]);
     KCHECK(rmsnorm_forward(a.xmid, wnorm2(l), a.xn2, a.rstd2, n, d, eps, stream_));
     tm("rmsnorm forward");
+    lora_a_forward(l, kGroupOf[GATE], a.xn2, n, a);
     proj_forward(l, GATE, a.xn2, n, a.gate, false, nullptr, a.xa[GATE]);
     proj_forward(l, UP, a.xn2, n, a.up, false, nullptr, a.xa[UP]);
     KCHECK(swiglu_forward(a.gate, a.up, a.h, n * I, stream_));
     tm("swiglu forward");
-    proj_forward(l, DOWN, a.h, n, x_[size_t(l) + 1], true, a.xmid, a.xa[DOWN], recompute);
+    lora_a_forward(l, kGroupOf[DOWN], a.h, n, a);
+    // a re-run for the backward needs only xa of down: its output is the next layer's input
+    if (!recompute) proj_forward(l, DOWN, a.h, n, x_[size_t(l) + 1], true, a.xmid, a.xa[DOWN]);
   }
 
   LayerActs& set_for(int l, bool training) {
@@ -1310,6 +1406,7 @@ class CudaEngine final : public Engine {
       tm("swiglu backward");
       proj_backward(l, GATE, a.gate, a.xn2, a.xa[GATE], n, dtmp_, true, false);
       proj_backward(l, UP, a.up, a.xn2, a.xa[UP], n, dtmp_, true, true);
+      group_lora_dx(l, kGroupOf[GATE], n, dtmp_);
       KCHECK(rmsnorm_backward(dtmp_, a.xmid, wnorm2(l), a.rstd2, dres_, n, d, true, stream_, dy_));
       tm("rmsnorm backward");
       // attention
@@ -1334,6 +1431,7 @@ class CudaEngine final : public Engine {
       proj_backward(l, Q, dq_, a.xn1, a.xa[Q], n, dtmp_, true, false);
       proj_backward(l, K, dk_, a.xn1, a.xa[K], n, dtmp_, true, true);
       proj_backward(l, V, dv_, a.xn1, a.xa[V], n, dtmp_, true, true);
+      group_lora_dx(l, kGroupOf[Q], n, dtmp_);
       // every LoRA gradient of layer l is final: nothing below writes them
       if (reduce) reduce_buckets(l, &next_bucket);
       KCHECK(rmsnorm_backward(dtmp_, x_[size_t(l)], wnorm1(l), a.rstd1, dres_, n, d, true, stream_,
@@ -1420,6 +1518,15 @@ class CudaEngine final : public Engine {
   float* arena_ = nullptr;
   bf16* lora_bf16_ = nullptr;
   int64_t step_ = 0;
+  // LoRA input groups (kGroupOf): per projection, how many targeted projections its group has
+  // and its place among them (0 for an untargeted one); set at attach. grp_a_: per layer and
+  // group of two or more, the members' bf16 A matrices stacked ([members x rank, in]), at
+  // grp_a_off_[layer * kGroups + group] (-1: a group of fewer than two).
+  int grp_id_[NUM_PROJ] = {};  // the group each projection is in (kGroupOf, or itself)
+  int grp_size_[NUM_PROJ] = {};
+  int grp_pos_[NUM_PROJ] = {};
+  bf16* grp_a_ = nullptr;
+  std::vector<int64_t> grp_a_off_;
 
   char* act_ = nullptr;
   size_t act_bytes_ = 0;
