@@ -84,7 +84,8 @@ class CudaEngineTest {
 
   @Test
   void trainingStepsFollowTheCpuEngine() {
-    double[] cpu = steps(Device.cpu()), gpu = steps(Device.cuda(0));
+    double[] cpu = RecomputeModesTest.steps(Device.cpu(), MistralModel.Recompute.NONE),
+        gpu = RecomputeModesTest.steps(Device.cuda(0), MistralModel.Recompute.NONE);
     for (int i = 0; i < cpu.length; i++) {
       double rel = Math.abs(cpu[i] - gpu[i]) / cpu[i];
       System.out.printf(
@@ -171,17 +172,5 @@ class CudaEngineTest {
     m.zeroGrad();
     double loss = m.forwardBackward(b.batch(), 1.0 / b.labelTokens()).mean();
     return new double[] {loss, m.gradNorm()};
-  }
-
-  static double[] steps(Device d) {
-    try (MistralModel m = MistralModel.load(TINY.resolve("model"), d)) {
-      m.attachAdapter(TINY.resolve("adapter_init"));
-      Batch b = Batch.of(new int[] {1, 17, 243, 99, 5, 300, 7, 8}, new int[] {1, 400, 401, 402});
-      double[] out = new double[4];
-      for (int i = 0; i < out.length; i++) {
-        out[i] = m.trainStep(b, AdamWConfig.defaults().withLr(1e-2)).loss();
-      }
-      return out;
-    }
   }
 }
