@@ -362,6 +362,32 @@ class CompareModes(unittest.TestCase):
         self.assertNotIn("nan", p.stdout)
 
 
+    def test_engine_timed_before_and_after(self):
+        row = {"bench": "train_step", "B": 1, "S": 8192, "recompute": 1, "targets": 127,
+               "peak_gib": 19.0}
+        bench = self.write("bench.jsonl", "".join(json.dumps(r) + "\n" for r in [
+            dict(row, tokens_per_s=9400), dict(row, targets=1, tokens_per_s=9900),
+            dict(row, tokens_per_s=9600, peak_gib=19.1)]))
+        ref = self.write("hf.json", json.dumps({
+            "gpu": "H200", "bf16_matmul_tflops": 790.0, "copy_TBps": 4.3, "runs": [
+                {"bs": 1, "seq": 8192, "grad_ckpt": True, "tokens_per_s": 7250.0,
+                 "peak_mem_GiB": 19.2, "mfu_vs_measured_ceiling": 0.33}]}))
+        cli = self.write("cli.jsonl", json.dumps(
+            {"bench": "cli_train", "B": 1, "S": 8192, "recompute": 1, "load_in_4bit": 0,
+             "nproc": 1, "grad_accum": 1, "workers": 1, "tokens_per_s": 9310,
+             "memory_gib": 19.0}) + "\n")
+        p = self.run_compare(bench, ref, cli)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        out = p.stdout.splitlines()
+        # one engine row per setting (the q-only run apart), the mean of its two runs
+        self.assertEqual(sum(l.startswith("1 x 8192 recompute") for l in out), 3, p.stdout)
+        self.assertIn("9,500", out[2])
+        self.assertIn("19.1", out[2])
+        user = [l for l in out if l.startswith("1 x 8192 recompute")][-1].split()
+        self.assertEqual(user[7:9], ["9,500", "0.980x"])
+        self.assertIn("    engine runs: 9,400, 9,600 tokens/s (train/engine 0.990, 0.970)", out)
+
+
 class PhasesTable(unittest.TestCase):
     """phases.py: the engine's LORA4J_PHASE_TIMES blocks set beside bench_cuda's settings."""
 
