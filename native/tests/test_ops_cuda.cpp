@@ -362,7 +362,9 @@ void test_attention(ct::Rng& r, const AttnCase& c) {
   char tag[160];
   std::snprintf(tag, sizeof tag, "B=%d S=%d H=%d KH=%d D=%d W=%d%s%s", c.B, c.S, c.H, c.KH, c.D,
                 c.window, c.padding ? " pad" : "", c.segments ? " seg" : "");
-  const bool wgmma_class = (D == 64 || D == 128) && !c.padding && !c.segments && c.window == 0;
+  // a window of at least S positions cuts no causal pair: the Hopper kernels take it too
+  const bool wgmma_class =
+      (D == 64 || D == 128) && !c.padding && !c.segments && (c.window == 0 || c.window >= c.S);
   check_selection(p, wgmma_class, tag, &bp);
   forward_both(p, o, lse, int(S), 0, tag);
   backward_both(bp, gq, gk, gv, tag);
@@ -870,6 +872,11 @@ int main() {
       {2, 1025, 8, 2, 64, 0, false, false},
       {2, 300, 4, 4, 128, 0, false, false},  // one head per KV group, a partial last key block
       {1, 333, 8, 1, 64, 0, false, false},   // eight heads per KV group at hd64
+      // windows that cut nothing (Mistral v0.1's 4096 on shorter rows; exactly S) take the Hopper
+      // kernels; one position less cuts the farthest pair and stays on mma.sync
+      {1, 1025, 8, 2, 128, 4096, false, false},
+      {2, 300, 4, 1, 128, 300, false, false},
+      {2, 300, 4, 1, 128, 299, false, false},
   };
   for (const AttnCase& c : cases) test_attention(r, c);
   test_attention_decode(r, 2, 1025, 8, 2, 128, 1);

@@ -6,7 +6,9 @@
  * It computes the same function as attn_fwd_kernel in attention.cu (fp16 Q and K for the scores,
  * bf16 P and V, fp32 accumulation, base-2 online softmax, bf16 out, natural-log lse, optional fp32
  * copy of out) for the calls it accepts: causal attention with GQA and a query offset, no key
- * padding mask, no packed segments, no sliding window, head_dim 64 or 128. attention.cu routes
+ * padding mask, no packed segments, no sliding window that cuts anything (a window of at least
+ * q_offset + Sq positions, such as Mistral v0.1's 4096 on rows of up to 4096 tokens, leaves every
+ * causal pair in: the kernels ignore it), head_dim 64 or 128. attention.cu routes
  * every other call (and every call on a device that is not sm_90, or when LORA4J_ATTENTION=mma)
  * to the mma.sync kernel.
  *
@@ -885,7 +887,9 @@ bool device_ok() {
 bool attention_sm90_device() { return device_ok(); }
 
 bool attention_sm90_accepts(const AttentionParams& p) {
-  return (p.D == 64 || p.D == 128) && !p.key_mask && !p.segments && p.window == 0 && p.B > 0 &&
+  // a window cuts a pair when q - k >= window; the farthest pair is q_offset + Sq - 1 apart
+  const bool window_cuts = p.window > 0 && int64_t(p.window) < int64_t(p.q_offset) + p.Sq;
+  return (p.D == 64 || p.D == 128) && !p.key_mask && !p.segments && !window_cuts && p.B > 0 &&
          p.Sq > 0 && p.Sk > 0 && p.q_offset >= 0 && p.KH > 0 && p.H % p.KH == 0 && aligned16(p.q) &&
          aligned16(p.k) && aligned16(p.v) && p.q_bstride % 8 == 0 && p.kv_bstride % 8 == 0 &&
          device_ok();
