@@ -158,7 +158,9 @@ static void bench_step(int layers, int B, int S, int recompute, uint32_t targets
   c.num_heads = 32;
   c.num_kv_heads = 8;
   c.head_dim = 128;
-  c.sliding_window = 0;
+  // LORA4J_BENCH_WINDOW: Mistral v0.1's sliding window (4096) instead of v0.3's none
+  c.sliding_window =
+      std::getenv("LORA4J_BENCH_WINDOW") ? std::atoi(std::getenv("LORA4J_BENCH_WINDOW")) : 0;
   c.max_seq_len = 32768;
   c.rms_norm_eps = 1e-5f;
   c.rope_theta = 1e6;
