@@ -1133,21 +1133,6 @@ class CudaEngine final : public Engine {
     n_ = B * S;
   }
 
-  // Every row of b's mask is ones then zeros, and no position at or past a row's first zero
-  // predicts a label (labels there, shifted by one, are -100).
-  static bool right_padding_unlabelled(const lora4j_batch& b) {
-    for (int64_t r = 0; r < b.batch; ++r) {
-      const int32_t* m = b.attention_mask + r * b.seq;
-      int64_t len = 0;
-      while (len < b.seq && m[len] == 1) ++len;
-      for (int64_t t = len; t < b.seq; ++t)
-        if (m[t] != 0) return false;
-      // position t predicts labels[t + 1]: positions len .. seq - 2 must predict none
-      for (int64_t t = len + 1; t < b.seq; ++t)
-        if (b.labels && b.labels[r * b.seq + t] != -100) return false;
-    }
-    return true;
-  }
   // Uploads the batch: ids, positions, mask, segments, shifted targets.
   void prepare(const lora4j_batch& b, bool targets) {
     require_weights();
@@ -1172,7 +1157,7 @@ class CudaEngine final : public Engine {
     // right-padded with -100 labels) then take the unmasked kernels (on sm_90 the Hopper ones).
     // The outputs at padded positions differ from masked attention's, so logits and hidden
     // states (targets false) keep the mask.
-    if (has_mask_ && targets && !b.segment_ids && right_padding_unlabelled(b)) has_mask_ = false;
+    if (has_mask_ && targets && !b.segment_ids && right_padded_unlabelled(b)) has_mask_ = false;
     has_seg_ = false;
     if (b.segment_ids)
       for (int64_t r = 0; r < b.batch && !has_seg_; ++r) {
