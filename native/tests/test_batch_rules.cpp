@@ -28,7 +28,8 @@ int main() {
   const int32_t X = -100;
   // row of 6: 4 tokens, 2 pads. Position 3 (the last token) predicts labels[4], a real question
   // for the loss whatever its value; positions 4 and 5 predict labels[5] and nothing.
-  check_true("right padding, -100 after the first pad", rule({1, 1, 1, 1, 0, 0}, {X, 5, 6, 7, X, X}, 1));
+  check_true("right padding, -100 after the first pad",
+             rule({1, 1, 1, 1, 0, 0}, {X, 5, 6, 7, X, X}, 1));
   check_true("the last token's own target may be anything",
              rule({1, 1, 1, 1, 0, 0}, {X, 5, 6, 7, 9, X}, 1));
   check_true("a padded position that predicts a label keeps the mask",
