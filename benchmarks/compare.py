@@ -275,17 +275,14 @@ if len(sys.argv) > 1 and sys.argv[1] == "--cli":
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{") and '"train_step"' in l]
 # A setting timed more than once in the call (scripts/gpu/run.sh times the engine before and after
 # the command line): one row, the mean of its runs, with each run kept in "each".
-ours = []
+by_setting = {}  # insertion-ordered: the settings in the order first timed
 for r in runs:
-    key = (r["B"], r["S"], r["recompute"], r.get("targets"))
-    same = [o for o in ours if (o["B"], o["S"], o["recompute"], o.get("targets")) == key]
-    if same:
-        o = same[0]
-        o["each"].append(r["tokens_per_s"])
-        o["tokens_per_s"] = sum(o["each"]) / len(o["each"])
-        o["peak_gib"] = max(o["peak_gib"], r["peak_gib"])
-    else:
-        ours.append(dict(r, each=[r["tokens_per_s"]]))
+    o = by_setting.setdefault((r["B"], r["S"], r["recompute"], r.get("targets")), dict(r, each=[]))
+    o["each"].append(r["tokens_per_s"])
+    o["peak_gib"] = max(o["peak_gib"], r["peak_gib"])
+for o in by_setting.values():
+    o["tokens_per_s"] = sum(o["each"]) / len(o["each"])
+ours = list(by_setting.values())
 ref = json.load(open(sys.argv[2]))
 ceiling = ref["bf16_matmul_tflops"]
 

@@ -6,7 +6,8 @@ source scripts/format-common.sh
 format_tools
 bad=0
 if ! native_files | xargs clang-format --dry-run -Werror 2>/tmp/lora4j-clang-format.txt; then
-  grep -o '^[^:]*: error' /tmp/lora4j-clang-format.txt | sort -u | sed 's/: error//' | head -20
+  # clang-format reports FILE:LINE:COL: error: ...; list each file once
+  sed -n 's/^\([^:]*\):[0-9]*:[0-9]*: error.*/\1/p' /tmp/lora4j-clang-format.txt | sort -u | head -20
   bad=1
 fi
 unformatted=$(java_files | xargs -n 200 bash -c 'source scripts/format-common.sh; gjf --dry-run "$@"' _ || true)

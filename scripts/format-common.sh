@@ -19,5 +19,9 @@ gjf() {
     --add-exports=jdk.compiler/com.sun.tools.javac.util=ALL-UNNAMED \
     -jar "$GJF_JAR" "$@"
 }
-native_files() { git ls-files 'native/*.cpp' 'native/*.h' 'native/*.cu' 'native/*.cuh'; }
-java_files() { git ls-files '*.java'; }
+# tracked files and new ones not yet added (but not ignored), so a new file is formatted too
+native_files() {
+  git ls-files --cached --others --exclude-standard 'native/*.cpp' 'native/*.h' 'native/*.cu' \
+    'native/*.cuh'
+}
+java_files() { git ls-files --cached --others --exclude-standard '*.java'; }

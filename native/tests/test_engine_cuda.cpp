@@ -10,6 +10,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <unistd.h>
@@ -159,6 +160,23 @@ double loss_err(Golden& g, lora4j_engine* e, const std::string& key) {
   return std::fabs(sum / double(tokens) - ref) / std::fabs(ref);
 }
 
+// Every LoRA tensor of e's adapter (lora4j_lora_info's order): its name and its state of kind
+// LORA4J_STATE_PARAM or LORA4J_STATE_GRAD.
+std::vector<std::pair<std::string, std::vector<float>>> lora_state(lora4j_engine* e, int32_t kind) {
+  int32_t count = 0;
+  API(lora4j_lora_count(e, &count));
+  std::vector<std::pair<std::string, std::vector<float>>> out;
+  for (int32_t i = 0; i < count; ++i) {
+    char name[256];
+    int64_t rows, cols;
+    API(lora4j_lora_info(e, i, name, sizeof name, &rows, &cols));
+    std::vector<float> v(static_cast<size_t>(rows * cols));
+    API(lora4j_lora_get(e, kind, name, v.data(), rows * cols));
+    out.emplace_back(name, std::move(v));
+  }
+  return out;
+}
+
 // every LoRA gradient; prints each, returns the largest relative error
 double grads_err(Golden& g, lora4j_engine* e, const char* mode) {
   lora4j_batch b = batch_of(g);
@@ -170,19 +188,12 @@ double grads_err(Golden& g, lora4j_engine* e, const char* mode) {
   double sum = 0;
   int64_t tokens = 0;
   API(lora4j_forward_backward(e, &b, float(1.0 / double(n)), &sum, &tokens));
-  int32_t count = 0;
-  API(lora4j_lora_count(e, &count));
   double worst = 0;
-  for (int32_t i = 0; i < count; ++i) {
-    char name[256];
-    int64_t rows, cols;
-    API(lora4j_lora_info(e, i, name, sizeof name, &rows, &cols));
-    std::vector<float> got(static_cast<size_t>(rows * cols));
-    API(lora4j_lora_get(e, LORA4J_STATE_GRAD, name, got.data(), rows * cols));
-    std::string key = "grad." + std::string(name);
+  for (const auto& [name, got] : lora_state(e, LORA4J_STATE_GRAD)) {
+    std::string key = "grad." + name;
     key = key.substr(0, key.size() - 7) + ".default.weight";
     double err = ct::rel_err(got, g.t->get(key).as_float());
-    std::printf("  %s %s grad %s err=%.3e\n", g.name.c_str(), mode, name, err);
+    std::printf("  %s %s grad %s err=%.3e\n", g.name.c_str(), mode, name.c_str(), err);
     if (!(err <= worst)) worst = std::isnan(err) ? NAN : std::max(worst, err);
   }
   return worst;
@@ -249,18 +260,10 @@ void golden(const std::string& name) {
   ct::report(S, name + " adamw 3 steps losses", ct::rel_err(got_l, ref_l), 3e-3);
   ct::report(S, name + " adamw 3 steps grad norms", ct::rel_err(got_n, ref_n), 3e-2);
   {
-    int32_t count = 0;
-    API(lora4j_lora_count(e, &count));
     std::vector<float> a, r;
-    for (int32_t i = 0; i < count; ++i) {
-      char nm[256];
-      int64_t rows, cols;
-      API(lora4j_lora_info(e, i, nm, sizeof nm, &rows, &cols));
-      std::vector<float> got(static_cast<size_t>(rows * cols));
-      API(lora4j_lora_get(e, LORA4J_STATE_PARAM, nm, got.data(), rows * cols));
-      std::string key = std::string(nm);
-      key = "adamw.final." + key.substr(0, key.size() - 7) + ".default.weight";
-      if (!g.t->has(key)) key = "adamw.final." + std::string(nm);
+    for (const auto& [nm, got] : lora_state(e, LORA4J_STATE_PARAM)) {
+      std::string key = "adamw.final." + nm.substr(0, nm.size() - 7) + ".default.weight";
+      if (!g.t->has(key)) key = "adamw.final." + nm;
       std::vector<float> ref = g.t->get(key).as_float();
       a.insert(a.end(), got.begin(), got.end());
       r.insert(r.end(), ref.begin(), ref.end());
@@ -356,17 +359,9 @@ void packing() {
   auto run = [&](const lora4j_batch& b, double* loss, int64_t* tokens) {
     API(lora4j_zero_grad(e));
     API(lora4j_forward_backward(e, &b, 0.05f, loss, tokens));
-    int32_t count = 0;
-    API(lora4j_lora_count(e, &count));
     std::vector<float> all;
-    for (int32_t i = 0; i < count; ++i) {
-      char nm[256];
-      int64_t rows, cols;
-      API(lora4j_lora_info(e, i, nm, sizeof nm, &rows, &cols));
-      std::vector<float> gr(static_cast<size_t>(rows * cols));
-      API(lora4j_lora_get(e, LORA4J_STATE_GRAD, nm, gr.data(), rows * cols));
-      all.insert(all.end(), gr.begin(), gr.end());
-    }
+    for (const auto& t : lora_state(e, LORA4J_STATE_GRAD))
+      all.insert(all.end(), t.second.begin(), t.second.end());
     return all;
   };
   lora4j_batch pb{};
@@ -426,8 +421,6 @@ void target_sets() {
       int32_t count = 0;
       API(lora4j_lora_count(e[0], &count));
       std::mt19937 rng(targets * 2 + uint32_t(recompute));
-      std::vector<std::string> tensor;
-      std::vector<int64_t> numel;
       for (int32_t i = 0; i < count; ++i) {
         char nm[256];
         int64_t rows, cols;
@@ -438,8 +431,6 @@ void target_sets() {
         for (float& x : v) x = nd(rng);
         for (lora4j_engine* x : e)
           API(lora4j_lora_set(x, LORA4J_STATE_PARAM, nm, LORA4J_DTYPE_F32, v.data(), rows * cols));
-        tensor.push_back(nm);
-        numel.push_back(rows * cols);
       }
       lora4j_batch b = batch_of(g);
       double loss[3];
@@ -449,18 +440,17 @@ void target_sets() {
         API(lora4j_forward_backward(e[k], &b, 0.01f, &loss[k], &tokens[k]));
       }
       // worst per-tensor relative error of engine k's gradients against engine ref's
+      std::vector<std::pair<std::string, std::vector<float>>> grads[3];
+      for (int k = 0; k < 3; ++k) grads[k] = lora_state(e[k], LORA4J_STATE_GRAD);
       auto worst = [&](int k, int ref) {
         double w = 0;
-        for (size_t i = 0; i < tensor.size(); ++i) {
-          std::vector<float> a(static_cast<size_t>(numel[i])), c(a.size());
-          API(lora4j_lora_get(e[k], LORA4J_STATE_GRAD, tensor[i].c_str(), a.data(), numel[i]));
-          API(lora4j_lora_get(e[ref], LORA4J_STATE_GRAD, tensor[i].c_str(), c.data(), numel[i]));
-          double err = ct::rel_err(a, c);
+        for (size_t i = 0; i < grads[k].size(); ++i) {
+          double err = ct::rel_err(grads[k][i].second, grads[ref][i].second);
           if (!(err <= w)) w = std::isnan(err) ? NAN : err;
         }
         return w;
       };
-      const std::string of = " of " + std::to_string(tensor.size()) + " LoRA grads";
+      const std::string of = " of " + std::to_string(count) + " LoRA grads";
       ct::report(S, label + ": loss vs one GEMM per projection",
                  std::fabs(loss[0] - loss[1]) / std::fabs(loss[1]), 1e-4);
       ct::report(S, label + ": worst" + of + " vs one GEMM per projection", worst(0, 1), 2e-2);
@@ -628,7 +618,7 @@ void phase_times() {
   bool head = !lines.empty() && lines[0].find("\"(step)\"") != std::string::npos;
   ct::report_bool("phase", "a step line first", head, std::to_string(lines.size()) + " lines");
   if (!head) return;
-  // 3 steps run, the first left out (its GEMM plans and tuning)
+  // 3 steps run, the first left out (its GEMM plans)
   ct::report("phase", "steps counted (2 of 3)", std::fabs(field(lines[0], "steps") - 2), 0);
   double step = field(lines[0], "ms_per_step"), ms = 0, share = 0;
   std::set<std::string> names;

@@ -97,6 +97,15 @@ cli_model() {
   fi
   echo "init-model (7.2B parameters, bf16): $(( $(date +%s) - t1 )) s"
 }
+# The whole step at the reference settings (BENCH_SETTINGS: bench_cuda's settings, default
+# reference; "selective" times per-layer and selective recompute at 1 x 8192 and 4 x 2048 for
+# CLI_SETTINGS=selective), appended to bench_reference.jsonl; $1 names the run in a failure.
+has compare && : > "$OUT/bench_reference.jsonl"
+engine_bench() {
+  LORA4J_BENCH_LAYERS=32 LORA4J_BENCH_SETTINGS=${BENCH_SETTINGS:-reference} timeout 200 \
+    "$BUILD/bench_cuda" >> "$OUT/bench_reference.jsonl" 2>&1 \
+    || { echo "bench ($1) failed"; tail -5 "$OUT/bench_reference.jsonl"; status=1; }
+}
 if has cli; then
   # The user's path: lora4j train (the packed jar, only a Java runtime) on a random 7B-shaped
   # folder made by lora4j init-model, in the reference stack's four settings (CLI_SETTINGS to
@@ -106,11 +115,7 @@ if has cli; then
   # With "compare" too, the engine benchmark runs before the command line as well as after it
   # (both into bench_reference.jsonl): compare.py sets the command line beside the mean of the
   # two, since the engine's own figure moves by 1-1.5% within one call.
-  if has compare; then
-    LORA4J_BENCH_LAYERS=32 LORA4J_BENCH_SETTINGS=${BENCH_SETTINGS:-reference} timeout 200 \
-      "$BUILD/bench_cuda" > "$OUT/bench_reference.jsonl" 2>&1 \
-      || { echo "bench (before the command line) failed"; tail -5 "$OUT/bench_reference.jsonl"; status=1; }
-  fi
+  has compare && engine_bench "before the command line"
   python3 "$ROOT/benchmarks/cli_bench.py" "$J" "$ROOT/.device/lora4j-cli.jar" /tmp/lora4j-cli/m7b \
     /tmp/lora4j-cli "${CLI_SETTINGS:-all}" > "$OUT/cli_bench.jsonl" 2>&1 || status=1
   cat "$OUT/cli_bench.jsonl"
@@ -120,11 +125,7 @@ if has compare; then
   # The whole step at the reference stack's four settings, then the reference stack itself, in
   # the same call; benchmarks/compare.py prints the ratios.
   echo "== lora4j vs Hugging Face + PEFT (32 layers, the reference's four settings)"
-  # BENCH_SETTINGS: bench_cuda's settings (default reference; "selective" times per-layer and
-  # selective recompute at 1 x 8192 and 4 x 2048 for CLI_SETTINGS=selective).
-  has cli || : > "$OUT/bench_reference.jsonl"  # with cli it holds the run before the command line
-  LORA4J_BENCH_LAYERS=32 LORA4J_BENCH_SETTINGS=${BENCH_SETTINGS:-reference} timeout 200 "$BUILD/bench_cuda" \
-    >> "$OUT/bench_reference.jsonl" 2>&1 || { echo "bench failed"; tail -5 "$OUT/bench_reference.jsonl"; status=1; }
+  engine_bench "the reference settings"
   OUT="$OUT" PYTHONUNBUFFERED=1 timeout 330 python3 "$ROOT/benchmarks/reference/hf_peft_baseline.py" \
     > "$OUT/hf_baseline.log" 2>&1 || { echo "reference stack failed"; tail -5 "$OUT/hf_baseline.log"; status=1; }
 fi

@@ -70,7 +70,7 @@ void PhaseTimes::finish() {
     used_ = 0;
     return;
   }
-  if (!seen_first_) {  // the first step carries one-time costs (GEMM plans and tuning)
+  if (!seen_first_) {  // the first step carries one-time costs (the GEMM plans)
     seen_first_ = true;
     used_ = 0;
     return;

@@ -2,8 +2,8 @@
 // set to a file path, the engine records a CUDA event after every GEMM and kernel of
 // forward_backward and, when it is destroyed, writes one JSON line per op name to that file: the
 // milliseconds per step between the previous event and this one (the op plus any launch gap
-// before it), calls per step and share of the step. The first step is left out (it chooses and
-// tunes the GEMM algorithms). Off (no events, no cost) when the variable is
+// before it), calls per step and share of the step. The first step is left out (it chooses the
+// GEMM algorithms). Off (no events, no cost) when the variable is
 // unset. For benchmarks only: the events add host work of a few microseconds per op.
 #pragma once
 #include <cuda_runtime.h>

@@ -100,11 +100,6 @@ final class ModelOptions {
     return load(typedDevice, 0);
   }
 
-  /**
-   * The model on the device typed, its engine sized for rows of {@code rowLength} tokens when
-   * --max-positions is not given: a --max-seq-length longer than the default engine (4096) is
-   * honoured up to the model's max_position_embeddings instead of cutting the rows to 4096.
-   */
   /** The --recompute value: none, layer or selective (any case). */
   static MistralModel.Recompute recomputeOf(String value) {
     return switch (value.toLowerCase(java.util.Locale.ROOT)) {
@@ -117,6 +112,11 @@ final class ModelOptions {
     };
   }
 
+  /**
+   * The model on the device typed, its engine sized for rows of {@code rowLength} tokens when
+   * --max-positions is not given: a --max-seq-length longer than the default engine (4096) is
+   * honoured up to the model's max_position_embeddings instead of cutting the rows to 4096.
+   */
   MistralModel load(String typedDevice, int rowLength) {
     MistralModel.Recompute r = recomputeOf(recompute);
     return MistralModel.load(
