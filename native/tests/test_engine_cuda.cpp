@@ -491,16 +491,8 @@ void padded_labels() {
     attach(g, e, "adapter_init");
     API(lora4j_zero_grad(e));
     API(lora4j_forward_backward(e, &b, 1e-2f, &loss[k], &tokens[k]));
-    int32_t count = 0;
-    API(lora4j_lora_count(e, &count));
-    for (int32_t i = 0; i < count; ++i) {
-      char nm[256];
-      int64_t rows, cols;
-      API(lora4j_lora_info(e, i, nm, sizeof nm, &rows, &cols));
-      std::vector<float> v(static_cast<size_t>(rows * cols));
-      API(lora4j_lora_get(e, LORA4J_STATE_GRAD, nm, v.data(), rows * cols));
-      grads[k].insert(grads[k].end(), v.begin(), v.end());
-    }
+    for (const auto& t : lora_state(e, LORA4J_STATE_GRAD))
+      grads[k].insert(grads[k].end(), t.second.begin(), t.second.end());
     API(lora4j_engine_destroy(e));
   }
   ct::report_bool(S, "labelled padding counts its tokens", tokens[0] == tokens[1],
