@@ -337,7 +337,12 @@ __global__ void __launch_bounds__(256) attn_bwd_kernel(AttentionBackwardParams b
   int* sQsegbuf = sKseg + BC;  // [2][BR]
 
   const AttentionParams& p = bp.f;
-  const int b = blockIdx.z, kvh = blockIdx.y, k0 = blockIdx.x * BC;
+  // A 1-d grid of (key block, KV head, row), the key blocks that the most query tiles see first
+  // over all heads and rows, so the block scheduler packs the SMs longest-first (as the Hopper
+  // backward does: +12-14% there over a 3-d grid).
+  const int per = p.KH * p.B;
+  const int kvh = int(blockIdx.x % per) % p.KH, b = int(blockIdx.x % per) / p.KH;
+  const int k0 = int(blockIdx.x / per) * BC;
   const int G = p.H / p.KH;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
   const int S = p.Sk;
@@ -617,8 +622,9 @@ cudaError_t launch_bwd(const AttentionBackwardParams& bp, cudaStream_t s) {
                                        cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
   if (e != cudaSuccess) return e;
   constexpr int BC = BwdSmem<D, BR>::BC;
-  dim3 grid((p.Sk + BC - 1) / BC, p.KH, p.B);
-  attn_bwd_kernel<D, BR><<<grid, 32 * BwdSmem<D, BR>::NW, smem, s>>>(bp);
+  const int64_t blocks = (int64_t(p.Sk) + BC - 1) / BC * p.KH * p.B;
+  if (blocks > int64_t(INT32_MAX)) return cudaErrorInvalidConfiguration;
+  attn_bwd_kernel<D, BR><<<unsigned(blocks), 32 * BwdSmem<D, BR>::NW, smem, s>>>(bp);
   return cudaGetLastError();
 }
 
