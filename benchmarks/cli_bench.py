@@ -15,6 +15,8 @@ settings, one or more joined by commas, each a group or a setting's name:
            GPU and on two (--nproc-per-node 2: 4x2048-2gpu, 4x2048-recompute-2gpu); STEPS=ddp
   "selective" --recompute selective (each layer's attention output kept) at 1 x 8192 and 4 x 2048
            (1x8192-selective, 4x2048-selective), to set beside 1x8192-recompute and 4x2048-recompute
+  "padded" rows of random length between S/2 and S (the trainer right-pads each batch to its
+           longest row, as with ordinary chat data): 4x2048-padded and 4x2048-recompute-padded
   "robust" the cost of robust aggregation (issue 14): 2 GPUs x --grad-accum 4 (8 virtual workers)
            at 4 x 2048 with recompute, --aggregation mean and median in the same call
            (4x2048-recompute-2gpu-accum4-mean, 4x2048-recompute-2gpu-accum4-median)
@@ -43,8 +45,9 @@ import sys
 import threading
 import time
 
-Setting = collections.namedtuple("Setting", "bs seq recompute q4 nproc accum aggregation",
-                                 defaults=(1, 1, None))
+Setting = collections.namedtuple("Setting",
+                                 "bs seq recompute q4 nproc accum aggregation padded",
+                                 defaults=(1, 1, None, False))
 
 
 # recompute: False / True (--recompute layer) or SELECTIVE (--recompute selective); the JSON line's
@@ -67,8 +70,9 @@ ROBUST = [Setting(4, 2048, True, False, 2, 4, "mean"), Setting(4, 2048, True, Fa
 # long context (issue 12 item 4): one row of 32768 tokens with recompute
 LONG = [one_gpu(1, 32768, True)]
 SELECTIVE_SETTINGS = [one_gpu(1, 8192, SELECTIVE), one_gpu(4, 2048, SELECTIVE)]
+PADDED = [Setting(4, 2048, False, False, padded=True), Setting(4, 2048, True, False, padded=True)]
 GROUPS = {"all": SETTINGS, "qlora": QLORA, "ddp": DDP, "robust": ROBUST, "long": LONG,
-          "selective": SELECTIVE_SETTINGS}
+          "selective": SELECTIVE_SETTINGS, "padded": PADDED}
 STEPS = 8
 MASTER_PORT = 29700  # the first group's rendezvous port; each run takes the next
 
@@ -82,6 +86,8 @@ def name_of(s):
         n += f"-accum{s.accum}"
     if s.aggregation:
         n += f"-{s.aggregation}"
+    if s.padded:
+        n += "-padded"
     return n
 
 
@@ -186,9 +192,9 @@ def smi_peak(pid, stop, out):
     out["gpu_peak_mib"] = gpus
 
 
-def rows(path, seq, count, vocab=32000):
-    """count rows of seq random ids in path; the same first rows whatever the count (a shorter
-    file is written again, longer)."""
+def rows(path, seq, count, vocab=32000, padded=False):
+    """count rows of seq random ids in path (padded: of a random length between seq / 2 and seq);
+    the same first rows whatever the count (a shorter file is written again, longer)."""
     if os.path.exists(path):
         with open(path) as f:
             if sum(1 for _ in f) >= count:
@@ -196,7 +202,12 @@ def rows(path, seq, count, vocab=32000):
     rng = random.Random(seq)
     with open(path, "w") as f:
         for _ in range(count):
-            f.write(json.dumps({"input_ids": [rng.randrange(3, vocab) for _ in range(seq)]}) + "\n")
+            n = rng.randint(seq // 2, seq) if padded else seq
+            f.write(json.dumps({"input_ids": [rng.randrange(3, vocab) for _ in range(n)]}) + "\n")
+
+
+def data_file(work, seq, padded):
+    return os.path.join(work, f"rows-{seq}{'-padded' if padded else ''}.jsonl")
 
 
 RUNNING = []  # the run in progress, for the SIGTERM handler
@@ -258,14 +269,14 @@ def main():
     # the runs of one length read the same file
     need = collections.Counter()
     for s in chosen:
-        need[s.seq] = max(need[s.seq], s.bs * s.nproc * s.accum * (STEPS + 1))
-    for seq, count in need.items():
-        rows(os.path.join(work, f"rows-{seq}.jsonl"), seq, count)
+        need[s.seq, s.padded] = max(need[s.seq, s.padded], s.bs * s.nproc * s.accum * (STEPS + 1))
+    for (seq, padded), count in need.items():
+        rows(data_file(work, seq, padded), seq, count, padded=padded)
     failed = 0
     for i, s in enumerate(chosen):
         name = name_of(s)
         workers = s.nproc * s.accum
-        data = os.path.join(work, f"rows-{s.seq}.jsonl")
+        data = data_file(work, s.seq, s.padded)
         out = os.path.join(work, "run-" + name)
         subprocess.run(["rm", "-rf", out])
         cmd = command(java, jar, model, data, out, s, MASTER_PORT + i)
@@ -304,7 +315,9 @@ def main():
             tps = [m["tokens_per_second"] for m in steps
                    if m.get("type") == "step" and "tokens_per_second" in m and m.get("step", 0) > 2]
             r["tokens_per_s"] = round(statistics.median(tps)) if tps else None
-            if tps:
+            if tps and s.padded:
+                r["padded"] = 1
+            elif tps:
                 # rows of exactly S tokens: every step has B x S x workers real tokens
                 r["step_s"] = round(s.bs * s.seq * workers / statistics.median(tps), 4)
             mem = [m.get("memory_bytes") for m in steps if m.get("type") == "step"]
