@@ -347,6 +347,9 @@ __global__ void __launch_bounds__(256) attn_bwd_kernel(AttentionBackwardParams b
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
   const int S = p.Sk;
   const int64_t qstride = int64_t(p.H) * D, kstride = int64_t(p.KH) * D;
+  // dQ through 16-byte reductions where the accumulator allows them (sm_90 and later)
+  [[maybe_unused]] const bool dq_v4 =
+      (reinterpret_cast<uintptr_t>(bp.dq_accum) & 15u) == 0 && D % 4 == 0;
   const f16* qb = p.q + int64_t(b) * p.q_bstride;
   const bf16* dob = bp.dout + int64_t(b) * p.q_bstride;
   const f16* kb = p.k + int64_t(b) * p.kv_bstride;
@@ -545,6 +548,29 @@ __global__ void __launch_bounds__(256) attn_bwd_kernel(AttentionBackwardParams b
           mma16816(acc[0], a, bk);
           mma16816(acc[1], a, bk + 2);
         }
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+        if (dq_v4) {
+          // 16-byte reductions: lanes t4 and t4 ^ 1 trade a pair, so that an even t4 holds row
+          // g, columns 2 t4 .. + 3 of the 8-wide tile and an odd t4 row g + 8, columns
+          // 2 (t4 - 1) .. + 3 (as the Hopper backward)
+          const int odd = t4 & 1;
+          const int q = qt + mt * 16 + g + 8 * odd;
+          float* dst =
+              bp.dq_accum + (int64_t(b) * S + q) * qstride + h * D + np * 16 + 2 * (t4 - odd);
+#pragma unroll
+          for (int half = 0; half < 2; ++half) {
+            const float* c = acc[half];
+            const float x0 = __shfl_xor_sync(0xffffffffu, odd ? c[0] : c[2], 1);
+            const float x1 = __shfl_xor_sync(0xffffffffu, odd ? c[1] : c[3], 1);
+            const float4 v =
+                odd ? make_float4(x0, x1, c[2], c[3]) : make_float4(c[0], c[1], x0, x1);
+            if (q < S)
+              atomicAdd(reinterpret_cast<float4*>(dst + half * 8),
+                        make_float4(v.x * p.scale, v.y * p.scale, v.z * p.scale, v.w * p.scale));
+          }
+          continue;
+        }
+#endif
 #pragma unroll
         for (int half = 0; half < 2; ++half)
 #pragma unroll
