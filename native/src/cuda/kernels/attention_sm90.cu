@@ -742,25 +742,17 @@ __global__ void __launch_bounds__(kThreads, 1)
     __syncwarp();
     if (lane == 0) mbar_arrive(bar_empty(s));
 
-    // dQ * scale into the fp32 accumulator with 16-byte reductions (half the atomic operations
-    // of float2 ones). The fragment holds rows g and g + 8, columns 8 j + 2 t4 and + 1; lanes
-    // t4 and t4 ^ 1 trade a pair so that an even t4 holds row g, columns 8 j + 2 t4 .. + 3 and
-    // an odd t4 row g + 8, columns 8 j + 2 (t4 - 1) .. + 3.
+    // dQ * scale into the fp32 accumulator: query row 16 warp + g + 8 r, column c0 + 8 j + 2 t4
     const int c0 = D == 128 ? cw * 64 : 0;
-    const int odd = t4 & 1;
-    const int q = qt + 16 * warp + g + 8 * odd;
-    float* dst =
-        bp.dq_accum + (int64_t(b) * S + q) * qstride + int64_t(hh) * D + c0 + 2 * (t4 - odd);
 #pragma unroll
-    for (int j = 0; j < 8; ++j) {
-      // selects, not an index by odd: a run-time index would put dq in local memory
-      const float r0a = dq[4 * j], r0b = dq[4 * j + 1], r1a = dq[4 * j + 2], r1b = dq[4 * j + 3];
-      const float x0 = __shfl_xor_sync(0xffffffffu, odd ? r0a : r1a, 1);  // the partner's row
-      const float x1 = __shfl_xor_sync(0xffffffffu, odd ? r0b : r1b, 1);
-      const float4 v = odd ? make_float4(x0, x1, r1a, r1b) : make_float4(r0a, r0b, x0, x1);
-      if (q < S)
-        atomicAdd(reinterpret_cast<float4*>(dst + 8 * j),
-                  make_float4(v.x * p.scale, v.y * p.scale, v.z * p.scale, v.w * p.scale));
+    for (int r = 0; r < 2; ++r) {
+      const int q = qt + 16 * warp + g + 8 * r;
+      if (q >= S) continue;
+      float* dst = bp.dq_accum + (int64_t(b) * S + q) * qstride + int64_t(hh) * D + c0 + 2 * t4;
+#pragma unroll
+      for (int j = 0; j < 8; ++j)
+        atomicAdd(reinterpret_cast<float2*>(dst + 8 * j),
+                  make_float2(dq[4 * j + 2 * r] * p.scale, dq[4 * j + 2 * r + 1] * p.scale));
     }
   }
 
@@ -916,7 +908,7 @@ bool attention_sm90_backward_accepts(const AttentionBackwardParams& bp) {
   return p.q_offset == 0 && p.Sq == p.Sk &&
          (int64_t(p.Sk) + kBwdBN - 1) / kBwdBN * p.KH * p.B <= int64_t(INT32_MAX) &&  // 1-d grid
          bp.dout && bp.dq_accum && bp.dk && bp.dv && p.lse && bp.delta && aligned16(bp.dout) &&
-         aligned16(bp.dq_accum) && aligned(bp.dk, 4) && aligned(bp.dv, 4) &&
+         aligned(bp.dq_accum, 8) && aligned(bp.dk, 4) && aligned(bp.dv, 4) &&
          p.kv_bstride % 2 == 0 && attention_sm90_accepts(p);
 }
 
