@@ -21,6 +21,7 @@ inline constexpr OpCase kAll[] = {
     {"attention_bwd", "flash_mma"},
     {"cross_entropy", "fused"},
     {"cross_entropy", "materialized"},
+    {"cross_entropy", "fused_serial"},
     {"lora_linear_fwd", "fused"},
     {"lora_linear_fwd", "separate"},
     {"lora_linear_bwd", "fused"},

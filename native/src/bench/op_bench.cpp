@@ -32,7 +32,7 @@ const std::vector<OpInfo>& table() {
        {4, 2048, 32, 8, 128}},
       {"cross_entropy",
        {"n", "d", "V"},
-       {"fused", "materialized"},
+       {"fused", "materialized", "fused_serial"},
        {256, 128, 4096},
        {8192, 4096, 32768}},
       {"lora_linear_fwd",

@@ -9,7 +9,9 @@
  *               flash_mma (forward and backward): the CUDA A/B partner of flash, the same kernel
  *               as flash here (the CPU has one flash kernel).
  *  - cross_entropy  fused: the engine's chunked LM head + loss; materialized: all [n, V] fp32
- *               logits, then the loss and its gradient row by row, then dh with one GEMM.
+ *               logits, then the loss and its gradient row by row, then dh with one GEMM;
+ *               fused_serial: the CUDA A/B partner of fused (its chunks without the loss
+ *               kernels overlapped), the same computation as fused here.
  *  - lora_linear  fused: the engine's (the low-rank product accumulated into the frozen
  *               output); separate: frozen GEMM, low-rank GEMMs into a temporary, then an add.
  *  - frozen_linear  the frozen projection's GEMM alone, y = x W^T or dx = dy W: bf16: W from

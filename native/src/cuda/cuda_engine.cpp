@@ -78,6 +78,7 @@ class CudaEngine final : public Engine {
     LORA4J_CU(cudaSetDevice(dev_));
     try {
       LORA4J_CU(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+      LORA4J_CU(cudaStreamCreateWithFlags(&loss_stream_, cudaStreamNonBlocking));
       workspace_ = alloc(kWorkspace, "cuBLASLt workspace");
       gemm_.init(stream_, workspace_, kWorkspace);
       phases_.reset(PhaseTimes::from_env(stream_));
@@ -862,6 +863,7 @@ class CudaEngine final : public Engine {
     if (comm_stream_) cudaStreamDestroy(comm_stream_);
     comm_stream_ = nullptr;
     if (stream_) cudaStreamSynchronize(stream_);
+    if (loss_stream_) cudaStreamSynchronize(loss_stream_);
     std::vector<void*> all;
     for (auto& kv : sizes_) all.push_back(kv.first);
     for (void* p : all) free_dev(p);
@@ -869,8 +871,11 @@ class CudaEngine final : public Engine {
     lora_bf16_ = nullptr;
     grp_a_ = nullptr;
     nf4_region_ = nullptr;
+    if (loss_stream_) cudaStreamSynchronize(loss_stream_);
     if (stream_) cudaStreamDestroy(stream_);
     stream_ = nullptr;
+    if (loss_stream_) cudaStreamDestroy(loss_stream_);
+    loss_stream_ = nullptr;
   }
   void device() { LORA4J_CU(cudaSetDevice(dev_)); }
 
@@ -1105,9 +1110,11 @@ class CudaEngine final : public Engine {
     int widest = 1;  // t_ holds (dy B) of a whole group side by side, like xa
     for (int p = 0; p < NUM_PROJ; ++p) widest = std::max(widest, grp_size_[p]);
     t_ = c.take<bf16>(n * std::max<int64_t>(r, 1) * widest);
-    // the fp32 logits of one chunk (their bf16 gradients overwrite them): see lm_head.h
+    // the fp32 logits of a chunk (their bf16 gradients overwrite them), two scratches so one
+    // chunk's loss kernel runs beside the next chunk's GEMM: see lm_head.h
     chunk_ = lm_head_chunk_tokens(n, V);
     logits_ = c.take<float>(chunk_ * V);
+    logits2_ = n > chunk_ ? c.take<float>(chunk_ * V) : nullptr;
     loss_ = c.take<float>(n);
     ids_ = c.take<int32_t>(n);
     mask_ = c.take<int32_t>(n);
@@ -1374,7 +1381,7 @@ class CudaEngine final : public Engine {
   void head_loss(float grad_scale, bool grads, double* loss_sum, int64_t* tokens) {
     const int64_t V = shape_.c.vocab_size, d = shape_.c.hidden_size;
     lm_head_loss(gemm_, hn_, wlm(), tgt_, n_, d, V, grad_scale, loss_, grads ? dtmp_ : nullptr,
-                 logits_, chunk_, stream_);
+                 logits_, chunk_, stream_, logits2_, loss_stream_);
     tm("lm head loss kernels");
     std::vector<float> loss(static_cast<size_t>(n_));
     LORA4J_CU(cudaMemcpyAsync(loss.data(), loss_, size_t(n_) * sizeof(float),
@@ -1496,6 +1503,7 @@ class CudaEngine final : public Engine {
   std::unique_ptr<PhaseTimes> phases_;
   int dev_ = -1;
   cudaStream_t stream_ = nullptr;
+  cudaStream_t loss_stream_ = nullptr;  // the LM head's cross-entropy kernels (lm_head.h)
   void* workspace_ = nullptr;
   Gemm gemm_;
   std::unordered_map<void*, size_t> sizes_;
@@ -1550,7 +1558,7 @@ class CudaEngine final : public Engine {
   bf16 *hn_ = nullptr, *xlo_ = nullptr, *dy_ = nullptr, *datt_ = nullptr, *dq_ = nullptr,
        *dk_ = nullptr, *dv_ = nullptr, *t_ = nullptr;
   float *rstdf_ = nullptr, *dres_ = nullptr, *dtmp_ = nullptr, *dq_acc_ = nullptr,
-        *delta_ = nullptr, *logits_ = nullptr, *loss_ = nullptr;
+        *delta_ = nullptr, *logits_ = nullptr, *logits2_ = nullptr, *loss_ = nullptr;
   int32_t *ids_ = nullptr, *mask_ = nullptr, *pos_ = nullptr, *seg_ = nullptr, *tgt_ = nullptr;
   bool has_mask_ = false, has_seg_ = false;
   std::vector<int32_t> host_pos_, host_tgt_;

@@ -25,19 +25,63 @@ inline int64_t lm_head_chunk_tokens(int64_t n, int64_t V,
 
 // h [n, d] bf16, w [V, d] bf16, tgt [n] (-100: not counted). loss[t] per token (0 when not
 // counted); dh (nullable) [n, d] fp32 = d (grad_scale * sum of counted losses) / d h.
-// logits: scratch of chunk * V floats.
+// logits: scratch of chunk * V floats. The GEMMs run on gemm's stream, s.
+// logits2 and aux (both or neither): a second scratch of chunk * V floats and a second stream;
+// the chunks then alternate between the two scratches and each chunk's cross-entropy kernel runs
+// on aux while the next chunk's logits GEMM runs on s (the kernel is memory-bound, the GEMM
+// compute-bound), so the loss kernels hide under the GEMMs. The same values either way; when the
+// function returns, everything it queued is ordered before s's next work.
 inline void lm_head_loss(Gemm& gemm, const bf16* h, const bf16* w, const int32_t* tgt, int64_t n,
                          int64_t d, int64_t V, float grad_scale, float* loss, float* dh,
-                         float* logits, int64_t chunk, cudaStream_t s) {
-  bf16* g = dh ? reinterpret_cast<bf16*>(logits) : nullptr;  // row t at t * 2V bf16
-  for (int64_t c0 = 0; c0 < n; c0 += chunk) {
-    const int64_t c = std::min(chunk, n - c0);
-    gemm.run(false, true, c, V, d, h + c0 * d, d, w, d, logits, true, V, 1.f, 0.f, "lm_head");
-    LORA4J_CU(cross_entropy_chunk(logits, tgt + c0, c, V, grad_scale, loss + c0, g, 2 * V, s));
-    if (g)
-      gemm.run(false, false, c, d, V, g, 2 * V, w, d, dh + c0 * d, true, d, 1.f, 0.f,
-               "lm_head backward");
+                         float* logits, int64_t chunk, cudaStream_t s, float* logits2 = nullptr,
+                         cudaStream_t aux = nullptr) {
+  const bool overlap = logits2 && aux && n > chunk;
+  if (!overlap) {
+    bf16* g = dh ? reinterpret_cast<bf16*>(logits) : nullptr;  // row t at t * 2V bf16
+    for (int64_t c0 = 0; c0 < n; c0 += chunk) {
+      const int64_t c = std::min(chunk, n - c0);
+      gemm.run(false, true, c, V, d, h + c0 * d, d, w, d, logits, true, V, 1.f, 0.f, "lm_head");
+      LORA4J_CU(cross_entropy_chunk(logits, tgt + c0, c, V, grad_scale, loss + c0, g, 2 * V, s));
+      if (g)
+        gemm.run(false, false, c, d, V, g, 2 * V, w, d, dh + c0 * d, true, d, 1.f, 0.f,
+                 "lm_head backward");
+    }
+    return;
   }
+  // Per scratch b: made[b] after its logits GEMM (s), done[b] after its cross-entropy (aux).
+  // On s: F0, F1, B0, F2, B1, ...: F(i) reuses the scratch of chunk i - 2, whose B (or, without
+  // dh, whose cross-entropy) s has waited for.
+  struct Events {
+    cudaEvent_t e[4] = {};
+    ~Events() {
+      for (cudaEvent_t x : e)
+        if (x) cudaEventDestroy(x);
+    }
+  } ev;
+  for (cudaEvent_t& x : ev.e) LORA4J_CU(cudaEventCreateWithFlags(&x, cudaEventDisableTiming));
+  cudaEvent_t made[2] = {ev.e[0], ev.e[1]}, done[2] = {ev.e[2], ev.e[3]};
+  float* buf[2] = {logits, logits2};
+  const int64_t chunks = (n + chunk - 1) / chunk;
+  auto backward = [&](int64_t i) {  // dh rows of chunk i, on s, after its cross-entropy
+    const int b = int(i % 2);
+    LORA4J_CU(cudaStreamWaitEvent(s, done[b], 0));
+    if (!dh) return;
+    const int64_t c0 = i * chunk, c = std::min(chunk, n - c0);
+    gemm.run(false, false, c, d, V, reinterpret_cast<bf16*>(buf[b]), 2 * V, w, d, dh + c0 * d, true,
+             d, 1.f, 0.f, "lm_head backward");
+  };
+  for (int64_t i = 0; i < chunks; ++i) {
+    const int b = int(i % 2);
+    const int64_t c0 = i * chunk, c = std::min(chunk, n - c0);
+    gemm.run(false, true, c, V, d, h + c0 * d, d, w, d, buf[b], true, V, 1.f, 0.f, "lm_head");
+    LORA4J_CU(cudaEventRecord(made[b], s));
+    LORA4J_CU(cudaStreamWaitEvent(aux, made[b], 0));
+    LORA4J_CU(cross_entropy_chunk(buf[b], tgt + c0, c, V, grad_scale, loss + c0,
+                                  dh ? reinterpret_cast<bf16*>(buf[b]) : nullptr, 2 * V, aux));
+    LORA4J_CU(cudaEventRecord(done[b], aux));
+    if (i > 0) backward(i - 1);
+  }
+  backward(chunks - 1);
 }
 
 }  // namespace cuda

@@ -313,8 +313,11 @@ class CrossEntropy final : public CudaBench {
   explicit CrossEntropy(const OpBenchSpec& s)
       : CudaBench(s), n(s.dim("n")), d(s.dim("d")), V(s.dim("V")) {
     init_gemm();
-    // fused: the engine's chunk (lm_head.h); materialized: the fp32 logits of all n tokens
+    // fused: the engine's chunks and two scratches, each chunk's loss kernel on a second stream
+    // beside the next chunk's GEMM (lm_head.h); fused_serial: the same chunks one after the
+    // other on one stream; materialized: the fp32 logits of all n tokens
     chunk_ = s.variant == "materialized" ? n : lm_head_chunk_tokens(n, V);
+    const bool overlap = s.variant == "fused" && n > chunk_;
     h_ = input<bf16>(1, n * d, 1.f, "h");
     w_ = input<bf16>(2, V * d, 0.05f, "lm_head");
     std::vector<int32_t> tgt(static_cast<size_t>(n));
@@ -327,6 +330,10 @@ class CrossEntropy final : public CudaBench {
     tgt_ = alloc<int32_t>(n, "targets");
     to_device(tgt_, tgt.data(), size_t(n) * 4);
     logits_ = alloc<float>(chunk_ * V, "logits (their bf16 gradients overwrite them)");
+    if (overlap) {
+      logits2_ = alloc<float>(chunk_ * V, "the second chunk's logits");
+      LORA4J_CU(cudaStreamCreateWithFlags(&aux_, cudaStreamNonBlocking));
+    }
     loss_ = alloc<float>(n, "token losses");
     dh_ = alloc<float>(n * d, "dh");
     floor(n * d + V * d, 2);  // h, W
@@ -343,17 +350,25 @@ class CrossEntropy final : public CudaBench {
     });
     expose("dh", static_cast<const float*>(dh_), n * d);
   }
+  ~CrossEntropy() override {
+    if (aux_) {
+      cudaStreamSynchronize(aux_);
+      cudaStreamDestroy(aux_);
+    }
+  }
 
  private:
   void step() override {
-    lm_head_loss(gemm_, h_, w_, tgt_, n, d, V, grad_scale_, loss_, dh_, logits_, chunk_, stream_);
+    lm_head_loss(gemm_, h_, w_, tgt_, n, d, V, grad_scale_, loss_, dh_, logits_, chunk_, stream_,
+                 logits2_, aux_);
   }
 
   int64_t n, d, V, chunk_ = 1;
   float grad_scale_ = 0;
   bf16 *h_ = nullptr, *w_ = nullptr;
   int32_t* tgt_ = nullptr;
-  float *logits_ = nullptr, *loss_ = nullptr, *dh_ = nullptr;
+  float *logits_ = nullptr, *logits2_ = nullptr, *loss_ = nullptr, *dh_ = nullptr;
+  cudaStream_t aux_ = nullptr;
 };
 
 // ---- LoRA linear ----------------------------------------------------------------------------
