@@ -462,45 +462,6 @@ void target_sets() {
     }
 }
 
-// Right padding: for the loss and its gradients the engine attends without the key mask when
-// every row is right-padded and no padded position predicts a label (the goldens' batches are so:
-// test_engine_cuda's golden checks run that way). Here the padded positions of the hd128 batch
-// get labels, so the mask must stay: the CUDA loss and gradients against the CPU engine's, which
-// always applies the mask (attending without it would change the labelled padded outputs).
-void padded_labels() {
-  const char* S = "padding";
-  Golden g = load_case("hd128");
-  std::vector<int32_t> labels = g.labels;
-  int64_t relabelled = 0;
-  for (int r = 0; r < g.B; ++r)
-    for (int t = 1; t < g.S; ++t)
-      if (g.mask[size_t(r * g.S + t - 1)] == 0 && labels[size_t(r * g.S + t)] == -100) {
-        labels[size_t(r * g.S + t)] = g.ids[size_t(r * g.S + t)];
-        ++relabelled;
-      }
-  ct::report_bool(S, "the hd128 batch has padded positions to label", relabelled > 0,
-                  std::to_string(relabelled));
-  lora4j_batch b = batch_of(g);
-  b.labels = labels.data();
-  double loss[2];
-  int64_t tokens[2];
-  std::vector<float> grads[2];
-  for (int k = 0; k < 2; ++k) {
-    lora4j_engine* e =
-        make_engine(g, LORA4J_RECOMPUTE_NONE, nullptr, k ? LORA4J_DEVICE_CPU : LORA4J_DEVICE_CUDA);
-    attach(g, e, "adapter_init");
-    API(lora4j_zero_grad(e));
-    API(lora4j_forward_backward(e, &b, 1e-2f, &loss[k], &tokens[k]));
-    for (const auto& t : lora_state(e, LORA4J_STATE_GRAD))
-      grads[k].insert(grads[k].end(), t.second.begin(), t.second.end());
-    API(lora4j_engine_destroy(e));
-  }
-  ct::report_bool(S, "labelled padding counts its tokens", tokens[0] == tokens[1],
-                  std::to_string(tokens[0]) + " vs " + std::to_string(tokens[1]));
-  ct::report(S, "labelled padding: loss cuda vs cpu", std::fabs(loss[0] - loss[1]) / loss[1], 1e-3);
-  ct::report(S, "labelled padding: grads cuda vs cpu", ct::rel_err(grads[0], grads[1]), 3e-2);
-}
-
 void errors() {
   const char* S = "errors";
   Golden g = load_case("tiny");
@@ -646,7 +607,6 @@ int main() {
   }
   for (const char* c : {"tiny", "tiny-sliding", "hd128"}) golden(c);
   packing();
-  padded_labels();
   target_sets();
   errors();
   phase_times();

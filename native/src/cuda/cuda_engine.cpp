@@ -1157,14 +1157,6 @@ class CudaEngine final : public Engine {
     // slower than the engine at 4 x 2048 and 8 x 4096).
     has_mask_ = b.attention_mask != nullptr && std::any_of(b.attention_mask, b.attention_mask + n,
                                                            [](int32_t m) { return m != 1; });
-    // For the loss and its gradients (targets), right padding whose positions predict no label
-    // needs no mask either: a real query's causal keys are all real, and a padded query's output
-    // reaches nothing the loss reads (later padded positions only), so its gradient is zero and
-    // the real positions' values are the masked ones. Padded chat batches (the trainer's rows,
-    // right-padded with -100 labels) then take the unmasked kernels (on sm_90 the Hopper ones).
-    // The outputs at padded positions differ from masked attention's, so logits and hidden
-    // states (targets false) keep the mask.
-    if (has_mask_ && targets && !b.segment_ids && right_padded_unlabelled(b)) has_mask_ = false;
     has_seg_ = false;
     if (b.segment_ids)
       for (int64_t r = 0; r < b.batch && !has_seg_; ++r) {

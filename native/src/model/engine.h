@@ -117,13 +117,6 @@ std::vector<GradBucket> grad_buckets(const LoraLayout& layout, int num_layers,
 // need_labels: labels must be present.
 void validate_batch(const ModelShape& shape, const lora4j_batch* b, bool need_labels);
 
-// Whether b (attention_mask not null) is right-padded with nothing to learn in its padding: every
-// row's mask is ones then zeros, and no position at or past a row's first zero predicts a label
-// (labels from the position after it on are -100; labels null counts as none). Then causal
-// attention without the mask gives every unpadded position its masked value and leaves the loss
-// and its gradients as they are (the CUDA engine drops the mask for them).
-bool right_padded_unlabelled(const lora4j_batch& b);
-
 // Converts host data of the given dtype to fp32.
 void to_f32(int32_t dtype, const void* src, float* dst, int64_t n);
 

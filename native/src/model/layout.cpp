@@ -133,20 +133,6 @@ LoraLayout make_lora_layout(const ModelShape& s, int32_t rank, float scale, uint
   return l;
 }
 
-bool right_padded_unlabelled(const lora4j_batch& b) {
-  for (int64_t r = 0; r < b.batch; ++r) {
-    const int32_t* m = b.attention_mask + r * b.seq;
-    int64_t len = 0;
-    while (len < b.seq && m[len] == 1) ++len;
-    for (int64_t t = len; t < b.seq; ++t)
-      if (m[t] != 0) return false;
-    // position t predicts labels[t + 1]: positions len .. seq - 2 must predict none
-    for (int64_t t = len + 1; t < b.seq; ++t)
-      if (b.labels && b.labels[r * b.seq + t] != -100) return false;
-  }
-  return true;
-}
-
 void validate_batch(const ModelShape& s, const lora4j_batch* b, bool need_labels) {
   check_arg(b->batch > 0, "batch.batch must be > 0, got " + std::to_string(b->batch));
   check_arg(b->seq > 0, "batch.seq must be > 0, got " + std::to_string(b->seq));
