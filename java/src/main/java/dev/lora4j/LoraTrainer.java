@@ -210,6 +210,7 @@ public final class LoraTrainer {
           .skipInvalid(cfg.skipInvalidLines())
           .batchSize(cfg.batchSize())
           .packing(cfg.packing())
+          .groupByLength(shuffle && cfg.groupByLength())
           .shuffleBuffer(shuffle ? cfg.shuffleBuffer() : 0)
           .seed(cfg.seed())
           .validationFraction(cfg.validationFile() == null ? cfg.validationFraction() : 0)
@@ -603,6 +604,7 @@ public final class LoraTrainer {
           "seed=" + cfg.seed(),
           "maxlen=" + cfg.maxSeqLength(),
           "packing=" + cfg.packing(),
+          "groupbylength=" + cfg.groupByLength(),
           "completions=" + cfg.trainOnCompletionsOnly(),
           "shuffle=" + cfg.shuffleBuffer(),
           "clip=" + cfg.maxGradNorm(),

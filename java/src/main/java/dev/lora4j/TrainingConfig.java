@@ -26,6 +26,9 @@ import java.nio.file.Path;
  * @param maxSeqLength longest row; longer examples are truncated and counted
  * @param trainOnCompletionsOnly labels -100 on prompts (and on everything but assistant turns)
  * @param packing pack several examples into each row (attention never crosses them)
+ * @param groupByLength without packing, put examples of similar length in the same batch (groups of
+ *     50 batches sorted by length, longest first, as Hugging Face's {@code group_by_length}), so
+ *     that less of each batch is padding; the batches of a step stay similar in length
  * @param dataFormat the data format, or null to detect it per file
  * @param skipInvalidLines skip and count malformed lines instead of failing
  * @param shuffleBuffer examples held for shuffling; 0 or 1: file order
@@ -73,6 +76,7 @@ public record TrainingConfig(
     int maxSeqLength,
     boolean trainOnCompletionsOnly,
     boolean packing,
+    boolean groupByLength,
     DataFormat dataFormat,
     boolean skipInvalidLines,
     int shuffleBuffer,
@@ -107,6 +111,10 @@ public record TrainingConfig(
     }
     if (shuffleBuffer < 0)
       throw new IllegalArgumentException("shuffleBuffer must be >= 0: " + shuffleBuffer);
+    if (packing && groupByLength) {
+      throw new IllegalArgumentException(
+          "groupByLength and packing exclude each other: packed rows have no padding to save");
+    }
     new AdamWConfig(learningRate, beta1, beta2, adamEps, weightDecay, maxGradNorm); // checks them
     if (maxSeqLength < 2)
       throw new IllegalArgumentException("maxSeqLength must be >= 2: " + maxSeqLength);
@@ -162,6 +170,7 @@ public record TrainingConfig(
     b.maxSeqLength = maxSeqLength;
     b.trainOnCompletionsOnly = trainOnCompletionsOnly;
     b.packing = packing;
+    b.groupByLength = groupByLength;
     b.dataFormat = dataFormat;
     b.skipInvalidLines = skipInvalidLines;
     b.shuffleBuffer = shuffleBuffer;
@@ -207,6 +216,7 @@ public record TrainingConfig(
     private int maxSeqLength = 2048;
     private boolean trainOnCompletionsOnly;
     private boolean packing;
+    private boolean groupByLength;
     private DataFormat dataFormat;
     private boolean skipInvalidLines;
     private int shuffleBuffer = 10_000;
@@ -304,6 +314,11 @@ public record TrainingConfig(
 
     public Builder packing(boolean v) {
       packing = v;
+      return this;
+    }
+
+    public Builder groupByLength(boolean v) {
+      groupByLength = v;
       return this;
     }
 
@@ -432,6 +447,7 @@ public record TrainingConfig(
           maxSeqLength,
           trainOnCompletionsOnly,
           packing,
+          groupByLength,
           dataFormat,
           skipInvalidLines,
           shuffleBuffer,

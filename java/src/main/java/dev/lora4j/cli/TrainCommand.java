@@ -175,6 +175,14 @@ final class TrainCommand implements Callable<Integer> {
   Boolean packing;
 
   @Option(
+      names = "--group-by-length",
+      description =
+          "without --packing: batch examples of similar length (groups of 50 batches sorted by"
+              + " length, as Hugging Face's group_by_length), so less of each batch is padding"
+              + " (default: off)")
+  Boolean groupByLength;
+
+  @Option(
       names = "--format",
       paramLabel = "text|prompt_completion|alpaca|chat|pretokenized",
       description = "data format (default: detected from the first valid line)")
@@ -512,6 +520,7 @@ final class TrainCommand implements Callable<Integer> {
           case "max_seq_length" -> b.maxSeqLength(v.asInt());
           case "train_on_completions_only" -> b.trainOnCompletionsOnly(v.asBoolean());
           case "packing" -> b.packing(v.asBoolean());
+          case "group_by_length" -> b.groupByLength(v.asBoolean());
           case "data_format" -> b.dataFormat(parseFormat(v.asText()));
           case "skip_invalid_lines" -> b.skipInvalidLines(v.asBoolean());
           case "shuffle_buffer" -> b.shuffleBuffer(v.asInt());
@@ -561,6 +570,7 @@ final class TrainCommand implements Callable<Integer> {
     if (maxSeqLength != null) b.maxSeqLength(maxSeqLength);
     if (completionsOnly != null) b.trainOnCompletionsOnly(completionsOnly);
     if (packing != null) b.packing(packing);
+    if (groupByLength != null) b.groupByLength(groupByLength);
     if (format != null) b.dataFormat(parseFormat(format));
     if (skipInvalid != null) b.skipInvalidLines(skipInvalid);
     if (shuffleBuffer != null) b.shuffleBuffer(shuffleBuffer);

@@ -1,7 +1,9 @@
 package dev.lora4j.data;
 
 import dev.lora4j.Batch;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.List;
 
 /**
@@ -10,8 +12,12 @@ import java.util.List;
  * <p>Without packing a batch is the next batchSize examples. With packing, examples are placed
  * greedily in stream order into the first of the batch's rows with room for them (first fit; a new
  * row is opened while the batch has fewer than batchSize rows); the first example that fits nowhere
- * closes the batch and starts the next one. A batch never spans two epochs: the last batch of an
- * epoch may be partial.
+ * closes the batch and starts the next one. With {@link DataConfig#groupByLength()} (no packing)
+ * the stream is read in groups of {@link DataConfig#GROUP_BATCHES} batches' examples, each group
+ * sorted by length (longest first, ties in stream order) and handed out as batches in that order; a
+ * position inside a group is the group's start plus whole batches, so a resume re-reads the group,
+ * sorts it again and skips the batches already handed out. A batch never spans two epochs: the last
+ * batch of an epoch may be partial.
  */
 final class BatchProducer implements AutoCloseable {
   private final JsonlDataset dataset;
@@ -25,6 +31,9 @@ final class BatchProducer implements AutoCloseable {
   private long consumed;
   private ExampleStream stream;
   private TokenizedExample pending;
+
+  /** The batches of the current length group not yet handed out (groupByLength). */
+  private final ArrayDeque<List<TokenizedExample>> grouped = new ArrayDeque<>();
 
   BatchProducer(JsonlDataset dataset, DataPosition start, int epochs, DataStats stats) {
     this.dataset = dataset;
@@ -51,6 +60,26 @@ final class BatchProducer implements AutoCloseable {
     stream = dataset.examples(epoch, stats);
     consumed = 0;
     pending = null;
+    grouped.clear();
+    long skipBatches = 0;
+    if (config.groupByLength()) {
+      long into = toSkip % groupSize();
+      if (into % config.batchSize() != 0) {
+        throw new DataException(
+            dataset.file()
+                + ": data position (epoch "
+                + epoch
+                + ", "
+                + toSkip
+                + " examples) is not at a batch of its length group (batches of "
+                + config.batchSize()
+                + ", groups of "
+                + DataConfig.GROUP_BATCHES
+                + " batches); was the batch size or groupByLength changed?");
+      }
+      skipBatches = into / config.batchSize();
+      toSkip -= into;
+    }
     for (; toSkip > 0; toSkip--) {
       if (!stream.hasNext()) {
         throw new DataException(
@@ -66,21 +95,60 @@ final class BatchProducer implements AutoCloseable {
       stream.next();
       consumed++;
     }
+    if (skipBatches > 0) {
+      long want = consumed + skipBatches * config.batchSize();
+      fillGroup();
+      for (long k = 0; k < skipBatches && !grouped.isEmpty(); k++)
+        consumed += grouped.poll().size();
+      if (consumed != want) {
+        throw new DataException(
+            dataset.file()
+                + ": data position (epoch "
+                + epoch
+                + ", "
+                + want
+                + " examples) is past the end of the epoch, which has "
+                + consumed
+                + " examples; was the file or the data configuration changed?");
+      }
+    }
+  }
+
+  /** Examples per length group. */
+  private long groupSize() {
+    return (long) config.batchSize() * DataConfig.GROUP_BATCHES;
+  }
+
+  /** Reads the next length group from the stream and cuts it into batches, longest first. */
+  private void fillGroup() {
+    List<TokenizedExample> all = new ArrayList<>();
+    while (all.size() < groupSize() && stream.hasNext()) all.add(stream.next());
+    all.sort(Comparator.comparingInt(TokenizedExample::length).reversed()); // stable
+    for (int i = 0; i < all.size(); i += config.batchSize())
+      grouped.add(new ArrayList<>(all.subList(i, Math.min(all.size(), i + config.batchSize()))));
   }
 
   private void endEpoch() {
     if (stream != null) stream.close();
     stream = null;
     pending = null;
+    grouped.clear();
     epoch++;
     consumed = 0;
     toSkip = 0;
   }
 
   private DataBatch padded() {
-    List<TokenizedExample> rows = new ArrayList<>(config.batchSize());
-    while (rows.size() < config.batchSize() && stream.hasNext()) rows.add(stream.next());
-    if (rows.isEmpty()) return null;
+    List<TokenizedExample> rows;
+    if (config.groupByLength()) {
+      if (grouped.isEmpty()) fillGroup();
+      rows = grouped.poll();
+      if (rows == null) return null;
+    } else {
+      rows = new ArrayList<>(config.batchSize());
+      while (rows.size() < config.batchSize() && stream.hasNext()) rows.add(stream.next());
+      if (rows.isEmpty()) return null;
+    }
     consumed += rows.size();
     return finish(Collation.pad(rows, padId), rows.size());
   }
@@ -120,7 +188,7 @@ final class BatchProducer implements AutoCloseable {
   private DataBatch finish(Batch batch, int examples) {
     int batchEpoch = epoch;
     DataPosition next;
-    if (pending == null && !stream.hasNext()) {
+    if (pending == null && grouped.isEmpty() && !stream.hasNext()) {
       endEpoch();
       next = new DataPosition(epoch, 0);
     } else {

@@ -15,6 +15,10 @@ package dev.lora4j.data;
  * @param batchSize rows per batch (default 1)
  * @param packing pack several examples into each row of exactly maxSeqLength tokens instead of one
  *     right-padded example per row (default false)
+ * @param groupByLength without packing, batch examples of similar length, so that less of each
+ *     batch is padding, as Hugging Face's {@code group_by_length} does: the (shuffled) stream is
+ *     read in groups of {@link #GROUP_BATCHES} batches, each group sorted by length, longest first,
+ *     and cut into batches in that order (default false)
  * @param shuffleBuffer examples held by the shuffle buffer; 0 or 1 keeps the file order (default
  *     10000)
  * @param seed seed of the shuffle and of the validation split (default 42)
@@ -30,10 +34,14 @@ public record DataConfig(
     boolean skipInvalid,
     int batchSize,
     boolean packing,
+    boolean groupByLength,
     int shuffleBuffer,
     long seed,
     double validationFraction,
     boolean prefetch) {
+
+  /** Batches per length group of {@link #groupByLength()} (Hugging Face's mega-batch: 50). */
+  public static final int GROUP_BATCHES = 50;
 
   public DataConfig {
     if (maxSeqLength < 2)
@@ -42,6 +50,9 @@ public record DataConfig(
       throw new IllegalArgumentException("batchSize must be >= 1, got " + batchSize);
     if (shuffleBuffer < 0)
       throw new IllegalArgumentException("shuffleBuffer must be >= 0, got " + shuffleBuffer);
+    if (packing && groupByLength)
+      throw new IllegalArgumentException(
+          "groupByLength and packing exclude each other: packed rows have no padding to save");
     if (!(validationFraction >= 0 && validationFraction < 1)) {
       throw new IllegalArgumentException(
           "validationFraction must be in [0, 1), got " + validationFraction);
@@ -68,6 +79,7 @@ public record DataConfig(
     b.skipInvalid = skipInvalid;
     b.batchSize = batchSize;
     b.packing = packing;
+    b.groupByLength = groupByLength;
     b.shuffleBuffer = shuffleBuffer;
     b.seed = seed;
     b.validationFraction = validationFraction;
@@ -84,6 +96,7 @@ public record DataConfig(
     private boolean skipInvalid;
     private int batchSize = 1;
     private boolean packing;
+    private boolean groupByLength;
     private int shuffleBuffer = 10_000;
     private long seed = 42;
     private double validationFraction;
@@ -126,6 +139,11 @@ public record DataConfig(
       return this;
     }
 
+    public Builder groupByLength(boolean v) {
+      groupByLength = v;
+      return this;
+    }
+
     public Builder shuffleBuffer(int v) {
       shuffleBuffer = v;
       return this;
@@ -155,6 +173,7 @@ public record DataConfig(
           skipInvalid,
           batchSize,
           packing,
+          groupByLength,
           shuffleBuffer,
           seed,
           validationFraction,

@@ -64,6 +64,8 @@ public record RunSettings(Map<Setting, String> values) {
         "trainOnCompletionsOnly",
         true),
     PACKING("packing", "packing", "--packing", "packing", true),
+    GROUP_BY_LENGTH(
+        "group_by_length", "grouping by length", "--group-by-length", "groupByLength", true),
     SKIP_INVALID(
         "skip_invalid_lines", "skipping invalid lines", "--skip-invalid", "skipInvalidLines", true),
     SHUFFLE_BUFFER("shuffle_buffer", "shuffle buffer", "--shuffle-buffer", "shuffleBuffer", true),
@@ -205,6 +207,7 @@ public record RunSettings(Map<Setting, String> values) {
     v.put(Setting.MAX_SEQ_LENGTH, Integer.toString(cfg.maxSeqLength()));
     v.put(Setting.COMPLETIONS_ONLY, Boolean.toString(cfg.trainOnCompletionsOnly()));
     v.put(Setting.PACKING, Boolean.toString(cfg.packing()));
+    v.put(Setting.GROUP_BY_LENGTH, Boolean.toString(cfg.groupByLength()));
     v.put(Setting.SKIP_INVALID, Boolean.toString(cfg.skipInvalidLines()));
     v.put(Setting.SHUFFLE_BUFFER, Integer.toString(cfg.shuffleBuffer()));
     v.put(
@@ -292,6 +295,8 @@ public record RunSettings(Map<Setting, String> values) {
       JsonNode x = n.get(s.key());
       if (x != null && !x.isNull()) v.put(s, x.asText());
     }
+    // checkpoints written before the setting existed did not group by length
+    if (v.containsKey(Setting.PACKING)) v.putIfAbsent(Setting.GROUP_BY_LENGTH, "false");
     return new RunSettings(Collections.unmodifiableMap(v));
   }
 

@@ -227,6 +227,87 @@ class BatchTest {
   }
 
   @Test
+  void resumeGivesTheUninterruptedBatchesGroupedByLength() {
+    // batches of 1: groups of 50 examples, so the 57 examples of an epoch make two groups
+    resumesExactly(
+        cfg().batchSize(1).groupByLength(true).maxSeqLength(12).shuffleBuffer(10).seed(4).build());
+    resumesExactly(
+        cfg().batchSize(4).groupByLength(true).maxSeqLength(12).shuffleBuffer(10).seed(4).build());
+  }
+
+  /** The real length of each row of a padded batch. */
+  private static int[] rowLengths(Batch b) {
+    int[] out = new int[b.rows()];
+    for (int r = 0; r < b.rows(); r++)
+      for (int t = 0; t < b.seq(); t++) out[r] += b.attentionMask()[r * b.seq() + t];
+    return out;
+  }
+
+  @Test
+  void groupByLengthSortsEachGroupLongestFirst() {
+    int bs = 2, group = bs * DataConfig.GROUP_BATCHES, n = 2 * group + 7;
+    int[] lens = new int[n];
+    Random r = new Random(3);
+    for (int i = 0; i < n; i++) lens[i] = 2 + r.nextInt(30);
+    Path f = lengths("grouped.jsonl", lens);
+    DataConfig plain = cfg().batchSize(bs).maxSeqLength(40).build();
+    List<DataBatch> grouped =
+        allBatches(open(f, plain.toBuilder().groupByLength(true).build()), DataPosition.START, 1);
+    List<DataBatch> ungrouped = allBatches(open(f, plain), DataPosition.START, 1);
+    assertEquals(ungrouped.size(), grouped.size(), "as many batches: every group is whole batches");
+    long padGrouped = 0, padPlain = 0;
+    int seen = 0;
+    List<Integer> order = new ArrayList<>();
+    for (DataBatch db : grouped) {
+      Batch b = db.batch();
+      for (int row = 0; row < b.rows(); row++) order.add(b.inputIds()[row * b.seq()] - 10);
+      for (int len : rowLengths(b)) padGrouped += b.seq() - len;
+      assertEquals(seen + b.rows(), db.next().examples() == 0 ? n : db.next().examples());
+      seen += b.rows();
+    }
+    for (DataBatch db : ungrouped)
+      for (int len : rowLengths(db.batch())) padPlain += db.batch().seq() - len;
+    assertEquals(n, order.size());
+    for (int g = 0; g * group < n; g++) {
+      int from = g * group, to = Math.min(n, from + group);
+      List<Integer> members = new ArrayList<>(order.subList(from, to));
+      // group g holds the stream's examples from .. to (file order: no shuffle), longest first,
+      // equal lengths in stream order
+      List<Integer> want = new ArrayList<>();
+      for (int i = from; i < to; i++) want.add(i);
+      want.sort((a, b) -> lens[b] != lens[a] ? Integer.compare(lens[b], lens[a]) : a - b);
+      assertEquals(want, members, "group " + g);
+    }
+    assertTrue(
+        padGrouped * 4 < padPlain,
+        "grouping leaves less padding: " + padGrouped + " against " + padPlain);
+    // the last batch of the epoch is the partial one, of the last group's shortest examples
+    assertEquals(1, grouped.get(grouped.size() - 1).batch().rows());
+    assertEquals(new DataPosition(1, 0), grouped.get(grouped.size() - 1).next());
+  }
+
+  @Test
+  void groupedPositionOffABatchIsAnError() {
+    JsonlDataset ds =
+        open(lengths("g.jsonl", 3, 4, 5, 6, 7), cfg().batchSize(2).groupByLength(true).build());
+    DataException e =
+        assertThrows(DataException.class, () -> allBatches(ds, new DataPosition(0, 3), 1));
+    assertTrue(e.getMessage().contains("g.jsonl"), e.getMessage());
+    assertTrue(e.getMessage().contains("length group"), e.getMessage());
+    e = assertThrows(DataException.class, () -> allBatches(ds, new DataPosition(0, 6), 1));
+    assertTrue(e.getMessage().contains("past the end"), e.getMessage());
+    assertEquals(1, allBatches(ds, new DataPosition(0, 4), 1).size());
+  }
+
+  @Test
+  void groupByLengthAndPackingAreRefused() {
+    IllegalArgumentException e =
+        assertThrows(
+            IllegalArgumentException.class, () -> cfg().packing(true).groupByLength(true).build());
+    assertTrue(e.getMessage().contains("groupByLength"), e.getMessage());
+  }
+
+  @Test
   void positionPastTheEpochIsAnError() {
     JsonlDataset ds = open(lengths("short.jsonl", 3, 3, 3), cfg().build());
     DataException e =

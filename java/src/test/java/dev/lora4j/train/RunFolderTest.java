@@ -115,6 +115,25 @@ class RunFolderTest {
   }
 
   @Test
+  void settingsWrittenBeforeGroupingExistedReadAsUngrouped() throws Exception {
+    ObjectMapper json = new ObjectMapper();
+    RunSettings old = RunSettings.read(json.readTree("{\"packing\": \"false\"}"));
+    RunSettings grouped =
+        RunSettings.read(json.readTree("{\"packing\": \"false\", \"group_by_length\": \"true\"}"));
+    assertEquals(
+        List.of(RunSettings.Setting.GROUP_BY_LENGTH),
+        old.differences(grouped).stream().map(RunSettings.Difference::setting).toList());
+    RunSettings plain =
+        RunSettings.read(json.readTree("{\"packing\": \"false\", \"group_by_length\": \"false\"}"));
+    assertTrue(old.differences(plain).isEmpty());
+    String msg =
+        RunSettings.MismatchException.message(Path.of("ck"), old.differences(grouped), true);
+    assertTrue(
+        msg.contains("grouping by length (--group-by-length): false in the checkpoint, true now"),
+        msg);
+  }
+
+  @Test
   void aCheckpointWithoutARecordResumesCheckingWhatItCan(@TempDir Path tmp) throws Exception {
     Path d = TrainerTest.data(tmp, 24, 2);
     Path out = tmp.resolve("out");

@@ -23,6 +23,8 @@ import java.util.List;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** The training loop on the tiny reference model (CPU): accumulation, resume, checkpoints. */
 class TrainerTest {
@@ -131,8 +133,12 @@ class TrainerTest {
     }
   }
 
-  @Test
-  void resumedRunEndsBitwiseEqualToTheUninterruptedOne(@TempDir Path tmp) throws Exception {
+  // grouped by length: the 40 examples of an epoch are one length group, so the checkpoint at
+  // step 4 (32 examples) sits inside a group
+  @ParameterizedTest(name = "groupByLength {0}")
+  @ValueSource(booleans = {false, true})
+  void resumedRunEndsBitwiseEqualToTheUninterruptedOne(boolean grouped, @TempDir Path tmp)
+      throws Exception {
     Path d = data(tmp, 40, 2);
     byte[] full;
     try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
@@ -140,13 +146,23 @@ class TrainerTest {
           LoraTrainer.fit(
               m,
               Dataset.jsonl(d),
-              cfg(tmp.resolve("a")).epochs(2).gradientAccumulation(2).build(),
+              cfg(tmp.resolve("a"))
+                  .epochs(2)
+                  .gradientAccumulation(2)
+                  .groupByLength(grouped)
+                  .build(),
               List.of());
       full = Files.readAllBytes(r.adapterDir().resolve("adapter_model.safetensors"));
     }
     Path out = tmp.resolve("b");
     TrainingConfig c =
-        cfg(out).epochs(2).gradientAccumulation(2).saveSteps(2).saveTotalLimit(3).build();
+        cfg(out)
+            .epochs(2)
+            .gradientAccumulation(2)
+            .groupByLength(grouped)
+            .saveSteps(2)
+            .saveTotalLimit(3)
+            .build();
     try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
       TrainingListener stopAt4 =
           new TrainingListener() {
@@ -167,6 +183,15 @@ class TrainerTest {
       assertArrayEquals(
           full, Files.readAllBytes(r.adapterDir().resolve("adapter_model.safetensors")));
     }
+  }
+
+  @Test
+  void groupByLengthWithPackingIsRefused(@TempDir Path tmp) {
+    IllegalArgumentException e =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> cfg(tmp).packing(true).groupByLength(true).build());
+    assertTrue(e.getMessage().contains("groupByLength and packing"), e.getMessage());
   }
 
   @Test
