@@ -113,7 +113,8 @@ public record TrainingConfig(
       throw new IllegalArgumentException("shuffleBuffer must be >= 0: " + shuffleBuffer);
     if (packing && groupByLength) {
       throw new IllegalArgumentException(
-          "groupByLength and packing exclude each other: packed rows have no padding to save");
+          "groupByLength(true) and packing(true) exclude each other: packed rows have no padding"
+              + " to save");
     }
     new AdamWConfig(learningRate, beta1, beta2, adamEps, weightDecay, maxGradNorm); // checks them
     if (maxSeqLength < 2)

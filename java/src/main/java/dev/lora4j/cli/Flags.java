@@ -21,6 +21,8 @@ final class Flags {
     NAMES.put("overwrite(true)", "--overwrite");
     NAMES.put("resume(true)", "--resume");
     NAMES.put("skipInvalid(true)", "--skip-invalid");
+    NAMES.put("groupByLength(true)", "--group-by-length");
+    NAMES.put("packing(true)", "--packing");
     NAMES.put("DataConfig.format", "--format");
     NAMES.put("dataFormat", "--format");
     NAMES.put("learningRate", "--lr");

@@ -52,7 +52,8 @@ public record DataConfig(
       throw new IllegalArgumentException("shuffleBuffer must be >= 0, got " + shuffleBuffer);
     if (packing && groupByLength)
       throw new IllegalArgumentException(
-          "groupByLength and packing exclude each other: packed rows have no padding to save");
+          "groupByLength(true) and packing(true) exclude each other: packed rows have no padding"
+              + " to save");
     if (!(validationFraction >= 0 && validationFraction < 1)) {
       throw new IllegalArgumentException(
           "validationFraction must be in [0, 1), got " + validationFraction);

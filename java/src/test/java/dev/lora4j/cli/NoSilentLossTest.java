@@ -446,6 +446,26 @@ class NoSilentLossTest {
   }
 
   @Test
+  void groupByLengthIsRecordedAndRefusedWithPacking(@TempDir Path tmp) throws Exception {
+    Path model = TINY.resolve("model"), d = data(tmp, 24);
+    Path out = tmp.resolve("g");
+    Result g = run(train(model, d, out, "--group-by-length", "--steps", "2", "--save-steps", "2"));
+    assertEquals(0, g.code(), g.err());
+    JsonNode state = JSON.readTree(out.resolve("checkpoint-2/trainer_state.json").toFile());
+    assertEquals("true", state.get("run_settings").get("group_by_length").asText());
+    // resuming without the flag is another run, named by its flag
+    Result r = run(train(model, d, out, "--steps", "4", "--save-steps", "2", "--resume"));
+    assertEquals(1, r.code());
+    assertTrue(
+        errorLine(r).contains("grouping by length (--group-by-length): true in the checkpoint"),
+        r.err());
+    Result both = run(train(model, d, tmp.resolve("p"), "--group-by-length", "--packing"));
+    assertEquals(1, both.code());
+    String line = errorLine(both);
+    assertTrue(line.contains("--group-by-length and --packing exclude each other"), line);
+  }
+
+  @Test
   void javaNamesBecomeFlagsButPathsStayAsTyped() {
     assertEquals(
         "/data/epochs/maxSteps.jsonl: --batch-size must be >= 1; use --overwrite or --resume",

@@ -304,7 +304,7 @@ class BatchTest {
     IllegalArgumentException e =
         assertThrows(
             IllegalArgumentException.class, () -> cfg().packing(true).groupByLength(true).build());
-    assertTrue(e.getMessage().contains("groupByLength"), e.getMessage());
+    assertTrue(e.getMessage().contains("groupByLength(true) and packing(true)"), e.getMessage());
   }
 
   @Test

@@ -191,7 +191,7 @@ class TrainerTest {
         assertThrows(
             IllegalArgumentException.class,
             () -> cfg(tmp).packing(true).groupByLength(true).build());
-    assertTrue(e.getMessage().contains("groupByLength and packing"), e.getMessage());
+    assertTrue(e.getMessage().contains("groupByLength(true) and packing(true)"), e.getMessage());
   }
 
   @Test
