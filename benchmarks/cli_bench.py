@@ -16,7 +16,8 @@ settings, one or more joined by commas, each a group or a setting's name:
   "selective" --recompute selective (each layer's attention output kept) at 1 x 8192 and 4 x 2048
            (1x8192-selective, 4x2048-selective), to set beside 1x8192-recompute and 4x2048-recompute
   "padded" rows of random length between S/2 and S (the trainer right-pads each batch to its
-           longest row, as with ordinary chat data): 4x2048-padded and 4x2048-recompute-padded
+           longest row, as with ordinary chat data): 4x2048-padded and 4x2048-recompute-padded,
+           then the same with --group-by-length (4x2048-padded-grouped, ...)
   "robust" the cost of robust aggregation (issue 14): 2 GPUs x --grad-accum 4 (8 virtual workers)
            at 4 x 2048 with recompute, --aggregation mean and median in the same call
            (4x2048-recompute-2gpu-accum4-mean, 4x2048-recompute-2gpu-accum4-median)
@@ -46,8 +47,8 @@ import threading
 import time
 
 Setting = collections.namedtuple("Setting",
-                                 "bs seq recompute q4 nproc accum aggregation padded",
-                                 defaults=(1, 1, None, False))
+                                 "bs seq recompute q4 nproc accum aggregation padded grouped",
+                                 defaults=(1, 1, None, False, False))
 
 
 # recompute: False / True (--recompute layer) or SELECTIVE (--recompute selective); the JSON line's
@@ -70,10 +71,19 @@ ROBUST = [Setting(4, 2048, True, False, 2, 4, "mean"), Setting(4, 2048, True, Fa
 # long context (issue 12 item 4): one row of 32768 tokens with recompute
 LONG = [one_gpu(1, 32768, True)]
 SELECTIVE_SETTINGS = [one_gpu(1, 8192, SELECTIVE), one_gpu(4, 2048, SELECTIVE)]
-PADDED = [Setting(4, 2048, False, False, padded=True), Setting(4, 2048, True, False, padded=True)]
+PADDED = [Setting(4, 2048, False, False, padded=True), Setting(4, 2048, True, False, padded=True),
+          Setting(4, 2048, False, False, padded=True, grouped=True),
+          Setting(4, 2048, True, False, padded=True, grouped=True)]
 GROUPS = {"all": SETTINGS, "qlora": QLORA, "ddp": DDP, "robust": ROBUST, "long": LONG,
           "selective": SELECTIVE_SETTINGS, "padded": PADDED}
 STEPS = 8
+# a run with --group-by-length covers one whole length group (50 batches, longest first), so its
+# median step is not that of the group's longest rows alone
+GROUPED_STEPS = 50
+
+
+def steps_of(s):
+    return GROUPED_STEPS if s.grouped else STEPS
 MASTER_PORT = 29700  # the first group's rendezvous port; each run takes the next
 
 
@@ -88,6 +98,8 @@ def name_of(s):
         n += f"-{s.aggregation}"
     if s.padded:
         n += "-padded"
+    if s.grouped:
+        n += "-grouped"
     return n
 
 
@@ -112,7 +124,7 @@ def command(java, jar, model, data, out, s, port):
     cmd = [java, "--enable-native-access=ALL-UNNAMED", "-Xmx16g"] + extra + ["-jar", jar, "train",
            "--model", model, "--data", data, "--output", out, "--device", "cuda",
            "--rank", "16", "--alpha", "16", "--targets", "all-linear",
-           "--batch-size", str(s.bs), "--max-seq-length", str(s.seq), "--steps", str(STEPS),
+           "--batch-size", str(s.bs), "--max-seq-length", str(s.seq), "--steps", str(steps_of(s)),
            "--lr", "1e-4", "--log-steps", "1", "--warmup-steps", "0"]
     if s.recompute:
         cmd += ["--recompute", "selective" if s.recompute == SELECTIVE else "layer"]
@@ -124,6 +136,8 @@ def command(java, jar, model, data, out, s, port):
         cmd += ["--grad-accum", str(s.accum)]
     if s.aggregation:
         cmd += ["--aggregation", s.aggregation]
+    if s.grouped:
+        cmd += ["--group-by-length"]
     return cmd
 
 
@@ -269,7 +283,7 @@ def main():
     # the runs of one length read the same file
     need = collections.Counter()
     for s in chosen:
-        need[s.seq, s.padded] = max(need[s.seq, s.padded], s.bs * s.nproc * s.accum * (STEPS + 1))
+        need[s.seq, s.padded] = max(need[s.seq, s.padded], s.bs * s.nproc * s.accum * (steps_of(s) + 1))
     for (seq, padded), count in need.items():
         rows(data_file(work, seq, padded), seq, count, padded=padded)
     failed = 0

@@ -125,19 +125,23 @@ class DdpBenchTest(unittest.TestCase):
         p, runs = self.bench("padded,4x2048")
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assertEqual([r["setting"] for r in runs],
-                         ["4x2048-padded", "4x2048-recompute-padded", "4x2048"])
-        self.assertEqual([r.get("padded") for r in runs], [1, 1, None])
+                         ["4x2048-padded", "4x2048-recompute-padded", "4x2048-padded-grouped",
+                          "4x2048-recompute-padded-grouped", "4x2048"])
+        self.assertEqual([r.get("padded") for r in runs], [1, 1, 1, 1, None])
         # padded rows: no step time derived from B x S tokens; full rows keep theirs
         self.assertNotIn("step_s", runs[0])
-        self.assertIn("step_s", runs[2])
-        datas = [a[a.index("--data") + 1] for a in self.argvs()]
+        self.assertIn("step_s", runs[4])
+        argvs = self.argvs()
+        self.assertEqual(["--group-by-length" in a for a in argvs], [False, False, True, True, False])
+        self.assertEqual([a[a.index("--steps") + 1] for a in argvs], ["8", "8", "50", "50", "8"])
+        datas = [a[a.index("--data") + 1] for a in argvs]
         self.assertEqual([os.path.basename(d) for d in datas],
-                         ["rows-2048-padded.jsonl", "rows-2048-padded.jsonl", "rows-2048.jsonl"])
+                         ["rows-2048-padded.jsonl"] * 4 + ["rows-2048.jsonl"])
         with open(datas[0]) as f:
             lengths = [len(json.loads(l)["input_ids"]) for l in f]
-        with open(datas[2]) as f:
+        with open(datas[4]) as f:
             full = [len(json.loads(l)["input_ids"]) for l in f]
-        self.assertEqual(len(lengths), 4 * 9)
+        self.assertEqual(len(lengths), 4 * 51)  # a grouped run's 50 steps
         self.assertTrue(all(1024 <= n <= 2048 for n in lengths), lengths)
         self.assertGreater(len(set(lengths)), 10, "the padded rows differ in length")
         self.assertEqual(set(full), {2048})
