@@ -81,17 +81,7 @@ final class BatchProducer implements AutoCloseable {
       toSkip -= into;
     }
     for (; toSkip > 0; toSkip--) {
-      if (!stream.hasNext()) {
-        throw new DataException(
-            dataset.file()
-                + ": data position (epoch "
-                + epoch
-                + ", "
-                + (consumed + toSkip)
-                + " examples) is past the end of the epoch, which has "
-                + consumed
-                + " examples; was the file or the data configuration changed?");
-      }
+      if (!stream.hasNext()) throw pastTheEnd(consumed + toSkip);
       stream.next();
       consumed++;
     }
@@ -100,18 +90,21 @@ final class BatchProducer implements AutoCloseable {
       fillGroup();
       for (long k = 0; k < skipBatches && !grouped.isEmpty(); k++)
         consumed += grouped.poll().size();
-      if (consumed != want) {
-        throw new DataException(
-            dataset.file()
-                + ": data position (epoch "
-                + epoch
-                + ", "
-                + want
-                + " examples) is past the end of the epoch, which has "
-                + consumed
-                + " examples; was the file or the data configuration changed?");
-      }
+      if (consumed != want) throw pastTheEnd(want);
     }
+  }
+
+  /** A start position of {@code examples} in an epoch that has only {@code consumed}. */
+  private DataException pastTheEnd(long examples) {
+    return new DataException(
+        dataset.file()
+            + ": data position (epoch "
+            + epoch
+            + ", "
+            + examples
+            + " examples) is past the end of the epoch, which has "
+            + consumed
+            + " examples; was the file or the data configuration changed?");
   }
 
   /** Examples per length group. */
