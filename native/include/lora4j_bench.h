@@ -34,8 +34,11 @@ int lora4j_bench_set_cuda_library(const char* path);
  *   attention_fwd, attention_bwd  B, S, H, KH, D   flash | materialized | flash_mma  (causal,
  *                                                  GQA; flash_mma: the mma.sync kernels where
  *                                                  flash takes the wgmma ones)
- *   cross_entropy                 n, d, V          fused | materialized    (LM head + loss,
- *                                                                          forward + backward)
+ *   cross_entropy                 n, d, V          fused | materialized | fused_serial  (LM
+ *                                                  head + loss, forward + backward; fused_serial:
+ *                                                  fused's chunks one after another on one
+ *                                                  stream, where fused overlaps each chunk's
+ *                                                  loss kernel with the next chunk's GEMM)
  *   lora_linear_fwd, _bwd         n, in, out, r    fused | separate
  *   frozen_linear_fwd, _bwd       n, in, out       bf16 | nf4-scratch | nf4-fused  (the frozen
  *                                                  GEMM y = x W^T / dx = dy W with a bf16 or

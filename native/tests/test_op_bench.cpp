@@ -11,6 +11,7 @@
 #include "lora4j_bench.h"
 #include "bench/op_bench.h"
 #include "model/nf4.h"
+#include "op_bench_cases.h"
 #include "op_bench_util.h"
 #include "test_util.h"
 
@@ -273,7 +274,45 @@ void test_errors() {
 
 }  // namespace
 
+// The items after `key` in a message "...; key a, b, c".
+std::vector<std::string> listed(const std::string& msg, const std::string& key) {
+  std::vector<std::string> out;
+  size_t p = msg.find(key);
+  if (p == std::string::npos) return out;
+  std::string rest = msg.substr(p + key.size());
+  for (size_t a = 0; a <= rest.size();) {
+    size_t z = rest.find(", ", a);
+    if (z == std::string::npos) z = rest.size();
+    out.push_back(rest.substr(a, z - a));
+    a = z + 2;
+  }
+  return out;
+}
+
+// op_bench_cases::kAll (what bench_ops times and the CUDA test checks) names every (op, variant)
+// of the op table and nothing else: a variant added to the table and not to kAll is never timed
+// (the table's own errors list its ops and each op's variants).
+void test_cases_cover_the_table() {
+  lora4j_op_bench* h = nullptr;
+  lora4j_op_bench_create(-1, "no-such-op", nullptr, nullptr, 0, 1, &h);
+  std::vector<std::string> ops = listed(lora4j_bench_last_error(), "; ops: ");
+  check_true("the op table lists its ops", ops.size() >= 14, lora4j_bench_last_error());
+  std::vector<std::string> table, cases;
+  for (const std::string& op : ops) {
+    lora4j_op_bench_create(-1, op.c_str(), "no-such-variant", nullptr, 0, 1, &h);
+    for (const std::string& v : listed(lora4j_bench_last_error(), "; variants: "))
+      table.push_back(op + "/" + v);
+  }
+  for (const auto& c : op_bench_cases::kAll) cases.push_back(std::string(c.op) + "/" + c.variant);
+  std::string t, k;
+  for (const auto& x : table) t += x + " ";
+  for (const auto& x : cases) k += x + " ";
+  check_true("op_bench_cases::kAll is the op table, in its order", table == cases,
+             "table: " + t + "| kAll: " + k);
+}
+
 int main() {
+  test_cases_cover_the_table();
   test_errors();
   test_variants();
   test_documented_inputs();

@@ -22,12 +22,14 @@ import org.openjdk.jmh.runner.IterationType;
 
 /**
  * One op of the training step per benchmark, in each of its variants, through the core's single-op
- * benchmarks ({@link OpBench}): attention flash vs materialized scores (forward and backward), LM
- * head + cross-entropy fused and chunked vs materialized fp32 logits, LoRA linear fused vs separate
- * low-rank path (forward and backward), the frozen projection GEMM with a bf16 weight vs an NF4
- * weight dequantized into a bf16 scratch first vs dequantized inside the GEMM (QLoRA; forward y = x
- * W^T and input gradient dx = dy W), AdamW one flat launch vs one per tensor, and RMSNorm, RoPE,
- * SwiGLU forward and backward.
+ * benchmarks ({@link OpBench}): attention flash vs materialized scores (forward and backward; on
+ * CUDA {@code flash_mma} runs the mma.sync kernels where {@code flash} takes the Hopper ones), LM
+ * head + cross-entropy fused and chunked vs materialized fp32 logits ({@code fused_serial}: the
+ * fused chunks without the overlap of each chunk's loss kernel with the next chunk's GEMM), LoRA
+ * linear fused vs separate low-rank path (forward and backward), the frozen projection GEMM with a
+ * bf16 weight vs an NF4 weight dequantized into a bf16 scratch first vs dequantized inside the GEMM
+ * (QLoRA; forward y = x W^T and input gradient dx = dy W), AdamW one flat launch vs one per tensor,
+ * and RMSNorm, RoPE, SwiGLU forward and backward.
  *
  * <p>{@code device}: {@code cpu} (small shapes) or {@code cuda} / {@code cuda:N} (Mistral-7B v0.3
  * at 4 x 2048 tokens: hidden 4096, 32 heads, 8 KV heads, head_dim 128, MLP 14336, vocab 32768, LoRA
@@ -58,10 +60,13 @@ public class OpBenchmark {
   @Param({
     "attention_fwd/flash",
     "attention_fwd/materialized",
+    "attention_fwd/flash_mma",
     "attention_bwd/flash",
     "attention_bwd/materialized",
+    "attention_bwd/flash_mma",
     "cross_entropy/fused",
     "cross_entropy/materialized",
+    "cross_entropy/fused_serial",
     "lora_linear_fwd/fused",
     "lora_linear_fwd/separate",
     "lora_linear_bwd/fused",
