@@ -131,6 +131,25 @@ public final class LoraTrainer {
             : "");
   }
 
+  /** The padding share of the batches' positions above which the run says how to save it. */
+  static final double PADDING_ADVICE = 0.2;
+
+  /**
+   * The advice for a run whose right-padded batches spent more than {@link #PADDING_ADVICE} of
+   * their positions on padding (the engine computes every position of a batch), or null.
+   */
+  static String paddingAdvice(TrainingConfig cfg, long positions, long realPositions) {
+    if (cfg.packing() || cfg.groupByLength() || positions == 0) return null;
+    double pad = 1.0 - (double) realPositions / positions;
+    if (pad <= PADDING_ADVICE) return null;
+    return String.format(
+        java.util.Locale.ROOT,
+        "padding took %.1f%% of the batches' positions (each row is padded to the longest of its"
+            + " batch, and every position costs compute): groupByLength(true) batches examples"
+            + " of similar length, packing(true) puts several examples in a row",
+        100 * pad);
+  }
+
   private static final class Run {
     final MistralModel model;
     final Dataset data;
@@ -434,6 +453,7 @@ public final class LoraTrainer {
       rejected = state.rejectedBatches();
       DataPosition pos = state.position();
       long stepsThisRun = 0;
+      long positions = 0, realPositions = 0; // of the batches read, for the padding advice
       StepTimes times = new StepTimes();
       final int perStep = cfg.workers();
       // Rejected steps waiting for their retry (read again from their position after a resume).
@@ -453,6 +473,10 @@ public final class LoraTrainer {
           times.begin();
           List<DataBatch> micro = new ArrayList<>(perStep);
           while (micro.size() < perStep && it.hasNext()) micro.add(it.next());
+          for (DataBatch db : micro) {
+            positions += (long) db.batch().rows() * db.batch().seq();
+            realPositions += db.batch().realTokens();
+          }
           DataPosition from = pos;
           pos = micro.get(micro.size() - 1).next();
           this.pos = pos;
@@ -543,6 +567,8 @@ public final class LoraTrainer {
       if (stepsThisRun == 0 && step < totalSteps) {
         warnings.add("no step ran: the data produced no batch with label tokens");
       }
+      String padding = paddingAdvice(cfg, positions, realPositions);
+      if (padding != null) warnings.add(padding);
       TrainingResult result =
           new TrainingResult(
               adapterDir,

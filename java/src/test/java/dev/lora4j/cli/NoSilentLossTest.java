@@ -466,6 +466,45 @@ class NoSilentLossTest {
   }
 
   @Test
+  void heavyPaddingIsReportedWithTheFlagsThatSaveIt(@TempDir Path tmp) throws Exception {
+    StringBuilder sb = new StringBuilder();
+    for (int i = 0; i < 24; i++) {
+      int len = i % 2 == 0 ? 4 : 40; // every batch of 4 pads two short rows to 40
+      sb.append("{\"input_ids\":[");
+      for (int t = 0; t < len; t++) sb.append(t == 0 ? "" : ",").append(3 + (i + t) % 60);
+      sb.append("]}\n");
+    }
+    Path d = tmp.resolve("mixed.jsonl");
+    Files.writeString(d, sb);
+    Path model = TINY.resolve("model");
+    Result plain = run(train(model, d, tmp.resolve("a"), "--steps", "3", "--shuffle-buffer", "0"));
+    assertEquals(0, plain.code(), plain.err());
+    String warning =
+        plain
+            .out()
+            .lines()
+            .filter(l -> l.startsWith("warning: padding took"))
+            .findFirst()
+            .orElse("");
+    // rows of 4 and 40 tokens alternate: two of each per batch, 36 of every 80 positions padding
+    assertTrue(warning.contains("padding took 45.0% of the batches' positions"), plain.out());
+    assertTrue(warning.contains("--group-by-length") && warning.contains("--packing"), warning);
+    Result grouped =
+        run(
+            train(
+                model,
+                d,
+                tmp.resolve("b"),
+                "--steps",
+                "3",
+                "--shuffle-buffer",
+                "0",
+                "--group-by-length"));
+    assertEquals(0, grouped.code(), grouped.err());
+    assertFalse(grouped.out().contains("padding took"), grouped.out());
+  }
+
+  @Test
   void javaNamesBecomeFlagsButPathsStayAsTyped() {
     assertEquals(
         "/data/epochs/maxSteps.jsonl: --batch-size must be >= 1; use --overwrite or --resume",
