@@ -17,7 +17,10 @@
 
 #include "cuda_test_util.h"
 #include "lora4j.h"
+#include "lora_state.h"
 #include "safetensors_reader.h"
+
+using testutil::lora_state;
 
 namespace {
 
@@ -158,23 +161,6 @@ double loss_err(Golden& g, lora4j_engine* e, const std::string& key) {
   std::printf("  %s %s: lora4j %.6f  reference %.6f\n", g.name.c_str(), key.c_str(), sum / tokens,
               ref);
   return std::fabs(sum / double(tokens) - ref) / std::fabs(ref);
-}
-
-// Every LoRA tensor of e's adapter (lora4j_lora_info's order): its name and its state of kind
-// LORA4J_STATE_PARAM or LORA4J_STATE_GRAD.
-std::vector<std::pair<std::string, std::vector<float>>> lora_state(lora4j_engine* e, int32_t kind) {
-  int32_t count = 0;
-  API(lora4j_lora_count(e, &count));
-  std::vector<std::pair<std::string, std::vector<float>>> out;
-  for (int32_t i = 0; i < count; ++i) {
-    char name[256];
-    int64_t rows, cols;
-    API(lora4j_lora_info(e, i, name, sizeof name, &rows, &cols));
-    std::vector<float> v(static_cast<size_t>(rows * cols));
-    API(lora4j_lora_get(e, kind, name, v.data(), rows * cols));
-    out.emplace_back(name, std::move(v));
-  }
-  return out;
 }
 
 // every LoRA gradient; prints each, returns the largest relative error

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "lora_state.h"
 #include "realwidth_model.h"
 #include "test_util.h"
 
@@ -69,14 +70,7 @@ Snapshot compute() {
   RW_API(lora4j_zero_grad(e));
   RW_API(lora4j_forward_backward(e, &v, float(1.0 / double(counted)), &sum, &s.tokens));
   s.loss = sum / double(s.tokens);
-  int32_t count = 0;
-  RW_API(lora4j_lora_count(e, &count));
-  for (int32_t i = 0; i < count; ++i) {
-    char name[256];
-    int64_t rows, cols;
-    RW_API(lora4j_lora_info(e, i, name, sizeof name, &rows, &cols));
-    std::vector<float> g(size_t(rows * cols));
-    RW_API(lora4j_lora_get(e, LORA4J_STATE_GRAD, name, g.data(), rows * cols));
+  for (const auto& [name, g] : testutil::lora_state(e, LORA4J_STATE_GRAD)) {
     double norm = 0;
     for (float x : g) norm += double(x) * x;
     std::vector<double> vals = {std::sqrt(norm)};

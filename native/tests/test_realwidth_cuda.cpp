@@ -27,6 +27,7 @@
 
 #include "cuda_test_util.h"
 #include "lora4j.h"
+#include "lora_state.h"
 #include "realwidth_model.h"
 
 namespace {
@@ -86,16 +87,9 @@ Result run(lora4j_engine* e, const Batch& b, const lora4j_model_config& c) {
   double sum = 0;
   API(lora4j_forward_backward(e, &v, float(1.0 / double(counted)), &sum, &r.tokens));
   r.loss = sum / double(r.tokens);
-  int32_t count = 0;
-  API(lora4j_lora_count(e, &count));
-  for (int32_t i = 0; i < count; ++i) {
-    char name[256];
-    int64_t rows, cols;
-    API(lora4j_lora_info(e, i, name, sizeof name, &rows, &cols));
-    std::vector<float> g(static_cast<size_t>(rows * cols));
-    API(lora4j_lora_get(e, LORA4J_STATE_GRAD, name, g.data(), rows * cols));
-    r.grads[name] = std::move(g);
+  for (auto& [name, g] : testutil::lora_state(e, LORA4J_STATE_GRAD)) {
     r.order.push_back(name);
+    r.grads[name] = std::move(g);
   }
   return r;
 }
