@@ -159,8 +159,8 @@ static void bench_step(int layers, int B, int S, int recompute, uint32_t targets
   c.num_kv_heads = 8;
   c.head_dim = 128;
   // LORA4J_BENCH_WINDOW: Mistral v0.1's sliding window (4096) instead of v0.3's none
-  c.sliding_window =
-      std::getenv("LORA4J_BENCH_WINDOW") ? std::atoi(std::getenv("LORA4J_BENCH_WINDOW")) : 0;
+  const char* window = std::getenv("LORA4J_BENCH_WINDOW");
+  c.sliding_window = window ? std::atoi(window) : 0;
   c.max_seq_len = 32768;
   c.rms_norm_eps = 1e-5f;
   c.rope_theta = 1e6;

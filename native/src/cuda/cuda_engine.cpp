@@ -871,7 +871,6 @@ class CudaEngine final : public Engine {
     lora_bf16_ = nullptr;
     grp_a_ = nullptr;
     nf4_region_ = nullptr;
-    if (loss_stream_) cudaStreamSynchronize(loss_stream_);
     if (stream_) cudaStreamDestroy(stream_);
     stream_ = nullptr;
     if (loss_stream_) cudaStreamDestroy(loss_stream_);
