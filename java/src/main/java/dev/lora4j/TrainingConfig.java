@@ -1,5 +1,6 @@
 package dev.lora4j;
 
+import dev.lora4j.data.DataConfig;
 import dev.lora4j.data.DataFormat;
 import java.nio.file.Path;
 
@@ -111,11 +112,7 @@ public record TrainingConfig(
     }
     if (shuffleBuffer < 0)
       throw new IllegalArgumentException("shuffleBuffer must be >= 0: " + shuffleBuffer);
-    if (packing && groupByLength) {
-      throw new IllegalArgumentException(
-          "groupByLength(true) and packing(true) exclude each other: packed rows have no padding"
-              + " to save");
-    }
+    DataConfig.checkGrouping(packing, groupByLength);
     new AdamWConfig(learningRate, beta1, beta2, adamEps, weightDecay, maxGradNorm); // checks them
     if (maxSeqLength < 2)
       throw new IllegalArgumentException("maxSeqLength must be >= 2: " + maxSeqLength);

@@ -50,13 +50,22 @@ public record DataConfig(
       throw new IllegalArgumentException("batchSize must be >= 1, got " + batchSize);
     if (shuffleBuffer < 0)
       throw new IllegalArgumentException("shuffleBuffer must be >= 0, got " + shuffleBuffer);
-    if (packing && groupByLength)
-      throw new IllegalArgumentException(
-          "groupByLength(true) and packing(true) exclude each other: packed rows have no padding"
-              + " to save");
+    checkGrouping(packing, groupByLength);
     if (!(validationFraction >= 0 && validationFraction < 1)) {
       throw new IllegalArgumentException(
           "validationFraction must be in [0, 1), got " + validationFraction);
+    }
+  }
+
+  /**
+   * Refuses groupByLength with packing (packed rows have no padding to save); {@link
+   * dev.lora4j.TrainingConfig} checks the same.
+   */
+  public static void checkGrouping(boolean packing, boolean groupByLength) {
+    if (packing && groupByLength) {
+      throw new IllegalArgumentException(
+          "groupByLength(true) and packing(true) exclude each other: packed rows have no padding"
+              + " to save");
     }
   }
 
