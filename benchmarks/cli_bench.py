@@ -18,6 +18,8 @@ settings, one or more joined by commas, each a group or a setting's name:
   "padded" rows of random length between S/2 and S (the trainer right-pads each batch to its
            longest row, as with ordinary chat data): 4x2048-padded and 4x2048-recompute-padded,
            then the same with --group-by-length (4x2048-padded-grouped, ...)
+  "offload" --offload-checkpoints (what recompute keeps of each layer waits in pinned host
+           memory): 4x2048-recompute-offload, 4x2048-selective-offload, 1x8192-selective-offload
   "robust" the cost of robust aggregation (issue 14): 2 GPUs x --grad-accum 4 (8 virtual workers)
            at 4 x 2048 with recompute, --aggregation mean and median in the same call
            (4x2048-recompute-2gpu-accum4-mean, 4x2048-recompute-2gpu-accum4-median)
@@ -47,8 +49,9 @@ import threading
 import time
 
 Setting = collections.namedtuple("Setting",
-                                 "bs seq recompute q4 nproc accum aggregation padded grouped",
-                                 defaults=(1, 1, None, False, False))
+                                 "bs seq recompute q4 nproc accum aggregation padded grouped"
+                                 " offload",
+                                 defaults=(1, 1, None, False, False, False))
 
 
 # recompute: False / True (--recompute layer) or SELECTIVE (--recompute selective); the JSON line's
@@ -74,8 +77,12 @@ SELECTIVE_SETTINGS = [one_gpu(1, 8192, SELECTIVE), one_gpu(4, 2048, SELECTIVE)]
 PADDED = [Setting(4, 2048, False, False, padded=True), Setting(4, 2048, True, False, padded=True),
           Setting(4, 2048, False, False, padded=True, grouped=True),
           Setting(4, 2048, True, False, padded=True, grouped=True)]
+# --offload-checkpoints: what recompute keeps of each layer waits in pinned host memory
+OFFLOAD = [Setting(4, 2048, True, False, offload=True),
+           Setting(4, 2048, SELECTIVE, False, offload=True),
+           Setting(1, 8192, SELECTIVE, False, offload=True)]
 GROUPS = {"all": SETTINGS, "qlora": QLORA, "ddp": DDP, "robust": ROBUST, "long": LONG,
-          "selective": SELECTIVE_SETTINGS, "padded": PADDED}
+          "selective": SELECTIVE_SETTINGS, "padded": PADDED, "offload": OFFLOAD}
 STEPS = 8
 # a run with --group-by-length covers one whole length group (50 batches, longest first), so its
 # median step is not that of the group's longest rows alone
@@ -100,6 +107,8 @@ def name_of(s):
         n += "-padded"
     if s.grouped:
         n += "-grouped"
+    if s.offload:
+        n += "-offload"
     return n
 
 
@@ -138,6 +147,8 @@ def command(java, jar, model, data, out, s, port):
         cmd += ["--aggregation", s.aggregation]
     if s.grouped:
         cmd += ["--group-by-length"]
+    if s.offload:
+        cmd += ["--offload-checkpoints"]
     return cmd
 
 
@@ -302,6 +313,8 @@ def main():
              "recompute": int(s.recompute), "load_in_4bit": int(s.q4), "nproc": s.nproc,
              "grad_accum": s.accum, "aggregation": s.aggregation or "mean", "workers": workers,
              "exit": status, "wall_s": round(wall, 1)}
+        if s.offload:
+            r["offload"] = 1
         if timed_out:
             r["timed_out"] = True
         # every rank logs its engine's peak; alone, without the "[rank i] " prefix

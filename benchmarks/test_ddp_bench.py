@@ -121,6 +121,18 @@ class DdpBenchTest(unittest.TestCase):
         modes = [a[a.index("--recompute") + 1] for a in self.argvs()]
         self.assertEqual(modes, ["selective", "selective", "layer"])
 
+    def test_offload_settings(self):
+        p, runs = self.bench("offload,4x2048-recompute")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual([r["setting"] for r in runs],
+                         ["4x2048-recompute-offload", "4x2048-selective-offload",
+                          "1x8192-selective-offload", "4x2048-recompute"])
+        self.assertEqual([r.get("offload") for r in runs], [1, 1, 1, None])
+        argvs = self.argvs()
+        self.assertEqual(["--offload-checkpoints" in a for a in argvs], [True, True, True, False])
+        self.assertEqual([a[a.index("--recompute") + 1] for a in argvs],
+                         ["layer", "selective", "selective", "layer"])
+
     def test_padded_settings(self):
         p, runs = self.bench("padded,4x2048")
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
@@ -360,6 +372,21 @@ class CompareModes(unittest.TestCase):
         self.assertIn("| 4 x 2048, recompute | 12,000 | 19.0 | 8,000 | 19.2 | 1.50x | 1.5x: met |",
                       p.stdout)
         self.assertIn("| 1 x 32768, recompute | 5,000 | 30.1 | OOM | - | - | - |", p.stdout)
+
+    def test_cli_rows_selective_offloaded_and_over_memory(self):
+        cli = self.write("cli.jsonl", "\n".join(json.dumps(r) for r in [
+            {"bench": "cli_train", "B": 4, "S": 2048, "recompute": 2, "load_in_4bit": 0,
+             "offload": 1, "tokens_per_s": 12100, "engine_peak_gib": 18.9},
+            {"bench": "cli_train", "B": 4, "S": 2048, "recompute": 2, "load_in_4bit": 0,
+             "tokens_per_s": 12200, "engine_peak_gib": 21.0}]) + "\n")
+        ref = self.write("hf.json", json.dumps({"runs": [
+            {"bs": 4, "seq": 2048, "grad_ckpt": True, "tokens_per_s": 8000.0, "peak_mem_GiB": 19.2}]}))
+        p = self.run_compare("--cli", cli, ref)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("| 4 x 2048, selective, offloaded checkpoints | 12,100 | 18.9 | 8,000 | 19.2 "
+                      "| 1.51x | 1.5x: met |", p.stdout)
+        self.assertIn("| 4 x 2048, selective | 12,200 | 21.0 | 8,000 | 19.2 | 1.52x | 1.5x: not met "
+                      "(over the reference's memory) |", p.stdout)
 
 
     def test_user_path_without_an_engine_figure(self):

@@ -110,6 +110,12 @@ typedef struct lora4j_engine_options {
   int32_t device_index; /* CUDA ordinal; ignored on CPU */
   int32_t num_threads;  /* CPU worker threads; 0 = all hardware threads */
   int32_t recompute;    /* LORA4J_RECOMPUTE_* */
+  /* 1: with recompute, what the backward keeps of each layer (its input, and with SELECTIVE its
+   * attention output and lse) waits in pinned host memory instead of device memory, copied out
+   * while the next layers compute and back one layer ahead of the backward (CUDA backend; the
+   * device keeps two layers' worth). The same values, bit for bit. Ignored without recompute and
+   * on the CPU backend. */
+  int32_t offload_checkpoints;
 } lora4j_engine_options;
 
 /* One batch. Rows are [batch, seq]; all pointers are int32 [batch * seq] host arrays.

@@ -90,6 +90,10 @@ int main() {
     expect("create: unknown recompute mode", lora4j_engine_create(&cfg, &o2, &e), LORA4J_EINVAL,
            "recompute");
     o2 = opt;
+    o2.offload_checkpoints = 2;
+    expect("create: offload_checkpoints not 0 or 1", lora4j_engine_create(&cfg, &o2, &e),
+           LORA4J_EINVAL, "offload_checkpoints");
+    o2 = opt;
     o2.num_threads = -1;
     expect("create: negative num_threads", lora4j_engine_create(&cfg, &o2, &e), LORA4J_EINVAL,
            "num_threads");

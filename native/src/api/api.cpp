@@ -150,6 +150,9 @@ int lora4j_engine_create(const lora4j_model_config* config, const lora4j_engine_
               "options.recompute must be 0 (none), 1 (per layer) or 2 (per layer, attention "
               "kept), got " +
                   std::to_string(opt.recompute));
+    check_arg(opt.offload_checkpoints == 0 || opt.offload_checkpoints == 1,
+              "options.offload_checkpoints must be 0 or 1, got " +
+                  std::to_string(opt.offload_checkpoints));
     auto handle = std::make_unique<lora4j_engine>();
     if (opt.device == LORA4J_DEVICE_CPU) {
       handle->impl = lora4j::make_cpu_engine(shape, opt);

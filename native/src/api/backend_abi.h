@@ -24,7 +24,7 @@
 extern "C" {
 #endif
 
-#define LORA4J_BACKEND_ABI_VERSION 3u
+#define LORA4J_BACKEND_ABI_VERSION 4u
 
 typedef struct lora4j_backend_engine lora4j_backend_engine;
 
@@ -103,6 +103,8 @@ typedef struct lora4j_backend_api {
   /* ---- version 3: lora4j_dist_abort. Thread-safe, unlike every other entry: called from any
    * thread while another may wait inside a collective of e; reason is non-NULL. */
   int (*dist_abort)(lora4j_backend_engine* e, const char* reason);
+  /* version 4 adds no entry: lora4j_engine_options, which engine_create receives, gained
+   * offload_checkpoints (the core has checked it is 0 or 1). */
 } lora4j_backend_api;
 
 /* The one symbol a backend library exports. */

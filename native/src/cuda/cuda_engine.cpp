@@ -11,6 +11,9 @@
 // section in LoraLayout order, plus a bf16 copy of the parameters used by the GEMMs; activations in
 // ONE arena carved for the batch shape and reused every step (grown when a larger batch comes).
 // Recompute LAYER keeps only each layer's input and recomputes the layer in the backward.
+// With offload_checkpoints the kept tensors (each layer's bf16 input, and with SELECTIVE its
+// attention output and lse) go to pinned host memory on a copy stream while the next layers
+// compute, and come back one layer ahead of the backward: the device holds two layers' worth.
 // In a group of ranks (NCCL), a backward armed by dist_reduce_in_backward all-reduces the LoRA
 // gradients bucket by bucket on a second stream (comm_stream_) while it computes the layers
 // below; see the collectives section.
@@ -79,6 +82,14 @@ class CudaEngine final : public Engine {
     try {
       LORA4J_CU(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
       LORA4J_CU(cudaStreamCreateWithFlags(&loss_stream_, cudaStreamNonBlocking));
+      if (offload()) {
+        LORA4J_CU(cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking));
+        for (int i = 0; i < 2; ++i) {
+          LORA4J_CU(cudaEventCreateWithFlags(&ck_filled_[i], cudaEventDisableTiming));
+          LORA4J_CU(cudaEventCreateWithFlags(&ck_moved_[i], cudaEventDisableTiming));
+          LORA4J_CU(cudaEventCreateWithFlags(&ck_done_[i], cudaEventDisableTiming));
+        }
+      }
       workspace_ = alloc(kWorkspace, "cuBLASLt workspace");
       gemm_.init(stream_, workspace_, kWorkspace);
       phases_.reset(PhaseTimes::from_env(stream_));
@@ -864,6 +875,16 @@ class CudaEngine final : public Engine {
     comm_stream_ = nullptr;
     if (stream_) cudaStreamSynchronize(stream_);
     if (loss_stream_) cudaStreamSynchronize(loss_stream_);
+    if (copy_stream_) cudaStreamSynchronize(copy_stream_);
+    for (int i = 0; i < 2; ++i) {
+      for (cudaEvent_t* ev : {&ck_filled_[i], &ck_moved_[i], &ck_done_[i]})
+        if (*ev) cudaEventDestroy(*ev), *ev = nullptr;
+    }
+    if (copy_stream_) cudaStreamDestroy(copy_stream_);
+    copy_stream_ = nullptr;
+    if (host_ck_) cudaFreeHost(host_ck_);
+    host_ck_ = nullptr;
+    host_ck_bytes_ = 0;
     std::vector<void*> all;
     for (auto& kv : sizes_) all.push_back(kv.first);
     for (void* p : all) free_dev(p);
@@ -1078,7 +1099,13 @@ class CudaEngine final : public Engine {
     } else {
       float* buf[2] = {c.take<float>(n * d), c.take<float>(n * d)};
       for (int64_t l = 0; l <= L; ++l) x_[size_t(l)] = buf[l % 2];
-      for (int64_t l = 0; l < L; ++l) xck_[size_t(l)] = c.take<bf16>(n * d);
+      // offloaded: two device slots (layer l in slot l % 2), the layers themselves on the host
+      if (offload()) {
+        bf16* slot[2] = {c.take<bf16>(n * d), c.take<bf16>(n * d)};
+        for (int64_t l = 0; l < L; ++l) xck_[size_t(l)] = slot[l % 2];
+      } else {
+        for (int64_t l = 0; l < L; ++l) xck_[size_t(l)] = c.take<bf16>(n * d);
+      }
     }
     // RECOMPUTE_SELECTIVE: each layer's attention output (bf16) and log-sum-exp are kept too, so
     // the backward's re-run skips the attention forward; its delta = rowsum(dO * O) then comes
@@ -1087,6 +1114,11 @@ class CudaEngine final : public Engine {
     lseck_.assign(size_t(L), nullptr);
     if (opt_.recompute == LORA4J_RECOMPUTE_SELECTIVE)
       for (int64_t l = 0; l < L; ++l) {
+        if (offload() && l >= 2) {
+          attck_[size_t(l)] = attck_[size_t(l) % 2];
+          lseck_[size_t(l)] = lseck_[size_t(l) % 2];
+          continue;
+        }
         attck_[size_t(l)] = c.take<bf16>(n * qd);
         lseck_[size_t(l)] = c.take<float>(B * H * S);
       }
@@ -1137,6 +1169,98 @@ class CudaEngine final : public Engine {
     B_ = B;
     S_ = S;
     n_ = B * S;
+    if (offload()) ensure_host_checkpoints();
+  }
+
+  // ---- offloaded checkpoints ---------------------------------------------------------------
+  bool offload() const {
+    return opt_.offload_checkpoints != 0 && opt_.recompute != LORA4J_RECOMPUTE_NONE;
+  }
+  // One layer's kept tensors on the host: its bf16 input, then (SELECTIVE) its attention output
+  // and lse, each at a 256-byte aligned offset.
+  size_t ck_x_bytes() const { return size_t(n_ * shape_.c.hidden_size) * sizeof(bf16); }
+  size_t ck_att_bytes() const {
+    return opt_.recompute == LORA4J_RECOMPUTE_SELECTIVE ? size_t(n_ * shape_.q_dim()) * sizeof(bf16)
+                                                        : 0;
+  }
+  size_t ck_lse_bytes() const {
+    return opt_.recompute == LORA4J_RECOMPUTE_SELECTIVE
+               ? size_t(B_ * int64_t(shape_.c.num_heads) * S_) * sizeof(float)
+               : 0;
+  }
+  static size_t up256(size_t b) { return (b + 255) / 256 * 256; }
+  size_t ck_layer_bytes() const {
+    return up256(ck_x_bytes()) + up256(ck_att_bytes()) + up256(ck_lse_bytes());
+  }
+  char* host_ck(int l) { return host_ck_ + size_t(l) * ck_layer_bytes(); }
+  // The last two layers never leave the device (the backward starts with them), so the host
+  // holds num_layers - 2 layers.
+  void ensure_host_checkpoints() {
+    const int64_t L = shape_.c.num_layers;
+    size_t need = size_t(std::max<int64_t>(L - 2, 0)) * ck_layer_bytes();
+    if (need <= host_ck_bytes_) return;
+    LORA4J_CU(cudaStreamSynchronize(copy_stream_));
+    if (host_ck_) cudaFreeHost(host_ck_);
+    host_ck_ = nullptr;
+    host_ck_bytes_ = 0;
+    void* p = nullptr;
+    cudaError_t e = cudaHostAlloc(&p, need, cudaHostAllocDefault);
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      fail(e == cudaErrorMemoryAllocation ? LORA4J_ENOMEM : LORA4J_EDEVICE,
+           "cudaHostAlloc of " + std::to_string(need) +
+               " bytes of pinned host memory for the offloaded checkpoints (batch " +
+               std::to_string(B_) + " x seq " + std::to_string(S_) +
+               ") failed: " + cudaGetErrorString(e) +
+               "; train without offload_checkpoints or with a smaller batch");
+    }
+    host_ck_ = static_cast<char*>(p);
+    host_ck_bytes_ = need;
+  }
+  // Forward, after layer l has written its checkpoint (slot l % 2): to the host, unless it is one
+  // of the last two layers.
+  void ck_to_host(int l) {
+    const int s = l % 2;
+    if (l >= shape_.c.num_layers - 2) return;
+    LORA4J_CU(cudaEventRecord(ck_filled_[s], stream_));
+    LORA4J_CU(cudaStreamWaitEvent(copy_stream_, ck_filled_[s], 0));
+    char* h = host_ck(l);
+    LORA4J_CU(
+        cudaMemcpyAsync(h, xck_[size_t(l)], ck_x_bytes(), cudaMemcpyDeviceToHost, copy_stream_));
+    if (ck_att_bytes()) {
+      h += up256(ck_x_bytes());
+      LORA4J_CU(cudaMemcpyAsync(h, attck_[size_t(l)], ck_att_bytes(), cudaMemcpyDeviceToHost,
+                                copy_stream_));
+      h += up256(ck_att_bytes());
+      LORA4J_CU(cudaMemcpyAsync(h, lseck_[size_t(l)], ck_lse_bytes(), cudaMemcpyDeviceToHost,
+                                copy_stream_));
+    }
+    LORA4J_CU(cudaEventRecord(ck_moved_[s], copy_stream_));
+  }
+  // Forward, before layer l writes slot l % 2: the copy of layer l - 2 out of it has finished.
+  void ck_slot_free_fwd(int l) {
+    if (l >= 2) LORA4J_CU(cudaStreamWaitEvent(stream_, ck_moved_[l % 2], 0));
+  }
+  // Backward, as layer l starts: layer l - 1 comes back into slot (l - 1) % 2 once layer l + 1,
+  // the last user of that slot, is done with it (ck_done_). Layers num_layers - 1 and - 2 are
+  // still in their slots.
+  void ck_prefetch(int l) {
+    const int L = shape_.c.num_layers, p = l - 1;
+    if (p < 0 || p >= L - 2) return;
+    const int s = p % 2;
+    if (l + 1 < L) LORA4J_CU(cudaStreamWaitEvent(copy_stream_, ck_done_[s], 0));
+    const char* h = host_ck(p);
+    LORA4J_CU(
+        cudaMemcpyAsync(xck_[size_t(p)], h, ck_x_bytes(), cudaMemcpyHostToDevice, copy_stream_));
+    if (ck_att_bytes()) {
+      h += up256(ck_x_bytes());
+      LORA4J_CU(cudaMemcpyAsync(attck_[size_t(p)], h, ck_att_bytes(), cudaMemcpyHostToDevice,
+                                copy_stream_));
+      h += up256(ck_att_bytes());
+      LORA4J_CU(cudaMemcpyAsync(lseck_[size_t(p)], h, ck_lse_bytes(), cudaMemcpyHostToDevice,
+                                copy_stream_));
+    }
+    LORA4J_CU(cudaEventRecord(ck_moved_[s], copy_stream_));
   }
 
   // Uploads the batch: ids, positions, mask, segments, shifted targets.
@@ -1359,9 +1483,11 @@ class CudaEngine final : public Engine {
       if (hidden)  // to pageable memory: returns when copied, before x_[l]'s buffer is reused
         LORA4J_CU(cudaMemcpyAsync(hidden + l * n_ * d, x_[size_t(l)],
                                   size_t(n_ * d) * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+      if (checkpoint && offload()) ck_slot_free_fwd(l);
       if (checkpoint) KCHECK(f32_to_bf16(x_[size_t(l)], xck_[size_t(l)], n_ * d, stream_));
       tm("recompute checkpoint");
       layer_forward(l, set_for(l, training), false);
+      if (checkpoint && offload()) ck_to_host(l);
     }
     KCHECK(rmsnorm_forward(x_[size_t(shape_.c.num_layers)], wfinal(), hn_, rstdf_, n_, d,
                            shape_.c.rms_norm_eps, stream_));
@@ -1400,6 +1526,12 @@ class CudaEngine final : public Engine {
     size_t next_bucket = 0;
     for (int l = shape_.c.num_layers - 1; l >= 0; --l) {
       LayerActs& a = set_for(l, true);
+      if (offload()) {
+        // layer l's checkpoint is back (prefetched as layer l + 1 started); fetch l - 1's
+        if (l < shape_.c.num_layers - 2)
+          LORA4J_CU(cudaStreamWaitEvent(stream_, ck_moved_[l % 2], 0));
+        ck_prefetch(l);
+      }
       if (opt_.recompute != LORA4J_RECOMPUTE_NONE) {
         KCHECK(bf16_to_f32(xck_[size_t(l)], x_[size_t(l)], n * d, stream_));
         tm("recompute checkpoint");
@@ -1443,6 +1575,7 @@ class CudaEngine final : public Engine {
       KCHECK(rmsnorm_backward(dtmp_, x_[size_t(l)], wnorm1(l), a.rstd1, dres_, n, d, true, stream_,
                               dy_));
       tm("rmsnorm backward");
+      if (offload()) LORA4J_CU(cudaEventRecord(ck_done_[l % 2], stream_));
     }
     if (reduce) reduce_buckets(-1, &next_bucket);
   }
@@ -1495,6 +1628,13 @@ class CudaEngine final : public Engine {
   int dev_ = -1;
   cudaStream_t stream_ = nullptr;
   cudaStream_t loss_stream_ = nullptr;  // the LM head's cross-entropy kernels (lm_head.h)
+  // offload_checkpoints: the copies to and from host_ck_ (pinned; host_ck(l) is layer l's), and
+  // per device slot: its checkpoint written (ck_filled_), its copy out or in finished
+  // (ck_moved_), the backward done with it (ck_done_).
+  cudaStream_t copy_stream_ = nullptr;
+  cudaEvent_t ck_filled_[2] = {}, ck_moved_[2] = {}, ck_done_[2] = {};
+  char* host_ck_ = nullptr;
+  size_t host_ck_bytes_ = 0;
   void* workspace_ = nullptr;
   Gemm gemm_;
   std::unordered_map<void*, size_t> sizes_;

@@ -57,36 +57,55 @@ public final class MistralModel implements AutoCloseable {
    *
    * @param quantization how the projection weights are held ({@link Quantization#nf4()}: 4-bit,
    *     QLoRA); a checkpoint saved by bitsandbytes in 4 bits loads in 4 bits whatever is asked
+   * @param offloadCheckpoints with recompute on the GPU: what the backward keeps of each layer (its
+   *     input; with {@link Recompute#SELECTIVE} also its attention output) waits in pinned host
+   *     memory instead of GPU memory, copied while the next layers compute, so the GPU holds two
+   *     layers' worth; the same values bit for bit. Costs that much host memory (2 x rows x hidden
+   *     bytes per layer, plus 2 x rows x heads x head_dim with SELECTIVE). Ignored without
+   *     recompute and on the CPU.
    */
   public record LoadOptions(
-      int maxSeqLength, int threads, Recompute recompute, Quantization quantization) {
+      int maxSeqLength,
+      int threads,
+      Recompute recompute,
+      Quantization quantization,
+      boolean offloadCheckpoints) {
     public LoadOptions {
       if (quantization == null) quantization = Quantization.none();
     }
 
+    public LoadOptions(
+        int maxSeqLength, int threads, Recompute recompute, Quantization quantization) {
+      this(maxSeqLength, threads, recompute, quantization, false);
+    }
+
     public LoadOptions(int maxSeqLength, int threads, Recompute recompute) {
-      this(maxSeqLength, threads, recompute, Quantization.none());
+      this(maxSeqLength, threads, recompute, Quantization.none(), false);
     }
 
     /** maxSeqLength 0: min(max_position_embeddings, 4096); threads 0: all cores. */
     public static LoadOptions defaults() {
-      return new LoadOptions(0, 0, Recompute.NONE, Quantization.none());
+      return new LoadOptions(0, 0, Recompute.NONE, Quantization.none(), false);
     }
 
     public LoadOptions withMaxSeqLength(int n) {
-      return new LoadOptions(n, threads, recompute, quantization);
+      return new LoadOptions(n, threads, recompute, quantization, offloadCheckpoints);
     }
 
     public LoadOptions withThreads(int n) {
-      return new LoadOptions(maxSeqLength, n, recompute, quantization);
+      return new LoadOptions(maxSeqLength, n, recompute, quantization, offloadCheckpoints);
     }
 
     public LoadOptions withRecompute(Recompute r) {
-      return new LoadOptions(maxSeqLength, threads, r, quantization);
+      return new LoadOptions(maxSeqLength, threads, r, quantization, offloadCheckpoints);
     }
 
     public LoadOptions withQuantization(Quantization q) {
-      return new LoadOptions(maxSeqLength, threads, recompute, q);
+      return new LoadOptions(maxSeqLength, threads, recompute, q, offloadCheckpoints);
+    }
+
+    public LoadOptions withOffloadCheckpoints(boolean on) {
+      return new LoadOptions(maxSeqLength, threads, recompute, quantization, on);
     }
   }
 
@@ -160,7 +179,8 @@ public final class MistralModel implements AutoCloseable {
                 case NONE -> Lora4jLibrary.LORA4J_RECOMPUTE_NONE;
                 case LAYER -> Lora4jLibrary.LORA4J_RECOMPUTE_LAYER;
                 case SELECTIVE -> Lora4jLibrary.LORA4J_RECOMPUTE_SELECTIVE;
-              });
+              },
+              options.offloadCheckpoints());
       try {
         Map<String, long[]> shapes = expectedWeights(config);
         Set<String> projections = new java.util.HashSet<>();

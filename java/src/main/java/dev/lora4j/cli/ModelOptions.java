@@ -41,6 +41,16 @@ final class ModelOptions {
   String recompute;
 
   @Option(
+      names = "--offload-checkpoints",
+      description =
+          "with --recompute layer or selective on the GPU: keep what the backward needs of each"
+              + " layer in pinned host memory instead of GPU memory (copied while the next"
+              + " layers compute; the same result bit for bit). Frees about 2 x rows x hidden"
+              + " bytes per layer of GPU memory (with selective, also its attention output) and"
+              + " takes as much host memory")
+  boolean offloadCheckpoints;
+
+  @Option(
       names = "--max-positions",
       defaultValue = "0",
       paramLabel = "N",
@@ -125,6 +135,7 @@ final class ModelOptions {
         MistralModel.LoadOptions.defaults()
             .withThreads(threads)
             .withRecompute(r)
+            .withOffloadCheckpoints(offloadCheckpoints)
             .withMaxSeqLength(positions(rowLength))
             .withQuantization(loadIn4bit ? Quantization.nf4() : Quantization.none()));
   }

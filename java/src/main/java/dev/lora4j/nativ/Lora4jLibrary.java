@@ -190,6 +190,10 @@ public final class Lora4jLibrary {
     public native int recompute();
 
     public native lora4j_engine_options recompute(int v);
+
+    public native int offload_checkpoints();
+
+    public native lora4j_engine_options offload_checkpoints(int v);
   }
 
   @NoOffset

@@ -99,10 +99,28 @@ public final class NativeEngine implements AutoCloseable {
    */
   public static NativeEngine create(
       Shape s, int device, int deviceIndex, int threads, int recompute) {
+    return create(s, device, deviceIndex, threads, recompute, false);
+  }
+
+  /**
+   * As {@link #create(Shape, int, int, int, int)}; offloadCheckpoints: with recompute, what the
+   * backward keeps of each layer waits in pinned host memory (lora4j.h, offload_checkpoints).
+   */
+  public static NativeEngine create(
+      Shape s,
+      int device,
+      int deviceIndex,
+      int threads,
+      int recompute,
+      boolean offloadCheckpoints) {
     NativeLibrary.ensureLoaded();
     try (lora4j_model_config c = config(s);
         lora4j_engine_options o = new lora4j_engine_options()) {
-      o.device(device).device_index(deviceIndex).num_threads(threads).recompute(recompute);
+      o.device(device)
+          .device_index(deviceIndex)
+          .num_threads(threads)
+          .recompute(recompute)
+          .offload_checkpoints(offloadCheckpoints ? 1 : 0);
       lora4j_engine h = new lora4j_engine();
       check(lora4j_engine_create(c, o, h));
       return new NativeEngine(s, device, h);

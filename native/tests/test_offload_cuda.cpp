@@ -1,0 +1,150 @@
+// Offloaded checkpoints (lora4j_engine_options.offload_checkpoints) compute the same function as
+// checkpoints kept on the device: for recompute LAYER and SELECTIVE, three engines on the same
+// random 6-layer model and adapter -- without offload, a second one without offload (the
+// control), and one with offload -- run the same sequence of calls: a padded batch, logits of
+// another batch in between (a forward that keeps nothing), a larger padded batch (the pinned host
+// buffer and the device slots grow), the first batch again (the host buffer reused at a smaller
+// size), then a larger batch of full rows (the attention kernels of unpadded rows: the Hopper
+// ones on sm_90). The losses must agree bit for bit (the forward is deterministic). The LoRA
+// gradients must agree bit for bit wherever the control's do; where the control shows that two
+// runs of one engine differ (the attention backward adds dQ with atomic additions in whatever
+// order the blocks finish, and a last-bit difference can flip later bf16 roundings; measured up
+// to 3.8e-3 norm-wise on the full rows), the offloaded gradients must be within 3x the control's
+// difference. A checkpoint read before its copy landed, or from another layer, is an error of
+// order 1e-1 to 1. Then the offloading engine's device memory peak must be lower by about the
+// checkpoints of the layers it sends to the host. Six layers: layers 0-3 make the round trip
+// through the host, 4-5 stay on the device, so both slots see several reuses per step.
+// Skips (exit 77) without a GPU; fails if the CUDA backend does not load.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "cuda_test_util.h"
+#include "lora4j.h"
+#include "lora_state.h"
+#include "realwidth_model.h"
+
+namespace {
+
+using namespace realwidth;
+
+const char* kSuite = "offload";
+
+lora4j_engine* create(const lora4j_model_config& c, int recompute, int offload) {
+  lora4j_engine_options o{};
+  o.device = LORA4J_DEVICE_CUDA;
+  o.device_index = 0;
+  o.recompute = recompute;
+  o.offload_checkpoints = offload;
+  lora4j_engine* e = nullptr;
+  RW_API(lora4j_engine_create(&c, &o, &e));
+  return e;
+}
+
+struct Step {
+  double loss = 0;
+  int64_t tokens = 0;
+  std::vector<std::pair<std::string, std::vector<float>>> grads;
+};
+
+Step step(lora4j_engine* e, const Batch& b) {
+  Step s;
+  lora4j_batch v = b.view();
+  RW_API(lora4j_zero_grad(e));
+  RW_API(lora4j_forward_backward(e, &v, 1e-3f, &s.loss, &s.tokens));
+  s.grads = testutil::lora_state(e, LORA4J_STATE_GRAD);
+  return s;
+}
+
+// The worst norm-wise relative error over the LoRA gradient tensors of a against ref (NaN when
+// the tensors do not line up), and how many elements differ in their bits.
+std::pair<double, int64_t> grad_diff(const Step& a, const Step& ref) {
+  if (a.grads.size() != ref.grads.size()) return {NAN, -1};
+  double worst = 0;
+  int64_t bits = 0;
+  for (size_t i = 0; i < a.grads.size(); ++i) {
+    const std::vector<float>& x = a.grads[i].second;
+    const std::vector<float>& y = ref.grads[i].second;
+    if (x.size() != y.size() || a.grads[i].first != ref.grads[i].first) return {NAN, -1};
+    double e = ct::rel_err(x, y);
+    if (!(e <= worst)) worst = std::isnan(e) ? NAN : e;
+    for (size_t k = 0; k < x.size(); ++k) bits += std::memcmp(&x[k], &y[k], 4) != 0;
+  }
+  return {worst, bits};
+}
+
+void compare(int recompute, const char* label) {
+  // hidden 512, MLP 1024, 8 heads of 64, 2 KV heads, 6 layers, vocab 1024
+  lora4j_model_config c = testutil::model_config(1024, 512, 1024, 6, 8, 2, 64, 1024, 1e4);
+  // 0: checkpoints on the device, 1: the same (the control), 2: offloaded
+  lora4j_engine* e[3] = {create(c, recompute, 0), create(c, recompute, 0), create(c, recompute, 1)};
+  load_all(c, {e[0], e[1], e[2]}, 11);
+  const Batch first = make_batch(5, 3, 384, c.vocab_size, Shape::PADDED);
+  const Batch other = make_batch(6, 2, 256, c.vocab_size, Shape::PACKED);
+  const Batch larger = make_batch(7, 4, 512, c.vocab_size, Shape::PADDED);
+  const Batch full = make_batch(8, 4, 512, c.vocab_size, Shape::PLAIN);
+  const Batch* order[] = {&first, &larger, &first, &full};
+  const char* names[] = {"3 x 384 padded", "4 x 512 padded (grown)", "3 x 384 padded again",
+                         "4 x 512 full rows"};
+  int64_t peak[3] = {0, 0, 0};
+  for (int i = 0; i < 4; ++i) {
+    Step s[3];
+    for (int k = 0; k < 3; ++k) {
+      if (i == 1) {  // a forward that keeps nothing, between two training steps
+        lora4j_batch v = other.view();
+        std::vector<float> logits(size_t(other.B) * size_t(other.S) * size_t(c.vocab_size));
+        RW_API(lora4j_logits(e[k], &v, logits.data(), int64_t(logits.size())));
+      }
+      s[k] = step(e[k], *order[i]);
+    }
+    const std::string what = std::string(label) + ", " + names[i];
+    ct::report_bool(kSuite, what + ": loss bitwise",
+                    s[2].loss == s[0].loss && s[2].tokens == s[0].tokens,
+                    std::to_string(s[2].loss) + " vs " + std::to_string(s[0].loss));
+    auto [ctl, ctl_bits] = grad_diff(s[1], s[0]);
+    auto [off, off_bits] = grad_diff(s[2], s[0]);
+    std::printf("  %s: control %.3e (%lld elements' bits differ), offloaded %.3e (%lld)\n",
+                what.c_str(), ctl, (long long)ctl_bits, off, (long long)off_bits);
+    if (ctl_bits == 0)
+      ct::report_bool(kSuite, what + ": LoRA gradients bitwise", off_bits == 0,
+                      std::to_string(off_bits) + " elements differ");
+    else
+      ct::report(kSuite, what + ": LoRA gradients (3x the control)", off, 3 * ctl);
+  }
+  for (int k = 0; k < 3; ++k) {
+    int64_t in_use = 0;
+    RW_API(lora4j_engine_memory(e[k], &in_use, &peak[k]));
+  }
+  // what the offloading engine leaves on the host at the largest batch: layers 0-3's bf16 input
+  // (and with SELECTIVE their attention output); lse and alignment are not counted
+  const int64_t n = int64_t(larger.B) * larger.S;
+  int64_t per_layer = n * c.hidden_size * 2;
+  if (recompute == LORA4J_RECOMPUTE_SELECTIVE) per_layer += n * c.num_heads * c.head_dim * 2;
+  const int64_t saved = peak[0] - peak[2], expect = (c.num_layers - 2) * per_layer;
+  ct::report_bool(kSuite, std::string(label) + ": device peak lower by the offloaded layers",
+                  saved >= expect && saved <= expect + expect / 4,
+                  "peak " + std::to_string(peak[2]) + " vs " + std::to_string(peak[0]) +
+                      " bytes, saved " + std::to_string(saved) +
+                      ", expected >= " + std::to_string(expect));
+  for (lora4j_engine* x : e) RW_API(lora4j_engine_destroy(x));
+}
+
+}  // namespace
+
+int main() {
+  ct::skip_without_gpu();
+  int32_t avail = 0;
+  char reason[512];
+  RW_API(lora4j_cuda_available(&avail, reason, sizeof reason));
+  if (!avail) {
+    std::printf("[offload] CUDA backend not available: %s  FAIL\n", reason);
+    return 1;
+  }
+  compare(LORA4J_RECOMPUTE_LAYER, "recompute layer");
+  compare(LORA4J_RECOMPUTE_SELECTIVE, "recompute selective");
+  std::printf("test_offload_cuda: %d failure(s)\n", ct::failures());
+  return ct::failures() == 0 ? 0 : 1;
+}
