@@ -20,6 +20,9 @@ settings, one or more joined by commas, each a group or a setting's name:
            then the same with --group-by-length (4x2048-padded-grouped, ...)
   "offload" --offload-checkpoints (what recompute keeps of each layer waits in pinned host
            memory): 4x2048-recompute-offload, 4x2048-selective-offload, 1x8192-selective-offload
+  "attention" --recompute attention --offload-checkpoints (q, k, v and the attention output kept
+           in host memory: the backward re-runs the norms, o projection and MLP): 4 x 2048,
+           1 x 8192, 8 x 4096 (4x2048-attention-offload, ...)
   "robust" the cost of robust aggregation (issue 14): 2 GPUs x --grad-accum 4 (8 virtual workers)
            at 4 x 2048 with recompute, --aggregation mean and median in the same call
            (4x2048-recompute-2gpu-accum4-mean, 4x2048-recompute-2gpu-accum4-median)
@@ -54,9 +57,10 @@ Setting = collections.namedtuple("Setting",
                                  defaults=(1, 1, None, False, False, False))
 
 
-# recompute: False / True (--recompute layer) or SELECTIVE (--recompute selective); the JSON line's
-# "recompute" is 0, 1 or 2, as bench_cuda's
+# recompute: False / True (--recompute layer), SELECTIVE (--recompute selective) or ATTENTION
+# (--recompute attention); the JSON line's "recompute" is 0, 1, 2 or 3, as bench_cuda's
 SELECTIVE = 2
+ATTENTION = 3
 
 
 def one_gpu(bs, seq, recompute, q4=False):
@@ -81,8 +85,13 @@ PADDED = [Setting(4, 2048, False, False, padded=True), Setting(4, 2048, True, Fa
 OFFLOAD = [Setting(4, 2048, True, False, offload=True),
            Setting(4, 2048, SELECTIVE, False, offload=True),
            Setting(1, 8192, SELECTIVE, False, offload=True)]
+# --recompute attention --offload-checkpoints: q, k, v and the attention output kept, in host memory
+ATTENTION_SETTINGS = [Setting(4, 2048, ATTENTION, False, offload=True),
+                      Setting(1, 8192, ATTENTION, False, offload=True),
+                      Setting(8, 4096, ATTENTION, False, offload=True)]
 GROUPS = {"all": SETTINGS, "qlora": QLORA, "ddp": DDP, "robust": ROBUST, "long": LONG,
-          "selective": SELECTIVE_SETTINGS, "padded": PADDED, "offload": OFFLOAD}
+          "selective": SELECTIVE_SETTINGS, "padded": PADDED, "offload": OFFLOAD,
+          "attention": ATTENTION_SETTINGS}
 STEPS = 8
 # a run with --group-by-length covers one whole length group (50 batches, longest first), so its
 # median step is not that of the group's longest rows alone
@@ -95,7 +104,8 @@ MASTER_PORT = 29700  # the first group's rendezvous port; each run takes the nex
 
 
 def name_of(s):
-    rc = "-selective" if s.recompute == SELECTIVE else "-recompute" if s.recompute else ""
+    rc = {SELECTIVE: "-selective", ATTENTION: "-attention"}.get(s.recompute,
+                                                                "-recompute" if s.recompute else "")
     n = f"{s.bs}x{s.seq}{rc}{'-4bit' if s.q4 else ''}"
     if s.nproc > 1:
         n += f"-{s.nproc}gpu"
@@ -136,7 +146,8 @@ def command(java, jar, model, data, out, s, port):
            "--batch-size", str(s.bs), "--max-seq-length", str(s.seq), "--steps", str(steps_of(s)),
            "--lr", "1e-4", "--log-steps", "1", "--warmup-steps", "0"]
     if s.recompute:
-        cmd += ["--recompute", "selective" if s.recompute == SELECTIVE else "layer"]
+        cmd += ["--recompute", {SELECTIVE: "selective", ATTENTION: "attention"}.get(s.recompute,
+                                                                                  "layer")]
     if s.q4:
         cmd += ["--load-in-4bit"]
     if s.nproc > 1:

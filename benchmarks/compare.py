@@ -88,9 +88,11 @@ def qlora(path):
 
 
 def mode_name(recompute):
-    """bench_cuda's and cli_bench.py's recompute field: 0 none, 1 per layer, 2 selective (set
-    beside the reference's gradient-checkpointed run, as per-layer recompute is)."""
-    return {0: "no recompute", 1: "recompute", 2: "selective"}.get(recompute, str(recompute))
+    """bench_cuda's and cli_bench.py's recompute field: 0 none, 1 per layer, 2 selective, 3
+    attention (2 and 3 set beside the reference's gradient-checkpointed run, as per-layer
+    recompute is)."""
+    return {0: "no recompute", 1: "recompute", 2: "selective", 3: "attention"}.get(
+        recompute, str(recompute))
 
 
 # issue 12: the command line's tokens/s over the reference's, same call, at no more than the

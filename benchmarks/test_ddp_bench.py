@@ -133,6 +133,17 @@ class DdpBenchTest(unittest.TestCase):
         self.assertEqual([a[a.index("--recompute") + 1] for a in argvs],
                          ["layer", "selective", "selective", "layer"])
 
+    def test_attention_settings(self):
+        p, runs = self.bench("attention")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual([r["setting"] for r in runs],
+                         ["4x2048-attention-offload", "1x8192-attention-offload",
+                          "8x4096-attention-offload"])
+        self.assertEqual([r["recompute"] for r in runs], [3, 3, 3])
+        argvs = self.argvs()
+        self.assertEqual([a[a.index("--recompute") + 1] for a in argvs], ["attention"] * 3)
+        self.assertTrue(all("--offload-checkpoints" in a for a in argvs))
+
     def test_padded_settings(self):
         p, runs = self.bench("padded,4x2048")
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)

@@ -80,6 +80,11 @@ extern "C" {
  * layer op except the attention forward (on the CUDA backend; the CPU backend recomputes the
  * layer as with LORA4J_RECOMPUTE_LAYER, the same function). */
 #define LORA4J_RECOMPUTE_SELECTIVE 2
+/* as SELECTIVE, and the rotated q, k and v are kept too: the backward re-runs only the norms,
+ * the o projection and the MLP of each layer (CUDA backend; the CPU backend as LAYER). Keeps
+ * 2 x rows x (2 x heads + 2 x kv_heads) x head_dim bytes more per layer than LAYER: meant with
+ * offload_checkpoints, which holds them in host memory. */
+#define LORA4J_RECOMPUTE_ATTENTION 3
 
 /* ---- kinds of per-parameter state tensors ------------------------------------------------- */
 #define LORA4J_STATE_PARAM 0      /* the fp32 master LoRA weight */
@@ -110,11 +115,11 @@ typedef struct lora4j_engine_options {
   int32_t device_index; /* CUDA ordinal; ignored on CPU */
   int32_t num_threads;  /* CPU worker threads; 0 = all hardware threads */
   int32_t recompute;    /* LORA4J_RECOMPUTE_* */
-  /* 1: with recompute, what the backward keeps of each layer (its input, and with SELECTIVE its
-   * attention output and lse) waits in pinned host memory instead of device memory, copied out
-   * while the next layers compute and back one layer ahead of the backward (CUDA backend; the
-   * device keeps two layers' worth). The same values, bit for bit. Ignored without recompute and
-   * on the CPU backend. */
+  /* 1: with recompute, what the backward keeps of each layer (its input, and with SELECTIVE /
+   * ATTENTION its attention output and lse, with ATTENTION its q, k and v) waits in pinned host
+   * memory instead of device memory, copied out while the next layers compute and back one layer
+   * ahead of the backward (CUDA backend; the device keeps two layers' worth). The same values, bit
+   * for bit. Ignored without recompute and on the CPU backend. */
   int32_t offload_checkpoints;
 } lora4j_engine_options;
 

@@ -301,6 +301,12 @@ void golden(const std::string& name) {
   ct::report(S, name + " lora grads (max over tensors), recompute selective",
              grads_err(g, e, "selective"), 3e-2);
   API(lora4j_engine_destroy(e));
+  // and ATTENTION (q, k, v kept too: the re-run skips their projections and RoPE)
+  e = make_engine(g, LORA4J_RECOMPUTE_ATTENTION);
+  attach(g, e, "adapter_init");
+  ct::report(S, name + " lora grads (max over tensors), recompute attention",
+             grads_err(g, e, "attention"), 3e-2);
+  API(lora4j_engine_destroy(e));
 }
 
 // Packed rows: two examples packed into one row (segment_ids, restarting position_ids) must

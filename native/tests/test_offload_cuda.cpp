@@ -1,6 +1,6 @@
 // Offloaded checkpoints (lora4j_engine_options.offload_checkpoints) compute the same function as
-// checkpoints kept on the device: for recompute LAYER and SELECTIVE, three engines on the same
-// random 6-layer model and adapter -- without offload, a second one without offload (the
+// checkpoints kept on the device: for recompute LAYER, SELECTIVE and ATTENTION, three engines on
+// the same random 6-layer model and adapter -- without offload, a second one without offload (the
 // control), and one with offload -- run the same sequence of calls: a padded batch, logits of
 // another batch in between (a forward that keeps nothing), a larger padded batch (the pinned host
 // buffer and the device slots grow), the first batch again (the host buffer reused at a smaller
@@ -119,10 +119,13 @@ void compare(int recompute, const char* label) {
     RW_API(lora4j_engine_memory(e[k], &in_use, &peak[k]));
   }
   // what the offloading engine leaves on the host at the largest batch: layers 0-3's bf16 input
-  // (and with SELECTIVE their attention output); lse and alignment are not counted
+  // (with SELECTIVE and ATTENTION their attention output, with ATTENTION their q, k and v); lse
+  // and alignment are not counted
   const int64_t n = int64_t(larger.B) * larger.S;
   int64_t per_layer = n * c.hidden_size * 2;
-  if (recompute == LORA4J_RECOMPUTE_SELECTIVE) per_layer += n * c.num_heads * c.head_dim * 2;
+  if (recompute != LORA4J_RECOMPUTE_LAYER) per_layer += n * c.num_heads * c.head_dim * 2;
+  if (recompute == LORA4J_RECOMPUTE_ATTENTION)  // q, k, v
+    per_layer += n * (c.num_heads + 2 * c.num_kv_heads) * c.head_dim * 2;
   const int64_t saved = peak[0] - peak[2], expect = (c.num_layers - 2) * per_layer;
   ct::report_bool(kSuite, std::string(label) + ": device peak lower by the offloaded layers",
                   saved >= expect && saved <= expect + expect / 4,
@@ -145,6 +148,7 @@ int main() {
   }
   compare(LORA4J_RECOMPUTE_LAYER, "recompute layer");
   compare(LORA4J_RECOMPUTE_SELECTIVE, "recompute selective");
+  compare(LORA4J_RECOMPUTE_ATTENTION, "recompute attention");
   std::printf("test_offload_cuda: %d failure(s)\n", ct::failures());
   return ct::failures() == 0 ? 0 : 1;
 }

@@ -146,9 +146,10 @@ int lora4j_engine_create(const lora4j_model_config* config, const lora4j_engine_
     lora4j_engine_options opt{};
     if (options) opt = *options;
     check_arg(opt.recompute == LORA4J_RECOMPUTE_NONE || opt.recompute == LORA4J_RECOMPUTE_LAYER ||
-                  opt.recompute == LORA4J_RECOMPUTE_SELECTIVE,
-              "options.recompute must be 0 (none), 1 (per layer) or 2 (per layer, attention "
-              "kept), got " +
+                  opt.recompute == LORA4J_RECOMPUTE_SELECTIVE ||
+                  opt.recompute == LORA4J_RECOMPUTE_ATTENTION,
+              "options.recompute must be 0 (none), 1 (per layer), 2 (per layer, attention "
+              "output kept) or 3 (per layer, attention inputs and output kept), got " +
                   std::to_string(opt.recompute));
     check_arg(opt.offload_checkpoints == 0 || opt.offload_checkpoints == 1,
               "options.offload_checkpoints must be 0 or 1, got " +

@@ -8,9 +8,9 @@
 //    The residual stream after every layer is always kept ((L + 1) x tokens x hidden). With
 //    RECOMPUTE_NONE every layer keeps its own activations for the backward; with
 //    RECOMPUTE_LAYER a single set is shared and each layer's forward is re-run from its kept
-//    input just before its backward (RECOMPUTE_SELECTIVE the same here: keeping the attention
-//    output saves time only on the CUDA backend). The forward is deterministic, so the modes
-//    give bitwise-identical gradients.
+//    input just before its backward (RECOMPUTE_SELECTIVE and RECOMPUTE_ATTENTION the same here:
+//    keeping the attention tensors saves time only on the CUDA backend). The forward is
+//    deterministic, so the modes give bitwise-identical gradients.
 //  - KV cache for decoding: keys (after RoPE) and values of max_seq_len positions per layer.
 //
 // One layer (x: residual stream [n, d]):

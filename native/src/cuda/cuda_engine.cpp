@@ -1107,24 +1107,41 @@ class CudaEngine final : public Engine {
         for (int64_t l = 0; l < L; ++l) xck_[size_t(l)] = c.take<bf16>(n * d);
       }
     }
-    // RECOMPUTE_SELECTIVE: each layer's attention output (bf16) and log-sum-exp are kept too, so
-    // the backward's re-run skips the attention forward; its delta = rowsum(dO * O) then comes
-    // from the bf16 output (no fp32 copy kept). The shared set's own buffers serve evaluation.
+    // RECOMPUTE_SELECTIVE and _ATTENTION: each layer's attention output (bf16) and log-sum-exp
+    // are kept too, so the backward's re-run skips the attention forward; its delta =
+    // rowsum(dO * O) then comes from the bf16 output (no fp32 copy kept). RECOMPUTE_ATTENTION
+    // also keeps the rotated q, k and v, so the re-run skips their projections and RoPE. Offloaded:
+    // two device slots, layer l in slot l % 2. The shared set's own buffers serve evaluation.
     attck_.assign(size_t(L), nullptr);
     lseck_.assign(size_t(L), nullptr);
-    if (opt_.recompute == LORA4J_RECOMPUTE_SELECTIVE)
-      for (int64_t l = 0; l < L; ++l) {
-        if (offload() && l >= 2) {
-          attck_[size_t(l)] = attck_[size_t(l) % 2];
-          lseck_[size_t(l)] = lseck_[size_t(l) % 2];
-          continue;
-        }
+    qck_.assign(size_t(L), nullptr);
+    kck_.assign(size_t(L), nullptr);
+    vck_.assign(size_t(L), nullptr);
+    for (int64_t l = 0; l < L; ++l) {
+      if (offload() && l >= 2) {
+        attck_[size_t(l)] = attck_[size_t(l) % 2];
+        lseck_[size_t(l)] = lseck_[size_t(l) % 2];
+        qck_[size_t(l)] = qck_[size_t(l) % 2];
+        kck_[size_t(l)] = kck_[size_t(l) % 2];
+        vck_[size_t(l)] = vck_[size_t(l) % 2];
+        continue;
+      }
+      if (keeps_attention()) {
         attck_[size_t(l)] = c.take<bf16>(n * qd);
         lseck_[size_t(l)] = c.take<float>(B * H * S);
       }
+      if (opt_.recompute == LORA4J_RECOMPUTE_ATTENTION) {
+        qck_[size_t(l)] = c.take<f16>(n * qd);
+        kck_[size_t(l)] = c.take<f16>(n * kvd);
+        vck_[size_t(l)] = c.take<bf16>(n * kvd);
+      }
+    }
     shared_att_ = acts_[0].att;
     shared_lse_ = acts_[0].lse;
     shared_att32_ = acts_[0].att32;
+    shared_q_ = acts_[0].q;
+    shared_k_ = acts_[0].k;
+    shared_v_ = acts_[0].v;
     hn_ = c.take<bf16>(n * d);
     xlo_ = c.take<bf16>(n * d);
     rstdf_ = c.take<float>(n);
@@ -1176,23 +1193,45 @@ class CudaEngine final : public Engine {
   bool offload() const {
     return opt_.offload_checkpoints != 0 && opt_.recompute != LORA4J_RECOMPUTE_NONE;
   }
-  // One layer's kept tensors on the host: its bf16 input, then (SELECTIVE) its attention output
-  // and lse, each at a 256-byte aligned offset.
-  size_t ck_x_bytes() const { return size_t(n_ * shape_.c.hidden_size) * sizeof(bf16); }
-  size_t ck_att_bytes() const {
-    return opt_.recompute == LORA4J_RECOMPUTE_SELECTIVE ? size_t(n_ * shape_.q_dim()) * sizeof(bf16)
-                                                        : 0;
+  // The backward's re-run keeps the attention output and lse (SELECTIVE, ATTENTION).
+  bool keeps_attention() const {
+    return opt_.recompute == LORA4J_RECOMPUTE_SELECTIVE ||
+           opt_.recompute == LORA4J_RECOMPUTE_ATTENTION;
   }
-  size_t ck_lse_bytes() const {
-    return opt_.recompute == LORA4J_RECOMPUTE_SELECTIVE
-               ? size_t(B_ * int64_t(shape_.c.num_heads) * S_) * sizeof(float)
-               : 0;
+  // What the backward keeps of layer l (device pointer, bytes): its bf16 input, then with
+  // SELECTIVE and ATTENTION its attention output and lse, then with ATTENTION its q, k and v.
+  // On the host each part sits at a 256-byte aligned offset of the layer's block.
+  std::vector<std::pair<void*, size_t>> ck_parts(int l) const {
+    const size_t n = size_t(n_), L = size_t(l);
+    std::vector<std::pair<void*, size_t>> p{{xck_[L], n * size_t(shape_.c.hidden_size) * 2}};
+    if (keeps_attention()) {
+      p.push_back({attck_[L], n * size_t(shape_.q_dim()) * 2});
+      p.push_back({lseck_[L], size_t(B_ * int64_t(shape_.c.num_heads) * S_) * sizeof(float)});
+    }
+    if (opt_.recompute == LORA4J_RECOMPUTE_ATTENTION) {
+      p.push_back({qck_[L], n * size_t(shape_.q_dim()) * 2});
+      p.push_back({kck_[L], n * size_t(shape_.kv_dim()) * 2});
+      p.push_back({vck_[L], n * size_t(shape_.kv_dim()) * 2});
+    }
+    return p;
   }
   static size_t up256(size_t b) { return (b + 255) / 256 * 256; }
   size_t ck_layer_bytes() const {
-    return up256(ck_x_bytes()) + up256(ck_att_bytes()) + up256(ck_lse_bytes());
+    size_t t = 0;
+    for (auto& part : ck_parts(0)) t += up256(part.second);
+    return t;
   }
   char* host_ck(int l) { return host_ck_ + size_t(l) * ck_layer_bytes(); }
+  // Layer l's parts from the device to the host (to_host) or back, on copy_stream_.
+  void ck_copy(int l, bool to_host) {
+    char* h = host_ck(l);
+    for (auto& [dev, bytes] : ck_parts(l)) {
+      LORA4J_CU(cudaMemcpyAsync(
+          to_host ? static_cast<void*>(h) : dev, to_host ? static_cast<const void*>(dev) : h, bytes,
+          to_host ? cudaMemcpyDeviceToHost : cudaMemcpyHostToDevice, copy_stream_));
+      h += up256(bytes);
+    }
+  }
   // The last two layers never leave the device (the backward starts with them), so the host
   // holds num_layers - 2 layers.
   void ensure_host_checkpoints() {
@@ -1224,17 +1263,7 @@ class CudaEngine final : public Engine {
     if (l >= shape_.c.num_layers - 2) return;
     LORA4J_CU(cudaEventRecord(ck_filled_[s], stream_));
     LORA4J_CU(cudaStreamWaitEvent(copy_stream_, ck_filled_[s], 0));
-    char* h = host_ck(l);
-    LORA4J_CU(
-        cudaMemcpyAsync(h, xck_[size_t(l)], ck_x_bytes(), cudaMemcpyDeviceToHost, copy_stream_));
-    if (ck_att_bytes()) {
-      h += up256(ck_x_bytes());
-      LORA4J_CU(cudaMemcpyAsync(h, attck_[size_t(l)], ck_att_bytes(), cudaMemcpyDeviceToHost,
-                                copy_stream_));
-      h += up256(ck_att_bytes());
-      LORA4J_CU(cudaMemcpyAsync(h, lseck_[size_t(l)], ck_lse_bytes(), cudaMemcpyDeviceToHost,
-                                copy_stream_));
-    }
+    ck_copy(l, true);
     LORA4J_CU(cudaEventRecord(ck_moved_[s], copy_stream_));
   }
   // Forward, before layer l writes slot l % 2: the copy of layer l - 2 out of it has finished.
@@ -1248,18 +1277,8 @@ class CudaEngine final : public Engine {
     const int L = shape_.c.num_layers, p = l - 1;
     if (p < 0 || p >= L - 2) return;
     const int s = p % 2;
-    if (l + 1 < L) LORA4J_CU(cudaStreamWaitEvent(copy_stream_, ck_done_[s], 0));
-    const char* h = host_ck(p);
-    LORA4J_CU(
-        cudaMemcpyAsync(xck_[size_t(p)], h, ck_x_bytes(), cudaMemcpyHostToDevice, copy_stream_));
-    if (ck_att_bytes()) {
-      h += up256(ck_x_bytes());
-      LORA4J_CU(cudaMemcpyAsync(attck_[size_t(p)], h, ck_att_bytes(), cudaMemcpyHostToDevice,
-                                copy_stream_));
-      h += up256(ck_att_bytes());
-      LORA4J_CU(cudaMemcpyAsync(lseck_[size_t(p)], h, ck_lse_bytes(), cudaMemcpyHostToDevice,
-                                copy_stream_));
-    }
+    LORA4J_CU(cudaStreamWaitEvent(copy_stream_, ck_done_[s], 0));
+    ck_copy(p, false);
     LORA4J_CU(cudaEventRecord(ck_moved_[s], copy_stream_));
   }
 
@@ -1433,19 +1452,22 @@ class CudaEngine final : public Engine {
     KCHECK(rmsnorm_forward(x_[size_t(l)], wnorm1(l), a.xn1, a.rstd1, n, d, eps, stream_, xlo_));
     tm("rmsnorm forward");
     lora_a_forward(l, kGroupOf[Q], a.xn1, n, a);
-    proj_forward(l, Q, a.xn1, n, dtmp_, true, nullptr, a.xa[Q], xlo_);
-    KCHECK(rope_forward(dtmp_, a.q, pos_, inv_freq_, n, shape_.c.num_heads, shape_.c.head_dim,
-                        stream_));
-    tm("rope forward");
-    proj_forward(l, K, a.xn1, n, dtmp_, true, nullptr, a.xa[K], xlo_);
-    KCHECK(rope_forward(dtmp_, kout, pos_, inv_freq_, n, shape_.c.num_kv_heads, shape_.c.head_dim,
-                        stream_));
-    tm("rope forward");
-    proj_forward(l, V, a.xn1, n, vout, false, nullptr, a.xa[V]);
+    // the backward's re-run of a layer whose q, k and v were kept skips their projections
+    if (!(recompute && opt_.recompute == LORA4J_RECOMPUTE_ATTENTION)) {
+      proj_forward(l, Q, a.xn1, n, dtmp_, true, nullptr, a.xa[Q], xlo_);
+      KCHECK(rope_forward(dtmp_, a.q, pos_, inv_freq_, n, shape_.c.num_heads, shape_.c.head_dim,
+                          stream_));
+      tm("rope forward");
+      proj_forward(l, K, a.xn1, n, dtmp_, true, nullptr, a.xa[K], xlo_);
+      KCHECK(rope_forward(dtmp_, kout, pos_, inv_freq_, n, shape_.c.num_kv_heads, shape_.c.head_dim,
+                          stream_));
+      tm("rope forward");
+      proj_forward(l, V, a.xn1, n, vout, false, nullptr, a.xa[V]);
+    }
     AttentionParams ap = kc ? attn_params(a, kc, vc, q_offset, q_offset + int(S_))
                             : attn_params(a, a.k, a.v, 0, int(S_));
     // the backward's re-run of a layer whose attention output was kept skips the attention
-    if (!(recompute && opt_.recompute == LORA4J_RECOMPUTE_SELECTIVE)) {
+    if (!(recompute && keeps_attention())) {
       KCHECK(attention_forward(ap, stream_));
       tm("attention forward");
     }
@@ -1466,10 +1488,14 @@ class CudaEngine final : public Engine {
   LayerActs& set_for(int l, bool training) {
     if (training && opt_.recompute == LORA4J_RECOMPUTE_NONE) return acts_[size_t(l)];
     LayerActs& a = acts_[0];
-    const bool keep = training && opt_.recompute == LORA4J_RECOMPUTE_SELECTIVE;
+    const bool keep = training && keeps_attention();
     a.att = keep ? attck_[size_t(l)] : shared_att_;
     a.lse = keep ? lseck_[size_t(l)] : shared_lse_;
     a.att32 = keep ? nullptr : shared_att32_;
+    const bool qkv = training && opt_.recompute == LORA4J_RECOMPUTE_ATTENTION;
+    a.q = qkv ? qck_[size_t(l)] : shared_q_;
+    a.k = qkv ? kck_[size_t(l)] : shared_k_;
+    a.v = qkv ? vck_[size_t(l)] : shared_v_;
     return a;
   }
 
@@ -1681,11 +1707,15 @@ class CudaEngine final : public Engine {
   std::vector<LayerActs> acts_;
   std::vector<float*> x_;
   std::vector<bf16*> xck_;
-  std::vector<bf16*> attck_;  // RECOMPUTE_SELECTIVE: per layer attention output and lse
+  std::vector<bf16*> attck_;  // SELECTIVE, ATTENTION: per layer attention output and lse
   std::vector<float*> lseck_;
+  std::vector<f16*> qck_, kck_;  // ATTENTION: per layer rotated q and k, and v
+  std::vector<bf16*> vck_;
   bf16* shared_att_ = nullptr;  // the shared activation set's own attention buffers
   float* shared_lse_ = nullptr;
   float* shared_att32_ = nullptr;
+  f16 *shared_q_ = nullptr, *shared_k_ = nullptr;
+  bf16* shared_v_ = nullptr;
   bf16 *hn_ = nullptr, *xlo_ = nullptr, *dy_ = nullptr, *datt_ = nullptr, *dq_ = nullptr,
        *dk_ = nullptr, *dv_ = nullptr, *t_ = nullptr;
   float *rstdf_ = nullptr, *dres_ = nullptr, *dtmp_ = nullptr, *dq_acc_ = nullptr,

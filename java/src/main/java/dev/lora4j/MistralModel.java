@@ -121,7 +121,15 @@ public final class MistralModel implements AutoCloseable {
      * is a large part of the step (long rows), for 2 x rows x heads x head_dim bytes more per
      * layer. The CPU backend computes it as {@link #LAYER}.
      */
-    SELECTIVE
+    SELECTIVE,
+    /**
+     * As {@link #SELECTIVE}, and each layer's rotated q, k and v are kept too, so the backward
+     * re-runs only the norms, the o projection and the MLP: 2 x rows x (2 x heads + 2 x kv heads) x
+     * head_dim bytes more per layer than {@link #LAYER}. Meant with {@link
+     * LoadOptions#offloadCheckpoints()}, which holds what it keeps in host memory. The CPU backend
+     * computes it as {@link #LAYER}.
+     */
+    ATTENTION
   }
 
   private MistralModel(Path dir, MistralConfig config, Device device, NativeEngine engine) {
@@ -179,6 +187,7 @@ public final class MistralModel implements AutoCloseable {
                 case NONE -> Lora4jLibrary.LORA4J_RECOMPUTE_NONE;
                 case LAYER -> Lora4jLibrary.LORA4J_RECOMPUTE_LAYER;
                 case SELECTIVE -> Lora4jLibrary.LORA4J_RECOMPUTE_SELECTIVE;
+                case ATTENTION -> Lora4jLibrary.LORA4J_RECOMPUTE_ATTENTION;
               },
               options.offloadCheckpoints());
       try {

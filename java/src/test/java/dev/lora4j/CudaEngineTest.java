@@ -168,6 +168,23 @@ class CudaEngineTest {
     }
   }
 
+  /**
+   * Attention recompute (q, k, v, the attention output and lse kept) with the checkpoints in host
+   * memory trains as keeping every activation does, within the GPU tolerance.
+   */
+  @Test
+  void offloadedAttentionRecomputeFollowsNoRecompute() {
+    double[] none = RecomputeModesTest.steps(Device.cuda(0), MistralModel.Recompute.NONE),
+        att = RecomputeModesTest.steps(Device.cuda(0), MistralModel.Recompute.ATTENTION, true);
+    for (int i = 0; i < none.length; i++) {
+      double rel = Math.abs(none[i] - att[i]) / none[i];
+      System.out.printf(
+          "cuda attention+offload vs none loss step %d: %.4f vs %.4f (rel %.2e)%n",
+          i, att[i], none[i], rel);
+      assertTrue(rel < 5e-3, "step " + i + " " + rel);
+    }
+  }
+
   static double[] lossAndNorm(MistralModel m, DataBatch b) {
     m.zeroGrad();
     double loss = m.forwardBackward(b.batch(), 1.0 / b.labelTokens()).mean();

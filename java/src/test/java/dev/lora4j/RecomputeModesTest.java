@@ -6,16 +6,22 @@ import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 
 /**
- * The recompute modes are one function: on the CPU engine training steps with per-layer and
- * selective recompute give bitwise the losses of keeping every activation (the CUDA engine's
- * selective mode is checked against the float64 reference in test_engine_cuda and against the
+ * The recompute modes are one function: on the CPU engine training steps with per-layer, selective
+ * and attention recompute, with and without offloaded checkpoints (which the CPU engine ignores),
+ * give bitwise the losses of keeping every activation (the CUDA engine's modes are checked against
+ * the float64 reference in test_engine_cuda, offloading in test_offload_cuda, and both against the
  * no-recompute run in CudaEngineTest).
  */
 class RecomputeModesTest {
   static final Path TINY = Path.of("src/test/resources/hf-reference/tiny");
 
   static double[] steps(Device d, MistralModel.Recompute r) {
-    MistralModel.LoadOptions o = MistralModel.LoadOptions.defaults().withRecompute(r);
+    return steps(d, r, false);
+  }
+
+  static double[] steps(Device d, MistralModel.Recompute r, boolean offload) {
+    MistralModel.LoadOptions o =
+        MistralModel.LoadOptions.defaults().withRecompute(r).withOffloadCheckpoints(offload);
     try (MistralModel m = MistralModel.load(TINY.resolve("model"), d, o)) {
       m.attachAdapter(TINY.resolve("adapter_init"));
       Batch b = Batch.of(new int[] {1, 17, 243, 99, 5, 300, 7, 8}, new int[] {1, 400, 401, 402});
@@ -32,5 +38,8 @@ class RecomputeModesTest {
     double[] none = steps(Device.cpu(), MistralModel.Recompute.NONE);
     assertArrayEquals(none, steps(Device.cpu(), MistralModel.Recompute.LAYER));
     assertArrayEquals(none, steps(Device.cpu(), MistralModel.Recompute.SELECTIVE));
+    assertArrayEquals(none, steps(Device.cpu(), MistralModel.Recompute.ATTENTION));
+    assertArrayEquals(none, steps(Device.cpu(), MistralModel.Recompute.ATTENTION, true));
+    assertArrayEquals(none, steps(Device.cpu(), MistralModel.Recompute.LAYER, true));
   }
 }

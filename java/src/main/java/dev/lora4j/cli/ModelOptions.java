@@ -33,17 +33,20 @@ final class ModelOptions {
   @Option(
       names = "--recompute",
       defaultValue = "none",
-      paramLabel = "none|layer|selective",
+      paramLabel = "none|layer|selective|attention",
       description =
-          "activation recompute (gradient checkpointing): none, per layer, or selective (per"
+          "activation recompute (gradient checkpointing): none, per layer, selective (per"
               + " layer, keeping each layer's attention output: faster on long rows, more"
-              + " memory) (default: ${DEFAULT-VALUE})")
+              + " memory), or attention (per layer, keeping the attention's q, k, v and output:"
+              + " only the norms, o projection and MLP are re-run; meant with"
+              + " --offload-checkpoints) (default: ${DEFAULT-VALUE})")
   String recompute;
 
   @Option(
       names = "--offload-checkpoints",
       description =
-          "with --recompute layer or selective on the GPU: keep what the backward needs of each"
+          "with --recompute layer, selective or attention on the GPU: keep what the backward"
+              + " needs of each"
               + " layer in pinned host memory instead of GPU memory (copied while the next"
               + " layers compute; the same result bit for bit). Frees about 2 x rows x hidden"
               + " bytes per layer of GPU memory (with selective, also its attention output) and"
@@ -116,9 +119,10 @@ final class ModelOptions {
       case "none" -> MistralModel.Recompute.NONE;
       case "layer" -> MistralModel.Recompute.LAYER;
       case "selective" -> MistralModel.Recompute.SELECTIVE;
+      case "attention" -> MistralModel.Recompute.ATTENTION;
       default ->
           throw new IllegalArgumentException(
-              "--recompute must be none, layer or selective, got '" + value + "'");
+              "--recompute must be none, layer, selective or attention, got '" + value + "'");
     };
   }
 

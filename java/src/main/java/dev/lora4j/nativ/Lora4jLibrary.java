@@ -78,6 +78,7 @@ public final class Lora4jLibrary {
   public static final int LORA4J_RECOMPUTE_NONE = 0;
   public static final int LORA4J_RECOMPUTE_LAYER = 1;
   public static final int LORA4J_RECOMPUTE_SELECTIVE = 2;
+  public static final int LORA4J_RECOMPUTE_ATTENTION = 3;
 
   public static final int LORA4J_STATE_PARAM = 0;
   public static final int LORA4J_STATE_GRAD = 1;

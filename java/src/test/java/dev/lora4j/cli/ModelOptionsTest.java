@@ -53,9 +53,10 @@ class ModelOptionsTest {
     assertEquals(MistralModel.Recompute.NONE, ModelOptions.recomputeOf("none"));
     assertEquals(MistralModel.Recompute.LAYER, ModelOptions.recomputeOf("Layer"));
     assertEquals(MistralModel.Recompute.SELECTIVE, ModelOptions.recomputeOf("selective"));
+    assertEquals(MistralModel.Recompute.ATTENTION, ModelOptions.recomputeOf("Attention"));
     IllegalArgumentException e =
-        assertThrows(IllegalArgumentException.class, () -> ModelOptions.recomputeOf("attention"));
-    assertTrue(e.getMessage().contains("'attention'"), e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> ModelOptions.recomputeOf("full"));
+    assertTrue(e.getMessage().contains("'full'"), e.getMessage());
   }
 
   @Test
