@@ -23,6 +23,8 @@ settings, one or more joined by commas, each a group or a setting's name:
   "attention" --recompute attention --offload-checkpoints (q, k, v and the attention output kept
            in host memory: the backward re-runs the norms, o projection and MLP): 4 x 2048,
            1 x 8192, 8 x 4096 (4x2048-attention-offload, ...)
+  "ddp-attention" the same at 4 x 2048 per GPU on 2 GPUs (4x2048-attention-2gpu-offload)
+  "ddp4"   4 x 2048 per GPU on 1 GPU and on 4 (4x2048, 4x2048-4gpu)
   "robust" the cost of robust aggregation (issue 14): 2 GPUs x --grad-accum 4 (8 virtual workers)
            at 4 x 2048 with recompute, --aggregation mean and median in the same call
            (4x2048-recompute-2gpu-accum4-mean, 4x2048-recompute-2gpu-accum4-median)
@@ -89,9 +91,14 @@ OFFLOAD = [Setting(4, 2048, True, False, offload=True),
 ATTENTION_SETTINGS = [Setting(4, 2048, ATTENTION, False, offload=True),
                       Setting(1, 8192, ATTENTION, False, offload=True),
                       Setting(8, 4096, ATTENTION, False, offload=True)]
+# the same on 2 GPUs (issue 14's recompute setting, beside torch DDP's checkpointed run)
+DDP_ATTENTION = [Setting(4, 2048, ATTENTION, False, 2, offload=True)]
+# 4 GPUs at 4 x 2048 per GPU (issue 17), after the 1-GPU run it is compared with
+DDP4 = [one_gpu(4, 2048, False), Setting(4, 2048, False, False, 4)]
 GROUPS = {"all": SETTINGS, "qlora": QLORA, "ddp": DDP, "robust": ROBUST, "long": LONG,
           "selective": SELECTIVE_SETTINGS, "padded": PADDED, "offload": OFFLOAD,
-          "attention": ATTENTION_SETTINGS}
+          "attention": ATTENTION_SETTINGS, "ddp-attention": DDP_ATTENTION,
+          "ddp4": DDP4}
 STEPS = 8
 # a run with --group-by-length covers one whole length group (50 batches, longest first), so its
 # median step is not that of the group's longest rows alone

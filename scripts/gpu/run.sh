@@ -241,7 +241,8 @@ if has ddp; then
   else
     t1=$(date +%s)
     # the reference: rank 0 prints global tokens/s and writes $OUT/hf_ddp_baseline_w{1,2}.json
-    for w in 2 1; do
+    # DDP_WORLDS: the reference's world sizes (default "2 1")
+    for w in ${DDP_WORLDS:-2 1}; do
       OUT="$OUT" PYTHONUNBUFFERED=1 timeout 150 python3 -m torch.distributed.run --standalone \
         --nproc_per_node $w "$ROOT/benchmarks/reference/hf_ddp_baseline.py" > "$OUT/hf_ddp_w$w.log" 2>&1 \
         || { echo "torch DDP reference on $w GPU(s) failed"; tail -5 "$OUT/hf_ddp_w$w.log"; status=1; }
