@@ -7,6 +7,8 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include "lora4j.h"
+
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -163,6 +165,20 @@ inline void skip(const std::string& why) {
 inline void skip_without_gpu() {
   int n = 0;
   if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) skip("no CUDA device");
+}
+
+// Skips without a device (skip_without_gpu); with one, a CUDA backend that does not load is a
+// failure: exits 1 naming the suite and the reason.
+inline void require_cuda_backend(const char* suite) {
+  skip_without_gpu();
+  int32_t avail = 0;
+  char reason[512] = {0};
+  int st = lora4j_cuda_available(&avail, reason, sizeof reason);
+  if (st != LORA4J_OK || !avail) {
+    std::printf("[%s] CUDA backend not available: %s  FAIL\n", suite,
+                st != LORA4J_OK ? lora4j_last_error() : reason);
+    std::exit(1);
+  }
 }
 
 }  // namespace ct

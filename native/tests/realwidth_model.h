@@ -34,6 +34,20 @@ inline uint16_t bf16_bits(float f) {  // round to nearest even
     }                                                                      \
   } while (0)
 
+// An engine on device (LORA4J_DEVICE_*, ordinal 0) with the given recompute mode and
+// offload_checkpoints.
+inline lora4j_engine* create_engine(const lora4j_model_config& c, int device, int recompute,
+                                    int offload = 0) {
+  lora4j_engine_options o{};
+  o.device = device;
+  o.device_index = 0;
+  o.recompute = recompute;
+  o.offload_checkpoints = offload;
+  lora4j_engine* e = nullptr;
+  RW_API(lora4j_engine_create(&c, &o, &e));
+  return e;
+}
+
 inline lora4j_model_config mistral7b_v03(int layers) {
   return testutil::model_config(32768, 4096, 14336, layers, 32, 8, 128, 32768, 1e6);
 }

@@ -587,16 +587,9 @@ void phase_times() {
 }
 
 int main() {
-  ct::skip_without_gpu();
+  ct::require_cuda_backend("engine");
   const char* root = std::getenv("LORA4J_TESTDATA");
   g_root = root ? root : "../../java/src/test/resources/hf-reference";
-  int32_t avail = 0;
-  char reason[512];
-  API(lora4j_cuda_available(&avail, reason, sizeof reason));
-  if (!avail) {
-    std::printf("[engine] CUDA backend not available: %s  FAIL\n", reason);
-    return 1;
-  }
   for (const char* c : {"tiny", "tiny-sliding", "hd128"}) golden(c);
   packing();
   target_sets();

@@ -34,14 +34,7 @@ using namespace realwidth;
 const char* kSuite = "offload";
 
 lora4j_engine* create(const lora4j_model_config& c, int recompute, int offload) {
-  lora4j_engine_options o{};
-  o.device = LORA4J_DEVICE_CUDA;
-  o.device_index = 0;
-  o.recompute = recompute;
-  o.offload_checkpoints = offload;
-  lora4j_engine* e = nullptr;
-  RW_API(lora4j_engine_create(&c, &o, &e));
-  return e;
+  return create_engine(c, LORA4J_DEVICE_CUDA, recompute, offload);
 }
 
 struct Step {
@@ -138,14 +131,7 @@ void compare(int recompute, const char* label) {
 }  // namespace
 
 int main() {
-  ct::skip_without_gpu();
-  int32_t avail = 0;
-  char reason[512];
-  RW_API(lora4j_cuda_available(&avail, reason, sizeof reason));
-  if (!avail) {
-    std::printf("[offload] CUDA backend not available: %s  FAIL\n", reason);
-    return 1;
-  }
+  ct::require_cuda_backend(kSuite);
   compare(LORA4J_RECOMPUTE_LAYER, "recompute layer");
   compare(LORA4J_RECOMPUTE_SELECTIVE, "recompute selective");
   compare(LORA4J_RECOMPUTE_ATTENTION, "recompute attention");

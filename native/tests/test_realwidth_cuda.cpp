@@ -54,13 +54,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }
 
 lora4j_engine* create(const lora4j_model_config& c, int device, int recompute) {
-  lora4j_engine_options o{};
-  o.device = device;
-  o.device_index = 0;
-  o.recompute = recompute;
-  lora4j_engine* e = nullptr;
-  API(lora4j_engine_create(&c, &o, &e));
-  return e;
+  return create_engine(c, device, recompute);
 }
 
 struct Result {
@@ -145,7 +139,8 @@ void run_case(const Case& k) {
   lora4j_engine* none = create(k.cfg, LORA4J_DEVICE_CUDA, LORA4J_RECOMPUTE_NONE);
   lora4j_engine* layer = create(k.cfg, LORA4J_DEVICE_CUDA, LORA4J_RECOMPUTE_LAYER);
   lora4j_engine* sel = create(k.cfg, LORA4J_DEVICE_CUDA, LORA4J_RECOMPUTE_SELECTIVE);
-  load_all(k.cfg, {cpu, none, layer, sel}, 42);
+  lora4j_engine* att = create_engine(k.cfg, LORA4J_DEVICE_CUDA, LORA4J_RECOMPUTE_ATTENTION, 1);
+  load_all(k.cfg, {cpu, none, layer, sel, att}, 42);
   Batch b = make_batch(7, k.B, k.S, k.cfg.vocab_size, k.shape);
   auto t1 = std::chrono::steady_clock::now();
   Result ref = run(cpu, b, k.cfg);
@@ -153,15 +148,18 @@ void run_case(const Case& k) {
   Result g_none = run(none, b, k.cfg);
   Result g_layer = run(layer, b, k.cfg);
   Result g_sel = run(sel, b, k.cfg);
+  Result g_att = run(att, b, k.cfg);
   std::printf("  %s: %d x %d tokens, cpu reference %.1f s, total %.1f s\n", k.name.c_str(), k.B,
               k.S, cpu_s, seconds_since(t0));
   compare(k.name + " recompute none", g_none, ref);
   compare(k.name + " recompute layer", g_layer, ref);
   compare(k.name + " recompute selective", g_sel, ref);
+  compare(k.name + " recompute attention, offloaded", g_att, ref);
   API(lora4j_engine_destroy(cpu));
   API(lora4j_engine_destroy(none));
   API(lora4j_engine_destroy(layer));
   API(lora4j_engine_destroy(sel));
+  API(lora4j_engine_destroy(att));
 }
 
 // N AdamW steps of the 2-layer 7B-width model on both engines, from the same weights and
@@ -208,14 +206,7 @@ void trajectory(int steps) {
 }  // namespace
 
 int main() {
-  ct::skip_without_gpu();
-  int32_t avail = 0;
-  char reason[512];
-  API(lora4j_cuda_available(&avail, reason, sizeof reason));
-  if (!avail) {
-    std::printf("[%s] CUDA backend not available: %s  FAIL\n", kSuite, reason);
-    return 1;
-  }
+  ct::require_cuda_backend(kSuite);
   std::vector<Case> cases = {
       {"7b-v0.3 2L 2x1024", mistral7b_v03(2), 2, 1024, Shape::PLAIN},
       {"7b-v0.3 1L 3x512 padded", mistral7b_v03(1), 3, 512, Shape::PADDED},
