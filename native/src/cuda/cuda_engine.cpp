@@ -11,12 +11,12 @@
 // section in LoraLayout order, plus a bf16 copy of the parameters used by the GEMMs; activations in
 // ONE arena carved for the batch shape and reused every step (grown when a larger batch comes).
 // Recompute LAYER keeps only each layer's input and recomputes the layer in the backward.
-// With offload_checkpoints the kept tensors (each layer's bf16 input, and with SELECTIVE its
-// attention output and lse) go to pinned host memory on a copy stream while the next layers
-// compute, and come back one layer ahead of the backward: the device holds two layers' worth.
-// In a group of ranks (NCCL), a backward armed by dist_reduce_in_backward all-reduces the LoRA
-// gradients bucket by bucket on a second stream (comm_stream_) while it computes the layers
-// below; see the collectives section.
+// Recompute SELECTIVE also keeps each layer's attention output and lse, ATTENTION its q, k and v
+// as well. With offload_checkpoints the kept tensors go to pinned host memory on a copy stream
+// while the next layers compute, and come back one layer ahead of the backward: the device holds
+// two layers' worth. In a group of ranks (NCCL), a backward armed by dist_reduce_in_backward
+// all-reduces the LoRA gradients bucket by bucket on a second stream (comm_stream_) while it
+// computes the layers below; see the collectives section.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -1186,7 +1186,6 @@ class CudaEngine final : public Engine {
     B_ = B;
     S_ = S;
     n_ = B * S;
-    if (offload()) ensure_host_checkpoints();
   }
 
   // ---- offloaded checkpoints ---------------------------------------------------------------
@@ -1251,7 +1250,8 @@ class CudaEngine final : public Engine {
                " bytes of pinned host memory for the offloaded checkpoints (batch " +
                std::to_string(B_) + " x seq " + std::to_string(S_) +
                ") failed: " + cudaGetErrorString(e) +
-               "; train without offload_checkpoints or with a smaller batch");
+               "; train without --offload-checkpoints (offload_checkpoints) or with a smaller "
+               "batch");
     }
     host_ck_ = static_cast<char*>(p);
     host_ck_bytes_ = need;
@@ -1503,6 +1503,7 @@ class CudaEngine final : public Engine {
   void forward(bool training, float* hidden = nullptr) {
     const int64_t d = shape_.c.hidden_size;
     const bool checkpoint = training && opt_.recompute != LORA4J_RECOMPUTE_NONE;
+    if (checkpoint && offload()) ensure_host_checkpoints();  // sized for this batch
     KCHECK(embedding_forward(ids_, wembed(), x_[0], n_, d, stream_));
     tm("embedding");
     for (int l = 0; l < shape_.c.num_layers; ++l) {
