@@ -166,6 +166,12 @@ public final class MistralModel implements AutoCloseable {
       throw new Lora4jException(
           "model folder " + dir + " has no config.json: is it a Hugging Face model folder?");
     }
+    if (options.offloadCheckpoints() && options.recompute() == Recompute.NONE) {
+      throw new IllegalArgumentException(
+          "LoadOptions.offloadCheckpoints needs a recompute mode (Recompute.LAYER, SELECTIVE or"
+              + " ATTENTION): without recompute every activation stays on the device and nothing"
+              + " is offloaded");
+    }
     MistralConfig config = MistralConfig.load(cfgFile);
     Bnb4bit.Config bnb = Bnb4bit.readConfig(cfgFile);
     try (Checkpoint ckpt = Checkpoint.open(dir)) {

@@ -1,6 +1,8 @@
 package dev.lora4j;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
@@ -41,5 +43,16 @@ class RecomputeModesTest {
     assertArrayEquals(none, steps(Device.cpu(), MistralModel.Recompute.ATTENTION));
     assertArrayEquals(none, steps(Device.cpu(), MistralModel.Recompute.ATTENTION, true));
     assertArrayEquals(none, steps(Device.cpu(), MistralModel.Recompute.LAYER, true));
+  }
+
+  @Test
+  void offloadWithoutRecomputeIsRefused() {
+    MistralModel.LoadOptions o = MistralModel.LoadOptions.defaults().withOffloadCheckpoints(true);
+    IllegalArgumentException e =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> MistralModel.load(TINY.resolve("model"), Device.cpu(), o));
+    assertTrue(
+        e.getMessage().contains("offloadCheckpoints needs a recompute mode"), e.getMessage());
   }
 }

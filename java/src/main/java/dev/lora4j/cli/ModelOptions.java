@@ -133,9 +133,21 @@ final class ModelOptions {
    */
   MistralModel load(String typedDevice, int rowLength) {
     MistralModel.Recompute r = recomputeOf(recompute);
+    if (offloadCheckpoints && r == MistralModel.Recompute.NONE) {
+      throw new IllegalArgumentException(
+          "--offload-checkpoints needs --recompute layer, selective or attention: without"
+              + " recompute the backward keeps every activation on the device and nothing is"
+              + " offloaded");
+    }
+    Device d = device(typedDevice);
+    if (offloadCheckpoints && !d.isCuda()) {
+      System.err.println(
+          "lora4j: --offload-checkpoints has no effect on the CPU (what recompute keeps is"
+              + " already in host memory)");
+    }
     return MistralModel.load(
         model,
-        device(typedDevice),
+        d,
         MistralModel.LoadOptions.defaults()
             .withThreads(threads)
             .withRecompute(r)

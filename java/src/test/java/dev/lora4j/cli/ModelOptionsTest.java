@@ -49,6 +49,36 @@ class ModelOptionsTest {
   }
 
   @Test
+  void offloadWithoutRecomputeIsRefused() throws Exception {
+    ModelOptions o = options(32768, 0);
+    o.recompute = "none";
+    o.offloadCheckpoints = true;
+    IllegalArgumentException e =
+        assertThrows(IllegalArgumentException.class, () -> o.load("cpu", 64));
+    assertTrue(e.getMessage().contains("--offload-checkpoints needs --recompute"), e.getMessage());
+  }
+
+  @Test
+  void offloadOnTheCpuLoadsAndSaysItHasNoEffect() throws Exception {
+    ModelOptions o = options(32768, 0);
+    o.recompute = "attention";
+    o.offloadCheckpoints = true;
+    o.model = Path.of("..", "examples", "models", "tiny-mistral");
+    java.io.PrintStream err = System.err;
+    java.io.ByteArrayOutputStream buf = new java.io.ByteArrayOutputStream();
+    System.setErr(new java.io.PrintStream(buf, true, java.nio.charset.StandardCharsets.UTF_8));
+    try (MistralModel m = o.load("cpu", 64)) {
+      assertTrue(m != null);
+    } finally {
+      System.setErr(err);
+    }
+    assertTrue(
+        buf.toString(java.nio.charset.StandardCharsets.UTF_8)
+            .contains("--offload-checkpoints has no effect on the CPU"),
+        buf.toString(java.nio.charset.StandardCharsets.UTF_8));
+  }
+
+  @Test
   void recomputeModes() {
     assertEquals(MistralModel.Recompute.NONE, ModelOptions.recomputeOf("none"));
     assertEquals(MistralModel.Recompute.LAYER, ModelOptions.recomputeOf("Layer"));
