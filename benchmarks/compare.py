@@ -292,7 +292,8 @@ runs = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{") and '"trai
 # the command line): one row, the mean of its runs, with each run kept in "each".
 by_setting = {}  # insertion-ordered: the settings in the order first timed
 for r in runs:
-    o = by_setting.setdefault((r["B"], r["S"], r["recompute"], r.get("targets")), dict(r, each=[]))
+    o = by_setting.setdefault((r["B"], r["S"], r["recompute"], r.get("targets"), r.get("offload", 0)),
+                              dict(r, each=[]))
     o["each"].append(r["tokens_per_s"])
     o["peak_gib"] = max(o["peak_gib"], r["peak_gib"])
 for o in by_setting.values():
@@ -315,7 +316,7 @@ for r in ours:
     gc = r["recompute"] >= 1
     match = [x for x in ref["runs"] if x["bs"] == r["B"] and x["seq"] == r["S"] and x["grad_ckpt"] == gc]
     mfu = r["tokens_per_s"] * flops_per_token(r["S"]) / (ceiling * 1e12)
-    name = f"{r['B']} x {r['S']} {mode_name(r['recompute'])}"
+    name = f"{r['B']} x {r['S']} {mode_name(r['recompute'])}{' offload' if r.get('offload') else ''}"
     if match and "tokens_per_s" in match[0]:
         m = match[0]
         print(f"{name:<28}{r['tokens_per_s']:>14,.0f}{r['peak_gib']:>7.1f}{mfu:>6.0%}"
@@ -341,7 +342,7 @@ if len(sys.argv) > 3:
             continue
         eng = [r for r in ours if r["B"] == c["B"] and r["S"] == c["S"] and r["recompute"] == c["recompute"]
                and r.get("targets", 127) == 127  # the command line trains all seven
-               and not c.get("offload")]  # bench_cuda keeps its checkpoints on the device
+               and r.get("offload", 0) == c.get("offload", 0)]
         m = [x for x in ref["runs"] if x["bs"] == c["B"] and x["seq"] == c["S"] and x["grad_ckpt"] == gc
              and "tokens_per_s" in x]
         mfu = tps * flops_per_token(c["S"]) / (ceiling * 1e12)

@@ -425,6 +425,26 @@ class CompareModes(unittest.TestCase):
         self.assertNotIn("nan", p.stdout)
 
 
+    def test_offloaded_rows_beside_the_offloaded_engine(self):
+        bench = self.write("bench.jsonl", "\n".join(json.dumps(r) for r in [
+            {"bench": "train_step", "B": 4, "S": 2048, "recompute": 3, "offload": 1,
+             "tokens_per_s": 12800, "peak_gib": 17.6},
+            {"bench": "train_step", "B": 4, "S": 2048, "recompute": 3, "offload": 0,
+             "tokens_per_s": 13000, "peak_gib": 24.3}]) + "\n")
+        ref = self.write("hf.json", json.dumps({
+            "gpu": "H200", "bf16_matmul_tflops": 790.0, "copy_TBps": 4.3, "runs": [
+                {"bs": 4, "seq": 2048, "grad_ckpt": True, "tokens_per_s": 8000.0,
+                 "peak_mem_GiB": 19.2, "mfu_vs_measured_ceiling": 0.31}]}))
+        cli = self.write("cli.jsonl", json.dumps(
+            {"bench": "cli_train", "B": 4, "S": 2048, "recompute": 3, "offload": 1,
+             "load_in_4bit": 0, "nproc": 1, "grad_accum": 1, "workers": 1, "tokens_per_s": 12480,
+             "memory_gib": 17.6}) + "\n")
+        p = self.run_compare(bench, ref, cli)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("4 x 2048 attention offload", p.stdout)
+        row = [l for l in p.stdout.splitlines() if l.startswith("4 x 2048 attention offload")][-1]
+        self.assertEqual(row[28:].split()[3:], ["12,800", "0.975x", "8,000", "1.56x"])
+
     def test_engine_timed_before_and_after(self):
         row = {"bench": "train_step", "B": 1, "S": 8192, "recompute": 1, "targets": 127,
                "peak_gib": 19.0}

@@ -149,7 +149,8 @@ static void bench_attention(int B, int S) {
   cudaFree(o32);
 }
 
-static void bench_step(int layers, int B, int S, int recompute, uint32_t targets = 0x7F) {
+static void bench_step(int layers, int B, int S, int recompute, uint32_t targets = 0x7F,
+                       int offload = 0) {
   lora4j_model_config c{};
   c.vocab_size = 32000; /* as shared/bench/hf_peft_baseline.py */
   c.hidden_size = 4096;
@@ -167,6 +168,7 @@ static void bench_step(int layers, int B, int S, int recompute, uint32_t targets
   lora4j_engine_options o{};
   o.device = LORA4J_DEVICE_CUDA;
   o.recompute = recompute;
+  o.offload_checkpoints = offload;
   lora4j_engine* e = nullptr;
   API(lora4j_engine_create(&c, &o, &e));
   // weights: every name, random bf16 (norms ~1)
@@ -221,9 +223,9 @@ static void bench_step(int layers, int B, int S, int recompute, uint32_t targets
   API(lora4j_engine_memory(e, &in_use, &peak));
   std::printf(
       "{\"bench\":\"train_step\",\"layers\":%d,\"B\":%d,\"S\":%d,\"recompute\":%d,\"targets\":%u,"
-      "\"s\":%.4f,"
+      "\"offload\":%d,\"s\":%.4f,"
       "\"tokens_per_s\":%.0f,\"peak_gib\":%.2f,\"loss\":%.4f}\n",
-      layers, B, S, recompute, targets, s, B * S / s, peak / 1073741824.0, loss);
+      layers, B, S, recompute, targets, offload, s, B * S / s, peak / 1073741824.0, loss);
   API(lora4j_engine_destroy(e));
 }
 
@@ -251,6 +253,14 @@ int main(int argc, char** argv) {
     // recompute per layer with the attention output kept (2) beside plain per-layer (1)
     for (int S : {8192, 2048})
       for (int rc : {1, 2}) bench_step(layers, 8192 / S, S, rc);
+    return 0;
+  }
+  if (settings && std::strcmp(settings, "attention") == 0) {
+    // recompute with q, k, v and the attention output kept, offloaded (beside `lora4j train
+    // --recompute attention --offload-checkpoints`, cli_bench.py's group "attention")
+    bench_step(layers, 4, 2048, LORA4J_RECOMPUTE_ATTENTION, 0x7F, 1);
+    bench_step(layers, 1, 8192, LORA4J_RECOMPUTE_ATTENTION, 0x7F, 1);
+    bench_step(layers, 8, 4096, LORA4J_RECOMPUTE_ATTENTION, 0x7F, 1);
     return 0;
   }
   if (layers < 16) bench_step(layers / 2, 4, 2048, 0);  // the difference gives per-layer time

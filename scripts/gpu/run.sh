@@ -99,7 +99,7 @@ cli_model() {
 }
 # The whole step at the reference settings (BENCH_SETTINGS: bench_cuda's settings, default
 # reference; "selective" times per-layer and selective recompute at 1 x 8192 and 4 x 2048 for
-# CLI_SETTINGS=selective), appended to bench_reference.jsonl; $1 names the run in a failure.
+# CLI_SETTINGS=selective; "attention" the three settings of CLI_SETTINGS=attention), appended to bench_reference.jsonl; $1 names the run in a failure.
 has compare && : > "$OUT/bench_reference.jsonl"
 engine_bench() {
   LORA4J_BENCH_LAYERS=32 LORA4J_BENCH_SETTINGS=${BENCH_SETTINGS:-reference} timeout 200 \
