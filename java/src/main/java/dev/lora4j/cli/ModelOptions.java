@@ -46,11 +46,11 @@ final class ModelOptions {
       names = "--offload-checkpoints",
       description =
           "with --recompute layer, selective or attention on the GPU: keep what the backward"
-              + " needs of each"
-              + " layer in pinned host memory instead of GPU memory (copied while the next"
-              + " layers compute; the same result bit for bit). Frees about 2 x rows x hidden"
-              + " bytes per layer of GPU memory (with selective, also its attention output) and"
-              + " takes as much host memory")
+              + " needs of each layer in pinned host memory instead of GPU memory (copied while"
+              + " the next layers compute; the same result bit for bit). Frees about 2 x rows x"
+              + " hidden bytes per layer of GPU memory (with selective and attention also the"
+              + " attention output, with attention also q, k and v) and takes as much host"
+              + " memory (default: off)")
   boolean offloadCheckpoints;
 
   @Option(
