@@ -24,7 +24,8 @@ settings, one or more joined by commas, each a group or a setting's name:
            in host memory: the backward re-runs the norms, o projection and MLP): 4 x 2048,
            1 x 8192, 8 x 4096 (4x2048-attention-offload, ...)
   "ddp-attention" the same at 4 x 2048 per GPU on 2 GPUs (4x2048-attention-2gpu-offload)
-  "ddp4"   4 x 2048 per GPU on 1 GPU and on 4 (4x2048, 4x2048-4gpu)
+  "ddp4"   4 x 2048 per GPU on 1, 2 and 4 GPUs, without recompute and with --recompute attention
+           --offload-checkpoints (4x2048, 4x2048-2gpu, 4x2048-4gpu, 4x2048-attention-offload, ...)
   "robust" the cost of robust aggregation (issue 14): 2 GPUs x --grad-accum 4 (8 virtual workers)
            at 4 x 2048 with recompute, --aggregation mean and median in the same call
            (4x2048-recompute-2gpu-accum4-mean, 4x2048-recompute-2gpu-accum4-median)
@@ -93,8 +94,12 @@ ATTENTION_SETTINGS = [Setting(4, 2048, ATTENTION, False, offload=True),
                       Setting(8, 4096, ATTENTION, False, offload=True)]
 # the same on 2 GPUs (issue 14's recompute setting, beside torch DDP's checkpointed run)
 DDP_ATTENTION = [Setting(4, 2048, ATTENTION, False, 2, offload=True)]
-# 4 GPUs at 4 x 2048 per GPU (issue 17), after the 1-GPU run it is compared with
-DDP4 = [one_gpu(4, 2048, False), Setting(4, 2048, False, False, 4)]
+# 1, 2 and 4 GPUs at 4 x 2048 per GPU (issue 17), without recompute and with --recompute
+# attention --offload-checkpoints
+DDP4 = [one_gpu(4, 2048, False), Setting(4, 2048, False, False, 2), Setting(4, 2048, False, False, 4),
+        Setting(4, 2048, ATTENTION, False, offload=True),
+        Setting(4, 2048, ATTENTION, False, 2, offload=True),
+        Setting(4, 2048, ATTENTION, False, 4, offload=True)]
 GROUPS = {"all": SETTINGS, "qlora": QLORA, "ddp": DDP, "robust": ROBUST, "long": LONG,
           "selective": SELECTIVE_SETTINGS, "padded": PADDED, "offload": OFFLOAD,
           "attention": ATTENTION_SETTINGS, "ddp-attention": DDP_ATTENTION,

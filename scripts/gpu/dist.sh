@@ -14,8 +14,14 @@
 #   e. one faulty GPU rank: 2 ranks x --grad-accum 3 (6 workers), worker 1 faulty
 #      (gradient-scale:-10@1, alie:1@1) under mean, median, trimmed-mean, krum: final validation
 #      loss against the same rule's clean run
+# On more GPUs (issue 17, nvidia-h200-x4 / -x8): DIST_NPROC=N runs a-c and e with N ranks (a
+# against 1 GPU x --grad-accum N; c kills rank 1 of N; d stays two nodes of one GPU each);
+# DIST_ACCUM (default 3) is e's --grad-accum, so e has N x DIST_ACCUM workers; DIST_FAULTY_RANKS
+# (e.g. "1" or "1 2") makes every worker of those ranks faulty (worker m is rank m mod N's, so
+# rank r's are r, r + N, r + 2N, ...) instead of worker 1 alone, and the trimmed mean and Krum
+# then run with f = the number of faulty workers.
 # Prints PASS/FAIL lines and a short table last; logs under $OUT (or ./gpu-out/dist).
-# Exit status 1 when a check fails or the machine lacks 2 GPUs (never a silent skip).
+# Exit status 1 when a check fails or the machine lacks the GPUs (never a silent skip).
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${OUT:-$ROOT/gpu-out}/dist
@@ -31,11 +37,26 @@ result() { # NAME PASS|FAIL DETAIL
   [ "$2" = PASS ] || status=1
 }
 
+NPROC=${DIST_NPROC:-2}
+ACCUM=${DIST_ACCUM:-3}
 ngpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | wc -l)
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$OUT/gpu.txt" 2>&1
-if [ "$ngpu" -lt 2 ]; then
-  echo "FAIL dist: needs 2 GPUs, this machine has $ngpu"; exit 1
+if [ "$ngpu" -lt "$NPROC" ] || [ "$ngpu" -lt 2 ]; then
+  echo "FAIL dist: needs $NPROC GPUs (and at least 2), this machine has $ngpu"; exit 1
 fi
+# e's faulty workers: worker 1, or every worker of the ranks in DIST_FAULTY_RANKS
+FAULTY=()
+if [ -n "${DIST_FAULTY_RANKS:-}" ]; then
+  for r in $DIST_FAULTY_RANKS; do
+    for m in $(seq 0 $((ACCUM - 1))); do FAULTY+=($((r + m * NPROC))); done
+  done
+else
+  FAULTY=(1)
+fi
+NF=${#FAULTY[@]}
+WORKERS=$((NPROC * ACCUM))
+# KIND:ARG -> KIND:ARG@w1,KIND:ARG@w2,... (--inject-fault's list form)
+faults_of() { local out="" w; for w in "${FAULTY[@]}"; do out="$out${out:+,}$1@$w"; done; echo "$out"; }
 if [ ! -f "$ROOT/.device/jre.tar.xz" ] || [ ! -f "$ROOT/.device/lora4j-cli.jar" ]; then
   echo "FAIL dist: no .device/jre.tar.xz or .device/lora4j-cli.jar: run scripts/gpu/pack-java.sh first"
   exit 1
@@ -114,27 +135,27 @@ EOF
 py() { python3 "$RUNS/dist_check.py" "$@"; }
 
 # ---- a. equivalence and b. bitwise adapters ------------------------------------------------
-echo "== a/b: 2 ranks x micro-batch 4 against 1 GPU x --grad-accum 2 (20 steps)"
-train "${COMMON[@]}" --steps 20 --device cuda:0 --grad-accum 2 --output "$RUNS/one" > "$OUT/a-one-gpu.log" 2>&1 \
+echo "== a/b: $NPROC ranks x micro-batch 4 against 1 GPU x --grad-accum $NPROC (20 steps)"
+train "${COMMON[@]}" --steps 20 --device cuda:0 --grad-accum $NPROC --output "$RUNS/one" > "$OUT/a-one-gpu.log" 2>&1 \
   || { tail -5 "$OUT/a-one-gpu.log"; }
-train "${COMMON[@]}" --steps 20 --device cuda --nproc-per-node 2 --master-port 29611 \
+train "${COMMON[@]}" --steps 20 --device cuda --nproc-per-node $NPROC --master-port 29611 \
   --output "$RUNS/two" > "$OUT/a-two-ranks.log" 2>&1 || { tail -5 "$OUT/a-two-ranks.log"; }
 if d=$(py losses "$RUNS/two/metrics.jsonl" "$RUNS/one/metrics.jsonl" 20 1e-2 2>&1); then
-  result "a. 2 ranks = 1 GPU x grad-accum 2" PASS "$d"
+  result "a. $NPROC ranks = 1 GPU x grad-accum $NPROC" PASS "$d"
 else
-  result "a. 2 ranks = 1 GPU x grad-accum 2" FAIL "$d"
+  result "a. $NPROC ranks = 1 GPU x grad-accum $NPROC" FAIL "$d"
 fi
-line=$(grep -ao "adapters bitwise equal on all 2 ranks (sha256 [0-9a-f]*) after step 20" "$OUT/a-two-ranks.log" | head -1)
+line=$(grep -ao "adapters bitwise equal on all $NPROC ranks (sha256 [0-9a-f]*) after step 20" "$OUT/a-two-ranks.log" | head -1)
 if [ -n "$line" ]; then result "b. adapters bitwise equal across ranks" PASS "$line"
 else result "b. adapters bitwise equal across ranks" FAIL "no such line in a-two-ranks.log"; fi
 
 # ---- c. kill trial ---------------------------------------------------------------------------
 echo "== c: kill -9 of rank 1 mid-run, then --resume"
 KSTEPS=300
-train "${COMMON[@]}" --steps $KSTEPS --device cuda --nproc-per-node 2 --master-port 29621 \
+train "${COMMON[@]}" --steps $KSTEPS --device cuda --nproc-per-node $NPROC --master-port 29621 \
   --save-steps 20 --output "$RUNS/whole" > "$OUT/c-uninterrupted.log" 2>&1 || tail -5 "$OUT/c-uninterrupted.log"
 # started directly (not through the function) so that $! is the supervisor's JVM
-"$J" "${JOPTS[@]}" -jar "$JAR" train "${COMMON[@]}" --steps $KSTEPS --device cuda --nproc-per-node 2 \
+"$J" "${JOPTS[@]}" -jar "$JAR" train "${COMMON[@]}" --steps $KSTEPS --device cuda --nproc-per-node $NPROC \
   --master-port 29622 --save-steps 20 --output "$RUNS/killed" > "$OUT/c-killed.log" 2>&1 &
 sup=$!
 # wait for step 50 (two checkpoints written), then SIGKILL the worker whose RANK is 1
@@ -178,7 +199,7 @@ else
       result "c. lost rank ends every process" FAIL "ended ${secs} s after, status $rc, still running:[$left], rank 0 named it: [${named:0:100}], supervisor: [${sup_line:0:100}]"
     fi
   fi
-  train "${COMMON[@]}" --steps $KSTEPS --device cuda --nproc-per-node 2 --master-port 29623 \
+  train "${COMMON[@]}" --steps $KSTEPS --device cuda --nproc-per-node $NPROC --master-port 29623 \
     --save-steps 20 --output "$RUNS/killed" --resume > "$OUT/c-resumed.log" 2>&1 || tail -5 "$OUT/c-resumed.log"
   # GPU tolerance: the resumed run reloads the fp32 adapter and AdamW state exactly, so it is
   # bitwise equal where every kernel and NCCL's ring order are deterministic; a reduction whose
@@ -210,24 +231,26 @@ else
 fi
 
 # ---- e. one faulty GPU rank's worker under each rule -------------------------------------------
-echo "== e: 2 ranks x --grad-accum 3 (6 workers), worker 1 faulty"
+echo "== e: $NPROC ranks x --grad-accum $ACCUM ($WORKERS workers), worker(s) ${FAULTY[*]} faulty"
 TABLE=()
 port=29640
-for rule in mean median trimmed-mean krum; do
+for rule in mean median trimmed-mean:$NF krum:$NF; do
   port=$((port + 1))
-  train "${COMMON[@]}" --steps 20 --device cuda --nproc-per-node 2 --master-port $port --grad-accum 3 \
-    --aggregation $rule --output "$RUNS/e-$rule-clean" > "$OUT/e-$rule-clean.log" 2>&1 || tail -3 "$OUT/e-$rule-clean.log"
-  clean=$(py eval "$RUNS/e-$rule-clean/metrics.jsonl" 2>/dev/null || echo nan)
-  for fault in gradient-scale:-10@1 alie:1@1; do
+  r=${rule%%:*}
+  train "${COMMON[@]}" --steps 20 --device cuda --nproc-per-node $NPROC --master-port $port --grad-accum $ACCUM \
+    --aggregation $rule --output "$RUNS/e-$r-clean" > "$OUT/e-$r-clean.log" 2>&1 || tail -3 "$OUT/e-$r-clean.log"
+  clean=$(py eval "$RUNS/e-$r-clean/metrics.jsonl" 2>/dev/null || echo nan)
+  for kind in gradient-scale:-10 alie:1; do
     port=$((port + 1))
-    tag=${fault%%:*}
-    train "${COMMON[@]}" --steps 20 --device cuda --nproc-per-node 2 --master-port $port --grad-accum 3 \
-      --aggregation $rule --inject-fault $fault --output "$RUNS/e-$rule-$tag" > "$OUT/e-$rule-$tag.log" 2>&1 \
-      || tail -3 "$OUT/e-$rule-$tag.log"
-    v=$(py eval "$RUNS/e-$rule-$tag/metrics.jsonl" 2>/dev/null || echo nan)
+    fault=$(faults_of $kind)
+    tag=${kind%%:*}
+    train "${COMMON[@]}" --steps 20 --device cuda --nproc-per-node $NPROC --master-port $port --grad-accum $ACCUM \
+      --aggregation $rule --inject-fault $fault --output "$RUNS/e-$r-$tag" > "$OUT/e-$r-$tag.log" 2>&1 \
+      || tail -3 "$OUT/e-$r-$tag.log"
+    v=$(py eval "$RUNS/e-$r-$tag/metrics.jsonl" 2>/dev/null || echo nan)
     TABLE+=("$(python3 -c "
 c, v = float('$clean'), float('$v')
-print(f'{\"$rule\":<14} {\"$fault\":<22} clean {c:.4f}  faulty {v:.4f}  {100*(v-c)/c:+7.2f}%')")")
+print(f'{\"$rule\":<16} {\"$kind\":<18} clean {c:.4f}  faulty {v:.4f}  {100*(v-c)/c:+7.2f}%')")")
   done
 done
 ok=$(printf '%s\n' "${TABLE[@]}" | grep -vc nan)
@@ -236,9 +259,9 @@ else result "e. faulty worker runs (8 + 4 clean)" FAIL "$((8 - ok)) run(s) witho
 
 # ---- table (last) ------------------------------------------------------------------------------
 echo
-echo "================ distributed on 2 GPUs ($(head -1 "$OUT/gpu.txt")) ================"
+echo "================ distributed on $NPROC GPUs ($(head -1 "$OUT/gpu.txt")) ================"
 printf '%s\n' "${RESULTS[@]}"
-echo "---- final validation loss, worker 1 of 6 faulty, against the rule's clean run"
+echo "---- final validation loss, worker(s) ${FAULTY[*]} of $WORKERS faulty, against the rule's clean run"
 printf '%s\n' "${TABLE[@]}"
 echo "total $(( $(date +%s) - t0 )) s; logs in $OUT"
 exit $status
