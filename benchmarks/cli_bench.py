@@ -18,6 +18,8 @@ settings, one or more joined by commas, each a group or a setting's name:
   "padded" rows of random length between S/2 and S (the trainer right-pads each batch to its
            longest row, as with ordinary chat data): 4x2048-padded and 4x2048-recompute-padded,
            then the same with --group-by-length (4x2048-padded-grouped, ...)
+  "long"   1 x 32768 with --recompute layer, and with --recompute attention --offload-checkpoints
+           (1x32768-recompute, 1x32768-attention-offload)
   "offload" --offload-checkpoints (what recompute keeps of each layer waits in pinned host
            memory): 4x2048-recompute-offload, 4x2048-selective-offload, 1x8192-selective-offload
   "attention" --recompute attention --offload-checkpoints (q, k, v and the attention output kept
@@ -79,7 +81,7 @@ DDP = [one_gpu(4, 2048, False), Setting(4, 2048, False, False, 2),
        one_gpu(4, 2048, True), Setting(4, 2048, True, False, 2)]
 ROBUST = [Setting(4, 2048, True, False, 2, 4, "mean"), Setting(4, 2048, True, False, 2, 4, "median")]
 # long context (issue 12 item 4): one row of 32768 tokens with recompute
-LONG = [one_gpu(1, 32768, True)]
+LONG = [one_gpu(1, 32768, True), Setting(1, 32768, ATTENTION, False, offload=True)]
 SELECTIVE_SETTINGS = [one_gpu(1, 8192, SELECTIVE), one_gpu(4, 2048, SELECTIVE)]
 PADDED = [Setting(4, 2048, False, False, padded=True), Setting(4, 2048, True, False, padded=True),
           Setting(4, 2048, False, False, padded=True, grouped=True),
