@@ -349,6 +349,14 @@ class CompareModes(unittest.TestCase):
             f.write(text)
         return path
 
+    def write_jsonl(self, name, rows):
+        return self.write(name, "".join(json.dumps(r) + "\n" for r in rows))
+
+    def write_reference(self, runs):
+        """hf.json as hf_peft_baseline.py writes it on the H200, with these runs."""
+        return self.write("hf.json", json.dumps({
+            "gpu": "H200", "bf16_matmul_tflops": 790.0, "copy_TBps": 4.3, "runs": runs}))
+
     def run_compare(self, *args):
         return subprocess.run([sys.executable, COMPARE, *args], capture_output=True, text=True)
 
@@ -370,11 +378,11 @@ class CompareModes(unittest.TestCase):
                       p.stdout)
 
     def test_cli_rows_and_a_failed_reference(self):
-        cli = self.write("cli.jsonl", "\n".join(json.dumps(r) for r in [
+        cli = self.write_jsonl("cli.jsonl", [
             {"bench": "cli_train", "B": 4, "S": 2048, "recompute": 1, "load_in_4bit": 0,
              "tokens_per_s": 12000, "engine_peak_gib": 19.0},
             {"bench": "cli_train", "B": 1, "S": 32768, "recompute": 1, "load_in_4bit": 0,
-             "tokens_per_s": 5000, "engine_peak_gib": 30.1}]) + "\n")
+             "tokens_per_s": 5000, "engine_peak_gib": 30.1}])
         ref = self.write("hf.json", json.dumps({"runs": [
             {"bs": 4, "seq": 2048, "grad_ckpt": True, "tokens_per_s": 8000.0, "peak_mem_GiB": 19.2},
             {"bs": 1, "seq": 32768, "grad_ckpt": True, "error": "OOM"}]}))
@@ -385,11 +393,11 @@ class CompareModes(unittest.TestCase):
         self.assertIn("| 1 x 32768, recompute | 5,000 | 30.1 | OOM | - | - | - |", p.stdout)
 
     def test_cli_rows_selective_offloaded_and_over_memory(self):
-        cli = self.write("cli.jsonl", "\n".join(json.dumps(r) for r in [
+        cli = self.write_jsonl("cli.jsonl", [
             {"bench": "cli_train", "B": 4, "S": 2048, "recompute": 2, "load_in_4bit": 0,
              "offload": 1, "tokens_per_s": 12100, "engine_peak_gib": 18.9},
             {"bench": "cli_train", "B": 4, "S": 2048, "recompute": 2, "load_in_4bit": 0,
-             "tokens_per_s": 12200, "engine_peak_gib": 21.0}]) + "\n")
+             "tokens_per_s": 12200, "engine_peak_gib": 21.0}])
         ref = self.write("hf.json", json.dumps({"runs": [
             {"bs": 4, "seq": 2048, "grad_ckpt": True, "tokens_per_s": 8000.0, "peak_mem_GiB": 19.2}]}))
         p = self.run_compare("--cli", cli, ref)
@@ -401,21 +409,20 @@ class CompareModes(unittest.TestCase):
 
 
     def test_user_path_without_an_engine_figure(self):
-        bench = self.write("bench.jsonl", json.dumps(
+        bench = self.write_jsonl("bench.jsonl", [
             {"bench": "train_step", "B": 1, "S": 8192, "recompute": 1, "tokens_per_s": 9500,
-             "peak_gib": 19.0}) + "\n")
-        ref = self.write("hf.json", json.dumps({
-            "gpu": "H200", "bf16_matmul_tflops": 790.0, "copy_TBps": 4.3, "runs": [
-                {"bs": 1, "seq": 8192, "grad_ckpt": True, "tokens_per_s": 7250.0,
-                 "peak_mem_GiB": 19.2, "mfu_vs_measured_ceiling": 0.33}]}))
-        cli = self.write("cli.jsonl", "\n".join(json.dumps(r) for r in [
+             "peak_gib": 19.0}])
+        ref = self.write_reference([
+            {"bs": 1, "seq": 8192, "grad_ckpt": True, "tokens_per_s": 7250.0,
+             "peak_mem_GiB": 19.2, "mfu_vs_measured_ceiling": 0.33}])
+        cli = self.write_jsonl("cli.jsonl", [
             {"bench": "cli_train", "B": 1, "S": 8192, "recompute": 1, "load_in_4bit": 0,
              "nproc": 1, "grad_accum": 1, "workers": 1, "tokens_per_s": 9310, "memory_gib": 19.0},
             {"bench": "cli_train", "B": 1, "S": 8192, "recompute": 2, "load_in_4bit": 0,
              "nproc": 1, "grad_accum": 1, "workers": 1, "tokens_per_s": 9730, "memory_gib": 21.0},
             {"bench": "cli_train", "B": 2, "S": 1024, "recompute": 2, "load_in_4bit": 0,
              "nproc": 1, "grad_accum": 1, "workers": 1, "tokens_per_s": 5000,
-             "memory_gib": 15.0}]) + "\n")
+             "memory_gib": 15.0}])
         p = self.run_compare(bench, ref, cli)
         self.assertEqual(p.returncode, 0, p.stderr)
         rows = {l[:28].strip(): l[28:].split() for l in p.stdout.splitlines()[-3:]}
@@ -426,19 +433,18 @@ class CompareModes(unittest.TestCase):
 
 
     def test_offloaded_rows_beside_the_offloaded_engine(self):
-        bench = self.write("bench.jsonl", "\n".join(json.dumps(r) for r in [
+        bench = self.write_jsonl("bench.jsonl", [
             {"bench": "train_step", "B": 4, "S": 2048, "recompute": 3, "offload": 1,
              "tokens_per_s": 12800, "peak_gib": 17.6},
             {"bench": "train_step", "B": 4, "S": 2048, "recompute": 3, "offload": 0,
-             "tokens_per_s": 13000, "peak_gib": 24.3}]) + "\n")
-        ref = self.write("hf.json", json.dumps({
-            "gpu": "H200", "bf16_matmul_tflops": 790.0, "copy_TBps": 4.3, "runs": [
-                {"bs": 4, "seq": 2048, "grad_ckpt": True, "tokens_per_s": 8000.0,
-                 "peak_mem_GiB": 19.2, "mfu_vs_measured_ceiling": 0.31}]}))
-        cli = self.write("cli.jsonl", json.dumps(
+             "tokens_per_s": 13000, "peak_gib": 24.3}])
+        ref = self.write_reference([
+            {"bs": 4, "seq": 2048, "grad_ckpt": True, "tokens_per_s": 8000.0,
+             "peak_mem_GiB": 19.2, "mfu_vs_measured_ceiling": 0.31}])
+        cli = self.write_jsonl("cli.jsonl", [
             {"bench": "cli_train", "B": 4, "S": 2048, "recompute": 3, "offload": 1,
              "load_in_4bit": 0, "nproc": 1, "grad_accum": 1, "workers": 1, "tokens_per_s": 12480,
-             "memory_gib": 17.6}) + "\n")
+             "memory_gib": 17.6}])
         p = self.run_compare(bench, ref, cli)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn("4 x 2048 attention offload", p.stdout)
@@ -448,17 +454,16 @@ class CompareModes(unittest.TestCase):
     def test_engine_timed_before_and_after(self):
         row = {"bench": "train_step", "B": 1, "S": 8192, "recompute": 1, "targets": 127,
                "peak_gib": 19.0}
-        bench = self.write("bench.jsonl", "".join(json.dumps(r) + "\n" for r in [
+        bench = self.write_jsonl("bench.jsonl", [
             dict(row, tokens_per_s=9400), dict(row, targets=1, tokens_per_s=9900),
-            dict(row, tokens_per_s=9600, peak_gib=19.1)]))
-        ref = self.write("hf.json", json.dumps({
-            "gpu": "H200", "bf16_matmul_tflops": 790.0, "copy_TBps": 4.3, "runs": [
-                {"bs": 1, "seq": 8192, "grad_ckpt": True, "tokens_per_s": 7250.0,
-                 "peak_mem_GiB": 19.2, "mfu_vs_measured_ceiling": 0.33}]}))
-        cli = self.write("cli.jsonl", json.dumps(
+            dict(row, tokens_per_s=9600, peak_gib=19.1)])
+        ref = self.write_reference([
+            {"bs": 1, "seq": 8192, "grad_ckpt": True, "tokens_per_s": 7250.0,
+             "peak_mem_GiB": 19.2, "mfu_vs_measured_ceiling": 0.33}])
+        cli = self.write_jsonl("cli.jsonl", [
             {"bench": "cli_train", "B": 1, "S": 8192, "recompute": 1, "load_in_4bit": 0,
              "nproc": 1, "grad_accum": 1, "workers": 1, "tokens_per_s": 9310,
-             "memory_gib": 19.0}) + "\n")
+             "memory_gib": 19.0}])
         p = self.run_compare(bench, ref, cli)
         self.assertEqual(p.returncode, 0, p.stderr)
         out = p.stdout.splitlines()
