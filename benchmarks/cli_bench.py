@@ -66,6 +66,8 @@ Setting = collections.namedtuple("Setting",
 # (--recompute attention); the JSON line's "recompute" is 0, 1, 2 or 3, as bench_cuda's
 SELECTIVE = 2
 ATTENTION = 3
+# the --recompute value of each, and the setting name's part ("-recompute" for per layer)
+RECOMPUTE_FLAG = {True: "layer", SELECTIVE: "selective", ATTENTION: "attention"}
 
 
 def one_gpu(bs, seq, recompute, q4=False):
@@ -118,8 +120,8 @@ MASTER_PORT = 29700  # the first group's rendezvous port; each run takes the nex
 
 
 def name_of(s):
-    rc = {SELECTIVE: "-selective", ATTENTION: "-attention"}.get(s.recompute,
-                                                                "-recompute" if s.recompute else "")
+    rc = "" if not s.recompute else "-recompute" if s.recompute is True \
+        else "-" + RECOMPUTE_FLAG[s.recompute]
     n = f"{s.bs}x{s.seq}{rc}{'-4bit' if s.q4 else ''}"
     if s.nproc > 1:
         n += f"-{s.nproc}gpu"
@@ -160,8 +162,7 @@ def command(java, jar, model, data, out, s, port):
            "--batch-size", str(s.bs), "--max-seq-length", str(s.seq), "--steps", str(steps_of(s)),
            "--lr", "1e-4", "--log-steps", "1", "--warmup-steps", "0"]
     if s.recompute:
-        cmd += ["--recompute", {SELECTIVE: "selective", ATTENTION: "attention"}.get(s.recompute,
-                                                                                  "layer")]
+        cmd += ["--recompute", RECOMPUTE_FLAG[s.recompute]]
     if s.q4:
         cmd += ["--load-in-4bit"]
     if s.nproc > 1:
