@@ -37,10 +37,7 @@ struct Snapshot {
 Snapshot compute() {
   lora4j_model_config c = mistral7b_v03(1);
   c.max_seq_len = 4096;
-  lora4j_engine_options o{};
-  o.device = LORA4J_DEVICE_CPU;
-  lora4j_engine* e = nullptr;
-  RW_API(lora4j_engine_create(&c, &o, &e));
+  lora4j_engine* e = create_engine(c, LORA4J_DEVICE_CPU, LORA4J_RECOMPUTE_NONE);
   load_all(c, {e}, 11);
   Batch b = make_batch(12, 2, 24, c.vocab_size, Shape::PLAIN);
   b.mask.assign(b.ids.size(), 1);
