@@ -748,6 +748,57 @@ void vec_rmsnorm(uint64_t seed, int64_t n, int64_t d, int64_t off, bool want_fwd
   }
 }
 
+// The forward with a row stride ldy > d (the engine's normed inputs keep the LoRA products
+// x A^T in columns d .. ldy - 1): each row of y and y_lo equals the contiguous scalar output's row
+// bit for bit, on the vectorized path (want_vec) or the scalar one, and the columns past d are
+// never written (they stay poisoned).
+void strided_rmsnorm(uint64_t seed, int64_t n, int64_t d, int64_t ldy, bool want_vec) {
+  const size_t m = size_t(n * d), ms = size_t(n * ldy);
+  Fill f(seed);
+  Dev<float> x(m), rstd_s(static_cast<size_t>(n)), rstd_v(static_cast<size_t>(n)),
+      rstd_q(static_cast<size_t>(n));
+  Dev<bf> w(static_cast<size_t>(d)), y_s(m), lo_s(m), y_v(ms), lo_v(ms), y_q(ms), lo_q(ms);
+  fill_dev(x, 0, m, f, 4.f);
+  fill_dev(w, 0, size_t(d), f, 2.f);
+  for (auto* b : {&y_s, &lo_s, &y_v, &lo_v, &y_q, &lo_q}) b->poison();
+  const std::string tag =
+      "n=" + std::to_string(n) + " d=" + std::to_string(d) + " ldy=" + std::to_string(ldy);
+  const float eps = 1e-5f;
+  check_path("rmsnorm", "forward strided " + tag,
+             cuda::rmsnorm_forward_is_vectorized(x.p, w.p, y_v.p, d, lo_v.p, ldy), want_vec);
+  check(cuda::rmsnorm_forward_scalar(x.p, w.p, y_s.p, rstd_s.p, n, d, eps, 0, lo_s.p),
+        "rmsnorm_forward_scalar");
+  check(cuda::rmsnorm_forward(x.p, w.p, y_v.p, rstd_v.p, n, d, eps, 0, lo_v.p, ldy),
+        "rmsnorm_forward strided");
+  check(cuda::rmsnorm_forward_scalar(x.p, w.p, y_q.p, rstd_q.p, n, d, eps, 0, lo_q.p, ldy),
+        "rmsnorm_forward_scalar strided");
+  auto host = [](const Dev<bf>& b) {
+    std::vector<uint16_t> h(b.n);
+    CT_CUDA(cudaMemcpy(h.data(), b.p, b.n * 2, cudaMemcpyDeviceToHost));
+    return h;
+  };
+  const std::vector<uint16_t> ys = host(y_s), ls = host(lo_s);
+  for (const char* which : {"launcher", "scalar"}) {
+    const bool launcher = which[0] == 'l';
+    const std::vector<uint16_t> yv = host(launcher ? y_v : y_q), lv = host(launcher ? lo_v : lo_q);
+    size_t bad = 0, written = 0;
+    for (int64_t t = 0; t < n; ++t) {
+      for (int64_t i = 0; i < d; ++i) {
+        bad += yv[size_t(t * ldy + i)] != ys[size_t(t * d + i)];
+        bad += lv[size_t(t * ldy + i)] != ls[size_t(t * d + i)];
+      }
+      for (int64_t i = d; i < ldy; ++i)
+        written += (yv[size_t(t * ldy + i)] != 0xFFFF) + (lv[size_t(t * ldy + i)] != 0xFFFF);
+    }
+    ct::report("rmsnorm", std::string("strided ") + which + " rows = contiguous scalar " + tag,
+               double(bad) / double(2 * m), 0);
+    ct::report_bool("rmsnorm", std::string("strided ") + which + " leaves columns past d " + tag,
+                    written == 0, std::to_string(written) + " written");
+  }
+  ct::report("rmsnorm", "strided rstd = contiguous " + tag, bit_diff(rstd_v, rstd_s, 0, size_t(n)),
+             0);
+}
+
 // off_x, off_y: element offsets of the forward's fp32 input and fp16 output and of the
 // backward's bf16 gradient (off_x).
 void vec_rope(uint64_t seed, int64_t n, int64_t heads, int D, int64_t off_x, int64_t off_y,
@@ -819,7 +870,11 @@ void test_vectorized(ct::Rng& r) {
   vec_rmsnorm(seed(), 7, 70, 0, false, false, false);  // d % 4 != 0
   vec_rmsnorm(seed(), 7, 77, 0, false, false, false);
   vec_rmsnorm(seed(), 5, 72, 1, false, false, false);
-  vec_rmsnorm(seed(), 5, 72, 8, true, true, false);  // 32 bytes in: aligned
+  vec_rmsnorm(seed(), 5, 72, 8, true, true, false);    // 32 bytes in: aligned
+  strided_rmsnorm(seed(), 37, 4096, 4096 + 48, true);  // q, k, v's x A^T at r 16
+  strided_rmsnorm(seed(), 5, 72, 72 + 8, true);
+  strided_rmsnorm(seed(), 5, 72, 72 + 6, false);  // rows not on 8-byte boundaries
+  strided_rmsnorm(seed(), 5, 70, 73, false);
   vec_rope(seed(), 97, 8, 64, 0, 0, true, true, false);
   vec_rope(seed(), 1025, 2, 16, 0, 0, true, true, false);
   vec_rope(seed(), 5, 3, 72, 0, 0, true, false, false);   // half 36: bf16 needs 8 per access

@@ -65,6 +65,18 @@ float rope_inv_freq_host(int i, int D, double theta) {
 // modify-write of the fp32 input gradient per group instead of one per projection.
 constexpr int kGroups = 4;
 constexpr int kGroupOf[NUM_PROJ] = {0, 0, 0, 1, 2, 2, 3};
+// The LoRA fold. For the groups whose input comes from an RMSNorm (q, k, v and gate, up), the
+// input buffer x has spare columns holding the members' xa = s x A^T side by side, [x | xa], and
+// each targeted member's frozen weight has spare columns holding its B beside W (zeros where the
+// other members' xa sit), [W | 0 B 0]. Then one GEMM with K = in + members x r gives
+// x W^T + s x A^T B^T: the LoRA output needs no pass of its own over y (lora_B forward wrote all
+// of y, which the frozen GEMM then read back as C). Taken when the extra K is at most in / 16 (the
+// zero columns cost FLOPs; at r 16 they are 1.2% of q, k, v's and 0.8% of gate, up's) and the
+// weight is bf16 (an NF4 weight's scratch has no spare columns: its lora_B GEMM reads xa from x's
+// spare columns as before). LORA4J_LORA_FOLD=0 turns it off (xa in buffers of their own), to time
+// the two in one process; LORA4J_LORA_FOLD=1 folds whatever the extra K (the tests' small widths,
+// where r is a large part of in).
+constexpr bool kFoldGroup[kGroups] = {true, false, true, false};
 
 struct LayerActs {
   bf16 *xn1, *v, *att, *xn2, *gate, *up, *h;
@@ -119,6 +131,7 @@ class CudaEngine final : public Engine {
       inv_freq_ = static_cast<float*>(alloc(inv.size() * sizeof(float), "RoPE table"));
       to_device(inv_freq_, inv.data(), inv.size() * sizeof(float));
       scalars_ = alloc(64, "reduction scalars");
+      set_fold_layout();
     } catch (...) {
       release();
       throw;
@@ -142,9 +155,25 @@ class CudaEngine final : public Engine {
       to_f32(dtype, data, f.data(), numel);
       for (int64_t k = 0; k < numel; ++k) host[size_t(k)] = f32_to_bf16_host(f[size_t(k)]);
     }
-    to_device(is_proj(i) ? dense_proj(i) : weights_ + woff_[size_t(i)], host.data(),
-              size_t(numel) * 2);
+    if (!is_proj(i)) {
+      to_device(weights_ + woff_[size_t(i)], host.data(), size_t(numel) * 2);
+    } else {
+      bf16* dst = dense_proj(i);
+      const int64_t in = proj_in_of(i), ld = wld(i);
+      if (ld == in) {
+        to_device(dst, host.data(), size_t(numel) * 2);
+      } else {  // a folded weight: W's columns only, its B stays beside them
+        LORA4J_CU(cudaMemcpy2DAsync(dst, size_t(ld) * 2, host.data(), size_t(in) * 2,
+                                    size_t(in) * 2, size_t(numel / in), cudaMemcpyHostToDevice,
+                                    stream_));
+        LORA4J_CU(cudaStreamSynchronize(stream_));
+      }
+    }
     wset_[size_t(i)] = true;
+    if (is_proj(i)) {
+      fold_weight(i);
+      LORA4J_CU(cudaStreamSynchronize(stream_));
+    }
   }
   // Keeps the weight in NF4 on the device: codes, code table and scales (plain fp32, or the
   // double-quantized form as given), in its slot of the NF4 region (reserve_nf4_region); the
@@ -219,8 +248,16 @@ class CudaEngine final : public Engine {
     std::vector<uint16_t> host(static_cast<size_t>(numel));
     if (is_proj(i) && !wset_[size_t(i)])
       fail(LORA4J_ESTATE, "weight '" + name + "' has not been set");
-    to_host(host.data(), is_proj(i) ? gemm_weight(i) : weights_ + woff_[size_t(i)],
-            size_t(numel) * 2);
+    if (is_proj(i) && wld(i) != proj_in_of(i)) {
+      const int64_t in = proj_in_of(i);
+      LORA4J_CU(cudaMemcpy2DAsync(host.data(), size_t(in) * 2, gemm_weight(i), size_t(wld(i)) * 2,
+                                  size_t(in) * 2, size_t(numel / in), cudaMemcpyDeviceToHost,
+                                  stream_));
+      LORA4J_CU(cudaStreamSynchronize(stream_));
+    } else {
+      to_host(host.data(), is_proj(i) ? gemm_weight(i) : weights_ + woff_[size_t(i)],
+              size_t(numel) * 2);
+    }
     for (int64_t k = 0; k < numel; ++k) {
       uint32_t bits = uint32_t(host[size_t(k)]) << 16;
       std::memcpy(&out[k], &bits, 4);
@@ -278,6 +315,96 @@ class CudaEngine final : public Engine {
     LORA4J_CU(cudaStreamSynchronize(stream_));
     layout_ = std::make_unique<LoraLayout>(std::move(l));
     step_ = 0;
+    set_fold_layout();
+    for (size_t i = 0; i < specs_.size(); ++i)
+      if (is_proj(int(i))) fold_weight(int(i));
+    LORA4J_CU(cudaStreamSynchronize(stream_));
+  }
+  // ---- the LoRA fold (kFoldGroup) ------------------------------------------------------------
+  static int first_of(int g) {
+    for (int p = 0; p < NUM_PROJ; ++p)
+      if (kGroupOf[p] == g) return p;
+    return 0;
+  }
+  // Group g's xa live in spare columns of its input buffer (and its members' weights can fold).
+  bool xa_in_x(int g) const {
+    return fold_mode_ != 0 && kFoldGroup[g] && fold_cols_[g] > 0 &&
+           (fold_mode_ == 2 || fold_cols_[g] * 16 <= shape_.proj_in(first_of(g)));
+  }
+  // fold_pos_, fold_cols_, xld_ and xa_ld_ for the attached adapter (or none).
+  void set_fold_layout() {
+    const char* env = std::getenv("LORA4J_LORA_FOLD");
+    fold_mode_ = !layout_ || (env && std::strcmp(env, "0") == 0) ? 0
+                 : env && std::strcmp(env, "1") == 0             ? 2
+                                                                 : 1;
+    const int64_t r = layout_ ? layout_->rank : 0;
+    int members[kGroups] = {};
+    for (int p = 0; p < NUM_PROJ; ++p)
+      fold_pos_[p] = layout_ && (layout_->targets & (1u << p)) ? members[kGroupOf[p]]++ : 0;
+    for (int g = 0; g < kGroups; ++g) {
+      fold_cols_[g] = members[g] * r;
+      const int64_t in = shape_.proj_in(first_of(g));
+      xld_[g] = xa_in_x(g) ? in + (fold_cols_[g] + 7) / 8 * 8 : in;  // 16-byte aligned rows
+    }
+    for (int p = 0; p < NUM_PROJ; ++p)
+      xa_ld_[p] = xa_in_x(kGroupOf[p]) ? xld_[kGroupOf[p]] : int64_t(grp_size_[p]) * r;
+  }
+  static int layer_of(int i) { return (i - 1) / 9; }
+  int proj_of(int i) const { return specs_[size_t(i)].slot; }
+  int64_t proj_in_of(int i) const { return shape_.proj_in(proj_of(i)); }
+  // The row stride of projection i's bf16 weight (an NF4 weight's scratch: its in).
+  int64_t wld(int i) const {
+    const ProjWeight& pw = proj_[size_t(i)];
+    return pw.dense && pw.ld ? pw.ld : proj_in_of(i);
+  }
+  // The stride projection (l, p)'s bf16 weight should have: with its B beside W when it folds.
+  int64_t want_ld(int l, int p) const {
+    const int g = kGroupOf[p];
+    return xa_in_x(g) && has_lora(l, p) ? xld_[g] : shape_.proj_in(p);
+  }
+  bool folded(int l, int p) const {
+    const ProjWeight& pw = proj_[size_t(proj_index(l, p))];
+    return has_lora(l, p) && xa_in_x(kGroupOf[p]) && pw.dense && pw.ld == xld_[kGroupOf[p]];
+  }
+  // Projection i's bf16 weight moved to a buffer of row stride ld (W's columns copied).
+  void set_weight_ld(int i, int64_t ld) {
+    ProjWeight& pw = proj_[size_t(i)];
+    const int64_t in = proj_in_of(i), cur = wld(i), out = specs_[size_t(i)].numel() / in;
+    if (!pw.dense || cur == ld) return;
+    bf16* d =
+        static_cast<bf16*>(alloc(size_t(out * ld) * sizeof(bf16), specs_[size_t(i)].name.c_str()));
+    cudaError_t e = cudaMemcpy2DAsync(d, size_t(ld) * 2, pw.dense, size_t(cur) * 2, size_t(in) * 2,
+                                      size_t(out), cudaMemcpyDeviceToDevice, stream_);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(stream_);
+    if (e != cudaSuccess) {
+      free_dev(d);
+      LORA4J_CU(e);
+    }
+    free_dev(pw.dense);
+    pw.dense = d;
+    pw.ld = ld == in ? 0 : ld;
+  }
+  // Projection i laid out for the attached adapter: [W | zeros] with its B in its columns when it
+  // folds. No-op for an NF4 weight or one not set yet.
+  void fold_weight(int i) {
+    const int l = layer_of(i), p = proj_of(i);
+    set_weight_ld(i, want_ld(l, p));
+    const ProjWeight& pw = proj_[size_t(i)];
+    const int64_t in = shape_.proj_in(p), ld = wld(i);
+    if (!pw.dense || ld == in) return;
+    LORA4J_CU(cudaMemset2DAsync(pw.dense + in, size_t(ld) * 2, 0, size_t(ld - in) * 2,
+                                size_t(shape_.proj_out(p)), stream_));
+    refresh_fold(l, p);
+  }
+  // B of (l, p) into its columns of the folded weight, from the bf16 copy; every write of
+  // lora_bf16_'s B matrices is followed by this (no-op when (l, p) does not fold).
+  void refresh_fold(int l, int p) {
+    if (!folded(l, p)) return;
+    const ProjWeight& pw = proj_[size_t(proj_index(l, p))];
+    const int64_t r = layout_->rank, in = shape_.proj_in(p);
+    LORA4J_CU(cudaMemcpy2DAsync(pw.dense + in + fold_pos_[p] * r, size_t(pw.ld) * 2, lora_b(l, p),
+                                size_t(r) * 2, size_t(r) * 2, size_t(shape_.proj_out(p)),
+                                cudaMemcpyDeviceToDevice, stream_));
   }
   // The stacked copy of A of (layer, proj), from its bf16 copy (no-op outside a group of two or
   // more); every write of lora_bf16_'s A matrices is followed by this.
@@ -301,6 +428,7 @@ class CudaEngine final : public Engine {
     std::fill(grp_size_, grp_size_ + NUM_PROJ, 0);
     std::fill(grp_pos_, grp_pos_ + NUM_PROJ, 0);
     layout_.reset();
+    set_fold_layout();  // the weights keep their strides: the GEMMs read wld()
   }
   const LoraLayout* lora() const override { return layout_.get(); }
   void lora_get(int32_t kind, const std::string& name, float* out, int64_t numel) override {
@@ -322,7 +450,10 @@ class CudaEngine final : public Engine {
                               stream_));
     if (kind == LORA4J_STATE_PARAM) {
       KCHECK(f32_to_bf16(dst, lora_bf16_ + s.offset, numel, stream_));
-      if (!s.is_b) refresh_grp_a(s.layer, s.proj);
+      if (s.is_b)
+        refresh_fold(s.layer, s.proj);
+      else
+        refresh_grp_a(s.layer, s.proj);
     }
     LORA4J_CU(cudaStreamSynchronize(stream_));
   }
@@ -340,6 +471,7 @@ class CudaEngine final : public Engine {
         const LoraSpec& b = layout_->tensors[size_t(ia) + 1];
         // an NF4 weight becomes bf16 first: merging into 4 bits would lose the adapter
         const int wi = proj_index(l, p);
+        set_weight_ld(wi, shape_.proj_in(p));  // the merge kernel reads W contiguous
         if (proj_[size_t(wi)].nf4) {
           bf16* dense = static_cast<bf16*>(
               alloc(size_t(specs_[size_t(wi)].numel()) * sizeof(bf16), "merged weight"));
@@ -453,7 +585,10 @@ class CudaEngine final : public Engine {
                           bc2, stream_));
       KCHECK(f32_to_bf16(p, lora_bf16_, n, stream_));
       for (int l = 0; l < shape_.c.num_layers; ++l)
-        for (int q = 0; q < NUM_PROJ; ++q) refresh_grp_a(l, q);
+        for (int q = 0; q < NUM_PROJ; ++q) {
+          refresh_grp_a(l, q);
+          refresh_fold(l, q);
+        }
       r->applied = 1;
     }
     r->step = step_;
@@ -1064,7 +1199,7 @@ class CudaEngine final : public Engine {
     acts_.assign(size_t(sets), LayerActs{});
     for (int i = 0; i < sets; ++i) {
       LayerActs& a = acts_[size_t(i)];
-      a.xn1 = c.take<bf16>(n * d);
+      a.xn1 = c.take<bf16>(n * xld_[kGroupOf[Q]]);  // [xn1 | xa of q, k, v] when they fold
       a.rstd1 = c.take<float>(n);
       a.q = c.take<f16>(n * qd);
       a.k = c.take<f16>(n * kvd);
@@ -1073,20 +1208,26 @@ class CudaEngine final : public Engine {
       a.lse = c.take<float>(B * H * S);
       a.att32 = c.take<float>(n * qd);
       a.xmid = c.take<float>(n * d);
-      a.xn2 = c.take<bf16>(n * d);
+      a.xn2 = c.take<bf16>(n * xld_[kGroupOf[GATE]]);  // [xn2 | xa of gate, up] likewise
       a.rstd2 = c.take<float>(n);
       a.gate = c.take<bf16>(n * I);
       a.up = c.take<bf16>(n * I);
       a.h = c.take<bf16>(n * I);
       // the LoRA inputs x A^T of a group side by side: [n, members x r], member j at column j r
       for (int p = 0; p < NUM_PROJ; ++p) a.xa[p] = nullptr;
-      for (int p = 0; r && p < NUM_PROJ; ++p)
+      for (int p = 0; r && p < NUM_PROJ; ++p) {
+        const int g = kGroupOf[p];
+        if ((layout_->targets & (1u << p)) && xa_in_x(g)) {  // in x's spare columns
+          a.xa[p] = (g == kGroupOf[Q] ? a.xn1 : a.xn2) + shape_.proj_in(p) + fold_pos_[p] * r;
+          continue;
+        }
         if ((layout_->targets & (1u << p)) && grp_pos_[p] == 0) {
           bf16* base = c.take<bf16>(n * r * grp_size_[p]);
           for (int q = p; q < NUM_PROJ; ++q)
             if (grp_id_[q] == grp_id_[p] && (layout_->targets & (1u << q)))
               a.xa[q] = base + int64_t(grp_pos_[q]) * r;
         }
+      }
     }
     // The fp32 residual stream. Without recompute every layer input is kept for the backward.
     // With recompute, two fp32 buffers alternate (x_[l] = buffer l % 2) and each layer input is
@@ -1143,7 +1284,7 @@ class CudaEngine final : public Engine {
     shared_k_ = acts_[0].k;
     shared_v_ = acts_[0].v;
     hn_ = c.take<bf16>(n * d);
-    xlo_ = c.take<bf16>(n * d);
+    xlo_ = c.take<bf16>(n * xld_[kGroupOf[Q]]);  // xn1's row stride
     rstdf_ = c.take<float>(n);
     int64_t wide = std::max(std::max(d, I), qd);
     dres_ = c.take<float>(n * d);
@@ -1337,75 +1478,82 @@ class CudaEngine final : public Engine {
   }
   // The group's A matrices stacked, [members x r, in] (a lone member: its own A).
   bf16* grp_a(int l, int g) { return grp_a_ + grp_a_off_[size_t(l) * kGroups + size_t(g)]; }
-  // The leading dimension of xa[p] and of p's slice of t_: the group's members x rank.
-  int64_t xa_ld(int p) const { return int64_t(grp_size_[p]) * layout_->rank; }
+  // The group's width in t_ (p's slice of (dy B) side by side with its members'): members x rank.
+  int64_t t_ld(int p) const { return int64_t(grp_size_[p]) * layout_->rank; }
 
-  // xa = x A^T for the targeted projections that read input x (kGroupOf == g): one GEMM per
-  // group over its stacked A, from its first member (whose xa is the group's first column);
-  // a: the activation set whose xa receives it.
-  void lora_a_forward(int l, int g, const bf16* x, int64_t n, LayerActs& a) {
+  // xa = s x A^T for the targeted projections that read input x (row stride ldx; kGroupOf == g):
+  // one GEMM per group over its stacked A, from its first member (whose xa is the group's first
+  // column); a: the activation set whose xa receives it (row stride xa_ld_). The scale s is
+  // applied here, so that the folded GEMM (kFoldGroup) needs no scale of its own.
+  void lora_a_forward(int l, int g, const bf16* x, int64_t ldx, int64_t n, LayerActs& a) {
     for (int p = 0; p < NUM_PROJ; ++p) {
       if (kGroupOf[p] != g || !has_lora(l, p) || grp_pos_[p] != 0) continue;
-      const int64_t in = shape_.proj_in(p), w = xa_ld(p);
+      const int64_t in = shape_.proj_in(p), w = t_ld(p);
       const bf16* A = grp_size_[p] >= 2 ? grp_a(l, g) : lora_a(l, p);
-      gemm_.run(false, true, n, w, in, x, in, A, in, a.xa[p], false, w, 1.f, 0.f, "lora_A forward");
+      gemm_.run(false, true, n, w, in, x, ldx, A, in, a.xa[p], false, xa_ld_[p], layout_->scale,
+                0.f, "lora_A forward");
     }
   }
 
-  // y = x W^T (+ residual) + s xa B^T, xa = x A^T formed by lora_a_forward. y bf16, or fp32
-  // when y_f32 (then `residual`, which may be null, is added).
-  // x_lo (nullable, needs y_f32): the bf16 rounding residue of x; the frozen GEMM then also
-  // runs on it, so y is as exact as an fp32 x would make it (the LoRA term keeps bf16 x).
-  // The small LoRA product is formed first and the large GEMM accumulates onto it in its
-  // epilogue, so the output is written by a memory-bound kernel once instead of read-modify-
-  // written after the large GEMM.
-  void proj_forward(int l, int p, const bf16* x, int64_t n, void* y, bool y_f32,
+  // y = x W^T (+ residual) + xa B^T, xa = s x A^T formed by lora_a_forward; x has row stride
+  // ldx. y bf16, or fp32 when y_f32 (then `residual`, which may be null, is added).
+  // x_lo (nullable, needs y_f32; row stride ldx): the bf16 rounding residue of x; the frozen GEMM
+  // then also runs on it, so y is as exact as an fp32 x would make it (the LoRA term keeps bf16 x).
+  // A folded projection (kFoldGroup: xa in x's spare columns, B in W's) is one GEMM over
+  // K = in + members x r. Otherwise the small LoRA product is formed first and the large GEMM
+  // accumulates onto it in its epilogue (one memory-bound pass over y).
+  void proj_forward(int l, int p, const bf16* x, int64_t ldx, int64_t n, void* y, bool y_f32,
                     const float* residual, const bf16* xa, const bf16* x_lo = nullptr) {
     const int64_t in = shape_.proj_in(p), out = shape_.proj_out(p);
+    const bf16* W = wproj(l, p);
+    const int64_t ldw = wld(proj_index(l, p));
     float beta = residual ? 1.f : 0.f;
     const void* c = residual;
-    if (has_lora(l, p)) {
+    int64_t K = in;
+    if (folded(l, p)) {
+      K = in + fold_cols_[kGroupOf[p]];  // x's spare columns: xa, p's own at fold_pos_[p]
+    } else if (has_lora(l, p)) {
       const int64_t r = layout_->rank;
-      gemm_.run(false, true, n, out, r, xa, xa_ld(p), lora_b(l, p), r, y, y_f32, out,
-                layout_->scale, beta, "lora_B forward", c);
+      gemm_.run(false, true, n, out, r, xa, xa_ld_[p], lora_b(l, p), r, y, y_f32, out, 1.f, beta,
+                "lora_B forward", c);
       beta = 1.f;
       c = nullptr;
     }
-    gemm_.run(false, true, n, out, in, x, in, wproj(l, p), in, y, y_f32, out, 1.f, beta,
-              proj_module(p), c);
+    gemm_.run(false, true, n, out, K, x, ldx, W, ldw, y, y_f32, out, 1.f, beta, proj_module(p), c);
     if (x_lo)
-      gemm_.run(false, true, n, out, in, x_lo, in, wproj(l, p), in, y, true, out, 1.f, 1.f,
-                proj_module(p));
+      gemm_.run(false, true, n, out, in, x_lo, ldx, W, ldw, y, true, out, 1.f, 1.f, proj_module(p));
   }
-  // dx (+)= dy W + s (dy B) A; dA += s (dy B)^T x; dB += s dy^T xa. (dy B) goes to p's slice
-  // of t_. A lone member's LoRA part of dx goes first so the large GEMM adds onto it in its
-  // epilogue; a member of a group of two or more leaves it to group_lora_dx, after the group.
-  void proj_backward(int l, int p, const bf16* dy, const bf16* x, const bf16* xa, int64_t n,
-                     void* dx, bool dx_f32, bool accumulate) {
+  // dx (+)= dy W + s (dy B) A; dA += s (dy B)^T x; dB += dy^T xa (xa = s x A^T). x has row
+  // stride ldx. (dy B) goes to p's slice of t_. A lone member's LoRA part of dx goes first so the
+  // large GEMM adds onto it in its epilogue; a member of a group of two or more leaves it to
+  // group_lora_dx, after the group.
+  void proj_backward(int l, int p, const bf16* dy, const bf16* x, int64_t ldx, const bf16* xa,
+                     int64_t n, void* dx, bool dx_f32, bool accumulate) {
     const int64_t in = shape_.proj_in(p), out = shape_.proj_out(p);
     float beta = accumulate ? 1.f : 0.f;
     if (has_lora(l, p)) {
-      const int64_t r = layout_->rank, w = xa_ld(p);
+      const int64_t r = layout_->rank, w = t_ld(p);
       const float s = layout_->scale;
       bf16* t = t_ + int64_t(grp_pos_[p]) * r;
-      gemm_.run(true, false, out, r, n, dy, out, xa, w, grad_b(l, p), true, r, s, 1.f, "dLoRA_B");
+      gemm_.run(true, false, out, r, n, dy, out, xa, xa_ld_[p], grad_b(l, p), true, r, 1.f, 1.f,
+                "dLoRA_B");
       gemm_.run(false, false, n, r, out, dy, out, lora_b(l, p), r, t, false, w, 1.f, 0.f, "dy B");
-      gemm_.run(true, false, r, in, n, t, w, x, in, grad_a(l, p), true, in, s, 1.f, "dLoRA_A");
+      gemm_.run(true, false, r, in, n, t, w, x, ldx, grad_a(l, p), true, in, s, 1.f, "dLoRA_A");
       if (grp_size_[p] < 2) {
         gemm_.run(false, false, n, in, r, t, w, lora_a(l, p), in, dx, dx_f32, in, s, beta,
                   "dX through LoRA");
         beta = 1.f;
       }
     }
-    gemm_.run(false, false, n, in, out, dy, out, wproj(l, p), in, dx, dx_f32, in, 1.f, beta,
-              dx_label(p));
+    gemm_.run(false, false, n, in, out, dy, out, wproj(l, p), wld(proj_index(l, p)), dx, dx_f32, in,
+              1.f, beta, dx_label(p));
   }
   // dx += s T A_g for group g of two or more members, T = their (dy B) side by side in t_ and
   // A_g their A matrices stacked: one GEMM after the members' proj_backward (dx fp32).
   void group_lora_dx(int l, int g, int64_t n, float* dx) {
     for (int p = 0; p < NUM_PROJ; ++p) {
       if (kGroupOf[p] != g || !has_lora(l, p) || grp_pos_[p] != 0 || grp_size_[p] < 2) continue;
-      const int64_t in = shape_.proj_in(p), w = xa_ld(p);
+      const int64_t in = shape_.proj_in(p), w = t_ld(p);
       gemm_.run(false, false, n, in, w, t_, w, grp_a(l, g), in, dx, true, in, layout_->scale, 1.f,
                 "dX through LoRA");
     }
@@ -1449,20 +1597,22 @@ class CudaEngine final : public Engine {
     const float eps = shape_.c.rms_norm_eps;
     f16* kout = kc ? kc + int64_t(q_offset) * shape_.kv_dim() : a.k;
     bf16* vout = vc ? vc + int64_t(q_offset) * shape_.kv_dim() : a.v;
-    KCHECK(rmsnorm_forward(x_[size_t(l)], wnorm1(l), a.xn1, a.rstd1, n, d, eps, stream_, xlo_));
+    const int64_t ld1 = xld_[kGroupOf[Q]], ld2 = xld_[kGroupOf[GATE]];
+    KCHECK(
+        rmsnorm_forward(x_[size_t(l)], wnorm1(l), a.xn1, a.rstd1, n, d, eps, stream_, xlo_, ld1));
     tm("rmsnorm forward");
-    lora_a_forward(l, kGroupOf[Q], a.xn1, n, a);
+    lora_a_forward(l, kGroupOf[Q], a.xn1, ld1, n, a);
     // the backward's re-run of a layer whose q, k and v were kept skips their projections
     if (!(recompute && opt_.recompute == LORA4J_RECOMPUTE_ATTENTION)) {
-      proj_forward(l, Q, a.xn1, n, dtmp_, true, nullptr, a.xa[Q], xlo_);
+      proj_forward(l, Q, a.xn1, ld1, n, dtmp_, true, nullptr, a.xa[Q], xlo_);
       KCHECK(rope_forward(dtmp_, a.q, pos_, inv_freq_, n, shape_.c.num_heads, shape_.c.head_dim,
                           stream_));
       tm("rope forward");
-      proj_forward(l, K, a.xn1, n, dtmp_, true, nullptr, a.xa[K], xlo_);
+      proj_forward(l, K, a.xn1, ld1, n, dtmp_, true, nullptr, a.xa[K], xlo_);
       KCHECK(rope_forward(dtmp_, kout, pos_, inv_freq_, n, shape_.c.num_kv_heads, shape_.c.head_dim,
                           stream_));
       tm("rope forward");
-      proj_forward(l, V, a.xn1, n, vout, false, nullptr, a.xa[V]);
+      proj_forward(l, V, a.xn1, ld1, n, vout, false, nullptr, a.xa[V]);
     }
     AttentionParams ap = kc ? attn_params(a, kc, vc, q_offset, q_offset + int(S_))
                             : attn_params(a, a.k, a.v, 0, int(S_));
@@ -1471,18 +1621,19 @@ class CudaEngine final : public Engine {
       KCHECK(attention_forward(ap, stream_));
       tm("attention forward");
     }
-    lora_a_forward(l, kGroupOf[O], a.att, n, a);
-    proj_forward(l, O, a.att, n, a.xmid, true, x_[size_t(l)], a.xa[O]);
-    KCHECK(rmsnorm_forward(a.xmid, wnorm2(l), a.xn2, a.rstd2, n, d, eps, stream_));
+    const int64_t qd = shape_.q_dim();
+    lora_a_forward(l, kGroupOf[O], a.att, qd, n, a);
+    proj_forward(l, O, a.att, qd, n, a.xmid, true, x_[size_t(l)], a.xa[O]);
+    KCHECK(rmsnorm_forward(a.xmid, wnorm2(l), a.xn2, a.rstd2, n, d, eps, stream_, nullptr, ld2));
     tm("rmsnorm forward");
-    lora_a_forward(l, kGroupOf[GATE], a.xn2, n, a);
-    proj_forward(l, GATE, a.xn2, n, a.gate, false, nullptr, a.xa[GATE]);
-    proj_forward(l, UP, a.xn2, n, a.up, false, nullptr, a.xa[UP]);
+    lora_a_forward(l, kGroupOf[GATE], a.xn2, ld2, n, a);
+    proj_forward(l, GATE, a.xn2, ld2, n, a.gate, false, nullptr, a.xa[GATE]);
+    proj_forward(l, UP, a.xn2, ld2, n, a.up, false, nullptr, a.xa[UP]);
     KCHECK(swiglu_forward(a.gate, a.up, a.h, n * I, stream_));
     tm("swiglu forward");
-    lora_a_forward(l, kGroupOf[DOWN], a.h, n, a);
+    lora_a_forward(l, kGroupOf[DOWN], a.h, I, n, a);
     // a re-run for the backward needs only xa of down: its output is the next layer's input
-    if (!recompute) proj_forward(l, DOWN, a.h, n, x_[size_t(l) + 1], true, a.xmid, a.xa[DOWN]);
+    if (!recompute) proj_forward(l, DOWN, a.h, I, n, x_[size_t(l) + 1], true, a.xmid, a.xa[DOWN]);
   }
 
   LayerActs& set_for(int l, bool training) {
@@ -1565,17 +1716,18 @@ class CudaEngine final : public Engine {
         layer_forward(l, a, true);
       }
       // MLP (dy_ = bf16(dres_), written by the norm backward above this layer)
-      proj_backward(l, DOWN, dy_, a.h, a.xa[DOWN], n, dtmp_, true, false);
+      const int64_t ld1 = xld_[kGroupOf[Q]], ld2 = xld_[kGroupOf[GATE]], qd = shape_.q_dim();
+      proj_backward(l, DOWN, dy_, a.h, I, a.xa[DOWN], n, dtmp_, true, false);
       // in place: d gate and d up overwrite gate and up, which nothing reads afterwards
       KCHECK(swiglu_backward(dtmp_, a.gate, a.up, a.gate, a.up, n * I, stream_));
       tm("swiglu backward");
-      proj_backward(l, GATE, a.gate, a.xn2, a.xa[GATE], n, dtmp_, true, false);
-      proj_backward(l, UP, a.up, a.xn2, a.xa[UP], n, dtmp_, true, true);
+      proj_backward(l, GATE, a.gate, a.xn2, ld2, a.xa[GATE], n, dtmp_, true, false);
+      proj_backward(l, UP, a.up, a.xn2, ld2, a.xa[UP], n, dtmp_, true, true);
       group_lora_dx(l, kGroupOf[GATE], n, dtmp_);
       KCHECK(rmsnorm_backward(dtmp_, a.xmid, wnorm2(l), a.rstd2, dres_, n, d, true, stream_, dy_));
       tm("rmsnorm backward");
       // attention
-      proj_backward(l, O, dy_, a.att, a.xa[O], n, datt_, false, false);
+      proj_backward(l, O, dy_, a.att, qd, a.xa[O], n, datt_, false, false);
       AttentionBackwardParams bp;
       bp.f = attn_params(a, a.k, a.v, 0, int(S_));
       bp.dout = datt_;
@@ -1593,9 +1745,9 @@ class CudaEngine final : public Engine {
       KCHECK(rope_backward(dk_, pos_, inv_freq_, n, shape_.c.num_kv_heads, shape_.c.head_dim,
                            stream_));
       tm("rope backward");
-      proj_backward(l, Q, dq_, a.xn1, a.xa[Q], n, dtmp_, true, false);
-      proj_backward(l, K, dk_, a.xn1, a.xa[K], n, dtmp_, true, true);
-      proj_backward(l, V, dv_, a.xn1, a.xa[V], n, dtmp_, true, true);
+      proj_backward(l, Q, dq_, a.xn1, ld1, a.xa[Q], n, dtmp_, true, false);
+      proj_backward(l, K, dk_, a.xn1, ld1, a.xa[K], n, dtmp_, true, true);
+      proj_backward(l, V, dv_, a.xn1, ld1, a.xa[V], n, dtmp_, true, true);
       group_lora_dx(l, kGroupOf[Q], n, dtmp_);
       // every LoRA gradient of layer l is final: nothing below writes them
       if (reduce) reduce_buckets(l, &next_bucket);
@@ -1675,6 +1827,7 @@ class CudaEngine final : public Engine {
   // One projection weight: bf16 (dense) or NF4 (nf4: the allocation p points into).
   struct ProjWeight {
     bf16* dense = nullptr;
+    int64_t ld = 0;  // dense's row stride (0: the projection's in; more: folded, see fold_weight)
     char* nf4 = nullptr;
     bool in_region = false;  // nf4 points into nf4_region_ (not an allocation of its own)
     Nf4Params p;
@@ -1699,6 +1852,15 @@ class CudaEngine final : public Engine {
   int grp_id_[NUM_PROJ] = {};  // the group each projection is in (kGroupOf, or itself)
   int grp_size_[NUM_PROJ] = {};
   int grp_pos_[NUM_PROJ] = {};
+  // the LoRA fold (set_fold_layout): 0 off, 1 where the extra K is at most in / 16, 2 always
+  // (LORA4J_LORA_FOLD); each projection's column among its input group's xa, the group's xa width
+  // (members x rank), the row stride of the group's input buffer, and the row stride of each
+  // projection's xa
+  int fold_mode_ = 0;
+  int fold_pos_[NUM_PROJ] = {};
+  int64_t fold_cols_[kGroups] = {};
+  int64_t xld_[kGroups] = {};
+  int64_t xa_ld_[NUM_PROJ] = {};
   bf16* grp_a_ = nullptr;
   std::vector<int64_t> grp_a_off_;
 

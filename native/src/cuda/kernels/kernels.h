@@ -33,8 +33,11 @@ cudaError_t embedding_forward(const int32_t* ids, const bf16* table, float* out,
 // y = bf16(x * rsqrt(mean(x^2) + eps) * w); rstd[t] keeps the rsqrt. y_lo (nullable) receives
 // the rounding residue bf16(exact - y), so that y + y_lo carries ~16 significant bits: GEMMs
 // whose output must be more exact than one bf16 operand allows run on both halves.
+// ldy: the row stride of y and y_lo (0: d), at least d; columns d .. ldy - 1 are not written
+// (the engine keeps the LoRA products x A^T there, beside the rows they came from).
 cudaError_t rmsnorm_forward(const float* x, const bf16* w, bf16* y, float* rstd, int64_t n,
-                            int64_t d, float eps, cudaStream_t s, bf16* y_lo = nullptr);
+                            int64_t d, float eps, cudaStream_t s, bf16* y_lo = nullptr,
+                            int64_t ldy = 0);
 // dx (+)= d y / d x applied to dy (fp32). accumulate adds into dx (the residual gradient).
 // dx_bf16 (nullable) receives bf16(dx) as well: the operand of the next backward GEMMs.
 cudaError_t rmsnorm_backward(const float* dy, const float* x, const bf16* w, const float* rstd,
@@ -66,7 +69,7 @@ bool swiglu_forward_is_vectorized(const bf16* gate, const bf16* up, const bf16* 
 bool swiglu_backward_is_vectorized(const float* dh, const bf16* gate, const bf16* up,
                                    const bf16* dgate, const bf16* dup);
 bool rmsnorm_forward_is_vectorized(const float* x, const bf16* w, const bf16* y, int64_t d,
-                                   const bf16* y_lo = nullptr);
+                                   const bf16* y_lo = nullptr, int64_t ldy = 0);
 bool rmsnorm_backward_is_vectorized(const float* dy, const float* x, const bf16* w, const float* dx,
                                     int64_t d, const bf16* dx_bf16 = nullptr);
 bool rope_forward_is_vectorized(const float* x, const f16* y, int D);
@@ -77,7 +80,8 @@ cudaError_t swiglu_forward_scalar(const bf16* gate, const bf16* up, bf16* h, int
 cudaError_t swiglu_backward_scalar(const float* dh, const bf16* gate, const bf16* up, bf16* dgate,
                                    bf16* dup, int64_t n, cudaStream_t s);
 cudaError_t rmsnorm_forward_scalar(const float* x, const bf16* w, bf16* y, float* rstd, int64_t n,
-                                   int64_t d, float eps, cudaStream_t s, bf16* y_lo = nullptr);
+                                   int64_t d, float eps, cudaStream_t s, bf16* y_lo = nullptr,
+                                   int64_t ldy = 0);
 cudaError_t rmsnorm_backward_scalar(const float* dy, const float* x, const bf16* w,
                                     const float* rstd, float* dx, int64_t n, int64_t d,
                                     bool accumulate, cudaStream_t s, bf16* dx_bf16 = nullptr);

@@ -23,7 +23,7 @@ namespace lora4j {
 namespace cuda {
 
 __global__ void rmsnorm_fwd_scalar_kernel(const float* x, const bf16* w, bf16* y, float* rstd,
-                                          int64_t d, float eps, bf16* y_lo) {
+                                          int64_t d, float eps, bf16* y_lo, int64_t ldy) {
   __shared__ float scratch[32];
   int64_t t = blockIdx.x;
   const float* xr = x + t * d;
@@ -32,12 +32,12 @@ __global__ void rmsnorm_fwd_scalar_kernel(const float* x, const bf16* w, bf16* y
   ss = block_sum(ss, scratch);
   float r = rsqrtf(ss / float(d) + eps);
   if (threadIdx.x == 0) rstd[t] = r;
-  bf16* yr = y + t * d;
+  bf16* yr = y + t * ldy;
   for (int64_t i = threadIdx.x; i < d; i += blockDim.x) {
     float v = xr[i] * r * __bfloat162float(w[i]);
     bf16 hi = __float2bfloat16_rn(v);
     yr[i] = hi;
-    if (y_lo) y_lo[t * d + i] = __float2bfloat16_rn(v - __bfloat162float(hi));
+    if (y_lo) y_lo[t * ldy + i] = __float2bfloat16_rn(v - __bfloat162float(hi));
   }
 }
 
@@ -76,7 +76,7 @@ constexpr int64_t kMaxBackwardD = 6144;                      // 48 KiB
 template <int NCH>
 __global__ void __launch_bounds__(kThreads)
     rmsnorm_fwd_vec_kernel(const float* x, const bf16* w, bf16* y, float* rstd, int64_t d,
-                           float eps, bf16* y_lo) {
+                           float eps, bf16* y_lo, int64_t ldy) {
   extern __shared__ float4 staged[];  // the row, d floats
   __shared__ float scratch[32];
   const float* sx = reinterpret_cast<const float*>(staged);
@@ -104,7 +104,7 @@ __global__ void __launch_bounds__(kThreads)
   ss = block_sum(ss, scratch);
   float r = rsqrtf(ss / float(d) + eps);
   if (threadIdx.x == 0) rstd[t] = r;
-  bf16* yr = y + t * d;
+  bf16* yr = y + t * ldy;
 #pragma unroll
   for (int j = 0; j < NCH; ++j) {
     int c = threadIdx.x + j * kThreads;
@@ -119,7 +119,7 @@ __global__ void __launch_bounds__(kThreads)
       lv.v[e] = __float2bfloat16_rn(v - __bfloat162float(hi));
     }
     store_bf16x4(yr + 4 * c, hv);
-    if (y_lo) store_bf16x4(y_lo + t * d + 4 * c, lv);
+    if (y_lo) store_bf16x4(y_lo + t * ldy + 4 * c, lv);
   }
 }
 
@@ -190,9 +190,9 @@ __global__ void __launch_bounds__(kThreads)
 
 template <int NCH>
 cudaError_t launch_fwd(const float* x, const bf16* w, bf16* y, float* rstd, int64_t n, int64_t d,
-                       float eps, cudaStream_t s, bf16* y_lo) {
+                       float eps, cudaStream_t s, bf16* y_lo, int64_t ldy) {
   rmsnorm_fwd_vec_kernel<NCH>
-      <<<unsigned(n), kThreads, size_t(d) * sizeof(float), s>>>(x, w, y, rstd, d, eps, y_lo);
+      <<<unsigned(n), kThreads, size_t(d) * sizeof(float), s>>>(x, w, y, rstd, d, eps, y_lo, ldy);
   return cudaGetLastError();
 }
 template <int NCH>
@@ -215,9 +215,10 @@ cudaError_t launch_bwd(const float* dy, const float* x, const bf16* w, const flo
 }  // namespace
 
 bool rmsnorm_forward_is_vectorized(const float* x, const bf16* w, const bf16* y, int64_t d,
-                                   const bf16* y_lo) {
-  return d > 0 && d % 4 == 0 && d <= kMaxForwardD && ptr_aligned16(x) && ptr_aligned16(w) &&
-         ptr_aligned16(y) && ptr_aligned16(y_lo);
+                                   const bf16* y_lo, int64_t ldy) {
+  // rows of y start on 8-byte boundaries (the 4-element bf16 stores): ldy % 4 == 0
+  return d > 0 && d % 4 == 0 && d <= kMaxForwardD && (ldy == 0 || ldy % 4 == 0) &&
+         ptr_aligned16(x) && ptr_aligned16(w) && ptr_aligned16(y) && ptr_aligned16(y_lo);
 }
 bool rmsnorm_backward_is_vectorized(const float* dy, const float* x, const bf16* w, const float* dx,
                                     int64_t d, const bf16* dx_bf16) {
@@ -226,24 +227,26 @@ bool rmsnorm_backward_is_vectorized(const float* dy, const float* x, const bf16*
 }
 
 cudaError_t rmsnorm_forward(const float* x, const bf16* w, bf16* y, float* rstd, int64_t n,
-                            int64_t d, float eps, cudaStream_t s, bf16* y_lo) {
+                            int64_t d, float eps, cudaStream_t s, bf16* y_lo, int64_t ldy) {
   if (n <= 0) return cudaSuccess;
-  if (!rmsnorm_forward_is_vectorized(x, w, y, d, y_lo))
-    return rmsnorm_forward_scalar(x, w, y, rstd, n, d, eps, s, y_lo);
+  if (ldy == 0) ldy = d;
+  if (ldy < d) return cudaErrorInvalidValue;
+  if (!rmsnorm_forward_is_vectorized(x, w, y, d, y_lo, ldy))
+    return rmsnorm_forward_scalar(x, w, y, rstd, n, d, eps, s, y_lo, ldy);
   switch ((d + 4 * kThreads - 1) / (4 * kThreads)) {
     case 1:
-      return launch_fwd<1>(x, w, y, rstd, n, d, eps, s, y_lo);
+      return launch_fwd<1>(x, w, y, rstd, n, d, eps, s, y_lo, ldy);
     case 2:
-      return launch_fwd<2>(x, w, y, rstd, n, d, eps, s, y_lo);
+      return launch_fwd<2>(x, w, y, rstd, n, d, eps, s, y_lo, ldy);
     case 3:
-      return launch_fwd<3>(x, w, y, rstd, n, d, eps, s, y_lo);
+      return launch_fwd<3>(x, w, y, rstd, n, d, eps, s, y_lo, ldy);
     case 4:
-      return launch_fwd<4>(x, w, y, rstd, n, d, eps, s, y_lo);
+      return launch_fwd<4>(x, w, y, rstd, n, d, eps, s, y_lo, ldy);
     case 5:
     case 6:
-      return launch_fwd<6>(x, w, y, rstd, n, d, eps, s, y_lo);
+      return launch_fwd<6>(x, w, y, rstd, n, d, eps, s, y_lo, ldy);
     default:
-      return launch_fwd<kMaxChunks>(x, w, y, rstd, n, d, eps, s, y_lo);
+      return launch_fwd<kMaxChunks>(x, w, y, rstd, n, d, eps, s, y_lo, ldy);
   }
 }
 cudaError_t rmsnorm_backward(const float* dy, const float* x, const bf16* w, const float* rstd,
@@ -267,9 +270,11 @@ cudaError_t rmsnorm_backward(const float* dy, const float* x, const bf16* w, con
 }
 
 cudaError_t rmsnorm_forward_scalar(const float* x, const bf16* w, bf16* y, float* rstd, int64_t n,
-                                   int64_t d, float eps, cudaStream_t s, bf16* y_lo) {
+                                   int64_t d, float eps, cudaStream_t s, bf16* y_lo, int64_t ldy) {
   if (n <= 0) return cudaSuccess;
-  rmsnorm_fwd_scalar_kernel<<<unsigned(n), kThreads, 0, s>>>(x, w, y, rstd, d, eps, y_lo);
+  if (ldy == 0) ldy = d;
+  if (ldy < d) return cudaErrorInvalidValue;
+  rmsnorm_fwd_scalar_kernel<<<unsigned(n), kThreads, 0, s>>>(x, w, y, rstd, d, eps, y_lo, ldy);
   return cudaGetLastError();
 }
 cudaError_t rmsnorm_backward_scalar(const float* dy, const float* x, const bf16* w,
