@@ -516,9 +516,10 @@ void target_sets() {
 // bit; a detach and an attach of another rank and target set (the spare columns cleared, the new
 // B placed); an optimizer step (each B refreshed in its weight). After each, the folded engine's
 // loss must match the unfolded one's, and the loss must have moved (so a stale B would show).
-// B is small (std 0.02), as in an adapter early in training: the two paths then differ only in
-// the frozen GEMMs' summation order (~1e-5), while a B missing from its folded weight moves the
-// loss by more than 1e-3.
+// B is small (std 0.05), as in an adapter early in training: the two paths then differ by the
+// frozen GEMMs' summation order and the bf16 roundings it flips (measured up to 1.9e-4 at std
+// 0.02), held to 5e-4, while each change moves the loss by at least ten times that, so a B
+// missing from its folded weight would show.
 void fold_lifecycle() {
   const char* S = "fold";
   Golden g = load_case("tiny");
@@ -538,7 +539,7 @@ void fold_lifecycle() {
       int64_t rows, cols;
       API(lora4j_lora_info(e[0], i, nm, sizeof nm, &rows, &cols));
       const bool is_b = std::string(nm).find("lora_B") != std::string::npos;
-      std::normal_distribution<float> nd(0.f, is_b ? 0.02f : 1.f / std::sqrt(float(cols)));
+      std::normal_distribution<float> nd(0.f, is_b ? 0.05f : 1.f / std::sqrt(float(cols)));
       std::vector<float> v(static_cast<size_t>(rows * cols));
       for (float& x : v) x = nd(rng);
       for (lora4j_engine* x : e)
@@ -557,9 +558,9 @@ void fold_lifecycle() {
     double l[2];
     losses(l);
     ct::report(S, what + ": loss folded vs not folded", std::fabs(l[0] - l[1]) / std::fabs(l[1]),
-               1e-4);
+               5e-4);
     const double moved = std::fabs(l[1] - before) / std::fabs(before);
-    ct::report_bool(S, what + ": the loss moved", moved > 1e-3,
+    ct::report_bool(S, what + ": the loss moved", moved > 5e-3,
                     "relative change " + std::to_string(moved));
     before = l[1];
   };
@@ -569,7 +570,7 @@ void fold_lifecycle() {
     losses(l);
     before = l[1];
     ct::report(S, "attached: loss folded vs not folded", std::fabs(l[0] - l[1]) / std::fabs(l[1]),
-               1e-4);
+               5e-4);
   }
   // a frozen q_proj and gate_proj of layer 0 set after the attach, read back
   const int64_t d = g.cfg.hidden_size;
