@@ -5,6 +5,7 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 
 #include "cuda/check.h"
 #include "cuda/gemm.h"
@@ -18,8 +19,14 @@ namespace cuda {
 // Measured on the H200 (bench_ops cross_entropy, 8192 tokens, vocab 32768): chunks cut to whole
 // 128-row tiles (896 tokens, 10 chunks) ran 8.08 ms against 7.72 for 960 (9 chunks): fewer,
 // larger chunks beat tile-aligned ones here.
+// LORA4J_LM_HEAD_CHUNK_MIB sets another budget (the benchmarks' sweep of chunk sizes).
+inline int64_t lm_head_budget_bytes() {
+  const char* env = std::getenv("LORA4J_LM_HEAD_CHUNK_MIB");
+  const long long mib = env ? std::atoll(env) : 0;
+  return (mib > 0 ? int64_t(mib) : int64_t(120)) << 20;
+}
 inline int64_t lm_head_chunk_tokens(int64_t n, int64_t V,
-                                    int64_t budget_bytes = int64_t(120) << 20) {
+                                    int64_t budget_bytes = lm_head_budget_bytes()) {
   return std::max<int64_t>(1, std::min<int64_t>(n, budget_bytes / (V * 4)));
 }
 
