@@ -328,7 +328,7 @@ class CudaEngine final : public Engine {
   }
   // Group g's xa live in spare columns of its input buffer (and its members' weights can fold).
   bool xa_in_x(int g) const {
-    return fold_mode_ != 0 && kFoldGroup[g] && (fold_groups_ & (1u << g)) && fold_cols_[g] > 0 &&
+    return fold_mode_ != 0 && kFoldGroup[g] && fold_cols_[g] > 0 &&
            (fold_mode_ == 2 || fold_cols_[g] * 16 <= shape_.proj_in(first_of(g)));
   }
   // fold_pos_, fold_cols_, xld_ and xa_ld_ for the attached adapter (or none).
@@ -337,9 +337,6 @@ class CudaEngine final : public Engine {
     fold_mode_ = !layout_ || (env && std::strcmp(env, "0") == 0) ? 0
                  : env && std::strcmp(env, "1") == 0             ? 2
                                                                  : 1;
-    fold_groups_ = env && std::strcmp(env, "qkv") == 0 ? 1u << kGroupOf[Q] : ~0u;
-    const char* after = std::getenv("LORA4J_LORA_AFTER");
-    lora_after_ = after && std::strcmp(after, "1") == 0;
     const int64_t r = layout_ ? layout_->rank : 0;
     int members[kGroups] = {};
     for (int p = 0; p < NUM_PROJ; ++p)
@@ -1515,12 +1512,6 @@ class CudaEngine final : public Engine {
     int64_t K = in;
     if (folded(l, p)) {
       K = in + fold_cols_[kGroupOf[p]];  // x's spare columns: xa, p's own at fold_pos_[p]
-    } else if (has_lora(l, p) && lora_after_ && !y_f32 && !residual) {
-      const int64_t r = layout_->rank;
-      gemm_.run(false, true, n, out, K, x, ldx, W, ldw, y, false, out, 1.f, 0.f, proj_module(p));
-      gemm_.run(false, true, n, out, r, xa, xa_ld_[p], lora_b(l, p), r, y, false, out, 1.f, 1.f,
-                "lora_B forward");
-      return;  // no x_lo with a bf16 output
     } else if (has_lora(l, p)) {
       const int64_t r = layout_->rank;
       gemm_.run(false, true, n, out, r, xa, xa_ld_[p], lora_b(l, p), r, y, y_f32, out, 1.f, beta,
@@ -1866,11 +1857,6 @@ class CudaEngine final : public Engine {
   // (members x rank), the row stride of the group's input buffer, and the row stride of each
   // projection's xa
   int fold_mode_ = 0;
-  uint32_t fold_groups_ = ~0u;  // LORA4J_LORA_FOLD=qkv: group 0 only
-  // LORA4J_LORA_AFTER=1: an unfolded projection with a bf16 output and no residual runs its frozen
-  // GEMM first (beta 0) and adds the LoRA term after it (beta 1), instead of the frozen GEMM
-  // accumulating onto the LoRA term
-  bool lora_after_ = false;
   int fold_pos_[NUM_PROJ] = {};
   int64_t fold_cols_[kGroups] = {};
   int64_t xld_[kGroups] = {};
