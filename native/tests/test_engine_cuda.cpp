@@ -428,6 +428,26 @@ void packing() {
   API(lora4j_engine_destroy(e));
 }
 
+// The same random adapter on every engine (all attached alike; names from the first): A [r, in]
+// normal with std 1/sqrt(in), B [out, r] with std b_std, or 1/sqrt(r) when b_std is 0.
+template <size_t N>
+void set_random_adapter(lora4j_engine* const (&engines)[N], std::mt19937& rng, float b_std) {
+  int32_t count = 0;
+  API(lora4j_lora_count(engines[0], &count));
+  for (int32_t i = 0; i < count; ++i) {
+    char nm[256];
+    int64_t rows, cols;
+    API(lora4j_lora_info(engines[0], i, nm, sizeof nm, &rows, &cols));
+    const bool is_b = std::string(nm).find("lora_B") != std::string::npos;
+    std::normal_distribution<float> nd(0.f,
+                                       is_b && b_std > 0 ? b_std : 1.f / std::sqrt(float(cols)));
+    std::vector<float> v(static_cast<size_t>(rows * cols));
+    for (float& x : v) x = nd(rng);
+    for (lora4j_engine* x : engines)
+      API(lora4j_lora_set(x, LORA4J_STATE_PARAM, nm, LORA4J_DTYPE_F32, v.data(), rows * cols));
+  }
+}
+
 // LoRA input groups: the CUDA engine forms x A^T of q, k, v (and of gate, up) in one GEMM and
 // adds their s (dy B) A input gradients in one GEMM after the group, over whichever of them are
 // targeted. For several target sets and both recompute modes, with A and B large enough that the
@@ -463,17 +483,7 @@ void target_sets() {
       int32_t count = 0;
       API(lora4j_lora_count(e[0], &count));
       std::mt19937 rng(targets * 2 + uint32_t(recompute));
-      for (int32_t i = 0; i < count; ++i) {
-        char nm[256];
-        int64_t rows, cols;
-        API(lora4j_lora_info(e[0], i, nm, sizeof nm, &rows, &cols));
-        // A [r, in]: std 1/sqrt(in); B [out, r]: std 1/sqrt(r)
-        std::normal_distribution<float> nd(0.f, 1.f / std::sqrt(float(cols)));
-        std::vector<float> v(static_cast<size_t>(rows * cols));
-        for (float& x : v) x = nd(rng);
-        for (lora4j_engine* x : e)
-          API(lora4j_lora_set(x, LORA4J_STATE_PARAM, nm, LORA4J_DTYPE_F32, v.data(), rows * cols));
-      }
+      set_random_adapter(e, rng, 0.f);  // B with std 1/sqrt(r): as large as the frozen path
       lora4j_batch b = batch_of(g);
       double loss[4];
       int64_t tokens[4];
@@ -532,19 +542,7 @@ void fold_lifecycle() {
       API(lora4j_lora_attach(e[k], r, 2.f, targets));
       unsetenv("LORA4J_LORA_FOLD");
     }
-    int32_t count = 0;
-    API(lora4j_lora_count(e[0], &count));
-    for (int32_t i = 0; i < count; ++i) {
-      char nm[256];
-      int64_t rows, cols;
-      API(lora4j_lora_info(e[0], i, nm, sizeof nm, &rows, &cols));
-      const bool is_b = std::string(nm).find("lora_B") != std::string::npos;
-      std::normal_distribution<float> nd(0.f, is_b ? 0.05f : 1.f / std::sqrt(float(cols)));
-      std::vector<float> v(static_cast<size_t>(rows * cols));
-      for (float& x : v) x = nd(rng);
-      for (lora4j_engine* x : e)
-        API(lora4j_lora_set(x, LORA4J_STATE_PARAM, nm, LORA4J_DTYPE_F32, v.data(), rows * cols));
-    }
+    set_random_adapter(e, rng, 0.05f);
   };
   lora4j_batch b = batch_of(g);
   auto losses = [&](double* l) {
