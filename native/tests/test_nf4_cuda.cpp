@@ -7,6 +7,7 @@
 //    in bf16: logits, every LoRA gradient, three AdamW steps (the same GEMMs on the same bf16
 //    operands, so equal to rounding noise at most), the merge, and the device memory it holds
 //    (the 4-bit form and one scratch buffer, never a bf16 copy of every projection).
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -95,9 +96,13 @@ std::vector<float> lora_state(lora4j_engine* e, int32_t kind) {
   return all;
 }
 
-void engine_case(bool nested, int recompute) {
-  const std::string tag =
-      std::string(nested ? " nested" : " plain") + (recompute ? " recompute" : "");
+// xa_in_x: the NF4 engine attaches with LORA4J_LORA_FOLD=1, so its q, k, v and gate, up keep
+// xa in spare columns of their input as at Mistral-7B widths, where an NF4 weight cannot fold
+// and its lora_B GEMM reads xa from there; the bf16 engine attaches with the fold off, so both
+// run the same GEMMs on the same values.
+void engine_case(bool nested, int recompute, bool xa_in_x = false) {
+  const std::string tag = std::string(nested ? " nested" : " plain") +
+                          (recompute ? " recompute" : "") + (xa_in_x ? " xa in x" : "");
   lora4j_model_config c = testutil::model_config(101, 64, 96, 2, 4, 2, 16, 32);
   lora4j_engine_options o{};
   o.device = LORA4J_DEVICE_CUDA;
@@ -152,7 +157,11 @@ void engine_case(bool nested, int recompute) {
     API(lora4j_engine_set_weight_nf4(a, g, &v));
     API(lora4j_engine_set_weight(b, g, LORA4J_DTYPE_F32, deq.data(), gn));
   }
-  for (lora4j_engine* e : {a, b}) API(lora4j_lora_attach(e, 8, 2.f, 127u));
+  for (lora4j_engine* e : {a, b}) {
+    if (xa_in_x) setenv("LORA4J_LORA_FOLD", e == a ? "1" : "0", 1);  // read at the attach
+    API(lora4j_lora_attach(e, 8, 2.f, 127u));
+    unsetenv("LORA4J_LORA_FOLD");
+  }
   int32_t n = 0;
   API(lora4j_lora_count(a, &n));
   for (int32_t i = 0; i < n; ++i) {
@@ -207,10 +216,12 @@ void engine_case(bool nested, int recompute) {
   // merged, every projection is bf16 in both engines: the NF4 region is gone, the scratch stays
   API(lora4j_engine_memory(a, &ua, &pa));
   API(lora4j_engine_memory(b, &ub, &pb));
-  ct::report_bool("nf4", "after the merge: bf16 weights + the scratch, no NF4 region" + tag,
-                  ua == ub + 2 * largest,
-                  std::to_string(ua) + " bytes, bf16 engine " + std::to_string(ub) + " + scratch " +
-                      std::to_string(2 * largest));
+  // (with xa in x the two engines' activation arenas differ: xa sits in x's rows, x_lo grows)
+  if (!xa_in_x)
+    ct::report_bool("nf4", "after the merge: bf16 weights + the scratch, no NF4 region" + tag,
+                    ua == ub + 2 * largest,
+                    std::to_string(ua) + " bytes, bf16 engine " + std::to_string(ub) +
+                        " + scratch " + std::to_string(2 * largest));
   lora4j_engine_destroy(a);
   lora4j_engine_destroy(b);
 }
@@ -236,6 +247,7 @@ int main() {
     kernel_case(numel, 64, true, LORA4J_DTYPE_BF16, ++seed);
   for (int recompute : {LORA4J_RECOMPUTE_NONE, LORA4J_RECOMPUTE_LAYER})
     for (bool nested : {false, true}) engine_case(nested, recompute);
+  engine_case(true, LORA4J_RECOMPUTE_NONE, true);
   if (ct::failures()) {
     std::printf("test_nf4_cuda: %d check(s) FAILED\n", ct::failures());
     return 1;
