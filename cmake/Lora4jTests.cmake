@@ -76,6 +76,15 @@ if(LORA4J_HAVE_CUDA_BACKEND)
   target_link_libraries(bench_aggregate_cuda PRIVATE lora4j lora4j_cuda_kernels CUDA::cudart
                                                      Threads::Threads)
   lora4j_flags(bench_aggregate_cuda)
+  # The engine's frozen GEMM shapes through cuBLASLt's first algorithms, on three kinds of
+  # operands (scripts/gpu/run.sh, STEPS=gemms).
+  add_executable(bench_gemm_cuda ${CMAKE_CURRENT_SOURCE_DIR}/bench/bench_gemm_cuda.cpp
+                                 ${CMAKE_CURRENT_SOURCE_DIR}/src/cuda/cublaslt.cpp
+                                 ${CMAKE_CURRENT_SOURCE_DIR}/src/cuda/dynlib.cpp)
+  target_include_directories(bench_gemm_cuda PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/include
+                                                     ${CMAKE_CURRENT_SOURCE_DIR}/src)
+  target_link_libraries(bench_gemm_cuda PRIVATE CUDA::cudart ${CMAKE_DL_LIBS})
+  lora4j_flags(bench_gemm_cuda)
 endif()
 
 # Timing of every op variant of the single-op benchmarks (lora4j_op_bench_*): CUDA at Mistral-7B

@@ -4,8 +4,9 @@
 # Builds native/ with the CUDA backend (sm_80 + sm_90), runs every ctest test (CPU and CUDA),
 # writes the logs under $OUT (or ./gpu-out), and prints a short summary table LAST.
 # Steps can be chosen with STEPS (space separated): build test java cli compare bench profile
-# phases dist distbench ops qlora ddp. "phases": the time of every op of the step
-# (LORA4J_PHASE_TIMES, benchmarks/phases.py), the breakdown nsys would give.
+# phases gemms dist distbench ops qlora ddp. "phases": the time of every op of the step
+# (LORA4J_PHASE_TIMES, benchmarks/phases.py), the breakdown nsys would give. "gemms": the frozen
+# GEMM shapes per cuBLASLt algorithm and operand kind (bench_gemm_cuda; GEMMS_ARGS its arguments).
 # All logs end up in $OUT/logs.tgz (the device tool brings back at most 8 files).
 # Default: build test. "compare" times the whole step at the reference stack's settings and runs
 # the reference stack (benchmarks/reference/hf_peft_baseline.py) in the same call. "dist" runs
@@ -166,6 +167,15 @@ with open(sys.argv[1], "w") as o:
 print(open(sys.argv[1]).read() if rows else "no kernel summary")
 PY
   fi
+fi
+if has gemms; then
+  # The engine's frozen GEMM shapes through cuBLASLt's first 8 algorithms on zeros, uniform and
+  # the model's own operand distributions (native/bench/bench_gemm_cuda.cpp): the rate the data
+  # allows, and what the heuristic's first choice leaves behind.
+  echo "== frozen GEMMs per algorithm and operand kind (bench_gemm_cuda)"
+  timeout 400 "$BUILD/bench_gemm_cuda" ${GEMMS_ARGS:-} > "$OUT/gemms.jsonl" 2>&1 \
+    || { echo "bench_gemm_cuda failed"; tail -3 "$OUT/gemms.jsonl"; status=1; }
+  grep '^# ' "$OUT/gemms.jsonl"
 fi
 if has phases; then
   # Where the step's time goes, op by op (no profiler needed): bench_cuda at the reference
