@@ -155,20 +155,10 @@ class CudaEngine final : public Engine {
       to_f32(dtype, data, f.data(), numel);
       for (int64_t k = 0; k < numel; ++k) host[size_t(k)] = f32_to_bf16_host(f[size_t(k)]);
     }
-    if (!is_proj(i)) {
+    if (is_proj(i))
+      copy_proj(dense_proj(i), host.data(), i, true);
+    else
       to_device(weights_ + woff_[size_t(i)], host.data(), size_t(numel) * 2);
-    } else {
-      bf16* dst = dense_proj(i);
-      const int64_t in = proj_in_of(i), ld = wld(i);
-      if (ld == in) {
-        to_device(dst, host.data(), size_t(numel) * 2);
-      } else {  // a folded weight: W's columns only, its B stays beside them
-        LORA4J_CU(cudaMemcpy2DAsync(dst, size_t(ld) * 2, host.data(), size_t(in) * 2,
-                                    size_t(in) * 2, size_t(numel / in), cudaMemcpyHostToDevice,
-                                    stream_));
-        LORA4J_CU(cudaStreamSynchronize(stream_));
-      }
-    }
     wset_[size_t(i)] = true;
     if (is_proj(i)) {
       fold_weight(i);
@@ -248,16 +238,10 @@ class CudaEngine final : public Engine {
     std::vector<uint16_t> host(static_cast<size_t>(numel));
     if (is_proj(i) && !wset_[size_t(i)])
       fail(LORA4J_ESTATE, "weight '" + name + "' has not been set");
-    if (is_proj(i) && wld(i) != proj_in_of(i)) {
-      const int64_t in = proj_in_of(i);
-      LORA4J_CU(cudaMemcpy2DAsync(host.data(), size_t(in) * 2, gemm_weight(i), size_t(wld(i)) * 2,
-                                  size_t(in) * 2, size_t(numel / in), cudaMemcpyDeviceToHost,
-                                  stream_));
-      LORA4J_CU(cudaStreamSynchronize(stream_));
-    } else {
-      to_host(host.data(), is_proj(i) ? gemm_weight(i) : weights_ + woff_[size_t(i)],
-              size_t(numel) * 2);
-    }
+    if (is_proj(i))
+      copy_proj(const_cast<bf16*>(gemm_weight(i)), host.data(), i, false);
+    else
+      to_host(host.data(), weights_ + woff_[size_t(i)], size_t(numel) * 2);
     for (int64_t k = 0; k < numel; ++k) {
       uint32_t bits = uint32_t(host[size_t(k)]) << 16;
       std::memcpy(&out[k], &bits, 4);
@@ -364,7 +348,19 @@ class CudaEngine final : public Engine {
   }
   bool folded(int l, int p) const {
     const ProjWeight& pw = proj_[size_t(proj_index(l, p))];
-    return has_lora(l, p) && xa_in_x(kGroupOf[p]) && pw.dense && pw.ld == xld_[kGroupOf[p]];
+    const int64_t want = want_ld(l, p);
+    return want != shape_.proj_in(p) && pw.dense && pw.ld == want;
+  }
+  // W's [out, in] values of projection i between the host (contiguous) and dev (its row stride
+  // wld: a folded weight's B columns are left as they are), on stream_, returning when done.
+  void copy_proj(bf16* dev, uint16_t* host, int i, bool to_dev) {
+    const size_t in = size_t(proj_in_of(i)), ld = size_t(wld(i)),
+                 out = size_t(specs_[size_t(i)].numel()) / in;
+    LORA4J_CU(to_dev ? cudaMemcpy2DAsync(dev, ld * 2, host, in * 2, in * 2, out,
+                                         cudaMemcpyHostToDevice, stream_)
+                     : cudaMemcpy2DAsync(host, in * 2, dev, ld * 2, in * 2, out,
+                                         cudaMemcpyDeviceToHost, stream_));
+    LORA4J_CU(cudaStreamSynchronize(stream_));
   }
   // Projection i's bf16 weight moved to a buffer of row stride ld (W's columns copied).
   void set_weight_ld(int i, int64_t ld) {
