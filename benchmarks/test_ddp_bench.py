@@ -431,7 +431,6 @@ class CompareModes(unittest.TestCase):
         self.assertEqual(rows["2 x 1024 selective"][3:], ["-", "-", "-", "-"])
         self.assertNotIn("nan", p.stdout)
 
-
     def test_offloaded_rows_beside_the_offloaded_engine(self):
         bench = self.write_jsonl("bench.jsonl", [
             {"bench": "train_step", "B": 4, "S": 2048, "recompute": 3, "offload": 1,
