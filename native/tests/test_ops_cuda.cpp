@@ -664,6 +664,99 @@ void vec_swiglu(uint64_t seed, int64_t n, int64_t off, bool want_vector, bool ti
   ct::report("swiglu", "vectorized in place = scalar dup " + tag, bit_diff(u, du_s, o, m), 0);
 }
 
+// The SwiGLU backward with down's LoRA input gradient folded in (swiglu_backward_lora): its
+// dgate and dup must equal, bit for bit, swiglu_backward_scalar run on dh + s t A formed on the
+// host with the kernel's own order (fmaf over k from 0, then fmaf(s, sum, dh)); the vectorized
+// and scalar kernels alike, in place too; and lie within bf16 rounding of a double reference.
+// want_vec: the path the launcher should take.
+void swiglu_lora(uint64_t seed, int64_t tokens, int64_t I, int r, int64_t ldt, bool want_vec,
+                 bool timing) {
+  const size_t m = size_t(tokens * I);
+  Fill f(seed);
+  Dev<bf> g(m), u(m), g2(m), u2(m), dg_v(m), du_v(m), dg_s(m), du_s(m), dg_r(m), du_r(m),
+      t(size_t(tokens * ldt)), A(size_t(r) * size_t(I));
+  Dev<float> dh(m), dh2(m);
+  fill_dev(g, 0, m, f, 8.f);
+  fill_dev(u, 0, m, f, 3.f);
+  fill_dev(dh, 0, m, f, 2.f);
+  fill_dev(t, 0, t.n, f, 1.f);
+  fill_dev(A, 0, A.n, f, 0.1f);
+  for (auto* d : {&dg_v, &du_v, &dg_s, &du_s, &dg_r, &du_r}) d->poison();
+  const float sc = 2.f;
+  const std::string tag = "tokens=" + std::to_string(tokens) + " I=" + std::to_string(I) +
+                          " r=" + std::to_string(r) + " ldt=" + std::to_string(ldt);
+  check_path("swiglu", "backward with LoRA dX " + tag,
+             cuda::swiglu_backward_lora_is_vectorized(dh.p, A.p, r, g.p, u.p, dg_v.p, du_v.p, I),
+             want_vec);
+  check(cuda::swiglu_backward_lora(dh.p, t.p, ldt, A.p, r, sc, g.p, u.p, dg_v.p, du_v.p, tokens, I,
+                                   0),
+        "swiglu_backward_lora");
+  check(cuda::swiglu_backward_lora_scalar(dh.p, t.p, ldt, A.p, r, sc, g.p, u.p, dg_s.p, du_s.p,
+                                          tokens, I, 0),
+        "swiglu_backward_lora_scalar");
+  // the host's dh + s t A, in the kernels' order, through the plain scalar backward
+  auto host_bf = [](const Dev<bf>& d) {
+    std::vector<bf> h(d.n);
+    CT_CUDA(cudaMemcpy(h.data(), d.p, d.n * sizeof(bf), cudaMemcpyDeviceToHost));
+    std::vector<float> out(d.n);
+    for (size_t i = 0; i < d.n; ++i) out[i] = __bfloat162float(h[i]);
+    return out;
+  };
+  const std::vector<float> th = host_bf(t), ah = host_bf(A), gh = host_bf(g), uh = host_bf(u);
+  std::vector<float> dhh(m), dh2h(m);
+  CT_CUDA(cudaMemcpy(dhh.data(), dh.p, m * sizeof(float), cudaMemcpyDeviceToHost));
+  std::vector<float> ref_dg(m), ref_du(m);
+  for (int64_t i = 0; i < tokens; ++i)
+    for (int64_t j = 0; j < I; ++j) {
+      float acc = 0.f;
+      double accd = 0;
+      for (int k = 0; k < r; ++k) {
+        acc = std::fmaf(th[size_t(i * ldt + k)], ah[size_t(k * I + j)], acc);
+        accd += double(th[size_t(i * ldt + k)]) * double(ah[size_t(k * I + j)]);
+      }
+      const size_t e = size_t(i * I + j);
+      dh2h[e] = std::fmaf(sc, acc, dhh[e]);
+      const double d = double(dhh[e]) + double(sc) * accd, a = gh[e], b = uh[e];
+      const double sg = 1.0 / (1.0 + std::exp(-a));
+      ref_dg[e] = float(d * b * sg * (1.0 + a * (1.0 - sg)));
+      ref_du[e] = float(d * a * sg);
+    }
+  CT_CUDA(cudaMemcpy(dh2.p, dh2h.data(), m * sizeof(float), cudaMemcpyHostToDevice));
+  check(cuda::swiglu_backward_scalar(dh2.p, g.p, u.p, dg_r.p, du_r.p, int64_t(m), 0),
+        "swiglu_backward_scalar on the folded dh");
+  ct::report("swiglu", "with LoRA dX = backward of dh + s t A, dgate " + tag,
+             bit_diff(dg_v, dg_r, 0, m), 0);
+  ct::report("swiglu", "with LoRA dX = backward of dh + s t A, dup " + tag,
+             bit_diff(du_v, du_r, 0, m), 0);
+  ct::report("swiglu", "with LoRA dX vectorized = scalar dgate " + tag, bit_diff(dg_v, dg_s, 0, m),
+             0);
+  ct::report("swiglu", "with LoRA dX vectorized = scalar dup " + tag, bit_diff(du_v, du_s, 0, m),
+             0);
+  ct::report("swiglu", "with LoRA dX vs double, dgate " + tag, ct::rel_err(host_bf(dg_v), ref_dg),
+             1e-2);
+  ct::report("swiglu", "with LoRA dX vs double, dup " + tag, ct::rel_err(host_bf(du_v), ref_du),
+             1e-2);
+  // in place, as the engine runs it (dgate = gate, dup = up)
+  copy_dev(g2, g);
+  copy_dev(u2, u);
+  check(
+      cuda::swiglu_backward_lora(dh.p, t.p, ldt, A.p, r, sc, g2.p, u2.p, g2.p, u2.p, tokens, I, 0),
+      "swiglu_backward_lora in place");
+  ct::report("swiglu", "with LoRA dX in place = out of place, dgate " + tag,
+             bit_diff(g2, dg_v, 0, m), 0);
+  ct::report("swiglu", "with LoRA dX in place = out of place, dup " + tag, bit_diff(u2, du_v, 0, m),
+             0);
+  if (timing)  // the fused kernel against the plain backward (what the fold adds to it)
+    report_time(
+        "swiglu", "backward with LoRA dX (vectorized) vs plain (scalar column) " + tag,
+        double(m) * 12,
+        [&] {
+          return cuda::swiglu_backward_lora(dh.p, t.p, ldt, A.p, r, sc, g.p, u.p, dg_v.p, du_v.p,
+                                            tokens, I, 0);
+        },
+        [&] { return cuda::swiglu_backward(dh.p, g.p, u.p, dg_s.p, du_s.p, int64_t(m), 0); });
+}
+
 void vec_rmsnorm(uint64_t seed, int64_t n, int64_t d, int64_t off, bool want_fwd, bool want_bwd,
                  bool timing) {
   const size_t N = size_t(n * d + off), o = size_t(off), m = size_t(n * d);
@@ -852,6 +945,12 @@ void test_vectorized(ct::Rng& r) {
   auto seed = [&] { return uint64_t(r.integer(0, 1 << 30)); };
   // Mistral-7B, 4 x 2048 tokens: SwiGLU n * I, RMSNorm d 4096, RoPE q (32 heads) and k (8)
   vec_swiglu(seed(), int64_t(8192) * 14336, 0, true, true);
+  swiglu_lora(seed(), 1024, 14336, 16, 16, true, true);  // Mistral-7B's down at r 16
+  swiglu_lora(seed(), 37, 14336, 8, 24, true, false);    // t a slice of a wider buffer
+  swiglu_lora(seed(), 33, 200, 64, 64, true, false);     // one block of columns, most threads idle
+  swiglu_lora(seed(), 5, 2056, 4, 4, true, false);       // a second block with one thread's columns
+  swiglu_lora(seed(), 7, 100, 16, 16, false, false);     // I % 8 != 0: scalar
+  swiglu_lora(seed(), 3, 64, 200, 200, false, false);    // r past kSwigluLoraMaxRank: scalar
   vec_rmsnorm(seed(), 8192, 4096, 0, true, true, true);
   vec_rope(seed(), 8192, 32, 128, 0, 0, true, true, true);
   vec_rope(seed(), 8192, 8, 128, 0, 0, true, true, true);

@@ -317,6 +317,8 @@ class CudaEngine final : public Engine {
   }
   // fold_pos_, fold_cols_, xld_ and xa_ld_ for the attached adapter (or none).
   void set_fold_layout() {
+    const char* dxs = std::getenv("LORA4J_LORA_DX_SWIGLU");
+    lora_dx_swiglu_ = !(dxs && std::strcmp(dxs, "0") == 0);
     const char* env = std::getenv("LORA4J_LORA_FOLD");
     fold_mode_ = !layout_ || (env && std::strcmp(env, "0") == 0) ? 0
                  : env && std::strcmp(env, "1") == 0             ? 2
@@ -1523,8 +1525,11 @@ class CudaEngine final : public Engine {
   // stride ldx. (dy B) goes to p's slice of t_. A lone member's LoRA part of dx goes first so the
   // large GEMM adds onto it in its epilogue; a member of a group of two or more leaves it to
   // group_lora_dx, after the group.
+  // defer_lora_dx: a lone member leaves s (dy B) A out of dx too (the caller adds it: down's goes
+  // into the SwiGLU backward, swiglu_backward_lora).
   void proj_backward(int l, int p, const bf16* dy, const bf16* x, int64_t ldx, const bf16* xa,
-                     int64_t n, void* dx, bool dx_f32, bool accumulate) {
+                     int64_t n, void* dx, bool dx_f32, bool accumulate,
+                     bool defer_lora_dx = false) {
     const int64_t in = shape_.proj_in(p), out = shape_.proj_out(p);
     float beta = accumulate ? 1.f : 0.f;
     if (has_lora(l, p)) {
@@ -1535,7 +1540,7 @@ class CudaEngine final : public Engine {
                 "dLoRA_B");
       gemm_.run(false, false, n, r, out, dy, out, lora_b(l, p), r, t, false, w, 1.f, 0.f, "dy B");
       gemm_.run(true, false, r, in, n, t, w, x, ldx, grad_a(l, p), true, in, s, 1.f, "dLoRA_A");
-      if (grp_size_[p] < 2) {
+      if (grp_size_[p] < 2 && !defer_lora_dx) {
         gemm_.run(false, false, n, in, r, t, w, lora_a(l, p), in, dx, dx_f32, in, s, beta,
                   "dX through LoRA");
         beta = 1.f;
@@ -1713,9 +1718,17 @@ class CudaEngine final : public Engine {
       }
       // MLP (dy_ = bf16(dres_), written by the norm backward above this layer)
       const int64_t ld1 = xld_[kGroupOf[Q]], ld2 = xld_[kGroupOf[GATE]], qd = shape_.q_dim();
-      proj_backward(l, DOWN, dy_, a.h, I, a.xa[DOWN], n, dtmp_, true, false);
+      // down's LoRA input gradient s (dy B) A goes into the SwiGLU backward (no pass over dh)
+      const bool down_in_swiglu = lora_dx_swiglu_ && has_lora(l, DOWN) && grp_size_[DOWN] < 2 &&
+                                  layout_->rank <= kSwigluLoraMaxRank;
+      proj_backward(l, DOWN, dy_, a.h, I, a.xa[DOWN], n, dtmp_, true, false, down_in_swiglu);
       // in place: d gate and d up overwrite gate and up, which nothing reads afterwards
-      KCHECK(swiglu_backward(dtmp_, a.gate, a.up, a.gate, a.up, n * I, stream_));
+      if (down_in_swiglu)
+        KCHECK(swiglu_backward_lora(dtmp_, t_ + int64_t(grp_pos_[DOWN]) * layout_->rank, t_ld(DOWN),
+                                    lora_a(l, DOWN), int(layout_->rank), layout_->scale, a.gate,
+                                    a.up, a.gate, a.up, n, I, stream_));
+      else
+        KCHECK(swiglu_backward(dtmp_, a.gate, a.up, a.gate, a.up, n * I, stream_));
       tm("swiglu backward");
       proj_backward(l, GATE, a.gate, a.xn2, ld2, a.xa[GATE], n, dtmp_, true, false);
       proj_backward(l, UP, a.up, a.xn2, ld2, a.xa[UP], n, dtmp_, true, true);
@@ -1853,6 +1866,9 @@ class CudaEngine final : public Engine {
   // (members x rank), the row stride of the group's input buffer, and the row stride of each
   // projection's xa
   int fold_mode_ = 0;
+  // down's LoRA input gradient added inside the SwiGLU backward (LORA4J_LORA_DX_SWIGLU=0: by its
+  // own GEMM before the frozen one, to time both)
+  bool lora_dx_swiglu_ = true;
   int fold_pos_[NUM_PROJ] = {};
   int64_t fold_cols_[kGroups] = {};
   int64_t xld_[kGroups] = {};

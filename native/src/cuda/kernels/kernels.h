@@ -59,6 +59,23 @@ cudaError_t swiglu_forward(const bf16* gate, const bf16* up, bf16* h, int64_t n,
 cudaError_t swiglu_backward(const float* dh, const bf16* gate, const bf16* up, bf16* dgate,
                             bf16* dup, int64_t n, cudaStream_t s);
 
+// The backward with down's LoRA input gradient added to dh first: dh[i, j] + s sum_k t[i, k]
+// A[k, j] (t = dy B [tokens, r] bf16, row stride ldt; A = lora_A of down [r, I] bf16), then as
+// swiglu_backward; dh itself is not written. In place as swiglu_backward (dgate = gate, dup = up).
+// Ranks up to kSwigluLoraMaxRank take the vectorized kernel (with the alignment of
+// swiglu_backward's and I % 8 == 0), larger ones the scalar kernel.
+constexpr int kSwigluLoraMaxRank = 128;
+cudaError_t swiglu_backward_lora(const float* dh, const bf16* t, int64_t ldt, const bf16* A, int r,
+                                 float s, const bf16* gate, const bf16* up, bf16* dgate, bf16* dup,
+                                 int64_t tokens, int64_t I, cudaStream_t st);
+bool swiglu_backward_lora_is_vectorized(const float* dh, const bf16* A, int r, const bf16* gate,
+                                        const bf16* up, const bf16* dgate, const bf16* dup,
+                                        int64_t I);
+cudaError_t swiglu_backward_lora_scalar(const float* dh, const bf16* t, int64_t ldt, const bf16* A,
+                                        int r, float s, const bf16* gate, const bf16* up,
+                                        bf16* dgate, bf16* dup, int64_t tokens, int64_t I,
+                                        cudaStream_t st);
+
 // ---- element-wise kernels: the path the launchers above take (tests) -----------------------
 // swiglu, rmsnorm and rope each have a vectorized kernel (16-byte accesses) and a scalar one
 // (one element or pair per thread) with the same per-element arithmetic, hence the same bits.

@@ -114,6 +114,73 @@ __global__ void __launch_bounds__(256)
     swiglu_bwd_one(dh[i], g[i], u[i], dg[i], du[i]);
 }
 
+// The backward with the down projection's LoRA input gradient folded in: the element (i, j) of
+// dh gets s * sum_k t[i, k] A[k, j] (t = dy B of down, [tokens, r] bf16 with row stride ldt;
+// A = down's lora_A, [r, I] bf16) before the SwiGLU backward, so that the engine needs no GEMM
+// pass writing that term over all of dh. The sum runs k = 0 .. r - 1 with fmaf from 0, then
+// d = fmaf(s, sum, dh), in both kernels: the same bits.
+__device__ __forceinline__ float lora_dx_one(const bf16* trow, const bf16* A, int r, int64_t I,
+                                             int64_t j) {
+  float acc = 0.f;
+  for (int k = 0; k < r; ++k)
+    acc = fmaf(__bfloat162float(trow[k]), __bfloat162float(A[int64_t(k) * I + j]), acc);
+  return acc;
+}
+
+// One element per thread (any alignment, any I): the tests' reference.
+__global__ void swiglu_bwd_lora_scalar_kernel(const float* dh, const bf16* t, int64_t ldt,
+                                              const bf16* A, int r, float s, const bf16* g,
+                                              const bf16* u, bf16* dg, bf16* du, int64_t tokens,
+                                              int64_t I) {
+  const int64_t n = tokens * I;
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n;
+       e += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t i = e / I, j = e % I;
+    const float d = fmaf(s, lora_dx_one(t + i * ldt, A, r, I, j), dh[e]);
+    swiglu_bwd_one(d, g[e], u[e], dg[e], du[e]);
+  }
+}
+
+// Vectorized: a block of 256 threads covers 2048 columns (8 per thread, 16-byte accesses) of
+// kLoraTokens tokens; the tokens' t rows are staged in shared memory (float), each thread reads
+// its 8 columns of A once per token (from L1 after the first: r x 16 bytes). Needs I % 8 == 0 and
+// 16-byte aligned dh, gate, up, dgate, dup and A; r <= kSwigluLoraMaxRank.
+constexpr int kLoraTokens = 32;
+__global__ void __launch_bounds__(256)
+    swiglu_bwd_lora_vec_kernel(const float* dh, const bf16* t, int64_t ldt, const bf16* A, int r,
+                               float s, const bf16* g, const bf16* u, bf16* dg, bf16* du,
+                               int64_t tokens, int64_t I) {
+  extern __shared__ float st[];  // [kLoraTokens][r]
+  const int64_t i0 = int64_t(blockIdx.y) * kLoraTokens;
+  const int nt = int(min(int64_t(kLoraTokens), tokens - i0));
+  for (int q = threadIdx.x; q < nt * r; q += blockDim.x)
+    st[q] = __bfloat162float(t[(i0 + q / r) * ldt + q % r]);
+  __syncthreads();
+  const int64_t j0 = int64_t(blockIdx.x) * 2048 + int64_t(threadIdx.x) * 8;
+  if (j0 >= I) return;
+  for (int ti = 0; ti < nt; ++ti) {
+    const int64_t e = (i0 + ti) * I + j0;
+    float acc[8];
+#pragma unroll
+    for (int jj = 0; jj < 8; ++jj) acc[jj] = 0.f;
+    for (int k = 0; k < r; ++k) {
+      const Bf16x8 a = load_bf16x8(A + int64_t(k) * I + j0);
+      const float tk = st[ti * r + k];
+#pragma unroll
+      for (int jj = 0; jj < 8; ++jj) acc[jj] = fmaf(tk, __bfloat162float(a.v[jj]), acc[jj]);
+    }
+    float d8[8];
+    load_f32x8(dh + e, d8);
+    const Bf16x8 gv = load_bf16x8(g + e), uv = load_bf16x8(u + e);
+#pragma unroll
+    for (int jj = 0; jj < 8; ++jj) d8[jj] = fmaf(s, acc[jj], d8[jj]);
+    Bf16x8 dgv, duv;
+    swiglu_bwd_chunk(d8, gv, uv, dgv, duv);
+    store_bf16x8(dg + e, dgv);
+    store_bf16x8(du + e, duv);
+  }
+}
+
 // kUnroll chunks per thread (a grid-stride loop beyond grid_for's cap).
 unsigned vec_grid(int64_t n) { return grid_for((n / 8 + kUnroll - 1) / kUnroll, 256); }
 
@@ -153,6 +220,36 @@ cudaError_t swiglu_backward_scalar(const float* dh, const bf16* gate, const bf16
                                    bf16* dup, int64_t n, cudaStream_t s) {
   if (n <= 0) return cudaSuccess;
   swiglu_bwd_scalar_kernel<<<grid_for(n, 256), 256, 0, s>>>(dh, gate, up, dgate, dup, n);
+  return cudaGetLastError();
+}
+
+bool swiglu_backward_lora_is_vectorized(const float* dh, const bf16* A, int r, const bf16* gate,
+                                        const bf16* up, const bf16* dgate, const bf16* dup,
+                                        int64_t I) {
+  return I % 8 == 0 && r >= 1 && r <= kSwigluLoraMaxRank && ptr_aligned16(A) &&
+         swiglu_backward_is_vectorized(dh, gate, up, dgate, dup);
+}
+cudaError_t swiglu_backward_lora(const float* dh, const bf16* t, int64_t ldt, const bf16* A, int r,
+                                 float s, const bf16* gate, const bf16* up, bf16* dgate, bf16* dup,
+                                 int64_t tokens, int64_t I, cudaStream_t st) {
+  if (tokens <= 0 || I <= 0) return cudaSuccess;
+  if (r < 1 || ldt < r) return cudaErrorInvalidValue;
+  if (!swiglu_backward_lora_is_vectorized(dh, A, r, gate, up, dgate, dup, I))
+    return swiglu_backward_lora_scalar(dh, t, ldt, A, r, s, gate, up, dgate, dup, tokens, I, st);
+  const dim3 grid(unsigned((I + 2047) / 2048), unsigned((tokens + kLoraTokens - 1) / kLoraTokens));
+  if (grid.y > 65535u) return cudaErrorInvalidConfiguration;
+  swiglu_bwd_lora_vec_kernel<<<grid, 256, size_t(kLoraTokens) * size_t(r) * sizeof(float), st>>>(
+      dh, t, ldt, A, r, s, gate, up, dgate, dup, tokens, I);
+  return cudaGetLastError();
+}
+cudaError_t swiglu_backward_lora_scalar(const float* dh, const bf16* t, int64_t ldt, const bf16* A,
+                                        int r, float s, const bf16* gate, const bf16* up,
+                                        bf16* dgate, bf16* dup, int64_t tokens, int64_t I,
+                                        cudaStream_t st) {
+  if (tokens <= 0 || I <= 0) return cudaSuccess;
+  if (r < 1 || ldt < r) return cudaErrorInvalidValue;
+  swiglu_bwd_lora_scalar_kernel<<<grid_for(tokens * I, 256), 256, 0, st>>>(
+      dh, t, ldt, A, r, s, gate, up, dgate, dup, tokens, I);
   return cudaGetLastError();
 }
 
