@@ -6,11 +6,16 @@
 // what the engine's GEMMs could reach on its data, and which algorithm the heuristic's first
 // choice leaves behind. One JSON line per (GEMM, data, algorithm), then one summary line per
 // (GEMM, data): the heuristic's first, the best, their ratio.
-//   bench_gemm_cuda [--algos N] [--data zeros,uniform,model] [--only NAME]
+// --sustain SECONDS: afterwards, the eleven GEMMs on the model's data back to back in a loop for
+// that long, as a training step runs them (the heuristic's first algorithm, an event after each),
+// one summary line per GEMM with its mean over the second half against its short-burst time: the
+// rate the card holds under sustained load (its power and clocks), not only in a burst.
+//   bench_gemm_cuda [--algos N] [--data zeros,uniform,model] [--only NAME] [--sustain SECONDS]
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -94,12 +99,116 @@ void fill(__nv_bfloat16* d, size_t n, const std::string& kind, float std_dev, ui
   CU(cudaMemcpy(d, h.data(), n * 2, cudaMemcpyHostToDevice));
 }
 
+constexpr size_t kShapeCount = sizeof kShapes / sizeof kShapes[0];
+
+// One GEMM's cuBLASLt problem as Gemm::run poses it (the column-major problem: m = N, n = M,
+// first operand B, second A) and the heuristic's first `algos` algorithms for it.
+struct Problem {
+  lt::MatmulDesc desc = nullptr;
+  lt::MatrixLayout la = nullptr, lb = nullptr, ld = nullptr;
+  std::vector<HeuristicResult> res;
+  int found = 0;
+};
+
+Problem make_problem(const Api& api, lt::Handle h, const Shape& s, int algos, size_t ws_bytes) {
+  Problem pb;
+  LT(api.cublasLtMatmulDescCreate(&pb.desc, lt::kCompute32F, CUDA_R_32F));
+  const int opa = s.tb ? lt::kOpT : lt::kOpN, opb = lt::kOpN;
+  LT(api.cublasLtMatmulDescSetAttribute(pb.desc, lt::kDescTransA, &opa, sizeof opa));
+  LT(api.cublasLtMatmulDescSetAttribute(pb.desc, lt::kDescTransB, &opb, sizeof opb));
+  const uint64_t a_rows = s.tb ? uint64_t(s.K) : uint64_t(s.N);
+  const uint64_t a_cols = s.tb ? uint64_t(s.N) : uint64_t(s.K);
+  LT(api.cublasLtMatrixLayoutCreate(&pb.la, CUDA_R_16BF, a_rows, a_cols, int64_t(a_rows)));
+  LT(api.cublasLtMatrixLayoutCreate(&pb.lb, CUDA_R_16BF, uint64_t(s.K), uint64_t(s.M), s.K));
+  LT(api.cublasLtMatrixLayoutCreate(&pb.ld, s.d_f32 ? CUDA_R_32F : CUDA_R_16BF, uint64_t(s.N),
+                                    uint64_t(s.M), s.N));
+  lt::Preference pref = nullptr;
+  LT(api.cublasLtMatmulPreferenceCreate(&pref));
+  LT(api.cublasLtMatmulPreferenceSetAttribute(pref, lt::kPrefMaxWorkspaceBytes, &ws_bytes,
+                                              sizeof ws_bytes));
+  pb.res.resize(static_cast<size_t>(algos));
+  LT(api.cublasLtMatmulAlgoGetHeuristic(h, pb.desc, pb.la, pb.lb, pb.ld, pb.ld, pref, algos,
+                                        pb.res.data(), &pb.found));
+  api.cublasLtMatmulPreferenceDestroy(pref);
+  return pb;
+}
+
+void destroy_problem(const Api& api, Problem& pb) {
+  api.cublasLtMatrixLayoutDestroy(pb.la);
+  api.cublasLtMatrixLayoutDestroy(pb.lb);
+  api.cublasLtMatrixLayoutDestroy(pb.ld);
+  api.cublasLtMatmulDescDestroy(pb.desc);
+}
+
+// The eleven GEMMs back to back, over and over for `seconds`, on the model's data (activations
+// std 1, gradients std 1e-3, weights std 0.02), an event after each; the mean of each over the
+// second half of the run beside its short-burst time (burst_ms, 0 when not measured).
+void sustain(const Api& api, lt::Handle h, cudaStream_t st, void* ws, size_t ws_bytes,
+             __nv_bfloat16* A, __nv_bfloat16* B, void* D, double seconds, const double* burst_ms) {
+  int64_t most_a = 0;
+  for (const Shape& s : kShapes) most_a = std::max(most_a, s.M * s.K);
+  __nv_bfloat16* G = nullptr;  // the gradient operand (A holds the activations)
+  CU(cudaMalloc(&G, size_t(most_a) * 2));
+  fill(A, size_t(most_a), "model", 1.f, 21);
+  fill(G, size_t(most_a), "model", 1e-3f, 22);
+  int64_t most_b = 0;
+  for (const Shape& s : kShapes) most_b = std::max(most_b, s.N * s.K);
+  fill(B, size_t(most_b), "model", 0.02f, 23);
+  std::vector<Problem> pbs;
+  for (const Shape& s : kShapes) pbs.push_back(make_problem(api, h, s, 1, ws_bytes));
+  std::vector<cudaEvent_t> ev(kShapeCount + 1);
+  for (auto& e : ev) CU(cudaEventCreate(&e));
+  std::vector<std::vector<float>> series(kShapeCount);
+  const float alpha = 1.f;
+  const auto t0 = std::chrono::steady_clock::now();
+  double elapsed = 0;
+  int iters = 0;
+  while (elapsed < seconds) {
+    CU(cudaEventRecord(ev[0], st));
+    for (size_t i = 0; i < kShapeCount; ++i) {
+      const Shape& s = kShapes[i];
+      LT(api.cublasLtMatmul(h, pbs[i].desc, &alpha, B, pbs[i].la, s.a_grad ? G : A, pbs[i].lb,
+                            &s.beta, D, pbs[i].ld, D, pbs[i].ld, &pbs[i].res[0].algo, ws, ws_bytes,
+                            st));
+      CU(cudaEventRecord(ev[i + 1], st));
+    }
+    CU(cudaEventSynchronize(ev[kShapeCount]));
+    for (size_t i = 0; i < kShapeCount; ++i) {
+      float ms = 0;
+      CU(cudaEventElapsedTime(&ms, ev[i], ev[i + 1]));
+      series[i].push_back(ms);
+    }
+    ++iters;
+    elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  for (size_t i = 0; i < kShapeCount; ++i) {
+    const std::vector<float>& v = series[i];
+    double first_half = 0, second_half = 0;
+    const size_t half = v.size() / 2;
+    for (size_t k = 0; k < v.size(); ++k) (k < half ? first_half : second_half) += v[k];
+    first_half /= double(std::max<size_t>(1, half));
+    second_half /= double(std::max<size_t>(1, v.size() - half));
+    std::printf(
+        "{\"bench\":\"gemm_sustained\",\"gemm\":\"%s\",\"iterations\":%d,\"seconds\":%.1f,"
+        "\"first_half_ms\":%.4f,\"second_half_ms\":%.4f,\"burst_ms\":%.4f}\n",
+        kShapes[i].name, iters, elapsed, first_half, second_half, burst_ms[i]);
+    std::printf(
+        "# sustained %-22s %.4f ms (first half %.4f), burst %.4f ms, sustained / burst %.3f\n",
+        kShapes[i].name, second_half, first_half, burst_ms[i],
+        burst_ms[i] > 0 ? second_half / burst_ms[i] : 0.0);
+  }
+  for (auto& e : ev) cudaEventDestroy(e);
+  for (Problem& pb : pbs) destroy_problem(api, pb);
+  cudaFree(G);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   int algos = 8;
   std::vector<std::string> kinds = {"zeros", "uniform", "model"};
   std::string only;
+  double sustain_s = 0;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--algos") == 0 && i + 1 < argc) {
       algos = std::max(1, std::atoi(argv[++i]));
@@ -114,9 +223,12 @@ int main(int argc, char** argv) {
       }
     } else if (std::strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
       only = argv[++i];
+    } else if (std::strcmp(argv[i], "--sustain") == 0 && i + 1 < argc) {
+      sustain_s = std::atof(argv[++i]);
     } else {
       std::printf(
-          "usage: bench_gemm_cuda [--algos N] [--data zeros,uniform,model] [--only NAME]\n");
+          "usage: bench_gemm_cuda [--algos N] [--data zeros,uniform,model] [--only NAME] "
+          "[--sustain SECONDS]\n");
       return 2;
     }
   }
@@ -153,42 +265,23 @@ int main(int argc, char** argv) {
   CU(cudaMalloc(&B, size_t(most_b) * 2));
   CU(cudaMalloc(&D, size_t(most_d) * 4));
   CU(cudaMemset(D, 0, size_t(most_d) * 4));
+  double burst_ms[kShapeCount] = {};
   cudaEvent_t e0, e1;
   CU(cudaEventCreate(&e0));
   CU(cudaEventCreate(&e1));
+  const float alpha = 1.f;
   for (const std::string& kind : kinds) {
     for (const Shape& s : kShapes) {
       if (!only.empty() && only != s.name) continue;
       fill(A, size_t(s.M * s.K), kind, s.a_grad ? 1e-3f : 1.f, 11);
       fill(B, size_t(s.N * s.K), kind, 0.02f, 12);
-      // the column-major problem of Gemm::run: m = N, n = M, first operand B, second A
-      lt::MatmulDesc desc = nullptr;
-      LT(api.cublasLtMatmulDescCreate(&desc, lt::kCompute32F, CUDA_R_32F));
-      const int opa = s.tb ? lt::kOpT : lt::kOpN, opb = lt::kOpN;
-      LT(api.cublasLtMatmulDescSetAttribute(desc, lt::kDescTransA, &opa, sizeof opa));
-      LT(api.cublasLtMatmulDescSetAttribute(desc, lt::kDescTransB, &opb, sizeof opb));
-      lt::MatrixLayout la = nullptr, lb = nullptr, ld = nullptr;
-      const uint64_t a_rows = s.tb ? uint64_t(s.K) : uint64_t(s.N);
-      const uint64_t a_cols = s.tb ? uint64_t(s.N) : uint64_t(s.K);
-      LT(api.cublasLtMatrixLayoutCreate(&la, CUDA_R_16BF, a_rows, a_cols, int64_t(a_rows)));
-      LT(api.cublasLtMatrixLayoutCreate(&lb, CUDA_R_16BF, uint64_t(s.K), uint64_t(s.M), s.K));
-      LT(api.cublasLtMatrixLayoutCreate(&ld, s.d_f32 ? CUDA_R_32F : CUDA_R_16BF, uint64_t(s.N),
-                                        uint64_t(s.M), s.N));
-      lt::Preference pref = nullptr;
-      LT(api.cublasLtMatmulPreferenceCreate(&pref));
-      LT(api.cublasLtMatmulPreferenceSetAttribute(pref, lt::kPrefMaxWorkspaceBytes, &ws_bytes,
-                                                  sizeof ws_bytes));
-      std::vector<HeuristicResult> res(static_cast<size_t>(algos));
-      int found = 0;
-      LT(api.cublasLtMatmulAlgoGetHeuristic(h, desc, la, lb, ld, ld, pref, algos, res.data(),
-                                            &found));
-      const float alpha = 1.f;
+      Problem pb = make_problem(api, h, s, algos, ws_bytes);
       double first = 0, best = 1e30;
       int best_i = -1;
-      for (int i = 0; i < found; ++i) {
+      for (int i = 0; i < pb.found; ++i) {
         auto run = [&] {
-          return api.cublasLtMatmul(h, desc, &alpha, B, la, A, lb, &s.beta, D, ld, D, ld,
-                                    &res[size_t(i)].algo, ws, ws_bytes, st);
+          return api.cublasLtMatmul(h, pb.desc, &alpha, B, pb.la, A, pb.lb, &s.beta, D, pb.ld, D,
+                                    pb.ld, &pb.res[size_t(i)].algo, ws, ws_bytes, st);
         };
         if (run() != lt::kStatusSuccess) continue;
         run();
@@ -210,18 +303,16 @@ int main(int argc, char** argv) {
             s.name, kind.c_str(), i, ms_best, tflops);
         if (i == 0) first = ms_best;
         if (ms_best < best) best = ms_best, best_i = i;
+        if (i == 0 && kind == "model") burst_ms[size_t(&s - kShapes)] = ms_best;
       }
       std::printf(
           "# %-22s %-8s heuristic's first %.4f ms, best %.4f ms (algorithm %d of %d), "
           "first / best %.3f\n",
-          s.name, kind.c_str(), first, best, best_i, found, best > 0 ? first / best : 0.0);
-      api.cublasLtMatmulPreferenceDestroy(pref);
-      api.cublasLtMatrixLayoutDestroy(la);
-      api.cublasLtMatrixLayoutDestroy(lb);
-      api.cublasLtMatrixLayoutDestroy(ld);
-      api.cublasLtMatmulDescDestroy(desc);
+          s.name, kind.c_str(), first, best, best_i, pb.found, best > 0 ? first / best : 0.0);
+      destroy_problem(api, pb);
     }
   }
+  if (sustain_s > 0) sustain(api, h, st, ws, ws_bytes, A, B, D, sustain_s, burst_ms);
   cudaFree(A);
   cudaFree(B);
   cudaFree(D);
