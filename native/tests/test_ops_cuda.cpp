@@ -949,8 +949,9 @@ void test_vectorized(ct::Rng& r) {
   swiglu_lora(seed(), 37, 14336, 8, 24, true, false);    // t a slice of a wider buffer
   swiglu_lora(seed(), 33, 200, 64, 64, true, false);     // one block of columns, most threads idle
   swiglu_lora(seed(), 5, 2056, 4, 4, true, false);       // a second block with one thread's columns
-  swiglu_lora(seed(), 7, 100, 16, 16, false, false);     // I % 8 != 0: scalar
-  swiglu_lora(seed(), 3, 64, 200, 200, false, false);    // r past kSwigluLoraMaxRank: scalar
+  swiglu_lora(seed(), 45, 2056, 12, 16, true, false);  // r < 16 in registers, a partial token block
+  swiglu_lora(seed(), 7, 100, 16, 16, false, false);   // I % 8 != 0: scalar
+  swiglu_lora(seed(), 3, 64, 200, 200, false, false);  // r past kSwigluLoraMaxRank: scalar
   vec_rmsnorm(seed(), 8192, 4096, 0, true, true, true);
   vec_rope(seed(), 8192, 32, 128, 0, 0, true, true, true);
   vec_rope(seed(), 8192, 8, 128, 0, 0, true, true, true);
