@@ -187,10 +187,13 @@ double grads_err(Golden& g, lora4j_engine* e, const char* mode) {
 
 // folded: with LORA4J_LORA_FOLD=1, so that q, k, v and gate, up fold their LoRA into the frozen
 // GEMM at these small widths too (by default the fold waits for r to be a small part of in).
-void golden(const std::string& case_name, bool folded = false) {
+// lo_bf16: with LORA4J_QK_LO=bf16, the q/k residue GEMMs in bf16 (by default e4m3 from sm_89).
+void golden(const std::string& case_name, bool folded = false, bool lo_bf16 = false) {
   Golden g = load_case(case_name);
-  const std::string name = case_name + (folded ? " (LoRA folded)" : "");
+  const std::string name =
+      case_name + (folded ? " (LoRA folded)" : "") + (lo_bf16 ? " (q/k residue bf16)" : "");
   if (folded) setenv("LORA4J_LORA_FOLD", "1", 1);  // read at each attach
+  if (lo_bf16) setenv("LORA4J_QK_LO", "bf16", 1);  // read at each engine's creation
   const char* S = "golden";
   lora4j_engine* e = make_engine(g, LORA4J_RECOMPUTE_NONE);
   ct::report(S, name + " base loss", loss_err(g, e, "base.loss"), kLossTol);
@@ -353,6 +356,7 @@ void golden(const std::string& case_name, bool folded = false) {
              grads_err(g, e, "attention"), 3e-2);
   API(lora4j_engine_destroy(e));
   unsetenv("LORA4J_LORA_FOLD");
+  unsetenv("LORA4J_QK_LO");
 }
 
 // Packed rows: two examples packed into one row (segment_ids, restarting position_ids) must
@@ -753,6 +757,7 @@ int main() {
   g_root = root ? root : "../../java/src/test/resources/hf-reference";
   for (const char* c : {"tiny", "tiny-sliding", "hd128"}) golden(c);
   for (const char* c : {"tiny", "hd128"}) golden(c, true);
+  golden("hd128", false, true);
   packing();
   target_sets();
   fold_lifecycle();
