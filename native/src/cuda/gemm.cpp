@@ -97,13 +97,9 @@ void Gemm::run(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const __nv_bfl
                         CUDA_R_16BF, tb ? uint64_t(K) : uint64_t(N), tb ? uint64_t(N) : uint64_t(K),
                         ldb, ta ? uint64_t(M) : uint64_t(K), ta ? uint64_t(K) : uint64_t(M), lda,
                         d_f32 ? CUDA_R_32F : CUDA_R_16BF, uint64_t(N), uint64_t(M), ldd, al, what);
-  lt::Status st = api_->cublasLtMatmul(lt_, pl.desc, &alpha, B, pl.a, A, pl.b, &beta, C, pl.d, D,
-                                       pl.d, &pl.algo, ws_, ws_bytes_, stream_);
-  if (st != lt::kStatusSuccess)
-    fail(st == lt::kStatusAllocFailed ? LORA4J_ENOMEM : LORA4J_EDEVICE,
-         std::string("cublasLtMatmul (") + what + ") failed: cuBLAS status " +
-             std::to_string(int(st)));
-  if (after_) after_(after_ctx_, what);
+  launched(api_->cublasLtMatmul(lt_, pl.desc, &alpha, B, pl.a, A, pl.b, &beta, C, pl.d, D, pl.d,
+                                &pl.algo, ws_, ws_bytes_, stream_),
+           what);
 }
 
 void Gemm::run_e4m3(int64_t M, int64_t N, int64_t K, const uint8_t* A, int64_t lda,
@@ -121,12 +117,16 @@ void Gemm::run_e4m3(int64_t M, int64_t N, int64_t K, const uint8_t* A, int64_t l
                                                      sizeof b_scale));
   LORA4J_CUBLAS(api_->cublasLtMatmulDescSetAttribute(pl.desc, lt::kDescBScalePointer, &a_scale,
                                                      sizeof a_scale));
-  lt::Status st = api_->cublasLtMatmul(lt_, pl.desc, &alpha, B, pl.a, A, pl.b, &beta, D, pl.d, D,
-                                       pl.d, &pl.algo, ws_, ws_bytes_, stream_);
-  if (st != lt::kStatusSuccess)
-    fail(st == lt::kStatusAllocFailed ? LORA4J_ENOMEM : LORA4J_EDEVICE,
-         std::string("cublasLtMatmul (") + what + ", e4m3) failed: cuBLAS status " +
-             std::to_string(int(st)));
+  launched(api_->cublasLtMatmul(lt_, pl.desc, &alpha, B, pl.a, A, pl.b, &beta, D, pl.d, D, pl.d,
+                                &pl.algo, ws_, ws_bytes_, stream_),
+           what);
+}
+
+void Gemm::launched(int status, const char* what) {
+  if (status != lt::kStatusSuccess)
+    fail(status == lt::kStatusAllocFailed ? LORA4J_ENOMEM : LORA4J_EDEVICE,
+         std::string("cublasLtMatmul (") + what + ") failed: cuBLAS status " +
+             std::to_string(status));
   if (after_) after_(after_ctx_, what);
 }
 

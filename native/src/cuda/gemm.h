@@ -58,6 +58,8 @@ class Gemm {
   };
   std::map<Key, Plan> plans_;
   std::map<Key, Plan> e4m3_plans_;
+  // a cublasLtMatmul's status: a lora4j::Error naming `what` unless success; then the after_ hook
+  void launched(int status, const char* what);
   // the plan of a problem (column-major, as cuBLASLt poses it): creates it on first use
   const Plan& plan(std::map<Key, Plan>& plans, const Key& key, int opa, int opb, cudaDataType_t ab,
                    uint64_t a_rows, uint64_t a_cols, int64_t lda, uint64_t b_rows, uint64_t b_cols,
