@@ -1563,6 +1563,7 @@ class CudaEngine final : public Engine {
       gemm_.run(false, true, n, out, in, x_lo, ldx, W, ldw, y, true, out, 1.f, 1.f, proj_module(p));
     if (x_lo8) {
       KCHECK(e4m3_quantize(W, out, in, ldw, w8_, w8_scales_, stream_));
+      tm("q/k weight to e4m3");
       gemm_.run_e4m3(n, out, in, x_lo8, in, nullptr, w8_, in, w8_scales_ + 1,
                      static_cast<float*>(y), out, 1.f / lo8_scale_[size_t(l)], 1.f, proj_module(p));
     }

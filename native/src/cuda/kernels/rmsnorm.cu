@@ -127,7 +127,7 @@ __global__ void __launch_bounds__(kThreads)
       bf16 hi = __float2bfloat16_rn(v);
       hv.v[e] = hi;
       lv.v[e] = __float2bfloat16_rn(v - __bfloat162float(hi));
-      l8 |= uint32_t(lo8_of(v, hi, lo8.scale)) << (8 * e);
+      if (lo8.p) l8 |= uint32_t(lo8_of(v, hi, lo8.scale)) << (8 * e);
     }
     store_bf16x4(yr + 4 * c, hv);
     if (y_lo) store_bf16x4(y_lo + t * ldy + 4 * c, lv);
