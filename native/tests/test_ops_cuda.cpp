@@ -1101,6 +1101,15 @@ void test_vectorized(ct::Rng& r) {
 }  // namespace
 
 int main() {
+  // host side, so it runs without a device too: the e4m3 scale rule (the largest power of two S
+  // with amax S <= 448)
+  const float pow2_cases[][2] = {{448.f, 1.f},  {447.f, 1.f},    {224.f, 2.f},
+                                 {500.f, 0.5f}, {0.05f, 8192.f}, {0.25f, 1024.f},
+                                 {0.f, 1.f},    {INFINITY, 1.f}, {1e-38f, 0x1p100f}};
+  for (const auto& c : pow2_cases)
+    ct::report("fp8", "e4m3_pow2_scale(" + std::to_string(c[0]) + ")",
+               std::fabs(double(cuda::e4m3_pow2_scale(c[0])) - double(c[1])), 0);
+  if (ct::failures() > 0) return 1;
   ct::skip_without_gpu();
   cpu::ThreadPool tp(0);
   g_tp = &tp;
