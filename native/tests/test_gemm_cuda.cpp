@@ -4,7 +4,8 @@
 // same device gives bitwise the same outputs (the engine's runs repeat exactly). Also the LM
 // head's chunk sizes (lm_head.h): the most tokens whose fp32 logits fit the budget. On sm_89 and
 // later, run_e4m3 (the q/k residue GEMMs) against the fp64 product of the decoded e4m3 operands
-// times their device scales, with alpha and beta 1.
+// times their device scales and alpha, accumulating (beta 1): with both scales on the device,
+// and with A's left null and folded into alpha, as the engine calls it.
 #include <cuda_bf16.h>
 #include <cuda_fp8.h>
 #include <cuda_runtime.h>
@@ -172,6 +173,13 @@ int main() {
     g1.run_e4m3(n, out, in, da.p, in, dsc.p, db.p, in, dsc.p + 1, dd.p, out, alpha, 1.f,
                 "e4m3 residue GEMM");
     CT_CUDA(cudaDeviceSynchronize());
+    Dev<float> dd2(c0.size());
+    ct::up(dd2, c0);
+    g1.run_e4m3(n, out, in, da.p, in, nullptr, db.p, in, dsc.p + 1, dd2.p, out, alpha * sa, 1.f,
+                "e4m3 residue GEMM");
+    CT_CUDA(cudaDeviceSynchronize());
+    ct::report("gemm", "e4m3 x e4m3 -> fp32, A's scale null and in alpha, vs fp64",
+               ct::rel_err(ct::down(dd2), ref), 1e-3);
     // 1e-3: Hopper's FP8 tensor cores add their products with fewer bits than fp32 between
     // cuBLASLt's promotions; a wrong scale, layout or operand order is off by O(1)
     ct::report("gemm", "e4m3 x e4m3 -> fp32 with device scales, accumulating, vs fp64",

@@ -827,7 +827,8 @@ void rmsnorm_lo8(uint64_t seed, int64_t n, int64_t d, int64_t ld8, float wscale,
 // e4m3_quantize: the bytes of e4m3(w * S) with S = e4m3_pow2_scale(max |w|) computed on the host
 // from the same bf16 values (the [rows, cols] block of a matrix with row stride ld), max |w| and
 // 1 / S in the two scale floats.
-void e4m3_quantize_case(uint64_t seed, int64_t rows, int64_t cols, int64_t ld, float scale) {
+void e4m3_quantize_case(uint64_t seed, int64_t rows, int64_t cols, int64_t ld, float scale,
+                        bool want_vec) {
   Fill f(seed);
   Dev<bf> w(size_t(rows * ld));
   Dev<uint8_t> out(size_t(rows * cols));
@@ -835,6 +836,8 @@ void e4m3_quantize_case(uint64_t seed, int64_t rows, int64_t cols, int64_t ld, f
   fill_dev(w, 0, w.n, f, scale);
   out.poison();
   scales.poison();
+  check_path("fp8", "e4m3_quantize rows=" + std::to_string(rows) + " cols=" + std::to_string(cols),
+             cuda::e4m3_quantize_is_vectorized(w.p, cols, ld, out.p), want_vec);
   check(cuda::e4m3_quantize(w.p, rows, cols, ld, out.p, scales.p, 0), "e4m3_quantize");
   std::vector<bf> wh(w.n);
   CT_CUDA(cudaMemcpy(wh.data(), w.p, w.n * sizeof(bf), cudaMemcpyDeviceToHost));
@@ -1059,13 +1062,15 @@ void test_vectorized(ct::Rng& r) {
   swiglu_lora(seed(), 7, 100, 16, 16, false, false);   // I % 8 != 0: scalar
   swiglu_lora(seed(), 3, 64, 200, 200, false, false);  // r past kSwigluLoraMaxRank: scalar
   vec_rmsnorm(seed(), 8192, 4096, 0, true, true, true);
-  rmsnorm_lo8(seed(), 64, 4096, 4096, 2.f, true);  // Mistral-7B's width
-  rmsnorm_lo8(seed(), 9, 256, 272, 40.f, true);    // a wider row, large norm weights
-  rmsnorm_lo8(seed(), 5, 1000, 1000, 0.5f, true);  // d not a multiple of 16
-  rmsnorm_lo8(seed(), 5, 70, 72, 1.f, false);      // d % 4 != 0: scalar
-  e4m3_quantize_case(seed(), 37, 96, 112, 0.05f);  // a folded weight's row stride
-  e4m3_quantize_case(seed(), 1024, 4096, 4096, 0.02f);
-  e4m3_quantize_case(seed(), 3, 5, 5, 300.f);  // past e4m3's range before scaling
+  rmsnorm_lo8(seed(), 64, 4096, 4096, 2.f, true);             // Mistral-7B's width
+  rmsnorm_lo8(seed(), 9, 256, 272, 40.f, true);               // a wider row, large norm weights
+  rmsnorm_lo8(seed(), 5, 1000, 1000, 0.5f, true);             // d not a multiple of 16
+  rmsnorm_lo8(seed(), 5, 70, 72, 1.f, false);                 // d % 4 != 0: scalar
+  e4m3_quantize_case(seed(), 37, 96, 112, 0.05f, true);       // a folded weight's row stride
+  e4m3_quantize_case(seed(), 4096, 4096, 4096, 0.02f, true);  // q's weight at Mistral-7B
+  e4m3_quantize_case(seed(), 1500, 64, 64, 1.f, true);        // more rows than blocks
+  e4m3_quantize_case(seed(), 9, 100, 104, 0.1f, false);       // cols % 8 != 0: one at a time
+  e4m3_quantize_case(seed(), 3, 5, 5, 300.f, false);          // past e4m3's range before scaling
   vec_rope(seed(), 8192, 32, 128, 0, 0, true, true, true);
   vec_rope(seed(), 8192, 8, 128, 0, 0, true, true, true);
   // tails, odd sizes and offsets that break 16-byte alignment

@@ -48,7 +48,8 @@ cudaError_t rmsnorm_forward(const float* x, const bf16* w, bf16* y, float* rstd,
                             int64_t d, float eps, cudaStream_t s, bf16* y_lo = nullptr,
                             int64_t ldy = 0, Lo8 lo8 = {});
 // The largest power of two S with amax * S <= 448 (e4m3's largest finite value); 1 for an amax
-// of 0 or one that is not finite. A power of two, so scaling by S and by 1 / S is exact.
+// of 0 or one that is not finite; 2^100 for an amax so small (below ~1.3e-36) that 448 / amax
+// overflows. A power of two, so scaling by S and by 1 / S is exact.
 __host__ __device__ inline float e4m3_pow2_scale(float amax) {
   if (!(amax > 0.f) || !(amax <= 3.0e38f)) return 1.f;
   const float q = 448.f / amax;
@@ -64,6 +65,9 @@ __host__ __device__ inline float e4m3_pow2_scale(float amax) {
 // scales[1] 1 / S (device memory, two floats; stream-ordered, no host synchronization).
 cudaError_t e4m3_quantize(const bf16* w, int64_t rows, int64_t cols, int64_t ld, uint8_t* out,
                           float* scales, cudaStream_t s);
+// Whether e4m3_quantize takes 8 columns per access (cols and ld multiples of 8, w 16-byte and out
+// 8-byte aligned) or one (the tests' check of both).
+bool e4m3_quantize_is_vectorized(const bf16* w, int64_t cols, int64_t ld, const uint8_t* out);
 // dx (+)= d y / d x applied to dy (fp32). accumulate adds into dx (the residual gradient).
 // dx_bf16 (nullable) receives bf16(dx) as well: the operand of the next backward GEMMs.
 cudaError_t rmsnorm_backward(const float* dy, const float* x, const bf16* w, const float* rstd,
