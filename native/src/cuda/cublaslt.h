@@ -37,7 +37,6 @@ constexpr int kDescTransA = 3;  // cublasLtMatmulDescAttributes_t
 constexpr int kDescTransB = 4;
 constexpr int kDescAScalePointer = 17;  // device float: dequantization scale of an FP8 operand
 constexpr int kDescBScalePointer = 18;
-constexpr int kDescFastAccum = 25;         // int8_t: FP8 accumulation without periodic promotion
 constexpr int kPrefMaxWorkspaceBytes = 1;  // cublasLtMatmulPreferenceAttributes_t
 constexpr int kPrefMinAlignmentABytes = 5;
 constexpr int kPrefMinAlignmentBBytes = 6;
