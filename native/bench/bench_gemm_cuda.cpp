@@ -140,20 +140,31 @@ void destroy_problem(const Api& api, Problem& pb) {
   api.cublasLtMatmulDescDestroy(pb.desc);
 }
 
+// The largest A, B and D of the eleven shapes, in elements: the buffers every GEMM shares.
+struct Extents {
+  int64_t a = 0, b = 0, d = 0;
+};
+Extents extents() {
+  Extents x;
+  for (const Shape& s : kShapes) {
+    x.a = std::max(x.a, s.M * s.K);
+    x.b = std::max(x.b, s.N * s.K);
+    x.d = std::max(x.d, s.M * s.N);
+  }
+  return x;
+}
+
 // The eleven GEMMs back to back, over and over for `seconds`, on the model's data (activations
 // std 1, gradients std 1e-3, weights std 0.02), an event after each; the mean of each over the
 // second half of the run beside its short-burst time (burst_ms, 0 when not measured).
 void sustain(const Api& api, lt::Handle h, cudaStream_t st, void* ws, size_t ws_bytes,
              __nv_bfloat16* A, __nv_bfloat16* B, void* D, double seconds, const double* burst_ms) {
-  int64_t most_a = 0;
-  for (const Shape& s : kShapes) most_a = std::max(most_a, s.M * s.K);
+  const Extents most = extents();
   __nv_bfloat16* G = nullptr;  // the gradient operand (A holds the activations)
-  CU(cudaMalloc(&G, size_t(most_a) * 2));
-  fill(A, size_t(most_a), "model", 1.f, 21);
-  fill(G, size_t(most_a), "model", 1e-3f, 22);
-  int64_t most_b = 0;
-  for (const Shape& s : kShapes) most_b = std::max(most_b, s.N * s.K);
-  fill(B, size_t(most_b), "model", 0.02f, 23);
+  CU(cudaMalloc(&G, size_t(most.a) * 2));
+  fill(A, size_t(most.a), "model", 1.f, 21);
+  fill(G, size_t(most.a), "model", 1e-3f, 22);
+  fill(B, size_t(most.b), "model", 0.02f, 23);
   std::vector<Problem> pbs;
   for (const Shape& s : kShapes) pbs.push_back(make_problem(api, h, s, 1, ws_bytes));
   std::vector<cudaEvent_t> ev(kShapeCount + 1);
@@ -253,18 +264,13 @@ int main(int argc, char** argv) {
   size_t ws_bytes = size_t(64) << 20;
   void* ws = nullptr;
   CU(cudaMalloc(&ws, ws_bytes));
-  int64_t most_a = 0, most_b = 0, most_d = 0;
-  for (const Shape& s : kShapes) {
-    most_a = std::max(most_a, s.M * s.K);
-    most_b = std::max(most_b, s.N * s.K);
-    most_d = std::max(most_d, s.M * s.N);
-  }
+  const Extents most = extents();
   __nv_bfloat16 *A = nullptr, *B = nullptr;
   void* D = nullptr;
-  CU(cudaMalloc(&A, size_t(most_a) * 2));
-  CU(cudaMalloc(&B, size_t(most_b) * 2));
-  CU(cudaMalloc(&D, size_t(most_d) * 4));
-  CU(cudaMemset(D, 0, size_t(most_d) * 4));
+  CU(cudaMalloc(&A, size_t(most.a) * 2));
+  CU(cudaMalloc(&B, size_t(most.b) * 2));
+  CU(cudaMalloc(&D, size_t(most.d) * 4));
+  CU(cudaMemset(D, 0, size_t(most.d) * 4));
   double burst_ms[kShapeCount] = {};
   cudaEvent_t e0, e1;
   CU(cudaEventCreate(&e0));

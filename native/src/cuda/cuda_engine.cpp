@@ -132,6 +132,8 @@ class CudaEngine final : public Engine {
       to_device(inv_freq_, inv.data(), inv.size() * sizeof(float));
       scalars_ = alloc(64, "reduction scalars");
       set_qk_lo_mode();
+      const char* dxs = std::getenv("LORA4J_LORA_DX_SWIGLU");
+      lora_dx_swiglu_ = !(dxs && std::strcmp(dxs, "0") == 0);
       set_fold_layout();
     } catch (...) {
       release();
@@ -352,8 +354,6 @@ class CudaEngine final : public Engine {
   }
   // fold_pos_, fold_cols_, xld_ and xa_ld_ for the attached adapter (or none).
   void set_fold_layout() {
-    const char* dxs = std::getenv("LORA4J_LORA_DX_SWIGLU");
-    lora_dx_swiglu_ = !(dxs && std::strcmp(dxs, "0") == 0);
     const char* env = std::getenv("LORA4J_LORA_FOLD");
     fold_mode_ = !layout_ || (env && std::strcmp(env, "0") == 0) ? 0
                  : env && std::strcmp(env, "1") == 0             ? 2
@@ -1516,6 +1516,8 @@ class CudaEngine final : public Engine {
   bf16* grp_a(int l, int g) { return grp_a_ + grp_a_off_[size_t(l) * kGroups + size_t(g)]; }
   // The group's width in t_ (p's slice of (dy B) side by side with its members'): members x rank.
   int64_t t_ld(int p) const { return int64_t(grp_size_[p]) * layout_->rank; }
+  // projection p's (dy B) columns in t_ (its group's slice, row stride t_ld)
+  bf16* t_of(int p) const { return t_ + int64_t(grp_pos_[p]) * layout_->rank; }
 
   // xa = s x A^T for the targeted projections that read input x (row stride ldx; kGroupOf == g):
   // one GEMM per group over its stacked A, from its first member (whose xa is the group's first
@@ -1582,7 +1584,7 @@ class CudaEngine final : public Engine {
     if (has_lora(l, p)) {
       const int64_t r = layout_->rank, w = t_ld(p);
       const float s = layout_->scale;
-      bf16* t = t_ + int64_t(grp_pos_[p]) * r;
+      bf16* t = t_of(p);
       gemm_.run(true, false, out, r, n, dy, out, xa, xa_ld_[p], grad_b(l, p), true, r, 1.f, 1.f,
                 "dLoRA_B");
       gemm_.run(false, false, n, r, out, dy, out, lora_b(l, p), r, t, false, w, 1.f, 0.f, "dy B");
@@ -1771,9 +1773,9 @@ class CudaEngine final : public Engine {
       proj_backward(l, DOWN, dy_, a.h, I, a.xa[DOWN], n, dtmp_, true, false, down_in_swiglu);
       // in place: d gate and d up overwrite gate and up, which nothing reads afterwards
       if (down_in_swiglu)
-        KCHECK(swiglu_backward_lora(dtmp_, t_ + int64_t(grp_pos_[DOWN]) * layout_->rank, t_ld(DOWN),
-                                    lora_a(l, DOWN), int(layout_->rank), layout_->scale, a.gate,
-                                    a.up, a.gate, a.up, n, I, stream_));
+        KCHECK(swiglu_backward_lora(dtmp_, t_of(DOWN), t_ld(DOWN), lora_a(l, DOWN),
+                                    int(layout_->rank), layout_->scale, a.gate, a.up, a.gate, a.up,
+                                    n, I, stream_));
       else
         KCHECK(swiglu_backward(dtmp_, a.gate, a.up, a.gate, a.up, n * I, stream_));
       tm("swiglu backward");
@@ -1913,8 +1915,8 @@ class CudaEngine final : public Engine {
   // (members x rank), the row stride of the group's input buffer, and the row stride of each
   // projection's xa
   int fold_mode_ = 0;
-  // down's LoRA input gradient added inside the SwiGLU backward (LORA4J_LORA_DX_SWIGLU=0: by its
-  // own GEMM before the frozen one, to time both)
+  // down's LoRA input gradient added inside the SwiGLU backward (LORA4J_LORA_DX_SWIGLU=0 at the
+  // engine's creation: by its own GEMM before the frozen one, to time both)
   bool lora_dx_swiglu_ = true;
   int fold_pos_[NUM_PROJ] = {};
   int64_t fold_cols_[kGroups] = {};

@@ -152,6 +152,7 @@ __global__ void swiglu_bwd_lora_scalar_kernel(const float* dh, const bf16* t, in
 // r <= 8 and R = 16, C = 4 for r <= 16. Needs I % 8 == 0 and 16-byte aligned dh, gate, up,
 // dgate, dup and A; r <= kSwigluLoraMaxRank.
 constexpr int kLoraTokens = 32;
+// C columns per thread: bf16 as 16- or 8-byte accesses (common.cuh's), dh as float4s.
 template <int C>
 struct LoraCols;
 template <>
@@ -159,27 +160,18 @@ struct LoraCols<8> {
   using V = Bf16x8;
   static __device__ __forceinline__ V load(const bf16* p) { return load_bf16x8(p); }
   static __device__ __forceinline__ void store(bf16* p, const V& v) { store_bf16x8(p, v); }
+  static __device__ __forceinline__ void load_dh(const float* p, float* d) { load_f32x8(p, d); }
 };
 template <>
 struct LoraCols<4> {
   using V = Bf16x4;
-  static __device__ __forceinline__ V load(const bf16* p) {
-    V r;
-    r.raw = *reinterpret_cast<const uint2*>(p);
-    return r;
-  }
-  static __device__ __forceinline__ void store(bf16* p, const V& v) {
-    *reinterpret_cast<uint2*>(p) = v.raw;
+  static __device__ __forceinline__ V load(const bf16* p) { return load_bf16x4(p); }
+  static __device__ __forceinline__ void store(bf16* p, const V& v) { store_bf16x4(p, v); }
+  static __device__ __forceinline__ void load_dh(const float* p, float* d) {
+    const float4 x = *reinterpret_cast<const float4*>(p);
+    d[0] = x.x, d[1] = x.y, d[2] = x.z, d[3] = x.w;
   }
 };
-template <int C>
-__device__ __forceinline__ void load_f32s(const float* p, float* d) {
-#pragma unroll
-  for (int q = 0; q < C / 4; ++q) {
-    const float4 x = reinterpret_cast<const float4*>(p)[q];
-    d[4 * q] = x.x, d[4 * q + 1] = x.y, d[4 * q + 2] = x.z, d[4 * q + 3] = x.w;
-  }
-}
 template <int R, int C>
 __global__ void __launch_bounds__(256, R > 0 ? 2 : 1)
     swiglu_bwd_lora_vec_kernel(const float* dh, const bf16* t, int64_t ldt, const bf16* A, int r,
@@ -201,9 +193,9 @@ __global__ void __launch_bounds__(256, R > 0 ? 2 : 1)
     for (int k = 0; k < R; ++k)
       if (k < r) areg[k] = Cols::load(A + int64_t(k) * I + j0);
   }
-  float d8[C];
+  float dv[C];
   V gv, uv;
-  load_f32s<C>(dh + i0 * I + j0, d8);
+  Cols::load_dh(dh + i0 * I + j0, dv);
   gv = Cols::load(g + i0 * I + j0);
   uv = Cols::load(u + i0 * I + j0);
   for (int ti = 0; ti < nt; ++ti) {
@@ -211,7 +203,7 @@ __global__ void __launch_bounds__(256, R > 0 ? 2 : 1)
     float dn[C];
     V gn, un;
     if (ti + 1 < nt) {
-      load_f32s<C>(dh + e + I, dn);
+      Cols::load_dh(dh + e + I, dn);
       gn = Cols::load(g + e + I);
       un = Cols::load(u + e + I);
     }
@@ -238,12 +230,12 @@ __global__ void __launch_bounds__(256, R > 0 ? 2 : 1)
     V dgv, duv;
 #pragma unroll
     for (int jj = 0; jj < C; ++jj)
-      swiglu_bwd_one(fmaf(s, acc[jj], d8[jj]), gv.v[jj], uv.v[jj], dgv.v[jj], duv.v[jj]);
+      swiglu_bwd_one(fmaf(s, acc[jj], dv[jj]), gv.v[jj], uv.v[jj], dgv.v[jj], duv.v[jj]);
     Cols::store(dg + e, dgv);
     Cols::store(du + e, duv);
     if (ti + 1 < nt) {
 #pragma unroll
-      for (int jj = 0; jj < C; ++jj) d8[jj] = dn[jj];
+      for (int jj = 0; jj < C; ++jj) dv[jj] = dn[jj];
       gv = gn;
       uv = un;
     }
