@@ -756,19 +756,25 @@ void phase_times() {
     ct::report_bool("phase", std::string("op listed: ") + want, names.count(want) == 1, "");
 }
 
-// The q/k residue GEMMs in e4m3 against bf16 (hd128, base model): the logits may differ by the
-// e4m3 rounding of the residue (~1/8 of the bf16 input rounding the residue removes) and no more:
-// the residue's whole contribution to the logits is ~7e-3 (1.56e-2 without it against 8.4e-3
-// with it, NOTES "Numerics"), so one dropped, of the wrong sign, or scaled by a wrong power of
-// two would be well past 2e-3. Both engines are the same on a device without FP8 (before sm_89).
+// The q/k residue GEMMs in e4m3 against bf16 (hd128, base model), each against the float64
+// reference. The e4m3 rounding of the residue is ~1/16 of the bf16 input rounding the residue
+// removes, but any perturbation of q and k moves which way the later bf16 roundings fall, so the
+// two engines' logits differ from each other by about as much as each differs from the reference
+// (8.0e-3 against 8.4e-3, measured on an H200): the engines are compared by their distance to the
+// reference. Without the residue that distance is 1.56e-2 against 8.4e-3 with it (NOTES
+// "Numerics"); one dropped, of the wrong sign, or scaled by a wrong power of two errs by at least
+// the residue itself and lands near or past 1.56e-2, so the e4m3 engine must stay within 1.25x of
+// the bf16 engine's distance and below 1.2e-2. Both engines are the same before sm_89 (no FP8).
 void qk_residue_e4m3() {
   Golden g = load_case("hd128");
   lora4j_engine* e8 = make_engine(g, LORA4J_RECOMPUTE_NONE);
   setenv("LORA4J_QK_LO", "bf16", 1);
   lora4j_engine* e16 = make_engine(g, LORA4J_RECOMPUTE_NONE);
   unsetenv("LORA4J_QK_LO");
-  const std::vector<float> l8 = logits_of(g, e8), l16 = logits_of(g, e16);
-  ct::report("golden", "hd128 base logits, q/k residue e4m3 vs bf16", ct::rel_err(l8, l16), 2e-3);
+  const double d8 = logits_err(g, e8, "base.logits"), d16 = logits_err(g, e16, "base.logits");
+  ct::report("golden", "hd128 base logits' distance to the reference, q/k residue e4m3 / bf16",
+             d8 / d16, 1.25);
+  ct::report("golden", "hd128 base logits, q/k residue e4m3, vs the reference", d8, 1.2e-2);
   API(lora4j_engine_destroy(e8));
   API(lora4j_engine_destroy(e16));
 }

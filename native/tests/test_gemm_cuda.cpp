@@ -164,18 +164,18 @@ int main() {
         ref[size_t(i * out + j)] = float(double(alpha) * sa * sb * acc + c0[size_t(i * out + j)]);
       }
     Dev<uint8_t> da(a8.size()), db(b8.size());
-    Dev<float> dd(c0.size()), dsc(2);
+    Dev<float> dd(c0.size()), dsc(8);  // the scales 16 bytes apart (cuBLASLt needs that)
     CT_CUDA(cudaMemcpy(da.p, a8.data(), a8.size(), cudaMemcpyHostToDevice));
     CT_CUDA(cudaMemcpy(db.p, b8.data(), b8.size(), cudaMemcpyHostToDevice));
     ct::up(dd, c0);
-    const float scales[2] = {sa, sb};
+    const float scales[8] = {sa, 0.f, 0.f, 0.f, sb};
     CT_CUDA(cudaMemcpy(dsc.p, scales, sizeof scales, cudaMemcpyHostToDevice));
-    g1.run_e4m3(n, out, in, da.p, in, dsc.p, db.p, in, dsc.p + 1, dd.p, out, alpha, 1.f,
+    g1.run_e4m3(n, out, in, da.p, in, dsc.p, db.p, in, dsc.p + 4, dd.p, out, alpha, 1.f,
                 "e4m3 residue GEMM");
     CT_CUDA(cudaDeviceSynchronize());
     Dev<float> dd2(c0.size());
     ct::up(dd2, c0);
-    g1.run_e4m3(n, out, in, da.p, in, nullptr, db.p, in, dsc.p + 1, dd2.p, out, alpha * sa, 1.f,
+    g1.run_e4m3(n, out, in, da.p, in, nullptr, db.p, in, dsc.p + 4, dd2.p, out, alpha * sa, 1.f,
                 "e4m3 residue GEMM");
     CT_CUDA(cudaDeviceSynchronize());
     ct::report("gemm", "e4m3 x e4m3 -> fp32, A's scale null and in alpha, vs fp64",
@@ -184,6 +184,18 @@ int main() {
     // cuBLASLt's promotions; a wrong scale, layout or operand order is off by O(1)
     ct::report("gemm", "e4m3 x e4m3 -> fp32 with device scales, accumulating, vs fp64",
                ct::rel_err(ct::down(dd), ref), 1e-3);
+    // a scale pointer 4 bytes in: refused by name before cuBLASLt would answer status 15
+    std::string msg;
+    try {
+      g1.run_e4m3(n, out, in, da.p, in, nullptr, db.p, in, dsc.p + 1, dd2.p, out, alpha, 1.f,
+                  "e4m3 residue GEMM");
+    } catch (const lora4j::Error& e) {
+      msg = e.what();
+    }
+    ct::report_bool("gemm", "e4m3 GEMM refuses a scale pointer not 16-byte aligned, by name",
+                    msg.find("e4m3 residue GEMM") != std::string::npos &&
+                        msg.find("16-byte") != std::string::npos,
+                    msg);
   } else {
     std::printf("[gemm] e4m3 GEMM: sm_%d%d has no FP8 tensor cores, not run\n", major, minor);
   }

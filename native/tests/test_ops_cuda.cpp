@@ -832,7 +832,7 @@ void e4m3_quantize_case(uint64_t seed, int64_t rows, int64_t cols, int64_t ld, f
   Fill f(seed);
   Dev<bf> w(size_t(rows * ld));
   Dev<uint8_t> out(size_t(rows * cols));
-  Dev<float> scales(2);
+  Dev<float> scales(cuda::kE4m3InvScale + 1);
   fill_dev(w, 0, w.n, f, scale);
   out.poison();
   scales.poison();
@@ -848,7 +848,7 @@ void e4m3_quantize_case(uint64_t seed, int64_t rows, int64_t cols, int64_t ld, f
   const float s = cuda::e4m3_pow2_scale(amax);
   std::vector<uint8_t> oh(out.n);
   CT_CUDA(cudaMemcpy(oh.data(), out.p, oh.size(), cudaMemcpyDeviceToHost));
-  float sh[2];
+  float sh[cuda::kE4m3InvScale + 1];
   CT_CUDA(cudaMemcpy(sh, scales.p, sizeof sh, cudaMemcpyDeviceToHost));
   size_t bad = 0;
   for (int64_t i = 0; i < rows; ++i)
@@ -861,7 +861,7 @@ void e4m3_quantize_case(uint64_t seed, int64_t rows, int64_t cols, int64_t ld, f
                           " ld=" + std::to_string(ld);
   ct::report("fp8", "e4m3_quantize bytes vs host " + tag, double(bad) / double(oh.size()), 0);
   ct::report("fp8", "e4m3_quantize max |w| " + tag, std::fabs(double(sh[0]) - double(amax)), 0);
-  ct::report("fp8", "e4m3_quantize 1 / S " + tag, std::fabs(double(sh[1]) - 1.0 / double(s)), 0);
+  ct::report("fp8", "e4m3_quantize 1 / S " + tag, std::fabs(double(sh[cuda::kE4m3InvScale]) - 1.0 / double(s)), 0);
   ct::report_bool("fp8", "e4m3_quantize S a power of two with max |w| S in (224, 448] " + tag,
                   amax * s <= 448.f && amax * s > 224.f, std::to_string(amax * s));
 }

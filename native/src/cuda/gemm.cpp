@@ -106,6 +106,10 @@ void Gemm::run_e4m3(int64_t M, int64_t N, int64_t K, const uint8_t* A, int64_t l
                     const float* a_scale, const uint8_t* B, int64_t ldb, const float* b_scale,
                     float* D, int64_t ldd, float alpha, float beta, const char* what) {
   if (M <= 0 || N <= 0) return;
+  // cublasLtMatmul refuses (status 15) a scale pointer that is not 16-byte aligned
+  for (const float* sc : {a_scale, b_scale})
+    if (sc && align_of(sc) < 16)
+      fail(LORA4J_EINVAL, std::string(what) + ": an e4m3 scale pointer is not 16-byte aligned");
   int al = std::min(std::min(align_of(A), align_of(B)), align_of(D));
   Key key{1, 0, M, N, K, lda, ldb, ldd, 1, beta != 0.f, al};
   // column-major: the first operand is B (stored [K, N], op T: the "TN" form FP8 needs), the

@@ -31,7 +31,8 @@ class Gemm {
            float beta, const char* what, const void* C = nullptr);
   // D[M, N] (fp32, row stride ldd) = alpha * sa * sb * A[M, K] B[N, K]^T + beta * D with A and B
   // e4m3, row-major (lda, ldb multiples of 16; cuBLASLt's FP8 kernels take only this form), sa
-  // and sb read from device memory at a_scale and b_scale (null: 1). Needs sm_89 or later.
+  // and sb read from device memory at a_scale and b_scale (null: 1; 16-byte aligned, as cuBLASLt
+  // requires: an error naming `what` otherwise). Needs sm_89 or later.
   void run_e4m3(int64_t M, int64_t N, int64_t K, const uint8_t* A, int64_t lda,
                 const float* a_scale, const uint8_t* B, int64_t ldb, const float* b_scale, float* D,
                 int64_t ldd, float alpha, float beta, const char* what);

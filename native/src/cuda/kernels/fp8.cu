@@ -56,7 +56,7 @@ __global__ void __launch_bounds__(kQuantThreads)
     quantize_kernel(const bf16* w, int64_t rows, int64_t cols, int64_t ld, uint8_t* out,
                     float* scales) {
   const float s = e4m3_pow2_scale(scales[0]);
-  if (blockIdx.x == 0 && threadIdx.x == 0) scales[1] = 1.f / s;
+  if (blockIdx.x == 0 && threadIdx.x == 0) scales[kE4m3InvScale] = 1.f / s;
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const bf16* row = w + r * ld;
     uint8_t* orow = out + r * cols;

@@ -62,7 +62,10 @@ __host__ __device__ inline float e4m3_pow2_scale(float amax) {
 }
 // out[i, j] = e4m3(w[i, j] * S) (saturating, round to nearest) for the [rows, cols] matrix w
 // with row stride ld (out contiguous), S = e4m3_pow2_scale(max |w|); scales[0] receives max |w|,
-// scales[1] 1 / S (device memory, two floats; stream-ordered, no host synchronization).
+// scales[kE4m3InvScale] 1 / S (device memory, kE4m3InvScale + 1 floats, 16-byte aligned;
+// stream-ordered, no host synchronization). 1 / S sits 16 bytes in because cuBLASLt refuses FP8
+// scale pointers that are not 16-byte aligned (status 15, measured on CUDA 13.0).
+constexpr int kE4m3InvScale = 4;
 cudaError_t e4m3_quantize(const bf16* w, int64_t rows, int64_t cols, int64_t ld, uint8_t* out,
                           float* scales, cudaStream_t s);
 // Whether e4m3_quantize takes 8 columns per access (cols and ld multiples of 8, w 16-byte and out
