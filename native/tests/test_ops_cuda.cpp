@@ -861,7 +861,8 @@ void e4m3_quantize_case(uint64_t seed, int64_t rows, int64_t cols, int64_t ld, f
                           " ld=" + std::to_string(ld);
   ct::report("fp8", "e4m3_quantize bytes vs host " + tag, double(bad) / double(oh.size()), 0);
   ct::report("fp8", "e4m3_quantize max |w| " + tag, std::fabs(double(sh[0]) - double(amax)), 0);
-  ct::report("fp8", "e4m3_quantize 1 / S " + tag, std::fabs(double(sh[cuda::kE4m3InvScale]) - 1.0 / double(s)), 0);
+  ct::report("fp8", "e4m3_quantize 1 / S " + tag,
+             std::fabs(double(sh[cuda::kE4m3InvScale]) - 1.0 / double(s)), 0);
   ct::report_bool("fp8", "e4m3_quantize S a power of two with max |w| S in (224, 448] " + tag,
                   amax * s <= 448.f && amax * s > 224.f, std::to_string(amax * s));
 }

@@ -336,7 +336,8 @@ class CudaEngine final : public Engine {
     lo8_scale_.assign(size_t(shape_.c.num_layers), 1.f);
     if (!qk_lo_e4m3_) return;
     w8_ = static_cast<uint8_t*>(alloc(size_t(std::max(qd, kvd) * d), "e4m3 weight scratch"));
-    w8_scales_ = static_cast<float*>(alloc((kE4m3InvScale + 1) * sizeof(float), "e4m3 weight scale"));
+    w8_scales_ =
+        static_cast<float*>(alloc((kE4m3InvScale + 1) * sizeof(float), "e4m3 weight scale"));
   }
   // The residue's scale for layer l from its input_layernorm weight (bf16 bits): |residue| <=
   // 2^-8 |y| and |y| <= sqrt(d) max |w| (the normed row has mean square below 1), so the largest
