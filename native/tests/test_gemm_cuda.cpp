@@ -2,8 +2,12 @@
 // form the engine uses (plain, A^T, B^T; bf16 and fp32 outputs; alpha, beta 0 and 1, a separate
 // C), at the engine's LoRA shapes and a small frozen-projection shape; and a second Gemm on the
 // same device gives bitwise the same outputs (the engine's runs repeat exactly). Also the LM
-// head's chunk sizes (lm_head.h): the most tokens whose fp32 logits fit the budget.
+// head's chunk sizes (lm_head.h): the most tokens whose fp32 logits fit the budget. On sm_89 and
+// later, run_e4m3 (the q/k residue GEMMs) against the fp64 product of the decoded e4m3 operands
+// times their device scales and alpha, accumulating (beta 1): with both scales on the device,
+// and with A's left null and folded into alpha, as the engine calls it.
 #include <cuda_bf16.h>
+#include <cuda_fp8.h>
 #include <cuda_runtime.h>
 
 #include <cstdio>
@@ -129,6 +133,71 @@ int main() {
                 std::memcmp(got1.data(), got2.data(), got1.size() * sizeof(float)) == 0;
     ct::report_bool("gemm", std::string(c.what) + ": second Gemm bitwise", same,
                     same ? "identical" : "differs");
+  }
+
+  // e4m3 x e4m3 -> fp32, accumulating: D = alpha sa sb A B^T + D (A [n, in], B [out, in])
+  int dev = 0, major = 0, minor = 0;
+  CT_CUDA(cudaGetDevice(&dev));
+  CT_CUDA(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+  CT_CUDA(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
+  if (major * 10 + minor >= 89) {
+    std::vector<uint8_t> a8(size_t(n * in)), b8(size_t(out * in));
+    auto enc = [&](float v) {
+      return uint8_t(__nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E4M3));
+    };
+    auto dec = [](uint8_t b) {
+      __nv_fp8_e4m3 v;
+      v.__x = b;
+      return double(float(v));
+    };
+    for (auto& x : a8) x = enc(rng.normal(4.f));
+    for (auto& x : b8) x = enc(rng.normal(100.f));
+    std::vector<float> c0(size_t(n * out));
+    for (auto& x : c0) x = rng.normal();
+    const float alpha = 0.5f, sa = 0.25f, sb = 0x1p-10f;
+    std::vector<float> ref(c0.size());
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < out; ++j) {
+        double acc = 0;
+        for (int64_t k = 0; k < in; ++k)
+          acc += dec(a8[size_t(i * in + k)]) * dec(b8[size_t(j * in + k)]);
+        ref[size_t(i * out + j)] = float(double(alpha) * sa * sb * acc + c0[size_t(i * out + j)]);
+      }
+    Dev<uint8_t> da(a8.size()), db(b8.size());
+    Dev<float> dd(c0.size()), dsc(8);  // the scales 16 bytes apart (cuBLASLt needs that)
+    CT_CUDA(cudaMemcpy(da.p, a8.data(), a8.size(), cudaMemcpyHostToDevice));
+    CT_CUDA(cudaMemcpy(db.p, b8.data(), b8.size(), cudaMemcpyHostToDevice));
+    ct::up(dd, c0);
+    const float scales[8] = {sa, 0.f, 0.f, 0.f, sb};
+    CT_CUDA(cudaMemcpy(dsc.p, scales, sizeof scales, cudaMemcpyHostToDevice));
+    g1.run_e4m3(n, out, in, da.p, in, dsc.p, db.p, in, dsc.p + 4, dd.p, out, alpha, 1.f,
+                "e4m3 residue GEMM");
+    CT_CUDA(cudaDeviceSynchronize());
+    Dev<float> dd2(c0.size());
+    ct::up(dd2, c0);
+    g1.run_e4m3(n, out, in, da.p, in, nullptr, db.p, in, dsc.p + 4, dd2.p, out, alpha * sa, 1.f,
+                "e4m3 residue GEMM");
+    CT_CUDA(cudaDeviceSynchronize());
+    ct::report("gemm", "e4m3 x e4m3 -> fp32, A's scale null and in alpha, vs fp64",
+               ct::rel_err(ct::down(dd2), ref), 1e-3);
+    // 1e-3: Hopper's FP8 tensor cores add their products with fewer bits than fp32 between
+    // cuBLASLt's promotions; a wrong scale, layout or operand order is off by O(1)
+    ct::report("gemm", "e4m3 x e4m3 -> fp32 with device scales, accumulating, vs fp64",
+               ct::rel_err(ct::down(dd), ref), 1e-3);
+    // a scale pointer 4 bytes in: refused by name before cuBLASLt would answer status 15
+    std::string msg;
+    try {
+      g1.run_e4m3(n, out, in, da.p, in, nullptr, db.p, in, dsc.p + 1, dd2.p, out, alpha, 1.f,
+                  "e4m3 residue GEMM");
+    } catch (const lora4j::Error& e) {
+      msg = e.what();
+    }
+    ct::report_bool("gemm", "e4m3 GEMM refuses a scale pointer not 16-byte aligned, by name",
+                    msg.find("e4m3 residue GEMM") != std::string::npos &&
+                        msg.find("16-byte") != std::string::npos,
+                    msg);
+  } else {
+    std::printf("[gemm] e4m3 GEMM: sm_%d%d has no FP8 tensor cores, not run\n", major, minor);
   }
 
   // LM-head chunks: {tokens, vocab, expected chunk}

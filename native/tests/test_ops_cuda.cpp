@@ -10,6 +10,8 @@
 #include <type_traits>
 #include <vector>
 
+#include <cuda_fp8.h>
+
 #include "cpu/ops.h"
 #include "cpu/thread_pool.h"
 #include "cuda/kernels/kernels.h"
@@ -757,6 +759,114 @@ void swiglu_lora(uint64_t seed, int64_t tokens, int64_t I, int r, int64_t ldt, b
         [&] { return cuda::swiglu_backward(dh.p, g.p, u.p, dg_s.p, du_s.p, int64_t(m), 0); });
 }
 
+// e4m3 byte -> float on the host
+float e4m3_value(uint8_t b) {
+  __nv_fp8_e4m3 v;
+  v.__x = b;
+  return float(v);
+}
+
+// RMSNorm's e4m3 residue (Lo8, the q/k residue GEMMs' operand): the vectorized and scalar
+// kernels write the same bytes; each byte, divided by the scale, is the bf16 residue the same
+// kernel writes (y_lo) within e4m3's rounding (2^-4 relative, 2^-10 / scale absolute below its
+// normal range) and bf16's (2^-9 relative); nothing saturates with the engine's scale (from the
+// bound 2^-8 sqrt(d) max |w|); columns past d of a wider row stay untouched.
+void rmsnorm_lo8(uint64_t seed, int64_t n, int64_t d, int64_t ld8, float wscale, bool want_vec) {
+  Fill f(seed);
+  Dev<float> x(size_t(n * d)), rstd(static_cast<size_t>(n));
+  Dev<bf> w(static_cast<size_t>(d)), y(size_t(n * d)), lo_v(size_t(n * d)), lo_s(size_t(n * d));
+  Dev<uint8_t> l8_v(size_t(n * ld8)), l8_s(size_t(n * ld8));
+  fill_dev(x, 0, x.n, f, 4.f);
+  fill_dev(w, 0, w.n, f, wscale);
+  l8_v.zero();
+  l8_s.zero();
+  std::vector<bf> wh(static_cast<size_t>(d));
+  CT_CUDA(cudaMemcpy(wh.data(), w.p, size_t(d) * sizeof(bf), cudaMemcpyDeviceToHost));
+  float wmax = 0.f;
+  for (const bf& v : wh) wmax = std::max(wmax, std::fabs(__bfloat162float(v)));
+  const float sc = cuda::e4m3_pow2_scale(std::ldexp(std::sqrt(float(d)) * wmax, -8));
+  const std::string tag = "n=" + std::to_string(n) + " d=" + std::to_string(d) +
+                          " ld=" + std::to_string(ld8) + " scale=" + std::to_string(sc);
+  const cuda::Lo8 v8{l8_v.p, sc, ld8}, s8{l8_s.p, sc, ld8};
+  check_path("rmsnorm", "forward with e4m3 residue " + tag,
+             cuda::rmsnorm_forward_is_vectorized(x.p, w.p, y.p, d, lo_v.p, d, v8), want_vec);
+  check(cuda::rmsnorm_forward(x.p, w.p, y.p, rstd.p, n, d, 1e-5f, 0, lo_v.p, d, v8),
+        "rmsnorm_forward with Lo8");
+  check(cuda::rmsnorm_forward_scalar(x.p, w.p, y.p, rstd.p, n, d, 1e-5f, 0, lo_s.p, d, s8),
+        "rmsnorm_forward_scalar with Lo8");
+  std::vector<uint8_t> hv(l8_v.n), hs(l8_s.n);
+  CT_CUDA(cudaMemcpy(hv.data(), l8_v.p, hv.size(), cudaMemcpyDeviceToHost));
+  CT_CUDA(cudaMemcpy(hs.data(), l8_s.p, hs.size(), cudaMemcpyDeviceToHost));
+  std::vector<bf> lo(size_t(n * d));
+  CT_CUDA(cudaMemcpy(lo.data(), lo_v.p, lo.size() * sizeof(bf), cudaMemcpyDeviceToHost));
+  size_t differ = 0, outside = 0;
+  double worst = 0, largest = 0;
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t j = 0; j < ld8; ++j) {
+      const size_t k = size_t(t * ld8 + j);
+      differ += hv[k] != hs[k];
+      if (j >= d) {
+        outside += hv[k] != 0;
+        continue;
+      }
+      const double got = double(e4m3_value(hv[k])) / sc;
+      const double want = __bfloat162float(lo[size_t(t * d + j)]);
+      const double bound = std::fabs(want) * (0x1p-4 + 0x1p-8) + 0x1p-10 / sc;
+      worst = std::max(worst, std::fabs(got - want) / bound);
+      largest = std::max(largest, double(std::fabs(e4m3_value(hv[k]))));
+    }
+  ct::report("rmsnorm", "e4m3 residue vectorized = scalar " + tag,
+             double(differ) / double(hv.size()), 0);
+  ct::report("rmsnorm", "e4m3 residue / scale vs the bf16 residue (in units of its bound) " + tag,
+             worst, 1.0);
+  ct::report("rmsnorm", "e4m3 residue below saturation (largest |byte value|) " + tag, largest,
+             447.0);
+  ct::report("rmsnorm", "e4m3 residue leaves columns past d alone " + tag, double(outside), 0.0);
+}
+
+// e4m3_quantize: the bytes of e4m3(w * S) with S = e4m3_pow2_scale(max |w|) computed on the host
+// from the same bf16 values (the [rows, cols] block of a matrix with row stride ld), max |w| and
+// 1 / S in the two scale floats.
+void e4m3_quantize_case(uint64_t seed, int64_t rows, int64_t cols, int64_t ld, float scale,
+                        bool want_vec) {
+  Fill f(seed);
+  Dev<bf> w(size_t(rows * ld));
+  Dev<uint8_t> out(size_t(rows * cols));
+  Dev<float> scales(cuda::kE4m3InvScale + 1);
+  fill_dev(w, 0, w.n, f, scale);
+  out.poison();
+  scales.poison();
+  check_path("fp8", "e4m3_quantize rows=" + std::to_string(rows) + " cols=" + std::to_string(cols),
+             cuda::e4m3_quantize_is_vectorized(w.p, cols, ld, out.p), want_vec);
+  check(cuda::e4m3_quantize(w.p, rows, cols, ld, out.p, scales.p, 0), "e4m3_quantize");
+  std::vector<bf> wh(w.n);
+  CT_CUDA(cudaMemcpy(wh.data(), w.p, w.n * sizeof(bf), cudaMemcpyDeviceToHost));
+  float amax = 0.f;
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j)
+      amax = std::max(amax, std::fabs(__bfloat162float(wh[size_t(i * ld + j)])));
+  const float s = cuda::e4m3_pow2_scale(amax);
+  std::vector<uint8_t> oh(out.n);
+  CT_CUDA(cudaMemcpy(oh.data(), out.p, oh.size(), cudaMemcpyDeviceToHost));
+  float sh[cuda::kE4m3InvScale + 1];
+  CT_CUDA(cudaMemcpy(sh, scales.p, sizeof sh, cudaMemcpyDeviceToHost));
+  size_t bad = 0;
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j) {
+      const uint8_t want = uint8_t(__nv_cvt_float_to_fp8(
+          __bfloat162float(wh[size_t(i * ld + j)]) * s, __NV_SATFINITE, __NV_E4M3));
+      bad += oh[size_t(i * cols + j)] != want;
+    }
+  const std::string tag = "rows=" + std::to_string(rows) + " cols=" + std::to_string(cols) +
+                          " ld=" + std::to_string(ld);
+  ct::report("fp8", "e4m3_quantize bytes vs host " + tag, double(bad) / double(oh.size()), 0);
+  ct::report("fp8", "e4m3_quantize max |w| " + tag, std::fabs(double(sh[0]) - double(amax)), 0);
+  ct::report("fp8", "e4m3_quantize 1 / S " + tag,
+             std::fabs(double(sh[cuda::kE4m3InvScale]) - 1.0 / double(s)), 0);
+  ct::report_bool("fp8", "e4m3_quantize S a power of two with max |w| S in (224, 448] " + tag,
+                  amax * s <= 448.f && amax * s > 224.f, std::to_string(amax * s));
+}
+
 void vec_rmsnorm(uint64_t seed, int64_t n, int64_t d, int64_t off, bool want_fwd, bool want_bwd,
                  bool timing) {
   const size_t N = size_t(n * d + off), o = size_t(off), m = size_t(n * d);
@@ -953,6 +1063,15 @@ void test_vectorized(ct::Rng& r) {
   swiglu_lora(seed(), 7, 100, 16, 16, false, false);   // I % 8 != 0: scalar
   swiglu_lora(seed(), 3, 64, 200, 200, false, false);  // r past kSwigluLoraMaxRank: scalar
   vec_rmsnorm(seed(), 8192, 4096, 0, true, true, true);
+  rmsnorm_lo8(seed(), 64, 4096, 4096, 2.f, true);             // Mistral-7B's width
+  rmsnorm_lo8(seed(), 9, 256, 272, 40.f, true);               // a wider row, large norm weights
+  rmsnorm_lo8(seed(), 5, 1000, 1000, 0.5f, true);             // d not a multiple of 16
+  rmsnorm_lo8(seed(), 5, 70, 72, 1.f, false);                 // d % 4 != 0: scalar
+  e4m3_quantize_case(seed(), 37, 96, 112, 0.05f, true);       // a folded weight's row stride
+  e4m3_quantize_case(seed(), 4096, 4096, 4096, 0.02f, true);  // q's weight at Mistral-7B
+  e4m3_quantize_case(seed(), 1500, 64, 64, 1.f, true);        // more rows than blocks
+  e4m3_quantize_case(seed(), 9, 100, 104, 0.1f, false);       // cols % 8 != 0: one at a time
+  e4m3_quantize_case(seed(), 3, 5, 5, 300.f, false);          // past e4m3's range before scaling
   vec_rope(seed(), 8192, 32, 128, 0, 0, true, true, true);
   vec_rope(seed(), 8192, 8, 128, 0, 0, true, true, true);
   // tails, odd sizes and offsets that break 16-byte alignment
@@ -988,6 +1107,15 @@ void test_vectorized(ct::Rng& r) {
 }  // namespace
 
 int main() {
+  // host side, so it runs without a device too: the e4m3 scale rule (the largest power of two S
+  // with amax S <= 448)
+  const float pow2_cases[][2] = {{448.f, 1.f},  {447.f, 1.f},    {224.f, 2.f},
+                                 {500.f, 0.5f}, {0.05f, 8192.f}, {0.25f, 1024.f},
+                                 {0.f, 1.f},    {INFINITY, 1.f}, {1e-38f, 0x1p100f}};
+  for (const auto& c : pow2_cases)
+    ct::report("fp8", "e4m3_pow2_scale(" + std::to_string(c[0]) + ")",
+               std::fabs(double(cuda::e4m3_pow2_scale(c[0])) - double(c[1])), 0);
+  if (ct::failures() > 0) return 1;
   ct::skip_without_gpu();
   cpu::ThreadPool tp(0);
   g_tp = &tp;

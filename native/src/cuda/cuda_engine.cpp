@@ -131,6 +131,7 @@ class CudaEngine final : public Engine {
       inv_freq_ = static_cast<float*>(alloc(inv.size() * sizeof(float), "RoPE table"));
       to_device(inv_freq_, inv.data(), inv.size() * sizeof(float));
       scalars_ = alloc(64, "reduction scalars");
+      set_qk_lo_mode();
       const char* dxs = std::getenv("LORA4J_LORA_DX_SWIGLU");
       lora_dx_swiglu_ = !(dxs && std::strcmp(dxs, "0") == 0);
       set_fold_layout();
@@ -161,6 +162,9 @@ class CudaEngine final : public Engine {
       copy_proj(dense_proj(i), host.data(), i, true);
     else
       to_device(weights_ + woff_[size_t(i)], host.data(), size_t(numel) * 2);
+    // layer l's input_layernorm is weight 1 + 9 l (wnorm1): its largest value sets the scale of
+    // that layer's e4m3 q/k residue
+    if (i % 9 == 1 && i / 9 < shape_.c.num_layers) set_lo8_scale(i / 9, host.data());
     wset_[size_t(i)] = true;
     if (is_proj(i)) {
       fold_weight(i);
@@ -316,6 +320,38 @@ class CudaEngine final : public Engine {
   bool xa_in_x(int g) const {
     return fold_mode_ != 0 && kFoldGroup[g] && fold_cols_[g] > 0 &&
            (fold_mode_ == 2 || fold_cols_[g] * 16 <= shape_.proj_in(first_of(g)));
+  }
+  // The q/k residue GEMMs in e4m3 (layer_forward's precision fix): on sm_89 and later when every
+  // leading dimension suits cuBLASLt's FP8 kernels (multiples of 16), unless LORA4J_QK_LO=bf16.
+  // The residue is written by the RMSNorm in e4m3 scaled by lo8_scale_[layer]; the weight is
+  // quantized (one power-of-two scale) into w8_ before each of the two GEMMs.
+  void set_qk_lo_mode() {
+    int major = 0, minor = 0;
+    LORA4J_CU(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev_));
+    LORA4J_CU(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev_));
+    const char* env = std::getenv("LORA4J_QK_LO");
+    const int64_t d = shape_.c.hidden_size, qd = shape_.q_dim(), kvd = shape_.kv_dim();
+    qk_lo_e4m3_ = major * 10 + minor >= 89 && !(env && std::strcmp(env, "bf16") == 0) &&
+                  d % 16 == 0 && qd % 16 == 0 && kvd % 16 == 0;
+    lo8_scale_.assign(size_t(shape_.c.num_layers), 1.f);
+    if (!qk_lo_e4m3_) return;
+    w8_ = static_cast<uint8_t*>(alloc(size_t(std::max(qd, kvd) * d), "e4m3 weight scratch"));
+    w8_scales_ =
+        static_cast<float*>(alloc((kE4m3InvScale + 1) * sizeof(float), "e4m3 weight scale"));
+  }
+  // The residue's scale for layer l from its input_layernorm weight (bf16 bits): |residue| <=
+  // 2^-8 |y| and |y| <= sqrt(d) max |w| (the normed row has mean square below 1), so the largest
+  // power of two that keeps 2^-8 sqrt(d) max |w| within e4m3's 448 never saturates.
+  void set_lo8_scale(int l, const uint16_t* w) {
+    const int64_t d = shape_.c.hidden_size;
+    float m = 0.f;
+    for (int64_t k = 0; k < d; ++k) {
+      const uint32_t b = uint32_t(w[k]) << 16;
+      float f;
+      std::memcpy(&f, &b, 4);
+      m = std::max(m, std::fabs(f));
+    }
+    lo8_scale_[size_t(l)] = e4m3_pow2_scale(std::ldexp(std::sqrt(float(d)) * m, -8));
   }
   // fold_pos_, fold_cols_, xld_ and xa_ld_ for the attached adapter (or none).
   void set_fold_layout() {
@@ -1282,7 +1318,10 @@ class CudaEngine final : public Engine {
     shared_k_ = acts_[0].k;
     shared_v_ = acts_[0].v;
     hn_ = c.take<bf16>(n * d);
-    xlo_ = c.take<bf16>(n * xld_[kGroupOf[Q]]);  // xn1's row stride
+    if (qk_lo_e4m3_)
+      xlo8_ = c.take<uint8_t>(n * d);
+    else
+      xlo_ = c.take<bf16>(n * xld_[kGroupOf[Q]]);  // xn1's row stride
     rstdf_ = c.take<float>(n);
     int64_t wide = std::max(std::max(d, I), qd);
     dres_ = c.take<float>(n * d);
@@ -1499,11 +1538,14 @@ class CudaEngine final : public Engine {
   // ldx. y bf16, or fp32 when y_f32 (then `residual`, which may be null, is added).
   // x_lo (nullable, needs y_f32; row stride ldx): the bf16 rounding residue of x; the frozen GEMM
   // then also runs on it, so y is as exact as an fp32 x would make it (the LoRA term keeps bf16 x).
+  // x_lo8 (nullable, needs y_f32; row stride in): the same residue in e4m3, times lo8_scale_[l]
+  // (set_qk_lo_mode); the weight goes to e4m3 in w8_ and an FP8 GEMM adds the product.
   // A folded projection (kFoldGroup: xa in x's spare columns, B in W's) is one GEMM over
   // K = in + members x r. Otherwise the small LoRA product is formed first and the large GEMM
   // accumulates onto it in its epilogue (one memory-bound pass over y).
   void proj_forward(int l, int p, const bf16* x, int64_t ldx, int64_t n, void* y, bool y_f32,
-                    const float* residual, const bf16* xa, const bf16* x_lo = nullptr) {
+                    const float* residual, const bf16* xa, const bf16* x_lo = nullptr,
+                    const uint8_t* x_lo8 = nullptr) {
     const int64_t in = shape_.proj_in(p), out = shape_.proj_out(p);
     const bf16* W = wproj(l, p);
     const int64_t ldw = wld(proj_index(l, p));
@@ -1522,6 +1564,12 @@ class CudaEngine final : public Engine {
     gemm_.run(false, true, n, out, K, x, ldx, W, ldw, y, y_f32, out, 1.f, beta, proj_module(p), c);
     if (x_lo)
       gemm_.run(false, true, n, out, in, x_lo, ldx, W, ldw, y, true, out, 1.f, 1.f, proj_module(p));
+    if (x_lo8) {
+      KCHECK(e4m3_quantize(W, out, in, ldw, w8_, w8_scales_, stream_));
+      tm("q/k weight to e4m3");
+      gemm_.run_e4m3(n, out, in, x_lo8, in, nullptr, w8_, in, w8_scales_ + kE4m3InvScale,
+                     static_cast<float*>(y), out, 1.f / lo8_scale_[size_t(l)], 1.f, proj_module(p));
+    }
   }
   // dx (+)= dy W + s (dy B) A; dA += s (dy B)^T x; dB += dy^T xa (xa = s x A^T). x has row
   // stride ldx. (dy B) goes to p's slice of t_. A lone member's LoRA part of dx goes first so the
@@ -1601,17 +1649,17 @@ class CudaEngine final : public Engine {
     f16* kout = kc ? kc + int64_t(q_offset) * shape_.kv_dim() : a.k;
     bf16* vout = vc ? vc + int64_t(q_offset) * shape_.kv_dim() : a.v;
     const int64_t ld1 = xld_[kGroupOf[Q]], ld2 = xld_[kGroupOf[GATE]];
-    KCHECK(
-        rmsnorm_forward(x_[size_t(l)], wnorm1(l), a.xn1, a.rstd1, n, d, eps, stream_, xlo_, ld1));
+    KCHECK(rmsnorm_forward(x_[size_t(l)], wnorm1(l), a.xn1, a.rstd1, n, d, eps, stream_, xlo_, ld1,
+                           Lo8{xlo8_, lo8_scale_[size_t(l)], d}));
     tm("rmsnorm forward");
     lora_a_forward(l, kGroupOf[Q], a.xn1, ld1, n, a);
     // the backward's re-run of a layer whose q, k and v were kept skips their projections
     if (!(recompute && opt_.recompute == LORA4J_RECOMPUTE_ATTENTION)) {
-      proj_forward(l, Q, a.xn1, ld1, n, dtmp_, true, nullptr, a.xa[Q], xlo_);
+      proj_forward(l, Q, a.xn1, ld1, n, dtmp_, true, nullptr, a.xa[Q], xlo_, xlo8_);
       KCHECK(rope_forward(dtmp_, a.q, pos_, inv_freq_, n, shape_.c.num_heads, shape_.c.head_dim,
                           stream_));
       tm("rope forward");
-      proj_forward(l, K, a.xn1, ld1, n, dtmp_, true, nullptr, a.xa[K], xlo_);
+      proj_forward(l, K, a.xn1, ld1, n, dtmp_, true, nullptr, a.xa[K], xlo_, xlo8_);
       KCHECK(rope_forward(dtmp_, kout, pos_, inv_freq_, n, shape_.c.num_kv_heads, shape_.c.head_dim,
                           stream_));
       tm("rope forward");
@@ -1893,6 +1941,13 @@ class CudaEngine final : public Engine {
   float* shared_att32_ = nullptr;
   f16 *shared_q_ = nullptr, *shared_k_ = nullptr;
   bf16* shared_v_ = nullptr;
+  // the q/k residue in e4m3 (set_qk_lo_mode): on/off, its buffer [n, d], each layer's scale,
+  // the weight's e4m3 copy and its two scale floats (max |w|, 1 / S)
+  bool qk_lo_e4m3_ = false;
+  uint8_t* xlo8_ = nullptr;
+  std::vector<float> lo8_scale_;
+  uint8_t* w8_ = nullptr;
+  float* w8_scales_ = nullptr;
   bf16 *hn_ = nullptr, *xlo_ = nullptr, *dy_ = nullptr, *datt_ = nullptr, *dq_ = nullptr,
        *dk_ = nullptr, *dv_ = nullptr, *t_ = nullptr;
   float *rstdf_ = nullptr, *dres_ = nullptr, *dtmp_ = nullptr, *dq_acc_ = nullptr,

@@ -29,6 +29,13 @@ class Gemm {
   void run(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const __nv_bfloat16* A, int64_t lda,
            const __nv_bfloat16* B, int64_t ldb, void* D, bool d_f32, int64_t ldd, float alpha,
            float beta, const char* what, const void* C = nullptr);
+  // D[M, N] (fp32, row stride ldd) = alpha * sa * sb * A[M, K] B[N, K]^T + beta * D with A and B
+  // e4m3, row-major (lda, ldb multiples of 16; cuBLASLt's FP8 kernels take only this form), sa
+  // and sb read from device memory at a_scale and b_scale (null: 1; 16-byte aligned, as cuBLASLt
+  // requires: an error naming `what` otherwise). Needs sm_89 or later.
+  void run_e4m3(int64_t M, int64_t N, int64_t K, const uint8_t* A, int64_t lda,
+                const float* a_scale, const uint8_t* B, int64_t ldb, const float* b_scale, float* D,
+                int64_t ldd, float alpha, float beta, const char* what);
   // Called after every GEMM is queued, with its `what` (the engine's LORA4J_PHASE_TIMES).
   void set_after(void (*fn)(void* ctx, const char* what), void* ctx) {
     after_ = fn;
@@ -51,6 +58,14 @@ class Gemm {
     lt::Algo algo;
   };
   std::map<Key, Plan> plans_;
+  std::map<Key, Plan> e4m3_plans_;
+  // a cublasLtMatmul's status: a lora4j::Error naming `what` unless success; then the after_ hook
+  void launched(int status, const char* what);
+  // the plan of a problem (column-major, as cuBLASLt poses it): creates it on first use
+  const Plan& plan(std::map<Key, Plan>& plans, const Key& key, int opa, int opb, cudaDataType_t ab,
+                   uint64_t a_rows, uint64_t a_cols, int64_t lda, uint64_t b_rows, uint64_t b_cols,
+                   int64_t ldb, cudaDataType_t d_type, uint64_t d_rows, uint64_t d_cols,
+                   int64_t ldd, int align, const char* what);
 };
 
 }  // namespace cuda

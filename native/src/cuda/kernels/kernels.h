@@ -5,6 +5,7 @@
 // Conventions: row-major contiguous buffers; bf16 activations and weights, fp32 accumulators,
 // residual stream and gradients of the residual stream in fp32. n = tokens, d = features.
 #pragma once
+#include <cmath>
 #include <cstdint>
 
 #include <cuda_bf16.h>
@@ -35,9 +36,41 @@ cudaError_t embedding_forward(const int32_t* ids, const bf16* table, float* out,
 // whose output must be more exact than one bf16 operand allows run on both halves.
 // ldy: the row stride of y and y_lo (0: d), at least d; columns d .. ldy - 1 are not written
 // (the engine keeps the LoRA products x A^T there, beside the rows they came from).
+// lo8 (p nullable): the same residue in e4m3 (saturating, round to nearest), multiplied by
+// lo8.scale first (a power of two, so the product is exact), row stride lo8.ld (0: d, a multiple
+// of 4 for the vectorized kernel): the operand of an FP8 GEMM for that second half.
+struct Lo8 {
+  uint8_t* p = nullptr;
+  float scale = 1.f;
+  int64_t ld = 0;
+};
 cudaError_t rmsnorm_forward(const float* x, const bf16* w, bf16* y, float* rstd, int64_t n,
                             int64_t d, float eps, cudaStream_t s, bf16* y_lo = nullptr,
-                            int64_t ldy = 0);
+                            int64_t ldy = 0, Lo8 lo8 = {});
+// The largest power of two S with amax * S <= 448 (e4m3's largest finite value); 1 for an amax
+// of 0 or one that is not finite; 2^100 for an amax so small (below ~1.3e-36) that 448 / amax
+// overflows. A power of two, so scaling by S and by 1 / S is exact.
+__host__ __device__ inline float e4m3_pow2_scale(float amax) {
+  if (!(amax > 0.f) || !(amax <= 3.0e38f)) return 1.f;
+  const float q = 448.f / amax;
+  if (!(q <= 3.0e38f)) return 0x1p100f;
+  int e = 0;
+  frexpf(q, &e);  // q in [2^(e - 1), 2^e)
+  float s = ldexpf(1.f, e - 1);
+  if (amax * s > 448.f) s *= 0.5f;
+  return s;
+}
+// out[i, j] = e4m3(w[i, j] * S) (saturating, round to nearest) for the [rows, cols] matrix w
+// with row stride ld (out contiguous), S = e4m3_pow2_scale(max |w|); scales[0] receives max |w|,
+// scales[kE4m3InvScale] 1 / S (device memory, kE4m3InvScale + 1 floats, 16-byte aligned;
+// stream-ordered, no host synchronization). 1 / S sits 16 bytes in because cuBLASLt refuses FP8
+// scale pointers that are not 16-byte aligned (status 15, measured on CUDA 13.0).
+constexpr int kE4m3InvScale = 4;
+cudaError_t e4m3_quantize(const bf16* w, int64_t rows, int64_t cols, int64_t ld, uint8_t* out,
+                          float* scales, cudaStream_t s);
+// Whether e4m3_quantize takes 8 columns per access (cols and ld multiples of 8, w 16-byte and out
+// 8-byte aligned) or one (the tests' check of both).
+bool e4m3_quantize_is_vectorized(const bf16* w, int64_t cols, int64_t ld, const uint8_t* out);
 // dx (+)= d y / d x applied to dy (fp32). accumulate adds into dx (the residual gradient).
 // dx_bf16 (nullable) receives bf16(dx) as well: the operand of the next backward GEMMs.
 cudaError_t rmsnorm_backward(const float* dy, const float* x, const bf16* w, const float* rstd,
@@ -86,7 +119,7 @@ bool swiglu_forward_is_vectorized(const bf16* gate, const bf16* up, const bf16* 
 bool swiglu_backward_is_vectorized(const float* dh, const bf16* gate, const bf16* up,
                                    const bf16* dgate, const bf16* dup);
 bool rmsnorm_forward_is_vectorized(const float* x, const bf16* w, const bf16* y, int64_t d,
-                                   const bf16* y_lo = nullptr, int64_t ldy = 0);
+                                   const bf16* y_lo = nullptr, int64_t ldy = 0, Lo8 lo8 = {});
 bool rmsnorm_backward_is_vectorized(const float* dy, const float* x, const bf16* w, const float* dx,
                                     int64_t d, const bf16* dx_bf16 = nullptr);
 bool rope_forward_is_vectorized(const float* x, const f16* y, int D);
@@ -98,7 +131,7 @@ cudaError_t swiglu_backward_scalar(const float* dh, const bf16* gate, const bf16
                                    bf16* dup, int64_t n, cudaStream_t s);
 cudaError_t rmsnorm_forward_scalar(const float* x, const bf16* w, bf16* y, float* rstd, int64_t n,
                                    int64_t d, float eps, cudaStream_t s, bf16* y_lo = nullptr,
-                                   int64_t ldy = 0);
+                                   int64_t ldy = 0, Lo8 lo8 = {});
 cudaError_t rmsnorm_backward_scalar(const float* dy, const float* x, const bf16* w,
                                     const float* rstd, float* dx, int64_t n, int64_t d,
                                     bool accumulate, cudaStream_t s, bf16* dx_bf16 = nullptr);

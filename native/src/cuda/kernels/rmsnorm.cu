@@ -1,6 +1,7 @@
 /*
  * RMSNorm over the last dimension d, as Hugging Face Mistral in fp32:
- *   forward   r = rsqrt(mean(x^2) + eps),  y = bf16(x * r * w)  (+ optional residue y_lo)
+ *   forward   r = rsqrt(mean(x^2) + eps),  y = bf16(x * r * w)  (+ optional residue y_lo, in
+ *             bf16, or in e4m3 scaled by a power of two: Lo8)
  *   backward  dx = r * w * dy - x * r^3 / d * sum_j(w_j dy_j x_j)     (w frozen: no dw)
  * x and dy are fp32 (the residual stream and its gradient). The backward accumulates into the
  * residual gradient (dx += ...) when asked, which fuses the residual add, and can also write
@@ -17,13 +18,20 @@
  * registers.
  */
 
+#include <cuda_fp8.h>
+
 #include "cuda/kernels/common.cuh"
 
 namespace lora4j {
 namespace cuda {
 
+__device__ __forceinline__ uint8_t lo8_of(float v, bf16 hi, float scale) {
+  return uint8_t(
+      __nv_cvt_float_to_fp8((v - __bfloat162float(hi)) * scale, __NV_SATFINITE, __NV_E4M3));
+}
+
 __global__ void rmsnorm_fwd_scalar_kernel(const float* x, const bf16* w, bf16* y, float* rstd,
-                                          int64_t d, float eps, bf16* y_lo, int64_t ldy) {
+                                          int64_t d, float eps, bf16* y_lo, int64_t ldy, Lo8 lo8) {
   __shared__ float scratch[32];
   int64_t t = blockIdx.x;
   const float* xr = x + t * d;
@@ -38,6 +46,7 @@ __global__ void rmsnorm_fwd_scalar_kernel(const float* x, const bf16* w, bf16* y
     bf16 hi = __float2bfloat16_rn(v);
     yr[i] = hi;
     if (y_lo) y_lo[t * ldy + i] = __float2bfloat16_rn(v - __bfloat162float(hi));
+    if (lo8.p) lo8.p[t * lo8.ld + i] = lo8_of(v, hi, lo8.scale);
   }
 }
 
@@ -76,7 +85,7 @@ constexpr int64_t kMaxBackwardD = 6144;                      // 48 KiB
 template <int NCH>
 __global__ void __launch_bounds__(kThreads)
     rmsnorm_fwd_vec_kernel(const float* x, const bf16* w, bf16* y, float* rstd, int64_t d,
-                           float eps, bf16* y_lo, int64_t ldy) {
+                           float eps, bf16* y_lo, int64_t ldy, Lo8 lo8) {
   extern __shared__ float4 staged[];  // the row, d floats
   __shared__ float scratch[32];
   const float* sx = reinterpret_cast<const float*>(staged);
@@ -111,15 +120,18 @@ __global__ void __launch_bounds__(kThreads)
     if (c >= chunks) continue;
     const float xs[4] = {xv[j].x, xv[j].y, xv[j].z, xv[j].w};
     Bf16x4 hv, lv;
+    uint32_t l8 = 0;
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
       float v = xs[e] * r * __bfloat162float(wv[j].v[e]);
       bf16 hi = __float2bfloat16_rn(v);
       hv.v[e] = hi;
       lv.v[e] = __float2bfloat16_rn(v - __bfloat162float(hi));
+      if (lo8.p) l8 |= uint32_t(lo8_of(v, hi, lo8.scale)) << (8 * e);
     }
     store_bf16x4(yr + 4 * c, hv);
     if (y_lo) store_bf16x4(y_lo + t * ldy + 4 * c, lv);
+    if (lo8.p) *reinterpret_cast<uint32_t*>(lo8.p + t * lo8.ld + 4 * c) = l8;
   }
 }
 
@@ -190,9 +202,9 @@ __global__ void __launch_bounds__(kThreads)
 
 template <int NCH>
 cudaError_t launch_fwd(const float* x, const bf16* w, bf16* y, float* rstd, int64_t n, int64_t d,
-                       float eps, cudaStream_t s, bf16* y_lo, int64_t ldy) {
-  rmsnorm_fwd_vec_kernel<NCH>
-      <<<unsigned(n), kThreads, size_t(d) * sizeof(float), s>>>(x, w, y, rstd, d, eps, y_lo, ldy);
+                       float eps, cudaStream_t s, bf16* y_lo, int64_t ldy, Lo8 lo8) {
+  rmsnorm_fwd_vec_kernel<NCH><<<unsigned(n), kThreads, size_t(d) * sizeof(float), s>>>(
+      x, w, y, rstd, d, eps, y_lo, ldy, lo8);
   return cudaGetLastError();
 }
 template <int NCH>
@@ -215,10 +227,12 @@ cudaError_t launch_bwd(const float* dy, const float* x, const bf16* w, const flo
 }  // namespace
 
 bool rmsnorm_forward_is_vectorized(const float* x, const bf16* w, const bf16* y, int64_t d,
-                                   const bf16* y_lo, int64_t ldy) {
-  // rows of y start on 8-byte boundaries (the 4-element bf16 stores): ldy % 4 == 0
+                                   const bf16* y_lo, int64_t ldy, Lo8 lo8) {
+  // rows of y start on 8-byte boundaries (the 4-element bf16 stores): ldy % 4 == 0; rows of the
+  // e4m3 residue on 4-byte ones (4-byte stores)
   return d > 0 && d % 4 == 0 && d <= kMaxForwardD && (ldy == 0 || ldy % 4 == 0) &&
-         ptr_aligned16(x) && ptr_aligned16(w) && ptr_aligned16(y) && ptr_aligned16(y_lo);
+         ptr_aligned16(x) && ptr_aligned16(w) && ptr_aligned16(y) && ptr_aligned16(y_lo) &&
+         ptr_aligned16(lo8.p) && (lo8.ld == 0 || lo8.ld % 4 == 0);
 }
 bool rmsnorm_backward_is_vectorized(const float* dy, const float* x, const bf16* w, const float* dx,
                                     int64_t d, const bf16* dx_bf16) {
@@ -227,26 +241,28 @@ bool rmsnorm_backward_is_vectorized(const float* dy, const float* x, const bf16*
 }
 
 cudaError_t rmsnorm_forward(const float* x, const bf16* w, bf16* y, float* rstd, int64_t n,
-                            int64_t d, float eps, cudaStream_t s, bf16* y_lo, int64_t ldy) {
+                            int64_t d, float eps, cudaStream_t s, bf16* y_lo, int64_t ldy,
+                            Lo8 lo8) {
   if (n <= 0) return cudaSuccess;
   if (ldy == 0) ldy = d;
-  if (ldy < d) return cudaErrorInvalidValue;
-  if (!rmsnorm_forward_is_vectorized(x, w, y, d, y_lo, ldy))
-    return rmsnorm_forward_scalar(x, w, y, rstd, n, d, eps, s, y_lo, ldy);
+  if (lo8.p && lo8.ld == 0) lo8.ld = d;
+  if (ldy < d || (lo8.p && lo8.ld < d)) return cudaErrorInvalidValue;
+  if (!rmsnorm_forward_is_vectorized(x, w, y, d, y_lo, ldy, lo8))
+    return rmsnorm_forward_scalar(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8);
   switch ((d + 4 * kThreads - 1) / (4 * kThreads)) {
     case 1:
-      return launch_fwd<1>(x, w, y, rstd, n, d, eps, s, y_lo, ldy);
+      return launch_fwd<1>(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8);
     case 2:
-      return launch_fwd<2>(x, w, y, rstd, n, d, eps, s, y_lo, ldy);
+      return launch_fwd<2>(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8);
     case 3:
-      return launch_fwd<3>(x, w, y, rstd, n, d, eps, s, y_lo, ldy);
+      return launch_fwd<3>(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8);
     case 4:
-      return launch_fwd<4>(x, w, y, rstd, n, d, eps, s, y_lo, ldy);
+      return launch_fwd<4>(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8);
     case 5:
     case 6:
-      return launch_fwd<6>(x, w, y, rstd, n, d, eps, s, y_lo, ldy);
+      return launch_fwd<6>(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8);
     default:
-      return launch_fwd<kMaxChunks>(x, w, y, rstd, n, d, eps, s, y_lo, ldy);
+      return launch_fwd<kMaxChunks>(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8);
   }
 }
 cudaError_t rmsnorm_backward(const float* dy, const float* x, const bf16* w, const float* rstd,
@@ -270,11 +286,13 @@ cudaError_t rmsnorm_backward(const float* dy, const float* x, const bf16* w, con
 }
 
 cudaError_t rmsnorm_forward_scalar(const float* x, const bf16* w, bf16* y, float* rstd, int64_t n,
-                                   int64_t d, float eps, cudaStream_t s, bf16* y_lo, int64_t ldy) {
+                                   int64_t d, float eps, cudaStream_t s, bf16* y_lo, int64_t ldy,
+                                   Lo8 lo8) {
   if (n <= 0) return cudaSuccess;
   if (ldy == 0) ldy = d;
-  if (ldy < d) return cudaErrorInvalidValue;
-  rmsnorm_fwd_scalar_kernel<<<unsigned(n), kThreads, 0, s>>>(x, w, y, rstd, d, eps, y_lo, ldy);
+  if (lo8.p && lo8.ld == 0) lo8.ld = d;
+  if (ldy < d || (lo8.p && lo8.ld < d)) return cudaErrorInvalidValue;
+  rmsnorm_fwd_scalar_kernel<<<unsigned(n), kThreads, 0, s>>>(x, w, y, rstd, d, eps, y_lo, ldy, lo8);
   return cudaGetLastError();
 }
 cudaError_t rmsnorm_backward_scalar(const float* dy, const float* x, const bf16* w,
