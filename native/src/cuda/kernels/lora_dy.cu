@@ -278,10 +278,14 @@ bool lora_dy_pair_supported(const bf16* dy, int64_t O, int r, const bf16* B, con
          ldxa % 8 == 0 && a16(dy) && a16(B) && a16(xa);
 }
 
+// Enough for any call with at most n rows: the row splits of fewer rows can outnumber n's (a
+// split count is at most min(row tiles, the blocks per column tile), which is what is counted).
 size_t lora_dy_pair_scratch_floats(int64_t n, int64_t O, int r) {
   if (n <= 0 || O <= 0) return 0;
   const Split sp = split_of(n, O);
-  return size_t(sp.ot) * size_t(n) * size_t(r) + size_t(sp.sp) * size_t(O) * size_t(r);
+  const int64_t splits =
+      std::min<int64_t>((n + kBN - 1) / kBN, (kTargetBlocks + sp.ot - 1) / sp.ot);
+  return size_t(sp.ot) * size_t(n) * size_t(r) + size_t(splits) * size_t(O) * size_t(r);
 }
 
 cudaError_t lora_dy_pair(const bf16* dy, int64_t n, int64_t O, const bf16* B, int r, const bf16* xa,
