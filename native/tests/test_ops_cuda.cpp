@@ -867,6 +867,82 @@ void e4m3_quantize_case(uint64_t seed, int64_t rows, int64_t cols, int64_t ld, f
                   amax * s <= 448.f && amax * s > 224.f, std::to_string(amax * s));
 }
 
+// lora_dy_pair against float64 on the host from the same bf16 values: t = dy B (bf16, in the
+// columns [t_off, t_off + r) of rows of ldt) and dB += dy^T xa (onto a random dB); the columns of
+// t outside the slice untouched; a second run from the same inputs the same bits.
+void lora_dy_pair_case(uint64_t seed, int64_t n, int64_t O, int r, int64_t ldxa, int64_t xa_off,
+                       int64_t ldt, int64_t t_off) {
+  Fill f(seed);
+  Dev<bf> dy(size_t(n * O)), B(size_t(O * r)), xa(size_t(n * ldxa)), t(size_t(n * ldt)),
+      t2(size_t(n * ldt));
+  Dev<float> dB(size_t(O * r)), dB2(size_t(O * r)),
+      scratch(cuda::lora_dy_pair_scratch_floats(n, O, r));
+  fill_dev(dy, 0, dy.n, f, 1.f);
+  fill_dev(B, 0, B.n, f, 0.5f);
+  fill_dev(xa, 0, xa.n, f, 2.f);
+  fill_dev(dB, 0, dB.n, f, 1.f);
+  CT_CUDA(cudaMemcpy(dB2.p, dB.p, dB.n * sizeof(float), cudaMemcpyDeviceToDevice));
+  t.poison();
+  t2.poison();
+  scratch.poison();
+  const std::vector<float> dB0 = ct::down(dB);
+  const std::string tag = "n=" + std::to_string(n) + " O=" + std::to_string(O) +
+                          " r=" + std::to_string(r) + " ldxa=" + std::to_string(ldxa) +
+                          " ldt=" + std::to_string(ldt);
+  const bool ok = cuda::lora_dy_pair_supported(dy.p, O, r, B.p, xa.p + xa_off, ldxa);
+  ct::report_bool("lora_dy", "lora_dy_pair applies " + tag, ok, "");
+  if (!ok) return;
+  for (int run = 0; run < 2; ++run) {
+    check(cuda::lora_dy_pair(dy.p, n, O, B.p, r, xa.p + xa_off, ldxa, (run ? t2.p : t.p) + t_off,
+                             ldt, run ? dB2.p : dB.p, scratch.p, 0),
+          "lora_dy_pair");
+    CT_CUDA(cudaDeviceSynchronize());
+  }
+  auto host = [](const Dev<bf>& d) {
+    std::vector<bf> h(d.n);
+    CT_CUDA(cudaMemcpy(h.data(), d.p, d.n * sizeof(bf), cudaMemcpyDeviceToHost));
+    std::vector<double> v(d.n);
+    for (size_t i = 0; i < h.size(); ++i) v[i] = double(__bfloat162float(h[i]));
+    return v;
+  };
+  const std::vector<double> hdy = host(dy), hB = host(B), hxa = host(xa);
+  std::vector<double> T(size_t(n * r), 0.0), D(size_t(O * r), 0.0);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t o = 0; o < O; ++o) {
+      const double d = hdy[size_t(i * O + o)];
+      if (d == 0.0) continue;
+      for (int c = 0; c < r; ++c) {
+        T[size_t(i * r + c)] += d * hB[size_t(o * r + c)];
+        D[size_t(o * r + c)] += d * hxa[size_t(i * ldxa + xa_off + c)];
+      }
+    }
+  const std::vector<double> ht = host(t), ht2 = host(t2);
+  std::vector<float> got_t(T.size()), want_t(T.size()), want_b(D.size());
+  size_t outside = 0, differ = 0;
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t c = 0; c < ldt; ++c) {
+      const size_t k = size_t(i * ldt + c);
+      const bool in = c >= t_off && c < t_off + r;
+      if (!in) {
+        outside += !std::isnan(ht[k]);  // still the poison
+        continue;
+      }
+      got_t[size_t(i * r + c - t_off)] = float(ht[k]);
+      want_t[size_t(i * r + c - t_off)] = float(T[size_t(i * r + c - t_off)]);
+      differ += std::memcmp(&ht[k], &ht2[k], sizeof(double)) != 0;
+    }
+  for (size_t k = 0; k < D.size(); ++k) want_b[k] = float(D[k] + double(dB0[k]));
+  const std::vector<float> got_b = ct::down(dB), got_b2 = ct::down(dB2);
+  for (size_t k = 0; k < got_b.size(); ++k)
+    differ += std::memcmp(&got_b[k], &got_b2[k], sizeof(float)) != 0;
+  // t is rounded to bf16 (2^-9 relative); dB is fp32 sums of exact bf16 products
+  ct::report("lora_dy", "dy B vs float64 " + tag, ct::rel_err(got_t, want_t), 1e-2);
+  ct::report("lora_dy", "dLoRA_B (accumulated) vs float64 " + tag, ct::rel_err(got_b, want_b),
+             1e-5);
+  ct::report("lora_dy", "columns of t outside the slice untouched " + tag, double(outside), 0);
+  ct::report("lora_dy", "second run the same bits " + tag, double(differ), 0);
+}
+
 void vec_rmsnorm(uint64_t seed, int64_t n, int64_t d, int64_t off, bool want_fwd, bool want_bwd,
                  bool timing) {
   const size_t N = size_t(n * d + off), o = size_t(off), m = size_t(n * d);
@@ -1057,8 +1133,12 @@ void test_vectorized(ct::Rng& r) {
   vec_swiglu(seed(), int64_t(8192) * 14336, 0, true, true);
   swiglu_lora(seed(), 1024, 14336, 16, 16, true, true);  // Mistral-7B's down at r 16
   swiglu_lora(seed(), 37, 14336, 8, 24, true, false);    // t a slice of a wider buffer
-  swiglu_lora(seed(), 33, 200, 64, 64, true, false);     // one block of columns, most threads idle
-  swiglu_lora(seed(), 5, 2056, 4, 4, true, false);       // a second block with one thread's columns
+  lora_dy_pair_case(seed(), 97, 72, 8, 8, 0, 8, 0);      // rank 8 (padded to 16), a partial tile
+  lora_dy_pair_case(seed(), 2085, 14336, 16, 16, 0, 16, 0);   // gate / up at Mistral-7B's width
+  lora_dy_pair_case(seed(), 1000, 1024, 32, 96, 32, 96, 32);  // xa and t slices of a group of 3
+  lora_dy_pair_case(seed(), 3, 4096, 16, 16, 0, 16, 0);       // fewer rows than blocks' splits
+  swiglu_lora(seed(), 33, 200, 64, 64, true, false);   // one block of columns, most threads idle
+  swiglu_lora(seed(), 5, 2056, 4, 4, true, false);     // a second block with one thread's columns
   swiglu_lora(seed(), 45, 2056, 12, 16, true, false);  // r < 16 in registers, a partial token block
   swiglu_lora(seed(), 7, 100, 16, 16, false, false);   // I % 8 != 0: scalar
   swiglu_lora(seed(), 3, 64, 200, 200, false, false);  // r past kSwigluLoraMaxRank: scalar
@@ -1115,6 +1195,26 @@ int main() {
   for (const auto& c : pow2_cases)
     ct::report("fp8", "e4m3_pow2_scale(" + std::to_string(c[0]) + ")",
                std::fabs(double(cuda::e4m3_pow2_scale(c[0])) - double(c[1])), 0);
+  // which calls lora_dy_pair takes (host side)
+  {
+    const bf* a = reinterpret_cast<const bf*>(uintptr_t(256));
+    const bf* odd = reinterpret_cast<const bf*>(uintptr_t(264));
+    ct::report_bool("lora_dy", "lora_dy_pair_supported: r 8, 16, 32; not 4, 12, 64",
+                    cuda::lora_dy_pair_supported(a, 64, 8, a, a, 8) &&
+                        cuda::lora_dy_pair_supported(a, 64, 16, a, a, 16) &&
+                        cuda::lora_dy_pair_supported(a, 64, 32, a, a, 32) &&
+                        !cuda::lora_dy_pair_supported(a, 64, 4, a, a, 8) &&
+                        !cuda::lora_dy_pair_supported(a, 64, 12, a, a, 16) &&
+                        !cuda::lora_dy_pair_supported(a, 64, 64, a, a, 64),
+                    "");
+    ct::report_bool("lora_dy", "lora_dy_pair_supported: not for O % 8, ldxa % 8 or 8-byte pointers",
+                    !cuda::lora_dy_pair_supported(a, 68, 16, a, a, 16) &&
+                        !cuda::lora_dy_pair_supported(a, 64, 16, a, a, 20) &&
+                        !cuda::lora_dy_pair_supported(odd, 64, 16, a, a, 16) &&
+                        !cuda::lora_dy_pair_supported(a, 64, 16, odd, a, 16) &&
+                        !cuda::lora_dy_pair_supported(a, 64, 16, a, odd, 16),
+                    "");
+  }
   if (ct::failures() > 0) return 1;
   ct::skip_without_gpu();
   cpu::ThreadPool tp(0);

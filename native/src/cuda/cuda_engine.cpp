@@ -134,6 +134,8 @@ class CudaEngine final : public Engine {
       set_qk_lo_mode();
       const char* dxs = std::getenv("LORA4J_LORA_DX_SWIGLU");
       lora_dx_swiglu_ = !(dxs && std::strcmp(dxs, "0") == 0);
+      const char* dyp = std::getenv("LORA4J_LORA_DY_PAIR");
+      lora_dy_pair_ = !(dyp && std::strcmp(dyp, "0") == 0);
       set_fold_layout();
     } catch (...) {
       release();
@@ -1336,6 +1338,11 @@ class CudaEngine final : public Engine {
     int widest = 1;  // t_ holds (dy B) of a whole group side by side, like xa
     for (int p = 0; p < NUM_PROJ; ++p) widest = std::max(widest, grp_size_[p]);
     t_ = c.take<bf16>(n * std::max<int64_t>(r, 1) * widest);
+    size_t dyp = 0;
+    if (lora_dy_pair_ && (r == 8 || r == 16 || r == 32))
+      for (int p = 0; p < NUM_PROJ; ++p)
+        dyp = std::max(dyp, lora_dy_pair_scratch_floats(n, shape_.proj_out(p), int(r)));
+    dy_pair_ = dyp ? c.take<float>(int64_t(dyp)) : nullptr;
     // the fp32 logits of a chunk (their bf16 gradients overwrite them), two scratches so one
     // chunk's loss kernel runs beside the next chunk's GEMM: see lm_head.h
     chunk_ = lm_head_chunk_tokens(n, V);
@@ -1586,9 +1593,15 @@ class CudaEngine final : public Engine {
       const int64_t r = layout_->rank, w = t_ld(p);
       const float s = layout_->scale;
       bf16* t = t_of(p);
-      gemm_.run(true, false, out, r, n, dy, out, xa, xa_ld_[p], grad_b(l, p), true, r, 1.f, 1.f,
-                "dLoRA_B");
-      gemm_.run(false, false, n, r, out, dy, out, lora_b(l, p), r, t, false, w, 1.f, 0.f, "dy B");
+      if (dy_pair_ && lora_dy_pair_supported(dy, out, int(r), lora_b(l, p), xa, xa_ld_[p])) {
+        KCHECK(lora_dy_pair(dy, n, out, lora_b(l, p), int(r), xa, xa_ld_[p], t, w, grad_b(l, p),
+                            dy_pair_, stream_));
+        tm("dy B + dLoRA_B");
+      } else {
+        gemm_.run(true, false, out, r, n, dy, out, xa, xa_ld_[p], grad_b(l, p), true, r, 1.f, 1.f,
+                  "dLoRA_B");
+        gemm_.run(false, false, n, r, out, dy, out, lora_b(l, p), r, t, false, w, 1.f, 0.f, "dy B");
+      }
       gemm_.run(true, false, r, in, n, t, w, x, ldx, grad_a(l, p), true, in, s, 1.f, "dLoRA_A");
       if (grp_size_[p] < 2 && !defer_lora_dx) {
         gemm_.run(false, false, n, in, r, t, w, lora_a(l, p), in, dx, dx_f32, in, s, beta,
@@ -1919,6 +1932,10 @@ class CudaEngine final : public Engine {
   // down's LoRA input gradient added inside the SwiGLU backward (LORA4J_LORA_DX_SWIGLU=0 at the
   // engine's creation: by its own GEMM before the frozen one, to time both)
   bool lora_dx_swiglu_ = true;
+  // "dy B" and "dLoRA_B" in one read of dy (lora_dy_pair) where it applies, unless
+  // LORA4J_LORA_DY_PAIR=0; dy_pair_ is its scratch (carve)
+  bool lora_dy_pair_ = true;
+  float* dy_pair_ = nullptr;
   int fold_pos_[NUM_PROJ] = {};
   int64_t fold_cols_[kGroups] = {};
   int64_t xld_[kGroups] = {};

@@ -109,6 +109,20 @@ cudaError_t swiglu_backward_lora_scalar(const float* dh, const bf16* t, int64_t 
                                         bf16* dgate, bf16* dup, int64_t tokens, int64_t I,
                                         cudaStream_t st);
 
+// A LoRA projection's "dy B" and "dLoRA_B" in one read of dy [n, O] (row stride O, bf16):
+// t[i, :] = bf16(dy[i, :] B) (row stride ldt) and dB += dy^T xa, with B the projection's lora_B
+// [O, r] (row stride r), xa [n, r] (row stride ldxa) and dB [O, r] fp32. Tensor cores, then a
+// fixed-order sum of the partials (the same bits from run to run). scratch: device memory of
+// lora_dy_pair_scratch_floats(n, O, r) floats (enough for any call of at most n rows). Taken when
+// lora_dy_pair_supported holds (r of 8, 16 or 32, O % 8 == 0, ldxa % 8 == 0, dy, B and xa 16-byte
+// aligned); otherwise cudaErrorInvalidValue (the engine then runs the two GEMMs).
+bool lora_dy_pair_supported(const bf16* dy, int64_t O, int r, const bf16* B, const bf16* xa,
+                            int64_t ldxa);
+size_t lora_dy_pair_scratch_floats(int64_t n, int64_t O, int r);
+cudaError_t lora_dy_pair(const bf16* dy, int64_t n, int64_t O, const bf16* B, int r, const bf16* xa,
+                         int64_t ldxa, bf16* t, int64_t ldt, float* dB, float* scratch,
+                         cudaStream_t s);
+
 // ---- element-wise kernels: the path the launchers above take (tests) -----------------------
 // swiglu, rmsnorm and rope each have a vectorized kernel (16-byte accesses) and a scalar one
 // (one element or pair per thread) with the same per-element arithmetic, hence the same bits.

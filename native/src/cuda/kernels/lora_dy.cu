@@ -1,0 +1,307 @@
+/*
+ * A LoRA projection's two products of its output gradient dy [n, O] in one read of dy:
+ *   T = dy B            [n, r]  (bf16 out: the "dy B" that dLoRA_A and the LoRA input gradient
+ *                                take next)
+ *   dB += dy^T xa       [O, r]  (fp32, accumulated: dLoRA_B)
+ * with B the projection's lora_B [O, r] and xa = s x A^T [n, r]. As two cuBLASLt GEMMs each
+ * streams dy from memory (2 n O bytes, 235 MB for gate at 8192 tokens) for a product of width r:
+ * both are memory-bound, so one pass halves their time.
+ *
+ * Block (ot, sp) owns dy's columns [256 ot, 256 ot + 256) and rows [sp R, sp R + R) (R =
+ * rows_per_split, a multiple of 64) and walks them in tiles of 64 rows x 256 columns (cp.async,
+ * two stages). Per tile, on tensor cores (mma.sync m16n8k16, bf16 in, fp32 accumulators):
+ *   - T's partial over the block's 256 columns, [64, r]: warp w takes rows 16 (w % 4) and one
+ *     half of the columns; the two halves meet in shared memory and go to P[ot] (fp32);
+ *   - dB's partial over the tile's rows, [256, r]: warp w keeps rows 32 w of the block's columns
+ *     in registers across all its tiles and writes them to Q[sp] (fp32) at the end.
+ * A second kernel sums P over ot (T, rounded to bf16) and Q over sp (added onto dB) in a fixed
+ * order, so the results are the same bits from run to run.
+ */
+#include "cuda/kernels/common.cuh"
+#include "cuda/kernels/kernels.h"
+#include "cuda/kernels/mma.cuh"
+
+namespace lora4j {
+namespace cuda {
+
+namespace {
+constexpr int kBO = 256;       // dy columns per block
+constexpr int kBN = 64;        // dy rows per tile
+constexpr int kThreads = 256;  // 8 warps
+constexpr int kStages = 2;
+constexpr int kLd = kBO + 8;        // shared row stride of a dy tile (elements): no bank conflicts
+constexpr int kTargetBlocks = 256;  // about two waves of blocks on a 132-SM GPU
+
+// rank rounded up to the 16 a pair of n8 MMA tiles covers (8 -> 16; 16, 32 as they are)
+__host__ __device__ constexpr int padded_rank(int r) { return (r + 15) / 16 * 16; }
+
+template <int R>
+struct Layout {
+  static constexpr int RP = padded_rank(R), XL = RP + 8;  // xa and B rows in shared memory
+  static constexpr size_t dy = size_t(kStages) * kBN * kLd * 2, xa = size_t(kStages) * kBN * XL * 2,
+                          b = size_t(kBO) * XL * 2, red = size_t(4) * 16 * RP * 4;
+  static constexpr size_t bytes = dy + xa + b + red;
+};
+
+// A operand (m16 x k16) of X^T from a row-major [k][m] shared tile X (dy's tile read as dy^T).
+template <class T>
+__device__ __forceinline__ void ldsm_at(uint32_t* r, const T* tile, int ld, int m0, int k0,
+                                        int lane) {
+  ldsm_x4_t(r, tile + (k0 + (lane & 7) + (lane >> 4) * 8) * ld + m0 + ((lane >> 3) & 1) * 8);
+}
+
+struct Split {
+  int ot = 0, sp = 0;
+  int64_t rows = 0;  // rows per split, a multiple of kBN
+};
+Split split_of(int64_t n, int64_t O) {
+  Split s;
+  s.ot = int((O + kBO - 1) / kBO);
+  const int64_t tiles = (n + kBN - 1) / kBN;
+  const int64_t want =
+      std::max<int64_t>(1, std::min<int64_t>(tiles, (kTargetBlocks + s.ot - 1) / s.ot));
+  s.rows = (tiles + want - 1) / want * kBN;
+  s.sp = int((n + s.rows - 1) / s.rows);
+  return s;
+}
+
+template <int R>
+__global__ void __launch_bounds__(kThreads, 2)
+    lora_dy_pair_kernel(const bf16* __restrict__ dy, int64_t n, int O, const bf16* __restrict__ B,
+                        const bf16* __restrict__ xa, int64_t ldxa, int64_t rows_per_split,
+                        float* __restrict__ P, float* __restrict__ Q) {
+  using Ly = Layout<R>;
+  constexpr int RP = Ly::RP, XL = Ly::XL, NT = RP / 8, CH = R / 8;  // n8 tiles; 16-byte chunks
+  extern __shared__ __align__(16) unsigned char smem[];
+  bf16* sdy = reinterpret_cast<bf16*>(smem);
+  bf16* sxa = reinterpret_cast<bf16*>(smem + Ly::dy);
+  bf16* sb = reinterpret_cast<bf16*>(smem + Ly::dy + Ly::xa);
+  float* sred = reinterpret_cast<float*>(smem + Ly::dy + Ly::xa + Ly::b);
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int o0 = blockIdx.x * kBO;
+  const int64_t r0 = blockIdx.y * rows_per_split;
+  const int64_t r1 = n < r0 + rows_per_split ? n : r0 + rows_per_split;
+
+  // columns R..RP of xa and B (a rank of 8 padded to 16) are zeros the MMAs read, never written
+  if (RP > R) {
+    for (int i = tid; i < kStages * kBN; i += kThreads)
+      for (int c = R; c < RP; ++c) sxa[i * XL + c] = __float2bfloat16_rn(0.f);
+    for (int i = tid; i < kBO; i += kThreads)
+      for (int c = R; c < RP; ++c) sb[i * XL + c] = __float2bfloat16_rn(0.f);
+  }
+  // B's rows o0 .. o0 + 255 (zeros past O)
+  for (int c = tid; c < kBO * CH; c += kThreads) {
+    const int row = c / CH, ch = c % CH;
+    const bool ok = o0 + row < O;
+    cp_async16(sb + row * XL + ch * 8, B + (ok ? int64_t(o0 + row) * R + ch * 8 : 0), ok);
+  }
+  auto load_tile = [&](int stage, int64_t rbase) {
+    bf16* d = sdy + stage * kBN * kLd;
+    for (int c = tid; c < kBN * (kBO / 8); c += kThreads) {
+      const int row = c / (kBO / 8), ch = c % (kBO / 8);
+      const int64_t gr = rbase + row;
+      const int gc = o0 + ch * 8;
+      const bool ok = gr < r1 && gc < O;
+      cp_async16(d + row * kLd + ch * 8, dy + (ok ? gr * O + gc : 0), ok);
+    }
+    bf16* x = sxa + stage * kBN * XL;
+    for (int c = tid; c < kBN * CH; c += kThreads) {
+      const int row = c / CH, ch = c % CH;
+      const int64_t gr = rbase + row;
+      const bool ok = gr < r1;
+      cp_async16(x + row * XL + ch * 8, xa + (ok ? gr * ldxa + ch * 8 : 0), ok);
+    }
+  };
+
+  float accb[2][NT][4];
+#pragma unroll
+  for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) accb[mt][nt][e] = 0.f;
+
+  const int64_t ntiles = r1 > r0 ? (r1 - r0 + kBN - 1) / kBN : 0;
+  if (ntiles > 0) load_tile(0, r0);
+  cp_async_commit();
+  for (int64_t it = 0; it < ntiles; ++it) {
+    if (it + 1 < ntiles) load_tile(int((it + 1) & 1), r0 + (it + 1) * kBN);
+    cp_async_commit();
+    cp_async_wait<1>();
+    __syncthreads();
+    const bf16* d = sdy + (it & 1) * kBN * kLd;
+    const bf16* x = sxa + (it & 1) * kBN * XL;
+
+    // T's partial: rows m0 .. m0 + 15 of the tile, columns kb .. kb + 127 of the block
+    float acct[NT][4];
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acct[nt][e] = 0.f;
+    const int m0 = (warp & 3) * 16, kb = (warp >> 2) * (kBO / 2);
+#pragma unroll 4
+    for (int k = 0; k < kBO / 2; k += 16) {
+      uint32_t a[4];
+      ldsm_a(a, d, kLd, m0, kb + k, lane);
+#pragma unroll
+      for (int nt = 0; nt < NT; nt += 2) {
+        uint32_t b[4];
+        ldsm_b_pair(b, sb, XL, kb + k, nt * 8, lane);
+        mma16816(acct[nt], a, b);
+        mma16816(acct[nt + 1], a, b + 2);
+      }
+    }
+    // dB's partial: the block's columns 32 warp .. + 31 against the tile's 64 rows
+#pragma unroll
+    for (int k = 0; k < kBN; k += 16) {
+      uint32_t b[NT][2];
+#pragma unroll
+      for (int nt = 0; nt < NT; nt += 2) {
+        uint32_t q[4];
+        ldsm_b_pair(q, x, XL, k, nt * 8, lane);
+        b[nt][0] = q[0];
+        b[nt][1] = q[1];
+        b[nt + 1][0] = q[2];
+        b[nt + 1][1] = q[3];
+      }
+#pragma unroll
+      for (int mt = 0; mt < 2; ++mt) {
+        uint32_t a[4];
+        ldsm_at(a, d, kLd, warp * 32 + mt * 16, k, lane);
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt) mma16816(accb[mt][nt], a, b[nt]);
+      }
+    }
+    // the two column halves of T's partial meet in shared memory; P[ot] gets their sum
+    const int g = lane >> 2, c2 = (lane & 3) * 2;
+    if (warp >= 4) {
+      float* s = sred + (warp & 3) * 16 * RP;
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) {
+        s[g * RP + nt * 8 + c2] = acct[nt][0];
+        s[g * RP + nt * 8 + c2 + 1] = acct[nt][1];
+        s[(g + 8) * RP + nt * 8 + c2] = acct[nt][2];
+        s[(g + 8) * RP + nt * 8 + c2 + 1] = acct[nt][3];
+      }
+    }
+    __syncthreads();
+    if (warp < 4) {
+      const float* s = sred + warp * 16 * RP;
+      const int64_t rbase = r0 + it * kBN + m0;
+      float* p = P + int64_t(blockIdx.x) * n * R;
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) {
+        const int c = nt * 8 + c2;
+        if (c >= R) continue;
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int64_t row = rbase + g + 8 * h;
+          if (row >= r1) continue;
+          float2 v;
+          v.x = acct[nt][2 * h] + s[(g + 8 * h) * RP + c];
+          v.y = acct[nt][2 * h + 1] + s[(g + 8 * h) * RP + c + 1];
+          *reinterpret_cast<float2*>(p + row * R + c) = v;
+        }
+      }
+    }
+    __syncthreads();  // the stage just read is the next load's target; sred is reused
+  }
+  cp_async_wait<0>();
+
+  // Q[sp] = the block's dB partial (zeros for a split past n)
+  const int g = lane >> 2, c2 = (lane & 3) * 2;
+  float* q = Q + int64_t(blockIdx.y) * O * R;
+#pragma unroll
+  for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      const int c = nt * 8 + c2;
+      if (c >= R) continue;
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int o = o0 + warp * 32 + mt * 16 + g + 8 * h;
+        if (o >= O) continue;
+        float2 v;
+        v.x = accb[mt][nt][2 * h];
+        v.y = accb[mt][nt][2 * h + 1];
+        *reinterpret_cast<float2*>(q + int64_t(o) * R + c) = v;
+      }
+    }
+}
+
+// T = bf16(sum over ot of P[ot]) (row stride ldt), dB += sum over sp of Q[sp], in that order.
+__global__ void lora_dy_finish_kernel(const float* __restrict__ P, int ots, int64_t n, int R,
+                                      bf16* __restrict__ t, int64_t ldt,
+                                      const float* __restrict__ Q, int sps, int64_t O,
+                                      float* __restrict__ dB) {
+  const int64_t nt = n * R, total = nt + O * R;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    if (i < nt) {
+      float s = 0.f;
+      for (int k = 0; k < ots; ++k) s += P[k * nt + i];
+      t[(i / R) * ldt + i % R] = __float2bfloat16_rn(s);
+    } else {
+      const int64_t j = i - nt;
+      float s = 0.f;
+      for (int k = 0; k < sps; ++k) s += Q[k * O * R + j];
+      dB[j] += s;
+    }
+  }
+}
+
+template <int R>
+cudaError_t launch(const bf16* dy, int64_t n, int64_t O, const bf16* B, const bf16* xa,
+                   int64_t ldxa, bf16* t, int64_t ldt, float* dB, float* scratch, cudaStream_t s) {
+  const Split sp = split_of(n, O);
+  float* P = scratch;
+  float* Q = scratch + int64_t(sp.ot) * n * R;
+  constexpr size_t smem = Layout<R>::bytes;
+  cudaError_t e = cudaFuncSetAttribute(lora_dy_pair_kernel<R>,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+  if (e != cudaSuccess) return e;
+  lora_dy_pair_kernel<R><<<dim3(unsigned(sp.ot), unsigned(sp.sp)), kThreads, smem, s>>>(
+      dy, n, int(O), B, xa, ldxa, sp.rows, P, Q);
+  e = cudaGetLastError();
+  if (e != cudaSuccess) return e;
+  const int64_t total = n * R + O * R;
+  const int blocks = int(std::min<int64_t>((total + 255) / 256, 2048));
+  lora_dy_finish_kernel<<<blocks, 256, 0, s>>>(P, sp.ot, n, R, t, ldt, Q, sp.sp, O, dB);
+  return cudaGetLastError();
+}
+}  // namespace
+
+bool lora_dy_pair_supported(const bf16* dy, int64_t O, int r, const bf16* B, const bf16* xa,
+                            int64_t ldxa) {
+  auto a16 = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  return (r == 8 || r == 16 || r == 32) && O > 0 && O % 8 == 0 && O < (int64_t(1) << 30) &&
+         ldxa % 8 == 0 && a16(dy) && a16(B) && a16(xa);
+}
+
+// Enough for any call with at most n rows: the row splits of fewer rows can outnumber n's (a
+// split count is at most min(row tiles, the blocks per column tile), which is what is counted).
+size_t lora_dy_pair_scratch_floats(int64_t n, int64_t O, int r) {
+  if (n <= 0 || O <= 0) return 0;
+  const Split sp = split_of(n, O);
+  const int64_t splits =
+      std::min<int64_t>((n + kBN - 1) / kBN, (kTargetBlocks + sp.ot - 1) / sp.ot);
+  return size_t(sp.ot) * size_t(n) * size_t(r) + size_t(splits) * size_t(O) * size_t(r);
+}
+
+cudaError_t lora_dy_pair(const bf16* dy, int64_t n, int64_t O, const bf16* B, int r, const bf16* xa,
+                         int64_t ldxa, bf16* t, int64_t ldt, float* dB, float* scratch,
+                         cudaStream_t s) {
+  if (n <= 0) return cudaSuccess;
+  if (!lora_dy_pair_supported(dy, O, r, B, xa, ldxa)) return cudaErrorInvalidValue;
+  switch (r) {
+    case 8:
+      return launch<8>(dy, n, O, B, xa, ldxa, t, ldt, dB, scratch, s);
+    case 16:
+      return launch<16>(dy, n, O, B, xa, ldxa, t, ldt, dB, scratch, s);
+    default:
+      return launch<32>(dy, n, O, B, xa, ldxa, t, ldt, dB, scratch, s);
+  }
+}
+
+}  // namespace cuda
+}  // namespace lora4j
