@@ -50,6 +50,16 @@ __device__ __forceinline__ void ldsm_at(uint32_t* r, const T* tile, int ld, int 
   ldsm_x4_t(r, tile + (k0 + (lane & 7) + (lane >> 4) * 8) * ld + m0 + ((lane >> 3) & 1) * 8);
 }
 
+// A lane's four values of an m16n8 accumulator tile, v0 v1 in row row0 + g and v2 v3 in row
+// row0 + g + 8, columns c and c + 1: stored as float2 at dst + row * ld + c, rows from end on
+// left out.
+__device__ __forceinline__ void store_acc(float* dst, int64_t ld, int64_t row0, int64_t end, int g,
+                                          int c, float v0, float v1, float v2, float v3) {
+  if (row0 + g < end) *reinterpret_cast<float2*>(dst + (row0 + g) * ld + c) = make_float2(v0, v1);
+  if (row0 + g + 8 < end)
+    *reinterpret_cast<float2*>(dst + (row0 + g + 8) * ld + c) = make_float2(v2, v3);
+}
+
 struct Split {
   int ot = 0, sp = 0;
   int64_t rows = 0;  // rows per split, a multiple of kBN
@@ -192,16 +202,10 @@ __global__ void __launch_bounds__(kThreads, 2)
 #pragma unroll
       for (int nt = 0; nt < NT; ++nt) {
         const int c = nt * 8 + c2;
-        if (c >= R) continue;
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const int64_t row = rbase + g + 8 * h;
-          if (row >= r1) continue;
-          float2 v;
-          v.x = acct[nt][2 * h] + s[(g + 8 * h) * RP + c];
-          v.y = acct[nt][2 * h + 1] + s[(g + 8 * h) * RP + c + 1];
-          *reinterpret_cast<float2*>(p + row * R + c) = v;
-        }
+        if (c < R)
+          store_acc(p, R, rbase, r1, g, c, acct[nt][0] + s[g * RP + c],
+                    acct[nt][1] + s[g * RP + c + 1], acct[nt][2] + s[(g + 8) * RP + c],
+                    acct[nt][3] + s[(g + 8) * RP + c + 1]);
       }
     }
     __syncthreads();  // the stage just read is the next load's target; sred is reused
@@ -216,16 +220,9 @@ __global__ void __launch_bounds__(kThreads, 2)
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt) {
       const int c = nt * 8 + c2;
-      if (c >= R) continue;
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int o = o0 + warp * 32 + mt * 16 + g + 8 * h;
-        if (o >= O) continue;
-        float2 v;
-        v.x = accb[mt][nt][2 * h];
-        v.y = accb[mt][nt][2 * h + 1];
-        *reinterpret_cast<float2*>(q + int64_t(o) * R + c) = v;
-      }
+      if (c < R)
+        store_acc(q, R, o0 + warp * 32 + mt * 16, O, g, c, accb[mt][nt][0], accb[mt][nt][1],
+                  accb[mt][nt][2], accb[mt][nt][3]);
     }
 }
 
