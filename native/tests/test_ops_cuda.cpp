@@ -1137,6 +1137,11 @@ void test_vectorized(ct::Rng& r) {
   lora_dy_pair_case(seed(), 2085, 14336, 16, 16, 0, 16, 0);   // gate / up at Mistral-7B's width
   lora_dy_pair_case(seed(), 1000, 1024, 32, 96, 32, 96, 32);  // xa and t slices of a group of 3
   lora_dy_pair_case(seed(), 3, 4096, 16, 16, 0, 16, 0);       // fewer rows than blocks' splits
+  // several tiles per block at ranks 8 and 32 (stage and reduction-buffer reuse in their
+  // layouts), and column blocks that end part-way (1000 = 3 x 256 + 232)
+  lora_dy_pair_case(seed(), 2085, 4096, 8, 8, 0, 8, 0);
+  lora_dy_pair_case(seed(), 2085, 4096, 32, 32, 0, 32, 0);
+  lora_dy_pair_case(seed(), 1500, 1000, 16, 16, 0, 16, 0);
   swiglu_lora(seed(), 33, 200, 64, 64, true, false);   // one block of columns, most threads idle
   swiglu_lora(seed(), 5, 2056, 4, 4, true, false);     // a second block with one thread's columns
   swiglu_lora(seed(), 45, 2056, 12, 16, true, false);  // r < 16 in registers, a partial token block

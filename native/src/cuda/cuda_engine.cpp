@@ -136,6 +136,9 @@ class CudaEngine final : public Engine {
       lora_dx_swiglu_ = !(dxs && std::strcmp(dxs, "0") == 0);
       const char* dyp = std::getenv("LORA4J_LORA_DY_PAIR");
       lora_dy_pair_ = !(dyp && std::strcmp(dyp, "0") == 0);
+      int optin = 0;
+      LORA4J_CU(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev_));
+      smem_optin_ = size_t(optin);
       set_fold_layout();
     } catch (...) {
       release();
@@ -1339,7 +1342,8 @@ class CudaEngine final : public Engine {
     for (int p = 0; p < NUM_PROJ; ++p) widest = std::max(widest, grp_size_[p]);
     t_ = c.take<bf16>(n * std::max<int64_t>(r, 1) * widest);
     size_t dyp = 0;
-    if (lora_dy_pair_ && (r == 8 || r == 16 || r == 32))
+    if (lora_dy_pair_ && (r == 8 || r == 16 || r == 32) &&
+        lora_dy_pair_smem_bytes(int(r)) <= smem_optin_)
       for (int p = 0; p < NUM_PROJ; ++p)
         dyp = std::max(dyp, lora_dy_pair_scratch_floats(n, shape_.proj_out(p), int(r)));
     dy_pair_ = dyp ? c.take<float>(int64_t(dyp)) : nullptr;
@@ -1936,6 +1940,7 @@ class CudaEngine final : public Engine {
   // LORA4J_LORA_DY_PAIR=0; dy_pair_ is its scratch (carve)
   bool lora_dy_pair_ = true;
   float* dy_pair_ = nullptr;
+  size_t smem_optin_ = 0;  // the device's opt-in shared memory per block
   int fold_pos_[NUM_PROJ] = {};
   int64_t fold_cols_[kGroups] = {};
   int64_t xld_[kGroups] = {};

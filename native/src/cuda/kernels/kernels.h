@@ -119,6 +119,10 @@ cudaError_t swiglu_backward_lora_scalar(const float* dh, const bf16* t, int64_t 
 bool lora_dy_pair_supported(const bf16* dy, int64_t O, int r, const bf16* B, const bf16* xa,
                             int64_t ldxa);
 size_t lora_dy_pair_scratch_floats(int64_t n, int64_t O, int r);
+// The kernel's dynamic shared memory at rank r (8, 16, 32): the caller checks it against the
+// device's opt-in limit per block (90 KB at r 16 and 104 KB at r 32 fit sm_80 and sm_90, not
+// the 99 KB of sm_86 / sm_89 at r 32).
+size_t lora_dy_pair_smem_bytes(int r);
 cudaError_t lora_dy_pair(const bf16* dy, int64_t n, int64_t O, const bf16* B, int r, const bf16* xa,
                          int64_t ldxa, bf16* t, int64_t ldt, float* dB, float* scratch,
                          cudaStream_t s);
