@@ -275,12 +275,12 @@ bool lora_dy_pair_supported(const bf16* dy, int64_t O, int r, const bf16* B, con
          ldxa % 8 == 0 && a16(dy) && a16(B) && a16(xa);
 }
 
-// Enough for any call with at most n rows: the row splits of fewer rows can outnumber n's (a
-// split count is at most min(row tiles, the blocks per column tile), which is what is counted).
 size_t lora_dy_pair_smem_bytes(int r) {
   return r == 8 ? Layout<8>::bytes : r == 16 ? Layout<16>::bytes : Layout<32>::bytes;
 }
 
+// Enough for any call with at most n rows: the row splits of fewer rows can outnumber n's (a
+// split count is at most min(row tiles, the blocks per column tile), which is what is counted).
 size_t lora_dy_pair_scratch_floats(int64_t n, int64_t O, int r) {
   if (n <= 0 || O <= 0) return 0;
   const Split sp = split_of(n, O);
