@@ -73,7 +73,7 @@ if has java; then
     # machine's libcublasLt at run time), not from the build above.
     JOPTS=(--enable-native-access=ALL-UNNAMED -Dorg.bytedeco.javacpp.cachedir=/tmp/lora4j-javacpp)
     (cd "$ROOT/java" && "$JAVA" "${JOPTS[@]}" -Dlora4j.test.device=cuda \
-        -cp "$ROOT/.device/test-classes:$ROOT/.device/lora4j-cli.jar:$ROOT/.device/junit-console.jar" \
+        -cp "$ROOT/.device/test-classes.jar:$ROOT/.device/lora4j-cli.jar:$ROOT/.device/junit-console.jar" \
         org.junit.platform.console.ConsoleLauncher execute --disable-banner --details=tree \
         --select-class dev.lora4j.golden.GoldenTest --select-class dev.lora4j.CudaEngineTest) \
         > "$OUT/java.log" 2>&1 || status=1
