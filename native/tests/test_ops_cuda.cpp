@@ -1127,13 +1127,11 @@ void vec_rope(uint64_t seed, int64_t n, int64_t heads, int D, int64_t off_x, int
   }
 }
 
-void test_vectorized(ct::Rng& r) {
+// lora_dy_pair's cases (also run alone, LORA4J_OPS_ONLY=lora_dy: scripts/gpu/run.sh's "cudasan"
+// step runs them under compute-sanitizer)
+void test_lora_dy(ct::Rng& r) {
   auto seed = [&] { return uint64_t(r.integer(0, 1 << 30)); };
-  // Mistral-7B, 4 x 2048 tokens: SwiGLU n * I, RMSNorm d 4096, RoPE q (32 heads) and k (8)
-  vec_swiglu(seed(), int64_t(8192) * 14336, 0, true, true);
-  swiglu_lora(seed(), 1024, 14336, 16, 16, true, true);  // Mistral-7B's down at r 16
-  swiglu_lora(seed(), 37, 14336, 8, 24, true, false);    // t a slice of a wider buffer
-  lora_dy_pair_case(seed(), 97, 72, 8, 8, 0, 8, 0);      // rank 8 (padded to 16), a partial tile
+  lora_dy_pair_case(seed(), 97, 72, 8, 8, 0, 8, 0);  // rank 8 (padded to 16), a partial tile
   lora_dy_pair_case(seed(), 2085, 14336, 16, 16, 0, 16, 0);   // gate / up at Mistral-7B's width
   lora_dy_pair_case(seed(), 1000, 1024, 32, 96, 32, 96, 32);  // xa and t slices of a group of 3
   lora_dy_pair_case(seed(), 3, 4096, 16, 16, 0, 16, 0);       // fewer rows than blocks' splits
@@ -1142,6 +1140,15 @@ void test_vectorized(ct::Rng& r) {
   lora_dy_pair_case(seed(), 2085, 4096, 8, 8, 0, 8, 0);
   lora_dy_pair_case(seed(), 2085, 4096, 32, 32, 0, 32, 0);
   lora_dy_pair_case(seed(), 1500, 1000, 16, 16, 0, 16, 0);
+}
+
+void test_vectorized(ct::Rng& r) {
+  auto seed = [&] { return uint64_t(r.integer(0, 1 << 30)); };
+  // Mistral-7B, 4 x 2048 tokens: SwiGLU n * I, RMSNorm d 4096, RoPE q (32 heads) and k (8)
+  vec_swiglu(seed(), int64_t(8192) * 14336, 0, true, true);
+  swiglu_lora(seed(), 1024, 14336, 16, 16, true, true);  // Mistral-7B's down at r 16
+  swiglu_lora(seed(), 37, 14336, 8, 24, true, false);    // t a slice of a wider buffer
+  test_lora_dy(r);
   swiglu_lora(seed(), 33, 200, 64, 64, true, false);   // one block of columns, most threads idle
   swiglu_lora(seed(), 5, 2056, 4, 4, true, false);     // a second block with one thread's columns
   swiglu_lora(seed(), 45, 2056, 12, 16, true, false);  // r < 16 in registers, a partial token block
@@ -1225,6 +1232,12 @@ int main() {
   cpu::ThreadPool tp(0);
   g_tp = &tp;
   ct::Rng r(20261129);
+  const char* only = std::getenv("LORA4J_OPS_ONLY");
+  if (only && std::strcmp(only, "lora_dy") == 0) {
+    test_lora_dy(r);
+    std::printf("test_ops_cuda (lora_dy only): %d failure(s)\n", ct::failures());
+    return ct::failures() == 0 ? 0 : 1;
+  }
 
   test_embedding(r, 97, 1000, 257);
   for (int64_t n : {1, 97, 1025}) test_rmsnorm(r, n, n == 1 ? 64 : 4096);

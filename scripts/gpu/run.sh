@@ -3,8 +3,8 @@
 # Run from the repository root:  bash scripts/gpu/run.sh
 # Builds native/ with the CUDA backend (sm_80 + sm_90), runs every ctest test (CPU and CUDA),
 # writes the logs under $OUT (or ./gpu-out), and prints a short summary table LAST.
-# Steps can be chosen with STEPS (space separated): build test java cli compare bench profile
-# phases gemms dist distbench ops qlora ddp. "phases": the time of every op of the step
+# Steps can be chosen with STEPS (space separated): build test cudasan java cli compare bench
+# profile phases gemms dist distbench ops qlora ddp. "phases": the time of every op of the step
 # (LORA4J_PHASE_TIMES, benchmarks/phases.py), the breakdown nsys would give. "gemms": the frozen
 # GEMM shapes per cuBLASLt algorithm and operand kind (bench_gemm_cuda; GEMMS_ARGS its arguments,
 # e.g. "--data model --sustain 20" to time them back to back for 20 s as well).
@@ -58,6 +58,22 @@ if has test; then
      ctest -V --timeout 900 ${CTEST_ARGS:-}) \
     > "$OUT/ctest.log" 2>&1 || status=1
   sed -E 's/^[0-9]+: //' "$OUT/ctest.log" > "$OUT/tests.log"
+fi
+
+# "cudasan" (after build): lora_dy_pair's test cases under compute-sanitizer's memcheck,
+# racecheck (shared memory) and initcheck (uninitialized device memory read), each failing the
+# step on any report.
+if has cudasan; then
+  echo "== compute-sanitizer on test_ops_cuda's lora_dy cases"
+  SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+  for tool in memcheck racecheck initcheck; do
+    if LORA4J_OPS_ONLY=lora_dy timeout 600 "$SAN" --tool "$tool" --error-exitcode 1 \
+        "$BUILD/test_ops_cuda" > "$OUT/cudasan-$tool.log" 2>&1; then
+      echo "cudasan $tool: clean"
+    else
+      echo "FAIL cudasan $tool (see $OUT/cudasan-$tool.log)"; tail -20 "$OUT/cudasan-$tool.log"; status=1
+    fi
+  done
 fi
 
 if has java; then
