@@ -898,25 +898,18 @@ void lora_dy_pair_case(uint64_t seed, int64_t n, int64_t O, int r, int64_t ldxa,
           "lora_dy_pair");
     CT_CUDA(cudaDeviceSynchronize());
   }
-  auto host = [](const Dev<bf>& d) {
-    std::vector<bf> h(d.n);
-    CT_CUDA(cudaMemcpy(h.data(), d.p, d.n * sizeof(bf), cudaMemcpyDeviceToHost));
-    std::vector<double> v(d.n);
-    for (size_t i = 0; i < h.size(); ++i) v[i] = double(__bfloat162float(h[i]));
-    return v;
-  };
-  const std::vector<double> hdy = host(dy), hB = host(B), hxa = host(xa);
+  const std::vector<float> hdy = ct::down_bf16(dy), hB = ct::down_bf16(B), hxa = ct::down_bf16(xa);
   std::vector<double> T(size_t(n * r), 0.0), D(size_t(O * r), 0.0);
   for (int64_t i = 0; i < n; ++i)
     for (int64_t o = 0; o < O; ++o) {
       const double d = hdy[size_t(i * O + o)];
       if (d == 0.0) continue;
       for (int c = 0; c < r; ++c) {
-        T[size_t(i * r + c)] += d * hB[size_t(o * r + c)];
-        D[size_t(o * r + c)] += d * hxa[size_t(i * ldxa + xa_off + c)];
+        T[size_t(i * r + c)] += d * double(hB[size_t(o * r + c)]);
+        D[size_t(o * r + c)] += d * double(hxa[size_t(i * ldxa + xa_off + c)]);
       }
     }
-  const std::vector<double> ht = host(t), ht2 = host(t2);
+  const std::vector<float> ht = ct::down_bf16(t), ht2 = ct::down_bf16(t2);
   std::vector<float> got_t(T.size()), want_t(T.size()), want_b(D.size());
   size_t outside = 0, differ = 0;
   for (int64_t i = 0; i < n; ++i)
@@ -927,9 +920,9 @@ void lora_dy_pair_case(uint64_t seed, int64_t n, int64_t O, int r, int64_t ldxa,
         outside += !std::isnan(ht[k]);  // still the poison
         continue;
       }
-      got_t[size_t(i * r + c - t_off)] = float(ht[k]);
+      got_t[size_t(i * r + c - t_off)] = ht[k];
       want_t[size_t(i * r + c - t_off)] = float(T[size_t(i * r + c - t_off)]);
-      differ += std::memcmp(&ht[k], &ht2[k], sizeof(double)) != 0;
+      differ += std::memcmp(&ht[k], &ht2[k], sizeof(float)) != 0;
     }
   for (size_t k = 0; k < D.size(); ++k) want_b[k] = float(D[k] + double(dB0[k]));
   const std::vector<float> got_b = ct::down(dB), got_b2 = ct::down(dB2);

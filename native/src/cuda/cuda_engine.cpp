@@ -253,10 +253,7 @@ class CudaEngine final : public Engine {
       copy_proj(const_cast<bf16*>(gemm_weight(i)), host.data(), i, false);
     else
       to_host(host.data(), weights_ + woff_[size_t(i)], size_t(numel) * 2);
-    for (int64_t k = 0; k < numel; ++k) {
-      uint32_t bits = uint32_t(host[size_t(k)]) << 16;
-      std::memcpy(&out[k], &bits, 4);
-    }
+    to_f32(LORA4J_DTYPE_BF16, host.data(), out, numel);
   }
   void memory(int64_t* in_use, int64_t* peak) override {
     *in_use = in_use_;
@@ -349,13 +346,10 @@ class CudaEngine final : public Engine {
   // power of two that keeps 2^-8 sqrt(d) max |w| within e4m3's 448 never saturates.
   void set_lo8_scale(int l, const uint16_t* w) {
     const int64_t d = shape_.c.hidden_size;
+    std::vector<float> f(static_cast<size_t>(d));
+    to_f32(LORA4J_DTYPE_BF16, w, f.data(), d);
     float m = 0.f;
-    for (int64_t k = 0; k < d; ++k) {
-      const uint32_t b = uint32_t(w[k]) << 16;
-      float f;
-      std::memcpy(&f, &b, 4);
-      m = std::max(m, std::fabs(f));
-    }
+    for (float v : f) m = std::max(m, std::fabs(v));
     lo8_scale_[size_t(l)] = e4m3_pow2_scale(std::ldexp(std::sqrt(float(d)) * m, -8));
   }
   // fold_pos_, fold_cols_, xld_ and xa_ld_ for the attached adapter (or none).

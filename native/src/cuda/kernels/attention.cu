@@ -540,10 +540,7 @@ __global__ void __launch_bounds__(256) attn_bwd_kernel(AttentionBackwardParams b
         for (int kk = 0; kk < BC / 16; ++kk) {
           uint32_t a[4], bk[4];
           // A[row = query][col = key] = sdS[key][query]: transposed loads of the 4 8x8 blocks
-          {
-            int m = lane >> 3;
-            ldsm_x4_t(a, sdS + (kk * 16 + (m >> 1) * 8 + (lane & 7)) * LDS + mt * 16 + (m & 1) * 8);
-          }
+          ldsm_at(a, sdS, LDS, mt * 16, kk * 16, lane);
           ldsm_b_pair(bk, sKb, LD, kk * 16, np * 16, lane);
           mma16816(acc[0], a, bk);
           mma16816(acc[1], a, bk + 2);

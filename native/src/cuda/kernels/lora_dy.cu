@@ -43,13 +43,6 @@ struct Layout {
   static constexpr size_t bytes = dy + xa + b + red;
 };
 
-// A operand (m16 x k16) of X^T from a row-major [k][m] shared tile X (dy's tile read as dy^T).
-template <class T>
-__device__ __forceinline__ void ldsm_at(uint32_t* r, const T* tile, int ld, int m0, int k0,
-                                        int lane) {
-  ldsm_x4_t(r, tile + (k0 + (lane & 7) + (lane >> 4) * 8) * ld + m0 + ((lane >> 3) & 1) * 8);
-}
-
 // A lane's four values of an m16n8 accumulator tile, v0 v1 in row row0 + g and v2 v3 in row
 // row0 + g + 8, columns c and c + 1: stored as float2 at dst + row * ld + c, rows from end on
 // left out.

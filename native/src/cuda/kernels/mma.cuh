@@ -68,6 +68,13 @@ __device__ __forceinline__ void ldsm_a(uint32_t* r, const T* tile, int ld, int m
                                        int lane) {
   ldsm_x4(r, tile + (m0 + (lane & 7) + ((lane >> 3) & 1) * 8) * ld + k0 + (lane >> 4) * 8);
 }
+// A operand (m16 x k16) of X^T from a row-major [k][m] shared tile X: rows m0.. of X^T are
+// columns m0.. of X (the attention backward's dS^T, the LoRA backward's dy^T)
+template <class T>
+__device__ __forceinline__ void ldsm_at(uint32_t* r, const T* tile, int ld, int m0, int k0,
+                                        int lane) {
+  ldsm_x4_t(r, tile + (k0 + (lane & 7) + (lane >> 4) * 8) * ld + m0 + ((lane >> 3) & 1) * 8);
+}
 // B operands (k16 x n8) of two adjacent n-tiles n0 and n0 + 8 from a [n][k] shared tile (each
 // row n holds its k values contiguously, as K rows do for S = Q K^T):
 // r = {b0(n0), b1(n0), b0(n0 + 8), b1(n0 + 8)}.
