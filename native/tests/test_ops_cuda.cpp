@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -529,6 +530,44 @@ void test_embedding(ct::Rng& r, int64_t n, int64_t V, int64_t d) {
              ct::rel_err(ct::down(dout), ref), 0.0);
 }
 
+// add_f32_slices: each destination slice receives its share of src, the same fp32 additions as
+// on the host (bit for bit); outside 1 .. kMax slices the launcher refuses.
+void test_add_f32_slices(ct::Rng& r, int64_t len, int count) {
+  auto src = randn(r, static_cast<size_t>(len * count));
+  Dev<float> ds(src.size());
+  ct::up(ds, src);
+  std::vector<std::vector<float>> dst;
+  std::vector<std::unique_ptr<Dev<float>>> dd;
+  cuda::F32Slices sl{};
+  for (int i = 0; i < count; ++i) {
+    dst.push_back(randn(r, static_cast<size_t>(len)));
+    dd.push_back(std::make_unique<Dev<float>>(static_cast<size_t>(len)));
+  }
+  for (int i = 0; i < count; ++i) {
+    ct::up(*dd[size_t(i)], dst[size_t(i)]);
+    sl.p[i] = dd[size_t(i)]->p;
+  }
+  check(cuda::add_f32_slices(ds.p, len, sl, count, 0), "add_f32_slices");
+  int64_t differ = 0;
+  for (int i = 0; i < count; ++i) {
+    auto got = ct::down(*dd[size_t(i)]);
+    for (int64_t j = 0; j < len; ++j) {
+      float want = dst[size_t(i)][size_t(j)] + src[size_t(i * len + j)];
+      differ += std::memcmp(&want, &got[size_t(j)], 4) != 0;
+    }
+  }
+  ct::report("add_f32", "slices len=" + std::to_string(len) + " count=" + std::to_string(count),
+             double(differ) / double(len * count), 0.0);
+}
+void test_add_f32_refusals() {
+  cuda::F32Slices sl{};
+  ct::report_bool("add_f32", "add_f32_slices refuses 0 and kMax + 1 slices",
+                  cuda::add_f32_slices(nullptr, 16, sl, 0, 0) == cudaErrorInvalidValue &&
+                      cuda::add_f32_slices(nullptr, 16, sl, cuda::F32Slices::kMax + 1, 0) ==
+                          cudaErrorInvalidValue,
+                  "");
+}
+
 // ---- vectorized element-wise kernels against the scalar ones, bit for bit ----------------------
 // swiglu, rmsnorm and rope launch a vectorized kernel where *_is_vectorized() holds and the scalar
 // kernel otherwise; both must give the same bits (the same arithmetic per element). Each case
@@ -869,14 +908,16 @@ void e4m3_quantize_case(uint64_t seed, int64_t rows, int64_t cols, int64_t ld, f
 
 // lora_dy_pair against float64 on the host from the same bf16 values: t = dy B (bf16, in the
 // columns [t_off, t_off + r) of rows of ldt) and dB += dy^T xa (onto a random dB); the columns of
-// t outside the slice untouched; a second run from the same inputs the same bits.
+// t outside the slice untouched; a second run from the same inputs the same bits. slots: the
+// resident blocks the row shares are sized to (-1: this device's, as the engine passes them).
 void lora_dy_pair_case(uint64_t seed, int64_t n, int64_t O, int r, int64_t ldxa, int64_t xa_off,
-                       int64_t ldt, int64_t t_off) {
+                       int64_t ldt, int64_t t_off, int slots = -1) {
+  if (slots < 0) slots = cuda::lora_dy_pair_slots(r, 0);
   Fill f(seed);
   Dev<bf> dy(size_t(n * O)), B(size_t(O * r)), xa(size_t(n * ldxa)), t(size_t(n * ldt)),
       t2(size_t(n * ldt));
   Dev<float> dB(size_t(O * r)), dB2(size_t(O * r)),
-      scratch(cuda::lora_dy_pair_scratch_floats(n, O, r));
+      scratch(cuda::lora_dy_pair_scratch_floats(n, O, r, slots));
   fill_dev(dy, 0, dy.n, f, 1.f);
   fill_dev(B, 0, B.n, f, 0.5f);
   fill_dev(xa, 0, xa.n, f, 2.f);
@@ -888,13 +929,13 @@ void lora_dy_pair_case(uint64_t seed, int64_t n, int64_t O, int r, int64_t ldxa,
   const std::vector<float> dB0 = ct::down(dB);
   const std::string tag = "n=" + std::to_string(n) + " O=" + std::to_string(O) +
                           " r=" + std::to_string(r) + " ldxa=" + std::to_string(ldxa) +
-                          " ldt=" + std::to_string(ldt);
+                          " ldt=" + std::to_string(ldt) + " slots=" + std::to_string(slots);
   const bool ok = cuda::lora_dy_pair_supported(dy.p, O, r, B.p, xa.p + xa_off, ldxa);
   ct::report_bool("lora_dy", "lora_dy_pair applies " + tag, ok, "");
   if (!ok) return;
   for (int run = 0; run < 2; ++run) {
     check(cuda::lora_dy_pair(dy.p, n, O, B.p, r, xa.p + xa_off, ldxa, (run ? t2.p : t.p) + t_off,
-                             ldt, run ? dB2.p : dB.p, scratch.p, 0),
+                             ldt, run ? dB2.p : dB.p, scratch.p, slots, 0),
           "lora_dy_pair");
     CT_CUDA(cudaDeviceSynchronize());
   }
@@ -1133,6 +1174,13 @@ void test_lora_dy(ct::Rng& r) {
   lora_dy_pair_case(seed(), 2085, 4096, 8, 8, 0, 8, 0);
   lora_dy_pair_case(seed(), 2085, 4096, 32, 32, 0, 32, 0);
   lora_dy_pair_case(seed(), 1500, 1000, 16, 16, 0, 16, 0);
+  // the row shares at other slot counts: one share per column block (every block walks all
+  // rows), and more slots than row tiles
+  lora_dy_pair_case(seed(), 2085, 14336, 16, 16, 0, 16, 0, 1);
+  lora_dy_pair_case(seed(), 1000, 1024, 32, 32, 0, 32, 0, 1000);
+  const int slots16 = cuda::lora_dy_pair_slots(16, 0);
+  ct::report_bool("lora_dy", "lora_dy_pair_slots(16) > 0 on this device", slots16 > 0,
+                  "slots=" + std::to_string(slots16));
 }
 
 void test_vectorized(ct::Rng& r) {
@@ -1219,6 +1267,11 @@ int main() {
                         !cuda::lora_dy_pair_supported(a, 64, 16, odd, a, 16) &&
                         !cuda::lora_dy_pair_supported(a, 64, 16, a, odd, 16),
                     "");
+    ct::report_bool("lora_dy", "lora_dy_pair refuses 0 slots; no scratch for 0 slots",
+                    cuda::lora_dy_pair(a, 64, 64, a, 16, a, 16, nullptr, 16, nullptr, nullptr, 0,
+                                       0) == cudaErrorInvalidValue &&
+                        cuda::lora_dy_pair_scratch_floats(64, 64, 16, 0) == 0,
+                    "");
   }
   if (ct::failures() > 0) return 1;
   ct::skip_without_gpu();
@@ -1233,6 +1286,10 @@ int main() {
   }
 
   test_embedding(r, 97, 1000, 257);
+  test_add_f32_slices(r, 16 * 4096, 3);  // q, k, v's dLoRA_A at rank 16
+  test_add_f32_slices(r, 1000003, 2);    // a length past the grid's cap, odd
+  test_add_f32_slices(r, 5, 1);
+  test_add_f32_refusals();
   for (int64_t n : {1, 97, 1025}) test_rmsnorm(r, n, n == 1 ? 64 : 4096);
   test_rmsnorm(r, 200, 1000);
   test_rope(r, 97, 8, 64, 10000.0);

@@ -136,6 +136,8 @@ class CudaEngine final : public Engine {
       lora_dx_swiglu_ = !(dxs && std::strcmp(dxs, "0") == 0);
       const char* dyp = std::getenv("LORA4J_LORA_DY_PAIR");
       lora_dy_pair_ = !(dyp && std::strcmp(dyp, "0") == 0);
+      const char* gda = std::getenv("LORA4J_LORA_GROUP_DA");
+      lora_group_da_ = !(gda && std::strcmp(gda, "0") == 0);
       int optin = 0;
       LORA4J_CU(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev_));
       smem_optin_ = size_t(optin);
@@ -1336,11 +1338,24 @@ class CudaEngine final : public Engine {
     for (int p = 0; p < NUM_PROJ; ++p) widest = std::max(widest, grp_size_[p]);
     t_ = c.take<bf16>(n * std::max<int64_t>(r, 1) * widest);
     size_t dyp = 0;
+    dy_pair_slots_ = 0;
     if (lora_dy_pair_ && (r == 8 || r == 16 || r == 32) &&
         lora_dy_pair_smem_bytes(int(r)) <= smem_optin_)
+      dy_pair_slots_ = lora_dy_pair_slots(int(r), dev_);
+    // LORA4J_LORA_DY_SLOTS=N sizes the row shares for N resident blocks instead (A/B runs)
+    if (const char* ds = std::getenv("LORA4J_LORA_DY_SLOTS"); ds && dy_pair_slots_ > 0)
+      dy_pair_slots_ = std::max(1, std::atoi(ds));
+    if (dy_pair_slots_ > 0)
       for (int p = 0; p < NUM_PROJ; ++p)
-        dyp = std::max(dyp, lora_dy_pair_scratch_floats(n, shape_.proj_out(p), int(r)));
+        dyp = std::max(dyp, lora_dy_pair_scratch_floats(n, shape_.proj_out(p), int(r),
+                                                        dy_pair_slots_));
     dy_pair_ = dyp ? c.take<float>(int64_t(dyp)) : nullptr;
+    // a group's dLoRA_A, [members x r, in] fp32, before it is added onto each member's gradient
+    int64_t gda = 0;
+    if (lora_group_da_)
+      for (int p = 0; p < NUM_PROJ; ++p)
+        if (grp_size_[p] >= 2) gda = std::max(gda, t_ld(p) * shape_.proj_in(p));
+    group_da_ = gda ? c.take<float>(gda) : nullptr;
     // the fp32 logits of a chunk (their bf16 gradients overwrite them), two scratches so one
     // chunk's loss kernel runs beside the next chunk's GEMM: see lm_head.h
     chunk_ = lm_head_chunk_tokens(n, V);
@@ -1578,8 +1593,8 @@ class CudaEngine final : public Engine {
   }
   // dx (+)= dy W + s (dy B) A; dA += s (dy B)^T x; dB += dy^T xa (xa = s x A^T). x has row
   // stride ldx. (dy B) goes to p's slice of t_. A lone member's LoRA part of dx goes first so the
-  // large GEMM adds onto it in its epilogue; a member of a group of two or more leaves it to
-  // group_lora_dx, after the group.
+  // large GEMM adds onto it in its epilogue; a member of a group of two or more leaves it, and
+  // its dA unless LORA4J_LORA_GROUP_DA=0, to group_lora_backward, after the group.
   // defer_lora_dx: a lone member leaves s (dy B) A out of dx too (the caller adds it: down's goes
   // into the SwiGLU backward, swiglu_backward_lora).
   void proj_backward(int l, int p, const bf16* dy, const bf16* x, int64_t ldx, const bf16* xa,
@@ -1593,14 +1608,15 @@ class CudaEngine final : public Engine {
       bf16* t = t_of(p);
       if (dy_pair_ && lora_dy_pair_supported(dy, out, int(r), lora_b(l, p), xa, xa_ld_[p])) {
         KCHECK(lora_dy_pair(dy, n, out, lora_b(l, p), int(r), xa, xa_ld_[p], t, w, grad_b(l, p),
-                            dy_pair_, stream_));
+                            dy_pair_, dy_pair_slots_, stream_));
         tm("dy B + dLoRA_B");
       } else {
         gemm_.run(true, false, out, r, n, dy, out, xa, xa_ld_[p], grad_b(l, p), true, r, 1.f, 1.f,
                   "dLoRA_B");
         gemm_.run(false, false, n, r, out, dy, out, lora_b(l, p), r, t, false, w, 1.f, 0.f, "dy B");
       }
-      gemm_.run(true, false, r, in, n, t, w, x, ldx, grad_a(l, p), true, in, s, 1.f, "dLoRA_A");
+      if (!(group_da_ && grp_size_[p] >= 2))  // else group_lora_backward, for the whole group
+        gemm_.run(true, false, r, in, n, t, w, x, ldx, grad_a(l, p), true, in, s, 1.f, "dLoRA_A");
       if (grp_size_[p] < 2 && !defer_lora_dx) {
         gemm_.run(false, false, n, in, r, t, w, lora_a(l, p), in, dx, dx_f32, in, s, beta,
                   "dX through LoRA");
@@ -1610,13 +1626,26 @@ class CudaEngine final : public Engine {
     gemm_.run(false, false, n, in, out, dy, out, wproj(l, p), wld(proj_index(l, p)), dx, dx_f32, in,
               1.f, beta, dx_label(p));
   }
-  // dx += s T A_g for group g of two or more members, T = their (dy B) side by side in t_ and
-  // A_g their A matrices stacked: one GEMM after the members' proj_backward (dx fp32).
-  void group_lora_dx(int l, int g, int64_t n, float* dx) {
+  // For group g of two or more members, after their proj_backward: T = their (dy B) side by side
+  // in t_, A_g their A matrices stacked, x the group's input (row stride ldx).
+  // dA_g = s T^T x as one GEMM into group_da_ (x read once for the group instead of once per
+  // member), each member's rows added onto its gradient (unless LORA4J_LORA_GROUP_DA=0, when
+  // proj_backward computed each member's dLoRA_A); then dx += s T A_g, one GEMM (dx fp32).
+  void group_lora_backward(int l, int g, const bf16* x, int64_t ldx, int64_t n, float* dx) {
     for (int p = 0; p < NUM_PROJ; ++p) {
       if (kGroupOf[p] != g || !has_lora(l, p) || grp_pos_[p] != 0 || grp_size_[p] < 2) continue;
-      const int64_t in = shape_.proj_in(p), w = t_ld(p);
-      gemm_.run(false, false, n, in, w, t_, w, grp_a(l, g), in, dx, true, in, layout_->scale, 1.f,
+      const int64_t in = shape_.proj_in(p), w = t_ld(p), r = layout_->rank;
+      const float s = layout_->scale;
+      if (group_da_) {
+        gemm_.run(true, false, w, in, n, t_, w, x, ldx, group_da_, true, in, s, 0.f, "dLoRA_A");
+        F32Slices dst{};
+        int count = 0;
+        for (int q = 0; q < NUM_PROJ; ++q)
+          if (kGroupOf[q] == g && has_lora(l, q)) dst.p[grp_pos_[q]] = grad_a(l, q), ++count;
+        KCHECK(add_f32_slices(group_da_, r * in, dst, count, stream_));
+        tm("dLoRA_A");
+      }
+      gemm_.run(false, false, n, in, w, t_, w, grp_a(l, g), in, dx, true, in, s, 1.f,
                 "dX through LoRA");
     }
   }
@@ -1793,7 +1822,7 @@ class CudaEngine final : public Engine {
       tm("swiglu backward");
       proj_backward(l, GATE, a.gate, a.xn2, ld2, a.xa[GATE], n, dtmp_, true, false);
       proj_backward(l, UP, a.up, a.xn2, ld2, a.xa[UP], n, dtmp_, true, true);
-      group_lora_dx(l, kGroupOf[GATE], n, dtmp_);
+      group_lora_backward(l, kGroupOf[GATE], a.xn2, ld2, n, dtmp_);
       KCHECK(rmsnorm_backward(dtmp_, a.xmid, wnorm2(l), a.rstd2, dres_, n, d, true, stream_, dy_));
       tm("rmsnorm backward");
       // attention
@@ -1818,7 +1847,7 @@ class CudaEngine final : public Engine {
       proj_backward(l, Q, dq_, a.xn1, ld1, a.xa[Q], n, dtmp_, true, false);
       proj_backward(l, K, dk_, a.xn1, ld1, a.xa[K], n, dtmp_, true, true);
       proj_backward(l, V, dv_, a.xn1, ld1, a.xa[V], n, dtmp_, true, true);
-      group_lora_dx(l, kGroupOf[Q], n, dtmp_);
+      group_lora_backward(l, kGroupOf[Q], a.xn1, ld1, n, dtmp_);
       // every LoRA gradient of layer l is final: nothing below writes them
       if (reduce) reduce_buckets(l, &next_bucket);
       KCHECK(rmsnorm_backward(dtmp_, x_[size_t(l)], wnorm1(l), a.rstd1, dres_, n, d, true, stream_,
@@ -1934,6 +1963,11 @@ class CudaEngine final : public Engine {
   // LORA4J_LORA_DY_PAIR=0; dy_pair_ is its scratch (carve)
   bool lora_dy_pair_ = true;
   float* dy_pair_ = nullptr;
+  int dy_pair_slots_ = 0;  // lora_dy_pair_slots at the layout's rank (0: the two GEMMs)
+  // a group's dLoRA_A as one GEMM (group_lora_backward) unless LORA4J_LORA_GROUP_DA=0;
+  // group_da_ is its output before the members' gradients receive it (carve)
+  bool lora_group_da_ = true;
+  float* group_da_ = nullptr;
   size_t smem_optin_ = 0;  // the device's opt-in shared memory per block
   int fold_pos_[NUM_PROJ] = {};
   int64_t fold_cols_[kGroups] = {};

@@ -46,5 +46,23 @@ cudaError_t lora_merge_weight(bf16* w, const float* a, const float* b, float sca
   return cudaGetLastError();
 }
 
+// dst.p[i][j] += src[i * len + j] for i < count: one launch for a group's slices (blockIdx.y is
+// the slice)
+__global__ void add_f32_slices_kernel(const float* src, int64_t len, F32Slices dst) {
+  const float* s = src + int64_t(blockIdx.y) * len;
+  float* d = dst.p[blockIdx.y];
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < len;
+       i += int64_t(gridDim.x) * blockDim.x)
+    d[i] += s[i];
+}
+cudaError_t add_f32_slices(const float* src, int64_t len, const F32Slices& dst, int count,
+                           cudaStream_t s) {
+  if (count < 1 || count > F32Slices::kMax) return cudaErrorInvalidValue;
+  if (len <= 0) return cudaSuccess;
+  add_f32_slices_kernel<<<dim3(grid_for(len, 256, 1024), unsigned(count)), 256, 0, s>>>(src, len,
+                                                                                         dst);
+  return cudaGetLastError();
+}
+
 }  // namespace cuda
 }  // namespace lora4j

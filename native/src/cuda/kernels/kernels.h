@@ -25,6 +25,16 @@ cudaError_t bf16_to_f32(const bf16* x, float* y, int64_t n, cudaStream_t s);
 cudaError_t lora_merge_weight(bf16* w, const float* a, const float* b, float scale, int64_t out,
                               int64_t in, int64_t r, cudaStream_t s);
 
+// dst.p[i][0 .. len) += src[i len .. (i + 1) len) for i < count (1 .. kMax), in one launch: a
+// group's dLoRA_A, computed as one GEMM over its members' (dy B) side by side, added onto each
+// member's gradient (their A gradients are not adjacent in the arena)
+struct F32Slices {
+  static constexpr int kMax = 4;
+  float* p[kMax];
+};
+cudaError_t add_f32_slices(const float* src, int64_t len, const F32Slices& dst, int count,
+                           cudaStream_t s);
+
 // ---- embedding (embedding.cu) -------------------------------------------------------------
 // out[t, :] = float(table[ids[t], :])
 cudaError_t embedding_forward(const int32_t* ids, const bf16* table, float* out, int64_t n,
@@ -112,19 +122,23 @@ cudaError_t swiglu_backward_lora_scalar(const float* dh, const bf16* t, int64_t 
 // A LoRA projection's "dy B" and "dLoRA_B" in one read of dy [n, O] (row stride O, bf16):
 // t[i, :] = bf16(dy[i, :] B) (row stride ldt) and dB += dy^T xa, with B the projection's lora_B
 // [O, r] (row stride r), xa [n, r] (row stride ldxa) and dB [O, r] fp32. Tensor cores, then a
-// fixed-order sum of the partials (the same bits from run to run). scratch: device memory of
-// lora_dy_pair_scratch_floats(n, O, r) floats (enough for any call of at most n rows). Taken when
+// fixed-order sum of the partials (the same bits from run to run). slots: the blocks the device
+// holds at once (lora_dy_pair_slots; the row shares are sized to one wave of them, and the same
+// slots give the same bits). scratch: device memory of lora_dy_pair_scratch_floats(n, O, r,
+// slots) floats (enough for any call of at most n rows). Taken when
 // lora_dy_pair_supported holds (r of 8, 16 or 32, O % 8 == 0, ldxa % 8 == 0, dy, B and xa 16-byte
 // aligned); otherwise cudaErrorInvalidValue (the engine then runs the two GEMMs).
 bool lora_dy_pair_supported(const bf16* dy, int64_t O, int r, const bf16* B, const bf16* xa,
                             int64_t ldxa);
-size_t lora_dy_pair_scratch_floats(int64_t n, int64_t O, int r);
+size_t lora_dy_pair_scratch_floats(int64_t n, int64_t O, int r, int slots);
+// SM count x resident blocks per SM of the rank-r kernel on device (0 where it cannot run)
+int lora_dy_pair_slots(int r, int device);
 // The kernel's dynamic shared memory at rank r (8, 16, 32): the caller checks it against the
 // device's opt-in limit per block (90 KB at r 16 and 104 KB at r 32 fit sm_80 and sm_90, not
 // the 99 KB of sm_86 / sm_89 at r 32).
 size_t lora_dy_pair_smem_bytes(int r);
 cudaError_t lora_dy_pair(const bf16* dy, int64_t n, int64_t O, const bf16* B, int r, const bf16* xa,
-                         int64_t ldxa, bf16* t, int64_t ldt, float* dB, float* scratch,
+                         int64_t ldxa, bf16* t, int64_t ldt, float* dB, float* scratch, int slots,
                          cudaStream_t s);
 
 // ---- element-wise kernels: the path the launchers above take (tests) -----------------------

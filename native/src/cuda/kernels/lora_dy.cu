@@ -29,8 +29,7 @@ constexpr int kBO = 256;       // dy columns per block
 constexpr int kBN = 64;        // dy rows per tile
 constexpr int kThreads = 256;  // 8 warps
 constexpr int kStages = 2;
-constexpr int kLd = kBO + 8;        // shared row stride of a dy tile (elements): no bank conflicts
-constexpr int kTargetBlocks = 256;  // about two waves of blocks on a 132-SM GPU
+constexpr int kLd = kBO + 8;  // shared row stride of a dy tile (elements): no bank conflicts
 
 // rank rounded up to the 16 a pair of n8 MMA tiles covers (8 -> 16; 16, 32 as they are)
 __host__ __device__ constexpr int padded_rank(int r) { return (r + 15) / 16 * 16; }
@@ -57,12 +56,18 @@ struct Split {
   int ot = 0, sp = 0;
   int64_t rows = 0;  // rows per split, a multiple of kBN
 };
-Split split_of(int64_t n, int64_t O) {
+// Row shares per column block: as many as one wave of the device's resident blocks (slots) holds
+// beside the column blocks (at least one, at most the row tiles). A second, partial wave would
+// leave most of the GPU idle while it runs: at gate's width (56 column blocks) on a 132-SM H200
+// (264 slots) 4 shares give 224 blocks in one wave where 5 gave 280.
+int64_t shares_for(int64_t tiles, int ot, int slots) {
+  return std::max<int64_t>(1, std::min<int64_t>(tiles, slots / ot));
+}
+Split split_of(int64_t n, int64_t O, int slots) {
   Split s;
   s.ot = int((O + kBO - 1) / kBO);
   const int64_t tiles = (n + kBN - 1) / kBN;
-  const int64_t want =
-      std::max<int64_t>(1, std::min<int64_t>(tiles, (kTargetBlocks + s.ot - 1) / s.ot));
+  const int64_t want = shares_for(tiles, s.ot, slots);
   s.rows = (tiles + want - 1) / want * kBN;
   s.sp = int((n + s.rows - 1) / s.rows);
   return s;
@@ -242,8 +247,9 @@ __global__ void lora_dy_finish_kernel(const float* __restrict__ P, int ots, int6
 
 template <int R>
 cudaError_t launch(const bf16* dy, int64_t n, int64_t O, const bf16* B, const bf16* xa,
-                   int64_t ldxa, bf16* t, int64_t ldt, float* dB, float* scratch, cudaStream_t s) {
-  const Split sp = split_of(n, O);
+                   int64_t ldxa, bf16* t, int64_t ldt, float* dB, float* scratch, int slots,
+                   cudaStream_t s) {
+  const Split sp = split_of(n, O, slots);
   float* P = scratch;
   float* Q = scratch + int64_t(sp.ot) * n * R;
   constexpr size_t smem = Layout<R>::bytes;
@@ -259,6 +265,17 @@ cudaError_t launch(const bf16* dy, int64_t n, int64_t O, const bf16* B, const bf
   lora_dy_finish_kernel<<<blocks, 256, 0, s>>>(P, sp.ot, n, R, t, ldt, Q, sp.sp, O, dB);
   return cudaGetLastError();
 }
+
+// blocks of the rank-R kernel one SM holds at once, with its shared memory opted in
+template <int R>
+cudaError_t resident_blocks(int* per_sm) {
+  constexpr size_t smem = Layout<R>::bytes;
+  cudaError_t e = cudaFuncSetAttribute(lora_dy_pair_kernel<R>,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+  if (e != cudaSuccess) return e;
+  return cudaOccupancyMaxActiveBlocksPerMultiprocessor(per_sm, lora_dy_pair_kernel<R>, kThreads,
+                                                       smem);
+}
 }  // namespace
 
 bool lora_dy_pair_supported(const bf16* dy, int64_t O, int r, const bf16* B, const bf16* xa,
@@ -272,28 +289,42 @@ size_t lora_dy_pair_smem_bytes(int r) {
   return r == 8 ? Layout<8>::bytes : r == 16 ? Layout<16>::bytes : Layout<32>::bytes;
 }
 
-// Enough for any call with at most n rows: the row splits of fewer rows can outnumber n's (a
-// split count is at most min(row tiles, the blocks per column tile), which is what is counted).
-size_t lora_dy_pair_scratch_floats(int64_t n, int64_t O, int r) {
-  if (n <= 0 || O <= 0) return 0;
-  const Split sp = split_of(n, O);
-  const int64_t splits =
-      std::min<int64_t>((n + kBN - 1) / kBN, (kTargetBlocks + sp.ot - 1) / sp.ot);
-  return size_t(sp.ot) * size_t(n) * size_t(r) + size_t(splits) * size_t(O) * size_t(r);
+int lora_dy_pair_slots(int r, int device) {
+  int sms = 0, per_sm = 0;
+  if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess)
+    return 0;
+  const cudaError_t e = r == 8    ? resident_blocks<8>(&per_sm)
+                        : r == 16 ? resident_blocks<16>(&per_sm)
+                        : r == 32 ? resident_blocks<32>(&per_sm)
+                                  : cudaErrorInvalidValue;
+  if (e != cudaSuccess) {
+    cudaGetLastError();  // clear it: the caller's next launch check must not see it
+    return 0;
+  }
+  return sms * per_sm;
+}
+
+// Enough for any call with at most n rows: the row shares of fewer rows can outnumber n's (a
+// share count is at most min(row tiles, slots / column blocks), which is what is counted).
+size_t lora_dy_pair_scratch_floats(int64_t n, int64_t O, int r, int slots) {
+  if (n <= 0 || O <= 0 || slots < 1) return 0;
+  const Split sp = split_of(n, O, slots);
+  const int64_t shares = shares_for((n + kBN - 1) / kBN, sp.ot, slots);
+  return size_t(sp.ot) * size_t(n) * size_t(r) + size_t(shares) * size_t(O) * size_t(r);
 }
 
 cudaError_t lora_dy_pair(const bf16* dy, int64_t n, int64_t O, const bf16* B, int r, const bf16* xa,
-                         int64_t ldxa, bf16* t, int64_t ldt, float* dB, float* scratch,
+                         int64_t ldxa, bf16* t, int64_t ldt, float* dB, float* scratch, int slots,
                          cudaStream_t s) {
   if (n <= 0) return cudaSuccess;
-  if (!lora_dy_pair_supported(dy, O, r, B, xa, ldxa)) return cudaErrorInvalidValue;
+  if (!lora_dy_pair_supported(dy, O, r, B, xa, ldxa) || slots < 1) return cudaErrorInvalidValue;
   switch (r) {
     case 8:
-      return launch<8>(dy, n, O, B, xa, ldxa, t, ldt, dB, scratch, s);
+      return launch<8>(dy, n, O, B, xa, ldxa, t, ldt, dB, scratch, slots, s);
     case 16:
-      return launch<16>(dy, n, O, B, xa, ldxa, t, ldt, dB, scratch, s);
+      return launch<16>(dy, n, O, B, xa, ldxa, t, ldt, dB, scratch, slots, s);
     default:
-      return launch<32>(dy, n, O, B, xa, ldxa, t, ldt, dB, scratch, s);
+      return launch<32>(dy, n, O, B, xa, ldxa, t, ldt, dB, scratch, slots, s);
   }
 }
 
