@@ -1161,6 +1161,51 @@ void vec_rope(uint64_t seed, int64_t n, int64_t heads, int D, int64_t off_x, int
   }
 }
 
+// lora_b_residual against float64 on the host from the same bf16 values: y = residual + xa B^T
+// (xa the columns [xa_off, xa_off + r) of rows of ldxa); without a residual; in place (y is the
+// residual).
+void lora_b_residual_case(uint64_t seed, int64_t n, int64_t O, int r, int64_t ldxa, int64_t xa_off,
+                          int mode) {  // 0: residual, 1: none, 2: in place
+  Fill f(seed);
+  Dev<bf> xa(size_t(n * ldxa)), B(size_t(O * r));
+  Dev<float> res(size_t(n * O)), y(size_t(n * O));
+  fill_dev(xa, 0, xa.n, f, 2.f);
+  fill_dev(B, 0, B.n, f, 0.5f);
+  fill_dev(res, 0, res.n, f, 4.f);
+  y.poison();
+  const std::vector<float> hres = ct::down(res);
+  const float* rp = mode == 1 ? nullptr : res.p;
+  float* yp = mode == 2 ? res.p : y.p;
+  const std::string tag = "n=" + std::to_string(n) + " O=" + std::to_string(O) +
+                          " r=" + std::to_string(r) + " ldxa=" + std::to_string(ldxa) +
+                          (mode == 0 ? "" : mode == 1 ? " no residual" : " in place");
+  const bool ok = cuda::lora_b_residual_supported(xa.p + xa_off, ldxa, B.p, r, rp, yp, O);
+  ct::report_bool("lora_b", "lora_b_residual applies " + tag, ok, "");
+  if (!ok) return;
+  check(cuda::lora_b_residual(xa.p + xa_off, ldxa, B.p, r, rp, yp, n, O, 0), "lora_b_residual");
+  const std::vector<float> hxa = ct::down_bf16(xa), hB = ct::down_bf16(B);
+  const std::vector<float> got = ct::down(mode == 2 ? res : y);
+  std::vector<float> ref(size_t(n * O));
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < O; ++j) {
+      double acc = 0.0;
+      for (int k = 0; k < r; ++k)
+        acc += double(hxa[size_t(i * ldxa + xa_off + k)]) * double(hB[size_t(j * r + k)]);
+      ref[size_t(i * O + j)] = float((mode == 1 ? 0.0 : double(hres[size_t(i * O + j)])) + acc);
+    }
+  ct::report("lora_b", "y = residual + xa B^T vs float64 " + tag, ct::rel_err(got, ref), 1e-6);
+}
+
+// lora_b_residual's cases (also run alone, LORA4J_OPS_ONLY=lora_b)
+void test_lora_b(ct::Rng& r) {
+  auto seed = [&] { return uint64_t(r.integer(0, 1 << 30)); };
+  lora_b_residual_case(seed(), 2085, 4096, 16, 16, 0, 0);  // o / down at Mistral-7B's width
+  lora_b_residual_case(seed(), 97, 4096, 8, 8, 0, 1);
+  lora_b_residual_case(seed(), 333, 5120, 32, 32, 0, 2);  // Nemo's width, rank 32
+  lora_b_residual_case(seed(), 1, 1028, 16, 48, 16, 0);   // a slice of a wider xa; O % 1024 != 0
+  lora_b_residual_case(seed(), 3000, 72, 32, 32, 0, 0);   // fewer columns than a block
+}
+
 // lora_dy_pair's cases (also run alone, LORA4J_OPS_ONLY=lora_dy: scripts/gpu/run.sh's "cudasan"
 // step runs them under compute-sanitizer)
 void test_lora_dy(ct::Rng& r) {
@@ -1190,6 +1235,7 @@ void test_vectorized(ct::Rng& r) {
   swiglu_lora(seed(), 1024, 14336, 16, 16, true, true);  // Mistral-7B's down at r 16
   swiglu_lora(seed(), 37, 14336, 8, 24, true, false);    // t a slice of a wider buffer
   test_lora_dy(r);
+  test_lora_b(r);
   swiglu_lora(seed(), 33, 200, 64, 64, true, false);   // one block of columns, most threads idle
   swiglu_lora(seed(), 5, 2056, 4, 4, true, false);     // a second block with one thread's columns
   swiglu_lora(seed(), 45, 2056, 12, 16, true, false);  // r < 16 in registers, a partial token block
@@ -1267,6 +1313,23 @@ int main() {
                         !cuda::lora_dy_pair_supported(a, 64, 16, odd, a, 16) &&
                         !cuda::lora_dy_pair_supported(a, 64, 16, a, odd, 16),
                     "");
+    const float* fa = reinterpret_cast<const float*>(uintptr_t(256));
+    const float* f8 = reinterpret_cast<const float*>(uintptr_t(264));
+    ct::report_bool("lora_b", "lora_b_residual_supported: r 8, 16, 32; O % 4 (r 32: O % 2)",
+                    cuda::lora_b_residual_supported(a, 8, a, 8, fa, fa, 4096) &&
+                        cuda::lora_b_residual_supported(a, 16, a, 16, nullptr, fa, 4096) &&
+                        cuda::lora_b_residual_supported(a, 32, a, 32, f8, f8, 4098) &&
+                        !cuda::lora_b_residual_supported(a, 16, a, 16, fa, fa, 4098) &&
+                        !cuda::lora_b_residual_supported(a, 16, a, 12, fa, fa, 4096) &&
+                        !cuda::lora_b_residual_supported(a, 64, a, 64, fa, fa, 4096),
+                    "");
+    ct::report_bool("lora_b", "lora_b_residual_supported: not for ldxa % 8 or misaligned pointers",
+                    !cuda::lora_b_residual_supported(a, 20, a, 16, fa, fa, 4096) &&
+                        !cuda::lora_b_residual_supported(odd, 16, a, 16, fa, fa, 4096) &&
+                        !cuda::lora_b_residual_supported(a, 16, odd, 16, fa, fa, 4096) &&
+                        !cuda::lora_b_residual_supported(a, 16, a, 16, f8, fa, 4096) &&
+                        !cuda::lora_b_residual_supported(a, 16, a, 16, fa, f8, 4096),
+                    "");
     ct::report_bool("lora_dy", "lora_dy_pair refuses 0 slots; no scratch for 0 slots",
                     cuda::lora_dy_pair(a, 64, 64, a, 16, a, 16, nullptr, 16, nullptr, nullptr, 0,
                                        0) == cudaErrorInvalidValue &&
@@ -1282,6 +1345,11 @@ int main() {
   if (only && std::strcmp(only, "lora_dy") == 0) {
     test_lora_dy(r);
     std::printf("test_ops_cuda (lora_dy only): %d failure(s)\n", ct::failures());
+    return ct::failures() == 0 ? 0 : 1;
+  }
+  if (only && std::strcmp(only, "lora_b") == 0) {
+    test_lora_b(r);
+    std::printf("test_ops_cuda (lora_b only): %d failure(s)\n", ct::failures());
     return ct::failures() == 0 ? 0 : 1;
   }
 

@@ -136,6 +136,8 @@ class CudaEngine final : public Engine {
       lora_dx_swiglu_ = !(dxs && std::strcmp(dxs, "0") == 0);
       const char* dyp = std::getenv("LORA4J_LORA_DY_PAIR");
       lora_dy_pair_ = !(dyp && std::strcmp(dyp, "0") == 0);
+      const char* lbk = std::getenv("LORA4J_LORA_B_KERNEL");
+      lora_b_kernel_ = !(lbk && std::strcmp(lbk, "0") == 0);
       const char* gda = std::getenv("LORA4J_LORA_GROUP_DA");
       lora_group_da_ = !(gda && std::strcmp(gda, "0") == 0);
       int optin = 0;
@@ -1576,8 +1578,16 @@ class CudaEngine final : public Engine {
       K = in + fold_cols_[kGroupOf[p]];  // x's spare columns: xa, p's own at fold_pos_[p]
     } else if (has_lora(l, p)) {
       const int64_t r = layout_->rank;
-      gemm_.run(false, true, n, out, r, xa, xa_ld_[p], lora_b(l, p), r, y, y_f32, out, 1.f, beta,
-                "lora_B forward", c);
+      float* yf = y_f32 ? static_cast<float*>(y) : nullptr;
+      if (yf && lora_b_kernel_ &&
+          lora_b_residual_supported(xa, xa_ld_[p], lora_b(l, p), int(r), residual, yf, out)) {
+        KCHECK(lora_b_residual(xa, xa_ld_[p], lora_b(l, p), int(r), residual, yf, n, out,
+                               stream_));
+        tm("lora_B forward");
+      } else {
+        gemm_.run(false, true, n, out, r, xa, xa_ld_[p], lora_b(l, p), r, y, y_f32, out, 1.f, beta,
+                  "lora_B forward", c);
+      }
       beta = 1.f;
       c = nullptr;
     }
@@ -1967,6 +1977,9 @@ class CudaEngine final : public Engine {
   // a group's dLoRA_A as one GEMM (group_lora_backward) unless LORA4J_LORA_GROUP_DA=0;
   // group_da_ is its output before the members' gradients receive it (carve)
   bool lora_group_da_ = true;
+  // the LoRA up-projection onto the fp32 residual stream (o, down unfolded) by lora_b_residual
+  // instead of a K = r GEMM, unless LORA4J_LORA_B_KERNEL=0
+  bool lora_b_kernel_ = true;
   float* group_da_ = nullptr;
   size_t smem_optin_ = 0;  // the device's opt-in shared memory per block
   int fold_pos_[NUM_PROJ] = {};

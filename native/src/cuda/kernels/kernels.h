@@ -141,6 +141,17 @@ cudaError_t lora_dy_pair(const bf16* dy, int64_t n, int64_t O, const bf16* B, in
                          int64_t ldxa, bf16* t, int64_t ldt, float* dB, float* scratch, int slots,
                          cudaStream_t s);
 
+// y = residual + xa B^T (lora_b.cu): an unfolded projection's LoRA up-projection onto the fp32
+// residual stream, before the frozen GEMM adds x W^T onto y. xa [n, r] bf16 (row stride ldxa,
+// a multiple of 8; 16-byte aligned), B [O, r] bf16 (16-byte aligned), residual (nullable: 0) and
+// y [n, O] fp32 (row stride O; y may be residual). r of 8, 16 or 32, O a multiple of 4 (r <= 16)
+// or 2 (r 32), residual and y aligned to that many floats; otherwise lora_b_residual_supported
+// is false and lora_b_residual returns cudaErrorInvalidValue (the engine runs the GEMM).
+bool lora_b_residual_supported(const bf16* xa, int64_t ldxa, const bf16* B, int r,
+                               const float* residual, const float* y, int64_t O);
+cudaError_t lora_b_residual(const bf16* xa, int64_t ldxa, const bf16* B, int r,
+                            const float* residual, float* y, int64_t n, int64_t O, cudaStream_t s);
+
 // ---- element-wise kernels: the path the launchers above take (tests) -----------------------
 // swiglu, rmsnorm and rope each have a vectorized kernel (16-byte accesses) and a scalar one
 // (one element or pair per thread) with the same per-element arithmetic, hence the same bits.
