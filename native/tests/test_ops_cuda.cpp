@@ -1178,7 +1178,9 @@ void lora_b_residual_case(uint64_t seed, int64_t n, int64_t O, int r, int64_t ld
   float* yp = mode == 2 ? res.p : y.p;
   const std::string tag = "n=" + std::to_string(n) + " O=" + std::to_string(O) +
                           " r=" + std::to_string(r) + " ldxa=" + std::to_string(ldxa) +
-                          (mode == 0 ? "" : mode == 1 ? " no residual" : " in place");
+                          (mode == 0   ? ""
+                           : mode == 1 ? " no residual"
+                                       : " in place");
   const bool ok = cuda::lora_b_residual_supported(xa.p + xa_off, ldxa, B.p, r, rp, yp, O);
   ct::report_bool("lora_b", "lora_b_residual applies " + tag, ok, "");
   if (!ok) return;

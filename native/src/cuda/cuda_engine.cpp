@@ -1349,8 +1349,8 @@ class CudaEngine final : public Engine {
       dy_pair_slots_ = std::max(1, std::atoi(ds));
     if (dy_pair_slots_ > 0)
       for (int p = 0; p < NUM_PROJ; ++p)
-        dyp = std::max(dyp, lora_dy_pair_scratch_floats(n, shape_.proj_out(p), int(r),
-                                                        dy_pair_slots_));
+        dyp = std::max(dyp,
+                       lora_dy_pair_scratch_floats(n, shape_.proj_out(p), int(r), dy_pair_slots_));
     dy_pair_ = dyp ? c.take<float>(int64_t(dyp)) : nullptr;
     // a group's dLoRA_A, [members x r, in] fp32, before it is added onto each member's gradient
     int64_t gda = 0;
@@ -1581,8 +1581,7 @@ class CudaEngine final : public Engine {
       float* yf = y_f32 ? static_cast<float*>(y) : nullptr;
       if (yf && lora_b_kernel_ &&
           lora_b_residual_supported(xa, xa_ld_[p], lora_b(l, p), int(r), residual, yf, out)) {
-        KCHECK(lora_b_residual(xa, xa_ld_[p], lora_b(l, p), int(r), residual, yf, n, out,
-                               stream_));
+        KCHECK(lora_b_residual(xa, xa_ld_[p], lora_b(l, p), int(r), residual, yf, n, out, stream_));
         tm("lora_B forward");
       } else {
         gemm_.run(false, true, n, out, r, xa, xa_ld_[p], lora_b(l, p), r, y, y_f32, out, 1.f, beta,

@@ -60,7 +60,7 @@ cudaError_t add_f32_slices(const float* src, int64_t len, const F32Slices& dst, 
   if (count < 1 || count > F32Slices::kMax) return cudaErrorInvalidValue;
   if (len <= 0) return cudaSuccess;
   add_f32_slices_kernel<<<dim3(grid_for(len, 256, 1024), unsigned(count)), 256, 0, s>>>(src, len,
-                                                                                         dst);
+                                                                                        dst);
   return cudaGetLastError();
 }
 

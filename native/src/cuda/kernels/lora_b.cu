@@ -30,7 +30,9 @@ struct Vec;
 template <>
 struct Vec<4> {
   using T = float4;
-  __device__ static void to(const T& v, float* f) { f[0] = v.x, f[1] = v.y, f[2] = v.z, f[3] = v.w; }
+  __device__ static void to(const T& v, float* f) {
+    f[0] = v.x, f[1] = v.y, f[2] = v.z, f[3] = v.w;
+  }
   __device__ static T from(const float* f) { return make_float4(f[0], f[1], f[2], f[3]); }
 };
 template <>
@@ -111,8 +113,7 @@ bool lora_b_residual_supported(const bf16* xa, int64_t ldxa, const bf16* B, int 
 }
 
 cudaError_t lora_b_residual(const bf16* xa, int64_t ldxa, const bf16* B, int r,
-                            const float* residual, float* y, int64_t n, int64_t O,
-                            cudaStream_t s) {
+                            const float* residual, float* y, int64_t n, int64_t O, cudaStream_t s) {
   if (n <= 0) return cudaSuccess;
   if (!lora_b_residual_supported(xa, ldxa, B, r, residual, y, O)) return cudaErrorInvalidValue;
   switch (r) {

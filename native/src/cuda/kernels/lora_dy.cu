@@ -291,8 +291,7 @@ size_t lora_dy_pair_smem_bytes(int r) {
 
 int lora_dy_pair_slots(int r, int device) {
   int sms = 0, per_sm = 0;
-  if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess)
-    return 0;
+  if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) return 0;
   const cudaError_t e = r == 8    ? resident_blocks<8>(&per_sm)
                         : r == 16 ? resident_blocks<16>(&per_sm)
                         : r == 32 ? resident_blocks<32>(&per_sm)
