@@ -84,6 +84,59 @@ void test_linear(ThreadPool* tp) {
   check_err("linear_backward_input accumulate", rel_err(dx2, dx, dx.size()), 1e-6);
 }
 
+// The dense products at shapes that cut their register tiles and cache blocks part-way (rows,
+// outputs, the 8-lane width, the 16-column tiles and 256-column blocks of the input gradient),
+// with rows of zero coefficients (masked tokens), against double; each kernel set the machine
+// has (AVX2 + FMA and the baseline), with 3 threads bitwise equal to 1.
+void test_linear_blocks(ThreadPool* tp) {
+  testutil::Rng rng(23);
+  struct Shape {
+    int64_t n, in, out;
+  };
+  const Shape shapes[] = {{97, 531, 290}, {64, 4096, 77}, {1, 300, 5}, {7, 16, 129}};
+  ThreadPool tp3(3);
+  const bool avx2 = linear_uses_avx2();
+  for (int pass = 0; pass < (avx2 ? 2 : 1); ++pass) {
+    allow_linear_avx2(pass == 0);
+    const std::string set = linear_uses_avx2() ? " (AVX2 + FMA)" : " (baseline)";
+    for (const Shape& sh : shapes) {
+      const int64_t n = sh.n, in = sh.in, out = sh.out;
+      const std::string tag = " n=" + std::to_string(n) + " in=" + std::to_string(in) +
+                              " out=" + std::to_string(out) + set;
+      Vec x(n * in), w(out * in), c(n * out);
+      rng.fill(x);
+      rng.fill(w);
+      rng.fill(c);
+      for (int64_t i = 2; i < n; i += 5) std::fill_n(c.data() + i * out, out, 0.f);
+      std::vector<double> yref(n * out), dxref(n * in, 0.0);
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t o = 0; o < out; ++o) {
+          double sum = 0;
+          for (int64_t k = 0; k < in; ++k) sum += double(x[i * in + k]) * w[o * in + k];
+          yref[i * out + o] = sum;
+          for (int64_t k = 0; k < in; ++k)
+            dxref[i * in + k] += double(c[i * out + o]) * w[o * in + k];
+        }
+      Vec y(n * out), y3(n * out), dx(n * in, 7.f), dx3(n * in, 7.f);
+      linear_forward(tp, x.data(), w.data(), y.data(), n, in, out, false);
+      check_err("linear_forward vs double" + tag, rel_err(y, yref, y.size()), 1e-6);
+      linear_forward(&tp3, x.data(), w.data(), y3.data(), n, in, out, false);
+      check_true("linear_forward: 3 threads bitwise equal to 2" + tag,
+                 std::memcmp(y.data(), y3.data(), y.size() * 4) == 0);
+      linear_backward_input(tp, c.data(), w.data(), dx.data(), n, in, out, false);
+      check_err("linear_backward_input vs double" + tag, rel_err(dx, dxref, dx.size()), 1e-6);
+      linear_backward_input(&tp3, c.data(), w.data(), dx3.data(), n, in, out, false);
+      check_true("linear_backward_input: 3 threads bitwise equal to 2" + tag,
+                 std::memcmp(dx.data(), dx3.data(), dx.size() * 4) == 0);
+      Vec dxa(n * in, 1.f);
+      linear_backward_input(tp, c.data(), w.data(), dxa.data(), n, in, out, true);
+      for (auto& v : dxa) v -= 1.f;
+      check_err("linear_backward_input accumulate" + tag, rel_err(dxa, dxref, dxa.size()), 1e-6);
+    }
+  }
+  allow_linear_avx2(true);
+}
+
 void test_lora_linear(ThreadPool* tp) {
   testutil::Rng rng(12);
   const int64_t n = 11, in = 21, out = 17, r = 5;
@@ -467,6 +520,7 @@ void test_determinism() {
 int main() {
   ThreadPool tp(2);
   test_linear(&tp);
+  test_linear_blocks(&tp);
   test_lora_linear(&tp);
   test_rmsnorm(&tp);
   test_rope(&tp);

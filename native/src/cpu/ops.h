@@ -26,6 +26,12 @@ void linear_backward_input(ThreadPool* tp, const float* dy, const float* w, floa
 void linear_backward_weight(ThreadPool* tp, const float* dy, const float* x, float* dw, int64_t n,
                             int64_t in, int64_t out);
 
+// Whether the dense products above run their AVX2 + FMA kernels (x86-64 CPUs that have both;
+// the others run the baseline kernels, same order of sums, no FMA). allow_linear_avx2(false)
+// makes every later call take the baseline ones (tests, to check both on one machine).
+bool linear_uses_avx2();
+void allow_linear_avx2(bool allow);
+
 // ---- LoRA linear ---------------------------------------------------------------------------
 // y = x W^T + scale * (x A^T) B^T, with A [r, in], B [out, r]. xa [n, r] receives x A^T (kept
 // for the backward). A, B may be null (no adapter on this projection): then y = x W^T.

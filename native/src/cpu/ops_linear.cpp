@@ -13,8 +13,19 @@
 //   gemm_tn: y[o, :] += alpha * sum_i a[i, o] x_i   parallel over rows o; contiguous axpys
 // Every output element is computed in the same order whatever the number of threads, so the
 // results are bitwise reproducible.
+//
+// gemm_nt and gemm_nn (the frozen projections: nearly all of a step's arithmetic) work on tiles
+// held in registers: gemm_nt a tile of RI rows x RO outputs, each output a dot product with 8
+// partial sums (detail::dot's order: lane j sums k = j mod 8, then the same pairwise combine),
+// so x and w are each loaded once per tile instead of once per output; gemm_nn a tile of RI rows
+// x 16 columns summed over o in ascending order (the axpy order), over blocks of W that stay in
+// the core's cache while every row of the task passes over them. On x86-64 CPUs with AVX2 and
+// FMA the same loops run compiled for them, with larger tiles (chosen at run time; the order of
+// the sums per element does not depend on it, the rounding of a * b + c does: one FMA there).
 #include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <vector>
 
 #include "cpu/ops.h"
 #include "cpu/ops_internal.h"
@@ -28,65 +39,252 @@ using detail::dot;
 
 namespace {
 
-constexpr int64_t kRowGrain = 16;   // rows per task
-constexpr int64_t kColBlock = 128;  // outputs per block (a block of W stays in cache)
+constexpr int64_t kRowGrain = 16;  // rows per task (gemm_tn)
+constexpr int64_t kNtRows = 48;    // rows per task of gemm_nt (a multiple of both tiles' rows)
+constexpr int64_t kNtOut = 16;     // outputs per block of W in gemm_nt (16 rows of W in cache)
+constexpr int64_t kNnRows = 48;    // rows per task of gemm_nn (a multiple of both tiles' rows)
+constexpr int64_t kNnOut = 128;    // rows of W per block in gemm_nn ...
+constexpr int64_t kNnCols = 256;   // ... times this many of its columns (128 KB)
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define LORA4J_CPU_AVX2 __attribute__((target("avx2,fma")))
+bool cpu_has_avx2() {
+  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return yes;
+}
+#else
+#define LORA4J_CPU_AVX2
+bool cpu_has_avx2() { return false; }
+#endif
+std::atomic<bool> g_allow_avx2{true};
+bool use_avx2() { return cpu_has_avx2() && g_allow_avx2.load(std::memory_order_relaxed); }
+
+// V: a vector of L floats that GCC computes lane by lane with the scalar code's roundings: 4
+// lanes (one SSE register) in the baseline kernels, 8 (one AVX register) in the AVX2 ones. at()
+// reads and writes L floats in memory at any float's alignment. (No function takes or returns a
+// vector: the ABI of such a call would depend on the target.)
+typedef float v4 __attribute__((vector_size(16)));
+typedef float v8 __attribute__((vector_size(32)));
+template <class V>
+struct Lanes;
+template <>
+struct Lanes<v4> {
+  static constexpr int L = 4;
+  typedef float M __attribute__((vector_size(16), aligned(4), may_alias));
+};
+template <>
+struct Lanes<v8> {
+  static constexpr int L = 8;
+  typedef float M __attribute__((vector_size(32), aligned(4), may_alias));
+};
+template <class V>
+[[gnu::always_inline]] inline typename Lanes<V>::M& at(float* p) {
+  return *reinterpret_cast<typename Lanes<V>::M*>(p);
+}
+template <class V>
+[[gnu::always_inline]] inline const typename Lanes<V>::M& at(const float* p) {
+  return *reinterpret_cast<const typename Lanes<V>::M*>(p);
+}
+
+// y[i, o] (+)= alpha * <x_i, w_o> for the RI x RO tile at x (rows of in), w (rows of in), y (row
+// stride ldy). Each dot product keeps 8 partial sums (lane j sums k = j mod 8: H = 8 / L vectors
+// of V) over k < in8, then detail::dot's combine and tail.
+template <class V, int RI, int RO>
+[[gnu::always_inline]] inline void nt_tile(const float* x, const float* w, float* y, int64_t in,
+                                           int64_t ldy, float alpha, bool accumulate) {
+  constexpr int L = Lanes<V>::L, H = 8 / L;
+  const int64_t in8 = in / 8 * 8;
+  V acc[RI][RO][H] = {};
+  for (int64_t k = 0; k < in8; k += 8) {
+    V xv[RI][H];
+#pragma GCC unroll 8
+    for (int a = 0; a < RI; ++a)
+#pragma GCC unroll 2
+      for (int h = 0; h < H; ++h) xv[a][h] = at<V>(x + a * in + k + h * L);
+#pragma GCC unroll 8
+    for (int b = 0; b < RO; ++b)
+#pragma GCC unroll 2
+      for (int h = 0; h < H; ++h) {
+        const V wv = at<V>(w + b * in + k + h * L);
+#pragma GCC unroll 8
+        for (int a = 0; a < RI; ++a) acc[a][b][h] += xv[a][h] * wv;
+      }
+  }
+  for (int a = 0; a < RI; ++a)
+    for (int b = 0; b < RO; ++b) {
+      float c[8];
+      for (int h = 0; h < H; ++h) {
+        const V v = acc[a][b][h];
+        for (int j = 0; j < L; ++j) c[h * L + j] = v[j];
+      }
+      float s = ((c[0] + c[4]) + (c[1] + c[5])) + ((c[2] + c[6]) + (c[3] + c[7]));
+      for (int64_t k = in8; k < in; ++k) s += x[a * in + k] * w[b * in + k];
+      s = alpha * s;
+      float& t = y[a * ldy + b];
+      t = accumulate ? t + s : s;
+    }
+}
+
+// Rows [lo, hi) of gemm_nt: blocks of kNtOut rows of w, each passed over by every row tile.
+template <class V, int RI, int RO>
+[[gnu::always_inline]] inline void nt_rows(const float* x, const float* w, float* y, int64_t lo,
+                                           int64_t hi, int64_t in, int64_t out, float alpha,
+                                           bool accumulate) {
+  for (int64_t ob = 0; ob < out; ob += kNtOut) {
+    const int64_t oe = std::min(out, ob + kNtOut);
+    int64_t i = lo;
+    for (; i + RI <= hi; i += RI) {
+      int64_t o = ob;
+      for (; o + RO <= oe; o += RO)
+        nt_tile<V, RI, RO>(x + i * in, w + o * in, y + i * out + o, in, out, alpha, accumulate);
+      for (; o < oe; ++o)
+        nt_tile<V, RI, 1>(x + i * in, w + o * in, y + i * out + o, in, out, alpha, accumulate);
+    }
+    for (; i < hi; ++i) {
+      int64_t o = ob;
+      for (; o + RO <= oe; o += RO)
+        nt_tile<V, 1, RO>(x + i * in, w + o * in, y + i * out + o, in, out, alpha, accumulate);
+      for (; o < oe; ++o)
+        nt_tile<V, 1, 1>(x + i * in, w + o * in, y + i * out + o, in, out, alpha, accumulate);
+    }
+  }
+}
+void nt_rows_base(const float* x, const float* w, float* y, int64_t lo, int64_t hi, int64_t in,
+                  int64_t out, float alpha, bool accumulate) {
+  nt_rows<v4, 2, 2>(x, w, y, lo, hi, in, out, alpha, accumulate);  // 8 of 16 registers on sums
+}
+LORA4J_CPU_AVX2 void nt_rows_avx2(const float* x, const float* w, float* y, int64_t lo, int64_t hi,
+                                  int64_t in, int64_t out, float alpha, bool accumulate) {
+  nt_rows<v8, 3, 4>(x, w, y, lo, hi, in, out, alpha, accumulate);  // 12 of 16 registers
+}
 
 // y[n, out] = (accumulate ? y : 0) + alpha * x[n, in] w[out, in]^T
 void gemm_nt(ThreadPool* tp, const float* x, const float* w, float* y, int64_t n, int64_t in,
              int64_t out, float alpha, bool accumulate) {
-  parallel_for(tp, 0, n, kRowGrain, [&](int64_t lo, int64_t hi) {
-    for (int64_t ob = 0; ob < out; ob += kColBlock) {
-      int64_t oe = std::min(out, ob + kColBlock);
-      int64_t i = lo;
-      for (; i + 4 <= hi; i += 4) {  // four rows share each row of w
-        const float* x0 = x + i * in;
-        const float* x1 = x0 + in;
-        const float* x2 = x1 + in;
-        const float* x3 = x2 + in;
-        for (int64_t o = ob; o < oe; ++o) {
-          const float* wo = w + o * in;
-          float s0 = alpha * dot(x0, wo, in), s1 = alpha * dot(x1, wo, in);
-          float s2 = alpha * dot(x2, wo, in), s3 = alpha * dot(x3, wo, in);
-          float* yo = y + i * out + o;
-          if (accumulate) {
-            yo[0] += s0;
-            yo[out] += s1;
-            yo[2 * out] += s2;
-            yo[3 * out] += s3;
-          } else {
-            yo[0] = s0;
-            yo[out] = s1;
-            yo[2 * out] = s2;
-            yo[3 * out] = s3;
-          }
-        }
-      }
-      for (; i < hi; ++i) {
-        const float* xi = x + i * in;
-        for (int64_t o = ob; o < oe; ++o) {
-          float s = alpha * dot(xi, w + o * in, in);
-          if (accumulate)
-            y[i * out + o] += s;
-          else
-            y[i * out + o] = s;
-        }
-      }
+  const auto rows = use_avx2() ? nt_rows_avx2 : nt_rows_base;
+  parallel_for(tp, 0, n, kNtRows,
+               [&](int64_t lo, int64_t hi) { rows(x, w, y, lo, hi, in, out, alpha, accumulate); });
+}
+
+// y[i, 0 .. 16) (+)= sum over o < no of k[i, o] w[o, 0 .. 16) for the RI rows at k (row stride
+// ldk: the coefficients, alpha a[i, o] already formed) and y (row stride ldy), w with row stride
+// ldw; fresh: the sums start from zero instead of y.
+template <class V, int RI>
+[[gnu::always_inline]] inline void nn_tile(const float* kc, int64_t ldk, const float* w,
+                                           int64_t ldw, float* y, int64_t ldy, int64_t no,
+                                           bool fresh) {
+  constexpr int L = Lanes<V>::L, C = 16 / L;
+  V acc[RI][C] = {};
+  if (!fresh)
+#pragma GCC unroll 8
+    for (int r = 0; r < RI; ++r)
+#pragma GCC unroll 4
+      for (int c = 0; c < C; ++c) acc[r][c] = at<V>(y + r * ldy + L * c);
+  for (int64_t o = 0; o < no; ++o) {
+    V wv[C];
+#pragma GCC unroll 4
+    for (int c = 0; c < C; ++c) wv[c] = at<V>(w + o * ldw + L * c);
+#pragma GCC unroll 8
+    for (int r = 0; r < RI; ++r) {
+      const float k = kc[r * ldk + o];  // a scalar times a vector: k in every lane
+#pragma GCC unroll 4
+      for (int c = 0; c < C; ++c) acc[r][c] += k * wv[c];
     }
-  });
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < RI; ++r)
+#pragma GCC unroll 4
+    for (int c = 0; c < C; ++c) at<V>(y + r * ldy + L * c) = acc[r][c];
+}
+// The same for one row and nc columns one by one (the tail of a block's width).
+[[gnu::always_inline]] inline void nn_tail(const float* kc, const float* w, int64_t ldw, float* y,
+                                           int64_t no, int64_t nc, bool fresh) {
+  for (int64_t c = 0; c < nc; ++c) {
+    float s = fresh ? 0.f : y[c];
+    for (int64_t o = 0; o < no; ++o) s += kc[o] * w[o * ldw + c];
+    y[c] = s;
+  }
+}
+// RI rows of y (from row i, adjacent) over one block: kc their coefficients (row stride kNnOut),
+// wp the block's kNnOut x kNnCols of w (row stride kNnCols), its columns [cb, cb + nc) of y.
+template <class V, int RI>
+[[gnu::always_inline]] inline void nn_block_rows(const float* kc, const float* wp, float* y,
+                                                 int64_t i, int64_t no, int64_t cb, int64_t nc,
+                                                 int64_t in, bool fresh) {
+  const int64_t c16 = nc / 16 * 16;
+  for (int64_t c = 0; c < c16; c += 16)
+    nn_tile<V, RI>(kc, kNnOut, wp + c, kNnCols, y + i * in + cb + c, in, no, fresh);
+  for (int r = 0; r < RI; ++r)
+    nn_tail(kc + r * kNnOut, wp + c16, kNnCols, y + (i + r) * in + cb + c16, no, nc - c16, fresh);
+}
+
+// Rows [lo, hi) of gemm_nn: w in blocks of kNnOut x kNnCols, each copied to contiguous memory
+// and passed over by every row tile of the task; the rows' coefficients alpha a[i, o] of the
+// block's outputs formed once into contiguous memory as well. Rows whose coefficients are all
+// zero (masked tokens) are left as they are (or zeroed when not accumulating).
+template <class V, int RI>
+[[gnu::always_inline]] inline void nn_rows(const float* a, const float* w, float* y, int64_t lo,
+                                           int64_t hi, int64_t in, int64_t out, float alpha,
+                                           bool accumulate) {
+  int64_t live[kNnRows];
+  int nl = 0;
+  for (int64_t i = lo; i < hi; ++i) {
+    const float* ai = a + i * out;
+    bool zero = true;
+    for (int64_t o = 0; o < out && zero; ++o) zero = ai[o] == 0.0f;
+    if (!zero)
+      live[nl++] = i;
+    else if (!accumulate)
+      std::memset(y + i * in, 0, size_t(in) * sizeof(float));
+  }
+  if (nl == 0) return;
+  thread_local std::vector<float> pack;
+  pack.resize(size_t(kNnOut * kNnCols + kNnRows * kNnOut));
+  float* wp = pack.data();
+  float* kp = wp + kNnOut * kNnCols;  // [live row][o], row stride kNnOut
+  for (int64_t ob = 0; ob < out; ob += kNnOut) {
+    const int64_t no = std::min(out, ob + kNnOut) - ob;
+    const bool fresh = !accumulate && ob == 0;
+    for (int t = 0; t < nl; ++t)
+      for (int64_t o = 0; o < no; ++o) kp[t * kNnOut + o] = alpha * a[live[t] * out + ob + o];
+    for (int64_t cb = 0; cb < in; cb += kNnCols) {
+      const int64_t nc = std::min(in, cb + kNnCols) - cb;
+      for (int64_t o = 0; o < no; ++o)
+        std::memcpy(wp + o * kNnCols, w + (ob + o) * in + cb, size_t(nc) * sizeof(float));
+      int t = 0;
+      for (; t + RI <= nl; t += RI) {
+        // a tile needs RI adjacent rows; rows around a skipped one go one by one
+        const int64_t i = live[t];
+        bool adjacent = true;
+        for (int r = 1; r < RI; ++r) adjacent = adjacent && live[t + r] == i + r;
+        if (adjacent) {
+          nn_block_rows<V, RI>(kp + t * kNnOut, wp, y, i, no, cb, nc, in, fresh);
+        } else {
+          for (int r = 0; r < RI; ++r)
+            nn_block_rows<V, 1>(kp + (t + r) * kNnOut, wp, y, live[t + r], no, cb, nc, in, fresh);
+        }
+      }
+      for (; t < nl; ++t)
+        nn_block_rows<V, 1>(kp + t * kNnOut, wp, y, live[t], no, cb, nc, in, fresh);
+    }
+  }
+}
+void nn_rows_base(const float* a, const float* w, float* y, int64_t lo, int64_t hi, int64_t in,
+                  int64_t out, float alpha, bool accumulate) {
+  nn_rows<v4, 2>(a, w, y, lo, hi, in, out, alpha, accumulate);  // 8 of 16 registers on sums
+}
+LORA4J_CPU_AVX2 void nn_rows_avx2(const float* a, const float* w, float* y, int64_t lo, int64_t hi,
+                                  int64_t in, int64_t out, float alpha, bool accumulate) {
+  nn_rows<v8, 6>(a, w, y, lo, hi, in, out, alpha, accumulate);  // 12 of 16 registers
 }
 
 // y[n, in] = (accumulate ? y : 0) + alpha * a[n, out] w[out, in]
 void gemm_nn(ThreadPool* tp, const float* a, const float* w, float* y, int64_t n, int64_t in,
              int64_t out, float alpha, bool accumulate) {
-  parallel_for(tp, 0, n, kRowGrain, [&](int64_t lo, int64_t hi) {
-    if (!accumulate) std::memset(y + lo * in, 0, size_t((hi - lo) * in) * sizeof(float));
-    for (int64_t o = 0; o < out; ++o) {
-      const float* wo = w + o * in;
-      for (int64_t i = lo; i < hi; ++i) {
-        float c = a[i * out + o];
-        if (c != 0.0f) axpy(y + i * in, wo, alpha * c, in);
-      }
-    }
+  const auto rows = use_avx2() ? nn_rows_avx2 : nn_rows_base;
+  parallel_for(tp, 0, n, kNnRows, [&](int64_t lo, int64_t hi) {
+    for (int64_t s = lo; s < hi; s += kNnRows)  // chunks are at most the grain: one pass
+      rows(a, w, y, s, std::min(hi, s + kNnRows), in, out, alpha, accumulate);
   });
 }
 
@@ -106,6 +304,9 @@ void gemm_tn(ThreadPool* tp, const float* a, const float* x, float* y, int64_t n
 }
 
 }  // namespace
+
+bool linear_uses_avx2() { return use_avx2(); }
+void allow_linear_avx2(bool allow) { g_allow_avx2.store(allow, std::memory_order_relaxed); }
 
 void linear_forward(ThreadPool* tp, const float* x, const float* w, float* y, int64_t n, int64_t in,
                     int64_t out, bool accumulate) {
