@@ -1,7 +1,8 @@
 // Times every op variant of the single-op benchmarks (lora4j_op_bench_*, the same ones the JMH
 // OpBenchmark runs) at the device's default shapes: Mistral-7B on CUDA, small on the CPU; the
 // frozen GEMMs (bf16, nf4-scratch, nf4-fused), when named on the command line, on CUDA at every
-// Mistral-7B projection shape and 2048 and 8192 tokens (op_bench_cases::kFrozenShapes).
+// Mistral-7B projection shape and 2048 and 8192 tokens (op_bench_cases::kFrozenShapes), on the
+// CPU at q's, gate's and down's shapes and 256 tokens (kCpuFrozenShapes).
 // Prints one line per op/variant (the attention's flash kernels, forward and backward, also at
 // 1 x 8192): time per call, TFLOP/s (the op's algorithmic FLOPs, the same for every variant), GB/s
 // against the byte floor, and the memory the benchmark holds.
@@ -83,9 +84,12 @@ int main(int argc, char** argv) {
     // the frozen GEMMs, when named, at every Mistral-7B projection shape and both token
     // counts; every other op (and the frozen GEMMs in a run of all ops) at the default shape
     std::vector<std::vector<int64_t>> shapes = {{}};
-    if (std::strncmp(c.op, "frozen_linear", 13) == 0 && device >= 0 && !only.empty()) {
+    if (std::strncmp(c.op, "frozen_linear", 13) == 0 && !only.empty()) {
       shapes.clear();
-      for (const auto& f : op_bench_cases::kFrozenShapes) shapes.push_back({f[0], f[1], f[2]});
+      if (device >= 0)
+        for (const auto& f : op_bench_cases::kFrozenShapes) shapes.push_back({f[0], f[1], f[2]});
+      else
+        for (const auto& f : op_bench_cases::kCpuFrozenShapes) shapes.push_back({f[0], f[1], f[2]});
     }
     for (const auto& dims : shapes) failures += time_one(device, c.op, c.variant, dims, target);
   }

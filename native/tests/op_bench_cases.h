@@ -50,4 +50,9 @@ inline constexpr int64_t kFrozenShapes[8][3] = {
     {8192, 4096, 4096}, {8192, 4096, 1024}, {8192, 4096, 14336}, {8192, 14336, 4096},
 };
 
+// The same projections at 256 tokens, where bench_ops times the frozen_linear ops on the CPU
+// (--device -1) when they are named: q/o, gate/up, down.
+inline constexpr int64_t kCpuFrozenShapes[3][3] = {
+    {256, 4096, 4096}, {256, 4096, 14336}, {256, 14336, 4096}};
+
 }  // namespace op_bench_cases

@@ -24,6 +24,15 @@ inline void axpy(float* y, const float* x, float c, int64_t n) {
   for (int64_t k = 0; k < n; ++k) y[k] += c * x[k];
 }
 
+// The frozen products' tiles (ops_linear.cpp) over rows [lo, hi) on the calling thread, for ops
+// that split the work their own way (the LM head's token chunks):
+//   y[i, :out] (+)= x_i W^T            (gemm_nt's; W [out, in], y row stride out)
+//   y[i, :in]  (+)= a_i W              (gemm_nn's; a row stride out, y row stride in)
+void linear_rows(const float* x, const float* w, float* y, int64_t lo, int64_t hi, int64_t in,
+                 int64_t out, bool accumulate);
+void linear_input_rows(const float* a, const float* w, float* y, int64_t lo, int64_t hi, int64_t in,
+                       int64_t out, bool accumulate);
+
 }  // namespace detail
 }  // namespace cpu
 }  // namespace lora4j

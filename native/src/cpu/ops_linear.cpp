@@ -206,20 +206,21 @@ template <class V, int RI>
   }
 }
 // RI rows of y (from row i, adjacent) over one block: kc their coefficients (row stride kNnOut),
-// wp the block's kNnOut x kNnCols of w (row stride kNnCols), its columns [cb, cb + nc) of y.
+// wp the block's rows of w (row stride ldw), its columns [cb, cb + nc) of y.
 template <class V, int RI>
-[[gnu::always_inline]] inline void nn_block_rows(const float* kc, const float* wp, float* y,
-                                                 int64_t i, int64_t no, int64_t cb, int64_t nc,
-                                                 int64_t in, bool fresh) {
+[[gnu::always_inline]] inline void nn_block_rows(const float* kc, const float* wp, int64_t ldw,
+                                                 float* y, int64_t i, int64_t no, int64_t cb,
+                                                 int64_t nc, int64_t in, bool fresh) {
   const int64_t c16 = nc / 16 * 16;
   for (int64_t c = 0; c < c16; c += 16)
-    nn_tile<V, RI>(kc, kNnOut, wp + c, kNnCols, y + i * in + cb + c, in, no, fresh);
+    nn_tile<V, RI>(kc, kNnOut, wp + c, ldw, y + i * in + cb + c, in, no, fresh);
   for (int r = 0; r < RI; ++r)
-    nn_tail(kc + r * kNnOut, wp + c16, kNnCols, y + (i + r) * in + cb + c16, no, nc - c16, fresh);
+    nn_tail(kc + r * kNnOut, wp + c16, ldw, y + (i + r) * in + cb + c16, no, nc - c16, fresh);
 }
 
 // Rows [lo, hi) of gemm_nn: w in blocks of kNnOut x kNnCols, each copied to contiguous memory
-// and passed over by every row tile of the task; the rows' coefficients alpha a[i, o] of the
+// (unless a block spans whole rows of w, which are contiguous already) and passed over by every
+// row tile of the task; the rows' coefficients alpha a[i, o] of the
 // block's outputs formed once into contiguous memory as well. Rows whose coefficients are all
 // zero (masked tokens) are left as they are (or zeroed when not accumulating).
 template <class V, int RI>
@@ -249,8 +250,12 @@ template <class V, int RI>
       for (int64_t o = 0; o < no; ++o) kp[t * kNnOut + o] = alpha * a[live[t] * out + ob + o];
     for (int64_t cb = 0; cb < in; cb += kNnCols) {
       const int64_t nc = std::min(in, cb + kNnCols) - cb;
-      for (int64_t o = 0; o < no; ++o)
-        std::memcpy(wp + o * kNnCols, w + (ob + o) * in + cb, size_t(nc) * sizeof(float));
+      const bool whole = nc == in;
+      const float* wb = whole ? w + ob * in : wp;
+      const int64_t ldw = whole ? in : kNnCols;
+      if (!whole)
+        for (int64_t o = 0; o < no; ++o)
+          std::memcpy(wp + o * kNnCols, w + (ob + o) * in + cb, size_t(nc) * sizeof(float));
       int t = 0;
       for (; t + RI <= nl; t += RI) {
         // a tile needs RI adjacent rows; rows around a skipped one go one by one
@@ -258,14 +263,15 @@ template <class V, int RI>
         bool adjacent = true;
         for (int r = 1; r < RI; ++r) adjacent = adjacent && live[t + r] == i + r;
         if (adjacent) {
-          nn_block_rows<V, RI>(kp + t * kNnOut, wp, y, i, no, cb, nc, in, fresh);
+          nn_block_rows<V, RI>(kp + t * kNnOut, wb, ldw, y, i, no, cb, nc, in, fresh);
         } else {
           for (int r = 0; r < RI; ++r)
-            nn_block_rows<V, 1>(kp + (t + r) * kNnOut, wp, y, live[t + r], no, cb, nc, in, fresh);
+            nn_block_rows<V, 1>(kp + (t + r) * kNnOut, wb, ldw, y, live[t + r], no, cb, nc, in,
+                                fresh);
         }
       }
       for (; t < nl; ++t)
-        nn_block_rows<V, 1>(kp + t * kNnOut, wp, y, live[t], no, cb, nc, in, fresh);
+        nn_block_rows<V, 1>(kp + t * kNnOut, wb, ldw, y, live[t], no, cb, nc, in, fresh);
     }
   }
 }
@@ -304,6 +310,17 @@ void gemm_tn(ThreadPool* tp, const float* a, const float* x, float* y, int64_t n
 }
 
 }  // namespace
+
+void detail::linear_rows(const float* x, const float* w, float* y, int64_t lo, int64_t hi,
+                         int64_t in, int64_t out, bool accumulate) {
+  (use_avx2() ? nt_rows_avx2 : nt_rows_base)(x, w, y, lo, hi, in, out, 1.0f, accumulate);
+}
+void detail::linear_input_rows(const float* a, const float* w, float* y, int64_t lo, int64_t hi,
+                               int64_t in, int64_t out, bool accumulate) {
+  const auto rows = use_avx2() ? nn_rows_avx2 : nn_rows_base;
+  for (int64_t s = lo; s < hi; s += kNnRows)
+    rows(a, w, y, s, std::min(hi, s + kNnRows), in, out, 1.0f, accumulate);
+}
 
 bool linear_uses_avx2() { return use_avx2(); }
 void allow_linear_avx2(bool allow) { g_allow_avx2.store(allow, std::memory_order_relaxed); }

@@ -13,27 +13,27 @@
 namespace lora4j {
 namespace cpu {
 
-using detail::axpy;
-using detail::dot;
-
 /* ---- LM head + cross-entropy -------------------------------------------------------------------
  * For every token t whose target is not -100:
  *   z = h_t W^T  (V logits),  loss_t = logsumexp(z) - z[target_t]
  *   d loss_t / d z = softmax(z) - onehot(target_t),   d loss_t / d h_t = (softmax(z) - onehot) W
  * Tokens are processed kTok at a time (the logits of one chunk, kTok x V floats, are all that
- * is ever materialized), each row of W being reused by the tokens of the chunk. Uncounted
- * tokens are skipped entirely (their dh rows are zero). The loss of each chunk is kept apart
- * and the chunks are summed in order, so the result does not depend on the thread count.
+ * is ever materialized), each block of W being reused by the counted tokens of the chunk, whose
+ * rows are gathered for the frozen products' tiles (detail::linear_rows for the logits, with
+ * detail::dot's order of sums; detail::linear_input_rows for dh, summed over v in order).
+ * Uncounted tokens are skipped entirely (their dh rows are zero). The loss of each chunk is kept
+ * apart and the chunks are summed in order, so the result does not depend on the thread count.
  */
 void lm_head_cross_entropy(ThreadPool* tp, const float* h, const float* w, const int32_t* target,
                            int64_t n, int64_t d, int64_t V, float grad_scale, double* loss_sum,
                            int64_t* count, float* dh) {
-  constexpr int64_t kTok = 8;
+  constexpr int64_t kTok = 48;
   const int64_t chunks = (n + kTok - 1) / kTok;
   std::vector<double> chunk_loss(size_t(chunks), 0.0);
   std::vector<int64_t> chunk_count(size_t(chunks), 0);
   parallel_for(tp, 0, chunks, 1, [&](int64_t lo, int64_t hi) {
-    std::vector<float> z(size_t(kTok * V));
+    std::vector<float> z(size_t(kTok * V)), hb(size_t(kTok * d)), db(dh ? size_t(kTok * d) : 0);
+    std::vector<double> ez(static_cast<size_t>(V));  // one token's exp(z - max)
     for (int64_t c = lo; c < hi; ++c) {
       const int64_t t0 = c * kTok, t1 = std::min(n, t0 + kTok);
       if (dh) std::memset(dh + t0 * d, 0, size_t((t1 - t0) * d) * sizeof(float));
@@ -42,32 +42,30 @@ void lm_head_cross_entropy(ThreadPool* tp, const float* h, const float* w, const
       for (int64_t t = t0; t < t1; ++t)
         if (target[t] != -100) tok[m++] = t;
       if (m == 0) continue;
-      for (int64_t v = 0; v < V; ++v) {
-        const float* wv = w + v * d;
-        for (int64_t a = 0; a < m; ++a) z[size_t(a * V + v)] = dot(h + tok[a] * d, wv, d);
-      }
+      for (int64_t a = 0; a < m; ++a)
+        std::memcpy(hb.data() + a * d, h + tok[a] * d, size_t(d) * sizeof(float));
+      detail::linear_rows(hb.data(), w, z.data(), 0, m, d, V, false);
       double loss = 0;
       for (int64_t a = 0; a < m; ++a) {
         float* za = z.data() + a * V;
         float mx = za[0];
         for (int64_t v = 1; v < V; ++v) mx = std::max(mx, za[v]);
         double sum = 0;
-        for (int64_t v = 0; v < V; ++v) sum += std::exp(double(za[v] - mx));
+        for (int64_t v = 0; v < V; ++v) sum += (ez[size_t(v)] = std::exp(double(za[v] - mx)));
         const double lse = double(mx) + std::log(sum);
         const int32_t y = target[tok[a]];
         loss += lse - double(za[y]);
-        if (dh) {  // za becomes grad_scale * (softmax - onehot)
-          for (int64_t v = 0; v < V; ++v) za[v] = float(std::exp(double(za[v]) - lse)) * grad_scale;
+        if (dh) {  // za becomes grad_scale * (softmax - onehot), softmax = exp(z - max) / sum
+          for (int64_t v = 0; v < V; ++v) za[v] = float(ez[size_t(v)] / sum) * grad_scale;
           za[y] -= grad_scale;
         }
       }
       chunk_loss[size_t(c)] = loss;
       chunk_count[size_t(c)] = m;
       if (dh) {
-        for (int64_t v = 0; v < V; ++v) {
-          const float* wv = w + v * d;
-          for (int64_t a = 0; a < m; ++a) axpy(dh + tok[a] * d, wv, z[size_t(a * V + v)], d);
-        }
+        detail::linear_input_rows(z.data(), w, db.data(), 0, m, d, V, false);
+        for (int64_t a = 0; a < m; ++a)
+          std::memcpy(dh + tok[a] * d, db.data() + a * d, size_t(d) * sizeof(float));
       }
     }
   });
