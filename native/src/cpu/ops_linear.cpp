@@ -35,7 +35,6 @@ namespace lora4j {
 namespace cpu {
 
 using detail::axpy;
-using detail::dot;
 
 namespace {
 
@@ -220,9 +219,9 @@ template <class V, int RI>
 
 // Rows [lo, hi) of gemm_nn: w in blocks of kNnOut x kNnCols, each copied to contiguous memory
 // (unless a block spans whole rows of w, which are contiguous already) and passed over by every
-// row tile of the task; the rows' coefficients alpha a[i, o] of the
-// block's outputs formed once into contiguous memory as well. Rows whose coefficients are all
-// zero (masked tokens) are left as they are (or zeroed when not accumulating).
+// row tile of the task; the rows' coefficients alpha a[i, o] of the block's outputs formed once
+// into contiguous memory as well. Rows whose coefficients are all zero (masked tokens) are left
+// as they are (or zeroed when not accumulating).
 template <class V, int RI>
 [[gnu::always_inline]] inline void nn_rows(const float* a, const float* w, float* y, int64_t lo,
                                            int64_t hi, int64_t in, int64_t out, float alpha,
