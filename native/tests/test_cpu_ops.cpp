@@ -132,6 +132,18 @@ void test_linear_blocks(ThreadPool* tp) {
       linear_backward_input(tp, c.data(), w.data(), dxa.data(), n, in, out, true);
       for (auto& v : dxa) v -= 1.f;
       check_err("linear_backward_input accumulate" + tag, rel_err(dxa, dxref, dxa.size()), 1e-6);
+      // dw = c^T x: over rows of dw, or over its columns when it has few rows (out 5)
+      std::vector<double> dwref(out * in, 0.0);
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t o = 0; o < out; ++o)
+          for (int64_t k = 0; k < in; ++k)
+            dwref[o * in + k] += double(c[i * out + o]) * x[i * in + k];
+      Vec dw(out * in, 0.f), dw3(out * in, 0.f);
+      linear_backward_weight(tp, c.data(), x.data(), dw.data(), n, in, out);
+      check_err("linear_backward_weight vs double" + tag, rel_err(dw, dwref, dw.size()), 1e-6);
+      linear_backward_weight(&tp3, c.data(), x.data(), dw3.data(), n, in, out);
+      check_true("linear_backward_weight: 3 threads bitwise equal to 2" + tag,
+                 std::memcmp(dw.data(), dw3.data(), dw.size() * 4) == 0);
     }
   }
   allow_linear_avx2(true);

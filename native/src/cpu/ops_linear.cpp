@@ -39,6 +39,7 @@ using detail::axpy;
 namespace {
 
 constexpr int64_t kRowGrain = 16;  // rows per task (gemm_tn)
+constexpr int64_t kTnCols = 256;   // columns per task of gemm_tn when y has few rows
 constexpr int64_t kNtRows = 48;    // rows per task of gemm_nt (a multiple of both tiles' rows)
 constexpr int64_t kNtOut = 16;     // outputs per block of W in gemm_nt (16 rows of W in cache)
 constexpr int64_t kNnRows = 48;    // rows per task of gemm_nn (a multiple of both tiles' rows)
@@ -293,16 +294,31 @@ void gemm_nn(ThreadPool* tp, const float* a, const float* w, float* y, int64_t n
   });
 }
 
-// y[out, in] += alpha * a[n, out]^T x[n, in]
+// y[out, in] += alpha * a[n, out]^T x[n, in]. Parallel over rows of y, or, when y has fewer
+// rows than two tasks' worth (dLoRA_A: r rows), over blocks of its columns: either way every
+// element sums over i in order.
 void gemm_tn(ThreadPool* tp, const float* a, const float* x, float* y, int64_t n, int64_t in,
              int64_t out, float alpha) {
-  parallel_for(tp, 0, out, kRowGrain, [&](int64_t lo, int64_t hi) {
+  if (out >= 2 * kRowGrain) {
+    parallel_for(tp, 0, out, kRowGrain, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = 0; i < n; ++i) {
+        const float* xi = x + i * in;
+        const float* ai = a + i * out;
+        for (int64_t o = lo; o < hi; ++o) {
+          float c = ai[o];
+          if (c != 0.0f) axpy(y + o * in, xi, alpha * c, in);
+        }
+      }
+    });
+    return;
+  }
+  parallel_for(tp, 0, in, kTnCols, [&](int64_t lo, int64_t hi) {
     for (int64_t i = 0; i < n; ++i) {
-      const float* xi = x + i * in;
+      const float* xi = x + i * in + lo;
       const float* ai = a + i * out;
-      for (int64_t o = lo; o < hi; ++o) {
+      for (int64_t o = 0; o < out; ++o) {
         float c = ai[o];
-        if (c != 0.0f) axpy(y + o * in, xi, alpha * c, in);
+        if (c != 0.0f) axpy(y + o * in + lo, xi, alpha * c, hi - lo);
       }
     }
   });
