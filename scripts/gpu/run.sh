@@ -60,19 +60,22 @@ if has test; then
   sed -E 's/^[0-9]+: //' "$OUT/ctest.log" > "$OUT/tests.log"
 fi
 
-# "cudasan" (after build): lora_dy_pair's test cases under compute-sanitizer's memcheck,
-# racecheck (shared memory) and initcheck (uninitialized device memory read), each failing the
-# step on any report.
+# "cudasan" (after build): the test cases of lora_dy_pair and lora_b_residual (test_ops_cuda with
+# LORA4J_OPS_ONLY=lora_dy, then lora_b) under compute-sanitizer's memcheck, racecheck (shared
+# memory) and initcheck (uninitialized device memory read), each failing the step on any report.
 if has cudasan; then
-  echo "== compute-sanitizer on test_ops_cuda's lora_dy cases"
+  echo "== compute-sanitizer on test_ops_cuda's lora_dy and lora_b cases"
   SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-  for tool in memcheck racecheck initcheck; do
-    if LORA4J_OPS_ONLY=lora_dy timeout 600 "$SAN" --tool "$tool" --error-exitcode 1 \
-        "$BUILD/test_ops_cuda" > "$OUT/cudasan-$tool.log" 2>&1; then
-      echo "cudasan $tool: clean"
-    else
-      echo "FAIL cudasan $tool (see $OUT/cudasan-$tool.log)"; tail -20 "$OUT/cudasan-$tool.log"; status=1
-    fi
+  for only in lora_dy lora_b; do
+    for tool in memcheck racecheck initcheck; do
+      if LORA4J_OPS_ONLY=$only timeout 600 "$SAN" --tool "$tool" --error-exitcode 1 \
+          "$BUILD/test_ops_cuda" > "$OUT/cudasan-$only-$tool.log" 2>&1; then
+        echo "cudasan $only $tool: clean"
+      else
+        echo "FAIL cudasan $only $tool (see $OUT/cudasan-$only-$tool.log)"
+        tail -20 "$OUT/cudasan-$only-$tool.log"; status=1
+      fi
+    done
   done
 fi
 
