@@ -85,6 +85,12 @@ struct LayerActs {
   bf16* xa[NUM_PROJ];
 };
 
+// A switch that is on unless the environment sets it to "0" (the A/B switches of this engine).
+bool env_switch_on(const char* name) {
+  const char* v = std::getenv(name);
+  return !(v && std::strcmp(v, "0") == 0);
+}
+
 class CudaEngine final : public Engine {
  public:
   CudaEngine(const ModelShape& s, const lora4j_engine_options& opt) : Engine(s), opt_(opt) {
@@ -132,14 +138,13 @@ class CudaEngine final : public Engine {
       to_device(inv_freq_, inv.data(), inv.size() * sizeof(float));
       scalars_ = alloc(64, "reduction scalars");
       set_qk_lo_mode();
-      const char* dxs = std::getenv("LORA4J_LORA_DX_SWIGLU");
-      lora_dx_swiglu_ = !(dxs && std::strcmp(dxs, "0") == 0);
-      const char* dyp = std::getenv("LORA4J_LORA_DY_PAIR");
-      lora_dy_pair_ = !(dyp && std::strcmp(dyp, "0") == 0);
-      const char* lbk = std::getenv("LORA4J_LORA_B_KERNEL");
-      lora_b_kernel_ = !(lbk && std::strcmp(lbk, "0") == 0);
-      const char* gda = std::getenv("LORA4J_LORA_GROUP_DA");
-      lora_group_da_ = !(gda && std::strcmp(gda, "0") == 0);
+      lora_dx_swiglu_ = env_switch_on("LORA4J_LORA_DX_SWIGLU");
+      lora_dy_pair_ = env_switch_on("LORA4J_LORA_DY_PAIR");
+      lora_b_kernel_ = env_switch_on("LORA4J_LORA_B_KERNEL");
+      lora_group_da_ = env_switch_on("LORA4J_LORA_GROUP_DA");
+      // LORA4J_LORA_DY_SLOTS=N sizes lora_dy_pair's row shares for N resident blocks (A/B runs)
+      if (const char* ds = std::getenv("LORA4J_LORA_DY_SLOTS"))
+        dy_slots_env_ = std::max(1, std::atoi(ds));
       int optin = 0;
       LORA4J_CU(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev_));
       smem_optin_ = size_t(optin);
@@ -272,8 +277,7 @@ class CudaEngine final : public Engine {
     lora_detach();
     // the groups: members in projection order. LORA4J_LORA_GROUPS=0 makes every projection its
     // own group (one GEMM per projection, as before the groups), to time the two in one process.
-    const char* env = std::getenv("LORA4J_LORA_GROUPS");
-    const bool grouped = !(env && std::strcmp(env, "0") == 0);
+    const bool grouped = env_switch_on("LORA4J_LORA_GROUPS");
     int members[NUM_PROJ] = {};
     for (int p = 0; p < NUM_PROJ; ++p) {
       const int g = grouped ? kGroupOf[p] : p;
@@ -1344,9 +1348,7 @@ class CudaEngine final : public Engine {
     if (lora_dy_pair_ && (r == 8 || r == 16 || r == 32) &&
         lora_dy_pair_smem_bytes(int(r)) <= smem_optin_)
       dy_pair_slots_ = lora_dy_pair_slots(int(r), dev_);
-    // LORA4J_LORA_DY_SLOTS=N sizes the row shares for N resident blocks instead (A/B runs)
-    if (const char* ds = std::getenv("LORA4J_LORA_DY_SLOTS"); ds && dy_pair_slots_ > 0)
-      dy_pair_slots_ = std::max(1, std::atoi(ds));
+    if (dy_slots_env_ > 0 && dy_pair_slots_ > 0) dy_pair_slots_ = dy_slots_env_;
     if (dy_pair_slots_ > 0)
       for (int p = 0; p < NUM_PROJ; ++p)
         dyp = std::max(dyp,
@@ -1973,6 +1975,7 @@ class CudaEngine final : public Engine {
   bool lora_dy_pair_ = true;
   float* dy_pair_ = nullptr;
   int dy_pair_slots_ = 0;  // lora_dy_pair_slots at the layout's rank (0: the two GEMMs)
+  int dy_slots_env_ = 0;   // LORA4J_LORA_DY_SLOTS (0: unset)
   // a group's dLoRA_A as one GEMM (group_lora_backward) unless LORA4J_LORA_GROUP_DA=0;
   // group_da_ is its output before the members' gradients receive it (carve)
   bool lora_group_da_ = true;
