@@ -42,18 +42,14 @@ struct Vec<2> {
   __device__ static T from(const float* f) { return make_float2(f[0], f[1]); }
 };
 
-// R bf16 values from a 16-byte aligned address, as floats
+// R bf16 values from a 16-byte aligned address, as floats (common.cuh's 16-byte loads)
 template <int R>
 __device__ __forceinline__ void load_row(const bf16* p, float* f) {
 #pragma unroll
   for (int c = 0; c < R / 8; ++c) {
-    const uint4 u = __ldg(reinterpret_cast<const uint4*>(p) + c);
-    const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+    const Bf16x8 u = load_bf16x8(p + 8 * c);
 #pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      f[c * 8 + 2 * e] = __uint_as_float(w[e] << 16);
-      f[c * 8 + 2 * e + 1] = __uint_as_float(w[e] & 0xFFFF0000u);
-    }
+    for (int e = 0; e < 8; ++e) f[c * 8 + e] = __bfloat162float(u.v[e]);
   }
 }
 
