@@ -213,6 +213,44 @@ __device__ __forceinline__ void fence_proxy_async() {
 __device__ __forceinline__ void consumers_sync() {
   asm volatile("bar.sync 1, 256;\n" ::: "memory");
 }
+// Named barrier 2: consumer warpgroup 0 arrives without waiting, warpgroup 1 waits for it.
+__device__ __forceinline__ void consumers_arrive_2() {
+  asm volatile("bar.arrive 2, 256;\n" ::: "memory");
+}
+__device__ __forceinline__ void consumers_sync_2() {
+  asm volatile("bar.sync 2, 256;\n" ::: "memory");
+}
+// Named barriers 3 and 4: the 128 threads of one consumer warpgroup.
+__device__ __forceinline__ void warpgroup_sync(int cw) {
+  if (cw == 0)
+    asm volatile("bar.sync 3, 128;\n" ::: "memory");
+  else
+    asm volatile("bar.sync 4, 128;\n" ::: "memory");
+}
+__device__ __forceinline__ void sts64(uint32_t addr, float x, float y) {
+  asm volatile("st.shared.v2.f32 [%0], {%1, %2};\n" ::"r"(addr), "f"(x), "f"(y) : "memory");
+}
+// One box of shared memory added into a 4-d fp32 tensor map's global tensor by the copy engine
+// (elements past the tensor's bounds are skipped), in the current bulk group.
+__device__ __forceinline__ void tma_reduce_add_4d(const CUtensorMap* map, uint32_t src, int c0,
+                                                  int c1, int c2, int c3) {
+  asm volatile(
+      "cp.reduce.async.bulk.tensor.4d.global.shared::cta.add.tile.bulk_group [%0, {%2, %3, %4, "
+      "%5}], [%1];\n" ::"l"(reinterpret_cast<uint64_t>(map)),
+      "r"(src), "r"(c0), "r"(c1), "r"(c2), "r"(c3)
+      : "memory");
+}
+__device__ __forceinline__ void bulk_commit() {
+  asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+}
+// Waits until every committed bulk group has finished reading its shared-memory source.
+__device__ __forceinline__ void bulk_wait_read0() {
+  asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
+}
+// Waits until every committed bulk group is complete.
+__device__ __forceinline__ void bulk_wait0() {
+  asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory");
+}
 __device__ __forceinline__ uint4 lds128(uint32_t addr) {
   uint4 v;
   asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];\n"
@@ -472,8 +510,15 @@ __global__ void __launch_bounds__(kThreads, 1)
 // delta values into shared memory. Consumer warpgroup w owns keys k0 + 64 w .. + 63:
 //   S^T = K_w Q^T (fp16), dP^T = V_w dO^T, P^T = exp(S^T - lse), dS^T = P^T (dP^T - delta),
 //   dV_w += P^T dO, dK_w += dS^T Qb, and a part of dQ = dS Kb (hd128: columns 64 w .. + 63 of dQ
-//   over all 128 keys; hd64: all columns over the warpgroup's 64 keys), added to dq_accum with
-//   float2 atomics. Qb and Kb are bf16 copies of the Q and K tiles made in shared memory (the
+//   over all 128 keys; hd64: all columns over the warpgroup's 64 keys), added to dq_accum.
+// hd128 adds dQ through the copy engine: once both warpgroups' products of the iteration are
+// complete, the stage's Q and dO tiles are dead, and warpgroup w writes its 64 x 64 fp32 part
+// of dQ into one of them (warpgroup 0 into Q, 1 into dO; 128-byte swizzle, two boxes of 32
+// columns) and one of its threads adds it into dq_accum with a bulk tensor reduce-add; the stage
+// is released (one arrival per warpgroup) once the copy engine has read it, checked in the next
+// iteration while that one's first products run. hd64 (whose tiles are too small to hold its
+// fp32 dQ) adds it with float2 atomics. Qb and Kb are bf16 copies of the Q and K tiles made in
+// shared memory (the
 //   gradient products are bf16, as in attn_bwd_kernel); dS^T goes through shared memory
 //   ([128 keys][64 queries], 128-byte swizzle) for dQ, whose A operand it is, read transposed.
 constexpr int kBwdBN = 128;                    // keys per block
@@ -504,6 +549,7 @@ struct Sm90BwdSmem {
 struct Sm90BwdParams {
   CUtensorMap tq, tdo;  // {D, H, S, B}, box {64, 1, 64, 1}
   CUtensorMap tk, tv;   // {D, KH, S, B}, box {64, 1, 128, 1}
+  CUtensorMap tdq;      // dq_accum, fp32 {D, H, S, B}, box {32, 1, 64, 1} (hd128)
   AttentionBackwardParams p;
 };
 
@@ -545,9 +591,10 @@ __global__ void __launch_bounds__(kThreads, 1)
     mbar_init(bar_kv, 1);
     for (int s = 0; s < kBwdStages; ++s) {
       mbar_init(bar_qdo(s), 1);
-      mbar_init(bar_ld(s), 32);    // the lanes of the loader warp
-      mbar_init(bar_empty(s), 8);  // one arrival per consumer warp
-      mbar_init(bar_qb(s), 64);    // the lanes of the converting warps
+      mbar_init(bar_ld(s), 32);  // the lanes of the loader warp
+      // hd128: one arrival per consumer warpgroup (after its dQ left the stage); hd64: per warp
+      mbar_init(bar_empty(s), D == 128 ? 2 : 8);
+      mbar_init(bar_qb(s), 64);  // the lanes of the converting warps
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
@@ -630,6 +677,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   // this warpgroup's 64 rows of K and V in every panel
   const uint32_t kA = sK + cw * 64 * 128, vA = sV + cw * 64 * 128;
 
+  int pending = -1;  // hd128: the stage whose dQ reduce-add this thread issued last
   for (int it = 0; it < iters; ++it) {
     const int s = it % kBwdStages;
     const uint32_t par = (it / kBwdStages) & 1;
@@ -660,6 +708,12 @@ __global__ void __launch_bounds__(kThreads, 1)
                         kk > 0);
     }
     wgmma_commit();
+    if (D == 128 && pending >= 0) {
+      // the previous iteration's dQ has left its stage by now, as a rule: release the stage
+      bulk_wait_read0();
+      mbar_arrive(bar_empty(pending));
+      pending = -1;
+    }
     mbar_wait(bar_ld(s), par);
     wgmma_wait0();
     fence_regs(st);
@@ -739,16 +793,45 @@ __global__ void __launch_bounds__(kThreads, 1)
     fence_regs(dv);
     fence_regs(dk);
     fence_regs(dq);
+    if constexpr (D == 128) {
+      // Q[s] is dead here (both warpgroups' S^T and the bf16 copy were complete at the dS
+      // barrier); dO[s] once warpgroup 0's dV is complete too, which warpgroup 1 waits for.
+      if (cw == 0)
+        consumers_arrive_2();
+      else
+        consumers_sync_2();
+      // dQ * scale, fp32, as two boxes [64 queries][32 columns] with the 128-byte swizzle: query
+      // row R = 16 warp + g + 8 r, column 8 j + 2 t4 in 16-byte chunk 2 (j & 3) + (t4 >> 1) of
+      // box j >> 2, stored at chunk ^ (R & 7) (R & 7 = g)
+      const uint32_t stage = cw == 0 ? q_s : do_s;
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const uint32_t row = stage + (16 * warp + g + 8 * r) * 128 + 8 * (t4 & 1);
+#pragma unroll
+        for (int j = 0; j < 8; ++j)
+          sts64(row + (j >> 2) * 8192 + (((2 * (j & 3) + (t4 >> 1)) ^ g) << 4),
+                dq[4 * j + 2 * r] * p.scale, dq[4 * j + 2 * r + 1] * p.scale);
+      }
+      fence_proxy_async();
+      warpgroup_sync(cw);
+      if (tid == 0) {
+        tma_reduce_add_4d(&prm.tdq, stage, cw * 64, hh, qt, b);
+        tma_reduce_add_4d(&prm.tdq, stage + 8192, cw * 64 + 32, hh, qt, b);
+        bulk_commit();
+        pending = s;
+      }
+      continue;
+    }
     __syncwarp();
     if (lane == 0) mbar_arrive(bar_empty(s));
 
-    // dQ * scale into the fp32 accumulator: query row 16 warp + g + 8 r, column c0 + 8 j + 2 t4
-    const int c0 = D == 128 ? cw * 64 : 0;
+      // hd64: dQ * scale into the fp32 accumulator with atomics: query row 16 warp + g + 8 r,
+      // column 8 j + 2 t4
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       const int q = qt + 16 * warp + g + 8 * r;
       if (q >= S) continue;
-      float* dst = bp.dq_accum + (int64_t(b) * S + q) * qstride + int64_t(hh) * D + c0 + 2 * t4;
+      float* dst = bp.dq_accum + (int64_t(b) * S + q) * qstride + int64_t(hh) * D + 2 * t4;
 #pragma unroll
       for (int j = 0; j < 8; ++j)
         atomicAdd(reinterpret_cast<float2*>(dst + 8 * j),
@@ -756,7 +839,9 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
   }
 
-  // dK (scaled) and dV of this warpgroup's keys
+  if (D == 128 && pending >= 0) bulk_wait0();  // the last dQ added before the block ends
+
+    // dK (scaled) and dV of this warpgroup's keys
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     const int key = kw0 + 16 * warp + g + 8 * r;
@@ -814,6 +899,20 @@ bool make_map(CUtensorMap* m, CUtensorMapDataType type, const void* ptr, int D, 
                         CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
+// dq_accum ([B, S, H, D] fp32) as {D, H, S, B}, box {32, 1, 64, 1}: one 128-byte row of 32
+// columns per query, 128-byte swizzle (the bulk reduce-add of the hd128 backward)
+bool make_dq_map(CUtensorMap* m, float* dq_accum, int D, int H, int S, int B) {
+  const cuuint64_t dims[4] = {cuuint64_t(D), cuuint64_t(H), cuuint64_t(S), cuuint64_t(B)};
+  const cuuint64_t strides[3] = {cuuint64_t(D) * 4, cuuint64_t(H) * D * 4,
+                                 cuuint64_t(S) * H * D * 4};
+  const cuuint32_t box[4] = {32, 1, 64, 1};
+  const cuuint32_t estr[4] = {1, 1, 1, 1};
+  return encode_tiled()(m, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 4, dq_accum, dims, strides, box, estr,
+                        CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                        CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                        CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
 template <int D>
@@ -845,7 +944,8 @@ cudaError_t launch_bwd_sm90(const AttentionBackwardParams& bp, cudaStream_t s) {
       !make_map(&prm.tdo, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, bp.dout, D, p.H, p.Sq, p.B, p.q_bstride,
                 kBwdBM) ||
       !make_map(&prm.tk, CU_TENSOR_MAP_DATA_TYPE_FLOAT16, p.k, D, p.KH, p.Sk, p.B, p.kv_bstride) ||
-      !make_map(&prm.tv, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, p.v, D, p.KH, p.Sk, p.B, p.kv_bstride))
+      !make_map(&prm.tv, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, p.v, D, p.KH, p.Sk, p.B, p.kv_bstride) ||
+      (D == 128 && !make_dq_map(&prm.tdq, bp.dq_accum, D, p.H, p.Sq, p.B)))
     return cudaErrorInvalidValue;
   constexpr int smem = Sm90BwdSmem<D>::kAlloc;
   cudaError_t e = cudaFuncSetAttribute(attn_bwd_sm90_kernel<D>,
@@ -908,7 +1008,7 @@ bool attention_sm90_backward_accepts(const AttentionBackwardParams& bp) {
   return p.q_offset == 0 && p.Sq == p.Sk &&
          (int64_t(p.Sk) + kBwdBN - 1) / kBwdBN * p.KH * p.B <= int64_t(INT32_MAX) &&  // 1-d grid
          bp.dout && bp.dq_accum && bp.dk && bp.dv && p.lse && bp.delta && aligned16(bp.dout) &&
-         aligned(bp.dq_accum, 8) && aligned(bp.dk, 4) && aligned(bp.dv, 4) &&
+         aligned(bp.dq_accum, p.D == 128 ? 16 : 8) && aligned(bp.dk, 4) && aligned(bp.dv, 4) &&
          p.kv_bstride % 2 == 0 && attention_sm90_accepts(p);
 }
 
