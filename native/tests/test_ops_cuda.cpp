@@ -119,6 +119,14 @@ void test_rope(ct::Rng& r, int64_t n, int64_t heads, int D, double theta) {
   std::vector<float> g = x;
   cpu::rope_backward(g_tp, g.data(), pos.data(), n, heads, D, theta);
   ct::report("rope", "backward " + tag, ct::rel_err(ct::down_bf16(dx), g), kTol);
+  // the fp32 gradient (the attention backward's dq_accum) in, one bf16 rounding out
+  x = randn(r, static_cast<size_t>(n * heads * D));
+  ct::up(dx32, x);
+  dx.poison();
+  check(cuda::rope_backward_f32(dx32.p, dx.p, dpos.p, dinv.p, n, heads, D, 0), "rope_backward_f32");
+  g = x;
+  cpu::rope_backward(g_tp, g.data(), pos.data(), n, heads, D, theta);
+  ct::report("rope", "backward fp32 -> bf16 " + tag, ct::rel_err(ct::down_bf16(dx), g), kTol);
 }
 
 void test_swiglu(ct::Rng& r, int64_t n) {
@@ -1148,6 +1156,19 @@ void vec_rope(uint64_t seed, int64_t n, int64_t heads, int D, int64_t off_x, int
   check(cuda::rope_backward_scalar(gs, pos.p, inv.p, n, heads, D, 0), "rope_backward_scalar");
   ct::report("rope", "vectorized = scalar backward " + tag, bit_diff(g_v, g_s, size_t(off_x), m),
              0);
+  // fp32 in (x at off_x), bf16 out at off_y: vectorized where x is 16- and the output 8-byte
+  // aligned and (D / 2) % 4 == 0
+  Dev<bf> h_v(m + size_t(off_y)), h_s(m + size_t(off_y));
+  h_v.poison();
+  h_s.poison();
+  bf* hv = h_v.p + off_y;
+  check_path("rope", "backward fp32 " + tag, cuda::rope_backward_f32_is_vectorized(xo, hv, D),
+             (D / 2) % 4 == 0 && off_x % 4 == 0 && off_y % 4 == 0);
+  check(cuda::rope_backward_f32(xo, hv, pos.p, inv.p, n, heads, D, 0), "rope_backward_f32");
+  check(cuda::rope_backward_f32_scalar(xo, h_s.p + off_y, pos.p, inv.p, n, heads, D, 0),
+        "rope_backward_f32_scalar");
+  ct::report("rope", "vectorized = scalar backward fp32 " + tag,
+             bit_diff(h_v, h_s, size_t(off_y), m), 0);
   if (timing) {
     const double e = double(m);
     report_time(
@@ -1352,6 +1373,16 @@ int main() {
   if (only && std::strcmp(only, "lora_b") == 0) {
     test_lora_b(r);
     std::printf("test_ops_cuda (lora_b only): %d failure(s)\n", ct::failures());
+    return ct::failures() == 0 ? 0 : 1;
+  }
+  if (only && std::strcmp(only, "attention") == 0) {
+    // the Hopper kernels' cases at small sizes (scripts/gpu/run.sh's "cudasan" step): partial
+    // tiles, GQA groups of 4 and 1, hd64's atomics and hd128's bulk reduce-add of dQ
+    for (const AttnCase& c :
+         {AttnCase{3, 97, 8, 2, 128, 0, false, false}, AttnCase{2, 300, 4, 4, 128, 0, false, false},
+          AttnCase{1, 333, 8, 1, 64, 0, false, false}})
+      test_attention(r, c);
+    std::printf("test_ops_cuda (attention only): %d failure(s)\n", ct::failures());
     return ct::failures() == 0 ? 0 : 1;
   }
 

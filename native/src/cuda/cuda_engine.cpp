@@ -1841,7 +1841,7 @@ class CudaEngine final : public Engine {
       AttentionBackwardParams bp;
       bp.f = attn_params(a, a.k, a.v, 0, int(S_));
       bp.dout = datt_;
-      bp.dq = dq_;
+      bp.dq = nullptr;  // dQ stays in dq_acc_ (fp32): RoPE's backward below rounds it once
       bp.dk = dk_;
       bp.dv = dv_;
       bp.dq_accum = dq_acc_;
@@ -1849,8 +1849,8 @@ class CudaEngine final : public Engine {
       bp.out_f32 = a.att32;
       KCHECK(attention_backward(bp, stream_));
       tm("attention backward");
-      KCHECK(
-          rope_backward(dq_, pos_, inv_freq_, n, shape_.c.num_heads, shape_.c.head_dim, stream_));
+      KCHECK(rope_backward_f32(dq_acc_, dq_, pos_, inv_freq_, n, shape_.c.num_heads,
+                               shape_.c.head_dim, stream_));
       tm("rope backward");
       KCHECK(rope_backward(dk_, pos_, inv_freq_, n, shape_.c.num_kv_heads, shape_.c.head_dim,
                            stream_));

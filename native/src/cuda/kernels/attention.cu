@@ -308,6 +308,46 @@ __global__ void attn_bwd_delta_kernel(const bf16* dout, const bf16* out, const f
   }
 }
 
+// The same delta with dq_accum's row zeroed alongside, L = D / 8 lanes per (b, i, h) row: each
+// lane reads 8 values of dO and of O (16-byte loads; 2 x 16 of O's fp32 copy) and zeroes 8 of
+// dq_accum. One row per L consecutive threads, no grid stride (the lanes of a row shuffle).
+template <int L>
+__global__ void __launch_bounds__(256)
+    attn_bwd_delta_zero_kernel(const bf16* dout, const bf16* out, const float* out32, float* delta,
+                               float* dq_accum, int64_t rows, int S, int H) {
+  constexpr int D = 8 * L;
+  const int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  const int64_t row = t / L;
+  const int l = int(t % L);
+  float acc = 0.f;
+  if (row < rows) {
+    const int64_t off = row * D + 8 * l;
+    const Bf16x8 a = load_bf16x8(dout + off);
+    float c[8];
+    if (out32) {
+      const float4 c0 = *reinterpret_cast<const float4*>(out32 + off),
+                   c1 = *reinterpret_cast<const float4*>(out32 + off + 4);
+      c[0] = c0.x, c[1] = c0.y, c[2] = c0.z, c[3] = c0.w;
+      c[4] = c1.x, c[5] = c1.y, c[6] = c1.z, c[7] = c1.w;
+    } else {
+      const Bf16x8 o = load_bf16x8(out + off);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) c[e] = __bfloat162float(o.v[e]);
+    }
+#pragma unroll
+    for (int e = 0; e < 8; ++e) acc += __bfloat162float(a.v[e]) * c[e];
+    const float4 z = make_float4(0.f, 0.f, 0.f, 0.f);
+    *reinterpret_cast<float4*>(dq_accum + off) = z;
+    *reinterpret_cast<float4*>(dq_accum + off + 4) = z;
+  }
+#pragma unroll
+  for (int o = L / 2; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+  if (row < rows && l == 0) {
+    const int64_t bi = row / H, b = bi / S, i = bi % S;
+    delta[(b * H + int(row % H)) * S + i] = acc;
+  }
+}
+
 template <int D, int BR>
 struct BwdSmem {
   static constexpr int NW = 8, BC = 16 * NW, LD = D + 8, LDS = BR + 8;  // 8 warps x 16 keys
@@ -618,18 +658,47 @@ cudaError_t launch_fwd(const AttentionParams& p, cudaStream_t s) {
 }
 
 // The steps around the main backward kernel, common to both kernels: dq_accum zeroed and delta
-// before it, dq = bf16(dq_accum) after it.
+// before it (one pass where the rows allow 16-byte accesses), dq = bf16(dq_accum) after it
+// unless the caller takes dq_accum itself (bp.dq null).
+template <int L>
+void launch_delta_zero(const AttentionBackwardParams& bp, int64_t rows, cudaStream_t s) {
+  const AttentionParams& p = bp.f;
+  attn_bwd_delta_zero_kernel<L><<<unsigned((rows * L + 255) / 256), 256, 0, s>>>(
+      bp.dout, p.o, bp.out_f32, bp.delta, bp.dq_accum, rows, p.Sq, p.H);
+}
 cudaError_t bwd_prepare(const AttentionBackwardParams& bp, cudaStream_t s) {
   const AttentionParams& p = bp.f;
   const int64_t nq = int64_t(p.B) * p.Sq * p.H * p.D;
+  const int64_t rows = int64_t(p.B) * p.Sq * p.H;
+  const int L = p.D % 8 == 0 ? p.D / 8 : 0;  // lanes per row of the one-pass form
+  const bool vec = (L == 2 || L == 4 || L == 8 || L == 16) && ptr_aligned16(bp.dout) &&
+                   ptr_aligned16(bp.out_f32 ? static_cast<const void*>(bp.out_f32) : p.o) &&
+                   ptr_aligned16(bp.dq_accum) && (rows * L + 255) / 256 <= INT32_MAX;
+  if (vec) {
+    switch (L) {
+      case 2:
+        launch_delta_zero<2>(bp, rows, s);
+        break;
+      case 4:
+        launch_delta_zero<4>(bp, rows, s);
+        break;
+      case 8:
+        launch_delta_zero<8>(bp, rows, s);
+        break;
+      default:
+        launch_delta_zero<16>(bp, rows, s);
+        break;
+    }
+    return cudaGetLastError();
+  }
   cudaError_t e = cudaMemsetAsync(bp.dq_accum, 0, size_t(nq) * sizeof(float), s);
   if (e != cudaSuccess) return e;
-  const int64_t rows = int64_t(p.B) * p.Sq * p.H;
   attn_bwd_delta_kernel<<<grid_for(rows * 32, 256, int64_t(1) << 30), 256, 0, s>>>(
       bp.dout, p.o, bp.out_f32, bp.delta, p.B, p.Sq, p.H, p.D);
   return cudaGetLastError();
 }
 cudaError_t bwd_finish(const AttentionBackwardParams& bp, cudaStream_t s) {
+  if (!bp.dq) return cudaSuccess;
   const AttentionParams& p = bp.f;
   const int64_t nq = int64_t(p.B) * p.Sq * p.H * p.D;
   dq_convert_kernel<<<grid_for(nq, 256), 256, 0, s>>>(bp.dq_accum, bp.dq, nq);

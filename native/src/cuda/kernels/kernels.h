@@ -90,11 +90,14 @@ cudaError_t rmsnorm_backward(const float* dy, const float* x, const bf16* w, con
 // ---- RoPE (rope.cu) -------------------------------------------------------------------------
 // forward: x [n, heads, D] fp32 (the q or k GEMM output) rotated (HF rotate_half) into y in fp16,
 // the attention scores' operand type; inv_freq [D/2] fp32 on the device.
-// backward: the bf16 gradient rotated in place by the negative angle.
+// backward: the bf16 gradient rotated in place by the negative angle; rope_backward_f32: the
+// fp32 gradient g (the attention backward's dq_accum) rotated into bf16 dx, rounded once.
 cudaError_t rope_forward(const float* x, f16* y, const int32_t* pos, const float* inv_freq,
                          int64_t n, int64_t heads, int D, cudaStream_t s);
 cudaError_t rope_backward(bf16* dx, const int32_t* pos, const float* inv_freq, int64_t n,
                           int64_t heads, int D, cudaStream_t s);
+cudaError_t rope_backward_f32(const float* g, bf16* dx, const int32_t* pos, const float* inv_freq,
+                              int64_t n, int64_t heads, int D, cudaStream_t s);
 
 // ---- SwiGLU (swiglu.cu) ---------------------------------------------------------------------
 cudaError_t swiglu_forward(const bf16* gate, const bf16* up, bf16* h, int64_t n, cudaStream_t s);
@@ -157,7 +160,8 @@ cudaError_t lora_b_residual(const bf16* xa, int64_t ldxa, const bf16* B, int r,
 // (one element or pair per thread) with the same per-element arithmetic, hence the same bits.
 // A launcher takes the vectorized kernel when *_is_vectorized() holds for its arguments (every
 // pointer 16-byte aligned, null ones included; rmsnorm: d % 4 == 0 and d <= 8192 forward, 6144
-// backward; rope: (D / 2) % 4 == 0 forward, (D / 2) % 8 == 0 backward), else the scalar one.
+// backward; rope: (D / 2) % 4 == 0 forward and fp32 backward (its bf16 output 8-byte aligned),
+// (D / 2) % 8 == 0 bf16 backward), else the scalar one.
 bool swiglu_forward_is_vectorized(const bf16* gate, const bf16* up, const bf16* h);
 bool swiglu_backward_is_vectorized(const float* dh, const bf16* gate, const bf16* up,
                                    const bf16* dgate, const bf16* dup);
@@ -167,6 +171,7 @@ bool rmsnorm_backward_is_vectorized(const float* dy, const float* x, const bf16*
                                     int64_t d, const bf16* dx_bf16 = nullptr);
 bool rope_forward_is_vectorized(const float* x, const f16* y, int D);
 bool rope_backward_is_vectorized(const bf16* dx, int D);
+bool rope_backward_f32_is_vectorized(const float* g, const bf16* dx, int D);
 // The scalar kernels whatever the arguments: the bitwise reference of test_ops_cuda.
 cudaError_t swiglu_forward_scalar(const bf16* gate, const bf16* up, bf16* h, int64_t n,
                                   cudaStream_t s);
@@ -182,6 +187,9 @@ cudaError_t rope_forward_scalar(const float* x, f16* y, const int32_t* pos, cons
                                 int64_t n, int64_t heads, int D, cudaStream_t s);
 cudaError_t rope_backward_scalar(bf16* dx, const int32_t* pos, const float* inv_freq, int64_t n,
                                  int64_t heads, int D, cudaStream_t s);
+cudaError_t rope_backward_f32_scalar(const float* g, bf16* dx, const int32_t* pos,
+                                     const float* inv_freq, int64_t n, int64_t heads, int D,
+                                     cudaStream_t s);
 
 // ---- attention (attention.cu) ---------------------------------------------------------------
 struct AttentionParams {
@@ -205,10 +213,11 @@ struct AttentionParams {
 struct AttentionBackwardParams {
   AttentionParams f;           // q_offset must be 0 and Sq == Sk
   const bf16* dout = nullptr;  // [B, S, H, D]
-  bf16* dq = nullptr;          // [B, S, H, D]
+  bf16* dq = nullptr;          // [B, S, H, D]; null: dQ is left in dq_accum (fp32) for the
+                               // caller, who converts it (rope_backward_f32)
   bf16* dk = nullptr;          // [B, S, KH, D]
   bf16* dv = nullptr;
-  float* dq_accum = nullptr;  // [B, S, H, D] fp32 scratch
+  float* dq_accum = nullptr;  // [B, S, H, D] fp32 scratch (zeroed by the backward itself)
   float* delta = nullptr;     // [B, H, S] fp32 scratch
   // optional fp32 forward output: delta = rowsum(dO * O) then matches the P and dP of the
   // kernel to fp32 precision instead of bf16 (dS = P (dP - delta) cancels when attention is

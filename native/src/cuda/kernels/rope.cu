@@ -4,7 +4,8 @@
  *   forward   (a, b) -> (a cos - b sin, b cos + a sin)
  *   backward  the transpose: rotation by -angle applied to the gradient.
  * Forward reads the fp32 GEMM output and rounds once, to fp16 (the attention scores' operand);
- * backward works in place on the bf16 gradient. The math in fp32.
+ * backward works in place on a bf16 gradient, or reads the attention backward's fp32 dQ
+ * accumulator and rounds once, to bf16 (rope_backward_f32). The math in fp32.
  *
  * Two kernels with the same per-pair arithmetic, hence the same bits. The vectorized one: a
  * thread takes V adjacent frequencies (16 bytes of input per half-head: V = 4 fp32 or 8 bf16) of
@@ -55,17 +56,26 @@ __device__ __forceinline__ void load_vec(const bf16* p, float* o /*[8]*/) {
 #pragma unroll
   for (int e = 0; e < 8; ++e) o[e] = __bfloat162float(v.v[e]);
 }
-__device__ __forceinline__ void store_vec(f16* p, const float* v /*[4]*/) {
+__device__ __forceinline__ void store_vec(f16* p, const float (&v)[4]) {
   F16x4 r;
 #pragma unroll
   for (int e = 0; e < 4; ++e) r.v[e] = __float2half_rn(v[e]);
   store_f16x4(p, r);
 }
-__device__ __forceinline__ void store_vec(bf16* p, const float* v /*[8]*/) {
+__device__ __forceinline__ void store_vec(bf16* p, const float (&v)[8]) {
   Bf16x8 r;
 #pragma unroll
   for (int e = 0; e < 8; ++e) r.v[e] = __float2bfloat16_rn(v[e]);
   store_bf16x8(p, r);
+}
+// 4 bf16 (fp32 input): 8 bytes
+__device__ __forceinline__ void store_vec(bf16* p, const float (&v)[4]) {
+  const __nv_bfloat162 lo = __floats2bfloat162_rn(v[0], v[1]),
+                       hi = __floats2bfloat162_rn(v[2], v[3]);
+  uint2 w;
+  w.x = *reinterpret_cast<const uint32_t*>(&lo);
+  w.y = *reinterpret_cast<const uint32_t*>(&hi);
+  *reinterpret_cast<uint2*>(p) = w;
 }
 
 // Work item i: frequency group i % groups (fastest, so that a warp reads whole half-heads),
@@ -147,6 +157,11 @@ bool rope_forward_is_vectorized(const float* x, const f16* y, int D) {
 bool rope_backward_is_vectorized(const bf16* dx, int D) {
   return D > 0 && (D / 2) % 8 == 0 && ptr_aligned16(dx);
 }
+// fp32 in (16-byte accesses), 4 bf16 out (8-byte accesses)
+bool rope_backward_f32_is_vectorized(const float* g, const bf16* dx, int D) {
+  return D > 0 && (D / 2) % 4 == 0 && ptr_aligned16(g) &&
+         (reinterpret_cast<uintptr_t>(dx) & 7u) == 0;
+}
 
 cudaError_t rope_forward(const float* x, f16* y, const int32_t* pos, const float* inv_freq,
                          int64_t n, int64_t heads, int D, cudaStream_t s) {
@@ -156,6 +171,16 @@ cudaError_t rope_backward(bf16* dx, const int32_t* pos, const float* inv_freq, i
                           int64_t heads, int D, cudaStream_t s) {
   return launch<bf16, bf16>(dx, dx, pos, inv_freq, n, heads, D, -1.f,
                             rope_backward_is_vectorized(dx, D), s);
+}
+cudaError_t rope_backward_f32(const float* g, bf16* dx, const int32_t* pos, const float* inv_freq,
+                              int64_t n, int64_t heads, int D, cudaStream_t s) {
+  return launch(g, dx, pos, inv_freq, n, heads, D, -1.f, rope_backward_f32_is_vectorized(g, dx, D),
+                s);
+}
+cudaError_t rope_backward_f32_scalar(const float* g, bf16* dx, const int32_t* pos,
+                                     const float* inv_freq, int64_t n, int64_t heads, int D,
+                                     cudaStream_t s) {
+  return launch(g, dx, pos, inv_freq, n, heads, D, -1.f, false, s);
 }
 cudaError_t rope_forward_scalar(const float* x, f16* y, const int32_t* pos, const float* inv_freq,
                                 int64_t n, int64_t heads, int D, cudaStream_t s) {
