@@ -540,8 +540,9 @@ struct Sm90BwdSmem {
   static constexpr int kDS = kQb + 2 * kQTile;                   // [2]
   static constexpr int kLse = kDS + 2 * kDsBytes;                // [stages][64] fp32, times log2(e)
   static constexpr int kDelta = kLse + kBwdStages * kBwdBM * 4;  // [stages][64]
-  static constexpr int kBar = kDelta + kBwdStages * kBwdBM * 4;  // kv, qdo, ld, empty, qb [S]
-  static constexpr int kBytes = kBar + 8 * (1 + 4 * kBwdStages);
+  // kv, then per stage: qdo, ld, empty, qb, ldfree, dqw
+  static constexpr int kBar = kDelta + kBwdStages * kBwdBM * 4;
+  static constexpr int kBytes = kBar + 8 * (1 + 6 * kBwdStages);
   static constexpr int kAlloc = kBytes + 1024;
   static_assert(kAlloc <= 227 * 1024, "one block per SM must fit");
 };
@@ -572,6 +573,10 @@ __global__ void __launch_bounds__(kThreads, 1)
   auto bar_ld = [&](int s) { return bar_kv + 8u * (1 + kBwdStages + s); };
   auto bar_empty = [&](int s) { return bar_kv + 8u * (1 + 2 * kBwdStages + s); };
   auto bar_qb = [&](int s) { return bar_kv + 8u * (1 + 3 * kBwdStages + s); };
+  // lse / delta of stage s read by every consumer warp (the loader may refill them)
+  auto bar_ldfree = [&](int s) { return bar_kv + 8u * (1 + 4 * kBwdStages + s); };
+  // hd128: warpgroup 0's dQ written into Q[s] (ordered before the converters' next read of Q[s])
+  auto bar_dqw = [&](int s) { return bar_kv + 8u * (1 + 5 * kBwdStages + s); };
 
   const AttentionBackwardParams& bp = prm.p;
   const AttentionParams& p = bp.f;
@@ -594,7 +599,9 @@ __global__ void __launch_bounds__(kThreads, 1)
       mbar_init(bar_ld(s), 32);  // the lanes of the loader warp
       // hd128: one arrival per consumer warpgroup (after its dQ left the stage); hd64: per warp
       mbar_init(bar_empty(s), D == 128 ? 2 : 8);
-      mbar_init(bar_qb(s), 64);  // the lanes of the converting warps
+      mbar_init(bar_qb(s), 64);     // the lanes of the converting warps
+      mbar_init(bar_ldfree(s), 8);  // one arrival per consumer warp
+      mbar_init(bar_dqw(s), 4);     // one arrival per warp of consumer warpgroup 0
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
@@ -626,7 +633,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       // lse in base 2 (+inf past S and for a query that saw no key: P = 0 there) and delta
       for (int it = 0; it < iters; ++it) {
         const int s = it % kBwdStages;
-        mbar_wait(bar_empty(s), ((it / kBwdStages) & 1) ^ 1);
+        mbar_wait(bar_ldfree(s), ((it / kBwdStages) & 1) ^ 1);
         const int hh = kvh * G + it / nqt, qt = k0 + (it % nqt) * kBwdBM;
         const int64_t row = (int64_t(b) * p.H + hh) * S;
         for (int i = lane; i < kBwdBM; i += 32) {
@@ -645,13 +652,17 @@ __global__ void __launch_bounds__(kThreads, 1)
     } else if (warp >= 2) {
       // warps 2-3: Kb once, then Qb of each stage (bf16, for dK = dS^T Qb and dQ = dS Kb). Qb[s]
       // is free again when the Q tile of stage s arrives: the copy was issued after the
-      // consumers' empty arrival, which follows their last read of Qb[s].
+      // consumers' empty arrival, which follows their last read of Qb[s]. At hd128 the Q tile
+      // arrived after warpgroup 0's dQ of two iterations before had left Q[s] as well (the bulk
+      // copy followed the stage's release); the wait on bar_dqw(s), complete by then, states
+      // that order between the threads directly.
       const int t2 = tid - 64;
       mbar_wait(bar_kv, 0);
       convert_f16_bf16(sK, sKb, SM::kKVTile, t2, 64);
       for (int it = 0; it < iters; ++it) {
         const int s = it % kBwdStages;
         mbar_wait(bar_qdo(s), (it / kBwdStages) & 1);
+        if (D == 128 && it >= kBwdStages) mbar_wait(bar_dqw(s), ((it / kBwdStages) - 1) & 1);
         convert_f16_bf16(sQ + s * SM::kQTile, sQb + s * SM::kQTile, SM::kQTile, t2, 64);
         fence_proxy_async();
         mbar_arrive(bar_qb(s));
@@ -742,6 +753,8 @@ __global__ void __launch_bounds__(kThreads, 1)
         dpt[i] = pv * (dpt[i] - dlt[c]);
       }
     }
+    __syncwarp();
+    if (lane == 0) mbar_arrive(bar_ldfree(s));  // this warp's last read of lse / delta[s]
     // A fragments (16-query step kk takes n8 blocks 2 kk and 2 kk + 1)
     uint32_t pa[4][4], da[4][4];
 #pragma unroll
@@ -813,6 +826,10 @@ __global__ void __launch_bounds__(kThreads, 1)
                 dq[4 * j + 2 * r] * p.scale, dq[4 * j + 2 * r + 1] * p.scale);
       }
       fence_proxy_async();
+      if (cw == 0) {
+        __syncwarp();
+        if (lane == 0) mbar_arrive(bar_dqw(s));
+      }
       warpgroup_sync(cw);
       if (tid == 0) {
         tma_reduce_add_4d(&prm.tdq, stage, cw * 64, hh, qt, b);
