@@ -518,9 +518,9 @@ __global__ void __launch_bounds__(kThreads, 1)
 // is released (one arrival per warpgroup) once the copy engine has read it, checked in the next
 // iteration while that one's first products run. hd64 (whose tiles are too small to hold its
 // fp32 dQ) adds it with float2 atomics. Qb and Kb are bf16 copies of the Q and K tiles made in
-// shared memory (the
-//   gradient products are bf16, as in attn_bwd_kernel); dS^T goes through shared memory
-//   ([128 keys][64 queries], 128-byte swizzle) for dQ, whose A operand it is, read transposed.
+// shared memory (the gradient products are bf16, as in attn_bwd_kernel); dS^T goes through
+// shared memory ([128 keys][64 queries], 128-byte swizzle) for dQ, whose A operand it is, read
+// transposed.
 constexpr int kBwdBN = 128;                    // keys per block
 constexpr int kBwdBM = 64;                     // queries per tile
 constexpr int kBwdStages = 2;                  // Q/dO ring depth
