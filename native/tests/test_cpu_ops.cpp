@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cpu/ops.h"
+#include "cpu/ops_internal.h"
 #include "cpu/thread_pool.h"
 #include "test_util.h"
 
@@ -393,7 +394,7 @@ void test_swiglu(ThreadPool* tp) {
   check_err("swiglu_backward dup vs FD", rel_err(du, fd_grad(u, L), n), kFdTol);
 }
 
-void test_lm_head(ThreadPool* tp) {
+void test_lm_head_once(ThreadPool* tp, const std::string& set) {
   testutil::Rng rng(17);
   const int64_t n = 21, d = 19, V = 53;
   const float gs = 0.37f;
@@ -423,21 +424,79 @@ void test_lm_head(ThreadPool* tp) {
     ref += mx + std::log(sum) - z[tgt[t]];
     ++rc;
   }
-  check_err("lm_head_cross_entropy loss vs double", std::fabs((loss - 0.5) - ref) / ref, 1e-6);
-  check_true("lm_head_cross_entropy count", count - 3 == rc,
+  check_err("lm_head_cross_entropy loss vs double" + set, std::fabs((loss - 0.5) - ref) / ref,
+            1e-6);
+  check_true("lm_head_cross_entropy count" + set, count - 3 == rc,
              std::to_string(count - 3) + " vs " + std::to_string(rc));
   bool zero_rows = true;
   for (int64_t t = 0; t < n; ++t)
     if (tgt[t] == -100)
       for (int64_t e = 0; e < d; ++e) zero_rows = zero_rows && dh[t * d + e] == 0.0f;
-  check_true("lm_head_cross_entropy dh rows of uncounted tokens are zero", zero_rows);
+  check_true("lm_head_cross_entropy dh rows of uncounted tokens are zero" + set, zero_rows);
   auto L = [&] {
     double l = 0;
     int64_t cnt = 0;
     lm_head_cross_entropy(nullptr, h.data(), w.data(), tgt.data(), n, d, V, gs, &l, &cnt, nullptr);
     return l * gs;
   };
-  check_err("lm_head_cross_entropy dh vs FD", rel_err(dh, fd_grad(h, L), dh.size()), kFdTol);
+  check_err("lm_head_cross_entropy dh vs FD" + set, rel_err(dh, fd_grad(h, L), dh.size()), kFdTol);
+}
+
+// The LM head's softmax over one token's logits (detail::softmax_exp / softmax_scale) with each
+// kernel set the CPU has, against libm's exp in double: exp within 4 ulp where libm's result is
+// a normal double (where it is subnormal, under 2.3e-308, the AVX2 kernel returns 0: either is
+// accepted there), the maximum exact, the probabilities within a float rounding; V at lengths
+// that leave every tail.
+void test_softmax_row() {
+  testutil::Rng rng(29);
+  const bool avx2 = linear_uses_avx2();
+  for (int pass = 0; pass < (avx2 ? 2 : 1); ++pass) {
+    allow_linear_avx2(pass == 0);
+    const std::string set = linear_uses_avx2() ? " (AVX2 + FMA)" : " (baseline)";
+    for (int64_t V : {1, 3, 8, 13, 4099}) {
+      Vec z(V);
+      rng.fill(z);
+      // logits spread over [-760, 40]: exp(z - max) from 1 down past the normal doubles
+      for (int64_t v = 0; v < V; ++v) z[v] = z[v] * 400.f - 360.f;
+      std::vector<double> ez(V);
+      float mx = 0;
+      const double sum = detail::softmax_exp(z.data(), V, ez.data(), &mx);
+      const float want_mx = *std::max_element(z.begin(), z.end());
+      double worst = 0, ref_sum = 0;
+      bool tiny_ok = true;
+      for (int64_t v = 0; v < V; ++v) {
+        const double ref = std::exp(double(z[v] - mx));
+        ref_sum += ref;
+        if (ref < 2.2250738585072014e-308)
+          tiny_ok = tiny_ok && (ez[v] == 0.0 || ez[v] == ref);
+        else
+          worst = std::max(worst, std::fabs(ez[v] - ref) / ref);
+      }
+      const std::string tag = " V=" + std::to_string(V) + set;
+      check_true("softmax row max" + tag, mx == want_mx);
+      check_err("softmax row exp vs libm" + tag, worst, 4 * 1.1102230246251565e-16);
+      check_true("softmax row exp 0 or libm's where libm's is subnormal" + tag, tiny_ok);
+      check_err("softmax row sum" + tag, std::fabs(sum - ref_sum) / ref_sum, 1e-15);
+      Vec p(V);
+      detail::softmax_scale(ez.data(), V, sum, 0.37f, p.data());
+      double pworst = 0;
+      for (int64_t v = 0; v < V; ++v) {
+        const double ref = std::exp(double(z[v] - mx)) / ref_sum * 0.37;
+        pworst = std::max(pworst, std::fabs(p[v] - ref) / std::max(ref, 1e-30));
+      }
+      check_err("softmax row probabilities" + tag, pworst, 2.5e-7);
+    }
+  }
+  allow_linear_avx2(true);
+}
+
+void test_lm_head(ThreadPool* tp) {
+  const bool avx2 = linear_uses_avx2();
+  for (int pass = 0; pass < (avx2 ? 2 : 1); ++pass) {
+    allow_linear_avx2(pass == 0);
+    test_lm_head_once(tp, linear_uses_avx2() ? " (AVX2 + FMA)" : " (baseline)");
+  }
+  allow_linear_avx2(true);
 }
 
 void test_adamw(ThreadPool* tp) {
@@ -538,6 +597,7 @@ int main() {
   test_rope(&tp);
   test_attention(&tp);
   test_swiglu(&tp);
+  test_softmax_row();
   test_lm_head(&tp);
   test_adamw(&tp);
   test_determinism();

@@ -33,6 +33,12 @@ void linear_rows(const float* x, const float* w, float* y, int64_t lo, int64_t h
 void linear_input_rows(const float* a, const float* w, float* y, int64_t lo, int64_t hi, int64_t in,
                        int64_t out, bool accumulate);
 
+// One token's softmax over V logits (ops_loss_optim.cpp; AVX2 + FMA where linear_uses_avx2()):
+// *mx = max z, ez[v] = exp(double(z[v] - *mx)), returns their sum; softmax_scale writes
+// p[v] = float(ez[v] / sum) * scale (p may be z).
+double softmax_exp(const float* z, int64_t V, double* ez, float* mx);
+void softmax_scale(const double* ez, int64_t V, double sum, float scale, float* p);
+
 }  // namespace detail
 }  // namespace cpu
 }  // namespace lora4j

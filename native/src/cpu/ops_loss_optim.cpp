@@ -13,6 +13,138 @@
 namespace lora4j {
 namespace cpu {
 
+/* ---- one token's softmax over the vocabulary (the LM head's) ------------------------------------
+ * mx = max z; ez[v] = exp(double(z[v] - mx)) and their sum; p[v] = float(ez[v] / sum) * scale.
+ * The baseline computes them one by one with libm's exp (the former loop's bits). Where the CPU
+ * has AVX2 and FMA (and linear_uses_avx2()), 8 floats / 4 doubles at a time, with exp as below:
+ * x = n ln2 + r (n = round(x / ln2), ln2 split in two so n ln2 is exact), exp(r) by its Taylor
+ * series to degree 13 (|r| <= ln2 / 2: truncation under 2e-16 relative), times 2^n built in the
+ * exponent bits. x <= 0 here; below -708 (where exp leaves the normal doubles: libm returns
+ * subnormals under 3e-308, nothing a float softmax or a sum of at least 1 can hold) it returns 0.
+ * The maximum and the scaled probabilities are exact operations, so only exp's last bits and the
+ * order of the sum (4 lanes) differ from the baseline.
+ */
+namespace {
+
+float row_max_base(const float* z, int64_t V) {
+  float mx = z[0];
+  for (int64_t v = 1; v < V; ++v) mx = std::max(mx, z[v]);
+  return mx;
+}
+double row_exp_base(const float* z, int64_t V, float mx, double* ez) {
+  double sum = 0;
+  for (int64_t v = 0; v < V; ++v) sum += (ez[v] = std::exp(double(z[v] - mx)));
+  return sum;
+}
+void row_softmax_base(const double* ez, int64_t V, double sum, float scale, float* p) {
+  for (int64_t v = 0; v < V; ++v) p[v] = float(ez[v] / sum) * scale;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define LORA4J_SOFTMAX_AVX2 1
+typedef float f4 __attribute__((vector_size(16)));
+typedef float f8 __attribute__((vector_size(32)));
+typedef double d4 __attribute__((vector_size(32)));
+typedef long long i4 __attribute__((vector_size(32)));
+
+__attribute__((target("avx2,fma"))) float row_max_avx2(const float* z, int64_t V) {
+  if (V < 8) return row_max_base(z, V);
+  f8 m;
+  std::memcpy(&m, z, sizeof m);
+  int64_t v = 8;
+  for (; v + 8 <= V; v += 8) {
+    f8 x;
+    std::memcpy(&x, z + v, sizeof x);
+    m = m > x ? m : x;
+  }
+  float mx = m[0];
+  for (int j = 1; j < 8; ++j) mx = std::max(mx, m[j]);
+  for (; v < V; ++v) mx = std::max(mx, z[v]);
+  return mx;
+}
+
+__attribute__((target("avx2,fma"))) inline d4 exp_d4(d4 x) {
+  const d4 lim = {-708.0, -708.0, -708.0, -708.0};
+  const d4 magic = {6755399441055744.0, 6755399441055744.0, 6755399441055744.0,
+                    6755399441055744.0};  // 1.5 * 2^52: adding it rounds to an integer
+  const d4 xc = x < lim ? lim : x;
+  const d4 t = xc * 1.4426950408889634 + magic;
+  const d4 n = t - magic;
+  d4 r = xc - n * 0.6931471803691238;                   // ln 2's high part: n times it is exact
+  r = r - n * 1.9082149292705877e-10;                   // and its low part
+  d4 q = r * (1.0 / 6227020800.0) + 1.0 / 479001600.0;  // 1/13!, 1/12!
+  q = q * r + 1.0 / 39916800.0;
+  q = q * r + 1.0 / 3628800.0;
+  q = q * r + 1.0 / 362880.0;
+  q = q * r + 1.0 / 40320.0;
+  q = q * r + 1.0 / 5040.0;
+  q = q * r + 1.0 / 720.0;
+  q = q * r + 1.0 / 120.0;
+  q = q * r + 1.0 / 24.0;
+  q = q * r + 1.0 / 6.0;
+  q = q * r + 0.5;
+  q = q * r + 1.0;
+  q = q * r + 1.0;
+  const i4 e = ((reinterpret_cast<const i4&>(t) - reinterpret_cast<const i4&>(magic)) + 1023)
+               << 52;  // 2^n
+  const d4 y = q * reinterpret_cast<const d4&>(e);
+  const d4 zero = {0, 0, 0, 0};
+  return x < lim ? zero : y;
+}
+
+__attribute__((target("avx2,fma"))) double row_exp_avx2(const float* z, int64_t V, float mx,
+                                                        double* ez) {
+  d4 acc = {0, 0, 0, 0};
+  int64_t v = 0;
+  for (; v + 4 <= V; v += 4) {
+    f4 zf;
+    std::memcpy(&zf, z + v, sizeof zf);
+    const d4 e = exp_d4(__builtin_convertvector(zf - mx, d4));
+    std::memcpy(ez + v, &e, sizeof e);
+    acc += e;
+  }
+  double sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+  for (; v < V; ++v) {
+    const d4 x = {double(z[v] - mx), 0, 0, 0};
+    sum += (ez[v] = exp_d4(x)[0]);
+  }
+  return sum;
+}
+
+__attribute__((target("avx2,fma"))) void row_softmax_avx2(const double* ez, int64_t V, double sum,
+                                                          float scale, float* p) {
+  int64_t v = 0;
+  for (; v + 4 <= V; v += 4) {
+    d4 e;
+    std::memcpy(&e, ez + v, sizeof e);
+    const f4 q = __builtin_convertvector(e / sum, f4) * scale;
+    std::memcpy(p + v, &q, sizeof q);
+  }
+  for (; v < V; ++v) p[v] = float(ez[v] / sum) * scale;
+}
+#endif
+
+}  // namespace
+
+namespace detail {
+double softmax_exp(const float* z, int64_t V, double* ez, float* mx) {
+#ifdef LORA4J_SOFTMAX_AVX2
+  if (linear_uses_avx2()) {
+    *mx = row_max_avx2(z, V);
+    return row_exp_avx2(z, V, *mx, ez);
+  }
+#endif
+  *mx = row_max_base(z, V);
+  return row_exp_base(z, V, *mx, ez);
+}
+void softmax_scale(const double* ez, int64_t V, double sum, float scale, float* p) {
+#ifdef LORA4J_SOFTMAX_AVX2
+  if (linear_uses_avx2()) return row_softmax_avx2(ez, V, sum, scale, p);
+#endif
+  row_softmax_base(ez, V, sum, scale, p);
+}
+}  // namespace detail
+
 /* ---- LM head + cross-entropy -------------------------------------------------------------------
  * For every token t whose target is not -100:
  *   z = h_t W^T  (V logits),  loss_t = logsumexp(z) - z[target_t]
@@ -48,15 +180,13 @@ void lm_head_cross_entropy(ThreadPool* tp, const float* h, const float* w, const
       double loss = 0;
       for (int64_t a = 0; a < m; ++a) {
         float* za = z.data() + a * V;
-        float mx = za[0];
-        for (int64_t v = 1; v < V; ++v) mx = std::max(mx, za[v]);
-        double sum = 0;
-        for (int64_t v = 0; v < V; ++v) sum += (ez[size_t(v)] = std::exp(double(za[v] - mx)));
+        float mx;
+        const double sum = detail::softmax_exp(za, V, ez.data(), &mx);
         const double lse = double(mx) + std::log(sum);
         const int32_t y = target[tok[a]];
         loss += lse - double(za[y]);
         if (dh) {  // za becomes grad_scale * (softmax - onehot), softmax = exp(z - max) / sum
-          for (int64_t v = 0; v < V; ++v) za[v] = float(ez[size_t(v)] / sum) * grad_scale;
+          detail::softmax_scale(ez.data(), V, sum, grad_scale, za);
           za[y] -= grad_scale;
         }
       }
