@@ -85,9 +85,13 @@ __attribute__((target("avx2,fma"))) inline d4 exp_d4(d4 x) {
   q = q * r + 0.5;
   q = q * r + 1.0;
   q = q * r + 1.0;
-  const i4 e = ((reinterpret_cast<const i4&>(t) - reinterpret_cast<const i4&>(magic)) + 1023)
-               << 52;  // 2^n
-  const d4 y = q * reinterpret_cast<const d4&>(e);
+  i4 ti, mi;  // t's and magic's bits: their difference is n
+  std::memcpy(&ti, &t, sizeof ti);
+  std::memcpy(&mi, &magic, sizeof mi);
+  const i4 e = ((ti - mi) + 1023) << 52;  // the bits of 2^n
+  d4 scale;
+  std::memcpy(&scale, &e, sizeof scale);
+  const d4 y = q * scale;
   const d4 zero = {0, 0, 0, 0};
   return x < lim ? zero : y;
 }
