@@ -8,7 +8,17 @@ namespace cpu {
 
 namespace {
 thread_local bool t_in_pool = false;  // true on a worker (and on a caller while it runs chunks)
+
+// How long a thread watches an atomic before it sleeps: about 30 us of pause instructions.
+constexpr int kSpin = 2000;
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#else
+  std::this_thread::yield();
+#endif
 }
+}  // namespace
 
 ThreadPool::ThreadPool(int num_threads) {
   int n = num_threads > 0 ? num_threads : int(std::thread::hardware_concurrency());
@@ -20,7 +30,7 @@ ThreadPool::ThreadPool(int num_threads) {
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
+    stop_.store(true, std::memory_order_release);
   }
   cv_start_.notify_all();
   for (std::thread& t : workers_) t.join();
@@ -38,16 +48,23 @@ void ThreadPool::worker_loop() {
   t_in_pool = true;
   uint64_t seen = 0;
   for (;;) {
+    for (int i = 0; i < kSpin && generation_.load(std::memory_order_acquire) == seen &&
+                    !stop_.load(std::memory_order_acquire);
+         ++i)
+      cpu_relax();
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_start_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
+      cv_start_.wait(lock, [&] {
+        return stop_.load(std::memory_order_relaxed) ||
+               generation_.load(std::memory_order_relaxed) != seen;
+      });
+      if (stop_.load(std::memory_order_relaxed)) return;
+      seen = generation_.load(std::memory_order_relaxed);
     }
     run_chunks();
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (--active_ == 0) cv_done_.notify_one();
+    if (active_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard<std::mutex> lock(mu_);  // the caller sleeps only after checking under mu_
+      cv_done_.notify_one();
     }
   }
 }
@@ -68,15 +85,16 @@ void ThreadPool::parallel_for(int64_t begin, int64_t end, int64_t grain, const R
     end_ = end;
     grain_ = grain;
     next_.store(begin, std::memory_order_relaxed);
-    active_ = int(workers_.size());
-    ++generation_;
+    active_.store(int(workers_.size()), std::memory_order_relaxed);
+    generation_.fetch_add(1, std::memory_order_release);
   }
   cv_start_.notify_all();
   t_in_pool = true;
   run_chunks();
   t_in_pool = false;
+  for (int i = 0; i < kSpin && active_.load(std::memory_order_acquire) != 0; ++i) cpu_relax();
   std::unique_lock<std::mutex> lock(mu_);
-  cv_done_.wait(lock, [&] { return active_ == 0; });
+  cv_done_.wait(lock, [&] { return active_.load(std::memory_order_acquire) == 0; });
   fn_ = nullptr;
 }
 

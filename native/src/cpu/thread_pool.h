@@ -6,6 +6,9 @@
 // balances itself. A parallel_for issued from inside a worker runs inline on that worker.
 // The chunk boundaries depend only on (begin, end, grain), never on the number of threads, so
 // ops that reduce per chunk and combine chunk results in order are deterministic.
+// A step issues hundreds of short jobs back to back: a worker that finished one watches for the
+// next for a few tens of microseconds before it sleeps on the condition variable, and the caller
+// watches for the workers' end likewise, so most jobs start and end without a futex round trip.
 #pragma once
 
 #include <atomic>
@@ -43,9 +46,9 @@ class ThreadPool {
   std::vector<std::thread> workers_;
   std::mutex mu_;
   std::condition_variable cv_start_, cv_done_;
-  uint64_t generation_ = 0;
-  int active_ = 0;
-  bool stop_ = false;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> active_{0};
+  std::atomic<bool> stop_{false};
   // the current job
   const RangeFn* fn_ = nullptr;
   int64_t begin_ = 0, end_ = 0, grain_ = 1;
