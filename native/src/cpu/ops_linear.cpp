@@ -10,7 +10,8 @@
 // disjoint so no two threads ever write the same float:
 //   gemm_nt: y[i, o] = alpha * <x_i, w_o>       parallel over rows i; contiguous dot products
 //   gemm_nn: y[i, :] += alpha * sum_o a[i, o] w_o   parallel over rows i; contiguous axpys
-//   gemm_tn: y[o, :] += alpha * sum_i a[i, o] x_i   parallel over rows o; contiguous axpys
+//   gemm_tn: y[o, :] += alpha * sum_i a[i, o] x_i   parallel over rows o (or column blocks);
+//            tiles of 16 columns summed over i in registers
 // Every output element is computed in the same order whatever the number of threads, so the
 // results are bitwise reproducible.
 //
