@@ -3,8 +3,23 @@
 
 #include <cstdint>
 
+// The CPU kernels compiled twice, for the baseline and (chosen at run time where the CPU has
+// both) for AVX2 + FMA: LORA4J_CPU_AVX2 marks the second kind, which exists on x86-64 with GCC
+// or Clang only (LORA4J_CPU_AVX2_KERNELS). v4 / v8: 4 or 8 floats as one vector (GCC vector
+// extensions), computed lane by lane with the scalar code's roundings.
+#if defined(__x86_64__) && defined(__GNUC__)
+#define LORA4J_CPU_AVX2_KERNELS 1
+#define LORA4J_CPU_AVX2 __attribute__((target("avx2,fma")))
+#else
+#define LORA4J_CPU_AVX2
+#endif
+
 namespace lora4j {
 namespace cpu {
+
+typedef float v4 __attribute__((vector_size(16)));
+typedef float v8 __attribute__((vector_size(32)));
+
 namespace detail {
 
 // sum_k a[k] * b[k] in fp32 with 8 independent partial sums (vectorizes without -ffast-math

@@ -47,25 +47,20 @@ constexpr int64_t kNnRows = 48;    // rows per task of gemm_nn (a multiple of bo
 constexpr int64_t kNnOut = 128;    // rows of W per block in gemm_nn ...
 constexpr int64_t kNnCols = 256;   // ... times this many of its columns (128 KB)
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#define LORA4J_CPU_AVX2 __attribute__((target("avx2,fma")))
+#ifdef LORA4J_CPU_AVX2_KERNELS
 bool cpu_has_avx2() {
   static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   return yes;
 }
 #else
-#define LORA4J_CPU_AVX2
 bool cpu_has_avx2() { return false; }
 #endif
 std::atomic<bool> g_allow_avx2{true};
 bool use_avx2() { return cpu_has_avx2() && g_allow_avx2.load(std::memory_order_relaxed); }
 
-// V: a vector of L floats that GCC computes lane by lane with the scalar code's roundings: 4
-// lanes (one SSE register) in the baseline kernels, 8 (one AVX register) in the AVX2 ones. at()
-// reads and writes L floats in memory at any float's alignment. (No function takes or returns a
-// vector: the ABI of such a call would depend on the target.)
-typedef float v4 __attribute__((vector_size(16)));
-typedef float v8 __attribute__((vector_size(32)));
+// V (ops_internal.h): 4 lanes (one SSE register) in the baseline kernels, 8 (one AVX register)
+// in the AVX2 ones. at() reads and writes L floats in memory at any float's alignment. (No
+// function takes or returns a vector: the ABI of such a call would depend on the target.)
 template <class V>
 struct Lanes;
 template <>
@@ -159,12 +154,18 @@ LORA4J_CPU_AVX2 void nt_rows_avx2(const float* x, const float* w, float* y, int6
   nt_rows<v8, 3, 4>(x, w, y, lo, hi, in, out, alpha, accumulate);  // 12 of 16 registers
 }
 
+// Rows [lo, hi) of gemm_nt with the kernel set use_avx2() chooses.
+void nt_span(const float* x, const float* w, float* y, int64_t lo, int64_t hi, int64_t in,
+             int64_t out, float alpha, bool accumulate) {
+  (use_avx2() ? nt_rows_avx2 : nt_rows_base)(x, w, y, lo, hi, in, out, alpha, accumulate);
+}
+
 // y[n, out] = (accumulate ? y : 0) + alpha * x[n, in] w[out, in]^T
 void gemm_nt(ThreadPool* tp, const float* x, const float* w, float* y, int64_t n, int64_t in,
              int64_t out, float alpha, bool accumulate) {
-  const auto rows = use_avx2() ? nt_rows_avx2 : nt_rows_base;
-  parallel_for(tp, 0, n, kNtRows,
-               [&](int64_t lo, int64_t hi) { rows(x, w, y, lo, hi, in, out, alpha, accumulate); });
+  parallel_for(tp, 0, n, kNtRows, [&](int64_t lo, int64_t hi) {
+    nt_span(x, w, y, lo, hi, in, out, alpha, accumulate);
+  });
 }
 
 // y[i, 0 .. 16) (+)= sum over o < no of k[i, o] w[o, 0 .. 16) for the RI rows at k (row stride
@@ -285,13 +286,20 @@ LORA4J_CPU_AVX2 void nn_rows_avx2(const float* a, const float* w, float* y, int6
   nn_rows<v8, 6>(a, w, y, lo, hi, in, out, alpha, accumulate);  // 12 of 16 registers
 }
 
+// Rows [lo, hi) of gemm_nn, kNnRows at a time (the kernels' row list holds that many), with the
+// kernel set use_avx2() chooses.
+void nn_span(const float* a, const float* w, float* y, int64_t lo, int64_t hi, int64_t in,
+             int64_t out, float alpha, bool accumulate) {
+  const auto rows = use_avx2() ? nn_rows_avx2 : nn_rows_base;
+  for (int64_t s = lo; s < hi; s += kNnRows)
+    rows(a, w, y, s, std::min(hi, s + kNnRows), in, out, alpha, accumulate);
+}
+
 // y[n, in] = (accumulate ? y : 0) + alpha * a[n, out] w[out, in]
 void gemm_nn(ThreadPool* tp, const float* a, const float* w, float* y, int64_t n, int64_t in,
              int64_t out, float alpha, bool accumulate) {
-  const auto rows = use_avx2() ? nn_rows_avx2 : nn_rows_base;
   parallel_for(tp, 0, n, kNnRows, [&](int64_t lo, int64_t hi) {
-    for (int64_t s = lo; s < hi; s += kNnRows)  // chunks are at most the grain: one pass
-      rows(a, w, y, s, std::min(hi, s + kNnRows), in, out, alpha, accumulate);
+    nn_span(a, w, y, lo, hi, in, out, alpha, accumulate);
   });
 }
 
@@ -385,13 +393,11 @@ void gemm_tn(ThreadPool* tp, const float* a, const float* x, float* y, int64_t n
 
 void detail::linear_rows(const float* x, const float* w, float* y, int64_t lo, int64_t hi,
                          int64_t in, int64_t out, bool accumulate) {
-  (use_avx2() ? nt_rows_avx2 : nt_rows_base)(x, w, y, lo, hi, in, out, 1.0f, accumulate);
+  nt_span(x, w, y, lo, hi, in, out, 1.0f, accumulate);
 }
 void detail::linear_input_rows(const float* a, const float* w, float* y, int64_t lo, int64_t hi,
                                int64_t in, int64_t out, bool accumulate) {
-  const auto rows = use_avx2() ? nn_rows_avx2 : nn_rows_base;
-  for (int64_t s = lo; s < hi; s += kNnRows)
-    rows(a, w, y, s, std::min(hi, s + kNnRows), in, out, 1.0f, accumulate);
+  nn_span(a, w, y, lo, hi, in, out, 1.0f, accumulate);
 }
 
 bool linear_uses_avx2() { return use_avx2(); }

@@ -40,20 +40,17 @@ void row_softmax_base(const double* ez, int64_t V, double sum, float scale, floa
   for (int64_t v = 0; v < V; ++v) p[v] = float(ez[v] / sum) * scale;
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#define LORA4J_SOFTMAX_AVX2 1
-typedef float f4 __attribute__((vector_size(16)));
-typedef float f8 __attribute__((vector_size(32)));
+#ifdef LORA4J_CPU_AVX2_KERNELS
 typedef double d4 __attribute__((vector_size(32)));
 typedef long long i4 __attribute__((vector_size(32)));
 
-__attribute__((target("avx2,fma"))) float row_max_avx2(const float* z, int64_t V) {
+LORA4J_CPU_AVX2 float row_max_avx2(const float* z, int64_t V) {
   if (V < 8) return row_max_base(z, V);
-  f8 m;
+  v8 m;
   std::memcpy(&m, z, sizeof m);
   int64_t v = 8;
   for (; v + 8 <= V; v += 8) {
-    f8 x;
+    v8 x;
     std::memcpy(&x, z + v, sizeof x);
     m = m > x ? m : x;
   }
@@ -63,7 +60,7 @@ __attribute__((target("avx2,fma"))) float row_max_avx2(const float* z, int64_t V
   return mx;
 }
 
-__attribute__((target("avx2,fma"))) inline d4 exp_d4(d4 x) {
+LORA4J_CPU_AVX2 inline d4 exp_d4(d4 x) {
   const d4 lim = {-708.0, -708.0, -708.0, -708.0};
   const d4 magic = {6755399441055744.0, 6755399441055744.0, 6755399441055744.0,
                     6755399441055744.0};  // 1.5 * 2^52: adding it rounds to an integer
@@ -96,12 +93,11 @@ __attribute__((target("avx2,fma"))) inline d4 exp_d4(d4 x) {
   return x < lim ? zero : y;
 }
 
-__attribute__((target("avx2,fma"))) double row_exp_avx2(const float* z, int64_t V, float mx,
-                                                        double* ez) {
+LORA4J_CPU_AVX2 double row_exp_avx2(const float* z, int64_t V, float mx, double* ez) {
   d4 acc = {0, 0, 0, 0};
   int64_t v = 0;
   for (; v + 4 <= V; v += 4) {
-    f4 zf;
+    v4 zf;
     std::memcpy(&zf, z + v, sizeof zf);
     const d4 e = exp_d4(__builtin_convertvector(zf - mx, d4));
     std::memcpy(ez + v, &e, sizeof e);
@@ -115,13 +111,13 @@ __attribute__((target("avx2,fma"))) double row_exp_avx2(const float* z, int64_t 
   return sum;
 }
 
-__attribute__((target("avx2,fma"))) void row_softmax_avx2(const double* ez, int64_t V, double sum,
-                                                          float scale, float* p) {
+LORA4J_CPU_AVX2 void row_softmax_avx2(const double* ez, int64_t V, double sum, float scale,
+                                      float* p) {
   int64_t v = 0;
   for (; v + 4 <= V; v += 4) {
     d4 e;
     std::memcpy(&e, ez + v, sizeof e);
-    const f4 q = __builtin_convertvector(e / sum, f4) * scale;
+    const v4 q = __builtin_convertvector(e / sum, v4) * scale;
     std::memcpy(p + v, &q, sizeof q);
   }
   for (; v < V; ++v) p[v] = float(ez[v] / sum) * scale;
@@ -132,7 +128,7 @@ __attribute__((target("avx2,fma"))) void row_softmax_avx2(const double* ez, int6
 
 namespace detail {
 double softmax_exp(const float* z, int64_t V, double* ez, float* mx) {
-#ifdef LORA4J_SOFTMAX_AVX2
+#ifdef LORA4J_CPU_AVX2_KERNELS
   if (linear_uses_avx2()) {
     *mx = row_max_avx2(z, V);
     return row_exp_avx2(z, V, *mx, ez);
@@ -142,7 +138,7 @@ double softmax_exp(const float* z, int64_t V, double* ez, float* mx) {
   return row_exp_base(z, V, *mx, ez);
 }
 void softmax_scale(const double* ez, int64_t V, double sum, float scale, float* p) {
-#ifdef LORA4J_SOFTMAX_AVX2
+#ifdef LORA4J_CPU_AVX2_KERNELS
   if (linear_uses_avx2()) return row_softmax_avx2(ez, V, sum, scale, p);
 #endif
   row_softmax_base(ez, V, sum, scale, p);
