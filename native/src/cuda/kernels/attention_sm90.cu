@@ -126,6 +126,15 @@ __device__ __forceinline__ void fence_regs(float (&r)[N]) {
 #pragma unroll
   for (int i = 0; i < N; ++i) asm volatile("" : "+f"(r[i])::"memory");
 }
+// 2^x on the special-function unit alone. exp2f's non-flushing form adds a range test and two
+// multiplies around the same instruction for results under 2^-126; probabilities that small are
+// flushed to zero here, far below what a bf16 P or an fp32 row sum can carry next to the row's
+// largest term (1).
+__device__ __forceinline__ float ex2_ftz(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
   return *reinterpret_cast<uint32_t*>(&v);
@@ -410,39 +419,41 @@ __global__ void __launch_bounds__(kThreads, 1)
     wgmma_wait0();
     fence_regs(sc);
 
-    // Mask (only tiles that reach past the warpgroup's first query or past Sk), scale to base 2,
-    // row max. Accumulator layout: sc[4 j + e] is row g + 8 (e >> 1), key 8 j + 2 t4 + (e & 1).
+    // Mask (only tiles that reach past the warpgroup's first query or past Sk) and row max of
+    // the unscaled scores. Accumulator layout: sc[4 j + e] is row g + 8 (e >> 1), key
+    // 8 j + 2 t4 + (e & 1).
     float mx[2] = {-INFINITY, -INFINITY};
     if (kt + kBN - 1 <= qwg && kt + kBN <= p.Sk) {
 #pragma unroll
-      for (int i = 0; i < 64; ++i) {
-        sc[i] *= sl2;
-        mx[(i >> 1) & 1] = fmaxf(mx[(i >> 1) & 1], sc[i]);
-      }
+      for (int i = 0; i < 64; ++i) mx[(i >> 1) & 1] = fmaxf(mx[(i >> 1) & 1], sc[i]);
     } else {
 #pragma unroll
       for (int i = 0; i < 64; ++i) {
         const int r = (i >> 1) & 1, key = kt + 8 * (i >> 2) + 2 * t4 + (i & 1);
         const bool ok = key < p.Sk && key <= p.q_offset + qr[r];
-        const float v = ok ? sc[i] * sl2 : -INFINITY;
+        const float v = ok ? sc[i] : -INFINITY;
         sc[i] = v;
         mx[r] = fmaxf(mx[r], v);
       }
     }
-    float corr[2];
+    // The running max in base 2 (scale > 0, so the max of the scaled scores is the scaled max);
+    // P = exp2(s * scale * log2(e) - max) in one fused multiply-add per score, the masked ones
+    // -inf -> 0. A row that has seen only masked keys keeps max -inf and subtracts 0 instead.
+    float corr[2], msub[2];
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
       mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-      const float mnew = fmaxf(mrow[r], mx[r]);
+      const float mnew = fmaxf(mrow[r], mx[r] * sl2);
       corr[r] = (mnew == -INFINITY) ? 1.f : exp2f(mrow[r] - mnew);
       mrow[r] = mnew;
+      msub[r] = mnew == -INFINITY ? 0.f : mnew;
       lrow[r] *= corr[r];
     }
 #pragma unroll
     for (int i = 0; i < 64; ++i) {
       const int r = (i >> 1) & 1;
-      const float pv = (mrow[r] == -INFINITY) ? 0.f : exp2f(sc[i] - mrow[r]);
+      const float pv = ex2_ftz(fmaf(sc[i], sl2, -msub[r]));
       sc[i] = pv;
       lrow[r] += pv;
     }
@@ -739,7 +750,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
       for (int i = 0; i < 32; ++i) {
         const int c = 8 * (i >> 2) + 2 * t4 + (i & 1);
-        const float pv = exp2f(st[i] * sl2 - lse2[c]);
+        const float pv = ex2_ftz(fmaf(st[i], sl2, -lse2[c]));
         st[i] = pv;
         dpt[i] = pv * (dpt[i] - dlt[c]);
       }
@@ -748,7 +759,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       for (int i = 0; i < 32; ++i) {
         const int c = 8 * (i >> 2) + 2 * t4 + (i & 1);
         const int key = kw0 + 16 * warp + g + 8 * ((i >> 1) & 1);
-        const float pv = key <= qt + c ? exp2f(st[i] * sl2 - lse2[c]) : 0.f;
+        const float pv = key <= qt + c ? ex2_ftz(fmaf(st[i], sl2, -lse2[c])) : 0.f;
         st[i] = pv;
         dpt[i] = pv * (dpt[i] - dlt[c]);
       }
