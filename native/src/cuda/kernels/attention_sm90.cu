@@ -16,11 +16,14 @@
  * issues every bulk tensor copy; the warpgroup gives its registers away with setmaxnreg);
  * warpgroups 1 and 2 are consumers, each owning 64 query rows. Key/value tiles of 128 keys pass
  * through a two-stage ring: K[s] and V[s] each complete on their own "full" barrier (transaction
- * bytes), and the 8 consumer warps release stage s on its "empty" barrier after their last read.
+ * bytes), and the 8 consumer warps release each on its own "free" barrier after their last read.
  * Per tile a consumer warpgroup computes S = Q K^T (wgmma m64n128k16, f16, both operands in shared
  * memory, K-major, 128-byte swizzle), masks the diagonal tile, updates the running max and sum,
  * rescales O, converts P to bf16 A fragments in registers and computes O += P V (wgmma
- * m64nDk16, bf16, A from registers, V MN-major in shared memory).
+ * m64nDk16, bf16, A from registers, V MN-major in shared memory). As FlashAttention-3 schedules
+ * it, a warpgroup issues tile j's S together with tile j - 1's P V and runs tile j's softmax
+ * while that P V product is in flight, and the two consumer warpgroups take turns to issue
+ * (two named barriers): one's products run on the tensor cores under the other's softmax.
  *
  * Shared-memory layout: every tile is stored as D/64 column panels of [rows][64] 16-bit values,
  * 128 bytes per row, swizzled by the copy engine in 1024-byte atoms (8 rows); the wgmma
@@ -53,7 +56,7 @@ struct Sm90Smem {
   static constexpr int kK = kQ + kTileBytes;
   static constexpr int kV = kK + kStages * kTileBytes;
   static constexpr int kBar = kV + kStages * kTileBytes;  // q_full, k_full[S], v_full[S], empty[S]
-  static constexpr int kBytes = kBar + 8 * (1 + 3 * kStages);
+  static constexpr int kBytes = kBar + 8 * (1 + 4 * kStages);
   static constexpr int kAlloc = kBytes + 1024;  // the dynamic base is aligned up to 1024 bytes
 };
 
@@ -112,6 +115,25 @@ __device__ __forceinline__ void wgmma_commit() {
 }
 __device__ __forceinline__ void wgmma_wait0() {
   asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+}
+__device__ __forceinline__ void wgmma_wait1() {
+  asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
+}
+// The forward's turns (named barriers 5 and 6, 256 threads each): consumer warpgroup cw waits
+// for its turn to issue tensor-core work, then hands the turn to the other warpgroup, so the
+// two warpgroups' products alternate on the tensor cores and each one's softmax runs under the
+// other's products.
+__device__ __forceinline__ void pingpong_sync(int cw) {
+  if (cw == 0)
+    asm volatile("bar.sync 5, 256;\n" ::: "memory");
+  else
+    asm volatile("bar.sync 6, 256;\n" ::: "memory");
+}
+__device__ __forceinline__ void pingpong_arrive(int cw) {
+  if (cw == 0)
+    asm volatile("bar.arrive 6, 256;\n" ::: "memory");
+  else
+    asm volatile("bar.arrive 5, 256;\n" ::: "memory");
 }
 // Shared-memory matrix descriptor, 128-byte swizzle. K-major operands: sbo = 1024 (next 8 rows),
 // lbo unused (1). MN-major operands: lbo = next 64-value panel, sbo = 1024 (next 8 rows of K).
@@ -337,7 +359,9 @@ __global__ void __launch_bounds__(kThreads, 1)
   const uint32_t bar_q = base + SM::kBar;
   auto bar_k = [&](int s) { return bar_q + 8u * (1 + s); };
   auto bar_v = [&](int s) { return bar_q + 8u * (1 + kStages + s); };
-  auto bar_empty = [&](int s) { return bar_q + 8u * (1 + 2 * kStages + s); };
+  // K[s] read by both warpgroups' S products; V[s] by both P V products
+  auto bar_kfree = [&](int s) { return bar_q + 8u * (1 + 2 * kStages + s); };
+  auto bar_vfree = [&](int s) { return bar_q + 8u * (1 + 3 * kStages + s); };
 
   const AttentionParams& p = prm.p;
   const int b = blockIdx.z, h = blockIdx.y;
@@ -353,7 +377,8 @@ __global__ void __launch_bounds__(kThreads, 1)
     for (int s = 0; s < kStages; ++s) {
       mbar_init(bar_k(s), 1);
       mbar_init(bar_v(s), 1);
-      mbar_init(bar_empty(s), 8);  // one arrival per consumer warp
+      mbar_init(bar_kfree(s), 8);  // one arrival per consumer warp
+      mbar_init(bar_vfree(s), 8);
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
@@ -369,11 +394,13 @@ __global__ void __launch_bounds__(kThreads, 1)
         tma_load_4d(sQ + c * kPanelBytes, &prm.tq, bar_q, c * 64, h, q0, b);
       for (int it = 0; it < ntiles; ++it) {
         const int s = it % kStages;
-        mbar_wait(bar_empty(s), ((it / kStages) & 1) ^ 1);  // first pass: passes at once
+        const uint32_t free_par = ((it / kStages) & 1) ^ 1;  // first pass: passes at once
         const int kt = it * kBN;
+        mbar_wait(bar_kfree(s), free_par);
         mbar_expect_tx(bar_k(s), kTile);
         for (int c = 0; c < kPanels; ++c)
           tma_load_4d(sK + s * kTile + c * kPanelBytes, &prm.tk, bar_k(s), c * 64, kvh, kt, b);
+        mbar_wait(bar_vfree(s), free_par);
         mbar_expect_tx(bar_v(s), kTile);
         for (int c = 0; c < kPanels; ++c)
           tma_load_4d(sV + s * kTile + c * kPanelBytes, &prm.tv, bar_v(s), c * 64, kvh, kt, b);
@@ -395,20 +422,20 @@ __global__ void __launch_bounds__(kThreads, 1)
   for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
   float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f};
 
-  mbar_wait(bar_q, 0);
   // Q rows of this warpgroup: 64 rows x 128 bytes = 8 KB into each panel.
   const uint32_t qbase = sQ + cw * 64 * 128;
+  float sc[64];                                   // S of the current tile, then its P
+  uint32_t pa[kBN / 16][4];                       // P of the previous tile as A fragments
+  if (ntiles > 0 && cw == 1) pingpong_arrive(1);  // warpgroup 0 takes the first turn
+  mbar_wait(bar_q, 0);
 
-  for (int it = 0; it < ntiles; ++it) {
-    const int s = it % kStages;
-    const uint32_t par = (it / kStages) & 1;
-    const int kt = it * kBN;
-    const uint32_t kbase = sK + s * SM::kTileBytes, vbase = sV + s * SM::kTileBytes;
-
-    // S = Q K^T over D in steps of 16 (32 bytes inside a 128-byte swizzled row).
-    float sc[64];
-    mbar_wait(bar_k(s), par);
-    wgmma_fence();
+  // Tile it: S(it) = Q K(it)^T is issued in one turn with O += P(it - 1) V(it - 1); the softmax
+  // of S(it) runs while that P V product is in flight, and the other warpgroup's turn (its own
+  // two products) runs under this one's softmax. The first tile's S and the last tile's P V are
+  // issued in turns of their own.
+  auto issue_s = [&](int s) {
+    const uint32_t kbase = sK + s * SM::kTileBytes;
+    // S = Q K^T over D in steps of 16 (32 bytes inside a 128-byte swizzled row)
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
       const uint32_t off = (kk / 4) * kPanelBytes + (kk % 4) * 32;
@@ -416,9 +443,23 @@ __global__ void __launch_bounds__(kThreads, 1)
                         kk > 0);
     }
     wgmma_commit();
-    wgmma_wait0();
-    fence_regs(sc);
-
+  };
+  auto issue_pv = [&](int s) {
+    const uint32_t vbase = sV + s * SM::kTileBytes;
+    // O += P V: 16 keys (two 1024-byte atoms of V) per step; N = D spans D/64 panels (lbo).
+#pragma unroll
+    for (int kk = 0; kk < kBN / 16; ++kk)
+      wgmma_pv<D>(o, pa[kk], sw128_desc(vbase + kk * 2048, kPanelBytes, 1024));
+    wgmma_commit();
+  };
+  auto release = [&](uint32_t bar) {
+    __syncwarp();
+    if (lane == 0) mbar_arrive(bar);
+  };
+  float corr[2];
+  // mask, row maxima, P = exp2(S - max) in sc, the running sums; corr rescales O
+  auto softmax = [&](int it) {
+    const int kt = it * kBN;
     // Mask (only tiles that reach past the warpgroup's first query or past Sk) and row max of
     // the unscaled scores. Accumulator layout: sc[4 j + e] is row g + 8 (e >> 1), key
     // 8 j + 2 t4 + (e & 1).
@@ -439,7 +480,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     // The running max in base 2 (scale > 0, so the max of the scaled scores is the scaled max);
     // P = exp2(s * scale * log2(e) - max) in one fused multiply-add per score, the masked ones
     // -inf -> 0. A row that has seen only masked keys keeps max -inf and subtracts 0 instead.
-    float corr[2], msub[2];
+    float msub[2];
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
@@ -457,10 +498,11 @@ __global__ void __launch_bounds__(kThreads, 1)
       sc[i] = pv;
       lrow[r] += pv;
     }
+  };
+  // O rescaled, P as A fragments: 16-key step kk takes n8 blocks 2 kk and 2 kk + 1.
+  auto rescale_pack = [&]() {
 #pragma unroll
     for (int i = 0; i < D / 2; ++i) o[i] *= corr[(i >> 1) & 1];
-    // P as A fragments: 16-key step kk takes n8 blocks 2 kk and 2 kk + 1.
-    uint32_t pa[kBN / 16][4];
 #pragma unroll
     for (int kk = 0; kk < kBN / 16; ++kk) {
       pa[kk][0] = pack_bf16(sc[8 * kk + 0], sc[8 * kk + 1]);
@@ -468,22 +510,55 @@ __global__ void __launch_bounds__(kThreads, 1)
       pa[kk][2] = pack_bf16(sc[8 * kk + 4], sc[8 * kk + 5]);
       pa[kk][3] = pack_bf16(sc[8 * kk + 6], sc[8 * kk + 7]);
     }
+  };
 
-    // O += P V: 16 keys (two 1024-byte atoms of V) per step; N = D spans D/64 panels (lbo).
-    mbar_wait(bar_v(s), par);
+  if (ntiles > 0) {
+    mbar_wait(bar_k(0), 0);
+    pingpong_sync(cw);
+    wgmma_fence();
+    issue_s(0);
+    pingpong_arrive(cw);
+    wgmma_wait0();
+    fence_regs(sc);
+    release(bar_kfree(0));
+    softmax(0);
+    rescale_pack();
+  }
+  for (int it = 1; it < ntiles; ++it) {
+    const int s = it % kStages, sp = (it - 1) % kStages;
+    mbar_wait(bar_k(s), (it / kStages) & 1);
+    mbar_wait(bar_v(sp), ((it - 1) / kStages) & 1);
+    pingpong_sync(cw);
     fence_regs(o);
     wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < kBN / 16; ++kk)
-      wgmma_pv<D>(o, pa[kk], sw128_desc(vbase + kk * 2048, kPanelBytes, 1024));
-    wgmma_commit();
+    issue_s(s);
+    issue_pv(sp);
+    pingpong_arrive(cw);
+    wgmma_wait1();  // S(it) done; P(it - 1) V(it - 1) may still run
+    fence_regs(sc);
+    release(bar_kfree(s));
+    softmax(it);
+    wgmma_wait0();  // P(it - 1) V(it - 1) done: O may be rescaled and pa rewritten
+    fence_regs(o);
+    release(bar_vfree(sp));
+    rescale_pack();
+  }
+  if (ntiles > 0) {
+    const int sp = (ntiles - 1) % kStages;
+    mbar_wait(bar_v(sp), ((ntiles - 1) / kStages) & 1);
+    pingpong_sync(cw);
+    fence_regs(o);
+    wgmma_fence();
+    issue_pv(sp);
+    pingpong_arrive(cw);
     wgmma_wait0();
     fence_regs(o);
-    __syncwarp();
-    if (lane == 0) mbar_arrive(bar_empty(s));
+    release(bar_vfree(sp));
   }
+  // warpgroup 1's last arrival on warpgroup 0's turn, taken so both named barriers end empty
+  if (ntiles > 0 && cw == 0) pingpong_sync(0);
 
-  // finish: row sums over the quad, normalize, write out (bf16, optional fp32) and lse
+    // finish: row sums over the quad, normalize, write out (bf16, optional fp32) and lse
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     lrow[r] += __shfl_xor_sync(0xffffffffu, lrow[r], 1);
