@@ -55,7 +55,7 @@ struct Sm90Smem {
   static constexpr int kQ = 0;
   static constexpr int kK = kQ + kTileBytes;
   static constexpr int kV = kK + kStages * kTileBytes;
-  static constexpr int kBar = kV + kStages * kTileBytes;  // q_full, k_full[S], v_full[S], empty[S]
+  static constexpr int kBar = kV + kStages * kTileBytes;  // q, k[S], v[S], kfree[S], vfree[S]
   static constexpr int kBytes = kBar + 8 * (1 + 4 * kStages);
   static constexpr int kAlloc = kBytes + 1024;  // the dynamic base is aligned up to 1024 bytes
 };
