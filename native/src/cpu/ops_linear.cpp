@@ -82,6 +82,38 @@ template <class V>
   return *reinterpret_cast<const typename Lanes<V>::M*>(p);
 }
 
+// The tile's dot products from their 8 partial sums c[0 .. 8) each (lane j of the sums over
+// k = j mod 8), combined as ((c0 + c4) + (c1 + c5)) + ((c2 + c6) + (c3 + c7)) in vector lanes,
+// four (or two) outputs of a row at once: the same additions in the same order as the scalar
+// combine of nt_tile, so the same bits, without moving each lane out of its register. Then
+// alpha times the sum, added to y or stored.
+template <class V, int RI, int RO, int H>
+[[gnu::always_inline]] inline void nt_store_sums(const V (&acc)[RI][RO][H], float* y, int64_t ldy,
+                                                 float alpha, bool accumulate) {
+  static_assert(RO == 2 || RO == 4, "pairs of outputs");
+  for (int a = 0; a < RI; ++a) {
+    v4 t[RO];  // (c0 + c4, c1 + c5, c2 + c6, c3 + c7) of each output
+#pragma GCC unroll 4
+    for (int b = 0; b < RO; ++b) {
+      if constexpr (H == 1)
+        t[b] = __builtin_shufflevector(acc[a][b][0], acc[a][b][0], 0, 1, 2, 3) +
+               __builtin_shufflevector(acc[a][b][0], acc[a][b][0], 4, 5, 6, 7);
+      else
+        t[b] = acc[a][b][0] + acc[a][b][1];
+    }
+    // (t_b0 + t_b1, t_b2 + t_b3) of two outputs side by side, then their sum per output
+    const v4 h01 = __builtin_shufflevector(t[0], t[1], 0, 2, 4, 6) +
+                   __builtin_shufflevector(t[0], t[1], 1, 3, 5, 7);
+    const v4 h23 = RO == 4 ? __builtin_shufflevector(t[RO - 2], t[RO - 1], 0, 2, 4, 6) +
+                                 __builtin_shufflevector(t[RO - 2], t[RO - 1], 1, 3, 5, 7)
+                           : h01;
+    const v4 sum = alpha * (__builtin_shufflevector(h01, h23, 0, 2, 4, 6) +
+                            __builtin_shufflevector(h01, h23, 1, 3, 5, 7));
+    float* yr = y + a * ldy;
+    for (int b = 0; b < RO; ++b) yr[b] = accumulate ? yr[b] + sum[b] : sum[b];
+  }
+}
+
 // y[i, o] (+)= alpha * <x_i, w_o> for the RI x RO tile at x (rows of in), w (rows of in), y (row
 // stride ldy). Each dot product keeps 8 partial sums (lane j sums k = j mod 8: H = 8 / L vectors
 // of V) over k < in8, then detail::dot's combine and tail.
@@ -105,6 +137,12 @@ template <class V, int RI, int RO>
 #pragma GCC unroll 8
         for (int a = 0; a < RI; ++a) acc[a][b][h] += xv[a][h] * wv;
       }
+  }
+  if constexpr (RO == 2 || RO == 4) {
+    if (in8 == in) {
+      nt_store_sums<V, RI, RO>(acc, y, ldy, alpha, accumulate);
+      return;
+    }
   }
   for (int a = 0; a < RI; ++a)
     for (int b = 0; b < RO; ++b) {
