@@ -122,7 +122,15 @@ template <class V, int RI, int RO>
                                            int64_t ldy, float alpha, bool accumulate) {
   constexpr int L = Lanes<V>::L, H = 8 / L;
   const int64_t in8 = in / 8 * 8;
-  V acc[RI][RO][H] = {};
+  // zeroed one register at a time (an aggregate initializer compiles to a string store into
+  // stack memory that the sums are then loaded from)
+  V acc[RI][RO][H];
+#pragma GCC unroll 8
+  for (int a = 0; a < RI; ++a)
+#pragma GCC unroll 8
+    for (int b = 0; b < RO; ++b)
+#pragma GCC unroll 2
+      for (int h = 0; h < H; ++h) acc[a][b][h] = V{};
   for (int64_t k = 0; k < in8; k += 8) {
     V xv[RI][H];
 #pragma GCC unroll 8
