@@ -214,20 +214,23 @@ void gemm_nt(ThreadPool* tp, const float* x, const float* w, float* y, int64_t n
   });
 }
 
-// y[i, 0 .. 16) (+)= sum over o < no of k[i, o] w[o, 0 .. 16) for the RI rows at k (row stride
-// ldk: the coefficients, alpha a[i, o] already formed) and y (row stride ldy), w with row stride
-// ldw; fresh: the sums start from zero instead of y.
+// y[rows[r], col .. col + 16) (+)= sum over o < no of k[r, o] w[o, 0 .. 16) for the RI rows of y
+// listed in rows (row length in) and their coefficients at kc (row stride ldk: alpha a[i, o]
+// already formed), w with row stride ldw; fresh: the sums start from zero instead of y. The rows
+// need not be adjacent: each element's sum runs over o in ascending order whatever the tile.
 template <class V, int RI>
 [[gnu::always_inline]] inline void nn_tile(const float* kc, int64_t ldk, const float* w,
-                                           int64_t ldw, float* y, int64_t ldy, int64_t no,
-                                           bool fresh) {
+                                           int64_t ldw, float* y, const int64_t* rows, int64_t in,
+                                           int64_t col, int64_t no, bool fresh) {
   constexpr int L = Lanes<V>::L, C = 16 / L;
-  V acc[RI][C] = {};
-  if (!fresh)
+  float* yr[RI];
 #pragma GCC unroll 8
-    for (int r = 0; r < RI; ++r)
+  for (int r = 0; r < RI; ++r) yr[r] = y + rows[r] * in + col;
+  V acc[RI][C];
+#pragma GCC unroll 8
+  for (int r = 0; r < RI; ++r)
 #pragma GCC unroll 4
-      for (int c = 0; c < C; ++c) acc[r][c] = at<V>(y + r * ldy + L * c);
+    for (int c = 0; c < C; ++c) acc[r][c] = fresh ? V{} : V(at<V>(yr[r] + L * c));
   for (int64_t o = 0; o < no; ++o) {
     V wv[C];
 #pragma GCC unroll 4
@@ -242,7 +245,7 @@ template <class V, int RI>
 #pragma GCC unroll 8
   for (int r = 0; r < RI; ++r)
 #pragma GCC unroll 4
-    for (int c = 0; c < C; ++c) at<V>(y + r * ldy + L * c) = acc[r][c];
+    for (int c = 0; c < C; ++c) at<V>(yr[r] + L * c) = acc[r][c];
 }
 // The same for one row and nc columns one by one (the tail of a block's width).
 [[gnu::always_inline]] inline void nn_tail(const float* kc, const float* w, int64_t ldw, float* y,
@@ -253,17 +256,33 @@ template <class V, int RI>
     y[c] = s;
   }
 }
-// RI rows of y (from row i, adjacent) over one block: kc their coefficients (row stride kNnOut),
-// wp the block's rows of w (row stride ldw), its columns [cb, cb + nc) of y.
+// The RI rows of y listed in rows over one block: kc their coefficients (row stride kNnOut), wp
+// the block's rows of w (row stride ldw), its columns [cb, cb + nc) of y.
 template <class V, int RI>
 [[gnu::always_inline]] inline void nn_block_rows(const float* kc, const float* wp, int64_t ldw,
-                                                 float* y, int64_t i, int64_t no, int64_t cb,
-                                                 int64_t nc, int64_t in, bool fresh) {
+                                                 float* y, const int64_t* rows, int64_t no,
+                                                 int64_t cb, int64_t nc, int64_t in, bool fresh) {
   const int64_t c16 = nc / 16 * 16;
   for (int64_t c = 0; c < c16; c += 16)
-    nn_tile<V, RI>(kc, kNnOut, wp + c, ldw, y + i * in + cb + c, in, no, fresh);
+    nn_tile<V, RI>(kc, kNnOut, wp + c, ldw, y, rows, in, cb + c, no, fresh);
   for (int r = 0; r < RI; ++r)
-    nn_tail(kc + r * kNnOut, wp + c16, ldw, y + (i + r) * in + cb + c16, no, nc - c16, fresh);
+    nn_tail(kc + r * kNnOut, wp + c16, ldw, y + rows[r] * in + cb + c16, no, nc - c16, fresh);
+}
+// The last n < K + 1 rows of a task over one block, in tiles of decreasing height (at most one
+// of each), so a remainder of 5 rows runs as one tile of 5 rather than five of 1.
+template <class V, int K>
+[[gnu::always_inline]] inline void nn_block_rest(const float* kc, const float* wp, int64_t ldw,
+                                                 float* y, const int64_t* rows, int n, int64_t no,
+                                                 int64_t cb, int64_t nc, int64_t in, bool fresh) {
+  if constexpr (K >= 1) {
+    if (n >= K) {
+      nn_block_rows<V, K>(kc, wp, ldw, y, rows, no, cb, nc, in, fresh);
+      kc += K * kNnOut;
+      rows += K;
+      n -= K;
+    }
+    nn_block_rest<V, K - 1>(kc, wp, ldw, y, rows, n, no, cb, nc, in, fresh);
+  }
 }
 
 // Rows [lo, hi) of gemm_nn: w in blocks of kNnOut x kNnCols, each copied to contiguous memory
@@ -305,21 +324,10 @@ template <class V, int RI>
         for (int64_t o = 0; o < no; ++o)
           std::memcpy(wp + o * kNnCols, w + (ob + o) * in + cb, size_t(nc) * sizeof(float));
       int t = 0;
-      for (; t + RI <= nl; t += RI) {
-        // a tile needs RI adjacent rows; rows around a skipped one go one by one
-        const int64_t i = live[t];
-        bool adjacent = true;
-        for (int r = 1; r < RI; ++r) adjacent = adjacent && live[t + r] == i + r;
-        if (adjacent) {
-          nn_block_rows<V, RI>(kp + t * kNnOut, wb, ldw, y, i, no, cb, nc, in, fresh);
-        } else {
-          for (int r = 0; r < RI; ++r)
-            nn_block_rows<V, 1>(kp + (t + r) * kNnOut, wb, ldw, y, live[t + r], no, cb, nc, in,
-                                fresh);
-        }
-      }
-      for (; t < nl; ++t)
-        nn_block_rows<V, 1>(kp + t * kNnOut, wb, ldw, y, live[t], no, cb, nc, in, fresh);
+      for (; t + RI <= nl; t += RI)
+        nn_block_rows<V, RI>(kp + t * kNnOut, wb, ldw, y, live + t, no, cb, nc, in, fresh);
+      nn_block_rest<V, RI - 1>(kp + t * kNnOut, wb, ldw, y, live + t, nl - t, no, cb, nc, in,
+                               fresh);
     }
   }
 }
