@@ -17,10 +17,11 @@
 //
 // gemm_nt and gemm_nn (the frozen projections: nearly all of a step's arithmetic) work on tiles
 // held in registers: gemm_nt a tile of RI rows x RO outputs, each output a dot product with 8
-// partial sums (detail::dot's order: lane j sums k = j mod 8, then the same pairwise combine),
-// so x and w are each loaded once per tile instead of once per output; gemm_nn a tile of RI rows
-// x 16 columns summed over o in ascending order (the axpy order), over blocks of W that stay in
-// the core's cache while every row of the task passes over them. On x86-64 CPUs with AVX2 and
+// partial sums (detail::dot's order: lane j sums k = j mod 8, then the same pairwise combine, done
+// in vector lanes for a row's outputs together), so x and w are each loaded once per tile instead
+// of once per output; gemm_nn a tile of any RI rows with nonzero coefficients x 16 columns summed
+// over o in ascending order (the axpy order), over blocks of W that stay in the core's cache while
+// every row of the task passes over them. On x86-64 CPUs with AVX2 and
 // FMA the same loops run compiled for them, with larger tiles (chosen at run time; the order of
 // the sums per element does not depend on it, the rounding of a * b + c does: one FMA there).
 #include <algorithm>
