@@ -47,6 +47,8 @@ constexpr int64_t kNtOut = 16;     // outputs per block of W in gemm_nt (16 rows
 constexpr int64_t kNnRows = 48;    // rows per task of gemm_nn (a multiple of both tiles' rows)
 constexpr int64_t kNnOut = 128;    // rows of W per block in gemm_nn ...
 constexpr int64_t kNnCols = 256;   // ... times this many of its columns (128 KB)
+// gemm_nt prefetches the next block of a w larger than this (a core's L2 on the CPUs measured)
+constexpr int64_t kNtPrefetchBytes = int64_t(1) << 20;
 
 #ifdef LORA4J_CPU_AVX2_KERNELS
 bool cpu_has_avx2() {
@@ -176,7 +178,7 @@ template <class V, int RI, int RO>
   // When w is larger than a core's L2 (an LM head's: 16 MB at 32,000 x 128), the next block's
   // rows are prefetched, a share of their cache lines per row tile, instead of arriving from
   // memory as the block starts. Only the timing changes, never a value.
-  const bool large = out * in * int64_t(sizeof(float)) > (int64_t(1) << 20);
+  const bool large = out * in * int64_t(sizeof(float)) > kNtPrefetchBytes;
   const int64_t lines = (kNtOut * in * int64_t(sizeof(float)) + 63) / 64;
   const int64_t tiles = std::max<int64_t>(1, (hi - lo) / RI);
   const int64_t share = (lines + tiles - 1) / tiles;

@@ -432,7 +432,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   // Tile it: S(it) = Q K(it)^T is issued in one turn with O += P(it - 1) V(it - 1); the softmax
   // of S(it) runs while that P V product is in flight, and the other warpgroup's turn (its own
   // two products) runs under this one's softmax. The first tile's S and the last tile's P V are
-  // issued in turns of their own.
+  // issued in turns of their own, peeled out of the loop: with the issues made conditional
+  // inside one loop instead, ptxas serialized the wgmma (C7514).
   auto issue_s = [&](int s) {
     const uint32_t kbase = sK + s * SM::kTileBytes;
     // S = Q K^T over D in steps of 16 (32 bytes inside a 128-byte swizzled row)
