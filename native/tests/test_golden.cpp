@@ -241,6 +241,57 @@ struct Case {
                  same);
     }
 
+    // ---- target subsets: the engine skips the gradients that only the frozen embedding would
+    // take (layer 0's q, k, v input gradients; its attention backward without LoRA on q, k and
+    // v; its second norm's backward without LoRA on o either). A subset's gradients must equal,
+    // bit for bit, those of the case's targets with every B outside the subset zero (the same
+    // function: a zero B adds exact zeros), whose backward skips none of those at layer 0 ----
+    const char* shorts[] = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
+                            "gate_proj", "up_proj", "down_proj"};
+    for (uint32_t sub : {0x05u, 0x02u, 0x78u, 0x60u}) {  // q+v, k, o+gate+up+down, up+down
+      if ((sub & targets) != sub || sub == targets) continue;
+      Engine part, full;
+      create(part, LORA4J_RECOMPUTE_NONE, 0);
+      create(full, LORA4J_RECOMPUTE_NONE, 0);
+      API(lora4j_lora_attach(part.e, rank, scale, sub));
+      attach(full, "adapter_init");
+      Safetensors a(dir + "/adapter_init/adapter_model.safetensors");
+      std::string label;
+      for (int p = 0; p < 7; ++p)
+        if (sub & (1u << p)) label += std::string(label.empty() ? "" : "+") + shorts[p];
+      for (const std::string& nm : a.names()) {
+        int p = 0;
+        while (p < 7 && nm.find(std::string(".") + shorts[p] + ".") == std::string::npos) ++p;
+        if (p == 7) throw std::runtime_error("no projection in " + nm);
+        std::vector<float> v = a.get(nm).as_float();
+        if (sub & (1u << p)) {
+          API(lora4j_lora_set(part.e, LORA4J_STATE_PARAM, nm.c_str(), LORA4J_DTYPE_F32, v.data(),
+                              int64_t(v.size())));
+        } else if (nm.find("lora_B") != std::string::npos) {
+          std::fill(v.begin(), v.end(), 0.f);
+          API(lora4j_lora_set(full.e, LORA4J_STATE_PARAM, nm.c_str(), LORA4J_DTYPE_F32, v.data(),
+                              int64_t(v.size())));
+        }
+      }
+      double sp = 0, sf = 0;
+      int64_t tp = 0, tf = 0;
+      API(lora4j_forward_backward(part.e, &batch, float(1.0 / double(tokens)), &sp, &tp));
+      API(lora4j_forward_backward(full.e, &batch, float(1.0 / double(tokens)), &sf, &tf));
+      bool same = sp == sf && tp == tf;
+      std::string first_diff;
+      for (const std::string& nm : lora_names(part)) {
+        std::vector<float> x = lora_state(part, LORA4J_STATE_GRAD, nm),
+                           y = lora_state(full, LORA4J_STATE_GRAD, nm);
+        if (std::memcmp(x.data(), y.data(), x.size() * 4) != 0 && first_diff.empty())
+          first_diff = nm + ": rel err " + std::to_string(testutil::rel_err(x, y, x.size()));
+        same = same && first_diff.empty();
+      }
+      check_true(tag("targets " + label +
+                     ": loss and grads bitwise equal to the case's targets "
+                     "with B zero elsewhere"),
+                 same, first_diff);
+    }
+
     // ---- three AdamW steps with clipping ----
     {
       Engine tr;

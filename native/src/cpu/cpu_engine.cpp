@@ -627,6 +627,9 @@ class CpuEngine final : public Engine {
   }
 
   // dres_ holds d loss / d (output of layer l); on return (need_dx) d loss / d (its input).
+  // Without need_dx (layer 0: its input gradient would reach only the frozen embedding) q, k and
+  // v's input gradients are skipped, and, as on the CUDA engine, the attention backward without
+  // LoRA on q, k and v and the second norm's backward without LoRA on o as well.
   void layer_backward(int l, const float* x, LayerActs& a, bool need_dx) {
     const ModelShape& s = shape_;
     const int64_t n = n_, d = s.c.hidden_size, I = s.c.intermediate_size;
@@ -637,14 +640,22 @@ class CpuEngine final : public Engine {
     proj_backward(l, DOWN, dres_.data(), a.h.data(), a.xa_down.data(), dh_.data());
     cpu::swiglu_backward(&tp_, dh_.data(), a.gate.data(), a.up.data(), dgate_.data(), dup_.data(),
                          n * I);
-    proj_backward(l, GATE, dgate_.data(), a.ln2.data(), a.xa_gate.data(), dln_.data());
-    proj_backward(l, UP, dup_.data(), a.ln2.data(), a.xa_up.data(), dtmp_.data());
+    auto lora = [&](int p) { return lora_a(params_, l, p) != nullptr; };
+    const bool need_att = need_dx || lora(Q) || lora(K) || lora(V);
+    const bool need_mid = need_att || lora(O);
+    proj_backward(l, GATE, dgate_.data(), a.ln2.data(), a.xa_gate.data(),
+                  need_mid ? dln_.data() : nullptr);
+    proj_backward(l, UP, dup_.data(), a.ln2.data(), a.xa_up.data(),
+                  need_mid ? dtmp_.data() : nullptr);
+    if (!need_mid) return;
     add(dln_.data(), dtmp_.data(), n * d);
     std::memcpy(dmid_.data(), dres_.data(), size_t(n * d) * sizeof(float));
     cpu::rmsnorm_backward(&tp_, dln_.data(), a.mid.data(), W(ln2_[size_t(l)]), a.rstd2.data(),
                           dmid_.data(), n, d, true);
     // attention block: mid = x + o(attention(rope(q(ln1)), rope(k(ln1)), v(ln1)))
-    proj_backward(l, O, dmid_.data(), a.att.data(), a.xa_o.data(), datt_.data());
+    proj_backward(l, O, dmid_.data(), a.att.data(), a.xa_o.data(),
+                  need_att ? datt_.data() : nullptr);
+    if (!need_att) return;
     cpu::attention_backward(&tp_, datt_.data(), a.q.data(), a.k.data(), a.v.data(), a.att.data(),
                             a.lse.data(), dq_.data(), dk_.data(), dv_.data(), mask_, B_, S_,
                             s.c.num_heads, s.c.num_kv_heads, s.c.head_dim);
@@ -652,12 +663,17 @@ class CpuEngine final : public Engine {
                        s.c.rope_theta);
     cpu::rope_backward(&tp_, dk_.data(), positions_.data(), n, s.c.num_kv_heads, s.c.head_dim,
                        s.c.rope_theta);
+    if (!need_dx) {
+      proj_backward(l, Q, dq_.data(), a.ln1.data(), a.xa_q.data(), nullptr);
+      proj_backward(l, K, dk_.data(), a.ln1.data(), a.xa_k.data(), nullptr);
+      proj_backward(l, V, dv_.data(), a.ln1.data(), a.xa_v.data(), nullptr);
+      return;
+    }
     proj_backward(l, Q, dq_.data(), a.ln1.data(), a.xa_q.data(), dln_.data());
     proj_backward(l, K, dk_.data(), a.ln1.data(), a.xa_k.data(), dtmp_.data());
     add(dln_.data(), dtmp_.data(), n * d);
     proj_backward(l, V, dv_.data(), a.ln1.data(), a.xa_v.data(), dtmp_.data());
     add(dln_.data(), dtmp_.data(), n * d);
-    if (!need_dx) return;
     std::memcpy(dres_.data(), dmid_.data(), size_t(n * d) * sizeof(float));
     cpu::rmsnorm_backward(&tp_, dln_.data(), x, W(ln1_[size_t(l)]), a.rstd1.data(), dres_.data(), n,
                           d, true);

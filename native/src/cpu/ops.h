@@ -40,7 +40,7 @@ void lora_linear_forward(ThreadPool* tp, const float* x, const float* w, const f
                          int64_t out, int64_t r);
 // From dy [n, out]: dx [n, in] = dy W + scale * (dy B) A (overwritten); dA [r, in] +=
 // scale * (dy B)^T x; dB [out, r] += scale * dy^T xa. tmp: scratch of n * r floats.
-// A, B, dA, dB null: only dx through W.
+// A, B, dA, dB null: only dx through W. dx null: no input gradient, only dA and dB.
 void lora_linear_backward(ThreadPool* tp, const float* dy, const float* x, const float* w,
                           const float* a, const float* b, const float* xa, float scale, float* dx,
                           float* da, float* db, float* tmp, int64_t n, int64_t in, int64_t out,

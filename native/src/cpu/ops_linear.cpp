@@ -504,12 +504,12 @@ void lora_linear_backward(ThreadPool* tp, const float* dy, const float* x, const
                           const float* a, const float* b, const float* xa, float scale, float* dx,
                           float* da, float* db, float* tmp, int64_t n, int64_t in, int64_t out,
                           int64_t r) {
-  gemm_nn(tp, dy, w, dx, n, in, out, 1.0f, false);  // dx = dy W
+  if (dx) gemm_nn(tp, dy, w, dx, n, in, out, 1.0f, false);  // dx = dy W
   if (a == nullptr || b == nullptr) return;
-  if (db) gemm_tn(tp, dy, xa, db, n, r, out, scale);  // dB += s * dy^T u
-  gemm_nn(tp, dy, b, tmp, n, r, out, 1.0f, false);    // t = dy B   [n, r]; du = s t
-  gemm_nn(tp, tmp, a, dx, n, in, r, scale, true);     // dx += s t A
-  if (da) gemm_tn(tp, tmp, x, da, n, in, r, scale);   // dA += s t^T x
+  if (db) gemm_tn(tp, dy, xa, db, n, r, out, scale);       // dB += s * dy^T u
+  gemm_nn(tp, dy, b, tmp, n, r, out, 1.0f, false);         // t = dy B   [n, r]; du = s t
+  if (dx) gemm_nn(tp, tmp, a, dx, n, in, r, scale, true);  // dx += s t A
+  if (da) gemm_tn(tp, tmp, x, da, n, in, r, scale);        // dA += s t^T x
 }
 
 }  // namespace cpu

@@ -1607,7 +1607,8 @@ class CudaEngine final : public Engine {
   // large GEMM adds onto it in its epilogue; a member of a group of two or more leaves it, and
   // its dA unless LORA4J_LORA_GROUP_DA=0, to group_lora_backward, after the group.
   // defer_lora_dx: a lone member leaves s (dy B) A out of dx too (the caller adds it: down's goes
-  // into the SwiGLU backward, swiglu_backward_lora).
+  // into the SwiGLU backward, swiglu_backward_lora). dx null: no input gradient (layer 0's q, k
+  // and v, whose input gradient would reach only the frozen embedding), the LoRA gradients only.
   void proj_backward(int l, int p, const bf16* dy, const bf16* x, int64_t ldx, const bf16* xa,
                      int64_t n, void* dx, bool dx_f32, bool accumulate,
                      bool defer_lora_dx = false) {
@@ -1628,20 +1629,22 @@ class CudaEngine final : public Engine {
       }
       if (!(group_da_ && grp_size_[p] >= 2))  // else group_lora_backward, for the whole group
         gemm_.run(true, false, r, in, n, t, w, x, ldx, grad_a(l, p), true, in, s, 1.f, "dLoRA_A");
-      if (grp_size_[p] < 2 && !defer_lora_dx) {
+      if (grp_size_[p] < 2 && !defer_lora_dx && dx) {
         gemm_.run(false, false, n, in, r, t, w, lora_a(l, p), in, dx, dx_f32, in, s, beta,
                   "dX through LoRA");
         beta = 1.f;
       }
     }
-    gemm_.run(false, false, n, in, out, dy, out, wproj(l, p), wld(proj_index(l, p)), dx, dx_f32, in,
-              1.f, beta, dx_label(p));
+    if (dx)
+      gemm_.run(false, false, n, in, out, dy, out, wproj(l, p), wld(proj_index(l, p)), dx, dx_f32,
+                in, 1.f, beta, dx_label(p));
   }
   // For group g of two or more members, after their proj_backward: T = their (dy B) side by side
   // in t_, A_g their A matrices stacked, x the group's input (row stride ldx).
   // dA_g = s T^T x as one GEMM into group_da_ (x read once for the group instead of once per
   // member), each member's rows added onto its gradient (unless LORA4J_LORA_GROUP_DA=0, when
-  // proj_backward computed each member's dLoRA_A); then dx += s T A_g, one GEMM (dx fp32).
+  // proj_backward computed each member's dLoRA_A); then dx += s T A_g, one GEMM (dx fp32), unless
+  // dx is null.
   void group_lora_backward(int l, int g, const bf16* x, int64_t ldx, int64_t n, float* dx) {
     for (int p = 0; p < NUM_PROJ; ++p) {
       if (kGroupOf[p] != g || !has_lora(l, p) || grp_pos_[p] != 0 || grp_size_[p] < 2) continue;
@@ -1656,8 +1659,9 @@ class CudaEngine final : public Engine {
         KCHECK(add_f32_slices(group_da_, r * in, dst, count, stream_));
         tm("dLoRA_A");
       }
-      gemm_.run(false, false, n, in, w, t_, w, grp_a(l, g), in, dx, true, in, s, 1.f,
-                "dX through LoRA");
+      if (dx)
+        gemm_.run(false, false, n, in, w, t_, w, grp_a(l, g), in, dx, true, in, s, 1.f,
+                  "dX through LoRA");
     }
   }
 
@@ -1817,8 +1821,15 @@ class CudaEngine final : public Engine {
         tm("recompute checkpoint");
         layer_forward(l, a, true);
       }
+      // Layer 0's input gradient would reach only the embedding, which is frozen: its q, k and
+      // v input gradients and its first norm's backward are skipped; without LoRA on q, k and v
+      // so are the attention backward and o's input gradient, and without LoRA on o as well,
+      // the second norm's backward and gate's and up's input gradients.
+      const bool need_x = l > 0;
+      const bool need_att = need_x || has_lora(l, Q) || has_lora(l, K) || has_lora(l, V);
+      const bool need_mid = need_att || has_lora(l, O);
       // MLP (dy_ = bf16(dres_), written by the norm backward above this layer)
-      const int64_t ld1 = xld_[kGroupOf[Q]], ld2 = xld_[kGroupOf[GATE]], qd = shape_.q_dim();
+      const int64_t ld2 = xld_[kGroupOf[GATE]], qd = shape_.q_dim();
       // down's LoRA input gradient s (dy B) A goes into the SwiGLU backward (no pass over dh)
       const bool down_in_swiglu = lora_dx_swiglu_ && has_lora(l, DOWN) && grp_size_[DOWN] < 2 &&
                                   layout_->rank <= kSwigluLoraMaxRank;
@@ -1831,42 +1842,55 @@ class CudaEngine final : public Engine {
       else
         KCHECK(swiglu_backward(dtmp_, a.gate, a.up, a.gate, a.up, n * I, stream_));
       tm("swiglu backward");
-      proj_backward(l, GATE, a.gate, a.xn2, ld2, a.xa[GATE], n, dtmp_, true, false);
-      proj_backward(l, UP, a.up, a.xn2, ld2, a.xa[UP], n, dtmp_, true, true);
-      group_lora_backward(l, kGroupOf[GATE], a.xn2, ld2, n, dtmp_);
-      KCHECK(rmsnorm_backward(dtmp_, a.xmid, wnorm2(l), a.rstd2, dres_, n, d, true, stream_, dy_));
-      tm("rmsnorm backward");
-      // attention
-      proj_backward(l, O, dy_, a.att, qd, a.xa[O], n, datt_, false, false);
-      AttentionBackwardParams bp;
-      bp.f = attn_params(a, a.k, a.v, 0, int(S_));
-      bp.dout = datt_;
-      bp.dq = nullptr;  // dQ stays in dq_acc_ (fp32): RoPE's backward below rounds it once
-      bp.dk = dk_;
-      bp.dv = dv_;
-      bp.dq_accum = dq_acc_;
-      bp.delta = delta_;
-      bp.out_f32 = a.att32;
-      KCHECK(attention_backward(bp, stream_));
-      tm("attention backward");
-      KCHECK(rope_backward_f32(dq_acc_, dq_, pos_, inv_freq_, n, shape_.c.num_heads,
-                               shape_.c.head_dim, stream_));
-      tm("rope backward");
-      KCHECK(rope_backward(dk_, pos_, inv_freq_, n, shape_.c.num_kv_heads, shape_.c.head_dim,
-                           stream_));
-      tm("rope backward");
-      proj_backward(l, Q, dq_, a.xn1, ld1, a.xa[Q], n, dtmp_, true, false);
-      proj_backward(l, K, dk_, a.xn1, ld1, a.xa[K], n, dtmp_, true, true);
-      proj_backward(l, V, dv_, a.xn1, ld1, a.xa[V], n, dtmp_, true, true);
-      group_lora_backward(l, kGroupOf[Q], a.xn1, ld1, n, dtmp_);
+      float* dxn2 = need_mid ? dtmp_ : nullptr;
+      proj_backward(l, GATE, a.gate, a.xn2, ld2, a.xa[GATE], n, dxn2, true, false);
+      proj_backward(l, UP, a.up, a.xn2, ld2, a.xa[UP], n, dxn2, true, true);
+      group_lora_backward(l, kGroupOf[GATE], a.xn2, ld2, n, dxn2);
+      if (need_mid) {
+        KCHECK(
+            rmsnorm_backward(dtmp_, a.xmid, wnorm2(l), a.rstd2, dres_, n, d, true, stream_, dy_));
+        tm("rmsnorm backward");
+        // attention
+        proj_backward(l, O, dy_, a.att, qd, a.xa[O], n, need_att ? datt_ : nullptr, false, false);
+      }
+      if (need_att) attention_and_qkv_backward(l, a, need_x ? dtmp_ : nullptr);
       // every LoRA gradient of layer l is final: nothing below writes them
       if (reduce) reduce_buckets(l, &next_bucket);
-      KCHECK(rmsnorm_backward(dtmp_, x_[size_t(l)], wnorm1(l), a.rstd1, dres_, n, d, true, stream_,
-                              dy_));
-      tm("rmsnorm backward");
+      if (need_x) {
+        KCHECK(rmsnorm_backward(dtmp_, x_[size_t(l)], wnorm1(l), a.rstd1, dres_, n, d, true,
+                                stream_, dy_));
+        tm("rmsnorm backward");
+      }
       if (offload()) LORA4J_CU(cudaEventRecord(ck_done_[l % 2], stream_));
     }
     if (reduce) reduce_buckets(-1, &next_bucket);
+  }
+
+  // The attention block's backward of layer l below o's input gradient (datt_): the attention,
+  // RoPE, q / k / v's LoRA gradients, and their input gradient into dx (fp32, null: none).
+  void attention_and_qkv_backward(int l, LayerActs& a, float* dx) {
+    const int64_t n = n_, ld1 = xld_[kGroupOf[Q]];
+    AttentionBackwardParams bp;
+    bp.f = attn_params(a, a.k, a.v, 0, int(S_));
+    bp.dout = datt_;
+    bp.dq = nullptr;  // dQ stays in dq_acc_ (fp32): RoPE's backward below rounds it once
+    bp.dk = dk_;
+    bp.dv = dv_;
+    bp.dq_accum = dq_acc_;
+    bp.delta = delta_;
+    bp.out_f32 = a.att32;
+    KCHECK(attention_backward(bp, stream_));
+    tm("attention backward");
+    KCHECK(rope_backward_f32(dq_acc_, dq_, pos_, inv_freq_, n, shape_.c.num_heads,
+                             shape_.c.head_dim, stream_));
+    tm("rope backward");
+    KCHECK(
+        rope_backward(dk_, pos_, inv_freq_, n, shape_.c.num_kv_heads, shape_.c.head_dim, stream_));
+    tm("rope backward");
+    proj_backward(l, Q, dq_, a.xn1, ld1, a.xa[Q], n, dx, true, false);
+    proj_backward(l, K, dk_, a.xn1, ld1, a.xa[K], n, dx, true, true);
+    proj_backward(l, V, dv_, a.xn1, ld1, a.xa[V], n, dx, true, true);
+    group_lora_backward(l, kGroupOf[Q], a.xn1, ld1, n, dx);
   }
 
   // ---- decoding ---------------------------------------------------------------------------
