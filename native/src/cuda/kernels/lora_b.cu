@@ -53,6 +53,25 @@ __device__ __forceinline__ void load_row(const bf16* p, float* f) {
   }
 }
 
+constexpr int kRowsInFlight = 4;
+
+// One row's C outputs: y[j] = r[j] + sum over k from 0 of fmaf(xa[k], B[j, k], .)
+template <int R, int C>
+__device__ __forceinline__ void row_out(const bf16* xa_row, const float (&b)[C][R], const float* r,
+                                        float* y_row) {
+  float x[R];
+  load_row<R>(xa_row, x);
+  float acc[C];
+#pragma unroll
+  for (int c = 0; c < C; ++c) {
+    acc[c] = 0.f;
+#pragma unroll
+    for (int k = 0; k < R; ++k) acc[c] = fmaf(x[k], b[c][k], acc[c]);
+    acc[c] = r[c] + acc[c];
+  }
+  *reinterpret_cast<typename Vec<C>::T*>(y_row) = Vec<C>::from(acc);
+}
+
 template <int R>
 __global__ void __launch_bounds__(kThreads, 2)
     lora_b_residual_kernel(const bf16* __restrict__ xa, int64_t ldxa, const bf16* __restrict__ B,
@@ -67,21 +86,24 @@ __global__ void __launch_bounds__(kThreads, 2)
   for (int c = 0; c < C; ++c) load_row<R>(B + (j0 + c) * R, b[c]);
   const int64_t i0 = int64_t(blockIdx.y) * rows_per_block;
   const int64_t i1 = i0 + rows_per_block < n ? i0 + rows_per_block : n;
-#pragma unroll 2
-  for (int64_t i = i0; i < i1; ++i) {
+  // kRowsInFlight rows' residual loads are issued before the first of their sums, so that many
+  // 16-byte loads per thread are in flight (two per thread left it at 1.75x its memory floor).
+  // Each row's output is stored after its own residual was read: y may be the residual itself.
+  int64_t i = i0;
+  for (; i + kRowsInFlight <= i1; i += kRowsInFlight) {
+    float r[kRowsInFlight][C] = {};
+#pragma unroll
+    for (int q = 0; q < kRowsInFlight; ++q)
+      if (residual)
+        V::to(*reinterpret_cast<const typename V::T*>(residual + (i + q) * O + j0), r[q]);
+#pragma unroll
+    for (int q = 0; q < kRowsInFlight; ++q)
+      row_out<R, C>(xa + (i + q) * ldxa, b, r[q], y + (i + q) * O + j0);
+  }
+  for (; i < i1; ++i) {
     float r[C] = {};
     if (residual) V::to(*reinterpret_cast<const typename V::T*>(residual + i * O + j0), r);
-    float x[R];
-    load_row<R>(xa + i * ldxa, x);
-    float acc[C];
-#pragma unroll
-    for (int c = 0; c < C; ++c) {
-      acc[c] = 0.f;
-#pragma unroll
-      for (int k = 0; k < R; ++k) acc[c] = fmaf(x[k], b[c][k], acc[c]);
-      acc[c] = r[c] + acc[c];
-    }
-    *reinterpret_cast<typename V::T*>(y + i * O + j0) = V::from(acc);
+    row_out<R, C>(xa + i * ldxa, b, r, y + i * O + j0);
   }
 }
 
