@@ -85,6 +85,16 @@ if(LORA4J_HAVE_CUDA_BACKEND)
                                                      ${CMAKE_CURRENT_SOURCE_DIR}/src)
   target_link_libraries(bench_gemm_cuda PRIVATE CUDA::cudart ${CMAKE_DL_LIBS})
   lora4j_flags(bench_gemm_cuda)
+  # Kernel trace without Nsight Systems: a CUPTI injection library (CUDA_INJECTION64_PATH) that
+  # writes the GPU's idle time between kernels and the kernels by total time at exit
+  # (scripts/gpu/run.sh, STEPS=profile, where there is no nsys). Only where CUPTI is found.
+  if(TARGET CUDA::cupti)
+    add_library(lora4j_kernel_trace SHARED ${CMAKE_CURRENT_SOURCE_DIR}/bench/kernel_trace.cpp)
+    target_link_libraries(lora4j_kernel_trace PRIVATE CUDA::cupti ${CMAKE_DL_LIBS})
+    lora4j_flags(lora4j_kernel_trace)
+  else()
+    message(STATUS "lora4j: no CUPTI found; liblora4j_kernel_trace not built")
+  endif()
 endif()
 
 # Timing of every op variant of the single-op benchmarks (lora4j_op_bench_*): CUDA at Mistral-7B

@@ -170,12 +170,30 @@ fi
 
 if has profile; then
   # Where the step's time goes, kernel by kernel: bench_cuda (4 layers, its default settings)
-  # under Nsight Systems, the GPU kernels summed by name (top 40) in $OUT/profile.txt.
-  echo "== kernel time breakdown (nsys, bench_cuda with 4 layers)"
+  # under Nsight Systems, the GPU kernels summed by name (top 40) in $OUT/profile.txt. Without
+  # nsys, bench_cuda runs with the CUPTI injection library of the build instead
+  # (native/bench/kernel_trace.cpp, CUDA_INJECTION64_PATH): profile.txt then has the GPU's idle
+  # time between kernels (busy, idle and idle share, a histogram of the gaps, one line per stretch
+  # of back-to-back work over 50 ms, gaps over LORA4J_KERNEL_TRACE_PAUSE_US (default 2000 us)
+  # counting as host pauses) and the same kernel table.
   NSYS=$(command -v nsys || ls /usr/local/cuda/bin/nsys /opt/nvidia/nsight-systems/*/bin/nsys 2>/dev/null | head -1)
-  if [ -z "$NSYS" ]; then
-    echo "no nsys on this machine" | tee "$OUT/profile.txt"
+  TRACE_LIB="$BUILD/liblora4j_kernel_trace.so"
+  if [ -z "$NSYS" ] && [ -f "$TRACE_LIB" ]; then
+    echo "== kernel time breakdown and launch gaps (CUPTI kernel trace, bench_cuda with 4 layers)"
+    rm -f "$OUT/profile.txt"
+    CUDA_INJECTION64_PATH="$TRACE_LIB" LORA4J_KERNEL_TRACE_OUT="$OUT/profile.txt" \
+      LORA4J_CUDA_LIBRARY="$BUILD/liblora4j_cuda.so" timeout 300 "$BUILD/bench_cuda" \
+      > "$OUT/profile-run.log" 2>&1 || { echo "bench_cuda under the kernel trace failed"; tail -5 "$OUT/profile-run.log"; status=1; }
+    if [ -s "$OUT/profile.txt" ]; then
+      cat "$OUT/profile.txt"
+    else
+      echo "no kernel trace report (see $OUT/profile-run.log)" | tee "$OUT/profile.txt"; status=1
+    fi
+  elif [ -z "$NSYS" ]; then
+    echo "== kernel time breakdown"
+    echo "no nsys on this machine and no $TRACE_LIB (built where CUPTI is found)" | tee "$OUT/profile.txt"
   else
+    echo "== kernel time breakdown (nsys, bench_cuda with 4 layers)"
     LORA4J_CUDA_LIBRARY="$BUILD/liblora4j_cuda.so" timeout 300 "$NSYS" profile -t cuda -o /tmp/lora4j-prof \
       --force-overwrite true "$BUILD/bench_cuda" > "$OUT/profile-run.log" 2>&1 || status=1
     "$NSYS" stats -r cuda_gpu_kern_sum -f csv -o /tmp/lora4j-prof-k /tmp/lora4j-prof.nsys-rep \
