@@ -200,6 +200,48 @@ int main() {
     std::printf("[gemm] e4m3 GEMM: sm_%d%d has no FP8 tensor cores, not run\n", major, minor);
   }
 
+  // fp16 x fp16 -> fp32, accumulating, row strides past K (the engine's q / k GEMM on the fp16
+  // copy of the normed input, whose rows carry the LoRA columns): D = alpha A B^T + beta D
+  {
+    const int64_t K = in + 48, lda = K + 8, ldb = K + 16, ldd = out + 4;
+    std::vector<__half> ah(size_t(n * lda)), bh(size_t(out * ldb));
+    std::vector<double> ad(ah.size()), bd(bh.size());
+    for (size_t i = 0; i < ah.size(); ++i) {
+      ah[i] = __float2half_rn(rng.normal(8.f));
+      ad[i] = double(__half2float(ah[i]));
+    }
+    for (size_t i = 0; i < bh.size(); ++i) {
+      bh[i] = __float2half_rn(rng.normal(0.02f));
+      bd[i] = double(__half2float(bh[i]));
+    }
+    std::vector<float> c0(size_t(n * ldd));
+    for (auto& x : c0) x = rng.normal();
+    const float alpha = 0.75f, beta = 1.f;
+    std::vector<float> ref(c0);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < out; ++j) {
+        double acc = 0;
+        for (int64_t k = 0; k < K; ++k) acc += ad[size_t(i * lda + k)] * bd[size_t(j * ldb + k)];
+        ref[size_t(i * ldd + j)] = float(alpha * acc + beta * double(c0[size_t(i * ldd + j)]));
+      }
+    Dev<__half> da(ah.size()), db(bh.size());
+    Dev<float> dd(c0.size());
+    CT_CUDA(cudaMemcpy(da.p, ah.data(), ah.size() * 2, cudaMemcpyHostToDevice));
+    CT_CUDA(cudaMemcpy(db.p, bh.data(), bh.size() * 2, cudaMemcpyHostToDevice));
+    ct::up(dd, c0);
+    g1.run_f16(n, out, K, da.p, lda, db.p, ldb, dd.p, ldd, alpha, beta, "q_proj f16");
+    CT_CUDA(cudaDeviceSynchronize());
+    const std::vector<float> got = ct::down(dd);
+    // the padding between rows must be left alone
+    bool pad_kept = true;
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = out; j < ldd; ++j)
+        pad_kept = pad_kept && got[size_t(i * ldd + j)] == c0[size_t(i * ldd + j)];
+    ct::report("gemm", "f16 x f16 -> fp32, strided, accumulating, vs fp64", ct::rel_err(got, ref),
+               1e-5);
+    ct::report_bool("gemm", "f16 GEMM leaves D's row padding", pad_kept, "");
+  }
+
   // LM-head chunks: {tokens, vocab, expected chunk}
   const int64_t chunks[][3] = {{8192, 32768, 960}, {8192, 32000, 983}, {8192, 131072, 240},
                                {4096, 32768, 960}, {900, 32768, 900},  {960, 32768, 960},

@@ -871,6 +871,99 @@ void rmsnorm_lo8(uint64_t seed, int64_t n, int64_t d, int64_t ld8, float wscale,
   ct::report("rmsnorm", "e4m3 residue leaves columns past d alone " + tag, double(outside), 0.0);
 }
 
+// RMSNorm's fp16 copy of its output (Y16, the q/k GEMMs' operand): the vectorized and scalar
+// kernels write the same bits; each value is the fp16 rounding of the normed value, checked
+// against float64 from the same inputs within fp16's half ulp (2^-11 relative) plus fp32's
+// arithmetic (a few 2^-24); the bf16 output is unchanged by it; columns past d stay untouched.
+void rmsnorm_y16(uint64_t seed, int64_t n, int64_t d, int64_t ld16, float wscale, bool want_vec) {
+  Fill f(seed);
+  Dev<float> x(size_t(n * d)), rstd(static_cast<size_t>(n));
+  Dev<bf> w(static_cast<size_t>(d)), y(size_t(n * d)), y_plain(size_t(n * d));
+  Dev<__half> v16(size_t(n * ld16)), s16(size_t(n * ld16));
+  fill_dev(x, 0, x.n, f, 4.f);
+  fill_dev(w, 0, w.n, f, wscale);
+  v16.zero();
+  s16.zero();
+  const std::string tag =
+      "n=" + std::to_string(n) + " d=" + std::to_string(d) + " ld=" + std::to_string(ld16);
+  const cuda::Y16 vy{v16.p, ld16}, sy{s16.p, ld16};
+  check_path("rmsnorm", "forward with fp16 copy " + tag,
+             cuda::rmsnorm_forward_is_vectorized(x.p, w.p, y.p, d, nullptr, d, {}, vy), want_vec);
+  check(cuda::rmsnorm_forward(x.p, w.p, y_plain.p, rstd.p, n, d, 1e-5f, 0), "rmsnorm_forward");
+  check(cuda::rmsnorm_forward(x.p, w.p, y.p, rstd.p, n, d, 1e-5f, 0, nullptr, d, {}, vy),
+        "rmsnorm_forward with Y16");
+  check(cuda::rmsnorm_forward_scalar(x.p, w.p, y.p, rstd.p, n, d, 1e-5f, 0, nullptr, d, {}, sy),
+        "rmsnorm_forward_scalar with Y16");
+  std::vector<__half> hv(v16.n), hs(s16.n);
+  CT_CUDA(cudaMemcpy(hv.data(), v16.p, hv.size() * 2, cudaMemcpyDeviceToHost));
+  CT_CUDA(cudaMemcpy(hs.data(), s16.p, hs.size() * 2, cudaMemcpyDeviceToHost));
+  const std::vector<float> xh = ct::down(x), wh = ct::down_bf16(w);
+  size_t differ = 0, outside = 0;
+  double worst = 0;
+  for (int64_t t = 0; t < n; ++t) {
+    double ss = 0;
+    for (int64_t j = 0; j < d; ++j) ss += double(xh[size_t(t * d + j)]) * xh[size_t(t * d + j)];
+    const double r = 1.0 / std::sqrt(ss / double(d) + 1e-5);
+    for (int64_t j = 0; j < ld16; ++j) {
+      const size_t k = size_t(t * ld16 + j);
+      differ += std::memcmp(&hv[k], &hs[k], 2) != 0;
+      const double got = __half2float(hv[k]);
+      if (j >= d) {
+        outside += got != 0.0;
+        continue;
+      }
+      const double want = double(xh[size_t(t * d + j)]) * r * wh[size_t(j)];
+      worst = std::max(worst,
+                       std::fabs(got - want) / (std::fabs(want) * (0x1p-11 + 0x1p-20) + 0x1p-25));
+    }
+  }
+  ct::report("rmsnorm", "fp16 copy vectorized = scalar " + tag, double(differ), 0);
+  ct::report("rmsnorm", "fp16 copy vs float64 (in units of fp16's half ulp) " + tag, worst, 1.0);
+  ct::report("rmsnorm", "fp16 copy leaves columns past d alone " + tag, double(outside), 0);
+  ct::report("rmsnorm", "bf16 output the same with the fp16 copy " + tag,
+             bit_diff(y, y_plain, 0, y.n), 0);
+}
+
+// bf16_to_f16_2d: every value of the [rows, cols] block converted as the host converts it (the
+// bf16 value, exact in fp32, rounded to the nearest fp16), the vectorized and scalar kernels the
+// same bits, nothing written past cols of a row; values past fp16's range become infinite, tiny
+// ones subnormal.
+void bf16_to_f16_case(uint64_t seed, int64_t rows, int64_t cols, int64_t lds, int64_t ldd,
+                      float scale, bool want_vec) {
+  Fill f(seed);
+  Dev<bf> src(size_t(rows * lds));
+  Dev<__half> dv(size_t(rows * ldd)), ds(size_t(rows * ldd));
+  fill_dev(src, 0, src.n, f, scale);
+  dv.zero();
+  ds.zero();
+  const std::string tag = "rows=" + std::to_string(rows) + " cols=" + std::to_string(cols) +
+                          " lds=" + std::to_string(lds) + " ldd=" + std::to_string(ldd);
+  check_path("convert", "bf16_to_f16_2d " + tag,
+             cuda::bf16_to_f16_2d_is_vectorized(src.p, lds, dv.p, ldd, cols), want_vec);
+  check(cuda::bf16_to_f16_2d(src.p, lds, dv.p, ldd, rows, cols, 0), "bf16_to_f16_2d");
+  check(cuda::bf16_to_f16_2d_scalar(src.p, lds, ds.p, ldd, rows, cols, 0), "bf16_to_f16_2d_scalar");
+  std::vector<bf> sh(src.n);
+  std::vector<__half> hv(dv.n), hs(ds.n);
+  CT_CUDA(cudaMemcpy(sh.data(), src.p, sh.size() * 2, cudaMemcpyDeviceToHost));
+  CT_CUDA(cudaMemcpy(hv.data(), dv.p, hv.size() * 2, cudaMemcpyDeviceToHost));
+  CT_CUDA(cudaMemcpy(hs.data(), ds.p, hs.size() * 2, cudaMemcpyDeviceToHost));
+  size_t wrong = 0, differ = 0, outside = 0;
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < ldd; ++j) {
+      const size_t k = size_t(i * ldd + j);
+      differ += std::memcmp(&hv[k], &hs[k], 2) != 0;
+      if (j >= cols) {
+        outside += __half2float(hv[k]) != 0.f;
+        continue;
+      }
+      const __half want = __float2half_rn(__bfloat162float(sh[size_t(i * lds + j)]));
+      wrong += std::memcmp(&hv[k], &want, 2) != 0;
+    }
+  ct::report("convert", "bf16_to_f16_2d as the host rounds " + tag, double(wrong), 0);
+  ct::report("convert", "bf16_to_f16_2d vectorized = scalar " + tag, double(differ), 0);
+  ct::report("convert", "bf16_to_f16_2d leaves columns past cols alone " + tag, double(outside), 0);
+}
+
 // e4m3_quantize: the bytes of e4m3(w * S) with S = e4m3_pow2_scale(max |w|) computed on the host
 // from the same bf16 values (the [rows, cols] block of a matrix with row stride ld), max |w| and
 // 1 / S in the two scale floats.
@@ -1265,15 +1358,23 @@ void test_vectorized(ct::Rng& r) {
   swiglu_lora(seed(), 7, 100, 16, 16, false, false);   // I % 8 != 0: scalar
   swiglu_lora(seed(), 3, 64, 200, 200, false, false);  // r past kSwigluLoraMaxRank: scalar
   vec_rmsnorm(seed(), 8192, 4096, 0, true, true, true);
-  rmsnorm_lo8(seed(), 64, 4096, 4096, 2.f, true);             // Mistral-7B's width
-  rmsnorm_lo8(seed(), 9, 256, 272, 40.f, true);               // a wider row, large norm weights
-  rmsnorm_lo8(seed(), 5, 1000, 1000, 0.5f, true);             // d not a multiple of 16
-  rmsnorm_lo8(seed(), 5, 70, 72, 1.f, false);                 // d % 4 != 0: scalar
-  e4m3_quantize_case(seed(), 37, 96, 112, 0.05f, true);       // a folded weight's row stride
-  e4m3_quantize_case(seed(), 4096, 4096, 4096, 0.02f, true);  // q's weight at Mistral-7B
-  e4m3_quantize_case(seed(), 1500, 64, 64, 1.f, true);        // more rows than blocks
-  e4m3_quantize_case(seed(), 9, 100, 104, 0.1f, false);       // cols % 8 != 0: one at a time
-  e4m3_quantize_case(seed(), 3, 5, 5, 300.f, false);          // past e4m3's range before scaling
+  rmsnorm_lo8(seed(), 64, 4096, 4096, 2.f, true);                 // Mistral-7B's width
+  rmsnorm_lo8(seed(), 9, 256, 272, 40.f, true);                   // a wider row, large norm weights
+  rmsnorm_lo8(seed(), 5, 1000, 1000, 0.5f, true);                 // d not a multiple of 16
+  rmsnorm_lo8(seed(), 5, 70, 72, 1.f, false);                     // d % 4 != 0: scalar
+  rmsnorm_y16(seed(), 64, 4096, 4144, 2.f, true);                 // Mistral-7B, LoRA columns beside
+  rmsnorm_y16(seed(), 9, 256, 272, 40.f, true);                   // large norm weights
+  rmsnorm_y16(seed(), 5, 70, 72, 1.f, false);                     // d % 4 != 0: scalar
+  rmsnorm_y16(seed(), 5, 64, 66, 1.f, false);                     // ld % 4 != 0: scalar
+  bf16_to_f16_case(seed(), 4096, 4144, 4144, 4144, 0.02f, true);  // q's folded weight
+  bf16_to_f16_case(seed(), 8192, 48, 4144, 4144, 1.f, true);      // the group's x A^T columns
+  bf16_to_f16_case(seed(), 7, 100, 104, 100, 1e5f, false);        // past fp16's range
+  bf16_to_f16_case(seed(), 9, 64, 64, 72, 1e-6f, true);           // subnormal in fp16
+  e4m3_quantize_case(seed(), 37, 96, 112, 0.05f, true);           // a folded weight's row stride
+  e4m3_quantize_case(seed(), 4096, 4096, 4096, 0.02f, true);      // q's weight at Mistral-7B
+  e4m3_quantize_case(seed(), 1500, 64, 64, 1.f, true);            // more rows than blocks
+  e4m3_quantize_case(seed(), 9, 100, 104, 0.1f, false);           // cols % 8 != 0: one at a time
+  e4m3_quantize_case(seed(), 3, 5, 5, 300.f, false);  // past e4m3's range before scaling
   vec_rope(seed(), 8192, 32, 128, 0, 0, true, true, true);
   vec_rope(seed(), 8192, 8, 128, 0, 0, true, true, true);
   // tails, odd sizes and offsets that break 16-byte alignment

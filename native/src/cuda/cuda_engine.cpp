@@ -179,6 +179,7 @@ class CudaEngine final : public Engine {
     // layer l's input_layernorm is weight 1 + 9 l (wnorm1): its largest value sets the scale of
     // that layer's e4m3 q/k residue
     if (i % 9 == 1 && i / 9 < shape_.c.num_layers) set_lo8_scale(i / 9, host.data());
+    note_qk_weight(i, host.data(), numel);
     wset_[size_t(i)] = true;
     if (is_proj(i)) {
       fold_weight(i);
@@ -248,6 +249,10 @@ class CudaEngine final : public Engine {
     pw.p.blocksize = w.blocksize;
     pw.p.half_first = w.dtype == LORA4J_DTYPE_F16;
     wset_[size_t(i)] = true;
+    // its dequantized values are not checked against fp16's range (a merge makes it dense)
+    const WeightSpec& sp = specs_[size_t(i)];
+    if (sp.layer >= 0 && (sp.slot == Q || sp.slot == K))
+      set_qk_f16_bit(sp.layer, sp.slot == Q ? kF16Q : kF16K, false);
   }
   void get_weight(const std::string& name, float* out, int64_t numel) override {
     device();
@@ -331,16 +336,23 @@ class CudaEngine final : public Engine {
     return fold_mode_ != 0 && kFoldGroup[g] && fold_cols_[g] > 0 &&
            (fold_mode_ == 2 || fold_cols_[g] * 16 <= shape_.proj_in(first_of(g)));
   }
-  // The q/k residue GEMMs in e4m3 (layer_forward's precision fix): on sm_89 and later when every
-  // leading dimension suits cuBLASLt's FP8 kernels (multiples of 16), unless LORA4J_QK_LO=bf16.
-  // The residue is written by the RMSNorm in e4m3 scaled by lo8_scale_[layer]; the weight is
-  // quantized (one power-of-two scale) into w8_ before each of the two GEMMs.
+  // The precision of the q and k GEMMs' input (layer_forward). By default (qk_f16_) both run once
+  // in fp16: the RMSNorm writes its output a second time in fp16 (11 significant bits), the
+  // weight is converted to fp16 into wf16_ before each GEMM, fp32 accumulation; for a layer
+  // whose weights qk_f16_ok does not vouch for, and with LORA4J_QK_LO=e4m3 or bf16, the bf16
+  // GEMM runs on the bf16 output and a second GEMM adds its rounding residue: in e4m3 on sm_89
+  // and later when every leading dimension suits cuBLASLt's FP8 kernels (multiples of 16),
+  // unless LORA4J_QK_LO=bf16 (the residue written by the RMSNorm in e4m3 scaled by
+  // lo8_scale_[layer], the weight quantized with one power-of-two scale into w8_), else in bf16.
   void set_qk_lo_mode() {
     int major = 0, minor = 0;
     LORA4J_CU(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev_));
     LORA4J_CU(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev_));
     const char* env = std::getenv("LORA4J_QK_LO");
     const int64_t d = shape_.c.hidden_size, qd = shape_.q_dim(), kvd = shape_.kv_dim();
+    qk_f16_ =
+        !(env && (std::strcmp(env, "bf16") == 0 || std::strcmp(env, "e4m3") == 0)) && d % 8 == 0;
+    qk_f16_ok_.assign(size_t(shape_.c.num_layers), 0);
     qk_lo_e4m3_ = major * 10 + minor >= 89 && !(env && std::strcmp(env, "bf16") == 0) &&
                   d % 16 == 0 && qd % 16 == 0 && kvd % 16 == 0;
     lo8_scale_.assign(size_t(shape_.c.num_layers), 1.f);
@@ -359,6 +371,34 @@ class CudaEngine final : public Engine {
     float m = 0.f;
     for (float v : f) m = std::max(m, std::fabs(v));
     lo8_scale_[size_t(l)] = e4m3_pow2_scale(std::ldexp(std::sqrt(float(d)) * m, -8));
+    set_qk_f16_bit(l, kF16Norm, std::sqrt(float(d)) * m <= kF16Bound);
+  }
+  // Whether layer l's q and k GEMMs may run in fp16 (qk_f16_ok): its normed input is bounded by
+  // sqrt(d) max |w| of its input_layernorm (the row's mean square is below 1), its q and k weights
+  // by their largest magnitudes, each checked when the weight is set; every bound must stay
+  // under half of fp16's largest finite value (65504), so nothing converts to infinity (a LoRA
+  // product beside them is of the same order as the frozen values). A projection set in NF4
+  // clears its bit: its dequantized values are not checked.
+  static constexpr float kF16Bound = 32768.f;
+  static constexpr uint8_t kF16Norm = 1, kF16Q = 2, kF16K = 4, kF16All = 7;
+  void set_qk_f16_bit(int l, uint8_t bit, bool ok) {
+    uint8_t& b = qk_f16_ok_[size_t(l)];
+    b = ok ? uint8_t(b | bit) : uint8_t(b & ~bit);
+  }
+  void note_qk_weight(int i, const uint16_t* w, int64_t numel) {
+    const WeightSpec& sp = specs_[size_t(i)];
+    if (sp.layer < 0 || (sp.slot != Q && sp.slot != K)) return;
+    float m = 0.f;
+    for (int64_t k = 0; k < numel; ++k) {
+      float v = 0.f;
+      to_f32(LORA4J_DTYPE_BF16, w + k, &v, 1);
+      m = std::max(m, std::fabs(v));
+    }
+    set_qk_f16_bit(sp.layer, sp.slot == Q ? kF16Q : kF16K, m <= kF16Bound);
+  }
+  bool qk_f16_ok(int l) const {
+    return qk_f16_ && qk_f16_ok_[size_t(l)] == kF16All && proj_[size_t(proj_index(l, Q))].dense &&
+           proj_[size_t(proj_index(l, K))].dense;
   }
   // fold_pos_, fold_cols_, xld_ and xa_ld_ for the attached adapter (or none).
   void set_fold_layout() {
@@ -1325,6 +1365,7 @@ class CudaEngine final : public Engine {
     shared_k_ = acts_[0].k;
     shared_v_ = acts_[0].v;
     hn_ = c.take<bf16>(n * d);
+    if (qk_f16_) xf16_ = c.take<f16>(n * xld_[kGroupOf[Q]]);  // xn1's row stride
     if (qk_lo_e4m3_)
       xlo8_ = c.take<uint8_t>(n * d);
     else
@@ -1564,12 +1605,15 @@ class CudaEngine final : public Engine {
   // then also runs on it, so y is as exact as an fp32 x would make it (the LoRA term keeps bf16 x).
   // x_lo8 (nullable, needs y_f32; row stride in): the same residue in e4m3, times lo8_scale_[l]
   // (set_qk_lo_mode); the weight goes to e4m3 in w8_ and an FP8 GEMM adds the product.
+  // x16 (nullable, needs y_f32 and no residual; row stride ldx, its spare columns holding xa in
+  // fp16 when folded): x in fp16; the weight goes to fp16 in wf16_ and the frozen GEMM runs on
+  // both in fp16 instead of bf16 (qk_f16_ok).
   // A folded projection (kFoldGroup: xa in x's spare columns, B in W's) is one GEMM over
   // K = in + members x r. Otherwise the small LoRA product is formed first and the large GEMM
   // accumulates onto it in its epilogue (one memory-bound pass over y).
   void proj_forward(int l, int p, const bf16* x, int64_t ldx, int64_t n, void* y, bool y_f32,
                     const float* residual, const bf16* xa, const bf16* x_lo = nullptr,
-                    const uint8_t* x_lo8 = nullptr) {
+                    const uint8_t* x_lo8 = nullptr, const f16* x16 = nullptr) {
     const int64_t in = shape_.proj_in(p), out = shape_.proj_out(p);
     const bf16* W = wproj(l, p);
     const int64_t ldw = wld(proj_index(l, p));
@@ -1592,7 +1636,25 @@ class CudaEngine final : public Engine {
       beta = 1.f;
       c = nullptr;
     }
-    gemm_.run(false, true, n, out, K, x, ldx, W, ldw, y, y_f32, out, 1.f, beta, proj_module(p), c);
+    if (x16) {
+      if (!y_f32 || c) fail(LORA4J_EINTERNAL, "the fp16 q/k GEMM takes an fp32 y, no residual");
+      const size_t need = size_t(out * ldw);
+      if (need > wf16_cap_) {
+        LORA4J_CU(cudaStreamSynchronize(stream_));  // the scratch may be in use
+        free_dev(wf16_);
+        wf16_ = nullptr;
+        wf16_cap_ = 0;
+        wf16_ = static_cast<f16*>(alloc(need * sizeof(f16), "fp16 q/k weight scratch"));
+        wf16_cap_ = need;
+      }
+      KCHECK(bf16_to_f16_2d(W, ldw, wf16_, ldw, out, K, stream_));
+      tm("q/k weight to f16");
+      gemm_.run_f16(n, out, K, x16, ldx, wf16_, ldw, static_cast<float*>(y), out, 1.f, beta,
+                    proj_module(p));
+    } else {
+      gemm_.run(false, true, n, out, K, x, ldx, W, ldw, y, y_f32, out, 1.f, beta, proj_module(p),
+                c);
+    }
     if (x_lo)
       gemm_.run(false, true, n, out, in, x_lo, ldx, W, ldw, y, true, out, 1.f, 1.f, proj_module(p));
     if (x_lo8) {
@@ -1704,17 +1766,27 @@ class CudaEngine final : public Engine {
     f16* kout = kc ? kc + int64_t(q_offset) * shape_.kv_dim() : a.k;
     bf16* vout = vc ? vc + int64_t(q_offset) * shape_.kv_dim() : a.v;
     const int64_t ld1 = xld_[kGroupOf[Q]], ld2 = xld_[kGroupOf[GATE]];
-    KCHECK(rmsnorm_forward(x_[size_t(l)], wnorm1(l), a.xn1, a.rstd1, n, d, eps, stream_, xlo_, ld1,
-                           Lo8{xlo8_, lo8_scale_[size_t(l)], d}));
+    // the backward's re-run of a layer whose q, k and v were kept skips their projections
+    const bool qkv = !(recompute && opt_.recompute == LORA4J_RECOMPUTE_ATTENTION);
+    const bool in_f16 = qkv && qk_f16_ok(l);
+    bf16* lo = in_f16 || !qkv ? nullptr : xlo_;
+    const Lo8 lo8 = in_f16 || !qkv ? Lo8{} : Lo8{xlo8_, lo8_scale_[size_t(l)], d};
+    KCHECK(rmsnorm_forward(x_[size_t(l)], wnorm1(l), a.xn1, a.rstd1, n, d, eps, stream_, lo, ld1,
+                           lo8, in_f16 ? Y16{xf16_, ld1} : Y16{}));
     tm("rmsnorm forward");
     lora_a_forward(l, kGroupOf[Q], a.xn1, ld1, n, a);
-    // the backward's re-run of a layer whose q, k and v were kept skips their projections
-    if (!(recompute && opt_.recompute == LORA4J_RECOMPUTE_ATTENTION)) {
-      proj_forward(l, Q, a.xn1, ld1, n, dtmp_, true, nullptr, a.xa[Q], xlo_, xlo8_);
+    if (in_f16 && (folded(l, Q) || folded(l, K))) {
+      // the folded GEMMs read the group's x A^T from x's spare columns: in fp16 too
+      KCHECK(bf16_to_f16_2d(a.xn1 + d, ld1, xf16_ + d, ld1, n, fold_cols_[kGroupOf[Q]], stream_));
+      tm("q/k weight to f16");
+    }
+    if (qkv) {
+      const f16* x16 = in_f16 ? xf16_ : nullptr;
+      proj_forward(l, Q, a.xn1, ld1, n, dtmp_, true, nullptr, a.xa[Q], lo, lo8.p, x16);
       KCHECK(rope_forward(dtmp_, a.q, pos_, inv_freq_, n, shape_.c.num_heads, shape_.c.head_dim,
                           stream_));
       tm("rope forward");
-      proj_forward(l, K, a.xn1, ld1, n, dtmp_, true, nullptr, a.xa[K], xlo_, xlo8_);
+      proj_forward(l, K, a.xn1, ld1, n, dtmp_, true, nullptr, a.xa[K], lo, lo8.p, x16);
       KCHECK(rope_forward(dtmp_, kout, pos_, inv_freq_, n, shape_.c.num_kv_heads, shape_.c.head_dim,
                           stream_));
       tm("rope forward");
@@ -2033,6 +2105,13 @@ class CudaEngine final : public Engine {
   // the q/k residue in e4m3 (set_qk_lo_mode): on/off, its buffer [n, d], each layer's scale,
   // the weight's e4m3 copy and its two scale floats (max |w|, 1 / S)
   bool qk_lo_e4m3_ = false;
+  // the q/k GEMMs in fp16 (set_qk_lo_mode): on/off, each layer's checked bounds (kF16*), the
+  // normed input's fp16 copy [n, xn1's row stride], the weight's fp16 copy and its capacity
+  bool qk_f16_ = false;
+  std::vector<uint8_t> qk_f16_ok_;
+  f16* xf16_ = nullptr;
+  f16* wf16_ = nullptr;
+  size_t wf16_cap_ = 0;
   uint8_t* xlo8_ = nullptr;
   std::vector<float> lo8_scale_;
   uint8_t* w8_ = nullptr;

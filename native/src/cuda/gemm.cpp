@@ -21,7 +21,7 @@ int align_of(const void* p) {
 
 Gemm::~Gemm() {
   if (!api_) return;
-  for (auto* plans : {&plans_, &e4m3_plans_})
+  for (auto* plans : {&plans_, &e4m3_plans_, &f16_plans_})
     for (auto& kv : *plans) {
       api_->cublasLtMatmulDescDestroy(kv.second.desc);
       api_->cublasLtMatrixLayoutDestroy(kv.second.a);
@@ -121,6 +121,20 @@ void Gemm::run_e4m3(int64_t M, int64_t N, int64_t K, const uint8_t* A, int64_t l
                                                      sizeof b_scale));
   LORA4J_CUBLAS(api_->cublasLtMatmulDescSetAttribute(pl.desc, lt::kDescBScalePointer, &a_scale,
                                                      sizeof a_scale));
+  launched(api_->cublasLtMatmul(lt_, pl.desc, &alpha, B, pl.a, A, pl.b, &beta, D, pl.d, D, pl.d,
+                                &pl.algo, ws_, ws_bytes_, stream_),
+           what);
+}
+
+void Gemm::run_f16(int64_t M, int64_t N, int64_t K, const __half* A, int64_t lda, const __half* B,
+                   int64_t ldb, float* D, int64_t ldd, float alpha, float beta, const char* what) {
+  if (M <= 0 || N <= 0) return;
+  int al = std::min(std::min(align_of(A), align_of(B)), align_of(D));
+  Key key{0, 1, M, N, K, lda, ldb, ldd, 1, beta != 0.f, al};
+  // column-major: the first operand is B (stored [K, N] column-major, op T), the second A
+  const Plan& pl =
+      plan(f16_plans_, key, lt::kOpT, lt::kOpN, CUDA_R_16F, uint64_t(K), uint64_t(N), ldb,
+           uint64_t(K), uint64_t(M), lda, CUDA_R_32F, uint64_t(N), uint64_t(M), ldd, al, what);
   launched(api_->cublasLtMatmul(lt_, pl.desc, &alpha, B, pl.a, A, pl.b, &beta, D, pl.d, D, pl.d,
                                 &pl.algo, ws_, ws_bytes_, stream_),
            what);

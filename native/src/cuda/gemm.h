@@ -3,6 +3,7 @@
 // Algorithms are chosen once per shape and cached.
 #pragma once
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -36,6 +37,10 @@ class Gemm {
   void run_e4m3(int64_t M, int64_t N, int64_t K, const uint8_t* A, int64_t lda,
                 const float* a_scale, const uint8_t* B, int64_t ldb, const float* b_scale, float* D,
                 int64_t ldd, float alpha, float beta, const char* what);
+  // D[M, N] (fp32, row stride ldd) = alpha * A[M, K] B[N, K]^T + beta * D with A and B fp16,
+  // row-major (fp32 accumulation): the q and k projections' GEMM on their fp16 input.
+  void run_f16(int64_t M, int64_t N, int64_t K, const __half* A, int64_t lda, const __half* B,
+               int64_t ldb, float* D, int64_t ldd, float alpha, float beta, const char* what);
   // Called after every GEMM is queued, with its `what` (the engine's LORA4J_PHASE_TIMES).
   void set_after(void (*fn)(void* ctx, const char* what), void* ctx) {
     after_ = fn;
@@ -59,6 +64,7 @@ class Gemm {
   };
   std::map<Key, Plan> plans_;
   std::map<Key, Plan> e4m3_plans_;
+  std::map<Key, Plan> f16_plans_;
   // a cublasLtMatmul's status: a lora4j::Error naming `what` unless success; then the after_ hook
   void launched(int status, const char* what);
   // the plan of a problem (column-major, as cuBLASLt poses it): creates it on first use

@@ -1,5 +1,6 @@
 /*
- * Conversions between fp32 and bf16 (round to nearest even), and the LoRA merge
+ * Conversions between fp32 and bf16 (round to nearest even), bf16 to fp16 over a strided
+ * matrix (the q and k GEMMs' fp16 operands), and the LoRA merge
  * W <- bf16(W + scale * B A) computed from the fp32 master copies of A [r, in] and B [out, r].
  * Grid-stride loops: any n works with a bounded grid.
  */
@@ -28,6 +29,58 @@ __global__ void lora_merge_kernel(bf16* w, const float* a, const float* b, float
     for (int64_t k = 0; k < r; ++k) acc += b[o * r + k] * a[k * in + c];
     w[i] = __float2bfloat16_rn(__bfloat162float(w[i]) + scale * acc);
   }
+}
+
+// dst[i, j] = fp16(src[i, j]) for rows x cols, row strides lds and ldd (elements). One thread per
+// 8 elements (16-byte accesses) when cols, lds and ldd are multiples of 8 and both pointers
+// 16-byte aligned; else one element per thread. Both round the same way (the bf16 value, exact in
+// fp32, to the nearest fp16): the same bits.
+__global__ void bf16_to_f16_2d_vec_kernel(const bf16* src, int64_t lds, f16* dst, int64_t ldd,
+                                          int64_t rows, int64_t cols) {
+  const int64_t per_row = cols / 8, n = rows * per_row;
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n;
+       e += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t i = e / per_row, j = (e % per_row) * 8;
+    const Bf16x8 v = load_bf16x8(src + i * lds + j);
+    union {
+      uint4 u;
+      f16 h[8];
+    } o;
+#pragma unroll
+    for (int k = 0; k < 8; ++k) o.h[k] = __float2half_rn(__bfloat162float(v.v[k]));
+    *reinterpret_cast<uint4*>(dst + i * ldd + j) = o.u;
+  }
+}
+__global__ void bf16_to_f16_2d_scalar_kernel(const bf16* src, int64_t lds, f16* dst, int64_t ldd,
+                                             int64_t rows, int64_t cols) {
+  const int64_t n = rows * cols;
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n;
+       e += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t i = e / cols, j = e % cols;
+    dst[i * ldd + j] = __float2half_rn(__bfloat162float(src[i * lds + j]));
+  }
+}
+bool bf16_to_f16_2d_is_vectorized(const bf16* src, int64_t lds, const f16* dst, int64_t ldd,
+                                  int64_t cols) {
+  return cols % 8 == 0 && lds % 8 == 0 && ldd % 8 == 0 && ptr_aligned16(src) && ptr_aligned16(dst);
+}
+cudaError_t bf16_to_f16_2d(const bf16* src, int64_t lds, f16* dst, int64_t ldd, int64_t rows,
+                           int64_t cols, cudaStream_t s) {
+  if (rows <= 0 || cols <= 0) return cudaSuccess;
+  if (lds < cols || ldd < cols) return cudaErrorInvalidValue;
+  if (!bf16_to_f16_2d_is_vectorized(src, lds, dst, ldd, cols))
+    return bf16_to_f16_2d_scalar(src, lds, dst, ldd, rows, cols, s);
+  bf16_to_f16_2d_vec_kernel<<<grid_for(rows * (cols / 8), 256), 256, 0, s>>>(src, lds, dst, ldd,
+                                                                             rows, cols);
+  return cudaGetLastError();
+}
+cudaError_t bf16_to_f16_2d_scalar(const bf16* src, int64_t lds, f16* dst, int64_t ldd, int64_t rows,
+                                  int64_t cols, cudaStream_t s) {
+  if (rows <= 0 || cols <= 0) return cudaSuccess;
+  if (lds < cols || ldd < cols) return cudaErrorInvalidValue;
+  bf16_to_f16_2d_scalar_kernel<<<grid_for(rows * cols, 256), 256, 0, s>>>(src, lds, dst, ldd, rows,
+                                                                          cols);
+  return cudaGetLastError();
 }
 
 cudaError_t f32_to_bf16(const float* x, bf16* y, int64_t n, cudaStream_t s) {

@@ -21,6 +21,16 @@ using f16 = __half;
 // ---- conversion / elementwise (convert.cu) ------------------------------------------------
 cudaError_t f32_to_bf16(const float* x, bf16* y, int64_t n, cudaStream_t s);
 cudaError_t bf16_to_f32(const bf16* x, float* y, int64_t n, cudaStream_t s);
+// dst[i, j] = fp16(src[i, j]), i < rows, j < cols, row strides lds and ldd (>= cols; columns
+// past cols are not written): a bf16 weight or LoRA product as the operand of an fp16 GEMM.
+// Values past fp16's range (65504) become infinite, those under 2^-14 in magnitude subnormal:
+// the engine takes this path only for weights it has checked (CudaEngine::qk_f16_ok).
+cudaError_t bf16_to_f16_2d(const bf16* src, int64_t lds, f16* dst, int64_t ldd, int64_t rows,
+                           int64_t cols, cudaStream_t s);
+cudaError_t bf16_to_f16_2d_scalar(const bf16* src, int64_t lds, f16* dst, int64_t ldd, int64_t rows,
+                                  int64_t cols, cudaStream_t s);
+bool bf16_to_f16_2d_is_vectorized(const bf16* src, int64_t lds, const f16* dst, int64_t ldd,
+                                  int64_t cols);
 // w[out, in] = bf16(w + scale * b[out, r] a[r, in])  (LoRA merge, fp32 masters)
 cudaError_t lora_merge_weight(bf16* w, const float* a, const float* b, float scale, int64_t out,
                               int64_t in, int64_t r, cudaStream_t s);
@@ -54,9 +64,16 @@ struct Lo8 {
   float scale = 1.f;
   int64_t ld = 0;
 };
+// y16 (p nullable): the output again in fp16, rounded once from the fp32 value (11 significant
+// bits against bf16's 8), row stride y16.ld (0: d, a multiple of 4 for the vectorized kernel):
+// the operand of the q and k GEMMs in fp16.
+struct Y16 {
+  f16* p = nullptr;
+  int64_t ld = 0;
+};
 cudaError_t rmsnorm_forward(const float* x, const bf16* w, bf16* y, float* rstd, int64_t n,
                             int64_t d, float eps, cudaStream_t s, bf16* y_lo = nullptr,
-                            int64_t ldy = 0, Lo8 lo8 = {});
+                            int64_t ldy = 0, Lo8 lo8 = {}, Y16 y16 = {});
 // The largest power of two S with amax * S <= 448 (e4m3's largest finite value); 1 for an amax
 // of 0 or one that is not finite; 2^100 for an amax so small (below ~1.3e-36) that 448 / amax
 // overflows. A power of two, so scaling by S and by 1 / S is exact.
@@ -166,7 +183,8 @@ bool swiglu_forward_is_vectorized(const bf16* gate, const bf16* up, const bf16* 
 bool swiglu_backward_is_vectorized(const float* dh, const bf16* gate, const bf16* up,
                                    const bf16* dgate, const bf16* dup);
 bool rmsnorm_forward_is_vectorized(const float* x, const bf16* w, const bf16* y, int64_t d,
-                                   const bf16* y_lo = nullptr, int64_t ldy = 0, Lo8 lo8 = {});
+                                   const bf16* y_lo = nullptr, int64_t ldy = 0, Lo8 lo8 = {},
+                                   Y16 y16 = {});
 bool rmsnorm_backward_is_vectorized(const float* dy, const float* x, const bf16* w, const float* dx,
                                     int64_t d, const bf16* dx_bf16 = nullptr);
 bool rope_forward_is_vectorized(const float* x, const f16* y, int D);
@@ -179,7 +197,7 @@ cudaError_t swiglu_backward_scalar(const float* dh, const bf16* gate, const bf16
                                    bf16* dup, int64_t n, cudaStream_t s);
 cudaError_t rmsnorm_forward_scalar(const float* x, const bf16* w, bf16* y, float* rstd, int64_t n,
                                    int64_t d, float eps, cudaStream_t s, bf16* y_lo = nullptr,
-                                   int64_t ldy = 0, Lo8 lo8 = {});
+                                   int64_t ldy = 0, Lo8 lo8 = {}, Y16 y16 = {});
 cudaError_t rmsnorm_backward_scalar(const float* dy, const float* x, const bf16* w,
                                     const float* rstd, float* dx, int64_t n, int64_t d,
                                     bool accumulate, cudaStream_t s, bf16* dx_bf16 = nullptr);

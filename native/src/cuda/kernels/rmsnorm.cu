@@ -1,7 +1,7 @@
 /*
  * RMSNorm over the last dimension d, as Hugging Face Mistral in fp32:
  *   forward   r = rsqrt(mean(x^2) + eps),  y = bf16(x * r * w)  (+ optional residue y_lo, in
- *             bf16, or in e4m3 scaled by a power of two: Lo8)
+ *             bf16, or in e4m3 scaled by a power of two: Lo8; + optional fp16 copy: Y16)
  *   backward  dx = r * w * dy - x * r^3 / d * sum_j(w_j dy_j x_j)     (w frozen: no dw)
  * x and dy are fp32 (the residual stream and its gradient). The backward accumulates into the
  * residual gradient (dx += ...) when asked, which fuses the residual add, and can also write
@@ -31,7 +31,8 @@ __device__ __forceinline__ uint8_t lo8_of(float v, bf16 hi, float scale) {
 }
 
 __global__ void rmsnorm_fwd_scalar_kernel(const float* x, const bf16* w, bf16* y, float* rstd,
-                                          int64_t d, float eps, bf16* y_lo, int64_t ldy, Lo8 lo8) {
+                                          int64_t d, float eps, bf16* y_lo, int64_t ldy, Lo8 lo8,
+                                          Y16 y16) {
   __shared__ float scratch[32];
   int64_t t = blockIdx.x;
   const float* xr = x + t * d;
@@ -47,6 +48,7 @@ __global__ void rmsnorm_fwd_scalar_kernel(const float* x, const bf16* w, bf16* y
     yr[i] = hi;
     if (y_lo) y_lo[t * ldy + i] = __float2bfloat16_rn(v - __bfloat162float(hi));
     if (lo8.p) lo8.p[t * lo8.ld + i] = lo8_of(v, hi, lo8.scale);
+    if (y16.p) y16.p[t * y16.ld + i] = __float2half_rn(v);
   }
 }
 
@@ -85,7 +87,7 @@ constexpr int64_t kMaxBackwardD = 6144;                      // 48 KiB
 template <int NCH>
 __global__ void __launch_bounds__(kThreads)
     rmsnorm_fwd_vec_kernel(const float* x, const bf16* w, bf16* y, float* rstd, int64_t d,
-                           float eps, bf16* y_lo, int64_t ldy, Lo8 lo8) {
+                           float eps, bf16* y_lo, int64_t ldy, Lo8 lo8, Y16 y16) {
   extern __shared__ float4 staged[];  // the row, d floats
   __shared__ float scratch[32];
   const float* sx = reinterpret_cast<const float*>(staged);
@@ -120,6 +122,7 @@ __global__ void __launch_bounds__(kThreads)
     if (c >= chunks) continue;
     const float xs[4] = {xv[j].x, xv[j].y, xv[j].z, xv[j].w};
     Bf16x4 hv, lv;
+    F16x4 fv;
     uint32_t l8 = 0;
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
@@ -128,10 +131,12 @@ __global__ void __launch_bounds__(kThreads)
       hv.v[e] = hi;
       lv.v[e] = __float2bfloat16_rn(v - __bfloat162float(hi));
       if (lo8.p) l8 |= uint32_t(lo8_of(v, hi, lo8.scale)) << (8 * e);
+      fv.v[e] = __float2half_rn(v);
     }
     store_bf16x4(yr + 4 * c, hv);
     if (y_lo) store_bf16x4(y_lo + t * ldy + 4 * c, lv);
     if (lo8.p) *reinterpret_cast<uint32_t*>(lo8.p + t * lo8.ld + 4 * c) = l8;
+    if (y16.p) store_f16x4(y16.p + t * y16.ld + 4 * c, fv);
   }
 }
 
@@ -202,9 +207,9 @@ __global__ void __launch_bounds__(kThreads)
 
 template <int NCH>
 cudaError_t launch_fwd(const float* x, const bf16* w, bf16* y, float* rstd, int64_t n, int64_t d,
-                       float eps, cudaStream_t s, bf16* y_lo, int64_t ldy, Lo8 lo8) {
+                       float eps, cudaStream_t s, bf16* y_lo, int64_t ldy, Lo8 lo8, Y16 y16) {
   rmsnorm_fwd_vec_kernel<NCH><<<unsigned(n), kThreads, size_t(d) * sizeof(float), s>>>(
-      x, w, y, rstd, d, eps, y_lo, ldy, lo8);
+      x, w, y, rstd, d, eps, y_lo, ldy, lo8, y16);
   return cudaGetLastError();
 }
 template <int NCH>
@@ -227,12 +232,13 @@ cudaError_t launch_bwd(const float* dy, const float* x, const bf16* w, const flo
 }  // namespace
 
 bool rmsnorm_forward_is_vectorized(const float* x, const bf16* w, const bf16* y, int64_t d,
-                                   const bf16* y_lo, int64_t ldy, Lo8 lo8) {
-  // rows of y start on 8-byte boundaries (the 4-element bf16 stores): ldy % 4 == 0; rows of the
-  // e4m3 residue on 4-byte ones (4-byte stores)
+                                   const bf16* y_lo, int64_t ldy, Lo8 lo8, Y16 y16) {
+  // rows of y and of the fp16 copy start on 8-byte boundaries (the 4-element 16-bit stores):
+  // ldy % 4 == 0, y16.ld % 4 == 0; rows of the e4m3 residue on 4-byte ones (4-byte stores)
   return d > 0 && d % 4 == 0 && d <= kMaxForwardD && (ldy == 0 || ldy % 4 == 0) &&
          ptr_aligned16(x) && ptr_aligned16(w) && ptr_aligned16(y) && ptr_aligned16(y_lo) &&
-         ptr_aligned16(lo8.p) && (lo8.ld == 0 || lo8.ld % 4 == 0);
+         ptr_aligned16(lo8.p) && (lo8.ld == 0 || lo8.ld % 4 == 0) && ptr_aligned16(y16.p) &&
+         (y16.ld == 0 || y16.ld % 4 == 0);
 }
 bool rmsnorm_backward_is_vectorized(const float* dy, const float* x, const bf16* w, const float* dx,
                                     int64_t d, const bf16* dx_bf16) {
@@ -241,28 +247,29 @@ bool rmsnorm_backward_is_vectorized(const float* dy, const float* x, const bf16*
 }
 
 cudaError_t rmsnorm_forward(const float* x, const bf16* w, bf16* y, float* rstd, int64_t n,
-                            int64_t d, float eps, cudaStream_t s, bf16* y_lo, int64_t ldy,
-                            Lo8 lo8) {
+                            int64_t d, float eps, cudaStream_t s, bf16* y_lo, int64_t ldy, Lo8 lo8,
+                            Y16 y16) {
   if (n <= 0) return cudaSuccess;
   if (ldy == 0) ldy = d;
   if (lo8.p && lo8.ld == 0) lo8.ld = d;
-  if (ldy < d || (lo8.p && lo8.ld < d)) return cudaErrorInvalidValue;
-  if (!rmsnorm_forward_is_vectorized(x, w, y, d, y_lo, ldy, lo8))
-    return rmsnorm_forward_scalar(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8);
+  if (y16.p && y16.ld == 0) y16.ld = d;
+  if (ldy < d || (lo8.p && lo8.ld < d) || (y16.p && y16.ld < d)) return cudaErrorInvalidValue;
+  if (!rmsnorm_forward_is_vectorized(x, w, y, d, y_lo, ldy, lo8, y16))
+    return rmsnorm_forward_scalar(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8, y16);
   switch ((d + 4 * kThreads - 1) / (4 * kThreads)) {
     case 1:
-      return launch_fwd<1>(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8);
+      return launch_fwd<1>(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8, y16);
     case 2:
-      return launch_fwd<2>(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8);
+      return launch_fwd<2>(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8, y16);
     case 3:
-      return launch_fwd<3>(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8);
+      return launch_fwd<3>(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8, y16);
     case 4:
-      return launch_fwd<4>(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8);
+      return launch_fwd<4>(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8, y16);
     case 5:
     case 6:
-      return launch_fwd<6>(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8);
+      return launch_fwd<6>(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8, y16);
     default:
-      return launch_fwd<kMaxChunks>(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8);
+      return launch_fwd<kMaxChunks>(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8, y16);
   }
 }
 cudaError_t rmsnorm_backward(const float* dy, const float* x, const bf16* w, const float* rstd,
@@ -287,12 +294,14 @@ cudaError_t rmsnorm_backward(const float* dy, const float* x, const bf16* w, con
 
 cudaError_t rmsnorm_forward_scalar(const float* x, const bf16* w, bf16* y, float* rstd, int64_t n,
                                    int64_t d, float eps, cudaStream_t s, bf16* y_lo, int64_t ldy,
-                                   Lo8 lo8) {
+                                   Lo8 lo8, Y16 y16) {
   if (n <= 0) return cudaSuccess;
   if (ldy == 0) ldy = d;
   if (lo8.p && lo8.ld == 0) lo8.ld = d;
-  if (ldy < d || (lo8.p && lo8.ld < d)) return cudaErrorInvalidValue;
-  rmsnorm_fwd_scalar_kernel<<<unsigned(n), kThreads, 0, s>>>(x, w, y, rstd, d, eps, y_lo, ldy, lo8);
+  if (y16.p && y16.ld == 0) y16.ld = d;
+  if (ldy < d || (lo8.p && lo8.ld < d) || (y16.p && y16.ld < d)) return cudaErrorInvalidValue;
+  rmsnorm_fwd_scalar_kernel<<<unsigned(n), kThreads, 0, s>>>(x, w, y, rstd, d, eps, y_lo, ldy, lo8,
+                                                             y16);
   return cudaGetLastError();
 }
 cudaError_t rmsnorm_backward_scalar(const float* dy, const float* x, const bf16* w,
