@@ -388,13 +388,13 @@ class CudaEngine final : public Engine {
   void note_qk_weight(int i, const uint16_t* w, int64_t numel) {
     const WeightSpec& sp = specs_[size_t(i)];
     if (sp.layer < 0 || (sp.slot != Q && sp.slot != K)) return;
+    // the largest magnitude's bits: bf16 magnitudes order as their 15 low bits do (infinity and
+    // NaN above every finite value)
+    uint16_t top = 0;
+    for (int64_t k = 0; k < numel; ++k) top = std::max<uint16_t>(top, w[k] & 0x7FFFu);
     float m = 0.f;
-    for (int64_t k = 0; k < numel; ++k) {
-      float v = 0.f;
-      to_f32(LORA4J_DTYPE_BF16, w + k, &v, 1);
-      m = std::max(m, std::fabs(v));
-    }
-    set_qk_f16_bit(sp.layer, sp.slot == Q ? kF16Q : kF16K, m <= kF16Bound);
+    to_f32(LORA4J_DTYPE_BF16, &top, &m, 1);
+    set_qk_f16_bit(sp.layer, sp.slot == Q ? kF16Q : kF16K, top < 0x7F80u && m <= kF16Bound);
   }
   bool qk_f16_ok(int l) const {
     return qk_f16_ && qk_f16_ok_[size_t(l)] == kF16All && proj_[size_t(proj_index(l, Q))].dense &&
