@@ -249,10 +249,21 @@ class CudaEngine final : public Engine {
     pw.p.blocksize = w.blocksize;
     pw.p.half_first = w.dtype == LORA4J_DTYPE_F16;
     wset_[size_t(i)] = true;
-    // its dequantized values are not checked against fp16's range (a merge makes it dense)
-    const WeightSpec& sp = specs_[size_t(i)];
-    if (sp.layer >= 0 && (sp.slot == Q || sp.slot == K))
-      set_qk_f16_bit(sp.layer, sp.slot == Q ? kF16Q : kF16K, false);
+    note_qk_bound(i, nf4_bound(w));
+  }
+  // A bound on the magnitude of an NF4 weight's dequantized values: the largest code times the
+  // largest scale (plain, or nested table value times nested scale plus the offset).
+  static float nf4_bound(const lora4j_nf4_weight& w) {
+    auto amax = [](const float* p, int64_t n) {  // infinite when any value is not finite
+      float m = 0.f;
+      for (int64_t k = 0; k < n; ++k)
+        m = std::isfinite(p[k]) ? std::max(m, std::fabs(p[k])) : INFINITY;
+      return m;
+    };
+    const float code = amax(w.code_table, 16);
+    if (w.absmax) return code * amax(w.absmax, nf4_blocks(w));
+    return code * (amax(w.nested_table, 256) * amax(w.nested_absmax, nf4_nested_blocks(w)) +
+                   std::fabs(w.offset));
   }
   void get_weight(const std::string& name, float* out, int64_t numel) override {
     device();
@@ -375,15 +386,20 @@ class CudaEngine final : public Engine {
   }
   // Whether layer l's q and k GEMMs may run in fp16 (qk_f16_ok): its normed input is bounded by
   // sqrt(d) max |w| of its input_layernorm (the row's mean square is below 1), its q and k weights
-  // by their largest magnitudes, each checked when the weight is set; every bound must stay
-  // under half of fp16's largest finite value (65504), so nothing converts to infinity (a LoRA
-  // product beside them is of the same order as the frozen values). A projection set in NF4
-  // clears its bit: its dequantized values are not checked.
+  // by their largest magnitudes (an NF4 weight's by its codes and scales, nf4_bound), each checked
+  // when the weight is set; every bound must stay under half of fp16's largest finite value
+  // (65504), so nothing converts to infinity (a LoRA product beside them, or a merge's, is of the
+  // same order as the frozen values).
   static constexpr float kF16Bound = 32768.f;
   static constexpr uint8_t kF16Norm = 1, kF16Q = 2, kF16K = 4, kF16All = 7;
   void set_qk_f16_bit(int l, uint8_t bit, bool ok) {
     uint8_t& b = qk_f16_ok_[size_t(l)];
     b = ok ? uint8_t(b | bit) : uint8_t(b & ~bit);
+  }
+  void note_qk_bound(int i, float bound) {
+    const WeightSpec& sp = specs_[size_t(i)];
+    if (sp.layer < 0 || (sp.slot != Q && sp.slot != K)) return;
+    set_qk_f16_bit(sp.layer, sp.slot == Q ? kF16Q : kF16K, bound <= kF16Bound);  // false for NaN
   }
   void note_qk_weight(int i, const uint16_t* w, int64_t numel) {
     const WeightSpec& sp = specs_[size_t(i)];
@@ -394,12 +410,9 @@ class CudaEngine final : public Engine {
     for (int64_t k = 0; k < numel; ++k) top = std::max<uint16_t>(top, w[k] & 0x7FFFu);
     float m = 0.f;
     to_f32(LORA4J_DTYPE_BF16, &top, &m, 1);
-    set_qk_f16_bit(sp.layer, sp.slot == Q ? kF16Q : kF16K, top < 0x7F80u && m <= kF16Bound);
+    note_qk_bound(i, top < 0x7F80u ? m : INFINITY);
   }
-  bool qk_f16_ok(int l) const {
-    return qk_f16_ && qk_f16_ok_[size_t(l)] == kF16All && proj_[size_t(proj_index(l, Q))].dense &&
-           proj_[size_t(proj_index(l, K))].dense;
-  }
+  bool qk_f16_ok(int l) const { return qk_f16_ && qk_f16_ok_[size_t(l)] == kF16All; }
   // fold_pos_, fold_cols_, xld_ and xa_ld_ for the attached adapter (or none).
   void set_fold_layout() {
     const char* env = std::getenv("LORA4J_LORA_FOLD");
