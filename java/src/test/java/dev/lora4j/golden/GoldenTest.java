@@ -15,6 +15,7 @@ import dev.lora4j.safetensors.SafetensorsFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -284,11 +285,71 @@ class GoldenTest {
       int[] all = new int[prompt.length + got.length];
       System.arraycopy(prompt, 0, all, 0, prompt.length);
       System.arraycopy(got, 0, all, prompt.length, got.length);
-      // Every token as the reference's, on both engines and all three models (as the native
-      // CUDA suite asserts: 12 of 12 on each model in the GPU runs).
-      check(c, "generate (tokens differing)", mismatches(want, all), 0);
-      assertArrayEquals(want, all, c + " greedy tokens");
+      // A next token whose top two logits are closer than the engine's own logit error may go
+      // either way, and the rest of the sequence with it (hd128's tenth token: top two 0.071
+      // apart in fp32, within the CUDA engine's error). Both engines' logits, teacher-forced on
+      // the reference's tokens, give each step's tie margin: twice the largest difference
+      // between this engine's logits and the CPU engine's at that step (zero on the CPU, where
+      // every token must be the reference's). Held: the reference's tokens up to the first step
+      // whose CPU top two are within that margin, and at that step one of the two (as
+      // native/tests/test_engine_cuda.cpp holds the CUDA engine).
+      int v = m.config().vocabSize();
+      Batch forced = Batch.of(Arrays.copyOf(want, want.length - 1));
+      float[] eng = m.logits(forced);
+      float[] cpu = eng;
+      if (cuda()) {
+        try (MistralModel cm = MistralModel.load(ROOT.resolve(c).resolve("model"), Device.cpu())) {
+          cm.attachAdapter(ROOT.resolve(c).resolve("adapter_trained"));
+          cpu = cm.logits(forced);
+        }
+      }
+      int[] tie = firstNearTie(eng, cpu, v, prompt.length - 1, got.length);
+      int before = tie[0];
+      int[] wantBefore = Arrays.copyOf(want, prompt.length + before);
+      int[] gotBefore = Arrays.copyOf(all, prompt.length + before);
+      check(c, "generate (differing before a near tie)", mismatches(wantBefore, gotBefore), 0);
+      assertArrayEquals(wantBefore, gotBefore, c + " greedy tokens before the first near tie");
+      if (before < got.length) {
+        info(c, "generate: first near tie at token", before);
+        int g = all[prompt.length + before];
+        assertTrue(
+            g == tie[1] || g == tie[2],
+            c
+                + ": token "
+                + before
+                + " is "
+                + g
+                + ", not one of the tied "
+                + tie[1]
+                + ", "
+                + tie[2]);
+      }
     }
+  }
+
+  /**
+   * The first generation step (0 .. steps - 1; steps when none) whose top two CPU logits are within
+   * twice the largest |engine - CPU| logit difference at that step, with those two tokens. Row from
+   * + i of the [rows, v] logits predicts step i's token.
+   */
+  static int[] firstNearTie(float[] eng, float[] cpu, int v, int from, int steps) {
+    for (int i = 0; i < steps; i++) {
+      int o = (from + i) * v;
+      double margin = 0;
+      for (int t = 0; t < v; t++)
+        margin = Math.max(margin, 2.0 * Math.abs(eng[o + t] - cpu[o + t]));
+      int a = 0, b = -1;
+      for (int t = 1; t < v; t++) {
+        if (cpu[o + t] > cpu[o + a]) {
+          b = a;
+          a = t;
+        } else if (b < 0 || cpu[o + t] > cpu[o + b]) {
+          b = t;
+        }
+      }
+      if (cpu[o + a] - cpu[o + b] <= margin) return new int[] {i, a, b};
+    }
+    return new int[] {steps, -1, -1};
   }
 
   static double mismatches(int[] a, int[] b) {
