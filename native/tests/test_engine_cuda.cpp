@@ -759,7 +759,7 @@ void phase_times() {
        {"attention forward", "attention backward", "rmsnorm forward", "rmsnorm backward",
         "rope forward", "rope backward", "swiglu forward", "swiglu backward", "embedding",
         "recompute checkpoint", "self_attn.q_proj", "mlp.down_proj dX", "lora_A forward", "dLoRA_A",
-        "lm head loss kernels", "q/k weight to f16"})
+        "lm head loss kernels", "q/k operands to f16"})
     ct::report_bool("phase", std::string("op listed: ") + want, names.count(want) == 1, "");
 }
 

@@ -1661,7 +1661,7 @@ class CudaEngine final : public Engine {
         wf16_cap_ = need;
       }
       KCHECK(bf16_to_f16_2d(W, ldw, wf16_, ldw, out, K, stream_));
-      tm("q/k weight to f16");
+      tm("q/k operands to f16");
       gemm_.run_f16(n, out, K, x16, ldx, wf16_, ldw, static_cast<float*>(y), out, 1.f, beta,
                     proj_module(p));
     } else {
@@ -1791,7 +1791,7 @@ class CudaEngine final : public Engine {
     if (in_f16 && (folded(l, Q) || folded(l, K))) {
       // the folded GEMMs read the group's x A^T from x's spare columns: in fp16 too
       KCHECK(bf16_to_f16_2d(a.xn1 + d, ld1, xf16_ + d, ld1, n, fold_cols_[kGroupOf[Q]], stream_));
-      tm("q/k weight to f16");
+      tm("q/k operands to f16");
     }
     if (qkv) {
       const f16* x16 = in_f16 ? xf16_ : nullptr;
