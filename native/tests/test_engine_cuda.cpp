@@ -798,6 +798,42 @@ void qk_precision() {
   for (lora4j_engine* x : e) API(lora4j_engine_destroy(x));
 }
 
+// The fp16 q/k input is taken only for layers whose bounds the engine checked (CudaEngine::
+// qk_f16_ok): an input_layernorm weight with sqrt(d) max |w| past 32768 sends its layer to the
+// residue path. With every layer's norm weight given one such element, the default engine and
+// one made with LORA4J_QK_LO=e4m3 must compute the same logits bit for bit; before the change they
+// differ (the fp16 path ran), so the comparison can tell the two paths apart.
+void qk_f16_bounds() {
+  Golden g = load_case("hd128");
+  lora4j_engine* e[2];
+  for (int k = 0; k < 2; ++k) {
+    if (k == 1) setenv("LORA4J_QK_LO", "e4m3", 1);
+    e[k] = make_engine(g, LORA4J_RECOMPUTE_NONE);
+    unsetenv("LORA4J_QK_LO");
+  }
+  auto differ = [&] {
+    const std::vector<float> a = logits_of(g, e[0]), b = logits_of(g, e[1]);
+    return a.size() != b.size() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) != 0;
+  };
+  ct::report_bool("golden", "hd128 fp16 q/k input differs from the e4m3 residue path", differ(),
+                  "");
+  const int64_t d = g.cfg.hidden_size;
+  const float big = 1.25f * 32768.f / std::sqrt(float(d));  // sqrt(d) * big past the bound
+  for (int l = 0; l < g.cfg.num_layers; ++l) {
+    const std::string name = "model.layers." + std::to_string(l) + ".input_layernorm.weight";
+    std::vector<float> w(static_cast<size_t>(d));
+    API(lora4j_engine_get_weight(e[0], name.c_str(), w.data(), d));
+    w[0] = big;
+    for (lora4j_engine* x : e)
+      API(lora4j_engine_set_weight(x, name.c_str(), LORA4J_DTYPE_F32, w.data(), d));
+  }
+  ct::report_bool("golden",
+                  "hd128 with norm weights past the fp16 bound: the default engine takes the "
+                  "e4m3 residue path (logits bitwise equal)",
+                  !differ(), "");
+  for (lora4j_engine* x : e) API(lora4j_engine_destroy(x));
+}
+
 int main() {
   ct::require_cuda_backend("engine");
   const char* root = std::getenv("LORA4J_TESTDATA");
@@ -807,6 +843,7 @@ int main() {
   golden("hd128", false, "e4m3");
   golden("hd128", false, "bf16");
   qk_precision();
+  qk_f16_bounds();
   packing();
   target_sets();
   fold_lifecycle();
