@@ -1,6 +1,6 @@
 #!/bin/bash
 # The shipped demo's `lora4j train` (scripts/demo.sh's arguments), alternating the command-line jar
-# at b80c602 (pf.jar) and with layer 0 skipping the embedding's input gradient (l0.jar, 5880402), five pairs (the third ran beside a compile).
+# at b80c602 (pf.jar) and with layer 0 skipping the embedding's input gradient (l0.jar, built at 508cc5e), five pairs (the third ran beside a compile).
 cd /work/main
 for i in 1 2 3 4 5; do for v in pf l0; do
   OUT=/tmp/cb/d-$v && rm -rf $OUT && /usr/bin/time -f "wall %e s" java --enable-native-access=ALL-UNNAMED \
