@@ -177,7 +177,7 @@ class CudaEngine final : public Engine {
     else
       to_device(weights_ + woff_[size_t(i)], host.data(), size_t(numel) * 2);
     // layer l's input_layernorm is weight 1 + 9 l (wnorm1): its largest value sets the scale of
-    // that layer's e4m3 q/k residue
+    // that layer's e4m3 q/k residue and whether its q/k input fits fp16 (qk_f16_ok)
     if (i % 9 == 1 && i / 9 < shape_.c.num_layers) set_lo8_scale(i / 9, host.data());
     note_qk_weight(i, host.data(), numel);
     wset_[size_t(i)] = true;
@@ -374,7 +374,8 @@ class CudaEngine final : public Engine {
   }
   // The residue's scale for layer l from its input_layernorm weight (bf16 bits): |residue| <=
   // 2^-8 |y| and |y| <= sqrt(d) max |w| (the normed row has mean square below 1), so the largest
-  // power of two that keeps 2^-8 sqrt(d) max |w| within e4m3's 448 never saturates.
+  // power of two that keeps 2^-8 sqrt(d) max |w| within e4m3's 448 never saturates. The same
+  // bound sqrt(d) max |w| decides whether the layer's q/k input fits fp16 (qk_f16_ok).
   void set_lo8_scale(int l, const uint16_t* w) {
     const int64_t d = shape_.c.hidden_size;
     std::vector<float> f(static_cast<size_t>(d));
@@ -1378,7 +1379,11 @@ class CudaEngine final : public Engine {
     shared_k_ = acts_[0].k;
     shared_v_ = acts_[0].v;
     hn_ = c.take<bf16>(n * d);
-    if (qk_f16_) xf16_ = c.take<f16>(n * xld_[kGroupOf[Q]]);  // xn1's row stride
+    if (qk_f16_) {
+      xf16_ = c.take<f16>(n * xld_[kGroupOf[Q]]);  // xn1's row stride
+      // q's or k's weight in fp16, its row stride at most the group's (its B columns, folded)
+      wf16_ = c.take<f16>(std::max(qd, kvd) * xld_[kGroupOf[Q]]);
+    }
     if (qk_lo_e4m3_)
       xlo8_ = c.take<uint8_t>(n * d);
     else
@@ -1651,15 +1656,6 @@ class CudaEngine final : public Engine {
     }
     if (x16) {
       if (!y_f32 || c) fail(LORA4J_EINTERNAL, "the fp16 q/k GEMM takes an fp32 y, no residual");
-      const size_t need = size_t(out * ldw);
-      if (need > wf16_cap_) {
-        LORA4J_CU(cudaStreamSynchronize(stream_));  // the scratch may be in use
-        free_dev(wf16_);
-        wf16_ = nullptr;
-        wf16_cap_ = 0;
-        wf16_ = static_cast<f16*>(alloc(need * sizeof(f16), "fp16 q/k weight scratch"));
-        wf16_cap_ = need;
-      }
       KCHECK(bf16_to_f16_2d(W, ldw, wf16_, ldw, out, K, stream_));
       tm("q/k operands to f16");
       gemm_.run_f16(n, out, K, x16, ldx, wf16_, ldw, static_cast<float*>(y), out, 1.f, beta,
@@ -2119,12 +2115,11 @@ class CudaEngine final : public Engine {
   // the weight's e4m3 copy and its two scale floats (max |w|, 1 / S)
   bool qk_lo_e4m3_ = false;
   // the q/k GEMMs in fp16 (set_qk_lo_mode): on/off, each layer's checked bounds (kF16*), the
-  // normed input's fp16 copy [n, xn1's row stride], the weight's fp16 copy and its capacity
+  // normed input's fp16 copy [n, xn1's row stride] and the weight's (carve)
   bool qk_f16_ = false;
   std::vector<uint8_t> qk_f16_ok_;
   f16* xf16_ = nullptr;
   f16* wf16_ = nullptr;
-  size_t wf16_cap_ = 0;
   uint8_t* xlo8_ = nullptr;
   std::vector<float> lo8_scale_;
   uint8_t* w8_ = nullptr;
