@@ -66,6 +66,16 @@ inline void lm_head_loss(Gemm& gemm, const bf16* h, const bf16* w, const int32_t
     }
   } ev;
   for (cudaEvent_t& x : ev.e) LORA4J_CU(cudaEventCreateWithFlags(&x, cudaEventDisableTiming));
+  // When a call below throws, what is already queued on aux finishes before the exception
+  // leaves: it writes the scratches and the losses, which the caller's next work on s would
+  // otherwise reuse beside it (on the normal path s waits for it through the done events).
+  struct Settle {
+    cudaStream_t a;
+    bool armed = true;
+    ~Settle() {
+      if (armed) cudaStreamSynchronize(a);
+    }
+  } settle{aux};
   cudaEvent_t made[2] = {ev.e[0], ev.e[1]}, done[2] = {ev.e[2], ev.e[3]};
   float* buf[2] = {logits, logits2};
   const int64_t chunks = (n + chunk - 1) / chunk;
@@ -89,6 +99,7 @@ inline void lm_head_loss(Gemm& gemm, const bf16* h, const bf16* w, const int32_t
     if (i > 0) backward(i - 1);
   }
   backward(chunks - 1);
+  settle.armed = false;
 }
 
 }  // namespace cuda
