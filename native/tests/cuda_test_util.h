@@ -26,6 +26,12 @@ inline int& failures() {
   return f;
 }
 
+// The larger of a running worst error w and a new error e, NaN once either is NaN (std::max
+// returns w for a NaN e, and `if (!(e <= w)) w = e` lets a later finite e replace a NaN w).
+inline double worst_of(double w, double e) {
+  return std::isnan(w) || std::isnan(e) ? NAN : std::max(w, e);
+}
+
 #define CT_CUDA(call)                                                                         \
   do {                                                                                        \
     cudaError_t e_ = (call);                                                                  \

@@ -76,13 +76,6 @@ Golden load_case(const std::string& name) {
   return g;
 }
 
-// The larger of a running worst error and a new one, NaN once either is NaN (a plain
-// `if (!(err <= w)) w = err` would let a later finite error replace a NaN).
-double worse(double w, double err) {
-  if (std::isnan(w) || std::isnan(err)) return NAN;
-  return std::max(w, err);
-}
-
 lora4j_engine* make_engine(const Golden& g, int recompute, const lora4j_model_config* cfg = nullptr,
                            int device = LORA4J_DEVICE_CUDA) {
   lora4j_engine_options o{};
@@ -520,7 +513,7 @@ void target_sets() {
       auto worst = [&](int k, int ref) {
         double w = grads[k].size() == grads[ref].size() ? 0 : NAN;
         for (size_t i = 0; i < grads[k].size() && i < grads[ref].size(); ++i)
-          w = worse(w, ct::rel_err(grads[k][i].second, grads[ref][i].second));
+          w = ct::worst_of(w, ct::rel_err(grads[k][i].second, grads[ref][i].second));
         return w;
       };
       const std::string of = " of " + std::to_string(count) + " LoRA grads";

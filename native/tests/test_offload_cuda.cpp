@@ -63,7 +63,7 @@ std::pair<double, int64_t> grad_diff(const Step& a, const Step& ref) {
     const std::vector<float>& y = ref.grads[i].second;
     if (x.size() != y.size() || a.grads[i].first != ref.grads[i].first) return {NAN, -1};
     double e = ct::rel_err(x, y);
-    worst = std::isnan(worst) || std::isnan(e) ? NAN : std::max(worst, e);  // NaN stays
+    worst = ct::worst_of(worst, e);
     for (size_t k = 0; k < x.size(); ++k) bits += std::memcmp(&x[k], &y[k], 4) != 0;
   }
   return {worst, bits};

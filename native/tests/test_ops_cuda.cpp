@@ -859,7 +859,7 @@ void rmsnorm_lo8(uint64_t seed, int64_t n, int64_t d, int64_t ld8, float wscale,
       const double got = double(e4m3_value(hv[k])) / sc;
       const double want = __bfloat162float(lo[size_t(t * d + j)]);
       const double bound = std::fabs(want) * (0x1p-4 + 0x1p-8) + 0x1p-10 / sc;
-      worst = std::max(worst, std::fabs(got - want) / bound);
+      worst = ct::worst_of(worst, std::fabs(got - want) / bound);
       largest = std::max(largest, double(std::fabs(e4m3_value(hv[k]))));
     }
   ct::report("rmsnorm", "e4m3 residue vectorized = scalar " + tag,
@@ -913,8 +913,8 @@ void rmsnorm_y16(uint64_t seed, int64_t n, int64_t d, int64_t ld16, float wscale
         continue;
       }
       const double want = double(xh[size_t(t * d + j)]) * r * wh[size_t(j)];
-      worst = std::max(worst,
-                       std::fabs(got - want) / (std::fabs(want) * (0x1p-11 + 0x1p-20) + 0x1p-25));
+      worst = ct::worst_of(
+          worst, std::fabs(got - want) / (std::fabs(want) * (0x1p-11 + 0x1p-20) + 0x1p-25));
     }
   }
   ct::report("rmsnorm", "fp16 copy vectorized = scalar " + tag, double(differ), 0);

@@ -159,10 +159,6 @@ int main() {
   testutil::check_true(
       "same tensors", got.order == ref.order,
       std::to_string(got.order.size()) + " vs " + std::to_string(ref.order.size()));
-  // the larger of two errors, NaN once either is (std::max(w, NaN) would return w)
-  auto worst_of = [](double w, double e) {
-    return std::isnan(w) || std::isnan(e) ? NAN : std::max(w, e);
-  };
   double worst_norm = 0, worst_elems = 0, worst_logits = 0;
   for (const std::string& name : ref.order) {
     auto it = got.values.find(name);
@@ -170,11 +166,11 @@ int main() {
     const std::vector<double>& g = it->second;
     const std::vector<double>& r = ref.values.at(name);
     if (name.rfind("logits.", 0) == 0) {
-      worst_logits = worst_of(worst_logits, rel(g, r, 0));
+      worst_logits = testutil::worst_of(worst_logits, rel(g, r, 0));
       continue;
     }
-    worst_norm = worst_of(worst_norm, std::fabs(g[0] - r[0]) / r[0]);
-    worst_elems = worst_of(worst_elems, rel(g, r, 1));
+    worst_norm = testutil::worst_of(worst_norm, std::fabs(g[0] - r[0]) / r[0]);
+    worst_elems = testutil::worst_of(worst_elems, rel(g, r, 1));
   }
   // fp32 with the same loops: the error is summation order across machines and compilers
   testutil::check_err("logits (3 positions, every 7th of 32768)", worst_logits, 1e-5);

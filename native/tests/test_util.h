@@ -2,6 +2,7 @@
 // relative errors, seeded random fills.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -14,6 +15,12 @@ namespace testutil {
 inline int& failures() {
   static int f = 0;
   return f;
+}
+
+// The larger of a running worst error w and a new error e, NaN once either is NaN (std::max
+// returns w for a NaN e, and `if (!(e <= w)) w = e` lets a later finite e replace a NaN w).
+inline double worst_of(double w, double e) {
+  return std::isnan(w) || std::isnan(e) ? NAN : std::max(w, e);
 }
 
 // Prints one line per comparison: name, measured error, tolerance, verdict.
