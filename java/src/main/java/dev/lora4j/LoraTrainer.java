@@ -399,7 +399,12 @@ public final class LoraTrainer {
         if (writer) metrics.reset();
       } else {
         state = store.load(model, resumeFrom);
-        if (writer) metrics.truncateAfter(state.step());
+        if (writer) {
+          metrics.truncateAfter(state.step());
+          long dropped = RunFolder.keepRejected(cfg.outputDir(), state.rejectedBatches());
+          if (dropped > 0)
+            LOG.fine(dropped + " line(s) of rejected.jsonl after the checkpoint dropped: replayed");
+        }
         LOG.fine("resuming from step " + state.step() + " at " + state.position());
       }
       if (!cfg.distributed().isSingle()) {
@@ -837,13 +842,13 @@ public final class LoraTrainer {
             o.put("retry_grad_norm", again.norm());
           try {
             Files.writeString(
-                cfg.outputDir().resolve("rejected.jsonl"),
+                cfg.outputDir().resolve(RunFolder.REJECTED),
                 JSON.writeValueAsString(o) + "\n",
                 StandardOpenOption.CREATE,
                 StandardOpenOption.APPEND);
           } catch (IOException e) {
             throw new Lora4jException(
-                "cannot write " + cfg.outputDir().resolve("rejected.jsonl") + ": " + e, e);
+                "cannot write " + cfg.outputDir().resolve(RunFolder.REJECTED) + ": " + e, e);
           }
         }
         start = b.next();

@@ -3,9 +3,11 @@ package dev.lora4j.train;
 import dev.lora4j.Lora4jException;
 import dev.lora4j.io.OutputFolder;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -13,8 +15,8 @@ import java.util.Map;
 
 /**
  * The output folder of a training run and the files a run writes there: {@code adapter/}, {@code
- * metrics.jsonl}, {@code loss.png}, {@code checkpoint-N/} and their temporary names. Other files in
- * the folder are never read, written or deleted.
+ * metrics.jsonl}, {@code loss.png}, {@code rejected.jsonl}, {@code checkpoint-N/} and their
+ * temporary names. Other files in the folder are never read, written or deleted.
  *
  * <p>Before a run starts: the folder must be apart from the model folder and the adapter it starts
  * from, and the data files must not be files of the run. A folder that holds an earlier run is
@@ -24,16 +26,47 @@ import java.util.Map;
 public final class RunFolder {
   private RunFolder() {}
 
+  /** The batches the guard rejected twice, one JSON line per micro-batch, in the output folder. */
+  public static final String REJECTED = "rejected.jsonl";
+
   /** Names of the run's files and folders in the output folder (temporary names included). */
   static boolean isRunFile(String name) {
     return name.equals("adapter")
         || name.equals("metrics.jsonl")
         || name.equals("loss.png")
         || name.equals("loss.png.tmp")
+        || name.equals(REJECTED)
+        || name.equals(REJECTED + ".tmp")
         || name.startsWith(".adapter.partial-")
         || name.startsWith(".adapter.old-")
         || name.startsWith(CheckpointStore.PREFIX)
         || name.startsWith(".tmp-" + CheckpointStore.PREFIX);
+  }
+
+  /**
+   * Keeps the first {@code lines} lines of the output folder's {@code rejected.jsonl}: a resumed
+   * run continues from a checkpoint that counted that many rejected micro-batches, and the steps
+   * after it, which write their rejections again, are replayed. Lines past the count (written after
+   * the checkpoint, or cut by a kill) are dropped; the file is rewritten under a temporary name and
+   * renamed. No file, or no more lines than the count: left as it is.
+   *
+   * @param out the output folder
+   * @param lines the checkpoint's count of rejected micro-batches
+   * @return how many lines were dropped
+   */
+  public static long keepRejected(Path out, long lines) {
+    Path f = out.resolve(REJECTED);
+    if (!Files.isRegularFile(f)) return 0;
+    try {
+      List<String> all = Files.readAllLines(f, StandardCharsets.UTF_8);
+      if (all.size() <= lines) return 0;
+      Path tmp = out.resolve(REJECTED + ".tmp");
+      Files.write(tmp, all.subList(0, (int) lines), StandardCharsets.UTF_8);
+      Files.move(tmp, f, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+      return all.size() - lines;
+    } catch (IOException e) {
+      throw new Lora4jException("cannot rewrite " + f + ": " + e, e);
+    }
   }
 
   /** The files of an earlier run in the folder, sorted by name (empty when none or no folder). */
