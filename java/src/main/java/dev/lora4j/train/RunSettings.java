@@ -51,6 +51,12 @@ public record RunSettings(Map<Setting, String> values) {
         "--grad-accum",
         "gradientAccumulation",
         true),
+    WORLD_SIZE(
+        "world_size",
+        "ranks in the group (world size)",
+        "--nproc-per-node/--nnodes/WORLD_SIZE",
+        "distributed",
+        true),
     SCHEDULE("schedule", "learning-rate schedule", "--schedule/--warmup-steps", "schedule", true),
     MAX_STEPS("max_steps", "maximum steps", "--steps", "maxSteps", true),
     EPOCHS("epochs", "epochs", "--epochs", "epochs", true),
@@ -200,6 +206,7 @@ public record RunSettings(Map<Setting, String> values) {
         cfg.dataFormat() == null ? "detected" : cfg.dataFormat().name().toLowerCase());
     v.put(Setting.BATCH_SIZE, Integer.toString(cfg.batchSize()));
     v.put(Setting.GRADIENT_ACCUMULATION, Integer.toString(cfg.gradientAccumulation()));
+    v.put(Setting.WORLD_SIZE, Integer.toString(cfg.distributed().worldSize()));
     v.put(Setting.SCHEDULE, cfg.schedule().toString());
     v.put(Setting.MAX_STEPS, Long.toString(Math.max(0, cfg.maxSteps())));
     v.put(Setting.EPOCHS, cfg.maxSteps() > 0 ? "-" : Integer.toString(cfg.epochs()));

@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.lora4j.Dataset;
 import dev.lora4j.Device;
+import dev.lora4j.DistributedConfig;
 import dev.lora4j.Lora4jException;
 import dev.lora4j.LoraConfig;
 import dev.lora4j.LoraTrainer;
@@ -73,6 +74,45 @@ class RunFolderTest {
   }
 
   @Test
+  void anEarlierRunsRejectedBatchesAreItsFiles(@TempDir Path tmp) throws Exception {
+    Path d = TrainerTest.data(tmp, 16, 1);
+    Path out = Files.createDirectories(tmp.resolve("out"));
+    String earlier = "{\"step\":3,\"reason\":\"loss\"}\n";
+    Files.writeString(out.resolve("rejected.jsonl"), earlier);
+    TrainingConfig c = TrainerTest.cfg(out).maxSteps(2).build();
+    try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
+      Lora4jException e =
+          assertThrows(
+              Lora4jException.class, () -> LoraTrainer.fit(m, Dataset.jsonl(d), c, List.of()));
+      assertTrue(e.getMessage().contains("holds an earlier run"), e.getMessage());
+      assertEquals(earlier, Files.readString(out.resolve("rejected.jsonl")));
+      LoraTrainer.fit(m, Dataset.jsonl(d), c.toBuilder().overwriteOutput(true).build(), List.of());
+      // deleted with the rest of the earlier run: this run rejected nothing
+      assertFalse(Files.exists(out.resolve("rejected.jsonl")));
+    }
+  }
+
+  @Test
+  void aResumedRunKeepsTheRejectionsItsCheckpointCounted(@TempDir Path tmp) throws Exception {
+    Path out = Files.createDirectories(tmp.resolve("out"));
+    Path f = out.resolve("rejected.jsonl");
+    String kept = "{\"step\":1}\n{\"step\":1}\n{\"step\":4}\n";
+    // two lines written after the checkpoint, and one cut by a kill
+    Files.writeString(f, kept + "{\"step\":7}\n{\"step\":7}\n{\"ste");
+    assertEquals(3, RunFolder.keepRejected(out, 3));
+    assertEquals(kept, Files.readString(f));
+    assertEquals(0, RunFolder.keepRejected(out, 3));
+    assertEquals(0, RunFolder.keepRejected(out, 5));
+    assertEquals(kept, Files.readString(f));
+    assertEquals(3, RunFolder.keepRejected(out, 0));
+    assertEquals("", Files.readString(f));
+    assertEquals(0, RunFolder.keepRejected(tmp.resolve("none"), 0));
+    try (Stream<Path> s = Files.list(out)) {
+      assertEquals(List.of("rejected.jsonl"), s.map(p -> p.getFileName().toString()).toList());
+    }
+  }
+
+  @Test
   void aTrainingOutputInsideTheModelFolderIsRefused(@TempDir Path tmp) throws Exception {
     Path d = TrainerTest.data(tmp, 8, 1);
     try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
@@ -131,6 +171,36 @@ class RunFolderTest {
     assertTrue(
         msg.contains("grouping by length (--group-by-length): false in the checkpoint, true now"),
         msg);
+  }
+
+  @Test
+  void theWorldSizeIsRecordedAndFixed(@TempDir Path tmp) throws Exception {
+    Path d = TrainerTest.data(tmp, 8, 1);
+    TrainingConfig one = TrainerTest.cfg(tmp.resolve("out")).maxSteps(4).build();
+    TrainingConfig two =
+        one.toBuilder()
+            .distributed(
+                new DistributedConfig(2, 0, 0, "127.0.0.1", DistributedConfig.DEFAULT_PORT))
+            .build();
+    RunSettings a = RunSettings.of(two, MODEL, d, 4), b = RunSettings.of(one, MODEL, d, 4);
+    assertEquals("2", a.get(RunSettings.Setting.WORLD_SIZE));
+    assertTrue(RunSettings.Setting.WORLD_SIZE.fixed());
+    // the same steps and accumulation per rank, another group: a different global batch
+    List<RunSettings.Difference> diff = a.differences(b);
+    assertEquals(
+        List.of(RunSettings.Setting.WORLD_SIZE),
+        diff.stream().map(RunSettings.Difference::setting).toList());
+    String msg = RunSettings.MismatchException.message(Path.of("ck"), diff, true);
+    assertTrue(
+        msg.contains(
+            "ranks in the group (world size) (--nproc-per-node/--nnodes/WORLD_SIZE): 2 in the"
+                + " checkpoint, 1 now"),
+        msg);
+    // a checkpoint written before the setting existed does not record it: not compared
+    ObjectNode old = new ObjectMapper().createObjectNode();
+    a.writeTo(old);
+    old.remove("world_size");
+    assertTrue(RunSettings.read(old).differences(b).isEmpty());
   }
 
   @Test
