@@ -355,6 +355,17 @@ public final class LoraTrainer {
       int epochs = cfg.maxSteps() > 0 ? Integer.MAX_VALUE : cfg.epochs();
       List<String> warnings =
           new ArrayList<>(planWarnings(totalSteps, scanStats.examples(), scanStats.truncated()));
+      if (cfg.initAdapter() != null) {
+        double dropout = AdapterConfig.load(cfg.initAdapter()).loraDropout();
+        if (dropout > 0) {
+          warnings.add(
+              "the starting adapter's adapter_config.json ("
+                  + cfg.initAdapter()
+                  + ") sets lora_dropout "
+                  + dropout
+                  + ": lora4j trains without LoRA dropout, and the adapter it writes records 0.0");
+        }
+      }
 
       // What the run is, to record in checkpoints and to check a resumed checkpoint against.
       RunSettings settings =

@@ -186,6 +186,41 @@ class TrainerTest {
   }
 
   @Test
+  void aStartingAdaptersLoraDropoutIsNotSilentlyDropped(@TempDir Path tmp) throws Exception {
+    // lora4j trains without LoRA dropout: an adapter that asks for it trains, with a warning
+    Path src = Path.of("src/test/resources/hf-reference/tiny/adapter_trained");
+    Path adapter = Files.createDirectories(tmp.resolve("adapter"));
+    for (String f : List.of("adapter_config.json", "adapter_model.safetensors"))
+      Files.copy(src.resolve(f), adapter.resolve(f));
+    Path conf = adapter.resolve("adapter_config.json");
+    String text = Files.readString(conf);
+    assertTrue(text.contains("\"lora_dropout\": 0.0"), text);
+    Files.writeString(conf, text.replace("\"lora_dropout\": 0.0", "\"lora_dropout\": 0.05"));
+    Path d = data(tmp, 8, 1);
+    try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
+      TrainingResult r =
+          LoraTrainer.fit(
+              m,
+              Dataset.jsonl(d),
+              cfg(tmp.resolve("out")).initAdapter(adapter).maxSteps(1).build(),
+              List.of());
+      assertTrue(
+          r.warnings().stream()
+              .anyMatch(w -> w.contains("sets lora_dropout 0.05") && w.contains("without LoRA")),
+          r.warnings().toString());
+      TrainingResult plain =
+          LoraTrainer.fit(
+              m,
+              Dataset.jsonl(d),
+              cfg(tmp.resolve("out2")).initAdapter(src).maxSteps(1).build(),
+              List.of());
+      assertTrue(
+          plain.warnings().stream().noneMatch(w -> w.contains("lora_dropout")),
+          plain.warnings().toString());
+    }
+  }
+
+  @Test
   void groupByLengthWithPackingIsRefused(@TempDir Path tmp) {
     IllegalArgumentException e =
         assertThrows(
