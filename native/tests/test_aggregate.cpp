@@ -312,8 +312,9 @@ void engine_flat_buffer() {
   check_true("group of one: all-reduce and all-gather leave the gradients",
              bitwise(gathered, twice));
   double vals[2] = {1.5, -2};
-  lora4j_dist_allreduce_f64(e, vals, 2);
-  check_true("group of one: all-reduce of doubles leaves them", vals[0] == 1.5 && vals[1] == -2);
+  rc = lora4j_dist_allreduce_f64(e, vals, 2);
+  check_true("group of one: all-reduce of doubles leaves them",
+             rc == LORA4J_OK && vals[0] == 1.5 && vals[1] == -2, lora4j_last_error());
 
   // Worker rows (lora4j_workers_*): rows written from the host and one gathered from the
   // gradients; every rule over them replaces the gradients with lora4j_aggregate's result.

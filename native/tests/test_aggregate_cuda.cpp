@@ -12,6 +12,7 @@
 // CUDA engine: lora4j_workers_write / gather / read / aggregate against the same rule on the CPU
 // engine, with and without a NaN worker, and refusals. Runs on the GPU machine; skips elsewhere
 // unless LORA4J_REQUIRE_GPU=1.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -137,9 +138,16 @@ void compare_rules(ct::Rng& rng, int n, int64_t m, bool levels, bool dup, bool f
   }
   // The same non-finite workers set aside, the same refusals, then the same bits.
   const int32_t bad = faulty && n >= 5 ? 2 : 0;  // the NaN and the infinite worker
+  // a robust rule that did not refuse sets the non-finite workers aside: its output is finite
+  // (so a device output left at its NaN poison cannot match a NaN of the host's)
+  auto finite = [](const Rows& r) {
+    return !r.empty() && std::all_of(r.begin(), r.end(), [](float v) { return std::isfinite(v); });
+  };
   auto same = [&](const Result& d, const Result& h, bool exact) {
     if (d.nonfinite != bad || d.refused != h.refused) return false;
-    return h.refused || (exact ? d.selected == h.selected && bitwise(d.out, h.out) : true);
+    if (h.refused) return true;
+    if (!finite(h.out) || !finite(d.out)) return false;
+    return exact ? d.selected == h.selected && bitwise(d.out, h.out) : true;
   };
   auto detail = [](const Result& d, const Result& h) {
     return "set aside " + std::to_string(d.nonfinite) + ", refused " + std::to_string(d.refused) +

@@ -2,6 +2,7 @@
 // never crashes: null handles and pointers, unknown names, wrong sizes, out-of-vocabulary
 // tokens, missing weights, bad configurations, calls in the wrong state. Also: a step with
 // non-finite gradients is skipped without touching the optimizer state.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -370,22 +371,29 @@ int main() {
   // ---- a step whose gradients are not finite is skipped ----
   expect_ok("train_step", lora4j_train_step(e, &b, &adam, &sum, &res));
   check_true("train_step applied, step 1", res.applied == 1 && res.step == 1);
+  // q's lora_B (B starts at zero, so A's first gradient and moments are zero; B's are not, so
+  // "untouched" below compares values the step would change)
+  const char* qb = "base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight";
   std::vector<float> p0(32), m0(32), v0(32);
-  lora4j_lora_get(e, LORA4J_STATE_PARAM, qa, p0.data(), 32);
-  lora4j_lora_get(e, LORA4J_STATE_EXP_AVG, qa, m0.data(), 32);
-  lora4j_lora_get(e, LORA4J_STATE_EXP_AVG_SQ, qa, v0.data(), 32);
+  expect_ok("lora_get param", lora4j_lora_get(e, LORA4J_STATE_PARAM, qb, p0.data(), 32));
+  expect_ok("lora_get exp_avg", lora4j_lora_get(e, LORA4J_STATE_EXP_AVG, qb, m0.data(), 32));
+  expect_ok("lora_get exp_avg_sq", lora4j_lora_get(e, LORA4J_STATE_EXP_AVG_SQ, qb, v0.data(), 32));
+  check_true("moments nonzero after a step",
+             std::any_of(m0.begin(), m0.end(), [](float x) { return x != 0.f; }) &&
+                 std::any_of(v0.begin(), v0.end(), [](float x) { return x != 0.f; }));
   expect_ok("forward_backward", lora4j_forward_backward(e, &b, 0.2f, &sum, &tokens));
   std::vector<float> g(32);
-  lora4j_lora_get(e, LORA4J_STATE_GRAD, qa, g.data(), 32);
+  expect_ok("lora_get grad", lora4j_lora_get(e, LORA4J_STATE_GRAD, qa, g.data(), 32));
   g[3] = std::numeric_limits<float>::infinity();
-  lora4j_lora_set(e, LORA4J_STATE_GRAD, qa, LORA4J_DTYPE_F32, g.data(), 32);
+  expect_ok("lora_set grad",
+            lora4j_lora_set(e, LORA4J_STATE_GRAD, qa, LORA4J_DTYPE_F32, g.data(), 32));
   expect_ok("optimizer_step with an infinite gradient", lora4j_optimizer_step(e, &adam, &res));
-  std::vector<float> p1(32), m1(32), v1(32), g1(32);
-  lora4j_lora_get(e, LORA4J_STATE_PARAM, qa, p1.data(), 32);
-  lora4j_lora_get(e, LORA4J_STATE_EXP_AVG, qa, m1.data(), 32);
-  lora4j_lora_get(e, LORA4J_STATE_EXP_AVG_SQ, qa, v1.data(), 32);
-  lora4j_lora_get(e, LORA4J_STATE_GRAD, qa, g1.data(), 32);
-  lora4j_optimizer_get_step(e, &step);
+  std::vector<float> p1(32, NAN), m1(32, NAN), v1(32, NAN), g1(32, NAN);
+  expect_ok("lora_get param", lora4j_lora_get(e, LORA4J_STATE_PARAM, qb, p1.data(), 32));
+  expect_ok("lora_get exp_avg", lora4j_lora_get(e, LORA4J_STATE_EXP_AVG, qb, m1.data(), 32));
+  expect_ok("lora_get exp_avg_sq", lora4j_lora_get(e, LORA4J_STATE_EXP_AVG_SQ, qb, v1.data(), 32));
+  expect_ok("lora_get grad", lora4j_lora_get(e, LORA4J_STATE_GRAD, qa, g1.data(), 32));
+  expect_ok("optimizer_get_step", lora4j_optimizer_get_step(e, &step));
   check_true("non-finite step skipped: applied 0, step count unchanged, norm not finite",
              res.applied == 0 && res.step == 1 && step == 1 && !std::isfinite(res.grad_norm));
   check_true("non-finite step skipped: params and moments untouched, grads zeroed",

@@ -76,6 +76,7 @@ void check_plan(const std::string& name, const lora4j::ModelShape& s, uint32_t t
     int s_ = (call);                                                             \
     if (s_ != LORA4J_OK) {                                                       \
       std::printf("%s failed (%d): %s  FAIL\n", #call, s_, lora4j_last_error()); \
+      ++testutil::failures();                                                    \
       return;                                                                    \
     }                                                                            \
   } while (0)

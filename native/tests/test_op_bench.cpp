@@ -66,8 +66,8 @@ void test_variants() {
   compare_variants("lora_linear_fwd", "fused", "separate", {33, 70, 45, 5});
   compare_variants("lora_linear_bwd", "fused", "separate", {256, 512, 512, 16});
   compare_variants("lora_linear_bwd", "fused", "separate", {33, 70, 45, 5}, 2);
-  compare_variants("frozen_linear_fwd", "nf4-scratch", "nf4-fused", {256, 512, 384});
-  compare_variants("frozen_linear_bwd", "nf4-scratch", "nf4-fused", {37, 201, 77});
+  // (nf4-scratch and nf4-fused are one computation on the CPU, so not compared here: each is held
+  // to the documented product in test_frozen_linear, and the CUDA pair in test_op_bench_cuda)
   compare_variants("adamw", "flat", "per_tensor", {4, 256, 64, 704, 8}, 3);
   compare_variants("adamw", "flat", "per_tensor", {2, 30, 10, 50, 3});
 }

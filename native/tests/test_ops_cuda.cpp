@@ -860,7 +860,7 @@ void rmsnorm_lo8(uint64_t seed, int64_t n, int64_t d, int64_t ld8, float wscale,
       const double want = __bfloat162float(lo[size_t(t * d + j)]);
       const double bound = std::fabs(want) * (0x1p-4 + 0x1p-8) + 0x1p-10 / sc;
       worst = ct::worst_of(worst, std::fabs(got - want) / bound);
-      largest = std::max(largest, double(std::fabs(e4m3_value(hv[k]))));
+      largest = ct::worst_of(largest, double(std::fabs(e4m3_value(hv[k]))));
     }
   ct::report("rmsnorm", "e4m3 residue vectorized = scalar " + tag,
              double(differ) / double(hv.size()), 0);
@@ -878,7 +878,7 @@ void rmsnorm_lo8(uint64_t seed, int64_t n, int64_t d, int64_t ld8, float wscale,
 void rmsnorm_y16(uint64_t seed, int64_t n, int64_t d, int64_t ld16, float wscale, bool want_vec) {
   Fill f(seed);
   Dev<float> x(size_t(n * d)), rstd(static_cast<size_t>(n));
-  Dev<bf> w(static_cast<size_t>(d)), y(size_t(n * d)), y_plain(size_t(n * d));
+  Dev<bf> w(static_cast<size_t>(d)), y(size_t(n * d)), y_s(size_t(n * d)), y_plain(size_t(n * d));
   Dev<__half> v16(size_t(n * ld16)), s16(size_t(n * ld16));
   fill_dev(x, 0, x.n, f, 4.f);
   fill_dev(w, 0, w.n, f, wscale);
@@ -892,7 +892,7 @@ void rmsnorm_y16(uint64_t seed, int64_t n, int64_t d, int64_t ld16, float wscale
   check(cuda::rmsnorm_forward(x.p, w.p, y_plain.p, rstd.p, n, d, 1e-5f, 0), "rmsnorm_forward");
   check(cuda::rmsnorm_forward(x.p, w.p, y.p, rstd.p, n, d, 1e-5f, 0, nullptr, d, {}, vy),
         "rmsnorm_forward with Y16");
-  check(cuda::rmsnorm_forward_scalar(x.p, w.p, y.p, rstd.p, n, d, 1e-5f, 0, nullptr, d, {}, sy),
+  check(cuda::rmsnorm_forward_scalar(x.p, w.p, y_s.p, rstd.p, n, d, 1e-5f, 0, nullptr, d, {}, sy),
         "rmsnorm_forward_scalar with Y16");
   std::vector<__half> hv(v16.n), hs(s16.n);
   CT_CUDA(cudaMemcpy(hv.data(), v16.p, hv.size() * 2, cudaMemcpyDeviceToHost));
@@ -922,6 +922,8 @@ void rmsnorm_y16(uint64_t seed, int64_t n, int64_t d, int64_t ld16, float wscale
   ct::report("rmsnorm", "fp16 copy leaves columns past d alone " + tag, double(outside), 0);
   ct::report("rmsnorm", "bf16 output the same with the fp16 copy " + tag,
              bit_diff(y, y_plain, 0, y.n), 0);
+  ct::report("rmsnorm", "bf16 output the same with the fp16 copy, scalar " + tag,
+             bit_diff(y_s, y_plain, 0, y.n), 0);
 }
 
 // bf16_to_f16_2d: every value of the [rows, cols] block converted as the host converts it (the

@@ -282,6 +282,8 @@ class GoldenTest {
       int[] prompt = ints(r.file().readLong("generate.prompt"));
       int[] want = ints(r.file().readLong("generate.output"));
       int[] got = m.generateGreedy(prompt, want.length - prompt.length, -1);
+      // every token asked for (no EOS stop here): a short output would leave the tail unchecked
+      assertEquals(want.length - prompt.length, got.length, c + " greedy tokens produced");
       int[] all = new int[prompt.length + got.length];
       System.arraycopy(prompt, 0, all, 0, prompt.length);
       System.arraycopy(got, 0, all, prompt.length, got.length);

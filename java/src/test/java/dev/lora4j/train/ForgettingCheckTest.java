@@ -230,14 +230,17 @@ class ForgettingCheckTest {
     // the progress display warned at each evaluation
     assertTrue(se.contains("warning: possible forgetting after step 6"), se);
     List<JsonNode> warnings = new ArrayList<>();
+    int evals = 0;
     for (String l : Files.readAllLines(out.resolve("metrics.jsonl"))) {
       JsonNode n = JSON.readTree(l);
       if (n.path("type").asText().equals("warning")) warnings.add(n);
       if (n.path("type").asText().equals("eval")) {
+        evals++;
         assertTrue(n.path("eval_loss").isNull(), "no validation data: " + n);
         assertTrue(n.path("general_loss_change").asDouble() > 0.05, n.toString());
       }
     }
+    assertEquals(2, evals, "an eval line at steps 6 and 12");
     assertEquals(List.of(6L, 12L), warnings.stream().map(n -> n.path("step").asLong()).toList());
     assertTrue(warnings.get(1).path("message").asText().contains("general.jsonl"));
   }
