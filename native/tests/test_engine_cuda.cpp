@@ -765,7 +765,7 @@ void phase_times() {
        {"attention forward", "attention backward", "rmsnorm forward", "rmsnorm backward",
         "rope forward", "rope backward", "swiglu forward", "swiglu backward", "embedding",
         "recompute checkpoint", "self_attn.q_proj", "mlp.down_proj dX", "lora_A forward", "dLoRA_A",
-        "lm head loss kernels", "q/k operands to f16"})
+        "lm head loss kernels", "q/k operands to f16", "self_attn.qkv dX", "q/k/v dX operands"})
     ct::report_bool("phase", std::string("op listed: ") + want, names.count(want) == 1, "");
 }
 
@@ -840,6 +840,48 @@ void qk_f16_bounds() {
   for (lora4j_engine* x : e) API(lora4j_engine_destroy(x));
 }
 
+// q, k and v's input gradients as one GEMM (CudaEngine::qkv_dx, the default) against three GEMMs
+// and the group's LoRA term (LORA4J_QKV_DX_FOLD=0), hd128 with LoRA on all seven projections at
+// rank 4 and scale 1.5 (s T rounded to bf16 once), A and B as large as target_sets makes them (the
+// LoRA path carries as much of each projection as the frozen weight), no recompute and per-layer
+// recompute: the same products summed in another order, so the loss within 1e-4 and every LoRA
+// gradient within 2e-2 of each other (target_sets' bound for the groups' own A/B); a term
+// dropped or misplaced is an O(1) error in layer 0's gradients.
+void qkv_dx_fold() {
+  Golden g = load_case("hd128");
+  for (int recompute : {LORA4J_RECOMPUTE_NONE, LORA4J_RECOMPUTE_LAYER}) {
+    lora4j_engine* e[2];
+    for (int k = 0; k < 2; ++k) {
+      if (k == 1) setenv("LORA4J_QKV_DX_FOLD", "0", 1);  // read at the engine's creation
+      e[k] = make_engine(g, recompute);
+      unsetenv("LORA4J_QKV_DX_FOLD");
+      API(lora4j_lora_attach(e[k], 4, 1.5f, 0x7F));
+    }
+    std::mt19937 rng(uint32_t(17 + recompute));
+    set_random_adapter(e, rng, 0.f);
+    lora4j_batch b = batch_of(g);
+    double loss[2];
+    int64_t tokens[2];
+    std::vector<std::pair<std::string, std::vector<float>>> grads[2];
+    for (int k = 0; k < 2; ++k) {
+      API(lora4j_zero_grad(e[k]));
+      API(lora4j_forward_backward(e[k], &b, 0.01f, &loss[k], &tokens[k]));
+      grads[k] = lora_state(e[k], LORA4J_STATE_GRAD);
+    }
+    double worst = 0;
+    for (size_t i = 0; i < grads[0].size(); ++i) {
+      const double err = ct::rel_err(grads[0][i].second, grads[1][i].second);
+      if (!(err <= worst)) worst = std::isnan(err) ? NAN : err;
+    }
+    const std::string label = recompute ? "recompute layer" : "no recompute";
+    ct::report("golden", "hd128 q/k/v dX as one GEMM vs three, loss, " + label,
+               std::fabs(loss[0] - loss[1]) / std::fabs(loss[1]), 1e-4);
+    ct::report("golden", "hd128 q/k/v dX as one GEMM vs three, worst LoRA grad, " + label, worst,
+               2e-2);
+    for (lora4j_engine* x : e) API(lora4j_engine_destroy(x));
+  }
+}
+
 int main() {
   ct::require_cuda_backend("engine");
   const char* root = std::getenv("LORA4J_TESTDATA");
@@ -850,6 +892,7 @@ int main() {
   golden("hd128", false, "bf16");
   qk_precision();
   qk_f16_bounds();
+  qkv_dx_fold();
   packing();
   target_sets();
   fold_lifecycle();

@@ -966,6 +966,48 @@ void bf16_to_f16_case(uint64_t seed, int64_t rows, int64_t cols, int64_t lds, in
   ct::report("convert", "bf16_to_f16_2d leaves columns past cols alone " + tag, double(outside), 0);
 }
 
+// bf16_copy_2d: every value of the [rows, cols] block as the host computes it (bf16 of scale
+// times the bf16 value, in fp32), the vectorized and scalar kernels the same bits, nothing written
+// past cols of a row; scale 1 copies and 2 scales exactly.
+void bf16_copy_case(uint64_t seed, int64_t rows, int64_t cols, int64_t lds, int64_t ldd,
+                    float scale, bool want_vec) {
+  Fill f(seed);
+  Dev<bf> src(size_t(rows * lds)), dv(size_t(rows * ldd)), ds(size_t(rows * ldd));
+  fill_dev(src, 0, src.n, f, 3.f);
+  dv.zero();
+  ds.zero();
+  const std::string tag = "rows=" + std::to_string(rows) + " cols=" + std::to_string(cols) +
+                          " lds=" + std::to_string(lds) + " ldd=" + std::to_string(ldd) +
+                          " scale=" + std::to_string(scale);
+  check_path("convert", "bf16_copy_2d " + tag,
+             cuda::bf16_copy_2d_is_vectorized(src.p, lds, dv.p, ldd, cols), want_vec);
+  check(cuda::bf16_copy_2d(src.p, lds, dv.p, ldd, rows, cols, scale, 0), "bf16_copy_2d");
+  check(cuda::bf16_copy_2d_scalar(src.p, lds, ds.p, ldd, rows, cols, scale, 0),
+        "bf16_copy_2d_scalar");
+  std::vector<bf> sh(src.n), hv(dv.n), hs(ds.n);
+  CT_CUDA(cudaMemcpy(sh.data(), src.p, sh.size() * 2, cudaMemcpyDeviceToHost));
+  CT_CUDA(cudaMemcpy(hv.data(), dv.p, hv.size() * 2, cudaMemcpyDeviceToHost));
+  CT_CUDA(cudaMemcpy(hs.data(), ds.p, hs.size() * 2, cudaMemcpyDeviceToHost));
+  size_t wrong = 0, differ = 0, outside = 0, moved = 0;
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < ldd; ++j) {
+      const size_t k = size_t(i * ldd + j);
+      differ += std::memcmp(&hv[k], &hs[k], 2) != 0;
+      if (j >= cols) {
+        outside += __bfloat162float(hv[k]) != 0.f;
+        continue;
+      }
+      const float x = __bfloat162float(sh[size_t(i * lds + j)]);
+      const bf want = __float2bfloat16_rn(scale * x);
+      wrong += std::memcmp(&hv[k], &want, 2) != 0;
+      moved += scale == 1.f && std::memcmp(&hv[k], &sh[size_t(i * lds + j)], 2) != 0;
+    }
+  ct::report("convert", "bf16_copy_2d as the host computes it " + tag, double(wrong), 0);
+  ct::report("convert", "bf16_copy_2d vectorized = scalar " + tag, double(differ), 0);
+  ct::report("convert", "bf16_copy_2d leaves columns past cols alone " + tag, double(outside), 0);
+  ct::report("convert", "bf16_copy_2d with scale 1 copies the bits " + tag, double(moved), 0);
+}
+
 // e4m3_quantize: the bytes of e4m3(w * S) with S = e4m3_pow2_scale(max |w|) computed on the host
 // from the same bf16 values (the [rows, cols] block of a matrix with row stride ld), max |w| and
 // 1 / S in the two scale floats.
@@ -1372,11 +1414,16 @@ void test_vectorized(ct::Rng& r) {
   bf16_to_f16_case(seed(), 8192, 48, 4144, 4144, 1.f, true);      // the group's x A^T columns
   bf16_to_f16_case(seed(), 7, 100, 104, 100, 1e5f, false);        // past fp16's range
   bf16_to_f16_case(seed(), 9, 64, 64, 72, 1e-6f, true);           // subnormal in fp16
-  e4m3_quantize_case(seed(), 37, 96, 112, 0.05f, true);           // a folded weight's row stride
-  e4m3_quantize_case(seed(), 4096, 4096, 4096, 0.02f, true);      // q's weight at Mistral-7B
-  e4m3_quantize_case(seed(), 1500, 64, 64, 1.f, true);            // more rows than blocks
-  e4m3_quantize_case(seed(), 9, 100, 104, 0.1f, false);           // cols % 8 != 0: one at a time
-  e4m3_quantize_case(seed(), 3, 5, 5, 300.f, false);  // past e4m3's range before scaling
+  bf16_copy_case(seed(), 8192, 1024, 1024, 6192, 1.f, true);      // dk beside dq (Mistral-7B)
+  bf16_copy_case(seed(), 4096, 4096, 4144, 4096, 1.f, true);  // q's weight without its B columns
+  bf16_copy_case(seed(), 1000, 48, 48, 6192, 2.f, true);      // s T at s = 2
+  bf16_copy_case(seed(), 77, 48, 48, 200, 1.5f, true);        // s T at s = 1.5 (rounded once)
+  bf16_copy_case(seed(), 9, 100, 104, 100, 1.f, false);       // cols % 8 != 0: one at a time
+  e4m3_quantize_case(seed(), 37, 96, 112, 0.05f, true);       // a folded weight's row stride
+  e4m3_quantize_case(seed(), 4096, 4096, 4096, 0.02f, true);  // q's weight at Mistral-7B
+  e4m3_quantize_case(seed(), 1500, 64, 64, 1.f, true);        // more rows than blocks
+  e4m3_quantize_case(seed(), 9, 100, 104, 0.1f, false);       // cols % 8 != 0: one at a time
+  e4m3_quantize_case(seed(), 3, 5, 5, 300.f, false);          // past e4m3's range before scaling
   vec_rope(seed(), 8192, 32, 128, 0, 0, true, true, true);
   vec_rope(seed(), 8192, 8, 128, 0, 0, true, true, true);
   // tails, odd sizes and offsets that break 16-byte alignment

@@ -142,6 +142,7 @@ class CudaEngine final : public Engine {
       lora_dy_pair_ = env_switch_on("LORA4J_LORA_DY_PAIR");
       lora_b_kernel_ = env_switch_on("LORA4J_LORA_B_KERNEL");
       lora_group_da_ = env_switch_on("LORA4J_LORA_GROUP_DA");
+      qkv_dx_fold_ = env_switch_on("LORA4J_QKV_DX_FOLD");
       // LORA4J_LORA_DY_SLOTS=N sizes lora_dy_pair's row shares for N resident blocks (A/B runs)
       if (const char* ds = std::getenv("LORA4J_LORA_DY_SLOTS"))
         dy_slots_env_ = std::max(1, std::atoi(ds));
@@ -1395,6 +1396,12 @@ class CudaEngine final : public Engine {
     dtmp_ = c.take<float>(n * wide);
     datt_ = c.take<bf16>(n * qd);
     dq_ = c.take<bf16>(n * qd);
+    // q, k and v's output gradients and the group's s (dy B) side by side (qkv_dx)
+    if (qkv_dx_fold_) {
+      const int64_t kc = qd + 2 * kvd + 3 * std::max<int64_t>(r, 0);  // the fold's K at most
+      dqkv_ = c.take<bf16>(n * kc);
+      wqkv_ = c.take<bf16>(kc * d);  // the stacked weights' [out, in] parts, A_g after them
+    }
     dk_ = c.take<bf16>(n * kvd);
     dv_ = c.take<bf16>(n * kvd);
     dq_acc_ = c.take<float>(n * qd);
@@ -1968,10 +1975,46 @@ class CudaEngine final : public Engine {
     KCHECK(
         rope_backward(dk_, pos_, inv_freq_, n, shape_.c.num_kv_heads, shape_.c.head_dim, stream_));
     tm("rope backward");
-    proj_backward(l, Q, dq_, a.xn1, ld1, a.xa[Q], n, dx, true, false);
-    proj_backward(l, K, dk_, a.xn1, ld1, a.xa[K], n, dx, true, true);
-    proj_backward(l, V, dv_, a.xn1, ld1, a.xa[V], n, dx, true, true);
-    group_lora_backward(l, kGroupOf[Q], a.xn1, ld1, n, dx);
+    const bool fold = dx && qkv_dx_foldable(l);
+    proj_backward(l, Q, dq_, a.xn1, ld1, a.xa[Q], n, fold ? nullptr : dx, true, false);
+    proj_backward(l, K, dk_, a.xn1, ld1, a.xa[K], n, fold ? nullptr : dx, true, true);
+    proj_backward(l, V, dv_, a.xn1, ld1, a.xa[V], n, fold ? nullptr : dx, true, true);
+    group_lora_backward(l, kGroupOf[Q], a.xn1, ld1, n, fold ? nullptr : dx);
+    if (fold) qkv_dx(l, dx);
+  }
+
+  // q, k and v's input gradient as one GEMM: dx = [dq | dk | dv | s T] . [Wq; Wk; Wv; A_g] over
+  // K = qd + 2 kvd (+ 3 r with LoRA), with T = the group's (dy B) (t_, from proj_backward) and A_g
+  // its stacked A (grp_a). Three GEMMs over K = qd, kvd, kvd (k's and v's at about 60% of q's
+  // rate, K being small) and the group's LoRA term (a pass over the fp32 dx) become one; the
+  // operands are laid side by side first (bf16_copy_2d: the weights' [out, in] parts into wqkv_,
+  // the gradients into dqkv_; s T rounded to bf16 once, exact when s is a power of two). Taken
+  // when q, k and v all carry LoRA in one group, or none of them does (qkv_dx_foldable).
+  bool qkv_dx_foldable(int l) const {
+    if (!qkv_dx_fold_ || !dqkv_) return false;
+    const bool q = has_lora(l, Q), k = has_lora(l, K), v = has_lora(l, V);
+    if (!q && !k && !v) return true;
+    return q && k && v && grp_size_[Q] == 3 && grp_id_[Q] == grp_id_[K] && grp_id_[K] == grp_id_[V];
+  }
+  void qkv_dx(int l, float* dx) {
+    const int64_t n = n_, d = shape_.c.hidden_size, qd = shape_.q_dim(), kvd = shape_.kv_dim();
+    const int64_t lw = has_lora(l, Q) ? t_ld(Q) : 0, Kc = qd + 2 * kvd + lw;
+    int64_t row = 0;
+    for (int p : {Q, K, V}) {
+      const int64_t out = shape_.proj_out(p);
+      KCHECK(bf16_copy_2d(wproj(l, p), wld(proj_index(l, p)), wqkv_ + row * d, d, out, d, 1.f,
+                          stream_));
+      row += out;
+    }
+    if (lw) KCHECK(bf16_copy_2d(grp_a(l, kGroupOf[Q]), d, wqkv_ + row * d, d, lw, d, 1.f, stream_));
+    KCHECK(bf16_copy_2d(dq_, qd, dqkv_, Kc, n, qd, 1.f, stream_));
+    KCHECK(bf16_copy_2d(dk_, kvd, dqkv_ + qd, Kc, n, kvd, 1.f, stream_));
+    KCHECK(bf16_copy_2d(dv_, kvd, dqkv_ + qd + kvd, Kc, n, kvd, 1.f, stream_));
+    if (lw)
+      KCHECK(bf16_copy_2d(t_of(Q), lw, dqkv_ + qd + 2 * kvd, Kc, n, lw, layout_->scale, stream_));
+    tm("q/k/v dX operands");
+    gemm_.run(false, false, n, d, Kc, dqkv_, Kc, wqkv_, d, dx, true, d, 1.f, 0.f,
+              "self_attn.qkv dX");
   }
 
   // ---- decoding ---------------------------------------------------------------------------
@@ -2084,6 +2127,11 @@ class CudaEngine final : public Engine {
   // a group's dLoRA_A as one GEMM (group_lora_backward) unless LORA4J_LORA_GROUP_DA=0;
   // group_da_ is its output before the members' gradients receive it (carve)
   bool lora_group_da_ = true;
+  // q, k and v's input gradients as one GEMM (qkv_dx; LORA4J_QKV_DX_FOLD=0 keeps three), its
+  // operands' buffer [n, qd + 2 kvd + 3 r] and the stacked weights' [qd + 2 kvd + 3 r, d] (carve)
+  bool qkv_dx_fold_ = true;
+  bf16* dqkv_ = nullptr;
+  bf16* wqkv_ = nullptr;
   // the LoRA up-projection onto the fp32 residual stream (o, down unfolded) by lora_b_residual
   // instead of a K = r GEMM, unless LORA4J_LORA_B_KERNEL=0
   bool lora_b_kernel_ = true;

@@ -31,6 +31,15 @@ cudaError_t bf16_to_f16_2d_scalar(const bf16* src, int64_t lds, f16* dst, int64_
                                   int64_t cols, cudaStream_t s);
 bool bf16_to_f16_2d_is_vectorized(const bf16* src, int64_t lds, const f16* dst, int64_t ldd,
                                   int64_t cols);
+// dst[i, j] = bf16(scale * src[i, j]), i < rows, j < cols, row strides lds and ldd (>= cols;
+// columns past cols are not written): the q/k/v input gradient's operands laid side by side
+// (CudaEngine::qkv_dx). A copy when scale is 1; exact when it is a power of two.
+cudaError_t bf16_copy_2d(const bf16* src, int64_t lds, bf16* dst, int64_t ldd, int64_t rows,
+                         int64_t cols, float scale, cudaStream_t s);
+cudaError_t bf16_copy_2d_scalar(const bf16* src, int64_t lds, bf16* dst, int64_t ldd, int64_t rows,
+                                int64_t cols, float scale, cudaStream_t s);
+bool bf16_copy_2d_is_vectorized(const bf16* src, int64_t lds, const bf16* dst, int64_t ldd,
+                                int64_t cols);
 // w[out, in] = bf16(w + scale * b[out, r] a[r, in])  (LoRA merge, fp32 masters)
 cudaError_t lora_merge_weight(bf16* w, const float* a, const float* b, float scale, int64_t out,
                               int64_t in, int64_t r, cudaStream_t s);
