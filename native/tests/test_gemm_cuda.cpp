@@ -2,10 +2,10 @@
 // form the engine uses (plain, A^T, B^T; bf16 and fp32 outputs; alpha, beta 0 and 1, a separate
 // C), at the engine's LoRA shapes and a small frozen-projection shape; and a second Gemm on the
 // same device gives bitwise the same outputs (the engine's runs repeat exactly). Also the LM
-// head's chunk sizes (lm_head.h): the most tokens whose fp32 logits fit the budget. On sm_89 and
-// later, run_e4m3 (the q/k residue GEMMs) against the fp64 product of the decoded e4m3 operands
-// times their device scales and alpha, accumulating (beta 1): with both scales on the device,
-// and with A's left null and folded into alpha, as the engine calls it.
+// head's chunk sizes (lm_head.h): the fewest chunks whose logits fit the budget, split evenly. On
+// sm_89 and later, run_e4m3 (the q/k residue GEMMs) against the fp64 product of the decoded e4m3
+// operands times their device scales and alpha, accumulating (beta 1): with both scales on the
+// device, and with A's left null and folded into alpha, as the engine calls it.
 #include <cuda_bf16.h>
 #include <cuda_fp8.h>
 #include <cuda_runtime.h>
@@ -242,16 +242,26 @@ int main() {
     ct::report_bool("gemm", "f16 GEMM leaves D's row padding", pad_kept, "");
   }
 
-  // LM-head chunks: {tokens, vocab, expected chunk}
-  const int64_t chunks[][3] = {{8192, 32768, 960}, {8192, 32000, 983}, {8192, 131072, 240},
-                               {4096, 32768, 960}, {900, 32768, 900},  {960, 32768, 960},
-                               {100, 32768, 100},  {200, 262144, 120}, {8192, 1 << 22, 7}};
+  // LM-head chunks: {tokens, vocab, bytes per logit, expected chunk}: the fewest chunks whose
+  // logits fit the 128 MiB budget, the tokens split evenly between them
+  const int64_t chunks[][4] = {
+      {8192, 32768, 2, 2048}, {8192, 32000, 2, 2048}, {8192, 131072, 2, 512},
+      {4096, 32768, 2, 2048}, {900, 32768, 2, 900},   {3000, 32768, 2, 1500},
+      {100, 32768, 2, 100},   {200, 262144, 2, 200},  {8192, 1 << 22, 2, 16},
+      {8192, 32768, 4, 1024}, {8192, 32000, 4, 1024}, {5000, 32768, 4, 1000},
+      {1000, 32768, 4, 1000}, {8192, 1 << 22, 4, 8},  {3, int64_t(1) << 27, 2, 1}};
   for (const auto& c : chunks) {
-    const int64_t got = lora4j::cuda::lm_head_chunk_tokens(c[0], c[1]);
-    const bool fits = got * c[1] * 4 <= (int64_t(120) << 20) || got == 1;
-    ct::report_bool(
-        "gemm", "lm_head chunk " + std::to_string(c[0]) + " tokens, vocab " + std::to_string(c[1]),
-        got == c[2] && fits, std::to_string(got) + " (want " + std::to_string(c[2]) + ")");
+    const int64_t got = lora4j::cuda::lm_head_chunk_tokens(c[0], c[1], c[2]);
+    const int64_t n_chunks = (c[0] + got - 1) / got;
+    const bool fits = got * c[1] * c[2] <= (int64_t(128) << 20) || got == 1;
+    // one chunk fewer would not fit
+    const bool fewest = n_chunks == 1 || ((c[0] + n_chunks - 2) / (n_chunks - 1)) * c[1] * c[2] >
+                                             (int64_t(128) << 20);
+    ct::report_bool("gemm",
+                    "lm_head chunk " + std::to_string(c[0]) + " tokens, vocab " +
+                        std::to_string(c[1]) + ", " + std::to_string(c[2]) + " bytes a logit",
+                    got == c[3] && fits && fewest,
+                    std::to_string(got) + " (want " + std::to_string(c[3]) + ")");
   }
   CT_CUDA(cudaStreamDestroy(stream));
   std::printf("%d failures\n", ct::failures());

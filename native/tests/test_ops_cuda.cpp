@@ -478,6 +478,67 @@ void test_cross_entropy(ct::Rng& r, int64_t n, int64_t V) {
                   inplace == sep && ct::down(dloss) == sep_loss, "bitwise");
 }
 
+// The bf16-logit form (the engine's default) against a float64 softmax of the same bf16
+// values: per-token losses, bf16 gradients, rows not counted exactly zero, and in place (the
+// gradients over the logits, ldd = V) bit for bit the separate-buffer result. `regs` says which
+// kernel the sizes must select (the row held in registers, or the three-pass loop).
+void test_cross_entropy_bf16(ct::Rng& r, int64_t n, int64_t V, float scale, bool regs) {
+  auto z = randn(r, static_cast<size_t>(n * V), scale, true);  // bf16 values
+  std::vector<int32_t> tgt(static_cast<size_t>(n));
+  for (auto& t : tgt) t = r.integer(0, 4) == 0 ? -100 : r.integer(0, int(V) - 1);
+  tgt[0] = int32_t(V - 1);  // the last column, in the last vector of a row
+  const float gs = 1.f / 37.f;
+  std::vector<float> ref_loss(static_cast<size_t>(n), 0.f), ref_g(z.size(), 0.f);
+  for (int64_t t = 0; t < n; ++t) {
+    const int32_t y = tgt[size_t(t)];
+    if (y < 0) continue;
+    const float* zt = z.data() + t * V;
+    double mx = -INFINITY, se = 0;
+    for (int64_t i = 0; i < V; ++i) mx = std::max(mx, double(zt[i]));
+    for (int64_t i = 0; i < V; ++i) se += std::exp(double(zt[i]) - mx);
+    const double lse = mx + std::log(se);
+    ref_loss[size_t(t)] = float(lse - double(zt[y]));
+    for (int64_t i = 0; i < V; ++i)
+      ref_g[size_t(t * V + i)] = float(gs * (std::exp(double(zt[i]) - lse) - (i == y ? 1 : 0)));
+  }
+  Dev<bf> dz(z.size()), dgrad(z.size());
+  Dev<float> dloss(static_cast<size_t>(n));
+  Dev<int32_t> dt(tgt.size());
+  ct::up_bf16(dz, z);
+  ct::up(dt, tgt);
+  dloss.poison();
+  dgrad.poison();
+  const std::string tag = "n=" + std::to_string(n) + " V=" + std::to_string(V);
+  ct::report_bool("cross_entropy", "bf16 kernel choice " + tag,
+                  cuda::cross_entropy_bf16_in_registers(V, V, dz.p, dgrad.p) == regs,
+                  regs ? "row in registers" : "three passes");
+  check(cuda::cross_entropy_chunk(static_cast<const bf*>(dz.p), dt.p, n, V, gs, dloss.p, dgrad.p, V,
+                                  0),
+        "cross_entropy bf16");
+  const auto loss = ct::down(dloss), g = ct::down_bf16(dgrad);
+  double worst = 0, lmax = 0;
+  for (size_t t = 0; t < loss.size(); ++t) {
+    worst = ct::worst_of(worst, std::fabs(double(loss[t]) - double(ref_loss[t])));
+    lmax = std::max(lmax, std::fabs(double(ref_loss[t])));
+  }
+  ct::report("cross_entropy", "bf16 logits: token losses " + tag, worst / std::max(lmax, 1.0),
+             1e-5);
+  ct::report("cross_entropy", "bf16 logits: dlogits " + tag, ct::rel_err(g, ref_g), kTol);
+  bool zeros = true;
+  for (int64_t t = 0; t < n; ++t)
+    if (tgt[size_t(t)] < 0) {
+      zeros = zeros && loss[size_t(t)] == 0.f;
+      for (int64_t i = 0; i < V; ++i) zeros = zeros && g[size_t(t * V + i)] == 0.f;
+    }
+  ct::report_bool("cross_entropy", "bf16 logits: rows not counted are zero " + tag, zeros, "");
+  dloss.poison();
+  check(
+      cuda::cross_entropy_chunk(static_cast<const bf*>(dz.p), dt.p, n, V, gs, dloss.p, dz.p, V, 0),
+      "cross_entropy bf16 in place");
+  ct::report_bool("cross_entropy", "bf16 logits: in place = separate buffer " + tag,
+                  ct::down_bf16(dz) == g && ct::down(dloss) == loss, "bitwise");
+}
+
 void test_adamw(ct::Rng& r, int64_t n) {
   auto p = randn(r, static_cast<size_t>(n), 1, false),
        g = randn(r, static_cast<size_t>(n), 0.1f, false);
@@ -1550,6 +1611,13 @@ int main() {
   test_vectorized(r);
   test_cross_entropy(r, 97, 1000);
   test_cross_entropy(r, 33, 4099);
+  test_cross_entropy_bf16(r, 97, 32768, 3.f, true);  // Mistral v0.3: 8 vectors per thread
+  test_cross_entropy_bf16(r, 33, 32000, 8.f, true);  // v0.1: the last vectors partly idle
+  test_cross_entropy_bf16(r, 64, 4096, 3.f, true);   // one vector per thread
+  test_cross_entropy_bf16(r, 50, 12000, 3.f, true);  // 3 vectors, instantiated as 4
+  test_cross_entropy_bf16(r, 17, 1000, 3.f, true);   // fewer vectors than threads
+  test_cross_entropy_bf16(r, 21, 4099, 3.f, false);  // not a multiple of 8: three passes
+  test_cross_entropy_bf16(r, 5, 40000, 3.f, false);  // past 32768: three passes
   test_adamw(r, 1000003);
 
   std::vector<AttnCase> cases = {

@@ -704,8 +704,10 @@ class CudaEngine final : public Engine {
     prepare(b, false);
     forward(false);
     const int64_t V = shape_.c.vocab_size, d = shape_.c.hidden_size;
-    for (int64_t c0 = 0; c0 < n_; c0 += chunk_) {
-      int64_t c = std::min(chunk_, n_ - c0);
+    // fp32 logits, as many tokens at a time as the loss path's scratch holds in fp32
+    const int64_t chunk = std::max<int64_t>(1, logits_floats_ / V);
+    for (int64_t c0 = 0; c0 < n_; c0 += chunk) {
+      int64_t c = std::min(chunk, n_ - c0);
       gemm_.run(false, true, c, V, d, hn_ + c0 * d, d, wlm(), d, logits_, true, V, 1.f, 0.f,
                 "lm_head");
       LORA4J_CU(cudaMemcpyAsync(out + c0 * V, logits_, size_t(c * V) * sizeof(float),
@@ -1426,11 +1428,15 @@ class CudaEngine final : public Engine {
       for (int p = 0; p < NUM_PROJ; ++p)
         if (grp_size_[p] >= 2) gda = std::max(gda, t_ld(p) * shape_.proj_in(p));
     group_da_ = gda ? c.take<float>(gda) : nullptr;
-    // the fp32 logits of a chunk (their bf16 gradients overwrite them), two scratches so one
-    // chunk's loss kernel runs beside the next chunk's GEMM: see lm_head.h
-    chunk_ = lm_head_chunk_tokens(n, V);
-    logits_ = c.take<float>(chunk_ * V);
-    logits2_ = n > chunk_ ? c.take<float>(chunk_ * V) : nullptr;
+    // the logits of a chunk (bf16 unless LORA4J_LM_HEAD_LOGITS=fp32; their bf16 gradients
+    // overwrite them), two scratches so one chunk's loss kernel runs beside the next chunk's
+    // GEMM: see lm_head.h. The first holds at least one token's fp32 logits (generation's).
+    lm_bf16_ = lm_head_bf16_logits();
+    const int64_t elem = lm_bf16_ ? 2 : 4;
+    chunk_ = lm_head_chunk_tokens(n, V, elem);
+    logits_floats_ = std::max<int64_t>(V, lm_head_scratch_floats(chunk_, V, elem));
+    logits_ = c.take<float>(logits_floats_);
+    logits2_ = n > chunk_ ? c.take<float>(lm_head_scratch_floats(chunk_, V, elem)) : nullptr;
     loss_ = c.take<float>(n);
     ids_ = c.take<int32_t>(n);
     mask_ = c.take<int32_t>(n);
@@ -1870,7 +1876,7 @@ class CudaEngine final : public Engine {
   void head_loss(float grad_scale, bool grads, double* loss_sum, int64_t* tokens) {
     const int64_t V = shape_.c.vocab_size, d = shape_.c.hidden_size;
     lm_head_loss(gemm_, hn_, wlm(), tgt_, n_, d, V, grad_scale, loss_, grads ? dtmp_ : nullptr,
-                 logits_, chunk_, stream_, logits2_, loss_stream_);
+                 lm_bf16_, logits_, chunk_, stream_, logits2_, loss_stream_);
     tm("lm head loss kernels");
     std::vector<float> loss(static_cast<size_t>(n_));
     LORA4J_CU(cudaMemcpyAsync(loss.data(), loss_, size_t(n_) * sizeof(float),
@@ -2146,7 +2152,8 @@ class CudaEngine final : public Engine {
 
   char* act_ = nullptr;
   size_t act_bytes_ = 0;
-  int64_t B_ = 0, S_ = 0, n_ = 0, chunk_ = 1;
+  int64_t B_ = 0, S_ = 0, n_ = 0, chunk_ = 1, logits_floats_ = 0;
+  bool lm_bf16_ = true;  // the loss path's logits in bf16 (lm_head.h)
   std::vector<LayerActs> acts_;
   std::vector<float*> x_;
   std::vector<bf16*> xck_;

@@ -10,9 +10,11 @@
  * the backward), a P V GEMM; the backward dP, dS, dQ, dK, dV with GEMMs and one kernel
  * (bench_baselines.cu). The GEMMs are per head (Gemm has no batched form), so the materialized
  * variant also pays B x H launches per GEMM.
- *  - cross_entropy  fused: the engine's LM head loop, fp32 logits of one chunk of tokens at a
- *               time (the engine's 120 MiB budget); materialized: the same kernels on all
- *               [n, V] logits at once.
+ *  - cross_entropy  fused: the engine's LM head loop, the logits of one chunk of tokens at a
+ *               time (the engine's 128 MiB budget), each chunk's loss kernel on a second stream;
+ *               fused_serial: the same chunks on one stream; materialized: the same kernels on
+ *               all [n, V] logits at once. The logits are bf16, or fp32 under
+ *               LORA4J_LM_HEAD_LOGITS=fp32, in every variant (as in the engine).
  *  - lora_linear  fused: the engine's projection (the low-rank product first, the frozen GEMM
  *               accumulating onto it in its epilogue; backward likewise); separate: frozen GEMM,
  *               low-rank GEMMs into a temporary, an add kernel.
@@ -315,8 +317,10 @@ class CrossEntropy final : public CudaBench {
     init_gemm();
     // fused: the engine's chunks and two scratches, each chunk's loss kernel on a second stream
     // beside the next chunk's GEMM (lm_head.h); fused_serial: the same chunks one after the
-    // other on one stream; materialized: the fp32 logits of all n tokens
-    chunk_ = s.variant == "materialized" ? n : lm_head_chunk_tokens(n, V);
+    // other on one stream; materialized: the logits of all n tokens
+    bf16_logits_ = lm_head_bf16_logits();
+    const int64_t elem = bf16_logits_ ? 2 : 4;
+    chunk_ = s.variant == "materialized" ? n : lm_head_chunk_tokens(n, V, elem);
     const bool overlap = s.variant == "fused" && n > chunk_;
     h_ = input<bf16>(1, n * d, 1.f, "h");
     w_ = input<bf16>(2, V * d, 0.05f, "lm_head");
@@ -329,9 +333,10 @@ class CrossEntropy final : public CudaBench {
     grad_scale_ = counted ? float(1.0 / double(counted)) : 0.f;
     tgt_ = alloc<int32_t>(n, "targets");
     to_device(tgt_, tgt.data(), size_t(n) * 4);
-    logits_ = alloc<float>(chunk_ * V, "logits (their bf16 gradients overwrite them)");
+    logits_ = alloc<float>(lm_head_scratch_floats(chunk_, V, elem),
+                           "logits (their bf16 gradients overwrite them)");
     if (overlap) {
-      logits2_ = alloc<float>(chunk_ * V, "the second chunk's logits");
+      logits2_ = alloc<float>(lm_head_scratch_floats(chunk_, V, elem), "the second chunk's logits");
       LORA4J_CU(cudaStreamCreateWithFlags(&aux_, cudaStreamNonBlocking));
     }
     loss_ = alloc<float>(n, "token losses");
@@ -359,11 +364,12 @@ class CrossEntropy final : public CudaBench {
 
  private:
   void step() override {
-    lm_head_loss(gemm_, h_, w_, tgt_, n, d, V, grad_scale_, loss_, dh_, logits_, chunk_, stream_,
-                 logits2_, aux_);
+    lm_head_loss(gemm_, h_, w_, tgt_, n, d, V, grad_scale_, loss_, dh_, bf16_logits_, logits_,
+                 chunk_, stream_, logits2_, aux_);
   }
 
   int64_t n, d, V, chunk_ = 1;
+  bool bf16_logits_ = true;
   float grad_scale_ = 0;
   bf16 *h_ = nullptr, *w_ = nullptr;
   int32_t* tgt_ = nullptr;

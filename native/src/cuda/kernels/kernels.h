@@ -288,13 +288,22 @@ bool attention_sm90_backward_accepts(const AttentionBackwardParams& p);
 cudaError_t attention_backward_sm90(const AttentionBackwardParams& p, cudaStream_t s);
 
 // ---- LM head cross-entropy (cross_entropy.cu) ----------------------------------------------
-// logits [n, V] fp32 (one chunk of tokens); target [n] (-100 = not counted).
-// loss[t] = logsumexp(logits[t]) - logits[t, target[t]] (0 when not counted);
+// logits [n, V] fp32 or bf16 (one chunk of tokens); target [n] (-100 = not counted).
+// loss[t] = logsumexp(logits[t]) - logits[t, target[t]] (0 when not counted), in fp32;
 // dlogits (nullable) = grad_scale * (softmax - onehot) in bf16, zero rows when not counted;
-// row t at dlogits + t * ldd. dlogits may be the logits buffer itself (ldd = 2V): in place.
+// row t at dlogits + t * ldd. dlogits may be the logits buffer itself: in place, with ldd = 2V
+// over fp32 logits and ldd = V over bf16 ones.
 cudaError_t cross_entropy_chunk(const float* logits, const int32_t* target, int64_t n, int64_t V,
                                 float grad_scale, float* loss, bf16* dlogits, int64_t ldd,
                                 cudaStream_t s);
+cudaError_t cross_entropy_chunk(const bf16* logits, const int32_t* target, int64_t n, int64_t V,
+                                float grad_scale, float* loss, bf16* dlogits, int64_t ldd,
+                                cudaStream_t s);
+// Whether the bf16 form holds each row in registers (one read of the logits) for these
+// arguments: V a multiple of 8 and at most 32768, 16-byte aligned rows; otherwise it reads each
+// row in three passes. (The tests use it to know which kernel they checked.)
+bool cross_entropy_bf16_in_registers(int64_t V, int64_t ldd, const void* logits,
+                                     const void* dlogits);
 
 // ---- optimizer (adamw.cu) -------------------------------------------------------------------
 // out[0] = sum of g^2 (double), flag[0] = 1 if any g is not finite (both zeroed here first).
