@@ -249,13 +249,14 @@ int main() {
       {4096, 32768, 2, 2048}, {900, 32768, 2, 900},   {3000, 32768, 2, 1500},
       {100, 32768, 2, 100},   {200, 262144, 2, 200},  {8192, 1 << 22, 2, 16},
       {8192, 32768, 4, 1024}, {8192, 32000, 4, 1024}, {5000, 32768, 4, 1000},
-      {1000, 32768, 4, 1000}, {8192, 1 << 22, 4, 8},  {3, int64_t(1) << 27, 2, 1}};
+      {1000, 32768, 4, 1000}, {8192, 1 << 22, 4, 8},  {3, int64_t(1) << 27, 2, 1},
+      {0, 32768, 2, 1}};
   for (const auto& c : chunks) {
     const int64_t got = lora4j::cuda::lm_head_chunk_tokens(c[0], c[1], c[2]);
     const int64_t n_chunks = (c[0] + got - 1) / got;
     const bool fits = got * c[1] * c[2] <= (int64_t(128) << 20) || got == 1;
     // one chunk fewer would not fit
-    const bool fewest = n_chunks == 1 || ((c[0] + n_chunks - 2) / (n_chunks - 1)) * c[1] * c[2] >
+    const bool fewest = n_chunks <= 1 || ((c[0] + n_chunks - 2) / (n_chunks - 1)) * c[1] * c[2] >
                                              (int64_t(128) << 20);
     ct::report_bool("gemm",
                     "lm_head chunk " + std::to_string(c[0]) + " tokens, vocab " +

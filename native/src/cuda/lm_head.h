@@ -46,6 +46,7 @@ inline int64_t lm_head_budget_bytes() {
 // tokens split evenly between them (so no short last chunk runs a GEMM of a few rows).
 inline int64_t lm_head_chunk_tokens(int64_t n, int64_t V, int64_t elem_bytes,
                                     int64_t budget_bytes = lm_head_budget_bytes()) {
+  if (n <= 0) return 1;
   const int64_t most = std::max<int64_t>(1, std::min<int64_t>(n, budget_bytes / (V * elem_bytes)));
   const int64_t chunks = (n + most - 1) / most;
   return std::max<int64_t>(1, (n + chunks - 1) / chunks);
