@@ -252,7 +252,7 @@ int main() {
       {1000, 32768, 4, 1000}, {8192, 1 << 22, 4, 8},  {3, int64_t(1) << 27, 2, 1},
       {0, 32768, 2, 1}};
   for (const auto& c : chunks) {
-    const int64_t got = lora4j::cuda::lm_head_chunk_tokens(c[0], c[1], c[2]);
+    const int64_t got = lora4j::cuda::lm_head_chunk_tokens(c[0], c[1], c[2], int64_t(128) << 20);
     const int64_t n_chunks = (c[0] + got - 1) / got;
     const bool fits = got * c[1] * c[2] <= (int64_t(128) << 20) || got == 1;
     // one chunk fewer would not fit
@@ -264,6 +264,10 @@ int main() {
                     got == c[3] && fits && fewest,
                     std::to_string(got) + " (want " + std::to_string(c[3]) + ")");
   }
+  if (!std::getenv("LORA4J_LM_HEAD_CHUNK_MIB"))  // the table's budget is the default one
+    ct::report_bool("gemm", "lm_head default chunk budget 128 MiB",
+                    lora4j::cuda::lm_head_budget_bytes() == (int64_t(128) << 20),
+                    std::to_string(lora4j::cuda::lm_head_budget_bytes()) + " bytes");
   CT_CUDA(cudaStreamDestroy(stream));
   std::printf("%d failures\n", ct::failures());
   return ct::failures() ? 1 : 0;

@@ -1614,6 +1614,7 @@ int main() {
   test_cross_entropy_bf16(r, 97, 32768, 3.f, true);  // Mistral v0.3: 8 vectors per thread
   test_cross_entropy_bf16(r, 33, 32000, 8.f, true);  // v0.1: the last vectors partly idle
   test_cross_entropy_bf16(r, 64, 4096, 3.f, true);   // one vector per thread
+  test_cross_entropy_bf16(r, 40, 6000, 3.f, true);   // two vectors per thread
   test_cross_entropy_bf16(r, 50, 12000, 3.f, true);  // 3 vectors, instantiated as 4
   test_cross_entropy_bf16(r, 17, 1000, 3.f, true);   // fewer vectors than threads
   test_cross_entropy_bf16(r, 21, 4099, 3.f, false);  // not a multiple of 8: three passes
