@@ -68,7 +68,7 @@ if(LORA4J_HAVE_CUDA_BACKEND)
   target_include_directories(bench_cuda PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/include
                                                 ${CMAKE_CURRENT_SOURCE_DIR}/src)
   target_link_libraries(bench_cuda PRIVATE lora4j lora4j_cuda_kernels CUDA::cudart
-                                           Threads::Threads)
+                                           Threads::Threads ${CMAKE_DL_LIBS})
   # Time of each robust aggregation rule on the device at Mistral-7B rank-16 size (issue 14).
   add_executable(bench_aggregate_cuda ${CMAKE_CURRENT_SOURCE_DIR}/bench/bench_aggregate_cuda.cpp)
   target_include_directories(bench_aggregate_cuda PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/include

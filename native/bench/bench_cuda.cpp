@@ -3,8 +3,14 @@
 //  - attention forward and backward kernels (32 heads, 8 KV heads, head_dim 128, causal)
 //  - whole training steps (forward, backward, AdamW) of a Mistral-7B-shaped model with fewer
 //    layers (LORA4J_BENCH_LAYERS, default 4), LoRA r=16 on all projections, random bf16 weights;
-//    the per-layer time gives the 32-layer estimate.
+//    the per-layer time gives the 32-layer estimate. Beside each step's median time: the
+//    board's energy per step, its mean power, the SM clock and the clock-limit reasons seen
+//    (NVML, loaded at run time; absent fields when the driver's libnvidia-ml is not there),
+//    because the frozen GEMMs run at the card's power cap and the same build moves by a few
+//    milliseconds between calls: an A/B of ~1 ms reads better in joules than in seconds.
+//    LORA4J_BENCH_STEPS sets the timed steps (default 5).
 #include <cuda_runtime.h>
+#include <dlfcn.h>
 
 #include <chrono>
 #include <cmath>
@@ -149,6 +155,48 @@ static void bench_attention(int B, int S) {
   cudaFree(o32);
 }
 
+// NVML through dlopen (the driver's libnvidia-ml.so.1): only what bench_step samples.
+struct Nvml {
+  using Dev = void*;
+  int (*init)() = nullptr;
+  int (*by_pci)(const char*, Dev*) = nullptr;
+  int (*energy)(Dev, unsigned long long*) = nullptr;   // mJ since the driver loaded
+  int (*clock)(Dev, int, unsigned int*) = nullptr;     // MHz; type 1 = SM
+  int (*reasons)(Dev, unsigned long long*) = nullptr;  // clock-limit reasons (bit mask)
+  Dev dev = nullptr;
+  bool ok = false;
+  Nvml() {
+    void* h = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!h) return;
+    init = reinterpret_cast<int (*)()>(dlsym(h, "nvmlInit_v2"));
+    by_pci =
+        reinterpret_cast<int (*)(const char*, Dev*)>(dlsym(h, "nvmlDeviceGetHandleByPciBusId_v2"));
+    energy = reinterpret_cast<int (*)(Dev, unsigned long long*)>(
+        dlsym(h, "nvmlDeviceGetTotalEnergyConsumption"));
+    clock = reinterpret_cast<int (*)(Dev, int, unsigned int*)>(dlsym(h, "nvmlDeviceGetClockInfo"));
+    void* r = dlsym(h, "nvmlDeviceGetCurrentClocksEventReasons");
+    if (!r) r = dlsym(h, "nvmlDeviceGetCurrentClocksThrottleReasons");
+    reasons = reinterpret_cast<int (*)(Dev, unsigned long long*)>(r);
+    char bus[64] = {};
+    int cur = 0;
+    ok = init && by_pci && energy && clock && reasons && init() == 0 &&
+         cudaGetDevice(&cur) == cudaSuccess &&
+         cudaDeviceGetPCIBusId(bus, sizeof bus, cur) == cudaSuccess && by_pci(bus, &dev) == 0;
+  }
+  double energy_j() const {
+    unsigned long long mj = 0;
+    return ok && energy(dev, &mj) == 0 ? double(mj) * 1e-3 : NAN;
+  }
+  double sm_mhz() const {
+    unsigned int m = 0;
+    return ok && clock(dev, 1, &m) == 0 ? double(m) : NAN;
+  }
+  unsigned long long limit_reasons() const {
+    unsigned long long r = 0;
+    return ok && reasons(dev, &r) == 0 ? r : 0;
+  }
+};
+
 static void bench_step(int layers, int B, int S, int recompute, uint32_t targets = 0x7F,
                        int offload = 0) {
   lora4j_model_config c{};
@@ -211,21 +259,46 @@ static void bench_step(int layers, int B, int S, int recompute, uint32_t targets
   double loss;
   lora4j_step_result r;
   for (int i = 0; i < 2; ++i) API(lora4j_train_step(e, &b, &opt, &loss, &r));
-  std::vector<double> ts;
-  for (int i = 0; i < 5; ++i) {
+  static const Nvml nvml;
+  const char* steps_env = std::getenv("LORA4J_BENCH_STEPS");
+  const int steps = std::max(1, steps_env ? std::atoi(steps_env) : 5);
+  std::vector<double> ts, js;
+  double mhz = 0;
+  unsigned long long why = 0;
+  for (int i = 0; i < steps; ++i) {
+    const double j0 = nvml.energy_j();
     auto t0 = std::chrono::steady_clock::now();
     API(lora4j_train_step(e, &b, &opt, &loss, &r));
     ts.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    js.push_back(nvml.energy_j() - j0);
+    mhz += nvml.sm_mhz() / steps;  // after the step: the clock it ended at
+    why |= nvml.limit_reasons();
   }
+  const std::vector<double> by_time = ts;
   std::sort(ts.begin(), ts.end());
-  double s = ts[ts.size() / 2];
+  std::sort(js.begin(), js.end());
+  double s = ts[ts.size() / 2], j = js[js.size() / 2];
   int64_t in_use, peak;
   API(lora4j_engine_memory(e, &in_use, &peak));
+  std::string power;
+  if (nvml.ok && std::isfinite(j) && std::isfinite(mhz)) {  // the counter counts mJ; a step ~10^5
+    char buf[256];
+    std::snprintf(
+        buf, sizeof buf,
+        ",\"j_per_step\":%.1f,\"mean_w\":%.0f,\"sm_mhz\":%.0f,\"clock_limits\":\"0x%llx\"", j,
+        j / s, mhz, why);
+    power = buf;
+  }
+  std::string all = ",\"steps_s\":[";
+  for (size_t i = 0; i < by_time.size(); ++i)
+    all += (i ? "," : "") + std::to_string(by_time[i]).substr(0, 6);
+  all += "]";
   std::printf(
       "{\"bench\":\"train_step\",\"layers\":%d,\"B\":%d,\"S\":%d,\"recompute\":%d,\"targets\":%u,"
       "\"offload\":%d,\"s\":%.4f,"
-      "\"tokens_per_s\":%.0f,\"peak_gib\":%.2f,\"loss\":%.4f}\n",
-      layers, B, S, recompute, targets, offload, s, B * S / s, peak / 1073741824.0, loss);
+      "\"tokens_per_s\":%.0f,\"peak_gib\":%.2f,\"loss\":%.4f%s%s}\n",
+      layers, B, S, recompute, targets, offload, s, B * S / s, peak / 1073741824.0, loss,
+      power.c_str(), all.c_str());
   API(lora4j_engine_destroy(e));
 }
 
