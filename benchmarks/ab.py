@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""A/B runs of bench_cuda's whole step, summarized: the GPU call scripts alternate builds and
+prefix each `train_step` line with the build's label ("main {...}", "sd {...}").
+Usage: ab.py LOG [--ref LABEL]   (LABEL defaults to "main")
+
+Per label and setting (B x S, recompute, offload): the runs' median step time and their range;
+every timed step of every run pooled (bench_cuda's "steps_s") and its median; the board's energy
+per step (median of the runs' "j_per_step", when NVML gave it). Then each label against the
+reference label at the same setting: the change of the pooled median time and of the energy per
+step in percent, and whether the time's change is larger than the spread of the runs (the
+widest range of either side, given two runs or more on each), which is what a single A/B call
+can resolve."""
+import json
+import statistics
+import sys
+
+
+def read(path):
+    """{(label, setting): [run dict, ...]} in the order of the log."""
+    groups = {}
+    for line in open(path, encoding="utf-8", errors="replace"):
+        line = line.strip()
+        i = line.find("{")
+        if i <= 0 or '"train_step"' not in line:
+            continue
+        label = line[:i].strip()
+        try:
+            run = json.loads(line[i:])
+        except json.JSONDecodeError:
+            continue
+        key = (run.get("B"), run.get("S"), run.get("recompute", 0), run.get("offload", 0))
+        groups.setdefault((label, key), []).append(run)
+    return groups
+
+
+def summary(runs):
+    times = [r["s"] for r in runs]
+    steps = [t for r in runs for t in r.get("steps_s", [r["s"]])]
+    joules = [r["j_per_step"] for r in runs if "j_per_step" in r]
+    return {
+        "runs": len(runs),
+        "median_s": statistics.median(times),
+        "range_s": max(times) - min(times),
+        "pooled_s": statistics.median(steps),
+        "j": statistics.median(joules) if joules else None,
+    }
+
+
+def setting_name(key):
+    B, S, rc, off = key
+    mode = "no recompute" if not rc else f"recompute {rc}" + (" offloaded" if off else "")
+    return f"{B} x {S}, {mode}"
+
+
+def report(groups, ref):
+    lines = []
+    sums = {k: summary(v) for k, v in groups.items()}
+    lines.append(f"{'label':<10}{'setting':<36}{'runs':>5}{'median ms':>11}{'range ms':>10}"
+                 f"{'pooled ms':>11}{'J/step':>9}")
+    for (label, key), s in sums.items():
+        j = f"{s['j']:.1f}" if s["j"] is not None else "-"
+        lines.append(f"{label:<10}{setting_name(key):<36}{s['runs']:>5}{s['median_s'] * 1e3:>11.1f}"
+                     f"{s['range_s'] * 1e3:>10.1f}{s['pooled_s'] * 1e3:>11.1f}{j:>9}")
+    lines.append(f"against {ref}:")
+    for (label, key), s in sums.items():
+        base = sums.get((ref, key))
+        if label == ref or base is None:
+            continue
+        dt = (s["pooled_s"] / base["pooled_s"] - 1) * 100
+        spread = max(s["range_s"], base["range_s"]) / base["median_s"] * 100
+        if min(s["runs"], base["runs"]) < 2:
+            verdict = "one run on a side: no spread to judge by"
+        else:
+            verdict = "beyond the runs' spread" if abs(dt) > spread else "within the runs' spread"
+        dj = ""
+        if s["j"] is not None and base["j"] is not None:
+            dj = f", energy {(s['j'] / base['j'] - 1) * 100:+.2f}%"
+        lines.append(f"  {label} {setting_name(key)}: time {dt:+.2f}%{dj} "
+                     f"(spread {spread:.2f}%: {verdict})")
+    return "\n".join(lines)
+
+
+def main(argv):
+    if len(argv) < 2:
+        sys.exit(__doc__)
+    ref = "main"
+    if "--ref" in argv:
+        ref = argv[argv.index("--ref") + 1]
+    groups = read(argv[1])
+    if not groups:
+        print(f"ab.py: no labelled train_step lines in {argv[1]}")
+        return 1
+    print(report(groups, ref))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Checks benchmarks/ab.py (the A/B summary of bench_cuda's labelled train_step lines) on a
+hand-made log: grouping by label and setting, pooled step medians, energy, the verdict against
+the runs' spread, and lines it must skip. Run: python3 benchmarks/test_ab.py"""
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import ab  # noqa: E402
+
+
+def step(s, steps, j=None, B=4, S=2048, rc=0, off=0):
+    extra = f',"j_per_step":{j},"mean_w":690,"sm_mhz":1755,"clock_limits":"0x4"' if j else ""
+    arr = ",".join(str(t) for t in steps)
+    return (f'{{"bench":"train_step","layers":32,"B":{B},"S":{S},"recompute":{rc},'
+            f'"targets":127,"offload":{off},"s":{s},"tokens_per_s":1,"peak_gib":58.2,'
+            f'"loss":10.6{extra},"steps_s":[{arr}]}}')
+
+
+LOG = "\n".join([
+    "main build rc=0 at 45 s",
+    "main " + step(0.470, [0.469, 0.470, 0.471], j=330.0),
+    "sd " + step(0.460, [0.459, 0.460, 0.462], j=322.0),
+    "df " + step(0.4695, [0.469, 0.4695, 0.470], j=329.5),
+    "main " + step(0.472, [0.471, 0.472, 0.473], j=331.0),
+    "sd " + step(0.461, [0.460, 0.461, 0.462], j=323.0),
+    "df " + step(0.4705, [0.470, 0.4705, 0.471], j=330.5),
+    "main " + step(0.600, [0.600], rc=3, off=1),  # another setting, no NVML fields
+    "sd " + step(0.590, [0.590], rc=3, off=1),
+    '{"bench":"train_step","s":1.0}',  # no label: skipped
+    "main {not json",
+    "noise line without json",
+])
+
+
+class AbTest(unittest.TestCase):
+    def setUp(self):
+        fd, self.path = tempfile.mkstemp(suffix=".log")
+        with os.fdopen(fd, "w") as f:
+            f.write(LOG + "\n")
+
+    def tearDown(self):
+        os.unlink(self.path)
+
+    def test_groups_and_summary(self):
+        g = ab.read(self.path)
+        self.assertEqual(len(g), 5)  # main, sd, df at 4 x 2048; main, sd with recompute
+        s = ab.summary(g[("main", (4, 2048, 0, 0))])
+        self.assertEqual(s["runs"], 2)
+        self.assertAlmostEqual(s["median_s"], 0.471)
+        self.assertAlmostEqual(s["range_s"], 0.002)
+        self.assertAlmostEqual(s["pooled_s"], 0.471)  # median of six steps
+        self.assertAlmostEqual(s["j"], 330.5)
+        self.assertIsNone(ab.summary(g[("main", (4, 2048, 3, 1))])["j"])
+
+    def test_verdicts(self):
+        out = ab.report(ab.read(self.path), "main")
+        # sd: pooled 0.4605 against 0.471 = -2.23%, beyond a 0.42% spread (2 ms of 471);
+        # energy 322.5 against 330.5 J = -2.42%
+        self.assertIn("sd 4 x 2048, no recompute: time -2.23%, energy -2.42% "
+                      "(spread 0.42%: beyond the runs' spread)", out)
+        # df: 0.470 against 0.471 = -0.21%, within the spread; 330 against 330.5 J = -0.15%
+        self.assertIn("df 4 x 2048, no recompute: time -0.21%, energy -0.15% "
+                      "(spread 0.42%: within the runs' spread)", out)
+        # no energy on either side: no energy figure
+        self.assertIn("sd 4 x 2048, recompute 3 offloaded: time -1.67% (spread 0.00%: "
+                      "one run on a side: no spread to judge by)", out)
+        self.assertNotIn("main 4 x 2048, no recompute: time", out)
+
+    def test_command_line(self):
+        r = subprocess.run([sys.executable, os.path.join(HERE, "ab.py"), self.path, "--ref", "sd"],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("against sd:", r.stdout)
+        self.assertIn("main 4 x 2048, no recompute: time +2.28%", r.stdout)
+        empty = tempfile.NamedTemporaryFile("w", suffix=".log", delete=False)
+        empty.write("nothing here\n")
+        empty.close()
+        try:
+            r = subprocess.run([sys.executable, os.path.join(HERE, "ab.py"), empty.name],
+                               capture_output=True, text=True)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("no labelled train_step lines", r.stdout)
+        finally:
+            os.unlink(empty.name)
+
+
+if __name__ == "__main__":
+    unittest.main()
