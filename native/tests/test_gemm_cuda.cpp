@@ -251,13 +251,14 @@ int main() {
       {8192, 32768, 4, 1024}, {8192, 32000, 4, 1024}, {5000, 32768, 4, 1000},
       {1000, 32768, 4, 1000}, {8192, 1 << 22, 4, 8},  {3, int64_t(1) << 27, 2, 1},
       {0, 32768, 2, 1}};
+  const int64_t budget = lora4j::cuda::kLmHeadBudgetBytes;  // 128 MiB, the table's budget
   for (const auto& c : chunks) {
-    const int64_t got = lora4j::cuda::lm_head_chunk_tokens(c[0], c[1], c[2], int64_t(128) << 20);
+    const int64_t got = lora4j::cuda::lm_head_chunk_tokens(c[0], c[1], c[2], budget);
     const int64_t n_chunks = (c[0] + got - 1) / got;
-    const bool fits = got * c[1] * c[2] <= (int64_t(128) << 20) || got == 1;
+    const bool fits = got * c[1] * c[2] <= budget || got == 1;
     // one chunk fewer would not fit
-    const bool fewest = n_chunks <= 1 || ((c[0] + n_chunks - 2) / (n_chunks - 1)) * c[1] * c[2] >
-                                             (int64_t(128) << 20);
+    const bool fewest =
+        n_chunks <= 1 || ((c[0] + n_chunks - 2) / (n_chunks - 1)) * c[1] * c[2] > budget;
     ct::report_bool("gemm",
                     "lm_head chunk " + std::to_string(c[0]) + " tokens, vocab " +
                         std::to_string(c[1]) + ", " + std::to_string(c[2]) + " bytes a logit",
@@ -266,7 +267,7 @@ int main() {
   }
   if (!std::getenv("LORA4J_LM_HEAD_CHUNK_MIB"))  // the table's budget is the default one
     ct::report_bool("gemm", "lm_head default chunk budget 128 MiB",
-                    lora4j::cuda::lm_head_budget_bytes() == (int64_t(128) << 20),
+                    lora4j::cuda::lm_head_budget_bytes() == budget,
                     std::to_string(lora4j::cuda::lm_head_budget_bytes()) + " bytes");
   CT_CUDA(cudaStreamDestroy(stream));
   std::printf("%d failures\n", ct::failures());

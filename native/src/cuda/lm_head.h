@@ -29,7 +29,6 @@ inline bool lm_head_bf16_logits() {
   if (!env || !*env || std::strcmp(env, "bf16") == 0) return true;
   if (std::strcmp(env, "fp32") == 0) return false;
   fail(LORA4J_EINVAL, std::string("LORA4J_LM_HEAD_LOGITS must be bf16 or fp32, not '") + env + "'");
-  return true;
 }
 
 // The bytes of one chunk's logits scratch: 128 MiB, 1/8 of the fp32 logits of 8192 tokens at
@@ -37,10 +36,11 @@ inline bool lm_head_bf16_logits() {
 // tokens, vocab 32768, fp32 logits, eighth session): 960-token chunks 7.75 ms, 2048-token ones
 // 7.44, the whole batch at once 7.50: fewer, larger chunks are faster, down to about 4.
 // LORA4J_LM_HEAD_CHUNK_MIB sets another budget (the benchmarks' sweep of chunk sizes).
+constexpr int64_t kLmHeadBudgetBytes = int64_t(128) << 20;
 inline int64_t lm_head_budget_bytes() {
   const char* env = std::getenv("LORA4J_LM_HEAD_CHUNK_MIB");
   const long long mib = env ? std::atoll(env) : 0;
-  return (mib > 0 ? int64_t(mib) : int64_t(128)) << 20;
+  return mib > 0 ? int64_t(mib) << 20 : kLmHeadBudgetBytes;
 }
 // Tokens per chunk: the fewest chunks whose logits (elem_bytes each) fit budget_bytes, with the
 // tokens split evenly between them (so no short last chunk runs a GEMM of a few rows).
