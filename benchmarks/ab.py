@@ -9,7 +9,13 @@ per step (median of the runs' "j_per_step", when NVML gave it). Then each label 
 reference label at the same setting: the change of the pooled median time and of the energy per
 step in percent, and whether the time's change is larger than the spread of the runs (the
 widest range of either side, given two runs or more on each), which is what a single A/B call
-can resolve."""
+can resolve.
+
+bench_cuda's paired lines (LORA4J_BENCH_AB=NAME=VALUE,...: two engines in one process, their
+steps alternated, "train_step_pair"; labelled or not) are listed after that: per line the median
+ratio b / a of the step time and of the energy with their quartiles, in how many pairs b was
+lower and the sign test's p, and a verdict: b faster (or slower) when p < 0.05 and the quartiles
+lie on one side of 1, else no difference resolved."""
 import json
 import statistics
 import sys
@@ -18,7 +24,9 @@ import sys
 def read(path):
     """{(label, setting): [run dict, ...]} in the order of the log."""
     groups = {}
-    for line in open(path, encoding="utf-8", errors="replace"):
+    with open(path, encoding="utf-8", errors="replace") as f:
+        lines = f.readlines()
+    for line in lines:
         line = line.strip()
         i = line.find("{")
         if i <= 0 or '"train_step"' not in line:
@@ -31,6 +39,55 @@ def read(path):
         key = (run.get("B"), run.get("S"), run.get("recompute", 0), run.get("offload", 0))
         groups.setdefault((label, key), []).append(run)
     return groups
+
+
+def read_pairs(path):
+    """bench_cuda's train_step_pair lines, as (label, dict), in the order of the log."""
+    out = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        lines = f.readlines()
+    for line in lines:
+        line = line.strip()
+        i = line.find("{")
+        if i < 0 or '"train_step_pair"' not in line:
+            continue
+        try:
+            out.append((line[:i].strip(), json.loads(line[i:])))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+def pair_verdict(ratio_q, p):
+    """b faster / slower when the sign test gives p < 0.05 and the ratios' quartiles both lie on
+    one side of 1."""
+    lo, hi = ratio_q
+    if p < 0.05 and hi < 1:
+        return "b lower"
+    if p < 0.05 and lo > 1:
+        return "b higher"
+    return "no difference resolved"
+
+
+def report_pairs(pairs):
+    lines = []
+    for label, r in pairs:
+        key = (r.get("B"), r.get("S"), r.get("recompute", 0), r.get("offload", 0))
+        head = f"  {label + ' ' if label else ''}b = {r.get('ab', '?')}, {setting_name(key)}"
+        if "error" in r:
+            lines.append(f"{head}: not measured ({r['error']})")
+            continue
+        n = r["pairs"]
+        lines.append(
+            f"{head}: {n} pairs, time b/a {(r['ratio_s'] - 1) * 100:+.2f}% "
+            f"(quartiles {(r['ratio_s_q'][0] - 1) * 100:+.2f}% to {(r['ratio_s_q'][1] - 1) * 100:+.2f}%), "
+            f"b faster in {r['b_faster']} of {n}, p {r['p_sign_s']:.3f}: "
+            f"{pair_verdict(r['ratio_s_q'], r['p_sign_s'])}; "
+            f"energy b/a {(r['ratio_j'] - 1) * 100:+.2f}% "
+            f"(quartiles {(r['ratio_j_q'][0] - 1) * 100:+.2f}% to {(r['ratio_j_q'][1] - 1) * 100:+.2f}%), "
+            f"b lower in {r['b_less_energy']} of {n}, p {r['p_sign_j']:.3f}: "
+            f"{pair_verdict(r['ratio_j_q'], r['p_sign_j'])}")
+    return "\n".join(lines)
 
 
 def summary(runs):
@@ -87,10 +144,15 @@ def main(argv):
     if "--ref" in argv:
         ref = argv[argv.index("--ref") + 1]
     groups = read(argv[1])
-    if not groups:
-        print(f"ab.py: no labelled train_step lines in {argv[1]}")
+    pairs = read_pairs(argv[1])
+    if not groups and not pairs:
+        print(f"ab.py: no labelled train_step lines and no train_step_pair lines in {argv[1]}")
         return 1
-    print(report(groups, ref))
+    if groups:
+        print(report(groups, ref))
+    if pairs:
+        print("paired runs (two engines in one process, steps alternated):")
+        print(report_pairs(pairs))
     return 0
 
 

@@ -37,6 +37,31 @@ LOG = "\n".join([
 ])
 
 
+def pair(ab_spec, ratio_s, q_s, faster, p_s, ratio_j, q_j, less, p_j, n=10, rc=0, off=0):
+    return (f'{{"bench":"train_step_pair","ab":"{ab_spec}","layers":32,"B":4,"S":2048,'
+            f'"recompute":{rc},"targets":127,"offload":{off},"pairs":{n},"a_s":0.4650,'
+            f'"b_s":0.4640,"ratio_s":{ratio_s},"ratio_s_q":[{q_s[0]},{q_s[1]}],'
+            f'"b_faster":{faster},"p_sign_s":{p_s},"a_j":335.0,"b_j":333.0,"ratio_j":{ratio_j},'
+            f'"ratio_j_q":[{q_j[0]},{q_j[1]}],"b_less_energy":{less},"p_sign_j":{p_j},'
+            f'"clock_limits":"0x4","a_peak_gib":58.21,"b_peak_gib":58.23,"a_loss":10.6,'
+            f'"b_loss":10.6}}')
+
+
+PAIRS = "\n".join([
+    # b 0.3% faster in 9 of 10 pairs with the quartiles below 1; energy not resolved
+    pair("LORA4J_DOWN_DX_FOLD=0", 0.997, (0.995, 0.999), 9, 0.0215, 0.999, (0.996, 1.002), 6,
+         0.754),
+    # b slower in every pair (energy too)
+    "fold " + pair("LORA4J_X=1", 1.004, (1.002, 1.006), 0, 0.002, 1.005, (1.003, 1.007), 0,
+                   0.002, rc=3, off=1),
+    # p below 0.05 but the quartiles straddle 1: not resolved
+    pair("LORA4J_Y=0", 0.999, (0.997, 1.001), 8, 0.039, 1.0, (0.999, 1.001), 5, 1.0),
+    '{"bench":"train_step_pair","ab":"LORA4J_Z=0","B":4,"S":2048,"recompute":0,"offload":0,'
+    '"error":"engine b: lora4j_engine_create: out of memory"}',
+    '{"bench":"train_step_pair", broken',
+])
+
+
 class AbTest(unittest.TestCase):
     def setUp(self):
         fd, self.path = tempfile.mkstemp(suffix=".log")
@@ -70,6 +95,36 @@ class AbTest(unittest.TestCase):
         self.assertIn("sd 4 x 2048, recompute 3 offloaded: time -1.67% (spread 0.00%: "
                       "one run on a side: no spread to judge by)", out)
         self.assertNotIn("main 4 x 2048, no recompute: time", out)
+
+    def test_pairs(self):
+        fd, path = tempfile.mkstemp(suffix=".log")
+        with os.fdopen(fd, "w") as f:
+            f.write(PAIRS + "\n")
+        try:
+            pairs = ab.read_pairs(path)
+            self.assertEqual(len(pairs), 4)  # the broken line skipped
+            self.assertEqual(pairs[1][0], "fold")
+            out = ab.report_pairs(pairs)
+            self.assertIn("b = LORA4J_DOWN_DX_FOLD=0, 4 x 2048, no recompute: 10 pairs, "
+                          "time b/a -0.30% (quartiles -0.50% to -0.10%), b faster in 9 of 10, "
+                          "p 0.021: b lower; energy b/a -0.10% (quartiles -0.40% to +0.20%), "
+                          "b lower in 6 of 10, p 0.754: no difference resolved", out)
+            self.assertIn("fold b = LORA4J_X=1, 4 x 2048, recompute 3 offloaded: 10 pairs, "
+                          "time b/a +0.40%", out)
+            self.assertIn("p 0.002: b higher; energy b/a +0.50%", out)
+            self.assertIn("b = LORA4J_Y=0, 4 x 2048, no recompute: 10 pairs, time b/a -0.10% "
+                          "(quartiles -0.30% to +0.10%), b faster in 8 of 10, p 0.039: "
+                          "no difference resolved", out)
+            self.assertIn("b = LORA4J_Z=0, 4 x 2048, no recompute: not measured (engine b: "
+                          "lora4j_engine_create: out of memory)", out)
+            # a log of pair lines only is summarized, not refused
+            r = subprocess.run([sys.executable, os.path.join(HERE, "ab.py"), path],
+                               capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn("paired runs (two engines in one process, steps alternated):", r.stdout)
+            self.assertNotIn("against main:", r.stdout)
+        finally:
+            os.unlink(path)
 
     def test_command_line(self):
         r = subprocess.run([sys.executable, os.path.join(HERE, "ab.py"), self.path, "--ref", "sd"],

@@ -24,6 +24,7 @@
 
 #include "cuda/kernels/kernels.h"
 #include "lora4j.h"
+#include "paired.h"
 
 using namespace lora4j;
 using bf = __nv_bfloat16;
@@ -197,8 +198,10 @@ struct Nvml {
   }
 };
 
-static void bench_step(int layers, int B, int S, int recompute, uint32_t targets = 0x7F,
-                       int offload = 0) {
+// A Mistral-7B-shaped engine of `layers` layers: random bf16 weights (norms 1), LoRA r=16 on
+// `targets`. Null with *err set when a call fails (the second engine of a pair may not fit).
+static lora4j_engine* step_engine(int layers, int recompute, uint32_t targets, int offload,
+                                  std::string* err) {
   lora4j_model_config c{};
   c.vocab_size = 32000; /* as shared/bench/hf_peft_baseline.py */
   c.hidden_size = 4096;
@@ -218,7 +221,12 @@ static void bench_step(int layers, int B, int S, int recompute, uint32_t targets
   o.recompute = recompute;
   o.offload_checkpoints = offload;
   lora4j_engine* e = nullptr;
-  API(lora4j_engine_create(&c, &o, &e));
+  auto failed = [&](const char* what) {
+    *err = std::string(what) + ": " + lora4j_last_error();
+    if (e) lora4j_engine_destroy(e);
+    return nullptr;
+  };
+  if (lora4j_engine_create(&c, &o, &e)) return failed("lora4j_engine_create");
   // weights: every name, random bf16 (norms ~1)
   const char* proj[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
                         "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
@@ -229,48 +237,96 @@ static void bench_step(int layers, int B, int S, int recompute, uint32_t targets
   fill_bf16(w, 7, 0.02f);
   std::vector<uint16_t> emb(size_t(32000) * 4096);
   fill_bf16(emb, 9, 0.02f);
-  API(lora4j_engine_set_weight(e, "model.embed_tokens.weight", LORA4J_DTYPE_BF16, emb.data(),
-                               32000LL * 4096));
-  API(lora4j_engine_set_weight(e, "lm_head.weight", LORA4J_DTYPE_BF16, emb.data(), 32000LL * 4096));
   std::vector<uint16_t> ones(4096, 0x3F80);
-  API(lora4j_engine_set_weight(e, "model.norm.weight", LORA4J_DTYPE_BF16, ones.data(), 4096));
+  if (lora4j_engine_set_weight(e, "model.embed_tokens.weight", LORA4J_DTYPE_BF16, emb.data(),
+                               32000LL * 4096) ||
+      lora4j_engine_set_weight(e, "lm_head.weight", LORA4J_DTYPE_BF16, emb.data(),
+                               32000LL * 4096) ||
+      lora4j_engine_set_weight(e, "model.norm.weight", LORA4J_DTYPE_BF16, ones.data(), 4096))
+    return failed("lora4j_engine_set_weight");
   for (int l = 0; l < layers; ++l) {
     std::string p = "model.layers." + std::to_string(l) + ".";
-    API(lora4j_engine_set_weight(e, (p + "input_layernorm.weight").c_str(), LORA4J_DTYPE_BF16,
-                                 ones.data(), 4096));
-    API(lora4j_engine_set_weight(e, (p + "post_attention_layernorm.weight").c_str(),
-                                 LORA4J_DTYPE_BF16, ones.data(), 4096));
+    if (lora4j_engine_set_weight(e, (p + "input_layernorm.weight").c_str(), LORA4J_DTYPE_BF16,
+                                 ones.data(), 4096) ||
+        lora4j_engine_set_weight(e, (p + "post_attention_layernorm.weight").c_str(),
+                                 LORA4J_DTYPE_BF16, ones.data(), 4096))
+      return failed("lora4j_engine_set_weight");
     for (int j = 0; j < 7; ++j)
-      API(lora4j_engine_set_weight(e, (p + proj[j] + ".weight").c_str(), LORA4J_DTYPE_BF16,
-                                   w.data(), outs[j] * ins[j]));
+      if (lora4j_engine_set_weight(e, (p + proj[j] + ".weight").c_str(), LORA4J_DTYPE_BF16,
+                                   w.data(), outs[j] * ins[j]))
+        return failed("lora4j_engine_set_weight");
   }
-  API(lora4j_lora_attach(e, 16, 1.f, targets));
-  std::vector<int32_t> ids(size_t(B) * S), labels(size_t(B) * S);
-  for (size_t i = 0; i < ids.size(); ++i) {
-    ids[i] = int32_t((i * 2654435761u) % 32000);
-    labels[i] = ids[i];
-  }
+  if (lora4j_lora_attach(e, 16, 1.f, targets)) return failed("lora4j_lora_attach");
+  return e;
+}
+
+// The benchmark's batch: B rows of S tokens, labels = inputs.
+struct StepBatch {
+  std::vector<int32_t> ids, labels;
   lora4j_batch b{};
-  b.batch = B;
-  b.seq = S;
-  b.input_ids = ids.data();
-  b.labels = labels.data();
-  lora4j_adamw opt{1e-4f, 0.9f, 0.999f, 1e-8f, 0.01f, 1.f};
+  StepBatch(int B, int S) : ids(size_t(B) * S), labels(size_t(B) * S) {
+    for (size_t i = 0; i < ids.size(); ++i) {
+      ids[i] = int32_t((i * 2654435761u) % 32000);
+      labels[i] = ids[i];
+    }
+    b.batch = B;
+    b.seq = S;
+    b.input_ids = ids.data();
+    b.labels = labels.data();
+  }
+};
+
+static const lora4j_adamw kBenchOpt{1e-4f, 0.9f, 0.999f, 1e-8f, 0.01f, 1.f};
+
+static int bench_steps() {
+  const char* steps_env = std::getenv("LORA4J_BENCH_STEPS");
+  return std::max(1, steps_env ? std::atoi(steps_env) : 5);
+}
+
+// One timed training step: its wall time in seconds and the board's energy in joules (NaN
+// without NVML). Returns the API's status.
+static int timed_step(lora4j_engine* e, const StepBatch& sb, const Nvml& nvml, double* s, double* j,
+                      double* loss) {
+  lora4j_step_result r;
+  const double j0 = nvml.energy_j();
+  auto t0 = std::chrono::steady_clock::now();
+  const int st = lora4j_train_step(e, &sb.b, &kBenchOpt, loss, &r);
+  *s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  *j = nvml.energy_j() - j0;
+  return st;
+}
+
+static std::vector<lora4j::bench::Assignment> g_ab;  // LORA4J_BENCH_AB, parsed in main
+static std::string g_ab_spec;
+
+static void bench_pair(int layers, int B, int S, int recompute, uint32_t targets, int offload);
+
+static void bench_step(int layers, int B, int S, int recompute, uint32_t targets = 0x7F,
+                       int offload = 0) {
+  if (!g_ab.empty()) {
+    bench_pair(layers, B, S, recompute, targets, offload);
+    return;
+  }
+  std::string err;
+  lora4j_engine* e = step_engine(layers, recompute, targets, offload, &err);
+  if (!e) {
+    std::printf("%s\n", err.c_str());
+    std::exit(2);
+  }
+  StepBatch sb(B, S);
   double loss;
   lora4j_step_result r;
-  for (int i = 0; i < 2; ++i) API(lora4j_train_step(e, &b, &opt, &loss, &r));
+  for (int i = 0; i < 2; ++i) API(lora4j_train_step(e, &sb.b, &kBenchOpt, &loss, &r));
   static const Nvml nvml;
-  const char* steps_env = std::getenv("LORA4J_BENCH_STEPS");
-  const int steps = std::max(1, steps_env ? std::atoi(steps_env) : 5);
+  const int steps = bench_steps();
   std::vector<double> ts, js;
   double mhz = 0;
   unsigned long long why = 0;
   for (int i = 0; i < steps; ++i) {
-    const double j0 = nvml.energy_j();
-    auto t0 = std::chrono::steady_clock::now();
-    API(lora4j_train_step(e, &b, &opt, &loss, &r));
-    ts.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    js.push_back(nvml.energy_j() - j0);
+    double t, j;
+    API(timed_step(e, sb, nvml, &t, &j, &loss));
+    ts.push_back(t);
+    js.push_back(j);
     mhz += nvml.sm_mhz() / steps;  // after the step: the clock it ended at
     why |= nvml.limit_reasons();
   }
@@ -302,14 +358,108 @@ static void bench_step(int layers, int B, int S, int recompute, uint32_t targets
   API(lora4j_engine_destroy(e));
 }
 
+// LORA4J_BENCH_AB=NAME=VALUE[,...]: engine a as the environment says, engine b made and stepped
+// with the assignments set (bench/paired.h), two warm-up steps each, then
+// LORA4J_BENCH_PAIRS pairs (default 10) alternating a b, b a, ...; one JSON line with each side's
+// median step time and energy, the median ratio b / a of both with its quartiles, how many pairs
+// b was lower in and the sign test's p. Both engines live at once: twice the memory of one.
+static void bench_pair(int layers, int B, int S, int recompute, uint32_t targets, int offload) {
+  using namespace lora4j::bench;
+  char head[256];
+  std::snprintf(head, sizeof head,
+                "{\"bench\":\"train_step_pair\",\"ab\":\"%s\",\"layers\":%d,\"B\":%d,\"S\":%d,"
+                "\"recompute\":%d,\"targets\":%u,\"offload\":%d",
+                g_ab_spec.c_str(), layers, B, S, recompute, targets, offload);
+  auto give_up = [&](const std::string& why, lora4j_engine* x, lora4j_engine* y) {
+    std::string q;
+    for (char c : why) q += c == '"' || c == '\\' ? ' ' : c;
+    std::printf("%s,\"error\":\"%s\"}\n", head, q.c_str());
+    if (x) lora4j_engine_destroy(x);
+    if (y) lora4j_engine_destroy(y);
+  };
+  std::string err;
+  lora4j_engine* ea = step_engine(layers, recompute, targets, offload, &err);
+  if (!ea) return give_up("engine a: " + err, nullptr, nullptr);
+  lora4j_engine* eb = nullptr;
+  {
+    EnvScope env(g_ab);
+    eb = step_engine(layers, recompute, targets, offload, &err);
+  }
+  if (!eb) return give_up("engine b: " + err, ea, nullptr);
+  StepBatch sb(B, S);
+  static const Nvml nvml;
+  double loss[2] = {0, 0};
+  lora4j_step_result r;
+  for (int i = 0; i < 2; ++i) {
+    if (lora4j_train_step(ea, &sb.b, &kBenchOpt, &loss[0], &r))
+      return give_up(std::string("engine a's warm-up step: ") + lora4j_last_error(), ea, eb);
+    EnvScope env(g_ab);
+    if (lora4j_train_step(eb, &sb.b, &kBenchOpt, &loss[1], &r))
+      return give_up(std::string("engine b's warm-up step: ") + lora4j_last_error(), ea, eb);
+  }
+  const char* pe = std::getenv("LORA4J_BENCH_PAIRS");
+  const int pairs = std::max(1, pe ? std::atoi(pe) : 10);
+  std::vector<double> ta, tb, ja, jb;
+  unsigned long long why = 0;
+  for (int i = 0; i < pairs; ++i) {
+    for (int k = 0; k < 2; ++k) {
+      const bool side_a = (k == 0) == a_first(i);
+      double t, j;
+      int st;
+      if (side_a) {
+        st = timed_step(ea, sb, nvml, &t, &j, &loss[0]);
+      } else {
+        EnvScope env(g_ab);
+        st = timed_step(eb, sb, nvml, &t, &j, &loss[1]);
+      }
+      if (st)
+        return give_up(std::string(side_a ? "engine a: " : "engine b: ") + lora4j_last_error(), ea,
+                       eb);
+      (side_a ? ta : tb).push_back(t);
+      (side_a ? ja : jb).push_back(j);
+      why |= nvml.limit_reasons();
+    }
+  }
+  const PairSummary st = summarize_pairs(ta, tb), sj = summarize_pairs(ja, jb);
+  int64_t in_use, peak_a, peak_b;
+  API(lora4j_engine_memory(ea, &in_use, &peak_a));
+  API(lora4j_engine_memory(eb, &in_use, &peak_b));
+  std::printf(
+      "%s,\"pairs\":%d,\"a_s\":%.4f,\"b_s\":%.4f,\"ratio_s\":%.5f,\"ratio_s_q\":[%.5f,%.5f],"
+      "\"b_faster\":%d,\"p_sign_s\":%.4f,\"a_j\":%.1f,\"b_j\":%.1f,\"ratio_j\":%.5f,"
+      "\"ratio_j_q\":[%.5f,%.5f],\"b_less_energy\":%d,\"p_sign_j\":%.4f,\"clock_limits\":\"0x%"
+      "llx\","
+      "\"a_peak_gib\":%.2f,\"b_peak_gib\":%.2f,\"a_loss\":%.4f,\"b_loss\":%.4f}\n",
+      head, st.pairs, st.median_a, st.median_b, st.ratio, st.ratio_lo, st.ratio_hi, st.b_lower,
+      st.p_sign, sj.median_a, sj.median_b, sj.ratio, sj.ratio_lo, sj.ratio_hi, sj.b_lower,
+      sj.p_sign, why, peak_a / 1073741824.0, peak_b / 1073741824.0, loss[0], loss[1]);
+  lora4j_engine_destroy(ea);
+  lora4j_engine_destroy(eb);
+}
+
 int main(int argc, char** argv) {
   // one line at a time: a run stopped by a time limit keeps the settings it finished
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   int layers =
       std::getenv("LORA4J_BENCH_LAYERS") ? std::atoi(std::getenv("LORA4J_BENCH_LAYERS")) : 4;
   const char* settings = std::getenv("LORA4J_BENCH_SETTINGS");
-  bench_attention(4, 2048);
-  bench_attention(1, 8192);
+  if (const char* ab = std::getenv("LORA4J_BENCH_AB")) {
+    std::string err;
+    if (!lora4j::bench::parse_assignments(ab, &g_ab, &err)) {
+      std::printf("%s\n", err.c_str());
+      return 2;
+    }
+    for (const auto& x : g_ab)
+      if (x.name == "LORA4J_ATTENTION") {  // read once per process (attention.cu): not pairable
+        std::printf("LORA4J_BENCH_AB: %s is read once per process; time it in separate runs\n",
+                    x.name.c_str());
+        return 2;
+      }
+    g_ab_spec = ab;
+  } else {
+    bench_attention(4, 2048);
+    bench_attention(1, 8192);
+  }
   if (settings && std::strcmp(settings, "reference") == 0) {
     // The four settings of the reference stack's script, whole model.
     bench_step(layers, 4, 2048, 0);
