@@ -46,8 +46,10 @@ using bf = __nv_bfloat16;
     }                                                   \
   } while (0)
 
-// Uniform values in [-scale, scale) as bf16 bits, or fp16 bits when half.
-static void fill_bf16(std::vector<uint16_t>& v, uint64_t seed, float scale, bool half = false) {
+// Uniform values in [-scale, scale) as bf16 bits, or fp16 bits when half; with normal, values
+// of normal(0, scale) instead (Box-Muller on two uniforms).
+static void fill_bf16(std::vector<uint16_t>& v, uint64_t seed, float scale, bool half = false,
+                      bool normal = false) {
   unsigned nt = std::max(1u, std::thread::hardware_concurrency());
   std::vector<std::thread> th;
   size_t chunk = (v.size() + nt - 1) / nt;
@@ -59,6 +61,11 @@ static void fill_bf16(std::vector<uint16_t>& v, uint64_t seed, float scale, bool
         x ^= x >> 7;
         x ^= x << 17;
         float f = (float((x >> 40) & 0xFFFFFF) / 16777216.f * 2.f - 1.f) * scale;
+        if (normal) {
+          const float u1 = (float((x >> 40) & 0xFFFFFF) + 1.f) / 16777217.f;  // (0, 1]
+          const float u2 = float((x >> 16) & 0xFFFFFF) / 16777216.f;
+          f = std::sqrt(-2.f * std::log(u1)) * std::cos(6.2831853f * u2) * scale;
+        }
         uint32_t b;
         std::memcpy(&b, &f, 4);
         v[i] = half ? __half_as_ushort(__float2half_rn(f))
@@ -198,8 +205,14 @@ struct Nvml {
   }
 };
 
-// A Mistral-7B-shaped engine of `layers` layers: random bf16 weights (norms 1), LoRA r=16 on
-// `targets`. Null with *err set when a call fails (the second engine of a pair may not fit).
+// A Mistral-7B-shaped engine of `layers` layers with the statistics of the user's path
+// (`lora4j init-model` weights, PEFT's adapter init): projection and embedding weights normal(0,
+// 0.02) in bf16 (one matrix shared by every projection), norms 1; LoRA r=16 on `targets` with
+// A uniform in +-1/sqrt(in) (PEFT's kaiming_uniform(a=sqrt(5))) and B zero. Before the
+// seventeenth session A was left zero, so B's gradient (which needs x A^T) and A's (which needs
+// dy B) stayed zero: every LoRA product ran on zeros, which the power-capped board spends less
+// energy on than the trained adapter of a real run. Null with *err set when a call fails (the
+// second engine of a pair may not fit).
 static lora4j_engine* step_engine(int layers, int recompute, uint32_t targets, int offload,
                                   std::string* err) {
   lora4j_model_config c{};
@@ -234,9 +247,9 @@ static lora4j_engine* step_engine(int layers, int recompute, uint32_t targets, i
   int64_t outs[] = {4096, 1024, 1024, 4096, 14336, 14336, 4096},
           ins[] = {4096, 4096, 4096, 4096, 4096, 4096, 14336};
   std::vector<uint16_t> w(size_t(14336) * 4096);
-  fill_bf16(w, 7, 0.02f);
+  fill_bf16(w, 7, 0.02f, false, true);
   std::vector<uint16_t> emb(size_t(32000) * 4096);
-  fill_bf16(emb, 9, 0.02f);
+  fill_bf16(emb, 9, 0.02f, false, true);
   std::vector<uint16_t> ones(4096, 0x3F80);
   if (lora4j_engine_set_weight(e, "model.embed_tokens.weight", LORA4J_DTYPE_BF16, emb.data(),
                                32000LL * 4096) ||
@@ -257,6 +270,25 @@ static lora4j_engine* step_engine(int layers, int recompute, uint32_t targets, i
         return failed("lora4j_engine_set_weight");
   }
   if (lora4j_lora_attach(e, 16, 1.f, targets)) return failed("lora4j_lora_attach");
+  int32_t count = 0;
+  if (lora4j_lora_count(e, &count)) return failed("lora4j_lora_count");
+  uint64_t x = 0x2545F4914F6CDD1Dull;
+  for (int32_t i = 0; i < count; ++i) {
+    char nm[256];
+    int64_t rows = 0, cols = 0;
+    if (lora4j_lora_info(e, i, nm, sizeof nm, &rows, &cols)) return failed("lora4j_lora_info");
+    if (!std::strstr(nm, "lora_A")) continue;  // B stays zero
+    std::vector<float> a(size_t(rows * cols));
+    const float bound = 1.f / std::sqrt(float(cols));
+    for (float& v : a) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      v = (float((x >> 40) & 0xFFFFFF) / 16777216.f * 2.f - 1.f) * bound;
+    }
+    if (lora4j_lora_set(e, LORA4J_STATE_PARAM, nm, LORA4J_DTYPE_F32, a.data(), rows * cols))
+      return failed("lora4j_lora_set");
+  }
   return e;
 }
 
