@@ -78,15 +78,18 @@ def report_pairs(pairs):
             lines.append(f"{head}: not measured ({r['error']})")
             continue
         n = r["pairs"]
+        energy = "energy not measured (no NVML)"
+        if r.get("ratio_j") is not None:
+            energy = (f"energy b/a {(r['ratio_j'] - 1) * 100:+.2f}% "
+                      f"(quartiles {(r['ratio_j_q'][0] - 1) * 100:+.2f}% to "
+                      f"{(r['ratio_j_q'][1] - 1) * 100:+.2f}%), "
+                      f"b lower in {r['b_less_energy']} of {n}, p {r['p_sign_j']:.3f}: "
+                      f"{pair_verdict(r['ratio_j_q'], r['p_sign_j'])}")
         lines.append(
             f"{head}: {n} pairs, time b/a {(r['ratio_s'] - 1) * 100:+.2f}% "
             f"(quartiles {(r['ratio_s_q'][0] - 1) * 100:+.2f}% to {(r['ratio_s_q'][1] - 1) * 100:+.2f}%), "
             f"b faster in {r['b_faster']} of {n}, p {r['p_sign_s']:.3f}: "
-            f"{pair_verdict(r['ratio_s_q'], r['p_sign_s'])}; "
-            f"energy b/a {(r['ratio_j'] - 1) * 100:+.2f}% "
-            f"(quartiles {(r['ratio_j_q'][0] - 1) * 100:+.2f}% to {(r['ratio_j_q'][1] - 1) * 100:+.2f}%), "
-            f"b lower in {r['b_less_energy']} of {n}, p {r['p_sign_j']:.3f}: "
-            f"{pair_verdict(r['ratio_j_q'], r['p_sign_j'])}")
+            f"{pair_verdict(r['ratio_s_q'], r['p_sign_s'])}; {energy}")
     return "\n".join(lines)
 
 

@@ -59,6 +59,8 @@ PAIRS = "\n".join([
     '{"bench":"train_step_pair","ab":"LORA4J_Z=0","B":4,"S":2048,"recompute":0,"offload":0,'
     '"error":"engine b: lora4j_engine_create: out of memory"}',
     '{"bench":"train_step_pair", broken',
+    # no NVML: the energy fields are null (bench_cuda prints JSON null for NaN)
+    pair("LORA4J_W=0", 1.0, (0.999, 1.001), 5, 1.0, "null", ("null", "null"), 0, 1.0),
 ])
 
 
@@ -102,7 +104,7 @@ class AbTest(unittest.TestCase):
             f.write(PAIRS + "\n")
         try:
             pairs = ab.read_pairs(path)
-            self.assertEqual(len(pairs), 4)  # the broken line skipped
+            self.assertEqual(len(pairs), 5)  # the broken line skipped
             self.assertEqual(pairs[1][0], "fold")
             out = ab.report_pairs(pairs)
             self.assertIn("b = LORA4J_DOWN_DX_FOLD=0, 4 x 2048, no recompute: 10 pairs, "
@@ -117,6 +119,9 @@ class AbTest(unittest.TestCase):
                           "no difference resolved", out)
             self.assertIn("b = LORA4J_Z=0, 4 x 2048, no recompute: not measured (engine b: "
                           "lora4j_engine_create: out of memory)", out)
+            self.assertIn("b = LORA4J_W=0, 4 x 2048, no recompute: 10 pairs, time b/a +0.00% "
+                          "(quartiles -0.10% to +0.10%), b faster in 5 of 10, p 1.000: no "
+                          "difference resolved; energy not measured (no NVML)", out)
             # a log of pair lines only is summarized, not refused
             r = subprocess.run([sys.executable, os.path.join(HERE, "ab.py"), path],
                                capture_output=True, text=True)

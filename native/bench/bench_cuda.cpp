@@ -456,15 +456,14 @@ static void bench_pair(int layers, int B, int S, int recompute, uint32_t targets
   int64_t in_use, peak_a, peak_b;
   API(lora4j_engine_memory(ea, &in_use, &peak_a));
   API(lora4j_engine_memory(eb, &in_use, &peak_b));
-  std::printf(
-      "%s,\"pairs\":%d,\"a_s\":%.4f,\"b_s\":%.4f,\"ratio_s\":%.5f,\"ratio_s_q\":[%.5f,%.5f],"
-      "\"b_faster\":%d,\"p_sign_s\":%.4f,\"a_j\":%.1f,\"b_j\":%.1f,\"ratio_j\":%.5f,"
-      "\"ratio_j_q\":[%.5f,%.5f],\"b_less_energy\":%d,\"p_sign_j\":%.4f,\"clock_limits\":\"0x%"
-      "llx\","
-      "\"a_peak_gib\":%.2f,\"b_peak_gib\":%.2f,\"a_loss\":%.4f,\"b_loss\":%.4f}\n",
-      head, st.pairs, st.median_a, st.median_b, st.ratio, st.ratio_lo, st.ratio_hi, st.b_lower,
-      st.p_sign, sj.median_a, sj.median_b, sj.ratio, sj.ratio_lo, sj.ratio_hi, sj.b_lower,
-      sj.p_sign, why, peak_a / 1073741824.0, peak_b / 1073741824.0, loss[0], loss[1]);
+  char tail[256];
+  std::snprintf(tail, sizeof tail,
+                ",\"clock_limits\":\"0x%llx\",\"a_peak_gib\":%.2f,\"b_peak_gib\":%.2f,"
+                "\"a_loss\":%.4f,\"b_loss\":%.4f}",
+                why, peak_a / 1073741824.0, peak_b / 1073741824.0, loss[0], loss[1]);
+  std::printf("%s,\"pairs\":%d%s%s%s\n", head, st.pairs,
+              pair_fields(st, "s", "b_faster", 4).c_str(),
+              pair_fields(sj, "j", "b_less_energy", 1).c_str(), tail);
   lora4j_engine_destroy(ea);
   lora4j_engine_destroy(eb);
 }

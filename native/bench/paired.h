@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <utility>
@@ -140,6 +141,26 @@ inline PairSummary summarize_pairs(const std::vector<double>& a, const std::vect
   s.ratio_hi = quantile(ratio, 0.75);
   s.p_sign = sign_test_p(s.b_lower, s.pairs - s.ties);
   return s;
+}
+
+// v with prec decimals, or null when it is not finite (no NVML: no energy), for JSON.
+inline std::string json_number(double v, int prec) {
+  if (!std::isfinite(v)) return "null";
+  char b[64];
+  std::snprintf(b, sizeof b, "%.*f", prec, v);
+  return b;
+}
+
+// One side of a train_step_pair line: ,"a_U":..,"b_U":..,"ratio_U":..,"ratio_U_q":[lo,hi],
+// "LOWER":count,"p_sign_U":.. (U = s for time, j for energy).
+inline std::string pair_fields(const PairSummary& p, const char* unit, const char* lower,
+                               int prec) {
+  const std::string u = unit;
+  return ",\"a_" + u + "\":" + json_number(p.median_a, prec) + ",\"b_" + u +
+         "\":" + json_number(p.median_b, prec) + ",\"ratio_" + u + "\":" + json_number(p.ratio, 5) +
+         ",\"ratio_" + u + "_q\":[" + json_number(p.ratio_lo, 5) + "," +
+         json_number(p.ratio_hi, 5) + "],\"" + lower + "\":" + std::to_string(p.b_lower) +
+         ",\"p_sign_" + u + "\":" + json_number(p.p_sign, 4);
 }
 
 }  // namespace lora4j::bench

@@ -89,9 +89,27 @@ static void stats() {
              none.pairs == 0 && std::isnan(none.ratio) && none.p_sign == 1.0);
 }
 
+static void json() {
+  check_true("json: a number with its decimals", json_number(0.46512, 4) == "0.4651");
+  check_true("json: NaN and infinity are null",
+             json_number(NAN, 1) == "null" && json_number(INFINITY, 1) == "null");
+  PairSummary s = summarize_pairs({100, 100, 100}, {99, 98, 101});
+  const std::string f = pair_fields(s, "s", "b_faster", 1);
+  check_true("json: one side's fields",
+             f == ",\"a_s\":100.0,\"b_s\":99.0,\"ratio_s\":0.99000,\"ratio_s_q\":[0.98500,"
+                  "1.00000],\"b_faster\":2,\"p_sign_s\":1.0000",
+             f);
+  const std::string e = pair_fields(summarize_pairs({NAN}, {NAN}), "j", "b_less_energy", 1);
+  check_true("json: no energy gives nulls and zero pairs",
+             e == ",\"a_j\":null,\"b_j\":null,\"ratio_j\":null,\"ratio_j_q\":[null,null],"
+                  "\"b_less_energy\":0,\"p_sign_j\":1.0000",
+             e);
+}
+
 int main() {
   parser();
   env_scope();
   stats();
+  json();
   return finish("test_bench_paired");
 }
