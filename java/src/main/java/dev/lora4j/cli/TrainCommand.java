@@ -496,9 +496,20 @@ final class TrainCommand implements Callable<Integer> {
     if (config != null) {
       JsonNode root;
       try {
-        root = new ObjectMapper().readTree(config.toFile());
+        // a key given twice is an error, not the last one silently winning
+        root =
+            new ObjectMapper()
+                .enable(com.fasterxml.jackson.core.JsonParser.Feature.STRICT_DUPLICATE_DETECTION)
+                .readTree(config.toFile());
+      } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+        com.fasterxml.jackson.core.JsonLocation at = e.getLocation();
+        throw new Lora4jException(
+            config
+                + (at != null && at.getLineNr() > 0 ? ":" + at.getLineNr() : "")
+                + ": not valid JSON: "
+                + e.getOriginalMessage());
       } catch (IOException e) {
-        throw new Lora4jException(config + ": not valid JSON: " + e.getMessage());
+        throw new Lora4jException(config + ": cannot read: " + e.getMessage());
       }
       if (!root.isObject()) throw new Lora4jException(config + ": must hold a JSON object");
       for (Iterator<Map.Entry<String, JsonNode>> it = root.fields(); it.hasNext(); ) {
@@ -506,47 +517,52 @@ final class TrainCommand implements Callable<Integer> {
         JsonNode v = e.getValue();
         String k = e.getKey();
         configKeys.add(k);
-        switch (k) {
-          case "epochs" -> b.epochs(v.asInt());
-          case "max_steps" -> b.maxSteps(v.asLong());
-          case "batch_size" -> b.batchSize(v.asInt());
-          case "gradient_accumulation" -> b.gradientAccumulation(v.asInt());
-          case "learning_rate" -> b.learningRate(v.asDouble());
-          case "schedule" -> sched = v.asText();
-          case "warmup_steps" -> warmup = v.asInt();
-          case "weight_decay" -> b.weightDecay(v.asDouble());
-          case "max_grad_norm" -> b.maxGradNorm(v.asDouble());
-          case "adam_eps" -> b.adamEps(v.asDouble());
-          case "max_seq_length" -> b.maxSeqLength(v.asInt());
-          case "train_on_completions_only" -> b.trainOnCompletionsOnly(v.asBoolean());
-          case "packing" -> b.packing(v.asBoolean());
-          case "group_by_length" -> b.groupByLength(v.asBoolean());
-          case "data_format" -> b.dataFormat(parseFormat(v.asText()));
-          case "skip_invalid_lines" -> b.skipInvalidLines(v.asBoolean());
-          case "shuffle_buffer" -> b.shuffleBuffer(v.asInt());
-          case "seed" -> b.seed(v.asLong());
-          case "validation_file" -> b.validationFile(Path.of(v.asText()));
-          case "validation_fraction" -> b.validationFraction(v.asDouble());
-          case "eval_steps" -> b.evalSteps(v.asLong());
-          case "forgetting_data" -> b.forgettingData(Path.of(v.asText()));
-          case "forgetting_warn" -> b.forgettingWarn(v.asDouble());
-          case "logging_steps" -> b.loggingSteps(v.asLong());
-          case "save_steps" -> b.saveSteps(v.asLong());
-          case "save_total_limit" -> b.saveTotalLimit(v.asInt());
-          case "resume" -> b.resume(v.asBoolean());
-          case "overwrite_output" -> b.overwriteOutput(v.asBoolean());
-          case "init_adapter" -> b.initAdapter(Path.of(v.asText()));
-          case "lora_rank" -> lb.rank(v.asInt());
-          case "lora_alpha" -> lb.alpha(v.asDouble());
-          case "lora_targets" ->
-              lb.targets(v.isArray() ? String.join(",", textList(v)) : v.asText());
-          case "use_rslora" -> lb.rslora(v.asBoolean());
-          case "guard" -> guard = v.asBoolean() ? guard : GuardConfig.off();
-          case "guard_loss_factor" -> guard = guard.withLossFactor(v.asDouble());
-          case "guard_grad_norm_factor" -> guard = guard.withGradNormFactor(v.asDouble());
-          case "aggregation" -> b.aggregation(v.asText());
-          case "inject_faults" -> b.injectFaults(v.asText());
-          default -> throw new Lora4jException(config + ": unknown key '" + k + "'");
+        ConfigValue c = new ConfigValue(config, k, v);
+        try {
+          switch (k) {
+            case "epochs" -> b.epochs(c.asInt());
+            case "max_steps" -> b.maxSteps(c.asLong());
+            case "batch_size" -> b.batchSize(c.asInt());
+            case "gradient_accumulation" -> b.gradientAccumulation(c.asInt());
+            case "learning_rate" -> b.learningRate(c.asDouble());
+            case "schedule" -> sched = c.asText();
+            case "warmup_steps" -> warmup = c.asInt();
+            case "weight_decay" -> b.weightDecay(c.asDouble());
+            case "max_grad_norm" -> b.maxGradNorm(c.asDouble());
+            case "adam_eps" -> b.adamEps(c.asDouble());
+            case "max_seq_length" -> b.maxSeqLength(c.asInt());
+            case "train_on_completions_only" -> b.trainOnCompletionsOnly(c.asBoolean());
+            case "packing" -> b.packing(c.asBoolean());
+            case "group_by_length" -> b.groupByLength(c.asBoolean());
+            case "data_format" -> b.dataFormat(parseFormat(c.asText()));
+            case "skip_invalid_lines" -> b.skipInvalidLines(c.asBoolean());
+            case "shuffle_buffer" -> b.shuffleBuffer(c.asInt());
+            case "seed" -> b.seed(c.asLong());
+            case "validation_file" -> b.validationFile(Path.of(c.asText()));
+            case "validation_fraction" -> b.validationFraction(c.asDouble());
+            case "eval_steps" -> b.evalSteps(c.asLong());
+            case "forgetting_data" -> b.forgettingData(Path.of(c.asText()));
+            case "forgetting_warn" -> b.forgettingWarn(c.asDouble());
+            case "logging_steps" -> b.loggingSteps(c.asLong());
+            case "save_steps" -> b.saveSteps(c.asLong());
+            case "save_total_limit" -> b.saveTotalLimit(c.asInt());
+            case "resume" -> b.resume(c.asBoolean());
+            case "overwrite_output" -> b.overwriteOutput(c.asBoolean());
+            case "init_adapter" -> b.initAdapter(Path.of(c.asText()));
+            case "lora_rank" -> lb.rank(c.asInt());
+            case "lora_alpha" -> lb.alpha(c.asDouble());
+            case "lora_targets" -> lb.targets(c.asTextOrList());
+            case "use_rslora" -> lb.rslora(c.asBoolean());
+            case "guard" -> guard = c.asBoolean() ? guard : GuardConfig.off();
+            case "guard_loss_factor" -> guard = guard.withLossFactor(c.asDouble());
+            case "guard_grad_norm_factor" -> guard = guard.withGradNormFactor(c.asDouble());
+            case "aggregation" -> b.aggregation(c.asText());
+            case "inject_faults" -> b.injectFaults(c.asText());
+            default -> throw new Lora4jException(config + ": unknown key '" + k + "'");
+          }
+        } catch (IllegalArgumentException refused) {
+          // a value the builder refuses at once: named by the file and key, not by a flag
+          throw new Lora4jException(config + ": key '" + k + "': " + refused.getMessage());
         }
       }
     }
@@ -596,10 +612,52 @@ final class TrainCommand implements Callable<Integer> {
     return b.build();
   }
 
-  static List<String> textList(JsonNode v) {
-    List<String> out = new java.util.ArrayList<>();
-    v.forEach(x -> out.add(x.asText()));
-    return out;
+  /**
+   * One value of the --config file, read strictly: a value of the wrong JSON type (a string for a
+   * number, a number for a boolean, a fraction for a count) is an error naming the file and the
+   * key, where Jackson's lenient conversions would make "abc" a learning rate of 0.
+   */
+  record ConfigValue(Path file, String key, JsonNode v) {
+    private Lora4jException wrong(String want) {
+      return new Lora4jException(file + ": key '" + key + "' must be " + want + ", not " + v);
+    }
+
+    int asInt() {
+      if (!v.isIntegralNumber() || !v.canConvertToInt()) throw wrong("a whole number");
+      return v.intValue();
+    }
+
+    long asLong() {
+      if (!v.isIntegralNumber() || !v.canConvertToLong()) throw wrong("a whole number");
+      return v.longValue();
+    }
+
+    double asDouble() {
+      if (!v.isNumber()) throw wrong("a number");
+      return v.doubleValue();
+    }
+
+    boolean asBoolean() {
+      if (!v.isBoolean()) throw wrong("true or false");
+      return v.booleanValue();
+    }
+
+    String asText() {
+      if (!v.isTextual()) throw wrong("a string");
+      return v.textValue();
+    }
+
+    /** A string, or an array of strings joined with commas. */
+    String asTextOrList() {
+      if (v.isTextual()) return v.textValue();
+      if (!v.isArray()) throw wrong("a string or an array of strings");
+      List<String> out = new java.util.ArrayList<>();
+      for (JsonNode x : v) {
+        if (!x.isTextual()) throw wrong("a string or an array of strings");
+        out.add(x.textValue());
+      }
+      return String.join(",", out);
+    }
   }
 
   static DataFormat parseFormat(String s) {

@@ -1,0 +1,82 @@
+package dev.lora4j.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.lora4j.Lora4jException;
+import dev.lora4j.TrainingConfig;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+
+/**
+ * `lora4j train --config FILE.json`: every value is read with its JSON type checked, so a value of
+ * the wrong type is an error naming the file and the key (Jackson's lenient conversions made
+ * {"learning_rate": "abc"} a learning rate of 0 and {"packing": "yes"} false, silently), a key
+ * given twice is an error naming the line, and a value the builder refuses names the key.
+ */
+class TrainConfigFileTest {
+  @TempDir Path tmp;
+
+  private TrainingConfig settings(String json) throws Exception {
+    Path cfg = tmp.resolve("cfg.json");
+    Files.writeString(cfg, json);
+    TrainCommand cmd = new TrainCommand();
+    new CommandLine(cmd)
+        .parseArgs(
+            "--model",
+            "m",
+            "--data",
+            "d.jsonl",
+            "--output",
+            tmp.resolve("out").toString(),
+            "--config",
+            cfg.toString());
+    return cmd.settings();
+  }
+
+  private void refused(String json, String... parts) {
+    Lora4jException e = assertThrows(Lora4jException.class, () -> settings(json));
+    String m = e.getMessage();
+    assertTrue(m.contains(tmp.resolve("cfg.json").toString()), m);
+    for (String p : parts) assertTrue(m.contains(p), "missing '" + p + "' in: " + m);
+  }
+
+  @Test
+  void valuesOfTheRightTypeAreTaken() throws Exception {
+    TrainingConfig c =
+        settings(
+            "{\"max_steps\": 7, \"learning_rate\": 0.003, \"packing\": true,"
+                + " \"lora_rank\": 4, \"lora_targets\": [\"q_proj\", \"v_proj\"],"
+                + " \"data_format\": \"chat\"}");
+    assertEquals(7, c.maxSteps());
+    assertEquals(0.003, c.learningRate());
+    assertTrue(c.packing());
+    assertEquals(4, c.lora().rank());
+    assertEquals(2, c.lora().targets().size());
+  }
+
+  @Test
+  void aValueOfTheWrongTypeNamesTheKey() {
+    refused("{\"max_steps\": 2, \"learning_rate\": \"abc\"}", "'learning_rate'", "a number");
+    refused("{\"packing\": \"yes\"}", "'packing'", "true or false");
+    refused("{\"max_steps\": 2.5}", "'max_steps'", "a whole number");
+    refused("{\"lora_rank\": \"four\"}", "'lora_rank'", "a whole number");
+    refused("{\"epochs\": 3000000000}", "'epochs'", "a whole number");
+    refused("{\"lora_targets\": [\"q_proj\", 3]}", "'lora_targets'", "array of strings");
+    refused("{\"schedule\": 1}", "'schedule'", "a string");
+  }
+
+  @Test
+  void aKeyGivenTwiceNamesTheLine() {
+    refused("{\"max_steps\": 2,\n \"max_steps\": 3}", "cfg.json:2", "max_steps");
+  }
+
+  @Test
+  void aValueTheBuilderRefusesNamesTheKey() {
+    refused("{\"data_format\": \"xml\"}", "'data_format'", "unknown data format 'xml'");
+  }
+}
