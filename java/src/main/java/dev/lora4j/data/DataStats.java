@@ -24,8 +24,11 @@ public final class DataStats {
     NO_LABELS
   }
 
-  /** How many invalid lines are remembered for the report. */
-  public static final int MAX_REPORTED_INVALID = 10;
+  /**
+   * How many invalid lines are remembered for the report (toString's "first invalid" list): as many
+   * as each kind of noted example, the first five the README promises.
+   */
+  public static final int MAX_REPORTED_INVALID = 5;
 
   /** How many examples of each kind of drop or alteration are remembered for the report. */
   public static final int MAX_NOTED = 5;

@@ -1,6 +1,7 @@
 package dev.lora4j.data;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.lora4j.Lora4jException;
 import dev.lora4j.tokenizer.ChatMessage;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -33,6 +34,24 @@ final class LineEncoder {
   TokenizedExample encode(JsonNode line, DataFormat format, String source) throws BadLine {
     if (!line.isObject()) {
       throw new BadLine("expected a JSON object, got " + kind(line));
+    }
+    // What the model lacks fails every line of the format alike: an error that stops the run,
+    // not a bad line that --skip-invalid would count and drop (every line of the file).
+    if (format != DataFormat.PRETOKENIZED && text.unavailableReason() != null) {
+      throw new Lora4jException(
+          text.unavailableReason()
+              + " ("
+              + format.name().toLowerCase(java.util.Locale.ROOT)
+              + " data at "
+              + source
+              + ")");
+    }
+    if (format == DataFormat.CHAT && chat == null) {
+      throw new Lora4jException(
+          "chat-format data at "
+              + source
+              + " but the model has no chat template (no"
+              + " chat_template in its tokenizer_config.json)");
     }
     return switch (format) {
       case TEXT -> textExample(string(line, "text", true), source);
@@ -70,14 +89,6 @@ final class LineEncoder {
   }
 
   private TokenizedExample chatExample(JsonNode line, String source) throws BadLine {
-    if (chat == null) {
-      String why = text.unavailableReason();
-      throw new BadLine(
-          why != null
-              ? why
-              : "chat-format line but the model has no chat template (no chat_template in its"
-                  + " tokenizer_config.json)");
-    }
     JsonNode msgs = line.get("messages");
     if (!msgs.isArray()) throw new BadLine("field 'messages' must be an array, got " + kind(msgs));
     if (msgs.isEmpty()) throw new BadLine("field 'messages' is empty");

@@ -524,7 +524,15 @@ class NoSilentLossTest {
     assertEquals(1, r.code());
     String line = errorLine(r);
     assertTrue(line.contains("has no tokenizer.json"), line);
+    assertTrue(line.contains("chat.jsonl:1"), line);
     assertFalse(line.contains("ChatEncoder"), line);
+    // what the model lacks is no bad line: --skip-invalid does not drop every line of the file
+    // and then report them, it stops with the same message
+    Result s = run(train(TINY.resolve("model"), d, tmp.resolve("s"), "--skip-invalid"));
+    assertEquals(1, s.code());
+    String skipped = errorLine(s);
+    assertTrue(skipped.contains("has no tokenizer.json"), skipped);
+    assertFalse(skipped.contains("first invalid") || skipped.contains("--skip-invalid"), skipped);
   }
 
   @Test

@@ -16,7 +16,7 @@ class ErrorTest {
     return assertThrows(DataException.class, () -> readAll(open(f, config)));
   }
 
-  private static void says(DataException e, String... parts) {
+  private static void says(dev.lora4j.Lora4jException e, String... parts) {
     for (String p : parts)
       assertTrue(e.getMessage().contains(p), "'" + p + "' not in: " + e.getMessage());
   }
@@ -222,16 +222,22 @@ class ErrorTest {
               }
             });
     says(e, "alt.jsonl:1", "roles must alternate");
-    DataException none =
-        assertThrows(
-            DataException.class,
-            () -> {
-              try (ExampleStream s =
-                  JsonlDataset.open(f, BYTES, null, cfg().build()).examplesInFileOrder(null)) {
-                s.next();
-              }
-            });
-    says(none, "alt.jsonl:1", "chat template");
+    // a model without a chat template fails every chat line alike: an error that stops the pass
+    // (naming the first line), not a bad line that skipInvalid would drop with all the others
+    for (boolean skip : new boolean[] {false, true}) {
+      dev.lora4j.Lora4jException none =
+          assertThrows(
+              dev.lora4j.Lora4jException.class,
+              () -> {
+                try (ExampleStream s =
+                    JsonlDataset.open(f, BYTES, null, cfg().skipInvalid(skip).build())
+                        .examplesInFileOrder(null)) {
+                  s.next();
+                }
+              });
+      assertFalse(none instanceof DataException, none.toString());
+      says(none, "alt.jsonl:1", "chat template");
+    }
   }
 
   @Test
