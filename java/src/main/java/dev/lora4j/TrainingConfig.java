@@ -35,8 +35,8 @@ import java.nio.file.Path;
  * @param shuffleBuffer examples held for shuffling; 0 or 1: file order
  * @param seed seed of the adapter initialization and the shuffle
  * @param validationFile a separate validation JSONL file, or null
- * @param validationFraction fraction of the training file held out for validation (when no
- *     validation file), 0 for none
+ * @param validationFraction fraction of the training file held out for validation, 0 for none; not
+ *     with a validation file (both set is an error)
  * @param forgettingData general data unrelated to the task (any format the trainer reads, typically
  *     plain text), or null: its loss is evaluated with the base model once and with the adapter at
  *     every evaluation, to show forgetting beside the task's gain
@@ -119,6 +119,12 @@ public record TrainingConfig(
     if (!(validationFraction >= 0 && validationFraction < 1)) {
       throw new IllegalArgumentException(
           "validationFraction must be in [0, 1): " + validationFraction);
+    }
+    if (validationFile != null && validationFraction > 0) {
+      // one of them would be ignored: refuse rather than guess which the user meant
+      throw new IllegalArgumentException(
+          "validationFile and validationFraction are both set: hold out a fraction of the"
+              + " training data or give a validation file, not both");
     }
     if (!(forgettingWarn >= 0) || Double.isInfinite(forgettingWarn)) {
       throw new IllegalArgumentException("forgettingWarn must be >= 0: " + forgettingWarn);

@@ -76,6 +76,34 @@ class TrainConfigFileTest {
   }
 
   @Test
+  void aValidationFileAndAFractionTogetherAreRefused() throws Exception {
+    // a fraction from the file and a validation file from the flag: one would be ignored
+    Path cfg = tmp.resolve("cfg.json");
+    Files.writeString(cfg, "{\"validation_fraction\": 0.1}");
+    TrainCommand cmd = new TrainCommand();
+    new CommandLine(cmd)
+        .parseArgs(
+            "--model",
+            "m",
+            "--data",
+            "d.jsonl",
+            "--output",
+            tmp.resolve("out").toString(),
+            "--config",
+            cfg.toString(),
+            "--eval-data",
+            "v.jsonl");
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class, cmd::settings);
+    assertTrue(e.getMessage().contains("not both"), e.getMessage());
+    assertEquals(
+        "--eval-data and --val-fraction are both set: hold out a fraction of the training data or"
+            + " give a validation file, not both",
+        Flags.translate(e.getMessage()));
+    // either alone is taken
+    assertEquals(0.1, settings("{\"validation_fraction\": 0.1}").validationFraction());
+  }
+
+  @Test
   void aValueTheBuilderRefusesNamesTheKey() {
     refused("{\"data_format\": \"xml\"}", "'data_format'", "unknown data format 'xml'");
   }
