@@ -361,7 +361,9 @@ final class TrainCommand implements Callable<Integer> {
     if (cfg.resume()) checkOptimizerFlagsOnResume(cfg);
     try (MistralModel model = modelOptions.load(typedDevice, cfg.maxSeqLength())) {
       List<TrainingListener> ls =
-          List.of(new ProgressListener(System.err, System.console() != null, cfg.loggingSteps()));
+          List.of(
+              new ProgressListener(
+                  System.err, System.console() != null, cfg.loggingSteps(), Flags::translate));
       TrainingResult r;
       try {
         r = LoraTrainer.fit(model, Dataset.jsonl(data), cfg, ls);

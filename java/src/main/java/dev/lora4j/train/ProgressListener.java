@@ -12,6 +12,7 @@ public final class ProgressListener implements TrainingListener {
   private final PrintStream out;
   private final boolean terminal;
   private final long logEvery;
+  private final java.util.function.UnaryOperator<String> words;
   private long total;
   private long start;
   private boolean barShown;
@@ -21,9 +22,22 @@ public final class ProgressListener implements TrainingListener {
   }
 
   public ProgressListener(PrintStream out, boolean terminal, long logEvery) {
+    this(out, terminal, logEvery, s -> s);
+  }
+
+  /**
+   * words rephrases the library's warnings and data reports for the reader (the command line names
+   * its flags where the library names TrainingConfig's settings).
+   */
+  public ProgressListener(
+      PrintStream out,
+      boolean terminal,
+      long logEvery,
+      java.util.function.UnaryOperator<String> words) {
     this.out = out;
     this.terminal = terminal;
     this.logEvery = Math.max(1, logEvery);
+    this.words = words;
   }
 
   @Override
@@ -38,12 +52,13 @@ public final class ProgressListener implements TrainingListener {
         p.device(),
         p.trainableParameters(),
         p.trainExamples());
-    if (p.trainData() != null) out.println("training data: " + p.trainData().describe());
+    if (p.trainData() != null)
+      out.println("training data: " + words.apply(p.trainData().describe()));
     if (p.validationData() != null)
-      out.println("validation data: " + p.validationData().describe());
+      out.println("validation data: " + words.apply(p.validationData().describe()));
     if (p.forgettingData() != null)
-      out.println("forgetting data: " + p.forgettingData().describe());
-    for (String w : p.warnings()) out.println("warning: " + w);
+      out.println("forgetting data: " + words.apply(p.forgettingData().describe()));
+    for (String w : p.warnings()) out.println("warning: " + words.apply(w));
   }
 
   @Override
@@ -135,7 +150,7 @@ public final class ProgressListener implements TrainingListener {
   @Override
   public void onWarning(long step, String message) {
     endBar();
-    out.println("warning: " + message);
+    out.println("warning: " + words.apply(message));
   }
 
   @Override

@@ -17,6 +17,7 @@ import java.util.HexFormat;
 import java.util.List;
 import java.util.SplittableRandom;
 import java.util.TreeMap;
+import java.util.stream.Collectors;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -502,6 +503,23 @@ class NoSilentLossTest {
                 "--group-by-length"));
     assertEquals(0, grouped.code(), grouped.err());
     assertFalse(grouped.out().contains("padding took"), grouped.out());
+  }
+
+  @Test
+  void theProgressOutputNamesFlags(@TempDir Path tmp) throws Exception {
+    // 3 steps: the trainer warns that so few steps learn little, naming its settings; the
+    // command line's progress output (stderr) says them as flags, as its summary does
+    Path d = data(tmp, 12);
+    Result r = run(train(TINY.resolve("model"), d, tmp.resolve("o"), "--steps", "3"));
+    assertEquals(0, r.code(), r.err());
+    List<String> warnings =
+        r.err().lines().filter(l -> l.startsWith("warning:")).collect(Collectors.toList());
+    assertFalse(warnings.isEmpty(), r.err());
+    for (String w : warnings) {
+      for (String javaName : List.of("maxSteps", "batchSize", "gradientAccumulation"))
+        assertFalse(w.contains(javaName), w);
+    }
+    assertTrue(warnings.stream().anyMatch(w -> w.contains("--steps")), warnings.toString());
   }
 
   @Test
