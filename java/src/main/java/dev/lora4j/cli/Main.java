@@ -39,6 +39,18 @@ public final class Main implements Runnable {
     cl.setUsageHelpAutoWidth(true);
     cl.setOut(out);
     cl.setErr(err);
+    // a usage error: the reason, picocli's suggestions for a mistyped option or command, and
+    // where the options are listed (the whole usage text, ~100 lines, buried the reason)
+    cl.setParameterExceptionHandler(
+        (ex, args1) -> {
+          CommandLine cmd = ex.getCommandLine();
+          err.println("lora4j " + cmd.getCommandName() + ": error: " + oneLine(ex.getMessage()));
+          CommandLine.UnmatchedArgumentException.printSuggestions(ex, err);
+          String path = cmd.getCommandSpec().qualifiedName();
+          err.println("Try '" + path + " --help' for the options.");
+          err.flush();
+          return cmd.getCommandSpec().exitCodeOnInvalidInput();
+        });
     cl.setExecutionExceptionHandler(
         (ex, cmd, parsed) -> {
           Throwable t = ex;

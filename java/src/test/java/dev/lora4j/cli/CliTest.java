@@ -54,6 +54,16 @@ class CliTest {
   void failuresExitNonZeroWithOneLineReason(@TempDir Path tmp) {
     Result usage = run("train", "--model", "x");
     assertEquals(2, usage.code());
+    // a usage error is its reason and where the options are, not the whole usage text
+    List<String> said = usage.err().strip().lines().toList();
+    assertTrue(said.size() <= 3, usage.err());
+    assertTrue(said.get(0).startsWith("lora4j train: error: Missing required option"), said.get(0));
+    assertEquals("Try 'lora4j train --help' for the options.", said.get(said.size() - 1));
+    Result typo =
+        run("train", "--model", "m", "--data", "d", "--output", "o", "--lerning-rate", "1e-3");
+    assertEquals(2, typo.code());
+    assertTrue(typo.err().contains("'--lerning-rate'"), typo.err());
+    assertTrue(typo.err().lines().count() <= 6, typo.err());
     Result bad =
         run(
             "eval",
