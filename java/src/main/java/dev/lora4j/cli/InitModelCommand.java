@@ -56,6 +56,7 @@ final class InitModelCommand implements Callable<Integer> {
 
   @Option(
       names = "--seed",
+      paramLabel = "N",
       defaultValue = "0",
       description =
           "random seed: the same seed gives the same file on any machine and thread count (default:"
@@ -64,17 +65,20 @@ final class InitModelCommand implements Callable<Integer> {
 
   @Option(
       names = "--threads",
+      paramLabel = "N",
       description = "threads generating and writing the weights (default: all processors)")
   Integer threads;
 
   @Option(
       names = "--std",
+      paramLabel = "X",
       defaultValue = "0.02",
       description = "standard deviation of the projection weights (default: 0.02)")
   double std;
 
   @Option(
       names = "--embedding-std",
+      paramLabel = "X",
       description = "standard deviation of the embedding and LM head (default: --std)")
   Double embeddingStd;
 
