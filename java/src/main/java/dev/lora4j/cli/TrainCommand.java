@@ -216,7 +216,10 @@ final class TrainCommand implements Callable<Integer> {
   @Option(
       names = "--val-fraction",
       paramLabel = "F",
-      description = "fraction of --data held out for validation (default: 0)")
+      description =
+          "fraction of --data held out for validation: each line with probability F, chosen by"
+              + " a hash of its line number and --seed, so about F of the lines, the same ones"
+              + " on every pass and resume (default: 0)")
   Double valFraction;
 
   @Option(
