@@ -44,9 +44,9 @@ public final class Main implements Runnable {
     cl.setParameterExceptionHandler(
         (ex, args1) -> {
           CommandLine cmd = ex.getCommandLine();
-          err.println("lora4j " + cmd.getCommandName() + ": error: " + oneLine(ex.getMessage()));
+          String path = cmd.getCommandSpec().qualifiedName(); // "lora4j" or "lora4j train"
+          err.println(path + ": error: " + oneLine(ex.getMessage()));
           CommandLine.UnmatchedArgumentException.printSuggestions(ex, err);
-          String path = cmd.getCommandSpec().qualifiedName();
           err.println("Try '" + path + " --help' for the options.");
           err.flush();
           return cmd.getCommandSpec().exitCodeOnInvalidInput();
@@ -62,7 +62,11 @@ public final class Main implements Runnable {
                 "lora4j "
                     + cmd.getCommandName()
                     + ": error: "
-                    + oneLine(Flags.translate(t.getMessage())));
+                    // a --config file's error names its keys as written
+                    + oneLine(
+                        t instanceof TrainCommand.ConfigFileException
+                            ? t.getMessage()
+                            : Flags.translate(t.getMessage())));
           } else {
             err.println("lora4j " + cmd.getCommandName() + ": error: " + t);
             if (System.getenv("LORA4J_DEBUG") != null) t.printStackTrace(err);

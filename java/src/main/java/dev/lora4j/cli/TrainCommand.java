@@ -508,15 +508,15 @@ final class TrainCommand implements Callable<Integer> {
                 .readTree(config.toFile());
       } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
         com.fasterxml.jackson.core.JsonLocation at = e.getLocation();
-        throw new Lora4jException(
+        throw new ConfigFileException(
             config
                 + (at != null && at.getLineNr() > 0 ? ":" + at.getLineNr() : "")
                 + ": not valid JSON: "
                 + e.getOriginalMessage());
       } catch (IOException e) {
-        throw new Lora4jException(config + ": cannot read: " + e.getMessage());
+        throw new ConfigFileException(config + ": cannot read: " + e.getMessage());
       }
-      if (!root.isObject()) throw new Lora4jException(config + ": must hold a JSON object");
+      if (!root.isObject()) throw new ConfigFileException(config + ": must hold a JSON object");
       for (Iterator<Map.Entry<String, JsonNode>> it = root.fields(); it.hasNext(); ) {
         Map.Entry<String, JsonNode> e = it.next();
         JsonNode v = e.getValue();
@@ -563,11 +563,11 @@ final class TrainCommand implements Callable<Integer> {
             case "guard_grad_norm_factor" -> guard = guard.withGradNormFactor(c.asDouble());
             case "aggregation" -> b.aggregation(c.asText());
             case "inject_faults" -> b.injectFaults(c.asText());
-            default -> throw new Lora4jException(config + ": unknown key '" + k + "'");
+            default -> throw new ConfigFileException(config + ": unknown key '" + k + "'");
           }
         } catch (IllegalArgumentException refused) {
           // a value the builder refuses at once: named by the file and key, not by a flag
-          throw new Lora4jException(config + ": key '" + k + "': " + refused.getMessage());
+          throw new ConfigFileException(config + ": key '" + k + "': " + refused.getMessage());
         }
       }
     }
@@ -612,9 +612,36 @@ final class TrainCommand implements Callable<Integer> {
     if (aggregation != null) b.aggregation(aggregation);
     if (injectFault != null) b.injectFaults(injectFault);
     b.schedule(Schedule.parse(sched).warmupSteps(warmup));
-    b.lora(lb.build());
+    try {
+      b.lora(lb.build());
+    } catch (IllegalArgumentException e) {
+      throw fromFileOrFlags(e);
+    }
     b.guard(guard);
-    return b.build();
+    try {
+      return b.build();
+    } catch (IllegalArgumentException e) {
+      throw fromFileOrFlags(e);
+    }
+  }
+
+  /**
+   * A setting refused when the whole configuration is built: with a --config file it may have come
+   * from the file or from a flag, so the message says both.
+   */
+  private IllegalArgumentException fromFileOrFlags(IllegalArgumentException e) {
+    if (config == null) return e;
+    return new IllegalArgumentException(
+        e.getMessage() + " (from the flag or its key in " + config + ")", e);
+  }
+
+  /** An error in the --config file: it names the file and key and is printed as it is. */
+  static final class ConfigFileException extends Lora4jException {
+    private static final long serialVersionUID = 1L;
+
+    ConfigFileException(String message) {
+      super(message);
+    }
   }
 
   /**
@@ -623,18 +650,30 @@ final class TrainCommand implements Callable<Integer> {
    * key, where Jackson's lenient conversions would make "abc" a learning rate of 0.
    */
   record ConfigValue(Path file, String key, JsonNode v) {
-    private Lora4jException wrong(String want) {
-      return new Lora4jException(file + ": key '" + key + "' must be " + want + ", not " + v);
+    private ConfigFileException wrong(String want) {
+      return new ConfigFileException(file + ": key '" + key + "' must be " + want + ", not " + v);
+    }
+
+    /** A whole number written as 3, 3.0 or 3e0; a fraction or a string is refused. */
+    private long whole(long min, long max) {
+      if (!v.isNumber()) throw wrong("a whole number");
+      if (v.isIntegralNumber()) {
+        if (v.isBigInteger() || v.longValue() < min || v.longValue() > max)
+          throw wrong("a whole number in range");
+        return v.longValue();
+      }
+      double d = v.doubleValue();
+      if (d != Math.rint(d)) throw wrong("a whole number");
+      if (!(d >= min && d <= max)) throw wrong("a whole number in range");
+      return (long) d;
     }
 
     int asInt() {
-      if (!v.isIntegralNumber() || !v.canConvertToInt()) throw wrong("a whole number");
-      return v.intValue();
+      return (int) whole(Integer.MIN_VALUE, Integer.MAX_VALUE);
     }
 
     long asLong() {
-      if (!v.isIntegralNumber() || !v.canConvertToLong()) throw wrong("a whole number");
-      return v.longValue();
+      return whole(Long.MIN_VALUE, Long.MAX_VALUE);
     }
 
     double asDouble() {

@@ -37,7 +37,7 @@ public final class ProgressListener implements TrainingListener {
     this.out = out;
     this.terminal = terminal;
     this.logEvery = Math.max(1, logEvery);
-    this.words = words;
+    this.words = java.util.Objects.requireNonNull(words, "words");
   }
 
   @Override
@@ -52,12 +52,11 @@ public final class ProgressListener implements TrainingListener {
         p.device(),
         p.trainableParameters(),
         p.trainExamples());
-    if (p.trainData() != null)
-      out.println("training data: " + words.apply(p.trainData().describe()));
+    if (p.trainData() != null) out.println("training data: " + p.trainData().describe());
     if (p.validationData() != null)
-      out.println("validation data: " + words.apply(p.validationData().describe()));
+      out.println("validation data: " + p.validationData().describe());
     if (p.forgettingData() != null)
-      out.println("forgetting data: " + words.apply(p.forgettingData().describe()));
+      out.println("forgetting data: " + p.forgettingData().describe());
     for (String w : p.warnings()) out.println("warning: " + words.apply(w));
   }
 

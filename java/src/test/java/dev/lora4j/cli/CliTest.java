@@ -64,6 +64,10 @@ class CliTest {
     assertEquals(2, typo.code());
     assertTrue(typo.err().contains("'--lerning-rate'"), typo.err());
     assertTrue(typo.err().lines().count() <= 6, typo.err());
+    Result top = run("trian");
+    assertEquals(2, top.code());
+    assertTrue(top.err().startsWith("lora4j: error: "), top.err());
+    assertTrue(top.err().contains("Try 'lora4j --help'"), top.err());
     Result bad =
         run(
             "eval",

@@ -64,10 +64,52 @@ class TrainConfigFileTest {
     refused("{\"max_steps\": 2, \"learning_rate\": \"abc\"}", "'learning_rate'", "a number");
     refused("{\"packing\": \"yes\"}", "'packing'", "true or false");
     refused("{\"max_steps\": 2.5}", "'max_steps'", "a whole number");
+    refused("{\"seed\": 1e30}", "'seed'", "in range");
     refused("{\"lora_rank\": \"four\"}", "'lora_rank'", "a whole number");
     refused("{\"epochs\": 3000000000}", "'epochs'", "a whole number");
     refused("{\"lora_targets\": [\"q_proj\", 3]}", "'lora_targets'", "array of strings");
     refused("{\"schedule\": 1}", "'schedule'", "a string");
+  }
+
+  @Test
+  void aWholeNumberMayBeWrittenAsADouble() throws Exception {
+    // as Python's json.dump writes a float that holds a whole number
+    assertEquals(7, settings("{\"max_steps\": 7.0}").maxSteps());
+    assertEquals(1000, settings("{\"max_steps\": 1e3}").maxSteps());
+    assertEquals(0.5, settings("{\"learning_rate\": 0.5}").learningRate());
+    assertEquals(1.0, settings("{\"learning_rate\": 1}").learningRate());
+  }
+
+  @Test
+  void throughTheCommandLineKeysStayAsWritten() throws Exception {
+    // the command line rewrites library names (epochs, batchSize) into flags; a config file's
+    // errors keep its keys, and a range error from the file or a flag says both
+    Path cfg = tmp.resolve("c.json");
+    String[] base = {
+      "train",
+      "--model",
+      "m",
+      "--data",
+      "d.jsonl",
+      "--output",
+      tmp.resolve("o").toString(),
+      "--config",
+      cfg.toString()
+    };
+    Files.writeString(cfg, "{\"epochs\": 2.5}");
+    InProcessCli.Result r = InProcessCli.run(base);
+    assertEquals(1, r.code());
+    assertTrue(r.err().contains("key 'epochs' must be a whole number"), r.err());
+    Files.writeString(cfg, "{\"learningRate\": 0.1}");
+    r = InProcessCli.run(base);
+    assertTrue(r.err().contains("unknown key 'learningRate'"), r.err());
+    Files.writeString(cfg, "{\"batch_size\": 0}");
+    r = InProcessCli.run(base);
+    assertEquals(1, r.code());
+    assertTrue(
+        r.err().contains("--batch-size must be >= 1")
+            && r.err().contains("from the flag or its key in " + cfg),
+        r.err());
   }
 
   @Test
@@ -97,7 +139,9 @@ class TrainConfigFileTest {
     assertTrue(e.getMessage().contains("not both"), e.getMessage());
     assertEquals(
         "--eval-data and --val-fraction are both set: hold out a fraction of the training data or"
-            + " give a validation file, not both",
+            + " give a validation file, not both (from the flag or its key in "
+            + cfg
+            + ")",
         Flags.translate(e.getMessage()));
     // either alone is taken
     assertEquals(0.1, settings("{\"validation_fraction\": 0.1}").validationFraction());
