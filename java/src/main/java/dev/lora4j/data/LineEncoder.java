@@ -37,21 +37,25 @@ final class LineEncoder {
     }
     // What the model lacks fails every line of the format alike: an error that stops the run,
     // not a bad line that --skip-invalid would count and drop (every line of the file).
-    if (format != DataFormat.PRETOKENIZED && text.unavailableReason() != null) {
+    String why = text.unavailableReason();
+    if (format == DataFormat.CHAT && chat == null) {
+      // chat data needs a chat encoder (whose template tokenizes); without one, why it is absent
       throw new Lora4jException(
-          text.unavailableReason()
+          why != null
+              ? why + " (chat data at " + source + ")"
+              : "chat-format data at "
+                  + source
+                  + " but the model has no chat template (no chat_template in its"
+                  + " tokenizer_config.json)");
+    }
+    if (format != DataFormat.PRETOKENIZED && format != DataFormat.CHAT && why != null) {
+      throw new Lora4jException(
+          why
               + " ("
               + format.name().toLowerCase(java.util.Locale.ROOT)
               + " data at "
               + source
               + ")");
-    }
-    if (format == DataFormat.CHAT && chat == null) {
-      throw new Lora4jException(
-          "chat-format data at "
-              + source
-              + " but the model has no chat template (no"
-              + " chat_template in its tokenizer_config.json)");
     }
     return switch (format) {
       case TEXT -> textExample(string(line, "text", true), source);
