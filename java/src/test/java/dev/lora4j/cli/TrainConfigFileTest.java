@@ -8,6 +8,8 @@ import dev.lora4j.Lora4jException;
 import dev.lora4j.TrainingConfig;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import picocli.CommandLine;
@@ -22,20 +24,28 @@ class TrainConfigFileTest {
   @TempDir Path tmp;
 
   private TrainingConfig settings(String json) throws Exception {
+    return command(json).settings();
+  }
+
+  /** The train command parsed with cfg.json holding json, and more flags. */
+  private TrainCommand command(String json, String... more) throws Exception {
     Path cfg = tmp.resolve("cfg.json");
     Files.writeString(cfg, json);
+    List<String> args =
+        new ArrayList<>(
+            List.of(
+                "--model",
+                "m",
+                "--data",
+                "d.jsonl",
+                "--output",
+                tmp.resolve("out").toString(),
+                "--config",
+                cfg.toString()));
+    args.addAll(List.of(more));
     TrainCommand cmd = new TrainCommand();
-    new CommandLine(cmd)
-        .parseArgs(
-            "--model",
-            "m",
-            "--data",
-            "d.jsonl",
-            "--output",
-            tmp.resolve("out").toString(),
-            "--config",
-            cfg.toString());
-    return cmd.settings();
+    new CommandLine(cmd).parseArgs(args.toArray(new String[0]));
+    return cmd;
   }
 
   private void refused(String json, String... parts) {
@@ -121,20 +131,7 @@ class TrainConfigFileTest {
   void aValidationFileAndAFractionTogetherAreRefused() throws Exception {
     // a fraction from the file and a validation file from the flag: one would be ignored
     Path cfg = tmp.resolve("cfg.json");
-    Files.writeString(cfg, "{\"validation_fraction\": 0.1}");
-    TrainCommand cmd = new TrainCommand();
-    new CommandLine(cmd)
-        .parseArgs(
-            "--model",
-            "m",
-            "--data",
-            "d.jsonl",
-            "--output",
-            tmp.resolve("out").toString(),
-            "--config",
-            cfg.toString(),
-            "--eval-data",
-            "v.jsonl");
+    TrainCommand cmd = command("{\"validation_fraction\": 0.1}", "--eval-data", "v.jsonl");
     IllegalArgumentException e = assertThrows(IllegalArgumentException.class, cmd::settings);
     assertTrue(e.getMessage().contains("not both"), e.getMessage());
     assertEquals(
