@@ -397,15 +397,14 @@ static void bench_step(int layers, int B, int S, int recompute, uint32_t targets
 // b was lower in and the sign test's p. Both engines live at once: twice the memory of one.
 static void bench_pair(int layers, int B, int S, int recompute, uint32_t targets, int offload) {
   using namespace lora4j::bench;
-  char head[256];
-  std::snprintf(head, sizeof head,
-                "{\"bench\":\"train_step_pair\",\"ab\":\"%s\",\"layers\":%d,\"B\":%d,\"S\":%d,"
-                "\"recompute\":%d,\"targets\":%u,\"offload\":%d",
-                g_ab_spec.c_str(), layers, B, S, recompute, targets, offload);
+  char nums[192];
+  std::snprintf(nums, sizeof nums,
+                ",\"layers\":%d,\"B\":%d,\"S\":%d,\"recompute\":%d,\"targets\":%u,\"offload\":%d",
+                layers, B, S, recompute, targets, offload);
+  const std::string head =
+      "{\"bench\":\"train_step_pair\",\"ab\":\"" + json_text(g_ab_spec) + "\"" + nums;
   auto give_up = [&](const std::string& why, lora4j_engine* x, lora4j_engine* y) {
-    std::string q;
-    for (char c : why) q += c == '"' || c == '\\' ? ' ' : c;
-    std::printf("%s,\"error\":\"%s\"}\n", head, q.c_str());
+    std::printf("%s,\"error\":\"%s\"}\n", head.c_str(), json_text(why).c_str());
     if (x) lora4j_engine_destroy(x);
     if (y) lora4j_engine_destroy(y);
   };
@@ -461,7 +460,7 @@ static void bench_pair(int layers, int B, int S, int recompute, uint32_t targets
                 ",\"clock_limits\":\"0x%llx\",\"a_peak_gib\":%.2f,\"b_peak_gib\":%.2f,"
                 "\"a_loss\":%.4f,\"b_loss\":%.4f}",
                 why, peak_a / 1073741824.0, peak_b / 1073741824.0, loss[0], loss[1]);
-  std::printf("%s,\"pairs\":%d%s%s%s\n", head, st.pairs,
+  std::printf("%s,\"pairs\":%d%s%s%s\n", head.c_str(), st.pairs,
               pair_fields(st, "s", "b_faster", 4).c_str(),
               pair_fields(sj, "j", "b_less_energy", 1).c_str(), tail);
   lora4j_engine_destroy(ea);

@@ -143,6 +143,14 @@ inline PairSummary summarize_pairs(const std::vector<double>& a, const std::vect
   return s;
 }
 
+// s as the text of a JSON string: quotes, backslashes and control characters become spaces
+// (the specs and error messages it carries need no more).
+inline std::string json_text(const std::string& s) {
+  std::string q;
+  for (char c : s) q += c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20 ? ' ' : c;
+  return q;
+}
+
 // v with prec decimals, or null when it is not finite (no NVML: no energy), for JSON.
 inline std::string json_number(double v, int prec) {
   if (!std::isfinite(v)) return "null";

@@ -91,6 +91,9 @@ static void stats() {
 
 static void json() {
   check_true("json: a number with its decimals", json_number(0.46512, 4) == "0.4651");
+  check_true("json: text without quotes, backslashes or control characters",
+             json_text("A=\"x\\y\"\n") == "A= x y  " && json_text("LORA4J_X=0") == "LORA4J_X=0",
+             json_text("A=\"x\\y\"\n"));
   check_true("json: NaN and infinity are null",
              json_number(NAN, 1) == "null" && json_number(INFINITY, 1) == "null");
   PairSummary s = summarize_pairs({100, 100, 100}, {99, 98, 101});
