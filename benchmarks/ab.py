@@ -21,41 +21,37 @@ import statistics
 import sys
 
 
-def read(path):
-    """{(label, setting): [run dict, ...]} in the order of the log."""
-    groups = {}
+def labelled(path, bench, need_label):
+    """(label, dict) of each line of the log holding a JSON object whose "bench" string is bench,
+    after an optional label ("main {...}"); lines that do not parse are skipped."""
     with open(path, encoding="utf-8", errors="replace") as f:
         lines = f.readlines()
     for line in lines:
         line = line.strip()
         i = line.find("{")
-        if i <= 0 or '"train_step"' not in line:
+        if i < 0 or (need_label and i == 0) or f'"{bench}"' not in line:
             continue
-        label = line[:i].strip()
         try:
-            run = json.loads(line[i:])
+            yield line[:i].strip(), json.loads(line[i:])
         except json.JSONDecodeError:
             continue
-        key = (run.get("B"), run.get("S"), run.get("recompute", 0), run.get("offload", 0))
-        groups.setdefault((label, key), []).append(run)
+
+
+def setting_key(run):
+    return (run.get("B"), run.get("S"), run.get("recompute", 0), run.get("offload", 0))
+
+
+def read(path):
+    """{(label, setting): [run dict, ...]} of the labelled train_step lines, in log order."""
+    groups = {}
+    for label, run in labelled(path, "train_step", True):
+        groups.setdefault((label, setting_key(run)), []).append(run)
     return groups
 
 
 def read_pairs(path):
     """bench_cuda's train_step_pair lines, as (label, dict), in the order of the log."""
-    out = []
-    with open(path, encoding="utf-8", errors="replace") as f:
-        lines = f.readlines()
-    for line in lines:
-        line = line.strip()
-        i = line.find("{")
-        if i < 0 or '"train_step_pair"' not in line:
-            continue
-        try:
-            out.append((line[:i].strip(), json.loads(line[i:])))
-        except json.JSONDecodeError:
-            continue
-    return out
+    return list(labelled(path, "train_step_pair", False))
 
 
 def pair_verdict(ratio_q, p):
@@ -72,8 +68,7 @@ def pair_verdict(ratio_q, p):
 def report_pairs(pairs):
     lines = []
     for label, r in pairs:
-        key = (r.get("B"), r.get("S"), r.get("recompute", 0), r.get("offload", 0))
-        head = f"  {label + ' ' if label else ''}b = {r.get('ab', '?')}, {setting_name(key)}"
+        head = f"  {label + ' ' if label else ''}b = {r.get('ab', '?')}, {setting_name(setting_key(r))}"
         if "error" in r:
             lines.append(f"{head}: not measured ({r['error']})")
             continue

@@ -46,6 +46,14 @@ using bf = __nv_bfloat16;
     }                                                   \
   } while (0)
 
+// The next value of a xorshift64 stream, as a uniform float in [-1, 1) from its top 24 bits.
+static inline float xorshift_uniform(uint64_t& x) {
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  return float((x >> 40) & 0xFFFFFF) / 16777216.f * 2.f - 1.f;
+}
+
 // Uniform values in [-scale, scale) as bf16 bits, or fp16 bits when half; with normal, values
 // of normal(0, scale) instead (Box-Muller on two uniforms).
 static void fill_bf16(std::vector<uint16_t>& v, uint64_t seed, float scale, bool half = false,
@@ -57,10 +65,7 @@ static void fill_bf16(std::vector<uint16_t>& v, uint64_t seed, float scale, bool
     th.emplace_back([&, t] {
       uint64_t x = seed * 0x9E3779B97F4A7C15ull + t * 0xBF58476D1CE4E5B9ull + 1;
       for (size_t i = t * chunk; i < std::min(v.size(), (t + 1) * chunk); ++i) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        float f = (float((x >> 40) & 0xFFFFFF) / 16777216.f * 2.f - 1.f) * scale;
+        float f = xorshift_uniform(x) * scale;
         if (normal) {
           const float u1 = (float((x >> 40) & 0xFFFFFF) + 1.f) / 16777217.f;  // (0, 1]
           const float u2 = float((x >> 16) & 0xFFFFFF) / 16777216.f;
@@ -205,6 +210,12 @@ struct Nvml {
   }
 };
 
+// The process's one NVML handle (loaded on first use).
+static const Nvml& nvml_handle() {
+  static const Nvml n;
+  return n;
+}
+
 // A Mistral-7B-shaped engine of `layers` layers with the statistics of the user's path
 // (`lora4j init-model` weights, PEFT's adapter init): projection and embedding weights normal(0,
 // 0.02) in bf16 (one matrix shared by every projection), norms 1; LoRA r=16 on `targets` with
@@ -280,12 +291,7 @@ static lora4j_engine* step_engine(int layers, int recompute, uint32_t targets, i
     if (!std::strstr(nm, "lora_A")) continue;  // B stays zero
     std::vector<float> a(size_t(rows * cols));
     const float bound = 1.f / std::sqrt(float(cols));
-    for (float& v : a) {
-      x ^= x << 13;
-      x ^= x >> 7;
-      x ^= x << 17;
-      v = (float((x >> 40) & 0xFFFFFF) / 16777216.f * 2.f - 1.f) * bound;
-    }
+    for (float& v : a) v = xorshift_uniform(x) * bound;
     if (lora4j_lora_set(e, LORA4J_STATE_PARAM, nm, LORA4J_DTYPE_F32, a.data(), rows * cols))
       return failed("lora4j_lora_set");
   }
@@ -349,7 +355,7 @@ static void bench_step(int layers, int B, int S, int recompute, uint32_t targets
   double loss;
   lora4j_step_result r;
   for (int i = 0; i < 2; ++i) API(lora4j_train_step(e, &sb.b, &kBenchOpt, &loss, &r));
-  static const Nvml nvml;
+  const Nvml& nvml = nvml_handle();
   const int steps = bench_steps();
   std::vector<double> ts, js;
   double mhz = 0;
@@ -418,7 +424,7 @@ static void bench_pair(int layers, int B, int S, int recompute, uint32_t targets
   }
   if (!eb) return give_up("engine b: " + err, ea, nullptr);
   StepBatch sb(B, S);
-  static const Nvml nvml;
+  const Nvml& nvml = nvml_handle();
   double loss[2] = {0, 0};
   lora4j_step_result r;
   for (int i = 0; i < 2; ++i) {

@@ -612,14 +612,9 @@ final class TrainCommand implements Callable<Integer> {
     if (aggregation != null) b.aggregation(aggregation);
     if (injectFault != null) b.injectFaults(injectFault);
     b.schedule(Schedule.parse(sched).warmupSteps(warmup));
-    try {
-      b.lora(lb.build());
-    } catch (IllegalArgumentException e) {
-      throw fromFileOrFlags(e);
-    }
     b.guard(guard);
     try {
-      return b.build();
+      return b.lora(lb.build()).build();
     } catch (IllegalArgumentException e) {
       throw fromFileOrFlags(e);
     }

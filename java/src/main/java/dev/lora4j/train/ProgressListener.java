@@ -3,6 +3,8 @@ package dev.lora4j.train;
 import dev.lora4j.TrainingListener;
 import java.io.PrintStream;
 import java.util.Locale;
+import java.util.Objects;
+import java.util.function.UnaryOperator;
 
 /**
  * Shows progress: a bar redrawn in place on a terminal, plain log lines otherwise (every logging
@@ -12,7 +14,7 @@ public final class ProgressListener implements TrainingListener {
   private final PrintStream out;
   private final boolean terminal;
   private final long logEvery;
-  private final java.util.function.UnaryOperator<String> words;
+  private final UnaryOperator<String> words;
   private long total;
   private long start;
   private boolean barShown;
@@ -30,14 +32,11 @@ public final class ProgressListener implements TrainingListener {
    * its flags where the library names TrainingConfig's settings).
    */
   public ProgressListener(
-      PrintStream out,
-      boolean terminal,
-      long logEvery,
-      java.util.function.UnaryOperator<String> words) {
+      PrintStream out, boolean terminal, long logEvery, UnaryOperator<String> words) {
     this.out = out;
     this.terminal = terminal;
     this.logEvery = Math.max(1, logEvery);
-    this.words = java.util.Objects.requireNonNull(words, "words");
+    this.words = Objects.requireNonNull(words, "words");
   }
 
   @Override
