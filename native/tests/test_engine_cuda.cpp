@@ -882,6 +882,53 @@ void qkv_dx_fold() {
     }
 }
 
+// The attention backward's delta from the bf16 output (the default) against the fp32 copy the
+// forward writes with LORA4J_ATTN_O_BF16=0, hd128 with a random adapter, no recompute and
+// per-layer recompute: every LoRA gradient within 2e-2 of the other engine's (delta moves by
+// bf16's rounding of O, as in Hugging Face's attention backward; the golden cases check the
+// default against the float64 reference), and the default engine's peak memory below the other's
+// by the fp32 copies it no longer keeps: n x q_dim floats per layer without recompute, one
+// layer's with recompute (each take rounded up to 256 bytes at most).
+void attn_o_bf16() {
+  const char* S = "attn O bf16";
+  Golden g = load_case("hd128");
+  for (int recompute : {LORA4J_RECOMPUTE_NONE, LORA4J_RECOMPUTE_LAYER}) {
+    lora4j_engine* e[2];
+    for (int k = 0; k < 2; ++k) {
+      if (k == 1) setenv("LORA4J_ATTN_O_BF16", "0", 1);  // read at the engine's creation
+      e[k] = make_engine(g, recompute);
+      unsetenv("LORA4J_ATTN_O_BF16");
+      API(lora4j_lora_attach(e[k], 8, 2.f, 0x7Fu));
+    }
+    std::mt19937 rng(uint32_t(31 + recompute));
+    set_random_adapter(e, rng, 0.f);
+    lora4j_batch b = batch_of(g);
+    std::vector<std::pair<std::string, std::vector<float>>> grads[2];
+    int64_t peak[2] = {0, 0};
+    for (int k = 0; k < 2; ++k) {
+      double loss = 0;
+      int64_t tokens = 0, in_use = 0;
+      API(lora4j_zero_grad(e[k]));
+      API(lora4j_forward_backward(e[k], &b, 0.01f, &loss, &tokens));
+      grads[k] = lora_state(e[k], LORA4J_STATE_GRAD);
+      API(lora4j_engine_memory(e[k], &in_use, &peak[k]));
+    }
+    double worst = grads[0].size() == grads[1].size() && !grads[0].empty() ? 0 : NAN;
+    for (size_t i = 0; i < grads[0].size() && i < grads[1].size(); ++i)
+      worst = ct::worst_of(worst, ct::rel_err(grads[0][i].second, grads[1][i].second));
+    const std::string label = recompute ? "recompute layer" : "no recompute";
+    ct::report(S, "hd128 delta from bf16 O vs from the fp32 copy, worst LoRA grad, " + label, worst,
+               2e-2);
+    const int64_t layers = recompute ? 1 : g.cfg.num_layers;
+    const int64_t copy = int64_t(g.B) * g.S * g.cfg.num_heads * g.cfg.head_dim * 4;
+    const int64_t saved = peak[1] - peak[0];
+    ct::report_bool(S, "peak memory lower by the fp32 copies of O, " + label,
+                    saved >= layers * copy && saved <= layers * (copy + 256),
+                    std::to_string(saved) + " bytes, want " + std::to_string(layers * copy));
+    for (lora4j_engine* x : e) API(lora4j_engine_destroy(x));
+  }
+}
+
 int main() {
   ct::require_cuda_backend("engine");
   const char* root = std::getenv("LORA4J_TESTDATA");
@@ -893,6 +940,7 @@ int main() {
   qk_precision();
   qk_f16_bounds();
   qkv_dx_fold();
+  attn_o_bf16();
   packing();
   target_sets();
   fold_lifecycle();

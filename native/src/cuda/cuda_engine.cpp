@@ -143,6 +143,7 @@ class CudaEngine final : public Engine {
       lora_b_kernel_ = env_switch_on("LORA4J_LORA_B_KERNEL");
       lora_group_da_ = env_switch_on("LORA4J_LORA_GROUP_DA");
       qkv_dx_fold_ = env_switch_on("LORA4J_QKV_DX_FOLD");
+      attn_o_bf16_ = env_switch_on("LORA4J_ATTN_O_BF16");
       // LORA4J_LORA_DY_SLOTS=N sizes lora_dy_pair's row shares for N resident blocks (A/B runs)
       if (const char* ds = std::getenv("LORA4J_LORA_DY_SLOTS"))
         dy_slots_env_ = std::max(1, std::atoi(ds));
@@ -1304,7 +1305,7 @@ class CudaEngine final : public Engine {
       a.v = c.take<bf16>(n * kvd);
       a.att = c.take<bf16>(n * qd);
       a.lse = c.take<float>(B * H * S);
-      a.att32 = c.take<float>(n * qd);
+      a.att32 = attn_o_bf16_ ? nullptr : c.take<float>(n * qd);
       a.xmid = c.take<float>(n * d);
       a.xn2 = c.take<bf16>(n * xld_[kGroupOf[GATE]]);  // [xn2 | xa of gate, up] likewise
       a.rstd2 = c.take<float>(n);
@@ -2136,6 +2137,12 @@ class CudaEngine final : public Engine {
   // q, k and v's input gradients as one GEMM (qkv_dx; LORA4J_QKV_DX_FOLD=0 keeps three), its
   // operands' buffer [n, qd + 2 kvd + 3 r] and the stacked weights' [qd + 2 kvd + 3 r, d] (carve)
   bool qkv_dx_fold_ = true;
+  // The attention backward's delta = rowsum(dO * O) from the bf16 output the forward keeps anyway,
+  // as Hugging Face's attention backward computes it (the recompute modes that keep the attention
+  // output always did); LORA4J_ATTN_O_BF16=0 makes the forward also write an fp32 copy of O
+  // (att32: n x q_dim floats per layer without recompute, 4 GiB at 4 x 2048 for Mistral-7B) and
+  // the backward read it.
+  bool attn_o_bf16_ = true;
   bf16* dqkv_ = nullptr;
   bf16* wqkv_ = nullptr;
   // the LoRA up-projection onto the fp32 residual stream (o, down unfolded) by lora_b_residual
