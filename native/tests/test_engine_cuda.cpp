@@ -886,9 +886,9 @@ void qkv_dx_fold() {
 // forward writes with LORA4J_ATTN_O_BF16=0, hd128 with a random adapter, no recompute and
 // per-layer recompute: every LoRA gradient within 2e-2 of the other engine's (delta moves by
 // bf16's rounding of O, as in Hugging Face's attention backward; the golden cases check the
-// default against the float64 reference), and the default engine's peak memory below the other's
-// by the fp32 copies it no longer keeps: n x q_dim floats per layer without recompute, one
-// layer's with recompute (each take rounded up to 256 bytes at most).
+// default against the float64 reference), and the default engine's device memory in use after
+// the step below the other's by the fp32 copies it no longer keeps: n x q_dim floats per layer
+// without recompute, one layer's with recompute (each take rounded up to 256 bytes at most).
 void attn_o_bf16() {
   const char* S = "attn O bf16";
   Golden g = load_case("hd128");
@@ -904,14 +904,14 @@ void attn_o_bf16() {
     set_random_adapter(e, rng, 0.f);
     lora4j_batch b = batch_of(g);
     std::vector<std::pair<std::string, std::vector<float>>> grads[2];
-    int64_t peak[2] = {0, 0};
+    int64_t in_use[2] = {0, 0};
     for (int k = 0; k < 2; ++k) {
       double loss = 0;
-      int64_t tokens = 0, in_use = 0;
+      int64_t tokens = 0, peak = 0;
       API(lora4j_zero_grad(e[k]));
       API(lora4j_forward_backward(e[k], &b, 0.01f, &loss, &tokens));
       grads[k] = lora_state(e[k], LORA4J_STATE_GRAD);
-      API(lora4j_engine_memory(e[k], &in_use, &peak[k]));
+      API(lora4j_engine_memory(e[k], &in_use[k], &peak));
     }
     double worst = grads[0].size() == grads[1].size() && !grads[0].empty() ? 0 : NAN;
     for (size_t i = 0; i < grads[0].size() && i < grads[1].size(); ++i)
@@ -921,8 +921,8 @@ void attn_o_bf16() {
                2e-2);
     const int64_t layers = recompute ? 1 : g.cfg.num_layers;
     const int64_t copy = int64_t(g.B) * g.S * g.cfg.num_heads * g.cfg.head_dim * 4;
-    const int64_t saved = peak[1] - peak[0];
-    ct::report_bool(S, "peak memory lower by the fp32 copies of O, " + label,
+    const int64_t saved = in_use[1] - in_use[0];
+    ct::report_bool(S, "memory in use lower by the fp32 copies of O, " + label,
                     saved >= layers * copy && saved <= layers * (copy + 256),
                     std::to_string(saved) + " bytes, want " + std::to_string(layers * copy));
     for (lora4j_engine* x : e) API(lora4j_engine_destroy(x));
