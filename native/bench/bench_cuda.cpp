@@ -522,6 +522,15 @@ int main(int argc, char** argv) {
     bench_step(layers, 8, 4096, LORA4J_RECOMPUTE_ATTENTION, 0x7F, 1);
     return 0;
   }
+  // either 4 x 2048 row alone (A/B sweeps of engine switches)
+  if (settings && std::strcmp(settings, "4x2048-none") == 0) {
+    bench_step(layers, 4, 2048, 0);
+    return 0;
+  }
+  if (settings && std::strcmp(settings, "4x2048-attention") == 0) {
+    bench_step(layers, 4, 2048, LORA4J_RECOMPUTE_ATTENTION, 0x7F, 1);
+    return 0;
+  }
   if (settings && std::strcmp(settings, "4x2048") == 0) {
     // the 4 x 2048 rows of the README table: no recompute, and recompute attention offloaded
     // (A/B runs of one engine change in one call, e.g. LORA4J_LORA_FOLD=0 against the default)
