@@ -78,6 +78,43 @@ public final class LoraTrainer {
   }
 
   /**
+   * The loss of the model as it is (with its adapter when one is attached) over a whole JSONL file,
+   * in file order, read as {@link #fit} reads training data under cfg: its format (or the
+   * dataset's), trainOnCompletionsOnly, maxSeqLength (and the model's positions), batchSize and
+   * skipInvalidLines; no validation split is taken. {@code LossSum.mean()} is the validation loss
+   * fit reports for the same file given as validationFile.
+   *
+   * @throws Lora4jException when the data has no token that counts in the loss, or at a bad line
+   *     (unless skipInvalidLines)
+   */
+  public static LossSum evaluate(MistralModel model, Dataset data, TrainingConfig cfg) {
+    DataConfig dc = dataConfig(model, data, cfg, false, false);
+    return evaluate(
+        model, JsonlDataset.open(data.file(), model.textEncoder(), model.chatEncoder(), dc));
+  }
+
+  /**
+   * How fit reads a data file under cfg: shuffled (with group-by-length when asked) for training,
+   * in file order otherwise; with cfg's validation fraction held out when split.
+   */
+  static DataConfig dataConfig(
+      MistralModel model, Dataset data, TrainingConfig cfg, boolean shuffle, boolean split) {
+    return DataConfig.builder()
+        .format(data.format() != null ? data.format() : cfg.dataFormat())
+        .completionsOnly(cfg.trainOnCompletionsOnly())
+        .maxSeqLength(Math.min(cfg.maxSeqLength(), model.maxSeqLength()))
+        .skipInvalid(cfg.skipInvalidLines())
+        .batchSize(cfg.batchSize())
+        .packing(cfg.packing())
+        .groupByLength(shuffle && cfg.groupByLength())
+        .shuffleBuffer(shuffle ? cfg.shuffleBuffer() : 0)
+        .seed(cfg.seed())
+        .validationFraction(split ? cfg.validationFraction() : 0)
+        .prefetch(true)
+        .build();
+  }
+
+  /**
    * Sum of token losses and their count over one pass of a dataset, in file order, with the model
    * as it is (with its adapter when one is attached).
    *
@@ -221,20 +258,7 @@ public final class LoraTrainer {
     }
 
     DataConfig dataConfig(boolean shuffle) {
-      int maxLen = Math.min(cfg.maxSeqLength(), model.maxSeqLength());
-      return DataConfig.builder()
-          .format(data.format() != null ? data.format() : cfg.dataFormat())
-          .completionsOnly(cfg.trainOnCompletionsOnly())
-          .maxSeqLength(maxLen)
-          .skipInvalid(cfg.skipInvalidLines())
-          .batchSize(cfg.batchSize())
-          .packing(cfg.packing())
-          .groupByLength(shuffle && cfg.groupByLength())
-          .shuffleBuffer(shuffle ? cfg.shuffleBuffer() : 0)
-          .seed(cfg.seed())
-          .validationFraction(cfg.validationFile() == null ? cfg.validationFraction() : 0)
-          .prefetch(true)
-          .build();
+      return LoraTrainer.dataConfig(model, data, cfg, shuffle, cfg.validationFile() == null);
     }
 
     /** The forgetting data: read whole in file order, every token counts, format detected. */
@@ -353,8 +377,7 @@ public final class LoraTrainer {
       long stepsPerEpoch = (batchesPerEpoch + cfg.workers() - 1) / cfg.workers();
       long totalSteps = cfg.maxSteps() > 0 ? cfg.maxSteps() : stepsPerEpoch * cfg.epochs();
       int epochs = cfg.maxSteps() > 0 ? Integer.MAX_VALUE : cfg.epochs();
-      List<String> warnings =
-          new ArrayList<>(planWarnings(totalSteps, scanStats.examples(), scanStats.truncated()));
+      List<String> warnings = new ArrayList<>(planWarnings(totalSteps, scanStats));
       if (cfg.initAdapter() != null) {
         double dropout = AdapterConfig.load(cfg.initAdapter()).loraDropout();
         if (dropout > 0) {
@@ -417,6 +440,17 @@ public final class LoraTrainer {
             LOG.fine(dropped + " line(s) of rejected.jsonl after the checkpoint dropped: replayed");
         }
         LOG.fine("resuming from step " + state.step() + " at " + state.position());
+        if (state.step() >= totalSteps) {
+          warnings.add(
+              "the checkpoint "
+                  + resumeFrom.getFileName()
+                  + " is at the run's last step ("
+                  + state.step()
+                  + " of "
+                  + totalSteps
+                  + "): nothing is left to train; the adapter and the final evaluation are written"
+                  + " again. To train further, start a new run from its adapter (initAdapter)");
+        }
       }
       if (!cfg.distributed().isSingle()) {
         // Rank 0 makes the collective group's id and hands it to the others; every rank checks
@@ -513,7 +547,7 @@ public final class LoraTrainer {
               stepsThisRun++;
               if (Double.isNaN(firstLoss)) firstLoss = a.loss();
               lastLoss = a.loss();
-              applied(a, ts, pending);
+              applied(a, ts, pending, times);
             }
           }
           // The end of an epoch: each step rejected in it gets its one retry.
@@ -540,7 +574,7 @@ public final class LoraTrainer {
               } else {
                 stepsThisRun++;
                 lastLoss = again.loss();
-                applied(again, tr, pending);
+                applied(again, tr, pending, times);
               }
             }
           }
@@ -796,7 +830,7 @@ public final class LoraTrainer {
     }
 
     /** After an applied step: metrics, evaluation, checkpoint. */
-    void applied(Attempt a, long ts, List<Retry> pending) {
+    void applied(Attempt a, long ts, List<Retry> pending, StepTimes times) {
       step++;
       double secs = (System.nanoTime() - ts) / 1e9;
       double epochF =
@@ -813,9 +847,11 @@ public final class LoraTrainer {
               (System.nanoTime() - t0) / 1e9,
               model.memoryInUse());
       for (TrainingListener l : listeners) l.onStep(m);
+      times.mark(StepTimes.Phase.LISTENERS);
       boolean last = step == totalSteps;
       if (evaluator.active() && cfg.evalSteps() > 0 && step % cfg.evalSteps() == 0 && !last) {
         evals.add(evaluator.evaluate(step));
+        times.mark(StepTimes.Phase.EVALUATION);
       }
       if (cfg.saveSteps() > 0 && step % cfg.saveSteps() == 0) compareAdapters(false);
       if (cfg.saveSteps() > 0 && step % cfg.saveSteps() == 0 && writer) {
@@ -833,6 +869,8 @@ public final class LoraTrainer {
         Path dir = store.save(model, st, settings);
         for (TrainingListener l : listeners) l.onCheckpoint(dir, step);
       }
+      if (cfg.saveSteps() > 0 && step % cfg.saveSteps() == 0)
+        times.mark(StepTimes.Phase.CHECKPOINTS);
     }
 
     /** A step rejected twice (or never retried): one line per micro-batch in rejected.jsonl. */
@@ -874,8 +912,11 @@ public final class LoraTrainer {
     }
 
     /** Warnings about a run whose length makes its settings ineffective. */
-    List<String> planWarnings(long totalSteps, long examples, long truncated) {
+    List<String> planWarnings(long totalSteps, DataStats scan) {
+      long examples = scan.examples(), truncated = scan.truncated();
       List<String> w = new ArrayList<>();
+      String lost = lengthLoss(scan, cfg.maxSeqLength());
+      if (lost != null) w.add(lost);
       if (truncated > 0 && cfg.maxSeqLength() > model.maxSeqLength()) {
         w.add(
             truncated
@@ -913,6 +954,34 @@ public final class LoraTrainer {
                 + "): too few to learn much; raise epochs or maxSteps");
       }
       return w;
+    }
+
+    /**
+     * A warning when at least a tenth of the training lines lost tokens to the length limit or
+     * taught nothing (dropped with no label left, dropped as too long, or cut); null otherwise. The
+     * data report (trainData().describe()) counts every case; this puts a large loss among the
+     * run's warnings, where a caller with its own listeners sees it.
+     */
+    static String lengthLoss(DataStats scan, int maxSeqLength) {
+      long noLabels = scan.skipped(DataStats.SkipReason.NO_LABELS);
+      long tooLong = scan.skipped(DataStats.SkipReason.TOO_LONG);
+      long cut = scan.truncated();
+      long hit = noLabels + tooLong + cut;
+      if (scan.lines() == 0 || hit * 10 < scan.lines()) return null;
+      List<String> parts = new ArrayList<>();
+      if (noLabels > 0) parts.add(noLabels + " dropped with nothing to learn");
+      if (tooLong > 0) parts.add(tooLong + " dropped as too long");
+      if (cut > 0) parts.add(cut + " cut");
+      return String.format(
+          Locale.ROOT,
+          "%d of the training data's %d lines (%.0f%%) lost tokens to maxSeqLength %d or taught"
+              + " nothing: %s; raise maxSeqLength if the rows are longer (trainData().describe()"
+              + " names the first of each)",
+          hit,
+          scan.lines(),
+          100.0 * hit / scan.lines(),
+          maxSeqLength,
+          String.join(", ", parts));
     }
 
     /**

@@ -58,11 +58,14 @@ public final class MistralModel implements AutoCloseable {
    * @param quantization how the projection weights are held ({@link Quantization#nf4()}: 4-bit,
    *     QLoRA); a checkpoint saved by bitsandbytes in 4 bits loads in 4 bits whatever is asked
    * @param offloadCheckpoints with recompute on the GPU: what the backward keeps of each layer (its
-   *     input; with {@link Recompute#SELECTIVE} also its attention output) waits in pinned host
-   *     memory instead of GPU memory, copied while the next layers compute, so the GPU holds two
-   *     layers' worth; the same values bit for bit. Costs that much host memory (2 x rows x hidden
-   *     bytes per layer, plus 2 x rows x heads x head_dim with SELECTIVE). Ignored without
-   *     recompute and on the CPU.
+   *     input; with {@link Recompute#SELECTIVE} also its attention output; with {@link
+   *     Recompute#ATTENTION} that, q, k and v) waits in pinned host memory instead of GPU memory,
+   *     copied while the next layers compute, so the GPU holds two layers' worth; the same values
+   *     bit for bit. Costs that much host memory (2 x rows x hidden bytes per layer, plus 2 x rows
+   *     x heads x head_dim with SELECTIVE, and again that plus k and v with ATTENTION). Needs a
+   *     recompute mode: {@link #load} refuses it with {@link Recompute#NONE}
+   *     (IllegalArgumentException). On the CPU, where everything is in host memory already, it
+   *     changes nothing.
    */
   public record LoadOptions(
       int maxSeqLength,

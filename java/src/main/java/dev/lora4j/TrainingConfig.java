@@ -42,7 +42,8 @@ import java.nio.file.Path;
  *     every evaluation, to show forgetting beside the task's gain
  * @param forgettingWarn warn when the loss on forgettingData rises by more than this fraction of
  *     the base model's (default 0.05, 5%)
- * @param evalSteps evaluate every N optimizer steps (0: only at the end)
+ * @param evalSteps evaluate every N optimizer steps (0: only at the end); needs validationFile,
+ *     validationFraction or forgettingData
  * @param loggingSteps log every N optimizer steps
  * @param saveSteps write a checkpoint every N optimizer steps (0: none)
  * @param saveTotalLimit checkpoints kept (the oldest are deleted)
@@ -134,6 +135,18 @@ public record TrainingConfig(
     if (saveTotalLimit < 1)
       throw new IllegalArgumentException("saveTotalLimit must be >= 1: " + saveTotalLimit);
     if (evalSteps < 0) throw new IllegalArgumentException("evalSteps must be >= 0: " + evalSteps);
+    if (evalSteps > 0
+        && validationFile == null
+        && validationFraction == 0
+        && forgettingData == null) {
+      // as Hugging Face's Trainer refuses steps evaluation without an eval dataset: the setting
+      // would do nothing
+      throw new IllegalArgumentException(
+          "evalSteps is "
+              + evalSteps
+              + " but there is nothing to evaluate on: give validationFile, validationFraction or"
+              + " forgettingData, or leave evalSteps at 0");
+    }
     if (saveSteps < 0) throw new IllegalArgumentException("saveSteps must be >= 0: " + saveSteps);
     if (schedule == null) schedule = Schedule.linear();
     if (lora == null) lora = LoraConfig.builder().build();

@@ -10,8 +10,9 @@ import java.util.List;
  * @param adapterDir the final PEFT adapter folder
  * @param steps optimizer steps applied in total
  * @param skippedSteps steps not applied (non-finite or rejected by the guard)
- * @param firstLoss loss of the first step of this run
- * @param finalLoss loss of the last step
+ * @param firstLoss loss of the first step of this run (NaN when this run applied no step, as when
+ *     it resumed a finished run)
+ * @param finalLoss loss of the last step of this run (NaN likewise)
  * @param evaluations every evaluation made, in order
  * @param seconds wall time of this run
  * @param truncatedExamples examples of one epoch cut to the maximum length

@@ -18,9 +18,9 @@ final class Flags {
 
   static {
     NAMES.put("overwriteOutput(true)", "--overwrite");
-    NAMES.put("overwrite(true)", "--overwrite");
+    NAMES.put("pass overwrite = true", "use --overwrite");
     NAMES.put("resume(true)", "--resume");
-    NAMES.put("skipInvalid(true)", "--skip-invalid");
+    NAMES.put("TrainingConfig's skipInvalidLines(true)", "--skip-invalid");
     NAMES.put("groupByLength(true)", "--group-by-length");
     NAMES.put("packing(true)", "--packing");
     NAMES.put("DataConfig.format", "--format");

@@ -13,6 +13,7 @@ import dev.lora4j.TrainingConfig;
 import dev.lora4j.TrainingListener;
 import dev.lora4j.TrainingResult;
 import dev.lora4j.data.DataFormat;
+import dev.lora4j.io.JsonErrors;
 import dev.lora4j.train.CheckpointStore;
 import dev.lora4j.train.ProgressListener;
 import dev.lora4j.train.RunSettings;
@@ -512,7 +513,7 @@ final class TrainCommand implements Callable<Integer> {
             config
                 + (at != null && at.getLineNr() > 0 ? ":" + at.getLineNr() : "")
                 + ": not valid JSON: "
-                + e.getOriginalMessage());
+                + JsonErrors.describe(e));
       } catch (IOException e) {
         throw new ConfigFileException(config + ": cannot read: " + e.getMessage());
       }

@@ -161,7 +161,11 @@ public final class JsonlDataset {
   public ExampleStream examplesInFileOrder(DataStats stats) {
     return new JsonlReader(
         file,
-        split.name().toLowerCase() + " split",
+        switch (split) {
+          case ALL -> "the file";
+          case TRAIN -> "its training lines";
+          case VALIDATION -> "its validation lines";
+        },
         config.format(),
         new LineEncoder(text, chat, config.completionsOnly()),
         config,

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.lora4j.io.JsonErrors;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -177,7 +178,7 @@ final class JsonlReader implements ExampleStream {
     try {
       node = JSON.readTree(line);
     } catch (JsonProcessingException ex) {
-      throw new LineEncoder.BadLine("malformed JSON: " + ex.getOriginalMessage());
+      throw new LineEncoder.BadLine("malformed JSON: " + JsonErrors.describeInLine(ex));
     }
     if (node == null || !node.isObject()) {
       throw new LineEncoder.BadLine(
@@ -228,7 +229,7 @@ final class JsonlReader implements ExampleStream {
 
   /** The hint that ends the message of a bad line that stops the pass. */
   private static String skipHint() {
-    return " (skipInvalid(true) skips and counts such lines)";
+    return " (TrainingConfig's skipInvalidLines(true) skips and counts such lines)";
   }
 
   private boolean readLine() {

@@ -307,7 +307,7 @@ public final class OllamaModelfile {
    */
   public static String text(Path dir, Path model, Path adapter, Path modelDir, List<String> notes) {
     StringBuilder m = new StringBuilder();
-    m.append("# Ollama Modelfile written by lora4j export-gguf from ")
+    m.append("# Ollama Modelfile written by lora4j from ")
         .append(modelDir.toAbsolutePath().normalize());
     m.append("\n# use: ollama create NAME -f ").append("<this file>").append("\n");
     m.append("FROM ").append(ref(dir, model)).append('\n');

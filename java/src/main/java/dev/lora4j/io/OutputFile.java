@@ -108,7 +108,7 @@ public final class OutputFile implements AutoCloseable {
     if (!overwrite && Files.exists(target, LinkOption.NOFOLLOW_LINKS)) {
       throw new Lora4jException(
           out
-              + " exists: choose a new file name, or use "
+              + " exists: choose a new file name, or pass "
               + OutputFolder.OVERWRITE_OPTION
               + " to replace it");
     }

@@ -29,8 +29,12 @@ import java.util.stream.Stream;
  * }</pre>
  */
 public final class OutputFolder implements AutoCloseable {
-  /** How the option that allows replacing a non-empty folder is named in messages. */
-  public static final String OVERWRITE_OPTION = "overwrite(true)";
+  /**
+   * How messages name the argument that allows replacing a non-empty folder or an existing file:
+   * the {@code overwrite} parameter of the method that writes it (saveAdapter, MergedExport.write,
+   * GgufExport, ...); the command line rewrites it to its flag.
+   */
+  public static final String OVERWRITE_OPTION = "overwrite = true";
 
   private final Path target;
   private final Path tmp;
@@ -95,7 +99,7 @@ public final class OutputFolder implements AutoCloseable {
                 + out
                 + " is not empty (it holds "
                 + String.join(", ", entries)
-                + "): choose a new or empty folder, or use "
+                + "): choose a new or empty folder, or pass "
                 + OVERWRITE_OPTION
                 + " to replace its contents");
       }

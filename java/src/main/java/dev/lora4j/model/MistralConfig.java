@@ -5,6 +5,7 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.lora4j.io.JsonErrors;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -203,7 +204,7 @@ public record MistralConfig(
     try {
       root = JSON.readTree(json);
     } catch (JsonProcessingException e) {
-      throw new ConfigException(sourceName + ": not valid JSON: " + e.getOriginalMessage(), e);
+      throw new ConfigException(sourceName + ": not valid JSON: " + JsonErrors.describe(e), e);
     }
     if (root == null || !root.isObject()) {
       throw new ConfigException(sourceName + ": not a JSON object");

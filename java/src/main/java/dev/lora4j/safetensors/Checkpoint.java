@@ -5,6 +5,7 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.lora4j.io.JsonErrors;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
@@ -84,7 +85,7 @@ public final class Checkpoint implements AutoCloseable {
     try {
       root = JSON.readTree(Files.readAllBytes(idx));
     } catch (JsonProcessingException e) {
-      throw new SafetensorsException(idx + ": not valid JSON: " + e.getOriginalMessage(), e);
+      throw new SafetensorsException(idx + ": not valid JSON: " + JsonErrors.describe(e), e);
     } catch (IOException e) {
       throw new SafetensorsException(idx + ": cannot read: " + e, e);
     }

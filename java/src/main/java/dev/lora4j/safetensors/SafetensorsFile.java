@@ -5,6 +5,7 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.lora4j.io.JsonErrors;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -134,7 +135,7 @@ public final class SafetensorsFile implements AutoCloseable {
       root = JSON.readTree(hdr.array());
     } catch (JsonProcessingException e) {
       throw new SafetensorsException(
-          path + ": header is not valid JSON: " + e.getOriginalMessage(), e);
+          path + ": header is not valid JSON: " + JsonErrors.describe(e), e);
     }
     if (root == null || !root.isObject()) {
       throw new SafetensorsException(path + ": header is not a JSON object");

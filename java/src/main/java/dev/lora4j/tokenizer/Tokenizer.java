@@ -3,6 +3,7 @@ package dev.lora4j.tokenizer;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.lora4j.Lora4jException;
+import dev.lora4j.io.JsonErrors;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.CharacterCodingException;
@@ -129,7 +130,7 @@ public final class Tokenizer {
       root = JSON.readTree(tokenizerJson.toFile());
     } catch (IOException e) {
       throw new Lora4jException(
-          "cannot read tokenizer file " + tokenizerJson + ": " + e.getMessage(), e);
+          "cannot read tokenizer file " + tokenizerJson + ": " + JsonErrors.describe(e), e);
     }
     JsonNode config = null;
     Path parent = tokenizerJson.toAbsolutePath().getParent();
@@ -138,7 +139,7 @@ public final class Tokenizer {
       try {
         config = JSON.readTree(configPath.toFile());
       } catch (IOException e) {
-        throw new Lora4jException("cannot read " + configPath + ": " + e.getMessage(), e);
+        throw new Lora4jException("cannot read " + configPath + ": " + JsonErrors.describe(e), e);
       }
     }
     try {

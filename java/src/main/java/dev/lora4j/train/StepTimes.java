@@ -4,9 +4,10 @@ import java.util.Locale;
 
 /**
  * Where the wall time of the optimizer steps goes: waiting for the data, the forward and backward
- * passes, the gradient norm (with the poisoned-batch guard), the optimizer step, and the listeners
- * (progress, metrics, checkpoints, evaluation). The first step (device warm-up, kernel selection)
- * is left out of the means, so that the figures describe the steady state.
+ * passes, the gradient norm (with the poisoned-batch guard), the optimizer step, the listeners
+ * (progress, metrics, plots), the evaluations every evalSteps and the checkpoints every saveSteps
+ * (averaged over all steps, like the others). The first step (device warm-up, kernel selection) is
+ * left out of the means, so that the figures describe the steady state.
  */
 public final class StepTimes {
   /** The phases of one optimizer step. */
@@ -15,7 +16,9 @@ public final class StepTimes {
     FORWARD_BACKWARD,
     GRAD_NORM,
     OPTIMIZER,
-    LISTENERS
+    LISTENERS,
+    EVALUATION,
+    CHECKPOINTS
   }
 
   private final long[] nanos = new long[Phase.values().length];
@@ -58,13 +61,16 @@ public final class StepTimes {
     return String.format(
         Locale.ROOT,
         "time per optimizer step (mean of %d steps after the first): %.1f ms = data %.1f,"
-            + " forward+backward %.1f, gradient norm %.1f, optimizer %.1f, listeners %.1f",
+            + " forward+backward %.1f, gradient norm %.1f, optimizer %.1f, listeners %.1f,"
+            + " evaluation %.1f, checkpoints %.1f",
         steps,
         total,
         meanMillis(Phase.DATA),
         meanMillis(Phase.FORWARD_BACKWARD),
         meanMillis(Phase.GRAD_NORM),
         meanMillis(Phase.OPTIMIZER),
-        meanMillis(Phase.LISTENERS));
+        meanMillis(Phase.LISTENERS),
+        meanMillis(Phase.EVALUATION),
+        meanMillis(Phase.CHECKPOINTS));
   }
 }

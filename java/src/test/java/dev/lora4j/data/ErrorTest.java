@@ -36,6 +36,14 @@ class ErrorTest {
         fails(cfg().build(), "trail.jsonl", "{\"text\": \"a\"} x"),
         "trail.jsonl:1",
         "malformed JSON");
+    // the parser's reason with the column, without its source placeholder, on one line; the hint
+    // names the setting a Java caller has (TrainingConfig's; the command line rewrites it)
+    DataException cut = fails(cfg().build(), "cut.jsonl", "{\"text\": \"abc\"}", "{\"text\": \"ab");
+    says(cut, "cut.jsonl:2", "malformed JSON", "column", "skipInvalidLines(true)");
+    assertFalse(cut.getMessage().contains("Source:"), cut.getMessage());
+    assertFalse(cut.getMessage().contains("\n"), cut.getMessage());
+    assertDoesNotThrow(
+        () -> dev.lora4j.TrainingConfig.Builder.class.getMethod("skipInvalidLines", boolean.class));
     says(
         fails(cfg().build(), "arr.jsonl", "{\"text\": \"a\"}", "[1, 2]"),
         "arr.jsonl:2",

@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.lora4j.Quantization;
+import dev.lora4j.io.JsonErrors;
 import dev.lora4j.safetensors.Checkpoint;
 import dev.lora4j.safetensors.DType;
 import dev.lora4j.safetensors.SafetensorsException;
@@ -174,7 +175,7 @@ public final class Bnb4bit {
     try {
       qs = JSON.readTree(new String(raw, StandardCharsets.UTF_8));
     } catch (JsonProcessingException e) {
-      throw new SafetensorsException(at + " is not a JSON object: " + e.getOriginalMessage(), e);
+      throw new SafetensorsException(at + " is not a JSON object: " + JsonErrors.describe(e), e);
     }
     if (qs == null || !qs.isObject()) throw new SafetensorsException(at + " is not a JSON object");
     String type = stateText(qs, "quant_type", at);

@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.lora4j.io.JsonErrors;
 import dev.lora4j.model.ConfigException;
 import dev.lora4j.model.Json;
 import java.io.IOException;
@@ -199,7 +200,7 @@ public record AdapterConfig(
     try {
       root = JSON.readTree(json);
     } catch (JsonProcessingException e) {
-      throw new ConfigException(src + ": not valid JSON: " + e.getOriginalMessage(), e);
+      throw new ConfigException(src + ": not valid JSON: " + JsonErrors.describe(e), e);
     }
     if (root == null || !root.isObject()) {
       throw new ConfigException(src + ": not a JSON object");
