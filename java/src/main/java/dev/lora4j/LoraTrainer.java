@@ -80,9 +80,10 @@ public final class LoraTrainer {
   /**
    * The loss of the model as it is (with its adapter when one is attached) over a whole JSONL file,
    * in file order, read as {@link #fit} reads training data under cfg: its format (or the
-   * dataset's), trainOnCompletionsOnly, maxSeqLength (and the model's positions), batchSize and
-   * skipInvalidLines; no validation split is taken. {@code LossSum.mean()} is the validation loss
-   * fit reports for the same file given as validationFile.
+   * dataset's), trainOnCompletionsOnly, maxSeqLength (and the model's positions), batchSize,
+   * packing and skipInvalidLines; no validation split is taken. For the file fit was given as
+   * validationFile, {@code LossSum.mean()} is the validation loss fit reports when data here has
+   * the format fit's training Dataset had (fit reads the validation file in that format).
    *
    * @throws Lora4jException when the data has no token that counts in the loss, or at a bad line
    *     (unless skipInvalidLines)
@@ -448,8 +449,9 @@ public final class LoraTrainer {
                   + state.step()
                   + " of "
                   + totalSteps
-                  + "): nothing is left to train; the adapter and the final evaluation are written"
-                  + " again. To train further, start a new run from its adapter (initAdapter)");
+                  + "): nothing is left to train; its adapter is written again (and evaluated, with"
+                  + " validation or forgetting data). To train further, start a new run from it"
+                  + " (initAdapter)");
         }
       }
       if (!cfg.distributed().isSingle()) {
@@ -573,6 +575,7 @@ public final class LoraTrainer {
                     again);
               } else {
                 stepsThisRun++;
+                if (Double.isNaN(firstLoss)) firstLoss = again.loss();
                 lastLoss = again.loss();
                 applied(again, tr, pending, times);
               }
@@ -915,7 +918,7 @@ public final class LoraTrainer {
     List<String> planWarnings(long totalSteps, DataStats scan) {
       long examples = scan.examples(), truncated = scan.truncated();
       List<String> w = new ArrayList<>();
-      String lost = lengthLoss(scan, cfg.maxSeqLength());
+      String lost = lengthLoss(scan, Math.min(cfg.maxSeqLength(), model.maxSeqLength()));
       if (lost != null) w.add(lost);
       if (truncated > 0 && cfg.maxSeqLength() > model.maxSeqLength()) {
         w.add(
@@ -957,10 +960,12 @@ public final class LoraTrainer {
     }
 
     /**
-     * A warning when at least a tenth of the training lines lost tokens to the length limit or
-     * taught nothing (dropped with no label left, dropped as too long, or cut); null otherwise. The
-     * data report (trainData().describe()) counts every case; this puts a large loss among the
-     * run's warnings, where a caller with its own listeners sees it.
+     * A warning when at least a tenth of the training lines lost tokens to the length limit (the
+     * smaller of maxSeqLength and the model's positions) or taught nothing: dropped with no label
+     * left, dropped as too long, or cut (three disjoint counts: a line cut to nothing that counts
+     * is a drop only); null otherwise. The data report (trainData().describe()) counts every case;
+     * this puts a large loss among the run's warnings, where a caller with its own listeners sees
+     * it.
      */
     static String lengthLoss(DataStats scan, int maxSeqLength) {
       long noLabels = scan.skipped(DataStats.SkipReason.NO_LABELS);
@@ -974,9 +979,9 @@ public final class LoraTrainer {
       if (cut > 0) parts.add(cut + " cut");
       return String.format(
           Locale.ROOT,
-          "%d of the training data's %d lines (%.0f%%) lost tokens to maxSeqLength %d or taught"
-              + " nothing: %s; raise maxSeqLength if the rows are longer (trainData().describe()"
-              + " names the first of each)",
+          "%d of the training data's %d lines (%.0f%%) lost tokens to the length limit of %d"
+              + " tokens or taught nothing: %s; raise maxSeqLength (and the model's positions) if"
+              + " the rows are longer (trainData().describe() names the first of each)",
           hit,
           scan.lines(),
           100.0 * hit / scan.lines(),

@@ -21,6 +21,7 @@ final class Flags {
     NAMES.put("pass overwrite = true", "use --overwrite");
     NAMES.put("resume(true)", "--resume");
     NAMES.put("TrainingConfig's skipInvalidLines(true)", "--skip-invalid");
+    NAMES.put("trainData().describe()", "the training data report");
     NAMES.put("groupByLength(true)", "--group-by-length");
     NAMES.put("packing(true)", "--packing");
     NAMES.put("DataConfig.format", "--format");

@@ -377,12 +377,13 @@ final class TrainCommand implements Callable<Integer> {
       }
       System.out.printf(
           Locale.ROOT,
-          "adapter: %s%nsteps: %d (skipped %d)%nloss: %.4f -> %.4f%n",
+          "adapter: %s%nsteps: %d (skipped %d)%nloss: %s%n",
           r.adapterDir(),
           r.steps(),
           r.skippedSteps(),
-          r.firstLoss(),
-          r.finalLoss());
+          Double.isNaN(r.firstLoss())
+              ? "no step in this run"
+              : String.format(Locale.ROOT, "%.4f -> %.4f", r.firstLoss(), r.finalLoss()));
       if (r.finalEvaluation() != null) {
         var e = r.finalEvaluation();
         if (e.hasTask()) {

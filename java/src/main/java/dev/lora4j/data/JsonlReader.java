@@ -151,10 +151,8 @@ final class JsonlReader implements ExampleStream {
           continue;
         }
         e = e.truncate(config.maxSeqLength());
-        stats.truncatedOne(
-            where, fullLength + " tokens cut to maxSeqLength " + config.maxSeqLength());
       }
-      if (e.countedTokens() == 0) {
+      if (e.countedTokens() == 0) { // a line cut to nothing that counts is a drop, not a cut
         stats.skip(
             DataStats.SkipReason.NO_LABELS,
             where,
@@ -166,6 +164,10 @@ final class JsonlReader implements ExampleStream {
                     + "): the part that counts was cut"
                 : "no token counts in the loss");
         continue;
+      }
+      if (fullLength > config.maxSeqLength()) {
+        stats.truncatedOne(
+            where, fullLength + " tokens cut to maxSeqLength " + config.maxSeqLength());
       }
       stats.example(e);
       produced++;

@@ -13,12 +13,12 @@ public final class JsonErrors {
 
   /** "[Source: ...; line: 1, column: 2]" as the parser embeds it (a start marker's location). */
   private static final Pattern SOURCE =
-      Pattern.compile("\\s*\\[Source: [^\\]]*?; line: (\\d+), column: (\\d+)\\]");
+      Pattern.compile("\\[Source: [^\\]]*?; line: (\\d+), column: (\\d+)\\]");
 
   /**
    * The reason of a parse error, one line: "Unexpected end-of-input: expected close marker for
-   * Object (started at line 1, column 1) at line 1, column 10"; other exceptions' messages as they
-   * are.
+   * Array (start marker at line 2, column 8) at line 3, column 4"; other exceptions' messages as
+   * they are.
    */
   public static String describe(Exception e) {
     return describe(e, true);
@@ -26,7 +26,7 @@ public final class JsonErrors {
 
   /**
    * {@link #describe(Exception)} for a text of one line (a JSONL line, whose message names the
-   * file's line already): "... (started at column 1) at column 10".
+   * file's line already): "... (start marker at column 1) at column 10".
    */
   public static String describeInLine(Exception e) {
     return describe(e, false);
@@ -35,10 +35,7 @@ public final class JsonErrors {
   private static String describe(Exception e, boolean lines) {
     if (!(e instanceof JsonProcessingException j)) return String.valueOf(e.getMessage());
     String why = String.valueOf(j.getOriginalMessage());
-    why =
-        SOURCE
-            .matcher(why)
-            .replaceAll(lines ? " (started at line $1, column $2)" : " (started at column $2)");
+    why = SOURCE.matcher(why).replaceAll(lines ? "line $1, column $2" : "column $2");
     why = why.replaceAll("\\s*\\R\\s*", " ").trim();
     JsonLocation at = j.getLocation();
     if (at != null && at.getLineNr() > 0) {

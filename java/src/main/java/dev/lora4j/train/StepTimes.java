@@ -5,7 +5,7 @@ import java.util.Locale;
 /**
  * Where the wall time of the optimizer steps goes: waiting for the data, the forward and backward
  * passes, the gradient norm (with the poisoned-batch guard), the optimizer step, the listeners
- * (progress, metrics, plots), the evaluations every evalSteps and the checkpoints every saveSteps
+ * (progress, metrics), the evaluations every evalSteps and the checkpoints every saveSteps
  * (averaged over all steps, like the others). The first step (device warm-up, kernel selection) is
  * left out of the means, so that the figures describe the steady state.
  */

@@ -53,8 +53,9 @@ class TrainerApiTest {
               List.of());
       String w = String.join("\n", cut.warnings());
       assertTrue(
-          w.contains("16 of the training data's 16 lines (100%) lost tokens to maxSeqLength 5")
-              && w.contains("16 cut"),
+          w.contains(
+                  "16 of the training data's 16 lines (100%) lost tokens to the length limit of 5")
+              && w.contains(": 16 cut;"),
           w);
       TrainingResult whole =
           LoraTrainer.fit(
@@ -65,6 +66,33 @@ class TrainerApiTest {
       assertFalse(
           String.join("\n", whole.warnings()).contains("maxSeqLength"),
           whole.warnings().toString());
+    }
+  }
+
+  @Test
+  void aLineCutToNothingThatCountsIsCountedOnce(@TempDir Path tmp) throws Exception {
+    // 10 lines: 8 short, 2 whose labelled tokens lie past the limit (cut, then dropped): 20%
+    StringBuilder sb = new StringBuilder();
+    for (int i = 0; i < 8; i++) sb.append("{\"input_ids\":[3,4,5,6,7,8]}\n");
+    for (int i = 0; i < 2; i++)
+      sb.append(
+          "{\"input_ids\":[3,4,5,6,7,8,9,10,11,12],"
+              + "\"labels\":[-100,-100,-100,-100,-100,-100,-100,-100,11,12]}\n");
+    Path d = Files.writeString(tmp.resolve("d.jsonl"), sb);
+    try (MistralModel m = MistralModel.load(TrainerTest.MODEL, Device.cpu())) {
+      TrainingResult r =
+          LoraTrainer.fit(
+              m,
+              Dataset.jsonl(d),
+              TrainerTest.cfg(tmp.resolve("out")).maxSteps(1).maxSeqLength(8).build(),
+              List.of());
+      assertEquals(0, r.truncatedExamples(), r.trainData().describe());
+      assertEquals(2, r.skippedExamples(), r.trainData().describe());
+      String w = String.join("\n", r.warnings());
+      assertTrue(
+          w.contains("2 of the training data's 10 lines (20%)")
+              && w.contains(": 2 dropped with nothing to learn;"),
+          w);
     }
   }
 
