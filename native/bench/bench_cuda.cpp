@@ -299,18 +299,37 @@ static lora4j_engine* step_engine(int layers, int recompute, uint32_t targets, i
 }
 
 // The benchmark's batch: B rows of S tokens, labels = inputs.
+// Every token counts in the loss, as in the reference stack's benchmark, unless:
+// LORA4J_BENCH_MASKED=F (0 <= F < 1): the first F of each row's labels are -100, as a prompt's
+// are under completion-only training;
+// LORA4J_BENCH_PADDED=F: rows of mixed lengths as the trainer batches them, right-padded to S
+// (mask 0, label -100 past each row's end): row r of B holds S (1 - F r / (B - 1)) tokens, so a
+// batch's padding is F / 2 of its positions (the trainer's on rows of 1024 to 2048 tokens in
+// batches of 4 was ~17-21%).
+static double bench_fraction(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? std::min(0.99, std::max(0.0, std::atof(v))) : 0.0;
+}
+static double bench_masked() { return bench_fraction("LORA4J_BENCH_MASKED"); }
+static double bench_padded() { return bench_fraction("LORA4J_BENCH_PADDED"); }
 struct StepBatch {
-  std::vector<int32_t> ids, labels;
+  std::vector<int32_t> ids, labels, mask;
   lora4j_batch b{};
-  StepBatch(int B, int S) : ids(size_t(B) * S), labels(size_t(B) * S) {
+  StepBatch(int B, int S) : ids(size_t(B) * S), labels(size_t(B) * S), mask(size_t(B) * S, 1) {
+    const int prompt = int(bench_masked() * S);
+    const double padded = bench_padded();
     for (size_t i = 0; i < ids.size(); ++i) {
-      ids[i] = int32_t((i * 2654435761u) % 32000);
-      labels[i] = ids[i];
+      const int r = int(i / size_t(S)), t = int(i % size_t(S));
+      const int len = B > 1 ? int(S * (1.0 - padded * r / (B - 1))) : S;
+      ids[i] = t < len ? int32_t((i * 2654435761u) % 32000) : 0;
+      mask[i] = t < len ? 1 : 0;
+      labels[i] = t < prompt || t >= len ? -100 : ids[i];
     }
     b.batch = B;
     b.seq = S;
     b.input_ids = ids.data();
     b.labels = labels.data();
+    if (padded > 0) b.attention_mask = mask.data();  // as the trainer's collated batches
   }
 };
 
@@ -389,10 +408,10 @@ static void bench_step(int layers, int B, int S, int recompute, uint32_t targets
   all += "]";
   std::printf(
       "{\"bench\":\"train_step\",\"layers\":%d,\"B\":%d,\"S\":%d,\"recompute\":%d,\"targets\":%u,"
-      "\"offload\":%d,\"s\":%.4f,"
+      "\"offload\":%d,\"masked\":%.2f,\"padded\":%.2f,\"s\":%.4f,"
       "\"tokens_per_s\":%.0f,\"peak_gib\":%.2f,\"loss\":%.4f%s%s}\n",
-      layers, B, S, recompute, targets, offload, s, B * S / s, peak / 1073741824.0, loss,
-      power.c_str(), all.c_str());
+      layers, B, S, recompute, targets, offload, bench_masked(), bench_padded(), s, B * S / s,
+      peak / 1073741824.0, loss, power.c_str(), all.c_str());
   API(lora4j_engine_destroy(e));
 }
 
@@ -405,8 +424,9 @@ static void bench_pair(int layers, int B, int S, int recompute, uint32_t targets
   using namespace lora4j::bench;
   char nums[192];
   std::snprintf(nums, sizeof nums,
-                ",\"layers\":%d,\"B\":%d,\"S\":%d,\"recompute\":%d,\"targets\":%u,\"offload\":%d",
-                layers, B, S, recompute, targets, offload);
+                ",\"layers\":%d,\"B\":%d,\"S\":%d,\"recompute\":%d,\"targets\":%u,\"offload\":%d,"
+                "\"masked\":%.2f,\"padded\":%.2f",
+                layers, B, S, recompute, targets, offload, bench_masked(), bench_padded());
   const std::string head =
       "{\"bench\":\"train_step_pair\",\"ab\":\"" + json_text(g_ab_spec) + "\"" + nums;
   auto give_up = [&](const std::string& why, lora4j_engine* x, lora4j_engine* y) {
