@@ -840,6 +840,18 @@ void qk_f16_bounds() {
   for (lora4j_engine* x : e) API(lora4j_engine_destroy(x));
 }
 
+// Two engines for an A/B of an engine switch read at the engine's creation: e[0] as the
+// environment says, e[1] made with `off` set to 0; both attached at rank, scale and targets.
+void switch_pair(const Golden& g, int recompute, const char* off, int rank, float scale,
+                 uint32_t targets, lora4j_engine* (&e)[2]) {
+  for (int k = 0; k < 2; ++k) {
+    if (k == 1) setenv(off, "0", 1);
+    e[k] = make_engine(g, recompute);
+    unsetenv(off);
+    API(lora4j_lora_attach(e[k], rank, scale, targets));
+  }
+}
+
 // q, k and v's input gradients as one GEMM (CudaEngine::qkv_dx, the default) against three GEMMs
 // and the group's LoRA term (LORA4J_QKV_DX_FOLD=0), hd128, rank 8 and scale 1.5 (s T rounded to
 // bf16 once; the fold's K a multiple of 8, so its operand copies take the vectorized path), A and
@@ -854,12 +866,7 @@ void qkv_dx_fold() {
   for (uint32_t targets : {0x7Fu, 0x78u})
     for (int recompute : {LORA4J_RECOMPUTE_NONE, LORA4J_RECOMPUTE_LAYER}) {
       lora4j_engine* e[2];
-      for (int k = 0; k < 2; ++k) {
-        if (k == 1) setenv("LORA4J_QKV_DX_FOLD", "0", 1);  // read at the engine's creation
-        e[k] = make_engine(g, recompute);
-        unsetenv("LORA4J_QKV_DX_FOLD");
-        API(lora4j_lora_attach(e[k], 8, 1.5f, targets));
-      }
+      switch_pair(g, recompute, "LORA4J_QKV_DX_FOLD", 8, 1.5f, targets, e);
       std::mt19937 rng(uint32_t(17 + recompute + targets));
       set_random_adapter(e, rng, 0.f);
       lora4j_batch b = batch_of(g);
@@ -894,12 +901,7 @@ void attn_o_bf16() {
   Golden g = load_case("hd128");
   for (int recompute : {LORA4J_RECOMPUTE_NONE, LORA4J_RECOMPUTE_LAYER}) {
     lora4j_engine* e[2];
-    for (int k = 0; k < 2; ++k) {
-      if (k == 1) setenv("LORA4J_ATTN_O_BF16", "0", 1);  // read at the engine's creation
-      e[k] = make_engine(g, recompute);
-      unsetenv("LORA4J_ATTN_O_BF16");
-      API(lora4j_lora_attach(e[k], 8, 2.f, 0x7Fu));
-    }
+    switch_pair(g, recompute, "LORA4J_ATTN_O_BF16", 8, 2.f, 0x7Fu, e);
     std::mt19937 rng(uint32_t(31 + recompute));
     set_random_adapter(e, rng, 0.f);
     lora4j_batch b = batch_of(g);
