@@ -131,6 +131,15 @@ class AbTest(unittest.TestCase):
         finally:
             os.unlink(path)
 
+    def test_energy_too_spread_is_not_read(self):
+        r = {"ab": "X=0", "B": 4, "S": 2048, "pairs": 24, "ratio_s": 1.0, "ratio_s_q": [0.99, 1.01],
+             "b_faster": 12, "p_sign_s": 1.0, "ratio_j": 0.86, "ratio_j_q": [0.81, 0.98],
+             "b_less_energy": 24, "p_sign_j": 0.0001}
+        out = ab.report_pairs([("", r)])
+        self.assertIn("p 0.000: not read (quartiles 17% apart)", out)
+        r["ratio_j_q"] = [0.85, 0.90]
+        self.assertIn("p 0.000: b lower", ab.report_pairs([("", r)]))
+
     def test_masked_setting_is_named(self):
         key = ab.setting_key({"B": 4, "S": 2048, "recompute": 0, "offload": 0, "masked": 0.5})
         self.assertEqual(ab.setting_name(key), "4 x 2048, no recompute, 50% of labels -100")
