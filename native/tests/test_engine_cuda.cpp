@@ -260,6 +260,14 @@ void golden(const std::string& case_name, bool folded = false, const char* qk_lo
   ct::report(S, name + " adamw 3 steps losses", ct::rel_err(got_l, ref_l), 3e-3);
   ct::report(S, name + " adamw 3 steps grad norms", ct::rel_err(got_n, ref_n), 3e-2);
   {
+    // each step's norm on its own, as the Java GoldenTest checks it (the sixth session's
+    // right-padding branch passed the line above and failed this on hd128's third step)
+    double worst = 0;
+    for (size_t s = 0; s < got_n.size(); ++s)
+      worst = ct::worst_of(worst, std::fabs(double(got_n[s]) - ref_n[s]) / std::fabs(ref_n[s]));
+    ct::report(S, name + " adamw grad norm, worst step", worst, 3e-2);
+  }
+  {
     std::vector<float> a, r;
     for (const auto& [nm, got] : lora_state(e, LORA4J_STATE_PARAM)) {
       std::string key = "adamw.final." + nm.substr(0, nm.size() - 7) + ".default.weight";
