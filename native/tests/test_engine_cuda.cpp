@@ -939,6 +939,125 @@ void attn_o_bf16() {
   }
 }
 
+// The op names of the phase times of two forward_backward calls on b by an engine made with
+// LORA4J_PHASE_TIMES and, when off is given, that switch set to 0.
+std::set<std::string> ops_run(Golden& g, lora4j_batch& b, const char* off) {
+  const std::string path = "/tmp/lora4j-ops-run-" + std::to_string(getpid()) + ".jsonl";
+  std::remove(path.c_str());
+  setenv("LORA4J_PHASE_TIMES", path.c_str(), 1);
+  if (off) setenv(off, "0", 1);
+  lora4j_engine* e = make_engine(g, LORA4J_RECOMPUTE_NONE);
+  unsetenv("LORA4J_PHASE_TIMES");
+  if (off) unsetenv(off);
+  attach(g, e, "adapter_init");
+  for (int i = 0; i < 2; ++i) {
+    double sum = 0;
+    int64_t tokens = 0;
+    API(lora4j_forward_backward(e, &b, 1.f, &sum, &tokens));
+  }
+  lora4j_engine_destroy(e);  // writes the file
+  std::set<std::string> names;
+  FILE* f = std::fopen(path.c_str(), "r");
+  char buf[1024];
+  while (f && std::fgets(buf, sizeof buf, f)) {
+    std::string line(buf);
+    size_t a = line.find(": \"");
+    if (a == std::string::npos) continue;
+    a += 3;
+    names.insert(line.substr(a, line.find('"', a) - a));
+  }
+  if (f) std::fclose(f);
+  std::remove(path.c_str());
+  return names;
+}
+
+// A right-padded batch's mask dropped in the loss calls (CudaEngine::prepare): hd128's batch (row
+// 1 right-padded, its padding labelled -100) through the default engine and one made with
+// LORA4J_RIGHT_PAD_UNMASKED=0, with and without recompute: the same tokens, the loss within 1e-4,
+// every LoRA gradient within 2e-2 (the unmasked and the masked attention kernels round
+// differently; the golden cases hold the default path to Hugging Face's); logits() keeps the mask
+// (the two engines' logits bit for bit); the phase times name the key mask only where it is used:
+// with the switch off, a left-padded batch, a right-padded one whose padding's targets count.
+void right_pad_unmasked() {
+  const char* S = "right pad";
+  Golden g = load_case("hd128");
+  bool right = false;
+  for (int r = 0; r < g.B; ++r) right = right || g.mask[size_t(r * g.S + g.S - 1)] == 0;
+  ct::report_bool(S, "hd128's batch has a right-padded row", right, "");
+  for (int recompute : {LORA4J_RECOMPUTE_NONE, LORA4J_RECOMPUTE_LAYER}) {
+    lora4j_engine* e[2];
+    for (int k = 0; k < 2; ++k) {
+      if (k == 1) setenv("LORA4J_RIGHT_PAD_UNMASKED", "0", 1);  // read at the engine's creation
+      e[k] = make_engine(g, recompute);
+      unsetenv("LORA4J_RIGHT_PAD_UNMASKED");
+      API(lora4j_lora_attach(e[k], 8, 2.f, 0x7Fu));
+    }
+    std::mt19937 rng(uint32_t(53 + recompute));
+    set_random_adapter(e, rng, 0.f);
+    lora4j_batch b = batch_of(g);
+    std::vector<std::pair<std::string, std::vector<float>>> grads[2];
+    double loss[2] = {0, 0};
+    int64_t tokens[2] = {0, 0};
+    for (int k = 0; k < 2; ++k) {
+      API(lora4j_zero_grad(e[k]));
+      API(lora4j_forward_backward(e[k], &b, 0.01f, &loss[k], &tokens[k]));
+      grads[k] = lora_state(e[k], LORA4J_STATE_GRAD);
+    }
+    const std::string label = recompute ? "recompute layer" : "no recompute";
+    ct::report_bool(S, "the same counted tokens, " + label, tokens[0] == tokens[1] && tokens[0] > 0,
+                    std::to_string(tokens[0]) + " and " + std::to_string(tokens[1]));
+    ct::report(S, "hd128 loss unmasked vs masked, " + label,
+               std::fabs(loss[0] - loss[1]) / std::fabs(loss[1]), 1e-4);
+    double worst = grads[0].size() == grads[1].size() && !grads[0].empty() ? 0 : NAN;
+    for (size_t i = 0; i < grads[0].size() && i < grads[1].size(); ++i)
+      worst = ct::worst_of(worst, ct::rel_err(grads[0][i].second, grads[1][i].second));
+    ct::report(S, "hd128 worst LoRA grad unmasked vs masked, " + label, worst, 2e-2);
+    if (recompute == LORA4J_RECOMPUTE_NONE) {
+      const int64_t n = int64_t(g.B) * g.S, V = g.cfg.vocab_size;
+      std::vector<float> lg[2];
+      for (int k = 0; k < 2; ++k) {
+        lg[k].resize(size_t(n * V));
+        API(lora4j_logits(e[k], &b, lg[k].data(), n * V));
+      }
+      ct::report_bool(S, "logits() keeps the mask: the two engines' logits bit for bit",
+                      std::memcmp(lg[0].data(), lg[1].data(), lg[0].size() * 4) == 0, "");
+    }
+    for (lora4j_engine* x : e) API(lora4j_engine_destroy(x));
+  }
+  lora4j_batch b = batch_of(g);
+  const std::string kf = "attention forward, key mask", kb = "attention backward, key mask";
+  std::set<std::string> on = ops_run(g, b, nullptr),
+                        off = ops_run(g, b, "LORA4J_RIGHT_PAD_UNMASKED");
+  ct::report_bool(S, "the default engine runs the right-padded batch unmasked",
+                  on.count("attention forward") && !on.count(kf) && !on.count(kb), "");
+  ct::report_bool(S, "LORA4J_RIGHT_PAD_UNMASKED=0: the key mask", off.count(kf) && off.count(kb),
+                  "");
+  // the padded row turned left-padded: zeros first
+  std::vector<int32_t> ids(g.ids.begin(), g.ids.end()), mask(g.mask.begin(), g.mask.end()),
+      labels(g.labels.begin(), g.labels.end());
+  for (int r = 0; r < g.B; ++r) {
+    const size_t o = size_t(r) * size_t(g.S);
+    const int valid = int(std::count(mask.begin() + o, mask.begin() + o + g.S, 1));
+    for (auto* v : {&ids, &mask, &labels})
+      std::rotate(v->begin() + o, v->begin() + o + valid, v->begin() + o + g.S);
+  }
+  lora4j_batch left = b;
+  left.input_ids = ids.data();
+  left.attention_mask = mask.data();
+  left.labels = labels.data();
+  std::set<std::string> l = ops_run(g, left, nullptr);
+  ct::report_bool(S, "a left-padded batch keeps the key mask", l.count(kf) && l.count(kb), "");
+  // the right-padded batch with its padding's targets counted
+  std::vector<int32_t> counted(g.labels.begin(), g.labels.end());
+  for (size_t i = 0; i < counted.size(); ++i)
+    if (g.mask[i] == 0) counted[i] = g.ids[i];
+  lora4j_batch pc = b;
+  pc.labels = counted.data();
+  std::set<std::string> c = ops_run(g, pc, nullptr);
+  ct::report_bool(S, "padding whose targets count keeps the key mask", c.count(kf) && c.count(kb),
+                  "");
+}
+
 int main() {
   ct::require_cuda_backend("engine");
   const char* root = std::getenv("LORA4J_TESTDATA");
@@ -951,6 +1070,7 @@ int main() {
   qk_f16_bounds();
   qkv_dx_fold();
   attn_o_bf16();
+  right_pad_unmasked();
   packing();
   target_sets();
   fold_lifecycle();
