@@ -973,7 +973,7 @@ std::set<std::string> ops_run(Golden& g, lora4j_batch& b, const char* off) {
 
 // A right-padded batch's mask dropped in the loss calls (CudaEngine::prepare): hd128's batch (row
 // 1 right-padded, its padding labelled -100) through the default engine and one made with
-// LORA4J_RIGHT_PAD_UNMASKED=0, with and without recompute: the same tokens, the loss within 1e-4,
+// LORA4J_RIGHT_PAD_UNMASKED=0, with and without recompute: the same tokens, the loss within 1e-3,
 // every LoRA gradient within 2e-2 (the unmasked and the masked attention kernels round
 // differently; the golden cases hold the default path to Hugging Face's); logits() keeps the mask
 // (the two engines' logits bit for bit); the phase times name the key mask only where it is used:
@@ -1007,7 +1007,7 @@ void right_pad_unmasked() {
     ct::report_bool(S, "the same counted tokens, " + label, tokens[0] == tokens[1] && tokens[0] > 0,
                     std::to_string(tokens[0]) + " and " + std::to_string(tokens[1]));
     ct::report(S, "hd128 loss unmasked vs masked, " + label,
-               std::fabs(loss[0] - loss[1]) / std::fabs(loss[1]), 1e-4);
+               std::fabs(loss[0] - loss[1]) / std::fabs(loss[1]), 1e-3);
     double worst = grads[0].size() == grads[1].size() && !grads[0].empty() ? 0 : NAN;
     for (size_t i = 0; i < grads[0].size() && i < grads[1].size(); ++i)
       worst = ct::worst_of(worst, ct::rel_err(grads[0][i].second, grads[1][i].second));
