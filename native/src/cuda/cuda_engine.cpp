@@ -1595,8 +1595,9 @@ class CudaEngine final : public Engine {
     // valid token never sees the padding after it, and the padding's outputs reach no counted
     // loss, so its gradients are exactly zero and add nothing to any other gradient. The trainer's
     // batches of mixed lengths are such; they then take the unmasked kernels (the Hopper ones at
-    // head_dim 128). logits() and hidden_states() keep the mask, so that every position's output is
-    // Hugging Face's. LORA4J_RIGHT_PAD_UNMASKED=0 keeps it everywhere.
+    // head_dim 64 or 128). logits() and hidden_states() keep the mask: they return every
+    // position's output, the padding's too, as the masked attention gives it.
+    // LORA4J_RIGHT_PAD_UNMASKED=0 keeps it everywhere.
     if (has_mask_ && targets && right_pad_unmasked_ && right_padded(b)) has_mask_ = false;
     has_seg_ = false;
     if (b.segment_ids)
