@@ -992,12 +992,7 @@ void right_pad_unmasked_case(const std::string& name, double loss_tol, double gr
   ct::report_bool(S, name + "'s batch has a right-padded row", right, "");
   for (int recompute : {LORA4J_RECOMPUTE_NONE, LORA4J_RECOMPUTE_LAYER}) {
     lora4j_engine* e[2];
-    for (int k = 0; k < 2; ++k) {
-      if (k == 1) setenv("LORA4J_RIGHT_PAD_UNMASKED", "0", 1);  // read at the engine's creation
-      e[k] = make_engine(g, recompute);
-      unsetenv("LORA4J_RIGHT_PAD_UNMASKED");
-      API(lora4j_lora_attach(e[k], 8, 2.f, 0x7Fu));
-    }
+    switch_pair(g, recompute, "LORA4J_RIGHT_PAD_UNMASKED", 8, 2.f, 0x7Fu, e);
     std::mt19937 rng(uint32_t(53 + recompute));
     set_random_adapter(e, rng, 0.f);
     lora4j_batch b = batch_of(g);
