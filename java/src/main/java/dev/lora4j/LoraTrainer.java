@@ -856,8 +856,9 @@ public final class LoraTrainer {
         evals.add(evaluator.evaluate(step));
         times.mark(StepTimes.Phase.EVALUATION);
       }
-      if (cfg.saveSteps() > 0 && step % cfg.saveSteps() == 0) compareAdapters(false);
-      if (cfg.saveSteps() > 0 && step % cfg.saveSteps() == 0 && writer) {
+      boolean save = cfg.saveSteps() > 0 && step % cfg.saveSteps() == 0;
+      if (save) compareAdapters(false);
+      if (save && writer) {
         TrainerState st =
             new TrainerState(
                 step,
@@ -872,8 +873,7 @@ public final class LoraTrainer {
         Path dir = store.save(model, st, settings);
         for (TrainingListener l : listeners) l.onCheckpoint(dir, step);
       }
-      if (cfg.saveSteps() > 0 && step % cfg.saveSteps() == 0)
-        times.mark(StepTimes.Phase.CHECKPOINTS);
+      if (save) times.mark(StepTimes.Phase.CHECKPOINTS);
     }
 
     /** A step rejected twice (or never retried): one line per micro-batch in rejected.jsonl. */

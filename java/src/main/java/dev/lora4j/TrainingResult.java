@@ -75,6 +75,13 @@ public record TrainingResult(
         0);
   }
 
+  /** "11.6884 -> 2.1348" (first and final loss), or "none (no step in this run)". */
+  public String lossChange() {
+    return Double.isNaN(firstLoss)
+        ? "none (no step in this run)"
+        : String.format(java.util.Locale.ROOT, "%.4f -> %.4f", firstLoss, finalLoss);
+  }
+
   /** The last evaluation, or null when none ran. */
   public TrainingListener.Evaluation finalEvaluation() {
     return evaluations.isEmpty() ? null : evaluations.get(evaluations.size() - 1);

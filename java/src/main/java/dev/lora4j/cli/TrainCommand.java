@@ -381,9 +381,7 @@ final class TrainCommand implements Callable<Integer> {
           r.adapterDir(),
           r.steps(),
           r.skippedSteps(),
-          Double.isNaN(r.firstLoss())
-              ? "no step in this run"
-              : String.format(Locale.ROOT, "%.4f -> %.4f", r.firstLoss(), r.finalLoss()));
+          r.lossChange());
       if (r.finalEvaluation() != null) {
         var e = r.finalEvaluation();
         if (e.hasTask()) {

@@ -142,7 +142,8 @@ final class JsonlReader implements ExampleStream {
         continue;
       }
       int fullLength = e.length();
-      if (fullLength > config.maxSeqLength()) {
+      boolean cut = fullLength > config.maxSeqLength();
+      if (cut) {
         if (config.dropOverlong()) {
           stats.skip(
               DataStats.SkipReason.TOO_LONG,
@@ -156,7 +157,7 @@ final class JsonlReader implements ExampleStream {
         stats.skip(
             DataStats.SkipReason.NO_LABELS,
             where,
-            fullLength > config.maxSeqLength()
+            cut
                 ? "no token counts in the loss within its first "
                     + config.maxSeqLength()
                     + " tokens (of "
@@ -165,7 +166,7 @@ final class JsonlReader implements ExampleStream {
                 : "no token counts in the loss");
         continue;
       }
-      if (fullLength > config.maxSeqLength()) {
+      if (cut) {
         stats.truncatedOne(
             where, fullLength + " tokens cut to maxSeqLength " + config.maxSeqLength());
       }

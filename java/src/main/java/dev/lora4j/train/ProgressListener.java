@@ -160,17 +160,13 @@ public final class ProgressListener implements TrainingListener {
   @Override
   public void onTrainEnd(dev.lora4j.TrainingResult r) {
     endBar();
-    String loss =
-        Double.isNaN(r.firstLoss())
-            ? "no step in this run"
-            : String.format(Locale.ROOT, "loss %.4f -> %.4f", r.firstLoss(), r.finalLoss());
     out.printf(
         Locale.ROOT,
-        "done: %d steps (%d skipped) in %.1fs; %s; adapter in %s%n",
+        "done: %d steps (%d skipped) in %.1fs; loss %s; adapter in %s%n",
         r.steps(),
         r.skippedSteps(),
         r.seconds(),
-        loss,
+        r.lossChange(),
         r.adapterDir());
     if (r.finalEvaluation() != null) out.println("final eval: " + describe(r.finalEvaluation()));
   }
