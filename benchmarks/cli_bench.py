@@ -370,6 +370,8 @@ def main():
             r["tokens_per_s"] = round(statistics.median(tps)) if tps else None
             if tps and s.padded:
                 r["padded"] = 1
+                if s.grouped:
+                    r["grouped"] = 1
             elif tps:
                 # rows of exactly S tokens: every step has B x S x workers real tokens
                 r["step_s"] = round(s.bs * s.seq * workers / statistics.median(tps), 4)

@@ -30,6 +30,11 @@ def single(r):
     return r.get("nproc", 1) == 1 and r.get("grad_accum", 1) == 1
 
 
+def rows_name(r):
+    """', padded rows' / ', padded rows, grouped' for cli_bench.py's rows of mixed length."""
+    return (", padded rows" if r.get("padded") else "") + (", grouped" if r.get("grouped") else "")
+
+
 def smi_of(r):
     """nvidia-smi's peak of a run: the process's, else GPU 0's rise during it (GiB)."""
     return r.get("smi_peak_gib", r.get("gpu0_delta_peak_gib"))
@@ -109,7 +114,8 @@ def cli_vs_reference(cli_path, ref_path):
           "| ratio | target |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in runs:
-        if r.get("load_in_4bit"):
+        # the reference trains full rows only: a run on padded rows has no figure to set beside it
+        if r.get("load_in_4bit") or r.get("padded"):
             continue
         key = (r["B"], r["S"], min(r["recompute"], 1))
         h = [x for x in ref.get("runs", []) if (x["bs"], x["seq"], int(x["grad_ckpt"])) == key]
@@ -331,27 +337,35 @@ if len(sys.argv) > 3:
            and not json.loads(l).get("load_in_4bit") and single(json.loads(l))]
     print()
     print("the user's path: lora4j train (command line) vs the engine benchmark and the reference")
-    print(f"{'setting':<28}{'train tok/s':>13}{'GiB':>7}{'MFU':>6}{'engine':>9}{'train/eng':>10}"
+    def cli_name(c):
+        return (f"{c['B']} x {c['S']} {mode_name(c['recompute'])}{' offload' if c.get('offload') else ''}"
+                + rows_name(c).replace(", padded rows", " padded").replace(", grouped", "+grouped"))
+
+    W = max([28] + [len(cli_name(c)) + 2 for c in cli])
+    print(f"{'setting':<{W}}{'train tok/s':>13}{'GiB':>7}{'MFU':>6}{'engine':>9}{'train/eng':>10}"
           f"{'ref tok/s':>11}{'train/ref':>10}")
     for c in cli:
         gc = c["recompute"] >= 1
-        name = f"{c['B']} x {c['S']} {mode_name(c['recompute'])}{' offload' if c.get('offload') else ''}"
+        name = cli_name(c)
         tps = c.get("tokens_per_s")
         if not tps:
-            print(f"{name:<28}{'failed':>13}  {c.get('error', '')} {c.get('tail', '')[-200:]}")
+            print(f"{name:<{W}}{'failed':>13}  {c.get('error', '')} {c.get('tail', '')[-200:]}")
             continue
+        # the engine benchmark and the reference train full rows: padded rows get neither ratio,
+        # nor an MFU (their real tokens attend over shorter rows than S)
+        full = not c.get("padded")
         eng = [r for r in ours if r["B"] == c["B"] and r["S"] == c["S"] and r["recompute"] == c["recompute"]
                and r.get("targets", 127) == 127  # the command line trains all seven
-               and r.get("offload", 0) == c.get("offload", 0)]
+               and r.get("offload", 0) == c.get("offload", 0)] if full else []
         m = [x for x in ref["runs"] if x["bs"] == c["B"] and x["seq"] == c["S"] and x["grad_ckpt"] == gc
-             and "tokens_per_s" in x]
-        mfu = tps * flops_per_token(c["S"]) / (ceiling * 1e12)
+             and "tokens_per_s" in x] if full else []
+        mfu = f"{tps * flops_per_token(c['S']) / (ceiling * 1e12):>6.0%}" if full else f"{'-':>6}"
         # a setting the engine benchmark or the reference did not run this call shows "-"
         e = f"{eng[0]['tokens_per_s']:>9,.0f}{tps / eng[0]['tokens_per_s']:>9.3f}x" if eng \
             else f"{'-':>9}{'-':>10}"
         rt = f"{m[0]['tokens_per_s']:>11,.0f}{tps / m[0]['tokens_per_s']:>9.2f}x" if m \
             else f"{'-':>11}{'-':>10}"
-        print(f"{name:<28}{tps:>13,.0f}{c.get('memory_gib', float('nan')):>7.1f}{mfu:>6.0%}{e}{rt}")
+        print(f"{name:<{W}}{tps:>13,.0f}{c.get('memory_gib', float('nan')):>7.1f}{mfu}{e}{rt}")
         if eng and len(eng[0]["each"]) > 1:
             print("    engine runs: " + ", ".join(f"{x:,.0f}" for x in eng[0]["each"])
                   + " tokens/s (train/engine " + ", ".join(f"{tps / x:.3f}" for x in eng[0]["each"])
