@@ -450,9 +450,9 @@ class CompareModes(unittest.TestCase):
         self.assertEqual(rows["2 x 1024 selective"][3:], ["-", "-", "-", "-"])
         self.assertNotIn("nan", p.stdout)
 
-    def test_padded_rows_beside_nothing(self):
-        """cli_bench.py's rows of mixed length: named padded (+grouped), no engine or reference
-        ratio and no MFU, since both of those train full rows."""
+    def test_padded_and_packed_rows_beside_nothing(self):
+        """cli_bench.py's rows of mixed length: named padded (+grouped) or packed, no engine or
+        reference ratio and no MFU, since both of those train full rows."""
         bench = self.write_jsonl("bench.jsonl", [
             {"bench": "train_step", "B": 4, "S": 2048, "recompute": 0, "tokens_per_s": 17600,
              "peak_gib": 54.2}])
@@ -464,39 +464,21 @@ class CompareModes(unittest.TestCase):
                 "engine_peak_gib": 54.2}
         cli = self.write_jsonl("cli.jsonl", [
             dict(base, tokens_per_s=17400), dict(base, tokens_per_s=14300, padded=1),
-            dict(base, tokens_per_s=17000, padded=1, grouped=1)])
+            dict(base, tokens_per_s=17000, padded=1, grouped=1),
+            dict(base, tokens_per_s=18300, packed=1)])
         p = self.run_compare(bench, ref, cli)
         self.assertEqual(p.returncode, 0, p.stderr)
         # the name column widens to the longest name
-        rows = {l[:38].strip(): l[38:].split() for l in p.stdout.splitlines()[-3:]}
+        rows = {l[:38].strip(): l[38:].split() for l in p.stdout.splitlines()[-4:]}
         self.assertEqual(rows["4 x 2048 no recompute"][3:], ["17,600", "0.989x", "11,700", "1.49x"])
         self.assertEqual(rows["4 x 2048 no recompute padded"], ["14,300", "54.2"] + ["-"] * 5)
         self.assertEqual(rows["4 x 2048 no recompute padded+grouped"],
                          ["17,000", "54.2"] + ["-"] * 5)
+        self.assertEqual(rows["4 x 2048 no recompute packed"], ["18,300", "54.2"] + ["-"] * 5)
         p = self.run_compare("--cli", cli, ref)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn("| 4 x 2048, no recompute | 17,400 |", p.stdout)
         self.assertEqual(sum(l.startswith("| 4 x 2048") for l in p.stdout.splitlines()), 1, p.stdout)
-
-    def test_packed_rows_beside_nothing(self):
-        bench = self.write_jsonl("bench.jsonl", [
-            {"bench": "train_step", "B": 4, "S": 2048, "recompute": 0, "tokens_per_s": 17600,
-             "peak_gib": 54.2}])
-        ref = self.write_reference([
-            {"bs": 4, "seq": 2048, "grad_ckpt": False, "tokens_per_s": 11700.0,
-             "peak_mem_GiB": 70.1, "mfu_vs_measured_ceiling": 0.45}])
-        cli = self.write_jsonl("cli.jsonl", [
-            {"bench": "cli_train", "B": 4, "S": 2048, "recompute": 0, "load_in_4bit": 0,
-             "nproc": 1, "grad_accum": 1, "workers": 1, "memory_gib": 54.2,
-             "engine_peak_gib": 54.2, "tokens_per_s": 18300, "packed": 1}])
-        p = self.run_compare(bench, ref, cli)
-        self.assertEqual(p.returncode, 0, p.stderr)
-        row = p.stdout.splitlines()[-1]
-        self.assertTrue(row.startswith("4 x 2048 no recompute packed"), p.stdout)
-        self.assertEqual(row[28:].split()[-7:], ["18,300", "54.2"] + ["-"] * 5)
-        p = self.run_compare("--cli", cli, ref)
-        self.assertEqual(p.returncode, 0, p.stderr)
-        self.assertNotIn("| 4 x 2048", p.stdout)
 
     def test_offloaded_rows_beside_the_offloaded_engine(self):
         bench = self.write_jsonl("bench.jsonl", [
