@@ -30,11 +30,16 @@ def single(r):
     return r.get("nproc", 1) == 1 and r.get("grad_accum", 1) == 1
 
 
-def rows_name(r):
-    """', padded rows' / ', padded rows, grouped' / ', packed rows' for cli_bench.py's rows of
-    mixed length."""
-    return ((", padded rows" if r.get("padded") else "") + (", grouped" if r.get("grouped") else "")
-            + (", packed rows" if r.get("packed") else ""))
+def full_rows(r):
+    """Whether a cli_bench.py run trained rows of exactly S tokens, as the engine benchmark and
+    the reference stack do (not its padded or packed rows of mixed length)."""
+    return not r.get("padded") and not r.get("packed")
+
+
+def rows_suffix(r):
+    """' padded', ' padded+grouped' or ' packed' for cli_bench.py's rows of mixed length."""
+    return ((" padded" if r.get("padded") else "") + ("+grouped" if r.get("grouped") else "")
+            + (" packed" if r.get("packed") else ""))
 
 
 def smi_of(r):
@@ -118,7 +123,7 @@ def cli_vs_reference(cli_path, ref_path):
     for r in runs:
         # the reference trains full rows only: a run on padded or packed rows has no figure to set
         # beside it
-        if r.get("load_in_4bit") or r.get("padded") or r.get("packed"):
+        if r.get("load_in_4bit") or not full_rows(r):
             continue
         key = (r["B"], r["S"], min(r["recompute"], 1))
         h = [x for x in ref.get("runs", []) if (x["bs"], x["seq"], int(x["grad_ckpt"])) == key]
@@ -342,8 +347,7 @@ if len(sys.argv) > 3:
     print("the user's path: lora4j train (command line) vs the engine benchmark and the reference")
     def cli_name(c):
         return (f"{c['B']} x {c['S']} {mode_name(c['recompute'])}{' offload' if c.get('offload') else ''}"
-                + rows_name(c).replace(", padded rows", " padded").replace(", grouped", "+grouped")
-                .replace(", packed rows", " packed"))
+                + rows_suffix(c))
 
     W = max([28] + [len(cli_name(c)) + 2 for c in cli])
     print(f"{'setting':<{W}}{'train tok/s':>13}{'GiB':>7}{'MFU':>6}{'engine':>9}{'train/eng':>10}"
@@ -357,7 +361,7 @@ if len(sys.argv) > 3:
             continue
         # the engine benchmark and the reference train full rows: padded rows get neither ratio,
         # nor an MFU (their real tokens attend over shorter rows than S)
-        full = not c.get("padded") and not c.get("packed")
+        full = full_rows(c)
         eng = [r for r in ours if r["B"] == c["B"] and r["S"] == c["S"] and r["recompute"] == c["recompute"]
                and r.get("targets", 127) == 127  # the command line trains all seven
                and r.get("offload", 0) == c.get("offload", 0)] if full else []
