@@ -983,10 +983,10 @@ std::set<std::string> ops_run(Golden& g, lora4j_batch& b, const char* off) {
 // every LoRA gradient within 3e-2, the bound the golden cases hold each path to against Hugging
 // Face's float64 gradients (on the H200 each path's worst tensor lay 2.4-2.6e-2 from the
 // reference and the two paths 2.3-2.5e-2 from each other: bf16 rounding at hd128's small
-// gradients); at tiny
-// (mma.sync both ways, head_dim 16) within 1e-5 and 1e-3. logits() keeps the mask (the two engines'
-// logits bit for bit); the phase times name the key mask only where it is used: with the switch
-// off, a left-padded batch, a right-padded one whose padding's targets count.
+// gradients); at tiny (mma.sync both ways, head_dim 16) within 1e-5 and 1e-3. logits() keeps the
+// mask (the two engines' logits bit for bit); the phase times name the key mask only where it is
+// used: with the switch off, a left-padded batch, a right-padded one whose padding's targets
+// count.
 void right_pad_unmasked_case(const std::string& name, double loss_tol, double grad_tol) {
   const char* S = "right pad";
   Golden g = load_case(name);
