@@ -6,7 +6,10 @@
  * It computes the same function as attn_fwd_kernel in attention.cu (fp16 Q and K for the scores,
  * bf16 P and V, fp32 accumulation, base-2 online softmax, bf16 out, natural-log lse, optional fp32
  * copy of out) for the calls it accepts: causal attention with GQA and a query offset, no key
- * padding mask, no packed segments, no sliding window that cuts anything (a window of at least
+ * padding mask, packed segments only as runs of positions (seg_start / seg_end: a block skips
+ * the key tiles before its first query's segment, the backward the query tiles past its last
+ * key's, and a tile that crosses a segment's bound is masked element by element, as the diagonal
+ * one is), no sliding window that cuts anything (a window of at least
  * q_offset + Sq positions, such as Mistral v0.1's 4096 on rows of up to 4096 tokens, leaves every
  * causal pair in: the kernels ignore it), head_dim 64 or 128. attention.cu routes
  * every other call (and every call on a device that is not sm_90, or when LORA4J_ATTENTION=mma)
@@ -369,7 +372,11 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int kvh = h / (p.H / p.KH);
   const int qlast = p.q_offset + min(q0 + kBM, p.Sq) - 1;  // last query position of the block
   const int kend = min(p.Sk, qlast + 1);
-  const int ntiles = (kend + kBN - 1) / kBN;
+  // Packed rows: no query of the block sees a key before its first query's segment (the runs'
+  // starts only grow along the row), so the tiles start at the one holding that key.
+  const int32_t* sstart = p.seg_start ? p.seg_start + int64_t(b) * p.Sk : nullptr;
+  const int it0 = sstart ? sstart[p.q_offset + q0] / kBN : 0;
+  const int ntiles = (kend + kBN - 1) / kBN - it0;  // tiles it0 .. it0 + ntiles - 1
   const int wg = threadIdx.x / 128, tid = threadIdx.x % 128;
 
   if (threadIdx.x == 0) {
@@ -395,7 +402,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       for (int it = 0; it < ntiles; ++it) {
         const int s = it % kStages;
         const uint32_t free_par = ((it / kStages) & 1) ^ 1;  // first pass: passes at once
-        const int kt = it * kBN;
+        const int kt = (it0 + it) * kBN;
         mbar_wait(bar_kfree(s), free_par);
         mbar_expect_tx(bar_k(s), kTile);
         for (int c = 0; c < kPanels; ++c)
@@ -416,6 +423,15 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int qr[2] = {q0 + cw * 64 + warp * 16 + g, q0 + cw * 64 + warp * 16 + g + 8};
   const int qwg = p.q_offset + q0 + cw * 64;  // first query position of this warpgroup
   const float sl2 = p.scale * kLog2e;
+  // Packed rows: the first key each of this thread's rows sees (its segment's start), and the
+  // latest such start over the warpgroup's rows (its last row's): a tile from there on, below
+  // the diagonal, is inside every row's segment.
+  int sst[2] = {0, 0}, sst_wg = 0;
+  if (sstart) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) sst[r] = sstart[p.q_offset + min(qr[r], p.Sq - 1)];
+    sst_wg = sstart[p.q_offset + min(q0 + cw * 64 + 63, p.Sq - 1)];
+  }
 
   float o[D / 2];
 #pragma unroll
@@ -460,19 +476,19 @@ __global__ void __launch_bounds__(kThreads, 1)
   float corr[2];
   // mask, row maxima, P = exp2(S - max) in sc, the running sums; corr rescales O
   auto softmax = [&](int it) {
-    const int kt = it * kBN;
-    // Mask (only tiles that reach past the warpgroup's first query or past Sk) and row max of
-    // the unscaled scores. Accumulator layout: sc[4 j + e] is row g + 8 (e >> 1), key
-    // 8 j + 2 t4 + (e & 1).
+    const int kt = (it0 + it) * kBN;
+    // Mask (only tiles that reach past the warpgroup's first query or past Sk, or, in packed
+    // rows, begin before a row's segment) and row max of the unscaled scores. Accumulator
+    // layout: sc[4 j + e] is row g + 8 (e >> 1), key 8 j + 2 t4 + (e & 1).
     float mx[2] = {-INFINITY, -INFINITY};
-    if (kt + kBN - 1 <= qwg && kt + kBN <= p.Sk) {
+    if (kt + kBN - 1 <= qwg && kt + kBN <= p.Sk && kt >= sst_wg) {
 #pragma unroll
       for (int i = 0; i < 64; ++i) mx[(i >> 1) & 1] = fmaxf(mx[(i >> 1) & 1], sc[i]);
     } else {
 #pragma unroll
       for (int i = 0; i < 64; ++i) {
         const int r = (i >> 1) & 1, key = kt + 8 * (i >> 2) + 2 * t4 + (i & 1);
-        const bool ok = key < p.Sk && key <= p.q_offset + qr[r];
+        const bool ok = key < p.Sk && key <= p.q_offset + qr[r] && key >= sst[r];
         const float v = ok ? sc[i] : -INFINITY;
         sc[i] = v;
         mx[r] = fmaxf(mx[r], v);
@@ -675,7 +691,11 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int kvh = int(blockIdx.x % per) % p.KH, b = int(blockIdx.x % per) / p.KH;
   const int k0 = int(blockIdx.x / per) * kBwdBN;
   const int S = p.Sk, G = p.H / p.KH;
-  const int nqt = (S - k0 + kBwdBM - 1) / kBwdBM;  // query tiles k0 .. S (causal)
+  // Packed rows: no query past the last key's segment sees a key of the block (the runs' ends
+  // only grow along the row), so the query tiles end there.
+  const int32_t* send = p.seg_end ? p.seg_end + int64_t(b) * S : nullptr;
+  const int qend = send ? send[min(k0 + kBwdBN, S) - 1] : S;
+  const int nqt = (qend - k0 + kBwdBM - 1) / kBwdBM;  // query tiles k0 .. qend (causal)
   const int iters = G * nqt;
   const int wg = threadIdx.x / 128, tid = threadIdx.x % 128;
 
@@ -765,6 +785,15 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int kw0 = k0 + cw * 64;
   const float sl2 = p.scale * kLog2e;
   const int64_t qstride = int64_t(p.H) * D;
+  // Packed rows: one past the last query that sees each of this thread's two keys (its
+  // segment's end), and the earliest such end over the warpgroup's keys (its first key's): a
+  // tile of queries before it, past the diagonal, sees every key of the warpgroup.
+  int kend[2] = {S, S}, kend_wg = S;
+  if (send) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) kend[r] = send[min(kw0 + 16 * warp + g + 8 * r, S - 1)];
+    kend_wg = send[min(kw0, S - 1)];
+  }
 
   float dv[D / 2], dk[D / 2];
 #pragma unroll
@@ -819,10 +848,10 @@ __global__ void __launch_bounds__(kThreads, 1)
 
     // P^T and dS^T. Accumulator layout: element i is key row 16 warp + g + 8 ((i >> 1) & 1) of
     // the warpgroup, query column 8 (i >> 2) + 2 t4 + (i & 1) of the tile. Only a tile with a
-    // key above its first query takes the causal mask.
+    // key above its first query, or in packed rows a query past a key's segment, takes the mask.
     const float* lse2 = lse_s + s * kBwdBM;
     const float* dlt = delta_s + s * kBwdBM;
-    if (kw0 + 63 <= qt) {
+    if (kw0 + 63 <= qt && qt + kBwdBM <= kend_wg) {
 #pragma unroll
       for (int i = 0; i < 32; ++i) {
         const int c = 8 * (i >> 2) + 2 * t4 + (i & 1);
@@ -835,7 +864,8 @@ __global__ void __launch_bounds__(kThreads, 1)
       for (int i = 0; i < 32; ++i) {
         const int c = 8 * (i >> 2) + 2 * t4 + (i & 1);
         const int key = kw0 + 16 * warp + g + 8 * ((i >> 1) & 1);
-        const float pv = key <= qt + c ? ex2_ftz(fmaf(st[i], sl2, -lse2[c])) : 0.f;
+        const bool ok = key <= qt + c && qt + c < kend[(i >> 1) & 1];
+        const float pv = ok ? ex2_ftz(fmaf(st[i], sl2, -lse2[c])) : 0.f;
         st[i] = pv;
         dpt[i] = pv * (dpt[i] - dlt[c]);
       }
@@ -1093,10 +1123,10 @@ bool attention_sm90_device() { return device_ok(); }
 bool attention_sm90_accepts(const AttentionParams& p) {
   // a window cuts a pair when q - k >= window; the farthest pair is q_offset + Sq - 1 apart
   const bool window_cuts = p.window > 0 && int64_t(p.window) < int64_t(p.q_offset) + p.Sq;
-  return (p.D == 64 || p.D == 128) && !p.key_mask && !p.segments && !window_cuts && p.B > 0 &&
-         p.Sq > 0 && p.Sk > 0 && p.q_offset >= 0 && p.KH > 0 && p.H % p.KH == 0 && aligned16(p.q) &&
-         aligned16(p.k) && aligned16(p.v) && p.q_bstride % 8 == 0 && p.kv_bstride % 8 == 0 &&
-         device_ok();
+  return (p.D == 64 || p.D == 128) && !p.key_mask && (!p.segments || (p.seg_start && p.seg_end)) &&
+         !window_cuts && p.B > 0 && p.Sq > 0 && p.Sk > 0 && p.q_offset >= 0 && p.KH > 0 &&
+         p.H % p.KH == 0 && aligned16(p.q) && aligned16(p.k) && aligned16(p.v) &&
+         p.q_bstride % 8 == 0 && p.kv_bstride % 8 == 0 && device_ok();
 }
 
 cudaError_t attention_forward_sm90(const AttentionParams& p, cudaStream_t s) {
