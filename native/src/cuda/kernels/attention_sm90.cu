@@ -423,15 +423,6 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int qr[2] = {q0 + cw * 64 + warp * 16 + g, q0 + cw * 64 + warp * 16 + g + 8};
   const int qwg = p.q_offset + q0 + cw * 64;  // first query position of this warpgroup
   const float sl2 = p.scale * kLog2e;
-  // Packed rows: the first key each of this thread's rows sees (its segment's start), and the
-  // latest such start over the warpgroup's rows (its last row's): a tile from there on, below
-  // the diagonal, is inside every row's segment.
-  int sst[2] = {0, 0}, sst_wg = 0;
-  if (sstart) {
-#pragma unroll
-    for (int r = 0; r < 2; ++r) sst[r] = sstart[p.q_offset + min(qr[r], p.Sq - 1)];
-    sst_wg = sstart[p.q_offset + min(q0 + cw * 64 + 63, p.Sq - 1)];
-  }
 
   float o[D / 2];
 #pragma unroll
@@ -480,11 +471,21 @@ __global__ void __launch_bounds__(kThreads, 1)
     // Mask (only tiles that reach past the warpgroup's first query or past Sk, or, in packed
     // rows, begin before a row's segment) and row max of the unscaled scores. Accumulator
     // layout: sc[4 j + e] is row g + 8 (e >> 1), key 8 j + 2 t4 + (e & 1).
+    // Packed rows: a tile from the latest segment start of the warpgroup's rows on (its last
+    // row's: the starts only grow) is inside every row's segment; the starts are read from
+    // global memory where needed, not held in registers (the hd128 consumers have none to spare).
     float mx[2] = {-INFINITY, -INFINITY};
-    if (kt + kBN - 1 <= qwg && kt + kBN <= p.Sk && kt >= sst_wg) {
+    if (kt + kBN - 1 <= qwg && kt + kBN <= p.Sk &&
+        (!p.seg_start ||
+         kt >= p.seg_start[int64_t(b) * p.Sk + p.q_offset + min(q0 + cw * 64 + 63, p.Sq - 1)])) {
 #pragma unroll
       for (int i = 0; i < 64; ++i) mx[(i >> 1) & 1] = fmaxf(mx[(i >> 1) & 1], sc[i]);
     } else {
+      int sst[2] = {0, 0};  // the first key each of this thread's rows sees (packed rows)
+      if (p.seg_start)
+#pragma unroll
+        for (int r = 0; r < 2; ++r)
+          sst[r] = p.seg_start[int64_t(b) * p.Sk + p.q_offset + min(qr[r], p.Sq - 1)];
 #pragma unroll
       for (int i = 0; i < 64; ++i) {
         const int r = (i >> 1) & 1, key = kt + 8 * (i >> 2) + 2 * t4 + (i & 1);
