@@ -18,6 +18,9 @@ settings, one or more joined by commas, each a group or a setting's name:
   "padded" rows of random length between S/2 and S (the trainer right-pads each batch to its
            longest row, as with ordinary chat data): 4x2048-padded and 4x2048-recompute-padded,
            then the same with --group-by-length (4x2048-padded-grouped, ...)
+  "packed" rows of 256 to 1024 random tokens (S/8 to S/2) packed with --packing (several examples
+           per row, each attending only to itself): 4x2048-packed and
+           4x2048-attention-offload-packed
   "long"   1 x 32768 with --recompute layer, and with --recompute attention --offload-checkpoints
            (1x32768-recompute, 1x32768-attention-offload)
   "offload" --offload-checkpoints (what recompute keeps of each layer waits in pinned host
@@ -58,8 +61,8 @@ import time
 
 Setting = collections.namedtuple("Setting",
                                  "bs seq recompute q4 nproc accum aggregation padded grouped"
-                                 " offload",
-                                 defaults=(1, 1, None, False, False, False))
+                                 " offload packed",
+                                 defaults=(1, 1, None, False, False, False, False))
 
 
 # recompute: False / True (--recompute layer), SELECTIVE (--recompute selective) or ATTENTION
@@ -104,10 +107,13 @@ DDP4 = [one_gpu(4, 2048, False), Setting(4, 2048, False, False, 2), Setting(4, 2
         Setting(4, 2048, ATTENTION, False, offload=True),
         Setting(4, 2048, ATTENTION, False, 2, offload=True),
         Setting(4, 2048, ATTENTION, False, 4, offload=True)]
+# --packing on short examples (several per row)
+PACKED = [Setting(4, 2048, False, False, packed=True),
+          Setting(4, 2048, ATTENTION, False, offload=True, packed=True)]
 GROUPS = {"all": SETTINGS, "qlora": QLORA, "ddp": DDP, "robust": ROBUST, "long": LONG,
           "selective": SELECTIVE_SETTINGS, "padded": PADDED, "offload": OFFLOAD,
           "attention": ATTENTION_SETTINGS, "ddp-attention": DDP_ATTENTION,
-          "ddp4": DDP4}
+          "ddp4": DDP4, "packed": PACKED}
 STEPS = 8
 # a run with --group-by-length covers one whole length group (50 batches, longest first), so its
 # median step is not that of the group's longest rows alone
@@ -135,6 +141,8 @@ def name_of(s):
         n += "-grouped"
     if s.offload:
         n += "-offload"
+    if s.packed:
+        n += "-packed"
     return n
 
 
@@ -175,6 +183,8 @@ def command(java, jar, model, data, out, s, port):
         cmd += ["--group-by-length"]
     if s.offload:
         cmd += ["--offload-checkpoints"]
+    if s.packed:
+        cmd += ["--packing"]
     return cmd
 
 
@@ -243,9 +253,10 @@ def smi_peak(pid, stop, out):
     out["gpu_peak_mib"] = gpus
 
 
-def rows(path, seq, count, vocab=32000, padded=False):
-    """count rows of seq random ids in path (padded: of a random length between seq / 2 and seq);
-    the same first rows whatever the count (a shorter file is written again, longer)."""
+def rows(path, seq, count, vocab=32000, padded=False, short=False):
+    """count rows of seq random ids in path (padded: of a random length between seq / 2 and seq;
+    short: between seq / 8 and seq / 2, for --packing); the same first rows whatever the count (a
+    shorter file is written again, longer)."""
     if os.path.exists(path):
         with open(path) as f:
             if sum(1 for _ in f) >= count:
@@ -253,12 +264,14 @@ def rows(path, seq, count, vocab=32000, padded=False):
     rng = random.Random(seq)
     with open(path, "w") as f:
         for _ in range(count):
-            n = rng.randint(seq // 2, seq) if padded else seq
+            n = rng.randint(seq // 8, seq // 2) if short else rng.randint(seq // 2, seq) if padded \
+                else seq
             f.write(json.dumps({"input_ids": [rng.randrange(3, vocab) for _ in range(n)]}) + "\n")
 
 
-def data_file(work, seq, padded):
-    return os.path.join(work, f"rows-{seq}{'-padded' if padded else ''}.jsonl")
+def data_file(work, seq, padded, short=False):
+    return os.path.join(work, f"rows-{seq}{'-padded' if padded else ''}{'-short' if short else ''}"
+                              ".jsonl")
 
 
 RUNNING = []  # the run in progress, for the SIGTERM handler
@@ -320,14 +333,16 @@ def main():
     # the runs of one length read the same file
     need = collections.Counter()
     for s in chosen:
-        need[s.seq, s.padded] = max(need[s.seq, s.padded], s.bs * s.nproc * s.accum * (steps_of(s) + 1))
-    for (seq, padded), count in need.items():
-        rows(data_file(work, seq, padded), seq, count, padded=padded)
+        # packed: up to 8 examples per row (S/8 tokens each at least)
+        k = (s.seq, s.padded, s.packed)
+        need[k] = max(need[k], s.bs * s.nproc * s.accum * (steps_of(s) + 1) * (8 if s.packed else 1))
+    for (seq, padded, short), count in need.items():
+        rows(data_file(work, seq, padded, short), seq, count, padded=padded, short=short)
     failed = 0
     for i, s in enumerate(chosen):
         name = name_of(s)
         workers = s.nproc * s.accum
-        data = data_file(work, s.seq, s.padded)
+        data = data_file(work, s.seq, s.padded, s.packed)
         out = os.path.join(work, "run-" + name)
         subprocess.run(["rm", "-rf", out])
         cmd = command(java, jar, model, data, out, s, MASTER_PORT + i)
@@ -372,6 +387,8 @@ def main():
                 r["padded"] = 1
                 if s.grouped:
                     r["grouped"] = 1
+            elif tps and s.packed:
+                r["packed"] = 1  # tokens/s of the examples' tokens; rows hold several
             elif tps:
                 # rows of exactly S tokens: every step has B x S x workers real tokens
                 r["step_s"] = round(s.bs * s.seq * workers / statistics.median(tps), 4)

@@ -31,8 +31,10 @@ def single(r):
 
 
 def rows_name(r):
-    """', padded rows' / ', padded rows, grouped' for cli_bench.py's rows of mixed length."""
-    return (", padded rows" if r.get("padded") else "") + (", grouped" if r.get("grouped") else "")
+    """', padded rows' / ', padded rows, grouped' / ', packed rows' for cli_bench.py's rows of
+    mixed length."""
+    return ((", padded rows" if r.get("padded") else "") + (", grouped" if r.get("grouped") else "")
+            + (", packed rows" if r.get("packed") else ""))
 
 
 def smi_of(r):
@@ -114,8 +116,9 @@ def cli_vs_reference(cli_path, ref_path):
           "| ratio | target |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in runs:
-        # the reference trains full rows only: a run on padded rows has no figure to set beside it
-        if r.get("load_in_4bit") or r.get("padded"):
+        # the reference trains full rows only: a run on padded or packed rows has no figure to set
+        # beside it
+        if r.get("load_in_4bit") or r.get("padded") or r.get("packed"):
             continue
         key = (r["B"], r["S"], min(r["recompute"], 1))
         h = [x for x in ref.get("runs", []) if (x["bs"], x["seq"], int(x["grad_ckpt"])) == key]
@@ -339,7 +342,8 @@ if len(sys.argv) > 3:
     print("the user's path: lora4j train (command line) vs the engine benchmark and the reference")
     def cli_name(c):
         return (f"{c['B']} x {c['S']} {mode_name(c['recompute'])}{' offload' if c.get('offload') else ''}"
-                + rows_name(c).replace(", padded rows", " padded").replace(", grouped", "+grouped"))
+                + rows_name(c).replace(", padded rows", " padded").replace(", grouped", "+grouped")
+                .replace(", packed rows", " packed"))
 
     W = max([28] + [len(cli_name(c)) + 2 for c in cli])
     print(f"{'setting':<{W}}{'train tok/s':>13}{'GiB':>7}{'MFU':>6}{'engine':>9}{'train/eng':>10}"
@@ -353,7 +357,7 @@ if len(sys.argv) > 3:
             continue
         # the engine benchmark and the reference train full rows: padded rows get neither ratio,
         # nor an MFU (their real tokens attend over shorter rows than S)
-        full = not c.get("padded")
+        full = not c.get("padded") and not c.get("packed")
         eng = [r for r in ours if r["B"] == c["B"] and r["S"] == c["S"] and r["recompute"] == c["recompute"]
                and r.get("targets", 127) == 127  # the command line trains all seven
                and r.get("offload", 0) == c.get("offload", 0)] if full else []

@@ -169,6 +169,25 @@ class DdpBenchTest(unittest.TestCase):
         self.assertGreater(len(set(lengths)), 10, "the padded rows differ in length")
         self.assertEqual(set(full), {2048})
 
+    def test_packed_settings(self):
+        p, runs = self.bench("packed,4x2048")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual([r["setting"] for r in runs],
+                         ["4x2048-packed", "4x2048-attention-offload-packed", "4x2048"])
+        self.assertEqual([r.get("packed") for r in runs], [1, 1, None])
+        self.assertNotIn("step_s", runs[0])  # several examples per row: no B x S tokens a step
+        argvs = self.argvs()
+        self.assertEqual(["--packing" in a for a in argvs], [True, True, False])
+        self.assertEqual(["--offload-checkpoints" in a for a in argvs], [False, True, False])
+        datas = [a[a.index("--data") + 1] for a in argvs]
+        self.assertEqual([os.path.basename(d) for d in datas],
+                         ["rows-2048-short.jsonl"] * 2 + ["rows-2048.jsonl"])
+        with open(datas[0]) as f:
+            lengths = [len(json.loads(l)["input_ids"]) for l in f]
+        self.assertEqual(len(lengths), 4 * 9 * 8)  # up to 8 examples per row, 9 steps
+        self.assertTrue(all(256 <= n <= 1024 for n in lengths), lengths)
+        self.assertGreater(len(set(lengths)), 10, "the examples differ in length")
+
     def test_commands_and_readings(self):
         p, runs = self.bench("ddp,robust")
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
@@ -458,6 +477,26 @@ class CompareModes(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn("| 4 x 2048, no recompute | 17,400 |", p.stdout)
         self.assertEqual(sum(l.startswith("| 4 x 2048") for l in p.stdout.splitlines()), 1, p.stdout)
+
+    def test_packed_rows_beside_nothing(self):
+        bench = self.write_jsonl("bench.jsonl", [
+            {"bench": "train_step", "B": 4, "S": 2048, "recompute": 0, "tokens_per_s": 17600,
+             "peak_gib": 54.2}])
+        ref = self.write_reference([
+            {"bs": 4, "seq": 2048, "grad_ckpt": False, "tokens_per_s": 11700.0,
+             "peak_mem_GiB": 70.1, "mfu_vs_measured_ceiling": 0.45}])
+        cli = self.write_jsonl("cli.jsonl", [
+            {"bench": "cli_train", "B": 4, "S": 2048, "recompute": 0, "load_in_4bit": 0,
+             "nproc": 1, "grad_accum": 1, "workers": 1, "memory_gib": 54.2,
+             "engine_peak_gib": 54.2, "tokens_per_s": 18300, "packed": 1}])
+        p = self.run_compare(bench, ref, cli)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        row = p.stdout.splitlines()[-1]
+        self.assertTrue(row.startswith("4 x 2048 no recompute packed"), p.stdout)
+        self.assertEqual(row[28:].split()[-7:], ["18,300", "54.2"] + ["-"] * 5)
+        p = self.run_compare("--cli", cli, ref)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertNotIn("| 4 x 2048", p.stdout)
 
     def test_offloaded_rows_beside_the_offloaded_engine(self):
         bench = self.write_jsonl("bench.jsonl", [
