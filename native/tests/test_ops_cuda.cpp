@@ -400,10 +400,9 @@ void test_attention(ct::Rng& r, const AttnCase& c) {
   if (c.segments)
     ct::report_bool("attention", std::string("segments as runs ") + tag, runs == !c.recur,
                     runs ? "runs" : "not runs");
-  // a window of at least S positions cuts no causal pair, and segments that form runs are
-  // bounded per tile: the Hopper kernels take both
-  const bool wgmma_class = (D == 64 || D == 128) && !c.padding && (!c.segments || runs) &&
-                           (c.window == 0 || c.window >= c.S);
+  // segments that form runs and windows bound each row's keys from below and each key's queries
+  // from above: the Hopper kernels take both (a key mask, or segments that are not runs, not)
+  const bool wgmma_class = (D == 64 || D == 128) && !c.padding && (!c.segments || runs);
   check_selection(p, wgmma_class, tag, &bp);
   forward_both(p, o, lse, int(S), 0, tag);
   backward_both(bp, gq, gk, gv, tag);
@@ -1696,11 +1695,17 @@ int main() {
       {2, 1025, 8, 2, 64, 0, false, false},
       {2, 300, 4, 4, 128, 0, false, false},  // one head per KV group, a partial last key block
       {1, 333, 8, 1, 64, 0, false, false},   // eight heads per KV group at hd64
-      // windows that cut nothing (Mistral v0.1's 4096 on shorter rows; exactly S) take the Hopper
-      // kernels; one position less cuts the farthest pair and stays on mma.sync
+      // windows take the Hopper kernels: cutting nothing (Mistral v0.1's 4096 on shorter rows;
+      // exactly S), the farthest pair only (S - 1), less than a tile, several tiles, not a
+      // multiple of a tile, and with packed segments
       {1, 1025, 8, 2, 128, 4096, false, false},
       {2, 300, 4, 1, 128, 300, false, false},
       {2, 300, 4, 1, 128, 299, false, false},
+      {2, 1025, 8, 2, 128, 100, false, false},
+      {1, 2048, 8, 2, 128, 512, false, false},
+      {2, 1500, 4, 1, 128, 333, false, false},
+      {2, 1025, 8, 2, 64, 257, false, false},
+      {2, 1200, 8, 2, 128, 400, false, true, 300, true},
       // packed rows whose segments are runs take the Hopper kernels too: segments longer than a
       // tile, several per tile, the trainer's layout (ids 1, 2, ... and a padding run of 0), and
       // ids that recur (not runs: mma.sync only)

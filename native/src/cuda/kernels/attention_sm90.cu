@@ -9,9 +9,10 @@
  * padding mask, packed segments only as runs of positions (seg_start / seg_end: a block skips
  * the key tiles before its first query's segment, the backward the query tiles past its last
  * key's, and a tile that crosses a segment's bound is masked element by element, as the diagonal
- * one is), no sliding window that cuts anything (a window of at least
- * q_offset + Sq positions, such as Mistral v0.1's 4096 on rows of up to 4096 tokens, leaves every
- * causal pair in: the kernels ignore it), head_dim 64 or 128. attention.cu routes
+ * one is), and sliding windows the same way (Mistral v0.1's 4096 on longer rows: a block skips the
+ * key tiles before its first query's window and the backward the query tiles past its last
+ * key's; a window of at least q_offset + Sq positions cuts nothing and masks nothing), head_dim
+ * 64 or 128. attention.cu routes
  * every other call (and every call on a device that is not sm_90, or when LORA4J_ATTENTION=mma)
  * to the mma.sync kernel.
  *
@@ -350,6 +351,23 @@ __device__ __forceinline__ void wgmma_ss_bf16_n64_mn(float (&d)[32], uint64_t da
 #undef LORA4J_WGMMA_D32
 #endif  // LORA4J_SM90A_DEVICE
 
+#ifdef LORA4J_SM90A_DEVICE
+// The first key that the query at position qpos of row b sees: its segment's start (packed rows)
+// or the window's bound, whichever is later (0 without either). It only grows along a row.
+__device__ __forceinline__ int first_key(const AttentionParams& p, int b, int qpos) {
+  int lo = p.seg_start ? p.seg_start[int64_t(b) * p.Sk + qpos] : 0;
+  if (p.window > 0) lo = max(lo, qpos - p.window + 1);
+  return lo;
+}
+// One past the last query position of row b that sees key k: its segment's end (packed rows) or
+// the window's bound, whichever is earlier (Sk without either). It only grows along a row.
+__device__ __forceinline__ int key_end(const AttentionParams& p, int b, int k) {
+  int e = p.seg_end ? p.seg_end[int64_t(b) * p.Sk + k] : p.Sk;
+  if (p.window > 0) e = min(e, k + p.window);
+  return min(e, p.Sk);
+}
+#endif
+
 template <int D>
 __global__ void __launch_bounds__(kThreads, 1)
     attn_fwd_sm90_kernel(const __grid_constant__ Sm90Params prm) {
@@ -372,10 +390,9 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int kvh = h / (p.H / p.KH);
   const int qlast = p.q_offset + min(q0 + kBM, p.Sq) - 1;  // last query position of the block
   const int kend = min(p.Sk, qlast + 1);
-  // Packed rows: no query of the block sees a key before its first query's segment (the runs'
-  // starts only grow along the row), so the tiles start at the one holding that key.
-  const int32_t* sstart = p.seg_start ? p.seg_start + int64_t(b) * p.Sk : nullptr;
-  const int it0 = sstart ? sstart[p.q_offset + q0] / kBN : 0;
+  // Packed rows and windows: no query of the block sees a key before its first query's first
+  // key (first_key only grows along the row), so the tiles start at the one holding that key.
+  const int it0 = first_key(p, b, p.q_offset + q0) / kBN;
   const int ntiles = (kend + kBN - 1) / kBN - it0;  // tiles it0 .. it0 + ntiles - 1
   const int wg = threadIdx.x / 128, tid = threadIdx.x % 128;
 
@@ -471,21 +488,20 @@ __global__ void __launch_bounds__(kThreads, 1)
     // Mask (only tiles that reach past the warpgroup's first query or past Sk, or, in packed
     // rows, begin before a row's segment) and row max of the unscaled scores. Accumulator
     // layout: sc[4 j + e] is row g + 8 (e >> 1), key 8 j + 2 t4 + (e & 1).
-    // Packed rows: a tile from the latest segment start of the warpgroup's rows on (its last
-    // row's: the starts only grow) is inside every row's segment; the starts are read from
-    // global memory where needed, not held in registers (the hd128 consumers have none to spare).
+    // Packed rows and windows: a tile from the warpgroup's last row's first key on (first_key
+    // only grows) is seen whole by every row; the bounds are read where needed, not held in
+    // registers (the hd128 consumers have none to spare).
     float mx[2] = {-INFINITY, -INFINITY};
     if (kt + kBN - 1 <= qwg && kt + kBN <= p.Sk &&
-        (!p.seg_start ||
-         kt >= p.seg_start[int64_t(b) * p.Sk + p.q_offset + min(q0 + cw * 64 + 63, p.Sq - 1)])) {
+        ((!p.seg_start && p.window <= 0) ||
+         kt >= first_key(p, b, p.q_offset + min(q0 + cw * 64 + 63, p.Sq - 1)))) {
 #pragma unroll
       for (int i = 0; i < 64; ++i) mx[(i >> 1) & 1] = fmaxf(mx[(i >> 1) & 1], sc[i]);
     } else {
-      int sst[2] = {0, 0};  // the first key each of this thread's rows sees (packed rows)
-      if (p.seg_start)
+      int sst[2] = {0, 0};  // the first key each of this thread's rows sees
+      if (p.seg_start || p.window > 0)
 #pragma unroll
-        for (int r = 0; r < 2; ++r)
-          sst[r] = p.seg_start[int64_t(b) * p.Sk + p.q_offset + min(qr[r], p.Sq - 1)];
+        for (int r = 0; r < 2; ++r) sst[r] = first_key(p, b, p.q_offset + min(qr[r], p.Sq - 1));
 #pragma unroll
       for (int i = 0; i < 64; ++i) {
         const int r = (i >> 1) & 1, key = kt + 8 * (i >> 2) + 2 * t4 + (i & 1);
@@ -692,10 +708,9 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int kvh = int(blockIdx.x % per) % p.KH, b = int(blockIdx.x % per) / p.KH;
   const int k0 = int(blockIdx.x / per) * kBwdBN;
   const int S = p.Sk, G = p.H / p.KH;
-  // Packed rows: no query past the last key's segment sees a key of the block (the runs' ends
-  // only grow along the row), so the query tiles end there.
-  const int32_t* send = p.seg_end ? p.seg_end + int64_t(b) * S : nullptr;
-  const int qend = send ? send[min(k0 + kBwdBN, S) - 1] : S;
+  // Packed rows and windows: no query past the block's last key's end sees a key of the block
+  // (key_end only grows along the row), so the query tiles end there.
+  const int qend = key_end(p, b, min(k0 + kBwdBN, S) - 1);
   const int nqt = (qend - k0 + kBwdBM - 1) / kBwdBM;  // query tiles k0 .. qend (causal)
   const int iters = G * nqt;
   const int wg = threadIdx.x / 128, tid = threadIdx.x % 128;
@@ -786,14 +801,14 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int kw0 = k0 + cw * 64;
   const float sl2 = p.scale * kLog2e;
   const int64_t qstride = int64_t(p.H) * D;
-  // Packed rows: one past the last query that sees each of this thread's two keys (its
-  // segment's end), and the earliest such end over the warpgroup's keys (its first key's): a
-  // tile of queries before it, past the diagonal, sees every key of the warpgroup.
+  // Packed rows and windows: one past the last query that sees each of this thread's two keys,
+  // and the earliest such end over the warpgroup's keys (its first key's): a tile of queries
+  // before it, past the diagonal, sees every key of the warpgroup.
   int kend[2] = {S, S}, kend_wg = S;
-  if (send) {
+  if (p.seg_end || p.window > 0) {
 #pragma unroll
-    for (int r = 0; r < 2; ++r) kend[r] = send[min(kw0 + 16 * warp + g + 8 * r, S - 1)];
-    kend_wg = send[min(kw0, S - 1)];
+    for (int r = 0; r < 2; ++r) kend[r] = key_end(p, b, min(kw0 + 16 * warp + g + 8 * r, S - 1));
+    kend_wg = key_end(p, b, min(kw0, S - 1));
   }
 
   float dv[D / 2], dk[D / 2];
@@ -1122,12 +1137,10 @@ bool device_ok() {
 bool attention_sm90_device() { return device_ok(); }
 
 bool attention_sm90_accepts(const AttentionParams& p) {
-  // a window cuts a pair when q - k >= window; the farthest pair is q_offset + Sq - 1 apart
-  const bool window_cuts = p.window > 0 && int64_t(p.window) < int64_t(p.q_offset) + p.Sq;
   return (p.D == 64 || p.D == 128) && !p.key_mask && (!p.segments || (p.seg_start && p.seg_end)) &&
-         !window_cuts && p.B > 0 && p.Sq > 0 && p.Sk > 0 && p.q_offset >= 0 && p.KH > 0 &&
-         p.H % p.KH == 0 && aligned16(p.q) && aligned16(p.k) && aligned16(p.v) &&
-         p.q_bstride % 8 == 0 && p.kv_bstride % 8 == 0 && device_ok();
+         p.B > 0 && p.Sq > 0 && p.Sk > 0 && p.q_offset >= 0 && p.KH > 0 && p.H % p.KH == 0 &&
+         aligned16(p.q) && aligned16(p.k) && aligned16(p.v) && p.q_bstride % 8 == 0 &&
+         p.kv_bstride % 8 == 0 && device_ok();
 }
 
 cudaError_t attention_forward_sm90(const AttentionParams& p, cudaStream_t s) {

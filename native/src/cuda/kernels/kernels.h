@@ -267,7 +267,7 @@ bool segment_runs(const int32_t* seg, int64_t B, int64_t S, int32_t* start, int3
 // The forward takes one of two kernels: the Hopper kernel (wgmma + bulk tensor copies, built for
 // sm_90a in attention_sm90.cu) when the build has it, the device is sm_90 and the call is one it
 // accepts (head_dim 64 or 128, causal with GQA and any q_offset, no key mask, segments only with
-// their runs (seg_start, seg_end), no window that cuts a pair, 16-byte aligned tensors); else the
+// their runs (seg_start, seg_end), any window, 16-byte aligned tensors); else the
 // mma.sync kernel (sm_80 and later, every case). LORA4J_ATTENTION=mma forces the mma.sync kernel;
 // =wgmma makes a call the Hopper kernel cannot take fail with cudaErrorNotSupported; unset or =auto
 // chooses as above; any other value fails every call with cudaErrorInvalidValue (and says so on
