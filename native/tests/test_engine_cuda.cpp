@@ -981,11 +981,11 @@ std::set<std::string> ops_run(Golden& g, lora4j_batch& b, const char* off) {
 // of segment 0 with mask 0 and label -100) over hd128's ids and labels: the default engine, whose
 // prepare() gives the segments' runs to the Hopper attention kernels (the padding's mask dropped
 // in the loss calls, as for any right-padded batch), against one made with
-// LORA4J_SEGMENT_RUNS=0 (the mma.sync kernels with the segment ids and the mask), with and
-// without recompute: the same tokens, the loss within 1e-3 and every LoRA gradient within 3e-2
-// (two attention kernels that round differently, as in right_pad_unmasked; a key of another
-// example seen, or one of the example's own missed, moves the loss by far more). The phase times
-// name the runs on the default path and the segments with the switch off.
+// LORA4J_SEGMENT_RUNS=0 (the mma.sync kernels with the segment ids; the mask dropped there too),
+// with and without recompute: the same tokens, the loss within 1e-3 and every LoRA gradient
+// within 3e-2 (two attention kernels that round differently, as in right_pad_unmasked; a key of
+// another example seen, or one of the example's own missed, moves the loss by far more). The
+// phase times name the runs on the default path and the segments with the switch off.
 void packed_segment_runs() {
   const char* S = "segment runs";
   Golden g = load_case("hd128");

@@ -867,7 +867,8 @@ __global__ void __launch_bounds__(kThreads, 1)
     // key above its first query, or in packed rows a query past a key's segment, takes the mask.
     const float* lse2 = lse_s + s * kBwdBM;
     const float* dlt = delta_s + s * kBwdBM;
-    if (kw0 + 63 <= qt && qt + kBwdBM <= kend_wg) {
+    // (a key whose segment ends at S bounds nothing: queries past S have lse +inf, so P = 0)
+    if (kw0 + 63 <= qt && (kend_wg >= S || qt + kBwdBM <= kend_wg)) {
 #pragma unroll
       for (int i = 0; i < 32; ++i) {
         const int c = 8 * (i >> 2) + 2 * t4 + (i & 1);
