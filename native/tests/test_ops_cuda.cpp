@@ -442,8 +442,9 @@ void test_segment_runs() {
 }
 
 // Decoding: the last nq queries of a row of S keys (q_offset = S - nq) against the last rows of
-// the full causal attention on the CPU, through both forward kernels.
-void test_attention_decode(ct::Rng& r, int B, int S, int H, int KH, int D, int nq) {
+// the full causal attention on the CPU (with a sliding window of W positions when W > 0), through
+// both forward kernels.
+void test_attention_decode(ct::Rng& r, int B, int S, int H, int KH, int D, int nq, int W = 0) {
   auto q = randn(r, static_cast<size_t>(int64_t(B) * S * H * D)),
        k = randn(r, static_cast<size_t>(int64_t(B) * S * KH * D)),
        v = randn(r, static_cast<size_t>(int64_t(B) * S * KH * D));
@@ -472,12 +473,14 @@ void test_attention_decode(ct::Rng& r, int B, int S, int H, int KH, int D, int n
   p.kv_bstride = int64_t(S) * KH * D;
   p.q_offset = S - nq;
   p.scale = float(1.0 / std::sqrt(double(D)));
+  p.window = W;
   cpu::AttentionMask m;
+  m.window = W;
   std::vector<float> o(q.size()), lse(static_cast<size_t>(int64_t(B) * H * S));
   cpu::attention_forward(g_tp, q.data(), k.data(), v.data(), o.data(), lse.data(), m, B, S, H, KH,
                          D);
   char tag[160];
-  std::snprintf(tag, sizeof tag, "B=%d S=%d H=%d KH=%d D=%d decode %d", B, S, H, KH, D, nq);
+  std::snprintf(tag, sizeof tag, "B=%d S=%d H=%d KH=%d D=%d decode %d W=%d", B, S, H, KH, D, nq, W);
   check_selection(p, D == 64 || D == 128, tag);
   forward_both(p, o, lse, S, S - nq, tag);
 }
@@ -1722,6 +1725,8 @@ int main() {
   test_attention_decode(r, 2, 1025, 8, 2, 128, 1);
   test_attention_decode(r, 1, 300, 8, 2, 128, 77);
   test_attention_decode(r, 1, 2048, 8, 2, 64, 130);
+  test_attention_decode(r, 2, 2048, 8, 2, 128, 130, 512);  // v0.1-like: the window cuts
+  test_attention_decode(r, 1, 1025, 8, 2, 128, 1, 300);
 
   std::printf("test_ops_cuda: %d failure(s)\n", ct::failures());
   return ct::failures() == 0 ? 0 : 1;

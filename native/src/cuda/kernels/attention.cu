@@ -435,7 +435,7 @@ __global__ void __launch_bounds__(256) attn_bwd_kernel(AttentionBackwardParams b
   const int kmax = min(k0 + BC, S) - 1;
   int qstart = k0 / BR * BR;
   int qend = S;
-  if (p.window > 0) qend = min(S, kmax + p.window);
+  if (p.window > 0) qend = int(min(int64_t(S), int64_t(kmax) + p.window));  // window near INT_MAX
 
   // The (query head, query tile) iterations, flattened so the next tile's Q and dO load
   // (cp.async, two stages) while this one is computed.

@@ -363,7 +363,7 @@ __device__ __forceinline__ int first_key(const AttentionParams& p, int b, int qp
 // the window's bound, whichever is earlier (Sk without either). It only grows along a row.
 __device__ __forceinline__ int key_end(const AttentionParams& p, int b, int k) {
   int e = p.seg_end ? p.seg_end[int64_t(b) * p.Sk + k] : p.Sk;
-  if (p.window > 0) e = min(e, k + p.window);
+  if (p.window > 0) e = int(min(int64_t(e), int64_t(k) + p.window));  // a window near INT_MAX
   return min(e, p.Sk);
 }
 #endif
