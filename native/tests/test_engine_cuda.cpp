@@ -865,6 +865,28 @@ void switch_pair(const Golden& g, int recompute, const char* off, int rank, floa
   }
 }
 
+// One forward_backward of b on each engine of a pair, from zeroed gradients: each one's loss,
+// counted tokens and LoRA gradients, and the worst per-tensor relative difference between the
+// two engines' gradients (NaN when their lists differ or are empty).
+struct PairStep {
+  double loss[2] = {0, 0};
+  int64_t tokens[2] = {0, 0};
+  std::vector<std::pair<std::string, std::vector<float>>> grads[2];
+  double worst = NAN;
+};
+PairStep pair_step(lora4j_engine* const (&e)[2], const lora4j_batch& b) {
+  PairStep r;
+  for (int k = 0; k < 2; ++k) {
+    API(lora4j_zero_grad(e[k]));
+    API(lora4j_forward_backward(e[k], &b, 0.01f, &r.loss[k], &r.tokens[k]));
+    r.grads[k] = lora_state(e[k], LORA4J_STATE_GRAD);
+  }
+  r.worst = r.grads[0].size() == r.grads[1].size() && !r.grads[0].empty() ? 0 : NAN;
+  for (size_t i = 0; i < r.grads[0].size() && i < r.grads[1].size(); ++i)
+    r.worst = ct::worst_of(r.worst, ct::rel_err(r.grads[0][i].second, r.grads[1][i].second));
+  return r;
+}
+
 // q, k and v's input gradients as one GEMM (CudaEngine::qkv_dx, the default) against three GEMMs
 // and the group's LoRA term (LORA4J_QKV_DX_FOLD=0), hd128, rank 8 and scale 1.5 (s T rounded to
 // bf16 once; the fold's K a multiple of 8, so its operand copies take the vectorized path), A and
@@ -882,22 +904,11 @@ void qkv_dx_fold() {
       switch_pair(g, recompute, "LORA4J_QKV_DX_FOLD", 8, 1.5f, targets, e);
       std::mt19937 rng(uint32_t(17 + recompute + targets));
       set_random_adapter(e, rng, 0.f);
-      lora4j_batch b = batch_of(g);
-      double loss[2];
-      int64_t tokens[2];
-      std::vector<std::pair<std::string, std::vector<float>>> grads[2];
-      for (int k = 0; k < 2; ++k) {
-        API(lora4j_zero_grad(e[k]));
-        API(lora4j_forward_backward(e[k], &b, 0.01f, &loss[k], &tokens[k]));
-        grads[k] = lora_state(e[k], LORA4J_STATE_GRAD);
-      }
-      double worst = grads[0].size() == grads[1].size() && !grads[0].empty() ? 0 : NAN;
-      for (size_t i = 0; i < grads[0].size() && i < grads[1].size(); ++i)
-        worst = ct::worst_of(worst, ct::rel_err(grads[0][i].second, grads[1][i].second));
+      const PairStep r = pair_step(e, batch_of(g));
       const std::string label = std::string(targets == 0x7F ? "all seven" : "o, gate, up, down") +
                                 (recompute ? ", recompute layer" : ", no recompute");
-      ct::report("golden", "hd128 q/k/v dX as one GEMM vs three, worst LoRA grad, " + label, worst,
-                 2e-2);
+      ct::report("golden", "hd128 q/k/v dX as one GEMM vs three, worst LoRA grad, " + label,
+                 r.worst, 2e-2);
       for (lora4j_engine* x : e) API(lora4j_engine_destroy(x));
     }
 }
@@ -1026,23 +1037,14 @@ void packed_segment_runs() {
     switch_pair(g, recompute, "LORA4J_SEGMENT_RUNS", 8, 2.f, 0x7Fu, e);
     std::mt19937 rng(uint32_t(71 + recompute));
     set_random_adapter(e, rng, 0.f);
-    std::vector<std::pair<std::string, std::vector<float>>> grads[2];
-    double loss[2] = {0, 0};
-    int64_t tokens[2] = {0, 0};
-    for (int k = 0; k < 2; ++k) {
-      API(lora4j_zero_grad(e[k]));
-      API(lora4j_forward_backward(e[k], &b, 0.01f, &loss[k], &tokens[k]));
-      grads[k] = lora_state(e[k], LORA4J_STATE_GRAD);
-    }
+    const PairStep r = pair_step(e, b);
     const std::string label = recompute ? "recompute layer" : "no recompute";
-    ct::report_bool(S, "the same counted tokens, " + label, tokens[0] == tokens[1] && tokens[0] > 0,
-                    std::to_string(tokens[0]) + " and " + std::to_string(tokens[1]));
+    ct::report_bool(S, "the same counted tokens, " + label,
+                    r.tokens[0] == r.tokens[1] && r.tokens[0] > 0,
+                    std::to_string(r.tokens[0]) + " and " + std::to_string(r.tokens[1]));
     ct::report(S, "loss on the runs vs on the segment ids, " + label,
-               std::fabs(loss[0] - loss[1]) / std::fabs(loss[1]), 1e-3);
-    double worst = grads[0].size() == grads[1].size() && !grads[0].empty() ? 0 : NAN;
-    for (size_t i = 0; i < grads[0].size() && i < grads[1].size(); ++i)
-      worst = ct::worst_of(worst, ct::rel_err(grads[0][i].second, grads[1][i].second));
-    ct::report(S, "worst LoRA grad on the runs vs on the segment ids, " + label, worst, 3e-2);
+               std::fabs(r.loss[0] - r.loss[1]) / std::fabs(r.loss[1]), 1e-3);
+    ct::report(S, "worst LoRA grad on the runs vs on the segment ids, " + label, r.worst, 3e-2);
     for (lora4j_engine* x : e) API(lora4j_engine_destroy(x));
   }
   std::set<std::string> on = ops_run(g, b, nullptr), off = ops_run(g, b, "LORA4J_SEGMENT_RUNS");
@@ -1080,23 +1082,14 @@ void right_pad_unmasked_case(const std::string& name, double loss_tol, double gr
     std::mt19937 rng(uint32_t(53 + recompute));
     set_random_adapter(e, rng, 0.f);
     lora4j_batch b = batch_of(g);
-    std::vector<std::pair<std::string, std::vector<float>>> grads[2];
-    double loss[2] = {0, 0};
-    int64_t tokens[2] = {0, 0};
-    for (int k = 0; k < 2; ++k) {
-      API(lora4j_zero_grad(e[k]));
-      API(lora4j_forward_backward(e[k], &b, 0.01f, &loss[k], &tokens[k]));
-      grads[k] = lora_state(e[k], LORA4J_STATE_GRAD);
-    }
+    const PairStep r = pair_step(e, b);
     const std::string label = name + ", " + (recompute ? "recompute layer" : "no recompute");
-    ct::report_bool(S, "the same counted tokens, " + label, tokens[0] == tokens[1] && tokens[0] > 0,
-                    std::to_string(tokens[0]) + " and " + std::to_string(tokens[1]));
+    ct::report_bool(S, "the same counted tokens, " + label,
+                    r.tokens[0] == r.tokens[1] && r.tokens[0] > 0,
+                    std::to_string(r.tokens[0]) + " and " + std::to_string(r.tokens[1]));
     ct::report(S, "loss unmasked vs masked, " + label,
-               std::fabs(loss[0] - loss[1]) / std::fabs(loss[1]), loss_tol);
-    double worst = grads[0].size() == grads[1].size() && !grads[0].empty() ? 0 : NAN;
-    for (size_t i = 0; i < grads[0].size() && i < grads[1].size(); ++i)
-      worst = ct::worst_of(worst, ct::rel_err(grads[0][i].second, grads[1][i].second));
-    ct::report(S, "worst LoRA grad unmasked vs masked, " + label, worst, grad_tol);
+               std::fabs(r.loss[0] - r.loss[1]) / std::fabs(r.loss[1]), loss_tol);
+    ct::report(S, "worst LoRA grad unmasked vs masked, " + label, r.worst, grad_tol);
     if (recompute == LORA4J_RECOMPUTE_NONE) {
       const int64_t n = int64_t(g.B) * g.S, V = g.cfg.vocab_size;
       std::vector<float> lg[2];
