@@ -368,7 +368,9 @@ __device__ __forceinline__ int key_end(const AttentionParams& p, int b, int k) {
 }
 #endif
 
-template <int D>
+// kBounded: the call has packed segments (as runs) or a window that cuts a pair; full rows take
+// the instantiation without it, which reads no bound and masks only the diagonal tiles.
+template <int D, bool kBounded>
 __global__ void __launch_bounds__(kThreads, 1)
     attn_fwd_sm90_kernel(const __grid_constant__ Sm90Params prm) {
 #ifdef LORA4J_SM90A_DEVICE
@@ -392,7 +394,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int kend = min(p.Sk, qlast + 1);
   // Packed rows and windows: no query of the block sees a key before its first query's first
   // key (first_key only grows along the row), so the tiles start at the one holding that key.
-  const int it0 = first_key(p, b, p.q_offset + q0) / kBN;
+  const int it0 = kBounded ? first_key(p, b, p.q_offset + q0) / kBN : 0;
   const int ntiles = (kend + kBN - 1) / kBN - it0;  // tiles it0 .. it0 + ntiles - 1
   const int wg = threadIdx.x / 128, tid = threadIdx.x % 128;
 
@@ -493,19 +495,18 @@ __global__ void __launch_bounds__(kThreads, 1)
     // registers (the hd128 consumers have none to spare).
     float mx[2] = {-INFINITY, -INFINITY};
     if (kt + kBN - 1 <= qwg && kt + kBN <= p.Sk &&
-        ((!p.seg_start && p.window <= 0) ||
-         kt >= first_key(p, b, p.q_offset + min(q0 + cw * 64 + 63, p.Sq - 1)))) {
+        (!kBounded || kt >= first_key(p, b, p.q_offset + min(q0 + cw * 64 + 63, p.Sq - 1)))) {
 #pragma unroll
       for (int i = 0; i < 64; ++i) mx[(i >> 1) & 1] = fmaxf(mx[(i >> 1) & 1], sc[i]);
     } else {
       int sst[2] = {0, 0};  // the first key each of this thread's rows sees
-      if (p.seg_start || p.window > 0)
+      if (kBounded)
 #pragma unroll
         for (int r = 0; r < 2; ++r) sst[r] = first_key(p, b, p.q_offset + min(qr[r], p.Sq - 1));
 #pragma unroll
       for (int i = 0; i < 64; ++i) {
         const int r = (i >> 1) & 1, key = kt + 8 * (i >> 2) + 2 * t4 + (i & 1);
-        const bool ok = key < p.Sk && key <= p.q_offset + qr[r] && key >= sst[r];
+        const bool ok = key < p.Sk && key <= p.q_offset + qr[r] && (!kBounded || key >= sst[r]);
         const float v = ok ? sc[i] : -INFINITY;
         sc[i] = v;
         mx[r] = fmaxf(mx[r], v);
@@ -674,7 +675,7 @@ struct Sm90BwdParams {
   AttentionBackwardParams p;
 };
 
-template <int D>
+template <int D, bool kBounded>  // kBounded as in the forward
 __global__ void __launch_bounds__(kThreads, 1)
     attn_bwd_sm90_kernel(const __grid_constant__ Sm90BwdParams prm) {
 #ifdef LORA4J_SM90A_DEVICE
@@ -710,7 +711,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int S = p.Sk, G = p.H / p.KH;
   // Packed rows and windows: no query past the block's last key's end sees a key of the block
   // (key_end only grows along the row), so the query tiles end there.
-  const int qend = key_end(p, b, min(k0 + kBwdBN, S) - 1);
+  const int qend = kBounded ? key_end(p, b, min(k0 + kBwdBN, S) - 1) : S;
   const int nqt = (qend - k0 + kBwdBM - 1) / kBwdBM;  // query tiles k0 .. qend (causal)
   const int iters = G * nqt;
   const int wg = threadIdx.x / 128, tid = threadIdx.x % 128;
@@ -805,7 +806,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   // and the earliest such end over the warpgroup's keys (its first key's): a tile of queries
   // before it, past the diagonal, sees every key of the warpgroup.
   int kend[2] = {S, S}, kend_wg = S;
-  if (p.seg_end || p.window > 0) {
+  if (kBounded) {
 #pragma unroll
     for (int r = 0; r < 2; ++r) kend[r] = key_end(p, b, min(kw0 + 16 * warp + g + 8 * r, S - 1));
     kend_wg = key_end(p, b, min(kw0, S - 1));
@@ -868,7 +869,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     const float* lse2 = lse_s + s * kBwdBM;
     const float* dlt = delta_s + s * kBwdBM;
     // (a key whose segment ends at S bounds nothing: queries past S have lse +inf, so P = 0)
-    if (kw0 + 63 <= qt && (kend_wg >= S || qt + kBwdBM <= kend_wg)) {
+    if (kw0 + 63 <= qt && (!kBounded || kend_wg >= S || qt + kBwdBM <= kend_wg)) {
 #pragma unroll
       for (int i = 0; i < 32; ++i) {
         const int c = 8 * (i >> 2) + 2 * t4 + (i & 1);
@@ -881,7 +882,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       for (int i = 0; i < 32; ++i) {
         const int c = 8 * (i >> 2) + 2 * t4 + (i & 1);
         const int key = kw0 + 16 * warp + g + 8 * ((i >> 1) & 1);
-        const bool ok = key <= qt + c && qt + c < kend[(i >> 1) & 1];
+        const bool ok = key <= qt + c && (!kBounded || qt + c < kend[(i >> 1) & 1]);
         const float pv = ok ? ex2_ftz(fmaf(st[i], sl2, -lse2[c])) : 0.f;
         st[i] = pv;
         dpt[i] = pv * (dpt[i] - dlt[c]);
@@ -1066,21 +1067,48 @@ bool make_dq_map(CUtensorMap* m, float* dq_accum, int D, int H, int S, int B) {
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
+// Whether a call needs the kernels' bounds (kBounded): packed segments as runs, or a window that
+// cuts a pair (q - k >= window for some causal pair; the farthest is q_offset + Sq - 1 apart). A
+// window that cuts nothing is dropped from the kernel's copy of the parameters.
+bool bounded(AttentionParams* p) {
+  if (p->window > 0 && int64_t(p->window) >= int64_t(p->q_offset) + p->Sq) p->window = 0;
+  return p->seg_start != nullptr || p->window > 0;
+}
+
+template <int D, bool kBounded>
+cudaError_t launch_fwd_kernel(const Sm90Params& prm, cudaStream_t s) {
+  constexpr int smem = Sm90Smem<D>::kAlloc;
+  cudaError_t e = cudaFuncSetAttribute(attn_fwd_sm90_kernel<D, kBounded>,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  if (e != cudaSuccess) return e;
+  const AttentionParams& p = prm.p;
+  dim3 grid((p.Sq + kBM - 1) / kBM, p.H, p.B);
+  attn_fwd_sm90_kernel<D, kBounded><<<grid, kThreads, smem, s>>>(prm);
+  return cudaGetLastError();
+}
+
 template <int D>
 cudaError_t launch_sm90(const AttentionParams& p, cudaStream_t s) {
   Sm90Params prm;
   std::memset(&prm, 0, sizeof prm);
   prm.p = p;
+  const bool bnd = bounded(&prm.p);
   if (!make_map(&prm.tq, CU_TENSOR_MAP_DATA_TYPE_FLOAT16, p.q, D, p.H, p.Sq, p.B, p.q_bstride) ||
       !make_map(&prm.tk, CU_TENSOR_MAP_DATA_TYPE_FLOAT16, p.k, D, p.KH, p.Sk, p.B, p.kv_bstride) ||
       !make_map(&prm.tv, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, p.v, D, p.KH, p.Sk, p.B, p.kv_bstride))
     return cudaErrorInvalidValue;
-  constexpr int smem = Sm90Smem<D>::kAlloc;
-  cudaError_t e = cudaFuncSetAttribute(attn_fwd_sm90_kernel<D>,
+  return bnd ? launch_fwd_kernel<D, true>(prm, s) : launch_fwd_kernel<D, false>(prm, s);
+}
+
+template <int D, bool kBounded>
+cudaError_t launch_bwd_kernel(const Sm90BwdParams& prm, cudaStream_t s) {
+  constexpr int smem = Sm90BwdSmem<D>::kAlloc;
+  cudaError_t e = cudaFuncSetAttribute(attn_bwd_sm90_kernel<D, kBounded>,
                                        cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (e != cudaSuccess) return e;
-  dim3 grid((p.Sq + kBM - 1) / kBM, p.H, p.B);
-  attn_fwd_sm90_kernel<D><<<grid, kThreads, smem, s>>>(prm);
+  const AttentionParams& p = prm.p.f;
+  const unsigned grid = unsigned((p.Sk + kBwdBN - 1) / kBwdBN) * unsigned(p.KH) * unsigned(p.B);
+  attn_bwd_sm90_kernel<D, kBounded><<<grid, kThreads, smem, s>>>(prm);
   return cudaGetLastError();
 }
 
@@ -1090,6 +1118,7 @@ cudaError_t launch_bwd_sm90(const AttentionBackwardParams& bp, cudaStream_t s) {
   Sm90BwdParams prm;
   std::memset(&prm, 0, sizeof prm);
   prm.p = bp;
+  const bool bnd = bounded(&prm.p.f);
   if (!make_map(&prm.tq, CU_TENSOR_MAP_DATA_TYPE_FLOAT16, p.q, D, p.H, p.Sq, p.B, p.q_bstride,
                 kBwdBM) ||
       !make_map(&prm.tdo, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, bp.dout, D, p.H, p.Sq, p.B, p.q_bstride,
@@ -1098,13 +1127,7 @@ cudaError_t launch_bwd_sm90(const AttentionBackwardParams& bp, cudaStream_t s) {
       !make_map(&prm.tv, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, p.v, D, p.KH, p.Sk, p.B, p.kv_bstride) ||
       (D == 128 && !make_dq_map(&prm.tdq, bp.dq_accum, D, p.H, p.Sq, p.B)))
     return cudaErrorInvalidValue;
-  constexpr int smem = Sm90BwdSmem<D>::kAlloc;
-  cudaError_t e = cudaFuncSetAttribute(attn_bwd_sm90_kernel<D>,
-                                       cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-  if (e != cudaSuccess) return e;
-  const unsigned grid = unsigned((p.Sk + kBwdBN - 1) / kBwdBN) * unsigned(p.KH) * unsigned(p.B);
-  attn_bwd_sm90_kernel<D><<<grid, kThreads, smem, s>>>(prm);
-  return cudaGetLastError();
+  return bnd ? launch_bwd_kernel<D, true>(prm, s) : launch_bwd_kernel<D, false>(prm, s);
 }
 
 // Whether the current device runs this file's sm_90a image: compute capability 9.0 and a
@@ -1124,7 +1147,7 @@ bool device_ok() {
         cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess &&
         major == 9 && minor == 0;
     cudaFuncAttributes a;
-    ok = ok && cudaFuncGetAttributes(&a, attn_fwd_sm90_kernel<128>) == cudaSuccess &&
+    ok = ok && cudaFuncGetAttributes(&a, attn_fwd_sm90_kernel<128, false>) == cudaSuccess &&
          encode_tiled() != nullptr;
     cudaGetLastError();  // a missing image is an answer here, not an error of the caller's
     st = ok ? 1 : 2;
