@@ -39,7 +39,7 @@ def labelled(path, bench, need_label):
 
 def setting_key(run):
     return (run.get("B"), run.get("S"), run.get("recompute", 0), run.get("offload", 0),
-            run.get("masked", 0), run.get("padded", 0))
+            run.get("masked", 0), run.get("padded", 0), run.get("packed", 0))
 
 
 def read(path):
@@ -110,10 +110,11 @@ def summary(runs):
 
 
 def setting_name(key):
-    B, S, rc, off, masked, padded = key
+    B, S, rc, off, masked, padded, packed = key
     mode = "no recompute" if not rc else f"recompute {rc}" + (" offloaded" if off else "")
     return (f"{B} x {S}, {mode}" + (f", {masked:.0%} of labels -100" if masked else "")
-            + (f", rows right-padded by up to {padded:.0%}" if padded else ""))
+            + (f", rows right-padded by up to {padded:.0%}" if padded else "")
+            + (f", rows packed with examples of ~{packed} tokens" if packed else ""))
 
 
 def report(groups, ref):

@@ -76,13 +76,13 @@ class AbTest(unittest.TestCase):
     def test_groups_and_summary(self):
         g = ab.read(self.path)
         self.assertEqual(len(g), 5)  # main, sd, df at 4 x 2048; main, sd with recompute
-        s = ab.summary(g[("main", (4, 2048, 0, 0, 0, 0))])
+        s = ab.summary(g[("main", (4, 2048, 0, 0, 0, 0, 0))])
         self.assertEqual(s["runs"], 2)
         self.assertAlmostEqual(s["median_s"], 0.471)
         self.assertAlmostEqual(s["range_s"], 0.002)
         self.assertAlmostEqual(s["pooled_s"], 0.471)  # median of six steps
         self.assertAlmostEqual(s["j"], 330.5)
-        self.assertIsNone(ab.summary(g[("main", (4, 2048, 3, 1, 0, 0))])["j"])
+        self.assertIsNone(ab.summary(g[("main", (4, 2048, 3, 1, 0, 0, 0))])["j"])
 
     def test_verdicts(self):
         out = ab.report(ab.read(self.path), "main")
@@ -147,6 +147,9 @@ class AbTest(unittest.TestCase):
                          "4 x 2048, no recompute")
         key = ab.setting_key({"B": 4, "S": 2048, "padded": 0.4})
         self.assertEqual(ab.setting_name(key), "4 x 2048, no recompute, rows right-padded by up to 40%")
+        key = ab.setting_key({"B": 4, "S": 2048, "recompute": 3, "offload": 1, "packed": 300})
+        self.assertEqual(ab.setting_name(key), "4 x 2048, recompute 3 offloaded, rows packed with "
+                         "examples of ~300 tokens")
 
     def test_command_line(self):
         r = subprocess.run([sys.executable, os.path.join(HERE, "ab.py"), self.path, "--ref", "sd"],

@@ -305,17 +305,29 @@ static lora4j_engine* step_engine(int layers, int recompute, uint32_t targets, i
 // LORA4J_BENCH_PADDED=F: rows of mixed lengths as the trainer batches them, right-padded to S
 // (mask 0, label -100 past each row's end): row r of B holds S (1 - F r / (B - 1)) tokens, so a
 // batch's padding is F / 2 of its positions (the trainer's on rows of 1024 to 2048 tokens in
-// batches of 4 was ~17-21%).
+// batches of 4 was ~17-21%);
+// LORA4J_BENCH_PACKED=N: rows packed as the trainer's --packing collates them: examples of
+// N / 2 to 3 N / 2 tokens back to back (segment ids 1, 2, ..., positions restarting at 0, each
+// example's first label -100), the last one cut at S.
 static double bench_fraction(const char* name) {
   const char* v = std::getenv(name);
   return v ? std::min(0.99, std::max(0.0, std::atof(v))) : 0.0;
 }
 static double bench_masked() { return bench_fraction("LORA4J_BENCH_MASKED"); }
 static double bench_padded() { return bench_fraction("LORA4J_BENCH_PADDED"); }
+static int bench_packed() {
+  const char* v = std::getenv("LORA4J_BENCH_PACKED");
+  return v ? std::max(0, std::atoi(v)) : 0;
+}
 struct StepBatch {
-  std::vector<int32_t> ids, labels, mask;
+  std::vector<int32_t> ids, labels, mask, pos, seg;
   lora4j_batch b{};
-  StepBatch(int B, int S) : ids(size_t(B) * S), labels(size_t(B) * S), mask(size_t(B) * S, 1) {
+  StepBatch(int B, int S)
+      : ids(size_t(B) * S),
+        labels(size_t(B) * S),
+        mask(size_t(B) * S, 1),
+        pos(size_t(B) * S),
+        seg(size_t(B) * S) {
     const int prompt = int(bench_masked() * S);
     const double padded = bench_padded();
     for (size_t i = 0; i < ids.size(); ++i) {
@@ -330,6 +342,22 @@ struct StepBatch {
     b.input_ids = ids.data();
     b.labels = labels.data();
     if (padded > 0) b.attention_mask = mask.data();  // as the trainer's collated batches
+    if (const int N = bench_packed(); N > 0) {
+      uint32_t h = 12345u;
+      for (int r = 0; r < B; ++r)
+        for (int t = 0, id = 1; t < S; ++id) {
+          h = h * 1664525u + 1013904223u;
+          const int len = std::max(1, N / 2 + int((h >> 8) % uint32_t(std::max(1, N))));
+          for (int j = 0; j < len && t < S; ++j, ++t) {
+            const size_t i = size_t(r) * S + size_t(t);
+            seg[i] = id;
+            pos[i] = j;
+            if (j == 0) labels[i] = -100;
+          }
+        }
+      b.position_ids = pos.data();
+      b.segment_ids = seg.data();
+    }
   }
 };
 
@@ -408,10 +436,10 @@ static void bench_step(int layers, int B, int S, int recompute, uint32_t targets
   all += "]";
   std::printf(
       "{\"bench\":\"train_step\",\"layers\":%d,\"B\":%d,\"S\":%d,\"recompute\":%d,\"targets\":%u,"
-      "\"offload\":%d,\"masked\":%.2f,\"padded\":%.2f,\"s\":%.4f,"
+      "\"offload\":%d,\"masked\":%.2f,\"padded\":%.2f,\"packed\":%d,\"s\":%.4f,"
       "\"tokens_per_s\":%.0f,\"peak_gib\":%.2f,\"loss\":%.4f%s%s}\n",
-      layers, B, S, recompute, targets, offload, bench_masked(), bench_padded(), s, B * S / s,
-      peak / 1073741824.0, loss, power.c_str(), all.c_str());
+      layers, B, S, recompute, targets, offload, bench_masked(), bench_padded(), bench_packed(), s,
+      B * S / s, peak / 1073741824.0, loss, power.c_str(), all.c_str());
   API(lora4j_engine_destroy(e));
 }
 
@@ -425,8 +453,9 @@ static void bench_pair(int layers, int B, int S, int recompute, uint32_t targets
   char nums[192];
   std::snprintf(nums, sizeof nums,
                 ",\"layers\":%d,\"B\":%d,\"S\":%d,\"recompute\":%d,\"targets\":%u,\"offload\":%d,"
-                "\"masked\":%.2f,\"padded\":%.2f",
-                layers, B, S, recompute, targets, offload, bench_masked(), bench_padded());
+                "\"masked\":%.2f,\"padded\":%.2f,\"packed\":%d",
+                layers, B, S, recompute, targets, offload, bench_masked(), bench_padded(),
+                bench_packed());
   const std::string head =
       "{\"bench\":\"train_step_pair\",\"ab\":\"" + json_text(g_ab_spec) + "\"" + nums;
   auto give_up = [&](const std::string& why, lora4j_engine* x, lora4j_engine* y) {

@@ -865,6 +865,28 @@ void switch_pair(const Golden& g, int recompute, const char* off, int rank, floa
   }
 }
 
+// One forward_backward of b on each engine of a pair, from zeroed gradients: each one's loss,
+// counted tokens and LoRA gradients, and the worst per-tensor relative difference between the
+// two engines' gradients (NaN when their lists differ or are empty).
+struct PairStep {
+  double loss[2] = {0, 0};
+  int64_t tokens[2] = {0, 0};
+  std::vector<std::pair<std::string, std::vector<float>>> grads[2];
+  double worst = NAN;
+};
+PairStep pair_step(lora4j_engine* const (&e)[2], const lora4j_batch& b) {
+  PairStep r;
+  for (int k = 0; k < 2; ++k) {
+    API(lora4j_zero_grad(e[k]));
+    API(lora4j_forward_backward(e[k], &b, 0.01f, &r.loss[k], &r.tokens[k]));
+    r.grads[k] = lora_state(e[k], LORA4J_STATE_GRAD);
+  }
+  r.worst = r.grads[0].size() == r.grads[1].size() && !r.grads[0].empty() ? 0 : NAN;
+  for (size_t i = 0; i < r.grads[0].size() && i < r.grads[1].size(); ++i)
+    r.worst = ct::worst_of(r.worst, ct::rel_err(r.grads[0][i].second, r.grads[1][i].second));
+  return r;
+}
+
 // q, k and v's input gradients as one GEMM (CudaEngine::qkv_dx, the default) against three GEMMs
 // and the group's LoRA term (LORA4J_QKV_DX_FOLD=0), hd128, rank 8 and scale 1.5 (s T rounded to
 // bf16 once; the fold's K a multiple of 8, so its operand copies take the vectorized path), A and
@@ -882,22 +904,11 @@ void qkv_dx_fold() {
       switch_pair(g, recompute, "LORA4J_QKV_DX_FOLD", 8, 1.5f, targets, e);
       std::mt19937 rng(uint32_t(17 + recompute + targets));
       set_random_adapter(e, rng, 0.f);
-      lora4j_batch b = batch_of(g);
-      double loss[2];
-      int64_t tokens[2];
-      std::vector<std::pair<std::string, std::vector<float>>> grads[2];
-      for (int k = 0; k < 2; ++k) {
-        API(lora4j_zero_grad(e[k]));
-        API(lora4j_forward_backward(e[k], &b, 0.01f, &loss[k], &tokens[k]));
-        grads[k] = lora_state(e[k], LORA4J_STATE_GRAD);
-      }
-      double worst = grads[0].size() == grads[1].size() && !grads[0].empty() ? 0 : NAN;
-      for (size_t i = 0; i < grads[0].size() && i < grads[1].size(); ++i)
-        worst = ct::worst_of(worst, ct::rel_err(grads[0][i].second, grads[1][i].second));
+      const PairStep r = pair_step(e, batch_of(g));
       const std::string label = std::string(targets == 0x7F ? "all seven" : "o, gate, up, down") +
                                 (recompute ? ", recompute layer" : ", no recompute");
-      ct::report("golden", "hd128 q/k/v dX as one GEMM vs three, worst LoRA grad, " + label, worst,
-                 2e-2);
+      ct::report("golden", "hd128 q/k/v dX as one GEMM vs three, worst LoRA grad, " + label,
+                 r.worst, 2e-2);
       for (lora4j_engine* x : e) API(lora4j_engine_destroy(x));
     }
 }
@@ -976,6 +987,78 @@ std::set<std::string> ops_run(Golden& g, lora4j_batch& b, const char* off) {
   return names;
 }
 
+// Packed rows as the trainer collates them (Collation.pack: examples numbered 1, 2, 3 in their
+// segment ids, positions restarting at 0, each example's first label -100, then a padding run
+// of segment 0 with mask 0 and label -100) over hd128's ids and labels: the default engine, whose
+// prepare() gives the segments' runs to the Hopper attention kernels (the padding's mask dropped
+// in the loss calls, as for any right-padded batch), against one made with
+// LORA4J_SEGMENT_RUNS=0 (the mma.sync kernels with the segment ids; the mask dropped there too),
+// with and without recompute: the same tokens, the loss within 1e-3 and every LoRA gradient
+// within 3e-2 (two attention kernels that round differently, as in right_pad_unmasked; a key of
+// another example seen, or one of the example's own missed, moves the loss by far more). The
+// phase times name the runs on the default path and the segments with the switch off.
+void packed_segment_runs() {
+  const char* S = "segment runs";
+  Golden g = load_case("hd128");
+  const int B = g.B, T = g.S;
+  std::vector<int32_t> ids(g.ids.begin(), g.ids.end()), labels(g.labels.begin(), g.labels.end());
+  std::vector<int32_t> mask(size_t(B) * T, 1), pos(size_t(B) * T, 0), seg(size_t(B) * T, 0);
+  // examples of 60, 80 and 40 tokens in row 0, 130 and 50 in row 1; 20 positions of padding
+  const std::vector<std::vector<int>> lens = {{60, 80, 40}, {130, 50}};
+  for (int r = 0; r < B; ++r) {
+    int at = 0, id = 0;
+    for (int len : lens[size_t(r % 2)]) {
+      ++id;
+      for (int t = 0; t < len && at + t < T; ++t) {
+        const size_t i = size_t(r) * T + size_t(at + t);
+        seg[i] = id;
+        pos[i] = t;
+        if (t == 0) labels[i] = -100;
+      }
+      at += len;
+    }
+    for (int t = std::min(at, T); t < T; ++t) {
+      const size_t i = size_t(r) * T + size_t(t);
+      ids[i] = 0;
+      mask[i] = 0;
+      labels[i] = -100;
+    }
+  }
+  lora4j_batch b{};
+  b.batch = B;
+  b.seq = T;
+  b.input_ids = ids.data();
+  b.attention_mask = mask.data();
+  b.labels = labels.data();
+  b.position_ids = pos.data();
+  b.segment_ids = seg.data();
+  for (int recompute : {LORA4J_RECOMPUTE_NONE, LORA4J_RECOMPUTE_LAYER}) {
+    lora4j_engine* e[2];
+    switch_pair(g, recompute, "LORA4J_SEGMENT_RUNS", 8, 2.f, 0x7Fu, e);
+    std::mt19937 rng(uint32_t(71 + recompute));
+    set_random_adapter(e, rng, 0.f);
+    const PairStep r = pair_step(e, b);
+    const std::string label = recompute ? "recompute layer" : "no recompute";
+    ct::report_bool(S, "the same counted tokens, " + label,
+                    r.tokens[0] == r.tokens[1] && r.tokens[0] > 0,
+                    std::to_string(r.tokens[0]) + " and " + std::to_string(r.tokens[1]));
+    ct::report(S, "loss on the runs vs on the segment ids, " + label,
+               std::fabs(r.loss[0] - r.loss[1]) / std::fabs(r.loss[1]), 1e-3);
+    ct::report(S, "worst LoRA grad on the runs vs on the segment ids, " + label, r.worst, 3e-2);
+    for (lora4j_engine* x : e) API(lora4j_engine_destroy(x));
+  }
+  std::set<std::string> on = ops_run(g, b, nullptr), off = ops_run(g, b, "LORA4J_SEGMENT_RUNS");
+  ct::report_bool(
+      S, "the default engine gives the packed batch's runs to the attention",
+      on.count("attention forward, segment runs") && on.count("attention backward, segment runs"),
+      "");
+  ct::report_bool(S, "LORA4J_SEGMENT_RUNS=0: the segment ids alone",
+                  off.count("attention forward, segments") &&
+                      off.count("attention backward, segments") &&
+                      !off.count("attention forward, segment runs"),
+                  "");
+}
+
 // A right-padded batch's mask dropped in the loss calls (CudaEngine::prepare): the golden batches
 // (a right-padded row, its padding labelled -100) through the default engine and one made with
 // LORA4J_RIGHT_PAD_UNMASKED=0, with and without recompute: the same tokens; at hd128 (the Hopper
@@ -999,23 +1082,14 @@ void right_pad_unmasked_case(const std::string& name, double loss_tol, double gr
     std::mt19937 rng(uint32_t(53 + recompute));
     set_random_adapter(e, rng, 0.f);
     lora4j_batch b = batch_of(g);
-    std::vector<std::pair<std::string, std::vector<float>>> grads[2];
-    double loss[2] = {0, 0};
-    int64_t tokens[2] = {0, 0};
-    for (int k = 0; k < 2; ++k) {
-      API(lora4j_zero_grad(e[k]));
-      API(lora4j_forward_backward(e[k], &b, 0.01f, &loss[k], &tokens[k]));
-      grads[k] = lora_state(e[k], LORA4J_STATE_GRAD);
-    }
+    const PairStep r = pair_step(e, b);
     const std::string label = name + ", " + (recompute ? "recompute layer" : "no recompute");
-    ct::report_bool(S, "the same counted tokens, " + label, tokens[0] == tokens[1] && tokens[0] > 0,
-                    std::to_string(tokens[0]) + " and " + std::to_string(tokens[1]));
+    ct::report_bool(S, "the same counted tokens, " + label,
+                    r.tokens[0] == r.tokens[1] && r.tokens[0] > 0,
+                    std::to_string(r.tokens[0]) + " and " + std::to_string(r.tokens[1]));
     ct::report(S, "loss unmasked vs masked, " + label,
-               std::fabs(loss[0] - loss[1]) / std::fabs(loss[1]), loss_tol);
-    double worst = grads[0].size() == grads[1].size() && !grads[0].empty() ? 0 : NAN;
-    for (size_t i = 0; i < grads[0].size() && i < grads[1].size(); ++i)
-      worst = ct::worst_of(worst, ct::rel_err(grads[0][i].second, grads[1][i].second));
-    ct::report(S, "worst LoRA grad unmasked vs masked, " + label, worst, grad_tol);
+               std::fabs(r.loss[0] - r.loss[1]) / std::fabs(r.loss[1]), loss_tol);
+    ct::report(S, "worst LoRA grad unmasked vs masked, " + label, r.worst, grad_tol);
     if (recompute == LORA4J_RECOMPUTE_NONE) {
       const int64_t n = int64_t(g.B) * g.S, V = g.cfg.vocab_size;
       std::vector<float> lg[2];
@@ -1086,6 +1160,7 @@ int main() {
   qkv_dx_fold();
   attn_o_bf16();
   right_pad_unmasked();
+  packed_segment_runs();
   packing();
   target_sets();
   fold_lifecycle();

@@ -155,6 +155,10 @@ void test_swiglu(ct::Rng& r, int64_t n) {
 struct AttnCase {
   int B, S, H, KH, D, window;
   bool padding, segments;
+  // segments: mean length (0: about S / 3); trail: ids from 1 with a run of 0 at the end (the
+  // trainer's packed rows, their padding's mask dropped); recur: ids 0, 1, 0, 1, ... (not runs)
+  int seg_mean = 0;
+  bool trail = false, recur = false;
 };
 
 // The first element further from the reference than bf16 rounding explains (or NaN), for the
@@ -299,11 +303,15 @@ void test_attention(ct::Rng& r, const AttnCase& c) {
     }
   if (c.segments)
     for (int64_t b = 0; b < B; ++b) {
-      int id = 0;
+      int id = c.trail ? 1 : 0;
+      const int mean = c.seg_mean > 0 ? c.seg_mean : int(S / 3) + 2;
       for (int64_t j = 0; j < S; ++j) {
-        if (j > 0 && r.integer(0, int(S / 3) + 1) == 0) ++id;
+        if (j > 0 && r.integer(0, mean - 1) == 0) id = c.recur ? 1 - id : id + 1;
         seg[static_cast<size_t>(b * S + j)] = id;
       }
+      if (c.trail)
+        for (int64_t j = S - r.integer(0, int(S / 4)); j < S; ++j)
+          seg[static_cast<size_t>(b * S + j)] = 0;
     }
   // q and k are fp16 on the device (the scores' operand type); the CPU twin gets the same values
   for (auto& x : q) x = ct::round_f16(x);
@@ -342,6 +350,17 @@ void test_attention(ct::Rng& r, const AttnCase& c) {
   p.kv_bstride = S * KH * D;
   p.key_mask = c.padding ? dmask.p : nullptr;
   p.segments = c.segments ? dseg.p : nullptr;
+  // the segments' runs, for the Hopper kernels (where the ids form runs)
+  std::vector<int32_t> run_start(seg.size()), run_end(seg.size());
+  const bool runs =
+      c.segments && cuda::segment_runs(seg.data(), B, S, run_start.data(), run_end.data());
+  Dev<int32_t> drs(seg.size()), dre(seg.size());
+  if (runs) {
+    ct::up(drs, run_start);
+    ct::up(dre, run_end);
+    p.seg_start = drs.p;
+    p.seg_end = dre.p;
+  }
   p.window = c.window;
   p.scale = float(1.0 / std::sqrt(double(D)));
   Dev<float> do32(q.size());
@@ -371,11 +390,19 @@ void test_attention(ct::Rng& r, const AttnCase& c) {
   cpu::attention_backward(g_tp, dout.data(), q.data(), k.data(), v.data(), o.data(), lse.data(),
                           gq.data(), gk.data(), gv.data(), m, B, S, H, KH, D);
   char tag[160];
-  std::snprintf(tag, sizeof tag, "B=%d S=%d H=%d KH=%d D=%d W=%d%s%s", c.B, c.S, c.H, c.KH, c.D,
-                c.window, c.padding ? " pad" : "", c.segments ? " seg" : "");
-  // a window of at least S positions cuts no causal pair: the Hopper kernels take it too
-  const bool wgmma_class =
-      (D == 64 || D == 128) && !c.padding && !c.segments && (c.window == 0 || c.window >= c.S);
+  std::snprintf(tag, sizeof tag, "B=%d S=%d H=%d KH=%d D=%d W=%d%s%s%s", c.B, c.S, c.H, c.KH, c.D,
+                c.window, c.padding ? " pad" : "",
+                !c.segments ? ""
+                : c.recur   ? " seg(recurring)"
+                : c.trail   ? " seg(packed)"
+                            : " seg",
+                c.segments && c.seg_mean ? (" mean " + std::to_string(c.seg_mean)).c_str() : "");
+  if (c.segments)
+    ct::report_bool("attention", std::string("segments as runs ") + tag, runs == !c.recur,
+                    runs ? "runs" : "not runs");
+  // segments that form runs and windows bound each row's keys from below and each key's queries
+  // from above: the Hopper kernels take both (a key mask, or segments that are not runs, not)
+  const bool wgmma_class = (D == 64 || D == 128) && !c.padding && (!c.segments || runs);
   check_selection(p, wgmma_class, tag, &bp);
   forward_both(p, o, lse, int(S), 0, tag);
   backward_both(bp, gq, gk, gv, tag);
@@ -390,9 +417,34 @@ void test_attention(ct::Rng& r, const AttnCase& c) {
   ct::report("attention", std::string("bwd dv ") + tag, ct::rel_err(ct::down_bf16(dv_g), gv), kTol);
 }
 
+// cuda::segment_runs on hand-made rows: each position's run, and the refusal of an id that
+// recurs after another run.
+void test_segment_runs() {
+  // row 0: the trainer's packing (1, 1, 2, 3, 3, 3, then padding 0, 0); row 1: one segment
+  const std::vector<int32_t> seg = {1, 1, 2, 3, 3, 3, 0, 0, 5, 5, 5, 5, 5, 5, 5, 5};
+  std::vector<int32_t> st(seg.size(), -1), en(seg.size(), -1);
+  const bool ok = cuda::segment_runs(seg.data(), 2, 8, st.data(), en.data());
+  const std::vector<int32_t> want_st = {0, 0, 2, 3, 3, 3, 6, 6, 0, 0, 0, 0, 0, 0, 0, 0};
+  const std::vector<int32_t> want_en = {2, 2, 3, 6, 6, 6, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8};
+  ct::report_bool("attention", "segment_runs: starts and ends of packed rows",
+                  ok && st == want_st && en == want_en, "");
+  const std::vector<int32_t> again = {1, 1, 2, 1};  // 1 recurs after 2's run
+  std::vector<int32_t> st2(4), en2(4);
+  ct::report_bool("attention", "segment_runs: an id that recurs is not a run",
+                  !cuda::segment_runs(again.data(), 1, 4, st2.data(), en2.data()), "");
+  const std::vector<int32_t> rows = {1, 1, 2, 2, 1, 1};  // ids are per row: {1, 1, 2}, {2, 1, 1}
+  std::vector<int32_t> st3(6), en3(6);
+  ct::report_bool("attention", "segment_runs: an id of one row may appear in another",
+                  cuda::segment_runs(rows.data(), 2, 3, st3.data(), en3.data()) &&
+                      st3 == std::vector<int32_t>{0, 0, 2, 0, 1, 1} &&
+                      en3 == std::vector<int32_t>{2, 2, 3, 1, 3, 3},
+                  "");
+}
+
 // Decoding: the last nq queries of a row of S keys (q_offset = S - nq) against the last rows of
-// the full causal attention on the CPU, through both forward kernels.
-void test_attention_decode(ct::Rng& r, int B, int S, int H, int KH, int D, int nq) {
+// the full causal attention on the CPU (with a sliding window of W positions when W > 0), through
+// both forward kernels.
+void test_attention_decode(ct::Rng& r, int B, int S, int H, int KH, int D, int nq, int W = 0) {
   auto q = randn(r, static_cast<size_t>(int64_t(B) * S * H * D)),
        k = randn(r, static_cast<size_t>(int64_t(B) * S * KH * D)),
        v = randn(r, static_cast<size_t>(int64_t(B) * S * KH * D));
@@ -421,12 +473,14 @@ void test_attention_decode(ct::Rng& r, int B, int S, int H, int KH, int D, int n
   p.kv_bstride = int64_t(S) * KH * D;
   p.q_offset = S - nq;
   p.scale = float(1.0 / std::sqrt(double(D)));
+  p.window = W;
   cpu::AttentionMask m;
+  m.window = W;
   std::vector<float> o(q.size()), lse(static_cast<size_t>(int64_t(B) * H * S));
   cpu::attention_forward(g_tp, q.data(), k.data(), v.data(), o.data(), lse.data(), m, B, S, H, KH,
                          D);
   char tag[160];
-  std::snprintf(tag, sizeof tag, "B=%d S=%d H=%d KH=%d D=%d decode %d", B, S, H, KH, D, nq);
+  std::snprintf(tag, sizeof tag, "B=%d S=%d H=%d KH=%d D=%d decode %d W=%d", B, S, H, KH, D, nq, W);
   check_selection(p, D == 64 || D == 128, tag);
   forward_both(p, o, lse, S, S - nq, tag);
 }
@@ -1591,7 +1645,8 @@ int main() {
     // tiles, GQA groups of 4 and 1, hd64's atomics and hd128's bulk reduce-add of dQ
     for (const AttnCase& c :
          {AttnCase{3, 97, 8, 2, 128, 0, false, false}, AttnCase{2, 300, 4, 4, 128, 0, false, false},
-          AttnCase{1, 333, 8, 1, 64, 0, false, false}})
+          AttnCase{1, 333, 8, 1, 64, 0, false, false},
+          AttnCase{2, 300, 4, 1, 128, 0, false, true, 7, true}})
       test_attention(r, c);
     std::printf("test_ops_cuda (attention only): %d failure(s)\n", ct::failures());
     return ct::failures() == 0 ? 0 : 1;
@@ -1643,16 +1698,35 @@ int main() {
       {2, 1025, 8, 2, 64, 0, false, false},
       {2, 300, 4, 4, 128, 0, false, false},  // one head per KV group, a partial last key block
       {1, 333, 8, 1, 64, 0, false, false},   // eight heads per KV group at hd64
-      // windows that cut nothing (Mistral v0.1's 4096 on shorter rows; exactly S) take the Hopper
-      // kernels; one position less cuts the farthest pair and stays on mma.sync
+      // windows take the Hopper kernels: cutting nothing (Mistral v0.1's 4096 on shorter rows;
+      // exactly S), the farthest pair only (S - 1), less than a tile, several tiles, not a
+      // multiple of a tile, and with packed segments
       {1, 1025, 8, 2, 128, 4096, false, false},
       {2, 300, 4, 1, 128, 300, false, false},
       {2, 300, 4, 1, 128, 299, false, false},
+      {2, 1025, 8, 2, 128, 100, false, false},
+      {1, 2048, 8, 2, 128, 512, false, false},
+      {2, 1500, 4, 1, 128, 333, false, false},
+      {2, 1025, 8, 2, 64, 257, false, false},
+      {2, 1200, 8, 2, 128, 400, false, true, 300, true},
+      // packed rows whose segments are runs take the Hopper kernels too: segments longer than a
+      // tile, several per tile, the trainer's layout (ids 1, 2, ... and a padding run of 0), and
+      // ids that recur (not runs: mma.sync only)
+      {2, 1025, 8, 2, 128, 0, false, true, 0},
+      {2, 700, 8, 2, 128, 0, false, true, 40},
+      {3, 300, 4, 1, 128, 0, false, true, 7},
+      {2, 2048, 8, 2, 128, 0, false, true, 300, true},
+      {2, 513, 8, 2, 64, 0, false, true, 50, true},
+      {1, 1025, 8, 1, 64, 0, false, true, 200},
+      {2, 300, 4, 2, 128, 0, false, true, 30, false, true},
   };
+  test_segment_runs();
   for (const AttnCase& c : cases) test_attention(r, c);
   test_attention_decode(r, 2, 1025, 8, 2, 128, 1);
   test_attention_decode(r, 1, 300, 8, 2, 128, 77);
   test_attention_decode(r, 1, 2048, 8, 2, 64, 130);
+  test_attention_decode(r, 2, 2048, 8, 2, 128, 130, 512);  // v0.1-like: the window cuts
+  test_attention_decode(r, 1, 1025, 8, 2, 128, 1, 300);
 
   std::printf("test_ops_cuda: %d failure(s)\n", ct::failures());
   return ct::failures() == 0 ? 0 : 1;

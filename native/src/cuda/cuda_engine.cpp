@@ -145,6 +145,7 @@ class CudaEngine final : public Engine {
       qkv_dx_fold_ = env_switch_on("LORA4J_QKV_DX_FOLD");
       attn_o_bf16_ = env_switch_on("LORA4J_ATTN_O_BF16");
       right_pad_unmasked_ = env_switch_on("LORA4J_RIGHT_PAD_UNMASKED");
+      seg_runs_ = env_switch_on("LORA4J_SEGMENT_RUNS");
       // LORA4J_LORA_DY_SLOTS=N sizes lora_dy_pair's row shares for N resident blocks (A/B runs)
       if (const char* ds = std::getenv("LORA4J_LORA_DY_SLOTS"))
         dy_slots_env_ = std::max(1, std::atoi(ds));
@@ -1444,6 +1445,8 @@ class CudaEngine final : public Engine {
     mask_ = c.take<int32_t>(n);
     pos_ = c.take<int32_t>(n);
     seg_ = c.take<int32_t>(n);
+    seg_start_ = c.take<int32_t>(n);
+    seg_end_ = c.take<int32_t>(n);
     tgt_ = c.take<int32_t>(n);
     return c.off + 256;
   }
@@ -1611,6 +1614,23 @@ class CudaEngine final : public Engine {
     if (has_seg_)
       LORA4J_CU(
           cudaMemcpyAsync(seg_, b.segment_ids, size_t(n) * 4, cudaMemcpyHostToDevice, stream_));
+    // Packed rows whose segments are runs of positions (the trainer's: 1, 2, 3, ..., then 0 for
+    // the padding) also carry each position's run, so that the Hopper attention kernels take
+    // them (attention_sm90.cu); other segment layouts stay on the mma.sync kernels, as do all
+    // with LORA4J_SEGMENT_RUNS=0.
+    has_runs_ = false;
+    if (has_seg_ && seg_runs_) {
+      host_run_start_.resize(size_t(n));
+      host_run_end_.resize(size_t(n));
+      has_runs_ = cuda::segment_runs(b.segment_ids, b.batch, b.seq, host_run_start_.data(),
+                                     host_run_end_.data());
+      if (has_runs_) {
+        LORA4J_CU(cudaMemcpyAsync(seg_start_, host_run_start_.data(), size_t(n) * 4,
+                                  cudaMemcpyHostToDevice, stream_));
+        LORA4J_CU(cudaMemcpyAsync(seg_end_, host_run_end_.data(), size_t(n) * 4,
+                                  cudaMemcpyHostToDevice, stream_));
+      }
+    }
     host_tgt_.assign(size_t(n), -100);
     if (targets && b.labels)
       for (int64_t r = 0; r < b.batch; ++r)
@@ -1795,6 +1815,8 @@ class CudaEngine final : public Engine {
     ap.q_offset = q_offset;
     ap.key_mask = has_mask_ ? mask_ : nullptr;
     ap.segments = has_seg_ ? seg_ : nullptr;
+    ap.seg_start = has_seg_ && has_runs_ ? seg_start_ : nullptr;
+    ap.seg_end = has_seg_ && has_runs_ ? seg_end_ : nullptr;
     ap.window = shape_.c.sliding_window;
     ap.scale = float(1.0 / std::sqrt(double(shape_.c.head_dim)));
     return ap;
@@ -1845,7 +1867,7 @@ class CudaEngine final : public Engine {
     // the backward's re-run of a layer whose attention output was kept skips the attention
     if (!(recompute && keeps_attention())) {
       KCHECK(attention_forward(ap, stream_));
-      tm(has_mask_ ? "attention forward, key mask" : "attention forward");
+      tm(attention_phase(false));
     }
     const int64_t qd = shape_.q_dim();
     lora_a_forward(l, kGroupOf[O], a.att, qd, n, a);
@@ -2000,7 +2022,7 @@ class CudaEngine final : public Engine {
     bp.delta = delta_;
     bp.out_f32 = a.att32;
     KCHECK(attention_backward(bp, stream_));
-    tm(has_mask_ ? "attention backward, key mask" : "attention backward");
+    tm(attention_phase(true));
     KCHECK(rope_backward_f32(dq_acc_, dq_, pos_, inv_freq_, n, shape_.c.num_heads,
                              shape_.c.head_dim, stream_));
     tm("rope backward");
@@ -2059,7 +2081,7 @@ class CudaEngine final : public Engine {
   void decode_run(const int32_t* tokens, const int32_t* pos, int32_t len, int32_t q_offset,
                   float* logits) {
     ensure_acts(1, len);
-    has_mask_ = has_seg_ = false;
+    has_mask_ = has_seg_ = has_runs_ = false;
     LORA4J_CU(cudaMemcpyAsync(ids_, tokens, size_t(len) * 4, cudaMemcpyHostToDevice, stream_));
     LORA4J_CU(cudaMemcpyAsync(pos_, pos, size_t(len) * 4, cudaMemcpyHostToDevice, stream_));
     const int64_t d = shape_.c.hidden_size, V = shape_.c.vocab_size,
@@ -2088,6 +2110,16 @@ class CudaEngine final : public Engine {
   }
 
   // LORA4J_PHASE_TIMES: the interval since the last mark was spent in `name` (no-op when off)
+  // The attention's phase name: which of the batch's mask, segments or segment runs it reads.
+  const char* attention_phase(bool backward) const {
+    static const char* const names[2][5] = {
+        {"attention forward", "attention forward, key mask", "attention forward, segments",
+         "attention forward, segment runs", "attention forward, key mask, segments"},
+        {"attention backward", "attention backward, key mask", "attention backward, segments",
+         "attention backward, segment runs", "attention backward, key mask, segments"}};
+    const int k = has_mask_ ? (has_seg_ ? 4 : 1) : !has_seg_ ? 0 : has_runs_ ? 3 : 2;
+    return names[backward ? 1 : 0][k];
+  }
   void tm(const char* name) {
     if (phases_) phases_->mark(name);
   }
@@ -2220,6 +2252,10 @@ class CudaEngine final : public Engine {
         *delta_ = nullptr, *logits_ = nullptr, *logits2_ = nullptr, *loss_ = nullptr;
   int32_t *ids_ = nullptr, *mask_ = nullptr, *pos_ = nullptr, *seg_ = nullptr, *tgt_ = nullptr;
   bool has_mask_ = false, has_seg_ = false;
+  // packed rows' segments as runs (prepare; LORA4J_SEGMENT_RUNS=0 leaves them to mma.sync)
+  int32_t *seg_start_ = nullptr, *seg_end_ = nullptr;
+  bool seg_runs_ = true, has_runs_ = false;
+  std::vector<int32_t> host_run_start_, host_run_end_;
   std::vector<int32_t> host_pos_, host_tgt_;
 
   uint16_t* kcache_ = nullptr;

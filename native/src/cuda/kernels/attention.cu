@@ -35,6 +35,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <unordered_set>
 
 #include "cuda/kernels/common.cuh"
 #include "cuda/kernels/mma.cuh"
@@ -434,7 +435,7 @@ __global__ void __launch_bounds__(256) attn_bwd_kernel(AttentionBackwardParams b
   const int kmax = min(k0 + BC, S) - 1;
   int qstart = k0 / BR * BR;
   int qend = S;
-  if (p.window > 0) qend = min(S, kmax + p.window);
+  if (p.window > 0) qend = int(min(int64_t(S), int64_t(kmax) + p.window));  // window near INT_MAX
 
   // The (query head, query tile) iterations, flattened so the next tile's Q and dO load
   // (cp.async, two stages) while this one is computed.
@@ -723,6 +724,25 @@ cudaError_t launch_bwd(const AttentionBackwardParams& bp, cudaStream_t s) {
 }  // namespace
 
 bool attention_supports(int D) { return D == 16 || D == 32 || D == 64 || D == 128; }
+
+bool segment_runs(const int32_t* seg, int64_t B, int64_t S, int32_t* start, int32_t* end) {
+  std::unordered_set<int32_t> done;  // ids whose run has ended in this row
+  for (int64_t b = 0; b < B; ++b) {
+    const int32_t* row = seg + b * S;
+    done.clear();
+    int64_t first = 0;
+    for (int64_t i = 1; i <= S; ++i) {
+      if (i < S && row[i] == row[first]) continue;
+      if (!done.insert(row[first]).second) return false;  // the id ran before
+      for (int64_t j = first; j < i; ++j) {
+        start[b * S + j] = int32_t(first);
+        end[b * S + j] = int32_t(i);
+      }
+      first = i;
+    }
+  }
+  return true;
+}
 
 namespace {
 // LORA4J_ATTENTION, read once: 0 auto, 1 mma, 2 wgmma, -1 not understood.

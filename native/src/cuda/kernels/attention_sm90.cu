@@ -6,9 +6,13 @@
  * It computes the same function as attn_fwd_kernel in attention.cu (fp16 Q and K for the scores,
  * bf16 P and V, fp32 accumulation, base-2 online softmax, bf16 out, natural-log lse, optional fp32
  * copy of out) for the calls it accepts: causal attention with GQA and a query offset, no key
- * padding mask, no packed segments, no sliding window that cuts anything (a window of at least
- * q_offset + Sq positions, such as Mistral v0.1's 4096 on rows of up to 4096 tokens, leaves every
- * causal pair in: the kernels ignore it), head_dim 64 or 128. attention.cu routes
+ * padding mask, packed segments only as runs of positions (seg_start / seg_end: a block skips
+ * the key tiles before its first query's segment, the backward the query tiles past its last
+ * key's, and a tile that crosses a segment's bound is masked element by element, as the diagonal
+ * one is), and sliding windows the same way (Mistral v0.1's 4096 on longer rows: a block skips the
+ * key tiles before its first query's window and the backward the query tiles past its last
+ * key's; a window of at least q_offset + Sq positions cuts nothing and masks nothing), head_dim
+ * 64 or 128. attention.cu routes
  * every other call (and every call on a device that is not sm_90, or when LORA4J_ATTENTION=mma)
  * to the mma.sync kernel.
  *
@@ -347,7 +351,26 @@ __device__ __forceinline__ void wgmma_ss_bf16_n64_mn(float (&d)[32], uint64_t da
 #undef LORA4J_WGMMA_D32
 #endif  // LORA4J_SM90A_DEVICE
 
-template <int D>
+#ifdef LORA4J_SM90A_DEVICE
+// The first key that the query at position qpos of row b sees: its segment's start (packed rows)
+// or the window's bound, whichever is later (0 without either). It only grows along a row.
+__device__ __forceinline__ int first_key(const AttentionParams& p, int b, int qpos) {
+  int lo = p.seg_start ? p.seg_start[int64_t(b) * p.Sk + qpos] : 0;
+  if (p.window > 0) lo = max(lo, qpos - p.window + 1);
+  return lo;
+}
+// One past the last query position of row b that sees key k: its segment's end (packed rows) or
+// the window's bound, whichever is earlier (Sk without either). It only grows along a row.
+__device__ __forceinline__ int key_end(const AttentionParams& p, int b, int k) {
+  int e = p.seg_end ? p.seg_end[int64_t(b) * p.Sk + k] : p.Sk;
+  if (p.window > 0) e = int(min(int64_t(e), int64_t(k) + p.window));  // a window near INT_MAX
+  return min(e, p.Sk);
+}
+#endif
+
+// kBounded: the call has packed segments (as runs) or a window that cuts a pair; full rows take
+// the instantiation without it, which reads no bound and masks only the diagonal tiles.
+template <int D, bool kBounded>
 __global__ void __launch_bounds__(kThreads, 1)
     attn_fwd_sm90_kernel(const __grid_constant__ Sm90Params prm) {
 #ifdef LORA4J_SM90A_DEVICE
@@ -369,7 +392,10 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int kvh = h / (p.H / p.KH);
   const int qlast = p.q_offset + min(q0 + kBM, p.Sq) - 1;  // last query position of the block
   const int kend = min(p.Sk, qlast + 1);
-  const int ntiles = (kend + kBN - 1) / kBN;
+  // Packed rows and windows: no query of the block sees a key before its first query's first
+  // key (first_key only grows along the row), so the tiles start at the one holding that key.
+  const int it0 = kBounded ? first_key(p, b, p.q_offset + q0) / kBN : 0;
+  const int ntiles = (kend + kBN - 1) / kBN - it0;  // tiles it0 .. it0 + ntiles - 1
   const int wg = threadIdx.x / 128, tid = threadIdx.x % 128;
 
   if (threadIdx.x == 0) {
@@ -395,7 +421,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       for (int it = 0; it < ntiles; ++it) {
         const int s = it % kStages;
         const uint32_t free_par = ((it / kStages) & 1) ^ 1;  // first pass: passes at once
-        const int kt = it * kBN;
+        const int kt = (it0 + it) * kBN;
         mbar_wait(bar_kfree(s), free_par);
         mbar_expect_tx(bar_k(s), kTile);
         for (int c = 0; c < kPanels; ++c)
@@ -460,19 +486,27 @@ __global__ void __launch_bounds__(kThreads, 1)
   float corr[2];
   // mask, row maxima, P = exp2(S - max) in sc, the running sums; corr rescales O
   auto softmax = [&](int it) {
-    const int kt = it * kBN;
-    // Mask (only tiles that reach past the warpgroup's first query or past Sk) and row max of
-    // the unscaled scores. Accumulator layout: sc[4 j + e] is row g + 8 (e >> 1), key
-    // 8 j + 2 t4 + (e & 1).
+    const int kt = (it0 + it) * kBN;
+    // Mask (only tiles that reach past the warpgroup's first query or past Sk, or, in packed
+    // rows, begin before a row's segment) and row max of the unscaled scores. Accumulator
+    // layout: sc[4 j + e] is row g + 8 (e >> 1), key 8 j + 2 t4 + (e & 1).
+    // Packed rows and windows: a tile from the warpgroup's last row's first key on (first_key
+    // only grows) is seen whole by every row; the bounds are read where needed, not held in
+    // registers (the hd128 consumers have none to spare).
     float mx[2] = {-INFINITY, -INFINITY};
-    if (kt + kBN - 1 <= qwg && kt + kBN <= p.Sk) {
+    if (kt + kBN - 1 <= qwg && kt + kBN <= p.Sk &&
+        (!kBounded || kt >= first_key(p, b, p.q_offset + min(q0 + cw * 64 + 63, p.Sq - 1)))) {
 #pragma unroll
       for (int i = 0; i < 64; ++i) mx[(i >> 1) & 1] = fmaxf(mx[(i >> 1) & 1], sc[i]);
     } else {
+      int sst[2] = {0, 0};  // the first key each of this thread's rows sees
+      if (kBounded)
+#pragma unroll
+        for (int r = 0; r < 2; ++r) sst[r] = first_key(p, b, p.q_offset + min(qr[r], p.Sq - 1));
 #pragma unroll
       for (int i = 0; i < 64; ++i) {
         const int r = (i >> 1) & 1, key = kt + 8 * (i >> 2) + 2 * t4 + (i & 1);
-        const bool ok = key < p.Sk && key <= p.q_offset + qr[r];
+        const bool ok = key < p.Sk && key <= p.q_offset + qr[r] && (!kBounded || key >= sst[r]);
         const float v = ok ? sc[i] : -INFINITY;
         sc[i] = v;
         mx[r] = fmaxf(mx[r], v);
@@ -641,7 +675,7 @@ struct Sm90BwdParams {
   AttentionBackwardParams p;
 };
 
-template <int D>
+template <int D, bool kBounded>  // kBounded as in the forward
 __global__ void __launch_bounds__(kThreads, 1)
     attn_bwd_sm90_kernel(const __grid_constant__ Sm90BwdParams prm) {
 #ifdef LORA4J_SM90A_DEVICE
@@ -675,7 +709,10 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int kvh = int(blockIdx.x % per) % p.KH, b = int(blockIdx.x % per) / p.KH;
   const int k0 = int(blockIdx.x / per) * kBwdBN;
   const int S = p.Sk, G = p.H / p.KH;
-  const int nqt = (S - k0 + kBwdBM - 1) / kBwdBM;  // query tiles k0 .. S (causal)
+  // Packed rows and windows: no query past the block's last key's end sees a key of the block
+  // (key_end only grows along the row), so the query tiles end there.
+  const int qend = kBounded ? key_end(p, b, min(k0 + kBwdBN, S) - 1) : S;
+  const int nqt = (qend - k0 + kBwdBM - 1) / kBwdBM;  // query tiles k0 .. qend (causal)
   const int iters = G * nqt;
   const int wg = threadIdx.x / 128, tid = threadIdx.x % 128;
 
@@ -765,6 +802,15 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int kw0 = k0 + cw * 64;
   const float sl2 = p.scale * kLog2e;
   const int64_t qstride = int64_t(p.H) * D;
+  // Packed rows and windows: one past the last query that sees each of this thread's two keys,
+  // and the earliest such end over the warpgroup's keys (its first key's): a tile of queries
+  // before it, past the diagonal, sees every key of the warpgroup.
+  int kend[2] = {S, S}, kend_wg = S;
+  if (kBounded) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) kend[r] = key_end(p, b, min(kw0 + 16 * warp + g + 8 * r, S - 1));
+    kend_wg = key_end(p, b, min(kw0, S - 1));
+  }
 
   float dv[D / 2], dk[D / 2];
 #pragma unroll
@@ -819,10 +865,11 @@ __global__ void __launch_bounds__(kThreads, 1)
 
     // P^T and dS^T. Accumulator layout: element i is key row 16 warp + g + 8 ((i >> 1) & 1) of
     // the warpgroup, query column 8 (i >> 2) + 2 t4 + (i & 1) of the tile. Only a tile with a
-    // key above its first query takes the causal mask.
+    // key above its first query, or in packed rows a query past a key's segment, takes the mask.
     const float* lse2 = lse_s + s * kBwdBM;
     const float* dlt = delta_s + s * kBwdBM;
-    if (kw0 + 63 <= qt) {
+    // (a key whose segment ends at S bounds nothing: queries past S have lse +inf, so P = 0)
+    if (kw0 + 63 <= qt && (!kBounded || kend_wg >= S || qt + kBwdBM <= kend_wg)) {
 #pragma unroll
       for (int i = 0; i < 32; ++i) {
         const int c = 8 * (i >> 2) + 2 * t4 + (i & 1);
@@ -835,7 +882,8 @@ __global__ void __launch_bounds__(kThreads, 1)
       for (int i = 0; i < 32; ++i) {
         const int c = 8 * (i >> 2) + 2 * t4 + (i & 1);
         const int key = kw0 + 16 * warp + g + 8 * ((i >> 1) & 1);
-        const float pv = key <= qt + c ? ex2_ftz(fmaf(st[i], sl2, -lse2[c])) : 0.f;
+        const bool ok = key <= qt + c && (!kBounded || qt + c < kend[(i >> 1) & 1]);
+        const float pv = ok ? ex2_ftz(fmaf(st[i], sl2, -lse2[c])) : 0.f;
         st[i] = pv;
         dpt[i] = pv * (dpt[i] - dlt[c]);
       }
@@ -1019,21 +1067,48 @@ bool make_dq_map(CUtensorMap* m, float* dq_accum, int D, int H, int S, int B) {
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
+// Whether a call needs the kernels' bounds (kBounded): packed segments as runs, or a window that
+// cuts a pair (q - k >= window for some causal pair; the farthest is q_offset + Sq - 1 apart). A
+// window that cuts nothing is dropped from the kernel's copy of the parameters.
+bool bounded(AttentionParams* p) {
+  if (p->window > 0 && int64_t(p->window) >= int64_t(p->q_offset) + p->Sq) p->window = 0;
+  return p->seg_start != nullptr || p->window > 0;
+}
+
+template <int D, bool kBounded>
+cudaError_t launch_fwd_kernel(const Sm90Params& prm, cudaStream_t s) {
+  constexpr int smem = Sm90Smem<D>::kAlloc;
+  cudaError_t e = cudaFuncSetAttribute(attn_fwd_sm90_kernel<D, kBounded>,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  if (e != cudaSuccess) return e;
+  const AttentionParams& p = prm.p;
+  dim3 grid((p.Sq + kBM - 1) / kBM, p.H, p.B);
+  attn_fwd_sm90_kernel<D, kBounded><<<grid, kThreads, smem, s>>>(prm);
+  return cudaGetLastError();
+}
+
 template <int D>
 cudaError_t launch_sm90(const AttentionParams& p, cudaStream_t s) {
   Sm90Params prm;
   std::memset(&prm, 0, sizeof prm);
   prm.p = p;
+  const bool bnd = bounded(&prm.p);
   if (!make_map(&prm.tq, CU_TENSOR_MAP_DATA_TYPE_FLOAT16, p.q, D, p.H, p.Sq, p.B, p.q_bstride) ||
       !make_map(&prm.tk, CU_TENSOR_MAP_DATA_TYPE_FLOAT16, p.k, D, p.KH, p.Sk, p.B, p.kv_bstride) ||
       !make_map(&prm.tv, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, p.v, D, p.KH, p.Sk, p.B, p.kv_bstride))
     return cudaErrorInvalidValue;
-  constexpr int smem = Sm90Smem<D>::kAlloc;
-  cudaError_t e = cudaFuncSetAttribute(attn_fwd_sm90_kernel<D>,
+  return bnd ? launch_fwd_kernel<D, true>(prm, s) : launch_fwd_kernel<D, false>(prm, s);
+}
+
+template <int D, bool kBounded>
+cudaError_t launch_bwd_kernel(const Sm90BwdParams& prm, cudaStream_t s) {
+  constexpr int smem = Sm90BwdSmem<D>::kAlloc;
+  cudaError_t e = cudaFuncSetAttribute(attn_bwd_sm90_kernel<D, kBounded>,
                                        cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (e != cudaSuccess) return e;
-  dim3 grid((p.Sq + kBM - 1) / kBM, p.H, p.B);
-  attn_fwd_sm90_kernel<D><<<grid, kThreads, smem, s>>>(prm);
+  const AttentionParams& p = prm.p.f;
+  const unsigned grid = unsigned((p.Sk + kBwdBN - 1) / kBwdBN) * unsigned(p.KH) * unsigned(p.B);
+  attn_bwd_sm90_kernel<D, kBounded><<<grid, kThreads, smem, s>>>(prm);
   return cudaGetLastError();
 }
 
@@ -1043,6 +1118,7 @@ cudaError_t launch_bwd_sm90(const AttentionBackwardParams& bp, cudaStream_t s) {
   Sm90BwdParams prm;
   std::memset(&prm, 0, sizeof prm);
   prm.p = bp;
+  const bool bnd = bounded(&prm.p.f);
   if (!make_map(&prm.tq, CU_TENSOR_MAP_DATA_TYPE_FLOAT16, p.q, D, p.H, p.Sq, p.B, p.q_bstride,
                 kBwdBM) ||
       !make_map(&prm.tdo, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, bp.dout, D, p.H, p.Sq, p.B, p.q_bstride,
@@ -1051,13 +1127,7 @@ cudaError_t launch_bwd_sm90(const AttentionBackwardParams& bp, cudaStream_t s) {
       !make_map(&prm.tv, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, p.v, D, p.KH, p.Sk, p.B, p.kv_bstride) ||
       (D == 128 && !make_dq_map(&prm.tdq, bp.dq_accum, D, p.H, p.Sq, p.B)))
     return cudaErrorInvalidValue;
-  constexpr int smem = Sm90BwdSmem<D>::kAlloc;
-  cudaError_t e = cudaFuncSetAttribute(attn_bwd_sm90_kernel<D>,
-                                       cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-  if (e != cudaSuccess) return e;
-  const unsigned grid = unsigned((p.Sk + kBwdBN - 1) / kBwdBN) * unsigned(p.KH) * unsigned(p.B);
-  attn_bwd_sm90_kernel<D><<<grid, kThreads, smem, s>>>(prm);
-  return cudaGetLastError();
+  return bnd ? launch_bwd_kernel<D, true>(prm, s) : launch_bwd_kernel<D, false>(prm, s);
 }
 
 // Whether the current device runs this file's sm_90a image: compute capability 9.0 and a
@@ -1077,7 +1147,7 @@ bool device_ok() {
         cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess &&
         major == 9 && minor == 0;
     cudaFuncAttributes a;
-    ok = ok && cudaFuncGetAttributes(&a, attn_fwd_sm90_kernel<128>) == cudaSuccess &&
+    ok = ok && cudaFuncGetAttributes(&a, attn_fwd_sm90_kernel<128, false>) == cudaSuccess &&
          encode_tiled() != nullptr;
     cudaGetLastError();  // a missing image is an answer here, not an error of the caller's
     st = ok ? 1 : 2;
@@ -1091,12 +1161,10 @@ bool device_ok() {
 bool attention_sm90_device() { return device_ok(); }
 
 bool attention_sm90_accepts(const AttentionParams& p) {
-  // a window cuts a pair when q - k >= window; the farthest pair is q_offset + Sq - 1 apart
-  const bool window_cuts = p.window > 0 && int64_t(p.window) < int64_t(p.q_offset) + p.Sq;
-  return (p.D == 64 || p.D == 128) && !p.key_mask && !p.segments && !window_cuts && p.B > 0 &&
-         p.Sq > 0 && p.Sk > 0 && p.q_offset >= 0 && p.KH > 0 && p.H % p.KH == 0 && aligned16(p.q) &&
-         aligned16(p.k) && aligned16(p.v) && p.q_bstride % 8 == 0 && p.kv_bstride % 8 == 0 &&
-         device_ok();
+  return (p.D == 64 || p.D == 128) && !p.key_mask && (!p.segments || (p.seg_start && p.seg_end)) &&
+         p.B > 0 && p.Sq > 0 && p.Sk > 0 && p.q_offset >= 0 && p.KH > 0 && p.H % p.KH == 0 &&
+         aligned16(p.q) && aligned16(p.k) && aligned16(p.v) && p.q_bstride % 8 == 0 &&
+         p.kv_bstride % 8 == 0 && device_ok();
 }
 
 cudaError_t attention_forward_sm90(const AttentionParams& p, cudaStream_t s) {

@@ -234,8 +234,13 @@ struct AttentionParams {
   int q_offset = 0;                   // query i sits at position q_offset + i among the keys
   const int32_t* key_mask = nullptr;  // [B, Sk] 0 = padding; null = all real
   const int32_t* segments = nullptr;  // [B, Sk] packed examples; null = one per row
-  int window = 0;                     // 0 = none; else query i sees key j iff i - W < j
-  float scale = 0;                    // 1/sqrt(D)
+  // With segments, for the Hopper kernels: each position's segment as a run of positions,
+  // [B, Sk] each (segment_runs): seg_start the run's first position, seg_end one past its last.
+  // Null: the call goes to the mma.sync kernels, which read segments alone.
+  const int32_t* seg_start = nullptr;
+  const int32_t* seg_end = nullptr;
+  int window = 0;   // 0 = none; else query i sees key j iff i - W < j
+  float scale = 0;  // 1/sqrt(D)
 };
 struct AttentionBackwardParams {
   AttentionParams f;           // q_offset must be 0 and Sq == Sk
@@ -252,13 +257,21 @@ struct AttentionBackwardParams {
   const float* out_f32 = nullptr;
 };
 bool attention_supports(int D);
+// Packed rows as runs: when every segment id of each row of seg ([B, S]) occupies one run of
+// consecutive positions (as the trainer packs them: 1, 2, 3, ..., then 0 for the padding),
+// writes each position's run start (its first position) and end (one past its last) and returns
+// true; else returns false (an id that recurs after another one's run) and the arrays are
+// unspecified. Then seg[b, q] == seg[b, k] for k <= q exactly when k >= start[b, q], and for
+// k <= q exactly when q < end[b, k]: the Hopper kernels' segment test.
+bool segment_runs(const int32_t* seg, int64_t B, int64_t S, int32_t* start, int32_t* end);
 // The forward takes one of two kernels: the Hopper kernel (wgmma + bulk tensor copies, built for
 // sm_90a in attention_sm90.cu) when the build has it, the device is sm_90 and the call is one it
-// accepts (head_dim 64 or 128, causal with GQA and any q_offset, no key mask, no segments, no
-// window, 16-byte aligned tensors); else the mma.sync kernel (sm_80 and later, every case).
-// LORA4J_ATTENTION=mma forces the mma.sync kernel; =wgmma makes a call the Hopper kernel cannot
-// take fail with cudaErrorNotSupported; unset or =auto chooses as above; any other value fails
-// every call with cudaErrorInvalidValue (and says so on stderr).
+// accepts (head_dim 64 or 128, causal with GQA and any q_offset, no key mask, segments only with
+// their runs (seg_start, seg_end), any window, 16-byte aligned tensors); else the
+// mma.sync kernel (sm_80 and later, every case). LORA4J_ATTENTION=mma forces the mma.sync kernel;
+// =wgmma makes a call the Hopper kernel cannot take fail with cudaErrorNotSupported; unset or =auto
+// chooses as above; any other value fails every call with cudaErrorInvalidValue (and says so on
+// stderr).
 enum class AttentionKernel { kMma, kWgmma };
 cudaError_t attention_forward(const AttentionParams& p, cudaStream_t s);
 // The kernel attention_forward takes for p on the current device, LORA4J_ATTENTION included.
