@@ -1751,7 +1751,7 @@ class CudaEngine final : public Engine {
       if (dy_pair_ && lora_dy_pair_supported(dy, out, int(r), lora_b(l, p), xa, xa_ld_[p])) {
         KCHECK(lora_dy_pair(dy, n, out, lora_b(l, p), int(r), xa, xa_ld_[p], t, w, grad_b(l, p),
                             dy_pair_, dy_pair_slots_, stream_));
-        tm("dy B + dLoRA_B");
+        tm(proj_label(p, kDyPairLabel));
       } else {
         gemm_.run(true, false, out, r, n, dy, out, xa, xa_ld_[p], grad_b(l, p), true, r, 1.f, 1.f,
                   "dLoRA_B");
@@ -2099,15 +2099,21 @@ class CudaEngine final : public Engine {
     LORA4J_CU(cudaStreamSynchronize(stream_));
   }
 
-  // The frozen input-gradient GEMM's name ("self_attn.q_proj dX", ...), for errors and timings.
-  static const char* dx_label(int p) {
+  // Per-projection names for errors and timings: the frozen input-gradient GEMM's
+  // ("self_attn.q_proj dX", ...) and lora_dy_pair's ("dy B + dLoRA_B, self_attn.q_proj", ...:
+  // the phase times give each projection's pass, whose floor is one read of its dy).
+  enum Label { kDxLabel, kDyPairLabel };
+  static const char* proj_label(int p, Label k) {
     static const std::vector<std::string> names = [] {
       std::vector<std::string> v;
       for (int i = 0; i < NUM_PROJ; ++i) v.push_back(std::string(proj_module(i)) + " dX");
+      for (int i = 0; i < NUM_PROJ; ++i)
+        v.push_back("dy B + dLoRA_B, " + std::string(proj_module(i)));
       return v;
     }();
-    return names[size_t(p)].c_str();
+    return names[size_t(k) * NUM_PROJ + size_t(p)].c_str();
   }
+  static const char* dx_label(int p) { return proj_label(p, kDxLabel); }
 
   // LORA4J_PHASE_TIMES: the interval since the last mark was spent in `name` (no-op when off)
   // The attention's phase name: which of the batch's mask, segments or segment runs it reads.
