@@ -1075,15 +1075,13 @@ bool bounded(AttentionParams* p) {
   return p->seg_start != nullptr || p->window > 0;
 }
 
-template <int D, bool kBounded>
-cudaError_t launch_fwd_kernel(const Sm90Params& prm, cudaStream_t s) {
-  constexpr int smem = Sm90Smem<D>::kAlloc;
-  cudaError_t e = cudaFuncSetAttribute(attn_fwd_sm90_kernel<D, kBounded>,
-                                       cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+// Sets the kernel's dynamic shared memory and launches it, kThreads threads a block.
+template <class Prm>
+cudaError_t launch_kernel(void (*kernel)(Prm), int smem, dim3 grid, const Prm& prm,
+                          cudaStream_t s) {
+  cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (e != cudaSuccess) return e;
-  const AttentionParams& p = prm.p;
-  dim3 grid((p.Sq + kBM - 1) / kBM, p.H, p.B);
-  attn_fwd_sm90_kernel<D, kBounded><<<grid, kThreads, smem, s>>>(prm);
+  kernel<<<grid, kThreads, smem, s>>>(prm);
   return cudaGetLastError();
 }
 
@@ -1097,19 +1095,8 @@ cudaError_t launch_sm90(const AttentionParams& p, cudaStream_t s) {
       !make_map(&prm.tk, CU_TENSOR_MAP_DATA_TYPE_FLOAT16, p.k, D, p.KH, p.Sk, p.B, p.kv_bstride) ||
       !make_map(&prm.tv, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, p.v, D, p.KH, p.Sk, p.B, p.kv_bstride))
     return cudaErrorInvalidValue;
-  return bnd ? launch_fwd_kernel<D, true>(prm, s) : launch_fwd_kernel<D, false>(prm, s);
-}
-
-template <int D, bool kBounded>
-cudaError_t launch_bwd_kernel(const Sm90BwdParams& prm, cudaStream_t s) {
-  constexpr int smem = Sm90BwdSmem<D>::kAlloc;
-  cudaError_t e = cudaFuncSetAttribute(attn_bwd_sm90_kernel<D, kBounded>,
-                                       cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-  if (e != cudaSuccess) return e;
-  const AttentionParams& p = prm.p.f;
-  const unsigned grid = unsigned((p.Sk + kBwdBN - 1) / kBwdBN) * unsigned(p.KH) * unsigned(p.B);
-  attn_bwd_sm90_kernel<D, kBounded><<<grid, kThreads, smem, s>>>(prm);
-  return cudaGetLastError();
+  return launch_kernel(bnd ? attn_fwd_sm90_kernel<D, true> : attn_fwd_sm90_kernel<D, false>,
+                       Sm90Smem<D>::kAlloc, dim3((p.Sq + kBM - 1) / kBM, p.H, p.B), prm, s);
 }
 
 template <int D>
@@ -1127,7 +1114,9 @@ cudaError_t launch_bwd_sm90(const AttentionBackwardParams& bp, cudaStream_t s) {
       !make_map(&prm.tv, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, p.v, D, p.KH, p.Sk, p.B, p.kv_bstride) ||
       (D == 128 && !make_dq_map(&prm.tdq, bp.dq_accum, D, p.H, p.Sq, p.B)))
     return cudaErrorInvalidValue;
-  return bnd ? launch_bwd_kernel<D, true>(prm, s) : launch_bwd_kernel<D, false>(prm, s);
+  const unsigned grid = unsigned((p.Sk + kBwdBN - 1) / kBwdBN) * unsigned(p.KH) * unsigned(p.B);
+  return launch_kernel(bnd ? attn_bwd_sm90_kernel<D, true> : attn_bwd_sm90_kernel<D, false>,
+                       Sm90BwdSmem<D>::kAlloc, dim3(grid), prm, s);
 }
 
 // Whether the current device runs this file's sm_90a image: compute capability 9.0 and a
