@@ -1445,8 +1445,7 @@ class CudaEngine final : public Engine {
     mask_ = c.take<int32_t>(n);
     pos_ = c.take<int32_t>(n);
     seg_ = c.take<int32_t>(n);
-    seg_start_ = c.take<int32_t>(n);
-    seg_end_ = c.take<int32_t>(n);
+    seg_runs_dev_ = c.take<int32_t>(2 * n);  // each position's run start, then its end
     tgt_ = c.take<int32_t>(n);
     return c.off + 256;
   }
@@ -1620,16 +1619,12 @@ class CudaEngine final : public Engine {
     // with LORA4J_SEGMENT_RUNS=0.
     has_runs_ = false;
     if (has_seg_ && seg_runs_) {
-      host_run_start_.resize(size_t(n));
-      host_run_end_.resize(size_t(n));
-      has_runs_ = cuda::segment_runs(b.segment_ids, b.batch, b.seq, host_run_start_.data(),
-                                     host_run_end_.data());
-      if (has_runs_) {
-        LORA4J_CU(cudaMemcpyAsync(seg_start_, host_run_start_.data(), size_t(n) * 4,
+      host_runs_.resize(size_t(2 * n));
+      has_runs_ = cuda::segment_runs(b.segment_ids, b.batch, b.seq, host_runs_.data(),
+                                     host_runs_.data() + n);
+      if (has_runs_)
+        LORA4J_CU(cudaMemcpyAsync(seg_runs_dev_, host_runs_.data(), size_t(2 * n) * 4,
                                   cudaMemcpyHostToDevice, stream_));
-        LORA4J_CU(cudaMemcpyAsync(seg_end_, host_run_end_.data(), size_t(n) * 4,
-                                  cudaMemcpyHostToDevice, stream_));
-      }
     }
     host_tgt_.assign(size_t(n), -100);
     if (targets && b.labels)
@@ -1815,8 +1810,8 @@ class CudaEngine final : public Engine {
     ap.q_offset = q_offset;
     ap.key_mask = has_mask_ ? mask_ : nullptr;
     ap.segments = has_seg_ ? seg_ : nullptr;
-    ap.seg_start = has_seg_ && has_runs_ ? seg_start_ : nullptr;
-    ap.seg_end = has_seg_ && has_runs_ ? seg_end_ : nullptr;
+    ap.seg_start = has_runs_ ? seg_runs_dev_ : nullptr;  // has_runs_ implies has_seg_
+    ap.seg_end = has_runs_ ? seg_runs_dev_ + n_ : nullptr;
     ap.window = shape_.c.sliding_window;
     ap.scale = float(1.0 / std::sqrt(double(shape_.c.head_dim)));
     return ap;
@@ -2259,9 +2254,9 @@ class CudaEngine final : public Engine {
   int32_t *ids_ = nullptr, *mask_ = nullptr, *pos_ = nullptr, *seg_ = nullptr, *tgt_ = nullptr;
   bool has_mask_ = false, has_seg_ = false;
   // packed rows' segments as runs (prepare; LORA4J_SEGMENT_RUNS=0 leaves them to mma.sync)
-  int32_t *seg_start_ = nullptr, *seg_end_ = nullptr;
+  int32_t* seg_runs_dev_ = nullptr;  // [2, n]: each position's run start, then its end
   bool seg_runs_ = true, has_runs_ = false;
-  std::vector<int32_t> host_run_start_, host_run_end_;
+  std::vector<int32_t> host_runs_;
   std::vector<int32_t> host_pos_, host_tgt_;
 
   uint16_t* kcache_ = nullptr;
