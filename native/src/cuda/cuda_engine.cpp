@@ -2110,7 +2110,6 @@ class CudaEngine final : public Engine {
   }
   static const char* dx_label(int p) { return proj_label(p, kDxLabel); }
 
-  // LORA4J_PHASE_TIMES: the interval since the last mark was spent in `name` (no-op when off)
   // The attention's phase name: which of the batch's mask, segments or segment runs it reads.
   const char* attention_phase(bool backward) const {
     static const char* const names[2][5] = {
@@ -2121,6 +2120,7 @@ class CudaEngine final : public Engine {
     const int k = has_mask_ ? (has_seg_ ? 4 : 1) : !has_seg_ ? 0 : has_runs_ ? 3 : 2;
     return names[backward ? 1 : 0][k];
   }
+  // LORA4J_PHASE_TIMES: the interval since the last mark was spent in `name` (no-op when off)
   void tm(const char* name) {
     if (phases_) phases_->mark(name);
   }
