@@ -913,6 +913,45 @@ void qkv_dx_fold() {
     }
 }
 
+// dq, dk and dv written by the attention backward and RoPE straight into their columns of the
+// fold's operand (CudaEngine::qkv_direct_, the default) against buffers of their own copied there
+// (LORA4J_QKV_DX_DIRECT=0): the same values reach the same kernels and GEMMs, so the loss and
+// every LoRA gradient are the same bits, with LoRA on all seven projections, on o, gate, up and
+// down (the fold without T's columns), and on q alone (no fold: the gradients in rows of their
+// own width, in the fold buffer's space), no recompute and per-layer recompute. The default
+// engine's device memory in use is lower by the three buffers it no longer takes.
+void qkv_dx_direct() {
+  Golden g = load_case("hd128");
+  const int64_t n = int64_t(g.B) * g.S, qd = int64_t(g.cfg.num_heads) * g.cfg.head_dim,
+                kvd = int64_t(g.cfg.num_kv_heads) * g.cfg.head_dim;
+  const int64_t bufs = n * (qd + 2 * kvd) * 2;  // bf16
+  for (uint32_t targets : {0x7Fu, 0x78u, 0x01u})
+    for (int recompute : {LORA4J_RECOMPUTE_NONE, LORA4J_RECOMPUTE_LAYER}) {
+      lora4j_engine* e[2];
+      switch_pair(g, recompute, "LORA4J_QKV_DX_DIRECT", 8, 1.5f, targets, e);
+      std::mt19937 rng(uint32_t(23 + recompute + targets));
+      set_random_adapter(e, rng, 0.5f);
+      const PairStep r = pair_step(e, batch_of(g));
+      const std::string label = std::string(targets == 0x7F   ? "all seven"
+                                            : targets == 0x78 ? "o, gate, up, down"
+                                                              : "q") +
+                                (recompute ? ", recompute layer" : ", no recompute");
+      ct::report("golden", "hd128 q/k/v gradients into the fold's operand vs copied, loss " + label,
+                 std::fabs(r.loss[0] - r.loss[1]), 0);
+      ct::report(
+          "golden",
+          "hd128 q/k/v gradients into the fold's operand vs copied, worst LoRA grad " + label,
+          r.worst, 0);
+      int64_t in_use[2] = {0, 0}, peak = 0;
+      for (int k = 0; k < 2; ++k) API(lora4j_engine_memory(e[k], &in_use[k], &peak));
+      const int64_t saved = in_use[1] - in_use[0];
+      ct::report_bool("golden", "memory in use lower by dq, dk and dv's buffers, " + label,
+                      saved >= bufs && saved <= bufs + 3 * 256,
+                      std::to_string(saved) + " bytes, want " + std::to_string(bufs));
+      for (lora4j_engine* x : e) API(lora4j_engine_destroy(x));
+    }
+}
+
 // The attention backward's delta from the bf16 output (the default) against the fp32 copy the
 // forward writes with LORA4J_ATTN_O_BF16=0, hd128 with a random adapter, no recompute and
 // per-layer recompute: every LoRA gradient within 2e-2 of the other engine's (delta moves by
@@ -1158,6 +1197,7 @@ int main() {
   qk_precision();
   qk_f16_bounds();
   qkv_dx_fold();
+  qkv_dx_direct();
   attn_o_bf16();
   right_pad_unmasked();
   packed_segment_runs();

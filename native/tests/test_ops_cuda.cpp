@@ -246,6 +246,34 @@ void backward_both(const cuda::AttentionBackwardParams& bp0, const std::vector<f
     report_diff(k + " dq " + tag, ct::down_bf16(dq), gq, kTol, 1e-3);
     report_diff(k + " dk " + tag, ct::down_bf16(dk), gk, kTol, 1e-3);
     report_diff(k + " dv " + tag, ct::down_bf16(dv), gv, kTol);
+    // dk and dv into their columns of rows that hold q's, k's and v's gradients and 48 more
+    // columns (the engine's dqkv_, dkv_ld): the same bits, the other columns untouched
+    const int64_t qw = int64_t(p.H) * p.D, kw = int64_t(p.KH) * p.D, ld = qw + 2 * kw + 48,
+                  n = int64_t(p.B) * p.Sk;
+    Dev<bf> wide(static_cast<size_t>(n * ld));
+    wide.poison();
+    bp.dk = wide.p + qw;
+    bp.dv = wide.p + qw + kw;
+    bp.dkv_ld = ld;
+    check(kernel == 0 ? cuda::attention_backward_mma(bp, 0) : cuda::attention_backward_wgmma(bp, 0),
+          "attention_backward (dkv_ld)");
+    const std::vector<float> hw = ct::down_bf16(wide), hk = ct::down_bf16(dk),
+                             hv = ct::down_bf16(dv);
+    size_t differ = 0, touched = 0;
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t c = 0; c < ld; ++c) {
+        const float x = hw[static_cast<size_t>(i * ld + c)];
+        if (c < qw || c >= qw + 2 * kw) {
+          touched += !std::isnan(x);
+          continue;
+        }
+        const float want = c < qw + kw ? hk[static_cast<size_t>(i * kw + c - qw)]
+                                       : hv[static_cast<size_t>(i * kw + c - qw - kw)];
+        differ += std::memcmp(&x, &want, sizeof x) != 0;
+      }
+    ct::report("attention", k + " dk dv at a row stride = contiguous " + tag, double(differ), 0);
+    ct::report("attention", k + " dk dv at a row stride: other columns untouched " + tag,
+               double(touched), 0);
   }
 }
 
@@ -1170,15 +1198,23 @@ void e4m3_quantize_case(uint64_t seed, int64_t rows, int64_t cols, int64_t ld, f
 // columns [t_off, t_off + r) of rows of ldt) and dB += dy^T xa (onto a random dB); the columns of
 // t outside the slice untouched; a second run from the same inputs the same bits. slots: the
 // resident blocks the row shares are sized to (-1: this device's, as the engine passes them).
+// ldy > 0: dy is the columns [dy_off, dy_off + O) of rows of ldy, the others NaN (a read of
+// them would show in every result).
 void lora_dy_pair_case(uint64_t seed, int64_t n, int64_t O, int r, int64_t ldxa, int64_t xa_off,
-                       int64_t ldt, int64_t t_off, int slots = -1) {
+                       int64_t ldt, int64_t t_off, int slots = -1, int64_t ldy = 0,
+                       int64_t dy_off = 0) {
   if (slots < 0) slots = cuda::lora_dy_pair_slots(r, 0);
+  if (ldy == 0) ldy = O;
   Fill f(seed);
-  Dev<bf> dy(size_t(n * O)), B(size_t(O * r)), xa(size_t(n * ldxa)), t(size_t(n * ldt)),
+  Dev<bf> dyw(size_t(n * ldy)), B(size_t(O * r)), xa(size_t(n * ldxa)), t(size_t(n * ldt)),
       t2(size_t(n * ldt));
   Dev<float> dB(size_t(O * r)), dB2(size_t(O * r)),
       scratch(cuda::lora_dy_pair_scratch_floats(n, O, r, slots));
+  Dev<bf> dy(size_t(n * O));
   fill_dev(dy, 0, dy.n, f, 1.f);
+  dyw.poison();
+  CT_CUDA(cudaMemcpy2D(dyw.p + dy_off, size_t(ldy) * sizeof(bf), dy.p, size_t(O) * sizeof(bf),
+                       size_t(O) * sizeof(bf), size_t(n), cudaMemcpyDeviceToDevice));
   fill_dev(B, 0, B.n, f, 0.5f);
   fill_dev(xa, 0, xa.n, f, 2.f);
   fill_dev(dB, 0, dB.n, f, 1.f);
@@ -1189,13 +1225,15 @@ void lora_dy_pair_case(uint64_t seed, int64_t n, int64_t O, int r, int64_t ldxa,
   const std::vector<float> dB0 = ct::down(dB);
   const std::string tag = "n=" + std::to_string(n) + " O=" + std::to_string(O) +
                           " r=" + std::to_string(r) + " ldxa=" + std::to_string(ldxa) +
-                          " ldt=" + std::to_string(ldt) + " slots=" + std::to_string(slots);
-  const bool ok = cuda::lora_dy_pair_supported(dy.p, O, r, B.p, xa.p + xa_off, ldxa);
+                          " ldt=" + std::to_string(ldt) + " slots=" + std::to_string(slots) +
+                          (ldy != O ? " ldy=" + std::to_string(ldy) : std::string());
+  const bool ok = cuda::lora_dy_pair_supported(dyw.p + dy_off, ldy, O, r, B.p, xa.p + xa_off, ldxa);
   ct::report_bool("lora_dy", "lora_dy_pair applies " + tag, ok, "");
   if (!ok) return;
   for (int run = 0; run < 2; ++run) {
-    check(cuda::lora_dy_pair(dy.p, n, O, B.p, r, xa.p + xa_off, ldxa, (run ? t2.p : t.p) + t_off,
-                             ldt, run ? dB2.p : dB.p, scratch.p, slots, 0),
+    check(cuda::lora_dy_pair(dyw.p + dy_off, ldy, n, O, B.p, r, xa.p + xa_off, ldxa,
+                             (run ? t2.p : t.p) + t_off, ldt, run ? dB2.p : dB.p, scratch.p, slots,
+                             0),
           "lora_dy_pair");
     CT_CUDA(cudaDeviceSynchronize());
   }
@@ -1434,6 +1472,63 @@ void vec_rope(uint64_t seed, int64_t n, int64_t heads, int D, int64_t off_x, int
   }
 }
 
+// RoPE's backward into a slice of wider rows (row stride ld, the columns [off, off + heads D)):
+// the same bits as into rows of their own width, through the kernel the stride allows
+// (vectorized where ld keeps every row aligned), and the other columns untouched.
+void rope_strided(uint64_t seed, int64_t n, int64_t heads, int D, int64_t ld, int64_t off) {
+  const int64_t w = heads * D;
+  const size_t m = size_t(n * w), mw = size_t(n * ld);
+  Fill f(seed);
+  Dev<float> g32(m), inv(static_cast<size_t>(D / 2));
+  Dev<bf> g(m), gw(mw), h(m), hw(mw);
+  Dev<int32_t> pos(static_cast<size_t>(n));
+  fill_dev(g32, 0, m, f, 40.f);
+  fill_dev(g, 0, m, f, 2.f);
+  std::vector<int32_t> hp(static_cast<size_t>(n));
+  for (auto& p : hp) p = int32_t(f.bits() % 8192);
+  ct::up(pos, hp);
+  ct::up(inv, rope_inv(D, 1e6));
+  gw.poison();
+  hw.poison();
+  h.poison();
+  CT_CUDA(cudaMemcpy2D(gw.p + off, size_t(ld) * sizeof(bf), g.p, size_t(w) * sizeof(bf),
+                       size_t(w) * sizeof(bf), size_t(n), cudaMemcpyDeviceToDevice));
+  const std::string tag = "n=" + std::to_string(n) + " heads=" + std::to_string(heads) +
+                          " D=" + std::to_string(D) + " ld=" + std::to_string(ld) +
+                          " offset=" + std::to_string(off);
+  check_path("rope", "backward strided " + tag,
+             cuda::rope_backward_is_vectorized(gw.p + off, D, ld),
+             (D / 2) % 8 == 0 && off % 8 == 0 && ld % 8 == 0);
+  check_path("rope", "backward fp32 strided " + tag,
+             cuda::rope_backward_f32_is_vectorized(g32.p, hw.p + off, D, ld),
+             (D / 2) % 4 == 0 && off % 4 == 0 && ld % 4 == 0);
+  check(cuda::rope_backward(g.p, pos.p, inv.p, n, heads, D, 0), "rope_backward");
+  check(cuda::rope_backward(gw.p + off, pos.p, inv.p, n, heads, D, 0, ld), "rope_backward strided");
+  check(cuda::rope_backward_f32(g32.p, h.p, pos.p, inv.p, n, heads, D, 0), "rope_backward_f32");
+  check(cuda::rope_backward_f32(g32.p, hw.p + off, pos.p, inv.p, n, heads, D, 0, ld),
+        "rope_backward_f32 strided");
+  const std::vector<float> hg = ct::down_bf16(g), hgw = ct::down_bf16(gw), hh = ct::down_bf16(h),
+                           hhw = ct::down_bf16(hw);
+  size_t differ = 0, differ32 = 0, touched = 0;
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t c = 0; c < ld; ++c) {
+      const size_t k = size_t(i * ld + c);
+      if (c < off || c >= off + w) {
+        touched += !std::isnan(hgw[k]) + !std::isnan(hhw[k]);
+        continue;
+      }
+      const size_t j = size_t(i * w + c - off);
+      differ += std::memcmp(&hgw[k], &hg[j], sizeof(float)) != 0;
+      differ32 += std::memcmp(&hhw[k], &hh[j], sizeof(float)) != 0;
+    }
+  ct::report("rope", "backward strided = contiguous " + tag, double(differ), 0);
+  ct::report("rope", "backward fp32 strided = contiguous " + tag, double(differ32), 0);
+  ct::report("rope", "backward strided: other columns untouched " + tag, double(touched), 0);
+  ct::report_bool(
+      "rope", "backward refuses a stride under heads D " + tag,
+      cuda::rope_backward(gw.p, pos.p, inv.p, n, heads, D, 0, w - 2) == cudaErrorInvalidValue, "");
+}
+
 // lora_b_residual against float64 on the host from the same bf16 values: y = residual + xa B^T
 // (xa the columns [xa_off, xa_off + r) of rows of ldxa); without a residual; in place (y is the
 // residual).
@@ -1491,6 +1586,8 @@ void test_lora_dy(ct::Rng& r) {
   lora_dy_pair_case(seed(), 3, 4096, 16, 16, 0, 16, 0);       // fewer rows than blocks' splits
   // several tiles per block at ranks 8 and 32 (stage and reduction-buffer reuse in their
   // layouts), and column blocks that end part-way (1000 = 3 x 256 + 232)
+  // k's gradient where the engine keeps it (dqkv_: q, k, v and the group's s T side by side)
+  lora_dy_pair_case(seed(), 2085, 1024, 16, 48, 16, 48, 16, -1, 4096 + 2 * 1024 + 48, 4096);
   lora_dy_pair_case(seed(), 2085, 4096, 8, 8, 0, 8, 0);
   lora_dy_pair_case(seed(), 2085, 4096, 32, 32, 0, 32, 0);
   lora_dy_pair_case(seed(), 1500, 1000, 16, 16, 0, 16, 0);
@@ -1567,6 +1664,11 @@ void test_vectorized(ct::Rng& r) {
   vec_rope(seed(), 13, 5, 128, 0, 0, true, true, false);  // heads not a multiple of 4
   vec_rope(seed(), 7, 4, 12, 0, 0, false, false, false);
   vec_rope(seed(), 31, 8, 128, 1, 0, false, false, false);
+  // q's and k's gradients where the engine keeps them (dqkv_ rows: q, k, v, then s T)
+  rope_strided(seed(), 300, 32, 128, 4096 + 2 * 1024 + 48, 0);
+  rope_strided(seed(), 300, 8, 128, 4096 + 2 * 1024 + 48, 4096);
+  rope_strided(seed(), 77, 4, 64, 4 * 64 + 2 * 2 * 64 + 24, 4 * 64);  // 24: rank 8 x 3
+  rope_strided(seed(), 45, 3, 64, 3 * 64 + 6, 2);          // 4-byte aligned rows: the scalar kernel
   vec_rope(seed(), 31, 8, 128, 0, 4, false, true, false);  // fp16 output 8 bytes in
   vec_rope(seed(), 31, 8, 128, 8, 8, true, true, false);
 }
@@ -1587,19 +1689,25 @@ int main() {
     const bf* a = reinterpret_cast<const bf*>(uintptr_t(256));
     const bf* odd = reinterpret_cast<const bf*>(uintptr_t(264));
     ct::report_bool("lora_dy", "lora_dy_pair_supported: r 8, 16, 32; not 4, 12, 64",
-                    cuda::lora_dy_pair_supported(a, 64, 8, a, a, 8) &&
-                        cuda::lora_dy_pair_supported(a, 64, 16, a, a, 16) &&
-                        cuda::lora_dy_pair_supported(a, 64, 32, a, a, 32) &&
-                        !cuda::lora_dy_pair_supported(a, 64, 4, a, a, 8) &&
-                        !cuda::lora_dy_pair_supported(a, 64, 12, a, a, 16) &&
-                        !cuda::lora_dy_pair_supported(a, 64, 64, a, a, 64),
+                    cuda::lora_dy_pair_supported(a, 64, 64, 8, a, a, 8) &&
+                        cuda::lora_dy_pair_supported(a, 64, 64, 16, a, a, 16) &&
+                        cuda::lora_dy_pair_supported(a, 64, 64, 32, a, a, 32) &&
+                        !cuda::lora_dy_pair_supported(a, 64, 64, 4, a, a, 8) &&
+                        !cuda::lora_dy_pair_supported(a, 64, 64, 12, a, a, 16) &&
+                        !cuda::lora_dy_pair_supported(a, 64, 64, 64, a, a, 64),
                     "");
     ct::report_bool("lora_dy", "lora_dy_pair_supported: not for O % 8, ldxa % 8 or 8-byte pointers",
-                    !cuda::lora_dy_pair_supported(a, 68, 16, a, a, 16) &&
-                        !cuda::lora_dy_pair_supported(a, 64, 16, a, a, 20) &&
-                        !cuda::lora_dy_pair_supported(odd, 64, 16, a, a, 16) &&
-                        !cuda::lora_dy_pair_supported(a, 64, 16, odd, a, 16) &&
-                        !cuda::lora_dy_pair_supported(a, 64, 16, a, odd, 16),
+                    !cuda::lora_dy_pair_supported(a, 68, 68, 16, a, a, 16) &&
+                        !cuda::lora_dy_pair_supported(a, 64, 64, 16, a, a, 20) &&
+                        !cuda::lora_dy_pair_supported(odd, 64, 64, 16, a, a, 16) &&
+                        !cuda::lora_dy_pair_supported(a, 64, 64, 16, odd, a, 16) &&
+                        !cuda::lora_dy_pair_supported(a, 64, 64, 16, a, odd, 16),
+                    "");
+    ct::report_bool("lora_dy",
+                    "lora_dy_pair_supported: dy's row stride at least O, a multiple of 8",
+                    cuda::lora_dy_pair_supported(a, 6192, 1024, 16, a, a, 48) &&
+                        !cuda::lora_dy_pair_supported(a, 1020, 1024, 16, a, a, 48) &&
+                        !cuda::lora_dy_pair_supported(a, 1028, 1024, 16, a, a, 48),
                     "");
     const float* fa = reinterpret_cast<const float*>(uintptr_t(256));
     const float* f8 = reinterpret_cast<const float*>(uintptr_t(264));
@@ -1619,8 +1727,8 @@ int main() {
                         !cuda::lora_b_residual_supported(a, 16, a, 16, fa, f8, 4096),
                     "");
     ct::report_bool("lora_dy", "lora_dy_pair refuses 0 slots; no scratch for 0 slots",
-                    cuda::lora_dy_pair(a, 64, 64, a, 16, a, 16, nullptr, 16, nullptr, nullptr, 0,
-                                       0) == cudaErrorInvalidValue &&
+                    cuda::lora_dy_pair(a, 64, 64, 64, a, 16, a, 16, nullptr, 16, nullptr, nullptr,
+                                       0, 0) == cudaErrorInvalidValue &&
                         cuda::lora_dy_pair_scratch_floats(64, 64, 16, 0) == 0,
                     "");
   }

@@ -143,6 +143,7 @@ class CudaEngine final : public Engine {
       lora_b_kernel_ = env_switch_on("LORA4J_LORA_B_KERNEL");
       lora_group_da_ = env_switch_on("LORA4J_LORA_GROUP_DA");
       qkv_dx_fold_ = env_switch_on("LORA4J_QKV_DX_FOLD");
+      qkv_direct_ = env_switch_on("LORA4J_QKV_DX_DIRECT");
       attn_o_bf16_ = env_switch_on("LORA4J_ATTN_O_BF16");
       right_pad_unmasked_ = env_switch_on("LORA4J_RIGHT_PAD_UNMASKED");
       seg_runs_ = env_switch_on("LORA4J_SEGMENT_RUNS");
@@ -1400,15 +1401,23 @@ class CudaEngine final : public Engine {
     dy_ = c.take<bf16>(n * wide);
     dtmp_ = c.take<float>(n * wide);
     datt_ = c.take<bf16>(n * qd);
-    dq_ = c.take<bf16>(n * qd);
     // q, k and v's output gradients and the group's s (dy B) side by side (qkv_dx)
     if (qkv_dx_fold_) {
       const int64_t kc = qd + 2 * kvd + 3 * std::max<int64_t>(r, 0);  // the fold's K at most
       dqkv_ = c.take<bf16>(n * kc);
       wqkv_ = c.take<bf16>(kc * d);  // the stacked weights' [out, in] parts, A_g after them
     }
-    dk_ = c.take<bf16>(n * kvd);
-    dv_ = c.take<bf16>(n * kvd);
+    if (qkv_dx_fold_ && qkv_direct_) {
+      // a layer that does not fold writes its gradients side by side in dqkv_'s space, each
+      // with rows of its own width (no layer uses both forms at once)
+      dq_ = dqkv_;
+      dk_ = dqkv_ ? dqkv_ + n * qd : nullptr;
+      dv_ = dqkv_ ? dk_ + n * kvd : nullptr;
+    } else {
+      dq_ = c.take<bf16>(n * qd);
+      dk_ = c.take<bf16>(n * kvd);
+      dv_ = c.take<bf16>(n * kvd);
+    }
     dq_acc_ = c.take<float>(n * qd);
     delta_ = c.take<float>(B * H * S);
     int widest = 1;  // t_ holds (dy B) of a whole group side by side, like xa
@@ -1734,23 +1743,25 @@ class CudaEngine final : public Engine {
   // defer_lora_dx: a lone member leaves s (dy B) A out of dx too (the caller adds it: down's goes
   // into the SwiGLU backward, swiglu_backward_lora). dx null: no input gradient (layer 0's q, k
   // and v, whose input gradient would reach only the frozen embedding), the LoRA gradients only.
-  void proj_backward(int l, int p, const bf16* dy, const bf16* x, int64_t ldx, const bf16* xa,
-                     int64_t n, void* dx, bool dx_f32, bool accumulate,
+  // dy's row stride ldy: 0 for its width (out); more when dy is a slice of wider rows (dqkv_).
+  void proj_backward(int l, int p, const bf16* dy, int64_t ldy, const bf16* x, int64_t ldx,
+                     const bf16* xa, int64_t n, void* dx, bool dx_f32, bool accumulate,
                      bool defer_lora_dx = false) {
     const int64_t in = shape_.proj_in(p), out = shape_.proj_out(p);
+    if (ldy == 0) ldy = out;
     float beta = accumulate ? 1.f : 0.f;
     if (has_lora(l, p)) {
       const int64_t r = layout_->rank, w = t_ld(p);
       const float s = layout_->scale;
       bf16* t = t_of(p);
-      if (dy_pair_ && lora_dy_pair_supported(dy, out, int(r), lora_b(l, p), xa, xa_ld_[p])) {
-        KCHECK(lora_dy_pair(dy, n, out, lora_b(l, p), int(r), xa, xa_ld_[p], t, w, grad_b(l, p),
-                            dy_pair_, dy_pair_slots_, stream_));
+      if (dy_pair_ && lora_dy_pair_supported(dy, ldy, out, int(r), lora_b(l, p), xa, xa_ld_[p])) {
+        KCHECK(lora_dy_pair(dy, ldy, n, out, lora_b(l, p), int(r), xa, xa_ld_[p], t, w,
+                            grad_b(l, p), dy_pair_, dy_pair_slots_, stream_));
         tm(proj_label(p, kDyPairLabel));
       } else {
-        gemm_.run(true, false, out, r, n, dy, out, xa, xa_ld_[p], grad_b(l, p), true, r, 1.f, 1.f,
+        gemm_.run(true, false, out, r, n, dy, ldy, xa, xa_ld_[p], grad_b(l, p), true, r, 1.f, 1.f,
                   "dLoRA_B");
-        gemm_.run(false, false, n, r, out, dy, out, lora_b(l, p), r, t, false, w, 1.f, 0.f, "dy B");
+        gemm_.run(false, false, n, r, out, dy, ldy, lora_b(l, p), r, t, false, w, 1.f, 0.f, "dy B");
       }
       if (!(group_da_ && grp_size_[p] >= 2))  // else group_lora_backward, for the whole group
         gemm_.run(true, false, r, in, n, t, w, x, ldx, grad_a(l, p), true, in, s, 1.f, "dLoRA_A");
@@ -1761,7 +1772,7 @@ class CudaEngine final : public Engine {
       }
     }
     if (dx)
-      gemm_.run(false, false, n, in, out, dy, out, wproj(l, p), wld(proj_index(l, p)), dx, dx_f32,
+      gemm_.run(false, false, n, in, out, dy, ldy, wproj(l, p), wld(proj_index(l, p)), dx, dx_f32,
                 in, 1.f, beta, dx_label(p));
   }
   // For group g of two or more members, after their proj_backward: T = their (dy B) side by side
@@ -1970,7 +1981,7 @@ class CudaEngine final : public Engine {
       // down's LoRA input gradient s (dy B) A goes into the SwiGLU backward (no pass over dh)
       const bool down_in_swiglu = lora_dx_swiglu_ && has_lora(l, DOWN) && grp_size_[DOWN] < 2 &&
                                   layout_->rank <= kSwigluLoraMaxRank;
-      proj_backward(l, DOWN, dy_, a.h, I, a.xa[DOWN], n, dtmp_, true, false, down_in_swiglu);
+      proj_backward(l, DOWN, dy_, 0, a.h, I, a.xa[DOWN], n, dtmp_, true, false, down_in_swiglu);
       // in place: d gate and d up overwrite gate and up, which nothing reads afterwards
       if (down_in_swiglu)
         KCHECK(swiglu_backward_lora(dtmp_, t_of(DOWN), t_ld(DOWN), lora_a(l, DOWN),
@@ -1980,15 +1991,16 @@ class CudaEngine final : public Engine {
         KCHECK(swiglu_backward(dtmp_, a.gate, a.up, a.gate, a.up, n * I, stream_));
       tm("swiglu backward");
       float* dxn2 = need_mid ? dtmp_ : nullptr;
-      proj_backward(l, GATE, a.gate, a.xn2, ld2, a.xa[GATE], n, dxn2, true, false);
-      proj_backward(l, UP, a.up, a.xn2, ld2, a.xa[UP], n, dxn2, true, true);
+      proj_backward(l, GATE, a.gate, 0, a.xn2, ld2, a.xa[GATE], n, dxn2, true, false);
+      proj_backward(l, UP, a.up, 0, a.xn2, ld2, a.xa[UP], n, dxn2, true, true);
       group_lora_backward(l, kGroupOf[GATE], a.xn2, ld2, n, dxn2);
       if (need_mid) {
         KCHECK(
             rmsnorm_backward(dtmp_, a.xmid, wnorm2(l), a.rstd2, dres_, n, d, true, stream_, dy_));
         tm("rmsnorm backward");
         // attention
-        proj_backward(l, O, dy_, a.att, qd, a.xa[O], n, need_att ? datt_ : nullptr, false, false);
+        proj_backward(l, O, dy_, 0, a.att, qd, a.xa[O], n, need_att ? datt_ : nullptr, false,
+                      false);
       }
       if (need_att) attention_and_qkv_backward(l, a, need_x ? dtmp_ : nullptr);
       // every LoRA gradient of layer l is final: nothing below writes them
@@ -2005,31 +2017,39 @@ class CudaEngine final : public Engine {
 
   // The attention block's backward of layer l below o's input gradient (datt_): the attention,
   // RoPE, q / k / v's LoRA gradients, and their input gradient into dx (fp32, null: none).
+  // When the input gradient folds (qkv_dx) and qkv_direct_ holds, the attention backward and
+  // RoPE's write dq, dk and dv straight into their columns of dqkv_ (row stride qkv_k) and the
+  // projections read them there; else they go to dq_, dk_ and dv_ (rows of their own width).
   void attention_and_qkv_backward(int l, LayerActs& a, float* dx) {
-    const int64_t n = n_, ld1 = xld_[kGroupOf[Q]];
+    const int64_t n = n_, ld1 = xld_[kGroupOf[Q]], qd = shape_.q_dim(), kvd = shape_.kv_dim();
+    const bool fold = dx && qkv_dx_foldable(l), direct = fold && qkv_direct_;
+    const int64_t ld = direct ? qkv_k(l) : 0;  // 0: each gradient's own width
+    bf16* dq = direct ? dqkv_ : dq_;
+    bf16* dk = direct ? dqkv_ + qd : dk_;
+    bf16* dv = direct ? dqkv_ + qd + kvd : dv_;
     AttentionBackwardParams bp;
     bp.f = attn_params(a, a.k, a.v, 0, int(S_));
     bp.dout = datt_;
     bp.dq = nullptr;  // dQ stays in dq_acc_ (fp32): RoPE's backward below rounds it once
-    bp.dk = dk_;
-    bp.dv = dv_;
+    bp.dk = dk;
+    bp.dv = dv;
+    bp.dkv_ld = ld;
     bp.dq_accum = dq_acc_;
     bp.delta = delta_;
     bp.out_f32 = a.att32;
     KCHECK(attention_backward(bp, stream_));
     tm(attention_phase(true));
-    KCHECK(rope_backward_f32(dq_acc_, dq_, pos_, inv_freq_, n, shape_.c.num_heads,
-                             shape_.c.head_dim, stream_));
+    KCHECK(rope_backward_f32(dq_acc_, dq, pos_, inv_freq_, n, shape_.c.num_heads, shape_.c.head_dim,
+                             stream_, ld));
     tm("rope backward");
-    KCHECK(
-        rope_backward(dk_, pos_, inv_freq_, n, shape_.c.num_kv_heads, shape_.c.head_dim, stream_));
+    KCHECK(rope_backward(dk, pos_, inv_freq_, n, shape_.c.num_kv_heads, shape_.c.head_dim, stream_,
+                         ld));
     tm("rope backward");
-    const bool fold = dx && qkv_dx_foldable(l);
-    proj_backward(l, Q, dq_, a.xn1, ld1, a.xa[Q], n, fold ? nullptr : dx, true, false);
-    proj_backward(l, K, dk_, a.xn1, ld1, a.xa[K], n, fold ? nullptr : dx, true, true);
-    proj_backward(l, V, dv_, a.xn1, ld1, a.xa[V], n, fold ? nullptr : dx, true, true);
+    proj_backward(l, Q, dq, ld, a.xn1, ld1, a.xa[Q], n, fold ? nullptr : dx, true, false);
+    proj_backward(l, K, dk, ld, a.xn1, ld1, a.xa[K], n, fold ? nullptr : dx, true, true);
+    proj_backward(l, V, dv, ld, a.xn1, ld1, a.xa[V], n, fold ? nullptr : dx, true, true);
     group_lora_backward(l, kGroupOf[Q], a.xn1, ld1, n, fold ? nullptr : dx);
-    if (fold) qkv_dx(l, dx);
+    if (fold) qkv_dx(l, dx, direct);
   }
 
   // q, k and v's input gradient as one GEMM: dx = [dq | dk | dv | s T] . [Wq; Wk; Wv; A_g] over
@@ -2045,9 +2065,14 @@ class CudaEngine final : public Engine {
     if (!q && !k && !v) return true;
     return q && k && v && grp_size_[Q] == 3 && grp_id_[Q] == grp_id_[K] && grp_id_[K] == grp_id_[V];
   }
-  void qkv_dx(int l, float* dx) {
+  // K of layer l's fold: dqkv_'s row stride there
+  int64_t qkv_k(int l) const {
+    return shape_.q_dim() + 2 * shape_.kv_dim() + (has_lora(l, Q) ? t_ld(Q) : 0);
+  }
+  // direct: dq, dk and dv are in dqkv_ already (attention_and_qkv_backward)
+  void qkv_dx(int l, float* dx, bool direct) {
     const int64_t n = n_, d = shape_.c.hidden_size, qd = shape_.q_dim(), kvd = shape_.kv_dim();
-    const int64_t lw = has_lora(l, Q) ? t_ld(Q) : 0, Kc = qd + 2 * kvd + lw;
+    const int64_t lw = has_lora(l, Q) ? t_ld(Q) : 0, Kc = qkv_k(l);
     int64_t row = 0;
     for (int p : {Q, K, V}) {
       const int64_t out = shape_.proj_out(p);
@@ -2056,9 +2081,11 @@ class CudaEngine final : public Engine {
       row += out;
     }
     if (lw) KCHECK(bf16_copy_2d(grp_a(l, kGroupOf[Q]), d, wqkv_ + row * d, d, lw, d, 1.f, stream_));
-    KCHECK(bf16_copy_2d(dq_, qd, dqkv_, Kc, n, qd, 1.f, stream_));
-    KCHECK(bf16_copy_2d(dk_, kvd, dqkv_ + qd, Kc, n, kvd, 1.f, stream_));
-    KCHECK(bf16_copy_2d(dv_, kvd, dqkv_ + qd + kvd, Kc, n, kvd, 1.f, stream_));
+    if (!direct) {
+      KCHECK(bf16_copy_2d(dq_, qd, dqkv_, Kc, n, qd, 1.f, stream_));
+      KCHECK(bf16_copy_2d(dk_, kvd, dqkv_ + qd, Kc, n, kvd, 1.f, stream_));
+      KCHECK(bf16_copy_2d(dv_, kvd, dqkv_ + qd + kvd, Kc, n, kvd, 1.f, stream_));
+    }
     if (lw)
       KCHECK(bf16_copy_2d(t_of(Q), lw, dqkv_ + qd + 2 * kvd, Kc, n, lw, layout_->scale, stream_));
     tm("q/k/v dX operands");
@@ -2195,6 +2222,8 @@ class CudaEngine final : public Engine {
   // q, k and v's input gradients as one GEMM (qkv_dx; LORA4J_QKV_DX_FOLD=0 keeps three), its
   // operands' buffer [n, qd + 2 kvd + 3 r] and the stacked weights' [qd + 2 kvd + 3 r, d] (carve)
   bool qkv_dx_fold_ = true;
+  // LORA4J_QKV_DX_DIRECT=0: dq, dk and dv go to buffers of their own and are copied into dqkv_
+  bool qkv_direct_ = true;
   // The attention backward's delta = rowsum(dO * O) from the bf16 output the forward keeps anyway,
   // as Hugging Face's attention backward computes it (the recompute modes that keep the attention
   // output always did); LORA4J_ATTN_O_BF16=0 makes the forward also write an fp32 copy of O

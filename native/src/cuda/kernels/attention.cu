@@ -629,8 +629,10 @@ __global__ void __launch_bounds__(256) attn_bwd_kernel(AttentionBackwardParams b
   for (int r = 0; r < 2; ++r) {
     int key = k0 + kl[r];
     if (key >= S) continue;
-    bf16* dkr = bp.dk + int64_t(b) * p.kv_bstride + int64_t(key) * kstride + kvh * D;
-    bf16* dvr = bp.dv + int64_t(b) * p.kv_bstride + int64_t(key) * kstride + kvh * D;
+    const int64_t row = bp.dkv_ld ? (int64_t(b) * S + key) * bp.dkv_ld + kvh * D
+                                  : int64_t(b) * p.kv_bstride + int64_t(key) * kstride + kvh * D;
+    bf16* dkr = bp.dk + row;
+    bf16* dvr = bp.dv + row;
 #pragma unroll
     for (int dt = 0; dt < D / 8; ++dt) {
       *reinterpret_cast<__nv_bfloat162*>(dkr + dt * 8 + 2 * t4) =
@@ -838,10 +840,16 @@ cudaError_t attention_backward(const AttentionBackwardParams& bp, cudaStream_t s
   return attention_backward_mma(bp, s);
 }
 
+// dk's and dv's token stride: 0 (KH D), or an even stride of at least KH D (the kernels store
+// pairs of bf16)
+static bool dkv_ld_ok(const AttentionBackwardParams& bp) {
+  return bp.dkv_ld == 0 || (bp.dkv_ld % 2 == 0 && bp.dkv_ld >= int64_t(bp.f.KH) * bp.f.D);
+}
+
 cudaError_t attention_backward_wgmma(const AttentionBackwardParams& bp, cudaStream_t s) {
   const AttentionParams& p = bp.f;
   if (p.B <= 0 || p.Sq <= 0) return cudaSuccess;
-  if (p.q_offset != 0 || p.Sq != p.Sk) return cudaErrorInvalidValue;
+  if (p.q_offset != 0 || p.Sq != p.Sk || !dkv_ld_ok(bp)) return cudaErrorInvalidValue;
 #ifdef LORA4J_HAVE_SM90A
   if (!attention_sm90_backward_accepts(bp)) return cudaErrorNotSupported;
   cudaError_t e = bwd_prepare(bp, s);
@@ -858,7 +866,7 @@ cudaError_t attention_backward_wgmma(const AttentionBackwardParams& bp, cudaStre
 cudaError_t attention_backward_mma(const AttentionBackwardParams& bp, cudaStream_t s) {
   const AttentionParams& p = bp.f;
   if (p.B <= 0 || p.Sq <= 0) return cudaSuccess;
-  if (p.q_offset != 0 || p.Sq != p.Sk) return cudaErrorInvalidValue;
+  if (p.q_offset != 0 || p.Sq != p.Sk || !dkv_ld_ok(bp)) return cudaErrorInvalidValue;
   if (!attention_supports(p.D)) return cudaErrorInvalidValue;
   cudaError_t e = bwd_prepare(bp, s);
   if (e != cudaSuccess) return e;

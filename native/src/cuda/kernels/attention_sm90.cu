@@ -998,7 +998,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   for (int r = 0; r < 2; ++r) {
     const int key = kw0 + 16 * warp + g + 8 * r;
     if (key >= S) continue;
-    const int64_t row = int64_t(b) * p.kv_bstride + (int64_t(key) * p.KH + kvh) * D;
+    const int64_t row = bp.dkv_ld ? (int64_t(b) * S + key) * bp.dkv_ld + int64_t(kvh) * D
+                                  : int64_t(b) * p.kv_bstride + (int64_t(key) * p.KH + kvh) * D;
     bf16* dkr = bp.dk + row;
     bf16* dvr = bp.dv + row;
 #pragma unroll
@@ -1170,7 +1171,7 @@ bool attention_sm90_backward_accepts(const AttentionBackwardParams& bp) {
          (int64_t(p.Sk) + kBwdBN - 1) / kBwdBN * p.KH * p.B <= int64_t(INT32_MAX) &&  // 1-d grid
          bp.dout && bp.dq_accum && bp.dk && bp.dv && p.lse && bp.delta && aligned16(bp.dout) &&
          aligned(bp.dq_accum, p.D == 128 ? 16 : 8) && aligned(bp.dk, 4) && aligned(bp.dv, 4) &&
-         p.kv_bstride % 2 == 0 && attention_sm90_accepts(p);
+         p.kv_bstride % 2 == 0 && bp.dkv_ld % 2 == 0 && attention_sm90_accepts(p);
 }
 
 cudaError_t attention_backward_sm90(const AttentionBackwardParams& bp, cudaStream_t s) {

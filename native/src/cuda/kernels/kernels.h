@@ -118,12 +118,14 @@ cudaError_t rmsnorm_backward(const float* dy, const float* x, const bf16* w, con
 // the attention scores' operand type; inv_freq [D/2] fp32 on the device.
 // backward: the bf16 gradient rotated in place by the negative angle; rope_backward_f32: the
 // fp32 gradient g (the attention backward's dq_accum) rotated into bf16 dx, rounded once.
+// The backward's ld: dx's token stride in elements (0: heads D; larger when dx is a slice of
+// wider rows, as q, k and v's gradients side by side in the engine's dqkv_).
 cudaError_t rope_forward(const float* x, f16* y, const int32_t* pos, const float* inv_freq,
                          int64_t n, int64_t heads, int D, cudaStream_t s);
 cudaError_t rope_backward(bf16* dx, const int32_t* pos, const float* inv_freq, int64_t n,
-                          int64_t heads, int D, cudaStream_t s);
+                          int64_t heads, int D, cudaStream_t s, int64_t ld = 0);
 cudaError_t rope_backward_f32(const float* g, bf16* dx, const int32_t* pos, const float* inv_freq,
-                              int64_t n, int64_t heads, int D, cudaStream_t s);
+                              int64_t n, int64_t heads, int D, cudaStream_t s, int64_t ld = 0);
 
 // ---- SwiGLU (swiglu.cu) ---------------------------------------------------------------------
 cudaError_t swiglu_forward(const bf16* gate, const bf16* up, bf16* h, int64_t n, cudaStream_t s);
@@ -148,17 +150,17 @@ cudaError_t swiglu_backward_lora_scalar(const float* dh, const bf16* t, int64_t 
                                         bf16* dgate, bf16* dup, int64_t tokens, int64_t I,
                                         cudaStream_t st);
 
-// A LoRA projection's "dy B" and "dLoRA_B" in one read of dy [n, O] (row stride O, bf16):
+// A LoRA projection's "dy B" and "dLoRA_B" in one read of dy [n, O] (row stride ldy, bf16):
 // t[i, :] = bf16(dy[i, :] B) (row stride ldt) and dB += dy^T xa, with B the projection's lora_B
 // [O, r] (row stride r), xa [n, r] (row stride ldxa) and dB [O, r] fp32. Tensor cores, then a
 // fixed-order sum of the partials (the same bits from run to run). slots: the blocks the device
 // holds at once (lora_dy_pair_slots; the row shares are sized to one wave of them, and the same
 // slots give the same bits). scratch: device memory of lora_dy_pair_scratch_floats(n, O, r,
-// slots) floats (enough for any call of at most n rows). Taken when
-// lora_dy_pair_supported holds (r of 8, 16 or 32, O % 8 == 0, ldxa % 8 == 0, dy, B and xa 16-byte
-// aligned); otherwise cudaErrorInvalidValue (the engine then runs the two GEMMs).
-bool lora_dy_pair_supported(const bf16* dy, int64_t O, int r, const bf16* B, const bf16* xa,
-                            int64_t ldxa);
+// slots) floats (enough for any call of at most n rows). Taken when lora_dy_pair_supported
+// holds (r of 8, 16 or 32, O % 8 == 0, ldy >= O and ldy % 8 == 0, ldxa % 8 == 0, dy, B and xa
+// 16-byte aligned); otherwise cudaErrorInvalidValue (the engine then runs the two GEMMs).
+bool lora_dy_pair_supported(const bf16* dy, int64_t ldy, int64_t O, int r, const bf16* B,
+                            const bf16* xa, int64_t ldxa);
 size_t lora_dy_pair_scratch_floats(int64_t n, int64_t O, int r, int slots);
 // SM count x resident blocks per SM of the rank-r kernel on device (0 where it cannot run)
 int lora_dy_pair_slots(int r, int device);
@@ -166,9 +168,9 @@ int lora_dy_pair_slots(int r, int device);
 // device's opt-in limit per block (90 KB at r 16 and 104 KB at r 32 fit sm_80 and sm_90, not
 // the 99 KB of sm_86 / sm_89 at r 32).
 size_t lora_dy_pair_smem_bytes(int r);
-cudaError_t lora_dy_pair(const bf16* dy, int64_t n, int64_t O, const bf16* B, int r, const bf16* xa,
-                         int64_t ldxa, bf16* t, int64_t ldt, float* dB, float* scratch, int slots,
-                         cudaStream_t s);
+cudaError_t lora_dy_pair(const bf16* dy, int64_t ldy, int64_t n, int64_t O, const bf16* B, int r,
+                         const bf16* xa, int64_t ldxa, bf16* t, int64_t ldt, float* dB,
+                         float* scratch, int slots, cudaStream_t s);
 
 // y = residual + xa B^T (lora_b.cu): an unfolded projection's LoRA up-projection onto the fp32
 // residual stream, before the frozen GEMM adds x W^T onto y. xa [n, r] bf16 (row stride ldxa,
@@ -197,8 +199,8 @@ bool rmsnorm_forward_is_vectorized(const float* x, const bf16* w, const bf16* y,
 bool rmsnorm_backward_is_vectorized(const float* dy, const float* x, const bf16* w, const float* dx,
                                     int64_t d, const bf16* dx_bf16 = nullptr);
 bool rope_forward_is_vectorized(const float* x, const f16* y, int D);
-bool rope_backward_is_vectorized(const bf16* dx, int D);
-bool rope_backward_f32_is_vectorized(const float* g, const bf16* dx, int D);
+bool rope_backward_is_vectorized(const bf16* dx, int D, int64_t ld = 0);
+bool rope_backward_f32_is_vectorized(const float* g, const bf16* dx, int D, int64_t ld = 0);
 // The scalar kernels whatever the arguments: the bitwise reference of test_ops_cuda.
 cudaError_t swiglu_forward_scalar(const bf16* gate, const bf16* up, bf16* h, int64_t n,
                                   cudaStream_t s);
@@ -213,10 +215,10 @@ cudaError_t rmsnorm_backward_scalar(const float* dy, const float* x, const bf16*
 cudaError_t rope_forward_scalar(const float* x, f16* y, const int32_t* pos, const float* inv_freq,
                                 int64_t n, int64_t heads, int D, cudaStream_t s);
 cudaError_t rope_backward_scalar(bf16* dx, const int32_t* pos, const float* inv_freq, int64_t n,
-                                 int64_t heads, int D, cudaStream_t s);
+                                 int64_t heads, int D, cudaStream_t s, int64_t ld = 0);
 cudaError_t rope_backward_f32_scalar(const float* g, bf16* dx, const int32_t* pos,
                                      const float* inv_freq, int64_t n, int64_t heads, int D,
-                                     cudaStream_t s);
+                                     cudaStream_t s, int64_t ld = 0);
 
 // ---- attention (attention.cu) ---------------------------------------------------------------
 struct AttentionParams {
@@ -249,6 +251,10 @@ struct AttentionBackwardParams {
                                // caller, who converts it (rope_backward_f32)
   bf16* dk = nullptr;          // [B, S, KH, D]
   bf16* dv = nullptr;
+  // dk's and dv's token stride in elements: 0 = KH D (batch stride f.kv_bstride); else token
+  // (b, i) of either starts at (b S + i) dkv_ld (even): slices of wider rows (the engine's
+  // q / k / v gradients side by side, dqkv_)
+  int64_t dkv_ld = 0;
   float* dq_accum = nullptr;  // [B, S, H, D] fp32 scratch (zeroed by the backward itself)
   float* delta = nullptr;     // [B, H, S] fp32 scratch
   // optional fp32 forward output: delta = rowsum(dO * O) then matches the P and dP of the

@@ -1,5 +1,6 @@
 /*
- * A LoRA projection's two products of its output gradient dy [n, O] in one read of dy:
+ * A LoRA projection's two products of its output gradient dy [n, O] (row stride ldy) in one read
+ * of dy:
  *   T = dy B            [n, r]  (bf16 out: the "dy B" that dLoRA_A and the LoRA input gradient
  *                                take next)
  *   dB += dy^T xa       [O, r]  (fp32, accumulated: dLoRA_B)
@@ -75,9 +76,9 @@ Split split_of(int64_t n, int64_t O, int slots) {
 
 template <int R>
 __global__ void __launch_bounds__(kThreads, 2)
-    lora_dy_pair_kernel(const bf16* __restrict__ dy, int64_t n, int O, const bf16* __restrict__ B,
-                        const bf16* __restrict__ xa, int64_t ldxa, int64_t rows_per_split,
-                        float* __restrict__ P, float* __restrict__ Q) {
+    lora_dy_pair_kernel(const bf16* __restrict__ dy, int64_t ldy, int64_t n, int O,
+                        const bf16* __restrict__ B, const bf16* __restrict__ xa, int64_t ldxa,
+                        int64_t rows_per_split, float* __restrict__ P, float* __restrict__ Q) {
   using Ly = Layout<R>;
   constexpr int RP = Ly::RP, XL = Ly::XL, NT = RP / 8, CH = R / 8;  // n8 tiles; 16-byte chunks
   extern __shared__ __align__(16) unsigned char smem[];
@@ -110,7 +111,7 @@ __global__ void __launch_bounds__(kThreads, 2)
       const int64_t gr = rbase + row;
       const int gc = o0 + ch * 8;
       const bool ok = gr < r1 && gc < O;
-      cp_async16(d + row * kLd + ch * 8, dy + (ok ? gr * O + gc : 0), ok);
+      cp_async16(d + row * kLd + ch * 8, dy + (ok ? gr * ldy + gc : 0), ok);
     }
     bf16* x = sxa + stage * kBN * XL;
     for (int c = tid; c < kBN * CH; c += kThreads) {
@@ -246,7 +247,7 @@ __global__ void lora_dy_finish_kernel(const float* __restrict__ P, int ots, int6
 }
 
 template <int R>
-cudaError_t launch(const bf16* dy, int64_t n, int64_t O, const bf16* B, const bf16* xa,
+cudaError_t launch(const bf16* dy, int64_t ldy, int64_t n, int64_t O, const bf16* B, const bf16* xa,
                    int64_t ldxa, bf16* t, int64_t ldt, float* dB, float* scratch, int slots,
                    cudaStream_t s) {
   const Split sp = split_of(n, O, slots);
@@ -257,7 +258,7 @@ cudaError_t launch(const bf16* dy, int64_t n, int64_t O, const bf16* B, const bf
                                        cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
   if (e != cudaSuccess) return e;
   lora_dy_pair_kernel<R><<<dim3(unsigned(sp.ot), unsigned(sp.sp)), kThreads, smem, s>>>(
-      dy, n, int(O), B, xa, ldxa, sp.rows, P, Q);
+      dy, ldy, n, int(O), B, xa, ldxa, sp.rows, P, Q);
   e = cudaGetLastError();
   if (e != cudaSuccess) return e;
   const int64_t total = n * R + O * R;
@@ -278,11 +279,11 @@ cudaError_t resident_blocks(int* per_sm) {
 }
 }  // namespace
 
-bool lora_dy_pair_supported(const bf16* dy, int64_t O, int r, const bf16* B, const bf16* xa,
-                            int64_t ldxa) {
+bool lora_dy_pair_supported(const bf16* dy, int64_t ldy, int64_t O, int r, const bf16* B,
+                            const bf16* xa, int64_t ldxa) {
   auto a16 = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
   return (r == 8 || r == 16 || r == 32) && O > 0 && O % 8 == 0 && O < (int64_t(1) << 30) &&
-         ldxa % 8 == 0 && a16(dy) && a16(B) && a16(xa);
+         ldy >= O && ldy % 8 == 0 && ldxa % 8 == 0 && a16(dy) && a16(B) && a16(xa);
 }
 
 size_t lora_dy_pair_smem_bytes(int r) {
@@ -312,18 +313,19 @@ size_t lora_dy_pair_scratch_floats(int64_t n, int64_t O, int r, int slots) {
   return size_t(sp.ot) * size_t(n) * size_t(r) + size_t(shares) * size_t(O) * size_t(r);
 }
 
-cudaError_t lora_dy_pair(const bf16* dy, int64_t n, int64_t O, const bf16* B, int r, const bf16* xa,
-                         int64_t ldxa, bf16* t, int64_t ldt, float* dB, float* scratch, int slots,
-                         cudaStream_t s) {
+cudaError_t lora_dy_pair(const bf16* dy, int64_t ldy, int64_t n, int64_t O, const bf16* B, int r,
+                         const bf16* xa, int64_t ldxa, bf16* t, int64_t ldt, float* dB,
+                         float* scratch, int slots, cudaStream_t s) {
   if (n <= 0) return cudaSuccess;
-  if (!lora_dy_pair_supported(dy, O, r, B, xa, ldxa) || slots < 1) return cudaErrorInvalidValue;
+  if (!lora_dy_pair_supported(dy, ldy, O, r, B, xa, ldxa) || slots < 1)
+    return cudaErrorInvalidValue;
   switch (r) {
     case 8:
-      return launch<8>(dy, n, O, B, xa, ldxa, t, ldt, dB, scratch, slots, s);
+      return launch<8>(dy, ldy, n, O, B, xa, ldxa, t, ldt, dB, scratch, slots, s);
     case 16:
-      return launch<16>(dy, n, O, B, xa, ldxa, t, ldt, dB, scratch, slots, s);
+      return launch<16>(dy, ldy, n, O, B, xa, ldxa, t, ldt, dB, scratch, slots, s);
     default:
-      return launch<32>(dy, n, O, B, xa, ldxa, t, ldt, dB, scratch, slots, s);
+      return launch<32>(dy, ldy, n, O, B, xa, ldxa, t, ldt, dB, scratch, slots, s);
   }
 }
 

@@ -26,7 +26,8 @@ __device__ __forceinline__ void store(f16* p, float v) { *p = __float2half_rn(v)
 
 template <class In, class Out>
 __global__ void rope_scalar_kernel(const In* x, Out* y, const int32_t* pos, const float* inv_freq,
-                                   int64_t n, int64_t heads, int D, float sign) {
+                                   int64_t n, int64_t heads, int D, float sign, int64_t ldx,
+                                   int64_t ldy) {
   int half = D / 2;
   int64_t total = n * heads * half;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
@@ -36,8 +37,9 @@ __global__ void rope_scalar_kernel(const In* x, Out* y, const int32_t* pos, cons
     int64_t t = th / heads;
     float ang = float(pos[t]) * inv_freq[f];
     float c = cosf(ang), sn = sign * sinf(ang);
-    const In* src = x + th * D;
-    Out* dst = y + th * D;
+    const int64_t h = th - t * heads;
+    const In* src = x + t * ldx + h * D;
+    Out* dst = y + t * ldy + h * D;
     float a = load(src + f), b = load(src + f + half);
     store(dst + f, a * c - b * sn);
     store(dst + f + half, b * c + a * sn);
@@ -83,7 +85,7 @@ __device__ __forceinline__ void store_vec(bf16* p, const float (&v)[4]) {
 template <class In, class Out, class Idx>
 __global__ void __launch_bounds__(256)
     rope_vec_kernel(const In* x, Out* y, const int32_t* pos, const float* inv_freq, Idx items,
-                    int heads, int D, float sign) {
+                    int heads, int D, float sign, int64_t ldx, int64_t ldy) {
   constexpr int V = 16 / sizeof(In);
   const int half = D / 2;
   const Idx groups = Idx(half / V), head_groups = Idx((heads + kHeads - 1) / kHeads);
@@ -97,7 +99,7 @@ __global__ void __launch_bounds__(256)
 #pragma unroll
     for (int k = 0; k < kHeads; ++k) {
       if (h0 + k < heads) {
-        const In* src = x + (t * heads + h0 + k) * D;
+        const In* src = x + t * ldx + int64_t(h0 + k) * D;
         load_vec(src + f0, a[k]);
         load_vec(src + f0 + half, b[k]);
       }
@@ -119,7 +121,7 @@ __global__ void __launch_bounds__(256)
           // expression (written out: in this loop it would fuse the other product)
           hi[e] = __fmaf_rn(a[k][e], sn[e], b[k][e] * c[e]);
         }
-        Out* dst = y + (t * heads + h0 + k) * D;
+        Out* dst = y + t * ldy + int64_t(h0 + k) * D;
         store_vec(dst + f0, lo);
         store_vec(dst + f0 + half, hi);
       }
@@ -127,23 +129,28 @@ __global__ void __launch_bounds__(256)
   }
 }
 
+// ldx, ldy: the token strides of x and y in elements (0: heads D, the rows side by side)
 template <class In, class Out>
 cudaError_t launch(const In* x, Out* y, const int32_t* pos, const float* inv_freq, int64_t n,
-                   int64_t heads, int D, float sign, bool vectorized, cudaStream_t s) {
+                   int64_t heads, int D, float sign, bool vectorized, cudaStream_t s,
+                   int64_t ldx = 0, int64_t ldy = 0) {
   if (n <= 0) return cudaSuccess;
+  if (ldx == 0) ldx = heads * D;
+  if (ldy == 0) ldy = heads * D;
+  if (ldx < heads * D || ldy < heads * D) return cudaErrorInvalidValue;
   if (!vectorized) {
     rope_scalar_kernel<<<grid_for(n * heads * (D / 2), 256), 256, 0, s>>>(x, y, pos, inv_freq, n,
-                                                                          heads, D, sign);
+                                                                          heads, D, sign, ldx, ldy);
     return cudaGetLastError();
   }
   constexpr int V = 16 / sizeof(In);
   const int64_t items = n * ((heads + kHeads - 1) / kHeads) * (D / 2 / V);
   if (items <= INT32_MAX)
     rope_vec_kernel<In, Out, uint32_t><<<grid_for(items, 256), 256, 0, s>>>(
-        x, y, pos, inv_freq, uint32_t(items), int(heads), D, sign);
+        x, y, pos, inv_freq, uint32_t(items), int(heads), D, sign, ldx, ldy);
   else
-    rope_vec_kernel<In, Out, int64_t>
-        <<<grid_for(items, 256), 256, 0, s>>>(x, y, pos, inv_freq, items, int(heads), D, sign);
+    rope_vec_kernel<In, Out, int64_t><<<grid_for(items, 256), 256, 0, s>>>(
+        x, y, pos, inv_freq, items, int(heads), D, sign, ldx, ldy);
   return cudaGetLastError();
 }
 
@@ -154,13 +161,15 @@ cudaError_t launch(const In* x, Out* y, const int32_t* pos, const float* inv_fre
 bool rope_forward_is_vectorized(const float* x, const f16* y, int D) {
   return D > 0 && (D / 2) % 4 == 0 && ptr_aligned16(x) && ptr_aligned16(y);
 }
-bool rope_backward_is_vectorized(const bf16* dx, int D) {
-  return D > 0 && (D / 2) % 8 == 0 && ptr_aligned16(dx);
+// A token stride (ld) keeps every row as aligned as the first when it is a multiple of 8 bf16
+// (16 bytes) or 4 (8 bytes of bf16 output).
+bool rope_backward_is_vectorized(const bf16* dx, int D, int64_t ld) {
+  return D > 0 && (D / 2) % 8 == 0 && ptr_aligned16(dx) && ld % 8 == 0;
 }
 // fp32 in (16-byte accesses), 4 bf16 out (8-byte accesses)
-bool rope_backward_f32_is_vectorized(const float* g, const bf16* dx, int D) {
+bool rope_backward_f32_is_vectorized(const float* g, const bf16* dx, int D, int64_t ld) {
   return D > 0 && (D / 2) % 4 == 0 && ptr_aligned16(g) &&
-         (reinterpret_cast<uintptr_t>(dx) & 7u) == 0;
+         (reinterpret_cast<uintptr_t>(dx) & 7u) == 0 && ld % 4 == 0;
 }
 
 cudaError_t rope_forward(const float* x, f16* y, const int32_t* pos, const float* inv_freq,
@@ -168,27 +177,27 @@ cudaError_t rope_forward(const float* x, f16* y, const int32_t* pos, const float
   return launch(x, y, pos, inv_freq, n, heads, D, 1.f, rope_forward_is_vectorized(x, y, D), s);
 }
 cudaError_t rope_backward(bf16* dx, const int32_t* pos, const float* inv_freq, int64_t n,
-                          int64_t heads, int D, cudaStream_t s) {
+                          int64_t heads, int D, cudaStream_t s, int64_t ld) {
   return launch<bf16, bf16>(dx, dx, pos, inv_freq, n, heads, D, -1.f,
-                            rope_backward_is_vectorized(dx, D), s);
+                            rope_backward_is_vectorized(dx, D, ld), s, ld, ld);
 }
 cudaError_t rope_backward_f32(const float* g, bf16* dx, const int32_t* pos, const float* inv_freq,
-                              int64_t n, int64_t heads, int D, cudaStream_t s) {
-  return launch(g, dx, pos, inv_freq, n, heads, D, -1.f, rope_backward_f32_is_vectorized(g, dx, D),
-                s);
+                              int64_t n, int64_t heads, int D, cudaStream_t s, int64_t ld) {
+  return launch(g, dx, pos, inv_freq, n, heads, D, -1.f,
+                rope_backward_f32_is_vectorized(g, dx, D, ld), s, 0, ld);
 }
 cudaError_t rope_backward_f32_scalar(const float* g, bf16* dx, const int32_t* pos,
                                      const float* inv_freq, int64_t n, int64_t heads, int D,
-                                     cudaStream_t s) {
-  return launch(g, dx, pos, inv_freq, n, heads, D, -1.f, false, s);
+                                     cudaStream_t s, int64_t ld) {
+  return launch(g, dx, pos, inv_freq, n, heads, D, -1.f, false, s, 0, ld);
 }
 cudaError_t rope_forward_scalar(const float* x, f16* y, const int32_t* pos, const float* inv_freq,
                                 int64_t n, int64_t heads, int D, cudaStream_t s) {
   return launch(x, y, pos, inv_freq, n, heads, D, 1.f, false, s);
 }
 cudaError_t rope_backward_scalar(bf16* dx, const int32_t* pos, const float* inv_freq, int64_t n,
-                                 int64_t heads, int D, cudaStream_t s) {
-  return launch<bf16, bf16>(dx, dx, pos, inv_freq, n, heads, D, -1.f, false, s);
+                                 int64_t heads, int D, cudaStream_t s, int64_t ld) {
+  return launch<bf16, bf16>(dx, dx, pos, inv_freq, n, heads, D, -1.f, false, s, ld, ld);
 }
 
 }  // namespace cuda
