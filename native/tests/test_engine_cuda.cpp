@@ -952,6 +952,71 @@ void qkv_dx_direct() {
     }
 }
 
+// q, k and v's weights in one allocation per layer with rows for the group's A after them, read
+// in place by the q/k/v input-gradient GEMM (CudaEngine::pack_qkv, the default), against the
+// weights apart and copied into wqkv_ every layer (LORA4J_QKV_WBLOCK=0). The GEMM sees the same
+// values (cuBLASLt may choose another algorithm for the other row stride), so every LoRA gradient
+// within 1e-2 of the other engine's; A and B are as large as the frozen path (set_random_adapter),
+// so A rows left stale in the block are an O(1) error. Checked: attached; after two AdamW steps
+// (the optimizer's refresh of A reaches the block; the default engine's parameters copied to the
+// other first); re-attached at rank 16 (the block grows its A rows); merged (logits bitwise
+// equal) and attached again. Memory in use after the first attach is higher by the blocks' A rows
+// alone: layers x 3 r rows of the weights' row stride (hidden, or hidden + 3 r where B is folded
+// beside W), in bf16.
+void qkv_wblock() {
+  const char* S = "qkv block";
+  Golden g = load_case("hd128");
+  const int64_t d = g.cfg.hidden_size, L = g.cfg.num_layers;
+  lora4j_engine* e[2];
+  switch_pair(g, LORA4J_RECOMPUTE_NONE, "LORA4J_QKV_WBLOCK", 8, 1.5f, 0x7Fu, e);
+  std::mt19937 rng(41);
+  set_random_adapter(e, rng, 0.f);
+  int64_t in_use[2] = {0, 0}, peak = 0;
+  for (int k = 0; k < 2; ++k) API(lora4j_engine_memory(e[k], &in_use[k], &peak));
+  const int64_t extra = in_use[0] - in_use[1], rows = L * 3 * 8;
+  ct::report_bool(S, "memory in use higher by the blocks' A rows alone",
+                  extra == rows * d * 2 || extra == rows * (d + 24) * 2,
+                  std::to_string(extra) + " bytes, want " + std::to_string(rows * d * 2) + " or " +
+                      std::to_string(rows * (d + 24) * 2));
+  const lora4j_batch b = batch_of(g);
+  auto compare = [&](const std::string& what) {
+    const PairStep r = pair_step(e, b);
+    ct::report(S, "hd128 q/k/v weights in one block vs copied, worst LoRA grad, " + what, r.worst,
+               1e-2);
+    ct::report(S, "hd128 q/k/v weights in one block vs copied, loss, " + what,
+               std::fabs(r.loss[0] - r.loss[1]) / std::fabs(r.loss[1]), 1e-4);
+  };
+  compare("attached");
+  lora4j_adamw o{};
+  o.lr = 5e-2f;
+  o.beta1 = 0.9f;
+  o.beta2 = 0.999f;
+  o.eps = 1e-8f;
+  for (int step = 0; step < 2; ++step)
+    for (lora4j_engine* x : e) {
+      double loss = 0;
+      lora4j_step_result res{};
+      API(lora4j_train_step(x, &b, &o, &loss, &res));
+    }
+  for (const auto& [nm, v] : lora_state(e[0], LORA4J_STATE_PARAM))
+    API(lora4j_lora_set(e[1], LORA4J_STATE_PARAM, nm.c_str(), LORA4J_DTYPE_F32, v.data(),
+                        int64_t(v.size())));
+  compare("after 2 AdamW steps");
+  for (lora4j_engine* x : e) API(lora4j_lora_attach(x, 16, 2.f, 0x7Fu));
+  set_random_adapter(e, rng, 0.f);
+  compare("re-attached at rank 16");
+  for (lora4j_engine* x : e) API(lora4j_lora_merge(x));
+  const std::vector<float> l0 = logits_of(g, e[0]), l1 = logits_of(g, e[1]);
+  ct::report_bool(
+      S, "merged: logits bitwise equal",
+      l0.size() == l1.size() && std::memcmp(l0.data(), l1.data(), l0.size() * sizeof(float)) == 0,
+      "");
+  for (lora4j_engine* x : e) API(lora4j_lora_attach(x, 8, 1.5f, 0x7Fu));
+  set_random_adapter(e, rng, 0.f);
+  compare("attached after a merge");
+  for (lora4j_engine* x : e) API(lora4j_engine_destroy(x));
+}
+
 // The attention backward's delta from the bf16 output (the default) against the fp32 copy the
 // forward writes with LORA4J_ATTN_O_BF16=0, hd128 with a random adapter, no recompute and
 // per-layer recompute: every LoRA gradient within 2e-2 of the other engine's (delta moves by
@@ -1198,6 +1263,7 @@ int main() {
   qk_f16_bounds();
   qkv_dx_fold();
   qkv_dx_direct();
+  qkv_wblock();
   attn_o_bf16();
   right_pad_unmasked();
   packed_segment_runs();

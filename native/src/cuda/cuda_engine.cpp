@@ -129,6 +129,7 @@ class CudaEngine final : public Engine {
       weights_ = static_cast<bf16*>(alloc(size_t(off) * sizeof(bf16), "frozen weights"));
       wset_.assign(specs_.size(), false);
       proj_.assign(specs_.size(), ProjWeight{});
+      qkv_block_.assign(size_t(shape_.c.num_layers), QkvBlock{});
       // RoPE inverse frequencies, fp32 as torch computes them
       int D = shape_.c.head_dim;
       std::vector<float> inv(size_t(D / 2));
@@ -144,6 +145,7 @@ class CudaEngine final : public Engine {
       lora_group_da_ = env_switch_on("LORA4J_LORA_GROUP_DA");
       qkv_dx_fold_ = env_switch_on("LORA4J_QKV_DX_FOLD");
       qkv_direct_ = env_switch_on("LORA4J_QKV_DX_DIRECT");
+      qkv_wblock_ = env_switch_on("LORA4J_QKV_WBLOCK");
       attn_o_bf16_ = env_switch_on("LORA4J_ATTN_O_BF16");
       right_pad_unmasked_ = env_switch_on("LORA4J_RIGHT_PAD_UNMASKED");
       seg_runs_ = env_switch_on("LORA4J_SEGMENT_RUNS");
@@ -188,6 +190,7 @@ class CudaEngine final : public Engine {
     wset_[size_t(i)] = true;
     if (is_proj(i)) {
       fold_weight(i);
+      pack_qkv(layer_of(i));
       LORA4J_CU(cudaStreamSynchronize(stream_));
     }
   }
@@ -339,6 +342,7 @@ class CudaEngine final : public Engine {
     set_fold_layout();
     for (size_t i = 0; i < specs_.size(); ++i)
       if (is_proj(int(i))) fold_weight(int(i));
+    for (int layer = 0; layer < shape_.c.num_layers; ++layer) pack_qkv(layer);
     LORA4J_CU(cudaStreamSynchronize(stream_));
   }
   // ---- the LoRA fold (kFoldGroup) ------------------------------------------------------------
@@ -471,6 +475,7 @@ class CudaEngine final : public Engine {
     ProjWeight& pw = proj_[size_t(i)];
     const int64_t in = proj_in_of(i), cur = wld(i), out = specs_[size_t(i)].numel() / in;
     if (!pw.dense || cur == ld) return;
+    if (pw.in_block) unpack_qkv(layer_of(i));  // now an allocation of its own
     bf16* d =
         static_cast<bf16*>(alloc(size_t(out * ld) * sizeof(bf16), specs_[size_t(i)].name.c_str()));
     cudaError_t e = cudaMemcpy2DAsync(d, size_t(ld) * 2, pw.dense, size_t(cur) * 2, size_t(in) * 2,
@@ -506,6 +511,112 @@ class CudaEngine final : public Engine {
                                 size_t(r) * 2, size_t(r) * 2, size_t(shape_.proj_out(p)),
                                 cudaMemcpyDeviceToDevice, stream_));
   }
+  // ---- q, k and v's weights in one allocation (qkv_dx's weight operand) ----------------------
+  // Layer l's input gradient through q, k and v is one GEMM over their weights stacked, with the
+  // group's A after them (qkv_dx). Where the layer's three weights are bf16 with one row stride,
+  // pack_qkv moves them into one allocation, side by side in that order, with rows for the A
+  // matrices after them (refresh_block_a keeps those current), so that the GEMM reads its operand
+  // in place instead of copying 50 MB (Mistral-7B) into wqkv_ every layer of every step. Every
+  // path that reallocates or frees a member (set_weight_ld, drop_proj) moves the three out first
+  // (unpack_qkv); set_weight, lora_attach and lora_merge pack again, with A rows for the adapter
+  // attached (none after a merge; lora_detach leaves them to the next attach, and qkv_dx copies
+  // while they do not match).
+  bool qkv_fold_layout(int l) const {
+    const bool q = has_lora(l, Q), k = has_lora(l, K), v = has_lora(l, V);
+    if (!q && !k && !v) return true;
+    return q && k && v && grp_size_[Q] == 3 && grp_id_[Q] == grp_id_[K] && grp_id_[K] == grp_id_[V];
+  }
+  void pack_qkv(int l) {
+    if (!qkv_wblock_ || !qkv_dx_fold_ || !qkv_fold_layout(l)) return;
+    const int idx[3] = {proj_index(l, Q), proj_index(l, K), proj_index(l, V)};
+    for (int i : idx)
+      if (!proj_[size_t(i)].dense) return;  // unset or NF4
+    const int64_t ld = wld(idx[0]);
+    if (wld(idx[1]) != ld || wld(idx[2]) != ld) return;
+    const int64_t arows = has_lora(l, Q) ? t_ld(Q) : 0;
+    QkvBlock& b = qkv_block_[size_t(l)];
+    const bool packed = proj_[size_t(idx[0])].in_block && proj_[size_t(idx[1])].in_block &&
+                        proj_[size_t(idx[2])].in_block;
+    if (!packed || b.ld != ld || b.arows != arows) {  // A rows for this adapter, no more
+      const int64_t rows = shape_.q_dim() + 2 * shape_.kv_dim() + arows;
+      bf16* blk = static_cast<bf16*>(
+          alloc(size_t(rows * ld) * sizeof(bf16), "q, k and v weights of a layer, stacked"));
+      int64_t row = 0;
+      cudaError_t e = cudaSuccess;
+      for (int p : {Q, K, V}) {
+        const int64_t out = shape_.proj_out(p);
+        if (e == cudaSuccess)
+          e = cudaMemcpyAsync(blk + row * ld, proj_[size_t(proj_index(l, p))].dense,
+                              size_t(out * ld) * sizeof(bf16), cudaMemcpyDeviceToDevice, stream_);
+        row += out;
+      }
+      if (e == cudaSuccess) e = cudaStreamSynchronize(stream_);
+      if (e != cudaSuccess) {
+        free_dev(blk);
+        LORA4J_CU(e);
+      }
+      row = 0;
+      for (int p : {Q, K, V}) {
+        ProjWeight& pw = proj_[size_t(proj_index(l, p))];
+        if (!pw.in_block) free_dev(pw.dense);
+        pw.dense = blk + row * ld;
+        pw.in_block = true;
+        row += shape_.proj_out(p);
+      }
+      if (b.p) free_dev(b.p);
+      b = QkvBlock{blk, ld, arows};
+    }
+    for (int p : {Q, K, V}) refresh_block_a(l, p);
+  }
+  // The members of layer l's block back to allocations of their own; the block freed.
+  void unpack_qkv(int l) {
+    QkvBlock& b = qkv_block_[size_t(l)];
+    if (!b.p) return;
+    bf16* own[3] = {nullptr, nullptr, nullptr};
+    cudaError_t e = cudaSuccess;
+    try {
+      for (int k = 0; k < 3; ++k) {
+        const int p = Q + k;
+        const ProjWeight& pw = proj_[size_t(proj_index(l, p))];
+        if (!pw.in_block) continue;
+        const size_t bytes = size_t(shape_.proj_out(p) * wld(proj_index(l, p))) * sizeof(bf16);
+        own[k] = static_cast<bf16*>(alloc(bytes, specs_[size_t(proj_index(l, p))].name.c_str()));
+        if (e == cudaSuccess)
+          e = cudaMemcpyAsync(own[k], pw.dense, bytes, cudaMemcpyDeviceToDevice, stream_);
+      }
+      if (e == cudaSuccess) e = cudaStreamSynchronize(stream_);
+      LORA4J_CU(e);
+    } catch (...) {
+      for (bf16* o : own) free_dev(o);
+      throw;
+    }
+    for (int k = 0; k < 3; ++k) {
+      ProjWeight& pw = proj_[size_t(proj_index(l, Q + k))];
+      if (!pw.in_block) continue;
+      pw.dense = own[k];
+      pw.in_block = false;
+    }
+    free_dev(b.p);
+    b = QkvBlock{};
+  }
+  // A of (l, p) into its rows of layer l's block, from the bf16 copy (no-op without them).
+  void refresh_block_a(int l, int p) {
+    if (p != Q && p != K && p != V) return;
+    const QkvBlock& b = qkv_block_[size_t(l)];
+    if (!b.p || !has_lora(l, p) || !qkv_fold_layout(l) || b.arows != t_ld(Q)) return;
+    const int64_t r = layout_->rank, in = shape_.proj_in(p);
+    const int64_t row = shape_.q_dim() + 2 * shape_.kv_dim() + int64_t(grp_pos_[p]) * r;
+    LORA4J_CU(cudaMemcpy2DAsync(b.p + row * b.ld, size_t(b.ld) * 2, lora_a(l, p), size_t(in) * 2,
+                                size_t(in) * 2, size_t(r), cudaMemcpyDeviceToDevice, stream_));
+  }
+  // Layer l's block as qkv_dx's weight operand: packed, and its A rows current for the adapter.
+  bool qkv_block_ready(int l) const {
+    const QkvBlock& b = qkv_block_[size_t(l)];
+    if (!b.p || !proj_[size_t(proj_index(l, Q))].in_block ||
+        !proj_[size_t(proj_index(l, K))].in_block || !proj_[size_t(proj_index(l, V))].in_block)
+      return false;
+    return b.arows == (has_lora(l, Q) ? t_ld(Q) : 0);
+  }
   // The stacked copy of A of (layer, proj), from its bf16 copy (no-op outside a group of two or
   // more); every write of lora_bf16_'s A matrices is followed by this.
   void refresh_grp_a(int l, int p) {
@@ -513,6 +624,7 @@ class CudaEngine final : public Engine {
     const int64_t r = layout_->rank, in = shape_.proj_in(p);
     LORA4J_CU(cudaMemcpyAsync(grp_a(l, kGroupOf[p]) + int64_t(grp_pos_[p]) * r * in, lora_a(l, p),
                               size_t(r * in) * sizeof(bf16), cudaMemcpyDeviceToDevice, stream_));
+    refresh_block_a(l, p);
   }
   void lora_detach() override {
     settle("the reductions of the last backward");
@@ -587,6 +699,8 @@ class CudaEngine final : public Engine {
     LORA4J_CU(cudaStreamSynchronize(stream_));
     release_unused_nf4_region();
     lora_detach();
+    for (int l = 0; l < shape_.c.num_layers; ++l) pack_qkv(l);  // those the merge moved out
+    LORA4J_CU(cudaStreamSynchronize(stream_));
   }
 
   // ---- training --------------------------------------------------------------------------------
@@ -1219,6 +1333,7 @@ class CudaEngine final : public Engine {
   // region goes when no projection uses it, release_unused_nf4_region).
   void drop_proj(int i) {
     ProjWeight& pw = proj_[size_t(i)];
+    if (pw.in_block) unpack_qkv(layer_of(i));
     if (pw.dense) free_dev(pw.dense);
     if (pw.nf4 && !pw.in_region) free_dev(pw.nf4);
     if (pw.nf4 && pw.in_region) --nf4_region_users_;
@@ -2073,14 +2188,20 @@ class CudaEngine final : public Engine {
   void qkv_dx(int l, float* dx, bool direct) {
     const int64_t n = n_, d = shape_.c.hidden_size, qd = shape_.q_dim(), kvd = shape_.kv_dim();
     const int64_t lw = has_lora(l, Q) ? t_ld(Q) : 0, Kc = qkv_k(l);
+    const bool block = qkv_block_ready(l);  // the weights and A stacked in place (pack_qkv)
+    const bf16* w = block ? qkv_block_[size_t(l)].p : wqkv_;
+    const int64_t ldw = block ? qkv_block_[size_t(l)].ld : d;
     int64_t row = 0;
-    for (int p : {Q, K, V}) {
-      const int64_t out = shape_.proj_out(p);
-      KCHECK(bf16_copy_2d(wproj(l, p), wld(proj_index(l, p)), wqkv_ + row * d, d, out, d, 1.f,
-                          stream_));
-      row += out;
+    if (!block) {
+      for (int p : {Q, K, V}) {
+        const int64_t out = shape_.proj_out(p);
+        KCHECK(bf16_copy_2d(wproj(l, p), wld(proj_index(l, p)), wqkv_ + row * d, d, out, d, 1.f,
+                            stream_));
+        row += out;
+      }
+      if (lw)
+        KCHECK(bf16_copy_2d(grp_a(l, kGroupOf[Q]), d, wqkv_ + row * d, d, lw, d, 1.f, stream_));
     }
-    if (lw) KCHECK(bf16_copy_2d(grp_a(l, kGroupOf[Q]), d, wqkv_ + row * d, d, lw, d, 1.f, stream_));
     if (!direct) {
       KCHECK(bf16_copy_2d(dq_, qd, dqkv_, Kc, n, qd, 1.f, stream_));
       KCHECK(bf16_copy_2d(dk_, kvd, dqkv_ + qd, Kc, n, kvd, 1.f, stream_));
@@ -2089,8 +2210,7 @@ class CudaEngine final : public Engine {
     if (lw)
       KCHECK(bf16_copy_2d(t_of(Q), lw, dqkv_ + qd + 2 * kvd, Kc, n, lw, layout_->scale, stream_));
     tm("q/k/v dX operands");
-    gemm_.run(false, false, n, d, Kc, dqkv_, Kc, wqkv_, d, dx, true, d, 1.f, 0.f,
-              "self_attn.qkv dX");
+    gemm_.run(false, false, n, d, Kc, dqkv_, Kc, w, ldw, dx, true, d, 1.f, 0.f, "self_attn.qkv dX");
   }
 
   // ---- decoding ---------------------------------------------------------------------------
@@ -2180,9 +2300,19 @@ class CudaEngine final : public Engine {
     int64_t ld = 0;  // dense's row stride (0: the projection's in; more: folded, see fold_weight)
     char* nf4 = nullptr;
     bool in_region = false;  // nf4 points into nf4_region_ (not an allocation of its own)
+    bool in_block = false;   // dense points into its layer's qkv_block_ (pack_qkv)
     Nf4Params p;
   };
   std::vector<ProjWeight> proj_;
+  // Per layer: the allocation holding W_q, W_k and W_v side by side (rows of stride ld, the
+  // members' wld), then arows rows (stride ld) for the group's stacked A (pack_qkv); p null: none.
+  struct QkvBlock {
+    bf16* p = nullptr;
+    int64_t ld = 0, arows = 0;
+  };
+  std::vector<QkvBlock> qkv_block_;
+  // LORA4J_QKV_WBLOCK=0: q, k and v's weights apart, copied into wqkv_ by qkv_dx every layer
+  bool qkv_wblock_ = true;
   char* nf4_region_ = nullptr;  // the NF4 forms of the projections (reserve_nf4_region)
   std::vector<size_t> nf4_slot_off_, nf4_slot_size_;
   int nf4_region_users_ = 0;
