@@ -480,6 +480,26 @@ void set_random_adapter(lora4j_engine* const (&engines)[N], std::mt19937& rng, f
   }
 }
 
+// steps AdamW steps (lr 5e-2) on b by each engine of a pair, then e[0]'s parameters set on e[1]
+// (through lora_set, whose refreshes are part of what the callers compare): AdamW moves elements
+// by about lr * sign(g), so near-zero gradients may step apart in the two engines.
+void adamw_steps_then_align(lora4j_engine* const (&e)[2], const lora4j_batch& b, int steps) {
+  lora4j_adamw o{};
+  o.lr = 5e-2f;
+  o.beta1 = 0.9f;
+  o.beta2 = 0.999f;
+  o.eps = 1e-8f;
+  for (int step = 0; step < steps; ++step)
+    for (lora4j_engine* x : e) {
+      double loss = 0;
+      lora4j_step_result res{};
+      API(lora4j_train_step(x, &b, &o, &loss, &res));
+    }
+  for (const auto& [nm, v] : lora_state(e[0], LORA4J_STATE_PARAM))
+    API(lora4j_lora_set(e[1], LORA4J_STATE_PARAM, nm.c_str(), LORA4J_DTYPE_F32, v.data(),
+                        int64_t(v.size())));
+}
+
 // LoRA input groups: the CUDA engine forms x A^T of q, k, v (and of gate, up) in one GEMM and
 // adds their s (dy B) A input gradients in one GEMM after the group, over whichever of them are
 // targeted. For several target sets and both recompute modes, with A and B large enough that the
@@ -630,22 +650,7 @@ void fold_lifecycle() {
   attach_random(8, 0x25);
   check("re-attached at r 8 on q, v, up");
   // optimizer steps: the new B must reach the folded weights
-  lora4j_adamw o{};
-  o.lr = 5e-2f;
-  o.beta1 = 0.9f;
-  o.beta2 = 0.999f;
-  o.eps = 1e-8f;
-  for (int step = 0; step < 2; ++step)
-    for (lora4j_engine* x : e) {
-      double loss = 0;
-      lora4j_step_result res{};
-      API(lora4j_train_step(x, &b, &o, &loss, &res));
-    }
-  // AdamW moves elements by about lr * sign(g), so near-zero gradients may step apart in the two
-  // engines: the folded engine's parameters go to the other one before the losses are compared
-  for (const auto& [nm, v] : lora_state(e[0], LORA4J_STATE_PARAM))
-    API(lora4j_lora_set(e[1], LORA4J_STATE_PARAM, nm.c_str(), LORA4J_DTYPE_F32, v.data(),
-                        int64_t(v.size())));
+  adamw_steps_then_align(e, b, 2);
   check("after 2 AdamW steps");
   for (lora4j_engine* x : e) API(lora4j_engine_destroy(x));
 }
@@ -987,20 +992,7 @@ void qkv_wblock() {
                std::fabs(r.loss[0] - r.loss[1]) / std::fabs(r.loss[1]), 1e-4);
   };
   compare("attached");
-  lora4j_adamw o{};
-  o.lr = 5e-2f;
-  o.beta1 = 0.9f;
-  o.beta2 = 0.999f;
-  o.eps = 1e-8f;
-  for (int step = 0; step < 2; ++step)
-    for (lora4j_engine* x : e) {
-      double loss = 0;
-      lora4j_step_result res{};
-      API(lora4j_train_step(x, &b, &o, &loss, &res));
-    }
-  for (const auto& [nm, v] : lora_state(e[0], LORA4J_STATE_PARAM))
-    API(lora4j_lora_set(e[1], LORA4J_STATE_PARAM, nm.c_str(), LORA4J_DTYPE_F32, v.data(),
-                        int64_t(v.size())));
+  adamw_steps_then_align(e, b, 2);
   compare("after 2 AdamW steps");
   for (lora4j_engine* x : e) API(lora4j_lora_attach(x, 16, 2.f, 0x7Fu));
   set_random_adapter(e, rng, 0.f);
