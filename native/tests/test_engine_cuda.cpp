@@ -1083,6 +1083,49 @@ std::set<std::string> ops_run(Golden& g, lora4j_batch& b, const char* off) {
   return names;
 }
 
+// q, k and v's LoRA pair passes in one launch (CudaEngine::qkv_pair, the default) against one
+// launch each (LORA4J_QKV_PAIR_ONE=0), hd128 with LoRA on all seven projections, no recompute and
+// per-layer recompute: T is the same bits either way, so the loss is too and every LoRA gradient
+// but q's, k's and v's lora_B is; those sum the same partials over other row shares (within
+// 1e-5). The phase times name the one launch on the default engine and not on the other.
+void qkv_pair_one() {
+  const char* S = "qkv pair";
+  Golden g = load_case("hd128");
+  for (int recompute : {LORA4J_RECOMPUTE_NONE, LORA4J_RECOMPUTE_LAYER}) {
+    lora4j_engine* e[2];
+    switch_pair(g, recompute, "LORA4J_QKV_PAIR_ONE", 8, 1.5f, 0x7Fu, e);
+    std::mt19937 rng(uint32_t(53 + recompute));
+    set_random_adapter(e, rng, 0.5f);
+    const PairStep r = pair_step(e, batch_of(g));
+    const std::string label = recompute ? "recompute layer" : "no recompute";
+    ct::report(S, "hd128 q/k/v pair passes in one launch vs three, loss, " + label,
+               std::fabs(r.loss[0] - r.loss[1]), 0);
+    ct::report(S, "hd128 q/k/v pair passes in one launch vs three, worst LoRA grad, " + label,
+               r.worst, 1e-5);
+    double others = 0;  // every gradient but q's, k's and v's lora_B: the same bits
+    for (size_t i = 0; i < r.grads[0].size() && i < r.grads[1].size(); ++i) {
+      const std::string& nm = r.grads[0][i].first;
+      const bool qkv_b =
+          nm.find("lora_B") != std::string::npos &&
+          (nm.find("q_proj") != std::string::npos || nm.find("k_proj") != std::string::npos ||
+           nm.find("v_proj") != std::string::npos);
+      if (!qkv_b)
+        others = std::max(others, ct::rel_err(r.grads[0][i].second, r.grads[1][i].second));
+    }
+    ct::report(S, "hd128 q/k/v pair passes in one launch vs three, other LoRA grads, " + label,
+               others, 0);
+    for (lora4j_engine* x : e) API(lora4j_engine_destroy(x));
+  }
+  lora4j_batch b = batch_of(g);
+  const std::string one = "dy B + dLoRA_B, self_attn.q_proj + k_proj + v_proj",
+                    q = "dy B + dLoRA_B, self_attn.q_proj";
+  std::set<std::string> on = ops_run(g, b, nullptr), off = ops_run(g, b, "LORA4J_QKV_PAIR_ONE");
+  // (layer 0, whose input gradient is not needed, does not fold and runs them one by one)
+  ct::report_bool(S, "the default engine runs q, k and v's pair passes as one launch",
+                  on.count(one) > 0, "");
+  ct::report_bool(S, "LORA4J_QKV_PAIR_ONE=0: one launch each", off.count(q) && !off.count(one), "");
+}
+
 // Packed rows as the trainer collates them (Collation.pack: examples numbered 1, 2, 3 in their
 // segment ids, positions restarting at 0, each example's first label -100, then a padding run
 // of segment 0 with mask 0 and label -100) over hd128's ids and labels: the default engine, whose
@@ -1256,6 +1299,7 @@ int main() {
   qkv_dx_fold();
   qkv_dx_direct();
   qkv_wblock();
+  qkv_pair_one();
   attn_o_bf16();
   right_pad_unmasked();
   packed_segment_runs();

@@ -1275,6 +1275,118 @@ void lora_dy_pair_case(uint64_t seed, int64_t n, int64_t O, int r, int64_t ldxa,
   ct::report("lora_dy", "second run the same bits " + tag, double(differ), 0);
 }
 
+// lora_dy_pair_multi over projections whose dy lie side by side in rows of ldy (the engine's
+// q, k and v in dqkv_, with xa and t slices of a group): each projection's t the same bits as
+// lora_dy_pair gives for it alone, each dB within 1e-5 of float64 (and of the single call: the
+// same partials summed over other row shares), a second run the same bits, the columns of t
+// outside the slices untouched.
+void lora_dy_pair_multi_case(uint64_t seed, int64_t n, std::vector<int64_t> O, int r,
+                             int slots = -1) {
+  if (slots < 0) slots = cuda::lora_dy_pair_slots(r, 0);
+  const int count = int(O.size());
+  int64_t ldy = 0;
+  for (int64_t o : O) ldy += o;
+  ldy += int64_t(count) * r;             // s T's columns, as in dqkv_ (not read)
+  const int64_t w = int64_t(count) * r;  // xa's and t's row stride (the group's slices)
+  Fill f(seed);
+  Dev<bf> dy(size_t(n * ldy)), xa(size_t(n * w)), t(size_t(n * w)), t2(size_t(n * w)),
+      t1(size_t(n * w));
+  using DevF = std::unique_ptr<Dev<float>>;
+  std::vector<std::unique_ptr<Dev<bf>>> B;
+  std::vector<DevF> dB, dB2, dB1;
+  fill_dev(dy, 0, dy.n, f, 1.f);
+  fill_dev(xa, 0, xa.n, f, 2.f);
+  for (int k = 0; k < count; ++k) {
+    const size_t m = size_t(O[size_t(k)] * r);
+    B.push_back(std::make_unique<Dev<bf>>(m));
+    fill_dev(*B.back(), 0, m, f, 0.5f);
+    dB.push_back(std::make_unique<Dev<float>>(m));
+    fill_dev(*dB.back(), 0, m, f, 1.f);
+    for (auto* v : {&dB2, &dB1}) {
+      v->push_back(std::make_unique<Dev<float>>(m));
+      CT_CUDA(cudaMemcpy(v->back()->p, dB.back()->p, m * sizeof(float), cudaMemcpyDeviceToDevice));
+    }
+  }
+  for (auto* x : {&t, &t2, &t1}) x->poison();
+  Dev<float> scratch(cuda::lora_dy_pair_multi_scratch_floats(n, O.data(), count, r, slots)),
+      scratch1(
+          cuda::lora_dy_pair_scratch_floats(n, *std::max_element(O.begin(), O.end()), r, slots));
+  std::vector<std::vector<float>> dB0;
+  for (auto& x : dB) dB0.push_back(ct::down(*x));
+  std::string tag = "n=" + std::to_string(n) + " O=";
+  for (int64_t o : O) tag += std::to_string(o) + ",";
+  tag += " r=" + std::to_string(r) + " ldy=" + std::to_string(ldy);
+  auto projs = [&](bf* tt, std::vector<DevF>& d) {
+    std::vector<cuda::LoraDyPairProj> a;
+    int64_t col = 0;
+    for (int k = 0; k < count; ++k) {
+      a.push_back({dy.p + col, O[size_t(k)], B[size_t(k)]->p, xa.p + int64_t(k) * r,
+                   tt + int64_t(k) * r, d[size_t(k)]->p});
+      col += O[size_t(k)];
+    }
+    return a;
+  };
+  const auto a = projs(t.p, dB), a2 = projs(t2.p, dB2), a1 = projs(t1.p, dB1);
+  const bool ok = cuda::lora_dy_pair_multi_supported(a.data(), count, ldy, r, w);
+  ct::report_bool("lora_dy", "lora_dy_pair_multi applies " + tag, ok, "");
+  if (!ok) return;
+  check(cuda::lora_dy_pair_multi(a.data(), count, ldy, n, r, w, w, scratch.p, slots, 0),
+        "lora_dy_pair_multi");
+  check(cuda::lora_dy_pair_multi(a2.data(), count, ldy, n, r, w, w, scratch.p, slots, 0),
+        "lora_dy_pair_multi");
+  for (int k = 0; k < count; ++k)
+    check(cuda::lora_dy_pair(a1[size_t(k)].dy, ldy, n, O[size_t(k)], a1[size_t(k)].B, r,
+                             a1[size_t(k)].xa, w, a1[size_t(k)].t, w, a1[size_t(k)].dB, scratch1.p,
+                             slots, 0),
+          "lora_dy_pair");
+  CT_CUDA(cudaDeviceSynchronize());
+  const std::vector<float> hdy = ct::down_bf16(dy), hxa = ct::down_bf16(xa), ht = ct::down_bf16(t),
+                           ht2 = ct::down_bf16(t2), ht1 = ct::down_bf16(t1);
+  size_t t_differ = 0, runs_differ = 0, outside = 0;
+  for (size_t i = 0; i < ht.size(); ++i) {
+    t_differ += std::memcmp(&ht[i], &ht1[i], sizeof(float)) != 0;
+    runs_differ += std::memcmp(&ht[i], &ht2[i], sizeof(float)) != 0;
+    outside += std::isnan(ht[i]);  // every column of t is some projection's slice
+  }
+  double worst_b = 0, worst_b1 = 0, worst_t = 0;
+  int64_t col = 0;
+  for (int k = 0; k < count; ++k) {
+    const int64_t Ok = O[size_t(k)];
+    const std::vector<float> hB = ct::down_bf16(*B[size_t(k)]);
+    std::vector<double> T(size_t(n * r), 0.0), D(size_t(Ok * r), 0.0);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t o = 0; o < Ok; ++o) {
+        const double d = hdy[size_t(i * ldy + col + o)];
+        for (int c = 0; c < r; ++c) {
+          T[size_t(i * r + c)] += d * double(hB[size_t(o * r + c)]);
+          D[size_t(o * r + c)] += d * double(hxa[size_t(i * w + int64_t(k) * r + c)]);
+        }
+      }
+    std::vector<float> got_t(T.size()), want_t(T.size()), want_b(D.size());
+    for (int64_t i = 0; i < n; ++i)
+      for (int c = 0; c < r; ++c) {
+        got_t[size_t(i * r + c)] = ht[size_t(i * w + int64_t(k) * r + c)];
+        want_t[size_t(i * r + c)] = float(T[size_t(i * r + c)]);
+      }
+    for (size_t j = 0; j < D.size(); ++j) want_b[j] = float(D[j] + double(dB0[size_t(k)][j]));
+    const std::vector<float> gb = ct::down(*dB[size_t(k)]), gb2 = ct::down(*dB2[size_t(k)]),
+                             gb1 = ct::down(*dB1[size_t(k)]);
+    for (size_t j = 0; j < gb.size(); ++j)
+      runs_differ += std::memcmp(&gb[j], &gb2[j], sizeof(float)) != 0;
+    worst_t = std::max(worst_t, ct::rel_err(got_t, want_t));
+    worst_b = std::max(worst_b, ct::rel_err(gb, want_b));
+    worst_b1 = std::max(worst_b1, ct::rel_err(gb, gb1));
+    col += Ok;
+  }
+  ct::report("lora_dy", "multi: dy B vs float64 " + tag, worst_t, 1e-2);
+  ct::report("lora_dy", "multi: dy B the same bits as one projection at a time " + tag,
+             double(t_differ), 0);
+  ct::report("lora_dy", "multi: dLoRA_B (accumulated) vs float64 " + tag, worst_b, 1e-5);
+  ct::report("lora_dy", "multi: dLoRA_B vs one projection at a time " + tag, worst_b1, 1e-5);
+  ct::report("lora_dy", "multi: second run the same bits " + tag, double(runs_differ), 0);
+  ct::report("lora_dy", "multi: every column of t written " + tag, double(outside), 0);
+}
+
 void vec_rmsnorm(uint64_t seed, int64_t n, int64_t d, int64_t off, bool want_fwd, bool want_bwd,
                  bool timing) {
   const size_t N = size_t(n * d + off), o = size_t(off), m = size_t(n * d);
@@ -1586,6 +1698,11 @@ void test_lora_dy(ct::Rng& r) {
   lora_dy_pair_case(seed(), 3, 4096, 16, 16, 0, 16, 0);       // fewer rows than blocks' splits
   // several tiles per block at ranks 8 and 32 (stage and reduction-buffer reuse in their
   // layouts), and column blocks that end part-way (1000 = 3 x 256 + 232)
+  // q, k and v's passes in one launch, at Mistral-7B's widths and small ones, ranks 8, 16, 32
+  lora_dy_pair_multi_case(seed(), 2085, {4096, 1024, 1024}, 16);
+  lora_dy_pair_multi_case(seed(), 333, {256, 64, 64}, 8);
+  lora_dy_pair_multi_case(seed(), 1000, {512, 128, 128}, 32);
+  lora_dy_pair_multi_case(seed(), 97, {4096, 1024, 1024}, 16, 1);  // one share
   // k's gradient where the engine keeps it (dqkv_: q, k, v and the group's s T side by side)
   lora_dy_pair_case(seed(), 2085, 1024, 16, 48, 16, 48, 16, -1, 4096 + 2 * 1024 + 48, 4096);
   lora_dy_pair_case(seed(), 2085, 4096, 8, 8, 0, 8, 0);
@@ -1726,6 +1843,31 @@ int main() {
                         !cuda::lora_b_residual_supported(a, 16, a, 16, f8, fa, 4096) &&
                         !cuda::lora_b_residual_supported(a, 16, a, 16, fa, f8, 4096),
                     "");
+    {
+      const cuda::LoraDyPairProj ok3[3] = {{a, 64, a, a, nullptr, nullptr},
+                                           {a, 16, a, a, nullptr, nullptr},
+                                           {a, 16, a, a, nullptr, nullptr}};
+      const cuda::LoraDyPairProj bad[2] = {{a, 64, a, a, nullptr, nullptr},
+                                           {odd, 16, a, a, nullptr, nullptr}};
+      const int64_t widths[3] = {4096, 1024, 1024};
+      ct::report_bool(
+          "lora_dy",
+          "lora_dy_pair_multi_supported: up to 3 projections, each as lora_dy_pair_supported",
+          cuda::lora_dy_pair_multi_supported(ok3, 3, 96 + 48, 16, 48) &&
+              cuda::lora_dy_pair_multi_supported(ok3, 1, 64, 16, 16) &&
+              !cuda::lora_dy_pair_multi_supported(ok3, 0, 96, 16, 48) &&
+              !cuda::lora_dy_pair_multi_supported(ok3, 4, 96, 16, 48) &&
+              !cuda::lora_dy_pair_multi_supported(bad, 2, 96, 16, 48) &&
+              !cuda::lora_dy_pair_multi_supported(ok3, 3, 60, 16, 48),
+          "");
+      // scratch: each projection's column blocks' partials of T plus one wave's dB partials
+      const size_t want = size_t(16 + 4 + 4) * 8192 * 16 + size_t(11) * 6144 * 16;
+      ct::report_bool(
+          "lora_dy", "lora_dy_pair_multi_scratch_floats at 4 x 2048, q/k/v, 264 slots",
+          cuda::lora_dy_pair_multi_scratch_floats(8192, widths, 3, 16, 264) == want,
+          std::to_string(cuda::lora_dy_pair_multi_scratch_floats(8192, widths, 3, 16, 264)) +
+              ", want " + std::to_string(want));
+    }
     ct::report_bool("lora_dy", "lora_dy_pair refuses 0 slots; no scratch for 0 slots",
                     cuda::lora_dy_pair(a, 64, 64, 64, a, 16, a, 16, nullptr, 16, nullptr, nullptr,
                                        0, 0) == cudaErrorInvalidValue &&

@@ -146,6 +146,7 @@ class CudaEngine final : public Engine {
       qkv_dx_fold_ = env_switch_on("LORA4J_QKV_DX_FOLD");
       qkv_direct_ = env_switch_on("LORA4J_QKV_DX_DIRECT");
       qkv_wblock_ = env_switch_on("LORA4J_QKV_WBLOCK");
+      qkv_pair_one_ = env_switch_on("LORA4J_QKV_PAIR_ONE");
       attn_o_bf16_ = env_switch_on("LORA4J_ATTN_O_BF16");
       right_pad_unmasked_ = env_switch_on("LORA4J_RIGHT_PAD_UNMASKED");
       seg_runs_ = env_switch_on("LORA4J_SEGMENT_RUNS");
@@ -1544,10 +1545,15 @@ class CudaEngine final : public Engine {
         lora_dy_pair_smem_bytes(int(r)) <= smem_optin_)
       dy_pair_slots_ = lora_dy_pair_slots(int(r), dev_);
     if (dy_slots_env_ > 0 && dy_pair_slots_ > 0) dy_pair_slots_ = dy_slots_env_;
-    if (dy_pair_slots_ > 0)
+    if (dy_pair_slots_ > 0) {
       for (int p = 0; p < NUM_PROJ; ++p)
         dyp = std::max(dyp,
                        lora_dy_pair_scratch_floats(n, shape_.proj_out(p), int(r), dy_pair_slots_));
+      if (qkv_pair_one_) {  // q, k and v's passes in one launch (qkv_pair)
+        const int64_t O[3] = {qd, kvd, kvd};
+        dyp = std::max(dyp, lora_dy_pair_multi_scratch_floats(n, O, 3, int(r), dy_pair_slots_));
+      }
+    }
     dy_pair_ = dyp ? c.take<float>(int64_t(dyp)) : nullptr;
     // a group's dLoRA_A, [members x r, in] fp32, before it is added onto each member's gradient
     int64_t gda = 0;
@@ -1859,9 +1865,10 @@ class CudaEngine final : public Engine {
   // into the SwiGLU backward, swiglu_backward_lora). dx null: no input gradient (layer 0's q, k
   // and v, whose input gradient would reach only the frozen embedding), the LoRA gradients only.
   // dy's row stride ldy: 0 for its width (out); more when dy is a slice of wider rows (dqkv_).
+  // dy_done: T and dLoRA_B are computed already (qkv_pair).
   void proj_backward(int l, int p, const bf16* dy, int64_t ldy, const bf16* x, int64_t ldx,
                      const bf16* xa, int64_t n, void* dx, bool dx_f32, bool accumulate,
-                     bool defer_lora_dx = false) {
+                     bool defer_lora_dx = false, bool dy_done = false) {
     const int64_t in = shape_.proj_in(p), out = shape_.proj_out(p);
     if (ldy == 0) ldy = out;
     float beta = accumulate ? 1.f : 0.f;
@@ -1869,7 +1876,10 @@ class CudaEngine final : public Engine {
       const int64_t r = layout_->rank, w = t_ld(p);
       const float s = layout_->scale;
       bf16* t = t_of(p);
-      if (dy_pair_ && lora_dy_pair_supported(dy, ldy, out, int(r), lora_b(l, p), xa, xa_ld_[p])) {
+      if (dy_done) {
+        // qkv_pair wrote T and added dLoRA_B
+      } else if (dy_pair_ &&
+                 lora_dy_pair_supported(dy, ldy, out, int(r), lora_b(l, p), xa, xa_ld_[p])) {
         KCHECK(lora_dy_pair(dy, ldy, n, out, lora_b(l, p), int(r), xa, xa_ld_[p], t, w,
                             grad_b(l, p), dy_pair_, dy_pair_slots_, stream_));
         tm(proj_label(p, kDyPairLabel));
@@ -2160,9 +2170,13 @@ class CudaEngine final : public Engine {
     KCHECK(rope_backward(dk, pos_, inv_freq_, n, shape_.c.num_kv_heads, shape_.c.head_dim, stream_,
                          ld));
     tm("rope backward");
-    proj_backward(l, Q, dq, ld, a.xn1, ld1, a.xa[Q], n, fold ? nullptr : dx, true, false);
-    proj_backward(l, K, dk, ld, a.xn1, ld1, a.xa[K], n, fold ? nullptr : dx, true, true);
-    proj_backward(l, V, dv, ld, a.xn1, ld1, a.xa[V], n, fold ? nullptr : dx, true, true);
+    const bool one = direct && qkv_pair(l, a, ld);
+    proj_backward(l, Q, dq, ld, a.xn1, ld1, a.xa[Q], n, fold ? nullptr : dx, true, false, false,
+                  one);
+    proj_backward(l, K, dk, ld, a.xn1, ld1, a.xa[K], n, fold ? nullptr : dx, true, true, false,
+                  one);
+    proj_backward(l, V, dv, ld, a.xn1, ld1, a.xa[V], n, fold ? nullptr : dx, true, true, false,
+                  one);
     group_lora_backward(l, kGroupOf[Q], a.xn1, ld1, n, fold ? nullptr : dx);
     if (fold) qkv_dx(l, dx, direct);
   }
@@ -2179,6 +2193,27 @@ class CudaEngine final : public Engine {
     const bool q = has_lora(l, Q), k = has_lora(l, K), v = has_lora(l, V);
     if (!q && !k && !v) return true;
     return q && k && v && grp_size_[Q] == 3 && grp_id_[Q] == grp_id_[K] && grp_id_[K] == grp_id_[V];
+  }
+  // q, k and v's LoRA pair passes (T and dLoRA_B) as one launch over their gradients side by
+  // side in dqkv_ (row stride ld): k's and v's alone are 4 column blocks each, too few for the
+  // GPU, and each launch has its own tail. Taken when all three carry LoRA (the fold's group of
+  // three) and lora_dy_pair_multi applies; false: proj_backward runs each one's pass.
+  // LORA4J_QKV_PAIR_ONE=0 keeps the three launches.
+  bool qkv_pair(int l, const LayerActs& a, int64_t ld) {
+    if (!qkv_pair_one_ || !dy_pair_ || !has_lora(l, Q) || !has_lora(l, K) || !has_lora(l, V))
+      return false;
+    const int64_t qd = shape_.q_dim(), kvd = shape_.kv_dim(), w = t_ld(Q);
+    if (t_ld(K) != w || t_ld(V) != w || xa_ld_[K] != xa_ld_[Q] || xa_ld_[V] != xa_ld_[Q])
+      return false;
+    const LoraDyPairProj proj[3] = {
+        {dqkv_, qd, lora_b(l, Q), a.xa[Q], t_of(Q), grad_b(l, Q)},
+        {dqkv_ + qd, kvd, lora_b(l, K), a.xa[K], t_of(K), grad_b(l, K)},
+        {dqkv_ + qd + kvd, kvd, lora_b(l, V), a.xa[V], t_of(V), grad_b(l, V)}};
+    const int r = int(layout_->rank);
+    if (!lora_dy_pair_multi_supported(proj, 3, ld, r, xa_ld_[Q])) return false;
+    KCHECK(lora_dy_pair_multi(proj, 3, ld, n_, r, xa_ld_[Q], w, dy_pair_, dy_pair_slots_, stream_));
+    tm("dy B + dLoRA_B, self_attn.q_proj + k_proj + v_proj");
+    return true;
   }
   // K of layer l's fold: dqkv_'s row stride there
   int64_t qkv_k(int l) const {
@@ -2354,6 +2389,8 @@ class CudaEngine final : public Engine {
   bool qkv_dx_fold_ = true;
   // LORA4J_QKV_DX_DIRECT=0: dq, dk and dv go to buffers of their own and are copied into dqkv_
   bool qkv_direct_ = true;
+  // LORA4J_QKV_PAIR_ONE=0: q, k and v's LoRA pair passes as three launches (qkv_pair)
+  bool qkv_pair_one_ = true;
   // The attention backward's delta = rowsum(dO * O) from the bf16 output the forward keeps anyway,
   // as Hugging Face's attention backward computes it (the recompute modes that keep the attention
   // output always did); LORA4J_ATTN_O_BF16=0 makes the forward also write an fp32 copy of O

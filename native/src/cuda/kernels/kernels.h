@@ -171,6 +171,27 @@ size_t lora_dy_pair_smem_bytes(int r);
 cudaError_t lora_dy_pair(const bf16* dy, int64_t ldy, int64_t n, int64_t O, const bf16* B, int r,
                          const bf16* xa, int64_t ldxa, bf16* t, int64_t ldt, float* dB,
                          float* scratch, int slots, cudaStream_t s);
+// Several projections' passes in one launch (q, k and v, whose gradients lie side by side at
+// one row stride in the engine's dqkv_): their column blocks share one grid and one wave of row
+// shares, and one finish kernel sums every projection's partials. Each projection: its dy
+// (columns of rows of ldy), width O, B, xa (row stride ldxa), t (row stride ldt) and dB. T is
+// the same bits as lora_dy_pair gives for the projection alone (its rows' sums do not depend on
+// the row shares); dB may differ in the last bits (its partials are summed over the shares).
+constexpr int kLoraDyPairMaxProj = 3;
+struct LoraDyPairProj {
+  const bf16* dy;
+  int64_t O;
+  const bf16* B;
+  const bf16* xa;
+  bf16* t;
+  float* dB;
+};
+bool lora_dy_pair_multi_supported(const LoraDyPairProj* a, int count, int64_t ldy, int r,
+                                  int64_t ldxa);
+size_t lora_dy_pair_multi_scratch_floats(int64_t n, const int64_t* O, int count, int r, int slots);
+cudaError_t lora_dy_pair_multi(const LoraDyPairProj* a, int count, int64_t ldy, int64_t n, int r,
+                               int64_t ldxa, int64_t ldt, float* scratch, int slots,
+                               cudaStream_t s);
 
 // y = residual + xa B^T (lora_b.cu): an unfolded projection's LoRA up-projection onto the fp32
 // residual stream, before the frozen GEMM adds x W^T onto y. xa [n, r] bf16 (row stride ldxa,

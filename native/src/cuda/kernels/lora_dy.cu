@@ -74,11 +74,38 @@ Split split_of(int64_t n, int64_t O, int slots) {
   return s;
 }
 
+// One projection of a launch: its dy columns (row stride ldy), B, xa (row stride ldxa), its
+// partials' places (P [ot, n, r], Q [shares, O, r]), its outputs for the finish kernel (t, row
+// stride ldt; dB), its width O, its column blocks ot and the first of them in the grid.
+struct Seg {
+  const bf16* dy;
+  const bf16* B;
+  const bf16* xa;
+  float* P;
+  float* Q;
+  bf16* t;
+  float* dB;
+  int O, ot, first;
+};
+struct Segs {
+  Seg s[kLoraDyPairMaxProj];
+  int count;
+};
+__device__ __forceinline__ const Seg& seg_of(const Segs& g, int block) {
+  int k = 0;
+  while (k + 1 < g.count && block >= g.s[k + 1].first) ++k;
+  return g.s[k];
+}
+
 template <int R>
 __global__ void __launch_bounds__(kThreads, 2)
-    lora_dy_pair_kernel(const bf16* __restrict__ dy, int64_t ldy, int64_t n, int O,
-                        const bf16* __restrict__ B, const bf16* __restrict__ xa, int64_t ldxa,
-                        int64_t rows_per_split, float* __restrict__ P, float* __restrict__ Q) {
+    lora_dy_pair_kernel(const __grid_constant__ Segs segs, int64_t ldy, int64_t n, int64_t ldxa,
+                        int64_t rows_per_split) {
+  const Seg& sg = seg_of(segs, int(blockIdx.x));
+  const bf16* __restrict__ dy = sg.dy;
+  const bf16* __restrict__ B = sg.B;
+  const bf16* __restrict__ xa = sg.xa;
+  const int O = sg.O, cb = int(blockIdx.x) - sg.first;  // cb: the block's column block
   using Ly = Layout<R>;
   constexpr int RP = Ly::RP, XL = Ly::XL, NT = RP / 8, CH = R / 8;  // n8 tiles; 16-byte chunks
   extern __shared__ __align__(16) unsigned char smem[];
@@ -87,7 +114,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   bf16* sb = reinterpret_cast<bf16*>(smem + Ly::dy + Ly::xa);
   float* sred = reinterpret_cast<float*>(smem + Ly::dy + Ly::xa + Ly::b);
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  const int o0 = blockIdx.x * kBO;
+  const int o0 = cb * kBO;
   const int64_t r0 = blockIdx.y * rows_per_split;
   const int64_t r1 = n < r0 + rows_per_split ? n : r0 + rows_per_split;
 
@@ -197,7 +224,7 @@ __global__ void __launch_bounds__(kThreads, 2)
     if (warp < 4) {
       const float* s = sred + warp * 16 * RP;
       const int64_t rbase = r0 + it * kBN + m0;
-      float* p = P + int64_t(blockIdx.x) * n * R;
+      float* p = sg.P + int64_t(cb) * n * R;
 #pragma unroll
       for (int nt = 0; nt < NT; ++nt) {
         const int c = nt * 8 + c2;
@@ -213,7 +240,7 @@ __global__ void __launch_bounds__(kThreads, 2)
 
   // Q[sp] = the block's dB partial (zeros for a split past n)
   const int g = lane >> 2, c2 = (lane & 3) * 2;
-  float* q = Q + int64_t(blockIdx.y) * O * R;
+  float* q = sg.Q + int64_t(blockIdx.y) * O * R;
 #pragma unroll
   for (int mt = 0; mt < 2; ++mt)
 #pragma unroll
@@ -225,45 +252,73 @@ __global__ void __launch_bounds__(kThreads, 2)
     }
 }
 
-// T = bf16(sum over ot of P[ot]) (row stride ldt), dB += sum over sp of Q[sp], in that order.
-__global__ void lora_dy_finish_kernel(const float* __restrict__ P, int ots, int64_t n, int R,
-                                      bf16* __restrict__ t, int64_t ldt,
-                                      const float* __restrict__ Q, int sps, int64_t O,
-                                      float* __restrict__ dB) {
-  const int64_t nt = n * R, total = nt + O * R;
+// Per projection: T = bf16(sum over ot of P[ot]) (row stride ldt), dB += sum over sp of Q[sp],
+// in that order. Work item i runs over the projections' T elements (n r each), then their dB
+// elements (O r each).
+__global__ void lora_dy_finish_kernel(const __grid_constant__ Segs segs, int64_t n, int R,
+                                      int64_t ldt, int sps) {
+  const int64_t nt = n * R, tall = nt * segs.count;
+  int64_t total = tall;
+  for (int k = 0; k < segs.count; ++k) total += int64_t(segs.s[k].O) * R;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
        i += int64_t(gridDim.x) * blockDim.x) {
-    if (i < nt) {
+    if (i < tall) {
+      const Seg& g = segs.s[i / nt];
+      const int64_t e = i % nt;
       float s = 0.f;
-      for (int k = 0; k < ots; ++k) s += P[k * nt + i];
-      t[(i / R) * ldt + i % R] = __float2bfloat16_rn(s);
+      for (int k = 0; k < g.ot; ++k) s += g.P[k * nt + e];
+      g.t[(e / R) * ldt + e % R] = __float2bfloat16_rn(s);
     } else {
-      const int64_t j = i - nt;
+      int64_t j = i - tall;
+      int k = 0;
+      while (k + 1 < segs.count && j >= int64_t(segs.s[k].O) * R) j -= int64_t(segs.s[k++].O) * R;
+      const Seg& g = segs.s[k];
+      const int64_t OR = int64_t(g.O) * R;
       float s = 0.f;
-      for (int k = 0; k < sps; ++k) s += Q[k * O * R + j];
-      dB[j] += s;
+      for (int m = 0; m < sps; ++m) s += g.Q[m * OR + j];
+      g.dB[j] += s;
     }
   }
 }
 
+// The grid: every projection's column blocks side by side in x, the row shares in y, sized for
+// all of them together (split_of over their column blocks). The scratch: each projection's P,
+// then each one's Q.
 template <int R>
-cudaError_t launch(const bf16* dy, int64_t ldy, int64_t n, int64_t O, const bf16* B, const bf16* xa,
-                   int64_t ldxa, bf16* t, int64_t ldt, float* dB, float* scratch, int slots,
-                   cudaStream_t s) {
-  const Split sp = split_of(n, O, slots);
-  float* P = scratch;
-  float* Q = scratch + int64_t(sp.ot) * n * R;
+cudaError_t launch(const LoraDyPairProj* a, int count, int64_t ldy, int64_t n, int64_t ldxa,
+                   int64_t ldt, float* scratch, int slots, cudaStream_t s) {
+  Segs g{};
+  g.count = count;
+  int ot = 0;
+  int64_t O = 0;
+  for (int k = 0; k < count; ++k) {
+    Seg& x = g.s[k];
+    x.dy = a[k].dy;
+    x.B = a[k].B;
+    x.xa = a[k].xa;
+    x.t = a[k].t;
+    x.dB = a[k].dB;
+    x.O = int(a[k].O);
+    x.ot = int((a[k].O + kBO - 1) / kBO);
+    x.first = ot;
+    ot += x.ot;
+    O += a[k].O;
+  }
+  const Split sp = split_of(n, int64_t(ot) * kBO, slots);
+  float* f = scratch;
+  for (int k = 0; k < count; ++k) g.s[k].P = f, f += int64_t(g.s[k].ot) * n * R;
+  for (int k = 0; k < count; ++k) g.s[k].Q = f, f += int64_t(sp.sp) * g.s[k].O * R;
   constexpr size_t smem = Layout<R>::bytes;
   cudaError_t e = cudaFuncSetAttribute(lora_dy_pair_kernel<R>,
                                        cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
   if (e != cudaSuccess) return e;
-  lora_dy_pair_kernel<R><<<dim3(unsigned(sp.ot), unsigned(sp.sp)), kThreads, smem, s>>>(
-      dy, ldy, n, int(O), B, xa, ldxa, sp.rows, P, Q);
+  lora_dy_pair_kernel<R>
+      <<<dim3(unsigned(ot), unsigned(sp.sp)), kThreads, smem, s>>>(g, ldy, n, ldxa, sp.rows);
   e = cudaGetLastError();
   if (e != cudaSuccess) return e;
-  const int64_t total = n * R + O * R;
+  const int64_t total = count * n * R + O * R;
   const int blocks = int(std::min<int64_t>((total + 255) / 256, 2048));
-  lora_dy_finish_kernel<<<blocks, 256, 0, s>>>(P, sp.ot, n, R, t, ldt, Q, sp.sp, O, dB);
+  lora_dy_finish_kernel<<<blocks, 256, 0, s>>>(g, n, R, ldt, sp.sp);
   return cudaGetLastError();
 }
 
@@ -306,27 +361,53 @@ int lora_dy_pair_slots(int r, int device) {
 
 // Enough for any call with at most n rows: the row shares of fewer rows can outnumber n's (a
 // share count is at most min(row tiles, slots / column blocks), which is what is counted).
+size_t lora_dy_pair_multi_scratch_floats(int64_t n, const int64_t* O, int count, int r, int slots) {
+  if (n <= 0 || count < 1 || slots < 1) return 0;
+  int64_t ot = 0, width = 0;
+  for (int k = 0; k < count; ++k) {
+    if (O[k] <= 0) return 0;
+    ot += (O[k] + kBO - 1) / kBO;
+    width += O[k];
+  }
+  const int64_t shares = shares_for((n + kBN - 1) / kBN, int(ot), slots);
+  return size_t(ot) * size_t(n) * size_t(r) + size_t(shares) * size_t(width) * size_t(r);
+}
 size_t lora_dy_pair_scratch_floats(int64_t n, int64_t O, int r, int slots) {
-  if (n <= 0 || O <= 0 || slots < 1) return 0;
-  const Split sp = split_of(n, O, slots);
-  const int64_t shares = shares_for((n + kBN - 1) / kBN, sp.ot, slots);
-  return size_t(sp.ot) * size_t(n) * size_t(r) + size_t(shares) * size_t(O) * size_t(r);
+  return lora_dy_pair_multi_scratch_floats(n, &O, 1, r, slots);
+}
+
+bool lora_dy_pair_multi_supported(const LoraDyPairProj* a, int count, int64_t ldy, int r,
+                                  int64_t ldxa) {
+  if (count < 1 || count > kLoraDyPairMaxProj) return false;
+  int64_t ot = 0;
+  for (int k = 0; k < count; ++k) {
+    if (!lora_dy_pair_supported(a[k].dy, ldy, a[k].O, r, a[k].B, a[k].xa, ldxa)) return false;
+    ot += (a[k].O + kBO - 1) / kBO;
+  }
+  return ot < 65536;  // the grid's x
+}
+
+cudaError_t lora_dy_pair_multi(const LoraDyPairProj* a, int count, int64_t ldy, int64_t n, int r,
+                               int64_t ldxa, int64_t ldt, float* scratch, int slots,
+                               cudaStream_t s) {
+  if (n <= 0) return cudaSuccess;
+  if (!lora_dy_pair_multi_supported(a, count, ldy, r, ldxa) || slots < 1)
+    return cudaErrorInvalidValue;
+  switch (r) {
+    case 8:
+      return launch<8>(a, count, ldy, n, ldxa, ldt, scratch, slots, s);
+    case 16:
+      return launch<16>(a, count, ldy, n, ldxa, ldt, scratch, slots, s);
+    default:
+      return launch<32>(a, count, ldy, n, ldxa, ldt, scratch, slots, s);
+  }
 }
 
 cudaError_t lora_dy_pair(const bf16* dy, int64_t ldy, int64_t n, int64_t O, const bf16* B, int r,
                          const bf16* xa, int64_t ldxa, bf16* t, int64_t ldt, float* dB,
                          float* scratch, int slots, cudaStream_t s) {
-  if (n <= 0) return cudaSuccess;
-  if (!lora_dy_pair_supported(dy, ldy, O, r, B, xa, ldxa) || slots < 1)
-    return cudaErrorInvalidValue;
-  switch (r) {
-    case 8:
-      return launch<8>(dy, ldy, n, O, B, xa, ldxa, t, ldt, dB, scratch, slots, s);
-    case 16:
-      return launch<16>(dy, ldy, n, O, B, xa, ldxa, t, ldt, dB, scratch, slots, s);
-    default:
-      return launch<32>(dy, ldy, n, O, B, xa, ldxa, t, ldt, dB, scratch, slots, s);
-  }
+  const LoraDyPairProj one{dy, O, B, xa, t, dB};
+  return lora_dy_pair_multi(&one, 1, ldy, n, r, ldxa, ldt, scratch, slots, s);
 }
 
 }  // namespace cuda
