@@ -17,6 +17,9 @@
  *     in registers across all its tiles and writes them to Q[sp] (fp32) at the end.
  * A second kernel sums P over ot (T, rounded to bf16) and Q over sp (added onto dB) in a fixed
  * order, so the results are the same bits from run to run.
+ * Several projections can share one launch (lora_dy_pair_multi: q, k and v): their column blocks
+ * lie side by side in the grid's x (each block finds its projection's dy, B, xa and partials),
+ * the row shares are sized for all of them, and the second kernel finishes every projection.
  */
 #include "cuda/kernels/common.cuh"
 #include "cuda/kernels/kernels.h"
