@@ -527,6 +527,12 @@ class CudaEngine final : public Engine {
     if (!q && !k && !v) return true;
     return q && k && v && grp_size_[Q] == 3 && grp_id_[Q] == grp_id_[K] && grp_id_[K] == grp_id_[V];
   }
+  // The group's stacked A rows in layer l's fold (3 r with LoRA on q, k and v; else 0).
+  int64_t qkv_a_rows(int l) const { return has_lora(l, Q) ? t_ld(Q) : 0; }
+  bool qkv_in_block(int l) const {
+    return proj_[size_t(proj_index(l, Q))].in_block && proj_[size_t(proj_index(l, K))].in_block &&
+           proj_[size_t(proj_index(l, V))].in_block;
+  }
   void pack_qkv(int l) {
     if (!qkv_wblock_ || !qkv_dx_fold_ || !qkv_fold_layout(l)) return;
     const int idx[3] = {proj_index(l, Q), proj_index(l, K), proj_index(l, V)};
@@ -534,11 +540,9 @@ class CudaEngine final : public Engine {
       if (!proj_[size_t(i)].dense) return;  // unset or NF4
     const int64_t ld = wld(idx[0]);
     if (wld(idx[1]) != ld || wld(idx[2]) != ld) return;
-    const int64_t arows = has_lora(l, Q) ? t_ld(Q) : 0;
+    const int64_t arows = qkv_a_rows(l);
     QkvBlock& b = qkv_block_[size_t(l)];
-    const bool packed = proj_[size_t(idx[0])].in_block && proj_[size_t(idx[1])].in_block &&
-                        proj_[size_t(idx[2])].in_block;
-    if (!packed || b.ld != ld || b.arows != arows) {  // A rows for this adapter, no more
+    if (!qkv_in_block(l) || b.ld != ld || b.arows != arows) {  // A rows for this adapter, no more
       const int64_t rows = shape_.q_dim() + 2 * shape_.kv_dim() + arows;
       bf16* blk = static_cast<bf16*>(
           alloc(size_t(rows * ld) * sizeof(bf16), "q, k and v weights of a layer, stacked"));
@@ -604,7 +608,7 @@ class CudaEngine final : public Engine {
   void refresh_block_a(int l, int p) {
     if (p != Q && p != K && p != V) return;
     const QkvBlock& b = qkv_block_[size_t(l)];
-    if (!b.p || !has_lora(l, p) || !qkv_fold_layout(l) || b.arows != t_ld(Q)) return;
+    if (!b.p || !has_lora(l, p) || !qkv_fold_layout(l) || b.arows != qkv_a_rows(l)) return;
     const int64_t r = layout_->rank, in = shape_.proj_in(p);
     const int64_t row = shape_.q_dim() + 2 * shape_.kv_dim() + int64_t(grp_pos_[p]) * r;
     LORA4J_CU(cudaMemcpy2DAsync(b.p + row * b.ld, size_t(b.ld) * 2, lora_a(l, p), size_t(in) * 2,
@@ -613,10 +617,7 @@ class CudaEngine final : public Engine {
   // Layer l's block as qkv_dx's weight operand: packed, and its A rows current for the adapter.
   bool qkv_block_ready(int l) const {
     const QkvBlock& b = qkv_block_[size_t(l)];
-    if (!b.p || !proj_[size_t(proj_index(l, Q))].in_block ||
-        !proj_[size_t(proj_index(l, K))].in_block || !proj_[size_t(proj_index(l, V))].in_block)
-      return false;
-    return b.arows == (has_lora(l, Q) ? t_ld(Q) : 0);
+    return b.p && qkv_in_block(l) && b.arows == qkv_a_rows(l);
   }
   // The stacked copy of A of (layer, proj), from its bf16 copy (no-op outside a group of two or
   // more); every write of lora_bf16_'s A matrices is followed by this.
@@ -2184,27 +2185,22 @@ class CudaEngine final : public Engine {
   // q, k and v's input gradient as one GEMM: dx = [dq | dk | dv | s T] . [Wq; Wk; Wv; A_g] over
   // K = qd + 2 kvd (+ 3 r with LoRA), with T = the group's (dy B) (t_, from proj_backward) and A_g
   // its stacked A (grp_a). Three GEMMs over K = qd, kvd, kvd (k's and v's at about 60% of q's
-  // rate, K being small) and the group's LoRA term (a pass over the fp32 dx) become one; the
-  // operands are laid side by side first (bf16_copy_2d: the weights' [out, in] parts into wqkv_,
-  // the gradients into dqkv_; s T rounded to bf16 once, exact when s is a power of two). Taken
-  // when q, k and v all carry LoRA in one group, or none of them does (qkv_dx_foldable).
-  bool qkv_dx_foldable(int l) const {
-    if (!qkv_dx_fold_ || !dqkv_) return false;
-    const bool q = has_lora(l, Q), k = has_lora(l, K), v = has_lora(l, V);
-    if (!q && !k && !v) return true;
-    return q && k && v && grp_size_[Q] == 3 && grp_id_[Q] == grp_id_[K] && grp_id_[K] == grp_id_[V];
-  }
+  // rate, K being small) and the group's LoRA term (a pass over the fp32 dx) become one. The
+  // operands lie side by side in place where they can (the gradients in dqkv_, written there by
+  // attention_and_qkv_backward; the weights and A in the layer's block, pack_qkv), else they are
+  // copied there (bf16_copy_2d into dqkv_ and wqkv_); s T is copied beside the gradients, rounded
+  // to bf16 once (exact when s is a power of two). Taken when q, k and v all carry LoRA in one
+  // group, or none of them does (qkv_fold_layout).
+  bool qkv_dx_foldable(int l) const { return qkv_dx_fold_ && dqkv_ && qkv_fold_layout(l); }
   // q, k and v's LoRA pair passes (T and dLoRA_B) as one launch over their gradients side by
   // side in dqkv_ (row stride ld): k's and v's alone are 4 column blocks each, too few for the
   // GPU, and each launch has its own tail. Taken when all three carry LoRA (the fold's group of
-  // three) and lora_dy_pair_multi applies; false: proj_backward runs each one's pass.
-  // LORA4J_QKV_PAIR_ONE=0 keeps the three launches.
+  // three) and lora_dy_pair_multi applies; false: proj_backward runs each one's pass. Called on
+  // the fold's layout only (qkv_fold_layout: q carrying LoRA means k and v do, in its group, so
+  // the three share t_'s and xa's row strides). LORA4J_QKV_PAIR_ONE=0 keeps the three launches.
   bool qkv_pair(int l, const LayerActs& a, int64_t ld) {
-    if (!qkv_pair_one_ || !dy_pair_ || !has_lora(l, Q) || !has_lora(l, K) || !has_lora(l, V))
-      return false;
+    if (!qkv_pair_one_ || !dy_pair_ || !has_lora(l, Q)) return false;
     const int64_t qd = shape_.q_dim(), kvd = shape_.kv_dim(), w = t_ld(Q);
-    if (t_ld(K) != w || t_ld(V) != w || xa_ld_[K] != xa_ld_[Q] || xa_ld_[V] != xa_ld_[Q])
-      return false;
     const LoraDyPairProj proj[3] = {
         {dqkv_, qd, lora_b(l, Q), a.xa[Q], t_of(Q), grad_b(l, Q)},
         {dqkv_ + qd, kvd, lora_b(l, K), a.xa[K], t_of(K), grad_b(l, K)},
@@ -2216,13 +2212,11 @@ class CudaEngine final : public Engine {
     return true;
   }
   // K of layer l's fold: dqkv_'s row stride there
-  int64_t qkv_k(int l) const {
-    return shape_.q_dim() + 2 * shape_.kv_dim() + (has_lora(l, Q) ? t_ld(Q) : 0);
-  }
+  int64_t qkv_k(int l) const { return shape_.q_dim() + 2 * shape_.kv_dim() + qkv_a_rows(l); }
   // direct: dq, dk and dv are in dqkv_ already (attention_and_qkv_backward)
   void qkv_dx(int l, float* dx, bool direct) {
     const int64_t n = n_, d = shape_.c.hidden_size, qd = shape_.q_dim(), kvd = shape_.kv_dim();
-    const int64_t lw = has_lora(l, Q) ? t_ld(Q) : 0, Kc = qkv_k(l);
+    const int64_t lw = qkv_a_rows(l), Kc = qkv_k(l);
     const bool block = qkv_block_ready(l);  // the weights and A stacked in place (pack_qkv)
     const bf16* w = block ? qkv_block_[size_t(l)].p : wqkv_;
     const int64_t ldw = block ? qkv_block_[size_t(l)].ld : d;
