@@ -1194,6 +1194,25 @@ void e4m3_quantize_case(uint64_t seed, int64_t rows, int64_t cols, int64_t ld, f
                   amax * s <= 448.f && amax * s > 224.f, std::to_string(amax * s));
 }
 
+// The pair pass's products in float64 from host copies: T = dy B [n, r] and D = dy^T xa [O, r],
+// with dy the columns [col, col + O) of rows of ldy and xa the columns [xoff, xoff + r) of rows
+// of ldxa.
+void dy_products_f64(const std::vector<float>& dy, int64_t ldy, int64_t col, int64_t n, int64_t O,
+                     const std::vector<float>& B, int r, const std::vector<float>& xa, int64_t ldxa,
+                     int64_t xoff, std::vector<double>& T, std::vector<double>& D) {
+  T.assign(size_t(n * r), 0.0);
+  D.assign(size_t(O * r), 0.0);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t o = 0; o < O; ++o) {
+      const double d = dy[size_t(i * ldy + col + o)];
+      if (d == 0.0) continue;
+      for (int c = 0; c < r; ++c) {
+        T[size_t(i * r + c)] += d * double(B[size_t(o * r + c)]);
+        D[size_t(o * r + c)] += d * double(xa[size_t(i * ldxa + xoff + c)]);
+      }
+    }
+}
+
 // lora_dy_pair against float64 on the host from the same bf16 values: t = dy B (bf16, in the
 // columns [t_off, t_off + r) of rows of ldt) and dB += dy^T xa (onto a random dB); the columns of
 // t outside the slice untouched; a second run from the same inputs the same bits. slots: the
@@ -1238,16 +1257,8 @@ void lora_dy_pair_case(uint64_t seed, int64_t n, int64_t O, int r, int64_t ldxa,
     CT_CUDA(cudaDeviceSynchronize());
   }
   const std::vector<float> hdy = ct::down_bf16(dy), hB = ct::down_bf16(B), hxa = ct::down_bf16(xa);
-  std::vector<double> T(size_t(n * r), 0.0), D(size_t(O * r), 0.0);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t o = 0; o < O; ++o) {
-      const double d = hdy[size_t(i * O + o)];
-      if (d == 0.0) continue;
-      for (int c = 0; c < r; ++c) {
-        T[size_t(i * r + c)] += d * double(hB[size_t(o * r + c)]);
-        D[size_t(o * r + c)] += d * double(hxa[size_t(i * ldxa + xa_off + c)]);
-      }
-    }
+  std::vector<double> T, D;
+  dy_products_f64(hdy, O, 0, n, O, hB, r, hxa, ldxa, xa_off, T, D);
   const std::vector<float> ht = ct::down_bf16(t), ht2 = ct::down_bf16(t2);
   std::vector<float> got_t(T.size()), want_t(T.size()), want_b(D.size());
   size_t outside = 0, differ = 0;
@@ -1353,15 +1364,8 @@ void lora_dy_pair_multi_case(uint64_t seed, int64_t n, std::vector<int64_t> O, i
   for (int k = 0; k < count; ++k) {
     const int64_t Ok = O[size_t(k)];
     const std::vector<float> hB = ct::down_bf16(*B[size_t(k)]);
-    std::vector<double> T(size_t(n * r), 0.0), D(size_t(Ok * r), 0.0);
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t o = 0; o < Ok; ++o) {
-        const double d = hdy[size_t(i * ldy + col + o)];
-        for (int c = 0; c < r; ++c) {
-          T[size_t(i * r + c)] += d * double(hB[size_t(o * r + c)]);
-          D[size_t(o * r + c)] += d * double(hxa[size_t(i * w + int64_t(k) * r + c)]);
-        }
-      }
+    std::vector<double> T, D;
+    dy_products_f64(hdy, ldy, col, n, Ok, hB, r, hxa, w, int64_t(k) * r, T, D);
     std::vector<float> got_t(T.size()), want_t(T.size()), want_b(D.size());
     for (int64_t i = 0; i < n; ++i)
       for (int c = 0; c < r; ++c) {
