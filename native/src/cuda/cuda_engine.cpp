@@ -2171,7 +2171,7 @@ class CudaEngine final : public Engine {
     KCHECK(rope_backward(dk, pos_, inv_freq_, n, shape_.c.num_kv_heads, shape_.c.head_dim, stream_,
                          ld));
     tm("rope backward");
-    const bool one = direct && qkv_pair(l, a, ld);
+    const bool one = direct && qkv_pair(l, a, dq, dk, dv, ld);
     proj_backward(l, Q, dq, ld, a.xn1, ld1, a.xa[Q], n, fold ? nullptr : dx, true, false, false,
                   one);
     proj_backward(l, K, dk, ld, a.xn1, ld1, a.xa[K], n, fold ? nullptr : dx, true, true, false,
@@ -2192,19 +2192,19 @@ class CudaEngine final : public Engine {
   // to bf16 once (exact when s is a power of two). Taken when q, k and v all carry LoRA in one
   // group, or none of them does (qkv_fold_layout).
   bool qkv_dx_foldable(int l) const { return qkv_dx_fold_ && dqkv_ && qkv_fold_layout(l); }
-  // q, k and v's LoRA pair passes (T and dLoRA_B) as one launch over their gradients side by
-  // side in dqkv_ (row stride ld): k's and v's alone are 4 column blocks each, too few for the
-  // GPU, and each launch has its own tail. Taken when all three carry LoRA (the fold's group of
+  // q, k and v's LoRA pair passes (T and dLoRA_B) as one launch over their gradients dq, dk, dv
+  // side by side in dqkv_ (row stride ld): k's and v's alone are 4 column blocks each, too few for
+  // the GPU, and each launch has its own tail. Taken when all three carry LoRA (the fold's group of
   // three) and lora_dy_pair_multi applies; false: proj_backward runs each one's pass. Called on
   // the fold's layout only (qkv_fold_layout: q carrying LoRA means k and v do, in its group, so
   // the three share t_'s and xa's row strides). LORA4J_QKV_PAIR_ONE=0 keeps the three launches.
-  bool qkv_pair(int l, const LayerActs& a, int64_t ld) {
+  bool qkv_pair(int l, const LayerActs& a, const bf16* dq, const bf16* dk, const bf16* dv,
+                int64_t ld) {
     if (!qkv_pair_one_ || !dy_pair_ || !has_lora(l, Q)) return false;
     const int64_t qd = shape_.q_dim(), kvd = shape_.kv_dim(), w = t_ld(Q);
-    const LoraDyPairProj proj[3] = {
-        {dqkv_, qd, lora_b(l, Q), a.xa[Q], t_of(Q), grad_b(l, Q)},
-        {dqkv_ + qd, kvd, lora_b(l, K), a.xa[K], t_of(K), grad_b(l, K)},
-        {dqkv_ + qd + kvd, kvd, lora_b(l, V), a.xa[V], t_of(V), grad_b(l, V)}};
+    const LoraDyPairProj proj[3] = {{dq, qd, lora_b(l, Q), a.xa[Q], t_of(Q), grad_b(l, Q)},
+                                    {dk, kvd, lora_b(l, K), a.xa[K], t_of(K), grad_b(l, K)},
+                                    {dv, kvd, lora_b(l, V), a.xa[V], t_of(V), grad_b(l, V)}};
     const int r = int(layout_->rank);
     if (!lora_dy_pair_multi_supported(proj, 3, ld, r, xa_ld_[Q])) return false;
     KCHECK(lora_dy_pair_multi(proj, 3, ld, n_, r, xa_ld_[Q], w, dy_pair_, dy_pair_slots_, stream_));
