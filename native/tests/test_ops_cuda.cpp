@@ -1721,19 +1721,28 @@ void test_lora_dy(ct::Rng& r) {
                   "slots=" + std::to_string(slots16));
 }
 
+// swiglu_backward_lora's cases (also run alone, LORA4J_OPS_ONLY=swiglu_lora)
+void test_swiglu_lora(ct::Rng& r) {
+  auto seed = [&] { return uint64_t(r.integer(0, 1 << 30)); };
+  swiglu_lora(seed(), 1024, 14336, 16, 16, true, true);  // Mistral-7B's down at r 16
+  swiglu_lora(seed(), 1024, 14336, 8, 8, true, true);    // and at r 8
+  swiglu_lora(seed(), 37, 14336, 8, 24, true, false);    // t a slice of a wider buffer
+  swiglu_lora(seed(), 33, 200, 64, 64, true, false);   // one block of columns, most threads idle
+  swiglu_lora(seed(), 5, 2056, 4, 4, true, false);     // a second block with one thread's columns
+  swiglu_lora(seed(), 45, 2056, 12, 16, true, false);  // r 12, a partial token block and a third
+                                                       // column block with one thread's columns
+  swiglu_lora(seed(), 70, 3080, 9, 9, true, false);    // the lowest rank past 8
+  swiglu_lora(seed(), 7, 100, 16, 16, false, false);   // I % 8 != 0: scalar
+  swiglu_lora(seed(), 3, 64, 200, 200, false, false);  // r past kSwigluLoraMaxRank: scalar
+}
+
 void test_vectorized(ct::Rng& r) {
   auto seed = [&] { return uint64_t(r.integer(0, 1 << 30)); };
   // Mistral-7B, 4 x 2048 tokens: SwiGLU n * I, RMSNorm d 4096, RoPE q (32 heads) and k (8)
   vec_swiglu(seed(), int64_t(8192) * 14336, 0, true, true);
-  swiglu_lora(seed(), 1024, 14336, 16, 16, true, true);  // Mistral-7B's down at r 16
-  swiglu_lora(seed(), 37, 14336, 8, 24, true, false);    // t a slice of a wider buffer
+  test_swiglu_lora(r);
   test_lora_dy(r);
   test_lora_b(r);
-  swiglu_lora(seed(), 33, 200, 64, 64, true, false);   // one block of columns, most threads idle
-  swiglu_lora(seed(), 5, 2056, 4, 4, true, false);     // a second block with one thread's columns
-  swiglu_lora(seed(), 45, 2056, 12, 16, true, false);  // r < 16 in registers, a partial token block
-  swiglu_lora(seed(), 7, 100, 16, 16, false, false);   // I % 8 != 0: scalar
-  swiglu_lora(seed(), 3, 64, 200, 200, false, false);  // r past kSwigluLoraMaxRank: scalar
   vec_rmsnorm(seed(), 8192, 4096, 0, true, true, true);
   rmsnorm_lo8(seed(), 64, 4096, 4096, 2.f, true);                 // Mistral-7B's width
   rmsnorm_lo8(seed(), 9, 256, 272, 40.f, true);                   // a wider row, large norm weights
@@ -1884,6 +1893,11 @@ int main() {
   g_tp = &tp;
   ct::Rng r(20261129);
   const char* only = std::getenv("LORA4J_OPS_ONLY");
+  if (only && std::strcmp(only, "swiglu_lora") == 0) {
+    test_swiglu_lora(r);
+    std::printf("test_ops_cuda (swiglu_lora only): %d failure(s)\n", ct::failures());
+    return ct::failures() == 0 ? 0 : 1;
+  }
   if (only && std::strcmp(only, "lora_dy") == 0) {
     test_lora_dy(r);
     std::printf("test_ops_cuda (lora_dy only): %d failure(s)\n", ct::failures());
