@@ -1727,13 +1727,13 @@ void test_swiglu_lora(ct::Rng& r) {
   swiglu_lora(seed(), 1024, 14336, 16, 16, true, true);  // Mistral-7B's down at r 16
   swiglu_lora(seed(), 1024, 14336, 8, 8, true, true);    // and at r 8
   swiglu_lora(seed(), 37, 14336, 8, 24, true, false);    // t a slice of a wider buffer
-  swiglu_lora(seed(), 33, 200, 64, 64, true, false);   // one block of columns, most threads idle
-  swiglu_lora(seed(), 5, 2056, 4, 4, true, false);     // a second block with one thread's columns
-  swiglu_lora(seed(), 45, 2056, 12, 16, true, false);  // r 12, a partial token block and a third
-                                                       // column block with one thread's columns
-  swiglu_lora(seed(), 70, 3080, 9, 9, true, false);    // the lowest rank past 8
-  swiglu_lora(seed(), 7, 100, 16, 16, false, false);   // I % 8 != 0: scalar
-  swiglu_lora(seed(), 3, 64, 200, 200, false, false);  // r past kSwigluLoraMaxRank: scalar
+  swiglu_lora(seed(), 33, 200, 64, 64, true, false);     // one block of columns, most threads idle
+  swiglu_lora(seed(), 5, 2056, 4, 4, true, false);       // a second block with one thread's columns
+  swiglu_lora(seed(), 45, 2056, 12, 16, true, false);    // r 12, a partial token block and a third
+                                                         // column block with one thread's columns
+  swiglu_lora(seed(), 70, 3080, 9, 9, true, false);      // the lowest rank past 8
+  swiglu_lora(seed(), 7, 100, 16, 16, false, false);     // I % 8 != 0: scalar
+  swiglu_lora(seed(), 3, 64, 200, 200, false, false);    // r past kSwigluLoraMaxRank: scalar
 }
 
 void test_vectorized(ct::Rng& r) {
