@@ -1,5 +1,5 @@
 set -u
-# The next GPU call for branch swiglu-dx-epi (the nine patches in this folder on main; copy this
+# The next GPU call for branch swiglu-dx-epi (the patches in this folder on main; copy this
 # script to .gpu/ and carry it). Forms 7 and 8 have not run on a GPU yet; form 5 (the default)
 # passed the op tests and measured 1.761 ms a layer against the unfused 1.902 (call6), but has
 # not yet been through test_engine_cuda, the real-width cases or a paired whole step.
