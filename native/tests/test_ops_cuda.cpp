@@ -1892,33 +1892,32 @@ int main() {
   cpu::ThreadPool tp(0);
   g_tp = &tp;
   ct::Rng r(20261129);
-  const char* only = std::getenv("LORA4J_OPS_ONLY");
-  if (only && std::strcmp(only, "swiglu_lora") == 0) {
-    test_swiglu_lora(r);
-    std::printf("test_ops_cuda (swiglu_lora only): %d failure(s)\n", ct::failures());
-    return ct::failures() == 0 ? 0 : 1;
-  }
-  if (only && std::strcmp(only, "lora_dy") == 0) {
-    test_lora_dy(r);
-    std::printf("test_ops_cuda (lora_dy only): %d failure(s)\n", ct::failures());
-    return ct::failures() == 0 ? 0 : 1;
-  }
-  if (only && std::strcmp(only, "lora_b") == 0) {
-    test_lora_b(r);
-    std::printf("test_ops_cuda (lora_b only): %d failure(s)\n", ct::failures());
-    return ct::failures() == 0 ? 0 : 1;
-  }
-  if (only && std::strcmp(only, "attention") == 0) {
-    // the Hopper kernels' cases at small sizes (scripts/gpu/run.sh's "cudasan" step): partial
-    // tiles, GQA groups of 4 and 1, hd64's atomics and hd128's bulk reduce-add of dQ
-    for (const AttnCase& c :
-         {AttnCase{3, 97, 8, 2, 128, 0, false, false}, AttnCase{2, 300, 4, 4, 128, 0, false, false},
-          AttnCase{1, 333, 8, 1, 64, 0, false, false},
-          AttnCase{2, 300, 4, 1, 128, 0, false, true, 7, true}})
-      test_attention(r, c);
-    std::printf("test_ops_cuda (attention only): %d failure(s)\n", ct::failures());
-    return ct::failures() == 0 ? 0 : 1;
-  }
+  // LORA4J_OPS_ONLY=NAME: one suite alone (scripts/gpu/run.sh's "cudasan" step runs lora_dy and
+  // attention under compute-sanitizer; A/B calls time swiglu_lora)
+  struct Suite {
+    const char* name;
+    void (*run)(ct::Rng&);
+  };
+  const Suite suites[] = {
+      {"swiglu_lora", test_swiglu_lora},
+      {"lora_dy", test_lora_dy},
+      {"lora_b", test_lora_b},
+      {"attention", [](ct::Rng& rng) {
+         // the Hopper kernels' cases at small sizes: partial tiles, GQA
+         // groups of 4 and 1, hd64's atomics and hd128's bulk reduce-add of dQ
+         for (const AttnCase& c : {AttnCase{3, 97, 8, 2, 128, 0, false, false},
+                                   AttnCase{2, 300, 4, 4, 128, 0, false, false},
+                                   AttnCase{1, 333, 8, 1, 64, 0, false, false},
+                                   AttnCase{2, 300, 4, 1, 128, 0, false, true, 7, true}})
+           test_attention(rng, c);
+       }}};
+  if (const char* only = std::getenv("LORA4J_OPS_ONLY"))
+    for (const Suite& su : suites)
+      if (std::strcmp(only, su.name) == 0) {
+        su.run(r);
+        std::printf("test_ops_cuda (%s only): %d failure(s)\n", su.name, ct::failures());
+        return ct::failures() == 0 ? 0 : 1;
+      }
 
   test_embedding(r, 97, 1000, 257);
   test_add_f32_slices(r, 16 * 4096, 3);  // q, k, v's dLoRA_A at rank 16
