@@ -14,7 +14,8 @@ import sys
 def group(name):
     if name.startswith("attention"):
         return "attention (forward + backward)"
-    if name.endswith(" dX"):
+    if name.endswith(" dX") or name.endswith(" dX + swiglu backward"):
+        # (the fused down input gradient holds the SwiGLU backward in its epilogue)
         return "frozen GEMMs, input gradients"
     if name.startswith(("self_attn.", "mlp.")):
         return "frozen GEMMs, forward"

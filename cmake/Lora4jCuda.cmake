@@ -20,11 +20,13 @@ file(GLOB CUDA_KERNEL_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/src/
 file(GLOB CUDA_ENGINE_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/src/cuda/*.cu
                                                 ${CMAKE_CURRENT_SOURCE_DIR}/src/cuda/*.cpp)
 
-# The Hopper attention forward (wgmma, bulk tensor copies) is sm_90a machine code only: it is
+# The Hopper kernels (attention, the fused down input gradient: wgmma, bulk tensor copies) are
+# sm_90a machine code only: they are
 # built apart, for that one target, so no other device finds an image of it and the run-time
 # selection (attention.cu) falls back to the mma.sync kernel there. The -gencode form, because
 # nvcc 13.0's -arch=sm_90a shorthand also runs a plain sm_90 pass that rejects wgmma.
-set(LORA4J_SM90A_SOURCE ${CMAKE_CURRENT_SOURCE_DIR}/src/cuda/kernels/attention_sm90.cu)
+set(LORA4J_SM90A_SOURCE ${CMAKE_CURRENT_SOURCE_DIR}/src/cuda/kernels/attention_sm90.cu
+                        ${CMAKE_CURRENT_SOURCE_DIR}/src/cuda/kernels/swiglu_dx_sm90.cu)
 list(REMOVE_ITEM CUDA_KERNEL_SOURCES ${LORA4J_SM90A_SOURCE})
 add_library(lora4j_cuda_kernels STATIC ${CUDA_KERNEL_SOURCES})
 target_include_directories(lora4j_cuda_kernels PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/include

@@ -1736,6 +1736,152 @@ void test_swiglu_lora(ct::Rng& r) {
   swiglu_lora(seed(), 3, 64, 200, 200, false, false);    // r past kSwigluLoraMaxRank: scalar
 }
 
+// The down projection's input gradient with the SwiGLU backward as its epilogue
+// (swiglu_dx_fused, Hopper): dh = dy W (+ s T A) never leaves the kernel's registers. Reference:
+// dh in double, then dgate and dup in double (norm-wise within 2e-3: bf16 outputs); and where
+// every element is checked, the unfused kernel's arithmetic (swiglu_backward_scalar) on that dh
+// rounded to float: the fused dh differs from it by fp32 rounding only, so at most one element
+// in 1,000 may round to another bf16, and none by more than one step. In place (dgate = gate,
+// dup = up, as the engine runs it) equals out of place bit for bit. samples > 0: that many
+// random elements (and the last row's last column) are checked against double instead of all.
+void swiglu_dx_case(uint64_t seed, int64_t n, int64_t d, int64_t I, int r, int64_t ldy, int64_t ldt,
+                    float s, int64_t samples) {
+  const char* S = "swiglu_dx";
+  const std::string tag = "n=" + std::to_string(n) + " d=" + std::to_string(d) +
+                          " I=" + std::to_string(I) + " r=" + std::to_string(r) +
+                          " ldy=" + std::to_string(ldy) + " ldt=" + std::to_string(ldt);
+  const size_t m = size_t(n * I);
+  Fill f(seed);
+  Dev<bf> dy(size_t(n * ldy)), W(size_t(d * I)), t(size_t(std::max<int64_t>(n * ldt, 1))),
+      A(size_t(std::max<int64_t>(int64_t(r) * I, 1))), g(m), u(m), dg(m), du(m), g2(m), u2(m);
+  fill_dev(dy, 0, dy.n, f, 1.f);
+  fill_dev(W, 0, W.n, f, 0.05f);
+  fill_dev(t, 0, t.n, f, 1.f);
+  fill_dev(A, 0, A.n, f, 0.1f);
+  fill_dev(g, 0, m, f, 8.f);
+  fill_dev(u, 0, m, f, 3.f);
+  dg.poison();
+  du.poison();
+  cuda::SwigluDxParams p;
+  p.dy = dy.p, p.ldy = ldy, p.w = W.p, p.ldw = I;
+  if (r > 0) p.t = t.p, p.ldt = ldt, p.a = A.p, p.r = r, p.s = s;
+  p.gate = g.p, p.up = u.p, p.dgate = dg.p, p.dup = du.p, p.n = n, p.d = d, p.I = I;
+  const bool acc = cuda::swiglu_dx_fused_accepts(p);
+  ct::report_bool(S, "taken on an sm_90 device " + tag, acc == is_sm90(),
+                  acc ? "accepted" : "refused");
+  if (!acc) return;
+  check(cuda::swiglu_dx_fused(p, 0), "swiglu_dx_fused");
+  copy_dev(g2, g);
+  copy_dev(u2, u);
+  cuda::SwigluDxParams q = p;
+  q.gate = q.dgate = g2.p, q.up = q.dup = u2.p;
+  check(cuda::swiglu_dx_fused(q, 0), "swiglu_dx_fused in place");
+  CT_CUDA(cudaDeviceSynchronize());
+  ct::report(S, "in place = out of place, dgate " + tag, bit_diff(g2, dg, 0, m), 0);
+  ct::report(S, "in place = out of place, dup " + tag, bit_diff(u2, du, 0, m), 0);
+  auto host_bf = [](const Dev<bf>& x) {
+    std::vector<bf> h(x.n);
+    CT_CUDA(cudaMemcpy(h.data(), x.p, x.n * sizeof(bf), cudaMemcpyDeviceToHost));
+    std::vector<float> out(x.n);
+    for (size_t i = 0; i < x.n; ++i) out[i] = __bfloat162float(h[i]);
+    return out;
+  };
+  const std::vector<float> dyh = host_bf(dy), wh = host_bf(W), th = host_bf(t), ah = host_bf(A),
+                           gh = host_bf(g), uh = host_bf(u), dgh = host_bf(dg), duh = host_bf(du);
+  std::vector<size_t> els;
+  if (samples <= 0) {
+    els.resize(m);
+    for (size_t e = 0; e < m; ++e) els[e] = e;
+  } else {
+    for (int64_t k = 0; k < samples; ++k) els.push_back(size_t(f.bits() % m));
+    els.push_back(m - 1);
+  }
+  std::vector<float> got_g, got_u, ref_g, ref_u, dhf(samples <= 0 ? m : 0);
+  for (size_t e : els) {
+    const int64_t i = int64_t(e) / I, j = int64_t(e) % I;
+    double dh = 0;
+    for (int64_t k = 0; k < d; ++k) dh += double(dyh[size_t(i * ldy + k)]) * wh[size_t(k * I + j)];
+    double lo = 0;
+    for (int k = 0; k < r; ++k) lo += double(th[size_t(i * ldt + k)]) * ah[size_t(k * I + j)];
+    dh += double(s) * lo;
+    const double a = gh[e], b = uh[e], sg = 1.0 / (1.0 + std::exp(-a));
+    ref_g.push_back(float(dh * b * sg * (1.0 + a * (1.0 - sg))));
+    ref_u.push_back(float(dh * a * sg));
+    got_g.push_back(dgh[e]);
+    got_u.push_back(duh[e]);
+    if (samples <= 0) dhf[e] = float(dh);
+  }
+  ct::report(S, "vs double, dgate " + tag, ct::rel_err(got_g, ref_g), 2e-3);
+  ct::report(S, "vs double, dup " + tag, ct::rel_err(got_u, ref_u), 2e-3);
+  if (samples > 0) return;
+  // the unfused arithmetic on the double dh rounded to float
+  Dev<float> dhd(m);
+  Dev<bf> rg(m), ru(m);
+  CT_CUDA(cudaMemcpy(dhd.p, dhf.data(), m * sizeof(float), cudaMemcpyHostToDevice));
+  check(cuda::swiglu_backward_scalar(dhd.p, g.p, u.p, rg.p, ru.p, int64_t(m), 0),
+        "swiglu_backward_scalar");
+  // elements whose bits differ, and those more than one bf16 step apart by more than 1e-3 of the
+  // outputs' root mean square (a sum that cancels to near zero may differ in relative terms)
+  auto steps = [&](const Dev<bf>& x, const Dev<bf>& y, int64_t& far) {
+    std::vector<uint16_t> hx(m), hy(m);
+    CT_CUDA(cudaMemcpy(hx.data(), x.p, m * 2, cudaMemcpyDeviceToHost));
+    CT_CUDA(cudaMemcpy(hy.data(), y.p, m * 2, cudaMemcpyDeviceToHost));
+    auto val = [](uint16_t v) {
+      const uint32_t w = uint32_t(v) << 16;  // a bf16 is the upper half of a float
+      float x;
+      std::memcpy(&x, &w, 4);
+      return double(x);
+    };
+    double ss = 0;
+    for (size_t e = 0; e < m; ++e) ss += val(hy[e]) * val(hy[e]);
+    const double floor = 1e-3 * std::sqrt(ss / double(m));
+    size_t off = 0;
+    far = 0;
+    for (size_t e = 0; e < m; ++e) {
+      // bf16 bits as a monotone integer line (sign-magnitude folded), so 1 = adjacent values
+      auto line = [](uint16_t v) { return v & 0x8000 ? -int64_t(v & 0x7FFF) : int64_t(v); };
+      const int64_t dist = std::llabs(line(hx[e]) - line(hy[e]));
+      off += dist != 0;
+      far += dist > 1 && std::fabs(val(hx[e]) - val(hy[e])) > floor;
+    }
+    return double(off) / double(m);
+  };
+  int64_t fg = 0, fu = 0;
+  ct::report(S, "vs unfused arithmetic on the same dh, dgate elements off " + tag,
+             steps(dg, rg, fg), 1e-3);
+  ct::report(S, "vs unfused arithmetic on the same dh, dup elements off " + tag, steps(du, ru, fu),
+             1e-3);
+  ct::report_bool(S, "vs unfused arithmetic: none further than one bf16 step and 1e-3 rms " + tag,
+                  fg == 0 && fu == 0,
+                  "dgate " + std::to_string(fg) + ", dup " + std::to_string(fu));
+}
+
+void test_swiglu_dx(ct::Rng& r) {
+  auto seed = [&] { return uint64_t(r.integer(0, 1 << 30)); };
+  // row, K and column tiles that end part-way (192 = 128 + 64, 600 = 9 x 64 + 24,
+  // 1000 = 3 x 256 + 232), rank 16, scale 1.5 (not a power of two)
+  swiglu_dx_case(seed(), 192, 600, 1000, 16, 600, 16, 1.5f, 0);
+  swiglu_dx_case(seed(), 256, 256, 512, 0, 256, 0, 1.f, 0);      // without LoRA
+  swiglu_dx_case(seed(), 130, 128, 264, 8, 136, 8, 2.f, 0);      // dy rows wider than d, r 8
+  swiglu_dx_case(seed(), 200, 512, 768, 40, 512, 48, 0.75f, 0);  // r 40 in T rows of 48
+  swiglu_dx_case(seed(), 129, 64, 256, 64, 64, 64, 1.f, 0);      // r 64, the largest
+  // Mistral-7B's down projection (d 4096, I 14336), rank 16, sampled
+  swiglu_dx_case(seed(), 384, 4096, 14336, 16, 4096, 16, 2.f, 3000);
+  // calls it refuses: a rank past kSwigluDxMaxRank, T's row stride off 16 bytes, I % 8 != 0
+  cuda::SwigluDxParams p;
+  Dev<bf> x(size_t(1) << 16);
+  p.dy = p.w = p.t = p.a = p.gate = p.up = x.p;
+  p.dgate = p.dup = x.p;
+  p.n = 16, p.d = 64, p.I = 64, p.ldy = 64, p.ldw = 64, p.ldt = 80, p.r = 72;
+  ct::report_bool("swiglu_dx", "refuses r = 72", !cuda::swiglu_dx_fused_accepts(p), "");
+  p.r = 5, p.ldt = 5;
+  ct::report_bool("swiglu_dx", "refuses ldt = 5", !cuda::swiglu_dx_fused_accepts(p), "");
+  p.ldt = 8, p.I = 60, p.ldw = 60;
+  ct::report_bool("swiglu_dx", "refuses I = 60", !cuda::swiglu_dx_fused_accepts(p), "");
+  ct::report_bool("swiglu_dx", "a refused call returns cudaErrorNotSupported",
+                  cuda::swiglu_dx_fused(p, 0) == cudaErrorNotSupported, "");
+}
+
 void test_vectorized(ct::Rng& r) {
   auto seed = [&] { return uint64_t(r.integer(0, 1 << 30)); };
   // Mistral-7B, 4 x 2048 tokens: SwiGLU n * I, RMSNorm d 4096, RoPE q (32 heads) and k (8)
@@ -1901,6 +2047,7 @@ int main() {
   const Suite suites[] = {
       {"swiglu_lora", test_swiglu_lora},
       {"lora_dy", test_lora_dy},
+      {"swiglu_dx", test_swiglu_dx},
       {"lora_b", test_lora_b},
       {"attention", [](ct::Rng& rng) {
          // the Hopper kernels' cases at small sizes: partial tiles, GQA
@@ -1931,6 +2078,7 @@ int main() {
   test_rope(r, 1025, 2, 16, 10000.0);
   test_swiglu(r, 97 * 14336 + 3);
   test_vectorized(r);
+  test_swiglu_dx(r);
   test_cross_entropy(r, 97, 1000);
   test_cross_entropy(r, 33, 4099);
   test_cross_entropy_bf16(r, 97, 32768, 3.f, true);  // Mistral v0.3: 8 vectors per thread

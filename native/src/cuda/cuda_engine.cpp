@@ -140,6 +140,7 @@ class CudaEngine final : public Engine {
       scalars_ = alloc(64, "reduction scalars");
       set_qk_lo_mode();
       lora_dx_swiglu_ = env_switch_on("LORA4J_LORA_DX_SWIGLU");
+      swiglu_dx_fused_ = env_switch_on("LORA4J_SWIGLU_DX_FUSED");
       lora_dy_pair_ = env_switch_on("LORA4J_LORA_DY_PAIR");
       lora_b_kernel_ = env_switch_on("LORA4J_LORA_B_KERNEL");
       lora_group_da_ = env_switch_on("LORA4J_LORA_GROUP_DA");
@@ -1858,6 +1859,35 @@ class CudaEngine final : public Engine {
                      static_cast<float*>(y), out, 1.f / lo8_scale_[size_t(l)], 1.f, proj_module(p));
     }
   }
+  // The fused down input gradient + SwiGLU backward's call for layer l (swiglu_dx_fused, in place
+  // over gate and up), or one with dy null where it does not apply: LORA4J_SWIGLU_DX_FUSED=0, a
+  // device or call the kernel does not take (not Hopper, a rank or row stride it refuses), or
+  // down's LoRA sharing its T with other members.
+  SwigluDxParams swiglu_dx_params(int l, const LayerActs& a) {
+    SwigluDxParams sp;
+    if (!swiglu_dx_fused_ || (has_lora(l, DOWN) && grp_size_[DOWN] >= 2)) return sp;
+    const int64_t d = shape_.c.hidden_size, I = shape_.c.intermediate_size;
+    sp.dy = dy_;
+    sp.ldy = d;
+    sp.w = proj_[size_t(proj_index(l, DOWN))].dense;  // an NF4 weight: checked below
+    sp.ldw = wld(proj_index(l, DOWN));
+    if (has_lora(l, DOWN)) {
+      sp.t = t_of(DOWN);
+      sp.ldt = t_ld(DOWN);
+      sp.a = lora_a(l, DOWN);
+      sp.r = int(layout_->rank);
+      sp.s = layout_->scale;
+    }
+    sp.gate = sp.dgate = a.gate;
+    sp.up = sp.dup = a.up;
+    sp.n = n_;
+    sp.d = d;
+    sp.I = I;
+    if (!sp.w) sp.w = scratch_;  // NF4: the accepts check below sees the scratch's alignment
+    if (!swiglu_dx_fused_accepts(sp)) return SwigluDxParams{};
+    sp.w = wproj(l, DOWN);  // dequantizes an NF4 weight into the scratch
+    return sp;
+  }
   // dx (+)= dy W + s (dy B) A; dA += s (dy B)^T x; dB += dy^T xa (xa = s x A^T). x has row
   // stride ldx. (dy B) goes to p's slice of t_. A lone member's LoRA part of dx goes first so the
   // large GEMM adds onto it in its epilogue; a member of a group of two or more leaves it, and
@@ -2107,15 +2137,26 @@ class CudaEngine final : public Engine {
       // down's LoRA input gradient s (dy B) A goes into the SwiGLU backward (no pass over dh)
       const bool down_in_swiglu = lora_dx_swiglu_ && has_lora(l, DOWN) && grp_size_[DOWN] < 2 &&
                                   layout_->rank <= kSwigluLoraMaxRank;
-      proj_backward(l, DOWN, dy_, 0, a.h, I, a.xa[DOWN], n, dtmp_, true, false, down_in_swiglu);
+      const SwigluDxParams fused = swiglu_dx_params(l, a);
+      if (fused.dy) {
+        // the LoRA gradients (and T) only; then dh = dy W + s T A and the SwiGLU backward in one
+        // kernel, in place, dh never written
+        proj_backward(l, DOWN, dy_, 0, a.h, I, a.xa[DOWN], n, nullptr, true, false, true);
+        KCHECK(swiglu_dx_fused(fused, stream_));
+        tm("mlp.down_proj dX + swiglu backward");
+      } else {
+        proj_backward(l, DOWN, dy_, 0, a.h, I, a.xa[DOWN], n, dtmp_, true, false, down_in_swiglu);
+      }
       // in place: d gate and d up overwrite gate and up, which nothing reads afterwards
-      if (down_in_swiglu)
+      if (fused.dy) {
+        // done above
+      } else if (down_in_swiglu)
         KCHECK(swiglu_backward_lora(dtmp_, t_of(DOWN), t_ld(DOWN), lora_a(l, DOWN),
                                     int(layout_->rank), layout_->scale, a.gate, a.up, a.gate, a.up,
                                     n, I, stream_));
       else
         KCHECK(swiglu_backward(dtmp_, a.gate, a.up, a.gate, a.up, n * I, stream_));
-      tm("swiglu backward");
+      if (!fused.dy) tm("swiglu backward");
       float* dxn2 = need_mid ? dtmp_ : nullptr;
       proj_backward(l, GATE, a.gate, 0, a.xn2, ld2, a.xa[GATE], n, dxn2, true, false);
       proj_backward(l, UP, a.up, 0, a.xn2, ld2, a.xa[UP], n, dxn2, true, true);
@@ -2369,6 +2410,9 @@ class CudaEngine final : public Engine {
   // down's LoRA input gradient added inside the SwiGLU backward (LORA4J_LORA_DX_SWIGLU=0 at the
   // engine's creation: by its own GEMM before the frozen one, to time both)
   bool lora_dx_swiglu_ = true;
+  // down's input gradient and the SwiGLU backward in one kernel where it takes the call
+  // (swiglu_dx_fused: Hopper; dh stays in registers), unless LORA4J_SWIGLU_DX_FUSED=0
+  bool swiglu_dx_fused_ = true;
   // "dy B" and "dLoRA_B" in one read of dy (lora_dy_pair) where it applies, unless
   // LORA4J_LORA_DY_PAIR=0; dy_pair_ is its scratch (carve)
   bool lora_dy_pair_ = true;

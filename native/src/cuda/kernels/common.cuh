@@ -88,5 +88,20 @@ inline unsigned grid_for(int64_t n, int threads, int64_t cap = 65535 * 16) {
   return unsigned(g);
 }
 
+// SwiGLU's per-element arithmetic (swiglu.cu), written once for its scalar kernels, vectorized
+// chunks and tails and for the down projection's fused input gradient (swiglu_dx_sm90.cu): the
+// same expressions, so the same bits for the same dh.
+__device__ __forceinline__ bf16 swiglu_fwd_one(bf16 g, bf16 u) {
+  float a = __bfloat162float(g), b = __bfloat162float(u);
+  float sg = 1.f / (1.f + expf(-a));
+  return __float2bfloat16_rn(a * sg * b);
+}
+__device__ __forceinline__ void swiglu_bwd_one(float d, bf16 g, bf16 u, bf16& dg, bf16& du) {
+  float a = __bfloat162float(g), b = __bfloat162float(u);
+  float sg = 1.f / (1.f + expf(-a));
+  dg = __float2bfloat16_rn(d * b * sg * (1.f + a * (1.f - sg)));
+  du = __float2bfloat16_rn(d * a * sg);
+}
+
 }  // namespace cuda
 }  // namespace lora4j

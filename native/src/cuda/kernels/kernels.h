@@ -133,6 +133,42 @@ cudaError_t swiglu_forward(const bf16* gate, const bf16* up, bf16* h, int64_t n,
 cudaError_t swiglu_backward(const float* dh, const bf16* gate, const bf16* up, bf16* dgate,
                             bf16* dup, int64_t n, cudaStream_t s);
 
+// The down projection's input gradient and the SwiGLU backward in one kernel (Hopper, sm_90a:
+// swiglu_dx_sm90.cu): dh = dy W (+ s T A) stays in the GEMM's registers, and its epilogue reads
+// gate and up and writes dgate and dup (in place when dgate = gate, dup = up: each element is
+// read and written by one thread) with swiglu_bwd_one, so dh is never written to memory.
+//   dy [n, d] bf16, row stride ldy; W = down's frozen weight [d, I] (row stride ldw);
+//   T = dy B [n, r] bf16 (row stride ldt) and A = down's lora_A [r, I] (row stride I), r <= 64,
+//   or r = 0 without LoRA; gate, up, dgate, dup [n, I] bf16.
+// The products are bf16 with fp32 accumulation, as the GEMM and the LoRA sum of the unfused path
+// (swiglu_backward_lora after a GEMM into fp32 dh), in another order: dh differs by rounding.
+struct SwigluDxParams {
+  const bf16* dy = nullptr;
+  int64_t ldy = 0;
+  const bf16* w = nullptr;
+  int64_t ldw = 0;
+  const bf16* t = nullptr;
+  int64_t ldt = 0;
+  const bf16* a = nullptr;
+  int r = 0;
+  float s = 1.f;
+  const bf16* gate = nullptr;
+  const bf16* up = nullptr;
+  bf16* dgate = nullptr;
+  bf16* dup = nullptr;
+  int64_t n = 0, d = 0, I = 0;
+};
+constexpr int kSwigluDxMaxRank = 64;
+// Built (sm_90a code in the library), an sm_90 device, and a call it takes: d, I, ldy, ldw and
+// ldt multiples of 8, 16-byte aligned dy, W, T, A, gate, up, dgate, dup, r <= kSwigluDxMaxRank.
+bool swiglu_dx_fused_accepts(const SwigluDxParams& p);
+// cudaErrorNotSupported for a call swiglu_dx_fused_accepts refuses.
+cudaError_t swiglu_dx_fused(const SwigluDxParams& p, cudaStream_t s);
+#ifdef LORA4J_HAVE_SM90A
+bool swiglu_dx_sm90_accepts(const SwigluDxParams& p);
+cudaError_t swiglu_dx_sm90(const SwigluDxParams& p, cudaStream_t s);
+#endif
+
 // The backward with down's LoRA input gradient added to dh first: dh[i, j] + s sum_k t[i, k]
 // A[k, j] (t = dy B [tokens, r] bf16, row stride ldt; A = lora_A of down [r, I] bf16), then as
 // swiglu_backward; dh itself is not written. In place as swiglu_backward (dgate = gate, dup = up).

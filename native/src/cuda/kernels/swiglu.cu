@@ -14,20 +14,6 @@
 namespace lora4j {
 namespace cuda {
 
-// The per-element arithmetic, written once for the scalar kernels, the vectorized chunks and
-// their tails (the same expressions, so the same bits).
-__device__ __forceinline__ bf16 swiglu_fwd_one(bf16 g, bf16 u) {
-  float a = __bfloat162float(g), b = __bfloat162float(u);
-  float sg = 1.f / (1.f + expf(-a));
-  return __float2bfloat16_rn(a * sg * b);
-}
-__device__ __forceinline__ void swiglu_bwd_one(float d, bf16 g, bf16 u, bf16& dg, bf16& du) {
-  float a = __bfloat162float(g), b = __bfloat162float(u);
-  float sg = 1.f / (1.f + expf(-a));
-  dg = __float2bfloat16_rn(d * b * sg * (1.f + a * (1.f - sg)));
-  du = __float2bfloat16_rn(d * a * sg);
-}
-
 __global__ void swiglu_fwd_scalar_kernel(const bf16* g, const bf16* u, bf16* h, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x)
@@ -325,6 +311,25 @@ cudaError_t swiglu_backward_lora_scalar(const float* dh, const bf16* t, int64_t 
   swiglu_bwd_lora_scalar_kernel<<<grid_for(tokens * I, 256), 256, 0, st>>>(
       dh, t, ldt, A, r, s, gate, up, dgate, dup, tokens, I);
   return cudaGetLastError();
+}
+
+// The fused down input gradient + SwiGLU backward lives in swiglu_dx_sm90.cu (sm_90a only).
+bool swiglu_dx_fused_accepts(const SwigluDxParams& p) {
+#ifdef LORA4J_HAVE_SM90A
+  return swiglu_dx_sm90_accepts(p);
+#else
+  (void)p;
+  return false;
+#endif
+}
+cudaError_t swiglu_dx_fused(const SwigluDxParams& p, cudaStream_t s) {
+#ifdef LORA4J_HAVE_SM90A
+  return swiglu_dx_sm90(p, s);
+#else
+  (void)p;
+  (void)s;
+  return cudaErrorNotSupported;
+#endif
 }
 
 }  // namespace cuda

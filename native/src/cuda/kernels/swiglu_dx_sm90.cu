@@ -1,0 +1,290 @@
+/*
+ * The down projection's input gradient with the SwiGLU backward as its epilogue, for Hopper
+ * (sm_90a): dh = dy W_down (+ s T A_down) is computed by warpgroup MMA into registers and never
+ * written; each thread reads the gate and up values of its accumulator elements, applies
+ * swiglu_bwd_one (common.cuh: the same arithmetic as swiglu.cu's kernels) and writes dgate and
+ * dup. The unfused path writes dh in fp32 (n x I x 4 bytes: 470 MB at 4 x 2048 for Mistral-7B)
+ * and the SwiGLU backward reads it back.
+ *
+ * Block: 3 warpgroups, one 128 x 256 tile of dh. Warpgroup 0 is the producer (one thread issues
+ * the bulk tensor copies; its registers go to the consumers with setmaxnreg); warpgroups 1 and 2
+ * each own 64 rows of the tile. K blocks of 64 pass through a four-stage ring: a stage is dy's
+ * [128 rows][64] tile (K-major) and W's [64][256] tile as four [64][64] panels (MN-major), both
+ * stored by the copy engine with the 128-byte swizzle the wgmma descriptors read. With LoRA, the
+ * ring's first block is T's [128][64] (columns past r read as zeros) and A's [64][256] (rows past
+ * r zeros): its k16 steps (r / 16 of them) run alone, the accumulator is scaled by s, and dy W
+ * accumulates onto it. Per K block a consumer warpgroup issues 4 wgmma m64n256k16 and releases
+ * the previous block's stage once those have completed (wait depth 1).
+ * Tiles are rastered in groups of kGroupM row tiles (the group's dy rows and its W columns stay
+ * in L2 across the wave).
+ */
+#include <cstdint>
+#include <cstring>
+#include <cuda.h>
+
+#include "cuda/kernels/common.cuh"
+#include "cuda/kernels/sm90.cuh"
+
+namespace lora4j {
+namespace cuda {
+
+namespace {
+
+using namespace sm90;
+
+constexpr int kBM = 128, kBN = 256, kBK = 64, kStages = 4, kThreads = 384;
+constexpr int kGroupM = 16;                           // row tiles per raster group
+constexpr int kABytes = kBM * kBK * 2;                // [128 rows][64] bf16: 16 KB
+constexpr int kBPanel = kBK * 64 * 2;                 // [64 K rows][64 columns]: 8 KB
+constexpr int kBBytes = (kBN / 64) * kBPanel;         // 32 KB
+constexpr int kStageBytes = kABytes + kBBytes;        // 48 KB
+constexpr int kBarOff = kStages * kStageBytes;        // full[kStages], free[kStages]
+constexpr int kSmem = kBarOff + 16 * kStages + 1024;  // + alignment of the base to 1024
+
+struct SwigluDxPrm {
+  CUtensorMap tdy, tw, tt, ta;
+  SwigluDxParams p;
+  int mt, nt, kb;  // row tiles, column tiles, K blocks of dy W
+};
+
+#ifdef LORA4J_SM90A_DEVICE
+// d[128] (+)= A (m64 x k16, bf16, K-major in shared memory) * B (k16 x n256, bf16, MN-major in
+// shared memory)
+__device__ __forceinline__ void wgmma_ss_bf16_n256_bmn(float (&d)[128], uint64_t da, uint64_t db,
+                                                       int accumulate) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, "
+      "%19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, "
+      "%36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, "
+      "%53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, "
+      "%70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, "
+      "%87, %88, %89, %90, %91, %92, %93, %94, %95, %96, %97, %98, %99, %100, %101, %102, "
+      "%103, %104, %105, %106, %107, %108, %109, %110, %111, %112, %113, %114, %115, %116, "
+      "%117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127}, %128, %129, p, 1, 1, 0, "
+      "1;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]),
+        "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]),
+        "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]),
+        "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]),
+        "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]),
+        "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]),
+        "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]),
+        "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]),
+        "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]),
+        "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]),
+        "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]),
+        "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), "+f"(d[88]), "+f"(d[89]), "+f"(d[90]),
+        "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]), "+f"(d[96]), "+f"(d[97]),
+        "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]),
+        "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]),
+        "+f"(d[110]), "+f"(d[111]), "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]),
+        "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]), "+f"(d[120]), "+f"(d[121]),
+        "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
+      : "l"(da), "l"(db), "r"(accumulate));
+}
+#endif  // LORA4J_SM90A_DEVICE
+
+// kLora: the call has s T A (r > 0). Two instantiations, so that the control flow before the main
+// loop is fixed at compile time: with a run-time branch there, ptxas serializes every wgmma of
+// the kernel (C7515).
+template <bool kLora>
+__global__ void __launch_bounds__(kThreads, 1)
+    swiglu_dx_sm90_kernel(const __grid_constant__ SwigluDxPrm prm) {
+#ifdef LORA4J_SM90A_DEVICE
+  extern __shared__ unsigned char smem_raw[];
+  const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
+  const uint32_t bar0 = base + kBarOff;
+  auto bar_full = [&](int s) { return bar0 + 8u * s; };
+  auto bar_free = [&](int s) { return bar0 + 8u * (kStages + s); };
+  auto stage_a = [&](int s) { return base + uint32_t(s) * kStageBytes; };
+  auto stage_b = [&](int s) { return base + uint32_t(s) * kStageBytes + kABytes; };
+
+  const SwigluDxParams& p = prm.p;
+  const int per_group = kGroupM * prm.nt;
+  const int grp = int(blockIdx.x) / per_group, first_m = grp * kGroupM;
+  const int gm = min(prm.mt - first_m, kGroupM);
+  const int in_grp = int(blockIdx.x) - grp * per_group;
+  const int m0 = (first_m + in_grp % gm) * kBM, n0 = (in_grp / gm) * kBN;
+  constexpr bool lora = kLora;
+  const int total = prm.kb + (lora ? 1 : 0);  // ring blocks: [LoRA,] dy W's K blocks
+  const int wg = threadIdx.x / 128, tid = threadIdx.x % 128;
+
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < kStages; ++s) {
+      mbar_init(bar_full(s), 1);
+      mbar_init(bar_free(s), 8);  // one arrival per consumer warp
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+
+  if (wg == 0) {
+    // ---- producer ----
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n");
+    if (tid == 0) {
+      for (int it = 0; it < total; ++it) {
+        const int s = it % kStages;
+        mbar_wait(bar_free(s), ((it / kStages) & 1) ^ 1);  // first pass: passes at once
+        mbar_expect_tx(bar_full(s), kStageBytes);
+        if (lora && it == 0) {
+          tma_load_2d(stage_a(s), &prm.tt, bar_full(s), 0, m0);
+          for (int c = 0; c < kBN / 64; ++c)
+            tma_load_2d(stage_b(s) + c * kBPanel, &prm.ta, bar_full(s), n0 + 64 * c, 0);
+        } else {
+          const int k0 = (it - (lora ? 1 : 0)) * kBK;
+          tma_load_2d(stage_a(s), &prm.tdy, bar_full(s), k0, m0);
+          for (int c = 0; c < kBN / 64; ++c)
+            tma_load_2d(stage_b(s) + c * kBPanel, &prm.tw, bar_full(s), n0 + 64 * c, k0);
+        }
+      }
+    }
+    return;
+  }
+
+  // ---- consumers: warpgroup cw owns rows m0 + 64 cw .. + 63 of the tile ----
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 240;\n");
+  const int cw = wg - 1, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
+  const uint32_t arow = uint32_t(cw) * 64 * 128;  // the warpgroup's rows in an A tile
+  auto release = [&](int s) {
+    __syncwarp();
+    if (lane == 0) mbar_arrive(bar_free(s));
+  };
+  // A: K-major, k16 step kk 32 bytes into the 128-byte rows; B: MN-major, k16 step kk 16 rows
+  // (2048 bytes) down each panel, the next 64 columns one panel on (lbo)
+  auto issue_k = [&](int s, int kk, float(&acc)[128]) {
+    wgmma_ss_bf16_n256_bmn(acc, sw128_desc(stage_a(s) + arow + kk * 32, 16, 1024),
+                           sw128_desc(stage_b(s) + kk * 2048, kBPanel, 1024), 1);
+  };
+
+  float acc[128];
+#pragma unroll
+  for (int i = 0; i < 128; ++i) acc[i] = 0.f;
+  fence_regs(acc);  // the zeros are written before the first wgmma (which accumulates)
+  int it = 0;
+  if (lora) {
+    // s T A first, alone: the scale applies to it only
+    mbar_wait(bar_full(0), 0);
+    wgmma_fence();
+    // r / 16 steps, each issued alone (a conditional issue between others makes ptxas insert
+    // waits; here the block is waited for at once anyway)
+    const int ksteps = (p.r + 15) / 16;
+#pragma unroll
+    for (int kk = 0; kk < kBK / 16; ++kk) {
+      if (kk < ksteps) {
+        issue_k(0, kk, acc);
+        wgmma_commit();
+        wgmma_wait0();
+        fence_regs(acc);
+      }
+    }
+    fence_regs(acc);
+#pragma unroll
+    for (int i = 0; i < 128; ++i) acc[i] *= p.s;
+    release(0);
+    it = 1;
+  }
+  const int first = it;
+  for (; it < total; ++it) {
+    const int s = it % kStages;
+    mbar_wait(bar_full(s), (it / kStages) & 1);
+    wgmma_fence();  // (no register fence here: the previous block's products may be in flight)
+#pragma unroll
+    for (int kk = 0; kk < kBK / 16; ++kk) issue_k(s, kk, acc);
+    wgmma_commit();
+    wgmma_wait1();  // the previous block's products are done: its stage may be refilled
+    if (it > first) release((it - 1) % kStages);
+  }
+  wgmma_wait0();
+  fence_regs(acc);
+
+  // ---- epilogue: acc[4 j + 2 rr + e] is row g + 8 rr, column 8 j + 2 t4 + e of the warp's
+  // 16 x 256; gate and up read for 8 column blocks at a time, then dgate and dup written ----
+  const int64_t row0 = int64_t(m0) + cw * 64 + warp * 16 + g;
+#pragma unroll
+  for (int jb = 0; jb < kBN / 64; ++jb) {
+    uint32_t gv[8][2], uv[8][2];
+#pragma unroll
+    for (int jj = 0; jj < 8; ++jj)
+#pragma unroll
+      for (int rr = 0; rr < 2; ++rr) {
+        const int64_t row = row0 + 8 * rr, col = n0 + 8 * (jb * 8 + jj) + 2 * t4;
+        const bool ok = row < p.n && col < p.I;
+        const int64_t e = row * p.I + col;
+        gv[jj][rr] = ok ? *reinterpret_cast<const uint32_t*>(p.gate + e) : 0u;
+        uv[jj][rr] = ok ? *reinterpret_cast<const uint32_t*>(p.up + e) : 0u;
+      }
+#pragma unroll
+    for (int jj = 0; jj < 8; ++jj)
+#pragma unroll
+      for (int rr = 0; rr < 2; ++rr) {
+        const int64_t row = row0 + 8 * rr, col = n0 + 8 * (jb * 8 + jj) + 2 * t4;
+        if (row >= p.n || col >= p.I) continue;
+        const int i = 4 * (jb * 8 + jj) + 2 * rr;
+        const __nv_bfloat162 gg = *reinterpret_cast<const __nv_bfloat162*>(&gv[jj][rr]);
+        const __nv_bfloat162 uu = *reinterpret_cast<const __nv_bfloat162*>(&uv[jj][rr]);
+        __nv_bfloat162 dg, du;
+        swiglu_bwd_one(acc[i], gg.x, uu.x, dg.x, du.x);
+        swiglu_bwd_one(acc[i + 1], gg.y, uu.y, dg.y, du.y);
+        const int64_t e = row * p.I + col;
+        *reinterpret_cast<__nv_bfloat162*>(p.dgate + e) = dg;
+        *reinterpret_cast<__nv_bfloat162*>(p.dup + e) = du;
+      }
+  }
+#endif  // LORA4J_SM90A_DEVICE
+}
+
+bool aligned16(const void* q) { return (reinterpret_cast<uintptr_t>(q) & 15u) == 0; }
+
+// A row-major bf16 matrix [rows][cols] (row stride ld) as a 2-d map {cols, rows}, box
+// {64, box_rows}, 128-byte swizzle; elements past the matrix read as zeros.
+bool make_2d(CUtensorMap* m, const bf16* ptr, int64_t cols, int64_t rows, int64_t ld,
+             uint32_t box_rows) {
+  const cuuint64_t dims[2] = {cuuint64_t(cols), cuuint64_t(rows)};
+  const cuuint64_t strides[1] = {cuuint64_t(ld) * 2};
+  const cuuint32_t box[2] = {64, box_rows};
+  const cuuint32_t estr[2] = {1, 1};
+  return encode_tiled()(m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<bf16*>(ptr), dims,
+                        strides, box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                        CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                        CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
+}  // namespace
+
+bool swiglu_dx_sm90_accepts(const SwigluDxParams& p) {
+  const int64_t mt = (p.n + kBM - 1) / kBM, nt = (p.I + kBN - 1) / kBN;
+  const bool lora_ok =
+      p.r == 0 || (p.r > 0 && p.r <= kSwigluDxMaxRank && p.t && p.a && p.ldt >= p.r &&
+                   p.ldt % 8 == 0 && aligned16(p.t) && aligned16(p.a));
+  return p.n > 0 && p.d > 0 && p.I > 0 && p.d % 8 == 0 && p.I % 8 == 0 && p.ldy >= p.d &&
+         p.ldy % 8 == 0 && p.ldw >= p.I && p.ldw % 8 == 0 && p.n <= INT32_MAX &&
+         mt * nt <= INT32_MAX && p.dy && p.w && p.gate && p.up && p.dgate && p.dup &&
+         aligned16(p.dy) && aligned16(p.w) && aligned16(p.gate) && aligned16(p.up) &&
+         aligned16(p.dgate) && aligned16(p.dup) && lora_ok && attention_sm90_device();
+}
+
+cudaError_t swiglu_dx_sm90(const SwigluDxParams& p, cudaStream_t s) {
+  if (!swiglu_dx_sm90_accepts(p)) return cudaErrorNotSupported;
+  SwigluDxPrm prm;
+  std::memset(&prm, 0, sizeof prm);
+  prm.p = p;
+  prm.mt = int((p.n + kBM - 1) / kBM);
+  prm.nt = int((p.I + kBN - 1) / kBN);
+  prm.kb = int((p.d + kBK - 1) / kBK);
+  if (!make_2d(&prm.tdy, p.dy, p.d, p.n, p.ldy, kBM) ||
+      !make_2d(&prm.tw, p.w, p.I, p.d, p.ldw, kBK) ||
+      (p.r > 0 && (!make_2d(&prm.tt, p.t, p.r, p.n, p.ldt, kBM) ||
+                   !make_2d(&prm.ta, p.a, p.I, p.r, p.I, kBK))))
+    return cudaErrorInvalidValue;
+  auto kernel = p.r > 0 ? swiglu_dx_sm90_kernel<true> : swiglu_dx_sm90_kernel<false>;
+  cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
+  if (e != cudaSuccess) return e;
+  kernel<<<unsigned(int64_t(prm.mt) * prm.nt), kThreads, kSmem, s>>>(prm);
+  return cudaGetLastError();
+}
+
+}  // namespace cuda
+}  // namespace lora4j
