@@ -786,8 +786,8 @@ void phase_times() {
         "lm head loss kernels", "q/k operands to f16", "self_attn.qkv dX", "q/k/v dX operands"}) {
     // on a Hopper device down's input gradient and the SwiGLU backward are one op
     const std::string fused = "mlp.down_proj dX + swiglu backward";
-    const bool in_fused = std::strcmp(want, "mlp.down_proj dX") == 0 ||
-                          std::strcmp(want, "swiglu backward") == 0;
+    const bool in_fused =
+        std::strcmp(want, "mlp.down_proj dX") == 0 || std::strcmp(want, "swiglu backward") == 0;
     const std::string name = in_fused && names.count(fused) ? fused : want;
     ct::report_bool("phase", "op listed: " + name, names.count(name) == 1, "");
   }

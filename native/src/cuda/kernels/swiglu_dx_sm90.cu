@@ -15,8 +15,13 @@
  * r zeros): its k16 steps (r / 16 of them) run alone, the accumulator is scaled by s, and dy W
  * accumulates onto it. Per K block a consumer warpgroup issues 4 wgmma m64n256k16 and releases
  * the previous block's stage once those have completed (wait depth 1).
- * Tiles are rastered in groups of kGroupM row tiles (the group's dy rows and its W columns stay
- * in L2 across the wave).
+ * The blocks run in clusters of two that take adjacent row tiles of the same columns: each
+ * block's producer loads its own dy tile and half of W's (two panels) for both, multicast to the
+ * same place in the other block's shared memory, so the pair reads W's tile from L2 once (48 KB
+ * of loads per K block and block become 32 KB). A stage is refilled once the consumer warps of
+ * both blocks have released it (16 arrivals, 8 of them from the other block). Pairs of row tiles
+ * are rastered in groups of kGroupP (the group's dy rows and its W columns stay in L2 across the
+ * wave).
  */
 #include <cstdint>
 #include <cstring>
@@ -33,7 +38,7 @@ namespace {
 using namespace sm90;
 
 constexpr int kBM = 128, kBN = 256, kBK = 64, kStages = 4, kThreads = 384;
-constexpr int kGroupM = 16;                           // row tiles per raster group
+constexpr int kGroupP = 8;                            // pairs of row tiles per raster group
 constexpr int kABytes = kBM * kBK * 2;                // [128 rows][64] bf16: 16 KB
 constexpr int kBPanel = kBK * 64 * 2;                 // [64 K rows][64 columns]: 8 KB
 constexpr int kBBytes = (kBN / 64) * kBPanel;         // 32 KB
@@ -44,10 +49,37 @@ constexpr int kSmem = kBarOff + 16 * kStages + 1024;  // + alignment of the base
 struct SwigluDxPrm {
   CUtensorMap tdy, tw, tt, ta;
   SwigluDxParams p;
-  int mt, nt, kb;  // row tiles, column tiles, K blocks of dy W
+  int mp, nt, kb;  // pairs of row tiles, column tiles, K blocks of dy W
 };
 
 #ifdef LORA4J_SM90A_DEVICE
+__device__ __forceinline__ uint32_t cluster_rank() {
+  uint32_t r;
+  asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
+  return r;
+}
+// Every thread of both blocks of the cluster (release / acquire of shared memory across them).
+__device__ __forceinline__ void cluster_sync() {
+  asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::
+                   : "memory");
+}
+// An arrival on the mbarrier at the same shared-memory offset in block `rank` of the cluster.
+__device__ __forceinline__ void mbar_arrive_cluster(uint32_t bar, uint32_t rank) {
+  uint32_t remote;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(remote) : "r"(bar), "r"(rank));
+  asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];\n" ::"r"(remote)
+               : "memory");
+}
+// One box of a 2-d tensor map into the same shared-memory offset of every block in `mask`, each
+// completing on its own mbarrier at bar's offset.
+__device__ __forceinline__ void tma_load_2d_multicast(uint32_t dst, const CUtensorMap* map,
+                                                      uint32_t bar, int c0, int c1, uint16_t mask) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::"
+      "cluster [%0], [%1, {%2, %3}], [%4], %5;\n" ::"r"(dst),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar), "h"(mask)
+      : "memory");
+}
 // d[128] (+)= A (m64 x k16, bf16, K-major in shared memory) * B (k16 x n256, bf16, MN-major in
 // shared memory)
 __device__ __forceinline__ void wgmma_ss_bf16_n256_bmn(float (&d)[128], uint64_t da, uint64_t db,
@@ -91,7 +123,7 @@ __device__ __forceinline__ void wgmma_ss_bf16_n256_bmn(float (&d)[128], uint64_t
 // loop is fixed at compile time: with a run-time branch there, ptxas serializes every wgmma of
 // the kernel (C7515).
 template <bool kLora>
-__global__ void __launch_bounds__(kThreads, 1)
+__global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(kThreads, 1)
     swiglu_dx_sm90_kernel(const __grid_constant__ SwigluDxPrm prm) {
 #ifdef LORA4J_SM90A_DEVICE
   extern __shared__ unsigned char smem_raw[];
@@ -103,11 +135,13 @@ __global__ void __launch_bounds__(kThreads, 1)
   auto stage_b = [&](int s) { return base + uint32_t(s) * kStageBytes + kABytes; };
 
   const SwigluDxParams& p = prm.p;
-  const int per_group = kGroupM * prm.nt;
-  const int grp = int(blockIdx.x) / per_group, first_m = grp * kGroupM;
-  const int gm = min(prm.mt - first_m, kGroupM);
-  const int in_grp = int(blockIdx.x) - grp * per_group;
-  const int m0 = (first_m + in_grp % gm) * kBM, n0 = (in_grp / gm) * kBN;
+  const uint32_t crank = cluster_rank();  // the block's place in its pair: row tile 2 pair + crank
+  const int pair = int(blockIdx.x) / 2;
+  const int per_group = kGroupP * prm.nt;
+  const int grp = pair / per_group, first_p = grp * kGroupP;
+  const int gp = min(prm.mp - first_p, kGroupP);
+  const int in_grp = pair - grp * per_group;
+  const int m0 = ((first_p + in_grp % gp) * 2 + int(crank)) * kBM, n0 = (in_grp / gp) * kBN;
   constexpr bool lora = kLora;
   const int total = prm.kb + (lora ? 1 : 0);  // ring blocks: [LoRA,] dy W's K blocks
   const int wg = threadIdx.x / 128, tid = threadIdx.x % 128;
@@ -115,11 +149,11 @@ __global__ void __launch_bounds__(kThreads, 1)
   if (threadIdx.x == 0) {
     for (int s = 0; s < kStages; ++s) {
       mbar_init(bar_full(s), 1);
-      mbar_init(bar_free(s), 8);  // one arrival per consumer warp
+      mbar_init(bar_free(s), 16);  // one arrival per consumer warp of both blocks
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
-  __syncthreads();
+  cluster_sync();  // both blocks' barriers are set before either block's copies or arrivals
 
   if (wg == 0) {
     // ---- producer ----
@@ -131,16 +165,20 @@ __global__ void __launch_bounds__(kThreads, 1)
         mbar_expect_tx(bar_full(s), kStageBytes);
         if (lora && it == 0) {
           tma_load_2d(stage_a(s), &prm.tt, bar_full(s), 0, m0);
-          for (int c = 0; c < kBN / 64; ++c)
-            tma_load_2d(stage_b(s) + c * kBPanel, &prm.ta, bar_full(s), n0 + 64 * c, 0);
+          for (int c = 2 * int(crank); c < 2 * int(crank) + 2; ++c)
+            tma_load_2d_multicast(stage_b(s) + c * kBPanel, &prm.ta, bar_full(s), n0 + 64 * c, 0,
+                                  0x3);
         } else {
           const int k0 = (it - (lora ? 1 : 0)) * kBK;
           tma_load_2d(stage_a(s), &prm.tdy, bar_full(s), k0, m0);
-          for (int c = 0; c < kBN / 64; ++c)
-            tma_load_2d(stage_b(s) + c * kBPanel, &prm.tw, bar_full(s), n0 + 64 * c, k0);
+          for (int c = 2 * int(crank); c < 2 * int(crank) + 2; ++c)
+            tma_load_2d_multicast(stage_b(s) + c * kBPanel, &prm.tw, bar_full(s), n0 + 64 * c, k0,
+                                  0x3);
         }
       }
     }
+    __syncwarp();
+    cluster_sync();  // the other block may arrive on this one's barriers until both get here
     return;
   }
 
@@ -150,7 +188,10 @@ __global__ void __launch_bounds__(kThreads, 1)
   const uint32_t arow = uint32_t(cw) * 64 * 128;  // the warpgroup's rows in an A tile
   auto release = [&](int s) {
     __syncwarp();
-    if (lane == 0) mbar_arrive(bar_free(s));
+    if (lane == 0) {
+      mbar_arrive_cluster(bar_free(s), 0);
+      mbar_arrive_cluster(bar_free(s), 1);
+    }
   };
   // A: K-major, k16 step kk 32 bytes into the 128-byte rows; B: MN-major, k16 step kk 16 rows
   // (2048 bytes) down each panel, the next 64 columns one panel on (lbo)
@@ -233,6 +274,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         *reinterpret_cast<__nv_bfloat162*>(p.dup + e) = du;
       }
   }
+  cluster_sync();
 #endif  // LORA4J_SM90A_DEVICE
 }
 
@@ -255,13 +297,13 @@ bool make_2d(CUtensorMap* m, const bf16* ptr, int64_t cols, int64_t rows, int64_
 }  // namespace
 
 bool swiglu_dx_sm90_accepts(const SwigluDxParams& p) {
-  const int64_t mt = (p.n + kBM - 1) / kBM, nt = (p.I + kBN - 1) / kBN;
+  const int64_t mp = (p.n + 2 * kBM - 1) / (2 * kBM), nt = (p.I + kBN - 1) / kBN;
   const bool lora_ok =
       p.r == 0 || (p.r > 0 && p.r <= kSwigluDxMaxRank && p.t && p.a && p.ldt >= p.r &&
                    p.ldt % 8 == 0 && aligned16(p.t) && aligned16(p.a));
   return p.n > 0 && p.d > 0 && p.I > 0 && p.d % 8 == 0 && p.I % 8 == 0 && p.ldy >= p.d &&
          p.ldy % 8 == 0 && p.ldw >= p.I && p.ldw % 8 == 0 && p.n <= INT32_MAX &&
-         mt * nt <= INT32_MAX && p.dy && p.w && p.gate && p.up && p.dgate && p.dup &&
+         2 * mp * nt <= INT32_MAX && p.dy && p.w && p.gate && p.up && p.dgate && p.dup &&
          aligned16(p.dy) && aligned16(p.w) && aligned16(p.gate) && aligned16(p.up) &&
          aligned16(p.dgate) && aligned16(p.dup) && lora_ok && attention_sm90_device();
 }
@@ -271,7 +313,7 @@ cudaError_t swiglu_dx_sm90(const SwigluDxParams& p, cudaStream_t s) {
   SwigluDxPrm prm;
   std::memset(&prm, 0, sizeof prm);
   prm.p = p;
-  prm.mt = int((p.n + kBM - 1) / kBM);
+  prm.mp = int((p.n + 2 * kBM - 1) / (2 * kBM));
   prm.nt = int((p.I + kBN - 1) / kBN);
   prm.kb = int((p.d + kBK - 1) / kBK);
   if (!make_2d(&prm.tdy, p.dy, p.d, p.n, p.ldy, kBM) ||
@@ -282,7 +324,7 @@ cudaError_t swiglu_dx_sm90(const SwigluDxParams& p, cudaStream_t s) {
   auto kernel = p.r > 0 ? swiglu_dx_sm90_kernel<true> : swiglu_dx_sm90_kernel<false>;
   cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
   if (e != cudaSuccess) return e;
-  kernel<<<unsigned(int64_t(prm.mt) * prm.nt), kThreads, kSmem, s>>>(prm);
+  kernel<<<unsigned(2 * int64_t(prm.mp) * prm.nt), kThreads, kSmem, s>>>(prm);  // pairs
   return cudaGetLastError();
 }
 
