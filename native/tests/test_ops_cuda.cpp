@@ -1737,11 +1737,12 @@ void test_swiglu_lora(ct::Rng& r) {
 }
 
 // The down projection's input gradient with the SwiGLU backward as its epilogue
-// (swiglu_dx_fused, Hopper): dh = dy W (+ s T A) never leaves the kernel's registers. Reference:
-// dh in double, then dgate and dup in double (norm-wise within 2e-3: bf16 outputs); and where
-// every element is checked, the unfused kernel's arithmetic (swiglu_backward_scalar) on that dh
-// rounded to float: the fused dh differs from it by fp32 rounding only, so at most one element
-// in 1,000 may round to another bf16, and none by more than one step. In place (dgate = gate,
+// (swiglu_dx_fused, Hopper): dh = dy W (+ s T A) is never written to global memory; its
+// epilogue takes dh in bf16, as Hugging Face's autocast gives that gradient. Reference: dh in
+// double rounded to bf16, then dgate and dup in double (norm-wise within 2e-3: bf16 outputs); and
+// where every element is checked, the unfused kernel's arithmetic (swiglu_backward_scalar) on that
+// dh: the fused dh is the fp32 sum in another order, so at most one element in 1,000 may round to
+// another bf16 there (and its outputs then differ by about one bf16 step). In place (dgate = gate,
 // dup = up, as the engine runs it) equals out of place bit for bit. samples > 0: that many
 // random elements (and the last row's last column) are checked against double instead of all.
 void swiglu_dx_case(uint64_t seed, int64_t n, int64_t d, int64_t I, int r, int64_t ldy, int64_t ldt,
@@ -1804,6 +1805,7 @@ void swiglu_dx_case(uint64_t seed, int64_t n, int64_t d, int64_t I, int r, int64
     double lo = 0;
     for (int k = 0; k < r; ++k) lo += double(th[size_t(i * ldt + k)]) * ah[size_t(k * I + j)];
     dh += double(s) * lo;
+    dh = ct::round_bf16(float(dh));  // the kernel hands dh to its epilogue in bf16
     const double a = gh[e], b = uh[e], sg = 1.0 / (1.0 + std::exp(-a));
     ref_g.push_back(float(dh * b * sg * (1.0 + a * (1.0 - sg))));
     ref_u.push_back(float(dh * a * sg));

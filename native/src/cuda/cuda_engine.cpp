@@ -2411,7 +2411,7 @@ class CudaEngine final : public Engine {
   // engine's creation: by its own GEMM before the frozen one, to time both)
   bool lora_dx_swiglu_ = true;
   // down's input gradient and the SwiGLU backward in one kernel where it takes the call
-  // (swiglu_dx_fused: Hopper; dh stays in registers), unless LORA4J_SWIGLU_DX_FUSED=0
+  // (swiglu_dx_fused: Hopper; dh never written to memory), unless LORA4J_SWIGLU_DX_FUSED=0
   bool swiglu_dx_fused_ = true;
   // "dy B" and "dLoRA_B" in one read of dy (lora_dy_pair) where it applies, unless
   // LORA4J_LORA_DY_PAIR=0; dy_pair_ is its scratch (carve)

@@ -134,14 +134,16 @@ cudaError_t swiglu_backward(const float* dh, const bf16* gate, const bf16* up, b
                             bf16* dup, int64_t n, cudaStream_t s);
 
 // The down projection's input gradient and the SwiGLU backward in one kernel (Hopper, sm_90a:
-// swiglu_dx_sm90.cu): dh = dy W (+ s T A) stays in the GEMM's registers, and its epilogue reads
-// gate and up and writes dgate and dup (in place when dgate = gate, dup = up: each element is
-// read and written by one thread) with swiglu_bwd_one, so dh is never written to memory.
+// swiglu_dx_sm90.cu): dh = dy W (+ s T A) is never written to global memory; the kernel rounds it
+// to bf16 (as Hugging Face's autocast gives that gradient) and applies swiglu_bwd_one to it, gate
+// and up, writing dgate and dup (in place when dgate = gate, dup = up: each element is read and
+// written by one thread).
 //   dy [n, d] bf16, row stride ldy; W = down's frozen weight [d, I] (row stride ldw);
 //   T = dy B [n, r] bf16 (row stride ldt) and A = down's lora_A [r, I] (row stride I), r <= 64,
 //   or r = 0 without LoRA; gate, up, dgate, dup [n, I] bf16.
 // The products are bf16 with fp32 accumulation, as the GEMM and the LoRA sum of the unfused path
-// (swiglu_backward_lora after a GEMM into fp32 dh), in another order: dh differs by rounding.
+// (swiglu_backward_lora after a GEMM into fp32 dh), in another order; the unfused path keeps dh
+// in fp32.
 struct SwigluDxParams {
   const bf16* dy = nullptr;
   int64_t ldy = 0;

@@ -1,28 +1,30 @@
 /*
  * The down projection's input gradient with the SwiGLU backward as its epilogue, for Hopper
- * (sm_90a): dh = dy W_down (+ s T A_down) is computed by warpgroup MMA into registers and never
- * written; each thread reads the gate and up values of its accumulator elements, applies
+ * (sm_90a): dh = dy W_down (+ s T A_down) is computed by warpgroup MMA and never written to
+ * global memory; the epilogue reads the gate and up values of each element, applies
  * swiglu_bwd_one (common.cuh: the same arithmetic as swiglu.cu's kernels) and writes dgate and
  * dup. The unfused path writes dh in fp32 (n x I x 4 bytes: 470 MB at 4 x 2048 for Mistral-7B)
  * and the SwiGLU backward reads it back.
  *
- * Block: 3 warpgroups, one 128 x 256 tile of dh. Warpgroup 0 is the producer (one thread issues
- * the bulk tensor copies; its registers go to the consumers with setmaxnreg); warpgroups 1 and 2
- * each own 64 rows of the tile. K blocks of 64 pass through a four-stage ring: a stage is dy's
- * [128 rows][64] tile (K-major) and W's [64][256] tile as four [64][64] panels (MN-major), both
- * stored by the copy engine with the 128-byte swizzle the wgmma descriptors read. With LoRA, the
- * ring's first block is T's [128][64] (columns past r read as zeros) and A's [64][256] (rows past
- * r zeros): its k16 steps (r / 16 of them) run alone, the accumulator is scaled by s, and dy W
- * accumulates onto it. Per K block a consumer warpgroup issues 4 wgmma m64n256k16 and releases
- * the previous block's stage once those have completed (wait depth 1).
- * The blocks run in clusters of two that take adjacent row tiles of the same columns: each
- * block's producer loads its own dy tile and half of W's (two panels) for both, multicast to the
- * same place in the other block's shared memory, so the pair reads W's tile from L2 once (48 KB
- * of loads per K block and block become 32 KB). A stage is refilled once the consumer warps of
- * both blocks have released it (16 arrivals, 8 of them from the other block). Pairs of row tiles
- * are rastered in groups of kGroupP (the group's dy rows and its W columns stay in L2 across the
- * wave).
+ * Persistent blocks of 3 warpgroups walk the 128 x 256 tiles of dh (tile t, t + gridDim.x, ...).
+ * Warpgroup 0: one thread of warp 0 issues the bulk tensor copies; warps 1-3 are the epilogue.
+ * Warpgroups 1 and 2 (the consumers) each own 64 rows of a tile. K blocks of 64 pass through a
+ * three-stage ring that runs on across tiles: a stage is dy's [128 rows][64] tile (K-major) and
+ * W's [64][256] tile as four [64][64] panels (MN-major), both stored by the copy engine with the
+ * 128-byte swizzle the wgmma descriptors read. With LoRA, each tile's first block is T's
+ * [128][64] (columns past r read as zeros) and A's [64][256] (rows past r zeros): its k16 steps
+ * (r / 16 of them) run alone, the accumulator is scaled by s, and dy W accumulates onto it. Per
+ * K block a consumer warpgroup issues 4 wgmma m64n256k16 and releases the previous block's stage
+ * once those have completed (wait depth 1). At a tile's end the consumers round dh to bf16 (as
+ * Hugging Face's autocast gives that gradient) into a shared-memory buffer and go on with their
+ * next tile while the three epilogue warps finish this one from the buffer, so the epilogue's
+ * loads, arithmetic and stores run beside the next tile's products instead of between them (with
+ * one block per tile the blocks of a wave reached their epilogues together and the tensor pipe
+ * was busy 61.6% of the kernel: Nsight Compute, twenty-third session).
+ * Tiles are rastered in groups of kGroupM row tiles (the group's dy rows and its W columns stay
+ * in L2 across a wave of tiles).
  */
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <cuda.h>
@@ -37,49 +39,25 @@ namespace {
 
 using namespace sm90;
 
-constexpr int kBM = 128, kBN = 256, kBK = 64, kStages = 4, kThreads = 384;
-constexpr int kGroupP = 8;                            // pairs of row tiles per raster group
-constexpr int kABytes = kBM * kBK * 2;                // [128 rows][64] bf16: 16 KB
-constexpr int kBPanel = kBK * 64 * 2;                 // [64 K rows][64 columns]: 8 KB
-constexpr int kBBytes = (kBN / 64) * kBPanel;         // 32 KB
-constexpr int kStageBytes = kABytes + kBBytes;        // 48 KB
-constexpr int kBarOff = kStages * kStageBytes;        // full[kStages], free[kStages]
-constexpr int kSmem = kBarOff + 16 * kStages + 1024;  // + alignment of the base to 1024
+constexpr int kBM = 128, kBN = 256, kBK = 64, kStages = 3, kThreads = 384;
+constexpr int kGroupM = 16;                       // row tiles per raster group
+constexpr int kABytes = kBM * kBK * 2;            // [128 rows][64] bf16: 16 KB
+constexpr int kBPanel = kBK * 64 * 2;             // [64 K rows][64 columns]: 8 KB
+constexpr int kBBytes = (kBN / 64) * kBPanel;     // 32 KB
+constexpr int kStageBytes = kABytes + kBBytes;    // 48 KB
+constexpr int kDhPitch = kBN * 2 + 16;            // a dh row in bf16, padded: 528 bytes
+constexpr int kDhOff = kStages * kStageBytes;     // dh of one tile, [128][264] bf16
+constexpr int kBarOff = kDhOff + kBM * kDhPitch;  // full[S], free[S], dh_full, dh_empty
+constexpr int kSmem = kBarOff + 8 * (2 * kStages + 2) + 1024;  // + alignment of the base
 
 struct SwigluDxPrm {
   CUtensorMap tdy, tw, tt, ta;
   SwigluDxParams p;
-  int mp, nt, kb;  // pairs of row tiles, column tiles, K blocks of dy W
+  int mt, nt, kb;  // row tiles, column tiles, K blocks of dy W
+  int tiles;       // mt * nt
 };
 
 #ifdef LORA4J_SM90A_DEVICE
-__device__ __forceinline__ uint32_t cluster_rank() {
-  uint32_t r;
-  asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
-  return r;
-}
-// Every thread of both blocks of the cluster (release / acquire of shared memory across them).
-__device__ __forceinline__ void cluster_sync() {
-  asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::
-                   : "memory");
-}
-// An arrival on the mbarrier at the same shared-memory offset in block `rank` of the cluster.
-__device__ __forceinline__ void mbar_arrive_cluster(uint32_t bar, uint32_t rank) {
-  uint32_t remote;
-  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(remote) : "r"(bar), "r"(rank));
-  asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];\n" ::"r"(remote)
-               : "memory");
-}
-// One box of a 2-d tensor map into the same shared-memory offset of every block in `mask`, each
-// completing on its own mbarrier at bar's offset.
-__device__ __forceinline__ void tma_load_2d_multicast(uint32_t dst, const CUtensorMap* map,
-                                                      uint32_t bar, int c0, int c1, uint16_t mask) {
-  asm volatile(
-      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::"
-      "cluster [%0], [%1, {%2, %3}], [%4], %5;\n" ::"r"(dst),
-      "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar), "h"(mask)
-      : "memory");
-}
 // d[128] (+)= A (m64 x k16, bf16, K-major in shared memory) * B (k16 x n256, bf16, MN-major in
 // shared memory)
 __device__ __forceinline__ void wgmma_ss_bf16_n256_bmn(float (&d)[128], uint64_t da, uint64_t db,
@@ -123,7 +101,7 @@ __device__ __forceinline__ void wgmma_ss_bf16_n256_bmn(float (&d)[128], uint64_t
 // loop is fixed at compile time: with a run-time branch there, ptxas serializes every wgmma of
 // the kernel (C7515).
 template <bool kLora>
-__global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(kThreads, 1)
+__global__ void __launch_bounds__(kThreads, 1)
     swiglu_dx_sm90_kernel(const __grid_constant__ SwigluDxPrm prm) {
 #ifdef LORA4J_SM90A_DEVICE
   extern __shared__ unsigned char smem_raw[];
@@ -135,63 +113,106 @@ __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(kThreads, 1)
   auto stage_b = [&](int s) { return base + uint32_t(s) * kStageBytes + kABytes; };
 
   const SwigluDxParams& p = prm.p;
-  const uint32_t crank = cluster_rank();  // the block's place in its pair: row tile 2 pair + crank
-  const int pair = int(blockIdx.x) / 2;
-  const int per_group = kGroupP * prm.nt;
-  const int grp = pair / per_group, first_p = grp * kGroupP;
-  const int gp = min(prm.mp - first_p, kGroupP);
-  const int in_grp = pair - grp * per_group;
-  const int m0 = ((first_p + in_grp % gp) * 2 + int(crank)) * kBM, n0 = (in_grp / gp) * kBN;
+  const uint32_t dh_buf = base + kDhOff;
+  const uint32_t bar_dh_full = bar0 + 8u * (2 * kStages), bar_dh_empty = bar_dh_full + 8u;
+  // tile t's first row and column: groups of kGroupM row tiles, rows fastest inside a group
+  auto tile_at = [&](int t, int& m0, int& n0) {
+    const int per_group = kGroupM * prm.nt;
+    const int grp = t / per_group, first_m = grp * kGroupM;
+    const int gm = min(prm.mt - first_m, kGroupM);
+    const int in_grp = t - grp * per_group;
+    m0 = (first_m + in_grp % gm) * kBM;
+    n0 = (in_grp / gm) * kBN;
+  };
   constexpr bool lora = kLora;
-  const int total = prm.kb + (lora ? 1 : 0);  // ring blocks: [LoRA,] dy W's K blocks
+  const int per_tile = prm.kb + (lora ? 1 : 0);  // ring blocks a tile: [LoRA,] dy W's K blocks
   const int wg = threadIdx.x / 128, tid = threadIdx.x % 128;
 
   if (threadIdx.x == 0) {
     for (int s = 0; s < kStages; ++s) {
       mbar_init(bar_full(s), 1);
-      mbar_init(bar_free(s), 16);  // one arrival per consumer warp of both blocks
+      mbar_init(bar_free(s), 8);  // one arrival per consumer warp
     }
+    mbar_init(bar_dh_full, 8);   // the consumer warps, once their rows of dh are in the buffer
+    mbar_init(bar_dh_empty, 3);  // the epilogue warps, once they have read the buffer
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
-  cluster_sync();  // both blocks' barriers are set before either block's copies or arrivals
+  __syncthreads();
 
   if (wg == 0) {
-    // ---- producer ----
-    asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n");
     if (tid == 0) {
-      for (int it = 0; it < total; ++it) {
-        const int s = it % kStages;
-        mbar_wait(bar_free(s), ((it / kStages) & 1) ^ 1);  // first pass: passes at once
-        mbar_expect_tx(bar_full(s), kStageBytes);
-        if (lora && it == 0) {
-          tma_load_2d(stage_a(s), &prm.tt, bar_full(s), 0, m0);
-          for (int c = 2 * int(crank); c < 2 * int(crank) + 2; ++c)
-            tma_load_2d_multicast(stage_b(s) + c * kBPanel, &prm.ta, bar_full(s), n0 + 64 * c, 0,
-                                  0x3);
-        } else {
-          const int k0 = (it - (lora ? 1 : 0)) * kBK;
-          tma_load_2d(stage_a(s), &prm.tdy, bar_full(s), k0, m0);
-          for (int c = 2 * int(crank); c < 2 * int(crank) + 2; ++c)
-            tma_load_2d_multicast(stage_b(s) + c * kBPanel, &prm.tw, bar_full(s), n0 + 64 * c, k0,
-                                  0x3);
+      // ---- producer: every block of every tile of this block, through the ring ----
+      int it = 0;  // ring position over all of this block's tiles
+      for (int t = int(blockIdx.x); t < prm.tiles; t += int(gridDim.x)) {
+        int m0, n0;
+        tile_at(t, m0, n0);
+        for (int b = 0; b < per_tile; ++b, ++it) {
+          const int s = it % kStages;
+          mbar_wait(bar_free(s), ((it / kStages) & 1) ^ 1);  // first pass: passes at once
+          mbar_expect_tx(bar_full(s), kStageBytes);
+          if (lora && b == 0) {
+            tma_load_2d(stage_a(s), &prm.tt, bar_full(s), 0, m0);
+            for (int c = 0; c < kBN / 64; ++c)
+              tma_load_2d(stage_b(s) + c * kBPanel, &prm.ta, bar_full(s), n0 + 64 * c, 0);
+          } else {
+            const int k0 = (b - (lora ? 1 : 0)) * kBK;
+            tma_load_2d(stage_a(s), &prm.tdy, bar_full(s), k0, m0);
+            for (int c = 0; c < kBN / 64; ++c)
+              tma_load_2d(stage_b(s) + c * kBPanel, &prm.tw, bar_full(s), n0 + 64 * c, k0);
+          }
         }
       }
+    } else if (tid >= 32) {
+      // ---- epilogue (warps 1-3): 16-byte chunks of 8 columns, 32 a row, 4,096 a tile ----
+      const int e = tid - 32;  // 0 .. 95
+      int j = 0;
+      for (int t = int(blockIdx.x); t < prm.tiles; t += int(gridDim.x), ++j) {
+        int m0, n0;
+        tile_at(t, m0, n0);
+        mbar_wait(bar_dh_full, j & 1);
+        constexpr int kChunks = kBM * kBN / 8, kStep = 96, kBatch = 4;
+        for (int c0 = e; c0 < kChunks; c0 += kStep * kBatch) {
+          Bf16x8 gv[kBatch], uv[kBatch];
+          uint4 dv[kBatch];
+          bool ok[kBatch];
+          int64_t off[kBatch];
+#pragma unroll
+          for (int k = 0; k < kBatch; ++k) {
+            const int c = c0 + k * kStep, r = c / (kBN / 8), cc = c % (kBN / 8);
+            const int64_t row = int64_t(m0) + r, col = n0 + 8 * cc;
+            ok[k] = c < kChunks && row < p.n && col < p.I;
+            off[k] = row * p.I + col;
+            if (ok[k]) {
+              gv[k] = load_bf16x8(p.gate + off[k]);
+              uv[k] = load_bf16x8(p.up + off[k]);
+              dv[k] = lds128(dh_buf + uint32_t(r) * kDhPitch + uint32_t(cc) * 16);
+            }
+          }
+#pragma unroll
+          for (int k = 0; k < kBatch; ++k) {
+            if (!ok[k]) continue;
+            const __nv_bfloat16* d8 = reinterpret_cast<const __nv_bfloat16*>(&dv[k]);
+            Bf16x8 dg, du;
+#pragma unroll
+            for (int i = 0; i < 8; ++i)
+              swiglu_bwd_one(__bfloat162float(d8[i]), gv[k].v[i], uv[k].v[i], dg.v[i], du.v[i]);
+            store_bf16x8(p.dgate + off[k], dg);
+            store_bf16x8(p.dup + off[k], du);
+          }
+        }
+        __syncwarp();
+        if ((tid & 31) == 0) mbar_arrive(bar_dh_empty);
+      }
     }
-    __syncwarp();
-    cluster_sync();  // the other block may arrive on this one's barriers until both get here
     return;
   }
 
-  // ---- consumers: warpgroup cw owns rows m0 + 64 cw .. + 63 of the tile ----
-  asm volatile("setmaxnreg.inc.sync.aligned.u32 240;\n");
+  // ---- consumers: warpgroup cw owns rows 64 cw .. + 63 of each tile ----
   const int cw = wg - 1, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
   const uint32_t arow = uint32_t(cw) * 64 * 128;  // the warpgroup's rows in an A tile
   auto release = [&](int s) {
     __syncwarp();
-    if (lane == 0) {
-      mbar_arrive_cluster(bar_free(s), 0);
-      mbar_arrive_cluster(bar_free(s), 1);
-    }
+    if (lane == 0) mbar_arrive(bar_free(s));
   };
   // A: K-major, k16 step kk 32 bytes into the 128-byte rows; B: MN-major, k16 step kk 16 rows
   // (2048 bytes) down each panel, the next 64 columns one panel on (lbo)
@@ -201,80 +222,61 @@ __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(kThreads, 1)
   };
 
   float acc[128];
+  int it = 0, j = 0;  // ring position, this block's tile count
+  for (int t = int(blockIdx.x); t < prm.tiles; t += int(gridDim.x), ++j) {
 #pragma unroll
-  for (int i = 0; i < 128; ++i) acc[i] = 0.f;
-  fence_regs(acc);  // the zeros are written before the first wgmma (which accumulates)
-  int it = 0;
-  if (lora) {
-    // s T A first, alone: the scale applies to it only
-    mbar_wait(bar_full(0), 0);
-    wgmma_fence();
-    // r / 16 steps, each issued alone (a conditional issue between others makes ptxas insert
-    // waits; here the block is waited for at once anyway)
-    const int ksteps = (p.r + 15) / 16;
+    for (int i = 0; i < 128; ++i) acc[i] = 0.f;
+    fence_regs(acc);  // the zeros are written before the first wgmma (which accumulates)
+    const int first = it + (lora ? 1 : 0);
+    if (lora) {
+      // s T A first, alone: the scale applies to it only
+      const int s = it % kStages;
+      mbar_wait(bar_full(s), (it / kStages) & 1);
+      wgmma_fence();
+      // r / 16 steps, each issued alone (a conditional issue between others makes ptxas insert
+      // waits; here the block is waited for at once anyway)
+      const int ksteps = (p.r + 15) / 16;
 #pragma unroll
-    for (int kk = 0; kk < kBK / 16; ++kk) {
-      if (kk < ksteps) {
-        issue_k(0, kk, acc);
-        wgmma_commit();
-        wgmma_wait0();
-        fence_regs(acc);
+      for (int kk = 0; kk < kBK / 16; ++kk) {
+        if (kk < ksteps) {
+          issue_k(s, kk, acc);
+          wgmma_commit();
+          wgmma_wait0();
+          fence_regs(acc);
+        }
       }
+#pragma unroll
+      for (int i = 0; i < 128; ++i) acc[i] *= p.s;
+      release(s);
+      ++it;
     }
+    const int end = first + prm.kb;
+    for (; it < end; ++it) {
+      const int s = it % kStages;
+      mbar_wait(bar_full(s), (it / kStages) & 1);
+      wgmma_fence();  // (no register fence here: the previous block's products may be in flight)
+#pragma unroll
+      for (int kk = 0; kk < kBK / 16; ++kk) issue_k(s, kk, acc);
+      wgmma_commit();
+      wgmma_wait1();  // the previous block's products are done: its stage may be refilled
+      if (it > first) release((it - 1) % kStages);
+    }
+    wgmma_wait0();
     fence_regs(acc);
+    release((end - 1) % kStages);
+    // dh of this tile into the buffer once the epilogue has read the previous one:
+    // acc[4 j + 2 rr + e] is row g + 8 rr, column 8 j + 2 t4 + e of the warp's 16 x 256
+    mbar_wait(bar_dh_empty, (j & 1) ^ 1);  // first tile: passes at once
+    const uint32_t rbase = dh_buf + uint32_t(cw * 64 + warp * 16 + g) * kDhPitch + 4u * t4;
 #pragma unroll
-    for (int i = 0; i < 128; ++i) acc[i] *= p.s;
-    release(0);
-    it = 1;
+    for (int jj = 0; jj < kBN / 8; ++jj)
+#pragma unroll
+      for (int rr = 0; rr < 2; ++rr)
+        sts32(rbase + uint32_t(8 * rr) * kDhPitch + 16u * jj,
+              pack_bf16(acc[4 * jj + 2 * rr], acc[4 * jj + 2 * rr + 1]));
+    __syncwarp();
+    if (lane == 0) mbar_arrive(bar_dh_full);
   }
-  const int first = it;
-  for (; it < total; ++it) {
-    const int s = it % kStages;
-    mbar_wait(bar_full(s), (it / kStages) & 1);
-    wgmma_fence();  // (no register fence here: the previous block's products may be in flight)
-#pragma unroll
-    for (int kk = 0; kk < kBK / 16; ++kk) issue_k(s, kk, acc);
-    wgmma_commit();
-    wgmma_wait1();  // the previous block's products are done: its stage may be refilled
-    if (it > first) release((it - 1) % kStages);
-  }
-  wgmma_wait0();
-  fence_regs(acc);
-
-  // ---- epilogue: acc[4 j + 2 rr + e] is row g + 8 rr, column 8 j + 2 t4 + e of the warp's
-  // 16 x 256; gate and up read for 8 column blocks at a time, then dgate and dup written ----
-  const int64_t row0 = int64_t(m0) + cw * 64 + warp * 16 + g;
-#pragma unroll
-  for (int jb = 0; jb < kBN / 64; ++jb) {
-    uint32_t gv[8][2], uv[8][2];
-#pragma unroll
-    for (int jj = 0; jj < 8; ++jj)
-#pragma unroll
-      for (int rr = 0; rr < 2; ++rr) {
-        const int64_t row = row0 + 8 * rr, col = n0 + 8 * (jb * 8 + jj) + 2 * t4;
-        const bool ok = row < p.n && col < p.I;
-        const int64_t e = row * p.I + col;
-        gv[jj][rr] = ok ? *reinterpret_cast<const uint32_t*>(p.gate + e) : 0u;
-        uv[jj][rr] = ok ? *reinterpret_cast<const uint32_t*>(p.up + e) : 0u;
-      }
-#pragma unroll
-    for (int jj = 0; jj < 8; ++jj)
-#pragma unroll
-      for (int rr = 0; rr < 2; ++rr) {
-        const int64_t row = row0 + 8 * rr, col = n0 + 8 * (jb * 8 + jj) + 2 * t4;
-        if (row >= p.n || col >= p.I) continue;
-        const int i = 4 * (jb * 8 + jj) + 2 * rr;
-        const __nv_bfloat162 gg = *reinterpret_cast<const __nv_bfloat162*>(&gv[jj][rr]);
-        const __nv_bfloat162 uu = *reinterpret_cast<const __nv_bfloat162*>(&uv[jj][rr]);
-        __nv_bfloat162 dg, du;
-        swiglu_bwd_one(acc[i], gg.x, uu.x, dg.x, du.x);
-        swiglu_bwd_one(acc[i + 1], gg.y, uu.y, dg.y, du.y);
-        const int64_t e = row * p.I + col;
-        *reinterpret_cast<__nv_bfloat162*>(p.dgate + e) = dg;
-        *reinterpret_cast<__nv_bfloat162*>(p.dup + e) = du;
-      }
-  }
-  cluster_sync();
 #endif  // LORA4J_SM90A_DEVICE
 }
 
@@ -297,13 +299,13 @@ bool make_2d(CUtensorMap* m, const bf16* ptr, int64_t cols, int64_t rows, int64_
 }  // namespace
 
 bool swiglu_dx_sm90_accepts(const SwigluDxParams& p) {
-  const int64_t mp = (p.n + 2 * kBM - 1) / (2 * kBM), nt = (p.I + kBN - 1) / kBN;
+  const int64_t mt = (p.n + kBM - 1) / kBM, nt = (p.I + kBN - 1) / kBN;
   const bool lora_ok =
       p.r == 0 || (p.r > 0 && p.r <= kSwigluDxMaxRank && p.t && p.a && p.ldt >= p.r &&
                    p.ldt % 8 == 0 && aligned16(p.t) && aligned16(p.a));
   return p.n > 0 && p.d > 0 && p.I > 0 && p.d % 8 == 0 && p.I % 8 == 0 && p.ldy >= p.d &&
          p.ldy % 8 == 0 && p.ldw >= p.I && p.ldw % 8 == 0 && p.n <= INT32_MAX &&
-         2 * mp * nt <= INT32_MAX && p.dy && p.w && p.gate && p.up && p.dgate && p.dup &&
+         mt * nt <= INT32_MAX && p.dy && p.w && p.gate && p.up && p.dgate && p.dup &&
          aligned16(p.dy) && aligned16(p.w) && aligned16(p.gate) && aligned16(p.up) &&
          aligned16(p.dgate) && aligned16(p.dup) && lora_ok && attention_sm90_device();
 }
@@ -313,9 +315,10 @@ cudaError_t swiglu_dx_sm90(const SwigluDxParams& p, cudaStream_t s) {
   SwigluDxPrm prm;
   std::memset(&prm, 0, sizeof prm);
   prm.p = p;
-  prm.mp = int((p.n + 2 * kBM - 1) / (2 * kBM));
+  prm.mt = int((p.n + kBM - 1) / kBM);
   prm.nt = int((p.I + kBN - 1) / kBN);
   prm.kb = int((p.d + kBK - 1) / kBK);
+  prm.tiles = prm.mt * prm.nt;
   if (!make_2d(&prm.tdy, p.dy, p.d, p.n, p.ldy, kBM) ||
       !make_2d(&prm.tw, p.w, p.I, p.d, p.ldw, kBK) ||
       (p.r > 0 && (!make_2d(&prm.tt, p.t, p.r, p.n, p.ldt, kBM) ||
@@ -324,7 +327,11 @@ cudaError_t swiglu_dx_sm90(const SwigluDxParams& p, cudaStream_t s) {
   auto kernel = p.r > 0 ? swiglu_dx_sm90_kernel<true> : swiglu_dx_sm90_kernel<false>;
   cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
   if (e != cudaSuccess) return e;
-  kernel<<<unsigned(2 * int64_t(prm.mp) * prm.nt), kThreads, kSmem, s>>>(prm);  // pairs
+  int dev = 0, sms = 0;
+  if ((e = cudaGetDevice(&dev)) != cudaSuccess ||
+      (e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess)
+    return e;
+  kernel<<<unsigned(std::min(prm.tiles, sms)), kThreads, kSmem, s>>>(prm);  // persistent
   return cudaGetLastError();
 }
 
