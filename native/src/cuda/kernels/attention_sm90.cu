@@ -189,9 +189,6 @@ __device__ __forceinline__ void warpgroup_sync(int cw) {
   else
     asm volatile("bar.sync 4, 128;\n" ::: "memory");
 }
-__device__ __forceinline__ void sts64(uint32_t addr, float x, float y) {
-  asm volatile("st.shared.v2.f32 [%0], {%1, %2};\n" ::"r"(addr), "f"(x), "f"(y) : "memory");
-}
 // One box of shared memory added into a 4-d fp32 tensor map's global tensor by the copy engine
 // (elements past the tensor's bounds are skipped), in the current bulk group.
 __device__ __forceinline__ void tma_reduce_add_4d(const CUtensorMap* map, uint32_t src, int c0,

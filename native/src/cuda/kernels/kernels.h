@@ -134,16 +134,15 @@ cudaError_t swiglu_backward(const float* dh, const bf16* gate, const bf16* up, b
                             bf16* dup, int64_t n, cudaStream_t s);
 
 // The down projection's input gradient and the SwiGLU backward in one kernel (Hopper, sm_90a:
-// swiglu_dx_sm90.cu): dh = dy W (+ s T A) is never written to global memory; the kernel rounds it
-// to bf16 (as Hugging Face's autocast gives that gradient) and applies swiglu_bwd_one to it, gate
-// and up, writing dgate and dup (in place when dgate = gate, dup = up: each element is read and
-// written by one thread).
+// swiglu_dx_sm90.cu): dh = dy W (+ s T A) is never written to global memory; the kernel applies
+// swiglu_bwd_one to it (fp32, or rounded to bf16 in the forms that keep it so), gate and up,
+// writing dgate and dup (in place when dgate = gate, dup = up: each element is read and written
+// by one thread).
 //   dy [n, d] bf16, row stride ldy; W = down's frozen weight [d, I] (row stride ldw);
 //   T = dy B [n, r] bf16 (row stride ldt) and A = down's lora_A [r, I] (row stride I), r <= 64,
 //   or r = 0 without LoRA; gate, up, dgate, dup [n, I] bf16.
 // The products are bf16 with fp32 accumulation, as the GEMM and the LoRA sum of the unfused path
-// (swiglu_backward_lora after a GEMM into fp32 dh), in another order; the unfused path keeps dh
-// in fp32.
+// (swiglu_backward_lora after a GEMM into fp32 dh), in another order.
 struct SwigluDxParams {
   const bf16* dy = nullptr;
   int64_t ldy = 0;
@@ -159,8 +158,12 @@ struct SwigluDxParams {
   bf16* dgate = nullptr;
   bf16* dup = nullptr;
   int64_t n = 0, d = 0, I = 0;
+  // the kernel's form (tile width, stages, dh's type on chip: swiglu_dx_sm90.cu), 1 ..
+  // kSwigluDxForms; 0: LORA4J_SWIGLU_DX_FORM, else the default
+  int form = 0;
 };
 constexpr int kSwigluDxMaxRank = 64;
+constexpr int kSwigluDxForms = 4;
 // Built (sm_90a code in the library), an sm_90 device, and a call it takes: d, I, ldy, ldw and
 // ldt multiples of 8, 16-byte aligned dy, W, T, A, gate, up, dgate, dup, r <= kSwigluDxMaxRank.
 bool swiglu_dx_fused_accepts(const SwigluDxParams& p);

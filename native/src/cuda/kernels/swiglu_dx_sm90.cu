@@ -6,26 +6,33 @@
  * dup. The unfused path writes dh in fp32 (n x I x 4 bytes: 470 MB at 4 x 2048 for Mistral-7B)
  * and the SwiGLU backward reads it back.
  *
- * Persistent blocks of 3 warpgroups walk the 128 x 256 tiles of dh (tile t, t + gridDim.x, ...).
+ * Persistent blocks of 3 warpgroups walk the 128 x BN tiles of dh (tile t, t + gridDim.x, ...).
  * Warpgroup 0: one thread of warp 0 issues the bulk tensor copies; warps 1-3 are the epilogue.
  * Warpgroups 1 and 2 (the consumers) each own 64 rows of a tile. K blocks of 64 pass through a
- * three-stage ring that runs on across tiles: a stage is dy's [128 rows][64] tile (K-major) and
- * W's [64][256] tile as four [64][64] panels (MN-major), both stored by the copy engine with the
- * 128-byte swizzle the wgmma descriptors read. With LoRA, each tile's first block is T's
- * [128][64] (columns past r read as zeros) and A's [64][256] (rows past r zeros): its k16 steps
+ * ring of S stages that runs on across tiles: a stage is dy's [128 rows][64] tile (K-major) and
+ * W's [64][BN] tile as BN / 64 panels of [64][64] (MN-major), both stored by the copy engine with
+ * the 128-byte swizzle the wgmma descriptors read. With LoRA, each tile's first block is T's
+ * [128][64] (columns past r read as zeros) and A's [64][BN] (rows past r zeros): its k16 steps
  * (r / 16 of them) run alone, the accumulator is scaled by s, and dy W accumulates onto it. Per
- * K block a consumer warpgroup issues 4 wgmma m64n256k16 and releases the previous block's stage
- * once those have completed (wait depth 1). At a tile's end the consumers round dh to bf16 (as
- * Hugging Face's autocast gives that gradient) into a shared-memory buffer and go on with their
- * next tile while the three epilogue warps finish this one from the buffer, so the epilogue's
- * loads, arithmetic and stores run beside the next tile's products instead of between them (with
- * one block per tile the blocks of a wave reached their epilogues together and the tensor pipe
- * was busy 61.6% of the kernel: Nsight Compute, twenty-third session).
+ * K block a consumer warpgroup issues 4 wgmma m64nBNk16 and releases the previous block's stage
+ * once those have completed (wait depth 1). At a tile's end the consumers copy dh (fp32, or
+ * rounded to bf16 as Hugging Face's autocast gives that gradient) into a shared-memory buffer and
+ * go on with their next tile while the three epilogue warps finish this one from the buffer, so
+ * the epilogue's loads, arithmetic and stores run beside the next tile's products.
+ *
+ * The forms (tile width, stages, dh's type in the buffer) that fit the 227 KB of shared memory,
+ * chosen per call (SwigluDxParams::form) or by LORA4J_SWIGLU_DX_FORM for A/B runs:
+ *   1: 256 wide, 3 stages, bf16 dh   2: 192 wide, 3 stages, fp32 dh (the default)
+ *   3: 192 wide, 4 stages, bf16 dh   4: 128 wide, 4 stages, fp32 dh
+ * Measured (twenty-third session, per-op at 4 x 2048 on an H200): one block per 128 x 256 tile
+ * with the epilogue from the accumulators 2.073 ms a layer, form 1 1.918, the unfused GEMM and
+ * SwiGLU backward 1.92-1.96: the GEMM's main loop is what decides.
  * Tiles are rastered in groups of kGroupM row tiles (the group's dy rows and its W columns stay
  * in L2 across a wave of tiles).
  */
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <cuda.h>
 
@@ -39,16 +46,24 @@ namespace {
 
 using namespace sm90;
 
-constexpr int kBM = 128, kBN = 256, kBK = 64, kStages = 3, kThreads = 384;
-constexpr int kGroupM = 16;                       // row tiles per raster group
-constexpr int kABytes = kBM * kBK * 2;            // [128 rows][64] bf16: 16 KB
-constexpr int kBPanel = kBK * 64 * 2;             // [64 K rows][64 columns]: 8 KB
-constexpr int kBBytes = (kBN / 64) * kBPanel;     // 32 KB
-constexpr int kStageBytes = kABytes + kBBytes;    // 48 KB
-constexpr int kDhPitch = kBN * 2 + 16;            // a dh row in bf16, padded: 528 bytes
-constexpr int kDhOff = kStages * kStageBytes;     // dh of one tile, [128][264] bf16
-constexpr int kBarOff = kDhOff + kBM * kDhPitch;  // full[S], free[S], dh_full, dh_empty
-constexpr int kSmem = kBarOff + 8 * (2 * kStages + 2) + 1024;  // + alignment of the base
+constexpr int kBM = 128, kBK = 64, kThreads = 384;
+constexpr int kGroupM = 16;             // row tiles per raster group
+constexpr int kABytes = kBM * kBK * 2;  // [128 rows][64] bf16: 16 KB
+constexpr int kBPanel = kBK * 64 * 2;   // [64 K rows][64 columns]: 8 KB
+
+template <int BN, int S, bool F32>
+struct Form {
+  static constexpr int kBN = BN, kStages = S;
+  static constexpr bool kF32 = F32;
+  static constexpr int kStageBytes = kABytes + (BN / 64) * kBPanel;
+  // a dh row in the buffer, padded so that the consumers' stores of one warp spread over the
+  // banks (fp32: 8 bytes a thread, two half-warps; bf16: 4 bytes)
+  static constexpr int kDhPitch = F32 ? BN * 4 + 32 : BN * 2 + 16;
+  static constexpr int kDhOff = S * kStageBytes;
+  static constexpr int kBarOff = kDhOff + kBM * kDhPitch;  // full[S], free[S], dh_full, dh_empty
+  static constexpr int kSmem = kBarOff + 8 * (2 * S + 2) + 1024;  // + alignment of the base
+  static_assert(kSmem <= 232448, "past the 227 KB of shared memory a block may have");
+};
 
 struct SwigluDxPrm {
   CUtensorMap tdy, tw, tt, ta;
@@ -58,12 +73,14 @@ struct SwigluDxPrm {
 };
 
 #ifdef LORA4J_SM90A_DEVICE
-// d[128] (+)= A (m64 x k16, bf16, K-major in shared memory) * B (k16 x n256, bf16, MN-major in
+// d[N / 2] += A (m64 x k16, bf16, K-major in shared memory) * B (k16 x nN, bf16, MN-major in
 // shared memory)
-__device__ __forceinline__ void wgmma_ss_bf16_n256_bmn(float (&d)[128], uint64_t da, uint64_t db,
-                                                       int accumulate) {
+template <int N>
+__device__ __forceinline__ void wgmma_bmn(float (&d)[N / 2], uint64_t da, uint64_t db);
+template <>
+__device__ __forceinline__ void wgmma_bmn<256>(float (&d)[128], uint64_t da, uint64_t db) {
   asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n"
+      "{\n.reg .pred p;\nsetp.eq.u32 p, 1, 1;\n"
       "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 {"
       "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, "
       "%19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, "
@@ -93,28 +110,78 @@ __device__ __forceinline__ void wgmma_ss_bf16_n256_bmn(float (&d)[128], uint64_t
         "+f"(d[110]), "+f"(d[111]), "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]),
         "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]), "+f"(d[120]), "+f"(d[121]),
         "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
-      : "l"(da), "l"(db), "r"(accumulate));
+      : "l"(da), "l"(db));
+}
+template <>
+__device__ __forceinline__ void wgmma_bmn<192>(float (&d)[96], uint64_t da, uint64_t db) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.eq.u32 p, 1, 1;\n"
+      "wgmma.mma_async.sync.aligned.m64n192k16.f32.bf16.bf16 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, "
+      "%19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, "
+      "%36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, "
+      "%53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, "
+      "%70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, "
+      "%87, %88, %89, %90, %91, %92, %93, %94, %95}, %96, %97, p, 1, 1, 0, 1;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]),
+        "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]),
+        "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]),
+        "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]),
+        "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]),
+        "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]),
+        "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]),
+        "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]),
+        "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]),
+        "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]),
+        "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]),
+        "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), "+f"(d[88]), "+f"(d[89]), "+f"(d[90]),
+        "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95])
+      : "l"(da), "l"(db));
+}
+template <>
+__device__ __forceinline__ void wgmma_bmn<128>(float (&d)[64], uint64_t da, uint64_t db) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.eq.u32 p, 1, 1;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, "
+      "%19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, "
+      "%36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, "
+      "%53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, 0, 1;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]),
+        "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]),
+        "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]),
+        "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]),
+        "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]),
+        "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]),
+        "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]),
+        "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]),
+        "+f"(d[63])
+      : "l"(da), "l"(db));
 }
 #endif  // LORA4J_SM90A_DEVICE
 
-// kLora: the call has s T A (r > 0). Two instantiations, so that the control flow before the main
-// loop is fixed at compile time: with a run-time branch there, ptxas serializes every wgmma of
-// the kernel (C7515).
-template <bool kLora>
+// kLora: the call has s T A (r > 0). Instantiations per case, so that the control flow before the
+// main loop is fixed at compile time: with a run-time branch there, ptxas serializes every wgmma
+// of the kernel (C7515).
+template <class F, bool kLora>
 __global__ void __launch_bounds__(kThreads, 1)
     swiglu_dx_sm90_kernel(const __grid_constant__ SwigluDxPrm prm) {
 #ifdef LORA4J_SM90A_DEVICE
+  constexpr int kBN = F::kBN, kStages = F::kStages, kDhPitch = F::kDhPitch;
+  constexpr int kStageBytes = F::kStageBytes;
   extern __shared__ unsigned char smem_raw[];
   const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
-  const uint32_t bar0 = base + kBarOff;
+  const uint32_t bar0 = base + F::kBarOff;
   auto bar_full = [&](int s) { return bar0 + 8u * s; };
   auto bar_free = [&](int s) { return bar0 + 8u * (kStages + s); };
   auto stage_a = [&](int s) { return base + uint32_t(s) * kStageBytes; };
   auto stage_b = [&](int s) { return base + uint32_t(s) * kStageBytes + kABytes; };
+  const uint32_t dh_buf = base + F::kDhOff;
+  const uint32_t bar_dh_full = bar0 + 8u * (2 * kStages), bar_dh_empty = bar_dh_full + 8u;
 
   const SwigluDxParams& p = prm.p;
-  const uint32_t dh_buf = base + kDhOff;
-  const uint32_t bar_dh_full = bar0 + 8u * (2 * kStages), bar_dh_empty = bar_dh_full + 8u;
   // tile t's first row and column: groups of kGroupM row tiles, rows fastest inside a group
   auto tile_at = [&](int t, int& m0, int& n0) {
     const int per_group = kGroupM * prm.nt;
@@ -163,39 +230,50 @@ __global__ void __launch_bounds__(kThreads, 1)
         }
       }
     } else if (tid >= 32) {
-      // ---- epilogue (warps 1-3): 16-byte chunks of 8 columns, 32 a row, 4,096 a tile ----
+      // ---- epilogue (warps 1-3): 16-byte chunks of 8 columns, BN / 8 a row ----
       const int e = tid - 32;  // 0 .. 95
       int j = 0;
       for (int t = int(blockIdx.x); t < prm.tiles; t += int(gridDim.x), ++j) {
         int m0, n0;
         tile_at(t, m0, n0);
         mbar_wait(bar_dh_full, j & 1);
-        constexpr int kChunks = kBM * kBN / 8, kStep = 96, kBatch = 4;
+        constexpr int kRowChunks = kBN / 8, kChunks = kBM * kRowChunks, kStep = 96, kBatch = 4;
         for (int c0 = e; c0 < kChunks; c0 += kStep * kBatch) {
           Bf16x8 gv[kBatch], uv[kBatch];
-          uint4 dv[kBatch];
+          float dv[kBatch][8];
           bool ok[kBatch];
           int64_t off[kBatch];
 #pragma unroll
           for (int k = 0; k < kBatch; ++k) {
-            const int c = c0 + k * kStep, r = c / (kBN / 8), cc = c % (kBN / 8);
+            const int c = c0 + k * kStep, r = c / kRowChunks, cc = c % kRowChunks;
             const int64_t row = int64_t(m0) + r, col = n0 + 8 * cc;
             ok[k] = c < kChunks && row < p.n && col < p.I;
             off[k] = row * p.I + col;
             if (ok[k]) {
               gv[k] = load_bf16x8(p.gate + off[k]);
               uv[k] = load_bf16x8(p.up + off[k]);
-              dv[k] = lds128(dh_buf + uint32_t(r) * kDhPitch + uint32_t(cc) * 16);
+              const uint32_t src = dh_buf + uint32_t(r) * kDhPitch;
+              if constexpr (F::kF32) {
+                const uint4 lo = lds128(src + uint32_t(cc) * 32),
+                            hi = lds128(src + uint32_t(cc) * 32 + 16);
+                const uint32_t w[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
+#pragma unroll
+                for (int i = 0; i < 8; ++i) dv[k][i] = __uint_as_float(w[i]);
+              } else {
+                const uint4 v = lds128(src + uint32_t(cc) * 16);
+                const __nv_bfloat16* d8 = reinterpret_cast<const __nv_bfloat16*>(&v);
+#pragma unroll
+                for (int i = 0; i < 8; ++i) dv[k][i] = __bfloat162float(d8[i]);
+              }
             }
           }
 #pragma unroll
           for (int k = 0; k < kBatch; ++k) {
             if (!ok[k]) continue;
-            const __nv_bfloat16* d8 = reinterpret_cast<const __nv_bfloat16*>(&dv[k]);
             Bf16x8 dg, du;
 #pragma unroll
             for (int i = 0; i < 8; ++i)
-              swiglu_bwd_one(__bfloat162float(d8[i]), gv[k].v[i], uv[k].v[i], dg.v[i], du.v[i]);
+              swiglu_bwd_one(dv[k][i], gv[k].v[i], uv[k].v[i], dg.v[i], du.v[i]);
             store_bf16x8(p.dgate + off[k], dg);
             store_bf16x8(p.dup + off[k], du);
           }
@@ -216,16 +294,16 @@ __global__ void __launch_bounds__(kThreads, 1)
   };
   // A: K-major, k16 step kk 32 bytes into the 128-byte rows; B: MN-major, k16 step kk 16 rows
   // (2048 bytes) down each panel, the next 64 columns one panel on (lbo)
-  auto issue_k = [&](int s, int kk, float(&acc)[128]) {
-    wgmma_ss_bf16_n256_bmn(acc, sw128_desc(stage_a(s) + arow + kk * 32, 16, 1024),
-                           sw128_desc(stage_b(s) + kk * 2048, kBPanel, 1024), 1);
+  float acc[kBN / 2];
+  auto issue_k = [&](int s, int kk) {
+    wgmma_bmn<kBN>(acc, sw128_desc(stage_a(s) + arow + kk * 32, 16, 1024),
+                   sw128_desc(stage_b(s) + kk * 2048, kBPanel, 1024));
   };
 
-  float acc[128];
   int it = 0, j = 0;  // ring position, this block's tile count
   for (int t = int(blockIdx.x); t < prm.tiles; t += int(gridDim.x), ++j) {
 #pragma unroll
-    for (int i = 0; i < 128; ++i) acc[i] = 0.f;
+    for (int i = 0; i < kBN / 2; ++i) acc[i] = 0.f;
     fence_regs(acc);  // the zeros are written before the first wgmma (which accumulates)
     const int first = it + (lora ? 1 : 0);
     if (lora) {
@@ -239,14 +317,14 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
       for (int kk = 0; kk < kBK / 16; ++kk) {
         if (kk < ksteps) {
-          issue_k(s, kk, acc);
+          issue_k(s, kk);
           wgmma_commit();
           wgmma_wait0();
           fence_regs(acc);
         }
       }
 #pragma unroll
-      for (int i = 0; i < 128; ++i) acc[i] *= p.s;
+      for (int i = 0; i < kBN / 2; ++i) acc[i] *= p.s;
       release(s);
       ++it;
     }
@@ -256,7 +334,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       mbar_wait(bar_full(s), (it / kStages) & 1);
       wgmma_fence();  // (no register fence here: the previous block's products may be in flight)
 #pragma unroll
-      for (int kk = 0; kk < kBK / 16; ++kk) issue_k(s, kk, acc);
+      for (int kk = 0; kk < kBK / 16; ++kk) issue_k(s, kk);
       wgmma_commit();
       wgmma_wait1();  // the previous block's products are done: its stage may be refilled
       if (it > first) release((it - 1) % kStages);
@@ -265,15 +343,19 @@ __global__ void __launch_bounds__(kThreads, 1)
     fence_regs(acc);
     release((end - 1) % kStages);
     // dh of this tile into the buffer once the epilogue has read the previous one:
-    // acc[4 j + 2 rr + e] is row g + 8 rr, column 8 j + 2 t4 + e of the warp's 16 x 256
+    // acc[4 j + 2 rr + e] is row g + 8 rr, column 8 j + 2 t4 + e of the warp's 16 x BN
     mbar_wait(bar_dh_empty, (j & 1) ^ 1);  // first tile: passes at once
-    const uint32_t rbase = dh_buf + uint32_t(cw * 64 + warp * 16 + g) * kDhPitch + 4u * t4;
+    const uint32_t rrow = dh_buf + uint32_t(cw * 64 + warp * 16 + g) * kDhPitch;
 #pragma unroll
     for (int jj = 0; jj < kBN / 8; ++jj)
 #pragma unroll
-      for (int rr = 0; rr < 2; ++rr)
-        sts32(rbase + uint32_t(8 * rr) * kDhPitch + 16u * jj,
-              pack_bf16(acc[4 * jj + 2 * rr], acc[4 * jj + 2 * rr + 1]));
+      for (int rr = 0; rr < 2; ++rr) {
+        const float x = acc[4 * jj + 2 * rr], y = acc[4 * jj + 2 * rr + 1];
+        if constexpr (F::kF32)
+          sts64(rrow + uint32_t(8 * rr) * kDhPitch + 32u * jj + 8u * t4, x, y);
+        else
+          sts32(rrow + uint32_t(8 * rr) * kDhPitch + 16u * jj + 4u * t4, pack_bf16(x, y));
+      }
     __syncwarp();
     if (lane == 0) mbar_arrive(bar_dh_full);
   }
@@ -296,18 +378,51 @@ bool make_2d(CUtensorMap* m, const bf16* ptr, int64_t cols, int64_t rows, int64_
                         CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
+// The form a call with form 0 takes: LORA4J_SWIGLU_DX_FORM (1 .. kSwigluDxForms), else 2.
+int default_form() {
+  static const int f = [] {
+    const char* v = std::getenv("LORA4J_SWIGLU_DX_FORM");
+    const int x = v ? std::atoi(v) : 0;
+    return x >= 1 && x <= kSwigluDxForms ? x : 2;
+  }();
+  return f;
+}
+
+template <class F>
+cudaError_t launch_form(SwigluDxPrm& prm, cudaStream_t s) {
+  const SwigluDxParams& p = prm.p;
+  prm.nt = int((p.I + F::kBN - 1) / F::kBN);
+  prm.tiles = prm.mt * prm.nt;
+  if (!make_2d(&prm.tdy, p.dy, p.d, p.n, p.ldy, kBM) ||
+      !make_2d(&prm.tw, p.w, p.I, p.d, p.ldw, kBK) ||
+      (p.r > 0 && (!make_2d(&prm.tt, p.t, p.r, p.n, p.ldt, kBM) ||
+                   !make_2d(&prm.ta, p.a, p.I, p.r, p.I, kBK))))
+    return cudaErrorInvalidValue;
+  auto kernel = p.r > 0 ? swiglu_dx_sm90_kernel<F, true> : swiglu_dx_sm90_kernel<F, false>;
+  cudaError_t e =
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, F::kSmem);
+  if (e != cudaSuccess) return e;
+  int dev = 0, sms = 0;
+  if ((e = cudaGetDevice(&dev)) != cudaSuccess ||
+      (e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess)
+    return e;
+  kernel<<<unsigned(std::min(prm.tiles, sms)), kThreads, F::kSmem, s>>>(prm);  // persistent
+  return cudaGetLastError();
+}
+
 }  // namespace
 
 bool swiglu_dx_sm90_accepts(const SwigluDxParams& p) {
-  const int64_t mt = (p.n + kBM - 1) / kBM, nt = (p.I + kBN - 1) / kBN;
+  const int64_t mt = (p.n + kBM - 1) / kBM, nt = (p.I + 127) / 128;  // the narrowest form's
   const bool lora_ok =
       p.r == 0 || (p.r > 0 && p.r <= kSwigluDxMaxRank && p.t && p.a && p.ldt >= p.r &&
                    p.ldt % 8 == 0 && aligned16(p.t) && aligned16(p.a));
   return p.n > 0 && p.d > 0 && p.I > 0 && p.d % 8 == 0 && p.I % 8 == 0 && p.ldy >= p.d &&
          p.ldy % 8 == 0 && p.ldw >= p.I && p.ldw % 8 == 0 && p.n <= INT32_MAX &&
-         mt * nt <= INT32_MAX && p.dy && p.w && p.gate && p.up && p.dgate && p.dup &&
-         aligned16(p.dy) && aligned16(p.w) && aligned16(p.gate) && aligned16(p.up) &&
-         aligned16(p.dgate) && aligned16(p.dup) && lora_ok && attention_sm90_device();
+         mt * nt <= INT32_MAX && p.form >= 0 && p.form <= kSwigluDxForms && p.dy && p.w && p.gate &&
+         p.up && p.dgate && p.dup && aligned16(p.dy) && aligned16(p.w) && aligned16(p.gate) &&
+         aligned16(p.up) && aligned16(p.dgate) && aligned16(p.dup) && lora_ok &&
+         attention_sm90_device();
 }
 
 cudaError_t swiglu_dx_sm90(const SwigluDxParams& p, cudaStream_t s) {
@@ -316,23 +431,17 @@ cudaError_t swiglu_dx_sm90(const SwigluDxParams& p, cudaStream_t s) {
   std::memset(&prm, 0, sizeof prm);
   prm.p = p;
   prm.mt = int((p.n + kBM - 1) / kBM);
-  prm.nt = int((p.I + kBN - 1) / kBN);
   prm.kb = int((p.d + kBK - 1) / kBK);
-  prm.tiles = prm.mt * prm.nt;
-  if (!make_2d(&prm.tdy, p.dy, p.d, p.n, p.ldy, kBM) ||
-      !make_2d(&prm.tw, p.w, p.I, p.d, p.ldw, kBK) ||
-      (p.r > 0 && (!make_2d(&prm.tt, p.t, p.r, p.n, p.ldt, kBM) ||
-                   !make_2d(&prm.ta, p.a, p.I, p.r, p.I, kBK))))
-    return cudaErrorInvalidValue;
-  auto kernel = p.r > 0 ? swiglu_dx_sm90_kernel<true> : swiglu_dx_sm90_kernel<false>;
-  cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
-  if (e != cudaSuccess) return e;
-  int dev = 0, sms = 0;
-  if ((e = cudaGetDevice(&dev)) != cudaSuccess ||
-      (e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess)
-    return e;
-  kernel<<<unsigned(std::min(prm.tiles, sms)), kThreads, kSmem, s>>>(prm);  // persistent
-  return cudaGetLastError();
+  switch (p.form ? p.form : default_form()) {
+    case 1:
+      return launch_form<Form<256, 3, false>>(prm, s);
+    case 3:
+      return launch_form<Form<192, 4, false>>(prm, s);
+    case 4:
+      return launch_form<Form<128, 4, true>>(prm, s);
+    default:
+      return launch_form<Form<192, 3, true>>(prm, s);
+  }
 }
 
 }  // namespace cuda
