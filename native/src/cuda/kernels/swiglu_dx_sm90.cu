@@ -24,6 +24,9 @@
  * chosen per call (SwigluDxParams::form) or by LORA4J_SWIGLU_DX_FORM for A/B runs:
  *   1: 256 wide, 3 stages, bf16 dh   2: 192 wide, 3 stages, fp32 dh (the default)
  *   3: 192 wide, 4 stages, bf16 dh   4: 128 wide, 4 stages, fp32 dh
+ *   5, 6: 2 and 3 with a fourth warpgroup of epilogue warps (seven in all instead of three): the
+ *   consumers of 2 and 3 wait 16% and 27% of their time for the three to drain the buffer
+ *   (Nsight Compute's stall sampling, twenty-fourth session)
  * Measured (twenty-third session, per-op at 4 x 2048 on an H200): one block per 128 x 256 tile
  * with the epilogue from the accumulators 2.073 ms a layer, form 1 1.918, the unfused GEMM and
  * SwiGLU backward 1.92-1.96: the GEMM's main loop is what decides.
@@ -46,15 +49,18 @@ namespace {
 
 using namespace sm90;
 
-constexpr int kBM = 128, kBK = 64, kThreads = 384;
+constexpr int kBM = 128, kBK = 64;
 constexpr int kGroupM = 16;             // row tiles per raster group
 constexpr int kABytes = kBM * kBK * 2;  // [128 rows][64] bf16: 16 KB
 constexpr int kBPanel = kBK * 64 * 2;   // [64 K rows][64 columns]: 8 KB
 
-template <int BN, int S, bool F32>
+// EW: extra warpgroups of epilogue warps beside the producer warpgroup's three (0 or 1; with 1
+// the block has 512 threads and 128 registers a thread at most).
+template <int BN, int S, bool F32, int EW = 0>
 struct Form {
   static constexpr int kBN = BN, kStages = S;
   static constexpr bool kF32 = F32;
+  static constexpr int kThreads = 384 + 128 * EW, kEpiWarps = 3 + 4 * EW;
   static constexpr int kStageBytes = kABytes + (BN / 64) * kBPanel;
   // a dh row in the buffer, padded so that the consumers' stores of one warp spread over the
   // banks (fp32: 8 bytes a thread, two half-warps; bf16: 4 bytes)
@@ -166,7 +172,7 @@ __device__ __forceinline__ void wgmma_bmn<128>(float (&d)[64], uint64_t da, uint
 // main loop is fixed at compile time: with a run-time branch there, ptxas serializes every wgmma
 // of the kernel (C7515).
 template <class F, bool kLora>
-__global__ void __launch_bounds__(kThreads, 1)
+__global__ void __launch_bounds__(F::kThreads, 1)
     swiglu_dx_sm90_kernel(const __grid_constant__ SwigluDxPrm prm) {
 #ifdef LORA4J_SM90A_DEVICE
   constexpr int kBN = F::kBN, kStages = F::kStages, kDhPitch = F::kDhPitch;
@@ -201,13 +207,13 @@ __global__ void __launch_bounds__(kThreads, 1)
       mbar_init(bar_free(s), 8);  // one arrival per consumer warp
     }
     mbar_init(bar_dh_full, 8);   // the consumer warps, once their rows of dh are in the buffer
-    mbar_init(bar_dh_empty, 3);  // the epilogue warps, once they have read the buffer
+    mbar_init(bar_dh_empty, F::kEpiWarps);  // the epilogue warps, once they have read it
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   __syncthreads();
 
-  if (wg == 0) {
-    if (tid == 0) {
+  if (wg == 0 || wg == 3) {
+    if (wg == 0 && tid == 0) {
       // ---- producer: every block of every tile of this block, through the ring ----
       int it = 0;  // ring position over all of this block's tiles
       for (int t = int(blockIdx.x); t < prm.tiles; t += int(gridDim.x)) {
@@ -229,15 +235,16 @@ __global__ void __launch_bounds__(kThreads, 1)
           }
         }
       }
-    } else if (tid >= 32) {
-      // ---- epilogue (warps 1-3): 16-byte chunks of 8 columns, BN / 8 a row ----
-      const int e = tid - 32;  // 0 .. 95
+    } else if (wg == 3 || tid >= 32) {
+      // ---- epilogue (warps 1-3, and warpgroup 3's four): 16-byte chunks of 8 columns ----
+      const int e = wg == 3 ? 96 + tid : tid - 32;  // 0 .. 32 kEpiWarps - 1
       int j = 0;
       for (int t = int(blockIdx.x); t < prm.tiles; t += int(gridDim.x), ++j) {
         int m0, n0;
         tile_at(t, m0, n0);
         mbar_wait(bar_dh_full, j & 1);
-        constexpr int kRowChunks = kBN / 8, kChunks = kBM * kRowChunks, kStep = 96, kBatch = 4;
+        constexpr int kRowChunks = kBN / 8, kChunks = kBM * kRowChunks, kStep = 32 * F::kEpiWarps,
+                      kBatch = 4;
         for (int c0 = e; c0 < kChunks; c0 += kStep * kBatch) {
           Bf16x8 gv[kBatch], uv[kBatch];
           float dv[kBatch][8];
@@ -406,7 +413,7 @@ cudaError_t launch_form(SwigluDxPrm& prm, cudaStream_t s) {
   if ((e = cudaGetDevice(&dev)) != cudaSuccess ||
       (e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess)
     return e;
-  kernel<<<unsigned(std::min(prm.tiles, sms)), kThreads, F::kSmem, s>>>(prm);  // persistent
+  kernel<<<unsigned(std::min(prm.tiles, sms)), F::kThreads, F::kSmem, s>>>(prm);  // persistent
   return cudaGetLastError();
 }
 
@@ -439,6 +446,10 @@ cudaError_t swiglu_dx_sm90(const SwigluDxParams& p, cudaStream_t s) {
       return launch_form<Form<192, 4, false>>(prm, s);
     case 4:
       return launch_form<Form<128, 4, true>>(prm, s);
+    case 5:
+      return launch_form<Form<192, 3, true, 1>>(prm, s);
+    case 6:
+      return launch_form<Form<192, 4, false, 1>>(prm, s);
     default:
       return launch_form<Form<192, 3, true>>(prm, s);
   }
