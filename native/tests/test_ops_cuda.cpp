@@ -1747,7 +1747,7 @@ void test_swiglu_lora(ct::Rng& r) {
 // random elements (and the last row's last column) are checked against double instead of all.
 void swiglu_dx_case(uint64_t seed, int64_t n, int64_t d, int64_t I, int r, int64_t ldy, int64_t ldt,
                     float s, int64_t samples, int form) {
-  const bool dh_bf16 = form == 1 || form == 3;  // the forms that keep dh in bf16 on chip
+  const bool dh_bf16 = cuda::swiglu_dx_form_dh_bf16(form);  // dh in bf16 on chip
   const char* S = "swiglu_dx";
   const std::string tag = "form " + std::to_string(form) + " n=" + std::to_string(n) +
                           " d=" + std::to_string(d) + " I=" + std::to_string(I) +

@@ -439,6 +439,11 @@ cudaError_t swiglu_dx_sm90(const SwigluDxParams& p, cudaStream_t s) {
   prm.p = p;
   prm.mt = int((p.n + kBM - 1) / kBM);
   prm.kb = int((p.d + kBK - 1) / kBK);
+  // the forms' dh types as kernels.h states them for the tests
+  static_assert(swiglu_dx_form_dh_bf16(1) && !swiglu_dx_form_dh_bf16(2) &&
+                    swiglu_dx_form_dh_bf16(3) && !swiglu_dx_form_dh_bf16(4) &&
+                    !swiglu_dx_form_dh_bf16(5) && swiglu_dx_form_dh_bf16(6),
+                "forms 1, 3 and 6 hand dh over in bf16");
   switch (p.form ? p.form : default_form()) {
     case 1:
       return launch_form<Form<256, 3, false>>(prm, s);
