@@ -22,11 +22,12 @@
  *
  * The forms (tile width, stages, dh's type in the buffer) that fit the 227 KB of shared memory,
  * chosen per call (SwigluDxParams::form) or by LORA4J_SWIGLU_DX_FORM for A/B runs:
- *   1: 256 wide, 3 stages, bf16 dh   2: 192 wide, 3 stages, fp32 dh (the default)
+ *   1: 256 wide, 3 stages, bf16 dh   2: 192 wide, 3 stages, fp32 dh
  *   3: 192 wide, 4 stages, bf16 dh   4: 128 wide, 4 stages, fp32 dh
  *   5, 6: 2 and 3 with a fourth warpgroup of epilogue warps (seven in all instead of three): the
  *   consumers of 2 and 3 wait 16% and 27% of their time for the three to drain the buffer
- *   (Nsight Compute's stall sampling, twenty-fourth session)
+ *   (Nsight Compute's stall sampling, twenty-fourth session). 5 is the default (fp32 dh: the
+ *   contract's numerics); 6 rounds dh to bf16 like 1 and 3.
  * Measured (twenty-third session, per-op at 4 x 2048 on an H200): one block per 128 x 256 tile
  * with the epilogue from the accumulators 2.073 ms a layer, form 1 1.918, the unfused GEMM and
  * SwiGLU backward 1.92-1.96: the GEMM's main loop is what decides.
@@ -385,12 +386,12 @@ bool make_2d(CUtensorMap* m, const bf16* ptr, int64_t cols, int64_t rows, int64_
                         CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
-// The form a call with form 0 takes: LORA4J_SWIGLU_DX_FORM (1 .. kSwigluDxForms), else 2.
+// The form a call with form 0 takes: LORA4J_SWIGLU_DX_FORM (1 .. kSwigluDxForms), else 5.
 int default_form() {
   static const int f = [] {
     const char* v = std::getenv("LORA4J_SWIGLU_DX_FORM");
     const int x = v ? std::atoi(v) : 0;
-    return x >= 1 && x <= kSwigluDxForms ? x : 2;
+    return x >= 1 && x <= kSwigluDxForms ? x : 5;
   }();
   return f;
 }
