@@ -163,7 +163,7 @@ struct SwigluDxParams {
   int form = 0;
 };
 constexpr int kSwigluDxMaxRank = 64;
-constexpr int kSwigluDxForms = 6;
+constexpr int kSwigluDxForms = 8;
 // Whether a form hands dh to its epilogue rounded to bf16 (1, 3, 6) rather than in fp32.
 constexpr bool swiglu_dx_form_dh_bf16(int form) { return form == 1 || form == 3 || form == 6; }
 // Built (sm_90a code in the library), an sm_90 device, and a call it takes: d, I, ldy, ldw and

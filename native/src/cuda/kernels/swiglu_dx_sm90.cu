@@ -28,6 +28,10 @@
  *   consumers of 2 and 3 wait 16% and 27% of their time for the three to drain the buffer
  *   (Nsight Compute's stall sampling, twenty-fourth session). 5 is the default (fp32 dh: the
  *   contract's numerics); 6 rounds dh to bf16 like 1 and 3.
+ *   7: 4 with the fourth warpgroup (128 wide, 4 stages, fp32 dh).
+ *   8: 192 wide, fp32 dh, the fourth warpgroup, ring blocks of K 32 (64-byte swizzle on dy's
+ *   tile): six stages of 20 KB where 5 has three of 40 (form 5's consumers still wait for data
+ *   with three; 6's four stages are what its bf16 buffer buys).
  * Measured (twenty-third session, per-op at 4 x 2048 on an H200): one block per 128 x 256 tile
  * with the epilogue from the accumulators 2.073 ms a layer, form 1 1.918, the unfused GEMM and
  * SwiGLU backward 1.92-1.96: the GEMM's main loop is what decides.
@@ -50,19 +54,23 @@ namespace {
 
 using namespace sm90;
 
-constexpr int kBM = 128, kBK = 64;
-constexpr int kGroupM = 16;             // row tiles per raster group
-constexpr int kABytes = kBM * kBK * 2;  // [128 rows][64] bf16: 16 KB
-constexpr int kBPanel = kBK * 64 * 2;   // [64 K rows][64 columns]: 8 KB
+constexpr int kBM = 128;
+constexpr int kGroupM = 16;  // row tiles per raster group
 
 // EW: extra warpgroups of epilogue warps beside the producer warpgroup's three (0 or 1; with 1
-// the block has 512 threads and 128 registers a thread at most).
-template <int BN, int S, bool F32, int EW = 0>
+// the block has 512 threads and 128 registers a thread at most). BK: the K of a ring block, 64
+// (dy's tile rows 128 bytes, 128-byte swizzle) or 32 (64 bytes, 64-byte swizzle: stages half
+// the size, twice as many in the same shared memory); W's panels are 64 columns (128 bytes)
+// wide either way. The LoRA term takes kLoraBlocks ring blocks (r <= 64; past r they are zeros).
+template <int BN, int S, bool F32, int EW = 0, int BK = 64>
 struct Form {
-  static constexpr int kBN = BN, kStages = S;
+  static constexpr int kBN = BN, kStages = S, kBK = BK, kLoraBlocks = 64 / BK;
   static constexpr bool kF32 = F32;
   static constexpr int kThreads = 384 + 128 * EW, kEpiWarps = 3 + 4 * EW;
+  static constexpr int kABytes = kBM * BK * 2;  // dy's [128 rows][BK]
+  static constexpr int kBPanel = BK * 64 * 2;   // W's [BK rows][64 columns]
   static constexpr int kStageBytes = kABytes + (BN / 64) * kBPanel;
+  static_assert(BK == 64 || BK == 32, "ring blocks of 64 or 32");
   // a dh row in the buffer, padded so that the consumers' stores of one warp spread over the
   // banks (fp32: 8 bytes a thread, two half-warps; bf16: 4 bytes)
   static constexpr int kDhPitch = F32 ? BN * 4 + 32 : BN * 2 + 16;
@@ -176,8 +184,9 @@ template <class F, bool kLora>
 __global__ void __launch_bounds__(F::kThreads, 1)
     swiglu_dx_sm90_kernel(const __grid_constant__ SwigluDxPrm prm) {
 #ifdef LORA4J_SM90A_DEVICE
-  constexpr int kBN = F::kBN, kStages = F::kStages, kDhPitch = F::kDhPitch;
-  constexpr int kStageBytes = F::kStageBytes;
+  constexpr int kBN = F::kBN, kStages = F::kStages, kDhPitch = F::kDhPitch, kBK = F::kBK;
+  constexpr int kStageBytes = F::kStageBytes, kABytes = F::kABytes, kBPanel = F::kBPanel;
+  constexpr int kLoraBlocks = kLora ? F::kLoraBlocks : 0;
   extern __shared__ unsigned char smem_raw[];
   const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
   const uint32_t bar0 = base + F::kBarOff;
@@ -199,7 +208,7 @@ __global__ void __launch_bounds__(F::kThreads, 1)
     n0 = (in_grp / gm) * kBN;
   };
   constexpr bool lora = kLora;
-  const int per_tile = prm.kb + (lora ? 1 : 0);  // ring blocks a tile: [LoRA,] dy W's K blocks
+  const int per_tile = prm.kb + kLoraBlocks;  // ring blocks a tile: [LoRA,] dy W's K blocks
   const int wg = threadIdx.x / 128, tid = threadIdx.x % 128;
 
   if (threadIdx.x == 0) {
@@ -223,13 +232,18 @@ __global__ void __launch_bounds__(F::kThreads, 1)
         for (int b = 0; b < per_tile; ++b, ++it) {
           const int s = it % kStages;
           mbar_wait(bar_free(s), ((it / kStages) & 1) ^ 1);  // first pass: passes at once
-          mbar_expect_tx(bar_full(s), kStageBytes);
-          if (lora && b == 0) {
-            tma_load_2d(stage_a(s), &prm.tt, bar_full(s), 0, m0);
+          if (b < kLoraBlocks) {  // T's columns and A's rows b BK .. (zeros past r)
+            if (b * kBK >= p.r) {     // wholly past r: nothing to load, the consumers skip it
+              mbar_arrive(bar_full(s));
+              continue;
+            }
+            mbar_expect_tx(bar_full(s), kStageBytes);
+            tma_load_2d(stage_a(s), &prm.tt, bar_full(s), b * kBK, m0);
             for (int c = 0; c < kBN / 64; ++c)
-              tma_load_2d(stage_b(s) + c * kBPanel, &prm.ta, bar_full(s), n0 + 64 * c, 0);
+              tma_load_2d(stage_b(s) + c * kBPanel, &prm.ta, bar_full(s), n0 + 64 * c, b * kBK);
           } else {
-            const int k0 = (b - (lora ? 1 : 0)) * kBK;
+            mbar_expect_tx(bar_full(s), kStageBytes);
+            const int k0 = (b - kLoraBlocks) * kBK;
             tma_load_2d(stage_a(s), &prm.tdy, bar_full(s), k0, m0);
             for (int c = 0; c < kBN / 64; ++c)
               tma_load_2d(stage_b(s) + c * kBPanel, &prm.tw, bar_full(s), n0 + 64 * c, k0);
@@ -295,16 +309,18 @@ __global__ void __launch_bounds__(F::kThreads, 1)
 
   // ---- consumers: warpgroup cw owns rows 64 cw .. + 63 of each tile ----
   const int cw = wg - 1, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
-  const uint32_t arow = uint32_t(cw) * 64 * 128;  // the warpgroup's rows in an A tile
+  const uint32_t arow = uint32_t(cw) * 64 * (2 * kBK);  // the warpgroup's rows in an A tile
   auto release = [&](int s) {
     __syncwarp();
     if (lane == 0) mbar_arrive(bar_free(s));
   };
-  // A: K-major, k16 step kk 32 bytes into the 128-byte rows; B: MN-major, k16 step kk 16 rows
-  // (2048 bytes) down each panel, the next 64 columns one panel on (lbo)
+  // A: K-major, k16 step kk 32 bytes into the 2 BK-byte rows (8-row groups 16 BK bytes apart);
+  // B: MN-major, k16 step kk 16 rows (2048 bytes) down each panel, the next 64 columns one panel
+  // on (lbo)
   float acc[kBN / 2];
   auto issue_k = [&](int s, int kk) {
-    wgmma_bmn<kBN>(acc, sw128_desc(stage_a(s) + arow + kk * 32, 16, 1024),
+    const uint32_t a = stage_a(s) + arow + kk * 32;
+    wgmma_bmn<kBN>(acc, kBK == 64 ? sw128_desc(a, 16, 1024) : sw64_desc(a, 16, 512),
                    sw128_desc(stage_b(s) + kk * 2048, kBPanel, 1024));
   };
 
@@ -313,28 +329,30 @@ __global__ void __launch_bounds__(F::kThreads, 1)
 #pragma unroll
     for (int i = 0; i < kBN / 2; ++i) acc[i] = 0.f;
     fence_regs(acc);  // the zeros are written before the first wgmma (which accumulates)
-    const int first = it + (lora ? 1 : 0);
+    const int first = it + kLoraBlocks;
     if (lora) {
       // s T A first, alone: the scale applies to it only
-      const int s = it % kStages;
-      mbar_wait(bar_full(s), (it / kStages) & 1);
-      wgmma_fence();
-      // r / 16 steps, each issued alone (a conditional issue between others makes ptxas insert
-      // waits; here the block is waited for at once anyway)
-      const int ksteps = (p.r + 15) / 16;
+      const int ksteps = (p.r + 15) / 16;  // k16 steps of the rank, over the LoRA blocks
 #pragma unroll
-      for (int kk = 0; kk < kBK / 16; ++kk) {
-        if (kk < ksteps) {
-          issue_k(s, kk);
-          wgmma_commit();
-          wgmma_wait0();
-          fence_regs(acc);
+      for (int lb = 0; lb < kLoraBlocks; ++lb, ++it) {
+        const int s = it % kStages;
+        mbar_wait(bar_full(s), (it / kStages) & 1);
+        wgmma_fence();
+        // each step issued alone (a conditional issue between others makes ptxas insert waits;
+        // here the block is waited for at once anyway)
+#pragma unroll
+        for (int kk = 0; kk < kBK / 16; ++kk) {
+          if (lb * (kBK / 16) + kk < ksteps) {
+            issue_k(s, kk);
+            wgmma_commit();
+            wgmma_wait0();
+            fence_regs(acc);
+          }
         }
+        release(s);
       }
 #pragma unroll
       for (int i = 0; i < kBN / 2; ++i) acc[i] *= p.s;
-      release(s);
-      ++it;
     }
     const int end = first + prm.kb;
     for (; it < end; ++it) {
@@ -373,16 +391,18 @@ __global__ void __launch_bounds__(F::kThreads, 1)
 bool aligned16(const void* q) { return (reinterpret_cast<uintptr_t>(q) & 15u) == 0; }
 
 // A row-major bf16 matrix [rows][cols] (row stride ld) as a 2-d map {cols, rows}, box
-// {64, box_rows}, 128-byte swizzle; elements past the matrix read as zeros.
+// {box_cols, box_rows} (64 columns: 128-byte swizzle; 32: 64-byte); elements past the matrix
+// read as zeros.
 bool make_2d(CUtensorMap* m, const bf16* ptr, int64_t cols, int64_t rows, int64_t ld,
-             uint32_t box_rows) {
+             uint32_t box_rows, uint32_t box_cols = 64) {
   const cuuint64_t dims[2] = {cuuint64_t(cols), cuuint64_t(rows)};
   const cuuint64_t strides[1] = {cuuint64_t(ld) * 2};
-  const cuuint32_t box[2] = {64, box_rows};
+  const cuuint32_t box[2] = {box_cols, box_rows};
   const cuuint32_t estr[2] = {1, 1};
   return encode_tiled()(m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<bf16*>(ptr), dims,
                         strides, box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE,
-                        CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                        box_cols == 64 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_64B,
+                        CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
                         CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
@@ -401,10 +421,11 @@ cudaError_t launch_form(SwigluDxPrm& prm, cudaStream_t s) {
   const SwigluDxParams& p = prm.p;
   prm.nt = int((p.I + F::kBN - 1) / F::kBN);
   prm.tiles = prm.mt * prm.nt;
-  if (!make_2d(&prm.tdy, p.dy, p.d, p.n, p.ldy, kBM) ||
-      !make_2d(&prm.tw, p.w, p.I, p.d, p.ldw, kBK) ||
-      (p.r > 0 && (!make_2d(&prm.tt, p.t, p.r, p.n, p.ldt, kBM) ||
-                   !make_2d(&prm.ta, p.a, p.I, p.r, p.I, kBK))))
+  prm.kb = int((p.d + F::kBK - 1) / F::kBK);
+  if (!make_2d(&prm.tdy, p.dy, p.d, p.n, p.ldy, kBM, F::kBK) ||
+      !make_2d(&prm.tw, p.w, p.I, p.d, p.ldw, F::kBK) ||
+      (p.r > 0 && (!make_2d(&prm.tt, p.t, p.r, p.n, p.ldt, kBM, F::kBK) ||
+                   !make_2d(&prm.ta, p.a, p.I, p.r, p.I, F::kBK))))
     return cudaErrorInvalidValue;
   auto kernel = p.r > 0 ? swiglu_dx_sm90_kernel<F, true> : swiglu_dx_sm90_kernel<F, false>;
   cudaError_t e =
@@ -439,11 +460,11 @@ cudaError_t swiglu_dx_sm90(const SwigluDxParams& p, cudaStream_t s) {
   std::memset(&prm, 0, sizeof prm);
   prm.p = p;
   prm.mt = int((p.n + kBM - 1) / kBM);
-  prm.kb = int((p.d + kBK - 1) / kBK);
   // the forms' dh types as kernels.h states them for the tests
   static_assert(swiglu_dx_form_dh_bf16(1) && !swiglu_dx_form_dh_bf16(2) &&
                     swiglu_dx_form_dh_bf16(3) && !swiglu_dx_form_dh_bf16(4) &&
-                    !swiglu_dx_form_dh_bf16(5) && swiglu_dx_form_dh_bf16(6),
+                    !swiglu_dx_form_dh_bf16(5) && swiglu_dx_form_dh_bf16(6) &&
+                    !swiglu_dx_form_dh_bf16(7) && !swiglu_dx_form_dh_bf16(8),
                 "forms 1, 3 and 6 hand dh over in bf16");
   switch (p.form ? p.form : default_form()) {
     case 1:
@@ -456,6 +477,10 @@ cudaError_t swiglu_dx_sm90(const SwigluDxParams& p, cudaStream_t s) {
       return launch_form<Form<192, 3, true, 1>>(prm, s);
     case 6:
       return launch_form<Form<192, 4, false, 1>>(prm, s);
+    case 7:
+      return launch_form<Form<128, 4, true, 1>>(prm, s);
+    case 8:
+      return launch_form<Form<192, 6, true, 1, 32>>(prm, s);
     default:
       return launch_form<Form<192, 3, true>>(prm, s);
   }
