@@ -216,7 +216,7 @@ __global__ void __launch_bounds__(F::kThreads, 1)
       mbar_init(bar_full(s), 1);
       mbar_init(bar_free(s), 8);  // one arrival per consumer warp
     }
-    mbar_init(bar_dh_full, 8);   // the consumer warps, once their rows of dh are in the buffer
+    mbar_init(bar_dh_full, 8);  // the consumer warps, once their rows of dh are in the buffer
     mbar_init(bar_dh_empty, F::kEpiWarps);  // the epilogue warps, once they have read it
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
@@ -232,8 +232,8 @@ __global__ void __launch_bounds__(F::kThreads, 1)
         for (int b = 0; b < per_tile; ++b, ++it) {
           const int s = it % kStages;
           mbar_wait(bar_free(s), ((it / kStages) & 1) ^ 1);  // first pass: passes at once
-          if (b < kLoraBlocks) {  // T's columns and A's rows b BK .. (zeros past r)
-            if (b * kBK >= p.r) {     // wholly past r: nothing to load, the consumers skip it
+          if (b < kLoraBlocks) {   // T's columns and A's rows b BK .. (zeros past r)
+            if (b * kBK >= p.r) {  // wholly past r: nothing to load, the consumers skip it
               mbar_arrive(bar_full(s));
               continue;
             }
