@@ -898,6 +898,28 @@ PairStep pair_step(lora4j_engine* const (&e)[2], const lora4j_batch& b) {
   return r;
 }
 
+// An A/B of an engine switch (switch_pair, rank 8, scale 1.5) over target sets, each with no
+// recompute and with per-layer recompute: a random adapter (seed + recompute + mask, B's std
+// b_std), one pair_step, then check(step, label, engines) before the engines go.
+struct TargetSet {
+  uint32_t mask;
+  const char* name;
+};
+template <class F>
+void switch_cases(Golden& g, const char* sw, std::initializer_list<TargetSet> sets, uint32_t seed,
+                  float b_std, F check) {
+  for (const TargetSet& t : sets)
+    for (int recompute : {LORA4J_RECOMPUTE_NONE, LORA4J_RECOMPUTE_LAYER}) {
+      lora4j_engine* e[2];
+      switch_pair(g, recompute, sw, 8, 1.5f, t.mask, e);
+      std::mt19937 rng(uint32_t(seed + recompute + t.mask));
+      set_random_adapter(e, rng, b_std);
+      const PairStep r = pair_step(e, batch_of(g));
+      check(r, std::string(t.name) + (recompute ? ", recompute layer" : ", no recompute"), e);
+      for (lora4j_engine* x : e) API(lora4j_engine_destroy(x));
+    }
+}
+
 // q, k and v's input gradients as one GEMM (CudaEngine::qkv_dx, the default) against three GEMMs
 // and the group's LoRA term (LORA4J_QKV_DX_FOLD=0), hd128, rank 8 and scale 1.5 (s T rounded to
 // bf16 once; the fold's K a multiple of 8, so its operand copies take the vectorized path), A and
@@ -909,19 +931,12 @@ PairStep pair_step(lora4j_engine* const (&e)[2], const lora4j_batch& b) {
 // layer 0's gradients (the fold runs in layer 1's backward, whose dx reaches layer 0).
 void qkv_dx_fold() {
   Golden g = load_case("hd128");
-  for (uint32_t targets : {0x7Fu, 0x78u})
-    for (int recompute : {LORA4J_RECOMPUTE_NONE, LORA4J_RECOMPUTE_LAYER}) {
-      lora4j_engine* e[2];
-      switch_pair(g, recompute, "LORA4J_QKV_DX_FOLD", 8, 1.5f, targets, e);
-      std::mt19937 rng(uint32_t(17 + recompute + targets));
-      set_random_adapter(e, rng, 0.f);
-      const PairStep r = pair_step(e, batch_of(g));
-      const std::string label = std::string(targets == 0x7F ? "all seven" : "o, gate, up, down") +
-                                (recompute ? ", recompute layer" : ", no recompute");
-      ct::report("golden", "hd128 q/k/v dX as one GEMM vs three, worst LoRA grad, " + label,
-                 r.worst, 2e-2);
-      for (lora4j_engine* x : e) API(lora4j_engine_destroy(x));
-    }
+  switch_cases(g, "LORA4J_QKV_DX_FOLD", {{0x7Fu, "all seven"}, {0x78u, "o, gate, up, down"}}, 17,
+               0.f, [](const PairStep& r, const std::string& label, lora4j_engine* const(&)[2]) {
+                 ct::report("golden",
+                            "hd128 q/k/v dX as one GEMM vs three, worst LoRA grad, " + label,
+                            r.worst, 2e-2);
+               });
 }
 
 // dq, dk and dv written by the attention backward and RoPE straight into their columns of the
@@ -936,31 +951,23 @@ void qkv_dx_direct() {
   const int64_t n = int64_t(g.B) * g.S, qd = int64_t(g.cfg.num_heads) * g.cfg.head_dim,
                 kvd = int64_t(g.cfg.num_kv_heads) * g.cfg.head_dim;
   const int64_t bufs = n * (qd + 2 * kvd) * 2;  // bf16
-  for (uint32_t targets : {0x7Fu, 0x78u, 0x01u})
-    for (int recompute : {LORA4J_RECOMPUTE_NONE, LORA4J_RECOMPUTE_LAYER}) {
-      lora4j_engine* e[2];
-      switch_pair(g, recompute, "LORA4J_QKV_DX_DIRECT", 8, 1.5f, targets, e);
-      std::mt19937 rng(uint32_t(23 + recompute + targets));
-      set_random_adapter(e, rng, 0.5f);
-      const PairStep r = pair_step(e, batch_of(g));
-      const std::string label = std::string(targets == 0x7F   ? "all seven"
-                                            : targets == 0x78 ? "o, gate, up, down"
-                                                              : "q") +
-                                (recompute ? ", recompute layer" : ", no recompute");
-      ct::report("golden", "hd128 q/k/v gradients into the fold's operand vs copied, loss " + label,
-                 std::fabs(r.loss[0] - r.loss[1]), 0);
-      ct::report(
-          "golden",
-          "hd128 q/k/v gradients into the fold's operand vs copied, worst LoRA grad " + label,
-          r.worst, 0);
-      int64_t in_use[2] = {0, 0}, peak = 0;
-      for (int k = 0; k < 2; ++k) API(lora4j_engine_memory(e[k], &in_use[k], &peak));
-      const int64_t saved = in_use[1] - in_use[0];
-      ct::report_bool("golden", "memory in use lower by dq, dk and dv's buffers, " + label,
-                      saved >= bufs && saved <= bufs + 3 * 256,
-                      std::to_string(saved) + " bytes, want " + std::to_string(bufs));
-      for (lora4j_engine* x : e) API(lora4j_engine_destroy(x));
-    }
+  switch_cases(
+      g, "LORA4J_QKV_DX_DIRECT", {{0x7Fu, "all seven"}, {0x78u, "o, gate, up, down"}, {0x01u, "q"}},
+      23, 0.5f, [&](const PairStep& r, const std::string& label, lora4j_engine* const(&e)[2]) {
+        ct::report("golden",
+                   "hd128 q/k/v gradients into the fold's operand vs copied, loss " + label,
+                   std::fabs(r.loss[0] - r.loss[1]), 0);
+        ct::report(
+            "golden",
+            "hd128 q/k/v gradients into the fold's operand vs copied, worst LoRA grad " + label,
+            r.worst, 0);
+        int64_t in_use[2] = {0, 0}, peak = 0;
+        for (int k = 0; k < 2; ++k) API(lora4j_engine_memory(e[k], &in_use[k], &peak));
+        const int64_t saved = in_use[1] - in_use[0];
+        ct::report_bool("golden", "memory in use lower by dq, dk and dv's buffers, " + label,
+                        saved >= bufs && saved <= bufs + 3 * 256,
+                        std::to_string(saved) + " bytes, want " + std::to_string(bufs));
+      });
 }
 
 // q, k and v's weights in one allocation per layer with rows for the group's A after them, read
@@ -1143,23 +1150,15 @@ void qkv_pair_one() {
 void swiglu_dx_fused_ab() {
   const char* S = "swiglu dx";
   Golden g = load_case("hd128");
-  for (uint32_t targets : {0x7Fu, 0x78u, 0x3Fu})
-    for (int recompute : {LORA4J_RECOMPUTE_NONE, LORA4J_RECOMPUTE_LAYER}) {
-      lora4j_engine* e[2];
-      switch_pair(g, recompute, "LORA4J_SWIGLU_DX_FUSED", 8, 1.5f, targets, e);
-      std::mt19937 rng(uint32_t(61 + recompute + targets));
-      set_random_adapter(e, rng, 0.5f);
-      const PairStep r = pair_step(e, batch_of(g));
-      const std::string label = std::string(targets == 0x7F   ? "all seven"
-                                            : targets == 0x78 ? "o, gate, up, down"
-                                                              : "all but down") +
-                                (recompute ? ", recompute layer" : ", no recompute");
-      ct::report(S, "hd128 down dX + SwiGLU backward fused vs not, loss, " + label,
-                 std::fabs(r.loss[0] - r.loss[1]), 0);
-      ct::report(S, "hd128 down dX + SwiGLU backward fused vs not, worst LoRA grad, " + label,
-                 r.worst, 2e-2);
-      for (lora4j_engine* x : e) API(lora4j_engine_destroy(x));
-    }
+  switch_cases(g, "LORA4J_SWIGLU_DX_FUSED",
+               {{0x7Fu, "all seven"}, {0x78u, "o, gate, up, down"}, {0x3Fu, "all but down"}}, 61,
+               0.5f, [&](const PairStep& r, const std::string& label, lora4j_engine* const(&)[2]) {
+                 ct::report(S, "hd128 down dX + SwiGLU backward fused vs not, loss, " + label,
+                            std::fabs(r.loss[0] - r.loss[1]), 0);
+                 ct::report(
+                     S, "hd128 down dX + SwiGLU backward fused vs not, worst LoRA grad, " + label,
+                     r.worst, 2e-2);
+               });
   int dev = 0, major = 0, minor = 0;
   CT_CUDA(cudaGetDevice(&dev));
   CT_CUDA(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
