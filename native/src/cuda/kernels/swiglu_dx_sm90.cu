@@ -98,26 +98,30 @@ struct SwigluDxPrm {
       LORA4J_D4(o + 20), LORA4J_D4(o + 24), LORA4J_D4(o + 28)
 #define LORA4J_P4(a, b, c, e) "%" #a ", %" #b ", %" #c ", %" #e ", "
 #define LORA4J_P4L(a, b, c, e) "%" #a ", %" #b ", %" #c ", %" #e
-#define LORA4J_P28_0                                                          \
-  LORA4J_P4(0, 1, 2, 3)                                                       \
-  LORA4J_P4(4, 5, 6, 7)                                                       \
-  LORA4J_P4(8, 9, 10, 11) LORA4J_P4(12, 13, 14, 15) LORA4J_P4(16, 17, 18, 19) \
-      LORA4J_P4(20, 21, 22, 23) LORA4J_P4(24, 25, 26, 27)
-#define LORA4J_P28_1                                                            \
-  LORA4J_P4(32, 33, 34, 35)                                                     \
-  LORA4J_P4(36, 37, 38, 39)                                                     \
-  LORA4J_P4(40, 41, 42, 43) LORA4J_P4(44, 45, 46, 47) LORA4J_P4(48, 49, 50, 51) \
-      LORA4J_P4(52, 53, 54, 55) LORA4J_P4(56, 57, 58, 59)
-#define LORA4J_P28_2                                                            \
-  LORA4J_P4(64, 65, 66, 67)                                                     \
-  LORA4J_P4(68, 69, 70, 71)                                                     \
-  LORA4J_P4(72, 73, 74, 75) LORA4J_P4(76, 77, 78, 79) LORA4J_P4(80, 81, 82, 83) \
-      LORA4J_P4(84, 85, 86, 87) LORA4J_P4(88, 89, 90, 91)
-#define LORA4J_P28_3                                                                        \
-  LORA4J_P4(96, 97, 98, 99)                                                                 \
-  LORA4J_P4(100, 101, 102, 103)                                                             \
-  LORA4J_P4(104, 105, 106, 107) LORA4J_P4(108, 109, 110, 111) LORA4J_P4(112, 113, 114, 115) \
-      LORA4J_P4(116, 117, 118, 119) LORA4J_P4(120, 121, 122, 123)
+#define LORA4J_P28_0        \
+  LORA4J_P4(0, 1, 2, 3)     \
+  LORA4J_P4(4, 5, 6, 7)     \
+  LORA4J_P4(8, 9, 10, 11)   \
+  LORA4J_P4(12, 13, 14, 15) \
+  LORA4J_P4(16, 17, 18, 19) LORA4J_P4(20, 21, 22, 23) LORA4J_P4(24, 25, 26, 27)
+#define LORA4J_P28_1        \
+  LORA4J_P4(32, 33, 34, 35) \
+  LORA4J_P4(36, 37, 38, 39) \
+  LORA4J_P4(40, 41, 42, 43) \
+  LORA4J_P4(44, 45, 46, 47) \
+  LORA4J_P4(48, 49, 50, 51) LORA4J_P4(52, 53, 54, 55) LORA4J_P4(56, 57, 58, 59)
+#define LORA4J_P28_2        \
+  LORA4J_P4(64, 65, 66, 67) \
+  LORA4J_P4(68, 69, 70, 71) \
+  LORA4J_P4(72, 73, 74, 75) \
+  LORA4J_P4(76, 77, 78, 79) \
+  LORA4J_P4(80, 81, 82, 83) LORA4J_P4(84, 85, 86, 87) LORA4J_P4(88, 89, 90, 91)
+#define LORA4J_P28_3            \
+  LORA4J_P4(96, 97, 98, 99)     \
+  LORA4J_P4(100, 101, 102, 103) \
+  LORA4J_P4(104, 105, 106, 107) \
+  LORA4J_P4(108, 109, 110, 111) \
+  LORA4J_P4(112, 113, 114, 115) LORA4J_P4(116, 117, 118, 119) LORA4J_P4(120, 121, 122, 123)
 // N: the instruction's n; PLACES: the accumulators' places ("%0, ..."); DA, DB: the
 // descriptors' places; D: the accumulator operands
 #define LORA4J_WGMMA_BMN(N, PLACES, DA, DB, ...)                                               \
