@@ -135,7 +135,7 @@ cudaError_t swiglu_backward(const float* dh, const bf16* gate, const bf16* up, b
 
 // The down projection's input gradient and the SwiGLU backward in one kernel (Hopper, sm_90a:
 // swiglu_dx_sm90.cu): dh = dy W (+ s T A) is never written to global memory; the kernel applies
-// swiglu_bwd_one to it (fp32, or rounded to bf16 in the forms that keep it so), gate and up,
+// swiglu_bwd_one to it (fp32), gate and up,
 // writing dgate and dup (in place when dgate = gate, dup = up: each element is read and written
 // by one thread).
 //   dy [n, d] bf16, row stride ldy; W = down's frozen weight [d, I] (row stride ldw);
@@ -158,14 +158,12 @@ struct SwigluDxParams {
   bf16* dgate = nullptr;
   bf16* dup = nullptr;
   int64_t n = 0, d = 0, I = 0;
-  // the kernel's form (tile width, stages, dh's type on chip: swiglu_dx_sm90.cu), 1 ..
+  // the kernel's form (tile width and stages: swiglu_dx_sm90.cu), 1 ..
   // kSwigluDxForms; 0: LORA4J_SWIGLU_DX_FORM, else the default
   int form = 0;
 };
 constexpr int kSwigluDxMaxRank = 64;
-constexpr int kSwigluDxForms = 8;
-// Whether a form hands dh to its epilogue rounded to bf16 (1, 3, 6) rather than in fp32.
-constexpr bool swiglu_dx_form_dh_bf16(int form) { return form == 1 || form == 3 || form == 6; }
+constexpr int kSwigluDxForms = 2;
 // Built (sm_90a code in the library), an sm_90 device, and a call it takes: d, I, ldy, ldw and
 // ldt multiples of 8, 16-byte aligned dy, W, T, A, gate, up, dgate, dup, r <= kSwigluDxMaxRank.
 bool swiglu_dx_fused_accepts(const SwigluDxParams& p);

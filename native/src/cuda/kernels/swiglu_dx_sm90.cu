@@ -20,21 +20,15 @@
  * go on with their next tile while the three epilogue warps finish this one from the buffer, so
  * the epilogue's loads, arithmetic and stores run beside the next tile's products.
  *
- * The forms (tile width, stages, dh's type in the buffer) that fit the 227 KB of shared memory,
- * chosen per call (SwigluDxParams::form) or by LORA4J_SWIGLU_DX_FORM for A/B runs:
- *   1: 256 wide, 3 stages, bf16 dh   2: 192 wide, 3 stages, fp32 dh
- *   3: 192 wide, 4 stages, bf16 dh   4: 128 wide, 4 stages, fp32 dh
- *   5, 6: 2 and 3 with a fourth warpgroup of epilogue warps (seven in all instead of three): the
- *   consumers of 2 and 3 wait 16% and 27% of their time for the three to drain the buffer
- *   (Nsight Compute's stall sampling, twenty-fourth session). 5 is the default (fp32 dh: the
- *   contract's numerics); 6 rounds dh to bf16 like 1 and 3.
- *   7: 4 with the fourth warpgroup (128 wide, 4 stages, fp32 dh).
- *   8: 192 wide, fp32 dh, the fourth warpgroup, ring blocks of K 32 (64-byte swizzle on dy's
- *   tile): six stages of 20 KB where 5 has three of 40 (form 5's consumers still wait for data
- *   with three; 6's four stages are what its bf16 buffer buys).
- * Measured (twenty-third session, per-op at 4 x 2048 on an H200): one block per 128 x 256 tile
- * with the epilogue from the accumulators 2.073 ms a layer, form 1 1.918, the unfused GEMM and
- * SwiGLU backward 1.92-1.96: the GEMM's main loop is what decides.
+ * Two forms (tile width and stages; both keep dh in fp32, the contract's numerics, and add a
+ * fourth warpgroup of epilogue warps: seven in all), chosen per call (SwigluDxParams::form) or
+ * by LORA4J_SWIGLU_DX_FORM for A/B runs:
+ *   1: 192 wide, 3 stages (the default); 2: 128 wide, 4 stages.
+ * Measured per-op at 4 x 2048 on an H200 (twenty-fifth session): form 1 1.740 ms a layer, form 2
+ * 1.748, the unfused GEMM and SwiGLU backward 1.900. Forms tried and dropped (NOTES.md,
+ * twenty-fourth and twenty-fifth sessions): three epilogue warps (the consumers waited 16-27% of
+ * their time for the buffer to drain), dh rounded to bf16 on chip (1.448 ms, but the hd128
+ * gradients leave the 3e-2 bound), ring blocks of K 32 with six stages (2.064 ms).
  * Tiles are rastered in groups of kGroupM row tiles (the group's dy rows and its W columns stay
  * in L2 across a wave of tiles).
  */
@@ -57,23 +51,21 @@ using namespace sm90;
 constexpr int kBM = 128;
 constexpr int kGroupM = 16;  // row tiles per raster group
 
-// EW: extra warpgroups of epilogue warps beside the producer warpgroup's three (0 or 1; with 1
-// the block has 512 threads and 128 registers a thread at most). BK: the K of a ring block, 64
-// (dy's tile rows 128 bytes, 128-byte swizzle) or 32 (64 bytes, 64-byte swizzle: stages half
-// the size, twice as many in the same shared memory); W's panels are 64 columns (128 bytes)
-// wide either way. The LoRA term takes kLoraBlocks ring blocks (r <= 64; past r they are zeros).
-template <int BN, int S, bool F32, int EW = 0, int BK = 64>
+// A block: the producer warpgroup (one copying thread, three epilogue warps), two consumer
+// warpgroups and a fourth warpgroup of epilogue warps (512 threads, 128 registers a thread at
+// most). A ring block: K 64 (dy's tile rows 128 bytes, 128-byte swizzle); W's panels are 64
+// columns (128 bytes) wide. The LoRA term takes the tile's first ring block (r <= 64; zeros past
+// r).
+template <int BN, int S>
 struct Form {
-  static constexpr int kBN = BN, kStages = S, kBK = BK, kLoraBlocks = 64 / BK;
-  static constexpr bool kF32 = F32;
-  static constexpr int kThreads = 384 + 128 * EW, kEpiWarps = 3 + 4 * EW;
-  static constexpr int kABytes = kBM * BK * 2;  // dy's [128 rows][BK]
-  static constexpr int kBPanel = BK * 64 * 2;   // W's [BK rows][64 columns]
+  static constexpr int kBN = BN, kStages = S, kBK = 64;
+  static constexpr int kThreads = 512, kEpiWarps = 7;
+  static constexpr int kABytes = kBM * kBK * 2;  // dy's [128 rows][64]
+  static constexpr int kBPanel = kBK * 64 * 2;   // W's [64 rows][64 columns]
   static constexpr int kStageBytes = kABytes + (BN / 64) * kBPanel;
-  static_assert(BK == 64 || BK == 32, "ring blocks of 64 or 32");
-  // a dh row in the buffer, padded so that the consumers' stores of one warp spread over the
-  // banks (fp32: 8 bytes a thread, two half-warps; bf16: 4 bytes)
-  static constexpr int kDhPitch = F32 ? BN * 4 + 32 : BN * 2 + 16;
+  // a dh row in the buffer (fp32), padded so that the consumers' stores of one warp (8 bytes a
+  // thread, two half-warps) spread over the banks
+  static constexpr int kDhPitch = BN * 4 + 32;
   static constexpr int kDhOff = S * kStageBytes;
   static constexpr int kBarOff = kDhOff + kBM * kDhPitch;  // full[S], free[S], dh_full, dh_empty
   static constexpr int kSmem = kBarOff + 8 * (2 * S + 2) + 1024;  // + alignment of the base
@@ -89,7 +81,7 @@ struct SwigluDxPrm {
 
 #ifdef LORA4J_SM90A_DEVICE
 // d[N / 2] += A (m64 x k16, bf16, K-major in shared memory) * B (k16 x nN, bf16, MN-major in
-// shared memory), N = 128, 192 or 256: the accumulator operands 32 at a time (D32(o): d[o] ..
+// shared memory), N = 128 or 192: the accumulator operands 32 at a time (D32(o): d[o] ..
 // d[o + 31]), their places in the instruction 4 at a time (P4, P4L for the last four; P28_k:
 // the first 28 of operands 32 k ..), the descriptors after them.
 #define LORA4J_D4(o) "+f"(d[o]), "+f"(d[o + 1]), "+f"(d[o + 2]), "+f"(d[o + 3])
@@ -116,12 +108,6 @@ struct SwigluDxPrm {
   LORA4J_P4(72, 73, 74, 75) \
   LORA4J_P4(76, 77, 78, 79) \
   LORA4J_P4(80, 81, 82, 83) LORA4J_P4(84, 85, 86, 87) LORA4J_P4(88, 89, 90, 91)
-#define LORA4J_P28_3            \
-  LORA4J_P4(96, 97, 98, 99)     \
-  LORA4J_P4(100, 101, 102, 103) \
-  LORA4J_P4(104, 105, 106, 107) \
-  LORA4J_P4(108, 109, 110, 111) \
-  LORA4J_P4(112, 113, 114, 115) LORA4J_P4(116, 117, 118, 119) LORA4J_P4(120, 121, 122, 123)
 // N: the instruction's n; PLACES: the accumulators' places ("%0, ..."); DA, DB: the
 // descriptors' places; D: the accumulator operands
 #define LORA4J_WGMMA_BMN(N, PLACES, DA, DB, ...)                                               \
@@ -133,14 +119,6 @@ struct SwigluDxPrm {
       : "l"(da), "l"(db))
 template <int N>
 __device__ __forceinline__ void wgmma_bmn(float (&d)[N / 2], uint64_t da, uint64_t db);
-template <>
-__device__ __forceinline__ void wgmma_bmn<256>(float (&d)[128], uint64_t da, uint64_t db) {
-  LORA4J_WGMMA_BMN(256,
-                   LORA4J_P28_0 LORA4J_P4(28, 29, 30, 31) LORA4J_P28_1 LORA4J_P4(60, 61, 62, 63)
-                       LORA4J_P28_2 LORA4J_P4(92, 93, 94, 95)
-                           LORA4J_P28_3 LORA4J_P4L(124, 125, 126, 127),
-                   128, 129, LORA4J_D32(0), LORA4J_D32(32), LORA4J_D32(64), LORA4J_D32(96));
-}
 template <>
 __device__ __forceinline__ void wgmma_bmn<192>(float (&d)[96], uint64_t da, uint64_t db) {
   LORA4J_WGMMA_BMN(192,
@@ -155,7 +133,6 @@ __device__ __forceinline__ void wgmma_bmn<128>(float (&d)[64], uint64_t da, uint
                    64, 65, LORA4J_D32(0), LORA4J_D32(32));
 }
 #undef LORA4J_WGMMA_BMN
-#undef LORA4J_P28_3
 #undef LORA4J_P28_2
 #undef LORA4J_P28_1
 #undef LORA4J_P28_0
@@ -174,7 +151,7 @@ __global__ void __launch_bounds__(F::kThreads, 1)
 #ifdef LORA4J_SM90A_DEVICE
   constexpr int kBN = F::kBN, kStages = F::kStages, kDhPitch = F::kDhPitch, kBK = F::kBK;
   constexpr int kStageBytes = F::kStageBytes, kABytes = F::kABytes, kBPanel = F::kBPanel;
-  constexpr int kLoraBlocks = kLora ? F::kLoraBlocks : 0;
+  constexpr int kLoraBlocks = kLora ? 1 : 0;
   extern __shared__ unsigned char smem_raw[];
   const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
   const uint32_t bar0 = base + F::kBarOff;
@@ -220,15 +197,11 @@ __global__ void __launch_bounds__(F::kThreads, 1)
         for (int b = 0; b < per_tile; ++b, ++it) {
           const int s = it % kStages;
           mbar_wait(bar_free(s), ((it / kStages) & 1) ^ 1);  // first pass: passes at once
-          if (b < kLoraBlocks) {   // T's columns and A's rows b BK .. (zeros past r)
-            if (b * kBK >= p.r) {  // wholly past r: nothing to load, the consumers skip it
-              mbar_arrive(bar_full(s));
-              continue;
-            }
+          if (b < kLoraBlocks) {  // T's columns and A's rows 0 .. 63 (zeros past r)
             mbar_expect_tx(bar_full(s), kStageBytes);
-            tma_load_2d(stage_a(s), &prm.tt, bar_full(s), b * kBK, m0);
+            tma_load_2d(stage_a(s), &prm.tt, bar_full(s), 0, m0);
             for (int c = 0; c < kBN / 64; ++c)
-              tma_load_2d(stage_b(s) + c * kBPanel, &prm.ta, bar_full(s), n0 + 64 * c, b * kBK);
+              tma_load_2d(stage_b(s) + c * kBPanel, &prm.ta, bar_full(s), n0 + 64 * c, 0);
           } else {
             mbar_expect_tx(bar_full(s), kStageBytes);
             const int k0 = (b - kLoraBlocks) * kBK;
@@ -263,18 +236,11 @@ __global__ void __launch_bounds__(F::kThreads, 1)
               gv[k] = load_bf16x8(p.gate + off[k]);
               uv[k] = load_bf16x8(p.up + off[k]);
               const uint32_t src = dh_buf + uint32_t(r) * kDhPitch;
-              if constexpr (F::kF32) {
-                const uint4 lo = lds128(src + uint32_t(cc) * 32),
-                            hi = lds128(src + uint32_t(cc) * 32 + 16);
-                const uint32_t w[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
+              const uint4 lo = lds128(src + uint32_t(cc) * 32),
+                          hi = lds128(src + uint32_t(cc) * 32 + 16);
+              const uint32_t w[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
 #pragma unroll
-                for (int i = 0; i < 8; ++i) dv[k][i] = __uint_as_float(w[i]);
-              } else {
-                const uint4 v = lds128(src + uint32_t(cc) * 16);
-                const __nv_bfloat16* d8 = reinterpret_cast<const __nv_bfloat16*>(&v);
-#pragma unroll
-                for (int i = 0; i < 8; ++i) dv[k][i] = __bfloat162float(d8[i]);
-              }
+              for (int i = 0; i < 8; ++i) dv[k][i] = __uint_as_float(w[i]);
             }
           }
 #pragma unroll
@@ -308,8 +274,7 @@ __global__ void __launch_bounds__(F::kThreads, 1)
   float acc[kBN / 2];
   auto issue_k = [&](int s, int kk) {
     const uint32_t a = stage_a(s) + arow + kk * 32;
-    wgmma_bmn<kBN>(acc, kBK == 64 ? sw128_desc(a, 16, 1024) : sw64_desc(a, 16, 512),
-                   sw128_desc(stage_b(s) + kk * 2048, kBPanel, 1024));
+    wgmma_bmn<kBN>(acc, sw128_desc(a, 16, 1024), sw128_desc(stage_b(s) + kk * 2048, kBPanel, 1024));
   };
 
   int it = 0, j = 0;  // ring position, this block's tile count
@@ -365,10 +330,7 @@ __global__ void __launch_bounds__(F::kThreads, 1)
 #pragma unroll
       for (int rr = 0; rr < 2; ++rr) {
         const float x = acc[4 * jj + 2 * rr], y = acc[4 * jj + 2 * rr + 1];
-        if constexpr (F::kF32)
-          sts64(rrow + uint32_t(8 * rr) * kDhPitch + 32u * jj + 8u * t4, x, y);
-        else
-          sts32(rrow + uint32_t(8 * rr) * kDhPitch + 16u * jj + 4u * t4, pack_bf16(x, y));
+        sts64(rrow + uint32_t(8 * rr) * kDhPitch + 32u * jj + 8u * t4, x, y);
       }
     __syncwarp();
     if (lane == 0) mbar_arrive(bar_dh_full);
@@ -379,27 +341,25 @@ __global__ void __launch_bounds__(F::kThreads, 1)
 bool aligned16(const void* q) { return (reinterpret_cast<uintptr_t>(q) & 15u) == 0; }
 
 // A row-major bf16 matrix [rows][cols] (row stride ld) as a 2-d map {cols, rows}, box
-// {box_cols, box_rows} (64 columns: 128-byte swizzle; 32: 64-byte); elements past the matrix
-// read as zeros.
+// {64, box_rows} (128-byte rows, 128-byte swizzle); elements past the matrix read as zeros.
 bool make_2d(CUtensorMap* m, const bf16* ptr, int64_t cols, int64_t rows, int64_t ld,
-             uint32_t box_rows, uint32_t box_cols = 64) {
+             uint32_t box_rows) {
   const cuuint64_t dims[2] = {cuuint64_t(cols), cuuint64_t(rows)};
   const cuuint64_t strides[1] = {cuuint64_t(ld) * 2};
-  const cuuint32_t box[2] = {box_cols, box_rows};
+  const cuuint32_t box[2] = {64, box_rows};
   const cuuint32_t estr[2] = {1, 1};
   return encode_tiled()(m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<bf16*>(ptr), dims,
                         strides, box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE,
-                        box_cols == 64 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_64B,
-                        CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                        CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
                         CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
-// The form a call with form 0 takes: LORA4J_SWIGLU_DX_FORM (1 .. kSwigluDxForms), else 5.
+// The form a call with form 0 takes: LORA4J_SWIGLU_DX_FORM (1 .. kSwigluDxForms), else 1.
 int default_form() {
   static const int f = [] {
     const char* v = std::getenv("LORA4J_SWIGLU_DX_FORM");
     const int x = v ? std::atoi(v) : 0;
-    return x >= 1 && x <= kSwigluDxForms ? x : 5;
+    return x >= 1 && x <= kSwigluDxForms ? x : 1;
   }();
   return f;
 }
@@ -410,10 +370,10 @@ cudaError_t launch_form(SwigluDxPrm& prm, cudaStream_t s) {
   prm.nt = int((p.I + F::kBN - 1) / F::kBN);
   prm.tiles = prm.mt * prm.nt;
   prm.kb = int((p.d + F::kBK - 1) / F::kBK);
-  if (!make_2d(&prm.tdy, p.dy, p.d, p.n, p.ldy, kBM, F::kBK) ||
-      !make_2d(&prm.tw, p.w, p.I, p.d, p.ldw, F::kBK) ||
-      (p.r > 0 && (!make_2d(&prm.tt, p.t, p.r, p.n, p.ldt, kBM, F::kBK) ||
-                   !make_2d(&prm.ta, p.a, p.I, p.r, p.I, F::kBK))))
+  if (!make_2d(&prm.tdy, p.dy, p.d, p.n, p.ldy, kBM) ||
+      !make_2d(&prm.tw, p.w, p.I, p.d, p.ldw, 64) ||
+      (p.r > 0 &&
+       (!make_2d(&prm.tt, p.t, p.r, p.n, p.ldt, kBM) || !make_2d(&prm.ta, p.a, p.I, p.r, p.I, 64))))
     return cudaErrorInvalidValue;
   auto kernel = p.r > 0 ? swiglu_dx_sm90_kernel<F, true> : swiglu_dx_sm90_kernel<F, false>;
   cudaError_t e =
@@ -448,29 +408,11 @@ cudaError_t swiglu_dx_sm90(const SwigluDxParams& p, cudaStream_t s) {
   std::memset(&prm, 0, sizeof prm);
   prm.p = p;
   prm.mt = int((p.n + kBM - 1) / kBM);
-  // the forms' dh types as kernels.h states them for the tests
-  static_assert(swiglu_dx_form_dh_bf16(1) && !swiglu_dx_form_dh_bf16(2) &&
-                    swiglu_dx_form_dh_bf16(3) && !swiglu_dx_form_dh_bf16(4) &&
-                    !swiglu_dx_form_dh_bf16(5) && swiglu_dx_form_dh_bf16(6) &&
-                    !swiglu_dx_form_dh_bf16(7) && !swiglu_dx_form_dh_bf16(8),
-                "forms 1, 3 and 6 hand dh over in bf16");
   switch (p.form ? p.form : default_form()) {
-    case 1:
-      return launch_form<Form<256, 3, false>>(prm, s);
-    case 3:
-      return launch_form<Form<192, 4, false>>(prm, s);
-    case 4:
-      return launch_form<Form<128, 4, true>>(prm, s);
-    case 5:
-      return launch_form<Form<192, 3, true, 1>>(prm, s);
-    case 6:
-      return launch_form<Form<192, 4, false, 1>>(prm, s);
-    case 7:
-      return launch_form<Form<128, 4, true, 1>>(prm, s);
-    case 8:
-      return launch_form<Form<192, 6, true, 1, 32>>(prm, s);
+    case 2:
+      return launch_form<Form<128, 4>>(prm, s);
     default:
-      return launch_form<Form<192, 3, true>>(prm, s);
+      return launch_form<Form<192, 3>>(prm, s);
   }
 }
 
