@@ -2146,17 +2146,15 @@ class CudaEngine final : public Engine {
         tm("mlp.down_proj dX + swiglu backward");
       } else {
         proj_backward(l, DOWN, dy_, 0, a.h, I, a.xa[DOWN], n, dtmp_, true, false, down_in_swiglu);
+        // in place: d gate and d up overwrite gate and up, which nothing reads afterwards
+        if (down_in_swiglu)
+          KCHECK(swiglu_backward_lora(dtmp_, t_of(DOWN), t_ld(DOWN), lora_a(l, DOWN),
+                                      int(layout_->rank), layout_->scale, a.gate, a.up, a.gate,
+                                      a.up, n, I, stream_));
+        else
+          KCHECK(swiglu_backward(dtmp_, a.gate, a.up, a.gate, a.up, n * I, stream_));
+        tm("swiglu backward");
       }
-      // in place: d gate and d up overwrite gate and up, which nothing reads afterwards
-      if (fused.dy) {
-        // done above
-      } else if (down_in_swiglu)
-        KCHECK(swiglu_backward_lora(dtmp_, t_of(DOWN), t_ld(DOWN), lora_a(l, DOWN),
-                                    int(layout_->rank), layout_->scale, a.gate, a.up, a.gate, a.up,
-                                    n, I, stream_));
-      else
-        KCHECK(swiglu_backward(dtmp_, a.gate, a.up, a.gate, a.up, n * I, stream_));
-      if (!fused.dy) tm("swiglu backward");
       float* dxn2 = need_mid ? dtmp_ : nullptr;
       proj_backward(l, GATE, a.gate, 0, a.xn2, ld2, a.xa[GATE], n, dxn2, true, false);
       proj_backward(l, UP, a.up, 0, a.xn2, ld2, a.xa[UP], n, dxn2, true, true);
