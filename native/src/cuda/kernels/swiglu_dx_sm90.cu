@@ -6,19 +6,19 @@
  * dup. The unfused path writes dh in fp32 (n x I x 4 bytes: 470 MB at 4 x 2048 for Mistral-7B)
  * and the SwiGLU backward reads it back.
  *
- * Persistent blocks of 3 warpgroups walk the 128 x BN tiles of dh (tile t, t + gridDim.x, ...).
- * Warpgroup 0: one thread of warp 0 issues the bulk tensor copies; warps 1-3 are the epilogue.
- * Warpgroups 1 and 2 (the consumers) each own 64 rows of a tile. K blocks of 64 pass through a
- * ring of S stages that runs on across tiles: a stage is dy's [128 rows][64] tile (K-major) and
- * W's [64][BN] tile as BN / 64 panels of [64][64] (MN-major), both stored by the copy engine with
- * the 128-byte swizzle the wgmma descriptors read. With LoRA, each tile's first block is T's
- * [128][64] (columns past r read as zeros) and A's [64][BN] (rows past r zeros): its k16 steps
- * (r / 16 of them) run alone, the accumulator is scaled by s, and dy W accumulates onto it. Per
- * K block a consumer warpgroup issues 4 wgmma m64nBNk16 and releases the previous block's stage
- * once those have completed (wait depth 1). At a tile's end the consumers copy dh (fp32, or
- * rounded to bf16 as Hugging Face's autocast gives that gradient) into a shared-memory buffer and
- * go on with their next tile while the three epilogue warps finish this one from the buffer, so
- * the epilogue's loads, arithmetic and stores run beside the next tile's products.
+ * Persistent blocks of 4 warpgroups walk the 128 x BN tiles of dh (tile t, t + gridDim.x, ...).
+ * Warpgroup 0: one thread of warp 0 issues the bulk tensor copies; warps 1-3 and warpgroup 3 are
+ * the epilogue (seven warps). Warpgroups 1 and 2 (the consumers) each own 64 rows of a tile. K
+ * blocks of 64 pass through a ring of S stages that runs on across tiles: a stage is dy's [128
+ * rows][64] tile (K-major) and W's [64][BN] tile as BN / 64 panels of [64][64] (MN-major), both
+ * stored by the copy engine with the 128-byte swizzle the wgmma descriptors read. With LoRA, each
+ * tile's first block is T's [128][64] (columns past r read as zeros) and A's [64][BN] (rows past r
+ * zeros): its k16 steps (r / 16 of them) run alone, the accumulator is scaled by s, and dy W
+ * accumulates onto it. Per K block a consumer warpgroup issues 4 wgmma m64nBNk16 and releases the
+ * previous block's stage once those have completed (wait depth 1). At a tile's end the consumers
+ * copy dh (fp32) into a shared-memory buffer and go on with their next tile while the epilogue
+ * warps finish this one from the buffer, so the epilogue's loads, arithmetic and stores run beside
+ * the next tile's products.
  *
  * Two forms (tile width and stages; both keep dh in fp32, the contract's numerics, and add a
  * fourth warpgroup of epilogue warps: seven in all), chosen per call (SwigluDxParams::form) or
