@@ -141,6 +141,8 @@ class CudaEngine final : public Engine {
       set_qk_lo_mode();
       lora_dx_swiglu_ = env_switch_on("LORA4J_LORA_DX_SWIGLU");
       swiglu_dx_fused_ = env_switch_on("LORA4J_SWIGLU_DX_FUSED");
+      if (const char* f = std::getenv("LORA4J_SWIGLU_DX_FORM")) swiglu_dx_form_ = std::atoi(f);
+      if (swiglu_dx_form_ < 0 || swiglu_dx_form_ > kSwigluDxForms) swiglu_dx_form_ = 0;
       lora_dy_pair_ = env_switch_on("LORA4J_LORA_DY_PAIR");
       lora_b_kernel_ = env_switch_on("LORA4J_LORA_B_KERNEL");
       lora_group_da_ = env_switch_on("LORA4J_LORA_GROUP_DA");
@@ -1883,6 +1885,7 @@ class CudaEngine final : public Engine {
     sp.n = n_;
     sp.d = d;
     sp.I = I;
+    sp.form = swiglu_dx_form_;
     if (!sp.w) sp.w = scratch_;  // NF4: the accepts check below sees the scratch's alignment
     if (!swiglu_dx_fused_accepts(sp)) return SwigluDxParams{};
     sp.w = wproj(l, DOWN);  // dequantizes an NF4 weight into the scratch
@@ -2411,6 +2414,9 @@ class CudaEngine final : public Engine {
   // down's input gradient and the SwiGLU backward in one kernel where it takes the call
   // (swiglu_dx_fused: Hopper; dh never written to memory), unless LORA4J_SWIGLU_DX_FUSED=0
   bool swiglu_dx_fused_ = true;
+  // its form (swiglu_dx_sm90.cu), LORA4J_SWIGLU_DX_FORM read when the engine is made (so that
+  // bench_cuda's paired runs can set it per engine); 0: the kernel's default
+  int swiglu_dx_form_ = 0;
   // "dy B" and "dLoRA_B" in one read of dy (lora_dy_pair) where it applies, unless
   // LORA4J_LORA_DY_PAIR=0; dy_pair_ is its scratch (carve)
   bool lora_dy_pair_ = true;
