@@ -56,12 +56,10 @@ constexpr int kGroupM = 16;  // row tiles per raster group
 // most). A ring block: K 64 (dy's tile rows 128 bytes, 128-byte swizzle); W's panels are 64
 // columns (128 bytes) wide. The LoRA term takes the tile's first ring block (r <= 64; zeros past
 // r).
-// CM: blocks a cluster (1, 2 or 4) on CM adjacent row tiles of the same columns; each block loads
-// its own dy tile and 64 / CM of W's 64 K rows, multicast to every block of the cluster.
-template <int BN, int S, int CM>
+template <int BN, int S>
 struct Form {
-  static constexpr int kBN = BN, kStages = S, kBK = 64, kCM = CM;
-  static_assert(CM == 1 || CM == 2 || CM == 4, "clusters of 1, 2 or 4 blocks");
+  static constexpr int kBN = BN, kStages = S, kBK = 64;
+  static constexpr bool kPingPong = false;
   static constexpr int kThreads = 512, kEpiWarps = 7;
   static constexpr int kABytes = kBM * kBK * 2;  // dy's [128 rows][64]
   static constexpr int kBPanel = kBK * 64 * 2;   // W's [64 rows][64 columns]
@@ -76,41 +74,13 @@ struct Form {
 };
 
 struct SwigluDxPrm {
-  CUtensorMap tdy, tw, tt, ta;  // W's and A's boxes: 64 / CM rows
+  CUtensorMap tdy, tw, tt, ta;
   SwigluDxParams p;
   int mt, nt, kb;  // row tiles, column tiles, K blocks of dy W
-  int mq;          // cluster row tiles: groups of CM row tiles (the last may run past mt)
-  int tiles;       // mq * nt: what the clusters walk
+  int tiles;       // mt * nt
 };
 
 #ifdef LORA4J_SM90A_DEVICE
-__device__ __forceinline__ uint32_t cluster_rank() {
-  uint32_t r;
-  asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
-  return r;
-}
-// Every thread of every block of the cluster (release / acquire of shared memory across them).
-__device__ __forceinline__ void cluster_sync() {
-  asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::
-                   : "memory");
-}
-// An arrival on the mbarrier at the same shared-memory offset in block `rank` of the cluster.
-__device__ __forceinline__ void mbar_arrive_cluster(uint32_t bar, uint32_t rank) {
-  uint32_t remote;
-  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(remote) : "r"(bar), "r"(rank));
-  asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];\n" ::"r"(remote)
-               : "memory");
-}
-// One box of a 2-d tensor map into the same shared-memory offset of every block in `mask`, each
-// completing on its own mbarrier at bar's offset.
-__device__ __forceinline__ void tma_load_2d_multicast(uint32_t dst, const CUtensorMap* map,
-                                                      uint32_t bar, int c0, int c1, uint16_t mask) {
-  asm volatile(
-      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::"
-      "cluster [%0], [%1, {%2, %3}], [%4], %5;\n" ::"r"(dst),
-      "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar), "h"(mask)
-      : "memory");
-}
 // d[N / 2] += A (m64 x k16, bf16, K-major in shared memory) * B (k16 x nN, bf16, MN-major in
 // shared memory), N = 128 or 192: the accumulator operands 32 at a time (D32(o): d[o] ..
 // d[o + 31]), their places in the instruction 4 at a time (P4, P4L for the last four; P28_k:
@@ -181,7 +151,6 @@ __global__ void __launch_bounds__(F::kThreads, 1)
     swiglu_dx_sm90_kernel(const __grid_constant__ SwigluDxPrm prm) {
 #ifdef LORA4J_SM90A_DEVICE
   constexpr int kBN = F::kBN, kStages = F::kStages, kDhPitch = F::kDhPitch, kBK = F::kBK;
-  constexpr int kCM = F::kCM, kSlice = kBK / kCM;  // W's K rows this block loads for all
   constexpr int kStageBytes = F::kStageBytes, kABytes = F::kABytes, kBPanel = F::kBPanel;
   constexpr int kLoraBlocks = kLora ? 1 : 0;
   extern __shared__ unsigned char smem_raw[];
@@ -195,19 +164,14 @@ __global__ void __launch_bounds__(F::kThreads, 1)
   const uint32_t bar_dh_full = bar0 + 8u * (2 * kStages), bar_dh_empty = bar_dh_full + 8u;
 
   const SwigluDxParams& p = prm.p;
-  // the block's place in its cluster (its row tile in the cluster's CM), the cluster's index
-  const int crank = kCM > 1 ? int(cluster_rank()) : 0;
-  const int cid = int(blockIdx.x) / kCM, ncl = int(gridDim.x) / kCM;
-  // cluster tile t's first row (this block's) and column: groups of kGroupM / CM cluster row
-  // tiles, rows fastest inside a group
+  // tile t's first row and column: groups of kGroupM row tiles, rows fastest inside a group
   auto tile_at = [&](int t, int& m0, int& n0) {
-    constexpr int kGroupQ = kGroupM / kCM;
-    const int per_group = kGroupQ * prm.nt;
-    const int grp = t / per_group, first_q = grp * kGroupQ;
-    const int gq = min(prm.mq - first_q, kGroupQ);
+    const int per_group = kGroupM * prm.nt;
+    const int grp = t / per_group, first_m = grp * kGroupM;
+    const int gm = min(prm.mt - first_m, kGroupM);
     const int in_grp = t - grp * per_group;
-    m0 = ((first_q + in_grp % gq) * kCM + crank) * kBM;
-    n0 = (in_grp / gq) * kBN;
+    m0 = (first_m + in_grp % gm) * kBM;
+    n0 = (in_grp / gm) * kBN;
   };
   constexpr bool lora = kLora;
   const int per_tile = prm.kb + kLoraBlocks;  // ring blocks a tile: [LoRA,] dy W's K blocks
@@ -216,44 +180,35 @@ __global__ void __launch_bounds__(F::kThreads, 1)
   if (threadIdx.x == 0) {
     for (int s = 0; s < kStages; ++s) {
       mbar_init(bar_full(s), 1);
-      mbar_init(bar_free(s), 8 * kCM);  // one arrival per consumer warp of the cluster
+      mbar_init(bar_free(s), 8);  // one arrival per consumer warp
     }
     mbar_init(bar_dh_full, 8);  // the consumer warps, once their rows of dh are in the buffer
     mbar_init(bar_dh_empty, F::kEpiWarps);  // the epilogue warps, once they have read it
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
-  // every block's barriers are set before any block's copies or arrivals reach them
-  if (kCM > 1)
-    cluster_sync();
-  else
-    __syncthreads();
+  __syncthreads();
 
   if (wg == 0 || wg == 3) {
     if (wg == 0 && tid == 0) {
       // ---- producer: every block of every tile of this block, through the ring ----
       int it = 0;  // ring position over all of this block's tiles
-      for (int t = cid; t < prm.tiles; t += ncl) {
+      for (int t = int(blockIdx.x); t < prm.tiles; t += int(gridDim.x)) {
         int m0, n0;
         tile_at(t, m0, n0);
         for (int b = 0; b < per_tile; ++b, ++it) {
           const int s = it % kStages;
           mbar_wait(bar_free(s), ((it / kStages) & 1) ^ 1);  // first pass: passes at once
-          // the whole stage arrives here: this block's dy tile, its slice of W's rows and the
-          // other blocks' slices (multicast). The LoRA block: T's columns and A's rows 0 .. 63
-          // (zeros past r); slices wholly past r are not loaded (the k16 steps stop at r).
-          const bool lb = b < kLoraBlocks;
-          const int live = lb ? min(kCM, (p.r + kSlice - 1) / kSlice) : kCM;
-          mbar_expect_tx(bar_full(s), kABytes + live * (kBN / 64) * kSlice * 128);
-          const int k0 = lb ? 0 : (b - kLoraBlocks) * kBK, ks = k0 + crank * kSlice;
-          tma_load_2d(stage_a(s), lb ? &prm.tt : &prm.tdy, bar_full(s), k0, m0);
-          const uint32_t slice = stage_b(s) + uint32_t(crank * kSlice * 128);
-          for (int c = 0; c < kBN / 64 && crank < live; ++c) {
-            if (kCM > 1)
-              tma_load_2d_multicast(slice + c * kBPanel, lb ? &prm.ta : &prm.tw, bar_full(s),
-                                    n0 + 64 * c, ks, uint16_t((1u << kCM) - 1));
-            else
-              tma_load_2d(slice + c * kBPanel, lb ? &prm.ta : &prm.tw, bar_full(s), n0 + 64 * c,
-                          ks);
+          if (b < kLoraBlocks) {  // T's columns and A's rows 0 .. 63 (zeros past r)
+            mbar_expect_tx(bar_full(s), kStageBytes);
+            tma_load_2d(stage_a(s), &prm.tt, bar_full(s), 0, m0);
+            for (int c = 0; c < kBN / 64; ++c)
+              tma_load_2d(stage_b(s) + c * kBPanel, &prm.ta, bar_full(s), n0 + 64 * c, 0);
+          } else {
+            mbar_expect_tx(bar_full(s), kStageBytes);
+            const int k0 = (b - kLoraBlocks) * kBK;
+            tma_load_2d(stage_a(s), &prm.tdy, bar_full(s), k0, m0);
+            for (int c = 0; c < kBN / 64; ++c)
+              tma_load_2d(stage_b(s) + c * kBPanel, &prm.tw, bar_full(s), n0 + 64 * c, k0);
           }
         }
       }
@@ -261,7 +216,7 @@ __global__ void __launch_bounds__(F::kThreads, 1)
       // ---- epilogue (warps 1-3, and warpgroup 3's four): 16-byte chunks of 8 columns ----
       const int e = wg == 3 ? 96 + tid : tid - 32;  // 0 .. 32 kEpiWarps - 1
       int j = 0;
-      for (int t = cid; t < prm.tiles; t += ncl, ++j) {
+      for (int t = int(blockIdx.x); t < prm.tiles; t += int(gridDim.x), ++j) {
         int m0, n0;
         tile_at(t, m0, n0);
         mbar_wait(bar_dh_full, j & 1);
@@ -304,27 +259,15 @@ __global__ void __launch_bounds__(F::kThreads, 1)
         if ((tid & 31) == 0) mbar_arrive(bar_dh_empty);
       }
     }
-    if (kCM > 1) {
-      // the other blocks may arrive on this one's barriers and copy into its ring until every
-      // block of the cluster gets here
-      __syncwarp();
-      cluster_sync();
-    }
     return;
   }
 
   // ---- consumers: warpgroup cw owns rows 64 cw .. + 63 of each tile ----
   const int cw = wg - 1, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
   const uint32_t arow = uint32_t(cw) * 64 * (2 * kBK);  // the warpgroup's rows in an A tile
-  // a stage is free once every consumer warp of the cluster is done with it (the producers
-  // multicast into every block's copy): lane b arrives on block b's barrier
   auto release = [&](int s) {
     __syncwarp();
-    if (kCM > 1) {
-      if (lane < kCM) mbar_arrive_cluster(bar_free(s), uint32_t(lane));
-    } else if (lane == 0) {
-      mbar_arrive(bar_free(s));
-    }
+    if (lane == 0) mbar_arrive(bar_free(s));
   };
   // A: K-major, k16 step kk 32 bytes into the 2 BK-byte rows (8-row groups 16 BK bytes apart);
   // B: MN-major, k16 step kk 16 rows (2048 bytes) down each panel, the next 64 columns one panel
@@ -336,7 +279,7 @@ __global__ void __launch_bounds__(F::kThreads, 1)
   };
 
   int it = 0, j = 0;  // ring position, this block's tile count
-  for (int t = cid; t < prm.tiles; t += ncl, ++j) {
+  for (int t = int(blockIdx.x); t < prm.tiles; t += int(gridDim.x), ++j) {
 #pragma unroll
     for (int i = 0; i < kBN / 2; ++i) acc[i] = 0.f;
     fence_regs(acc);  // the zeros are written before the first wgmma (which accumulates)
@@ -391,7 +334,193 @@ __global__ void __launch_bounds__(F::kThreads, 1)
     __syncwarp();
     if (lane == 0) mbar_arrive(bar_dh_full);
   }
-  if (kCM > 1) cluster_sync();
+#endif  // LORA4J_SM90A_DEVICE
+}
+
+// The ping-pong forms: no dh buffer. A block is a producer warpgroup and two consumer warpgroups
+// that each own whole 128 x BN tiles (the block's tiles alternate between them) and finish them
+// from their registers: while one runs a tile's products the other applies the SwiGLU backward
+// to its previous tile's dh and stores dgate and dup. The shared memory the buffer took holds
+// more ring stages. A warpgroup starts a tile's products once the other has issued its last
+// block of the previous tile (turn barriers): the ring then holds only this tile's blocks ahead,
+// which keeps its parity waits unambiguous, and the two never compete for the tensor cores.
+template <int BN, int S>
+struct PpForm {
+  static constexpr int kBN = BN, kStages = S, kBK = 64;
+  static constexpr bool kPingPong = true;
+  static constexpr int kThreads = 384;
+  static constexpr int kABytes = kBM * kBK * 2;  // dy's [128 rows][64]
+  static constexpr int kBPanel = kBK * 64 * 2;   // W's [64 rows][64 columns]
+  static constexpr int kStageBytes = kABytes + (BN / 64) * kBPanel;
+  static constexpr int kBarOff = S * kStageBytes;  // full[S], free[S], turn[2]
+  static constexpr int kSmem = kBarOff + 8 * (2 * S + 2) + 1024;  // + alignment of the base
+  static_assert(kSmem <= 232448, "past the 227 KB of shared memory a block may have");
+};
+
+template <class F, bool kLora>
+__global__ void __launch_bounds__(F::kThreads, 1)
+    swiglu_dx_pp_kernel(const __grid_constant__ SwigluDxPrm prm) {
+#ifdef LORA4J_SM90A_DEVICE
+  constexpr int kBN = F::kBN, kStages = F::kStages, kBK = F::kBK;
+  constexpr int kStageBytes = F::kStageBytes, kABytes = F::kABytes, kBPanel = F::kBPanel;
+  extern __shared__ unsigned char smem_raw[];
+  const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
+  const uint32_t bar0 = base + F::kBarOff;
+  auto bar_full = [&](int s) { return bar0 + 8u * s; };
+  auto bar_free = [&](int s) { return bar0 + 8u * (kStages + s); };
+  auto bar_turn = [&](int w) { return bar0 + 8u * (2 * kStages + w); };
+  auto stage_a = [&](int s) { return base + uint32_t(s) * kStageBytes; };
+  auto stage_b = [&](int s) { return base + uint32_t(s) * kStageBytes + kABytes; };
+
+  const SwigluDxParams& p = prm.p;
+  auto tile_at = [&](int t, int& m0, int& n0) {
+    const int per_group = kGroupM * prm.nt;
+    const int grp = t / per_group, first_m = grp * kGroupM;
+    const int gm = min(prm.mt - first_m, kGroupM);
+    const int in_grp = t - grp * per_group;
+    m0 = (first_m + in_grp % gm) * kBM;
+    n0 = (in_grp / gm) * kBN;
+  };
+  constexpr bool lora = kLora;
+  const int per_tile = prm.kb + (kLora ? 1 : 0);  // ring blocks a tile: [LoRA,] dy W's K blocks
+  const int wg = threadIdx.x / 128, tid = threadIdx.x % 128;
+
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < kStages; ++s) {
+      mbar_init(bar_full(s), 1);
+      mbar_init(bar_free(s), 4);  // the four warps of the warpgroup that read the block
+    }
+    mbar_init(bar_turn(0), 4);  // warpgroup 0 has issued a tile's last block (its four warps)
+    mbar_init(bar_turn(1), 4);
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+
+  if (wg == 0) {
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n");
+    if (tid == 0) {
+      // ---- producer: every block of every tile of this block, through the ring ----
+      int it = 0;
+      for (int t = int(blockIdx.x); t < prm.tiles; t += int(gridDim.x)) {
+        int m0, n0;
+        tile_at(t, m0, n0);
+        for (int b = 0; b < per_tile; ++b, ++it) {
+          const int s = it % kStages;
+          mbar_wait(bar_free(s), ((it / kStages) & 1) ^ 1);  // first pass: passes at once
+          mbar_expect_tx(bar_full(s), kStageBytes);
+          const bool lb = lora && b == 0;  // T's columns and A's rows 0 .. 63 (zeros past r)
+          const int k0 = lb ? 0 : (b - (lora ? 1 : 0)) * kBK;
+          tma_load_2d(stage_a(s), lb ? &prm.tt : &prm.tdy, bar_full(s), k0, m0);
+          for (int c = 0; c < kBN / 64; ++c)
+            tma_load_2d(stage_b(s) + c * kBPanel, lb ? &prm.ta : &prm.tw, bar_full(s),
+                        n0 + 64 * c, k0);
+        }
+      }
+    }
+    return;
+  }
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 240;\n");
+
+  // ---- consumers: warpgroup cw takes the block's tiles cw, cw + 2, ... (rows 0-63 in acc0,
+  // 64-127 in acc1) ----
+  const int cw = wg - 1, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
+  auto release = [&](int s) {
+    __syncwarp();
+    if (lane == 0) mbar_arrive(bar_free(s));
+  };
+  float acc0[kBN / 2], acc1[kBN / 2];
+  // A: K-major, rows 64 h on (8 KB), k16 step kk 32 bytes into the 128-byte rows; B: MN-major,
+  // k16 step kk 16 rows (2048 bytes) down each panel, the next 64 columns one panel on (lbo)
+  auto issue_k = [&](int s, int kk) {
+    const uint64_t db = sw128_desc(stage_b(s) + kk * 2048, kBPanel, 1024);
+    wgmma_bmn<kBN>(acc0, sw128_desc(stage_a(s) + kk * 32, 16, 1024), db);
+    wgmma_bmn<kBN>(acc1, sw128_desc(stage_a(s) + 8192 + kk * 32, 16, 1024), db);
+  };
+  int q = 0;  // this warpgroup's tile count
+  for (int t = int(blockIdx.x) + cw * int(gridDim.x); t < prm.tiles; t += 2 * int(gridDim.x), ++q) {
+    const int j = 2 * q + cw;  // the tile's place among the block's
+    int it = j * per_tile;     // its first ring position
+    int m0, n0;
+    tile_at(t, m0, n0);
+    // the other warpgroup has issued the previous tile's last block
+    if (j > 0) mbar_wait(bar_turn(1 - cw), (cw == 1 ? q : q - 1) & 1);
+#pragma unroll
+    for (int i = 0; i < kBN / 2; ++i) acc0[i] = acc1[i] = 0.f;
+    fence_regs(acc0);
+    fence_regs(acc1);
+    if (lora) {
+      // s T A first, alone: the scale applies to it only
+      const int ksteps = (p.r + 15) / 16;  // k16 steps of the rank (r <= 64: one ring block)
+      const int s = it % kStages;
+      mbar_wait(bar_full(s), (it / kStages) & 1);
+      wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < kBK / 16; ++kk) {
+        if (kk < ksteps) {
+          issue_k(s, kk);
+          wgmma_commit();
+          wgmma_wait0();
+          fence_regs(acc0);
+          fence_regs(acc1);
+        }
+      }
+      release(s);
+      ++it;
+#pragma unroll
+      for (int i = 0; i < kBN / 2; ++i) acc0[i] *= p.s, acc1[i] *= p.s;
+    }
+    const int first = it, end = it + prm.kb;
+    for (; it < end; ++it) {
+      const int s = it % kStages;
+      mbar_wait(bar_full(s), (it / kStages) & 1);
+      wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < kBK / 16; ++kk) issue_k(s, kk);
+      wgmma_commit();
+      wgmma_wait1();
+      if (it > first) release((it - 1) % kStages);
+    }
+    // every block of this tile is in (its full barriers have completed): the other warpgroup
+    // may start its next tile
+    __syncwarp();
+    if (lane == 0) mbar_arrive(bar_turn(cw));
+    wgmma_wait0();
+    fence_regs(acc0);
+    fence_regs(acc1);
+    release((end - 1) % kStages);
+    // the SwiGLU backward from the registers: acc_h[4 jj + 2 rr + e] is row 64 h + 16 warp + g +
+    // 8 rr, column 8 jj + 2 t4 + e of the tile; eight column chunks' loads in flight at a time
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+#pragma unroll
+      for (int rr = 0; rr < 2; ++rr) {
+        const int64_t row = int64_t(m0) + 64 * h + 16 * warp + g + 8 * rr;
+        if (row >= p.n) continue;
+        const int64_t off = row * p.I + n0 + 2 * t4;
+        constexpr int kBatch = 4;
+#pragma unroll
+        for (int j0 = 0; j0 < kBN / 8; j0 += kBatch) {
+          __nv_bfloat162 gv[kBatch], uv[kBatch];
+#pragma unroll
+          for (int k = 0; k < kBatch; ++k)
+            if (n0 + 8 * (j0 + k) < p.I) {
+              gv[k] = *reinterpret_cast<const __nv_bfloat162*>(p.gate + off + 8 * (j0 + k));
+              uv[k] = *reinterpret_cast<const __nv_bfloat162*>(p.up + off + 8 * (j0 + k));
+            }
+#pragma unroll
+          for (int k = 0; k < kBatch; ++k)
+            if (n0 + 8 * (j0 + k) < p.I) {
+              const float* a = h ? acc1 : acc0;
+              const int i = 4 * (j0 + k) + 2 * rr;
+              __nv_bfloat162 dg, du;
+              swiglu_bwd_one(a[i], gv[k].x, uv[k].x, dg.x, du.x);
+              swiglu_bwd_one(a[i + 1], gv[k].y, uv[k].y, dg.y, du.y);
+              *reinterpret_cast<__nv_bfloat162*>(p.dgate + off + 8 * (j0 + k)) = dg;
+              *reinterpret_cast<__nv_bfloat162*>(p.dup + off + 8 * (j0 + k)) = du;
+            }
+        }
+      }
+  }
 #endif  // LORA4J_SM90A_DEVICE
 }
 
@@ -423,19 +552,20 @@ int default_form() {
 
 template <class F>
 cudaError_t launch_form(SwigluDxPrm& prm, cudaStream_t s) {
-  constexpr int kCM = F::kCM;
   const SwigluDxParams& p = prm.p;
   prm.nt = int((p.I + F::kBN - 1) / F::kBN);
-  prm.mq = (prm.mt + kCM - 1) / kCM;
-  prm.tiles = prm.mq * prm.nt;
+  prm.tiles = prm.mt * prm.nt;
   prm.kb = int((p.d + F::kBK - 1) / F::kBK);
-  const uint32_t slice = uint32_t(F::kBK / kCM);
   if (!make_2d(&prm.tdy, p.dy, p.d, p.n, p.ldy, kBM) ||
-      !make_2d(&prm.tw, p.w, p.I, p.d, p.ldw, slice) ||
-      (p.r > 0 && (!make_2d(&prm.tt, p.t, p.r, p.n, p.ldt, kBM) ||
-                   !make_2d(&prm.ta, p.a, p.I, p.r, p.I, slice))))
+      !make_2d(&prm.tw, p.w, p.I, p.d, p.ldw, 64) ||
+      (p.r > 0 &&
+       (!make_2d(&prm.tt, p.t, p.r, p.n, p.ldt, kBM) || !make_2d(&prm.ta, p.a, p.I, p.r, p.I, 64))))
     return cudaErrorInvalidValue;
-  auto kernel = p.r > 0 ? swiglu_dx_sm90_kernel<F, true> : swiglu_dx_sm90_kernel<F, false>;
+  void (*kernel)(SwigluDxPrm);
+  if constexpr (F::kPingPong)
+    kernel = p.r > 0 ? swiglu_dx_pp_kernel<F, true> : swiglu_dx_pp_kernel<F, false>;
+  else
+    kernel = p.r > 0 ? swiglu_dx_sm90_kernel<F, true> : swiglu_dx_sm90_kernel<F, false>;
   cudaError_t e =
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, F::kSmem);
   if (e != cudaSuccess) return e;
@@ -443,25 +573,8 @@ cudaError_t launch_form(SwigluDxPrm& prm, cudaStream_t s) {
   if ((e = cudaGetDevice(&dev)) != cudaSuccess ||
       (e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess)
     return e;
-  cudaLaunchConfig_t cfg = {};
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeClusterDimension;
-  attr[0].val.clusterDim.x = unsigned(kCM), attr[0].val.clusterDim.y = 1;
-  attr[0].val.clusterDim.z = 1;
-  cfg.blockDim = dim3(F::kThreads);
-  cfg.dynamicSmemBytes = F::kSmem;
-  cfg.stream = s;
-  cfg.attrs = attr;
-  cfg.numAttrs = kCM > 1 ? 1 : 0;
-  // persistent: as many clusters as can run at once (one block a SM), at most one per tile
-  int clusters = sms / kCM;
-  if (kCM > 1) {
-    cfg.gridDim = dim3(unsigned(clusters * kCM));
-    if ((e = cudaOccupancyMaxActiveClusters(&clusters, kernel, &cfg)) != cudaSuccess) return e;
-    if (clusters < 1) return cudaErrorNotSupported;
-  }
-  cfg.gridDim = dim3(unsigned(std::min(prm.tiles, clusters) * kCM));
-  return cudaLaunchKernelEx(&cfg, kernel, prm);
+  kernel<<<unsigned(std::min(prm.tiles, sms)), F::kThreads, F::kSmem, s>>>(prm);  // persistent
+  return cudaGetLastError();
 }
 
 }  // namespace
@@ -487,15 +600,13 @@ cudaError_t swiglu_dx_sm90(const SwigluDxParams& p, cudaStream_t s) {
   prm.mt = int((p.n + kBM - 1) / kBM);
   switch (p.form ? p.form : default_form()) {
     case 2:
-      return launch_form<Form<128, 4, 1>>(prm, s);
+      return launch_form<Form<128, 4>>(prm, s);
     case 3:
-      return launch_form<Form<192, 3, 2>>(prm, s);
+      return launch_form<PpForm<192, 5>>(prm, s);
     case 4:
-      return launch_form<Form<128, 4, 2>>(prm, s);
-    case 5:
-      return launch_form<Form<192, 3, 4>>(prm, s);
+      return launch_form<PpForm<128, 7>>(prm, s);
     default:
-      return launch_form<Form<192, 3, 1>>(prm, s);
+      return launch_form<Form<192, 3>>(prm, s);
   }
 }
 
