@@ -20,10 +20,13 @@
  * warps finish this one from the buffer, so the epilogue's loads, arithmetic and stores run beside
  * the next tile's products.
  *
- * Two forms (tile width and stages; both keep dh in fp32, the contract's numerics, and add a
- * fourth warpgroup of epilogue warps: seven in all), chosen per call (SwigluDxParams::form) or
- * by LORA4J_SWIGLU_DX_FORM for A/B runs:
- *   1: 192 wide, 3 stages (the default); 2: 128 wide, 4 stages.
+ * Four forms (all keep dh in fp32, the contract's numerics), chosen per call
+ * (SwigluDxParams::form) or by LORA4J_SWIGLU_DX_FORM for A/B runs:
+ *   1: 192 wide, 3 stages (the default); 2: 128 wide, 4 stages: the buffered forms above, with
+ *      a fourth warpgroup of epilogue warps (seven in all);
+ *   3: 192 wide, 5 stages; 4: 128 wide, 7 stages: ping-pong (swiglu_dx_pp_kernel): no buffer,
+ *      each consumer warpgroup owns whole tiles and finishes them from its registers while the
+ *      other runs the next tile's products; the buffer's 100 KB hold ring stages instead.
  * Measured per-op at 4 x 2048 on an H200 (twenty-fifth session): form 1 1.740 ms a layer, form 2
  * 1.748, the unfused GEMM and SwiGLU backward 1.900. Forms tried and dropped (NOTES.md,
  * twenty-fourth and twenty-fifth sessions): three epilogue warps (the consumers waited 16-27% of
