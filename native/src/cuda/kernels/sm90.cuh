@@ -111,6 +111,78 @@ __device__ __forceinline__ uint4 lds128(uint32_t addr) {
 __device__ __forceinline__ void sts32(uint32_t addr, uint32_t v) {
   asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(addr), "r"(v) : "memory");
 }
+// d[N / 2] += A (m64 x k16, bf16, K-major in shared memory) * B (k16 x nN, bf16, in shared
+// memory; TB = 1: MN-major, 0: K-major), N = 128 or 192: the accumulator operands 32 at a time
+// (D32(o): d[o] .. d[o + 31]), their places in the instruction 4 at a time (P4, P4L for the last
+// four; P28_k: the first 28 of operands 32 k ..), the descriptors after them.
+#define LORA4J_D4(o) "+f"(d[o]), "+f"(d[o + 1]), "+f"(d[o + 2]), "+f"(d[o + 3])
+#define LORA4J_D32(o)                                                                     \
+  LORA4J_D4(o), LORA4J_D4(o + 4), LORA4J_D4(o + 8), LORA4J_D4(o + 12), LORA4J_D4(o + 16), \
+      LORA4J_D4(o + 20), LORA4J_D4(o + 24), LORA4J_D4(o + 28)
+#define LORA4J_P4(a, b, c, e) "%" #a ", %" #b ", %" #c ", %" #e ", "
+#define LORA4J_P4L(a, b, c, e) "%" #a ", %" #b ", %" #c ", %" #e
+#define LORA4J_P28_0        \
+  LORA4J_P4(0, 1, 2, 3)     \
+  LORA4J_P4(4, 5, 6, 7)     \
+  LORA4J_P4(8, 9, 10, 11)   \
+  LORA4J_P4(12, 13, 14, 15) \
+  LORA4J_P4(16, 17, 18, 19) LORA4J_P4(20, 21, 22, 23) LORA4J_P4(24, 25, 26, 27)
+#define LORA4J_P28_1        \
+  LORA4J_P4(32, 33, 34, 35) \
+  LORA4J_P4(36, 37, 38, 39) \
+  LORA4J_P4(40, 41, 42, 43) \
+  LORA4J_P4(44, 45, 46, 47) \
+  LORA4J_P4(48, 49, 50, 51) LORA4J_P4(52, 53, 54, 55) LORA4J_P4(56, 57, 58, 59)
+#define LORA4J_P28_2        \
+  LORA4J_P4(64, 65, 66, 67) \
+  LORA4J_P4(68, 69, 70, 71) \
+  LORA4J_P4(72, 73, 74, 75) \
+  LORA4J_P4(76, 77, 78, 79) \
+  LORA4J_P4(80, 81, 82, 83) LORA4J_P4(84, 85, 86, 87) LORA4J_P4(88, 89, 90, 91)
+// N: the instruction's n; TB: B's transpose bit; PLACES: the accumulators' places ("%0, ...");
+// DA, DB: the descriptors' places; D: the accumulator operands
+#define LORA4J_WGMMA_BF16(N, TB, PLACES, DA, DB, ...)                                          \
+  asm volatile(                                                                                \
+      "{\n.reg .pred p;\nsetp.eq.u32 p, 1, 1;\n"                                               \
+      "wgmma.mma_async.sync.aligned.m64n" #N "k16.f32.bf16.bf16 {" PLACES "}, %" #DA ", %" #DB \
+      ", p, 1, 1, 0, " #TB ";\n}\n"                                                            \
+      : __VA_ARGS__                                                                            \
+      : "l"(da), "l"(db))
+#define LORA4J_PLACES_192                                                                    \
+  LORA4J_P28_0 LORA4J_P4(28, 29, 30, 31) LORA4J_P28_1 LORA4J_P4(60, 61, 62, 63) LORA4J_P28_2 \
+      LORA4J_P4L(92, 93, 94, 95)
+#define LORA4J_PLACES_128 \
+  LORA4J_P28_0 LORA4J_P4(28, 29, 30, 31) LORA4J_P28_1 LORA4J_P4L(60, 61, 62, 63)
+template <int N, int TB>
+__device__ __forceinline__ void wgmma_bf16(float (&d)[N / 2], uint64_t da, uint64_t db);
+template <>
+__device__ __forceinline__ void wgmma_bf16<192, 1>(float (&d)[96], uint64_t da, uint64_t db) {
+  LORA4J_WGMMA_BF16(192, 1, LORA4J_PLACES_192, 96, 97, LORA4J_D32(0), LORA4J_D32(32),
+                    LORA4J_D32(64));
+}
+template <>
+__device__ __forceinline__ void wgmma_bf16<192, 0>(float (&d)[96], uint64_t da, uint64_t db) {
+  LORA4J_WGMMA_BF16(192, 0, LORA4J_PLACES_192, 96, 97, LORA4J_D32(0), LORA4J_D32(32),
+                    LORA4J_D32(64));
+}
+template <>
+__device__ __forceinline__ void wgmma_bf16<128, 1>(float (&d)[64], uint64_t da, uint64_t db) {
+  LORA4J_WGMMA_BF16(128, 1, LORA4J_PLACES_128, 64, 65, LORA4J_D32(0), LORA4J_D32(32));
+}
+template <>
+__device__ __forceinline__ void wgmma_bf16<128, 0>(float (&d)[64], uint64_t da, uint64_t db) {
+  LORA4J_WGMMA_BF16(128, 0, LORA4J_PLACES_128, 64, 65, LORA4J_D32(0), LORA4J_D32(32));
+}
+#undef LORA4J_PLACES_128
+#undef LORA4J_PLACES_192
+#undef LORA4J_WGMMA_BF16
+#undef LORA4J_P28_2
+#undef LORA4J_P28_1
+#undef LORA4J_P28_0
+#undef LORA4J_P4L
+#undef LORA4J_P4
+#undef LORA4J_D32
+#undef LORA4J_D4
 #endif  // LORA4J_SM90A_DEVICE
 
 using EncodeTiledFn = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*,
