@@ -26,7 +26,8 @@ file(GLOB CUDA_ENGINE_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/src/
 # selection (attention.cu) falls back to the mma.sync kernel there. The -gencode form, because
 # nvcc 13.0's -arch=sm_90a shorthand also runs a plain sm_90 pass that rejects wgmma.
 set(LORA4J_SM90A_SOURCE ${CMAKE_CURRENT_SOURCE_DIR}/src/cuda/kernels/attention_sm90.cu
-                        ${CMAKE_CURRENT_SOURCE_DIR}/src/cuda/kernels/swiglu_dx_sm90.cu)
+                        ${CMAKE_CURRENT_SOURCE_DIR}/src/cuda/kernels/swiglu_dx_sm90.cu
+                        ${CMAKE_CURRENT_SOURCE_DIR}/src/cuda/kernels/swiglu_gu_sm90.cu)
 list(REMOVE_ITEM CUDA_KERNEL_SOURCES ${LORA4J_SM90A_SOURCE})
 add_library(lora4j_cuda_kernels STATIC ${CUDA_KERNEL_SOURCES})
 target_include_directories(lora4j_cuda_kernels PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/include

@@ -173,6 +173,30 @@ cudaError_t swiglu_dx_fused(const SwigluDxParams& p, cudaStream_t s);
 bool swiglu_dx_sm90_accepts(const SwigluDxParams& p);
 cudaError_t swiglu_dx_sm90(const SwigluDxParams& p, cudaStream_t s);
 #endif
+// The gate and up projections' forward with the SwiGLU forward as their epilogue
+// (swiglu_gu_sm90.cu): gate = x W_gate^T, up = x W_up^T rounded to bf16 as the GEMMs' outputs,
+// h = SwiGLU(gate, up), all three [n, I] with row stride I. x [n, K] (row stride ldx), W_gate and
+// W_up [I, K] (row strides ldwg, ldwu).
+struct SwigluGuParams {
+  const bf16* x = nullptr;
+  int64_t ldx = 0;
+  const bf16* wg = nullptr;
+  const bf16* wu = nullptr;
+  int64_t ldwg = 0, ldwu = 0;
+  bf16* gate = nullptr;
+  bf16* up = nullptr;
+  bf16* h = nullptr;
+  int64_t n = 0, K = 0, I = 0;
+};
+// Built (sm_90a code in the library), an sm_90 device, and a call it takes: K, I and the row
+// strides multiples of 8, every pointer 16-byte aligned.
+bool swiglu_gu_fused_accepts(const SwigluGuParams& p);
+// cudaErrorNotSupported for a call swiglu_gu_fused_accepts refuses.
+cudaError_t swiglu_gu_fused(const SwigluGuParams& p, cudaStream_t s);
+#ifdef LORA4J_HAVE_SM90A
+bool swiglu_gu_sm90_accepts(const SwigluGuParams& p);
+cudaError_t swiglu_gu_sm90(const SwigluGuParams& p, cudaStream_t s);
+#endif
 
 // The backward with down's LoRA input gradient added to dh first: dh[i, j] + s sum_k t[i, k]
 // A[k, j] (t = dy B [tokens, r] bf16, row stride ldt; A = lora_A of down [r, I] bf16), then as

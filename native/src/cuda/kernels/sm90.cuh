@@ -206,6 +206,22 @@ inline EncodeTiledFn encode_tiled() {
   return fn;
 }
 
+// A row-major bf16 matrix [rows][cols] (row stride ld) as a 2-d map {cols, rows}, box {64,
+// box_rows} (128-byte rows, 128-byte swizzle); elements past the matrix read as zeros.
+inline bool tmap_2d_sw128(CUtensorMap* m, const __nv_bfloat16* ptr, int64_t cols, int64_t rows,
+                          int64_t ld, uint32_t box_rows) {
+  const EncodeTiledFn encode = encode_tiled();
+  if (!encode) return false;
+  const cuuint64_t dims[2] = {cuuint64_t(cols), cuuint64_t(rows)};
+  const cuuint64_t strides[1] = {cuuint64_t(ld) * 2};
+  const cuuint32_t box[2] = {64, box_rows};
+  const cuuint32_t estr[2] = {1, 1};
+  return encode(m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<__nv_bfloat16*>(ptr), dims,
+                strides, box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) ==
+         CUDA_SUCCESS;
+}
+
 }  // namespace sm90
 }  // namespace cuda
 }  // namespace lora4j

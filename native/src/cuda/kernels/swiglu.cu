@@ -332,5 +332,24 @@ cudaError_t swiglu_dx_fused(const SwigluDxParams& p, cudaStream_t s) {
 #endif
 }
 
+// The gate/up forward with the SwiGLU forward lives in swiglu_gu_sm90.cu (sm_90a only).
+bool swiglu_gu_fused_accepts(const SwigluGuParams& p) {
+#ifdef LORA4J_HAVE_SM90A
+  return swiglu_gu_sm90_accepts(p);
+#else
+  (void)p;
+  return false;
+#endif
+}
+cudaError_t swiglu_gu_fused(const SwigluGuParams& p, cudaStream_t s) {
+#ifdef LORA4J_HAVE_SM90A
+  return swiglu_gu_sm90(p, s);
+#else
+  (void)p;
+  (void)s;
+  return cudaErrorNotSupported;
+#endif
+}
+
 }  // namespace cuda
 }  // namespace lora4j

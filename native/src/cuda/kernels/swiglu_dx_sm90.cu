@@ -465,22 +465,6 @@ __global__ void __launch_bounds__(F::kThreads, 1)
 #endif  // LORA4J_SM90A_DEVICE
 }
 
-bool aligned16(const void* q) { return (reinterpret_cast<uintptr_t>(q) & 15u) == 0; }
-
-// A row-major bf16 matrix [rows][cols] (row stride ld) as a 2-d map {cols, rows}, box
-// {64, box_rows} (128-byte rows, 128-byte swizzle); elements past the matrix read as zeros.
-bool make_2d(CUtensorMap* m, const bf16* ptr, int64_t cols, int64_t rows, int64_t ld,
-             uint32_t box_rows) {
-  const cuuint64_t dims[2] = {cuuint64_t(cols), cuuint64_t(rows)};
-  const cuuint64_t strides[1] = {cuuint64_t(ld) * 2};
-  const cuuint32_t box[2] = {64, box_rows};
-  const cuuint32_t estr[2] = {1, 1};
-  return encode_tiled()(m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<bf16*>(ptr), dims,
-                        strides, box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE,
-                        CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-                        CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
-}
-
 // The form a call with form 0 takes: LORA4J_SWIGLU_DX_FORM (1 .. kSwigluDxForms), else 1.
 int default_form() {
   static const int f = [] {
@@ -497,10 +481,10 @@ cudaError_t launch_form(SwigluDxPrm& prm, cudaStream_t s) {
   prm.nt = int((p.I + F::kBN - 1) / F::kBN);
   prm.tiles = prm.mt * prm.nt;
   prm.kb = int((p.d + F::kBK - 1) / F::kBK);
-  if (!make_2d(&prm.tdy, p.dy, p.d, p.n, p.ldy, kBM) ||
-      !make_2d(&prm.tw, p.w, p.I, p.d, p.ldw, 64) ||
+  if (!tmap_2d_sw128(&prm.tdy, p.dy, p.d, p.n, p.ldy, kBM) ||
+      !tmap_2d_sw128(&prm.tw, p.w, p.I, p.d, p.ldw, 64) ||
       (p.r > 0 &&
-       (!make_2d(&prm.tt, p.t, p.r, p.n, p.ldt, kBM) || !make_2d(&prm.ta, p.a, p.I, p.r, p.I, 64))))
+       (!tmap_2d_sw128(&prm.tt, p.t, p.r, p.n, p.ldt, kBM) || !tmap_2d_sw128(&prm.ta, p.a, p.I, p.r, p.I, 64))))
     return cudaErrorInvalidValue;
   void (*kernel)(SwigluDxPrm);
   if constexpr (F::kPingPong)
@@ -524,12 +508,12 @@ bool swiglu_dx_sm90_accepts(const SwigluDxParams& p) {
   const int64_t mt = (p.n + kBM - 1) / kBM, nt = (p.I + 127) / 128;  // the narrowest form's
   const bool lora_ok =
       p.r == 0 || (p.r > 0 && p.r <= kSwigluDxMaxRank && p.t && p.a && p.ldt >= p.r &&
-                   p.ldt % 8 == 0 && aligned16(p.t) && aligned16(p.a));
+                   p.ldt % 8 == 0 && ptr_aligned16(p.t) && ptr_aligned16(p.a));
   return p.n > 0 && p.d > 0 && p.I > 0 && p.d % 8 == 0 && p.I % 8 == 0 && p.ldy >= p.d &&
          p.ldy % 8 == 0 && p.ldw >= p.I && p.ldw % 8 == 0 && p.n <= INT32_MAX &&
          mt * nt <= INT32_MAX && p.form >= 0 && p.form <= kSwigluDxForms && p.dy && p.w && p.gate &&
-         p.up && p.dgate && p.dup && aligned16(p.dy) && aligned16(p.w) && aligned16(p.gate) &&
-         aligned16(p.up) && aligned16(p.dgate) && aligned16(p.dup) && lora_ok &&
+         p.up && p.dgate && p.dup && ptr_aligned16(p.dy) && ptr_aligned16(p.w) && ptr_aligned16(p.gate) &&
+         ptr_aligned16(p.up) && ptr_aligned16(p.dgate) && ptr_aligned16(p.dup) && lora_ok &&
          attention_sm90_device();
 }
 
