@@ -785,10 +785,15 @@ void phase_times() {
         "recompute checkpoint", "self_attn.q_proj", "mlp.down_proj dX", "lora_A forward", "dLoRA_A",
         "lm head loss kernels", "q/k operands to f16", "self_attn.qkv dX", "q/k/v dX operands"}) {
     // on a Hopper device down's input gradient and the SwiGLU backward are one op
-    const std::string fused = "mlp.down_proj dX + swiglu backward";
+    // (and the gate/up forward and the SwiGLU forward)
+    const std::string fused = "mlp.down_proj dX + swiglu backward",
+                      fused_fwd = "mlp.gate_proj + up_proj + swiglu forward";
     const bool in_fused =
         std::strcmp(want, "mlp.down_proj dX") == 0 || std::strcmp(want, "swiglu backward") == 0;
-    const std::string name = in_fused && names.count(fused) ? fused : want;
+    const bool in_fused_fwd = std::strcmp(want, "swiglu forward") == 0;
+    const std::string name = in_fused && names.count(fused)             ? fused
+                             : in_fused_fwd && names.count(fused_fwd) ? fused_fwd
+                                                                      : want;
     ct::report_bool("phase", "op listed: " + name, names.count(name) == 1, "");
   }
 }
@@ -1174,6 +1179,45 @@ void swiglu_dx_fused_ab() {
       !off.count(fused) && off.count("swiglu backward") && off.count("mlp.down_proj dX"), "");
 }
 
+// The gate/up forward with the SwiGLU forward in one kernel (swiglu_gu_fused, the default on a
+// Hopper device) against the two GEMMs and the SwiGLU forward after them (LORA4J_SWIGLU_GU_FUSED
+// =0): hd128 at rank 8 (the LoRA fold takes gate and up there, so the kernel runs with their B
+// beside W), LoRA on all seven projections, on o, gate, up and down, and on q, k, v, o and down
+// (gate and up without LoRA: K = hidden), no recompute and per-layer recompute. gate and up are
+// the same products rounded to bf16 as the GEMMs' outputs, summed in another order, so an
+// element may land one bf16 step apart: the loss within 1e-3 and every LoRA gradient within 2e-2
+// of the other engine's. The phase times name the fused op on an sm_90 device only, and never on
+// the other engine.
+void swiglu_gu_fused_ab() {
+  const char* S = "swiglu gu";
+  Golden g = load_case("hd128");
+  switch_cases(g, "LORA4J_SWIGLU_GU_FUSED",
+               {{0x7Fu, "all seven"}, {0x78u, "o, gate, up, down"}, {0x4Fu, "all but gate, up"}},
+               67, 0.5f, [&](const PairStep& r, const std::string& label, lora4j_engine* const(&)[2]) {
+                 ct::report(S, "hd128 gate/up + SwiGLU forward fused vs not, loss, " + label,
+                            std::fabs(r.loss[0] - r.loss[1]), 1e-3);
+                 ct::report(S, "hd128 gate/up + SwiGLU forward fused vs not, worst LoRA grad, " +
+                                   label,
+                            r.worst, 2e-2);
+               });
+  int dev = 0, major = 0, minor = 0;
+  CT_CUDA(cudaGetDevice(&dev));
+  CT_CUDA(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+  CT_CUDA(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
+  const bool sm90 = major == 9 && minor == 0;
+  lora4j_batch b = batch_of(g);
+  const std::string fused = "mlp.gate_proj + up_proj + swiglu forward";
+  // (the golden adapter's rank 16 folds at hd128's width only when told to)
+  setenv("LORA4J_LORA_FOLD", "1", 1);
+  std::set<std::string> on = ops_run(g, b, nullptr), off = ops_run(g, b, "LORA4J_SWIGLU_GU_FUSED");
+  unsetenv("LORA4J_LORA_FOLD");
+  ct::report_bool(S, "the default engine runs the fused op on an sm_90 device (and only there)",
+                  (on.count(fused) > 0) == sm90, sm90 ? "sm_90" : "not sm_90");
+  ct::report_bool(
+      S, "LORA4J_SWIGLU_GU_FUSED=0: the GEMMs and the SwiGLU forward apart",
+      !off.count(fused) && off.count("swiglu forward") && off.count("mlp.gate_proj"), "");
+}
+
 // Packed rows as the trainer collates them (Collation.pack: examples numbered 1, 2, 3 in their
 // segment ids, positions restarting at 0, each example's first label -100, then a padding run
 // of segment 0 with mask 0 and label -100) over hd128's ids and labels: the default engine, whose
@@ -1349,6 +1393,7 @@ int main() {
   qkv_wblock();
   qkv_pair_one();
   swiglu_dx_fused_ab();
+  swiglu_gu_fused_ab();
   attn_o_bf16();
   right_pad_unmasked();
   packed_segment_runs();

@@ -1891,6 +1891,111 @@ void test_swiglu_dx(ct::Rng& r) {
                   cuda::swiglu_dx_fused(p, 0) == cudaErrorNotSupported, "");
 }
 
+// The gate/up forward with the SwiGLU forward (swiglu_gu_sm90.cu): gate and up against the
+// products in double rounded to bf16 (at most one bf16 step apart), h bitwise against the
+// SwiGLU forward kernel applied to the kernel's own gate and up. samples > 0: that many random
+// elements (and the last) instead of all.
+void swiglu_gu_case(uint64_t seed, int64_t n, int64_t K, int64_t I, int64_t ldx, int64_t ldw,
+                    int64_t samples) {
+  const char* S = "swiglu_gu";
+  const std::string tag = "n=" + std::to_string(n) + " K=" + std::to_string(K) +
+                          " I=" + std::to_string(I) + " ldx=" + std::to_string(ldx) +
+                          " ldw=" + std::to_string(ldw);
+  const size_t m = size_t(n * I);
+  Fill f(seed);
+  Dev<bf> x(size_t(n * ldx)), wg(size_t(I * ldw)), wu(size_t(I * ldw)), g(m), u(m), h(m), h2(m);
+  fill_dev(x, 0, x.n, f, 1.f);
+  fill_dev(wg, 0, wg.n, f, 0.05f);
+  fill_dev(wu, 0, wu.n, f, 0.05f);
+  g.poison();
+  u.poison();
+  h.poison();
+  cuda::SwigluGuParams p;
+  p.x = x.p, p.ldx = ldx, p.wg = wg.p, p.wu = wu.p, p.ldwg = p.ldwu = ldw;
+  p.gate = g.p, p.up = u.p, p.h = h.p, p.n = n, p.K = K, p.I = I;
+  const bool acc = cuda::swiglu_gu_fused_accepts(p);
+  ct::report_bool(S, "taken on an sm_90 device " + tag, acc == is_sm90(),
+                  acc ? "accepted" : "refused");
+  if (!acc) return;
+  check(cuda::swiglu_gu_fused(p, 0), "swiglu_gu_fused");
+  check(cuda::swiglu_forward_scalar(g.p, u.p, h2.p, int64_t(m), 0), "swiglu_forward_scalar");
+  CT_CUDA(cudaDeviceSynchronize());
+  ct::report(S, "h = the SwiGLU forward of its gate and up, bitwise " + tag, bit_diff(h, h2, 0, m),
+             0);
+  auto host_raw = [](const Dev<bf>& a) {
+    std::vector<uint16_t> v(a.n);
+    CT_CUDA(cudaMemcpy(v.data(), a.p, a.n * 2, cudaMemcpyDeviceToHost));
+    return v;
+  };
+  auto val = [](uint16_t v) {
+    const uint32_t w = uint32_t(v) << 16;  // a bf16 is the upper half of a float
+    float y;
+    std::memcpy(&y, &w, 4);
+    return double(y);
+  };
+  const std::vector<uint16_t> xh = host_raw(x), gh = host_raw(wg), uh = host_raw(wu),
+                              go = host_raw(g), uo = host_raw(u);
+  std::vector<size_t> els;
+  if (samples <= 0) {
+    els.resize(m);
+    for (size_t e = 0; e < m; ++e) els[e] = e;
+  } else {
+    for (int64_t k = 0; k < samples; ++k) els.push_back(size_t(f.bits() % m));
+    els.push_back(m - 1);
+  }
+  // bf16 bits as a monotone integer line (sign-magnitude folded), so 1 = adjacent values
+  auto line = [](uint16_t v) { return v & 0x8000 ? -int64_t(v & 0x7FFF) : int64_t(v); };
+  std::vector<float> got_g, got_u, ref_g, ref_u;
+  int64_t far = 0;
+  for (size_t e : els) {
+    const int64_t i = int64_t(e) / I, j = int64_t(e) % I;
+    double sg = 0, su = 0;
+    for (int64_t k = 0; k < K; ++k) {
+      const double xv = val(xh[size_t(i * ldx + k)]);
+      sg += xv * val(gh[size_t(j * ldw + k)]);
+      su += xv * val(uh[size_t(j * ldw + k)]);
+    }
+    const uint16_t rg = __bfloat16_as_ushort(__float2bfloat16_rn(float(sg))),
+                   ru = __bfloat16_as_ushort(__float2bfloat16_rn(float(su)));
+    far += std::llabs(line(go[e]) - line(rg)) > 1;
+    far += std::llabs(line(uo[e]) - line(ru)) > 1;
+    got_g.push_back(float(val(go[e])));
+    got_u.push_back(float(val(uo[e])));
+    ref_g.push_back(float(sg));
+    ref_u.push_back(float(su));
+  }
+  ct::report(S, "vs double, gate " + tag, ct::rel_err(got_g, ref_g), 4e-3);
+  ct::report(S, "vs double, up " + tag, ct::rel_err(got_u, ref_u), 4e-3);
+  ct::report_bool(S, "gate and up within one bf16 step of the double products " + tag, far == 0,
+                  std::to_string(far) + " further");
+}
+
+void test_swiglu_gu(ct::Rng& r) {
+  auto seed = [&] { return uint64_t(r.integer(0, 1 << 30)); };
+  // row, K and column tiles that end part-way (130 = 128 + 2, 600 = 9 x 64 + 24, 1000 = 10 x
+  // 96 + 40), x and W rows wider than K
+  swiglu_gu_case(seed(), 130, 600, 1000, 600, 600, 0);
+  swiglu_gu_case(seed(), 192, 136, 264, 160, 144, 0);
+  swiglu_gu_case(seed(), 64, 64, 96, 64, 64, 0);  // one tile, one K block
+  // more tiles than blocks: each persistent block walks several (ring and buffer phases)
+  swiglu_gu_case(seed(), 2200, 128, 2000, 128, 128, 0);
+  // Mistral-7B's gate/up with the LoRA fold's 2 x 16 spare columns (K 4128), sampled
+  swiglu_gu_case(seed(), 384, 4128, 14336, 4128, 4128, 3000);
+  // calls it refuses: K % 8 != 0, I % 8 != 0, a row stride under K
+  cuda::SwigluGuParams p;
+  Dev<bf> x(size_t(1) << 16);
+  p.x = p.wg = p.wu = x.p;
+  p.gate = p.up = p.h = x.p;
+  p.n = 16, p.K = 60, p.I = 64, p.ldx = 64, p.ldwg = p.ldwu = 64;
+  ct::report_bool("swiglu_gu", "refuses K = 60", !cuda::swiglu_gu_fused_accepts(p), "");
+  p.K = 64, p.I = 60;
+  ct::report_bool("swiglu_gu", "refuses I = 60", !cuda::swiglu_gu_fused_accepts(p), "");
+  p.I = 64, p.ldwu = 56;
+  ct::report_bool("swiglu_gu", "refuses ldwu < K", !cuda::swiglu_gu_fused_accepts(p), "");
+  ct::report_bool("swiglu_gu", "a refused call returns cudaErrorNotSupported",
+                  cuda::swiglu_gu_fused(p, 0) == cudaErrorNotSupported, "");
+}
+
 void test_vectorized(ct::Rng& r) {
   auto seed = [&] { return uint64_t(r.integer(0, 1 << 30)); };
   // Mistral-7B, 4 x 2048 tokens: SwiGLU n * I, RMSNorm d 4096, RoPE q (32 heads) and k (8)
@@ -2057,6 +2162,7 @@ int main() {
       {"swiglu_lora", test_swiglu_lora},
       {"lora_dy", test_lora_dy},
       {"swiglu_dx", test_swiglu_dx},
+      {"swiglu_gu", test_swiglu_gu},
       {"lora_b", test_lora_b},
       {"attention", [](ct::Rng& rng) {
          // the Hopper kernels' cases at small sizes: partial tiles, GQA
@@ -2088,6 +2194,7 @@ int main() {
   test_swiglu(r, 97 * 14336 + 3);
   test_vectorized(r);
   test_swiglu_dx(r);
+  test_swiglu_gu(r);
   test_cross_entropy(r, 97, 1000);
   test_cross_entropy(r, 33, 4099);
   test_cross_entropy_bf16(r, 97, 32768, 3.f, true);  // Mistral v0.3: 8 vectors per thread

@@ -141,6 +141,7 @@ class CudaEngine final : public Engine {
       set_qk_lo_mode();
       lora_dx_swiglu_ = env_switch_on("LORA4J_LORA_DX_SWIGLU");
       swiglu_dx_fused_ = env_switch_on("LORA4J_SWIGLU_DX_FUSED");
+      swiglu_gu_fused_ = env_switch_on("LORA4J_SWIGLU_GU_FUSED");
       if (const char* f = std::getenv("LORA4J_SWIGLU_DX_FORM")) swiglu_dx_form_ = std::atoi(f);
       if (swiglu_dx_form_ < 0 || swiglu_dx_form_ > kSwigluDxForms) swiglu_dx_form_ = 0;
       lora_dy_pair_ = env_switch_on("LORA4J_LORA_DY_PAIR");
@@ -1861,6 +1862,36 @@ class CudaEngine final : public Engine {
                      static_cast<float*>(y), out, 1.f / lo8_scale_[size_t(l)], 1.f, proj_module(p));
     }
   }
+  // The fused gate/up forward + SwiGLU forward's call for layer l (swiglu_gu_fused), or one with x
+  // null where it does not apply: LORA4J_SWIGLU_GU_FUSED=0, a device or call the kernel does not
+  // take, a weight that is not bf16 in memory (NF4: both would dequantize into the one scratch),
+  // or gate and up whose K differ (a LoRA term on one that is not folded into its GEMM).
+  SwigluGuParams swiglu_gu_params(int l, const LayerActs& a) {
+    SwigluGuParams sp;
+    if (!swiglu_gu_fused_) return sp;
+    const bf16* wg = proj_[size_t(proj_index(l, GATE))].dense;
+    const bf16* wu = proj_[size_t(proj_index(l, UP))].dense;
+    const int64_t d = shape_.c.hidden_size, g = kGroupOf[GATE];
+    auto k_of = [&](int p) -> int64_t {
+      if (folded(l, p)) return d + fold_cols_[g];
+      return has_lora(l, p) ? -1 : d;  // an unfolded LoRA term needs lora_B's own pass
+    };
+    const int64_t kg = k_of(GATE), ku = k_of(UP);
+    if (!wg || !wu || kg < 0 || kg != ku) return sp;
+    sp.x = a.xn2;
+    sp.ldx = xld_[g];
+    sp.wg = wg;
+    sp.wu = wu;
+    sp.ldwg = wld(proj_index(l, GATE));
+    sp.ldwu = wld(proj_index(l, UP));
+    sp.gate = a.gate;
+    sp.up = a.up;
+    sp.h = a.h;
+    sp.n = n_;
+    sp.K = kg;
+    sp.I = shape_.c.intermediate_size;
+    return swiglu_gu_fused_accepts(sp) ? sp : SwigluGuParams{};
+  }
   // The fused down input gradient + SwiGLU backward's call for layer l (swiglu_dx_fused, in place
   // over gate and up), or one with dy null where it does not apply: LORA4J_SWIGLU_DX_FUSED=0, a
   // device or call the kernel does not take (not Hopper, a rank or row stride it refuses), or
@@ -2040,10 +2071,16 @@ class CudaEngine final : public Engine {
     KCHECK(rmsnorm_forward(a.xmid, wnorm2(l), a.xn2, a.rstd2, n, d, eps, stream_, nullptr, ld2));
     tm("rmsnorm forward");
     lora_a_forward(l, kGroupOf[GATE], a.xn2, ld2, n, a);
-    proj_forward(l, GATE, a.xn2, ld2, n, a.gate, false, nullptr, a.xa[GATE]);
-    proj_forward(l, UP, a.xn2, ld2, n, a.up, false, nullptr, a.xa[UP]);
-    KCHECK(swiglu_forward(a.gate, a.up, a.h, n * I, stream_));
-    tm("swiglu forward");
+    const SwigluGuParams gu = swiglu_gu_params(l, a);
+    if (gu.x) {
+      KCHECK(swiglu_gu_fused(gu, stream_));
+      tm("mlp.gate_proj + up_proj + swiglu forward");
+    } else {
+      proj_forward(l, GATE, a.xn2, ld2, n, a.gate, false, nullptr, a.xa[GATE]);
+      proj_forward(l, UP, a.xn2, ld2, n, a.up, false, nullptr, a.xa[UP]);
+      KCHECK(swiglu_forward(a.gate, a.up, a.h, n * I, stream_));
+      tm("swiglu forward");
+    }
     lora_a_forward(l, kGroupOf[DOWN], a.h, I, n, a);
     // a re-run for the backward needs only xa of down: its output is the next layer's input
     if (!recompute) proj_forward(l, DOWN, a.h, I, n, x_[size_t(l) + 1], true, a.xmid, a.xa[DOWN]);
@@ -2417,6 +2454,9 @@ class CudaEngine final : public Engine {
   // its form (swiglu_dx_sm90.cu), LORA4J_SWIGLU_DX_FORM read when the engine is made (so that
   // bench_cuda's paired runs can set it per engine); 0: the kernel's default
   int swiglu_dx_form_ = 0;
+  // the gate/up forward with the SwiGLU forward in one kernel (swiglu_gu_fused: Hopper; gate and
+  // up not read back), unless LORA4J_SWIGLU_GU_FUSED=0
+  bool swiglu_gu_fused_ = true;
   // "dy B" and "dLoRA_B" in one read of dy (lora_dy_pair) where it applies, unless
   // LORA4J_LORA_DY_PAIR=0; dy_pair_ is its scratch (carve)
   bool lora_dy_pair_ = true;
