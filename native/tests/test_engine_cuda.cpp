@@ -791,7 +791,7 @@ void phase_times() {
     const bool in_fused =
         std::strcmp(want, "mlp.down_proj dX") == 0 || std::strcmp(want, "swiglu backward") == 0;
     const bool in_fused_fwd = std::strcmp(want, "swiglu forward") == 0;
-    const std::string name = in_fused && names.count(fused)             ? fused
+    const std::string name = in_fused && names.count(fused)           ? fused
                              : in_fused_fwd && names.count(fused_fwd) ? fused_fwd
                                                                       : want;
     ct::report_bool("phase", "op listed: " + name, names.count(name) == 1, "");
@@ -1191,15 +1191,15 @@ void swiglu_dx_fused_ab() {
 void swiglu_gu_fused_ab() {
   const char* S = "swiglu gu";
   Golden g = load_case("hd128");
-  switch_cases(g, "LORA4J_SWIGLU_GU_FUSED",
-               {{0x7Fu, "all seven"}, {0x78u, "o, gate, up, down"}, {0x4Fu, "all but gate, up"}},
-               67, 0.5f, [&](const PairStep& r, const std::string& label, lora4j_engine* const(&)[2]) {
-                 ct::report(S, "hd128 gate/up + SwiGLU forward fused vs not, loss, " + label,
-                            std::fabs(r.loss[0] - r.loss[1]), 1e-3);
-                 ct::report(S, "hd128 gate/up + SwiGLU forward fused vs not, worst LoRA grad, " +
-                                   label,
-                            r.worst, 2e-2);
-               });
+  switch_cases(
+      g, "LORA4J_SWIGLU_GU_FUSED",
+      {{0x7Fu, "all seven"}, {0x78u, "o, gate, up, down"}, {0x4Fu, "all but gate, up"}}, 67, 0.5f,
+      [&](const PairStep& r, const std::string& label, lora4j_engine* const(&)[2]) {
+        ct::report(S, "hd128 gate/up + SwiGLU forward fused vs not, loss, " + label,
+                   std::fabs(r.loss[0] - r.loss[1]), 1e-3);
+        ct::report(S, "hd128 gate/up + SwiGLU forward fused vs not, worst LoRA grad, " + label,
+                   r.worst, 2e-2);
+      });
   int dev = 0, major = 0, minor = 0;
   CT_CUDA(cudaGetDevice(&dev));
   CT_CUDA(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
@@ -1213,9 +1213,9 @@ void swiglu_gu_fused_ab() {
   unsetenv("LORA4J_LORA_FOLD");
   ct::report_bool(S, "the default engine runs the fused op on an sm_90 device (and only there)",
                   (on.count(fused) > 0) == sm90, sm90 ? "sm_90" : "not sm_90");
-  ct::report_bool(
-      S, "LORA4J_SWIGLU_GU_FUSED=0: the GEMMs and the SwiGLU forward apart",
-      !off.count(fused) && off.count("swiglu forward") && off.count("mlp.gate_proj"), "");
+  ct::report_bool(S, "LORA4J_SWIGLU_GU_FUSED=0: the GEMMs and the SwiGLU forward apart",
+                  !off.count(fused) && off.count("swiglu forward") && off.count("mlp.gate_proj"),
+                  "");
 }
 
 // Packed rows as the trainer collates them (Collation.pack: examples numbered 1, 2, 3 in their

@@ -1892,9 +1892,13 @@ void test_swiglu_dx(ct::Rng& r) {
 }
 
 // The gate/up forward with the SwiGLU forward (swiglu_gu_sm90.cu): gate and up against the
-// products in double rounded to bf16 (at most one bf16 step apart), h bitwise against the
-// SwiGLU forward kernel applied to the kernel's own gate and up. samples > 0: that many random
-// elements (and the last) instead of all.
+// products in double rounded to bf16, h bitwise against the SwiGLU forward kernel applied to the
+// kernel's own gate and up. An element may be more than one bf16 step from the double product
+// only where the sum cancels: the fp32 accumulation's error, about sqrt(K) 2^-24 times the sum
+// of the terms' magnitudes, is then above a step of the small result (cuBLAS's GEMM does the
+// same). The bound per element: one bf16 step of the larger of the two values plus 2^-20
+// sqrt(K) sum |x_k w_k|; a missed K block, a wrong row or column, or bf16 accumulation lands far
+// outside it. samples > 0: that many random elements (and the last) instead of all.
 void swiglu_gu_case(uint64_t seed, int64_t n, int64_t K, int64_t I, int64_t ldx, int64_t ldw,
                     int64_t samples) {
   const char* S = "swiglu_gu";
@@ -1945,20 +1949,37 @@ void swiglu_gu_case(uint64_t seed, int64_t n, int64_t K, int64_t I, int64_t ldx,
   }
   // bf16 bits as a monotone integer line (sign-magnitude folded), so 1 = adjacent values
   auto line = [](uint16_t v) { return v & 0x8000 ? -int64_t(v & 0x7FFF) : int64_t(v); };
+  auto step = [](double v) {  // a bf16 step at |v| (8 significant bits)
+    int ex = 0;
+    std::frexp(v, &ex);
+    return std::ldexp(1.0, ex - 8);
+  };
   std::vector<float> got_g, got_u, ref_g, ref_u;
-  int64_t far = 0;
+  int64_t past_step = 0, far = 0;
+  double worst = 0;  // the largest |got - double| over its bound
+  auto judge = [&](uint16_t got, double ref, double mag) {
+    const uint16_t rr = __bfloat16_as_ushort(__float2bfloat16_rn(float(ref)));
+    if (std::llabs(line(got) - line(rr)) <= 1) return;
+    ++past_step;
+    const double gv = val(got), err = std::fabs(gv - ref),
+                 bound = step(std::max(std::fabs(gv), std::fabs(ref))) +
+                         std::ldexp(std::sqrt(double(K)) * mag, -20);
+    worst = std::max(worst, err / bound);
+    far += err > bound;
+  };
   for (size_t e : els) {
     const int64_t i = int64_t(e) / I, j = int64_t(e) % I;
-    double sg = 0, su = 0;
+    double sg = 0, su = 0, mg = 0, mu = 0;
     for (int64_t k = 0; k < K; ++k) {
-      const double xv = val(xh[size_t(i * ldx + k)]);
-      sg += xv * val(gh[size_t(j * ldw + k)]);
-      su += xv * val(uh[size_t(j * ldw + k)]);
+      const double xv = val(xh[size_t(i * ldx + k)]), tg = xv * val(gh[size_t(j * ldw + k)]),
+                   tu = xv * val(uh[size_t(j * ldw + k)]);
+      sg += tg;
+      su += tu;
+      mg += std::fabs(tg);
+      mu += std::fabs(tu);
     }
-    const uint16_t rg = __bfloat16_as_ushort(__float2bfloat16_rn(float(sg))),
-                   ru = __bfloat16_as_ushort(__float2bfloat16_rn(float(su)));
-    far += std::llabs(line(go[e]) - line(rg)) > 1;
-    far += std::llabs(line(uo[e]) - line(ru)) > 1;
+    judge(go[e], sg, mg);
+    judge(uo[e], su, mu);
     got_g.push_back(float(val(go[e])));
     got_u.push_back(float(val(uo[e])));
     ref_g.push_back(float(sg));
@@ -1966,8 +1987,10 @@ void swiglu_gu_case(uint64_t seed, int64_t n, int64_t K, int64_t I, int64_t ldx,
   }
   ct::report(S, "vs double, gate " + tag, ct::rel_err(got_g, ref_g), 4e-3);
   ct::report(S, "vs double, up " + tag, ct::rel_err(got_u, ref_u), 4e-3);
-  ct::report_bool(S, "gate and up within one bf16 step of the double products " + tag, far == 0,
-                  std::to_string(far) + " further");
+  ct::report_bool(S, "gate and up within the accumulation bound of the double products " + tag,
+                  far == 0,
+                  std::to_string(past_step) + " past one step, " + std::to_string(far) +
+                      " past the bound (worst " + std::to_string(worst) + " of it)");
 }
 
 void test_swiglu_gu(ct::Rng& r) {

@@ -163,7 +163,7 @@ struct SwigluDxParams {
   int form = 0;
 };
 constexpr int kSwigluDxMaxRank = 64;
-constexpr int kSwigluDxForms = 4;
+constexpr int kSwigluDxForms = 2;
 // Built (sm_90a code in the library), an sm_90 device, and a call it takes: d, I, ldy, ldw and
 // ldt multiples of 8, 16-byte aligned dy, W, T, A, gate, up, dgate, dup, r <= kSwigluDxMaxRank.
 bool swiglu_dx_fused_accepts(const SwigluDxParams& p);

@@ -148,9 +148,9 @@ __device__ __forceinline__ void sts32(uint32_t addr, uint32_t v) {
       ", p, 1, 1, 0, " #TB ";\n}\n"                                                            \
       : __VA_ARGS__                                                                            \
       : "l"(da), "l"(db))
-#define LORA4J_PLACES_192                                                                    \
-  LORA4J_P28_0 LORA4J_P4(28, 29, 30, 31) LORA4J_P28_1 LORA4J_P4(60, 61, 62, 63) LORA4J_P28_2 \
-      LORA4J_P4L(92, 93, 94, 95)
+#define LORA4J_PLACES_192                                                       \
+  LORA4J_P28_0 LORA4J_P4(28, 29, 30, 31) LORA4J_P28_1 LORA4J_P4(60, 61, 62, 63) \
+      LORA4J_P28_2 LORA4J_P4L(92, 93, 94, 95)
 #define LORA4J_PLACES_128 \
   LORA4J_P28_0 LORA4J_P4(28, 29, 30, 31) LORA4J_P28_1 LORA4J_P4L(60, 61, 62, 63)
 template <int N, int TB>
@@ -218,8 +218,8 @@ inline bool tmap_2d_sw128(CUtensorMap* m, const __nv_bfloat16* ptr, int64_t cols
   const cuuint32_t estr[2] = {1, 1};
   return encode(m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<__nv_bfloat16*>(ptr), dims,
                 strides, box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-                CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) ==
-         CUDA_SUCCESS;
+                CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
 }  // namespace sm90

@@ -20,18 +20,17 @@
  * warps finish this one from the buffer, so the epilogue's loads, arithmetic and stores run beside
  * the next tile's products.
  *
- * Four forms (all keep dh in fp32, the contract's numerics), chosen per call
- * (SwigluDxParams::form) or by LORA4J_SWIGLU_DX_FORM for A/B runs:
- *   1: 192 wide, 3 stages (the default); 2: 128 wide, 4 stages: the buffered forms above, with
- *      a fourth warpgroup of epilogue warps (seven in all);
- *   3: 192 wide, 5 stages; 4: 128 wide, 7 stages: ping-pong (swiglu_dx_pp_kernel): no buffer,
- *      each consumer warpgroup owns whole tiles and finishes them from its registers while the
- *      other runs the next tile's products; the buffer's 100 KB hold ring stages instead.
+ * Two forms (both keep dh in fp32, the contract's numerics), chosen per call
+ * (SwigluDxParams::form) or by LORA4J_SWIGLU_DX_FORM for A/B runs: 1: 192 wide, 3 stages (the
+ * default); 2: 128 wide, 4 stages.
  * Measured per-op at 4 x 2048 on an H200 (twenty-fifth session): form 1 1.740 ms a layer, form 2
  * 1.748, the unfused GEMM and SwiGLU backward 1.900. Forms tried and dropped (NOTES.md,
  * twenty-fourth and twenty-fifth sessions): three epilogue warps (the consumers waited 16-27% of
  * their time for the buffer to drain), dh rounded to bf16 on chip (1.448 ms, but the hd128
- * gradients leave the 3e-2 bound), ring blocks of K 32 with six stages (2.064 ms).
+ * gradients leave the 3e-2 bound), ring blocks of K 32 with six stages (2.064 ms); clusters of 2
+ * or 4 blocks sharing dy's or W's tiles by TMA multicast (2.996-3.829 ms) and ping-pong forms with
+ * no buffer, each consumer warpgroup finishing its own tiles from registers (2.03 ms; both in the
+ * twenty-sixth session).
  * Tiles are rastered in groups of kGroupM row tiles (the group's dy rows and its W columns stay
  * in L2 across a wave of tiles).
  */
@@ -62,7 +61,6 @@ constexpr int kGroupM = 16;  // row tiles per raster group
 template <int BN, int S>
 struct Form {
   static constexpr int kBN = BN, kStages = S, kBK = 64;
-  static constexpr bool kPingPong = false;
   static constexpr int kThreads = 512, kEpiWarps = 7;
   static constexpr int kABytes = kBM * kBK * 2;  // dy's [128 rows][64]
   static constexpr int kBPanel = kBK * 64 * 2;   // W's [64 rows][64 columns]
@@ -82,7 +80,6 @@ struct SwigluDxPrm {
   int mt, nt, kb;  // row tiles, column tiles, K blocks of dy W
   int tiles;       // mt * nt
 };
-
 
 // kLora: the call has s T A (r > 0). Instantiations per case, so that the control flow before the
 // main loop is fixed at compile time: with a run-time branch there, ptxas serializes every wgmma
@@ -216,7 +213,8 @@ __global__ void __launch_bounds__(F::kThreads, 1)
   float acc[kBN / 2];
   auto issue_k = [&](int s, int kk) {
     const uint32_t a = stage_a(s) + arow + kk * 32;
-    wgmma_bf16<kBN, 1>(acc, sw128_desc(a, 16, 1024), sw128_desc(stage_b(s) + kk * 2048, kBPanel, 1024));
+    wgmma_bf16<kBN, 1>(acc, sw128_desc(a, 16, 1024),
+                       sw128_desc(stage_b(s) + kk * 2048, kBPanel, 1024));
   };
 
   int it = 0, j = 0;  // ring position, this block's tile count
@@ -278,193 +276,6 @@ __global__ void __launch_bounds__(F::kThreads, 1)
 #endif  // LORA4J_SM90A_DEVICE
 }
 
-// The ping-pong forms: no dh buffer. A block is a producer warpgroup and two consumer warpgroups
-// that each own whole 128 x BN tiles (the block's tiles alternate between them) and finish them
-// from their registers: while one runs a tile's products the other applies the SwiGLU backward
-// to its previous tile's dh and stores dgate and dup. The shared memory the buffer took holds
-// more ring stages. A warpgroup starts a tile's products once the other has issued its last
-// block of the previous tile (turn barriers): the ring then holds only this tile's blocks ahead,
-// which keeps its parity waits unambiguous, and the two never compete for the tensor cores.
-template <int BN, int S>
-struct PpForm {
-  static constexpr int kBN = BN, kStages = S, kBK = 64;
-  static constexpr bool kPingPong = true;
-  static constexpr int kThreads = 384;
-  static constexpr int kABytes = kBM * kBK * 2;  // dy's [128 rows][64]
-  static constexpr int kBPanel = kBK * 64 * 2;   // W's [64 rows][64 columns]
-  static constexpr int kStageBytes = kABytes + (BN / 64) * kBPanel;
-  static constexpr int kBarOff = S * kStageBytes;  // full[S], free[S], turn[2]
-  static constexpr int kSmem = kBarOff + 8 * (2 * S + 2) + 1024;  // + alignment of the base
-  static_assert(kSmem <= 232448, "past the 227 KB of shared memory a block may have");
-};
-
-template <class F, bool kLora>
-__global__ void __launch_bounds__(F::kThreads, 1)
-    swiglu_dx_pp_kernel(const __grid_constant__ SwigluDxPrm prm) {
-#ifdef LORA4J_SM90A_DEVICE
-  constexpr int kBN = F::kBN, kStages = F::kStages, kBK = F::kBK;
-  constexpr int kStageBytes = F::kStageBytes, kABytes = F::kABytes, kBPanel = F::kBPanel;
-  extern __shared__ unsigned char smem_raw[];
-  const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
-  const uint32_t bar0 = base + F::kBarOff;
-  auto bar_full = [&](int s) { return bar0 + 8u * s; };
-  auto bar_free = [&](int s) { return bar0 + 8u * (kStages + s); };
-  auto bar_turn = [&](int w) { return bar0 + 8u * (2 * kStages + w); };
-  auto stage_a = [&](int s) { return base + uint32_t(s) * kStageBytes; };
-  auto stage_b = [&](int s) { return base + uint32_t(s) * kStageBytes + kABytes; };
-
-  const SwigluDxParams& p = prm.p;
-  auto tile_at = [&](int t, int& m0, int& n0) {
-    const int per_group = kGroupM * prm.nt;
-    const int grp = t / per_group, first_m = grp * kGroupM;
-    const int gm = min(prm.mt - first_m, kGroupM);
-    const int in_grp = t - grp * per_group;
-    m0 = (first_m + in_grp % gm) * kBM;
-    n0 = (in_grp / gm) * kBN;
-  };
-  constexpr bool lora = kLora;
-  const int per_tile = prm.kb + (kLora ? 1 : 0);  // ring blocks a tile: [LoRA,] dy W's K blocks
-  const int wg = threadIdx.x / 128, tid = threadIdx.x % 128;
-
-  if (threadIdx.x == 0) {
-    for (int s = 0; s < kStages; ++s) {
-      mbar_init(bar_full(s), 1);
-      mbar_init(bar_free(s), 4);  // the four warps of the warpgroup that read the block
-    }
-    mbar_init(bar_turn(0), 4);  // warpgroup 0 has issued a tile's last block (its four warps)
-    mbar_init(bar_turn(1), 4);
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-  }
-  __syncthreads();
-
-  if (wg == 0) {
-    asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n");
-    if (tid == 0) {
-      // ---- producer: every block of every tile of this block, through the ring ----
-      int it = 0;
-      for (int t = int(blockIdx.x); t < prm.tiles; t += int(gridDim.x)) {
-        int m0, n0;
-        tile_at(t, m0, n0);
-        for (int b = 0; b < per_tile; ++b, ++it) {
-          const int s = it % kStages;
-          mbar_wait(bar_free(s), ((it / kStages) & 1) ^ 1);  // first pass: passes at once
-          mbar_expect_tx(bar_full(s), kStageBytes);
-          const bool lb = lora && b == 0;  // T's columns and A's rows 0 .. 63 (zeros past r)
-          const int k0 = lb ? 0 : (b - (lora ? 1 : 0)) * kBK;
-          tma_load_2d(stage_a(s), lb ? &prm.tt : &prm.tdy, bar_full(s), k0, m0);
-          for (int c = 0; c < kBN / 64; ++c)
-            tma_load_2d(stage_b(s) + c * kBPanel, lb ? &prm.ta : &prm.tw, bar_full(s),
-                        n0 + 64 * c, k0);
-        }
-      }
-    }
-    return;
-  }
-  asm volatile("setmaxnreg.inc.sync.aligned.u32 240;\n");
-
-  // ---- consumers: warpgroup cw takes the block's tiles cw, cw + 2, ... (rows 0-63 in acc0,
-  // 64-127 in acc1) ----
-  const int cw = wg - 1, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
-  auto release = [&](int s) {
-    __syncwarp();
-    if (lane == 0) mbar_arrive(bar_free(s));
-  };
-  float acc0[kBN / 2], acc1[kBN / 2];
-  // A: K-major, rows 64 h on (8 KB), k16 step kk 32 bytes into the 128-byte rows; B: MN-major,
-  // k16 step kk 16 rows (2048 bytes) down each panel, the next 64 columns one panel on (lbo)
-  auto issue_k = [&](int s, int kk) {
-    const uint64_t db = sw128_desc(stage_b(s) + kk * 2048, kBPanel, 1024);
-    wgmma_bf16<kBN, 1>(acc0, sw128_desc(stage_a(s) + kk * 32, 16, 1024), db);
-    wgmma_bf16<kBN, 1>(acc1, sw128_desc(stage_a(s) + 8192 + kk * 32, 16, 1024), db);
-  };
-  int q = 0;  // this warpgroup's tile count
-  for (int t = int(blockIdx.x) + cw * int(gridDim.x); t < prm.tiles; t += 2 * int(gridDim.x), ++q) {
-    const int j = 2 * q + cw;  // the tile's place among the block's
-    int it = j * per_tile;     // its first ring position
-    int m0, n0;
-    tile_at(t, m0, n0);
-    // the other warpgroup has issued the previous tile's last block
-    if (j > 0) mbar_wait(bar_turn(1 - cw), (cw == 1 ? q : q - 1) & 1);
-#pragma unroll
-    for (int i = 0; i < kBN / 2; ++i) acc0[i] = acc1[i] = 0.f;
-    fence_regs(acc0);
-    fence_regs(acc1);
-    if (lora) {
-      // s T A first, alone: the scale applies to it only
-      const int ksteps = (p.r + 15) / 16;  // k16 steps of the rank (r <= 64: one ring block)
-      const int s = it % kStages;
-      mbar_wait(bar_full(s), (it / kStages) & 1);
-      wgmma_fence();
-#pragma unroll
-      for (int kk = 0; kk < kBK / 16; ++kk) {
-        if (kk < ksteps) {
-          issue_k(s, kk);
-          wgmma_commit();
-          wgmma_wait0();
-          fence_regs(acc0);
-          fence_regs(acc1);
-        }
-      }
-      release(s);
-      ++it;
-#pragma unroll
-      for (int i = 0; i < kBN / 2; ++i) acc0[i] *= p.s, acc1[i] *= p.s;
-    }
-    const int first = it, end = it + prm.kb;
-    for (; it < end; ++it) {
-      const int s = it % kStages;
-      mbar_wait(bar_full(s), (it / kStages) & 1);
-      wgmma_fence();
-#pragma unroll
-      for (int kk = 0; kk < kBK / 16; ++kk) issue_k(s, kk);
-      wgmma_commit();
-      wgmma_wait1();
-      if (it > first) release((it - 1) % kStages);
-    }
-    // every block of this tile is in (its full barriers have completed): the other warpgroup
-    // may start its next tile
-    __syncwarp();
-    if (lane == 0) mbar_arrive(bar_turn(cw));
-    wgmma_wait0();
-    fence_regs(acc0);
-    fence_regs(acc1);
-    release((end - 1) % kStages);
-    // the SwiGLU backward from the registers: acc_h[4 jj + 2 rr + e] is row 64 h + 16 warp + g +
-    // 8 rr, column 8 jj + 2 t4 + e of the tile; eight column chunks' loads in flight at a time
-#pragma unroll
-    for (int h = 0; h < 2; ++h)
-#pragma unroll
-      for (int rr = 0; rr < 2; ++rr) {
-        const int64_t row = int64_t(m0) + 64 * h + 16 * warp + g + 8 * rr;
-        if (row >= p.n) continue;
-        const int64_t off = row * p.I + n0 + 2 * t4;
-        constexpr int kBatch = 4;
-#pragma unroll
-        for (int j0 = 0; j0 < kBN / 8; j0 += kBatch) {
-          __nv_bfloat162 gv[kBatch], uv[kBatch];
-#pragma unroll
-          for (int k = 0; k < kBatch; ++k)
-            if (n0 + 8 * (j0 + k) < p.I) {
-              gv[k] = *reinterpret_cast<const __nv_bfloat162*>(p.gate + off + 8 * (j0 + k));
-              uv[k] = *reinterpret_cast<const __nv_bfloat162*>(p.up + off + 8 * (j0 + k));
-            }
-#pragma unroll
-          for (int k = 0; k < kBatch; ++k)
-            if (n0 + 8 * (j0 + k) < p.I) {
-              const float* a = h ? acc1 : acc0;
-              const int i = 4 * (j0 + k) + 2 * rr;
-              __nv_bfloat162 dg, du;
-              swiglu_bwd_one(a[i], gv[k].x, uv[k].x, dg.x, du.x);
-              swiglu_bwd_one(a[i + 1], gv[k].y, uv[k].y, dg.y, du.y);
-              *reinterpret_cast<__nv_bfloat162*>(p.dgate + off + 8 * (j0 + k)) = dg;
-              *reinterpret_cast<__nv_bfloat162*>(p.dup + off + 8 * (j0 + k)) = du;
-            }
-        }
-      }
-  }
-#endif  // LORA4J_SM90A_DEVICE
-}
-
 // The form a call with form 0 takes: LORA4J_SWIGLU_DX_FORM (1 .. kSwigluDxForms), else 1.
 int default_form() {
   static const int f = [] {
@@ -483,14 +294,11 @@ cudaError_t launch_form(SwigluDxPrm& prm, cudaStream_t s) {
   prm.kb = int((p.d + F::kBK - 1) / F::kBK);
   if (!tmap_2d_sw128(&prm.tdy, p.dy, p.d, p.n, p.ldy, kBM) ||
       !tmap_2d_sw128(&prm.tw, p.w, p.I, p.d, p.ldw, 64) ||
-      (p.r > 0 &&
-       (!tmap_2d_sw128(&prm.tt, p.t, p.r, p.n, p.ldt, kBM) || !tmap_2d_sw128(&prm.ta, p.a, p.I, p.r, p.I, 64))))
+      (p.r > 0 && (!tmap_2d_sw128(&prm.tt, p.t, p.r, p.n, p.ldt, kBM) ||
+                   !tmap_2d_sw128(&prm.ta, p.a, p.I, p.r, p.I, 64))))
     return cudaErrorInvalidValue;
-  void (*kernel)(SwigluDxPrm);
-  if constexpr (F::kPingPong)
-    kernel = p.r > 0 ? swiglu_dx_pp_kernel<F, true> : swiglu_dx_pp_kernel<F, false>;
-  else
-    kernel = p.r > 0 ? swiglu_dx_sm90_kernel<F, true> : swiglu_dx_sm90_kernel<F, false>;
+  void (*kernel)(SwigluDxPrm) =
+      p.r > 0 ? swiglu_dx_sm90_kernel<F, true> : swiglu_dx_sm90_kernel<F, false>;
   cudaError_t e =
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, F::kSmem);
   if (e != cudaSuccess) return e;
@@ -512,9 +320,9 @@ bool swiglu_dx_sm90_accepts(const SwigluDxParams& p) {
   return p.n > 0 && p.d > 0 && p.I > 0 && p.d % 8 == 0 && p.I % 8 == 0 && p.ldy >= p.d &&
          p.ldy % 8 == 0 && p.ldw >= p.I && p.ldw % 8 == 0 && p.n <= INT32_MAX &&
          mt * nt <= INT32_MAX && p.form >= 0 && p.form <= kSwigluDxForms && p.dy && p.w && p.gate &&
-         p.up && p.dgate && p.dup && ptr_aligned16(p.dy) && ptr_aligned16(p.w) && ptr_aligned16(p.gate) &&
-         ptr_aligned16(p.up) && ptr_aligned16(p.dgate) && ptr_aligned16(p.dup) && lora_ok &&
-         attention_sm90_device();
+         p.up && p.dgate && p.dup && ptr_aligned16(p.dy) && ptr_aligned16(p.w) &&
+         ptr_aligned16(p.gate) && ptr_aligned16(p.up) && ptr_aligned16(p.dgate) &&
+         ptr_aligned16(p.dup) && lora_ok && attention_sm90_device();
 }
 
 cudaError_t swiglu_dx_sm90(const SwigluDxParams& p, cudaStream_t s) {
@@ -526,10 +334,6 @@ cudaError_t swiglu_dx_sm90(const SwigluDxParams& p, cudaStream_t s) {
   switch (p.form ? p.form : default_form()) {
     case 2:
       return launch_form<Form<128, 4>>(prm, s);
-    case 3:
-      return launch_form<PpForm<192, 5>>(prm, s);
-    case 4:
-      return launch_form<PpForm<128, 7>>(prm, s);
     default:
       return launch_form<Form<192, 3>>(prm, s);
   }

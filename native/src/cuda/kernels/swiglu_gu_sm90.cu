@@ -38,8 +38,8 @@ using namespace sm90;
 
 constexpr int kBM = 128, kBN = 96, kBK = 64, kStages = 4, kGroupM = 16;
 constexpr int kThreads = 512, kEpiWarps = 7;
-constexpr int kABytes = kBM * kBK * 2;   // x's [128 rows][64]
-constexpr int kWBytes = kBN * kBK * 2;   // one weight's [96 rows][64]
+constexpr int kABytes = kBM * kBK * 2;  // x's [128 rows][64]
+constexpr int kWBytes = kBN * kBK * 2;  // one weight's [96 rows][64]
 constexpr int kStageBytes = kABytes + 2 * kWBytes;
 constexpr int kPitch = 2 * kBN * 2 + 16;  // a buffer row: [gate 96 | up 96] bf16, padded
 constexpr int kBufOff = kStages * kStageBytes;
@@ -82,7 +82,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       mbar_init(bar_full(s), 1);
       mbar_init(bar_free(s), 8);  // one arrival per consumer warp
     }
-    mbar_init(bar_buf_full, 8);          // the consumer warps, once their rows are in the buffer
+    mbar_init(bar_buf_full, 8);           // the consumer warps, once their rows are in the buffer
     mbar_init(bar_buf_empty, kEpiWarps);  // the epilogue warps, once they have read it
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
@@ -189,10 +189,11 @@ __global__ void __launch_bounds__(kThreads, 1)
 bool swiglu_gu_sm90_accepts(const SwigluGuParams& p) {
   const int64_t mt = (p.n + kBM - 1) / kBM, nt = (p.I + kBN - 1) / kBN;
   return p.n > 0 && p.K > 0 && p.I > 0 && p.K % 8 == 0 && p.I % 8 == 0 && p.ldx >= p.K &&
-         p.ldx % 8 == 0 && p.ldwg >= p.K && p.ldwg % 8 == 0 && p.ldwu >= p.K &&
-         p.ldwu % 8 == 0 && p.n <= INT32_MAX && mt * nt <= INT32_MAX && p.x && p.wg && p.wu &&
-         p.gate && p.up && p.h && ptr_aligned16(p.x) && ptr_aligned16(p.wg) && ptr_aligned16(p.wu) &&
-         ptr_aligned16(p.gate) && ptr_aligned16(p.up) && ptr_aligned16(p.h) && attention_sm90_device();
+         p.ldx % 8 == 0 && p.ldwg >= p.K && p.ldwg % 8 == 0 && p.ldwu >= p.K && p.ldwu % 8 == 0 &&
+         p.n <= INT32_MAX && mt * nt <= INT32_MAX && p.x && p.wg && p.wu && p.gate && p.up && p.h &&
+         ptr_aligned16(p.x) && ptr_aligned16(p.wg) && ptr_aligned16(p.wu) &&
+         ptr_aligned16(p.gate) && ptr_aligned16(p.up) && ptr_aligned16(p.h) &&
+         attention_sm90_device();
 }
 
 cudaError_t swiglu_gu_sm90(const SwigluGuParams& p, cudaStream_t s) {
