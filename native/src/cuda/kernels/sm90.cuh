@@ -173,6 +173,38 @@ template <>
 __device__ __forceinline__ void wgmma_bf16<128, 0>(float (&d)[64], uint64_t da, uint64_t db) {
   LORA4J_WGMMA_BF16(128, 0, LORA4J_PLACES_128, 64, 65, LORA4J_D32(0), LORA4J_D32(32));
 }
+// Tile t's first row and column (m0, n0) over mt x nt tiles of kBM x kBN, the row tiles rastered
+// in groups of kGroup, rows fastest inside a group: a wave of blocks shares a group's A rows
+// and a few B columns, which stay in L2.
+template <int kGroup, int kBM, int kBN>
+__device__ __forceinline__ void grouped_tile(int t, int mt, int nt, int& m0, int& n0) {
+  const int per_group = kGroup * nt;
+  const int grp = t / per_group, first_m = grp * kGroup;
+  const int gm = min(mt - first_m, kGroup);
+  const int in_grp = t - grp * per_group;
+  m0 = (first_m + in_grp % gm) * kBM;
+  n0 = (in_grp / gm) * kBN;
+}
+// A consumer warpgroup's main loop over ring blocks it .. end - 1 (it ends at end): wait for a
+// block's stage (full(s)), issue its kK16 k16 steps (issue(s, kk)), commit, and once the
+// previous block's products are done (wait depth 1) release that block's stage (release(s); not
+// before the tile's first block, first). Returns with every product done; the caller fences its
+// accumulators and releases the last block's stage.
+template <int kStages, int kK16, class Full, class Issue, class Release>
+__device__ __forceinline__ void ring_mma(int& it, int first, int end, Full full, Issue issue,
+                                         Release release) {
+  for (; it < end; ++it) {
+    const int s = it % kStages;
+    mbar_wait(full(s), (it / kStages) & 1);
+    wgmma_fence();  // (no register fence here: the previous block's products may be in flight)
+#pragma unroll
+    for (int kk = 0; kk < kK16; ++kk) issue(s, kk);
+    wgmma_commit();
+    wgmma_wait1();  // the previous block's products are done: its stage may be refilled
+    if (it > first) release((it - 1) % kStages);
+  }
+  wgmma_wait0();
+}
 #undef LORA4J_PLACES_128
 #undef LORA4J_PLACES_192
 #undef LORA4J_WGMMA_BF16

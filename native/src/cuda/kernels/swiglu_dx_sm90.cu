@@ -102,14 +102,8 @@ __global__ void __launch_bounds__(F::kThreads, 1)
   const uint32_t bar_dh_full = bar0 + 8u * (2 * kStages), bar_dh_empty = bar_dh_full + 8u;
 
   const SwigluDxParams& p = prm.p;
-  // tile t's first row and column: groups of kGroupM row tiles, rows fastest inside a group
   auto tile_at = [&](int t, int& m0, int& n0) {
-    const int per_group = kGroupM * prm.nt;
-    const int grp = t / per_group, first_m = grp * kGroupM;
-    const int gm = min(prm.mt - first_m, kGroupM);
-    const int in_grp = t - grp * per_group;
-    m0 = (first_m + in_grp % gm) * kBM;
-    n0 = (in_grp / gm) * kBN;
+    grouped_tile<kGroupM, kBM, kBN>(t, prm.mt, prm.nt, m0, n0);
   };
   constexpr bool lora = kLora;
   const int per_tile = prm.kb + kLoraBlocks;  // ring blocks a tile: [LoRA,] dy W's K blocks
@@ -246,17 +240,7 @@ __global__ void __launch_bounds__(F::kThreads, 1)
       for (int i = 0; i < kBN / 2; ++i) acc[i] *= p.s;
     }
     const int end = first + prm.kb;
-    for (; it < end; ++it) {
-      const int s = it % kStages;
-      mbar_wait(bar_full(s), (it / kStages) & 1);
-      wgmma_fence();  // (no register fence here: the previous block's products may be in flight)
-#pragma unroll
-      for (int kk = 0; kk < kBK / 16; ++kk) issue_k(s, kk);
-      wgmma_commit();
-      wgmma_wait1();  // the previous block's products are done: its stage may be refilled
-      if (it > first) release((it - 1) % kStages);
-    }
-    wgmma_wait0();
+    ring_mma<kStages, kBK / 16>(it, first, end, bar_full, issue_k, release);
     fence_regs(acc);
     release((end - 1) % kStages);
     // dh of this tile into the buffer once the epilogue has read the previous one:

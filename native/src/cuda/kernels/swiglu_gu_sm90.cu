@@ -68,12 +68,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   const SwigluGuParams& p = prm.p;
   auto tile_at = [&](int t, int& m0, int& n0) {
-    const int per_group = kGroupM * prm.nt;
-    const int grp = t / per_group, first_m = grp * kGroupM;
-    const int gm = min(prm.mt - first_m, kGroupM);
-    const int in_grp = t - grp * per_group;
-    m0 = (first_m + in_grp % gm) * kBM;
-    n0 = (in_grp / gm) * kBN;
+    grouped_tile<kGroupM, kBM, kBN>(t, prm.mt, prm.nt, m0, n0);
   };
   const int wg = threadIdx.x / 128, tid = threadIdx.x % 128;
 
@@ -154,17 +149,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     for (int i = 0; i < kBN; ++i) acc[i] = 0.f;
     fence_regs(acc);
     const int first = it, end = it + prm.kb;
-    for (; it < end; ++it) {
-      const int s = it % kStages;
-      mbar_wait(bar_full(s), (it / kStages) & 1);
-      wgmma_fence();
-#pragma unroll
-      for (int kk = 0; kk < kBK / 16; ++kk) issue_k(s, kk);
-      wgmma_commit();
-      wgmma_wait1();  // the previous block's products are done: its stage may be refilled
-      if (it > first) release((it - 1) % kStages);
-    }
-    wgmma_wait0();
+    ring_mma<kStages, kBK / 16>(it, first, end, bar_full, issue_k, release);
     fence_regs(acc);
     release((end - 1) % kStages);
     // the tile into the buffer in bf16 once the epilogue has read the previous one:
