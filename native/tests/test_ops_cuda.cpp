@@ -315,6 +315,9 @@ void forward_both(const cuda::AttentionParams& p0, const std::vector<float>& o_r
   }
 }
 
+template <class T>
+double bit_diff(const Dev<T>& a, const Dev<T>& b, size_t offset, size_t n);
+
 void test_attention(ct::Rng& r, const AttnCase& c) {
   const int64_t B = c.B, S = c.S, H = c.H, KH = c.KH, D = c.D;
   auto q = randn(r, static_cast<size_t>(B * S * H * D)),
@@ -435,6 +438,24 @@ void test_attention(ct::Rng& r, const AttnCase& c) {
   forward_both(p, o, lse, int(S), 0, tag);
   backward_both(bp, gq, gk, gv, tag);
   ct::report("attention", std::string("fwd out ") + tag, ct::rel_err(ct::down_bf16(dd_o), o), kTol);
+  if (wgmma_class && is_sm90() && !forced_mma() && !c.segments && c.window == 0) {
+    // the Hopper forward's half last tile (full rows) against the whole tile: the same bits
+    cuda::AttentionParams w = p;
+    Dev<bf> o2(q.size());
+    Dev<float> lse2(static_cast<size_t>(B * H * S)), o2_32(q.size());
+    o2.poison();
+    lse2.poison();
+    o2_32.poison();
+    w.o = o2.p;
+    w.lse = lse2.p;
+    w.o_f32 = p.o_f32 ? o2_32.p : nullptr;
+    w.whole_last_tile = true;
+    check(cuda::attention_forward(w, 0), "attention_forward (whole last tile)");
+    CT_CUDA(cudaDeviceSynchronize());
+    double diff = bit_diff(dd_o, o2, 0, o2.n) + bit_diff(dlse, lse2, 0, lse2.n);
+    if (p.o_f32) diff += bit_diff(do32, o2_32, 0, o2_32.n);
+    ct::report("attention", std::string("fwd half last tile = whole tile, bits ") + tag, diff, 0);
+  }
   if (p.o_f32)
     ct::report("attention", std::string("fwd out32 ") + tag, ct::rel_err(ct::down(do32), o), kTol);
   ct::report("attention", std::string("fwd lse ") + tag, ct::rel_err(ct::down(dlse), lse), kTol);

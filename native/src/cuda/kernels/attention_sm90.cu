@@ -34,6 +34,7 @@
  * descriptors read those atoms directly. A panel of 128 rows is 16 KB.
  */
 #include <atomic>
+#include <type_traits>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -461,26 +462,63 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
   };
 
-  if (ntiles > 0) {
+  // The block's last tile, where none of this warpgroup's rows sees its second 64 keys
+  // (warpgroup 0 on the causal diagonal, or keys past Sk): S over the first 64 keys only and P V
+  // over those 64. The scores left out are masked keys (the softmax sets them to -inf, so their
+  // P is 0), so O, the row sums and lse are the same bits as over the whole tile.
+  auto issue_s_half = [&](int s) {
+    const uint32_t kbase = sK + s * SM::kTileBytes;
+    float(&sh)[32] = reinterpret_cast<float(&)[32]>(sc);
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      const uint32_t off = (kk / 4) * kPanelBytes + (kk % 4) * 32;
+      wgmma_ss_f16_n64(sh, sw128_desc(qbase + off, 16, 1024), sw128_desc(kbase + off, 16, 1024),
+                       kk > 0);
+    }
+    wgmma_commit();
+  };
+  auto issue_pv_half = [&](int s) {
+    const uint32_t vbase = sV + s * SM::kTileBytes;
+#pragma unroll
+    for (int kk = 0; kk < kBN / 32; ++kk)
+      wgmma_pv<D>(o, pa[kk], sw128_desc(vbase + kk * 2048, kPanelBytes, 1024));
+    wgmma_commit();
+  };
+  // (Full rows only: in the kernel for packed rows and windows, kBounded, the half forms beside
+  // the bounds' code made ptxas serialize every wgmma for want of registers, C7511.)
+  const int kt_last = (it0 + ntiles - 1) * kBN;
+  const bool half_last =
+      !kBounded && !p.whole_last_tile && (kt_last + 64 > qwg + 63 || kt_last + 64 >= p.Sk);
+  // Each step's issues are fixed at compile time (Half: the last tile's half forms), so no
+  // wgmma is issued under a run-time condition inside a sequence (ptxas would serialize them).
+  using Full = std::integral_constant<bool, false>;
+  using Half = std::integral_constant<bool, true>;
+  auto first_tile = [&](auto half) {
     mbar_wait(bar_k(0), 0);
     pingpong_sync(cw);
     wgmma_fence();
-    issue_s(0);
+    if constexpr (decltype(half)::value)
+      issue_s_half(0);
+    else
+      issue_s(0);
     pingpong_arrive(cw);
     wgmma_wait0();
     fence_regs(sc);
     release(bar_kfree(0));
     softmax(0);
     rescale_pack();
-  }
-  for (int it = 1; it < ntiles; ++it) {
+  };
+  auto next_tile = [&](int it, auto half) {
     const int s = it % kStages, sp = (it - 1) % kStages;
     mbar_wait(bar_k(s), (it / kStages) & 1);
     mbar_wait(bar_v(sp), ((it - 1) / kStages) & 1);
     pingpong_sync(cw);
     fence_regs(o);
     wgmma_fence();
-    issue_s(s);
+    if constexpr (decltype(half)::value)
+      issue_s_half(s);
+    else
+      issue_s(s);
     issue_pv(sp);
     pingpong_arrive(cw);
     wgmma_wait1();  // S(it) done; P(it - 1) V(it - 1) may still run
@@ -491,18 +529,44 @@ __global__ void __launch_bounds__(kThreads, 1)
     fence_regs(o);
     release(bar_vfree(sp));
     rescale_pack();
-  }
-  if (ntiles > 0) {
+  };
+  auto last_pv = [&](auto half) {
     const int sp = (ntiles - 1) % kStages;
     mbar_wait(bar_v(sp), ((ntiles - 1) / kStages) & 1);
     pingpong_sync(cw);
     fence_regs(o);
     wgmma_fence();
-    issue_pv(sp);
+    if constexpr (decltype(half)::value)
+      issue_pv_half(sp);
+    else
+      issue_pv(sp);
     pingpong_arrive(cw);
     wgmma_wait0();
     fence_regs(o);
     release(bar_vfree(sp));
+  };
+  if constexpr (kBounded) {
+    if (ntiles > 0) first_tile(Full{});
+    for (int it = 1; it < ntiles; ++it) next_tile(it, Full{});
+    if (ntiles > 0) last_pv(Full{});
+  } else {
+    if (ntiles == 1 && half_last)
+      first_tile(Half{});
+    else if (ntiles > 0)
+      first_tile(Full{});
+    for (int it = 1; it < ntiles - 1; ++it) next_tile(it, Full{});
+    if (ntiles > 1) {
+      if (half_last)
+        next_tile(ntiles - 1, Half{});
+      else
+        next_tile(ntiles - 1, Full{});
+    }
+    if (ntiles > 0) {
+      if (half_last)
+        last_pv(Half{});
+      else
+        last_pv(Full{});
+    }
   }
   // warpgroup 1's last arrival on warpgroup 0's turn, taken so both named barriers end empty
   if (ntiles > 0 && cw == 0) pingpong_sync(0);
@@ -979,11 +1043,22 @@ cudaError_t launch_kernel(void (*kernel)(Prm), int smem, dim3 grid, const Prm& p
   return cudaGetLastError();
 }
 
+// LORA4J_ATTN_HALF_TILE=0: every forward computes its last key tile whole (whole_last_tile), to
+// time the half tile against it in the same process.
+bool half_tile_off() {
+  static const bool off = [] {
+    const char* v = std::getenv("LORA4J_ATTN_HALF_TILE");
+    return v && std::strcmp(v, "0") == 0;
+  }();
+  return off;
+}
+
 template <int D>
 cudaError_t launch_sm90(const AttentionParams& p, cudaStream_t s) {
   Sm90Params prm;
   std::memset(&prm, 0, sizeof prm);
   prm.p = p;
+  prm.p.whole_last_tile = p.whole_last_tile || half_tile_off();
   const bool bnd = bounded(&prm.p);
   if (!make_map(&prm.tq, CU_TENSOR_MAP_DATA_TYPE_FLOAT16, p.q, D, p.H, p.Sq, p.B, p.q_bstride) ||
       !make_map(&prm.tk, CU_TENSOR_MAP_DATA_TYPE_FLOAT16, p.k, D, p.KH, p.Sk, p.B, p.kv_bstride) ||
