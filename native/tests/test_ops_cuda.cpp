@@ -315,8 +315,16 @@ void forward_both(const cuda::AttentionParams& p0, const std::vector<float>& o_r
   }
 }
 
+// Fraction of the n elements at offset whose bits differ between a and b.
 template <class T>
-double bit_diff(const Dev<T>& a, const Dev<T>& b, size_t offset, size_t n);
+double bit_diff(const Dev<T>& a, const Dev<T>& b, size_t offset, size_t n) {
+  std::vector<T> ha(n), hb(n);
+  CT_CUDA(cudaMemcpy(ha.data(), a.p + offset, n * sizeof(T), cudaMemcpyDeviceToHost));
+  CT_CUDA(cudaMemcpy(hb.data(), b.p + offset, n * sizeof(T), cudaMemcpyDeviceToHost));
+  size_t bad = 0;
+  for (size_t i = 0; i < n; ++i) bad += std::memcmp(&ha[i], &hb[i], sizeof(T)) != 0;
+  return n ? double(bad) / double(n) : 0.0;
+}
 
 void test_attention(ct::Rng& r, const AttnCase& c) {
   const int64_t B = c.B, S = c.S, H = c.H, KH = c.KH, D = c.D;
@@ -781,16 +789,6 @@ void fill_dev(Dev<T>& d, size_t offset, size_t n, Fill& f, float scale) {
 template <class T>
 void copy_dev(Dev<T>& dst, const Dev<T>& src) {
   CT_CUDA(cudaMemcpy(dst.p, src.p, src.n * sizeof(T), cudaMemcpyDeviceToDevice));
-}
-// Fraction of the n elements at offset whose bits differ between a and b.
-template <class T>
-double bit_diff(const Dev<T>& a, const Dev<T>& b, size_t offset, size_t n) {
-  std::vector<T> ha(n), hb(n);
-  CT_CUDA(cudaMemcpy(ha.data(), a.p + offset, n * sizeof(T), cudaMemcpyDeviceToHost));
-  CT_CUDA(cudaMemcpy(hb.data(), b.p + offset, n * sizeof(T), cudaMemcpyDeviceToHost));
-  size_t bad = 0;
-  for (size_t i = 0; i < n; ++i) bad += std::memcmp(&ha[i], &hb[i], sizeof(T)) != 0;
-  return n ? double(bad) / double(n) : 0.0;
 }
 void check_path(const char* suite, const std::string& tag, bool vectorized, bool want) {
   ct::report_bool(suite, "path " + tag, vectorized == want,

@@ -254,6 +254,21 @@ inline bool tmap_2d_sw128(CUtensorMap* m, const __nv_bfloat16* ptr, int64_t cols
                 CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
+// A persistent launch: one block of `threads` per SM (no more than `tiles`), with `smem` bytes of
+// dynamic shared memory; the blocks walk the tiles themselves.
+template <class Prm>
+cudaError_t launch_persistent(void (*kernel)(Prm), int tiles, int threads, int smem, const Prm& prm,
+                              cudaStream_t s) {
+  cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  if (e != cudaSuccess) return e;
+  int dev = 0, sms = 0;
+  if ((e = cudaGetDevice(&dev)) != cudaSuccess ||
+      (e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess)
+    return e;
+  kernel<<<unsigned(tiles < sms ? tiles : sms), unsigned(threads), size_t(smem), s>>>(prm);
+  return cudaGetLastError();
+}
+
 }  // namespace sm90
 }  // namespace cuda
 }  // namespace lora4j

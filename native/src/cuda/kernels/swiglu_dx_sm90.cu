@@ -34,7 +34,6 @@
  * Tiles are rastered in groups of kGroupM row tiles (the group's dy rows and its W columns stay
  * in L2 across a wave of tiles).
  */
-#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -283,15 +282,7 @@ cudaError_t launch_form(SwigluDxPrm& prm, cudaStream_t s) {
     return cudaErrorInvalidValue;
   void (*kernel)(SwigluDxPrm) =
       p.r > 0 ? swiglu_dx_sm90_kernel<F, true> : swiglu_dx_sm90_kernel<F, false>;
-  cudaError_t e =
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, F::kSmem);
-  if (e != cudaSuccess) return e;
-  int dev = 0, sms = 0;
-  if ((e = cudaGetDevice(&dev)) != cudaSuccess ||
-      (e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess)
-    return e;
-  kernel<<<unsigned(std::min(prm.tiles, sms)), F::kThreads, F::kSmem, s>>>(prm);  // persistent
-  return cudaGetLastError();
+  return launch_persistent(kernel, prm.tiles, F::kThreads, F::kSmem, prm, s);
 }
 
 }  // namespace

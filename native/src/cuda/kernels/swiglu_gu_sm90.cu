@@ -21,7 +21,6 @@
  * (128 rows of [gate 96 | up 96]) and go on with the next tile while the epilogue warps write
  * gate, up and h from it.
  */
-#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <cuda.h>
@@ -194,15 +193,7 @@ cudaError_t swiglu_gu_sm90(const SwigluGuParams& p, cudaStream_t s) {
       !tmap_2d_sw128(&prm.tg, p.wg, p.K, p.I, p.ldwg, kBN) ||
       !tmap_2d_sw128(&prm.tu, p.wu, p.K, p.I, p.ldwu, kBN))
     return cudaErrorInvalidValue;
-  cudaError_t e = cudaFuncSetAttribute(swiglu_gu_sm90_kernel,
-                                       cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
-  if (e != cudaSuccess) return e;
-  int dev = 0, sms = 0;
-  if ((e = cudaGetDevice(&dev)) != cudaSuccess ||
-      (e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess)
-    return e;
-  swiglu_gu_sm90_kernel<<<unsigned(std::min(prm.tiles, sms)), kThreads, kSmem, s>>>(prm);
-  return cudaGetLastError();
+  return launch_persistent(swiglu_gu_sm90_kernel, prm.tiles, kThreads, kSmem, prm, s);
 }
 
 }  // namespace cuda
