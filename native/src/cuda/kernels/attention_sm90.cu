@@ -484,11 +484,8 @@ __global__ void __launch_bounds__(kThreads, 1)
       wgmma_pv<D>(o, pa[kk], sw128_desc(vbase + kk * 2048, kPanelBytes, 1024));
     wgmma_commit();
   };
-  // (Full rows only: in the kernel for packed rows and windows, kBounded, the half forms beside
-  // the bounds' code made ptxas serialize every wgmma for want of registers, C7511.)
   const int kt_last = (it0 + ntiles - 1) * kBN;
-  const bool half_last =
-      !kBounded && !p.whole_last_tile && (kt_last + 64 > qwg + 63 || kt_last + 64 >= p.Sk);
+  const bool half_last = !p.whole_last_tile && (kt_last + 64 > qwg + 63 || kt_last + 64 >= p.Sk);
   // Each step's issues are fixed at compile time (Half: the last tile's half forms), so no
   // wgmma is issued under a run-time condition inside a sequence (ptxas would serialize them).
   using Full = std::integral_constant<bool, false>;
@@ -546,9 +543,16 @@ __global__ void __launch_bounds__(kThreads, 1)
     release(bar_vfree(sp));
   };
   if constexpr (kBounded) {
+    // only the last P V in half here: the half S beside the bounds' code made ptxas serialize
+    // every wgmma of the kernel for want of registers (C7511)
     if (ntiles > 0) first_tile(Full{});
     for (int it = 1; it < ntiles; ++it) next_tile(it, Full{});
-    if (ntiles > 0) last_pv(Full{});
+    if (ntiles > 0) {
+      if (half_last)
+        last_pv(Half{});
+      else
+        last_pv(Full{});
+    }
   } else {
     if (ntiles == 1 && half_last)
       first_tile(Half{});

@@ -329,9 +329,10 @@ struct AttentionParams {
   const int32_t* seg_end = nullptr;
   int window = 0;   // 0 = none; else query i sees key j iff i - W < j
   float scale = 0;  // 1/sqrt(D)
-  // Hopper forward on full rows: a consumer warpgroup none of whose rows sees the second half of
-  // the block's last key tile (warpgroup 0 on the causal diagonal) computes that tile over its
-  // first 64 keys only; true: the whole tile (the A/B; the same bits either way).
+  // Hopper forward: a consumer warpgroup none of whose rows sees the second half of the block's
+  // last key tile (warpgroup 0 on the causal diagonal) computes that tile over its first 64 keys
+  // only (full rows: S and P V; packed rows and windows: P V); true: the whole tile (the A/B;
+  // the same bits either way).
   bool whole_last_tile = false;
 };
 struct AttentionBackwardParams {
