@@ -31,6 +31,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -187,6 +188,7 @@ class Attention final : public CudaBench {
       o32_ = alloc<float>(nq, "fp32 output");
     }
     v_ = input<bf16>(3, nk, 1.f, "v");
+    if (!mat_) pack_rows();
     o_ = alloc<bf16>(nq, "output");
     lse_ = alloc<float>(rows, "lse");
     const int qk_size = mat_ ? 2 : int(sizeof(QK));
@@ -238,7 +240,35 @@ class Attention final : public CudaBench {
     p.q_bstride = S * H * D;
     p.kv_bstride = S * KH * D;
     p.scale = scale_;
+    p.segments = seg_;
+    p.seg_start = seg_start_;
+    p.seg_end = seg_end_;
     return p;
+  }
+  // LORA4J_OPS_ATTN_SEGMENT=L (flash variants): every row packed from examples of L tokens, each
+  // third one half as long (as --packing lays them: ids 1, 2, ... in runs), so the kernels take
+  // their packed-row path. A timing knob only: the FLOP column still counts whole causal rows.
+  void pack_rows() {
+    const char* env = std::getenv("LORA4J_OPS_ATTN_SEGMENT");
+    const int64_t L = env ? std::atoll(env) : 0;
+    if (L <= 0) return;
+    std::vector<int32_t> seg(size_t(B * S)), start(seg.size()), end(seg.size());
+    for (int64_t b = 0; b < B; ++b) {
+      int32_t id = 1;
+      for (int64_t i = 0, left = L; i < S; ++i) {
+        seg[size_t(b * S + i)] = id;
+        if (--left == 0) left = (++id % 3 == 0) ? std::max<int64_t>(1, L / 2) : L;
+      }
+    }
+    const bool runs = cuda::segment_runs(seg.data(), B, S, start.data(), end.data());
+    seg_ = alloc<int32_t>(B * S, "segment ids");
+    to_device(seg_, seg.data(), seg.size() * sizeof(int32_t));
+    if (runs) {
+      seg_start_ = alloc<int32_t>(B * S, "segment starts");
+      seg_end_ = alloc<int32_t>(B * S, "segment ends");
+      to_device(seg_start_, start.data(), start.size() * sizeof(int32_t));
+      to_device(seg_end_, end.data(), end.size() * sizeof(int32_t));
+    }
   }
   // head h of row b in a [B, S, heads, D] tensor: offset of its first element (row stride
   // heads * D)
@@ -307,6 +337,7 @@ class Attention final : public CudaBench {
        *dout_ = nullptr, *dq_ = nullptr, *dk_ = nullptr, *dv_ = nullptr, *ds_ = nullptr;
   float *o32_ = nullptr, *lse_ = nullptr, *scores_ = nullptr, *dq_acc_ = nullptr, *delta_ = nullptr,
         *dk32_ = nullptr, *dv32_ = nullptr;
+  int32_t *seg_ = nullptr, *seg_start_ = nullptr, *seg_end_ = nullptr;
 };
 
 // ---- LM head + cross-entropy (forward and backward) ----------------------------------------
