@@ -47,6 +47,41 @@
 namespace lora4j {
 namespace cuda {
 
+// A timeline of each forward block, for the probe program alone (native/bench/attn_fwd_probe.cu
+// defines LORA4J_ATTN_FWD_PROBE and includes this file; the library's build has none of it):
+// per block, the global timer (ns) at fixed points (kProbe* slots), its SM and its tile count.
+#ifdef LORA4J_ATTN_FWD_PROBE
+constexpr int kProbeSlots = 12, kProbeBlocks = 4096;
+enum {
+  kProbeEntry,
+  kProbeSm,
+  kProbeTiles,
+  kProbeLastLoad,
+  kProbeQ,
+  kProbeFirst = kProbeQ + 2,
+  kProbeLoop = kProbeFirst + 2,
+  kProbeEnd = kProbeLoop + 2
+};
+__device__ unsigned long long g_fwd_probe[kProbeBlocks * kProbeSlots];
+__device__ __forceinline__ unsigned long long probe_now() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(t));
+  return t;
+}
+__device__ __forceinline__ void probe(int slot, unsigned long long v) {
+  const unsigned blk = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+  if (blk < kProbeBlocks) g_fwd_probe[blk * kProbeSlots + slot] = v;
+}
+#define LORA4J_PROBE(slot, cond)        \
+  do {                                  \
+    if (cond) probe(slot, probe_now()); \
+  } while (0)
+#else
+#define LORA4J_PROBE(slot, cond) \
+  do {                           \
+  } while (0)
+#endif
+
 namespace {
 
 using namespace sm90;
@@ -71,6 +106,12 @@ struct Sm90Smem {
 struct Sm90Params {
   CUtensorMap tq, tk, tv;  // 4-d maps {D, heads, rows, batch}, box {64, 1, 128, 1}
   AttentionParams p;
+  // The output through shared memory (staged): o as {D, H, Sq, B}, box {64, 1, 64, 1} (bf16),
+  // and o_f32 as the same with box {32, 1, 64, 1} (fp32), both with the 128-byte swizzle. After
+  // p: placed before it, they moved p's offsets and ptxas serialized the hd128 kernel's wgmma
+  // (C7511).
+  CUtensorMap to, to32;
+  bool staged;
 };
 
 #ifdef LORA4J_SM90A_DEVICE
@@ -200,6 +241,16 @@ __device__ __forceinline__ void tma_reduce_add_4d(const CUtensorMap* map, uint32
       "r"(src), "r"(c0), "r"(c1), "r"(c2), "r"(c3)
       : "memory");
 }
+// One box of shared memory stored into a 4-d tensor map's global tensor by the copy engine
+// (elements past the tensor's bounds are skipped), in the current bulk group.
+__device__ __forceinline__ void tma_store_4d(const CUtensorMap* map, uint32_t src, int c0, int c1,
+                                             int c2, int c3) {
+  asm volatile(
+      "cp.async.bulk.tensor.4d.global.shared::cta.bulk_group [%0, {%2, %3, %4, %5}], [%1];\n" ::"l"(
+          reinterpret_cast<uint64_t>(map)),
+      "r"(src), "r"(c0), "r"(c1), "r"(c2), "r"(c3)
+      : "memory");
+}
 __device__ __forceinline__ void bulk_commit() {
   asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
 }
@@ -313,6 +364,15 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int ntiles = (kend + kBN - 1) / kBN - it0;  // tiles it0 .. it0 + ntiles - 1
   const int wg = threadIdx.x / 128, tid = threadIdx.x % 128;
 
+  LORA4J_PROBE(kProbeEntry, threadIdx.x == 0);
+#ifdef LORA4J_ATTN_FWD_PROBE
+  if (threadIdx.x == 0) {
+    unsigned sm;
+    asm volatile("mov.u32 %0, %%smid;\n" : "=r"(sm));
+    probe(kProbeSm, sm);
+    probe(kProbeTiles, unsigned(ntiles));
+  }
+#endif
   if (threadIdx.x == 0) {
     mbar_init(bar_q, 1);
     for (int s = 0; s < kStages; ++s) {
@@ -346,6 +406,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         for (int c = 0; c < kPanels; ++c)
           tma_load_4d(sV + s * kTile + c * kPanelBytes, &prm.tv, bar_v(s), c * 64, kvh, kt, b);
       }
+      LORA4J_PROBE(kProbeLastLoad, true);
     }
     return;
   }
@@ -369,6 +430,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   uint32_t pa[kBN / 16][4];                       // P of the previous tile as A fragments
   if (ntiles > 0 && cw == 1) pingpong_arrive(1);  // warpgroup 0 takes the first turn
   mbar_wait(bar_q, 0);
+  LORA4J_PROBE(kProbeQ + cw, tid == 0);
 
   // Tile it: S(it) = Q K(it)^T is issued in one turn with O += P(it - 1) V(it - 1); the softmax
   // of S(it) runs while that P V product is in flight, and the other warpgroup's turn (its own
@@ -504,6 +566,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     release(bar_kfree(0));
     softmax(0);
     rescale_pack();
+    LORA4J_PROBE(kProbeFirst + cw, tid == 0);
   };
   auto next_tile = [&](int it, auto half) {
     const int s = it % kStages, sp = (it - 1) % kStages;
@@ -574,12 +637,59 @@ __global__ void __launch_bounds__(kThreads, 1)
   }
   // warpgroup 1's last arrival on warpgroup 0's turn, taken so both named barriers end empty
   if (ntiles > 0 && cw == 0) pingpong_sync(0);
+  LORA4J_PROBE(kProbeLoop + cw, tid == 0);
 
-    // finish: row sums over the quad, normalize, write out (bf16, optional fp32) and lse
+  // finish: row sums over the quad, normalize, write out (bf16, optional fp32) and lse
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     lrow[r] += __shfl_xor_sync(0xffffffffu, lrow[r], 1);
     lrow[r] += __shfl_xor_sync(0xffffffffu, lrow[r], 2);
+  }
+  if (prm.staged) {
+    // The output through shared memory and the copy engine: the warpgroup writes its 64 rows
+    // into its own (dead) rows of Q's tile (bf16, D/64 panels [64 rows][128 bytes]) and the fp32
+    // copy into its half of the K ring (D/32 boxes [64 rows][32 columns]), both in the 128-byte
+    // swizzle (16-byte chunk c of row R at c ^ (R & 7); R & 7 = g), and one thread stores them as
+    // boxes; rows past Sq are clipped by the copy. The K ring is dead once both warpgroups'
+    // last S products are complete: their release of its last stage completes that phase.
+    const uint32_t so = sQ + cw * 64 * 128, so32 = sK + cw * (D / 32) * 8192;
+    if (p.o_f32 && ntiles > 0)
+      mbar_wait(bar_kfree((ntiles - 1) % kStages), ((ntiles - 1) / kStages) & 1);
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const float inv = lrow[r] > 0.f ? 1.f / lrow[r] : 0.f;
+      const uint32_t row = (16 * warp + g + 8 * r) * 128;
+#pragma unroll
+      for (int j = 0; j < D / 8; ++j)
+        sts32(so + (j >> 3) * kPanelBytes + row + (((j & 7) ^ g) << 4) + 4 * t4,
+              pack_bf16(o[4 * j + 2 * r] * inv, o[4 * j + 2 * r + 1] * inv));
+      if (p.o_f32)
+#pragma unroll
+        for (int j = 0; j < D / 8; ++j)
+          sts64(
+              so32 + (j >> 2) * 8192 + row + (((2 * (j & 3) + (t4 >> 1)) ^ g) << 4) + 8 * (t4 & 1),
+              o[4 * j + 2 * r] * inv, o[4 * j + 2 * r + 1] * inv);
+    }
+    fence_proxy_async();
+    warpgroup_sync(cw);
+    const int qw = q0 + cw * 64;
+    if (tid == 0 && qw < p.Sq) {
+#pragma unroll
+      for (int c = 0; c < D / 64; ++c)
+        tma_store_4d(&prm.to, so + c * kPanelBytes, c * 64, h, qw, b);
+      if (p.o_f32)
+#pragma unroll
+        for (int c = 0; c < D / 32; ++c) tma_store_4d(&prm.to32, so32 + c * 8192, c * 32, h, qw, b);
+      bulk_commit();
+    }
+#pragma unroll
+    for (int r = 0; r < 2; ++r)
+      if (t4 == 0 && qr[r] < p.Sq)
+        p.lse[(int64_t(b) * p.H + h) * p.Sq + qr[r]] =
+            lrow[r] > 0.f ? (mrow[r] + log2f(lrow[r])) * kLn2 : -INFINITY;
+    if (tid == 0 && qw < p.Sq) bulk_wait_read0();  // shared memory lives until the copy read it
+    LORA4J_PROBE(kProbeEnd + cw, tid == 0);
+    return;
   }
   const int64_t qstride = int64_t(p.H) * D;
 #pragma unroll
@@ -603,6 +713,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       p.lse[(int64_t(b) * p.H + h) * p.Sq + qr[r]] =
           lrow[r] > 0.f ? (mrow[r] + log2f(lrow[r])) * kLn2 : -INFINITY;
   }
+  LORA4J_PROBE(kProbeEnd + cw, tid == 0);
 #endif  // LORA4J_SM90A_DEVICE
 }
 
@@ -1013,15 +1124,15 @@ bool make_map(CUtensorMap* m, CUtensorMapDataType type, const void* ptr, int D, 
                         CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
-// dq_accum ([B, S, H, D] fp32) as {D, H, S, B}, box {32, 1, 64, 1}: one 128-byte row of 32
-// columns per query, 128-byte swizzle (the bulk reduce-add of the hd128 backward)
-bool make_dq_map(CUtensorMap* m, float* dq_accum, int D, int H, int S, int B) {
+// An fp32 [B, S, H, D] tensor (batch stride bstride elements) as {D, H, S, B}, box
+// {32, 1, 64, 1}: one 128-byte row of 32 columns per query, 128-byte swizzle (the bulk
+// reduce-add of the hd128 backward's dq_accum, the forward's staged fp32 output)
+bool make_f32_map(CUtensorMap* m, float* ptr, int D, int H, int S, int B, int64_t bstride) {
   const cuuint64_t dims[4] = {cuuint64_t(D), cuuint64_t(H), cuuint64_t(S), cuuint64_t(B)};
-  const cuuint64_t strides[3] = {cuuint64_t(D) * 4, cuuint64_t(H) * D * 4,
-                                 cuuint64_t(S) * H * D * 4};
+  const cuuint64_t strides[3] = {cuuint64_t(D) * 4, cuuint64_t(H) * D * 4, cuuint64_t(bstride) * 4};
   const cuuint32_t box[4] = {32, 1, 64, 1};
   const cuuint32_t estr[4] = {1, 1, 1, 1};
-  return encode_tiled()(m, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 4, dq_accum, dims, strides, box, estr,
+  return encode_tiled()(m, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 4, ptr, dims, strides, box, estr,
                         CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
                         CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
                         CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
@@ -1056,6 +1167,15 @@ bool half_tile_off() {
   }();
   return off;
 }
+// LORA4J_ATTN_TMA_STORE=0: the forward writes its output from registers (not staged), to time
+// the two in the same process.
+bool tma_store_off() {
+  static const bool off = [] {
+    const char* v = std::getenv("LORA4J_ATTN_TMA_STORE");
+    return v && std::strcmp(v, "0") == 0;
+  }();
+  return off;
+}
 
 template <int D>
 cudaError_t launch_sm90(const AttentionParams& p, cudaStream_t s) {
@@ -1068,6 +1188,12 @@ cudaError_t launch_sm90(const AttentionParams& p, cudaStream_t s) {
       !make_map(&prm.tk, CU_TENSOR_MAP_DATA_TYPE_FLOAT16, p.k, D, p.KH, p.Sk, p.B, p.kv_bstride) ||
       !make_map(&prm.tv, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, p.v, D, p.KH, p.Sk, p.B, p.kv_bstride))
     return cudaErrorInvalidValue;
+  // staged when the output (and its fp32 copy) are 16-byte aligned, as the copy engine needs
+  prm.staged = !p.direct_store && !tma_store_off() && aligned16(p.o) &&
+               (!p.o_f32 || aligned16(p.o_f32)) &&
+               make_map(&prm.to, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, p.o, D, p.H, p.Sq, p.B,
+                        p.q_bstride, 64) &&
+               (!p.o_f32 || make_f32_map(&prm.to32, p.o_f32, D, p.H, p.Sq, p.B, p.q_bstride));
   return launch_kernel(bnd ? attn_fwd_sm90_kernel<D, true> : attn_fwd_sm90_kernel<D, false>,
                        Sm90Smem<D>::kAlloc, dim3((p.Sq + kBM - 1) / kBM, p.H, p.B), prm, s);
 }
@@ -1085,7 +1211,8 @@ cudaError_t launch_bwd_sm90(const AttentionBackwardParams& bp, cudaStream_t s) {
                 kBwdBM) ||
       !make_map(&prm.tk, CU_TENSOR_MAP_DATA_TYPE_FLOAT16, p.k, D, p.KH, p.Sk, p.B, p.kv_bstride) ||
       !make_map(&prm.tv, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, p.v, D, p.KH, p.Sk, p.B, p.kv_bstride) ||
-      (D == 128 && !make_dq_map(&prm.tdq, bp.dq_accum, D, p.H, p.Sq, p.B)))
+      (D == 128 &&
+       !make_f32_map(&prm.tdq, bp.dq_accum, D, p.H, p.Sq, p.B, int64_t(p.Sq) * p.H * D)))
     return cudaErrorInvalidValue;
   const unsigned grid = unsigned((p.Sk + kBwdBN - 1) / kBwdBN) * unsigned(p.KH) * unsigned(p.B);
   return launch_kernel(bnd ? attn_bwd_sm90_kernel<D, true> : attn_bwd_sm90_kernel<D, false>,

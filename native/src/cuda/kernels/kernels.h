@@ -334,6 +334,9 @@ struct AttentionParams {
   // only (full rows: S and P V; packed rows and windows: P V); true: the whole tile (the A/B;
   // the same bits either way).
   bool whole_last_tile = false;
+  // Hopper forward: the output is written through shared memory by the copy engine (bulk tensor
+  // stores) when o and o_f32 are 16-byte aligned; true: from registers (the A/B; the same bits).
+  bool direct_store = false;
 };
 struct AttentionBackwardParams {
   AttentionParams f;           // q_offset must be 0 and Sq == Sk
