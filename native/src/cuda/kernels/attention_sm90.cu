@@ -69,7 +69,7 @@ __device__ __forceinline__ unsigned long long probe_now() {
   return t;
 }
 __device__ __forceinline__ void probe(int slot, unsigned long long v) {
-  const unsigned blk = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+  const unsigned blk = blockIdx.x;
   if (blk < kProbeBlocks) g_fwd_probe[blk * kProbeSlots + slot] = v;
 }
 #define LORA4J_PROBE(slot, cond)        \
@@ -112,6 +112,10 @@ struct Sm90Params {
   // (C7511).
   CUtensorMap to, to32;
   bool staged;
+  // Block order: false, (row, head) by (row, head), each one's query blocks longest first; true,
+  // every (row, head)'s longest query blocks first (longest processing time first over all)
+  bool lpt;
+  bool prefetch;  // the tensor maps' descriptors prefetched at the block's start
 };
 
 #ifdef LORA4J_SM90A_DEVICE
@@ -353,8 +357,23 @@ __global__ void __launch_bounds__(kThreads, 1)
   auto bar_vfree = [&](int s) { return bar_q + 8u * (1 + 3 * kStages + s); };
 
   const AttentionParams& p = prm.p;
-  const int b = blockIdx.z, h = blockIdx.y;
-  const int q0 = (gridDim.x - 1 - blockIdx.x) * kBM;  // the longest causal rows start first
+  if (prm.prefetch && threadIdx.x == 0) {
+    asm volatile("prefetch.tensormap [%0];\n" ::"l"(&prm.tq) : "memory");
+    asm volatile("prefetch.tensormap [%0];\n" ::"l"(&prm.tk) : "memory");
+    asm volatile("prefetch.tensormap [%0];\n" ::"l"(&prm.tv) : "memory");
+    if (prm.staged) {
+      asm volatile("prefetch.tensormap [%0];\n" ::"l"(&prm.to) : "memory");
+      asm volatile("prefetch.tensormap [%0];\n" ::"l"(&prm.to32) : "memory");
+    }
+  }
+  // a 1-d grid over (query block, head, row); the query blocks in reverse, so the longest
+  // causal rows start first (within each (row, head), or over all with lpt)
+  const int nqt = (p.Sq + kBM - 1) / kBM;
+  const unsigned L = blockIdx.x;
+  const int qt = prm.lpt ? int(L / unsigned(p.H * p.B)) : int(L % unsigned(nqt));
+  const int h = prm.lpt ? int(L % unsigned(p.H)) : int(L / unsigned(nqt) % unsigned(p.H));
+  const int b = prm.lpt ? int(L / unsigned(p.H) % unsigned(p.B)) : int(L / unsigned(nqt * p.H));
+  const int q0 = (nqt - 1 - qt) * kBM;
   const int kvh = h / (p.H / p.KH);
   const int qlast = p.q_offset + min(q0 + kBM, p.Sq) - 1;  // last query position of the block
   const int kend = min(p.Sk, qlast + 1);
@@ -1158,23 +1177,24 @@ cudaError_t launch_kernel(void (*kernel)(Prm), int smem, dim3 grid, const Prm& p
   return cudaGetLastError();
 }
 
-// LORA4J_ATTN_HALF_TILE=0: every forward computes its last key tile whole (whole_last_tile), to
-// time the half tile against it in the same process.
-bool half_tile_off() {
-  static const bool off = [] {
-    const char* v = std::getenv("LORA4J_ATTN_HALF_TILE");
-    return v && std::strcmp(v, "0") == 0;
-  }();
-  return off;
+bool env_is(const char* name, const char* value) {
+  const char* v = std::getenv(name);
+  return v && std::strcmp(v, value) == 0;
 }
-// LORA4J_ATTN_TMA_STORE=0: the forward writes its output from registers (not staged), to time
-// the two in the same process.
-bool tma_store_off() {
-  static const bool off = [] {
-    const char* v = std::getenv("LORA4J_ATTN_TMA_STORE");
-    return v && std::strcmp(v, "0") == 0;
-  }();
-  return off;
+// Switches of the forward, read once, each to time a choice against the default in one process:
+// LORA4J_ATTN_HALF_TILE=0, every last key tile computed whole (whole_last_tile);
+// LORA4J_ATTN_TMA_STORE=0, the output written from registers (not staged);
+// LORA4J_ATTN_FWD_ORDER=lpt, the blocks longest first over every (row, head);
+// LORA4J_ATTN_PREFETCH=0, no prefetch of the tensor maps' descriptors.
+struct FwdSwitches {
+  bool half_tile_off = env_is("LORA4J_ATTN_HALF_TILE", "0");
+  bool tma_store_off = env_is("LORA4J_ATTN_TMA_STORE", "0");
+  bool lpt = env_is("LORA4J_ATTN_FWD_ORDER", "lpt");
+  bool prefetch_off = env_is("LORA4J_ATTN_PREFETCH", "0");
+};
+const FwdSwitches& fwd_switches() {
+  static const FwdSwitches sw;
+  return sw;
 }
 
 template <int D>
@@ -1182,20 +1202,25 @@ cudaError_t launch_sm90(const AttentionParams& p, cudaStream_t s) {
   Sm90Params prm;
   std::memset(&prm, 0, sizeof prm);
   prm.p = p;
-  prm.p.whole_last_tile = p.whole_last_tile || half_tile_off();
+  const FwdSwitches& sw = fwd_switches();
+  prm.p.whole_last_tile = p.whole_last_tile || sw.half_tile_off;
   const bool bnd = bounded(&prm.p);
   if (!make_map(&prm.tq, CU_TENSOR_MAP_DATA_TYPE_FLOAT16, p.q, D, p.H, p.Sq, p.B, p.q_bstride) ||
       !make_map(&prm.tk, CU_TENSOR_MAP_DATA_TYPE_FLOAT16, p.k, D, p.KH, p.Sk, p.B, p.kv_bstride) ||
       !make_map(&prm.tv, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, p.v, D, p.KH, p.Sk, p.B, p.kv_bstride))
     return cudaErrorInvalidValue;
   // staged when the output (and its fp32 copy) are 16-byte aligned, as the copy engine needs
-  prm.staged = !p.direct_store && !tma_store_off() && aligned16(p.o) &&
+  prm.staged = !p.direct_store && !sw.tma_store_off && aligned16(p.o) &&
                (!p.o_f32 || aligned16(p.o_f32)) &&
                make_map(&prm.to, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, p.o, D, p.H, p.Sq, p.B,
                         p.q_bstride, 64) &&
                (!p.o_f32 || make_f32_map(&prm.to32, p.o_f32, D, p.H, p.Sq, p.B, p.q_bstride));
+  prm.lpt = sw.lpt;
+  prm.prefetch = !sw.prefetch_off;
+  const int64_t blocks = (int64_t(p.Sq) + kBM - 1) / kBM * p.H * p.B;
+  if (blocks > int64_t(INT32_MAX)) return cudaErrorInvalidValue;
   return launch_kernel(bnd ? attn_fwd_sm90_kernel<D, true> : attn_fwd_sm90_kernel<D, false>,
-                       Sm90Smem<D>::kAlloc, dim3((p.Sq + kBM - 1) / kBM, p.H, p.B), prm, s);
+                       Sm90Smem<D>::kAlloc, dim3(unsigned(blocks)), prm, s);
 }
 
 template <int D>
