@@ -13,7 +13,7 @@
 // Not part of the build (it needs sm_90a and a GPU): on the GPU machine,
 //   nvcc -gencode=arch=compute_90a,code=sm_90a -std=c++17 -O3 --expt-relaxed-constexpr \
 //     -Inative/src -Inative/include native/bench/attn_fwd_probe.cu -o attn_fwd_probe
-//   ./attn_fwd_probe B S   (H 32, KH 8, D 128: Mistral-7B's heads)
+//   ./attn_fwd_probe B S [1]   (H 32, KH 8, D 128: Mistral-7B's heads; 1: with the fp32 copy)
 #define LORA4J_ATTN_FWD_PROBE 1
 #define LORA4J_SM90A_DEVICE 1
 #include "cuda/kernels/attention_sm90.cu"
@@ -138,7 +138,8 @@ int main(int argc, char** argv) {
   p.v = v;
   p.o = o;
   p.lse = lse;
-  p.o_f32 = o32;
+  // the engine's forward writes no fp32 copy (LORA4J_ATTN_O_BF16); a third argument 1 adds it
+  p.o_f32 = argc > 3 && std::atoi(argv[3]) == 1 ? o32 : nullptr;
   p.B = B;
   p.Sq = p.Sk = S;
   p.H = H;
@@ -189,8 +190,9 @@ int main(int argc, char** argv) {
           b.end[w] = double(r[kProbeEnd + w]);
         }
       }
-      char mode[96];
-      std::snprintf(mode, sizeof mode, "B=%d S=%d round %d, output %s", B, S, round + 1,
+      char mode[128];
+      std::snprintf(mode, sizeof mode, "B=%d S=%d%s round %d, output %s", B, S,
+                    p.o_f32 ? " (+fp32 copy)" : "", round + 1,
                     direct ? "from registers" : "staged (bulk tensor stores)");
       report(mode, blocks, ms / 20);
     }

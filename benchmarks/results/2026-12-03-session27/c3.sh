@@ -1,7 +1,8 @@
 set -u
 # Twenty-seventh session, call 3 (branch attn-fwd-tma-store): the staged output (default) over
 # the whole op suite; the forward's block order (LORA4J_ATTN_FWD_ORDER=lpt) and the descriptor
-# prefetch (LORA4J_ATTN_PREFETCH=0) against the defaults, by the probe and by bench_ops; then the
+# prefetch (LORA4J_ATTN_PREFETCH=0) against the defaults, by the probe and by bench_ops (now
+# without the fp32 output copy, as the engine runs; LORA4J_OPS_ATTN_O32=1 as before); then the
 # attention kernels beside torch SDPA (cuDNN) in the same call (run.sh STEPS=ops).
 T_START=$(date +%s)
 REAL_OUT=$OUT
@@ -24,7 +25,7 @@ done
 echo "probe at $(( $(date +%s) - T_START )) s" >> $W/sum.log
 : > $W/bench.txt
 for round in 1 2; do
-  for cfg in "X=1" "LORA4J_ATTN_TMA_STORE=0" "LORA4J_ATTN_FWD_ORDER=lpt" "LORA4J_ATTN_PREFETCH=0"; do
+  for cfg in "X=1" "LORA4J_ATTN_TMA_STORE=0" "LORA4J_ATTN_FWD_ORDER=lpt" "LORA4J_ATTN_PREFETCH=0" "LORA4J_OPS_ATTN_O32=1" "LORA4J_OPS_ATTN_O32=1 LORA4J_ATTN_TMA_STORE=0"; do
     echo "== round $round $cfg" >> $W/bench.txt
     env $cfg LORA4J_CUDA_BENCH_LIBRARY=$B/liblora4j_cuda_bench.so timeout 60 $B/bench_ops attention_fwd 2>&1 | grep -a "flash " >> $W/bench.txt
   done
