@@ -15,6 +15,7 @@ PB=$!
 (cd $B && LORA4J_REQUIRE_GPU=1 timeout 300 ./test_ops_cuda > $W/ops.log 2>&1; echo "ops rc=$? at $(( $(date +%s) - T_START )) s" >> $W/sum.log)
 (cd $B && LORA4J_REQUIRE_GPU=1 timeout 90 ./test_engine_cuda > $W/eng.log 2>&1; echo "engine rc=$? at $(( $(date +%s) - T_START )) s" >> $W/sum.log)
 (cd $B && LORA4J_TESTDATA=$PWD/../../java/src/test/resources/hf-reference LORA4J_REQUIRE_GPU=1 timeout 60 ./test_golden > $W/golden.log 2>&1; echo "golden rc=$? at $(( $(date +%s) - T_START )) s" >> $W/sum.log)
+(cd $B && LORA4J_REQUIRE_GPU=1 timeout 90 ctest -V -R test_op_bench_cuda > $W/opbench-test.log 2>&1; echo "test_op_bench_cuda rc=$? at $(( $(date +%s) - T_START )) s" >> $W/sum.log)
 wait $PB
 for cfg in "X=1" "LORA4J_ATTN_FWD_ORDER=lpt" "LORA4J_ATTN_PREFETCH=0"; do
   for shape in "4 2048" "1 8192"; do
@@ -35,6 +36,10 @@ export OUT=/tmp/o3; mkdir -p $OUT
 STEPS="ops" CUDA_ARCHS=90 OPS_ARGS="attention_fwd attention_bwd" timeout 300 bash scripts/gpu/run.sh > $W/run-ops.log 2>&1
 echo "run.sh ops rc=$? at $(( $(date +%s) - T_START )) s" >> $W/sum.log
 cp $OUT/attention-vs-cudnn.txt $OUT/ops.txt $OUT/torch_ops.log $OUT/anchors_ops.json $W/ 2>/dev/null
+SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+for tool in memcheck initcheck; do
+  (cd $B && LORA4J_OPS_ONLY=attention timeout 120 $SAN --tool $tool --error-exitcode 1 ./test_ops_cuda > $W/san-$tool.log 2>&1; echo "sanitizer $tool rc=$? at $(( $(date +%s) - T_START )) s" >> $W/sum.log)
+done
 tar -C $W -czf $REAL_OUT/logs.tgz --exclude=attn_fwd_probe .
 cat $W/sum.log
 grep -a "FAIL" $W/ops.log | cut -c1-200 | head -8; grep -ac "staged = whole, direct, bits.*PASS" $W/ops.log; tail -1 $W/ops.log
