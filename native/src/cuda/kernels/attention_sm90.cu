@@ -47,9 +47,19 @@
 namespace lora4j {
 namespace cuda {
 
-// A timeline of each forward block, for the probe program alone (native/bench/attn_fwd_probe.cu
-// defines LORA4J_ATTN_FWD_PROBE and includes this file; the library's build has none of it):
-// per block, the global timer (ns) at fixed points (kProbe* slots), its SM and its tile count.
+// Timelines for the probe programs alone (native/bench/attn_fwd_probe.cu defines
+// LORA4J_ATTN_FWD_PROBE, attn_bwd_probe.cu LORA4J_ATTN_BWD_PROBE, and each includes this file;
+// the library's build has none of it). Forward: per block, the global timer (ns) at fixed points
+// (kProbe* slots), its SM and its tile count. Backward: for every kBwdProbeStride-th block (up
+// to kBwdProbeBlocks of them), the timer at six points of each iteration per consumer warpgroup
+// (kBwdProbe* slots) and the block's entry, iteration count and SM.
+#if defined(LORA4J_ATTN_FWD_PROBE) || defined(LORA4J_ATTN_BWD_PROBE)
+__device__ __forceinline__ unsigned long long probe_now() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(t));
+  return t;
+}
+#endif
 #ifdef LORA4J_ATTN_FWD_PROBE
 constexpr int kProbeSlots = 12, kProbeBlocks = 4096;
 enum {
@@ -63,11 +73,6 @@ enum {
   kProbeEnd = kProbeLoop + 2
 };
 __device__ unsigned long long g_fwd_probe[kProbeBlocks * kProbeSlots];
-__device__ __forceinline__ unsigned long long probe_now() {
-  unsigned long long t;
-  asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(t));
-  return t;
-}
 __device__ __forceinline__ void probe(int slot, unsigned long long v) {
   const unsigned blk = blockIdx.x;
   if (blk < kProbeBlocks) g_fwd_probe[blk * kProbeSlots + slot] = v;
@@ -79,6 +84,36 @@ __device__ __forceinline__ void probe(int slot, unsigned long long v) {
 #else
 #define LORA4J_PROBE(slot, cond) \
   do {                           \
+  } while (0)
+#endif
+#ifdef LORA4J_ATTN_BWD_PROBE
+constexpr int kBwdProbeStride = 8, kBwdProbeBlocks = 64, kBwdProbeIters = 512;
+// per iteration and consumer warpgroup: Q / dO arrived, S^T and dP^T complete, dS^T written,
+// both warpgroups' dS^T and the Qb copy ready, dV / dK / dQ complete, the iteration's end
+enum { kBwdProbeQdo, kBwdProbeS, kBwdProbeDs, kBwdProbeSync, kBwdProbeG2, kBwdProbeIt, kBwdProbeN };
+enum { kBwdMetaEntry, kBwdMetaIters, kBwdMetaSm, kBwdMetaEnd0, kBwdMetaEnd1, kBwdMetaN };
+__device__ unsigned long long g_bwd_probe[kBwdProbeBlocks * kBwdProbeIters * 2 * kBwdProbeN];
+__device__ unsigned long long g_bwd_meta[kBwdProbeBlocks * kBwdMetaN];
+__device__ __forceinline__ bool bwd_probed() {
+  return blockIdx.x % kBwdProbeStride == 0 && blockIdx.x / kBwdProbeStride < kBwdProbeBlocks;
+}
+#define LORA4J_BPROBE(it, cw, slot)                                                     \
+  do {                                                                                  \
+    if (tid == 0 && bwd_probed() && (it) < kBwdProbeIters)                              \
+      g_bwd_probe[((blockIdx.x / kBwdProbeStride * kBwdProbeIters + (it)) * 2 + (cw)) * \
+                      kBwdProbeN +                                                      \
+                  (slot)] = probe_now();                                                \
+  } while (0)
+#define LORA4J_BMETA(slot, v)                                                              \
+  do {                                                                                     \
+    if (bwd_probed()) g_bwd_meta[blockIdx.x / kBwdProbeStride * kBwdMetaN + (slot)] = (v); \
+  } while (0)
+#else
+#define LORA4J_BPROBE(it, cw, slot) \
+  do {                              \
+  } while (0)
+#define LORA4J_BMETA(slot, v) \
+  do {                        \
   } while (0)
 #endif
 
@@ -826,6 +861,15 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int nqt = (qend - k0 + kBwdBM - 1) / kBwdBM;  // query tiles k0 .. qend (causal)
   const int iters = G * nqt;
   const int wg = threadIdx.x / 128, tid = threadIdx.x % 128;
+#ifdef LORA4J_ATTN_BWD_PROBE
+  if (threadIdx.x == 0) {
+    unsigned sm;
+    asm volatile("mov.u32 %0, %%smid;\n" : "=r"(sm));
+    LORA4J_BMETA(kBwdMetaEntry, probe_now());
+    LORA4J_BMETA(kBwdMetaIters, unsigned(iters));
+    LORA4J_BMETA(kBwdMetaSm, sm);
+  }
+#endif
 
   if (threadIdx.x == 0) {
     mbar_init(bar_kv, 1);
@@ -941,6 +985,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     const uint32_t qb = sQb + s * SM::kQTile, ds = sDS + (it & 1) * kDsBytes;
 
     mbar_wait(bar_qdo(s), par);
+    LORA4J_BPROBE(it, cw, kBwdProbeQdo);
 
     // S^T = K_w Q^T and dP^T = V_w dO^T over D in steps of 16 (32 bytes of a swizzled row)
     // zeroed although the first product overwrites them: left undefined, ptxas serializes the
@@ -973,6 +1018,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     wgmma_wait0();
     fence_regs(st);
     fence_regs(dpt);
+    LORA4J_BPROBE(it, cw, kBwdProbeS);
 
     // P^T and dS^T. Accumulator layout: element i is key row 16 warp + g + 8 ((i >> 1) & 1) of
     // the warpgroup, query column 8 (i >> 2) + 2 t4 + (i & 1) of the tile. Only a tile with a
@@ -1020,8 +1066,10 @@ __global__ void __launch_bounds__(kThreads, 1)
         sts32(ds + kr * 128 + ((j ^ (kr & 7)) << 4) + 4 * t4, da[j >> 1][2 * (j & 1) + h]);
       }
     fence_proxy_async();
+    LORA4J_BPROBE(it, cw, kBwdProbeDs);
     consumers_sync();           // dS^T of both warpgroups is complete
     mbar_wait(bar_qb(s), par);  // Qb[s] (and, the first time, Kb) written by warps 2-3
+    LORA4J_BPROBE(it, cw, kBwdProbeSync);
 
     // dV += P^T dO, dK += dS^T Qb (B MN-major: 16 queries = two 1024-byte atoms per step, N = D
     // over D/64 panels), dQ part = dS Kb (A = dS^T read MN-major)
@@ -1052,6 +1100,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     fence_regs(dv);
     fence_regs(dk);
     fence_regs(dq);
+    LORA4J_BPROBE(it, cw, kBwdProbeG2);
     if constexpr (D == 128) {
       // Q[s] is dead here (both warpgroups' S^T and the bf16 copy were complete at the dS
       // barrier); dO[s] once warpgroup 0's dV is complete too, which warpgroup 1 waits for.
@@ -1083,6 +1132,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         bulk_commit();
         pending = s;
       }
+      LORA4J_BPROBE(it, cw, kBwdProbeIt);
       continue;
     }
     __syncwarp();
@@ -1121,6 +1171,9 @@ __global__ void __launch_bounds__(kThreads, 1)
           __floats2bfloat162_rn(dv[4 * j + 2 * r], dv[4 * j + 2 * r + 1]);
     }
   }
+#ifdef LORA4J_ATTN_BWD_PROBE
+  if (tid == 0) LORA4J_BMETA(cw == 0 ? kBwdMetaEnd0 : kBwdMetaEnd1, probe_now());
+#endif
 #endif  // LORA4J_SM90A_DEVICE
 }
 
