@@ -18,102 +18,44 @@
 #define LORA4J_SM90A_DEVICE 1
 #include "cuda/kernels/attention_sm90.cu"
 
+#include "attn_probe.h"
+
 #include <algorithm>
-#include <cstdio>
-#include <cstdlib>
-#include <random>
-#include <vector>
 
 using namespace lora4j::cuda;
 
-#define CHECK(x)                                                                              \
-  do {                                                                                        \
-    cudaError_t e_ = (x);                                                                     \
-    if (e_ != cudaSuccess) {                                                                  \
-      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
-      std::exit(1);                                                                           \
-    }                                                                                         \
-  } while (0)
-
 int main(int argc, char** argv) {
-  const int B = argc > 1 ? std::atoi(argv[1]) : 4, S = argc > 2 ? std::atoi(argv[2]) : 2048;
-  const int H = 32, KH = 8, D = 128;
-  const size_t nq = size_t(B) * S * H * D, nk = size_t(B) * S * KH * D, rows = size_t(B) * H * S;
-  std::mt19937 rng(7);
-  std::normal_distribution<float> nd(0.f, 1.f);
-  std::vector<__half> hq(nq), hk(nk);
-  std::vector<__nv_bfloat16> hv(nk), hdo(nq);
-  for (auto& x : hq) x = __float2half(nd(rng));
-  for (auto& x : hk) x = __float2half(nd(rng));
-  for (auto& x : hv) x = __float2bfloat16(nd(rng));
-  for (auto& x : hdo) x = __float2bfloat16(nd(rng));
-  __half *q, *k;
-  __nv_bfloat16 *v, *o, *dout, *dk, *dv;
-  float *lse, *delta, *dq_accum;
-  CHECK(cudaMalloc(&q, nq * 2));
-  CHECK(cudaMalloc(&k, nk * 2));
-  CHECK(cudaMalloc(&v, nk * 2));
-  CHECK(cudaMalloc(&o, nq * 2));
-  CHECK(cudaMalloc(&dout, nq * 2));
-  CHECK(cudaMalloc(&dk, nk * 2));
-  CHECK(cudaMalloc(&dv, nk * 2));
-  CHECK(cudaMalloc(&lse, rows * 4));
-  CHECK(cudaMalloc(&delta, rows * 4));
-  CHECK(cudaMalloc(&dq_accum, nq * 4));
-  CHECK(cudaMemcpy(q, hq.data(), nq * 2, cudaMemcpyHostToDevice));
-  CHECK(cudaMemcpy(k, hk.data(), nk * 2, cudaMemcpyHostToDevice));
-  CHECK(cudaMemcpy(v, hv.data(), nk * 2, cudaMemcpyHostToDevice));
-  CHECK(cudaMemcpy(dout, hdo.data(), nq * 2, cudaMemcpyHostToDevice));
-  CHECK(cudaMemset(delta, 0, rows * 4));
-  CHECK(cudaMemset(dq_accum, 0, nq * 4));
-  AttentionParams p;
-  p.q = q;
-  p.k = k;
-  p.v = v;
-  p.o = o;
-  p.lse = lse;
-  p.B = B;
-  p.Sq = p.Sk = S;
-  p.H = H;
-  p.KH = KH;
-  p.D = D;
-  p.q_bstride = int64_t(S) * H * D;
-  p.kv_bstride = int64_t(S) * KH * D;
-  p.scale = 1.f / std::sqrt(float(D));
-  AttentionBackwardParams bp;
-  bp.f = p;
-  bp.dout = dout;
-  bp.dk = dk;
-  bp.dv = dv;
-  bp.dq_accum = dq_accum;
-  bp.delta = delta;
+  ProbeCall call(argc > 1 ? std::atoi(argv[1]) : 4, argc > 2 ? std::atoi(argv[2]) : 2048);
+  const int B = call.B, S = call.S, KH = ProbeCall::KH;
+  AttentionParams& p = call.p;
+  AttentionBackwardParams& bp = call.bp;
   if (!attention_sm90_accepts(p) || !attention_sm90_backward_accepts(bp)) {
     std::fprintf(stderr, "the Hopper kernels do not take this call on this device\n");
     return 1;
   }
-  CHECK(attention_forward_sm90(p, 0));
+  PROBE_CHECK(attention_forward_sm90(p, 0));
   cudaEvent_t e0, e1;
-  CHECK(cudaEventCreate(&e0));
-  CHECK(cudaEventCreate(&e1));
-  for (int i = 0; i < 3; ++i) CHECK(attention_backward_sm90(bp, 0));
-  CHECK(cudaEventRecord(e0));
-  for (int i = 0; i < 20; ++i) CHECK(attention_backward_sm90(bp, 0));
-  CHECK(cudaEventRecord(e1));
-  CHECK(cudaEventSynchronize(e1));
+  PROBE_CHECK(cudaEventCreate(&e0));
+  PROBE_CHECK(cudaEventCreate(&e1));
+  for (int i = 0; i < 3; ++i) PROBE_CHECK(attention_backward_sm90(bp, 0));
+  PROBE_CHECK(cudaEventRecord(e0));
+  for (int i = 0; i < 20; ++i) PROBE_CHECK(attention_backward_sm90(bp, 0));
+  PROBE_CHECK(cudaEventRecord(e1));
+  PROBE_CHECK(cudaEventSynchronize(e1));
   float ms = 0;
-  CHECK(cudaEventElapsedTime(&ms, e0, e1));
+  PROBE_CHECK(cudaEventElapsedTime(&ms, e0, e1));
   const size_t np = size_t(kBwdProbeBlocks) * kBwdProbeIters * 2 * kBwdProbeN;
   std::vector<unsigned long long> raw(np), meta(size_t(kBwdProbeBlocks) * kBwdMetaN);
-  CHECK(cudaMemcpyToSymbol(g_bwd_probe, raw.data(), raw.size() * 8));
-  CHECK(cudaMemcpyToSymbol(g_bwd_meta, meta.data(), meta.size() * 8));
-  CHECK(cudaEventRecord(e0));
-  CHECK(attention_backward_sm90(bp, 0));
-  CHECK(cudaEventRecord(e1));
-  CHECK(cudaEventSynchronize(e1));
+  PROBE_CHECK(cudaMemcpyToSymbol(g_bwd_probe, raw.data(), raw.size() * 8));
+  PROBE_CHECK(cudaMemcpyToSymbol(g_bwd_meta, meta.data(), meta.size() * 8));
+  PROBE_CHECK(cudaEventRecord(e0));
+  PROBE_CHECK(attention_backward_sm90(bp, 0));
+  PROBE_CHECK(cudaEventRecord(e1));
+  PROBE_CHECK(cudaEventSynchronize(e1));
   float ms1 = 0;
-  CHECK(cudaEventElapsedTime(&ms1, e0, e1));
-  CHECK(cudaMemcpyFromSymbol(raw.data(), g_bwd_probe, raw.size() * 8));
-  CHECK(cudaMemcpyFromSymbol(meta.data(), g_bwd_meta, meta.size() * 8));
+  PROBE_CHECK(cudaEventElapsedTime(&ms1, e0, e1));
+  PROBE_CHECK(cudaMemcpyFromSymbol(raw.data(), g_bwd_probe, raw.size() * 8));
+  PROBE_CHECK(cudaMemcpyFromSymbol(meta.data(), g_bwd_meta, meta.size() * 8));
 
   const unsigned grid = unsigned((S + kBwdBN - 1) / kBwdBN) * KH * B;
   const int sampled =

@@ -18,23 +18,12 @@
 #define LORA4J_SM90A_DEVICE 1
 #include "cuda/kernels/attention_sm90.cu"
 
+#include "attn_probe.h"
+
 #include <algorithm>
-#include <cstdio>
-#include <cstdlib>
 #include <map>
-#include <random>
-#include <vector>
 
 using namespace lora4j::cuda;
-
-#define CHECK(x)                                                                              \
-  do {                                                                                        \
-    cudaError_t e_ = (x);                                                                     \
-    if (e_ != cudaSuccess) {                                                                  \
-      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
-      std::exit(1);                                                                           \
-    }                                                                                         \
-  } while (0)
 
 namespace {
 
@@ -110,44 +99,11 @@ void report(const char* mode, const std::vector<Block>& blocks, double kernel_ms
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int B = argc > 1 ? std::atoi(argv[1]) : 4, S = argc > 2 ? std::atoi(argv[2]) : 2048;
-  const int H = 32, KH = 8, D = 128;
-  const size_t nq = size_t(B) * S * H * D, nk = size_t(B) * S * KH * D;
-  std::mt19937 rng(7);
-  std::normal_distribution<float> nd(0.f, 1.f);
-  std::vector<__half> hq(nq), hk(nk);
-  std::vector<__nv_bfloat16> hv(nk);
-  for (auto& x : hq) x = __float2half(nd(rng));
-  for (auto& x : hk) x = __float2half(nd(rng));
-  for (auto& x : hv) x = __float2bfloat16(nd(rng));
-  __half *q, *k;
-  __nv_bfloat16 *v, *o;
-  float *lse, *o32;
-  CHECK(cudaMalloc(&q, nq * 2));
-  CHECK(cudaMalloc(&k, nk * 2));
-  CHECK(cudaMalloc(&v, nk * 2));
-  CHECK(cudaMalloc(&o, nq * 2));
-  CHECK(cudaMalloc(&o32, nq * 4));
-  CHECK(cudaMalloc(&lse, size_t(B) * H * S * 4));
-  CHECK(cudaMemcpy(q, hq.data(), nq * 2, cudaMemcpyHostToDevice));
-  CHECK(cudaMemcpy(k, hk.data(), nk * 2, cudaMemcpyHostToDevice));
-  CHECK(cudaMemcpy(v, hv.data(), nk * 2, cudaMemcpyHostToDevice));
-  AttentionParams p;
-  p.q = q;
-  p.k = k;
-  p.v = v;
-  p.o = o;
-  p.lse = lse;
+  ProbeCall call(argc > 1 ? std::atoi(argv[1]) : 4, argc > 2 ? std::atoi(argv[2]) : 2048);
+  const int B = call.B, S = call.S, H = ProbeCall::H;
+  AttentionParams& p = call.p;
   // the engine's forward writes no fp32 copy (LORA4J_ATTN_O_BF16); a third argument 1 adds it
-  p.o_f32 = argc > 3 && std::atoi(argv[3]) == 1 ? o32 : nullptr;
-  p.B = B;
-  p.Sq = p.Sk = S;
-  p.H = H;
-  p.KH = KH;
-  p.D = D;
-  p.q_bstride = int64_t(S) * H * D;
-  p.kv_bstride = int64_t(S) * KH * D;
-  p.scale = 1.f / std::sqrt(float(D));
+  if (argc > 3 && std::atoi(argv[3]) == 1) p.o_f32 = call.o32;
   if (!attention_sm90_accepts(p)) {
     std::fprintf(stderr, "the Hopper forward does not take this call on this device\n");
     return 1;
@@ -158,23 +114,23 @@ int main(int argc, char** argv) {
     return 1;
   }
   cudaEvent_t e0, e1;
-  CHECK(cudaEventCreate(&e0));
-  CHECK(cudaEventCreate(&e1));
+  PROBE_CHECK(cudaEventCreate(&e0));
+  PROBE_CHECK(cudaEventCreate(&e1));
   for (int round = 0; round < 2; ++round)
     for (int direct = 0; direct < 2; ++direct) {
       p.direct_store = direct != 0;
-      for (int i = 0; i < 3; ++i) CHECK(attention_forward_sm90(p, 0));
-      CHECK(cudaEventRecord(e0));
-      for (int i = 0; i < 20; ++i) CHECK(attention_forward_sm90(p, 0));
-      CHECK(cudaEventRecord(e1));
-      CHECK(cudaEventSynchronize(e1));
+      for (int i = 0; i < 3; ++i) PROBE_CHECK(attention_forward_sm90(p, 0));
+      PROBE_CHECK(cudaEventRecord(e0));
+      for (int i = 0; i < 20; ++i) PROBE_CHECK(attention_forward_sm90(p, 0));
+      PROBE_CHECK(cudaEventRecord(e1));
+      PROBE_CHECK(cudaEventSynchronize(e1));
       float ms = 0;
-      CHECK(cudaEventElapsedTime(&ms, e0, e1));
+      PROBE_CHECK(cudaEventElapsedTime(&ms, e0, e1));
       std::vector<unsigned long long> raw(nblk * kProbeSlots);
-      CHECK(cudaMemcpyToSymbol(g_fwd_probe, raw.data(), raw.size() * 8));
-      CHECK(attention_forward_sm90(p, 0));
-      CHECK(cudaDeviceSynchronize());
-      CHECK(cudaMemcpyFromSymbol(raw.data(), g_fwd_probe, raw.size() * 8));
+      PROBE_CHECK(cudaMemcpyToSymbol(g_fwd_probe, raw.data(), raw.size() * 8));
+      PROBE_CHECK(attention_forward_sm90(p, 0));
+      PROBE_CHECK(cudaDeviceSynchronize());
+      PROBE_CHECK(cudaMemcpyFromSymbol(raw.data(), g_fwd_probe, raw.size() * 8));
       std::vector<Block> blocks(nblk);
       for (size_t i = 0; i < nblk; ++i) {
         const unsigned long long* r = &raw[i * kProbeSlots];
