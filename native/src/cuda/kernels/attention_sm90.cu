@@ -1077,6 +1077,16 @@ __global__ void __launch_bounds__(kThreads, 1)
     fence_regs(dv);
     fence_regs(dk);
     wgmma_fence();
+    if constexpr (D == 128) {
+      // dQ first, in a commit group of its own, so that its staging and reduce-add run while
+      // dV and dK are on the tensor cores
+#pragma unroll
+      for (int kk = 0; kk < kBwdBN / 16; ++kk)
+        wgmma_ss_bf16_n64_mn(dq, sw128_desc(ds + kk * 2048, kQPanelBytes, 1024),
+                             sw128_desc(sKb + cw * kPanelBytes + kk * 2048, kPanelBytes, 1024),
+                             kk > 0);
+      wgmma_commit();
+    }
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk)
       wgmma_pv<D>(dv, pa[kk], sw128_desc(do_s + kk * 2048, kQPanelBytes, 1024));
@@ -1084,26 +1094,15 @@ __global__ void __launch_bounds__(kThreads, 1)
     for (int kk = 0; kk < 4; ++kk)
       wgmma_pv<D>(dk, da[kk], sw128_desc(qb + kk * 2048, kQPanelBytes, 1024));
     if constexpr (D == 128) {
-#pragma unroll
-      for (int kk = 0; kk < kBwdBN / 16; ++kk)
-        wgmma_ss_bf16_n64_mn(dq, sw128_desc(ds + kk * 2048, kQPanelBytes, 1024),
-                             sw128_desc(sKb + cw * kPanelBytes + kk * 2048, kPanelBytes, 1024),
-                             kk > 0);
-    } else {
-#pragma unroll
-      for (int kk = 0; kk < 4; ++kk)
-        wgmma_ss_bf16_n64_mn(dq, sw128_desc(ds + cw * 8192 + kk * 2048, kQPanelBytes, 1024),
-                             sw128_desc(sKb + cw * 8192 + kk * 2048, kPanelBytes, 1024), kk > 0);
-    }
-    wgmma_commit();
-    wgmma_wait0();
-    fence_regs(dv);
-    fence_regs(dk);
-    fence_regs(dq);
-    LORA4J_BPROBE(it, cw, kBwdProbeG2);
-    if constexpr (D == 128) {
-      // Q[s] is dead here (both warpgroups' S^T and the bf16 copy were complete at the dS
-      // barrier); dO[s] once warpgroup 0's dV is complete too, which warpgroup 1 waits for.
+      wgmma_commit();
+      wgmma_wait1();  // dQ complete; dV and dK may still run
+      fence_regs(dq);
+      LORA4J_BPROBE(it, cw, kBwdProbeG2);
+      // Warpgroup 0 stages its dQ in Q[s] (dead: both warpgroups' S^T and the bf16 copy were
+      // complete at the dS barrier), warpgroup 1 in this iteration's dS^T buffer, dead once both
+      // warpgroups' dQ products, its only readers, are complete: warpgroup 1 waits for warpgroup
+      // 0's. (The next write of that buffer, two iterations on, follows the reduce-add's read:
+      // its issuing thread waits for it in the next iteration, before the dS barrier there.)
       if (cw == 0)
         consumers_arrive_2();
       else
@@ -1111,7 +1110,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       // dQ * scale, fp32, as two boxes [64 queries][32 columns] with the 128-byte swizzle: query
       // row R = 16 warp + g + 8 r, column 8 j + 2 t4 in 16-byte chunk 2 (j & 3) + (t4 >> 1) of
       // box j >> 2, stored at chunk ^ (R & 7) (R & 7 = g)
-      const uint32_t stage = cw == 0 ? q_s : do_s;
+      const uint32_t stage = cw == 0 ? q_s : ds;
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
         const uint32_t row = stage + (16 * warp + g + 8 * r) * 128 + 8 * (t4 & 1);
@@ -1132,9 +1131,22 @@ __global__ void __launch_bounds__(kThreads, 1)
         bulk_commit();
         pending = s;
       }
+      wgmma_wait0();  // dV and dK complete (the stage is released after the reduce-add's read)
+      fence_regs(dv);
+      fence_regs(dk);
       LORA4J_BPROBE(it, cw, kBwdProbeIt);
       continue;
     }
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk)
+      wgmma_ss_bf16_n64_mn(dq, sw128_desc(ds + cw * 8192 + kk * 2048, kQPanelBytes, 1024),
+                           sw128_desc(sKb + cw * 8192 + kk * 2048, kPanelBytes, 1024), kk > 0);
+    wgmma_commit();
+    wgmma_wait0();
+    fence_regs(dv);
+    fence_regs(dk);
+    fence_regs(dq);
+    LORA4J_BPROBE(it, cw, kBwdProbeG2);
     __syncwarp();
     if (lane == 0) mbar_arrive(bar_empty(s));
 
