@@ -778,12 +778,14 @@ __global__ void __launch_bounds__(kThreads, 1)
 //   S^T = K_w Q^T (fp16), dP^T = V_w dO^T, P^T = exp(S^T - lse), dS^T = P^T (dP^T - delta),
 //   dV_w += P^T dO, dK_w += dS^T Qb, and a part of dQ = dS Kb (hd128: columns 64 w .. + 63 of dQ
 //   over all 128 keys; hd64: all columns over the warpgroup's 64 keys), added to dq_accum.
-// hd128 adds dQ through the copy engine: once both warpgroups' products of the iteration are
-// complete, the stage's Q and dO tiles are dead, and warpgroup w writes its 64 x 64 fp32 part
-// of dQ into one of them (warpgroup 0 into Q, 1 into dO; 128-byte swizzle, two boxes of 32
-// columns) and one of its threads adds it into dq_accum with a bulk tensor reduce-add; the stage
-// is released (one arrival per warpgroup) once the copy engine has read it, checked in the next
-// iteration while that one's first products run. hd64 (whose tiles are too small to hold its
+// hd128 adds dQ through the copy engine: each warpgroup issues its dQ product first, in a commit
+// group of its own, then dV and dK; once its dQ is complete it writes its 64 x 64 fp32 part of
+// dQ (128-byte swizzle, two boxes of 32 columns) into a dead tile, warpgroup 0 into the stage's
+// Q tile, warpgroup 1 into the iteration's dS^T buffer once both warpgroups' dQ products (its
+// only readers) are complete, and one of its threads adds it into dq_accum with a bulk tensor
+// reduce-add, all while dV and dK run on the tensor cores; the stage is released (one arrival
+// per warpgroup) once the copy engine has read it, checked in the next iteration while that
+// one's first products run. hd64 (whose tiles are too small to hold its
 // fp32 dQ) adds it with float2 atomics. Qb and Kb are bf16 copies of the Q and K tiles made in
 // shared memory (the gradient products are bf16, as in attn_bwd_kernel); dS^T goes through
 // shared memory ([128 keys][64 queries], 128-byte swizzle) for dQ, whose A operand it is, read
