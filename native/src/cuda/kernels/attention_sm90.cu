@@ -1137,32 +1137,32 @@ __global__ void __launch_bounds__(kThreads, 1)
       fence_regs(dv);
       fence_regs(dk);
       LORA4J_BPROBE(it, cw, kBwdProbeIt);
-      continue;
-    }
+    } else {
 #pragma unroll
-    for (int kk = 0; kk < 4; ++kk)
-      wgmma_ss_bf16_n64_mn(dq, sw128_desc(ds + cw * 8192 + kk * 2048, kQPanelBytes, 1024),
-                           sw128_desc(sKb + cw * 8192 + kk * 2048, kPanelBytes, 1024), kk > 0);
-    wgmma_commit();
-    wgmma_wait0();
-    fence_regs(dv);
-    fence_regs(dk);
-    fence_regs(dq);
-    LORA4J_BPROBE(it, cw, kBwdProbeG2);
-    __syncwarp();
-    if (lane == 0) mbar_arrive(bar_empty(s));
+      for (int kk = 0; kk < 4; ++kk)
+        wgmma_ss_bf16_n64_mn(dq, sw128_desc(ds + cw * 8192 + kk * 2048, kQPanelBytes, 1024),
+                             sw128_desc(sKb + cw * 8192 + kk * 2048, kPanelBytes, 1024), kk > 0);
+      wgmma_commit();
+      wgmma_wait0();
+      fence_regs(dv);
+      fence_regs(dk);
+      fence_regs(dq);
+      LORA4J_BPROBE(it, cw, kBwdProbeG2);
+      __syncwarp();
+      if (lane == 0) mbar_arrive(bar_empty(s));
 
-      // hd64: dQ * scale into the fp32 accumulator with atomics: query row 16 warp + g + 8 r,
-      // column 8 j + 2 t4
+        // hd64: dQ * scale into the fp32 accumulator with atomics: query row 16 warp + g + 8 r,
+        // column 8 j + 2 t4
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const int q = qt + 16 * warp + g + 8 * r;
-      if (q >= S) continue;
-      float* dst = bp.dq_accum + (int64_t(b) * S + q) * qstride + int64_t(hh) * D + 2 * t4;
+      for (int r = 0; r < 2; ++r) {
+        const int q = qt + 16 * warp + g + 8 * r;
+        if (q >= S) continue;
+        float* dst = bp.dq_accum + (int64_t(b) * S + q) * qstride + int64_t(hh) * D + 2 * t4;
 #pragma unroll
-      for (int j = 0; j < 8; ++j)
-        atomicAdd(reinterpret_cast<float2*>(dst + 8 * j),
-                  make_float2(dq[4 * j + 2 * r] * p.scale, dq[4 * j + 2 * r + 1] * p.scale));
+        for (int j = 0; j < 8; ++j)
+          atomicAdd(reinterpret_cast<float2*>(dst + 8 * j),
+                    make_float2(dq[4 * j + 2 * r] * p.scale, dq[4 * j + 2 * r + 1] * p.scale));
+      }
     }
   }
 
