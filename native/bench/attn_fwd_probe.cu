@@ -3,8 +3,8 @@
 // when its Q tile has arrived, after its first tile, after its last P V and at its end, per
 // consumer warpgroup, with its SM and tile count), runs the forward at one shape with the output
 // staged through shared memory and written from registers, and prints for each:
-//  - the kernel's time (events, the mean of 20 runs without probes reading the timer less often
-//    would not change it: the probes are a few stores a block) and the probed run's span;
+//  - the kernel's time (events, the mean of 20 runs of this build: its probes are a few stores
+//    a block, and the span of one run below is within ~2% of it) and the probed run's span;
 //  - the mean block's phases: entry -> Q arrived, Q -> first tile done, the tiles after it (per
 //    tile), last P V -> end (the output), and the other warpgroup's lag;
 //  - a least-squares fit of a block's duration to c + t x tiles (the fixed cost c);
