@@ -59,6 +59,11 @@ __device__ __forceinline__ unsigned long long probe_now() {
   asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(t));
   return t;
 }
+__device__ __forceinline__ unsigned probe_smid() {
+  unsigned sm;
+  asm volatile("mov.u32 %0, %%smid;\n" : "=r"(sm));
+  return sm;
+}
 #endif
 #ifdef LORA4J_ATTN_FWD_PROBE
 constexpr int kProbeSlots = 12, kProbeBlocks = 4096;
@@ -420,9 +425,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   LORA4J_PROBE(kProbeEntry, threadIdx.x == 0);
 #ifdef LORA4J_ATTN_FWD_PROBE
   if (threadIdx.x == 0) {
-    unsigned sm;
-    asm volatile("mov.u32 %0, %%smid;\n" : "=r"(sm));
-    probe(kProbeSm, sm);
+    probe(kProbeSm, probe_smid());
     probe(kProbeTiles, unsigned(ntiles));
   }
 #endif
@@ -698,6 +701,11 @@ __global__ void __launch_bounds__(kThreads, 1)
     lrow[r] += __shfl_xor_sync(0xffffffffu, lrow[r], 1);
     lrow[r] += __shfl_xor_sync(0xffffffffu, lrow[r], 2);
   }
+  // the natural-log lse of this thread's row r (-inf for a row that saw no key)
+  auto store_lse = [&](int r) {
+    p.lse[(int64_t(b) * p.H + h) * p.Sq + qr[r]] =
+        lrow[r] > 0.f ? (mrow[r] + log2f(lrow[r])) * kLn2 : -INFINITY;
+  };
   if (prm.staged) {
     // The output through shared memory and the copy engine: the warpgroup writes its 64 rows
     // into its own (dead) rows of Q's tile (bf16, D/64 panels [64 rows][128 bytes]) and the fp32
@@ -737,9 +745,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
 #pragma unroll
     for (int r = 0; r < 2; ++r)
-      if (t4 == 0 && qr[r] < p.Sq)
-        p.lse[(int64_t(b) * p.H + h) * p.Sq + qr[r]] =
-            lrow[r] > 0.f ? (mrow[r] + log2f(lrow[r])) * kLn2 : -INFINITY;
+      if (t4 == 0 && qr[r] < p.Sq) store_lse(r);
     if (tid == 0 && qw < p.Sq) bulk_wait_read0();  // shared memory lives until the copy read it
     LORA4J_PROBE(kProbeEnd + cw, tid == 0);
     return;
@@ -762,9 +768,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         *reinterpret_cast<float2*>(o32 + 8 * j + 2 * t4) =
             make_float2(o[4 * j + 2 * r] * inv, o[4 * j + 2 * r + 1] * inv);
     }
-    if (t4 == 0)
-      p.lse[(int64_t(b) * p.H + h) * p.Sq + qr[r]] =
-          lrow[r] > 0.f ? (mrow[r] + log2f(lrow[r])) * kLn2 : -INFINITY;
+    if (t4 == 0) store_lse(r);
   }
   LORA4J_PROBE(kProbeEnd + cw, tid == 0);
 #endif  // LORA4J_SM90A_DEVICE
@@ -865,11 +869,9 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int wg = threadIdx.x / 128, tid = threadIdx.x % 128;
 #ifdef LORA4J_ATTN_BWD_PROBE
   if (threadIdx.x == 0) {
-    unsigned sm;
-    asm volatile("mov.u32 %0, %%smid;\n" : "=r"(sm));
     LORA4J_BMETA(kBwdMetaEntry, probe_now());
     LORA4J_BMETA(kBwdMetaIters, unsigned(iters));
-    LORA4J_BMETA(kBwdMetaSm, sm);
+    LORA4J_BMETA(kBwdMetaSm, probe_smid());
   }
 #endif
 
