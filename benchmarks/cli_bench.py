@@ -44,6 +44,9 @@ and each used GPU's peak less its use before the run (the same where nvidia-smi 
 processes' pids).
 
 Usage: cli_bench.py JAVA CLI_JAR MODEL_DIR WORK_DIR [settings]
+       cli_bench.py --reference-settings SETTINGS   prints the HF_SETTINGS and
+         LORA4J_BENCH_SETTINGS that time the same shapes, joined by "|" (run.sh uses it for STEPS="cli compare"
+         when HF_SETTINGS / BENCH_SETTINGS are not given)
 Environment: CLI_JAVA_OPTS (more JVM options), CLI_RUN_TIMEOUT_S (each run's limit, default 300 s:
 the run's processes are stopped and the line says timed_out). Exits 1 when a run failed or gave
 no tokens/s."""
@@ -159,6 +162,26 @@ def choose(spec):
             sys.exit(f"cli_bench.py: unknown setting {word!r}; groups: {', '.join(GROUPS)}; "
                      f"names: {', '.join(known)}")
     return list(dict.fromkeys(chosen))
+
+
+# bench_cuda's LORA4J_BENCH_SETTINGS that times exactly these command-line settings (others: its
+# "reference" set, the reference stack's four)
+ENGINE_FOR = {("4x2048",): "4x2048-none", ("4x2048-attention-offload",): "4x2048-attention",
+              ("4x2048", "4x2048-attention-offload"): "4x2048", ("1x8192-recompute",): "1x8192",
+              tuple(name_of(s) for s in ATTENTION_SETTINGS): "attention"}
+
+
+def reference_settings(spec):
+    """What the engine benchmark and the reference stack need to run beside the command line's
+    settings `spec` in one call: (HF_SETTINGS, LORA4J_BENCH_SETTINGS). HF_SETTINGS names the
+    reference stack's runs at the same shapes (gc: its gradient checkpointing, set beside every
+    recompute mode), one GPU in bf16 only; empty when no chosen setting has one (the reference's
+    default set then runs)."""
+    chosen = choose(spec)
+    hf = [f"{s.bs}x{s.seq}{'gc' if s.recompute else ''}" for s in chosen
+          if s.nproc == 1 and s.accum == 1 and not (s.q4 or s.padded or s.packed or s.grouped)]
+    engine = ENGINE_FOR.get(tuple(name_of(s) for s in chosen), "reference")
+    return ",".join(dict.fromkeys(hf)), engine
 
 
 def command(java, jar, model, data, out, s, port):
@@ -325,6 +348,9 @@ def run(cmd, timeout):
 
 
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--reference-settings":
+        print(*reference_settings(sys.argv[2]), sep="|")  # the first may be empty
+        return
     signal.signal(signal.SIGTERM, terminated)
     java, jar, model, work = sys.argv[1:5]
     chosen = choose(sys.argv[5] if len(sys.argv) > 5 else "all")

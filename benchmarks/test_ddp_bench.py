@@ -2,7 +2,8 @@
 """Checks, without a GPU or Java, the data-parallel benchmark's scripts: cli_bench.py's command
 lines and readings for the "ddp" and "robust" settings (against a stand-in for java that answers
 like `lora4j train`: metrics.jsonl from rank 0, "[rank i]"-prefixed lines from a launcher), its
-failure and time-limit paths, and compare.py --ddp's rows on hand-made inputs.
+failure and time-limit paths, and compare.py --ddp's rows on hand-made inputs; also what
+cli_bench.py --reference-settings chooses to run beside a set of command-line settings.
 Run: python3 benchmarks/test_ddp_bench.py"""
 import json
 import os
@@ -581,6 +582,41 @@ class PhasesTable(unittest.TestCase):
         p = self.run_phases(bench, self.write("empty.jsonl", []))
         self.assertEqual(p.returncode, 1)
         self.assertIn("no LORA4J_PHASE_TIMES lines", p.stdout)
+
+
+class ReferenceSettings(unittest.TestCase):
+    """cli_bench.py --reference-settings: what run.sh's STEPS="cli compare" runs beside a chosen
+    set of command-line settings when HF_SETTINGS and BENCH_SETTINGS are not given."""
+
+    def ask(self, spec):
+        out = subprocess.run([sys.executable, CLI_BENCH, "--reference-settings", spec],
+                             capture_output=True, text=True, check=True).stdout
+        self.assertEqual(out.count("\n"), 1, out)
+        return tuple(out.rstrip("\n").split("|"))
+
+    def test_one_row_runs_only_its_shape(self):
+        self.assertEqual(self.ask("4x2048"), ("4x2048", "4x2048-none"))
+        self.assertEqual(self.ask("4x2048-attention-offload"), ("4x2048gc", "4x2048-attention"))
+        self.assertEqual(self.ask("1x8192-recompute"), ("1x8192gc", "1x8192"))
+
+    def test_groups(self):
+        self.assertEqual(self.ask("4x2048,4x2048-attention-offload"), ("4x2048,4x2048gc", "4x2048"))
+        self.assertEqual(self.ask("attention"), ("4x2048gc,1x8192gc,8x4096gc", "attention"))
+        self.assertEqual(self.ask("all"), ("4x2048,4x2048gc,1x8192gc,8x4096gc", "reference"))
+        # 2-GPU and accumulated runs have no one-GPU reference run of their own; duplicates go
+        self.assertEqual(self.ask("ddp"), ("4x2048,4x2048gc", "reference"))
+        self.assertEqual(self.ask("4x2048-recompute,4x2048-selective"), ("4x2048gc", "reference"))
+
+    def test_no_counterpart_leaves_the_reference_default(self):
+        # packed, padded and 4-bit rows: the first field empty (run.sh then sets no HF_SETTINGS)
+        self.assertEqual(self.ask("packed"), ("", "reference"))
+        self.assertEqual(self.ask("1x2048-recompute-4bit"), ("", "reference"))
+
+    def test_unknown_setting_fails(self):
+        r = subprocess.run([sys.executable, CLI_BENCH, "--reference-settings", "4x2048-bogus"],
+                           capture_output=True, text=True)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("unknown setting '4x2048-bogus'", r.stderr)
 
 
 if __name__ == "__main__":

@@ -139,6 +139,14 @@ if has cli; then
   # folder made by lora4j init-model, in the reference stack's four settings (CLI_SETTINGS to
   # choose), then the engine benchmark and the reference stack in the same call.
   echo "== lora4j train on a random Mistral-7B folder (benchmarks/cli_bench.py)"
+  if has compare && [ -n "${CLI_SETTINGS:-}" ]; then
+    # the engine benchmark and the reference stack at the command line's shapes only, unless
+    # BENCH_SETTINGS / HF_SETTINGS say otherwise (their defaults run all four settings, ~6 min)
+    IFS='|' read -r hf_for engine_for < <(python3 "$ROOT/benchmarks/cli_bench.py" --reference-settings "$CLI_SETTINGS")
+    [ -z "${HF_SETTINGS:-}" ] && [ -n "${hf_for:-}" ] && export HF_SETTINGS=$hf_for
+    [ -z "${BENCH_SETTINGS:-}" ] && [ -n "${engine_for:-}" ] && BENCH_SETTINGS=$engine_for
+    echo "beside it: bench_cuda ${BENCH_SETTINGS:-reference}, the reference stack ${HF_SETTINGS:-(its four settings)}"
+  fi
   cli_model
   # With "compare" too, the engine benchmark runs before the command line as well as after it
   # (both into bench_reference.jsonl): compare.py sets the command line beside the mean of the
