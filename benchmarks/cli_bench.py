@@ -45,8 +45,8 @@ processes' pids).
 
 Usage: cli_bench.py JAVA CLI_JAR MODEL_DIR WORK_DIR [settings]
        cli_bench.py --reference-settings SETTINGS   prints the HF_SETTINGS and
-         LORA4J_BENCH_SETTINGS that time the same shapes, joined by "|" (run.sh uses it for STEPS="cli compare"
-         when HF_SETTINGS / BENCH_SETTINGS are not given)
+         LORA4J_BENCH_SETTINGS that time the same shapes, joined by "|" (run.sh uses it for
+         STEPS="cli compare" when HF_SETTINGS / BENCH_SETTINGS are not given)
 Environment: CLI_JAVA_OPTS (more JVM options), CLI_RUN_TIMEOUT_S (each run's limit, default 300 s:
 the run's processes are stopped and the line says timed_out). Exits 1 when a run failed or gave
 no tokens/s."""
