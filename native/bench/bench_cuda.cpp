@@ -24,9 +24,11 @@
 
 #include "cuda/kernels/kernels.h"
 #include "lora4j.h"
+#include "nvml.h"
 #include "paired.h"
 
 using namespace lora4j;
+using lora4j::bench::Nvml;
 using bf = __nv_bfloat16;
 
 #define CK(x)                                              \
@@ -168,51 +170,15 @@ static void bench_attention(int B, int S) {
   cudaFree(o32);
 }
 
-// NVML through dlopen (the driver's libnvidia-ml.so.1): only what bench_step samples.
-struct Nvml {
-  using Dev = void*;
-  int (*init)() = nullptr;
-  int (*by_pci)(const char*, Dev*) = nullptr;
-  int (*energy)(Dev, unsigned long long*) = nullptr;   // mJ since the driver loaded
-  int (*clock)(Dev, int, unsigned int*) = nullptr;     // MHz; type 1 = SM
-  int (*reasons)(Dev, unsigned long long*) = nullptr;  // clock-limit reasons (bit mask)
-  Dev dev = nullptr;
-  bool ok = false;
-  Nvml() {
-    void* h = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
-    if (!h) return;
-    init = reinterpret_cast<int (*)()>(dlsym(h, "nvmlInit_v2"));
-    by_pci =
-        reinterpret_cast<int (*)(const char*, Dev*)>(dlsym(h, "nvmlDeviceGetHandleByPciBusId_v2"));
-    energy = reinterpret_cast<int (*)(Dev, unsigned long long*)>(
-        dlsym(h, "nvmlDeviceGetTotalEnergyConsumption"));
-    clock = reinterpret_cast<int (*)(Dev, int, unsigned int*)>(dlsym(h, "nvmlDeviceGetClockInfo"));
-    void* r = dlsym(h, "nvmlDeviceGetCurrentClocksEventReasons");
-    if (!r) r = dlsym(h, "nvmlDeviceGetCurrentClocksThrottleReasons");
-    reasons = reinterpret_cast<int (*)(Dev, unsigned long long*)>(r);
-    char bus[64] = {};
-    int cur = 0;
-    ok = init && by_pci && energy && clock && reasons && init() == 0 &&
-         cudaGetDevice(&cur) == cudaSuccess &&
-         cudaDeviceGetPCIBusId(bus, sizeof bus, cur) == cudaSuccess && by_pci(bus, &dev) == 0;
-  }
-  double energy_j() const {
-    unsigned long long mj = 0;
-    return ok && energy(dev, &mj) == 0 ? double(mj) * 1e-3 : NAN;
-  }
-  double sm_mhz() const {
-    unsigned int m = 0;
-    return ok && clock(dev, 1, &m) == 0 ? double(m) : NAN;
-  }
-  unsigned long long limit_reasons() const {
-    unsigned long long r = 0;
-    return ok && reasons(dev, &r) == 0 ? r : 0;
-  }
-};
-
 // The process's one NVML handle (loaded on first use).
 static const Nvml& nvml_handle() {
-  static const Nvml n;
+  static const Nvml n = [] {
+    char bus[64] = {};
+    int cur = 0;
+    const bool known = cudaGetDevice(&cur) == cudaSuccess &&
+                       cudaDeviceGetPCIBusId(bus, sizeof bus, cur) == cudaSuccess;
+    return Nvml(known ? bus : nullptr);
+  }();
   return n;
 }
 

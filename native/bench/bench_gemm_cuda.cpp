@@ -10,7 +10,10 @@
 // that long, as a training step runs them (the heuristic's first algorithm, an event after each),
 // one summary line per GEMM with its mean over the second half against its short-burst time: the
 // rate the card holds under sustained load (its power and clocks), not only in a burst.
+// --sustain-algos SECONDS: each GEMM's algorithms under that sustained load, one GEMM varied at a
+// time, and the set that ran fastest against the heuristic's first choices (sustain_algos below).
 //   bench_gemm_cuda [--algos N] [--data zeros,uniform,model] [--only NAME] [--sustain SECONDS]
+//                   [--sustain-algos SECONDS]
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -154,33 +157,31 @@ Extents extents() {
   return x;
 }
 
-// The eleven GEMMs back to back, over and over for `seconds`, on the model's data (activations
-// std 1, gradients std 1e-3, weights std 0.02), an event after each; the mean of each over the
-// second half of the run beside its short-burst time (burst_ms, 0 when not measured).
-void sustain(const Api& api, lt::Handle h, cudaStream_t st, void* ws, size_t ws_bytes,
-             __nv_bfloat16* A, __nv_bfloat16* B, void* D, double seconds, const double* burst_ms) {
-  const Extents most = extents();
-  __nv_bfloat16* G = nullptr;  // the gradient operand (A holds the activations)
-  CU(cudaMalloc(&G, size_t(most.a) * 2));
-  fill(A, size_t(most.a), "model", 1.f, 21);
-  fill(G, size_t(most.a), "model", 1e-3f, 22);
-  fill(B, size_t(most.b), "model", 0.02f, 23);
-  std::vector<Problem> pbs;
-  for (const Shape& s : kShapes) pbs.push_back(make_problem(api, h, s, 1, ws_bytes));
+// The eleven GEMMs back to back, GEMM i with its heuristic's algorithm choice[i], over and over
+// for `seconds`, an event after each: the mean of each GEMM and of the whole loop over the second
+// half of the run (the card's power and clocks settle in the first).
+struct LoopTimes {
+  std::vector<double> gemm_ms;
+  double loop_ms = 0, first_half_loop_ms = 0;
+  int iterations = 0;
+  double seconds = 0;
+};
+LoopTimes run_loop(const Api& api, lt::Handle h, cudaStream_t st, void* ws, size_t ws_bytes,
+                   const std::vector<Problem>& pbs, const std::vector<int>& choice,
+                   __nv_bfloat16* A, __nv_bfloat16* G, __nv_bfloat16* B, void* D, double seconds) {
   std::vector<cudaEvent_t> ev(kShapeCount + 1);
   for (auto& e : ev) CU(cudaEventCreate(&e));
   std::vector<std::vector<float>> series(kShapeCount);
   const float alpha = 1.f;
   const auto t0 = std::chrono::steady_clock::now();
-  double elapsed = 0;
-  int iters = 0;
-  while (elapsed < seconds) {
+  LoopTimes t;
+  while (t.seconds < seconds) {
     CU(cudaEventRecord(ev[0], st));
     for (size_t i = 0; i < kShapeCount; ++i) {
       const Shape& s = kShapes[i];
       LT(api.cublasLtMatmul(h, pbs[i].desc, &alpha, B, pbs[i].la, s.a_grad ? G : A, pbs[i].lb,
-                            &s.beta, D, pbs[i].ld, D, pbs[i].ld, &pbs[i].res[0].algo, ws, ws_bytes,
-                            st));
+                            &s.beta, D, pbs[i].ld, D, pbs[i].ld,
+                            &pbs[i].res[size_t(choice[i])].algo, ws, ws_bytes, st));
       CU(cudaEventRecord(ev[i + 1], st));
     }
     CU(cudaEventSynchronize(ev[kShapeCount]));
@@ -189,26 +190,109 @@ void sustain(const Api& api, lt::Handle h, cudaStream_t st, void* ws, size_t ws_
       CU(cudaEventElapsedTime(&ms, ev[i], ev[i + 1]));
       series[i].push_back(ms);
     }
-    ++iters;
-    elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ++t.iterations;
+    t.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
+  const size_t n = series[0].size(), half = n / 2;
+  t.gemm_ms.assign(kShapeCount, 0.0);
   for (size_t i = 0; i < kShapeCount; ++i) {
-    const std::vector<float>& v = series[i];
-    double first_half = 0, second_half = 0;
-    const size_t half = v.size() / 2;
-    for (size_t k = 0; k < v.size(); ++k) (k < half ? first_half : second_half) += v[k];
-    first_half /= double(std::max<size_t>(1, half));
-    second_half /= double(std::max<size_t>(1, v.size() - half));
-    std::printf(
-        "{\"bench\":\"gemm_sustained\",\"gemm\":\"%s\",\"iterations\":%d,\"seconds\":%.1f,"
-        "\"first_half_ms\":%.4f,\"second_half_ms\":%.4f,\"burst_ms\":%.4f}\n",
-        kShapes[i].name, iters, elapsed, first_half, second_half, burst_ms[i]);
-    std::printf(
-        "# sustained %-22s %.4f ms (first half %.4f), burst %.4f ms, sustained / burst %.3f\n",
-        kShapes[i].name, second_half, first_half, burst_ms[i],
-        burst_ms[i] > 0 ? second_half / burst_ms[i] : 0.0);
+    double first = 0, second = 0;
+    for (size_t k = 0; k < n; ++k) (k < half ? first : second) += series[i][k];
+    t.gemm_ms[i] = second / double(std::max<size_t>(1, n - half));
+    t.loop_ms += t.gemm_ms[i];
+    t.first_half_loop_ms += first / double(std::max<size_t>(1, half));
   }
   for (auto& e : ev) cudaEventDestroy(e);
+  return t;
+}
+
+// The model's data (activations std 1, gradients std 1e-3, weights std 0.02) in A, G, B.
+void fill_model(__nv_bfloat16* A, __nv_bfloat16* G, __nv_bfloat16* B) {
+  const Extents most = extents();
+  fill(A, size_t(most.a), "model", 1.f, 21);
+  fill(G, size_t(most.a), "model", 1e-3f, 22);
+  fill(B, size_t(most.b), "model", 0.02f, 23);
+}
+
+// --sustain: the eleven GEMMs on the model's data with the heuristic's first algorithm, back to
+// back for `seconds`; each one's sustained mean beside its short-burst time (burst_ms, 0 when not
+// measured).
+void sustain(const Api& api, lt::Handle h, cudaStream_t st, void* ws, size_t ws_bytes,
+             __nv_bfloat16* A, __nv_bfloat16* B, void* D, double seconds, const double* burst_ms) {
+  __nv_bfloat16* G = nullptr;  // the gradient operand (A holds the activations)
+  CU(cudaMalloc(&G, size_t(extents().a) * 2));
+  fill_model(A, G, B);
+  std::vector<Problem> pbs;
+  for (const Shape& s : kShapes) pbs.push_back(make_problem(api, h, s, 1, ws_bytes));
+  const LoopTimes t = run_loop(api, h, st, ws, ws_bytes, pbs, std::vector<int>(kShapeCount, 0), A,
+                               G, B, D, seconds);
+  for (size_t i = 0; i < kShapeCount; ++i) {
+    std::printf(
+        "{\"bench\":\"gemm_sustained\",\"gemm\":\"%s\",\"iterations\":%d,\"seconds\":%.1f,"
+        "\"second_half_ms\":%.4f,\"burst_ms\":%.4f}\n",
+        kShapes[i].name, t.iterations, t.seconds, t.gemm_ms[i], burst_ms[i]);
+    std::printf("# sustained %-22s %.4f ms, burst %.4f ms, sustained / burst %.3f\n",
+                kShapes[i].name, t.gemm_ms[i], burst_ms[i],
+                burst_ms[i] > 0 ? t.gemm_ms[i] / burst_ms[i] : 0.0);
+  }
+  for (Problem& pb : pbs) destroy_problem(api, pb);
+  cudaFree(G);
+}
+
+// --sustain-algos SECONDS: which algorithm each GEMM should run under the card's power cap, where
+// the fastest in a burst need not be the one that costs the least energy. For each GEMM i and
+// each of its heuristic's first `algos` algorithms a, the sustained loop with GEMM i on a and the
+// others on their first, for `seconds`; the loop's time (the ten others' included: an algorithm
+// that draws more power slows them) against the loop with i on its first, run just before it.
+// Then the "chosen" set (each GEMM's algorithm whose loop was fastest, when it gained at least
+// 0.3%) against all-first, alternated for three rounds of twice `seconds` each.
+void sustain_algos(const Api& api, lt::Handle h, cudaStream_t st, void* ws, size_t ws_bytes,
+                   __nv_bfloat16* A, __nv_bfloat16* B, void* D, double seconds, int algos) {
+  __nv_bfloat16* G = nullptr;
+  CU(cudaMalloc(&G, size_t(extents().a) * 2));
+  fill_model(A, G, B);
+  std::vector<Problem> pbs;
+  for (const Shape& s : kShapes) pbs.push_back(make_problem(api, h, s, algos, ws_bytes));
+  const std::vector<int> first(kShapeCount, 0);
+  std::vector<int> chosen(kShapeCount, 0);
+  run_loop(api, h, st, ws, ws_bytes, pbs, first, A, G, B, D, seconds);  // warm the card
+  for (size_t i = 0; i < kShapeCount; ++i) {
+    double best = 1.0;
+    const Shape& s = kShapes[i];
+    const float alpha = 1.f;
+    for (int a = 1; a < pbs[i].found; ++a) {
+      if (api.cublasLtMatmul(h, pbs[i].desc, &alpha, B, pbs[i].la, s.a_grad ? G : A, pbs[i].lb,
+                             &s.beta, D, pbs[i].ld, D, pbs[i].ld, &pbs[i].res[size_t(a)].algo, ws,
+                             ws_bytes, st) != lt::kStatusSuccess)
+        continue;  // not runnable with this workspace
+      std::vector<int> c = first;
+      const LoopTimes base = run_loop(api, h, st, ws, ws_bytes, pbs, c, A, G, B, D, seconds);
+      c[i] = a;
+      const LoopTimes t = run_loop(api, h, st, ws, ws_bytes, pbs, c, A, G, B, D, seconds);
+      const double ratio = t.loop_ms / base.loop_ms;
+      std::printf(
+          "{\"bench\":\"gemm_sustained_algo\",\"gemm\":\"%s\",\"algo\":%d,\"loop_ms\":%.4f,"
+          "\"first_loop_ms\":%.4f,\"gemm_ms\":%.4f,\"first_gemm_ms\":%.4f,\"loop_ratio\":%.4f}\n",
+          kShapes[i].name, a, t.loop_ms, base.loop_ms, t.gemm_ms[i], base.gemm_ms[i], ratio);
+      std::printf(
+          "# %-22s algo %d: loop %.4f ms against %.4f on the first (%.4f), gemm %.4f / %.4f\n",
+          kShapes[i].name, a, t.loop_ms, base.loop_ms, ratio, t.gemm_ms[i], base.gemm_ms[i]);
+      if (ratio < best && ratio < 0.997) best = ratio, chosen[i] = a;
+    }
+  }
+  std::printf("# chosen:");
+  for (size_t i = 0; i < kShapeCount; ++i) std::printf(" %s=%d", kShapes[i].name, chosen[i]);
+  std::printf("\n");
+  for (int round = 1; round <= 3; ++round) {
+    const LoopTimes f = run_loop(api, h, st, ws, ws_bytes, pbs, first, A, G, B, D, 2 * seconds);
+    const LoopTimes c = run_loop(api, h, st, ws, ws_bytes, pbs, chosen, A, G, B, D, 2 * seconds);
+    std::printf(
+        "{\"bench\":\"gemm_sustained_chosen\",\"round\":%d,\"first_loop_ms\":%.4f,"
+        "\"chosen_loop_ms\":%.4f,\"ratio\":%.4f}\n",
+        round, f.loop_ms, c.loop_ms, c.loop_ms / f.loop_ms);
+    std::printf("# round %d: all first %.4f ms a loop, chosen %.4f (%.4f)\n", round, f.loop_ms,
+                c.loop_ms, c.loop_ms / f.loop_ms);
+  }
   for (Problem& pb : pbs) destroy_problem(api, pb);
   cudaFree(G);
 }
@@ -219,7 +303,7 @@ int main(int argc, char** argv) {
   int algos = 8;
   std::vector<std::string> kinds = {"zeros", "uniform", "model"};
   std::string only;
-  double sustain_s = 0;
+  double sustain_s = 0, sustain_algos_s = 0;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--algos") == 0 && i + 1 < argc) {
       algos = std::max(1, std::atoi(argv[++i]));
@@ -236,10 +320,12 @@ int main(int argc, char** argv) {
       only = argv[++i];
     } else if (std::strcmp(argv[i], "--sustain") == 0 && i + 1 < argc) {
       sustain_s = std::atof(argv[++i]);
+    } else if (std::strcmp(argv[i], "--sustain-algos") == 0 && i + 1 < argc) {
+      sustain_algos_s = std::atof(argv[++i]);
     } else {
       std::printf(
           "usage: bench_gemm_cuda [--algos N] [--data zeros,uniform,model] [--only NAME] "
-          "[--sustain SECONDS]\n");
+          "[--sustain SECONDS] [--sustain-algos SECONDS]\n");
       return 2;
     }
   }
@@ -319,6 +405,7 @@ int main(int argc, char** argv) {
     }
   }
   if (sustain_s > 0) sustain(api, h, st, ws, ws_bytes, A, B, D, sustain_s, burst_ms);
+  if (sustain_algos_s > 0) sustain_algos(api, h, st, ws, ws_bytes, A, B, D, sustain_algos_s, algos);
   cudaFree(A);
   cudaFree(B);
   cudaFree(D);
