@@ -7,7 +7,8 @@
 # profile phases gemms dist distbench ops qlora ddp. "phases": the time of every op of the step
 # (LORA4J_PHASE_TIMES, benchmarks/phases.py), the breakdown nsys would give. "gemms": the frozen
 # GEMM shapes per cuBLASLt algorithm and operand kind (bench_gemm_cuda; GEMMS_ARGS its arguments,
-# e.g. "--data model --sustain 20" to time them back to back for 20 s as well).
+# e.g. "--data model --sustain 20" to time them back to back for 20 s as well, or
+# "--algos 6 --data model --sustain-algos 1.2" for each GEMM's algorithms under that load).
 # All logs end up in $OUT/logs.tgz (the device tool brings back at most 8 files).
 # Default: build test. "compare" times the whole step at the reference stack's settings and runs
 # the reference stack (benchmarks/reference/hf_peft_baseline.py) in the same call. "dist" runs
