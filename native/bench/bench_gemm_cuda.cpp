@@ -6,7 +6,7 @@
 // what the engine's GEMMs could reach on its data, and which algorithm the heuristic's first
 // choice leaves behind. One JSON line per (GEMM, data, algorithm), then one summary line per
 // (GEMM, data): the heuristic's first, the best, their ratio.
-// --sustain SECONDS: afterwards, the eleven GEMMs on the model's data back to back in a loop for
+// --sustain SECONDS: afterwards, the GEMMs on the model's data back to back in a loop for
 // that long, as a training step runs them (the heuristic's first algorithm, an event after each),
 // one summary line per GEMM with its mean over the second half against its short-burst time: the
 // rate the card holds under sustained load (its power and clocks), not only in a burst.
@@ -79,6 +79,9 @@ const Shape kShapes[] = {
     {"mlp.gate_proj dX", kTokens, 4096, 14336, false, true, 0.f, true},
     {"mlp.up_proj dX", kTokens, 4096, 14336, false, true, 1.f, true},
     {"mlp.down_proj dX", kTokens, 14336, 4096, false, true, 1.f, true},
+    // gate's and up's input gradients as one product over [dgate | dup] and [W_gate; W_up]
+    // (K = 2 x 14336), beside the two above (the second accumulating onto the first's fp32 dx)
+    {"mlp.gate_proj+up_proj dX", kTokens, 4096, 28672, false, true, 0.f, true},
 };
 
 uint16_t bf16_bits(float f) {
@@ -143,7 +146,7 @@ void destroy_problem(const Api& api, Problem& pb) {
   api.cublasLtMatmulDescDestroy(pb.desc);
 }
 
-// The largest A, B and D of the eleven shapes, in elements: the buffers every GEMM shares.
+// The largest A, B and D of the shapes, in elements: the buffers every GEMM shares.
 struct Extents {
   int64_t a = 0, b = 0, d = 0;
 };
@@ -157,7 +160,7 @@ Extents extents() {
   return x;
 }
 
-// The eleven GEMMs back to back, GEMM i with its heuristic's algorithm choice[i], over and over
+// The GEMMs back to back, GEMM i with its heuristic's algorithm choice[i], over and over
 // for `seconds`, an event after each: the mean of each GEMM and of the whole loop over the second
 // half of the run (the card's power and clocks settle in the first).
 struct LoopTimes {
@@ -214,7 +217,7 @@ void fill_model(__nv_bfloat16* A, __nv_bfloat16* G, __nv_bfloat16* B) {
   fill(B, size_t(most.b), "model", 0.02f, 23);
 }
 
-// --sustain: the eleven GEMMs on the model's data with the heuristic's first algorithm, back to
+// --sustain: the GEMMs on the model's data with the heuristic's first algorithm, back to
 // back for `seconds`; each one's sustained mean beside its short-burst time (burst_ms, 0 when not
 // measured).
 void sustain(const Api& api, lt::Handle h, cudaStream_t st, void* ws, size_t ws_bytes,
@@ -242,7 +245,7 @@ void sustain(const Api& api, lt::Handle h, cudaStream_t st, void* ws, size_t ws_
 // --sustain-algos SECONDS: which algorithm each GEMM should run under the card's power cap, where
 // the fastest in a burst need not be the one that costs the least energy. For each GEMM i and
 // each of its heuristic's first `algos` algorithms a, the sustained loop with GEMM i on a and the
-// others on their first, for `seconds`; the loop's time (the ten others' included: an algorithm
+// others on their first, for `seconds`; the loop's time (the others' included: an algorithm
 // that draws more power slows them) against the loop with i on its first, run just before it.
 // Then the "chosen" set (each GEMM's algorithm whose loop was fastest, when it gained at least
 // 0.3%) against all-first, alternated for three rounds of twice `seconds` each.
