@@ -7,8 +7,9 @@
 // 1 x 8192): time per call, TFLOP/s (the op's algorithmic FLOPs, the same for every variant), GB/s
 // against the byte floor, and the memory the benchmark holds; on CUDA, where NVML sees one GPU,
 // also the board's mean power over the timed runs and its energy per call: the frozen GEMMs hold
-// the card at its power cap through a training step, so an op shortens the step by its energy
-// over the cap's power more than by its time (native/src/cuda/NOTES.md, twenty-ninth session).
+// the card at its power cap through a training step, so what an op costs the step is its energy
+// over the cap's power (memory-bound ops draw about the cap too: native/src/cuda/NOTES.md,
+// twenty-ninth session).
 //   bench_ops [--device N] [op ...]     N = -1: CPU; default 0 (CUDA device 0); ops: only these
 //   LORA4J_OPS_SECONDS: time per measurement (default 0.3 s; the best of 3 is reported)
 // Run by scripts/gpu/run.sh with STEPS containing "ops" (every op) or "qlora" (the frozen GEMMs).
