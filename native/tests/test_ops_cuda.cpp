@@ -374,19 +374,8 @@ void test_attention(ct::Rng& r, const AttnCase& c) {
   dv_g.poison();
   dacc.poison();
   ddelta.poison();
-  cuda::AttentionParams p;
-  p.q = dq.p;
-  p.k = dk.p;
-  p.v = dv.p;
-  p.o = dd_o.p;
-  p.lse = dlse.p;
-  p.B = int(B);
-  p.Sq = p.Sk = int(S);
-  p.H = int(H);
-  p.KH = int(KH);
-  p.D = int(D);
-  p.q_bstride = S * H * D;
-  p.kv_bstride = S * KH * D;
+  cuda::AttentionParams p = cuda::dense_attention_params(dq.p, dk.p, dv.p, dd_o.p, dlse.p, int(B),
+                                                         int(S), int(H), int(KH), int(D));
   p.key_mask = c.padding ? dmask.p : nullptr;
   p.segments = c.segments ? dseg.p : nullptr;
   // the segments' runs, for the Hopper kernels (where the ids form runs)

@@ -228,21 +228,9 @@ class Attention final : public CudaBench {
   void step() override { bwd_ ? backward() : forward(); }
 
   AttentionParams params() const {
-    AttentionParams p;
-    p.q = q_;
-    p.k = k_;
-    p.v = v_;
-    p.o = o_;
-    p.lse = lse_;
+    AttentionParams p =
+        dense_attention_params(q_, k_, v_, o_, lse_, int(B), int(S), int(H), int(KH), int(D));
     p.o_f32 = o32_;
-    p.B = int(B);
-    p.Sq = int(S);
-    p.Sk = int(S);
-    p.H = int(H);
-    p.KH = int(KH);
-    p.D = int(D);
-    p.q_bstride = S * H * D;
-    p.kv_bstride = S * KH * D;
     p.scale = scale_;
     p.segments = seg_;
     p.seg_start = seg_start_;

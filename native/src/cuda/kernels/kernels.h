@@ -338,6 +338,25 @@ struct AttentionParams {
   // stores) when o and o_f32 are 16-byte aligned; true: from registers (the A/B; the same bits).
   bool direct_store = false;
 };
+// The layout of rows with no gaps: q and o [B, S, H, D], k and v [B, S, KH, D], queries and keys
+// at the same S positions. The caller sets the scale and any masks, segments or window.
+inline AttentionParams dense_attention_params(const f16* q, const f16* k, const bf16* v, bf16* o,
+                                              float* lse, int B, int S, int H, int KH, int D) {
+  AttentionParams p;
+  p.q = q;
+  p.k = k;
+  p.v = v;
+  p.o = o;
+  p.lse = lse;
+  p.B = B;
+  p.Sq = p.Sk = S;
+  p.H = H;
+  p.KH = KH;
+  p.D = D;
+  p.q_bstride = int64_t(S) * H * D;
+  p.kv_bstride = int64_t(S) * KH * D;
+  return p;
+}
 struct AttentionBackwardParams {
   AttentionParams f;           // q_offset must be 0 and Sq == Sk
   const bf16* dout = nullptr;  // [B, S, H, D]
