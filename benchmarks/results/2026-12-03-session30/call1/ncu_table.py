@@ -40,7 +40,7 @@ for arg in sys.argv[1:]:
             dur = float(r[i].replace(",", ""))
         except (KeyError, ValueError):
             continue
-        scale = {"nsecond": 1e-3, "usecond": 1.0, "msecond": 1e3}.get(units[i], 1.0)
+        scale = {"nsecond": 1e-3, "ns": 1e-3, "usecond": 1.0, "us": 1.0, "msecond": 1e3, "ms": 1e3}.get(units[i], 1.0)
         if dur * scale < 30:
             continue
         name = r[idx.get("Kernel Name", 0)][:40]
