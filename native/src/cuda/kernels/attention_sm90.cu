@@ -29,6 +29,10 @@
  * while that P V product is in flight, and the two consumer warpgroups take turns to issue
  * (two named barriers): one's products run on the tensor cores under the other's softmax.
  *
+ * hd128 runs persistent when the query blocks outnumber the SMs: one block per SM loops over
+ * them (see kPersist at the kernel), which hides most of a block's fixed cost (its Q's arrival,
+ * the pipeline's fill, the switch between blocks) behind the previous block's last tiles.
+ *
  * Shared-memory layout: every tile is stored as D/64 column panels of [rows][64] 16-bit values,
  * 128 bytes per row, swizzled by the copy engine in 1024-byte atoms (8 rows); the wgmma
  * descriptors read those atoms directly. A panel of 128 rows is 16 KB.
@@ -422,6 +426,9 @@ __global__ void __launch_bounds__(kThreads, 1)
     asm volatile("prefetch.tensormap [%0];\n" ::"l"(&prm.tq) : "memory");
     asm volatile("prefetch.tensormap [%0];\n" ::"l"(&prm.tk) : "memory");
     asm volatile("prefetch.tensormap [%0];\n" ::"l"(&prm.tv) : "memory");
+    // and the output's (without it, after the persistent form came in, ptxas serialized the
+    // hd64 kernel's wgmma: C7511)
+    if (prm.staged) asm volatile("prefetch.tensormap [%0];\n" ::"l"(&prm.to) : "memory");
   }
   // items: a 1-d order over (query block, head, row); the query blocks in reverse, so the longest
   // causal rows start first: over all the blocks (lpt), or within each (row, head)
