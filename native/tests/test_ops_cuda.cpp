@@ -455,6 +455,23 @@ void test_attention(ct::Rng& r, const AttnCase& c) {
     if (p.o_f32) diff += bit_diff(do32, o2_32, 0, o2_32.n);
     ct::report("attention", std::string("fwd half tile, staged = whole, direct, bits ") + tag, diff,
                0);
+    // the persistent form (hd128, no fp32 copy) at grids of 1 and 3 blocks and one block per
+    // query block, against the default grid (one block per SM, or one per query block when
+    // they are fewer): the same bits
+    for (int grid : {-1, 1, 3}) {
+      cuda::AttentionParams pg = p;
+      o2.poison();
+      lse2.poison();
+      pg.o = o2.p;
+      pg.lse = lse2.p;
+      pg.o_f32 = nullptr;
+      pg.fwd_grid = grid;
+      check(cuda::attention_forward(pg, 0), "attention_forward (grid)");
+      CT_CUDA(cudaDeviceSynchronize());
+      ct::report("attention",
+                 "fwd grid " + std::to_string(grid) + " = default grid, bits " + std::string(tag),
+                 bit_diff(dd_o, o2, 0, o2.n) + bit_diff(dlse, lse2, 0, lse2.n), 0);
+    }
   }
   if (p.o_f32)
     ct::report("attention", std::string("fwd out32 ") + tag, ct::rel_err(ct::down(do32), o), kTol);

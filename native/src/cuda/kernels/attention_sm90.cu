@@ -29,6 +29,10 @@
  * while that P V product is in flight, and the two consumer warpgroups take turns to issue
  * (two named barriers): one's products run on the tensor cores under the other's softmax.
  *
+ * hd128 runs persistent when the query blocks outnumber the SMs: one block per SM loops over
+ * them (see kPersist at the kernel), which hides most of a block's fixed cost (its Q's arrival,
+ * the pipeline's fill, the switch between blocks) behind the previous block's last tiles.
+ *
  * Shared-memory layout: every tile is stored as D/64 column panels of [rows][64] 16-bit values,
  * 128 bytes per row, swizzled by the copy engine in 1024-byte atoms (8 rows); the wgmma
  * descriptors read those atoms directly. A panel of 128 rows is 16 KB.
@@ -132,14 +136,19 @@ constexpr int kStages = 2;              // K/V ring depth
 constexpr int kThreads = 384;           // producer warpgroup + 2 consumer warpgroups
 constexpr int kPanelBytes = 128 * 128;  // [128 rows][64 values] x 2 bytes
 
-template <int D>
+// QSlots: 1, one block per query block; 2, the persistent form (the next query block's Q tile
+// arrives while the current one's last tiles run and its output leaves through its own slot).
+template <int D, int QSlots = 1>
 struct Sm90Smem {
   static constexpr int kTileBytes = (D / 64) * kPanelBytes;  // one Q, K or V tile
   static constexpr int kQ = 0;
-  static constexpr int kK = kQ + kTileBytes;
+  static constexpr int kK = kQ + QSlots * kTileBytes;
   static constexpr int kV = kK + kStages * kTileBytes;
-  static constexpr int kBar = kV + kStages * kTileBytes;  // q, k[S], v[S], kfree[S], vfree[S]
-  static constexpr int kBytes = kBar + 8 * (1 + 4 * kStages);
+  // q[QSlots], k[S], v[S], kfree[S], vfree[S], then (persistent form) qfree[QSlots]
+  static constexpr int kBar = kV + kStages * kTileBytes;
+  // persistent form: each Q slot's item and the ring's position at its first tile (2 x int32)
+  static constexpr int kInfo = kBar + 8 * (QSlots + 4 * kStages + (QSlots > 1 ? QSlots : 0));
+  static constexpr int kBytes = kInfo + (QSlots > 1 ? 8 * QSlots : 0);
   static constexpr int kAlloc = kBytes + 1024;  // the dynamic base is aligned up to 1024 bytes
 };
 
@@ -380,21 +389,34 @@ __device__ __forceinline__ int key_end(const AttentionParams& p, int b, int k) {
 
 // kBounded: the call has packed segments (as runs) or a window that cuts a pair; full rows take
 // the instantiation without it, which reads no bound and masks only the diagonal tiles.
-template <int D, bool kBounded>
+// kPersist: the persistent form. A block per SM (or as many as the launch asks) loops over the
+// query blocks ("items") in a fixed order: in round n block c takes item n G + c when n is even
+// and n G + G - 1 - c when n is odd (G blocks; items longest first over all, so a block that took
+// a longer item in one round takes a shorter one in the next). The producer loads item n's Q into
+// slot n % 2 as soon as it has issued item n - 1's last K/V loads, so that Q and the first K/V
+// tiles are there when the consumers finish item n - 1; the K/V ring and the consumers' turns run
+// on across items. The output leaves through the item's own Q slot, which its warpgroups release
+// (qfree) once the copy engine has read it, after their first turn of the next item. Without
+// kPersist a block is one item (the loop runs once, with the same code as before the form).
+template <int D, bool kBounded, bool kPersist = false>
 __global__ void __launch_bounds__(kThreads, 1)
     attn_fwd_sm90_kernel(const __grid_constant__ Sm90Params prm) {
 #ifdef LORA4J_SM90A_DEVICE
-  using SM = Sm90Smem<D>;
+  constexpr int kQSlots = kPersist ? 2 : 1;
+  using SM = Sm90Smem<D, kQSlots>;
   constexpr int kPanels = D / 64;
   extern __shared__ unsigned char smem_raw[];
   const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
-  const uint32_t sQ = base + SM::kQ, sK = base + SM::kK, sV = base + SM::kV;
-  const uint32_t bar_q = base + SM::kBar;
-  auto bar_k = [&](int s) { return bar_q + 8u * (1 + s); };
-  auto bar_v = [&](int s) { return bar_q + 8u * (1 + kStages + s); };
+  const uint32_t sQ0 = base + SM::kQ, sK = base + SM::kK, sV = base + SM::kV;
+  const uint32_t bar0 = base + SM::kBar;
+  auto bar_q = [&](int slot) { return bar0 + 8u * slot; };
+  auto bar_k = [&](int s) { return bar0 + 8u * (kQSlots + s); };
+  auto bar_v = [&](int s) { return bar0 + 8u * (kQSlots + kStages + s); };
   // K[s] read by both warpgroups' S products; V[s] by both P V products
-  auto bar_kfree = [&](int s) { return bar_q + 8u * (1 + 2 * kStages + s); };
-  auto bar_vfree = [&](int s) { return bar_q + 8u * (1 + 3 * kStages + s); };
+  auto bar_kfree = [&](int s) { return bar0 + 8u * (kQSlots + 2 * kStages + s); };
+  auto bar_vfree = [&](int s) { return bar0 + 8u * (kQSlots + 3 * kStages + s); };
+  // Q slot free again: one arrival per consumer warpgroup (persistent form)
+  auto bar_qfree = [&](int slot) { return bar0 + 8u * (kQSlots + 4 * kStages + slot); };
 
   const AttentionParams& p = prm.p;
   // The input maps' descriptors fetched ahead of the first copies (no difference measured in
@@ -404,39 +426,59 @@ __global__ void __launch_bounds__(kThreads, 1)
     asm volatile("prefetch.tensormap [%0];\n" ::"l"(&prm.tq) : "memory");
     asm volatile("prefetch.tensormap [%0];\n" ::"l"(&prm.tk) : "memory");
     asm volatile("prefetch.tensormap [%0];\n" ::"l"(&prm.tv) : "memory");
+    // and the output's (without it, after the persistent form came in, ptxas serialized the
+    // hd64 kernel's wgmma: C7511)
+    if (prm.staged) asm volatile("prefetch.tensormap [%0];\n" ::"l"(&prm.to) : "memory");
   }
-  // a 1-d grid over (query block, head, row); the query blocks in reverse, so the longest
+  // items: a 1-d order over (query block, head, row); the query blocks in reverse, so the longest
   // causal rows start first: over all the blocks (lpt), or within each (row, head)
   const int nqt = (p.Sq + kBM - 1) / kBM;
-  const unsigned L = blockIdx.x;
-  const int qt = prm.lpt ? int(L / unsigned(p.H * p.B)) : int(L % unsigned(nqt));
-  const int h = prm.lpt ? int(L % unsigned(p.H)) : int(L / unsigned(nqt) % unsigned(p.H));
-  const int b = prm.lpt ? int(L / unsigned(p.H) % unsigned(p.B)) : int(L / unsigned(nqt * p.H));
-  const int q0 = (nqt - 1 - qt) * kBM;
-  const int kvh = h / (p.H / p.KH);
-  const int qlast = p.q_offset + min(q0 + kBM, p.Sq) - 1;  // last query position of the block
-  const int kend = min(p.Sk, qlast + 1);
-  // Packed rows and windows: no query of the block sees a key before its first query's first
-  // key (first_key only grows along the row), so the tiles start at the one holding that key.
-  const int it0 = kBounded ? first_key(p, b, p.q_offset + q0) / kBN : 0;
-  const int ntiles = (kend + kBN - 1) / kBN - it0;  // tiles it0 .. it0 + ntiles - 1
+  const unsigned nitems = unsigned(nqt) * unsigned(p.H) * unsigned(p.B);
+  // item of round n for this block (see kPersist above); without kPersist, blockIdx.x
+  auto item_of = [&](int n) -> unsigned {
+    if constexpr (!kPersist) return blockIdx.x;
+    const unsigned G = gridDim.x, c = blockIdx.x;
+    return unsigned(n) * G + ((n & 1) ? G - 1 - c : c);
+  };
+  // the query block, head and row of an item, its first query and its K/V tiles
+  struct Item {
+    int h, b, q0, kvh, it0, ntiles;
+  };
+  auto decode = [&](unsigned L) {
+    Item t;
+    const int qt = prm.lpt ? int(L / unsigned(p.H * p.B)) : int(L % unsigned(nqt));
+    t.h = prm.lpt ? int(L % unsigned(p.H)) : int(L / unsigned(nqt) % unsigned(p.H));
+    t.b = prm.lpt ? int(L / unsigned(p.H) % unsigned(p.B)) : int(L / unsigned(nqt * p.H));
+    t.q0 = (nqt - 1 - qt) * kBM;
+    t.kvh = t.h / (p.H / p.KH);
+    const int qlast = p.q_offset + min(t.q0 + kBM, p.Sq) - 1;  // last query position of the block
+    const int kend = min(p.Sk, qlast + 1);
+    // Packed rows and windows: no query of the block sees a key before its first query's first
+    // key (first_key only grows along the row), so the tiles start at the one holding that key.
+    t.it0 = kBounded ? first_key(p, t.b, p.q_offset + t.q0) / kBN : 0;
+    t.ntiles = (kend + kBN - 1) / kBN - t.it0;  // tiles it0 .. it0 + ntiles - 1
+    return t;
+  };
   const int wg = threadIdx.x / 128, tid = threadIdx.x % 128;
+  const Item first = decode(item_of(0));  // the block's first item (its only one without kPersist)
 
   LORA4J_PROBE(kProbeEntry, threadIdx.x == 0);
 #ifdef LORA4J_ATTN_FWD_PROBE
   if (threadIdx.x == 0) {
     probe(kProbeSm, probe_smid());
-    probe(kProbeTiles, unsigned(ntiles));
+    probe(kProbeTiles, unsigned(first.ntiles));
   }
 #endif
   if (threadIdx.x == 0) {
-    mbar_init(bar_q, 1);
+    for (int q = 0; q < kQSlots; ++q) mbar_init(bar_q(q), 1);
     for (int s = 0; s < kStages; ++s) {
       mbar_init(bar_k(s), 1);
       mbar_init(bar_v(s), 1);
       mbar_init(bar_kfree(s), 8);  // one arrival per consumer warp
       mbar_init(bar_vfree(s), 8);
     }
+    if constexpr (kPersist)
+      for (int q = 0; q < kQSlots; ++q) mbar_init(bar_qfree(q), 2);
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   __syncthreads();
@@ -446,332 +488,399 @@ __global__ void __launch_bounds__(kThreads, 1)
     asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n");
     if (tid == 0) {
       constexpr uint32_t kTile = SM::kTileBytes;
-      mbar_expect_tx(bar_q, kTile);
-      for (int c = 0; c < kPanels; ++c)
-        tma_load_4d(sQ + c * kPanelBytes, &prm.tq, bar_q, c * 64, h, q0, b);
-      for (int it = 0; it < ntiles; ++it) {
-        const int s = it % kStages;
-        const uint32_t free_par = ((it / kStages) & 1) ^ 1;  // first pass: passes at once
-        const int kt = (it0 + it) * kBN;
-        mbar_wait(bar_kfree(s), free_par);
-        mbar_expect_tx(bar_k(s), kTile);
+      int gt = 0;  // K/V tiles issued over all of this block's items
+      for (int n = 0;; ++n) {
+        const unsigned L = item_of(n);
+        const int slot = kPersist ? (n & 1) : 0;
+        if constexpr (kPersist) {
+          // the slot's item of two rounds ago has left (its output read by the copy engine);
+          // then the slot's item and ring position for the consumers (an item past the last
+          // one, with no Q load, ends their loop)
+          mbar_wait(bar_qfree(slot), ((n >> 1) & 1) ^ 1);
+          const uint32_t info = base + SM::kInfo + 8 * slot;
+          asm volatile("st.shared.v2.u32 [%0], {%1, %2};\n" ::"r"(info), "r"(L < nitems ? L : ~0u),
+                       "r"(gt)
+                       : "memory");
+          if (L >= nitems) {
+            mbar_arrive(bar_q(slot));
+            break;
+          }
+        }
+        const Item t = kPersist ? decode(L) : first;
+        mbar_expect_tx(bar_q(slot), kTile);
         for (int c = 0; c < kPanels; ++c)
-          tma_load_4d(sK + s * kTile + c * kPanelBytes, &prm.tk, bar_k(s), c * 64, kvh, kt, b);
-        mbar_wait(bar_vfree(s), free_par);
-        mbar_expect_tx(bar_v(s), kTile);
-        for (int c = 0; c < kPanels; ++c)
-          tma_load_4d(sV + s * kTile + c * kPanelBytes, &prm.tv, bar_v(s), c * 64, kvh, kt, b);
+          tma_load_4d(sQ0 + slot * kTile + c * kPanelBytes, &prm.tq, bar_q(slot), c * 64, t.h, t.q0,
+                      t.b);
+        for (int it = 0; it < t.ntiles; ++it, ++gt) {
+          const int s = gt % kStages;
+          const uint32_t free_par = ((gt / kStages) & 1) ^ 1;  // first pass: passes at once
+          const int kt = (t.it0 + it) * kBN;
+          mbar_wait(bar_kfree(s), free_par);
+          mbar_expect_tx(bar_k(s), kTile);
+          for (int c = 0; c < kPanels; ++c)
+            tma_load_4d(sK + s * kTile + c * kPanelBytes, &prm.tk, bar_k(s), c * 64, t.kvh, kt,
+                        t.b);
+          mbar_wait(bar_vfree(s), free_par);
+          mbar_expect_tx(bar_v(s), kTile);
+          for (int c = 0; c < kPanels; ++c)
+            tma_load_4d(sV + s * kTile + c * kPanelBytes, &prm.tv, bar_v(s), c * 64, t.kvh, kt,
+                        t.b);
+        }
+        if constexpr (!kPersist) break;
       }
       LORA4J_PROBE(kProbeLastLoad, true);
     }
     return;
   }
 
-  // ---- consumers: warpgroup cw owns query rows q0 + 64 cw .. + 63 ----
+  // ---- consumers: warpgroup cw owns query rows q0 + 64 cw .. + 63 of each item ----
   asm volatile("setmaxnreg.inc.sync.aligned.u32 240;\n");
   const int cw = wg - 1;
   const int warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
-  const int qr[2] = {q0 + cw * 64 + warp * 16 + g, q0 + cw * 64 + warp * 16 + g + 8};
-  const int qwg = p.q_offset + q0 + cw * 64;  // first query position of this warpgroup
   const float sl2 = p.scale * kLog2e;
-
-  float o[D / 2];
-#pragma unroll
-  for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
-  float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f};
-
-  // Q rows of this warpgroup: 64 rows x 128 bytes = 8 KB into each panel.
-  const uint32_t qbase = sQ + cw * 64 * 128;
-  float sc[64];                                   // S of the current tile, then its P
-  uint32_t pa[kBN / 16][4];                       // P of the previous tile as A fragments
-  if (ntiles > 0 && cw == 1) pingpong_arrive(1);  // warpgroup 0 takes the first turn
-  mbar_wait(bar_q, 0);
-  LORA4J_PROBE(kProbeQ + cw, tid == 0);
-
-  // Tile it: S(it) = Q K(it)^T is issued in one turn with O += P(it - 1) V(it - 1); the softmax
-  // of S(it) runs while that P V product is in flight, and the other warpgroup's turn (its own
-  // two products) runs under this one's softmax. The first tile's S and the last tile's P V are
-  // issued in turns of their own, peeled out of the loop: with the issues made conditional
-  // inside one loop instead, ptxas serialized the wgmma (C7514).
-  auto issue_s = [&](int s) {
-    const uint32_t kbase = sK + s * SM::kTileBytes;
-    // S = Q K^T over D in steps of 16 (32 bytes inside a 128-byte swizzled row)
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-      const uint32_t off = (kk / 4) * kPanelBytes + (kk % 4) * 32;
-      wgmma_ss_f16_n128(sc, sw128_desc(qbase + off, 16, 1024), sw128_desc(kbase + off, 16, 1024),
-                        kk > 0);
+  // Warpgroup 0 takes the first turn; the turns alternate over all of the block's items (each
+  // warpgroup takes ntiles + 1 turns an item), and warpgroup 0 takes warpgroup 1's last arrival
+  // at the end, so both named barriers end empty.
+  if (kPersist && cw == 1) pingpong_arrive(1);
+  // The persistent form reads each item and the ring's position from the producer (shared
+  // memory, once the item's Q has arrived): computed here and held across the tile loop, they
+  // made ptxas serialize the wgmma for want of registers (C7511).
+  for (int n = 0;; ++n) {
+    const int slot = kPersist ? (n & 1) : 0;
+    unsigned L = 0;
+    int gb = 0;  // the ring's position: K/V tiles consumed by the block's earlier items
+    if constexpr (kPersist) {
+      mbar_wait(bar_q(slot), (n >> 1) & 1);
+      asm volatile("ld.shared.v2.u32 {%0, %1}, [%2];\n"
+                   : "=r"(L), "=r"(gb)
+                   : "r"(base + SM::kInfo + 8 * slot)
+                   : "memory");
+      if (L == ~0u) break;
     }
-    wgmma_commit();
-  };
-  auto issue_pv = [&](int s) {
-    const uint32_t vbase = sV + s * SM::kTileBytes;
-    // O += P V: 16 keys (two 1024-byte atoms of V) per step; N = D spans D/64 panels (lbo).
+    const Item t = kPersist ? decode(L) : first;
+    const int h = t.h, b = t.b, q0 = t.q0, it0 = t.it0, ntiles = t.ntiles;
+    const uint32_t sQ = sQ0 + slot * SM::kTileBytes;
+    const int qr[2] = {q0 + cw * 64 + warp * 16 + g, q0 + cw * 64 + warp * 16 + g + 8};
+    const int qwg = p.q_offset + q0 + cw * 64;  // first query position of this warpgroup
+
+    float o[D / 2];
 #pragma unroll
-    for (int kk = 0; kk < kBN / 16; ++kk)
-      wgmma_pv<D>(o, pa[kk], sw128_desc(vbase + kk * 2048, kPanelBytes, 1024));
-    wgmma_commit();
-  };
-  auto release = [&](uint32_t bar) {
-    __syncwarp();
-    if (lane == 0) mbar_arrive(bar);
-  };
-  float corr[2];
-  // mask, row maxima, P = exp2(S - max) in sc, the running sums; corr rescales O
-  auto softmax = [&](int it) {
-    const int kt = (it0 + it) * kBN;
-    // Mask (only tiles that reach past the warpgroup's first query or past Sk, or, in packed
-    // rows, begin before a row's segment) and row max of the unscaled scores. Accumulator
-    // layout: sc[4 j + e] is row g + 8 (e >> 1), key 8 j + 2 t4 + (e & 1).
-    // Packed rows and windows: a tile from the warpgroup's last row's first key on (first_key
-    // only grows) is seen whole by every row; the bounds are read where needed, not held in
-    // registers (the hd128 consumers have none to spare).
-    float mx[2] = {-INFINITY, -INFINITY};
-    if (kt + kBN - 1 <= qwg && kt + kBN <= p.Sk &&
-        (!kBounded || kt >= first_key(p, b, p.q_offset + min(q0 + cw * 64 + 63, p.Sq - 1)))) {
+    for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
+    float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f};
+
+    // Q rows of this warpgroup: 64 rows x 128 bytes = 8 KB into each panel.
+    const uint32_t qbase = sQ + cw * 64 * 128;
+    float sc[64];              // S of the current tile, then its P
+    uint32_t pa[kBN / 16][4];  // P of the previous tile as A fragments
+    if (!kPersist && ntiles > 0 && cw == 1) pingpong_arrive(1);
+    if constexpr (!kPersist) mbar_wait(bar_q(slot), 0);
+    LORA4J_PROBE(kProbeQ + cw, tid == 0);
+
+    // Tile it: S(it) = Q K(it)^T is issued in one turn with O += P(it - 1) V(it - 1); the softmax
+    // of S(it) runs while that P V product is in flight, and the other warpgroup's turn (its own
+    // two products) runs under this one's softmax. The first tile's S and the last tile's P V are
+    // issued in turns of their own, peeled out of the loop: with the issues made conditional
+    // inside one loop instead, ptxas serialized the wgmma (C7514).
+    auto issue_s = [&](int s) {
+      const uint32_t kbase = sK + s * SM::kTileBytes;
+      // S = Q K^T over D in steps of 16 (32 bytes inside a 128-byte swizzled row)
 #pragma unroll
-      for (int i = 0; i < 64; ++i) mx[(i >> 1) & 1] = fmaxf(mx[(i >> 1) & 1], sc[i]);
-    } else {
-      int sst[2] = {0, 0};  // the first key each of this thread's rows sees
-      if (kBounded)
+      for (int kk = 0; kk < D / 16; ++kk) {
+        const uint32_t off = (kk / 4) * kPanelBytes + (kk % 4) * 32;
+        wgmma_ss_f16_n128(sc, sw128_desc(qbase + off, 16, 1024), sw128_desc(kbase + off, 16, 1024),
+                          kk > 0);
+      }
+      wgmma_commit();
+    };
+    auto issue_pv = [&](int s) {
+      const uint32_t vbase = sV + s * SM::kTileBytes;
+      // O += P V: 16 keys (two 1024-byte atoms of V) per step; N = D spans D/64 panels (lbo).
 #pragma unroll
-        for (int r = 0; r < 2; ++r) sst[r] = first_key(p, b, p.q_offset + min(qr[r], p.Sq - 1));
+      for (int kk = 0; kk < kBN / 16; ++kk)
+        wgmma_pv<D>(o, pa[kk], sw128_desc(vbase + kk * 2048, kPanelBytes, 1024));
+      wgmma_commit();
+    };
+    auto release = [&](uint32_t bar) {
+      __syncwarp();
+      if (lane == 0) mbar_arrive(bar);
+    };
+    float corr[2];
+    // mask, row maxima, P = exp2(S - max) in sc, the running sums; corr rescales O
+    auto softmax = [&](int it) {
+      const int kt = (it0 + it) * kBN;
+      // Mask (only tiles that reach past the warpgroup's first query or past Sk, or, in packed
+      // rows, begin before a row's segment) and row max of the unscaled scores. Accumulator
+      // layout: sc[4 j + e] is row g + 8 (e >> 1), key 8 j + 2 t4 + (e & 1).
+      // Packed rows and windows: a tile from the warpgroup's last row's first key on (first_key
+      // only grows) is seen whole by every row; the bounds are read where needed, not held in
+      // registers (the hd128 consumers have none to spare).
+      float mx[2] = {-INFINITY, -INFINITY};
+      if (kt + kBN - 1 <= qwg && kt + kBN <= p.Sk &&
+          (!kBounded || kt >= first_key(p, b, p.q_offset + min(q0 + cw * 64 + 63, p.Sq - 1)))) {
+#pragma unroll
+        for (int i = 0; i < 64; ++i) mx[(i >> 1) & 1] = fmaxf(mx[(i >> 1) & 1], sc[i]);
+      } else {
+        int sst[2] = {0, 0};  // the first key each of this thread's rows sees
+        if (kBounded)
+#pragma unroll
+          for (int r = 0; r < 2; ++r) sst[r] = first_key(p, b, p.q_offset + min(qr[r], p.Sq - 1));
+#pragma unroll
+        for (int i = 0; i < 64; ++i) {
+          const int r = (i >> 1) & 1, key = kt + 8 * (i >> 2) + 2 * t4 + (i & 1);
+          const bool ok = key < p.Sk && key <= p.q_offset + qr[r] && (!kBounded || key >= sst[r]);
+          const float v = ok ? sc[i] : -INFINITY;
+          sc[i] = v;
+          mx[r] = fmaxf(mx[r], v);
+        }
+      }
+      // The running max in base 2 (scale > 0, so the max of the scaled scores is the scaled max);
+      // P = exp2(s * scale * log2(e) - max) in one fused multiply-add per score, the masked ones
+      // -inf -> 0. A row that has seen only masked keys keeps max -inf and subtracts 0 instead.
+      float msub[2];
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+        const float mnew = fmaxf(mrow[r], mx[r] * sl2);
+        corr[r] = (mnew == -INFINITY) ? 1.f : exp2f(mrow[r] - mnew);
+        mrow[r] = mnew;
+        msub[r] = mnew == -INFINITY ? 0.f : mnew;
+        lrow[r] *= corr[r];
+      }
 #pragma unroll
       for (int i = 0; i < 64; ++i) {
-        const int r = (i >> 1) & 1, key = kt + 8 * (i >> 2) + 2 * t4 + (i & 1);
-        const bool ok = key < p.Sk && key <= p.q_offset + qr[r] && (!kBounded || key >= sst[r]);
-        const float v = ok ? sc[i] : -INFINITY;
-        sc[i] = v;
-        mx[r] = fmaxf(mx[r], v);
+        const int r = (i >> 1) & 1;
+        const float pv = ex2_ftz(fmaf(sc[i], sl2, -msub[r]));
+        sc[i] = pv;
+        lrow[r] += pv;
+      }
+    };
+    // O rescaled, P as A fragments: 16-key step kk takes n8 blocks 2 kk and 2 kk + 1.
+    auto rescale_pack = [&]() {
+#pragma unroll
+      for (int i = 0; i < D / 2; ++i) o[i] *= corr[(i >> 1) & 1];
+#pragma unroll
+      for (int kk = 0; kk < kBN / 16; ++kk) {
+        pa[kk][0] = pack_bf16(sc[8 * kk + 0], sc[8 * kk + 1]);
+        pa[kk][1] = pack_bf16(sc[8 * kk + 2], sc[8 * kk + 3]);
+        pa[kk][2] = pack_bf16(sc[8 * kk + 4], sc[8 * kk + 5]);
+        pa[kk][3] = pack_bf16(sc[8 * kk + 6], sc[8 * kk + 7]);
+      }
+    };
+
+    // The block's last tile, where none of this warpgroup's rows sees its second 64 keys
+    // (warpgroup 0 on the causal diagonal, or keys past Sk): S over the first 64 keys only and P V
+    // over those 64. The scores left out are masked keys (the softmax sets them to -inf, so their
+    // P is 0), so O, the row sums and lse are the same bits as over the whole tile.
+    auto issue_s_half = [&](int s) {
+      const uint32_t kbase = sK + s * SM::kTileBytes;
+      float(&sh)[32] = reinterpret_cast<float(&)[32]>(sc);
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        const uint32_t off = (kk / 4) * kPanelBytes + (kk % 4) * 32;
+        wgmma_ss_f16_n64(sh, sw128_desc(qbase + off, 16, 1024), sw128_desc(kbase + off, 16, 1024),
+                         kk > 0);
+      }
+      wgmma_commit();
+    };
+    auto issue_pv_half = [&](int s) {
+      const uint32_t vbase = sV + s * SM::kTileBytes;
+#pragma unroll
+      for (int kk = 0; kk < kBN / 32; ++kk)
+        wgmma_pv<D>(o, pa[kk], sw128_desc(vbase + kk * 2048, kPanelBytes, 1024));
+      wgmma_commit();
+    };
+    const int kt_last = (it0 + ntiles - 1) * kBN;
+    const bool half_last = !p.whole_last_tile && (kt_last + 64 > qwg + 63 || kt_last + 64 >= p.Sk);
+    // Each step's issues are fixed at compile time (Half: the last tile's half forms), so no
+    // wgmma is issued under a run-time condition inside a sequence (ptxas would serialize them).
+    using Full = std::integral_constant<bool, false>;
+    using Half = std::integral_constant<bool, true>;
+    auto first_tile = [&](auto half) {
+      const int s0 = gb % kStages;
+      mbar_wait(bar_k(s0), (gb / kStages) & 1);
+      pingpong_sync(cw);
+      wgmma_fence();
+      if constexpr (decltype(half)::value)
+        issue_s_half(s0);
+      else
+        issue_s(s0);
+      pingpong_arrive(cw);
+      wgmma_wait0();
+      fence_regs(sc);
+      release(bar_kfree(s0));
+      softmax(0);
+      rescale_pack();
+      LORA4J_PROBE(kProbeFirst + cw, tid == 0);
+    };
+    auto next_tile = [&](int it, auto half) {
+      const int gi = gb + it;  // the tile's place in the ring over the block's items
+      const int s = gi % kStages, sp = (gi - 1) % kStages;
+      mbar_wait(bar_k(s), (gi / kStages) & 1);
+      mbar_wait(bar_v(sp), ((gi - 1) / kStages) & 1);
+      pingpong_sync(cw);
+      fence_regs(o);
+      wgmma_fence();
+      if constexpr (decltype(half)::value)
+        issue_s_half(s);
+      else
+        issue_s(s);
+      issue_pv(sp);
+      pingpong_arrive(cw);
+      wgmma_wait1();  // S(it) done; P(it - 1) V(it - 1) may still run
+      fence_regs(sc);
+      release(bar_kfree(s));
+      softmax(it);
+      wgmma_wait0();  // P(it - 1) V(it - 1) done: O may be rescaled and pa rewritten
+      fence_regs(o);
+      release(bar_vfree(sp));
+      rescale_pack();
+    };
+    auto last_pv = [&](auto half) {
+      const int gl = gb + ntiles - 1;
+      const int sp = gl % kStages;
+      mbar_wait(bar_v(sp), (gl / kStages) & 1);
+      pingpong_sync(cw);
+      fence_regs(o);
+      wgmma_fence();
+      if constexpr (decltype(half)::value)
+        issue_pv_half(sp);
+      else
+        issue_pv(sp);
+      pingpong_arrive(cw);
+      wgmma_wait0();
+      fence_regs(o);
+      release(bar_vfree(sp));
+    };
+    // the previous item's Q slot, once the copy engine has read its output from it
+    auto release_prev_q = [&]() {
+      if constexpr (kPersist) {
+        if (n > 0 && tid == 0) {
+          bulk_wait_read0();
+          mbar_arrive(bar_qfree(slot ^ 1));
+        }
+      }
+    };
+    if constexpr (kBounded) {
+      // only the last P V in half here: the half S beside the bounds' code made ptxas serialize
+      // every wgmma of the kernel for want of registers (C7511)
+      if (ntiles > 0) first_tile(Full{});
+      release_prev_q();
+      for (int it = 1; it < ntiles; ++it) next_tile(it, Full{});
+      if (ntiles > 0) {
+        if (half_last)
+          last_pv(Half{});
+        else
+          last_pv(Full{});
+      }
+    } else {
+      if (ntiles == 1 && half_last)
+        first_tile(Half{});
+      else if (ntiles > 0)
+        first_tile(Full{});
+      release_prev_q();
+      for (int it = 1; it < ntiles - 1; ++it) next_tile(it, Full{});
+      if (ntiles > 1) {
+        if (half_last)
+          next_tile(ntiles - 1, Half{});
+        else
+          next_tile(ntiles - 1, Full{});
+      }
+      if (ntiles > 0) {
+        if (half_last)
+          last_pv(Half{});
+        else
+          last_pv(Full{});
       }
     }
-    // The running max in base 2 (scale > 0, so the max of the scaled scores is the scaled max);
-    // P = exp2(s * scale * log2(e) - max) in one fused multiply-add per score, the masked ones
-    // -inf -> 0. A row that has seen only masked keys keeps max -inf and subtracts 0 instead.
-    float msub[2];
+    if (!kPersist && ntiles > 0 && cw == 0) pingpong_sync(0);
+    LORA4J_PROBE(kProbeLoop + cw, tid == 0);
+
+    // finish: row sums over the quad, normalize, write out (bf16, optional fp32) and lse
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-      const float mnew = fmaxf(mrow[r], mx[r] * sl2);
-      corr[r] = (mnew == -INFINITY) ? 1.f : exp2f(mrow[r] - mnew);
-      mrow[r] = mnew;
-      msub[r] = mnew == -INFINITY ? 0.f : mnew;
-      lrow[r] *= corr[r];
+      lrow[r] += __shfl_xor_sync(0xffffffffu, lrow[r], 1);
+      lrow[r] += __shfl_xor_sync(0xffffffffu, lrow[r], 2);
     }
+    // the natural-log lse of this thread's row r (-inf for a row that saw no key)
+    auto store_lse = [&](int r) {
+      p.lse[(int64_t(b) * p.H + h) * p.Sq + qr[r]] =
+          lrow[r] > 0.f ? (mrow[r] + log2f(lrow[r])) * kLn2 : -INFINITY;
+    };
+    if (prm.staged) {
+      // The output through shared memory and the copy engine: the warpgroup writes its 64 rows
+      // into its own (dead) rows of Q's tile (bf16, D/64 panels [64 rows][128 bytes]) and the fp32
+      // copy into its half of the K ring (D/32 boxes [64 rows][32 columns]), both in the 128-byte
+      // swizzle (16-byte chunk c of row R at c ^ (R & 7); R & 7 = g), and one thread stores them as
+      // boxes; rows past Sq are clipped by the copy. The K ring is dead once both warpgroups'
+      // last S products are complete: their release of its last stage completes that phase.
+      const uint32_t so = sQ + cw * 64 * 128, so32 = sK + cw * (D / 32) * 8192;
+      // (the persistent form takes no fp32 copy: the K ring holds the next item's tiles by now)
+      if (!kPersist && p.o_f32 && ntiles > 0)
+        mbar_wait(bar_kfree((ntiles - 1) % kStages), ((ntiles - 1) / kStages) & 1);
 #pragma unroll
-    for (int i = 0; i < 64; ++i) {
-      const int r = (i >> 1) & 1;
-      const float pv = ex2_ftz(fmaf(sc[i], sl2, -msub[r]));
-      sc[i] = pv;
-      lrow[r] += pv;
-    }
-  };
-  // O rescaled, P as A fragments: 16-key step kk takes n8 blocks 2 kk and 2 kk + 1.
-  auto rescale_pack = [&]() {
-#pragma unroll
-    for (int i = 0; i < D / 2; ++i) o[i] *= corr[(i >> 1) & 1];
-#pragma unroll
-    for (int kk = 0; kk < kBN / 16; ++kk) {
-      pa[kk][0] = pack_bf16(sc[8 * kk + 0], sc[8 * kk + 1]);
-      pa[kk][1] = pack_bf16(sc[8 * kk + 2], sc[8 * kk + 3]);
-      pa[kk][2] = pack_bf16(sc[8 * kk + 4], sc[8 * kk + 5]);
-      pa[kk][3] = pack_bf16(sc[8 * kk + 6], sc[8 * kk + 7]);
-    }
-  };
-
-  // The block's last tile, where none of this warpgroup's rows sees its second 64 keys
-  // (warpgroup 0 on the causal diagonal, or keys past Sk): S over the first 64 keys only and P V
-  // over those 64. The scores left out are masked keys (the softmax sets them to -inf, so their
-  // P is 0), so O, the row sums and lse are the same bits as over the whole tile.
-  auto issue_s_half = [&](int s) {
-    const uint32_t kbase = sK + s * SM::kTileBytes;
-    float(&sh)[32] = reinterpret_cast<float(&)[32]>(sc);
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-      const uint32_t off = (kk / 4) * kPanelBytes + (kk % 4) * 32;
-      wgmma_ss_f16_n64(sh, sw128_desc(qbase + off, 16, 1024), sw128_desc(kbase + off, 16, 1024),
-                       kk > 0);
-    }
-    wgmma_commit();
-  };
-  auto issue_pv_half = [&](int s) {
-    const uint32_t vbase = sV + s * SM::kTileBytes;
-#pragma unroll
-    for (int kk = 0; kk < kBN / 32; ++kk)
-      wgmma_pv<D>(o, pa[kk], sw128_desc(vbase + kk * 2048, kPanelBytes, 1024));
-    wgmma_commit();
-  };
-  const int kt_last = (it0 + ntiles - 1) * kBN;
-  const bool half_last = !p.whole_last_tile && (kt_last + 64 > qwg + 63 || kt_last + 64 >= p.Sk);
-  // Each step's issues are fixed at compile time (Half: the last tile's half forms), so no
-  // wgmma is issued under a run-time condition inside a sequence (ptxas would serialize them).
-  using Full = std::integral_constant<bool, false>;
-  using Half = std::integral_constant<bool, true>;
-  auto first_tile = [&](auto half) {
-    mbar_wait(bar_k(0), 0);
-    pingpong_sync(cw);
-    wgmma_fence();
-    if constexpr (decltype(half)::value)
-      issue_s_half(0);
-    else
-      issue_s(0);
-    pingpong_arrive(cw);
-    wgmma_wait0();
-    fence_regs(sc);
-    release(bar_kfree(0));
-    softmax(0);
-    rescale_pack();
-    LORA4J_PROBE(kProbeFirst + cw, tid == 0);
-  };
-  auto next_tile = [&](int it, auto half) {
-    const int s = it % kStages, sp = (it - 1) % kStages;
-    mbar_wait(bar_k(s), (it / kStages) & 1);
-    mbar_wait(bar_v(sp), ((it - 1) / kStages) & 1);
-    pingpong_sync(cw);
-    fence_regs(o);
-    wgmma_fence();
-    if constexpr (decltype(half)::value)
-      issue_s_half(s);
-    else
-      issue_s(s);
-    issue_pv(sp);
-    pingpong_arrive(cw);
-    wgmma_wait1();  // S(it) done; P(it - 1) V(it - 1) may still run
-    fence_regs(sc);
-    release(bar_kfree(s));
-    softmax(it);
-    wgmma_wait0();  // P(it - 1) V(it - 1) done: O may be rescaled and pa rewritten
-    fence_regs(o);
-    release(bar_vfree(sp));
-    rescale_pack();
-  };
-  auto last_pv = [&](auto half) {
-    const int sp = (ntiles - 1) % kStages;
-    mbar_wait(bar_v(sp), ((ntiles - 1) / kStages) & 1);
-    pingpong_sync(cw);
-    fence_regs(o);
-    wgmma_fence();
-    if constexpr (decltype(half)::value)
-      issue_pv_half(sp);
-    else
-      issue_pv(sp);
-    pingpong_arrive(cw);
-    wgmma_wait0();
-    fence_regs(o);
-    release(bar_vfree(sp));
-  };
-  if constexpr (kBounded) {
-    // only the last P V in half here: the half S beside the bounds' code made ptxas serialize
-    // every wgmma of the kernel for want of registers (C7511)
-    if (ntiles > 0) first_tile(Full{});
-    for (int it = 1; it < ntiles; ++it) next_tile(it, Full{});
-    if (ntiles > 0) {
-      if (half_last)
-        last_pv(Half{});
-      else
-        last_pv(Full{});
-    }
-  } else {
-    if (ntiles == 1 && half_last)
-      first_tile(Half{});
-    else if (ntiles > 0)
-      first_tile(Full{});
-    for (int it = 1; it < ntiles - 1; ++it) next_tile(it, Full{});
-    if (ntiles > 1) {
-      if (half_last)
-        next_tile(ntiles - 1, Half{});
-      else
-        next_tile(ntiles - 1, Full{});
-    }
-    if (ntiles > 0) {
-      if (half_last)
-        last_pv(Half{});
-      else
-        last_pv(Full{});
-    }
-  }
-  // warpgroup 1's last arrival on warpgroup 0's turn, taken so both named barriers end empty
-  if (ntiles > 0 && cw == 0) pingpong_sync(0);
-  LORA4J_PROBE(kProbeLoop + cw, tid == 0);
-
-  // finish: row sums over the quad, normalize, write out (bf16, optional fp32) and lse
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    lrow[r] += __shfl_xor_sync(0xffffffffu, lrow[r], 1);
-    lrow[r] += __shfl_xor_sync(0xffffffffu, lrow[r], 2);
-  }
-  // the natural-log lse of this thread's row r (-inf for a row that saw no key)
-  auto store_lse = [&](int r) {
-    p.lse[(int64_t(b) * p.H + h) * p.Sq + qr[r]] =
-        lrow[r] > 0.f ? (mrow[r] + log2f(lrow[r])) * kLn2 : -INFINITY;
-  };
-  if (prm.staged) {
-    // The output through shared memory and the copy engine: the warpgroup writes its 64 rows
-    // into its own (dead) rows of Q's tile (bf16, D/64 panels [64 rows][128 bytes]) and the fp32
-    // copy into its half of the K ring (D/32 boxes [64 rows][32 columns]), both in the 128-byte
-    // swizzle (16-byte chunk c of row R at c ^ (R & 7); R & 7 = g), and one thread stores them as
-    // boxes; rows past Sq are clipped by the copy. The K ring is dead once both warpgroups'
-    // last S products are complete: their release of its last stage completes that phase.
-    const uint32_t so = sQ + cw * 64 * 128, so32 = sK + cw * (D / 32) * 8192;
-    if (p.o_f32 && ntiles > 0)
-      mbar_wait(bar_kfree((ntiles - 1) % kStages), ((ntiles - 1) / kStages) & 1);
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const float inv = lrow[r] > 0.f ? 1.f / lrow[r] : 0.f;
-      const uint32_t row = (16 * warp + g + 8 * r) * 128;
-#pragma unroll
-      for (int j = 0; j < D / 8; ++j)
-        sts32(so + (j >> 3) * kPanelBytes + row + (((j & 7) ^ g) << 4) + 4 * t4,
-              pack_bf16(o[4 * j + 2 * r] * inv, o[4 * j + 2 * r + 1] * inv));
-      if (p.o_f32)
+      for (int r = 0; r < 2; ++r) {
+        const float inv = lrow[r] > 0.f ? 1.f / lrow[r] : 0.f;
+        const uint32_t row = (16 * warp + g + 8 * r) * 128;
 #pragma unroll
         for (int j = 0; j < D / 8; ++j)
-          sts64(
-              so32 + (j >> 2) * 8192 + row + (((2 * (j & 3) + (t4 >> 1)) ^ g) << 4) + 8 * (t4 & 1),
-              o[4 * j + 2 * r] * inv, o[4 * j + 2 * r + 1] * inv);
+          sts32(so + (j >> 3) * kPanelBytes + row + (((j & 7) ^ g) << 4) + 4 * t4,
+                pack_bf16(o[4 * j + 2 * r] * inv, o[4 * j + 2 * r + 1] * inv));
+        if (!kPersist && p.o_f32)
+#pragma unroll
+          for (int j = 0; j < D / 8; ++j)
+            sts64(so32 + (j >> 2) * 8192 + row + (((2 * (j & 3) + (t4 >> 1)) ^ g) << 4) +
+                      8 * (t4 & 1),
+                  o[4 * j + 2 * r] * inv, o[4 * j + 2 * r + 1] * inv);
+      }
+      fence_proxy_async();
+      warpgroup_sync(cw);
+      const int qw = q0 + cw * 64;
+      if (tid == 0 && qw < p.Sq) {
+#pragma unroll
+        for (int c = 0; c < D / 64; ++c)
+          tma_store_4d(&prm.to, so + c * kPanelBytes, c * 64, h, qw, b);
+        if (!kPersist && p.o_f32)
+#pragma unroll
+          for (int c = 0; c < D / 32; ++c)
+            tma_store_4d(&prm.to32, so32 + c * 8192, c * 32, h, qw, b);
+        bulk_commit();
+      }
+#pragma unroll
+      for (int r = 0; r < 2; ++r)
+        if (t4 == 0 && qr[r] < p.Sq) store_lse(r);
+      // shared memory lives until the copy read it (the persistent form waits for that before
+      // it releases the slot, after its next turn, or at its end)
+      if (!kPersist && tid == 0 && qw < p.Sq) bulk_wait_read0();
+    } else {
+      const int64_t qstride = int64_t(p.H) * D;
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        if (qr[r] >= p.Sq) continue;
+        const float inv = lrow[r] > 0.f ? 1.f / lrow[r] : 0.f;
+        const int64_t row = int64_t(b) * p.q_bstride + int64_t(qr[r]) * qstride + int64_t(h) * D;
+        bf16* orow = p.o + row;
+#pragma unroll
+        for (int j = 0; j < D / 8; ++j)
+          *reinterpret_cast<__nv_bfloat162*>(orow + 8 * j + 2 * t4) =
+              __floats2bfloat162_rn(o[4 * j + 2 * r] * inv, o[4 * j + 2 * r + 1] * inv);
+        if (p.o_f32) {
+          float* o32 = p.o_f32 + row;
+#pragma unroll
+          for (int j = 0; j < D / 8; ++j)
+            *reinterpret_cast<float2*>(o32 + 8 * j + 2 * t4) =
+                make_float2(o[4 * j + 2 * r] * inv, o[4 * j + 2 * r + 1] * inv);
+        }
+        if (t4 == 0) store_lse(r);
+      }
     }
-    fence_proxy_async();
-    warpgroup_sync(cw);
-    const int qw = q0 + cw * 64;
-    if (tid == 0 && qw < p.Sq) {
-#pragma unroll
-      for (int c = 0; c < D / 64; ++c)
-        tma_store_4d(&prm.to, so + c * kPanelBytes, c * 64, h, qw, b);
-      if (p.o_f32)
-#pragma unroll
-        for (int c = 0; c < D / 32; ++c) tma_store_4d(&prm.to32, so32 + c * 8192, c * 32, h, qw, b);
-      bulk_commit();
-    }
-#pragma unroll
-    for (int r = 0; r < 2; ++r)
-      if (t4 == 0 && qr[r] < p.Sq) store_lse(r);
-    if (tid == 0 && qw < p.Sq) bulk_wait_read0();  // shared memory lives until the copy read it
     LORA4J_PROBE(kProbeEnd + cw, tid == 0);
-    return;
+    if constexpr (!kPersist) break;
   }
-  const int64_t qstride = int64_t(p.H) * D;
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    if (qr[r] >= p.Sq) continue;
-    const float inv = lrow[r] > 0.f ? 1.f / lrow[r] : 0.f;
-    const int64_t row = int64_t(b) * p.q_bstride + int64_t(qr[r]) * qstride + int64_t(h) * D;
-    bf16* orow = p.o + row;
-#pragma unroll
-    for (int j = 0; j < D / 8; ++j)
-      *reinterpret_cast<__nv_bfloat162*>(orow + 8 * j + 2 * t4) =
-          __floats2bfloat162_rn(o[4 * j + 2 * r] * inv, o[4 * j + 2 * r + 1] * inv);
-    if (p.o_f32) {
-      float* o32 = p.o_f32 + row;
-#pragma unroll
-      for (int j = 0; j < D / 8; ++j)
-        *reinterpret_cast<float2*>(o32 + 8 * j + 2 * t4) =
-            make_float2(o[4 * j + 2 * r] * inv, o[4 * j + 2 * r + 1] * inv);
-    }
-    if (t4 == 0) store_lse(r);
-  }
-  LORA4J_PROBE(kProbeEnd + cw, tid == 0);
-#endif  // LORA4J_SM90A_DEVICE
+  // warpgroup 1's last arrival on warpgroup 0's turn, taken so both named barriers end empty
+  if (kPersist && cw == 0) pingpong_sync(0);
+  if (kPersist && tid == 0) bulk_wait_read0();  // the last item's output read from its slot
+#endif                                          // LORA4J_SM90A_DEVICE
 }
 
 // ---- backward ---------------------------------------------------------------------------------
@@ -1245,6 +1354,25 @@ cudaError_t launch_kernel(void (*kernel)(Prm), int smem, dim3 grid, const Prm& p
   return cudaGetLastError();
 }
 
+// The current device's SM count (0 when it cannot be read), per device, read once.
+int sm_count() {
+  static std::atomic<int> count[64];
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) {
+    cudaGetLastError();
+    return 0;
+  }
+  int n = count[dev].load(std::memory_order_relaxed);
+  if (n == 0) {
+    if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
+      cudaGetLastError();
+      return 0;
+    }
+    count[dev].store(n, std::memory_order_relaxed);
+  }
+  return n;
+}
+
 bool env_is(const char* name, const char* value) {
   const char* v = std::getenv(name);
   return v && std::strcmp(v, value) == 0;
@@ -1253,11 +1381,12 @@ bool env_is(const char* name, const char* value) {
 // LORA4J_ATTN_HALF_TILE=0, every last key tile computed whole (whole_last_tile);
 // LORA4J_ATTN_TMA_STORE=0, the output written from registers (not staged);
 // LORA4J_ATTN_FWD_ORDER=grouped, the blocks (row, head) after (row, head), not longest first
-// over all.
+// over all; LORA4J_ATTN_FWD_PERSIST=0, one block per query block (not the persistent form).
 struct FwdSwitches {
   bool half_tile_off = env_is("LORA4J_ATTN_HALF_TILE", "0");
   bool tma_store_off = env_is("LORA4J_ATTN_TMA_STORE", "0");
   bool grouped = env_is("LORA4J_ATTN_FWD_ORDER", "grouped");
+  bool persist_off = env_is("LORA4J_ATTN_FWD_PERSIST", "0");
 };
 const FwdSwitches& fwd_switches() {
   static const FwdSwitches sw;
@@ -1285,6 +1414,20 @@ cudaError_t launch_sm90(const AttentionParams& p, cudaStream_t s) {
   prm.lpt = !sw.grouped;
   const int64_t blocks = (int64_t(p.Sq) + kBM - 1) / kBM * p.H * p.B;
   if (blocks > int64_t(INT32_MAX)) return cudaErrorInvalidValue;
+  // The persistent form (hd128; not with the fp32 copy, which it has no room to stage): by
+  // default one block per SM when the query blocks outnumber the SMs; fwd_grid > 0 asks for that
+  // many blocks, -1 (or LORA4J_ATTN_FWD_PERSIST=0) for one block per query block.
+  int64_t grid = blocks;
+#ifndef LORA4J_ATTN_FWD_PROBE  // the probe program times blocks, one per query block
+  if (D == 128 && !p.o_f32 && p.fwd_grid >= 0 && !sw.persist_off) {
+    const int64_t want = p.fwd_grid > 0 ? p.fwd_grid : sm_count();
+    if (want > 0 && want < blocks) grid = want;
+  }
+#endif
+  if (grid < blocks)
+    return launch_kernel(
+        bnd ? attn_fwd_sm90_kernel<D, true, true> : attn_fwd_sm90_kernel<D, false, true>,
+        Sm90Smem<D, 2>::kAlloc, dim3(unsigned(grid)), prm, s);
   return launch_kernel(bnd ? attn_fwd_sm90_kernel<D, true> : attn_fwd_sm90_kernel<D, false>,
                        Sm90Smem<D>::kAlloc, dim3(unsigned(blocks)), prm, s);
 }

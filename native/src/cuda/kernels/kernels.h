@@ -337,6 +337,11 @@ struct AttentionParams {
   // Hopper forward: the output is written through shared memory by the copy engine (bulk tensor
   // stores) when o and o_f32 are 16-byte aligned; true: from registers (the A/B; the same bits).
   bool direct_store = false;
+  // Hopper forward, hd128: the persistent form's block count. 0, the default: one block per SM
+  // when the query blocks outnumber the SMs; N > 0, N blocks (fewer than the query blocks); -1,
+  // one block per query block (the A/B, and the tests' grids: the same bits in every form). No
+  // call with an fp32 copy of the output takes the persistent form.
+  int fwd_grid = 0;
 };
 // The layout of rows with no gaps: q and o [B, S, H, D], k and v [B, S, KH, D], queries and keys
 // at the same S positions. The caller sets the scale and any masks, segments or window.
