@@ -397,7 +397,7 @@ __device__ __forceinline__ int key_end(const AttentionParams& p, int b, int k) {
 // tiles are there when the consumers finish item n - 1; the K/V ring and the consumers' turns run
 // on across items. The output leaves through the item's own Q slot, which its warpgroups release
 // (qfree) once the copy engine has read it, after their first turn of the next item. Without
-// kPersist a block is one item (the loop runs once, with the same code as before the form).
+// kPersist a block is one item (the loop runs once, the same steps as before the form).
 template <int D, bool kBounded, bool kPersist = false>
 __global__ void __launch_bounds__(kThreads, 1)
     attn_fwd_sm90_kernel(const __grid_constant__ Sm90Params prm) {
