@@ -1354,25 +1354,6 @@ cudaError_t launch_kernel(void (*kernel)(Prm), int smem, dim3 grid, const Prm& p
   return cudaGetLastError();
 }
 
-// The current device's SM count (0 when it cannot be read), per device, read once.
-int sm_count() {
-  static std::atomic<int> count[64];
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) {
-    cudaGetLastError();
-    return 0;
-  }
-  int n = count[dev].load(std::memory_order_relaxed);
-  if (n == 0) {
-    if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
-      cudaGetLastError();
-      return 0;
-    }
-    count[dev].store(n, std::memory_order_relaxed);
-  }
-  return n;
-}
-
 bool env_is(const char* name, const char* value) {
   const char* v = std::getenv(name);
   return v && std::strcmp(v, value) == 0;
@@ -1420,7 +1401,12 @@ cudaError_t launch_sm90(const AttentionParams& p, cudaStream_t s) {
   int64_t grid = blocks;
 #ifndef LORA4J_ATTN_FWD_PROBE  // the probe program times blocks, one per query block
   if (D == 128 && !p.o_f32 && p.fwd_grid >= 0 && !sw.persist_off) {
-    const int64_t want = p.fwd_grid > 0 ? p.fwd_grid : sm_count();
+    int sms = 0;
+    if (p.fwd_grid == 0) {
+      const cudaError_t e = current_sm_count(&sms);
+      if (e != cudaSuccess) return e;
+    }
+    const int64_t want = p.fwd_grid > 0 ? p.fwd_grid : sms;
     if (want > 0 && want < blocks) grid = want;
   }
 #endif

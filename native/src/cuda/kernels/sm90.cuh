@@ -254,6 +254,13 @@ inline bool tmap_2d_sw128(CUtensorMap* m, const __nv_bfloat16* ptr, int64_t cols
                 CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
+// The current device's SM count.
+inline cudaError_t current_sm_count(int* sms) {
+  int dev = 0;
+  const cudaError_t e = cudaGetDevice(&dev);
+  return e != cudaSuccess ? e : cudaDeviceGetAttribute(sms, cudaDevAttrMultiProcessorCount, dev);
+}
+
 // A persistent launch: one block of `threads` per SM (no more than `tiles`), with `smem` bytes of
 // dynamic shared memory; the blocks walk the tiles themselves.
 template <class Prm>
@@ -261,10 +268,8 @@ cudaError_t launch_persistent(void (*kernel)(Prm), int tiles, int threads, int s
                               cudaStream_t s) {
   cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (e != cudaSuccess) return e;
-  int dev = 0, sms = 0;
-  if ((e = cudaGetDevice(&dev)) != cudaSuccess ||
-      (e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess)
-    return e;
+  int sms = 0;
+  if ((e = current_sm_count(&sms)) != cudaSuccess) return e;
   kernel<<<unsigned(tiles < sms ? tiles : sms), unsigned(threads), size_t(smem), s>>>(prm);
   return cudaGetLastError();
 }
