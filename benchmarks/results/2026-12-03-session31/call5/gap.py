@@ -12,7 +12,7 @@ from torch.nn.attention import sdpa_kernel, SDPBackend
 lib = ctypes.CDLL(sys.argv[1])
 out = sys.argv[2]
 lib.lora4j_op_bench_create.argtypes = [ctypes.c_int32, ctypes.c_char_p, ctypes.c_char_p,
-                                       ctypes.c_void_p, ctypes.c_int32, ctypes.c_int32,
+                                       ctypes.c_void_p, ctypes.c_int32, ctypes.c_uint64,
                                        ctypes.POINTER(ctypes.c_void_p)]
 lib.lora4j_op_bench_run.argtypes = [ctypes.c_void_p, ctypes.c_int32]
 SECONDS = 4.0
