@@ -14,7 +14,7 @@ Q=timestamp,clocks.sm,power.draw,clocks_event_reasons.active,temperature.gpu
 nvidia-smi --query-gpu=$Q --format=csv,noheader,nounits -c 1 > /dev/null 2>&1 || Q=timestamp,clocks.sm,power.draw,clocks_throttle_reasons.active,temperature.gpu
 nvidia-smi --query-gpu=$Q --format=csv,noheader,nounits -lms 20 > $W/smi.csv 2> $W/smi.err &
 SMI=$!
-timeout 200 python3 $D/gap.py $B/liblora4j_cuda_bench.so $W > $W/gap.log 2>&1; echo "gap rc=$? at $(( $(date +%s) - T_START )) s" >> $W/sum.log
+LORA4J_CUDA_BENCH_LIBRARY=$B/liblora4j_cuda_bench.so timeout 200 python3 $D/gap.py $B/liblora4j_bench.so $W > $W/gap.log 2>&1; echo "gap rc=$? at $(( $(date +%s) - T_START )) s" >> $W/sum.log
 kill $SMI
 python3 - $W > $W/summary.txt 2>&1 <<'PY'
 import sys, statistics, datetime

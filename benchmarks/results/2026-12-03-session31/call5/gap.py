@@ -3,7 +3,7 @@ head_dim 128, causal, run the same way: launch after launch for a few seconds ea
 call from the wall clock), then a window of launches under torch.profiler (CUPTI sees both
 libraries' kernels: each kernel's duration and the gap to the next). Phase times are printed so
 that the nvidia-smi log beside it (clocks, power) can be cut by phase.
-Usage: gap.py LIB OUT   (LIB: liblora4j_cuda_bench.so; OUT: the folder for trace files)"""
+Usage: gap.py LIB OUT   (LIB: liblora4j_bench.so, which loads LORA4J_CUDA_BENCH_LIBRARY; OUT: the folder for trace files)"""
 import ctypes, json, statistics, sys, time
 import torch
 import torch.nn.functional as F
