@@ -1,0 +1,89 @@
+"""Our attention kernels (the op bench library, through ctypes) and torch SDPA's cuDNN kernels
+timed the same way in one process: each held launch after launch for SECONDS (the board at its
+power cap, as in a training step), time per call from the wall clock over whole batches of calls.
+Short bursts of calls run at a higher clock than sustained load (thirty-first session, call5: the
+same cuDNN forward 0.256 ms in 20-call bursts, 0.291 ms sustained), so a ratio is fair only when
+both sides are timed alike. The backward: ours is the op (pre-pass, kernel, dQ conversion);
+cuDNN's is its forward + backward less its forward, both sustained.
+Usage: attention_sustained.py LIB [SECONDS]   (LIB: liblora4j_bench.so; LORA4J_CUDA_BENCH_LIBRARY
+names the CUDA plugin). Prints one JSON line per (shape, pass, side, round)."""
+import ctypes, json, sys, time
+import torch
+import torch.nn.functional as F
+from torch.nn.attention import sdpa_kernel, SDPBackend
+
+lib = ctypes.CDLL(sys.argv[1])
+SECONDS = float(sys.argv[2]) if len(sys.argv) > 2 else 3.0
+lib.lora4j_op_bench_create.argtypes = [ctypes.c_int32, ctypes.c_char_p, ctypes.c_char_p,
+                                       ctypes.POINTER(ctypes.c_int64), ctypes.c_int32,
+                                       ctypes.c_uint64, ctypes.POINTER(ctypes.c_void_p)]
+lib.lora4j_op_bench_run.argtypes = [ctypes.c_void_p, ctypes.c_int32]
+lib.lora4j_op_bench_destroy.argtypes = [ctypes.c_void_p]
+H, KV, D = 32, 8, 128
+
+
+def flops(B, S):  # causal forward: 2 products of 2 B H S^2 D / 2
+    return 2.0 * B * H * S * S * D
+
+
+def ours(op, B, S):
+    dims = (ctypes.c_int64 * 5)(B, S, H, KV, D)
+    b = ctypes.c_void_p()
+    rc = lib.lora4j_op_bench_create(0, op.encode(), b"flash", dims, 5, 1, ctypes.byref(b))
+    if rc != 0:
+        raise RuntimeError(f"lora4j_op_bench_create {op}: {rc}")
+
+    def run(n):
+        if lib.lora4j_op_bench_run(b, n) != 0:
+            raise RuntimeError(f"lora4j_op_bench_run {op}")
+    return run, lambda: lib.lora4j_op_bench_destroy(b)
+
+
+def cudnn(backward, B, S):
+    q = torch.randn(B, H, S, D, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+    k = torch.randn(B, KV, S, D, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+    v = torch.randn(B, KV, S, D, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+    g = torch.randn(B, H, S, D, device="cuda", dtype=torch.bfloat16)
+
+    def run(n):
+        with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
+            for _ in range(n):
+                o = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+                if backward:
+                    torch.autograd.grad(o, (q, k, v), g)
+        torch.cuda.synchronize()
+    return run, lambda: None
+
+
+def sustained(run, batch):
+    run(batch)  # warm-up
+    t0 = time.time()
+    calls = 0
+    while time.time() - t0 < SECONDS:
+        run(batch)
+        calls += batch
+    return (time.time() - t0) / calls
+
+
+for B, S in ((4, 2048), (1, 8192)):
+    batch = 40 if S <= 2048 else 12
+    for rnd in (1, 2):
+        sides = ("ours", "cudnn") if rnd == 1 else ("cudnn", "ours")
+        for side in sides:
+            if side == "ours":
+                res = {}
+                for op in ("attention_fwd", "attention_bwd"):
+                    run, done = ours(op, B, S)
+                    res[op] = sustained(run, batch)
+                    done()
+                fwd, bwd = res["attention_fwd"], res["attention_bwd"]
+            else:
+                run, _ = cudnn(False, B, S)
+                fwd = sustained(run, batch)
+                run, _ = cudnn(True, B, S)
+                bwd = sustained(run, batch) - fwd
+            for name, sec, mult in (("fwd", fwd, 1.0), ("bwd", bwd, 2.5)):
+                print(json.dumps({"B": B, "S": S, "pass": name, "side": side, "round": rnd,
+                                  "ms": round(sec * 1e3, 4),
+                                  "tflops": round(flops(B, S) * mult / sec * 1e-12, 1)}), flush=True)
+            torch.cuda.empty_cache()
