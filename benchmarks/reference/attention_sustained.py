@@ -1,9 +1,9 @@
 """Our attention kernels (the op bench library, through ctypes) and torch SDPA's cuDNN kernels
 timed the same way in one process: each held launch after launch for SECONDS (the board at its
 power cap, as in a training step), time per call from the wall clock over whole batches of calls.
-Short bursts of calls run at a higher clock than sustained load (thirty-first session, call5: the
-same cuDNN forward 0.256 ms in 20-call bursts, 0.291 ms sustained), so a ratio is fair only when
-both sides are timed alike. The backward: ours is the op (pre-pass, kernel, dQ conversion);
+Short bursts of calls run at a higher clock than sustained load (thirty-first session: cuDNN's
+forward at 4 x 2048 took 0.256-0.260 ms a call in torch_ops_baseline.py's 20-call bursts and
+0.291 ms held for 4 s, call5), so a ratio is fair only when both sides are timed alike. The backward: ours is the op (pre-pass, kernel, dQ conversion);
 cuDNN's is its forward + backward less its forward, both sustained.
 Usage: attention_sustained.py LIB [SECONDS]   (LIB: liblora4j_bench.so; LORA4J_CUDA_BENCH_LIBRARY
 names the CUDA plugin). Prints one JSON line per (shape, pass, side, round)."""
