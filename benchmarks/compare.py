@@ -19,6 +19,7 @@ ratio to torch DDP's 2-GPU figure, the engine's peak per GPU, and the median-ove
 aggregation's cost in step time against the mean's, with issue 14's targets; it exits 1 when a
 figure is missing (a run failed), not when a target is missed (the rows say so)."""
 import json
+import statistics
 import sys
 
 # issue 15: peak memory (GiB) at B x S with recompute, and 4-bit tokens/s over bf16 tokens/s
@@ -310,10 +311,8 @@ def attention_sustained(path):
         o, c = by.get((B, S, d, "ours")), by.get((B, S, d, "cudnn"))
         if not o or not c:
             continue
-        om = sum(r["ms"] for r in o) / len(o)
-        cm = sum(r["ms"] for r in c) / len(c)
-        ot = sum(r["tflops"] for r in o) / len(o)
-        ct = sum(r["tflops"] for r in c) / len(c)
+        om, cm = (statistics.mean(r["ms"] for r in x) for x in (o, c))
+        ot, ct = (statistics.mean(r["tflops"] for r in x) for x in (o, c))
         ok = ot >= ATTN_TARGET[d] and om < cm
         print(f"| {B} x {S} | {d} | {om:.4f} ({ot:.0f}) | {cm:.4f} ({ct:.0f}) | {cm / om:.2f}x | "
               f">= {ATTN_TARGET[d]:g} and above cuDNN: {'met' if ok else 'not met'} |")
