@@ -1230,15 +1230,24 @@ __global__ void __launch_bounds__(kThreads, 1)
         consumers_sync_2();
       // dQ * scale, fp32, as two boxes [64 queries][32 columns] with the 128-byte swizzle: query
       // row R = 16 warp + g + 8 r, column 8 j + 2 t4 in 16-byte chunk 2 (j & 3) + (t4 >> 1) of
-      // box j >> 2, stored at chunk ^ (R & 7) (R & 7 = g)
+      // box j >> 2, stored at chunk ^ (R & 7) (R & 7 = g). An 8-byte store is served a half warp
+      // (g = 0..3 or 4..7) at a time; stored j by j, a half warp's 16 lanes would meet in 4 of the
+      // 8 chunks (2 wavefronts where 1 holds them). So in the store of column group j the lanes of
+      // odd g store group j ^ 2 instead (chunk ^ 4): the half warp then covers all 8 chunks.
       const uint32_t stage = cw == 0 ? q_s : ds;
+      const bool odd = g & 1;
+      const int gx = g ^ (odd ? 4 : 0);
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
         const uint32_t row = stage + (16 * warp + g + 8 * r) * 128 + 8 * (t4 & 1);
 #pragma unroll
-        for (int j = 0; j < 8; ++j)
-          sts64(row + (j >> 2) * 8192 + (((2 * (j & 3) + (t4 >> 1)) ^ g) << 4),
-                dq[4 * j + 2 * r] * p.scale, dq[4 * j + 2 * r + 1] * p.scale);
+        for (int j = 0; j < 8; ++j) {
+          const int js = j ^ 2;
+          const float x = odd ? dq[4 * js + 2 * r] : dq[4 * j + 2 * r];
+          const float y = odd ? dq[4 * js + 2 * r + 1] : dq[4 * j + 2 * r + 1];
+          sts64(row + (j >> 2) * 8192 + (((2 * (j & 3) + (t4 >> 1)) ^ gx) << 4), x * p.scale,
+                y * p.scale);
+        }
       }
       fence_proxy_async();
       if (cw == 0) {
