@@ -335,6 +335,31 @@ __device__ __forceinline__ void convert_f16_bf16(uint32_t src, uint32_t dst, int
   }
 }
 
+// Row r of a thread's m64 accumulator fragment (acc[4 j + 2 r], + 1: columns 8 j + 2 t4, + 1,
+// j < N / 4), times scale, into fp32 boxes of [rows][32 columns] with the 128-byte swizzle, 8192
+// bytes apart (the copy engine's layout for a bulk store or reduce-add): `row` addresses the
+// row's first box; column group j goes to box j / 4, 16-byte chunk 2 (j % 4) + t4 / 2, stored at
+// chunk ^ g (g = the row % 8). An 8-byte store is served a half warp (g = 0..3 or 4..7) at a
+// time; stored j by j, a half warp's 16 lanes would meet in 4 of the 8 chunks (2 wavefronts
+// where 1 holds them). So with kSpread, in the store of group j the lanes of odd g store group
+// j ^ 2 instead (chunk ^ 4): the half warp then covers all 8 chunks. (The forward's optional fp32
+// copy stores without it: there the two selects a store tipped ptxas into serializing the hd64
+// forward's wgmma, C7511, and that copy is not on a timed path.)
+template <bool kSpread, int N>
+__device__ __forceinline__ void sts_acc_f32_sw128(uint32_t row, const float (&acc)[N], int r,
+                                                  float scale, int g, int t4) {
+  const bool odd = kSpread && (g & 1);
+  const int gx = g ^ (odd ? 4 : 0);
+  row += 8 * (t4 & 1);
+#pragma unroll
+  for (int j = 0; j < N / 4; ++j) {
+    const int js = j ^ 2;
+    const float x = odd ? acc[4 * js + 2 * r] : acc[4 * j + 2 * r];
+    const float y = odd ? acc[4 * js + 2 * r + 1] : acc[4 * j + 2 * r + 1];
+    sts64(row + (j >> 2) * 8192 + (((2 * (j & 3) + (t4 >> 1)) ^ gx) << 4), x * scale, y * scale);
+  }
+}
+
 #define LORA4J_WGMMA_D32                                                                          \
   "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
       "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]),    \
@@ -826,12 +851,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         for (int j = 0; j < D / 8; ++j)
           sts32(so + (j >> 3) * kPanelBytes + row + (((j & 7) ^ g) << 4) + 4 * t4,
                 pack_bf16(o[4 * j + 2 * r] * inv, o[4 * j + 2 * r + 1] * inv));
-        if (!kPersist && p.o_f32)
-#pragma unroll
-          for (int j = 0; j < D / 8; ++j)
-            sts64(so32 + (j >> 2) * 8192 + row + (((2 * (j & 3) + (t4 >> 1)) ^ g) << 4) +
-                      8 * (t4 & 1),
-                  o[4 * j + 2 * r] * inv, o[4 * j + 2 * r + 1] * inv);
+        if (!kPersist && p.o_f32) sts_acc_f32_sw128<false>(so32 + row, o, r, inv, g, t4);
       }
       fence_proxy_async();
       warpgroup_sync(cw);
@@ -1228,27 +1248,11 @@ __global__ void __launch_bounds__(kThreads, 1)
         consumers_arrive_2();
       else
         consumers_sync_2();
-      // dQ * scale, fp32, as two boxes [64 queries][32 columns] with the 128-byte swizzle: query
-      // row R = 16 warp + g + 8 r, column 8 j + 2 t4 in 16-byte chunk 2 (j & 3) + (t4 >> 1) of
-      // box j >> 2, stored at chunk ^ (R & 7) (R & 7 = g). An 8-byte store is served a half warp
-      // (g = 0..3 or 4..7) at a time; stored j by j, a half warp's 16 lanes would meet in 4 of the
-      // 8 chunks (2 wavefronts where 1 holds them). So in the store of column group j the lanes of
-      // odd g store group j ^ 2 instead (chunk ^ 4): the half warp then covers all 8 chunks.
+      // dQ * scale, fp32, as two boxes [64 queries][32 columns]: query row 16 warp + g + 8 r
       const uint32_t stage = cw == 0 ? q_s : ds;
-      const bool odd = g & 1;
-      const int gx = g ^ (odd ? 4 : 0);
 #pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        const uint32_t row = stage + (16 * warp + g + 8 * r) * 128 + 8 * (t4 & 1);
-#pragma unroll
-        for (int j = 0; j < 8; ++j) {
-          const int js = j ^ 2;
-          const float x = odd ? dq[4 * js + 2 * r] : dq[4 * j + 2 * r];
-          const float y = odd ? dq[4 * js + 2 * r + 1] : dq[4 * j + 2 * r + 1];
-          sts64(row + (j >> 2) * 8192 + (((2 * (j & 3) + (t4 >> 1)) ^ gx) << 4), x * p.scale,
-                y * p.scale);
-        }
-      }
+      for (int r = 0; r < 2; ++r)
+        sts_acc_f32_sw128<true>(stage + (16 * warp + g + 8 * r) * 128, dq, r, p.scale, g, t4);
       fence_proxy_async();
       if (cw == 0) {
         __syncwarp();
