@@ -1116,14 +1116,21 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   // this warpgroup's 64 rows of K and V in every panel
   const uint32_t kA = sK + cw * 64 * 128, vA = sV + cw * 64 * 128;
+  // the products' operand descriptors, made once and advanced by adds (desc_add): K-major for
+  // S^T / dP^T, MN-major for dV / dK / dQ; stage and buffer 0 (the others kQTile / kDsBytes on)
+  const uint64_t dK = sw128_desc(kA, 16, 1024), dV = sw128_desc(vA, 16, 1024);
+  const uint64_t dQk = sw128_desc(sQ, 16, 1024), dDOk = sw128_desc(sDO, 16, 1024);
+  const uint64_t dDOm = sw128_desc(sDO, kQPanelBytes, 1024);
+  const uint64_t dQbm = sw128_desc(sQb, kQPanelBytes, 1024);
+  const uint64_t dDSm = sw128_desc(sDS, kQPanelBytes, 1024);
+  const uint64_t dKbm = sw128_desc(sKb, kPanelBytes, 1024);
 
   int pending = -1;  // hd128: the stage whose dQ reduce-add this thread issued last
   for (int it = 0; it < iters; ++it) {
     const int s = it % kBwdStages;
     const uint32_t par = (it / kBwdStages) & 1;
     const int hh = head_of(it), qt = query_of(it);
-    const uint32_t q_s = sQ + s * SM::kQTile, do_s = sDO + s * SM::kQTile;
-    const uint32_t qb = sQb + s * SM::kQTile, ds = sDS + (it & 1) * kDsBytes;
+    const uint32_t q_s = sQ + s * SM::kQTile, ds = sDS + (it & 1) * kDsBytes;
 
     mbar_wait(bar_qdo(s), par);
     LORA4J_BPROBE(it, cw, kBwdProbeQdo);
@@ -1139,14 +1146,13 @@ __global__ void __launch_bounds__(kThreads, 1)
     for (int kk = 0; kk < D / 16; ++kk) {
       const uint32_t oa = (kk / 4) * kPanelBytes + (kk % 4) * 32;
       const uint32_t ob = (kk / 4) * kQPanelBytes + (kk % 4) * 32;
-      wgmma_ss_f16_n64(st, sw128_desc(kA + oa, 16, 1024), sw128_desc(q_s + ob, 16, 1024), kk > 0);
+      wgmma_ss_f16_n64(st, desc_add(dK, oa), desc_add(dQk, s * SM::kQTile + ob), kk > 0);
     }
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
       const uint32_t oa = (kk / 4) * kPanelBytes + (kk % 4) * 32;
       const uint32_t ob = (kk / 4) * kQPanelBytes + (kk % 4) * 32;
-      wgmma_ss_bf16_n64(dpt, sw128_desc(vA + oa, 16, 1024), sw128_desc(do_s + ob, 16, 1024),
-                        kk > 0);
+      wgmma_ss_bf16_n64(dpt, desc_add(dV, oa), desc_add(dDOk, s * SM::kQTile + ob), kk > 0);
     }
     wgmma_commit();
     if (D == 128 && pending >= 0) {
@@ -1223,17 +1229,16 @@ __global__ void __launch_bounds__(kThreads, 1)
       // dV and dK are on the tensor cores
 #pragma unroll
       for (int kk = 0; kk < kBwdBN / 16; ++kk)
-        wgmma_ss_bf16_n64_mn(dq, sw128_desc(ds + kk * 2048, kQPanelBytes, 1024),
-                             sw128_desc(sKb + cw * kPanelBytes + kk * 2048, kPanelBytes, 1024),
-                             kk > 0);
+        wgmma_ss_bf16_n64_mn(dq, desc_add(dDSm, (it & 1) * kDsBytes + kk * 2048),
+                             desc_add(dKbm, cw * kPanelBytes + kk * 2048), kk > 0);
       wgmma_commit();
     }
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk)
-      wgmma_pv<D>(dv, pa[kk], sw128_desc(do_s + kk * 2048, kQPanelBytes, 1024));
+      wgmma_pv<D>(dv, pa[kk], desc_add(dDOm, s * SM::kQTile + kk * 2048));
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk)
-      wgmma_pv<D>(dk, da[kk], sw128_desc(qb + kk * 2048, kQPanelBytes, 1024));
+      wgmma_pv<D>(dk, da[kk], desc_add(dQbm, s * SM::kQTile + kk * 2048));
     if constexpr (D == 128) {
       wgmma_commit();
       wgmma_wait1();  // dQ complete; dV and dK may still run
@@ -1272,8 +1277,8 @@ __global__ void __launch_bounds__(kThreads, 1)
     } else {
 #pragma unroll
       for (int kk = 0; kk < 4; ++kk)
-        wgmma_ss_bf16_n64_mn(dq, sw128_desc(ds + cw * 8192 + kk * 2048, kQPanelBytes, 1024),
-                             sw128_desc(sKb + cw * 8192 + kk * 2048, kPanelBytes, 1024), kk > 0);
+        wgmma_ss_bf16_n64_mn(dq, desc_add(dDSm, (it & 1) * kDsBytes + cw * 8192 + kk * 2048),
+                             desc_add(dKbm, cw * 8192 + kk * 2048), kk > 0);
       wgmma_commit();
       wgmma_wait0();
       fence_regs(dv);

@@ -77,6 +77,14 @@ __device__ __forceinline__ uint64_t sw128_desc(uint32_t addr, uint32_t lbo, uint
   return uint64_t((addr & 0x3FFFF) >> 4) | (uint64_t((lbo & 0x3FFFF) >> 4) << 16) |
          (uint64_t((sbo & 0x3FFFF) >> 4) << 32) | (uint64_t(1) << 62);
 }
+// The descriptor of the operand `bytes` past the one d describes (sw128_desc): its start address
+// field (bits 0-13, the address / 16) advanced in the low word alone. Shared memory addresses stay
+// under 2^18, so the field never carries into the next one. One add where sw128_desc of the new
+// address takes a mask, a shift and an or.
+__device__ __forceinline__ uint64_t desc_add(uint64_t d, uint32_t bytes) {
+  const uint32_t lo = uint32_t(d) + (bytes >> 4);
+  return (d & 0xFFFFFFFF00000000ull) | lo;
+}
 // Ties accumulator registers to this point, so the compiler neither reads them before the
 // wgmma wait nor writes them after the wgmma issue.
 template <int N>
