@@ -5,6 +5,7 @@ Usage: compare.py bench_reference.jsonl hf_baseline.json [cli_bench.jsonl]
        compare.py --cli cli_bench.jsonl hf_baseline.json
        compare.py --attention ops.txt anchors_ops.json
        compare.py --attention-sustained sustained.jsonl
+       compare.py --held-ab held.jsonl
        compare.py --ddp ddp_bench.jsonl hf_ddp_baseline_w1.json hf_ddp_baseline_w2.json
 With cli_bench.jsonl (benchmarks/cli_bench.py: `lora4j train`, the user's path) a second table
 gives the command line's tokens/s beside the engine's and the reference's. --qlora prints the
@@ -17,7 +18,10 @@ beside benchmarks/reference/hf_ddp_baseline.py run by torchrun on 1 and 2 GPUs i
 `lora4j train` on 1 and 2 GPUs at 4 x 2048 per GPU with and without recompute, the scaling, the
 ratio to torch DDP's 2-GPU figure, the engine's peak per GPU, and the median-over-8-workers
 aggregation's cost in step time against the mean's, with issue 14's targets; it exits 1 when a
-figure is missing (a run failed), not when a target is missed (the rows say so)."""
+figure is missing (a run failed), not when a target is missed (the rows say so). --held-ab prints
+kernel variants held at the power cap (attention_held.py, one line per variant, round and shape):
+per op and shape each variant's rounds, mean time, ratio to main's, power, clock and energy a
+call; it exits 1 when no variant is labelled main for an op and shape."""
 import json
 import statistics
 import sys
@@ -319,6 +323,38 @@ def attention_sustained(path):
     return 0
 
 
+def held_ab(path):
+    """Variants of one op held alike (attention_held.py), each against the one labelled main."""
+    by = {}
+    for line in open(path):
+        if line.startswith("{"):
+            r = json.loads(line)
+            by.setdefault((r["op"], r["S"], r["B"]), {}).setdefault(r["variant"], []).append(r)
+    print("| op | shape | variant | rounds, ms | mean, ms | / main | W | SM MHz | mJ a call |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    status = 0
+    for (op, S, B) in sorted(by):
+        variants = by[(op, S, B)]
+        if "main" not in variants:
+            print(f"| {op} | {B} x {S} | no variant labelled main | | | | | | |")
+            status = 1
+            continue
+        base = statistics.mean(r["ms"] for r in variants["main"])
+
+        def mean(rs, key):
+            xs = [r[key] for r in rs if r.get(key) is not None]
+            return f"{statistics.mean(xs):.{1 if key == 'mj_per_call' else 0}f}" if xs else "-"
+        for v in sorted(variants, key=lambda v: (v != "main", v)):
+            rs = variants[v]
+            m = statistics.mean(r["ms"] for r in rs)
+            print(f"| {op} | {B} x {S} | {v} | {' / '.join(str(r['ms']) for r in rs)} | {m:.4f} | "
+                  f"{m / base:.3f} | {mean(rs, 'watts')} | {mean(rs, 'sm_mhz')} | "
+                  f"{mean(rs, 'mj_per_call')} |")
+    return status
+
+
+if len(sys.argv) > 1 and sys.argv[1] == "--held-ab":
+    sys.exit(held_ab(sys.argv[2]))
 if len(sys.argv) > 1 and sys.argv[1] == "--attention":
     sys.exit(attention_vs_cudnn(sys.argv[2], sys.argv[3]))
 if len(sys.argv) > 1 and sys.argv[1] == "--attention-sustained":

@@ -4,12 +4,11 @@ set -u
 # dS^T stores addressed by one XOR a chunk off the row's address) and step (branch s33-step: head
 # and query tile stepped at each iteration's end instead of divided out of it). Each built once
 # into its own plugin; SASS counts and the hd128 listing; bench_ops attention_bwd in bursts;
-# session33/call3/sustained_ab.py held, three rounds in turned orders; on each variant ctest's
+# benchmarks/attention_held.py held, three rounds in turned orders; on each variant ctest's
 # test_ops_cuda and test_engine_cuda with LORA4J_REQUIRE_GPU=1 and memcheck on the attention
 # cases. Before the call: for v in main xor step: `git show <main|s33-xor|s33-step>:native/src/
 # cuda/kernels/attention_sm90.cu > .gpu/attention_sm90.$v.cu` (carry .gpu).
 T_START=$(date +%s)
-C=benchmarks/results/2026-12-03-session33
 W=/tmp/w1; mkdir -p $W/libs
 B=native/build-gpu
 K=native/src/cuda/kernels
@@ -37,8 +36,8 @@ for v in main xor step; do bench $v 1; done
 for v in step xor main; do bench $v 2; done
 echo "burst at $(( $(date +%s) - T_START )) s" >> $W/sum.log
 held() {
-  LORA4J_CUDA_BENCH_LIBRARY=$W/libs/$1/liblora4j_cuda_bench.so timeout 30 python3 $C/call3/sustained_ab.py \
-    $B/liblora4j_bench.so attention_bwd $1 $2 3 >> $W/sustained.jsonl 2>> $W/sustained.err
+  LORA4J_CUDA_BENCH_LIBRARY=$W/libs/$1/liblora4j_cuda_bench.so timeout 30 python3 benchmarks/attention_held.py \
+    $B/liblora4j_bench.so attention_bwd $1 $2 3 >> $W/held.jsonl 2>> $W/held.err
 }
 for v in main xor step; do held $v 1; done
 for v in step xor main; do held $v 2; done
@@ -58,4 +57,4 @@ cat $W/sum.log $W/sass-count.txt
 for v in xor step; do echo "-- $v"; grep -a "tests passed\|tests failed\|\*\*\*" $W/ctest-$v.log | head -3
   grep -a "\[golden\] hd128 lora grads" $W/ctest-$v.log | head -4 | cut -c1-110; grep -a "ERROR SUMMARY" $W/cudasan-$v-*.log; done
 cut -c1-120 $W/bench.txt
-python3 $C/call2/summarize.py $W/sustained.jsonl
+python3 benchmarks/compare.py --held-ab $W/held.jsonl
