@@ -22,9 +22,13 @@ SHAPES = ((4, 2048), (1, 8192))
 
 
 def smi(out):
-    r = subprocess.run(["nvidia-smi", "--query-gpu=power.draw,clocks.sm",
-                        "--format=csv,noheader,nounits"], capture_output=True, text=True)
-    out.append([float(x) for x in r.stdout.strip().split(",")])
+    """Appends [watts, MHz] of GPU 0; nothing where nvidia-smi is missing or answers otherwise."""
+    try:
+        r = subprocess.run(["nvidia-smi", "--id=0", "--query-gpu=power.draw,clocks.sm",
+                            "--format=csv,noheader,nounits"], capture_output=True, text=True)
+        out.append([float(x) for x in r.stdout.strip().split(",")])
+    except (OSError, ValueError):
+        pass
 
 
 def main():
