@@ -4,7 +4,7 @@ set -u
 # dS^T stores addressed by one XOR a chunk off the row's address) and step (branch s33-step: head
 # and query tile stepped at each iteration's end instead of divided out of it), and suspend
 # (branch s33-suspend: mbar_wait's try_wait with a 1 ms suspend-time hint, for the producer warps'
-# re-tries, ~7% of the backward's instructions in the thirtieth session's profile; it touches
+# re-tries, 5.1% of the backward's instructions in the thirtieth session's profile; it touches
 # every Hopper kernel, so its forward is timed too). Each built once
 # into its own plugin; SASS counts and the hd128 listing; bench_ops attention_bwd in bursts (one
 # round: the held runs decide);
