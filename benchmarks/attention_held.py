@@ -31,36 +31,53 @@ def smi(out):
         pass
 
 
-def main():
-    lib = ctypes.CDLL(sys.argv[1])
-    op, label, rnd = sys.argv[2], sys.argv[3], int(sys.argv[4])
-    seconds = float(sys.argv[5]) if len(sys.argv) > 5 else 3.0
-    if op not in ("attention_fwd", "attention_bwd"):
-        raise SystemExit(f"attention_held.py: OP must be attention_fwd or attention_bwd, not {op}")
+def open_lib(path):
+    """liblora4j_bench (lora4j_bench.h) through ctypes, its op-bench entry points typed."""
+    lib = ctypes.CDLL(path)
     lib.lora4j_op_bench_create.argtypes = [ctypes.c_int32, ctypes.c_char_p, ctypes.c_char_p,
                                            ctypes.POINTER(ctypes.c_int64), ctypes.c_int32,
                                            ctypes.c_uint64, ctypes.POINTER(ctypes.c_void_p)]
     lib.lora4j_op_bench_run.argtypes = [ctypes.c_void_p, ctypes.c_int32]
     lib.lora4j_op_bench_destroy.argtypes = [ctypes.c_void_p]
+    return lib
+
+
+def attention_op(lib, op, B, S):
+    """Our `flash` attention op at B x S (H, KV, D above) on CUDA device 0: run(n) launches it n
+    times and waits, done() frees it."""
+    dims = (ctypes.c_int64 * 5)(B, S, H, KV, D)
+    b = ctypes.c_void_p()
+    rc = lib.lora4j_op_bench_create(0, op.encode(), b"flash", dims, 5, 1, ctypes.byref(b))
+    if rc != 0:
+        raise RuntimeError(f"lora4j_op_bench_create {op} {B} x {S}: {rc}")
+
+    def run(n):
+        if lib.lora4j_op_bench_run(b, n) != 0:
+            raise RuntimeError(f"lora4j_op_bench_run {op} {B} x {S}")
+    return run, lambda: lib.lora4j_op_bench_destroy(b)
+
+
+def main():
+    lib = open_lib(sys.argv[1])
+    op, label, rnd = sys.argv[2], sys.argv[3], int(sys.argv[4])
+    seconds = float(sys.argv[5]) if len(sys.argv) > 5 else 3.0
+    if op not in ("attention_fwd", "attention_bwd"):
+        raise SystemExit(f"attention_held.py: OP must be attention_fwd or attention_bwd, not {op}")
     mult = 2.5 if op == "attention_bwd" else 1.0  # the backward's FLOPs over the forward's
     for B, S in SHAPES:
-        dims = (ctypes.c_int64 * 5)(B, S, H, KV, D)
-        b = ctypes.c_void_p()
-        if lib.lora4j_op_bench_create(0, op.encode(), b"flash", dims, 5, 1, ctypes.byref(b)) != 0:
-            raise SystemExit(f"attention_held.py: lora4j_op_bench_create {op} {B} x {S} failed")
+        run, done = attention_op(lib, op, B, S)
         batch = 40 if S <= 2048 else 12
-        lib.lora4j_op_bench_run(b, batch)  # warm-up
+        run(batch)  # warm-up
         reads = []
         timer = threading.Timer(seconds / 2, smi, (reads,))
         timer.start()
         t0, calls = time.time(), 0
         while time.time() - t0 < seconds:
-            if lib.lora4j_op_bench_run(b, batch) != 0:
-                raise SystemExit(f"attention_held.py: lora4j_op_bench_run {op} {B} x {S} failed")
+            run(batch)
             calls += batch
         sec = (time.time() - t0) / calls
         timer.join()
-        lib.lora4j_op_bench_destroy(b)
+        done()
         watts, mhz = reads[0] if reads else (None, None)
         print(json.dumps({"variant": label, "op": op, "round": rnd, "B": B, "S": S,
                           "ms": round(sec * 1e3, 4),

@@ -340,17 +340,19 @@ def held_ab(path):
             status = 1
             continue
         base = statistics.mean(r["ms"] for r in variants["main"])
-
-        def mean(rs, key):
-            xs = [r[key] for r in rs if r.get(key) is not None]
-            return f"{statistics.mean(xs):.{1 if key == 'mj_per_call' else 0}f}" if xs else "-"
         for v in sorted(variants, key=lambda v: (v != "main", v)):
             rs = variants[v]
             m = statistics.mean(r["ms"] for r in rs)
             print(f"| {op} | {B} x {S} | {v} | {' / '.join(str(r['ms']) for r in rs)} | {m:.4f} | "
-                  f"{m / base:.3f} | {mean(rs, 'watts')} | {mean(rs, 'sm_mhz')} | "
-                  f"{mean(rs, 'mj_per_call')} |")
+                  f"{m / base:.3f} | {_reading_mean(rs, 'watts', 0)} | "
+                  f"{_reading_mean(rs, 'sm_mhz', 0)} | {_reading_mean(rs, 'mj_per_call', 1)} |")
     return status
+
+
+def _reading_mean(rows, key, digits):
+    """The mean of a field the rows may lack (no nvidia-smi reading), "-" when none has it."""
+    xs = [r[key] for r in rows if r.get(key) is not None]
+    return f"{statistics.mean(xs):.{digits}f}" if xs else "-"
 
 
 if len(sys.argv) > 1 and sys.argv[1] == "--held-ab":

@@ -3,40 +3,25 @@ timed the same way in one process: each held launch after launch for SECONDS (th
 power cap, as in a training step), time per call from the wall clock over whole batches of calls.
 Short bursts of calls run at a higher clock than sustained load (thirty-first session: cuDNN's
 forward at 4 x 2048 took 0.256-0.260 ms a call in torch_ops_baseline.py's 20-call bursts and
-0.291 ms held for 4 s, call5), so a ratio is fair only when both sides are timed alike. The backward: ours is the op (pre-pass, kernel, dQ conversion);
-cuDNN's is its forward + backward less its forward, both sustained.
+0.291 ms held for 4 s, call5), so a ratio is fair only when both sides are timed alike. The
+backward: ours is the op (pre-pass, kernel, dQ conversion); cuDNN's is its forward + backward less its forward, both sustained. Our side goes through
+benchmarks/attention_held.py's binding (open_lib, attention_op; the shapes' H, KV, D from there).
 Usage: attention_sustained.py LIB [SECONDS]   (LIB: liblora4j_bench.so; LORA4J_CUDA_BENCH_LIBRARY
 names the CUDA plugin). Prints one JSON line per (shape, pass, side, round)."""
-import ctypes, json, sys, time
+import json, os, sys, time
 import torch
 import torch.nn.functional as F
 from torch.nn.attention import sdpa_kernel, SDPBackend
 
-lib = ctypes.CDLL(sys.argv[1])
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from attention_held import D, H, KV, attention_op, open_lib  # noqa: E402
+
+lib = open_lib(sys.argv[1])
 SECONDS = float(sys.argv[2]) if len(sys.argv) > 2 else 3.0
-lib.lora4j_op_bench_create.argtypes = [ctypes.c_int32, ctypes.c_char_p, ctypes.c_char_p,
-                                       ctypes.POINTER(ctypes.c_int64), ctypes.c_int32,
-                                       ctypes.c_uint64, ctypes.POINTER(ctypes.c_void_p)]
-lib.lora4j_op_bench_run.argtypes = [ctypes.c_void_p, ctypes.c_int32]
-lib.lora4j_op_bench_destroy.argtypes = [ctypes.c_void_p]
-H, KV, D = 32, 8, 128
 
 
 def flops(B, S):  # causal forward: 2 products of 2 B H S^2 D / 2
     return 2.0 * B * H * S * S * D
-
-
-def ours(op, B, S):
-    dims = (ctypes.c_int64 * 5)(B, S, H, KV, D)
-    b = ctypes.c_void_p()
-    rc = lib.lora4j_op_bench_create(0, op.encode(), b"flash", dims, 5, 1, ctypes.byref(b))
-    if rc != 0:
-        raise RuntimeError(f"lora4j_op_bench_create {op}: {rc}")
-
-    def run(n):
-        if lib.lora4j_op_bench_run(b, n) != 0:
-            raise RuntimeError(f"lora4j_op_bench_run {op}")
-    return run, lambda: lib.lora4j_op_bench_destroy(b)
 
 
 def cudnn(backward, B, S):
@@ -73,7 +58,7 @@ for B, S in ((4, 2048), (1, 8192)):
             if side == "ours":
                 res = {}
                 for op in ("attention_fwd", "attention_bwd"):
-                    run, done = ours(op, B, S)
+                    run, done = attention_op(lib, op, B, S)
                     res[op] = sustained(run, batch)
                     done()
                 fwd, bwd = res["attention_fwd"], res["attention_bwd"]
