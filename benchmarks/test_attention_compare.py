@@ -17,20 +17,28 @@ import unittest
 COMPARE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "compare.py")
 
 
+def run_compare(flag, text):
+    """compare.py FLAG on a file holding text: its exit status and its table's rows (header and
+    separator lines left out)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
+        f.write(text)
+    try:
+        p = subprocess.run([sys.executable, COMPARE, flag, f.name], capture_output=True, text=True)
+    finally:
+        os.unlink(f.name)
+    rows = [l for l in p.stdout.splitlines() if l.startswith("| ") and "---" not in l][1:]
+    return p.returncode, rows
+
+
 def line(B, S, d, side, rnd, ms, tf):
     return json.dumps({"B": B, "S": S, "pass": d, "side": side, "round": rnd, "ms": ms, "tflops": tf})
 
 
 class AttentionSustained(unittest.TestCase):
     def table(self, lines):
-        with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
-            f.write("\n".join(lines) + "\nnot json\n")
-        try:
-            out = subprocess.run([sys.executable, COMPARE, "--attention-sustained", f.name],
-                                 capture_output=True, text=True, check=True).stdout
-        finally:
-            os.unlink(f.name)
-        return [l for l in out.splitlines() if l.startswith("| ") and "---" not in l][1:]
+        rc, rows = run_compare("--attention-sustained", "\n".join(lines) + "\nnot json\n")
+        self.assertEqual(rc, 0)
+        return rows
 
     def test_rows(self):
         rows = self.table([
@@ -62,15 +70,7 @@ def held(variant, rnd, S, ms, watts=690.0, mhz=1700.0, op="attention_bwd"):
 
 class HeldAB(unittest.TestCase):
     def run_table(self, lines):
-        with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
-            f.write("\n".join(lines) + "\n")
-        try:
-            p = subprocess.run([sys.executable, COMPARE, "--held-ab", f.name],
-                               capture_output=True, text=True)
-        finally:
-            os.unlink(f.name)
-        rows = [l for l in p.stdout.splitlines() if l.startswith("| ") and "---" not in l][1:]
-        return p.returncode, rows
+        return run_compare("--held-ab", "\n".join(lines) + "\n")
 
     def test_ratios_and_means(self):
         rc, rows = self.run_table([
