@@ -990,9 +990,9 @@ __global__ void __launch_bounds__(kThreads, 1)
   // into the same dQ rows at about the same time, while those are in L2, and the next chunk's
   // long blocks start as this one's short blocks end. Ordered by key block over every group
   // instead (the later key blocks of a group in later waves, after its tiles had left L2), the
-  // backward moved twice the DRAM bytes and took 3% / 1.5% longer held at 4 x 2048 / 1 x 8192;
-  // whole groups one after another (C = every group) no better than that. The forward keeps its
-  // 3-d grid (ordered by key block it ran 8% slower).
+  // backward moved twice the DRAM bytes and took 3% / 1.5% longer held at 4 x 2048 / 1 x 8192
+  // (two waves a chunk: between the two). The forward keeps its 3-d grid (ordered by key block
+  // it ran 8% slower).
   const int per = p.KH * p.B;
   const int nkb = (p.Sk + kBwdBN - 1) / kBwdBN;
   const int C = max(1, kBwdChunk / nkb);
