@@ -57,6 +57,24 @@ def attention_op(lib, op, B, S):
     return run, lambda: lib.lora4j_op_bench_destroy(b)
 
 
+def batch_for(S):
+    """Calls launched between two checks of the clock at sequence length S (~40 ms of work)."""
+    return 40 if S <= 2048 else 12
+
+
+def hold(run, batch, seconds, started=None):
+    """run(batch) once to warm up, then (after started(), if given) launch after launch for
+    seconds: the wall-clock seconds a call."""
+    run(batch)
+    if started:
+        started()
+    t0, calls = time.time(), 0
+    while time.time() - t0 < seconds:
+        run(batch)
+        calls += batch
+    return (time.time() - t0) / calls
+
+
 def main():
     lib = open_lib(sys.argv[1])
     op, label, rnd = sys.argv[2], sys.argv[3], int(sys.argv[4])
@@ -66,16 +84,9 @@ def main():
     mult = 2.5 if op == "attention_bwd" else 1.0  # the backward's FLOPs over the forward's
     for B, S in SHAPES:
         run, done = attention_op(lib, op, B, S)
-        batch = 40 if S <= 2048 else 12
-        run(batch)  # warm-up
         reads = []
         timer = threading.Timer(seconds / 2, smi, (reads,))
-        timer.start()
-        t0, calls = time.time(), 0
-        while time.time() - t0 < seconds:
-            run(batch)
-            calls += batch
-        sec = (time.time() - t0) / calls
+        sec = hold(run, batch_for(S), seconds, timer.start)
         timer.join()
         done()
         watts, mhz = reads[0] if reads else (None, None)

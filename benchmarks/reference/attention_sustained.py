@@ -4,17 +4,19 @@ power cap, as in a training step), time per call from the wall clock over whole 
 Short bursts of calls run at a higher clock than sustained load (thirty-first session: cuDNN's
 forward at 4 x 2048 took 0.256-0.260 ms a call in torch_ops_baseline.py's 20-call bursts and
 0.291 ms held for 4 s, call5), so a ratio is fair only when both sides are timed alike. The
-backward: ours is the op (pre-pass, kernel, dQ conversion); cuDNN's is its forward + backward less its forward, both sustained. Our side goes through
-benchmarks/attention_held.py's binding (open_lib, attention_op; the shapes' H, KV, D from there).
+backward: ours is the op (pre-pass, kernel, dQ conversion); cuDNN's is its forward + backward
+less its forward, both sustained. Both sides go through benchmarks/attention_held.py's hold loop
+(hold, batch_for), ours through its binding (open_lib, attention_op); the shapes and H, KV, D are
+its too.
 Usage: attention_sustained.py LIB [SECONDS]   (LIB: liblora4j_bench.so; LORA4J_CUDA_BENCH_LIBRARY
 names the CUDA plugin). Prints one JSON line per (shape, pass, side, round)."""
-import json, os, sys, time
+import json, os, sys
 import torch
 import torch.nn.functional as F
 from torch.nn.attention import sdpa_kernel, SDPBackend
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from attention_held import D, H, KV, attention_op, open_lib  # noqa: E402
+from attention_held import D, H, KV, SHAPES, attention_op, batch_for, hold, open_lib  # noqa: E402
 
 lib = open_lib(sys.argv[1])
 SECONDS = float(sys.argv[2]) if len(sys.argv) > 2 else 3.0
@@ -41,17 +43,11 @@ def cudnn(backward, B, S):
 
 
 def sustained(run, batch):
-    run(batch)  # warm-up
-    t0 = time.time()
-    calls = 0
-    while time.time() - t0 < SECONDS:
-        run(batch)
-        calls += batch
-    return (time.time() - t0) / calls
+    return hold(run, batch, SECONDS)
 
 
-for B, S in ((4, 2048), (1, 8192)):
-    batch = 40 if S <= 2048 else 12
+for B, S in SHAPES:
+    batch = batch_for(S)
     for rnd in (1, 2):
         sides = ("ours", "cudnn") if rnd == 1 else ("cudnn", "ours")
         for side in sides:
