@@ -904,9 +904,9 @@ __global__ void __launch_bounds__(kThreads, 1)
 }
 
 // ---- backward ---------------------------------------------------------------------------------
-// Block: 128 keys of one (row, KV head); loop over the query heads of the KV group and the
-// 64-query tiles that can see those keys (each head's from the last one down). Warpgroup 0: warp 0
-// issues the bulk tensor copies (K and V once, Q and dO per iteration through a two-stage ring),
+// Block: 128 keys of one (row, KV head); loop over the 64-query tiles that can see those keys and,
+// at each, the query heads of the KV group (the order: see attn_bwd_sm90_kernel). Warpgroup 0: warp
+// 0 issues the bulk tensor copies (K and V once, Q and dO per iteration through a two-stage ring),
 // warp 1 copies the tile's lse and delta values into shared memory. Consumer warpgroup w owns keys
 // k0 + 64 w .. + 63:
 //   S^T = K_w Q^T (fp16), dP^T = V_w dO^T, P^T = exp(S^T - lse), dS^T = P^T (dP^T - delta),
@@ -991,8 +991,9 @@ __global__ void __launch_bounds__(kThreads, 1)
   // long blocks start as this one's short blocks end. Ordered by key block over every group
   // instead (the later key blocks of a group in later waves, after its tiles had left L2), the
   // backward moved twice the DRAM bytes and took 3% / 1.5% longer held at 4 x 2048 / 1 x 8192
-  // (two waves a chunk: between the two). The forward keeps its 3-d grid (ordered by key block
-  // it ran 8% slower).
+  // (two waves a chunk: between the two). Half-wave chunks start the last chunks' longest blocks
+  // too late (7% / 12% slower). The forward keeps its 3-d grid (ordered by key block it ran 8%
+  // slower).
   const int per = p.KH * p.B;
   const int nkb = (p.Sk + kBwdBN - 1) / kBwdBN;
   const int C = max(1, kBwdChunk / nkb);
@@ -1007,13 +1008,21 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int qend = kBounded ? key_end(p, b, min(k0 + kBwdBN, S) - 1) : S;
   const int nqt = (qend - k0 + kBwdBM - 1) / kBwdBM;  // query tiles k0 .. qend (causal)
   const int iters = G * nqt;
-  // Iteration it's query head and first query: head after head, each head's query tiles from the
-  // last one down, so that the blocks in flight (the longest, the first keys, first) read the
-  // same Q / dO tiles at about the same time. From the block's first key up, the blocks began
-  // apart and stayed so: 1-1.5% slower at 4 x 2048, 3% at 1 x 8192; the heads in turn at each
-  // tile were 4-7% slower (the blocks' dQ reduce-adds then meet on the same rows).
-  auto head_of = [&](int it) { return kvh * G + it / nqt; };
-  auto query_of = [&](int it) { return k0 + (nqt - 1 - it % nqt) * kBwdBM; };
+  // Iteration it's query head and first query: the group's heads in turn at each query tile,
+  // from head (key block mod G) on, and the tiles from the last one down in even chunks, from the
+  // block's first one up in odd chunks. A chunk's blocks either start together (the first wave,
+  // and any chunk that takes the SMs a chunk of blocks ending together frees) or start apart as
+  // the previous chunk's short blocks end, and then end together; walking down lines up the
+  // first kind on the same tile, walking up the second, so a group's blocks read each (head,
+  // tile) at about the same time. Starting each key block on another head keeps their dQ
+  // reduce-adds on different rows. This reads Q / dO and the dQ accumulator about once (DRAM
+  // ~450 MB a call at 4 x 2048 and 1 x 8192, against 750 MB / 1.3 GB head after head with the
+  // tiles always down, ~470 MB floor): 0.8% / 1.0% faster held at the power cap. Head after head
+  // with the direction alternating halved the excess bytes and was 3% slower; heads in turn with
+  // the tiles always down moved more bytes than head after head (+2%).
+  const bool up = chunk & 1;
+  auto head_of = [&](int it) { return kvh * G + (it + k0 / kBwdBN) % G; };
+  auto query_of = [&](int it) { return k0 + (up ? it / G : nqt - 1 - it / G) * kBwdBM; };
   const int wg = threadIdx.x / 128, tid = threadIdx.x % 128;
 #ifdef LORA4J_ATTN_BWD_PROBE
   if (threadIdx.x == 0) {
