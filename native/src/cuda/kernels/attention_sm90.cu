@@ -1015,9 +1015,9 @@ __global__ void __launch_bounds__(kThreads, 1)
   // the previous chunk's short blocks end, and then end together; walking down lines up the
   // first kind on the same tile, walking up the second, so a group's blocks read each (head,
   // tile) at about the same time. Starting each key block on another head keeps their dQ
-  // reduce-adds on different rows. This reads Q / dO and the dQ accumulator about once (DRAM
-  // ~450 MB a call at 4 x 2048 and 1 x 8192, against 750 MB / 1.3 GB head after head with the
-  // tiles always down, ~470 MB floor): 0.8% / 1.0% faster held at the power cap. Head after head
+  // reduce-adds on different rows. DRAM then moves Q, dO, K, V and the dQ accumulator about
+  // once (~450 MB a call at 4 x 2048 and at 1 x 8192, against 750 MB / 1.3 GB head after head
+  // with the tiles always down): 0.8% / 1.0% faster held at the power cap. Head after head
   // with the direction alternating halved the excess bytes and was 3% slower; heads in turn with
   // the tiles always down moved more bytes than head after head (+2%).
   const bool up = chunk & 1;
