@@ -3,6 +3,7 @@
 # (nvidia-h200-x2). Run from the repository root after scripts/gpu/pack-java.sh filled .device/
 # (the GPU machine has no Java: the jlink runtime and the CLI jar come from there, and the CUDA
 # backend from the jar):  bash scripts/gpu/dist.sh   (or STEPS=dist bash scripts/gpu/run.sh)
+# The tree and .device must fit the device tool's 64 MiB: `scripts/gpu/aside.sh out` first.
 #
 #   a. equivalence: 2 ranks (--nproc-per-node 2) with micro-batch b against 1 GPU with
 #      --grad-accum 2 and micro-batch b: losses within 1e-2 relative at each of 20 steps

@@ -3,6 +3,8 @@
 # no Maven): a Java runtime made with jlink and the jars built here, in .device/ (ignored by git;
 # name it in the device call's carry list).
 #   scripts/gpu/pack-java.sh        # after `mvn -B verify` (or package) here
+# The work tree and .device must fit the device tool's 64 MiB together: scripts/gpu/aside.sh
+# moves the earlier sessions' raw logs (and the JMH jar) out of the tree for the call and back.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 JDK=${JDK25:-/usr/lib/jvm/temurin-25-jdk-amd64}
