@@ -4,8 +4,8 @@
 # then builds everything (Java, native core, CUDA backend where nvcc is, JNI glue) and runs every
 # test: `mvn -B -ntp verify`, then the unit tests of the GPU benchmark scripts' parsing and
 # command construction (benchmarks/test_ddp_bench.py, benchmarks/test_ab.py,
-# benchmarks/test_phases.py, benchmarks/test_attention_compare.py, benchmarks/test_ncu_bytes.py;
-# Python 3). Extra arguments go to Maven.
+# benchmarks/test_phases.py, benchmarks/test_attention_compare.py, benchmarks/test_ncu_bytes.py,
+# benchmarks/test_sass_mix.py; Python 3). Extra arguments go to Maven.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/ensure-tools.sh
@@ -15,3 +15,4 @@ python3 benchmarks/test_ab.py
 python3 benchmarks/test_phases.py
 python3 benchmarks/test_attention_compare.py
 python3 benchmarks/test_ncu_bytes.py
+python3 benchmarks/test_sass_mix.py
