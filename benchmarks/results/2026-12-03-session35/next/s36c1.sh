@@ -8,7 +8,7 @@ set -u
 # table, "off" elsewhere) against the default.
 # Steps: the whole of test_ops_cuda and test_engine_cuda with LORA4J_REQUIRE_GPU=1 (the new
 # checks: the copy = bf16(q), dk / dv the same bits as converted in place, dq within tolerance);
-# memcheck, racecheck and initcheck on the attention cases; Nsight Compute bytes and instructions
+# memcheck and initcheck on the attention cases; Nsight Compute bytes and instructions
 # of both; a burst; held A/B in three rounds; the contract's table against cuDNN with the copy;
 # the engine's step at 4 x 2048 with and without (bench_cuda, LORA4J_BENCH_SETTINGS=4x2048).
 # Prediction (NOTES, thirty-fifth session): ~17 M fewer instructions a call at 4 x 2048 (7%),
@@ -21,7 +21,7 @@ echo "build rc=$? at $(( $(date +%s) - T_START )) s" >> $W/sum.log
 (cd $B && LORA4J_REQUIRE_GPU=1 timeout 120 ctest -V -R "test_ops_cuda|test_engine_cuda") > $W/ctest.log 2>&1
 echo "ctest rc=$? at $(( $(date +%s) - T_START )) s" >> $W/sum.log
 SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-for tool in memcheck racecheck initcheck; do
+for tool in memcheck initcheck; do  # racecheck does not follow the mbarrier handoffs (run.sh)
   LORA4J_OPS_ONLY=attention timeout 60 $SAN --tool $tool --error-exitcode 1 $B/test_ops_cuda > $W/san-$tool.log 2>&1
   echo "$tool rc=$? at $(( $(date +%s) - T_START )) s" >> $W/sum.log
 done
