@@ -1009,17 +1009,17 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int nqt = (qend - k0 + kBwdBM - 1) / kBwdBM;  // query tiles k0 .. qend (causal)
   const int iters = G * nqt;
   // Iteration it's query head and first query: the group's heads in turn at each query tile,
-  // from head (key block mod G) on, and the tiles from the last one down in even chunks, from the
-  // block's first one up in odd chunks. A chunk's blocks either start together (the first wave,
-  // and any chunk that takes the SMs a chunk of blocks ending together frees) or start apart as
-  // the previous chunk's short blocks end, and then end together; walking down lines up the
-  // first kind on the same tile, walking up the second, so a group's blocks read each (head,
-  // tile) at about the same time. Starting each key block on another head keeps their dQ
-  // reduce-adds on different rows. DRAM then moves Q, dO, K, V and the dQ accumulator about
-  // once (~450 MB a call at 4 x 2048 and at 1 x 8192, against 750 MB / 1.3 GB head after head
-  // with the tiles always down): 0.8% / 1.0% faster held at the power cap. Head after head
-  // with the direction alternating halved the excess bytes and was 3% slower; heads in turn with
-  // the tiles always down moved more bytes than head after head (+2%).
+  // from head (key block mod G) on; the tiles from the last one down in even chunks, from the
+  // block's first one up in odd chunks. The chunks alternate between blocks that start together
+  // and end apart (the first wave: their lengths differ) and blocks that start apart, as the
+  // previous chunk's short blocks end, and end together. Walking down keeps the first kind on
+  // the same tile at once, walking up the second, so a group's blocks read each (head, tile) at
+  // about the same time; the different start heads keep their dQ reduce-adds on different rows.
+  // DRAM then moves Q, dO, K, V and the dQ accumulator about once (~450 MB a call at 4 x 2048
+  // and at 1 x 8192, against 750 MB / 1.3 GB head after head with the tiles always down): 0.8% /
+  // 1.0% faster held at the power cap. Head after head with the direction alternating left more
+  // bytes and was 3% slower; heads in turn with the tiles always down moved more bytes than head
+  // after head (+2%).
   const bool up = chunk & 1;
   auto head_of = [&](int it) { return kvh * G + (it + k0 / kBwdBN) % G; };
   auto query_of = [&](int it) { return k0 + (up ? it / G : nqt - 1 - it / G) * kBwdBM; };
