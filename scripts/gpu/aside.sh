@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The device tool copies the work tree (tracked files and untracked ones git does not ignore)
-# plus the folders named in carry, 64 MiB at most. The raw logs under benchmarks/results (23 MB
-# by the thirty-fifth session) and the packed Java runtime and jars in .device (~23 MB, 38 MB with
-# the JMH jar) no longer fit together, so before a call that carries .device:
+# plus the folders named in carry, 64 MiB at most. The tracked tree (~46 MiB in the thirty-fifth
+# session, 9.4 MiB of it raw logs under benchmarks/results, the larger ones gzip-compressed) and
+# the packed Java runtime and jars in .device (~23 MB, 38 MB with the JMH jar) no longer fit
+# together, so before a call that carries .device:
 #   scripts/gpu/aside.sh out [KEEP ...]   # moves benchmarks/results/* out of the tree, except the
 #                                         # entries named (the session's own folder, with the call's
 #                                         # script), and .device/benchmarks.jar unless KEEP_JMH=1
