@@ -10,7 +10,8 @@ set -u
 # checks: the copy = bf16(q), dk / dv the same bits as converted in place, dq within tolerance);
 # memcheck and initcheck on the attention cases; Nsight Compute bytes and instructions
 # of both; a burst; held A/B in three rounds; the contract's table against cuDNN with the copy;
-# the engine's step at 4 x 2048 with and without (bench_cuda, LORA4J_BENCH_SETTINGS=4x2048).
+# the engine's step at 4 x 2048 with and without (bench_cuda, LORA4J_BENCH_SETTINGS=4x2048);
+# and the forward's DRAM bytes (ncu_bytes.py, split at 0.6 ms).
 # Prediction (NOTES, thirty-fifth session): ~17 M fewer instructions a call at 4 x 2048 (7%),
 # ~200 MB more DRAM (~7 mJ, +1.1%); worth it if the copies' on-chip work cost more than that.
 T_START=$(date +%s)
@@ -36,6 +37,11 @@ for v in off qb; do
   echo "== $v" >> $W/bench.txt; grep -a "flash " $W/ops-$v.txt >> $W/bench.txt
 done
 unset LORA4J_ATTN_QB
+# the forward's DRAM bytes (the persistent form's, never measured; NOTES, thirty-fifth session)
+LORA4J_OPS_SECONDS=0.02 timeout 45 $NCU --clock-control none --kernel-name regex:attn_fwd_sm90 --launch-count 120 --csv --page raw \
+  --metrics gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum,lts__t_bytes.sum,smsp__inst_executed.sum \
+  $B/bench_ops attention_fwd > $W/ncu-fwd.csv 2> $W/ncu-fwd.err
+python3 benchmarks/ncu_bytes.py forward $W/ncu-fwd.csv --split-ms 0.6 >> $W/ncu.md 2>> $W/ncu-sum.err
 echo "ncu and burst at $(( $(date +%s) - T_START )) s" >> $W/sum.log
 held() {
   if [ $1 = main ]; then export LORA4J_ATTN_QB=0; else unset LORA4J_ATTN_QB; fi
