@@ -9,11 +9,12 @@ bench_ops attention_bwd: 4 x 2048 takes ~0.7 ms, 1 x 8192 ~2.5 ms, profiled alon
 gives the medians over that shape's launches: ms, DRAM MB read and written, L2 GB, millions of
 instructions.
 
-Usage: ncu_bytes.py LABEL FILE.csv [--split-ms 2.0] [--below "4 x 2048"] [--above "1 x 8192"]
+Usage: ncu_bytes.py LABEL FILE.csv[.gz] [--split-ms 2.0] [--below "4 x 2048"] [--above "1 x 8192"]
 [--header]
 """
 import argparse
 import csv
+import gzip
 import statistics
 import sys
 
@@ -28,10 +29,17 @@ HEADER = ("| variant | shape | launches | ms | DRAM read MB | DRAM write MB | L2
           "| --- | --- | --- | --- | --- | --- | --- | --- |")
 
 
+def csv_rows(path):
+    """The non-empty CSV rows of an Nsight Compute export, plain or gzip-compressed (.gz, as the
+    call scripts keep them in their logs)."""
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rt", errors="replace") as f:
+        return [r for r in csv.reader(f) if r]
+
+
 def launches(path):
     """Each profiled launch as a dict of METRICS in ms, bytes and instructions."""
-    with open(path, errors="replace") as f:
-        rows = [r for r in csv.reader(f) if r]
+    rows = csv_rows(path)
     try:
         head = next(i for i, r in enumerate(rows) if "gpu__time_duration.sum" in r)
     except StopIteration:

@@ -16,23 +16,23 @@ A - B, the largest differences first (A = the first file). --hot OPCODE also lis
 executed lines of that opcode with their addresses, to find where they come from.
 """
 import argparse
-import csv
-import gzip
+import os
 import re
 import sys
 from collections import Counter
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ncu_bytes import csv_rows  # noqa: E402  (the exports' reader, plain or .gz)
 
 OPCODE = re.compile(r"^(?:@!?U?P[T0-9]+\s+)?([A-Z][A-Z0-9_]*)")
 
 
 def kernels(path):
-    """{kernel name: [(address, source text, instructions executed), ...]} for every kernel of the
-    export (ncu writes one "Kernel Name" row, a header and the kernel's SASS lines per kernel)."""
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rt", errors="replace") as f:
-        rows = [r for r in csv.reader(f) if r]
+    """{kernel name: [(address, source text, instructions executed, opcode), ...]} for every
+    kernel of the export (ncu writes one "Kernel Name" row, a header and the kernel's SASS lines
+    per kernel)."""
     found, name, cols = {}, None, None
-    for r in rows:
+    for r in csv_rows(path):
         if r[0] == "Kernel Name":
             name, cols = (r[1] if len(r) > 1 else "?"), None
             found.setdefault(name, [])
@@ -46,10 +46,12 @@ def kernels(path):
         if cols is None or len(r) <= max(cols):
             continue
         text = r[cols[1]].strip()
-        if not OPCODE.match(text):
+        op = OPCODE.match(text)
+        if not op:
             continue
         count = r[cols[2]].replace(",", "").strip()
-        found[name].append((r[cols[0]], text, int(float(count)) if count not in ("", "-") else 0))
+        found[name].append((r[cols[0]], text, int(float(count)) if count not in ("", "-") else 0,
+                            op.group(1)))
     found = {k: v for k, v in found.items() if v}
     if not found:
         raise SystemExit(f"{path}: no SASS lines under a source page header (Source, Instructions Executed)")
@@ -66,14 +68,14 @@ def lines(path, pattern=None):
             raise SystemExit(f"{path}: {len(names)} kernels match {pattern!r} of {sorted(found)}")
         name = names[0]
     else:
-        name = max(found, key=lambda k: sum(n for *_, n in found[k]))
+        name = max(found, key=lambda k: sum(r[2] for r in found[k]))
     return name, found[name]
 
 
 def mix(rows):
     counts = Counter()
-    for _, text, n in rows:
-        counts[OPCODE.match(text).group(1)] += n
+    for _, _, n, op in rows:
+        counts[op] += n
     return counts
 
 
@@ -92,7 +94,7 @@ def main(argv=None):
     ma = mix(rows_a)
     ta = sum(ma.values())
     if args.b is None:
-        print(f"| opcode | executed (M) | share |\n| --- | --- | --- |")
+        print("| opcode | executed (M) | share |\n| --- | --- | --- |")
         for op, n in ma.most_common(args.top):
             print(f"| {op} | {n / 1e6:.2f} | {100 * n / ta:.1f}% |")
         print(f"| total | {ta / 1e6:.2f} | 100% |")
@@ -107,10 +109,9 @@ def main(argv=None):
             print(f"| {op} | {ma[op] / 1e6:.2f} | {mb[op] / 1e6:.2f} | {(ma[op] - mb[op]) / 1e6:+.2f} |")
         print(f"| total | {ta / 1e6:.2f} | {tb / 1e6:.2f} | {(ta - tb) / 1e6:+.2f} |")
     if args.hot:
-        hot = sorted((r for r in rows_a if OPCODE.match(r[1]).group(1) == args.hot),
-                     key=lambda r: -r[2])[:args.lines]
+        hot = sorted((r for r in rows_a if r[3] == args.hot), key=lambda r: -r[2])[:args.lines]
         print(f"\n{args.hot} lines of {args.a}, most executed first:")
-        for addr, text, n in hot:
+        for addr, text, n, _ in hot:
             print(f"{n:>12,}  {addr}  {text}")
     return 0
 
