@@ -24,7 +24,7 @@ case "${1:-}" in
     mkdir -p "$ASIDE/results"
     for entry in benchmarks/results/*; do
       name=$(basename "$entry") keep=0
-      for k in "$@"; do [ "$name" = "$k" ] && keep=1; done
+      for k in "$@"; do [ "$name" = "$(basename "$k")" ] && keep=1; done  # a name or its path
       [ "$keep" = 1 ] || mv "$entry" "$ASIDE/results/"
     done
     if [ "${KEEP_JMH:-0}" != 1 ] && [ -f .device/benchmarks.jar ]; then
