@@ -4,7 +4,8 @@ Runs a golden case (default hd128) in float64 with rounding applied at exactly t
 the CUDA engine keeps 16-bit tensors, and reports the relative error of layer 1's output
 (`base.hidden.1`) for each rounding point alone, and of the logits for the engine's rounding
 sets: `before` (every activation bf16) and `now` (the q/k GEMMs run on the split bf16 hi + lo
-normed input with fp32 outputs, RoPE rounds once to fp16). Shows where the CUDA engine's
+normed input with fp32 outputs, RoPE rounds once to fp16), and `now` with the residual stream in
+bf16 (the engine keeps it in fp32; scripts/bf16_grad_model.py asks the same of the gradients). Shows where the CUDA engine's
 forward error comes from and what each change buys (see native/src/cuda/NOTES.md).
 Run from a case folder:
     cd java/src/test/resources/hf-reference/hd128 && python3 ../../../../../../scripts/bf16_error_model.py
@@ -57,11 +58,11 @@ def layer(x,l,R_):
             P=e/l_
             out[b,:,h,:]=(r('P',e)@v[b,:,h//(H//KH),:])/l_ if 'P' in R_ else P@v[b,:,h//(H//KH),:]
     att=r('att',out.reshape(B,S,H*D))
-    x2=x+att@W[p+'self_attn.o_proj.weight'].T
+    x2=r('res',x+att@W[p+'self_attn.o_proj.weight'].T)
     xn2=r('xn2',rms(x2,W[p+'post_attention_layernorm.weight']))
     g=r('gate',xn2@W[p+'mlp.gate_proj.weight'].T); u=r('up',xn2@W[p+'mlp.up_proj.weight'].T)
     hh=r('h',g/(1+np.exp(-g))*u)
-    return x2+hh@W[p+'mlp.down_proj.weight'].T
+    return r('res',x2+hh@W[p+'mlp.down_proj.weight'].T)
 x0=R['base.hidden.0']; ref=R['base.hidden.1']
 m=mask.astype(bool)
 def err(a,ref=ref): return np.linalg.norm((a-ref)[m])/np.linalg.norm(ref[m])
@@ -78,3 +79,6 @@ def logits(R_):
     return xf@W.get('lm_head.weight',W['model.embed_tokens.weight']).T
 print('logits, before', err(logits(before),R['base.logits']))
 print('logits, now', err(logits(now),R['base.logits']))
+# 'res': the residual stream rounded to bf16 after each add, as Hugging Face's bf16 model keeps it
+# (the engine keeps it in fp32)
+print('logits, now + bf16 residual', err(logits(now|{'res'}),R['base.logits']))

@@ -1,0 +1,160 @@
+"""bf16 gradient-error model of the Mistral training step against the float64 golden reference.
+
+The forward-only scripts/bf16_error_model.py tells where the logits' error comes from; this one
+asks the same of the LoRA gradients, which the numerics contract bounds (hd128: worst LoRA
+gradient within 3e-2 of the float64 reference, test_engine_cuda's golden). It runs a golden case
+in float64 with torch autograd, rounding tensors at the points where the CUDA engine keeps them in
+16 bits: in the forward (the value used downstream) and in the backward (the gradient that flows
+on). Each rounding is a straight-through function: forward rounds x, backward rounds the incoming
+gradient (either side may be exact). It prints the worst relative error over the LoRA gradients
+(||g - ref|| / ||ref||, as test_engine_cuda) and the tensor it is on, for:
+  engine   the engine's roundings (bf16 activations with the q/k path in fp32 -> fp16 after RoPE,
+           bf16 P and dS in the attention's products, bf16 dO / dq / dk / dv / dgate / dup,
+           fp32 residual stream and its gradient)
+  dres     the engine's with the residual stream's gradient rounded to bf16 at each add
+  +res     the engine's with the residual stream rounded to bf16 after each add (forward)
+  +dres    both, as Hugging Face's bf16 model and autograd keep them
+  hf-bf16  every activation and gradient in bf16 (Hugging Face with the model in bf16)
+Run from a case folder:
+    cd java/src/test/resources/hf-reference/hd128 && python3 ../../../../../../scripts/bf16_grad_model.py
+Needs numpy and torch (CPU is enough; on Debian `apt-get install python3-torch`, for
+/usr/bin/python3). `exact` (no rounding) checks the model itself: ~1e-6 on hd128.
+"""
+import glob, json, struct
+import numpy as np
+import torch
+
+torch.set_default_dtype(torch.float64)
+
+
+def st(path):
+    f = open(path, 'rb'); n = struct.unpack('<Q', f.read(8))[0]; h = json.loads(f.read(n)); data = f.read()
+    out = {}
+    for k, v in h.items():
+        if k == '__metadata__': continue
+        a, b = v['data_offsets']; raw = data[a:b]
+        if v['dtype'] == 'BF16': arr = (np.frombuffer(raw, np.uint16).astype(np.uint32) << 16).view(np.float32)
+        elif v['dtype'] == 'F32': arr = np.frombuffer(raw, np.float32)
+        elif v['dtype'] == 'I64': arr = np.frombuffer(raw, np.int64)
+        else: arr = np.frombuffer(raw, np.float64)
+        out[k] = torch.from_numpy(arr.reshape(v['shape']).astype(np.float64 if v['dtype'] != 'I64' else np.int64).copy())
+    return out
+
+
+W = {}
+for f in glob.glob('model/*.safetensors'): W.update(st(f))
+AD = st('adapter_init/adapter_model.safetensors')
+R = st('reference.safetensors'); ref = json.load(open('reference.json'))
+cfg = ref['config']
+acfg = json.load(open('adapter_init/adapter_config.json'))
+scale = acfg['lora_alpha'] / acfg['r']
+H = cfg['num_attention_heads']; KH = cfg['num_key_value_heads']; D = cfg['head_dim']
+eps = cfg.get('rms_norm_eps', 1e-5)
+theta = cfg.get('rope_parameters', {}).get('rope_theta', cfg.get('rope_theta'))
+ids = R['input_ids']; mask = R['attention_mask']; labels = R['labels']; B, S = ids.shape
+inv = np.array([1.0 / np.float32(np.float64(np.float32(theta)) ** np.float64(np.float32(2 * i) / np.float32(D)))
+                for i in range(D // 2)], np.float32)
+ang = (np.arange(S)[:, None].astype(np.float32) * inv[None, :]).astype(np.float32)
+cos = torch.from_numpy(np.cos(ang).astype(np.float64))[None, :, None, :]
+sin = torch.from_numpy(np.sin(ang).astype(np.float64))[None, :, None, :]
+
+
+def to16(x, kind):
+    if kind is None: return x
+    dt = torch.bfloat16 if kind == 'bf16' else torch.float16
+    return x.to(torch.float32).to(dt).to(torch.float64)
+
+
+class Rnd(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, fwd, bwd):
+        ctx.bwd = bwd
+        return to16(x, fwd)
+
+    @staticmethod
+    def backward(ctx, g):
+        return to16(g, ctx.bwd), None, None
+
+
+def run(cfgset):
+    """cfgset: dict point -> (forward rounding, backward rounding)."""
+    def r(name, x):
+        f, b = cfgset.get(name, (None, None))
+        return x if f is None and b is None else Rnd.apply(x, f, b)
+    params = {}
+    for k, v in AD.items():
+        params[k] = v.clone().requires_grad_(True)
+
+    def lin(x, l, mod, proj):
+        w = W['model.layers.%d.%s.%s.weight' % (l, mod, proj)]
+        key = 'base_model.model.model.layers.%d.%s.%s.lora_%%s.weight' % (l, mod, proj)
+        y = x @ w.T
+        if key % 'A' in params:
+            xa = r('xa', x @ params[key % 'A'].T)
+            y = y + scale * (xa @ params[key % 'B'].T)
+        return y
+
+    def rms(x, w):
+        return x / torch.sqrt((x * x).mean(-1, keepdim=True) + eps) * w
+
+    def rope(x):
+        a = x[..., :D // 2]; b = x[..., D // 2:]
+        return torch.cat([a * cos - b * sin, b * cos + a * sin], -1)
+
+    x = W['model.embed_tokens.weight'][ids]
+    causal = torch.tril(torch.ones(S, S, dtype=torch.bool))
+    for l in range(cfg['num_hidden_layers']):
+        p = 'model.layers.%d.' % l
+        xn = rms(x, W[p + 'input_layernorm.weight'])
+        q = r('q', lin(xn, l, 'self_attn', 'q_proj')).reshape(B, S, H, D)
+        k = r('k', lin(xn, l, 'self_attn', 'k_proj')).reshape(B, S, KH, D)
+        v = r('v', lin(r('xn1', xn), l, 'self_attn', 'v_proj')).reshape(B, S, KH, D)
+        q = r('rope', rope(q)); k = r('rope', rope(k))
+        outs = []
+        for hh in range(H):
+            kh = hh // (H // KH)
+            s = r('s', torch.einsum('bqd,bkd->bqk', q[:, :, hh], k[:, :, kh]) / np.sqrt(D))
+            m = causal[None] & (mask[:, None, :] > 0)
+            s = s.masked_fill(~m, float('-inf'))
+            mx = s.max(-1, keepdim=True).values.detach()
+            mx = torch.where(torch.isfinite(mx), mx, torch.zeros_like(mx))
+            e = torch.exp(s - mx)
+            lsum = e.sum(-1, keepdim=True)
+            lsum = torch.where(lsum > 0, lsum, torch.ones_like(lsum))
+            outs.append(torch.einsum('bqk,bkd->bqd', r('P', e), v[:, :, kh]) / lsum)
+        att = r('att', torch.stack(outs, 2).reshape(B, S, H * D))
+        x = r('res', x + lin(att, l, 'self_attn', 'o_proj'))
+        xn2 = r('xn2', rms(x, W[p + 'post_attention_layernorm.weight']))
+        g = r('gate', lin(xn2, l, 'mlp', 'gate_proj')); u = r('up', lin(xn2, l, 'mlp', 'up_proj'))
+        hmid = r('h', g / (1 + torch.exp(-g)) * u)
+        x = r('res', x + lin(hmid, l, 'mlp', 'down_proj'))
+    xf = r('xf', rms(x, W['model.norm.weight']))
+    logits = r('logits', xf @ W.get('lm_head.weight', W['model.embed_tokens.weight']).T)
+    lg = logits[:, :-1].reshape(-1, logits.shape[-1]); lb = labels[:, 1:].reshape(-1)
+    keep = lb != -100
+    loss = torch.nn.functional.cross_entropy(lg[keep], lb[keep])
+    loss.backward()
+    worst, at = 0.0, None
+    for k, v in params.items():
+        key = 'grad.' + k[:-len('.weight')] + '.default.weight'
+        ref_g = R[key]
+        err = (torch.linalg.norm(v.grad - ref_g) / torch.linalg.norm(ref_g)).item()
+        if err > worst: worst, at = err, k
+    return loss.item(), worst, at
+
+
+BF = 'bf16'
+engine = {'xn1': (BF, None), 'q': (None, BF), 'k': (None, BF), 'v': (BF, BF), 'rope': ('fp16', None),
+          's': (None, BF), 'P': (BF, None), 'att': (BF, BF), 'xn2': (BF, None), 'gate': (BF, BF),
+          'up': (BF, BF), 'h': (BF, None), 'xa': (BF, None), 'xf': (BF, None), 'logits': (BF, BF)}
+dres_only = dict(engine, res=(None, BF))
+res = dict(engine, res=(BF, None))
+dres = dict(engine, res=(BF, BF))
+hf = {k: (BF, BF) for k in ['xn1', 'q', 'k', 'v', 'rope', 's', 'P', 'att', 'xn2', 'gate', 'up', 'h', 'xa', 'xf',
+                            'logits', 'res']}
+ref_loss = R['lora.loss'].item()
+print('reference lora loss %.6f' % ref_loss)
+for name, c in [('exact', {}), ('engine', engine), ('dres', dres_only), ('+res', res), ('+dres', dres),
+                ('hf-bf16', hf)]:
+    loss, worst, at = run(c)
+    print('%-8s loss %.6f (rel %.2e)  worst LoRA gradient %.3e  %s' % (name, loss, abs(loss - ref_loss) / ref_loss, worst, at))
