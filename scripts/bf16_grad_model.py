@@ -17,10 +17,12 @@ gradient (either side may be exact). It prints the worst relative error over the
   hf-bf16  every activation and gradient in bf16 (Hugging Face with the model in bf16)
 Run from a case folder:
     cd java/src/test/resources/hf-reference/hd128 && python3 ../../../../../../scripts/bf16_grad_model.py
+--layers=N (any number of times) also runs the case's layers repeated to depth N, each set
+against the unrounded run at that depth (the golden cases have two layers, Mistral 32).
 Needs numpy and torch (CPU is enough; on Debian `apt-get install python3-torch`, for
 /usr/bin/python3). `exact` (no rounding) checks the model itself: ~1e-6 on hd128.
 """
-import glob, json, struct
+import glob, json, struct, sys
 import numpy as np
 import torch
 
@@ -76,17 +78,27 @@ class Rnd(torch.autograd.Function):
         return to16(g, ctx.bwd), None, None
 
 
-def run(cfgset):
-    """cfgset: dict point -> (forward rounding, backward rounding)."""
+NL = cfg['num_hidden_layers']
+
+
+def lkey(k, l):
+    return k.replace('layers.%d.' % (l % NL), 'layers.%d.' % l, 1)
+
+
+def run(cfgset, layers=NL):
+    """cfgset: dict point -> (forward rounding, backward rounding); layers beyond the case's
+    repeat its layers (layer l has layer l mod NL's weights and adapter). Returns the loss and
+    the LoRA gradients by name."""
     def r(name, x):
         f, b = cfgset.get(name, (None, None))
         return x if f is None and b is None else Rnd.apply(x, f, b)
     params = {}
-    for k, v in AD.items():
-        params[k] = v.clone().requires_grad_(True)
+    for l in range(layers):
+        for k, v in AD.items():
+            if 'layers.%d.' % (l % NL) in k: params[lkey(k, l)] = v.clone().requires_grad_(True)
 
     def lin(x, l, mod, proj):
-        w = W['model.layers.%d.%s.%s.weight' % (l, mod, proj)]
+        w = W['model.layers.%d.%s.%s.weight' % (l % NL, mod, proj)]
         key = 'base_model.model.model.layers.%d.%s.%s.lora_%%s.weight' % (l, mod, proj)
         y = x @ w.T
         if key % 'A' in params:
@@ -103,8 +115,8 @@ def run(cfgset):
 
     x = W['model.embed_tokens.weight'][ids]
     causal = torch.tril(torch.ones(S, S, dtype=torch.bool))
-    for l in range(cfg['num_hidden_layers']):
-        p = 'model.layers.%d.' % l
+    for l in range(layers):
+        p = 'model.layers.%d.' % (l % NL)
         xn = rms(x, W[p + 'input_layernorm.weight'])
         q = r('q', lin(xn, l, 'self_attn', 'q_proj')).reshape(B, S, H, D)
         k = r('k', lin(xn, l, 'self_attn', 'k_proj')).reshape(B, S, KH, D)
@@ -134,13 +146,16 @@ def run(cfgset):
     keep = lb != -100
     loss = torch.nn.functional.cross_entropy(lg[keep], lb[keep])
     loss.backward()
-    worst, at = 0.0, None
-    for k, v in params.items():
-        key = 'grad.' + k[:-len('.weight')] + '.default.weight'
-        ref_g = R[key]
-        err = (torch.linalg.norm(v.grad - ref_g) / torch.linalg.norm(ref_g)).item()
-        if err > worst: worst, at = err, k
-    return loss.item(), worst, at
+    return loss.item(), {k: v.grad for k, v in params.items()}
+
+
+def worst(grads, refs):
+    """The largest ||g - ref|| / ||ref|| over the tensors (test_engine_cuda's measure), and where."""
+    w, at = 0.0, None
+    for k, g in grads.items():
+        e = (torch.linalg.norm(g - refs[k]) / torch.linalg.norm(refs[k])).item()
+        if e > w: w, at = e, k
+    return w, at
 
 
 BF = 'bf16'
@@ -152,9 +167,19 @@ res = dict(engine, res=(BF, None))
 dres = dict(engine, res=(BF, BF))
 hf = {k: (BF, BF) for k in ['xn1', 'q', 'k', 'v', 'rope', 's', 'P', 'att', 'xn2', 'gate', 'up', 'h', 'xa', 'xf',
                             'logits', 'res']}
+SETS = [('engine', engine), ('dres', dres_only), ('+res', res), ('+dres', dres), ('hf-bf16', hf)]
 ref_loss = R['lora.loss'].item()
-print('reference lora loss %.6f' % ref_loss)
-for name, c in [('exact', {}), ('engine', engine), ('dres', dres_only), ('+res', res), ('+dres', dres),
-                ('hf-bf16', hf)]:
-    loss, worst, at = run(c)
-    print('%-8s loss %.6f (rel %.2e)  worst LoRA gradient %.3e  %s' % (name, loss, abs(loss - ref_loss) / ref_loss, worst, at))
+golden = {k: R['grad.' + k[:-len('.weight')] + '.default.weight'] for k in AD}
+print('%s: %d layers, against the float64 reference' % (cfg.get('model_type', 'case'), NL))
+for name, c in [('exact', {})] + SETS:
+    loss, g = run(c)
+    w, at = worst(g, golden)
+    print('%-8s loss %.6f (rel %.2e)  worst LoRA gradient %.3e  %s' % (name, loss, abs(loss - ref_loss) / ref_loss, w, at))
+# --layers=N: the case's layers repeated to depth N, each set against the unrounded run there
+for n in [int(a.split('=', 1)[1]) for a in sys.argv[1:] if a.startswith('--layers=')]:
+    _, g0 = run({}, n)
+    print('%d layers (the case\'s repeated), against the unrounded run at that depth' % n)
+    for name, c in SETS:
+        loss, g = run(c, n)
+        w, at = worst(g, g0)
+        print('%-8s worst LoRA gradient %.3e  %s' % (name, w, at))
