@@ -13,7 +13,9 @@ gradient (either side may be exact). It prints the worst relative error over the
            fp32 residual stream and its gradient)
   dres     the engine's with the residual stream's gradient rounded to bf16 at each add
   +res     the engine's with the residual stream rounded to bf16 after each add (forward)
-  +dres    both, as Hugging Face's bf16 model and autograd keep them
+  +res2    as +res, with o's and down's adds rounded twice (the residual plus the LoRA term, then
+           plus the frozen product: lora_b_residual before the GEMM, as the engine forms them)
+  +dres    +res and dres, as Hugging Face's bf16 model and autograd keep them
   hf-bf16  every activation and gradient in bf16 (Hugging Face with the model in bf16)
 Run from a case folder:
     cd java/src/test/resources/hf-reference/hd128 && python3 ../../../../../../scripts/bf16_grad_model.py
@@ -97,6 +99,12 @@ def run(cfgset, layers=NL):
         for k, v in AD.items():
             if 'layers.%d.' % (l % NL) in k: params[lkey(k, l)] = v.clone().requires_grad_(True)
 
+    def lin_parts(x, l, mod, proj):
+        w = W['model.layers.%d.%s.%s.weight' % (l % NL, mod, proj)]
+        key = 'base_model.model.model.layers.%d.%s.%s.lora_%%s.weight' % (l, mod, proj)
+        xa = r('xa', x @ params[key % 'A'].T)
+        return x @ w.T, scale * (xa @ params[key % 'B'].T)
+
     def lin(x, l, mod, proj):
         w = W['model.layers.%d.%s.%s.weight' % (l % NL, mod, proj)]
         key = 'base_model.model.model.layers.%d.%s.%s.lora_%%s.weight' % (l, mod, proj)
@@ -135,11 +143,17 @@ def run(cfgset, layers=NL):
             lsum = torch.where(lsum > 0, lsum, torch.ones_like(lsum))
             outs.append(torch.einsum('bqk,bkd->bqd', r('P', e), v[:, :, kh]) / lsum)
         att = r('att', torch.stack(outs, 2).reshape(B, S, H * D))
-        x = r('res', x + lin(att, l, 'self_attn', 'o_proj'))
+        if 'res2' in cfgset:
+            b_, l_ = lin_parts(att, l, 'self_attn', 'o_proj'); x = r('res', r('res', x + l_) + b_)
+        else:
+            x = r('res', x + lin(att, l, 'self_attn', 'o_proj'))
         xn2 = r('xn2', rms(x, W[p + 'post_attention_layernorm.weight']))
         g = r('gate', lin(xn2, l, 'mlp', 'gate_proj')); u = r('up', lin(xn2, l, 'mlp', 'up_proj'))
         hmid = r('h', g / (1 + torch.exp(-g)) * u)
-        x = r('res', x + lin(hmid, l, 'mlp', 'down_proj'))
+        if 'res2' in cfgset:
+            b_, l_ = lin_parts(hmid, l, 'mlp', 'down_proj'); x = r('res', r('res', x + l_) + b_)
+        else:
+            x = r('res', x + lin(hmid, l, 'mlp', 'down_proj'))
     xf = r('xf', rms(x, W['model.norm.weight']))
     logits = r('logits', xf @ W.get('lm_head.weight', W['model.embed_tokens.weight']).T)
     lg = logits[:, :-1].reshape(-1, logits.shape[-1]); lb = labels[:, 1:].reshape(-1)
@@ -167,7 +181,8 @@ res = dict(engine, res=(BF, None))
 dres = dict(engine, res=(BF, BF))
 hf = {k: (BF, BF) for k in ['xn1', 'q', 'k', 'v', 'rope', 's', 'P', 'att', 'xn2', 'gate', 'up', 'h', 'xa', 'xf',
                             'logits', 'res']}
-SETS = [('engine', engine), ('dres', dres_only), ('+res', res), ('+dres', dres), ('hf-bf16', hf)]
+SETS = [('engine', engine), ('dres', dres_only), ('+res', res), ('+res2', dict(res, res2=(None, None))),
+        ('+dres', dres), ('hf-bf16', hf)]
 ref_loss = R['lora.loss'].item()
 golden = {k: R['grad.' + k[:-len('.weight')] + '.default.weight'] for k in AD}
 print('%s: %d layers, against the float64 reference' % (cfg.get('model_type', 'case'), NL))
