@@ -123,6 +123,9 @@ def run(cfgset, layers=NL):
 
     x = W['model.embed_tokens.weight'][ids]
     causal = torch.tril(torch.ones(S, S, dtype=torch.bool))
+    if cfg.get('sliding_window'):  # Hugging Face's rule: query i sees keys j with i - W < j <= i
+        i_ = torch.arange(S)[:, None]; j_ = torch.arange(S)[None, :]
+        causal = causal & (i_ - j_ < cfg['sliding_window'])
     for l in range(layers):
         p = 'model.layers.%d.' % (l % NL)
         xn = rms(x, W[p + 'input_layernorm.weight'])
