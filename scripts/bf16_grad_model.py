@@ -8,7 +8,8 @@ in float64 with torch autograd, rounding tensors at the points where the CUDA en
 on). Each rounding is a straight-through function: forward rounds x, backward rounds the incoming
 gradient (either side may be exact). It prints the worst relative error over the LoRA gradients
 (||g - ref|| / ||ref||, as test_engine_cuda) and the tensor it is on, for:
-  engine   the engine's roundings (bf16 activations with the q/k path in fp32 -> fp16 after RoPE,
+  engine   the engine's roundings (bf16 activations with the q/k path in fp32 -> fp16 after RoPE
+           (the q/k GEMMs' input exact here; the engine gives them fp16, 11 bits),
            bf16 P and dS in the attention's products, bf16 dO / dq / dk / dv / dgate / dup,
            fp32 residual stream and its gradient)
   dres     the engine's with the residual stream's gradient rounded to bf16 at each add
@@ -102,6 +103,7 @@ def run(cfgset, layers=NL):
     def lin_parts(x, l, mod, proj):
         w = W['model.layers.%d.%s.%s.weight' % (l % NL, mod, proj)]
         key = 'base_model.model.model.layers.%d.%s.%s.lora_%%s.weight' % (l, mod, proj)
+        if key % 'A' not in params: return x @ w.T, torch.zeros(())
         xa = r('xa', x @ params[key % 'A'].T)
         return x @ w.T, scale * (xa @ params[key % 'B'].T)
 
