@@ -5,24 +5,15 @@ the CUDA engine keeps 16-bit tensors, and reports the relative error of layer 1'
 (`base.hidden.1`) for each rounding point alone, and of the logits for the engine's rounding
 sets: `before` (every activation bf16) and `now` (the q/k GEMMs run on the split bf16 hi + lo
 normed input with fp32 outputs, RoPE rounds once to fp16), and `now` with the residual stream in
-bf16 (the engine keeps it in fp32; scripts/bf16_grad_model.py asks the same of the gradients). Shows where the CUDA engine's
-forward error comes from and what each change buys (see native/src/cuda/NOTES.md).
+bf16 (the engine keeps it in fp32; scripts/bf16_grad_model.py asks the same of the gradients).
+Shows where the CUDA engine's forward error comes from and what each change buys (see native/src/cuda/NOTES.md).
 Run from a case folder:
     cd java/src/test/resources/hf-reference/hd128 && python3 ../../../../../../scripts/bf16_error_model.py
 Needs numpy only.
 """
-import json,struct,numpy as np,glob,sys
-def st(path):
-    f=open(path,'rb'); n=struct.unpack('<Q',f.read(8))[0]; h=json.loads(f.read(n)); data=f.read(); out={}
-    for k,v in h.items():
-        if k=='__metadata__': continue
-        a,b=v['data_offsets']; raw=data[a:b]
-        if v['dtype']=='BF16': arr=(np.frombuffer(raw,np.uint16).astype(np.uint32)<<16).view(np.float32)
-        elif v['dtype']=='F32': arr=np.frombuffer(raw,np.float32)
-        elif v['dtype']=='I64': arr=np.frombuffer(raw,np.int64)
-        else: arr=np.frombuffer(raw,np.float64)
-        out[k]=arr.reshape(v['shape']).astype(np.float64) if v['dtype']!='I64' else arr.reshape(v['shape'])
-    return out
+import json,numpy as np,glob,os,sys
+sys.path.insert(0,os.path.dirname(os.path.abspath(__file__)))
+from golden_case import read_safetensors as st, rope_tables
 W={}
 for f in glob.glob('model/*.safetensors'): W.update(st(f))
 R=st('reference.safetensors'); cfg=json.load(open('reference.json'))['config']
@@ -30,11 +21,9 @@ def bf(x):
     x32=np.asarray(x,np.float32); b=x32.view(np.uint32).astype(np.uint64)
     b=((b+0x7FFF+((b>>16)&1))>>16)<<16
     return b.astype(np.uint32).view(np.float32).astype(np.float64)
-H=cfg['num_attention_heads'];KH=cfg['num_key_value_heads'];D=cfg['head_dim'];theta=cfg['rope_parameters']['rope_theta']
+H=cfg['num_attention_heads'];KH=cfg['num_key_value_heads'];D=cfg['head_dim']
 mask=R['attention_mask']; B,S=mask.shape
-inv=np.array([1.0/np.float32(np.float64(np.float32(theta))**np.float64(np.float32(2*i)/np.float32(D))) for i in range(D//2)],np.float32)
-pos=np.arange(S); ang=(pos[:,None].astype(np.float32)*inv[None,:]).astype(np.float32)
-cos=np.cos(ang).astype(np.float64); sin=np.sin(ang).astype(np.float64)
+cos,sin=rope_tables(cfg,S)
 def rope(x): # [B,S,h,D]
     a=x[...,:D//2]; b=x[...,D//2:]; c=cos[None,:,None,:]; s=sin[None,:,None,:]
     return np.concatenate([a*c-b*s, b*c+a*s],-1)

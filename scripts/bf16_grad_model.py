@@ -25,25 +25,18 @@ against the unrounded run at that depth (the golden cases have two layers, Mistr
 Needs numpy and torch (CPU is enough; on Debian `apt-get install python3-torch`, for
 /usr/bin/python3). `exact` (no rounding) checks the model itself: ~1e-6 on hd128.
 """
-import glob, json, struct, sys
+import glob, json, os, sys
 import numpy as np
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from golden_case import read_safetensors, rope_tables  # noqa: E402
 
 torch.set_default_dtype(torch.float64)
 
 
 def st(path):
-    f = open(path, 'rb'); n = struct.unpack('<Q', f.read(8))[0]; h = json.loads(f.read(n)); data = f.read()
-    out = {}
-    for k, v in h.items():
-        if k == '__metadata__': continue
-        a, b = v['data_offsets']; raw = data[a:b]
-        if v['dtype'] == 'BF16': arr = (np.frombuffer(raw, np.uint16).astype(np.uint32) << 16).view(np.float32)
-        elif v['dtype'] == 'F32': arr = np.frombuffer(raw, np.float32)
-        elif v['dtype'] == 'I64': arr = np.frombuffer(raw, np.int64)
-        else: arr = np.frombuffer(raw, np.float64)
-        out[k] = torch.from_numpy(arr.reshape(v['shape']).astype(np.float64 if v['dtype'] != 'I64' else np.int64).copy())
-    return out
+    return {k: torch.from_numpy(v.copy()) for k, v in read_safetensors(path).items()}
 
 
 W = {}
@@ -55,13 +48,10 @@ acfg = json.load(open('adapter_init/adapter_config.json'))
 scale = acfg['lora_alpha'] / acfg['r']
 H = cfg['num_attention_heads']; KH = cfg['num_key_value_heads']; D = cfg['head_dim']
 eps = cfg.get('rms_norm_eps', 1e-5)
-theta = cfg.get('rope_parameters', {}).get('rope_theta', cfg.get('rope_theta'))
 ids = R['input_ids']; mask = R['attention_mask']; labels = R['labels']; B, S = ids.shape
-inv = np.array([1.0 / np.float32(np.float64(np.float32(theta)) ** np.float64(np.float32(2 * i) / np.float32(D)))
-                for i in range(D // 2)], np.float32)
-ang = (np.arange(S)[:, None].astype(np.float32) * inv[None, :]).astype(np.float32)
-cos = torch.from_numpy(np.cos(ang).astype(np.float64))[None, :, None, :]
-sin = torch.from_numpy(np.sin(ang).astype(np.float64))[None, :, None, :]
+cos_, sin_ = rope_tables(cfg, S)
+cos = torch.from_numpy(cos_)[None, :, None, :]
+sin = torch.from_numpy(sin_)[None, :, None, :]
 
 
 def to16(x, kind):
