@@ -195,16 +195,17 @@ double grads_err(Golden& g, lora4j_engine* e, const char* mode) {
 // GEMM at these small widths too (by default the fold waits for r to be a small part of in).
 // qk_lo: LORA4J_QK_LO, the precision of the q/k GEMMs' input: null for the default (fp16),
 // "e4m3" or "bf16" for the bf16 input plus its rounding residue in e4m3 (sm_89 on) or bf16.
-// off: an engine switch set to 0 for the whole case (read at each engine's creation).
+// off: an engine switch set to 0 for the whole case (read at each engine's creation); or, with
+// value, set to that value (LORA4J_RESIDUAL=bf16).
 void golden(const std::string& case_name, bool folded = false, const char* qk_lo = nullptr,
-            const char* off = nullptr) {
+            const char* off = nullptr, const char* value = "0") {
   Golden g = load_case(case_name);
   const std::string name = case_name + (folded ? " (LoRA folded)" : "") +
                            (qk_lo ? std::string(" (q/k residue ") + qk_lo + ")" : "") +
-                           (off ? std::string(" (") + off + "=0)" : "");
+                           (off ? std::string(" (") + off + "=" + value + ")" : "");
   if (folded) setenv("LORA4J_LORA_FOLD", "1", 1);  // read at each attach
   if (qk_lo) setenv("LORA4J_QK_LO", qk_lo, 1);     // read at each engine's creation
-  if (off) setenv(off, "0", 1);
+  if (off) setenv(off, value, 1);
   const char* S = "golden";
   lora4j_engine* e = make_engine(g, LORA4J_RECOMPUTE_NONE);
   ct::report(S, name + " base loss", loss_err(g, e, "base.loss"), kLossTol);
@@ -383,6 +384,23 @@ void golden(const std::string& case_name, bool folded = false, const char* qk_lo
   unsetenv("LORA4J_LORA_FOLD");
   unsetenv("LORA4J_QK_LO");
   if (off) unsetenv(off);
+}
+
+// LORA4J_RESIDUAL other than fp32 or bf16: the engine is not made, and the error names the
+// variable and its value.
+void residual_switch_refuses() {
+  Golden g = load_case("tiny");
+  setenv("LORA4J_RESIDUAL", "fp16", 1);
+  lora4j_engine_options o{};
+  o.device = LORA4J_DEVICE_CUDA;
+  lora4j_engine* e = nullptr;
+  const int rc = lora4j_engine_create(&g.cfg, &o, &e);
+  const std::string msg = rc == LORA4J_OK ? "" : lora4j_last_error();
+  unsetenv("LORA4J_RESIDUAL");
+  if (e) lora4j_engine_destroy(e);
+  ct::report_bool("golden", "LORA4J_RESIDUAL=fp16 refused, naming the variable",
+                  rc == LORA4J_EINVAL && msg.find("LORA4J_RESIDUAL is 'fp16'") != std::string::npos,
+                  "rc " + std::to_string(rc) + ": " + msg);
 }
 
 // Packed rows: two examples packed into one row (segment_ids, restarting position_ids) must
@@ -1386,6 +1404,10 @@ int main() {
   // hold the masked ones to the same references
   for (const char* c : {"tiny-sliding", "hd128"})
     golden(c, false, nullptr, "LORA4J_RIGHT_PAD_UNMASKED");
+  // the residual stream in bf16: the same contract in every recompute mode
+  for (const char* c : {"tiny", "tiny-sliding", "hd128"})
+    golden(c, false, nullptr, "LORA4J_RESIDUAL", "bf16");
+  residual_switch_refuses();
   qk_precision();
   qk_f16_bounds();
   qkv_dx_fold();

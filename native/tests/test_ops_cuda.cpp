@@ -85,6 +85,73 @@ void test_rmsnorm(ct::Rng& r, int64_t n, int64_t d) {
   ct::report("rmsnorm", "backward dx bf16 copy " + tag, ct::rel_err(ct::down_bf16(dxb), acc), kTol);
 }
 
+void check_path(const char* suite, const std::string& tag, bool vectorized, bool want);
+
+// The bf16 residual stream's forms (x bf16): the same bits as the fp32 kernels on x's values
+// held in fp32, vectorized and scalar alike, and the CPU twin on those values.
+void test_rmsnorm_bf16(ct::Rng& r, int64_t n, int64_t d, int64_t off) {
+  auto x = randn(r, static_cast<size_t>(n * d), 1.5f, true);  // bf16 values
+  auto w = randn(r, static_cast<size_t>(d));
+  auto dy = randn(r, static_cast<size_t>(n * d), 1.f, false);
+  auto dx0 = randn(r, static_cast<size_t>(n * d), 1.f, false);
+  Dev<bf> xb(x.size() + size_t(off)), dw(w.size()), y16(x.size()), y32(x.size()), ys(x.size());
+  Dev<bf> b16(x.size()), b32(x.size());
+  Dev<float> x32(x.size()), ddy(dy.size()), rs16(n), rs32(n), rss(n), g16(x.size()), g32(x.size()),
+      gs(x.size());
+  {
+    std::vector<float> padded(size_t(off), 0.f);
+    padded.insert(padded.end(), x.begin(), x.end());
+    ct::up_bf16(xb, padded);
+  }
+  const bf* xp = xb.p + off;
+  ct::up(x32, x);
+  ct::up_bf16(dw, w);
+  ct::up(ddy, dy);
+  for (auto* p : {&y16, &y32, &ys, &b16, &b32}) p->poison();
+  for (auto* p : {&rs16, &rs32, &rss}) p->poison();
+  ct::up(g16, dx0);
+  ct::up(g32, dx0);
+  ct::up(gs, dx0);
+  const std::string tag =
+      "n=" + std::to_string(n) + " d=" + std::to_string(d) + (off ? " x misaligned" : "");
+  check_path("rmsnorm", "forward, bf16 x " + tag,
+             cuda::rmsnorm_forward_is_vectorized(xp, dw.p, y16.p, d), off == 0 && d % 4 == 0);
+  check(cuda::rmsnorm_forward(xp, dw.p, y16.p, rs16.p, n, d, 1e-5f, 0), "rmsnorm_forward bf16");
+  check(cuda::rmsnorm_forward(x32.p, dw.p, y32.p, rs32.p, n, d, 1e-5f, 0), "rmsnorm_forward");
+  check(cuda::rmsnorm_forward_scalar(xp, dw.p, ys.p, rss.p, n, d, 1e-5f, 0),
+        "rmsnorm_forward_scalar bf16");
+  check(cuda::rmsnorm_backward(ddy.p, xp, dw.p, rs16.p, g16.p, n, d, true, 0, b16.p),
+        "rmsnorm_backward bf16");
+  check(cuda::rmsnorm_backward(ddy.p, x32.p, dw.p, rs32.p, g32.p, n, d, true, 0, b32.p),
+        "rmsnorm_backward");
+  check(cuda::rmsnorm_backward_scalar(ddy.p, xp, dw.p, rss.p, gs.p, n, d, true, 0),
+        "rmsnorm_backward_scalar bf16");
+  auto bits_differ = [](const std::vector<float>& a, const std::vector<float>& b) {
+    int64_t k = 0;
+    for (size_t i = 0; i < a.size(); ++i) k += std::memcmp(&a[i], &b[i], 4) != 0;
+    return double(k) / double(a.size());
+  };
+  const auto fy = ct::down_bf16(y16), fg = ct::down(g16);
+  ct::report("rmsnorm", "bf16 x: forward y = fp32 kernel's bits " + tag,
+             bits_differ(fy, ct::down_bf16(y32)), 0.0);
+  ct::report("rmsnorm", "bf16 x: rstd = fp32 kernel's bits " + tag,
+             bits_differ(ct::down(rs16), ct::down(rs32)), 0.0);
+  ct::report("rmsnorm", "bf16 x: forward y vectorized = scalar " + tag,
+             bits_differ(fy, ct::down_bf16(ys)), 0.0);
+  ct::report("rmsnorm", "bf16 x: backward dx = fp32 kernel's bits " + tag,
+             bits_differ(fg, ct::down(g32)), 0.0);
+  ct::report("rmsnorm", "bf16 x: backward dx bf16 copy = fp32 kernel's bits " + tag,
+             bits_differ(ct::down_bf16(b16), ct::down_bf16(b32)), 0.0);
+  ct::report("rmsnorm", "bf16 x: backward dx vectorized = scalar " + tag,
+             bits_differ(fg, ct::down(gs)), 0.0);
+  std::vector<float> y(x.size()), rstd(static_cast<size_t>(n)), gx(x.size());
+  cpu::rmsnorm_forward(g_tp, x.data(), w.data(), y.data(), rstd.data(), n, d, 1e-5f);
+  cpu::rmsnorm_backward(g_tp, dy.data(), x.data(), w.data(), rstd.data(), gx.data(), n, d, false);
+  for (size_t i = 0; i < gx.size(); ++i) gx[i] += dx0[i];
+  ct::report("rmsnorm", "bf16 x: forward y vs the CPU twin " + tag, ct::rel_err(fy, y), kTol);
+  ct::report("rmsnorm", "bf16 x: backward dx vs the CPU twin " + tag, ct::rel_err(fg, gx), kTol);
+}
+
 std::vector<float> rope_inv(int D, double theta) {
   std::vector<float> inv(static_cast<size_t>(D / 2));
   for (int i = 0; i < D / 2; ++i)
@@ -717,6 +784,24 @@ void test_embedding(ct::Rng& r, int64_t n, int64_t V, int64_t d) {
     std::copy_n(table.data() + ids[static_cast<size_t>(i)] * d, d, ref.data() + i * d);
   ct::report("embedding", "gather n=" + std::to_string(n) + " d=" + std::to_string(d),
              ct::rel_err(ct::down(dout), ref), 0.0);
+}
+
+// The bf16 form (LORA4J_RESIDUAL=bf16's embedding): the table's bits themselves.
+void test_embedding_bf16(ct::Rng& r, int64_t n, int64_t V, int64_t d) {
+  auto table = randn(r, static_cast<size_t>(V * d));
+  std::vector<int32_t> ids(static_cast<size_t>(n));
+  for (auto& t : ids) t = r.integer(0, int(V) - 1);
+  Dev<bf> dt(table.size()), dout(static_cast<size_t>(n * d));
+  Dev<int32_t> di(ids.size());
+  ct::up_bf16(dt, table);
+  ct::up(di, ids);
+  dout.poison();
+  check(cuda::embedding_forward(di.p, dt.p, dout.p, n, d, 0), "embedding_forward bf16");
+  std::vector<float> ref(static_cast<size_t>(n * d));
+  for (int64_t i = 0; i < n; ++i)
+    std::copy_n(table.data() + ids[static_cast<size_t>(i)] * d, d, ref.data() + i * d);
+  ct::report("embedding", "gather into bf16 n=" + std::to_string(n) + " d=" + std::to_string(d),
+             ct::rel_err(ct::down_bf16(dout), ref), 0.0);
 }
 
 // add_f32_slices: each destination slice receives its share of src, the same fp32 additions as
@@ -1710,14 +1795,79 @@ void lora_b_residual_case(uint64_t seed, int64_t n, int64_t O, int r, int64_t ld
   ct::report("lora_b", "y = residual + xa B^T vs float64 " + tag, ct::rel_err(got, ref), 1e-6);
 }
 
+// lora_b_residual_bf16: y = bf16((residual + xa B^T) + z), residual and y bf16, z fp32. Held
+// to (1) the fp32 form's bits: lora_b_residual on float(residual), then + z in fp32 on the host
+// and rounded to bf16, the same operations in the same order, must give the same bits; (2)
+// float64: within one bf16 ulp of the exact sum (rounding once from fp32); r 0 adds only z;
+// mode 2: in place (y is the residual).
+void lora_b_residual_bf16_case(uint64_t seed, int64_t n, int64_t O, int r, int64_t ldxa,
+                               int mode) {  // 0: into y, 2: in place
+  Fill f(seed);
+  const int rr = std::max(r, 1);
+  Dev<bf> xa(size_t(n * ldxa)), B(size_t(O * rr)), res(size_t(n * O)), y(size_t(n * O));
+  Dev<float> z(size_t(n * O)), res32(size_t(n * O)), y32(size_t(n * O));
+  fill_dev(xa, 0, xa.n, f, 2.f);
+  fill_dev(B, 0, B.n, f, 0.5f);
+  fill_dev(res, 0, res.n, f, 4.f);
+  fill_dev(z, 0, z.n, f, 8.f);
+  const std::vector<float> hres = ct::down_bf16(res), hz = ct::down(z);
+  ct::up(res32, hres);
+  y.poison();
+  y32.poison();
+  bf* yp = mode == 2 ? res.p : y.p;
+  const bf* xap = r ? xa.p : nullptr;
+  const bf* Bp = r ? B.p : nullptr;
+  const std::string tag = "n=" + std::to_string(n) + " O=" + std::to_string(O) +
+                          " r=" + std::to_string(r) + (mode == 2 ? " in place" : "");
+  const bool ok = cuda::lora_b_residual_bf16_supported(xap, ldxa, Bp, r, res.p, z.p, yp, O);
+  ct::report_bool("lora_b", "lora_b_residual_bf16 applies " + tag, ok, "");
+  if (!ok) return;
+  check(cuda::lora_b_residual_bf16(xap, ldxa, Bp, r, res.p, z.p, yp, n, O, 0),
+        "lora_b_residual_bf16");
+  const std::vector<float> got = ct::down_bf16(mode == 2 ? res : y);
+  std::vector<float> twin = hres;  // r 0: the residual itself, as float
+  if (r) {
+    check(cuda::lora_b_residual(xa.p, ldxa, B.p, r, res32.p, y32.p, n, O, 0), "lora_b_residual");
+    twin = ct::down(y32);
+  }
+  const std::vector<float> hxa = ct::down_bf16(xa), hB = ct::down_bf16(B);
+  int64_t differ = 0, off_ulp = 0;
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < O; ++j) {
+      const size_t e = size_t(i * O + j);
+      const float want = ct::round_bf16(twin[e] + hz[e]);
+      differ += std::memcmp(&want, &got[e], 4) != 0;
+      double acc = 0.0;
+      for (int k = 0; k < r; ++k)
+        acc += double(hxa[size_t(i * ldxa + k)]) * double(hB[size_t(j * r + k)]);
+      const double exact = double(hres[e]) + acc + double(hz[e]);
+      // one bf16 ulp at |exact|: 2^(exponent - 7)
+      const double ulp = std::ldexp(1.0, std::ilogb(std::max(std::fabs(exact), 1e-30)) - 7);
+      off_ulp += std::fabs(double(got[e]) - exact) > ulp;
+    }
+  ct::report("lora_b", "y bf16 = the fp32 form's sum rounded once, bits " + tag,
+             double(differ) / double(n * O), 0.0);
+  ct::report("lora_b", "y bf16 within one ulp of float64 " + tag, double(off_ulp) / double(n * O),
+             0.0);
+}
+
 // lora_b_residual's cases (also run alone, LORA4J_OPS_ONLY=lora_b)
 void test_lora_b(ct::Rng& r) {
   auto seed = [&] { return uint64_t(r.integer(0, 1 << 30)); };
   lora_b_residual_case(seed(), 2085, 4096, 16, 16, 0, 0);  // o / down at Mistral-7B's width
   lora_b_residual_case(seed(), 97, 4096, 8, 8, 0, 1);
-  lora_b_residual_case(seed(), 333, 5120, 32, 32, 0, 2);  // Nemo's width, rank 32
-  lora_b_residual_case(seed(), 1, 1028, 16, 48, 16, 0);   // a slice of a wider xa; O % 1024 != 0
-  lora_b_residual_case(seed(), 3000, 72, 32, 32, 0, 0);   // fewer columns than a block
+  lora_b_residual_case(seed(), 333, 5120, 32, 32, 0, 2);     // Nemo's width, rank 32
+  lora_b_residual_case(seed(), 1, 1028, 16, 48, 16, 0);      // a slice of a wider xa; O % 1024 != 0
+  lora_b_residual_case(seed(), 3000, 72, 32, 32, 0, 0);      // fewer columns than a block
+  lora_b_residual_bf16_case(seed(), 2085, 4096, 16, 16, 0);  // o / down at Mistral-7B's width
+  lora_b_residual_bf16_case(seed(), 97, 4096, 8, 8, 2);
+  lora_b_residual_bf16_case(seed(), 333, 5120, 32, 32, 2);
+  lora_b_residual_bf16_case(seed(), 1000, 4096, 0, 16, 0);  // no LoRA term: residual + z
+  lora_b_residual_bf16_case(seed(), 3000, 72, 32, 32, 0);   // fewer columns than a block
+  ct::report_bool("lora_b", "lora_b_residual_bf16 refuses rank 64",
+                  !cuda::lora_b_residual_bf16_supported(nullptr, 64, nullptr, 64, nullptr, nullptr,
+                                                        nullptr, 4096),
+                  "");
 }
 
 // lora_dy_pair's cases (also run alone, LORA4J_OPS_ONLY=lora_dy: scripts/gpu/run.sh's "cudasan"
@@ -2233,12 +2383,17 @@ int main() {
       }
 
   test_embedding(r, 97, 1000, 257);
+  test_embedding_bf16(r, 97, 1000, 4096);
   test_add_f32_slices(r, 16 * 4096, 3);  // q, k, v's dLoRA_A at rank 16
   test_add_f32_slices(r, 1000003, 2);    // a length past the grid's cap, odd
   test_add_f32_slices(r, 5, 1);
   test_add_f32_refusals();
   for (int64_t n : {1, 97, 1025}) test_rmsnorm(r, n, n == 1 ? 64 : 4096);
   test_rmsnorm(r, 200, 1000);
+  test_rmsnorm_bf16(r, 1025, 4096, 0);  // Mistral-7B's width: vectorized
+  test_rmsnorm_bf16(r, 97, 5120, 0);    // Nemo's width
+  test_rmsnorm_bf16(r, 33, 4096, 3);    // x off 16-byte alignment: scalar
+  test_rmsnorm_bf16(r, 7, 1002, 0);     // d % 4 != 0: scalar
   test_rope(r, 97, 8, 64, 10000.0);
   test_rope(r, 200, 4, 128, 1e6);
   test_rope(r, 1025, 2, 16, 10000.0);

@@ -81,7 +81,8 @@ constexpr bool kFoldGroup[kGroups] = {true, false, true, false};
 struct LayerActs {
   bf16 *xn1, *v, *att, *xn2, *gate, *up, *h;
   f16 *q, *k;  // rotated, fp16 (the attention scores' operands)
-  float *rstd1, *rstd2, *lse, *xmid, *att32;
+  float *rstd1, *rstd2, *lse, *att32;
+  void* xmid;  // the residual stream after attention: fp32, or bf16 with LORA4J_RESIDUAL=bf16
   bf16* xa[NUM_PROJ];
 };
 
@@ -154,6 +155,13 @@ class CudaEngine final : public Engine {
       attn_o_bf16_ = env_switch_on("LORA4J_ATTN_O_BF16");
       right_pad_unmasked_ = env_switch_on("LORA4J_RIGHT_PAD_UNMASKED");
       seg_runs_ = env_switch_on("LORA4J_SEGMENT_RUNS");
+      if (const char* rs = std::getenv("LORA4J_RESIDUAL")) {
+        if (std::strcmp(rs, "bf16") == 0)
+          res16_ = true;
+        else if (std::strcmp(rs, "fp32") != 0)
+          fail(LORA4J_EINVAL,
+               std::string("LORA4J_RESIDUAL is '") + rs + "': expected fp32 or bf16");
+      }
       // LORA4J_LORA_DY_SLOTS=N sizes lora_dy_pair's row shares for N resident blocks (A/B runs)
       if (const char* ds = std::getenv("LORA4J_LORA_DY_SLOTS"))
         dy_slots_env_ = std::max(1, std::atoi(ds));
@@ -1430,7 +1438,7 @@ class CudaEngine final : public Engine {
       a.att = c.take<bf16>(n * qd);
       a.lse = c.take<float>(B * H * S);
       a.att32 = attn_o_bf16_ ? nullptr : c.take<float>(n * qd);
-      a.xmid = c.take<float>(n * d);
+      a.xmid = take_res(c, n * d);
       a.xn2 = c.take<bf16>(n * xld_[kGroupOf[GATE]]);  // [xn2 | xa of gate, up] likewise
       a.rstd2 = c.take<float>(n);
       a.gate = c.take<bf16>(n * I);
@@ -1452,16 +1460,17 @@ class CudaEngine final : public Engine {
         }
       }
     }
-    // The fp32 residual stream. Without recompute every layer input is kept for the backward.
-    // With recompute, two fp32 buffers alternate (x_[l] = buffer l % 2) and each layer input is
-    // checkpointed in bf16 (xck_[l]), as the reference stack's checkpointing keeps it: half the
-    // bytes; the backward recomputes layer l from bf16(x_l) (the forward itself stays fp32).
+    // The residual stream (fp32; bf16 with res16_). Without recompute every layer input is kept
+    // for the backward. With recompute, two buffers alternate (x_[l] = buffer l % 2) and each
+    // layer input is checkpointed in bf16 (xck_[l]), as the reference stack's checkpointing
+    // keeps it: half the bytes; the backward recomputes layer l from bf16(x_l) (the forward
+    // itself keeps the stream's own type).
     x_.assign(size_t(L + 1), nullptr);
     xck_.assign(size_t(L), nullptr);
     if (opt_.recompute == LORA4J_RECOMPUTE_NONE) {
-      for (int64_t l = 0; l <= L; ++l) x_[size_t(l)] = c.take<float>(n * d);
+      for (int64_t l = 0; l <= L; ++l) x_[size_t(l)] = take_res(c, n * d);
     } else {
-      float* buf[2] = {c.take<float>(n * d), c.take<float>(n * d)};
+      void* buf[2] = {take_res(c, n * d), take_res(c, n * d)};
       for (int64_t l = 0; l <= L; ++l) x_[size_t(l)] = buf[l % 2];
       // offloaded: two device slots (layer l in slot l % 2), the layers themselves on the host
       if (offload()) {
@@ -1807,7 +1816,10 @@ class CudaEngine final : public Engine {
   }
 
   // y = x W^T (+ residual) + xa B^T, xa = s x A^T formed by lora_a_forward; x has row stride
-  // ldx. y bf16, or fp32 when y_f32 (then `residual`, which may be null, is added).
+  // ldx. y bf16, or fp32 when y_f32 (then `residual`, fp32 and nullable, is added). A residual
+  // with y bf16 is the bf16 stream (res16_): the sum is formed in fp32 and rounded once, by
+  // cuBLASLt's epilogue (no unfolded LoRA term) or by lora_b_residual_bf16 after the frozen GEMM
+  // wrote x W^T in fp32 to dtmp_ (free at o's and down's forward).
   // x_lo (nullable, needs y_f32; row stride ldx): the bf16 rounding residue of x; the frozen GEMM
   // then also runs on it, so y is as exact as an fp32 x would make it (the LoRA term keeps bf16 x).
   // x_lo8 (nullable, needs y_f32; row stride in): the same residue in e4m3, times lo8_scale_[l]
@@ -1819,7 +1831,7 @@ class CudaEngine final : public Engine {
   // K = in + members x r. Otherwise the small LoRA product is formed first and the large GEMM
   // accumulates onto it in its epilogue (one memory-bound pass over y).
   void proj_forward(int l, int p, const bf16* x, int64_t ldx, int64_t n, void* y, bool y_f32,
-                    const float* residual, const bf16* xa, const bf16* x_lo = nullptr,
+                    const void* residual, const bf16* xa, const bf16* x_lo = nullptr,
                     const uint8_t* x_lo8 = nullptr, const f16* x16 = nullptr) {
     const int64_t in = shape_.proj_in(p), out = shape_.proj_out(p);
     const bf16* W = wproj(l, p);
@@ -1827,14 +1839,37 @@ class CudaEngine final : public Engine {
     float beta = residual ? 1.f : 0.f;
     const void* c = residual;
     int64_t K = in;
-    if (folded(l, p)) {
-      K = in + fold_cols_[kGroupOf[p]];  // x's spare columns: xa, p's own at fold_pos_[p]
-    } else if (has_lora(l, p)) {
+    if (folded(l, p)) K = in + fold_cols_[kGroupOf[p]];  // x's spare columns: xa, p's at fold_pos_
+    if (residual && !y_f32) {
+      if (x_lo || x_lo8 || x16) fail(LORA4J_EINTERNAL, "the bf16 residual takes a plain bf16 x");
+      if (!has_lora(l, p) || folded(l, p)) {
+        gemm_.run(false, true, n, out, K, x, ldx, W, ldw, y, false, out, 1.f, 1.f, proj_module(p),
+                  residual);
+        return;
+      }
+      const int r = int(layout_->rank);
+      const bf16* res = static_cast<const bf16*>(residual);
+      bf16* yb = static_cast<bf16*>(y);
+      gemm_.run(false, true, n, out, K, x, ldx, W, ldw, dtmp_, true, out, 1.f, 0.f, proj_module(p));
+      if (lora_b_kernel_ &&
+          lora_b_residual_bf16_supported(xa, xa_ld_[p], lora_b(l, p), r, res, dtmp_, yb, out)) {
+        KCHECK(
+            lora_b_residual_bf16(xa, xa_ld_[p], lora_b(l, p), r, res, dtmp_, yb, n, out, stream_));
+      } else {
+        gemm_.run(false, true, n, out, r, xa, xa_ld_[p], lora_b(l, p), r, dtmp_, true, out, 1.f,
+                  1.f, "lora_B forward");
+        KCHECK(lora_b_residual_bf16(nullptr, 0, nullptr, 0, res, dtmp_, yb, n, out, stream_));
+      }
+      tm("lora_B forward + residual");
+      return;
+    }
+    if (!folded(l, p) && has_lora(l, p)) {
       const int64_t r = layout_->rank;
       float* yf = y_f32 ? static_cast<float*>(y) : nullptr;
+      const float* rf = static_cast<const float*>(residual);
       if (yf && lora_b_kernel_ &&
-          lora_b_residual_supported(xa, xa_ld_[p], lora_b(l, p), int(r), residual, yf, out)) {
-        KCHECK(lora_b_residual(xa, xa_ld_[p], lora_b(l, p), int(r), residual, yf, n, out, stream_));
+          lora_b_residual_supported(xa, xa_ld_[p], lora_b(l, p), int(r), rf, yf, out)) {
+        KCHECK(lora_b_residual(xa, xa_ld_[p], lora_b(l, p), int(r), rf, yf, n, out, stream_));
         tm("lora_B forward");
       } else {
         gemm_.run(false, true, n, out, r, xa, xa_ld_[p], lora_b(l, p), r, y, y_f32, out, 1.f, beta,
@@ -2018,6 +2053,33 @@ class CudaEngine final : public Engine {
     return ap;
   }
 
+  // ---- the residual stream's type (res16_) ------------------------------------------------
+  void* take_res(Carver& c, int64_t count) {
+    return res16_ ? static_cast<void*>(c.take<bf16>(count))
+                  : static_cast<void*>(c.take<float>(count));
+  }
+  cudaError_t embed(void* x) {
+    const int64_t d = shape_.c.hidden_size;
+    return res16_ ? embedding_forward(ids_, wembed(), static_cast<bf16*>(x), n_, d, stream_)
+                  : embedding_forward(ids_, wembed(), static_cast<float*>(x), n_, d, stream_);
+  }
+  cudaError_t norm_forward(const void* x, const bf16* w, bf16* y, float* rstd, int64_t n, float eps,
+                           bf16* y_lo = nullptr, int64_t ldy = 0, Lo8 lo8 = {}, Y16 y16 = {}) {
+    const int64_t d = shape_.c.hidden_size;
+    return res16_ ? rmsnorm_forward(static_cast<const bf16*>(x), w, y, rstd, n, d, eps, stream_,
+                                    y_lo, ldy, lo8, y16)
+                  : rmsnorm_forward(static_cast<const float*>(x), w, y, rstd, n, d, eps, stream_,
+                                    y_lo, ldy, lo8, y16);
+  }
+  cudaError_t norm_backward(const float* dy, const void* x, const bf16* w, const float* rstd,
+                            float* dx, int64_t n, bool accumulate, bf16* dx_bf16) {
+    const int64_t d = shape_.c.hidden_size;
+    return res16_ ? rmsnorm_backward(dy, static_cast<const bf16*>(x), w, rstd, dx, n, d, accumulate,
+                                     stream_, dx_bf16)
+                  : rmsnorm_backward(dy, static_cast<const float*>(x), w, rstd, dx, n, d,
+                                     accumulate, stream_, dx_bf16);
+  }
+
   // One decoder layer from x_[l]. kcache/vcache: where K and V go (null: the activation set);
   // recompute: skip writing x_[l+1], and with RECOMPUTE_SELECTIVE the attention forward (its
   // output and lse are the ones the forward kept, set_for).
@@ -2037,8 +2099,8 @@ class CudaEngine final : public Engine {
     const bool in_f16 = qkv && qk_f16_ok(l);
     bf16* lo = in_f16 || !qkv ? nullptr : xlo_;
     const Lo8 lo8 = in_f16 || !qkv ? Lo8{} : Lo8{xlo8_, lo8_scale_[size_t(l)], d};
-    KCHECK(rmsnorm_forward(x_[size_t(l)], wnorm1(l), a.xn1, a.rstd1, n, d, eps, stream_, lo, ld1,
-                           lo8, in_f16 ? Y16{xf16_, ld1} : Y16{}));
+    KCHECK(norm_forward(x_[size_t(l)], wnorm1(l), a.xn1, a.rstd1, n, eps, lo, ld1, lo8,
+                        in_f16 ? Y16{xf16_, ld1} : Y16{}));
     tm("rmsnorm forward");
     lora_a_forward(l, kGroupOf[Q], a.xn1, ld1, n, a);
     if (in_f16 && (folded(l, Q) || folded(l, K))) {
@@ -2067,8 +2129,8 @@ class CudaEngine final : public Engine {
     }
     const int64_t qd = shape_.q_dim();
     lora_a_forward(l, kGroupOf[O], a.att, qd, n, a);
-    proj_forward(l, O, a.att, qd, n, a.xmid, true, x_[size_t(l)], a.xa[O]);
-    KCHECK(rmsnorm_forward(a.xmid, wnorm2(l), a.xn2, a.rstd2, n, d, eps, stream_, nullptr, ld2));
+    proj_forward(l, O, a.att, qd, n, a.xmid, !res16_, x_[size_t(l)], a.xa[O]);
+    KCHECK(norm_forward(a.xmid, wnorm2(l), a.xn2, a.rstd2, n, eps, nullptr, ld2));
     tm("rmsnorm forward");
     lora_a_forward(l, kGroupOf[GATE], a.xn2, ld2, n, a);
     const SwigluGuParams gu = swiglu_gu_params(l, a);
@@ -2083,7 +2145,8 @@ class CudaEngine final : public Engine {
     }
     lora_a_forward(l, kGroupOf[DOWN], a.h, I, n, a);
     // a re-run for the backward needs only xa of down: its output is the next layer's input
-    if (!recompute) proj_forward(l, DOWN, a.h, I, n, x_[size_t(l) + 1], true, a.xmid, a.xa[DOWN]);
+    if (!recompute)
+      proj_forward(l, DOWN, a.h, I, n, x_[size_t(l) + 1], !res16_, a.xmid, a.xa[DOWN]);
   }
 
   LayerActs& set_for(int l, bool training) {
@@ -2100,26 +2163,46 @@ class CudaEngine final : public Engine {
     return a;
   }
 
-  // hidden (nullable, host): receives every layer input x_[l] (fp32) as it is formed.
+  // hidden (nullable, host): receives every layer input x_[l] (as fp32) as it is formed.
   void forward(bool training, float* hidden = nullptr) {
     const int64_t d = shape_.c.hidden_size;
     const bool checkpoint = training && opt_.recompute != LORA4J_RECOMPUTE_NONE;
     if (checkpoint && offload()) ensure_host_checkpoints();  // sized for this batch
-    KCHECK(embedding_forward(ids_, wembed(), x_[0], n_, d, stream_));
+    KCHECK(embed(x_[0]));
     tm("embedding");
     for (int l = 0; l < shape_.c.num_layers; ++l) {
-      if (hidden)  // to pageable memory: returns when copied, before x_[l]'s buffer is reused
-        LORA4J_CU(cudaMemcpyAsync(hidden + l * n_ * d, x_[size_t(l)],
-                                  size_t(n_ * d) * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+      if (hidden) {  // to pageable memory: returns when copied, before x_[l]'s buffer is reused
+        const void* h = x_[size_t(l)];
+        if (res16_) {  // dtmp_ is free between layers
+          KCHECK(bf16_to_f32(static_cast<const bf16*>(h), dtmp_, n_ * d, stream_));
+          h = dtmp_;
+        }
+        LORA4J_CU(cudaMemcpyAsync(hidden + l * n_ * d, h, size_t(n_ * d) * sizeof(float),
+                                  cudaMemcpyDeviceToHost, stream_));
+      }
       if (checkpoint && offload()) ck_slot_free_fwd(l);
-      if (checkpoint) KCHECK(f32_to_bf16(x_[size_t(l)], xck_[size_t(l)], n_ * d, stream_));
+      if (checkpoint) checkpoint_layer_input(l, true);
       tm("recompute checkpoint");
       layer_forward(l, set_for(l, training), false);
       if (checkpoint && offload()) ck_to_host(l);
     }
-    KCHECK(rmsnorm_forward(x_[size_t(shape_.c.num_layers)], wfinal(), hn_, rstdf_, n_, d,
-                           shape_.c.rms_norm_eps, stream_));
+    KCHECK(norm_forward(x_[size_t(shape_.c.num_layers)], wfinal(), hn_, rstdf_, n_,
+                        shape_.c.rms_norm_eps));
     tm("rmsnorm forward");
+  }
+  // Layer l's input to its bf16 checkpoint (save) or back (a conversion, or a copy where the
+  // stream is bf16 itself).
+  void checkpoint_layer_input(int l, bool save) {
+    const int64_t count = n_ * shape_.c.hidden_size;
+    void* x = x_[size_t(l)];
+    bf16* ck = xck_[size_t(l)];
+    if (res16_)
+      LORA4J_CU(cudaMemcpyAsync(save ? x : static_cast<void*>(ck), save ? ck : x,
+                                size_t(count) * sizeof(bf16), cudaMemcpyDeviceToDevice, stream_));
+    else if (save)
+      KCHECK(f32_to_bf16(static_cast<const float*>(x), ck, count, stream_));
+    else
+      KCHECK(bf16_to_f32(ck, static_cast<float*>(x), count, stream_));
   }
 
   // LM head + cross-entropy over chunks of tokens; with grads: dres = d loss / d x_L.
@@ -2132,8 +2215,8 @@ class CudaEngine final : public Engine {
     LORA4J_CU(cudaMemcpyAsync(loss.data(), loss_, size_t(n_) * sizeof(float),
                               cudaMemcpyDeviceToHost, stream_));
     if (grads) {
-      KCHECK(rmsnorm_backward(dtmp_, x_[size_t(shape_.c.num_layers)], wfinal(), rstdf_, dres_, n_,
-                              d, false, stream_, dy_));
+      KCHECK(norm_backward(dtmp_, x_[size_t(shape_.c.num_layers)], wfinal(), rstdf_, dres_, n_,
+                           false, dy_));
       tm("rmsnorm backward");
     }
     LORA4J_CU(cudaStreamSynchronize(stream_));
@@ -2150,7 +2233,7 @@ class CudaEngine final : public Engine {
 
   // reduce: queue the all-reduce of each bucket of buckets_ as soon as its layers are done.
   void backward(bool reduce) {
-    const int64_t n = n_, d = shape_.c.hidden_size, I = shape_.c.intermediate_size;
+    const int64_t n = n_, I = shape_.c.intermediate_size;
     size_t next_bucket = 0;
     for (int l = shape_.c.num_layers - 1; l >= 0; --l) {
       LayerActs& a = set_for(l, true);
@@ -2161,7 +2244,7 @@ class CudaEngine final : public Engine {
         ck_prefetch(l);
       }
       if (opt_.recompute != LORA4J_RECOMPUTE_NONE) {
-        KCHECK(bf16_to_f32(xck_[size_t(l)], x_[size_t(l)], n * d, stream_));
+        checkpoint_layer_input(l, false);
         tm("recompute checkpoint");
         layer_forward(l, a, true);
       }
@@ -2200,8 +2283,7 @@ class CudaEngine final : public Engine {
       proj_backward(l, UP, a.up, 0, a.xn2, ld2, a.xa[UP], n, dxn2, true, true);
       group_lora_backward(l, kGroupOf[GATE], a.xn2, ld2, n, dxn2);
       if (need_mid) {
-        KCHECK(
-            rmsnorm_backward(dtmp_, a.xmid, wnorm2(l), a.rstd2, dres_, n, d, true, stream_, dy_));
+        KCHECK(norm_backward(dtmp_, a.xmid, wnorm2(l), a.rstd2, dres_, n, true, dy_));
         tm("rmsnorm backward");
         // attention
         proj_backward(l, O, dy_, 0, a.att, qd, a.xa[O], n, need_att ? datt_ : nullptr, false,
@@ -2211,8 +2293,7 @@ class CudaEngine final : public Engine {
       // every LoRA gradient of layer l is final: nothing below writes them
       if (reduce) reduce_buckets(l, &next_bucket);
       if (need_x) {
-        KCHECK(rmsnorm_backward(dtmp_, x_[size_t(l)], wnorm1(l), a.rstd1, dres_, n, d, true,
-                                stream_, dy_));
+        KCHECK(norm_backward(dtmp_, x_[size_t(l)], wnorm1(l), a.rstd1, dres_, n, true, dy_));
         tm("rmsnorm backward");
       }
       if (offload()) LORA4J_CU(cudaEventRecord(ck_done_[l % 2], stream_));
@@ -2336,12 +2417,12 @@ class CudaEngine final : public Engine {
     LORA4J_CU(cudaMemcpyAsync(pos_, pos, size_t(len) * 4, cudaMemcpyHostToDevice, stream_));
     const int64_t d = shape_.c.hidden_size, V = shape_.c.vocab_size,
                   per = int64_t(shape_.c.max_seq_len) * shape_.kv_dim();
-    KCHECK(embedding_forward(ids_, wembed(), x_[0], n_, d, stream_));
+    KCHECK(embed(x_[0]));
     for (int l = 0; l < shape_.c.num_layers; ++l)
       layer_forward(l, set_for(l, false), false, reinterpret_cast<f16*>(kcache_ + 2 * l * per),
                     reinterpret_cast<bf16*>(kcache_ + (2 * l + 1) * per), q_offset);
-    KCHECK(rmsnorm_forward(x_[size_t(shape_.c.num_layers)], wfinal(), hn_, rstdf_, n_, d,
-                           shape_.c.rms_norm_eps, stream_));
+    KCHECK(norm_forward(x_[size_t(shape_.c.num_layers)], wfinal(), hn_, rstdf_, n_,
+                        shape_.c.rms_norm_eps));
     gemm_.run(false, true, 1, V, d, hn_ + (n_ - 1) * d, d, wlm(), d, logits_, true, V, 1.f, 0.f,
               "lm_head");
     LORA4J_CU(cudaMemcpyAsync(logits, logits_, size_t(V) * sizeof(float), cudaMemcpyDeviceToHost,
@@ -2482,6 +2563,9 @@ class CudaEngine final : public Engine {
   // a right-padded batch's mask dropped in the loss calls (prepare; LORA4J_RIGHT_PAD_UNMASKED=0
   // keeps it)
   bool right_pad_unmasked_ = true;
+  // LORA4J_RESIDUAL=bf16: the residual stream (x_, LayerActs::xmid) in bf16, as Hugging Face's
+  // bf16 model keeps it, each add rounded once (proj_forward); its gradient dres_ stays fp32
+  bool res16_ = false;
   bf16* dqkv_ = nullptr;
   bf16* wqkv_ = nullptr;
   // the LoRA up-projection onto the fp32 residual stream (o, down unfolded) by lora_b_residual
@@ -2501,7 +2585,7 @@ class CudaEngine final : public Engine {
   int64_t B_ = 0, S_ = 0, n_ = 0, chunk_ = 1, logits_floats_ = 0;
   bool lm_bf16_ = true;  // the loss path's logits in bf16 (lm_head.h)
   std::vector<LayerActs> acts_;
-  std::vector<float*> x_;
+  std::vector<void*> x_;  // the residual stream's buffers: fp32, or bf16 with res16_
   std::vector<bf16*> xck_;
   std::vector<bf16*> attck_;  // SELECTIVE, ATTENTION: per layer attention output and lse
   std::vector<float*> lseck_;

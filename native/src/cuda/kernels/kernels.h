@@ -55,8 +55,10 @@ cudaError_t add_f32_slices(const float* src, int64_t len, const F32Slices& dst, 
                            cudaStream_t s);
 
 // ---- embedding (embedding.cu) -------------------------------------------------------------
-// out[t, :] = float(table[ids[t], :])
+// out[t, :] = float(table[ids[t], :]), or the bf16 row itself (the residual stream in bf16)
 cudaError_t embedding_forward(const int32_t* ids, const bf16* table, float* out, int64_t n,
+                              int64_t d, cudaStream_t s);
+cudaError_t embedding_forward(const int32_t* ids, const bf16* table, bf16* out, int64_t n,
                               int64_t d, cudaStream_t s);
 
 // ---- RMSNorm (rmsnorm.cu) -----------------------------------------------------------------
@@ -80,7 +82,11 @@ struct Y16 {
   f16* p = nullptr;
   int64_t ld = 0;
 };
+// x is the residual stream, fp32 or bf16 (the same arithmetic on float(x)).
 cudaError_t rmsnorm_forward(const float* x, const bf16* w, bf16* y, float* rstd, int64_t n,
+                            int64_t d, float eps, cudaStream_t s, bf16* y_lo = nullptr,
+                            int64_t ldy = 0, Lo8 lo8 = {}, Y16 y16 = {});
+cudaError_t rmsnorm_forward(const bf16* x, const bf16* w, bf16* y, float* rstd, int64_t n,
                             int64_t d, float eps, cudaStream_t s, bf16* y_lo = nullptr,
                             int64_t ldy = 0, Lo8 lo8 = {}, Y16 y16 = {});
 // The largest power of two S with amax * S <= 448 (e4m3's largest finite value); 1 for an amax
@@ -109,7 +115,11 @@ cudaError_t e4m3_quantize(const bf16* w, int64_t rows, int64_t cols, int64_t ld,
 bool e4m3_quantize_is_vectorized(const bf16* w, int64_t cols, int64_t ld, const uint8_t* out);
 // dx (+)= d y / d x applied to dy (fp32). accumulate adds into dx (the residual gradient).
 // dx_bf16 (nullable) receives bf16(dx) as well: the operand of the next backward GEMMs.
+// x fp32 or bf16, as the forward's.
 cudaError_t rmsnorm_backward(const float* dy, const float* x, const bf16* w, const float* rstd,
+                             float* dx, int64_t n, int64_t d, bool accumulate, cudaStream_t s,
+                             bf16* dx_bf16 = nullptr);
+cudaError_t rmsnorm_backward(const float* dy, const bf16* x, const bf16* w, const float* rstd,
                              float* dx, int64_t n, int64_t d, bool accumulate, cudaStream_t s,
                              bf16* dx_bf16 = nullptr);
 
@@ -268,6 +278,19 @@ bool lora_b_residual_supported(const bf16* xa, int64_t ldxa, const bf16* B, int 
                                const float* residual, const float* y, int64_t O);
 cudaError_t lora_b_residual(const bf16* xa, int64_t ldxa, const bf16* B, int r,
                             const float* residual, float* y, int64_t n, int64_t O, cudaStream_t s);
+// The residual stream in bf16 (lora_b.cu): y = bf16((float(residual) + xa B^T) + z), rounded
+// once, z [n, O] fp32 the frozen GEMM's x W^T (cuBLASLt's C and D share one type, so the GEMM
+// cannot read an fp32 sum and write bf16 itself). r 0 (xa and B unused): y = bf16(residual + z).
+// Otherwise xa, B and r as lora_b_residual's; residual and y [n, O] bf16 (y may be residual),
+// aligned to cols_for(r) elements x 2 bytes, z to that many floats; r of 0, 8, 16 or 32 and O a
+// multiple of 4 (r <= 16) or 2 (r 32); else lora_b_residual_bf16_supported is false and the
+// launcher returns cudaErrorInvalidValue (the engine then forms xa B^T into z with a GEMM and
+// calls it with r 0).
+bool lora_b_residual_bf16_supported(const bf16* xa, int64_t ldxa, const bf16* B, int r,
+                                    const bf16* residual, const float* z, const bf16* y, int64_t O);
+cudaError_t lora_b_residual_bf16(const bf16* xa, int64_t ldxa, const bf16* B, int r,
+                                 const bf16* residual, const float* z, bf16* y, int64_t n,
+                                 int64_t O, cudaStream_t s);
 
 // ---- element-wise kernels: the path the launchers above take (tests) -----------------------
 // swiglu, rmsnorm and rope each have a vectorized kernel (16-byte accesses) and a scalar one
@@ -282,7 +305,12 @@ bool swiglu_backward_is_vectorized(const float* dh, const bf16* gate, const bf16
 bool rmsnorm_forward_is_vectorized(const float* x, const bf16* w, const bf16* y, int64_t d,
                                    const bf16* y_lo = nullptr, int64_t ldy = 0, Lo8 lo8 = {},
                                    Y16 y16 = {});
+bool rmsnorm_forward_is_vectorized(const bf16* x, const bf16* w, const bf16* y, int64_t d,
+                                   const bf16* y_lo = nullptr, int64_t ldy = 0, Lo8 lo8 = {},
+                                   Y16 y16 = {});
 bool rmsnorm_backward_is_vectorized(const float* dy, const float* x, const bf16* w, const float* dx,
+                                    int64_t d, const bf16* dx_bf16 = nullptr);
+bool rmsnorm_backward_is_vectorized(const float* dy, const bf16* x, const bf16* w, const float* dx,
                                     int64_t d, const bf16* dx_bf16 = nullptr);
 bool rope_forward_is_vectorized(const float* x, const f16* y, int D);
 bool rope_backward_is_vectorized(const bf16* dx, int D, int64_t ld = 0);
@@ -295,7 +323,13 @@ cudaError_t swiglu_backward_scalar(const float* dh, const bf16* gate, const bf16
 cudaError_t rmsnorm_forward_scalar(const float* x, const bf16* w, bf16* y, float* rstd, int64_t n,
                                    int64_t d, float eps, cudaStream_t s, bf16* y_lo = nullptr,
                                    int64_t ldy = 0, Lo8 lo8 = {}, Y16 y16 = {});
+cudaError_t rmsnorm_forward_scalar(const bf16* x, const bf16* w, bf16* y, float* rstd, int64_t n,
+                                   int64_t d, float eps, cudaStream_t s, bf16* y_lo = nullptr,
+                                   int64_t ldy = 0, Lo8 lo8 = {}, Y16 y16 = {});
 cudaError_t rmsnorm_backward_scalar(const float* dy, const float* x, const bf16* w,
+                                    const float* rstd, float* dx, int64_t n, int64_t d,
+                                    bool accumulate, cudaStream_t s, bf16* dx_bf16 = nullptr);
+cudaError_t rmsnorm_backward_scalar(const float* dy, const bf16* x, const bf16* w,
                                     const float* rstd, float* dx, int64_t n, int64_t d,
                                     bool accumulate, cudaStream_t s, bf16* dx_bf16 = nullptr);
 cudaError_t rope_forward_scalar(const float* x, f16* y, const int32_t* pos, const float* inv_freq,

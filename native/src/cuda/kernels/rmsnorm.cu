@@ -3,10 +3,11 @@
  *   forward   r = rsqrt(mean(x^2) + eps),  y = bf16(x * r * w)  (+ optional residue y_lo, in
  *             bf16, or in e4m3 scaled by a power of two: Lo8; + optional fp16 copy: Y16)
  *   backward  dx = r * w * dy - x * r^3 / d * sum_j(w_j dy_j x_j)     (w frozen: no dw)
- * x and dy are fp32 (the residual stream and its gradient). The backward accumulates into the
- * residual gradient (dx += ...) when asked, which fuses the residual add, and can also write
- * bf16(dx), the operand of the next backward GEMMs, saving a conversion pass. One block of 256
- * threads per row.
+ * dy is fp32 (the residual stream's gradient); x, the residual stream, is fp32 or bf16 (the
+ * engine's LORA4J_RESIDUAL=bf16: the same arithmetic on float(x), fewer bytes read). The backward
+ * accumulates into the residual gradient (dx += ...) when asked, which fuses the residual add, and
+ * can also write bf16(dx), the operand of the next backward GEMMs, saving a conversion pass. One
+ * block of 256 threads per row.
  *
  * Two kernels with the same arithmetic, hence the same bits. The scalar one (one element per
  * thread per step, each pass reading the row again) is kept for rows that are not a multiple of
@@ -30,20 +31,33 @@ __device__ __forceinline__ uint8_t lo8_of(float v, bf16 hi, float scale) {
       __nv_cvt_float_to_fp8((v - __bfloat162float(hi)) * scale, __NV_SATFINITE, __NV_E4M3));
 }
 
-__global__ void rmsnorm_fwd_scalar_kernel(const float* x, const bf16* w, bf16* y, float* rstd,
+__device__ __forceinline__ float to_f(float v) { return v; }
+__device__ __forceinline__ float to_f(bf16 v) { return __bfloat162float(v); }
+// 4 elements of x from chunk c (16-byte aligned fp32, 8-byte aligned bf16)
+__device__ __forceinline__ float4 load4(const float* x, int c) {
+  return reinterpret_cast<const float4*>(x)[c];
+}
+__device__ __forceinline__ float4 load4(const bf16* x, int c) {
+  const Bf16x4 u = load_bf16x4(x + 4 * c);
+  return make_float4(__bfloat162float(u.v[0]), __bfloat162float(u.v[1]), __bfloat162float(u.v[2]),
+                     __bfloat162float(u.v[3]));
+}
+
+template <typename TX>
+__global__ void rmsnorm_fwd_scalar_kernel(const TX* x, const bf16* w, bf16* y, float* rstd,
                                           int64_t d, float eps, bf16* y_lo, int64_t ldy, Lo8 lo8,
                                           Y16 y16) {
   __shared__ float scratch[32];
   int64_t t = blockIdx.x;
-  const float* xr = x + t * d;
+  const TX* xr = x + t * d;
   float ss = 0.f;
-  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) ss += xr[i] * xr[i];
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) ss += to_f(xr[i]) * to_f(xr[i]);
   ss = block_sum(ss, scratch);
   float r = rsqrtf(ss / float(d) + eps);
   if (threadIdx.x == 0) rstd[t] = r;
   bf16* yr = y + t * ldy;
   for (int64_t i = threadIdx.x; i < d; i += blockDim.x) {
-    float v = xr[i] * r * __bfloat162float(w[i]);
+    float v = to_f(xr[i]) * r * __bfloat162float(w[i]);
     bf16 hi = __float2bfloat16_rn(v);
     yr[i] = hi;
     if (y_lo) y_lo[t * ldy + i] = __float2bfloat16_rn(v - __bfloat162float(hi));
@@ -52,22 +66,23 @@ __global__ void rmsnorm_fwd_scalar_kernel(const float* x, const bf16* w, bf16* y
   }
 }
 
-__global__ void rmsnorm_bwd_scalar_kernel(const float* dy, const float* x, const bf16* w,
+template <typename TX>
+__global__ void rmsnorm_bwd_scalar_kernel(const float* dy, const TX* x, const bf16* w,
                                           const float* rstd, float* dx, int64_t d, bool accumulate,
                                           bf16* dx_bf16) {
   __shared__ float scratch[32];
   int64_t t = blockIdx.x;
-  const float* xr = x + t * d;
+  const TX* xr = x + t * d;
   const float* dyr = dy + t * d;
   float dot = 0.f;
   for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
-    dot += __bfloat162float(w[i]) * dyr[i] * xr[i];
+    dot += __bfloat162float(w[i]) * dyr[i] * to_f(xr[i]);
   dot = block_sum(dot, scratch);
   float r = rstd[t];
   float c = dot * r * r * r / float(d);
   float* dxr = dx + t * d;
   for (int64_t i = threadIdx.x; i < d; i += blockDim.x) {
-    float g = r * __bfloat162float(w[i]) * dyr[i] - xr[i] * c;
+    float g = r * __bfloat162float(w[i]) * dyr[i] - to_f(xr[i]) * c;
     float v = accumulate ? dxr[i] + g : g;
     dxr[i] = v;
     if (dx_bf16) dx_bf16[t * d + i] = __float2bfloat16_rn(v);
@@ -84,23 +99,23 @@ constexpr int64_t kMaxForwardD = 4 * kThreads * kMaxChunks;  // 8192: 32 KiB
 constexpr int64_t kMaxBackwardD = 6144;                      // 48 KiB
 
 // Chunk j of thread tid: elements 4 c .. 4 c + 3 with c = tid + j * kThreads, c < d / 4.
-template <int NCH>
+template <int NCH, typename TX>
 __global__ void __launch_bounds__(kThreads)
-    rmsnorm_fwd_vec_kernel(const float* x, const bf16* w, bf16* y, float* rstd, int64_t d,
-                           float eps, bf16* y_lo, int64_t ldy, Lo8 lo8, Y16 y16) {
+    rmsnorm_fwd_vec_kernel(const TX* x, const bf16* w, bf16* y, float* rstd, int64_t d, float eps,
+                           bf16* y_lo, int64_t ldy, Lo8 lo8, Y16 y16) {
   extern __shared__ float4 staged[];  // the row, d floats
   __shared__ float scratch[32];
   const float* sx = reinterpret_cast<const float*>(staged);
   int64_t t = blockIdx.x;
   const int chunks = int(d / 4);
-  const float4* xr = reinterpret_cast<const float4*>(x + t * d);
+  const TX* xr = x + t * d;
   float4 xv[NCH];
   Bf16x4 wv[NCH];
 #pragma unroll
   for (int j = 0; j < NCH; ++j) {
     int c = threadIdx.x + j * kThreads;
     if (c < chunks) {
-      xv[j] = xr[c];
+      xv[j] = load4(xr, c);
       wv[j] = load_bf16x4(w + 4 * c);
     }
   }
@@ -143,9 +158,9 @@ __global__ void __launch_bounds__(kThreads)
 // The reduction's terms are float(w_i) * dy_i * x_i, i.e. (float(w_i) * dy_i) * x_i: the first
 // product, rounded to fp32, is what the staged copy holds (the scalar kernel rounds it the same
 // way before the second multiply, which it fuses into the sum).
-template <int NCH>
+template <int NCH, typename TX>
 __global__ void __launch_bounds__(kThreads)
-    rmsnorm_bwd_vec_kernel(const float* dy, const float* x, const bf16* w, const float* rstd,
+    rmsnorm_bwd_vec_kernel(const float* dy, const TX* x, const bf16* w, const float* rstd,
                            float* dx, int64_t d, bool accumulate, bf16* dx_bf16) {
   extern __shared__ float4 staged[];  // [d] float(w) * dy, then [d] x
   __shared__ float scratch[32];
@@ -153,7 +168,7 @@ __global__ void __launch_bounds__(kThreads)
   const float* sx = swdy + d;
   int64_t t = blockIdx.x;
   const int chunks = int(d / 4);
-  const float4* xr = reinterpret_cast<const float4*>(x + t * d);
+  const TX* xr = x + t * d;
   const float4* dyr = reinterpret_cast<const float4*>(dy + t * d);
   float4* dxr = reinterpret_cast<float4*>(dx + t * d);
   float4 xv[NCH], dyv[NCH], dxv[NCH] = {};  // dxv: read only when accumulating
@@ -162,7 +177,7 @@ __global__ void __launch_bounds__(kThreads)
   for (int j = 0; j < NCH; ++j) {
     int c = threadIdx.x + j * kThreads;
     if (c < chunks) {
-      xv[j] = xr[c];
+      xv[j] = load4(xr, c);
       dyv[j] = dyr[c];
       wv[j] = load_bf16x4(w + 4 * c);
       if (accumulate) dxv[j] = dxr[c];
@@ -205,15 +220,15 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-template <int NCH>
-cudaError_t launch_fwd(const float* x, const bf16* w, bf16* y, float* rstd, int64_t n, int64_t d,
+template <int NCH, typename TX>
+cudaError_t launch_fwd(const TX* x, const bf16* w, bf16* y, float* rstd, int64_t n, int64_t d,
                        float eps, cudaStream_t s, bf16* y_lo, int64_t ldy, Lo8 lo8, Y16 y16) {
-  rmsnorm_fwd_vec_kernel<NCH><<<unsigned(n), kThreads, size_t(d) * sizeof(float), s>>>(
+  rmsnorm_fwd_vec_kernel<NCH, TX><<<unsigned(n), kThreads, size_t(d) * sizeof(float), s>>>(
       x, w, y, rstd, d, eps, y_lo, ldy, lo8, y16);
   return cudaGetLastError();
 }
-template <int NCH>
-cudaError_t launch_bwd(const float* dy, const float* x, const bf16* w, const float* rstd, float* dx,
+template <int NCH, typename TX>
+cudaError_t launch_bwd(const float* dy, const TX* x, const bf16* w, const float* rstd, float* dx,
                        int64_t n, int64_t d, bool accumulate, cudaStream_t s, bf16* dx_bf16) {
   // Staging past 47 KiB (d above 6016) plus the kernel's static scratch is past the 48 KiB a
   // block gets without opting in. The limit is a property of the function on the current
@@ -221,18 +236,17 @@ cudaError_t launch_bwd(const float* dy, const float* x, const bf16* w, const flo
   const size_t smem = 2 * size_t(d) * sizeof(float);
   if (smem > 47 * 1024) {
     const cudaError_t e = cudaFuncSetAttribute(
-        rmsnorm_bwd_vec_kernel<NCH>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+        rmsnorm_bwd_vec_kernel<NCH, TX>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
     if (e != cudaSuccess) return e;
   }
-  rmsnorm_bwd_vec_kernel<NCH>
+  rmsnorm_bwd_vec_kernel<NCH, TX>
       <<<unsigned(n), kThreads, smem, s>>>(dy, x, w, rstd, dx, d, accumulate, dx_bf16);
   return cudaGetLastError();
 }
 
-}  // namespace
-
-bool rmsnorm_forward_is_vectorized(const float* x, const bf16* w, const bf16* y, int64_t d,
-                                   const bf16* y_lo, int64_t ldy, Lo8 lo8, Y16 y16) {
+template <typename TX>
+bool fwd_vec(const TX* x, const bf16* w, const bf16* y, int64_t d, const bf16* y_lo, int64_t ldy,
+             Lo8 lo8, Y16 y16) {
   // rows of y and of the fp16 copy start on 8-byte boundaries (the 4-element 16-bit stores):
   // ldy % 4 == 0, y16.ld % 4 == 0; rows of the e4m3 residue on 4-byte ones (4-byte stores)
   return d > 0 && d % 4 == 0 && d <= kMaxForwardD && (ldy == 0 || ldy % 4 == 0) &&
@@ -240,22 +254,44 @@ bool rmsnorm_forward_is_vectorized(const float* x, const bf16* w, const bf16* y,
          ptr_aligned16(lo8.p) && (lo8.ld == 0 || lo8.ld % 4 == 0) && ptr_aligned16(y16.p) &&
          (y16.ld == 0 || y16.ld % 4 == 0);
 }
-bool rmsnorm_backward_is_vectorized(const float* dy, const float* x, const bf16* w, const float* dx,
-                                    int64_t d, const bf16* dx_bf16) {
+template <typename TX>
+bool bwd_vec(const float* dy, const TX* x, const bf16* w, const float* dx, int64_t d,
+             const bf16* dx_bf16) {
   return d > 0 && d % 4 == 0 && d <= kMaxBackwardD && ptr_aligned16(dy) && ptr_aligned16(x) &&
          ptr_aligned16(w) && ptr_aligned16(dx) && ptr_aligned16(dx_bf16);
 }
 
-cudaError_t rmsnorm_forward(const float* x, const bf16* w, bf16* y, float* rstd, int64_t n,
-                            int64_t d, float eps, cudaStream_t s, bf16* y_lo, int64_t ldy, Lo8 lo8,
-                            Y16 y16) {
+template <typename TX>
+cudaError_t fwd_scalar(const TX* x, const bf16* w, bf16* y, float* rstd, int64_t n, int64_t d,
+                       float eps, cudaStream_t s, bf16* y_lo, int64_t ldy, Lo8 lo8, Y16 y16) {
   if (n <= 0) return cudaSuccess;
   if (ldy == 0) ldy = d;
   if (lo8.p && lo8.ld == 0) lo8.ld = d;
   if (y16.p && y16.ld == 0) y16.ld = d;
   if (ldy < d || (lo8.p && lo8.ld < d) || (y16.p && y16.ld < d)) return cudaErrorInvalidValue;
-  if (!rmsnorm_forward_is_vectorized(x, w, y, d, y_lo, ldy, lo8, y16))
-    return rmsnorm_forward_scalar(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8, y16);
+  rmsnorm_fwd_scalar_kernel<TX>
+      <<<unsigned(n), kThreads, 0, s>>>(x, w, y, rstd, d, eps, y_lo, ldy, lo8, y16);
+  return cudaGetLastError();
+}
+template <typename TX>
+cudaError_t bwd_scalar(const float* dy, const TX* x, const bf16* w, const float* rstd, float* dx,
+                       int64_t n, int64_t d, bool accumulate, cudaStream_t s, bf16* dx_bf16) {
+  if (n <= 0) return cudaSuccess;
+  rmsnorm_bwd_scalar_kernel<TX>
+      <<<unsigned(n), kThreads, 0, s>>>(dy, x, w, rstd, dx, d, accumulate, dx_bf16);
+  return cudaGetLastError();
+}
+
+template <typename TX>
+cudaError_t fwd(const TX* x, const bf16* w, bf16* y, float* rstd, int64_t n, int64_t d, float eps,
+                cudaStream_t s, bf16* y_lo, int64_t ldy, Lo8 lo8, Y16 y16) {
+  if (n <= 0) return cudaSuccess;
+  if (ldy == 0) ldy = d;
+  if (lo8.p && lo8.ld == 0) lo8.ld = d;
+  if (y16.p && y16.ld == 0) y16.ld = d;
+  if (ldy < d || (lo8.p && lo8.ld < d) || (y16.p && y16.ld < d)) return cudaErrorInvalidValue;
+  if (!fwd_vec(x, w, y, d, y_lo, ldy, lo8, y16))
+    return fwd_scalar(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8, y16);
   switch ((d + 4 * kThreads - 1) / (4 * kThreads)) {
     case 1:
       return launch_fwd<1>(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8, y16);
@@ -272,12 +308,12 @@ cudaError_t rmsnorm_forward(const float* x, const bf16* w, bf16* y, float* rstd,
       return launch_fwd<kMaxChunks>(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8, y16);
   }
 }
-cudaError_t rmsnorm_backward(const float* dy, const float* x, const bf16* w, const float* rstd,
-                             float* dx, int64_t n, int64_t d, bool accumulate, cudaStream_t s,
-                             bf16* dx_bf16) {
+template <typename TX>
+cudaError_t bwd(const float* dy, const TX* x, const bf16* w, const float* rstd, float* dx,
+                int64_t n, int64_t d, bool accumulate, cudaStream_t s, bf16* dx_bf16) {
   if (n <= 0) return cudaSuccess;
-  if (!rmsnorm_backward_is_vectorized(dy, x, w, dx, d, dx_bf16))
-    return rmsnorm_backward_scalar(dy, x, w, rstd, dx, n, d, accumulate, s, dx_bf16);
+  if (!bwd_vec(dy, x, w, dx, d, dx_bf16))
+    return bwd_scalar(dy, x, w, rstd, dx, n, d, accumulate, s, dx_bf16);
   switch ((d + 4 * kThreads - 1) / (4 * kThreads)) {
     case 1:
       return launch_bwd<1>(dy, x, w, rstd, dx, n, d, accumulate, s, dx_bf16);
@@ -292,26 +328,41 @@ cudaError_t rmsnorm_backward(const float* dy, const float* x, const bf16* w, con
   }
 }
 
-cudaError_t rmsnorm_forward_scalar(const float* x, const bf16* w, bf16* y, float* rstd, int64_t n,
-                                   int64_t d, float eps, cudaStream_t s, bf16* y_lo, int64_t ldy,
-                                   Lo8 lo8, Y16 y16) {
-  if (n <= 0) return cudaSuccess;
-  if (ldy == 0) ldy = d;
-  if (lo8.p && lo8.ld == 0) lo8.ld = d;
-  if (y16.p && y16.ld == 0) y16.ld = d;
-  if (ldy < d || (lo8.p && lo8.ld < d) || (y16.p && y16.ld < d)) return cudaErrorInvalidValue;
-  rmsnorm_fwd_scalar_kernel<<<unsigned(n), kThreads, 0, s>>>(x, w, y, rstd, d, eps, y_lo, ldy, lo8,
-                                                             y16);
-  return cudaGetLastError();
-}
-cudaError_t rmsnorm_backward_scalar(const float* dy, const float* x, const bf16* w,
-                                    const float* rstd, float* dx, int64_t n, int64_t d,
-                                    bool accumulate, cudaStream_t s, bf16* dx_bf16) {
-  if (n <= 0) return cudaSuccess;
-  rmsnorm_bwd_scalar_kernel<<<unsigned(n), kThreads, 0, s>>>(dy, x, w, rstd, dx, d, accumulate,
-                                                             dx_bf16);
-  return cudaGetLastError();
-}
+}  // namespace
+
+// The public forms, fp32 and bf16 x each (kernels.h)
+#define LORA4J_RMSNORM_FORMS(TX)                                                                  \
+  bool rmsnorm_forward_is_vectorized(const TX* x, const bf16* w, const bf16* y, int64_t d,        \
+                                     const bf16* y_lo, int64_t ldy, Lo8 lo8, Y16 y16) {           \
+    return fwd_vec(x, w, y, d, y_lo, ldy, lo8, y16);                                              \
+  }                                                                                               \
+  bool rmsnorm_backward_is_vectorized(const float* dy, const TX* x, const bf16* w,                \
+                                      const float* dx, int64_t d, const bf16* dx_bf16) {          \
+    return bwd_vec(dy, x, w, dx, d, dx_bf16);                                                     \
+  }                                                                                               \
+  cudaError_t rmsnorm_forward(const TX* x, const bf16* w, bf16* y, float* rstd, int64_t n,        \
+                              int64_t d, float eps, cudaStream_t s, bf16* y_lo, int64_t ldy,      \
+                              Lo8 lo8, Y16 y16) {                                                 \
+    return fwd(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8, y16);                                 \
+  }                                                                                               \
+  cudaError_t rmsnorm_backward(const float* dy, const TX* x, const bf16* w, const float* rstd,    \
+                               float* dx, int64_t n, int64_t d, bool accumulate, cudaStream_t s,  \
+                               bf16* dx_bf16) {                                                   \
+    return bwd(dy, x, w, rstd, dx, n, d, accumulate, s, dx_bf16);                                 \
+  }                                                                                               \
+  cudaError_t rmsnorm_forward_scalar(const TX* x, const bf16* w, bf16* y, float* rstd, int64_t n, \
+                                     int64_t d, float eps, cudaStream_t s, bf16* y_lo,            \
+                                     int64_t ldy, Lo8 lo8, Y16 y16) {                             \
+    return fwd_scalar(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8, y16);                          \
+  }                                                                                               \
+  cudaError_t rmsnorm_backward_scalar(const float* dy, const TX* x, const bf16* w,                \
+                                      const float* rstd, float* dx, int64_t n, int64_t d,         \
+                                      bool accumulate, cudaStream_t s, bf16* dx_bf16) {           \
+    return bwd_scalar(dy, x, w, rstd, dx, n, d, accumulate, s, dx_bf16);                          \
+  }
+LORA4J_RMSNORM_FORMS(float)
+LORA4J_RMSNORM_FORMS(bf16)
+#undef LORA4J_RMSNORM_FORMS
 
 }  // namespace cuda
 }  // namespace lora4j
