@@ -2197,8 +2197,9 @@ class CudaEngine final : public Engine {
     void* x = x_[size_t(l)];
     bf16* ck = xck_[size_t(l)];
     if (res16_)
-      LORA4J_CU(cudaMemcpyAsync(save ? x : static_cast<void*>(ck), save ? ck : x,
-                                size_t(count) * sizeof(bf16), cudaMemcpyDeviceToDevice, stream_));
+      LORA4J_CU(cudaMemcpyAsync(save ? static_cast<void*>(ck) : x,
+                                save ? static_cast<void*>(x) : ck, size_t(count) * sizeof(bf16),
+                                cudaMemcpyDeviceToDevice, stream_));
     else if (save)
       KCHECK(f32_to_bf16(static_cast<const float*>(x), ck, count, stream_));
     else
