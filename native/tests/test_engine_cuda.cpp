@@ -200,7 +200,7 @@ double grads_err(Golden& g, lora4j_engine* e, const char* mode, std::vector<floa
 // qk_lo: LORA4J_QK_LO, the precision of the q/k GEMMs' input: null for the default (fp16),
 // "e4m3" or "bf16" for the bf16 input plus its rounding residue in e4m3 (sm_89 on) or bf16.
 // off: an engine switch set to 0 for the whole case (read at each engine's creation); or, with
-// value, set to that value (LORA4J_RESIDUAL=fp32).
+// value, set to that value (LORA4J_RESIDUAL=bf16).
 void golden(const std::string& case_name, bool folded = false, const char* qk_lo = nullptr,
             const char* off = nullptr, const char* value = "0") {
   Golden g = load_case(case_name);
@@ -370,11 +370,11 @@ void golden(const std::string& case_name, bool folded = false, const char* qk_lo
 
   // recompute LAYER gives the same gradients; and SELECTIVE (the attention output and lse kept,
   // delta from the bf16 output); and ATTENTION (q, k, v kept too: the re-run skips their
-  // projections and RoPE). With the residual stream in bf16 (the default) the checkpoint of a
-  // layer's input is the stream itself, so each re-run forms the activations the forward formed:
-  // the gradients are recompute none's bits.
+  // projections and RoPE). With the residual stream in bf16 (LORA4J_RESIDUAL=bf16) the checkpoint
+  // of a layer's input is the stream itself, so each re-run forms the activations the forward
+  // formed: the gradients are recompute none's bits.
   const bool exact_ck =
-      !(off && std::strcmp(off, "LORA4J_RESIDUAL") == 0 && std::strcmp(value, "fp32") == 0);
+      off && std::strcmp(off, "LORA4J_RESIDUAL") == 0 && std::strcmp(value, "bf16") == 0;
   const std::pair<int, const char*> modes[] = {{LORA4J_RECOMPUTE_LAYER, "layer"},
                                                {LORA4J_RECOMPUTE_SELECTIVE, "selective"},
                                                {LORA4J_RECOMPUTE_ATTENTION, "attention"}};
@@ -1415,9 +1415,9 @@ int main() {
   // hold the masked ones to the same references
   for (const char* c : {"tiny-sliding", "hd128"})
     golden(c, false, nullptr, "LORA4J_RIGHT_PAD_UNMASKED");
-  // the residual stream in fp32 (LORA4J_RESIDUAL=fp32): the same contract in every mode
+  // the residual stream in bf16 (LORA4J_RESIDUAL=bf16): the same contract in every mode
   for (const char* c : {"tiny", "tiny-sliding", "hd128"})
-    golden(c, false, nullptr, "LORA4J_RESIDUAL", "fp32");
+    golden(c, false, nullptr, "LORA4J_RESIDUAL", "bf16");
   residual_switch_refuses();
   qk_precision();
   qk_f16_bounds();

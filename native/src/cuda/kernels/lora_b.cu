@@ -11,7 +11,7 @@
  * Per element: acc = sum over k from 0 of fmaf(xa[k], B[j, k], acc), then y = residual + acc (the
  * GEMM's alpha 1, beta 1 form); test_ops_cuda checks it against float64 on the same bf16 values.
  *
- * With the residual stream in bf16 (the engine's default) the frozen GEMM runs first into an
+ * With the residual stream in bf16 (LORA4J_RESIDUAL=bf16) the frozen GEMM runs first into an
  * fp32 z (its C and D would have to share bf16) and lora_b_residual_bf16 finishes the sum:
  * y = bf16((float(residual) + acc) + z), the fp32 form's order, rounded once; r 0 adds only z.
  */

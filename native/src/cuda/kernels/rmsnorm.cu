@@ -3,8 +3,8 @@
  *   forward   r = rsqrt(mean(x^2) + eps),  y = bf16(x * r * w)  (+ optional residue y_lo, in
  *             bf16, or in e4m3 scaled by a power of two: Lo8; + optional fp16 copy: Y16)
  *   backward  dx = r * w * dy - x * r^3 / d * sum_j(w_j dy_j x_j)     (w frozen: no dw)
- * dy is fp32 (the residual stream's gradient); x, the residual stream, is bf16 (the engine's
- * default) or fp32 (LORA4J_RESIDUAL=fp32): the same arithmetic on float(x). The backward
+ * dy is fp32 (the residual stream's gradient); x, the residual stream, is fp32 or bf16 (the
+ * engine's LORA4J_RESIDUAL=bf16): the same arithmetic on float(x). The backward
  * accumulates into the residual gradient (dx += ...) when asked, which fuses the residual add, and
  * can also write bf16(dx), the operand of the next backward GEMMs, saving a conversion pass. One
  * block of 256 threads per row.
