@@ -768,13 +768,15 @@ void test_adamw(ct::Rng& r, int64_t n) {
   ct::report_bool("adamw", "non-finite flag set " + tag, flag == 1, "flag=" + std::to_string(flag));
 }
 
+// TO float: the fp32 stream's gather; bf16 (LORA4J_RESIDUAL=bf16): the table's bits themselves.
+template <class TO>
 void test_embedding(ct::Rng& r, int64_t n, int64_t V, int64_t d) {
   auto table = randn(r, static_cast<size_t>(V * d));
   std::vector<int32_t> ids(static_cast<size_t>(n));
   for (auto& t : ids) t = r.integer(0, int(V) - 1);
   Dev<bf> dt(table.size());
   Dev<int32_t> di(ids.size());
-  Dev<float> dout(static_cast<size_t>(n * d));
+  Dev<TO> dout(static_cast<size_t>(n * d));
   ct::up_bf16(dt, table);
   ct::up(di, ids);
   dout.poison();
@@ -782,26 +784,15 @@ void test_embedding(ct::Rng& r, int64_t n, int64_t V, int64_t d) {
   std::vector<float> ref(static_cast<size_t>(n * d));
   for (int64_t i = 0; i < n; ++i)
     std::copy_n(table.data() + ids[static_cast<size_t>(i)] * d, d, ref.data() + i * d);
-  ct::report("embedding", "gather n=" + std::to_string(n) + " d=" + std::to_string(d),
-             ct::rel_err(ct::down(dout), ref), 0.0);
-}
-
-// The bf16 form (LORA4J_RESIDUAL=bf16's embedding): the table's bits themselves.
-void test_embedding_bf16(ct::Rng& r, int64_t n, int64_t V, int64_t d) {
-  auto table = randn(r, static_cast<size_t>(V * d));
-  std::vector<int32_t> ids(static_cast<size_t>(n));
-  for (auto& t : ids) t = r.integer(0, int(V) - 1);
-  Dev<bf> dt(table.size()), dout(static_cast<size_t>(n * d));
-  Dev<int32_t> di(ids.size());
-  ct::up_bf16(dt, table);
-  ct::up(di, ids);
-  dout.poison();
-  check(cuda::embedding_forward(di.p, dt.p, dout.p, n, d, 0), "embedding_forward bf16");
-  std::vector<float> ref(static_cast<size_t>(n * d));
-  for (int64_t i = 0; i < n; ++i)
-    std::copy_n(table.data() + ids[static_cast<size_t>(i)] * d, d, ref.data() + i * d);
-  ct::report("embedding", "gather into bf16 n=" + std::to_string(n) + " d=" + std::to_string(d),
-             ct::rel_err(ct::down_bf16(dout), ref), 0.0);
+  std::vector<float> got;
+  if constexpr (std::is_same_v<TO, float>)
+    got = ct::down(dout);
+  else
+    got = ct::down_bf16(dout);
+  ct::report("embedding",
+             std::string(std::is_same_v<TO, float> ? "gather" : "gather into bf16") +
+                 " n=" + std::to_string(n) + " d=" + std::to_string(d),
+             ct::rel_err(got, ref), 0.0);
 }
 
 // add_f32_slices: each destination slice receives its share of src, the same fp32 additions as
@@ -2386,8 +2377,8 @@ int main() {
         return ct::failures() == 0 ? 0 : 1;
       }
 
-  test_embedding(r, 97, 1000, 257);
-  test_embedding_bf16(r, 97, 1000, 4096);
+  test_embedding<float>(r, 97, 1000, 257);
+  test_embedding<bf>(r, 97, 1000, 4096);
   test_add_f32_slices(r, 16 * 4096, 3);  // q, k, v's dLoRA_A at rank 16
   test_add_f32_slices(r, 1000003, 2);    // a length past the grid's cap, odd
   test_add_f32_slices(r, 5, 1);
