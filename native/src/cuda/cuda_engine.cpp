@@ -2196,14 +2196,16 @@ class CudaEngine final : public Engine {
     const int64_t count = n_ * shape_.c.hidden_size;
     void* x = x_[size_t(l)];
     bf16* ck = xck_[size_t(l)];
-    if (res16_)
-      LORA4J_CU(cudaMemcpyAsync(save ? static_cast<void*>(ck) : x,
-                                save ? static_cast<void*>(x) : ck, size_t(count) * sizeof(bf16),
-                                cudaMemcpyDeviceToDevice, stream_));
-    else if (save)
+    if (res16_) {
+      void* to = save ? static_cast<void*>(ck) : x;
+      const void* from = save ? static_cast<const void*>(x) : ck;
+      LORA4J_CU(cudaMemcpyAsync(to, from, size_t(count) * sizeof(bf16), cudaMemcpyDeviceToDevice,
+                                stream_));
+    } else if (save) {
       KCHECK(f32_to_bf16(static_cast<const float*>(x), ck, count, stream_));
-    else
+    } else {
       KCHECK(bf16_to_f32(ck, static_cast<float*>(x), count, stream_));
+    }
   }
 
   // LM head + cross-entropy over chunks of tokens; with grads: dres = d loss / d x_L.

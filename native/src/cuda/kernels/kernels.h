@@ -82,13 +82,12 @@ struct Y16 {
   f16* p = nullptr;
   int64_t ld = 0;
 };
-// x is the residual stream, fp32 or bf16 (the same arithmetic on float(x)).
-cudaError_t rmsnorm_forward(const float* x, const bf16* w, bf16* y, float* rstd, int64_t n,
-                            int64_t d, float eps, cudaStream_t s, bf16* y_lo = nullptr,
-                            int64_t ldy = 0, Lo8 lo8 = {}, Y16 y16 = {});
-cudaError_t rmsnorm_forward(const bf16* x, const bf16* w, bf16* y, float* rstd, int64_t n,
-                            int64_t d, float eps, cudaStream_t s, bf16* y_lo = nullptr,
-                            int64_t ldy = 0, Lo8 lo8 = {}, Y16 y16 = {});
+// x is the residual stream, TX = float or bf16 (the same arithmetic on float(x); both forms of
+// this and of every rmsnorm entry below are instantiated in rmsnorm.cu).
+template <class TX>
+cudaError_t rmsnorm_forward(const TX* x, const bf16* w, bf16* y, float* rstd, int64_t n, int64_t d,
+                            float eps, cudaStream_t s, bf16* y_lo = nullptr, int64_t ldy = 0,
+                            Lo8 lo8 = {}, Y16 y16 = {});
 // The largest power of two S with amax * S <= 448 (e4m3's largest finite value); 1 for an amax
 // of 0 or one that is not finite; 2^100 for an amax so small (below ~1.3e-36) that 448 / amax
 // overflows. A power of two, so scaling by S and by 1 / S is exact.
@@ -116,10 +115,8 @@ bool e4m3_quantize_is_vectorized(const bf16* w, int64_t cols, int64_t ld, const 
 // dx (+)= d y / d x applied to dy (fp32). accumulate adds into dx (the residual gradient).
 // dx_bf16 (nullable) receives bf16(dx) as well: the operand of the next backward GEMMs.
 // x fp32 or bf16, as the forward's.
-cudaError_t rmsnorm_backward(const float* dy, const float* x, const bf16* w, const float* rstd,
-                             float* dx, int64_t n, int64_t d, bool accumulate, cudaStream_t s,
-                             bf16* dx_bf16 = nullptr);
-cudaError_t rmsnorm_backward(const float* dy, const bf16* x, const bf16* w, const float* rstd,
+template <class TX>
+cudaError_t rmsnorm_backward(const float* dy, const TX* x, const bf16* w, const float* rstd,
                              float* dx, int64_t n, int64_t d, bool accumulate, cudaStream_t s,
                              bf16* dx_bf16 = nullptr);
 
@@ -302,15 +299,12 @@ cudaError_t lora_b_residual_bf16(const bf16* xa, int64_t ldxa, const bf16* B, in
 bool swiglu_forward_is_vectorized(const bf16* gate, const bf16* up, const bf16* h);
 bool swiglu_backward_is_vectorized(const float* dh, const bf16* gate, const bf16* up,
                                    const bf16* dgate, const bf16* dup);
-bool rmsnorm_forward_is_vectorized(const float* x, const bf16* w, const bf16* y, int64_t d,
+template <class TX>
+bool rmsnorm_forward_is_vectorized(const TX* x, const bf16* w, const bf16* y, int64_t d,
                                    const bf16* y_lo = nullptr, int64_t ldy = 0, Lo8 lo8 = {},
                                    Y16 y16 = {});
-bool rmsnorm_forward_is_vectorized(const bf16* x, const bf16* w, const bf16* y, int64_t d,
-                                   const bf16* y_lo = nullptr, int64_t ldy = 0, Lo8 lo8 = {},
-                                   Y16 y16 = {});
-bool rmsnorm_backward_is_vectorized(const float* dy, const float* x, const bf16* w, const float* dx,
-                                    int64_t d, const bf16* dx_bf16 = nullptr);
-bool rmsnorm_backward_is_vectorized(const float* dy, const bf16* x, const bf16* w, const float* dx,
+template <class TX>
+bool rmsnorm_backward_is_vectorized(const float* dy, const TX* x, const bf16* w, const float* dx,
                                     int64_t d, const bf16* dx_bf16 = nullptr);
 bool rope_forward_is_vectorized(const float* x, const f16* y, int D);
 bool rope_backward_is_vectorized(const bf16* dx, int D, int64_t ld = 0);
@@ -320,18 +314,14 @@ cudaError_t swiglu_forward_scalar(const bf16* gate, const bf16* up, bf16* h, int
                                   cudaStream_t s);
 cudaError_t swiglu_backward_scalar(const float* dh, const bf16* gate, const bf16* up, bf16* dgate,
                                    bf16* dup, int64_t n, cudaStream_t s);
-cudaError_t rmsnorm_forward_scalar(const float* x, const bf16* w, bf16* y, float* rstd, int64_t n,
+template <class TX>
+cudaError_t rmsnorm_forward_scalar(const TX* x, const bf16* w, bf16* y, float* rstd, int64_t n,
                                    int64_t d, float eps, cudaStream_t s, bf16* y_lo = nullptr,
                                    int64_t ldy = 0, Lo8 lo8 = {}, Y16 y16 = {});
-cudaError_t rmsnorm_forward_scalar(const bf16* x, const bf16* w, bf16* y, float* rstd, int64_t n,
-                                   int64_t d, float eps, cudaStream_t s, bf16* y_lo = nullptr,
-                                   int64_t ldy = 0, Lo8 lo8 = {}, Y16 y16 = {});
-cudaError_t rmsnorm_backward_scalar(const float* dy, const float* x, const bf16* w,
-                                    const float* rstd, float* dx, int64_t n, int64_t d,
-                                    bool accumulate, cudaStream_t s, bf16* dx_bf16 = nullptr);
-cudaError_t rmsnorm_backward_scalar(const float* dy, const bf16* x, const bf16* w,
-                                    const float* rstd, float* dx, int64_t n, int64_t d,
-                                    bool accumulate, cudaStream_t s, bf16* dx_bf16 = nullptr);
+template <class TX>
+cudaError_t rmsnorm_backward_scalar(const float* dy, const TX* x, const bf16* w, const float* rstd,
+                                    float* dx, int64_t n, int64_t d, bool accumulate,
+                                    cudaStream_t s, bf16* dx_bf16 = nullptr);
 cudaError_t rope_forward_scalar(const float* x, f16* y, const int32_t* pos, const float* inv_freq,
                                 int64_t n, int64_t heads, int D, cudaStream_t s);
 cudaError_t rope_backward_scalar(bf16* dx, const int32_t* pos, const float* inv_freq, int64_t n,

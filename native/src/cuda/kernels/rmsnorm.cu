@@ -244,9 +244,11 @@ cudaError_t launch_bwd(const float* dy, const TX* x, const bf16* w, const float*
   return cudaGetLastError();
 }
 
-template <typename TX>
-bool fwd_vec(const TX* x, const bf16* w, const bf16* y, int64_t d, const bf16* y_lo, int64_t ldy,
-             Lo8 lo8, Y16 y16) {
+}  // namespace
+
+template <class TX>
+bool rmsnorm_forward_is_vectorized(const TX* x, const bf16* w, const bf16* y, int64_t d,
+                                   const bf16* y_lo, int64_t ldy, Lo8 lo8, Y16 y16) {
   // rows of y and of the fp16 copy start on 8-byte boundaries (the 4-element 16-bit stores):
   // ldy % 4 == 0, y16.ld % 4 == 0; rows of the e4m3 residue on 4-byte ones (4-byte stores)
   return d > 0 && d % 4 == 0 && d <= kMaxForwardD && (ldy == 0 || ldy % 4 == 0) &&
@@ -254,16 +256,17 @@ bool fwd_vec(const TX* x, const bf16* w, const bf16* y, int64_t d, const bf16* y
          ptr_aligned16(lo8.p) && (lo8.ld == 0 || lo8.ld % 4 == 0) && ptr_aligned16(y16.p) &&
          (y16.ld == 0 || y16.ld % 4 == 0);
 }
-template <typename TX>
-bool bwd_vec(const float* dy, const TX* x, const bf16* w, const float* dx, int64_t d,
-             const bf16* dx_bf16) {
+template <class TX>
+bool rmsnorm_backward_is_vectorized(const float* dy, const TX* x, const bf16* w, const float* dx,
+                                    int64_t d, const bf16* dx_bf16) {
   return d > 0 && d % 4 == 0 && d <= kMaxBackwardD && ptr_aligned16(dy) && ptr_aligned16(x) &&
          ptr_aligned16(w) && ptr_aligned16(dx) && ptr_aligned16(dx_bf16);
 }
 
-template <typename TX>
-cudaError_t fwd_scalar(const TX* x, const bf16* w, bf16* y, float* rstd, int64_t n, int64_t d,
-                       float eps, cudaStream_t s, bf16* y_lo, int64_t ldy, Lo8 lo8, Y16 y16) {
+template <class TX>
+cudaError_t rmsnorm_forward_scalar(const TX* x, const bf16* w, bf16* y, float* rstd, int64_t n,
+                                   int64_t d, float eps, cudaStream_t s, bf16* y_lo, int64_t ldy,
+                                   Lo8 lo8, Y16 y16) {
   if (n <= 0) return cudaSuccess;
   if (ldy == 0) ldy = d;
   if (lo8.p && lo8.ld == 0) lo8.ld = d;
@@ -273,25 +276,26 @@ cudaError_t fwd_scalar(const TX* x, const bf16* w, bf16* y, float* rstd, int64_t
       <<<unsigned(n), kThreads, 0, s>>>(x, w, y, rstd, d, eps, y_lo, ldy, lo8, y16);
   return cudaGetLastError();
 }
-template <typename TX>
-cudaError_t bwd_scalar(const float* dy, const TX* x, const bf16* w, const float* rstd, float* dx,
-                       int64_t n, int64_t d, bool accumulate, cudaStream_t s, bf16* dx_bf16) {
+template <class TX>
+cudaError_t rmsnorm_backward_scalar(const float* dy, const TX* x, const bf16* w, const float* rstd,
+                                    float* dx, int64_t n, int64_t d, bool accumulate,
+                                    cudaStream_t s, bf16* dx_bf16) {
   if (n <= 0) return cudaSuccess;
   rmsnorm_bwd_scalar_kernel<TX>
       <<<unsigned(n), kThreads, 0, s>>>(dy, x, w, rstd, dx, d, accumulate, dx_bf16);
   return cudaGetLastError();
 }
 
-template <typename TX>
-cudaError_t fwd(const TX* x, const bf16* w, bf16* y, float* rstd, int64_t n, int64_t d, float eps,
-                cudaStream_t s, bf16* y_lo, int64_t ldy, Lo8 lo8, Y16 y16) {
+template <class TX>
+cudaError_t rmsnorm_forward(const TX* x, const bf16* w, bf16* y, float* rstd, int64_t n, int64_t d,
+                            float eps, cudaStream_t s, bf16* y_lo, int64_t ldy, Lo8 lo8, Y16 y16) {
   if (n <= 0) return cudaSuccess;
   if (ldy == 0) ldy = d;
   if (lo8.p && lo8.ld == 0) lo8.ld = d;
   if (y16.p && y16.ld == 0) y16.ld = d;
   if (ldy < d || (lo8.p && lo8.ld < d) || (y16.p && y16.ld < d)) return cudaErrorInvalidValue;
-  if (!fwd_vec(x, w, y, d, y_lo, ldy, lo8, y16))
-    return fwd_scalar(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8, y16);
+  if (!rmsnorm_forward_is_vectorized(x, w, y, d, y_lo, ldy, lo8, y16))
+    return rmsnorm_forward_scalar(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8, y16);
   switch ((d + 4 * kThreads - 1) / (4 * kThreads)) {
     case 1:
       return launch_fwd<1>(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8, y16);
@@ -308,12 +312,13 @@ cudaError_t fwd(const TX* x, const bf16* w, bf16* y, float* rstd, int64_t n, int
       return launch_fwd<kMaxChunks>(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8, y16);
   }
 }
-template <typename TX>
-cudaError_t bwd(const float* dy, const TX* x, const bf16* w, const float* rstd, float* dx,
-                int64_t n, int64_t d, bool accumulate, cudaStream_t s, bf16* dx_bf16) {
+template <class TX>
+cudaError_t rmsnorm_backward(const float* dy, const TX* x, const bf16* w, const float* rstd,
+                             float* dx, int64_t n, int64_t d, bool accumulate, cudaStream_t s,
+                             bf16* dx_bf16) {
   if (n <= 0) return cudaSuccess;
-  if (!bwd_vec(dy, x, w, dx, d, dx_bf16))
-    return bwd_scalar(dy, x, w, rstd, dx, n, d, accumulate, s, dx_bf16);
+  if (!rmsnorm_backward_is_vectorized(dy, x, w, dx, d, dx_bf16))
+    return rmsnorm_backward_scalar(dy, x, w, rstd, dx, n, d, accumulate, s, dx_bf16);
   switch ((d + 4 * kThreads - 1) / (4 * kThreads)) {
     case 1:
       return launch_bwd<1>(dy, x, w, rstd, dx, n, d, accumulate, s, dx_bf16);
@@ -328,41 +333,25 @@ cudaError_t bwd(const float* dy, const TX* x, const bf16* w, const float* rstd, 
   }
 }
 
-}  // namespace
-
-// The public forms, fp32 and bf16 x each (kernels.h)
-#define LORA4J_RMSNORM_FORMS(TX)                                                                  \
-  bool rmsnorm_forward_is_vectorized(const TX* x, const bf16* w, const bf16* y, int64_t d,        \
-                                     const bf16* y_lo, int64_t ldy, Lo8 lo8, Y16 y16) {           \
-    return fwd_vec(x, w, y, d, y_lo, ldy, lo8, y16);                                              \
-  }                                                                                               \
-  bool rmsnorm_backward_is_vectorized(const float* dy, const TX* x, const bf16* w,                \
-                                      const float* dx, int64_t d, const bf16* dx_bf16) {          \
-    return bwd_vec(dy, x, w, dx, d, dx_bf16);                                                     \
-  }                                                                                               \
-  cudaError_t rmsnorm_forward(const TX* x, const bf16* w, bf16* y, float* rstd, int64_t n,        \
-                              int64_t d, float eps, cudaStream_t s, bf16* y_lo, int64_t ldy,      \
-                              Lo8 lo8, Y16 y16) {                                                 \
-    return fwd(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8, y16);                                 \
-  }                                                                                               \
-  cudaError_t rmsnorm_backward(const float* dy, const TX* x, const bf16* w, const float* rstd,    \
-                               float* dx, int64_t n, int64_t d, bool accumulate, cudaStream_t s,  \
-                               bf16* dx_bf16) {                                                   \
-    return bwd(dy, x, w, rstd, dx, n, d, accumulate, s, dx_bf16);                                 \
-  }                                                                                               \
-  cudaError_t rmsnorm_forward_scalar(const TX* x, const bf16* w, bf16* y, float* rstd, int64_t n, \
-                                     int64_t d, float eps, cudaStream_t s, bf16* y_lo,            \
-                                     int64_t ldy, Lo8 lo8, Y16 y16) {                             \
-    return fwd_scalar(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8, y16);                          \
-  }                                                                                               \
-  cudaError_t rmsnorm_backward_scalar(const float* dy, const TX* x, const bf16* w,                \
-                                      const float* rstd, float* dx, int64_t n, int64_t d,         \
-                                      bool accumulate, cudaStream_t s, bf16* dx_bf16) {           \
-    return bwd_scalar(dy, x, w, rstd, dx, n, d, accumulate, s, dx_bf16);                          \
-  }
-LORA4J_RMSNORM_FORMS(float)
-LORA4J_RMSNORM_FORMS(bf16)
-#undef LORA4J_RMSNORM_FORMS
+// the two forms kernels.h declares: the fp32 residual stream and the bf16 one
+#define LORA4J_RMSNORM_INSTANTIATE(TX)                                                             \
+  template bool rmsnorm_forward_is_vectorized(const TX*, const bf16*, const bf16*, int64_t,        \
+                                              const bf16*, int64_t, Lo8, Y16);                     \
+  template bool rmsnorm_backward_is_vectorized(const float*, const TX*, const bf16*, const float*, \
+                                               int64_t, const bf16*);                              \
+  template cudaError_t rmsnorm_forward(const TX*, const bf16*, bf16*, float*, int64_t, int64_t,    \
+                                       float, cudaStream_t, bf16*, int64_t, Lo8, Y16);             \
+  template cudaError_t rmsnorm_backward(const float*, const TX*, const bf16*, const float*,        \
+                                        float*, int64_t, int64_t, bool, cudaStream_t, bf16*);      \
+  template cudaError_t rmsnorm_forward_scalar(const TX*, const bf16*, bf16*, float*, int64_t,      \
+                                              int64_t, float, cudaStream_t, bf16*, int64_t, Lo8,   \
+                                              Y16);                                                \
+  template cudaError_t rmsnorm_backward_scalar(const float*, const TX*, const bf16*, const float*, \
+                                               float*, int64_t, int64_t, bool, cudaStream_t,       \
+                                               bf16*);
+LORA4J_RMSNORM_INSTANTIATE(float)
+LORA4J_RMSNORM_INSTANTIATE(bf16)
+#undef LORA4J_RMSNORM_INSTANTIATE
 
 }  // namespace cuda
 }  // namespace lora4j
