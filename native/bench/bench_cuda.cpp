@@ -525,14 +525,19 @@ int main(int argc, char** argv) {
     bench_step(layers, 8, 4096, LORA4J_RECOMPUTE_ATTENTION, 0x7F, 1);
     return 0;
   }
-  // either 4 x 2048 row alone (A/B sweeps of engine switches)
-  if (settings && std::strcmp(settings, "4x2048-none") == 0) {
-    bench_step(layers, 4, 2048, 0);
-    return 0;
-  }
-  if (settings && std::strcmp(settings, "4x2048-attention") == 0) {
-    bench_step(layers, 4, 2048, LORA4J_RECOMPUTE_ATTENTION, 0x7F, 1);
-    return 0;
+  // one row alone, BxS-none or BxS-attention (recompute attention offloaded), e.g. 4x2048-none
+  // (A/B sweeps of engine switches)
+  int sb = 0, ss = 0;
+  char mode[16] = {0};
+  if (settings && std::sscanf(settings, "%dx%d-%15s", &sb, &ss, mode) == 3 && sb > 0 && ss > 0) {
+    if (std::strcmp(mode, "none") == 0) {
+      bench_step(layers, sb, ss, 0);
+      return 0;
+    }
+    if (std::strcmp(mode, "attention") == 0) {
+      bench_step(layers, sb, ss, LORA4J_RECOMPUTE_ATTENTION, 0x7F, 1);
+      return 0;
+    }
   }
   if (settings && std::strcmp(settings, "4x2048") == 0) {
     // the 4 x 2048 rows of the README table: no recompute, and recompute attention offloaded

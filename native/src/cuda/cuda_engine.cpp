@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -30,6 +31,7 @@
 #include "cuda/check.h"
 #include "cuda/backend.h"
 #include "cuda/gemm.h"
+#include "cuda/graph_cache.h"
 #include "cuda/phase_times.h"
 #include "cuda/kernels/aggregate.h"
 #include "cuda/kernels/kernels.h"
@@ -108,6 +110,7 @@ class CudaEngine final : public Engine {
           LORA4J_CU(cudaEventCreateWithFlags(&ck_moved_[i], cudaEventDisableTiming));
           LORA4J_CU(cudaEventCreateWithFlags(&ck_done_[i], cudaEventDisableTiming));
         }
+        LORA4J_CU(cudaEventCreateWithFlags(&ck_joined_, cudaEventDisableTiming));
       }
       workspace_ = alloc(kWorkspace, "cuBLASLt workspace");
       gemm_.init(stream_, workspace_, kWorkspace);
@@ -162,6 +165,10 @@ class CudaEngine final : public Engine {
           fail(LORA4J_EINVAL,
                std::string("LORA4J_RESIDUAL is '") + rs + "': expected fp32 or bf16");
       }
+      std::string bad;
+      graph_mode_ = graph_mode_from_env(&bad);
+      if (!bad.empty()) fail(LORA4J_EINVAL, bad);
+      if (const char* gs = std::getenv("LORA4J_CUDA_GRAPHS_STATS")) graph_stats_path_ = gs;
       // LORA4J_LORA_DY_SLOTS=N sizes lora_dy_pair's row shares for N resident blocks (A/B runs)
       if (const char* ds = std::getenv("LORA4J_LORA_DY_SLOTS"))
         dy_slots_env_ = std::max(1, std::atoi(ds));
@@ -180,6 +187,7 @@ class CudaEngine final : public Engine {
   void set_weight(const std::string& name, int32_t dtype, const void* data,
                   int64_t numel) override {
     device();
+    drop_graphs();  // a weight's bounds choose kernels (qk_f16_ok), its storage may move
     int i = widx(name);
     check_arg(numel == specs_[size_t(i)].numel(), "weight '" + name + "' has " +
                                                       std::to_string(specs_[size_t(i)].numel()) +
@@ -212,6 +220,7 @@ class CudaEngine final : public Engine {
   // bf16 scratch buffer that the GEMMs read it through is allocated with the first NF4 weight
   // (the largest projection's size).
   void set_weight_nf4(const std::string& name, const lora4j_nf4_weight& w) override {
+    drop_graphs();
     device();
     const int i = widx(name);
     check_arg(is_proj(i) && w.numel == specs_[size_t(i)].numel(),
@@ -642,6 +651,7 @@ class CudaEngine final : public Engine {
   }
   void lora_detach() override {
     settle("the reductions of the last backward");
+    drop_graphs();  // the adapter's layout chooses the step's launches
     reduced_ = false;
     if (arena_) free_dev(arena_);
     if (lora_bf16_) free_dev(lora_bf16_);
@@ -689,6 +699,7 @@ class CudaEngine final : public Engine {
     device();
     if (!layout_) fail(LORA4J_ESTATE, "lora_merge: no adapter is attached");
     require_weights();
+    drop_graphs();
     for (int l = 0; l < shape_.c.num_layers; ++l)
       for (int p = 0; p < NUM_PROJ; ++p) {
         int ia = layout_->index_of(l, p);
@@ -736,11 +747,13 @@ class CudaEngine final : public Engine {
     settle("the reductions of the last backward");
     reduced_ = false;
     prepare(b, true);
+    // sized before any capture (forward's own call is then a no-op): a graph never allocates
+    if (offload()) ensure_host_checkpoints();
     if (phases_) phases_->start();
-    forward(true);
+    graphed(0, [&] { forward(true); });
     head_loss(grad_scale, true, loss_sum, tokens);
     if (!reduce) {
-      backward(false);
+      graphed(1, [&] { backward(false); });
       LORA4J_CU(cudaStreamSynchronize(stream_));
       if (phases_) phases_->finish();
       return;
@@ -1198,6 +1211,7 @@ class CudaEngine final : public Engine {
 
   // ---- memory ------------------------------------------------------------------------------
   void* alloc(size_t bytes, const char* what) {
+    drop_graphs();  // a graph's pointers are the allocations' of its capture
     void* p = nullptr;
     cudaError_t e = cudaMalloc(&p, bytes);
     if (e != cudaSuccess) {
@@ -1213,6 +1227,7 @@ class CudaEngine final : public Engine {
   }
   void free_dev(void* p) {
     if (!p) return;
+    drop_graphs();
     auto it = sizes_.find(p);
     if (it != sizes_.end()) {
       in_use_ -= int64_t(it->second);
@@ -1223,6 +1238,9 @@ class CudaEngine final : public Engine {
   void release() noexcept {
     if (dev_ >= 0) cudaSetDevice(dev_);
     phases_.reset();  // writes the LORA4J_PHASE_TIMES lines while the stream exists
+    if (stream_) cudaStreamSynchronize(stream_);
+    write_graph_stats();
+    graphs_.clear();
     if (comm_) {
       // reductions still queued may wait for peers that will not come: abort, not destroy
       if (in_flight_)
@@ -1245,6 +1263,8 @@ class CudaEngine final : public Engine {
       for (cudaEvent_t* ev : {&ck_filled_[i], &ck_moved_[i], &ck_done_[i]})
         if (*ev) cudaEventDestroy(*ev), *ev = nullptr;
     }
+    if (ck_joined_) cudaEventDestroy(ck_joined_);
+    ck_joined_ = nullptr;
     if (copy_stream_) cudaStreamDestroy(copy_stream_);
     copy_stream_ = nullptr;
     if (host_ck_) cudaFreeHost(host_ck_);
@@ -1659,6 +1679,7 @@ class CudaEngine final : public Engine {
     const int64_t L = shape_.c.num_layers;
     size_t need = size_t(std::max<int64_t>(L - 2, 0)) * ck_layer_bytes();
     if (need <= host_ck_bytes_) return;
+    drop_graphs();  // the graphs' copies address the old buffer
     LORA4J_CU(cudaStreamSynchronize(copy_stream_));
     if (host_ck_) cudaFreeHost(host_ck_);
     host_ck_ = nullptr;
@@ -2459,6 +2480,99 @@ class CudaEngine final : public Engine {
     const int k = has_mask_ ? (has_seg_ ? 4 : 1) : !has_seg_ ? 0 : has_runs_ ? 3 : 2;
     return names[backward ? 1 : 0][k];
   }
+  // ---- CUDA graphs of the training step (graph_cache.h) -------------------------------------
+  void drop_graphs() noexcept {
+    graphs_.clear();
+    ++graph_gen_;
+  }
+  // Phase times record an event after every op on the host's clock: they run eagerly.
+  bool graphs_on() const { return graph_mode_ != GraphMode::kOff && !phases_; }
+  // Runs fn's work on stream_ (phase 0: the training forward, 1: its backward): eagerly at a key's
+  // first step, captured into a graph at its second (then launched), the graph launched after.
+  // The NF4 scratch (scratch_holds_) is the one piece of host state a capture reads and writes:
+  // the capture starts from "holds none", so the graph dequantizes its first NF4 weight whatever
+  // the scratch holds, and each launch leaves it as the capture did.
+  template <class F>
+  void graphed(int phase, F&& fn) {
+    if (!graphs_on()) return fn();
+    const GraphKey key{phase, B_, S_,
+                       uint32_t(has_mask_) | uint32_t(has_seg_) << 1 | uint32_t(has_runs_) << 2};
+    if (const GraphCache::Entry* g = graphs_.find(key)) {
+      LORA4J_CU(cudaGraphLaunch(g->exec, stream_));
+      scratch_holds_ = g->after;
+      ++graphs_.launches;
+      return;
+    }
+    if (!graphs_.seen_before(key) || graphs_.refused(key)) {
+      ++graph_eager_;
+      return fn();
+    }
+    const uint64_t gen = graph_gen_;
+    scratch_holds_ = -1;
+    LORA4J_CU(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed));
+    std::string why;
+    try {
+      fn();
+      join_copy_stream();
+    } catch (const std::exception& x) {
+      why = x.what();
+    }
+    cudaGraph_t graph = nullptr;
+    const cudaError_t end = cudaStreamEndCapture(stream_, &graph);
+    if (why.empty() && end != cudaSuccess)
+      why = std::string("cudaStreamEndCapture: ") + cudaGetErrorString(end);
+    if (why.empty() && gen != graph_gen_)
+      why = "device memory was allocated or freed during the capture";
+    cudaGraphExec_t exec = nullptr;
+    if (why.empty()) {
+      const cudaError_t e = cudaGraphInstantiate(&exec, graph, 0);
+      if (e != cudaSuccess) why = std::string("cudaGraphInstantiate: ") + cudaGetErrorString(e);
+    }
+    if (graph) cudaGraphDestroy(graph);
+    if (!why.empty()) {
+      cudaGetLastError();
+      scratch_holds_ = -1;  // the capture's dequantizations never ran
+      const std::string what = std::string("the CUDA graph of the training step's ") +
+                               (phase ? "backward" : "forward") + " (batch " + std::to_string(B_) +
+                               " x seq " + std::to_string(S_) + ") could not be captured: " + why;
+      if (graph_mode_ == GraphMode::kRequire)
+        fail(LORA4J_EDEVICE, what + " (LORA4J_CUDA_GRAPHS=require)");
+      if (!graph_warned_) {
+        std::fprintf(stderr, "lora4j: %s; such steps run without a graph\n", what.c_str());
+        graph_warned_ = true;
+      }
+      graphs_.refuse(key);
+      ++graph_eager_;
+      return fn();
+    }
+    graphs_.put(key, exec, scratch_holds_);
+    ++graphs_.captures;
+    LORA4J_CU(cudaGraphLaunch(exec, stream_));
+    ++graphs_.launches;
+  }
+  // A capture must end with every stream it drew in joined to stream_: the forward's last copies
+  // to the host (ck_to_host) are on copy_stream_ with nothing waiting for them.
+  void join_copy_stream() {
+    if (!copy_stream_) return;
+    cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
+    LORA4J_CU(cudaStreamIsCapturing(copy_stream_, &st));
+    if (st != cudaStreamCaptureStatusActive) return;
+    LORA4J_CU(cudaEventRecord(ck_joined_, copy_stream_));
+    LORA4J_CU(cudaStreamWaitEvent(stream_, ck_joined_, 0));
+  }
+  // LORA4J_CUDA_GRAPHS_STATS names a file: one JSON line of the engine's graph counts appended
+  // when it is destroyed (the tests and the benchmark read it).
+  void write_graph_stats() noexcept {
+    if (graph_stats_path_.empty()) return;
+    if (FILE* f = std::fopen(graph_stats_path_.c_str(), "a")) {
+      std::fprintf(f,
+                   "{\"graph_mode\":%d,\"launches\":%lld,\"captures\":%lld,\"dropped\":%lld,"
+                   "\"eager\":%lld}\n",
+                   int(graph_mode_), (long long)graphs_.launches, (long long)graphs_.captures,
+                   (long long)graphs_.dropped, (long long)graph_eager_);
+      std::fclose(f);
+    }
+  }
   // LORA4J_PHASE_TIMES: the interval since the last mark was spent in `name` (no-op when off)
   void tm(const char* name) {
     if (phases_) phases_->mark(name);
@@ -2474,6 +2588,7 @@ class CudaEngine final : public Engine {
   // (ck_moved_), the backward done with it (ck_done_).
   cudaStream_t copy_stream_ = nullptr;
   cudaEvent_t ck_filled_[2] = {}, ck_moved_[2] = {}, ck_done_[2] = {};
+  cudaEvent_t ck_joined_ = nullptr;  // a captured forward's last copies joined to stream_
   char* host_ck_ = nullptr;
   size_t host_ck_bytes_ = 0;
   void* workspace_ = nullptr;
@@ -2650,6 +2765,14 @@ class CudaEngine final : public Engine {
   bool arm_next_ = false;                   // the next forward_backward reduces during its backward
   bool in_flight_ = false;  // reductions queued on comm_stream_ and not yet waited for
   bool reduced_ = false;    // the arena holds (or will, once settled) the group's sum
+
+  // CUDA graphs of the training forward and backward (graphed, graph_cache.h)
+  GraphMode graph_mode_ = GraphMode::kOff;
+  GraphCache graphs_;
+  uint64_t graph_gen_ = 0;   // counts drop_graphs (a capture that spans one is not kept)
+  int64_t graph_eager_ = 0;  // phases run eagerly with graphs on (a key's first, or refused)
+  bool graph_warned_ = false;
+  std::string graph_stats_path_;  // LORA4J_CUDA_GRAPHS_STATS
 };
 
 }  // namespace

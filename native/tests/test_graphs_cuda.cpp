@@ -1,0 +1,233 @@
+// The training step as CUDA graphs (LORA4J_CUDA_GRAPHS, graph_cache.h) computes what the eager
+// launches compute. Per case, three engines on the same random 6-layer model (head_dim 128, GQA)
+// and adapter: eager, a second eager one (the control), and one with LORA4J_CUDA_GRAPHS=require
+// (a capture that fails is an error). They run the same calls: a padded batch three times (its
+// key's first step eager, the second captured, the third the graph), logits of another batch in
+// between (a forward that keeps nothing), the adapter's values replaced in place (the graph reads
+// them where the optimizer writes them), a larger batch twice (the activations grow: every graph
+// is dropped), the first batch twice (captured again), a batch of full rows at the larger shape
+// (the larger batch's graph, other tokens) and a packed batch twice (segments: another key). The
+// losses must agree bit for bit; the LoRA gradients bit for bit where the control's do, else
+// within 3x the control's largest difference (the attention backward's dQ atomics,
+// test_offload_cuda). The graph engine's counts (LORA4J_CUDA_GRAPHS_STATS) must be exactly the
+// captures, launches and eager phases the sequence implies, so a fallback to eager launches
+// cannot pass for a graph. Cases: no recompute; per-layer recompute; selective and attention
+// recompute with offloaded checkpoints (copies to and from pinned memory on a second stream
+// inside the graphs); attention recompute offloaded on NF4 projections (the dequantization
+// scratch is host state the graphs must leave as they found it). An unknown LORA4J_CUDA_GRAPHS
+// value is refused at the engine's creation. Skips (exit 77) without a GPU.
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "cuda_test_util.h"
+#include "lora4j.h"
+#include "lora_state.h"
+#include "nf4_test_util.h"
+#include "realwidth_model.h"
+
+namespace {
+
+using namespace realwidth;
+
+const char* kSuite = "graphs";
+
+struct Step {
+  double loss = 0;
+  int64_t tokens = 0;
+  std::vector<std::pair<std::string, std::vector<float>>> grads;
+};
+
+Step step(lora4j_engine* e, const Batch& b) {
+  Step s;
+  lora4j_batch v = b.view();
+  RW_API(lora4j_zero_grad(e));
+  RW_API(lora4j_forward_backward(e, &v, 1e-3f, &s.loss, &s.tokens));
+  s.grads = testutil::lora_state(e, LORA4J_STATE_GRAD);
+  return s;
+}
+
+// The worst norm-wise relative error over the LoRA gradient tensors of a against ref (NaN when
+// the tensors do not line up), and how many elements differ in their bits.
+std::pair<double, int64_t> grad_diff(const Step& a, const Step& ref) {
+  if (a.grads.size() != ref.grads.size()) return {NAN, -1};
+  double worst = 0;
+  int64_t bits = 0;
+  for (size_t i = 0; i < a.grads.size(); ++i) {
+    const std::vector<float>& x = a.grads[i].second;
+    const std::vector<float>& y = ref.grads[i].second;
+    if (x.size() != y.size() || a.grads[i].first != ref.grads[i].first) return {NAN, -1};
+    worst = ct::worst_of(worst, ct::rel_err(x, y));
+    for (size_t k = 0; k < x.size(); ++k) bits += std::memcmp(&x[k], &y[k], 4) != 0;
+  }
+  return {worst, bits};
+}
+
+// Every LoRA parameter of every engine set to new values (a sign flip and a scale of the old ones
+// for B, A rotated by one element): values change, the layout does not.
+void replace_adapter_values(const std::vector<lora4j_engine*>& engines) {
+  for (auto& [name, v] : testutil::lora_state(engines[0], LORA4J_STATE_PARAM)) {
+    std::vector<float> w(v.size());
+    const bool is_b = name.find("lora_B") != std::string::npos;
+    for (size_t k = 0; k < v.size(); ++k) w[k] = is_b ? -1.5f * v[k] : v[(k + 1) % v.size()];
+    for (lora4j_engine* e : engines)
+      RW_API(lora4j_lora_set(e, LORA4J_STATE_PARAM, name.c_str(), LORA4J_DTYPE_F32, w.data(),
+                             int64_t(w.size())));
+  }
+}
+
+// The projections as NF4 (random codes and scales, blocksize 64), the same on every engine.
+void projections_nf4(const lora4j_model_config& c, const std::vector<lora4j_engine*>& engines) {
+  uint64_t seed = 101;
+  for (const nf4test::Weight& w : nf4test::weights(c)) {
+    if (w.slot < 0) continue;
+    const nf4test::Nf4Data d = nf4test::random_nf4(w.numel, 64, false, seed++, 0.02f);
+    const lora4j_nf4_weight v = d.view();
+    for (lora4j_engine* e : engines) RW_API(lora4j_engine_set_weight_nf4(e, w.name.c_str(), &v));
+  }
+}
+
+// The last JSON line of the stats file as name -> value (the counts are integers).
+long long stat(const std::string& line, const char* name) {
+  const std::string key = std::string("\"") + name + "\":";
+  const size_t at = line.find(key);
+  return at == std::string::npos ? -1 : std::atoll(line.c_str() + at + key.size());
+}
+
+void compare(const char* label, int recompute, int offload, bool nf4) {
+  // hidden 1024, MLP 2048, 8 heads of 128, 2 KV heads, 6 layers, vocab 1024
+  lora4j_model_config c = testutil::model_config(1024, 1024, 2048, 6, 8, 2, 128, 1024, 1e4);
+  const std::string stats = "/tmp/lora4j-test-graphs-" + std::to_string(getpid()) + ".json";
+  std::remove(stats.c_str());
+  lora4j_engine* e[3] = {create_engine(c, LORA4J_DEVICE_CUDA, recompute, offload),
+                         create_engine(c, LORA4J_DEVICE_CUDA, recompute, offload), nullptr};
+  setenv("LORA4J_CUDA_GRAPHS", "require", 1);
+  setenv("LORA4J_CUDA_GRAPHS_STATS", stats.c_str(), 1);
+  e[2] = create_engine(c, LORA4J_DEVICE_CUDA, recompute, offload);
+  unsetenv("LORA4J_CUDA_GRAPHS");
+  unsetenv("LORA4J_CUDA_GRAPHS_STATS");
+  const std::vector<lora4j_engine*> all{e[0], e[1], e[2]};
+  if (nf4) {  // the other weights in bf16, the projections in NF4, then the adapter
+    const std::vector<WeightDef> defs = weight_defs(c);
+    for (size_t t = 0; t < defs.size(); ++t) {
+      if (defs[t].name.find("_proj.") != std::string::npos) continue;
+      const std::vector<uint16_t> w = random_bf16(11, uint32_t(t), defs[t].numel, defs[t].std);
+      for (lora4j_engine* x : all)
+        RW_API(lora4j_engine_set_weight(x, defs[t].name.c_str(), LORA4J_DTYPE_BF16, w.data(),
+                                        defs[t].numel));
+    }
+    projections_nf4(c, all);
+    random_adapter(all, 12);
+  } else {
+    load_all(c, all, 11);
+  }
+  const Batch first = make_batch(5, 3, 384, c.vocab_size, Shape::PADDED);
+  const Batch other = make_batch(6, 2, 256, c.vocab_size, Shape::PACKED);
+  const Batch larger = make_batch(7, 4, 512, c.vocab_size, Shape::PADDED);
+  const Batch full = make_batch(8, 4, 512, c.vocab_size, Shape::PLAIN);
+  const Batch packed = make_batch(9, 3, 384, c.vocab_size, Shape::PACKED);
+  struct Call {
+    const Batch* b;
+    const char* what;
+  };
+  const Call calls[] = {{&first, "3 x 384 padded, eager"},
+                        {&first, "3 x 384 padded, captured"},
+                        {&first, "3 x 384 padded, graph"},
+                        {&first, "3 x 384 padded, graph after logits"},
+                        {&first, "3 x 384 padded, graph after new adapter values"},
+                        {&larger, "4 x 512 padded (grown: graphs dropped), eager"},
+                        {&larger, "4 x 512 padded, captured"},
+                        {&first, "3 x 384 padded, captured again"},
+                        {&first, "3 x 384 padded, graph again"},
+                        {&full, "4 x 512 full rows, the larger batch's graph"},
+                        {&packed, "3 x 384 packed, eager"},
+                        {&packed, "3 x 384 packed, captured"}};
+  // Per phase (forward, backward) of each call above: captures 2 + 2 + 2 + 2, launches 2 x 9,
+  // eager 2 x 3; the growth drops the first batch's two graphs.
+  const long long want_captures = 8, want_launches = 18, want_eager = 6, want_dropped = 2;
+  struct Diff {
+    std::string what;
+    double ctl, graph;
+    int64_t ctl_bits, graph_bits;
+  };
+  std::vector<Diff> diffs;
+  for (size_t i = 0; i < sizeof calls / sizeof calls[0]; ++i) {
+    if (i == 3)  // a forward that keeps nothing, between two training steps
+      for (lora4j_engine* x : all) {
+        lora4j_batch v = other.view();
+        std::vector<float> logits(size_t(other.B) * size_t(other.S) * size_t(c.vocab_size));
+        RW_API(lora4j_logits(x, &v, logits.data(), int64_t(logits.size())));
+      }
+    if (i == 4) replace_adapter_values(all);
+    Step s[3];
+    for (int k = 0; k < 3; ++k) s[k] = step(e[k], *calls[i].b);
+    const std::string what = std::string(label) + ", " + calls[i].what;
+    ct::report_bool(kSuite, what + ": loss bitwise",
+                    s[2].loss == s[0].loss && s[2].tokens == s[0].tokens,
+                    std::to_string(s[2].loss) + " vs " + std::to_string(s[0].loss));
+    auto [ctl, ctl_bits] = grad_diff(s[1], s[0]);
+    auto [graph, graph_bits] = grad_diff(s[2], s[0]);
+    std::printf("  %s: control %.3e (%lld elements' bits differ), graphs %.3e (%lld)\n",
+                what.c_str(), ctl, (long long)ctl_bits, graph, (long long)graph_bits);
+    diffs.push_back({what, ctl, graph, ctl_bits, graph_bits});
+  }
+  double worst_ctl = 0;
+  for (const Diff& d : diffs) worst_ctl = std::max(worst_ctl, d.ctl);
+  for (const Diff& d : diffs) {
+    if (d.ctl_bits == 0)
+      ct::report_bool(kSuite, d.what + ": LoRA gradients bitwise", d.graph_bits == 0,
+                      std::to_string(d.graph_bits) + " elements differ");
+    else
+      ct::report(kSuite, d.what + ": LoRA gradients (3x the control's largest)", d.graph,
+                 3 * worst_ctl);
+  }
+  for (lora4j_engine* x : e) RW_API(lora4j_engine_destroy(x));
+  std::ifstream in(stats);
+  std::string line, last;
+  while (std::getline(in, line))
+    if (!line.empty()) last = line;
+  std::remove(stats.c_str());
+  const std::string got = last.empty() ? "no stats line" : last;
+  ct::report_bool(
+      kSuite, std::string(label) + ": graphs captured, launched, dropped as the calls imply",
+      stat(last, "captures") == want_captures && stat(last, "launches") == want_launches &&
+          stat(last, "eager") == want_eager && stat(last, "dropped") == want_dropped,
+      got + "; want captures " + std::to_string(want_captures) + ", launches " +
+          std::to_string(want_launches) + ", eager " + std::to_string(want_eager) + ", dropped " +
+          std::to_string(want_dropped));
+}
+
+void refuses_unknown_mode() {
+  lora4j_model_config c = testutil::model_config(64, 64, 128, 2, 4, 2, 16, 64, 1e4);
+  lora4j_engine_options o{};
+  o.device = LORA4J_DEVICE_CUDA;
+  setenv("LORA4J_CUDA_GRAPHS", "yes", 1);
+  lora4j_engine* e = nullptr;
+  const int st = lora4j_engine_create(&c, &o, &e);
+  unsetenv("LORA4J_CUDA_GRAPHS");
+  const std::string msg = st == LORA4J_OK ? "" : lora4j_last_error();
+  ct::report_bool(kSuite, "LORA4J_CUDA_GRAPHS=yes refused at the engine's creation",
+                  st == LORA4J_EINVAL && msg.find("LORA4J_CUDA_GRAPHS") != std::string::npos,
+                  "status " + std::to_string(st) + ": " + msg);
+  if (e) lora4j_engine_destroy(e);
+}
+
+}  // namespace
+
+int main() {
+  ct::require_cuda_backend(kSuite);
+  refuses_unknown_mode();
+  compare("no recompute", LORA4J_RECOMPUTE_NONE, 0, false);
+  compare("recompute layer", LORA4J_RECOMPUTE_LAYER, 0, false);
+  compare("recompute selective, offloaded", LORA4J_RECOMPUTE_SELECTIVE, 1, false);
+  compare("recompute attention, offloaded", LORA4J_RECOMPUTE_ATTENTION, 1, false);
+  compare("recompute attention, offloaded, NF4", LORA4J_RECOMPUTE_ATTENTION, 1, true);
+  std::printf("test_graphs_cuda: %d failure(s)\n", ct::failures());
+  return ct::failures() == 0 ? 0 : 1;
+}
