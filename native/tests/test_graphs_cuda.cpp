@@ -1,21 +1,24 @@
 // The training step as CUDA graphs (LORA4J_CUDA_GRAPHS, graph_cache.h) computes what the eager
 // launches compute. Per case, three engines on the same random 6-layer model (head_dim 128, GQA)
-// and adapter: eager, a second eager one (the control), and one with LORA4J_CUDA_GRAPHS=require
-// (a capture that fails is an error). They run the same calls: a padded batch three times (its
-// key's first step eager, the second captured, the third the graph), logits of another batch in
-// between (a forward that keeps nothing), the adapter's values replaced in place (the graph reads
-// them where the optimizer writes them), a larger batch twice (the activations grow: every graph
-// is dropped), the first batch twice (captured again), a batch of full rows at the larger shape
-// (the larger batch's graph, other tokens) and a packed batch twice (segments: another key). The
-// losses must agree bit for bit; the LoRA gradients bit for bit where the control's do, else
-// within 3x the control's largest difference (the attention backward's dQ atomics,
-// test_offload_cuda). The graph engine's counts (LORA4J_CUDA_GRAPHS_STATS) must be exactly the
-// captures, launches and eager phases the sequence implies, so a fallback to eager launches
-// cannot pass for a graph. Cases: no recompute; per-layer recompute; selective and attention
-// recompute with offloaded checkpoints (copies to and from pinned memory on a second stream
-// inside the graphs); attention recompute offloaded on NF4 projections (the dequantization
-// scratch is host state the graphs must leave as they found it). An unknown LORA4J_CUDA_GRAPHS
-// value is refused at the engine's creation. Skips (exit 77) without a GPU.
+// and adapter: eager (LORA4J_CUDA_GRAPHS=0), a second eager one (the control), and one with
+// LORA4J_CUDA_GRAPHS=require (graphs, as by default, but a capture that fails is an error). They
+// run the same calls: a padded batch three times (its key's first step eager, the second captured,
+// the third the graph), logits of another batch in between (a forward that keeps nothing), the
+// adapter's values replaced in place (the graph reads them where the optimizer writes them), a
+// larger batch twice (the activations grow: every graph is dropped), the first batch twice
+// (captured again), a batch of full rows at the larger shape (the larger batch's graph, other
+// tokens) and a packed batch twice (segments: another key). The losses must agree bit for bit; the
+// LoRA gradients bit for bit where the control's do, else within 3x the control's largest
+// difference (the attention backward's dQ atomics, test_offload_cuda). The graph engine's counts
+// (LORA4J_CUDA_GRAPHS_STATS) must be exactly the captures, launches and eager phases the sequence
+// implies, so a fallback to eager launches cannot pass for a graph. Cases: no recompute; per-layer
+// recompute; selective and attention recompute with offloaded checkpoints (copies to and from
+// pinned memory on a second stream inside the graphs); attention recompute offloaded on NF4
+// projections (the dequantization scratch is host state the graphs must leave as they found it).
+// Then a shape that changes every step (rows right-padded to each batch's longest): twenty sequence
+// lengths, each stepped twice, capture the first sixteen, evicting as the cache fills, and capture
+// nothing more once sixteen graphs have been evicted. An unknown LORA4J_CUDA_GRAPHS value is
+// refused at the engine's creation. Skips (exit 77) without a GPU.
 #include <unistd.h>
 
 #include <cmath>
@@ -86,7 +89,7 @@ void replace_adapter_values(const std::vector<lora4j_engine*>& engines) {
 void projections_nf4(const lora4j_model_config& c, const std::vector<lora4j_engine*>& engines) {
   uint64_t seed = 101;
   for (const nf4test::Weight& w : nf4test::weights(c)) {
-    if (w.slot < 0) continue;
+    if (w.name.find("_proj.") == std::string::npos) continue;
     const nf4test::Nf4Data d = nf4test::random_nf4(w.numel, 64, false, seed++, 0.02f);
     const lora4j_nf4_weight v = d.view();
     for (lora4j_engine* e : engines) RW_API(lora4j_engine_set_weight_nf4(e, w.name.c_str(), &v));
@@ -105,6 +108,7 @@ void compare(const char* label, int recompute, int offload, bool nf4) {
   lora4j_model_config c = testutil::model_config(1024, 1024, 2048, 6, 8, 2, 128, 1024, 1e4);
   const std::string stats = "/tmp/lora4j-test-graphs-" + std::to_string(getpid()) + ".json";
   std::remove(stats.c_str());
+  setenv("LORA4J_CUDA_GRAPHS", "0", 1);
   lora4j_engine* e[3] = {create_engine(c, LORA4J_DEVICE_CUDA, recompute, offload),
                          create_engine(c, LORA4J_DEVICE_CUDA, recompute, offload), nullptr};
   setenv("LORA4J_CUDA_GRAPHS", "require", 1);
@@ -203,6 +207,56 @@ void compare(const char* label, int recompute, int offload, bool nf4) {
           std::to_string(want_dropped));
 }
 
+// Twenty sequence lengths (1 x 16 ... 1 x 168), each stepped twice on a small model whose
+// activations were first sized by a 1 x 256 step (eager): the first sixteen keys are captured at
+// their second step (32 graphs, forward and backward, through a cache of 16: 16 evicted), the last
+// four run eagerly both times; every loss equal to an eager engine's.
+void shapes_that_do_not_repeat() {
+  lora4j_model_config c = testutil::model_config(64, 64, 128, 2, 4, 2, 16, 256, 1e4);
+  const std::string stats = "/tmp/lora4j-test-graphs-shapes-" + std::to_string(getpid()) + ".json";
+  std::remove(stats.c_str());
+  setenv("LORA4J_CUDA_GRAPHS", "0", 1);
+  lora4j_engine* eager = create_engine(c, LORA4J_DEVICE_CUDA, LORA4J_RECOMPUTE_NONE);
+  setenv("LORA4J_CUDA_GRAPHS", "require", 1);
+  setenv("LORA4J_CUDA_GRAPHS_STATS", stats.c_str(), 1);
+  lora4j_engine* graphs = create_engine(c, LORA4J_DEVICE_CUDA, LORA4J_RECOMPUTE_NONE);
+  unsetenv("LORA4J_CUDA_GRAPHS");
+  unsetenv("LORA4J_CUDA_GRAPHS_STATS");
+  load_all(c, {eager, graphs}, 21);
+  {  // the activations sized once for the longest rows (growing them drops every graph)
+    const Batch longest = make_batch(29, 1, 256, c.vocab_size, Shape::PLAIN);
+    step(eager, longest);
+    step(graphs, longest);
+  }
+  int unequal = 0;
+  std::string first_unequal;
+  for (int k = 0; k < 20; ++k) {
+    const int S = 16 + 8 * k;
+    const Batch b = make_batch(uint64_t(30 + k), 1, S, c.vocab_size, Shape::PLAIN);
+    for (int twice = 0; twice < 2; ++twice) {
+      const Step a = step(eager, b), g = step(graphs, b);
+      if (a.loss != g.loss && unequal++ == 0)
+        first_unequal = "1 x " + std::to_string(S) + ": " + std::to_string(g.loss) + " vs " +
+                        std::to_string(a.loss);
+    }
+  }
+  ct::report_bool(
+      kSuite, "20 shapes stepped twice: losses bitwise", unequal == 0,
+      unequal ? std::to_string(unequal) + " differ, first " + first_unequal : "40 steps");
+  RW_API(lora4j_engine_destroy(eager));
+  RW_API(lora4j_engine_destroy(graphs));
+  std::ifstream in(stats);
+  std::string line, last;
+  while (std::getline(in, line))
+    if (!line.empty()) last = line;
+  std::remove(stats.c_str());
+  ct::report_bool(kSuite, "20 shapes stepped twice: 16 keys captured, then none",
+                  stat(last, "captures") == 32 && stat(last, "launches") == 32 &&
+                      stat(last, "evicted") == 16 && stat(last, "eager") == 50,
+                  (last.empty() ? "no stats line" : last) +
+                      "; want captures 32, launches 32, evicted 16, eager 50");
+}
+
 void refuses_unknown_mode() {
   lora4j_model_config c = testutil::model_config(64, 64, 128, 2, 4, 2, 16, 64, 1e4);
   lora4j_engine_options o{};
@@ -228,6 +282,7 @@ int main() {
   compare("recompute selective, offloaded", LORA4J_RECOMPUTE_SELECTIVE, 1, false);
   compare("recompute attention, offloaded", LORA4J_RECOMPUTE_ATTENTION, 1, false);
   compare("recompute attention, offloaded, NF4", LORA4J_RECOMPUTE_ATTENTION, 1, true);
+  shapes_that_do_not_repeat();
   std::printf("test_graphs_cuda: %d failure(s)\n", ct::failures());
   return ct::failures() == 0 ? 0 : 1;
 }

@@ -2485,8 +2485,9 @@ class CudaEngine final : public Engine {
     graphs_.clear();
     ++graph_gen_;
   }
-  // Phase times record an event after every op on the host's clock: they run eagerly.
-  bool graphs_on() const { return graph_mode_ != GraphMode::kOff && !phases_; }
+  // Phase times record an event after every op on the host's clock: they run eagerly. So does a
+  // group of ranks (world_ > 1): its steps are not yet run on two GPUs with graphs.
+  bool graphs_on() const { return graph_mode_ != GraphMode::kOff && !phases_ && world_ == 1; }
   // Runs fn's work on stream_ (phase 0: the training forward, 1: its backward): eagerly at a key's
   // first step, captured into a graph at its second (then launched), the graph launched after.
   // The NF4 scratch (scratch_holds_) is the one piece of host state a capture reads and writes:
@@ -2503,11 +2504,12 @@ class CudaEngine final : public Engine {
       ++graphs_.launches;
       return;
     }
-    if (!graphs_.seen_before(key) || graphs_.refused(key)) {
+    if (!graphs_.seen_before(key) || graphs_.refused(key) || !graphs_.capturing()) {
       ++graph_eager_;
       return fn();
     }
     const uint64_t gen = graph_gen_;
+    const auto t0 = std::chrono::steady_clock::now();
     scratch_holds_ = -1;
     LORA4J_CU(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed));
     std::string why;
@@ -2529,6 +2531,8 @@ class CudaEngine final : public Engine {
       if (e != cudaSuccess) why = std::string("cudaGraphInstantiate: ") + cudaGetErrorString(e);
     }
     if (graph) cudaGraphDestroy(graph);
+    graphs_.capture_ms +=
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (!why.empty()) {
       cudaGetLastError();
       scratch_holds_ = -1;  // the capture's dequantizations never ran
@@ -2567,9 +2571,10 @@ class CudaEngine final : public Engine {
     if (FILE* f = std::fopen(graph_stats_path_.c_str(), "a")) {
       std::fprintf(f,
                    "{\"graph_mode\":%d,\"launches\":%lld,\"captures\":%lld,\"dropped\":%lld,"
-                   "\"eager\":%lld}\n",
+                   "\"evicted\":%lld,\"eager\":%lld,\"capture_ms\":%.1f}\n",
                    int(graph_mode_), (long long)graphs_.launches, (long long)graphs_.captures,
-                   (long long)graphs_.dropped, (long long)graph_eager_);
+                   (long long)graphs_.dropped, (long long)graphs_.evicted, (long long)graph_eager_,
+                   graphs_.capture_ms);
       std::fclose(f);
     }
   }

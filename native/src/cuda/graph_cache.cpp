@@ -8,8 +8,8 @@ namespace cuda {
 
 GraphMode graph_mode_from_env(std::string* bad) {
   const char* v = std::getenv("LORA4J_CUDA_GRAPHS");
-  if (!v || std::strcmp(v, "0") == 0) return GraphMode::kOff;
-  if (std::strcmp(v, "1") == 0) return GraphMode::kOn;
+  if (!v || std::strcmp(v, "1") == 0) return GraphMode::kOn;
+  if (std::strcmp(v, "0") == 0) return GraphMode::kOff;
   if (std::strcmp(v, "require") == 0) return GraphMode::kRequire;
   *bad = std::string("LORA4J_CUDA_GRAPHS is '") + v + "': expected 0, 1 or require";
   return GraphMode::kOff;
@@ -29,6 +29,7 @@ void GraphCache::put(const GraphKey& key, cudaGraphExec_t exec, int after) {
   while (graphs_.size() > kMaxGraphs) {
     cudaGraphExecDestroy(graphs_.back().exec);
     graphs_.pop_back();
+    ++evicted;
   }
 }
 

@@ -22,7 +22,7 @@ namespace cuda {
 
 enum class GraphMode { kOff, kOn, kRequire };
 
-// LORA4J_CUDA_GRAPHS: unset or "0" off, "1" on (a capture that fails is reported on stderr once
+// LORA4J_CUDA_GRAPHS: "0" off, unset or "1" on (a capture that fails is reported on stderr once
 // and its key runs eagerly from then on), "require" (a capture that fails is an error: the
 // tests). Anything else: *bad is set to the message and kOff returned.
 GraphMode graph_mode_from_env(std::string* bad);
@@ -39,7 +39,9 @@ struct GraphKey {
 
 // Instantiated graphs by key, at most kMaxGraphs (the least recently launched goes first), and
 // the keys seen so far: a key's first step runs eagerly (its lazy allocations happen outside any
-// capture), its second is captured.
+// capture), its second is captured. Rows right-padded to each batch's longest give a new shape
+// almost every step; once kMaxGraphs graphs have been evicted the shapes evidently do not repeat
+// enough for a capture to pay, and the cache captures nothing more (capturing()).
 class GraphCache {
  public:
   static constexpr size_t kMaxGraphs = 16;
@@ -64,9 +66,12 @@ class GraphCache {
   // Drops every graph (the keys stay seen).
   void clear() noexcept;
   size_t size() const { return graphs_.size(); }
+  bool capturing() const { return evicted < int64_t(kMaxGraphs); }
 
-  // Counts for the tests and the benchmark: graphs launched, captured, dropped by clear().
-  int64_t launches = 0, captures = 0, dropped = 0;
+  // Counts for the tests and the benchmark: graphs launched, captured, dropped by clear(),
+  // evicted by put(); the host time spent capturing and instantiating.
+  int64_t launches = 0, captures = 0, dropped = 0, evicted = 0;
+  double capture_ms = 0;
 
  private:
   std::list<Entry> graphs_;
