@@ -1,0 +1,35 @@
+set -u
+# Thirty-eighth session, call 5: `lora4j train` on rows of random length (cli_bench.py
+# 4x2048-padded: each batch right-padded to its longest row, so a new shape almost every step and
+# every step eager with graphs on) with graphs off and on alternately, four runs (off, on, off,
+# on), each with the engine's graph counts: call3 ran on then off once each (14,229 against
+# 14,533 tokens/s). carry [".device"] (the jar packed at 57af41e's engine).
+T_START=$(date +%s)
+REAL_OUT=$OUT
+W=/tmp/w5; mkdir -p $W
+rm -rf /tmp/lora4j-jre && tar -C /tmp -xJf .device/jre.tar.xz
+J=/tmp/lora4j-jre/bin/java
+mkdir -p /tmp/lora4j-cli
+$J --enable-native-access=ALL-UNNAMED -jar .device/lora4j-cli.jar init-model \
+  --config benchmarks/reference/mistral-7b-bench-config.json --output /tmp/lora4j-cli/m7b > $W/init.log 2>&1
+echo "init-model rc=$? at $(( $(date +%s) - T_START )) s" >> $W/sum.log
+i=0
+for g in 0 1 0 1; do
+  i=$((i+1)); d=$W/run$i-g$g; mkdir -p $d
+  LORA4J_CUDA_GRAPHS=$g LORA4J_CUDA_GRAPHS_STATS=$d/graph-stats.json CLI_RUN_TIMEOUT_S=70 \
+    timeout 80 python3 benchmarks/cli_bench.py $J .device/lora4j-cli.jar /tmp/lora4j-cli/m7b /tmp/lora4j-cli \
+    4x2048-padded > $d/cli_bench.jsonl 2>&1
+  echo "run $i graphs=$g rc=$? at $(( $(date +%s) - T_START )) s" >> $W/sum.log
+  cp /tmp/lora4j-cli/cli-*.log $d/ 2>/dev/null
+done
+tar -C $W -czf $REAL_OUT/logs.tgz .
+cat $W/sum.log
+for d in $W/run*; do
+  echo "== $(basename $d): $(python3 -c "
+import json,sys
+for l in open('$d/cli_bench.jsonl'):
+  if l.startswith('{'):
+    x=json.loads(l); print(x.get('tokens_per_s'), x.get('breakdown','')[50:120])")"
+  cat $d/graph-stats.json 2>/dev/null
+done
+echo "total $(( $(date +%s) - T_START )) s"
