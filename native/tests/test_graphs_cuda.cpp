@@ -40,6 +40,7 @@
 #include "lora_state.h"
 #include "nf4_test_util.h"
 #include "realwidth_model.h"
+#include "step_diff.h"
 
 namespace {
 
@@ -47,37 +48,6 @@ using namespace realwidth;
 
 const char* kSuite = "graphs";
 constexpr double kRunToRun = 1e-2;
-
-struct Step {
-  double loss = 0;
-  int64_t tokens = 0;
-  std::vector<std::pair<std::string, std::vector<float>>> grads;
-};
-
-Step step(lora4j_engine* e, const Batch& b) {
-  Step s;
-  lora4j_batch v = b.view();
-  RW_API(lora4j_zero_grad(e));
-  RW_API(lora4j_forward_backward(e, &v, 1e-3f, &s.loss, &s.tokens));
-  s.grads = testutil::lora_state(e, LORA4J_STATE_GRAD);
-  return s;
-}
-
-// The worst norm-wise relative error over the LoRA gradient tensors of a against ref (NaN when
-// the tensors do not line up), and how many elements differ in their bits.
-std::pair<double, int64_t> grad_diff(const Step& a, const Step& ref) {
-  if (a.grads.size() != ref.grads.size()) return {NAN, -1};
-  double worst = 0;
-  int64_t bits = 0;
-  for (size_t i = 0; i < a.grads.size(); ++i) {
-    const std::vector<float>& x = a.grads[i].second;
-    const std::vector<float>& y = ref.grads[i].second;
-    if (x.size() != y.size() || a.grads[i].first != ref.grads[i].first) return {NAN, -1};
-    worst = ct::worst_of(worst, ct::rel_err(x, y));
-    for (size_t k = 0; k < x.size(); ++k) bits += std::memcmp(&x[k], &y[k], 4) != 0;
-  }
-  return {worst, bits};
-}
 
 // Every LoRA parameter of every engine set to new values (a sign flip and a scale of the old ones
 // for B, A rotated by one element): values change, the layout does not.
@@ -178,14 +148,8 @@ void compare(const char* label, int recompute, int offload, bool nf4) {
     Step s[3];
     for (int k = 0; k < 3; ++k) s[k] = step(e[k], *calls[i].b);
     const std::string what = std::string(label) + ", " + calls[i].what;
-    ct::report_bool(kSuite, what + ": loss bitwise",
-                    s[2].loss == s[0].loss && s[2].tokens == s[0].tokens,
-                    std::to_string(s[2].loss) + " vs " + std::to_string(s[0].loss));
-    auto [ctl, ctl_bits] = grad_diff(s[1], s[0]);
-    auto [graph, graph_bits] = grad_diff(s[2], s[0]);
-    std::printf("  %s: control %.3e (%lld elements' bits differ), graphs %.3e (%lld)\n",
-                what.c_str(), ctl, (long long)ctl_bits, graph, (long long)graph_bits);
-    diffs.push_back({what, ctl, graph});
+    const ThreeWay d = three_way(kSuite, what, s, "graphs");
+    diffs.push_back({what, d.ctl, d.test});
   }
   double worst_ctl = 0;
   for (const Diff& d : diffs) worst_ctl = std::max(worst_ctl, d.ctl);

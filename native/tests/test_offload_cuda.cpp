@@ -29,6 +29,7 @@
 #include "lora4j.h"
 #include "lora_state.h"
 #include "realwidth_model.h"
+#include "step_diff.h"
 
 namespace {
 
@@ -38,38 +39,6 @@ const char* kSuite = "offload";
 
 lora4j_engine* create(const lora4j_model_config& c, int recompute, int offload) {
   return create_engine(c, LORA4J_DEVICE_CUDA, recompute, offload);
-}
-
-struct Step {
-  double loss = 0;
-  int64_t tokens = 0;
-  std::vector<std::pair<std::string, std::vector<float>>> grads;
-};
-
-Step step(lora4j_engine* e, const Batch& b) {
-  Step s;
-  lora4j_batch v = b.view();
-  RW_API(lora4j_zero_grad(e));
-  RW_API(lora4j_forward_backward(e, &v, 1e-3f, &s.loss, &s.tokens));
-  s.grads = testutil::lora_state(e, LORA4J_STATE_GRAD);
-  return s;
-}
-
-// The worst norm-wise relative error over the LoRA gradient tensors of a against ref (NaN when
-// the tensors do not line up), and how many elements differ in their bits.
-std::pair<double, int64_t> grad_diff(const Step& a, const Step& ref) {
-  if (a.grads.size() != ref.grads.size()) return {NAN, -1};
-  double worst = 0;
-  int64_t bits = 0;
-  for (size_t i = 0; i < a.grads.size(); ++i) {
-    const std::vector<float>& x = a.grads[i].second;
-    const std::vector<float>& y = ref.grads[i].second;
-    if (x.size() != y.size() || a.grads[i].first != ref.grads[i].first) return {NAN, -1};
-    double e = ct::rel_err(x, y);
-    worst = ct::worst_of(worst, e);
-    for (size_t k = 0; k < x.size(); ++k) bits += std::memcmp(&x[k], &y[k], 4) != 0;
-  }
-  return {worst, bits};
 }
 
 void compare(int recompute, const char* label) {
@@ -103,14 +72,8 @@ void compare(int recompute, const char* label) {
       s[k] = step(e[k], *order[i]);
     }
     const std::string what = std::string(label) + ", " + names[i];
-    ct::report_bool(kSuite, what + ": loss bitwise",
-                    s[2].loss == s[0].loss && s[2].tokens == s[0].tokens,
-                    std::to_string(s[2].loss) + " vs " + std::to_string(s[0].loss));
-    auto [ctl, ctl_bits] = grad_diff(s[1], s[0]);
-    auto [off, off_bits] = grad_diff(s[2], s[0]);
-    std::printf("  %s: control %.3e (%lld elements' bits differ), offloaded %.3e (%lld)\n",
-                what.c_str(), ctl, (long long)ctl_bits, off, (long long)off_bits);
-    diffs.push_back({what, ctl, off, ctl_bits, off_bits});
+    const ThreeWay d = three_way(kSuite, what, s, "offloaded");
+    diffs.push_back({what, d.ctl, d.test, d.ctl_bits, d.test_bits});
   }
   // one run-to-run difference is one draw: the bound is 3x the largest the control showed
   double worst_ctl = 0;

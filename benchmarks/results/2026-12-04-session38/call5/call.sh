@@ -3,10 +3,16 @@ set -u
 # 4x2048-padded: each batch right-padded to its longest row, so a new shape almost every step and
 # every step eager with graphs on) with graphs off and on alternately, four runs (off, on, off,
 # on), each with the engine's graph counts: call3 ran on then off once each (14,229 against
-# 14,533 tokens/s). carry [".device"] (the jar packed at 57af41e's engine).
+# 14,533 tokens/s). carry [".device"] (the jar packed at 57af41e's engine). First: build, and
+# test_graphs_cuda and test_offload_cuda after their step helpers moved to tests/step_diff.h.
 T_START=$(date +%s)
 REAL_OUT=$OUT
 W=/tmp/w5; mkdir -p $W
+export OUT=/tmp/o5a; mkdir -p $OUT
+STEPS="build" CUDA_ARCHS=90 timeout 200 bash scripts/gpu/run.sh > $W/build-run.log 2>&1
+echo "build rc=$? at $(( $(date +%s) - T_START )) s" >> $W/sum.log
+(cd native/build-gpu && LORA4J_REQUIRE_GPU=1 timeout 120 ctest -V -R "test_graphs_cuda|test_offload_cuda") > $W/ctest.log 2>&1
+echo "ctest graphs+offload rc=$? at $(( $(date +%s) - T_START )) s" >> $W/sum.log
 rm -rf /tmp/lora4j-jre && tar -C /tmp -xJf .device/jre.tar.xz
 J=/tmp/lora4j-jre/bin/java
 mkdir -p /tmp/lora4j-cli
@@ -24,6 +30,7 @@ for g in 0 1 0 1; do
 done
 tar -C $W -czf $REAL_OUT/logs.tgz .
 cat $W/sum.log
+grep -aE "tests passed|tests failed|\*\*\*Failed|failure\(s\)" $W/ctest.log | cut -c1-120
 for d in $W/run*; do
   echo "== $(basename $d): $(python3 -c "
 import json,sys
