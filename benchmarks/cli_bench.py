@@ -29,6 +29,9 @@ settings, one or more joined by commas, each a group or a setting's name:
            in host memory: the backward re-runs the norms, o projection and MLP): 4 x 2048,
            1 x 8192, 8 x 4096 (4x2048-attention-offload, ...)
   "ddp-attention" the same at 4 x 2048 per GPU on 2 GPUs (4x2048-attention-2gpu-offload)
+  "short"  one short row without recompute, 1 x 512 and 1 x 1024 (1x512, 1x1024): steps of 40-70 ms
+           on Mistral-7B, where the launch gaps that CUDA graphs take weigh most (run with
+           LORA4J_CUDA_GRAPHS=0 and without to compare)
   "ddp4"   4 x 2048 per GPU on 1, 2 and 4 GPUs, without recompute and with --recompute attention
            --offload-checkpoints (4x2048, 4x2048-2gpu, 4x2048-4gpu, 4x2048-attention-offload, ...)
   "robust" the cost of robust aggregation (issue 14): 2 GPUs x --grad-accum 4 (8 virtual workers)
@@ -113,10 +116,12 @@ DDP4 = [one_gpu(4, 2048, False), Setting(4, 2048, False, False, 2), Setting(4, 2
 # --packing on short examples (several per row)
 PACKED = [Setting(4, 2048, False, False, packed=True),
           Setting(4, 2048, ATTENTION, False, offload=True, packed=True)]
+# short rows: steps of tens of milliseconds
+SHORT = [one_gpu(1, 512, False), one_gpu(1, 1024, False)]
 GROUPS = {"all": SETTINGS, "qlora": QLORA, "ddp": DDP, "robust": ROBUST, "long": LONG,
           "selective": SELECTIVE_SETTINGS, "padded": PADDED, "offload": OFFLOAD,
           "attention": ATTENTION_SETTINGS, "ddp-attention": DDP_ATTENTION,
-          "ddp4": DDP4, "packed": PACKED}
+          "ddp4": DDP4, "packed": PACKED, "short": SHORT}
 STEPS = 8
 # a run with --group-by-length covers one whole length group (50 batches, longest first), so its
 # median step is not that of the group's longest rows alone
