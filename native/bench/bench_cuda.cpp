@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <algorithm>
 #include <string>
 #include <thread>
@@ -273,6 +274,15 @@ static int bench_packed() {
   const char* v = std::getenv("LORA4J_BENCH_PACKED");
   return v ? std::max(0, std::atoi(v)) : 0;
 }
+// LORA4J_BENCH_LENGTHS=N (paired runs only): pair i steps both engines on a batch of sequence
+// length S - (i mod N) d, d = S / (2 N) rounded down to a multiple of 8 (at least 8): N lengths
+// from S down to about S / 2, as batches right-padded to their longest row come, each a new
+// shape for the engine's CUDA graphs until it repeats (N at least the pairs: never). The warm-up
+// steps run at S, so the activations are sized before the timed pairs.
+static int bench_lengths() {
+  const char* v = std::getenv("LORA4J_BENCH_LENGTHS");
+  return v ? std::max(0, std::atoi(v)) : 0;
+}
 struct StepBatch {
   std::vector<int32_t> ids, labels, mask, pos, seg;
   lora4j_batch b{};
@@ -407,9 +417,9 @@ static void bench_pair(int layers, int B, int S, int recompute, uint32_t targets
   char nums[192];
   std::snprintf(nums, sizeof nums,
                 ",\"layers\":%d,\"B\":%d,\"S\":%d,\"recompute\":%d,\"targets\":%u,\"offload\":%d,"
-                "\"masked\":%.2f,\"padded\":%.2f,\"packed\":%d",
+                "\"masked\":%.2f,\"padded\":%.2f,\"packed\":%d,\"lengths\":%d",
                 layers, B, S, recompute, targets, offload, bench_masked(), bench_padded(),
-                bench_packed());
+                bench_packed(), bench_lengths());
   const std::string head =
       "{\"bench\":\"train_step_pair\",\"ab\":\"" + json_text(g_ab_spec) + "\"" + nums;
   auto give_up = [&](const std::string& why, lora4j_engine* x, lora4j_engine* y) {
@@ -439,18 +449,24 @@ static void bench_pair(int layers, int B, int S, int recompute, uint32_t targets
   }
   const char* pe = std::getenv("LORA4J_BENCH_PAIRS");
   const int pairs = std::max(1, pe ? std::atoi(pe) : 10);
+  const int lengths = bench_lengths();
+  std::vector<std::unique_ptr<StepBatch>> varied;
+  for (int k = 0; k < lengths; ++k)
+    varied.push_back(
+        std::make_unique<StepBatch>(B, S - k * std::max(8, S / (2 * lengths) / 8 * 8)));
   std::vector<double> ta, tb, ja, jb;
   unsigned long long why = 0;
   for (int i = 0; i < pairs; ++i) {
     for (int k = 0; k < 2; ++k) {
       const bool side_a = (k == 0) == a_first(i);
+      const StepBatch& now = lengths > 0 ? *varied[size_t(i % lengths)] : sb;
       double t, j;
       int st;
       if (side_a) {
-        st = timed_step(ea, sb, nvml, &t, &j, &loss[0]);
+        st = timed_step(ea, now, nvml, &t, &j, &loss[0]);
       } else {
         EnvScope env(g_ab);
-        st = timed_step(eb, sb, nvml, &t, &j, &loss[1]);
+        st = timed_step(eb, now, nvml, &t, &j, &loss[1]);
       }
       if (st)
         return give_up(std::string(side_a ? "engine a: " : "engine b: ") + lora4j_last_error(), ea,
