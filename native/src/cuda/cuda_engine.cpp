@@ -2511,18 +2511,22 @@ class CudaEngine final : public Engine {
     const uint64_t gen = graph_gen_;
     const auto t0 = std::chrono::steady_clock::now();
     scratch_holds_ = -1;
-    LORA4J_CU(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed));
     std::string why;
-    try {
-      fn();
-      join_copy_stream();
-    } catch (const std::exception& x) {
-      why = x.what();
-    }
     cudaGraph_t graph = nullptr;
-    const cudaError_t end = cudaStreamEndCapture(stream_, &graph);
-    if (why.empty() && end != cudaSuccess)
-      why = std::string("cudaStreamEndCapture: ") + cudaGetErrorString(end);
+    const cudaError_t begin = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed);
+    if (begin != cudaSuccess) {
+      why = std::string("cudaStreamBeginCapture: ") + cudaGetErrorString(begin);
+    } else {
+      try {
+        fn();
+        join_copy_stream();
+      } catch (const std::exception& x) {
+        why = x.what();
+      }
+      const cudaError_t end = cudaStreamEndCapture(stream_, &graph);
+      if (why.empty() && end != cudaSuccess)
+        why = std::string("cudaStreamEndCapture: ") + cudaGetErrorString(end);
+    }
     if (why.empty() && gen != graph_gen_)
       why = "device memory was allocated or freed during the capture";
     cudaGraphExec_t exec = nullptr;
