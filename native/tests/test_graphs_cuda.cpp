@@ -32,6 +32,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,7 @@
 #include "lora_state.h"
 #include "nf4_test_util.h"
 #include "realwidth_model.h"
+#include "safetensors_reader.h"
 #include "step_diff.h"
 
 namespace {
@@ -73,26 +75,53 @@ void projections_nf4(const lora4j_model_config& c, const std::vector<lora4j_engi
   }
 }
 
-// The last JSON line of the stats file as name -> value (the counts are integers).
-long long stat(const std::string& line, const char* name) {
-  const std::string key = std::string("\"") + name + "\":";
-  const size_t at = line.find(key);
-  return at == std::string::npos ? -1 : std::atoll(line.c_str() + at + key.size());
+// A fresh path for an engine's graph counts (tag names the case).
+std::string stats_path(const char* tag) {
+  const std::string p =
+      std::string("/tmp/lora4j-test-graphs-") + tag + "-" + std::to_string(getpid()) + ".json";
+  std::remove(p.c_str());
+  return p;
+}
+
+// An engine made with LORA4J_CUDA_GRAPHS=mode ("0": eager; "require": graphs, a capture that fails
+// an error) and, when stats is given, LORA4J_CUDA_GRAPHS_STATS=stats.
+lora4j_engine* engine_with(const char* mode, const lora4j_model_config& c, int recompute,
+                           int offload = 0, const std::string& stats = "") {
+  setenv("LORA4J_CUDA_GRAPHS", mode, 1);
+  if (!stats.empty()) setenv("LORA4J_CUDA_GRAPHS_STATS", stats.c_str(), 1);
+  lora4j_engine* e = create_engine(c, LORA4J_DEVICE_CUDA, recompute, offload);
+  unsetenv("LORA4J_CUDA_GRAPHS");
+  unsetenv("LORA4J_CUDA_GRAPHS_STATS");
+  return e;
+}
+
+// Destroys e, which appends its graph counts to stats, and reports `what`: those counts are
+// exactly want's. The file is removed.
+void destroy_and_check_counts(lora4j_engine* e, const std::string& stats, const std::string& what,
+                              std::initializer_list<std::pair<const char*, long long>> want) {
+  RW_API(lora4j_engine_destroy(e));
+  std::ifstream in(stats);
+  std::string line, last;
+  while (std::getline(in, line))
+    if (!line.empty()) last = line;
+  std::remove(stats.c_str());
+  bool ok = !last.empty();
+  std::string detail = ok ? last + "; want" : "no stats line; want";
+  const testutil::Json j = ok ? testutil::Json::parse(last) : testutil::Json{};
+  for (const auto& [name, value] : want) {
+    ok = ok && j.has(name) && j[name].num == double(value);
+    detail += std::string(" ") + name + " " + std::to_string(value);
+  }
+  ct::report_bool(kSuite, what, ok, detail);
 }
 
 void compare(const char* label, int recompute, int offload, bool nf4) {
   // hidden 1024, MLP 2048, 8 heads of 128, 2 KV heads, 6 layers, vocab 1024
   lora4j_model_config c = testutil::model_config(1024, 1024, 2048, 6, 8, 2, 128, 1024, 1e4);
-  const std::string stats = "/tmp/lora4j-test-graphs-" + std::to_string(getpid()) + ".json";
-  std::remove(stats.c_str());
-  setenv("LORA4J_CUDA_GRAPHS", "0", 1);
-  lora4j_engine* e[3] = {create_engine(c, LORA4J_DEVICE_CUDA, recompute, offload),
-                         create_engine(c, LORA4J_DEVICE_CUDA, recompute, offload), nullptr};
-  setenv("LORA4J_CUDA_GRAPHS", "require", 1);
-  setenv("LORA4J_CUDA_GRAPHS_STATS", stats.c_str(), 1);
-  e[2] = create_engine(c, LORA4J_DEVICE_CUDA, recompute, offload);
-  unsetenv("LORA4J_CUDA_GRAPHS");
-  unsetenv("LORA4J_CUDA_GRAPHS_STATS");
+  const std::string stats = stats_path("compare");
+  lora4j_engine* e[3] = {engine_with("0", c, recompute, offload),
+                         engine_with("0", c, recompute, offload),
+                         engine_with("require", c, recompute, offload, stats)};
   const std::vector<lora4j_engine*> all{e[0], e[1], e[2]};
   if (nf4) {  // the other weights in bf16, the projections in NF4, then the adapter
     const std::vector<WeightDef> defs = weight_defs(c);
@@ -155,20 +184,14 @@ void compare(const char* label, int recompute, int offload, bool nf4) {
   for (const Diff& d : diffs) worst_ctl = std::max(worst_ctl, d.ctl);
   for (const Diff& d : diffs)
     ct::report(kSuite, d.what + ": LoRA gradients", d.graph, std::max(kRunToRun, 3 * worst_ctl));
-  for (lora4j_engine* x : e) RW_API(lora4j_engine_destroy(x));
-  std::ifstream in(stats);
-  std::string line, last;
-  while (std::getline(in, line))
-    if (!line.empty()) last = line;
-  std::remove(stats.c_str());
-  const std::string got = last.empty() ? "no stats line" : last;
-  ct::report_bool(
-      kSuite, std::string(label) + ": graphs captured, launched, dropped as the calls imply",
-      stat(last, "captures") == want_captures && stat(last, "launches") == want_launches &&
-          stat(last, "eager") == want_eager && stat(last, "dropped") == want_dropped,
-      got + "; want captures " + std::to_string(want_captures) + ", launches " +
-          std::to_string(want_launches) + ", eager " + std::to_string(want_eager) + ", dropped " +
-          std::to_string(want_dropped));
+  RW_API(lora4j_engine_destroy(e[0]));
+  RW_API(lora4j_engine_destroy(e[1]));
+  destroy_and_check_counts(
+      e[2], stats, std::string(label) + ": graphs captured, launched, dropped as the calls imply",
+      {{"captures", want_captures},
+       {"launches", want_launches},
+       {"eager", want_eager},
+       {"dropped", want_dropped}});
 }
 
 // Twenty sequence lengths (1 x 16 ... 1 x 168), each stepped twice on a small model whose
@@ -177,15 +200,9 @@ void compare(const char* label, int recompute, int offload, bool nf4) {
 // four run eagerly both times; every loss equal to an eager engine's.
 void shapes_that_do_not_repeat() {
   lora4j_model_config c = testutil::model_config(64, 64, 128, 2, 4, 2, 16, 256, 1e4);
-  const std::string stats = "/tmp/lora4j-test-graphs-shapes-" + std::to_string(getpid()) + ".json";
-  std::remove(stats.c_str());
-  setenv("LORA4J_CUDA_GRAPHS", "0", 1);
-  lora4j_engine* eager = create_engine(c, LORA4J_DEVICE_CUDA, LORA4J_RECOMPUTE_NONE);
-  setenv("LORA4J_CUDA_GRAPHS", "require", 1);
-  setenv("LORA4J_CUDA_GRAPHS_STATS", stats.c_str(), 1);
-  lora4j_engine* graphs = create_engine(c, LORA4J_DEVICE_CUDA, LORA4J_RECOMPUTE_NONE);
-  unsetenv("LORA4J_CUDA_GRAPHS");
-  unsetenv("LORA4J_CUDA_GRAPHS_STATS");
+  const std::string stats = stats_path("shapes");
+  lora4j_engine* eager = engine_with("0", c, LORA4J_RECOMPUTE_NONE);
+  lora4j_engine* graphs = engine_with("require", c, LORA4J_RECOMPUTE_NONE, 0, stats);
   load_all(c, {eager, graphs}, 21);
   {  // the activations sized once for the longest rows (growing them drops every graph)
     const Batch longest = make_batch(29, 1, 256, c.vocab_size, Shape::PLAIN);
@@ -208,17 +225,8 @@ void shapes_that_do_not_repeat() {
       kSuite, "20 shapes stepped twice: losses bitwise", unequal == 0,
       unequal ? std::to_string(unequal) + " differ, first " + first_unequal : "40 steps");
   RW_API(lora4j_engine_destroy(eager));
-  RW_API(lora4j_engine_destroy(graphs));
-  std::ifstream in(stats);
-  std::string line, last;
-  while (std::getline(in, line))
-    if (!line.empty()) last = line;
-  std::remove(stats.c_str());
-  ct::report_bool(kSuite, "20 shapes stepped twice: 16 keys captured, then none",
-                  stat(last, "captures") == 32 && stat(last, "launches") == 32 &&
-                      stat(last, "evicted") == 16 && stat(last, "eager") == 50,
-                  (last.empty() ? "no stats line" : last) +
-                      "; want captures 32, launches 32, evicted 16, eager 50");
+  destroy_and_check_counts(graphs, stats, "20 shapes stepped twice: 16 keys captured, then none",
+                           {{"captures", 32}, {"launches", 32}, {"evicted", 16}, {"eager", 50}});
 }
 
 void refuses_unknown_mode() {

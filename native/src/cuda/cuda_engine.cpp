@@ -1238,9 +1238,8 @@ class CudaEngine final : public Engine {
   void release() noexcept {
     if (dev_ >= 0) cudaSetDevice(dev_);
     phases_.reset();  // writes the LORA4J_PHASE_TIMES lines while the stream exists
-    if (stream_) cudaStreamSynchronize(stream_);
-    write_graph_stats();
-    graphs_.clear();
+    graphs_.write_stats(graph_stats_path_, int(graph_mode_));
+    graphs_.clear();  // a graph still running is freed when it completes
     if (comm_) {
       // reductions still queued may wait for peers that will not come: abort, not destroy
       if (in_flight_)
@@ -2505,7 +2504,7 @@ class CudaEngine final : public Engine {
       return;
     }
     if (!graphs_.seen_before(key) || graphs_.refused(key) || !graphs_.capturing()) {
-      ++graph_eager_;
+      ++graphs_.eager;
       return fn();
     }
     const uint64_t gen = graph_gen_;
@@ -2550,7 +2549,7 @@ class CudaEngine final : public Engine {
         graph_warned_ = true;
       }
       graphs_.refuse(key);
-      ++graph_eager_;
+      ++graphs_.eager;
       return fn();
     }
     graphs_.put(key, exec, scratch_holds_);
@@ -2567,20 +2566,6 @@ class CudaEngine final : public Engine {
     if (st != cudaStreamCaptureStatusActive) return;
     LORA4J_CU(cudaEventRecord(ck_joined_, copy_stream_));
     LORA4J_CU(cudaStreamWaitEvent(stream_, ck_joined_, 0));
-  }
-  // LORA4J_CUDA_GRAPHS_STATS names a file: one JSON line of the engine's graph counts appended
-  // when it is destroyed (the tests and the benchmark read it).
-  void write_graph_stats() noexcept {
-    if (graph_stats_path_.empty()) return;
-    if (FILE* f = std::fopen(graph_stats_path_.c_str(), "a")) {
-      std::fprintf(f,
-                   "{\"graph_mode\":%d,\"launches\":%lld,\"captures\":%lld,\"dropped\":%lld,"
-                   "\"evicted\":%lld,\"eager\":%lld,\"capture_ms\":%.1f}\n",
-                   int(graph_mode_), (long long)graphs_.launches, (long long)graphs_.captures,
-                   (long long)graphs_.dropped, (long long)graphs_.evicted, (long long)graph_eager_,
-                   graphs_.capture_ms);
-      std::fclose(f);
-    }
   }
   // LORA4J_PHASE_TIMES: the interval since the last mark was spent in `name` (no-op when off)
   void tm(const char* name) {
@@ -2778,10 +2763,9 @@ class CudaEngine final : public Engine {
   // CUDA graphs of the training forward and backward (graphed, graph_cache.h)
   GraphMode graph_mode_ = GraphMode::kOff;
   GraphCache graphs_;
-  uint64_t graph_gen_ = 0;   // counts drop_graphs (a capture that spans one is not kept)
-  int64_t graph_eager_ = 0;  // phases run eagerly with graphs on (a key's first, or refused)
+  uint64_t graph_gen_ = 0;  // counts drop_graphs (a capture that spans one is not kept)
   bool graph_warned_ = false;
-  std::string graph_stats_path_;  // LORA4J_CUDA_GRAPHS_STATS
+  std::string graph_stats_path_;  // LORA4J_CUDA_GRAPHS_STATS: the counts appended at release
 };
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "cuda/graph_cache.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -30,6 +31,18 @@ void GraphCache::put(const GraphKey& key, cudaGraphExec_t exec, int after) {
     cudaGraphExecDestroy(graphs_.back().exec);
     graphs_.pop_back();
     ++evicted;
+  }
+}
+
+void GraphCache::write_stats(const std::string& path, int mode) const noexcept {
+  if (path.empty()) return;
+  if (FILE* f = std::fopen(path.c_str(), "a")) {
+    std::fprintf(f,
+                 "{\"graph_mode\":%d,\"launches\":%lld,\"captures\":%lld,\"dropped\":%lld,"
+                 "\"evicted\":%lld,\"eager\":%lld,\"capture_ms\":%.1f}\n",
+                 mode, (long long)launches, (long long)captures, (long long)dropped,
+                 (long long)evicted, (long long)eager, capture_ms);
+    std::fclose(f);
   }
 }
 

@@ -68,9 +68,14 @@ class GraphCache {
   size_t size() const { return graphs_.size(); }
   bool capturing() const { return evicted < int64_t(kMaxGraphs); }
 
-  // Counts for the tests and the benchmark: graphs launched, captured, dropped by clear(),
-  // evicted by put(); the host time spent capturing and instantiating.
-  int64_t launches = 0, captures = 0, dropped = 0, evicted = 0;
+  // Appends one JSON line of the counts below (and `mode`) to the file at path (none when empty):
+  // LORA4J_CUDA_GRAPHS_STATS, read by the tests and the benchmark.
+  void write_stats(const std::string& path, int mode) const noexcept;
+
+  // Counts: graphs launched, captured, dropped by clear(), evicted by put(); phases run eagerly
+  // with graphs on (a key's first step, a refused key, or once capturing() ends); the host time
+  // spent capturing and instantiating. The engine counts all but dropped and evicted.
+  int64_t launches = 0, captures = 0, dropped = 0, evicted = 0, eager = 0;
   double capture_ms = 0;
 
  private:
