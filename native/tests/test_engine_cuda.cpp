@@ -1056,6 +1056,70 @@ void qkv_wblock() {
   for (lora4j_engine* x : e) API(lora4j_engine_destroy(x));
 }
 
+// The optimizer step's refresh copies in one launch (copy2d_batched over a table, the default)
+// against one cudaMemcpy(2D)Async call each (LORA4J_REFRESH_BATCH=0): hd128, all seven targets at
+// rank 8 (stacked A matrices, the q/k/v blocks' A rows and folded B columns all in use), both
+// engines given the same random gradients (lora4j_grad_set_flat) before each of four AdamW steps
+// at lr 5e-2. After each step the parameters and the logits must be bitwise equal: both paths copy
+// the same bytes, so a copy the table left out or took from a stale pointer would keep an old A or
+// B in the GEMMs' operands and move the logits. Then a re-attach at rank 16 (every buffer new: the
+// table is uploaded again) and two more steps. The default engine holds the table (layers x 7 x 3
+// entries of 48 bytes) and the other none, so the switch is seen to separate the two paths.
+void refresh_batch() {
+  const char* S = "refresh batch";
+  Golden g = load_case("hd128");
+  const int64_t L = g.cfg.num_layers;
+  lora4j_engine* e[2];
+  std::mt19937 rng(53);
+  lora4j_adamw o{};
+  o.lr = 5e-2f;
+  o.beta1 = 0.9f;
+  o.beta2 = 0.999f;
+  o.eps = 1e-8f;
+  std::normal_distribution<float> nd(0.f, 1e-2f);
+  auto steps = [&](int count, const std::string& label) {
+    int64_t numel = 0;
+    API(lora4j_grad_flat_numel(e[0], &numel));
+    std::vector<float> grad(static_cast<size_t>(numel));
+    for (int k = 0; k < count; ++k) {
+      for (float& x : grad) x = nd(rng);
+      for (lora4j_engine* x : e) {
+        lora4j_step_result res{};
+        API(lora4j_zero_grad(x));
+        API(lora4j_grad_set_flat(x, grad.data(), numel));
+        API(lora4j_optimizer_step(x, &o, &res));
+      }
+      const auto p0 = lora_state(e[0], LORA4J_STATE_PARAM),
+                 p1 = lora_state(e[1], LORA4J_STATE_PARAM);
+      int64_t pbits = p0.size() == p1.size() && !p0.empty() ? 0 : -1;
+      for (size_t i = 0; pbits >= 0 && i < p0.size(); ++i)
+        for (size_t j = 0; j < p0[i].second.size(); ++j)
+          pbits += std::memcmp(&p0[i].second[j], &p1[i].second[j], 4) != 0;
+      const std::vector<float> l0 = logits_of(g, e[0]), l1 = logits_of(g, e[1]);
+      int64_t lbits = l0.size() == l1.size() && !l0.empty() ? 0 : -1;
+      for (size_t j = 0; lbits >= 0 && j < l0.size(); ++j)
+        lbits += std::memcmp(&l0[j], &l1[j], 4) != 0;
+      const std::string what = label + ", step " + std::to_string(k + 1);
+      ct::report_bool(S, "hd128 one launch vs one call per copy, parameters bitwise, " + what,
+                      pbits == 0, std::to_string(pbits) + " elements differ");
+      ct::report_bool(S, "hd128 one launch vs one call per copy, logits bitwise, " + what,
+                      lbits == 0, std::to_string(lbits) + " differ");
+    }
+  };
+  switch_pair(g, LORA4J_RECOMPUTE_NONE, "LORA4J_REFRESH_BATCH", 8, 1.5f, 0x7Fu, e);
+  set_random_adapter(e, rng, 0.f);
+  int64_t in_use[2] = {0, 0}, peak = 0;
+  for (int k = 0; k < 2; ++k) API(lora4j_engine_memory(e[k], &in_use[k], &peak));
+  const int64_t table = L * 7 * 3 * 48;
+  ct::report_bool(S, "memory in use higher by the copy table alone", in_use[0] - in_use[1] == table,
+                  std::to_string(in_use[0] - in_use[1]) + " bytes, want " + std::to_string(table));
+  steps(4, "rank 8");
+  for (lora4j_engine* x : e) API(lora4j_lora_attach(x, 16, 2.f, 0x7Fu));
+  set_random_adapter(e, rng, 0.f);
+  steps(2, "re-attached at rank 16");
+  for (lora4j_engine* x : e) API(lora4j_engine_destroy(x));
+}
+
 // The attention backward's delta from the bf16 output (the default) against the fp32 copy the
 // forward writes with LORA4J_ATTN_O_BF16=0, hd128 with a random adapter, no recompute and
 // per-layer recompute: every LoRA gradient within 2e-2 of the other engine's (delta moves by
@@ -1424,6 +1488,7 @@ int main() {
   qkv_dx_fold();
   qkv_dx_direct();
   qkv_wblock();
+  refresh_batch();
   qkv_pair_one();
   swiglu_dx_fused_ab();
   swiglu_gu_fused_ab();

@@ -833,6 +833,78 @@ void test_add_f32_refusals() {
                   "");
 }
 
+// copy2d_batched against the same copies done on the host (its CPU twin: memcpy row by row): a
+// table of copies between random offsets and row pitches of one source and one destination
+// buffer, whose units cover 16, 8, 4, 2 and 1 bytes (copy2d_unit, checked per case), with the
+// optimizer's shapes among them (a rank-16 B into a folded weight: 32-byte rows at a pitch of
+// (4096 + 48) x 2 bytes, 14336 rows; a stacked A: one 131 KB row). Every byte of the destination
+// is compared, so a copy that writes past its rows or columns fails as well; the launch's refusals
+// (a negative count, more than kMaxCopies) and a count of 0 (nothing written) are checked too.
+void test_copy2d_batched(ct::Rng& r) {
+  struct Case {
+    int64_t soff, spitch, doff, dpitch, width, rows;
+    int unit;
+  };
+  const std::vector<Case> cases = {
+      {0, 32, 64, (4096 + 48) * 2, 32, 14336, 16},  // B into a folded gate / up weight
+      {4096, 8192, 32, 8192, 8192, 16, 16},         // A rows into a q/k/v block
+      {16, 16 * 4096 * 2, 0, 16 * 4096 * 2, 16 * 4096 * 2, 1, 16},  // a stacked A, one row
+      {8, 24, 16, 40, 24, 37, 8},
+      {4, 12, 12, 20, 12, 51, 4},
+      {2, 18, 6, 34, 14, 29, 2},
+      {1, 33, 3, 45, 31, 17, 1},
+      {0, 16, 0, 16, 0, 9, 16},    // width 0: nothing
+      {6, 100, 2, 100, 98, 0, 2},  // no rows: nothing
+  };
+  int64_t sbytes = 0, dbytes = 0;
+  std::vector<int64_t> sbase, dbase;
+  for (const Case& c : cases) {  // each copy its own regions, 256-byte aligned bases
+    sbase.push_back(sbytes);
+    dbase.push_back(dbytes);
+    sbytes += (c.soff + std::max<int64_t>(c.rows, 1) * c.spitch + 255) / 256 * 256;
+    dbytes += (c.doff + std::max<int64_t>(c.rows, 1) * c.dpitch + 255) / 256 * 256;
+  }
+  std::vector<uint8_t> hs(size_t(sbytes), 0), hd(size_t(dbytes), 0);
+  for (auto& b : hs) b = uint8_t(r.integer(0, 255));
+  for (auto& b : hd) b = uint8_t(r.integer(0, 255));
+  Dev<uint8_t> ds(static_cast<size_t>(sbytes)), dd(static_cast<size_t>(dbytes));
+  CT_CUDA(cudaMemcpy(ds.p, hs.data(), hs.size(), cudaMemcpyHostToDevice));
+  CT_CUDA(cudaMemcpy(dd.p, hd.data(), hd.size(), cudaMemcpyHostToDevice));
+  std::vector<cuda::Copy2D> table;
+  bool units_ok = true;
+  std::string units;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const Case& c = cases[i];
+    cuda::Copy2D k{
+        ds.p + sbase[i] + c.soff, dd.p + dbase[i] + c.doff, c.spitch, c.dpitch, c.width, c.rows};
+    units += " " + std::to_string(cuda::copy2d_unit(k));
+    units_ok = units_ok && cuda::copy2d_unit(k) == c.unit;
+    table.push_back(k);
+    for (int64_t row = 0; row < c.rows; ++row)  // the twin
+      std::memcpy(hd.data() + dbase[i] + c.doff + row * c.dpitch,
+                  hs.data() + sbase[i] + c.soff + row * c.spitch, size_t(c.width));
+  }
+  ct::report_bool("copy2d", "copy2d_unit: 16 16 16 8 4 2 1 16 2", units_ok, units);
+  Dev<cuda::Copy2D> dt(table.size());
+  CT_CUDA(
+      cudaMemcpy(dt.p, table.data(), table.size() * sizeof(cuda::Copy2D), cudaMemcpyHostToDevice));
+  check(cuda::copy2d_batched(dt.p, int(table.size()), 0), "copy2d_batched");
+  check(cuda::copy2d_batched(dt.p, 0, 0), "copy2d_batched with no copies");
+  CT_CUDA(cudaDeviceSynchronize());
+  std::vector<uint8_t> got(hd.size());
+  CT_CUDA(cudaMemcpy(got.data(), dd.p, got.size(), cudaMemcpyDeviceToHost));
+  int64_t differ = 0;
+  for (size_t i = 0; i < got.size(); ++i) differ += got[i] != hd[i];
+  ct::report("copy2d",
+             "copy2d_batched: " + std::to_string(table.size()) +
+                 " copies against the host's, every destination byte",
+             double(differ) / double(got.size()), 0.0);
+  ct::report_bool("copy2d", "copy2d_batched refuses a negative count and kMaxCopies + 1",
+                  cuda::copy2d_batched(dt.p, -1, 0) == cudaErrorInvalidValue &&
+                      cuda::copy2d_batched(dt.p, cuda::kMaxCopies + 1, 0) == cudaErrorInvalidValue,
+                  "");
+}
+
 // ---- vectorized element-wise kernels against the scalar ones, bit for bit ----------------------
 // swiglu, rmsnorm and rope launch a vectorized kernel where *_is_vectorized() holds and the scalar
 // kernel otherwise; both must give the same bits (the same arithmetic per element). Each case
@@ -2383,6 +2455,7 @@ int main() {
   test_add_f32_slices(r, 1000003, 2);    // a length past the grid's cap, odd
   test_add_f32_slices(r, 5, 1);
   test_add_f32_refusals();
+  test_copy2d_batched(r);
   for (int64_t n : {1, 97, 1025}) test_rmsnorm(r, n, n == 1 ? 64 : 4096);
   test_rmsnorm(r, 200, 1000);
   test_rmsnorm_bf16(r, 1025, 4096, 0);  // Mistral-7B's width: vectorized

@@ -285,15 +285,22 @@ public final class LoraTrainer {
      * broke, or the check between steps, only says that the group was aborted).
      */
     TrainingResult run() {
+      Throwable failure = null;
       try {
         return runSteps();
       } catch (RuntimeException e) {
+        failure = e;
         String why = link == null ? null : link.lost();
         if (why == null || String.valueOf(e.getMessage()).contains(why)) throw e;
         throw new Lora4jException(
             why + "; rank " + cfg.distributed().rank() + " stopped: " + e.getMessage(), e);
+      } catch (Error e) {
+        failure = e;
+        throw e;
       } finally {
         if (link != null) link.close();
+        if (failure == null) metrics.close();
+        else metrics.closeAfterFailure(failure);
       }
     }
 

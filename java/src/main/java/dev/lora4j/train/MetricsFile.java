@@ -5,9 +5,12 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.lora4j.Lora4jException;
 import dev.lora4j.TrainingListener;
+import dev.lora4j.TrainingResult;
 import dev.lora4j.data.DataReport;
 import dev.lora4j.data.DataStats;
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -27,11 +30,16 @@ import java.util.Locale;
  * (split: train, validation or forgetting; lines, examples, truncated, dropped by reason, and the
  * first few dropped or cut examples with file:line, issue and detail) and one {@code
  * "type":"warning"} line per warning; later warnings (forgetting) at the step they were raised.
- * Each line is appended and flushed as it happens.
+ * Each line is appended as it happens, in one write to a file kept open for appending (opening and
+ * closing it per line cost ~0.35 ms a step; a killed run loses no line the write returned from);
+ * the end of the run ({@link #onTrainEnd}) closes it, as {@link #reset()} and {@link
+ * #truncateAfter} do before they replace the file, and the trainer calls {@link
+ * #closeAfterFailure()} when a run stops with an error.
  */
-public final class MetricsFile implements TrainingListener {
+public final class MetricsFile implements TrainingListener, AutoCloseable {
   private static final ObjectMapper JSON = new ObjectMapper();
   private final Path path;
+  private FileChannel out; // open for appending between the first line and close()
 
   public MetricsFile(Path path) {
     this.path = path;
@@ -43,6 +51,7 @@ public final class MetricsFile implements TrainingListener {
 
   /** Starts an empty file (a fresh run). */
   public void reset() {
+    close();
     try {
       Files.deleteIfExists(path);
     } catch (IOException e) {
@@ -52,6 +61,7 @@ public final class MetricsFile implements TrainingListener {
 
   /** Keeps only the lines of steps up to step (a resumed run continues the file). */
   public void truncateAfter(long step) {
+    close();
     if (!Files.exists(path)) return;
     try {
       List<String> keep = new ArrayList<>();
@@ -77,14 +87,44 @@ public final class MetricsFile implements TrainingListener {
 
   private void append(ObjectNode n) {
     try {
-      Files.writeString(
-          path,
-          JSON.writeValueAsString(n) + "\n",
-          StandardCharsets.UTF_8,
-          StandardOpenOption.CREATE,
-          StandardOpenOption.APPEND);
+      ByteBuffer line =
+          ByteBuffer.wrap((JSON.writeValueAsString(n) + "\n").getBytes(StandardCharsets.UTF_8));
+      if (out == null)
+        out = FileChannel.open(path, StandardOpenOption.CREATE, StandardOpenOption.APPEND);
+      while (line.hasRemaining()) out.write(line);
     } catch (IOException e) {
+      close();
       throw new Lora4jException("cannot write " + path + ": " + e, e);
+    }
+  }
+
+  @Override
+  public void onTrainEnd(TrainingResult result) {
+    close();
+  }
+
+  /**
+   * Closes the file after a run that failed; a failure to close it is added to that run's error
+   * rather than replacing it (every line was written before the close).
+   */
+  public void closeAfterFailure(Throwable runError) {
+    try {
+      close();
+    } catch (Lora4jException e) {
+      runError.addSuppressed(e);
+    }
+  }
+
+  /** Closes the file if a line opened it (the next line opens it again). */
+  @Override
+  public void close() {
+    if (out == null) return;
+    try {
+      out.close();
+    } catch (IOException e) {
+      throw new Lora4jException("cannot close " + path + ": " + e, e);
+    } finally {
+      out = null;
     }
   }
 
