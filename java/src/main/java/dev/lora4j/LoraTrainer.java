@@ -839,12 +839,21 @@ public final class LoraTrainer {
       return sum;
     }
 
+    /** A listener's name in the step time breakdown. */
+    static String listenerName(TrainingListener l) {
+      if (l instanceof MetricsFile) return "metrics.jsonl";
+      if (l instanceof ProgressListener) return "progress";
+      String n = l.getClass().getSimpleName();
+      return n.isEmpty() ? l.getClass().getName() : n;
+    }
+
     /** After an applied step: metrics, evaluation, checkpoint. */
     void applied(Attempt a, long ts, List<Retry> pending, StepTimes times) {
       step++;
       double secs = (System.nanoTime() - ts) / 1e9;
       double epochF =
           pos.epoch() + (examplesPerEpoch == 0 ? 0 : (double) pos.examples() / examplesPerEpoch);
+      long tm = System.nanoTime();
       TrainingListener.StepMetrics m =
           new TrainingListener.StepMetrics(
               step,
@@ -856,7 +865,14 @@ public final class LoraTrainer {
               a.realTokens() / secs,
               (System.nanoTime() - t0) / 1e9,
               model.memoryInUse());
-      for (TrainingListener l : listeners) l.onStep(m);
+      long tl = System.nanoTime();
+      times.part("step metrics", tl - tm);
+      for (TrainingListener l : listeners) {
+        l.onStep(m);
+        long now = System.nanoTime();
+        times.part(listenerName(l), now - tl);
+        tl = now;
+      }
       times.mark(StepTimes.Phase.LISTENERS);
       boolean last = step == totalSteps;
       if (evaluator.active() && cfg.evalSteps() > 0 && step % cfg.evalSteps() == 0 && !last) {

@@ -162,4 +162,21 @@ class TrainerApiTest {
     assertTrue(t.meanMillis(StepTimes.Phase.LISTENERS) < 2, t.summary());
     assertTrue(t.summary().contains(", evaluation ") && t.summary().contains(", checkpoints "));
   }
+
+  @Test
+  void stepTimesShowEachListenersShareAfterTheFirstStep() {
+    StepTimes t = new StepTimes();
+    for (int i = 0; i < 3; i++) {
+      t.begin();
+      t.part("metrics.jsonl", 1_000_000 * (i + 1)); // 1 ms at the warm-up step, 2 and 3 after
+      t.part("progress", 10_000);
+      t.mark(StepTimes.Phase.LISTENERS);
+      t.end();
+    }
+    assertEquals(2.5, t.partMillis("metrics.jsonl"), 1e-9, t.summary());
+    assertEquals(0.01, t.partMillis("progress"), 1e-9, t.summary());
+    assertEquals(0.0, t.partMillis("never charged"));
+    assertTrue(t.summary().endsWith("; listeners: metrics.jsonl 2.50, progress 0.01"), t.summary());
+    assertFalse(new StepTimes().summary().contains("; listeners:"));
+  }
 }
