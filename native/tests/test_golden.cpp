@@ -220,6 +220,33 @@ struct Case {
       check_err(tag("grad " + shortn), e, 1e-4);
     }
     std::printf("%-72s err %.3e (worst of %zu)\n", tag("grad worst").c_str(), worst, names.size());
+    // grad_norm (one pass over the flat gradients): against the norm of the gradients read back
+    // (float64) and, bit for bit, against the norm the optimizer step then reports
+    {
+      Engine gnorm;
+      create(gnorm, LORA4J_RECOMPUTE_NONE, 0);
+      attach(gnorm, "adapter_init");
+      double s2 = 0;
+      int64_t t2 = 0;
+      API(lora4j_zero_grad(gnorm.e));
+      API(lora4j_forward_backward(gnorm.e, &batch, float(1.0 / double(tokens)), &s2, &t2));
+      double sq = 0;
+      for (const std::string& nm : names)
+        for (float x : lora_state(gnorm, LORA4J_STATE_GRAD, nm)) sq += double(x) * double(x);
+      double gn = 0;
+      API(lora4j_grad_norm(gnorm.e, &gn));
+      check_err(tag("grad_norm vs the gradients read back"),
+                std::fabs(gn - std::sqrt(sq)) / std::sqrt(sq), 1e-12);
+      lora4j_adamw o{};
+      o.beta1 = 0.9f;
+      o.beta2 = 0.999f;
+      o.eps = 1e-8f;
+      o.max_grad_norm = 1.f;
+      lora4j_step_result res{};
+      API(lora4j_optimizer_step(gnorm.e, &o, &res));
+      check_true(tag("grad_norm equals the optimizer step's grad_norm, bitwise"),
+                 res.grad_norm == gn && res.applied == 1);
+    }
 
     // ---- RECOMPUTE_LAYER and _SELECTIVE (one thread) give the same gradients, bitwise ----
     for (int mode : {LORA4J_RECOMPUTE_LAYER, LORA4J_RECOMPUTE_SELECTIVE}) {

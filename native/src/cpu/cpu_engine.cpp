@@ -230,6 +230,13 @@ class CpuEngine final : public Engine {
     *tokens = count;
   }
 
+  // The global L2 norm in one pass over the flat gradients, the same sum optimizer_step takes
+  // (Engine's default copies each tensor out through lora_get).
+  double grad_norm() override {
+    require_lora("grad_norm");
+    return std::sqrt(cpu::sum_squares(&tp_, grads_.data(), int64_t(grads_.size())));
+  }
+
   void optimizer_step(const lora4j_adamw& o, lora4j_step_result* result) override {
     require_lora("optimizer_step");
     check_arg(std::isfinite(o.lr) && o.lr >= 0, "adamw.lr must be finite and >= 0");
