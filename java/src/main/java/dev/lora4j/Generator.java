@@ -19,6 +19,25 @@ import java.util.function.IntConsumer;
  */
 public final class Generator {
   private final MistralModel model;
+  private Stats last;
+
+  /**
+   * The engine's time in the last {@link #generate(int[], GenerationConfig, IntConsumer)}: the
+   * prompt's forward pass (its promptTokens through the KV cache, the first new token's logits back
+   * on the host) and the decode steps after it (one per new token after the first, each one token's
+   * forward pass and its logits). Sampling and the callbacks are not counted.
+   */
+  public record Stats(int promptTokens, long prefillNanos, int decodeSteps, long decodeNanos) {
+    /** Prompt tokens per second of the prompt's pass. */
+    public double prefillTokensPerSecond() {
+      return promptTokens / (prefillNanos / 1e9);
+    }
+
+    /** Decode steps (new tokens) per second; NaN without a decode step. */
+    public double decodeTokensPerSecond() {
+      return decodeSteps == 0 ? Double.NaN : decodeSteps / (decodeNanos / 1e9);
+    }
+  }
 
   public Generator(MistralModel model) {
     this.model = model;
@@ -93,16 +112,29 @@ public final class Generator {
     SplittableRandom rng = new SplittableRandom(cfg.seed());
     int[] out = new int[cfg.maxNewTokens()];
     int n = 0;
+    last = null;
     if (cfg.maxNewTokens() == 0) return out;
+    long t0 = System.nanoTime();
     float[] logits = model.engine().decodeStart(promptIds);
+    long prefill = System.nanoTime() - t0, decode = 0;
+    int steps = 0;
     while (true) {
       int tok = cfg.temperature() == 0 ? argmax(logits) : sample(logits, cfg, rng);
       out[n++] = tok;
       if (onToken != null) onToken.accept(tok);
       if (tok == eos || n == cfg.maxNewTokens()) break;
+      long t = System.nanoTime();
       logits = model.engine().decodeNext(tok);
+      decode += System.nanoTime() - t;
+      steps++;
     }
+    last = new Stats(promptIds.length, prefill, steps, decode);
     return Arrays.copyOf(out, n);
+  }
+
+  /** The engine's time in the last generation (null before one, or after one of 0 tokens). */
+  public Stats lastStats() {
+    return last;
   }
 
   /**

@@ -30,6 +30,27 @@ class GenerationTest {
   }
 
   @Test
+  void statsCountThePromptAndEachDecodeStep() {
+    try (MistralModel m = MistralModel.load(REF.resolve("model"), Device.cpu())) {
+      Generator g = new Generator(m);
+      assertNull(g.lastStats());
+      int[] got = g.generate(PROMPT, GenerationConfig.greedy().withMaxNewTokens(12), null);
+      Generator.Stats st = g.lastStats();
+      assertEquals(PROMPT.length, st.promptTokens());
+      assertEquals(
+          got.length - 1, st.decodeSteps(), "the first token comes from the prompt's pass");
+      assertTrue(st.prefillNanos() > 0 && st.decodeNanos() > 0, st.toString());
+      assertEquals(st.decodeSteps() / (st.decodeNanos() / 1e9), st.decodeTokensPerSecond(), 1e-6);
+      assertEquals(PROMPT.length / (st.prefillNanos() / 1e9), st.prefillTokensPerSecond(), 1e-6);
+      g.generate(PROMPT, GenerationConfig.greedy().withMaxNewTokens(1), null);
+      assertEquals(0, g.lastStats().decodeSteps());
+      assertTrue(Double.isNaN(g.lastStats().decodeTokensPerSecond()));
+      g.generate(PROMPT, GenerationConfig.greedy().withMaxNewTokens(0), null);
+      assertNull(g.lastStats(), "no generation, no figures");
+    }
+  }
+
+  @Test
   void samplingIsSeededAndTopKOneIsGreedy() {
     try (MistralModel m = MistralModel.load(REF.resolve("model"), Device.cpu())) {
       Generator g = new Generator(m);

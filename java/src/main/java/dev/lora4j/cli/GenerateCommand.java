@@ -4,11 +4,14 @@ import dev.lora4j.GenerationConfig;
 import dev.lora4j.Generator;
 import dev.lora4j.MistralModel;
 import java.nio.file.Path;
+import java.util.Locale;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 /** {@code generate}: text from the model, with an adapter when given, streamed as it comes. */
 @Command(
@@ -21,6 +24,8 @@ import picocli.CommandLine.Option;
     })
 final class GenerateCommand implements Callable<Integer> {
   @Mixin ModelOptions modelOptions;
+
+  @Spec CommandSpec spec;
 
   @Option(
       names = "--adapter",
@@ -106,7 +111,29 @@ final class GenerateCommand implements Callable<Integer> {
             });
         System.out.println();
       }
+      Generator.Stats st = g.lastStats();
+      if (st != null) spec.commandLine().getErr().println(statsLine(st));
     }
     return 0;
+  }
+
+  /** The engine's time in the generation, on stderr after the text. */
+  static String statsLine(Generator.Stats st) {
+    String line =
+        String.format(
+            Locale.ROOT,
+            "lora4j: prompt %d tokens in %.1f ms (%.0f tokens/s); %d decode steps",
+            st.promptTokens(),
+            st.prefillNanos() / 1e6,
+            st.prefillTokensPerSecond(),
+            st.decodeSteps());
+    if (st.decodeSteps() == 0) return line;
+    return line
+        + String.format(
+            Locale.ROOT,
+            " in %.1f ms (%.1f tokens/s, %.2f ms a token)",
+            st.decodeNanos() / 1e6,
+            st.decodeTokensPerSecond(),
+            st.decodeNanos() / 1e6 / st.decodeSteps());
   }
 }

@@ -194,6 +194,31 @@ class CliTest {
   }
 
   @Test
+  void generateReportsTheEnginesTimeAfterTheText() {
+    assertEquals(
+        "lora4j: prompt 12 tokens in 30.0 ms (400 tokens/s); 127 decode steps in 1270.0 ms (100.0"
+            + " tokens/s, 10.00 ms a token)",
+        GenerateCommand.statsLine(
+            new dev.lora4j.Generator.Stats(12, 30_000_000, 127, 1_270_000_000)));
+    assertEquals(
+        "lora4j: prompt 5 tokens in 2.5 ms (2000 tokens/s); 0 decode steps",
+        GenerateCommand.statsLine(new dev.lora4j.Generator.Stats(5, 2_500_000, 0, 0)));
+    Result g =
+        run(
+            "generate",
+            "--model",
+            "../examples/models/tiny-mistral",
+            "--device",
+            "cpu",
+            "--prompt",
+            "Hello",
+            "--max-new-tokens",
+            "6");
+    assertEquals(0, g.code(), g.err());
+    assertTrue(g.err().matches("(?s).*lora4j: prompt \\d+ tokens in .* decode steps.*"), g.err());
+  }
+
+  @Test
   void initModelNeverWritesOverAFolderOrItsInputs(@TempDir Path tmp) throws Exception {
     Path cfg = tmp.resolve("in/config.json");
     Files.createDirectories(cfg.getParent());
