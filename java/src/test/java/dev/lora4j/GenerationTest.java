@@ -51,6 +51,28 @@ class GenerationTest {
   }
 
   @Test
+  void descendingOrderIsTheStableSortByFloatCompare() {
+    java.util.Random r = new java.util.Random(5);
+    for (int trial = 0; trial < 20; trial++) {
+      float[] v = new float[trial == 0 ? 1 : 2000 + trial];
+      for (int i = 0; i < v.length; i++) // many ties: a tenth of the values are small integers
+      v[i] = r.nextInt(10) == 0 ? Math.round(r.nextGaussian() * 3) : (float) r.nextGaussian();
+      if (v.length > 8) {
+        float[] odd = {-0.0f, 0.0f, Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY};
+        for (int k = 0; k < odd.length; k++) v[r.nextInt(v.length)] = odd[k];
+        v[1] = Float.intBitsToFloat(0x7fc00001); // a NaN of other bits: still one NaN
+      }
+      Integer[] want = new Integer[v.length];
+      for (int i = 0; i < v.length; i++) want[i] = i;
+      java.util.Arrays.sort(want, (a, b) -> Float.compare(v[b], v[a]));
+      assertArrayEquals(
+          java.util.Arrays.stream(want).mapToInt(Integer::intValue).toArray(),
+          Generator.descendingOrder(v),
+          "trial " + trial);
+    }
+  }
+
+  @Test
   void samplingIsSeededAndTopKOneIsGreedy() {
     try (MistralModel m = MistralModel.load(REF.resolve("model"), Device.cpu())) {
       Generator g = new Generator(m);
