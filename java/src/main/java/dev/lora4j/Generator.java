@@ -189,20 +189,36 @@ public final class Generator {
   /**
    * The indices of v by descending value in Float.compare's order (NaN, +inf, ..., 0.0, -0.0, ...,
    * -inf), equal values by ascending index: the order a stable sort of 0..n-1 by that comparison
-   * gives, through one sort of primitive keys (the value's bits made to sort as a signed int,
-   * inverted, above the index) instead of a comparator over boxed indices (2.0 ms a call at 32000
-   * entries against 5.4 on the build machine).
+   * gives. A least-significant-digit radix sort (four stable passes of 8 bits) over the value's
+   * bits made to sort as an unsigned int: 0.3 ms a call at 32000 entries once compiled, against 5.4
+   * ms for a comparator over boxed indices and 1.7 ms for a sort of primitive keys (build machine).
    */
   static int[] descendingOrder(float[] v) {
-    long[] key = new long[v.length];
-    for (int i = 0; i < v.length; i++) {
+    int n = v.length;
+    int[] key = new int[n], idx = new int[n], key2 = new int[n], idx2 = new int[n];
+    for (int i = 0; i < n; i++) {
       int b = Float.floatToIntBits(v[i]); // NaN canonical: above +inf, as Float.compare has it
-      int sortable = b ^ ((b >> 31) & 0x7fffffff); // signed order = Float.compare's order
-      key[i] = ((long) ~sortable << 32) | i;
+      int ascending = b ^ ((b >> 31) & 0x7fffffff); // signed order = Float.compare's order
+      key[i] = ~ascending ^ 0x80000000; // unsigned order = descending
+      idx[i] = i;
     }
-    Arrays.sort(key);
-    int[] idx = new int[v.length];
-    for (int i = 0; i < v.length; i++) idx[i] = (int) key[i];
+    int[] start = new int[257];
+    for (int shift = 0; shift < 32; shift += 8) {
+      Arrays.fill(start, 0);
+      for (int i = 0; i < n; i++) start[((key[i] >>> shift) & 0xff) + 1]++;
+      for (int d = 0; d < 256; d++) start[d + 1] += start[d];
+      for (int i = 0; i < n; i++) {
+        int at = start[(key[i] >>> shift) & 0xff]++;
+        key2[at] = key[i];
+        idx2[at] = idx[i];
+      }
+      int[] t = key;
+      key = key2;
+      key2 = t;
+      t = idx;
+      idx = idx2;
+      idx2 = t;
+    }
     return idx;
   }
 
