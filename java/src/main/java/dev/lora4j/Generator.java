@@ -185,7 +185,6 @@ public final class Generator {
     return best;
   }
 
-  /** Temperature, then top-k, then top-p over the softmax, then one draw. */
   /**
    * The indices of v by descending value in Float.compare's order (NaN, +inf, ..., 0.0, -0.0, ...,
    * -inf), equal values by ascending index: the order a stable sort of 0..n-1 by that comparison
@@ -222,6 +221,7 @@ public final class Generator {
     return idx;
   }
 
+  /** Temperature, then top-k, then top-p over the softmax, then one draw. */
   static int sample(float[] logits, GenerationConfig cfg, SplittableRandom rng) {
     int v = logits.length;
     int[] idx = descendingOrder(logits);

@@ -193,6 +193,7 @@ public final class LoraTrainer {
     final Dataset data;
     final TrainingConfig cfg;
     final List<TrainingListener> listeners = new ArrayList<>();
+    final List<String> listenerNames; // each listener's name in the step time breakdown
     final CheckpointStore store;
     final MetricsFile metrics;
 
@@ -256,6 +257,7 @@ public final class LoraTrainer {
       this.metrics = new MetricsFile(cfg.outputDir().resolve("metrics.jsonl"));
       if (writer) listeners.add(metrics);
       listeners.addAll(ls);
+      this.listenerNames = listeners.stream().map(Run::listenerName).toList();
     }
 
     DataConfig dataConfig(boolean shuffle) {
@@ -867,10 +869,10 @@ public final class LoraTrainer {
               model.memoryInUse());
       long tl = System.nanoTime();
       times.part("step metrics", tl - tm);
-      for (TrainingListener l : listeners) {
-        l.onStep(m);
+      for (int i = 0; i < listeners.size(); i++) {
+        listeners.get(i).onStep(m);
         long now = System.nanoTime();
-        times.part(listenerName(l), now - tl);
+        times.part(listenerNames.get(i), now - tl);
         tl = now;
       }
       times.mark(StepTimes.Phase.LISTENERS);

@@ -5,7 +5,6 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.lora4j.Lora4jException;
 import dev.lora4j.TrainingListener;
-import dev.lora4j.TrainingResult;
 import dev.lora4j.data.DataReport;
 import dev.lora4j.data.DataStats;
 import java.io.IOException;
@@ -32,9 +31,8 @@ import java.util.Locale;
  * "type":"warning"} line per warning; later warnings (forgetting) at the step they were raised.
  * Each line is appended as it happens, in one write to a file kept open for appending (opening and
  * closing it per line cost ~0.35 ms a step; a killed run loses no line the write returned from);
- * the end of the run ({@link #onTrainEnd}) closes it, as {@link #reset()} and {@link
- * #truncateAfter} do before they replace the file, and the trainer calls {@link
- * #closeAfterFailure()} when a run stops with an error.
+ * the trainer closes it when the run ends ({@link #close()}, or {@link #closeAfterFailure} after an
+ * error), as {@link #reset()} and {@link #truncateAfter} do before they replace the file.
  */
 public final class MetricsFile implements TrainingListener, AutoCloseable {
   private static final ObjectMapper JSON = new ObjectMapper();
@@ -96,11 +94,6 @@ public final class MetricsFile implements TrainingListener, AutoCloseable {
       close();
       throw new Lora4jException("cannot write " + path + ": " + e, e);
     }
-  }
-
-  @Override
-  public void onTrainEnd(TrainingResult result) {
-    close();
   }
 
   /**

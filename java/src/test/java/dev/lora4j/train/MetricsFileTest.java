@@ -44,7 +44,7 @@ class MetricsFileTest {
     List<JsonNode> got = lines(p);
     assertEquals("skipped", got.get(3).get("type").asText());
     assertTrue(got.get(3).get("loss").isNull(), "NaN is written as null");
-    m.onTrainEnd(null);
+    m.close();
     m.onStep(step(5, 0.1)); // a line after the close opens the file again and appends
     m.close();
     m.close(); // twice: no-op
