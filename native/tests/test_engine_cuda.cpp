@@ -812,7 +812,7 @@ void phase_times() {
        {"attention forward", "attention backward", "rmsnorm forward", "rmsnorm backward",
         "rope forward", "rope backward", "swiglu forward", "swiglu backward", "embedding",
         "recompute checkpoint", "self_attn.q_proj", "mlp.down_proj dX", "lora_A forward", "dLoRA_A",
-        "lm head loss kernels", "q/k operands to f16", "self_attn.qkv dX", "q/k/v dX operands"}) {
+        "lm head loss kernels", "q/k weights to f16", "self_attn.qkv dX", "q/k/v dX operands"}) {
     // on a Hopper device down's input gradient and the SwiGLU backward are one op
     // (and the gate/up forward and the SwiGLU forward)
     const std::string fused = "mlp.down_proj dX + swiglu backward",

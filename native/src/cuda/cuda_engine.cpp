@@ -146,6 +146,8 @@ class CudaEngine final : public Engine {
       lora_dx_swiglu_ = env_switch_on("LORA4J_LORA_DX_SWIGLU");
       swiglu_dx_fused_ = env_switch_on("LORA4J_SWIGLU_DX_FUSED");
       swiglu_gu_fused_ = env_switch_on("LORA4J_SWIGLU_GU_FUSED");
+      decode_gu_unfused_ = env_switch_on("LORA4J_DECODE_GU_UNFUSED");
+      decode_qk_cache_ = env_switch_on("LORA4J_DECODE_QK_CACHE");
       if (const char* f = std::getenv("LORA4J_SWIGLU_DX_FORM")) swiglu_dx_form_ = std::atoi(f);
       if (swiglu_dx_form_ < 0 || swiglu_dx_form_ > kSwigluDxForms) swiglu_dx_form_ = 0;
       lora_dy_pair_ = env_switch_on("LORA4J_LORA_DY_PAIR");
@@ -189,6 +191,7 @@ class CudaEngine final : public Engine {
                   int64_t numel) override {
     device();
     drop_graphs();  // a weight's bounds choose kernels (qk_f16_ok), its storage may move
+    dec_w16_ok_ = false;
     int i = widx(name);
     check_arg(numel == specs_[size_t(i)].numel(), "weight '" + name + "' has " +
                                                       std::to_string(specs_[size_t(i)].numel()) +
@@ -222,6 +225,7 @@ class CudaEngine final : public Engine {
   // (the largest projection's size).
   void set_weight_nf4(const std::string& name, const lora4j_nf4_weight& w) override {
     drop_graphs();
+    dec_w16_ok_ = false;
     device();
     const int i = widx(name);
     check_arg(is_proj(i) && w.numel == specs_[size_t(i)].numel(),
@@ -692,6 +696,7 @@ class CudaEngine final : public Engine {
   void lora_detach() override {
     settle("the reductions of the last backward");
     drop_graphs();  // the adapter's layout chooses the step's launches
+    dec_w16_ok_ = false;
     reduced_ = false;
     if (arena_) free_dev(arena_);
     if (lora_bf16_) free_dev(lora_bf16_);
@@ -723,6 +728,7 @@ class CudaEngine final : public Engine {
     const LoraSpec& s = spec_for(kind, name, numel);
     settle("the reductions of the last backward");
     if (kind == LORA4J_STATE_GRAD) reduced_ = false;
+    if (kind == LORA4J_STATE_PARAM) dec_w16_ok_ = false;  // a folded B sits in W's columns
     std::vector<float> f(static_cast<size_t>(numel));
     to_f32(dtype, data, f.data(), numel);
     float* dst = arena_ + int64_t(kind) * layout_->total + s.offset;
@@ -744,6 +750,7 @@ class CudaEngine final : public Engine {
     if (!layout_) fail(LORA4J_ESTATE, "lora_merge: no adapter is attached");
     require_weights();
     drop_graphs();
+    dec_w16_ok_ = false;
     for (int l = 0; l < shape_.c.num_layers; ++l)
       for (int p = 0; p < NUM_PROJ; ++p) {
         int ia = layout_->index_of(l, p);
@@ -840,6 +847,7 @@ class CudaEngine final : public Engine {
     if (!layout_) fail(LORA4J_ESTATE, "optimizer_step: no adapter is attached");
     settle("the reductions of the last backward");
     reduced_ = false;
+    dec_w16_ok_ = false;  // the folded B columns change
     int64_t n = layout_->total;
     float* p = arena_;
     float* g = arena_ + n;
@@ -930,6 +938,7 @@ class CudaEngine final : public Engine {
     device();
     require_weights();
     ensure_cache();
+    build_decode_w16();
     std::vector<int32_t> pos(static_cast<size_t>(length));
     for (int32_t i = 0; i < length; ++i) pos[size_t(i)] = i;
     decode_run(prompt, pos.data(), length, 0, logits);
@@ -1958,9 +1967,13 @@ class CudaEngine final : public Engine {
     }
     if (x16) {
       if (!y_f32 || c) fail(LORA4J_EINTERNAL, "the fp16 q/k GEMM takes an fp32 y, no residual");
-      KCHECK(bf16_to_f16_2d(W, ldw, wf16_, ldw, out, K, stream_));
-      tm("q/k operands to f16");
-      gemm_.run_f16(n, out, K, x16, ldx, wf16_, ldw, static_cast<float*>(y), out, 1.f, beta,
+      const f16* w16 = decoding_ ? decode_w16(l, p) : nullptr;
+      if (!w16) {
+        KCHECK(bf16_to_f16_2d(W, ldw, wf16_, ldw, out, K, stream_));
+        tm("q/k weights to f16");
+        w16 = wf16_;
+      }
+      gemm_.run_f16(n, out, K, x16, ldx, w16, ldw, static_cast<float*>(y), out, 1.f, beta,
                     proj_module(p));
     } else {
       gemm_.run(false, true, n, out, K, x, ldx, W, ldw, y, y_f32, out, 1.f, beta, proj_module(p),
@@ -1982,6 +1995,11 @@ class CudaEngine final : public Engine {
   SwigluGuParams swiglu_gu_params(int l, const LayerActs& a) {
     SwigluGuParams sp;
     if (!swiglu_gu_fused_) return sp;
+    // Decoding a few rows (a decode step's one): the kernel's 128-row tiles read W_gate and W_up
+    // at about half the card's copy rate there (108 us a layer for 235 MB at one row, against
+    // ~30 us for cuBLASLt's GEMV of each), so the two GEMMs and the SwiGLU forward run instead.
+    // LORA4J_DECODE_GU_UNFUSED=0 keeps the fused kernel there (A/B runs, test_decode_cuda).
+    if (decoding_ && decode_gu_unfused_ && n_ < kGuFusedMinDecodeRows) return sp;
     const bf16* wg = proj_[size_t(proj_index(l, GATE))].dense;
     const bf16* wu = proj_[size_t(proj_index(l, UP))].dense;
     const int64_t d = shape_.c.hidden_size, g = kGroupOf[GATE];
@@ -2490,10 +2508,78 @@ class CudaEngine final : public Engine {
     // per layer: K (fp16) then V (bf16), both 2 bytes per element
     kcache_ = static_cast<uint16_t*>(alloc(size_t(2 * L * per) * sizeof(uint16_t), "KV cache"));
   }
+  // The fp16 q/k path (qk_f16_ok) converts each layer's q and k weight to fp16 before its GEMM:
+  // at one row that conversion (read 2 B, write 2 B an element) costs more than the GEMV's own
+  // read of the weight (0.68 ms a decode step at 7B). decode_start makes the conversions once
+  // into dec_w16_ (the same kernel over the same rows, columns and stride as proj_forward's, so
+  // the same bits), and the decode calls read them until a weight or the adapter changes
+  // (dec_w16_ok_ cleared by set_weight, set_weight_nf4, lora_set of a parameter, lora_detach /
+  // attach, lora_merge and optimizer_step). Bf16 weights only (an NF4 weight's scratch is
+  // dequantized per call anyway). Kept allocated beside the KV cache, 2 bytes an element of q's
+  // and k's weights (1.3 GB at Mistral-7B); where that allocation fails, decoding converts per
+  // call as before. LORA4J_DECODE_QK_CACHE=0 converts per call (A/B runs, test_decode_cuda).
+  void build_decode_w16() {
+    dec_w16_ok_ = false;
+    const int L = shape_.c.num_layers;
+    dec_w16_off_.assign(size_t(2 * L), -1);
+    if (!decode_qk_cache_ || !qk_f16_) return;
+    int64_t total = 0;
+    for (int l = 0; l < L; ++l) {
+      if (!qk_f16_ok(l)) continue;
+      for (int j = 0; j < 2; ++j) {
+        const int i = proj_index(l, j == 0 ? Q : K);
+        if (!proj_[size_t(i)].dense) continue;
+        dec_w16_off_[size_t(2 * l + j)] = total;
+        total += (shape_.proj_out(j == 0 ? Q : K) * wld(i) + 63) / 64 * 64;  // 128-byte aligned
+      }
+    }
+    if (total == 0) return;
+    const size_t bytes = size_t(total) * sizeof(f16);
+    if (bytes > dec_w16_bytes_) {
+      free_dev(dec_w16_);
+      dec_w16_ = nullptr;
+      dec_w16_bytes_ = 0;
+      void* p = nullptr;
+      if (cudaMalloc(&p, bytes) != cudaSuccess) {
+        cudaGetLastError();  // no room: the per-call conversion stays
+        return;
+      }
+      drop_graphs();
+      sizes_[p] = bytes;
+      in_use_ += int64_t(bytes);
+      peak_ = std::max(peak_, in_use_);
+      dec_w16_ = static_cast<f16*>(p);
+      dec_w16_bytes_ = bytes;
+    }
+    for (int l = 0; l < L; ++l)
+      for (int j = 0; j < 2; ++j) {
+        const int64_t off = dec_w16_off_[size_t(2 * l + j)];
+        if (off < 0) continue;
+        const int p = j == 0 ? Q : K, i = proj_index(l, p);
+        const int64_t ldw = wld(i), cols = folded(l, p)
+                                               ? shape_.proj_in(p) + fold_cols_[kGroupOf[p]]
+                                               : shape_.proj_in(p);
+        KCHECK(bf16_to_f16_2d(wproj(l, p), ldw, dec_w16_ + off, ldw, shape_.proj_out(p), cols,
+                              stream_));
+      }
+    dec_w16_ok_ = true;
+  }
+  // Layer l's q (p Q) or k (p K) weight in fp16 from decode_start's conversions, or null.
+  const f16* decode_w16(int l, int p) const {
+    if (!dec_w16_ok_ || (p != Q && p != K)) return nullptr;
+    const int64_t off = dec_w16_off_[size_t(2 * l + (p == Q ? 0 : 1))];
+    return off < 0 ? nullptr : dec_w16_ + off;
+  }
   void decode_run(const int32_t* tokens, const int32_t* pos, int32_t len, int32_t q_offset,
                   float* logits) {
     ensure_acts(1, len);
     has_mask_ = has_seg_ = has_runs_ = false;
+    decoding_ = true;
+    struct Reset {
+      bool& flag;
+      ~Reset() { flag = false; }
+    } reset{decoding_};
+    if (phases_) phases_->start();  // a decode call is a step of the phase times too
     LORA4J_CU(cudaMemcpyAsync(ids_, tokens, size_t(len) * 4, cudaMemcpyHostToDevice, stream_));
     LORA4J_CU(cudaMemcpyAsync(pos_, pos, size_t(len) * 4, cudaMemcpyHostToDevice, stream_));
     const int64_t d = shape_.c.hidden_size, V = shape_.c.vocab_size,
@@ -2509,6 +2595,7 @@ class CudaEngine final : public Engine {
     LORA4J_CU(cudaMemcpyAsync(logits, logits_, size_t(V) * sizeof(float), cudaMemcpyDeviceToHost,
                               stream_));
     LORA4J_CU(cudaStreamSynchronize(stream_));
+    if (phases_) phases_->finish();
   }
 
   // Per-projection names for errors and timings: the frozen input-gradient GEMM's
@@ -2708,6 +2795,14 @@ class CudaEngine final : public Engine {
   // the gate/up forward with the SwiGLU forward in one kernel (swiglu_gu_fused: Hopper; gate and
   // up not read back), unless LORA4J_SWIGLU_GU_FUSED=0
   bool swiglu_gu_fused_ = true;
+  bool decoding_ = false;  // inside decode_run (the KV-cache path of generation)
+  bool decode_gu_unfused_ = true;
+  bool decode_qk_cache_ = true;  // LORA4J_DECODE_QK_CACHE (build_decode_w16)
+  f16* dec_w16_ = nullptr;
+  size_t dec_w16_bytes_ = 0;
+  bool dec_w16_ok_ = false;
+  std::vector<int64_t> dec_w16_off_;  // [2 l + (0 q, 1 k)]: offset in dec_w16_, -1 none
+  static constexpr int64_t kGuFusedMinDecodeRows = 128;
   // "dy B" and "dLoRA_B" in one read of dy (lora_dy_pair) where it applies, unless
   // LORA4J_LORA_DY_PAIR=0; dy_pair_ is its scratch (carve)
   bool lora_dy_pair_ = true;

@@ -1,6 +1,7 @@
 // Where a training step's GPU time goes, op by op, without a profiler: with LORA4J_PHASE_TIMES
 // set to a file path, the engine records a CUDA event after every GEMM and kernel of
-// forward_backward and, when it is destroyed, writes one JSON line per op name to that file: the
+// forward_backward (and of each decode call of generation, counted as a step of its own) and,
+// when it is destroyed, writes one JSON line per op name to that file: the
 // milliseconds per step between the previous event and this one (the op plus any launch gap
 // before it), calls per step and share of the step. The first step is left out (it chooses the
 // GEMM algorithms). Off (no events, no cost) when the variable is

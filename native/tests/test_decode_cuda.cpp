@@ -1,0 +1,232 @@
+// Decoding through the KV cache (lora4j_decode_start / lora4j_decode_next) on a model wide enough
+// for the Hopper gate/up kernel (hidden 1024, MLP 2048, 4 layers, a rank-16 adapter on all seven
+// projections), with three engines:
+//   A  the default: a decode call of fewer than 128 rows runs gate and up as two GEMMs and the
+//      SwiGLU forward, not the fused kernel (whose 128-row tiles read the weights at about half
+//      the card's rate there);
+//   B  LORA4J_DECODE_GU_UNFUSED=0: the fused kernel at any row count, as before;
+//   C  LORA4J_SWIGLU_GU_FUSED=0: the unfused path everywhere.
+// Checked: A's logits at every decode step bit for bit C's (so A took the unfused path for the
+// prompt's 20 rows and each single-row step); A's and B's each within 2e-2 of the forward pass's
+// logits at the same positions (lora4j_logits over the whole sequence, teacher-forced: the decode
+// attention kernel and the GEMMs' shapes differ from the forward's, bf16 roundings apart); and a
+// 200-token prompt, over the threshold, gives A and B the same logits bit for bit (both fused).
+// gate/up's outputs can be the same bits fused or not, so the path each engine took is read from
+// its phase times' op names (LORA4J_PHASE_TIMES records decode calls too).
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include "cuda_test_util.h"
+#include "lora4j.h"
+#include "realwidth_model.h"
+
+namespace {
+
+const char* kSuite = "decode";
+using realwidth::create_engine;
+using realwidth::load_all;
+
+// An engine made with var=value (none when var is null), its phase times (LORA4J_PHASE_TIMES)
+// written to phases when that is given.
+lora4j_engine* engine_with(const char* var, const char* value, const lora4j_model_config& c,
+                           const std::string& phases = "") {
+  if (var) setenv(var, value, 1);
+  if (!phases.empty()) setenv("LORA4J_PHASE_TIMES", phases.c_str(), 1);
+  lora4j_engine* e = create_engine(c, LORA4J_DEVICE_CUDA, LORA4J_RECOMPUTE_NONE);
+  if (var) unsetenv(var);
+  unsetenv("LORA4J_PHASE_TIMES");
+  return e;
+}
+
+// The op names in a phase-times file (written when its engine was destroyed); the file removed.
+std::set<std::string> op_names(const std::string& path) {
+  std::set<std::string> names;
+  FILE* f = std::fopen(path.c_str(), "r");
+  char buf[1024];
+  while (f && std::fgets(buf, sizeof buf, f)) {
+    const std::string line(buf);
+    size_t a = line.find(": \"");
+    if (a == std::string::npos) continue;
+    a += 3;
+    names.insert(line.substr(a, line.find('"', a) - a));
+  }
+  if (f) std::fclose(f);
+  std::remove(path.c_str());
+  return names;
+}
+
+// The forward pass's logits of tokens (one row), [len, V].
+std::vector<float> forward_logits(lora4j_engine* e, const std::vector<int32_t>& tokens, int64_t V) {
+  std::vector<int32_t> ones(tokens.size(), 1);
+  lora4j_batch b{};
+  b.batch = 1;
+  b.seq = int32_t(tokens.size());
+  b.input_ids = tokens.data();
+  b.attention_mask = ones.data();
+  std::vector<float> out(tokens.size() * size_t(V));
+  RW_API(lora4j_logits(e, &b, out.data(), int64_t(out.size())));
+  return out;
+}
+
+bool bitwise(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+void decode_steps() {
+  const lora4j_model_config c = testutil::model_config(1024, 1024, 2048, 4, 8, 2, 128, 1024, 1e4);
+  const int64_t V = c.vocab_size;
+  const std::string tag = std::to_string(getpid());
+  const std::string ph[2] = {"/tmp/lora4j-decode-a-" + tag + ".jsonl",
+                             "/tmp/lora4j-decode-b-" + tag + ".jsonl"};
+  for (const std::string& p : ph) std::remove(p.c_str());
+  lora4j_engine* e[3] = {engine_with(nullptr, nullptr, c, ph[0]),
+                         engine_with("LORA4J_DECODE_GU_UNFUSED", "0", c, ph[1]),
+                         engine_with("LORA4J_SWIGLU_GU_FUSED", "0", c)};
+  load_all(c, {e[0], e[1], e[2]}, 71);
+  std::mt19937 rng(72);
+  std::uniform_int_distribution<int32_t> tok(3, int32_t(V) - 1);
+  const int prompt = 20, steps = 12;
+  std::vector<int32_t> seq(size_t(prompt + steps));
+  for (int32_t& t : seq) t = tok(rng);
+  const std::vector<float> fwd = forward_logits(e[0], seq, V);
+  std::vector<std::vector<float>> got[3];  // per engine, per position from prompt - 1 on
+  for (int k = 0; k < 3; ++k) {
+    std::vector<float> l(static_cast<size_t>(V));
+    RW_API(lora4j_decode_start(e[k], seq.data(), prompt, l.data()));
+    got[k].push_back(l);
+    for (int s = 0; s < steps - 1; ++s) {
+      RW_API(lora4j_decode_next(e[k], seq[size_t(prompt + s)], l.data()));
+      got[k].push_back(l);
+    }
+  }
+  bool same_ac = true;
+  double worst[2] = {0, 0};
+  for (size_t i = 0; i < got[0].size(); ++i) {
+    same_ac = same_ac && bitwise(got[0][i], got[2][i]);
+    const size_t pos = size_t(prompt - 1) + i;
+    const std::vector<float> ref(fwd.begin() + int64_t(pos) * V,
+                                 fwd.begin() + int64_t(pos + 1) * V);
+    for (int k = 0; k < 2; ++k) worst[k] = ct::worst_of(worst[k], ct::rel_err(got[k][i], ref));
+  }
+  ct::report_bool(kSuite,
+                  "default decode logits bitwise the unfused engine's (20-row prompt, 11 steps)",
+                  same_ac, "");
+  ct::report(kSuite, "default decode vs the forward pass's logits, worst step", worst[0], 2e-2);
+  ct::report(kSuite, "fused-kernel decode vs the forward pass's logits, worst step", worst[1],
+             2e-2);
+  // over the threshold both decode with the fused kernel
+  std::vector<int32_t> longp(200);
+  for (int32_t& t : longp) t = tok(rng);
+  std::vector<float> l0(static_cast<size_t>(V)), l1(static_cast<size_t>(V));
+  RW_API(lora4j_decode_start(e[0], longp.data(), int32_t(longp.size()), l0.data()));
+  RW_API(lora4j_decode_start(e[1], longp.data(), int32_t(longp.size()), l1.data()));
+  ct::report_bool(kSuite, "a 200-token prompt: default and fused-kernel logits bitwise equal",
+                  bitwise(l0, l1), "");
+  for (lora4j_engine* x : e) RW_API(lora4j_engine_destroy(x));
+  // Which path each decode took, by the op names of the decode calls' phase times (the prompt's
+  // call is left out as a first step; the single-row steps and the 200-token prompt count):
+  // gate/up's results can be the same bits either way, so the logits alone cannot tell.
+  const std::set<std::string> a = op_names(ph[0]), b = op_names(ph[1]);
+  const std::string fused = "mlp.gate_proj + up_proj + swiglu forward";
+  int dev = 0, major = 0, minor = 0;
+  CT_CUDA(cudaGetDevice(&dev));
+  CT_CUDA(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+  CT_CUDA(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
+  const bool sm90 = major == 9 && minor == 0;
+  ct::report_bool(kSuite, "default decode steps ran gate, up and the SwiGLU forward apart",
+                  a.count("swiglu forward") > 0 && a.count("mlp.gate_proj") > 0, "");
+  ct::report_bool(kSuite, "the 200-token prompt ran the fused op on an sm_90 device",
+                  (a.count(fused) > 0) == sm90, sm90 ? "sm_90" : "not sm_90");
+  ct::report_bool(kSuite, "LORA4J_DECODE_GU_UNFUSED=0: only the fused op on an sm_90 device",
+                  sm90 ? b.count(fused) > 0 && b.count("swiglu forward") == 0 : b.count(fused) == 0,
+                  sm90 ? "sm_90" : "not sm_90");
+  // the default engine's decode calls read decode_start's fp16 q/k weights (qk_cache below)
+  ct::report_bool(kSuite, "default decode steps converted no q/k weight to fp16",
+                  a.count("q/k weights to f16") == 0, "");
+}
+
+// The q/k weights' fp16 conversions kept by decode_start (build_decode_w16) against
+// LORA4J_DECODE_QK_CACHE=0 (converted before each q / k GEMM), same model and adapter: the logits
+// of a 20-token prompt and 11 decode steps bit for bit; the kept engine's phase times name no
+// conversion, the other's do (so the fp16 q/k path ran at all). Then q's lora_B of layer 0 (folded
+// into W's columns) is set to new values between two decode steps, as an optimizer step would
+// change it: the next step's logits still bit for bit the per-call engine's (the kept conversions
+// dropped, not read stale), and unlike the logits the step gives with the old values; and a new
+// decode_start (conversions made again) bit for bit too.
+void qk_cache() {
+  const lora4j_model_config c = testutil::model_config(1024, 1024, 2048, 4, 8, 2, 128, 1024, 1e4);
+  const int64_t V = c.vocab_size;
+  const std::string tag = std::to_string(getpid());
+  const std::string ph[2] = {"/tmp/lora4j-decode-qa-" + tag + ".jsonl",
+                             "/tmp/lora4j-decode-qd-" + tag + ".jsonl"};
+  for (const std::string& p : ph) std::remove(p.c_str());
+  lora4j_engine* e[4] = {
+      engine_with(nullptr, nullptr, c, ph[0]), engine_with("LORA4J_DECODE_QK_CACHE", "0", c, ph[1]),
+      engine_with(nullptr, nullptr, c), engine_with("LORA4J_DECODE_QK_CACHE", "0", c)};
+  load_all(c, {e[0], e[1], e[2], e[3]}, 81);
+  std::mt19937 rng(82);
+  std::uniform_int_distribution<int32_t> tok(3, int32_t(V) - 1);
+  const int prompt = 20, steps = 12;
+  std::vector<int32_t> seq(size_t(prompt + steps));
+  for (int32_t& t : seq) t = tok(rng);
+  std::vector<float> l[4];
+  for (auto& x : l) x.assign(static_cast<size_t>(V), 0.f);
+  bool same = true;
+  for (int k = 0; k < 4; ++k) RW_API(lora4j_decode_start(e[k], seq.data(), prompt, l[k].data()));
+  same = bitwise(l[0], l[1]) && bitwise(l[2], l[3]);
+  for (int s = 0; s < steps - 1; ++s) {
+    for (int k = 0; k < 2; ++k)
+      RW_API(lora4j_decode_next(e[k], seq[size_t(prompt + s)], l[k].data()));
+    same = same && bitwise(l[0], l[1]);
+  }
+  ct::report_bool(kSuite, "kept fp16 q/k weights: logits bitwise per-call conversion's (12 calls)",
+                  same, "");
+  // engines 2 and 3: a decode step after q's lora_B of layer 0 changed
+  int32_t count = 0;
+  RW_API(lora4j_lora_count(e[2], &count));
+  std::string qb;
+  int64_t rows = 0, cols = 0;
+  for (int32_t i = 0; i < count && qb.empty(); ++i) {
+    char name[256];
+    RW_API(lora4j_lora_info(e[2], i, name, sizeof name, &rows, &cols));
+    const std::string n(name);
+    if (n.find("layers.0.") != std::string::npos && n.find("q_proj.lora_B") != std::string::npos)
+      qb = n;
+  }
+  std::vector<float> stale(static_cast<size_t>(V));
+  RW_API(lora4j_decode_next(e[2], seq[size_t(prompt)], stale.data()));  // old values, then undone
+  RW_API(lora4j_decode_start(e[2], seq.data(), prompt, l[2].data()));
+  std::vector<float> b(static_cast<size_t>(rows * cols));
+  for (size_t k = 0; k < b.size(); ++k) b[k] = 0.5f * std::sin(0.37f * float(k));
+  for (int k = 2; k < 4; ++k)
+    RW_API(lora4j_lora_set(e[k], LORA4J_STATE_PARAM, qb.c_str(), LORA4J_DTYPE_F32, b.data(),
+                           int64_t(b.size())));
+  for (int k = 2; k < 4; ++k) RW_API(lora4j_decode_next(e[k], seq[size_t(prompt)], l[k].data()));
+  ct::report_bool(kSuite, "after lora_set of " + qb + ": the step bitwise per-call conversion's",
+                  !qb.empty() && bitwise(l[2], l[3]) && !bitwise(l[2], stale), "");
+  for (int k = 2; k < 4; ++k) RW_API(lora4j_decode_start(e[k], seq.data(), prompt, l[k].data()));
+  ct::report_bool(kSuite, "then a new decode_start: bitwise per-call conversion's",
+                  bitwise(l[2], l[3]), "");
+  for (lora4j_engine* x : e) RW_API(lora4j_engine_destroy(x));
+  const std::set<std::string> a = op_names(ph[0]), d = op_names(ph[1]);
+  ct::report_bool(kSuite, "kept: no q/k weight converted in a decode call; per call: converted",
+                  a.count("q/k weights to f16") == 0 && d.count("q/k weights to f16") > 0, "");
+}
+
+}  // namespace
+
+int main() {
+  ct::require_cuda_backend(kSuite);
+  decode_steps();
+  qk_cache();
+  std::printf("test_decode_cuda: %d failure(s)\n", ct::failures());
+  return ct::failures() == 0 ? 0 : 1;
+}
