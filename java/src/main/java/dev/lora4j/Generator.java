@@ -1,8 +1,8 @@
 package dev.lora4j;
 
 import dev.lora4j.tokenizer.ChatMessage;
+import dev.lora4j.tokenizer.TextStream;
 import dev.lora4j.tokenizer.Tokenizer;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
@@ -69,27 +69,25 @@ public final class Generator {
     return t.encode(sanitize(prompt, cfg.maxPromptChars()), true);
   }
 
-  /** Generates from a plain-text prompt; returns the decoded new text. */
+  /**
+   * Generates from a plain-text prompt; returns the decoded new text. onText (nullable) gets the
+   * text as it is produced, in pieces that join to the returned text ({@link TextStream}).
+   */
   public String generate(
       String prompt, GenerationConfig cfg, java.util.function.Consumer<String> onText) {
     Tokenizer t = requireTokenizer();
     int[] ids = promptIds(prompt, cfg);
-    List<Integer> out = new ArrayList<>();
-    String[] shown = {""};
+    TextStream stream = new TextStream(t, true);
     generate(
         ids,
         cfg,
         tok -> {
-          out.add(tok);
-          if (onText != null) {
-            String text = t.decode(out.stream().mapToInt(Integer::intValue).toArray(), true);
-            if (text.length() > shown[0].length() && !text.endsWith("\uFFFD")) {
-              onText.accept(text.substring(shown[0].length()));
-              shown[0] = text;
-            }
-          }
+          String piece = stream.push(tok);
+          if (onText != null && !piece.isEmpty()) onText.accept(piece);
         });
-    return t.decode(out.stream().mapToInt(Integer::intValue).toArray(), true);
+    String rest = stream.flush();
+    if (onText != null && !rest.isEmpty()) onText.accept(rest);
+    return t.decode(stream.ids(), true);
   }
 
   /**

@@ -30,6 +30,32 @@ class GenerationTest {
   }
 
   @Test
+  void streamedTextJoinsToTheReturnedText() {
+    // the shipped small model's random weights give random tokens, byte tokens among them
+    try (MistralModel m =
+        MistralModel.load(Path.of("../examples/models/tiny-mistral"), Device.cpu())) {
+      Generator g = new Generator(m);
+      for (long seed = 1; seed <= 4; seed++) {
+        List<String> pieces = new ArrayList<>();
+        String text =
+            g.generate(
+                "The lighthouse keeper",
+                GenerationConfig.sampling(1.0, seed).withMaxNewTokens(80),
+                pieces::add);
+        assertFalse(text.isEmpty());
+        assertEquals(text, String.join("", pieces), "seed " + seed);
+        assertTrue(pieces.stream().noneMatch(String::isEmpty), "no empty piece is passed on");
+        assertEquals(
+            text,
+            g.generate(
+                "The lighthouse keeper",
+                GenerationConfig.sampling(1.0, seed).withMaxNewTokens(80),
+                null));
+      }
+    }
+  }
+
+  @Test
   void statsCountThePromptAndEachDecodeStep() {
     try (MistralModel m = MistralModel.load(REF.resolve("model"), Device.cpu())) {
       Generator g = new Generator(m);

@@ -1157,7 +1157,8 @@ public final class Tokenizer {
     return new String(chars, startCut, Math.max(0, stopCut - startCut));
   }
 
-  private static int byteToken(String t) {
+  /** The byte a {@code <0xNN>} token string stands for, or -1 (the decoder's byte runs). */
+  static int byteToken(String t) {
     if (t.length() == 6 && t.startsWith("<0x") && t.charAt(5) == '>') {
       int hi = Character.digit(t.charAt(3), 16);
       int lo = Character.digit(t.charAt(4), 16);
