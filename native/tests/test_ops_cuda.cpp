@@ -1919,6 +1919,114 @@ void lora_b_residual_bf16_case(uint64_t seed, int64_t n, int64_t O, int r, int64
 }
 
 // lora_b_residual's cases (also run alone, LORA4J_OPS_ONLY=lora_b)
+// gemv (gemv.cu: one row times a row-major weight, the decode step's projections) against its
+// CPU twin: gemv.cu's documented order (each lane's 8-element chunks l, l + 32, ..., each chunk's
+// products by fmaf from 0 in element order, the warp's xor-butterfly sum, then fmaf(beta, c,
+// alpha * sum)), computed on the host with the same fp32 operations, so the same bits; and against
+// float64 within the fp32 sum's reach (y fp32) or half a bf16 ulp more (y bf16). cmode 0: beta 0
+// (c not read: y poisoned first); 1: c apart; 2: in place (c is y).
+template <class T>
+void gemv_case(uint64_t seed, int64_t N, int64_t K, int64_t ldw, bool y_f32, int cmode,
+               float alpha) {
+  constexpr bool kF16 = std::is_same_v<T, __half>;
+  Fill f(seed);
+  Dev<T> x{size_t(K)}, w{size_t(N * ldw)};
+  Dev<float> cf{size_t(N)}, yf{size_t(N)};
+  Dev<bf> cb{size_t(N)}, yb{size_t(N)};
+  fill_dev(x, 0, x.n, f, 2.f);
+  fill_dev(w, 0, w.n, f, 0.5f);
+  fill_dev(cf, 0, cf.n, f, 4.f);
+  fill_dev(cb, 0, cb.n, f, 4.f);
+  std::vector<T> hx(x.n), hw(w.n);
+  CT_CUDA(cudaMemcpy(hx.data(), x.p, x.n * sizeof(T), cudaMemcpyDeviceToHost));
+  CT_CUDA(cudaMemcpy(hw.data(), w.p, w.n * sizeof(T), cudaMemcpyDeviceToHost));
+  const std::vector<float> hcf = ct::down(cf), hcb = ct::down_bf16(cb);
+  auto val = [](T v) {
+    if constexpr (kF16)
+      return __half2float(v);
+    else
+      return __bfloat162float(v);
+  };
+  const float beta = cmode == 0 ? 0.f : 1.f;
+  if (cmode == 2) {  // y starts as c
+    CT_CUDA(cudaMemcpy(yf.p, cf.p, N * sizeof(float), cudaMemcpyDeviceToDevice));
+    CT_CUDA(cudaMemcpy(yb.p, cb.p, N * sizeof(bf), cudaMemcpyDeviceToDevice));
+  } else {
+    yf.poison();
+    yb.poison();
+  }
+  cuda::GemvParams g;
+  g.x = x.p;
+  g.w = w.p;
+  g.ldw = ldw;
+  g.N = N;
+  g.K = K;
+  g.f16 = kF16;
+  g.y_f32 = y_f32;
+  g.y = y_f32 ? static_cast<void*>(yf.p) : static_cast<void*>(yb.p);
+  g.c = cmode == 1 ? (y_f32 ? static_cast<const void*>(cf.p) : static_cast<const void*>(cb.p))
+                   : nullptr;
+  g.alpha = alpha;
+  g.beta = beta;
+  const std::string tag = std::string(kF16 ? "fp16" : "bf16") + " N=" + std::to_string(N) +
+                          " K=" + std::to_string(K) + " ldw=" + std::to_string(ldw) +
+                          (y_f32 ? " y fp32" : " y bf16") +
+                          (cmode == 0   ? ""
+                           : cmode == 1 ? " + c"
+                                        : " + c in place") +
+                          (alpha != 1.f ? " alpha " + std::to_string(alpha) : "");
+  ct::report_bool("gemv", "gemv_accepts " + tag, cuda::gemv_accepts(g), "");
+  check(cuda::gemv(g, 0), "gemv");
+  CT_CUDA(cudaDeviceSynchronize());
+  const std::vector<float> got = y_f32 ? ct::down(yf) : ct::down_bf16(yb);
+  std::vector<float> twin(static_cast<size_t>(N)), ref(static_cast<size_t>(N));
+  const int64_t chunks = K / 8;
+  for (int64_t n = 0; n < N; ++n) {
+    float lane[32], next[32];
+    double exact = 0;
+    for (int l = 0; l < 32; ++l) {
+      float acc = 0.f;
+      for (int64_t c = l; c < chunks; c += 32) {
+        float sum = 0.f;
+        for (int e = 0; e < 8; ++e) {
+          const float wv = val(hw[size_t(n * ldw + c * 8 + e)]), xv = val(hx[size_t(c * 8 + e)]);
+          sum = std::fmaf(wv, xv, sum);
+          exact += double(wv) * double(xv);
+        }
+        acc += sum;
+      }
+      lane[l] = acc;
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+      for (int l = 0; l < 32; ++l) next[l] = lane[l] + lane[l ^ o];
+      std::copy(next, next + 32, lane);
+    }
+    const float cval = y_f32 ? hcf[size_t(n)] : hcb[size_t(n)];
+    float v = alpha * lane[0];
+    if (beta != 0.f) v = std::fmaf(beta, cval, v);
+    twin[size_t(n)] = y_f32 ? v : ct::round_bf16(v);
+    ref[size_t(n)] = float(double(alpha) * exact + double(beta) * double(cval));
+  }
+  ct::report_bool("gemv", "bitwise its CPU twin, " + tag,
+                  std::memcmp(got.data(), twin.data(), got.size() * sizeof(float)) == 0, "");
+  ct::report("gemv", "vs float64, " + tag, ct::rel_err(got, ref), y_f32 ? 1e-5 : 4e-3);
+}
+
+void test_gemv(ct::Rng&) {
+  // Mistral-7B's decode shapes: down (K 14336), gate / up (K 4096 + 32 folded LoRA columns),
+  // k / v (N 1024), o; a K whose chunks leave the unrolled loop a tail; LoRA's B (K 16)
+  gemv_case<bf>(1, 4096, 14336, 14336, true, 2, 1.f);
+  gemv_case<bf>(2, 14336, 4128, 4128, false, 0, 1.f);
+  gemv_case<bf>(3, 1024, 4128, 4136, false, 0, 1.f);
+  gemv_case<__half>(4, 4096, 4128, 4128, true, 0, 1.f);
+  gemv_case<__half>(5, 1024, 4128, 4128, true, 1, 1.f);
+  gemv_case<bf>(6, 4096, 16, 16, true, 2, 1.f);
+  gemv_case<bf>(7, 97, 1000, 1008, true, 1, 0.5f);
+  gemv_case<bf>(8, 33, 8, 8, false, 1, 2.f);
+  gemv_case<bf>(9, 4100, 4096, 4096, false, 2, 1.f);
+  gemv_case<bf>(10, 32000, 4096, 4096, true, 0, 1.f);  // the LM head
+}
+
 void test_lora_b(ct::Rng& r) {
   auto seed = [&] { return uint64_t(r.integer(0, 1 << 30)); };
   lora_b_residual_case(seed(), 2085, 4096, 16, 16, 0, 0);  // o / down at Mistral-7B's width
@@ -2415,6 +2523,29 @@ int main() {
                         cuda::lora_dy_pair_scratch_floats(64, 64, 16, 0) == 0,
                     "");
   }
+  {  // which calls gemv takes (host side)
+    cuda::GemvParams g;
+    g.x = g.w = reinterpret_cast<const void*>(uintptr_t(256));
+    g.y = reinterpret_cast<void*>(uintptr_t(512));
+    g.N = 10;
+    g.K = g.ldw = 64;
+    const cuda::GemvParams ok = g;
+    bool refused = cuda::gemv_accepts(ok);
+    for (int k = 0; k < 6; ++k) {
+      cuda::GemvParams b = ok;
+      if (k == 0) b.K = 60;                                             // K % 8
+      if (k == 1) b.ldw = 68;                                           // ldw % 8
+      if (k == 2) b.ldw = 56;                                           // ldw < K
+      if (k == 3) b.x = reinterpret_cast<const void*>(uintptr_t(264));  // x 8-byte aligned
+      if (k == 4) b.w = reinterpret_cast<const void*>(uintptr_t(264));  // w 8-byte aligned
+      if (k == 5) b.beta = 1.f, b.y = nullptr;                          // no output
+      refused =
+          refused && !cuda::gemv_accepts(b) && cuda::gemv(b, nullptr) == cudaErrorInvalidValue;
+    }
+    ct::report_bool(
+        "gemv", "gemv_accepts: K, ldw multiples of 8, ldw >= K, x and w 16-byte aligned, y given",
+        refused, "");
+  }
   if (ct::failures() > 0) return 1;
   ct::skip_without_gpu();
   cpu::ThreadPool tp(0);
@@ -2432,6 +2563,7 @@ int main() {
       {"swiglu_dx", test_swiglu_dx},
       {"swiglu_gu", test_swiglu_gu},
       {"lora_b", test_lora_b},
+      {"gemv", test_gemv},
       {"attention", [](ct::Rng& rng) {
          // the Hopper kernels' cases at small sizes: partial tiles, GQA
          // groups of 4 and 1, hd64's atomics and hd128's bulk reduce-add of dQ
@@ -2456,6 +2588,7 @@ int main() {
   test_add_f32_slices(r, 5, 1);
   test_add_f32_refusals();
   test_copy2d_batched(r);
+  test_gemv(r);
   for (int64_t n : {1, 97, 1025}) test_rmsnorm(r, n, n == 1 ? 64 : 4096);
   test_rmsnorm(r, 200, 1000);
   test_rmsnorm_bf16(r, 1025, 4096, 0);  // Mistral-7B's width: vectorized

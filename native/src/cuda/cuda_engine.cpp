@@ -148,6 +148,7 @@ class CudaEngine final : public Engine {
       swiglu_gu_fused_ = env_switch_on("LORA4J_SWIGLU_GU_FUSED");
       decode_gu_unfused_ = env_switch_on("LORA4J_DECODE_GU_UNFUSED");
       decode_qk_cache_ = env_switch_on("LORA4J_DECODE_QK_CACHE");
+      decode_gemv_ = env_switch_on("LORA4J_DECODE_GEMV");
       if (const char* f = std::getenv("LORA4J_SWIGLU_DX_FORM")) swiglu_dx_form_ = std::atoi(f);
       if (swiglu_dx_form_ < 0 || swiglu_dx_form_ > kSwigluDxForms) swiglu_dx_form_ = 0;
       lora_dy_pair_ = env_switch_on("LORA4J_LORA_DY_PAIR");
@@ -1888,6 +1889,44 @@ class CudaEngine final : public Engine {
   // projection p's (dy B) columns in t_ (its group's slice, row stride t_ld)
   bf16* t_of(int p) const { return t_ + int64_t(grp_pos_[p]) * layout_->rank; }
 
+  // D = alpha A B^T + beta C for A [M, K] and B [N, K] row-major (gemm_.run(false, true, ...)).
+  // A decode call of one row (decoding_, M 1) takes the GEMV kernel (gemv.cu) where it accepts
+  // the call: cuBLASLt's M = 1 kernels read the weights at <= 3.9 TB/s and split the narrow ones'
+  // K (a reduction kernel after each). LORA4J_DECODE_GEMV=0 keeps cuBLASLt (A/B runs,
+  // test_decode_cuda).
+  bool decode_gemv(int64_t M, int64_t N, int64_t K, const void* A, const void* B, int64_t ldb,
+                   bool f16, void* D, bool d_f32, float alpha, float beta, const void* C,
+                   const char* what) {
+    if (!decoding_ || !decode_gemv_ || M != 1) return false;
+    GemvParams g;
+    g.x = A;
+    g.w = B;
+    g.ldw = ldb;
+    g.N = N;
+    g.K = K;
+    g.f16 = f16;
+    g.c = C;
+    g.y = D;
+    g.y_f32 = d_f32;
+    g.alpha = alpha;
+    g.beta = beta;
+    if (!gemv_accepts(g)) return false;
+    KCHECK(gemv(g, stream_));
+    tm(what);
+    return true;
+  }
+  void mm_nt(int64_t M, int64_t N, int64_t K, const bf16* A, int64_t lda, const bf16* B,
+             int64_t ldb, void* D, bool d_f32, int64_t ldd, float alpha, float beta,
+             const char* what, const void* C = nullptr) {
+    if (decode_gemv(M, N, K, A, B, ldb, false, D, d_f32, alpha, beta, C, what)) return;
+    gemm_.run(false, true, M, N, K, A, lda, B, ldb, D, d_f32, ldd, alpha, beta, what, C);
+  }
+  void mm_nt_f16(int64_t M, int64_t N, int64_t K, const f16* A, int64_t lda, const f16* B,
+                 int64_t ldb, float* D, int64_t ldd, float alpha, float beta, const char* what) {
+    if (decode_gemv(M, N, K, A, B, ldb, true, D, true, alpha, beta, nullptr, what)) return;
+    gemm_.run_f16(M, N, K, A, lda, B, ldb, D, ldd, alpha, beta, what);
+  }
+
   // xa = s x A^T for the targeted projections that read input x (row stride ldx; kGroupOf == g):
   // one GEMM per group over its stacked A, from its first member (whose xa is the group's first
   // column); a: the activation set whose xa receives it (row stride xa_ld_). The scale s is
@@ -1897,8 +1936,8 @@ class CudaEngine final : public Engine {
       if (kGroupOf[p] != g || !has_lora(l, p) || grp_pos_[p] != 0) continue;
       const int64_t in = shape_.proj_in(p), w = t_ld(p);
       const bf16* A = grp_size_[p] >= 2 ? grp_a(l, g) : lora_a(l, p);
-      gemm_.run(false, true, n, w, in, x, ldx, A, in, a.xa[p], false, xa_ld_[p], layout_->scale,
-                0.f, "lora_A forward");
+      mm_nt(n, w, in, x, ldx, A, in, a.xa[p], false, xa_ld_[p], layout_->scale, 0.f,
+            "lora_A forward");
     }
   }
 
@@ -1930,21 +1969,20 @@ class CudaEngine final : public Engine {
     if (residual && !y_f32) {
       if (x_lo || x_lo8 || x16) fail(LORA4J_EINTERNAL, "the bf16 residual takes a plain bf16 x");
       if (!has_lora(l, p) || folded(l, p)) {
-        gemm_.run(false, true, n, out, K, x, ldx, W, ldw, y, false, out, 1.f, 1.f, proj_module(p),
-                  residual);
+        mm_nt(n, out, K, x, ldx, W, ldw, y, false, out, 1.f, 1.f, proj_module(p), residual);
         return;
       }
       const int r = int(layout_->rank);
       const bf16* res = static_cast<const bf16*>(residual);
       bf16* yb = static_cast<bf16*>(y);
-      gemm_.run(false, true, n, out, K, x, ldx, W, ldw, dtmp_, true, out, 1.f, 0.f, proj_module(p));
+      mm_nt(n, out, K, x, ldx, W, ldw, dtmp_, true, out, 1.f, 0.f, proj_module(p));
       if (lora_b_kernel_ &&
           lora_b_residual_bf16_supported(xa, xa_ld_[p], lora_b(l, p), r, res, dtmp_, yb, out)) {
         KCHECK(
             lora_b_residual_bf16(xa, xa_ld_[p], lora_b(l, p), r, res, dtmp_, yb, n, out, stream_));
       } else {
-        gemm_.run(false, true, n, out, r, xa, xa_ld_[p], lora_b(l, p), r, dtmp_, true, out, 1.f,
-                  1.f, "lora_B forward");
+        mm_nt(n, out, r, xa, xa_ld_[p], lora_b(l, p), r, dtmp_, true, out, 1.f, 1.f,
+              "lora_B forward");
         KCHECK(lora_b_residual_bf16(nullptr, 0, nullptr, 0, res, dtmp_, yb, n, out, stream_));
       }
       tm("lora_B forward + residual");
@@ -1959,8 +1997,8 @@ class CudaEngine final : public Engine {
         KCHECK(lora_b_residual(xa, xa_ld_[p], lora_b(l, p), int(r), rf, yf, n, out, stream_));
         tm("lora_B forward");
       } else {
-        gemm_.run(false, true, n, out, r, xa, xa_ld_[p], lora_b(l, p), r, y, y_f32, out, 1.f, beta,
-                  "lora_B forward", c);
+        mm_nt(n, out, r, xa, xa_ld_[p], lora_b(l, p), r, y, y_f32, out, 1.f, beta, "lora_B forward",
+              c);
       }
       beta = 1.f;
       c = nullptr;
@@ -1973,11 +2011,10 @@ class CudaEngine final : public Engine {
         tm("q/k weights to f16");
         w16 = wf16_;
       }
-      gemm_.run_f16(n, out, K, x16, ldx, w16, ldw, static_cast<float*>(y), out, 1.f, beta,
-                    proj_module(p));
+      mm_nt_f16(n, out, K, x16, ldx, w16, ldw, static_cast<float*>(y), out, 1.f, beta,
+                proj_module(p));
     } else {
-      gemm_.run(false, true, n, out, K, x, ldx, W, ldw, y, y_f32, out, 1.f, beta, proj_module(p),
-                c);
+      mm_nt(n, out, K, x, ldx, W, ldw, y, y_f32, out, 1.f, beta, proj_module(p), c);
     }
     if (x_lo)
       gemm_.run(false, true, n, out, in, x_lo, ldx, W, ldw, y, true, out, 1.f, 1.f, proj_module(p));
@@ -2590,8 +2627,7 @@ class CudaEngine final : public Engine {
                     reinterpret_cast<bf16*>(kcache_ + (2 * l + 1) * per), q_offset);
     KCHECK(norm_forward(x_[size_t(shape_.c.num_layers)], wfinal(), hn_, rstdf_, n_,
                         shape_.c.rms_norm_eps));
-    gemm_.run(false, true, 1, V, d, hn_ + (n_ - 1) * d, d, wlm(), d, logits_, true, V, 1.f, 0.f,
-              "lm_head");
+    mm_nt(1, V, d, hn_ + (n_ - 1) * d, d, wlm(), d, logits_, true, V, 1.f, 0.f, "lm_head");
     LORA4J_CU(cudaMemcpyAsync(logits, logits_, size_t(V) * sizeof(float), cudaMemcpyDeviceToHost,
                               stream_));
     LORA4J_CU(cudaStreamSynchronize(stream_));
@@ -2798,6 +2834,7 @@ class CudaEngine final : public Engine {
   bool decoding_ = false;  // inside decode_run (the KV-cache path of generation)
   bool decode_gu_unfused_ = true;
   bool decode_qk_cache_ = true;  // LORA4J_DECODE_QK_CACHE (build_decode_w16)
+  bool decode_gemv_ = true;      // LORA4J_DECODE_GEMV (decode_gemv)
   f16* dec_w16_ = nullptr;
   size_t dec_w16_bytes_ = 0;
   bool dec_w16_ok_ = false;

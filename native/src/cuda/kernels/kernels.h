@@ -18,6 +18,27 @@ namespace cuda {
 using bf16 = __nv_bfloat16;
 using f16 = __half;
 
+// ---- one row times a weight (gemv.cu) ---------------------------------------------------
+// One row times a row-major weight: y[n] = alpha * sum_k x[k] w[n, k] + beta * c[n] for
+// n < N, w [N, K] with row stride ldw; x and w bf16, or both fp16 (f16); y and c fp32 (y_f32) or
+// bf16; c may be y itself and is not read when beta is 0 (null: y). fp32 accumulation in a fixed
+// order: one warp per n; lane l takes the 8-element chunks l, l + 32, ... in turn, each chunk's
+// products summed in element order by fmaf from 0 and added to the lane's sum; then the warp's
+// butterfly sum (xor 16, 8, 4, 2, 1); then fmaf(beta, c, alpha * sum). Needs K, ldw multiples of
+// 8 and x, w 16-byte aligned (gemv_accepts); cudaErrorInvalidValue otherwise.
+struct GemvParams {
+  const void* x = nullptr;
+  const void* w = nullptr;
+  int64_t ldw = 0, N = 0, K = 0;
+  bool f16 = false;
+  const void* c = nullptr;
+  void* y = nullptr;
+  bool y_f32 = true;
+  float alpha = 1.f, beta = 0.f;
+};
+bool gemv_accepts(const GemvParams& p);
+cudaError_t gemv(const GemvParams& p, cudaStream_t s);
+
 // ---- conversion / elementwise (convert.cu) ------------------------------------------------
 cudaError_t f32_to_bf16(const float* x, bf16* y, int64_t n, cudaStream_t s);
 cudaError_t bf16_to_f32(const bf16* x, float* y, int64_t n, cudaStream_t s);
