@@ -1,18 +1,19 @@
 // Decoding through the KV cache (lora4j_decode_start / lora4j_decode_next) on a model wide enough
 // for the Hopper gate/up kernel (hidden 1024, MLP 2048, 4 layers, a rank-16 adapter on all seven
-// projections), with four engines:
+// projections), with five engines:
 //   A  the default: a decode call of fewer than 128 rows runs gate and up as two GEMMs and the
 //      SwiGLU forward, not the fused kernel (whose 128-row tiles read the weights at about half
 //      the card's rate there);
 //   B  LORA4J_DECODE_GU_UNFUSED=0: the fused kernel at any row count, as before;
 //   C  LORA4J_SWIGLU_GU_FUSED=0: the unfused path everywhere;
-//   D  LORA4J_DECODE_GEMV=0: cuBLASLt for the decode calls' one-row products, not gemv.cu.
+//   D  LORA4J_DECODE_GEMV=0: cuBLASLt for the decode calls' one-row products, not gemv.cu;
+//   E  LORA4J_DECODE_ATTENTION=0: attention_forward for a decode step, not attention_decode.
 // Checked: A's logits at every decode step bit for bit C's (so A took the unfused path for the
 // prompt's 20 rows and each single-row step); A's and B's each within 2e-2 of the forward pass's
 // logits at the same positions (lora4j_logits over the whole sequence, teacher-forced: the decode
 // attention kernel and the GEMMs' shapes differ from the forward's, bf16 roundings apart); and a
 // 200-token prompt, over the threshold, gives A and B the same logits bit for bit (both fused);
-// D within 1e-2 of A and of the forward's 2e-2, not bit for bit A (another summation order).
+// D and E each within 1e-2 of A and 2e-2 of the forward, not bit for bit A (other sums).
 // gate/up's outputs can be the same bits fused or not, so the path each engine took is read from
 // its phase times' op names (LORA4J_PHASE_TIMES records decode calls too).
 #include <cmath>
@@ -89,19 +90,20 @@ void decode_steps() {
   const std::string ph[2] = {"/tmp/lora4j-decode-a-" + tag + ".jsonl",
                              "/tmp/lora4j-decode-b-" + tag + ".jsonl"};
   for (const std::string& p : ph) std::remove(p.c_str());
-  lora4j_engine* e[4] = {engine_with(nullptr, nullptr, c, ph[0]),
+  lora4j_engine* e[5] = {engine_with(nullptr, nullptr, c, ph[0]),
                          engine_with("LORA4J_DECODE_GU_UNFUSED", "0", c, ph[1]),
                          engine_with("LORA4J_SWIGLU_GU_FUSED", "0", c),
-                         engine_with("LORA4J_DECODE_GEMV", "0", c)};
-  load_all(c, {e[0], e[1], e[2], e[3]}, 71);
+                         engine_with("LORA4J_DECODE_GEMV", "0", c),
+                         engine_with("LORA4J_DECODE_ATTENTION", "0", c)};
+  load_all(c, {e[0], e[1], e[2], e[3], e[4]}, 71);
   std::mt19937 rng(72);
   std::uniform_int_distribution<int32_t> tok(3, int32_t(V) - 1);
   const int prompt = 20, steps = 12;
   std::vector<int32_t> seq(size_t(prompt + steps));
   for (int32_t& t : seq) t = tok(rng);
   const std::vector<float> fwd = forward_logits(e[0], seq, V);
-  std::vector<std::vector<float>> got[4];  // per engine, per position from prompt - 1 on
-  for (int k = 0; k < 4; ++k) {
+  std::vector<std::vector<float>> got[5];  // per engine, per position from prompt - 1 on
+  for (int k = 0; k < 5; ++k) {
     std::vector<float> l(static_cast<size_t>(V));
     RW_API(lora4j_decode_start(e[k], seq.data(), prompt, l.data()));
     got[k].push_back(l);
@@ -110,25 +112,28 @@ void decode_steps() {
       got[k].push_back(l);
     }
   }
-  bool same_ac = true, same_ad = true;
-  double worst[2] = {0, 0}, worst_ad = 0, worst_d = 0;
+  bool same_ac = true, same[5] = {true, true, true, true, true};
+  double worst[5] = {0, 0, 0, 0, 0}, worst_to_a[5] = {0, 0, 0, 0, 0};
   for (size_t i = 0; i < got[0].size(); ++i) {
     same_ac = same_ac && bitwise(got[0][i], got[2][i]);
-    same_ad = same_ad && bitwise(got[0][i], got[3][i]);
-    worst_ad = ct::worst_of(worst_ad, ct::rel_err(got[0][i], got[3][i]));
     const size_t pos = size_t(prompt - 1) + i;
     const std::vector<float> ref(fwd.begin() + int64_t(pos) * V,
                                  fwd.begin() + int64_t(pos + 1) * V);
-    for (int k = 0; k < 2; ++k) worst[k] = ct::worst_of(worst[k], ct::rel_err(got[k][i], ref));
-    worst_d = ct::worst_of(worst_d, ct::rel_err(got[3][i], ref));
+    for (int k = 0; k < 5; ++k) {
+      worst[k] = ct::worst_of(worst[k], ct::rel_err(got[k][i], ref));
+      same[k] = same[k] && bitwise(got[0][i], got[k][i]);
+      worst_to_a[k] = ct::worst_of(worst_to_a[k], ct::rel_err(got[k][i], got[0][i]));
+    }
   }
   // the decode steps' one-row products by the GEMV kernel (default) or cuBLASLt
-  // (LORA4J_DECODE_GEMV=0): other sums, so other bits, within bf16 roundings of each other
-  ct::report_bool(kSuite, "LORA4J_DECODE_GEMV=0 changes the decode logits' bits (the kernel ran)",
-                  !same_ad, "");
-  ct::report(kSuite, "default decode vs LORA4J_DECODE_GEMV=0, worst step", worst_ad, 1e-2);
-  ct::report(kSuite, "LORA4J_DECODE_GEMV=0 decode vs the forward pass's logits, worst step",
-             worst_d, 2e-2);
+  // (LORA4J_DECODE_GEMV=0), their attention by attention_decode (default) or attention_forward
+  // (LORA4J_DECODE_ATTENTION=0): other sums, so other bits, within bf16 roundings of each other
+  for (int k = 3; k < 5; ++k) {
+    const std::string sw = k == 3 ? "LORA4J_DECODE_GEMV=0" : "LORA4J_DECODE_ATTENTION=0";
+    ct::report_bool(kSuite, sw + " changes the decode logits' bits (the kernel ran)", !same[k], "");
+    ct::report(kSuite, "default decode vs " + sw + ", worst step", worst_to_a[k], 1e-2);
+    ct::report(kSuite, sw + " decode vs the forward pass's logits, worst step", worst[k], 2e-2);
+  }
   ct::report_bool(kSuite,
                   "default decode logits bitwise the unfused engine's (20-row prompt, 11 steps)",
                   same_ac, "");

@@ -2027,6 +2027,104 @@ void test_gemv(ct::Rng&) {
   gemv_case<bf>(10, 32000, 4096, 4096, true, 0, 1.f);  // the LM head
 }
 
+// attention_decode (one query row against a KV cache, the decode step's attention) against its
+// CPU twin in float64 (softmax(q k^T / sqrt(D)) v over the keys the window leaves, from the same
+// fp16 q / k and bf16 v) and against attention_forward on the same call (Sq 1 at q_offset Sk - 1):
+// each within 1e-2 (o is bf16). Shares of 64 keys: Sk 1 and 64 take one (no merge), 65 two, 4097
+// sixty-five; with no scratch, one share of all the keys; windows cut the first shares.
+void decode_attention_case(uint64_t seed, int H, int KH, int D, int Sk, int window, bool part) {
+  Fill f(seed);
+  const int64_t kvs = int64_t(KH) * D;
+  Dev<__half> q{size_t(H) * D}, k{size_t(Sk * kvs)};
+  Dev<bf> v{size_t(Sk * kvs)}, o{size_t(H) * D}, o2{size_t(H) * D};
+  Dev<float> scratch{size_t(cuda::kDecodeAttentionMaxSplits) * H * (D + 2)}, lse{size_t(H)};
+  fill_dev(q, 0, q.n, f, 3.f);
+  fill_dev(k, 0, k.n, f, 3.f);
+  fill_dev(v, 0, v.n, f, 2.f);
+  o.poison();
+  cuda::DecodeAttentionParams p;
+  p.q = q.p;
+  p.k = k.p;
+  p.v = v.p;
+  p.o = o.p;
+  p.H = H;
+  p.KH = KH;
+  p.D = D;
+  p.Sk = Sk;
+  p.window = window;
+  p.kv_stride = kvs;
+  p.scale = float(1.0 / std::sqrt(double(D)));
+  p.part = part ? scratch.p : nullptr;
+  const std::string tag = "H=" + std::to_string(H) + " KH=" + std::to_string(KH) +
+                          " D=" + std::to_string(D) + " Sk=" + std::to_string(Sk) +
+                          (window ? " window " + std::to_string(window) : "") +
+                          (part ? "" : " one share");
+  ct::report_bool("decode attention", "accepts " + tag, cuda::attention_decode_accepts(p), "");
+  check(cuda::attention_decode(p, 0), "attention_decode");
+  CT_CUDA(cudaDeviceSynchronize());
+  std::vector<__half> hq(q.n), hk(k.n);
+  CT_CUDA(cudaMemcpy(hq.data(), q.p, q.n * 2, cudaMemcpyDeviceToHost));
+  CT_CUDA(cudaMemcpy(hk.data(), k.p, k.n * 2, cudaMemcpyDeviceToHost));
+  const std::vector<float> hv = ct::down_bf16(v), got = ct::down_bf16(o);
+  std::vector<float> ref(size_t(H) * size_t(D));
+  const int first = window > 0 ? std::max(0, Sk - window) : 0;
+  for (int h = 0; h < H; ++h) {
+    const int kh = h / (H / KH);
+    std::vector<double> sc(static_cast<size_t>(Sk));
+    double mx = -INFINITY;
+    for (int j = first; j < Sk; ++j) {
+      double d = 0;
+      for (int t = 0; t < D; ++t)
+        d += double(__half2float(hq[size_t(h * D + t)])) *
+             double(__half2float(hk[size_t(j * kvs + kh * D + t)]));
+      sc[size_t(j)] = d / std::sqrt(double(D));
+      mx = std::max(mx, sc[size_t(j)]);
+    }
+    double den = 0;
+    for (int j = first; j < Sk; ++j) den += std::exp(sc[size_t(j)] - mx);
+    for (int t = 0; t < D; ++t) {
+      double num = 0;
+      for (int j = first; j < Sk; ++j)
+        num += std::exp(sc[size_t(j)] - mx) * double(hv[size_t(j * kvs + kh * D + t)]);
+      ref[size_t(h * D + t)] = float(num / den);
+    }
+  }
+  ct::report("decode attention", "vs float64, " + tag, ct::rel_err(got, ref), 1e-2);
+  // the prefill's kernel on the same row
+  cuda::AttentionParams ap;
+  ap.q = q.p;
+  ap.k = k.p;
+  ap.v = v.p;
+  ap.o = o2.p;
+  ap.lse = lse.p;
+  ap.B = 1;
+  ap.Sq = 1;
+  ap.Sk = Sk;
+  ap.H = H;
+  ap.KH = KH;
+  ap.D = D;
+  ap.q_bstride = int64_t(H) * D;
+  ap.kv_bstride = int64_t(Sk) * kvs;
+  ap.q_offset = Sk - 1;
+  ap.window = window;
+  ap.scale = p.scale;
+  check(cuda::attention_forward(ap, 0), "attention_forward");
+  CT_CUDA(cudaDeviceSynchronize());
+  ct::report("decode attention", "vs attention_forward, " + tag,
+             ct::rel_err(got, ct::down_bf16(o2)), 1e-2);
+}
+
+void test_decode_attention(ct::Rng&) {
+  for (int sk : {1, 7, 64, 65, 270, 1000, 4097})
+    decode_attention_case(uint64_t(sk), 32, 8, 128, sk, 0, true);
+  decode_attention_case(11, 32, 8, 128, 1000, 0, false);
+  decode_attention_case(12, 32, 8, 128, 4097, 4096, true);  // v0.1's window, one key out
+  decode_attention_case(13, 32, 8, 128, 300, 37, true);
+  decode_attention_case(14, 8, 8, 64, 300, 0, true);    // no GQA, hd64
+  decode_attention_case(15, 8, 1, 128, 33, 0, true);    // 8 query heads on one kv head
+  decode_attention_case(16, 4, 2, 64, 20000, 0, true);  // past 256 shares of 64
+}
+
 void test_lora_b(ct::Rng& r) {
   auto seed = [&] { return uint64_t(r.integer(0, 1 << 30)); };
   lora_b_residual_case(seed(), 2085, 4096, 16, 16, 0, 0);  // o / down at Mistral-7B's width
@@ -2545,6 +2643,27 @@ int main() {
     ct::report_bool(
         "gemv", "gemv_accepts: K, ldw multiples of 8, ldw >= K, x and w 16-byte aligned, y given",
         refused, "");
+    cuda::DecodeAttentionParams d;
+    d.q = reinterpret_cast<const __half*>(uintptr_t(256));
+    d.k = d.q;
+    d.v = reinterpret_cast<const bf*>(uintptr_t(256));
+    d.o = reinterpret_cast<bf*>(uintptr_t(512));
+    d.H = 32, d.KH = 8, d.D = 128, d.Sk = 10, d.kv_stride = 1024;
+    bool dref = cuda::attention_decode_accepts(d);
+    for (int k = 0; k < 5; ++k) {
+      cuda::DecodeAttentionParams b = d;
+      if (k == 0) b.D = 96;            // head_dim 64 or 128 only
+      if (k == 1) b.KH = 3;            // H % KH
+      if (k == 2) b.KH = 2;            // 16 query heads a kv head
+      if (k == 3) b.Sk = 0;            // no key
+      if (k == 4) b.kv_stride = 1000;  // rows narrower than KH x D
+      dref = dref && !cuda::attention_decode_accepts(b) &&
+             cuda::attention_decode(b, nullptr) == cudaErrorInvalidValue;
+    }
+    ct::report_bool(
+        "decode attention",
+        "attention_decode_accepts: D 64 / 128, H / KH whole and <= 8, Sk > 0, row stride", dref,
+        "");
   }
   if (ct::failures() > 0) return 1;
   ct::skip_without_gpu();
@@ -2564,6 +2683,7 @@ int main() {
       {"swiglu_gu", test_swiglu_gu},
       {"lora_b", test_lora_b},
       {"gemv", test_gemv},
+      {"decode_attention", test_decode_attention},
       {"attention", [](ct::Rng& rng) {
          // the Hopper kernels' cases at small sizes: partial tiles, GQA
          // groups of 4 and 1, hd64's atomics and hd128's bulk reduce-add of dQ
@@ -2589,6 +2709,7 @@ int main() {
   test_add_f32_refusals();
   test_copy2d_batched(r);
   test_gemv(r);
+  test_decode_attention(r);
   for (int64_t n : {1, 97, 1025}) test_rmsnorm(r, n, n == 1 ? 64 : 4096);
   test_rmsnorm(r, 200, 1000);
   test_rmsnorm_bf16(r, 1025, 4096, 0);  // Mistral-7B's width: vectorized

@@ -149,6 +149,7 @@ class CudaEngine final : public Engine {
       decode_gu_unfused_ = env_switch_on("LORA4J_DECODE_GU_UNFUSED");
       decode_qk_cache_ = env_switch_on("LORA4J_DECODE_QK_CACHE");
       decode_gemv_ = env_switch_on("LORA4J_DECODE_GEMV");
+      decode_attention_ = env_switch_on("LORA4J_DECODE_ATTENTION");
       if (const char* f = std::getenv("LORA4J_SWIGLU_DX_FORM")) swiglu_dx_form_ = std::atoi(f);
       if (swiglu_dx_form_ < 0 || swiglu_dx_form_ > kSwigluDxForms) swiglu_dx_form_ = 0;
       lora_dy_pair_ = env_switch_on("LORA4J_LORA_DY_PAIR");
@@ -2257,7 +2258,7 @@ class CudaEngine final : public Engine {
                             : attn_params(a, a.k, a.v, 0, int(S_));
     // the backward's re-run of a layer whose attention output was kept skips the attention
     if (!(recompute && keeps_attention())) {
-      KCHECK(attention_forward(ap, stream_));
+      if (!decode_attention(a, kc, vc, q_offset)) KCHECK(attention_forward(ap, stream_));
       tm(attention_phase(false));
     }
     const int64_t qd = shape_.q_dim();
@@ -2544,6 +2545,35 @@ class CudaEngine final : public Engine {
     const int64_t L = shape_.c.num_layers, per = int64_t(shape_.c.max_seq_len) * shape_.kv_dim();
     // per layer: K (fp16) then V (bf16), both 2 bytes per element
     kcache_ = static_cast<uint16_t*>(alloc(size_t(2 * L * per) * sizeof(uint16_t), "KV cache"));
+    // decode_attention's partial sums: a share's [H, D + 2] floats each
+    dec_part_ =
+        static_cast<float*>(alloc(size_t(kDecodeAttentionMaxSplits) * size_t(shape_.c.num_heads) *
+                                      size_t(shape_.c.head_dim + 2) * sizeof(float),
+                                  "decode attention partial sums"));
+  }
+  // A decode step's attention (one row against the cache: kc given, n_ 1) by the kernel for one
+  // query row (attention_decode.cu), which shares the keys out among blocks: the prefill's kernels
+  // tile 64 or 128 query rows and walk every key tile in one block per head there.
+  // LORA4J_DECODE_ATTENTION=0 keeps attention_forward (A/B runs, test_decode_cuda). False where
+  // it does not apply (then the caller runs attention_forward).
+  bool decode_attention(const LayerActs& a, const f16* kc, const bf16* vc, int q_offset) {
+    if (!kc || n_ != 1 || !decode_attention_) return false;
+    DecodeAttentionParams p;
+    p.q = a.q;
+    p.k = kc;
+    p.v = vc;
+    p.o = a.att;
+    p.H = shape_.c.num_heads;
+    p.KH = shape_.c.num_kv_heads;
+    p.D = shape_.c.head_dim;
+    p.Sk = q_offset + 1;
+    p.window = shape_.c.sliding_window;
+    p.kv_stride = shape_.kv_dim();
+    p.scale = float(1.0 / std::sqrt(double(shape_.c.head_dim)));
+    p.part = dec_part_;
+    if (!attention_decode_accepts(p)) return false;
+    KCHECK(attention_decode(p, stream_));
+    return true;
   }
   // The fp16 q/k path (qk_f16_ok) converts each layer's q and k weight to fp16 before its GEMM:
   // at one row that conversion (read 2 B, write 2 B an element) costs more than the GEMV's own
@@ -2833,8 +2863,10 @@ class CudaEngine final : public Engine {
   bool swiglu_gu_fused_ = true;
   bool decoding_ = false;  // inside decode_run (the KV-cache path of generation)
   bool decode_gu_unfused_ = true;
-  bool decode_qk_cache_ = true;  // LORA4J_DECODE_QK_CACHE (build_decode_w16)
-  bool decode_gemv_ = true;      // LORA4J_DECODE_GEMV (decode_gemv)
+  bool decode_qk_cache_ = true;   // LORA4J_DECODE_QK_CACHE (build_decode_w16)
+  bool decode_gemv_ = true;       // LORA4J_DECODE_GEMV (decode_gemv)
+  bool decode_attention_ = true;  // LORA4J_DECODE_ATTENTION (decode_attention)
+  float* dec_part_ = nullptr;
   f16* dec_w16_ = nullptr;
   size_t dec_w16_bytes_ = 0;
   bool dec_w16_ok_ = false;

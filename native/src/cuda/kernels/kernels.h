@@ -379,6 +379,30 @@ cudaError_t rope_backward_f32_scalar(const float* g, bf16* dx, const int32_t* po
                                      const float* inv_freq, int64_t n, int64_t heads, int D,
                                      cudaStream_t s, int64_t ld = 0);
 
+// ---- attention of a decode step (attention_decode.cu) ---------------------------------------
+// One query row (a decode step: the query at position Sk - 1) against the KV cache: q [H, D] fp16
+// (rotated, unscaled), k [Sk, KH, D] fp16 and v bf16 with row stride kv_stride elements, o [H, D]
+// bf16; query head h reads kv head h / (H / KH); key j is seen iff j > Sk - 1 - window (window 0:
+// all). The keys are shared out among blocks of kDecodeAttentionKeysPerSplit (at most
+// kDecodeAttentionMaxSplits shares) when part is given (kDecodeAttentionMaxSplits * H * (D + 2)
+// floats of scratch), else one share; a second kernel merges the shares. No lse (a decode step has
+// no backward). D 64 or 128, H / KH <= 8 (attention_decode_accepts); cudaErrorInvalidValue
+// otherwise.
+constexpr int kDecodeAttentionKeysPerSplit = 64;
+constexpr int kDecodeAttentionMaxSplits = 256;
+struct DecodeAttentionParams {
+  const f16* q = nullptr;
+  const f16* k = nullptr;
+  const bf16* v = nullptr;
+  bf16* o = nullptr;
+  int H = 0, KH = 0, D = 0, Sk = 0, window = 0;
+  int64_t kv_stride = 0;
+  float scale = 0.f;
+  float* part = nullptr;
+};
+bool attention_decode_accepts(const DecodeAttentionParams& p);
+cudaError_t attention_decode(const DecodeAttentionParams& p, cudaStream_t s);
+
 // ---- attention (attention.cu) ---------------------------------------------------------------
 struct AttentionParams {
   // q and k are fp16: the scores S = Q K^T are the most error-sensitive product of the layer
