@@ -2,10 +2,11 @@
  * Attention of one query row against the KV cache (a decode step), split over the keys as
  * flash-decoding does: the prefill's kernels tile 64 or 128 query rows, so at one row a block per
  * head walks every key tile alone (11.8 us a layer at ~270 keys, Mistral-7B on an H200). Here each
- * block takes one kv head's query heads (GQA: H / KH of them) over a share of the keys, a warp per
- * key in turn: the scores (fp16 q and k, fp32 products and sums), an online softmax in base 2 and
- * the probabilities times v (bf16) in fp32; the block's warps are merged through shared memory
- * and, with more than one share, a second kernel merges the shares' partial sums.
+ * block takes one kv head's query heads (GQA: H / KH of them) over a share of the keys, each warp
+ * runs of 4 keys (loaded together) in turn: the scores (fp16 q and k, fp32 products and sums), an
+ * online softmax in base 2 and the probabilities times v (bf16) in fp32; the block's warps are
+ * merged through shared memory and, with more than one share, a second kernel merges the shares'
+ * partial sums.
  */
 #include "cuda/kernels/common.cuh"
 
@@ -16,6 +17,7 @@ namespace {
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr int kWarps = 4;
 constexpr int kMaxGroup = 8;  // query heads per kv head
+constexpr int kBatch = 4;     // keys a warp loads at once
 
 template <int D>
 __global__ void __launch_bounds__(kWarps * 32)
@@ -36,27 +38,37 @@ __global__ void __launch_bounds__(kWarps * 32)
       q[g][e] = g < G ? __half2float(p.q[int64_t(kh * G + g) * D + lane * E + e]) * sl2 : 0.f;
     }
   }
-  for (int j = j0 + warp; j < j1; j += kWarps) {
-    const f16* kr = p.k + int64_t(j) * p.kv_stride + int64_t(kh) * D + lane * E;
-    const bf16* vr = p.v + int64_t(j) * p.kv_stride + int64_t(kh) * D + lane * E;
-    float kv[E], vv[E];
+  // each warp takes runs of kBatch keys (j0 + kBatch warp, then kWarps kBatch further on), their
+  // k and v loaded together before any is used: one memory latency a run, not one a key
+  for (int base = j0 + warp * kBatch; base < j1; base += kWarps * kBatch) {
+    float kv[kBatch][E], vv[kBatch][E];
 #pragma unroll
-    for (int e = 0; e < E; ++e) {
-      kv[e] = __half2float(kr[e]);
-      vv[e] = __bfloat162float(vr[e]);
+    for (int i = 0; i < kBatch; ++i) {
+      const int j = min(base + i, j1 - 1);  // past the share: a repeat, not used below
+      const f16* kr = p.k + int64_t(j) * p.kv_stride + int64_t(kh) * D + lane * E;
+      const bf16* vr = p.v + int64_t(j) * p.kv_stride + int64_t(kh) * D + lane * E;
+#pragma unroll
+      for (int e = 0; e < E; ++e) {
+        kv[i][e] = __half2float(kr[e]);
+        vv[i][e] = __bfloat162float(vr[e]);
+      }
     }
 #pragma unroll
-    for (int g = 0; g < kMaxGroup; ++g) {
-      if (g >= G) break;
-      float s = 0.f;
+    for (int i = 0; i < kBatch; ++i) {
+      if (base + i >= j1) break;
 #pragma unroll
-      for (int e = 0; e < E; ++e) s = fmaf(q[g][e], kv[e], s);
-      s = warp_sum(s);  // the score times scale, in base 2
-      const float mn = fmaxf(m[g], s), corr = exp2f(m[g] - mn), pe = exp2f(s - mn);
-      l[g] = l[g] * corr + pe;
+      for (int g = 0; g < kMaxGroup; ++g) {
+        if (g >= G) break;
+        float s = 0.f;
 #pragma unroll
-      for (int e = 0; e < E; ++e) acc[g][e] = fmaf(pe, vv[e], acc[g][e] * corr);
-      m[g] = mn;
+        for (int e = 0; e < E; ++e) s = fmaf(q[g][e], kv[i][e], s);
+        s = warp_sum(s);  // the score times scale, in base 2
+        const float mn = fmaxf(m[g], s), corr = exp2f(m[g] - mn), pe = exp2f(s - mn);
+        l[g] = l[g] * corr + pe;
+#pragma unroll
+        for (int e = 0; e < E; ++e) acc[g][e] = fmaf(pe, vv[i][e], acc[g][e] * corr);
+        m[g] = mn;
+      }
     }
   }
   // the block's warps merged: thread t takes dim t (t < D) of each query head

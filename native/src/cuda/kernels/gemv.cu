@@ -3,16 +3,19 @@
  * decode step's projections (one token). cuBLASLt's kernels for M = 1 read the weight at ~3.9 TB/s
  * at best and split K for the narrow ones (a reduction kernel after each, and ~1.6 TB/s for k's and
  * v's 8 MB at Mistral-7B); this kernel streams the weight once with one warp per output: 16-byte
- * loads, four in flight per lane, fp32 accumulation.
+ * loads, eight in flight per lane, fp32 accumulation; a grid of the blocks the device holds at
+ * once, each warp taking outputs n, n + warps, ... (no partial last wave of short blocks).
  */
+#include <algorithm>
+
 #include "cuda/kernels/common.cuh"
 
 namespace lora4j {
 namespace cuda {
 namespace {
 
-constexpr int kThreads = 256;  // 8 warps, one output each
-constexpr int kUnroll = 4;     // 16-byte chunks a lane has in flight
+constexpr int kThreads = 256;  // 8 warps, one output at a time each
+constexpr int kUnroll = 8;     // 16-byte chunks a lane has in flight
 
 // sum of the 8 products of a 16-byte chunk of w and of x, in element order
 __device__ __forceinline__ float dot8(uint4 w, uint4 x, bool f16) {
@@ -39,64 +42,77 @@ template <bool F16, bool Y_F32>
 __global__ void __launch_bounds__(kThreads)
     gemv_kernel(const uint4* __restrict__ x, const uint4* __restrict__ w, int64_t ldw16, int64_t N,
                 int64_t chunks, const void* c, void* y, float alpha, float beta) {
-  const int64_t n = int64_t(blockIdx.x) * (kThreads / 32) + (threadIdx.x >> 5);
   const int lane = threadIdx.x & 31;
-  if (n >= N) return;
-  const uint4* wr = w + n * ldw16;
-  float acc = 0.f;
-  int64_t k = lane;
-  for (; k + 32 * (kUnroll - 1) < chunks; k += 32 * kUnroll) {
-    uint4 wv[kUnroll], xv[kUnroll];
+  const int64_t warps = int64_t(gridDim.x) * (kThreads / 32);
+  for (int64_t n = int64_t(blockIdx.x) * (kThreads / 32) + (threadIdx.x >> 5); n < N; n += warps) {
+    const uint4* wr = w + n * ldw16;
+    float acc = 0.f;
+    int64_t k = lane;
+    for (; k + 32 * (kUnroll - 1) < chunks; k += 32 * kUnroll) {
+      uint4 wv[kUnroll], xv[kUnroll];
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) wv[u] = __ldcs(wr + k + 32 * u);  // read once: streamed
+      for (int u = 0; u < kUnroll; ++u) wv[u] = __ldcs(wr + k + 32 * u);  // read once: streamed
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) xv[u] = __ldg(x + k + 32 * u);
+      for (int u = 0; u < kUnroll; ++u) xv[u] = __ldg(x + k + 32 * u);
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) acc += dot8(wv[u], xv[u], F16);
+      for (int u = 0; u < kUnroll; ++u) acc += dot8(wv[u], xv[u], F16);
+    }
+    for (; k < chunks; k += 32) acc += dot8(__ldcs(wr + k), __ldg(x + k), F16);
+    acc = warp_sum(acc);
+    if (lane != 0) continue;
+    float v = alpha * acc;
+    if (Y_F32) {
+      if (beta != 0.f) v = fmaf(beta, static_cast<const float*>(c)[n], v);
+      static_cast<float*>(y)[n] = v;
+    } else {
+      if (beta != 0.f) v = fmaf(beta, __bfloat162float(static_cast<const bf16*>(c)[n]), v);
+      static_cast<bf16*>(y)[n] = __float2bfloat16_rn(v);
+    }
   }
-  for (; k < chunks; k += 32) acc += dot8(__ldcs(wr + k), __ldg(x + k), F16);
-  acc = warp_sum(acc);
-  if (lane != 0) return;
-  float v = alpha * acc;
-  if (Y_F32) {
-    if (beta != 0.f) v = fmaf(beta, static_cast<const float*>(c)[n], v);
-    static_cast<float*>(y)[n] = v;
-  } else {
-    if (beta != 0.f) v = fmaf(beta, __bfloat162float(static_cast<const bf16*>(c)[n]), v);
-    static_cast<bf16*>(y)[n] = __float2bfloat16_rn(v);
+}
+
+// blocks of gemv_kernel<F16, Y_F32> the current device holds at once (cached per device; 0 when
+// the runtime cannot say, and then the grid is one block per 8 outputs)
+template <bool F16, bool Y_F32>
+int64_t resident_blocks() {
+  static int cached[64] = {};
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return 0;
+  if (cached[dev] == 0) {
+    int per_sm = 0, sms = 0;
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, gemv_kernel<F16, Y_F32>, kThreads,
+                                                      0) != cudaSuccess ||
+        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+      return 0;
+    cached[dev] = std::max(1, per_sm) * std::max(1, sms);
   }
+  return cached[dev];
+}
+
+template <bool F16, bool Y_F32>
+void launch(const GemvParams& p, cudaStream_t s) {
+  const int64_t need = (p.N + kThreads / 32 - 1) / (kThreads / 32),
+                held = resident_blocks<F16, Y_F32>();
+  const unsigned grid = unsigned(held > 0 ? std::min(need, held) : need);
+  gemv_kernel<F16, Y_F32><<<grid, kThreads, 0, s>>>(static_cast<const uint4*>(p.x),
+                                                    static_cast<const uint4*>(p.w), p.ldw / 8, p.N,
+                                                    p.K / 8, p.c ? p.c : p.y, p.y, p.alpha, p.beta);
 }
 
 }  // namespace
 
 bool gemv_accepts(const GemvParams& p) {
   return p.x && p.w && p.y && p.N > 0 && p.K > 0 && p.K % 8 == 0 && p.ldw >= p.K &&
-         p.ldw % 8 == 0 && ptr_aligned16(p.x) && ptr_aligned16(p.w) && (p.beta == 0.f || p.c) &&
+         p.ldw % 8 == 0 && ptr_aligned16(p.x) && ptr_aligned16(p.w) &&
          (p.N + kThreads / 32 - 1) / (kThreads / 32) <= INT32_MAX;
 }
 
 cudaError_t gemv(const GemvParams& p, cudaStream_t s) {
   if (!gemv_accepts(p)) return cudaErrorInvalidValue;
-  const unsigned grid = unsigned((p.N + kThreads / 32 - 1) / (kThreads / 32));
-  const uint4* x = static_cast<const uint4*>(p.x);
-  const uint4* w = static_cast<const uint4*>(p.w);
-  const int64_t ldw16 = p.ldw / 8, chunks = p.K / 8;
-  const void* c = p.c ? p.c : p.y;
-  if (p.f16) {
-    if (p.y_f32)
-      gemv_kernel<true, true>
-          <<<grid, kThreads, 0, s>>>(x, w, ldw16, p.N, chunks, c, p.y, p.alpha, p.beta);
-    else
-      gemv_kernel<true, false>
-          <<<grid, kThreads, 0, s>>>(x, w, ldw16, p.N, chunks, c, p.y, p.alpha, p.beta);
-  } else {
-    if (p.y_f32)
-      gemv_kernel<false, true>
-          <<<grid, kThreads, 0, s>>>(x, w, ldw16, p.N, chunks, c, p.y, p.alpha, p.beta);
-    else
-      gemv_kernel<false, false>
-          <<<grid, kThreads, 0, s>>>(x, w, ldw16, p.N, chunks, c, p.y, p.alpha, p.beta);
-  }
+  if (p.f16)
+    p.y_f32 ? launch<true, true>(p, s) : launch<true, false>(p, s);
+  else
+    p.y_f32 ? launch<false, true>(p, s) : launch<false, false>(p, s);
   return cudaGetLastError();
 }
 

@@ -22,10 +22,11 @@ using f16 = __half;
 // One row times a row-major weight: y[n] = alpha * sum_k x[k] w[n, k] + beta * c[n] for
 // n < N, w [N, K] with row stride ldw; x and w bf16, or both fp16 (f16); y and c fp32 (y_f32) or
 // bf16; c may be y itself and is not read when beta is 0 (null: y). fp32 accumulation in a fixed
-// order: one warp per n; lane l takes the 8-element chunks l, l + 32, ... in turn, each chunk's
-// products summed in element order by fmaf from 0 and added to the lane's sum; then the warp's
-// butterfly sum (xor 16, 8, 4, 2, 1); then fmaf(beta, c, alpha * sum). Needs K, ldw multiples of
-// 8 and x, w 16-byte aligned (gemv_accepts); cudaErrorInvalidValue otherwise.
+// order: one warp per n (each warp takes n, n + warps, ...); lane l takes the 8-element chunks l, l
+// + 32, ... in turn, each chunk's products summed in element order by fmaf from 0 and added to the
+// lane's sum; then the warp's butterfly sum (xor 16, 8, 4, 2, 1); then fmaf(beta, c, alpha * sum).
+// Needs K, ldw multiples of 8 and x, w 16-byte aligned (gemv_accepts); cudaErrorInvalidValue
+// otherwise.
 struct GemvParams {
   const void* x = nullptr;
   const void* w = nullptr;
@@ -388,7 +389,7 @@ cudaError_t rope_backward_f32_scalar(const float* g, bf16* dx, const int32_t* po
 // floats of scratch), else one share; a second kernel merges the shares. No lse (a decode step has
 // no backward). D 64 or 128, H / KH <= 8 (attention_decode_accepts); cudaErrorInvalidValue
 // otherwise.
-constexpr int kDecodeAttentionKeysPerSplit = 64;
+constexpr int kDecodeAttentionKeysPerSplit = 32;
 constexpr int kDecodeAttentionMaxSplits = 256;
 struct DecodeAttentionParams {
   const f16* q = nullptr;
