@@ -2030,9 +2030,9 @@ void test_gemv(ct::Rng&) {
 // attention_decode (one query row against a KV cache, the decode step's attention) against its
 // CPU twin in float64 (softmax(q k^T / sqrt(D)) v over the keys the window leaves, from the same
 // fp16 q / k and bf16 v) and against attention_forward on the same call (Sq 1 at q_offset Sk - 1):
-// each within 1e-2 (o is bf16). Shares of 32 keys: Sk 1, 7 take one (no merge), 64 two, 65 three,
-// 4097 129; 20000 keys more than 256 shares' worth (shares of 79); with no scratch, one share of
-// all the keys; windows cut the first keys.
+// each within 1e-2 (o is bf16). Shares of 32 keys, at most 64 of them: Sk 1, 7 take one (no
+// merge), 64 two, 65 three, 1000 thirty-two, 4097 sixty-four of 65, 20000 sixty-four of 313; with
+// no scratch, one share of all the keys; windows cut the first keys.
 void decode_attention_case(uint64_t seed, int H, int KH, int D, int Sk, int window, bool part) {
   Fill f(seed);
   const int64_t kvs = int64_t(KH) * D;
@@ -2123,7 +2123,7 @@ void test_decode_attention(ct::Rng&) {
   decode_attention_case(13, 32, 8, 128, 300, 37, true);
   decode_attention_case(14, 8, 8, 64, 300, 0, true);    // no GQA, hd64
   decode_attention_case(15, 8, 1, 128, 33, 0, true);    // 8 query heads on one kv head
-  decode_attention_case(16, 4, 2, 64, 20000, 0, true);  // past 256 shares of 32
+  decode_attention_case(16, 4, 2, 64, 20000, 0, true);  // past 64 shares of 32
 }
 
 void test_lora_b(ct::Rng& r) {

@@ -107,9 +107,12 @@ __global__ void __launch_bounds__(kWarps * 32)
 template <int D>
 __global__ void attn_decode_merge_kernel(DecodeAttentionParams p, int splits) {
   const int h = blockIdx.x, t = threadIdx.x;
+  // unrolled: the shares' loads are independent, eight in flight instead of one latency a share
   float M = -INFINITY;
+#pragma unroll 8
   for (int s = 0; s < splits; ++s) M = fmaxf(M, p.part[(int64_t(s) * p.H + h) * (D + 2) + D]);
   float L = 0.f, O = 0.f;
+#pragma unroll 8
   for (int s = 0; s < splits; ++s) {
     const float* part = p.part + (int64_t(s) * p.H + h) * (D + 2);
     const float c = part[D] == -INFINITY ? 0.f : exp2f(part[D] - M);

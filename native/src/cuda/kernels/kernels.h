@@ -390,7 +390,7 @@ cudaError_t rope_backward_f32_scalar(const float* g, bf16* dx, const int32_t* po
 // no backward). D 64 or 128, H / KH <= 8 (attention_decode_accepts); cudaErrorInvalidValue
 // otherwise.
 constexpr int kDecodeAttentionKeysPerSplit = 32;
-constexpr int kDecodeAttentionMaxSplits = 256;
+constexpr int kDecodeAttentionMaxSplits = 64;
 struct DecodeAttentionParams {
   const f16* q = nullptr;
   const f16* k = nullptr;
