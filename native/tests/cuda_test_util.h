@@ -16,6 +16,7 @@
 #include <cstring>
 #include <algorithm>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -122,6 +123,24 @@ inline std::vector<T> down(const Dev<T>& d) {
 // Elements where ref is -inf and got is -inf count as equal.
 // floor > 0: the denominator is at least floor * sqrt(n), for references that cancel to
 // (near) zero exactly, such as dq and dk of a query that sees a single key.
+// The op names of a LORA4J_PHASE_TIMES file (written when its engine was destroyed: one JSON
+// line per op, its name the first quoted value); the file removed.
+inline std::set<std::string> phase_op_names(const std::string& path) {
+  std::set<std::string> names;
+  FILE* f = std::fopen(path.c_str(), "r");
+  char buf[1024];
+  while (f && std::fgets(buf, sizeof buf, f)) {
+    const std::string line(buf);
+    size_t a = line.find(": \"");
+    if (a == std::string::npos) continue;
+    a += 3;
+    names.insert(line.substr(a, line.find('"', a) - a));
+  }
+  if (f) std::fclose(f);
+  std::remove(path.c_str());
+  return names;
+}
+
 inline double rel_err(const std::vector<float>& got, const std::vector<float>& ref,
                       double floor = 0) {
   double num = 0, den = 0;

@@ -49,23 +49,6 @@ lora4j_engine* engine_with(const char* var, const char* value, const lora4j_mode
   return e;
 }
 
-// The op names in a phase-times file (written when its engine was destroyed); the file removed.
-std::set<std::string> op_names(const std::string& path) {
-  std::set<std::string> names;
-  FILE* f = std::fopen(path.c_str(), "r");
-  char buf[1024];
-  while (f && std::fgets(buf, sizeof buf, f)) {
-    const std::string line(buf);
-    size_t a = line.find(": \"");
-    if (a == std::string::npos) continue;
-    a += 3;
-    names.insert(line.substr(a, line.find('"', a) - a));
-  }
-  if (f) std::fclose(f);
-  std::remove(path.c_str());
-  return names;
-}
-
 // The forward pass's logits of tokens (one row), [len, V].
 std::vector<float> forward_logits(lora4j_engine* e, const std::vector<int32_t>& tokens, int64_t V) {
   std::vector<int32_t> ones(tokens.size(), 1);
@@ -152,7 +135,7 @@ void decode_steps() {
   // Which path each decode took, by the op names of the decode calls' phase times (the prompt's
   // call is left out as a first step; the single-row steps and the 200-token prompt count):
   // gate/up's results can be the same bits either way, so the logits alone cannot tell.
-  const std::set<std::string> a = op_names(ph[0]), b = op_names(ph[1]);
+  const std::set<std::string> a = ct::phase_op_names(ph[0]), b = ct::phase_op_names(ph[1]);
   const std::string fused = "mlp.gate_proj + up_proj + swiglu forward";
   int dev = 0, major = 0, minor = 0;
   CT_CUDA(cudaGetDevice(&dev));
@@ -234,7 +217,7 @@ void qk_cache() {
   ct::report_bool(kSuite, "then a new decode_start: bitwise per-call conversion's",
                   bitwise(l[2], l[3]), "");
   for (lora4j_engine* x : e) RW_API(lora4j_engine_destroy(x));
-  const std::set<std::string> a = op_names(ph[0]), d = op_names(ph[1]);
+  const std::set<std::string> a = ct::phase_op_names(ph[0]), d = ct::phase_op_names(ph[1]);
   ct::report_bool(kSuite, "kept: no q/k weight converted in a decode call; per call: converted",
                   a.count("q/k weights to f16") == 0 && d.count("q/k weights to f16") > 0, "");
 }

@@ -1179,19 +1179,7 @@ std::set<std::string> ops_run(Golden& g, lora4j_batch& b, const char* off) {
     API(lora4j_forward_backward(e, &b, 1.f, &sum, &tokens));
   }
   lora4j_engine_destroy(e);  // writes the file
-  std::set<std::string> names;
-  FILE* f = std::fopen(path.c_str(), "r");
-  char buf[1024];
-  while (f && std::fgets(buf, sizeof buf, f)) {
-    std::string line(buf);
-    size_t a = line.find(": \"");
-    if (a == std::string::npos) continue;
-    a += 3;
-    names.insert(line.substr(a, line.find('"', a) - a));
-  }
-  if (f) std::fclose(f);
-  std::remove(path.c_str());
-  return names;
+  return ct::phase_op_names(path);
 }
 
 // q, k and v's LoRA pair passes in one launch (CudaEngine::qkv_pair, the default) against one

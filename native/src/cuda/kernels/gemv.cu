@@ -1,10 +1,11 @@
 /*
  * One row times a row-major weight (gemv): y[n] = alpha * sum_k x[k] w[n, k] + beta * c[n], the
- * decode step's projections (one token). cuBLASLt's kernels for M = 1 read the weight at ~3.9 TB/s
- * at best and split K for the narrow ones (a reduction kernel after each, and ~1.6 TB/s for k's and
- * v's 8 MB at Mistral-7B); this kernel streams the weight once with one warp per output: 16-byte
- * loads, eight in flight per lane, fp32 accumulation; a grid of the blocks the device holds at
- * once, each warp taking outputs n, n + warps, ... (no partial last wave of short blocks).
+ * decode step's projections (one token). cuBLASLt's kernels for M = 1 split K for the narrow
+ * weights (a reduction kernel after each; k's and v's 8 MB at Mistral-7B read at ~1.6 TB/s); this
+ * kernel streams the weight once with one warp per output: 16-byte loads, eight in flight per
+ * lane, fp32 accumulation; a grid of the blocks the device holds at once, each warp taking outputs
+ * n, n + warps, ... Measured (fortieth session, H200): ~3.4 TB/s on the 117 MB weights (gate, up,
+ * down), below cuBLASLt's ~3.9 there, ahead on the narrow ones; the decode step 0.1-0.3 ms faster.
  */
 #include <algorithm>
 
