@@ -94,8 +94,12 @@ final class GenerateCommand implements Callable<Integer> {
   @Override
   public Integer call() {
     GenerationConfig cfg = new GenerationConfig(maxNew, temperature, topK, topP, seed, 32768);
+    long start = System.nanoTime();
     try (MistralModel m = modelOptions.load()) {
       if (adapter != null) m.attachAdapter(adapter);
+      spec.commandLine()
+          .getErr()
+          .println(loadLine(m.device().toString(), adapter != null, System.nanoTime() - start));
       Generator g = new Generator(m);
       if (input.chat != null) {
         int[] ids = g.chatPromptIds(input.chat, cfg);
@@ -115,6 +119,18 @@ final class GenerateCommand implements Callable<Integer> {
       if (st != null) spec.commandLine().getErr().println(statsLine(st));
     }
     return 0;
+  }
+
+  /**
+   * The time from the command's start to a model ready on its device, on stderr before the text.
+   */
+  static String loadLine(String device, boolean adapter, long nanos) {
+    return String.format(
+        Locale.ROOT,
+        "lora4j: model%s loaded on %s in %.1f s",
+        adapter ? " and adapter" : "",
+        device,
+        nanos / 1e9);
   }
 
   /** The engine's time in the generation, on stderr after the text. */

@@ -216,6 +216,11 @@ class CliTest {
             "6");
     assertEquals(0, g.code(), g.err());
     assertTrue(g.err().matches("(?s).*lora4j: prompt \\d+ tokens in .* decode steps.*"), g.err());
+    // the load's time first, before any text
+    assertTrue(g.err().startsWith("lora4j: model loaded on cpu in "), g.err());
+    assertEquals(
+        "lora4j: model and adapter loaded on cuda:1 in 12.3 s",
+        GenerateCommand.loadLine("cuda:1", true, 12_345_000_000L));
   }
 
   @Test
