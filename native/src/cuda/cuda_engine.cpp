@@ -493,6 +493,11 @@ class CudaEngine final : public Engine {
     const int g = kGroupOf[p];
     return xa_in_x(g) && has_lora(l, p) ? xld_[g] : shape_.proj_in(p);
   }
+  // The K of projection (l, p)'s frozen GEMM: its input width, and when folded x's spare columns
+  // (the group's xa, p's at fold_pos_) against its B columns
+  int64_t gemm_k(int l, int p) const {
+    return folded(l, p) ? shape_.proj_in(p) + fold_cols_[kGroupOf[p]] : shape_.proj_in(p);
+  }
   bool folded(int l, int p) const {
     const ProjWeight& pw = proj_[size_t(proj_index(l, p))];
     const int64_t want = want_ld(l, p);
@@ -1278,19 +1283,29 @@ class CudaEngine final : public Engine {
 
   // ---- memory ------------------------------------------------------------------------------
   void* alloc(size_t bytes, const char* what) {
-    drop_graphs();  // a graph's pointers are the allocations' of its capture
     void* p = nullptr;
-    cudaError_t e = cudaMalloc(&p, bytes);
-    if (e != cudaSuccess) {
-      cudaGetLastError();
+    const cudaError_t e = try_alloc(bytes, &p);
+    if (e != cudaSuccess)
       fail(e == cudaErrorMemoryAllocation ? LORA4J_ENOMEM : LORA4J_EDEVICE,
            std::string("cudaMalloc of ") + std::to_string(bytes) + " bytes for " + what +
                " failed: " + cudaGetErrorString(e));
+    return p;
+  }
+  // alloc's allocation and accounting, its error returned (and cleared) instead of thrown: for
+  // buffers that only save time, whose absence the caller handles
+  cudaError_t try_alloc(size_t bytes, void** p) {
+    drop_graphs();  // a graph's pointers are the allocations' of its capture
+    *p = nullptr;
+    const cudaError_t e = cudaMalloc(p, bytes);
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      *p = nullptr;
+      return e;
     }
-    sizes_[p] = bytes;
+    sizes_[*p] = bytes;
     in_use_ += int64_t(bytes);
     peak_ = std::max(peak_, in_use_);
-    return p;
+    return cudaSuccess;
   }
   void free_dev(void* p) {
     if (!p) return;
@@ -1966,8 +1981,7 @@ class CudaEngine final : public Engine {
     const int64_t ldw = wld(proj_index(l, p));
     float beta = residual ? 1.f : 0.f;
     const void* c = residual;
-    int64_t K = in;
-    if (folded(l, p)) K = in + fold_cols_[kGroupOf[p]];  // x's spare columns: xa, p's at fold_pos_
+    const int64_t K = gemm_k(l, p);
     if (residual && !y_f32) {
       if (x_lo || x_lo8 || x16) fail(LORA4J_EINTERNAL, "the bf16 residual takes a plain bf16 x");
       if (!has_lora(l, p) || folded(l, p)) {
@@ -2608,14 +2622,7 @@ class CudaEngine final : public Engine {
       dec_w16_ = nullptr;
       dec_w16_bytes_ = 0;
       void* p = nullptr;
-      if (cudaMalloc(&p, bytes) != cudaSuccess) {
-        cudaGetLastError();  // no room: the per-call conversion stays
-        return;
-      }
-      drop_graphs();
-      sizes_[p] = bytes;
-      in_use_ += int64_t(bytes);
-      peak_ = std::max(peak_, in_use_);
+      if (try_alloc(bytes, &p) != cudaSuccess) return;  // no room: the per-call conversion stays
       dec_w16_ = static_cast<f16*>(p);
       dec_w16_bytes_ = bytes;
     }
@@ -2624,11 +2631,9 @@ class CudaEngine final : public Engine {
         const int64_t off = dec_w16_off_[size_t(2 * l + j)];
         if (off < 0) continue;
         const int p = j == 0 ? Q : K, i = proj_index(l, p);
-        const int64_t ldw = wld(i), cols = folded(l, p)
-                                               ? shape_.proj_in(p) + fold_cols_[kGroupOf[p]]
-                                               : shape_.proj_in(p);
-        KCHECK(bf16_to_f16_2d(wproj(l, p), ldw, dec_w16_ + off, ldw, shape_.proj_out(p), cols,
-                              stream_));
+        const int64_t ldw = wld(i);
+        KCHECK(bf16_to_f16_2d(wproj(l, p), ldw, dec_w16_ + off, ldw, shape_.proj_out(p),
+                              gemm_k(l, p), stream_));
       }
     dec_w16_ok_ = true;
   }

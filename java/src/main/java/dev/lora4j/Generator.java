@@ -77,16 +77,17 @@ public final class Generator {
       String prompt, GenerationConfig cfg, java.util.function.Consumer<String> onText) {
     Tokenizer t = requireTokenizer();
     int[] ids = promptIds(prompt, cfg);
+    if (onText == null) return t.decode(generate(ids, cfg, null), true); // nothing to stream
     TextStream stream = new TextStream(t, true);
     generate(
         ids,
         cfg,
         tok -> {
           String piece = stream.push(tok);
-          if (onText != null && !piece.isEmpty()) onText.accept(piece);
+          if (!piece.isEmpty()) onText.accept(piece);
         });
     String rest = stream.flush();
-    if (onText != null && !rest.isEmpty()) onText.accept(rest);
+    if (!rest.isEmpty()) onText.accept(rest);
     return t.decode(stream.ids(), true);
   }
 
