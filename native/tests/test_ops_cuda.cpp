@@ -2027,6 +2027,146 @@ void test_gemv(ct::Rng&) {
   gemv_case<bf>(10, 32000, 4096, 4096, true, 0, 1.f);  // the LM head
 }
 
+// gemv_pairs (gemv.cu: a decode step's q and k with RoPE, v, and gate / up with the SwiGLU forward,
+// in one launch) against the passes it replaces, on the same inputs: gemv to fp32 then
+// rope_forward (q, k), gemv to bf16 (v), gemv twice to bf16 then swiglu_forward (h); bit for bit
+// (those passes have their own CPU twins above and below). One launch takes q, k and v as the
+// engine does; a second takes h, v and k in that order (other segment boundaries, kinds mixed).
+// Against float64 too: the sums, RoPE (angle from the same fp32 pos x inv_freq) and SwiGLU in
+// double, within one fp16 / bf16 rounding of the result plus the products' reach.
+void gemv_pairs_case(uint64_t seed, int heads, int kv_heads, int D, int64_t K, int64_t ldw,
+                     int64_t I, int64_t Kg, int32_t pos) {
+  Fill f(seed);
+  const int64_t Nq = int64_t(heads) * D, Nk = int64_t(kv_heads) * D;
+  Dev<__half> x16{size_t(K)}, wq{size_t(Nq * ldw)}, wk{size_t(Nk * ldw)};
+  Dev<bf> xb{size_t(K)}, wv{size_t(Nk * ldw)}, x2{size_t(Kg)}, wg{size_t(I * Kg)},
+      wu{size_t(I * Kg)};
+  fill_dev(x16, 0, x16.n, f, 2.f);
+  fill_dev(wq, 0, wq.n, f, 0.5f);
+  fill_dev(wk, 0, wk.n, f, 0.5f);
+  fill_dev(xb, 0, xb.n, f, 2.f);
+  fill_dev(wv, 0, wv.n, f, 0.5f);
+  fill_dev(x2, 0, x2.n, f, 2.f);
+  fill_dev(wg, 0, wg.n, f, 0.5f);
+  fill_dev(wu, 0, wu.n, f, 0.5f);
+  Dev<int32_t> dpos{1};
+  Dev<float> dinv{size_t(D / 2)};
+  const std::vector<float> inv = rope_inv(D, 1e6);
+  ct::up(dpos, std::vector<int32_t>{pos});
+  ct::up(dinv, inv);
+  // the passes apart
+  Dev<float> tmp{size_t(Nq)};
+  Dev<__half> qr{size_t(Nq)}, kr{size_t(Nk)};
+  Dev<bf> vr{size_t(Nk)}, gr{size_t(I)}, ur{size_t(I)}, hr{size_t(I)};
+  auto gemv_to = [&](const void* x, const void* w, int64_t N, int64_t k, int64_t ld, bool f16,
+                     void* y, bool y_f32) {
+    cuda::GemvParams g;
+    g.x = x, g.w = w, g.ldw = ld, g.N = N, g.K = k, g.f16 = f16, g.y = y, g.y_f32 = y_f32;
+    check(cuda::gemv(g, 0), "gemv");
+  };
+  gemv_to(x16.p, wq.p, Nq, K, ldw, true, tmp.p, true);
+  check(cuda::rope_forward(tmp.p, qr.p, dpos.p, dinv.p, 1, heads, D, 0), "rope_forward");
+  gemv_to(x16.p, wk.p, Nk, K, ldw, true, tmp.p, true);
+  check(cuda::rope_forward(tmp.p, kr.p, dpos.p, dinv.p, 1, kv_heads, D, 0), "rope_forward");
+  gemv_to(xb.p, wv.p, Nk, K, ldw, false, vr.p, false);
+  gemv_to(x2.p, wg.p, I, Kg, Kg, false, gr.p, false);
+  gemv_to(x2.p, wu.p, I, Kg, Kg, false, ur.p, false);
+  check(cuda::swiglu_forward(gr.p, ur.p, hr.p, I, 0), "swiglu_forward");
+  // the fused launches
+  Dev<__half> q1{size_t(Nq)}, k1{size_t(Nk)}, k2{size_t(Nk)};
+  Dev<bf> v1{size_t(Nk)}, v2{size_t(Nk)}, h2{size_t(I)};
+  for (auto* d : {&q1, &k1, &k2}) d->poison();
+  for (auto* d : {&v1, &v2, &h2}) d->poison();
+  auto rope_seg = [&](const void* w, int64_t N, void* y) {
+    cuda::GemvPairSegment sg;
+    sg.kind = cuda::GemvPairKind::kRope;
+    sg.x = x16.p, sg.w0 = w, sg.ldw0 = ldw, sg.N = N, sg.K = K, sg.f16 = true, sg.y = y, sg.D = D;
+    return sg;
+  };
+  cuda::GemvPairSegment vs;
+  vs.kind = cuda::GemvPairKind::kPair;
+  vs.x = xb.p, vs.w0 = wv.p, vs.ldw0 = ldw, vs.N = Nk, vs.K = K;
+  cuda::GemvPairSegment hs;
+  hs.kind = cuda::GemvPairKind::kSwiglu;
+  hs.x = x2.p, hs.w0 = wg.p, hs.w1 = wu.p, hs.ldw0 = hs.ldw1 = Kg, hs.N = I, hs.K = Kg;
+  hs.y = h2.p;
+  cuda::GemvPairsParams a, b;
+  a.count = b.count = 3;
+  a.pos = b.pos = dpos.p;
+  a.inv_freq = b.inv_freq = dinv.p;
+  a.seg[0] = rope_seg(wq.p, Nq, q1.p);
+  a.seg[1] = rope_seg(wk.p, Nk, k1.p);
+  a.seg[2] = vs;
+  a.seg[2].y = v1.p;
+  b.seg[0] = hs;
+  b.seg[1] = vs;
+  b.seg[1].y = v2.p;
+  b.seg[2] = rope_seg(wk.p, Nk, k2.p);
+  const std::string tag = "heads " + std::to_string(heads) + "/" + std::to_string(kv_heads) +
+                          " D=" + std::to_string(D) + " K=" + std::to_string(K) +
+                          " ldw=" + std::to_string(ldw) + " I=" + std::to_string(I) +
+                          " Kg=" + std::to_string(Kg) + " pos=" + std::to_string(pos);
+  ct::report_bool("gemv pairs", "gemv_pairs_accepts " + tag,
+                  cuda::gemv_pairs_accepts(a) && cuda::gemv_pairs_accepts(b), "");
+  check(cuda::gemv_pairs(a, 0), "gemv_pairs");
+  check(cuda::gemv_pairs(b, 0), "gemv_pairs");
+  CT_CUDA(cudaDeviceSynchronize());
+  auto same = [](const auto& x, const auto& y) {
+    const auto hx = ct::down(x), hy = ct::down(y);
+    return hx.size() == hy.size() &&
+           std::memcmp(hx.data(), hy.data(), hx.size() * sizeof(hx[0])) == 0;
+  };
+  ct::report_bool("gemv pairs", "q: bitwise gemv + rope_forward, " + tag, same(q1, qr), "");
+  ct::report_bool("gemv pairs", "k: bitwise gemv + rope_forward (both launches), " + tag,
+                  same(k1, kr) && same(k2, kr), "");
+  ct::report_bool("gemv pairs", "v: bitwise gemv (both launches), " + tag,
+                  same(v1, vr) && same(v2, vr), "");
+  ct::report_bool("gemv pairs", "h: bitwise gemv, gemv + swiglu_forward, " + tag, same(h2, hr), "");
+  // float64
+  const std::vector<float> hx16 = ct::down_f16(x16), hwq = ct::down_f16(wq), hwk = ct::down_f16(wk),
+                           hxb = ct::down_bf16(xb), hwv = ct::down_bf16(wv),
+                           hx2 = ct::down_bf16(x2), hwg = ct::down_bf16(wg),
+                           hwu = ct::down_bf16(wu);
+  auto dot = [](const std::vector<float>& x, const std::vector<float>& w, int64_t row, int64_t ld,
+                int64_t k) {
+    double s = 0;
+    for (int64_t c = 0; c < k; ++c) s += double(w[size_t(row * ld + c)]) * double(x[size_t(c)]);
+    return s;
+  };
+  auto rope_ref = [&](const std::vector<float>& w, int64_t N) {
+    std::vector<float> out(static_cast<size_t>(N));
+    for (int64_t h = 0; h < N / D; ++h)
+      for (int i = 0; i < D / 2; ++i) {
+        const int64_t r0 = h * D + i, r1 = r0 + D / 2;
+        const double a0 = dot(hx16, w, r0, ldw, K), a1 = dot(hx16, w, r1, ldw, K);
+        const double ang = double(float(pos) * inv[size_t(i)]);
+        out[size_t(r0)] = float(a0 * std::cos(ang) - a1 * std::sin(ang));
+        out[size_t(r1)] = float(a1 * std::cos(ang) + a0 * std::sin(ang));
+      }
+    return out;
+  };
+  std::vector<float> vref(static_cast<size_t>(Nk)), href(static_cast<size_t>(I));
+  for (int64_t n = 0; n < Nk; ++n) vref[size_t(n)] = float(dot(hxb, hwv, n, ldw, K));
+  for (int64_t n = 0; n < I; ++n) {
+    const double g = dot(hx2, hwg, n, Kg, Kg), u = dot(hx2, hwu, n, Kg, Kg);
+    href[size_t(n)] = float(g / (1 + std::exp(-g)) * u);
+  }
+  ct::report("gemv pairs", "q vs float64, " + tag, ct::rel_err(ct::down_f16(q1), rope_ref(hwq, Nq)),
+             2e-3);
+  ct::report("gemv pairs", "k vs float64, " + tag, ct::rel_err(ct::down_f16(k1), rope_ref(hwk, Nk)),
+             2e-3);
+  ct::report("gemv pairs", "v vs float64, " + tag, ct::rel_err(ct::down_bf16(v1), vref), 4e-3);
+  ct::report("gemv pairs", "h vs float64, " + tag, ct::rel_err(ct::down_bf16(h2), href), 1e-2);
+}
+
+void test_gemv_pairs(ct::Rng&) {
+  // Mistral-7B's decode shapes (K 4096 + 32 folded LoRA columns); a smaller model with D 64, a
+  // K whose chunks leave the unrolled loop a tail and a padded stride; a K of one chunk
+  gemv_pairs_case(11, 32, 8, 128, 4128, 4128, 14336, 4128, 17);
+  gemv_pairs_case(12, 8, 2, 64, 1000, 1008, 2048, 1032, 4095);
+  gemv_pairs_case(13, 4, 4, 16, 8, 8, 40, 8, 0);
+}
+
 // attention_decode (one query row against a KV cache, the decode step's attention) against its
 // CPU twin in float64 (softmax(q k^T / sqrt(D)) v over the keys the window leaves, from the same
 // fp16 q / k and bf16 v) and against attention_forward on the same call (Sq 1 at q_offset Sk - 1):
@@ -2644,6 +2784,44 @@ int main() {
     ct::report_bool(
         "gemv", "gemv_accepts: K, ldw multiples of 8, ldw >= K, x and w 16-byte aligned, y given",
         refused, "");
+    cuda::GemvPairsParams pp;
+    pp.count = 2;
+    pp.pos = reinterpret_cast<const int32_t*>(uintptr_t(256));
+    pp.inv_freq = reinterpret_cast<const float*>(uintptr_t(256));
+    cuda::GemvPairSegment& r = pp.seg[0];
+    r.kind = cuda::GemvPairKind::kRope;
+    r.x = r.w0 = reinterpret_cast<const void*>(uintptr_t(256));
+    r.y = reinterpret_cast<void*>(uintptr_t(512));
+    r.f16 = true;
+    r.N = 256, r.K = r.ldw0 = 64, r.D = 128;
+    cuda::GemvPairSegment& h = pp.seg[1];
+    h = r;
+    h.kind = cuda::GemvPairKind::kSwiglu;
+    h.f16 = false;
+    h.w1 = h.w0;
+    h.ldw1 = 64;
+    const cuda::GemvPairsParams pok = pp;
+    bool prefused = cuda::gemv_pairs_accepts(pok);
+    for (int k = 0; k < 11; ++k) {
+      cuda::GemvPairsParams b = pok;
+      if (k == 0) b.count = 0;                                                 // no segment
+      if (k == 1) b.count = 4;                                                 // too many
+      if (k == 2) b.seg[0].D = 96;                                             // N % D
+      if (k == 3) b.seg[0].f16 = false;                                        // rope: fp16
+      if (k == 4) b.pos = nullptr;                                             // rope: position
+      if (k == 5) b.seg[1].w1 = nullptr;                                       // swiglu: up
+      if (k == 6) b.seg[1].ldw1 = 60;                                          // stride % 8
+      if (k == 7) b.seg[1].K = 72;                                             // ldw < K
+      if (k == 8) b.seg[0].x = reinterpret_cast<const void*>(uintptr_t(264));  // x 8-byte aligned
+      if (k == 9) b.seg[0].kind = cuda::GemvPairKind::kPair;                   // pair: bf16
+      if (k == 10) b.seg[1].y = nullptr;                                       // no output
+      prefused = prefused && !cuda::gemv_pairs_accepts(b) &&
+                 cuda::gemv_pairs(b, nullptr) == cudaErrorInvalidValue;
+    }
+    ct::report_bool("gemv pairs",
+                    "gemv_pairs_accepts: 1-3 segments, rope fp16 with N % D and a position, "
+                    "strides, alignment, weights and outputs given",
+                    prefused, "");
     cuda::DecodeAttentionParams d;
     d.q = reinterpret_cast<const __half*>(uintptr_t(256));
     d.k = d.q;
@@ -2684,6 +2862,7 @@ int main() {
       {"swiglu_gu", test_swiglu_gu},
       {"lora_b", test_lora_b},
       {"gemv", test_gemv},
+      {"gemv_pairs", test_gemv_pairs},
       {"decode_attention", test_decode_attention},
       {"attention", [](ct::Rng& rng) {
          // the Hopper kernels' cases at small sizes: partial tiles, GQA
@@ -2710,6 +2889,7 @@ int main() {
   test_add_f32_refusals();
   test_copy2d_batched(r);
   test_gemv(r);
+  test_gemv_pairs(r);
   test_decode_attention(r);
   for (int64_t n : {1, 97, 1025}) test_rmsnorm(r, n, n == 1 ? 64 : 4096);
   test_rmsnorm(r, 200, 1000);

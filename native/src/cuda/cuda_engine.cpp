@@ -150,6 +150,7 @@ class CudaEngine final : public Engine {
       decode_qk_cache_ = env_switch_on("LORA4J_DECODE_QK_CACHE");
       decode_gemv_ = env_switch_on("LORA4J_DECODE_GEMV");
       decode_attention_ = env_switch_on("LORA4J_DECODE_ATTENTION");
+      decode_fused_ = env_switch_on("LORA4J_DECODE_FUSED");
       if (const char* f = std::getenv("LORA4J_SWIGLU_DX_FORM")) swiglu_dx_form_ = std::atoi(f);
       if (swiglu_dx_form_ < 0 || swiglu_dx_form_ > kSwigluDxForms) swiglu_dx_form_ = 0;
       lora_dy_pair_ = env_switch_on("LORA4J_LORA_DY_PAIR");
@@ -2257,7 +2258,7 @@ class CudaEngine final : public Engine {
       KCHECK(bf16_to_f16_2d(a.xn1 + d, ld1, xf16_ + d, ld1, n, fold_cols_[kGroupOf[Q]], stream_));
       tm("q/k operands to f16");
     }
-    if (qkv) {
+    if (qkv && !decode_qkv(l, a, in_f16, kout, vout)) {
       const f16* x16 = in_f16 ? xf16_ : nullptr;
       proj_forward(l, Q, a.xn1, ld1, n, dtmp_, true, nullptr, a.xa[Q], lo, lo8.p, x16);
       KCHECK(rope_forward(dtmp_, a.q, pos_, inv_freq_, n, shape_.c.num_heads, shape_.c.head_dim,
@@ -2286,7 +2287,7 @@ class CudaEngine final : public Engine {
     if (gu.x) {
       KCHECK(swiglu_gu_fused(gu, stream_));
       tm("mlp.gate_proj + up_proj + swiglu forward");
-    } else {
+    } else if (!decode_gu(l, a)) {
       proj_forward(l, GATE, a.xn2, ld2, n, a.gate, false, nullptr, a.xa[GATE]);
       proj_forward(l, UP, a.xn2, ld2, n, a.up, false, nullptr, a.xa[UP]);
       KCHECK(swiglu_forward(a.gate, a.up, a.h, n * I, stream_));
@@ -2590,6 +2591,72 @@ class CudaEngine final : public Engine {
     KCHECK(attention_decode(p, stream_));
     return true;
   }
+  // A decode step's q, k and v (one row; the fp16 q/k path with decode_start's kept fp16 weights;
+  // bf16 v; no LoRA term outside the GEMMs): one launch of gemv_pairs, RoPE applied to q and k as
+  // their sums come out, k and v written into the cache. The same bits as the three GEMVs and two
+  // RoPE passes it replaces (test_ops_cuda, test_decode_cuda), four launches fewer a layer.
+  // LORA4J_DECODE_FUSED=0 keeps them apart (A/B runs, test_decode_cuda). False where it does not
+  // apply (then the caller runs the projections one by one).
+  bool decode_qkv(int l, const LayerActs& a, bool in_f16, f16* kout, bf16* vout) {
+    if (!decoding_ || !decode_fused_ || !decode_gemv_ || n_ != 1 || !in_f16) return false;
+    for (int p : {Q, K, V})
+      if (has_lora(l, p) && !folded(l, p)) return false;
+    const f16 *wq = decode_w16(l, Q), *wk = decode_w16(l, K);
+    const bf16* wv = proj_[size_t(proj_index(l, V))].dense;  // an NF4 v: apart
+    if (!wq || !wk || !wv) return false;
+    GemvPairsParams g;
+    g.count = 3;
+    g.pos = pos_;
+    g.inv_freq = inv_freq_;
+    const int p3[3] = {Q, K, V};
+    void* y3[3] = {a.q, kout, vout};
+    const void* w3[3] = {wq, wk, wv};
+    for (int j = 0; j < 3; ++j) {
+      GemvPairSegment& sg = g.seg[j];
+      const int p = p3[j];
+      sg.kind = p == V ? GemvPairKind::kPair : GemvPairKind::kRope;
+      sg.f16 = p != V;
+      sg.x = p == V ? static_cast<const void*>(a.xn1) : static_cast<const void*>(xf16_);
+      sg.w0 = w3[j];
+      sg.ldw0 = wld(proj_index(l, p));
+      sg.K = gemm_k(l, p);
+      sg.N = shape_.proj_out(p);
+      sg.y = y3[j];
+      sg.D = shape_.c.head_dim;
+    }
+    if (!gemv_pairs_accepts(g)) return false;
+    KCHECK(gemv_pairs(g, stream_));
+    tm("q/k/v + rope (decode)");
+    return true;
+  }
+  // A decode step's gate and up products and the SwiGLU forward (one row, bf16 weights, no LoRA
+  // term outside the GEMMs): one launch of gemv_pairs, a warp summing row n of both weights and
+  // forming h[n]. The same bits as the two GEMVs and the SwiGLU pass it replaces; gate and up are
+  // not stored. LORA4J_DECODE_FUSED=0 keeps them apart.
+  bool decode_gu(int l, const LayerActs& a) {
+    if (!decoding_ || !decode_fused_ || !decode_gemv_ || n_ != 1) return false;
+    for (int p : {GATE, UP})
+      if (has_lora(l, p) && !folded(l, p)) return false;
+    const int ig = proj_index(l, GATE), iu = proj_index(l, UP);
+    const bf16 *wg = proj_[size_t(ig)].dense, *wu = proj_[size_t(iu)].dense;
+    if (!wg || !wu || gemm_k(l, GATE) != gemm_k(l, UP)) return false;
+    GemvPairsParams g;
+    g.count = 1;
+    GemvPairSegment& sg = g.seg[0];
+    sg.kind = GemvPairKind::kSwiglu;
+    sg.x = a.xn2;
+    sg.w0 = wg;
+    sg.w1 = wu;
+    sg.ldw0 = wld(ig);
+    sg.ldw1 = wld(iu);
+    sg.K = gemm_k(l, GATE);
+    sg.N = shape_.c.intermediate_size;
+    sg.y = a.h;
+    if (!gemv_pairs_accepts(g)) return false;
+    KCHECK(gemv_pairs(g, stream_));
+    tm("gate/up + swiglu (decode)");
+    return true;
+  }
   // The fp16 q/k path (qk_f16_ok) converts each layer's q and k weight to fp16 before its GEMM:
   // at one row that conversion (read 2 B, write 2 B an element) costs more than the GEMV's own
   // read of the weight (0.68 ms a decode step at 7B). decode_start makes the conversions once
@@ -2872,6 +2939,7 @@ class CudaEngine final : public Engine {
   bool decode_qk_cache_ = true;   // LORA4J_DECODE_QK_CACHE (build_decode_w16)
   bool decode_gemv_ = true;       // LORA4J_DECODE_GEMV (decode_gemv)
   bool decode_attention_ = true;  // LORA4J_DECODE_ATTENTION (decode_attention)
+  bool decode_fused_ = true;      // LORA4J_DECODE_FUSED (decode_qkv, decode_gu)
   float* dec_part_ = nullptr;
   f16* dec_w16_ = nullptr;
   size_t dec_w16_bytes_ = 0;

@@ -103,5 +103,21 @@ __device__ __forceinline__ void swiglu_bwd_one(float d, bf16 g, bf16 u, bf16& dg
   du = __float2bfloat16_rn(d * a * sg);
 }
 
+// RoPE's angle and rotation of one pair (rope.cu's kernels, gemv.cu's decode pairs), written out
+// with explicit roundings so that every kernel that rotates makes the same bits:
+//   lo = a cos - b sin (a cos rounded, b sin fused), hi = b cos + a sin (b cos rounded, a sin
+//   fused)
+__device__ __forceinline__ void rope_cos_sin(int32_t pos, float inv_freq, float sign, float& c,
+                                             float& sn) {
+  const float ang = float(pos) * inv_freq;
+  c = cosf(ang);
+  sn = sign * sinf(ang);
+}
+__device__ __forceinline__ void rope_rotate(float a, float b, float c, float sn, float& lo,
+                                            float& hi) {
+  lo = __fmaf_rn(-b, sn, __fmul_rn(a, c));
+  hi = __fmaf_rn(a, sn, __fmul_rn(b, c));
+}
+
 }  // namespace cuda
 }  // namespace lora4j

@@ -72,17 +72,16 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// blocks of gemv_kernel<F16, Y_F32> the current device holds at once (cached per device; 0 when
-// the runtime cannot say, and then the grid is one block per 8 outputs)
-template <bool F16, bool Y_F32>
-int64_t resident_blocks() {
-  static int cached[64] = {};
+// blocks of `kernel` the current device holds at once (cached per device in `cached`; 0 when the
+// runtime cannot say, and then the grid is one block per 8 warp items)
+template <class Kernel>
+int64_t resident_blocks(Kernel kernel, int (&cached)[64]) {
   int dev = 0;
   if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return 0;
   if (cached[dev] == 0) {
     int per_sm = 0, sms = 0;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, gemv_kernel<F16, Y_F32>, kThreads,
-                                                      0) != cudaSuccess ||
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, 0) !=
+            cudaSuccess ||
         cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
       return 0;
     cached[dev] = std::max(1, per_sm) * std::max(1, sms);
@@ -92,15 +91,172 @@ int64_t resident_blocks() {
 
 template <bool F16, bool Y_F32>
 void launch(const GemvParams& p, cudaStream_t s) {
+  static int cached[64] = {};
   const int64_t need = (p.N + kThreads / 32 - 1) / (kThreads / 32),
-                held = resident_blocks<F16, Y_F32>();
+                held = resident_blocks(gemv_kernel<F16, Y_F32>, cached);
   const unsigned grid = unsigned(held > 0 ? std::min(need, held) : need);
   gemv_kernel<F16, Y_F32><<<grid, kThreads, 0, s>>>(static_cast<const uint4*>(p.x),
                                                     static_cast<const uint4*>(p.w), p.ldw / 8, p.N,
                                                     p.K / 8, p.c ? p.c : p.y, p.y, p.alpha, p.beta);
 }
 
+// ---- the decode step's fused products (gemv_pairs) --------------------------------------------
+
+constexpr int kPairUnroll = 4;  // 16-byte chunks of each row a lane has in flight
+
+// Row w0 and row w1 (16-byte chunks) times x, each in gemv_kernel's order: lane l sums the chunks
+// l, l + 32, ... in turn (the unroll only groups the loads), then the warp's butterfly. So each
+// sum has the bits gemv gives that row.
+template <bool F16>
+__device__ __forceinline__ void dot2(const uint4* __restrict__ x, const uint4* __restrict__ w0,
+                                     const uint4* __restrict__ w1, int64_t chunks, int lane,
+                                     float& s0, float& s1) {
+  float a0 = 0.f, a1 = 0.f;
+  int64_t k = lane;
+  for (; k + 32 * (kPairUnroll - 1) < chunks; k += 32 * kPairUnroll) {
+    uint4 u0[kPairUnroll], u1[kPairUnroll], xv[kPairUnroll];
+#pragma unroll
+    for (int u = 0; u < kPairUnroll; ++u) u0[u] = __ldcs(w0 + k + 32 * u);
+#pragma unroll
+    for (int u = 0; u < kPairUnroll; ++u) u1[u] = __ldcs(w1 + k + 32 * u);
+#pragma unroll
+    for (int u = 0; u < kPairUnroll; ++u) xv[u] = __ldg(x + k + 32 * u);
+#pragma unroll
+    for (int u = 0; u < kPairUnroll; ++u) {
+      a0 += dot8(u0[u], xv[u], F16);
+      a1 += dot8(u1[u], xv[u], F16);
+    }
+  }
+  for (; k < chunks; k += 32) {
+    const uint4 xv = __ldg(x + k);
+    a0 += dot8(__ldcs(w0 + k), xv, F16);
+    a1 += dot8(__ldcs(w1 + k), xv, F16);
+  }
+  s0 = warp_sum(a0);
+  s1 = warp_sum(a1);
+}
+
+struct PairSeg {
+  const uint4 *x, *w0, *w1;
+  int64_t ldw0, ldw1, chunks, items;  // strides and K in 16-byte chunks; warp items
+  void* y;
+  int kind, half;  // GemvPairKind; rope: D / 2
+  bool f16;
+};
+struct PairArgs {
+  PairSeg seg[kGemvPairSegments];
+  int count;
+  const int32_t* pos;
+  const float* inv_freq;
+};
+
+// A warp per item: segment by segment, item i of a segment is
+//   rope:   rows h D + f and h D + f + D/2 (h = i / (D/2), f = i % (D/2)), rotated by pos[0] and
+//           stored in fp16 at those rows (rope.cu's arithmetic on the fp32 sums);
+//   pair:   rows 2i and 2i + 1, stored in bf16;
+//   swiglu: row i of w0 (gate) and of w1 (up), each rounded to bf16, then swiglu_fwd_one.
+__global__ void __launch_bounds__(kThreads) gemv_pairs_kernel(const PairArgs p) {
+  const int lane = threadIdx.x & 31;
+  const int64_t warps = int64_t(gridDim.x) * (kThreads / 32);
+  int64_t total = 0;
+  for (int s = 0; s < p.count; ++s) total += p.seg[s].items;
+  for (int64_t it = int64_t(blockIdx.x) * (kThreads / 32) + (threadIdx.x >> 5); it < total;
+       it += warps) {
+    int s = 0;
+    int64_t i = it;
+    while (i >= p.seg[s].items) i -= p.seg[s].items, ++s;
+    const PairSeg& g = p.seg[s];
+    int64_t r0 = i, r1 = i;
+    if (g.kind == int(GemvPairKind::kRope)) {
+      const int64_t h = i / g.half;
+      r0 = h * 2 * g.half + (i - h * g.half);
+      r1 = r0 + g.half;
+    } else if (g.kind == int(GemvPairKind::kPair)) {
+      r0 = 2 * i;
+      r1 = r0 + 1;
+    }
+    float s0, s1;
+    if (g.f16)
+      dot2<true>(g.x, g.w0 + r0 * g.ldw0, g.w1 + r1 * g.ldw1, g.chunks, lane, s0, s1);
+    else
+      dot2<false>(g.x, g.w0 + r0 * g.ldw0, g.w1 + r1 * g.ldw1, g.chunks, lane, s0, s1);
+    if (lane != 0) continue;
+    if (g.kind == int(GemvPairKind::kRope)) {
+      float c, sn, lo, hi;
+      rope_cos_sin(p.pos[0], p.inv_freq[i % g.half], 1.f, c, sn);
+      rope_rotate(s0, s1, c, sn, lo, hi);
+      static_cast<f16*>(g.y)[r0] = __float2half_rn(lo);
+      static_cast<f16*>(g.y)[r1] = __float2half_rn(hi);
+    } else if (g.kind == int(GemvPairKind::kPair)) {
+      static_cast<bf16*>(g.y)[r0] = __float2bfloat16_rn(s0);
+      static_cast<bf16*>(g.y)[r1] = __float2bfloat16_rn(s1);
+    } else {
+      static_cast<bf16*>(g.y)[i] = swiglu_fwd_one(__float2bfloat16_rn(s0), __float2bfloat16_rn(s1));
+    }
+  }
+}
+
+bool segment_accepts(const GemvPairSegment& g, const GemvPairsParams& p) {
+  const void* w1 = g.kind == GemvPairKind::kSwiglu ? g.w1 : g.w0;
+  const int64_t ldw1 = g.kind == GemvPairKind::kSwiglu ? g.ldw1 : g.ldw0;
+  if (!g.x || !g.w0 || !w1 || !g.y || g.N <= 0 || g.K <= 0 || g.K % 8 != 0 || g.ldw0 < g.K ||
+      ldw1 < g.K || g.ldw0 % 8 != 0 || ldw1 % 8 != 0 || !ptr_aligned16(g.x) ||
+      !ptr_aligned16(g.w0) || !ptr_aligned16(w1))
+    return false;
+  switch (g.kind) {
+    case GemvPairKind::kRope:
+      return g.f16 && g.D > 0 && g.D % 2 == 0 && g.N % g.D == 0 && p.pos && p.inv_freq;
+    case GemvPairKind::kPair:
+      return !g.f16 && g.N % 2 == 0;
+    case GemvPairKind::kSwiglu:
+      return !g.f16;
+  }
+  return false;
+}
+
 }  // namespace
+
+bool gemv_pairs_accepts(const GemvPairsParams& p) {
+  if (p.count < 1 || p.count > kGemvPairSegments) return false;
+  int64_t items = 0;
+  for (int s = 0; s < p.count; ++s) {
+    if (!segment_accepts(p.seg[s], p)) return false;
+    items += p.seg[s].kind == GemvPairKind::kSwiglu ? p.seg[s].N : p.seg[s].N / 2;
+  }
+  return (items + kThreads / 32 - 1) / (kThreads / 32) <= INT32_MAX;
+}
+
+cudaError_t gemv_pairs(const GemvPairsParams& p, cudaStream_t s) {
+  if (!gemv_pairs_accepts(p)) return cudaErrorInvalidValue;
+  PairArgs a{};
+  int64_t items = 0;
+  for (int i = 0; i < p.count; ++i) {
+    const GemvPairSegment& g = p.seg[i];
+    const bool two = g.kind == GemvPairKind::kSwiglu;
+    PairSeg& d = a.seg[i];
+    d.x = static_cast<const uint4*>(g.x);
+    d.w0 = static_cast<const uint4*>(g.w0);
+    d.w1 = static_cast<const uint4*>(two ? g.w1 : g.w0);
+    d.ldw0 = g.ldw0 / 8;
+    d.ldw1 = (two ? g.ldw1 : g.ldw0) / 8;
+    d.chunks = g.K / 8;
+    d.items = two ? g.N : g.N / 2;
+    d.y = g.y;
+    d.kind = int(g.kind);
+    d.half = g.D / 2;
+    d.f16 = g.f16;
+    items += d.items;
+  }
+  a.count = p.count;
+  a.pos = p.pos;
+  a.inv_freq = p.inv_freq;
+  static int cached[64] = {};
+  const int64_t need = (items + kThreads / 32 - 1) / (kThreads / 32),
+                held = resident_blocks(gemv_pairs_kernel, cached);
+  const unsigned grid = unsigned(held > 0 ? std::min(need, held) : need);
+  gemv_pairs_kernel<<<grid, kThreads, 0, s>>>(a);
+  return cudaGetLastError();
+}
 
 bool gemv_accepts(const GemvParams& p) {
   return p.x && p.w && p.y && p.N > 0 && p.K > 0 && p.K % 8 == 0 && p.ldw >= p.K &&

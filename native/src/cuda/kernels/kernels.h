@@ -40,6 +40,38 @@ struct GemvParams {
 bool gemv_accepts(const GemvParams& p);
 cudaError_t gemv(const GemvParams& p, cudaStream_t s);
 
+// A decode step's products of one row in one launch, with what follows each in the layer: up to
+// kGemvPairSegments segments, each a weight (or two) times its own x, summed as gemv sums a row
+// (the same bits), a warp taking two rows at a time:
+//   kRope:   w0 [N, K] fp16 times x fp16, N = heads x D; each head's rows f and f + D/2 rotated by
+//            the angle pos[0] inv_freq[f] (rope_cos_sin / rope_rotate: rope_forward's bits on the
+//            fp32 sums) and stored in fp16 to y [N] (q, or k into the cache);
+//   kPair:   w0 [N, K] bf16 times x bf16, N even, stored in bf16 to y [N] (v into the cache);
+//   kSwiglu: w0 (gate) and w1 (up) [N, K] bf16 times x bf16, each sum rounded to bf16, then
+//            y[n] = swiglu_fwd_one(gate, up) in bf16 (h).
+// alpha 1 and no C: the sums gemv stores with alpha 1, beta 0. Needs K and the strides multiples
+// of 8, x and the weights 16-byte aligned (gemv_pairs_accepts); cudaErrorInvalidValue otherwise.
+constexpr int kGemvPairSegments = 3;
+enum class GemvPairKind : int { kRope = 0, kPair = 1, kSwiglu = 2 };
+struct GemvPairSegment {
+  GemvPairKind kind = GemvPairKind::kPair;
+  const void* x = nullptr;
+  const void* w0 = nullptr;
+  const void* w1 = nullptr;  // kSwiglu only
+  int64_t ldw0 = 0, ldw1 = 0, N = 0, K = 0;
+  bool f16 = false;  // kRope: true (fp16 x and w0); the others bf16
+  void* y = nullptr;
+  int D = 0;  // kRope: head size
+};
+struct GemvPairsParams {
+  GemvPairSegment seg[kGemvPairSegments];
+  int count = 0;
+  const int32_t* pos = nullptr;     // kRope: the row's position (device)
+  const float* inv_freq = nullptr;  // kRope: [D / 2] (device)
+};
+bool gemv_pairs_accepts(const GemvPairsParams& p);
+cudaError_t gemv_pairs(const GemvPairsParams& p, cudaStream_t s);
+
 // ---- conversion / elementwise (convert.cu) ------------------------------------------------
 cudaError_t f32_to_bf16(const float* x, bf16* y, int64_t n, cudaStream_t s);
 cudaError_t bf16_to_f32(const bf16* x, float* y, int64_t n, cudaStream_t s);

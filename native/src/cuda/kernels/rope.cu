@@ -7,7 +7,8 @@
  * backward works in place on a bf16 gradient, or reads the attention backward's fp32 dQ
  * accumulator and rounds once, to bf16 (rope_backward_f32). The math in fp32.
  *
- * Two kernels with the same per-pair arithmetic, hence the same bits. The vectorized one: a
+ * Two kernels with the same per-pair arithmetic (rope_cos_sin and rope_rotate in common.cuh, which
+ * the decode step's fused q / k GEMV uses too), hence the same bits. The vectorized one: a
  * thread takes V adjacent frequencies (16 bytes of input per half-head: V = 4 fp32 or 8 bf16) of
  * kHeads heads of one token, computes their cos / sin once and rotates the kHeads x V pairs,
  * all loads first. The scalar one (one pair per thread, cos / sin per pair) is kept for head
@@ -35,14 +36,14 @@ __global__ void rope_scalar_kernel(const In* x, Out* y, const int32_t* pos, cons
     int f = int(i % half);
     int64_t th = i / half;  // token * heads + head
     int64_t t = th / heads;
-    float ang = float(pos[t]) * inv_freq[f];
-    float c = cosf(ang), sn = sign * sinf(ang);
+    float c, sn, lo, hi;
+    rope_cos_sin(pos[t], inv_freq[f], sign, c, sn);
     const int64_t h = th - t * heads;
     const In* src = x + t * ldx + h * D;
     Out* dst = y + t * ldy + h * D;
-    float a = load(src + f), b = load(src + f + half);
-    store(dst + f, a * c - b * sn);
-    store(dst + f + half, b * c + a * sn);
+    rope_rotate(load(src + f), load(src + f + half), c, sn, lo, hi);
+    store(dst + f, lo);
+    store(dst + f + half, hi);
   }
 }
 
@@ -106,21 +107,13 @@ __global__ void __launch_bounds__(256)
     }
     float c[V], sn[V];
 #pragma unroll
-    for (int e = 0; e < V; ++e) {
-      float ang = float(pos[t]) * inv_freq[f0 + e];
-      c[e] = cosf(ang), sn[e] = sign * sinf(ang);
-    }
+    for (int e = 0; e < V; ++e) rope_cos_sin(pos[t], inv_freq[f0 + e], sign, c[e], sn[e]);
 #pragma unroll
     for (int k = 0; k < kHeads; ++k) {
       if (h0 + k < heads) {
         float lo[V], hi[V];
 #pragma unroll
-        for (int e = 0; e < V; ++e) {
-          lo[e] = a[k][e] * c[e] - b[k][e] * sn[e];
-          // b c + a sn with a sn fused, b c rounded: what nvcc makes of the scalar kernel's
-          // expression (written out: in this loop it would fuse the other product)
-          hi[e] = __fmaf_rn(a[k][e], sn[e], b[k][e] * c[e]);
-        }
+        for (int e = 0; e < V; ++e) rope_rotate(a[k][e], b[k][e], c[e], sn[e], lo[e], hi[e]);
         Out* dst = y + t * ldy + int64_t(h0 + k) * D;
         store_vec(dst + f0, lo);
         store_vec(dst + f0 + half, hi);
