@@ -151,6 +151,9 @@ class CudaEngine final : public Engine {
       decode_gemv_ = env_switch_on("LORA4J_DECODE_GEMV");
       decode_attention_ = env_switch_on("LORA4J_DECODE_ATTENTION");
       decode_fused_ = env_switch_on("LORA4J_DECODE_FUSED");
+      decode_merge_last_ = env_switch_on("LORA4J_DECODE_MERGE_LAST");
+      if (const char* r = std::getenv("LORA4J_GEMV_ROWS")) gemv_rows_ = std::atoi(r);
+      if (gemv_rows_ < 0 || gemv_rows_ > 2) gemv_rows_ = 0;
       if (const char* f = std::getenv("LORA4J_SWIGLU_DX_FORM")) swiglu_dx_form_ = std::atoi(f);
       if (swiglu_dx_form_ < 0 || swiglu_dx_form_ > kSwigluDxForms) swiglu_dx_form_ = 0;
       lora_dy_pair_ = env_switch_on("LORA4J_LORA_DY_PAIR");
@@ -199,22 +202,28 @@ class CudaEngine final : public Engine {
     check_arg(numel == specs_[size_t(i)].numel(), "weight '" + name + "' has " +
                                                       std::to_string(specs_[size_t(i)].numel()) +
                                                       " elements, got " + std::to_string(numel));
-    std::vector<uint16_t> host(static_cast<size_t>(numel));
-    if (dtype == LORA4J_DTYPE_BF16) {
-      std::memcpy(host.data(), data, size_t(numel) * 2);
-    } else {
+    // bf16 is uploaded from where the caller has it (a mapped checkpoint: no host copy of the
+    // tensor first); other types are converted into a host buffer first
+    std::vector<uint16_t> host;
+    const uint16_t* src = static_cast<const uint16_t*>(data);
+    if (dtype != LORA4J_DTYPE_BF16) {
+      host.resize(static_cast<size_t>(numel));
       std::vector<float> f(static_cast<size_t>(numel));
       to_f32(dtype, data, f.data(), numel);
       for (int64_t k = 0; k < numel; ++k) host[size_t(k)] = f32_to_bf16_host(f[size_t(k)]);
+      src = host.data();
     }
-    if (is_proj(i))
-      copy_proj(dense_proj(i), host.data(), i, true);
-    else
-      to_device(weights_ + woff_[size_t(i)], host.data(), size_t(numel) * 2);
+    if (is_proj(i)) {
+      const int64_t in = proj_in_of(i);
+      bf16* d = dense_proj(i);  // first: it may allocate the storage wld describes
+      upload_rows(d, wld(i), src, in, numel / in);
+    } else {
+      upload_rows(weights_ + woff_[size_t(i)], numel, src, numel, 1);
+    }
     // layer l's input_layernorm is weight 1 + 9 l (wnorm1): its largest value sets the scale of
     // that layer's e4m3 q/k residue and whether its q/k input fits fp16 (qk_f16_ok)
-    if (i % 9 == 1 && i / 9 < shape_.c.num_layers) set_lo8_scale(i / 9, host.data());
-    note_qk_weight(i, host.data(), numel);
+    if (i % 9 == 1 && i / 9 < shape_.c.num_layers) set_lo8_scale(i / 9, src);
+    note_qk_weight(i, src, numel);
     wset_[size_t(i)] = true;
     if (is_proj(i)) {
       fold_weight(i);
@@ -313,7 +322,7 @@ class CudaEngine final : public Engine {
     if (is_proj(i) && !wset_[size_t(i)])
       fail(LORA4J_ESTATE, "weight '" + name + "' has not been set");
     if (is_proj(i))
-      copy_proj(const_cast<bf16*>(gemm_weight(i)), host.data(), i, false);
+      download_proj(gemm_weight(i), host.data(), i);
     else
       to_host(host.data(), weights_ + woff_[size_t(i)], size_t(numel) * 2);
     to_f32(LORA4J_DTYPE_BF16, host.data(), out, numel);
@@ -504,15 +513,28 @@ class CudaEngine final : public Engine {
     const int64_t want = want_ld(l, p);
     return want != shape_.proj_in(p) && pw.dense && pw.ld == want;
   }
-  // W's [out, in] values of projection i between the host (contiguous) and dev (its row stride
-  // wld: a folded weight's B columns are left as they are), on stream_, returning when done.
-  void copy_proj(bf16* dev, uint16_t* host, int i, bool to_dev) {
+  // W's [out, in] values of projection i from dev (its row stride wld: a folded weight's B
+  // columns left out) to the host (contiguous), on stream_, returning when done.
+  void download_proj(const bf16* dev, uint16_t* host, int i) {
     const size_t in = size_t(proj_in_of(i)), ld = size_t(wld(i)),
                  out = size_t(specs_[size_t(i)].numel()) / in;
-    LORA4J_CU(to_dev ? cudaMemcpy2DAsync(dev, ld * 2, host, in * 2, in * 2, out,
-                                         cudaMemcpyHostToDevice, stream_)
-                     : cudaMemcpy2DAsync(host, in * 2, dev, ld * 2, in * 2, out,
-                                         cudaMemcpyDeviceToHost, stream_));
+    LORA4J_CU(
+        cudaMemcpy2DAsync(host, in * 2, dev, ld * 2, in * 2, out, cudaMemcpyDeviceToHost, stream_));
+    LORA4J_CU(cudaStreamSynchronize(stream_));
+  }
+  // Host bf16 rows [rows, cols] (contiguous) to dev (row stride ld elements), returning when
+  // done: contiguous rows as one run of bytes, strided ones (a weight laid out for a folded
+  // adapter) by a 2D copy. The former path (each tensor copied into a host vector, then a 2D copy
+  // from that pageable memory even where the rows were contiguous) loaded the 7B checkpoint in
+  // 13-16 s, this one in ~3 s (forty-first session, RESULTS.md).
+  void upload_rows(bf16* dev, int64_t ld, const uint16_t* src, int64_t cols, int64_t rows) {
+    const size_t row_bytes = size_t(cols) * 2;
+    if (ld == cols)
+      LORA4J_CU(
+          cudaMemcpyAsync(dev, src, row_bytes * size_t(rows), cudaMemcpyHostToDevice, stream_));
+    else
+      LORA4J_CU(cudaMemcpy2DAsync(dev, size_t(ld) * 2, src, row_bytes, row_bytes, size_t(rows),
+                                  cudaMemcpyHostToDevice, stream_));
     LORA4J_CU(cudaStreamSynchronize(stream_));
   }
   // Projection i's bf16 weight moved to a buffer of row stride ld (W's columns copied).
@@ -1928,6 +1950,7 @@ class CudaEngine final : public Engine {
     g.y_f32 = d_f32;
     g.alpha = alpha;
     g.beta = beta;
+    g.rows = gemv_rows_;
     if (!gemv_accepts(g)) return false;
     KCHECK(gemv(g, stream_));
     tm(what);
@@ -2566,6 +2589,10 @@ class CudaEngine final : public Engine {
         static_cast<float*>(alloc(size_t(kDecodeAttentionMaxSplits) * size_t(shape_.c.num_heads) *
                                       size_t(shape_.c.head_dim + 2) * sizeof(float),
                                   "decode attention partial sums"));
+    // the shares' counts (DecodeAttentionParams::count): zero here, set back to zero by each call
+    dec_count_ = static_cast<int*>(
+        alloc(size_t(shape_.c.num_kv_heads) * sizeof(int), "decode attention share counts"));
+    LORA4J_CU(cudaMemsetAsync(dec_count_, 0, size_t(shape_.c.num_kv_heads) * sizeof(int), stream_));
   }
   // A decode step's attention (one row against the cache: kc given, n_ 1) by the kernel for one
   // query row (attention_decode.cu), which shares the keys out among blocks: the prefill's kernels
@@ -2587,6 +2614,7 @@ class CudaEngine final : public Engine {
     p.kv_stride = shape_.kv_dim();
     p.scale = float(1.0 / std::sqrt(double(shape_.c.head_dim)));
     p.part = dec_part_;
+    p.count = decode_merge_last_ ? dec_count_ : nullptr;
     if (!attention_decode_accepts(p)) return false;
     KCHECK(attention_decode(p, stream_));
     return true;
@@ -2940,7 +2968,14 @@ class CudaEngine final : public Engine {
   bool decode_gemv_ = true;       // LORA4J_DECODE_GEMV (decode_gemv)
   bool decode_attention_ = true;  // LORA4J_DECODE_ATTENTION (decode_attention)
   bool decode_fused_ = true;      // LORA4J_DECODE_FUSED (decode_qkv, decode_gu)
+  // LORA4J_GEMV_ROWS: the decode GEMV's rows a warp (GemvParams::rows; 0, the default: two where
+  // the row count is even). The same bits either way (test_decode_cuda)
+  int gemv_rows_ = 0;
   float* dec_part_ = nullptr;
+  int* dec_count_ = nullptr;
+  // LORA4J_DECODE_MERGE_LAST: the decode attention's shares merged by the last block of each kv
+  // head (dec_count_), not a second kernel; =0 the second kernel (A/B runs, test_decode_cuda)
+  bool decode_merge_last_ = true;
   f16* dec_w16_ = nullptr;
   size_t dec_w16_bytes_ = 0;
   bool dec_w16_ok_ = false;
