@@ -151,9 +151,6 @@ class CudaEngine final : public Engine {
       decode_gemv_ = env_switch_on("LORA4J_DECODE_GEMV");
       decode_attention_ = env_switch_on("LORA4J_DECODE_ATTENTION");
       decode_fused_ = env_switch_on("LORA4J_DECODE_FUSED");
-      decode_merge_last_ = env_switch_on("LORA4J_DECODE_MERGE_LAST");
-      if (const char* r = std::getenv("LORA4J_GEMV_ROWS")) gemv_rows_ = std::atoi(r);
-      if (gemv_rows_ < 0 || gemv_rows_ > 2) gemv_rows_ = 0;
       if (const char* f = std::getenv("LORA4J_SWIGLU_DX_FORM")) swiglu_dx_form_ = std::atoi(f);
       if (swiglu_dx_form_ < 0 || swiglu_dx_form_ > kSwigluDxForms) swiglu_dx_form_ = 0;
       lora_dy_pair_ = env_switch_on("LORA4J_LORA_DY_PAIR");
@@ -1950,7 +1947,6 @@ class CudaEngine final : public Engine {
     g.y_f32 = d_f32;
     g.alpha = alpha;
     g.beta = beta;
-    g.rows = gemv_rows_;
     if (!gemv_accepts(g)) return false;
     KCHECK(gemv(g, stream_));
     tm(what);
@@ -2589,10 +2585,6 @@ class CudaEngine final : public Engine {
         static_cast<float*>(alloc(size_t(kDecodeAttentionMaxSplits) * size_t(shape_.c.num_heads) *
                                       size_t(shape_.c.head_dim + 2) * sizeof(float),
                                   "decode attention partial sums"));
-    // the shares' counts (DecodeAttentionParams::count): zero here, set back to zero by each call
-    dec_count_ = static_cast<int*>(
-        alloc(size_t(shape_.c.num_kv_heads) * sizeof(int), "decode attention share counts"));
-    LORA4J_CU(cudaMemsetAsync(dec_count_, 0, size_t(shape_.c.num_kv_heads) * sizeof(int), stream_));
   }
   // A decode step's attention (one row against the cache: kc given, n_ 1) by the kernel for one
   // query row (attention_decode.cu), which shares the keys out among blocks: the prefill's kernels
@@ -2614,7 +2606,6 @@ class CudaEngine final : public Engine {
     p.kv_stride = shape_.kv_dim();
     p.scale = float(1.0 / std::sqrt(double(shape_.c.head_dim)));
     p.part = dec_part_;
-    p.count = decode_merge_last_ ? dec_count_ : nullptr;
     if (!attention_decode_accepts(p)) return false;
     KCHECK(attention_decode(p, stream_));
     return true;
@@ -2968,14 +2959,7 @@ class CudaEngine final : public Engine {
   bool decode_gemv_ = true;       // LORA4J_DECODE_GEMV (decode_gemv)
   bool decode_attention_ = true;  // LORA4J_DECODE_ATTENTION (decode_attention)
   bool decode_fused_ = true;      // LORA4J_DECODE_FUSED (decode_qkv, decode_gu)
-  // LORA4J_GEMV_ROWS: the decode GEMV's rows a warp (GemvParams::rows; 0, the default: two where
-  // the row count is even). The same bits either way (test_decode_cuda)
-  int gemv_rows_ = 0;
   float* dec_part_ = nullptr;
-  int* dec_count_ = nullptr;
-  // LORA4J_DECODE_MERGE_LAST: the decode attention's shares merged by the last block of each kv
-  // head (dec_count_), not a second kernel; =0 the second kernel (A/B runs, test_decode_cuda)
-  bool decode_merge_last_ = true;
   f16* dec_w16_ = nullptr;
   size_t dec_w16_bytes_ = 0;
   bool dec_w16_ok_ = false;

@@ -5,9 +5,8 @@
  * block takes one kv head's query heads (GQA: H / KH of them) over a share of the keys, each warp
  * runs of 4 keys (loaded together) in turn: the scores (fp16 q and k, fp32 products and sums), an
  * online softmax in base 2 and the probabilities times v (bf16) in fp32; the block's warps are
- * merged through shared memory and, with more than one share, the shares' partial sums are merged
- * by the last block of each kv head to finish (given a zeroed count a kv head) or by a second
- * kernel.
+ * merged through shared memory and, with more than one share, a second kernel merges the shares'
+ * partial sums.
  */
 #include "cuda/kernels/common.cuh"
 
@@ -19,28 +18,6 @@ constexpr float kLog2e = 1.4426950408889634f;
 constexpr int kWarps = 4;
 constexpr int kMaxGroup = 8;  // query heads per kv head
 constexpr int kBatch = 4;     // keys a warp loads at once
-
-// o[h, t] from the shares' partial sums (the merge kernel's thread, or the last share's block);
-// loads past L1 (__ldcg): other blocks wrote them during this launch
-template <int D>
-__device__ __forceinline__ void merge_share(const DecodeAttentionParams& p, int h, int t,
-                                            int splits) {
-  // unrolled: the shares' loads are independent, eight in flight instead of one latency a share
-  float M = -INFINITY;
-#pragma unroll 8
-  for (int s = 0; s < splits; ++s)
-    M = fmaxf(M, __ldcg(p.part + (int64_t(s) * p.H + h) * (D + 2) + D));
-  float L = 0.f, O = 0.f;
-#pragma unroll 8
-  for (int s = 0; s < splits; ++s) {
-    const float* part = p.part + (int64_t(s) * p.H + h) * (D + 2);
-    const float m = __ldcg(part + D);
-    const float c = m == -INFINITY ? 0.f : exp2f(m - M);
-    L = fmaf(__ldcg(part + D + 1), c, L);
-    O = fmaf(__ldcg(part + t), c, O);
-  }
-  p.o[int64_t(h) * D + t] = __float2bfloat16_rn(O / L);
-}
 
 template <int D>
 __global__ void __launch_bounds__(kWarps * 32)
@@ -124,27 +101,25 @@ __global__ void __launch_bounds__(kWarps * 32)
       if (t == 0) part[D] = M, part[D + 1] = L;
     }
   }
-  if (gridDim.y == 1 || !p.count) return;
-  // The last of the kv head's shares to finish merges them (merge_share below), so that no second
-  // kernel is launched: each thread's partial sums made visible device-wide, then one count a
-  // block; the block that brings it to the share count reads every share's sums (past L1) and
-  // sets the count back to 0 for the next call.
-  __threadfence();
-  __syncthreads();
-  __shared__ bool s_last;
-  if (threadIdx.x == 0) s_last = atomicAdd(p.count + kh, 1) == int(gridDim.y) - 1;
-  __syncthreads();
-  if (!s_last) return;
-  __threadfence();
-  for (int i = threadIdx.x; i < G * D; i += kWarps * 32)
-    merge_share<D>(p, kh * G + i / D, i % D, int(gridDim.y));
-  if (threadIdx.x == 0) p.count[kh] = 0;
 }
 
 // o[h, t] from the shares' partial sums: grid H, D threads
 template <int D>
 __global__ void attn_decode_merge_kernel(DecodeAttentionParams p, int splits) {
-  merge_share<D>(p, blockIdx.x, threadIdx.x, splits);
+  const int h = blockIdx.x, t = threadIdx.x;
+  // unrolled: the shares' loads are independent, eight in flight instead of one latency a share
+  float M = -INFINITY;
+#pragma unroll 8
+  for (int s = 0; s < splits; ++s) M = fmaxf(M, p.part[(int64_t(s) * p.H + h) * (D + 2) + D]);
+  float L = 0.f, O = 0.f;
+#pragma unroll 8
+  for (int s = 0; s < splits; ++s) {
+    const float* part = p.part + (int64_t(s) * p.H + h) * (D + 2);
+    const float c = part[D] == -INFINITY ? 0.f : exp2f(part[D] - M);
+    L = fmaf(part[D + 1], c, L);
+    O = fmaf(part[t], c, O);
+  }
+  p.o[int64_t(h) * D + t] = __float2bfloat16_rn(O / L);
 }
 
 template <int D>
@@ -158,7 +133,7 @@ cudaError_t launch(const DecodeAttentionParams& p, cudaStream_t s) {
   splits = (keys + per - 1) / per;  // no empty share
   attn_decode_kernel<D>
       <<<dim3(unsigned(p.KH), unsigned(splits)), kWarps * 32, 0, s>>>(p, first, per);
-  if (splits > 1 && !p.count) attn_decode_merge_kernel<D><<<unsigned(p.H), D, 0, s>>>(p, splits);
+  if (splits > 1) attn_decode_merge_kernel<D><<<unsigned(p.H), D, 0, s>>>(p, splits);
   return cudaGetLastError();
 }
 

@@ -22,10 +22,10 @@ using f16 = __half;
 // One row times a row-major weight: y[n] = alpha * sum_k x[k] w[n, k] + beta * c[n] for
 // n < N, w [N, K] with row stride ldw; x and w bf16, or both fp16 (f16); y and c fp32 (y_f32) or
 // bf16; c may be y itself and is not read when beta is 0 (null: y). fp32 accumulation in a fixed
-// order: a warp per row n, or per two adjacent rows (rows); lane l takes the 8-element chunks l, l
-// + 32, ... of each in turn, each chunk's products summed in element order by fmaf from 0 and added
-// to the lane's sum; then the warp's butterfly sum (xor 16, 8, 4, 2, 1); then fmaf(beta, c, alpha *
-// sum). Needs K, ldw multiples of 8 and x, w 16-byte aligned (gemv_accepts); cudaErrorInvalidValue
+// order: one warp per n (each warp takes n, n + warps, ...); lane l takes the 8-element chunks l, l
+// + 32, ... in turn, each chunk's products summed in element order by fmaf from 0 and added to the
+// lane's sum; then the warp's butterfly sum (xor 16, 8, 4, 2, 1); then fmaf(beta, c, alpha * sum).
+// Needs K, ldw multiples of 8 and x, w 16-byte aligned (gemv_accepts); cudaErrorInvalidValue
 // otherwise.
 struct GemvParams {
   const void* x = nullptr;
@@ -36,11 +36,7 @@ struct GemvParams {
   void* y = nullptr;
   bool y_f32 = true;
   float alpha = 1.f, beta = 0.f;
-  // rows a warp sums at once (adjacent rows, x read once for them; the same bits): 1, 2 (N even),
-  // or 0: 2 where N is even, else 1
-  int rows = 0;
 };
-int gemv_rows(const GemvParams& p);  // the rows a warp takes for p (1 or 2)
 bool gemv_accepts(const GemvParams& p);
 cudaError_t gemv(const GemvParams& p, cudaStream_t s);
 
@@ -422,10 +418,9 @@ cudaError_t rope_backward_f32_scalar(const float* g, bf16* dx, const int32_t* po
 // bf16; query head h reads kv head h / (H / KH); key j is seen iff j > Sk - 1 - window (window 0:
 // all). The keys are shared out among blocks of kDecodeAttentionKeysPerSplit (at most
 // kDecodeAttentionMaxSplits shares) when part is given (kDecodeAttentionMaxSplits * H * (D + 2)
-// floats of scratch), else one share. The shares are merged by the last block of each kv head to
-// finish when count is given ([KH] ints, 0 before the call; 0 again after it), else by a second
-// kernel: the same arithmetic, the same bits. No lse (a decode step has no backward). D 64 or 128,
-// H / KH <= 8 (attention_decode_accepts); cudaErrorInvalidValue otherwise.
+// floats of scratch), else one share; a second kernel merges the shares. No lse (a decode step has
+// no backward). D 64 or 128, H / KH <= 8 (attention_decode_accepts); cudaErrorInvalidValue
+// otherwise.
 constexpr int kDecodeAttentionKeysPerSplit = 32;
 constexpr int kDecodeAttentionMaxSplits = 64;
 struct DecodeAttentionParams {
@@ -437,7 +432,6 @@ struct DecodeAttentionParams {
   int64_t kv_stride = 0;
   float scale = 0.f;
   float* part = nullptr;
-  int* count = nullptr;  // [KH], zeroed once: the last share of a kv head merges (see above)
 };
 bool attention_decode_accepts(const DecodeAttentionParams& p);
 cudaError_t attention_decode(const DecodeAttentionParams& p, cudaStream_t s);
