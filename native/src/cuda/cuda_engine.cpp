@@ -151,8 +151,6 @@ class CudaEngine final : public Engine {
       decode_gemv_ = env_switch_on("LORA4J_DECODE_GEMV");
       decode_attention_ = env_switch_on("LORA4J_DECODE_ATTENTION");
       decode_fused_ = env_switch_on("LORA4J_DECODE_FUSED");
-      if (const char* r = std::getenv("LORA4J_GEMV_ROWS")) gemv_rows_ = std::atoi(r);
-      if (gemv_rows_ < 0 || gemv_rows_ > 2) gemv_rows_ = 0;
       if (const char* f = std::getenv("LORA4J_SWIGLU_DX_FORM")) swiglu_dx_form_ = std::atoi(f);
       if (swiglu_dx_form_ < 0 || swiglu_dx_form_ > kSwigluDxForms) swiglu_dx_form_ = 0;
       lora_dy_pair_ = env_switch_on("LORA4J_LORA_DY_PAIR");
@@ -1949,7 +1947,6 @@ class CudaEngine final : public Engine {
     g.y_f32 = d_f32;
     g.alpha = alpha;
     g.beta = beta;
-    g.rows = gemv_rows_;
     if (!gemv_accepts(g)) return false;
     KCHECK(gemv(g, stream_));
     tm(what);
@@ -2962,9 +2959,6 @@ class CudaEngine final : public Engine {
   bool decode_gemv_ = true;       // LORA4J_DECODE_GEMV (decode_gemv)
   bool decode_attention_ = true;  // LORA4J_DECODE_ATTENTION (decode_attention)
   bool decode_fused_ = true;      // LORA4J_DECODE_FUSED (decode_qkv, decode_gu)
-  // LORA4J_GEMV_ROWS: the decode GEMV's rows a warp (GemvParams::rows; 0, the default: rows n and
-  // n + N/2 where N is even). The same bits either way (test_decode_cuda)
-  int gemv_rows_ = 0;
   float* dec_part_ = nullptr;
   f16* dec_w16_ = nullptr;
   size_t dec_w16_bytes_ = 0;

@@ -6,8 +6,7 @@
  * lane, fp32 accumulation; a grid of the blocks the device holds at once, each warp taking outputs
  * n, n + warps, ... Measured (fortieth session, H200): ~3.4 TB/s on the 117 MB weights (gate, up,
  * down), below cuBLASLt's ~3.9 there, ahead on the narrow ones; the decode step 0.1-0.3 ms faster.
- * Two adjacent rows a warp (x read once for both) measured slower for these products (forty-first
- * session, call3); rows n and n + N/2 is the form tried next (LORA4J_GEMV_ROWS).
+ * Two rows a warp (x read once for both) measured slower for these products (forty-first session).
  *
  * gemv_pairs: a decode layer's q, k and v (RoPE on q and k as their sums come out) in one launch,
  * and gate and up with the SwiGLU forward in another, each row summed as gemv sums it (the same
@@ -46,56 +45,35 @@ __device__ __forceinline__ float dot8(uint4 w, uint4 x, bool f16) {
   return s;
 }
 
-// R rows a warp (row i, and with R 2 row i + N / 2: two streams half the weight apart, as
-// gemv_pairs' q / k rotation pairs and gate / up rows are), kUnroll / R chunks of each in flight a
-// lane: each row's sum in the same order whatever R, so the same bits.
-template <bool F16, bool Y_F32, int R>
+template <bool F16, bool Y_F32>
 __global__ void __launch_bounds__(kThreads)
     gemv_kernel(const uint4* __restrict__ x, const uint4* __restrict__ w, int64_t ldw16, int64_t N,
                 int64_t chunks, const void* c, void* y, float alpha, float beta) {
-  constexpr int U = kUnroll / R;
   const int lane = threadIdx.x & 31;
-  const int64_t warps = int64_t(gridDim.x) * (kThreads / 32), items = N / R;
-  for (int64_t i = int64_t(blockIdx.x) * (kThreads / 32) + (threadIdx.x >> 5); i < items;
-       i += warps) {
-    const uint4* wr = w + i * ldw16;  // row i, and with R 2 row i + N / 2 too
-    const int64_t rstride = items * ldw16;
-    float acc[R];
-#pragma unroll
-    for (int j = 0; j < R; ++j) acc[j] = 0.f;
+  const int64_t warps = int64_t(gridDim.x) * (kThreads / 32);
+  for (int64_t n = int64_t(blockIdx.x) * (kThreads / 32) + (threadIdx.x >> 5); n < N; n += warps) {
+    const uint4* wr = w + n * ldw16;
+    float acc = 0.f;
     int64_t k = lane;
-    for (; k + 32 * (U - 1) < chunks; k += 32 * U) {
-      uint4 wv[R][U], xv[U];
+    for (; k + 32 * (kUnroll - 1) < chunks; k += 32 * kUnroll) {
+      uint4 wv[kUnroll], xv[kUnroll];
 #pragma unroll
-      for (int j = 0; j < R; ++j)
+      for (int u = 0; u < kUnroll; ++u) wv[u] = __ldcs(wr + k + 32 * u);  // read once: streamed
 #pragma unroll
-        for (int u = 0; u < U; ++u) wv[j][u] = __ldcs(wr + j * rstride + k + 32 * u);  // streamed
+      for (int u = 0; u < kUnroll; ++u) xv[u] = __ldg(x + k + 32 * u);
 #pragma unroll
-      for (int u = 0; u < U; ++u) xv[u] = __ldg(x + k + 32 * u);
-#pragma unroll
-      for (int u = 0; u < U; ++u)
-#pragma unroll
-        for (int j = 0; j < R; ++j) acc[j] += dot8(wv[j][u], xv[u], F16);
+      for (int u = 0; u < kUnroll; ++u) acc += dot8(wv[u], xv[u], F16);
     }
-    for (; k < chunks; k += 32) {
-      const uint4 xv = __ldg(x + k);
-#pragma unroll
-      for (int j = 0; j < R; ++j) acc[j] += dot8(__ldcs(wr + j * rstride + k), xv, F16);
-    }
-#pragma unroll
-    for (int j = 0; j < R; ++j) acc[j] = warp_sum(acc[j]);
+    for (; k < chunks; k += 32) acc += dot8(__ldcs(wr + k), __ldg(x + k), F16);
+    acc = warp_sum(acc);
     if (lane != 0) continue;
-#pragma unroll
-    for (int j = 0; j < R; ++j) {
-      const int64_t n = i + j * items;
-      float v = alpha * acc[j];
-      if (Y_F32) {
-        if (beta != 0.f) v = fmaf(beta, static_cast<const float*>(c)[n], v);
-        static_cast<float*>(y)[n] = v;
-      } else {
-        if (beta != 0.f) v = fmaf(beta, __bfloat162float(static_cast<const bf16*>(c)[n]), v);
-        static_cast<bf16*>(y)[n] = __float2bfloat16_rn(v);
-      }
+    float v = alpha * acc;
+    if (Y_F32) {
+      if (beta != 0.f) v = fmaf(beta, static_cast<const float*>(c)[n], v);
+      static_cast<float*>(y)[n] = v;
+    } else {
+      if (beta != 0.f) v = fmaf(beta, __bfloat162float(static_cast<const bf16*>(c)[n]), v);
+      static_cast<bf16*>(y)[n] = __float2bfloat16_rn(v);
     }
   }
 }
@@ -117,19 +95,15 @@ int64_t resident_blocks(Kernel kernel, int (&cached)[64]) {
   return cached[dev];
 }
 
-template <bool F16, bool Y_F32, int R>
+template <bool F16, bool Y_F32>
 void launch(const GemvParams& p, cudaStream_t s) {
   static int cached[64] = {};
-  const int64_t need = (p.N / R + kThreads / 32 - 1) / (kThreads / 32),
-                held = resident_blocks(gemv_kernel<F16, Y_F32, R>, cached);
+  const int64_t need = (p.N + kThreads / 32 - 1) / (kThreads / 32),
+                held = resident_blocks(gemv_kernel<F16, Y_F32>, cached);
   const unsigned grid = unsigned(held > 0 ? std::min(need, held) : need);
-  gemv_kernel<F16, Y_F32, R>
-      <<<grid, kThreads, 0, s>>>(static_cast<const uint4*>(p.x), static_cast<const uint4*>(p.w),
-                                 p.ldw / 8, p.N, p.K / 8, p.c ? p.c : p.y, p.y, p.alpha, p.beta);
-}
-template <bool F16, bool Y_F32>
-void launch_rows(const GemvParams& p, cudaStream_t s) {
-  gemv_rows(p) == 2 ? launch<F16, Y_F32, 2>(p, s) : launch<F16, Y_F32, 1>(p, s);
+  gemv_kernel<F16, Y_F32><<<grid, kThreads, 0, s>>>(static_cast<const uint4*>(p.x),
+                                                    static_cast<const uint4*>(p.w), p.ldw / 8, p.N,
+                                                    p.K / 8, p.c ? p.c : p.y, p.y, p.alpha, p.beta);
 }
 
 // ---- the decode step's fused products (gemv_pairs) --------------------------------------------
@@ -290,20 +264,18 @@ cudaError_t gemv_pairs(const GemvPairsParams& p, cudaStream_t s) {
   return cudaGetLastError();
 }
 
-int gemv_rows(const GemvParams& p) { return p.rows == 0 ? (p.N % 2 == 0 ? 2 : 1) : p.rows; }
-
 bool gemv_accepts(const GemvParams& p) {
-  return p.x && p.w && p.y && p.N > 0 && p.K > 0 && p.K % 8 == 0 && p.ldw >= p.K && p.rows >= 0 &&
-         p.rows <= 2 && p.N % gemv_rows(p) == 0 && p.ldw % 8 == 0 && ptr_aligned16(p.x) &&
-         ptr_aligned16(p.w) && (p.N + kThreads / 32 - 1) / (kThreads / 32) <= INT32_MAX;
+  return p.x && p.w && p.y && p.N > 0 && p.K > 0 && p.K % 8 == 0 && p.ldw >= p.K &&
+         p.ldw % 8 == 0 && ptr_aligned16(p.x) && ptr_aligned16(p.w) &&
+         (p.N + kThreads / 32 - 1) / (kThreads / 32) <= INT32_MAX;
 }
 
 cudaError_t gemv(const GemvParams& p, cudaStream_t s) {
   if (!gemv_accepts(p)) return cudaErrorInvalidValue;
   if (p.f16)
-    p.y_f32 ? launch_rows<true, true>(p, s) : launch_rows<true, false>(p, s);
+    p.y_f32 ? launch<true, true>(p, s) : launch<true, false>(p, s);
   else
-    p.y_f32 ? launch_rows<false, true>(p, s) : launch_rows<false, false>(p, s);
+    p.y_f32 ? launch<false, true>(p, s) : launch<false, false>(p, s);
   return cudaGetLastError();
 }
 

@@ -22,10 +22,10 @@ using f16 = __half;
 // One row times a row-major weight: y[n] = alpha * sum_k x[k] w[n, k] + beta * c[n] for
 // n < N, w [N, K] with row stride ldw; x and w bf16, or both fp16 (f16); y and c fp32 (y_f32) or
 // bf16; c may be y itself and is not read when beta is 0 (null: y). fp32 accumulation in a fixed
-// order: a warp per row n, or per rows n and n + N/2 (rows); lane l takes the 8-element chunks l, l
-// + 32, ... of each in turn, each chunk's products summed in element order by fmaf from 0 and added
-// to the lane's sum; then the warp's butterfly sum (xor 16, 8, 4, 2, 1); then fmaf(beta, c, alpha *
-// sum). Needs K, ldw multiples of 8 and x, w 16-byte aligned (gemv_accepts); cudaErrorInvalidValue
+// order: one warp per n (each warp takes n, n + warps, ...); lane l takes the 8-element chunks l, l
+// + 32, ... in turn, each chunk's products summed in element order by fmaf from 0 and added to the
+// lane's sum; then the warp's butterfly sum (xor 16, 8, 4, 2, 1); then fmaf(beta, c, alpha * sum).
+// Needs K, ldw multiples of 8 and x, w 16-byte aligned (gemv_accepts); cudaErrorInvalidValue
 // otherwise.
 struct GemvParams {
   const void* x = nullptr;
@@ -36,11 +36,7 @@ struct GemvParams {
   void* y = nullptr;
   bool y_f32 = true;
   float alpha = 1.f, beta = 0.f;
-  // rows a warp sums at once (rows n and n + N/2, x read once for them; the same bits): 1,
-  // 2 (N even), or 0: 2 where N is even, else 1
-  int rows = 0;
 };
-int gemv_rows(const GemvParams& p);  // the rows a warp takes for p (1 or 2)
 bool gemv_accepts(const GemvParams& p);
 cudaError_t gemv(const GemvParams& p, cudaStream_t s);
 
