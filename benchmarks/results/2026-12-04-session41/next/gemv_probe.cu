@@ -8,13 +8,17 @@
 //           bits: a research form, to see whether more warps a row is what the narrow products lack)
 // Prints us a call and TB/s for each (form, shape). Built on the GPU machine:
 //   nvcc -O3 -std=c++17 -arch=sm_90 -I native/src -I native/include gemv_probe.cu -o /tmp/probe
-// (it includes gemv.cu itself for the lib form).
+// (it includes gemv.cu itself for the lib form; -DGEMV_SRC='"path"' another copy of it).
 #include <cstdio>
 #include <cstdlib>
 #include <algorithm>
 #include <vector>
 
-#include "cuda/kernels/gemv.cu"
+// GEMV_SRC: the gemv.cu to time as "lib" (s42c1.sh builds the tree's and a patched copy's)
+#ifndef GEMV_SRC
+#define GEMV_SRC "cuda/kernels/gemv.cu"
+#endif
+#include GEMV_SRC
 
 namespace probe {
 using lora4j::cuda::bf16;

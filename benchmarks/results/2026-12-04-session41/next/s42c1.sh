@@ -5,11 +5,22 @@ set -u
 # one-row shapes over >3 GB of rotating weight copies, and the SASS of gemv.cu's kernels: how many
 # 128-bit global loads each loop issues before its first FFMA (whether the eight w chunks the
 # source loads are in flight together). Call5's per-op times to compare with: o 14.2 us a layer
-# (32 MB, ~2.4 TB/s), down 34.6 us (117 MB, ~3.4 TB/s) with launch gaps.
+# (32 MB, ~2.4 TB/s), down 34.6 us (117 MB, ~3.4 TB/s) with launch gaps. Ran as call7 of the
+# forty-first session (before the gemv_sync part below was added): the SASS interleaves each
+# iteration's loads with the FFMAs that use them. If gemv_sync reads faster, apply the patch to the
+# tree and A/B `lora4j generate` (test_ops_cuda's gemv / gemv pairs cases keep the bits: same sums).
 D=benchmarks/results/2026-12-04-session41/next
 W=/tmp/w1; mkdir -p $W
 nvcc -O3 -std=c++17 -arch=sm_90 -I native/src -I native/include $D/gemv_probe.cu -o /tmp/probe > $W/probe-build.log 2>&1 || { cat $W/probe-build.log; exit 1; }
 /tmp/probe | tee $W/probe.txt
+# the same with next/gemv_sync.patch (a __syncwarp after each iteration's loads, so that ptxas issues
+# them all before the first product: its SASS interleaved loads and FFMAs, call7)
+mkdir -p /tmp/sync/cuda/kernels && cp native/src/cuda/kernels/gemv.cu /tmp/sync/cuda/kernels/ && \
+  patch -p3 -d /tmp/sync < $D/gemv_sync.patch > $W/patch.log 2>&1 || { cat $W/patch.log; exit 1; }
+nvcc -O3 -std=c++17 -arch=sm_90 -I native/src -I native/include -DGEMV_SRC='"/tmp/sync/cuda/kernels/gemv.cu"' \
+  -Xptxas -v $D/gemv_probe.cu -o /tmp/probe_sync > $W/probe-sync-build.log 2>&1 || { cat $W/probe-sync-build.log; exit 1; }
+grep -E "registers" $W/probe-sync-build.log | sed 's/ptxas info    ://'
+echo "== with gemv_sync.patch"; /tmp/probe_sync | tee $W/probe-sync.txt
 nvcc -O3 -std=c++17 -arch=sm_90 -I native/src -I native/include -cubin native/src/cuda/kernels/gemv.cu -o /tmp/gemv.cubin
 cuobjdump -sass /tmp/gemv.cubin > $W/gemv.sass
 awk '/Function :/ {name=$3} /LDG/ {ldg[name]++} /FFMA/ {ffma[name]++} END {for (n in ldg) printf "%6d LDG %6d FFMA  %s\n", ldg[n], ffma[n], substr(n,1,90)}' $W/gemv.sass
