@@ -505,6 +505,8 @@ class CudaEngine final : public Engine {
   int64_t gemm_k(int l, int p) const {
     return folded(l, p) ? shape_.proj_in(p) + fold_cols_[kGroupOf[p]] : shape_.proj_in(p);
   }
+  // projection (l, p)'s LoRA term formed beside its frozen GEMM (attached, not folded into it)
+  bool lora_apart(int l, int p) const { return has_lora(l, p) && !folded(l, p); }
   bool folded(int l, int p) const {
     const ProjWeight& pw = proj_[size_t(proj_index(l, p))];
     const int64_t want = want_ld(l, p);
@@ -1928,9 +1930,9 @@ class CudaEngine final : public Engine {
   // D = alpha A B^T + beta C for A [M, K] and B [N, K] row-major (gemm_.run(false, true, ...)).
   // A decode call of one row (decoding_, M 1) takes the GEMV kernel (gemv.cu) where it accepts
   // the call: cuBLASLt's M = 1 kernels split the narrow weights' K (a reduction kernel after
-  // each); on the 117 MB ones cuBLASLt is faster (~3.9 TB/s against ~3.4), the step as a whole
-  // 0.1-0.3 ms faster with the kernel (fortieth session). LORA4J_DECODE_GEMV=0 keeps cuBLASLt
-  // (A/B runs, test_decode_cuda).
+  // each); the step is 0.1-0.3 ms faster with the kernel for every product, the 117 MB ones
+  // included (fortieth and forty-first sessions). LORA4J_DECODE_GEMV=0 keeps cuBLASLt (A/B runs,
+  // test_decode_cuda).
   bool decode_gemv(int64_t M, int64_t N, int64_t K, const void* A, const void* B, int64_t ldb,
                    bool f16, void* D, bool d_f32, float alpha, float beta, const void* C,
                    const char* what) {
@@ -2024,7 +2026,7 @@ class CudaEngine final : public Engine {
       tm("lora_B forward + residual");
       return;
     }
-    if (!folded(l, p) && has_lora(l, p)) {
+    if (lora_apart(l, p)) {
       const int64_t r = layout_->rank;
       float* yf = y_f32 ? static_cast<float*>(y) : nullptr;
       const float* rf = static_cast<const float*>(residual);
@@ -2070,7 +2072,8 @@ class CudaEngine final : public Engine {
     if (!swiglu_gu_fused_) return sp;
     // Decoding a few rows (a decode step's one): the kernel's 128-row tiles read W_gate and W_up
     // at about half the card's copy rate there (108 us a layer for 235 MB at one row, against
-    // ~30 us for cuBLASLt's GEMV of each), so the two GEMMs and the SwiGLU forward run instead.
+    // ~30 us for a GEMV of each), so the two GEMMs and the SwiGLU forward run instead (at one
+    // row in one launch, decode_gu).
     // LORA4J_DECODE_GU_UNFUSED=0 keeps the fused kernel there (A/B runs, test_decode_cuda).
     if (decoding_ && decode_gu_unfused_ && n_ < kGuFusedMinDecodeRows) return sp;
     const bf16* wg = proj_[size_t(proj_index(l, GATE))].dense;
@@ -2617,9 +2620,8 @@ class CudaEngine final : public Engine {
   // LORA4J_DECODE_FUSED=0 keeps them apart (A/B runs, test_decode_cuda). False where it does not
   // apply (then the caller runs the projections one by one).
   bool decode_qkv(int l, const LayerActs& a, bool in_f16, f16* kout, bf16* vout) {
-    if (!decoding_ || !decode_fused_ || !decode_gemv_ || n_ != 1 || !in_f16) return false;
-    for (int p : {Q, K, V})
-      if (has_lora(l, p) && !folded(l, p)) return false;
+    if (!decode_fused_here() || !in_f16 || lora_apart(l, Q) || lora_apart(l, K) || lora_apart(l, V))
+      return false;
     const f16 *wq = decode_w16(l, Q), *wk = decode_w16(l, K);
     const bf16* wv = proj_[size_t(proj_index(l, V))].dense;  // an NF4 v: apart
     if (!wq || !wk || !wv) return false;
@@ -2627,53 +2629,49 @@ class CudaEngine final : public Engine {
     g.count = 3;
     g.pos = pos_;
     g.inv_freq = inv_freq_;
-    const int p3[3] = {Q, K, V};
-    void* y3[3] = {a.q, kout, vout};
-    const void* w3[3] = {wq, wk, wv};
-    for (int j = 0; j < 3; ++j) {
-      GemvPairSegment& sg = g.seg[j];
-      const int p = p3[j];
-      sg.kind = p == V ? GemvPairKind::kPair : GemvPairKind::kRope;
-      sg.f16 = p != V;
-      sg.x = p == V ? static_cast<const void*>(a.xn1) : static_cast<const void*>(xf16_);
-      sg.w0 = w3[j];
-      sg.ldw0 = wld(proj_index(l, p));
-      sg.K = gemm_k(l, p);
-      sg.N = shape_.proj_out(p);
-      sg.y = y3[j];
-      sg.D = shape_.c.head_dim;
-    }
-    if (!gemv_pairs_accepts(g)) return false;
-    KCHECK(gemv_pairs(g, stream_));
-    tm("q/k/v + rope (decode)");
-    return true;
+    g.seg[0] = pair_segment(l, Q, GemvPairKind::kRope, xf16_, wq, a.q);
+    g.seg[1] = pair_segment(l, K, GemvPairKind::kRope, xf16_, wk, kout);
+    g.seg[2] = pair_segment(l, V, GemvPairKind::kPair, a.xn1, wv, vout);
+    return launch_pairs(g, "q/k/v + rope (decode)");
   }
   // A decode step's gate and up products and the SwiGLU forward (one row, bf16 weights, no LoRA
   // term outside the GEMMs): one launch of gemv_pairs, a warp summing row n of both weights and
   // forming h[n]. The same bits as the two GEMVs and the SwiGLU pass it replaces; gate and up are
   // not stored. LORA4J_DECODE_FUSED=0 keeps them apart.
   bool decode_gu(int l, const LayerActs& a) {
-    if (!decoding_ || !decode_fused_ || !decode_gemv_ || n_ != 1) return false;
-    for (int p : {GATE, UP})
-      if (has_lora(l, p) && !folded(l, p)) return false;
-    const int ig = proj_index(l, GATE), iu = proj_index(l, UP);
-    const bf16 *wg = proj_[size_t(ig)].dense, *wu = proj_[size_t(iu)].dense;
+    if (!decode_fused_here() || lora_apart(l, GATE) || lora_apart(l, UP)) return false;
+    const bf16 *wg = proj_[size_t(proj_index(l, GATE))].dense,
+               *wu = proj_[size_t(proj_index(l, UP))].dense;
     if (!wg || !wu || gemm_k(l, GATE) != gemm_k(l, UP)) return false;
     GemvPairsParams g;
     g.count = 1;
-    GemvPairSegment& sg = g.seg[0];
-    sg.kind = GemvPairKind::kSwiglu;
-    sg.x = a.xn2;
-    sg.w0 = wg;
-    sg.w1 = wu;
-    sg.ldw0 = wld(ig);
-    sg.ldw1 = wld(iu);
-    sg.K = gemm_k(l, GATE);
-    sg.N = shape_.c.intermediate_size;
-    sg.y = a.h;
+    g.seg[0] = pair_segment(l, GATE, GemvPairKind::kSwiglu, a.xn2, wg, a.h);
+    g.seg[0].w1 = wu;
+    g.seg[0].ldw1 = wld(proj_index(l, UP));
+    return launch_pairs(g, "gate/up + swiglu (decode)");
+  }
+  // a decode call of one row that may take gemv_pairs (decode_qkv, decode_gu)
+  bool decode_fused_here() const { return decoding_ && decode_fused_ && decode_gemv_ && n_ == 1; }
+  // projection (l, p) as a gemv_pairs segment: its stride, K (the folded columns included) and
+  // output count, x and weight w (bf16, or the kept fp16 copy for kRope), y the output
+  GemvPairSegment pair_segment(int l, int p, GemvPairKind kind, const void* x, const void* w,
+                               void* y) const {
+    GemvPairSegment sg;
+    sg.kind = kind;
+    sg.f16 = kind == GemvPairKind::kRope;
+    sg.x = x;
+    sg.w0 = w;
+    sg.ldw0 = wld(proj_index(l, p));
+    sg.K = gemm_k(l, p);
+    sg.N = shape_.proj_out(p);
+    sg.y = y;
+    sg.D = shape_.c.head_dim;
+    return sg;
+  }
+  bool launch_pairs(const GemvPairsParams& g, const char* what) {
     if (!gemv_pairs_accepts(g)) return false;
     KCHECK(gemv_pairs(g, stream_));
-    tm("gate/up + swiglu (decode)");
+    tm(what);
     return true;
   }
   // The fp16 q/k path (qk_f16_ok) converts each layer's q and k weight to fp16 before its GEMM:

@@ -2,11 +2,13 @@
  * One row times a row-major weight (gemv): y[n] = alpha * sum_k x[k] w[n, k] + beta * c[n], the
  * decode step's projections (one token). cuBLASLt's kernels for M = 1 split K for the narrow
  * weights (a reduction kernel after each; k's and v's 8 MB at Mistral-7B read at ~1.6 TB/s); this
- * kernel streams the weight once with one warp per output: 16-byte loads, eight in flight per
- * lane, fp32 accumulation; a grid of the blocks the device holds at once, each warp taking outputs
- * n, n + warps, ... Measured (fortieth session, H200): ~3.4 TB/s on the 117 MB weights (gate, up,
- * down), below cuBLASLt's ~3.9 there, ahead on the narrow ones; the decode step 0.1-0.3 ms faster.
- * Two rows a warp (x read once for both) measured slower for these products (forty-first session).
+ * kernel streams the weight once with one warp per output: 16-byte loads, eight a lane written
+ * ahead of their use (ptxas interleaves them with the products: one or two in flight, the rate
+ * comes from occupancy), fp32 accumulation; a grid of the blocks the device holds at once, each
+ * warp taking outputs n, n + warps, ... Measured (H200): ~3.4 TB/s on the 117 MB weights, below
+ * cuBLASLt's ~3.9 there alone, yet the decode step is 0.1 ms slower with cuBLASLt for them
+ * (forty-first session); ahead on the narrow ones. Two rows a warp, adjacent or N/2 apart,
+ * measured slower for these products (forty-first session).
  *
  * gemv_pairs: a decode layer's q, k and v (RoPE on q and k as their sums come out) in one launch,
  * and gate and up with the SwiGLU forward in another, each row summed as gemv sums it (the same
