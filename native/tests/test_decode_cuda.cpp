@@ -236,12 +236,48 @@ void qk_cache() {
                   a.count("q/k weights to f16") == 0 && d.count("q/k weights to f16") > 0, "");
 }
 
+// Programmatic dependent launch of a decode call's kernels (the default on sm_90: each RMSNorm,
+// GEMV, gemv_pairs and attention kernel may start while the one before it finishes, reading only
+// weights until it waits) against LORA4J_DECODE_PDL=0 (plain launches), neither with phase times
+// (which turn it off): logits bit for bit at every call, after a 20-token prompt (one share of
+// keys: no merge kernel) and after a 300-token prompt (ten shares and the merge), 40 calls each.
+// A kernel reading its input before the previous one wrote it would show as other bits.
+void pdl() {
+  const lora4j_model_config c = testutil::model_config(1024, 1024, 2048, 4, 8, 2, 128, 1024, 1e4);
+  const int64_t V = c.vocab_size;
+  lora4j_engine* e[2] = {engine_with(nullptr, nullptr, c),
+                         engine_with("LORA4J_DECODE_PDL", "0", c)};
+  load_all(c, {e[0], e[1]}, 91);
+  std::mt19937 rng(92);
+  std::uniform_int_distribution<int32_t> tok(3, int32_t(V) - 1);
+  for (int prompt : {20, 300}) {
+    const int calls = 40;
+    std::vector<int32_t> seq(size_t(prompt + calls));
+    for (int32_t& t : seq) t = tok(rng);
+    std::vector<float> l[2];
+    for (auto& x : l) x.assign(static_cast<size_t>(V), 0.f);
+    for (int k = 0; k < 2; ++k) RW_API(lora4j_decode_start(e[k], seq.data(), prompt, l[k].data()));
+    bool same = bitwise(l[0], l[1]);
+    for (int s = 0; s < calls - 1; ++s) {
+      for (int k = 0; k < 2; ++k)
+        RW_API(lora4j_decode_next(e[k], seq[size_t(prompt + s)], l[k].data()));
+      same = same && bitwise(l[0], l[1]);
+    }
+    ct::report_bool(kSuite,
+                    "LORA4J_DECODE_PDL=0: logits bitwise the default's (" + std::to_string(prompt) +
+                        "-token prompt, 40 calls)",
+                    same, "");
+  }
+  for (lora4j_engine* x : e) RW_API(lora4j_engine_destroy(x));
+}
+
 }  // namespace
 
 int main() {
   ct::require_cuda_backend(kSuite);
   decode_steps();
   qk_cache();
+  pdl();
   std::printf("test_decode_cuda: %d failure(s)\n", ct::failures());
   return ct::failures() == 0 ? 0 : 1;
 }

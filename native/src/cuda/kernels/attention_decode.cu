@@ -28,6 +28,7 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int j0 = first + split * per_split, j1 = min(p.Sk, j0 + per_split);
   const float sl2 = p.scale * kLog2e;
   float q[kMaxGroup][E], m[kMaxGroup], l[kMaxGroup], acc[kMaxGroup][E];
+  pdl_wait();  // q and the cache's newest row are the previous kernel's output
 #pragma unroll
   for (int g = 0; g < kMaxGroup; ++g) {
     m[g] = -INFINITY;
@@ -107,6 +108,7 @@ __global__ void __launch_bounds__(kWarps * 32)
 template <int D>
 __global__ void attn_decode_merge_kernel(DecodeAttentionParams p, int splits) {
   const int h = blockIdx.x, t = threadIdx.x;
+  pdl_wait();
   // unrolled: the shares' loads are independent, eight in flight instead of one latency a share
   float M = -INFINITY;
 #pragma unroll 8
@@ -131,10 +133,12 @@ cudaError_t launch(const DecodeAttentionParams& p, cudaStream_t s) {
   splits = max(1, min(splits, kDecodeAttentionMaxSplits));
   const int per = (keys + splits - 1) / splits;
   splits = (keys + per - 1) / per;  // no empty share
-  attn_decode_kernel<D>
-      <<<dim3(unsigned(p.KH), unsigned(splits)), kWarps * 32, 0, s>>>(p, first, per);
-  if (splits > 1) attn_decode_merge_kernel<D><<<unsigned(p.H), D, 0, s>>>(p, splits);
-  return cudaGetLastError();
+  cudaError_t e = launch_kernel(attn_decode_kernel<D>, dim3(unsigned(p.KH), unsigned(splits)),
+                                dim3(kWarps * 32), 0, s, p.pdl, p, first, per);
+  if (e == cudaSuccess && splits > 1)
+    e = launch_kernel(attn_decode_merge_kernel<D>, dim3(unsigned(p.H)), dim3(D), 0, s, p.pdl, p,
+                      splits);
+  return e;
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // Small device helpers shared by the kernel files.
 #pragma once
 #include <cstdint>
+#include <utility>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -42,6 +43,39 @@ __device__ __forceinline__ float block_max(float v, float* scratch /*[32]*/) {
 
 // Vector accesses of the element-wise kernels (swiglu.cu, rmsnorm.cu, rope.cu): 16 bytes of
 // bf16 (uint4) or fp32 (float4), 8 bytes of bf16 / fp16 next to a float4 of fp32. The launchers
+// ---- programmatic dependent launch (sm_90 and later) ------------------------------------------
+// A kernel launched with launch_kernel(..., pdl = true) may have its blocks placed on the SMs as
+// the blocks of the kernel before it in the stream exit, before that kernel's completion and
+// memory flush are signalled. Before pdl_wait() it may only read what no earlier work in the
+// stream writes (weights); after it, that kernel has completed and its writes are visible. A
+// kernel that calls pdl_wait() before its first dependent read and its first write is correct
+// launched either way: without the attribute, and before sm_90, the call does nothing. As every
+// block of a kernel waits before it writes or exits, the kernel before the previous one has
+// completed too. (No block here releases its dependents early, griddepcontrol.launch_dependents:
+// measured slower in a decode step, forty-second session.)
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+// kernel<<<grid, block, smem, s>>>(args...), with programmatic stream serialization when pdl
+// (the kernel must call pdl_wait() as above).
+template <class... P, class... A>
+cudaError_t launch_kernel(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, cudaStream_t s,
+                          bool pdl, A&&... args) {
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = s;
+  cudaLaunchAttribute at[1];
+  at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  at[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = pdl ? at : nullptr;
+  cfg.numAttrs = pdl ? 1 : 0;
+  return cudaLaunchKernelEx(&cfg, kernel, std::forward<A>(args)...);
+}
+
 // take these kernels only where every pointer is 16-byte aligned (ptr_aligned16()).
 inline bool ptr_aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 union Bf16x8 {

@@ -2,13 +2,15 @@
  * One row times a row-major weight (gemv): y[n] = alpha * sum_k x[k] w[n, k] + beta * c[n], the
  * decode step's projections (one token). cuBLASLt's kernels for M = 1 split K for the narrow
  * weights (a reduction kernel after each; k's and v's 8 MB at Mistral-7B read at ~1.6 TB/s); this
- * kernel streams the weight once with one warp per output: 16-byte loads, eight a lane written
- * ahead of their use (ptxas interleaves them with the products: one or two in flight, the rate
- * comes from occupancy), fp32 accumulation; a grid of the blocks the device holds at once, each
- * warp taking outputs n, n + warps, ... Measured (H200): ~3.4 TB/s on the 117 MB weights, below
- * cuBLASLt's ~3.9 there alone, yet the decode step is 0.1 ms slower with cuBLASLt for them
- * (forty-first session); ahead on the narrow ones. Two rows a warp, adjacent or N/2 apart,
- * measured slower for these products (forty-first session).
+ * kernel streams the weight once with one warp per output: 16-byte loads, eight a lane issued
+ * before the first product (a __syncwarp between: without it ptxas interleaves loads and
+ * products, one or two loads in flight a warp; the decode step 0.1 ms faster with it, forty-second
+ * session), fp32 accumulation; a grid of the blocks the device holds at once, each warp taking
+ * outputs n, n + warps, ... Measured (H200): ~3.4 TB/s on the 117 MB weights, below cuBLASLt's
+ * ~3.9 there alone, yet the decode step is 0.1 ms slower with cuBLASLt for them (forty-first
+ * session); ahead on the narrow ones. Two rows a warp, adjacent or N/2 apart, measured slower
+ * for these products (forty-first session). Each kernel waits (pdl_wait) before it reads x: a
+ * decode call launches it with programmatic dependent launch (GemvParams::pdl).
  *
  * gemv_pairs: a decode layer's q, k and v (RoPE on q and k as their sums come out) in one launch,
  * and gate and up with the SwiGLU forward in another, each row summed as gemv sums it (the same
@@ -53,7 +55,9 @@ __global__ void __launch_bounds__(kThreads)
                 int64_t chunks, const void* c, void* y, float alpha, float beta) {
   const int lane = threadIdx.x & 31;
   const int64_t warps = int64_t(gridDim.x) * (kThreads / 32);
-  for (int64_t n = int64_t(blockIdx.x) * (kThreads / 32) + (threadIdx.x >> 5); n < N; n += warps) {
+  const int64_t n0 = int64_t(blockIdx.x) * (kThreads / 32) + (threadIdx.x >> 5);
+  pdl_wait();  // x and c are the previous kernels' outputs
+  for (int64_t n = n0; n < N; n += warps) {
     const uint4* wr = w + n * ldw16;
     float acc = 0.f;
     int64_t k = lane;
@@ -63,6 +67,7 @@ __global__ void __launch_bounds__(kThreads)
       for (int u = 0; u < kUnroll; ++u) wv[u] = __ldcs(wr + k + 32 * u);  // read once: streamed
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) xv[u] = __ldg(x + k + 32 * u);
+      __syncwarp();  // ptxas issues every load above before the first product, not interleaved
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) acc += dot8(wv[u], xv[u], F16);
     }
@@ -98,14 +103,14 @@ int64_t resident_blocks(Kernel kernel, int (&cached)[64]) {
 }
 
 template <bool F16, bool Y_F32>
-void launch(const GemvParams& p, cudaStream_t s) {
+cudaError_t launch(const GemvParams& p, cudaStream_t s) {
   static int cached[64] = {};
   const int64_t need = (p.N + kThreads / 32 - 1) / (kThreads / 32),
                 held = resident_blocks(gemv_kernel<F16, Y_F32>, cached);
   const unsigned grid = unsigned(held > 0 ? std::min(need, held) : need);
-  gemv_kernel<F16, Y_F32><<<grid, kThreads, 0, s>>>(static_cast<const uint4*>(p.x),
-                                                    static_cast<const uint4*>(p.w), p.ldw / 8, p.N,
-                                                    p.K / 8, p.c ? p.c : p.y, p.y, p.alpha, p.beta);
+  return launch_kernel(gemv_kernel<F16, Y_F32>, dim3(grid), dim3(kThreads), 0, s, p.pdl,
+                       static_cast<const uint4*>(p.x), static_cast<const uint4*>(p.w), p.ldw / 8,
+                       p.N, p.K / 8, p.c ? p.c : p.y, p.y, p.alpha, p.beta);
 }
 
 // ---- the decode step's fused products (gemv_pairs) --------------------------------------------
@@ -129,6 +134,7 @@ __device__ __forceinline__ void dot2(const uint4* __restrict__ x, const uint4* _
     for (int u = 0; u < kPairUnroll; ++u) u1[u] = __ldcs(w1 + k + 32 * u);
 #pragma unroll
     for (int u = 0; u < kPairUnroll; ++u) xv[u] = __ldg(x + k + 32 * u);
+    __syncwarp();  // as in gemv_kernel
 #pragma unroll
     for (int u = 0; u < kPairUnroll; ++u) {
       a0 += dot8(u0[u], xv[u], F16);
@@ -158,6 +164,24 @@ struct PairArgs {
   const float* inv_freq;
 };
 
+// Item it's segment s, index i within it and its two rows r0 (of w0) and r1 (of w1).
+__device__ __forceinline__ void pair_item(const PairArgs& p, int64_t it, int& s, int64_t& i,
+                                          int64_t& r0, int64_t& r1) {
+  s = 0;
+  i = it;
+  while (i >= p.seg[s].items) i -= p.seg[s].items, ++s;
+  const PairSeg& g = p.seg[s];
+  r0 = i, r1 = i;
+  if (g.kind == int(GemvPairKind::kRope)) {
+    const int64_t h = i / g.half;
+    r0 = h * 2 * g.half + (i - h * g.half);
+    r1 = r0 + g.half;
+  } else if (g.kind == int(GemvPairKind::kPair)) {
+    r0 = 2 * i;
+    r1 = r0 + 1;
+  }
+}
+
 // A warp per item: segment by segment, item i of a segment is
 //   rope:   rows h D + f and h D + f + D/2 (h = i / (D/2), f = i % (D/2)), rotated by pos[0] and
 //           stored in fp16 at those rows (rope.cu's arithmetic on the fp32 sums);
@@ -168,21 +192,13 @@ __global__ void __launch_bounds__(kThreads) gemv_pairs_kernel(const PairArgs p) 
   const int64_t warps = int64_t(gridDim.x) * (kThreads / 32);
   int64_t total = 0;
   for (int s = 0; s < p.count; ++s) total += p.seg[s].items;
-  for (int64_t it = int64_t(blockIdx.x) * (kThreads / 32) + (threadIdx.x >> 5); it < total;
-       it += warps) {
-    int s = 0;
-    int64_t i = it;
-    while (i >= p.seg[s].items) i -= p.seg[s].items, ++s;
+  const int64_t it0 = int64_t(blockIdx.x) * (kThreads / 32) + (threadIdx.x >> 5);
+  pdl_wait();  // x is the previous kernels' output; y may be read by them
+  for (int64_t it = it0; it < total; it += warps) {
+    int s;
+    int64_t i, r0, r1;
+    pair_item(p, it, s, i, r0, r1);
     const PairSeg& g = p.seg[s];
-    int64_t r0 = i, r1 = i;
-    if (g.kind == int(GemvPairKind::kRope)) {
-      const int64_t h = i / g.half;
-      r0 = h * 2 * g.half + (i - h * g.half);
-      r1 = r0 + g.half;
-    } else if (g.kind == int(GemvPairKind::kPair)) {
-      r0 = 2 * i;
-      r1 = r0 + 1;
-    }
     float s0, s1;
     if (g.f16)
       dot2<true>(g.x, g.w0 + r0 * g.ldw0, g.w1 + r1 * g.ldw1, g.chunks, lane, s0, s1);
@@ -262,8 +278,7 @@ cudaError_t gemv_pairs(const GemvPairsParams& p, cudaStream_t s) {
   const int64_t need = (items + kThreads / 32 - 1) / (kThreads / 32),
                 held = resident_blocks(gemv_pairs_kernel, cached);
   const unsigned grid = unsigned(held > 0 ? std::min(need, held) : need);
-  gemv_pairs_kernel<<<grid, kThreads, 0, s>>>(a);
-  return cudaGetLastError();
+  return launch_kernel(gemv_pairs_kernel, dim3(grid), dim3(kThreads), 0, s, p.pdl, a);
 }
 
 bool gemv_accepts(const GemvParams& p) {
@@ -274,11 +289,8 @@ bool gemv_accepts(const GemvParams& p) {
 
 cudaError_t gemv(const GemvParams& p, cudaStream_t s) {
   if (!gemv_accepts(p)) return cudaErrorInvalidValue;
-  if (p.f16)
-    p.y_f32 ? launch<true, true>(p, s) : launch<true, false>(p, s);
-  else
-    p.y_f32 ? launch<false, true>(p, s) : launch<false, false>(p, s);
-  return cudaGetLastError();
+  if (p.f16) return p.y_f32 ? launch<true, true>(p, s) : launch<true, false>(p, s);
+  return p.y_f32 ? launch<false, true>(p, s) : launch<false, false>(p, s);
 }
 
 }  // namespace cuda

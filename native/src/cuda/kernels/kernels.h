@@ -36,6 +36,9 @@ struct GemvParams {
   void* y = nullptr;
   bool y_f32 = true;
   float alpha = 1.f, beta = 0.f;
+  // launched with programmatic dependent launch (common.cuh): its blocks start as the kernel
+  // before it ends and wait there for its output (a decode step's chain of kernels)
+  bool pdl = false;
 };
 bool gemv_accepts(const GemvParams& p);
 cudaError_t gemv(const GemvParams& p, cudaStream_t s);
@@ -68,6 +71,7 @@ struct GemvPairsParams {
   int count = 0;
   const int32_t* pos = nullptr;     // kRope: the row's position (device)
   const float* inv_freq = nullptr;  // kRope: [D / 2] (device)
+  bool pdl = false;                 // as GemvParams::pdl
 };
 bool gemv_pairs_accepts(const GemvPairsParams& p);
 cudaError_t gemv_pairs(const GemvPairsParams& p, cudaStream_t s);
@@ -165,11 +169,12 @@ struct Y16 {
   int64_t ld = 0;
 };
 // x is the residual stream, TX = float or bf16 (the same arithmetic on float(x); both forms of
-// this and of every rmsnorm entry below are instantiated in rmsnorm.cu).
+// this and of every rmsnorm entry below are instantiated in rmsnorm.cu). pdl: launched with
+// programmatic dependent launch (common.cuh; the weight is read before the wait).
 template <class TX>
 cudaError_t rmsnorm_forward(const TX* x, const bf16* w, bf16* y, float* rstd, int64_t n, int64_t d,
                             float eps, cudaStream_t s, bf16* y_lo = nullptr, int64_t ldy = 0,
-                            Lo8 lo8 = {}, Y16 y16 = {});
+                            Lo8 lo8 = {}, Y16 y16 = {}, bool pdl = false);
 // The largest power of two S with amax * S <= 448 (e4m3's largest finite value); 1 for an amax
 // of 0 or one that is not finite; 2^100 for an amax so small (below ~1.3e-36) that 448 / amax
 // overflows. A power of two, so scaling by S and by 1 / S is exact.
@@ -399,7 +404,7 @@ cudaError_t swiglu_backward_scalar(const float* dh, const bf16* gate, const bf16
 template <class TX>
 cudaError_t rmsnorm_forward_scalar(const TX* x, const bf16* w, bf16* y, float* rstd, int64_t n,
                                    int64_t d, float eps, cudaStream_t s, bf16* y_lo = nullptr,
-                                   int64_t ldy = 0, Lo8 lo8 = {}, Y16 y16 = {});
+                                   int64_t ldy = 0, Lo8 lo8 = {}, Y16 y16 = {}, bool pdl = false);
 template <class TX>
 cudaError_t rmsnorm_backward_scalar(const float* dy, const TX* x, const bf16* w, const float* rstd,
                                     float* dx, int64_t n, int64_t d, bool accumulate,
@@ -432,6 +437,7 @@ struct DecodeAttentionParams {
   int64_t kv_stride = 0;
   float scale = 0.f;
   float* part = nullptr;
+  bool pdl = false;  // both kernels launched with programmatic dependent launch (common.cuh)
 };
 bool attention_decode_accepts(const DecodeAttentionParams& p);
 cudaError_t attention_decode(const DecodeAttentionParams& p, cudaStream_t s);

@@ -48,6 +48,7 @@ __global__ void rmsnorm_fwd_scalar_kernel(const TX* x, const bf16* w, bf16* y, f
                                           int64_t d, float eps, bf16* y_lo, int64_t ldy, Lo8 lo8,
                                           Y16 y16) {
   __shared__ float scratch[32];
+  pdl_wait();
   int64_t t = blockIdx.x;
   const TX* xr = x + t * d;
   float ss = 0.f;
@@ -111,13 +112,17 @@ __global__ void __launch_bounds__(kThreads)
   const TX* xr = x + t * d;
   float4 xv[NCH];
   Bf16x4 wv[NCH];
+  // launched with pdl: w is read before the wait, x (the previous kernel's output) after it
 #pragma unroll
   for (int j = 0; j < NCH; ++j) {
     int c = threadIdx.x + j * kThreads;
-    if (c < chunks) {
-      xv[j] = load4(xr, c);
-      wv[j] = load_bf16x4(w + 4 * c);
-    }
+    if (c < chunks) wv[j] = load_bf16x4(w + 4 * c);
+  }
+  pdl_wait();
+#pragma unroll
+  for (int j = 0; j < NCH; ++j) {
+    int c = threadIdx.x + j * kThreads;
+    if (c < chunks) xv[j] = load4(xr, c);
   }
 #pragma unroll
   for (int j = 0; j < NCH; ++j) {
@@ -222,10 +227,11 @@ __global__ void __launch_bounds__(kThreads)
 
 template <int NCH, typename TX>
 cudaError_t launch_fwd(const TX* x, const bf16* w, bf16* y, float* rstd, int64_t n, int64_t d,
-                       float eps, cudaStream_t s, bf16* y_lo, int64_t ldy, Lo8 lo8, Y16 y16) {
-  rmsnorm_fwd_vec_kernel<NCH, TX><<<unsigned(n), kThreads, size_t(d) * sizeof(float), s>>>(
-      x, w, y, rstd, d, eps, y_lo, ldy, lo8, y16);
-  return cudaGetLastError();
+                       float eps, cudaStream_t s, bf16* y_lo, int64_t ldy, Lo8 lo8, Y16 y16,
+                       bool pdl) {
+  return launch_kernel(rmsnorm_fwd_vec_kernel<NCH, TX>, dim3(unsigned(n)), dim3(kThreads),
+                       size_t(d) * sizeof(float), s, pdl, x, w, y, rstd, d, eps, y_lo, ldy, lo8,
+                       y16);
 }
 template <int NCH, typename TX>
 cudaError_t launch_bwd(const float* dy, const TX* x, const bf16* w, const float* rstd, float* dx,
@@ -266,15 +272,14 @@ bool rmsnorm_backward_is_vectorized(const float* dy, const TX* x, const bf16* w,
 template <class TX>
 cudaError_t rmsnorm_forward_scalar(const TX* x, const bf16* w, bf16* y, float* rstd, int64_t n,
                                    int64_t d, float eps, cudaStream_t s, bf16* y_lo, int64_t ldy,
-                                   Lo8 lo8, Y16 y16) {
+                                   Lo8 lo8, Y16 y16, bool pdl) {
   if (n <= 0) return cudaSuccess;
   if (ldy == 0) ldy = d;
   if (lo8.p && lo8.ld == 0) lo8.ld = d;
   if (y16.p && y16.ld == 0) y16.ld = d;
   if (ldy < d || (lo8.p && lo8.ld < d) || (y16.p && y16.ld < d)) return cudaErrorInvalidValue;
-  rmsnorm_fwd_scalar_kernel<TX>
-      <<<unsigned(n), kThreads, 0, s>>>(x, w, y, rstd, d, eps, y_lo, ldy, lo8, y16);
-  return cudaGetLastError();
+  return launch_kernel(rmsnorm_fwd_scalar_kernel<TX>, dim3(unsigned(n)), dim3(kThreads), 0, s, pdl,
+                       x, w, y, rstd, d, eps, y_lo, ldy, lo8, y16);
 }
 template <class TX>
 cudaError_t rmsnorm_backward_scalar(const float* dy, const TX* x, const bf16* w, const float* rstd,
@@ -288,28 +293,29 @@ cudaError_t rmsnorm_backward_scalar(const float* dy, const TX* x, const bf16* w,
 
 template <class TX>
 cudaError_t rmsnorm_forward(const TX* x, const bf16* w, bf16* y, float* rstd, int64_t n, int64_t d,
-                            float eps, cudaStream_t s, bf16* y_lo, int64_t ldy, Lo8 lo8, Y16 y16) {
+                            float eps, cudaStream_t s, bf16* y_lo, int64_t ldy, Lo8 lo8, Y16 y16,
+                            bool pdl) {
   if (n <= 0) return cudaSuccess;
   if (ldy == 0) ldy = d;
   if (lo8.p && lo8.ld == 0) lo8.ld = d;
   if (y16.p && y16.ld == 0) y16.ld = d;
   if (ldy < d || (lo8.p && lo8.ld < d) || (y16.p && y16.ld < d)) return cudaErrorInvalidValue;
   if (!rmsnorm_forward_is_vectorized(x, w, y, d, y_lo, ldy, lo8, y16))
-    return rmsnorm_forward_scalar(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8, y16);
+    return rmsnorm_forward_scalar(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8, y16, pdl);
   switch ((d + 4 * kThreads - 1) / (4 * kThreads)) {
     case 1:
-      return launch_fwd<1>(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8, y16);
+      return launch_fwd<1>(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8, y16, pdl);
     case 2:
-      return launch_fwd<2>(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8, y16);
+      return launch_fwd<2>(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8, y16, pdl);
     case 3:
-      return launch_fwd<3>(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8, y16);
+      return launch_fwd<3>(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8, y16, pdl);
     case 4:
-      return launch_fwd<4>(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8, y16);
+      return launch_fwd<4>(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8, y16, pdl);
     case 5:
     case 6:
-      return launch_fwd<6>(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8, y16);
+      return launch_fwd<6>(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8, y16, pdl);
     default:
-      return launch_fwd<kMaxChunks>(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8, y16);
+      return launch_fwd<kMaxChunks>(x, w, y, rstd, n, d, eps, s, y_lo, ldy, lo8, y16, pdl);
   }
 }
 template <class TX>
@@ -340,12 +346,12 @@ cudaError_t rmsnorm_backward(const float* dy, const TX* x, const bf16* w, const 
   template bool rmsnorm_backward_is_vectorized(const float*, const TX*, const bf16*, const float*, \
                                                int64_t, const bf16*);                              \
   template cudaError_t rmsnorm_forward(const TX*, const bf16*, bf16*, float*, int64_t, int64_t,    \
-                                       float, cudaStream_t, bf16*, int64_t, Lo8, Y16);             \
+                                       float, cudaStream_t, bf16*, int64_t, Lo8, Y16, bool);       \
   template cudaError_t rmsnorm_backward(const float*, const TX*, const bf16*, const float*,        \
                                         float*, int64_t, int64_t, bool, cudaStream_t, bf16*);      \
   template cudaError_t rmsnorm_forward_scalar(const TX*, const bf16*, bf16*, float*, int64_t,      \
                                               int64_t, float, cudaStream_t, bf16*, int64_t, Lo8,   \
-                                              Y16);                                                \
+                                              Y16, bool);                                          \
   template cudaError_t rmsnorm_backward_scalar(const float*, const TX*, const bf16*, const float*, \
                                                float*, int64_t, int64_t, bool, cudaStream_t,       \
                                                bf16*);
