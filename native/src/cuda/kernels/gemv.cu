@@ -61,7 +61,9 @@ __global__ void __launch_bounds__(kThreads)
     const uint4* wr = w + n * ldw16;
     float acc = 0.f;
     int64_t k = lane;
-    for (; k + 32 * (kUnroll - 1) < chunks; k += 32 * kUnroll) {
+    // whole rounds of 32 kUnroll chunks, as many on every lane (the __syncwarp needs the whole
+    // warp); the rest one chunk a lane at a time: each lane's chunks in the same order either way
+    for (; k - lane + 32 * kUnroll <= chunks; k += 32 * kUnroll) {
       uint4 wv[kUnroll], xv[kUnroll];
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) wv[u] = __ldcs(wr + k + 32 * u);  // read once: streamed
@@ -126,7 +128,7 @@ __device__ __forceinline__ void dot2(const uint4* __restrict__ x, const uint4* _
                                      float& s0, float& s1) {
   float a0 = 0.f, a1 = 0.f;
   int64_t k = lane;
-  for (; k + 32 * (kPairUnroll - 1) < chunks; k += 32 * kPairUnroll) {
+  for (; k - lane + 32 * kPairUnroll <= chunks; k += 32 * kPairUnroll) {  // as in gemv_kernel
     uint4 u0[kPairUnroll], u1[kPairUnroll], xv[kPairUnroll];
 #pragma unroll
     for (int u = 0; u < kPairUnroll; ++u) u0[u] = __ldcs(w0 + k + 32 * u);
