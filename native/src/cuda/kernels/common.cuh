@@ -41,8 +41,6 @@ __device__ __forceinline__ float block_max(float v, float* scratch /*[32]*/) {
   return warp_max(t);
 }
 
-// Vector accesses of the element-wise kernels (swiglu.cu, rmsnorm.cu, rope.cu): 16 bytes of
-// bf16 (uint4) or fp32 (float4), 8 bytes of bf16 / fp16 next to a float4 of fp32. The launchers
 // ---- programmatic dependent launch (sm_90 and later) ------------------------------------------
 // A kernel launched with launch_kernel(..., pdl = true) may have its blocks placed on the SMs as
 // the blocks of the kernel before it in the stream exit, before that kernel's completion and
@@ -76,6 +74,8 @@ cudaError_t launch_kernel(void (*kernel)(P...), dim3 grid, dim3 block, size_t sm
   return cudaLaunchKernelEx(&cfg, kernel, std::forward<A>(args)...);
 }
 
+// Vector accesses of the element-wise kernels (swiglu.cu, rmsnorm.cu, rope.cu): 16 bytes of
+// bf16 (uint4) or fp32 (float4), 8 bytes of bf16 / fp16 next to a float4 of fp32. The launchers
 // take these kernels only where every pointer is 16-byte aligned (ptr_aligned16()).
 inline bool ptr_aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 union Bf16x8 {
