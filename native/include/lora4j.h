@@ -296,8 +296,17 @@ int lora4j_hidden_states(lora4j_engine* engine, const lora4j_batch* batch, float
 int lora4j_decode_start(lora4j_engine* engine, const int32_t* prompt, int32_t length,
                         float* logits);
 int lora4j_decode_next(lora4j_engine* engine, int32_t token, float* logits);
+/* Greedy decoding of up to count tokens, continuing a decode_start: appends token to the cache
+ * (as decode_next does), takes the argmax of the logits (the lowest index among equal maxima) as
+ * out[0], appends it, takes out[1], and so on; stops after eos_id (< 0: none) or count tokens.
+ * *produced receives their number; the cache then holds token and out[0 .. produced - 2] (the
+ * last token is the next call's token); count 0 does nothing. The same tokens as decode_next
+ * and the argmax of each logits, without the logits crossing to the caller; the backend may keep
+ * the tokens on the device between the steps of one call. */
+int lora4j_decode_greedy(lora4j_engine* engine, int32_t token, int32_t count, int32_t eos_id,
+                         int32_t* out, int32_t* produced);
 /* Greedy generation: up to max_new tokens after the prompt, stopping after eos_id (< 0: none).
- * out receives the new tokens, *produced their number. */
+ * out receives the new tokens, *produced their number (decode_start, then decode_greedy). */
 int lora4j_generate_greedy(lora4j_engine* engine, const int32_t* prompt, int32_t length,
                            int32_t max_new, int32_t eos_id, int32_t* out, int32_t* produced);
 

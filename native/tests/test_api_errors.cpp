@@ -421,6 +421,42 @@ int main() {
          lora4j_generate_greedy(e, ids, 6, 7, -1, gen, &produced), LORA4J_EINVAL, "max_seq_len");
   expect_ok("generate_greedy", lora4j_generate_greedy(e, ids, 6, 6, -1, gen, &produced));
   check_true("generate_greedy produced 6", produced == 6);
+  // decode_greedy: the tokens of generate_greedy after its first, in whole call, in chunks, and as
+  // decode_next with the argmax of each logits; its argument errors; eos; a full cache
+  auto argmax = [](const std::vector<float>& v) {  // the first of the largest
+    return int32_t(std::max_element(v.begin(), v.end()) - v.begin());
+  };
+  int32_t first = 0, whole[8] = {}, two[8] = {}, step_by_step[8] = {}, n1 = 0, n2 = 0, n3 = 0;
+  expect_ok("decode_start", lora4j_decode_start(e, ids, 6, lg.data()));
+  first = argmax(lg);
+  expect_ok("decode_greedy 5", lora4j_decode_greedy(e, first, 5, -1, whole, &n1));
+  expect_ok("decode_start", lora4j_decode_start(e, ids, 6, lg.data()));
+  expect_ok("decode_greedy 2", lora4j_decode_greedy(e, first, 2, -1, two, &n2));
+  expect_ok("decode_greedy 3 more", lora4j_decode_greedy(e, two[1], 3, -1, two + 2, &n3));
+  expect_ok("decode_start", lora4j_decode_start(e, ids, 6, lg.data()));
+  for (int32_t k = 0, t = first; k < 5; ++k) {
+    expect_ok("decode_next", lora4j_decode_next(e, t, lg.data()));
+    t = step_by_step[k] = argmax(lg);
+  }
+  check_true("decode_greedy: generate_greedy's tokens, in a single call, in two, and step by step",
+             first == gen[0] && n1 == 5 && n2 == 2 && n3 == 3 &&
+                 std::equal(whole, whole + 5, gen + 1) && std::equal(two, two + 5, gen + 1) &&
+                 std::equal(step_by_step, step_by_step + 5, gen + 1));
+  expect("decode_greedy: token out of vocab", lora4j_decode_greedy(e, 37, 1, -1, whole, &n1),
+         LORA4J_EINVAL, "vocabulary");
+  expect("decode_greedy: count < 0", lora4j_decode_greedy(e, first, -1, -1, whole, &n1),
+         LORA4J_EINVAL, "count");
+  expect("decode_greedy: null out", lora4j_decode_greedy(e, first, 1, -1, nullptr, &n1),
+         LORA4J_EINVAL, "out");
+  expect("decode_greedy: null produced", lora4j_decode_greedy(e, first, 1, -1, whole, nullptr),
+         LORA4J_EINVAL, "produced");
+  expect_ok("decode_start", lora4j_decode_start(e, ids, 6, lg.data()));
+  expect_ok("decode_greedy to eos", lora4j_decode_greedy(e, first, 5, gen[3], whole, &n1));
+  const int32_t at_eos = int32_t(std::find(gen + 1, gen + 6, gen[3]) - (gen + 1)) + 1;
+  check_true("decode_greedy stops after eos_id", n1 == at_eos && whole[n1 - 1] == gen[3]);
+  expect_ok("decode_start", lora4j_decode_start(e, ids, 6, lg.data()));
+  expect("decode_greedy past the KV cache", lora4j_decode_greedy(e, first, 7, -1, whole, &n1),
+         LORA4J_ESTATE, "full");
   expect_ok("lora_set", lora4j_lora_set(e, LORA4J_STATE_PARAM, qa, LORA4J_DTYPE_F32, a.data(), 32));
   expect("decode_next after the adapter changed", lora4j_decode_next(e, 1, lg.data()),
          LORA4J_ESTATE, "decode_start");

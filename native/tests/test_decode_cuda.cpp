@@ -19,6 +19,7 @@
 // for bit A at every step (gemv_pairs sums and rounds as the passes it replaces).
 // gate/up's outputs can be the same bits fused or not, so the path each engine took is read from
 // its phase times' op names (LORA4J_PHASE_TIMES records decode calls too).
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -271,6 +272,40 @@ void pdl() {
   for (lora4j_engine* x : e) RW_API(lora4j_engine_destroy(x));
 }
 
+// lora4j_decode_greedy through the CUDA backend (the plugin's ABI 5 entry): 30 tokens after a
+// 20-token prompt in chunks of 1, 2, 4, 8 and 15, the same tokens as decode_next and the argmax
+// of each logits (the lowest index among equal maxima) step by step.
+void greedy() {
+  const lora4j_model_config c = testutil::model_config(1024, 1024, 2048, 4, 8, 2, 128, 1024, 1e4);
+  const int64_t V = c.vocab_size;
+  lora4j_engine* e = engine_with(nullptr, nullptr, c);
+  load_all(c, {e}, 95);
+  std::mt19937 rng(96);
+  std::uniform_int_distribution<int32_t> tok(3, int32_t(V) - 1);
+  std::vector<int32_t> prompt(20);
+  for (int32_t& t : prompt) t = tok(rng);
+  std::vector<float> l(static_cast<size_t>(V));
+  auto argmax = [&] { return int32_t(std::max_element(l.begin(), l.end()) - l.begin()); };
+  std::vector<int32_t> want, got;
+  RW_API(lora4j_decode_start(e, prompt.data(), int32_t(prompt.size()), l.data()));
+  want.push_back(argmax());
+  while (want.size() < 31) {
+    RW_API(lora4j_decode_next(e, want.back(), l.data()));
+    want.push_back(argmax());
+  }
+  RW_API(lora4j_decode_start(e, prompt.data(), int32_t(prompt.size()), l.data()));
+  got.push_back(argmax());
+  for (int32_t n : {1, 2, 4, 8, 15}) {
+    std::vector<int32_t> out(static_cast<size_t>(n));
+    int32_t produced = 0;
+    RW_API(lora4j_decode_greedy(e, got.back(), n, -1, out.data(), &produced));
+    got.insert(got.end(), out.begin(), out.begin() + produced);
+  }
+  ct::report_bool(kSuite, "decode_greedy in chunks: decode_next's argmax tokens (30 steps)",
+                  got == want, "");
+  RW_API(lora4j_engine_destroy(e));
+}
+
 }  // namespace
 
 int main() {
@@ -278,6 +313,7 @@ int main() {
   decode_steps();
   qk_cache();
   pdl();
+  greedy();
   std::printf("test_decode_cuda: %d failure(s)\n", ct::failures());
   return ct::failures() == 0 ? 0 : 1;
 }

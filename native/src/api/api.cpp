@@ -401,21 +401,28 @@ int lora4j_generate_greedy(lora4j_engine* engine, const int32_t* prompt, int32_t
     *produced = 0;
     if (max_new == 0) return;
     std::vector<float> logits(size_t(e.shape().c.vocab_size));
-    auto argmax = [&] {
-      int32_t best = 0;
-      for (int32_t v = 1; v < e.shape().c.vocab_size; ++v)
-        if (logits[size_t(v)] > logits[size_t(best)]) best = v;
-      return best;
-    };
     check_prompt(e, prompt, length);
     e.decode_start(prompt, length, logits.data());
-    for (int32_t k = 0; k < max_new; ++k) {
-      int32_t t = argmax();
-      out[k] = t;
-      *produced = k + 1;
-      if (t == eos_id || k + 1 == max_new) break;
-      e.decode_next(t, logits.data());
-    }
+    out[0] = lora4j::greedy_argmax(logits.data(), e.shape().c.vocab_size);
+    *produced = 1;
+    if (out[0] == eos_id || max_new == 1) return;
+    int32_t more = 0;
+    e.decode_greedy(out[0], max_new - 1, eos_id, out + 1, &more);
+    *produced = 1 + more;
+  });
+}
+
+int lora4j_decode_greedy(lora4j_engine* engine, int32_t token, int32_t count, int32_t eos_id,
+                         int32_t* out, int32_t* produced) {
+  return guard("lora4j_decode_greedy", [&] {
+    lora4j::Engine& e = eng(engine);
+    check_arg(token >= 0 && token < e.shape().c.vocab_size,
+              "token " + std::to_string(token) + " outside the vocabulary");
+    check_arg(count >= 0, "count must be >= 0");
+    nonnull(out, "out");
+    nonnull(produced, "produced");
+    *produced = 0;
+    e.decode_greedy(token, count, eos_id, out, produced);
   });
 }
 

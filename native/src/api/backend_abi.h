@@ -24,7 +24,7 @@
 extern "C" {
 #endif
 
-#define LORA4J_BACKEND_ABI_VERSION 4u
+#define LORA4J_BACKEND_ABI_VERSION 5u
 
 typedef struct lora4j_backend_engine lora4j_backend_engine;
 
@@ -105,6 +105,10 @@ typedef struct lora4j_backend_api {
   int (*dist_abort)(lora4j_backend_engine* e, const char* reason);
   /* version 4 adds no entry: lora4j_engine_options, which engine_create receives, gained
    * offload_checkpoints (the core has checked it is 0 or 1). */
+  /* ---- version 5: lora4j_decode_greedy (the core has checked token, count >= 0 and the
+   * pointers, and set *produced to 0). */
+  int (*decode_greedy)(lora4j_backend_engine* e, int32_t token, int32_t count, int32_t eos_id,
+                       int32_t* out, int32_t* produced);
 } lora4j_backend_api;
 
 /* The one symbol a backend library exports. */

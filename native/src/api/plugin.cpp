@@ -138,6 +138,10 @@ class PluginEngine final : public Engine {
   void decode_next(int32_t token, float* logits) override {
     check(api_, api_->decode_next(h_, token, logits));
   }
+  void decode_greedy(int32_t token, int32_t count, int32_t eos_id, int32_t* out,
+                     int32_t* produced) override {
+    check(api_, api_->decode_greedy(h_, token, count, eos_id, out, produced));
+  }
   void set_weight_nf4(const std::string& name, const lora4j_nf4_weight& w) override {
     check(api_, api_->set_weight_nf4(h_, name.c_str(), &w));
   }

@@ -113,6 +113,10 @@ int decode_start(lora4j_backend_engine* e, const int32_t* prompt, int32_t length
 int decode_next(lora4j_backend_engine* e, int32_t token, float* logits_out) {
   return guard([&] { E(e).decode_next(token, logits_out); });
 }
+int decode_greedy(lora4j_backend_engine* e, int32_t token, int32_t count, int32_t eos_id,
+                  int32_t* out, int32_t* produced) {
+  return guard([&] { E(e).decode_greedy(token, count, eos_id, out, produced); });
+}
 
 int set_weight_nf4(lora4j_backend_engine* e, const char* name, const lora4j_nf4_weight* w) {
   return guard([&] { E(e).set_weight_nf4(name, *w); });
@@ -206,6 +210,7 @@ const lora4j_backend_api kApi = {
     workers_aggregate,
     dist_reduce_in_backward,
     dist_abort,
+    decode_greedy,
 };
 
 }  // namespace

@@ -120,6 +120,16 @@ void validate_batch(const ModelShape& shape, const lora4j_batch* b, bool need_la
 // Converts host data of the given dtype to fp32.
 void to_f32(int32_t dtype, const void* src, float* dst, int64_t n);
 
+// The index of the largest of v[0 .. n - 1], the lowest among equal maxima: best moves to i only
+// where v[i] > v[best], in index order (Generator.argmax in Java), so no NaN after index 0 is
+// chosen and a NaN at index 0 stays.
+inline int32_t greedy_argmax(const float* v, int32_t n) {
+  int32_t best = 0;
+  for (int32_t i = 1; i < n; ++i)
+    if (v[i] > v[best]) best = i;
+  return best;
+}
+
 // The backend-neutral engine. Implementations: CpuEngine (src/cpu), CudaEngine (src/cuda).
 class Engine {
  public:
@@ -154,6 +164,10 @@ class Engine {
   virtual void hidden_states(const lora4j_batch& b, float* out) = 0;
   virtual void decode_start(const int32_t* prompt, int32_t length, float* logits) = 0;
   virtual void decode_next(int32_t token, float* logits) = 0;
+  // lora4j_decode_greedy (the C API has checked token, count >= 0 and the pointers). The default
+  // runs decode_next and greedy_argmax step by step on the host.
+  virtual void decode_greedy(int32_t token, int32_t count, int32_t eos_id, int32_t* out,
+                             int32_t* produced);
 
   // A projection weight in NF4 (lora4j_engine_set_weight_nf4); the C API has validated `w`
   // (nf4_validate) and checked that `name` is a projection of numel w.numel.

@@ -30,6 +30,34 @@ class GenerationTest {
   }
 
   @Test
+  void greedyInChunksEqualsStepByStepArgmax() {
+    // Generator's greedy path asks the core for chunks of tokens (decodeGreedy); the same tokens
+    // as decodeNext and the argmax of each logits, one step at a time, also when the
+    // end-of-sequence token falls inside a chunk
+    try (MistralModel m = MistralModel.load(REF.resolve("model"), Device.cpu())) {
+      m.attachAdapter(REF.resolve("adapter_trained"));
+      int[] want = new int[40];
+      float[] logits = m.engine().decodeStart(PROMPT);
+      for (int k = 0; k < want.length; k++) {
+        want[k] = Generator.argmax(logits);
+        if (k + 1 < want.length) logits = m.engine().decodeNext(want[k]);
+      }
+      List<Integer> streamed = new ArrayList<>();
+      Generator g = new Generator(m);
+      int[] got = g.generate(PROMPT, GenerationConfig.greedy().withMaxNewTokens(40), streamed::add);
+      assertArrayEquals(want, got);
+      assertEquals(40, streamed.size());
+      assertEquals(39, g.lastStats().decodeSteps());
+      // one call of 39 that meets the end-of-sequence token at its first occurrence after want[0]
+      int eos = want[21], at = 1;
+      while (want[at] != eos) at++;
+      m.engine().decodeStart(PROMPT);
+      int[] chunk = m.engine().decodeGreedy(want[0], 39, eos);
+      assertArrayEquals(java.util.Arrays.copyOfRange(want, 1, at + 1), chunk);
+    }
+  }
+
+  @Test
   void streamedTextJoinsToTheReturnedText() {
     // the shipped small model's random weights give random tokens, byte tokens among them
     try (MistralModel m =

@@ -486,6 +486,14 @@ public final class Lora4jLibrary {
 
   public static native int lora4j_decode_next(lora4j_engine engine, int token, float[] logits);
 
+  public static native int lora4j_decode_greedy(
+      lora4j_engine engine,
+      int token,
+      int count,
+      int eosId,
+      @Cast("int32_t*") int[] out,
+      @Cast("int32_t*") int[] produced);
+
   public static native int lora4j_generate_greedy(
       lora4j_engine engine,
       @Cast("const int32_t*") int[] prompt,

@@ -604,6 +604,18 @@ public final class NativeEngine implements AutoCloseable {
     return logits;
   }
 
+  /**
+   * Greedy decoding of up to count tokens after a decodeStart: appends token, takes the argmax of
+   * the logits (the lowest index among equal maxima), appends it, and so on; stops after eosId
+   * (negative: never). The last token returned is not yet in the cache (the next call's token).
+   */
+  public synchronized int[] decodeGreedy(int token, int count, int eosId) {
+    int[] out = new int[Math.max(count, 0)];
+    int[] produced = new int[1];
+    check(lora4j_decode_greedy(h(), token, count, eosId, out, produced));
+    return java.util.Arrays.copyOf(out, produced[0]);
+  }
+
   /** Greedy decoding in the core; stops after eosId (negative: never). */
   public synchronized int[] generateGreedy(int[] prompt, int maxNew, int eosId) {
     int[] out = new int[Math.max(maxNew, 0)];
