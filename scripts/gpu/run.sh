@@ -4,7 +4,7 @@
 # Builds native/ with the CUDA backend (sm_80 + sm_90), runs every ctest test (CPU and CUDA),
 # writes the logs under $OUT (or ./gpu-out), and prints a short summary table LAST.
 # Steps can be chosen with STEPS (space separated): build test cudasan java cli compare bench
-# profile phases gemms dist distbench ops qlora ddp. "phases": the time of every op of the step
+# profile phases gemms dist distbench ops qlora ddp gen. "phases": the time of every op of the step
 # (LORA4J_PHASE_TIMES, benchmarks/phases.py), the breakdown nsys would give. "gemms": the frozen
 # GEMM shapes per cuBLASLt algorithm and operand kind (bench_gemm_cuda; GEMMS_ARGS its arguments,
 # e.g. "--data model --sustain 20" to time them back to back for 20 s as well, or
@@ -16,6 +16,9 @@
 # "qlora" (after build; needs .device/ from scripts/gpu/pack-java.sh): the frozen GEMM bf16 vs NF4 scratch vs NF4
 # fused at Mistral-7B's projection shapes, then `lora4j train --load-in-4bit` beside the bf16 base
 # at 1 x 2048 and 4 x 2048 with recompute (benchmarks/compare.py --qlora prints the targets).
+# "gen" (.device/; no native build needed): `lora4j generate` on the random 7B folder as
+# RESULTS.md's decode figures are measured, each form of GEN_FORMS in turn (scripts/gpu/gen.sh:
+# GEN_FORMS="default pdl0=LORA4J_DECODE_PDL=0" times the default beside plain launches).
 # "ddp" (2 GPUs and .device/; needs no native build: the jar carries the CUDA backend): issue 14's
 # benchmark, the torch DDP reference (benchmarks/reference/hf_ddp_baseline.py under torchrun on 2
 # GPUs and on 1) and `lora4j train` on 1 and 2 GPUs at 4 x 2048 per GPU with and without
@@ -157,6 +160,13 @@ if has cli; then
     /tmp/lora4j-cli "${CLI_SETTINGS:-all}" > "$OUT/cli_bench.jsonl" 2>&1 || status=1
   cat "$OUT/cli_bench.jsonl"
   cp /tmp/lora4j-cli/cli-*.log "$OUT/" 2>/dev/null || true
+fi
+if has gen; then
+  echo "== lora4j generate on a random Mistral-7B folder (scripts/gpu/gen.sh)"
+  cli_model
+  JAVA=$J GEN_MODEL=/tmp/lora4j-cli/m7b bash "$ROOT/scripts/gpu/gen.sh" "$OUT/gen" > "$OUT/gen.txt" 2>&1 \
+    || status=1
+  cat "$OUT/gen.txt"
 fi
 if has compare; then
   # The whole step at the reference stack's four settings, then the reference stack itself, in

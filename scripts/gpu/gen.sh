@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# `lora4j generate` timed as benchmarks/RESULTS.md's decode figures are (forty-first session on):
+# the packed command line on a random Mistral-7B folder, 512 new tokens greedy after a 13-token
+# prompt and after a ~2,750-token one, several forms of our own path in turn in one call (run
+# order: round by round, each form once a round), the figure being generate's own "ms a token"
+# over the decode steps. Used by scripts/gpu/run.sh's "gen" step; alone:
+#   bash scripts/gpu/gen.sh OUTDIR
+# GEN_FORMS   space-separated forms, each NAME or NAME=VAR=VALUE[,VAR=VALUE...] (the environment
+#             of its runs), e.g. "default pdl0=LORA4J_DECODE_PDL=0" (default: "default")
+# GEN_ROUNDS  runs of each form at the short prompt (3); GEN_LONG: at the long one (1)
+# GEN_TOKENS  new tokens (512); GEN_DEVICE (cuda); GEN_MODEL, the model folder
+#             (/tmp/lora4j-cli/m7b, made by run.sh's cli_model); GEN_JAR (.device/lora4j-cli.jar);
+#             JAVA (java)
+# Prints a line a form and prompt (the ms a token of each run; "same" where every run's text
+# equals the first form's first run's at that prompt, as it must unless a form changes the sums)
+# and writes each run's stdout / stderr under OUTDIR.
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+OUTDIR=${1:?usage: gen.sh OUTDIR}
+mkdir -p "$OUTDIR"
+JAVA=${JAVA:-java}
+JAR=${GEN_JAR:-$ROOT/.device/lora4j-cli.jar}
+MODEL=${GEN_MODEL:-/tmp/lora4j-cli/m7b}
+FORMS=${GEN_FORMS:-default}
+SHORT="Write a long story about a lighthouse keeper."
+LONG=$(for i in $(seq 1 150); do
+  printf 'The keeper climbed the stairs at dusk and lit the lamp number %d. ' "$i"; done)
+status=0
+run() {  # form prompt-name prompt round
+  local name=${1%%=*} envs="" n
+  [[ "$1" == *=* ]] && envs=${1#*=}
+  n="$OUTDIR/$name-$2-$4"
+  env ${envs//,/ } timeout 300 "$JAVA" --enable-native-access=ALL-UNNAMED \
+    -Dorg.bytedeco.javacpp.cachedir=/tmp/lora4j-javacpp -jar "$JAR" generate --model "$MODEL" \
+    --device "${GEN_DEVICE:-cuda}" --prompt "$3" --max-new-tokens "${GEN_TOKENS:-512}" \
+    --temperature 0 --seed 1 > "$n.out" 2> "$n.err" || { echo "$name $2 run $4 failed:"; tail -3 "$n.err"; status=1; }
+}
+for r in $(seq 1 "${GEN_ROUNDS:-3}"); do for f in $FORMS; do run "$f" short "$SHORT" "$r"; done; done
+for r in $(seq 1 "${GEN_LONG:-1}"); do for f in $FORMS; do run "$f" long "$LONG" "$r"; done; done
+printf '%-12s %-6s %-34s %s\n' form prompt "ms a token, each run" text
+for p in short long; do
+  first=""
+  for f in $FORMS; do
+    name=${f%%=*} times="" same=same
+    for e in "$OUTDIR/$name-$p-"*.err; do
+      [ -f "$e" ] || continue
+      t=$(grep -o '[0-9.]* ms a token' "$e" | tail -1 | cut -d' ' -f1)
+      times="$times ${t:-failed}"
+      o=${e%.err}.out
+      [ -z "$first" ] && first=$o
+      cmp -s "$first" "$o" || same=DIFFERS
+    done
+    [ -n "$times" ] && printf '%-12s %-6s %-34s %s\n' "$name" "$p" "$times" "$same"
+  done
+done
+exit $status
