@@ -5,7 +5,7 @@ set -u
 #   scripts/gpu/aside.sh out benchmarks/results/2026-12-04-session42   (and the new session's folder)
 # The patch: CudaEngine::decode_greedy keeps each step's token on the device (greedy.cu:
 # greedy_argmax_feed writes the argmax into the next step's ids_ / pos_; decode_feed the first
-# step's), so the host queues a whole chunk of steps and waits once; LORA4J_DECODE_GREEDY_DEVICE=0
+# step's), so the host queues runs of up to 16 steps and waits once a run; LORA4J_DECODE_GREEDY_DEVICE=0
 # takes Engine's step-by-step default (decode_next and the argmax on the host: main since
 # f051f2c). Predicted: -0.15 to -0.25 ms a step at 7B (call3's trace: the GPU idle ~0.3 ms a step,
 # most of it between steps while the logits travel to the host and the next token back).
