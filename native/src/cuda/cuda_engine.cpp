@@ -142,6 +142,12 @@ class CudaEngine final : public Engine {
       inv_freq_ = static_cast<float*>(alloc(inv.size() * sizeof(float), "RoPE table"));
       to_device(inv_freq_, inv.data(), inv.size() * sizeof(float));
       scalars_ = alloc(64, "reduction scalars");
+      {
+        int major = 0, minor = 0;
+        LORA4J_CU(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev_));
+        LORA4J_CU(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev_));
+        cc_ = major * 10 + minor;
+      }
       set_qk_lo_mode();
       lora_dx_swiglu_ = env_switch_on("LORA4J_LORA_DX_SWIGLU");
       swiglu_dx_fused_ = env_switch_on("LORA4J_SWIGLU_DX_FUSED");
@@ -151,11 +157,7 @@ class CudaEngine final : public Engine {
       decode_gemv_ = env_switch_on("LORA4J_DECODE_GEMV");
       decode_attention_ = env_switch_on("LORA4J_DECODE_ATTENTION");
       decode_fused_ = env_switch_on("LORA4J_DECODE_FUSED");
-      {
-        int major = 0;
-        LORA4J_CU(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev_));
-        decode_pdl_ = env_switch_on("LORA4J_DECODE_PDL") && major >= 9;
-      }
+      decode_pdl_ = env_switch_on("LORA4J_DECODE_PDL") && cc_ >= 90;
       if (const char* f = std::getenv("LORA4J_SWIGLU_DX_FORM")) swiglu_dx_form_ = std::atoi(f);
       if (swiglu_dx_form_ < 0 || swiglu_dx_form_ > kSwigluDxForms) swiglu_dx_form_ = 0;
       lora_dy_pair_ = env_switch_on("LORA4J_LORA_DY_PAIR");
@@ -416,16 +418,13 @@ class CudaEngine final : public Engine {
   // unless LORA4J_QK_LO=bf16 (the residue written by the RMSNorm in e4m3 scaled by
   // lo8_scale_[layer], the weight quantized with one power-of-two scale into w8_), else in bf16.
   void set_qk_lo_mode() {
-    int major = 0, minor = 0;
-    LORA4J_CU(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev_));
-    LORA4J_CU(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev_));
     const char* env = std::getenv("LORA4J_QK_LO");
     const int64_t d = shape_.c.hidden_size, qd = shape_.q_dim(), kvd = shape_.kv_dim();
     qk_f16_ =
         !(env && (std::strcmp(env, "bf16") == 0 || std::strcmp(env, "e4m3") == 0)) && d % 8 == 0;
     qk_f16_ok_.assign(size_t(shape_.c.num_layers), 0);
-    qk_lo_e4m3_ = major * 10 + minor >= 89 && !(env && std::strcmp(env, "bf16") == 0) &&
-                  d % 16 == 0 && qd % 16 == 0 && kvd % 16 == 0;
+    qk_lo_e4m3_ = cc_ >= 89 && !(env && std::strcmp(env, "bf16") == 0) && d % 16 == 0 &&
+                  qd % 16 == 0 && kvd % 16 == 0;
     lo8_scale_.assign(size_t(shape_.c.num_layers), 1.f);
     if (!qk_lo_e4m3_) return;
     w8_ = static_cast<uint8_t*>(alloc(size_t(std::max(qd, kvd) * d), "e4m3 weight scratch"));
@@ -2975,6 +2974,7 @@ class CudaEngine final : public Engine {
   bool decode_attention_ = true;  // LORA4J_DECODE_ATTENTION (decode_attention)
   bool decode_fused_ = true;      // LORA4J_DECODE_FUSED (decode_qkv, decode_gu)
   bool decode_pdl_ = false;       // LORA4J_DECODE_PDL, and sm_90 or later (pdl_here)
+  int cc_ = 0;                    // the device's compute capability, 10 major + minor
   float* dec_part_ = nullptr;
   f16* dec_w16_ = nullptr;
   size_t dec_w16_bytes_ = 0;

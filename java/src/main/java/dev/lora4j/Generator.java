@@ -138,18 +138,17 @@ public final class Generator {
         tok = got[got.length - 1];
         if (took < 25_000_000L) chunk = Math.min(2 * chunk, 16);
       }
-      last = new Stats(promptIds.length, prefill, steps, decode);
-      return Arrays.copyOf(out, n);
-    }
-    while (true) {
-      int tok = cfg.temperature() == 0 ? argmax(logits) : sample(logits, cfg, rng);
-      out[n++] = tok;
-      if (onToken != null) onToken.accept(tok);
-      if (tok == eos || n == cfg.maxNewTokens()) break;
-      long t = System.nanoTime();
-      logits = model.engine().decodeNext(tok);
-      decode += System.nanoTime() - t;
-      steps++;
+    } else {
+      while (true) {
+        int tok = sample(logits, cfg, rng);
+        out[n++] = tok;
+        if (onToken != null) onToken.accept(tok);
+        if (tok == eos || n == cfg.maxNewTokens()) break;
+        long t = System.nanoTime();
+        logits = model.engine().decodeNext(tok);
+        decode += System.nanoTime() - t;
+        steps++;
+      }
     }
     last = new Stats(promptIds.length, prefill, steps, decode);
     return Arrays.copyOf(out, n);
