@@ -273,37 +273,74 @@ void pdl() {
 }
 
 // lora4j_decode_greedy through the CUDA backend (the plugin's ABI 5 entry): 30 tokens after a
-// 20-token prompt in chunks of 1, 2, 4, 8 and 15, the same tokens as decode_next and the argmax
-// of each logits (the lowest index among equal maxima) step by step.
+// 20-token prompt in chunks of 1, 2, 4, 8 and 15 and in one call of 30, on the device (each argmax
+// fed to the next step there: the default) and with LORA4J_DECODE_GREEDY_DEVICE=0 (decode_next and
+// the argmax on the host, step by step), both the tokens of decode_next and the argmax of each
+// logits; a chunk that meets eos_id stops there and leaves the cache at that token (the next chunk
+// continues the sequence); a chunk past the cache's end is refused.
 void greedy() {
   const lora4j_model_config c = testutil::model_config(1024, 1024, 2048, 4, 8, 2, 128, 1024, 1e4);
   const int64_t V = c.vocab_size;
-  lora4j_engine* e = engine_with(nullptr, nullptr, c);
-  load_all(c, {e}, 95);
+  lora4j_engine* e[2] = {engine_with(nullptr, nullptr, c),
+                         engine_with("LORA4J_DECODE_GREEDY_DEVICE", "0", c)};
+  load_all(c, {e[0], e[1]}, 95);
   std::mt19937 rng(96);
   std::uniform_int_distribution<int32_t> tok(3, int32_t(V) - 1);
   std::vector<int32_t> prompt(20);
   for (int32_t& t : prompt) t = tok(rng);
   std::vector<float> l(static_cast<size_t>(V));
   auto argmax = [&] { return int32_t(std::max_element(l.begin(), l.end()) - l.begin()); };
-  std::vector<int32_t> want, got;
-  RW_API(lora4j_decode_start(e, prompt.data(), int32_t(prompt.size()), l.data()));
+  std::vector<int32_t> want;
+  RW_API(lora4j_decode_start(e[0], prompt.data(), int32_t(prompt.size()), l.data()));
   want.push_back(argmax());
   while (want.size() < 31) {
-    RW_API(lora4j_decode_next(e, want.back(), l.data()));
+    RW_API(lora4j_decode_next(e[0], want.back(), l.data()));
     want.push_back(argmax());
   }
-  RW_API(lora4j_decode_start(e, prompt.data(), int32_t(prompt.size()), l.data()));
-  got.push_back(argmax());
-  for (int32_t n : {1, 2, 4, 8, 15}) {
-    std::vector<int32_t> out(static_cast<size_t>(n));
-    int32_t produced = 0;
-    RW_API(lora4j_decode_greedy(e, got.back(), n, -1, out.data(), &produced));
-    got.insert(got.end(), out.begin(), out.begin() + produced);
+  for (int k = 0; k < 2; ++k) {
+    std::vector<int32_t> got;
+    RW_API(lora4j_decode_start(e[k], prompt.data(), int32_t(prompt.size()), l.data()));
+    got.push_back(argmax());
+    for (int32_t n : {1, 2, 4, 8, 15}) {
+      std::vector<int32_t> out(static_cast<size_t>(n));
+      int32_t produced = 0;
+      RW_API(lora4j_decode_greedy(e[k], got.back(), n, -1, out.data(), &produced));
+      got.insert(got.end(), out.begin(), out.begin() + produced);
+    }
+    const std::string how = k == 0 ? "on the device" : "LORA4J_DECODE_GREEDY_DEVICE=0";
+    ct::report_bool(kSuite, "decode_greedy " + how + ": decode_next's argmax tokens (30 steps)",
+                    got == want, "");
+    // 30 in one call: two runs of queued steps on the device
+    std::vector<int32_t> all(30);
+    int32_t produced_all = 0;
+    RW_API(lora4j_decode_start(e[k], prompt.data(), int32_t(prompt.size()), l.data()));
+    RW_API(lora4j_decode_greedy(e[k], want[0], 30, -1, all.data(), &produced_all));
+    ct::report_bool(kSuite, "decode_greedy " + how + ": 30 in one call, the same tokens",
+                    produced_all == 30 && std::equal(all.begin(), all.end(), want.begin() + 1), "");
+    // eos_id inside a chunk of 20: produced up to its first occurrence, then a chunk of 5 goes on
+    const int32_t eos = want[12];
+    const int32_t at = int32_t(std::find(want.begin() + 1, want.end(), eos) - want.begin());
+    RW_API(lora4j_decode_start(e[k], prompt.data(), int32_t(prompt.size()), l.data()));
+    std::vector<int32_t> out(20), more(5);
+    int32_t produced = 0, produced2 = 0;
+    RW_API(lora4j_decode_greedy(e[k], want[0], 20, eos, out.data(), &produced));
+    RW_API(lora4j_decode_greedy(e[k], out[size_t(produced - 1)], 5, -1, more.data(), &produced2));
+    ct::report_bool(
+        kSuite, "decode_greedy " + how + ": stops after eos_id, the next call goes on from it",
+        produced == at && std::equal(out.begin(), out.begin() + at, want.begin() + 1) &&
+            produced2 == 5 && std::equal(more.begin(), more.end(), want.begin() + at + 1),
+        "");
   }
-  ct::report_bool(kSuite, "decode_greedy in chunks: decode_next's argmax tokens (30 steps)",
-                  got == want, "");
-  RW_API(lora4j_engine_destroy(e));
+  // past the cache's 1024 positions: refused
+  std::vector<int32_t> longp(1020);
+  for (int32_t& t : longp) t = tok(rng);
+  RW_API(lora4j_decode_start(e[0], longp.data(), int32_t(longp.size()), l.data()));
+  std::vector<int32_t> out(8);
+  int32_t produced = 0;
+  const int st = lora4j_decode_greedy(e[0], argmax(), 8, -1, out.data(), &produced);
+  ct::report_bool(kSuite, "decode_greedy on the device: 8 more past 1020 of 1024 refused",
+                  st != LORA4J_OK && produced == 0, "");
+  for (lora4j_engine* x : e) RW_API(lora4j_engine_destroy(x));
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -17,6 +18,7 @@
 #include "cpu/thread_pool.h"
 #include "cuda/kernels/kernels.h"
 #include "cuda_test_util.h"
+#include "model/engine.h"
 
 using namespace lora4j;
 using bf = __nv_bfloat16;
@@ -2255,6 +2257,54 @@ void decode_attention_case(uint64_t seed, int H, int KH, int D, int Sk, int wind
              ct::rel_err(got, ct::down_bf16(o2)), 1e-2);
 }
 
+// greedy_argmax_feed (greedy.cu) against its host twin (greedy_argmax, model/engine.h): the
+// index, ids[0] and pos[0] it writes, on random logits (32000 and 37 entries, one), the largest
+// value twice (the lower index wins), a NaN at index 0 (stays 0), NaNs elsewhere (never chosen),
+// every entry -inf (index 0), every entry NaN; and decode_feed's ids[0] and pos[0].
+void test_greedy_argmax(ct::Rng& r) {
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = INFINITY;
+  auto run = [&](const std::string& tag, const std::vector<float>& v) {
+    Dev<float> d(v.size());
+    Dev<int32_t> out(1), ids(1), pos(1);
+    ct::up(d, v);
+    CT_CUDA(cuda::greedy_argmax_feed(d.p, int32_t(v.size()), out.p, ids.p, pos.p, 4321, nullptr));
+    CT_CUDA(cudaDeviceSynchronize());
+    const int32_t want = greedy_argmax(v.data(), int32_t(v.size()));
+    const int32_t o = ct::down(out)[0], i = ct::down(ids)[0], p = ct::down(pos)[0];
+    ct::report_bool("greedy argmax",
+                    tag + ": " + std::to_string(o) + " (host " + std::to_string(want) +
+                        "), ids and pos written",
+                    o == want && i == want && p == 4321, "");
+  };
+  for (int32_t n : {32000, 37, 1}) {
+    std::vector<float> v(static_cast<size_t>(n));
+    for (float& x : v) x = r.normal(3.f);
+    run("random, n " + std::to_string(n), v);
+    if (n < 37) continue;
+    const auto top = std::max_element(v.begin(), v.end()) - v.begin();
+    std::vector<float> tie = v;
+    tie[size_t(n - 1)] = tie[size_t(top)];
+    tie[size_t(n / 3)] = tie[size_t(top)];
+    run("a tie of three, n " + std::to_string(n), tie);
+    std::vector<float> nan0 = v;
+    nan0[0] = nan;
+    run("NaN at index 0, n " + std::to_string(n), nan0);
+    std::vector<float> nans = v;
+    for (size_t k = 1; k < nans.size(); k += 7) nans[k] = nan;
+    run("NaN past index 0, n " + std::to_string(n), nans);
+    run("all -inf, n " + std::to_string(n), std::vector<float>(size_t(n), -inf));
+    run("all NaN, n " + std::to_string(n), std::vector<float>(size_t(n), nan));
+    std::vector<float> pinf = v;
+    pinf[size_t(n / 2)] = inf;
+    run("+inf once, n " + std::to_string(n), pinf);
+  }
+  Dev<int32_t> ids(1), pos(1);
+  CT_CUDA(cuda::decode_feed(ids.p, pos.p, 31999, 77, nullptr));
+  CT_CUDA(cudaDeviceSynchronize());
+  ct::report_bool("greedy argmax", "decode_feed writes ids[0] and pos[0]",
+                  ct::down(ids)[0] == 31999 && ct::down(pos)[0] == 77, "");
+}
+
 void test_decode_attention(ct::Rng&) {
   for (int sk : {1, 7, 64, 65, 270, 1000, 4097})
     decode_attention_case(uint64_t(sk), 32, 8, 128, sk, 0, true);
@@ -2864,6 +2914,7 @@ int main() {
       {"gemv", test_gemv},
       {"gemv_pairs", test_gemv_pairs},
       {"decode_attention", test_decode_attention},
+      {"greedy_argmax", test_greedy_argmax},
       {"attention", [](ct::Rng& rng) {
          // the Hopper kernels' cases at small sizes: partial tiles, GQA
          // groups of 4 and 1, hd64's atomics and hd128's bulk reduce-add of dQ
@@ -2891,6 +2942,7 @@ int main() {
   test_gemv(r);
   test_gemv_pairs(r);
   test_decode_attention(r);
+  test_greedy_argmax(r);
   for (int64_t n : {1, 97, 1025}) test_rmsnorm(r, n, n == 1 ? 64 : 4096);
   test_rmsnorm(r, 200, 1000);
   test_rmsnorm_bf16(r, 1025, 4096, 0);  // Mistral-7B's width: vectorized

@@ -116,7 +116,8 @@ if has java; then
         > "$OUT/demo-cuda.log" 2>&1 || status=1
   fi
 fi
-# The random 7B-shaped folder of the cli and qlora steps (lora4j init-model, once per machine).
+# The random 7B-shaped folder of the cli, gen and qlora steps (lora4j init-model, once per
+# machine), with the tiny model's tokenizer (generate needs one; training reads pre-tokenized rows).
 cli_model() {
   [ -x /tmp/lora4j-jre/bin/java ] || { rm -rf /tmp/lora4j-jre && tar -C /tmp -xJf "$ROOT/.device/jre.tar.xz"; }
   J=/tmp/lora4j-jre/bin/java
@@ -125,8 +126,10 @@ cli_model() {
   if [ ! -f /tmp/lora4j-cli/m7b/config.json ]; then
     "$J" --enable-native-access=ALL-UNNAMED -jar "$ROOT/.device/lora4j-cli.jar" init-model \
       --config "$ROOT/benchmarks/reference/mistral-7b-bench-config.json" --output /tmp/lora4j-cli/m7b \
-      > "$OUT/init-model.log" 2>&1 || { tail -5 "$OUT/init-model.log"; status=1; }
+      --tokenizer "$ROOT/examples/models/tiny-mistral" > "$OUT/init-model.log" 2>&1 || { tail -5 "$OUT/init-model.log"; status=1; }
   fi
+  [ -f /tmp/lora4j-cli/m7b/tokenizer.json ] ||
+    cp "$ROOT"/examples/models/tiny-mistral/tokenizer*.json /tmp/lora4j-cli/m7b/
   echo "init-model (7.2B parameters, bf16): $(( $(date +%s) - t1 )) s"
 }
 # The whole step at the reference settings (BENCH_SETTINGS: bench_cuda's settings, default

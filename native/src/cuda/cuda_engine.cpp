@@ -158,6 +158,7 @@ class CudaEngine final : public Engine {
       decode_attention_ = env_switch_on("LORA4J_DECODE_ATTENTION");
       decode_fused_ = env_switch_on("LORA4J_DECODE_FUSED");
       decode_pdl_ = env_switch_on("LORA4J_DECODE_PDL") && cc_ >= 90;
+      decode_greedy_device_ = env_switch_on("LORA4J_DECODE_GREEDY_DEVICE");
       if (const char* f = std::getenv("LORA4J_SWIGLU_DX_FORM")) swiglu_dx_form_ = std::atoi(f);
       if (swiglu_dx_form_ < 0 || swiglu_dx_form_ > kSwigluDxForms) swiglu_dx_form_ = 0;
       lora_dy_pair_ = env_switch_on("LORA4J_LORA_DY_PAIR");
@@ -2743,18 +2744,32 @@ class CudaEngine final : public Engine {
     const int64_t off = dec_w16_off_[size_t(2 * l + (p == Q ? 0 : 1))];
     return off < 0 ? nullptr : dec_w16_ + off;
   }
+  // The state of a decode call (decode_run, decode_greedy): rows of len tokens, decoding_ set
+  // until the scope ends.
+  struct DecodeScope {
+    CudaEngine& e;
+    DecodeScope(CudaEngine& en, int32_t len) : e(en) {
+      e.ensure_acts(1, len);
+      e.has_mask_ = e.has_seg_ = e.has_runs_ = false;
+      e.decoding_ = true;
+    }
+    ~DecodeScope() { e.decoding_ = false; }
+  };
   void decode_run(const int32_t* tokens, const int32_t* pos, int32_t len, int32_t q_offset,
                   float* logits) {
-    ensure_acts(1, len);
-    has_mask_ = has_seg_ = has_runs_ = false;
-    decoding_ = true;
-    struct Reset {
-      bool& flag;
-      ~Reset() { flag = false; }
-    } reset{decoding_};
+    DecodeScope scope(*this, len);
     if (phases_) phases_->start();  // a decode call is a step of the phase times too
     LORA4J_CU(cudaMemcpyAsync(ids_, tokens, size_t(len) * 4, cudaMemcpyHostToDevice, stream_));
     LORA4J_CU(cudaMemcpyAsync(pos_, pos, size_t(len) * 4, cudaMemcpyHostToDevice, stream_));
+    decode_pass(q_offset);
+    LORA4J_CU(cudaMemcpyAsync(logits, logits_, size_t(shape_.c.vocab_size) * sizeof(float),
+                              cudaMemcpyDeviceToHost, stream_));
+    LORA4J_CU(cudaStreamSynchronize(stream_));
+    if (phases_) phases_->finish();
+  }
+  // A decode call's rows (ids_, pos_ on the device) through the model into the cache at
+  // q_offset, the last row's logits into logits_ (fp32 [V]).
+  void decode_pass(int32_t q_offset) {
     const int64_t d = shape_.c.hidden_size, V = shape_.c.vocab_size,
                   per = int64_t(shape_.c.max_seq_len) * shape_.kv_dim();
     KCHECK(embed(x_[0]));
@@ -2764,10 +2779,52 @@ class CudaEngine final : public Engine {
     KCHECK(norm_forward(x_[size_t(shape_.c.num_layers)], wfinal(), hn_, rstdf_, n_,
                         shape_.c.rms_norm_eps));
     mm_nt(1, V, d, hn_ + (n_ - 1) * d, d, wlm(), d, logits_, true, V, 1.f, 0.f, "lm_head");
-    LORA4J_CU(cudaMemcpyAsync(logits, logits_, size_t(V) * sizeof(float), cudaMemcpyDeviceToHost,
-                              stream_));
-    LORA4J_CU(cudaStreamSynchronize(stream_));
-    if (phases_) phases_->finish();
+  }
+  // Greedy decoding with the tokens kept on the device: the first step's token and position
+  // written by a kernel, each step's argmax by greedy_argmax_feed into the next step's ids_ and
+  // pos_ and into dec_tok_, so the host queues a run of kGreedyRun steps and waits once (with
+  // decode_next the GPU idles each step while the logits travel to the caller and the next token
+  // back, ~0.2 ms a step at 7B in the forty-second session's trace). The steps of a run after an
+  // eos_id run too (at most kGreedyRun - 1; their cache rows lie past cache_len_ and are written
+  // again later). Phase times and LORA4J_DECODE_GREEDY_DEVICE=0 take Engine's step-by-step
+  // default.
+  void decode_greedy(int32_t token, int32_t count, int32_t eos_id, int32_t* out,
+                     int32_t* produced) override {
+    device();
+    if (cache_len_ <= 0) fail(LORA4J_ESTATE, "decode_greedy before decode_start");
+    if (phases_ || !decode_greedy_device_)
+      return Engine::decode_greedy(token, count, eos_id, out, produced);
+    *produced = 0;
+    if (count == 0) return;
+    check_arg(int64_t(cache_len_) + count <= shape_.c.max_seq_len,
+              "the KV cache is full (max_seq_len " + std::to_string(shape_.c.max_seq_len) +
+                  "): " + std::to_string(cache_len_) + " positions held, " + std::to_string(count) +
+                  " more asked");
+    if (!dec_tok_)
+      dec_tok_ = static_cast<int32_t*>(alloc(kGreedyRun * 4, "greedy decoding's tokens"));
+    DecodeScope scope(*this, 1);
+    KCHECK(decode_feed(ids_, pos_, token, cache_len_, stream_));
+    std::vector<int32_t> got(kGreedyRun);
+    int32_t n = 0;
+    bool eos = false;
+    while (n < count && !eos) {  // runs of up to kGreedyRun steps, each waited for once
+      const int32_t run = std::min(int32_t(kGreedyRun), count - n);
+      for (int32_t k = 0; k < run; ++k) {
+        const int32_t q = cache_len_ + n + k;
+        decode_pass(q);
+        KCHECK(greedy_argmax_feed(logits_, shape_.c.vocab_size, dec_tok_ + k, ids_, pos_, q + 1,
+                                  stream_));
+      }
+      LORA4J_CU(
+          cudaMemcpyAsync(got.data(), dec_tok_, size_t(run) * 4, cudaMemcpyDeviceToHost, stream_));
+      LORA4J_CU(cudaStreamSynchronize(stream_));
+      for (int32_t k = 0; k < run && !eos; ++k) {
+        out[n++] = got[size_t(k)];
+        eos = got[size_t(k)] == eos_id;
+      }
+    }
+    *produced = n;
+    cache_len_ += n;
   }
 
   // Per-projection names for errors and timings: the frozen input-gradient GEMM's
@@ -2969,12 +3026,15 @@ class CudaEngine final : public Engine {
   bool swiglu_gu_fused_ = true;
   bool decoding_ = false;  // inside decode_run (the KV-cache path of generation)
   bool decode_gu_unfused_ = true;
-  bool decode_qk_cache_ = true;   // LORA4J_DECODE_QK_CACHE (build_decode_w16)
-  bool decode_gemv_ = true;       // LORA4J_DECODE_GEMV (decode_gemv)
-  bool decode_attention_ = true;  // LORA4J_DECODE_ATTENTION (decode_attention)
-  bool decode_fused_ = true;      // LORA4J_DECODE_FUSED (decode_qkv, decode_gu)
-  bool decode_pdl_ = false;       // LORA4J_DECODE_PDL, and sm_90 or later (pdl_here)
-  int cc_ = 0;                    // the device's compute capability, 10 major + minor
+  bool decode_qk_cache_ = true;             // LORA4J_DECODE_QK_CACHE (build_decode_w16)
+  bool decode_gemv_ = true;                 // LORA4J_DECODE_GEMV (decode_gemv)
+  bool decode_attention_ = true;            // LORA4J_DECODE_ATTENTION (decode_attention)
+  bool decode_fused_ = true;                // LORA4J_DECODE_FUSED (decode_qkv, decode_gu)
+  bool decode_pdl_ = false;                 // LORA4J_DECODE_PDL, and sm_90 or later (pdl_here)
+  int cc_ = 0;                              // the device's compute capability, 10 major + minor
+  bool decode_greedy_device_ = true;        // LORA4J_DECODE_GREEDY_DEVICE (decode_greedy)
+  static constexpr size_t kGreedyRun = 16;  // decode_greedy's steps queued at a time
+  int32_t* dec_tok_ = nullptr;              // their tokens (kGreedyRun)
   float* dec_part_ = nullptr;
   f16* dec_w16_ = nullptr;
   size_t dec_w16_bytes_ = 0;

@@ -76,6 +76,16 @@ struct GemvPairsParams {
 bool gemv_pairs_accepts(const GemvPairsParams& p);
 cudaError_t gemv_pairs(const GemvPairsParams& p, cudaStream_t s);
 
+// ---- greedy decoding on the device (greedy.cu) ------------------------------------------------
+// out[0], ids[0] = the index of the largest of logits[0 .. n - 1], the lowest among equal maxima,
+// as greedy_argmax (model/engine.h) picks it on the host (NaN never chosen after index 0; a NaN at
+// index 0 stays); pos[0] = next_pos. One block. The next decode step reads ids and pos.
+cudaError_t greedy_argmax_feed(const float* logits, int32_t n, int32_t* out, int32_t* ids,
+                               int32_t* pos, int32_t next_pos, cudaStream_t s);
+// ids[0] = token, pos[0] = position, in stream order (a kernel's arguments, no host copy).
+cudaError_t decode_feed(int32_t* ids, int32_t* pos, int32_t token, int32_t position,
+                        cudaStream_t s);
+
 // ---- conversion / elementwise (convert.cu) ------------------------------------------------
 cudaError_t f32_to_bf16(const float* x, bf16* y, int64_t n, cudaStream_t s);
 cudaError_t bf16_to_f32(const bf16* x, float* y, int64_t n, cudaStream_t s);
