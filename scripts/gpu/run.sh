@@ -167,6 +167,9 @@ fi
 if has gen; then
   echo "== lora4j generate on a random Mistral-7B folder (scripts/gpu/gen.sh)"
   cli_model
+  # a random rank-16 adapter on every linear layer, for forms with ADAPTER=/tmp/lora4j-cli/a7b
+  [ -f /tmp/lora4j-cli/a7b/adapter_config.json ] ||
+    python3 "$ROOT/scripts/gpu/random-adapter.py" /tmp/lora4j-cli/m7b /tmp/lora4j-cli/a7b || status=1
   JAVA=$J GEN_MODEL=/tmp/lora4j-cli/m7b bash "$ROOT/scripts/gpu/gen.sh" "$OUT/gen" > "$OUT/gen.txt" 2>&1 \
     || status=1
   cat "$OUT/gen.txt"
