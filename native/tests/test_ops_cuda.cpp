@@ -1928,8 +1928,8 @@ void lora_b_residual_bf16_case(uint64_t seed, int64_t n, int64_t O, int r, int64
 // float64 within the fp32 sum's reach (y fp32) or half a bf16 ulp more (y bf16). cmode 0: beta 0
 // (c not read: y poisoned first); 1: c apart; 2: in place (c is y).
 template <class T>
-void gemv_case(uint64_t seed, int64_t N, int64_t K, int64_t ldw, bool y_f32, int cmode,
-               float alpha) {
+void gemv_case(uint64_t seed, int64_t N, int64_t K, int64_t ldw, bool y_f32, int cmode, float alpha,
+               bool split = true) {
   constexpr bool kF16 = std::is_same_v<T, __half>;
   Fill f(seed);
   Dev<T> x{size_t(K)}, w{size_t(N * ldw)};
@@ -1970,9 +1970,11 @@ void gemv_case(uint64_t seed, int64_t N, int64_t K, int64_t ldw, bool y_f32, int
                    : nullptr;
   g.alpha = alpha;
   g.beta = beta;
-  const std::string tag = std::string(kF16 ? "fp16" : "bf16") + " N=" + std::to_string(N) +
-                          " K=" + std::to_string(K) + " ldw=" + std::to_string(ldw) +
-                          (y_f32 ? " y fp32" : " y bf16") +
+  g.split = split;
+  const int S = split ? cuda::gemv_row_warps(N) : 1;  // warps a row: 1, or the split order's
+  const std::string tag = std::string(kF16 ? "fp16" : "bf16") + (S > 1 ? " split" : "") +
+                          " N=" + std::to_string(N) + " K=" + std::to_string(K) +
+                          " ldw=" + std::to_string(ldw) + (y_f32 ? " y fp32" : " y bf16") +
                           (cmode == 0   ? ""
                            : cmode == 1 ? " + c"
                                         : " + c in place") +
@@ -1984,27 +1986,31 @@ void gemv_case(uint64_t seed, int64_t N, int64_t K, int64_t ldw, bool y_f32, int
   std::vector<float> twin(static_cast<size_t>(N)), ref(static_cast<size_t>(N));
   const int64_t chunks = K / 8;
   for (int64_t n = 0; n < N; ++n) {
-    float lane[32], next[32];
     double exact = 0;
-    for (int l = 0; l < 32; ++l) {
-      float acc = 0.f;
-      for (int64_t c = l; c < chunks; c += 32) {
-        float sum = 0.f;
-        for (int e = 0; e < 8; ++e) {
-          const float wv = val(hw[size_t(n * ldw + c * 8 + e)]), xv = val(hx[size_t(c * 8 + e)]);
-          sum = std::fmaf(wv, xv, sum);
-          exact += double(wv) * double(xv);
+    float total = 0.f;
+    for (int wp = 0; wp < S; ++wp) {
+      float lane[32], next[32];
+      for (int l = 0; l < 32; ++l) {
+        float acc = 0.f;
+        for (int64_t c = 32 * wp + l; c < chunks; c += 32 * S) {
+          float sum = 0.f;
+          for (int e = 0; e < 8; ++e) {
+            const float wv = val(hw[size_t(n * ldw + c * 8 + e)]), xv = val(hx[size_t(c * 8 + e)]);
+            sum = std::fmaf(wv, xv, sum);
+            exact += double(wv) * double(xv);
+          }
+          acc += sum;
         }
-        acc += sum;
+        lane[l] = acc;
       }
-      lane[l] = acc;
-    }
-    for (int o = 16; o > 0; o >>= 1) {
-      for (int l = 0; l < 32; ++l) next[l] = lane[l] + lane[l ^ o];
-      std::copy(next, next + 32, lane);
+      for (int o = 16; o > 0; o >>= 1) {
+        for (int l = 0; l < 32; ++l) next[l] = lane[l] + lane[l ^ o];
+        std::copy(next, next + 32, lane);
+      }
+      total = wp == 0 ? lane[0] : total + lane[0];
     }
     const float cval = y_f32 ? hcf[size_t(n)] : hcb[size_t(n)];
-    float v = alpha * lane[0];
+    float v = alpha * total;
     if (beta != 0.f) v = std::fmaf(beta, cval, v);
     twin[size_t(n)] = y_f32 ? v : ct::round_bf16(v);
     ref[size_t(n)] = float(double(alpha) * exact + double(beta) * double(cval));
@@ -2027,6 +2033,19 @@ void test_gemv(ct::Rng&) {
   gemv_case<bf>(8, 33, 8, 8, false, 1, 2.f);
   gemv_case<bf>(9, 4100, 4096, 4096, false, 2, 1.f);
   gemv_case<bf>(10, 32000, 4096, 4096, true, 0, 1.f);  // the LM head
+  // few rows, 8 warps a row (gemv_split_kernel): a rank-16 adapter's A products at decode (q/k/v
+  // stacked 48 rows, gate/up 32, o 16, down 16 over K 14336; alpha the LoRA scale, y bf16), the
+  // bound kGemvSplitMaxRows and one past it, a K of one chunk, a K whose last round is partial
+  gemv_case<bf>(11, 48, 4096, 4096, false, 0, 2.f);
+  gemv_case<bf>(12, 32, 4096, 4096, false, 0, 0.5f);
+  gemv_case<bf>(13, 16, 14336, 14336, false, 0, 1.f);
+  gemv_case<__half>(14, 16, 4128, 4136, true, 1, 1.f);
+  gemv_case<bf>(15, cuda::kGemvSplitMaxRows, 4096, 4104, true, 2, 1.f);
+  gemv_case<bf>(16, cuda::kGemvSplitMaxRows + 1, 4096, 4096, true, 0, 1.f);
+  gemv_case<bf>(17, 5, 8, 8, true, 1, 1.f);
+  gemv_case<bf>(19, 48, 4096, 4096, false, 0, 2.f, false);  // GemvParams::split false
+  gemv_case<bf>(18, 7, 8 * (32 * cuda::kGemvSplitWarps * 9 + 37), 8 * (32 * 8 * 9 + 40), false, 1,
+                1.f);
 }
 
 // gemv_pairs (gemv.cu: a decode step's q and k with RoPE, v, and gate / up with the SwiGLU forward,

@@ -159,6 +159,7 @@ class CudaEngine final : public Engine {
       decode_fused_ = env_switch_on("LORA4J_DECODE_FUSED");
       decode_pdl_ = env_switch_on("LORA4J_DECODE_PDL") && cc_ >= 90;
       decode_greedy_device_ = env_switch_on("LORA4J_DECODE_GREEDY_DEVICE");
+      decode_gemv_split_ = env_switch_on("LORA4J_DECODE_GEMV_SPLIT");
       if (const char* f = std::getenv("LORA4J_SWIGLU_DX_FORM")) swiglu_dx_form_ = std::atoi(f);
       if (swiglu_dx_form_ < 0 || swiglu_dx_form_ > kSwigluDxForms) swiglu_dx_form_ = 0;
       lora_dy_pair_ = env_switch_on("LORA4J_LORA_DY_PAIR");
@@ -1955,6 +1956,7 @@ class CudaEngine final : public Engine {
     g.alpha = alpha;
     g.beta = beta;
     g.pdl = pdl_here();
+    g.split = decode_gemv_split_;
     if (!gemv_accepts(g)) return false;
     KCHECK(gemv(g, stream_));
     tm(what);
@@ -3033,6 +3035,7 @@ class CudaEngine final : public Engine {
   bool decode_pdl_ = false;                 // LORA4J_DECODE_PDL, and sm_90 or later (pdl_here)
   int cc_ = 0;                              // the device's compute capability, 10 major + minor
   bool decode_greedy_device_ = true;        // LORA4J_DECODE_GREEDY_DEVICE (decode_greedy)
+  bool decode_gemv_split_ = true;           // LORA4J_DECODE_GEMV_SPLIT (GemvParams::split)
   static constexpr size_t kGreedyRun = 16;  // decode_greedy's steps queued at a time
   int32_t* dec_tok_ = nullptr;              // their tokens (kGreedyRun)
   float* dec_part_ = nullptr;

@@ -10,7 +10,10 @@
  * ~3.9 there alone, yet the decode step is 0.1 ms slower with cuBLASLt for them (forty-first
  * session); ahead on the narrow ones. Two rows a warp, adjacent or N/2 apart, measured slower
  * for these products (forty-first session). Each kernel waits (pdl_wait) before it reads x: a
- * decode call launches it with programmatic dependent launch (GemvParams::pdl).
+ * decode call launches it with programmatic dependent launch (GemvParams::pdl). Few rows (a LoRA
+ * A product at decode: 16-48 rows) take gemv_split_kernel, a block of 8 warps a row: a warp a row
+ * kept 16-48 warps of the GPU busy, 9.7 us for each of a layer's four A products at 7B with an
+ * adapter (forty-third session), against ~1.5 MB of weights a layer.
  *
  * gemv_pairs: a decode layer's q, k and v (RoPE on q and k as their sums come out) in one launch,
  * and gate and up with the SwiGLU forward in another, each row summed as gemv sums it (the same
@@ -87,6 +90,67 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+// gemv_kernel's product for few rows (kernels.h: N <= kGemvSplitMaxRows): a block a row, its
+// kGemvSplitWarps warps each a share of the row's chunks (lane l of warp w: 32 w + l, then every
+// 32 kGemvSplitWarps further on), every warp's loads of a round issued before its products as in
+// gemv_kernel; the warps' sums added in warp order by thread 0.
+template <bool F16, bool Y_F32>
+__global__ void __launch_bounds__(kThreads)
+    gemv_split_kernel(const uint4* __restrict__ x, const uint4* __restrict__ w, int64_t ldw16,
+                      int64_t N, int64_t chunks, const void* c, void* y, float alpha, float beta) {
+  static_assert(kThreads == 32 * kGemvSplitWarps, "a warp per share of the row");
+  constexpr int64_t kStep = 32 * kGemvSplitWarps;  // chunks between a lane's turns
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  __shared__ float part[kGemvSplitWarps];
+  pdl_wait();  // x and c are the previous kernels' outputs
+  for (int64_t n = blockIdx.x; n < N; n += gridDim.x) {
+    const uint4* wr = w + n * ldw16;
+    float acc = 0.f;
+    int64_t base = 32 * warp;  // the warp's chunk for lane 0 this round
+    // whole rounds (every lane of the warp has kUnroll chunks: the bound is the warp's)
+    for (; base + kStep * (kUnroll - 1) + 31 < chunks; base += kStep * kUnroll) {
+      uint4 wv[kUnroll], xv[kUnroll];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) wv[u] = __ldcs(wr + base + lane + kStep * u);
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) xv[u] = __ldg(x + base + lane + kStep * u);
+      __syncwarp();
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) acc += dot8(wv[u], xv[u], F16);
+    }
+    if (base < chunks) {  // the rest: fewer than kUnroll chunks on some lane, loaded together too
+      uint4 wv[kUnroll], xv[kUnroll];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const int64_t k = base + lane + kStep * u;
+        wv[u] = k < chunks ? __ldcs(wr + k) : make_uint4(0, 0, 0, 0);
+        xv[u] = k < chunks ? __ldg(x + k) : make_uint4(0, 0, 0, 0);
+      }
+      __syncwarp();
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u)
+        if (base + lane + kStep * u < chunks) acc += dot8(wv[u], xv[u], F16);
+    }
+    acc = warp_sum(acc);
+    if (lane == 0) part[warp] = acc;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      float sum = part[0];
+#pragma unroll
+      for (int i = 1; i < kGemvSplitWarps; ++i) sum += part[i];
+      float v = alpha * sum;
+      if (Y_F32) {
+        if (beta != 0.f) v = fmaf(beta, static_cast<const float*>(c)[n], v);
+        static_cast<float*>(y)[n] = v;
+      } else {
+        if (beta != 0.f) v = fmaf(beta, __bfloat162float(static_cast<const bf16*>(c)[n]), v);
+        static_cast<bf16*>(y)[n] = __float2bfloat16_rn(v);
+      }
+    }
+    __syncthreads();  // part is the next row's
+  }
+}
+
 // blocks of `kernel` the current device holds at once (cached per device in `cached`; 0 when the
 // runtime cannot say, and then the grid is one block per 8 warp items)
 template <class Kernel>
@@ -106,6 +170,10 @@ int64_t resident_blocks(Kernel kernel, int (&cached)[64]) {
 
 template <bool F16, bool Y_F32>
 cudaError_t launch(const GemvParams& p, cudaStream_t s) {
+  if (p.split && gemv_row_warps(p.N) > 1)
+    return launch_kernel(gemv_split_kernel<F16, Y_F32>, dim3(unsigned(p.N)), dim3(kThreads), 0, s,
+                         p.pdl, static_cast<const uint4*>(p.x), static_cast<const uint4*>(p.w),
+                         p.ldw / 8, p.N, p.K / 8, p.c ? p.c : p.y, p.y, p.alpha, p.beta);
   static int cached[64] = {};
   const int64_t need = (p.N + kThreads / 32 - 1) / (kThreads / 32),
                 held = resident_blocks(gemv_kernel<F16, Y_F32>, cached);
