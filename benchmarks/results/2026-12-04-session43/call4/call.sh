@@ -12,13 +12,15 @@ REAL_OUT=$OUT
 W=/tmp/w4; mkdir -p $W
 export OUT=/tmp/o4a; mkdir -p $OUT
 A=/tmp/lora4j-cli/a7b
+(cmake -S native -B /tmp/kb -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
+  -DLORA4J_TESTS=ON > $W/kb-configure.log 2>&1 && cmake --build /tmp/kb --target lora4j_kernel_trace > $W/kb-build.log 2>&1; echo "trace lib rc=$?" >> $W/sum.log) &
+KB=$!
 STEPS="build test gen" CUDA_ARCHS=90 LORA4J_REQUIRE_GPU=1 CTEST_ARGS="-R test_ops_cuda|test_decode_cuda" \
   GEN_FORMS="default lora=ADAPTER=$A lora-nosplit=ADAPTER=$A,LORA4J_DECODE_GEMV_SPLIT=0" \
   timeout 420 bash scripts/gpu/run.sh > $W/run.log 2>&1
 echo "run.sh rc=$? at $(( $(date +%s) - T_START )) s" >> $W/sum.log
 mkdir -p $W/run && tar -C $W/run -xzf $OUT/logs.tgz 2>/dev/null
-(cmake -S native -B /tmp/kb -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
-  -DLORA4J_TESTS=ON > $W/kb-configure.log 2>&1 && cmake --build /tmp/kb --target lora4j_kernel_trace > $W/kb-build.log 2>&1; echo "trace lib rc=$?" >> $W/sum.log)
+wait $KB
 J=/tmp/lora4j-jre/bin/java
 JO="--enable-native-access=ALL-UNNAMED -Dorg.bytedeco.javacpp.cachedir=/tmp/lora4j-javacpp"
 P="Write a long story about a lighthouse keeper."
