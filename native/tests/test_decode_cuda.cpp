@@ -121,11 +121,15 @@ void decode_steps() {
   // (LORA4J_DECODE_GEMV=0), their attention by attention_decode (default) or attention_forward
   // (LORA4J_DECODE_ATTENTION=0), the A products by 8 warps a row (default) or one
   // (LORA4J_DECODE_GEMV_SPLIT=0): other sums, so other bits, within bf16 roundings of each other
+  // (the A products' sums are rounded to bf16 at once, so the two orders may give the same logits
+  // here: test_ops_cuda checks the split order's bits)
   for (int k : {3, 4, 6}) {
     const std::string sw = k == 3   ? "LORA4J_DECODE_GEMV=0"
                            : k == 4 ? "LORA4J_DECODE_ATTENTION=0"
                                     : "LORA4J_DECODE_GEMV_SPLIT=0";
-    ct::report_bool(kSuite, sw + " changes the decode logits' bits (the kernel ran)", !same[k], "");
+    if (k != 6)
+      ct::report_bool(kSuite, sw + " changes the decode logits' bits (the kernel ran)", !same[k],
+                      "");
     ct::report(kSuite, "default decode vs " + sw + ", worst step", worst_to_a[k], 1e-2);
     ct::report(kSuite, sw + " decode vs the forward pass's logits, worst step", worst[k], 2e-2);
   }

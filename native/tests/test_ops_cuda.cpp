@@ -1971,7 +1971,7 @@ void gemv_case(uint64_t seed, int64_t N, int64_t K, int64_t ldw, bool y_f32, int
   g.alpha = alpha;
   g.beta = beta;
   g.split = split;
-  const int S = split ? cuda::gemv_row_warps(N) : 1;  // warps a row: 1, or the split order's
+  const int S = cuda::gemv_row_warps(N, split);  // warps a row: 1, or the split order's
   const std::string tag = std::string(kF16 ? "fp16" : "bf16") + (S > 1 ? " split" : "") +
                           " N=" + std::to_string(N) + " K=" + std::to_string(K) +
                           " ldw=" + std::to_string(ldw) + (y_f32 ? " y fp32" : " y bf16") +
@@ -2033,19 +2033,19 @@ void test_gemv(ct::Rng&) {
   gemv_case<bf>(8, 33, 8, 8, false, 1, 2.f);
   gemv_case<bf>(9, 4100, 4096, 4096, false, 2, 1.f);
   gemv_case<bf>(10, 32000, 4096, 4096, true, 0, 1.f);  // the LM head
-  // few rows, 8 warps a row (gemv_split_kernel): a rank-16 adapter's A products at decode (q/k/v
-  // stacked 48 rows, gate/up 32, o 16, down 16 over K 14336; alpha the LoRA scale, y bf16), the
-  // bound kGemvSplitMaxRows and one past it, a K of one chunk, a K whose last round is partial
-  gemv_case<bf>(11, 48, 4096, 4096, false, 0, 2.f);
-  gemv_case<bf>(12, 32, 4096, 4096, false, 0, 0.5f);
-  gemv_case<bf>(13, 16, 14336, 14336, false, 0, 1.f);
-  gemv_case<__half>(14, 16, 4128, 4136, true, 1, 1.f);
-  gemv_case<bf>(15, cuda::kGemvSplitMaxRows, 4096, 4104, true, 2, 1.f);
-  gemv_case<bf>(16, cuda::kGemvSplitMaxRows + 1, 4096, 4096, true, 0, 1.f);
-  gemv_case<bf>(17, 5, 8, 8, true, 1, 1.f);
-  gemv_case<bf>(19, 48, 4096, 4096, false, 0, 2.f, false);  // GemvParams::split false
+  // few rows in the split order, 8 warps a row (gemv_split_kernel): a rank-16 adapter's A
+  // products at decode (q/k/v stacked 48 rows, gate/up 32, o 16, down 16 over K 14336; alpha the
+  // LoRA scale, y bf16), the bound kGemvSplitMaxRows and one past it (the warp-a-row order), a K
+  // of one chunk, a K whose last round is partial on some lanes
+  gemv_case<bf>(11, 48, 4096, 4096, false, 0, 2.f, true);
+  gemv_case<bf>(12, 32, 4096, 4096, false, 0, 0.5f, true);
+  gemv_case<bf>(13, 16, 14336, 14336, false, 0, 1.f, true);
+  gemv_case<__half>(14, 16, 4128, 4136, true, 1, 1.f, true);
+  gemv_case<bf>(15, cuda::kGemvSplitMaxRows, 4096, 4104, true, 2, 1.f, true);
+  gemv_case<bf>(16, cuda::kGemvSplitMaxRows + 1, 4096, 4096, true, 0, 1.f, true);
+  gemv_case<bf>(17, 5, 8, 8, true, 1, 1.f, true);
   gemv_case<bf>(18, 7, 8 * (32 * cuda::kGemvSplitWarps * 9 + 37), 8 * (32 * 8 * 9 + 40), false, 1,
-                1.f);
+                1.f, true);
 }
 
 // gemv_pairs (gemv.cu: a decode step's q and k with RoPE, v, and gate / up with the SwiGLU forward,

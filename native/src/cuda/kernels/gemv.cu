@@ -10,8 +10,9 @@
  * ~3.9 there alone, yet the decode step is 0.1 ms slower with cuBLASLt for them (forty-first
  * session); ahead on the narrow ones. Two rows a warp, adjacent or N/2 apart, measured slower
  * for these products (forty-first session). Each kernel waits (pdl_wait) before it reads x: a
- * decode call launches it with programmatic dependent launch (GemvParams::pdl). Few rows (a LoRA
- * A product at decode: 16-48 rows) take gemv_split_kernel, a block of 8 warps a row: a warp a row
+ * decode call launches it with programmatic dependent launch (GemvParams::pdl). Few rows asked
+ * for in the split order (GemvParams::split: a LoRA A product at decode, 16-48 rows) take
+ * gemv_split_kernel, a block of 8 warps a row: a warp a row
  * kept 16-48 warps of the GPU busy, 9.7 us for each of a layer's four A products at 7B with an
  * adapter (forty-third session), against ~1.5 MB of weights a layer.
  *
@@ -90,7 +91,8 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// gemv_kernel's product for few rows (kernels.h: N <= kGemvSplitMaxRows): a block a row, its
+// gemv_kernel's product for few rows in the split order (kernels.h: GemvParams::split, N <=
+// kGemvSplitMaxRows): a block a row, its
 // kGemvSplitWarps warps each a share of the row's chunks (lane l of warp w: 32 w + l, then every
 // 32 kGemvSplitWarps further on), every warp's loads of a round issued before its products as in
 // gemv_kernel; the warps' sums added in warp order by thread 0.
@@ -170,7 +172,7 @@ int64_t resident_blocks(Kernel kernel, int (&cached)[64]) {
 
 template <bool F16, bool Y_F32>
 cudaError_t launch(const GemvParams& p, cudaStream_t s) {
-  if (p.split && gemv_row_warps(p.N) > 1)
+  if (gemv_row_warps(p.N, p.split) > 1)
     return launch_kernel(gemv_split_kernel<F16, Y_F32>, dim3(unsigned(p.N)), dim3(kThreads), 0, s,
                          p.pdl, static_cast<const uint4*>(p.x), static_cast<const uint4*>(p.w),
                          p.ldw / 8, p.N, p.K / 8, p.c ? p.c : p.y, p.y, p.alpha, p.beta);

@@ -25,17 +25,19 @@ using f16 = __half;
 // order: one warp per n (each warp takes n, n + warps, ...); lane l takes the 8-element chunks l, l
 // + 32, ... in turn, each chunk's products summed in element order by fmaf from 0 and added to the
 // lane's sum; then the warp's butterfly sum (xor 16, 8, 4, 2, 1); then fmaf(beta, c, alpha * sum).
-// Few rows (N <= kGemvSplitMaxRows: a LoRA A product at decode, 16-48 rows, where a warp a row
-// left the GPU nearly idle, 9.7 us a product at 7B) take kGemvSplitWarps warps a row instead:
-// lane l of warp w takes the chunks 32 w + l, 32 w + l + 32 S, ... (S warps) in turn, each warp's
-// butterfly as above, then the warps' sums added in warp order (s0 + s1, + s2, ...) before the
-// fmaf. gemv_row_warps(N) says which order a call takes (1: the warp-a-row order), unless
-// GemvParams::split is false.
+// With GemvParams::split, few rows (N <= kGemvSplitMaxRows: a LoRA A product at decode, 16-48
+// rows at rank 16, where a warp a row left the GPU nearly idle, 9.7 us a product at 7B) take
+// kGemvSplitWarps warps a row instead: lane l of warp w takes the chunks 32 w + l, 32 w + l + 32 S,
+// ... (S warps) in turn, each warp's butterfly as above, then the warps' sums added in warp order
+// (s0 + s1, + s2, ...) before the fmaf. gemv_row_warps(N, split) says which order a call takes
+// (1: the warp-a-row order, which gemv_pairs' sums keep).
 // Needs K, ldw multiples of 8 and x, w 16-byte aligned (gemv_accepts); cudaErrorInvalidValue
 // otherwise.
 constexpr int64_t kGemvSplitMaxRows = 256;
 constexpr int kGemvSplitWarps = 8;
-constexpr int gemv_row_warps(int64_t N) { return N <= kGemvSplitMaxRows ? kGemvSplitWarps : 1; }
+constexpr int gemv_row_warps(int64_t N, bool split) {
+  return split && N <= kGemvSplitMaxRows ? kGemvSplitWarps : 1;
+}
 struct GemvParams {
   const void* x = nullptr;
   const void* w = nullptr;
@@ -48,9 +50,9 @@ struct GemvParams {
   // launched with programmatic dependent launch (common.cuh): its blocks start as the kernel
   // before it ends and wait there for its output (a decode step's chain of kernels)
   bool pdl = false;
-  // few rows (gemv_row_warps(N) > 1) in the split order; false: the warp-a-row order at every N
-  // (A/B runs)
-  bool split = true;
+  // few rows (gemv_row_warps(N, true) > 1) in the split order; false: the warp-a-row order at
+  // every N
+  bool split = false;
 };
 bool gemv_accepts(const GemvParams& p);
 cudaError_t gemv(const GemvParams& p, cudaStream_t s);
