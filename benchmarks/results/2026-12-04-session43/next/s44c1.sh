@@ -2,7 +2,8 @@ set -u
 # Prepared in the forty-third session for the next one's first GPU call (the device machine was
 # no longer lent when it was ready). Before it, here: git apply
 # benchmarks/results/2026-12-04-session43/next/s44-lora-tail.patch, mvn package, pack-java.sh,
-# aside.sh out (the new session's folder kept). What it runs: o's and down's unfolded LoRA term at decode summed by their gemv as
+# aside.sh out (the new session's folder kept). What it runs: o's and down's unfolded LoRA term
+# at decode summed by their gemv as
 # K's continuation (GemvParams::K2; lora_b_residual's launch gone, 2 a layer of 2.6 us at 7B).
 # 1) build, test_ops_cuda (the K2 cases against their CPU twin, bitwise) and test_decode_cuda
 # (engine H: LORA4J_DECODE_LORA_TAIL=0; the default's phase times name the one-gemv ops) with
