@@ -53,6 +53,18 @@ __device__ __forceinline__ float dot8(uint4 w, uint4 x, bool f16) {
   return s;
 }
 
+// y[n] = fmaf(beta, c[n], v) (v alone when beta is 0: c not read), in fp32 or rounded to bf16
+template <bool Y_F32>
+__device__ __forceinline__ void store_y(const void* c, void* y, int64_t n, float v, float beta) {
+  if (Y_F32) {
+    if (beta != 0.f) v = fmaf(beta, static_cast<const float*>(c)[n], v);
+    static_cast<float*>(y)[n] = v;
+  } else {
+    if (beta != 0.f) v = fmaf(beta, __bfloat162float(static_cast<const bf16*>(c)[n]), v);
+    static_cast<bf16*>(y)[n] = __float2bfloat16_rn(v);
+  }
+}
+
 template <bool F16, bool Y_F32>
 __global__ void __launch_bounds__(kThreads)
     gemv_kernel(const uint4* __restrict__ x, const uint4* __restrict__ w, int64_t ldw16, int64_t N,
@@ -80,14 +92,7 @@ __global__ void __launch_bounds__(kThreads)
     for (; k < chunks; k += 32) acc += dot8(__ldcs(wr + k), __ldg(x + k), F16);
     acc = warp_sum(acc);
     if (lane != 0) continue;
-    float v = alpha * acc;
-    if (Y_F32) {
-      if (beta != 0.f) v = fmaf(beta, static_cast<const float*>(c)[n], v);
-      static_cast<float*>(y)[n] = v;
-    } else {
-      if (beta != 0.f) v = fmaf(beta, __bfloat162float(static_cast<const bf16*>(c)[n]), v);
-      static_cast<bf16*>(y)[n] = __float2bfloat16_rn(v);
-    }
+    store_y<Y_F32>(c, y, n, alpha * acc, beta);
   }
 }
 
@@ -140,14 +145,7 @@ __global__ void __launch_bounds__(kThreads)
       float sum = part[0];
 #pragma unroll
       for (int i = 1; i < kGemvSplitWarps; ++i) sum += part[i];
-      float v = alpha * sum;
-      if (Y_F32) {
-        if (beta != 0.f) v = fmaf(beta, static_cast<const float*>(c)[n], v);
-        static_cast<float*>(y)[n] = v;
-      } else {
-        if (beta != 0.f) v = fmaf(beta, __bfloat162float(static_cast<const bf16*>(c)[n]), v);
-        static_cast<bf16*>(y)[n] = __float2bfloat16_rn(v);
-      }
+      store_y<Y_F32>(c, y, n, alpha * sum, beta);
     }
     __syncthreads();  // part is the next row's
   }
