@@ -99,8 +99,8 @@ __global__ void __launch_bounds__(kThreads)
 // gemv_kernel's product for few rows in the split order (kernels.h: GemvParams::split, N <=
 // kGemvSplitMaxRows): a block a row, its kGemvSplitWarps warps each a share of the row's chunks
 // (lane l of warp w: 32 w + l, then every 32 kGemvSplitWarps further on), every warp's loads of a
-// round issued before its products as in
-// gemv_kernel; the warps' sums added in warp order by thread 0.
+// round issued before its products as in gemv_kernel; the warps' sums added in warp order by
+// thread 0.
 template <bool F16, bool Y_F32>
 __global__ void __launch_bounds__(kThreads)
     gemv_split_kernel(const uint4* __restrict__ x, const uint4* __restrict__ w, int64_t ldw16,
