@@ -169,10 +169,11 @@ inline Batch make_batch(uint64_t seed, int B, int S, int vocab, Shape shape) {
 // Attaches LoRA r 16 (alpha 32) on all seven projections to every engine, the same random
 // non-zero values on each: A within PEFT's Kaiming-uniform bound 1/sqrt(in), B with std 0.02 (a
 // trained adapter's size).
-inline void random_adapter(const std::vector<lora4j_engine*>& engines, uint64_t seed) {
+inline void random_adapter(const std::vector<lora4j_engine*>& engines, uint64_t seed,
+                           uint32_t targets = 127u) {
   const int r = 16;
   const float scale = 32.f / float(r);
-  for (lora4j_engine* e : engines) RW_API(lora4j_lora_attach(e, r, scale, 127u));
+  for (lora4j_engine* e : engines) RW_API(lora4j_lora_attach(e, r, scale, targets));
   int32_t count = 0;
   RW_API(lora4j_lora_count(engines[0], &count));
   for (int32_t i = 0; i < count; ++i) {
@@ -191,7 +192,7 @@ inline void random_adapter(const std::vector<lora4j_engine*>& engines, uint64_t 
 }
 
 inline void load_all(const lora4j_model_config& c, const std::vector<lora4j_engine*>& engines,
-                     uint64_t seed) {
+                     uint64_t seed, uint32_t targets = 127u) {
   std::vector<WeightDef> defs = weight_defs(c);
   for (size_t t = 0; t < defs.size(); ++t) {
     std::vector<uint16_t> w = random_bf16(seed, uint32_t(t), defs[t].numel, defs[t].std);
@@ -199,7 +200,7 @@ inline void load_all(const lora4j_model_config& c, const std::vector<lora4j_engi
       RW_API(lora4j_engine_set_weight(e, defs[t].name.c_str(), LORA4J_DTYPE_BF16, w.data(),
                                       defs[t].numel));
   }
-  random_adapter(engines, seed + 1);
+  random_adapter(engines, seed + 1, targets);
 }
 
 }  // namespace realwidth
