@@ -119,11 +119,69 @@ class GenerationTest {
       Integer[] want = new Integer[v.length];
       for (int i = 0; i < v.length; i++) want[i] = i;
       java.util.Arrays.sort(want, (a, b) -> Float.compare(v[b], v[a]));
-      assertArrayEquals(
-          java.util.Arrays.stream(want).mapToInt(Integer::intValue).toArray(),
-          Generator.descendingOrder(v),
-          "trial " + trial);
+      int[] all = java.util.Arrays.stream(want).mapToInt(Integer::intValue).toArray();
+      assertArrayEquals(all, Generator.descendingOrder(v), "trial " + trial);
+      // top-k's selection: the same first k indices, ties and odd values included
+      for (int k : new int[] {1, 2, 50, 1000, v.length, v.length + 3}) {
+        assertArrayEquals(
+            java.util.Arrays.copyOf(all, Math.min(k, v.length)),
+            Generator.topOrder(v, k),
+            "trial " + trial + ", k " + k);
+      }
     }
+  }
+
+  @Test
+  void topKSamplingDrawsWhatTheFullOrderWouldDraw() {
+    // sample() selects the kept indices (topOrder) for a top-k of at most an eighth of the
+    // logits: the same tokens, seed for seed, as drawing over the full order's first k
+    java.util.Random r = new java.util.Random(11);
+    float[] logits = new float[32000];
+    for (int i = 0; i < logits.length; i++) logits[i] = (float) (r.nextGaussian() * 4);
+    for (int i = 0; i < 40; i++) logits[r.nextInt(logits.length)] = 7.5f; // ties at the top
+    for (int k : new int[] {1, 40, 50, 4000}) {
+      for (double topP : new double[] {1.0, 0.9}) {
+        GenerationConfig c = new GenerationConfig(1, 0.8, k, topP, 1, 100);
+        java.util.SplittableRandom a = new java.util.SplittableRandom(3),
+            b = new java.util.SplittableRandom(3);
+        int[] order = Generator.descendingOrder(logits);
+        for (int draw = 0; draw < 200; draw++) {
+          int want = drawOverOrder(logits, order, c, b);
+          assertEquals(want, Generator.sample(logits, c, a), "k " + k + ", top-p " + topP);
+        }
+      }
+    }
+  }
+
+  /** sample()'s arithmetic over a given full order: the reference for its selection path. */
+  static int drawOverOrder(
+      float[] logits, int[] idx, GenerationConfig cfg, java.util.SplittableRandom rng) {
+    int keep = cfg.topK() > 0 ? Math.min(cfg.topK(), logits.length) : logits.length;
+    double max = logits[idx[0]];
+    double[] p = new double[keep];
+    double z = 0;
+    for (int i = 0; i < keep; i++) {
+      p[i] = Math.exp((logits[idx[i]] - max) / cfg.temperature());
+      z += p[i];
+    }
+    double cum = 0;
+    int cut = keep;
+    for (int i = 0; i < keep; i++) {
+      p[i] /= z;
+      cum += p[i];
+      if (cum >= cfg.topP()) {
+        cut = i + 1;
+        break;
+      }
+    }
+    double total = 0;
+    for (int i = 0; i < cut; i++) total += p[i];
+    double u = rng.nextDouble() * total;
+    for (int i = 0; i < cut; i++) {
+      u -= p[i];
+      if (u <= 0) return idx[i];
+    }
+    return idx[cut - 1];
   }
 
   @Test
