@@ -55,6 +55,21 @@ lora4j_engine* engine_with(const char* var, const char* value, const lora4j_mode
   return e;
 }
 
+// decode_start on seq's first prompt tokens, then decode_next on the next steps - 1: the logits
+// of each call, at positions prompt - 1 .. prompt + steps - 2.
+std::vector<std::vector<float>> decode_logits(lora4j_engine* e, const std::vector<int32_t>& seq,
+                                              int prompt, int steps, int64_t V) {
+  std::vector<std::vector<float>> got;
+  std::vector<float> l(static_cast<size_t>(V));
+  RW_API(lora4j_decode_start(e, seq.data(), prompt, l.data()));
+  got.push_back(l);
+  for (int s = 0; s < steps - 1; ++s) {
+    RW_API(lora4j_decode_next(e, seq[size_t(prompt + s)], l.data()));
+    got.push_back(l);
+  }
+  return got;
+}
+
 // The forward pass's logits of tokens (one row), [len, V].
 std::vector<float> forward_logits(lora4j_engine* e, const std::vector<int32_t>& tokens, int64_t V) {
   std::vector<int32_t> ones(tokens.size(), 1);
@@ -95,15 +110,7 @@ void decode_steps() {
   for (int32_t& t : seq) t = tok(rng);
   const std::vector<float> fwd = forward_logits(e[0], seq, V);
   std::vector<std::vector<float>> got[7];  // per engine, per position from prompt - 1 on
-  for (int k = 0; k < 7; ++k) {
-    std::vector<float> l(static_cast<size_t>(V));
-    RW_API(lora4j_decode_start(e[k], seq.data(), prompt, l.data()));
-    got[k].push_back(l);
-    for (int s = 0; s < steps - 1; ++s) {
-      RW_API(lora4j_decode_next(e[k], seq[size_t(prompt + s)], l.data()));
-      got[k].push_back(l);
-    }
-  }
+  for (int k = 0; k < 7; ++k) got[k] = decode_logits(e[k], seq, prompt, steps, V);
   bool same_ac = true, same[7] = {true, true, true, true, true, true, true};
   double worst[7] = {0, 0, 0, 0, 0, 0, 0}, worst_to_a[7] = {0, 0, 0, 0, 0, 0, 0};
   for (size_t i = 0; i < got[0].size(); ++i) {
@@ -385,15 +392,7 @@ void decode_targets() {
     for (int32_t& x : seq) x = tok(rng);
     const std::vector<float> fwd = forward_logits(e[0], seq, V);
     std::vector<std::vector<float>> got[3];
-    for (int k = 0; k < 3; ++k) {
-      std::vector<float> l(static_cast<size_t>(V));
-      RW_API(lora4j_decode_start(e[k], seq.data(), prompt, l.data()));
-      got[k].push_back(l);
-      for (int s = 0; s < steps - 1; ++s) {
-        RW_API(lora4j_decode_next(e[k], seq[size_t(prompt + s)], l.data()));
-        got[k].push_back(l);
-      }
-    }
+    for (int k = 0; k < 3; ++k) got[k] = decode_logits(e[k], seq, prompt, steps, V);
     bool same = true;
     double worst[3] = {0, 0, 0}, to_cublas = 0;
     for (size_t i = 0; i < got[0].size(); ++i) {

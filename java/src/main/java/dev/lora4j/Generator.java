@@ -296,9 +296,15 @@ public final class Generator {
   static int sample(float[] logits, GenerationConfig cfg, SplittableRandom rng) {
     int v = logits.length;
     int keep = cfg.topK() > 0 ? Math.min(cfg.topK(), v) : v;
-    // only the kept prefix of the order is read below: with a top-k of at most an eighth of the
+    // only the kept prefix of the order is read: with a top-k of at most an eighth of the
     // vocabulary, found by selection (topOrder, the same indices) instead of ordering every logit
-    int[] idx = keep <= v / 8 ? topOrder(logits, keep) : descendingOrder(logits);
+    return draw(logits, keep <= v / 8 ? topOrder(logits, keep) : descendingOrder(logits), cfg, rng);
+  }
+
+  /** sample's draw over idx, the logits' descending order (at least its first top-k entries). */
+  static int draw(float[] logits, int[] idx, GenerationConfig cfg, SplittableRandom rng) {
+    int v = logits.length;
+    int keep = cfg.topK() > 0 ? Math.min(cfg.topK(), v) : v;
     double max = logits[idx[0]];
     double[] p = new double[keep];
     double z = 0;
