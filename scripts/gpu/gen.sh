@@ -35,9 +35,10 @@ adapter_of() {  # form: its ADAPTER value, or nothing
   for e in $(echo "${1#*=}" | tr , ' '); do [[ "$e" == ADAPTER=* ]] && echo "${e#ADAPTER=}"; done
 }
 run() {  # form prompt-name prompt round
-  local name=${1%%=*} envs="" n adapter=()
+  local name=${1%%=*} envs="" n a adapter=()
   [[ "$1" == *=* ]] && envs=${1#*=}
-  [[ ",$envs" == *,ADAPTER=* ]] && adapter=(--adapter "$(adapter_of "$1")")
+  a=$(adapter_of "$1")
+  [ -n "$a" ] && adapter=(--adapter "$a")
   n="$OUTDIR/$name-$2-$4"
   env ${envs//,/ } timeout 300 "$JAVA" --enable-native-access=ALL-UNNAMED \
     -Dorg.bytedeco.javacpp.cachedir=/tmp/lora4j-javacpp -jar "$JAR" generate --model "$MODEL" "${adapter[@]}" \

@@ -17,6 +17,16 @@ __device__ __forceinline__ void keep_best(float v, int32_t i, float& bv, int32_t
   if (v > bv || (v == bv && i < bi)) bv = v, bi = i;
 }
 
+// the warp's best (v, i) into lane 0's bv, bi (the other lanes' are partial)
+__device__ __forceinline__ void warp_keep_best(float& bv, int32_t& bi) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    const float v = __shfl_down_sync(0xffffffffu, bv, o);
+    const int32_t i = __shfl_down_sync(0xffffffffu, bi, o);
+    keep_best(v, i, bv, bi);
+  }
+}
+
 __global__ void __launch_bounds__(kThreads)
     argmax_feed_kernel(const float* __restrict__ logits, int32_t n, int32_t* out, int32_t* ids,
                        int32_t* pos, int32_t next_pos) {
@@ -25,24 +35,14 @@ __global__ void __launch_bounds__(kThreads)
   float bv = -INFINITY;
   int32_t bi = INT32_MAX;
   for (int32_t i = threadIdx.x; i < n; i += kThreads) keep_best(logits[i], i, bv, bi);
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    const float v = __shfl_down_sync(0xffffffffu, bv, o);
-    const int32_t i = __shfl_down_sync(0xffffffffu, bi, o);
-    keep_best(v, i, bv, bi);
-  }
+  warp_keep_best(bv, bi);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   if (lane == 0) sv[warp] = bv, si[warp] = bi;
   __syncthreads();
   if (warp != 0) return;
   bv = sv[lane];  // kThreads / 32 == 32 partials
   bi = si[lane];
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    const float v = __shfl_down_sync(0xffffffffu, bv, o);
-    const int32_t i = __shfl_down_sync(0xffffffffu, bi, o);
-    keep_best(v, i, bv, bi);
-  }
+  warp_keep_best(bv, bi);
   if (lane != 0) return;
   // the host's order (greedy_argmax): a NaN at index 0 is never replaced; no NaN after it is
   // chosen; all -inf (or NaN past 0) leaves index 0 or the first -inf
