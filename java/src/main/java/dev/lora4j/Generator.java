@@ -25,9 +25,17 @@ public final class Generator {
    * The engine's time in the last {@link #generate(int[], GenerationConfig, IntConsumer)}: the
    * prompt's forward pass (its promptTokens through the KV cache, the first new token's logits back
    * on the host) and the decode steps after it (one per new token after the first, each one token's
-   * forward pass and its logits). Sampling and the callbacks are not counted.
+   * forward pass and its logits); sampling and the callbacks are not counted there. tokens new
+   * tokens in totalNanos all told: from the call's start to its last token, the engine's passes,
+   * sampling and the callbacks (a streaming caller's output) included.
    */
-  public record Stats(int promptTokens, long prefillNanos, int decodeSteps, long decodeNanos) {
+  public record Stats(
+      int promptTokens,
+      long prefillNanos,
+      int decodeSteps,
+      long decodeNanos,
+      int tokens,
+      long totalNanos) {
     /** Prompt tokens per second of the prompt's pass. */
     public double prefillTokensPerSecond() {
       return promptTokens / (prefillNanos / 1e9);
@@ -36,6 +44,11 @@ public final class Generator {
     /** Decode steps (new tokens) per second; NaN without a decode step. */
     public double decodeTokensPerSecond() {
       return decodeSteps == 0 ? Double.NaN : decodeSteps / (decodeNanos / 1e9);
+    }
+
+    /** New tokens per second all told (the prompt's pass, the steps, sampling, the callbacks). */
+    public double tokensPerSecond() {
+      return tokens / (totalNanos / 1e9);
     }
   }
 
@@ -140,7 +153,7 @@ public final class Generator {
       }
     } else {
       while (true) {
-        int tok = sample(logits, cfg, rng);
+        int tok = Sampler.sample(logits, cfg, rng);
         out[n++] = tok;
         if (onToken != null) onToken.accept(tok);
         if (tok == eos || n == cfg.maxNewTokens()) break;
@@ -150,7 +163,7 @@ public final class Generator {
         steps++;
       }
     }
-    last = new Stats(promptIds.length, prefill, steps, decode);
+    last = new Stats(promptIds.length, prefill, steps, decode, n, System.nanoTime() - t0);
     return Arrays.copyOf(out, n);
   }
 
@@ -205,130 +218,5 @@ public final class Generator {
     int best = 0;
     for (int i = 1; i < v.length; i++) if (v[i] > v[best]) best = i;
     return best;
-  }
-
-  /**
-   * The indices of v by descending value in Float.compare's order (NaN, +inf, ..., 0.0, -0.0, ...,
-   * -inf), equal values by ascending index: the order a stable sort of 0..n-1 by that comparison
-   * gives. A least-significant-digit radix sort (four stable passes of 8 bits) over the value's
-   * bits made to sort as an unsigned int: 0.3 ms a call at 32000 entries once compiled, against 5.4
-   * ms for a comparator over boxed indices and 1.7 ms for a sort of primitive keys (build machine).
-   */
-  static int[] descendingOrder(float[] v) {
-    int n = v.length;
-    int[] key = new int[n], idx = new int[n], key2 = new int[n], idx2 = new int[n];
-    for (int i = 0; i < n; i++) {
-      int b = Float.floatToIntBits(v[i]); // NaN canonical: above +inf, as Float.compare has it
-      int ascending = b ^ ((b >> 31) & 0x7fffffff); // signed order = Float.compare's order
-      key[i] = ~ascending ^ 0x80000000; // unsigned order = descending
-      idx[i] = i;
-    }
-    int[] start = new int[257];
-    for (int shift = 0; shift < 32; shift += 8) {
-      Arrays.fill(start, 0);
-      for (int i = 0; i < n; i++) start[((key[i] >>> shift) & 0xff) + 1]++;
-      for (int d = 0; d < 256; d++) start[d + 1] += start[d];
-      for (int i = 0; i < n; i++) {
-        int at = start[(key[i] >>> shift) & 0xff]++;
-        key2[at] = key[i];
-        idx2[at] = idx[i];
-      }
-      int[] t = key;
-      key = key2;
-      key2 = t;
-      t = idx;
-      idx = idx2;
-      idx2 = t;
-    }
-    return idx;
-  }
-
-  /**
-   * The first k entries of {@link #descendingOrder}(v), found without ordering the rest: each index
-   * i becomes one long whose order is that order (the value's bits made to sort descending as a
-   * signed int in the high half, i in the low half), the k smallest of them kept in a max-heap over
-   * one pass, then sorted. For top-k sampling: 32000 logits and k 50 take ~0.05 ms here against the
-   * full order's ~0.3 (build machine), with the same indices.
-   */
-  static int[] topOrder(float[] v, int k) {
-    int n = v.length;
-    k = Math.min(k, n);
-    if (k <= 0) return new int[0];
-    long[] heap = new long[k]; // max-heap of the k smallest seen
-    for (int i = 0; i < n; i++) {
-      long c = orderKey(v[i], i);
-      if (i < k) {
-        int at = i; // sift up
-        while (at > 0) {
-          int up = (at - 1) >> 1;
-          if (heap[up] >= c) break;
-          heap[at] = heap[up];
-          at = up;
-        }
-        heap[at] = c;
-      } else if (c < heap[0]) {
-        int at = 0; // replace the largest, sift down
-        while (true) {
-          int l = 2 * at + 1;
-          if (l >= k) break;
-          int big = l + 1 < k && heap[l + 1] > heap[l] ? l + 1 : l;
-          if (heap[big] <= c) break;
-          heap[at] = heap[big];
-          at = big;
-        }
-        heap[at] = c;
-      }
-    }
-    Arrays.sort(heap);
-    int[] idx = new int[k];
-    for (int j = 0; j < k; j++) idx[j] = (int) heap[j];
-    return idx;
-  }
-
-  /** Index i of value x as one long: ascending longs = descendingOrder's order (see there). */
-  private static long orderKey(float x, int i) {
-    int b = Float.floatToIntBits(x);
-    int ascending = b ^ ((b >> 31) & 0x7fffffff);
-    return ((long) ~ascending << 32) | (i & 0xffffffffL);
-  }
-
-  /** Temperature, then top-k, then top-p over the softmax, then one draw. */
-  static int sample(float[] logits, GenerationConfig cfg, SplittableRandom rng) {
-    int v = logits.length;
-    int keep = cfg.topK() > 0 ? Math.min(cfg.topK(), v) : v;
-    // only the kept prefix of the order is read: with a top-k of at most an eighth of the
-    // vocabulary, found by selection (topOrder, the same indices) instead of ordering every logit
-    return draw(logits, keep <= v / 8 ? topOrder(logits, keep) : descendingOrder(logits), cfg, rng);
-  }
-
-  /** sample's draw over idx, the logits' descending order (at least its first top-k entries). */
-  static int draw(float[] logits, int[] idx, GenerationConfig cfg, SplittableRandom rng) {
-    int v = logits.length;
-    int keep = cfg.topK() > 0 ? Math.min(cfg.topK(), v) : v;
-    double max = logits[idx[0]];
-    double[] p = new double[keep];
-    double z = 0;
-    for (int i = 0; i < keep; i++) {
-      p[i] = Math.exp((logits[idx[i]] - max) / cfg.temperature());
-      z += p[i];
-    }
-    double cum = 0;
-    int cut = keep;
-    for (int i = 0; i < keep; i++) {
-      p[i] /= z;
-      cum += p[i];
-      if (cum >= cfg.topP()) {
-        cut = i + 1;
-        break;
-      }
-    }
-    double total = 0;
-    for (int i = 0; i < cut; i++) total += p[i];
-    double u = rng.nextDouble() * total;
-    for (int i = 0; i < cut; i++) {
-      u -= p[i];
-      if (u <= 0) return idx[i];
-    }
-    return idx[cut - 1];
   }
 }

@@ -133,7 +133,10 @@ final class GenerateCommand implements Callable<Integer> {
         nanos / 1e9);
   }
 
-  /** The engine's time in the generation, on stderr after the text. */
+  /**
+   * The engine's time in the generation, then the generation's all told (sampling and output
+   * included), on stderr after the text.
+   */
   static String statsLine(Generator.Stats st) {
     String line =
         String.format(
@@ -143,13 +146,22 @@ final class GenerateCommand implements Callable<Integer> {
             st.prefillNanos() / 1e6,
             st.prefillTokensPerSecond(),
             st.decodeSteps());
-    if (st.decodeSteps() == 0) return line;
+    if (st.decodeSteps() > 0) {
+      line +=
+          String.format(
+              Locale.ROOT,
+              " in %.1f ms (%.1f tokens/s, %.2f ms a token)",
+              st.decodeNanos() / 1e6,
+              st.decodeTokensPerSecond(),
+              st.decodeNanos() / 1e6 / st.decodeSteps());
+    }
     return line
         + String.format(
             Locale.ROOT,
-            " in %.1f ms (%.1f tokens/s, %.2f ms a token)",
-            st.decodeNanos() / 1e6,
-            st.decodeTokensPerSecond(),
-            st.decodeNanos() / 1e6 / st.decodeSteps());
+            "; %d %s in %.1f ms all told (%.1f tokens/s)",
+            st.tokens(),
+            st.tokens() == 1 ? "token" : "tokens",
+            st.totalNanos() / 1e6,
+            st.tokensPerSecond());
   }
 }

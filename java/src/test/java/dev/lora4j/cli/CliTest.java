@@ -197,12 +197,15 @@ class CliTest {
   void generateReportsTheEnginesTimeAfterTheText() {
     assertEquals(
         "lora4j: prompt 12 tokens in 30.0 ms (400 tokens/s); 127 decode steps in 1270.0 ms (100.0"
-            + " tokens/s, 10.00 ms a token)",
+            + " tokens/s, 10.00 ms a token); 128 tokens in 1600.0 ms all told (80.0 tokens/s)",
         GenerateCommand.statsLine(
-            new dev.lora4j.Generator.Stats(12, 30_000_000, 127, 1_270_000_000)));
+            new dev.lora4j.Generator.Stats(
+                12, 30_000_000, 127, 1_270_000_000, 128, 1_600_000_000)));
     assertEquals(
-        "lora4j: prompt 5 tokens in 2.5 ms (2000 tokens/s); 0 decode steps",
-        GenerateCommand.statsLine(new dev.lora4j.Generator.Stats(5, 2_500_000, 0, 0)));
+        "lora4j: prompt 5 tokens in 2.5 ms (2000 tokens/s); 0 decode steps; 1 token in 4.0 ms"
+            + " all told (250.0 tokens/s)",
+        GenerateCommand.statsLine(
+            new dev.lora4j.Generator.Stats(5, 2_500_000, 0, 0, 1, 4_000_000)));
     Result g =
         run(
             "generate",
