@@ -53,7 +53,8 @@ endif()
 
 message(STATUS "lora4j: building liblora4j_cuda (cuBLASLt loaded at run time)")
 add_library(lora4j_cuda SHARED ${CUDA_ENGINE_SOURCES} ${CMAKE_CURRENT_SOURCE_DIR}/src/model/layout.cpp
-                               ${CMAKE_CURRENT_SOURCE_DIR}/src/model/aggregate.cpp)
+                               ${CMAKE_CURRENT_SOURCE_DIR}/src/model/aggregate.cpp
+                               ${CMAKE_CURRENT_SOURCE_DIR}/src/model/sampler.cpp)
 target_include_directories(lora4j_cuda PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/include
                                                ${CMAKE_CURRENT_SOURCE_DIR}/src)
 # One exported symbol (lora4j_backend_entry): the C++ inside, the static runtime included, stays
@@ -81,7 +82,8 @@ add_library(lora4j_cuda_bench SHARED
   ${CMAKE_CURRENT_SOURCE_DIR}/src/cuda/cublaslt.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/cuda/dynlib.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/model/layout.cpp
-  ${CMAKE_CURRENT_SOURCE_DIR}/src/model/aggregate.cpp)
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/model/aggregate.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/model/sampler.cpp)
 target_include_directories(lora4j_cuda_bench PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/include
                                                      ${CMAKE_CURRENT_SOURCE_DIR}/src)
 target_link_libraries(lora4j_cuda_bench PRIVATE lora4j_cuda_kernels CUDA::cudart_static

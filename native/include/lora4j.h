@@ -305,6 +305,21 @@ int lora4j_decode_next(lora4j_engine* engine, int32_t token, float* logits);
  * the tokens on the device between the steps of one call. */
 int lora4j_decode_greedy(lora4j_engine* engine, int32_t token, int32_t count, int32_t eos_id,
                          int32_t* out, int32_t* produced);
+/* Sampled decoding of up to count tokens, continuing a decode_start, as decode_greedy does but
+ * each token drawn from its step's logits as lora4j_sample draws it (temperature > 0, top_k >= 0,
+ * 0 < top_p <= 1; *state the generator's state, advanced by each draw). The same tokens as
+ * decode_next and lora4j_sample step by step; the backend may keep the logits on the device. */
+int lora4j_decode_sample(lora4j_engine* engine, int32_t token, int32_t count, int32_t eos_id,
+                         double temperature, int32_t top_k, double top_p, int64_t* state,
+                         int32_t* out, int32_t* produced);
+/* One token drawn from logits[0 .. n - 1] with temperature (> 0, +inf allowed), top_k (>= 0; 0:
+ * every token) and top_p (in (0, 1]), as the Java dev.lora4j.Sampler defines it (integer weights
+ * floor(2^40 E((x - max) / T)); NaN and -inf never drawn; the top-k by descending logit, equal
+ * logits by index; the nucleus the shortest prefix of that order reaching ceil(top_p z); one
+ * bounded draw of a SplitMix64 generator, Java's SplittableRandom with its default gamma, whose
+ * 64-bit state *state is advanced). Every logit NaN or -inf: the greedy token, state untouched. */
+int lora4j_sample(const float* logits, int32_t n, double temperature, int32_t top_k, double top_p,
+                  int64_t* state, int32_t* token);
 /* Greedy generation: up to max_new tokens after the prompt, stopping after eos_id (< 0: none).
  * out receives the new tokens, *produced their number (decode_start, then decode_greedy). */
 int lora4j_generate_greedy(lora4j_engine* engine, const int32_t* prompt, int32_t length,

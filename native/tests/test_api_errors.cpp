@@ -457,6 +457,53 @@ int main() {
   expect_ok("decode_start", lora4j_decode_start(e, ids, 6, lg.data()));
   expect("decode_greedy past the KV cache", lora4j_decode_greedy(e, first, 7, -1, whole, &n1),
          LORA4J_ESTATE, "full");
+  // decode_sample: in a single call, in two (the state carried over), and as decode_next with
+  // lora4j_sample of each logits, the same tokens and the same final state; its argument errors;
+  // a full cache
+  {
+    const double t = 1.5, p = 0.9;
+    const int32_t k = 0;
+    int64_t s1 = 7, s2 = 7, s3 = 7;
+    int32_t one[5] = {}, parts[5] = {}, steps[5] = {}, m1 = 0, m2 = 0, m3 = 0;
+    expect_ok("decode_start", lora4j_decode_start(e, ids, 6, lg.data()));
+    expect_ok("decode_sample 5", lora4j_decode_sample(e, 3, 5, -1, t, k, p, &s1, one, &m1));
+    expect_ok("decode_start", lora4j_decode_start(e, ids, 6, lg.data()));
+    expect_ok("decode_sample 2", lora4j_decode_sample(e, 3, 2, -1, t, k, p, &s2, parts, &m2));
+    expect_ok("decode_sample 3 more",
+              lora4j_decode_sample(e, parts[1], 3, -1, t, k, p, &s2, parts + 2, &m3));
+    expect_ok("decode_start", lora4j_decode_start(e, ids, 6, lg.data()));
+    for (int32_t i = 0, tok = 3; i < 5; ++i) {
+      expect_ok("decode_next", lora4j_decode_next(e, tok, lg.data()));
+      expect_ok("sample", lora4j_sample(lg.data(), 37, t, k, p, &s3, &tok));
+      steps[i] = tok;
+    }
+    check_true("decode_sample: the same tokens and state in one call, in two, step by step",
+               m1 == 5 && m2 == 2 && m3 == 3 && std::equal(one, one + 5, parts) &&
+                   std::equal(one, one + 5, steps) && s1 == s2 && s2 == s3 && s1 != 7);
+    int64_t s = 7;
+    int32_t tok = 0;
+    expect("decode_sample: temperature 0",
+           lora4j_decode_sample(e, 3, 1, -1, 0.0, 0, 1.0, &s, one, &m1), LORA4J_EINVAL,
+           "temperature");
+    expect("decode_sample: top_p 0", lora4j_decode_sample(e, 3, 1, -1, 1.0, 0, 0.0, &s, one, &m1),
+           LORA4J_EINVAL, "top_p");
+    expect("decode_sample: top_k < 0",
+           lora4j_decode_sample(e, 3, 1, -1, 1.0, -1, 1.0, &s, one, &m1), LORA4J_EINVAL, "top_k");
+    expect("decode_sample: null state",
+           lora4j_decode_sample(e, 3, 1, -1, 1.0, 0, 1.0, nullptr, one, &m1), LORA4J_EINVAL,
+           "state");
+    expect("decode_sample: token out of vocab",
+           lora4j_decode_sample(e, 37, 1, -1, 1.0, 0, 1.0, &s, one, &m1), LORA4J_EINVAL,
+           "vocabulary");
+    expect("sample: NaN temperature", lora4j_sample(lg.data(), 37, std::nan(""), 0, 1.0, &s, &tok),
+           LORA4J_EINVAL, "temperature");
+    expect("sample: n 0", lora4j_sample(lg.data(), 0, 1.0, 0, 1.0, &s, &tok), LORA4J_EINVAL, "n");
+    expect("sample: null token", lora4j_sample(lg.data(), 37, 1.0, 0, 1.0, &s, nullptr),
+           LORA4J_EINVAL, "token");
+    expect_ok("decode_start", lora4j_decode_start(e, ids, 6, lg.data()));
+    expect("decode_sample past the KV cache",
+           lora4j_decode_sample(e, 3, 7, -1, 1.0, 0, 1.0, &s, one, &m1), LORA4J_ESTATE, "full");
+  }
   expect_ok("lora_set", lora4j_lora_set(e, LORA4J_STATE_PARAM, qa, LORA4J_DTYPE_F32, a.data(), 32));
   expect("decode_next after the adapter changed", lora4j_decode_next(e, 1, lg.data()),
          LORA4J_ESTATE, "decode_start");

@@ -426,6 +426,46 @@ int lora4j_decode_greedy(lora4j_engine* engine, int32_t token, int32_t count, in
   });
 }
 
+// the sampling settings lora4j_sample and lora4j_decode_sample accept
+static lora4j::SampleParams sample_params(double temperature, int32_t top_k, double top_p) {
+  check_arg(temperature > 0, "temperature must be > 0, got " + std::to_string(temperature));
+  check_arg(top_k >= 0, "top_k must be >= 0, got " + std::to_string(top_k));
+  check_arg(top_p > 0 && top_p <= 1, "top_p must be in (0, 1], got " + std::to_string(top_p));
+  lora4j::SampleParams p;
+  p.temperature = temperature;
+  p.top_k = top_k;
+  p.top_p = top_p;
+  return p;
+}
+
+int lora4j_decode_sample(lora4j_engine* engine, int32_t token, int32_t count, int32_t eos_id,
+                         double temperature, int32_t top_k, double top_p, int64_t* state,
+                         int32_t* out, int32_t* produced) {
+  return guard("lora4j_decode_sample", [&] {
+    lora4j::Engine& e = eng(engine);
+    check_arg(token >= 0 && token < e.shape().c.vocab_size,
+              "token " + std::to_string(token) + " outside the vocabulary");
+    check_arg(count >= 0, "count must be >= 0");
+    const lora4j::SampleParams p = sample_params(temperature, top_k, top_p);
+    nonnull(state, "state");
+    nonnull(out, "out");
+    nonnull(produced, "produced");
+    *produced = 0;
+    e.decode_sample(token, count, eos_id, p, state, out, produced);
+  });
+}
+
+int lora4j_sample(const float* logits, int32_t n, double temperature, int32_t top_k, double top_p,
+                  int64_t* state, int32_t* token) {
+  return guard("lora4j_sample", [&] {
+    nonnull(logits, "logits");
+    check_arg(n >= 1, "n must be >= 1");
+    const lora4j::SampleParams p = sample_params(temperature, top_k, top_p);
+    nonnull(state, "state");
+    *nonnull(token, "token") = lora4j::sample_token(logits, n, p, *state);
+  });
+}
+
 int lora4j_grad_flat_numel(lora4j_engine* engine, int64_t* numel) {
   return guard("lora4j_grad_flat_numel",
                [&] { *nonnull(numel, "numel") = eng(engine).grad_numel(); });

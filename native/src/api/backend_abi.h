@@ -24,7 +24,7 @@
 extern "C" {
 #endif
 
-#define LORA4J_BACKEND_ABI_VERSION 5u
+#define LORA4J_BACKEND_ABI_VERSION 6u
 
 typedef struct lora4j_backend_engine lora4j_backend_engine;
 
@@ -108,6 +108,11 @@ typedef struct lora4j_backend_api {
   /* ---- version 5: lora4j_decode_greedy (the core has checked token, count >= 0 and the
    * pointers, and set *produced to 0). */
   int (*decode_greedy)(lora4j_backend_engine* e, int32_t token, int32_t count, int32_t eos_id,
+                       int32_t* out, int32_t* produced);
+  /* ---- version 6: lora4j_decode_sample (the core has checked token, count >= 0, the sampling
+   * settings and the pointers, and set *produced to 0). */
+  int (*decode_sample)(lora4j_backend_engine* e, int32_t token, int32_t count, int32_t eos_id,
+                       double temperature, int32_t top_k, double top_p, int64_t* state,
                        int32_t* out, int32_t* produced);
 } lora4j_backend_api;
 

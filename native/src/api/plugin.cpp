@@ -142,6 +142,11 @@ class PluginEngine final : public Engine {
                      int32_t* produced) override {
     check(api_, api_->decode_greedy(h_, token, count, eos_id, out, produced));
   }
+  void decode_sample(int32_t token, int32_t count, int32_t eos_id, const SampleParams& p,
+                     int64_t* state, int32_t* out, int32_t* produced) override {
+    check(api_, api_->decode_sample(h_, token, count, eos_id, p.temperature, p.top_k, p.top_p,
+                                    state, out, produced));
+  }
   void set_weight_nf4(const std::string& name, const lora4j_nf4_weight& w) override {
     check(api_, api_->set_weight_nf4(h_, name.c_str(), &w));
   }

@@ -117,6 +117,17 @@ int decode_greedy(lora4j_backend_engine* e, int32_t token, int32_t count, int32_
                   int32_t* out, int32_t* produced) {
   return guard([&] { E(e).decode_greedy(token, count, eos_id, out, produced); });
 }
+int decode_sample(lora4j_backend_engine* e, int32_t token, int32_t count, int32_t eos_id,
+                  double temperature, int32_t top_k, double top_p, int64_t* state, int32_t* out,
+                  int32_t* produced) {
+  return guard([&] {
+    lora4j::SampleParams p;
+    p.temperature = temperature;
+    p.top_k = top_k;
+    p.top_p = top_p;
+    E(e).decode_sample(token, count, eos_id, p, state, out, produced);
+  });
+}
 
 int set_weight_nf4(lora4j_backend_engine* e, const char* name, const lora4j_nf4_weight* w) {
   return guard([&] { E(e).set_weight_nf4(name, *w); });
@@ -211,6 +222,7 @@ const lora4j_backend_api kApi = {
     dist_reduce_in_backward,
     dist_abort,
     decode_greedy,
+    decode_sample,
 };
 
 }  // namespace

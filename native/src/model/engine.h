@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "lora4j.h"
+#include "model/sampler.h"
 
 namespace lora4j {
 
@@ -167,6 +168,12 @@ class Engine {
   // lora4j_decode_greedy (the C API has checked token, count >= 0 and the pointers). The default
   // runs decode_next and greedy_argmax step by step on the host.
   virtual void decode_greedy(int32_t token, int32_t count, int32_t eos_id, int32_t* out,
+                             int32_t* produced);
+  // lora4j_decode_sample (the C API has checked token, count >= 0, the sampling settings and
+  // the pointers). The default runs decode_next and sample_token (model/sampler.h) step by step
+  // on the host; *state is the generator's state, advanced by each draw.
+  virtual void decode_sample(int32_t token, int32_t count, int32_t eos_id,
+                             const SampleParams& params, int64_t* state, int32_t* out,
                              int32_t* produced);
 
   // A projection weight in NF4 (lora4j_engine_set_weight_nf4); the C API has validated `w`

@@ -229,6 +229,19 @@ void Engine::decode_greedy(int32_t token, int32_t count, int32_t eos_id, int32_t
   }
 }
 
+void Engine::decode_sample(int32_t token, int32_t count, int32_t eos_id, const SampleParams& params,
+                           int64_t* state, int32_t* out, int32_t* produced) {
+  std::vector<float> logits(size_t(shape_.c.vocab_size));
+  *produced = 0;
+  for (int32_t k = 0; k < count; ++k) {
+    decode_next(token, logits.data());
+    token = sample_token(logits.data(), shape_.c.vocab_size, params, *state);
+    out[k] = token;
+    *produced = k + 1;
+    if (token == eos_id) break;
+  }
+}
+
 double Engine::grad_norm() {
   const LoraLayout* l = lora();
   if (!l) fail(LORA4J_ESTATE, "no adapter is attached");

@@ -1,11 +1,11 @@
 package dev.lora4j;
 
+import dev.lora4j.nativ.NativeEngine;
 import dev.lora4j.tokenizer.ChatMessage;
 import dev.lora4j.tokenizer.TextStream;
 import dev.lora4j.tokenizer.Tokenizer;
 import java.util.Arrays;
 import java.util.List;
-import java.util.SplittableRandom;
 import java.util.function.IntConsumer;
 
 /**
@@ -25,9 +25,10 @@ public final class Generator {
    * The engine's time in the last {@link #generate(int[], GenerationConfig, IntConsumer)}: the
    * prompt's forward pass (its promptTokens through the KV cache, the first new token's logits back
    * on the host) and the decode steps after it (one per new token after the first, each one token's
-   * forward pass and its logits); sampling and the callbacks are not counted there. tokens new
-   * tokens in totalNanos all told: from the call's start to its last token, the engine's passes,
-   * sampling and the callbacks (a streaming caller's output) included.
+   * forward pass and the core's choice of the next token: the argmax, or a draw when sampling); the
+   * first token's choice and the callbacks are not counted there. tokens new tokens in totalNanos
+   * all told: from the call's start to its last token, the callbacks (a streaming caller's output)
+   * included.
    */
   public record Stats(
       int promptTokens,
@@ -121,7 +122,6 @@ public final class Generator {
               + " positions");
     }
     int eos = eosId();
-    SplittableRandom rng = new SplittableRandom(cfg.seed());
     int[] out = new int[cfg.maxNewTokens()];
     int n = 0;
     last = null;
@@ -130,38 +130,35 @@ public final class Generator {
     float[] logits = model.engine().decodeStart(promptIds);
     long prefill = System.nanoTime() - t0, decode = 0;
     int steps = 0;
-    if (cfg.temperature() == 0) {
-      // Greedy: the core takes each step's argmax and appends it (decodeGreedy), so the logits do
-      // not cross to Java; in chunks that start at one token and double while a chunk takes under
-      // 25 ms (up to 16), so that text still streams at least every ~50 ms on a slow device.
-      int tok = argmax(logits);
-      out[n++] = tok;
-      if (onToken != null) onToken.accept(tok);
-      int chunk = 1;
-      while (tok != eos && n < cfg.maxNewTokens()) {
-        long t = System.nanoTime();
-        int[] got = model.engine().decodeGreedy(tok, Math.min(chunk, cfg.maxNewTokens() - n), eos);
-        long took = System.nanoTime() - t;
-        decode += took;
-        steps += got.length;
-        for (int g : got) {
-          out[n++] = g;
-          if (onToken != null) onToken.accept(g);
-        }
-        tok = got[got.length - 1];
-        if (took < 25_000_000L) chunk = Math.min(2 * chunk, 16);
+    // The first token from the prompt's logits; then the core appends each token, takes the next
+    // (the argmax, or a draw as Sampler draws it from the generator's state, which the core
+    // carries on) and appends it (decodeGreedy / decodeSample), so the logits do not cross to Java;
+    // in chunks that start at one token and double while a chunk takes under 25 ms (up to 16), so
+    // that text still streams at least every ~50 ms on a slow device.
+    NativeEngine engine = model.engine();
+    boolean greedy = cfg.temperature() == 0;
+    SplitMix64 rng = new SplitMix64(cfg.seed());
+    int tok = greedy ? argmax(logits) : Sampler.sample(logits, cfg, rng);
+    out[n++] = tok;
+    if (onToken != null) onToken.accept(tok);
+    int chunk = 1;
+    while (tok != eos && n < cfg.maxNewTokens()) {
+      int count = Math.min(chunk, cfg.maxNewTokens() - n);
+      long t = System.nanoTime();
+      int[] got =
+          greedy
+              ? engine.decodeGreedy(tok, count, eos)
+              : engine.decodeSample(
+                  tok, count, eos, cfg.temperature(), cfg.topK(), cfg.topP(), rng);
+      long took = System.nanoTime() - t;
+      decode += took;
+      steps += got.length;
+      for (int g : got) {
+        out[n++] = g;
+        if (onToken != null) onToken.accept(g);
       }
-    } else {
-      while (true) {
-        int tok = Sampler.sample(logits, cfg, rng);
-        out[n++] = tok;
-        if (onToken != null) onToken.accept(tok);
-        if (tok == eos || n == cfg.maxNewTokens()) break;
-        long t = System.nanoTime();
-        logits = model.engine().decodeNext(tok);
-        decode += System.nanoTime() - t;
-        steps++;
-      }
+      tok = got[got.length - 1];
+      if (took < 25_000_000L) chunk = Math.min(2 * chunk, 16);
     }
     last = new Stats(promptIds.length, prefill, steps, decode, n, System.nanoTime() - t0);
     return Arrays.copyOf(out, n);

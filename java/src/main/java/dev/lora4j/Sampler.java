@@ -1,7 +1,7 @@
 package dev.lora4j;
 
 import java.util.Arrays;
-import java.util.SplittableRandom;
+import java.util.random.RandomGenerator;
 
 /**
  * One draw from a step's logits with temperature, top-k and top-p (nucleus), in integer weights.
@@ -18,16 +18,18 @@ import java.util.SplittableRandom;
  * <p>The tokens kept: the top k in descending logit order (equal logits by index, NaN as -inf), all
  * with k = 0; then the nucleus, the shortest prefix of that order whose weight reaches {@code
  * ceil(p z)}, z the kept tokens' total weight (all kept with p = 1). One {@code
- * SplittableRandom.nextLong(total)} then picks a nucleus token, walking the nucleus in vocabulary
- * order. Weights are integers, so z and every partial sum are exact whatever the order of their
- * terms: the nucleus is found without ordering the vocabulary. Its boundary is found by buckets of
- * the logits' distance to the largest (a sixteenth of T wide); only the tokens of the bucket where
- * the weight reaches {@code ceil(p z)} are ordered. With top-k, the k tokens are selected by one
- * pass with a heap.
+ * rng.nextLong(total)} then picks a nucleus token, walking the nucleus in vocabulary order. Weights
+ * are integers, so z and every partial sum are exact whatever the order of their terms: the nucleus
+ * is found without ordering the vocabulary. Its boundary is found by buckets of the logits'
+ * distance to the largest (a sixteenth of T wide); only the tokens of the bucket where the weight
+ * reaches {@code ceil(p z)} are ordered. With top-k, the k tokens are selected by one pass with a
+ * heap.
  *
  * <p>The arithmetic (the weights' formula, exact sums, the walk's order) is the definition; any
- * implementation that follows it draws the same token for the same random value. The distribution
- * is softmax(x / T) restricted to the kept tokens to within the weights' resolution.
+ * implementation that follows it draws the same token for the same random value. The native core
+ * has one ({@code lora4j_sample}, {@code lora4j_decode_sample}: native/src/model/sampler.cpp),
+ * which with a {@link SplitMix64} of the same state draws the same tokens (NativeSamplerTest). The
+ * distribution is softmax(x / T) restricted to the kept tokens to within the weights' resolution.
  */
 public final class Sampler {
   private Sampler() {}
@@ -50,7 +52,7 @@ public final class Sampler {
    * The token drawn from logits with cfg's temperature (> 0), top-k and top-p, consuming one value
    * of rng.
    */
-  public static int sample(float[] logits, GenerationConfig cfg, SplittableRandom rng) {
+  public static int sample(float[] logits, GenerationConfig cfg, RandomGenerator rng) {
     if (!(cfg.temperature() > 0))
       throw new IllegalArgumentException("sampling needs a temperature > 0");
     int v = logits.length;
@@ -110,7 +112,7 @@ public final class Sampler {
 
   /** The top-k path: top, the k first of the order, then their nucleus and the draw. */
   private static int sampleTopK(
-      float[] logits, int[] top, float max, double t, double topP, SplittableRandom rng) {
+      float[] logits, int[] top, float max, double t, double topP, RandomGenerator rng) {
     int k = top.length;
     long[] w = new long[k];
     long z = 0;
@@ -166,7 +168,7 @@ public final class Sampler {
    * weight 0 are never drawn, so the nucleus and the walk need only the candidates.
    */
   private static int sampleAll(
-      float[] logits, float max, double t, double topP, SplittableRandom rng) {
+      float[] logits, float max, double t, double topP, RandomGenerator rng) {
     int v = logits.length;
     Scratch s = SCRATCH.get().fit(v);
     int[] idx = s.idx;
@@ -239,7 +241,7 @@ public final class Sampler {
   }
 
   /** The draw over the n candidates' weights w in vocabulary order. */
-  private static int walk(long[] w, int[] idx, int n, long total, SplittableRandom rng) {
+  private static int walk(long[] w, int[] idx, int n, long total, RandomGenerator rng) {
     long u = rng.nextLong(total);
     for (int j = 0; j < n; j++) {
       u -= w[j];

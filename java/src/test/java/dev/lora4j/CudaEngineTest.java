@@ -155,6 +155,29 @@ class CudaEngineTest {
    * Selective recompute (each layer's attention output and lse kept, the backward's delta from the
    * bf16 output) trains as keeping every activation does, within the GPU tolerance.
    */
+  /**
+   * Sampled generation on the GPU (the plugin's lora4j_decode_sample, in chunks) draws what
+   * decodeNext's logits and the Java Sampler draw step by step, with and without an adapter.
+   */
+  @Test
+  void sampledGenerationFollowsTheJavaSampler() {
+    try (MistralModel m = MistralModel.load(TINY.resolve("model"), Device.cuda(0))) {
+      for (boolean adapter : new boolean[] {false, true}) {
+        if (adapter) m.attachAdapter(TINY.resolve("adapter_trained"));
+        GenerationConfig c = GenerationConfig.sampling(0.9, 11).withMaxNewTokens(40);
+        int[] got = new Generator(m).generate(GenerationTest.PROMPT, c, null);
+        SplitMix64 rng = new SplitMix64(c.seed());
+        int[] want = new int[got.length];
+        float[] logits = m.engine().decodeStart(GenerationTest.PROMPT);
+        for (int i = 0; i < want.length; i++) {
+          want[i] = Sampler.sample(logits, c, rng);
+          if (i + 1 < want.length) logits = m.engine().decodeNext(want[i]);
+        }
+        assertArrayEquals(want, got, "adapter " + adapter);
+      }
+    }
+  }
+
   @Test
   void selectiveRecomputeFollowsNoRecompute() {
     double[] none = RecomputeModesTest.steps(Device.cuda(0), MistralModel.Recompute.NONE),

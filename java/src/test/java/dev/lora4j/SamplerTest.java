@@ -106,6 +106,38 @@ class SamplerTest {
   }
 
   @Test
+  void theExponentialsBitsAreTheCoresToo() {
+    // {d, 2^40 e^d} bit for bit: native/tests/test_sampler.cpp holds the same table for the core's
+    // copy (model/sampler.cpp), so that both draw the same tokens
+    long[][] table = {
+      {0x0000000000000000L, 0x4270000000000000L},
+      {0x8000000000000000L, 0x4270000000000000L},
+      {0x81a56e1fc2f8f359L, 0x4270000000000000L},
+      {0xbfd62e42fefa39eeL, 0x4266a09e667e50d1L},
+      {0xbfd62e42fefa39efL, 0x4266a09e667e50d0L},
+      {0xbfe0000000000000L, 0x426368b2fc6f95afL},
+      {0xbff0000000000000L, 0x42578b56362ca968L},
+      {0xc005bf0a8b145769L, 0x4230e49787e20548L},
+      {0xc015000000000000L, 0x41f57e6bfe8dcc17L},
+      {0xc024000000000000L, 0x4187cd79b5644bf5L},
+      {0xc02bb9d3beb8c86bL, 0x4130000000000000L},
+      {0xc0341f9add373963L, 0x409f4c3baeb287efL},
+      {0xc03b000000000000L, 0x4000885298767e9bL},
+      {0xc03bbae147ae147bL, 0x3fefde6097b0621cL},
+      {0xc03bcccccccccccaL, 0x3fedb6d21217f050L},
+      {0xc03bcccccccccccdL, 0x3fedb6d21217eff7L},
+      {0xbf12599ed7c6fbd2L, 0x426fff6d3459f97bL},
+      {0xc00aaaaaaaaaaaabL, 0x422243dc957d03ecL},
+      {0xbfe62e42fefa39efL, 0x4260000000000000L},
+      {0xc029000000000000L, 0x414f42ed3f68e691L}
+    };
+    for (long[] e : table) {
+      double d = Double.longBitsToDouble(e[0]);
+      assertEquals(e[1], Double.doubleToRawLongBits(Sampler.expScaled(d)), "d " + d);
+    }
+  }
+
+  @Test
   void sampleFollowsTheDefinition() {
     Random r = new Random(11);
     for (int trial = 0; trial < 12; trial++) {

@@ -494,6 +494,27 @@ public final class Lora4jLibrary {
       @Cast("int32_t*") int[] out,
       @Cast("int32_t*") int[] produced);
 
+  public static native int lora4j_decode_sample(
+      lora4j_engine engine,
+      int token,
+      int count,
+      int eosId,
+      double temperature,
+      int topK,
+      double topP,
+      @Cast("int64_t*") long[] state,
+      @Cast("int32_t*") int[] out,
+      @Cast("int32_t*") int[] produced);
+
+  public static native int lora4j_sample(
+      @Cast("const float*") float[] logits,
+      int n,
+      double temperature,
+      int topK,
+      double topP,
+      @Cast("int64_t*") long[] state,
+      @Cast("int32_t*") int[] token);
+
   public static native int lora4j_generate_greedy(
       lora4j_engine engine,
       @Cast("const int32_t*") int[] prompt,

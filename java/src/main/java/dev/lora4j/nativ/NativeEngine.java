@@ -616,6 +616,42 @@ public final class NativeEngine implements AutoCloseable {
     return java.util.Arrays.copyOf(out, produced[0]);
   }
 
+  /**
+   * Sampled decoding of up to count tokens after a decodeStart, as decodeGreedy but each token
+   * drawn as {@link dev.lora4j.Sampler} draws it with temperature, topK, topP and rng, whose state
+   * the core advances and this call sets back (the next draw continues the same sequence).
+   */
+  public synchronized int[] decodeSample(
+      int token,
+      int count,
+      int eosId,
+      double temperature,
+      int topK,
+      double topP,
+      dev.lora4j.SplitMix64 rng) {
+    int[] out = new int[Math.max(count, 0)];
+    int[] produced = new int[1];
+    long[] state = {rng.state()};
+    check(
+        lora4j_decode_sample(
+            h(), token, count, eosId, temperature, topK, topP, state, out, produced));
+    rng.setState(state[0]);
+    return java.util.Arrays.copyOf(out, produced[0]);
+  }
+
+  /**
+   * One token drawn by the core's sampler (lora4j_sample) from logits, advancing rng as {@link
+   * dev.lora4j.Sampler#sample} would.
+   */
+  public static int sample(
+      float[] logits, double temperature, int topK, double topP, dev.lora4j.SplitMix64 rng) {
+    long[] state = {rng.state()};
+    int[] token = new int[1];
+    check(lora4j_sample(logits, logits.length, temperature, topK, topP, state, token));
+    rng.setState(state[0]);
+    return token[0];
+  }
+
   /** Greedy decoding in the core; stops after eosId (negative: never). */
   public synchronized int[] generateGreedy(int[] prompt, int maxNew, int eosId) {
     int[] out = new int[Math.max(maxNew, 0)];
