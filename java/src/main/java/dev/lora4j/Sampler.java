@@ -9,11 +9,11 @@ import java.util.random.RandomGenerator;
  * <p>Token i's weight is {@code w(i) = floor(2^40 E((x_i - max) / T))}: x_i its logit, max the
  * largest logit, T the temperature, E an exponential of its own (range reduction by ln 2, a
  * degree-9 polynomial, a relative error under 1e-11) that uses only Java's IEEE double arithmetic,
- * so that a seed draws the same token on every JVM and CPU. The most likely token weighs 2^40; a
- * token under 2^-40 of its probability weighs 0 (for 32768 tokens at most ~3e-8 of probability,
- * never drawn). NaN and -inf logits weigh 0; if the largest logit is +inf, the +inf tokens weigh 1
- * each and the rest 0 (softmax's limit). With nothing to draw (every logit NaN or -inf) the draw is
- * {@link Generator#argmax}'s token.
+ * so that the same logits and seed draw the same token on every JVM and CPU. The most likely token
+ * weighs 2^40; a token under 2^-40 of its probability weighs 0 (for 32768 tokens at most ~3e-8 of
+ * probability, never drawn). NaN and -inf logits weigh 0; if the largest logit is +inf, the +inf
+ * tokens weigh 1 each and the rest 0 (softmax's limit). With nothing to draw (every logit NaN or
+ * -inf) the draw is {@link Generator#argmax}'s token.
  *
  * <p>The tokens kept: the top k in descending logit order (equal logits by index, NaN as -inf), all
  * with k = 0; then the nucleus, the shortest prefix of that order whose weight reaches {@code

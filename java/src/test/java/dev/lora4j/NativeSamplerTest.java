@@ -36,18 +36,7 @@ class NativeSamplerTest {
     Random r = new Random(17);
     for (int trial = 0; trial < 10; trial++) {
       int v = trial < 3 ? 5 + trial : 32000;
-      float[] x = new float[v];
-      double spread = trial % 3 == 0 ? 1 : trial % 3 == 1 ? 4 : 0.2;
-      for (int i = 0; i < v; i++) x[i] = (float) (r.nextGaussian() * spread);
-      if (trial % 2 == 1 && v > 100) {
-        for (int i = 0; i < 40; i++) x[r.nextInt(v)] = 3.5f;
-        for (int i = 0; i < 400; i++) x[r.nextInt(v)] = 1.25f;
-      }
-      if (trial % 4 == 3) {
-        x[r.nextInt(v)] = Float.NaN;
-        x[r.nextInt(v)] = Float.NEGATIVE_INFINITY;
-        x[r.nextInt(v)] = -0.0f;
-      }
+      float[] x = SamplerTest.trialLogits(r, trial, v);
       if (trial == 8) x[r.nextInt(v)] = Float.POSITIVE_INFINITY;
       for (int k : new int[] {0, 1, 3, 50, 4000, v + 3}) {
         for (double p : new double[] {1.0, 0.9, 0.5, 1e-9}) {

@@ -137,23 +137,32 @@ class SamplerTest {
     }
   }
 
+  /**
+   * Trial trial's logits over v tokens: normal with a spread of 1, 4 or 0.2 by turns; every other
+   * trial ties at the top and across a nucleus' edge; every fourth a NaN, a -inf and a -0.0.
+   */
+  static float[] trialLogits(Random r, int trial, int v) {
+    float[] x = new float[v];
+    double spread = trial % 3 == 0 ? 1 : trial % 3 == 1 ? 4 : 0.2;
+    for (int i = 0; i < v; i++) x[i] = (float) (r.nextGaussian() * spread);
+    if (trial % 2 == 1 && v > 100) {
+      for (int i = 0; i < 40; i++) x[r.nextInt(v)] = 3.5f;
+      for (int i = 0; i < 400; i++) x[r.nextInt(v)] = 1.25f;
+    }
+    if (trial % 4 == 3) {
+      x[r.nextInt(v)] = Float.NaN;
+      x[r.nextInt(v)] = Float.NEGATIVE_INFINITY;
+      x[r.nextInt(v)] = -0.0f;
+    }
+    return x;
+  }
+
   @Test
   void sampleFollowsTheDefinition() {
     Random r = new Random(11);
     for (int trial = 0; trial < 12; trial++) {
       int v = trial < 4 ? 7 + trial : 32000;
-      float[] x = new float[v];
-      double spread = trial % 3 == 0 ? 1 : trial % 3 == 1 ? 4 : 0.2;
-      for (int i = 0; i < v; i++) x[i] = (float) (r.nextGaussian() * spread);
-      if (trial % 2 == 1 && v > 100) { // ties at the top and across a nucleus' edge
-        for (int i = 0; i < 40; i++) x[r.nextInt(v)] = 3.5f;
-        for (int i = 0; i < 400; i++) x[r.nextInt(v)] = 1.25f;
-      }
-      if (trial % 4 == 3) {
-        x[r.nextInt(v)] = Float.NaN;
-        x[r.nextInt(v)] = Float.NEGATIVE_INFINITY;
-        x[r.nextInt(v)] = -0.0f;
-      }
+      float[] x = trialLogits(r, trial, v);
       Integer[] order = fullOrder(x);
       for (int k : new int[] {0, 1, 3, 50, 4000, v + 3}) {
         for (double p : new double[] {1.0, 0.9, 0.5, 1e-9, 0.999999}) {

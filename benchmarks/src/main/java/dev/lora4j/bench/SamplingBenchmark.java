@@ -2,6 +2,8 @@ package dev.lora4j.bench;
 
 import dev.lora4j.GenerationConfig;
 import dev.lora4j.Sampler;
+import dev.lora4j.SplitMix64;
+import dev.lora4j.nativ.NativeEngine;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -44,9 +46,12 @@ public class SamplingBenchmark {
   @Param({"32000"})
   public int vocab;
 
+  @Param({"java", "core"})
+  public String impl;
+
   float[][] rows;
   GenerationConfig cfg;
-  SplittableRandom rng;
+  SplitMix64 rng;
   int next;
 
   @Setup(Level.Trial)
@@ -61,12 +66,14 @@ public class SamplingBenchmark {
         for (int j = 0; j < 6; j++) row[r.nextInt(vocab)] = (float) (10 + 8 * r.nextDouble());
     }
     cfg = new GenerationConfig(1, 0.7, topK, topP, 1, 100);
-    rng = new SplittableRandom(2);
+    rng = new SplitMix64(2);
   }
 
   @Benchmark
   public int sample() {
     next = (next + 1) & 63;
-    return Sampler.sample(rows[next], cfg, rng);
+    return impl.equals("core")
+        ? NativeEngine.sample(rows[next], cfg.temperature(), cfg.topK(), cfg.topP(), rng)
+        : Sampler.sample(rows[next], cfg, rng);
   }
 }
