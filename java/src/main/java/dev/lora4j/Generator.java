@@ -89,12 +89,21 @@ public final class Generator {
    */
   public String generate(
       String prompt, GenerationConfig cfg, java.util.function.Consumer<String> onText) {
+    return generateText(promptIds(prompt, cfg), cfg, onText);
+  }
+
+  /**
+   * Generates after promptIds (from {@link #promptIds} or {@link #chatPromptIds}); returns the
+   * decoded new text (special tokens skipped). onText (nullable) gets the text as it is produced,
+   * in pieces that join to the returned text ({@link TextStream}).
+   */
+  public String generateText(
+      int[] promptIds, GenerationConfig cfg, java.util.function.Consumer<String> onText) {
     Tokenizer t = requireTokenizer();
-    int[] ids = promptIds(prompt, cfg);
-    if (onText == null) return t.decode(generate(ids, cfg, null), true); // nothing to stream
+    if (onText == null) return t.decode(generate(promptIds, cfg, null), true); // nothing to stream
     TextStream stream = new TextStream(t, true);
     generate(
-        ids,
+        promptIds,
         cfg,
         tok -> {
           String piece = stream.push(tok);

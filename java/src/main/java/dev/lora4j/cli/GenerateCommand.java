@@ -101,20 +101,17 @@ final class GenerateCommand implements Callable<Integer> {
           .getErr()
           .println(loadLine(m.device().toString(), adapter != null, System.nanoTime() - start));
       Generator g = new Generator(m);
-      if (input.chat != null) {
-        int[] ids = g.chatPromptIds(input.chat, cfg);
-        int[] out = g.generate(ids, cfg, null);
-        System.out.println(m.tokenizer().decode(out, true));
-      } else {
-        g.generate(
-            input.prompt,
-            cfg,
-            s -> {
-              System.out.print(s);
-              System.out.flush();
-            });
-        System.out.println();
-      }
+      // the text streamed as it is produced, with --chat (the answer) as with --prompt
+      int[] ids =
+          input.chat != null ? g.chatPromptIds(input.chat, cfg) : g.promptIds(input.prompt, cfg);
+      g.generateText(
+          ids,
+          cfg,
+          s -> {
+            System.out.print(s);
+            System.out.flush();
+          });
+      System.out.println();
       Generator.Stats st = g.lastStats();
       if (st != null) spec.commandLine().getErr().println(statsLine(st));
     }

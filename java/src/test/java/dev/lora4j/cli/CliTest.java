@@ -227,6 +227,37 @@ class CliTest {
   }
 
   @Test
+  void generateStreamsTheChatAnswerAsTheWholeDecode() {
+    // --chat's answer is streamed piece by piece; the pieces join to the full decode of the
+    // tokens, as the answer printed whole was before (sampled, so the core's draw is used too)
+    String msg = "What is LoRA?";
+    Result g =
+        run(
+            "generate",
+            "--model",
+            "../examples/models/tiny-mistral",
+            "--device",
+            "cpu",
+            "--chat",
+            msg,
+            "--max-new-tokens",
+            "24",
+            "--temperature",
+            "0.8",
+            "--seed",
+            "3");
+    assertEquals(0, g.code(), g.err());
+    try (dev.lora4j.MistralModel m =
+        dev.lora4j.MistralModel.load(
+            Path.of("../examples/models/tiny-mistral"), dev.lora4j.Device.cpu())) {
+      dev.lora4j.GenerationConfig cfg = new dev.lora4j.GenerationConfig(24, 0.8, 0, 1.0, 3, 32768);
+      dev.lora4j.Generator gen = new dev.lora4j.Generator(m);
+      int[] out = gen.generate(gen.chatPromptIds(msg, cfg), cfg, null);
+      assertEquals(m.tokenizer().decode(out, true) + System.lineSeparator(), g.out());
+    }
+  }
+
+  @Test
   void initModelNeverWritesOverAFolderOrItsInputs(@TempDir Path tmp) throws Exception {
     Path cfg = tmp.resolve("in/config.json");
     Files.createDirectories(cfg.getParent());
