@@ -8,10 +8,11 @@ set -u
 #   scripts/gpu/aside.sh out <the new session's results folder>   (copy this script there first)
 # The patches (the two of the forty-third session: see its next/s44c1.sh), and:
 #   s45-sample-device: CudaEngine::decode_sample on the device (kernels/sample.cu, sample_feed: one
-#     block draws each step's token as model/sampler.cpp does, top-k 0 only, the generator's state
-#     on the device; runs of 16 steps queued, one wait a run, as decode_greedy).
+#     block draws each step's token as model/sampler.cpp does, top-k and top-p by radix selections
+#     of the order key, the generator's state on the device; runs of 16 steps queued, one wait a
+#     run, as decode_greedy).
 #     LORA4J_DECODE_SAMPLE_DEVICE=0 keeps Engine's step-by-step draw on the host. test_sample_cuda
-#     compares the kernel with sample_token (tokens and states, 1,200 draws) and the engine's two
+#     compares the kernel with sample_token (tokens and states, 6,000 draws) and the engine's two
 #     paths (30 tokens, chunks, eos inside a run, top-k); the Java CudaEngineTest's
 #     sampledGenerationFollowsTheJavaSampler generates with it against decodeNext + Sampler.
 # 1) build, test_ops_cuda, test_decode_cuda, test_sample_cuda with LORA4J_REQUIRE_GPU=1, the Java
