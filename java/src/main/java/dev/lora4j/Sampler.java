@@ -49,8 +49,8 @@ public final class Sampler {
   private static final double CANDIDATE_DISTANCE = 27.9;
 
   /**
-   * The token drawn from logits with cfg's temperature (> 0), top-k and top-p, consuming one value
-   * of rng.
+   * The token drawn from logits with cfg's temperature (> 0), top-k and top-p, by one {@code
+   * rng.nextLong(total)} (none when nothing is drawable).
    */
   public static int sample(float[] logits, GenerationConfig cfg, RandomGenerator rng) {
     if (!(cfg.temperature() > 0))
