@@ -27,6 +27,8 @@ class CliTest {
 
   record Result(int code, String out, String err) {}
 
+  static final Path TINY = Path.of("../examples/models/tiny-mistral");
+
   static synchronized Result run(String... args) {
     StringWriter out = new StringWriter(), err = new StringWriter();
     PrintStream oldOut = System.out;
@@ -206,17 +208,7 @@ class CliTest {
             + " all told (250.0 tokens/s)",
         GenerateCommand.statsLine(
             new dev.lora4j.Generator.Stats(5, 2_500_000, 0, 0, 1, 4_000_000)));
-    Result g =
-        run(
-            "generate",
-            "--model",
-            "../examples/models/tiny-mistral",
-            "--device",
-            "cpu",
-            "--prompt",
-            "Hello",
-            "--max-new-tokens",
-            "6");
+    Result g = generateTiny("--prompt", "Hello", "--max-new-tokens", "6");
     assertEquals(0, g.code(), g.err());
     assertTrue(g.err().matches("(?s).*lora4j: prompt \\d+ tokens in .* decode steps.*"), g.err());
     // the load's time first, before any text
@@ -226,30 +218,24 @@ class CliTest {
         GenerateCommand.loadLine("cuda:1", true, 12_345_000_000L));
   }
 
+  /** `generate` on the shipped tiny model on the CPU, with the given further arguments. */
+  static Result generateTiny(String... more) {
+    String[] args = {"generate", "--model", TINY.toString(), "--device", "cpu"};
+    String[] all = java.util.Arrays.copyOf(args, args.length + more.length);
+    System.arraycopy(more, 0, all, args.length, more.length);
+    return run(all);
+  }
+
   @Test
   void generateStreamsTheChatAnswerAsTheWholeDecode() {
     // --chat's answer is streamed piece by piece; the pieces join to the full decode of the
     // tokens, as the answer printed whole was before (sampled, so the core's draw is used too)
     String msg = "What is LoRA?";
     Result g =
-        run(
-            "generate",
-            "--model",
-            "../examples/models/tiny-mistral",
-            "--device",
-            "cpu",
-            "--chat",
-            msg,
-            "--max-new-tokens",
-            "24",
-            "--temperature",
-            "0.8",
-            "--seed",
-            "3");
+        generateTiny(
+            "--chat", msg, "--max-new-tokens", "24", "--temperature", "0.8", "--seed", "3");
     assertEquals(0, g.code(), g.err());
-    try (dev.lora4j.MistralModel m =
-        dev.lora4j.MistralModel.load(
-            Path.of("../examples/models/tiny-mistral"), dev.lora4j.Device.cpu())) {
+    try (dev.lora4j.MistralModel m = dev.lora4j.MistralModel.load(TINY, dev.lora4j.Device.cpu())) {
       dev.lora4j.GenerationConfig cfg = new dev.lora4j.GenerationConfig(24, 0.8, 0, 1.0, 3, 32768);
       dev.lora4j.Generator gen = new dev.lora4j.Generator(m);
       int[] out = gen.generate(gen.chatPromptIds(msg, cfg), cfg, null);
