@@ -1929,19 +1929,25 @@ void lora_b_residual_bf16_case(uint64_t seed, int64_t n, int64_t O, int r, int64
 // (c not read: y poisoned first); 1: c apart; 2: in place (c is y).
 template <class T>
 void gemv_case(uint64_t seed, int64_t N, int64_t K, int64_t ldw, bool y_f32, int cmode, float alpha,
-               bool split = false) {
+               bool split = false, int64_t K2 = 0) {
   constexpr bool kF16 = std::is_same_v<T, __half>;
   Fill f(seed);
-  Dev<T> x{size_t(K)}, w{size_t(N * ldw)};
+  const int64_t ldw2 = K2 + 8;  // the continuation's rows (GemvParams::K2), strided
+  Dev<T> x{size_t(K)}, w{size_t(N * ldw)}, x2{size_t(std::max<int64_t>(K2, 8))},
+      w2{size_t(N * ldw2)};
   Dev<float> cf{size_t(N)}, yf{size_t(N)};
   Dev<bf> cb{size_t(N)}, yb{size_t(N)};
   fill_dev(x, 0, x.n, f, 2.f);
   fill_dev(w, 0, w.n, f, 0.5f);
+  fill_dev(x2, 0, x2.n, f, 2.f);
+  fill_dev(w2, 0, w2.n, f, 0.5f);
   fill_dev(cf, 0, cf.n, f, 4.f);
   fill_dev(cb, 0, cb.n, f, 4.f);
-  std::vector<T> hx(x.n), hw(w.n);
+  std::vector<T> hx(x.n), hw(w.n), hx2(x2.n), hw2(w2.n);
   CT_CUDA(cudaMemcpy(hx.data(), x.p, x.n * sizeof(T), cudaMemcpyDeviceToHost));
   CT_CUDA(cudaMemcpy(hw.data(), w.p, w.n * sizeof(T), cudaMemcpyDeviceToHost));
+  CT_CUDA(cudaMemcpy(hx2.data(), x2.p, x2.n * sizeof(T), cudaMemcpyDeviceToHost));
+  CT_CUDA(cudaMemcpy(hw2.data(), w2.p, w2.n * sizeof(T), cudaMemcpyDeviceToHost));
   const std::vector<float> hcf = ct::down(cf), hcb = ct::down_bf16(cb);
   auto val = [](T v) {
     if constexpr (kF16)
@@ -1971,6 +1977,7 @@ void gemv_case(uint64_t seed, int64_t N, int64_t K, int64_t ldw, bool y_f32, int
   g.alpha = alpha;
   g.beta = beta;
   g.split = split;
+  if (K2 > 0) g.x2 = x2.p, g.w2 = w2.p, g.ldw2 = ldw2, g.K2 = K2;
   const int S = cuda::gemv_row_warps(N, split);  // warps a row: 1, or the split order's
   const std::string tag = std::string(kF16 ? "fp16" : "bf16") + (S > 1 ? " split" : "") +
                           " N=" + std::to_string(N) + " K=" + std::to_string(K) +
@@ -1978,13 +1985,18 @@ void gemv_case(uint64_t seed, int64_t N, int64_t K, int64_t ldw, bool y_f32, int
                           (cmode == 0   ? ""
                            : cmode == 1 ? " + c"
                                         : " + c in place") +
-                          (alpha != 1.f ? " alpha " + std::to_string(alpha) : "");
+                          (alpha != 1.f ? " alpha " + std::to_string(alpha) : "") +
+                          (K2 > 0 ? " + K2=" + std::to_string(K2) : "");
   ct::report_bool("gemv", "gemv_accepts " + tag, cuda::gemv_accepts(g), "");
   check(cuda::gemv(g, 0), "gemv");
   CT_CUDA(cudaDeviceSynchronize());
   const std::vector<float> got = y_f32 ? ct::down(yf) : ct::down_bf16(yb);
   std::vector<float> twin(static_cast<size_t>(N)), ref(static_cast<size_t>(N));
-  const int64_t chunks = K / 8;
+  const int64_t chunks = (K + K2) / 8;  // the concatenated operands' (K2: x2 / w2 after x / w)
+  auto wat = [&](int64_t n, int64_t k) {
+    return k < K ? val(hw[size_t(n * ldw + k)]) : val(hw2[size_t(n * ldw2 + k - K)]);
+  };
+  auto xat = [&](int64_t k) { return k < K ? val(hx[size_t(k)]) : val(hx2[size_t(k - K)]); };
   for (int64_t n = 0; n < N; ++n) {
     double exact = 0;
     float total = 0.f;
@@ -1995,7 +2007,7 @@ void gemv_case(uint64_t seed, int64_t N, int64_t K, int64_t ldw, bool y_f32, int
         for (int64_t c = 32 * wp + l; c < chunks; c += 32 * S) {
           float sum = 0.f;
           for (int e = 0; e < 8; ++e) {
-            const float wv = val(hw[size_t(n * ldw + c * 8 + e)]), xv = val(hx[size_t(c * 8 + e)]);
+            const float wv = wat(n, c * 8 + e), xv = xat(c * 8 + e);
             sum = std::fmaf(wv, xv, sum);
             exact += double(wv) * double(xv);
           }
@@ -2044,6 +2056,13 @@ void test_gemv(ct::Rng&) {
   gemv_case<bf>(15, cuda::kGemvSplitMaxRows, 4096, 4104, true, 2, 1.f, true);
   gemv_case<bf>(16, cuda::kGemvSplitMaxRows + 1, 4096, 4096, true, 0, 1.f, true);
   gemv_case<bf>(17, 5, 8, 8, true, 1, 1.f, true);
+  // K's continuation (GemvParams::K2): o's and down's unfolded LoRA term at decode (xa, B: rank
+  // 16, 8 and 64), with the residual as c; a K that is not whole rounds, so the tail starts
+  // mid-warp
+  gemv_case<bf>(19, 4096, 4096, 4096, true, 1, 1.f, false, 16);
+  gemv_case<bf>(20, 4096, 14336, 14336, true, 2, 1.f, false, 8);
+  gemv_case<bf>(21, 300, 1000, 1008, true, 1, 1.f, false, 64);
+  gemv_case<__half>(22, 257, 4128, 4128, false, 0, 0.5f, false, 16);
   gemv_case<bf>(18, 7, 8 * (32 * cuda::kGemvSplitWarps * 9 + 37), 8 * (32 * 8 * 9 + 40), false, 1,
                 1.f, true);
 }

@@ -160,6 +160,7 @@ class CudaEngine final : public Engine {
       decode_pdl_ = env_switch_on("LORA4J_DECODE_PDL") && cc_ >= 90;
       decode_greedy_device_ = env_switch_on("LORA4J_DECODE_GREEDY_DEVICE");
       decode_gemv_split_ = env_switch_on("LORA4J_DECODE_GEMV_SPLIT");
+      decode_lora_tail_ = env_switch_on("LORA4J_DECODE_LORA_TAIL");
       if (const char* f = std::getenv("LORA4J_SWIGLU_DX_FORM")) swiglu_dx_form_ = std::atoi(f);
       if (swiglu_dx_form_ < 0 || swiglu_dx_form_ > kSwigluDxForms) swiglu_dx_form_ = 0;
       lora_dy_pair_ = env_switch_on("LORA4J_LORA_DY_PAIR");
@@ -2036,6 +2037,9 @@ class CudaEngine final : public Engine {
       tm("lora_B forward + residual");
       return;
     }
+    if (lora_apart(l, p) && !x_lo && !x_lo8 && !x16 &&
+        decode_lora_tail(l, p, x, n, K, W, ldw, y, y_f32, residual, xa))
+      return;
     if (lora_apart(l, p)) {
       const int64_t r = layout_->rank;
       float* yf = y_f32 ? static_cast<float*>(y) : nullptr;
@@ -2072,6 +2076,35 @@ class CudaEngine final : public Engine {
       gemm_.run_e4m3(n, out, in, x_lo8, in, nullptr, w8_, in, w8_scales_ + kE4m3InvScale,
                      static_cast<float*>(y), out, 1.f / lo8_scale_[size_t(l)], 1.f, proj_module(p));
     }
+  }
+  // A decode step's projection with an unfolded LoRA term (o and down: y fp32 = residual + x W^T
+  // + xa B^T) as one gemv, xa and B summed as K's continuation (GemvParams::K2: the sums a folded
+  // weight gives), where the frozen gemv and lora_b_residual took two launches (2.6 us more a
+  // projection at 7B). LORA4J_DECODE_LORA_TAIL=0 keeps the two (A/B runs, test_decode_cuda).
+  // False where it does not apply (then the caller's path).
+  bool decode_lora_tail(int l, int p, const bf16* x, int64_t n, int64_t K, const bf16* W,
+                        int64_t ldw, void* y, bool y_f32, const void* residual, const bf16* xa) {
+    if (!decoding_ || !decode_gemv_ || !decode_lora_tail_ || n != 1 || !y_f32 || !xa) return false;
+    const int64_t r = layout_->rank;
+    GemvParams g;
+    g.x = x;
+    g.w = W;
+    g.ldw = ldw;
+    g.N = shape_.proj_out(p);
+    g.K = K;
+    g.x2 = xa;
+    g.w2 = lora_b(l, p);
+    g.ldw2 = r;
+    g.K2 = r;
+    g.c = residual;
+    g.y = y;
+    g.y_f32 = true;
+    g.beta = residual ? 1.f : 0.f;
+    g.pdl = pdl_here();
+    if (!gemv_accepts(g)) return false;
+    KCHECK(gemv(g, stream_));
+    tm(p == O ? "o_proj + lora_B + residual (decode)" : "down_proj + lora_B + residual (decode)");
+    return true;
   }
   // The fused gate/up forward + SwiGLU forward's call for layer l (swiglu_gu_fused), or one with x
   // null where it does not apply: LORA4J_SWIGLU_GU_FUSED=0, a device or call the kernel does not
@@ -3038,6 +3071,7 @@ class CudaEngine final : public Engine {
   int cc_ = 0;                              // the device's compute capability, 10 major + minor
   bool decode_greedy_device_ = true;        // LORA4J_DECODE_GREEDY_DEVICE (decode_greedy)
   bool decode_gemv_split_ = true;           // LORA4J_DECODE_GEMV_SPLIT (GemvParams::split)
+  bool decode_lora_tail_ = true;            // LORA4J_DECODE_LORA_TAIL (decode_lora_tail)
   static constexpr size_t kGreedyRun = 16;  // decode_greedy's steps queued at a time
   int32_t* dec_tok_ = nullptr;              // their tokens (kGreedyRun)
   float* dec_part_ = nullptr;

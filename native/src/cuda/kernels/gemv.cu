@@ -68,7 +68,8 @@ __device__ __forceinline__ void store_y(const void* c, void* y, int64_t n, float
 template <bool F16, bool Y_F32>
 __global__ void __launch_bounds__(kThreads)
     gemv_kernel(const uint4* __restrict__ x, const uint4* __restrict__ w, int64_t ldw16, int64_t N,
-                int64_t chunks, const void* c, void* y, float alpha, float beta) {
+                int64_t chunks, const uint4* __restrict__ x2, const uint4* __restrict__ w2,
+                int64_t ldw2_16, int64_t chunks2, const void* c, void* y, float alpha, float beta) {
   const int lane = threadIdx.x & 31;
   const int64_t warps = int64_t(gridDim.x) * (kThreads / 32);
   const int64_t n0 = int64_t(blockIdx.x) * (kThreads / 32) + (threadIdx.x >> 5);
@@ -90,6 +91,13 @@ __global__ void __launch_bounds__(kThreads)
       for (int u = 0; u < kUnroll; ++u) acc += dot8(wv[u], xv[u], F16);
     }
     for (; k < chunks; k += 32) acc += dot8(__ldcs(wr + k), __ldg(x + k), F16);
+    // K's continuation (GemvParams::K2): each lane goes on from its next chunk, the lane order
+    // over the concatenated operands
+    if (chunks2 > 0) {
+      const uint4* w2r = w2 + n * ldw2_16;
+      for (; k < chunks + chunks2; k += 32)
+        acc += dot8(__ldg(w2r + (k - chunks)), __ldg(x2 + (k - chunks)), F16);
+    }
     acc = warp_sum(acc);
     if (lane != 0) continue;
     store_y<Y_F32>(c, y, n, alpha * acc, beta);
@@ -180,7 +188,9 @@ cudaError_t launch(const GemvParams& p, cudaStream_t s) {
   const unsigned grid = unsigned(held > 0 ? std::min(need, held) : need);
   return launch_kernel(gemv_kernel<F16, Y_F32>, dim3(grid), dim3(kThreads), 0, s, p.pdl,
                        static_cast<const uint4*>(p.x), static_cast<const uint4*>(p.w), p.ldw / 8,
-                       p.N, p.K / 8, p.c ? p.c : p.y, p.y, p.alpha, p.beta);
+                       p.N, p.K / 8, static_cast<const uint4*>(p.x2),
+                       static_cast<const uint4*>(p.w2), p.ldw2 / 8, p.K2 / 8, p.c ? p.c : p.y, p.y,
+                       p.alpha, p.beta);
 }
 
 // ---- the decode step's fused products (gemv_pairs) --------------------------------------------
@@ -352,8 +362,11 @@ cudaError_t gemv_pairs(const GemvPairsParams& p, cudaStream_t s) {
 }
 
 bool gemv_accepts(const GemvParams& p) {
+  const bool tail_ok = p.K2 == 0 || (p.K2 > 0 && p.x2 && p.w2 && p.K2 % 8 == 0 && p.ldw2 >= p.K2 &&
+                                     p.ldw2 % 8 == 0 && ptr_aligned16(p.x2) &&
+                                     ptr_aligned16(p.w2) && gemv_row_warps(p.N, p.split) == 1);
   return p.x && p.w && p.y && p.N > 0 && p.K > 0 && p.K % 8 == 0 && p.ldw >= p.K &&
-         p.ldw % 8 == 0 && ptr_aligned16(p.x) && ptr_aligned16(p.w) &&
+         p.ldw % 8 == 0 && ptr_aligned16(p.x) && ptr_aligned16(p.w) && tail_ok &&
          (p.N + kThreads / 32 - 1) / (kThreads / 32) <= INT32_MAX;
 }
 

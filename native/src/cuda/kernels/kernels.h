@@ -53,6 +53,13 @@ struct GemvParams {
   // few rows (gemv_row_warps(N, true) > 1) in the split order; false: the warp-a-row order at
   // every N
   bool split = false;
+  // K2 > 0: a second pair summed as K's continuation, as if x had K2 more elements x2 and each row
+  // n of w K2 more w2[n, :] (row stride ldw2): chunk K / 8 + j of the lane order is x2 / w2's
+  // chunk j, so the sums are those of the concatenated operands (a folded weight's). A decode
+  // step's unfolded LoRA term (xa, B) this way. The warp-a-row order only (not with split rows).
+  const void* x2 = nullptr;
+  const void* w2 = nullptr;
+  int64_t ldw2 = 0, K2 = 0;
 };
 bool gemv_accepts(const GemvParams& p);
 cudaError_t gemv(const GemvParams& p, cudaStream_t s);
