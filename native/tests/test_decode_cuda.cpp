@@ -1,6 +1,6 @@
 // Decoding through the KV cache (lora4j_decode_start / lora4j_decode_next) on a model wide enough
 // for the Hopper gate/up kernel (hidden 1024, MLP 2048, 4 layers, a rank-16 adapter on all seven
-// projections), with eight engines:
+// projections), with nine engines:
 //   A  the default: a decode call of fewer than 128 rows runs gate and up as two GEMMs and the
 //      SwiGLU forward, not the fused kernel (whose 128-row tiles read the weights at about half
 //      the card's rate there);
@@ -13,14 +13,17 @@
 //   G  LORA4J_DECODE_GEMV_SPLIT=0: the adapter's A products (16-48 rows) by gemv's warp a row, not
 //      its 8 warps a row;
 //   H  LORA4J_DECODE_LORA_TAIL=0: o's and down's LoRA term by lora_b_residual and then the frozen
-//      gemv, not one gemv over both (GemvParams::K2).
+//      gemv, not one gemv over both (GemvParams::K2);
+//   I  LORA4J_DECODE_NORM_A=0: each RMSNorm and its group's LoRA A product (q/k/v, gate/up) in two
+//      launches (three with xa's fp16 copy), not rmsnorm_lora_a's one.
 // Checked: A's logits at every decode step bit for bit C's (so A took the unfused path for the
 // prompt's 20 rows and each single-row step); A's and B's each within 2e-2 of the forward pass's
 // logits at the same positions (lora4j_logits over the whole sequence, teacher-forced: the decode
 // attention kernel and the GEMMs' shapes differ from the forward's, bf16 roundings apart); and a
 // 200-token prompt, over the threshold, gives A and B the same logits bit for bit (both fused);
 // D, E, G and H each within 1e-2 of A and 2e-2 of the forward, D and E not bit for bit A (other
-// sums), A's decode steps ran o and down as one gemv each (its phase times' op names); F bit
+// sums), A's decode steps ran o and down as one gemv each and each RMSNorm with its A product
+// (its phase times' op names); I bit for bit A at every step (the same sums); F bit
 // for bit A at every step (gemv_pairs sums and rounds as the passes it replaces).
 // gate/up's outputs can be the same bits fused or not, so the path each engine took is read from
 // its phase times' op names (LORA4J_PHASE_TIMES records decode calls too).
@@ -98,31 +101,32 @@ void decode_steps() {
                              "/tmp/lora4j-decode-b-" + tag + ".jsonl",
                              "/tmp/lora4j-decode-f-" + tag + ".jsonl"};
   for (const std::string& p : ph) std::remove(p.c_str());
-  lora4j_engine* e[8] = {engine_with(nullptr, nullptr, c, ph[0]),
+  lora4j_engine* e[9] = {engine_with(nullptr, nullptr, c, ph[0]),
                          engine_with("LORA4J_DECODE_GU_UNFUSED", "0", c, ph[1]),
                          engine_with("LORA4J_SWIGLU_GU_FUSED", "0", c),
                          engine_with("LORA4J_DECODE_GEMV", "0", c),
                          engine_with("LORA4J_DECODE_ATTENTION", "0", c),
                          engine_with("LORA4J_DECODE_FUSED", "0", c, ph[2]),
                          engine_with("LORA4J_DECODE_GEMV_SPLIT", "0", c),
-                         engine_with("LORA4J_DECODE_LORA_TAIL", "0", c)};
-  load_all(c, {e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7]}, 71);
+                         engine_with("LORA4J_DECODE_LORA_TAIL", "0", c),
+                         engine_with("LORA4J_DECODE_NORM_A", "0", c)};
+  load_all(c, {e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7], e[8]}, 71);
   std::mt19937 rng(72);
   std::uniform_int_distribution<int32_t> tok(3, int32_t(V) - 1);
   const int prompt = 20, steps = 12;
   std::vector<int32_t> seq(size_t(prompt + steps));
   for (int32_t& t : seq) t = tok(rng);
   const std::vector<float> fwd = forward_logits(e[0], seq, V);
-  std::vector<std::vector<float>> got[8];  // per engine, per position from prompt - 1 on
-  for (int k = 0; k < 8; ++k) got[k] = decode_logits(e[k], seq, prompt, steps, V);
-  bool same_ac = true, same[8] = {true, true, true, true, true, true, true, true};
-  double worst[8] = {0, 0, 0, 0, 0, 0, 0, 0}, worst_to_a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  std::vector<std::vector<float>> got[9];  // per engine, per position from prompt - 1 on
+  for (int k = 0; k < 9; ++k) got[k] = decode_logits(e[k], seq, prompt, steps, V);
+  bool same_ac = true, same[9] = {true, true, true, true, true, true, true, true, true};
+  double worst[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0}, worst_to_a[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0};
   for (size_t i = 0; i < got[0].size(); ++i) {
     same_ac = same_ac && bitwise(got[0][i], got[2][i]);
     const size_t pos = size_t(prompt - 1) + i;
     const std::vector<float> ref(fwd.begin() + int64_t(pos) * V,
                                  fwd.begin() + int64_t(pos + 1) * V);
-    for (int k = 0; k < 8; ++k) {
+    for (int k = 0; k < 9; ++k) {
       worst[k] = ct::worst_of(worst[k], ct::rel_err(got[k][i], ref));
       same[k] = same[k] && bitwise(got[0][i], got[k][i]);
       worst_to_a[k] = ct::worst_of(worst_to_a[k], ct::rel_err(got[k][i], got[0][i]));
@@ -152,6 +156,8 @@ void decode_steps() {
   ct::report(kSuite, "default decode vs the forward pass's logits, worst step", worst[0], 2e-2);
   ct::report_bool(kSuite, "LORA4J_DECODE_FUSED=0: logits bitwise the default's (12 calls)", same[5],
                   "");
+  ct::report_bool(kSuite, "LORA4J_DECODE_NORM_A=0: logits bitwise the default's (12 calls)",
+                  same[8], "");
   ct::report(kSuite, "fused-kernel decode vs the forward pass's logits, worst step", worst[1],
              2e-2);
   // over the threshold both decode with the fused kernel
@@ -174,6 +180,8 @@ void decode_steps() {
   CT_CUDA(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
   CT_CUDA(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
   const bool sm90 = major == 9 && minor == 0;
+  ct::report_bool(kSuite, "default decode steps ran each RMSNorm with its group's A product",
+                  a.count("rmsnorm + lora_A forward (decode)") > 0, "");
   ct::report_bool(kSuite, "default decode steps ran o and down with their LoRA term as one gemv",
                   a.count("o_proj + lora_B + residual (decode)") > 0 &&
                       a.count("down_proj + lora_B + residual (decode)") > 0,

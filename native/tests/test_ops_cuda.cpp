@@ -2067,6 +2067,107 @@ void test_gemv(ct::Rng&) {
                 1.f, true);
 }
 
+// rmsnorm_lora_a (rmsnorm.cu: a decode step's RMSNorm and its group's LoRA A product in one
+// launch) against the three calls it stands for on the same inputs: rmsnorm_forward (with the
+// fp16 copy when y16), gemv in the split order (alpha, beta 0, y bf16) on its output,
+// bf16_to_f16_2d of the products (xa16); y, rstd, y16, xa and xa16 bit for bit.
+template <class TX>
+void rmsnorm_lora_a_case(uint64_t seed, int64_t d, int64_t m, bool with16, float alpha) {
+  Fill f(seed);
+  Dev<TX> x{size_t(d)};
+  Dev<bf> w{size_t(d)}, A{size_t(m * d)}, y1{size_t(d)}, y2{size_t(d)}, xa1{size_t(m)},
+      xa2{size_t(m)};
+  Dev<float> r1{1}, r2{1};
+  Dev<__half> ya16{size_t(d)}, yb16{size_t(d)}, xa16a{size_t(m)}, xa16b{size_t(m)};
+  fill_dev(x, 0, x.n, f, 3.f);
+  fill_dev(w, 0, w.n, f, 1.5f);
+  fill_dev(A, 0, A.n, f, 0.5f);
+  for (Dev<bf>* b : {&y1, &y2, &xa1, &xa2}) b->poison();
+  for (Dev<__half>* b : {&ya16, &yb16, &xa16a, &xa16b}) b->poison();
+  r1.poison();
+  r2.poison();
+  cuda::RmsnormLoraAParams p;
+  p.x = x.p;
+  p.x_bf16 = std::is_same_v<TX, bf>;
+  p.w = w.p;
+  p.y = y1.p;
+  p.rstd = r1.p;
+  p.y16 = with16 ? ya16.p : nullptr;
+  p.d = d;
+  p.eps = 1e-5f;
+  p.A = A.p;
+  p.lda = d;
+  p.m = m;
+  p.alpha = alpha;
+  p.xa = xa1.p;
+  p.xa16 = with16 ? xa16a.p : nullptr;
+  const std::string tag = std::string(p.x_bf16 ? "x bf16" : "x fp32") + " d=" + std::to_string(d) +
+                          " m=" + std::to_string(m) + (with16 ? " + fp16 copies" : "");
+  ct::report_bool("rmsnorm_lora_a", "accepts " + tag, cuda::rmsnorm_lora_a_accepts(p), "");
+  check(cuda::rmsnorm_lora_a(p, 0), "rmsnorm_lora_a");
+  check(cuda::rmsnorm_forward(x.p, w.p, y2.p, r2.p, 1, d, 1e-5f, 0, nullptr, 0, cuda::Lo8{},
+                              with16 ? cuda::Y16{yb16.p, d} : cuda::Y16{}),
+        "rmsnorm_forward");
+  cuda::GemvParams g;
+  g.x = y2.p;
+  g.w = A.p;
+  g.ldw = d;
+  g.N = m;
+  g.K = d;
+  g.y = xa2.p;
+  g.y_f32 = false;
+  g.alpha = alpha;
+  g.split = true;
+  check(cuda::gemv(g, 0), "gemv");
+  if (with16) check(cuda::bf16_to_f16_2d(xa2.p, m, xa16b.p, m, 1, m, 0), "bf16_to_f16_2d");
+  CT_CUDA(cudaDeviceSynchronize());
+  auto same = [](auto& a, auto& b) {
+    using T = std::remove_reference_t<decltype(*a.p)>;
+    std::vector<T> ha(a.n), hb(b.n);
+    CT_CUDA(cudaMemcpy(ha.data(), a.p, a.n * sizeof(T), cudaMemcpyDeviceToHost));
+    CT_CUDA(cudaMemcpy(hb.data(), b.p, b.n * sizeof(T), cudaMemcpyDeviceToHost));
+    return std::memcmp(ha.data(), hb.data(), ha.size() * sizeof(T)) == 0;
+  };
+  ct::report_bool("rmsnorm_lora_a", "y and rstd bitwise rmsnorm_forward's, " + tag,
+                  same(y1, y2) && same(r1, r2), "");
+  ct::report_bool("rmsnorm_lora_a", "xa bitwise gemv's split order, " + tag, same(xa1, xa2), "");
+  if (with16)
+    ct::report_bool("rmsnorm_lora_a", "fp16 copies bitwise, " + tag,
+                    same(ya16, yb16) && same(xa16a, xa16b), "");
+}
+
+void test_rmsnorm_lora_a(ct::Rng&) {
+  // Mistral-7B's two at rank 16 (q/k/v stacked 48 rows with the fp16 copies; gate/up 32), a
+  // bf16 residual stream, the test model's hidden 1024, one row, a width whose chunks leave the
+  // split order's last round partial, the widest the kernel takes
+  rmsnorm_lora_a_case<float>(1, 4096, 48, true, 2.f);
+  rmsnorm_lora_a_case<float>(2, 4096, 32, false, 0.5f);
+  rmsnorm_lora_a_case<bf>(3, 4096, 48, true, 1.f);
+  rmsnorm_lora_a_case<float>(4, 1024, 16, true, 1.f);
+  rmsnorm_lora_a_case<float>(5, 1024, 1, false, 1.f);
+  rmsnorm_lora_a_case<float>(6, 8 * (32 * cuda::kGemvSplitWarps + 37), 7, false, 1.f);
+  rmsnorm_lora_a_case<bf>(7, cuda::kRmsnormLoraAMaxD, cuda::kGemvSplitMaxRows, false, 1.f);
+  // refused: d not a multiple of 8, too wide, m past the split order's rows, m 0
+  cuda::RmsnormLoraAParams p;
+  Dev<float> x{8200};
+  Dev<bf> w{8200}, y{8200}, A{8200}, xa{300};
+  Dev<float> r{1};
+  p.x = x.p, p.w = w.p, p.y = y.p, p.rstd = r.p, p.A = A.p, p.xa = xa.p, p.lda = 8200, p.m = 4;
+  bool refused = true;
+  for (int64_t d : {int64_t(1020), cuda::kRmsnormLoraAMaxD + 8}) {
+    p.d = d;
+    refused = refused && !cuda::rmsnorm_lora_a_accepts(p) &&
+              cuda::rmsnorm_lora_a(p, 0) == cudaErrorInvalidValue;
+  }
+  p.d = 1024;
+  for (int64_t m : {int64_t(0), cuda::kGemvSplitMaxRows + 1}) {
+    p.m = m;
+    refused = refused && !cuda::rmsnorm_lora_a_accepts(p);
+  }
+  ct::report_bool("rmsnorm_lora_a", "refuses d % 8, d past the bound, m 0 or past 256", refused,
+                  "");
+}
+
 // gemv_pairs (gemv.cu: a decode step's q and k with RoPE, v, and gate / up with the SwiGLU forward,
 // in one launch) against the passes it replaces, on the same inputs: gemv to fp32 then
 // rope_forward (q, k), gemv to bf16 (v), gemv twice to bf16 then swiglu_forward (h); bit for bit
@@ -2951,6 +3052,7 @@ int main() {
       {"lora_b", test_lora_b},
       {"gemv", test_gemv},
       {"gemv_pairs", test_gemv_pairs},
+      {"rmsnorm_lora_a", test_rmsnorm_lora_a},
       {"decode_attention", test_decode_attention},
       {"greedy_argmax", test_greedy_argmax},
       {"attention", [](ct::Rng& rng) {
@@ -2979,6 +3081,7 @@ int main() {
   test_copy2d_batched(r);
   test_gemv(r);
   test_gemv_pairs(r);
+  test_rmsnorm_lora_a(r);
   test_decode_attention(r);
   test_greedy_argmax(r);
   for (int64_t n : {1, 97, 1025}) test_rmsnorm(r, n, n == 1 ? 64 : 4096);

@@ -161,6 +161,7 @@ class CudaEngine final : public Engine {
       decode_greedy_device_ = env_switch_on("LORA4J_DECODE_GREEDY_DEVICE");
       decode_gemv_split_ = env_switch_on("LORA4J_DECODE_GEMV_SPLIT");
       decode_lora_tail_ = env_switch_on("LORA4J_DECODE_LORA_TAIL");
+      decode_norm_a_ = env_switch_on("LORA4J_DECODE_NORM_A");
       if (const char* f = std::getenv("LORA4J_SWIGLU_DX_FORM")) swiglu_dx_form_ = std::atoi(f);
       if (swiglu_dx_form_ < 0 || swiglu_dx_form_ > kSwigluDxForms) swiglu_dx_form_ = 0;
       lora_dy_pair_ = env_switch_on("LORA4J_LORA_DY_PAIR");
@@ -2295,6 +2296,50 @@ class CudaEngine final : public Engine {
                                      accumulate, stream_, dx_bf16);
   }
 
+  // A decode step's RMSNorm (x -> y, ldy its row stride, x's spare columns after d holding the
+  // LoRA products) with group g's LoRA A product (lora_a_forward's) in one launch
+  // (rmsnorm_lora_a: the bits of norm_forward, gemv's split order and, with xa16, the products'
+  // fp16 copy into y16's spare columns), where those took two or three launches. False where it
+  // does not apply (then the caller runs them apart): not one row of a decode call, no LoRA term
+  // in the group, a residue asked for (lo, lo8), the split order off, a product wider than the
+  // split order takes, or LORA4J_DECODE_NORM_A=0 (A/B runs, test_decode_cuda).
+  bool decode_norm_lora_a(int l, int g, const void* x, const bf16* w, bf16* y, float* rstd,
+                          int64_t ldy, const bf16* lo, const Lo8& lo8, f16* y16, bool xa16,
+                          LayerActs& a) {
+    if (!decoding_ || n_ != 1 || !decode_gemv_ || !decode_gemv_split_ || !decode_norm_a_ || lo ||
+        lo8.p)
+      return false;
+    int first = -1;  // the member whose call lora_a_forward makes for the group
+    for (int p = 0; p < NUM_PROJ; ++p)
+      if (kGroupOf[p] == g && has_lora(l, p) && grp_pos_[p] == 0) first = p;
+    if (first < 0) return false;
+    const int64_t d = shape_.c.hidden_size, m = t_ld(first);
+    if (shape_.proj_in(first) != d) return false;
+    // xa16: the products' fp16 copy goes where bf16_to_f16_2d puts it, y16's columns after d
+    if (xa16 && (!y16 || a.xa[first] != y + d || fold_cols_[g] != m)) return false;
+    RmsnormLoraAParams rp;
+    rp.x = x;
+    rp.x_bf16 = res16_;
+    rp.w = w;
+    rp.y = y;
+    rp.rstd = rstd;
+    rp.y16 = y16;
+    rp.d = d;
+    rp.eps = shape_.c.rms_norm_eps;
+    rp.A = grp_size_[first] >= 2 ? grp_a(l, g) : lora_a(l, first);
+    rp.lda = d;
+    rp.m = m;
+    rp.alpha = layout_->scale;
+    rp.xa = a.xa[first];
+    rp.xa16 = xa16 ? y16 + d : nullptr;
+    rp.pdl = pdl_here();
+    (void)ldy;  // one row: its stride does not enter
+    if (!rmsnorm_lora_a_accepts(rp)) return false;
+    KCHECK(rmsnorm_lora_a(rp, stream_));
+    tm("rmsnorm + lora_A forward (decode)");
+    return true;
+  }
+
   // One decoder layer from x_[l]. kcache/vcache: where K and V go (null: the activation set);
   // recompute: skip writing x_[l+1], and with RECOMPUTE_SELECTIVE the attention forward (its
   // output and lse are the ones the forward kept, set_for).
@@ -2314,14 +2359,18 @@ class CudaEngine final : public Engine {
     const bool in_f16 = qkv && qk_f16_ok(l);
     bf16* lo = in_f16 || !qkv ? nullptr : xlo_;
     const Lo8 lo8 = in_f16 || !qkv ? Lo8{} : Lo8{xlo8_, lo8_scale_[size_t(l)], d};
-    KCHECK(norm_forward(x_[size_t(l)], wnorm1(l), a.xn1, a.rstd1, n, eps, lo, ld1, lo8,
-                        in_f16 ? Y16{xf16_, ld1} : Y16{}));
-    tm("rmsnorm forward");
-    lora_a_forward(l, kGroupOf[Q], a.xn1, ld1, n, a);
-    if (in_f16 && (folded(l, Q) || folded(l, K))) {
-      // the folded GEMMs read the group's x A^T from x's spare columns: in fp16 too
-      KCHECK(bf16_to_f16_2d(a.xn1 + d, ld1, xf16_ + d, ld1, n, fold_cols_[kGroupOf[Q]], stream_));
-      tm("q/k operands to f16");
+    // the folded GEMMs read the group's x A^T from x's spare columns: in fp16 too
+    const bool xa16 = in_f16 && (folded(l, Q) || folded(l, K));
+    if (!decode_norm_lora_a(l, kGroupOf[Q], x_[size_t(l)], wnorm1(l), a.xn1, a.rstd1, ld1, lo, lo8,
+                            in_f16 ? xf16_ : nullptr, xa16, a)) {
+      KCHECK(norm_forward(x_[size_t(l)], wnorm1(l), a.xn1, a.rstd1, n, eps, lo, ld1, lo8,
+                          in_f16 ? Y16{xf16_, ld1} : Y16{}));
+      tm("rmsnorm forward");
+      lora_a_forward(l, kGroupOf[Q], a.xn1, ld1, n, a);
+      if (xa16) {
+        KCHECK(bf16_to_f16_2d(a.xn1 + d, ld1, xf16_ + d, ld1, n, fold_cols_[kGroupOf[Q]], stream_));
+        tm("q/k operands to f16");
+      }
     }
     if (qkv && !decode_qkv(l, a, in_f16, kout, vout)) {
       const f16* x16 = in_f16 ? xf16_ : nullptr;
@@ -2345,9 +2394,12 @@ class CudaEngine final : public Engine {
     const int64_t qd = shape_.q_dim();
     lora_a_forward(l, kGroupOf[O], a.att, qd, n, a);
     proj_forward(l, O, a.att, qd, n, a.xmid, !res16_, x_[size_t(l)], a.xa[O]);
-    KCHECK(norm_forward(a.xmid, wnorm2(l), a.xn2, a.rstd2, n, eps, nullptr, ld2));
-    tm("rmsnorm forward");
-    lora_a_forward(l, kGroupOf[GATE], a.xn2, ld2, n, a);
+    if (!decode_norm_lora_a(l, kGroupOf[GATE], a.xmid, wnorm2(l), a.xn2, a.rstd2, ld2, nullptr,
+                            Lo8{}, nullptr, false, a)) {
+      KCHECK(norm_forward(a.xmid, wnorm2(l), a.xn2, a.rstd2, n, eps, nullptr, ld2));
+      tm("rmsnorm forward");
+      lora_a_forward(l, kGroupOf[GATE], a.xn2, ld2, n, a);
+    }
     const SwigluGuParams gu = swiglu_gu_params(l, a);
     if (gu.x) {
       KCHECK(swiglu_gu_fused(gu, stream_));
@@ -3072,6 +3124,7 @@ class CudaEngine final : public Engine {
   bool decode_greedy_device_ = true;        // LORA4J_DECODE_GREEDY_DEVICE (decode_greedy)
   bool decode_gemv_split_ = true;           // LORA4J_DECODE_GEMV_SPLIT (GemvParams::split)
   bool decode_lora_tail_ = true;            // LORA4J_DECODE_LORA_TAIL (decode_lora_tail)
+  bool decode_norm_a_ = true;               // LORA4J_DECODE_NORM_A (decode_norm_lora_a)
   static constexpr size_t kGreedyRun = 16;  // decode_greedy's steps queued at a time
   int32_t* dec_tok_ = nullptr;              // their tokens (kGreedyRun)
   float* dec_part_ = nullptr;

@@ -24,34 +24,14 @@
 #include <algorithm>
 
 #include "cuda/kernels/common.cuh"
+#include "cuda/kernels/gemv.cuh"
 
 namespace lora4j {
 namespace cuda {
 namespace {
 
 constexpr int kThreads = 256;  // 8 warps, one output at a time each
-constexpr int kUnroll = 8;     // 16-byte chunks a lane has in flight
-
-// sum of the 8 products of a 16-byte chunk of w and of x, in element order
-__device__ __forceinline__ float dot8(uint4 w, uint4 x, bool f16) {
-  const uint32_t wa[4] = {w.x, w.y, w.z, w.w}, xa[4] = {x.x, x.y, x.z, x.w};
-  float s = 0.f;
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    float w0, w1, x0, x1;
-    if (f16) {
-      const float2 wf = __half22float2(*reinterpret_cast<const __half2*>(&wa[i]));
-      const float2 xf = __half22float2(*reinterpret_cast<const __half2*>(&xa[i]));
-      w0 = wf.x, w1 = wf.y, x0 = xf.x, x1 = xf.y;
-    } else {
-      w0 = __uint_as_float(wa[i] << 16), w1 = __uint_as_float(wa[i] & 0xffff0000u);
-      x0 = __uint_as_float(xa[i] << 16), x1 = __uint_as_float(xa[i] & 0xffff0000u);
-    }
-    s = fmaf(w0, x0, s);
-    s = fmaf(w1, x1, s);
-  }
-  return s;
-}
+constexpr int kUnroll = kGemvUnroll;
 
 // y[n] = fmaf(beta, c[n], v) (v alone when beta is 0: c not read), in fp32 or rounded to bf16
 template <bool Y_F32>
@@ -88,15 +68,15 @@ __global__ void __launch_bounds__(kThreads)
       for (int u = 0; u < kUnroll; ++u) xv[u] = __ldg(x + k + 32 * u);
       __syncwarp();  // ptxas issues every load above before the first product, not interleaved
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u) acc += dot8(wv[u], xv[u], F16);
+      for (int u = 0; u < kUnroll; ++u) acc += gemv_dot8(wv[u], xv[u], F16);
     }
-    for (; k < chunks; k += 32) acc += dot8(__ldcs(wr + k), __ldg(x + k), F16);
+    for (; k < chunks; k += 32) acc += gemv_dot8(__ldcs(wr + k), __ldg(x + k), F16);
     // K's continuation (GemvParams::K2): each lane goes on from its next chunk, the lane order
     // over the concatenated operands
     if (chunks2 > 0) {
       const uint4* w2r = w2 + n * ldw2_16;
       for (; k < chunks + chunks2; k += 32)
-        acc += dot8(__ldg(w2r + (k - chunks)), __ldg(x2 + (k - chunks)), F16);
+        acc += gemv_dot8(__ldg(w2r + (k - chunks)), __ldg(x2 + (k - chunks)), F16);
     }
     acc = warp_sum(acc);
     if (lane != 0) continue;
@@ -114,47 +94,12 @@ __global__ void __launch_bounds__(kThreads)
     gemv_split_kernel(const uint4* __restrict__ x, const uint4* __restrict__ w, int64_t ldw16,
                       int64_t N, int64_t chunks, const void* c, void* y, float alpha, float beta) {
   static_assert(kThreads == 32 * kGemvSplitWarps, "a warp per share of the row");
-  constexpr int64_t kStep = 32 * kGemvSplitWarps;  // chunks between a lane's turns
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   __shared__ float part[kGemvSplitWarps];
   pdl_wait();  // x and c are the previous kernels' outputs
   for (int64_t n = blockIdx.x; n < N; n += gridDim.x) {
-    const uint4* wr = w + n * ldw16;
-    float acc = 0.f;
-    int64_t base = 32 * warp;  // the warp's chunk for lane 0 this round
-    // whole rounds (every lane of the warp has kUnroll chunks: the bound is the warp's)
-    for (; base + kStep * (kUnroll - 1) + 31 < chunks; base += kStep * kUnroll) {
-      uint4 wv[kUnroll], xv[kUnroll];
-#pragma unroll
-      for (int u = 0; u < kUnroll; ++u) wv[u] = __ldcs(wr + base + lane + kStep * u);
-#pragma unroll
-      for (int u = 0; u < kUnroll; ++u) xv[u] = __ldg(x + base + lane + kStep * u);
-      __syncwarp();
-#pragma unroll
-      for (int u = 0; u < kUnroll; ++u) acc += dot8(wv[u], xv[u], F16);
-    }
-    if (base < chunks) {  // the rest: fewer than kUnroll chunks on some lane, loaded together too
-      uint4 wv[kUnroll], xv[kUnroll];
-#pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
-        const int64_t k = base + lane + kStep * u;
-        wv[u] = k < chunks ? __ldcs(wr + k) : make_uint4(0, 0, 0, 0);
-        xv[u] = k < chunks ? __ldg(x + k) : make_uint4(0, 0, 0, 0);
-      }
-      __syncwarp();
-#pragma unroll
-      for (int u = 0; u < kUnroll; ++u)
-        if (base + lane + kStep * u < chunks) acc += dot8(wv[u], xv[u], F16);
-    }
-    acc = warp_sum(acc);
-    if (lane == 0) part[warp] = acc;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-      float sum = part[0];
-#pragma unroll
-      for (int i = 1; i < kGemvSplitWarps; ++i) sum += part[i];
-      store_y<Y_F32>(c, y, n, alpha * sum, beta);
-    }
+    gemv_split_row_parts<F16>(
+        w + n * ldw16, chunks, [x](int64_t k) { return __ldg(x + k); }, part);
+    if (threadIdx.x == 0) store_y<Y_F32>(c, y, n, alpha * gemv_split_sum(part), beta);
     __syncthreads();  // part is the next row's
   }
 }
@@ -217,14 +162,14 @@ __device__ __forceinline__ void dot2(const uint4* __restrict__ x, const uint4* _
     __syncwarp();  // as in gemv_kernel
 #pragma unroll
     for (int u = 0; u < kPairUnroll; ++u) {
-      a0 += dot8(u0[u], xv[u], F16);
-      a1 += dot8(u1[u], xv[u], F16);
+      a0 += gemv_dot8(u0[u], xv[u], F16);
+      a1 += gemv_dot8(u1[u], xv[u], F16);
     }
   }
   for (; k < chunks; k += 32) {
     const uint4 xv = __ldg(x + k);
-    a0 += dot8(__ldcs(w0 + k), xv, F16);
-    a1 += dot8(__ldcs(w1 + k), xv, F16);
+    a0 += gemv_dot8(__ldcs(w0 + k), xv, F16);
+    a1 += gemv_dot8(__ldcs(w1 + k), xv, F16);
   }
   s0 = warp_sum(a0);
   s1 = warp_sum(a1);

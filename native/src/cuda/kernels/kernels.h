@@ -206,6 +206,34 @@ template <class TX>
 cudaError_t rmsnorm_forward(const TX* x, const bf16* w, bf16* y, float* rstd, int64_t n, int64_t d,
                             float eps, cudaStream_t s, bf16* y_lo = nullptr, int64_t ldy = 0,
                             Lo8 lo8 = {}, Y16 y16 = {}, bool pdl = false);
+// A decode step's RMSNorm and the LoRA A product of the group that reads its output, in one
+// launch: for one row x (fp32, or bf16 with x_bf16), y, rstd and y16 (nullable) as
+// rmsnorm_forward gives them (no residues), and xa[j] for j < m = bf16(alpha * A[j, :] y) as gemv
+// gives it in the split order (GemvParams::split, beta 0; A [m, d] bf16, row stride lda), with
+// xa16 (nullable) = fp16 of each xa as bf16_to_f16_2d makes it: the bits of those three calls in
+// turn, where they took three launches (m blocks here, each normalizing the row again; 1.5 us
+// less a launch than a gemv at 7B is worth it only with the launch gone). Needs d a multiple of 8,
+// at most kRmsnormLoraAMaxD, m in [1, kGemvSplitMaxRows], the pointers rmsnorm_forward's
+// vectorized kernel and gemv need (rmsnorm_lora_a_accepts); cudaErrorInvalidValue otherwise.
+constexpr int64_t kRmsnormLoraAMaxD = 6144;  // d floats + d bf16 of shared memory: 36 KiB
+struct RmsnormLoraAParams {
+  const void* x = nullptr;
+  bool x_bf16 = false;
+  const bf16* w = nullptr;
+  bf16* y = nullptr;
+  float* rstd = nullptr;
+  f16* y16 = nullptr;
+  int64_t d = 0;
+  float eps = 0.f;
+  const bf16* A = nullptr;
+  int64_t lda = 0, m = 0;
+  float alpha = 1.f;
+  bf16* xa = nullptr;
+  f16* xa16 = nullptr;
+  bool pdl = false;  // as GemvParams::pdl
+};
+bool rmsnorm_lora_a_accepts(const RmsnormLoraAParams& p);
+cudaError_t rmsnorm_lora_a(const RmsnormLoraAParams& p, cudaStream_t s);
 // The largest power of two S with amax * S <= 448 (e4m3's largest finite value); 1 for an amax
 // of 0 or one that is not finite; 2^100 for an amax so small (below ~1.3e-36) that 448 / amax
 // overflows. A power of two, so scaling by S and by 1 / S is exact.

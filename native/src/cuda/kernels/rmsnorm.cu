@@ -22,6 +22,7 @@
 #include <cuda_fp8.h>
 
 #include "cuda/kernels/common.cuh"
+#include "cuda/kernels/gemv.cuh"
 
 namespace lora4j {
 namespace cuda {
@@ -100,14 +101,16 @@ constexpr int64_t kMaxForwardD = 4 * kThreads * kMaxChunks;  // 8192: 32 KiB
 constexpr int64_t kMaxBackwardD = 6144;                      // 48 KiB
 
 // Chunk j of thread tid: elements 4 c .. 4 c + 3 with c = tid + j * kThreads, c < d / 4.
+// Row t of the vectorized forward, by the whole block: staged (shared, d floats) and scratch (32
+// floats) its shared memory. write: store y, rstd and the residues / copy asked for; keep
+// (nullable, shared, d elements): y's row stored there too (rmsnorm_lora_a's product reads it).
 template <int NCH, typename TX>
-__global__ void __launch_bounds__(kThreads)
-    rmsnorm_fwd_vec_kernel(const TX* x, const bf16* w, bf16* y, float* rstd, int64_t d, float eps,
-                           bf16* y_lo, int64_t ldy, Lo8 lo8, Y16 y16) {
-  extern __shared__ float4 staged[];  // the row, d floats
-  __shared__ float scratch[32];
+__device__ __forceinline__ void rmsnorm_fwd_vec_row(const TX* x, const bf16* w, bf16* y,
+                                                    float* rstd, int64_t d, float eps, bf16* y_lo,
+                                                    int64_t ldy, Lo8 lo8, Y16 y16, int64_t t,
+                                                    float4* staged, float* scratch, bool write,
+                                                    bf16* keep) {
   const float* sx = reinterpret_cast<const float*>(staged);
-  int64_t t = blockIdx.x;
   const int chunks = int(d / 4);
   const TX* xr = x + t * d;
   float4 xv[NCH];
@@ -134,7 +137,7 @@ __global__ void __launch_bounds__(kThreads)
   for (int64_t i = threadIdx.x; i < d; i += blockDim.x) ss += sx[i] * sx[i];
   ss = block_sum(ss, scratch);
   float r = rsqrtf(ss / float(d) + eps);
-  if (threadIdx.x == 0) rstd[t] = r;
+  if (write && threadIdx.x == 0) rstd[t] = r;
   bf16* yr = y + t * ldy;
 #pragma unroll
   for (int j = 0; j < NCH; ++j) {
@@ -153,11 +156,22 @@ __global__ void __launch_bounds__(kThreads)
       if (lo8.p) l8 |= uint32_t(lo8_of(v, hi, lo8.scale)) << (8 * e);
       fv.v[e] = __float2half_rn(v);
     }
+    if (keep) store_bf16x4(keep + 4 * c, hv);
+    if (!write) continue;
     store_bf16x4(yr + 4 * c, hv);
     if (y_lo) store_bf16x4(y_lo + t * ldy + 4 * c, lv);
     if (lo8.p) *reinterpret_cast<uint32_t*>(lo8.p + t * lo8.ld + 4 * c) = l8;
     if (y16.p) store_f16x4(y16.p + t * y16.ld + 4 * c, fv);
   }
+}
+template <int NCH, typename TX>
+__global__ void __launch_bounds__(kThreads)
+    rmsnorm_fwd_vec_kernel(const TX* x, const bf16* w, bf16* y, float* rstd, int64_t d, float eps,
+                           bf16* y_lo, int64_t ldy, Lo8 lo8, Y16 y16) {
+  extern __shared__ float4 staged[];  // the row, d floats
+  __shared__ float scratch[32];
+  rmsnorm_fwd_vec_row<NCH>(x, w, y, rstd, d, eps, y_lo, ldy, lo8, y16, blockIdx.x, staged, scratch,
+                           true, nullptr);
 }
 
 // The reduction's terms are float(w_i) * dy_i * x_i, i.e. (float(w_i) * dy_i) * x_i: the first
@@ -222,6 +236,57 @@ __global__ void __launch_bounds__(kThreads)
     }
     dxr[ch] = make_float4(out[0], out[1], out[2], out[3]);
     if (dx_bf16) store_bf16x4(dx_bf16 + t * d + 4 * ch, ob);
+  }
+}
+
+// rmsnorm_lora_a (kernels.h): every block normalizes the row (rmsnorm_fwd_vec_row, its bits),
+// block 0 stores it, each block keeps it in shared memory and sums rows j = block, block + grid,
+// ... of A with it in gemv's split order.
+template <int NCH, typename TX>
+__global__ void __launch_bounds__(kThreads)
+    rmsnorm_lora_a_kernel(const TX* x, const bf16* w, bf16* y, float* rstd, int64_t d, float eps,
+                          Y16 y16, const uint4* A, int64_t lda16, int64_t m, float alpha, bf16* xa,
+                          f16* xa16) {
+  static_assert(kThreads == 32 * kGemvSplitWarps, "gemv's split order: a warp per share");
+  extern __shared__ float4 staged[];  // the row, d floats; then y's row, d bf16
+  __shared__ float scratch[32];
+  __shared__ float part[kGemvSplitWarps];
+  bf16* keep = reinterpret_cast<bf16*>(staged + d / 4);
+  rmsnorm_fwd_vec_row<NCH>(x, w, y, rstd, d, eps, nullptr, d, Lo8{}, y16, 0, staged, scratch,
+                           blockIdx.x == 0, keep);
+  __syncthreads();  // keep is whole
+  const uint4* xs = reinterpret_cast<const uint4*>(keep);
+  for (int64_t j = blockIdx.x; j < m; j += gridDim.x) {
+    gemv_split_row_parts<false>(
+        A + j * lda16, d / 8, [xs](int64_t k) { return xs[k]; }, part);
+    if (threadIdx.x == 0) {
+      const bf16 v = __float2bfloat16_rn(alpha * gemv_split_sum(part));
+      xa[j] = v;
+      if (xa16) xa16[j] = __float2half_rn(__bfloat162float(v));
+    }
+    __syncthreads();  // part is the next row's
+  }
+}
+template <int NCH, typename TX>
+cudaError_t launch_lora_a(const RmsnormLoraAParams& p, cudaStream_t s) {
+  return launch_kernel(rmsnorm_lora_a_kernel<NCH, TX>, dim3(unsigned(p.m)), dim3(kThreads),
+                       size_t(p.d) * (sizeof(float) + sizeof(bf16)), s, p.pdl,
+                       static_cast<const TX*>(p.x), p.w, p.y, p.rstd, p.d, p.eps, Y16{p.y16, p.d},
+                       reinterpret_cast<const uint4*>(p.A), p.lda / 8, p.m, p.alpha, p.xa, p.xa16);
+}
+template <typename TX>
+cudaError_t launch_lora_a(const RmsnormLoraAParams& p, cudaStream_t s) {
+  switch ((p.d + 4 * kThreads - 1) / (4 * kThreads)) {  // as rmsnorm_forward picks NCH
+    case 1:
+      return launch_lora_a<1, TX>(p, s);
+    case 2:
+      return launch_lora_a<2, TX>(p, s);
+    case 3:
+      return launch_lora_a<3, TX>(p, s);
+    case 4:
+      return launch_lora_a<4, TX>(p, s);
+    default:
+      return launch_lora_a<6, TX>(p, s);  // d <= kLoraAMaxD
   }
 }
 
@@ -337,6 +402,21 @@ cudaError_t rmsnorm_backward(const float* dy, const TX* x, const bf16* w, const 
     default:
       return launch_bwd<6>(dy, x, w, rstd, dx, n, d, accumulate, s, dx_bf16);
   }
+}
+
+bool rmsnorm_lora_a_accepts(const RmsnormLoraAParams& p) {
+  const bool vec = p.x_bf16
+                       ? rmsnorm_forward_is_vectorized(static_cast<const bf16*>(p.x), p.w, p.y, p.d,
+                                                       nullptr, 0, Lo8{}, Y16{p.y16, 0})
+                       : rmsnorm_forward_is_vectorized(static_cast<const float*>(p.x), p.w, p.y,
+                                                       p.d, nullptr, 0, Lo8{}, Y16{p.y16, 0});
+  return p.x && p.w && p.y && p.rstd && p.A && p.xa && vec && p.d % 8 == 0 &&
+         p.d <= kRmsnormLoraAMaxD && p.m >= 1 && p.m <= kGemvSplitMaxRows && p.lda >= p.d &&
+         p.lda % 8 == 0 && ptr_aligned16(p.A);
+}
+cudaError_t rmsnorm_lora_a(const RmsnormLoraAParams& p, cudaStream_t s) {
+  if (!rmsnorm_lora_a_accepts(p)) return cudaErrorInvalidValue;
+  return p.x_bf16 ? launch_lora_a<bf16>(p, s) : launch_lora_a<float>(p, s);
 }
 
 // the two forms kernels.h declares: the fp32 residual stream and the bf16 one
