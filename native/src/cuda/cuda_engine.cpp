@@ -159,6 +159,7 @@ class CudaEngine final : public Engine {
       decode_fused_ = env_switch_on("LORA4J_DECODE_FUSED");
       decode_pdl_ = env_switch_on("LORA4J_DECODE_PDL") && cc_ >= 90;
       decode_greedy_device_ = env_switch_on("LORA4J_DECODE_GREEDY_DEVICE");
+      decode_sample_device_ = env_switch_on("LORA4J_DECODE_SAMPLE_DEVICE");
       decode_gemv_split_ = env_switch_on("LORA4J_DECODE_GEMV_SPLIT");
       decode_lora_tail_ = env_switch_on("LORA4J_DECODE_LORA_TAIL");
       decode_norm_a_ = env_switch_on("LORA4J_DECODE_NORM_A");
@@ -2916,6 +2917,62 @@ class CudaEngine final : public Engine {
     cache_len_ += n;
   }
 
+  // Sampled decoding with the tokens and the generator kept on the device, as decode_greedy: each
+  // step's draw by sample_feed (the host sampler's definition, so the same tokens and state) into
+  // the next step's ids_ and pos_, dec_tok_ and the state after it (dec_state_ + 1 + k), runs of
+  // kGreedyRun steps queued and waited for once; the state handed back is the one after the last
+  // step kept (steps after an eos_id in a run draw too, and are dropped). Phase times and
+  // LORA4J_DECODE_SAMPLE_DEVICE=0 take Engine's step-by-step default.
+  void decode_sample(int32_t token, int32_t count, int32_t eos_id, const SampleParams& p,
+                     int64_t* state, int32_t* out, int32_t* produced) override {
+    device();
+    if (cache_len_ <= 0) fail(LORA4J_ESTATE, "decode_sample before decode_start");
+    const int32_t V = shape_.c.vocab_size;
+    if (phases_ || !decode_sample_device_)
+      return Engine::decode_sample(token, count, eos_id, p, state, out, produced);
+    *produced = 0;
+    if (count == 0) return;
+    check_arg(int64_t(cache_len_) + count <= shape_.c.max_seq_len,
+              "the KV cache is full (max_seq_len " + std::to_string(shape_.c.max_seq_len) +
+                  "): " + std::to_string(cache_len_) + " positions held, " + std::to_string(count) +
+                  " more asked");
+    if (!dec_tok_)
+      dec_tok_ = static_cast<int32_t*>(alloc(kGreedyRun * 4, "greedy decoding's tokens"));
+    if (!dec_state_) {
+      dec_state_ = static_cast<int64_t*>(alloc((1 + kGreedyRun) * 8, "the sampler's state"));
+      dec_w_ = static_cast<int64_t*>(alloc(size_t(V) * 8, "the sampler's weights"));
+      dec_key_ = static_cast<uint32_t*>(alloc(size_t(V) * 4, "the sampler's keys"));
+    }
+    DecodeScope scope(*this, 1);
+    KCHECK(decode_feed(ids_, pos_, token, cache_len_, stream_));
+    LORA4J_CU(cudaMemcpyAsync(dec_state_, state, 8, cudaMemcpyHostToDevice, stream_));
+    std::vector<int32_t> got(kGreedyRun);
+    std::vector<int64_t> states(kGreedyRun);
+    int32_t n = 0;
+    bool eos = false;
+    while (n < count && !eos) {  // runs of up to kGreedyRun steps, each waited for once
+      const int32_t run = std::min(int32_t(kGreedyRun), count - n);
+      for (int32_t k = 0; k < run; ++k) {
+        const int32_t q = cache_len_ + n + k;
+        decode_pass(q);
+        KCHECK(sample_feed(logits_, V, p.temperature, p.top_k, p.top_p, dec_state_, dec_w_,
+                           dec_key_, dec_tok_ + k, dec_state_ + 1 + k, ids_, pos_, q + 1, stream_));
+      }
+      LORA4J_CU(
+          cudaMemcpyAsync(got.data(), dec_tok_, size_t(run) * 4, cudaMemcpyDeviceToHost, stream_));
+      LORA4J_CU(cudaMemcpyAsync(states.data(), dec_state_ + 1, size_t(run) * 8,
+                                cudaMemcpyDeviceToHost, stream_));
+      LORA4J_CU(cudaStreamSynchronize(stream_));
+      for (int32_t k = 0; k < run && !eos; ++k) {
+        out[n++] = got[size_t(k)];
+        *state = states[size_t(k)];
+        eos = got[size_t(k)] == eos_id;
+      }
+    }
+    *produced = n;
+    cache_len_ += n;
+  }
+
   // Per-projection names for errors and timings: the frozen input-gradient GEMM's
   // ("self_attn.q_proj dX", ...) and lora_dy_pair's ("dy B + dLoRA_B, self_attn.q_proj", ...:
   // the phase times give each projection's pass, whose floor is one read of its dy).
@@ -3122,11 +3179,15 @@ class CudaEngine final : public Engine {
   bool decode_pdl_ = false;                 // LORA4J_DECODE_PDL, and sm_90 or later (pdl_here)
   int cc_ = 0;                              // the device's compute capability, 10 major + minor
   bool decode_greedy_device_ = true;        // LORA4J_DECODE_GREEDY_DEVICE (decode_greedy)
+  bool decode_sample_device_ = true;        // LORA4J_DECODE_SAMPLE_DEVICE (decode_sample)
   bool decode_gemv_split_ = true;           // LORA4J_DECODE_GEMV_SPLIT (GemvParams::split)
   bool decode_lora_tail_ = true;            // LORA4J_DECODE_LORA_TAIL (decode_lora_tail)
   bool decode_norm_a_ = true;               // LORA4J_DECODE_NORM_A (decode_norm_lora_a)
   static constexpr size_t kGreedyRun = 16;  // decode_greedy's steps queued at a time
   int32_t* dec_tok_ = nullptr;              // their tokens (kGreedyRun)
+  int64_t* dec_state_ = nullptr;  // decode_sample's generator state, then each step's after it
+  int64_t* dec_w_ = nullptr;      // sample_feed's weights (vocab_size)
+  uint32_t* dec_key_ = nullptr;   // and their order keys (vocab_size)
   float* dec_part_ = nullptr;
   f16* dec_w16_ = nullptr;
   size_t dec_w16_bytes_ = 0;

@@ -107,6 +107,16 @@ cudaError_t greedy_argmax_feed(const float* logits, int32_t n, int32_t* out, int
 cudaError_t decode_feed(int32_t* ids, int32_t* pos, int32_t token, int32_t position,
                         cudaStream_t s);
 
+// ---- sampled decoding on the device (sample.cu) ----------------------------------------------
+// out[0], ids[0] = the token drawn from logits[0 .. n - 1] with temperature (> 0), top_k (>= 0)
+// and top_p (in (0, 1]), as model/sampler.cpp's sample_token draws it from the generator state
+// *state (advanced on the device; its value after the draw also into *state_out); pos[0] =
+// next_pos. w (n int64) and key (n uint32) are its scratch. One block.
+cudaError_t sample_feed(const float* logits, int32_t n, double temperature, int32_t top_k,
+                        double top_p, int64_t* state, int64_t* w, uint32_t* key, int32_t* out,
+                        int64_t* state_out, int32_t* ids, int32_t* pos, int32_t next_pos,
+                        cudaStream_t s);
+
 // ---- conversion / elementwise (convert.cu) ------------------------------------------------
 cudaError_t f32_to_bf16(const float* x, bf16* y, int64_t n, cudaStream_t s);
 cudaError_t bf16_to_f32(const bf16* x, float* y, int64_t n, cudaStream_t s);
