@@ -381,12 +381,14 @@ void greedy() {
 }  // namespace
 
 // Decoding with an adapter on part of the projections, as users train them: PEFT's default for
-// Mistral (q_proj, v_proj), the attention's four, the MLP's three. Per target set three engines
-// (the default, LORA4J_DECODE_FUSED=0, LORA4J_DECODE_GEMV=0), a 20-token prompt and 11 steps:
-// each engine's logits within 2e-2 of the forward pass's at the same positions, the default's bit
-// for bit LORA4J_DECODE_FUSED=0's (gemv_pairs sums each row as gemv does, whatever K each
-// projection's fold gives it) and within 1e-2 of cuBLASLt's products (LORA4J_DECODE_GEMV=0).
-// test_decode_cuda's other cases adapt all seven projections.
+// Mistral (q_proj, v_proj), the attention's four, the MLP's three. Per target set four engines
+// (the default, LORA4J_DECODE_FUSED=0, LORA4J_DECODE_GEMV=0, LORA4J_DECODE_NORM_FOLD=0), a
+// 20-token prompt and 11 steps: each engine's logits within 2e-2 of the forward pass's at the
+// same positions, the default's bit for bit LORA4J_DECODE_FUSED=0's (gemv_pairs sums each row as
+// gemv does, whatever K each projection's fold gives it, and its folded RMSNorm normalizes as
+// rmsnorm_forward does) and LORA4J_DECODE_NORM_FOLD=0's, within 1e-2 of cuBLASLt's products
+// (LORA4J_DECODE_GEMV=0); the default's phase times name the folded RMSNorm for exactly the
+// groups without an adapter. test_decode_cuda's other cases adapt all seven projections.
 void decode_targets() {
   const lora4j_model_config c = testutil::model_config(1024, 1024, 2048, 4, 8, 2, 128, 1024, 1e4);
   const int64_t V = c.vocab_size;
@@ -399,19 +401,22 @@ void decode_targets() {
       {LORA4J_TARGET_Q | LORA4J_TARGET_K | LORA4J_TARGET_V | LORA4J_TARGET_O, "q, k, v, o"},
       {LORA4J_TARGET_GATE | LORA4J_TARGET_UP | LORA4J_TARGET_DOWN, "gate, up, down"}};
   for (const Set& t : sets) {
-    lora4j_engine* e[3] = {engine_with(nullptr, nullptr, c),
-                           engine_with("LORA4J_DECODE_FUSED", "0", c),
-                           engine_with("LORA4J_DECODE_GEMV", "0", c)};
-    load_all(c, {e[0], e[1], e[2]}, 91, t.mask);
+    const std::string ph =
+        "/tmp/lora4j-decode-t" + std::to_string(t.mask) + "-" + std::to_string(getpid()) + ".jsonl";
+    std::remove(ph.c_str());
+    lora4j_engine* e[4] = {
+        engine_with(nullptr, nullptr, c, ph), engine_with("LORA4J_DECODE_FUSED", "0", c),
+        engine_with("LORA4J_DECODE_GEMV", "0", c), engine_with("LORA4J_DECODE_NORM_FOLD", "0", c)};
+    load_all(c, {e[0], e[1], e[2], e[3]}, 91, t.mask);
     std::mt19937 rng(92);
     std::uniform_int_distribution<int32_t> tok(3, int32_t(V) - 1);
     const int prompt = 20, steps = 12;
     std::vector<int32_t> seq(size_t(prompt + steps));
     for (int32_t& x : seq) x = tok(rng);
     const std::vector<float> fwd = forward_logits(e[0], seq, V);
-    std::vector<std::vector<float>> got[3];
-    for (int k = 0; k < 3; ++k) got[k] = decode_logits(e[k], seq, prompt, steps, V);
-    bool same = true;
+    std::vector<std::vector<float>> got[4];
+    for (int k = 0; k < 4; ++k) got[k] = decode_logits(e[k], seq, prompt, steps, V);
+    bool same = true, same_fold = true;
     double worst[3] = {0, 0, 0}, to_cublas = 0;
     for (size_t i = 0; i < got[0].size(); ++i) {
       const size_t pos = size_t(prompt - 1) + i;
@@ -419,6 +424,7 @@ void decode_targets() {
                                    fwd.begin() + int64_t(pos + 1) * V);
       for (int k = 0; k < 3; ++k) worst[k] = ct::worst_of(worst[k], ct::rel_err(got[k][i], ref));
       same = same && bitwise(got[0][i], got[1][i]);
+      same_fold = same_fold && bitwise(got[0][i], got[3][i]);
       to_cublas = ct::worst_of(to_cublas, ct::rel_err(got[2][i], got[0][i]));
     }
     const std::string tag = std::string(" (adapter on ") + t.name + ")";
@@ -431,7 +437,18 @@ void decode_targets() {
     ct::report_bool(kSuite, "default decode logits bitwise LORA4J_DECODE_FUSED=0's" + tag, same,
                     "");
     ct::report(kSuite, "default decode vs LORA4J_DECODE_GEMV=0, worst step" + tag, to_cublas, 1e-2);
+    ct::report_bool(kSuite, "default decode logits bitwise LORA4J_DECODE_NORM_FOLD=0's" + tag,
+                    same_fold, "");
     for (lora4j_engine* x : e) RW_API(lora4j_engine_destroy(x));
+    // the group without an adapter took the RMSNorm inside gemv_pairs' launch, the other not
+    const std::set<std::string> ops = ct::phase_op_names(ph);
+    const bool qkv_bare = !(t.mask & (LORA4J_TARGET_Q | LORA4J_TARGET_K | LORA4J_TARGET_V)),
+               gu_bare = !(t.mask & (LORA4J_TARGET_GATE | LORA4J_TARGET_UP));
+    ct::report_bool(kSuite,
+                    "default decode folded the RMSNorm of the groups without an adapter" + tag,
+                    (ops.count("rmsnorm + q/k/v + rope (decode)") > 0) == qkv_bare &&
+                        (ops.count("rmsnorm + gate/up + swiglu (decode)") > 0) == gu_bare,
+                    "");
   }
 }
 

@@ -2300,12 +2300,119 @@ void gemv_pairs_case(uint64_t seed, int heads, int kv_heads, int D, int64_t K, i
   ct::report("gemv pairs", "h vs float64, " + tag, ct::rel_err(ct::down_bf16(h2), href), 1e-2);
 }
 
+// gemv_pairs with the RMSNorm folded in (GemvPairsNorm: every block normalizes the residual row
+// as rmsnorm_forward does, the segments read it from shared memory) against rmsnorm_forward (y
+// and its fp16 copy) then gemv_pairs over them, bit for bit: q, k and v as the engine's first
+// launch of a layer, gate / up + SwiGLU as its second; the residual in fp32 and in bf16.
+template <class TX>
+void gemv_pairs_norm_case(uint64_t seed, int heads, int kv_heads, int D, int64_t d, int64_t I,
+                          int32_t pos) {
+  Fill f(seed);
+  const int64_t Nq = int64_t(heads) * D, Nk = int64_t(kv_heads) * D;
+  const float eps = 1e-5f;
+  Dev<TX> x{size_t(d)};
+  Dev<bf> wn{size_t(d)}, xn{size_t(d)}, wv{size_t(Nk * d)}, wg{size_t(I * d)}, wu{size_t(I * d)};
+  Dev<__half> x16{size_t(d)}, wq{size_t(Nq * d)}, wk{size_t(Nk * d)};
+  Dev<float> rstd{1};
+  fill_dev(x, 0, x.n, f, 3.f);
+  fill_dev(wn, 0, wn.n, f, 1.5f);
+  fill_dev(wq, 0, wq.n, f, 0.5f);
+  fill_dev(wk, 0, wk.n, f, 0.5f);
+  fill_dev(wv, 0, wv.n, f, 0.5f);
+  fill_dev(wg, 0, wg.n, f, 0.5f);
+  fill_dev(wu, 0, wu.n, f, 0.5f);
+  Dev<int32_t> dpos{1};
+  Dev<float> dinv{size_t(D / 2)};
+  ct::up(dpos, std::vector<int32_t>{pos});
+  ct::up(dinv, rope_inv(D, 1e6));
+  Dev<__half> qr{size_t(Nq)}, kr{size_t(Nk)}, q1{size_t(Nq)}, k1{size_t(Nk)};
+  Dev<bf> vr{size_t(Nk)}, hr{size_t(I)}, v1{size_t(Nk)}, h1{size_t(I)};
+  for (auto* dv : {&q1, &k1}) dv->poison();
+  for (auto* dv : {&v1, &h1}) dv->poison();
+  auto params = [&](bool norm, void* q, void* k, void* v, void* h) {
+    cuda::GemvPairsParams a, b;
+    a.count = 3;
+    a.pos = dpos.p;
+    a.inv_freq = dinv.p;
+    const void* wqk[2] = {wq.p, wk.p};
+    void* yqk[2] = {q, k};
+    for (int s = 0; s < 2; ++s) {
+      cuda::GemvPairSegment& sg = a.seg[s];
+      sg.kind = cuda::GemvPairKind::kRope;
+      sg.x = norm ? nullptr : x16.p, sg.w0 = wqk[s], sg.ldw0 = d, sg.K = d, sg.f16 = true;
+      sg.N = s == 0 ? Nq : Nk, sg.y = yqk[s], sg.D = D;
+    }
+    cuda::GemvPairSegment& vs = a.seg[2];
+    vs.kind = cuda::GemvPairKind::kPair;
+    vs.x = norm ? nullptr : xn.p, vs.w0 = wv.p, vs.ldw0 = d, vs.N = Nk, vs.K = d, vs.y = v;
+    b.count = 1;
+    cuda::GemvPairSegment& hs = b.seg[0];
+    hs.kind = cuda::GemvPairKind::kSwiglu;
+    hs.x = norm ? nullptr : xn.p, hs.w0 = wg.p, hs.w1 = wu.p, hs.ldw0 = hs.ldw1 = d, hs.N = I;
+    hs.K = d, hs.y = h;
+    if (norm) {
+      for (cuda::GemvPairsParams* g : {&a, &b}) {
+        g->norm.x = x.p;
+        g->norm.x_bf16 = std::is_same_v<TX, bf>;
+        g->norm.w = wn.p;
+        g->norm.eps = eps;
+        g->norm.d = d;
+      }
+    }
+    return std::make_pair(a, b);
+  };
+  // rmsnorm_forward, then the launches over its outputs
+  check(cuda::rmsnorm_forward(x.p, wn.p, xn.p, rstd.p, 1, d, eps, 0, nullptr, d, cuda::Lo8{},
+                              cuda::Y16{x16.p, d}),
+        "rmsnorm_forward");
+  auto [ra, rb] = params(false, qr.p, kr.p, vr.p, hr.p);
+  check(cuda::gemv_pairs(ra, 0), "gemv_pairs");
+  check(cuda::gemv_pairs(rb, 0), "gemv_pairs");
+  auto [fa, fb] = params(true, q1.p, k1.p, v1.p, h1.p);
+  const std::string tag = std::string(std::is_same_v<TX, bf> ? "bf16" : "fp32") +
+                          " residual, d=" + std::to_string(d) + " heads " + std::to_string(heads) +
+                          "/" + std::to_string(kv_heads) + " D=" + std::to_string(D) +
+                          " I=" + std::to_string(I);
+  ct::report_bool("gemv pairs", "gemv_pairs_accepts the folded norm, " + tag,
+                  cuda::gemv_pairs_accepts(fa) && cuda::gemv_pairs_accepts(fb), "");
+  check(cuda::gemv_pairs(fa, 0), "gemv_pairs (norm)");
+  check(cuda::gemv_pairs(fb, 0), "gemv_pairs (norm)");
+  CT_CUDA(cudaDeviceSynchronize());
+  auto same = [](const auto& a, const auto& b) {
+    const auto ha = ct::down(a), hb = ct::down(b);
+    return ha.size() == hb.size() &&
+           std::memcmp(ha.data(), hb.data(), ha.size() * sizeof(ha[0])) == 0;
+  };
+  ct::report_bool("gemv pairs", "folded norm: q, k, v bitwise rmsnorm_forward + gemv_pairs, " + tag,
+                  same(q1, qr) && same(k1, kr) && same(v1, vr), "");
+  ct::report_bool("gemv pairs", "folded norm: h bitwise rmsnorm_forward + gemv_pairs, " + tag,
+                  same(h1, hr), "");
+  // refused: a segment with its own x beside the norm, a K other than d, d % 8, d past the bound
+  auto [ea, eb] = params(true, q1.p, k1.p, v1.p, h1.p);
+  ea.seg[2].x = xn.p;
+  eb.seg[0].K = d - 8;
+  cuda::GemvPairsParams ec = fb;
+  ec.norm.d = d + 4;
+  cuda::GemvPairsParams ed = fb;
+  ed.norm.d = 6136;
+  ct::report_bool("gemv pairs", "folded norm refuses x beside it, K != d, d % 8, d > 6128, " + tag,
+                  !cuda::gemv_pairs_accepts(ea) && !cuda::gemv_pairs_accepts(eb) &&
+                      !cuda::gemv_pairs_accepts(ec) && !cuda::gemv_pairs_accepts(ed),
+                  "");
+}
+
 void test_gemv_pairs(ct::Rng&) {
   // Mistral-7B's decode shapes (K 4096 + 32 folded LoRA columns); a smaller model with D 64, a
   // K whose chunks leave the unrolled loop a tail and a padded stride; a K of one chunk
   gemv_pairs_case(11, 32, 8, 128, 4128, 4128, 14336, 4128, 17);
   gemv_pairs_case(12, 8, 2, 64, 1000, 1008, 2048, 1032, 4095);
   gemv_pairs_case(13, 4, 4, 16, 8, 8, 40, 8, 0);
+  // the folded norm: Mistral-7B (d 4096, four chunks a thread), Mistral NeMo's width (5120: six),
+  // a width of one partial chunk a thread (1000), each residual type
+  gemv_pairs_norm_case<float>(14, 32, 8, 128, 4096, 14336, 33);
+  gemv_pairs_norm_case<bf>(15, 32, 8, 128, 4096, 14336, 33);
+  gemv_pairs_norm_case<float>(16, 32, 8, 160, 5120, 2048, 7);
+  gemv_pairs_norm_case<bf>(17, 8, 2, 64, 1000, 1000, 4095);
 }
 
 // attention_decode (one query row against a KV cache, the decode step's attention) against its

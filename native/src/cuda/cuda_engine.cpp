@@ -160,6 +160,7 @@ class CudaEngine final : public Engine {
       decode_pdl_ = env_switch_on("LORA4J_DECODE_PDL") && cc_ >= 90;
       decode_greedy_device_ = env_switch_on("LORA4J_DECODE_GREEDY_DEVICE");
       decode_sample_device_ = env_switch_on("LORA4J_DECODE_SAMPLE_DEVICE");
+      decode_norm_fold_ = env_switch_on("LORA4J_DECODE_NORM_FOLD");
       decode_gemv_split_ = env_switch_on("LORA4J_DECODE_GEMV_SPLIT");
       decode_lora_tail_ = env_switch_on("LORA4J_DECODE_LORA_TAIL");
       decode_norm_a_ = env_switch_on("LORA4J_DECODE_NORM_A");
@@ -2362,8 +2363,10 @@ class CudaEngine final : public Engine {
     const Lo8 lo8 = in_f16 || !qkv ? Lo8{} : Lo8{xlo8_, lo8_scale_[size_t(l)], d};
     // the folded GEMMs read the group's x A^T from x's spare columns: in fp16 too
     const bool xa16 = in_f16 && (folded(l, Q) || folded(l, K));
-    if (!decode_norm_lora_a(l, kGroupOf[Q], x_[size_t(l)], wnorm1(l), a.xn1, a.rstd1, ld1, lo, lo8,
-                            in_f16 ? xf16_ : nullptr, xa16, a)) {
+    // a decode step without an adapter on q, k, v: the RMSNorm inside gemv_pairs' launch
+    const bool norm_qkv = qkv && decode_qkv(l, a, in_f16, kout, vout, true);
+    if (!norm_qkv && !decode_norm_lora_a(l, kGroupOf[Q], x_[size_t(l)], wnorm1(l), a.xn1, a.rstd1,
+                                         ld1, lo, lo8, in_f16 ? xf16_ : nullptr, xa16, a)) {
       KCHECK(norm_forward(x_[size_t(l)], wnorm1(l), a.xn1, a.rstd1, n, eps, lo, ld1, lo8,
                           in_f16 ? Y16{xf16_, ld1} : Y16{}));
       tm("rmsnorm forward");
@@ -2373,7 +2376,7 @@ class CudaEngine final : public Engine {
         tm("q/k operands to f16");
       }
     }
-    if (qkv && !decode_qkv(l, a, in_f16, kout, vout)) {
+    if (qkv && !norm_qkv && !decode_qkv(l, a, in_f16, kout, vout)) {
       const f16* x16 = in_f16 ? xf16_ : nullptr;
       proj_forward(l, Q, a.xn1, ld1, n, dtmp_, true, nullptr, a.xa[Q], lo, lo8.p, x16);
       KCHECK(rope_forward(dtmp_, a.q, pos_, inv_freq_, n, shape_.c.num_heads, shape_.c.head_dim,
@@ -2395,21 +2398,24 @@ class CudaEngine final : public Engine {
     const int64_t qd = shape_.q_dim();
     lora_a_forward(l, kGroupOf[O], a.att, qd, n, a);
     proj_forward(l, O, a.att, qd, n, a.xmid, !res16_, x_[size_t(l)], a.xa[O]);
-    if (!decode_norm_lora_a(l, kGroupOf[GATE], a.xmid, wnorm2(l), a.xn2, a.rstd2, ld2, nullptr,
-                            Lo8{}, nullptr, false, a)) {
-      KCHECK(norm_forward(a.xmid, wnorm2(l), a.xn2, a.rstd2, n, eps, nullptr, ld2));
-      tm("rmsnorm forward");
-      lora_a_forward(l, kGroupOf[GATE], a.xn2, ld2, n, a);
-    }
-    const SwigluGuParams gu = swiglu_gu_params(l, a);
-    if (gu.x) {
-      KCHECK(swiglu_gu_fused(gu, stream_));
-      tm("mlp.gate_proj + up_proj + swiglu forward");
-    } else if (!decode_gu(l, a)) {
-      proj_forward(l, GATE, a.xn2, ld2, n, a.gate, false, nullptr, a.xa[GATE]);
-      proj_forward(l, UP, a.xn2, ld2, n, a.up, false, nullptr, a.xa[UP]);
-      KCHECK(swiglu_forward(a.gate, a.up, a.h, n * I, stream_));
-      tm("swiglu forward");
+    // a decode step without an adapter on gate, up: the RMSNorm inside gemv_pairs' launch
+    if (!decode_gu(l, a, true)) {
+      if (!decode_norm_lora_a(l, kGroupOf[GATE], a.xmid, wnorm2(l), a.xn2, a.rstd2, ld2, nullptr,
+                              Lo8{}, nullptr, false, a)) {
+        KCHECK(norm_forward(a.xmid, wnorm2(l), a.xn2, a.rstd2, n, eps, nullptr, ld2));
+        tm("rmsnorm forward");
+        lora_a_forward(l, kGroupOf[GATE], a.xn2, ld2, n, a);
+      }
+      const SwigluGuParams gu = swiglu_gu_params(l, a);
+      if (gu.x) {
+        KCHECK(swiglu_gu_fused(gu, stream_));
+        tm("mlp.gate_proj + up_proj + swiglu forward");
+      } else if (!decode_gu(l, a)) {
+        proj_forward(l, GATE, a.xn2, ld2, n, a.gate, false, nullptr, a.xa[GATE]);
+        proj_forward(l, UP, a.xn2, ld2, n, a.up, false, nullptr, a.xa[UP]);
+        KCHECK(swiglu_forward(a.gate, a.up, a.h, n * I, stream_));
+        tm("swiglu forward");
+      }
     }
     lora_a_forward(l, kGroupOf[DOWN], a.h, I, n, a);
     // a re-run for the backward needs only xa of down: its output is the next layer's input
@@ -2716,8 +2722,14 @@ class CudaEngine final : public Engine {
   // RoPE passes it replaces (test_ops_cuda, test_decode_cuda), four launches fewer a layer.
   // LORA4J_DECODE_FUSED=0 keeps them apart (A/B runs, test_decode_cuda). False where it does not
   // apply (then the caller runs the projections one by one).
-  bool decode_qkv(int l, const LayerActs& a, bool in_f16, f16* kout, bf16* vout) {
+  // With norm (decode_norm_fold_, no adapter on q, k, v): the layer's RMSNorm in the same launch
+  // (GemvPairsNorm: each block normalizes x_[l] as norm_forward does; xn1, rstd1 and the fp16
+  // copy are not stored, as nothing after reads them at decode), one launch fewer a layer.
+  bool decode_qkv(int l, const LayerActs& a, bool in_f16, f16* kout, bf16* vout,
+                  bool norm = false) {
     if (!decode_fused_here() || !in_f16 || lora_apart(l, Q) || lora_apart(l, K) || lora_apart(l, V))
+      return false;
+    if (norm && (!decode_norm_fold_ || has_lora(l, Q) || has_lora(l, K) || has_lora(l, V)))
       return false;
     const f16 *wq = decode_w16(l, Q), *wk = decode_w16(l, K);
     const bf16* wv = proj_[size_t(proj_index(l, V))].dense;  // an NF4 v: apart
@@ -2729,14 +2741,20 @@ class CudaEngine final : public Engine {
     g.seg[0] = pair_segment(l, Q, GemvPairKind::kRope, xf16_, wq, a.q);
     g.seg[1] = pair_segment(l, K, GemvPairKind::kRope, xf16_, wk, kout);
     g.seg[2] = pair_segment(l, V, GemvPairKind::kPair, a.xn1, wv, vout);
-    return launch_pairs(g, "q/k/v + rope (decode)");
+    if (norm) fold_norm(g, x_[size_t(l)], wnorm1(l));
+    return launch_pairs(g, norm ? "rmsnorm + q/k/v + rope (decode)" : "q/k/v + rope (decode)");
   }
   // A decode step's gate and up products and the SwiGLU forward (one row, bf16 weights, no LoRA
   // term outside the GEMMs): one launch of gemv_pairs, a warp summing row n of both weights and
   // forming h[n]. The same bits as the two GEMVs and the SwiGLU pass it replaces; gate and up are
   // not stored. LORA4J_DECODE_FUSED=0 keeps them apart.
-  bool decode_gu(int l, const LayerActs& a) {
+  // With norm (decode_norm_fold_, no adapter on gate, up, where the fused Hopper kernel is not
+  // taken): the layer's second RMSNorm in the same launch, as decode_qkv's.
+  bool decode_gu(int l, const LayerActs& a, bool norm = false) {
     if (!decode_fused_here() || lora_apart(l, GATE) || lora_apart(l, UP)) return false;
+    if (norm &&
+        (!decode_norm_fold_ || has_lora(l, GATE) || has_lora(l, UP) || swiglu_gu_params(l, a).x))
+      return false;
     const bf16 *wg = proj_[size_t(proj_index(l, GATE))].dense,
                *wu = proj_[size_t(proj_index(l, UP))].dense;
     if (!wg || !wu || gemm_k(l, GATE) != gemm_k(l, UP)) return false;
@@ -2745,7 +2763,18 @@ class CudaEngine final : public Engine {
     g.seg[0] = pair_segment(l, GATE, GemvPairKind::kSwiglu, a.xn2, wg, a.h);
     g.seg[0].w1 = wu;
     g.seg[0].ldw1 = wld(proj_index(l, UP));
-    return launch_pairs(g, "gate/up + swiglu (decode)");
+    if (norm) fold_norm(g, a.xmid, wnorm2(l));
+    return launch_pairs(g,
+                        norm ? "rmsnorm + gate/up + swiglu (decode)" : "gate/up + swiglu (decode)");
+  }
+  // g's segments to read x's row normalized in the launch (GemvPairsNorm) instead of their x
+  void fold_norm(GemvPairsParams& g, const void* x, const bf16* w) const {
+    for (int s = 0; s < g.count; ++s) g.seg[s].x = nullptr;
+    g.norm.x = x;
+    g.norm.x_bf16 = res16_;
+    g.norm.w = w;
+    g.norm.eps = shape_.c.rms_norm_eps;
+    g.norm.d = shape_.c.hidden_size;
   }
   // a decode call of one row that may take gemv_pairs (decode_qkv, decode_gu)
   bool decode_fused_here() const { return decoding_ && decode_fused_ && decode_gemv_ && n_ == 1; }
@@ -3172,17 +3201,18 @@ class CudaEngine final : public Engine {
   bool swiglu_gu_fused_ = true;
   bool decoding_ = false;  // inside decode_run (the KV-cache path of generation)
   bool decode_gu_unfused_ = true;
-  bool decode_qk_cache_ = true;             // LORA4J_DECODE_QK_CACHE (build_decode_w16)
-  bool decode_gemv_ = true;                 // LORA4J_DECODE_GEMV (decode_gemv)
-  bool decode_attention_ = true;            // LORA4J_DECODE_ATTENTION (decode_attention)
-  bool decode_fused_ = true;                // LORA4J_DECODE_FUSED (decode_qkv, decode_gu)
-  bool decode_pdl_ = false;                 // LORA4J_DECODE_PDL, and sm_90 or later (pdl_here)
-  int cc_ = 0;                              // the device's compute capability, 10 major + minor
-  bool decode_greedy_device_ = true;        // LORA4J_DECODE_GREEDY_DEVICE (decode_greedy)
-  bool decode_sample_device_ = true;        // LORA4J_DECODE_SAMPLE_DEVICE (decode_sample)
-  bool decode_gemv_split_ = true;           // LORA4J_DECODE_GEMV_SPLIT (GemvParams::split)
-  bool decode_lora_tail_ = true;            // LORA4J_DECODE_LORA_TAIL (decode_lora_tail)
-  bool decode_norm_a_ = true;               // LORA4J_DECODE_NORM_A (decode_norm_lora_a)
+  bool decode_qk_cache_ = true;       // LORA4J_DECODE_QK_CACHE (build_decode_w16)
+  bool decode_gemv_ = true;           // LORA4J_DECODE_GEMV (decode_gemv)
+  bool decode_attention_ = true;      // LORA4J_DECODE_ATTENTION (decode_attention)
+  bool decode_fused_ = true;          // LORA4J_DECODE_FUSED (decode_qkv, decode_gu)
+  bool decode_pdl_ = false;           // LORA4J_DECODE_PDL, and sm_90 or later (pdl_here)
+  int cc_ = 0;                        // the device's compute capability, 10 major + minor
+  bool decode_greedy_device_ = true;  // LORA4J_DECODE_GREEDY_DEVICE (decode_greedy)
+  bool decode_sample_device_ = true;  // LORA4J_DECODE_SAMPLE_DEVICE (decode_sample)
+  bool decode_norm_fold_ = true;      // LORA4J_DECODE_NORM_FOLD (decode_qkv / decode_gu with norm)
+  bool decode_gemv_split_ = true;     // LORA4J_DECODE_GEMV_SPLIT (GemvParams::split)
+  bool decode_lora_tail_ = true;      // LORA4J_DECODE_LORA_TAIL (decode_lora_tail)
+  bool decode_norm_a_ = true;         // LORA4J_DECODE_NORM_A (decode_norm_lora_a)
   static constexpr size_t kGreedyRun = 16;  // decode_greedy's steps queued at a time
   int32_t* dec_tok_ = nullptr;              // their tokens (kGreedyRun)
   int64_t* dec_state_ = nullptr;  // decode_sample's generator state, then each step's after it

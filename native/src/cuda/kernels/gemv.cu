@@ -20,11 +20,16 @@
  * and gate and up with the SwiGLU forward in another, each row summed as gemv sums it (the same
  * bits). At Mistral-7B on an H200 the two read 283 MB a layer at ~3.76 TB/s (37.5 us a launch on
  * average) where the passes they replace took seven launches; the decode step 5.65 -> 4.75 ms.
+ * With GemvPairsParams::norm (a layer's group without an adapter at decode) the RMSNorm before
+ * the products runs in the same launch: every block normalizes the residual row as
+ * rmsnorm_forward's vectorized kernel does (rmsnorm.cuh: its bits) into shared memory, bf16 and
+ * fp16, and the warps read x there (gemv_pairs_norm_kernel); the norm's own launch is gone.
  */
 #include <algorithm>
 
 #include "cuda/kernels/common.cuh"
 #include "cuda/kernels/gemv.cuh"
+#include "cuda/kernels/rmsnorm.cuh"
 
 namespace lora4j {
 namespace cuda {
@@ -105,14 +110,17 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // blocks of `kernel` the current device holds at once (cached per device in `cached`; 0 when the
-// runtime cannot say, and then the grid is one block per 8 warp items)
+// runtime cannot say, and then the grid is one block per 8 warp items); smem: its dynamic shared
+// memory a block (cached_smem: what `cached` was found for)
 template <class Kernel>
-int64_t resident_blocks(Kernel kernel, int (&cached)[64]) {
+int64_t resident_blocks(Kernel kernel, int (&cached)[64], size_t smem = 0,
+                        size_t* cached_smem = nullptr) {
   int dev = 0;
   if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return 0;
+  if (cached_smem && cached_smem[dev] != smem) cached[dev] = 0, cached_smem[dev] = smem;
   if (cached[dev] == 0) {
     int per_sm = 0, sms = 0;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, 0) !=
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, smem) !=
             cudaSuccess ||
         cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
       return 0;
@@ -145,7 +153,8 @@ constexpr int kPairUnroll = 4;  // 16-byte chunks of each row a lane has in flig
 // Row w0 and row w1 (16-byte chunks) times x, each in gemv_kernel's order: lane l sums the chunks
 // l, l + 32, ... in turn (the unroll only groups the loads), then the warp's butterfly. So each
 // sum has the bits gemv gives that row.
-template <bool F16>
+// x in shared memory (SHX: the folded norm's row) is read with plain loads, not __ldg.
+template <bool F16, bool SHX>
 __device__ __forceinline__ void dot2(const uint4* __restrict__ x, const uint4* __restrict__ w0,
                                      const uint4* __restrict__ w1, int64_t chunks, int lane,
                                      float& s0, float& s1) {
@@ -158,7 +167,7 @@ __device__ __forceinline__ void dot2(const uint4* __restrict__ x, const uint4* _
 #pragma unroll
     for (int u = 0; u < kPairUnroll; ++u) u1[u] = __ldcs(w1 + k + 32 * u);
 #pragma unroll
-    for (int u = 0; u < kPairUnroll; ++u) xv[u] = __ldg(x + k + 32 * u);
+    for (int u = 0; u < kPairUnroll; ++u) xv[u] = SHX ? x[k + 32 * u] : __ldg(x + k + 32 * u);
     __syncwarp();  // as in gemv_kernel
 #pragma unroll
     for (int u = 0; u < kPairUnroll; ++u) {
@@ -167,7 +176,7 @@ __device__ __forceinline__ void dot2(const uint4* __restrict__ x, const uint4* _
     }
   }
   for (; k < chunks; k += 32) {
-    const uint4 xv = __ldg(x + k);
+    const uint4 xv = SHX ? x[k] : __ldg(x + k);
     a0 += gemv_dot8(__ldcs(w0 + k), xv, F16);
     a1 += gemv_dot8(__ldcs(w1 + k), xv, F16);
   }
@@ -212,13 +221,17 @@ __device__ __forceinline__ void pair_item(const PairArgs& p, int64_t it, int& s,
 //           stored in fp16 at those rows (rope.cu's arithmetic on the fp32 sums);
 //   pair:   rows 2i and 2i + 1, stored in bf16;
 //   swiglu: row i of w0 (gate) and of w1 (up), each rounded to bf16, then swiglu_fwd_one.
-__global__ void __launch_bounds__(kThreads) gemv_pairs_kernel(const PairArgs p) {
+// The warp items of gemv_pairs_kernel; SHX: x from the folded norm's row in shared memory, xs
+// (bf16) or xs16 (fp16) by segment, in place of each segment's x (the norm has waited for the
+// previous kernel by then; otherwise the wait is here).
+template <bool SHX>
+__device__ __forceinline__ void pair_items(const PairArgs& p, const uint4* xs, const uint4* xs16) {
   const int lane = threadIdx.x & 31;
   const int64_t warps = int64_t(gridDim.x) * (kThreads / 32);
   int64_t total = 0;
   for (int s = 0; s < p.count; ++s) total += p.seg[s].items;
   const int64_t it0 = int64_t(blockIdx.x) * (kThreads / 32) + (threadIdx.x >> 5);
-  pdl_wait();  // x is the previous kernels' output; y may be read by them
+  if (!SHX) pdl_wait();  // x is the previous kernels' output; y may be read by them
   for (int64_t it = it0; it < total; it += warps) {
     int s;
     int64_t i, r0, r1;
@@ -226,9 +239,11 @@ __global__ void __launch_bounds__(kThreads) gemv_pairs_kernel(const PairArgs p) 
     const PairSeg& g = p.seg[s];
     float s0, s1;
     if (g.f16)
-      dot2<true>(g.x, g.w0 + r0 * g.ldw0, g.w1 + r1 * g.ldw1, g.chunks, lane, s0, s1);
+      dot2<true, SHX>(SHX ? xs16 : g.x, g.w0 + r0 * g.ldw0, g.w1 + r1 * g.ldw1, g.chunks, lane, s0,
+                      s1);
     else
-      dot2<false>(g.x, g.w0 + r0 * g.ldw0, g.w1 + r1 * g.ldw1, g.chunks, lane, s0, s1);
+      dot2<false, SHX>(SHX ? xs : g.x, g.w0 + r0 * g.ldw0, g.w1 + r1 * g.ldw1, g.chunks, lane, s0,
+                       s1);
     if (lane != 0) continue;
     if (g.kind == int(GemvPairKind::kRope)) {
       float c, sn, lo, hi;
@@ -244,13 +259,38 @@ __global__ void __launch_bounds__(kThreads) gemv_pairs_kernel(const PairArgs p) 
     }
   }
 }
+__global__ void __launch_bounds__(kThreads) gemv_pairs_kernel(const PairArgs p) {
+  pair_items<false>(p, nullptr, nullptr);
+}
+// The same with the row's RMSNorm first (GemvPairsNorm): each block normalizes it as
+// rmsnorm_forward's vectorized kernel does (rmsnorm_fwd_vec_row: its bits; it waits for the
+// previous kernel before reading x), keeping the bf16 row and its fp16 copy in shared memory.
+struct NormArgs {
+  const void* x;
+  const bf16* w;
+  float eps;
+  int64_t d;
+};
+template <int NCH, typename TX>
+__global__ void __launch_bounds__(kThreads) gemv_pairs_norm_kernel(const PairArgs p, NormArgs n) {
+  static_assert(kThreads == kNormThreads, "rmsnorm's reduction order");
+  extern __shared__ float4 staged[];  // the row, d floats; then its bf16 and fp16 forms, d each
+  __shared__ float scratch[32];
+  bf16* keep = reinterpret_cast<bf16*>(staged + n.d / 4);
+  f16* keep16 = reinterpret_cast<f16*>(keep + n.d);
+  rmsnorm_fwd_vec_row<NCH>(static_cast<const TX*>(n.x), n.w, nullptr, nullptr, n.d, n.eps, nullptr,
+                           0, Lo8{}, Y16{}, 0, staged, scratch, false, keep, keep16);
+  __syncthreads();  // the rows are whole
+  pair_items<true>(p, reinterpret_cast<const uint4*>(keep), reinterpret_cast<const uint4*>(keep16));
+}
 
 bool segment_accepts(const GemvPairSegment& g, const GemvPairsParams& p) {
   const void* w1 = g.kind == GemvPairKind::kSwiglu ? g.w1 : g.w0;
   const int64_t ldw1 = g.kind == GemvPairKind::kSwiglu ? g.ldw1 : g.ldw0;
-  if (!g.x || !g.w0 || !w1 || !g.y || g.N <= 0 || g.K <= 0 || g.K % 8 != 0 || g.ldw0 < g.K ||
-      ldw1 < g.K || g.ldw0 % 8 != 0 || ldw1 % 8 != 0 || !ptr_aligned16(g.x) ||
-      !ptr_aligned16(g.w0) || !ptr_aligned16(w1))
+  if (p.norm.x ? g.x || g.K != p.norm.d : !g.x) return false;  // the folded norm's row, or x
+  if (!g.w0 || !w1 || !g.y || g.N <= 0 || g.K <= 0 || g.K % 8 != 0 || g.ldw0 < g.K || ldw1 < g.K ||
+      g.ldw0 % 8 != 0 || ldw1 % 8 != 0 || !ptr_aligned16(g.x) || !ptr_aligned16(g.w0) ||
+      !ptr_aligned16(w1))
     return false;
   switch (g.kind) {
     case GemvPairKind::kRope:
@@ -263,10 +303,31 @@ bool segment_accepts(const GemvPairSegment& g, const GemvPairsParams& p) {
   return false;
 }
 
+// the folded norm's row: d floats staged, then its bf16 and fp16 forms (8 d bytes, 16-byte
+// aligned for d % 8 == 0), within the 48 KiB a block takes without opting in beside the scratch
+constexpr int64_t kNormFoldMaxD = 6128;
+size_t norm_smem(int64_t d) { return size_t(d) * (sizeof(float) + sizeof(bf16) + sizeof(f16)); }
+
+template <int NCH, typename TX>
+cudaError_t launch_norm(const PairArgs& a, const NormArgs& n, int64_t need, bool pdl,
+                        cudaStream_t s) {
+  static int cached[64] = {};
+  static size_t cached_smem[64] = {};
+  const size_t smem = norm_smem(n.d);
+  const int64_t held = resident_blocks(gemv_pairs_norm_kernel<NCH, TX>, cached, smem, cached_smem);
+  const unsigned grid = unsigned(held > 0 ? std::min(need, held) : need);
+  return launch_kernel(gemv_pairs_norm_kernel<NCH, TX>, dim3(grid), dim3(kThreads), smem, s, pdl, a,
+                       n);
+}
+
 }  // namespace
 
 bool gemv_pairs_accepts(const GemvPairsParams& p) {
   if (p.count < 1 || p.count > kGemvPairSegments) return false;
+  const GemvPairsNorm& n = p.norm;
+  if (n.x && !(n.w && n.d > 0 && n.d % 8 == 0 && n.d <= kNormFoldMaxD && ptr_aligned16(n.x) &&
+               ptr_aligned16(n.w)))
+    return false;
   int64_t items = 0;
   for (int s = 0; s < p.count; ++s) {
     if (!segment_accepts(p.seg[s], p)) return false;
@@ -299,11 +360,31 @@ cudaError_t gemv_pairs(const GemvPairsParams& p, cudaStream_t s) {
   a.count = p.count;
   a.pos = p.pos;
   a.inv_freq = p.inv_freq;
-  static int cached[64] = {};
-  const int64_t need = (items + kThreads / 32 - 1) / (kThreads / 32),
-                held = resident_blocks(gemv_pairs_kernel, cached);
-  const unsigned grid = unsigned(held > 0 ? std::min(need, held) : need);
-  return launch_kernel(gemv_pairs_kernel, dim3(grid), dim3(kThreads), 0, s, p.pdl, a);
+  const int64_t need = (items + kThreads / 32 - 1) / (kThreads / 32);
+  if (!p.norm.x) {
+    static int cached[64] = {};
+    const int64_t held = resident_blocks(gemv_pairs_kernel, cached);
+    const unsigned grid = unsigned(held > 0 ? std::min(need, held) : need);
+    return launch_kernel(gemv_pairs_kernel, dim3(grid), dim3(kThreads), 0, s, p.pdl, a);
+  }
+  const NormArgs n{p.norm.x, p.norm.w, p.norm.eps, p.norm.d};
+  switch ((p.norm.d + 4 * kNormThreads - 1) / (4 * kNormThreads)) {  // as rmsnorm_forward's NCH
+    case 1:
+      return p.norm.x_bf16 ? launch_norm<1, bf16>(a, n, need, p.pdl, s)
+                           : launch_norm<1, float>(a, n, need, p.pdl, s);
+    case 2:
+      return p.norm.x_bf16 ? launch_norm<2, bf16>(a, n, need, p.pdl, s)
+                           : launch_norm<2, float>(a, n, need, p.pdl, s);
+    case 3:
+      return p.norm.x_bf16 ? launch_norm<3, bf16>(a, n, need, p.pdl, s)
+                           : launch_norm<3, float>(a, n, need, p.pdl, s);
+    case 4:
+      return p.norm.x_bf16 ? launch_norm<4, bf16>(a, n, need, p.pdl, s)
+                           : launch_norm<4, float>(a, n, need, p.pdl, s);
+    default:  // d <= kNormFoldMaxD
+      return p.norm.x_bf16 ? launch_norm<6, bf16>(a, n, need, p.pdl, s)
+                           : launch_norm<6, float>(a, n, need, p.pdl, s);
+  }
 }
 
 bool gemv_accepts(const GemvParams& p) {

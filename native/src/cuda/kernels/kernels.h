@@ -87,12 +87,24 @@ struct GemvPairSegment {
   void* y = nullptr;
   int D = 0;  // kRope: head size
 };
+// The folded RMSNorm (GemvPairsParams::norm): x's row of d is normalized by every block as
+// rmsnorm_forward does it (the same bits as its y and fp16 copy, neither stored) and the segments
+// read it from shared memory, bf16 or fp16 as each segment's f16 says, in place of their x (null
+// then); every segment's K is d. x is the residual stream, fp32 or bf16 (x_bf16).
+struct GemvPairsNorm {
+  const void* x = nullptr;
+  bool x_bf16 = false;
+  const bf16* w = nullptr;
+  float eps = 0.f;
+  int64_t d = 0;
+};
 struct GemvPairsParams {
   GemvPairSegment seg[kGemvPairSegments];
   int count = 0;
   const int32_t* pos = nullptr;     // kRope: the row's position (device)
   const float* inv_freq = nullptr;  // kRope: [D / 2] (device)
   bool pdl = false;                 // as GemvParams::pdl
+  GemvPairsNorm norm;               // norm.x set: the row's RMSNorm in the same launch
 };
 bool gemv_pairs_accepts(const GemvPairsParams& p);
 cudaError_t gemv_pairs(const GemvPairsParams& p, cudaStream_t s);
