@@ -2304,16 +2304,15 @@ class CudaEngine final : public Engine {
                                      accumulate, stream_, dx_bf16);
   }
 
-  // A decode step's RMSNorm (x -> y, ldy its row stride, x's spare columns after d holding the
-  // LoRA products) with group g's LoRA A product (lora_a_forward's) in one launch
-  // (rmsnorm_lora_a: the bits of norm_forward, gemv's split order and, with xa16, the products'
-  // fp16 copy into y16's spare columns), where those took two or three launches. False where it
-  // does not apply (then the caller runs them apart): not one row of a decode call, no LoRA term
-  // in the group, a residue asked for (lo, lo8), the split order off, a product wider than the
-  // split order takes, or LORA4J_DECODE_NORM_A=0 (A/B runs, test_decode_cuda).
+  // A decode step's RMSNorm (x -> y, one row; x's spare columns after d holding the LoRA
+  // products) with group g's LoRA A product (lora_a_forward's) in one launch (rmsnorm_lora_a: the
+  // bits of norm_forward, gemv's split order and, with xa16, the products' fp16 copy into y16's
+  // spare columns), where those took two or three launches. False where it does not apply (then the
+  // caller runs them apart): not one row of a decode call, no LoRA term in the group, a residue
+  // asked for (lo, lo8), the split order off, a product wider than the split order takes, or
+  // LORA4J_DECODE_NORM_A=0 (A/B runs, test_decode_cuda).
   bool decode_norm_lora_a(int l, int g, const void* x, const bf16* w, bf16* y, float* rstd,
-                          int64_t ldy, const bf16* lo, const Lo8& lo8, f16* y16, bool xa16,
-                          LayerActs& a) {
+                          const bf16* lo, const Lo8& lo8, f16* y16, bool xa16, LayerActs& a) {
     if (!decoding_ || n_ != 1 || !decode_gemv_ || !decode_gemv_split_ || !decode_norm_a_ || lo ||
         lo8.p)
       return false;
@@ -2341,7 +2340,6 @@ class CudaEngine final : public Engine {
     rp.xa = a.xa[first];
     rp.xa16 = xa16 ? y16 + d : nullptr;
     rp.pdl = pdl_here();
-    (void)ldy;  // one row: its stride does not enter
     if (!rmsnorm_lora_a_accepts(rp)) return false;
     KCHECK(rmsnorm_lora_a(rp, stream_));
     tm("rmsnorm + lora_A forward (decode)");
@@ -2372,7 +2370,7 @@ class CudaEngine final : public Engine {
     // a decode step without an adapter on q, k, v: the RMSNorm inside gemv_pairs' launch
     const bool norm_qkv = qkv && decode_qkv(l, a, in_f16, kout, vout, true);
     if (!norm_qkv && !decode_norm_lora_a(l, kGroupOf[Q], x_[size_t(l)], wnorm1(l), a.xn1, a.rstd1,
-                                         ld1, lo, lo8, in_f16 ? xf16_ : nullptr, xa16, a)) {
+                                         lo, lo8, in_f16 ? xf16_ : nullptr, xa16, a)) {
       KCHECK(norm_forward(x_[size_t(l)], wnorm1(l), a.xn1, a.rstd1, n, eps, lo, ld1, lo8,
                           in_f16 ? Y16{xf16_, ld1} : Y16{}));
       tm("rmsnorm forward");
@@ -2406,8 +2404,8 @@ class CudaEngine final : public Engine {
     proj_forward(l, O, a.att, qd, n, a.xmid, !res16_, x_[size_t(l)], a.xa[O]);
     // a decode step without an adapter on gate, up: the RMSNorm inside gemv_pairs' launch
     if (!decode_gu(l, a, true)) {
-      if (!decode_norm_lora_a(l, kGroupOf[GATE], a.xmid, wnorm2(l), a.xn2, a.rstd2, ld2, nullptr,
-                              Lo8{}, nullptr, false, a)) {
+      if (!decode_norm_lora_a(l, kGroupOf[GATE], a.xmid, wnorm2(l), a.xn2, a.rstd2, nullptr, Lo8{},
+                              nullptr, false, a)) {
         KCHECK(norm_forward(a.xmid, wnorm2(l), a.xn2, a.rstd2, n, eps, nullptr, ld2));
         tm("rmsnorm forward");
         lora_a_forward(l, kGroupOf[GATE], a.xn2, ld2, n, a);
