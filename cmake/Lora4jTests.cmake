@@ -76,6 +76,13 @@ if(LORA4J_HAVE_CUDA_BACKEND)
   target_link_libraries(bench_aggregate_cuda PRIVATE lora4j lora4j_cuda_kernels CUDA::cudart
                                                      Threads::Threads)
   lora4j_flags(bench_aggregate_cuda)
+  # Time of one sampled draw on the device (sample_feed) beside the greedy pick, at a Mistral
+  # vocabulary on three kinds of logits.
+  add_executable(bench_sample_cuda ${CMAKE_CURRENT_SOURCE_DIR}/bench/bench_sample_cuda.cpp)
+  target_include_directories(bench_sample_cuda PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/include
+                                                       ${CMAKE_CURRENT_SOURCE_DIR}/src)
+  target_link_libraries(bench_sample_cuda PRIVATE lora4j_cuda_kernels CUDA::cudart)
+  lora4j_flags(bench_sample_cuda)
   # The engine's frozen GEMM shapes through cuBLASLt's first algorithms, on three kinds of
   # operands (scripts/gpu/run.sh, STEPS=gemms).
   add_executable(bench_gemm_cuda ${CMAKE_CURRENT_SOURCE_DIR}/bench/bench_gemm_cuda.cpp

@@ -2903,61 +2903,34 @@ class CudaEngine final : public Engine {
                         shape_.c.rms_norm_eps));
     mm_nt(1, V, d, hn_ + (n_ - 1) * d, d, wlm(), d, logits_, true, V, 1.f, 0.f, "lm_head");
   }
-  // Greedy decoding with the tokens kept on the device: the first step's token and position
-  // written by a kernel, each step's argmax by greedy_argmax_feed into the next step's ids_ and
-  // pos_ and into dec_tok_, so the host queues a run of kGreedyRun steps and waits once (with
-  // decode_next the GPU idles each step while the logits travel to the caller and the next token
-  // back, ~0.2 ms a step at 7B in the forty-second session's trace). The steps of a run after an
-  // eos_id run too (at most kGreedyRun - 1; their cache rows lie past cache_len_ and are written
-  // again later). Phase times and LORA4J_DECODE_GREEDY_DEVICE=0 take Engine's step-by-step
-  // default.
+  // Greedy decoding with the tokens kept on the device: each step's argmax by greedy_argmax_feed
+  // into the next step's ids_ and pos_ and into dec_tok_ (decode_on_device's loop), so the host
+  // queues a run of kGreedyRun steps and waits once (with decode_next the GPU idles each step while
+  // the logits travel to the caller and the next token back, ~0.2 ms a step at 7B in the
+  // forty-second session's trace). Phase times and LORA4J_DECODE_GREEDY_DEVICE=0 take Engine's
+  // step-by-step default.
   void decode_greedy(int32_t token, int32_t count, int32_t eos_id, int32_t* out,
                      int32_t* produced) override {
     device();
     if (cache_len_ <= 0) fail(LORA4J_ESTATE, "decode_greedy before decode_start");
     if (phases_ || !decode_greedy_device_)
       return Engine::decode_greedy(token, count, eos_id, out, produced);
-    *produced = 0;
-    if (count == 0) return;
-    check_arg(int64_t(cache_len_) + count <= shape_.c.max_seq_len,
-              "the KV cache is full (max_seq_len " + std::to_string(shape_.c.max_seq_len) +
-                  "): " + std::to_string(cache_len_) + " positions held, " + std::to_string(count) +
-                  " more asked");
-    if (!dec_tok_)
-      dec_tok_ = static_cast<int32_t*>(alloc(kGreedyRun * 4, "greedy decoding's tokens"));
-    DecodeScope scope(*this, 1);
-    KCHECK(decode_feed(ids_, pos_, token, cache_len_, stream_));
-    std::vector<int32_t> got(kGreedyRun);
-    int32_t n = 0;
-    bool eos = false;
-    while (n < count && !eos) {  // runs of up to kGreedyRun steps, each waited for once
-      const int32_t run = std::min(int32_t(kGreedyRun), count - n);
-      for (int32_t k = 0; k < run; ++k) {
-        const int32_t q = cache_len_ + n + k;
-        decode_pass(q);
-        KCHECK(greedy_argmax_feed(logits_, shape_.c.vocab_size, dec_tok_ + k, ids_, pos_, q + 1,
-                                  stream_));
-      }
-      LORA4J_CU(
-          cudaMemcpyAsync(got.data(), dec_tok_, size_t(run) * 4, cudaMemcpyDeviceToHost, stream_));
-      LORA4J_CU(cudaStreamSynchronize(stream_));
-      for (int32_t k = 0; k < run && !eos; ++k) {
-        out[n++] = got[size_t(k)];
-        eos = got[size_t(k)] == eos_id;
-      }
-    }
-    *produced = n;
-    cache_len_ += n;
+    decode_on_device(
+        token, count, eos_id, out, produced,
+        [&](int32_t k, int32_t q) {
+          KCHECK(greedy_argmax_feed(logits_, shape_.c.vocab_size, dec_tok_ + k, ids_, pos_, q + 1,
+                                    stream_));
+        },
+        [](int32_t) {}, [](int32_t) {});
   }
 
   // Sampled decoding with the tokens and the generator kept on the device, as decode_greedy: each
   // step's draw by sample_feed (the host sampler's definition, so the same tokens and state) into
-  // the next step's ids_ and pos_, dec_tok_ and the state after it (dec_state_ + 1 + k), runs of
-  // kGreedyRun steps queued and waited for once; the state handed back is the one after the last
-  // step kept (steps after an eos_id in a run draw too, and are dropped). Only with
-  // LORA4J_DECODE_SAMPLE_DEVICE=1: at 7B it measured 4.60 ms a step against the host draw's 4.55
-  // (forty-fifth session), so Engine's step-by-step default is the default; phase times take it
-  // too.
+  // the next step's ids_ and pos_, dec_tok_ and the state after it (dec_state_ + 1 + k); the state
+  // handed back is the one after the last step kept (steps after an eos_id in a run draw too, and
+  // are dropped). Only with LORA4J_DECODE_SAMPLE_DEVICE=1: at 7B it measured 4.60 ms a step
+  // against the host draw's 4.55 (forty-fifth session), so Engine's step-by-step default is the
+  // default; phase times take it too.
   void decode_sample(int32_t token, int32_t count, int32_t eos_id, const SampleParams& p,
                      int64_t* state, int32_t* out, int32_t* produced) override {
     device();
@@ -2965,6 +2938,37 @@ class CudaEngine final : public Engine {
     const int32_t V = shape_.c.vocab_size;
     if (phases_ || !decode_sample_device_)
       return Engine::decode_sample(token, count, eos_id, p, state, out, produced);
+    if (!dec_state_) {
+      dec_state_ = static_cast<int64_t*>(alloc((1 + kGreedyRun) * 8, "the sampler's state"));
+      dec_w_ = static_cast<int64_t*>(alloc(size_t(V) * 8, "the sampler's weights"));
+      dec_key_ = static_cast<uint32_t*>(alloc(size_t(V) * 4, "the sampler's keys"));
+    }
+    std::vector<int64_t> states(kGreedyRun);
+    decode_on_device(
+        token, count, eos_id, out, produced,
+        [&](int32_t k, int32_t q) {
+          if (k == 0 && q == cache_len_)  // the generator's state, before the first draw
+            LORA4J_CU(cudaMemcpyAsync(dec_state_, state, 8, cudaMemcpyHostToDevice, stream_));
+          KCHECK(sample_feed(logits_, V, p.temperature, p.top_k, p.top_p, dec_state_, dec_w_,
+                             dec_key_, dec_tok_ + k, dec_state_ + 1 + k, ids_, pos_, q + 1,
+                             stream_));
+        },
+        [&](int32_t run) {
+          LORA4J_CU(cudaMemcpyAsync(states.data(), dec_state_ + 1, size_t(run) * 8,
+                                    cudaMemcpyDeviceToHost, stream_));
+        },
+        [&](int32_t k) { *state = states[size_t(k)]; });
+  }
+
+  // The loop of decode_greedy and decode_sample: the first step's token and position written by
+  // decode_feed, then runs of up to kGreedyRun steps, each step a decode_pass at its position q
+  // and pick(k, q) (the kernel that writes the step's token into dec_tok_ + k and the next step's
+  // into ids_ and pos_), the run's tokens copied back with what fetch(run) queues, waited for
+  // once; keep(k) for each step kept. The steps of a run after an eos_id run too (at most
+  // kGreedyRun - 1; their cache rows lie past cache_len_ and are written again later).
+  template <class Pick, class Fetch, class Keep>
+  void decode_on_device(int32_t token, int32_t count, int32_t eos_id, int32_t* out,
+                        int32_t* produced, Pick pick, Fetch fetch, Keep keep) {
     *produced = 0;
     if (count == 0) return;
     check_arg(int64_t(cache_len_) + count <= shape_.c.max_seq_len,
@@ -2972,35 +2976,26 @@ class CudaEngine final : public Engine {
                   "): " + std::to_string(cache_len_) + " positions held, " + std::to_string(count) +
                   " more asked");
     if (!dec_tok_)
-      dec_tok_ = static_cast<int32_t*>(alloc(kGreedyRun * 4, "greedy decoding's tokens"));
-    if (!dec_state_) {
-      dec_state_ = static_cast<int64_t*>(alloc((1 + kGreedyRun) * 8, "the sampler's state"));
-      dec_w_ = static_cast<int64_t*>(alloc(size_t(V) * 8, "the sampler's weights"));
-      dec_key_ = static_cast<uint32_t*>(alloc(size_t(V) * 4, "the sampler's keys"));
-    }
+      dec_tok_ = static_cast<int32_t*>(alloc(kGreedyRun * 4, "device decoding's tokens"));
     DecodeScope scope(*this, 1);
     KCHECK(decode_feed(ids_, pos_, token, cache_len_, stream_));
-    LORA4J_CU(cudaMemcpyAsync(dec_state_, state, 8, cudaMemcpyHostToDevice, stream_));
     std::vector<int32_t> got(kGreedyRun);
-    std::vector<int64_t> states(kGreedyRun);
     int32_t n = 0;
     bool eos = false;
-    while (n < count && !eos) {  // runs of up to kGreedyRun steps, each waited for once
+    while (n < count && !eos) {
       const int32_t run = std::min(int32_t(kGreedyRun), count - n);
       for (int32_t k = 0; k < run; ++k) {
         const int32_t q = cache_len_ + n + k;
         decode_pass(q);
-        KCHECK(sample_feed(logits_, V, p.temperature, p.top_k, p.top_p, dec_state_, dec_w_,
-                           dec_key_, dec_tok_ + k, dec_state_ + 1 + k, ids_, pos_, q + 1, stream_));
+        pick(k, q);
       }
       LORA4J_CU(
           cudaMemcpyAsync(got.data(), dec_tok_, size_t(run) * 4, cudaMemcpyDeviceToHost, stream_));
-      LORA4J_CU(cudaMemcpyAsync(states.data(), dec_state_ + 1, size_t(run) * 8,
-                                cudaMemcpyDeviceToHost, stream_));
+      fetch(run);
       LORA4J_CU(cudaStreamSynchronize(stream_));
       for (int32_t k = 0; k < run && !eos; ++k) {
         out[n++] = got[size_t(k)];
-        *state = states[size_t(k)];
+        keep(k);
         eos = got[size_t(k)] == eos_id;
       }
     }

@@ -116,34 +116,68 @@ __device__ int64_t block_exclusive(int64_t v, int64_t* red) {
 // keys by index), *run_out the amount up to and including it. A radix selection of the key (four
 // passes of 8 bits over histograms of the amount), then an index-order scan among the ties. Every
 // thread gets the results; need is at most the total amount of in.
+// The histograms: one a warp (whist, kWarps x 256), each lane's amount added once per group of
+// lanes with the same bin (__match_any_sync, the group's sum by __reduce_add_sync over the
+// amount's two halves, exact: an amount is at most 2^40), by the group's first lane alone, so
+// with no atomics (a 64-bit add to shared memory is a compare-and-swap loop, and the logits of a
+// step crowd into a few bins); then summed over the warps into hist, and the boundary's bin found
+// by warp 0 (eight bins a lane, a scan over the lanes).
 template <class Amount, class In>
 __device__ void order_boundary(int32_t n, const uint32_t* __restrict__ key, Amount amount, In in,
-                               int64_t need, int64_t* hist, int64_t* red, uint32_t& kb, int32_t& ib,
-                               int64_t& run_out) {
+                               int64_t need, int64_t* whist, int64_t* hist, int64_t* red,
+                               uint32_t& kb, int32_t& ib, int64_t& run_out) {
   __shared__ uint32_t s_prefix;
   __shared__ int64_t s_before;
   __shared__ int32_t s_index;
-  const int tid = threadIdx.x;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  int64_t* own = whist + warp * 256;
   const int32_t chunk = (n + kThreads - 1) / kThreads;
   const int32_t c0 = min(n, tid * chunk), c1 = min(n, c0 + chunk);
   uint32_t pre = 0, mask = 0;
   int64_t before = 0;  // the amount of the keys below pre's bins
   for (int shift = 24; shift >= 0; shift -= 8) {
-    for (int b = tid; b < 256; b += kThreads) hist[b] = 0;
-    __syncthreads();
-    for (int32_t i = tid; i < n; i += kThreads) {
-      const uint32_t k = key[i];
-      const int64_t a = in(i) ? amount(i) : 0;
-      if ((k & mask) == pre && a != 0)
-        atomicAdd(reinterpret_cast<unsigned long long*>(&hist[(k >> shift) & 255u]),
-                  (unsigned long long)a);
+    for (int b = lane; b < 256; b += 32) own[b] = 0;
+    __syncwarp();
+    for (int32_t base = 0; base < n; base += kThreads) {  // every lane of a warp goes round alike
+      const int32_t i = base + tid;
+      uint32_t k = 0;
+      int64_t a = 0;
+      if (i < n) {
+        k = key[i];
+        if ((k & mask) == pre && in(i)) a = amount(i);
+      }
+      if (__ballot_sync(0xffffffffu, a != 0) == 0) continue;
+      const uint32_t bin = a != 0 ? (k >> shift) & 255u : 256u + lane;  // the rest each alone
+      const unsigned peers = __match_any_sync(0xffffffffu, bin);
+      const uint32_t lo = __reduce_add_sync(peers, uint32_t(a) & 0x1fffffu);
+      const uint32_t hi = __reduce_add_sync(peers, uint32_t(uint64_t(a) >> 21));
+      if (a != 0 && lane == __ffs(peers) - 1) own[bin] += (int64_t(hi) << 21) + lo;
+      __syncwarp();  // the group's write before another group of this warp reads the bin
     }
     __syncthreads();
-    if (tid == 0) {
-      int b = 0;
-      for (; b < 255 && before + hist[b] < need; ++b) before += hist[b];
-      s_prefix = pre | (uint32_t(b) << shift);
-      s_before = before;
+    for (int b = tid; b < 256; b += kThreads) {
+      int64_t sum = 0;
+      for (int w = 0; w < kWarps; ++w) sum += whist[w * 256 + b];
+      hist[b] = sum;
+    }
+    __syncthreads();
+    if (warp == 0) {  // the first bin b (at most 255) where before + the bins up to b reach need
+      int64_t own8 = 0;
+      for (int j = 0; j < 8; ++j) own8 += hist[lane * 8 + j];
+      int64_t incl = own8;
+      for (int o = 1; o < 32; o <<= 1) {
+        const int64_t y = __shfl_up_sync(0xffffffffu, incl, o);
+        if (lane >= o) incl += y;
+      }
+      const unsigned hit = __ballot_sync(0xffffffffu, before + incl >= need);
+      const int at = hit ? __ffs(hit) - 1 : 31;
+      if (lane == at) {
+        int64_t run = before + incl - own8;
+        int b = lane * 8;
+        for (; b < 255 && run + hist[b] < need; ++b) run += hist[b];
+        s_prefix = pre | (uint32_t(b) << shift);
+        s_before = run;
+      }
     }
     __syncthreads();
     pre = s_prefix;
@@ -184,6 +218,7 @@ __global__ void __launch_bounds__(kThreads)
                        int32_t* pos, int32_t next_pos) {
   __shared__ int64_t red[kWarps];
   __shared__ int64_t hist[256];
+  extern __shared__ int64_t whist[];  // kWarps x 256: order_boundary's histograms, one a warp
   __shared__ float smax[kWarps];
   __shared__ float sbv[kWarps];
   __shared__ int32_t sbi[kWarps];
@@ -241,8 +276,8 @@ __global__ void __launch_bounds__(kThreads)
   if (top_k > 0 && top_k < n) {
     int64_t counted = 0;
     order_boundary(
-        n, key, [](int32_t) { return int64_t(1); }, [](int32_t) { return true; }, top_k, hist, red,
-        kk, ik, counted);
+        n, key, [](int32_t) { return int64_t(1); }, [](int32_t) { return true; }, top_k, whist, hist,
+        red, kk, ik, counted);
   }
   auto kept = [&](int32_t i) {
     const uint32_t k = key[i];
@@ -260,7 +295,7 @@ __global__ void __launch_bounds__(kThreads)
     const int64_t need =
         max(int64_t(1), min(z, int64_t(ceil(__dmul_rn(top_p, __ll2double_rn(z))))));
     order_boundary(
-        n, key, [&](int32_t i) { return w[i]; }, kept, need, hist, red, prefix, cut, total);
+        n, key, [&](int32_t i) { return w[i]; }, kept, need, whist, hist, red, prefix, cut, total);
   }
 
   // 4. the draw, then the token where the nucleus' running weight in index order passes it
@@ -300,7 +335,11 @@ cudaError_t sample_feed(const float* logits, int32_t n, double temperature, int3
                         cudaStream_t s) {
   if (n <= 0 || !(temperature > 0) || top_k < 0 || !(top_p > 0 && top_p <= 1))
     return cudaErrorInvalidValue;
-  sample_feed_kernel<<<1, kThreads, 0, s>>>(logits, n, temperature, top_k, top_p, state, w, key,
+  constexpr int kWhist = kWarps * 256 * sizeof(int64_t);  // 64 KiB: above the default 48
+  const cudaError_t e =
+      cudaFuncSetAttribute(sample_feed_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kWhist);
+  if (e != cudaSuccess) return e;
+  sample_feed_kernel<<<1, kThreads, kWhist, s>>>(logits, n, temperature, top_k, top_p, state, w, key,
                                             out, state_out, ids, pos, next_pos);
   return cudaGetLastError();
 }
