@@ -14,21 +14,9 @@
 #include <string>
 #include <vector>
 
+#include "bench_check.h"
 #include "cuda/kernels/aggregate.h"
 #include "lora4j.h"
-
-namespace {
-
-#define BENCH_CUDA(call)                                                          \
-  do {                                                                            \
-    cudaError_t e_ = (call);                                                      \
-    if (e_ != cudaSuccess) {                                                      \
-      std::fprintf(stderr, "CUDA error %s: %s\n", cudaGetErrorString(e_), #call); \
-      std::exit(1);                                                               \
-    }                                                                             \
-  } while (0)
-
-}  // namespace
 
 int main(int argc, char** argv) {
   const int64_t numel = argc > 1 ? std::atoll(argv[1]) : 41943040;

@@ -18,18 +18,10 @@
 #include <string>
 #include <vector>
 
+#include "bench_check.h"
 #include "cuda/kernels/kernels.h"
 
 namespace {
-
-#define BENCH_CUDA(call)                                                          \
-  do {                                                                            \
-    cudaError_t e_ = (call);                                                      \
-    if (e_ != cudaSuccess) {                                                      \
-      std::fprintf(stderr, "CUDA error %s: %s\n", cudaGetErrorString(e_), #call); \
-      std::exit(1);                                                               \
-    }                                                                             \
-  } while (0)
 
 struct Setting {
   double t;

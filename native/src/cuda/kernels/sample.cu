@@ -276,8 +276,8 @@ __global__ void __launch_bounds__(kThreads)
   if (top_k > 0 && top_k < n) {
     int64_t counted = 0;
     order_boundary(
-        n, key, [](int32_t) { return int64_t(1); }, [](int32_t) { return true; }, top_k, whist, hist,
-        red, kk, ik, counted);
+        n, key, [](int32_t) { return int64_t(1); }, [](int32_t) { return true; }, top_k, whist,
+        hist, red, kk, ik, counted);
   }
   auto kept = [&](int32_t i) {
     const uint32_t k = key[i];
@@ -339,8 +339,8 @@ cudaError_t sample_feed(const float* logits, int32_t n, double temperature, int3
   const cudaError_t e =
       cudaFuncSetAttribute(sample_feed_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kWhist);
   if (e != cudaSuccess) return e;
-  sample_feed_kernel<<<1, kThreads, kWhist, s>>>(logits, n, temperature, top_k, top_p, state, w, key,
-                                            out, state_out, ids, pos, next_pos);
+  sample_feed_kernel<<<1, kThreads, kWhist, s>>>(logits, n, temperature, top_k, top_p, state, w,
+                                                 key, out, state_out, ids, pos, next_pos);
   return cudaGetLastError();
 }
 
