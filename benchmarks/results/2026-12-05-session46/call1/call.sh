@@ -7,6 +7,7 @@ set -u
 # 2) test_sample_cuda and test_decode_cuda with LORA4J_REQUIRE_GPU=1
 # 3) bench_sample_cuda for both kernels; the base's SASS atomics; ncu on one launch of each
 # 4) `lora4j generate` sampled, device draw vs host draw vs greedy (gen.sh)
+# 5) the Java GPU tests and the demo on cuda:0 (run.sh java), in what is left of 540 s
 T0=$(date +%s)
 S=benchmarks/results/2026-12-05-session46
 B=native/build-s46
@@ -51,4 +52,9 @@ $J --enable-native-access=ALL-UNNAMED -jar .device/lora4j-cli.jar init-model \
 LORA4J_CUDA_LIBRARY=$B/liblora4j_cuda.so GEN_FORMS="default sample=TEMPERATURE=0.7,LORA4J_DECODE_SAMPLE_DEVICE=1 sample-host=TEMPERATURE=0.7,LORA4J_DECODE_SAMPLE_DEVICE=0" \
   GEN_ROUNDS=2 GEN_LONG=0 JAVA=$J bash scripts/gpu/gen.sh /tmp/gen > $OUT/gen.txt 2>&1; cat $OUT/gen.txt | tail -6
 (cd /tmp && tar czf $OUT/logs.tgz gen build.log cfg.log ncu-base.log ncu-new.log base.sass 2>/dev/null)
+left=$(( 540 - ($(date +%s) - T0) ))
+if [ $left -gt 60 ]; then
+  STEPS=java timeout $left bash scripts/gpu/run.sh > /tmp/java-run.log 2>&1; echo "java rc=$? (limit $left s)"
+  cat $OUT/java-summary.log 2>/dev/null | tail -4; tail -2 $OUT/demo-cuda.log 2>/dev/null
+fi
 echo "done at $(( $(date +%s) - T0 )) s"
