@@ -9,6 +9,7 @@ set -u
 # 4) `lora4j generate` sampled, device draw vs host draw vs greedy (gen.sh)
 # 5) the Java GPU tests and the demo on cuda:0 (run.sh java), in what is left of 540 s
 T0=$(date +%s)
+O=/tmp/o; mkdir -p $O  # every log, packed into $O/logs.tgz at the end (8 files come back at most)
 S=benchmarks/results/2026-12-05-session46
 B=native/build-s46
 cmake -S native -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DLORA4J_MARCH=native \
@@ -22,26 +23,26 @@ rm -rf /tmp/base && mkdir /tmp/base && cp -r native cmake /tmp/base/ && rm -rf /
   cmake --build /tmp/base/b --target bench_sample_cuda > /tmp/buildb.log 2>&1 || { grep -a error /tmp/buildb.log | head; exit 1; }
 echo "builds at $(( $(date +%s) - T0 )) s"
 for t in test_sample_cuda test_decode_cuda; do
-  (cd $B && LORA4J_REQUIRE_GPU=1 timeout 300 ./$t > $OUT/$t.log 2>&1; echo "$t rc=$?")
-  grep -a "FAIL\|PASS\|SKIP" $OUT/$t.log | cut -c1-140 | head -6
+  (cd $B && LORA4J_REQUIRE_GPU=1 timeout 300 ./$t > $O/$t.log 2>&1; echo "$t rc=$?")
+  grep -a "FAIL\|PASS\|SKIP" $O/$t.log | cut -c1-140 | head -6
 done
 echo "tests at $(( $(date +%s) - T0 )) s"
 for v in base new; do
   bin=$B/bench_sample_cuda; [ $v = base ] && bin=/tmp/base/b/bench_sample_cuda
-  $bin 200 > $OUT/bench-$v.jsonl 2>&1; echo "bench $v rc=$?"
+  $bin 200 > $O/bench-$v.jsonl 2>&1; echo "bench $v rc=$?"
 done
-paste -d' ' <(sed 's/.*"logits": "\([a-z]*\)".*"t": \([0-9.]*\), "top_k": \([0-9]*\), "top_p": \([0-9.]*\).*"us": \([0-9.]*\).*/\1 t=\2 k=\3 p=\4 \5/;s/.*"op": "greedy", "logits": "\([a-z]*\)".*"us": \([0-9.]*\).*/\1 greedy \2/' $OUT/bench-base.jsonl) \
-  <(sed 's/.*"us": \([0-9.]*\).*/\1/' $OUT/bench-new.jsonl) | awk '{print "base/new", $0}'
+paste -d' ' <(sed 's/.*"logits": "\([a-z]*\)".*"t": \([0-9.]*\), "top_k": \([0-9]*\), "top_p": \([0-9.]*\).*"us": \([0-9.]*\).*/\1 t=\2 k=\3 p=\4 \5/;s/.*"op": "greedy", "logits": "\([a-z]*\)".*"us": \([0-9.]*\).*/\1 greedy \2/' $O/bench-base.jsonl) \
+  <(sed 's/.*"us": \([0-9.]*\).*/\1/' $O/bench-new.jsonl) | awk '{print "base/new", $0}'
 cuobjdump --dump-sass --function sample_feed_kernel /tmp/base/b/liblora4j_cuda_kernels.a 2>/dev/null > /tmp/base.sass ||
   cuobjdump --dump-sass /tmp/base/b/CMakeFiles/lora4j_cuda_kernels.dir/src/cuda/kernels/sample.cu.o > /tmp/base.sass 2>&1
 grep -o "ATOMS[.A-Z0-9]*\|CALL[.A-Z_0-9]*" /tmp/base.sass | sort | uniq -c | head
 for v in base new; do
   bin=$B/bench_sample_cuda; [ $v = base ] && bin=/tmp/base/b/bench_sample_cuda
   timeout 150 ncu --clock-control none --set full --import-source yes -k regex:sample_feed -c 1 -f -o /tmp/ncu-$v $bin 1 > /tmp/ncu-$v.log 2>&1; echo "ncu $v rc=$?"
-  ncu -i /tmp/ncu-$v.ncu-rep --page details > $OUT/ncu-$v.txt 2>&1
+  ncu -i /tmp/ncu-$v.ncu-rep --page details > $O/ncu-$v.txt 2>&1
   ncu -i /tmp/ncu-$v.ncu-rep --page source --csv --print-source cuda > /tmp/src-$v.csv 2>&1
-  gzip -c /tmp/src-$v.csv > $OUT/ncu-src-$v.csv.gz
-  grep -a -E "Duration|Warp Cycles Per Issued|Issued Warp|One or More Eligible|Stall|Compute \(SM\) Throughput" $OUT/ncu-$v.txt | head -12
+  gzip -c /tmp/src-$v.csv > $O/ncu-src-$v.csv.gz
+  grep -a -E "Duration|Warp Cycles Per Issued|Issued Warp|One or More Eligible|Stall|Compute \(SM\) Throughput" $O/ncu-$v.txt | head -12
 done
 echo "ncu at $(( $(date +%s) - T0 )) s"
 tar -C /tmp -xJf .device/jre.tar.xz 2>/dev/null; J=/tmp/lora4j-jre/bin/java
@@ -50,11 +51,11 @@ $J --enable-native-access=ALL-UNNAMED -jar .device/lora4j-cli.jar init-model \
   --config benchmarks/reference/mistral-7b-bench-config.json --output /tmp/lora4j-cli/m7b \
   --tokenizer examples/models/tiny-mistral > /tmp/init.log 2>&1 || tail -5 /tmp/init.log
 LORA4J_CUDA_LIBRARY=$B/liblora4j_cuda.so GEN_FORMS="default sample=TEMPERATURE=0.7,LORA4J_DECODE_SAMPLE_DEVICE=1 sample-host=TEMPERATURE=0.7,LORA4J_DECODE_SAMPLE_DEVICE=0" \
-  GEN_ROUNDS=2 GEN_LONG=0 JAVA=$J bash scripts/gpu/gen.sh /tmp/gen > $OUT/gen.txt 2>&1; cat $OUT/gen.txt | tail -6
-(cd /tmp && tar czf $OUT/logs.tgz gen build.log cfg.log ncu-base.log ncu-new.log base.sass 2>/dev/null)
+  GEN_ROUNDS=2 GEN_LONG=0 JAVA=$J bash scripts/gpu/gen.sh /tmp/gen > $O/gen.txt 2>&1; cat $O/gen.txt | tail -6
 left=$(( 540 - ($(date +%s) - T0) ))
 if [ $left -gt 60 ]; then
-  STEPS=java timeout $left bash scripts/gpu/run.sh > /tmp/java-run.log 2>&1; echo "java rc=$? (limit $left s)"
-  cat $OUT/java-summary.log 2>/dev/null | tail -4; tail -2 $OUT/demo-cuda.log 2>/dev/null
+  OUT=$O STEPS=java timeout $left bash scripts/gpu/run.sh > /tmp/java-run.log 2>&1; echo "java rc=$? (limit $left s)"
+  cat $O/java-summary.log 2>/dev/null | tail -4; tail -2 $O/demo-cuda.log 2>/dev/null
 fi
+(cd /tmp && tar czf $OUT/logs.tgz o gen build.log cfg.log ncu-base.log ncu-new.log base.sass java-run.log 2>/dev/null)
 echo "done at $(( $(date +%s) - T0 )) s"
