@@ -2928,9 +2928,10 @@ class CudaEngine final : public Engine {
   // step's draw by sample_feed (the host sampler's definition, so the same tokens and state) into
   // the next step's ids_ and pos_, dec_tok_ and the state after it (dec_state_ + 1 + k); the state
   // handed back is the one after the last step kept (steps after an eos_id in a run draw too, and
-  // are dropped). Only with LORA4J_DECODE_SAMPLE_DEVICE=1: at 7B it measured 4.60 ms a step
-  // against the host draw's 4.55 (forty-fifth session), so Engine's step-by-step default is the
-  // default; phase times take it too.
+  // are dropped). Only with LORA4J_DECODE_SAMPLE_DEVICE=1 (phase times take Engine's step-by-step
+  // default too): at 7B 4.60 ms a step against the host draw's 4.55 in the forty-fifth session;
+  // 4.48 against 4.80 in the forty-sixth once order_boundary lost its atomics, the switch to the
+  // default prepared there and waiting for a GPU run of its test.
   void decode_sample(int32_t token, int32_t count, int32_t eos_id, const SampleParams& p,
                      int64_t* state, int32_t* out, int32_t* produced) override {
     device();

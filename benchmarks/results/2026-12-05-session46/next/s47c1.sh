@@ -1,0 +1,64 @@
+set -u
+# Prepared in the forty-sixth session, not yet run: first `git apply` next/s47-sample-batch.patch and
+# next/s47-sample-default.patch (both from this folder), rebuild .device (mvn package, pack-java.sh).
+# Call 2. The device draw's passes with their loads batched (order_boundary: 8 tokens a thread a
+# round, the loads first; the other passes unrolled with the loads outside the tests), the device
+# draw the default (LORA4J_DECODE_SAMPLE_DEVICE=0 the host's). Call1: 338 us a draw at top-p 0.9
+# on flat logits, 64 at top-p 1 (ncu: IPC 1.2 on the one SM, 0.5 eligible warps a scheduler).
+# 1) build this tree (sm_90, -lineinfo) and call1's sample.cu (next/sample-call1.cu) as base
+# 2) test_sample_cuda and test_decode_cuda with LORA4J_REQUIRE_GPU=1
+# 3) bench_sample_cuda for both kernels; the new kernel's warp operations in SASS; ncu on one launch
+# 4) `lora4j generate` sampled, device draw vs host draw vs greedy (gen.sh)
+# 5) the Java GPU tests and the demo on cuda:0 (run.sh java), in what is left of 540 s
+T0=$(date +%s)
+O=/tmp/o; mkdir -p $O  # every log, packed into $O/logs.tgz at the end (8 files come back at most)
+S=benchmarks/results/2026-12-05-session46
+B=native/build-s46
+cmake -S native -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DLORA4J_MARCH=native \
+  -DCMAKE_CUDA_FLAGS=-lineinfo > /tmp/cfg.log 2>&1 &&
+  cmake --build $B --target lora4j_cuda test_sample_cuda test_decode_cuda bench_sample_cuda > /tmp/build.log 2>&1 ||
+  { grep -a error /tmp/build.log | head; tail -5 /tmp/cfg.log; exit 1; }
+rm -rf /tmp/base && mkdir /tmp/base && cp -r native cmake /tmp/base/ && rm -rf /tmp/base/native/build-s46 &&
+  cp $S/next/sample-call1.cu /tmp/base/native/src/cuda/kernels/sample.cu &&
+  cmake -S /tmp/base/native -B /tmp/base/b -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
+    -DLORA4J_MARCH=native -DCMAKE_CUDA_FLAGS=-lineinfo > /tmp/cfgb.log 2>&1 &&
+  cmake --build /tmp/base/b --target bench_sample_cuda > /tmp/buildb.log 2>&1 || { grep -a error /tmp/buildb.log | head; exit 1; }
+echo "builds at $(( $(date +%s) - T0 )) s"
+for t in test_sample_cuda test_decode_cuda; do
+  (cd $B && LORA4J_REQUIRE_GPU=1 timeout 300 ./$t > $O/$t.log 2>&1; echo "$t rc=$?")
+  grep -a "FAIL\|PASS\|SKIP" $O/$t.log | cut -c1-140 | head -6
+done
+echo "tests at $(( $(date +%s) - T0 )) s"
+for v in base new; do
+  bin=$B/bench_sample_cuda; [ $v = base ] && bin=/tmp/base/b/bench_sample_cuda
+  $bin 200 > $O/bench-$v.jsonl 2>&1; echo "bench $v rc=$?"
+done
+paste -d' ' <(sed 's/.*"logits": "\([a-z]*\)".*"t": \([0-9.]*\), "top_k": \([0-9]*\), "top_p": \([0-9.]*\).*"us": \([0-9.]*\).*/\1 t=\2 k=\3 p=\4 \5/;s/.*"op": "greedy", "logits": "\([a-z]*\)".*"us": \([0-9.]*\).*/\1 greedy \2/' $O/bench-base.jsonl) \
+  <(sed 's/.*"us": \([0-9.]*\).*/\1/' $O/bench-new.jsonl) | awk '{print "base/new", $0}'
+cuobjdump --dump-sass $B/CMakeFiles/lora4j_cuda_kernels.dir/src/cuda/kernels/sample.cu.o > /tmp/new.sass 2>&1
+grep -o "MATCH[.A-Z0-9]*\|REDUX[.A-Z0-9]*\|WARPSYNC\|CALL[.A-Z_0-9]*" /tmp/new.sass | sort | uniq -c | head
+for v in new; do
+  bin=$B/bench_sample_cuda
+  timeout 150 ncu --clock-control none --set full --import-source yes -k regex:sample_feed -c 1 -f -o /tmp/ncu-$v $bin 1 > /tmp/ncu-$v.log 2>&1; echo "ncu $v rc=$?"
+  ncu -i /tmp/ncu-$v.ncu-rep --page details > $O/ncu-$v.txt 2>&1
+  ncu -i /tmp/ncu-$v.ncu-rep --page source --csv --print-source sass > /tmp/src-$v.csv 2>&1
+  ncu -i /tmp/ncu-$v.ncu-rep --page source --csv --print-source cuda,sass > /tmp/src2-$v.csv 2>&1
+  gzip -c /tmp/src2-$v.csv > $O/ncu-src2-$v.csv.gz
+  gzip -c /tmp/src-$v.csv > $O/ncu-src-$v.csv.gz
+  grep -a -E "Duration|Warp Cycles Per Issued|Issued Warp|One or More Eligible|Stall|Compute \(SM\) Throughput" $O/ncu-$v.txt | head -12
+done
+echo "ncu at $(( $(date +%s) - T0 )) s"
+tar -C /tmp -xJf .device/jre.tar.xz 2>/dev/null; J=/tmp/lora4j-jre/bin/java
+mkdir -p /tmp/lora4j-cli
+$J --enable-native-access=ALL-UNNAMED -jar .device/lora4j-cli.jar init-model \
+  --config benchmarks/reference/mistral-7b-bench-config.json --output /tmp/lora4j-cli/m7b \
+  --tokenizer examples/models/tiny-mistral > /tmp/init.log 2>&1 || tail -5 /tmp/init.log
+LORA4J_CUDA_LIBRARY=$B/liblora4j_cuda.so GEN_FORMS="default sample=TEMPERATURE=0.7 sample-host=TEMPERATURE=0.7,LORA4J_DECODE_SAMPLE_DEVICE=0" \
+  GEN_ROUNDS=3 GEN_LONG=0 JAVA=$J bash scripts/gpu/gen.sh /tmp/gen > $O/gen.txt 2>&1; cat $O/gen.txt | tail -6
+left=$(( 540 - ($(date +%s) - T0) ))
+if [ $left -gt 60 ]; then
+  OUT=$O STEPS=java timeout $left bash scripts/gpu/run.sh > /tmp/java-run.log 2>&1; echo "java rc=$? (limit $left s)"
+  cat $O/java-summary.log 2>/dev/null | tail -4; tail -2 $O/demo-cuda.log 2>/dev/null
+fi
+(cd /tmp && tar czf $OUT/logs.tgz o gen build.log cfg.log ncu-new.log new.sass java-run.log 2>/dev/null)
+echo "done at $(( $(date +%s) - T0 )) s"
