@@ -5,7 +5,7 @@ set -u
 # round, the loads first; the other passes unrolled with the loads outside the tests), the device
 # draw the default (LORA4J_DECODE_SAMPLE_DEVICE=0 the host's). Call1: 338 us a draw at top-p 0.9
 # on flat logits, 64 at top-p 1 (ncu: IPC 1.2 on the one SM, 0.5 eligible warps a scheduler).
-# 1) build this tree (sm_90, -lineinfo) and call1's sample.cu (next/sample-call1.cu) as base
+# 1) build this tree (sm_90, -lineinfo) and call1's sample.cu (this tree's with the batch patch taken back) as base
 # 2) test_sample_cuda and test_decode_cuda with LORA4J_REQUIRE_GPU=1
 # 3) bench_sample_cuda for both kernels; the new kernel's warp operations in SASS; ncu on one launch
 # 4) `lora4j generate` sampled, device draw vs host draw vs greedy (gen.sh)
@@ -19,7 +19,7 @@ cmake -S native -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECT
   cmake --build $B --target lora4j_cuda test_sample_cuda test_decode_cuda bench_sample_cuda > /tmp/build.log 2>&1 ||
   { grep -a error /tmp/build.log | head; tail -5 /tmp/cfg.log; exit 1; }
 rm -rf /tmp/base && mkdir /tmp/base && cp -r native cmake /tmp/base/ && rm -rf /tmp/base/native/build-s46 &&
-  cp $S/next/sample-call1.cu /tmp/base/native/src/cuda/kernels/sample.cu &&
+  (cd /tmp/base && patch -R -p1 < $OLDPWD/$S/next/s47-sample-batch.patch > /dev/null) &&
   cmake -S /tmp/base/native -B /tmp/base/b -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
     -DLORA4J_MARCH=native -DCMAKE_CUDA_FLAGS=-lineinfo > /tmp/cfgb.log 2>&1 &&
   cmake --build /tmp/base/b --target bench_sample_cuda > /tmp/buildb.log 2>&1 || { grep -a error /tmp/buildb.log | head; exit 1; }
