@@ -66,23 +66,37 @@ int64_t need_of(int64_t z, double p) {
   return std::max<int64_t>(1, std::min<int64_t>(z, int64_t(std::ceil(p * double(z)))));
 }
 
+// A thread's buffers for its draws, kept from one draw to the next: at 32,768 tokens a draw's
+// vectors come to ~0.7 MB, which allocated and zeroed anew each draw cost as much as the draw's
+// arithmetic.
+struct Scratch {
+  std::vector<int64_t> keys, w;
+  std::vector<int32_t> idx, top, by_index;
+  std::vector<int16_t> bucket;
+};
+Scratch& scratch() {
+  thread_local Scratch s;
+  return s;
+}
+
 // Sampler.topOrder: the k smallest keys in ascending order (keys are distinct, so any selection
-// gives the heap's result)
-std::vector<int32_t> top_order(const float* x, int32_t n, int32_t k) {
-  std::vector<int64_t> keys(static_cast<size_t>(n));
+// gives the heap's result), their token indices into top
+void top_order(const float* x, int32_t n, int32_t k, std::vector<int32_t>& top) {
+  std::vector<int64_t>& keys = scratch().keys;
+  keys.resize(static_cast<size_t>(n));
   for (int32_t i = 0; i < n; ++i) keys[size_t(i)] = order_key(x[i], i);
   std::nth_element(keys.begin(), keys.begin() + (k - 1), keys.end());
   std::sort(keys.begin(), keys.begin() + k);
-  std::vector<int32_t> idx(static_cast<size_t>(k));
-  for (int32_t j = 0; j < k; ++j) idx[size_t(j)] = int32_t(uint32_t(uint64_t(keys[size_t(j)])));
-  return idx;
+  top.resize(static_cast<size_t>(k));
+  for (int32_t j = 0; j < k; ++j) top[size_t(j)] = int32_t(uint32_t(uint64_t(keys[size_t(j)])));
 }
 
 // Sampler.sampleTopK
 int32_t sample_top_k(const float* logits, const std::vector<int32_t>& top, float max, double t,
                      double top_p, int64_t& state) {
   const int32_t k = int32_t(top.size());
-  std::vector<int64_t> w(static_cast<size_t>(k));
+  std::vector<int64_t>& w = scratch().w;
+  w.resize(static_cast<size_t>(k));
   int64_t z = 0;
   for (int32_t j = 0; j < k; ++j) z += w[size_t(j)] = weight(logits[top[size_t(j)]], max, t);
   int32_t cut = k;
@@ -96,8 +110,8 @@ int32_t sample_top_k(const float* logits, const std::vector<int32_t>& top, float
       }
     }
   }
-  std::vector<int32_t> by_index(
-      static_cast<size_t>(cut));  // positions j of the nucleus, by token index
+  std::vector<int32_t>& by_index = scratch().by_index;  // positions j of the nucleus, by index
+  by_index.resize(static_cast<size_t>(cut));
   for (int32_t j = 0; j < cut; ++j) by_index[size_t(j)] = j;
   std::sort(by_index.begin(), by_index.end(),
             [&](int32_t a, int32_t b) { return top[size_t(a)] < top[size_t(b)]; });
@@ -114,7 +128,9 @@ int32_t sample_top_k(const float* logits, const std::vector<int32_t>& top, float
 // Sampler.sampleAll
 int32_t sample_all(const float* logits, int32_t v, float max, double t, double top_p,
                    int64_t& state) {
-  std::vector<int32_t> idx(static_cast<size_t>(v));
+  Scratch& sc = scratch();
+  sc.idx.resize(static_cast<size_t>(v));
+  int32_t* const idx = sc.idx.data();
   int32_t n = 0;
   if (max == kInf) {
     for (int32_t i = 0; i < v; ++i) {
@@ -128,10 +144,11 @@ int32_t sample_all(const float* logits, int32_t v, float max, double t, double t
       n += double(logits[i]) >= lo ? 1 : 0;
     }
   }
-  std::vector<int64_t> w(static_cast<size_t>(n));
-  std::vector<int16_t> bucket(static_cast<size_t>(n));
-  std::vector<int64_t> mass(kBuckets);
-  std::vector<int32_t> count(kBuckets);
+  sc.w.resize(static_cast<size_t>(n));
+  sc.bucket.resize(static_cast<size_t>(n));
+  int64_t* const w = sc.w.data();
+  int16_t* const bucket = sc.bucket.data();
+  int64_t mass[kBuckets] = {};
   const bool inf = max == kInf, nucleus = top_p < 1;
   int64_t z = 0;
   for (int32_t j = 0; j < n; ++j) {
@@ -151,7 +168,6 @@ int32_t sample_all(const float* logits, int32_t v, float max, double t, double t
     if (nucleus) {
       bucket[size_t(j)] = int16_t(b);
       mass[size_t(b)] += wj;
-      count[size_t(b)]++;
     }
   }
   if (!nucleus) {
@@ -166,16 +182,36 @@ int32_t sample_all(const float* logits, int32_t v, float max, double t, double t
   int64_t cum = 0;
   int last = 0;
   for (; last < kBuckets - 1 && cum + mass[size_t(last)] < need; ++last) cum += mass[size_t(last)];
-  std::vector<int64_t> keys;
-  keys.reserve(size_t(count[size_t(last)]));
+  std::vector<int64_t>& keys = sc.keys;
+  keys.clear();
   for (int32_t j = 0; j < n; ++j)
     if (bucket[size_t(j)] == last) keys.push_back(order_key(logits[idx[size_t(j)]], 0) | j);
-  std::sort(keys.begin(), keys.end());
-  for (size_t q = 0; q < keys.size() && cum < need; ++q) {
-    const int32_t j = int32_t(uint32_t(uint64_t(keys[q])));
-    cum += w[size_t(j)];
-    bucket[size_t(j)] = -1;
+  // The shortest prefix of the bucket's keys in ascending order whose weight reaches need: where
+  // Sampler sorts the bucket, halves by selection (the keys are distinct, so the first h of the
+  // order are the same set however they are found) until few are left, then sorts those: a
+  // random model's logits put most of the vocabulary in one bucket.
+  auto j_of = [](int64_t key) { return int32_t(uint32_t(uint64_t(key))); };
+  auto take = [&](size_t from, size_t to) {  // keys [from, to) into the nucleus
+    for (size_t q = from; q < to; ++q) {
+      cum += w[size_t(j_of(keys[q]))];
+      bucket[size_t(j_of(keys[q]))] = -1;
+    }
+  };
+  size_t lo = 0, hi = keys.size();
+  while (hi - lo > 64) {
+    const size_t mid = lo + (hi - lo) / 2;
+    std::nth_element(keys.begin() + lo, keys.begin() + mid, keys.begin() + hi);
+    int64_t below = 0;  // the weight of the first mid - lo keys of [lo, hi) in the order
+    for (size_t q = lo; q < mid; ++q) below += w[size_t(j_of(keys[q]))];
+    if (cum + below >= need) {
+      hi = mid;  // the boundary is among them
+    } else {
+      take(lo, mid);
+      lo = mid;
+    }
   }
+  std::sort(keys.begin() + lo, keys.begin() + hi);
+  for (size_t q = lo; q < hi && cum < need; ++q) take(q, q + 1);
   int64_t u = splitmix_below(state, cum);
   for (int32_t j = 0; j < n; ++j) {
     u -= bucket[size_t(j)] < last ? w[size_t(j)] : 0;
@@ -209,7 +245,8 @@ int32_t sample_token(const float* logits, int32_t n, const SampleParams& p, int6
   const double t = p.temperature;
   const int32_t k = p.top_k > 0 ? std::min(p.top_k, n) : n;
   if (k < n) {
-    std::vector<int32_t> top = top_order(logits, n, k);
+    std::vector<int32_t>& top = scratch().top;
+    top_order(logits, n, k, top);
     const float max = logits[top[0]];
     if (!(max > -kInf)) return greedy_argmax(logits, n);
     return sample_top_k(logits, top, max, t, p.top_p, state);
