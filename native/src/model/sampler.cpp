@@ -60,6 +60,8 @@ int64_t order_key(float x, int32_t i) {
   int32_t ascending = b ^ ((b >> 31) & 0x7fffffff);
   return int64_t(uint64_t(uint32_t(~ascending)) << 32 | uint32_t(i));
 }
+// the index order_key carries in its low half
+int32_t key_index(int64_t key) { return int32_t(uint32_t(uint64_t(key))); }
 
 // Sampler.need: ceil(p z) in [1, z]
 int64_t need_of(int64_t z, double p) {
@@ -88,7 +90,7 @@ void top_order(const float* x, int32_t n, int32_t k, std::vector<int32_t>& top) 
   std::nth_element(keys.begin(), keys.begin() + (k - 1), keys.end());
   std::sort(keys.begin(), keys.begin() + k);
   top.resize(static_cast<size_t>(k));
-  for (int32_t j = 0; j < k; ++j) top[size_t(j)] = int32_t(uint32_t(uint64_t(keys[size_t(j)])));
+  for (int32_t j = 0; j < k; ++j) top[size_t(j)] = key_index(keys[size_t(j)]);
 }
 
 // Sampler.sampleTopK
@@ -190,11 +192,11 @@ int32_t sample_all(const float* logits, int32_t v, float max, double t, double t
   // Sampler sorts the bucket, halves by selection (the keys are distinct, so the first h of the
   // order are the same set however they are found) until few are left, then sorts those: a
   // random model's logits put most of the vocabulary in one bucket.
-  auto j_of = [](int64_t key) { return int32_t(uint32_t(uint64_t(key))); };
   auto take = [&](size_t from, size_t to) {  // keys [from, to) into the nucleus
     for (size_t q = from; q < to; ++q) {
-      cum += w[size_t(j_of(keys[q]))];
-      bucket[size_t(j_of(keys[q]))] = -1;
+      const int32_t j = key_index(keys[q]);
+      cum += w[size_t(j)];
+      bucket[size_t(j)] = -1;
     }
   };
   size_t lo = 0, hi = keys.size();
@@ -202,7 +204,7 @@ int32_t sample_all(const float* logits, int32_t v, float max, double t, double t
     const size_t mid = lo + (hi - lo) / 2;
     std::nth_element(keys.begin() + lo, keys.begin() + mid, keys.begin() + hi);
     int64_t below = 0;  // the weight of the first mid - lo keys of [lo, hi) in the order
-    for (size_t q = lo; q < mid; ++q) below += w[size_t(j_of(keys[q]))];
+    for (size_t q = lo; q < mid; ++q) below += w[size_t(key_index(keys[q]))];
     if (cum + below >= need) {
       hi = mid;  // the boundary is among them
     } else {
