@@ -15,6 +15,7 @@ import dev.lora4j.model.peft.AdapterConfig;
 import dev.lora4j.nativ.Lora4jLibrary;
 import dev.lora4j.nativ.NativeException;
 import dev.lora4j.train.CheckpointStore;
+import dev.lora4j.train.Listeners;
 import dev.lora4j.train.LossPlot;
 import dev.lora4j.train.MetricsFile;
 import dev.lora4j.train.PoisonGuard;
@@ -192,8 +193,12 @@ public final class LoraTrainer {
     final MistralModel model;
     final Dataset data;
     final TrainingConfig cfg;
-    final List<TrainingListener> listeners = new ArrayList<>();
-    final List<String> listenerNames; // each listener's name in the step time breakdown
+
+    /**
+     * metrics.jsonl (the writer's) and the caller's, in that order (Listeners: which run where).
+     */
+    final Listeners listeners;
+
     final CheckpointStore store;
     final MetricsFile metrics;
 
@@ -255,9 +260,10 @@ public final class LoraTrainer {
       }
       this.store = new CheckpointStore(cfg.outputDir(), cfg.saveTotalLimit());
       this.metrics = new MetricsFile(cfg.outputDir().resolve("metrics.jsonl"));
-      if (writer) listeners.add(metrics);
-      listeners.addAll(ls);
-      this.listenerNames = listeners.stream().map(Run::listenerName).toList();
+      List<TrainingListener> all = new ArrayList<>();
+      if (writer) all.add(metrics);
+      all.addAll(ls);
+      this.listeners = new Listeners(all, Listeners.backgroundByDefault());
     }
 
     DataConfig dataConfig(boolean shuffle) {
@@ -301,8 +307,13 @@ public final class LoraTrainer {
         throw e;
       } finally {
         if (link != null) link.close();
-        if (failure == null) metrics.close();
-        else metrics.closeAfterFailure(failure);
+        if (failure == null) {
+          listeners.close();
+          metrics.close();
+        } else {
+          listeners.closeAfterFailure(failure);
+          metrics.closeAfterFailure(failure);
+        }
       }
     }
 
@@ -485,19 +496,18 @@ public final class LoraTrainer {
       PoisonGuard guard =
           new PoisonGuard(cfg.guard(), state.guardHistory(), state.guardRejections());
       long trainable = model.trainableParameters();
-      for (TrainingListener l : listeners) {
-        l.onTrainBegin(
-            new TrainingListener.TrainingPlan(
-                totalSteps,
-                state.step(),
-                scanStats.examples(),
-                model.device().toString(),
-                trainable,
-                trainReport,
-                validReport,
-                generalReport,
-                List.copyOf(warnings)));
-      }
+      TrainingListener.TrainingPlan plan =
+          new TrainingListener.TrainingPlan(
+              totalSteps,
+              state.step(),
+              scanStats.examples(),
+              model.device().toString(),
+              trainable,
+              trainReport,
+              validReport,
+              generalReport,
+              List.copyOf(warnings));
+      listeners.each(l -> l.onTrainBegin(plan));
 
       List<TrainingListener.Evaluation> evals = new ArrayList<>(state.evaluations());
       this.evals = evals;
@@ -549,7 +559,7 @@ public final class LoraTrainer {
               TrainingListener.SkippedStep s =
                   new TrainingListener.SkippedStep(
                       step + 1, a.reject(), a.loss(), a.norm(), from + " .. " + pos);
-              for (TrainingListener l : listeners) l.onSkippedStep(s);
+              listeners.each(l -> l.onSkippedStep(s));
               pending.add(
                   new Retry(
                       new TrainerState.PendingRetry(from, micro.size(), step + 1, a.reject()),
@@ -598,9 +608,10 @@ public final class LoraTrainer {
       for (Retry r : pending) {
         reject(r, r.info().reason() + "; not retried: the run had reached its last step", null);
       }
+      listeners.drain(); // the progress lines before the trainer's own
       compareAdapters(true);
       if (link != null) link.finish();
-      if (times.steps() > 0) LOG.info(times.summary());
+      if (times.steps() > 0) LOG.info(times.summary() + listeners.threadSummary(times.steps() + 1));
       if (reservedRows > 0) {
         model.reserveWorkerRows(0); // n gradients' worth of device memory back before evaluation
         reservedRows = 0;
@@ -619,6 +630,7 @@ public final class LoraTrainer {
       Path adapterDir = cfg.outputDir().resolve("adapter");
       if (writer) {
         model.saveAdapter(adapterDir, true);
+        listeners.drain(); // every line of metrics.jsonl is in the plot
         try {
           LossPlot.write(metrics.path(), cfg.outputDir().resolve("loss.png"));
         } catch (LinkageError e) {
@@ -647,7 +659,8 @@ public final class LoraTrainer {
               generalReport,
               List.copyOf(warnings),
               rejected);
-      for (TrainingListener l : listeners) l.onTrainEnd(result);
+      listeners.each(l -> l.onTrainEnd(result));
+      listeners.drain(); // the run's last line before the caller's
       return result;
     }
 
@@ -841,14 +854,6 @@ public final class LoraTrainer {
       return sum;
     }
 
-    /** A listener's name in the step time breakdown. */
-    static String listenerName(TrainingListener l) {
-      if (l instanceof MetricsFile) return "metrics.jsonl";
-      if (l instanceof ProgressListener) return "progress";
-      String n = l.getClass().getSimpleName();
-      return n.isEmpty() ? l.getClass().getName() : n;
-    }
-
     /** After an applied step: metrics, evaluation, checkpoint. */
     void applied(Attempt a, long ts, List<Retry> pending, StepTimes times) {
       step++;
@@ -870,9 +875,9 @@ public final class LoraTrainer {
       long tl = System.nanoTime();
       times.part("step metrics", tl - tm);
       for (int i = 0; i < listeners.size(); i++) {
-        listeners.get(i).onStep(m);
+        listeners.deliver(i, l -> l.onStep(m));
         long now = System.nanoTime();
-        times.part(listenerNames.get(i), now - tl);
+        times.part(listeners.name(i), now - tl);
         tl = now;
       }
       times.mark(StepTimes.Phase.LISTENERS);
@@ -895,8 +900,11 @@ public final class LoraTrainer {
                 evals,
                 pending.stream().map(Retry::info).toList(),
                 rejected);
+        // metrics.jsonl holds every line of the steps the checkpoint covers before it appears
+        listeners.drain();
         Path dir = store.save(model, st, settings);
-        for (TrainingListener l : listeners) l.onCheckpoint(dir, step);
+        long at = step; // the field moves on before a queued listener reads it
+        listeners.each(l -> l.onCheckpoint(dir, at));
       }
       if (save) times.mark(StepTimes.Phase.CHECKPOINTS);
     }
@@ -930,6 +938,7 @@ public final class LoraTrainer {
         }
         start = b.next();
       }
+      listeners.drain(); // the progress lines before the trainer's own
       LOG.warning(
           r.micro().size()
               + " batch(es) from data position "
@@ -1074,10 +1083,11 @@ public final class LoraTrainer {
         TrainingListener.Evaluation e =
             new TrainingListener.Evaluation(
                 step, loss, baseLoss, tokens, generalLoss, baseGeneral, generalTokens);
-        for (TrainingListener l : listeners) l.onEvaluate(e);
+        listeners.each(l -> l.onEvaluate(e));
         if (e.hasGeneral() && e.generalChange() > cfg.forgettingWarn()) {
           lastWarning = forgettingWarning(e, cfg.forgettingData(), cfg.forgettingWarn());
-          for (TrainingListener l : listeners) l.onWarning(step, lastWarning);
+          String w = lastWarning;
+          listeners.each(l -> l.onWarning(step, w));
         }
         return e;
       }
