@@ -9,6 +9,7 @@ set -u
 # 2) test_sample_cuda and test_decode_cuda with LORA4J_REQUIRE_GPU=1
 # 3) bench_sample_cuda for both kernels; the new kernel's warp operations in SASS; ncu on one launch
 # 4) `lora4j generate` sampled, device draw vs host draw vs greedy (gen.sh)
+# 4b) lora4j train 1 x 512 with -Dlora4j.listenerThread=false and true (the listener thread)
 # 5) the Java GPU tests and the demo on cuda:0 (run.sh java), in what is left of 540 s
 T0=$(date +%s)
 O=/tmp/o; mkdir -p $O  # every log, packed into $O/logs.tgz at the end (8 files come back at most)
@@ -55,6 +56,13 @@ $J --enable-native-access=ALL-UNNAMED -jar .device/lora4j-cli.jar init-model \
   --tokenizer examples/models/tiny-mistral > /tmp/init.log 2>&1 || tail -5 /tmp/init.log
 LORA4J_CUDA_LIBRARY=$B/liblora4j_cuda.so GEN_FORMS="default sample=TEMPERATURE=0.7 sample-host=TEMPERATURE=0.7,LORA4J_DECODE_SAMPLE_DEVICE=0" \
   GEN_ROUNDS=3 GEN_LONG=0 JAVA=$J bash scripts/gpu/gen.sh /tmp/gen > $O/gen.txt 2>&1; cat $O/gen.txt | tail -6
+# 4b) the listener thread (forty-seventh session, CPU-built): lora4j train 1 x 512 (steps of ~40 ms) with the
+#     built-in listeners on the training thread and on their own; predicted listeners 1.0-1.5 -> ~0.1 ms a step
+for lt in false true; do
+  CLI_JAVA_OPTS=-Dlora4j.listenerThread=$lt CLI_RUN_TIMEOUT_S=120 timeout 150 python3 benchmarks/cli_bench.py \
+    $J .device/lora4j-cli.jar /tmp/lora4j-cli/m7b /tmp/clib-$lt 1x512 > $O/cli-1x512-listeners-$lt.jsonl 2>&1
+  echo "listenerThread=$lt rc=$?"; grep -o '"tokens_per_s": [0-9.]*\|listeners [0-9.]*[^"]*' $O/cli-1x512-listeners-$lt.jsonl | cut -c1-200
+done
 left=$(( 540 - ($(date +%s) - T0) ))
 if [ $left -gt 60 ]; then
   OUT=$O STEPS=java timeout $left bash scripts/gpu/run.sh > /tmp/java-run.log 2>&1; echo "java rc=$? (limit $left s)"
