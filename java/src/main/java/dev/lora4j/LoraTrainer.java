@@ -308,8 +308,11 @@ public final class LoraTrainer {
       } finally {
         if (link != null) link.close();
         if (failure == null) {
-          listeners.close();
-          metrics.close();
+          try {
+            listeners.close();
+          } finally {
+            metrics.close();
+          }
         } else {
           listeners.closeAfterFailure(failure);
           metrics.closeAfterFailure(failure);

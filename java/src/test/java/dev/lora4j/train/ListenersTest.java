@@ -159,6 +159,19 @@ class ListenersTest {
       assertTrue(seen.get(s - 1).startsWith(s + ": step " + s + "/5"), seen.toString());
   }
 
+  /**
+   * A step whose queued metrics line fails: thrown at the next event (the progress listener's) or
+   * at the drain, whichever comes after the listener thread reached it.
+   */
+  static Lora4jException stepThatFails(Listeners ls) {
+    return assertThrows(
+        Lora4jException.class,
+        () -> {
+          ls.each(l -> l.onStep(step(1)));
+          ls.drain();
+        });
+  }
+
   @Test
   void aQueuedListenersFailureReachesTheTrainingThreadAndStopsItsDeliveries(@TempDir Path dir)
       throws Exception {
@@ -167,14 +180,7 @@ class ListenersTest {
     Listeners ls =
         new Listeners(
             List.of(new MetricsFile(notAFolder.resolve("metrics.jsonl")), progress(out)), true);
-    // queued: its failure is thrown at the next event (the progress listener's) or at the drain
-    Lora4jException e =
-        assertThrows(
-            Lora4jException.class,
-            () -> {
-              ls.each(l -> l.onStep(step(1)));
-              ls.drain();
-            });
+    Lora4jException e = stepThatFails(ls);
     assertTrue(e.getMessage().startsWith("cannot write " + notAFolder), e.getMessage());
     // the progress line of that event came after the failure: not delivered, as on one thread
     assertEquals(List.of(), out.snapshot());
@@ -185,13 +191,7 @@ class ListenersTest {
     Listeners again =
         new Listeners(
             List.of(new MetricsFile(notAFolder.resolve("metrics.jsonl")), progress(out)), true);
-    Throwable thrown =
-        assertThrows(
-            Lora4jException.class,
-            () -> {
-              again.each(l -> l.onStep(step(1)));
-              again.drain();
-            });
+    Throwable thrown = stepThatFails(again);
     again.closeAfterFailure(thrown); // the failure that ended the run is not added to itself
     assertEquals(0, thrown.getSuppressed().length);
   }
