@@ -18,6 +18,7 @@ import java.util.HashMap;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * A pure-Java implementation of the Hugging Face {@code tokenizers} pipeline that the Mistral and
@@ -39,7 +40,9 @@ import java.util.Map;
  *       tokens), {@code unk_token} with {@code fuse_unk}, {@code ignore_merges}. The merge loop is
  *       the one of {@code tokenizers} (a priority queue of (rank, position) over a linked list of
  *       symbols), O(n log n) in the length of a word, so a whole document that normalizes to one
- *       word is still fast.
+ *       word is still fast. Where no merge can join across a boundary character (the metaspace "▁")
+ *       that follows another character, a piece is cut before each such boundary and each word's
+ *       tokens are kept in a bounded cache: the same ids and spans, merged once a word.
  *   <li><b>decoder</b>: {@code Sequence} of {@code Replace}, {@code ByteFallback}, {@code Fuse},
  *       {@code Strip}; or {@code Metaspace}.
  * </ul>
@@ -83,6 +86,20 @@ public final class Tokenizer {
   private final int padId;
 
   private volatile int[] firstMergeRanks; // id -> rank of its first merge, built on first use
+
+  // ---- words ----
+  // A normalized piece is cut before every boundary code point (the metaspace "▁") that follows
+  // another code point, when no merge can join across such a cut: no merge (left, right) has a
+  // left that does not end with it and a right that starts with it (a merge's token is its two
+  // strings joined, so one across a cut would be one of these). Then the BPE of the piece is the
+  // BPE of its words, one after the other (tokenizers' result, unchanged), and a word seen before
+  // is looked up instead of merged again. -1: pieces are merged whole (a merge could cross, the
+  // boundary is not a token of its own, or ignore_merges looks whole words up).
+  private final int wordBoundary;
+  // word (its code points) -> {id, first, last code point of the word it covers} per token
+  private final ConcurrentHashMap<WordKey, int[]> words = new ConcurrentHashMap<>();
+  static final int WORDS_KEPT = 1 << 16; // the cache stops growing at this many words
+  static final int WORD_KEPT_LENGTH = 48; // longer words (code points) are merged every time
 
   private record AddedToken(
       int id,
@@ -143,7 +160,7 @@ public final class Tokenizer {
       }
     }
     try {
-      return new Tokenizer(root, config);
+      return new Tokenizer(root, config, true);
     } catch (Lora4jException e) {
       throw new Lora4jException(tokenizerJson + ": " + e.getMessage(), e);
     }
@@ -165,7 +182,15 @@ public final class Tokenizer {
     return fromFile(file);
   }
 
-  private Tokenizer(JsonNode root, JsonNode config) {
+  /**
+   * The same tokenizer merging every normalized piece whole (no words, no cache): the reference the
+   * word split is tested against.
+   */
+  static Tokenizer withoutWordSplit(Path tokenizerJson) throws IOException {
+    return new Tokenizer(JSON.readTree(tokenizerJson.toFile()), null, false);
+  }
+
+  private Tokenizer(JsonNode root, JsonNode config, boolean splitWords) {
     JsonNode model = root.path("model");
     String type = model.path("type").asText("BPE");
     if (!type.equals("BPE")) {
@@ -241,6 +266,9 @@ public final class Tokenizer {
     }
     // merges, ranked by position
     JsonNode mergeList = model.path("merges");
+    metaspace = parsePreTokenizer(root.path("pre_tokenizer"));
+    int boundary = metaspace != null ? metaspace.replacement : 0x2581;
+    boolean crossing = false; // a merge that could join across a cut before the boundary
     merges = new LongIntMap(Math.max(16, mergeList.size() * 2));
     rankNewId = new int[mergeList.size()];
     int rank = 0;
@@ -262,6 +290,8 @@ public final class Tokenizer {
         left = s.substring(0, sp);
         right = s.substring(sp + 1);
       }
+      crossing |=
+          right.codePointAt(0) == boundary && left.codePointBefore(left.length()) != boundary;
       Integer a = vocab.get(left);
       Integer b = vocab.get(right);
       Integer n = vocab.get(left + right);
@@ -283,10 +313,11 @@ public final class Tokenizer {
     ignoreMerges = model.path("ignore_merges").asBoolean(false);
     String unkTok = model.path("unk_token").isTextual() ? model.path("unk_token").asText() : null;
     modelUnkId = unkTok == null ? -1 : vocab.getOrDefault(unkTok, -1);
+    wordBoundary =
+        splitWords && !crossing && !ignoreMerges && charId(boundary) >= 0 ? boundary : -1;
 
     normalizer = new ArrayList<>();
     parseNormalizer(root.path("normalizer"), normalizer);
-    metaspace = parsePreTokenizer(root.path("pre_tokenizer"));
     decoder = new ArrayList<>();
     parseDecoder(root.path("decoder"), decoder);
 
@@ -818,11 +849,19 @@ public final class Tokenizer {
     if (from >= to) {
       return;
     }
-    // code points with their source spans
+    // code points with their source spans; a leading Prepend of the normalizer written first (the
+    // piece is not empty, so it applies, its code points spanning [from, from) as prepend gives)
     int n = text.codePointCount(from, to);
-    IntList cp = new IntList(n + 2);
-    IntList cs = new IntList(n + 2);
-    IntList ce = new IntList(n + 2);
+    int[] lead =
+        !normalizer.isEmpty() && normalizer.get(0) instanceof Prepend p ? p.cps : new int[0];
+    IntList cp = new IntList(n + lead.length + 2);
+    IntList cs = new IntList(n + lead.length + 2);
+    IntList ce = new IntList(n + lead.length + 2);
+    for (int c : lead) {
+      cp.add(c);
+      cs.add(from);
+      ce.add(from);
+    }
     for (int i = from; i < to; ) {
       int c = text.codePointAt(i);
       int len = Character.charCount(c);
@@ -832,7 +871,7 @@ public final class Tokenizer {
       i += len;
     }
     Norm norm = new Norm(cp, cs, ce);
-    for (NormOp op : normalizer) {
+    for (NormOp op : lead.length > 0 ? normalizer.subList(1, normalizer.size()) : normalizer) {
       if (op instanceof Prepend p) {
         norm.prepend(p.cps);
       } else if (op instanceof Replace r) {
@@ -898,6 +937,15 @@ public final class Tokenizer {
     }
 
     void replace(int[] pattern, int[] content) {
+      if (pattern.length == 1 && content.length == 1) {
+        // one code point for one: in place, each keeps its span (as the copy below would)
+        for (int i = 0; i < cp.n; i++) {
+          if (cp.a[i] == pattern[0]) {
+            cp.a[i] = content[0];
+          }
+        }
+        return;
+      }
       int n = cp.size();
       IntList ncp = new IntList(n);
       IntList ns = new IntList(n);
@@ -945,15 +993,112 @@ public final class Tokenizer {
     return vocab.getOrDefault(new String(Character.toChars(c)), -1);
   }
 
+  /** Whether pieces are cut into words (the vocabulary allows it). */
+  boolean splitsWords() {
+    return wordBoundary >= 0;
+  }
+
+  /** Words in the cache. */
+  int wordsKept() {
+    return words.size();
+  }
+
   /**
-   * BPE of one word, norm.cp[from, to): the algorithm of {@code tokenizers}' {@code
-   * Word::merge_all}: a min-heap of (rank, position); an entry is stale when the pair now at that
-   * position no longer merges into the entry's token.
+   * BPE of norm.cp[from, to): word by word where the piece can be cut ({@link #wordBoundary}), each
+   * word looked up in the cache of words already merged or merged and kept there.
    */
   private void bpe(Norm norm, int from, int to, IntList ids, IntList starts, IntList ends) {
     if (from >= to) {
       return;
     }
+    if (wordBoundary < 0) {
+      emit(norm, from, merge(norm, from, to), ids, starts, ends);
+      return;
+    }
+    int word = from;
+    for (int i = from + 1; i <= to; i++) {
+      if (i < to && (norm.cp.get(i) != wordBoundary || norm.cp.get(i - 1) == wordBoundary)) {
+        continue;
+      }
+      int[] tokens;
+      if (i - word > WORD_KEPT_LENGTH) {
+        tokens = merge(norm, word, i);
+      } else {
+        WordKey w = new WordKey(norm.cp.a, word, i);
+        tokens = words.get(w);
+        if (tokens == null) {
+          tokens = merge(norm, word, i);
+          if (words.size() < WORDS_KEPT) {
+            words.putIfAbsent(w.copy(), tokens);
+          }
+        }
+      }
+      emit(norm, word, tokens, ids, starts, ends);
+      word = i;
+    }
+  }
+
+  /**
+   * A word's code points as a key: a[from, to) (a lookup reads the piece's own array; a kept key
+   * holds a copy).
+   */
+  private static final class WordKey {
+    final int[] a;
+    final int from;
+    final int to;
+    final int hash;
+
+    WordKey(int[] a, int from, int to) {
+      this.a = a;
+      this.from = from;
+      this.to = to;
+      int h = 1;
+      for (int k = from; k < to; k++) {
+        h = 31 * h + a[k];
+      }
+      this.hash = h;
+    }
+
+    WordKey copy() {
+      return new WordKey(Arrays.copyOfRange(a, from, to), 0, to - from);
+    }
+
+    @Override
+    public int hashCode() {
+      return hash;
+    }
+
+    @Override
+    public boolean equals(Object o) {
+      return o instanceof WordKey w
+          && w.hash == hash
+          && Arrays.equals(a, from, to, w.a, w.from, w.to);
+    }
+  }
+
+  /**
+   * Appends a word's tokens ({id, first, last} per token, code points counted from from) with the
+   * source span of each: from the first code point's start to the last one's end (the spans of the
+   * normalized code points grow with their position).
+   */
+  private static void emit(
+      Norm norm, int from, int[] tokens, IntList ids, IntList starts, IntList ends) {
+    for (int t = 0; t < tokens.length; t += 3) {
+      ids.add(tokens[t]);
+      if (starts != null) {
+        starts.add(norm.s.get(from + tokens[t + 1]));
+        ends.add(norm.e.get(from + tokens[t + 2]));
+      }
+    }
+  }
+
+  /**
+   * BPE of one word, norm.cp[from, to): the algorithm of {@code tokenizers}' {@code
+   * Word::merge_all}: a min-heap of (rank, position); an entry is stale when the pair now at that
+   * position no longer merges into the entry's token. Returns {id, first, last} per token, the
+   * first and last code point (counted from from) that the token covers.
+   */
+  private int[] merge(Norm norm, int from, int to) {
     if (ignoreMerges) {
       StringBuilder sb = new StringBuilder();
       for (int i = from; i < to; i++) {
@@ -961,12 +1106,7 @@ public final class Tokenizer {
       }
       Integer whole = vocab.get(sb.toString());
       if (whole != null) {
-        ids.add(whole);
-        if (starts != null) {
-          starts.add(norm.s.get(from));
-          ends.add(norm.e.get(to - 1));
-        }
-        return;
+        return new int[] {whole, 0, to - 1 - from};
       }
     }
     int cap = 0;
@@ -975,15 +1115,15 @@ public final class Tokenizer {
       cap += charId(c) >= 0 ? 1 : (c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4);
     }
     int[] sym = new int[cap];
-    int[] sStart = new int[cap]; // source span of the symbol
+    int[] sStart = new int[cap]; // first and last code point of the symbol, counted from from
     int[] sEnd = new int[cap];
     int n = 0;
     boolean lastUnk = false;
     for (int i = from; i < to; i++) {
       int c = norm.cp.get(i);
       int id = charId(c);
-      int st = norm.s.get(i);
-      int en = norm.e.get(i);
+      int st = i - from;
+      int en = i - from;
       if (id >= 0) {
         sym[n] = id;
         sStart[n] = st;
@@ -1052,8 +1192,7 @@ public final class Tokenizer {
         continue;
       }
       sym[pos] = rankNewId[rank];
-      sStart[pos] = Math.min(sStart[pos], sStart[right]);
-      sEnd[pos] = Math.max(sEnd[pos], sEnd[right]);
+      sEnd[pos] = sEnd[right]; // right follows pos
       dead[right] = true;
       next[pos] = next[right];
       if (next[right] >= 0) {
@@ -1073,13 +1212,18 @@ public final class Tokenizer {
         }
       }
     }
+    int count = 0;
     for (int i = 0; i >= 0 && n > 0; i = next[i]) {
-      ids.add(sym[i]);
-      if (starts != null) {
-        starts.add(sStart[i]);
-        ends.add(sEnd[i]);
-      }
+      count++;
     }
+    int[] out = new int[3 * count];
+    int k = 0;
+    for (int i = 0; i >= 0 && n > 0; i = next[i]) {
+      out[k++] = sym[i];
+      out[k++] = sStart[i];
+      out[k++] = sEnd[i];
+    }
+    return out;
   }
 
   private static long pairKey(int a, int b) {
