@@ -290,8 +290,6 @@ public final class Tokenizer {
         left = s.substring(0, sp);
         right = s.substring(sp + 1);
       }
-      crossing |=
-          right.codePointAt(0) == boundary && left.codePointBefore(left.length()) != boundary;
       Integer a = vocab.get(left);
       Integer b = vocab.get(right);
       Integer n = vocab.get(left + right);
@@ -299,6 +297,12 @@ public final class Tokenizer {
         throw new Lora4jException(
             "merge '" + left + " " + right + "' uses a token outside the vocabulary");
       }
+      // (an empty token, which only a damaged file has, keeps pieces whole)
+      crossing |=
+          left.isEmpty()
+              || right.isEmpty()
+              || right.codePointAt(0) == boundary
+                  && left.codePointBefore(left.length()) != boundary;
       merges.put(pairKey(a, b), rank); // a repeated pair keeps its last rank, as tokenizers does
       rankNewId[rank] = n;
       rank++;
