@@ -7,16 +7,30 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.lora4j.io.JsonErrors;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;
 import java.util.NoSuchElementException;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.LongPredicate;
 
 /**
  * One streamed pass over a JSONL file in file order: one line at a time is read, parsed with {@link
  * ObjectMapper#readTree(String)}, encoded, truncated or dropped, and handed out. Nothing else of
- * the file is held.
+ * the file is held but a window of lines read ahead.
+ *
+ * <p>With the built-in encoders (a tokenizer and its chat template, which keep no state between
+ * lines) and the format known, the lines ahead are parsed and encoded on a pool of threads ({@code
+ * lora4j.dataThreads}, default the machine's processors; 1 encodes on the reading thread) while the
+ * reader takes their results in file order: what is counted, dropped, cut or reported, and at which
+ * line, is what the one-line-at-a-time pass gives (a line's failure, or a read error, is raised
+ * when the reader reaches it).
  */
 final class JsonlReader implements ExampleStream {
   static final ObjectMapper JSON =
@@ -32,7 +46,12 @@ final class JsonlReader implements ExampleStream {
   private final DataStats stats;
 
   private Utf8Lines in;
-  private long lineNo;
+  private long lineNo; // of the line the reader took last
+  private long readNo; // of the line read last (ahead of lineNo)
+  private final ArrayDeque<Ahead> ahead = new ArrayDeque<>();
+  private long aheadChars;
+  private boolean ended; // the file's last line (or a read error) is in the window
+  private final ExecutorService pool; // null: every line encoded on the reading thread
   private DataFormat format;
   private TokenizedExample next;
   private long produced;
@@ -55,10 +74,65 @@ final class JsonlReader implements ExampleStream {
     this.config = config;
     this.inSplit = inSplit;
     this.stats = stats;
+    this.pool = encoder.threadSafe() ? EncodePool.get() : null;
     try {
       this.in = new Utf8Lines(file);
     } catch (IOException e) {
       throw new DataException(name + ": cannot open the dataset: " + e, e);
+    }
+  }
+
+  /**
+   * A line read ahead: its number and text (null when not UTF-8: problem says why), whether this
+   * split takes it, and its encoding when it was handed to the pool; or the read error met there.
+   */
+  private record Ahead(
+      long number,
+      String text,
+      String problem,
+      boolean ours,
+      Future<TokenizedExample> encoded,
+      DataException readError) {}
+
+  /** Lines encoded on the pool since the class loaded (tests check the pool ran). */
+  static final AtomicLong POOLED = new AtomicLong();
+
+  /** The window: lines in flight and their characters, at most. */
+  private static final int AHEAD_LINES_PER_THREAD = 32;
+
+  private static final long AHEAD_CHARS = 8L << 20;
+
+  /** The threads that encode lines ahead, shared by every reader; daemon threads. */
+  private static final class EncodePool {
+    private static volatile ExecutorService pool;
+
+    static ExecutorService get() {
+      int n = threads();
+      if (n <= 1) return null;
+      ExecutorService p = pool;
+      if (p == null) {
+        synchronized (EncodePool.class) {
+          p = pool;
+          if (p == null) {
+            AtomicInteger count = new AtomicInteger();
+            p =
+                Executors.newFixedThreadPool(
+                    n,
+                    r -> {
+                      Thread t = new Thread(r, "lora4j-encode-" + count.incrementAndGet());
+                      t.setDaemon(true);
+                      return t;
+                    });
+            pool = p;
+          }
+        }
+      }
+      return p;
+    }
+
+    static int threads() {
+      return Math.max(
+          1, Integer.getInteger("lora4j.dataThreads", Runtime.getRuntime().availableProcessors()));
     }
   }
 
@@ -99,6 +173,11 @@ final class JsonlReader implements ExampleStream {
 
   @Override
   public void close() {
+    for (Ahead a : ahead) {
+      if (a.encoded() != null) a.encoded().cancel(false);
+    }
+    ahead.clear();
+    aheadChars = 0;
     if (in != null) {
       try {
         in.close();
@@ -111,21 +190,22 @@ final class JsonlReader implements ExampleStream {
 
   private TokenizedExample advance() {
     while (true) {
-      if (!readLine()) return null;
-      String line = in.text();
-      boolean ours = inSplit.test(lineNo);
+      Ahead a = take();
+      if (a == null) return null;
+      lineNo = a.number();
+      String line = a.text();
+      boolean ours = a.ours();
       String where = name + ":" + lineNo;
       if (line == null) {
         // Not UTF-8: a bad line like any other (of the split that reads it).
         if (!ours) continue;
         stats.line();
         if (!config.skipInvalid()) {
-          throw new DataException(where + ": " + in.problem() + skipHint());
+          throw new DataException(where + ": " + a.problem() + skipHint());
         }
-        stats.invalid(where, in.problem(), true);
+        stats.invalid(where, a.problem(), true);
         continue;
       }
-      if (lineNo == 1 && !line.isEmpty() && line.charAt(0) == '\uFEFF') line = line.substring(1);
       if (line.isBlank()) continue;
       if (!ours) {
         if (format == null) detectQuietly(line);
@@ -134,7 +214,7 @@ final class JsonlReader implements ExampleStream {
       stats.line();
       TokenizedExample e;
       try {
-        e = encodeLine(line, where);
+        e = a.encoded() != null ? encoded(a.encoded()) : encodeLine(line, where);
       } catch (LineEncoder.BadLine bad) {
         if (!config.skipInvalid())
           throw new DataException(where + ": " + bad.getMessage() + skipHint());
@@ -218,6 +298,89 @@ final class JsonlReader implements ExampleStream {
     }
   }
 
+  /** The next line in file order, reading ahead (and handing lines to the pool) as it goes. */
+  private Ahead take() {
+    if (ahead.isEmpty()) fill();
+    Ahead a = ahead.poll();
+    if (a == null) return null;
+    aheadChars -= a.text() == null ? 0 : a.text().length();
+    if (a.readError() != null) {
+      close();
+      throw a.readError();
+    }
+    return a;
+  }
+
+  /**
+   * Reads lines into the window until it is full or the file ends. A line goes to the pool when
+   * there is one and the format is known (the first line that sets it is encoded here, in order).
+   */
+  private void fill() {
+    int most = pool == null ? 1 : AHEAD_LINES_PER_THREAD * EncodePool.threads();
+    while (in != null && !ended && ahead.size() < most && aheadChars < AHEAD_CHARS) {
+      long number;
+      String line;
+      try {
+        if (!in.next()) {
+          ended = true;
+          break;
+        }
+        number = in.number();
+        line = in.text();
+      } catch (IOException e) {
+        ahead.add(
+            new Ahead(
+                readNo + 1,
+                null,
+                null,
+                false,
+                null,
+                new DataException(name + ":" + (readNo + 1) + ": cannot read the line: " + e, e)));
+        ended = true;
+        break;
+      }
+      readNo = number;
+      if (number == 1 && line != null && !line.isEmpty() && line.charAt(0) == '\uFEFF')
+        line = line.substring(1);
+      boolean ours = inSplit.test(number);
+      Future<TokenizedExample> encoded = null;
+      if (pool != null && format != null && ours && line != null && !line.isBlank()) {
+        String text = line;
+        String where = name + ":" + number;
+        encoded =
+            pool.submit(
+                () -> {
+                  POOLED.incrementAndGet();
+                  return encodeLine(text, where);
+                });
+      }
+      ahead.add(new Ahead(number, line, line == null ? in.problem() : null, ours, encoded, null));
+      aheadChars += line == null ? 0 : line.length();
+    }
+  }
+
+  /** The result of a line encoded on the pool: its example, or what encodeLine threw there. */
+  private static TokenizedExample encoded(Future<TokenizedExample> f) throws LineEncoder.BadLine {
+    boolean interrupted = false;
+    try {
+      while (true) {
+        try {
+          return f.get();
+        } catch (InterruptedException ie) {
+          interrupted = true;
+        } catch (ExecutionException ee) {
+          Throwable c = ee.getCause();
+          if (c instanceof LineEncoder.BadLine b) throw b;
+          if (c instanceof RuntimeException r) throw r;
+          if (c instanceof Error err) throw err;
+          throw new DataException("encoding a line failed: " + c, c);
+        }
+      }
+    } finally {
+      if (interrupted) Thread.currentThread().interrupt();
+    }
+  }
+
   private static String stripWhere(String msg, String where) {
     return msg != null && msg.startsWith(where + ": ") ? msg.substring(where.length() + 2) : msg;
   }
@@ -233,17 +396,6 @@ final class JsonlReader implements ExampleStream {
   /** The hint that ends the message of a bad line that stops the pass. */
   private static String skipHint() {
     return " (TrainingConfig's skipInvalidLines(true) skips and counts such lines)";
-  }
-
-  private boolean readLine() {
-    if (in == null) return false;
-    try {
-      boolean more = in.next();
-      if (more) lineNo = in.number();
-      return more;
-    } catch (IOException e) {
-      throw new DataException(name + ":" + (lineNo + 1) + ": cannot read the line: " + e, e);
-    }
   }
 
   private static List<String> keys(JsonNode node) {

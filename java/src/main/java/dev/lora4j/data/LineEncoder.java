@@ -31,6 +31,16 @@ final class LineEncoder {
     this.completionsOnly = completionsOnly;
   }
 
+  /**
+   * Whether lines may be encoded on several threads at once: the built-in encoders keep no state
+   * between lines (a {@link dev.lora4j.tokenizer.Tokenizer} is thread-safe, a chat template renders
+   * each conversation afresh); an encoder of the caller's own is used from one thread.
+   */
+  boolean threadSafe() {
+    return text instanceof TokenizerTextEncoder
+        && (chat == null || chat instanceof TemplateChatEncoder);
+  }
+
   TokenizedExample encode(JsonNode line, DataFormat format, String source) throws BadLine {
     if (!line.isObject()) {
       throw new BadLine("expected a JSON object, got " + kind(line));
