@@ -399,6 +399,7 @@ public final class LoraTrainer {
       long batchesPerEpoch = train.countBatches(0, scanStats);
       DataReport trainReport = scanStats.report();
       long stepsPerEpoch = (batchesPerEpoch + cfg.workers() - 1) / cfg.workers();
+      this.stepsPerEpoch = stepsPerEpoch;
       long totalSteps = cfg.maxSteps() > 0 ? cfg.maxSteps() : stepsPerEpoch * cfg.epochs();
       int epochs = cfg.maxSteps() > 0 ? Integer.MAX_VALUE : cfg.epochs();
       List<String> warnings = new ArrayList<>(planWarnings(totalSteps, scanStats));
@@ -567,6 +568,7 @@ public final class LoraTrainer {
                   new Retry(
                       new TrainerState.PendingRetry(from, micro.size(), step + 1, a.reject()),
                       micro));
+              refused(a.reject());
             } else {
               stepsThisRun++;
               if (Double.isNaN(firstLoss)) firstLoss = a.loss();
@@ -595,6 +597,7 @@ public final class LoraTrainer {
                     r,
                     r.info().reason() + "; rejected again on its retry: " + again.reject(),
                     again);
+                refused(again.reject());
               } else {
                 stepsThisRun++;
                 if (Double.isNaN(firstLoss)) firstLoss = again.loss();
@@ -642,7 +645,14 @@ public final class LoraTrainer {
         }
       }
       if (stepsThisRun == 0 && step < totalSteps) {
-        warnings.add("no step ran: the data produced no batch with label tokens");
+        warnings.add(
+            refusedThisRun == 0
+                ? "no step ran: the data produced no batch with label tokens"
+                : "no step was applied: the "
+                    + refusedThisRun
+                    + " tried were refused (the last because: "
+                    + lastRefusal
+                    + ")");
       }
       String padding = paddingAdvice(cfg, positions, realPositions);
       if (padding != null) warnings.add(padding);
@@ -668,6 +678,36 @@ public final class LoraTrainer {
     }
 
     // ---- the state of the step loop, shared with its helpers ----------------------------------
+    /** Steps refused since the last applied one, and in this run; the last refusal's reason. */
+    long refusedInARow, refusedThisRun, stepsPerEpoch;
+
+    String lastRefusal;
+
+    /**
+     * A step refused (the guard, a non-finite gradient, the aggregation rule). A run bounded by
+     * steps (maxSteps: no last epoch) whose every batch of an epoch was refused, and refused again
+     * on its retry, cannot train: it stops with an error instead of reading the data again without
+     * end. What was refused is in rejected.jsonl; the last checkpoint is intact. A run bounded by
+     * epochs ends after its last one, with a warning when no step was applied.
+     */
+    void refused(String reason) {
+      refusedInARow++;
+      refusedThisRun++;
+      lastRefusal = reason;
+      if (cfg.maxSteps() > 0 && refusedInARow >= 2 * Math.max(1, stepsPerEpoch)) {
+        throw new Lora4jException(
+            "no optimizer step could be applied: the last "
+                + refusedInARow
+                + " attempts in a row were refused, twice the "
+                + stepsPerEpoch
+                + " step(s) of an epoch (each batch, then its retry); the last because: "
+                + reason
+                + (writer
+                    ? "; the refused batches are in " + cfg.outputDir().resolve(RunFolder.REJECTED)
+                    : ""));
+      }
+    }
+
     List<TrainingListener.Evaluation> evals;
     PoisonGuard guard;
     long totalSteps, step, skipped, rejected, examplesPerEpoch, t0;
@@ -860,6 +900,7 @@ public final class LoraTrainer {
     /** After an applied step: metrics, evaluation, checkpoint. */
     void applied(Attempt a, long ts, List<Retry> pending, StepTimes times) {
       step++;
+      refusedInARow = 0;
       double secs = (System.nanoTime() - ts) / 1e9;
       double epochF =
           pos.epoch() + (examplesPerEpoch == 0 ? 0 : (double) pos.examples() / examplesPerEpoch);

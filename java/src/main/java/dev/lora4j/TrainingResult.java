@@ -23,9 +23,10 @@ import java.util.List;
  * @param validationData the same for the validation data, or null without validation
  * @param forgettingData the same for the forgetting data, or null without it
  * @param warnings what the run warned about (also in {@link TrainingListener.TrainingPlan})
- * @param rejectedBatches batches the guard rejected twice (first rejection, then its retry at the
- *     end of the epoch), each written with its data position and reasons to
- *     outputDir/rejected.jsonl
+ * @param rejectedBatches batches refused twice (by the poisoned-batch guard, the aggregation rule
+ *     or for a non-finite gradient: first refusal, then its retry at the end of the epoch), each
+ *     written with its data position and reasons to outputDir/rejected.jsonl; a run bounded by
+ *     steps whose every batch of an epoch is refused twice stops with an error
  */
 public record TrainingResult(
     Path adapterDir,

@@ -405,7 +405,7 @@ final class TrainCommand implements Callable<Integer> {
         System.out.println(
             "rejected batches: "
                 + r.rejectedBatches()
-                + " (rejected twice by the guard,"
+                + " (refused twice by the guard, the aggregation rule or for a non-finite gradient,"
                 + " not trained on; each with its data position in "
                 + output.resolve("rejected.jsonl")
                 + ")");

@@ -179,4 +179,61 @@ class TrainerApiTest {
     assertTrue(t.summary().endsWith("; listeners: metrics.jsonl 2.50, progress 0.01"), t.summary());
     assertFalse(new StepTimes().summary().contains("; listeners:"));
   }
+
+  /**
+   * Every step refused (one worker's gradient NaN under the mean, which refuses a non-finite
+   * aggregate): a run bounded by steps stops with an error once an epoch's steps and their retries
+   * were all refused, instead of reading the data again without end, the refused batches in
+   * rejected.jsonl; one bounded by epochs ends after its last with a warning that says why no step
+   * was applied.
+   */
+  @Test
+  @org.junit.jupiter.api.Timeout(
+      value = 300,
+      threadMode = org.junit.jupiter.api.Timeout.ThreadMode.SEPARATE_THREAD)
+  void aRunWhoseEveryStepIsRefusedStops(@TempDir Path tmp) throws Exception {
+    Path d = TrainerTest.data(tmp, 16, 1); // 16 rows: 4 batches of 4, 2 steps of 2 an epoch
+    try (MistralModel m = MistralModel.load(TrainerTest.MODEL, Device.cpu())) {
+      Path out = tmp.resolve("steps");
+      TrainingConfig bySteps =
+          TrainerTest.cfg(out)
+              .gradientAccumulation(2)
+              .injectFaults("nan@0")
+              .shuffleBuffer(0)
+              .maxSteps(5)
+              .build();
+      var e =
+          assertThrows(
+              dev.lora4j.Lora4jException.class,
+              () -> LoraTrainer.fit(m, Dataset.jsonl(d), bySteps, List.of()));
+      assertTrue(
+          e.getMessage()
+                  .startsWith(
+                      "no optimizer step could be applied: the last 4 attempts in a row were"
+                          + " refused, twice the 2 step(s) of an epoch")
+              && e.getMessage().contains("the last because: ")
+              && e.getMessage().contains("rejected.jsonl"),
+          e.getMessage());
+      assertEquals(4, Files.readAllLines(out.resolve("rejected.jsonl")).size());
+
+      TrainingResult byEpochs =
+          LoraTrainer.fit(
+              m,
+              Dataset.jsonl(d),
+              TrainerTest.cfg(tmp.resolve("epochs"))
+                  .gradientAccumulation(2)
+                  .injectFaults("nan@0")
+                  .shuffleBuffer(0)
+                  .epochs(3)
+                  .build(),
+              List.of());
+      assertEquals(0, byEpochs.steps());
+      assertEquals(12, byEpochs.rejectedBatches());
+      String w = String.join("\n", byEpochs.warnings());
+      assertTrue(
+          w.contains("no step was applied: the 12 tried were refused (the last because: ")
+              && !w.contains("no batch with label tokens"),
+          w);
+    }
+  }
 }
