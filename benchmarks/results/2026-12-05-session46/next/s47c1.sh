@@ -10,6 +10,7 @@ set -u
 # 3) bench_sample_cuda for both kernels; the new kernel's warp operations in SASS; ncu on one launch
 # 4) `lora4j generate` sampled, device draw vs host draw vs greedy (gen.sh)
 # 4b) lora4j train 1 x 512 with -Dlora4j.listenerThread=false and true (the listener thread)
+# 4c) the data pass (train --steps 1 on 100,000 chat lines, CPU) with one encoding thread and with 16
 # 5) the Java GPU tests and the demo on cuda:0 (run.sh java), in what is left of 540 s
 T0=$(date +%s)
 O=/tmp/o; mkdir -p $O  # every log, packed into $O/logs.tgz at the end (8 files come back at most)
@@ -63,6 +64,20 @@ for lt in false true; do
     $J .device/lora4j-cli.jar /tmp/lora4j-cli/m7b /tmp/clib-$lt 1x512 > $O/cli-1x512-listeners-$lt.jsonl 2>&1
   echo "listenerThread=$lt rc=$?"; grep -o '"tokens_per_s": [0-9.]*\|listeners [0-9.]*[^"]*' $O/cli-1x512-listeners-$lt.jsonl | cut -c1-200
 done
+# 4c) the data pass on this machine's cores (forty-seventh session): train --steps 1 on 100,000 chat lines, one
+#     encoding thread against the pool (the build machine's two cores: 7.7 / 7.0 s; predicted here ~3 -> ~1.5 s)
+python3 - <<'PY'
+import json, random
+random.seed(1)
+src = [json.loads(l)["text"] for l in open("examples/data/general-text.jsonl")]
+with open("/tmp/big-chat.jsonl", "w") as f:
+    for i in range(100000):
+        u = random.choice(src)[:400]; a = " ".join(random.choice(src) for _ in range(3))[:1500]
+        f.write(json.dumps({"messages": [{"role": "user", "content": u}, {"role": "assistant", "content": a}]}) + "\n")
+PY
+for th in 1 16 1 16; do rm -rf /tmp/dp; /usr/bin/time -f "dataThreads=$th %e s" $J -Dlora4j.dataThreads=$th --enable-native-access=ALL-UNNAMED \
+  -jar .device/lora4j-cli.jar train --model examples/models/tiny-mistral --data /tmp/big-chat.jsonl --output /tmp/dp --device cpu \
+  --batch-size 8 --steps 1 --max-seq-length 512 --completions-only 2>&1 | grep dataThreads | tee -a $O/data-pass.txt; done
 left=$(( 540 - ($(date +%s) - T0) ))
 if [ $left -gt 60 ]; then
   OUT=$O STEPS=java timeout $left bash scripts/gpu/run.sh > /tmp/java-run.log 2>&1; echo "java rc=$? (limit $left s)"
