@@ -14,8 +14,10 @@ import java.util.List;
 import java.util.NoSuchElementException;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.LongPredicate;
@@ -102,7 +104,9 @@ final class JsonlReader implements ExampleStream {
 
   private static final long AHEAD_CHARS = 8L << 20;
 
-  /** The threads that encode lines ahead, shared by every reader; daemon threads. */
+  /**
+   * The threads that encode lines ahead, shared by every reader: daemon threads, gone when idle.
+   */
   private static final class EncodePool {
     private static volatile ExecutorService pool;
 
@@ -115,14 +119,21 @@ final class JsonlReader implements ExampleStream {
           p = pool;
           if (p == null) {
             AtomicInteger count = new AtomicInteger();
-            p =
-                Executors.newFixedThreadPool(
+            // idle threads end after 30 s: a library caller keeps no threads once its data is read
+            ThreadPoolExecutor e =
+                new ThreadPoolExecutor(
                     n,
+                    n,
+                    30,
+                    TimeUnit.SECONDS,
+                    new LinkedBlockingQueue<>(),
                     r -> {
                       Thread t = new Thread(r, "lora4j-encode-" + count.incrementAndGet());
                       t.setDaemon(true);
                       return t;
                     });
+            e.allowCoreThreadTimeOut(true);
+            p = e;
             pool = p;
           }
         }
