@@ -263,7 +263,7 @@ public final class LoraTrainer {
       List<TrainingListener> all = new ArrayList<>();
       if (writer) all.add(metrics);
       all.addAll(ls);
-      this.listeners = new Listeners(all, Listeners.backgroundByDefault());
+      this.listeners = new Listeners(all, Listeners.background(model.device().isCuda()));
     }
 
     DataConfig dataConfig(boolean shuffle) {

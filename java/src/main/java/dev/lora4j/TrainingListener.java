@@ -6,9 +6,9 @@ import java.util.List;
 
 /**
  * Receives the events of a training run. Every method has an empty default; implement the ones you
- * need. Your listeners run on the training thread, between steps, in the order given; the built-in
- * ones (metrics.jsonl, {@link dev.lora4j.train.ProgressListener}) write on a thread of their own,
- * and every line they wrote for earlier events is written before one of yours is called.
+ * need. Your listeners run on the training thread, between steps, in the order given; on a GPU run
+ * the built-in ones (metrics.jsonl, {@link dev.lora4j.train.ProgressListener}) write on a thread of
+ * their own, and every line they wrote for earlier events is written before one of yours is called.
  */
 public interface TrainingListener {
   /** Before the first step: the plan of the run. */

@@ -1007,6 +1007,11 @@ public final class Tokenizer {
     return words.size();
   }
 
+  /** Empties the cache of words (TokenizerBenchmark's first pass over new text). */
+  void forgetWords() {
+    words.clear();
+  }
+
   /**
    * BPE of norm.cp[from, to): word by word where the piece can be cut ({@link #wordBoundary}), each
    * word looked up in the cache of words already merged or merged and kept there.

@@ -27,8 +27,8 @@ import java.util.function.Consumer;
  * holds every line the checkpoint covers when the checkpoint appears; before it reads metrics.jsonl
  * for the loss plot; before its own log lines; and at the end.
  *
- * <p>The system property {@code lora4j.listenerThread=false} keeps every listener on the training
- * thread.
+ * <p>On by default for a GPU run only ({@link #background}); the system property {@code
+ * lora4j.listenerThread} (true / false) decides instead when set.
  */
 public final class Listeners {
   static final int CAPACITY = 1024;
@@ -54,9 +54,15 @@ public final class Listeners {
     this.worker = any ? new Worker(names) : null;
   }
 
-  /** Whether the listener thread is on (the system property lora4j.listenerThread). */
-  public static boolean backgroundByDefault() {
-    return !"false".equalsIgnoreCase(System.getProperty("lora4j.listenerThread", "true"));
+  /**
+   * Whether the built-in listeners get a thread of their own: on a GPU run, whose host cores are
+   * idle while the device computes; not on the CPU backend, whose step keeps every core busy (there
+   * the thread's ~1 ms a step came back as a slower forward and backward, two cores measured). The
+   * system property {@code lora4j.listenerThread} (true / false) decides instead when set.
+   */
+  public static boolean background(boolean gpu) {
+    String p = System.getProperty("lora4j.listenerThread");
+    return p == null ? gpu : !"false".equalsIgnoreCase(p);
   }
 
   /** The listeners that only format and write, and so may run on the listener thread. */

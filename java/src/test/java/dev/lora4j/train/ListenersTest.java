@@ -96,6 +96,23 @@ class ListenersTest {
   }
 
   @Test
+  void onByDefaultForAGpuRunOnlyUnlessThePropertySaysOtherwise() {
+    String was = System.getProperty("lora4j.listenerThread");
+    try {
+      System.clearProperty("lora4j.listenerThread");
+      assertTrue(Listeners.background(true));
+      assertFalse(Listeners.background(false));
+      System.setProperty("lora4j.listenerThread", "true");
+      assertTrue(Listeners.background(false));
+      System.setProperty("lora4j.listenerThread", "false");
+      assertFalse(Listeners.background(true));
+    } finally {
+      if (was == null) System.clearProperty("lora4j.listenerThread");
+      else System.setProperty("lora4j.listenerThread", was);
+    }
+  }
+
+  @Test
   void withoutTheThreadEveryLineIsWrittenBeforeTheEventReturns() {
     Lines out = new Lines();
     Listeners ls = new Listeners(List.of(progress(out)), false);
@@ -253,12 +270,17 @@ class ListenersTest {
             late.add(e.toString());
           }
         };
+    // the CPU backend keeps its listeners on the training thread unless asked
+    String was = System.setProperty("lora4j.listenerThread", "true");
     try (MistralModel m = MistralModel.load(TrainerTest.MODEL, Device.cpu())) {
       LoraTrainer.fit(
           m,
           Dataset.jsonl(d),
           TrainerTest.cfg(o).maxSteps(6).saveSteps(1).saveTotalLimit(10).build(),
           List.of(progress(out)));
+    } finally {
+      if (was == null) System.clearProperty("lora4j.listenerThread");
+      else System.setProperty("lora4j.listenerThread", was);
     }
     long stepLines = out.snapshot().stream().filter(l -> STEP.matcher(l).lookingAt()).count();
     assertEquals(6, stepLines, out.snapshot().toString());
