@@ -644,6 +644,7 @@ public final class LoraTrainer {
           LOG.warning("loss.png not written: this Java runtime lacks the java.desktop module");
         }
       }
+      long refusedThisRun = skipped - state.skippedSteps(); // every skip is a refusal
       if (stepsThisRun == 0 && step < totalSteps) {
         warnings.add(
             refusedThisRun == 0
@@ -678,8 +679,8 @@ public final class LoraTrainer {
     }
 
     // ---- the state of the step loop, shared with its helpers ----------------------------------
-    /** Steps refused since the last applied one, and in this run; the last refusal's reason. */
-    long refusedInARow, refusedThisRun, stepsPerEpoch;
+    /** Steps refused since the last applied one; the last refusal's reason. */
+    long refusedInARow, stepsPerEpoch;
 
     String lastRefusal;
 
@@ -692,7 +693,6 @@ public final class LoraTrainer {
      */
     void refused(String reason) {
       refusedInARow++;
-      refusedThisRun++;
       lastRefusal = reason;
       if (cfg.maxSteps() > 0 && refusedInARow >= 2 * Math.max(1, stepsPerEpoch)) {
         throw new Lora4jException(

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.lora4j.io.JsonErrors;
+import dev.lora4j.io.Uninterruptibly;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayDeque;
@@ -372,23 +373,14 @@ final class JsonlReader implements ExampleStream {
 
   /** The result of a line encoded on the pool: its example, or what encodeLine threw there. */
   private static TokenizedExample encoded(Future<TokenizedExample> f) throws LineEncoder.BadLine {
-    boolean interrupted = false;
     try {
-      while (true) {
-        try {
-          return f.get();
-        } catch (InterruptedException ie) {
-          interrupted = true;
-        } catch (ExecutionException ee) {
-          Throwable c = ee.getCause();
-          if (c instanceof LineEncoder.BadLine b) throw b;
-          if (c instanceof RuntimeException r) throw r;
-          if (c instanceof Error err) throw err;
-          throw new DataException("encoding a line failed: " + c, c);
-        }
-      }
-    } finally {
-      if (interrupted) Thread.currentThread().interrupt();
+      return Uninterruptibly.get(f::get);
+    } catch (ExecutionException ee) {
+      Throwable c = ee.getCause();
+      if (c instanceof LineEncoder.BadLine b) throw b;
+      if (c instanceof RuntimeException r) throw r;
+      if (c instanceof Error err) throw err;
+      throw new DataException("encoding a line failed: " + c, c);
     }
   }
 

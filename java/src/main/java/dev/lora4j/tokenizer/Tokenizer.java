@@ -1131,12 +1131,11 @@ public final class Tokenizer {
     for (int i = from; i < to; i++) {
       int c = norm.cp.get(i);
       int id = charId(c);
-      int st = i - from;
-      int en = i - from;
+      int at = i - from; // the symbol's first and last code point
       if (id >= 0) {
         sym[n] = id;
-        sStart[n] = st;
-        sEnd[n] = en;
+        sStart[n] = at;
+        sEnd[n] = at;
         n++;
         lastUnk = false;
         continue;
@@ -1150,8 +1149,8 @@ public final class Tokenizer {
         if (all) {
           for (byte b : bytes) {
             sym[n] = byteId[b & 0xff];
-            sStart[n] = st;
-            sEnd[n] = en;
+            sStart[n] = at;
+            sEnd[n] = at;
             n++;
           }
           lastUnk = false;
@@ -1165,11 +1164,11 @@ public final class Tokenizer {
                 + " is not in the vocabulary and the tokenizer has no unk_token");
       }
       if (fuseUnk && lastUnk) {
-        sEnd[n - 1] = en;
+        sEnd[n - 1] = at;
       } else {
         sym[n] = modelUnkId;
-        sStart[n] = st;
-        sEnd[n] = en;
+        sStart[n] = at;
+        sEnd[n] = at;
         n++;
       }
       lastUnk = true;

@@ -1,6 +1,7 @@
 package dev.lora4j.train;
 
 import dev.lora4j.TrainingListener;
+import dev.lora4j.io.Uninterruptibly;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -200,32 +201,14 @@ public final class Listeners {
 
     /** Puts r on the queue, waiting for room; an interrupt is kept for the caller. */
     private void put(Runnable r) {
-      boolean interrupted = false;
-      while (true) {
-        try {
-          queue.put(r);
-          break;
-        } catch (InterruptedException e) {
-          interrupted = true;
-        }
-      }
-      if (interrupted) Thread.currentThread().interrupt();
+      Uninterruptibly.run(() -> queue.put(r));
     }
 
     void drain() {
       if (!stopped) {
         CountDownLatch done = new CountDownLatch(1);
         put(done::countDown);
-        boolean interrupted = false;
-        while (true) {
-          try {
-            done.await();
-            break;
-          } catch (InterruptedException e) {
-            interrupted = true;
-          }
-        }
-        if (interrupted) Thread.currentThread().interrupt();
+        Uninterruptibly.run(done::await);
       }
       rethrow();
     }
