@@ -251,9 +251,7 @@ public final class ChatTemplate {
       List<ChatMessage> messages, boolean addGenerationPrompt, Tokenizer tokenizer) {
     Str out = renderStr(messages, addGenerationPrompt);
     int[] own = new int[out.length()];
-    for (int i = 0; i < own.length; i++) {
-      own[i] = out.ownerAt(i);
-    }
+    out.copyOwners(own, 0);
     Tokenizer.IntList ids = new Tokenizer.IntList(out.length() / 3 + 4);
     Tokenizer.IntList starts = new Tokenizer.IntList(out.length() / 3 + 4);
     Tokenizer.IntList ends = new Tokenizer.IntList(out.length() / 3 + 4);

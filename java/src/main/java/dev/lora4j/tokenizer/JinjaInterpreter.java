@@ -45,6 +45,7 @@ import dev.lora4j.tokenizer.JinjaRuntime.Fn;
 import dev.lora4j.tokenizer.JinjaRuntime.Namespace;
 import dev.lora4j.tokenizer.JinjaRuntime.Undefined;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -117,17 +118,19 @@ final class JinjaInterpreter {
   /** The rendered output: text plus the owner of every char. */
   private static final class Out {
     final StringBuilder sb = new StringBuilder();
-    Tokenizer.IntList own = new Tokenizer.IntList(256);
+    int[] own = new int[256];
 
     void append(Str s) {
+      int at = sb.length();
       sb.append(s.s);
-      for (int i = 0; i < s.length(); i++) {
-        own.add(s.ownerAt(i));
+      if (sb.length() > own.length) {
+        own = Arrays.copyOf(own, Math.max(sb.length(), own.length * 2));
       }
+      s.copyOwners(own, at);
     }
 
     Str toStr() {
-      return new Str(sb.toString(), own.toArray());
+      return new Str(sb.toString(), Arrays.copyOf(own, sb.length()));
     }
   }
 

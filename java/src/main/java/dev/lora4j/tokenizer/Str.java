@@ -71,14 +71,19 @@ final class Str implements Comparable<Str> {
     int[] no = null;
     if (own != null || o.own != null) {
       no = new int[s.length() + o.s.length()];
-      for (int i = 0; i < s.length(); i++) {
-        no[i] = ownerAt(i);
-      }
-      for (int i = 0; i < o.s.length(); i++) {
-        no[s.length() + i] = o.ownerAt(i);
-      }
+      copyOwners(no, 0);
+      o.copyOwners(no, s.length());
     }
     return new Str(s + o.s, no);
+  }
+
+  /** Writes each char's owner into {@code dst} from {@code at} on. */
+  void copyOwners(int[] dst, int at) {
+    if (own == null) {
+      Arrays.fill(dst, at, at + s.length(), TEMPLATE);
+    } else {
+      System.arraycopy(own, 0, dst, at, s.length());
+    }
   }
 
   Str sub(int a, int b) {
