@@ -185,15 +185,8 @@ public final class ChatTemplate {
   public List<Segment> render(List<ChatMessage> messages, boolean addGenerationPrompt) {
     Str out = renderStr(messages, addGenerationPrompt);
     List<Segment> segments = new ArrayList<>();
-    int i = 0;
-    while (i < out.length()) {
-      int owner = out.ownerAt(i);
-      int j = i + 1;
-      while (j < out.length() && out.ownerAt(j) == owner) {
-        j++;
-      }
-      segments.add(segment(out.s.substring(i, j), owner, messages));
-      i = j;
+    for (int k = 0, start = 0; k < out.runCount(); start = out.runEnd(k), k++) {
+      segments.add(segment(out.s.substring(start, out.runEnd(k)), out.runOwner(k), messages));
     }
     return segments;
   }

@@ -45,16 +45,15 @@ import dev.lora4j.tokenizer.JinjaRuntime.Fn;
 import dev.lora4j.tokenizer.JinjaRuntime.Namespace;
 import dev.lora4j.tokenizer.JinjaRuntime.Undefined;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
 /**
- * Runs a compiled template: statements write to an {@link Out} that records, per char, whether it
- * came from the template or from a message; expressions evaluate to runtime values with Python's
- * semantics ({@link JinjaRuntime}) and call the built-ins ({@link JinjaBuiltins}).
+ * Runs a compiled template: statements write to an {@link Str.Builder} that records, per char,
+ * whether it came from the template or from a message; expressions evaluate to runtime values with
+ * Python's semantics ({@link JinjaRuntime}) and call the built-ins ({@link JinjaBuiltins}).
  */
 final class JinjaInterpreter {
   private JinjaInterpreter() {}
@@ -115,25 +114,6 @@ final class JinjaInterpreter {
     }
   }
 
-  /** The rendered output: text plus the owner of every char. */
-  private static final class Out {
-    final StringBuilder sb = new StringBuilder();
-    int[] own = new int[256];
-
-    void append(Str s) {
-      int at = sb.length();
-      sb.append(s.s);
-      if (sb.length() > own.length) {
-        own = Arrays.copyOf(own, Math.max(sb.length(), own.length * 2));
-      }
-      s.copyOwners(own, at);
-    }
-
-    Str toStr() {
-      return new Str(sb.toString(), Arrays.copyOf(own, sb.length()));
-    }
-  }
-
   /**
    * Renders with the given variables (values already converted: Str, Long, Double, List, Map...).
    */
@@ -142,22 +122,22 @@ final class JinjaInterpreter {
     globals.vars.putAll(JinjaBuiltins.globals());
     Scope scope = new Scope(globals);
     scope.vars.putAll(vars);
-    Out out = new Out();
+    Str.Builder out = new Str.Builder();
     try {
       exec(root, scope, out);
     } catch (BreakSignal | ContinueSignal outside) {
       throw new ChatTemplateException("{% break %} or {% continue %} outside a for loop");
     }
-    return out.toStr();
+    return out.build();
   }
 
-  private static void exec(List<Node> nodes, Scope scope, Out out) {
+  private static void exec(List<Node> nodes, Scope scope, Str.Builder out) {
     for (Node n : nodes) {
       exec(n, scope, out);
     }
   }
 
-  private static void exec(Node node, Scope scope, Out out) {
+  private static void exec(Node node, Scope scope, Str.Builder out) {
     if (node instanceof TextNode t) {
       out.append(t.text());
     } else if (node instanceof OutNode o) {
@@ -175,9 +155,9 @@ final class JinjaInterpreter {
     } else if (node instanceof SetNode s) {
       Object value;
       if (s.body() != null) {
-        Out inner = new Out();
+        Str.Builder inner = new Str.Builder();
         exec(s.body(), scope, inner);
-        value = inner.toStr();
+        value = inner.build();
       } else {
         value = eval(s.value(), scope);
       }
@@ -225,7 +205,7 @@ final class JinjaInterpreter {
                   }
                   ms.vars.put(pn, v);
                 }
-                Out inner = new Out();
+                Str.Builder inner = new Str.Builder();
                 int[] calls = CALL_DEPTH.get();
                 if (++calls[0] > MAX_CALL_DEPTH) {
                   calls[0] = 0;
@@ -241,7 +221,7 @@ final class JinjaInterpreter {
                 } finally {
                   calls[0] = Math.max(0, calls[0] - 1);
                 }
-                return inner.toStr();
+                return inner.build();
               });
     } else if (node instanceof BreakNode) {
       throw new BreakSignal();
@@ -250,7 +230,7 @@ final class JinjaInterpreter {
     }
   }
 
-  private static void execFor(ForNode f, Scope scope, Out out) {
+  private static void execFor(ForNode f, Scope scope, Str.Builder out) {
     List<Object> items = iterate(eval(f.iter(), scope));
     if (f.filter() != null) {
       List<Object> kept = new ArrayList<>();

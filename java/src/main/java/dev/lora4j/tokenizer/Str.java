@@ -16,12 +16,17 @@ final class Str implements Comparable<Str> {
 
   final String s;
 
-  /** owner of each char, or null when every char belongs to the template */
-  final int[] own;
+  /**
+   * The owners as runs: {@code runs[2k]} is where run k ends (exclusive), {@code runs[2k + 1]} its
+   * owner; the runs cover [0, length) in order and two neighbours never have the same owner. Null
+   * when every char belongs to the template. A conversation's text has a few runs a message, so the
+   * interpreter's copies and joins move a few ints instead of one per char.
+   */
+  private final int[] runs;
 
-  Str(String s, int[] own) {
+  private Str(String s, int[] runs) {
     this.s = s;
-    this.own = own;
+    this.runs = runs;
   }
 
   static Str of(String s) {
@@ -29,9 +34,7 @@ final class Str implements Comparable<Str> {
   }
 
   static Str owned(String s, int owner) {
-    int[] o = new int[s.length()];
-    Arrays.fill(o, owner);
-    return new Str(s, o);
+    return owner == TEMPLATE || s.isEmpty() ? of(s) : new Str(s, new int[] {s.length(), owner});
   }
 
   static int fieldOwner(int message) {
@@ -42,20 +45,47 @@ final class Str implements Comparable<Str> {
     return s.length();
   }
 
+  /** Runs of one owner: how many. */
+  int runCount() {
+    return runs != null ? runs.length / 2 : s.isEmpty() ? 0 : 1;
+  }
+
+  /** Where run k ends (exclusive). */
+  int runEnd(int k) {
+    return runs != null ? runs[2 * k] : s.length();
+  }
+
+  /** The owner of run k. */
+  int runOwner(int k) {
+    return runs != null ? runs[2 * k + 1] : TEMPLATE;
+  }
+
   int ownerAt(int i) {
-    return own == null ? TEMPLATE : own[i];
+    if (runs == null) {
+      return TEMPLATE;
+    }
+    int lo = 0;
+    int hi = runs.length / 2 - 1;
+    while (lo < hi) {
+      int mid = (lo + hi) >>> 1;
+      if (runs[2 * mid] <= i) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
+    }
+    return runs[2 * lo + 1];
   }
 
   /**
    * @return the first non-template owner of any char, or TEMPLATE
    */
   int firstDataOwner() {
-    if (own == null) {
-      return TEMPLATE;
-    }
-    for (int o : own) {
-      if (o != TEMPLATE) {
-        return o;
+    if (runs != null) {
+      for (int k = 1; k < runs.length; k += 2) {
+        if (runs[k] != TEMPLATE) {
+          return runs[k];
+        }
       }
     }
     return TEMPLATE;
@@ -68,26 +98,94 @@ final class Str implements Comparable<Str> {
     if (s.isEmpty()) {
       return o;
     }
-    int[] no = null;
-    if (own != null || o.own != null) {
-      no = new int[s.length() + o.s.length()];
-      copyOwners(no, 0);
-      o.copyOwners(no, s.length());
+    String text = s + o.s;
+    if (runs == null && o.runs == null) {
+      return of(text);
     }
-    return new Str(s + o.s, no);
+    Runs r = new Runs(runCount() + o.runCount());
+    r.add(this, 0);
+    r.add(o, s.length());
+    return new Str(text, r.toArray());
+  }
+
+  Str sub(int a, int b) {
+    String text = s.substring(a, b);
+    if (runs == null || a >= b) {
+      return of(text);
+    }
+    Runs r = new Runs(4);
+    for (int k = 0, start = 0; k < runs.length && start < b; start = runs[k], k += 2) {
+      int lo = Math.max(start, a);
+      int hi = Math.min(runs[k], b);
+      if (lo < hi) {
+        r.add(hi - a, runs[k + 1]);
+      }
+    }
+    return new Str(text, r.toArray());
   }
 
   /** Writes each char's owner into {@code dst} from {@code at} on. */
   void copyOwners(int[] dst, int at) {
-    if (own == null) {
-      Arrays.fill(dst, at, at + s.length(), TEMPLATE);
-    } else {
-      System.arraycopy(own, 0, dst, at, s.length());
+    for (int k = 0, start = 0; k < runCount(); start = runEnd(k), k++) {
+      Arrays.fill(dst, at + start, at + runEnd(k), runOwner(k));
     }
   }
 
-  Str sub(int a, int b) {
-    return new Str(s.substring(a, b), own == null ? null : Arrays.copyOfRange(own, a, b));
+  /**
+   * Runs being built: ends and owners, a run joined to the one before when its owner is the same.
+   */
+  static final class Runs {
+    private int[] a;
+    private int n;
+
+    Runs(int runs) {
+      a = new int[Math.max(2, 2 * runs)];
+    }
+
+    /** Extends the runs to {@code end} (exclusive) with chars of {@code owner}. */
+    void add(int end, int owner) {
+      if (n > 0 && a[n - 1] == owner) {
+        a[n - 2] = end;
+        return;
+      }
+      if (n == a.length) {
+        a = Arrays.copyOf(a, 2 * n);
+      }
+      a[n++] = end;
+      a[n++] = owner;
+    }
+
+    /** Appends the runs of {@code x}, placed at {@code offset}. */
+    void add(Str x, int offset) {
+      for (int k = 0; k < x.runCount(); k++) {
+        add(offset + x.runEnd(k), x.runOwner(k));
+      }
+    }
+
+    /** The runs, or null when there are none but the template's. */
+    int[] toArray() {
+      return n == 0 || (n == 2 && a[1] == TEMPLATE) ? null : Arrays.copyOf(a, n);
+    }
+  }
+
+  /** A string built by appends, keeping the owners of what is appended. */
+  static final class Builder {
+    private final StringBuilder sb = new StringBuilder();
+    private final Runs runs = new Runs(8);
+
+    void append(Str x) {
+      int at = sb.length();
+      sb.append(x.s);
+      runs.add(x, at);
+    }
+
+    int length() {
+      return sb.length();
+    }
+
+    Str build() {
+      return new Str(sb.toString(), runs.toArray());
+    }
   }
 
   /** A new string whose every char is owned by the first non-template owner among the sources. */
@@ -104,7 +202,7 @@ final class Str implements Comparable<Str> {
   /** Same text transformed char by char (upper, lower...): owners kept when the length is kept. */
   Str mapText(String result) {
     if (result.length() == s.length()) {
-      return new Str(result, own);
+      return new Str(result, runs);
     }
     return taint(result, this);
   }
