@@ -4,7 +4,7 @@
 //     and across a nucleus' edge; NaN, -inf, -0.0, +inf; nothing drawable), temperatures 1e-3 to
 //     +inf, top-k 0 to 4000 and top-p 1e-9 to 1, each draw's token and the generator's state
 //     after it equal to sample_token's from the same state, bit for bit;
-//   decode_sample on the device (LORA4J_DECODE_SAMPLE_DEVICE=1) against the default (Engine's
+//   decode_sample on the device (the default) against LORA4J_DECODE_SAMPLE_DEVICE=0 (Engine's
 //     step-by-step draw on the host) on the decode model of test_decode_cuda: the same tokens and
 //     states in one call of 30 (two queued runs), in chunks, with eos_id inside a run (the state
 //     handed back is the one after the eos step, and the next call goes on from it), without and
@@ -101,10 +101,10 @@ void kernel_vs_host() {
 
 void engine_device_vs_host() {
   const lora4j_model_config c = testutil::model_config(1024, 1024, 2048, 4, 8, 2, 128, 1024, 1e4);
+  setenv("LORA4J_DECODE_SAMPLE_DEVICE", "0", 1);
   lora4j_engine* host = realwidth::create_engine(c, LORA4J_DEVICE_CUDA, LORA4J_RECOMPUTE_NONE);
-  setenv("LORA4J_DECODE_SAMPLE_DEVICE", "1", 1);
-  lora4j_engine* dev = realwidth::create_engine(c, LORA4J_DEVICE_CUDA, LORA4J_RECOMPUTE_NONE);
   unsetenv("LORA4J_DECODE_SAMPLE_DEVICE");
+  lora4j_engine* dev = realwidth::create_engine(c, LORA4J_DEVICE_CUDA, LORA4J_RECOMPUTE_NONE);
   realwidth::load_all(c, {dev, host}, 95);
   std::mt19937 rng(96);
   std::uniform_int_distribution<int32_t> tok(3, c.vocab_size - 1);

@@ -93,12 +93,6 @@ bool env_switch_on(const char* name) {
   const char* v = std::getenv(name);
   return !(v && std::strcmp(v, "0") == 0);
 }
-// A switch that is off unless the environment sets it to "1" (a path kept for its A/B that has not
-// yet measured faster than the default).
-bool env_switch_set(const char* name) {
-  const char* v = std::getenv(name);
-  return v && std::strcmp(v, "1") == 0;
-}
 
 class CudaEngine final : public Engine {
  public:
@@ -165,7 +159,7 @@ class CudaEngine final : public Engine {
       decode_fused_ = env_switch_on("LORA4J_DECODE_FUSED");
       decode_pdl_ = env_switch_on("LORA4J_DECODE_PDL") && cc_ >= 90;
       decode_greedy_device_ = env_switch_on("LORA4J_DECODE_GREEDY_DEVICE");
-      decode_sample_device_ = env_switch_set("LORA4J_DECODE_SAMPLE_DEVICE");
+      decode_sample_device_ = env_switch_on("LORA4J_DECODE_SAMPLE_DEVICE");
       decode_norm_fold_ = env_switch_on("LORA4J_DECODE_NORM_FOLD");
       decode_gemv_split_ = env_switch_on("LORA4J_DECODE_GEMV_SPLIT");
       decode_lora_tail_ = env_switch_on("LORA4J_DECODE_LORA_TAIL");
@@ -2928,10 +2922,10 @@ class CudaEngine final : public Engine {
   // step's draw by sample_feed (the host sampler's definition, so the same tokens and state) into
   // the next step's ids_ and pos_, dec_tok_ and the state after it (dec_state_ + 1 + k); the state
   // handed back is the one after the last step kept (steps after an eos_id in a run draw too, and
-  // are dropped). Only with LORA4J_DECODE_SAMPLE_DEVICE=1 (phase times take Engine's step-by-step
-  // default too): at 7B 4.60 ms a step against the host draw's 4.55 in the forty-fifth session;
-  // 4.48 against 4.80 in the forty-sixth once order_boundary lost its atomics, the switch to the
-  // default prepared there and waiting for a GPU run of its test.
+  // are dropped). The default: at 7B 4.48 ms a step against the host draw's 4.80 on an H200 (the
+  // forty-sixth session, once order_boundary lost its atomics), 5.78 against 5.99-6.56 on an H100
+  // in two calls of the forty-eighth; LORA4J_DECODE_SAMPLE_DEVICE=0 and phase times take Engine's
+  // step-by-step default.
   void decode_sample(int32_t token, int32_t count, int32_t eos_id, const SampleParams& p,
                      int64_t* state, int32_t* out, int32_t* produced) override {
     device();
@@ -3203,18 +3197,18 @@ class CudaEngine final : public Engine {
   bool swiglu_gu_fused_ = true;
   bool decoding_ = false;  // inside decode_run (the KV-cache path of generation)
   bool decode_gu_unfused_ = true;
-  bool decode_qk_cache_ = true;        // LORA4J_DECODE_QK_CACHE (build_decode_w16)
-  bool decode_gemv_ = true;            // LORA4J_DECODE_GEMV (decode_gemv)
-  bool decode_attention_ = true;       // LORA4J_DECODE_ATTENTION (decode_attention)
-  bool decode_fused_ = true;           // LORA4J_DECODE_FUSED (decode_qkv, decode_gu)
-  bool decode_pdl_ = false;            // LORA4J_DECODE_PDL, and sm_90 or later (pdl_here)
-  int cc_ = 0;                         // the device's compute capability, 10 major + minor
-  bool decode_greedy_device_ = true;   // LORA4J_DECODE_GREEDY_DEVICE (decode_greedy)
-  bool decode_sample_device_ = false;  // LORA4J_DECODE_SAMPLE_DEVICE=1 (decode_sample)
-  bool decode_norm_fold_ = true;       // LORA4J_DECODE_NORM_FOLD (decode_qkv / decode_gu with norm)
-  bool decode_gemv_split_ = true;      // LORA4J_DECODE_GEMV_SPLIT (GemvParams::split)
-  bool decode_lora_tail_ = true;       // LORA4J_DECODE_LORA_TAIL (decode_lora_tail)
-  bool decode_norm_a_ = true;          // LORA4J_DECODE_NORM_A (decode_norm_lora_a)
+  bool decode_qk_cache_ = true;       // LORA4J_DECODE_QK_CACHE (build_decode_w16)
+  bool decode_gemv_ = true;           // LORA4J_DECODE_GEMV (decode_gemv)
+  bool decode_attention_ = true;      // LORA4J_DECODE_ATTENTION (decode_attention)
+  bool decode_fused_ = true;          // LORA4J_DECODE_FUSED (decode_qkv, decode_gu)
+  bool decode_pdl_ = false;           // LORA4J_DECODE_PDL, and sm_90 or later (pdl_here)
+  int cc_ = 0;                        // the device's compute capability, 10 major + minor
+  bool decode_greedy_device_ = true;  // LORA4J_DECODE_GREEDY_DEVICE (decode_greedy)
+  bool decode_sample_device_ = true;  // LORA4J_DECODE_SAMPLE_DEVICE=0: the host draws
+  bool decode_norm_fold_ = true;      // LORA4J_DECODE_NORM_FOLD (decode_qkv / decode_gu with norm)
+  bool decode_gemv_split_ = true;     // LORA4J_DECODE_GEMV_SPLIT (GemvParams::split)
+  bool decode_lora_tail_ = true;      // LORA4J_DECODE_LORA_TAIL (decode_lora_tail)
+  bool decode_norm_a_ = true;         // LORA4J_DECODE_NORM_A (decode_norm_lora_a)
   static constexpr size_t kGreedyRun = 16;  // decode_greedy's steps queued at a time
   int32_t* dec_tok_ = nullptr;              // their tokens (kGreedyRun)
   int64_t* dec_state_ = nullptr;  // decode_sample's generator state, then each step's after it
