@@ -243,12 +243,10 @@ public final class ChatTemplate {
   public EncodedChat encode(
       List<ChatMessage> messages, boolean addGenerationPrompt, Tokenizer tokenizer) {
     Str out = renderStr(messages, addGenerationPrompt);
-    int[] own = new int[out.length()];
-    out.copyOwners(own, 0);
     Tokenizer.IntList ids = new Tokenizer.IntList(out.length() / 3 + 4);
     Tokenizer.IntList starts = new Tokenizer.IntList(out.length() / 3 + 4);
     Tokenizer.IntList ends = new Tokenizer.IntList(out.length() / 3 + 4);
-    tokenizer.encodeParsingAddedTokens(out.s, 0, out.length(), ids, starts, ends, own);
+    tokenizer.encodeParsingAddedTokens(out.s, 0, out.length(), ids, starts, ends, out);
     int n = ids.size();
     int[] message = new int[n];
     boolean[] content = new boolean[n];
@@ -258,24 +256,7 @@ public final class ChatTemplate {
     for (int t = 0; t < n; t++) {
       int s = starts.get(t);
       int e = ends.get(t);
-      int owner = Str.TEMPLATE;
-      if (e == s) {
-        owner = s < own.length ? own[s] : Str.TEMPLATE;
-      } else {
-        int field = Str.TEMPLATE;
-        for (int c = s; c < e; c++) {
-          if (own[c] >= 0) {
-            owner = own[c];
-            break;
-          }
-          if (own[c] != Str.TEMPLATE && field == Str.TEMPLATE) {
-            field = own[c];
-          }
-        }
-        if (owner == Str.TEMPLATE) {
-          owner = field;
-        }
-      }
+      int owner = e > s ? out.dataOwner(s, e) : s < out.length() ? out.ownerAt(s) : Str.TEMPLATE;
       if (owner >= 0) {
         message[t] = owner;
         content[t] = true;

@@ -61,9 +61,11 @@ final class Str implements Comparable<Str> {
   }
 
   int ownerAt(int i) {
-    if (runs == null) {
-      return TEMPLATE;
-    }
+    return runs == null ? TEMPLATE : runs[2 * runAt(i) + 1];
+  }
+
+  /** The run holding char i (runs not null). */
+  private int runAt(int i) {
     int lo = 0;
     int hi = runs.length / 2 - 1;
     while (lo < hi) {
@@ -74,7 +76,41 @@ final class Str implements Comparable<Str> {
         hi = mid;
       }
     }
-    return runs[2 * lo + 1];
+    return lo;
+  }
+
+  /** Whether every char of [a, b) belongs to the template. */
+  boolean templateOnly(int a, int b) {
+    if (runs == null || a >= b) {
+      return true;
+    }
+    for (int k = runAt(a); k < runs.length / 2 && (k == 0 || runs[2 * k - 2] < b); k++) {
+      if (runs[2 * k + 1] != TEMPLATE) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /**
+   * The owner a span [a, b) of chars is taken from: the first message content among them, else the
+   * first other message field, else the template.
+   */
+  int dataOwner(int a, int b) {
+    int field = TEMPLATE;
+    if (runs == null || a >= b) {
+      return field;
+    }
+    for (int k = runAt(a); k < runs.length / 2 && (k == 0 || runs[2 * k - 2] < b); k++) {
+      int o = runs[2 * k + 1];
+      if (o >= 0) {
+        return o;
+      }
+      if (o != TEMPLATE && field == TEMPLATE) {
+        field = o;
+      }
+    }
+    return field;
   }
 
   /**
@@ -122,13 +158,6 @@ final class Str implements Comparable<Str> {
       }
     }
     return new Str(text, r.toArray());
-  }
-
-  /** Writes each char's owner into {@code dst} from {@code at} on. */
-  void copyOwners(int[] dst, int at) {
-    for (int k = 0, start = 0; k < runCount(); start = runEnd(k), k++) {
-      Arrays.fill(dst, at + start, at + runEnd(k), runOwner(k));
-    }
   }
 
   /**

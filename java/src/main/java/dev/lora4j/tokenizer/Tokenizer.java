@@ -784,7 +784,7 @@ public final class Tokenizer {
    * its chars has owner -1 (written by a chat template), so message text stays literal.
    */
   void encodeParsingAddedTokens(
-      String text, int from, int to, IntList ids, IntList starts, IntList ends, int[] owners) {
+      String text, int from, int to, IntList ids, IntList starts, IntList ends, Str owners) {
     int pieceStart = from;
     int i = from;
     while (i < to) {
@@ -795,7 +795,7 @@ public final class Tokenizer {
           if (text.startsWith(t.content, i)
               && i + t.content.length() <= to
               && (!t.singleWord || isWordBoundary(text, from, to, i, i + t.content.length()))
-              && (owners == null || allTemplate(owners, i, i + t.content.length()))) {
+              && (owners == null || owners.templateOnly(i, i + t.content.length()))) {
             hit = t;
             break;
           }
@@ -827,15 +827,6 @@ public final class Tokenizer {
       pieceStart = mEnd;
     }
     encodePiece(text, pieceStart, to, ids, starts, ends);
-  }
-
-  private static boolean allTemplate(int[] owners, int s, int e) {
-    for (int k = s; k < e; k++) {
-      if (owners[k] != -1) {
-        return false;
-      }
-    }
-    return true;
   }
 
   private static boolean isWordBoundary(String text, int from, int to, int s, int e) {

@@ -16,7 +16,9 @@ class StrTest {
 
   private static int[] owners(Str x) {
     int[] o = new int[x.length()];
-    x.copyOwners(o, 0);
+    for (int k = 0, start = 0; k < x.runCount(); start = x.runEnd(k), k++) {
+      java.util.Arrays.fill(o, start, x.runEnd(k), x.runOwner(k));
+    }
     return o;
   }
 
@@ -34,6 +36,24 @@ class StrTest {
       }
     }
     assertEquals(first, x.firstDataOwner(), what + ": firstDataOwner");
+    // every span: whether it is template text alone, and the owner a token over it is taken from
+    for (int a = 0; a <= m.own.length; a++) {
+      for (int b = a; b <= m.own.length; b++) {
+        boolean template = true;
+        int content = Str.TEMPLATE;
+        int field = Str.TEMPLATE;
+        for (int c = a; c < b; c++) {
+          template &= m.own[c] == Str.TEMPLATE;
+          if (m.own[c] >= 0 && content == Str.TEMPLATE) content = m.own[c];
+          if (m.own[c] < Str.TEMPLATE && field == Str.TEMPLATE) field = m.own[c];
+        }
+        assertEquals(template, x.templateOnly(a, b), what + ": templateOnly " + a + ".." + b);
+        assertEquals(
+            content != Str.TEMPLATE ? content : field,
+            x.dataOwner(a, b),
+            what + ": dataOwner " + a + ".." + b);
+      }
+    }
     // the runs: in order, covering the text, neighbours of different owners
     int start = 0;
     for (int k = 0; k < x.runCount(); k++) {
