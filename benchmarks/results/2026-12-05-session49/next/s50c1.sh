@@ -1,5 +1,5 @@
 set -u
-# Prepared in the forty-ninth session, not run (no device machine was lent in eleven tries): the
+# Prepared in the forty-ninth session, not run (no device machine was lent in thirteen tries): the
 # q / k GEMM with RoPE's forward as its epilogue (next/s50-qk-rope.patch, applied first:
 # qk_rope_sm90.cu, the default on Hopper; LORA4J_QK_ROPE_FUSED=0 keeps the GEMM into fp32 and
 # rope_forward; TileRing in sm90.cuh, which swiglu_gu_sm90.cu takes too). Run from the root of a
