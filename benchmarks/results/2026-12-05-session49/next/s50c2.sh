@@ -1,7 +1,7 @@
 set -u
-# Prepared in the forty-ninth session, not run (the forty-eighth session's next/cli-table.sh and
-# next/s49-listeners.sh in one call; after s50c1.sh has shown the patch's tests pass, apply it
-# first and pack .device from that tree): the README table's first two rows (the q / k GEMM with
+# Prepared in the forty-ninth session, not run (it replaces the forty-eighth session's two prepared
+# scripts for these runs, cli-table.sh and s49-listeners.sh; after s50c1.sh has shown the patch's
+# tests pass, apply it first and pack .device from that tree): the README table's first two rows (the q / k GEMM with
 # RoPE fused, the polled listener queue), `lora4j train` at 4 x 2048 without recompute and with attention
 # recompute offloaded, beside bench_cuda and the reference stack (STEPS="build cli compare");
 # then, with the time left, lora4j train 1 x 512 with -Dlora4j.listenerThread=false and true in
