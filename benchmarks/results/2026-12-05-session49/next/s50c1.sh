@@ -10,7 +10,9 @@ set -u
 # 2) bench_cuda paired, 4 x 2048 no recompute: b = LORA4J_QK_ROPE_FUSED=0 against the default.
 #    Predicted: -2 to -3 ms a step with the fused kernel (8 B an element of q and k not moved,
 #    ~335 MB a layer), b / a ~1.005
-# 3) per-op times (LORA4J_PHASE_TIMES) at 4 x 2048, fused and not (before 2)
+# 3) per-op times (LORA4J_PHASE_TIMES) at 4 x 2048: fused with 128-row tiles, with 192-row tiles
+#    (LORA4J_QK_ROPE_ROWS=192, added in the fiftieth session), and not (before 2; the faster
+#    fused form is the one 2 pairs against the two steps)
 # 4) test_realwidth_cuda (7B widths against the CPU engine), with what time is left
 T0=$(date +%s)
 git apply benchmarks/results/2026-12-05-session49/next/s50-qk-rope.patch || { echo "patch does not apply"; exit 1; }
@@ -30,18 +32,25 @@ for t in test_ops_cuda test_engine_cuda; do
   grep -a -i "qk.rope" $O/$t.log | head -40 | cut -c1-200
 done
 echo "tests at $(( $(date +%s) - T0 )) s"; save
-for f in 1 0; do
-  LORA4J_QK_ROPE_FUSED=$f LORA4J_PHASE_TIMES=$O/phases-$f.jsonl LORA4J_BENCH_LAYERS=32 LORA4J_BENCH_SETTINGS=4x2048-none \
-    timeout 100 $B/bench_cuda > $O/bench_phases-$f.jsonl 2>&1
+# three forms: fused with 128-row tiles (the default), fused with 192-row tiles, the two steps
+for f in 128 192 0; do
+  F=1; [ $f = 0 ] && F=0
+  LORA4J_QK_ROPE_FUSED=$F LORA4J_QK_ROPE_ROWS=$f LORA4J_PHASE_TIMES=$O/phases-$f.jsonl LORA4J_BENCH_LAYERS=32 \
+    LORA4J_BENCH_SETTINGS=4x2048-none timeout 100 $B/bench_cuda > $O/bench_phases-$f.jsonl 2>&1
   python3 benchmarks/phases.py $O/bench_phases-$f.jsonl $O/phases-$f.jsonl > $O/phases-$f.txt 2>&1
-  echo "LORA4J_QK_ROPE_FUSED=$f:"; grep -a -i "ms per step\|rope\|q_proj\|k_proj\|q/k \|frozen\|element" $O/phases-$f.txt | grep -v "dy B\|dX" | head -12 | cut -c1-110
+  echo "form $f:"; grep -a -i "ms per step\|rope\|q_proj\|k_proj\|frozen\|element" $O/phases-$f.txt | grep -v "dy B\|dX" | head -12 | cut -c1-110
 done
+# the q / k ops' ms a step in each form: the faster fused form goes into the pairs
+qk() { grep -a -E "^self_attn\.(q|k)_proj|^rope forward" $O/phases-$1.txt | grep -v dX | awk '{s += $(NF-3)} END {printf "%.2f", s}'; }
+Q128=$(qk 128); Q192=$(qk 192); Q0=$(qk 0)
+echo "q + k (+ rope forward) ms a step: 128-row $Q128, 192-row $Q192, two steps $Q0"
+ROWS=128; awk "BEGIN {exit !($Q192 < $Q128)}" && ROWS=192
 echo "phases at $(( $(date +%s) - T0 )) s"; save
 MEM=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits | head -1)
 L=32; [ "${MEM:-0}" -lt 100000 ] && L=16   # two engines at once: 16 layers on an 80 GB card
-LORA4J_BENCH_PAIRS=16 LORA4J_BENCH_AB=LORA4J_QK_ROPE_FUSED=0 LORA4J_BENCH_LAYERS=$L LORA4J_BENCH_SETTINGS=4x2048-none \
+LORA4J_QK_ROPE_ROWS=$ROWS LORA4J_BENCH_PAIRS=16 LORA4J_BENCH_AB=LORA4J_QK_ROPE_FUSED=0 LORA4J_BENCH_LAYERS=$L LORA4J_BENCH_SETTINGS=4x2048-none \
   timeout $(( $(left) > 170 ? 150 : $(left) - 20 )) $B/bench_cuda > $O/pairs.log 2>&1
-echo "pairs ($L layers) at $(( $(date +%s) - T0 )) s"; grep -a train_step_pair $O/pairs.log | cut -c1-900; save
+echo "pairs ($L layers, form $ROWS against the two steps) at $(( $(date +%s) - T0 )) s"; grep -a train_step_pair $O/pairs.log | cut -c1-900; save
 [ "$(left)" -gt 160 ] && (cd $B && LORA4J_REQUIRE_GPU=1 LORA4J_REALWIDTH_STEPS=0 timeout $(( $(left) - 15 )) ./test_realwidth_cuda > $O/test_realwidth_cuda.log 2>&1; echo "test_realwidth_cuda rc=$?")
 echo "  PASS $(grep -a -c PASS $O/test_realwidth_cuda.log) FAIL $(grep -a -c FAIL $O/test_realwidth_cuda.log)"
 grep -a "FAIL" $O/test_realwidth_cuda.log | head -5 | cut -c1-200; tail -2 $O/test_realwidth_cuda.log | cut -c1-200
