@@ -135,6 +135,16 @@ public final class MistralModel implements AutoCloseable {
     ATTENTION
   }
 
+  /** The native engine's constant for a recompute mode (lora4j.h's LORA4J_RECOMPUTE_*). */
+  static int nativeRecompute(Recompute r) {
+    return switch (r) {
+      case NONE -> Lora4jLibrary.LORA4J_RECOMPUTE_NONE;
+      case LAYER -> Lora4jLibrary.LORA4J_RECOMPUTE_LAYER;
+      case SELECTIVE -> Lora4jLibrary.LORA4J_RECOMPUTE_SELECTIVE;
+      case ATTENTION -> Lora4jLibrary.LORA4J_RECOMPUTE_ATTENTION;
+    };
+  }
+
   private MistralModel(Path dir, MistralConfig config, Device device, NativeEngine engine) {
     this.dir = dir;
     this.config = config;
@@ -192,12 +202,7 @@ public final class MistralModel implements AutoCloseable {
               device.kind(),
               device.index(),
               options.threads(),
-              switch (options.recompute()) {
-                case NONE -> Lora4jLibrary.LORA4J_RECOMPUTE_NONE;
-                case LAYER -> Lora4jLibrary.LORA4J_RECOMPUTE_LAYER;
-                case SELECTIVE -> Lora4jLibrary.LORA4J_RECOMPUTE_SELECTIVE;
-                case ATTENTION -> Lora4jLibrary.LORA4J_RECOMPUTE_ATTENTION;
-              },
+              nativeRecompute(options.recompute()),
               options.offloadCheckpoints());
       try {
         Map<String, long[]> shapes = expectedWeights(config);

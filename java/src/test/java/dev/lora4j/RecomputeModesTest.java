@@ -1,9 +1,11 @@
 package dev.lora4j;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.lora4j.nativ.Lora4jLibrary;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 
@@ -12,7 +14,9 @@ import org.junit.jupiter.api.Test;
  * and attention recompute, with and without offloaded checkpoints (which the CPU engine ignores),
  * give bitwise the losses of keeping every activation (the CUDA engine's modes are checked against
  * the float64 reference in test_engine_cuda, offloading in test_offload_cuda, and both against the
- * no-recompute run in CudaEngineTest).
+ * no-recompute run in CudaEngineTest). The CPU engine runs every mode but NONE as per-layer
+ * recompute, so on the CPU the selective and attention lines hold only that the modes are taken;
+ * which native mode each option names is held by {@link #eachModeNamesItsNativeMode()}.
  */
 class RecomputeModesTest {
   static final Path TINY = Path.of("src/test/resources/hf-reference/tiny");
@@ -45,6 +49,29 @@ class RecomputeModesTest {
     // mode and changes nothing there (CudaEngineTest and test_offload_cuda hold what it does)
     assertArrayEquals(none, steps(Device.cpu(), MistralModel.Recompute.ATTENTION, true));
     assertArrayEquals(none, steps(Device.cpu(), MistralModel.Recompute.LAYER, true));
+  }
+
+  @Test
+  void eachModeNamesItsNativeMode() {
+    assertEquals(
+        Lora4jLibrary.LORA4J_RECOMPUTE_NONE,
+        MistralModel.nativeRecompute(MistralModel.Recompute.NONE));
+    assertEquals(
+        Lora4jLibrary.LORA4J_RECOMPUTE_LAYER,
+        MistralModel.nativeRecompute(MistralModel.Recompute.LAYER));
+    assertEquals(
+        Lora4jLibrary.LORA4J_RECOMPUTE_SELECTIVE,
+        MistralModel.nativeRecompute(MistralModel.Recompute.SELECTIVE));
+    assertEquals(
+        Lora4jLibrary.LORA4J_RECOMPUTE_ATTENTION,
+        MistralModel.nativeRecompute(MistralModel.Recompute.ATTENTION));
+    // four distinct modes in the native API
+    assertEquals(
+        4,
+        java.util.Arrays.stream(MistralModel.Recompute.values())
+            .map(MistralModel::nativeRecompute)
+            .distinct()
+            .count());
   }
 
   @Test
