@@ -3377,6 +3377,12 @@ int device_count(std::string* why) {
     cudaGetLastError();
     *why = std::string("cudaGetDeviceCount failed: ") + cudaGetErrorName(e) + " (" +
            cudaGetErrorString(e) + ")";
+    // the runtime says "insufficient driver" for a machine with no NVIDIA driver at all too
+    if (e == cudaErrorInsufficientDriver)
+      *why = "no NVIDIA driver was found, or it is older than this build's CUDA " +
+             std::to_string(CUDART_VERSION / 1000) + " runtime needs (" + *why + ")";
+    else if (e == cudaErrorNoDevice)
+      *why = "no CUDA device is present (" + *why + ")";
     return 0;
   }
   if (n == 0) *why = "no CUDA device is present";
