@@ -8,11 +8,12 @@ set -u
 # alternating pairs (the polled queue's first GPU run; predicted: the listeners' share 1.2-1.3 ->
 # <0.1 ms a step, no 0.4 ms handover in forward + backward).
 T_START=$(date +%s)
-left() { echo $(( 590 - ($(date +%s) - T_START) )); }
+LIMIT=${LIMIT:-590}
+left() { echo $(( LIMIT - ($(date +%s) - T_START) )); }
 REAL_OUT=$OUT
 W=/tmp/w2; mkdir -p $W
 export OUT=/tmp/o2a; mkdir -p $OUT
-STEPS="build cli compare" CUDA_ARCHS=90 CLI_SETTINGS=4x2048,4x2048-attention-offload timeout 450 bash scripts/gpu/run.sh > $W/cli-run.log 2>&1
+STEPS="build cli compare" CUDA_ARCHS=90 CLI_SETTINGS=4x2048,4x2048-attention-offload timeout $(( LIMIT > 510 ? 450 : LIMIT - 60 )) bash scripts/gpu/run.sh > $W/cli-run.log 2>&1
 echo "build cli compare rc=$? at $(( $(date +%s) - T_START )) s" >> $W/sum.log
 mkdir -p $W/cli && tar -C $W/cli -xzf $OUT/logs.tgz 2>/dev/null
 cp $OUT/*.jsonl $OUT/*.json $OUT/*.txt $W/cli/ 2>/dev/null
