@@ -86,12 +86,17 @@ public final class Main implements Runnable {
     spec.commandLine().usage(spec.commandLine().getOut());
   }
 
-  /** Version from the jar manifest. */
+  /** The project's version, which the build writes into dev/lora4j/version.properties. */
   static final class Version implements CommandLine.IVersionProvider {
     @Override
-    public String[] getVersion() {
-      String v = Main.class.getPackage().getImplementationVersion();
-      return new String[] {"lora4j " + (v == null ? "(development build)" : v)};
+    public String[] getVersion() throws java.io.IOException {
+      java.util.Properties p = new java.util.Properties();
+      try (java.io.InputStream in =
+          Main.class.getResourceAsStream("/dev/lora4j/version.properties")) {
+        if (in == null) throw new java.io.IOException("dev/lora4j/version.properties is missing");
+        p.load(in);
+      }
+      return new String[] {"lora4j " + p.getProperty("version")};
     }
   }
 }

@@ -15,6 +15,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -41,6 +42,17 @@ class CliTest {
       System.setOut(oldOut);
     }
     return new Result(code, out + captured.toString(StandardCharsets.UTF_8), err.toString());
+  }
+
+  @Test
+  void versionIsTheProjects() throws Exception {
+    java.util.regex.Matcher m =
+        java.util.regex.Pattern.compile("<parent>.*?<version>([^<]+)</version>", Pattern.DOTALL)
+            .matcher(Files.readString(Path.of("pom.xml")));
+    assertTrue(m.find(), "java/pom.xml names its parent's version");
+    Result r = run("--version");
+    assertEquals(0, r.code(), r.err());
+    assertEquals("lora4j " + m.group(1), r.out().strip());
   }
 
   @ParameterizedTest
