@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.lora4j.nativ.Lora4jLibrary;
 import java.nio.file.Path;
+import java.util.Map;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -53,18 +54,15 @@ class RecomputeModesTest {
 
   @Test
   void eachModeNamesItsNativeMode() {
-    assertEquals(
-        Lora4jLibrary.LORA4J_RECOMPUTE_NONE,
-        MistralModel.nativeRecompute(MistralModel.Recompute.NONE));
-    assertEquals(
-        Lora4jLibrary.LORA4J_RECOMPUTE_LAYER,
-        MistralModel.nativeRecompute(MistralModel.Recompute.LAYER));
-    assertEquals(
-        Lora4jLibrary.LORA4J_RECOMPUTE_SELECTIVE,
-        MistralModel.nativeRecompute(MistralModel.Recompute.SELECTIVE));
-    assertEquals(
-        Lora4jLibrary.LORA4J_RECOMPUTE_ATTENTION,
-        MistralModel.nativeRecompute(MistralModel.Recompute.ATTENTION));
+    Map<MistralModel.Recompute, Integer> expected =
+        Map.of(
+            MistralModel.Recompute.NONE, Lora4jLibrary.LORA4J_RECOMPUTE_NONE,
+            MistralModel.Recompute.LAYER, Lora4jLibrary.LORA4J_RECOMPUTE_LAYER,
+            MistralModel.Recompute.SELECTIVE, Lora4jLibrary.LORA4J_RECOMPUTE_SELECTIVE,
+            MistralModel.Recompute.ATTENTION, Lora4jLibrary.LORA4J_RECOMPUTE_ATTENTION);
+    for (MistralModel.Recompute r : MistralModel.Recompute.values()) {
+      assertEquals(expected.get(r), MistralModel.nativeRecompute(r), r.name());
+    }
     // four distinct modes in the native API
     assertEquals(
         4,
