@@ -3,10 +3,13 @@
 // weights and a random non-zero adapter on all seven projections (realwidth_model.h, seeded),
 // against the reference in java/src/test/resources/realwidth/cpu-7b-1layer.txt: the loss, the
 // logits of three positions, and every LoRA gradient (its norm and every 61st element). The
-// reference was written by this test (LORA4J_REALWIDTH_WRITE=path) from the CPU engine, which
-// matches Hugging Face + PEFT at these widths (1.5e-5 per LoRA gradient); here it guards the
+// reference was written by this test (LORA4J_REALWIDTH_WRITE=path) from the CPU engine;
+// scripts/check-realwidth.sh holds it to an independent float64 computation of the same model
+// (realwidth_reference.py: 5.3e-6 per LoRA gradient element at worst); here it guards the
 // reductions over 4096 and 14336 and the 32768-wide head on every CI run, where the goldens'
-// small models cannot.
+// small models cannot. LORA4J_REALWIDTH_DUMP=dir writes the model, the adapter and the batch as
+// raw arrays with a manifest (dump() below), which native/tests/realwidth_reference.py reads to
+// compute the same loss, logits and gradients in float64 with torch, independently of the engine.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -34,6 +37,52 @@ struct Snapshot {
   std::vector<std::string> order;
 };
 
+// The model's weights (bf16 bits), the adapter (fp32) and the batch (int32) as raw little-endian
+// files in dir, and manifest.json naming each with its shape, the config, the adapter's scale
+// and the batch's shape.
+void dump(const std::string& dir, const lora4j_model_config& c, lora4j_engine* e, const Batch& b,
+          float lora_scale) {
+  auto raw = [&](const std::string& file, const void* p, size_t bytes) {
+    std::ofstream f(dir + "/" + file, std::ios::binary);
+    f.write(static_cast<const char*>(p), std::streamsize(bytes));
+    if (!f) {
+      std::printf("cannot write %s/%s\n", dir.c_str(), file.c_str());
+      std::exit(2);
+    }
+  };
+  std::ostringstream m;
+  m << "{\n \"vocab_size\": " << c.vocab_size << ", \"hidden_size\": " << c.hidden_size
+    << ", \"intermediate_size\": " << c.intermediate_size << ", \"num_layers\": " << c.num_layers
+    << ", \"num_heads\": " << c.num_heads << ", \"num_kv_heads\": " << c.num_kv_heads
+    << ", \"head_dim\": " << c.head_dim << ", \"rms_norm_eps\": " << double(c.rms_norm_eps)
+    << ", \"rope_theta\": " << double(c.rope_theta) << ", \"lora_scale\": " << lora_scale
+    << ",\n \"batch\": [" << b.B << ", " << b.S << "],\n \"weights\": [";
+  const std::vector<WeightDef> defs = weight_defs(c);
+  for (size_t t = 0; t < defs.size(); ++t) {
+    const std::vector<uint16_t> w = random_bf16(11, uint32_t(t), defs[t].numel, defs[t].std);
+    raw(defs[t].name + ".bf16", w.data(), w.size() * 2);
+    m << (t ? ", " : "") << "\"" << defs[t].name << "\"";
+  }
+  m << "],\n \"lora\": [";
+  int32_t count = 0;
+  RW_API(lora4j_lora_count(e, &count));
+  for (int32_t i = 0; i < count; ++i) {
+    char name[256];
+    int64_t rows = 0, cols = 0;
+    RW_API(lora4j_lora_info(e, i, name, sizeof name, &rows, &cols));
+    std::vector<float> v(size_t(rows * cols));
+    RW_API(lora4j_lora_get(e, LORA4J_STATE_PARAM, name, v.data(), rows * cols));
+    raw(std::string(name) + ".f32", v.data(), v.size() * 4);
+    m << (i ? ", " : "") << "[\"" << name << "\", " << rows << ", " << cols << "]";
+  }
+  m << "]\n}\n";
+  raw("input_ids.i32", b.ids.data(), b.ids.size() * 4);
+  raw("labels.i32", b.labels.data(), b.labels.size() * 4);
+  raw("attention_mask.i32", b.mask.data(), b.mask.size() * 4);
+  const std::string text = m.str();
+  raw("manifest.json", text.data(), text.size());
+}
+
 Snapshot compute() {
   lora4j_model_config c = mistral7b_v03(1);
   c.max_seq_len = 4096;
@@ -48,6 +97,10 @@ Snapshot compute() {
   }
   for (int t = 0; t < 24; ++t) b.labels[size_t(t)] = t < 4 ? -100 : b.ids[size_t(t)];
   for (int t = 0; t < 16; ++t) b.labels[size_t(24 + t)] = t < 4 ? -100 : b.ids[size_t(24 + t)];
+  if (const char* dir = std::getenv("LORA4J_REALWIDTH_DUMP"); dir && *dir) {
+    dump(dir, c, e, b, 32.f / 16.f);  // random_adapter's r 16, alpha 32
+    std::printf("wrote the model, adapter and batch to %s\n", dir);
+  }
   lora4j_batch v = b.view();
   Snapshot s;
   const int64_t n = 48, V = c.vocab_size;
