@@ -7,7 +7,9 @@
  * Conventions
  *  - Every function returns an int status: LORA4J_OK (0) or one of the LORA4J_E* codes.
  *    On failure lora4j_last_error() returns a message for the calling thread that names the
- *    argument, tensor or device call that failed. Nothing here aborts, exits or prints.
+ *    argument, tensor or device call that failed. Nothing here aborts or exits; the only
+ *    output is three warnings on standard error (LORA4J_ATTENTION not one of its values, a
+ *    LORA4J_PHASE_TIMES file that cannot be written, a CUDA graph that could not be captured).
  *  - Handles are created by *_create and released by *_destroy. Destroying NULL is a no-op.
  *    Passing a destroyed handle is undefined on the C side; the Java owners guard against it.
  *  - Tensors are named with Hugging Face names:
@@ -163,7 +165,7 @@ int lora4j_version(int32_t* major, int32_t* minor, int32_t* patch);
  * receives a message saying why not (buffer of reason_cap bytes, may be NULL). */
 int lora4j_cuda_available(int32_t* available, char* reason, int32_t reason_cap);
 /* Path of liblora4j_cuda.so to load (before the first CUDA call). Without it the library is
- * looked for beside liblora4j, then on the loader's path. */
+ * looked for at $LORA4J_CUDA_LIBRARY, beside liblora4j, then on the loader's path. */
 int lora4j_cuda_set_library(const char* path);
 
 /* ---- the model's frozen weights ----------------------------------------------------------- */
