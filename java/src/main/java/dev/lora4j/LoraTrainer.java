@@ -527,6 +527,7 @@ public final class LoraTrainer {
       skipped = state.skippedSteps();
       rejected = state.rejectedBatches();
       DataPosition pos = state.position();
+      this.pos = pos; // (a resumed run's retries may come before its first step read)
       long stepsThisRun = 0;
       long positions = 0, realPositions = 0; // of the batches read, for the padding advice
       StepTimes times = new StepTimes();
@@ -542,42 +543,53 @@ public final class LoraTrainer {
       }
       try (BatchIterator it = train.batches(pos, epochs)) {
         int retryEpoch = pos.epoch();
-        while (step < totalSteps && it.hasNext()) {
+        // A checkpoint written at an epoch's last step, or inside the retry pass that follows it,
+        // holds retries from an epoch before its position (or from the last epoch, whose data is
+        // read to its end): the uninterrupted run retries them next, before reading on.
+        final int resumedAt = pos.epoch();
+        boolean retryFirst =
+            !pending.isEmpty()
+                && (!it.hasNext()
+                    || pending.stream().anyMatch(r -> r.info().from().epoch() < resumedAt));
+        while (step < totalSteps && (it.hasNext() || retryFirst)) {
           if (link != null) link.checkAlive();
           long ts = System.nanoTime();
           times.begin();
-          List<DataBatch> micro = new ArrayList<>(perStep);
-          while (micro.size() < perStep && it.hasNext()) micro.add(it.next());
-          for (DataBatch db : micro) {
-            positions += (long) db.batch().rows() * db.batch().seq();
-            realPositions += db.batch().realTokens();
-          }
-          DataPosition from = pos;
-          pos = micro.get(micro.size() - 1).next();
-          this.pos = pos;
-          times.mark(StepTimes.Phase.DATA);
-          Attempt a = attempt(micro, times);
-          if (a != null) {
-            if (a.reject() != null) {
-              skipped++;
-              TrainingListener.SkippedStep s =
-                  new TrainingListener.SkippedStep(
-                      step + 1, a.reject(), a.loss(), a.norm(), from + " .. " + pos);
-              listeners.each(l -> l.onSkippedStep(s));
-              pending.add(
-                  new Retry(
-                      new TrainerState.PendingRetry(from, micro.size(), step + 1, a.reject()),
-                      micro));
-              refused(a.reject());
-            } else {
-              stepsThisRun++;
-              if (Double.isNaN(firstLoss)) firstLoss = a.loss();
-              lastLoss = a.loss();
-              applied(a, ts, pending, times);
+          if (!retryFirst) {
+            List<DataBatch> micro = new ArrayList<>(perStep);
+            while (micro.size() < perStep && it.hasNext()) micro.add(it.next());
+            for (DataBatch db : micro) {
+              positions += (long) db.batch().rows() * db.batch().seq();
+              realPositions += db.batch().realTokens();
+            }
+            DataPosition from = pos;
+            pos = micro.get(micro.size() - 1).next();
+            this.pos = pos;
+            times.mark(StepTimes.Phase.DATA);
+            Attempt a = attempt(micro, times);
+            if (a != null) {
+              if (a.reject() != null) {
+                skipped++;
+                TrainingListener.SkippedStep s =
+                    new TrainingListener.SkippedStep(
+                        step + 1, a.reject(), a.loss(), a.norm(), from + " .. " + pos);
+                listeners.each(l -> l.onSkippedStep(s));
+                pending.add(
+                    new Retry(
+                        new TrainerState.PendingRetry(from, micro.size(), step + 1, a.reject()),
+                        micro));
+                refused(a.reject());
+              } else {
+                stepsThisRun++;
+                if (Double.isNaN(firstLoss)) firstLoss = a.loss();
+                lastLoss = a.loss();
+                applied(a, ts, pending, times);
+              }
             }
           }
           // The end of an epoch: each step rejected in it gets its one retry.
-          if (!pending.isEmpty() && (pos.epoch() != retryEpoch || !it.hasNext())) {
+          if (!pending.isEmpty() && (retryFirst || pos.epoch() != retryEpoch || !it.hasNext())) {
+            retryFirst = false;
             for (Retry r : List.copyOf(pending)) {
               pending.remove(r);
               if (step >= totalSteps) {

@@ -185,6 +185,76 @@ class TrainerTest {
     }
   }
 
+  /**
+   * Resumed from a checkpoint that holds guard retries due next: one written at an epoch's last
+   * step (the retries of that epoch run before the next epoch's data) or inside that retry pass,
+   * and in the last epoch, whose data is read to its end. A guard this strict (gradient norm above
+   * 1.1x the median) rejects several steps of each epoch, so such checkpoints exist; the resumed
+   * run must retry what the uninterrupted one retried, when it did, and end with its adapter and
+   * its rejected.jsonl. (Before the fix, such a run read the next epoch first, or in the last epoch
+   * gave the retries up.)
+   */
+  @Test
+  void resumeRetriesWhatTheUninterruptedRunRetriesNext(@TempDir Path tmp) throws Exception {
+    Path d = data(tmp, 96, 5);
+    TrainingConfig.Builder b =
+        cfg(tmp.resolve("full"))
+            .epochs(2)
+            .saveSteps(1)
+            .saveTotalLimit(1000)
+            .guard(GuardConfig.defaults().withGradNormFactor(1.1));
+    TrainingResult full;
+    try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
+      full = LoraTrainer.fit(m, Dataset.jsonl(d), b.build(), List.of());
+    }
+    byte[] fullAdapter = Files.readAllBytes(full.adapterDir().resolve("adapter_model.safetensors"));
+    List<String> fullRejected = Files.readAllLines(tmp.resolve("full/rejected.jsonl"));
+    // the checkpoints whose retries are due next
+    List<Long> due = new ArrayList<>();
+    int lastDueEpoch = -1;
+    for (long k = 1; k < full.steps(); k++) {
+      JsonNode st =
+          JSON.readTree(tmp.resolve("full/checkpoint-" + k + "/trainer_state.json").toFile());
+      int epoch = st.path("data_position").path("epoch").asInt();
+      for (JsonNode r : st.path("pending_retries"))
+        if (r.path("from").path("epoch").asInt() < epoch) {
+          due.add(k);
+          lastDueEpoch = epoch;
+          break;
+        }
+    }
+    assertTrue(
+        due.size() >= 2,
+        "checkpoints with retries due next: " + due + " (" + full.skippedSteps() + " skipped)");
+    assertEquals(2, lastDueEpoch, "the last of them after the last epoch's data");
+    // the first such checkpoint, and the last (in the last epoch's retry pass or just before it)
+    for (long k : List.of(due.get(0), due.get(due.size() - 1))) {
+      Path out = tmp.resolve("cut-" + k);
+      TrainingConfig c = b.outputDir(out).build();
+      try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
+        TrainingListener stop =
+            new TrainingListener() {
+              @Override
+              public void onCheckpoint(Path dir, long step) {
+                if (step == k) throw new Stop();
+              }
+            };
+        assertThrows(Stop.class, () -> LoraTrainer.fit(m, Dataset.jsonl(d), c, List.of(stop)));
+      }
+      try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
+        TrainingResult r =
+            LoraTrainer.fit(m, Dataset.jsonl(d), c.toBuilder().resume(true).build(), List.of());
+        assertEquals(full.steps(), r.steps(), "steps, resumed at " + k);
+        assertArrayEquals(
+            fullAdapter,
+            Files.readAllBytes(r.adapterDir().resolve("adapter_model.safetensors")),
+            "adapter, resumed at " + k);
+        assertEquals(
+            fullRejected, Files.readAllLines(out.resolve("rejected.jsonl")), "rejected, at " + k);
+      }
+    }
+  }
+
   @Test
   void aStartingAdaptersLoraDropoutIsNotSilentlyDropped(@TempDir Path tmp) throws Exception {
     // lora4j trains without LoRA dropout: an adapter that asks for it trains, with a warning
