@@ -418,7 +418,8 @@ public final class LoraTrainer {
       // What the run is, to record in checkpoints and to check a resumed checkpoint against.
       RunSettings settings =
           cfg.saveSteps() > 0 || cfg.resume()
-              ? RunSettings.of(cfg, model.directory(), data.file(), totalSteps)
+              ? RunSettings.of(
+                  cfg, model.directory(), data.file(), totalSteps, model.nf4Projections())
               : null;
       Path resumeFrom = null;
       if (cfg.resume()) {

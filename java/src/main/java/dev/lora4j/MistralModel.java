@@ -44,6 +44,7 @@ public final class MistralModel implements AutoCloseable {
   private final MistralConfig config;
   private final Device device;
   private final NativeEngine engine;
+  private final int nf4Projections;
   private AdapterConfig adapterConfig;
   private Path adapterSource;
   private Tokenizer tokenizer;
@@ -145,11 +146,13 @@ public final class MistralModel implements AutoCloseable {
     };
   }
 
-  private MistralModel(Path dir, MistralConfig config, Device device, NativeEngine engine) {
+  private MistralModel(
+      Path dir, MistralConfig config, Device device, NativeEngine engine, int nf4Projections) {
     this.dir = dir;
     this.config = config;
     this.device = device;
     this.engine = engine;
+    this.nf4Projections = nf4Projections;
   }
 
   /** Loads a Hugging Face model folder (config.json + safetensors) onto the device. */
@@ -207,13 +210,16 @@ public final class MistralModel implements AutoCloseable {
       try {
         Map<String, long[]> shapes = expectedWeights(config);
         Set<String> projections = new java.util.HashSet<>();
+        int nf4 = 0;
         for (ModelLayout.Weight w : ModelLayout.of(config).weights()) {
           if (w.projection() != null) projections.add(w.name());
         }
         for (String name : names) {
           if (quantized.contains(name)) {
             engine.setWeightNf4(name, Bnb4bit.read(ckpt, name, shapes.get(name)));
+            nf4++;
           } else if (q.isNf4() && projections.contains(name)) {
+            nf4++;
             engine.setWeightNf4(
                 name,
                 Nf4.quantize(
@@ -230,11 +236,11 @@ public final class MistralModel implements AutoCloseable {
                 ckpt.info(name).numElements());
           }
         }
+        return new MistralModel(dir, config, device, engine, nf4);
       } catch (RuntimeException e) {
         engine.close();
         throw e;
       }
-      return new MistralModel(dir, config, device, engine);
     }
   }
 
@@ -329,6 +335,14 @@ public final class MistralModel implements AutoCloseable {
   /** The folder the model was loaded from. */
   public Path directory() {
     return dir;
+  }
+
+  /**
+   * How many projection weights are held in 4-bit NF4: stored so by bitsandbytes or quantized at
+   * load ({@code Quantization.nf4()}); 0 for a 16-bit model.
+   */
+  public int nf4Projections() {
+    return nf4Projections;
   }
 
   /** The longest sequence (positions) the engine was sized for. */

@@ -79,6 +79,12 @@ public record RunSettings(Map<Setting, String> values) {
         "validation_fraction", "validation fraction", "--val-fraction", "validationFraction", true),
     MODEL_CONFIG(
         "model_config_sha256", "model (SHA-256 of config.json)", "--model", "the model", true),
+    NF4_PROJECTIONS(
+        "nf4_projections",
+        "projection weights held in 4-bit NF4",
+        "--load-in-4bit",
+        "LoadOptions.quantization",
+        true),
     LEARNING_RATE("learning_rate", "learning rate", "--lr", "learningRate", false),
     WEIGHT_DECAY("weight_decay", "weight decay", "--weight-decay", "weightDecay", false),
     ADAM_BETA1("adam_beta1", "AdamW beta1", "--adam-beta1", "betas", false),
@@ -134,10 +140,15 @@ public record RunSettings(Map<Setting, String> values) {
           + " ("
           + (flags ? setting.flag() : setting.javaName())
           + "): "
-          + checkpoint
+          + shown(checkpoint)
           + " in the checkpoint, "
-          + now
+          + shown(now)
           + " now";
+    }
+
+    /** "-" is recorded for epochs in a run bounded by steps. */
+    private static String shown(String v) {
+      return "-".equals(v) ? "not set (steps bound the run)" : v;
     }
   }
 
@@ -184,8 +195,10 @@ public record RunSettings(Map<Setting, String> values) {
    * @param modelDir the model folder (its config.json is hashed)
    * @param dataFile the training file (size and SHA-256)
    * @param totalSteps steps of the run
+   * @param nf4Projections the model's projection weights held in 4-bit NF4 (0: none)
    */
-  public static RunSettings of(TrainingConfig cfg, Path modelDir, Path dataFile, long totalSteps) {
+  public static RunSettings of(
+      TrainingConfig cfg, Path modelDir, Path dataFile, long totalSteps, int nf4Projections) {
     EnumMap<Setting, String> v = new EnumMap<>(Setting.class);
     if (cfg.initAdapter() != null) {
       AdapterConfig a = AdapterConfig.load(cfg.initAdapter());
@@ -193,7 +206,9 @@ public record RunSettings(Map<Setting, String> values) {
       v.put(Setting.INIT_ADAPTER, sha256(cfg.initAdapter().resolve("adapter_model.safetensors")));
     } else {
       lora(v, cfg.lora().rank(), cfg.lora().alpha(), cfg.lora().targets(), cfg.lora().rslora());
+      v.put(Setting.INIT_ADAPTER, "none"); // a resume given an adapter then differs
     }
+    v.put(Setting.NF4_PROJECTIONS, Integer.toString(nf4Projections));
     v.put(Setting.SEED, Long.toString(cfg.seed()));
     try {
       v.put(Setting.DATA_SIZE, Long.toString(Files.size(dataFile)));

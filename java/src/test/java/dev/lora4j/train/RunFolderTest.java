@@ -182,7 +182,7 @@ class RunFolderTest {
             .distributed(
                 new DistributedConfig(2, 0, 0, "127.0.0.1", DistributedConfig.DEFAULT_PORT))
             .build();
-    RunSettings a = RunSettings.of(two, MODEL, d, 4), b = RunSettings.of(one, MODEL, d, 4);
+    RunSettings a = RunSettings.of(two, MODEL, d, 4, 0), b = RunSettings.of(one, MODEL, d, 4, 0);
     assertEquals("2", a.get(RunSettings.Setting.WORLD_SIZE));
     assertTrue(RunSettings.Setting.WORLD_SIZE.fixed());
     // the same steps and accumulation per rank, another group: a different global batch
@@ -201,6 +201,55 @@ class RunFolderTest {
     a.writeTo(old);
     old.remove("world_size");
     assertTrue(RunSettings.read(old).differences(b).isEmpty());
+  }
+
+  // A run started without a starting adapter, on 16-bit weights: resuming it with an adapter, or
+  // with the projections held in 4 bits, would train another function (the adapter is taken from
+  // the checkpoint either way, the 4-bit base changes every product): both are refused by name.
+  @Test
+  void aResumeWithAnAdapterOrFourBitWeightsIsRefused(@TempDir Path tmp) throws Exception {
+    Path d = TrainerTest.data(tmp, 24, 2);
+    Path out = tmp.resolve("out");
+    TrainingConfig c = TrainerTest.cfg(out).maxSteps(4).saveSteps(2).build();
+    try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
+      LoraTrainer.fit(m, Dataset.jsonl(d), c, List.of());
+    }
+    Path adapter = MODEL.resolveSibling("adapter_init");
+    TrainingConfig withAdapter = c.toBuilder().initAdapter(adapter).resume(true).build();
+    try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
+      Lora4jException e =
+          assertThrows(
+              Lora4jException.class,
+              () -> LoraTrainer.fit(m, Dataset.jsonl(d), withAdapter, List.of()));
+      assertTrue(
+          e.getMessage()
+              .contains("starting adapter (SHA-256 of its weights) (initAdapter): none in"),
+          e.getMessage());
+    }
+    try (MistralModel m = MistralModel.load(MODEL, Device.cpu(), dev.lora4j.Quantization.nf4())) {
+      assertTrue(m.nf4Projections() > 0);
+      Lora4jException e =
+          assertThrows(
+              Lora4jException.class,
+              () ->
+                  LoraTrainer.fit(
+                      m, Dataset.jsonl(d), c.toBuilder().resume(true).build(), List.of()));
+      assertTrue(
+          e.getMessage()
+              .contains(
+                  "projection weights held in 4-bit NF4 (LoadOptions.quantization): 0 in the"
+                      + " checkpoint, "
+                      + m.nf4Projections()
+                      + " now"),
+          e.getMessage());
+    }
+    // the same settings resume
+    try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
+      assertEquals(
+          4,
+          LoraTrainer.fit(m, Dataset.jsonl(d), c.toBuilder().resume(true).build(), List.of())
+              .steps());
+    }
   }
 
   @Test
