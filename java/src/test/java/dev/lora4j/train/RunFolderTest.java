@@ -203,6 +203,15 @@ class RunFolderTest {
     assertTrue(RunSettings.read(old).differences(b).isEmpty());
   }
 
+  /** Trains 4 steps on d into out with a checkpoint every 2; returns the run's configuration. */
+  static TrainingConfig fourStepsCheckpointed(Path d, Path out) throws Exception {
+    TrainingConfig c = TrainerTest.cfg(out).maxSteps(4).saveSteps(2).build();
+    try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
+      LoraTrainer.fit(m, Dataset.jsonl(d), c, List.of());
+    }
+    return c;
+  }
+
   // A run started without a starting adapter, on 16-bit weights: resuming it with an adapter, or
   // with the projections held in 4 bits, would train another function (the adapter is taken from
   // the checkpoint either way, the 4-bit base changes every product): both are refused by name.
@@ -210,10 +219,7 @@ class RunFolderTest {
   void aResumeWithAnAdapterOrFourBitWeightsIsRefused(@TempDir Path tmp) throws Exception {
     Path d = TrainerTest.data(tmp, 24, 2);
     Path out = tmp.resolve("out");
-    TrainingConfig c = TrainerTest.cfg(out).maxSteps(4).saveSteps(2).build();
-    try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
-      LoraTrainer.fit(m, Dataset.jsonl(d), c, List.of());
-    }
+    TrainingConfig c = fourStepsCheckpointed(d, out);
     Path adapter = MODEL.resolveSibling("adapter_init");
     TrainingConfig withAdapter = c.toBuilder().initAdapter(adapter).resume(true).build();
     try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
@@ -256,10 +262,7 @@ class RunFolderTest {
   void aCheckpointWithoutARecordResumesCheckingWhatItCan(@TempDir Path tmp) throws Exception {
     Path d = TrainerTest.data(tmp, 24, 2);
     Path out = tmp.resolve("out");
-    TrainingConfig c = TrainerTest.cfg(out).maxSteps(4).saveSteps(2).build();
-    try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
-      LoraTrainer.fit(m, Dataset.jsonl(d), c, List.of());
-    }
+    TrainingConfig c = fourStepsCheckpointed(d, out);
     // As an earlier lora4j wrote it: no run_settings, manifest to match.
     Path ck = out.resolve("checkpoint-4");
     ObjectMapper json = new ObjectMapper();
