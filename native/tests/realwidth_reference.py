@@ -78,10 +78,11 @@ def main(dump, ref_path):
     }
     assert sorted(shapes) == sorted(m["weights"]), m["weights"]
     W = {n: bf16_file(os.path.join(dump, n + ".bf16"), shp) for n, shp in shapes.items()}
-    lora = {}
-    for name, rows, cols in m["lora"]:
+    lora, rank = {}, m["lora_rank"]
+    for name in m["lora"]:  # lora_A [rank, in], lora_B [out, rank]
         a = np.fromfile(os.path.join(dump, name + ".f32"), dtype=np.float32).astype(np.float64)
-        lora[name] = torch.from_numpy(a.reshape(rows, cols)).requires_grad_(True)
+        shape = (rank, -1) if ".lora_A." in name else (-1, rank)
+        lora[name] = torch.from_numpy(a.reshape(shape)).requires_grad_(True)
     ids = torch.from_numpy(np.fromfile(os.path.join(dump, "input_ids.i32"), dtype=np.int32))
     labels = np.fromfile(os.path.join(dump, "labels.i32"), dtype=np.int32).reshape(B, S)
     mask = torch.from_numpy(np.fromfile(os.path.join(dump, "attention_mask.i32"), dtype=np.int32))

@@ -38,10 +38,10 @@ struct Snapshot {
 };
 
 // The model's weights (bf16 bits), the adapter (fp32) and the batch (int32) as raw little-endian
-// files in dir, and manifest.json naming each with its shape, the config, the adapter's scale
-// and the batch's shape.
+// files in dir, and manifest.json naming each, with the config, the adapter's rank and scale
+// (lora_A is [rank, in], lora_B [out, rank]) and the batch's shape.
 void dump(const std::string& dir, const lora4j_model_config& c, lora4j_engine* e, const Batch& b,
-          float lora_scale) {
+          int lora_rank, float lora_scale) {
   auto raw = [&](const std::string& file, const void* p, size_t bytes) {
     std::ofstream f(dir + "/" + file, std::ios::binary);
     f.write(static_cast<const char*>(p), std::streamsize(bytes));
@@ -55,8 +55,9 @@ void dump(const std::string& dir, const lora4j_model_config& c, lora4j_engine* e
     << ", \"intermediate_size\": " << c.intermediate_size << ", \"num_layers\": " << c.num_layers
     << ", \"num_heads\": " << c.num_heads << ", \"num_kv_heads\": " << c.num_kv_heads
     << ", \"head_dim\": " << c.head_dim << ", \"rms_norm_eps\": " << double(c.rms_norm_eps)
-    << ", \"rope_theta\": " << double(c.rope_theta) << ", \"lora_scale\": " << lora_scale
-    << ",\n \"batch\": [" << b.B << ", " << b.S << "],\n \"weights\": [";
+    << ", \"rope_theta\": " << double(c.rope_theta) << ", \"lora_rank\": " << lora_rank
+    << ", \"lora_scale\": " << lora_scale << ",\n \"batch\": [" << b.B << ", " << b.S
+    << "],\n \"weights\": [";
   const std::vector<WeightDef> defs = weight_defs(c);
   for (size_t t = 0; t < defs.size(); ++t) {
     const std::vector<uint16_t> w = random_bf16(11, uint32_t(t), defs[t].numel, defs[t].std);
@@ -64,16 +65,10 @@ void dump(const std::string& dir, const lora4j_model_config& c, lora4j_engine* e
     m << (t ? ", " : "") << "\"" << defs[t].name << "\"";
   }
   m << "],\n \"lora\": [";
-  int32_t count = 0;
-  RW_API(lora4j_lora_count(e, &count));
-  for (int32_t i = 0; i < count; ++i) {
-    char name[256];
-    int64_t rows = 0, cols = 0;
-    RW_API(lora4j_lora_info(e, i, name, sizeof name, &rows, &cols));
-    std::vector<float> v(size_t(rows * cols));
-    RW_API(lora4j_lora_get(e, LORA4J_STATE_PARAM, name, v.data(), rows * cols));
-    raw(std::string(name) + ".f32", v.data(), v.size() * 4);
-    m << (i ? ", " : "") << "[\"" << name << "\", " << rows << ", " << cols << "]";
+  size_t i = 0;
+  for (const auto& [name, v] : testutil::lora_state(e, LORA4J_STATE_PARAM)) {
+    raw(name + ".f32", v.data(), v.size() * 4);
+    m << (i++ ? ", " : "") << "\"" << name << "\"";
   }
   m << "]\n}\n";
   raw("input_ids.i32", b.ids.data(), b.ids.size() * 4);
@@ -98,7 +93,7 @@ Snapshot compute() {
   for (int t = 0; t < 24; ++t) b.labels[size_t(t)] = t < 4 ? -100 : b.ids[size_t(t)];
   for (int t = 0; t < 16; ++t) b.labels[size_t(24 + t)] = t < 4 ? -100 : b.ids[size_t(24 + t)];
   if (const char* dir = std::getenv("LORA4J_REALWIDTH_DUMP"); dir && *dir) {
-    dump(dir, c, e, b, 32.f / 16.f);  // random_adapter's r 16, alpha 32
+    dump(dir, c, e, b, 16, 32.f / 16.f);  // random_adapter's r 16, alpha 32
     std::printf("wrote the model, adapter and batch to %s\n", dir);
   }
   lora4j_batch v = b.view();

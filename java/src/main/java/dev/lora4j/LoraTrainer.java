@@ -523,13 +523,11 @@ public final class LoraTrainer {
       this.valid = valid;
       this.t0 = t0;
       this.examplesPerEpoch = scanStats.examples();
-      double firstLoss = Double.NaN, lastLoss = Double.NaN;
       step = state.step();
       skipped = state.skippedSteps();
       rejected = state.rejectedBatches();
       DataPosition pos = state.position();
       this.pos = pos; // (a resumed run's retries may come before its first step read)
-      long stepsThisRun = 0;
       long positions = 0, realPositions = 0; // of the batches read, for the padding advice
       StepTimes times = new StepTimes();
       final int perStep = cfg.workers();
@@ -548,76 +546,48 @@ public final class LoraTrainer {
         // holds retries from an epoch before its position (or from the last epoch, whose data is
         // read to its end): the uninterrupted run retries them next, before reading on.
         final int resumedAt = pos.epoch();
-        boolean retryFirst =
-            !pending.isEmpty()
-                && (!it.hasNext()
-                    || pending.stream().anyMatch(r -> r.info().from().epoch() < resumedAt));
-        while (step < totalSteps && (it.hasNext() || retryFirst)) {
+        if (!pending.isEmpty()
+            && (!it.hasNext()
+                || pending.stream().anyMatch(r -> r.info().from().epoch() < resumedAt))) {
+          times.begin();
+          retryPass(pending, times);
+          times.mark(StepTimes.Phase.LISTENERS);
+          times.end();
+        }
+        while (step < totalSteps && it.hasNext()) {
           if (link != null) link.checkAlive();
           long ts = System.nanoTime();
           times.begin();
-          if (!retryFirst) {
-            List<DataBatch> micro = new ArrayList<>(perStep);
-            while (micro.size() < perStep && it.hasNext()) micro.add(it.next());
-            for (DataBatch db : micro) {
-              positions += (long) db.batch().rows() * db.batch().seq();
-              realPositions += db.batch().realTokens();
-            }
-            DataPosition from = pos;
-            pos = micro.get(micro.size() - 1).next();
-            this.pos = pos;
-            times.mark(StepTimes.Phase.DATA);
-            Attempt a = attempt(micro, times);
-            if (a != null) {
-              if (a.reject() != null) {
-                skipped++;
-                TrainingListener.SkippedStep s =
-                    new TrainingListener.SkippedStep(
-                        step + 1, a.reject(), a.loss(), a.norm(), from + " .. " + pos);
-                listeners.each(l -> l.onSkippedStep(s));
-                pending.add(
-                    new Retry(
-                        new TrainerState.PendingRetry(from, micro.size(), step + 1, a.reject()),
-                        micro));
-                refused(a.reject());
-              } else {
-                stepsThisRun++;
-                if (Double.isNaN(firstLoss)) firstLoss = a.loss();
-                lastLoss = a.loss();
-                applied(a, ts, pending, times);
-              }
+          List<DataBatch> micro = new ArrayList<>(perStep);
+          while (micro.size() < perStep && it.hasNext()) micro.add(it.next());
+          for (DataBatch db : micro) {
+            positions += (long) db.batch().rows() * db.batch().seq();
+            realPositions += db.batch().realTokens();
+          }
+          DataPosition from = pos;
+          pos = micro.get(micro.size() - 1).next();
+          this.pos = pos;
+          times.mark(StepTimes.Phase.DATA);
+          Attempt a = attempt(micro, times);
+          if (a != null) {
+            if (a.reject() != null) {
+              skipped++;
+              TrainingListener.SkippedStep s =
+                  new TrainingListener.SkippedStep(
+                      step + 1, a.reject(), a.loss(), a.norm(), from + " .. " + pos);
+              listeners.each(l -> l.onSkippedStep(s));
+              pending.add(
+                  new Retry(
+                      new TrainerState.PendingRetry(from, micro.size(), step + 1, a.reject()),
+                      micro));
+              refused(a.reject());
+            } else {
+              applied(a, ts, pending, times);
             }
           }
           // The end of an epoch: each step rejected in it gets its one retry.
-          if (!pending.isEmpty() && (retryFirst || pos.epoch() != retryEpoch || !it.hasNext())) {
-            retryFirst = false;
-            for (Retry r : List.copyOf(pending)) {
-              pending.remove(r);
-              if (step >= totalSteps) {
-                reject(
-                    r,
-                    r.info().reason() + "; not retried: the run had reached its last step",
-                    null);
-                continue;
-              }
-              long tr = System.nanoTime();
-              times.begin();
-              Attempt again = attempt(r.micro(), times);
-              if (again == null) continue;
-              if (again.reject() != null) {
-                skipped++;
-                reject(
-                    r,
-                    r.info().reason() + "; rejected again on its retry: " + again.reject(),
-                    again);
-                refused(again.reject());
-              } else {
-                stepsThisRun++;
-                if (Double.isNaN(firstLoss)) firstLoss = again.loss();
-                lastLoss = again.loss();
-                applied(again, tr, pending, times);
-              }
-            }
+          if (!pending.isEmpty() && (pos.epoch() != retryEpoch || !it.hasNext())) {
+            retryPass(pending, times);
           }
           if (pos.epoch() != retryEpoch) retryEpoch = pos.epoch();
           times.mark(StepTimes.Phase.LISTENERS);
@@ -729,6 +699,13 @@ public final class LoraTrainer {
     JsonlDataset valid;
     Evaluator evaluator;
     DataPosition pos;
+
+    /**
+     * Steps applied by this call (not those of a checkpoint it resumed); their first and last loss.
+     */
+    long stepsThisRun;
+
+    double firstLoss = Double.NaN, lastLoss = Double.NaN;
 
     /** Worker rows reserved in the engine; the host copy used only to inject faults. */
     int reservedRows;
@@ -910,8 +887,36 @@ public final class LoraTrainer {
       return sum;
     }
 
+    /**
+     * Each pending retry once, in the order its steps were refused: applied, refused again (to
+     * rejected.jsonl), or, once the run has reached its last step, given up (to rejected.jsonl).
+     */
+    void retryPass(List<Retry> pending, StepTimes times) {
+      for (Retry r : List.copyOf(pending)) {
+        pending.remove(r);
+        if (step >= totalSteps) {
+          reject(r, r.info().reason() + "; not retried: the run had reached its last step", null);
+          continue;
+        }
+        long tr = System.nanoTime();
+        times.begin();
+        Attempt again = attempt(r.micro(), times);
+        if (again == null) continue;
+        if (again.reject() != null) {
+          skipped++;
+          reject(r, r.info().reason() + "; rejected again on its retry: " + again.reject(), again);
+          refused(again.reject());
+        } else {
+          applied(again, tr, pending, times);
+        }
+      }
+    }
+
     /** After an applied step: metrics, evaluation, checkpoint. */
     void applied(Attempt a, long ts, List<Retry> pending, StepTimes times) {
+      stepsThisRun++;
+      if (Double.isNaN(firstLoss)) firstLoss = a.loss();
+      lastLoss = a.loss();
       step++;
       refusedInARow = 0;
       double secs = (System.nanoTime() - ts) / 1e9;

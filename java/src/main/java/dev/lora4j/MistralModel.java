@@ -219,7 +219,6 @@ public final class MistralModel implements AutoCloseable {
             engine.setWeightNf4(name, Bnb4bit.read(ckpt, name, shapes.get(name)));
             nf4++;
           } else if (q.isNf4() && projections.contains(name)) {
-            nf4++;
             engine.setWeightNf4(
                 name,
                 Nf4.quantize(
@@ -228,6 +227,7 @@ public final class MistralModel implements AutoCloseable {
                     ckpt.dtype(name),
                     q.blocksize(),
                     q.doubleQuant()));
+            nf4++;
           } else {
             engine.setWeight(
                 name,

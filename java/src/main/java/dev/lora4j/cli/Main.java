@@ -1,7 +1,10 @@
 package dev.lora4j.cli;
 
 import dev.lora4j.Lora4jException;
+import java.io.IOException;
+import java.io.InputStream;
 import java.io.PrintWriter;
+import java.util.Properties;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -89,11 +92,10 @@ public final class Main implements Runnable {
   /** The project's version, which the build writes into dev/lora4j/version.properties. */
   static final class Version implements CommandLine.IVersionProvider {
     @Override
-    public String[] getVersion() throws java.io.IOException {
-      java.util.Properties p = new java.util.Properties();
-      try (java.io.InputStream in =
-          Main.class.getResourceAsStream("/dev/lora4j/version.properties")) {
-        if (in == null) throw new java.io.IOException("dev/lora4j/version.properties is missing");
+    public String[] getVersion() throws IOException {
+      Properties p = new Properties();
+      try (InputStream in = Main.class.getResourceAsStream("/dev/lora4j/version.properties")) {
+        if (in == null) throw new IOException("dev/lora4j/version.properties is missing");
         p.load(in);
       }
       return new String[] {"lora4j " + p.getProperty("version")};
