@@ -1329,6 +1329,105 @@ void bf16_copy_case(uint64_t seed, int64_t rows, int64_t cols, int64_t lds, int6
   ct::report("convert", "bf16_copy_2d with scale 1 copies the bits " + tag, double(moved), 0);
 }
 
+// f32_to_bf16 (8 values a thread where x and y are 16-byte aligned) against the host's rounding
+// and against f32_to_bf16_scalar, bit for bit: n values from x + xoff into y + yoff, with
+// rounding ties, subnormals, infinities and NaN among the random values; y's values outside the
+// n written stay as they were.
+void f32_to_bf16_case(uint64_t seed, int64_t n, int64_t xoff, int64_t yoff) {
+  ct::Rng r(seed);
+  std::vector<float> x(static_cast<size_t>(n + xoff));
+  for (size_t i = 0; i < x.size(); ++i) {
+    float v = r.normal(3.f);
+    switch (i % 11) {
+      case 3: {  // a tie: the bf16 value's low bit even or odd, the 16 bits below exactly half
+        uint32_t u;
+        std::memcpy(&u, &v, 4);
+        u = (u & 0xFFFF0000u) | 0x8000u;
+        std::memcpy(&v, &u, 4);
+        break;
+      }
+      case 5:
+        v *= 1e-39f;  // subnormal
+        break;
+      case 7:
+        v = i % 2 ? INFINITY : -INFINITY;
+        break;
+      case 9:
+        v = i % 4 == 1 ? NAN : 3.4e38f;  // NaN; rounds past bf16's largest value
+        break;
+      default:
+        break;
+    }
+    x[i] = v;
+  }
+  Dev<float> dx(x.size());
+  Dev<bf> dy(static_cast<size_t>(n + yoff + 8)), ds(dy.n);
+  ct::up(dx, x);
+  dy.poison();
+  ds.poison();
+  check(cuda::f32_to_bf16(dx.p + xoff, dy.p + yoff, n, 0), "f32_to_bf16");
+  check(cuda::f32_to_bf16_scalar(dx.p + xoff, ds.p + yoff, n, 0), "f32_to_bf16_scalar");
+  std::vector<uint16_t> hy(dy.n), hs(ds.n);
+  CT_CUDA(cudaMemcpy(hy.data(), dy.p, hy.size() * 2, cudaMemcpyDeviceToHost));
+  CT_CUDA(cudaMemcpy(hs.data(), ds.p, hs.size() * 2, cudaMemcpyDeviceToHost));
+  size_t wrong = 0, differ = 0, outside = 0;
+  for (size_t k = 0; k < hy.size(); ++k) {
+    differ += hy[k] != hs[k];
+    const int64_t i = int64_t(k) - yoff;
+    if (i < 0 || i >= n) {
+      outside += hy[k] != 0xFFFFu;
+      continue;
+    }
+    const float v = x[static_cast<size_t>(i + xoff)];
+    if (std::isnan(v))  // a NaN stays a NaN (which one is the device's choice)
+      wrong += (hy[k] & 0x7F80u) != 0x7F80u || (hy[k] & 0x7Fu) == 0;
+    else
+      wrong += hy[k] != ct::to_bf16_bits(v);
+  }
+  const std::string tag =
+      "n=" + std::to_string(n) + " x+" + std::to_string(xoff) + " y+" + std::to_string(yoff);
+  ct::report("convert", "f32_to_bf16 as the host rounds " + tag, double(wrong), 0);
+  ct::report("convert", "f32_to_bf16 = f32_to_bf16_scalar " + tag, double(differ), 0);
+  ct::report("convert", "f32_to_bf16 writes only its n values " + tag, double(outside), 0);
+}
+
+// bf16_to_f32 (8 values a thread where x and y are 16-byte aligned) against the host's exact
+// widening and bf16_to_f32_scalar, bit for bit (every 16-bit pattern among the inputs: subnormals
+// stay, a NaN stays a NaN), y's values outside the n written untouched.
+void bf16_to_f32_case(uint64_t seed, int64_t n, int64_t xoff, int64_t yoff) {
+  ct::Rng r(seed);
+  std::vector<uint16_t> x(static_cast<size_t>(n + xoff));
+  for (size_t i = 0; i < x.size(); ++i)
+    x[i] = i < 65536 ? uint16_t(i * 40503u) : uint16_t(r.integer(0, 65535));
+  Dev<bf> dx(x.size());
+  Dev<float> dy(static_cast<size_t>(n + yoff + 8)), ds(dy.n);
+  CT_CUDA(cudaMemcpy(dx.p, x.data(), x.size() * 2, cudaMemcpyHostToDevice));
+  dy.poison();
+  ds.poison();
+  check(cuda::bf16_to_f32(dx.p + xoff, dy.p + yoff, n, 0), "bf16_to_f32");
+  check(cuda::bf16_to_f32_scalar(dx.p + xoff, ds.p + yoff, n, 0), "bf16_to_f32_scalar");
+  std::vector<uint32_t> hy(dy.n), hs(ds.n);
+  CT_CUDA(cudaMemcpy(hy.data(), dy.p, hy.size() * 4, cudaMemcpyDeviceToHost));
+  CT_CUDA(cudaMemcpy(hs.data(), ds.p, hs.size() * 4, cudaMemcpyDeviceToHost));
+  auto is_nan = [](uint32_t u) { return (u & 0x7F800000u) == 0x7F800000u && (u & 0x7FFFFFu); };
+  size_t wrong = 0, differ = 0, outside = 0;
+  for (size_t k = 0; k < hy.size(); ++k) {
+    differ += hy[k] != hs[k] && !(is_nan(hy[k]) && is_nan(hs[k]));
+    const int64_t i = int64_t(k) - yoff;
+    if (i < 0 || i >= n) {
+      outside += hy[k] != 0xFFFFFFFFu;
+      continue;
+    }
+    const uint32_t want = uint32_t(x[static_cast<size_t>(i + xoff)]) << 16;
+    wrong += is_nan(want) ? !is_nan(hy[k]) : hy[k] != want;  // a NaN stays a NaN
+  }
+  const std::string tag =
+      "n=" + std::to_string(n) + " x+" + std::to_string(xoff) + " y+" + std::to_string(yoff);
+  ct::report("convert", "bf16_to_f32 widens exactly " + tag, double(wrong), 0);
+  ct::report("convert", "bf16_to_f32 = bf16_to_f32_scalar " + tag, double(differ), 0);
+  ct::report("convert", "bf16_to_f32 writes only its n values " + tag, double(outside), 0);
+}
+
 // e4m3_quantize: the bytes of e4m3(w * S) with S = e4m3_pow2_scale(max |w|) computed on the host
 // from the same bf16 values (the [rows, cols] block of a matrix with row stride ld), max |w| and
 // 1 / S in the two scale floats.
@@ -2932,6 +3031,16 @@ void test_vectorized(ct::Rng& r) {
   bf16_copy_case(seed(), 1000, 48, 48, 6192, 2.f, true);      // s T at s = 2
   bf16_copy_case(seed(), 77, 48, 48, 200, 1.5f, true);        // s T at s = 1.5 (rounded once)
   bf16_copy_case(seed(), 9, 100, 104, 100, 1.f, false);       // cols % 8 != 0: one at a time
+  f32_to_bf16_case(seed(), int64_t(8192) * 4096, 0, 0);  // a layer's checkpoint, 7B at 4 x 2048
+  for (int64_t n : {1, 7, 8, 9, 1003, 65543}) f32_to_bf16_case(seed(), n, 0, 0);  // tails
+  f32_to_bf16_case(seed(), 1003, 1, 0);                  // x off 16 bytes: one a thread
+  f32_to_bf16_case(seed(), 1003, 0, 3);                  // y off 16 bytes
+  f32_to_bf16_case(seed(), 1003, 4, 8);                  // 16 bytes in both: still 8 a thread
+  bf16_to_f32_case(seed(), int64_t(8192) * 4096, 0, 0);  // a checkpoint restored, 7B at 4 x 2048
+  for (int64_t n : {1, 7, 8, 9, 1003, 65543}) bf16_to_f32_case(seed(), n, 0, 0);  // tails
+  bf16_to_f32_case(seed(), 1003, 3, 0);                       // x off 16 bytes: one a thread
+  bf16_to_f32_case(seed(), 1003, 0, 2);                       // y off 16 bytes
+  bf16_to_f32_case(seed(), 1003, 8, 4);                       // 16 bytes in both: still 8 a thread
   e4m3_quantize_case(seed(), 37, 96, 112, 0.05f, true);       // a folded weight's row stride
   e4m3_quantize_case(seed(), 4096, 4096, 4096, 0.02f, true);  // q's weight at Mistral-7B
   e4m3_quantize_case(seed(), 1500, 64, 64, 1.f, true);        // more rows than blocks

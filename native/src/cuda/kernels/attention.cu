@@ -643,12 +643,6 @@ __global__ void __launch_bounds__(256) attn_bwd_kernel(AttentionBackwardParams b
   }
 }
 
-__global__ void dq_convert_kernel(const float* acc, bf16* dq, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(gridDim.x) * blockDim.x)
-    dq[i] = __float2bfloat16_rn(acc[i]);
-}
-
 template <int D>
 cudaError_t launch_fwd(const AttentionParams& p, cudaStream_t s) {
   dim3 grid((p.Sq + 63) / 64, p.H, p.B);
@@ -703,9 +697,7 @@ cudaError_t bwd_prepare(const AttentionBackwardParams& bp, cudaStream_t s) {
 cudaError_t bwd_finish(const AttentionBackwardParams& bp, cudaStream_t s) {
   if (!bp.dq) return cudaSuccess;
   const AttentionParams& p = bp.f;
-  const int64_t nq = int64_t(p.B) * p.Sq * p.H * p.D;
-  dq_convert_kernel<<<grid_for(nq, 256), 256, 0, s>>>(bp.dq_accum, bp.dq, nq);
-  return cudaGetLastError();
+  return f32_to_bf16(bp.dq_accum, bp.dq, int64_t(p.B) * p.Sq * p.H * p.D, s);
 }
 
 template <int D>

@@ -4,20 +4,78 @@
  * W <- bf16(W + scale * B A) computed from the fp32 master copies of A [r, in] and B [out, r].
  * Grid-stride loops: any n works with a bounded grid.
  */
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
 #include "cuda/kernels/common.cuh"
 
 namespace lora4j {
 namespace cuda {
+
+namespace {
+// LORA4J_CONVERT=scalar, read once: f32_to_bf16 and bf16_to_f32 one value a thread
+// everywhere (the form before the 8-wide one), to time the two against each other in one build.
+bool convert_scalar_forced() {
+  static const bool forced = [] {
+    const char* v = std::getenv("LORA4J_CONVERT");
+    return v && std::strcmp(v, "scalar") == 0;
+  }();
+  return forced;
+}
+}  // namespace
 
 __global__ void f32_to_bf16_kernel(const float* x, bf16* y, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x)
     y[i] = __float2bfloat16_rn(x[i]);
 }
+// The same conversion 8 values a step (two 16-byte loads, one 16-byte store) where x and y are
+// 16-byte aligned: n8 = n / 8 such steps, then the n % 8 values left one a thread. Each value is
+// rounded alone (__floats2bfloat162_rn rounds both halves as __float2bfloat16_rn does), so the
+// bits are the scalar kernel's. x is read once (streaming loads: the attention backward's
+// dq_accum and a layer's residual are not read again by this pass).
+__global__ void f32_to_bf16_x8_kernel(const float4* __restrict__ x, uint4* __restrict__ y,
+                                      int64_t n8, const float* __restrict__ xt,
+                                      bf16* __restrict__ yt, int tail) {
+  const int64_t t0 = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  for (int64_t i = t0; i < n8; i += int64_t(gridDim.x) * blockDim.x) {
+    const float4 a = __ldcs(x + 2 * i), b = __ldcs(x + 2 * i + 1);
+    union {
+      __nv_bfloat162 h[4];
+      uint4 u;
+    } o;
+    o.h[0] = __floats2bfloat162_rn(a.x, a.y);
+    o.h[1] = __floats2bfloat162_rn(a.z, a.w);
+    o.h[2] = __floats2bfloat162_rn(b.x, b.y);
+    o.h[3] = __floats2bfloat162_rn(b.z, b.w);
+    y[i] = o.u;
+  }
+  if (t0 < tail) yt[t0] = __float2bfloat16_rn(xt[t0]);
+}
 __global__ void bf16_to_f32_kernel(const bf16* x, float* y, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x)
     y[i] = __bfloat162float(x[i]);
+}
+// The same 8 values a step (one 16-byte load, two 16-byte stores) where x and y are 16-byte
+// aligned, the n % 8 left one a thread; exact, as the scalar kernel.
+__global__ void bf16_to_f32_x8_kernel(const uint4* __restrict__ x, float4* __restrict__ y,
+                                      int64_t n8, const bf16* __restrict__ xt,
+                                      float* __restrict__ yt, int tail) {
+  const int64_t t0 = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  for (int64_t i = t0; i < n8; i += int64_t(gridDim.x) * blockDim.x) {
+    union {
+      uint4 u;
+      __nv_bfloat162 h[4];
+    } v;
+    v.u = __ldcs(x + i);
+    const float2 a = __bfloat1622float2(v.h[0]), b = __bfloat1622float2(v.h[1]),
+                 c = __bfloat1622float2(v.h[2]), d = __bfloat1622float2(v.h[3]);
+    y[2 * i] = make_float4(a.x, a.y, b.x, b.y);
+    y[2 * i + 1] = make_float4(c.x, c.y, d.x, d.y);
+  }
+  if (t0 < tail) yt[t0] = __bfloat162float(xt[t0]);
 }
 __global__ void lora_merge_kernel(bf16* w, const float* a, const float* b, float scale, int64_t out,
                                   int64_t in, int64_t r) {
@@ -133,10 +191,36 @@ cudaError_t bf16_copy_2d_scalar(const bf16* src, int64_t lds, bf16* dst, int64_t
 
 cudaError_t f32_to_bf16(const float* x, bf16* y, int64_t n, cudaStream_t s) {
   if (n <= 0) return cudaSuccess;
+  if (ptr_aligned16(x) && ptr_aligned16(y) && !convert_scalar_forced()) {
+    const int64_t n8 = n / 8;
+    const int tail = int(n % 8);
+    f32_to_bf16_x8_kernel<<<grid_for(std::max<int64_t>(n8, tail), 256), 256, 0, s>>>(
+        reinterpret_cast<const float4*>(x), reinterpret_cast<uint4*>(y), n8, x + 8 * n8, y + 8 * n8,
+        tail);
+    return cudaGetLastError();
+  }
+  f32_to_bf16_kernel<<<grid_for(n, 256), 256, 0, s>>>(x, y, n);
+  return cudaGetLastError();
+}
+cudaError_t f32_to_bf16_scalar(const float* x, bf16* y, int64_t n, cudaStream_t s) {
+  if (n <= 0) return cudaSuccess;
   f32_to_bf16_kernel<<<grid_for(n, 256), 256, 0, s>>>(x, y, n);
   return cudaGetLastError();
 }
 cudaError_t bf16_to_f32(const bf16* x, float* y, int64_t n, cudaStream_t s) {
+  if (n <= 0) return cudaSuccess;
+  if (ptr_aligned16(x) && ptr_aligned16(y) && !convert_scalar_forced()) {
+    const int64_t n8 = n / 8;
+    const int tail = int(n % 8);
+    bf16_to_f32_x8_kernel<<<grid_for(std::max<int64_t>(n8, tail), 256), 256, 0, s>>>(
+        reinterpret_cast<const uint4*>(x), reinterpret_cast<float4*>(y), n8, x + 8 * n8, y + 8 * n8,
+        tail);
+    return cudaGetLastError();
+  }
+  bf16_to_f32_kernel<<<grid_for(n, 256), 256, 0, s>>>(x, y, n);
+  return cudaGetLastError();
+}
+cudaError_t bf16_to_f32_scalar(const bf16* x, float* y, int64_t n, cudaStream_t s) {
   if (n <= 0) return cudaSuccess;
   bf16_to_f32_kernel<<<grid_for(n, 256), 256, 0, s>>>(x, y, n);
   return cudaGetLastError();

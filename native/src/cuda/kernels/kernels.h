@@ -130,8 +130,13 @@ cudaError_t sample_feed(const float* logits, int32_t n, double temperature, int3
                         cudaStream_t s);
 
 // ---- conversion / elementwise (convert.cu) ------------------------------------------------
+// y = bf16(x), round to nearest even, and y = float(x). 8 values a thread where x and y are
+// 16-byte aligned, one a thread otherwise (the _scalar forms, taken everywhere with
+// LORA4J_CONVERT=scalar); the same bits either way.
 cudaError_t f32_to_bf16(const float* x, bf16* y, int64_t n, cudaStream_t s);
+cudaError_t f32_to_bf16_scalar(const float* x, bf16* y, int64_t n, cudaStream_t s);
 cudaError_t bf16_to_f32(const bf16* x, float* y, int64_t n, cudaStream_t s);
+cudaError_t bf16_to_f32_scalar(const bf16* x, float* y, int64_t n, cudaStream_t s);
 // dst[i, j] = fp16(src[i, j]), i < rows, j < cols, row strides lds and ldd (>= cols; columns
 // past cols are not written): a bf16 weight or LoRA product as the operand of an fp16 GEMM.
 // Values past fp16's range (65504) become infinite, those under 2^-14 in magnitude subnormal:
