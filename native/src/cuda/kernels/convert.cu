@@ -25,57 +25,68 @@ bool convert_scalar_forced() {
 }
 }  // namespace
 
-__global__ void f32_to_bf16_kernel(const float* x, bf16* y, int64_t n) {
+// One value a thread (convert_kernel) or 8 (convert_x8_kernel: two 16-byte accesses of fp32 and
+// one of bf16 a step, where x and y are 16-byte aligned; n / 8 steps, then the n % 8 values left
+// one a thread). Each value is converted alone (__floats2bfloat162_rn rounds both halves as
+// __float2bfloat16_rn does, round to nearest even; bf16 to fp32 is exact), so both kernels give
+// the same bits. x is read once (streaming loads: the attention backward's dq_accum and a layer's
+// checkpoint are not read again by this pass).
+__device__ __forceinline__ bf16 convert1(float v, bf16*) { return __float2bfloat16_rn(v); }
+__device__ __forceinline__ float convert1(bf16 v, float*) { return __bfloat162float(v); }
+__device__ __forceinline__ void load8(const float* p, float (&v)[8]) {
+  const float4 a = __ldcs(reinterpret_cast<const float4*>(p)),
+               b = __ldcs(reinterpret_cast<const float4*>(p) + 1);
+  v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+}
+__device__ __forceinline__ void load8(const bf16* p, float (&v)[8]) {
+  union {
+    uint4 u;
+    __nv_bfloat162 h[4];
+  } x;
+  x.u = __ldcs(reinterpret_cast<const uint4*>(p));
+#pragma unroll
+  for (int e = 0; e < 4; ++e) {
+    const float2 f = __bfloat1622float2(x.h[e]);
+    v[2 * e] = f.x, v[2 * e + 1] = f.y;
+  }
+}
+__device__ __forceinline__ void store8(bf16* p, const float (&v)[8]) {
+  union {
+    __nv_bfloat162 h[4];
+    uint4 u;
+  } o;
+#pragma unroll
+  for (int e = 0; e < 4; ++e) o.h[e] = __floats2bfloat162_rn(v[2 * e], v[2 * e + 1]);
+  *reinterpret_cast<uint4*>(p) = o.u;
+}
+__device__ __forceinline__ void store8(float* p, const float (&v)[8]) {
+  reinterpret_cast<float4*>(p)[0] = make_float4(v[0], v[1], v[2], v[3]);
+  reinterpret_cast<float4*>(p)[1] = make_float4(v[4], v[5], v[6], v[7]);
+}
+template <class X, class Y>
+__global__ void convert_kernel(const X* x, Y* y, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x)
-    y[i] = __float2bfloat16_rn(x[i]);
+    y[i] = convert1(x[i], y);
 }
-// The same conversion 8 values a step (two 16-byte loads, one 16-byte store) where x and y are
-// 16-byte aligned: n8 = n / 8 such steps, then the n % 8 values left one a thread. Each value is
-// rounded alone (__floats2bfloat162_rn rounds both halves as __float2bfloat16_rn does), so the
-// bits are the scalar kernel's. x is read once (streaming loads: the attention backward's
-// dq_accum and a layer's residual are not read again by this pass).
-__global__ void f32_to_bf16_x8_kernel(const float4* __restrict__ x, uint4* __restrict__ y,
-                                      int64_t n8, const float* __restrict__ xt,
-                                      bf16* __restrict__ yt, int tail) {
-  const int64_t t0 = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+template <class X, class Y>
+__global__ void convert_x8_kernel(const X* __restrict__ x, Y* __restrict__ y, int64_t n) {
+  const int64_t n8 = n / 8, t0 = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   for (int64_t i = t0; i < n8; i += int64_t(gridDim.x) * blockDim.x) {
-    const float4 a = __ldcs(x + 2 * i), b = __ldcs(x + 2 * i + 1);
-    union {
-      __nv_bfloat162 h[4];
-      uint4 u;
-    } o;
-    o.h[0] = __floats2bfloat162_rn(a.x, a.y);
-    o.h[1] = __floats2bfloat162_rn(a.z, a.w);
-    o.h[2] = __floats2bfloat162_rn(b.x, b.y);
-    o.h[3] = __floats2bfloat162_rn(b.z, b.w);
-    y[i] = o.u;
+    float v[8];
+    load8(x + 8 * i, v);
+    store8(y + 8 * i, v);
   }
-  if (t0 < tail) yt[t0] = __float2bfloat16_rn(xt[t0]);
+  if (t0 < n % 8) y[8 * n8 + t0] = convert1(x[8 * n8 + t0], y);
 }
-__global__ void bf16_to_f32_kernel(const bf16* x, float* y, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(gridDim.x) * blockDim.x)
-    y[i] = __bfloat162float(x[i]);
-}
-// The same 8 values a step (one 16-byte load, two 16-byte stores) where x and y are 16-byte
-// aligned, the n % 8 left one a thread; exact, as the scalar kernel.
-__global__ void bf16_to_f32_x8_kernel(const uint4* __restrict__ x, float4* __restrict__ y,
-                                      int64_t n8, const bf16* __restrict__ xt,
-                                      float* __restrict__ yt, int tail) {
-  const int64_t t0 = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  for (int64_t i = t0; i < n8; i += int64_t(gridDim.x) * blockDim.x) {
-    union {
-      uint4 u;
-      __nv_bfloat162 h[4];
-    } v;
-    v.u = __ldcs(x + i);
-    const float2 a = __bfloat1622float2(v.h[0]), b = __bfloat1622float2(v.h[1]),
-                 c = __bfloat1622float2(v.h[2]), d = __bfloat1622float2(v.h[3]);
-    y[2 * i] = make_float4(a.x, a.y, b.x, b.y);
-    y[2 * i + 1] = make_float4(c.x, c.y, d.x, d.y);
-  }
-  if (t0 < tail) yt[t0] = __bfloat162float(xt[t0]);
+template <class X, class Y>
+cudaError_t convert(const X* x, Y* y, int64_t n, bool x8, cudaStream_t s) {
+  if (n <= 0) return cudaSuccess;
+  if (x8 && ptr_aligned16(x) && ptr_aligned16(y) && !convert_scalar_forced())
+    convert_x8_kernel<<<grid_for(std::max<int64_t>(n / 8, n % 8), 256), 256, 0, s>>>(x, y, n);
+  else
+    convert_kernel<<<grid_for(n, 256), 256, 0, s>>>(x, y, n);
+  return cudaGetLastError();
 }
 __global__ void lora_merge_kernel(bf16* w, const float* a, const float* b, float scale, int64_t out,
                                   int64_t in, int64_t r) {
@@ -190,40 +201,16 @@ cudaError_t bf16_copy_2d_scalar(const bf16* src, int64_t lds, bf16* dst, int64_t
 }
 
 cudaError_t f32_to_bf16(const float* x, bf16* y, int64_t n, cudaStream_t s) {
-  if (n <= 0) return cudaSuccess;
-  if (ptr_aligned16(x) && ptr_aligned16(y) && !convert_scalar_forced()) {
-    const int64_t n8 = n / 8;
-    const int tail = int(n % 8);
-    f32_to_bf16_x8_kernel<<<grid_for(std::max<int64_t>(n8, tail), 256), 256, 0, s>>>(
-        reinterpret_cast<const float4*>(x), reinterpret_cast<uint4*>(y), n8, x + 8 * n8, y + 8 * n8,
-        tail);
-    return cudaGetLastError();
-  }
-  f32_to_bf16_kernel<<<grid_for(n, 256), 256, 0, s>>>(x, y, n);
-  return cudaGetLastError();
+  return convert(x, y, n, true, s);
 }
 cudaError_t f32_to_bf16_scalar(const float* x, bf16* y, int64_t n, cudaStream_t s) {
-  if (n <= 0) return cudaSuccess;
-  f32_to_bf16_kernel<<<grid_for(n, 256), 256, 0, s>>>(x, y, n);
-  return cudaGetLastError();
+  return convert(x, y, n, false, s);
 }
 cudaError_t bf16_to_f32(const bf16* x, float* y, int64_t n, cudaStream_t s) {
-  if (n <= 0) return cudaSuccess;
-  if (ptr_aligned16(x) && ptr_aligned16(y) && !convert_scalar_forced()) {
-    const int64_t n8 = n / 8;
-    const int tail = int(n % 8);
-    bf16_to_f32_x8_kernel<<<grid_for(std::max<int64_t>(n8, tail), 256), 256, 0, s>>>(
-        reinterpret_cast<const uint4*>(x), reinterpret_cast<float4*>(y), n8, x + 8 * n8, y + 8 * n8,
-        tail);
-    return cudaGetLastError();
-  }
-  bf16_to_f32_kernel<<<grid_for(n, 256), 256, 0, s>>>(x, y, n);
-  return cudaGetLastError();
+  return convert(x, y, n, true, s);
 }
 cudaError_t bf16_to_f32_scalar(const bf16* x, float* y, int64_t n, cudaStream_t s) {
-  if (n <= 0) return cudaSuccess;
-  bf16_to_f32_kernel<<<grid_for(n, 256), 256, 0, s>>>(x, y, n);
-  return cudaGetLastError();
+  return convert(x, y, n, false, s);
 }
 cudaError_t lora_merge_weight(bf16* w, const float* a, const float* b, float scale, int64_t out,
                               int64_t in, int64_t r, cudaStream_t s) {
