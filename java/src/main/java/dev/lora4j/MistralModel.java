@@ -25,6 +25,7 @@ import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Set;
 
 /**
@@ -590,7 +591,7 @@ public final class MistralModel implements AutoCloseable {
    * AdamW. The returned loss is the loss before the update.
    */
   public StepResult trainStep(Batch batch, AdamWConfig adamw) {
-    return trainStep(List.of(batch), adamw);
+    return trainStep(List.of(Objects.requireNonNull(batch, "batch is null")), adamw);
   }
 
   /**
@@ -601,6 +602,12 @@ public final class MistralModel implements AutoCloseable {
    */
   public StepResult trainStep(List<Batch> microBatches, AdamWConfig adamw) {
     requireAdapter();
+    // checked before any work: a null found after the forward-backward passes would leave their
+    // gradients accumulated
+    Objects.requireNonNull(microBatches, "microBatches is null");
+    Objects.requireNonNull(adamw, "adamw is null");
+    for (int i = 0; i < microBatches.size(); ++i)
+      Objects.requireNonNull(microBatches.get(i), "microBatches[" + i + "] is null");
     long total = 0;
     for (Batch b : microBatches) total += b.countedTokens();
     if (total == 0) throw new Lora4jException("the step's batches have no label token to train on");
@@ -784,6 +791,7 @@ public final class MistralModel implements AutoCloseable {
    */
   public StepResult optimizerStep(AdamWConfig adamw) {
     requireAdapter();
+    Objects.requireNonNull(adamw, "adamw is null");
     StepResult r = engine.optimizerStep(adamw.toNative(), accumulated);
     accumulated = LossSum.ZERO;
     return r;

@@ -68,6 +68,47 @@ class ModelErrorsTest {
   }
 
   @Test
+  void nullArgumentsAndOversizedResultsAreRefusedBeforeAnyWork() {
+    try (MistralModel m = MistralModel.load(REF.resolve("tiny/model"), Device.cpu())) {
+      m.attachNewAdapter(LoraConfig.builder().rank(4).alpha(8).allLinear().build(), 7);
+      Batch b = Batch.of(new int[] {1, 2, 3, 4});
+      m.zeroGrad();
+      var e1 =
+          assertThrows(
+              NullPointerException.class, () -> m.trainStep((Batch) null, AdamWConfig.defaults()));
+      assertEquals("batch is null", e1.getMessage());
+      var e2 = assertThrows(NullPointerException.class, () -> m.trainStep(b, null));
+      assertEquals("adamw is null", e2.getMessage());
+      var e3 =
+          assertThrows(
+              NullPointerException.class,
+              () -> m.trainStep(java.util.Arrays.asList(b, null), AdamWConfig.defaults()));
+      assertEquals("microBatches[1] is null", e3.getMessage());
+      // no forward-backward ran before the refusals: the gradients are still zero
+      java.nio.FloatBuffer g =
+          java.nio.ByteBuffer.allocateDirect(Math.toIntExact(m.gradientCount() * 4))
+              .order(java.nio.ByteOrder.nativeOrder())
+              .asFloatBuffer();
+      m.readGradients(g);
+      for (int i = 0; i < g.capacity(); ++i) assertEquals(0f, g.get(i), "gradient " + i);
+      // 4.2 M positions x 512 logits do not fit a float[]: refused by name before the forward
+      Batch huge = Batch.of(new int[4_200_000]);
+      var e4 = assertThrows(IllegalArgumentException.class, () -> m.logits(huge));
+      assertTrue(
+          e4.getMessage().contains("logits") && e4.getMessage().contains("2150400000"),
+          e4.getMessage());
+      // and (2 layers + 1) x 11.2 M positions x 64 hidden states
+      Batch huger = Batch.of(new int[11_200_000]);
+      var e5 = assertThrows(IllegalArgumentException.class, () -> m.hiddenStates(huger));
+      assertTrue(
+          e5.getMessage().contains("hidden states") && e5.getMessage().contains("2150400000"),
+          e5.getMessage());
+      // and the model still trains
+      assertTrue(Double.isFinite(m.trainStep(b, AdamWConfig.defaults()).loss()));
+    }
+  }
+
+  @Test
   void generationRefusesOverlongAndSanitizesControlCharacters() {
     assertEquals("a\tb\nc", Generator.sanitize("a\tb\u0000\u0007\nc\u001b", 100));
     assertThrows(IllegalArgumentException.class, () -> Generator.sanitize("x".repeat(11), 10));

@@ -11,8 +11,10 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 
 /**
@@ -369,15 +371,23 @@ public final class OllamaModelfile {
   /**
    * Writes a Modelfile (under a temporary name, then renamed).
    *
-   * @param modelfile the file to write; refused when it exists unless overwrite
+   * @param modelfile the file to write; refused when it exists unless overwrite, and refused even
+   *     then when it is one of the GGUF files it names, or the model folder, or an existing file
+   *     inside it (writing there could destroy an input)
    * @param model the model GGUF (FROM)
    * @param adapter the adapter GGUF (ADAPTER), or null
    * @param modelDir the Hugging Face model folder
    * @param overwrite whether an existing file may be replaced
    * @return notes for the user (empty when the Modelfile is complete)
+   * @throws Lora4jException naming the paths when the Modelfile would overwrite an input
    */
   public static List<String> write(
       Path modelfile, Path model, Path adapter, Path modelDir, boolean overwrite) {
+    Map<String, Path> inputs = new LinkedHashMap<>();
+    inputs.put("model GGUF", model);
+    inputs.put("adapter GGUF", adapter);
+    inputs.put("model folder", modelDir);
+    OutputFile.checkApart(modelfile, "Modelfile", inputs);
     List<String> notes = new ArrayList<>();
     Path dir = modelfile.toAbsolutePath().normalize().getParent();
     String text = text(dir, model, adapter, modelDir, notes);

@@ -564,10 +564,32 @@ public final class NativeEngine implements AutoCloseable {
     return new LossSum(loss[0], tokens[0]);
   }
 
+  /** The largest Java array the JVMs in use allocate (a few words under Integer.MAX_VALUE). */
+  static final long MAX_ARRAY = Integer.MAX_VALUE - 8;
+
+  /**
+   * n, checked before any work against a Java array's limit (a result over it would be computed and
+   * then fail to fit its float[]).
+   */
+  static long arrayLength(long n, String what) {
+    if (n > MAX_ARRAY) {
+      throw new IllegalArgumentException(
+          what
+              + " would be "
+              + n
+              + " floats, more than a Java array holds ("
+              + MAX_ARRAY
+              + "): pass fewer rows or shorter sequences");
+    }
+    return n;
+  }
+
   /** Logits [batch * seq * vocab] fp32. */
   public synchronized float[] logits(Batch batch) {
     lora4j_engine e = h();
-    long n = (long) batch.rows() * batch.seq() * shape.vocabSize();
+    long n =
+        arrayLength(
+            (long) batch.rows() * batch.seq() * shape.vocabSize(), "logits (rows x seq x vocab)");
     try (BoundBatch b = new BoundBatch(batch);
         FloatPointer out = new FloatPointer(n)) {
       check(lora4j_logits(e, b.struct(), out, n));
@@ -580,7 +602,10 @@ public final class NativeEngine implements AutoCloseable {
   /** Hidden states [(layers + 1) * batch * seq * hidden] fp32 (Hugging Face convention). */
   public synchronized float[] hiddenStates(Batch batch) {
     lora4j_engine e = h();
-    long n = (long) (shape.numLayers() + 1) * batch.rows() * batch.seq() * shape.hiddenSize();
+    long n =
+        arrayLength(
+            (long) (shape.numLayers() + 1) * batch.rows() * batch.seq() * shape.hiddenSize(),
+            "hidden states ((layers + 1) x rows x seq x hidden)");
     try (BoundBatch b = new BoundBatch(batch);
         FloatPointer out = new FloatPointer(n)) {
       check(lora4j_hidden_states(e, b.struct(), out, n));

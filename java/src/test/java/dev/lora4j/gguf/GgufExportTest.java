@@ -458,6 +458,38 @@ class GgufExportTest {
     GgufExport.writeModel(copy, null, copy.resolve("model-f16.gguf"), GgufExport.Type.F16, false);
   }
 
+  @Test
+  void modelfileNeverOverwritesWhatItNames(@TempDir Path tmp) throws Exception {
+    Path copy = tmp.resolve("copy");
+    copyModel(copy, null, null);
+    Path gguf = tmp.resolve("m.gguf");
+    Files.writeString(gguf, "GGUF stand-in");
+    Path adapter = tmp.resolve("a.gguf");
+    Files.writeString(adapter, "GGUF adapter stand-in");
+    String config = Files.readString(copy.resolve("config.json"));
+    // the GGUF it names (FROM or ADAPTER), the model folder, or a file inside it: refused even
+    // with overwrite, nothing changed
+    for (Path bad : List.of(gguf, adapter, copy, copy.resolve("config.json"))) {
+      Exception e =
+          assertThrows(
+              Lora4jException.class,
+              () -> OllamaModelfile.write(bad, gguf, adapter, copy, true),
+              bad.toString());
+      assertTrue(
+          e.getMessage().contains("destroy") && e.getMessage().contains(bad.toString()),
+          e.getMessage());
+    }
+    assertEquals("GGUF stand-in", Files.readString(gguf));
+    assertEquals("GGUF adapter stand-in", Files.readString(adapter));
+    assertEquals(config, Files.readString(copy.resolve("config.json")));
+    // beside the GGUF, and as a new file inside the model folder: written
+    Path beside = OllamaModelfile.besides(gguf);
+    OllamaModelfile.write(beside, gguf, adapter, copy, false);
+    assertTrue(Files.readString(beside).contains("FROM ./m.gguf"), Files.readString(beside));
+    OllamaModelfile.write(copy.resolve("Modelfile"), gguf, null, copy, false);
+    assertTrue(Files.exists(copy.resolve("Modelfile")));
+  }
+
   /** Copies tiny-mistral, leaving out one tensor or making one hold a NaN. */
   static void copyModel(Path dir, String drop, String poison) throws Exception {
     Files.createDirectories(dir);
