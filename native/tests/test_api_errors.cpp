@@ -212,8 +212,34 @@ int main() {
   expect("set_weight: unknown dtype",
          lora4j_engine_set_weight(e, "lm_head.weight", 9, w.data(), 37 * 16), LORA4J_EINVAL,
          "dtype");
-  expect("get_weight: not set yet", lora4j_engine_get_weight(e, "model.norm.weight", w.data(), 16),
-         LORA4J_ESTATE, "model.norm.weight");
+  {
+    // a weight that is not finite: refused by name and element (row and column of a matrix), in
+    // each float dtype, and nothing set (the forward still names the weight as missing)
+    std::vector<float> f(37 * 16, 0.01f);
+    f[size_t(3 * 16 + 5)] = std::numeric_limits<float>::quiet_NaN();
+    expect(
+        "set_weight: a NaN (f32)",
+        lora4j_engine_set_weight(e, "lm_head.weight", LORA4J_DTYPE_F32, f.data(), 37 * 16),
+        LORA4J_EINVAL,
+        "'lm_head.weight' holds a value that is not finite (NaN) at element 53 (row 3, column 5)");
+    std::vector<uint16_t> h(37 * 16, 0x3F80);  // 1.0 in bf16
+    h[size_t(36 * 16 + 15)] = 0xFF80;          // -inf in bf16
+    expect("set_weight: an infinity (bf16)",
+           lora4j_engine_set_weight(e, "lm_head.weight", LORA4J_DTYPE_BF16, h.data(), 37 * 16),
+           LORA4J_EINVAL, "not finite (infinite) at element 591 (row 36, column 15)");
+    std::vector<uint16_t> n16(16, 0x3C00);  // 1.0 in fp16
+    n16[7] = 0x7E00;                        // NaN in fp16
+    expect("set_weight: a NaN (f16, a norm: element only)",
+           lora4j_engine_set_weight(e, "model.norm.weight", LORA4J_DTYPE_F16, n16.data(), 16),
+           LORA4J_EINVAL,
+           "'model.norm.weight' holds a value that is not finite (NaN) at element 7");
+    n16[7] = 0x7BFF;  // fp16's largest finite value: accepted
+    expect_ok("set_weight: fp16's largest value",
+              lora4j_engine_set_weight(e, "model.norm.weight", LORA4J_DTYPE_F16, n16.data(), 16));
+  }
+  expect("get_weight: not set yet",
+         lora4j_engine_get_weight(e, "model.layers.0.input_layernorm.weight", w.data(), 16),
+         LORA4J_ESTATE, "model.layers.0.input_layernorm.weight");
   testutil::Rng rng(5);
   auto all = weight_list(cfg);
   for (size_t i = 0; i + 1 < all.size(); ++i) {
@@ -339,6 +365,21 @@ int main() {
   expect("lora_get: wrong numel", lora4j_lora_get(e, LORA4J_STATE_EXP_AVG_SQ, qa, a.data(), 33),
          LORA4J_EINVAL, "q_proj.lora_A");
   expect("optimizer_set_step: negative", lora4j_optimizer_set_step(e, -1), LORA4J_EINVAL, "step");
+  {
+    // a LoRA weight or AdamW moment that is not finite is refused by element (a gradient may be
+    // set so: "lora_set grad" below)
+    std::vector<float> bad(32, 0.1f);
+    bad[9] = std::numeric_limits<float>::infinity();
+    expect("lora_set: an infinite weight",
+           lora4j_lora_set(e, LORA4J_STATE_PARAM, qa, LORA4J_DTYPE_F32, bad.data(), 32),
+           LORA4J_EINVAL,
+           "LoRA weight '" + std::string(qa) +
+               "' holds a value that is not finite (infinite) at element 9");
+    bad[9] = std::numeric_limits<float>::quiet_NaN();
+    expect("lora_set: a NaN second moment",
+           lora4j_lora_set(e, LORA4J_STATE_EXP_AVG_SQ, qa, LORA4J_DTYPE_F32, bad.data(), 32),
+           LORA4J_EINVAL, "AdamW second moment");
+  }
   rng.fill(a, -0.2f, 0.2f);
   expect_ok("lora_set A",
             lora4j_lora_set(e, LORA4J_STATE_PARAM, qa, LORA4J_DTYPE_F32, a.data(), 32));

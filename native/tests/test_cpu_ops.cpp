@@ -357,6 +357,23 @@ void test_attention(ThreadPool* tp) {
           for (int64_t e = 0; e < H * D; ++e) ok = ok && out[(1 * S + 0) * H * D + e] == 0.0f;
           check_true(name + " query seeing no key: out 0, lse -inf", ok);
         }
+        {
+          // a query that is NaN (every score of its row NaN): its output and lse are NaN, not
+          // taken for a row that sees no key; the other heads' rows stay as they were
+          Vec qn = q, on(out.size()), ln(lse.size());
+          const int64_t i = 3, h = 1;
+          for (int64_t e = 0; e < D; ++e) qn[size_t(((0 * S + i) * H + h) * D + e)] = NAN;
+          attention_forward(tp, qn.data(), k.data(), v.data(), on.data(), ln.data(), m, B, S, H, KH,
+                            D);
+          bool nan = std::isnan(ln[size_t((0 * H + h) * S + i)]);
+          for (int64_t e = 0; e < D; ++e)
+            nan = nan && std::isnan(on[size_t(((0 * S + i) * H + h) * D + e)]);
+          bool same = true;
+          for (int64_t e = 0; e < D; ++e)
+            same = same && on[size_t(((0 * S + i) * H + 0) * D + e)] ==
+                               out[size_t(((0 * S + i) * H + 0) * D + e)];
+          check_true(name + " a NaN query: out and lse NaN, other heads unchanged", nan && same);
+        }
         auto L = [&] {
           Vec o2(q.size()), l2(lse.size());
           attention_forward(nullptr, q.data(), k.data(), v.data(), o2.data(), l2.data(), m, B, S, H,

@@ -3,6 +3,7 @@
 // code and a message, so nothing thrown in the core ever reaches the JVM.
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <mutex>
@@ -45,6 +46,43 @@ lora4j::Engine& eng(lora4j_engine* e) {
 
 using lora4j::nonnull;
 using lora4j::str;
+
+// The first of n values of a float dtype that is not finite (NaN or infinite), or -1 (also for a
+// dtype that is not LORA4J_DTYPE_*: the engine names that). Scanned in chunks whose test
+// vectorizes (an exponent of all ones), the chunk with one searched again for its index.
+template <class T, T kExp>
+int64_t first_nonfinite_bits(const T* p, int64_t n) {
+  constexpr int64_t kChunk = int64_t(1) << 14;
+  for (int64_t s = 0; s < n; s += kChunk) {
+    const int64_t e = std::min(n, s + kChunk);
+    unsigned bad = 0;
+    for (int64_t k = s; k < e; ++k) bad |= unsigned((p[k] & kExp) == kExp);
+    if (bad)
+      for (int64_t k = s; k < e; ++k)
+        if ((p[k] & kExp) == kExp) return k;
+  }
+  return -1;
+}
+int64_t first_nonfinite(int32_t dtype, const void* data, int64_t n) {
+  switch (dtype) {
+    case LORA4J_DTYPE_BF16:
+      return first_nonfinite_bits<uint16_t, 0x7F80u>(static_cast<const uint16_t*>(data), n);
+    case LORA4J_DTYPE_F16:
+      return first_nonfinite_bits<uint16_t, 0x7C00u>(static_cast<const uint16_t*>(data), n);
+    case LORA4J_DTYPE_F32:
+      return first_nonfinite_bits<uint32_t, 0x7F800000u>(static_cast<const uint32_t*>(data), n);
+    default:
+      return -1;
+  }
+}
+// "NaN" or "infinite", for value k of a float dtype that first_nonfinite found
+std::string nonfinite_kind(int32_t dtype, const void* data, int64_t k) {
+  uint32_t mant = 0;
+  if (dtype == LORA4J_DTYPE_BF16) mant = static_cast<const uint16_t*>(data)[k] & 0x7Fu;
+  if (dtype == LORA4J_DTYPE_F16) mant = static_cast<const uint16_t*>(data)[k] & 0x3FFu;
+  if (dtype == LORA4J_DTYPE_F32) mant = static_cast<const uint32_t*>(data)[k] & 0x7FFFFFu;
+  return mant ? "NaN" : "infinite";
+}
 
 // A prompt for decoding: 1..max_seq_len tokens, each in the vocabulary.
 void check_prompt(lora4j::Engine& e, const int32_t* prompt, int32_t length) {
@@ -178,7 +216,22 @@ int lora4j_engine_destroy(lora4j_engine* engine) {
 int lora4j_engine_set_weight(lora4j_engine* engine, const char* name, int32_t dtype,
                              const void* data, int64_t numel) {
   return guard("lora4j_engine_set_weight", [&] {
-    eng(engine).set_weight(str(name, "name"), dtype, nonnull(data, "data"), numel);
+    lora4j::Engine& e = eng(engine);
+    const std::string n = str(name, "name");
+    nonnull(data, "data");
+    // a weight that is not finite would reach the loss as NaN (or, in a query, a row of NaN
+    // scores), which the trainer's guard would blame on the data: refused here, by element
+    const int64_t bad = numel > 0 ? first_nonfinite(dtype, data, numel) : -1;
+    if (bad >= 0) {
+      std::string where = "element " + std::to_string(bad);
+      for (const lora4j::WeightSpec& w : lora4j::weight_specs(e.shape()))
+        if (w.name == n && w.ndim() == 2)
+          where += " (row " + std::to_string(bad / w.cols) + ", column " +
+                   std::to_string(bad % w.cols) + ")";
+      lora4j::fail(LORA4J_EINVAL, "weight '" + n + "' holds a value that is not finite (" +
+                                      nonfinite_kind(dtype, data, bad) + ") at " + where);
+    }
+    e.set_weight(n, dtype, data, numel);
   });
 }
 
@@ -263,7 +316,20 @@ int lora4j_lora_get(lora4j_engine* engine, int32_t kind, const char* name, float
 int lora4j_lora_set(lora4j_engine* engine, int32_t kind, const char* name, int32_t dtype,
                     const void* data, int64_t numel) {
   return guard("lora4j_lora_set", [&] {
-    eng(engine).lora_set(kind, str(name, "name"), dtype, nonnull(data, "data"), numel);
+    const std::string n = str(name, "name");
+    nonnull(data, "data");
+    // a weight or an AdamW moment that is not finite is refused by element; a gradient may be
+    // (a faulty worker's, which the robust aggregation and the optimizer's skip handle)
+    const char* what = kind == LORA4J_STATE_PARAM        ? "weight"
+                       : kind == LORA4J_STATE_EXP_AVG    ? "AdamW first moment"
+                       : kind == LORA4J_STATE_EXP_AVG_SQ ? "AdamW second moment"
+                                                         : nullptr;
+    const int64_t bad = what && numel > 0 ? first_nonfinite(dtype, data, numel) : -1;
+    if (bad >= 0)
+      lora4j::fail(LORA4J_EINVAL,
+                   std::string("LoRA ") + what + " '" + n + "' holds a value that is not finite (" +
+                       nonfinite_kind(dtype, data, bad) + ") at element " + std::to_string(bad));
+    eng(engine).lora_set(kind, n, dtype, data, numel);
   });
 }
 

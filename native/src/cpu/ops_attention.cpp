@@ -79,7 +79,9 @@ void attention_forward(ThreadPool* tp, const float* q, const float* k, const flo
           continue;
         }
         s[size_t(j)] = dot(qi, k + ((b * S + j) * KH + g) * D, D) * scale;
-        mx = std::max(mx, s[size_t(j)]);
+        // a NaN score becomes the max, so the row's output and lse are NaN (std::max would skip
+        // it, and a row of NaN scores would pass for one that sees no key: out 0)
+        if (!(s[size_t(j)] <= mx)) mx = s[size_t(j)];
       }
       if (mx == kNegInf) {  // sees no key
         lse[item] = kNegInf;

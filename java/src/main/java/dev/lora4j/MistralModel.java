@@ -15,6 +15,7 @@ import dev.lora4j.model.peft.LoraAdapter;
 import dev.lora4j.model.peft.LoraTarget;
 import dev.lora4j.nativ.Lora4jLibrary;
 import dev.lora4j.nativ.NativeEngine;
+import dev.lora4j.nativ.NativeException;
 import dev.lora4j.safetensors.Checkpoint;
 import dev.lora4j.safetensors.DType;
 import dev.lora4j.safetensors.SafetensorsException;
@@ -178,10 +179,16 @@ public final class MistralModel implements AutoCloseable {
     if (!Files.isDirectory(dir)) {
       throw new Lora4jException("model folder " + dir + " does not exist or is not a folder");
     }
+    if (!Files.isReadable(dir) || !Files.isExecutable(dir)) {
+      throw new Lora4jException(
+          "model folder " + dir + " cannot be read: permission denied (it needs read and execute)");
+    }
     Path cfgFile = dir.resolve("config.json");
     if (!Files.isRegularFile(cfgFile)) {
       throw new Lora4jException(
-          "model folder " + dir + " has no config.json: is it a Hugging Face model folder?");
+          Files.isSymbolicLink(cfgFile)
+              ? cfgFile + " is a symbolic link to a file that does not exist"
+              : "model folder " + dir + " has no config.json: is it a Hugging Face model folder?");
     }
     if (options.offloadCheckpoints() && options.recompute() == Recompute.NONE) {
       throw new IllegalArgumentException(
@@ -220,27 +227,53 @@ public final class MistralModel implements AutoCloseable {
             engine.setWeightNf4(name, Bnb4bit.read(ckpt, name, shapes.get(name)));
             nf4++;
           } else if (q.isNf4() && projections.contains(name)) {
+            float[] f = ckpt.readFloat(name);
+            requireFinite(ckpt, name, f, shapes.get(name));
             engine.setWeightNf4(
                 name,
                 Nf4.quantize(
-                    ckpt.readFloat(name),
-                    shapes.get(name),
-                    ckpt.dtype(name),
-                    q.blocksize(),
-                    q.doubleQuant()));
+                    f, shapes.get(name), ckpt.dtype(name), q.blocksize(), q.doubleQuant()));
             nf4++;
           } else {
-            engine.setWeight(
-                name,
-                nativeDtype(ckpt.dtype(name)),
-                ckpt.data(name),
-                ckpt.info(name).numElements());
+            try {
+              engine.setWeight(
+                  name,
+                  nativeDtype(ckpt.dtype(name)),
+                  ckpt.data(name),
+                  ckpt.info(name).numElements());
+            } catch (NativeException e) {
+              // the core refuses a weight that is not finite (naming it and the element): the
+              // file it came from is named here
+              throw new SafetensorsException(
+                  ckpt.fileOf(name).path()
+                      + ": "
+                      + e.getMessage().replaceFirst("^lora4j_engine_set_weight: ", ""),
+                  e);
+            }
           }
         }
         return new MistralModel(dir, config, device, engine, nf4);
       } catch (RuntimeException e) {
         engine.close();
         throw e;
+      }
+    }
+  }
+
+  /** Refuses a weight read into Java (to be quantized) that holds a NaN or an infinity. */
+  private static void requireFinite(Checkpoint ckpt, String name, float[] f, long[] shape) {
+    long cols = shape.length == 2 ? shape[1] : 1;
+    for (int i = 0; i < f.length; i++) {
+      if (!Float.isFinite(f[i])) {
+        throw new SafetensorsException(
+            ckpt.fileOf(name).path()
+                + ": weight '"
+                + name
+                + "' holds a value that is not finite ("
+                + (Float.isNaN(f[i]) ? "NaN" : "infinite")
+                + ") at element "
+                + i
+                + (shape.length == 2 ? " (row " + i / cols + ", column " + i % cols + ")" : ""));
       }
     }
   }
@@ -273,9 +306,28 @@ public final class MistralModel implements AutoCloseable {
     return checkWeights(c, ckpt, Set.of());
   }
 
+  private static final java.util.regex.Pattern LAYER_KEY =
+      java.util.regex.Pattern.compile("model\\.layers\\.(\\d{1,9})\\.");
+
   /** The same, leaving out the 4-bit weights (validated when read: {@link Bnb4bit#read}). */
   static Set<String> checkWeights(MistralConfig c, Checkpoint ckpt, Set<String> quantized) {
     Map<String, long[]> want = expectedWeights(c);
+    // a layer past config.json's count would be left out without a word (the model then runs
+    // with fewer layers than its weights hold): the config and the weights disagree
+    for (String name : ckpt.names()) {
+      java.util.regex.Matcher m = LAYER_KEY.matcher(name);
+      if (m.lookingAt() && Long.parseLong(m.group(1)) >= c.numHiddenLayers()) {
+        throw new SafetensorsException(
+            ckpt.fileOf(name).path()
+                + ": tensor "
+                + name
+                + " belongs to layer "
+                + m.group(1)
+                + ", but config.json's num_hidden_layers is "
+                + c.numHiddenLayers()
+                + ": the config and the weights disagree");
+      }
+    }
     for (Map.Entry<String, long[]> e : want.entrySet()) {
       String name = e.getKey();
       if (quantized.contains(name)) continue;

@@ -1,7 +1,12 @@
 package dev.lora4j;
 
+import dev.lora4j.safetensors.SafetensorsFile;
+import dev.lora4j.safetensors.SafetensorsWriter;
+import dev.lora4j.safetensors.TensorInfo;
+import java.io.IOException;
 import java.net.URISyntaxException;
 import java.net.URL;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 
@@ -24,6 +29,33 @@ public final class Fixtures {
     } catch (URISyntaxException e) {
       throw new IllegalStateException(e);
     }
+  }
+
+  /** The small model the repository ships (examples/models/tiny-mistral), from java/. */
+  public static final Path TINY_MISTRAL = Path.of("../examples/models/tiny-mistral");
+
+  /**
+   * Copies tiny-mistral's config, tokenizer and weights into dir, leaving out one tensor or making
+   * element 17 of one a NaN.
+   *
+   * @param drop a tensor to leave out, or null
+   * @param poison a tensor to give a NaN, or null
+   */
+  public static void copyTinyMistral(Path dir, String drop, String poison) throws IOException {
+    Files.createDirectories(dir);
+    for (String f : List.of("config.json", "tokenizer.json", "tokenizer_config.json")) {
+      Files.copy(TINY_MISTRAL.resolve(f), dir.resolve(f));
+    }
+    SafetensorsWriter w = new SafetensorsWriter();
+    try (SafetensorsFile st = SafetensorsFile.open(TINY_MISTRAL.resolve("model.safetensors"))) {
+      for (TensorInfo t : st.tensors()) {
+        if (t.name().equals(drop)) continue;
+        float[] v = st.readFloat(t.name());
+        if (t.name().equals(poison)) v[17] = Float.NaN;
+        w.addFloats(t.name(), t.dtype(), t.shape(), v);
+      }
+    }
+    w.write(dir.resolve("model.safetensors"));
   }
 
   /**

@@ -2,10 +2,12 @@ package dev.lora4j;
 
 import static org.junit.jupiter.api.Assertions.*;
 
+import dev.lora4j.model.peft.LoraAdapter;
 import dev.lora4j.nativ.NativeException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -37,6 +39,72 @@ class ModelErrorsTest {
     // The JVM goes on: a good model still loads.
     try (MistralModel ok = MistralModel.load(REF.resolve("tiny/model"), Device.cpu())) {
       assertEquals(512, ok.config().vocabSize());
+    }
+  }
+
+  @Test
+  void weightsThatDisagreeWithTheirConfigOrAreNotFinite(@TempDir Path tmp) throws Exception {
+    // a NaN in a weight: refused when loading, naming the file, the tensor and the element (it
+    // reached the loss as NaN, or, in a query, was hidden as a row that sees no key)
+    Path nan = tmp.resolve("nan");
+    Fixtures.copyTinyMistral(nan, null, "model.layers.1.self_attn.q_proj.weight");
+    for (Quantization q : List.of(Quantization.none(), Quantization.nf4())) {
+      var e =
+          assertThrows(
+              Lora4jException.class, () -> MistralModel.load(nan, Device.cpu(), q).close());
+      assertTrue(
+          e.getMessage().contains(nan.resolve("model.safetensors").toString())
+              && e.getMessage()
+                  .contains(
+                      "'model.layers.1.self_attn.q_proj.weight' holds a value that is not finite"
+                          + " (NaN) at element 17 (row 0, column 17)"),
+          q + ": " + e.getMessage());
+    }
+    // weights of a layer that config.json does not count: refused, not left out
+    Path fewer = tmp.resolve("fewer");
+    Fixtures.copyTinyMistral(fewer, null, null);
+    Files.writeString(
+        fewer.resolve("config.json"),
+        Files.readString(fewer.resolve("config.json"))
+            .replace("\"num_hidden_layers\": 4", "\"num_hidden_layers\": 3"));
+    var e2 = assertThrows(Lora4jException.class, () -> MistralModel.load(fewer, Device.cpu()));
+    assertTrue(
+        e2.getMessage().contains("model.layers.3.")
+            && e2.getMessage().contains("num_hidden_layers is 3"),
+        e2.getMessage());
+    // model.safetensors beside an index: the single file is the checkpoint, as Hugging Face's
+    // from_pretrained takes it (here the index names a shard that is not there)
+    Path both = tmp.resolve("both");
+    Fixtures.copyTinyMistral(both, null, null);
+    Files.writeString(
+        both.resolve("model.safetensors.index.json"),
+        "{\"metadata\": {}, \"weight_map\": {\"lm_head.weight\":"
+            + " \"model-00001-of-00002.safetensors\"}}");
+    try (MistralModel m = MistralModel.load(both, Device.cpu())) {
+      assertEquals(4, m.config().numHiddenLayers());
+    }
+    // config.json a link to nothing: said so
+    Path dangling = tmp.resolve("dangling");
+    Fixtures.copyTinyMistral(dangling, null, null);
+    Files.delete(dangling.resolve("config.json"));
+    Files.createSymbolicLink(dangling.resolve("config.json"), tmp.resolve("gone.json"));
+    var e3 = assertThrows(Lora4jException.class, () -> MistralModel.load(dangling, Device.cpu()));
+    assertTrue(e3.getMessage().contains("symbolic link"), e3.getMessage());
+  }
+
+  @Test
+  void adapterWithANonFiniteValueIsRefusedAndNothingAttached(@TempDir Path tmp) {
+    try (MistralModel m = MistralModel.load(REF.resolve("tiny/model"), Device.cpu())) {
+      LoraAdapter a = LoraAdapter.read(REF.resolve("tiny/adapter_trained"));
+      String key = a.weights().keySet().iterator().next();
+      LoraAdapter.Weight w = a.weight(key);
+      w.values()[w.cols() + 2] = Float.POSITIVE_INFINITY;
+      var e = assertThrows(Lora4jException.class, () -> m.attachAdapter(a));
+      assertTrue(
+          e.getMessage().contains(key)
+              && e.getMessage().contains("not finite (Infinity) at row 1, column 2"),
+          e.getMessage());
+      assertNull(m.adapterConfig());
     }
   }
 

@@ -54,22 +54,31 @@ public final class Checkpoint implements AutoCloseable {
   /**
    * Opens the weights of a model folder.
    *
-   * @param dir folder holding {@code model.safetensors.index.json} (preferred when both exist) or
-   *     {@code model.safetensors}
+   * @param dir folder holding {@code model.safetensors} (taken when both exist, as Hugging Face's
+   *     {@code from_pretrained} takes it) or {@code model.safetensors.index.json} and its shards
    * @return the open checkpoint; close it when done
    * @throws SafetensorsException when the folder, the index or a shard is missing or invalid
    */
   public static Checkpoint open(Path dir) {
-    Path idx = dir.resolve(INDEX_FILE);
-    if (Files.isRegularFile(idx)) {
-      return openSharded(dir, idx);
-    }
     Path single = dir.resolve(SINGLE_FILE);
+    Path idx = dir.resolve(INDEX_FILE);
     if (Files.isRegularFile(single)) {
       SafetensorsFile f = SafetensorsFile.open(single);
       Map<String, SafetensorsFile> map = new LinkedHashMap<>();
       for (String n : f.names()) map.put(n, f);
       return new Checkpoint(dir, null, Collections.unmodifiableMap(map), List.of(f));
+    }
+    if (Files.isRegularFile(idx)) {
+      return openSharded(dir, idx);
+    }
+    for (Path p : List.of(single, idx)) {
+      // there but not a readable file: say what it is rather than that it is missing
+      if (Files.isSymbolicLink(p) && !Files.exists(p)) {
+        throw new SafetensorsException(p + " is a symbolic link to a file that does not exist");
+      }
+      if (Files.isDirectory(p)) {
+        throw new SafetensorsException(p + " is a folder, not a file");
+      }
     }
     throw new SafetensorsException(
         dir

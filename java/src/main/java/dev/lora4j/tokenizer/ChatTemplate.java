@@ -114,7 +114,11 @@ public final class ChatTemplate {
     if (source == null) {
       throw new Lora4jException(tokenizerConfigJson + " has no chat_template");
     }
-    return new ChatTemplate(source, specialTokens(config));
+    try {
+      return new ChatTemplate(source, specialTokens(config));
+    } catch (ChatTemplateException e) {
+      throw new ChatTemplateException(tokenizerConfigJson + ": chat_template: " + e.getMessage());
+    }
   }
 
   /**
@@ -132,8 +136,13 @@ public final class ChatTemplate {
     if (Files.isRegularFile(jinja)) {
       try {
         String src = Files.readString(jinja, StandardCharsets.UTF_8);
-        return new ChatTemplate(
-            src, Files.isRegularFile(config) ? specialTokens(readConfig(config)) : Map.of());
+        Map<String, String> special =
+            Files.isRegularFile(config) ? specialTokens(readConfig(config)) : Map.of();
+        try {
+          return new ChatTemplate(src, special);
+        } catch (ChatTemplateException e) {
+          throw new ChatTemplateException(jinja + ": " + e.getMessage());
+        }
       } catch (IOException e) {
         throw new Lora4jException("cannot read " + jinja + ": " + e.getMessage(), e);
       }

@@ -192,6 +192,14 @@ public final class Tokenizer {
 
   private Tokenizer(JsonNode root, JsonNode config, boolean splitWords) {
     JsonNode model = root.path("model");
+    if (!model.isObject()) {
+      throw new Lora4jException(
+          "has no \"model\" section (the tokenizer's type, vocab and merges): is it a Hugging"
+              + " Face tokenizer.json?");
+    }
+    if (!model.path("vocab").isObject() || model.path("vocab").isEmpty()) {
+      throw new Lora4jException("its \"model\" section has no \"vocab\" (an object of tokens)");
+    }
     String type = model.path("type").asText("BPE");
     if (!type.equals("BPE")) {
       throw new Lora4jException("unsupported tokenizer model type '" + type + "' (only BPE)");

@@ -2,6 +2,7 @@ package dev.lora4j.gguf;
 
 import static org.junit.jupiter.api.Assertions.*;
 
+import dev.lora4j.Fixtures;
 import dev.lora4j.Lora4jException;
 import dev.lora4j.cli.Main;
 import dev.lora4j.model.MergedExport;
@@ -10,8 +11,6 @@ import dev.lora4j.model.peft.LoraAdapter;
 import dev.lora4j.model.peft.LoraTarget;
 import dev.lora4j.safetensors.DType;
 import dev.lora4j.safetensors.SafetensorsFile;
-import dev.lora4j.safetensors.SafetensorsWriter;
-import dev.lora4j.safetensors.TensorInfo;
 import dev.lora4j.tokenizer.ChatTemplate;
 import dev.lora4j.tokenizer.Tokenizer;
 import java.io.ByteArrayOutputStream;
@@ -492,24 +491,7 @@ class GgufExportTest {
 
   /** Copies tiny-mistral, leaving out one tensor or making one hold a NaN. */
   static void copyModel(Path dir, String drop, String poison) throws Exception {
-    Files.createDirectories(dir);
-    for (String f : List.of("config.json", "tokenizer.json", "tokenizer_config.json")) {
-      Files.copy(MODEL.resolve(f), dir.resolve(f));
-    }
-    SafetensorsWriter w = new SafetensorsWriter();
-    try (SafetensorsFile st = SafetensorsFile.open(MODEL.resolve("model.safetensors"))) {
-      for (TensorInfo t : st.tensors()) {
-        if (t.name().equals(drop)) continue;
-        if (t.name().equals(poison)) {
-          float[] v = st.readFloat(t.name());
-          v[17] = Float.NaN;
-          w.addFloats(t.name(), t.dtype(), t.shape(), v);
-        } else {
-          w.addFloats(t.name(), t.dtype(), t.shape(), st.readFloat(t.name()));
-        }
-      }
-    }
-    w.write(dir.resolve("model.safetensors"));
+    Fixtures.copyTinyMistral(dir, drop, poison);
   }
 
   @Test

@@ -222,6 +222,19 @@ class ChatTemplateTest {
   }
 
   @Test
+  void aTemplateThatDoesNotParseNamesItsFileAndKey(@TempDir Path tmp) throws IOException {
+    Path cfg = tmp.resolve("tokenizer_config.json");
+    Files.writeString(cfg, "{\"chat_template\": \"{% for m in messages %}{{ m.content }}\"}");
+    var e = assertThrows(ChatTemplateException.class, () -> ChatTemplate.fromModelDir(tmp));
+    assertTrue(
+        e.getMessage().startsWith(cfg + ": chat_template: template syntax error"), e.getMessage());
+    Path jinja = tmp.resolve("chat_template.jinja");
+    Files.writeString(jinja, "{% if x %}");
+    var e2 = assertThrows(ChatTemplateException.class, () -> ChatTemplate.fromModelDir(tmp));
+    assertTrue(e2.getMessage().startsWith(jinja + ": template syntax error"), e2.getMessage());
+  }
+
+  @Test
   void templateListPicksDefault(@TempDir Path tmp) throws IOException {
     Path cfg = tmp.resolve("tokenizer_config.json");
     Files.writeString(

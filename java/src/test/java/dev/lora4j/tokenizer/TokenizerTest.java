@@ -236,4 +236,21 @@ class TokenizerTest {
     assertEquals(text, tok.decode(whole, true));
     assertTrue(tokens / s1 > 100_000, "too slow: " + tokens / s1 + " tokens/s");
   }
+
+  @Test
+  void aTokenizerFileWithoutItsModelSectionIsNamed(@org.junit.jupiter.api.io.TempDir Path tmp)
+      throws IOException {
+    ObjectMapper json = new ObjectMapper();
+    com.fasterxml.jackson.databind.node.ObjectNode root =
+        (com.fasterxml.jackson.databind.node.ObjectNode)
+            json.readTree(DIR.resolve("tokenizer.json").toFile());
+    root.remove("model");
+    Path file = tmp.resolve("tokenizer.json");
+    json.writeValue(file.toFile(), root);
+    var e = assertThrows(dev.lora4j.Lora4jException.class, () -> Tokenizer.fromFile(file));
+    assertTrue(e.getMessage().startsWith(file + ": has no \"model\" section"), e.getMessage());
+    Files.writeString(file, "{\"model\": {\"type\": \"BPE\", \"vocab\": {}, \"merges\": []}}");
+    var e2 = assertThrows(dev.lora4j.Lora4jException.class, () -> Tokenizer.fromFile(file));
+    assertTrue(e2.getMessage().contains("no \"vocab\""), e2.getMessage());
+  }
 }

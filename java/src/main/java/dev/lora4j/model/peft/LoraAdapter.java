@@ -224,11 +224,11 @@ public final class LoraAdapter {
 
   /**
    * Checks the adapter against a model: for every layer and every target in the config, lora_A is
-   * {@code [r, in]} and lora_B is {@code [out, r]}; no other tensor is present.
+   * {@code [r, in]} and lora_B is {@code [out, r]}, every value finite; no other tensor is present.
    *
    * @param model the base model's config
    * @throws AdapterException naming the adapter file and the first tensor that is missing,
-   *     unexpected or of the wrong shape
+   *     unexpected, of the wrong shape or holding a NaN or an infinity (with its row and column)
    */
   public void validate(MistralConfig model) {
     Set<LoraTarget> targets = config.targets();
@@ -289,6 +289,21 @@ public final class LoraAdapter {
               + ", "
               + cols
               + "]");
+    }
+    float[] v = w.values();
+    for (int i = 0; i < v.length; i++) {
+      if (!Float.isFinite(v[i])) {
+        throw new AdapterException(
+            source
+                + ": tensor '"
+                + key
+                + "' holds a value that is not finite ("
+                + v[i]
+                + ") at row "
+                + i / cols
+                + ", column "
+                + i % cols);
+      }
     }
   }
 
