@@ -36,8 +36,21 @@ import java.util.function.LongPredicate;
  * when the reader reaches it).
  */
 final class JsonlReader implements ExampleStream {
+  /**
+   * A line's parser: a key given twice is an error (the earlier value would be lost without a
+   * word), and a string may be as long as a Java string can be (Jackson's default limit, 20 M
+   * characters, refused a long text as malformed; its tokens are cut to the sequence length).
+   */
   static final ObjectMapper JSON =
-      new ObjectMapper().enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
+      new ObjectMapper(
+              com.fasterxml.jackson.core.JsonFactory.builder()
+                  .streamReadConstraints(
+                      com.fasterxml.jackson.core.StreamReadConstraints.builder()
+                          .maxStringLength(Integer.MAX_VALUE)
+                          .build())
+                  .enable(com.fasterxml.jackson.core.StreamReadFeature.STRICT_DUPLICATE_DETECTION)
+                  .build())
+          .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
 
   private final Path file;
   private final String name;

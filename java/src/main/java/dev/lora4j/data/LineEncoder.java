@@ -67,6 +67,7 @@ final class LineEncoder {
               + source
               + ")");
     }
+    nearMisses(line, format);
     return switch (format) {
       case TEXT -> textExample(string(line, "text", true), source);
       case PROMPT_COMPLETION ->
@@ -185,7 +186,71 @@ final class LineEncoder {
       return null;
     }
     if (!v.isTextual()) throw new BadLine("field '" + name + "' must be a string, got " + kind(v));
-    return v.textValue();
+    String t = v.textValue();
+    // a \\uD800-style escape without its pair is no character (it would be encoded as '?')
+    for (int i = 0; i < t.length(); i++) {
+      char c = t.charAt(i);
+      if (Character.isHighSurrogate(c)
+          && i + 1 < t.length()
+          && Character.isLowSurrogate(t.charAt(i + 1))) {
+        i++;
+      } else if (Character.isSurrogate(c)) {
+        throw new BadLine(
+            String.format(
+                "field '%s' holds an unpaired UTF-16 surrogate (\\u%04X) at character %d: not text",
+                name, (int) c, i));
+      }
+    }
+    return t;
+  }
+
+  /**
+   * Refuses a key one letter or a plural away from an optional key of the format (or differing only
+   * in case), which would otherwise be ignored as an unknown key without a word: "label" for
+   * "labels" drops the -100 masking, "inputs" for "input" the Alpaca input. Other unknown keys
+   * (ids, sources, metadata) are ignored.
+   */
+  private static void nearMisses(JsonNode line, DataFormat format) throws BadLine {
+    for (java.util.Iterator<String> it = line.fieldNames(); it.hasNext(); ) {
+      String k = it.next();
+      if (format.requiredKeys().contains(k) || format.optionalKeys().contains(k)) continue;
+      for (String want : format.optionalKeys()) {
+        if (near(k, want)) {
+          throw new BadLine(
+              "unknown key '"
+                  + k
+                  + "': did you mean '"
+                  + want
+                  + "'? (the "
+                  + format.name().toLowerCase(java.util.Locale.ROOT)
+                  + " format's optional key; an unknown key is otherwise ignored)");
+        }
+      }
+    }
+  }
+
+  /** Equal but for case, or one edit apart (a letter added, dropped or changed). */
+  static boolean near(String a, String b) {
+    if (a.equalsIgnoreCase(b)) return true;
+    a = a.toLowerCase(java.util.Locale.ROOT);
+    b = b.toLowerCase(java.util.Locale.ROOT);
+    if (Math.abs(a.length() - b.length()) > 1 || Math.min(a.length(), b.length()) < 3) return false;
+    int i = 0, j = 0, edits = 0;
+    while (i < a.length() && j < b.length()) {
+      if (a.charAt(i) == b.charAt(j)) {
+        i++;
+        j++;
+        continue;
+      }
+      if (++edits > 1) return false;
+      if (a.length() > b.length()) i++;
+      else if (a.length() < b.length()) j++;
+      else {
+        i++;
+        j++;
+      }
+    }
+    return edits + (a.length() - i) + (b.length() - j) <= 1;
   }
 
   static String kind(JsonNode v) {

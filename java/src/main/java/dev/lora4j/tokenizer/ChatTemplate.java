@@ -280,6 +280,16 @@ public final class ChatTemplate {
         message[t] = lastMessage;
         train[t] = true;
         lastMessage = -1;
+      } else if (ids.get(t) == eos
+          && lastMessage >= 0
+          && lastMessage + 1 < messages.size()
+          && messages.get(lastMessage + 1).role().equals("assistant")
+          && messages.get(lastMessage + 1).content().isEmpty()) {
+        // an empty assistant turn leaves no token of its own: the eos after the message before
+        // it closes that turn, and counts as every assistant turn's closing eos does
+        message[t] = lastMessage + 1;
+        train[t] = true;
+        lastMessage = -1;
       } else {
         message[t] = -1;
       }

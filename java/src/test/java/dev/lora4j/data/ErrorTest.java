@@ -51,6 +51,62 @@ class ErrorTest {
   }
 
   @Test
+  void keysGivenTwiceMisspeltOrHoldingNoTextAreNamed() {
+    // a key given twice: the earlier value would be lost without a word
+    says(
+        fails(
+            cfg().build(), "dup.jsonl", "{\"text\": \"a\"}", "{\"text\": \"a\", \"text\": \"b\"}"),
+        "dup.jsonl:2",
+        "Duplicate field 'text'");
+    // one letter away from an optional key: it would be ignored (the labels' -100 masking, or the
+    // Alpaca input, dropped)
+    says(
+        fails(
+            cfg().build(),
+            "label.jsonl",
+            "{\"input_ids\": [1, 2, 3]}",
+            "{\"input_ids\": [1, 2, 3], \"label\": [-100, 2, 3]}"),
+        "label.jsonl:2",
+        "unknown key 'label': did you mean 'labels'?");
+    says(
+        fails(
+            cfg().build(),
+            "inputs.jsonl",
+            "{\"instruction\": \"a\", \"Inputs\": \"3\", \"output\": \"b\"}"),
+        "inputs.jsonl:1",
+        "did you mean 'input'?");
+    // other unknown keys are ignored
+    assertEquals(
+        1,
+        readAll(
+                open(
+                    write(
+                        dir,
+                        "extra.jsonl",
+                        "{\"text\": \"a\", \"id\": 7, \"source\": \"x\", \"meta\": {}}"),
+                    cfg().build()))
+            .size());
+    // a lone surrogate escape is no text
+    says(
+        fails(
+            cfg().build(),
+            "sur.jsonl",
+            "{\"text\": \"ok \\ud83d\\ude00\"}",
+            "{\"text\": \"bad \\ud800 here\"}"),
+        "sur.jsonl:2",
+        "field 'text' holds an unpaired UTF-16 surrogate (\\uD800) at character 4");
+  }
+
+  @Test
+  void aLongLineIsReadAndCut() {
+    // longer than Jackson's default string limit (20 M characters): read, then cut to the length
+    String big = "x ".repeat(10_500_000);
+    List<TokenizedExample> got =
+        readAll(open(write(dir, "big.jsonl", "{\"text\": \"" + big + "\"}"), cfg().build()));
+    assertEquals(1, got.size());
+  }
+
+  @Test
   void missingFieldNamesIt() {
     says(
         fails(

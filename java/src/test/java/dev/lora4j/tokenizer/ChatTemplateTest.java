@@ -184,6 +184,29 @@ class ChatTemplateTest {
   }
 
   @Test
+  void anEmptyAssistantTurnsClosingEosCounts() {
+    EncodedChat enc =
+        mistral.encode(
+            List.of(
+                ChatMessage.user("hi"),
+                ChatMessage.assistant(""),
+                ChatMessage.user("again"),
+                ChatMessage.assistant("ok")),
+            false,
+            tok);
+    int[] ids = enc.ids();
+    List<Integer> eos = new ArrayList<>();
+    for (int t = 0; t < ids.length; t++) if (ids[t] == 2) eos.add(t);
+    assertEquals(2, eos.size(), Arrays.toString(ids));
+    assertEquals(1, enc.messageIndex(eos.get(0)));
+    assertTrue(enc.trainMask()[eos.get(0)], "the first turn's </s>");
+    assertEquals(3, enc.messageIndex(eos.get(1)));
+    assertTrue(enc.trainMask()[eos.get(1)]);
+    // nothing else of the first exchange counts
+    for (int t = 0; t < eos.get(0); t++) assertFalse(enc.trainMask()[t], "token " + t);
+  }
+
+  @Test
   void rolesMustAlternate() {
     ChatTemplateException e =
         assertThrows(
