@@ -39,9 +39,16 @@ public final class RunFolder {
         || name.equals(REJECTED + ".tmp")
         || name.startsWith(".adapter.partial-")
         || name.startsWith(".adapter.old-")
-        || name.startsWith(CheckpointStore.PREFIX)
-        || name.startsWith(".tmp-" + CheckpointStore.PREFIX);
+        || CHECKPOINT.matcher(name).matches();
   }
+
+  /**
+   * A checkpoint folder's name as the run writes it, complete or being written: "checkpoint-" and
+   * digits only, so a user's "checkpoint-best" or "checkpoint-4.bak" beside the run is not taken
+   * for one (nor deleted with the run's files).
+   */
+  private static final java.util.regex.Pattern CHECKPOINT =
+      java.util.regex.Pattern.compile("(\\.tmp-)?" + CheckpointStore.PREFIX + "\\d+");
 
   /**
    * Keeps the first {@code lines} lines of the output folder's {@code rejected.jsonl}: a resumed

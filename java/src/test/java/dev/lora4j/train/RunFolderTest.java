@@ -74,6 +74,28 @@ class RunFolderTest {
   }
 
   @Test
+  void aUsersFilesNamedLikeCheckpointsAreNotTheRuns(@TempDir Path tmp) throws Exception {
+    Path out = Files.createDirectories(tmp.resolve("out"));
+    Files.createDirectories(out.resolve("checkpoint-best"));
+    Files.writeString(out.resolve("checkpoint-notes.txt"), "mine");
+    Files.createDirectories(out.resolve("checkpoint-4.bak"));
+    // not an earlier run: nothing of the run's own is there
+    assertEquals(List.of(), RunFolder.runFiles(out));
+    Files.createDirectories(out.resolve("checkpoint-8"));
+    Files.createDirectories(out.resolve(".tmp-checkpoint-12"));
+    assertEquals(
+        List.of(out.resolve(".tmp-checkpoint-12"), out.resolve("checkpoint-8")),
+        RunFolder.runFiles(out));
+    // overwriting deletes the run's checkpoints only
+    RunFolder.prepare(out, MODEL, null, List.of(), false, true);
+    try (Stream<Path> s = Files.list(out)) {
+      assertEquals(
+          List.of("checkpoint-4.bak", "checkpoint-best", "checkpoint-notes.txt"),
+          s.map(p -> p.getFileName().toString()).sorted().toList());
+    }
+  }
+
+  @Test
   void anEarlierRunsRejectedBatchesAreItsFiles(@TempDir Path tmp) throws Exception {
     Path d = TrainerTest.data(tmp, 16, 1);
     Path out = Files.createDirectories(tmp.resolve("out"));
