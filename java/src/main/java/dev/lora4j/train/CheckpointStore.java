@@ -9,6 +9,7 @@ import dev.lora4j.MistralModel;
 import dev.lora4j.OptimizerState;
 import dev.lora4j.TrainingListener;
 import dev.lora4j.data.DataPosition;
+import dev.lora4j.io.JsonErrors;
 import dev.lora4j.model.peft.LoraAdapter;
 import dev.lora4j.safetensors.DType;
 import dev.lora4j.safetensors.SafetensorsFile;
@@ -158,11 +159,41 @@ public final class CheckpointStore {
 
   /** The trainer state of a checkpoint. */
   public static TrainerState readState(Path dir) {
+    Path f = dir.resolve("trainer_state.json");
     try {
-      return parseState(Files.readString(dir.resolve("trainer_state.json")));
-    } catch (IOException | RuntimeException e) {
-      throw new Lora4jException("cannot read " + dir.resolve("trainer_state.json") + ": " + e, e);
+      return parseState(Files.readString(f));
+    } catch (BadState e) {
+      throw new Lora4jException(f + ": " + e.getMessage(), e);
+    } catch (IOException e) {
+      throw new Lora4jException("cannot read " + f + ": " + JsonErrors.describe(e), e);
+    } catch (RuntimeException e) {
+      throw new Lora4jException("cannot read " + f + ": " + e, e);
     }
+  }
+
+  /** A trainer state whose key is missing, of another type or out of range: the key named. */
+  static final class BadState extends IOException {
+    private static final long serialVersionUID = 1L;
+
+    BadState(String message) {
+      super(message);
+    }
+  }
+
+  /** The whole number at key of obj, at least min (where what names the key in messages). */
+  private static long whole(JsonNode obj, String key, long min, String what) throws BadState {
+    JsonNode v = obj == null ? null : obj.get(key);
+    if (v == null || !v.isIntegralNumber() || !v.canConvertToLong()) {
+      throw new BadState(
+          "key '"
+              + what
+              + "' must be a whole number, got "
+              + (v == null ? "nothing (the key is missing)" : v.toString()));
+    }
+    if (v.longValue() < min) {
+      throw new BadState("key '" + what + "' must be at least " + min + ", got " + v.longValue());
+    }
+    return v.longValue();
   }
 
   /**
@@ -307,9 +338,34 @@ public final class CheckpointStore {
 
   static TrainerState parseState(String json) throws IOException {
     JsonNode n = JSON.readTree(json);
+    if (n == null || !n.isObject()) throw new BadState("not a JSON object");
+    // the keys that place the run: checked by name (a step read as 0 from a string restarted the
+    // run over its own checkpoints; a negative one failed later on a setting never given)
+    long step = whole(n, "step", 0, "step");
+    long total = whole(n, "total_steps", 1, "total_steps");
+    if (step > total) {
+      throw new BadState("key 'step' is " + step + ", past key 'total_steps' (" + total + ")");
+    }
+    JsonNode p = n.get("data_position");
+    if (p == null || !p.isObject()) {
+      throw new BadState("key 'data_position' must be an object with 'epoch' and 'examples'");
+    }
+    DataPosition at =
+        new DataPosition(
+            (int) Math.min(Integer.MAX_VALUE, whole(p, "epoch", 0, "data_position.epoch")),
+            whole(p, "examples", 0, "data_position.examples"));
+    long skipped = whole(n, "skipped_steps", 0, "skipped_steps");
+    JsonNode gh = n.path("guard_history");
+    if (!gh.isMissingNode() && !gh.isArray()) {
+      throw new BadState("key 'guard_history' must be an array of [mean, deviation] pairs");
+    }
     List<double[]> g = new ArrayList<>();
-    for (JsonNode h : n.path("guard_history"))
+    for (JsonNode h : gh) {
+      if (!h.isArray() || h.size() != 2 || !h.get(0).isNumber() || !h.get(1).isNumber()) {
+        throw new BadState("key 'guard_history' must be an array of [mean, deviation] pairs");
+      }
       g.add(new double[] {h.get(0).asDouble(), h.get(1).asDouble()});
+    }
     List<TrainingListener.Evaluation> ev = new ArrayList<>();
     for (JsonNode e : n.path("evaluations")) {
       ev.add(
@@ -322,12 +378,11 @@ public final class CheckpointStore {
               number(e, "base_general_loss"),
               e.path("general_tokens").asLong(0)));
     }
-    JsonNode p = n.get("data_position");
     return new TrainerState(
-        n.get("step").asLong(),
-        n.get("total_steps").asLong(),
-        new DataPosition(p.get("epoch").asInt(), p.get("examples").asLong()),
-        n.get("skipped_steps").asLong(),
+        step,
+        total,
+        at,
+        skipped,
         g,
         n.path("guard_rejections").asInt(),
         ev,

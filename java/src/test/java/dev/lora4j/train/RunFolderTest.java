@@ -14,6 +14,7 @@ import dev.lora4j.MistralModel;
 import dev.lora4j.TrainingConfig;
 import dev.lora4j.TrainingResult;
 import dev.lora4j.model.MergedExport;
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -71,6 +72,50 @@ class RunFolderTest {
               m, Dataset.jsonl(d), c.toBuilder().overwriteOutput(true).build(), List.of());
       assertEquals(2, r.steps());
     }
+  }
+
+  @Test
+  void aTrainerStateThatDoesNotPlaceTheRunNamesItsKey(@TempDir Path tmp) throws Exception {
+    TrainerState ok =
+        new TrainerState(
+            8,
+            12,
+            new dev.lora4j.data.DataPosition(0, 16),
+            0,
+            List.of(new double[] {1.5, 0.25}),
+            0,
+            List.of(),
+            List.of(),
+            0);
+    String json = CheckpointStore.stateJson(ok, null);
+    assertEquals(8, CheckpointStore.parseState(json).step());
+    Map<String, String> bad = new java.util.LinkedHashMap<>();
+    bad.put("\"step\" : \"eight\"", "key 'step' must be a whole number, got \"eight\"");
+    bad.put("\"step\" : null", "key 'step' must be a whole number, got null");
+    bad.put("\"step\" : 50", "key 'step' is 50, past key 'total_steps' (12)");
+    bad.put("\"step\" : -3", "key 'step' must be at least 0, got -3");
+    bad.put("\"step\" : 8.7", "key 'step' must be a whole number, got 8.7");
+    for (Map.Entry<String, String> e : bad.entrySet()) {
+      String broken =
+          json.replaceFirst("\"step\" : 8", java.util.regex.Matcher.quoteReplacement(e.getKey()));
+      assertNotEquals(json, broken);
+      Path dir = Files.createDirectories(tmp.resolve("c" + Math.abs(e.getKey().hashCode())));
+      Files.writeString(dir.resolve("trainer_state.json"), broken);
+      Lora4jException x = assertThrows(Lora4jException.class, () -> CheckpointStore.readState(dir));
+      assertEquals(dir.resolve("trainer_state.json") + ": " + e.getValue(), x.getMessage());
+    }
+    String noPosition = json.replaceFirst("\"data_position\"", "\"position\"");
+    assertTrue(
+        assertThrows(IOException.class, () -> CheckpointStore.parseState(noPosition))
+            .getMessage()
+            .contains("key 'data_position' must be an object"));
+    String history =
+        json.replaceFirst("\"guard_history\" : \\[[^]]*\\]\\s*\\]", "\"guard_history\" : {}");
+    assertNotEquals(json, history);
+    assertTrue(
+        assertThrows(IOException.class, () -> CheckpointStore.parseState(history))
+            .getMessage()
+            .contains("key 'guard_history'"));
   }
 
   @Test
