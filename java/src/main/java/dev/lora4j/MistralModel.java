@@ -580,6 +580,30 @@ public final class MistralModel implements AutoCloseable {
    */
   public void setOptimizerState(OptimizerState s) {
     requireAdapter();
+    // every moment present and of its tensor's shape before any is set (a moment of transposed
+    // shape has the same count and was taken)
+    for (NativeEngine.LoraTensor t : engine.loraTensors()) {
+      for (boolean second : new boolean[] {false, true}) {
+        s.moment(second ? s.expAvgSq() : s.expAvg(), t.name());
+        LoraAdapter.Weight w = (second ? s.expAvgSq() : s.expAvg()).get(t.name());
+        if (w.rows() != t.rows() || w.cols() != t.cols()) {
+          throw new Lora4jException(
+              "optimizer state: the "
+                  + (second ? "second" : "first")
+                  + " moment of LoRA tensor "
+                  + t.name()
+                  + " has shape ["
+                  + w.rows()
+                  + ", "
+                  + w.cols()
+                  + "], the tensor ["
+                  + t.rows()
+                  + ", "
+                  + t.cols()
+                  + "]");
+        }
+      }
+    }
     for (NativeEngine.LoraTensor t : engine.loraTensors()) {
       engine.loraSet(Lora4jLibrary.LORA4J_STATE_EXP_AVG, t.name(), s.moment(s.expAvg(), t.name()));
       engine.loraSet(

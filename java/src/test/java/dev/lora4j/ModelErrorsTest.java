@@ -109,6 +109,33 @@ class ModelErrorsTest {
   }
 
   @Test
+  void optimizerMomentsOfAnotherShapeAreRefusedBeforeAnyIsSet() {
+    try (MistralModel m = MistralModel.load(REF.resolve("tiny/model"), Device.cpu())) {
+      m.attachAdapter(REF.resolve("tiny/adapter_trained"));
+      m.trainStep(Batch.of(new int[] {1, 2, 3, 4, 5}), AdamWConfig.defaults());
+      OptimizerState s = m.optimizerState();
+      java.util.Map<String, LoraAdapter.Weight> sq = new java.util.LinkedHashMap<>(s.expAvgSq());
+      String last = null;
+      for (String k : sq.keySet()) last = k;
+      LoraAdapter.Weight w = sq.get(last);
+      sq.put(
+          last, new LoraAdapter.Weight(w.cols(), w.rows(), w.values())); // transposed: same count
+      var e =
+          assertThrows(
+              Lora4jException.class,
+              () -> m.setOptimizerState(new OptimizerState(s.step(), s.expAvg(), sq)));
+      assertTrue(
+          e.getMessage().contains("second moment of LoRA tensor " + last)
+              && e.getMessage().contains("[" + w.cols() + ", " + w.rows() + "]"),
+          e.getMessage());
+      // nothing was set: the first moments are still the engine's own
+      OptimizerState after = m.optimizerState();
+      for (String k : s.expAvg().keySet())
+        assertArrayEquals(s.expAvg().get(k).values(), after.expAvg().get(k).values(), k);
+    }
+  }
+
+  @Test
   void adapterShapesNotMatchingTheModel() {
     try (MistralModel m = MistralModel.load(REF.resolve("hd128/model"), Device.cpu())) {
       var e =

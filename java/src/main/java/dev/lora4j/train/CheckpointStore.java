@@ -153,7 +153,14 @@ public final class CheckpointStore {
   /** Restores a checkpoint into the model (adapter, moments, step count); its trainer state. */
   public TrainerState load(MistralModel model, Path dir) {
     model.attachAdapter(dir);
-    model.setOptimizerState(readOptimizer(dir.resolve("optimizer.safetensors")));
+    Path opt = dir.resolve("optimizer.safetensors");
+    try {
+      model.setOptimizerState(readOptimizer(opt));
+    } catch (Lora4jException e) {
+      throw e.getMessage().startsWith(opt.toString())
+          ? e
+          : new Lora4jException(opt + ": " + e.getMessage(), e);
+    }
     return readState(dir);
   }
 
