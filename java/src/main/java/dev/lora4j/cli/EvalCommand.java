@@ -85,7 +85,7 @@ final class EvalCommand implements Callable<Integer> {
       DataStats stats = new DataStats();
       LossSum ls = LoraTrainer.evaluate(m, ds, stats);
       double[] base = {ls.mean(), ls.tokens()};
-      System.out.println("data: " + stats.report().describe());
+      System.out.println("data: " + Flags.translate(stats.report().describe()));
       System.out.printf(
           Locale.ROOT,
           "base model: loss %.4f perplexity %.3f over %d tokens%n",

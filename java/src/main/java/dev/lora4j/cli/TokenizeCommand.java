@@ -117,7 +117,7 @@ final class TokenizeCommand implements Callable<Integer> {
     } catch (Lora4jException ex) {
       throw ex;
     }
-    System.err.println("data: " + stats.report().describe());
+    System.err.println("data: " + Flags.translate(stats.report().describe()));
     return 0;
   }
 }

@@ -410,11 +410,11 @@ final class TrainCommand implements Callable<Integer> {
                 + output.resolve("rejected.jsonl")
                 + ")");
       }
-      System.out.println("training data: " + r.trainData().describe());
+      System.out.println("training data: " + Flags.translate(r.trainData().describe()));
       if (r.validationData() != null)
-        System.out.println("validation data: " + r.validationData().describe());
+        System.out.println("validation data: " + Flags.translate(r.validationData().describe()));
       if (r.forgettingData() != null)
-        System.out.println("forgetting data: " + r.forgettingData().describe());
+        System.out.println("forgetting data: " + Flags.translate(r.forgettingData().describe()));
       for (String w : r.warnings()) System.out.println("warning: " + Flags.translate(w));
     }
     return 0;

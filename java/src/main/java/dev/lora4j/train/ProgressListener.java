@@ -51,11 +51,12 @@ public final class ProgressListener implements TrainingListener {
         p.device(),
         p.trainableParameters(),
         p.trainExamples());
-    if (p.trainData() != null) out.println("training data: " + p.trainData().describe());
+    if (p.trainData() != null)
+      out.println("training data: " + words.apply(p.trainData().describe()));
     if (p.validationData() != null)
-      out.println("validation data: " + p.validationData().describe());
+      out.println("validation data: " + words.apply(p.validationData().describe()));
     if (p.forgettingData() != null)
-      out.println("forgetting data: " + p.forgettingData().describe());
+      out.println("forgetting data: " + words.apply(p.forgettingData().describe()));
     for (String w : p.warnings()) out.println("warning: " + words.apply(w));
   }
 

@@ -352,7 +352,11 @@ class NoSilentLossTest {
                     + " learn); truncated 1"),
         r.out());
     assertTrue(r.out().contains("d.jsonl:22: invalid: malformed JSON"), r.out());
-    assertTrue(r.out().contains("d.jsonl:1: truncated: 18 tokens cut to maxSeqLength 10"), r.out());
+    // in the flag's name the user typed, in the summary and in the progress output
+    assertTrue(
+        r.out().contains("d.jsonl:1: truncated: 18 tokens cut to --max-seq-length 10"), r.out());
+    assertTrue(
+        r.err().contains("d.jsonl:1: truncated: 18 tokens cut to --max-seq-length 10"), r.err());
     assertTrue(
         r.out()
             .contains(
