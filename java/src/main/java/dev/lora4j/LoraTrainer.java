@@ -460,7 +460,8 @@ public final class LoraTrainer {
       } else {
         state = store.load(model, resumeFrom);
         if (writer) {
-          metrics.truncateAfter(state.step());
+          String damaged = metrics.truncateAfter(state.step());
+          if (damaged != null) warnings.add(damaged);
           long dropped = RunFolder.keepRejected(cfg.outputDir(), state.rejectedBatches());
           if (dropped > 0)
             LOG.fine(dropped + " line(s) of rejected.jsonl after the checkpoint dropped: replayed");

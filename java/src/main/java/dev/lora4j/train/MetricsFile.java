@@ -57,21 +57,38 @@ public final class MetricsFile implements TrainingListener, AutoCloseable {
     }
   }
 
-  /** Keeps only the lines of steps up to step (a resumed run continues the file). */
-  public void truncateAfter(long step) {
+  /**
+   * Keeps only the lines of steps up to step (a resumed run continues the file).
+   *
+   * @return a note naming the lines that were not JSON and were dropped (the last one may have been
+   *     cut by a kill; one before it was damaged otherwise), or null when there were none
+   */
+  public String truncateAfter(long step) {
     close();
-    if (!Files.exists(path)) return;
+    if (!Files.exists(path)) return null;
     try {
       List<String> keep = new ArrayList<>();
-      for (String line : Files.readAllLines(path, StandardCharsets.UTF_8)) {
+      List<String> bad = new ArrayList<>();
+      List<String> all = Files.readAllLines(path, StandardCharsets.UTF_8);
+      for (int i = 0; i < all.size(); i++) {
+        String line = all.get(i);
         if (line.isBlank()) continue;
         try {
           if (JSON.readTree(line).path("step").asLong() <= step) keep.add(line);
-        } catch (IOException bad) {
-          // A line cut by a kill: dropped.
+        } catch (IOException e) {
+          bad.add(String.valueOf(i + 1));
         }
       }
       Files.write(path, keep, StandardCharsets.UTF_8);
+      return bad.isEmpty()
+          ? null
+          : path
+              + ": line(s) "
+              + String.join(", ", bad)
+              + " of "
+              + all.size()
+              + " were not JSON (a write cut by a kill, or damage) and were dropped on resuming;"
+              + " the records they held are lost";
     } catch (IOException e) {
       throw new Lora4jException("cannot rewrite " + path + ": " + e, e);
     }

@@ -57,7 +57,7 @@ class MetricsFileTest {
     Path p = dir.resolve("metrics.jsonl");
     MetricsFile m = new MetricsFile(p);
     for (int s = 1; s <= 4; s++) m.onStep(step(s, 1.0));
-    m.truncateAfter(2); // a resume from step 2's checkpoint, with the file still open
+    assertNull(m.truncateAfter(2)); // a resume from step 2's checkpoint, with the file still open
     m.onStep(step(3, 0.5));
     List<JsonNode> got = lines(p);
     assertEquals(List.of(1L, 2L, 3L), got.stream().map(n -> n.get("step").asLong()).toList());
@@ -67,6 +67,22 @@ class MetricsFileTest {
     m.onStep(step(1, 9.0));
     assertEquals(1, lines(p).size());
     m.close();
+  }
+
+  @Test
+  void linesThatAreNotJsonAreNamedWhenTheFileIsCutForAResume(@TempDir Path dir) throws Exception {
+    Path p = dir.resolve("metrics.jsonl");
+    MetricsFile m = new MetricsFile(p);
+    for (int s = 1; s <= 3; s++) m.onStep(step(s, 1.0));
+    m.close();
+    List<String> all = new java.util.ArrayList<>(Files.readAllLines(p));
+    all.add(1, "garbage"); // damage in the middle
+    all.set(3, all.get(3).substring(0, 10)); // step 3's line cut short
+    Files.write(p, all);
+    String note = m.truncateAfter(3);
+    assertNotNull(note);
+    assertTrue(note.contains(p + ": line(s) 2, 4 of 4 were not JSON"), note);
+    assertEquals(List.of(1L, 2L), lines(p).stream().map(n -> n.get("step").asLong()).toList());
   }
 
   @Test
