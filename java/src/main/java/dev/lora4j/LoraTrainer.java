@@ -1100,6 +1100,18 @@ public final class LoraTrainer {
             checkpoint
                 + " does not record the run's settings (written by an earlier lora4j): only its"
                 + " LoRA rank, alpha, targets, rsLoRA and number of steps were checked");
+      } else {
+        List<RunSettings.Setting> missing = recorded.unrecorded(now);
+        if (!missing.isEmpty()) {
+          List<String> names = new ArrayList<>();
+          for (RunSettings.Setting m : missing) names.add(m.label() + " (" + m.javaName() + ")");
+          notes.add(
+              checkpoint
+                  + " does not record "
+                  + String.join(", ", names)
+                  + " (written by an earlier lora4j, or its trainer_state.json edited): not"
+                  + " compared with this run's");
+        }
       }
       List<RunSettings.Difference> diffs = recorded.differences(now);
       List<RunSettings.Difference> fixed = diffs.stream().filter(d -> d.setting().fixed()).toList();

@@ -283,6 +283,16 @@ public record RunSettings(Map<Setting, String> values) {
    * The settings recorded here (a checkpoint's) that differ from now's, fixed ones first then those
    * that may change; settings recorded on one side only are not compared.
    */
+  /**
+   * The fixed settings the run records that this (a checkpoint's record) lacks, in declaration
+   * order: not compared on resume (written by an earlier lora4j, or the file edited).
+   */
+  public List<Setting> unrecorded(RunSettings now) {
+    List<Setting> out = new ArrayList<>();
+    for (Setting s : now.values.keySet()) if (s.fixed() && !values.containsKey(s)) out.add(s);
+    return out;
+  }
+
   public List<Difference> differences(RunSettings now) {
     List<Difference> out = new ArrayList<>();
     for (boolean fixed : new boolean[] {true, false}) {

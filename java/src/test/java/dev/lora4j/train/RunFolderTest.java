@@ -326,6 +326,34 @@ class RunFolderTest {
   }
 
   @Test
+  void aRecordThatLacksASettingSaysItWasNotCompared(@TempDir Path tmp) throws Exception {
+    Path d = TrainerTest.data(tmp, 24, 2);
+    Path out = tmp.resolve("out");
+    TrainingConfig c = fourStepsCheckpointed(d, out);
+    Path ck = out.resolve("checkpoint-4");
+    ObjectMapper json = new ObjectMapper();
+    ObjectNode state = (ObjectNode) json.readTree(ck.resolve("trainer_state.json").toFile());
+    ((ObjectNode) state.get("run_settings")).remove("seed");
+    Files.writeString(ck.resolve("trainer_state.json"), json.writeValueAsString(state));
+    ObjectNode manifest = (ObjectNode) json.readTree(ck.resolve("manifest.json").toFile());
+    ((ObjectNode) manifest.get("files").get("trainer_state.json"))
+        .put("size", Files.size(ck.resolve("trainer_state.json")))
+        .put("sha256", CheckpointStore.sha256(ck.resolve("trainer_state.json")));
+    Files.writeString(ck.resolve("manifest.json"), json.writeValueAsString(manifest));
+    try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
+      TrainingResult r =
+          LoraTrainer.fit(
+              m, Dataset.jsonl(d), c.toBuilder().resume(true).seed(99).build(), List.of());
+      assertEquals(4, r.steps());
+      assertTrue(
+          r.warnings().stream()
+              .anyMatch(
+                  w -> w.contains("does not record seed (seed)") && w.contains("not compared")),
+          r.warnings().toString());
+    }
+  }
+
+  @Test
   void aCheckpointWithoutARecordResumesCheckingWhatItCan(@TempDir Path tmp) throws Exception {
     Path d = TrainerTest.data(tmp, 24, 2);
     Path out = tmp.resolve("out");
