@@ -450,7 +450,7 @@ final class TrainCommand implements Callable<Integer> {
    * out (so at its default) that differs from the run being resumed is an error.
    */
   void checkOptimizerFlagsOnResume(TrainingConfig cfg) {
-    Path ck = new CheckpointStore(output, Integer.MAX_VALUE).latestIntact();
+    Path ck = new CheckpointStore(output, Integer.MAX_VALUE).latestIntact(false);
     if (ck == null) return; // the trainer reports it
     RunSettings recorded = CheckpointStore.readSettings(ck);
     if (recorded == null) return;

@@ -137,12 +137,22 @@ public final class CheckpointStore {
    * null when there is none.
    */
   public Path latestIntact() {
+    return latestIntact(true);
+  }
+
+  /**
+   * The same; warn false says nothing of a damaged one (a look ahead of the run, which itself
+   * reports it once).
+   */
+  public Path latestIntact(boolean warn) {
     List<Path> all = list();
     for (int i = all.size() - 1; i >= 0; i--) {
       Path dir = all.get(i);
       String problem = verify(dir);
       if (problem != null) {
-        LOG.warning("checkpoint " + dir + " is damaged (" + problem + "); trying the previous one");
+        if (warn)
+          LOG.warning(
+              "checkpoint " + dir + " is damaged (" + problem + "); trying the previous one");
         continue;
       }
       return dir;

@@ -242,6 +242,44 @@ class NoSilentLossTest {
   // ---- 2. resume that checks -------------------------------------------------------------------
 
   @Test
+  void aDamagedCheckpointIsReportedOnceAndThePreviousOneResumed(@TempDir Path tmp)
+      throws Exception {
+    Path model = TINY.resolve("model"), d = data(tmp, 16);
+    Path out = tmp.resolve("out");
+    assertEquals(0, run(train(model, d, out, "--steps", "4", "--save-steps", "2")).code());
+    Path opt = out.resolve("checkpoint-4").resolve("optimizer.safetensors");
+    Files.write(opt, java.util.Arrays.copyOf(Files.readAllBytes(opt), 100)); // cut short
+    // the warning goes through the library's logger: counted there
+    List<String> warned = java.util.Collections.synchronizedList(new ArrayList<>());
+    java.util.logging.Logger log =
+        java.util.logging.Logger.getLogger(dev.lora4j.train.CheckpointStore.class.getName());
+    java.util.logging.Handler h =
+        new java.util.logging.Handler() {
+          @Override
+          public void publish(java.util.logging.LogRecord rec) {
+            if (rec.getMessage().contains("is damaged")) warned.add(rec.getMessage());
+          }
+
+          @Override
+          public void flush() {}
+
+          @Override
+          public void close() {}
+        };
+    log.addHandler(h);
+    Result r;
+    try {
+      r = run(train(model, d, out, "--steps", "4", "--save-steps", "2", "--resume"));
+    } finally {
+      log.removeHandler(h);
+    }
+    assertEquals(0, r.code(), r.err());
+    assertEquals(1, warned.size(), warned.toString());
+    assertTrue(warned.get(0).contains("checkpoint-4"), warned.toString());
+    assertTrue(r.err().contains("resuming after step 2"), r.err());
+  }
+
+  @Test
   void resumeWithoutACheckpointIsAnError(@TempDir Path tmp) throws Exception {
     Path model = TINY.resolve("model"), d = data(tmp, 16);
     Path fresh = tmp.resolve("fresh");
