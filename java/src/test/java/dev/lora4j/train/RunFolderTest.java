@@ -325,21 +325,27 @@ class RunFolderTest {
     }
   }
 
+  /** Edits a checkpoint's trainer_state.json and its manifest entry to match. */
+  static void editState(Path ck, java.util.function.Consumer<ObjectNode> edit) throws Exception {
+    ObjectMapper json = new ObjectMapper();
+    Path f = ck.resolve("trainer_state.json");
+    ObjectNode state = (ObjectNode) json.readTree(f.toFile());
+    edit.accept(state);
+    Files.writeString(f, json.writeValueAsString(state));
+    ObjectNode manifest = (ObjectNode) json.readTree(ck.resolve("manifest.json").toFile());
+    ((ObjectNode) manifest.get("files").get("trainer_state.json"))
+        .put("size", Files.size(f))
+        .put("sha256", CheckpointStore.sha256(f));
+    Files.writeString(ck.resolve("manifest.json"), json.writeValueAsString(manifest));
+  }
+
   @Test
   void aRecordThatLacksASettingSaysItWasNotCompared(@TempDir Path tmp) throws Exception {
     Path d = TrainerTest.data(tmp, 24, 2);
     Path out = tmp.resolve("out");
     TrainingConfig c = fourStepsCheckpointed(d, out);
-    Path ck = out.resolve("checkpoint-4");
-    ObjectMapper json = new ObjectMapper();
-    ObjectNode state = (ObjectNode) json.readTree(ck.resolve("trainer_state.json").toFile());
-    ((ObjectNode) state.get("run_settings")).remove("seed");
-    Files.writeString(ck.resolve("trainer_state.json"), json.writeValueAsString(state));
-    ObjectNode manifest = (ObjectNode) json.readTree(ck.resolve("manifest.json").toFile());
-    ((ObjectNode) manifest.get("files").get("trainer_state.json"))
-        .put("size", Files.size(ck.resolve("trainer_state.json")))
-        .put("sha256", CheckpointStore.sha256(ck.resolve("trainer_state.json")));
-    Files.writeString(ck.resolve("manifest.json"), json.writeValueAsString(manifest));
+    editState(
+        out.resolve("checkpoint-4"), s -> ((ObjectNode) s.get("run_settings")).remove("seed"));
     try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
       TrainingResult r =
           LoraTrainer.fit(
@@ -360,16 +366,12 @@ class RunFolderTest {
     TrainingConfig c = fourStepsCheckpointed(d, out);
     // As an earlier lora4j wrote it: no run_settings, manifest to match.
     Path ck = out.resolve("checkpoint-4");
-    ObjectMapper json = new ObjectMapper();
-    ObjectNode state = (ObjectNode) json.readTree(ck.resolve("trainer_state.json").toFile());
-    assertTrue(state.has("run_settings"));
-    state.remove("run_settings");
-    Files.writeString(ck.resolve("trainer_state.json"), json.writeValueAsString(state));
-    ObjectNode manifest = (ObjectNode) json.readTree(ck.resolve("manifest.json").toFile());
-    ((ObjectNode) manifest.get("files").get("trainer_state.json"))
-        .put("size", Files.size(ck.resolve("trainer_state.json")))
-        .put("sha256", CheckpointStore.sha256(ck.resolve("trainer_state.json")));
-    Files.writeString(ck.resolve("manifest.json"), json.writeValueAsString(manifest));
+    editState(
+        ck,
+        s -> {
+          assertTrue(s.has("run_settings"));
+          s.remove("run_settings");
+        });
     assertNull(CheckpointStore.verify(ck));
     assertNull(CheckpointStore.readSettings(ck));
 
