@@ -512,6 +512,18 @@ public final class MistralModel implements AutoCloseable {
 
   /** Reads a PEFT adapter folder, validates it against this model and attaches it. */
   public void attachAdapter(Path adapterDir) {
+    // a training checkpoint (it carries a manifest of its files' sizes and SHA-256): one whose
+    // files fail it is damaged, and is refused rather than read
+    if (Files.isRegularFile(adapterDir.resolve("manifest.json"))) {
+      String problem = dev.lora4j.train.CheckpointStore.verify(adapterDir);
+      if (problem != null) {
+        throw new Lora4jException(
+            adapterDir
+                + " is a training checkpoint whose files fail its manifest.json ("
+                + problem
+                + "): it is damaged; use another checkpoint of the run");
+      }
+    }
     LoraAdapter a = LoraAdapter.read(adapterDir);
     attachAdapter(a);
     adapterSource = adapterDir;

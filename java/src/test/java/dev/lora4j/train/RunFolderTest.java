@@ -325,6 +325,27 @@ class RunFolderTest {
     }
   }
 
+  @Test
+  void aDamagedCheckpointIsRefusedAsAnAdapter(@TempDir Path tmp) throws Exception {
+    Path d = TrainerTest.data(tmp, 24, 2);
+    Path out = tmp.resolve("out");
+    fourStepsCheckpointed(d, out);
+    Path ck = out.resolve("checkpoint-4"), w = ck.resolve("adapter_model.safetensors");
+    try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
+      m.attachAdapter(ck); // intact: taken
+      m.detachAdapter();
+      byte[] b = Files.readAllBytes(w);
+      b[b.length - 3] ^= 0x01; // a finite value changed by one bit
+      Files.write(w, b);
+      Lora4jException e = assertThrows(Lora4jException.class, () -> m.attachAdapter(ck));
+      assertTrue(
+          e.getMessage().contains("fail its manifest.json")
+              && e.getMessage().contains("adapter_model.safetensors"),
+          e.getMessage());
+      assertNull(m.adapterConfig());
+    }
+  }
+
   /** Edits a checkpoint's trainer_state.json and its manifest entry to match. */
   static void editState(Path ck, java.util.function.Consumer<ObjectNode> edit) throws Exception {
     ObjectMapper json = new ObjectMapper();
