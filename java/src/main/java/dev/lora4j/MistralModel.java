@@ -243,7 +243,8 @@ public final class MistralModel implements AutoCloseable {
                   ckpt.info(name).numElements());
             } catch (NativeException e) {
               // the core refuses a weight that is not finite (naming it and the element): the
-              // file it came from is named here
+              // file it came from is named here; any other failure (memory, device) stays as is
+              if (e.status() != Lora4jLibrary.LORA4J_EINVAL) throw e;
               throw new SafetensorsException(
                   ckpt.fileOf(name).path()
                       + ": "
