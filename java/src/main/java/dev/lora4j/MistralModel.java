@@ -311,7 +311,7 @@ public final class MistralModel implements AutoCloseable {
       java.util.regex.Pattern.compile("model\\.layers\\.(\\d{1,9})\\.");
 
   /** The same, leaving out the 4-bit weights (validated when read: {@link Bnb4bit#read}). */
-  static Set<String> checkWeights(MistralConfig c, Checkpoint ckpt, Set<String> quantized) {
+  public static Set<String> checkWeights(MistralConfig c, Checkpoint ckpt, Set<String> quantized) {
     Map<String, long[]> want = expectedWeights(c);
     // a layer past config.json's count would be left out without a word (the model then runs
     // with fewer layers than its weights hold): the config and the weights disagree
@@ -513,18 +513,7 @@ public final class MistralModel implements AutoCloseable {
 
   /** Reads a PEFT adapter folder, validates it against this model and attaches it. */
   public void attachAdapter(Path adapterDir) {
-    // a training checkpoint (it carries a manifest of its files' sizes and SHA-256): one whose
-    // files fail it is damaged, and is refused rather than read
-    if (Files.isRegularFile(adapterDir.resolve("manifest.json"))) {
-      String problem = dev.lora4j.train.CheckpointStore.verify(adapterDir);
-      if (problem != null) {
-        throw new Lora4jException(
-            adapterDir
-                + " is a training checkpoint whose files fail its manifest.json ("
-                + problem
-                + "): it is damaged; use another checkpoint of the run");
-      }
-    }
+    // (a training checkpoint whose files fail its manifest.json is refused by LoraAdapter.read)
     LoraAdapter a = LoraAdapter.read(adapterDir);
     attachAdapter(a);
     adapterSource = adapterDir;

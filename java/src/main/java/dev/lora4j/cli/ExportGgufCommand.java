@@ -138,15 +138,24 @@ final class ExportGgufCommand implements Callable<Integer> {
         all.put("--base-gguf file", writeBase ? null : baseGguf);
         OutputFile.checkApart(modelfile, "the Modelfile", all);
         OutputFile.checkWritable(modelfile, overwrite);
+        if (baseGguf != null && sameFile(modelfile, baseGguf)) {
+          throw new IllegalArgumentException(
+              "--base-gguf "
+                  + baseGguf
+                  + " is the path of the Modelfile written beside --output: give --base-gguf"
+                  + " another path, or pass --no-modelfile");
+        }
       }
-      // the adapter first: it checks the adapter against the model before the (large) base is
-      // written
-      GgufExport.Result r = GgufExport.writeAdapter(model, adapter, output, adapterType, overwrite);
-      report(r, "LoRA adapter");
+      // The adapter is read and checked against the model first (cheap); then the base, whose
+      // export checks the model folder (tokenizer, weights) and may fail on its own; the adapter
+      // file last. So a bad adapter or a bad model folder leaves neither file.
+      GgufExport.checkAdapter(model, adapter, adapterType);
       if (writeBase) {
         GgufExport.Type baseType = type == null ? GgufExport.Type.F16 : t;
         report(GgufExport.writeModel(model, null, baseGguf, baseType, false), "base model");
       }
+      GgufExport.Result r = GgufExport.writeAdapter(model, adapter, output, adapterType, overwrite);
+      report(r, "LoRA adapter");
       if (modelfile != null)
         notes.addAll(OllamaModelfile.write(modelfile, baseGguf, output, model, overwrite));
     }

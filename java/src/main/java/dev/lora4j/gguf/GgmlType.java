@@ -89,17 +89,27 @@ public enum GgmlType {
    * @return {@link #bytes(long)} bytes
    */
   public byte[] encode(float[] x) {
-    byte[] out = new byte[Math.toIntExact(bytes(x.length))];
+    return encode(x, 0, x.length);
+  }
+
+  /**
+   * Encodes values [start, end) of x in this type, little-endian.
+   *
+   * @return {@link #bytes(long)} of end - start bytes (at most an array's length: larger tensors go
+   *     through {@link #encodeParts})
+   */
+  public byte[] encode(float[] x, int start, int end) {
+    byte[] out = new byte[Math.toIntExact(bytes(end - start))];
     // slices of whole blocks, encoded in parallel (a 7B model has 7e9 weights to convert)
     int slice = blockSize * 4096;
-    int slices = (x.length + slice - 1) / slice;
+    int slices = (end - start + slice - 1) / slice;
     IntStream.range(0, slices)
         .parallel()
         .forEach(
             s -> {
-              int from = s * slice, to = Math.min(x.length, from + slice);
+              int from = start + s * slice, to = Math.min(end, from + slice);
               ByteBuffer b =
-                  ByteBuffer.wrap(out, (int) bytes(from), (int) bytes(to - from))
+                  ByteBuffer.wrap(out, (int) bytes(from - start), (int) bytes(to - from))
                       .order(ByteOrder.LITTLE_ENDIAN);
               switch (this) {
                 case F32 -> {
@@ -116,6 +126,29 @@ public enum GgmlType {
                 }
               }
             });
+    return out;
+  }
+
+  /** Bytes of one part of {@link #encodeParts} at most. */
+  static final long PART_BYTES = 1L << 30;
+
+  /**
+   * Encodes all of x in parts of whole blocks, each at most {@link #PART_BYTES} (a tensor of more
+   * than 2 GiB in this type, such as a 131072 x 5120 embedding in f32, fits no single array);
+   * concatenated they are {@link #encode}'s bytes.
+   */
+  public byte[][] encodeParts(float[] x) {
+    return encodeParts(x, PART_BYTES);
+  }
+
+  /** {@link #encodeParts(float[])} with parts of at most partBytes (at least one block). */
+  byte[][] encodeParts(float[] x, long partBytes) {
+    long per = Math.max(1, partBytes / typeSize) * blockSize; // values a part, whole blocks
+    int parts = (int) Math.max(1, (x.length + per - 1) / per);
+    byte[][] out = new byte[parts][];
+    for (int p = 0; p < parts; p++) {
+      out[p] = encode(x, (int) (p * per), (int) Math.min(x.length, (p + 1) * per));
+    }
     return out;
   }
 

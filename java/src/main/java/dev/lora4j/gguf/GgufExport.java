@@ -182,8 +182,12 @@ public final class GgufExport {
                 ? ""
                 : " + " + adapterDir.toAbsolutePath().normalize().getFileName());
     try (Checkpoint ckpt = Checkpoint.open(modelDir)) {
+      refuse4bit(modelDir, ckpt);
       MistralModel.checkWeights(cfg, ckpt);
       modelMetadata(w, cfg, name, type, notes);
+      // a merged export says so: an adapter GGUF is for the base model's own GGUF, and a base
+      // with the adapter already in it would take the adapter twice (checkBaseModel refuses it)
+      if (adapterDir != null) w.putString(MERGED_KEY, adapterDir.toAbsolutePath().toString());
       tokenizerMetadata(w, modelDir, cfg, notes);
       int count = 0;
       for (Map.Entry<String, long[]> e : MistralModel.expectedWeights(cfg).entrySet()) {
@@ -208,7 +212,7 @@ public final class GgufExport {
         final GgmlType tt = t;
         final LoraAdapter ad = adapter;
         long[] ne = shape.length == 1 ? new long[] {shape[0]} : new long[] {shape[1], shape[0]};
-        w.tensor(
+        w.tensorParts(
             gg,
             tt,
             ne,
@@ -222,7 +226,7 @@ public final class GgufExport {
                 v = permuteRope(v, (int) shape[0], (int) shape[1], cfg.numAttentionHeads());
               if (target == LoraTarget.K_PROJ)
                 v = permuteRope(v, (int) shape[0], (int) shape[1], cfg.numKeyValueHeads());
-              return tt.encode(v);
+              return tt.encodeParts(v);
             });
         count++;
       }
@@ -243,19 +247,13 @@ public final class GgufExport {
    */
   public static Result writeAdapter(
       Path modelDir, Path adapterDir, Path output, Type type, boolean overwrite) {
-    if (type == Type.Q8_0) {
-      throw new IllegalArgumentException(
-          "a LoRA adapter GGUF holds f32, f16 or bf16 factors, not q8_0"
-              + " (q8_0 blocks need rows of 32 values; lora_B rows are the rank)");
-    }
     Map<String, Path> inputs = new LinkedHashMap<>();
     inputs.put("model folder", modelDir);
     inputs.put("adapter folder", adapterDir);
     OutputFile.checkApart(output, "output file", inputs);
     OutputFile.checkWritable(output, overwrite);
     MistralConfig cfg = loadConfig(modelDir);
-    LoraAdapter adapter = LoraAdapter.read(adapterDir);
-    adapter.validate(cfg);
+    LoraAdapter adapter = checkAdapter(modelDir, adapterDir, type);
     List<String> notes = new ArrayList<>();
     int r = adapter.config().r();
     GgufWriter w = new GgufWriter();
@@ -277,23 +275,14 @@ public final class GgufExport {
         GgmlType gt = type.ggml();
         final int l = layer;
         w.tensor(
-            base + ".lora_a",
-            gt,
-            new long[] {a.cols(), a.rows()},
-            () -> {
-              check(a.values(), LoraAdapter.key(l, t, false), gt);
-              return gt.encode(a.values());
-            });
+            base + ".lora_a", gt, new long[] {a.cols(), a.rows()}, () -> gt.encode(a.values()));
         w.tensor(
             base + ".lora_b",
             gt,
             new long[] {b.cols(), b.rows()},
-            () -> {
-              float[] v = b.values();
-              check(v, LoraAdapter.key(l, t, true), gt);
-              if (heads > 0) v = permuteRope(v, b.rows(), b.cols(), heads);
-              return gt.encode(v);
-            });
+            () ->
+                gt.encode(
+                    heads > 0 ? permuteRope(b.values(), b.rows(), b.cols(), heads) : b.values()));
         count += 2;
       }
     }
@@ -301,15 +290,79 @@ public final class GgufExport {
   }
 
   /**
+   * Reads the adapter folder and checks it for an adapter GGUF of the type: written for this model,
+   * every factor finite and within the type's range. {@link #writeAdapter} does it first; the
+   * command line does it before it writes a base GGUF beside the adapter, so that a bad adapter
+   * leaves neither file.
+   *
+   * @throws IllegalArgumentException for q8_0 (the factors' rows are the rank)
+   * @throws Lora4jException naming the tensor otherwise
+   */
+  public static LoraAdapter checkAdapter(Path modelDir, Path adapterDir, Type type) {
+    if (type == Type.Q8_0) {
+      throw new IllegalArgumentException(
+          "a LoRA adapter GGUF holds f32, f16 or bf16 factors, not q8_0"
+              + " (q8_0 blocks need rows of 32 values; lora_B rows are the rank)");
+    }
+    MistralConfig cfg = loadConfig(modelDir);
+    LoraAdapter adapter = LoraAdapter.read(adapterDir);
+    adapter.validate(cfg);
+    for (int layer = 0; layer < cfg.numHiddenLayers(); layer++) {
+      for (LoraTarget t : adapter.config().targets()) {
+        check(adapter.a(layer, t).values(), LoraAdapter.key(layer, t, false), type.ggml());
+        check(adapter.b(layer, t).values(), LoraAdapter.key(layer, t, true), type.ggml());
+      }
+    }
+    return adapter;
+  }
+
+  /** Metadata key of a merged export: the adapter folder folded into its weights. */
+  static final String MERGED_KEY = "lora4j.merged_adapter";
+
+  /**
+   * Refuses a model folder saved by bitsandbytes in 4 bits: its projections are packed NF4 codes,
+   * which a GGUF of llama.cpp's types does not hold as they are. {@code lora4j merge} writes the
+   * folder as a 16-bit model (dequantized, the adapter folded in), which exports.
+   */
+  static void refuse4bit(Path modelDir, Checkpoint ckpt) {
+    boolean q = dev.lora4j.model.nf4.Bnb4bit.readConfig(modelDir.resolve("config.json")) != null;
+    for (String n : ckpt.names()) q |= n.endsWith(dev.lora4j.model.nf4.Bnb4bit.QUANT_STATE);
+    if (q) {
+      throw new Lora4jException(
+          "model folder "
+              + modelDir
+              + " holds 4-bit (bitsandbytes NF4) weights, which export-gguf does not read: write"
+              + " it as a 16-bit model first with `lora4j merge --model "
+              + modelDir
+              + " --adapter ADAPTER --output DIR`, then export DIR");
+    }
+  }
+
+  /**
    * Checks that an existing GGUF file is an export of the model folder (a base for an adapter
    * GGUF): architecture, widths, blocks, heads, vocabulary size, and the shape of every tensor
-   * llama.cpp applies the adapter to.
+   * llama.cpp applies the adapter to; and that it is not a merged export (the adapter already in
+   * its weights, which llama.cpp would then apply twice).
    *
    * @throws Lora4jException naming the first difference
    */
   public static void checkBaseModel(Path gguf, Path modelDir) {
     MistralConfig cfg = loadConfig(modelDir);
     try (GgufFile f = GgufFile.open(gguf)) {
+      String merged = f.string(MERGED_KEY);
+      String name = f.string("general.name");
+      String model = modelDir.toAbsolutePath().normalize().getFileName() + " + ";
+      if (merged != null || (name != null && name.startsWith(model))) {
+        throw new Lora4jException(
+            gguf
+                + " is a merged export (an adapter, "
+                + (merged != null ? merged : name.substring(model.length()))
+                + ", already folded into its weights): llama.cpp would apply the adapter on top"
+                + " of it; give --base-gguf the base model's own GGUF (export-gguf --model "
+                + modelDir
+                + " without --adapter), or a path where it does not exist yet to have it"
+                + " written");
+      }
       String arch = f.string("general.architecture");
       if (!"llama".equals(arch)) {
         throw new Lora4jException(

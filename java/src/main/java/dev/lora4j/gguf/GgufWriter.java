@@ -49,7 +49,8 @@ public final class GgufWriter {
 
   private record Value(ValueType type, ValueType elementType, Object value) {}
 
-  private record Tensor(String name, GgmlType type, long[] ne, long bytes, Supplier<byte[]> data) {}
+  private record Tensor(
+      String name, GgmlType type, long[] ne, long bytes, Supplier<byte[][]> data) {}
 
   private final Map<String, Value> metadata = new LinkedHashMap<>();
   private final List<Tensor> tensors = new ArrayList<>();
@@ -102,6 +103,14 @@ public final class GgufWriter {
    *     type.bytes(product of ne)} bytes
    */
   public GgufWriter tensor(String name, GgmlType type, long[] ne, Supplier<byte[]> data) {
+    return tensorParts(name, type, ne, () -> new byte[][] {data.get()});
+  }
+
+  /**
+   * Adds a tensor whose bytes come in parts (written one after the other): for tensors of more than
+   * 2 GiB, which fit no single array ({@link GgmlType#encodeParts}).
+   */
+  public GgufWriter tensorParts(String name, GgmlType type, long[] ne, Supplier<byte[][]> data) {
     long n = 1;
     for (long d : ne) n = Math.multiplyExact(n, d);
     if (!type.fitsRow(ne[0])) {
@@ -128,13 +137,15 @@ public final class GgufWriter {
       writeFully(ch, head);
       long pos = head.limit();
       for (Tensor t : tensors) {
-        byte[] data = t.data.get();
-        if (data.length != t.bytes) {
+        byte[][] parts = t.data.get();
+        long produced = 0;
+        for (byte[] part : parts) produced += part.length;
+        if (produced != t.bytes) {
           throw new IllegalStateException(
-              t.name + ": " + data.length + " bytes produced, " + t.bytes + " expected");
+              t.name + ": " + produced + " bytes produced, " + t.bytes + " expected");
         }
-        writeFully(ch, ByteBuffer.wrap(data));
-        pos += data.length;
+        for (byte[] part : parts) writeFully(ch, ByteBuffer.wrap(part));
+        pos += produced;
         long pad = padding(pos);
         if (pad > 0) {
           writeFully(ch, ByteBuffer.allocate((int) pad));

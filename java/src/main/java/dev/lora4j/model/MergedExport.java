@@ -9,6 +9,7 @@ import dev.lora4j.model.nf4.Nf4Tensor;
 import dev.lora4j.model.peft.LoraAdapter;
 import dev.lora4j.model.peft.LoraTarget;
 import dev.lora4j.safetensors.Checkpoint;
+import dev.lora4j.safetensors.DType;
 import dev.lora4j.safetensors.SafetensorsFile;
 import dev.lora4j.safetensors.SafetensorsWriter;
 import dev.lora4j.safetensors.TensorInfo;
@@ -49,6 +50,7 @@ public final class MergedExport {
           "generation_config.json",
           "tokenizer.json",
           "tokenizer_config.json",
+          "chat_template.jinja",
           "tokenizer.model",
           "special_tokens_map.json",
           Checkpoint.INDEX_FILE);
@@ -96,6 +98,9 @@ public final class MergedExport {
         }
       }
       boolean fromNf4 = !quantized.isEmpty() || Bnb4bit.readConfig(cfgFile) != null;
+      // every weight the config implies, of its shape, before anything is written: a targeted
+      // projection missing from the folder would otherwise lose its update without a word
+      dev.lora4j.MistralModel.checkWeights(cfg, ckpt, quantized);
       Map<String, String> weightMap = new LinkedHashMap<>();
       long total = 0;
       for (SafetensorsFile shard : ckpt.shards()) {
@@ -111,6 +116,7 @@ public final class MergedExport {
             float[] wv = nf4.dequantize();
             if (adapter.config().targets().contains(target)) {
               fold(wv, adapter.a(mw.layer(), target), adapter.b(mw.layer(), target), scale);
+              checkFits(wv, nf4.dtype(), t.name(), shard.path());
             }
             w.add(t.name(), nf4.dtype(), mw.shape(), nf4.dtype().fromFloats(wv));
             continue;
@@ -131,6 +137,7 @@ public final class MergedExport {
           }
           float[] wv = shard.readFloat(t.name());
           fold(wv, adapter.a(mw.layer(), target), adapter.b(mw.layer(), target), scale);
+          checkFits(wv, t.dtype(), t.name(), shard.path());
           w.add(t.name(), t.dtype(), t.shape(), t.dtype().fromFloats(wv));
         }
         String file = shard.path().getFileName().toString();
@@ -176,6 +183,39 @@ public final class MergedExport {
       }
     }
     return false;
+  }
+
+  /**
+   * Refuses a merged weight its dtype cannot hold: a value that is not finite, or one that rounds
+   * to infinity in the dtype (65520 and beyond in F16, halfway past bf16's largest finite value and
+   * beyond in BF16). Written as it is, such a folder would be refused by every loader (lora4j
+   * included).
+   */
+  static void checkFits(float[] v, DType dtype, String name, Path file) {
+    // the first magnitude that rounds to infinity (halfway to it rounds to even: infinity)
+    float limit =
+        switch (dtype) {
+          case F16 -> 65520f; // 65504 is the largest finite half
+          case BF16 -> Float.intBitsToFloat(0x7F7F8000); // 0x7F7F, 3.3895314e38, the largest
+          default -> Float.POSITIVE_INFINITY;
+        };
+    for (int i = 0; i < v.length; i++) {
+      float x = v[i];
+      if (!Float.isFinite(x) || Math.abs(x) >= limit) {
+        throw new Lora4jException(
+            file
+                + ": tensor "
+                + name
+                + " would hold "
+                + x
+                + " (element "
+                + i
+                + ") with the adapter folded in, beyond what its dtype "
+                + dtype.name()
+                + " holds: the adapter's update is too large for these weights; nothing was"
+                + " written");
+      }
+    }
   }
 
   /**

@@ -651,4 +651,144 @@ class GgufExportTest {
         Files.readString(tmp.resolve("gguf/merged.Modelfile"))
             .contains("\nFROM ./merged.gguf\nTEMPLATE"));
   }
+
+  @Test
+  void tensorsOfMoreThanOneArrayGoInParts(@TempDir Path tmp) throws Exception {
+    // a tensor's bytes in parts of whole blocks (an f32 tensor of more than 2 GiB fits no array):
+    // the parts concatenated are the one-array encoding, and the writer writes them in order
+    float[] v = new float[32 * 37];
+    SplittableRandom r = new SplittableRandom(3);
+    for (int i = 0; i < v.length; i++) v[i] = (float) r.nextGaussian();
+    for (GgmlType t : List.of(GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0)) {
+      byte[] whole = t.encode(v);
+      byte[][] parts = t.encodeParts(v, 100);
+      assertTrue(parts.length > 3, t + ": " + parts.length + " parts");
+      ByteArrayOutputStream cat = new ByteArrayOutputStream();
+      for (byte[] p : parts) cat.write(p);
+      assertArrayEquals(whole, cat.toByteArray(), t.toString());
+      assertEquals(1, t.encodeParts(v).length, t.toString());
+    }
+    GgufWriter w = new GgufWriter().putString("general.architecture", "llama");
+    w.tensorParts("p", GgmlType.F32, new long[] {32, 37}, () -> GgmlType.F32.encodeParts(v, 100));
+    w.tensor(
+        "after", GgmlType.F32, new long[] {3}, () -> GgmlType.F32.encode(new float[] {1, 2, 3}));
+    Path f = tmp.resolve("parts.gguf");
+    w.write(f);
+    try (GgufFile g = GgufFile.open(f)) {
+      assertArrayEquals(v, g.readFloats("p"));
+      assertArrayEquals(new float[] {1, 2, 3}, g.readFloats("after"));
+    }
+  }
+
+  @Test
+  void aMergedExportIsNoBaseForTheAdapter(@TempDir Path tmp) throws Exception {
+    // the adapter folded into a GGUF, then that GGUF given as the adapter's base: llama.cpp would
+    // apply the adapter twice
+    MistralConfig cfg = MistralConfig.load(MODEL.resolve("config.json"));
+    Path adapter = tmp.resolve("adapter");
+    trainedLikeAdapter(cfg, false).write(adapter);
+    Path merged = tmp.resolve("merged.gguf");
+    GgufExport.writeModel(MODEL, adapter, merged, GgufExport.Type.Q8_0, false);
+    Lora4jException e =
+        assertThrows(Lora4jException.class, () -> GgufExport.checkBaseModel(merged, MODEL));
+    assertTrue(e.getMessage().contains("merged export"), e.getMessage());
+    Path out = tmp.resolve("a.gguf");
+    String r =
+        runCli(
+            "export-gguf",
+            "--model",
+            MODEL.toString(),
+            "--adapter",
+            adapter.toString(),
+            "--lora",
+            "--output",
+            out.toString(),
+            "--base-gguf",
+            merged.toString());
+    assertTrue(r.startsWith("1\n") && r.contains("merged export"), r);
+    assertFalse(Files.exists(out), r);
+    // the base model's own export is one
+    Path base = tmp.resolve("base.gguf");
+    GgufExport.writeModel(MODEL, null, base, GgufExport.Type.Q8_0, false);
+    GgufExport.checkBaseModel(base, MODEL);
+  }
+
+  @Test
+  void withLoraABadBaseOrModelfilePathLeavesNeitherFile(@TempDir Path tmp) throws Exception {
+    MistralConfig cfg = MistralConfig.load(MODEL.resolve("config.json"));
+    Path adapter = tmp.resolve("adapter");
+    trainedLikeAdapter(cfg, false).write(adapter);
+    // a model folder the base cannot be exported from (no tokenizer.json): refused before the
+    // adapter file is written, not after
+    Path notok = tmp.resolve("notok");
+    copyModel(notok, null, null);
+    Files.delete(notok.resolve("tokenizer.json"));
+    Path out = tmp.resolve("o/a.gguf"), base = tmp.resolve("o/base.gguf");
+    String r =
+        runCli(
+            "export-gguf",
+            "--model",
+            notok.toString(),
+            "--adapter",
+            adapter.toString(),
+            "--lora",
+            "--output",
+            out.toString(),
+            "--base-gguf",
+            base.toString());
+    assertTrue(r.startsWith("1\n") && r.contains("tokenizer.json"), r);
+    assertFalse(Files.exists(out) || Files.exists(base), r);
+    // --base-gguf at the Modelfile's own path (beside --output): refused before anything is written
+    Path clash = OllamaModelfile.besides(out);
+    r =
+        runCli(
+            "export-gguf",
+            "--model",
+            MODEL.toString(),
+            "--adapter",
+            adapter.toString(),
+            "--lora",
+            "--output",
+            out.toString(),
+            "--base-gguf",
+            clash.toString());
+    assertTrue(r.startsWith("1\n") && r.contains("Modelfile"), r);
+    assertFalse(Files.exists(out) || Files.exists(clash), r);
+    // an adapter value f16 cannot hold: neither file
+    LoraAdapter big = trainedLikeAdapter(cfg, false);
+    big.weights().values().iterator().next().values()[0] = 1e6f;
+    Path bigDir = tmp.resolve("big");
+    big.write(bigDir);
+    r =
+        runCli(
+            "export-gguf",
+            "--model",
+            MODEL.toString(),
+            "--adapter",
+            bigDir.toString(),
+            "--lora",
+            "--type",
+            "f16",
+            "--output",
+            out.toString(),
+            "--base-gguf",
+            base.toString());
+    assertTrue(r.startsWith("1\n") && r.contains("range of f16"), r);
+    assertFalse(Files.exists(out) || Files.exists(base), r);
+  }
+
+  @Test
+  void aFourBitFolderIsSentToMergeFirst(@TempDir Path tmp) {
+    Path nf4 = tmp.resolve("nf4");
+    dev.lora4j.model.nf4.Nf4Export.write(MODEL, nf4, dev.lora4j.Quantization.nf4(), false);
+    Path out = tmp.resolve("m.gguf");
+    Lora4jException e =
+        assertThrows(
+            Lora4jException.class,
+            () -> GgufExport.writeModel(nf4, null, out, GgufExport.Type.F16, false));
+    assertTrue(
+        e.getMessage().contains("4-bit") && e.getMessage().contains("lora4j merge"),
+        e.getMessage());
+    assertFalse(Files.exists(out));
+  }
 }

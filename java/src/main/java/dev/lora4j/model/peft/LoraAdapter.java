@@ -123,8 +123,22 @@ public final class LoraAdapter {
    * @throws AdapterException naming the file and tensor for a key that is not a LoRA key, a
    *     non-float dtype, a shape that is not 2-D or does not match {@code r}
    * @throws SafetensorsException for a bad safetensors file
+   * @throws AdapterException for a training checkpoint (a folder with manifest.json) whose files
+   *     fail their recorded sizes and SHA-256: a damaged checkpoint is refused, not read
    */
   public static LoraAdapter read(Path dir) {
+    // a training checkpoint carries a manifest of its files' sizes and SHA-256: one whose files
+    // fail it is damaged (merge, export and generation alike refuse it)
+    if (Files.isRegularFile(dir.resolve("manifest.json"))) {
+      String problem = dev.lora4j.train.CheckpointStore.verify(dir);
+      if (problem != null) {
+        throw new AdapterException(
+            dir
+                + " is a training checkpoint whose files fail its manifest.json ("
+                + problem
+                + "): it is damaged; use another checkpoint of the run");
+      }
+    }
     AdapterConfig cfg = AdapterConfig.load(dir.resolve(AdapterConfig.FILE_NAME));
     Path file = dir.resolve(WEIGHTS_FILE);
     if (!Files.isRegularFile(file)) {
