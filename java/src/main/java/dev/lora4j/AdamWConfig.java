@@ -16,9 +16,14 @@ public record AdamWConfig(
       throw new IllegalArgumentException("beta1 must be in [0, 1): " + beta1);
     if (!(beta2 >= 0 && beta2 < 1))
       throw new IllegalArgumentException("beta2 must be in [0, 1): " + beta2);
-    if (!(eps > 0)) throw new IllegalArgumentException("eps must be > 0: " + eps);
-    if (!(weightDecay >= 0))
-      throw new IllegalArgumentException("weight decay must be >= 0: " + weightDecay);
+    if (!(eps > 0) || Double.isInfinite(eps))
+      throw new IllegalArgumentException("eps must be a finite number > 0: " + eps);
+    if (!(weightDecay >= 0) || Double.isInfinite(weightDecay))
+      throw new IllegalArgumentException(
+          "weight decay must be a finite number >= 0: " + weightDecay);
+    // 0 or less: no clipping; NaN would reach the core and fail at the first step
+    if (Double.isNaN(maxGradNorm))
+      throw new IllegalArgumentException("maxGradNorm must be a number (0 for none): NaN");
   }
 
   /** torch's defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight decay 0.01; clip at 1.0. */

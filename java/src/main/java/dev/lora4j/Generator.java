@@ -120,7 +120,7 @@ public final class Generator {
    */
   public int[] generate(int[] promptIds, GenerationConfig cfg, IntConsumer onToken) {
     if (promptIds.length == 0) throw new IllegalArgumentException("prompt is empty");
-    if (promptIds.length + cfg.maxNewTokens() > model.maxSeqLength()) {
+    if ((long) promptIds.length + cfg.maxNewTokens() > model.maxSeqLength()) {
       throw new IllegalArgumentException(
           "prompt ("
               + promptIds.length

@@ -13,7 +13,8 @@ import java.util.Set;
 public record LoraConfig(int rank, double alpha, Set<LoraTarget> targets, boolean rslora) {
   public LoraConfig {
     if (rank <= 0) throw new IllegalArgumentException("LoRA rank must be > 0: " + rank);
-    if (!(alpha > 0)) throw new IllegalArgumentException("LoRA alpha must be > 0: " + alpha);
+    if (!(alpha > 0) || Double.isInfinite(alpha))
+      throw new IllegalArgumentException("LoRA alpha must be a finite number > 0: " + alpha);
     if (targets == null || targets.isEmpty()) {
       throw new IllegalArgumentException("LoRA needs at least one target module");
     }

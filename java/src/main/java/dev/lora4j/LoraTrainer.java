@@ -560,7 +560,14 @@ public final class LoraTrainer {
           long ts = System.nanoTime();
           times.begin();
           List<DataBatch> micro = new ArrayList<>(perStep);
-          while (micro.size() < perStep && it.hasNext()) micro.add(it.next());
+          while (micro.size() < perStep && it.hasNext()) {
+            DataBatch db = it.next();
+            micro.add(db);
+            // An epoch's last batch ends its step, short of micro-batches if need be (as Hugging
+            // Face's Trainer steps at each epoch's end): a step never mixes two epochs, and an
+            // epoch is ceil(batches / workers) steps, the count the run planned.
+            if (db.next().epoch() != db.epoch()) break;
+          }
           for (DataBatch db : micro) {
             positions += (long) db.batch().rows() * db.batch().seq();
             realPositions += db.batch().realTokens();

@@ -550,7 +550,11 @@ public final class MistralModel implements AutoCloseable {
 
   /** The attached adapter's current weights (fp32). */
   public LoraAdapter adapter() {
-    return LoraAdapter.of(adapterConfig, DType.F32, loraState(Lora4jLibrary.LORA4J_STATE_PARAM));
+    requireAdapter();
+    return LoraAdapter.of(
+        adapterConfig.asWritten(dir.toAbsolutePath().normalize().toString()),
+        DType.F32,
+        loraState(Lora4jLibrary.LORA4J_STATE_PARAM));
   }
 
   /** Trainable parameters of the attached adapter (0 when none is attached). */

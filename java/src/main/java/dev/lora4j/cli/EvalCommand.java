@@ -82,6 +82,11 @@ final class EvalCommand implements Callable<Integer> {
               .shuffleBuffer(0)
               .build();
       JsonlDataset ds = JsonlDataset.open(data, m.textEncoder(), m.chatEncoder(), cfg);
+      // the adapter read and checked against the model before the base model's pass, which on a
+      // large model and data set takes long: a bad adapter is refused at once
+      dev.lora4j.model.peft.LoraAdapter given =
+          adapter == null ? null : dev.lora4j.model.peft.LoraAdapter.read(adapter);
+      if (given != null) given.validate(m.config());
       DataStats stats = new DataStats();
       LossSum ls = LoraTrainer.evaluate(m, ds, stats);
       double[] base = {ls.mean(), ls.tokens()};
@@ -92,8 +97,8 @@ final class EvalCommand implements Callable<Integer> {
           base[0],
           Math.exp(base[0]),
           (long) base[1]);
-      if (adapter != null) {
-        m.attachAdapter(adapter);
+      if (given != null) {
+        m.attachAdapter(given);
         double[] tuned = loss(m, ds);
         System.out.printf(
             Locale.ROOT,

@@ -113,6 +113,22 @@ final class ModelOptions {
     return load(typedDevice, 0);
   }
 
+  /**
+   * Refuses a --threads value below 0, or above 8 threads a core: the CPU engine starts that many
+   * threads, and tens of thousands exhaust the host's (a few per core is the most that helps).
+   */
+  static void checkThreads(int threads, int cores) {
+    if (threads < 0 || threads > 8L * cores) {
+      throw new IllegalArgumentException(
+          "--threads must be 0 (all cores) to "
+              + 8L * cores
+              + " (8 a core; this machine has "
+              + cores
+              + "), got "
+              + threads);
+    }
+  }
+
   /** The --recompute value: none, layer or selective (any case). */
   static MistralModel.Recompute recomputeOf(String value) {
     return switch (value.toLowerCase(java.util.Locale.ROOT)) {
@@ -132,6 +148,7 @@ final class ModelOptions {
    * honoured up to the model's max_position_embeddings instead of cutting the rows to 4096.
    */
   MistralModel load(String typedDevice, int rowLength) {
+    checkThreads(threads, Runtime.getRuntime().availableProcessors());
     MistralModel.Recompute r = recomputeOf(recompute);
     if (offloadCheckpoints && r == MistralModel.Recompute.NONE) {
       throw new IllegalArgumentException(

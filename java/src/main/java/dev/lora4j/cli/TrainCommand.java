@@ -611,6 +611,28 @@ final class TrainCommand implements Callable<Integer> {
     if (guardGradFactor != null) guard = guard.withGradNormFactor(guardGradFactor);
     if (aggregation != null) b.aggregation(aggregation);
     if (injectFault != null) b.injectFaults(injectFault);
+    // a starting adapter fixes its own rank, alpha, targets and scaling (its adapter_config.json):
+    // settings of a new adapter beside it would be dropped without a word
+    if (adapter != null || configKeys.contains("init_adapter")) {
+      List<String> shape = new java.util.ArrayList<>();
+      if (rank != null) shape.add("--rank");
+      if (alpha != null) shape.add("--alpha");
+      if (targets != null) shape.add("--targets");
+      if (rslora != null) shape.add("--rslora");
+      for (String k : List.of("lora_rank", "lora_alpha", "lora_targets", "use_rslora")) {
+        if (configKeys.contains(k)) shape.add(config + " key '" + k + "'");
+      }
+      if (!shape.isEmpty()) {
+        throw new IllegalArgumentException(
+            String.join(", ", shape)
+                + (shape.size() == 1 ? " sets" : " set")
+                + " the shape of a new adapter, but the run starts from "
+                + (adapter != null ? "--adapter " + adapter : config + " key 'init_adapter'")
+                + ", whose adapter_config.json fixes its rank, alpha, targets and scaling: leave"
+                + (shape.size() == 1 ? " it" : " them")
+                + " out, or start a new adapter without --adapter");
+      }
+    }
     b.schedule(Schedule.parse(sched).warmupSteps(warmup));
     b.guard(guard);
     try {

@@ -65,6 +65,92 @@ class CliTest {
   }
 
   @Test
+  void settingsThatWouldBeDroppedOrFailLateAreRefusedFirst(@TempDir Path tmp) throws Exception {
+    Path data = tmp.resolve("d.jsonl");
+    Files.writeString(data, "{\"input_ids\":[1,5,6,7]}\n".repeat(4));
+    Path adapter = REF.resolve("tiny/adapter_trained");
+    Path model = REF.resolve("tiny/model");
+    String[] base = {
+      "train",
+      "--model",
+      model.toString(),
+      "--data",
+      data.toString(),
+      "--device",
+      "cpu",
+      "--steps",
+      "1"
+    };
+    // a new adapter's shape beside --adapter, whose config fixes it: both named, nothing written
+    Result r =
+        run(
+            concat(
+                base,
+                "--output",
+                tmp.resolve("o1").toString(),
+                "--adapter",
+                adapter.toString(),
+                "--rank",
+                "4",
+                "--targets",
+                "all-linear"));
+    assertEquals(1, r.code(), r.err());
+    assertTrue(
+        r.err().contains("--rank, --targets set the shape of a new adapter")
+            && r.err().contains("--adapter " + adapter),
+        r.err());
+    assertFalse(Files.exists(tmp.resolve("o1")));
+    // optimizer values past the double range or NaN: refused by flag before the model loads
+    for (String[] bad :
+        List.of(
+            new String[] {"--adam-eps", "1e400", "--adam-eps must"},
+            new String[] {"--weight-decay", "1e400", "--weight-decay must"},
+            new String[] {"--max-grad-norm", "NaN", "--max-grad-norm must"},
+            new String[] {"--alpha", "1e400", "--alpha must"},
+            new String[] {"--threads", "-1", "--threads must"},
+            new String[] {"--threads", "100000", "--threads must"})) {
+      r = run(concat(base, "--output", tmp.resolve("o2").toString(), bad[0], bad[1]));
+      assertEquals(1, r.code(), bad[0] + ": " + r.err());
+      assertTrue(r.err().contains(bad[2]), bad[0] + ": " + r.err());
+      assertFalse(Files.exists(tmp.resolve("o2")), bad[0]);
+    }
+    // generate: new tokens past an int with the prompt is the positions' error, not a crash
+    r =
+        run(
+            "generate",
+            "--model",
+            TINY.toString(),
+            "--device",
+            "cpu",
+            "--prompt",
+            "Hello",
+            "--max-new-tokens",
+            "2147483647");
+    assertEquals(1, r.code(), r.err());
+    assertTrue(r.err().contains("positions"), r.err());
+    // eval: an adapter of another model is refused before the base model's pass
+    r =
+        run(
+            "eval",
+            "--model",
+            TINY.toString(),
+            "--device",
+            "cpu",
+            "--data",
+            data.toString(),
+            "--adapter",
+            adapter.toString());
+    assertEquals(1, r.code(), r.err());
+    assertFalse(r.out().contains("base model:"), r.out());
+  }
+
+  static String[] concat(String[] a, String... b) {
+    String[] out = java.util.Arrays.copyOf(a, a.length + b.length);
+    System.arraycopy(b, 0, out, a.length, b.length);
+    return out;
+  }
+
+  @Test
   void failuresExitNonZeroWithOneLineReason(@TempDir Path tmp) {
     Result usage = run("train", "--model", "x");
     assertEquals(2, usage.code());

@@ -133,6 +133,46 @@ class TrainerTest {
     }
   }
 
+  @Test
+  void anEpochsLastBatchEndsItsStep(@TempDir Path tmp) throws Exception {
+    // 40 examples in batches of 4: 10 batches an epoch; 3 to a step: steps of 3, 3, 3 and 1 in
+    // each epoch, 12 over 3 epochs as planned (with the batches of a step read across the epoch's
+    // end, the run took 10 steps against the 12 it announced and its schedule never ended)
+    Path d = data(tmp, 40, 4);
+    List<Long> planned = new java.util.concurrent.CopyOnWriteArrayList<>();
+    List<Double> epochs = new java.util.concurrent.CopyOnWriteArrayList<>();
+    TrainingListener l =
+        new TrainingListener() {
+          @Override
+          public void onTrainBegin(TrainingPlan p) {
+            planned.add(p.totalSteps());
+          }
+
+          @Override
+          public void onStep(StepMetrics m) {
+            epochs.add(m.epoch());
+          }
+        };
+    try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
+      TrainingResult r =
+          LoraTrainer.fit(
+              m,
+              Dataset.jsonl(d),
+              cfg(tmp.resolve("out"))
+                  .epochs(3)
+                  .gradientAccumulation(3)
+                  .shuffleBuffer(0)
+                  .schedule(Schedule.linear())
+                  .build(),
+              List.of(l));
+      assertEquals(List.of(12L), planned);
+      assertEquals(12, r.steps());
+    }
+    // every fourth step ends an epoch exactly
+    for (int e = 1; e <= 3; e++) assertEquals(e, epochs.get(4 * e - 1), 1e-9, epochs.toString());
+    assertTrue(epochs.get(2) < 1.0 && epochs.get(4) > 1.0, epochs.toString());
+  }
+
   // grouped by length: the 40 examples of an epoch are one length group, so the checkpoint at
   // step 4 (32 examples) sits inside a group
   @ParameterizedTest(name = "groupByLength {0}")
@@ -278,6 +318,14 @@ class TrainerTest {
           r.warnings().stream()
               .anyMatch(w -> w.contains("sets lora_dropout 0.05") && w.contains("without LoRA")),
           r.warnings().toString());
+      // and the adapter it writes says what was done: dropout 0.0, trained on this model (the
+      // starting adapter's base_model_name_or_path named another)
+      JsonNode written = JSON.readTree(r.adapterDir().resolve("adapter_config.json").toFile());
+      assertEquals(0.0, written.get("lora_dropout").asDouble(), written.toString());
+      assertEquals(
+          MODEL.toAbsolutePath().normalize().toString(),
+          written.get("base_model_name_or_path").asText(),
+          written.toString());
       TrainingResult plain =
           LoraTrainer.fit(
               m,

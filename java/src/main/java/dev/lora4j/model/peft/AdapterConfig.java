@@ -154,6 +154,32 @@ public record AdapterConfig(
   }
 
   /**
+   * The config as lora4j writes an adapter it trained or holds: {@code base_model_name_or_path} the
+   * model it was trained on (PEFT records the model's name or path there, and
+   * AutoPeftModelForCausalLM loads the base from it), {@code lora_dropout} 0.0 (lora4j trains
+   * without dropout, whatever a starting adapter's config said), and PEFT's layout version.
+   *
+   * @param baseModel the base model's name or path
+   */
+  public AdapterConfig asWritten(String baseModel) {
+    return new AdapterConfig(
+        r,
+        loraAlpha,
+        targetModules,
+        0.0,
+        useRslora,
+        bias,
+        peftType,
+        taskType,
+        fanInFanOut,
+        inferenceMode,
+        initLoraWeights,
+        baseModel,
+        revision,
+        PEFT_LAYOUT_VERSION);
+  }
+
+  /**
    * @return the LoRA scale: {@code alpha / r}, or {@code alpha / sqrt(r)} with rsLoRA
    */
   public double scale() {
@@ -219,8 +245,9 @@ public record AdapterConfig(
     }
     int r = rNode.intValue();
     double alpha = number(root, src, "lora_alpha", 8);
-    if (!(alpha > 0)) {
-      throw new ConfigException(src + ": key 'lora_alpha' = " + alpha + " must be positive");
+    if (!(alpha > 0) || Double.isInfinite(alpha)) {
+      throw new ConfigException(
+          src + ": key 'lora_alpha' = " + alpha + " must be a positive finite number");
     }
     double dropout = number(root, src, "lora_dropout", 0.0);
     if (!(dropout >= 0 && dropout < 1)) {
@@ -255,7 +282,15 @@ public record AdapterConfig(
             "layer_replication",
             "exclude_modules",
             "target_parameters",
-            "trainable_token_indices")) {
+            "trainable_token_indices",
+            // variants whose forward is not W x + s B A x: aLoRA applies the update only from
+            // its invocation tokens on, Arrow routes between adapters, KaSA scales by a learned
+            // diagonal; LoftQ's config replaces the base weights (an empty object is PEFT's
+            // default, and means none)
+            "alora_invocation_tokens",
+            "arrow_config",
+            "kasa_config",
+            "loftq_config")) {
       JsonNode n = root.get(k);
       if (n != null && !n.isNull() && !(n.isContainerNode() && n.isEmpty())) {
         throw new ConfigException(
@@ -267,9 +302,34 @@ public record AdapterConfig(
                 + "); this PEFT feature is not supported by lora4j");
       }
     }
+    for (String k : List.of("use_qalora", "use_bdlora", "use_kasa")) {
+      if (bool(root, src, k, false)) {
+        throw new ConfigException(
+            src
+                + ": key '"
+                + k
+                + "' is true; this PEFT LoRA variant (its factors are grouped or scaled otherwise)"
+                + " is not supported by lora4j");
+      }
+    }
     String task = text(root, src, "task_type", null);
     boolean inference = bool(root, src, "inference_mode", true);
     JsonNode init = root.get("init_lora_weights");
+    if (init != null && init.isTextual() && !BENIGN_INITS.contains(init.textValue())) {
+      // PiSSA, OLoRA, CorDA and LoftQ rewrite the base weights when PEFT loads the adapter
+      // (W - s B0 A0, or quantized W): on the unmodified base the adapter computes another model
+      throw new ConfigException(
+          src
+              + ": key 'init_lora_weights' is \""
+              + init.textValue()
+              + "\": PEFT rebuilds the base weights from this initialization when it loads the"
+              + " adapter, which lora4j does not; convert it to a plain LoRA first (PEFT's"
+              + " save_pretrained with path_initial_model_for_weight_conversion)");
+    }
+    if (init != null && !init.isNull() && !init.isBoolean() && !init.isTextual()) {
+      throw new ConfigException(
+          src + ": key 'init_lora_weights' must be true, false or a string, found " + init);
+    }
     boolean initWeights = init == null || !init.isBoolean() || init.booleanValue();
     return new AdapterConfig(
         r,
@@ -287,6 +347,13 @@ public record AdapterConfig(
         text(root, src, "revision", null),
         text(root, src, "peft_version", null));
   }
+
+  /**
+   * Values of init_lora_weights that only set the factors' starting values: the trained adapter
+   * computes W x + s B A x on the unmodified base.
+   */
+  static final java.util.Set<String> BENIGN_INITS =
+      java.util.Set.of("gaussian", "eva", "orthogonal");
 
   private static List<String> targets(JsonNode root, String src) {
     JsonNode n = root.get("target_modules");

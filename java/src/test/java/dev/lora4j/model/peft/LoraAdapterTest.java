@@ -321,6 +321,13 @@ class LoraAdapterTest {
     bad.put("peft_type", "IA3");
     bad.put("target_modules", ".*proj");
     bad.put("r", 0);
+    // variants whose forward or base weights differ from plain LoRA's
+    bad.put("alora_invocation_tokens", List.of(733, 16289, 28793));
+    bad.put("arrow_config", Map.of("top_k", 3));
+    bad.put("loftq_config", Map.of("loftq_bits", 4));
+    bad.put("use_qalora", true);
+    bad.put("use_bdlora", true);
+    bad.put("init_lora_weights", "pissa");
     for (Map.Entry<String, Object> e : bad.entrySet()) {
       ObjectNode n = (ObjectNode) JSON.readTree(src);
       n.set(e.getKey(), JSON.valueToTree(e.getValue()));
@@ -335,8 +342,25 @@ class LoraAdapterTest {
     n.put("target_modules", "all-linear");
     n.put("some_future_field", 3);
     n.put("use_rslora", true);
+    n.putObject("loftq_config"); // PEFT's default, {}: none
+    n.put("init_lora_weights", "gaussian"); // only the starting values
     AdapterConfig c = AdapterConfig.parse(n.toString(), "a.json");
     assertEquals(EnumSet.allOf(LoraTarget.class), c.targets());
+    // an alpha past the double range reads as infinity: refused, not a scale of infinity
+    String huge = src.replaceFirst("\"lora_alpha\": *[0-9.]+", "\"lora_alpha\": 1e400");
+    assertNotEquals(src, huge);
+    assertMessage(
+        assertThrows(ConfigException.class, () -> AdapterConfig.parse(huge, "a.json")),
+        "a.json",
+        "'lora_alpha'");
+    for (String init : List.of("olora", "corda", "loftq", "pissa_niter_16")) {
+      ObjectNode i = (ObjectNode) JSON.readTree(src);
+      i.put("init_lora_weights", init);
+      assertMessage(
+          assertThrows(ConfigException.class, () -> AdapterConfig.parse(i.toString(), "a.json")),
+          "init_lora_weights",
+          init);
+    }
     assertEquals(16 / Math.sqrt(8), c.scale(), 1e-12);
     ObjectNode m = (ObjectNode) JSON.readTree(src);
     m.remove("r");
