@@ -1036,6 +1036,14 @@ public final class LoraTrainer {
                 + cfg.maxSeqLength()
                 + ") (--max-positions) to train on the whole rows");
       }
+      if (cfg.trainOnCompletionsOnly()
+          && examples > 0
+          && scan.labelTokens() >= scan.tokens() - examples) {
+        w.add(
+            "trainOnCompletionsOnly masked nothing: every token of the training data counts in the"
+                + " loss (plain text, and input_ids without labels, have no prompt to mask;"
+                + " prompt / completion, Alpaca and chat lines do)");
+      }
       int warmup = cfg.schedule().warmup(totalSteps);
       if (warmup > 0 && warmup >= totalSteps) {
         w.add(

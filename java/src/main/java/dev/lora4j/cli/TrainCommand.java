@@ -364,16 +364,27 @@ final class TrainCommand implements Callable<Integer> {
     }
     if (cfg.resume()) checkOptimizerFlagsOnResume(cfg);
     try (MistralModel model = modelOptions.load(typedDevice, cfg.maxSeqLength())) {
+      InterruptNote note = new InterruptNote(cfg.saveSteps());
       List<TrainingListener> ls =
           List.of(
               new ProgressListener(
-                  System.err, System.console() != null, cfg.loggingSteps(), Flags::translate));
+                  System.err, System.console() != null, cfg.loggingSteps(), Flags::translate),
+              note);
       TrainingResult r;
+      Thread hook = new Thread(() -> note.print(System.err), "lora4j-interrupt-note");
+      Runtime.getRuntime().addShutdownHook(hook);
       try {
         r = LoraTrainer.fit(model, Dataset.jsonl(data), cfg, ls);
       } catch (RunSettings.MismatchException e) {
         throw new Lora4jException(
             RunSettings.MismatchException.message(e.checkpoint(), e.differences(), true), e);
+      } finally {
+        note.finished();
+        try {
+          Runtime.getRuntime().removeShutdownHook(hook);
+        } catch (IllegalStateException shuttingDown) {
+          // the JVM is already shutting down: the hook has run or runs now
+        }
       }
       System.out.printf(
           Locale.ROOT,
@@ -732,6 +743,60 @@ final class TrainCommand implements Callable<Integer> {
           "unknown data format '"
               + s
               + "': use text, prompt_completion, alpaca, chat or pretokenized");
+    }
+  }
+
+  /**
+   * What a run stopped by a signal (Ctrl-C, SIGTERM) leaves: the JVM's shutdown runs {@link #print}
+   * while the training thread is still inside fit, and the user learns the step reached, the
+   * checkpoint a --resume would continue from, or that none was written.
+   */
+  static final class InterruptNote implements TrainingListener {
+    private final long saveSteps;
+    private volatile long step, total;
+    private volatile Path checkpoint;
+    private volatile boolean finished;
+
+    InterruptNote(long saveSteps) {
+      this.saveSteps = saveSteps;
+    }
+
+    @Override
+    public void onTrainBegin(TrainingPlan plan) {
+      total = plan.totalSteps();
+      step = plan.startStep();
+    }
+
+    @Override
+    public void onStep(StepMetrics m) {
+      step = m.step();
+    }
+
+    @Override
+    public void onCheckpoint(Path dir, long atStep) {
+      checkpoint = dir;
+    }
+
+    void finished() {
+      finished = true;
+    }
+
+    /** The note, when the run has not finished (nothing otherwise). */
+    void print(java.io.PrintStream err) {
+      if (finished) return;
+      String where = total > 0 ? " at step " + step + " of " + total : " before its first step";
+      String kept =
+          checkpoint != null
+              ? "the last checkpoint is "
+                  + checkpoint
+                  + ": the same command with --resume continues from it"
+              : saveSteps > 0
+                  ? "no checkpoint was written yet (every "
+                      + saveSteps
+                      + " steps): the steps so far are lost"
+                  : "no checkpoint is written without --save-steps N: the steps so far are lost";
+      err.println("lora4j: training stopped by a signal" + where + "; " + kept);
+      err.flush();
     }
   }
 }

@@ -81,8 +81,7 @@ class KillResumeTest {
     }
   }
 
-  @Test
-  void killedRunsResumeToTheSameAdapter(@TempDir Path tmp) throws Exception {
+  static Path data(Path tmp) throws Exception {
     SplittableRandom r = new SplittableRandom(11);
     StringBuilder sb = new StringBuilder();
     for (int i = 0; i < 24; i++) {
@@ -93,31 +92,72 @@ class KillResumeTest {
     }
     Path data = tmp.resolve("data.jsonl");
     Files.writeString(data, sb);
+    return data;
+  }
+
+  static List<String> subprocess(List<String> args) {
+    List<String> cmd =
+        new ArrayList<>(
+            List.of(
+                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--enable-native-access=ALL-UNNAMED",
+                "-Dorg.bytedeco.javacpp.cachedir="
+                    + System.getProperty(
+                        "org.bytedeco.javacpp.cachedir",
+                        System.getProperty("java.io.tmpdir") + File.separator + "lora4j-javacpp"),
+                "-cp",
+                System.getProperty("java.class.path"),
+                Main.class.getName()));
+    cmd.addAll(args);
+    return cmd;
+  }
+
+  @Test
+  void aSignalSaysWhatTheRunKept(@TempDir Path tmp) throws Exception {
+    // SIGTERM (as Ctrl-C's SIGINT) once the first checkpoint is in place: the run says where it
+    // stopped and which checkpoint --resume continues from, instead of ending without a word
+    Path data = data(tmp), out = tmp.resolve("run");
+    Files.createDirectories(out);
+    Process p =
+        new ProcessBuilder(subprocess(args(data, out)))
+            .redirectErrorStream(true)
+            .redirectOutput(out.resolve("log.txt").toFile())
+            .start();
+    long deadline = System.nanoTime() + 60_000_000_000L;
+    while (p.isAlive()
+        && !Files.isDirectory(out.resolve("checkpoint-1"))
+        && System.nanoTime() < deadline) {
+      Thread.sleep(5);
+    }
+    assertTrue(
+        p.isAlive(),
+        "the run ended before its signal: " + Files.readString(out.resolve("log.txt")));
+    p.destroy();
+    int code = p.waitFor();
+    String log = Files.readString(out.resolve("log.txt"));
+    assertEquals(143, code, log);
+    assertTrue(
+        log.contains("training stopped by a signal at step ")
+            && log.contains("the last checkpoint is ")
+            && log.contains("checkpoint-")
+            && log.contains("--resume"),
+        log);
+  }
+
+  @Test
+  void killedRunsResumeToTheSameAdapter(@TempDir Path tmp) throws Exception {
+    SplittableRandom r = new SplittableRandom(11);
+    Path data = data(tmp);
     Path ref = tmp.resolve("ref");
     runInProcess(args(data, ref));
     byte[] want = Files.readAllBytes(ref.resolve("adapter/adapter_model.safetensors"));
 
-    String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-    String cp = System.getProperty("java.class.path");
     int duringWrite = 0, killed = 0;
     for (int trial = 0; trial < TRIALS; trial++) {
       Path out = tmp.resolve("t" + trial);
       Files.createDirectories(out);
-      List<String> cmd =
-          new ArrayList<>(
-              List.of(
-                  java,
-                  "--enable-native-access=ALL-UNNAMED",
-                  "-Dorg.bytedeco.javacpp.cachedir="
-                      + System.getProperty(
-                          "org.bytedeco.javacpp.cachedir",
-                          System.getProperty("java.io.tmpdir") + File.separator + "lora4j-javacpp"),
-                  "-cp",
-                  cp,
-                  Main.class.getName()));
-      cmd.addAll(args(data, out));
       Process p =
-          new ProcessBuilder(cmd)
+          new ProcessBuilder(subprocess(args(data, out)))
               .redirectErrorStream(true)
               .redirectOutput(out.resolve("log.txt").toFile())
               .start();

@@ -339,6 +339,32 @@ class TrainerTest {
   }
 
   @Test
+  void completionsOnlyThatMasksNothingSaysSo(@TempDir Path tmp) throws Exception {
+    // input_ids without labels have no prompt: completions-only changes nothing, and says so
+    Path plain = data(tmp, 8, 1);
+    Path masked = tmp.resolve("masked.jsonl");
+    Files.writeString(
+        masked, "{\"input_ids\":[5,6,7,8,9],\"labels\":[-100,-100,7,8,9]}\n".repeat(8));
+    try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
+      for (Path d : List.of(plain, masked)) {
+        TrainingResult r =
+            LoraTrainer.fit(
+                m,
+                Dataset.jsonl(d),
+                cfg(tmp.resolve("out-" + d.getFileName()))
+                    .trainOnCompletionsOnly(true)
+                    .maxSteps(1)
+                    .build(),
+                List.of());
+        assertEquals(
+            d == plain,
+            r.warnings().stream().anyMatch(w -> w.contains("masked nothing")),
+            d + ": " + r.warnings());
+      }
+    }
+  }
+
+  @Test
   void groupByLengthWithPackingIsRefused(@TempDir Path tmp) {
     IllegalArgumentException e =
         assertThrows(
