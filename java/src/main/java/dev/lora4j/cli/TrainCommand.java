@@ -597,8 +597,17 @@ final class TrainCommand implements Callable<Integer> {
     if (maxGradNorm != null) b.maxGradNorm(maxGradNorm);
     if (batchSize != null) b.batchSize(batchSize);
     if (gradAccum != null) b.gradientAccumulation(gradAccum);
+    if (steps != null && steps < 0) {
+      throw new IllegalArgumentException(
+          "--steps must be >= 1, or 0 for none (--epochs decides the run's length), got " + steps);
+    }
+    if (epochs != null && epochs < 1)
+      throw new IllegalArgumentException("--epochs must be >= 1, got " + epochs);
     if (steps != null) b.maxSteps(steps);
     if (epochs != null) b.epochs(epochs);
+    // a flag wins over the file: --epochs typed against the file's max_steps (which would
+    // otherwise decide the run's length) leaves epochs to decide
+    if (epochs != null && steps == null && configKeys.contains("max_steps")) b.maxSteps(0);
     if (maxSeqLength != null) b.maxSeqLength(maxSeqLength);
     if (completionsOnly != null) b.trainOnCompletionsOnly(completionsOnly);
     if (packing != null) b.packing(packing);

@@ -138,7 +138,7 @@ final class BatchProducer implements AutoCloseable {
       rows = grouped.poll();
       if (rows == null) return null;
     } else {
-      rows = new ArrayList<>(config.batchSize());
+      rows = new ArrayList<>(Math.min(config.batchSize(), 256)); // grows past that if need be
       while (rows.size() < config.batchSize() && stream.hasNext()) rows.add(stream.next());
       if (rows.isEmpty()) return null;
     }

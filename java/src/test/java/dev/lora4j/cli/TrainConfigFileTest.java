@@ -70,6 +70,20 @@ class TrainConfigFileTest {
   }
 
   @Test
+  void aTypedRunLengthWinsOverTheFiles() throws Exception {
+    // --epochs against the file's max_steps: epochs decide (the file's steps decided before)
+    TrainingConfig c = command("{\"max_steps\": 7}", "--epochs", "2").settings();
+    assertEquals(0, c.maxSteps());
+    assertEquals(2, c.epochs());
+    c = command("{\"epochs\": 5}", "--steps", "3").settings();
+    assertEquals(3, c.maxSteps());
+    assertThrows(IllegalArgumentException.class, () -> command("{}", "--steps", "-5").settings());
+    assertThrows(
+        IllegalArgumentException.class,
+        () -> command("{}", "--epochs", "-1", "--steps", "3").settings());
+  }
+
+  @Test
   void aValueOfTheWrongTypeNamesTheKey() {
     refused("{\"max_steps\": 2, \"learning_rate\": \"abc\"}", "'learning_rate'", "a number");
     refused("{\"packing\": \"yes\"}", "'packing'", "true or false");

@@ -60,6 +60,17 @@ class BatchTest {
   }
 
   @Test
+  void aBatchSizeBeyondTheDataIsOneBatchOfAll() {
+    // (a batch size of Integer.MAX_VALUE allocated its row list first: an OutOfMemoryError)
+    Path f =
+        write(dir, "all.jsonl", "{\"text\": \"abc\"}", "{\"text\": \"a\"}", "{\"text\": \"ab\"}");
+    List<DataBatch> b =
+        allBatches(open(f, cfg().batchSize(Integer.MAX_VALUE).build()), DataPosition.START, 1);
+    assertEquals(1, b.size());
+    assertEquals(3, b.get(0).batch().rows());
+  }
+
+  @Test
   void packingIsFirstFitInStreamOrder() {
     // rows of 10, 2 rows a batch: 6 -> row 0; 2 -> row 0; 5 -> row 1; 2 -> row 0; 4 -> row 1;
     // 7 fits nowhere -> closes the batch and opens the next
