@@ -79,6 +79,10 @@ final class ModelOptions {
 
   /** The engine's positions: --max-positions, else what rows of rowLength need (0: default). */
   int positions(int rowLength) {
+    if (maxPositions < 0) {
+      throw new IllegalArgumentException(
+          "--max-positions must be >= 1, or 0 for the default, got " + maxPositions);
+    }
     if (maxPositions > 0 || rowLength <= 4096) return maxPositions;
     int modelMax = MistralConfig.load(model.resolve("config.json")).maxPositionEmbeddings();
     return Math.max(Math.min(rowLength, modelMax), Math.min(modelMax, 4096));

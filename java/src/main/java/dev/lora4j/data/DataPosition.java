@@ -22,4 +22,10 @@ public record DataPosition(int epoch, long examples) {
           "data position must not be negative, got epoch " + epoch + ", examples " + examples);
     }
   }
+
+  /** As a user reads it: "epoch 1, after 16 examples" (epochs counted from 1). */
+  @Override
+  public String toString() {
+    return "epoch " + (epoch + 1) + ", after " + examples + " example" + (examples == 1 ? "" : "s");
+  }
 }

@@ -191,11 +191,11 @@ class PoisonedBatchTest {
           on.skippedAt()
               .get(0)
               .startsWith(
-                  "DataPosition[epoch=0, examples="
+                  "epoch 1, after "
                       + at
-                      + "] .. DataPosition[epoch=0, examples="
+                      + " examples .. epoch 1, after "
                       + (at + 8)
-                      + "]: "),
+                      + " examples: "),
           on.skippedAt().toString());
       assertTrue(Math.abs(dOn) <= 0.02, "guarded run within 2% of clean: " + dOn);
       assertArrayEquals(
