@@ -131,6 +131,7 @@ public final class Generator {
               + " positions");
     }
     int eos = eosId();
+    java.util.Set<Integer> stops = stopIds(eos);
     int[] out = new int[cfg.maxNewTokens()];
     int n = 0;
     last = null;
@@ -151,7 +152,7 @@ public final class Generator {
     out[n++] = tok;
     if (onToken != null) onToken.accept(tok);
     int chunk = 1;
-    while (tok != eos && n < cfg.maxNewTokens()) {
+    while (!stops.contains(tok) && n < cfg.maxNewTokens()) {
       int count = Math.min(chunk, cfg.maxNewTokens() - n);
       long t = System.nanoTime();
       int[] got =
@@ -162,11 +163,14 @@ public final class Generator {
       long took = System.nanoTime() - t;
       decode += took;
       steps += got.length;
+      // the core stops at eos; another end id of generation_config.json ends the text here (the
+      // core's few tokens past it are dropped)
       for (int g : got) {
         out[n++] = g;
         if (onToken != null) onToken.accept(g);
+        tok = g;
+        if (stops.contains(g)) break;
       }
-      tok = got[got.length - 1];
       if (took < 25_000_000L) chunk = Math.min(2 * chunk, 16);
     }
     last = new Stats(promptIds.length, prefill, steps, decode, n, System.nanoTime() - t0);
@@ -203,6 +207,35 @@ public final class Generator {
               + " tokenizer_config.json)");
     }
     return t.promptIds(messages);
+  }
+
+  /**
+   * The ids that end a generation, as Hugging Face's generate takes them: eos, and every id of
+   * eos_token_id in the model folder's generation_config.json (a number or a list).
+   */
+  java.util.Set<Integer> stopIds(int eos) {
+    java.util.Set<Integer> ids = new java.util.HashSet<>();
+    if (eos >= 0) ids.add(eos);
+    java.nio.file.Path gen = model.directory().resolve("generation_config.json");
+    if (!java.nio.file.Files.isRegularFile(gen)) return ids;
+    com.fasterxml.jackson.databind.JsonNode e;
+    try {
+      e =
+          new com.fasterxml.jackson.databind.ObjectMapper()
+              .readTree(gen.toFile())
+              .get("eos_token_id");
+    } catch (java.io.IOException ex) {
+      throw new Lora4jException(gen + ": not readable JSON: " + ex.getMessage(), ex);
+    }
+    if (e == null || e.isNull()) return ids;
+    for (com.fasterxml.jackson.databind.JsonNode v : e.isArray() ? e : List.of(e)) {
+      if (!v.canConvertToInt() || !v.isIntegralNumber() || v.intValue() < 0) {
+        throw new Lora4jException(
+            gen + ": key 'eos_token_id' must be a token id or a list of them, found " + e);
+      }
+      ids.add(v.intValue());
+    }
+    return ids;
   }
 
   int eosId() {

@@ -4,8 +4,10 @@ import static org.junit.jupiter.api.Assertions.*;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /** Generation through the KV cache: greedy, sampling, streaming, stopping. */
 class GenerationTest {
@@ -26,6 +28,47 @@ class GenerationTest {
       // Stops after the end-of-sequence token.
       int[] stop = m.generateGreedy(PROMPT, 12, nat[2]);
       assertEquals(3, stop.length);
+    }
+  }
+
+  @Test
+  void anEndIdOfGenerationConfigEndsTheText(@TempDir Path tmp) throws Exception {
+    // generation_config.json's eos_token_id (a list, as some models ship it) ends the text at any
+    // of its ids, as Hugging Face's generate does, also inside a chunk the core ran past it
+    Path dir = tmp.resolve("model");
+    java.nio.file.Files.createDirectories(dir);
+    try (var files = java.nio.file.Files.list(REF.resolve("model"))) {
+      for (Path f : files.toList()) java.nio.file.Files.copy(f, dir.resolve(f.getFileName()));
+    }
+    int[] free;
+    try (MistralModel m = MistralModel.load(dir, Device.cpu())) {
+      m.attachAdapter(REF.resolve("adapter_trained"));
+      free =
+          new Generator(m).generate(PROMPT, GenerationConfig.greedy().withMaxNewTokens(12), null);
+    }
+    assertEquals(12, free.length);
+    int stop = free[6];
+    int first = 0;
+    while (free[first] != stop) first++;
+    java.nio.file.Files.writeString(
+        dir.resolve("generation_config.json"), "{\"eos_token_id\": [2, " + stop + "]}");
+    try (MistralModel m = MistralModel.load(dir, Device.cpu())) {
+      m.attachAdapter(REF.resolve("adapter_trained"));
+      List<Integer> streamed = new ArrayList<>();
+      int[] got =
+          new Generator(m)
+              .generate(PROMPT, GenerationConfig.greedy().withMaxNewTokens(12), streamed::add);
+      assertArrayEquals(Arrays.copyOf(free, first + 1), got);
+      assertEquals(first + 1, streamed.size());
+    }
+    java.nio.file.Files.writeString(
+        dir.resolve("generation_config.json"), "{\"eos_token_id\": \"x\"}");
+    try (MistralModel m = MistralModel.load(dir, Device.cpu())) {
+      Lora4jException e =
+          assertThrows(
+              Lora4jException.class,
+              () -> new Generator(m).generate(PROMPT, GenerationConfig.greedy(), null));
+      assertTrue(e.getMessage().contains("eos_token_id"), e.getMessage());
     }
   }
 
