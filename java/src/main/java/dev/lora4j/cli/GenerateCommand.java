@@ -93,7 +93,11 @@ final class GenerateCommand implements Callable<Integer> {
 
   @Override
   public Integer call() {
-    GenerationConfig cfg = new GenerationConfig(maxNew, temperature, topK, topP, seed, 32768);
+    // no character cap of its own: the prompt's tokens and --max-new-tokens must fit the engine's
+    // positions (--max-positions), and that is checked (a 32,768-character cap refused prompts
+    // a 32k-position model holds)
+    GenerationConfig cfg =
+        new GenerationConfig(maxNew, temperature, topK, topP, seed, Integer.MAX_VALUE);
     long start = System.nanoTime();
     try (MistralModel m = modelOptions.load()) {
       if (adapter != null) m.attachAdapter(adapter);

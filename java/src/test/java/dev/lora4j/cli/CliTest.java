@@ -128,6 +128,22 @@ class CliTest {
             "2147483647");
     assertEquals(1, r.code(), r.err());
     assertTrue(r.err().contains("positions"), r.err());
+    // a prompt of more than 32,768 characters whose tokens fit the engine's positions runs (the
+    // command had a character cap of its own)
+    r =
+        run(
+            "generate",
+            "--model",
+            TINY.toString(),
+            "--device",
+            "cpu",
+            "--prompt",
+            "a".repeat(40_000),
+            "--max-new-tokens",
+            "1",
+            "--max-positions",
+            "8192");
+    assertEquals(0, r.code(), r.err());
     // eval: an adapter of another model is refused before the base model's pass
     r =
         run(
