@@ -327,6 +327,17 @@ public final class OllamaModelfile {
       try {
         Pieces p = derive(ChatTemplate.fromModelDir(modelDir), bos, GgufExport.addBos(tc));
         m.append("TEMPLATE \"\"\"").append(p.goTemplate()).append("\"\"\"\n");
+        if (source.contains("strftime_now")) {
+          // the template prints the day it renders (a default system prompt's date, say): the
+          // TEMPLATE holds the export's
+          String say =
+              "the chat template calls strftime_now (the current date or time), which the"
+                  + " Modelfile's TEMPLATE holds as rendered at the export ("
+                  + java.time.LocalDate.now()
+                  + "): edit the TEMPLATE where it should change";
+          m.append("# ").append(say).append('\n');
+          notes.add(say);
+        }
         if (p.systemPre == null) {
           m.append(
               "# system messages are left out: the chat template has no separate system turn\n");

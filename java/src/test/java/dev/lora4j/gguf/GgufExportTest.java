@@ -505,6 +505,31 @@ class GgufExportTest {
   }
 
   @Test
+  void aTemplateThatPrintsTheDateIsNoted(@TempDir Path tmp) throws Exception {
+    // a chat template that prints today's date renders the export's date into the TEMPLATE
+    Path copy = tmp.resolve("copy");
+    copyModel(copy, null, null);
+    com.fasterxml.jackson.databind.ObjectMapper json =
+        new com.fasterxml.jackson.databind.ObjectMapper();
+    var tc =
+        (com.fasterxml.jackson.databind.node.ObjectNode)
+            json.readTree(Files.readString(copy.resolve("tokenizer_config.json")));
+    tc.put("chat_template", "{{ strftime_now('%Y') }}" + tc.get("chat_template").asText());
+    Files.writeString(copy.resolve("tokenizer_config.json"), json.writeValueAsString(tc));
+    Path gguf = tmp.resolve("m.gguf");
+    Files.writeString(gguf, "GGUF stand-in");
+    Path mf = OllamaModelfile.besides(gguf);
+    List<String> notes = OllamaModelfile.write(mf, gguf, null, copy, false);
+    assertTrue(notes.stream().anyMatch(n -> n.contains("strftime_now")), notes.toString());
+    assertTrue(Files.readString(mf).contains("# the chat template calls strftime_now"));
+    // the shipped template has no date: no such note
+    Path plain = tmp.resolve("plain.Modelfile");
+    assertTrue(
+        OllamaModelfile.write(plain, gguf, null, MODEL, false).stream()
+            .noneMatch(n -> n.contains("strftime_now")));
+  }
+
+  @Test
   void modelfileTemplateFromTheChatTemplate() {
     ChatTemplate mistral = ChatTemplate.fromModelDir(MODEL);
     OllamaModelfile.Pieces p = OllamaModelfile.derive(mistral, "<s>", true);
