@@ -349,6 +349,14 @@ final class TrainCommand implements Callable<Integer> {
     TrainingConfig cfg = settings();
     if (plan.mode() == LaunchPlan.Mode.SUPERVISOR) {
       for (int i = 0; i < plan.nproc(); i++) plan.device(modelOptions.device, i);
+      // what every worker would find missing after starting and loading the model: said once
+      Dataset.jsonl(data);
+      if (!java.nio.file.Files.isRegularFile(modelOptions.model.resolve("config.json"))) {
+        throw new Lora4jException(
+            "model folder "
+                + modelOptions.model
+                + " has no config.json: is it a Hugging Face model folder?");
+      }
       List<String> args =
           new java.util.ArrayList<>(spec.commandLine().getParseResult().originalArgs());
       if (!args.isEmpty() && args.get(0).equals(spec.name())) args.remove(0);
@@ -582,6 +590,7 @@ final class TrainCommand implements Callable<Integer> {
         }
       }
     }
+    boolean fileGuardOff = !guard.enabled(); // only the --config file has set it so far
     if (adapter != null) b.initAdapter(adapter);
     if (rank != null) lb.rank(rank);
     if (alpha != null) lb.alpha(alpha);
@@ -629,6 +638,19 @@ final class TrainCommand implements Callable<Integer> {
     if (Boolean.TRUE.equals(noGuard)) guard = GuardConfig.off();
     if (guardLossFactor != null) guard = guard.withLossFactor(guardLossFactor);
     if (guardGradFactor != null) guard = guard.withGradNormFactor(guardGradFactor);
+    // a factor of a guard that is off would be dropped without a word
+    boolean off = Boolean.TRUE.equals(noGuard) || fileGuardOff;
+    boolean factors =
+        guardLossFactor != null
+            || guardGradFactor != null
+            || configKeys.contains("guard_loss_factor")
+            || configKeys.contains("guard_grad_norm_factor");
+    if (off && factors) {
+      throw new IllegalArgumentException(
+          "the guard's factors (--guard-loss-factor, --guard-grad-factor or their --config keys)"
+              + " go with the guard on, but --no-guard (or the file's \"guard\": false) turns it"
+              + " off: drop one or the other");
+    }
     if (aggregation != null) b.aggregation(aggregation);
     if (injectFault != null) b.injectFaults(injectFault);
     // a starting adapter fixes its own rank, alpha, targets and scaling (its adapter_config.json):

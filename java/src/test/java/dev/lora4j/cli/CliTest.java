@@ -144,6 +144,22 @@ class CliTest {
             "--max-positions",
             "8192");
     assertEquals(0, r.code(), r.err());
+    // a missing data file under --nproc-per-node: said once, before any worker starts
+    r =
+        run(
+            "train",
+            "--model",
+            TINY.toString(),
+            "--data",
+            tmp.resolve("missing.jsonl").toString(),
+            "--output",
+            tmp.resolve("o3").toString(),
+            "--device",
+            "cpu",
+            "--nproc-per-node",
+            "1");
+    assertEquals(1, r.code(), r.err());
+    assertTrue(r.err().contains("does not exist") && !r.err().contains("[rank"), r.err());
     // eval: an adapter of another model is refused before the base model's pass
     r =
         run(

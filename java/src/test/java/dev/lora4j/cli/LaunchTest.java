@@ -194,9 +194,16 @@ class LaunchTest {
 
   @Test
   void aFailingWorkerFailsTheSupervisorNamingItsRankAndLastLines(@TempDir Path tmp) {
-    // two real worker JVMs that fail at once (the data file does not exist; on a machine without
-    // a GPU they may fail earlier, at --device cuda): the supervisor exits non-zero naming a rank,
-    // its exit status and its last lines, each prefixed with its rank
+    // two real worker JVMs that fail at once (the data file is not JSON; on a machine without a
+    // GPU they may fail earlier, at --device cuda; a missing file the supervisor refuses itself):
+    // the supervisor exits non-zero naming a rank, its exit status and its last lines, each
+    // prefixed with its rank
+    Path bad = tmp.resolve("bad.jsonl");
+    try {
+      java.nio.file.Files.writeString(bad, "not json\n");
+    } catch (java.io.IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
     Result r =
         run(
             "train",
@@ -209,7 +216,7 @@ class LaunchTest {
             "--model",
             MODEL,
             "--data",
-            tmp.resolve("missing.jsonl").toString(),
+            bad.toString(),
             "--output",
             tmp.resolve("out").toString());
     assertEquals(1, r.code(), r.err());

@@ -78,6 +78,17 @@ class TrainConfigFileTest {
     c = command("{\"epochs\": 5}", "--steps", "3").settings();
     assertEquals(3, c.maxSteps());
     assertThrows(IllegalArgumentException.class, () -> command("{}", "--steps", "-5").settings());
+    // a factor of a guard turned off: refused, whichever side set either
+    assertThrows(
+        IllegalArgumentException.class,
+        () -> command("{}", "--no-guard", "--guard-loss-factor", "5").settings());
+    assertThrows(
+        IllegalArgumentException.class,
+        () -> command("{\"guard\": false}", "--guard-grad-factor", "5").settings());
+    assertThrows(
+        IllegalArgumentException.class,
+        () -> command("{\"guard_loss_factor\": 5}", "--no-guard").settings());
+    command("{\"guard_loss_factor\": 5}").settings();
     assertThrows(
         IllegalArgumentException.class,
         () -> command("{}", "--epochs", "-1", "--steps", "3").settings());
