@@ -69,13 +69,38 @@ public final class LoraTrainer {
 
   /** Trains with a progress display on the console and the standard output files. */
   public static TrainingResult fit(MistralModel model, Dataset data, TrainingConfig cfg) {
-    return fit(model, data, cfg, List.of(new ProgressListener(System.err)));
+    java.util.Objects.requireNonNull(cfg, "cfg");
+    return fit(
+        model,
+        data,
+        cfg,
+        List.of(
+            new ProgressListener(
+                System.err, ProgressListener.stderrIsTerminal(), cfg.loggingSteps(), s -> s)));
   }
 
   /** Trains and reports every event to the listeners (the output files are always written). */
   public static TrainingResult fit(
       MistralModel model, Dataset data, TrainingConfig cfg, List<TrainingListener> listeners) {
-    return new Run(model, data, cfg, listeners).run();
+    java.util.Objects.requireNonNull(model, "model");
+    java.util.Objects.requireNonNull(data, "data");
+    java.util.Objects.requireNonNull(cfg, "cfg");
+    java.util.Objects.requireNonNull(listeners, "listeners");
+    for (int i = 0; i < listeners.size(); i++)
+      java.util.Objects.requireNonNull(listeners.get(i), "listeners[" + i + "]");
+    model.requireOpen();
+    // A step is many engine calls (gradients zeroed, forward-backward, norm, optimizer): two runs
+    // on one model would interleave them and train one mixed adapter without a word.
+    if (!model.beginTraining()) {
+      throw new IllegalStateException(
+          "the model is already training in another fit: a model trains one run at a time (load a"
+              + " second model for a second run)");
+    }
+    try {
+      return new Run(model, data, cfg, listeners).run();
+    } finally {
+      model.endTraining();
+    }
   }
 
   /**
@@ -202,6 +227,18 @@ public final class LoraTrainer {
     final CheckpointStore store;
     final MetricsFile metrics;
 
+    /** The output folder's lock, held for the run (null on a rank that writes nothing). */
+    final java.nio.channels.FileChannel folderLock;
+
+    void releaseFolder() {
+      if (folderLock == null) return;
+      try {
+        folderLock.close();
+      } catch (IOException ignored) {
+        // closing the channel releases the lock in any case
+      }
+    }
+
     /** Rank 0 (or a run alone) writes the run's files; the other ranks write nothing. */
     final boolean writer;
 
@@ -242,13 +279,18 @@ public final class LoraTrainer {
       this.writer = cfg.distributed().writesFiles();
       this.overlapReduce = cfg.distributed().overlapsGradientReduction(System.getenv());
       if (writer) {
+        // checked first (the folder apart from the inputs, an earlier run resumed, replaced or
+        // refused) without deleting anything; then the folder is taken for this run, and checked
+        // again under the lock, where overwrite deletes: another run cannot slip in between
         RunFolder.prepare(
             cfg.outputDir(),
             model.directory(),
             cfg.initAdapter(),
             dataFiles,
             cfg.resume(),
-            cfg.overwriteOutput());
+            cfg.overwriteOutput(),
+            false);
+        boolean existed = Files.exists(cfg.outputDir());
         try {
           Files.createDirectories(cfg.outputDir());
         } catch (IOException e) {
@@ -257,6 +299,23 @@ public final class LoraTrainer {
         if (!Files.isWritable(cfg.outputDir())) {
           throw new Lora4jException("output folder " + cfg.outputDir() + " is not writable");
         }
+        this.folderLock = RunFolder.lock(cfg.outputDir());
+        try {
+          RunFolder.prepare(
+              cfg.outputDir(),
+              model.directory(),
+              cfg.initAdapter(),
+              dataFiles,
+              cfg.resume(),
+              cfg.overwriteOutput(),
+              true);
+        } catch (RuntimeException e) {
+          releaseFolder();
+          if (!existed) RunFolder.removeIfOnlyLock(cfg.outputDir());
+          throw e;
+        }
+      } else {
+        this.folderLock = null;
       }
       this.store = new CheckpointStore(cfg.outputDir(), cfg.saveTotalLimit());
       this.metrics = new MetricsFile(cfg.outputDir().resolve("metrics.jsonl"));
@@ -306,6 +365,7 @@ public final class LoraTrainer {
         failure = e;
         throw e;
       } finally {
+        releaseFolder();
         if (link != null) link.close();
         if (failure == null) {
           try {
@@ -622,11 +682,19 @@ public final class LoraTrainer {
               "peak memory of the engine: %d bytes (%.2f GiB)",
               peak,
               peak / (double) (1L << 30)));
-      if (evaluator.active()) evals.add(evaluator.evaluate(step));
-      if (evaluator.lastWarning != null) warnings.add(evaluator.lastWarning);
+      // The adapter is written before the final evaluation, so that a failure there (a
+      // listener's exception, the device's memory) leaves the trained adapter in place.
       Path adapterDir = cfg.outputDir().resolve("adapter");
+      if (writer) model.saveAdapter(adapterDir, true);
+      // (a run that ended early at an evaluation step, or a finished run resumed, has its
+      // evaluation at this step already)
+      boolean evaluatedHere = !evals.isEmpty() && evals.get(evals.size() - 1).step() == step;
+      if (evaluator.active() && !evaluatedHere) {
+        evaluator.lastWarning = null;
+        evals.add(evaluator.evaluate(step));
+        if (evaluator.lastWarning != null) warnings.add(evaluator.lastWarning);
+      }
       if (writer) {
-        model.saveAdapter(adapterDir, true);
         listeners.drain(); // every line of metrics.jsonl is in the plot
         try {
           LossPlot.write(metrics.path(), cfg.outputDir().resolve("loss.png"));
@@ -635,6 +703,7 @@ public final class LoraTrainer {
           LOG.warning("loss.png not written: this Java runtime lacks the java.desktop module");
         }
       }
+      int endWarnings = warnings.size();
       long refusedThisRun = skipped - state.skippedSteps(); // every skip is a refusal
       if (stepsThisRun == 0 && step < totalSteps) {
         warnings.add(
@@ -648,6 +717,11 @@ public final class LoraTrainer {
       }
       String padding = paddingAdvice(cfg, positions, realPositions);
       if (padding != null) warnings.add(padding);
+      // the warnings of the run's end reach the listeners (metrics.jsonl, the progress lines) as
+      // those of its steps do
+      for (String w : warnings.subList(endWarnings, warnings.size())) {
+        listeners.each(l -> l.onWarning(step, w));
+      }
       TrainingResult result =
           new TrainingResult(
               adapterDir,
@@ -912,6 +986,17 @@ public final class LoraTrainer {
         if (again == null) continue;
         if (again.reject() != null) {
           skipped++;
+          // a skipped attempt like the first: reported (metrics.jsonl's skipped lines count what
+          // TrainingResult.skippedSteps counts)
+          String where =
+              r.info().from()
+                  + " .. "
+                  + r.micro().get(r.micro().size() - 1).next()
+                  + " (its retry)";
+          TrainingListener.SkippedStep s =
+              new TrainingListener.SkippedStep(
+                  step + 1, again.reject(), again.loss(), again.norm(), where);
+          listeners.each(l -> l.onSkippedStep(s));
           reject(r, r.info().reason() + "; rejected again on its retry: " + again.reject(), again);
           refused(again.reject());
         } else {

@@ -200,6 +200,7 @@ public final class MistralModel implements AutoCloseable {
     Bnb4bit.Config bnb = Bnb4bit.readConfig(cfgFile);
     try (Checkpoint ckpt = Checkpoint.open(dir)) {
       // the projections bitsandbytes stored in 4 bits (a skipped module stays 16-bit)
+      refuseOther4bit(config, ckpt);
       Set<String> quantized = quantizedWeights(config, ckpt, bnb != null);
       Set<String> names = checkWeights(config, ckpt, quantized);
       Quantization q = options.quantization();
@@ -226,7 +227,12 @@ public final class MistralModel implements AutoCloseable {
           if (quantized.contains(name)) {
             engine.setWeightNf4(name, Bnb4bit.read(ckpt, name, shapes.get(name)));
             nf4++;
-          } else if (q.isNf4() && projections.contains(name)) {
+          } else if (q.isNf4()
+              && bnb == null
+              && quantized.isEmpty()
+              && projections.contains(name)) {
+            // (a checkpoint bitsandbytes saved in 4 bits loads as it is: the modules it left in
+            // 16 bits, llm_int8_skip_modules, stay 16-bit, as transformers keeps them)
             float[] f = ckpt.readFloat(name);
             requireFinite(ckpt, name, f, shapes.get(name));
             engine.setWeightNf4(
@@ -284,6 +290,40 @@ public final class MistralModel implements AutoCloseable {
    * in a model whose config.json says it is quantized, any stored as uint8 (whose missing quant
    * state {@link Bnb4bit#read} then names).
    */
+  /**
+   * Refuses 4-bit tensors lora4j does not read: bitsandbytes' FP4 (only NF4 is), and a 4-bit
+   * embedding or LM head (bitsandbytes quantizes the decoder's projections only, by default), each
+   * named, instead of a shape or missing-tensor error that hides why.
+   */
+  static void refuseOther4bit(MistralConfig config, Checkpoint ckpt) {
+    Set<String> projections = new java.util.HashSet<>();
+    for (ModelLayout.Weight w : ModelLayout.of(config).weights()) {
+      if (w.projection() != null) projections.add(w.name());
+    }
+    for (String n : ckpt.names()) {
+      if (n.endsWith(".quant_state.bitsandbytes__fp4")) {
+        throw new dev.lora4j.safetensors.SafetensorsException(
+            ckpt.fileOf(n).path()
+                + ": tensor "
+                + n
+                + ": the weight is bitsandbytes FP4; lora4j reads 4-bit NF4 checkpoints only"
+                + " (quantize with bnb_4bit_quant_type=\"nf4\")");
+      }
+      if (n.endsWith(Bnb4bit.QUANT_STATE)) {
+        String w = n.substring(0, n.length() - Bnb4bit.QUANT_STATE.length());
+        if (!projections.contains(w)) {
+          throw new dev.lora4j.safetensors.SafetensorsException(
+              ckpt.fileOf(n).path()
+                  + ": tensor "
+                  + w
+                  + " is stored in 4 bits; lora4j reads 4-bit weights of the attention and MLP"
+                  + " projections only (the embedding and LM head stay 16-bit, as bitsandbytes"
+                  + " leaves them by default)");
+        }
+      }
+    }
+  }
+
   static Set<String> quantizedWeights(MistralConfig config, Checkpoint ckpt, boolean bnbConfig) {
     Set<String> quantized = new java.util.LinkedHashSet<>();
     for (ModelLayout.Weight w : ModelLayout.of(config).weights()) {
@@ -541,6 +581,19 @@ public final class MistralModel implements AutoCloseable {
     adapterConfig = null;
     adapterSource = null;
     accumulated = LossSum.ZERO;
+  }
+
+  /** Whether a fit is training this model (one at a time: {@link #beginTraining}). */
+  private final java.util.concurrent.atomic.AtomicBoolean training =
+      new java.util.concurrent.atomic.AtomicBoolean();
+
+  /** Marks the model as training; false when a fit already trains it. */
+  boolean beginTraining() {
+    return training.compareAndSet(false, true);
+  }
+
+  void endTraining() {
+    training.set(false);
   }
 
   /** The attached adapter's configuration, or null. */
@@ -902,6 +955,11 @@ public final class MistralModel implements AutoCloseable {
   /** Greedy generation of up to maxNew tokens; stops after eosId (negative: never). */
   public int[] generateGreedy(int[] prompt, int maxNew, int eosId) {
     return engine.generateGreedy(prompt, maxNew, eosId);
+  }
+
+  /** Refuses a closed model before anything is written for it. */
+  void requireOpen() {
+    if (engine.isClosed()) throw new IllegalStateException("the model is closed");
   }
 
   @Override

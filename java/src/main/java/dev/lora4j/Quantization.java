@@ -25,8 +25,12 @@ public record Quantization(Kind kind, int blocksize, boolean doubleQuant) {
 
   public Quantization {
     if (kind == null) throw new IllegalArgumentException("kind is null");
-    if (kind == Kind.NF4 && (blocksize < 2 || blocksize % 2 != 0)) {
-      throw new IllegalArgumentException("blocksize must be even and >= 2, got " + blocksize);
+    if (kind == Kind.NF4 && !dev.lora4j.model.nf4.Nf4.BNB_BLOCKSIZES.contains(blocksize)) {
+      throw new IllegalArgumentException(
+          "blocksize must be one bitsandbytes uses "
+              + dev.lora4j.model.nf4.Nf4.BNB_BLOCKSIZES
+              + ", got "
+              + blocksize);
     }
   }
 

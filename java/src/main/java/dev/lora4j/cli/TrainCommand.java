@@ -376,7 +376,10 @@ final class TrainCommand implements Callable<Integer> {
       List<TrainingListener> ls =
           List.of(
               new ProgressListener(
-                  System.err, System.console() != null, cfg.loggingSteps(), Flags::translate),
+                  System.err,
+                  ProgressListener.stderrIsTerminal(),
+                  cfg.loggingSteps(),
+                  Flags::translate),
               note);
       TrainingResult r;
       Thread hook = new Thread(() -> note.print(System.err), "lora4j-interrupt-note");

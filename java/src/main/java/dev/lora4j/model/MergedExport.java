@@ -116,8 +116,9 @@ public final class MergedExport {
             float[] wv = nf4.dequantize();
             if (adapter.config().targets().contains(target)) {
               fold(wv, adapter.a(mw.layer(), target), adapter.b(mw.layer(), target), scale);
-              checkFits(wv, nf4.dtype(), t.name(), shard.path());
             }
+            // (targeted or not: a 4-bit weight is written dequantized, every value checked)
+            checkFits(wv, nf4.dtype(), t.name(), shard.path());
             w.add(t.name(), nf4.dtype(), mw.shape(), nf4.dtype().fromFloats(wv));
             continue;
           }
@@ -192,13 +193,7 @@ public final class MergedExport {
    * included).
    */
   static void checkFits(float[] v, DType dtype, String name, Path file) {
-    // the first magnitude that rounds to infinity (halfway to it rounds to even: infinity)
-    float limit =
-        switch (dtype) {
-          case F16 -> 65520f; // 65504 is the largest finite half
-          case BF16 -> Float.intBitsToFloat(0x7F7F8000); // 0x7F7F, 3.3895314e38, the largest
-          default -> Float.POSITIVE_INFINITY;
-        };
+    float limit = dtype.overflowLimit();
     for (int i = 0; i < v.length; i++) {
       float x = v[i];
       if (!Float.isFinite(x) || Math.abs(x) >= limit) {
@@ -210,7 +205,7 @@ public final class MergedExport {
                 + x
                 + " (element "
                 + i
-                + ") with the adapter folded in, beyond what its dtype "
+                + ") as merged, beyond what its dtype "
                 + dtype.name()
                 + " holds: the adapter's update is too large for these weights; nothing was"
                 + " written");

@@ -59,6 +59,19 @@ public enum DType {
   }
 
   /**
+   * The smallest magnitude that rounds to infinity when a float is stored in this type (halfway
+   * past the largest finite value rounds to even: infinity): 65520 for F16, 0x7F7F8000 (about
+   * 3.3962e38) for BF16; positive infinity for F32 and F64, which hold every finite float.
+   */
+  public float overflowLimit() {
+    return switch (this) {
+      case F16 -> 65520f;
+      case BF16 -> Float.intBitsToFloat(0x7F7F8000);
+      default -> Float.POSITIVE_INFINITY;
+    };
+  }
+
+  /**
    * @return whether this is a floating-point type (F16, BF16, F32, F64)
    */
   public boolean isFloatingPoint() {

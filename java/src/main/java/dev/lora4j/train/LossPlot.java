@@ -36,7 +36,10 @@ public final class LossPlot {
         if (type.equals("step"))
           train.add(new double[] {n.get("step").asDouble(), n.get("loss").asDouble()});
         if (type.equals("eval")) {
-          eval.add(new double[] {n.get("step").asDouble(), n.get("eval_loss").asDouble()});
+          // (an evaluation of the forgetting data alone has no eval_loss: null, not a point at 0)
+          if (n.path("eval_loss").isNumber()) {
+            eval.add(new double[] {n.get("step").asDouble(), n.get("eval_loss").asDouble()});
+          }
           if (n.get("base_eval_loss").isNumber()) {
             base.add(new double[] {n.get("step").asDouble(), n.get("base_eval_loss").asDouble()});
           }

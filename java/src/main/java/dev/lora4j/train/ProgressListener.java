@@ -20,7 +20,23 @@ public final class ProgressListener implements TrainingListener {
   private boolean barShown;
 
   public ProgressListener(PrintStream out) {
-    this(out, System.console() != null, 10);
+    this(out, stderrIsTerminal(), 10);
+  }
+
+  /**
+   * Whether standard error is a terminal (where a redrawn bar belongs; a file or pipe gets log
+   * lines). System.console() answers for standard input and output, not for standard error: with
+   * {@code 2> file} from a terminal the file got the bar's carriage returns. On Linux the answer is
+   * where /proc/self/fd/2 points; elsewhere, System.console().
+   */
+  public static boolean stderrIsTerminal() {
+    try {
+      String to =
+          java.nio.file.Files.readSymbolicLink(java.nio.file.Path.of("/proc/self/fd/2")).toString();
+      return to.startsWith("/dev/pts/") || to.startsWith("/dev/tty") || to.equals("/dev/console");
+    } catch (java.io.IOException | UnsupportedOperationException | SecurityException e) {
+      return System.console() != null;
+    }
   }
 
   public ProgressListener(PrintStream out, boolean terminal, long logEvery) {

@@ -76,6 +76,73 @@ public final class RunFolder {
     }
   }
 
+  /** The lock file a run holds in its output folder (left in place; not a run file). */
+  public static final String LOCK_FILE = ".lora4j-run.lock";
+
+  /**
+   * Takes the output folder for one run (an exclusive lock on its {@link #LOCK_FILE}, held until
+   * the returned channel is closed): two runs into one folder, in one JVM or two processes, would
+   * interleave their metrics.jsonl lines and replace each other's adapter. The folder must exist.
+   *
+   * @throws Lora4jException when another run holds it
+   */
+  public static java.nio.channels.FileChannel lock(Path out) {
+    Path f = out.resolve(LOCK_FILE);
+    java.nio.channels.FileChannel ch;
+    try {
+      ch =
+          java.nio.channels.FileChannel.open(
+              f, java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.WRITE);
+    } catch (IOException e) {
+      throw new Lora4jException("cannot open " + f + " to take the output folder: " + e, e);
+    }
+    java.nio.channels.FileLock held = null;
+    try {
+      held = ch.tryLock();
+    } catch (java.nio.channels.OverlappingFileLockException inThisJvm) {
+      held = null;
+    } catch (IOException e) {
+      closeQuietly(ch);
+      throw new Lora4jException("cannot lock " + f + ": " + e, e);
+    }
+    if (held == null) {
+      closeQuietly(ch);
+      throw new Lora4jException(
+          "output folder "
+              + out
+              + " is in use by another run (in this process or another; it holds "
+              + LOCK_FILE
+              + "): wait for it to end, or choose another folder");
+    }
+    return ch;
+  }
+
+  /**
+   * Deletes the output folder when it holds nothing but {@link #LOCK_FILE} (a run refused after it
+   * created and took the folder leaves nothing behind).
+   */
+  public static void removeIfOnlyLock(Path out) {
+    try (DirectoryStream<Path> ds = Files.newDirectoryStream(out)) {
+      for (Path p : ds) if (!p.getFileName().toString().equals(LOCK_FILE)) return;
+    } catch (IOException e) {
+      return;
+    }
+    try {
+      Files.deleteIfExists(out.resolve(LOCK_FILE));
+      Files.deleteIfExists(out);
+    } catch (IOException ignored) {
+      // left as it is: an empty folder, or one with the lock file
+    }
+  }
+
+  private static void closeQuietly(java.nio.channels.FileChannel ch) {
+    try {
+      ch.close();
+    } catch (IOException ignored) {
+      // the lock goes with the channel
+    }
+  }
+
   /** The files of an earlier run in the folder, sorted by name (empty when none or no folder). */
   public static List<Path> runFiles(Path out) {
     List<Path> found = new ArrayList<>();
@@ -108,6 +175,22 @@ public final class RunFolder {
       List<Path> dataFiles,
       boolean resume,
       boolean overwrite) {
+    prepare(out, modelDir, initAdapter, dataFiles, resume, overwrite, true);
+  }
+
+  /**
+   * {@link #prepare(Path, Path, Path, List, boolean, boolean)}; with delete false, overwrite's
+   * deletion is left out (the checks only: the trainer checks before it takes the folder with
+   * {@link #lock} and deletes under the lock).
+   */
+  public static void prepare(
+      Path out,
+      Path modelDir,
+      Path initAdapter,
+      List<Path> dataFiles,
+      boolean resume,
+      boolean overwrite,
+      boolean delete) {
     if (resume && overwrite) {
       throw new Lora4jException(
           "resume(true) and overwriteOutput(true) exclude each other: resume continues the run in "
@@ -165,6 +248,7 @@ public final class RunFolder {
               + " to continue it, overwriteOutput(true) to delete it and start again, or choose"
               + " another folder");
     }
+    if (!delete) return;
     for (Path p : earlier) {
       try {
         OutputFolder.deleteTree(p);

@@ -61,8 +61,7 @@ class MergedExportTest {
         assertThrows(
             Lora4jException.class, () -> MergedExport.write(MODEL, adapter(1e19f), out, false));
     assertTrue(
-        e.getMessage().contains("with the adapter folded in")
-            && e.getMessage().contains("model.layers."),
+        e.getMessage().contains("as merged") && e.getMessage().contains("model.layers."),
         e.getMessage());
     assertFalse(Files.exists(out));
   }

@@ -181,6 +181,10 @@ class PoisonedBatchTest {
           on.skipped(),
           "the guard rejects exactly the garbage step and its retry: " + on.skippedAt());
       assertEquals(1, on.rejected(), "one batch rejected twice");
+      // both refusals reported to the listeners, the retry's marked as such (the retry's was
+      // counted in skippedSteps without an event, so metrics.jsonl had fewer skipped lines)
+      assertEquals(2, on.skippedAt().size(), on.skippedAt().toString());
+      assertTrue(on.skippedAt().get(1).contains("(its retry)"), on.skippedAt().toString());
       assertEquals(0, c.rejected());
       assertEquals(1, on.rejectedLines().size(), on.rejectedLines().toString());
       var rl = new ObjectMapper().readTree(on.rejectedLines().get(0));

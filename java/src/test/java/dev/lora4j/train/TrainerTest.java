@@ -364,6 +364,121 @@ class TrainerTest {
     }
   }
 
+  /** A listener that holds the run in its first step until released. */
+  static final class Hold implements TrainingListener {
+    final java.util.concurrent.CountDownLatch inStep = new java.util.concurrent.CountDownLatch(1);
+    final java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+
+    @Override
+    public void onStep(StepMetrics m) {
+      inStep.countDown();
+      try {
+        release.await();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }
+  }
+
+  @Test
+  void oneRunAtATimePerModelAndPerOutputFolder(@TempDir Path tmp) throws Exception {
+    // a second fit on a model that is training, or into a folder another run holds, is refused
+    // (before: the two interleaved their engine calls, or their metrics.jsonl lines and adapters)
+    Path d = data(tmp, 16, 1);
+    try (MistralModel m = MistralModel.load(MODEL, Device.cpu());
+        MistralModel other = MistralModel.load(MODEL, Device.cpu())) {
+      Hold hold = new Hold();
+      java.util.concurrent.atomic.AtomicReference<Throwable> failed =
+          new java.util.concurrent.atomic.AtomicReference<>();
+      Thread first =
+          new Thread(
+              () -> {
+                try {
+                  LoraTrainer.fit(
+                      m,
+                      Dataset.jsonl(d),
+                      cfg(tmp.resolve("a")).maxSteps(2).build(),
+                      List.of(hold));
+                } catch (Throwable t) {
+                  failed.set(t);
+                }
+              });
+      first.start();
+      assertTrue(hold.inStep.await(60, java.util.concurrent.TimeUnit.SECONDS));
+      try {
+        IllegalStateException busy =
+            assertThrows(
+                IllegalStateException.class,
+                () ->
+                    LoraTrainer.fit(
+                        m, Dataset.jsonl(d), cfg(tmp.resolve("b")).maxSteps(1).build(), List.of()));
+        assertTrue(busy.getMessage().contains("already training"), busy.getMessage());
+        assertFalse(Files.exists(tmp.resolve("b")));
+        dev.lora4j.Lora4jException taken =
+            assertThrows(
+                dev.lora4j.Lora4jException.class,
+                () ->
+                    LoraTrainer.fit(
+                        other,
+                        Dataset.jsonl(d),
+                        cfg(tmp.resolve("a")).maxSteps(1).overwriteOutput(true).build(),
+                        List.of()));
+        assertTrue(taken.getMessage().contains("in use by another run"), taken.getMessage());
+        // with overwrite it would have deleted the running run's files
+        assertTrue(Files.isRegularFile(tmp.resolve("a/metrics.jsonl")));
+      } finally {
+        hold.release.countDown();
+        first.join();
+      }
+      assertNull(failed.get());
+      // once the first run is over, the model trains again
+      LoraTrainer.fit(m, Dataset.jsonl(d), cfg(tmp.resolve("c")).maxSteps(1).build(), List.of());
+    }
+  }
+
+  @Test
+  void theAdapterIsWrittenBeforeTheFinalEvaluation(@TempDir Path tmp) throws Exception {
+    // a listener that fails at the final evaluation no longer costs the trained adapter
+    Path d = data(tmp, 16, 1);
+    TrainingListener failsAtEval =
+        new TrainingListener() {
+          @Override
+          public void onEvaluate(Evaluation e) {
+            throw new Stop();
+          }
+        };
+    try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
+      assertThrows(
+          Stop.class,
+          () ->
+              LoraTrainer.fit(
+                  m,
+                  Dataset.jsonl(d),
+                  cfg(tmp.resolve("out")).maxSteps(2).validationFraction(0.25).build(),
+                  List.of(failsAtEval)));
+    }
+    assertTrue(Files.isRegularFile(tmp.resolve("out/adapter/adapter_model.safetensors")));
+  }
+
+  @Test
+  void theDefaultProgressFollowsLoggingSteps(@TempDir Path tmp) throws Exception {
+    Path d = data(tmp, 16, 1);
+    java.io.PrintStream old = System.err;
+    java.io.ByteArrayOutputStream err = new java.io.ByteArrayOutputStream();
+    System.setErr(new java.io.PrintStream(err, true, java.nio.charset.StandardCharsets.UTF_8));
+    try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
+      LoraTrainer.fit(
+          m, Dataset.jsonl(d), cfg(tmp.resolve("out")).maxSteps(4).loggingSteps(1).build());
+    } finally {
+      System.setErr(old);
+    }
+    String said = err.toString(java.nio.charset.StandardCharsets.UTF_8);
+    for (int k = 1; k <= 4; k++) assertTrue(said.contains("step " + k + "/4"), said);
+    // the test's standard error is a pipe: log lines, not a redrawn bar
+    assertFalse(dev.lora4j.train.ProgressListener.stderrIsTerminal());
+    assertFalse(said.contains("\r"), said);
+  }
+
   @Test
   void groupByLengthWithPackingIsRefused(@TempDir Path tmp) {
     IllegalArgumentException e =

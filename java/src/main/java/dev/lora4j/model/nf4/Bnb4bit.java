@@ -183,8 +183,9 @@ public final class Bnb4bit {
       throw new SafetensorsException(at + ": quant_type is '" + type + "', expected nf4");
     }
     int blocksize = stateInt(qs, "blocksize", at);
-    if (blocksize < 2 || blocksize % 2 != 0) {
-      throw new SafetensorsException(at + ": blocksize " + blocksize + " is not even and >= 2");
+    if (!Nf4.BNB_BLOCKSIZES.contains(blocksize)) {
+      throw new SafetensorsException(
+          at + ": blocksize " + blocksize + " is not one bitsandbytes uses " + Nf4.BNB_BLOCKSIZES);
     }
     DType dtype =
         switch (stateText(qs, "dtype", at)) {
@@ -247,7 +248,7 @@ public final class Bnb4bit {
       }
       float[] absmax = floats(ckpt, weight + ".absmax", new long[] {blocks});
       checkScales(ckpt, weight + ".absmax", absmax);
-      return Nf4Tensor.plain(shape, dtype, blocksize, codes, table, absmax);
+      return checkRange(Nf4Tensor.plain(shape, dtype, blocksize, codes, table, absmax), at);
     }
     int nbs = stateInt(qs, "nested_blocksize", at);
     if (nbs < 1) throw new SafetensorsException(at + ": nested_blocksize " + nbs + " is < 1");
@@ -260,6 +261,10 @@ public final class Bnb4bit {
       throw new SafetensorsException(at + ": nested_offset is missing or not a finite number");
     }
     float offset = (float) off.asDouble();
+    if (!Float.isFinite(offset)) {
+      throw new SafetensorsException(
+          at + ": nested_offset " + off.asDouble() + " is beyond the float range");
+    }
     byte[] absmaxCodes = bytes(tensor(ckpt, weight + ".absmax", DType.U8, new long[] {blocks}));
     float[] nestedTable = floats(ckpt, weight + ".nested_quant_map", new long[] {256});
     for (int i = 0; i < 256; i++) {
@@ -275,11 +280,46 @@ public final class Bnb4bit {
                 + ", outside [-1, 1]");
       }
     }
-    int nestedBlocks = (blocks + nbs - 1) / nbs;
+    int nestedBlocks = (int) ((blocks + (long) nbs - 1) / nbs); // (in long: nbs may be large)
     float[] nestedAbsmax = floats(ckpt, weight + ".nested_absmax", new long[] {nestedBlocks});
     checkScales(ckpt, weight + ".nested_absmax", nestedAbsmax);
-    return Nf4Tensor.nested(
-        shape, dtype, blocksize, codes, table, absmaxCodes, nestedTable, nestedAbsmax, nbs, offset);
+    return checkRange(
+        Nf4Tensor.nested(
+            shape,
+            dtype,
+            blocksize,
+            codes,
+            table,
+            absmaxCodes,
+            nestedTable,
+            nestedAbsmax,
+            nbs,
+            offset),
+        at);
+  }
+
+  /**
+   * Refuses block scales whose weights the dtype cannot hold: NF4 values lie in [-1, 1], so a
+   * block's largest weight is its scale, and a scale at or past the dtype's overflow would load as
+   * infinities (and a non-finite one as NaN), which the 16-bit path refuses by name.
+   */
+  private static Nf4Tensor checkRange(Nf4Tensor t, String at) {
+    float[] sc = t.scales();
+    float limit = t.dtype().overflowLimit();
+    for (int b = 0; b < sc.length; b++) {
+      if (!Float.isFinite(sc[b]) || Math.abs(sc[b]) >= limit) {
+        throw new SafetensorsException(
+            at
+                + ": block "
+                + b
+                + " has scale "
+                + sc[b]
+                + " (its absmax), beyond what the weight's dtype "
+                + t.dtype().name()
+                + " holds: the weights would load as infinities");
+      }
+    }
+    return t;
   }
 
   private static void checkScales(Checkpoint ckpt, String name, float[] v) {

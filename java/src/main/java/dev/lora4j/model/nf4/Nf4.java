@@ -26,6 +26,14 @@ import java.util.stream.IntStream;
  * Dequantization is {@code code_table[c] * scale}, in fp32, rounded to the weight's dtype.
  */
 public final class Nf4 {
+  /**
+   * The block sizes bitsandbytes quantizes and dequantizes with (its kernels take no other): a
+   * checkpoint of another would load nowhere else, and one is not written.
+   */
+  public static final java.util.Set<Integer> BNB_BLOCKSIZES =
+      java.util.Collections.unmodifiableSet(
+          new java.util.TreeSet<>(java.util.List.of(32, 64, 128, 256, 512, 1024, 2048, 4096)));
+
   private Nf4() {}
 
   /** Weights per absmax in bitsandbytes' 4-bit quantization. */
@@ -159,8 +167,9 @@ public final class Nf4 {
       throw new IllegalArgumentException(
           "shape " + Arrays.toString(shape) + " has " + numel + " elements, got " + values.length);
     }
-    if (blocksize < 2 || blocksize % 2 != 0) {
-      throw new IllegalArgumentException("blocksize must be even and >= 2, got " + blocksize);
+    if (!BNB_BLOCKSIZES.contains(blocksize)) {
+      throw new IllegalArgumentException(
+          "blocksize must be one bitsandbytes uses " + BNB_BLOCKSIZES + ", got " + blocksize);
     }
     final int n = values.length;
     final int blocks = (n + blocksize - 1) / blocksize;

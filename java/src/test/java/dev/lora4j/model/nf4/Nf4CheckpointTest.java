@@ -254,14 +254,19 @@ class Nf4CheckpointTest {
     return out;
   }
 
-  /** Rewrites model.safetensors with one tensor replaced (or removed, when dtype is null). */
+  /**
+   * Rewrites model.safetensors with one tensor replaced (or removed, when dtype is null; added when
+   * absent).
+   */
   static void replace(Path dir, String name, DType dtype, long[] shape, byte[] data) {
     Path f = dir.resolve("model.safetensors");
     SafetensorsWriter w = new SafetensorsWriter();
     byte[] all;
     try (SafetensorsFile in = SafetensorsFile.open(f)) {
+      boolean found = false;
       for (TensorInfo t : in.tensors()) {
         if (t.name().equals(name)) {
+          found = true;
           if (dtype != null) w.add(name, dtype, shape, data);
           continue;
         }
@@ -269,6 +274,7 @@ class Nf4CheckpointTest {
         in.data(t.name()).get(b);
         w.add(t.name(), t.dtype(), t.shape(), b);
       }
+      if (!found && dtype != null) w.add(name, dtype, shape, data);
       all = w.toBytes();
     }
     try {
@@ -341,11 +347,76 @@ class Nf4CheckpointTest {
         d -> replace(d, Q0 + Bnb4bit.QUANT_STATE, DType.U8, new long[] {js3.length}, js3),
         Q0 + Bnb4bit.QUANT_STATE,
         "not a JSON object");
+    // a nested_blocksize past an int's reach: the nested absmax count computed in long (1), not
+    // overflowed to 0 (a zero-length nested_absmax then passed, and the core read past it)
+    byte[] js4 =
+        badState
+            .replace("fp4", "nf4")
+            .replace("\"nested_blocksize\":256", "\"nested_blocksize\":2147483647")
+            .getBytes(StandardCharsets.UTF_8);
+    expectRefused(
+        d -> {
+          replace(d, Q0 + Bnb4bit.QUANT_STATE, DType.U8, new long[] {js4.length}, js4);
+          replace(d, Q0 + ".nested_absmax", DType.F32, new long[] {0}, new byte[0]);
+        },
+        Q0 + ".nested_absmax",
+        "shape [0]");
+    // scales the weight's dtype cannot hold: the weights would load as infinities
+    expectRefused(
+        d -> replace(d, Q0 + ".nested_absmax", DType.F32, new long[] {1}, floats(3.4e38f)),
+        Q0 + Bnb4bit.QUANT_STATE,
+        "beyond what the weight's dtype BF16 holds");
+    byte[] js5 =
+        badState
+            .replace("fp4", "nf4")
+            .replace("\"nested_offset\":0.01", "\"nested_offset\":1e39")
+            .getBytes(StandardCharsets.UTF_8);
+    expectRefused(
+        d -> replace(d, Q0 + Bnb4bit.QUANT_STATE, DType.U8, new long[] {js5.length}, js5),
+        Q0 + Bnb4bit.QUANT_STATE,
+        "beyond the float range");
+    // a block size bitsandbytes does not use
+    byte[] js6 =
+        badState
+            .replace("fp4", "nf4")
+            .replace("\"blocksize\":64", "\"blocksize\":66")
+            .getBytes(StandardCharsets.UTF_8);
+    expectRefused(
+        d -> replace(d, Q0 + Bnb4bit.QUANT_STATE, DType.U8, new long[] {js6.length}, js6),
+        Q0 + Bnb4bit.QUANT_STATE,
+        "blocksize 66");
+    // bitsandbytes' FP4: named as such (it was a shape error)
+    expectRefused(
+        d -> {
+          replace(d, Q0 + Bnb4bit.QUANT_STATE, null, null, null);
+          replace(d, Q0 + ".quant_state.bitsandbytes__fp4", DType.U8, new long[] {js.length}, js);
+        },
+        Q0 + ".quant_state.bitsandbytes__fp4",
+        "FP4");
     // a uint8 weight whose quant state is gone
     expectRefused(
         d -> replace(d, Q0 + Bnb4bit.QUANT_STATE, null, null, null),
         Q0 + Bnb4bit.QUANT_STATE,
         "missing");
+  }
+
+  @Test
+  void aModuleBitsandbytesLeftIn16BitsStays16BitWithTheFlag() throws Exception {
+    // bitsandbytes keeps llm_int8_skip_modules in 16 bits; the folder loads as it is, with or
+    // without --load-in-4bit (before: the flag quantized the skipped module)
+    Path dir = bnbSingleFile();
+    for (String suffix :
+        new String[] {
+          ".absmax", ".quant_map", ".nested_absmax", ".nested_quant_map", Bnb4bit.QUANT_STATE
+        }) {
+      replace(dir, Q0 + suffix, null, null, null);
+    }
+    replace(dir, Q0, DType.BF16, new long[] {64, 64}, DType.BF16.fromFloats(new float[64 * 64]));
+    try (MistralModel plain = MistralModel.load(dir, Device.cpu());
+        MistralModel flagged = MistralModel.load(dir, Device.cpu(), Quantization.nf4())) {
+      assertEquals(plain.nf4Projections(), flagged.nf4Projections());
+      assertArrayEquals(new float[64 * 64], flagged.weight(Q0));
+    }
   }
 
   @Test
