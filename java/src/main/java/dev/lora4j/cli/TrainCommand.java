@@ -553,7 +553,10 @@ final class TrainCommand implements Callable<Integer> {
             case "gradient_accumulation" -> b.gradientAccumulation(c.asInt());
             case "learning_rate" -> b.learningRate(c.asDouble());
             case "schedule" -> sched = c.asText();
-            case "warmup_steps" -> warmup = c.asInt();
+            case "warmup_steps" -> {
+              warmup = c.asInt();
+              if (warmup < 0) throw new IllegalArgumentException("must be >= 0, got " + warmup);
+            }
             case "weight_decay" -> b.weightDecay(c.asDouble());
             case "max_grad_norm" -> b.maxGradNorm(c.asDouble());
             case "adam_eps" -> b.adamEps(c.asDouble());

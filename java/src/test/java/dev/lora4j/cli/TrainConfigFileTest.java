@@ -100,6 +100,7 @@ class TrainConfigFileTest {
     refused("{\"packing\": \"yes\"}", "'packing'", "true or false");
     refused("{\"max_steps\": 2.5}", "'max_steps'", "a whole number");
     refused("{\"seed\": 1e30}", "'seed'", "in range");
+    refused("{\"warmup_steps\": -3}", "'warmup_steps'", ">= 0");
     refused("{\"lora_rank\": \"four\"}", "'lora_rank'", "a whole number");
     refused("{\"epochs\": 3000000000}", "'epochs'", "a whole number");
     refused("{\"lora_targets\": [\"q_proj\", 3]}", "'lora_targets'", "array of strings");
