@@ -282,14 +282,17 @@ public final class LoraTrainer {
         // checked first (the folder apart from the inputs, an earlier run resumed, replaced or
         // refused) without deleting anything; then the folder is taken for this run, and checked
         // again under the lock, where overwrite deletes: another run cannot slip in between
-        RunFolder.prepare(
-            cfg.outputDir(),
-            model.directory(),
-            cfg.initAdapter(),
-            dataFiles,
-            cfg.resume(),
-            cfg.overwriteOutput(),
-            false);
+        java.util.function.Consumer<Boolean> prepare =
+            delete ->
+                RunFolder.prepare(
+                    cfg.outputDir(),
+                    model.directory(),
+                    cfg.initAdapter(),
+                    dataFiles,
+                    cfg.resume(),
+                    cfg.overwriteOutput(),
+                    delete);
+        prepare.accept(false);
         boolean existed = Files.exists(cfg.outputDir());
         try {
           Files.createDirectories(cfg.outputDir());
@@ -301,14 +304,7 @@ public final class LoraTrainer {
         }
         this.folderLock = RunFolder.lock(cfg.outputDir());
         try {
-          RunFolder.prepare(
-              cfg.outputDir(),
-              model.directory(),
-              cfg.initAdapter(),
-              dataFiles,
-              cfg.resume(),
-              cfg.overwriteOutput(),
-              true);
+          prepare.accept(true);
         } catch (RuntimeException e) {
           releaseFolder();
           if (!existed) RunFolder.removeIfOnlyLock(cfg.outputDir());

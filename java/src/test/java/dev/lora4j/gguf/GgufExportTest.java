@@ -568,6 +568,25 @@ class GgufExportTest {
     assertThrows(Lora4jException.class, () -> OllamaModelfile.derive(odd, null, false));
   }
 
+  /** export-gguf --lora of adapter for model, --output out, --base-gguf base, and more flags. */
+  static String loraCli(Path model, Path adapter, Path out, Path base, String... more) {
+    List<String> a = new java.util.ArrayList<>();
+    a.addAll(
+        List.of(
+            "export-gguf",
+            "--model",
+            model.toString(),
+            "--adapter",
+            adapter.toString(),
+            "--lora",
+            "--output",
+            out.toString(),
+            "--base-gguf",
+            base.toString()));
+    a.addAll(List.of(more));
+    return runCli(a.toArray(new String[0]));
+  }
+
   static String runCli(String... args) {
     StringWriter err = new StringWriter();
     PrintStream old = System.out;
@@ -588,33 +607,9 @@ class GgufExportTest {
     Path adapter = tmp.resolve("adapter");
     trainedLikeAdapter(cfg, false).write(adapter);
     Path out = tmp.resolve("gguf/adapter.gguf"), base = tmp.resolve("gguf/base-q8_0.gguf");
-    String r =
-        runCli(
-            "export-gguf",
-            "--model",
-            MODEL.toString(),
-            "--adapter",
-            adapter.toString(),
-            "--lora",
-            "--output",
-            out.toString(),
-            "--base-gguf",
-            base.toString(),
-            "--type",
-            "q8_0");
+    String r = loraCli(MODEL, adapter, out, base, "--type", "q8_0");
     assertTrue(r.startsWith("1\n") && r.contains("q8_0 does not go with --lora"), r);
-    r =
-        runCli(
-            "export-gguf",
-            "--model",
-            MODEL.toString(),
-            "--adapter",
-            adapter.toString(),
-            "--lora",
-            "--output",
-            out.toString(),
-            "--base-gguf",
-            base.toString());
+    r = loraCli(MODEL, adapter, out, base);
     assertTrue(r.startsWith("0\n"), r);
     assertTrue(Files.isRegularFile(out) && Files.isRegularFile(base), r);
     String mf = Files.readString(tmp.resolve("gguf/adapter.Modelfile"));
@@ -627,35 +622,12 @@ class GgufExportTest {
           1L, g.integer("general.file_type"), "the base is f16 unless --type says otherwise");
     }
     // again: the outputs exist
-    r =
-        runCli(
-            "export-gguf",
-            "--model",
-            MODEL.toString(),
-            "--adapter",
-            adapter.toString(),
-            "--lora",
-            "--output",
-            out.toString(),
-            "--base-gguf",
-            base.toString());
+    r = loraCli(MODEL, adapter, out, base);
     assertTrue(r.startsWith("1\n") && r.contains("exists") && r.contains("--overwrite"), r);
     // with --overwrite the adapter and Modelfile are replaced and the existing base is checked, not
     // rewritten
     long baseTime = Files.getLastModifiedTime(base).toMillis();
-    r =
-        runCli(
-            "export-gguf",
-            "--model",
-            MODEL.toString(),
-            "--adapter",
-            adapter.toString(),
-            "--lora",
-            "--output",
-            out.toString(),
-            "--base-gguf",
-            base.toString(),
-            "--overwrite");
+    r = loraCli(MODEL, adapter, out, base, "--overwrite");
     assertTrue(r.startsWith("0\n"), r);
     assertEquals(baseTime, Files.getLastModifiedTime(base).toMillis());
     // a merged q8_0 model with its Modelfile
@@ -718,18 +690,7 @@ class GgufExportTest {
         assertThrows(Lora4jException.class, () -> GgufExport.checkBaseModel(merged, MODEL));
     assertTrue(e.getMessage().contains("merged export"), e.getMessage());
     Path out = tmp.resolve("a.gguf");
-    String r =
-        runCli(
-            "export-gguf",
-            "--model",
-            MODEL.toString(),
-            "--adapter",
-            adapter.toString(),
-            "--lora",
-            "--output",
-            out.toString(),
-            "--base-gguf",
-            merged.toString());
+    String r = loraCli(MODEL, adapter, out, merged);
     assertTrue(r.startsWith("1\n") && r.contains("merged export"), r);
     assertFalse(Files.exists(out), r);
     // the base model's own export is one
@@ -749,34 +710,12 @@ class GgufExportTest {
     copyModel(notok, null, null);
     Files.delete(notok.resolve("tokenizer.json"));
     Path out = tmp.resolve("o/a.gguf"), base = tmp.resolve("o/base.gguf");
-    String r =
-        runCli(
-            "export-gguf",
-            "--model",
-            notok.toString(),
-            "--adapter",
-            adapter.toString(),
-            "--lora",
-            "--output",
-            out.toString(),
-            "--base-gguf",
-            base.toString());
+    String r = loraCli(notok, adapter, out, base);
     assertTrue(r.startsWith("1\n") && r.contains("tokenizer.json"), r);
     assertFalse(Files.exists(out) || Files.exists(base), r);
     // --base-gguf at the Modelfile's own path (beside --output): refused before anything is written
     Path clash = OllamaModelfile.besides(out);
-    r =
-        runCli(
-            "export-gguf",
-            "--model",
-            MODEL.toString(),
-            "--adapter",
-            adapter.toString(),
-            "--lora",
-            "--output",
-            out.toString(),
-            "--base-gguf",
-            clash.toString());
+    r = loraCli(MODEL, adapter, out, clash);
     assertTrue(r.startsWith("1\n") && r.contains("Modelfile"), r);
     assertFalse(Files.exists(out) || Files.exists(clash), r);
     // an adapter value f16 cannot hold: neither file
@@ -784,20 +723,7 @@ class GgufExportTest {
     big.weights().values().iterator().next().values()[0] = 1e6f;
     Path bigDir = tmp.resolve("big");
     big.write(bigDir);
-    r =
-        runCli(
-            "export-gguf",
-            "--model",
-            MODEL.toString(),
-            "--adapter",
-            bigDir.toString(),
-            "--lora",
-            "--type",
-            "f16",
-            "--output",
-            out.toString(),
-            "--base-gguf",
-            base.toString());
+    r = loraCli(MODEL, bigDir, out, base, "--type", "f16");
     assertTrue(r.startsWith("1\n") && r.contains("range of f16"), r);
     assertFalse(Files.exists(out) || Files.exists(base), r);
   }

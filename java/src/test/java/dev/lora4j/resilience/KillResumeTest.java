@@ -95,6 +95,15 @@ class KillResumeTest {
     return data;
   }
 
+  /** The run in a JVM of its own, its output in out/log.txt. */
+  static Process start(Path data, Path out) throws java.io.IOException {
+    Files.createDirectories(out);
+    return new ProcessBuilder(subprocess(args(data, out)))
+        .redirectErrorStream(true)
+        .redirectOutput(out.resolve("log.txt").toFile())
+        .start();
+  }
+
   static List<String> subprocess(List<String> args) {
     List<String> cmd =
         new ArrayList<>(
@@ -117,12 +126,7 @@ class KillResumeTest {
     // SIGTERM (as Ctrl-C's SIGINT) once the first checkpoint is in place: the run says where it
     // stopped and which checkpoint --resume continues from, instead of ending without a word
     Path data = data(tmp), out = tmp.resolve("run");
-    Files.createDirectories(out);
-    Process p =
-        new ProcessBuilder(subprocess(args(data, out)))
-            .redirectErrorStream(true)
-            .redirectOutput(out.resolve("log.txt").toFile())
-            .start();
+    Process p = start(data, out);
     long deadline = System.nanoTime() + 60_000_000_000L;
     while (p.isAlive()
         && !Files.isDirectory(out.resolve("checkpoint-1"))
@@ -155,12 +159,7 @@ class KillResumeTest {
     int duringWrite = 0, killed = 0;
     for (int trial = 0; trial < TRIALS; trial++) {
       Path out = tmp.resolve("t" + trial);
-      Files.createDirectories(out);
-      Process p =
-          new ProcessBuilder(subprocess(args(data, out)))
-              .redirectErrorStream(true)
-              .redirectOutput(out.resolve("log.txt").toFile())
-              .start();
+      Process p = start(data, out);
       boolean waitForWrite = trial % 2 == 0;
       long deadline = System.nanoTime() + (long) ((0.8 + 2.5 * r.nextDouble()) * 1e9);
       boolean inWrite = false;

@@ -136,11 +136,15 @@ public record AdapterConfig(
    * @return a copy with {@code base_model_name_or_path} set
    */
   public AdapterConfig withBaseModel(String baseModel) {
+    return with(baseModel, loraDropout, peftVersion);
+  }
+
+  private AdapterConfig with(String baseModel, double dropout, String version) {
     return new AdapterConfig(
         r,
         loraAlpha,
         targetModules,
-        loraDropout,
+        dropout,
         useRslora,
         bias,
         peftType,
@@ -150,7 +154,7 @@ public record AdapterConfig(
         initLoraWeights,
         baseModel,
         revision,
-        peftVersion);
+        version);
   }
 
   /**
@@ -162,21 +166,7 @@ public record AdapterConfig(
    * @param baseModel the base model's name or path
    */
   public AdapterConfig asWritten(String baseModel) {
-    return new AdapterConfig(
-        r,
-        loraAlpha,
-        targetModules,
-        0.0,
-        useRslora,
-        bias,
-        peftType,
-        taskType,
-        fanInFanOut,
-        inferenceMode,
-        initLoraWeights,
-        baseModel,
-        revision,
-        PEFT_LAYOUT_VERSION);
+    return with(baseModel, 0.0, PEFT_LAYOUT_VERSION);
   }
 
   /**

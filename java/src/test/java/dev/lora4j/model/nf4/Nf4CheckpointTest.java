@@ -244,6 +244,13 @@ class Nf4CheckpointTest {
 
   // ---- validation ------------------------------------------------------------------------------
 
+  /** Q0's quant state in dir set to state with each (from, to) pair of the rest replaced. */
+  static void setState(Path dir, String state, String... fromTo) {
+    for (int i = 0; i < fromTo.length; i += 2) state = state.replace(fromTo[i], fromTo[i + 1]);
+    byte[] js = state.getBytes(StandardCharsets.UTF_8);
+    replace(dir, Q0 + Bnb4bit.QUANT_STATE, DType.U8, new long[] {js.length}, js);
+  }
+
   /** A one-file 4-bit model to corrupt. */
   Path bnbSingleFile() {
     MistralConfig cfg = MistralConfig.load(Fixtures.hf("tiny", "model").resolve("config.json"));
@@ -332,13 +339,8 @@ class Nf4CheckpointTest {
         d -> replace(d, Q0 + Bnb4bit.QUANT_STATE, DType.U8, new long[] {js.length}, js),
         Q0 + Bnb4bit.QUANT_STATE,
         "quant_type is 'fp4'");
-    byte[] js2 =
-        badState
-            .replace("fp4", "nf4")
-            .replace("[64,64]", "[64,32]")
-            .getBytes(StandardCharsets.UTF_8);
     expectRefused(
-        d -> replace(d, Q0 + Bnb4bit.QUANT_STATE, DType.U8, new long[] {js2.length}, js2),
+        d -> setState(d, badState, "fp4", "nf4", "[64,64]", "[64,32]"),
         Q0 + Bnb4bit.QUANT_STATE,
         "shape [64,32]",
         "[64, 64]");
@@ -349,14 +351,15 @@ class Nf4CheckpointTest {
         "not a JSON object");
     // a nested_blocksize past an int's reach: the nested absmax count computed in long (1), not
     // overflowed to 0 (a zero-length nested_absmax then passed, and the core read past it)
-    byte[] js4 =
-        badState
-            .replace("fp4", "nf4")
-            .replace("\"nested_blocksize\":256", "\"nested_blocksize\":2147483647")
-            .getBytes(StandardCharsets.UTF_8);
     expectRefused(
         d -> {
-          replace(d, Q0 + Bnb4bit.QUANT_STATE, DType.U8, new long[] {js4.length}, js4);
+          setState(
+              d,
+              badState,
+              "fp4",
+              "nf4",
+              "\"nested_blocksize\":256",
+              "\"nested_blocksize\":2147483647");
           replace(d, Q0 + ".nested_absmax", DType.F32, new long[] {0}, new byte[0]);
         },
         Q0 + ".nested_absmax",
@@ -366,23 +369,14 @@ class Nf4CheckpointTest {
         d -> replace(d, Q0 + ".nested_absmax", DType.F32, new long[] {1}, floats(3.4e38f)),
         Q0 + Bnb4bit.QUANT_STATE,
         "beyond what the weight's dtype BF16 holds");
-    byte[] js5 =
-        badState
-            .replace("fp4", "nf4")
-            .replace("\"nested_offset\":0.01", "\"nested_offset\":1e39")
-            .getBytes(StandardCharsets.UTF_8);
     expectRefused(
-        d -> replace(d, Q0 + Bnb4bit.QUANT_STATE, DType.U8, new long[] {js5.length}, js5),
+        d ->
+            setState(d, badState, "fp4", "nf4", "\"nested_offset\":0.01", "\"nested_offset\":1e39"),
         Q0 + Bnb4bit.QUANT_STATE,
         "beyond the float range");
     // a block size bitsandbytes does not use
-    byte[] js6 =
-        badState
-            .replace("fp4", "nf4")
-            .replace("\"blocksize\":64", "\"blocksize\":66")
-            .getBytes(StandardCharsets.UTF_8);
     expectRefused(
-        d -> replace(d, Q0 + Bnb4bit.QUANT_STATE, DType.U8, new long[] {js6.length}, js6),
+        d -> setState(d, badState, "fp4", "nf4", "\"blocksize\":64", "\"blocksize\":66"),
         Q0 + Bnb4bit.QUANT_STATE,
         "blocksize 66");
     // bitsandbytes' FP4: named as such (it was a shape error)
