@@ -19,6 +19,14 @@ public final class ProgressListener implements TrainingListener {
   private long start;
   private boolean barShown;
 
+  /**
+   * The losses of the steps since the last log line: a line gives their mean, as Hugging Face's
+   * Trainer logs the loss over its logging window (metrics.jsonl keeps every step's own).
+   */
+  private double windowLoss;
+
+  private long windowSteps;
+
   public ProgressListener(PrintStream out) {
     this(out, stderrIsTerminal(), 10);
   }
@@ -78,6 +86,8 @@ public final class ProgressListener implements TrainingListener {
 
   @Override
   public void onStep(StepMetrics m) {
+    windowLoss += m.loss();
+    windowSteps++;
     if (terminal) {
       int width = 30;
       int filled = total == 0 ? width : (int) (width * m.step() / total);
@@ -104,11 +114,13 @@ public final class ProgressListener implements TrainingListener {
           "step %d/%d  loss %.4f  grad_norm %.4f  lr %.3e  %.0f tok/s  %.1fs%n",
           m.step(),
           total,
-          m.loss(),
+          windowLoss / windowSteps,
           m.gradNorm(),
           m.learningRate(),
           m.tokensPerSecond(),
           m.elapsedSeconds());
+      windowLoss = 0;
+      windowSteps = 0;
     }
   }
 

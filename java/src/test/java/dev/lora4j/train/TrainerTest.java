@@ -461,6 +461,26 @@ class TrainerTest {
   }
 
   @Test
+  void aProgressLineGivesTheMeanLossSinceTheLastLine() {
+    // as Hugging Face's Trainer logs the loss over its logging window (it gave the last step's)
+    java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
+    ProgressListener p =
+        new ProgressListener(
+            new java.io.PrintStream(bytes, true, java.nio.charset.StandardCharsets.UTF_8),
+            false,
+            2);
+    double[] losses = {1, 3, 5, 7};
+    for (int s = 1; s <= 4; s++) {
+      p.onStep(new TrainingListener.StepMetrics(s, 0.5, losses[s - 1], 1.0, 1e-4, 10, 100, s, 0));
+    }
+    List<String> lines = bytes.toString(java.nio.charset.StandardCharsets.UTF_8).lines().toList();
+    assertEquals(3, lines.size(), lines.toString());
+    assertTrue(lines.get(0).contains("step 1/0  loss 1.0000"), lines.get(0));
+    assertTrue(lines.get(1).contains("step 2/0  loss 3.0000"), lines.get(1));
+    assertTrue(lines.get(2).contains("step 4/0  loss 6.0000"), lines.get(2));
+  }
+
+  @Test
   void theDefaultProgressFollowsLoggingSteps(@TempDir Path tmp) throws Exception {
     Path d = data(tmp, 16, 1);
     java.io.PrintStream old = System.err;
