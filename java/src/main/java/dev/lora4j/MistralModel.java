@@ -42,6 +42,9 @@ import java.util.Set;
  * }</pre>
  */
 public final class MistralModel implements AutoCloseable {
+  private static final java.util.logging.Logger LOG =
+      java.util.logging.Logger.getLogger(MistralModel.class.getName());
+
   private final Path dir;
   private final MistralConfig config;
   private final Device device;
@@ -204,6 +207,15 @@ public final class MistralModel implements AutoCloseable {
       Set<String> quantized = quantizedWeights(config, ckpt, bnb != null);
       Set<String> names = checkWeights(config, ckpt, quantized);
       Quantization q = options.quantization();
+      // config.json asks for 4 bits but every projection is stored in 16: quantized on load, as
+      // transformers' from_pretrained does with such a folder (it loaded in 16 bits silently)
+      if (bnb != null && quantized.isEmpty() && !q.isNf4()) {
+        q = Quantization.nf4().withDoubleQuant(bnb.doubleQuant());
+        LOG.info(
+            cfgFile
+                + " has a 4-bit quantization_config but 16-bit weights: the projections are"
+                + " quantized to NF4 while loading");
+      }
       int maxSeq =
           options.maxSeqLength() > 0
               ? options.maxSeqLength()
@@ -227,10 +239,7 @@ public final class MistralModel implements AutoCloseable {
           if (quantized.contains(name)) {
             engine.setWeightNf4(name, Bnb4bit.read(ckpt, name, shapes.get(name)));
             nf4++;
-          } else if (q.isNf4()
-              && bnb == null
-              && quantized.isEmpty()
-              && projections.contains(name)) {
+          } else if (q.isNf4() && quantized.isEmpty() && projections.contains(name)) {
             // (a checkpoint bitsandbytes saved in 4 bits loads as it is: the modules it left in
             // 16 bits, llm_int8_skip_modules, stay 16-bit, as transformers keeps them)
             float[] f = ckpt.readFloat(name);

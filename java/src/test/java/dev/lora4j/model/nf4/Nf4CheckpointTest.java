@@ -395,6 +395,26 @@ class Nf4CheckpointTest {
   }
 
   @Test
+  void aFourBitConfigOverSixteenBitWeightsQuantizesOnLoad() throws Exception {
+    // config.json says 4 bits, the weights are 16-bit: quantized while loading, as transformers
+    // does (it loaded in 16 bits without a word)
+    Path nf4 = bnbSingleFile();
+    Path bf16 = tmp.resolve("single-bf16");
+    JsonNode qc = JSON.readTree(nf4.resolve("config.json").toFile()).get("quantization_config");
+    var cfg =
+        (com.fasterxml.jackson.databind.node.ObjectNode)
+            JSON.readTree(bf16.resolve("config.json").toFile());
+    cfg.set("quantization_config", qc);
+    Files.writeString(bf16.resolve("config.json"), JSON.writeValueAsString(cfg));
+    try (MistralModel asked = MistralModel.load(bf16, Device.cpu());
+        MistralModel pre = MistralModel.load(nf4, Device.cpu())) {
+      assertEquals(pre.nf4Projections(), asked.nf4Projections());
+      assertTrue(asked.nf4Projections() > 0);
+      assertArrayEquals(pre.weight(Q0), asked.weight(Q0));
+    }
+  }
+
+  @Test
   void aModuleBitsandbytesLeftIn16BitsStays16BitWithTheFlag() throws Exception {
     // bitsandbytes keeps llm_int8_skip_modules in 16 bits; the folder loads as it is, with or
     // without --load-in-4bit (before: the flag quantized the skipped module)
