@@ -149,7 +149,8 @@ public record Aggregation(Rule rule, int f, boolean mixing) {
         throw new IllegalArgumentException(
             "aggregation '"
                 + text
-                + "': after ':' comes f (a whole number) or no-mixing, e.g. trimmed-mean:2"
+                + "': after ':' comes f (a whole number below 2^31) or no-mixing, e.g."
+                + " trimmed-mean:2"
                 + " or median:no-mixing");
       }
     }

@@ -163,8 +163,14 @@ public final class JsonlDataset {
         file,
         switch (split) {
           case ALL -> "the file";
-          case TRAIN -> "its training lines";
-          case VALIDATION -> "its validation lines";
+          case TRAIN ->
+              "its training lines (those validationFraction "
+                  + config.validationFraction()
+                  + " leaves for training)";
+          case VALIDATION ->
+              "its validation lines (those validationFraction "
+                  + config.validationFraction()
+                  + " holds out)";
         },
         config.format(),
         new LineEncoder(text, chat, config.completionsOnly()),

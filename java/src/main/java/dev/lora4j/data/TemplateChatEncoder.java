@@ -2,10 +2,8 @@ package dev.lora4j.data;
 
 import dev.lora4j.tokenizer.ChatMessage;
 import dev.lora4j.tokenizer.ChatTemplate;
-import dev.lora4j.tokenizer.ChatTemplateException;
 import dev.lora4j.tokenizer.EncodedChat;
 import dev.lora4j.tokenizer.Tokenizer;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 
@@ -23,16 +21,15 @@ public final class TemplateChatEncoder implements ChatEncoder {
     this.tokenizer = tokenizer;
   }
 
-  /** The encoder of a model folder, or null when its tokenizer_config.json has no template. */
+  /**
+   * The encoder of a model folder, or null when it has no chat template (chat_template.jinja, or a
+   * chat_template in tokenizer_config.json): such a folder trains on text and pre-tokenized data,
+   * and chat lines are refused by name. (Its absence was thrown as an error, so a base model
+   * without a template could not be used at all.)
+   */
   public static ChatEncoder forFolder(Path dir, Tokenizer tokenizer) {
-    Path cfg = dir.resolve("tokenizer_config.json");
-    if (tokenizer == null || !Files.isRegularFile(cfg)) return null;
-    try {
-      return new TemplateChatEncoder(ChatTemplate.fromModelDir(dir), tokenizer);
-    } catch (ChatTemplateException e) {
-      if (e.getMessage() != null && e.getMessage().contains("no chat_template")) return null;
-      throw e;
-    }
+    if (tokenizer == null || !ChatTemplate.present(dir)) return null;
+    return new TemplateChatEncoder(ChatTemplate.fromModelDir(dir), tokenizer);
   }
 
   public ChatTemplate template() {

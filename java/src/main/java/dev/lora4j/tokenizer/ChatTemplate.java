@@ -153,6 +153,20 @@ public final class ChatTemplate {
     return fromTokenizerConfig(config);
   }
 
+  /**
+   * Whether a model folder has a chat template: chat_template.jinja, or a chat_template that is not
+   * null in tokenizer_config.json (a base model, Mistral-7B-v0.1's among them, has none).
+   *
+   * @throws Lora4jException when tokenizer_config.json cannot be read
+   */
+  public static boolean present(Path dir) {
+    if (Files.isRegularFile(dir.resolve("chat_template.jinja"))) return true;
+    Path config = dir.resolve("tokenizer_config.json");
+    if (!Files.isRegularFile(config)) return false;
+    JsonNode t = readConfig(config).path("chat_template");
+    return !t.isMissingNode() && !t.isNull();
+  }
+
   private static JsonNode readConfig(Path path) {
     try {
       return JSON.readTree(path.toFile());

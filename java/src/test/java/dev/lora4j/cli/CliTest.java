@@ -183,6 +183,47 @@ class CliTest {
   }
 
   @Test
+  void aModelWithoutAChatTemplateTrainsOnTextAndNamesWhyChatLinesCannot(@TempDir Path tmp)
+      throws Exception {
+    // a base model has no chat_template (Mistral-7B-v0.1's tokenizer_config.json has none): its
+    // absence made every command fail, plain text included
+    Path model = tmp.resolve("base");
+    Files.createDirectories(model);
+    for (String f : List.of("config.json", "model.safetensors", "tokenizer.json")) {
+      Files.copy(TINY.resolve(f), model.resolve(f));
+    }
+    com.fasterxml.jackson.databind.ObjectMapper json =
+        new com.fasterxml.jackson.databind.ObjectMapper();
+    var tc =
+        (com.fasterxml.jackson.databind.node.ObjectNode)
+            json.readTree(TINY.resolve("tokenizer_config.json").toFile());
+    tc.remove("chat_template");
+    Files.writeString(model.resolve("tokenizer_config.json"), json.writeValueAsString(tc));
+    Path text = tmp.resolve("text.jsonl");
+    Files.writeString(text, "{\"text\": \"The sky is blue.\"}\n".repeat(4));
+    Result r =
+        run("eval", "--model", model.toString(), "--device", "cpu", "--data", text.toString());
+    assertEquals(0, r.code(), r.err());
+    assertTrue(r.out().contains("base model: loss"), r.out());
+    Path chat = tmp.resolve("chat.jsonl");
+    Files.writeString(
+        chat,
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"},"
+            + " {\"role\": \"assistant\", \"content\": \"hello\"}]}\n");
+    r = run("eval", "--model", model.toString(), "--device", "cpu", "--data", chat.toString());
+    assertEquals(1, r.code(), r.err());
+    assertTrue(r.err().contains("no chat template"), r.err());
+    // chat_template.jinja alone (transformers 4.43 on) is a template
+    Files.writeString(
+        model.resolve("chat_template.jinja"),
+        json.readTree(TINY.resolve("tokenizer_config.json").toFile())
+            .get("chat_template")
+            .asText());
+    r = run("eval", "--model", model.toString(), "--device", "cpu", "--data", chat.toString());
+    assertEquals(0, r.code(), r.err());
+  }
+
+  @Test
   void failuresExitNonZeroWithOneLineReason(@TempDir Path tmp) {
     Result usage = run("train", "--model", "x");
     assertEquals(2, usage.code());

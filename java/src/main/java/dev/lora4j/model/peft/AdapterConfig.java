@@ -246,19 +246,18 @@ public record AdapterConfig(
     List<String> targets = targets(root, src);
     boolean rslora = bool(root, src, "use_rslora", false);
     String bias = text(root, src, "bias", "none");
-    if (!"none".equals(bias)) {
+    // "all" and "lora_only" train the targeted layers' biases: Mistral's projections have none,
+    // so the adapter is plain LoRA (a bias tensor in its file is refused as an unexpected key)
+    if (!List.of("none", "all", "lora_only").contains(bias)) {
       throw new ConfigException(
-          src + ": key 'bias' is '" + bias + "'; only \"none\" is supported (no trainable biases)");
+          src + ": key 'bias' is '" + bias + "'; PEFT's values are none, all and lora_only");
     }
     if (bool(root, src, "use_dora", false)) {
       throw new ConfigException(src + ": key 'use_dora' is true; DoRA is not supported");
     }
-    if (bool(root, src, "fan_in_fan_out", false)) {
-      throw new ConfigException(
-          src
-              + ": key 'fan_in_fan_out' is true; Mistral's layers are "
-              + "nn.Linear and need false");
-    }
+    // fan_in_fan_out true: PEFT sets it back to false for nn.Linear layers (Mistral's), with a
+    // warning, and computes plain LoRA; read as it does
+    bool(root, src, "fan_in_fan_out", false);
     if (bool(root, src, "lora_bias", false)) {
       throw new ConfigException(src + ": key 'lora_bias' is true; LoRA biases are not supported");
     }

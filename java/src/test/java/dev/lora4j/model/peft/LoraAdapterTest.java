@@ -315,9 +315,9 @@ class LoraAdapterTest {
     bad.put("rank_pattern", Map.of("q_proj", 4));
     bad.put("alpha_pattern", Map.of("q_proj", 4));
     bad.put("modules_to_save", List.of("lm_head"));
-    bad.put("bias", "all");
+    bad.put("bias", "everything");
     bad.put("layers_to_transform", List.of(0));
-    bad.put("fan_in_fan_out", true);
+    bad.put("fan_in_fan_out", "yes");
     bad.put("peft_type", "IA3");
     bad.put("target_modules", ".*proj");
     bad.put("r", 0);
@@ -343,6 +343,8 @@ class LoraAdapterTest {
     n.put("some_future_field", 3);
     n.put("use_rslora", true);
     n.putObject("loftq_config"); // PEFT's default, {}: none
+    n.put("bias", "all"); // no biases in Mistral's projections: plain LoRA
+    n.put("fan_in_fan_out", true); // PEFT resets it for nn.Linear
     n.put("init_lora_weights", "gaussian"); // only the starting values
     AdapterConfig c = AdapterConfig.parse(n.toString(), "a.json");
     assertEquals(EnumSet.allOf(LoraTarget.class), c.targets());
