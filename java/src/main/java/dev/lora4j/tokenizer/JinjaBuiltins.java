@@ -305,7 +305,7 @@ final class JinjaBuiltins {
       int n = s.length();
       int splits = 0;
       while (i < n) {
-        while (i < n && Character.isWhitespace(s.s.charAt(i))) {
+        while (i < n && Str.isPySpace(s.s.charAt(i))) {
           i++;
         }
         if (i >= n) {
@@ -316,7 +316,7 @@ final class JinjaBuiltins {
           return out;
         }
         int j = i;
-        while (j < n && !Character.isWhitespace(s.s.charAt(j))) {
+        while (j < n && !Str.isPySpace(s.s.charAt(j))) {
           j++;
         }
         out.add(s.sub(i, j));

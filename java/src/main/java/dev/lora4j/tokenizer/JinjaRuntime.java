@@ -288,11 +288,13 @@ final class JinjaRuntime {
       return i >= 0 && i < l.size() ? l.get(i) : Undefined.INSTANCE;
     }
     if (o instanceof Str s && isNumber(key)) {
+      // by code point, as Python indexes a str (a character outside the BMP is one)
+      int n = s.s.codePointCount(0, s.length());
       int i = (int) toLong(key);
       if (i < 0) {
-        i += s.length();
+        i += n;
       }
-      return i >= 0 && i < s.length() ? s.sub(i, i + 1) : Undefined.INSTANCE;
+      return i >= 0 && i < n ? s.sub(cpOffset(s, i), cpOffset(s, i + 1)) : Undefined.INSTANCE;
     }
     if (key instanceof Str s) {
       return getAttr(o, s.s);
@@ -305,7 +307,7 @@ final class JinjaRuntime {
     if (o instanceof List<?> l) {
       len = l.size();
     } else if (o instanceof Str s) {
-      len = s.length();
+      len = s.s.codePointCount(0, s.length()); // by code point, as Python slices a str
     } else {
       throw new ChatTemplateException("cannot slice " + typeName(o));
     }
@@ -335,13 +337,18 @@ final class JinjaRuntime {
     }
     Str s = (Str) o;
     if (st == 1) {
-      return idx.isEmpty() ? Str.EMPTY : s.sub(a, b);
+      return idx.isEmpty() ? Str.EMPTY : s.sub(cpOffset(s, a), cpOffset(s, b));
     }
     Str out = Str.EMPTY;
     for (int i : idx) {
-      out = out.concat(s.sub(i, i + 1));
+      out = out.concat(s.sub(cpOffset(s, i), cpOffset(s, i + 1)));
     }
     return out;
+  }
+
+  /** The UTF-16 offset of code point i of s (0 .. its code point count). */
+  private static int cpOffset(Str s, int i) {
+    return s.s.offsetByCodePoints(0, i);
   }
 
   private static int clampIndex(int i, int len, int lo, int hi) {

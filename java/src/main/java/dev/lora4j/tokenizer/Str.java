@@ -249,7 +249,16 @@ final class Str implements Comparable<Str> {
   }
 
   private static boolean isStripped(char c, String chars) {
-    return chars == null ? Character.isWhitespace(c) : chars.indexOf(c) >= 0;
+    return chars == null ? isPySpace(c) : chars.indexOf(c) >= 0;
+  }
+
+  /**
+   * Python's str.isspace for one UTF-16 unit (every such character is in the BMP): Java's
+   * isWhitespace less its exclusions (the no-break spaces U+00A0, U+2007, U+202F) plus U+0085 (next
+   * line), as Python strips and splits on them, and so Jinja's trim / strip / split.
+   */
+  static boolean isPySpace(char c) {
+    return Character.isWhitespace(c) || c == 0x85 || c == 0xA0 || c == 0x2007 || c == 0x202F;
   }
 
   Str replace(String from, Str to, int count) {

@@ -25,6 +25,22 @@ class JinjaTest {
   }
 
   @Test
+  void stringsStripAndSliceAsPythonDoes() {
+    // strip / trim / split take the no-break spaces and U+0085 as Python's isspace does, and
+    // indexing and slicing count code points (an emoji is one; its surrogates were split)
+    List<ChatMessage> conv = List.of(ChatMessage.user("\u00a0nbsp a\u0085"));
+    assertEquals("[nbsp a]", render("{{ '[' + messages[0]['content']|trim + ']' }}", conv, false));
+    assertEquals(
+        "[nbsp a]", render("{{ '[' + messages[0]['content'].strip() + ']' }}", conv, false));
+    assertEquals("nbsp|a", render("{{ messages[0]['content'].split()|join('|') }}", conv, false));
+    List<ChatMessage> emoji = List.of(ChatMessage.user("\ud83e\udd16ab"));
+    assertEquals("ab", render("{{ messages[0]['content'][1:3] }}", emoji, false));
+    assertEquals("b", render("{{ messages[0]['content'][-1] }}", emoji, false));
+    assertEquals("ba\ud83e\udd16", render("{{ messages[0]['content']|reverse }}", emoji, false));
+    assertEquals("\ud83e\udd16", render("{{ messages[0]['content'][0] }}", emoji, false));
+  }
+
+  @Test
   void chatMlWithDefaultSystemAndGenerationPrompt() {
     // the Qwen2 / ChatML template, as in its tokenizer_config.json
     String t =
