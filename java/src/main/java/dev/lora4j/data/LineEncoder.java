@@ -125,9 +125,21 @@ final class LineEncoder {
       e = chat.encode(messages, completionsOnly, source);
     } catch (DataException ex) {
       throw ex;
+    } catch (dev.lora4j.tokenizer.ChatTemplateException ex) {
+      if (!(ex instanceof dev.lora4j.tokenizer.ChatTemplateException.Raised)) {
+        // the template uses what lora4j's Jinja does not run (a filter, a method): not the
+        // line's fault, and skipping would drop every line that reaches it without a word
+        throw new DataException(
+            source
+                + ": the model's chat template cannot be rendered for this conversation: "
+                + ex.getMessage()
+                + " (a construct of the template that lora4j's Jinja does not run; the line is"
+                + " not at fault)");
+      }
+      // the template refused the conversation (roles that do not alternate, ...): a bad line,
+      // skipped and counted with skipInvalid
+      throw new BadLine("chat template rejected the conversation: " + ex.getMessage());
     } catch (dev.lora4j.Lora4jException ex) {
-      // The template refused the conversation (roles that do not alternate, ...): a bad line,
-      // skipped and counted with skipInvalid. Any other exception is a bug and propagates.
       throw new BadLine("chat template rejected the conversation: " + ex.getMessage());
     }
     return e;

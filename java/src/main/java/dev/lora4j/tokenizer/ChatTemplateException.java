@@ -17,4 +17,18 @@ public class ChatTemplateException extends Lora4jException {
   public ChatTemplateException(String message) {
     super(message);
   }
+
+  /**
+   * The template itself refused the conversation with {@code raise_exception(message)} (roles that
+   * do not alternate, a system message it takes no place for): a fault of the conversation. Any
+   * other ChatTemplateException while rendering is the template's (a construct lora4j's Jinja does
+   * not run), and every conversation that reaches it meets it.
+   */
+  public static final class Raised extends ChatTemplateException {
+    private static final long serialVersionUID = 1L;
+
+    public Raised(String message) {
+      super(message);
+    }
+  }
 }

@@ -60,7 +60,7 @@ final class JinjaBuiltins {
         "raise_exception",
         (Fn)
             (a, k) -> {
-              throw new ChatTemplateException(
+              throw new ChatTemplateException.Raised(
                   a.isEmpty() ? "raise_exception() called" : str(a.get(0)).s);
             });
     globals.put(

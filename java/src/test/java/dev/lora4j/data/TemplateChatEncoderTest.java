@@ -63,4 +63,39 @@ class TemplateChatEncoderTest {
     assertTrue(e.getMessage().contains("bad.jsonl:2"), e.getMessage());
     assertTrue(e.getMessage().toLowerCase().contains("alternate"), e.getMessage());
   }
+
+  @Test
+  void aTemplateThatCannotRenderStopsTheRunInsteadOfDroppingLines(@TempDir Path tmp)
+      throws Exception {
+    // a construct lora4j's Jinja does not run (here in the system branch only): the pass stops
+    // naming it, also with skipInvalid, which dropped every such line as invalid data
+    Tokenizer t = Tokenizer.fromModelDir(TOK);
+    dev.lora4j.tokenizer.ChatTemplate tpl =
+        dev.lora4j.tokenizer.ChatTemplate.of(
+            "{% for m in messages %}{% if m['role'] == 'system' %}{{ m['content']|unknown_filter }}"
+                + "{% else %}{{ m['content'] }}{% endif %}{% endfor %}",
+            "<s>", "</s>");
+    Path f = tmp.resolve("c.jsonl");
+    Files.writeString(
+        f,
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"assistant\",\"content\":\"b\"}]}\n"
+            + "{\"messages\":[{\"role\":\"system\",\"content\":\"s\"},{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"assistant\",\"content\":\"b\"}]}\n");
+    JsonlDataset ds =
+        JsonlDataset.open(
+            f,
+            new TokenizerTextEncoder(t),
+            new TemplateChatEncoder(tpl, t),
+            DataConfig.builder().skipInvalid(true).shuffleBuffer(0).build());
+    DataException e =
+        assertThrows(
+            DataException.class,
+            () -> {
+              try (ExampleStream s = ds.examplesInFileOrder(null)) {
+                while (s.hasNext()) s.next();
+              }
+            });
+    assertTrue(
+        e.getMessage().contains("c.jsonl:2") && e.getMessage().contains("cannot be rendered"),
+        e.getMessage());
+  }
 }
