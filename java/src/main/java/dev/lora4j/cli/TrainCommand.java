@@ -246,7 +246,12 @@ final class TrainCommand implements Callable<Integer> {
       description = "evaluate every N steps (default: 0, at the end only)")
   Long evalSteps;
 
-  @Option(names = "--log-steps", paramLabel = "N", description = "log every N steps (default: 10)")
+  @Option(
+      names = "--log-steps",
+      paramLabel = "N",
+      description =
+          "a progress line every N steps, its loss the mean since the last line, as Hugging"
+              + " Face's Trainer logs it; metrics.jsonl has every step (default: 10)")
   Long logSteps;
 
   @Option(
