@@ -19,6 +19,10 @@ import java.util.function.IntConsumer;
  */
 public final class Generator {
   private final MistralModel model;
+
+  /** The ids that end a generation ({@link #stopIds}), read at the first generation. */
+  private java.util.Set<Integer> stops;
+
   private Stats last;
 
   /**
@@ -131,7 +135,7 @@ public final class Generator {
               + " positions");
     }
     int eos = eosId();
-    java.util.Set<Integer> stops = stopIds(eos);
+    if (stops == null) stops = stopIds(eos); // generation_config.json read once a generator
     int[] out = new int[cfg.maxNewTokens()];
     int n = 0;
     last = null;

@@ -682,8 +682,8 @@ public final class LoraTrainer {
       // listener's exception, the device's memory) leaves the trained adapter in place.
       Path adapterDir = cfg.outputDir().resolve("adapter");
       if (writer) model.saveAdapter(adapterDir, true);
-      // (a run that ended early at an evaluation step, or a finished run resumed, has its
-      // evaluation at this step already)
+      // (a run that ended early at an evaluation step has its evaluation at this step already;
+      // a finished run's checkpoint predates its final evaluation, so resumed it evaluates again)
       boolean evaluatedHere = !evals.isEmpty() && evals.get(evals.size() - 1).step() == step;
       if (evaluator.active() && !evaluatedHere) {
         evaluator.lastWarning = null;

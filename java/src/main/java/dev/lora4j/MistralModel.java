@@ -186,13 +186,7 @@ public final class MistralModel implements AutoCloseable {
       throw new Lora4jException(
           "model folder " + dir + " cannot be read: permission denied (it needs read and execute)");
     }
-    Path cfgFile = dir.resolve("config.json");
-    if (!Files.isRegularFile(cfgFile)) {
-      throw new Lora4jException(
-          Files.isSymbolicLink(cfgFile)
-              ? cfgFile + " is a symbolic link to a file that does not exist"
-              : "model folder " + dir + " has no config.json: is it a Hugging Face model folder?");
-    }
+    Path cfgFile = MistralConfig.fileIn(dir);
     if (options.offloadCheckpoints() && options.recompute() == Recompute.NONE) {
       throw new IllegalArgumentException(
           "LoadOptions.offloadCheckpoints needs a recompute mode (Recompute.LAYER, SELECTIVE or"
@@ -203,7 +197,8 @@ public final class MistralModel implements AutoCloseable {
     Bnb4bit.Config bnb = Bnb4bit.readConfig(cfgFile);
     try (Checkpoint ckpt = Checkpoint.open(dir)) {
       // the projections bitsandbytes stored in 4 bits (a skipped module stays 16-bit)
-      refuseOther4bit(config, ckpt);
+      Set<String> projections = projectionNames(config);
+      refuseOther4bit(projections, ckpt);
       Set<String> quantized = quantizedWeights(config, ckpt, bnb != null);
       Set<String> names = checkWeights(config, ckpt, quantized);
       Quantization q = options.quantization();
@@ -230,11 +225,7 @@ public final class MistralModel implements AutoCloseable {
               options.offloadCheckpoints());
       try {
         Map<String, long[]> shapes = expectedWeights(config);
-        Set<String> projections = new java.util.HashSet<>();
         int nf4 = 0;
-        for (ModelLayout.Weight w : ModelLayout.of(config).weights()) {
-          if (w.projection() != null) projections.add(w.name());
-        }
         for (String name : names) {
           if (quantized.contains(name)) {
             engine.setWeightNf4(name, Bnb4bit.read(ckpt, name, shapes.get(name)));
@@ -295,22 +286,13 @@ public final class MistralModel implements AutoCloseable {
   }
 
   /**
-   * The projections a checkpoint holds in bitsandbytes' 4-bit form: those with a quant state, and,
-   * in a model whose config.json says it is quantized, any stored as uint8 (whose missing quant
-   * state {@link Bnb4bit#read} then names).
-   */
-  /**
    * Refuses 4-bit tensors lora4j does not read: bitsandbytes' FP4 (only NF4 is), and a 4-bit
    * embedding or LM head (bitsandbytes quantizes the decoder's projections only, by default), each
    * named, instead of a shape or missing-tensor error that hides why.
    */
-  static void refuseOther4bit(MistralConfig config, Checkpoint ckpt) {
-    Set<String> projections = new java.util.HashSet<>();
-    for (ModelLayout.Weight w : ModelLayout.of(config).weights()) {
-      if (w.projection() != null) projections.add(w.name());
-    }
+  static void refuseOther4bit(Set<String> projections, Checkpoint ckpt) {
     for (String n : ckpt.names()) {
-      if (n.endsWith(".quant_state.bitsandbytes__fp4")) {
+      if (n.endsWith(Bnb4bit.QUANT_STATE_FP4)) {
         throw new dev.lora4j.safetensors.SafetensorsException(
             ckpt.fileOf(n).path()
                 + ": tensor "
@@ -333,16 +315,29 @@ public final class MistralModel implements AutoCloseable {
     }
   }
 
+  /**
+   * The projections a checkpoint holds in bitsandbytes' 4-bit form: those with a quant state, and,
+   * in a model whose config.json says it is quantized, any stored as uint8 (whose missing quant
+   * state {@link Bnb4bit#read} then names).
+   */
   static Set<String> quantizedWeights(MistralConfig config, Checkpoint ckpt, boolean bnbConfig) {
     Set<String> quantized = new java.util.LinkedHashSet<>();
-    for (ModelLayout.Weight w : ModelLayout.of(config).weights()) {
-      if (w.projection() == null) continue;
-      if (Bnb4bit.isQuantized(ckpt, w.name())
-          || (bnbConfig && ckpt.contains(w.name()) && ckpt.dtype(w.name()) == DType.U8)) {
-        quantized.add(w.name());
+    for (String name : projectionNames(config)) {
+      if (Bnb4bit.isQuantized(ckpt, name)
+          || (bnbConfig && ckpt.contains(name) && ckpt.dtype(name) == DType.U8)) {
+        quantized.add(name);
       }
     }
     return quantized;
+  }
+
+  /** The names of the attention and MLP projections' weights, in the layout's order. */
+  static Set<String> projectionNames(MistralConfig config) {
+    Set<String> names = new java.util.LinkedHashSet<>();
+    for (ModelLayout.Weight w : ModelLayout.of(config).weights()) {
+      if (w.projection() != null) names.add(w.name());
+    }
+    return names;
   }
 
   /**

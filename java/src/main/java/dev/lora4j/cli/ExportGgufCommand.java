@@ -4,6 +4,7 @@ import dev.lora4j.gguf.GgufExport;
 import dev.lora4j.gguf.OllamaModelfile;
 import dev.lora4j.io.OutputFile;
 import dev.lora4j.io.OutputFolder;
+import dev.lora4j.model.peft.LoraAdapter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -149,12 +150,13 @@ final class ExportGgufCommand implements Callable<Integer> {
       // The adapter is read and checked against the model first (cheap); then the base, whose
       // export checks the model folder (tokenizer, weights) and may fail on its own; the adapter
       // file last. So a bad adapter or a bad model folder leaves neither file.
-      GgufExport.checkAdapter(model, adapter, adapterType);
+      LoraAdapter checked = GgufExport.checkAdapter(model, adapter, adapterType);
       if (writeBase) {
         GgufExport.Type baseType = type == null ? GgufExport.Type.F16 : t;
         report(GgufExport.writeModel(model, null, baseGguf, baseType, false), "base model");
       }
-      GgufExport.Result r = GgufExport.writeAdapter(model, adapter, output, adapterType, overwrite);
+      GgufExport.Result r =
+          GgufExport.writeAdapter(model, adapter, checked, output, adapterType, overwrite);
       report(r, "LoRA adapter");
       if (modelfile != null)
         notes.addAll(OllamaModelfile.write(modelfile, baseGguf, output, model, overwrite));

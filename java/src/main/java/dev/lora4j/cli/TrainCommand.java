@@ -356,12 +356,7 @@ final class TrainCommand implements Callable<Integer> {
       for (int i = 0; i < plan.nproc(); i++) plan.device(modelOptions.device, i);
       // what every worker would find missing after starting and loading the model: said once
       Dataset.jsonl(data);
-      if (!java.nio.file.Files.isRegularFile(modelOptions.model.resolve("config.json"))) {
-        throw new Lora4jException(
-            "model folder "
-                + modelOptions.model
-                + " has no config.json: is it a Hugging Face model folder?");
-      }
+      dev.lora4j.model.MistralConfig.fileIn(modelOptions.model);
       List<String> args =
           new java.util.ArrayList<>(spec.commandLine().getParseResult().originalArgs());
       if (!args.isEmpty() && args.get(0).equals(spec.name())) args.remove(0);

@@ -252,8 +252,22 @@ public final class GgufExport {
     inputs.put("adapter folder", adapterDir);
     OutputFile.checkApart(output, "output file", inputs);
     OutputFile.checkWritable(output, overwrite);
+    return writeAdapter(
+        modelDir, adapterDir, checkAdapter(modelDir, adapterDir, type), output, type, overwrite);
+  }
+
+  /**
+   * {@link #writeAdapter(Path, Path, Path, Type, boolean)} of an adapter {@link #checkAdapter}
+   * returned (read and checked once), the output checked apart and writable by the caller.
+   */
+  public static Result writeAdapter(
+      Path modelDir,
+      Path adapterDir,
+      LoraAdapter adapter,
+      Path output,
+      Type type,
+      boolean overwrite) {
     MistralConfig cfg = loadConfig(modelDir);
-    LoraAdapter adapter = checkAdapter(modelDir, adapterDir, type);
     List<String> notes = new ArrayList<>();
     int r = adapter.config().r();
     GgufWriter w = new GgufWriter();
@@ -428,12 +442,7 @@ public final class GgufExport {
   }
 
   private static MistralConfig loadConfig(Path modelDir) {
-    Path f = modelDir.resolve("config.json");
-    if (!Files.isRegularFile(f)) {
-      throw new Lora4jException(
-          "model folder " + modelDir + " has no config.json: is it a Hugging Face model folder?");
-    }
-    return MistralConfig.load(f);
+    return MistralConfig.load(MistralConfig.fileIn(modelDir));
   }
 
   /** Refuses values the type cannot hold (non-finite anywhere; beyond the f16 range for F16). */

@@ -193,23 +193,20 @@ public final class MergedExport {
    * included).
    */
   static void checkFits(float[] v, DType dtype, String name, Path file) {
-    float limit = dtype.overflowLimit();
-    for (int i = 0; i < v.length; i++) {
-      float x = v[i];
-      if (!Float.isFinite(x) || Math.abs(x) >= limit) {
-        throw new Lora4jException(
-            file
-                + ": tensor "
-                + name
-                + " would hold "
-                + x
-                + " (element "
-                + i
-                + ") as merged, beyond what its dtype "
-                + dtype.name()
-                + " holds: the adapter's update is too large for these weights; nothing was"
-                + " written");
-      }
+    int i = dtype.firstUnheld(v);
+    if (i >= 0) {
+      throw new Lora4jException(
+          file
+              + ": tensor "
+              + name
+              + " would hold "
+              + v[i]
+              + " (element "
+              + i
+              + ") as merged, beyond what its dtype "
+              + dtype.name()
+              + " holds: the adapter's update is too large for these weights; nothing was"
+              + " written");
     }
   }
 

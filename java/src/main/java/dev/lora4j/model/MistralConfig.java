@@ -174,6 +174,25 @@ public record MistralConfig(
   }
 
   /**
+   * A model folder's config.json, checked to be there: the one message every command gives for a
+   * folder without it (a dangling link named as such).
+   *
+   * @throws dev.lora4j.Lora4jException when it is missing
+   */
+  public static Path fileIn(Path modelDir) {
+    Path f = modelDir.resolve("config.json");
+    if (!Files.isRegularFile(f)) {
+      throw new dev.lora4j.Lora4jException(
+          Files.isSymbolicLink(f)
+              ? f + " is a symbolic link to a file that does not exist"
+              : "model folder "
+                  + modelDir
+                  + " has no config.json: is it a Hugging Face model folder?");
+    }
+    return f;
+  }
+
+  /**
    * Reads {@code config.json}.
    *
    * @param file the config file, or a model folder holding {@code config.json}

@@ -72,6 +72,18 @@ public enum DType {
   }
 
   /**
+   * The first of the values this type cannot hold (not finite, or at or past {@link
+   * #overflowLimit}), or -1 when it holds them all.
+   */
+  public int firstUnheld(float[] v) {
+    float limit = overflowLimit();
+    for (int i = 0; i < v.length; i++) {
+      if (!Float.isFinite(v[i]) || Math.abs(v[i]) >= limit) return i;
+    }
+    return -1;
+  }
+
+  /**
    * @return whether this is a floating-point type (F16, BF16, F32, F64)
    */
   public boolean isFloatingPoint() {

@@ -50,6 +50,9 @@ public final class Bnb4bit {
   /** Suffix of the quant-state tensor of an NF4 weight. */
   public static final String QUANT_STATE = ".quant_state.bitsandbytes__nf4";
 
+  /** Suffix of the quant-state tensor of an FP4 weight (not read: refused by name). */
+  public static final String QUANT_STATE_FP4 = ".quant_state.bitsandbytes__fp4";
+
   /** The suffixes of every tensor bitsandbytes adds beside a quantized weight. */
   public static final List<String> SUFFIXES =
       List.of(".absmax", ".quant_map", ".nested_absmax", ".nested_quant_map", QUANT_STATE);
@@ -305,19 +308,17 @@ public final class Bnb4bit {
    */
   private static Nf4Tensor checkRange(Nf4Tensor t, String at) {
     float[] sc = t.scales();
-    float limit = t.dtype().overflowLimit();
-    for (int b = 0; b < sc.length; b++) {
-      if (!Float.isFinite(sc[b]) || Math.abs(sc[b]) >= limit) {
-        throw new SafetensorsException(
-            at
-                + ": block "
-                + b
-                + " has scale "
-                + sc[b]
-                + " (its absmax), beyond what the weight's dtype "
-                + t.dtype().name()
-                + " holds: the weights would load as infinities");
-      }
+    int b = t.dtype().firstUnheld(sc);
+    if (b >= 0) {
+      throw new SafetensorsException(
+          at
+              + ": block "
+              + b
+              + " has scale "
+              + sc[b]
+              + " (its absmax), beyond what the weight's dtype "
+              + t.dtype().name()
+              + " holds: the weights would load as infinities");
     }
     return t;
   }
