@@ -682,13 +682,36 @@ public final class LoraTrainer {
       // listener's exception, the device's memory) leaves the trained adapter in place.
       Path adapterDir = cfg.outputDir().resolve("adapter");
       if (writer) model.saveAdapter(adapterDir, true);
-      // (a run that ended early at an evaluation step has its evaluation at this step already;
-      // a finished run's checkpoint predates its final evaluation, so resumed it evaluates again)
+      // (a run that ended early at an evaluation step has its evaluation at this step already, as
+      // has a finished run resumed: its last checkpoint records the final evaluation, below)
       boolean evaluatedHere = !evals.isEmpty() && evals.get(evals.size() - 1).step() == step;
       if (evaluator.active() && !evaluatedHere) {
         evaluator.lastWarning = null;
         evals.add(evaluator.evaluate(step));
         if (evaluator.lastWarning != null) warnings.add(evaluator.lastWarning);
+      }
+      // A checkpoint of this step was written before the run's end: it now records that end (the
+      // final evaluation, the retries refused above), so that the run resumed from it (a finished
+      // run resumed, or one given more steps) neither evaluates this step again nor refuses those
+      // retries a second time (metrics.jsonl and rejected.jsonl hold their lines once).
+      if (writer
+          && lastCheckpoint != null
+          && lastCheckpointStep == step
+          && (evals.size() > lastCheckpointEvals || lastCheckpointPending > 0)) {
+        TrainerState at = CheckpointStore.readState(lastCheckpoint);
+        store.replaceState(
+            lastCheckpoint,
+            new TrainerState(
+                at.step(),
+                at.totalSteps(),
+                at.position(),
+                at.skippedSteps(),
+                at.guardHistory(),
+                at.guardRejections(),
+                evals,
+                List.of(),
+                rejected),
+            settings);
       }
       if (writer) {
         listeners.drain(); // every line of metrics.jsonl is in the plot
@@ -784,6 +807,12 @@ public final class LoraTrainer {
     long stepsThisRun;
 
     double firstLoss = Double.NaN, lastLoss = Double.NaN;
+
+    /** The checkpoint this run wrote last, its step, and its evaluations and pending retries. */
+    Path lastCheckpoint;
+
+    long lastCheckpointStep = -1;
+    int lastCheckpointEvals, lastCheckpointPending;
 
     /** Worker rows reserved in the engine; the host copy used only to inject faults. */
     int reservedRows;
@@ -1054,6 +1083,10 @@ public final class LoraTrainer {
         // metrics.jsonl holds every line of the steps the checkpoint covers before it appears
         listeners.drain();
         Path dir = store.save(model, st, settings);
+        lastCheckpoint = dir;
+        lastCheckpointStep = step;
+        lastCheckpointEvals = evals.size();
+        lastCheckpointPending = pending.size();
         long at = step; // the field moves on before a queued listener reads it
         listeners.each(l -> l.onCheckpoint(dir, at));
       }

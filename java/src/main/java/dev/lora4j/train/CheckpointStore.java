@@ -124,6 +124,57 @@ public final class CheckpointStore {
   }
 
   /**
+   * Replaces the trainer state of the intact checkpoint dir, its adapter and optimizer files
+   * unchanged (hard links, or copies where the file system has none): a finished run's last
+   * checkpoint, written at its last step, then records the run's end (its final evaluation, the
+   * retries it no longer makes), so that resumed it does not do them again. The replacement is made
+   * beside dir and moved in as {@link #save} moves a checkpoint in.
+   */
+  public void replaceState(Path dir, TrainerState state, RunSettings settings) {
+    String damaged = verify(dir);
+    if (damaged != null) {
+      throw new Lora4jException("checkpoint " + dir + " is damaged (" + damaged + ")");
+    }
+    Path tmp = root.resolve(".tmp-" + dir.getFileName());
+    try {
+      deleteTree(tmp);
+      Files.createDirectories(tmp);
+      JsonNode old = JSON.readTree(Files.readString(dir.resolve("manifest.json"))).get("files");
+      ObjectNode files = JSON.createObjectNode();
+      try (Stream<Path> s = Files.list(dir)) {
+        for (Path f : s.sorted().toList()) {
+          String name = f.getFileName().toString();
+          if (!Files.isRegularFile(f)
+              || name.equals("trainer_state.json")
+              || name.equals("manifest.json")) continue;
+          try {
+            Files.createLink(tmp.resolve(name), f);
+          } catch (UnsupportedOperationException | IOException e) {
+            Files.copy(f, tmp.resolve(name));
+          }
+          files.set(name, old.get(name));
+        }
+      }
+      Path st = tmp.resolve("trainer_state.json");
+      Files.writeString(st, stateJson(state, settings), StandardCharsets.UTF_8);
+      files.putObject("trainer_state.json").put("size", Files.size(st)).put("sha256", sha256(st));
+      ObjectNode m = JSON.createObjectNode();
+      m.set("files", files);
+      Files.writeString(
+          tmp.resolve("manifest.json"), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(m));
+      deleteTree(dir);
+      Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
+    } catch (IOException | RuntimeException e) {
+      try {
+        deleteTree(tmp);
+      } catch (IOException ignored) {
+        // the original failure is what matters
+      }
+      throw new Lora4jException("cannot rewrite the trainer state of " + dir + ": " + e, e);
+    }
+  }
+
+  /**
    * Restores the newest intact checkpoint into the model (adapter, moments, step count) and returns
    * its trainer state, or null when there is none.
    */

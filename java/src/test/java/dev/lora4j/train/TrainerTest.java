@@ -461,6 +461,41 @@ class TrainerTest {
   }
 
   @Test
+  void aFinishedRunResumedEvaluatesItsLastStepOnce(@TempDir Path tmp) throws Exception {
+    // its last checkpoint (step 4) was written before the final evaluation; the evaluation is
+    // recorded into it afterwards, so resumed the run reports it and writes no second line
+    Path d = data(tmp, 24, 1);
+    TrainingConfig c =
+        cfg(tmp.resolve("out")).maxSteps(4).saveSteps(2).validationFraction(0.25).build();
+    double first;
+    try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
+      first = LoraTrainer.fit(m, Dataset.jsonl(d), c, List.of()).finalEvaluation().loss();
+    }
+    assertNull(CheckpointStore.verify(tmp.resolve("out/checkpoint-4")));
+    assertEquals(4, CheckpointStore.readState(tmp.resolve("out/checkpoint-4")).evaluations().get(0).step());
+    List<Long> evaluated = new ArrayList<>();
+    TrainingListener l =
+        new TrainingListener() {
+          @Override
+          public void onEvaluate(Evaluation e) {
+            evaluated.add(e.step());
+          }
+        };
+    try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
+      TrainingResult r =
+          LoraTrainer.fit(m, Dataset.jsonl(d), c.toBuilder().resume(true).build(), List.of(l));
+      assertEquals(first, r.finalEvaluation().loss());
+      assertEquals(4, r.finalEvaluation().step());
+    }
+    assertEquals(List.of(), evaluated);
+    long evalLines = 0;
+    for (String line : Files.readAllLines(tmp.resolve("out/metrics.jsonl"))) {
+      if (JSON.readTree(line).get("type").asText().equals("eval")) evalLines++;
+    }
+    assertEquals(1, evalLines);
+  }
+
+  @Test
   void aProgressLineGivesTheMeanLossSinceTheLastLine() {
     // as Hugging Face's Trainer logs the loss over its logging window (it gave the last step's)
     java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
