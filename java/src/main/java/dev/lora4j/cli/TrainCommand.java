@@ -354,6 +354,19 @@ final class TrainCommand implements Callable<Integer> {
     TrainingConfig cfg = settings();
     if (plan.mode() == LaunchPlan.Mode.SUPERVISOR) {
       for (int i = 0; i < plan.nproc(); i++) plan.device(modelOptions.device, i);
+      // --device auto (the default) in a group means a GPU a rank: on a host without one, said
+      // once here rather than by every worker after it started
+      if (plan.worldSize() > 1
+          && modelOptions.device.trim().equalsIgnoreCase("auto")
+          && dev.lora4j.Device.cudaUnavailableReason() != null) {
+        throw new IllegalArgumentException(
+            "--device auto finds no usable GPU here ("
+                + dev.lora4j.Device.cudaUnavailableReason()
+                + ") and a group of "
+                + plan.worldSize()
+                + " ranks trains on GPUs only: the CPU backend has no collectives (on the CPU,"
+                + " one process with --grad-accum has the same virtual workers)");
+      }
       // what every worker would find missing after starting and loading the model: said once
       Dataset.jsonl(data);
       dev.lora4j.model.MistralConfig.fileIn(modelOptions.model);

@@ -190,6 +190,24 @@ class LaunchTest {
             outDir.toString());
     assertEquals(1, n.code());
     assertTrue(n.err().contains("error: --node-rank 2 must be below --nnodes 2"), n.err());
+    // --device auto (the default) on a host without a usable GPU: said once by the supervisor
+    if (dev.lora4j.Device.cudaUnavailableReason() != null) {
+      Result a =
+          run(
+              "train",
+              "--nproc-per-node",
+              "2",
+              "--model",
+              MODEL,
+              "--data",
+              DATA,
+              "--output",
+              outDir.toString());
+      assertEquals(1, a.code(), a.err());
+      assertTrue(a.err().contains("error: --device auto finds no usable GPU here"), a.err());
+      assertFalse(a.err().contains("[rank "), "no worker started: " + a.err());
+      assertFalse(Files.exists(outDir));
+    }
   }
 
   @Test
