@@ -63,6 +63,7 @@ final class TrainCommand implements Callable<Integer> {
 
   @Option(
       names = "--overwrite",
+      negatable = true,
       description =
           "delete the earlier run in --output first (its adapter, metrics, plot and"
               + " checkpoints; other files are kept) (default: refuse such a folder)")
@@ -97,6 +98,7 @@ final class TrainCommand implements Callable<Integer> {
 
   @Option(
       names = "--rslora",
+      negatable = true,
       description = "scale by alpha/sqrt(r) instead of alpha/r (default: off)")
   Boolean rslora;
 
@@ -165,6 +167,7 @@ final class TrainCommand implements Callable<Integer> {
 
   @Option(
       names = "--completions-only",
+      negatable = true,
       description =
           "train on completions / assistant turns only; examples with nothing left to"
               + " learn are dropped and reported (default: off, every token counts)")
@@ -172,11 +175,13 @@ final class TrainCommand implements Callable<Integer> {
 
   @Option(
       names = "--packing",
+      negatable = true,
       description = "pack several examples per row (default: off, one per row)")
   Boolean packing;
 
   @Option(
       names = "--group-by-length",
+      negatable = true,
       description =
           "without --packing: batch examples of similar length (groups of 50 batches sorted by"
               + " length, as Hugging Face's group_by_length), so less of each batch is padding"
@@ -191,6 +196,7 @@ final class TrainCommand implements Callable<Integer> {
 
   @Option(
       names = "--skip-invalid",
+      negatable = true,
       description =
           "skip bad lines (malformed, not UTF-8), count them and report the first few"
               + " (default: off, the first bad line is an error)")
@@ -265,6 +271,7 @@ final class TrainCommand implements Callable<Integer> {
 
   @Option(
       names = "--resume",
+      negatable = true,
       description =
           "continue from the latest checkpoint in --output; an error when there is none"
               + " or when it was made with other settings (default: off)")

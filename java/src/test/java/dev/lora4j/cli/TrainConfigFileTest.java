@@ -1,6 +1,7 @@
 package dev.lora4j.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -92,6 +93,37 @@ class TrainConfigFileTest {
     assertThrows(
         IllegalArgumentException.class,
         () -> command("{}", "--epochs", "-1", "--steps", "3").settings());
+  }
+
+  @Test
+  void aSwitchTheFileTurnsOnIsTurnedOffByItsNegatedFlag() throws Exception {
+    // (packing excludes group_by_length, resume excludes overwrite: two files)
+    String on =
+        "{\"packing\": true, \"train_on_completions_only\": true, \"skip_invalid_lines\": true,"
+            + " \"resume\": true, \"use_rslora\": true}";
+    TrainingConfig c = command(on).settings();
+    assertTrue(c.packing() && c.trainOnCompletionsOnly() && c.skipInvalidLines());
+    assertTrue(c.resume() && c.lora().rslora());
+    c =
+        command(
+                on,
+                "--no-packing",
+                "--no-completions-only",
+                "--no-skip-invalid",
+                "--no-resume",
+                "--no-rslora")
+            .settings();
+    assertFalse(c.packing() || c.trainOnCompletionsOnly() || c.skipInvalidLines());
+    assertFalse(c.resume() || c.lora().rslora());
+    String other = "{\"group_by_length\": true, \"overwrite_output\": true}";
+    c = command(other).settings();
+    assertTrue(c.groupByLength() && c.overwriteOutput());
+    c = command(other, "--no-group-by-length", "--no-overwrite").settings();
+    assertFalse(c.groupByLength() || c.overwriteOutput());
+    // the plain flags still turn them on
+    c = command("{}", "--packing", "--resume", "--rslora").settings();
+    assertTrue(c.packing() && c.resume() && c.lora().rslora());
+    assertFalse(c.groupByLength());
   }
 
   @Test
