@@ -457,6 +457,15 @@ public final class LoraTrainer {
       long stepsPerEpoch = (batchesPerEpoch + cfg.workers() - 1) / cfg.workers();
       this.stepsPerEpoch = stepsPerEpoch;
       long totalSteps = cfg.maxSteps() > 0 ? cfg.maxSteps() : stepsPerEpoch * cfg.epochs();
+      if (cfg.maxSteps() <= 0 && cfg.epochs() > 1 && train.config().packing()) {
+        // Packed rows depend on each epoch's shuffle: another epoch may pack into more (or
+        // fewer) batches than the first. Plan from every epoch's own count, so that the run
+        // neither stops before the last epoch's last batches nor ends short of its schedule.
+        for (int e = 1; e < cfg.epochs(); e++) {
+          long b = train.countBatches(e);
+          totalSteps += (b + cfg.workers() - 1) / cfg.workers() - stepsPerEpoch;
+        }
+      }
       int epochs = cfg.maxSteps() > 0 ? Integer.MAX_VALUE : cfg.epochs();
       List<String> warnings = new ArrayList<>(planWarnings(totalSteps, scanStats));
       if (cfg.initAdapter() != null) {
