@@ -28,9 +28,11 @@ public enum DataFormat {
   CHAT(List.of("messages"), List.of()),
   /**
    * {@code {"input_ids": [...], "labels": [...] (optional)}}: used as given; labels default to the
-   * input ids and may hold -100. Ids are checked against the vocabulary size when known.
+   * input ids and may hold -100. Ids are checked against the vocabulary size when known. As TRL's
+   * pre-tokenized rows, a line may carry {@code completion_mask} or {@code assistant_masks} (0 or 1
+   * a token): training on completions only, the tokens they mark 0 do not count.
    */
-  PRETOKENIZED(List.of("input_ids"), List.of("labels"));
+  PRETOKENIZED(List.of("input_ids"), List.of("labels", "completion_mask", "assistant_masks"));
 
   private final List<String> requiredKeys;
   private final List<String> optionalKeys;

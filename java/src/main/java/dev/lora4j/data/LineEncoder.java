@@ -157,6 +157,27 @@ final class LineEncoder {
             "field 'labels' has " + labels.length + " values but 'input_ids' has " + ids.length);
       }
     }
+    // TRL's mask columns (its completion_only_loss / assistant_only_loss): with completions
+    // only, a token marked 0 does not count; without, they are ignored, as TRL ignores them then
+    for (String key : List.of("completion_mask", "assistant_masks")) {
+      JsonNode m = line.get(key);
+      if (m == null || m.isNull()) continue;
+      if (!m.isArray()) throw new BadLine("field '" + key + "' must be an array of 0 and 1");
+      if (m.size() != ids.length) {
+        throw new BadLine(
+            "field '" + key + "' has " + m.size() + " values but 'input_ids' has " + ids.length);
+      }
+      for (int i = 0; i < ids.length; i++) {
+        JsonNode v = m.get(i);
+        if (!v.isIntegralNumber() || (v.asLong() != 0 && v.asLong() != 1)) {
+          throw new BadLine(key + "[" + i + "] must be 0 or 1, got " + v);
+        }
+        if (completionsOnly && v.asLong() == 0) {
+          if (labels == null) labels = ids.clone();
+          labels[i] = TokenizedExample.IGNORE;
+        }
+      }
+    }
     return new TokenizedExample(ids, labels, source);
   }
 
