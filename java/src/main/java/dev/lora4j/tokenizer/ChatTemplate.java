@@ -298,9 +298,10 @@ public final class ChatTemplate {
           && lastMessage >= 0
           && lastMessage + 1 < messages.size()
           && messages.get(lastMessage + 1).role().equals("assistant")
-          && messages.get(lastMessage + 1).content().isEmpty()) {
-        // an empty assistant turn leaves no token of its own: the eos after the message before
-        // it closes that turn, and counts as every assistant turn's closing eos does
+          && blank(messages.get(lastMessage + 1).content())) {
+        // an empty assistant turn (or one of whitespace that the template trims away) leaves no
+        // token of its own: the eos after the message before it closes that turn, and counts as
+        // every assistant turn's closing eos does
         message[t] = lastMessage + 1;
         train[t] = true;
         lastMessage = -1;
@@ -309,5 +310,11 @@ public final class ChatTemplate {
       }
     }
     return new EncodedChat(ids.toArray(), message, content, train, messages);
+  }
+
+  /** Empty, or only the whitespace that Jinja's trim removes. */
+  private static boolean blank(String s) {
+    for (int i = 0; i < s.length(); i++) if (!Str.isPySpace(s.charAt(i))) return false;
+    return true;
   }
 }

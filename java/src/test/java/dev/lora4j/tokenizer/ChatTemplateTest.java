@@ -207,6 +207,32 @@ class ChatTemplateTest {
   }
 
   @Test
+  void aWhitespaceAssistantTurnThatTheTemplateTrimsClosesWithItsEos() {
+    // as Mistral v0.3's template renders a reply: " " + content|trim + eos
+    ChatTemplate trims =
+        ChatTemplate.of(
+            "{{ bos_token }}{% for m in messages %}{% if m.role == 'user' %}{{ '[INST] ' +"
+                + " m.content + '[/INST]' }}{% else %}{{ ' ' + m.content|trim + eos_token }}"
+                + "{% endif %}{% endfor %}",
+            "<s>",
+            "</s>");
+    EncodedChat enc =
+        trims.encode(
+            List.of(
+                ChatMessage.user("hi"),
+                ChatMessage.assistant(" \t\n "),
+                ChatMessage.user("again"),
+                ChatMessage.assistant("ok")),
+            false,
+            tok);
+    int[] ids = enc.ids();
+    int first = indexOf(ids, 2, 0);
+    assertTrue(first >= 0, Arrays.toString(ids));
+    assertEquals(1, enc.messageIndex(first));
+    assertTrue(enc.trainMask()[first], "the whitespace turn's </s>");
+  }
+
+  @Test
   void rolesMustAlternate() {
     ChatTemplateException e =
         assertThrows(
