@@ -181,7 +181,20 @@ final class JsonlReader implements ExampleStream {
       close();
       if (produced == 0) {
         throw new DataException(
-            name + ": no valid example in " + splitName + " (" + lineNo + " lines; " + stats + ")");
+            name
+                + ": no valid example in "
+                + splitName
+                + " ("
+                + lineNo
+                + " lines; "
+                + stats
+                + ")"
+                + (stats.lines() == 0 && lineNo > 0
+                    ? ": none of the file's lines fell in this split (each line is held out with"
+                        + " probability validationFraction, decided by a hash of its number and"
+                        + " the seed, so a small file may hold out none): give a larger fraction,"
+                        + " another seed or a validation file"
+                    : ""));
       }
       return false;
     }
