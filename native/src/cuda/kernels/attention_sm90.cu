@@ -360,33 +360,6 @@ __device__ __forceinline__ void sts_acc_f32_sw128(uint32_t row, const float (&ac
   }
 }
 
-// 16 bytes added into global fp32 memory (no return value)
-__device__ __forceinline__ void red_add_v4(float* dst, float a, float b, float c, float d) {
-  asm volatile("red.global.add.v4.f32 [%0], {%1, %2, %3, %4};\n" ::"l"(dst), "f"(a), "f"(b), "f"(c),
-               "f"(d)
-               : "memory");
-}
-// An m64 x n64 accumulator fragment (acc[4 j + 2 r], + 1: row 16 warp + g + 8 r, columns 8 j +
-// 2 t4, + 1), times scale, added by 16-byte reductions: lanes t4 and t4 ^ 1 trade a pair so that
-// the even lane holds columns 8 j + 4 (t4 / 2) .. + 3 of row r = 0 and the odd lane the same
-// columns of row r = 1. dst: the thread's row at column 4 (t4 / 2), or null for a row past the
-// tensor (every lane still takes part in the trades).
-__device__ __forceinline__ void dq_red_v4(float* dst, const float (&acc)[32], float scale, int t4) {
-  const bool odd = t4 & 1;
-#pragma unroll
-  for (int j = 0; j < 8; ++j) {
-    const float kx = odd ? acc[4 * j + 2] : acc[4 * j], ky = odd ? acc[4 * j + 3] : acc[4 * j + 1];
-    const float sx = odd ? acc[4 * j] : acc[4 * j + 2], sy = odd ? acc[4 * j + 1] : acc[4 * j + 3];
-    const float rx = __shfl_xor_sync(0xffffffffu, sx, 1), ry = __shfl_xor_sync(0xffffffffu, sy, 1);
-    if (dst) {
-      if (odd)
-        red_add_v4(dst + 8 * j, rx * scale, ry * scale, kx * scale, ky * scale);
-      else
-        red_add_v4(dst + 8 * j, kx * scale, ky * scale, rx * scale, ry * scale);
-    }
-  }
-}
-
 #define LORA4J_WGMMA_D32                                                                          \
   "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
       "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]),    \
@@ -971,9 +944,9 @@ struct Sm90BwdSmem {
   static constexpr int kDS = kQb + 2 * kQTile;                   // [2]
   static constexpr int kLse = kDS + 2 * kDsBytes;                // [stages][64] fp32, times log2(e)
   static constexpr int kDelta = kLse + kBwdStages * kBwdBM * 4;  // [stages][64]
-  // kv, then per stage: qdo, ld, empty, qb, ldfree, dqw, then per dS^T buffer: dsfull, dsfree
+  // kv, then per stage: qdo, ld, empty, qb, ldfree, dqw
   static constexpr int kBar = kDelta + kBwdStages * kBwdBM * 4;
-  static constexpr int kBytes = kBar + 8 * (1 + 6 * kBwdStages + 2 * 2);
+  static constexpr int kBytes = kBar + 8 * (1 + 6 * kBwdStages);
   static constexpr int kAlloc = kBytes + 1024;
   static_assert(kAlloc <= 227 * 1024, "one block per SM must fit");
 };
@@ -985,11 +958,7 @@ struct Sm90BwdParams {
   AttentionBackwardParams p;
 };
 
-// kForm (hd128; hd64 has form 0 only): 0, each iteration's dQ with its own dS^T (both
-// warpgroups meet at the dS barrier) and added by the copy engine; 1, dQ one iteration late,
-// added from registers, the warpgroups meeting only through the dS^T buffers' mbarriers; 2, form 1
-// with the forward's turns. See launch_bwd_sm90 (LORA4J_ATTN_BWD_FORM).
-template <int D, bool kBounded, int kForm = 0>  // kBounded as in the forward
+template <int D, bool kBounded>  // kBounded as in the forward
 __global__ void __launch_bounds__(kThreads, 1)
     attn_bwd_sm90_kernel(const __grid_constant__ Sm90BwdParams prm) {
 #ifdef LORA4J_SM90A_DEVICE
@@ -1012,11 +981,6 @@ __global__ void __launch_bounds__(kThreads, 1)
   auto bar_ldfree = [&](int s) { return bar_kv + 8u * (1 + 4 * kBwdStages + s); };
   // hd128: warpgroup 0's dQ written into Q[s] (ordered before the converters' next read of Q[s])
   auto bar_dqw = [&](int s) { return bar_kv + 8u * (1 + 5 * kBwdStages + s); };
-  // forms 1 and 2: dS^T buffer i written by all 8 consumer warps (dsfull), read by both
-  // warpgroups' dQ products (dsfree)
-  auto bar_dsfull = [&](int i) { return bar_kv + 8u * (1 + 6 * kBwdStages + i); };
-  auto bar_dsfree = [&](int i) { return bar_kv + 8u * (1 + 6 * kBwdStages + 2 + i); };
-  constexpr bool kLate = D == 128 && kForm != 0;
 
   const AttentionBackwardParams& bp = prm.p;
   const AttentionParams& p = bp.f;
@@ -1073,16 +1037,11 @@ __global__ void __launch_bounds__(kThreads, 1)
     for (int s = 0; s < kBwdStages; ++s) {
       mbar_init(bar_qdo(s), 1);
       mbar_init(bar_ld(s), 32);  // the lanes of the loader warp
-      // hd128 form 0: one arrival per consumer warpgroup (after its dQ left the stage); else
-      // one per consumer warp
-      mbar_init(bar_empty(s), D == 128 && kForm == 0 ? 2 : 8);
+      // hd128: one arrival per consumer warpgroup (after its dQ left the stage); hd64: per warp
+      mbar_init(bar_empty(s), D == 128 ? 2 : 8);
       mbar_init(bar_qb(s), 64);     // the lanes of the converting warps
       mbar_init(bar_ldfree(s), 8);  // one arrival per consumer warp
       mbar_init(bar_dqw(s), 4);     // one arrival per warp of consumer warpgroup 0
-    }
-    for (int i = 0; i < 2; ++i) {
-      mbar_init(bar_dsfull(i), 8);  // one arrival per consumer warp
-      mbar_init(bar_dsfree(i), 8);
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
@@ -1143,8 +1102,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       for (int it = 0; it < iters; ++it) {
         const int s = it % kBwdStages;
         mbar_wait(bar_qdo(s), (it / kBwdStages) & 1);
-        if (D == 128 && kForm == 0 && it >= kBwdStages)
-          mbar_wait(bar_dqw(s), ((it / kBwdStages) - 1) & 1);
+        if (D == 128 && it >= kBwdStages) mbar_wait(bar_dqw(s), ((it / kBwdStages) - 1) & 1);
         convert_f16_bf16(sQ + s * SM::kQTile, sQb + s * SM::kQTile, SM::kQTile, t2, 64);
         fence_proxy_async();
         mbar_arrive(bar_qb(s));
@@ -1187,24 +1145,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   const uint64_t dDSm = sw128_desc(sDS, kQPanelBytes, 1024);
   const uint64_t dKbm = sw128_desc(sKb, kPanelBytes, 1024);
 
-  int pending = -1;  // hd128 form 0: the stage whose dQ reduce-add this thread issued last
-  // Forms 1 and 2: dQ(it - 1) = dS(it - 1) Kb, issued at iteration it, from dS^T buffer
-  // (it - 1) & 1, and added into dq_accum from registers.
-  auto dq_product = [&](float(&dq)[32], int buf) {
-#pragma unroll
-    for (int kk = 0; kk < kBwdBN / 16; ++kk)
-      wgmma_ss_bf16_n64_mn(dq, desc_add(dDSm, buf * kDsBytes + kk * 2048),
-                           desc_add(dKbm, cw * kPanelBytes + kk * 2048), kk > 0);
-    wgmma_commit();
-  };
-  auto dq_add = [&](const float(&dq)[32], int it) {
-    const int q = query_of(it) + 16 * warp + g + 8 * (t4 & 1);
-    float* dst = q < S ? bp.dq_accum + (int64_t(b) * S + q) * qstride + int64_t(head_of(it)) * D +
-                             cw * 64 + 4 * (t4 >> 1)
-                       : nullptr;
-    dq_red_v4(dst, dq, p.scale, t4);
-  };
-  if (kLate && kForm == 2 && cw == 1) pingpong_arrive(1);  // warpgroup 0 takes the first turn
+  int pending = -1;  // hd128: the stage whose dQ reduce-add this thread issued last
   for (int it = 0; it < iters; ++it) {
     const int s = it % kBwdStages;
     const uint32_t par = (it / kBwdStages) & 1;
@@ -1220,7 +1161,6 @@ __global__ void __launch_bounds__(kThreads, 1)
     float st[32], dpt[32];
 #pragma unroll
     for (int i = 0; i < 32; ++i) st[i] = dpt[i] = 0.f;
-    if (kLate && kForm == 2) pingpong_sync(cw);
     wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
@@ -1235,7 +1175,6 @@ __global__ void __launch_bounds__(kThreads, 1)
       wgmma_ss_bf16_n64(dpt, desc_add(dV, oa), desc_add(dDOk, s * SM::kQTile + ob), kk > 0);
     }
     wgmma_commit();
-    if (kLate && kForm == 2) pingpong_arrive(cw);
     if (D == 128 && pending >= 0) {
       // the previous iteration's dQ has left its stage by now, as a rule: release the stage
       bulk_wait_read0();
@@ -1284,10 +1223,8 @@ __global__ void __launch_bounds__(kThreads, 1)
         pa[kk][e] = pack_bf16(st[8 * kk + 2 * e], st[8 * kk + 2 * e + 1]);
         da[kk][e] = pack_bf16(dpt[8 * kk + 2 * e], dpt[8 * kk + 2 * e + 1]);
       }
-    // dS^T into shared memory: key row kr (of 128), queries 8 j + 2 t4 and + 1 in 16-byte chunk
-    // j, stored at chunk j ^ (kr % 8) as the copy engine's 128-byte swizzle places it. Forms 1
-    // and 2: once both warpgroups' dQ(it - 2), the buffer's last readers, are complete.
-    if (kLate && it >= 2) mbar_wait(bar_dsfree(it & 1), ((it >> 1) - 1) & 1);
+      // dS^T into shared memory: key row kr (of 128), queries 8 j + 2 t4 and + 1 in 16-byte chunk
+      // j, stored at chunk j ^ (kr % 8) as the copy engine's 128-byte swizzle places it
 #pragma unroll
     for (int j = 0; j < 8; ++j)
 #pragma unroll
@@ -1297,50 +1234,9 @@ __global__ void __launch_bounds__(kThreads, 1)
       }
     fence_proxy_async();
     LORA4J_BPROBE(it, cw, kBwdProbeDs);
-    if constexpr (kLate) {
-      __syncwarp();
-      if (lane == 0) mbar_arrive(bar_dsfull(it & 1));  // this warp's rows of dS^T(it)
-    } else {
-      consumers_sync();  // dS^T of both warpgroups is complete
-    }
+    consumers_sync();           // dS^T of both warpgroups is complete
     mbar_wait(bar_qb(s), par);  // Qb[s] (and, the first time, Kb) written by warps 2-3
     LORA4J_BPROBE(it, cw, kBwdProbeSync);
-
-    if constexpr (kLate) {
-      // dQ(it - 1) once the other warpgroup's rows of dS^T(it - 1) are written (at it = 0 the
-      // product runs on the other buffer's unset values and is not added: a wgmma under a
-      // run-time condition makes ptxas serialize the sequence), then dV(it) and dK(it)
-      if (it >= 1) mbar_wait(bar_dsfull((it - 1) & 1), ((it - 1) >> 1) & 1);
-      float dq[32];
-      fence_regs(dv);
-      fence_regs(dk);
-      if (kLate && kForm == 2) pingpong_sync(cw);
-      wgmma_fence();
-      dq_product(dq, (it - 1) & 1);
-#pragma unroll
-      for (int kk = 0; kk < 4; ++kk)
-        wgmma_pv<D>(dv, pa[kk], desc_add(dDOm, s * SM::kQTile + kk * 2048));
-#pragma unroll
-      for (int kk = 0; kk < 4; ++kk)
-        wgmma_pv<D>(dk, da[kk], desc_add(dQbm, s * SM::kQTile + kk * 2048));
-      wgmma_commit();
-      if (kLate && kForm == 2) pingpong_arrive(cw);
-      wgmma_wait1();  // dQ(it - 1) complete; dV and dK may still run
-      fence_regs(dq);
-      LORA4J_BPROBE(it, cw, kBwdProbeG2);
-      if (it >= 1) {
-        __syncwarp();
-        if (lane == 0) mbar_arrive(bar_dsfree((it - 1) & 1));
-        dq_add(dq, it - 1);
-      }
-      wgmma_wait0();  // dV and dK complete: the stage is free
-      fence_regs(dv);
-      fence_regs(dk);
-      __syncwarp();
-      if (lane == 0) mbar_arrive(bar_empty(s));
-      LORA4J_BPROBE(it, cw, kBwdProbeIt);
-      continue;
-    }
 
     // dV += P^T dO, dK += dS^T Qb (B MN-major: 16 queries = two 1024-byte atoms per step, N = D
     // over D/64 panels), dQ part = dS Kb (A = dS^T read MN-major)
@@ -1428,21 +1324,6 @@ __global__ void __launch_bounds__(kThreads, 1)
   }
 
   if (D == 128 && pending >= 0) bulk_wait0();  // the last dQ added before the block ends
-  if constexpr (kLate) {
-    // the last iteration's dQ; then warpgroup 0 takes warpgroup 1's last turn (form 2), so that
-    // both named barriers end empty
-    const int last = iters - 1;
-    mbar_wait(bar_dsfull(last & 1), (last >> 1) & 1);
-    float dq[32];
-    if (kLate && kForm == 2) pingpong_sync(cw);
-    wgmma_fence();
-    dq_product(dq, last & 1);
-    if (kLate && kForm == 2) pingpong_arrive(cw);
-    wgmma_wait0();
-    fence_regs(dq);
-    dq_add(dq, last);
-    if (kForm == 2 && cw == 0) pingpong_sync(0);
-  }
 
     // dK (scaled) and dV of this warpgroup's keys
 #pragma unroll
@@ -1583,15 +1464,6 @@ cudaError_t launch_sm90(const AttentionParams& p, cudaStream_t s) {
                        Sm90Smem<D>::kAlloc, dim3(unsigned(blocks)), prm, s);
 }
 
-// The hd128 backward's form (attn_bwd_sm90_kernel's kForm), read once: LORA4J_ATTN_BWD_FORM=defer
-// for 1, =pingpong for 2, 0 otherwise.
-int bwd_form() {
-  static const int form = env_is("LORA4J_ATTN_BWD_FORM", "defer")      ? 1
-                          : env_is("LORA4J_ATTN_BWD_FORM", "pingpong") ? 2
-                                                                       : 0;
-  return form;
-}
-
 template <int D>
 cudaError_t launch_bwd_sm90(const AttentionBackwardParams& bp, cudaStream_t s) {
   const AttentionParams& p = bp.f;
@@ -1609,13 +1481,8 @@ cudaError_t launch_bwd_sm90(const AttentionBackwardParams& bp, cudaStream_t s) {
        !make_f32_map(&prm.tdq, bp.dq_accum, D, p.H, p.Sq, p.B, int64_t(p.Sq) * p.H * D)))
     return cudaErrorInvalidValue;
   const unsigned grid = unsigned((p.Sk + kBwdBN - 1) / kBwdBN) * unsigned(p.KH) * unsigned(p.B);
-  auto kernel = bnd ? attn_bwd_sm90_kernel<D, true> : attn_bwd_sm90_kernel<D, false>;
-  if constexpr (D == 128) {
-    const int form = bwd_form();
-    if (form == 1) kernel = bnd ? attn_bwd_sm90_kernel<D, true, 1> : attn_bwd_sm90_kernel<D, false, 1>;
-    if (form == 2) kernel = bnd ? attn_bwd_sm90_kernel<D, true, 2> : attn_bwd_sm90_kernel<D, false, 2>;
-  }
-  return launch_kernel(kernel, Sm90BwdSmem<D>::kAlloc, dim3(grid), prm, s);
+  return launch_kernel(bnd ? attn_bwd_sm90_kernel<D, true> : attn_bwd_sm90_kernel<D, false>,
+                       Sm90BwdSmem<D>::kAlloc, dim3(grid), prm, s);
 }
 
 // Whether the current device runs this file's sm_90a image: compute capability 9.0 and a
