@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.lora4j.data.BatchIterator;
 import dev.lora4j.data.DataBatch;
 import dev.lora4j.data.DataConfig;
+import dev.lora4j.data.DataFormat;
 import dev.lora4j.data.DataPosition;
 import dev.lora4j.data.DataReport;
 import dev.lora4j.data.DataStats;
@@ -121,6 +122,23 @@ public final class LoraTrainer {
   }
 
   /**
+   * cfg's trainOnCompletionsOnly, or where it is null TRL's default for the data's format (given,
+   * or detected from the file): on for prompt / completion and Alpaca lines (SFTTrainer's
+   * completion_only_loss), off for chat (assistant_only_loss false), text and pre-tokenized rows.
+   */
+  static boolean completionsOnly(MistralModel model, Dataset data, TrainingConfig cfg) {
+    if (cfg.trainOnCompletionsOnly() != null) return cfg.trainOnCompletionsOnly();
+    DataFormat f = data.format() != null ? data.format() : cfg.dataFormat();
+    if (f == null) {
+      f =
+          JsonlDataset.open(
+                  data.file(), model.textEncoder(), model.chatEncoder(), DataConfig.builder().build())
+              .format();
+    }
+    return f.completionsOnlyByDefault();
+  }
+
+  /**
    * How fit reads a data file under cfg: shuffled (with group-by-length when asked) for training,
    * in file order otherwise; with cfg's validation fraction held out when split.
    */
@@ -128,7 +146,7 @@ public final class LoraTrainer {
       MistralModel model, Dataset data, TrainingConfig cfg, boolean shuffle, boolean split) {
     return DataConfig.builder()
         .format(data.format() != null ? data.format() : cfg.dataFormat())
-        .completionsOnly(cfg.trainOnCompletionsOnly())
+        .completionsOnly(completionsOnly(model, data, cfg))
         .maxSeqLength(Math.min(cfg.maxSeqLength(), model.maxSeqLength()))
         .skipInvalid(cfg.skipInvalidLines())
         .batchSize(cfg.batchSize())
@@ -248,9 +266,15 @@ public final class LoraTrainer {
      */
     final boolean overlapReduce;
 
-    Run(MistralModel model, Dataset data, TrainingConfig cfg, List<TrainingListener> ls) {
+    Run(MistralModel model, Dataset data, TrainingConfig given, List<TrainingListener> ls) {
       this.model = model;
       this.data = data;
+      // trainOnCompletionsOnly left to the data's format is decided once, from the training data
+      // (its validation data is read alike), and recorded so in checkpoints
+      TrainingConfig cfg =
+          given.trainOnCompletionsOnly() != null
+              ? given
+              : given.toBuilder().trainOnCompletionsOnly(completionsOnly(model, data, given)).build();
       this.cfg = cfg;
       List<Path> dataFiles = new ArrayList<>();
       dataFiles.add(data.file());

@@ -25,7 +25,10 @@ import java.nio.file.Path;
  * @param lora the adapter to train (ignored when initAdapter is set)
  * @param initAdapter a PEFT adapter folder to start from instead of a fresh adapter, or null
  * @param maxSeqLength longest row; longer examples are truncated and counted
- * @param trainOnCompletionsOnly labels -100 on prompts (and on everything but assistant turns)
+ * @param trainOnCompletionsOnly labels -100 on prompts (and on everything but assistant turns);
+ *     null (the default) as TRL's SFTTrainer: on for prompt / completion and Alpaca data
+ *     ({@code completion_only_loss}), off for chat ({@code assistant_only_loss} false), text and
+ *     pre-tokenized rows
  * @param packing pack several examples into each row (attention never crosses them)
  * @param groupByLength without packing, put examples of similar length in the same batch (groups of
  *     50 batches sorted by length, longest first, as Hugging Face's {@code group_by_length}), so
@@ -76,7 +79,7 @@ public record TrainingConfig(
     LoraConfig lora,
     Path initAdapter,
     int maxSeqLength,
-    boolean trainOnCompletionsOnly,
+    Boolean trainOnCompletionsOnly,
     boolean packing,
     boolean groupByLength,
     DataFormat dataFormat,
@@ -231,7 +234,7 @@ public record TrainingConfig(
     private LoraConfig lora = LoraConfig.builder().build();
     private Path initAdapter;
     private int maxSeqLength = 2048;
-    private boolean trainOnCompletionsOnly;
+    private Boolean trainOnCompletionsOnly;
     private boolean packing;
     private boolean groupByLength;
     private DataFormat dataFormat;
@@ -325,6 +328,15 @@ public record TrainingConfig(
     }
 
     public Builder trainOnCompletionsOnly(boolean v) {
+      trainOnCompletionsOnly = v;
+      return this;
+    }
+
+    /**
+     * Sets trainOnCompletionsOnly, or with null leaves it to the data's format (see {@link
+     * TrainingConfig#trainOnCompletionsOnly()}).
+     */
+    public Builder trainOnCompletionsOnly(Boolean v) {
       trainOnCompletionsOnly = v;
       return this;
     }

@@ -59,8 +59,11 @@ final class EvalCommand implements Callable<Integer> {
 
   @Option(
       names = "--completions-only",
-      description = "count completions / assistant turns only (default: off, every token counts)")
-  boolean completionsOnly;
+      negatable = true,
+      description =
+          "count completions / assistant turns only (default: as TRL's SFTTrainer, on for"
+              + " prompt / completion and Alpaca data, off for chat, text and input_ids)")
+  Boolean completionsOnly;
 
   @Option(
       names = "--skip-invalid",
@@ -77,11 +80,13 @@ final class EvalCommand implements Callable<Integer> {
               .format(format == null ? null : TrainCommand.parseFormat(format))
               .batchSize(batchSize)
               .maxSeqLength(Math.min(maxSeqLength, m.maxSeqLength()))
-              .completionsOnly(completionsOnly)
+              .completionsOnly(Boolean.TRUE.equals(completionsOnly))
               .skipInvalid(skipInvalid)
               .shuffleBuffer(0)
               .build();
       JsonlDataset ds = JsonlDataset.open(data, m.textEncoder(), m.chatEncoder(), cfg);
+      // not typed: as TRL's SFTTrainer for the data's format (and as train decides it)
+      if (completionsOnly == null) ds = ds.withCompletionsOnly(ds.format().completionsOnlyByDefault());
       // the adapter read and checked against the model before the base model's pass, which on a
       // large model and data set takes long: a bad adapter is refused at once
       dev.lora4j.model.peft.LoraAdapter given =

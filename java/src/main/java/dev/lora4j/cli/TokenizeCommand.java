@@ -61,8 +61,11 @@ final class TokenizeCommand implements Callable<Integer> {
 
   @Option(
       names = "--completions-only",
-      description = "mask prompts as training with --completions-only would (default: off)")
-  boolean completionsOnly;
+      negatable = true,
+      description =
+          "mask prompts as training with --completions-only would (default: as train's, on for"
+              + " prompt / completion and Alpaca data, off for chat, text and input_ids)")
+  Boolean completionsOnly;
 
   @Option(
       names = "--max-seq-length",
@@ -83,7 +86,7 @@ final class TokenizeCommand implements Callable<Integer> {
     DataConfig cfg =
         DataConfig.builder()
             .format(format == null ? null : TrainCommand.parseFormat(format))
-            .completionsOnly(completionsOnly)
+            .completionsOnly(Boolean.TRUE.equals(completionsOnly))
             .maxSeqLength(maxSeqLength)
             .skipInvalid(skipInvalid)
             .shuffleBuffer(0)
@@ -91,6 +94,7 @@ final class TokenizeCommand implements Callable<Integer> {
     JsonlDataset ds =
         JsonlDataset.open(
             data, new TokenizerTextEncoder(tok), TemplateChatEncoder.forFolder(dir, tok), cfg);
+    if (completionsOnly == null) ds = ds.withCompletionsOnly(ds.format().completionsOnlyByDefault());
     ObjectMapper om = new ObjectMapper();
     DataStats stats = new DataStats();
     try (ExampleStream s = ds.examplesInFileOrder(stats)) {

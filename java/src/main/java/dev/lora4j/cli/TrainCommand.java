@@ -170,7 +170,8 @@ final class TrainCommand implements Callable<Integer> {
       negatable = true,
       description =
           "train on completions / assistant turns only; examples with nothing left to"
-              + " learn are dropped and reported (default: off, every token counts)")
+              + " learn are dropped and reported (default: as TRL's SFTTrainer, on for prompt /"
+              + " completion and Alpaca data, off for chat, text and input_ids)")
   Boolean completionsOnly;
 
   @Option(

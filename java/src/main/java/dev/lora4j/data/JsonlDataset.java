@@ -126,6 +126,11 @@ public final class JsonlDataset {
     return u < fraction;
   }
 
+  /** This view with {@link DataConfig#completionsOnly()} set to v. */
+  public JsonlDataset withCompletionsOnly(boolean v) {
+    return new JsonlDataset(file, text, chat, config.toBuilder().completionsOnly(v).build(), split);
+  }
+
   /**
    * The format of the file: {@link DataConfig#format()} when set, else detected from the first line
    * that is a JSON object whose keys match a format.

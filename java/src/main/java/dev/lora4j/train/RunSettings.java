@@ -227,7 +227,7 @@ public record RunSettings(Map<Setting, String> values) {
     v.put(Setting.EPOCHS, cfg.maxSteps() > 0 ? "-" : Integer.toString(cfg.epochs()));
     v.put(Setting.TOTAL_STEPS, Long.toString(totalSteps));
     v.put(Setting.MAX_SEQ_LENGTH, Integer.toString(cfg.maxSeqLength()));
-    v.put(Setting.COMPLETIONS_ONLY, Boolean.toString(cfg.trainOnCompletionsOnly()));
+    v.put(Setting.COMPLETIONS_ONLY, String.valueOf(cfg.trainOnCompletionsOnly()));
     v.put(Setting.PACKING, Boolean.toString(cfg.packing()));
     v.put(Setting.GROUP_BY_LENGTH, Boolean.toString(cfg.groupByLength()));
     v.put(Setting.SKIP_INVALID, Boolean.toString(cfg.skipInvalidLines()));

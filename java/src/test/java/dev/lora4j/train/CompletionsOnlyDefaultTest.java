@@ -1,0 +1,59 @@
+package dev.lora4j.train;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.lora4j.Dataset;
+import dev.lora4j.Device;
+import dev.lora4j.Fixtures;
+import dev.lora4j.LoraTrainer;
+import dev.lora4j.MistralModel;
+import dev.lora4j.TrainingConfig;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * trainOnCompletionsOnly left unset follows TRL's SFTTrainer: prompt / completion and Alpaca data
+ * count the completions only (completion_only_loss), chat data every token (assistant_only_loss
+ * false); a value given wins either way.
+ */
+class CompletionsOnlyDefaultTest {
+  @TempDir Path tmp;
+
+  private long counted(MistralModel m, Path data, Boolean completionsOnly) {
+    TrainingConfig.Builder b = TrainingConfig.builder().outputDir(tmp.resolve("unused"));
+    if (completionsOnly != null) b.trainOnCompletionsOnly(completionsOnly.booleanValue());
+    return LoraTrainer.evaluate(m, Dataset.jsonl(data), b.build()).tokens();
+  }
+
+  @Test
+  void theDefaultDependsOnTheDataFormatAsTrls() throws Exception {
+    assertNull(TrainingConfig.builder().outputDir(tmp).build().trainOnCompletionsOnly());
+    Path pc = tmp.resolve("pc.jsonl");
+    Files.writeString(
+        pc,
+        "{\"prompt\": \"What is the capital of France?\", \"completion\": \" Paris.\"}\n"
+            + "{\"prompt\": \"Two and two make\", \"completion\": \" four.\"}\n");
+    Path alpaca = tmp.resolve("alpaca.jsonl");
+    Files.writeString(
+        alpaca, "{\"instruction\": \"Name a colour of the sky.\", \"output\": \"Blue.\"}\n");
+    Path chat = tmp.resolve("chat.jsonl");
+    Files.writeString(
+        chat,
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"Hello there, how are you?\"},"
+            + " {\"role\": \"assistant\", \"content\": \"Fine.\"}]}\n");
+    try (MistralModel m = MistralModel.load(Fixtures.TINY_MISTRAL, Device.cpu())) {
+      for (Path d : new Path[] {pc, alpaca}) {
+        long only = counted(m, d, true), all = counted(m, d, false);
+        assertTrue(only < all, d + ": " + only + " vs " + all);
+        assertEquals(only, counted(m, d, null), d.toString());
+      }
+      long only = counted(m, chat, true), all = counted(m, chat, false);
+      assertTrue(only < all, only + " vs " + all);
+      assertEquals(all, counted(m, chat, null));
+    }
+  }
+}
