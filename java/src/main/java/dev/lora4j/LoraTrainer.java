@@ -132,7 +132,10 @@ public final class LoraTrainer {
     if (f == null) {
       f =
           JsonlDataset.open(
-                  data.file(), model.textEncoder(), model.chatEncoder(), DataConfig.builder().build())
+                  data.file(),
+                  model.textEncoder(),
+                  model.chatEncoder(),
+                  DataConfig.builder().build())
               .format();
     }
     return f.completionsOnlyByDefault();
@@ -274,7 +277,9 @@ public final class LoraTrainer {
       TrainingConfig cfg =
           given.trainOnCompletionsOnly() != null
               ? given
-              : given.toBuilder().trainOnCompletionsOnly(completionsOnly(model, data, given)).build();
+              : given.toBuilder()
+                  .trainOnCompletionsOnly(completionsOnly(model, data, given))
+                  .build();
       this.cfg = cfg;
       List<Path> dataFiles = new ArrayList<>();
       dataFiles.add(data.file());

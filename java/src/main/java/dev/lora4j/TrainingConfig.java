@@ -26,8 +26,8 @@ import java.nio.file.Path;
  * @param initAdapter a PEFT adapter folder to start from instead of a fresh adapter, or null
  * @param maxSeqLength longest row; longer examples are truncated and counted
  * @param trainOnCompletionsOnly labels -100 on prompts (and on everything but assistant turns);
- *     null (the default) as TRL's SFTTrainer: on for prompt / completion and Alpaca data
- *     ({@code completion_only_loss}), off for chat ({@code assistant_only_loss} false), text and
+ *     null (the default) as TRL's SFTTrainer: on for prompt / completion and Alpaca data ({@code
+ *     completion_only_loss}), off for chat ({@code assistant_only_loss} false), text and
  *     pre-tokenized rows
  * @param packing pack several examples into each row (attention never crosses them)
  * @param groupByLength without packing, put examples of similar length in the same batch (groups of

@@ -49,9 +49,9 @@ public enum DataFormat {
 
   /** The keys a line of this format may have. */
   /**
-   * Whether TRL's SFTTrainer trains this format on completions only by default: prompt /
-   * completion (and so Alpaca) lines yes ({@code completion_only_loss}), chat no ({@code
-   * assistant_only_loss} false), and text and pre-tokenized rows have no prompt to mask.
+   * Whether TRL's SFTTrainer trains this format on completions only by default: prompt / completion
+   * (and so Alpaca) lines yes ({@code completion_only_loss}), chat no ({@code assistant_only_loss}
+   * false), and text and pre-tokenized rows have no prompt to mask.
    */
   public boolean completionsOnlyByDefault() {
     return this == PROMPT_COMPLETION || this == ALPACA;

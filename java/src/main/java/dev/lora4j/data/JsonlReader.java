@@ -324,7 +324,9 @@ final class JsonlReader implements ExampleStream {
                 + k
                 + "' (format "
                 + format
-                + (fixedFormat == null ? ", detected from the first valid line" : "")
+                + (fixedFormat == null
+                    ? ", detected from the first line whose keys match a format"
+                    : "")
                 + ")");
       }
     }

@@ -161,7 +161,8 @@ public final class CheckpointStore {
       ObjectNode m = JSON.createObjectNode();
       m.set("files", files);
       Files.writeString(
-          tmp.resolve("manifest.json"), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(m));
+          tmp.resolve("manifest.json"),
+          JSON.writerWithDefaultPrettyPrinter().writeValueAsString(m));
       deleteTree(dir);
       Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
     } catch (IOException | RuntimeException e) {

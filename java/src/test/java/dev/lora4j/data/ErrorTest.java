@@ -213,9 +213,15 @@ class ErrorTest {
   void aValidationFractionThatHoldsOutNoLineSaysWhy() {
     // 3 lines at a fraction of 0.01: by the hash, none is held out
     DataConfig c = cfg().validationFraction(0.01).build();
-    java.nio.file.Path f = write(dir, "small.jsonl", "{\"text\": \"a\"}", "{\"text\": \"b\"}", "{\"text\": \"c\"}");
+    java.nio.file.Path f =
+        write(dir, "small.jsonl", "{\"text\": \"a\"}", "{\"text\": \"b\"}", "{\"text\": \"c\"}");
     DataException e = assertThrows(DataException.class, () -> readAll(open(f, c).validation()));
-    says(e, "small.jsonl", "no valid example", "none of the file's lines fell in this split", "a larger fraction");
+    says(
+        e,
+        "small.jsonl",
+        "no valid example",
+        "none of the file's lines fell in this split",
+        "a larger fraction");
   }
 
   @Test

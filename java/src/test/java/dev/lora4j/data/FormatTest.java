@@ -115,8 +115,7 @@ class FormatTest {
         "{\"input_ids\": [5, 6, 7, 8], \"labels\": [5, -100, 7, 8], \"completion_mask\": [0, 1,"
             + " 1, 1], \"assistant_masks\": [1, 1, 1, 0]}";
     assertArrayEquals(
-        new int[] {-100, -100, 7, -100},
-        one(cfg().completionsOnly(true).build(), line).labels());
+        new int[] {-100, -100, 7, -100}, one(cfg().completionsOnly(true).build(), line).labels());
     // without completions only they are ignored, as TRL ignores them then
     assertArrayEquals(
         new int[] {5, -100, 7, 8}, one(cfg().completionsOnly(false).build(), line).labels());
@@ -133,15 +132,23 @@ class FormatTest {
     for (String[] c :
         new String[][] {
           {"{\"input_ids\": [5, 6], \"completion_mask\": [0]}", "has 1 values but"},
-          {"{\"input_ids\": [5, 6], \"assistant_masks\": [0, 2]}", "assistant_masks[1] must be 0 or 1"},
+          {
+            "{\"input_ids\": [5, 6], \"assistant_masks\": [0, 2]}",
+            "assistant_masks[1] must be 0 or 1"
+          },
           {"{\"input_ids\": [5, 6], \"completion_mask\": \"01\"}", "must be an array"},
-          {"{\"input_ids\": [5, 6], \"completion_masks\": [0, 1]}", "did you mean 'completion_mask'"},
+          {
+            "{\"input_ids\": [5, 6], \"completion_masks\": [0, 1]}",
+            "did you mean 'completion_mask'"
+          },
         }) {
       DataException e =
           assertThrows(
               DataException.class,
-              () -> readAll(open(write(dir, "m.jsonl", c[0]), cfg().completionsOnly(true).build())));
-      assertTrue(e.getMessage().contains("m.jsonl:1") && e.getMessage().contains(c[1]), e.getMessage());
+              () ->
+                  readAll(open(write(dir, "m.jsonl", c[0]), cfg().completionsOnly(true).build())));
+      assertTrue(
+          e.getMessage().contains("m.jsonl:1") && e.getMessage().contains(c[1]), e.getMessage());
     }
   }
 

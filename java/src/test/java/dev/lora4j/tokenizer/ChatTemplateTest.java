@@ -214,8 +214,7 @@ class ChatTemplateTest {
             "{{ bos_token }}{% for m in messages %}{% if m.role == 'user' %}{{ '[INST] ' +"
                 + " m.content + '[/INST]' }}{% else %}{{ ' ' + m.content|trim + eos_token }}"
                 + "{% endif %}{% endfor %}",
-            "<s>",
-            "</s>");
+            "<s>", "</s>");
     EncodedChat enc =
         trims.encode(
             List.of(

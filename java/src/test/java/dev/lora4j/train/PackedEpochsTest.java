@@ -25,8 +25,7 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class PackedEpochsTest {
   @Test
-  void everyEpochIsTrainedWholeWhenPackingChangesItsBatchCount(@TempDir Path tmp)
-      throws Exception {
+  void everyEpochIsTrainedWholeWhenPackingChangesItsBatchCount(@TempDir Path tmp) throws Exception {
     Path d = TrainerTest.data(tmp, 60, 11);
     int epochs = 4, seq = 40, buffer = 64;
     long seed = 3;

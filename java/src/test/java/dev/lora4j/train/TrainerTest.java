@@ -472,7 +472,8 @@ class TrainerTest {
       first = LoraTrainer.fit(m, Dataset.jsonl(d), c, List.of()).finalEvaluation().loss();
     }
     assertNull(CheckpointStore.verify(tmp.resolve("out/checkpoint-4")));
-    assertEquals(4, CheckpointStore.readState(tmp.resolve("out/checkpoint-4")).evaluations().get(0).step());
+    assertEquals(
+        4, CheckpointStore.readState(tmp.resolve("out/checkpoint-4")).evaluations().get(0).step());
     List<Long> evaluated = new ArrayList<>();
     TrainingListener l =
         new TrainingListener() {
