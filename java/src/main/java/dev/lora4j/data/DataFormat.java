@@ -22,7 +22,8 @@ public enum DataFormat {
    */
   ALPACA(List.of("instruction", "output"), List.of("input")),
   /**
-   * {@code {"messages": [{"role": ..., "content": ...}, ...]}}: through the chat template; only
+   * {@code {"messages": [{"role": ..., "content": ...}, ...]}} (or, as TRL reads ShareGPT's layout,
+   * {@code {"conversations": [{"from": ..., "value": ...}, ...]}}): through the chat template; only
    * assistant contents and the eos closing each assistant turn count when training on completions.
    */
   CHAT(List.of("messages"), List.of()),
@@ -62,20 +63,28 @@ public enum DataFormat {
   }
 
   /**
-   * The format a JSON object is in, from its keys, tried in this order: "messages" is {@link
-   * #CHAT}; "input_ids" is {@link #PRETOKENIZED}; "instruction" and "output" is {@link #ALPACA};
-   * "prompt" and "completion" is {@link #PROMPT_COMPLETION}; "text" is {@link #TEXT}. Other keys
-   * are ignored.
+   * The format a JSON object is in, from its keys, tried in this order: "messages" (or
+   * "conversations") is {@link #CHAT}; "input_ids" is {@link #PRETOKENIZED}; "instruction" and
+   * "output" is {@link #ALPACA}; "prompt" and "completion" is {@link #PROMPT_COMPLETION}; "text" is
+   * {@link #TEXT}. Other keys are ignored.
    *
    * @return the format, or null when the keys match none
    */
   public static DataFormat detect(JsonNode line) {
     if (line == null || !line.isObject()) return null;
     for (DataFormat f : List.of(CHAT, PRETOKENIZED, ALPACA, PROMPT_COMPLETION, TEXT)) {
-      boolean all = true;
-      for (String k : f.requiredKeys) all &= line.has(k);
-      if (all) return f;
+      if (f.missingKey(line) == null) return f;
     }
+    return null;
+  }
+
+  /**
+   * The first key of this format that the line lacks, or null. A chat line's messages may be under
+   * "conversations" instead (ShareGPT's layout, which TRL reads as "messages").
+   */
+  String missingKey(JsonNode line) {
+    if (this == CHAT && line.has("conversations")) return null;
+    for (String k : requiredKeys) if (!line.has(k)) return k;
     return null;
   }
 

@@ -317,18 +317,17 @@ final class JsonlReader implements ExampleStream {
       }
       format = f;
     }
-    for (String k : format.requiredKeys()) {
-      if (!node.has(k)) {
-        throw new LineEncoder.BadLine(
-            "missing field '"
-                + k
-                + "' (format "
-                + format
-                + (fixedFormat == null
-                    ? ", detected from the first line whose keys match a format"
-                    : "")
-                + ")");
-      }
+    String k = format.missingKey(node);
+    if (k != null) {
+      throw new LineEncoder.BadLine(
+          "missing field '"
+              + k
+              + "' (format "
+              + format
+              + (fixedFormat == null
+                  ? ", detected from the first line whose keys match a format"
+                  : "")
+              + ")");
     }
     try {
       return encoder.encode(node, format, where);

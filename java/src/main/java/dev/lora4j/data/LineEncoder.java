@@ -104,16 +104,22 @@ final class LineEncoder {
   }
 
   private TokenizedExample chatExample(JsonNode line, String source) throws BadLine {
-    JsonNode msgs = line.get("messages");
-    if (!msgs.isArray()) throw new BadLine("field 'messages' must be an array, got " + kind(msgs));
-    if (msgs.isEmpty()) throw new BadLine("field 'messages' is empty");
+    // ShareGPT's layout as TRL reads it (maybe_convert_to_chatml): "conversations" for
+    // "messages", and in each message "from" for "role", "value" for "content"
+    String key = line.has("messages") ? "messages" : "conversations";
+    JsonNode msgs = line.get(key);
+    if (!msgs.isArray())
+      throw new BadLine("field '" + key + "' must be an array, got " + kind(msgs));
+    if (msgs.isEmpty()) throw new BadLine("field '" + key + "' is empty");
     List<ChatMessage> messages = new ArrayList<>(msgs.size());
     for (int i = 0; i < msgs.size(); i++) {
       JsonNode m = msgs.get(i);
-      String where = "messages[" + i + "]";
+      String where = key + "[" + i + "]";
       if (!m.isObject()) throw new BadLine(where + " must be an object, got " + kind(m));
-      String role = string(m, "role", true, where + ".role");
-      String content = string(m, "content", true, where + ".content");
+      String rk = m.has("role") || !m.has("from") ? "role" : "from";
+      String ck = m.has("content") || !m.has("value") ? "content" : "value";
+      String role = string(m, rk, true, where + "." + rk);
+      String content = string(m, ck, true, where + "." + ck);
       if (!ChatMessage.ROLES.contains(role)) {
         throw new BadLine(
             where + " has unknown role '" + role + "' (expected system, user or assistant)");

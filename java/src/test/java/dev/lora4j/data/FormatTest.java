@@ -100,6 +100,35 @@ class FormatTest {
   }
 
   @Test
+  void shareGptConversationsReadAsMessages() {
+    // TRL's maybe_convert_to_chatml: "conversations" for "messages", "from" / "value" for
+    // "role" / "content" (the roles themselves are not renamed)
+    TokenizedExample m =
+        one(
+            "{\"messages\": [{\"role\": \"user\", \"content\": \"q\"}, {\"role\":"
+                + " \"assistant\", \"content\": \"a\"}]}");
+    TokenizedExample c =
+        one(
+            "{\"conversations\": [{\"from\": \"user\", \"value\": \"q\"}, {\"from\":"
+                + " \"assistant\", \"value\": \"a\"}]}");
+    assertArrayEquals(m.inputIds(), c.inputIds());
+    assertArrayEquals(m.labels(), c.labels());
+    DataException e =
+        assertThrows(
+            DataException.class,
+            () ->
+                readAll(
+                    open(
+                        write(
+                            dir,
+                            "h.jsonl",
+                            "{\"conversations\": [{\"from\": \"human\", \"value\": \"q\"}]}"),
+                        cfg().build())));
+    assertTrue(
+        e.getMessage().contains("conversations[0] has unknown role 'human'"), e.getMessage());
+  }
+
+  @Test
   void pretokenizedAsGiven() {
     TokenizedExample e = one("{\"input_ids\": [5, 6, 7], \"labels\": [-100, 6, 7]}");
     assertArrayEquals(new int[] {5, 6, 7}, e.inputIds());
