@@ -1188,6 +1188,24 @@ public final class LoraTrainer {
                 + cfg.maxSeqLength()
                 + ") (--max-positions) to train on the whole rows");
       }
+      long merged = scan.promptBoundaries();
+      if (merged > 0) {
+        String first =
+            scan.noted().stream()
+                .filter(n -> n.issue() == DataStats.Issue.PROMPT_BOUNDARY)
+                .map(DataStats.Noted::where)
+                .findFirst()
+                .orElse("?");
+        w.add(
+            merged
+                + " training example(s) (the first at "
+                + first
+                + ") have a prompt whose tokens alone are not the start of prompt + completion's"
+                + " (a prompt ending in a space merges it with the completion's first word), so"
+                + " masking the prompt's length masks the completion's first token(s) too, as TRL"
+                + " does where it warns of a mismatch: end prompts without the space and start"
+                + " completions with it");
+      }
       if (cfg.trainOnCompletionsOnly()
           && examples > 0
           && scan.labelTokens() >= scan.tokens() - examples) {

@@ -44,7 +44,12 @@ public final class DataStats {
     /** Dropped: longer than maxSeqLength (with dropOverlong). */
     TOO_LONG("too long"),
     /** Dropped: no token counts in the loss. */
-    NO_LABELS("nothing to learn");
+    NO_LABELS("nothing to learn"),
+    /**
+     * Kept: the prompt alone tokenizes otherwise than the start of prompt + completion, so the
+     * prompt's mask also covers the completion's first token(s) (TRL masks alike and warns).
+     */
+    PROMPT_BOUNDARY("prompt mask past the prompt");
 
     private final String words;
 
@@ -77,6 +82,7 @@ public final class DataStats {
   private long truncated;
   private long tokens;
   private long labelTokens;
+  private long boundaries;
   private final EnumMap<SkipReason, Long> skipped = new EnumMap<>(SkipReason.class);
   private final List<String> invalidLines = new ArrayList<>();
   private final EnumMap<Issue, List<Noted>> noted = new EnumMap<>(Issue.class);
@@ -146,6 +152,19 @@ public final class DataStats {
     labelTokens += e.countedTokens();
   }
 
+  /**
+   * Examples whose prompt, tokenized alone, is not a prefix of prompt + completion tokenized (the
+   * mask of the prompt's length then covers the completion's first tokens).
+   */
+  public synchronized long promptBoundaries() {
+    return boundaries;
+  }
+
+  synchronized void boundary(String where, String detail) {
+    boundaries++;
+    note(Issue.PROMPT_BOUNDARY, where, detail);
+  }
+
   synchronized void truncatedOne(String where, String detail) {
     truncated++;
     note(Issue.TRUNCATED, where, detail);
@@ -170,7 +189,9 @@ public final class DataStats {
   /** Adds another pass's counts and noted examples (up to the limits) to these. */
   public void add(DataStats other) {
     DataReport r = other.report();
+    long otherBoundaries = other.promptBoundaries();
     synchronized (this) {
+      boundaries += otherBoundaries;
       lines += r.lines();
       examples += r.examples();
       tokens += r.tokens();

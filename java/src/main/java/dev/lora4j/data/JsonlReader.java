@@ -107,7 +107,7 @@ final class JsonlReader implements ExampleStream {
       String text,
       String problem,
       boolean ours,
-      Future<TokenizedExample> encoded,
+      Future<LineEncoder.Encoded> encoded,
       DataException readError) {}
 
   /** Lines encoded on the pool since the class loaded (tests check the pool ran). */
@@ -251,8 +251,12 @@ final class JsonlReader implements ExampleStream {
       }
       stats.line();
       TokenizedExample e;
+      String note;
       try {
-        e = a.encoded() != null ? encoded(a.encoded()) : encodeLine(line, where);
+        LineEncoder.Encoded en =
+            a.encoded() != null ? encoded(a.encoded()) : encodeLine(line, where);
+        e = en.example();
+        note = en.note();
       } catch (LineEncoder.BadLine bad) {
         if (!config.skipInvalid())
           throw new DataException(where + ": " + bad.getMessage() + skipHint());
@@ -288,13 +292,14 @@ final class JsonlReader implements ExampleStream {
         stats.truncatedOne(
             where, fullLength + " tokens cut to maxSeqLength " + config.maxSeqLength());
       }
+      if (note != null) stats.boundary(where, note);
       stats.example(e);
       produced++;
       return e;
     }
   }
 
-  private TokenizedExample encodeLine(String line, String where) throws LineEncoder.BadLine {
+  private LineEncoder.Encoded encodeLine(String line, String where) throws LineEncoder.BadLine {
     JsonNode node;
     try {
       node = JSON.readTree(line);
@@ -382,7 +387,7 @@ final class JsonlReader implements ExampleStream {
       if (number == 1 && line != null && !line.isEmpty() && line.charAt(0) == '\uFEFF')
         line = line.substring(1);
       boolean ours = inSplit.test(number);
-      Future<TokenizedExample> encoded = null;
+      Future<LineEncoder.Encoded> encoded = null;
       if (pool != null && format != null && ours && line != null && !line.isBlank()) {
         String text = line;
         String where = name + ":" + number;
@@ -399,7 +404,8 @@ final class JsonlReader implements ExampleStream {
   }
 
   /** The result of a line encoded on the pool: its example, or what encodeLine threw there. */
-  private static TokenizedExample encoded(Future<TokenizedExample> f) throws LineEncoder.BadLine {
+  private static LineEncoder.Encoded encoded(Future<LineEncoder.Encoded> f)
+      throws LineEncoder.BadLine {
     try {
       return Uninterruptibly.get(f::get);
     } catch (ExecutionException ee) {

@@ -21,6 +21,12 @@ final class LineEncoder {
     }
   }
 
+  /**
+   * A line's example, and a note on it (null: none): the prompt's tokens alone not a prefix of the
+   * whole text's, where TRL warns of a mismatch.
+   */
+  record Encoded(TokenizedExample example, String note) {}
+
   private final TextEncoder text;
   private final ChatEncoder chat;
   private final boolean completionsOnly;
@@ -41,7 +47,7 @@ final class LineEncoder {
         && (chat == null || chat instanceof TemplateChatEncoder);
   }
 
-  TokenizedExample encode(JsonNode line, DataFormat format, String source) throws BadLine {
+  Encoded encode(JsonNode line, DataFormat format, String source) throws BadLine {
     if (!line.isObject()) {
       throw new BadLine("expected a JSON object, got " + kind(line));
     }
@@ -69,7 +75,7 @@ final class LineEncoder {
     }
     nearMisses(line, format);
     return switch (format) {
-      case TEXT -> textExample(string(line, "text", true), source);
+      case TEXT -> new Encoded(textExample(string(line, "text", true), source), null);
       case PROMPT_COMPLETION ->
           promptCompletion(string(line, "prompt", true), string(line, "completion", true), source);
       case ALPACA ->
@@ -78,8 +84,8 @@ final class LineEncoder {
                   string(line, "instruction", true), string(line, "input", false)),
               string(line, "output", true),
               source);
-      case CHAT -> chatExample(line, source);
-      case PRETOKENIZED -> pretokenized(line, source);
+      case CHAT -> new Encoded(chatExample(line, source), null);
+      case PRETOKENIZED -> new Encoded(pretokenized(line, source), null);
     };
   }
 
@@ -93,14 +99,32 @@ final class LineEncoder {
    * running text), tokenize the prompt alone, and mask as many leading positions as the prompt
    * alone has tokens. Then the eos, which counts.
    */
-  private TokenizedExample promptCompletion(String prompt, String completion, String source) {
+  private Encoded promptCompletion(String prompt, String completion, String source) {
     int[] ids = append(text.encodeText(prompt + completion, true), text.eosId());
     int[] labels = ids.clone();
+    String note = null;
     if (completionsOnly) {
-      int promptLen = Math.min(text.encodeText(prompt, true).length, ids.length);
+      int[] alone = text.encodeText(prompt, true);
+      int promptLen = Math.min(alone.length, ids.length);
       Arrays.fill(labels, 0, promptLen, TokenizedExample.IGNORE);
+      // As TRL warns ("Mismatch between tokenized prompt and the start of tokenized
+      // prompt+completion"): where the prompt's last tokens merge with the completion's first
+      // (a prompt ending in a space), the mask also covers the start of the completion.
+      if (!Arrays.equals(alone, 0, promptLen, ids, 0, promptLen)) {
+        int first = 0;
+        while (first < promptLen && alone[first] == ids[first]) first++;
+        note =
+            "the prompt's tokens alone differ from the start of prompt + completion at token "
+                + first
+                + " of "
+                + alone.length
+                + ", so the mask of the prompt's length also covers "
+                + (promptLen - first)
+                + " token(s) where the completion begins (a prompt that ends in a space merges"
+                + " it with the completion's first word; TRL masks alike and warns)";
+      }
     }
-    return new TokenizedExample(ids, labels, source);
+    return new Encoded(new TokenizedExample(ids, labels, source), note);
   }
 
   private TokenizedExample chatExample(JsonNode line, String source) throws BadLine {

@@ -56,6 +56,31 @@ class RealTokenizerTest {
   }
 
   @Test
+  void aPromptEndingInASpaceIsNotedWhereItsMaskCoversTheCompletionsStart() throws Exception {
+    // "Answer: " alone ends in a "▁" token that "Answer: Paris" merges into "▁Paris": the mask of
+    // the prompt's length covers it, as TRL's does (which warns); counted and noted here
+    Path f = dir.resolve("pc.jsonl");
+    Files.write(
+        f,
+        List.of(
+            line("prompt", "Q: the capital of France? Answer: ", "completion", "Paris"),
+            line("prompt", "Q: the capital of France? Answer:", "completion", " Paris")),
+        StandardCharsets.UTF_8);
+    DataStats stats = new DataStats();
+    List<TokenizedExample> out = new ArrayList<>();
+    try (ExampleStream s = JsonlDataset.open(f, enc, null, cfg()).examplesInFileOrder(stats)) {
+      s.forEachRemaining(out::add);
+    }
+    assertEquals(1, stats.promptBoundaries());
+    assertEquals(1, out.get(0).countedTokens(), "only the eos counts in the first");
+    assertTrue(out.get(1).countedTokens() >= 2, "the second keeps ▁Paris");
+    DataStats.Noted n = stats.noted().get(0);
+    assertEquals(DataStats.Issue.PROMPT_BOUNDARY, n.issue());
+    assertTrue(n.where().endsWith("pc.jsonl:1"), n.where());
+    assertTrue(stats.report().describe().contains("prompt mask past the prompt"));
+  }
+
+  @Test
   void specialIds() {
     assertEquals(1, enc.bosId());
     assertEquals(2, enc.eosId());

@@ -10,6 +10,7 @@ import dev.lora4j.Fixtures;
 import dev.lora4j.LoraTrainer;
 import dev.lora4j.MistralModel;
 import dev.lora4j.TrainingConfig;
+import dev.lora4j.TrainingResult;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
@@ -54,6 +55,30 @@ class CompletionsOnlyDefaultTest {
       long only = counted(m, chat, true), all = counted(m, chat, false);
       assertTrue(only < all, only + " vs " + all);
       assertEquals(all, counted(m, chat, null));
+    }
+  }
+
+  @Test
+  void aRunWarnsOfPromptsWhoseMaskCoversTheCompletionsStart() throws Exception {
+    Path pc = tmp.resolve("space.jsonl");
+    Files.writeString(
+        pc,
+        "{\"prompt\": \"Question: the capital of France? Answer: \", \"completion\": \"Paris\"}\n"
+            + "{\"prompt\": \"Question: two and two? Answer: \", \"completion\": \"four\"}\n");
+    try (MistralModel m = MistralModel.load(Fixtures.TINY_MISTRAL, Device.cpu())) {
+      TrainingResult r =
+          LoraTrainer.fit(
+              m,
+              Dataset.jsonl(pc),
+              TrainingConfig.builder().outputDir(tmp.resolve("out")).maxSteps(1).build(),
+              java.util.List.of());
+      assertTrue(
+          r.warnings().stream()
+              .anyMatch(
+                  w ->
+                      w.startsWith("2 training example(s) (the first at ")
+                          && w.contains("space.jsonl:1")),
+          r.warnings().toString());
     }
   }
 }
