@@ -96,15 +96,11 @@ public final class CheckpointStore {
       writeOptimizer(model.optimizerState(), tmp.resolve("optimizer.safetensors"));
       Files.writeString(
           tmp.resolve("trainer_state.json"), stateJson(state, settings), StandardCharsets.UTF_8);
-      writeManifest(tmp);
+      writeManifest(tmp, null);
       deleteTree(dir);
       Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
     } catch (IOException | RuntimeException e) {
-      try {
-        deleteTree(tmp);
-      } catch (IOException ignored) {
-        // the original failure is what matters
-      }
+      discard(tmp);
       throw new Lora4jException(
           "cannot write checkpoint "
               + dir
@@ -140,7 +136,6 @@ public final class CheckpointStore {
       deleteTree(tmp);
       Files.createDirectories(tmp);
       JsonNode old = JSON.readTree(Files.readString(dir.resolve("manifest.json"))).get("files");
-      ObjectNode files = JSON.createObjectNode();
       try (Stream<Path> s = Files.list(dir)) {
         for (Path f : s.sorted().toList()) {
           String name = f.getFileName().toString();
@@ -152,25 +147,15 @@ public final class CheckpointStore {
           } catch (UnsupportedOperationException | IOException e) {
             Files.copy(f, tmp.resolve(name));
           }
-          files.set(name, old.get(name));
         }
       }
-      Path st = tmp.resolve("trainer_state.json");
-      Files.writeString(st, stateJson(state, settings), StandardCharsets.UTF_8);
-      files.putObject("trainer_state.json").put("size", Files.size(st)).put("sha256", sha256(st));
-      ObjectNode m = JSON.createObjectNode();
-      m.set("files", files);
       Files.writeString(
-          tmp.resolve("manifest.json"),
-          JSON.writerWithDefaultPrettyPrinter().writeValueAsString(m));
+          tmp.resolve("trainer_state.json"), stateJson(state, settings), StandardCharsets.UTF_8);
+      writeManifest(tmp, old);
       deleteTree(dir);
       Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
     } catch (IOException | RuntimeException e) {
-      try {
-        deleteTree(tmp);
-      } catch (IOException ignored) {
-        // the original failure is what matters
-      }
+      discard(tmp);
       throw new Lora4jException("cannot rewrite the trainer state of " + dir + ": " + e, e);
     }
   }
@@ -301,12 +286,22 @@ public final class CheckpointStore {
     }
   }
 
-  private static void writeManifest(Path dir) throws IOException {
+  /**
+   * Writes dir's manifest.json: size and SHA-256 of every file, taken from known (an intact
+   * manifest's "files", null: none) for the files it names other than trainer_state.json (the hard
+   * links of {@link #replaceState}), computed for the others.
+   */
+  private static void writeManifest(Path dir, JsonNode known) throws IOException {
     ObjectNode files = JSON.createObjectNode();
     try (Stream<Path> s = Files.list(dir)) {
       for (Path f : s.sorted().toList()) {
         if (!Files.isRegularFile(f)) continue;
-        ObjectNode e = files.putObject(f.getFileName().toString());
+        String name = f.getFileName().toString();
+        if (known != null && known.has(name) && !name.equals("trainer_state.json")) {
+          files.set(name, known.get(name));
+          continue;
+        }
+        ObjectNode e = files.putObject(name);
         e.put("size", Files.size(f));
         e.put("sha256", sha256(f));
       }
@@ -316,6 +311,15 @@ public final class CheckpointStore {
     Files.writeString(
         dir.resolve("manifest.json"),
         JSON.writerWithDefaultPrettyPrinter().writeValueAsString(root));
+  }
+
+  /** Deletes a folder being written after a failure (a failure to delete it is not reported). */
+  private static void discard(Path tmp) {
+    try {
+      deleteTree(tmp);
+    } catch (IOException ignored) {
+      // the original failure is what matters
+    }
   }
 
   static String sha256(Path f) throws IOException {
