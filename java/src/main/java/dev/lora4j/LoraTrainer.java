@@ -129,16 +129,16 @@ public final class LoraTrainer {
   static boolean completionsOnly(MistralModel model, Dataset data, TrainingConfig cfg) {
     if (cfg.trainOnCompletionsOnly() != null) return cfg.trainOnCompletionsOnly();
     DataFormat f = data.format() != null ? data.format() : cfg.dataFormat();
-    if (f == null) {
-      f =
-          JsonlDataset.open(
-                  data.file(),
-                  model.textEncoder(),
-                  model.chatEncoder(),
-                  DataConfig.builder().build())
-              .format();
+    if (f != null) return f.completionsOnlyByDefault();
+    try {
+      return JsonlDataset.open(
+              data.file(), model.textEncoder(), model.chatEncoder(), DataConfig.builder().build())
+          .withCompletionsOnlyOfItsFormat()
+          .config()
+          .completionsOnly();
+    } catch (dev.lora4j.data.DataException missing) {
+      return false; // a missing file: the run says so where it opens the data
     }
-    return f.completionsOnlyByDefault();
   }
 
   /**

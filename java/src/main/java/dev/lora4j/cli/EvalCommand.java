@@ -86,8 +86,7 @@ final class EvalCommand implements Callable<Integer> {
               .build();
       JsonlDataset ds = JsonlDataset.open(data, m.textEncoder(), m.chatEncoder(), cfg);
       // not typed: as TRL's SFTTrainer for the data's format (and as train decides it)
-      if (completionsOnly == null)
-        ds = ds.withCompletionsOnly(ds.format().completionsOnlyByDefault());
+      if (completionsOnly == null) ds = ds.withCompletionsOnlyOfItsFormat();
       // the adapter read and checked against the model before the base model's pass, which on a
       // large model and data set takes long: a bad adapter is refused at once
       dev.lora4j.model.peft.LoraAdapter given =

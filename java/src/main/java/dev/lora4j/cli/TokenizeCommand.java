@@ -94,8 +94,7 @@ final class TokenizeCommand implements Callable<Integer> {
     JsonlDataset ds =
         JsonlDataset.open(
             data, new TokenizerTextEncoder(tok), TemplateChatEncoder.forFolder(dir, tok), cfg);
-    if (completionsOnly == null)
-      ds = ds.withCompletionsOnly(ds.format().completionsOnlyByDefault());
+    if (completionsOnly == null) ds = ds.withCompletionsOnlyOfItsFormat();
     ObjectMapper om = new ObjectMapper();
     DataStats stats = new DataStats();
     try (ExampleStream s = ds.examplesInFileOrder(stats)) {

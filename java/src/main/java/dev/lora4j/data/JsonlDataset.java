@@ -126,6 +126,21 @@ public final class JsonlDataset {
     return u < fraction;
   }
 
+  /**
+   * This view with {@link DataConfig#completionsOnly()} as TRL's SFTTrainer decides it for the
+   * file's format ({@link DataFormat#completionsOnlyByDefault()}); off when no line has a format
+   * (the pass over the file then says why, line by line).
+   */
+  public JsonlDataset withCompletionsOnlyOfItsFormat() {
+    DataFormat f;
+    try {
+      f = format();
+    } catch (DataException noFormat) {
+      f = null;
+    }
+    return withCompletionsOnly(f != null && f.completionsOnlyByDefault());
+  }
+
   /** This view with {@link DataConfig#completionsOnly()} set to v. */
   public JsonlDataset withCompletionsOnly(boolean v) {
     return new JsonlDataset(file, text, chat, config.toBuilder().completionsOnly(v).build(), split);
