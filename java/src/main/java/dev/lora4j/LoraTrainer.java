@@ -273,12 +273,17 @@ public final class LoraTrainer {
       this.model = model;
       this.data = data;
       // trainOnCompletionsOnly left to the data's format is decided once, from the training data
-      // (its validation data is read alike), and recorded so in checkpoints
+      // (its validation data is read alike), and recorded so in checkpoints; resumed, as the
+      // checkpoint recorded it (one of a run begun before the default followed the format recorded
+      // false for every format)
+      Boolean recorded =
+          given.trainOnCompletionsOnly() == null ? recordedCompletionsOnly(given) : null;
       TrainingConfig cfg =
           given.trainOnCompletionsOnly() != null
               ? given
               : given.toBuilder()
-                  .trainOnCompletionsOnly(completionsOnly(model, data, given))
+                  .trainOnCompletionsOnly(
+                      recorded != null ? recorded : completionsOnly(model, data, given))
                   .build();
       this.cfg = cfg;
       List<Path> dataFiles = new ArrayList<>();
@@ -348,6 +353,22 @@ public final class LoraTrainer {
       if (writer) all.add(metrics);
       all.addAll(ls);
       this.listeners = new Listeners(all, Listeners.background(model.device().isCuda()));
+    }
+
+    /**
+     * The trainOnCompletionsOnly the checkpoint a resumed run continues recorded, or null (not
+     * resuming, no checkpoint, or none recorded).
+     */
+    static Boolean recordedCompletionsOnly(TrainingConfig cfg) {
+      if (!cfg.resume()) return null;
+      try {
+        Path last = new CheckpointStore(cfg.outputDir(), cfg.saveTotalLimit()).latestIntact(false);
+        RunSettings rs = last == null ? null : CheckpointStore.readSettings(last);
+        String v = rs == null ? null : rs.get(RunSettings.Setting.COMPLETIONS_ONLY);
+        return "true".equals(v) ? Boolean.TRUE : "false".equals(v) ? Boolean.FALSE : null;
+      } catch (Lora4jException e) {
+        return null; // the resume itself says what is wrong with the checkpoint
+      }
     }
 
     DataConfig dataConfig(boolean shuffle) {
@@ -486,9 +507,13 @@ public final class LoraTrainer {
       long stepsPerEpoch = (batchesPerEpoch + cfg.workers() - 1) / cfg.workers();
       this.stepsPerEpoch = stepsPerEpoch;
       long totalSteps = cfg.maxSteps() > 0 ? cfg.maxSteps() : stepsPerEpoch * cfg.epochs();
-      if (cfg.maxSteps() <= 0 && cfg.epochs() > 1 && train.config().packing()) {
+      if (cfg.maxSteps() <= 0
+          && cfg.epochs() > 1
+          && train.config().packing()
+          && train.config().shuffleBuffer() > 1) {
         // Packed rows depend on each epoch's shuffle: another epoch may pack into more (or
-        // fewer) batches than the first. Plan from every epoch's own count, so that the run
+        // fewer) batches than the first (in file order every epoch packs alike). Plan from every
+        // epoch's own count, so that the run
         // neither stops before the last epoch's last batches nor ends short of its schedule.
         for (int e = 1; e < cfg.epochs(); e++) {
           long b = train.countBatches(e);
@@ -553,15 +578,28 @@ public final class LoraTrainer {
         if (writer) metrics.reset();
       } else {
         state = store.load(model, resumeFrom);
+        resumedEnd = CheckpointStore.runEnd(resumeFrom);
         if (writer) {
-          String damaged = metrics.truncateAfter(state.step());
+          String damaged = null;
+          if (resumedEnd != null) metrics.keepLines(resumedEnd.metricsLines());
+          else damaged = metrics.truncateAfter(state.step());
           if (damaged != null) warnings.add(damaged);
           long dropped = RunFolder.keepRejected(cfg.outputDir(), state.rejectedBatches());
           if (dropped > 0)
             LOG.fine(dropped + " line(s) of rejected.jsonl after the checkpoint dropped: replayed");
         }
         LOG.fine("resuming from step " + state.step() + " at " + state.position());
-        if (state.step() >= totalSteps) {
+        if (resumedEnd != null) {
+          warnings.add(
+              "the checkpoint "
+                  + resumeFrom.getFileName()
+                  + " records the run's end (step "
+                  + state.step()
+                  + " of "
+                  + totalSteps
+                  + "): nothing is left to train; its adapter is written again. To train further,"
+                  + " start a new run from it (initAdapter)");
+        } else if (state.step() >= totalSteps) {
           warnings.add(
               "the checkpoint "
                   + resumeFrom.getFileName()
@@ -721,7 +759,7 @@ public final class LoraTrainer {
       Path adapterDir = cfg.outputDir().resolve("adapter");
       if (writer) model.saveAdapter(adapterDir, true);
       // (a run that ended early at an evaluation step has its evaluation at this step already, as
-      // has a finished run resumed: its last checkpoint records the final evaluation, below)
+      // has a finished run resumed: its last checkpoint records the run's end, below)
       boolean evaluatedHere = !evals.isEmpty() && evals.get(evals.size() - 1).step() == step;
       if (evaluator.active() && !evaluatedHere) {
         evaluator.lastWarning = null;
@@ -729,27 +767,33 @@ public final class LoraTrainer {
         if (evaluator.lastWarning != null) warnings.add(evaluator.lastWarning);
       }
       // A checkpoint of this step was written before the run's end: it now records that end (the
-      // final evaluation, the retries refused above), so that the run resumed from it (a finished
-      // run resumed, or one given more steps) neither evaluates this step again nor refuses those
-      // retries a second time (metrics.jsonl and rejected.jsonl hold their lines once).
-      if (writer
-          && lastCheckpoint != null
-          && lastCheckpointStep == step
-          && (evals.size() > lastCheckpointEvals || lastCheckpointPending > 0)) {
-        TrainerState at = CheckpointStore.readState(lastCheckpoint);
-        store.replaceState(
-            lastCheckpoint,
-            new TrainerState(
-                at.step(),
-                at.totalSteps(),
-                at.position(),
-                at.skippedSteps(),
-                at.guardHistory(),
-                at.guardRejections(),
-                evals,
-                List.of(),
-                rejected),
-            settings);
+      // final evaluation, the retries refused above, the batches read and refused after the step),
+      // so that the run resumed from it does none of them again (metrics.jsonl and rejected.jsonl
+      // hold their lines once). metrics.jsonl first holds every line the record covers.
+      if (writer && lastCheckpoint != null && lastCheckpointStep == step) {
+        listeners.drain();
+        try {
+          store.recordRunEnd(
+              lastCheckpoint,
+              new TrainerState(
+                  step,
+                  totalSteps,
+                  this.pos,
+                  skipped,
+                  guard.history(),
+                  guard.consecutiveRejections(),
+                  evals,
+                  List.of(),
+                  rejected),
+              settings,
+              metrics.lineCount());
+        } catch (Lora4jException e) {
+          warnings.add(
+              e.getMessage()
+                  + ": resumed from "
+                  + lastCheckpoint.getFileName()
+                  + ", the run would evaluate its last step again");
+        }
       }
       if (writer) {
         listeners.drain(); // every line of metrics.jsonl is in the plot
@@ -762,7 +806,7 @@ public final class LoraTrainer {
       }
       int endWarnings = warnings.size();
       long refusedThisRun = skipped - state.skippedSteps(); // every skip is a refusal
-      if (stepsThisRun == 0 && step < totalSteps) {
+      if (stepsThisRun == 0 && step < totalSteps && resumedEnd == null) {
         warnings.add(
             refusedThisRun == 0
                 ? "no step ran: the data produced no batch with label tokens"
@@ -846,11 +890,13 @@ public final class LoraTrainer {
 
     double firstLoss = Double.NaN, lastLoss = Double.NaN;
 
-    /** The checkpoint this run wrote last, its step, and its evaluations and pending retries. */
+    /** The checkpoint this run wrote last, and its step. */
     Path lastCheckpoint;
 
+    /** The run's end recorded in the checkpoint this run resumed, or null. */
+    CheckpointStore.RunEnd resumedEnd;
+
     long lastCheckpointStep = -1;
-    int lastCheckpointEvals, lastCheckpointPending;
 
     /** Worker rows reserved in the engine; the host copy used only to inject faults. */
     int reservedRows;
@@ -1123,8 +1169,6 @@ public final class LoraTrainer {
         Path dir = store.save(model, st, settings);
         lastCheckpoint = dir;
         lastCheckpointStep = step;
-        lastCheckpointEvals = evals.size();
-        lastCheckpointPending = pending.size();
         long at = step; // the field moves on before a queued listener reads it
         listeners.each(l -> l.onCheckpoint(dir, at));
       }

@@ -160,6 +160,17 @@ public record TrainingConfig(
   }
 
   /**
+   * Whether prompts are masked for data of the given format: {@link #trainOnCompletionsOnly()}
+   * where set, else TRL's SFTTrainer's default for the format ({@link
+   * DataFormat#completionsOnlyByDefault()}).
+   */
+  public boolean trainOnCompletionsOnlyFor(DataFormat format) {
+    return trainOnCompletionsOnly != null
+        ? trainOnCompletionsOnly
+        : format != null && format.completionsOnlyByDefault();
+  }
+
+  /**
    * The virtual workers of one optimizer step: ranks x gradientAccumulation (each (rank,
    * micro-batch) pair is one).
    */

@@ -196,7 +196,19 @@ public final class JsonlDataset {
         new LineEncoder(text, chat, config.completionsOnly()),
         config,
         splitPredicate(),
-        stats == null ? new DataStats() : stats);
+        stats == null ? new DataStats() : stats,
+        switch (split) {
+          case ALL -> null;
+          case TRAIN ->
+              "every line of the file fell in the validation split (each line is held out with"
+                  + " probability validationFraction, decided by a hash of its number and the"
+                  + " seed): give a smaller fraction or a validation file";
+          case VALIDATION ->
+              "none of the file's lines fell in this split (each line is held out with"
+                  + " probability validationFraction, decided by a hash of its number and the"
+                  + " seed, so a small file may hold out none): give a larger fraction, another"
+                  + " seed or a validation file";
+        });
   }
 
   /**

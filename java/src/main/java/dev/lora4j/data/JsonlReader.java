@@ -67,6 +67,13 @@ final class JsonlReader implements ExampleStream {
   private final ArrayDeque<Ahead> ahead = new ArrayDeque<>();
   private long aheadChars;
   private boolean ended; // the file's last line (or a read error) is in the window
+
+  /** Why a split can hold none of a file's lines, said when it does (null: no split). */
+  private final String noLineHint;
+
+  /** Non-blank lines of the file outside this split. */
+  private long otherLines;
+
   private final ExecutorService pool; // null: every line encoded on the reading thread
   private DataFormat format;
   private TokenizedExample next;
@@ -80,8 +87,10 @@ final class JsonlReader implements ExampleStream {
       LineEncoder encoder,
       DataConfig config,
       LongPredicate inSplit,
-      DataStats stats) {
+      DataStats stats,
+      String noLineHint) {
     this.file = file;
+    this.noLineHint = noLineHint;
     this.name = file.toString();
     this.splitName = splitName;
     this.fixedFormat = fixedFormat;
@@ -189,11 +198,8 @@ final class JsonlReader implements ExampleStream {
                 + " lines; "
                 + stats
                 + ")"
-                + (stats.lines() == 0 && lineNo > 0
-                    ? ": none of the file's lines fell in this split (each line is held out with"
-                        + " probability validationFraction, decided by a hash of its number and"
-                        + " the seed, so a small file may hold out none): give a larger fraction,"
-                        + " another seed or a validation file"
+                + (stats.lines() == 0 && otherLines > 0 && noLineHint != null
+                    ? ": " + noLineHint
                     : ""));
       }
       return false;
@@ -236,7 +242,10 @@ final class JsonlReader implements ExampleStream {
       String where = name + ":" + lineNo;
       if (line == null) {
         // Not UTF-8: a bad line like any other (of the split that reads it).
-        if (!ours) continue;
+        if (!ours) {
+          otherLines++;
+          continue;
+        }
         stats.line();
         if (!config.skipInvalid()) {
           throw new DataException(where + ": " + a.problem() + skipHint());
@@ -246,6 +255,7 @@ final class JsonlReader implements ExampleStream {
       }
       if (line.isBlank()) continue;
       if (!ours) {
+        otherLines++;
         if (format == null) detectQuietly(line);
         continue;
       }

@@ -96,7 +96,7 @@ public final class CheckpointStore {
       writeOptimizer(model.optimizerState(), tmp.resolve("optimizer.safetensors"));
       Files.writeString(
           tmp.resolve("trainer_state.json"), stateJson(state, settings), StandardCharsets.UTF_8);
-      writeManifest(tmp, null);
+      writeManifest(tmp);
       deleteTree(dir);
       Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
     } catch (IOException | RuntimeException e) {
@@ -119,45 +119,63 @@ public final class CheckpointStore {
     return dir;
   }
 
+  /** A checkpoint's record of the run's end: see {@link #recordRunEnd}. */
+  static final String RUN_END = "run_end.json";
+
   /**
-   * Replaces the trainer state of the intact checkpoint dir, its adapter and optimizer files
-   * unchanged (hard links, or copies where the file system has none): a finished run's last
-   * checkpoint, written at its last step, then records the run's end (its final evaluation, the
-   * retries it no longer makes), so that resumed it does not do them again. The replacement is made
-   * beside dir and moved in as {@link #save} moves a checkpoint in.
+   * A run's end as its last checkpoint records it.
+   *
+   * @param state the trainer state at the end
+   * @param metricsLines the lines metrics.jsonl held then (a resumed run keeps those)
    */
-  public void replaceState(Path dir, TrainerState state, RunSettings settings) {
-    String damaged = verify(dir);
-    if (damaged != null) {
-      throw new Lora4jException("checkpoint " + dir + " is damaged (" + damaged + ")");
-    }
-    Path tmp = root.resolve(".tmp-" + dir.getFileName());
+  public record RunEnd(TrainerState state, long metricsLines) {}
+
+  /**
+   * Records in checkpoint dir, written at a run's last step before the run's end, the trainer state
+   * of that end (its final evaluation, the retries it no longer makes, the batches refused after
+   * the step) and how many lines metrics.jsonl then held: {@link #readState} takes that state
+   * instead of trainer_state.json, so that the run resumed from it does none of them again. The
+   * adapter and optimizer files stay as they are (a refused step changes neither). The record is
+   * one file moved in whole (a kill leaves it complete or absent) holding its SHA-256: a damaged
+   * one is set aside with a warning, and the checkpoint's own state is used.
+   */
+  public void recordRunEnd(Path dir, TrainerState state, RunSettings settings, long metricsLines) {
+    Path tmp = dir.resolve(RUN_END + ".tmp");
     try {
-      deleteTree(tmp);
-      Files.createDirectories(tmp);
-      JsonNode old = JSON.readTree(Files.readString(dir.resolve("manifest.json"))).get("files");
-      try (Stream<Path> s = Files.list(dir)) {
-        for (Path f : s.sorted().toList()) {
-          String name = f.getFileName().toString();
-          if (!Files.isRegularFile(f)
-              || name.equals("trainer_state.json")
-              || name.equals("manifest.json")) continue;
-          try {
-            Files.createLink(tmp.resolve(name), f);
-          } catch (UnsupportedOperationException | IOException e) {
-            Files.copy(f, tmp.resolve(name));
-          }
-        }
-      }
-      Files.writeString(
-          tmp.resolve("trainer_state.json"), stateJson(state, settings), StandardCharsets.UTF_8);
-      writeManifest(tmp, old);
-      deleteTree(dir);
-      Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
+      String st = stateJson(state, settings);
+      ObjectNode o = JSON.createObjectNode();
+      o.put("sha256", sha256(metricsLines + "\n" + st));
+      o.put("metrics_lines", metricsLines);
+      o.put("trainer_state", st);
+      Files.writeString(tmp, JSON.writeValueAsString(o), StandardCharsets.UTF_8);
+      Files.move(tmp, dir.resolve(RUN_END), StandardCopyOption.ATOMIC_MOVE);
     } catch (IOException | RuntimeException e) {
-      discard(tmp);
-      throw new Lora4jException("cannot rewrite the trainer state of " + dir + ": " + e, e);
+      try {
+        Files.deleteIfExists(tmp);
+      } catch (IOException ignored) {
+        // the original failure is what matters
+      }
+      throw new Lora4jException("cannot record the run's end in " + dir + ": " + e, e);
     }
+  }
+
+  /** The run's end checkpoint dir records ({@link #recordRunEnd}), or null where it has none. */
+  public static RunEnd runEnd(Path dir) {
+    Path end = dir.resolve(RUN_END);
+    if (!Files.isRegularFile(end)) return null;
+    try {
+      JsonNode o = JSON.readTree(Files.readString(end));
+      String st = o.path("trainer_state").asText();
+      long lines = o.path("metrics_lines").asLong(-1);
+      if (!st.isEmpty()
+          && lines >= 0
+          && sha256(lines + "\n" + st).equals(o.path("sha256").asText()))
+        return new RunEnd(parseState(st), lines);
+      LOG.warning(end + " does not match its checksum: the checkpoint's own state is used");
+    } catch (IOException | RuntimeException e) {
+      LOG.warning(end + " unreadable (" + e.getMessage() + "): the checkpoint's own state is used");
+    }
+    return null;
   }
 
   /**
@@ -211,8 +229,13 @@ public final class CheckpointStore {
     return readState(dir);
   }
 
-  /** The trainer state of a checkpoint. */
+  /**
+   * The trainer state of a checkpoint: its record of the run's end where it has an intact one
+   * ({@link #recordRunEnd}), else trainer_state.json.
+   */
   public static TrainerState readState(Path dir) {
+    RunEnd end = runEnd(dir);
+    if (end != null) return end.state();
     Path f = dir.resolve("trainer_state.json");
     try {
       return parseState(Files.readString(f));
@@ -286,22 +309,12 @@ public final class CheckpointStore {
     }
   }
 
-  /**
-   * Writes dir's manifest.json: size and SHA-256 of every file, taken from known (an intact
-   * manifest's "files", null: none) for the files it names other than trainer_state.json (the hard
-   * links of {@link #replaceState}), computed for the others.
-   */
-  private static void writeManifest(Path dir, JsonNode known) throws IOException {
+  private static void writeManifest(Path dir) throws IOException {
     ObjectNode files = JSON.createObjectNode();
     try (Stream<Path> s = Files.list(dir)) {
       for (Path f : s.sorted().toList()) {
         if (!Files.isRegularFile(f)) continue;
-        String name = f.getFileName().toString();
-        if (known != null && known.has(name) && !name.equals("trainer_state.json")) {
-          files.set(name, known.get(name));
-          continue;
-        }
-        ObjectNode e = files.putObject(name);
+        ObjectNode e = files.putObject(f.getFileName().toString());
         e.put("size", Files.size(f));
         e.put("sha256", sha256(f));
       }
@@ -319,6 +332,16 @@ public final class CheckpointStore {
       deleteTree(tmp);
     } catch (IOException ignored) {
       // the original failure is what matters
+    }
+  }
+
+  static String sha256(String s) {
+    try {
+      return HexFormat.of()
+          .formatHex(
+              MessageDigest.getInstance("SHA-256").digest(s.getBytes(StandardCharsets.UTF_8)));
+    } catch (java.security.NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
     }
   }
 

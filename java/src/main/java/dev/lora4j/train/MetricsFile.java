@@ -57,6 +57,36 @@ public final class MetricsFile implements TrainingListener, AutoCloseable {
     }
   }
 
+  /** The lines the file holds (blank ones not counted), 0 when there is none. */
+  public long lineCount() {
+    if (!Files.exists(path)) return 0;
+    try (java.util.stream.Stream<String> lines = Files.lines(path, StandardCharsets.UTF_8)) {
+      return lines.filter(l -> !l.isBlank()).count();
+    } catch (IOException | java.io.UncheckedIOException e) {
+      throw new Lora4jException("cannot read " + path + ": " + e, e);
+    }
+  }
+
+  /**
+   * Keeps only the first n lines (blank ones not counted): a run resumed from its recorded end
+   * continues the file as the run left it.
+   */
+  public void keepLines(long n) {
+    close();
+    if (!Files.exists(path)) return;
+    try {
+      List<String> keep = new ArrayList<>();
+      for (String line : Files.readAllLines(path, StandardCharsets.UTF_8)) {
+        if (line.isBlank()) continue;
+        if (keep.size() >= n) break;
+        keep.add(line);
+      }
+      Files.write(path, keep, StandardCharsets.UTF_8);
+    } catch (IOException e) {
+      throw new Lora4jException("cannot rewrite " + path + ": " + e, e);
+    }
+  }
+
   /**
    * Keeps only the lines of steps up to step (a resumed run continues the file).
    *

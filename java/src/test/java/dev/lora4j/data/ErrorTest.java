@@ -222,6 +222,16 @@ class ErrorTest {
         "no valid example",
         "none of the file's lines fell in this split",
         "a larger fraction");
+    // the training split when every line is held out: the other way round
+    DataConfig most = cfg().validationFraction(0.9999).build();
+    DataException t = assertThrows(DataException.class, () -> readAll(open(f, most).train()));
+    says(t, "every line of the file fell in the validation split", "a smaller fraction");
+    // a file of blank lines read whole: no word of splits
+    DataException b =
+        assertThrows(
+            DataException.class,
+            () -> readAll(open(write(dir, "blank2.jsonl", "", " "), cfg().build())));
+    assertFalse(b.getMessage().contains("split"), b.getMessage());
   }
 
   @Test

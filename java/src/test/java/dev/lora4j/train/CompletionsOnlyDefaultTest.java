@@ -81,4 +81,35 @@ class CompletionsOnlyDefaultTest {
           r.warnings().toString());
     }
   }
+
+  @Test
+  void resumedWithoutTheSettingARunKeepsWhatItsCheckpointRecorded() throws Exception {
+    // a run begun with every token counting (as every run did before the default followed the
+    // data's format) resumes without the setting typed: the checkpoint's value, not a mismatch
+    Path pc = tmp.resolve("pc2.jsonl");
+    Files.writeString(
+        pc,
+        "{\"prompt\": \"Two and two make\", \"completion\": \" four.\"}\n"
+            + "{\"prompt\": \"The sky is\", \"completion\": \" blue.\"}\n");
+    TrainingConfig all =
+        TrainingConfig.builder()
+            .outputDir(tmp.resolve("r"))
+            .maxSteps(2)
+            .saveSteps(1)
+            .batchSize(1)
+            .trainOnCompletionsOnly(false)
+            .build();
+    try (MistralModel m = MistralModel.load(Fixtures.TINY_MISTRAL, Device.cpu())) {
+      LoraTrainer.fit(m, Dataset.jsonl(pc), all, java.util.List.of());
+    }
+    java.nio.file.Files.walk(tmp.resolve("r/checkpoint-2"))
+        .sorted(java.util.Comparator.reverseOrder())
+        .forEach(p -> p.toFile().delete());
+    TrainingConfig resumed =
+        all.toBuilder().trainOnCompletionsOnly((Boolean) null).resume(true).build();
+    try (MistralModel m = MistralModel.load(Fixtures.TINY_MISTRAL, Device.cpu())) {
+      TrainingResult r = LoraTrainer.fit(m, Dataset.jsonl(pc), resumed, java.util.List.of());
+      assertEquals(2, r.steps());
+    }
+  }
 }
