@@ -278,7 +278,12 @@ final class TrainCommand implements Callable<Integer> {
               + " or when it was made with other settings (default: off)")
   Boolean resume;
 
-  @Option(names = "--no-guard", description = "turn the poisoned-batch guard off (default: on)")
+  @Option(
+      names = "--no-guard",
+      negatable = true,
+      description =
+          "turn the poisoned-batch guard off (default: on; --guard turns it on over a --config"
+              + " file's \"guard\": false)")
   Boolean noGuard;
 
   @Option(
@@ -539,6 +544,7 @@ final class TrainCommand implements Callable<Integer> {
     TrainingConfig.Builder b = TrainingConfig.builder().outputDir(output);
     LoraConfig.Builder lb = LoraConfig.builder();
     GuardConfig guard = GuardConfig.defaults();
+    Double fileLossFactor = null, fileGradFactor = null;
     String sched = "linear";
     int warmup = 0;
     if (config != null) {
@@ -605,8 +611,14 @@ final class TrainCommand implements Callable<Integer> {
             case "lora_targets" -> lb.targets(c.asTextOrList());
             case "use_rslora" -> lb.rslora(c.asBoolean());
             case "guard" -> guard = c.asBoolean() ? guard : GuardConfig.off();
-            case "guard_loss_factor" -> guard = guard.withLossFactor(c.asDouble());
-            case "guard_grad_norm_factor" -> guard = guard.withGradNormFactor(c.asDouble());
+            case "guard_loss_factor" -> {
+              fileLossFactor = c.asDouble();
+              guard = guard.withLossFactor(fileLossFactor);
+            }
+            case "guard_grad_norm_factor" -> {
+              fileGradFactor = c.asDouble();
+              guard = guard.withGradNormFactor(fileGradFactor);
+            }
             case "aggregation" -> b.aggregation(c.asText());
             case "inject_faults" -> b.injectFaults(c.asText());
             default -> throw new ConfigFileException(config + ": unknown key '" + k + "'");
@@ -663,10 +675,16 @@ final class TrainCommand implements Callable<Integer> {
     if (resume != null) b.resume(resume);
     if (overwrite != null) b.overwriteOutput(overwrite);
     if (Boolean.TRUE.equals(noGuard)) guard = GuardConfig.off();
+    if (Boolean.FALSE.equals(noGuard) && fileGuardOff) {
+      // --guard over the file's "guard": false: on, with the file's factors
+      guard = GuardConfig.defaults();
+      if (fileLossFactor != null) guard = guard.withLossFactor(fileLossFactor);
+      if (fileGradFactor != null) guard = guard.withGradNormFactor(fileGradFactor);
+    }
     if (guardLossFactor != null) guard = guard.withLossFactor(guardLossFactor);
     if (guardGradFactor != null) guard = guard.withGradNormFactor(guardGradFactor);
     // a factor of a guard that is off would be dropped without a word
-    boolean off = Boolean.TRUE.equals(noGuard) || fileGuardOff;
+    boolean off = Boolean.TRUE.equals(noGuard) || (fileGuardOff && noGuard == null);
     boolean factors =
         guardLossFactor != null
             || guardGradFactor != null

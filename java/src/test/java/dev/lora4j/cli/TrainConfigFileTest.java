@@ -120,6 +120,12 @@ class TrainConfigFileTest {
     assertTrue(c.groupByLength() && c.overwriteOutput());
     c = command(other, "--no-group-by-length", "--no-overwrite").settings();
     assertFalse(c.groupByLength() || c.overwriteOutput());
+    // --guard over the file's "guard": false (with the file's factor)
+    assertFalse(command("{\"guard\": false}").settings().guard().enabled());
+    TrainingConfig g =
+        command("{\"guard\": false, \"guard_loss_factor\": 7}", "--guard").settings();
+    assertTrue(g.guard().enabled());
+    assertEquals(7.0, g.guard().lossFactor());
     // the plain flags still turn them on
     c = command("{}", "--packing", "--resume", "--rslora").settings();
     assertTrue(c.packing() && c.resume() && c.lora().rslora());
