@@ -26,4 +26,27 @@ public interface ChatEncoder {
    *     counts the line when invalid lines are skipped
    */
   TokenizedExample encode(List<ChatMessage> messages, boolean completionsOnly, String source);
+
+  /**
+   * Encodes a conversational prompt / completion pair (TRL's layout {@code {"prompt": [messages],
+   * "completion": [messages]}}) as the conversation prompt + completion. When {@code
+   * completionsOnly} is true, only the completion's messages count (their contents and the
+   * end-of-sequence tokens that close them), whatever their roles and whatever the prompt holds:
+   * TRL masks the whole prompt. The default refuses: an encoder of the caller's own implements it
+   * where it can.
+   *
+   * @throws dev.lora4j.Lora4jException as {@link #encode}, or when the encoder cannot tell the
+   *     completion's tokens
+   */
+  default TokenizedExample encodeCompletion(
+      List<ChatMessage> prompt,
+      List<ChatMessage> completion,
+      boolean completionsOnly,
+      String source) {
+    throw new DataException(
+        source
+            + ": this chat encoder ("
+            + getClass().getName()
+            + ") does not encode conversational prompt / completion lines");
+  }
 }

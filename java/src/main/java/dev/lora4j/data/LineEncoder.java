@@ -77,7 +77,10 @@ final class LineEncoder {
     return switch (format) {
       case TEXT -> new Encoded(textExample(string(line, "text", true), source), null);
       case PROMPT_COMPLETION ->
-          promptCompletion(string(line, "prompt", true), string(line, "completion", true), source);
+          line.path("prompt").isArray()
+              ? new Encoded(conversationalCompletion(line, source), null)
+              : promptCompletion(
+                  string(line, "prompt", true), string(line, "completion", true), source);
       case ALPACA ->
           promptCompletion(
               AlpacaTemplate.prompt(
@@ -127,11 +130,12 @@ final class LineEncoder {
     return new Encoded(new TokenizedExample(ids, labels, source), note);
   }
 
-  private TokenizedExample chatExample(JsonNode line, String source) throws BadLine {
-    // ShareGPT's layout as TRL reads it (maybe_convert_to_chatml): "conversations" for
-    // "messages", and in each message "from" for "role", "value" for "content"
-    String key = line.has("messages") ? "messages" : "conversations";
-    JsonNode msgs = line.get(key);
+  /**
+   * The messages of a line's array under key. ShareGPT's layout as TRL reads it
+   * (maybe_convert_to_chatml): "from" for "role", "value" for "content" in each message.
+   */
+  private static List<ChatMessage> messages(JsonNode arr, String key) throws BadLine {
+    JsonNode msgs = arr;
     if (!msgs.isArray())
       throw new BadLine("field '" + key + "' must be an array, got " + kind(msgs));
     if (msgs.isEmpty()) throw new BadLine("field '" + key + "' is empty");
@@ -150,9 +154,48 @@ final class LineEncoder {
       }
       messages.add(new ChatMessage(role, content));
     }
+    return messages;
+  }
+
+  private TokenizedExample chatExample(JsonNode line, String source) throws BadLine {
+    String key = line.has("messages") ? "messages" : "conversations";
+    List<ChatMessage> messages = messages(line.get(key), key);
+    return rendered(() -> chat.encode(messages, completionsOnly, source), source);
+  }
+
+  /**
+   * TRL's conversational prompt / completion: {"prompt": [messages], "completion": [messages]},
+   * rendered whole through the chat template; with completions only, the completion's messages
+   * count (TRL masks the whole prompt, assistant turns in it included).
+   */
+  private TokenizedExample conversationalCompletion(JsonNode line, String source) throws BadLine {
+    if (chat == null) {
+      String why = text.unavailableReason();
+      throw new Lora4jException(
+          why != null
+              ? why + " (conversational prompt / completion data at " + source + ")"
+              : "conversational prompt / completion data at "
+                  + source
+                  + " but the model has no chat template (no chat_template in its"
+                  + " tokenizer_config.json)");
+    }
+    List<ChatMessage> prompt = messages(line.get("prompt"), "prompt");
+    JsonNode c = line.get("completion");
+    if (!c.isArray()) {
+      throw new BadLine(
+          "field 'completion' must be an array of messages, as 'prompt' is, got " + kind(c));
+    }
+    List<ChatMessage> completion = messages(c, "completion");
+    return rendered(
+        () -> chat.encodeCompletion(prompt, completion, completionsOnly, source), source);
+  }
+
+  /** A conversation through the chat template: what the template refuses is a bad line. */
+  private TokenizedExample rendered(
+      java.util.function.Supplier<TokenizedExample> encoding, String source) throws BadLine {
     TokenizedExample e;
     try {
-      e = chat.encode(messages, completionsOnly, source);
+      e = encoding.get();
     } catch (DataException ex) {
       throw ex;
     } catch (dev.lora4j.tokenizer.ChatTemplateException ex) {

@@ -51,6 +51,25 @@ public final class TemplateChatEncoder implements ChatEncoder {
     return new TokenizedExample(ids, labels, source);
   }
 
+  @Override
+  public TokenizedExample encodeCompletion(
+      List<ChatMessage> prompt,
+      List<ChatMessage> completion,
+      boolean completionsOnly,
+      String source) {
+    List<ChatMessage> all = new java.util.ArrayList<>(prompt);
+    all.addAll(completion);
+    EncodedChat ec = template.encode(all, false, tokenizer);
+    int[] ids = ec.ids();
+    int[] labels = ids.clone();
+    if (completionsOnly) {
+      for (int i = 0; i < ids.length; i++) {
+        if (ec.messageIndex(i) < prompt.size()) labels[i] = TokenizedExample.IGNORE;
+      }
+    }
+    return new TokenizedExample(ids, labels, source);
+  }
+
   /** Prompt ids for generation: the conversation with the generation prompt added. */
   public int[] promptIds(List<ChatMessage> messages) {
     return template.encode(messages, true, tokenizer).ids();

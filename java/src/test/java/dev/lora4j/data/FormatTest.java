@@ -129,6 +129,20 @@ class FormatTest {
   }
 
   @Test
+  void aChatEncoderWithoutTheCompletionFormRefusesConversationalPromptCompletion() {
+    DataException e =
+        assertThrows(
+            DataException.class,
+            () ->
+                one(
+                    "{\"prompt\": [{\"role\": \"user\", \"content\": \"q\"}], \"completion\":"
+                        + " [{\"role\": \"assistant\", \"content\": \"a\"}]}"));
+    assertTrue(
+        e.getMessage().contains("does not encode conversational prompt / completion lines"),
+        e.getMessage());
+  }
+
+  @Test
   void pretokenizedAsGiven() {
     TokenizedExample e = one("{\"input_ids\": [5, 6, 7], \"labels\": [-100, 6, 7]}");
     assertArrayEquals(new int[] {5, 6, 7}, e.inputIds());

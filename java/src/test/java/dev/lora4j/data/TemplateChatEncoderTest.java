@@ -46,6 +46,42 @@ class TemplateChatEncoderTest {
   }
 
   @Test
+  void conversationalPromptCompletionCountsTheCompletionOnly(@TempDir Path tmp) throws Exception {
+    // TRL's {"prompt": [messages], "completion": [messages]}: the same tokens as the whole
+    // conversation; with completions only the prompt is masked whole, its assistant turn included
+    String u1 = "{\"role\":\"user\",\"content\":\"Hello\"}";
+    String a1 = "{\"role\":\"assistant\",\"content\":\"Hi there\"}";
+    String u2 = "{\"role\":\"user\",\"content\":\"And now?\"}";
+    String a2 = "{\"role\":\"assistant\",\"content\":\"Goodbye\"}";
+    Path chat = tmp.resolve("chat.jsonl");
+    Files.writeString(chat, "{\"messages\":[" + u1 + "," + a1 + "," + u2 + "," + a2 + "]}\n");
+    Path pc = tmp.resolve("pc.jsonl");
+    Files.writeString(
+        pc, "{\"prompt\":[" + u1 + "," + a1 + "," + u2 + "],\"completion\":[" + a2 + "]}\n");
+    TokenizedExample whole, part, all;
+    try (ExampleStream s = open(chat, true).examplesInFileOrder(null)) {
+      whole = s.next();
+    }
+    try (ExampleStream s = open(pc, true).examplesInFileOrder(null)) {
+      part = s.next();
+    }
+    try (ExampleStream s = open(pc, false).examplesInFileOrder(null)) {
+      all = s.next();
+    }
+    assertArrayEquals(whole.inputIds(), part.inputIds());
+    assertArrayEquals(whole.inputIds(), all.labels());
+    Tokenizer t = Tokenizer.fromModelDir(TOK);
+    int counted = 0;
+    for (int l : part.labels()) if (l != TokenizedExample.IGNORE) counted++;
+    assertEquals(t.encode("Goodbye", false).length + 1, counted, "the completion + its eos");
+    // the assistant turn of the prompt counts in the chat line, not in the prompt / completion one
+    assertTrue(whole.countedTokens() > part.countedTokens());
+    int last = part.length() - 1;
+    while (part.inputIds()[last] != 2) last--;
+    assertEquals(2, part.labels()[last]);
+  }
+
+  @Test
   void rolesThatDoNotAlternateNameFileAndLine(@TempDir Path tmp) throws Exception {
     Path f = tmp.resolve("bad.jsonl");
     Files.writeString(
