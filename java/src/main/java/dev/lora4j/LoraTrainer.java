@@ -593,12 +593,12 @@ public final class LoraTrainer {
           warnings.add(
               "the checkpoint "
                   + resumeFrom.getFileName()
-                  + " records the run's end (step "
-                  + state.step()
-                  + " of "
-                  + totalSteps
-                  + "): nothing is left to train; its adapter is written again. To train further,"
-                  + " start a new run from it (initAdapter)");
+                  + (state.step() >= totalSteps
+                      ? " is at the run's last step (" + state.step() + " of " + totalSteps + ")"
+                      : " records the run's end at step " + state.step() + " of " + totalSteps)
+                  + ": nothing is left to train; its adapter is written again (its final"
+                  + " evaluation is the one recorded). To train further, start a new run from it"
+                  + " (initAdapter)");
         } else if (state.step() >= totalSteps) {
           warnings.add(
               "the checkpoint "

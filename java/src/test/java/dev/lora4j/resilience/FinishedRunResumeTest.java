@@ -86,7 +86,8 @@ class FinishedRunResumeTest {
       // the steps, refusals and evaluation once each (a resumed run adds its own data reports)
       assertEquals(metrics, records(out.resolve("metrics.jsonl")));
       assertTrue(
-          r2.warnings().stream().anyMatch(w -> w.contains("records the run's end (step 36")),
+          r2.warnings().stream()
+              .anyMatch(w -> w.contains("records the run's end at step 36 of 37")),
           r2.warnings().toString());
       assertTrue(
           r2.warnings().stream().noneMatch(w -> w.startsWith("no step")), r2.warnings().toString());
