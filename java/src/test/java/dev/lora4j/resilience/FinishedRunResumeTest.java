@@ -3,13 +3,8 @@ package dev.lora4j.resilience;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.lora4j.*;
-import dev.lora4j.data.ChatEncoder;
 import dev.lora4j.data.DataFormat;
-import dev.lora4j.data.TokenizedExample;
-import dev.lora4j.tokenizer.ChatMessage;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -25,35 +20,11 @@ import org.junit.jupiter.api.io.TempDir;
 class FinishedRunResumeTest {
   @Test
   void aFinishedRunResumedRepeatsNothingOfItsEnd(@TempDir Path tmp) throws Exception {
-    ObjectMapper om = new ObjectMapper();
     try (MistralModel m = MistralModel.load(PoisonedBatchTest.MODEL, Device.cpu())) {
-      ChatEncoder chat = m.chatEncoder();
-      List<String> rows = new ArrayList<>();
-      int line = 0;
-      for (String s : Files.readAllLines(PoisonedBatchTest.SAMPLE)) {
-        List<ChatMessage> msgs = new ArrayList<>();
-        om.readTree(s)
-            .get("messages")
-            .forEach(
-                n -> msgs.add(new ChatMessage(n.get("role").asText(), n.get("content").asText())));
-        TokenizedExample e = chat.encode(msgs, true, "sample:" + (++line));
-        ObjectNode o = om.createObjectNode();
-        var ids = o.putArray("input_ids");
-        var labels = o.putArray("labels");
-        for (int i = 0; i < e.length(); i++) {
-          ids.add(e.inputIds()[i]);
-          labels.add(e.labels()[i]);
-        }
-        rows.add(om.writeValueAsString(o));
-      }
+      List<String> rows = PoisonedBatchTest.sampleRows(m);
       List<String> val = rows.subList(0, 32);
       List<String> train = new ArrayList<>(rows.subList(32, 32 + 288));
-      for (int i = 0; i < 8; i++) {
-        ObjectNode o = om.createObjectNode();
-        var ids = o.putArray("input_ids");
-        for (int t = 0; t < 120; t++) ids.add(PoisonedBatchTest.GARBAGE_TOKEN);
-        train.add(om.writeValueAsString(o));
-      }
+      train.addAll(PoisonedBatchTest.garbageRows(8)); // the run's last batch
       Path valF = tmp.resolve("val.jsonl"), bad = tmp.resolve("bad.jsonl");
       Files.write(valF, val);
       Files.write(bad, train);

@@ -105,40 +105,53 @@ class PoisonedBatchTest {
         Files.exists(rej) ? Files.readAllLines(rej) : List.of());
   }
 
+  /** The shipped chat sample as pre-tokenized rows (input_ids, labels on assistant turns). */
+  static List<String> sampleRows(MistralModel m) throws Exception {
+    ObjectMapper om = new ObjectMapper();
+    ChatEncoder chat = m.chatEncoder();
+    List<String> rows = new ArrayList<>();
+    int line = 0;
+    for (String s : Files.readAllLines(SAMPLE)) {
+      List<ChatMessage> msgs = new ArrayList<>();
+      om.readTree(s)
+          .get("messages")
+          .forEach(
+              n -> msgs.add(new ChatMessage(n.get("role").asText(), n.get("content").asText())));
+      TokenizedExample e = chat.encode(msgs, true, "sample:" + (++line));
+      ObjectNode o = om.createObjectNode();
+      var ids = o.putArray("input_ids");
+      var labels = o.putArray("labels");
+      for (int i = 0; i < e.length(); i++) {
+        ids.add(e.inputIds()[i]);
+        labels.add(e.labels()[i]);
+      }
+      rows.add(om.writeValueAsString(o));
+    }
+    return rows;
+  }
+
+  /** n rows of 120 copies of the garbage token. */
+  static List<String> garbageRows(int n) throws Exception {
+    ObjectMapper om = new ObjectMapper();
+    List<String> garbage = new ArrayList<>();
+    for (int i = 0; i < n; i++) {
+      ObjectNode o = om.createObjectNode();
+      var ids = o.putArray("input_ids");
+      for (int t = 0; t < 120; t++) ids.add(GARBAGE_TOKEN);
+      garbage.add(om.writeValueAsString(o));
+    }
+    return garbage;
+  }
+
   @Test
   void guardKeepsOneGarbageBatchFromTheModel(@TempDir Path tmp) throws Exception {
-    ObjectMapper om = new ObjectMapper();
     try (MistralModel m = MistralModel.load(MODEL, Device.cpu())) {
-      ChatEncoder chat = m.chatEncoder();
-      List<String> rows = new ArrayList<>();
-      int line = 0;
-      for (String s : Files.readAllLines(SAMPLE)) {
-        List<ChatMessage> msgs = new ArrayList<>();
-        om.readTree(s)
-            .get("messages")
-            .forEach(
-                n -> msgs.add(new ChatMessage(n.get("role").asText(), n.get("content").asText())));
-        TokenizedExample e = chat.encode(msgs, true, "sample:" + (++line));
-        ObjectNode o = om.createObjectNode();
-        var ids = o.putArray("input_ids");
-        var labels = o.putArray("labels");
-        for (int i = 0; i < e.length(); i++) {
-          ids.add(e.inputIds()[i]);
-          labels.add(e.labels()[i]);
-        }
-        rows.add(om.writeValueAsString(o));
-      }
+      List<String> rows = sampleRows(m);
       List<String> val = rows.subList(0, 32),
           train = new ArrayList<>(rows.subList(32, rows.size()));
       train.addAll(new ArrayList<>(train)); // two passes in one file: the garbage comes once
       int at = train.size() / 8 * 8 - 2 * 8; // 3 batches follow the garbage (the last of 2 rows)
-      List<String> garbage = new ArrayList<>();
-      for (int i = 0; i < 8; i++) {
-        ObjectNode o = om.createObjectNode();
-        var ids = o.putArray("input_ids");
-        for (int t = 0; t < 120; t++) ids.add(GARBAGE_TOKEN);
-        garbage.add(om.writeValueAsString(o));
-      }
+      List<String> garbage = garbageRows(8);
       List<String> poisoned = new ArrayList<>(train), benign = new ArrayList<>(train);
       poisoned.addAll(at, garbage);
       benign.addAll(at, train.subList(100, 108)); // eight ordinary rows: the cost of one more step
