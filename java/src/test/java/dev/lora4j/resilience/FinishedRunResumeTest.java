@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.lora4j.*;
-import dev.lora4j.data.DataFormat;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -29,22 +28,7 @@ class FinishedRunResumeTest {
       Files.write(valF, val);
       Files.write(bad, train);
       Path out = tmp.resolve("out");
-      TrainingConfig cfg =
-          TrainingConfig.builder()
-              .outputDir(out)
-              .lora(LoraConfig.builder().rank(16).alpha(32).allLinear().build())
-              .learningRate(3e-3)
-              .schedule(Schedule.constant().warmupSteps(5))
-              .maxGradNorm(0)
-              .batchSize(8)
-              .epochs(1)
-              .shuffleBuffer(0)
-              .seed(1)
-              .dataFormat(DataFormat.PRETOKENIZED)
-              .validationFile(valF)
-              .loggingSteps(1000)
-              .saveSteps(36)
-              .build();
+      TrainingConfig cfg = PoisonedBatchTest.settings(out, valF).saveSteps(36).build();
       TrainingResult r1 = LoraTrainer.fit(m, Dataset.jsonl(bad), cfg, List.of());
       assertEquals(36, r1.steps());
       assertTrue(r1.rejectedBatches() >= 1, "the garbage batch is refused");

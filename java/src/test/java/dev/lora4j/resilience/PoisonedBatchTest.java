@@ -67,24 +67,26 @@ class PoisonedBatchTest {
       long rejected,
       List<String> rejectedLines) {}
 
+  /** The runs' settings: one epoch of pre-tokenized rows in file order, validated on val. */
+  static TrainingConfig.Builder settings(Path out, Path val) {
+    return TrainingConfig.builder()
+        .outputDir(out)
+        .lora(LoraConfig.builder().rank(16).alpha(32).allLinear().build())
+        .learningRate(3e-3)
+        .schedule(Schedule.constant().warmupSteps(5))
+        .maxGradNorm(0)
+        .batchSize(8)
+        .epochs(1)
+        .shuffleBuffer(0)
+        .seed(1)
+        .dataFormat(DataFormat.PRETOKENIZED)
+        .validationFile(val)
+        .loggingSteps(1000);
+  }
+
   static Run train(MistralModel m, Path data, Path val, Path out, GuardConfig guard)
       throws Exception {
-    TrainingConfig cfg =
-        TrainingConfig.builder()
-            .outputDir(out)
-            .lora(LoraConfig.builder().rank(16).alpha(32).allLinear().build())
-            .learningRate(3e-3)
-            .schedule(Schedule.constant().warmupSteps(5))
-            .maxGradNorm(0)
-            .batchSize(8)
-            .epochs(1)
-            .shuffleBuffer(0)
-            .seed(1)
-            .dataFormat(DataFormat.PRETOKENIZED)
-            .validationFile(val)
-            .loggingSteps(1000)
-            .guard(guard)
-            .build();
+    TrainingConfig cfg = settings(out, val).guard(guard).build();
     List<String> at = new ArrayList<>();
     TrainingListener l =
         new TrainingListener() {
