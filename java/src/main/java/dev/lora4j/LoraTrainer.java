@@ -127,18 +127,21 @@ public final class LoraTrainer {
    * completion_only_loss), off for chat (assistant_only_loss false), text and pre-tokenized rows.
    */
   static boolean completionsOnly(MistralModel model, Dataset data, TrainingConfig cfg) {
-    if (cfg.trainOnCompletionsOnly() != null) return cfg.trainOnCompletionsOnly();
     DataFormat f = data.format() != null ? data.format() : cfg.dataFormat();
-    if (f != null) return f.completionsOnlyByDefault();
-    try {
-      return JsonlDataset.open(
-              data.file(), model.textEncoder(), model.chatEncoder(), DataConfig.builder().build())
-          .withCompletionsOnlyOfItsFormat()
-          .config()
-          .completionsOnly();
-    } catch (dev.lora4j.data.DataException missing) {
-      return false; // a missing file: the run says so where it opens the data
+    if (f == null && cfg.trainOnCompletionsOnly() == null) {
+      try {
+        f =
+            JsonlDataset.open(
+                    data.file(),
+                    model.textEncoder(),
+                    model.chatEncoder(),
+                    DataConfig.builder().build())
+                .formatOrNull();
+      } catch (dev.lora4j.data.DataException missing) {
+        // a missing file: the run says so where it opens the data
+      }
     }
+    return cfg.trainOnCompletionsOnlyFor(f);
   }
 
   /**
@@ -361,14 +364,19 @@ public final class LoraTrainer {
      */
     static Boolean recordedCompletionsOnly(TrainingConfig cfg) {
       if (!cfg.resume()) return null;
-      try {
-        Path last = new CheckpointStore(cfg.outputDir(), cfg.saveTotalLimit()).latestIntact(false);
-        RunSettings rs = last == null ? null : CheckpointStore.readSettings(last);
-        String v = rs == null ? null : rs.get(RunSettings.Setting.COMPLETIONS_ONLY);
-        return "true".equals(v) ? Boolean.TRUE : "false".equals(v) ? Boolean.FALSE : null;
-      } catch (Lora4jException e) {
-        return null; // the resume itself says what is wrong with the checkpoint
+      // a fixed setting, the same in every checkpoint of the run: read from the newest one that
+      // records it, without its checksums (the resume checks the one it takes)
+      List<Path> all = new CheckpointStore(cfg.outputDir(), cfg.saveTotalLimit()).list();
+      for (int i = all.size() - 1; i >= 0; i--) {
+        try {
+          RunSettings rs = CheckpointStore.readSettings(all.get(i));
+          String v = rs == null ? null : rs.get(RunSettings.Setting.COMPLETIONS_ONLY);
+          if ("true".equals(v) || "false".equals(v)) return Boolean.valueOf(v);
+        } catch (Lora4jException damaged) {
+          // the resume says what is wrong with it
+        }
       }
+      return null;
     }
 
     DataConfig dataConfig(boolean shuffle) {
@@ -589,27 +597,18 @@ public final class LoraTrainer {
             LOG.fine(dropped + " line(s) of rejected.jsonl after the checkpoint dropped: replayed");
         }
         LOG.fine("resuming from step " + state.step() + " at " + state.position());
-        if (resumedEnd != null) {
+        if (resumedEnd != null || state.step() >= totalSteps) {
           warnings.add(
               "the checkpoint "
                   + resumeFrom.getFileName()
                   + (state.step() >= totalSteps
                       ? " is at the run's last step (" + state.step() + " of " + totalSteps + ")"
                       : " records the run's end at step " + state.step() + " of " + totalSteps)
-                  + ": nothing is left to train; its adapter is written again (its final"
-                  + " evaluation is the one recorded). To train further, start a new run from it"
-                  + " (initAdapter)");
-        } else if (state.step() >= totalSteps) {
-          warnings.add(
-              "the checkpoint "
-                  + resumeFrom.getFileName()
-                  + " is at the run's last step ("
-                  + state.step()
-                  + " of "
-                  + totalSteps
-                  + "): nothing is left to train; its adapter is written again (and evaluated, with"
-                  + " validation or forgetting data). To train further, start a new run from it"
-                  + " (initAdapter)");
+                  + ": nothing is left to train; its adapter is written again"
+                  + (resumedEnd != null
+                      ? " (its final evaluation is the one recorded)"
+                      : " (and evaluated, with validation or forgetting data)")
+                  + ". To train further, start a new run from it (initAdapter)");
         }
       }
       if (!cfg.distributed().isSingle()) {

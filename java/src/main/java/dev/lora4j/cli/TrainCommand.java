@@ -369,12 +369,14 @@ final class TrainCommand implements Callable<Integer> {
       for (int i = 0; i < plan.nproc(); i++) plan.device(modelOptions.device, i);
       // --device auto (the default) in a group means a GPU a rank: on a host without one, said
       // once here rather than by every worker after it started
-      if (plan.worldSize() > 1
-          && modelOptions.device.trim().equalsIgnoreCase("auto")
-          && dev.lora4j.Device.cudaUnavailableReason() != null) {
+      String noGpu =
+          plan.worldSize() > 1 && modelOptions.device.trim().equalsIgnoreCase("auto")
+              ? dev.lora4j.Device.cudaUnavailableReason()
+              : null;
+      if (noGpu != null) {
         throw new IllegalArgumentException(
             "--device auto finds no usable GPU here ("
-                + dev.lora4j.Device.cudaUnavailableReason()
+                + noGpu
                 + ") and a group of "
                 + plan.worldSize()
                 + " ranks trains on GPUs only: the CPU backend has no collectives (on the CPU,"
@@ -543,7 +545,8 @@ final class TrainCommand implements Callable<Integer> {
   TrainingConfig settings() throws IOException {
     TrainingConfig.Builder b = TrainingConfig.builder().outputDir(output);
     LoraConfig.Builder lb = LoraConfig.builder();
-    GuardConfig guard = GuardConfig.defaults();
+    // the file's guard settings, applied after the flags (a typed --guard / --no-guard wins)
+    Boolean fileGuard = null;
     Double fileLossFactor = null, fileGradFactor = null;
     String sched = "linear";
     int warmup = 0;
@@ -610,14 +613,14 @@ final class TrainCommand implements Callable<Integer> {
             case "lora_alpha" -> lb.alpha(c.asDouble());
             case "lora_targets" -> lb.targets(c.asTextOrList());
             case "use_rslora" -> lb.rslora(c.asBoolean());
-            case "guard" -> guard = c.asBoolean() ? guard : GuardConfig.off();
+            case "guard" -> fileGuard = c.asBoolean();
             case "guard_loss_factor" -> {
               fileLossFactor = c.asDouble();
-              guard = guard.withLossFactor(fileLossFactor);
+              GuardConfig.defaults().withLossFactor(fileLossFactor); // a refusal names the key
             }
             case "guard_grad_norm_factor" -> {
               fileGradFactor = c.asDouble();
-              guard = guard.withGradNormFactor(fileGradFactor);
+              GuardConfig.defaults().withGradNormFactor(fileGradFactor);
             }
             case "aggregation" -> b.aggregation(c.asText());
             case "inject_faults" -> b.injectFaults(c.asText());
@@ -629,7 +632,6 @@ final class TrainCommand implements Callable<Integer> {
         }
       }
     }
-    boolean fileGuardOff = !guard.enabled(); // only the --config file has set it so far
     if (adapter != null) b.initAdapter(adapter);
     if (rank != null) lb.rank(rank);
     if (alpha != null) lb.alpha(alpha);
@@ -674,28 +676,19 @@ final class TrainCommand implements Callable<Integer> {
     if (saveLimit != null) b.saveTotalLimit(saveLimit);
     if (resume != null) b.resume(resume);
     if (overwrite != null) b.overwriteOutput(overwrite);
-    if (Boolean.TRUE.equals(noGuard)) guard = GuardConfig.off();
-    if (Boolean.FALSE.equals(noGuard) && fileGuardOff) {
-      // --guard over the file's "guard": false: on, with the file's factors
-      guard = GuardConfig.defaults();
-      if (fileLossFactor != null) guard = guard.withLossFactor(fileLossFactor);
-      if (fileGradFactor != null) guard = guard.withGradNormFactor(fileGradFactor);
-    }
-    if (guardLossFactor != null) guard = guard.withLossFactor(guardLossFactor);
-    if (guardGradFactor != null) guard = guard.withGradNormFactor(guardGradFactor);
+    boolean off = noGuard != null ? noGuard : Boolean.FALSE.equals(fileGuard);
+    Double lossFactor = guardLossFactor != null ? guardLossFactor : fileLossFactor;
+    Double gradFactor = guardGradFactor != null ? guardGradFactor : fileGradFactor;
     // a factor of a guard that is off would be dropped without a word
-    boolean off = Boolean.TRUE.equals(noGuard) || (fileGuardOff && noGuard == null);
-    boolean factors =
-        guardLossFactor != null
-            || guardGradFactor != null
-            || configKeys.contains("guard_loss_factor")
-            || configKeys.contains("guard_grad_norm_factor");
-    if (off && factors) {
+    if (off && (lossFactor != null || gradFactor != null)) {
       throw new IllegalArgumentException(
           "the guard's factors (--guard-loss-factor, --guard-grad-factor or their --config keys)"
               + " go with the guard on, but --no-guard (or the file's \"guard\": false) turns it"
               + " off: drop one or the other");
     }
+    GuardConfig guard = off ? GuardConfig.off() : GuardConfig.defaults();
+    if (lossFactor != null) guard = guard.withLossFactor(lossFactor);
+    if (gradFactor != null) guard = guard.withGradNormFactor(gradFactor);
     if (aggregation != null) b.aggregation(aggregation);
     if (injectFault != null) b.injectFaults(injectFault);
     // a starting adapter fixes its own rank, alpha, targets and scaling (its adapter_config.json):

@@ -132,14 +132,23 @@ public final class JsonlDataset {
    * (the pass over the file then says why, line by line).
    */
   public JsonlDataset withCompletionsOnlyOfItsFormat() {
-    DataFormat f;
-    try {
-      f = format();
-    } catch (DataException noFormat) {
-      f = null;
-    }
+    DataFormat f = formatOrNull();
     return withCompletionsOnly(f != null && f.completionsOnlyByDefault());
   }
+
+  /** {@link #format()}, or null where no line has a format (the pass over the file says why). */
+  public DataFormat formatOrNull() {
+    try {
+      return format();
+    } catch (DataException noFormat) {
+      return null;
+    }
+  }
+
+  /** How the split takes lines, for the messages of a split that holds none. */
+  private static final String HELD_OUT =
+      "(each line is held out with probability validationFraction, decided by a hash of its number"
+          + " and the seed)";
 
   /** This view with {@link DataConfig#completionsOnly()} set to v. */
   public JsonlDataset withCompletionsOnly(boolean v) {
@@ -200,14 +209,15 @@ public final class JsonlDataset {
         switch (split) {
           case ALL -> null;
           case TRAIN ->
-              "every line of the file fell in the validation split (each line is held out with"
-                  + " probability validationFraction, decided by a hash of its number and the"
-                  + " seed): give a smaller fraction or a validation file";
+              "every line of the file fell in the validation split "
+                  + HELD_OUT
+                  + ": give a"
+                  + " smaller fraction or a validation file";
           case VALIDATION ->
-              "none of the file's lines fell in this split (each line is held out with"
-                  + " probability validationFraction, decided by a hash of its number and the"
-                  + " seed, so a small file may hold out none): give a larger fraction, another"
-                  + " seed or a validation file";
+              "none of the file's lines fell in this split "
+                  + HELD_OUT
+                  + ", so a small file may hold out none: give a larger fraction, another seed or"
+                  + " a validation file";
         });
   }
 

@@ -150,11 +150,7 @@ public final class CheckpointStore {
       Files.writeString(tmp, JSON.writeValueAsString(o), StandardCharsets.UTF_8);
       Files.move(tmp, dir.resolve(RUN_END), StandardCopyOption.ATOMIC_MOVE);
     } catch (IOException | RuntimeException e) {
-      try {
-        Files.deleteIfExists(tmp);
-      } catch (IOException ignored) {
-        // the original failure is what matters
-      }
+      discard(tmp);
       throw new Lora4jException("cannot record the run's end in " + dir + ": " + e, e);
     }
   }
@@ -326,7 +322,10 @@ public final class CheckpointStore {
         JSON.writerWithDefaultPrettyPrinter().writeValueAsString(root));
   }
 
-  /** Deletes a folder being written after a failure (a failure to delete it is not reported). */
+  /**
+   * Deletes a folder or file being written after a failure (a failure to delete it is not
+   * reported).
+   */
   private static void discard(Path tmp) {
     try {
       deleteTree(tmp);

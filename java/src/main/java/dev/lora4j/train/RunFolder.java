@@ -165,23 +165,10 @@ public final class RunFolder {
    * @param dataFiles the training and validation files (nulls ignored)
    * @param resume whether the run resumes from the folder's latest checkpoint
    * @param overwrite whether an earlier run in the folder is to be replaced
+   * @param delete whether overwrite deletes it here; false for the checks only (the trainer checks
+   *     before it takes the folder with {@link #lock}, and deletes under the lock)
    * @throws Lora4jException when the folder overlaps an input, or holds an earlier run that is
    *     neither resumed nor to be overwritten, or when resuming a folder without a checkpoint
-   */
-  public static void prepare(
-      Path out,
-      Path modelDir,
-      Path initAdapter,
-      List<Path> dataFiles,
-      boolean resume,
-      boolean overwrite) {
-    prepare(out, modelDir, initAdapter, dataFiles, resume, overwrite, true);
-  }
-
-  /**
-   * {@link #prepare(Path, Path, Path, List, boolean, boolean)}; with delete false, overwrite's
-   * deletion is left out (the checks only: the trainer checks before it takes the folder with
-   * {@link #lock} and deletes under the lock).
    */
   public static void prepare(
       Path out,

@@ -132,7 +132,7 @@ class RunFolderTest {
         List.of(out.resolve(".tmp-checkpoint-12"), out.resolve("checkpoint-8")),
         RunFolder.runFiles(out));
     // overwriting deletes the run's checkpoints only
-    RunFolder.prepare(out, MODEL, null, List.of(), false, true);
+    RunFolder.prepare(out, MODEL, null, List.of(), false, true, true);
     try (Stream<Path> s = Files.list(out)) {
       assertEquals(
           List.of("checkpoint-4.bak", "checkpoint-best", "checkpoint-notes.txt"),
