@@ -54,16 +54,7 @@ final class LineEncoder {
     // What the model lacks fails every line of the format alike: an error that stops the run,
     // not a bad line that --skip-invalid would count and drop (every line of the file).
     String why = text.unavailableReason();
-    if (format == DataFormat.CHAT && chat == null) {
-      // chat data needs a chat encoder (whose template tokenizes); without one, why it is absent
-      throw new Lora4jException(
-          why != null
-              ? why + " (chat data at " + source + ")"
-              : "chat-format data at "
-                  + source
-                  + " but the model has no chat template (no chat_template in its"
-                  + " tokenizer_config.json)");
-    }
+    if (format == DataFormat.CHAT && chat == null) throw noChatEncoder("chat", source);
     if (format != DataFormat.PRETOKENIZED && format != DataFormat.CHAT && why != null) {
       throw new Lora4jException(
           why
@@ -134,8 +125,7 @@ final class LineEncoder {
    * The messages of a line's array under key. ShareGPT's layout as TRL reads it
    * (maybe_convert_to_chatml): "from" for "role", "value" for "content" in each message.
    */
-  private static List<ChatMessage> messages(JsonNode arr, String key) throws BadLine {
-    JsonNode msgs = arr;
+  private static List<ChatMessage> messages(JsonNode msgs, String key) throws BadLine {
     if (!msgs.isArray())
       throw new BadLine("field '" + key + "' must be an array, got " + kind(msgs));
     if (msgs.isEmpty()) throw new BadLine("field '" + key + "' is empty");
@@ -169,16 +159,7 @@ final class LineEncoder {
    * count (TRL masks the whole prompt, assistant turns in it included).
    */
   private TokenizedExample conversationalCompletion(JsonNode line, String source) throws BadLine {
-    if (chat == null) {
-      String why = text.unavailableReason();
-      throw new Lora4jException(
-          why != null
-              ? why + " (conversational prompt / completion data at " + source + ")"
-              : "conversational prompt / completion data at "
-                  + source
-                  + " but the model has no chat template (no chat_template in its"
-                  + " tokenizer_config.json)");
-    }
+    if (chat == null) throw noChatEncoder("conversational prompt / completion", source);
     List<ChatMessage> prompt = messages(line.get("prompt"), "prompt");
     JsonNode c = line.get("completion");
     if (!c.isArray()) {
@@ -188,6 +169,22 @@ final class LineEncoder {
     List<ChatMessage> completion = messages(c, "completion");
     return rendered(
         () -> chat.encodeCompletion(prompt, completion, completionsOnly, source), source);
+  }
+
+  /**
+   * Data that needs a chat encoder (whose template tokenizes) on a model without one: why it is
+   * absent, an error that stops the pass (every line of the kind fails alike).
+   */
+  private Lora4jException noChatEncoder(String data, String source) {
+    String why = text.unavailableReason();
+    return new Lora4jException(
+        why != null
+            ? why + " (" + data + " data at " + source + ")"
+            : data
+                + " data at "
+                + source
+                + " but the model has no chat template (no chat_template in its"
+                + " tokenizer_config.json)");
   }
 
   /** A conversation through the chat template: what the template refuses is a bad line. */
