@@ -22,6 +22,13 @@ if [ ! -f .device/jre.tar.xz ]; then
   tar -C /tmp -cJf .device/jre.tar.xz lora4j-jre
 fi
 cli=$(ls java/target/lora4j-*-cli.jar | head -1)
+# The GPU machine loads the CUDA plugin from the jar: one built with the plugin configured off
+# (java/target/native-build configured with -DLORA4J_CUDA=OFF) fails every GPU test there.
+if ! "$JDK/bin/jar" --list --file "$cli" | grep -q 'liblora4j_cuda\.so$'; then
+  echo "pack-java: $cli has no liblora4j_cuda.so (java/target/native-build configured without" \
+    "CUDA?): rm -rf java/target/native-build, then mvn package again" >&2
+  exit 1
+fi
 cp "$cli" .device/lora4j-cli.jar
 # The JMH benchmarks jar (STEPS=ops runs OpBenchmark with it), when the benchmarks module is built.
 if [ -f benchmarks/target/benchmarks.jar ]; then cp benchmarks/target/benchmarks.jar .device/benchmarks.jar; fi
