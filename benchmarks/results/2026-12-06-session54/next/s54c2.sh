@@ -8,7 +8,7 @@ set -u
 # (warpgroup 0 in Qb of its stage, warpgroup 1 in its dS^T buffer): test_ops_cuda's attention
 # cases, test_engine_cuda and test_golden with it; (3) held A/B of the op, three rounds
 # alternated: main, defer-bulk, noadd-live (form 1's reductions behind a condition never true),
-# main-noadd; (4) main's file restored, the Java GPU tests and the demo on the GPU if time allows.
+# main-noadd; test_realwidth_cuda (Mistral-7B widths) with defer-bulk if time allows; (4) main's file restored, the Java GPU tests and the demo on the GPU if time allows.
 # Needs .device and .gpu. From the root: LIMIT=570 bash benchmarks/results/2026-12-06-session54/next/s54c2.sh
 T0=$(date +%s)
 LIMIT=${LIMIT:-570}
@@ -41,7 +41,11 @@ held() {
 }
 held main 1; held defer-bulk 1; held noadd-live 1; held main-noadd 1
 held main-noadd 2; held noadd-live 2; held defer-bulk 2; held main 2
-if [ "$(left)" -gt 120 ]; then held main 3; held noadd-live 3; held main-noadd 3; held defer-bulk 3; fi
+if [ "$(left)" -gt 200 ]; then
+  (cd $B && LORA4J_ATTN_BWD_FORM=defer-bulk LORA4J_REQUIRE_GPU=1 timeout 150 ./test_realwidth_cuda) > $W/realwidth-defer-bulk.log 2>&1
+  echo "test_realwidth_cuda defer-bulk rc=$? fail $(grep -ac FAIL $W/realwidth-defer-bulk.log) at $(( $(date +%s) - T0 )) s" | tee -a $W/sum.log
+fi
+if [ "$(left)" -gt 110 ]; then held main 3; held noadd-live 3; held main-noadd 3; held defer-bulk 3; fi
 echo "held done at $(( $(date +%s) - T0 )) s" | tee -a $W/sum.log
 cp /tmp/attention_sm90.main.cu $F
 cmp -s $F /tmp/attention_sm90.main.cu && echo "main's attention_sm90.cu restored" | tee -a $W/sum.log
