@@ -109,8 +109,9 @@ public final class LoraTrainer {
    * in file order, read as {@link #fit} reads training data under cfg: its format (or the
    * dataset's), trainOnCompletionsOnly, maxSeqLength (and the model's positions), batchSize,
    * packing and skipInvalidLines; no validation split is taken. For the file fit was given as
-   * validationFile, {@code LossSum.mean()} is the validation loss fit reports when data here has
-   * the format fit's training Dataset had (fit reads the validation file in that format).
+   * validationFile, with the Dataset's format fit's training Dataset had (fit reads the validation
+   * file in that format), {@code LossSum.mean()} is the validation loss fit reports: with
+   * trainOnCompletionsOnly unset both follow that file's own format's default.
    *
    * @throws Lora4jException when the data has no token that counts in the loss, or at a bad line
    *     (unless skipInvalidLines)
@@ -244,6 +245,12 @@ public final class LoraTrainer {
     final TrainingConfig cfg;
 
     /**
+     * trainOnCompletionsOnly was left to the data's format: a validation file then follows its own
+     * format's default, as SFTTrainer decides completion_only_loss for each dataset.
+     */
+    final boolean completionsOfEachFormat;
+
+    /**
      * metrics.jsonl (the writer's) and the caller's, in that order (Listeners: which run where).
      */
     final Listeners listeners;
@@ -289,6 +296,7 @@ public final class LoraTrainer {
                       recorded != null ? recorded : completionsOnly(model, data, given))
                   .build();
       this.cfg = cfg;
+      this.completionsOfEachFormat = given.trainOnCompletionsOnly() == null;
       List<Path> dataFiles = new ArrayList<>();
       dataFiles.add(data.file());
       dataFiles.add(cfg.validationFile());
@@ -496,6 +504,7 @@ public final class LoraTrainer {
         valid =
             JsonlDataset.open(
                 cfg.validationFile(), model.textEncoder(), model.chatEncoder(), dataConfig(false));
+        if (completionsOfEachFormat) valid = valid.withCompletionsOnlyOfItsFormat();
       } else if (cfg.validationFraction() > 0) {
         valid = all.validation();
       }

@@ -59,6 +59,39 @@ class CompletionsOnlyDefaultTest {
   }
 
   @Test
+  void aValidationFileInAnotherFormatFollowsItsOwnFormatsDefault() throws Exception {
+    // SFTTrainer decides completion_only_loss for each dataset: prompt / completion training data
+    // counts its completions, a chat validation file every token; a value given applies to both
+    Path pc = tmp.resolve("train-pc.jsonl");
+    Files.writeString(
+        pc,
+        "{\"prompt\": \"Two and two make\", \"completion\": \" four.\"}\n"
+            + "{\"prompt\": \"The sky is\", \"completion\": \" blue.\"}\n");
+    Path chat = tmp.resolve("valid-chat.jsonl");
+    Files.writeString(
+        chat,
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"Hello there, how are you?\"},"
+            + " {\"role\": \"assistant\", \"content\": \"Fine.\"}]}\n");
+    try (MistralModel m = MistralModel.load(Fixtures.TINY_MISTRAL, Device.cpu())) {
+      long all = counted(m, chat, false), only = counted(m, chat, true);
+      assertTrue(only < all, only + " vs " + all);
+      TrainingConfig.Builder b =
+          TrainingConfig.builder().maxSteps(1).batchSize(1).validationFile(chat);
+      TrainingResult unset =
+          LoraTrainer.fit(
+              m, Dataset.jsonl(pc), b.outputDir(tmp.resolve("v1")).build(), java.util.List.of());
+      assertEquals(all, unset.evaluations().get(unset.evaluations().size() - 1).tokens());
+      TrainingResult given =
+          LoraTrainer.fit(
+              m,
+              Dataset.jsonl(pc),
+              b.outputDir(tmp.resolve("v2")).trainOnCompletionsOnly(true).build(),
+              java.util.List.of());
+      assertEquals(only, given.evaluations().get(given.evaluations().size() - 1).tokens());
+    }
+  }
+
+  @Test
   void aRunWarnsOfPromptsWhoseMaskCoversTheCompletionsStart() throws Exception {
     Path pc = tmp.resolve("space.jsonl");
     Files.writeString(
