@@ -24,6 +24,19 @@ import org.junit.jupiter.api.io.TempDir;
 class CompletionsOnlyDefaultTest {
   @TempDir Path tmp;
 
+  /** Two prompt / completion lines and a chat line, the tests' data. */
+  private static final String PROMPT_COMPLETION =
+      "{\"prompt\": \"Two and two make\", \"completion\": \" four.\"}\n"
+          + "{\"prompt\": \"The sky is\", \"completion\": \" blue.\"}\n";
+
+  private static final String CHAT =
+      "{\"messages\": [{\"role\": \"user\", \"content\": \"Hello there, how are you?\"},"
+          + " {\"role\": \"assistant\", \"content\": \"Fine.\"}]}\n";
+
+  private Path write(String name, String text) throws java.io.IOException {
+    return Files.writeString(tmp.resolve(name), text);
+  }
+
   private long counted(MistralModel m, Path data, Boolean completionsOnly) {
     TrainingConfig.Builder b = TrainingConfig.builder().outputDir(tmp.resolve("unused"));
     if (completionsOnly != null) b.trainOnCompletionsOnly(completionsOnly.booleanValue());
@@ -33,19 +46,11 @@ class CompletionsOnlyDefaultTest {
   @Test
   void theDefaultDependsOnTheDataFormatAsTrls() throws Exception {
     assertNull(TrainingConfig.builder().outputDir(tmp).build().trainOnCompletionsOnly());
-    Path pc = tmp.resolve("pc.jsonl");
-    Files.writeString(
-        pc,
-        "{\"prompt\": \"What is the capital of France?\", \"completion\": \" Paris.\"}\n"
-            + "{\"prompt\": \"Two and two make\", \"completion\": \" four.\"}\n");
+    Path pc = write("pc.jsonl", PROMPT_COMPLETION);
     Path alpaca = tmp.resolve("alpaca.jsonl");
     Files.writeString(
         alpaca, "{\"instruction\": \"Name a colour of the sky.\", \"output\": \"Blue.\"}\n");
-    Path chat = tmp.resolve("chat.jsonl");
-    Files.writeString(
-        chat,
-        "{\"messages\": [{\"role\": \"user\", \"content\": \"Hello there, how are you?\"},"
-            + " {\"role\": \"assistant\", \"content\": \"Fine.\"}]}\n");
+    Path chat = write("chat.jsonl", CHAT);
     try (MistralModel m = MistralModel.load(Fixtures.TINY_MISTRAL, Device.cpu())) {
       for (Path d : new Path[] {pc, alpaca}) {
         long only = counted(m, d, true), all = counted(m, d, false);
@@ -62,16 +67,8 @@ class CompletionsOnlyDefaultTest {
   void aValidationFileInAnotherFormatFollowsItsOwnFormatsDefault() throws Exception {
     // SFTTrainer decides completion_only_loss for each dataset: prompt / completion training data
     // counts its completions, a chat validation file every token; a value given applies to both
-    Path pc = tmp.resolve("train-pc.jsonl");
-    Files.writeString(
-        pc,
-        "{\"prompt\": \"Two and two make\", \"completion\": \" four.\"}\n"
-            + "{\"prompt\": \"The sky is\", \"completion\": \" blue.\"}\n");
-    Path chat = tmp.resolve("valid-chat.jsonl");
-    Files.writeString(
-        chat,
-        "{\"messages\": [{\"role\": \"user\", \"content\": \"Hello there, how are you?\"},"
-            + " {\"role\": \"assistant\", \"content\": \"Fine.\"}]}\n");
+    Path pc = write("train-pc.jsonl", PROMPT_COMPLETION);
+    Path chat = write("valid-chat.jsonl", CHAT);
     try (MistralModel m = MistralModel.load(Fixtures.TINY_MISTRAL, Device.cpu())) {
       long all = counted(m, chat, false), only = counted(m, chat, true);
       assertTrue(only < all, only + " vs " + all);
@@ -119,11 +116,7 @@ class CompletionsOnlyDefaultTest {
   void resumedWithoutTheSettingARunKeepsWhatItsCheckpointRecorded() throws Exception {
     // a run begun with every token counting (as every run did before the default followed the
     // data's format) resumes without the setting typed: the checkpoint's value, not a mismatch
-    Path pc = tmp.resolve("pc2.jsonl");
-    Files.writeString(
-        pc,
-        "{\"prompt\": \"Two and two make\", \"completion\": \" four.\"}\n"
-            + "{\"prompt\": \"The sky is\", \"completion\": \" blue.\"}\n");
+    Path pc = write("pc2.jsonl", PROMPT_COMPLETION);
     TrainingConfig all =
         TrainingConfig.builder()
             .outputDir(tmp.resolve("r"))
