@@ -24,7 +24,8 @@ fi
 cli=$(ls java/target/lora4j-*-cli.jar | head -1)
 # The GPU machine loads the CUDA plugin from the jar: one built with the plugin configured off
 # (java/target/native-build configured with -DLORA4J_CUDA=OFF) fails every GPU test there.
-if ! "$JDK/bin/jar" --list --file "$cli" | grep -q 'liblora4j_cuda\.so$'; then
+entries=$("$JDK/bin/jar" --list --file "$cli")
+if ! grep -q 'liblora4j_cuda\.so$' <<< "$entries"; then
   echo "pack-java: $cli has no liblora4j_cuda.so (java/target/native-build configured without" \
     "CUDA?): rm -rf java/target/native-build, then mvn package again" >&2
   exit 1
