@@ -194,9 +194,11 @@ def trial_all(trials, rng):
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--mutants":
         # each wait the late form adds or moves, left out alone: the model must catch it
-        # (wg1's wait on dsst is on its own arrival, and wg0's on dsfree is implied by its wait
-        # on dsst, which follows warpgroup 1's dQ: both redundant, so leaving them out is not
-        # caught, as it should not be)
+        # wg0's dS^T wait on dsfree is implied by its wait on dsst (warpgroup 1's thread 0
+        # waited on dsfree before it staged and arrived): redundant in the kernel too. wg1's wait
+        # on dsst looks redundant here only because the model runs a warpgroup as one agent: in
+        # the kernel thread 0 alone waits for the copy engine's read (bulk_wait_read0), and the
+        # other 127 threads learn of it through that wait, so it is required there.
         redundant = {"wg1:dsst", "wg0:dsfree"}
         bad = 0
         for m in ["converters:qbst", "wg0:dsst", "wg1:dsst", "wg0:dsfree", "wg1:dsfree",
