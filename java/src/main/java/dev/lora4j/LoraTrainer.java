@@ -286,17 +286,17 @@ public final class LoraTrainer {
       // (its validation data is read alike), and recorded so in checkpoints; resumed, as the
       // checkpoint recorded it (one of a run begun before the default followed the format recorded
       // false for every format)
-      Boolean recorded =
-          given.trainOnCompletionsOnly() == null ? recordedCompletionsOnly(given) : null;
+      boolean unset = given.trainOnCompletionsOnly() == null;
+      Boolean recorded = unset ? recordedCompletionsOnly(given) : null;
       TrainingConfig cfg =
-          given.trainOnCompletionsOnly() != null
+          !unset
               ? given
               : given.toBuilder()
                   .trainOnCompletionsOnly(
                       recorded != null ? recorded : completionsOnly(model, data, given))
                   .build();
       this.cfg = cfg;
-      this.completionsOfEachFormat = given.trainOnCompletionsOnly() == null;
+      this.completionsOfEachFormat = unset;
       List<Path> dataFiles = new ArrayList<>();
       dataFiles.add(data.file());
       dataFiles.add(cfg.validationFile());
@@ -530,8 +530,8 @@ public final class LoraTrainer {
           && train.config().shuffleBuffer() > 1) {
         // Packed rows depend on each epoch's shuffle: another epoch may pack into more (or
         // fewer) batches than the first (in file order every epoch packs alike). Plan from every
-        // epoch's own count, so that the run
-        // neither stops before the last epoch's last batches nor ends short of its schedule.
+        // epoch's own count, so that the run neither stops before the last epoch's last batches
+        // nor ends short of its schedule.
         for (int e = 1; e < cfg.epochs(); e++) {
           long b = train.countBatches(e);
           totalSteps += (b + cfg.workers() - 1) / cfg.workers() - stepsPerEpoch;

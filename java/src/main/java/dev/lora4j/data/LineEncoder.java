@@ -104,9 +104,8 @@ final class LineEncoder {
       // As TRL warns ("Mismatch between tokenized prompt and the start of tokenized
       // prompt+completion"): where the prompt's last tokens merge with the completion's first
       // (a prompt ending in a space), the mask also covers the start of the completion.
-      if (!Arrays.equals(alone, 0, promptLen, ids, 0, promptLen)) {
-        int first = 0;
-        while (first < promptLen && alone[first] == ids[first]) first++;
+      int first = Arrays.mismatch(alone, 0, promptLen, ids, 0, promptLen);
+      if (first >= 0) {
         note =
             "the prompt's tokens alone differ from the start of prompt + completion at token "
                 + first
