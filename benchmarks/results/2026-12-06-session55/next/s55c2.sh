@@ -1,6 +1,6 @@
 set -u
-# Prepared in the fifty-fifth session (not run; H100 or H200): Nsight Compute's warp-stall samples of the hd128
-# backward at 1 x 8192 in two forms of .gpu/diag/attention_sm90.cu (main's file plus the
+# Prepared in the fifty-fifth session (not run; H100 or H200): Nsight Compute's warp-stall
+# samples of the hd128 backward at 1 x 8192 in two forms of .gpu/diag/attention_sm90.cu (main's file plus the
 # fifty-fourth session's next/defer-bulk-forms.patch; built with -lineinfo): defer-bulk (form 6)
 # and noadd-live (form 5), to see which wait costs defer-bulk its ~37% over noadd-live (call1 of
 # this session), and each backward instance's HGMMA count from the CUDA plugin. Each SASS page
