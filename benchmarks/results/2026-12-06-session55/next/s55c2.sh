@@ -3,7 +3,7 @@ set -u
 # samples of the hd128 backward at 1 x 8192 in two forms of .gpu/diag/attention_sm90.cu (main's
 # file plus the fifty-fourth session's next/defer-bulk-forms.patch; built with -lineinfo):
 # defer-bulk (form 6) and noadd-live (form 5), to see which wait costs defer-bulk its ~37% over
-# noadd-live (call1 of this session). Each SASS page
+# noadd-live (call1 of this session), and the HGMMA counts. Each SASS page
 # comes back gzipped; stall_lines.py prints the top rows. Needs .gpu: the fifty-fourth
 # session's next/prep.sh builds that file (later sessions' diag files hold more forms).
 # From the root: LIMIT=300 bash benchmarks/results/2026-12-06-session55/next/s55c2.sh
