@@ -16,6 +16,7 @@ import dev.lora4j.model.peft.AdapterConfig;
 import dev.lora4j.nativ.Lora4jLibrary;
 import dev.lora4j.nativ.NativeException;
 import dev.lora4j.train.CheckpointStore;
+import dev.lora4j.train.EarlyStopping;
 import dev.lora4j.train.Listeners;
 import dev.lora4j.train.LossPlot;
 import dev.lora4j.train.MetricsFile;
@@ -657,6 +658,9 @@ public final class LoraTrainer {
 
       List<TrainingListener.Evaluation> evals = new ArrayList<>(state.evaluations());
       this.evals = evals;
+      // a resumed run that early stopping had ended stays ended (its last evaluation decided it;
+      // a checkpoint that records the run's end is final whatever the patience is now)
+      stoppedEarly = earlyStop().stop() || (resumedEnd != null && state.step() < totalSteps);
       this.guard = guard;
       this.totalSteps = totalSteps;
       this.settings = settings;
@@ -695,7 +699,7 @@ public final class LoraTrainer {
           times.mark(StepTimes.Phase.LISTENERS);
           times.end();
         }
-        while (step < totalSteps && it.hasNext()) {
+        while (step < totalSteps && !stoppedEarly && it.hasNext()) {
           if (link != null) link.checkAlive();
           long ts = System.nanoTime();
           times.begin();
@@ -743,7 +747,7 @@ public final class LoraTrainer {
         }
       }
       for (Retry r : pending) {
-        reject(r, r.info().reason() + "; not retried: the run had reached its last step", null);
+        reject(r, r.info().reason() + "; not retried: " + endReason(), null);
       }
       listeners.drain(); // the progress lines before the trainer's own
       compareAdapters(true);
@@ -814,7 +818,7 @@ public final class LoraTrainer {
       }
       int endWarnings = warnings.size();
       long refusedThisRun = skipped - state.skippedSteps(); // every skip is a refusal
-      if (stepsThisRun == 0 && step < totalSteps && resumedEnd == null) {
+      if (stepsThisRun == 0 && step < totalSteps && resumedEnd == null && !stoppedEarly) {
         warnings.add(
             refusedThisRun == 0
                 ? "no step ran: the data produced no batch with label tokens"
@@ -883,6 +887,10 @@ public final class LoraTrainer {
     }
 
     List<TrainingListener.Evaluation> evals;
+
+    /** Early stopping has ended the run (or the resumed checkpoint recorded its end). */
+    boolean stoppedEarly;
+
     PoisonGuard guard;
     long totalSteps, step, skipped, rejected, examplesPerEpoch, t0;
     RunSettings settings;
@@ -1086,6 +1094,18 @@ public final class LoraTrainer {
       return sum;
     }
 
+    /** Early stopping's state after the run's evaluations so far. */
+    EarlyStopping.State earlyStop() {
+      return EarlyStopping.after(evals, cfg.earlyStoppingPatience(), cfg.earlyStoppingThreshold());
+    }
+
+    /** Why a pending retry is not tried: the run's end. */
+    String endReason() {
+      return stoppedEarly
+          ? "early stopping had ended the run"
+          : "the run had reached its last step";
+    }
+
     /**
      * Each pending retry once, in the order its steps were refused: applied, refused again (to
      * rejected.jsonl), or, once the run has reached its last step, given up (to rejected.jsonl).
@@ -1093,8 +1113,8 @@ public final class LoraTrainer {
     void retryPass(List<Retry> pending, StepTimes times) {
       for (Retry r : List.copyOf(pending)) {
         pending.remove(r);
-        if (step >= totalSteps) {
-          reject(r, r.info().reason() + "; not retried: the run had reached its last step", null);
+        if (step >= totalSteps || stoppedEarly) {
+          reject(r, r.info().reason() + "; not retried: " + endReason(), null);
           continue;
         }
         long tr = System.nanoTime();
@@ -1157,6 +1177,11 @@ public final class LoraTrainer {
       if (evaluator.active() && cfg.evalSteps() > 0 && step % cfg.evalSteps() == 0 && !last) {
         evals.add(evaluator.evaluate(step));
         times.mark(StepTimes.Phase.EVALUATION);
+        EarlyStopping.State es = earlyStop();
+        if (es.stop()) {
+          stoppedEarly = true;
+          LOG.info(es.stopMessage(step, cfg.earlyStoppingPatience(), cfg.earlyStoppingThreshold()));
+        }
       }
       boolean save = cfg.saveSteps() > 0 && step % cfg.saveSteps() == 0;
       if (save) compareAdapters(false);

@@ -47,6 +47,11 @@ import java.nio.file.Path;
  *     the base model's (default 0.05, 5%)
  * @param evalSteps evaluate every N optimizer steps (0: only at the end); needs validationFile,
  *     validationFraction or forgettingData
+ * @param earlyStoppingPatience stop the run once this many evaluations in a row (every evalSteps)
+ *     have not improved the validation loss, as Hugging Face's EarlyStoppingCallback does (0, the
+ *     default: never); needs evalSteps and validationFile or validationFraction, and one rank
+ * @param earlyStoppingThreshold how much an evaluation must lower the best validation loss so far
+ *     to count as an improvement (default 0: any decrease)
  * @param loggingSteps log every N optimizer steps
  * @param saveSteps write a checkpoint every N optimizer steps (0: none)
  * @param saveTotalLimit checkpoints kept (the oldest are deleted)
@@ -91,6 +96,8 @@ public record TrainingConfig(
     Path forgettingData,
     double forgettingWarn,
     long evalSteps,
+    int earlyStoppingPatience,
+    double earlyStoppingThreshold,
     long loggingSteps,
     long saveSteps,
     int saveTotalLimit,
@@ -151,12 +158,42 @@ public record TrainingConfig(
               + " forgettingData, or leave evalSteps at 0");
     }
     if (saveSteps < 0) throw new IllegalArgumentException("saveSteps must be >= 0: " + saveSteps);
+    if (earlyStoppingPatience < 0) {
+      throw new IllegalArgumentException(
+          "earlyStoppingPatience must be >= 0: " + earlyStoppingPatience);
+    }
+    if (!(earlyStoppingThreshold >= 0) || Double.isInfinite(earlyStoppingThreshold)) {
+      throw new IllegalArgumentException(
+          "earlyStoppingThreshold must be >= 0: " + earlyStoppingThreshold);
+    }
+    if (earlyStoppingPatience > 0 && evalSteps == 0) {
+      throw new IllegalArgumentException(
+          "earlyStoppingPatience is "
+              + earlyStoppingPatience
+              + " but evalSteps is 0: early stopping compares the evaluations made every"
+              + " evalSteps steps");
+    }
+    if (earlyStoppingPatience > 0 && validationFile == null && validationFraction == 0) {
+      // as Hugging Face's EarlyStoppingCallback needs an evaluation metric: the forgetting data's
+      // loss is not the task's
+      throw new IllegalArgumentException(
+          "earlyStoppingPatience is "
+              + earlyStoppingPatience
+              + " but there is no validation data: give validationFile or validationFraction");
+    }
     if (schedule == null) schedule = Schedule.linear();
     if (lora == null) lora = LoraConfig.builder().build();
     if (guard == null) guard = GuardConfig.defaults();
     if (aggregation == null) aggregation = Aggregation.mean();
     if (injectFaults == null) injectFaults = FaultInjection.none();
     if (distributed == null) distributed = DistributedConfig.single();
+    if (earlyStoppingPatience > 0 && distributed.worldSize() > 1) {
+      // each rank evaluates on its own: a rank stopping alone would leave the others waiting
+      throw new IllegalArgumentException(
+          "earlyStoppingPatience is not supported with more than one rank (world size "
+              + distributed.worldSize()
+              + ")");
+    }
   }
 
   /**
@@ -211,6 +248,8 @@ public record TrainingConfig(
     b.forgettingData = forgettingData;
     b.forgettingWarn = forgettingWarn;
     b.evalSteps = evalSteps;
+    b.earlyStoppingPatience = earlyStoppingPatience;
+    b.earlyStoppingThreshold = earlyStoppingThreshold;
     b.loggingSteps = loggingSteps;
     b.saveSteps = saveSteps;
     b.saveTotalLimit = saveTotalLimit;
@@ -257,6 +296,8 @@ public record TrainingConfig(
     private Path forgettingData;
     private double forgettingWarn = 0.05;
     private long evalSteps;
+    private int earlyStoppingPatience;
+    private double earlyStoppingThreshold;
     private long loggingSteps = 10;
     private long saveSteps;
     private int saveTotalLimit = 2;
@@ -407,6 +448,16 @@ public record TrainingConfig(
       return this;
     }
 
+    public Builder earlyStoppingPatience(int v) {
+      earlyStoppingPatience = v;
+      return this;
+    }
+
+    public Builder earlyStoppingThreshold(double v) {
+      earlyStoppingThreshold = v;
+      return this;
+    }
+
     public Builder loggingSteps(long v) {
       loggingSteps = v;
       return this;
@@ -497,6 +548,8 @@ public record TrainingConfig(
           forgettingData,
           forgettingWarn,
           evalSteps,
+          earlyStoppingPatience,
+          earlyStoppingThreshold,
           loggingSteps,
           saveSteps,
           saveTotalLimit,

@@ -39,6 +39,8 @@ final class Flags {
     NAMES.put("saveTotalLimit", "--save-limit");
     NAMES.put("saveSteps", "--save-steps");
     NAMES.put("evalSteps", "--eval-steps");
+    NAMES.put("earlyStoppingPatience", "--early-stopping-patience");
+    NAMES.put("earlyStoppingThreshold", "--early-stopping-threshold");
     NAMES.put("maxSteps", "--steps");
     NAMES.put("epochs", "--epochs");
     NAMES.put("shuffleBuffer", "--shuffle-buffer");

@@ -254,6 +254,23 @@ final class TrainCommand implements Callable<Integer> {
   Long evalSteps;
 
   @Option(
+      names = "--early-stopping-patience",
+      paramLabel = "N",
+      description =
+          "stop once N evaluations in a row (every --eval-steps) have not improved the"
+              + " validation loss, as Hugging Face's EarlyStoppingCallback; needs --eval-steps and"
+              + " --eval-data or --val-fraction (default: 0, never)")
+  Integer earlyStoppingPatience;
+
+  @Option(
+      names = "--early-stopping-threshold",
+      paramLabel = "F",
+      description =
+          "how much an evaluation must lower the best validation loss so far to count as an"
+              + " improvement (default: 0, any decrease)")
+  Double earlyStoppingThreshold;
+
+  @Option(
       names = "--log-steps",
       paramLabel = "N",
       description =
@@ -601,6 +618,8 @@ final class TrainCommand implements Callable<Integer> {
             case "validation_file" -> b.validationFile(Path.of(c.asText()));
             case "validation_fraction" -> b.validationFraction(c.asDouble());
             case "eval_steps" -> b.evalSteps(c.asLong());
+            case "early_stopping_patience" -> b.earlyStoppingPatience(c.asInt());
+            case "early_stopping_threshold" -> b.earlyStoppingThreshold(c.asDouble());
             case "forgetting_data" -> b.forgettingData(Path.of(c.asText()));
             case "forgetting_warn" -> b.forgettingWarn(c.asDouble());
             case "logging_steps" -> b.loggingSteps(c.asLong());
@@ -669,6 +688,8 @@ final class TrainCommand implements Callable<Integer> {
     if (evalData != null) b.validationFile(evalData);
     if (valFraction != null) b.validationFraction(valFraction);
     if (evalSteps != null) b.evalSteps(evalSteps);
+    if (earlyStoppingPatience != null) b.earlyStoppingPatience(earlyStoppingPatience);
+    if (earlyStoppingThreshold != null) b.earlyStoppingThreshold(earlyStoppingThreshold);
     if (forgettingData != null) b.forgettingData(forgettingData);
     if (forgettingWarn != null) b.forgettingWarn(forgettingWarn);
     if (logSteps != null) b.loggingSteps(logSteps);

@@ -23,7 +23,7 @@ import java.util.StringJoiner;
  * different {@link Setting#fixed() fixed} setting is refused with every difference named; the
  * optimizer settings (learning rate, weight decay, betas, epsilon, clipping) may change on resume.
  * What is not recorded may change freely: evaluation, logging and checkpoint intervals, the number
- * of checkpoints kept, the validation file, the poisoned-batch guard.
+ * of checkpoints kept, the validation file, the poisoned-batch guard, early stopping.
  *
  * @param values the value of each recorded setting, as text (absent: not recorded)
  */

@@ -71,6 +71,29 @@ class TrainConfigFileTest {
   }
 
   @Test
+  void earlyStoppingFromTheFileAndTheFlags() throws Exception {
+    TrainingConfig c =
+        settings(
+            "{\"eval_steps\": 5, \"validation_fraction\": 0.1,"
+                + " \"early_stopping_patience\": 3, \"early_stopping_threshold\": 0.01}");
+    assertEquals(3, c.earlyStoppingPatience());
+    assertEquals(0.01, c.earlyStoppingThreshold());
+    c =
+        command(
+                "{\"eval_steps\": 5, \"validation_fraction\": 0.1}",
+                "--early-stopping-patience",
+                "2",
+                "--early-stopping-threshold",
+                "0.5")
+            .settings();
+    assertEquals(2, c.earlyStoppingPatience());
+    assertEquals(0.5, c.earlyStoppingThreshold());
+    // without evaluations to compare: refused, naming what is missing
+    Exception e = assertThrows(Exception.class, () -> settings("{\"early_stopping_patience\": 2}"));
+    assertTrue(e.getMessage().contains("evalSteps is 0"), e.getMessage());
+  }
+
+  @Test
   void aTypedRunLengthWinsOverTheFiles() throws Exception {
     // --epochs against the file's max_steps: epochs decide (the file's steps decided before)
     TrainingConfig c = command("{\"max_steps\": 7}", "--epochs", "2").settings();
