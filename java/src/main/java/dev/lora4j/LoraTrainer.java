@@ -1180,7 +1180,7 @@ public final class LoraTrainer {
         EarlyStopping.State es = earlyStop();
         if (es.stop()) {
           stoppedEarly = true;
-          LOG.info(es.stopMessage(step, cfg.earlyStoppingPatience(), cfg.earlyStoppingThreshold()));
+          LOG.info(es.stopMessage(step, cfg.earlyStoppingThreshold()));
         }
       }
       boolean save = cfg.saveSteps() > 0 && step % cfg.saveSteps() == 0;

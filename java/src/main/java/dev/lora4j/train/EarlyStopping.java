@@ -23,14 +23,17 @@ public final class EarlyStopping {
    * @param sinceBest evaluations since the last improvement
    */
   public record State(boolean stop, long bestStep, double bestLoss, int sinceBest) {
-    /** The log line of a run stopped by it, at step. */
-    public String stopMessage(long step, int patience, double threshold) {
+    /**
+     * The log line of a run stopped by it, at step (the evaluations without improvement are
+     * sinceBest: the patience, reached at that evaluation).
+     */
+    public String stopMessage(long step, double threshold) {
       return String.format(
           Locale.ROOT,
           "early stopping at step %d: %d evaluation(s) in a row did not lower the validation"
               + " loss%s (lowest %.4f, at step %d)",
           step,
-          patience,
+          sinceBest,
           threshold > 0 ? " by more than " + threshold : "",
           bestLoss,
           bestStep);

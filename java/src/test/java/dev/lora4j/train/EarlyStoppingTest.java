@@ -64,39 +64,29 @@ class EarlyStoppingTest {
     assertFalse(EarlyStopping.after(l, 1, 0).stop());
   }
 
+  /** The message of the refusal of b's settings, which must contain part. */
+  private static void refused(TrainingConfig.Builder b, String part) {
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class, b::build);
+    assertTrue(e.getMessage().contains(part), e.getMessage());
+  }
+
   @Test
   void settingsThatCannotWorkAreRefusedByName(@TempDir Path tmp) {
-    IllegalArgumentException e =
-        assertThrows(
-            IllegalArgumentException.class,
-            () ->
-                TrainingConfig.builder()
-                    .outputDir(tmp)
-                    .validationFraction(0.1)
-                    .earlyStoppingPatience(2)
-                    .build());
-    assertTrue(e.getMessage().contains("evalSteps"), e.getMessage());
-    e =
-        assertThrows(
-            IllegalArgumentException.class,
-            () ->
-                TrainingConfig.builder()
-                    .outputDir(tmp)
-                    .forgettingData(tmp.resolve("general.jsonl"))
-                    .evalSteps(5)
-                    .earlyStoppingPatience(2)
-                    .build());
-    assertTrue(e.getMessage().contains("no validation data"), e.getMessage());
-    e =
-        assertThrows(
-            IllegalArgumentException.class,
-            () -> TrainingConfig.builder().outputDir(tmp).earlyStoppingPatience(-1).build());
-    assertTrue(e.getMessage().contains("earlyStoppingPatience"), e.getMessage());
-    e =
-        assertThrows(
-            IllegalArgumentException.class,
-            () -> TrainingConfig.builder().outputDir(tmp).earlyStoppingThreshold(-0.5).build());
-    assertTrue(e.getMessage().contains("earlyStoppingThreshold"), e.getMessage());
+    refused(
+        TrainingConfig.builder().outputDir(tmp).validationFraction(0.1).earlyStoppingPatience(2),
+        "evalSteps");
+    refused(
+        TrainingConfig.builder()
+            .outputDir(tmp)
+            .forgettingData(tmp.resolve("general.jsonl"))
+            .evalSteps(5)
+            .earlyStoppingPatience(2),
+        "no validation data");
+    refused(
+        TrainingConfig.builder().outputDir(tmp).earlyStoppingPatience(-1), "earlyStoppingPatience");
+    refused(
+        TrainingConfig.builder().outputDir(tmp).earlyStoppingThreshold(-0.5),
+        "earlyStoppingThreshold");
   }
 
   private static TrainingConfig.Builder run(Path out) {
